@@ -1,0 +1,172 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// Model is a trained implicit-feedback ALS model: user factors X and item
+// factors Y, with the hyperparameters that produced them.
+type Model struct {
+	Params Params
+	Users  *Factors
+	Items  *Factors
+}
+
+// Progress is called after each training sweep with the 1-based iteration.
+type Progress func(iteration int)
+
+// Train fits implicit ALS (Hu, Koren, Volinsky 2008) to m: it minimises
+//
+//	Σ_u Σ_i c_ui (p_ui − x_u·y_i)² + λ (Σ_u |x_u|² + Σ_i |y_i|²)
+//
+// with c_ui = 1 + α·w_ui and p_ui = 1 where w_ui > 0 (0 elsewhere), by
+// alternating row-wise least squares over users and items, each half-sweep
+// parallel over p.Threads goroutines. Every row solve uses the cached Gram
+// YᵀY so that its cost is O(|row|·k² + k³) (Cholesky) or O(steps·(|row|·k + k²))
+// (conjugate gradient), never O(all items).
+//
+// Train stops early with ctx's error when ctx is cancelled.
+func Train(ctx context.Context, m *Matrix, p Params, progress Progress) (*Model, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	k := p.Factors
+	rng := rand.New(rand.NewPCG(p.Seed, 0x4b4149524f53)) // "KAIROS"
+	users := randomFactors(m.Users(), k, p.InitScale, rng)
+	items := randomFactors(m.Items(), k, p.InitScale, rng)
+	t := newTrainer(p)
+	for it := 1; it <= p.Iterations; it++ {
+		if err := t.sweep(ctx, users, items, m.UserRow); err != nil {
+			return nil, err
+		}
+		if err := t.sweep(ctx, items, users, m.ItemColumn); err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			progress(it)
+		}
+	}
+	return &Model{Params: p, Users: users, Items: items}, nil
+}
+
+func randomFactors(n, k int, scale float64, rng *rand.Rand) *Factors {
+	f := NewFactors(n, k)
+	for i := range f.Data {
+		f.Data[i] = float32(rng.NormFloat64() * scale)
+	}
+	return f
+}
+
+// trainer holds the per-goroutine workspaces and the shared Gram matrix.
+type trainer struct {
+	p   Params
+	ws  []*Workspace
+	gl  []float64 // Gram of the fixed side + λI
+	buf []float64
+}
+
+func newTrainer(p Params) *trainer {
+	t := &trainer{p: p, gl: make([]float64, p.Factors*p.Factors)}
+	for range p.threads() {
+		t.ws = append(t.ws, NewWorkspace(p.Factors))
+	}
+	return t
+}
+
+// sweep re-solves every row of solve with fixed held constant; row(i)
+// returns the fixed-side rows and weights of row i.
+func (t *trainer) sweep(ctx context.Context, solve, fixed *Factors, row func(int) ([]int32, []float32)) error {
+	t.buf = gramParallel(t.gl, fixed, t.p.Lambda, len(t.ws), t.buf)
+	const chunk = 32
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, len(t.ws))
+	n := solve.Rows()
+	for wi, ws := range t.ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if ctx.Err() != nil {
+					errs[wi] = ctx.Err()
+					return
+				}
+				start := int(next.Add(chunk)) - chunk
+				if start >= n {
+					return
+				}
+				for i := start; i < min(start+chunk, n); i++ {
+					cols, w := row(i)
+					if err := t.solveRow(ws, solve.Row(i), fixed, cols, w); err != nil {
+						errs[wi] = fmt.Errorf("model: row %d: %w", i, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *trainer) solveRow(ws *Workspace, dst []float32, fixed *Factors, cols []int32, w []float32) error {
+	if len(cols) == 0 {
+		clear(dst) // the exact solution without observations
+		return nil
+	}
+	if t.p.Solver == SolverCholesky {
+		return ws.solveExact(dst, t.gl, fixed, cols, w, t.p.Alpha)
+	}
+	ws.solveCG(dst, t.gl, fixed, cols, w, t.p.Alpha, t.p.CGSteps)
+	return nil
+}
+
+// gramParallel sets dst = FᵀF + λI using up to threads goroutines over row
+// ranges; buf is scratch reused across calls (returned, possibly grown).
+func gramParallel(dst []float64, f *Factors, lambda float64, threads int, buf []float64) []float64 {
+	k := f.K
+	rows := f.Rows()
+	if threads <= 1 || rows < 4096 {
+		if cap(buf) < 256*k {
+			buf = make([]float64, 256*k)
+		}
+		gramInto(dst, f, lambda, buf)
+		return buf
+	}
+	parts := make([][]float64, threads)
+	var wg sync.WaitGroup
+	per := (rows + threads - 1) / threads
+	for w := range threads {
+		lo, hi := w*per, min((w+1)*per, rows)
+		parts[w] = make([]float64, k*k)
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub := &Factors{K: k, Data: f.Data[lo*k : hi*k]}
+			gramInto(parts[w], sub, 0, nil)
+		}()
+	}
+	wg.Wait()
+	clear(dst)
+	for _, p := range parts {
+		for i, v := range p {
+			dst[i] += v
+		}
+	}
+	for i := 0; i < k; i++ {
+		dst[i*k+i] += lambda
+	}
+	return buf
+}

@@ -1,0 +1,120 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+)
+
+// Solver selects how each row's least-squares problem is solved.
+type Solver int
+
+const (
+	// SolverCG runs a few conjugate-gradient steps per row, warm-started
+	// from the previous sweep's factors (Takács et al. 2011). The default:
+	// it reaches the quality of the exact solver in a fraction of the time.
+	SolverCG Solver = iota
+	// SolverCholesky solves each row exactly with a Cholesky factorisation.
+	SolverCholesky
+)
+
+// String returns "cg" or "cholesky".
+func (s Solver) String() string {
+	switch s {
+	case SolverCG:
+		return "cg"
+	case SolverCholesky:
+		return "cholesky"
+	}
+	return fmt.Sprintf("Solver(%d)", int(s))
+}
+
+// ParseSolver parses "cg" or "cholesky".
+func ParseSolver(s string) (Solver, error) {
+	switch s {
+	case "cg":
+		return SolverCG, nil
+	case "cholesky":
+		return SolverCholesky, nil
+	}
+	return 0, fmt.Errorf("model: unknown solver %q (want cg or cholesky)", s)
+}
+
+// Params are the hyperparameters of implicit ALS.
+type Params struct {
+	// Factors is k, the number of latent factors.
+	Factors int `json:"factors"`
+	// Lambda is the L2 regularisation λ.
+	Lambda float64 `json:"lambda"`
+	// Alpha scales confidence: c = 1 + α·w.
+	Alpha float64 `json:"alpha"`
+	// Iterations is the number of alternating sweeps of batch training.
+	Iterations int `json:"iterations"`
+	// Solver is the per-row solver of batch training (fold-in is always exact).
+	Solver Solver `json:"-"`
+	// CGSteps is the number of conjugate-gradient steps per row and sweep.
+	CGSteps int `json:"cg_steps"`
+	// InitScale is the standard deviation of the random initial factors.
+	InitScale float64 `json:"init_scale"`
+	// Seed seeds the random initial factors.
+	Seed uint64 `json:"seed"`
+	// Threads is the number of training goroutines; 0 means GOMAXPROCS.
+	Threads int `json:"-"`
+}
+
+// DefaultParams returns the hyperparameters Kairos ships with. They were
+// chosen by `kairos eval offline --tune` on the validation split of
+// MovieLens 100K (PROTOCOL.md "Tuning"); README.md lists the search.
+func DefaultParams() Params {
+	return Params{
+		Factors:    64,
+		Lambda:     10,
+		Alpha:      2,
+		Iterations: 15,
+		Solver:     SolverCG,
+		CGSteps:    3,
+		InitScale:  0.01,
+		Seed:       0,
+	}
+}
+
+// Validate reports every problem with p at once.
+func (p Params) Validate() error {
+	var errs []error
+	if p.Factors < 1 || p.Factors > 1024 {
+		errs = append(errs, fmt.Errorf("factors %d outside [1, 1024]", p.Factors))
+	}
+	if !(p.Lambda > 0) || math.IsInf(p.Lambda, 0) {
+		errs = append(errs, fmt.Errorf("lambda %v must be finite and > 0", p.Lambda))
+	}
+	if !(p.Alpha >= 0) || math.IsInf(p.Alpha, 0) {
+		errs = append(errs, fmt.Errorf("alpha %v must be finite and >= 0", p.Alpha))
+	}
+	if p.Iterations < 0 {
+		errs = append(errs, fmt.Errorf("iterations %d must be >= 0", p.Iterations))
+	}
+	if p.Solver != SolverCG && p.Solver != SolverCholesky {
+		errs = append(errs, fmt.Errorf("unknown solver %d", int(p.Solver)))
+	}
+	if p.Solver == SolverCG && p.CGSteps < 1 {
+		errs = append(errs, fmt.Errorf("cg_steps %d must be >= 1", p.CGSteps))
+	}
+	if !(p.InitScale > 0) || math.IsInf(p.InitScale, 0) {
+		errs = append(errs, fmt.Errorf("init_scale %v must be finite and > 0", p.InitScale))
+	}
+	if p.Threads < 0 {
+		errs = append(errs, fmt.Errorf("threads %d must be >= 0", p.Threads))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("model: invalid params: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (p Params) threads() int {
+	if p.Threads > 0 {
+		return p.Threads
+	}
+	return runtime.GOMAXPROCS(0)
+}

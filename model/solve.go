@@ -1,0 +1,208 @@
+package model
+
+import (
+	"errors"
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack/lapack64"
+)
+
+// ErrNotPositiveDefinite is returned when a row's normal equations cannot be
+// factorised, which with λ > 0 only happens for non-finite inputs.
+var ErrNotPositiveDefinite = errors.New("model: normal equations not positive definite (non-finite factors or weights?)")
+
+// Workspace holds the scratch memory of one row solve so that repeated
+// solves allocate nothing. A Workspace is not safe for concurrent use; give
+// each goroutine its own.
+type Workspace struct {
+	k          int
+	a          []float64 // k×k normal matrix
+	b, x       []float64 // right-hand side, solution
+	r, p, ap   []float64 // CG vectors
+	g          []float64 // gathered rows of the other side, n×k
+	t          []float64 // per-gathered-row scalars
+	contribTmp []float64
+}
+
+// NewWorkspace returns a workspace for k factors.
+func NewWorkspace(k int) *Workspace {
+	return &Workspace{
+		k: k, a: make([]float64, k*k),
+		b: make([]float64, k), x: make([]float64, k),
+		r: make([]float64, k), p: make([]float64, k), ap: make([]float64, k),
+	}
+}
+
+// gather copies the rows cols of other into ws.g as float64, scaling row j
+// by scale(j) when scale is not nil.
+func (ws *Workspace) gather(other *Factors, cols []int32) []float64 {
+	k := ws.k
+	n := len(cols) * k
+	if cap(ws.g) < n {
+		ws.g = make([]float64, n, n+n/2)
+	}
+	g := ws.g[:n]
+	for j, c := range cols {
+		row := other.Data[int(c)*k : int(c)*k+k]
+		dst := g[j*k : j*k+k]
+		for f, v := range row {
+			dst[f] = float64(v)
+		}
+	}
+	return g
+}
+
+func (ws *Workspace) scalars(n int) []float64 {
+	if cap(ws.t) < n {
+		ws.t = make([]float64, n, n+n/2)
+	}
+	return ws.t[:n]
+}
+
+// solveExact solves (gl + Σ α w_j y_j y_jᵀ) x = Σ (1 + α w_j) y_j exactly by
+// Cholesky, where gl = YᵀY + λI (k×k, full symmetric) and y_j = other.Row(cols[j]),
+// and writes x to dst.
+func (ws *Workspace) solveExact(dst []float32, gl []float64, other *Factors, cols []int32, w []float32, alpha float64) error {
+	k := ws.k
+	g := ws.gather(other, cols)
+	copy(ws.a, gl)
+	clear(ws.b)
+	for j := range cols {
+		yj := g[j*k : j*k+k]
+		wj := alpha * float64(w[j])
+		axpy(1+wj, yj, ws.b)
+		s := math.Sqrt(wj)
+		for f := range yj {
+			yj[f] *= s
+		}
+	}
+	if len(cols) > 0 {
+		blas64.Syrk(blas.Trans, 1, blas64.General{Rows: len(cols), Cols: k, Stride: k, Data: g}, 1, ws.sym())
+	}
+	if err := ws.choleskySolve(ws.b); err != nil {
+		return err
+	}
+	for f, v := range ws.b {
+		dst[f] = float32(v)
+	}
+	return nil
+}
+
+func (ws *Workspace) sym() blas64.Symmetric {
+	return blas64.Symmetric{N: ws.k, Stride: ws.k, Uplo: blas.Upper, Data: ws.a}
+}
+
+// choleskySolve factorises ws.a (upper triangle) in place and overwrites
+// rhs with the solution.
+func (ws *Workspace) choleskySolve(rhs []float64) error {
+	t, ok := lapack64.Potrf(ws.sym())
+	if !ok {
+		return ErrNotPositiveDefinite
+	}
+	lapack64.Potrs(t, blas64.General{Rows: ws.k, Cols: 1, Stride: 1, Data: rhs})
+	for _, v := range rhs {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return ErrNotPositiveDefinite
+		}
+	}
+	return nil
+}
+
+// solveCG runs steps conjugate-gradient iterations on the same system as
+// solveExact, starting from the current contents of dst, and writes the
+// result back to dst.
+func (ws *Workspace) solveCG(dst []float32, gl []float64, other *Factors, cols []int32, w []float32, alpha float64, steps int) {
+	k := ws.k
+	n := len(cols)
+	g := ws.gather(other, cols)
+	t := ws.scalars(n)
+	G := blas64.General{Rows: n, Cols: k, Stride: k, Data: g}
+	x, r, p, ap := ws.x, ws.r, ws.p, ws.ap
+	for f, v := range dst {
+		x[f] = float64(v)
+	}
+	// r = b − A x, with b = Σ (1 + α w_j) y_j.
+	ws.applyA(r, x, gl, G, w, alpha, t)
+	for f := range r {
+		r[f] = -r[f]
+	}
+	for j := range cols {
+		axpy(1+alpha*float64(w[j]), g[j*k:j*k+k], r)
+	}
+	copy(p, r)
+	rs := dot(r, r)
+	for it := 0; it < steps && rs > 1e-20; it++ {
+		ws.applyA(ap, p, gl, G, w, alpha, t)
+		a := rs / dot(p, ap)
+		axpy(a, p, x)
+		axpy(-a, ap, r)
+		next := dot(r, r)
+		beta := next / rs
+		for f := range p {
+			p[f] = r[f] + beta*p[f]
+		}
+		rs = next
+	}
+	for f, v := range x {
+		dst[f] = float32(v)
+	}
+}
+
+// applyA sets dst = gl·v + Gᵀ(α w ∘ (G v)).
+func (ws *Workspace) applyA(dst, v, gl []float64, G blas64.General, w []float32, alpha float64, t []float64) {
+	k := ws.k
+	blas64.Symv(1, blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: gl}, blas64.Vector{N: k, Inc: 1, Data: v}, 0, blas64.Vector{N: k, Inc: 1, Data: dst})
+	if G.Rows == 0 {
+		return
+	}
+	tv := blas64.Vector{N: G.Rows, Inc: 1, Data: t}
+	blas64.Gemv(blas.NoTrans, 1, G, blas64.Vector{N: k, Inc: 1, Data: v}, 0, tv)
+	for j := range t {
+		t[j] *= alpha * float64(w[j])
+	}
+	blas64.Gemv(blas.Trans, 1, G, tv, 1, blas64.Vector{N: k, Inc: 1, Data: dst})
+}
+
+func dot(a, b []float64) float64 {
+	return blas64.Dot(blas64.Vector{N: len(a), Inc: 1, Data: a}, blas64.Vector{N: len(b), Inc: 1, Data: b})
+}
+
+func axpy(alpha float64, x, y []float64) {
+	blas64.Axpy(alpha, blas64.Vector{N: len(x), Inc: 1, Data: x}, blas64.Vector{N: len(y), Inc: 1, Data: y})
+}
+
+// gramInto sets dst (k×k, full symmetric) to FᵀF + lambda·I, accumulating in
+// float64 over chunks of rows. It runs on the calling goroutine.
+func gramInto(dst []float64, f *Factors, lambda float64, buf []float64) {
+	k := f.K
+	clear(dst)
+	const chunk = 256
+	if cap(buf) < chunk*k {
+		buf = make([]float64, chunk*k)
+	}
+	c := blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: dst}
+	rows := f.Rows()
+	for start := 0; start < rows; start += chunk {
+		n := min(chunk, rows-start)
+		b := buf[:n*k]
+		for i, v := range f.Data[start*k : (start+n)*k] {
+			b[i] = float64(v)
+		}
+		blas64.Syrk(blas.Trans, 1, blas64.General{Rows: n, Cols: k, Stride: k, Data: b}, 1, c)
+	}
+	symmetrize(dst, k)
+	for i := 0; i < k; i++ {
+		dst[i*k+i] += lambda
+	}
+}
+
+// symmetrize copies the upper triangle of the k×k matrix a to its lower one.
+func symmetrize(a []float64, k int) {
+	for i := 0; i < k; i++ {
+		for j := i + 1; j < k; j++ {
+			a[j*k+i] = a[i*k+j]
+		}
+	}
+}

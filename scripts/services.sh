@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# services.sh makes sure the services the integration tests talk to are
+# installed and running on this machine: RabbitMQ (127.0.0.1:5672, with the
+# consistent-hash exchange plugin), Redis (127.0.0.1:6379) and, for the
+# browser tests, Debian's Chromium and ChromeDriver.
+#
+# It installs missing packages with apt-get (Debian/Ubuntu, as root or through
+# sudo) and starts stopped services. Already running services are left alone.
+# Set KAIROS_SKIP_INSTALL=1 to only start what is installed.
+set -euo pipefail
+
+log() { printf 'services: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+apt_updated=""
+apt_install() {
+  if [ "${KAIROS_SKIP_INSTALL:-}" = "1" ]; then
+    log "missing $*; KAIROS_SKIP_INSTALL=1, not installing"
+    return 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "missing $* and no apt-get here: install it by hand"
+    return 1
+  fi
+  if [ -z "$apt_updated" ]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+wait_port() { # port seconds
+  for _ in $(seq 1 "$(( $2 * 4 ))"); do
+    port_open "$1" && return 0
+    sleep 0.25
+  done
+  return 1
+}
+
+ensure_redis() {
+  if port_open 6379; then return 0; fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  log "starting redis"
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  wait_port 6379 20 || { log "redis did not start"; return 1; }
+}
+
+ensure_rabbitmq() {
+  if ! port_open 5672; then
+    command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
+    log "starting rabbitmq"
+    # Debian's package may start it through its init script already.
+    port_open 5672 || $SUDO rabbitmq-server -detached || true
+    wait_port 5672 90 || { log "rabbitmq did not start"; return 1; }
+  fi
+  if command -v rabbitmq-plugins >/dev/null 2>&1; then
+    $SUDO rabbitmq-plugins enable --quiet rabbitmq_consistent_hash_exchange >/dev/null 2>&1 ||
+      log "could not enable rabbitmq_consistent_hash_exchange (multi-replica tests will fail)"
+  fi
+}
+
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return 0; fi
+  apt_install chromium chromium-driver || log "chromium not installed: browser tests will skip or fail"
+}
+
+ensure_redis
+ensure_rabbitmq
+if [ "${KAIROS_BROWSER_TESTS:-1}" != "0" ]; then ensure_chromium || true; fi
+log "ready: rabbitmq 127.0.0.1:5672, redis 127.0.0.1:6379"
