@@ -16,8 +16,9 @@ type Model struct {
 	Items  *Factors
 }
 
-// Progress is called after each training sweep with the 1-based iteration.
-type Progress func(iteration int)
+// Progress is called after each training sweep with the 1-based iteration
+// and the model so far (valid only during the call: copy what you keep).
+type Progress func(iteration int, m *Model)
 
 // Train fits implicit ALS (Hu, Koren, Volinsky 2008) to m: it minimises
 //
@@ -47,7 +48,7 @@ func Train(ctx context.Context, m *Matrix, p Params, progress Progress) (*Model,
 			return nil, err
 		}
 		if progress != nil {
-			progress(it)
+			progress(it, &Model{Params: p, Users: users, Items: items})
 		}
 	}
 	return &Model{Params: p, Users: users, Items: items}, nil

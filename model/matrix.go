@@ -35,14 +35,15 @@ type Matrix struct {
 }
 
 // NewMatrix builds the matrix from triples. Repeated (user, item) pairs are
-// summed. Weights must be finite and > 0, rows within [0, nUsers) × [0, nItems).
+// summed. Every entry is an observation (preference 1, confidence 1 + α·w);
+// weights must be finite and >= 0 (decay may take old ones to 0), rows within [0, nUsers) × [0, nItems).
 func NewMatrix(nUsers, nItems int, triples []Interaction) (*Matrix, error) {
 	for i, t := range triples {
 		if t.User < 0 || int(t.User) >= nUsers || t.Item < 0 || int(t.Item) >= nItems {
 			return nil, fmt.Errorf("model: interaction %d: (user %d, item %d) outside %d×%d", i, t.User, t.Item, nUsers, nItems)
 		}
-		if !(t.Weight > 0) || math.IsInf(float64(t.Weight), 0) {
-			return nil, fmt.Errorf("model: interaction %d: weight %v is not a finite positive number", i, t.Weight)
+		if !(t.Weight >= 0) || math.IsInf(float64(t.Weight), 0) {
+			return nil, fmt.Errorf("model: interaction %d: weight %v is not a finite number >= 0", i, t.Weight)
 		}
 	}
 	m := &Matrix{nUsers: nUsers, nItems: nItems}

@@ -1,10 +1,12 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"time"
 )
 
 // Solver selects how each row's least-squares problem is solved.
@@ -41,6 +43,16 @@ func ParseSolver(s string) (Solver, error) {
 	return 0, fmt.Errorf("model: unknown solver %q (want cg or cholesky)", s)
 }
 
+// MarshalText encodes the solver name.
+func (s Solver) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a solver name.
+func (s *Solver) UnmarshalText(b []byte) error {
+	v, err := ParseSolver(string(b))
+	*s = v
+	return err
+}
+
 // Params are the hyperparameters of implicit ALS.
 type Params struct {
 	// Factors is k, the number of latent factors.
@@ -49,10 +61,14 @@ type Params struct {
 	Lambda float64 `json:"lambda"`
 	// Alpha scales confidence: c = 1 + α·w.
 	Alpha float64 `json:"alpha"`
+	// HalfLife is the half-life of the time decay of interaction weights,
+	// measured back from the user's latest interaction (see DecayHistory);
+	// 0 disables decay.
+	HalfLife time.Duration `json:"half_life"`
 	// Iterations is the number of alternating sweeps of batch training.
 	Iterations int `json:"iterations"`
 	// Solver is the per-row solver of batch training (fold-in is always exact).
-	Solver Solver `json:"-"`
+	Solver Solver `json:"solver"`
 	// CGSteps is the number of conjugate-gradient steps per row and sweep.
 	CGSteps int `json:"cg_steps"`
 	// InitScale is the standard deviation of the random initial factors.
@@ -91,6 +107,9 @@ func (p Params) Validate() error {
 	if !(p.Alpha >= 0) || math.IsInf(p.Alpha, 0) {
 		errs = append(errs, fmt.Errorf("alpha %v must be finite and >= 0", p.Alpha))
 	}
+	if p.HalfLife < 0 {
+		errs = append(errs, fmt.Errorf("half_life %v must be >= 0", p.HalfLife))
+	}
 	if p.Iterations < 0 {
 		errs = append(errs, fmt.Errorf("iterations %d must be >= 0", p.Iterations))
 	}
@@ -117,4 +136,13 @@ func (p Params) threads() int {
 		return p.Threads
 	}
 	return runtime.GOMAXPROCS(0)
+}
+
+// MarshalJSON encodes p with the half-life as a Go duration string.
+func (p Params) MarshalJSON() ([]byte, error) {
+	type plain Params
+	return json.Marshal(struct {
+		plain
+		HalfLife string `json:"half_life"`
+	}{plain(p), p.HalfLife.String()})
 }

@@ -1,0 +1,259 @@
+package eval
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Record is one interaction of a dataset: user and item by their external
+// ids, the time (seconds or any integer clock; compared as integers) and the
+// raw weight (1 when the dataset has none).
+type Record struct {
+	User, Item string
+	Time       int64
+	Weight     float64
+}
+
+// Format names a dataset file format.
+type Format string
+
+// Supported dataset formats.
+const (
+	// FormatMovieLens is u.data: user TAB item TAB rating TAB timestamp, no
+	// header. Ratings are ignored: every rating is an implicit positive.
+	FormatMovieLens Format = "movielens"
+	// FormatCSV has a header naming the columns; comma or tab separated.
+	// Recognised names (case-insensitive): user (user, userid, user_id,
+	// visitor), item (item, itemid, item_id, movieid, artistid), time
+	// (timestamp, ts, time) and weight (weight, count, plays, value).
+	// Other columns (e.g. a rating) are ignored. Without a time column every
+	// time is 0; without a weight column every weight is 1.
+	FormatCSV Format = "csv"
+)
+
+// WeightScale says how raw weights become model weights.
+type WeightScale string
+
+// Weight scalings.
+const (
+	WeightOne WeightScale = "one" // every interaction weighs 1 (pure implicit positives)
+	WeightRaw WeightScale = "raw" // the raw weight
+	WeightLog WeightScale = "log" // log(1 + raw), for play counts (lastfm)
+)
+
+// Apply returns the model weight of a raw weight.
+func (s WeightScale) Apply(w float64) float64 {
+	switch s {
+	case WeightRaw:
+		return w
+	case WeightLog:
+		return math.Log1p(w)
+	}
+	return 1
+}
+
+// Load reads a dataset file.
+func Load(path string, f Format) ([]Record, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("eval: open dataset: %w", err)
+	}
+	defer fh.Close()
+	recs, err := Read(fh, f)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %s: %w", path, err)
+	}
+	return recs, nil
+}
+
+// Read parses a dataset in format f.
+func Read(r io.Reader, f Format) ([]Record, error) {
+	switch f {
+	case FormatMovieLens:
+		return readMovieLens(r)
+	case FormatCSV:
+		return readCSV(r)
+	}
+	return nil, fmt.Errorf("unknown format %q (want movielens or csv)", f)
+}
+
+func readMovieLens(r io.Reader) ([]Record, error) {
+	var out []Record
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" {
+			continue
+		}
+		f := strings.Fields(s)
+		if len(f) < 4 {
+			return nil, fmt.Errorf("line %d: want user, item, rating, timestamp; got %d fields", line, len(f))
+		}
+		ts, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: timestamp %q: %w", line, f[3], err)
+		}
+		out = append(out, Record{User: f[0], Item: f[1], Time: ts, Weight: 1})
+	}
+	return out, sc.Err()
+}
+
+func readCSV(r io.Reader) ([]Record, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	if !sc.Scan() {
+		return nil, fmt.Errorf("empty file: want a header line")
+	}
+	header := sc.Text()
+	sep := ","
+	if strings.Count(header, "\t") > strings.Count(header, ",") {
+		sep = "\t"
+	}
+	cols := map[string]int{}
+	for i, name := range strings.Split(header, sep) {
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "user", "userid", "user_id", "visitor":
+			cols["user"] = i
+		case "item", "itemid", "item_id", "movieid", "artistid":
+			cols["item"] = i
+		case "timestamp", "ts", "time":
+			cols["time"] = i
+		case "weight", "count", "plays", "value":
+			cols["weight"] = i
+		}
+	}
+	if _, ok := cols["user"]; !ok {
+		return nil, fmt.Errorf("header %q has no user column", header)
+	}
+	if _, ok := cols["item"]; !ok {
+		return nil, fmt.Errorf("header %q has no item column", header)
+	}
+	var out []Record
+	line := 1
+	for sc.Scan() {
+		line++
+		s := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		f := strings.Split(s, sep)
+		rec, err := csvRecord(f, cols)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out, sc.Err()
+}
+
+func csvRecord(f []string, cols map[string]int) (Record, error) {
+	get := func(name string) (string, bool) {
+		i, ok := cols[name]
+		if !ok {
+			return "", false
+		}
+		if i >= len(f) {
+			return "", true
+		}
+		return strings.TrimSpace(f[i]), true
+	}
+	rec := Record{Weight: 1}
+	rec.User, _ = get("user")
+	rec.Item, _ = get("item")
+	if rec.User == "" || rec.Item == "" {
+		return rec, fmt.Errorf("missing user or item")
+	}
+	if s, ok := get("time"); ok {
+		t, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return rec, fmt.Errorf("timestamp %q: %w", s, err)
+		}
+		rec.Time = t
+	}
+	if s, ok := get("weight"); ok {
+		w, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 {
+			return rec, fmt.Errorf("weight %q is not a positive number", s)
+		}
+		rec.Weight = w
+	}
+	return rec, nil
+}
+
+// Dataset is a loaded interaction log with dense user and item numbering:
+// users and items are numbered in ascending order of their ids (numerically
+// when every id is an integer), so results do not depend on file order.
+type Dataset struct {
+	Users, Items []string
+	// Interactions holds one entry per distinct (user, item) pair, kept at
+	// its latest time (PROTOCOL.md, "Repeated pairs") with summed weight.
+	Interactions []Interaction
+}
+
+// Interaction is one distinct (user, item) pair of a Dataset.
+type Interaction struct {
+	User, Item int32
+	Time       int64
+	Weight     float64
+}
+
+// Build numbers users and items and merges repeated pairs (kept at the
+// latest time, weights summed, then scaled by s).
+func Build(recs []Record, s WeightScale) *Dataset {
+	users, uIdx := numberIDs(recs, func(r Record) string { return r.User })
+	items, iIdx := numberIDs(recs, func(r Record) string { return r.Item })
+	type key struct{ u, i int32 }
+	pos := make(map[key]int, len(recs))
+	d := &Dataset{Users: users, Items: items}
+	for _, r := range recs {
+		k := key{uIdx[r.User], iIdx[r.Item]}
+		if p, ok := pos[k]; ok {
+			in := &d.Interactions[p]
+			in.Weight += r.Weight
+			in.Time = max(in.Time, r.Time)
+			continue
+		}
+		pos[k] = len(d.Interactions)
+		d.Interactions = append(d.Interactions, Interaction{User: k.u, Item: k.i, Time: r.Time, Weight: r.Weight})
+	}
+	for j := range d.Interactions {
+		d.Interactions[j].Weight = s.Apply(d.Interactions[j].Weight)
+	}
+	return d
+}
+
+func numberIDs(recs []Record, id func(Record) string) ([]string, map[string]int32) {
+	seen := map[string]struct{}{}
+	for _, r := range recs {
+		seen[id(r)] = struct{}{}
+	}
+	ids := make([]string, 0, len(seen))
+	numeric := true
+	for s := range seen {
+		ids = append(ids, s)
+		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+			numeric = false
+		}
+	}
+	sort.Slice(ids, func(a, b int) bool {
+		if numeric {
+			x, _ := strconv.ParseInt(ids[a], 10, 64)
+			y, _ := strconv.ParseInt(ids[b], 10, 64)
+			return x < y
+		}
+		return ids[a] < ids[b]
+	})
+	idx := make(map[string]int32, len(ids))
+	for i, s := range ids {
+		idx[s] = int32(i)
+	}
+	return ids, idx
+}

@@ -1,0 +1,218 @@
+package eval
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Split is a leave-one-out split: per user one held-out item, the rest is
+// training. Users and items keep the numbering of the Dataset.
+type Split struct {
+	Users, Items int
+	// Train holds the training interactions.
+	Train []Interaction
+	// Held is, per user, the held-out item, or -1 when the user has none.
+	Held []int32
+}
+
+// LeaveLastOut holds out, per user, the interaction with the latest time,
+// ties broken by the larger item number (PROTOCOL.md, step 2). Applied to a
+// Split's Train it gives the validation split ("Tuning").
+func LeaveLastOut(users, items int, ins []Interaction) Split {
+	s := Split{Users: users, Items: items, Held: make([]int32, users)}
+	last := make([]int, users)
+	for u := range last {
+		last[u] = -1
+	}
+	for j, in := range ins {
+		p := last[in.User]
+		if p < 0 || in.Time > ins[p].Time || (in.Time == ins[p].Time && in.Item > ins[p].Item) {
+			last[in.User] = j
+		}
+	}
+	for u, p := range last {
+		s.Held[u] = -1
+		if p >= 0 {
+			s.Held[u] = ins[p].Item
+		}
+	}
+	s.Train = make([]Interaction, 0, len(ins))
+	for j, in := range ins {
+		if last[in.User] != j {
+			s.Train = append(s.Train, in)
+		}
+	}
+	return s
+}
+
+// ScoreFunc fills dst (one score per item) for user u. It is called
+// concurrently from several goroutines, each with its own dst.
+type ScoreFunc func(u int, dst []float32)
+
+// Ranking is the outcome of ranking every user's held-out item.
+type Ranking struct {
+	// Ranks is the 1-based rank of each user's held-out item, 0 for users
+	// without one.
+	Ranks []int
+}
+
+// Rank scores, for every user with a held-out item, all candidate items
+// (every item not in the user's training set) and ranks the held-out one:
+// r = 1 + #{candidate j ≠ held : score_j ≥ score_held}, so ties count
+// against it; a NaN held-out score ranks last and a NaN competitor never
+// outranks (PROTOCOL.md, "Clarifications").
+func Rank(ctx context.Context, s Split, score ScoreFunc, threads int) (Ranking, error) {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	seen := userItemSets(s)
+	ranks := make([]int, s.Users)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dst := make([]float32, s.Items)
+			for ctx.Err() == nil {
+				u := int(next.Add(1) - 1)
+				if u >= s.Users {
+					return
+				}
+				if s.Held[u] < 0 {
+					continue
+				}
+				score(u, dst)
+				ranks[u] = rankOf(dst, int(s.Held[u]), seen[u])
+			}
+		}()
+	}
+	wg.Wait()
+	return Ranking{Ranks: ranks}, ctx.Err()
+}
+
+func rankOf(scores []float32, held int, train map[int32]struct{}) int {
+	t := scores[held]
+	if math.IsNaN(float64(t)) {
+		return len(scores) - len(train)
+	}
+	r := 1
+	for j, v := range scores {
+		if j == held || v < t || !(v >= t) {
+			continue
+		}
+		if _, in := train[int32(j)]; in {
+			continue
+		}
+		r++
+	}
+	return r
+}
+
+func userItemSets(s Split) []map[int32]struct{} {
+	sets := make([]map[int32]struct{}, s.Users)
+	for u := range sets {
+		sets[u] = map[int32]struct{}{}
+	}
+	for _, in := range s.Train {
+		sets[in.User][in.Item] = struct{}{}
+	}
+	return sets
+}
+
+// Metrics are the LOO-full ranking metrics over users with a held-out item.
+type Metrics struct {
+	Users    int     `json:"users"`
+	HR10     float64 `json:"hr10"`
+	NDCG10   float64 `json:"ndcg10"`
+	Recall50 float64 `json:"recall50"`
+	// NDCG10SE and HR10SE are standard errors over users (sample sd / √n).
+	NDCG10SE float64 `json:"ndcg10_se"`
+	HR10SE   float64 `json:"hr10_se"`
+}
+
+// Summarize computes HR@10, NDCG@10 (1/log2(r+1) when r ≤ 10) and Recall@50
+// with their standard errors.
+func (r Ranking) Summarize() Metrics {
+	var m Metrics
+	var nd, hr []float64
+	for _, rank := range r.Ranks {
+		if rank <= 0 {
+			continue
+		}
+		m.Users++
+		n, h := NDCGAt(rank, 10), 0.0
+		if rank <= 10 {
+			h = 1
+		}
+		if rank <= 50 {
+			m.Recall50++
+		}
+		nd = append(nd, n)
+		hr = append(hr, h)
+	}
+	if m.Users == 0 {
+		return m
+	}
+	m.NDCG10, m.NDCG10SE = meanSE(nd)
+	m.HR10, m.HR10SE = meanSE(hr)
+	m.Recall50 /= float64(m.Users)
+	return m
+}
+
+// NDCGAt is the NDCG@k contribution of a single relevant item at rank r.
+func NDCGAt(r, k int) float64 {
+	if r < 1 || r > k {
+		return 0
+	}
+	return 1 / math.Log2(float64(r)+1)
+}
+
+func meanSE(x []float64) (mean, se float64) {
+	for _, v := range x {
+		mean += v
+	}
+	mean /= float64(len(x))
+	if len(x) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, v := range x {
+		ss += (v - mean) * (v - mean)
+	}
+	return mean, math.Sqrt(ss/float64(len(x)-1)) / math.Sqrt(float64(len(x)))
+}
+
+// Paired compares two systems' per-user ranks on the same split: the mean
+// per-user NDCG@10 difference (a − b), its standard error and t = diff/se.
+type Paired struct {
+	A, B     string  `json:"-"`
+	Users    int     `json:"users"`
+	NDCGDiff float64 `json:"ndcg10_diff"`
+	SE       float64 `json:"se"`
+	T        float64 `json:"t"`
+}
+
+// ComparePaired computes the paired NDCG@10 difference of ranks a and b
+// (users with rank 0 in either are skipped).
+func ComparePaired(a, b []int) Paired {
+	var d []float64
+	for u := range a {
+		if u >= len(b) || a[u] <= 0 || b[u] <= 0 {
+			continue
+		}
+		d = append(d, NDCGAt(a[u], 10)-NDCGAt(b[u], 10))
+	}
+	p := Paired{Users: len(d)}
+	if len(d) == 0 {
+		return p
+	}
+	p.NDCGDiff, p.SE = meanSE(d)
+	if p.SE > 0 {
+		p.T = p.NDCGDiff / p.SE
+	}
+	return p
+}
