@@ -64,14 +64,14 @@ func randomFactors(n, k int, scale float64, rng *rand.Rand) *Factors {
 
 // trainer holds the per-goroutine workspaces and the shared Gram matrix.
 type trainer struct {
-	p   Params
-	ws  []*Workspace
-	gl  []float64 // Gram of the fixed side + λI
-	buf []float64
+	p    Params
+	ws   []*Workspace
+	gram []float64 // Gram of the fixed side
+	buf  []float64
 }
 
 func newTrainer(p Params) *trainer {
-	t := &trainer{p: p, gl: make([]float64, p.Factors*p.Factors)}
+	t := &trainer{p: p, gram: make([]float64, p.Factors*p.Factors)}
 	for range p.threads() {
 		t.ws = append(t.ws, NewWorkspace(p.Factors))
 	}
@@ -81,7 +81,7 @@ func newTrainer(p Params) *trainer {
 // sweep re-solves every row of solve with fixed held constant; row(i)
 // returns the fixed-side rows and weights of row i.
 func (t *trainer) sweep(ctx context.Context, solve, fixed *Factors, row func(int) ([]int32, []float32)) error {
-	t.buf = gramParallel(t.gl, fixed, t.p.Lambda, len(t.ws), t.buf)
+	t.buf = gramParallel(t.gram, fixed, len(t.ws), t.buf)
 	const chunk = 32
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -125,22 +125,22 @@ func (t *trainer) solveRow(ws *Workspace, dst []float32, fixed *Factors, cols []
 		return nil
 	}
 	if t.p.Solver == SolverCholesky {
-		return ws.solveExact(dst, t.gl, fixed, cols, w, t.p.Alpha)
+		return ws.solveExact(dst, t.gram, t.p.Lambda, fixed, cols, w, t.p.Alpha)
 	}
-	ws.solveCG(dst, t.gl, fixed, cols, w, t.p.Alpha, t.p.CGSteps)
+	ws.solveCG(dst, t.gram, t.p.Lambda, fixed, cols, w, t.p.Alpha, t.p.CGSteps)
 	return nil
 }
 
-// gramParallel sets dst = FᵀF + λI using up to threads goroutines over row
+// gramParallel sets dst = FᵀF using up to threads goroutines over row
 // ranges; buf is scratch reused across calls (returned, possibly grown).
-func gramParallel(dst []float64, f *Factors, lambda float64, threads int, buf []float64) []float64 {
+func gramParallel(dst []float64, f *Factors, threads int, buf []float64) []float64 {
 	k := f.K
 	rows := f.Rows()
 	if threads <= 1 || rows < 4096 {
 		if cap(buf) < 256*k {
 			buf = make([]float64, 256*k)
 		}
-		gramInto(dst, f, lambda, buf)
+		gramInto(dst, f, buf)
 		return buf
 	}
 	parts := make([][]float64, threads)
@@ -156,7 +156,7 @@ func gramParallel(dst []float64, f *Factors, lambda float64, threads int, buf []
 		go func() {
 			defer wg.Done()
 			sub := &Factors{K: k, Data: f.Data[lo*k : hi*k]}
-			gramInto(parts[w], sub, 0, nil)
+			gramInto(parts[w], sub, nil)
 		}()
 	}
 	wg.Wait()
@@ -166,8 +166,45 @@ func gramParallel(dst []float64, f *Factors, lambda float64, threads int, buf []
 			dst[i] += v
 		}
 	}
-	for i := 0; i < k; i++ {
-		dst[i*k+i] += lambda
-	}
 	return buf
+}
+
+// Objective returns the implicit-ALS loss of mod on m (the quantity Train
+// minimises), computed in O(nnz·k + (users+items)·k²) with the identity
+// Σ_{u,i} (x_u·y_i)² = Σ_u x_uᵀ (YᵀY) x_u.
+func Objective(m *Matrix, mod *Model) float64 {
+	k := mod.Params.Factors
+	gram := make([]float64, k*k)
+	gramInto(gram, mod.Items, nil)
+	var loss float64
+	for u := range m.Users() {
+		x := mod.Users.Row(u)
+		for a := range k {
+			for b := range k {
+				loss += float64(x[a]) * gram[a*k+b] * float64(x[b])
+			}
+		}
+		items, ws := m.UserRow(u)
+		for j, i := range items {
+			s := dot32f(x, mod.Items.Row(int(i)))
+			c := 1 + mod.Params.Alpha*float64(ws[j])
+			loss += c*(1-s)*(1-s) - s*s
+		}
+	}
+	var reg float64
+	for _, v := range mod.Users.Data {
+		reg += float64(v) * float64(v)
+	}
+	for _, v := range mod.Items.Data {
+		reg += float64(v) * float64(v)
+	}
+	return loss + mod.Params.Lambda*reg
+}
+
+func dot32f(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
 }

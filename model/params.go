@@ -85,9 +85,10 @@ type Params struct {
 func DefaultParams() Params {
 	return Params{
 		Factors:    64,
-		Lambda:     10,
-		Alpha:      2,
-		Iterations: 15,
+		Lambda:     20,
+		Alpha:      20,
+		HalfLife:   time.Minute,
+		Iterations: 10,
 		Solver:     SolverCG,
 		CGSteps:    3,
 		InitScale:  0.01,
@@ -145,4 +146,26 @@ func (p Params) MarshalJSON() ([]byte, error) {
 		plain
 		HalfLife string `json:"half_life"`
 	}{plain(p), p.HalfLife.String()})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (p *Params) UnmarshalJSON(b []byte) error {
+	type plain Params
+	aux := struct {
+		*plain
+		HalfLife string `json:"half_life"`
+	}{plain: (*plain)(p)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	if aux.HalfLife == "" {
+		p.HalfLife = 0
+		return nil
+	}
+	d, err := time.ParseDuration(aux.HalfLife)
+	if err != nil {
+		return fmt.Errorf("half_life: %w", err)
+	}
+	p.HalfLife = d
+	return nil
 }

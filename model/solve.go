@@ -17,13 +17,18 @@ var ErrNotPositiveDefinite = errors.New("model: normal equations not positive de
 // solves allocate nothing. A Workspace is not safe for concurrent use; give
 // each goroutine its own.
 type Workspace struct {
-	k          int
-	a          []float64 // k×k normal matrix
-	b, x       []float64 // right-hand side, solution
-	r, p, ap   []float64 // CG vectors
-	g          []float64 // gathered rows of the other side, n×k
-	t          []float64 // per-gathered-row scalars
-	contribTmp []float64
+	k        int
+	a        []float64 // k×k normal matrix
+	b, x     []float64 // right-hand side, solution
+	r, p, ap []float64 // CG vectors
+	g        []float64 // gathered rows of the other side, n×k
+	t        []float64 // per-gathered-row scalars
+	delta    []float64 // item update step
+
+	cols        []int32   // history columns
+	ws          []float32 // history weights
+	pending     []float32 // rows changed by the current Apply batch
+	pendingRows []int32
 }
 
 // NewWorkspace returns a workspace for k factors.
@@ -61,13 +66,16 @@ func (ws *Workspace) scalars(n int) []float64 {
 	return ws.t[:n]
 }
 
-// solveExact solves (gl + Σ α w_j y_j y_jᵀ) x = Σ (1 + α w_j) y_j exactly by
-// Cholesky, where gl = YᵀY + λI (k×k, full symmetric) and y_j = other.Row(cols[j]),
-// and writes x to dst.
-func (ws *Workspace) solveExact(dst []float32, gl []float64, other *Factors, cols []int32, w []float32, alpha float64) error {
+// solveExact solves (gram + λI + Σ α w_j y_j y_jᵀ) x = Σ (1 + α w_j) y_j
+// exactly by Cholesky, where gram = YᵀY (k×k, full symmetric) and
+// y_j = other.Row(cols[j]), and writes x to dst.
+func (ws *Workspace) solveExact(dst []float32, gram []float64, lambda float64, other *Factors, cols []int32, w []float32, alpha float64) error {
 	k := ws.k
 	g := ws.gather(other, cols)
-	copy(ws.a, gl)
+	copy(ws.a, gram)
+	for i := 0; i < k; i++ {
+		ws.a[i*k+i] += lambda
+	}
 	clear(ws.b)
 	for j := range cols {
 		yj := g[j*k : j*k+k]
@@ -88,6 +96,37 @@ func (ws *Workspace) solveExact(dst []float32, gl []float64, other *Factors, col
 		dst[f] = float32(v)
 	}
 	return nil
+}
+
+// solveExactRHS factorises the same normal matrix as solveExact and solves
+// it for the right-hand side rhs instead, writing the solution to out.
+func (ws *Workspace) solveExactRHS(gram []float64, lambda float64, other *Factors, cols []int32, w []float32, alpha float64, rhs []float32, out []float64) error {
+	k := ws.k
+	g := ws.gather(other, cols)
+	copy(ws.a, gram)
+	for i := 0; i < k; i++ {
+		ws.a[i*k+i] += lambda
+	}
+	for j := range cols {
+		s := math.Sqrt(alpha * float64(w[j]))
+		yj := g[j*k : j*k+k]
+		for f := range yj {
+			yj[f] *= s
+		}
+	}
+	blas64.Syrk(blas.Trans, 1, blas64.General{Rows: len(cols), Cols: k, Stride: k, Data: g}, 1, ws.sym())
+	for f, v := range rhs {
+		out[f] = float64(v)
+	}
+	return ws.choleskySolve(out)
+}
+
+// scratchRow returns a k-length scratch vector distinct from the others.
+func (ws *Workspace) scratchRow(k int) []float64 {
+	if len(ws.delta) < k {
+		ws.delta = make([]float64, k)
+	}
+	return ws.delta[:k]
 }
 
 func (ws *Workspace) sym() blas64.Symmetric {
@@ -113,7 +152,7 @@ func (ws *Workspace) choleskySolve(rhs []float64) error {
 // solveCG runs steps conjugate-gradient iterations on the same system as
 // solveExact, starting from the current contents of dst, and writes the
 // result back to dst.
-func (ws *Workspace) solveCG(dst []float32, gl []float64, other *Factors, cols []int32, w []float32, alpha float64, steps int) {
+func (ws *Workspace) solveCG(dst []float32, gram []float64, lambda float64, other *Factors, cols []int32, w []float32, alpha float64, steps int) {
 	k := ws.k
 	n := len(cols)
 	g := ws.gather(other, cols)
@@ -124,7 +163,7 @@ func (ws *Workspace) solveCG(dst []float32, gl []float64, other *Factors, cols [
 		x[f] = float64(v)
 	}
 	// r = b − A x, with b = Σ (1 + α w_j) y_j.
-	ws.applyA(r, x, gl, G, w, alpha, t)
+	ws.applyA(r, x, gram, lambda, G, w, alpha, t)
 	for f := range r {
 		r[f] = -r[f]
 	}
@@ -134,7 +173,7 @@ func (ws *Workspace) solveCG(dst []float32, gl []float64, other *Factors, cols [
 	copy(p, r)
 	rs := dot(r, r)
 	for it := 0; it < steps && rs > 1e-20; it++ {
-		ws.applyA(ap, p, gl, G, w, alpha, t)
+		ws.applyA(ap, p, gram, lambda, G, w, alpha, t)
 		a := rs / dot(p, ap)
 		axpy(a, p, x)
 		axpy(-a, ap, r)
@@ -150,10 +189,11 @@ func (ws *Workspace) solveCG(dst []float32, gl []float64, other *Factors, cols [
 	}
 }
 
-// applyA sets dst = gl·v + Gᵀ(α w ∘ (G v)).
-func (ws *Workspace) applyA(dst, v, gl []float64, G blas64.General, w []float32, alpha float64, t []float64) {
+// applyA sets dst = (gram + λI)·v + Gᵀ(α w ∘ (G v)).
+func (ws *Workspace) applyA(dst, v, gram []float64, lambda float64, G blas64.General, w []float32, alpha float64, t []float64) {
 	k := ws.k
-	blas64.Symv(1, blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: gl}, blas64.Vector{N: k, Inc: 1, Data: v}, 0, blas64.Vector{N: k, Inc: 1, Data: dst})
+	copy(dst, v)
+	blas64.Symv(1, blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: gram}, blas64.Vector{N: k, Inc: 1, Data: v}, lambda, blas64.Vector{N: k, Inc: 1, Data: dst})
 	if G.Rows == 0 {
 		return
 	}
@@ -173,9 +213,9 @@ func axpy(alpha float64, x, y []float64) {
 	blas64.Axpy(alpha, blas64.Vector{N: len(x), Inc: 1, Data: x}, blas64.Vector{N: len(y), Inc: 1, Data: y})
 }
 
-// gramInto sets dst (k×k, full symmetric) to FᵀF + lambda·I, accumulating in
-// float64 over chunks of rows. It runs on the calling goroutine.
-func gramInto(dst []float64, f *Factors, lambda float64, buf []float64) {
+// gramInto sets dst (k×k, full symmetric) to FᵀF, accumulating in float64
+// over chunks of rows. It runs on the calling goroutine.
+func gramInto(dst []float64, f *Factors, buf []float64) {
 	k := f.K
 	clear(dst)
 	const chunk = 256
@@ -193,9 +233,6 @@ func gramInto(dst []float64, f *Factors, lambda float64, buf []float64) {
 		blas64.Syrk(blas.Trans, 1, blas64.General{Rows: n, Cols: k, Stride: k, Data: b}, 1, c)
 	}
 	symmetrize(dst, k)
-	for i := 0; i < k; i++ {
-		dst[i*k+i] += lambda
-	}
 }
 
 // symmetrize copies the upper triangle of the k×k matrix a to its lower one.

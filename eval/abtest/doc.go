@@ -1,0 +1,2 @@
+// Package abtest is the statistics of Kairos A/B experiments.
+package abtest

@@ -1,0 +1,443 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Online is the live model: the item factors Y with their cached Gram YᵀY,
+// updated event by event, and read concurrently by top-K scoring.
+//
+// # Updates
+//
+// A user's factors are recomputed exactly by FoldUser: the batch ALS
+// solution for that user with Y fixed, O(|history|·k² + k³).
+//
+// An item's factors are updated at bounded cost by Apply: for an event that
+// raises the weight of (u, i) by Δw, the item's normal equations
+//
+//	(XᵀX + λI + Σ_u α w_ui x_u x_uᵀ) y_i = Σ_u (1 + α w_ui) x_u
+//
+// gain α Δw x_u x_uᵀ on the left and (Δ(c·p)) x_u on the right. With y_i the
+// previous solution, the new one is y_i + δ where
+//
+//	(XᵀX + λI + D_i + α Δw x_u x_uᵀ) δ = x_u·(Δ(c·p) − α Δw (x_u·y_i))
+//
+// and D_i, the curvature of the item's earlier interactors, is kept as its
+// diagonal (k floats per item, accumulated from the x_u of each event).
+// δ is found by a few conjugate-gradient steps: O(k²) per event whatever the
+// number of the item's users, never O(all users of a popular item). The
+// diagonal approximation and the staleness of earlier x_u are the price; a
+// batch retrain (offline) resets the item factors exactly.
+//
+// # Consistency of the Gram matrices
+//
+// YᵀY changes with every item update; Apply keeps it consistent with two
+// rank-one corrections (−y yᵀ + y' y'ᵀ) in float64. Rounding drift is bounded
+// by recomputing YᵀY from Y exactly every GramRefresh item updates (O(n·k²),
+// amortised O(k²·n/GramRefresh) per update); TestGramDrift measures it.
+// XᵀX, which item updates need, is kept from the users' factor changes the
+// same way (users live in the engine's store, so it is not recomputed; it is
+// replaced whenever a retrained model is loaded).
+//
+// # Concurrency
+//
+// Readers (TopK, Similar, FoldUser, Explain) take a read lock. Writers are
+// serialised by Apply's own mutex; they compute outside the read/write lock
+// and hold the write lock only to copy the changed rows, so a write never
+// waits for a scoring pass to compute, only to finish. Batch writes: one
+// Apply per consumed batch of events amortises the lock.
+type Online struct {
+	p Params
+
+	wmu sync.Mutex // serialises writers; lock order: wmu before mu
+
+	mu     sync.RWMutex
+	items  *Factors  // Y
+	norms  []float32 // |y_i|
+	gram   []float64 // YᵀY, k×k, full symmetric (no λ)
+	xtx    []float64 // XᵀX, k×k, full symmetric (no λ)
+	curv   []float32 // per item, diagonal of Σ_u α w_ui x_u x_uᵀ (n×k)
+	counts []int32   // per item, number of distinct users
+
+	itemUpdates atomic.Int64 // since the last exact Gram refresh
+	version     atomic.Uint64
+
+	// GramRefresh is the number of item updates after which YᵀY is
+	// recomputed exactly (0 = never).
+	GramRefresh int64
+}
+
+// ItemStats are the per-item sufficient statistics that item updates need:
+// the number of distinct users and the diagonal curvature of their
+// interactions. Batch training produces them (ItemStatsFromMatrix).
+type ItemStats struct {
+	Counts []int32
+	Curv   *Factors
+}
+
+// NewOnline returns a live model serving m's item factors. stats may be nil
+// (item updates then assume no earlier curvature, i.e. larger steps for
+// popular items until the next retrain).
+func NewOnline(m *Model, stats *ItemStats) (*Online, error) {
+	if err := m.Params.Validate(); err != nil {
+		return nil, err
+	}
+	k := m.Params.Factors
+	if m.Items.K != k || (m.Users != nil && m.Users.K != k) {
+		return nil, fmt.Errorf("model: factor tables have k=%d/%v, params say %d", m.Items.K, m.Users, k)
+	}
+	n := m.Items.Rows()
+	o := &Online{
+		p:           m.Params,
+		items:       m.Items.Clone(),
+		gram:        make([]float64, k*k),
+		xtx:         make([]float64, k*k),
+		GramRefresh: 100_000,
+	}
+	gramInto(o.gram, o.items, nil)
+	if m.Users != nil {
+		gramInto(o.xtx, m.Users, nil)
+	}
+	if stats != nil {
+		if len(stats.Counts) != n || stats.Curv.Rows() != n || stats.Curv.K != k {
+			return nil, fmt.Errorf("model: item stats for %d items (k=%d), model has %d (k=%d)", len(stats.Counts), stats.Curv.K, n, k)
+		}
+		o.counts = append([]int32(nil), stats.Counts...)
+		o.curv = append([]float32(nil), stats.Curv.Data...)
+	} else {
+		o.counts = make([]int32, n)
+		o.curv = make([]float32, n*k)
+	}
+	o.norms = make([]float32, n)
+	for i := range n {
+		o.norms[i] = norm32(o.items.Row(i))
+	}
+	return o, nil
+}
+
+// NewEmptyOnline returns a live model with no items yet: every item then
+// starts from its first event.
+func NewEmptyOnline(p Params) (*Online, error) {
+	return NewOnline(&Model{Params: p, Items: NewFactors(0, p.Factors)}, nil)
+}
+
+// ItemStatsFromMatrix computes the item statistics of a trained model.
+func ItemStatsFromMatrix(m *Model, mat *Matrix) *ItemStats {
+	k := m.Params.Factors
+	st := &ItemStats{Counts: make([]int32, mat.Items()), Curv: NewFactors(mat.Items(), k)}
+	for i := range mat.Items() {
+		users, ws := mat.ItemColumn(i)
+		st.Counts[i] = int32(len(users))
+		d := st.Curv.Row(i)
+		for j, u := range users {
+			a := float32(m.Params.Alpha) * ws[j]
+			for f, v := range m.Users.Row(int(u)) {
+				d[f] += a * v * v
+			}
+		}
+	}
+	return st
+}
+
+// Params returns the hyperparameters.
+func (o *Online) Params() Params { return o.p }
+
+// K returns the number of factors.
+func (o *Online) K() int { return o.p.Factors }
+
+// Len returns the number of items.
+func (o *Online) Len() int {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.items.Rows()
+}
+
+// Version increases with every applied update; it lets caches notice change.
+func (o *Online) Version() uint64 { return o.version.Load() }
+
+// Grow makes room for items up to row n−1 (new items start at zero
+// factors, unknown to the model until their first event).
+func (o *Online) Grow(n int) {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.growLocked(n)
+}
+
+func (o *Online) growLocked(n int) {
+	have := o.items.Rows()
+	if n <= have {
+		return
+	}
+	o.items.Grow(n - have)
+	o.norms = append(o.norms, make([]float32, n-have)...)
+	o.counts = append(o.counts, make([]int32, n-have)...)
+	o.curv = append(o.curv, make([]float32, (n-have)*o.p.Factors)...)
+}
+
+// ItemFactors copies item i's factors into dst (len K) and returns it.
+func (o *Online) ItemFactors(dst []float32, i int) []float32 {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return append(dst[:0], o.items.Row(i)...)
+}
+
+// Snapshot returns a consistent copy of the item factors and statistics.
+func (o *Online) Snapshot() (*Factors, *ItemStats) {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.items.Clone(), &ItemStats{
+		Counts: append([]int32(nil), o.counts...),
+		Curv:   &Factors{K: o.p.Factors, Data: append([]float32(nil), o.curv...)},
+	}
+}
+
+// ErrUnknownItem is returned for an item row the model does not have.
+var ErrUnknownItem = errors.New("model: unknown item")
+
+// FoldUser computes user factors from a history (per-item decayed weights,
+// see HistoryAggregator) into dst: exactly the batch ALS solution for this
+// user with the item factors fixed, by Cholesky. An empty history gives
+// zero factors.
+func (o *Online) FoldUser(ws *Workspace, dst []float32, hist []ItemWeight) error {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.foldUserLocked(ws, dst, hist)
+}
+
+func (o *Online) foldUserLocked(ws *Workspace, dst []float32, hist []ItemWeight) error {
+	cols, w := ws.split(hist)
+	n := o.items.Rows()
+	for _, c := range cols {
+		if int(c) >= n || c < 0 {
+			return fmt.Errorf("%w: row %d of %d", ErrUnknownItem, c, n)
+		}
+	}
+	if len(cols) == 0 {
+		clear(dst)
+		return nil
+	}
+	return ws.solveExact(dst, o.gram, o.p.Lambda, o.items, cols, w, o.p.Alpha)
+}
+
+// split copies a history into the workspace's column and weight buffers.
+func (ws *Workspace) split(hist []ItemWeight) ([]int32, []float32) {
+	ws.cols = ws.cols[:0]
+	ws.ws = ws.ws[:0]
+	for _, h := range hist {
+		ws.cols = append(ws.cols, h.Item)
+		ws.ws = append(ws.ws, h.Weight)
+	}
+	return ws.cols, ws.ws
+}
+
+// ItemDelta is one (user, item) change observed in an event: the item row,
+// the increase of the pair's decayed weight, and whether the pair is new
+// (its preference turns from 0 to 1).
+type ItemDelta struct {
+	Item        int32
+	DeltaWeight float32
+	New         bool
+}
+
+// Update is the outcome of one event for the model: the user's factors
+// before (nil for a user new to the model) and after the fold-in, and the
+// item changes to apply.
+type Update struct {
+	OldUser, User []float32
+	Items         []ItemDelta
+}
+
+// itemCGSteps is the number of conjugate-gradient steps of an item update.
+const itemCGSteps = 4
+
+// Apply applies a batch of updates: XᵀX follows each user's change, then
+// each item is moved as described in the type's documentation. Items beyond
+// the current table are added. Apply is safe for concurrent use with
+// readers and with other Apply calls (which it serialises).
+func (o *Online) Apply(ws *Workspace, ups []Update) error {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	k := o.p.Factors
+	maxItem := -1
+	for _, up := range ups {
+		if len(up.User) != k || (up.OldUser != nil && len(up.OldUser) != k) {
+			return fmt.Errorf("model: update has user factors of length %d, want %d", len(up.User), k)
+		}
+		for _, d := range up.Items {
+			if d.Item < 0 || !(d.DeltaWeight >= 0) || math.IsInf(float64(d.DeltaWeight), 0) {
+				return fmt.Errorf("model: invalid item delta %+v", d)
+			}
+			maxItem = max(maxItem, int(d.Item))
+		}
+	}
+	ws.pending = ws.pending[:0]
+	ws.pendingRows = ws.pendingRows[:0]
+	o.mu.Lock()
+	o.growLocked(maxItem + 1)
+	o.mu.Unlock()
+	// Only writers modify, and wmu excludes other writers: reading the
+	// tables here without mu is safe.
+	for _, up := range ups {
+		if up.OldUser != nil {
+			rankOne(o.xtx, up.OldUser, -1)
+		}
+		rankOne(o.xtx, up.User, 1)
+		for _, d := range up.Items {
+			o.stepItem(ws, up.User, d)
+		}
+	}
+	o.mu.Lock()
+	for j, i := range ws.pendingRows {
+		row := o.items.Row(int(i))
+		rankOne(o.gram, row, -1)
+		copy(row, ws.pending[j*k:(j+1)*k])
+		rankOne(o.gram, row, 1)
+		o.norms[i] = norm32(row)
+	}
+	o.mu.Unlock()
+	o.version.Add(1)
+	if o.GramRefresh > 0 && o.itemUpdates.Add(int64(len(ws.pendingRows))) >= o.GramRefresh {
+		o.refreshGram()
+	}
+	return nil
+}
+
+// stepItem computes the new factors of one item into ws.pending (reusing
+// the pending row when the item already changed in this batch) and updates
+// its statistics.
+func (o *Online) stepItem(ws *Workspace, x []float32, d ItemDelta) {
+	k := o.p.Factors
+	y := ws.pendingRow(o.items, d.Item, k)
+	alpha := o.p.Alpha
+	aw := alpha * float64(d.DeltaWeight)
+	cp := aw
+	if d.New {
+		cp = 1 + aw
+	}
+	xu, r := ws.x, ws.b
+	for f, v := range x {
+		xu[f] = float64(v)
+	}
+	var xy float64
+	for f := range xu {
+		xy += xu[f] * float64(y[f])
+	}
+	for f := range r {
+		r[f] = xu[f] * (cp - aw*xy)
+	}
+	curv := o.curv[int(d.Item)*k : int(d.Item)*k+k]
+	delta := ws.itemCG(o.xtx, o.p.Lambda, curv, xu, aw, r)
+	for f := range y {
+		y[f] += float32(delta[f])
+		curv[f] += float32(aw * xu[f] * xu[f])
+	}
+	if d.New {
+		o.counts[d.Item]++
+	}
+}
+
+// pendingRow returns the batch's working copy of item i's factors.
+func (ws *Workspace) pendingRow(items *Factors, i int32, k int) []float32 {
+	for j, p := range ws.pendingRows {
+		if p == i {
+			return ws.pending[j*k : (j+1)*k]
+		}
+	}
+	ws.pendingRows = append(ws.pendingRows, i)
+	ws.pending = append(ws.pending, items.Row(int(i))...)
+	j := len(ws.pendingRows) - 1
+	return ws.pending[j*k : (j+1)*k]
+}
+
+// itemCG solves (xtx + λI + diag(curv) + aw·x xᵀ) δ = r by a few CG steps
+// from δ = 0 and returns δ (aliasing workspace memory).
+func (ws *Workspace) itemCG(xtx []float64, lambda float64, curv []float32, x []float64, aw float64, r []float64) []float64 {
+	k := ws.k
+	if len(ws.delta) < k {
+		ws.delta = make([]float64, k)
+	}
+	delta, p, ap := ws.delta[:k], ws.p, ws.ap
+	clear(delta)
+	copy(p, r)
+	rs := dot(r, r)
+	apply := func(dst, v []float64) {
+		copy(dst, v)
+		blas64.Symv(1, blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: xtx}, blas64.Vector{N: k, Inc: 1, Data: v}, lambda, blas64.Vector{N: k, Inc: 1, Data: dst})
+		xv := aw * dot(x, v)
+		for f := range dst {
+			dst[f] += float64(curv[f])*v[f] + xv*x[f]
+		}
+	}
+	for it := 0; it < itemCGSteps && rs > 1e-30; it++ {
+		apply(ap, p)
+		a := rs / dot(p, ap)
+		axpy(a, p, delta)
+		axpy(-a, ap, r)
+		next := dot(r, r)
+		for f := range p {
+			p[f] = r[f] + next/rs*p[f]
+		}
+		rs = next
+	}
+	return delta
+}
+
+// refreshGram recomputes YᵀY exactly. Called with wmu held.
+func (o *Online) refreshGram() {
+	fresh := make([]float64, len(o.gram))
+	gramInto(fresh, o.items, nil) // safe: no writer but us
+	o.mu.Lock()
+	o.gram = fresh
+	o.mu.Unlock()
+	o.itemUpdates.Store(0)
+}
+
+// GramDrift returns the relative Frobenius difference between the cached
+// YᵀY and an exact recomputation (a health metric; O(n·k²)).
+func (o *Online) GramDrift() float64 {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	exact := make([]float64, len(o.gram))
+	gramInto(exact, o.items, nil)
+	var num, den float64
+	for i, v := range exact {
+		d := o.gram[i] - v
+		num += d * d
+		den += v * v
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
+
+// rankOne adds sign·v vᵀ to the k×k full symmetric matrix a.
+func rankOne(a []float64, v []float32, sign float64) {
+	k := len(v)
+	for i, vi := range v {
+		s := sign * float64(vi)
+		row := a[i*k : i*k+k]
+		for j, vj := range v {
+			row[j] += s * float64(vj)
+		}
+	}
+}
+
+func norm32(v []float32) float32 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return float32(math.Sqrt(s))
+}

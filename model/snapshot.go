@@ -1,0 +1,356 @@
+package model
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"math"
+	"time"
+	"unsafe"
+)
+
+// Snapshot format (version 1), all integers little-endian:
+//
+//	magic      8 bytes  "KAIROSM\x00"
+//	version    uint32   1
+//	flags      uint32   bit 0: item statistics present
+//	k          uint32   factors per row
+//	users      uint64   number of user rows
+//	items      uint64   number of item rows
+//	metaLen    uint32   length of the JSON metadata (Meta) that follows
+//	meta       metaLen bytes
+//	user ids   users × (uvarint length, bytes)
+//	item ids   items × (uvarint length, bytes)
+//	X          users·k float32
+//	Y          items·k float32
+//	[counts    items int32; curvature items·k float32]   if flag bit 0
+//	crc        uint32   CRC-32C (Castagnoli) of every byte before it
+//
+// Decoding checks the magic, the version, the sizes against sane limits
+// and against the bytes actually present (a corrupt header cannot make the
+// decoder allocate more than what the stream holds plus one chunk), that
+// every float is finite, that ids are unique, and the checksum. Any
+// corruption or truncation is an error, never a panic.
+
+// snapshotMagic identifies a Kairos model snapshot.
+var snapshotMagic = [8]byte{'K', 'A', 'I', 'R', 'O', 'S', 'M', 0}
+
+// SnapshotVersion is the format version Encode writes.
+const SnapshotVersion = 1
+
+const (
+	flagItemStats = 1 << 0
+
+	maxRows   = 1 << 31 // per table
+	maxK      = 1024
+	maxMeta   = 1 << 20
+	maxIDLen  = 1 << 12
+	readChunk = 1 << 20 // elements per incremental read
+)
+
+// ErrCorrupt is wrapped by every decoding error caused by the bytes.
+var ErrCorrupt = errors.New("model: corrupt snapshot")
+
+// Meta is the descriptive part of a snapshot.
+type Meta struct {
+	Params Params `json:"params"`
+	// Created is when the snapshot was written.
+	Created time.Time `json:"created"`
+	// Cutoff is the time of the last event the model has learnt from (a
+	// retrain's cut-off); engines replay events after it.
+	Cutoff time.Time `json:"cutoff"`
+	// Note is free text (e.g. the command that produced it).
+	Note string `json:"note,omitempty"`
+}
+
+// Snapshot is a complete model: ids, factor tables and item statistics.
+type Snapshot struct {
+	Meta    Meta
+	UserIDs []string
+	ItemIDs []string
+	Users   *Factors
+	Items   *Factors
+	// Stats is optional (nil when absent).
+	Stats *ItemStats
+}
+
+// Validate checks the shapes of s.
+func (s *Snapshot) Validate() error {
+	k := s.Meta.Params.Factors
+	if k < 1 || k > maxK {
+		return fmt.Errorf("model: snapshot k=%d outside [1, %d]", k, maxK)
+	}
+	if s.Users == nil || s.Items == nil {
+		return errors.New("model: snapshot without factor tables")
+	}
+	if s.Users.K != k || s.Items.K != k {
+		return fmt.Errorf("model: snapshot tables have k=%d/%d, params say %d", s.Users.K, s.Items.K, k)
+	}
+	if s.Users.Rows() != len(s.UserIDs) || s.Items.Rows() != len(s.ItemIDs) {
+		return fmt.Errorf("model: snapshot has %d/%d user rows/ids and %d/%d item rows/ids",
+			s.Users.Rows(), len(s.UserIDs), s.Items.Rows(), len(s.ItemIDs))
+	}
+	if st := s.Stats; st != nil && (len(st.Counts) != len(s.ItemIDs) || st.Curv == nil || st.Curv.K != k || st.Curv.Rows() != len(s.ItemIDs)) {
+		return errors.New("model: snapshot item statistics do not match the item table")
+	}
+	return nil
+}
+
+// Encode writes s in the snapshot format.
+func (s *Snapshot) Encode(w io.Writer) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	meta, err := json.Marshal(s.Meta)
+	if err != nil {
+		return fmt.Errorf("model: encode snapshot meta: %w", err)
+	}
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<16)
+	var flags uint32
+	if s.Stats != nil {
+		flags |= flagItemStats
+	}
+	hdr := make([]byte, 0, 40)
+	hdr = append(hdr, snapshotMagic[:]...)
+	hdr = binary.LittleEndian.AppendUint32(hdr, SnapshotVersion)
+	hdr = binary.LittleEndian.AppendUint32(hdr, flags)
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(s.Meta.Params.Factors))
+	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(s.UserIDs)))
+	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(len(s.ItemIDs)))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(meta)))
+	bw.Write(hdr)
+	bw.Write(meta)
+	writeIDs(bw, s.UserIDs)
+	writeIDs(bw, s.ItemIDs)
+	writeFloats(bw, s.Users.Data)
+	writeFloats(bw, s.Items.Data)
+	if s.Stats != nil {
+		writeInt32s(bw, s.Stats.Counts)
+		writeFloats(bw, s.Stats.Curv.Data)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("model: write snapshot: %w", err)
+	}
+	var tail [4]byte
+	binary.LittleEndian.PutUint32(tail[:], crc.Sum32())
+	if _, err := w.Write(tail[:]); err != nil {
+		return fmt.Errorf("model: write snapshot: %w", err)
+	}
+	return nil
+}
+
+func writeIDs(w *bufio.Writer, ids []string) {
+	var b [binary.MaxVarintLen64]byte
+	for _, id := range ids {
+		n := binary.PutUvarint(b[:], uint64(len(id)))
+		w.Write(b[:n])
+		w.WriteString(id)
+	}
+}
+
+// littleEndian reports whether the machine stores numbers little-endian, so
+// that float tables can be written and read as raw bytes.
+var littleEndian = func() bool { x := uint16(1); return *(*byte)(unsafe.Pointer(&x)) == 1 }()
+
+func writeFloats(w *bufio.Writer, v []float32) {
+	if littleEndian && len(v) > 0 {
+		w.Write(unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)))
+		return
+	}
+	var b [4]byte
+	for _, x := range v {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(x))
+		w.Write(b[:])
+	}
+}
+
+func writeInt32s(w *bufio.Writer, v []int32) {
+	var b [4]byte
+	for _, x := range v {
+		binary.LittleEndian.PutUint32(b[:], uint32(x))
+		w.Write(b[:])
+	}
+}
+
+// decoder reads a snapshot while hashing every byte.
+type decoder struct {
+	r   *bufio.Reader
+	crc hash.Hash32
+	err error
+}
+
+func (d *decoder) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.crc.Write(p[:n])
+	return n, err
+}
+
+func (d *decoder) ReadByte() (byte, error) {
+	b, err := d.r.ReadByte()
+	if err == nil {
+		d.crc.Write([]byte{b})
+	}
+	return b, err
+}
+
+func (d *decoder) full(p []byte) error {
+	if _, err := io.ReadFull(d, p); err != nil {
+		return corrupt("truncated (%v)", err)
+	}
+	return nil
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// Decode reads a snapshot written by Encode.
+func Decode(r io.Reader) (*Snapshot, error) {
+	d := &decoder{r: bufio.NewReaderSize(r, 1<<16), crc: crc32.New(crc32.MakeTable(crc32.Castagnoli))}
+	var hdr [40]byte
+	if err := d.full(hdr[:]); err != nil {
+		return nil, err
+	}
+	if [8]byte(hdr[:8]) != snapshotMagic {
+		return nil, corrupt("not a Kairos model snapshot (bad magic)")
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(hdr[8:]); v != SnapshotVersion {
+		return nil, fmt.Errorf("model: snapshot version %d not supported (want %d)", v, SnapshotVersion)
+	}
+	flags := le.Uint32(hdr[12:])
+	k := int(le.Uint32(hdr[16:]))
+	nu, ni := le.Uint64(hdr[20:]), le.Uint64(hdr[28:])
+	metaLen := int(le.Uint32(hdr[36:]))
+	if flags&^flagItemStats != 0 || k < 1 || k > maxK || nu > maxRows || ni > maxRows || metaLen > maxMeta {
+		return nil, corrupt("implausible header (flags %#x, k %d, users %d, items %d, meta %d bytes)", flags, k, nu, ni, metaLen)
+	}
+	s := &Snapshot{}
+	meta := make([]byte, metaLen)
+	if err := d.full(meta); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(meta, &s.Meta); err != nil {
+		return nil, corrupt("metadata: %v", err)
+	}
+	if s.Meta.Params.Factors != k {
+		return nil, corrupt("metadata says k=%d, header %d", s.Meta.Params.Factors, k)
+	}
+	var err error
+	if s.UserIDs, err = d.ids(int(nu)); err != nil {
+		return nil, fmt.Errorf("user ids: %w", err)
+	}
+	if s.ItemIDs, err = d.ids(int(ni)); err != nil {
+		return nil, fmt.Errorf("item ids: %w", err)
+	}
+	if s.Users, err = d.factors(int(nu), k); err != nil {
+		return nil, fmt.Errorf("user factors: %w", err)
+	}
+	if s.Items, err = d.factors(int(ni), k); err != nil {
+		return nil, fmt.Errorf("item factors: %w", err)
+	}
+	if flags&flagItemStats != 0 {
+		if s.Stats, err = d.stats(int(ni), k); err != nil {
+			return nil, fmt.Errorf("item statistics: %w", err)
+		}
+	}
+	want := d.crc.Sum32()
+	var tail [4]byte
+	if _, err := io.ReadFull(d.r, tail[:]); err != nil {
+		return nil, corrupt("truncated before checksum")
+	}
+	if got := le.Uint32(tail[:]); got != want {
+		return nil, corrupt("checksum mismatch (stored %08x, computed %08x)", got, want)
+	}
+	if err := s.Meta.Params.Validate(); err != nil {
+		return nil, corrupt("params: %v", err)
+	}
+	return s, nil
+}
+
+func (d *decoder) ids(n int) ([]string, error) {
+	ids := make([]string, 0, min(n, readChunk))
+	seen := make(map[string]struct{}, min(n, readChunk))
+	buf := make([]byte, 0, 64)
+	for range n {
+		l, err := binary.ReadUvarint(d)
+		if err != nil {
+			return nil, corrupt("truncated id length")
+		}
+		if l > maxIDLen {
+			return nil, corrupt("id of %d bytes", l)
+		}
+		if uint64(cap(buf)) < l {
+			buf = make([]byte, l)
+		}
+		buf = buf[:l]
+		if err := d.full(buf); err != nil {
+			return nil, err
+		}
+		id := string(buf)
+		if _, dup := seen[id]; dup {
+			return nil, corrupt("duplicate id %q", id)
+		}
+		seen[id] = struct{}{}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// floats reads n float32 values, growing the slice as bytes arrive so that
+// a lying header cannot force a huge allocation.
+func (d *decoder) floats(n int) ([]float32, error) {
+	out := make([]float32, 0, min(n, readChunk))
+	var b []byte
+	for len(out) < n {
+		c := min(n-len(out), readChunk)
+		if cap(b) < 4*c {
+			b = make([]byte, 4*c)
+		}
+		if err := d.full(b[:4*c]); err != nil {
+			return nil, err
+		}
+		for i := 0; i < c; i++ {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, corrupt("non-finite factor %v", v)
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+func (d *decoder) factors(rows, k int) (*Factors, error) {
+	data, err := d.floats(rows * k)
+	if err != nil {
+		return nil, err
+	}
+	return &Factors{K: k, Data: data}, nil
+}
+
+func (d *decoder) stats(n, k int) (*ItemStats, error) {
+	counts := make([]int32, 0, min(n, readChunk))
+	var b [4]byte
+	for range n {
+		if err := d.full(b[:]); err != nil {
+			return nil, err
+		}
+		c := int32(binary.LittleEndian.Uint32(b[:]))
+		if c < 0 {
+			return nil, corrupt("negative item count %d", c)
+		}
+		counts = append(counts, c)
+	}
+	curv, err := d.factors(n, k)
+	if err != nil {
+		return nil, err
+	}
+	return &ItemStats{Counts: counts, Curv: curv}, nil
+}

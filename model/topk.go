@@ -1,0 +1,249 @@
+package model
+
+import (
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Scored is an item row with its score.
+type Scored struct {
+	Item  int32
+	Score float32
+}
+
+// Query describes a top-K request.
+type Query struct {
+	// Vector is the query factors (a user's x_u, or an item's y_i for
+	// similar items); length K.
+	Vector []float32
+	// N is the number of results wanted.
+	N int
+	// Exclude, when not nil, lists item rows never to return (seen items,
+	// inactive items, the query item itself).
+	Exclude Bitset
+	// Keep, when not nil, is asked about each candidate that would enter the
+	// result; returning false skips it (business filters).
+	Keep func(item int) bool
+	// Cosine divides every score by the item's norm (and the query's), for
+	// item-to-item similarity.
+	Cosine bool
+}
+
+// scoreChunk is the number of item rows scored per BLAS call: 4 KB of
+// scores that stay in L1 while they are selected.
+const scoreChunk = 1024
+
+// Scorer holds the scratch memory of top-K queries so that a query
+// allocates nothing. It is not safe for concurrent use; keep one per
+// goroutine (or in a sync.Pool).
+type Scorer struct {
+	buf  [scoreChunk]float32
+	heap []Scored
+}
+
+// TopK returns the q.N best items for q (best first) appended to dst[:0]:
+// scores x·y_i over all items in chunks through BLAS, and a bounded min-heap
+// (partial selection, O(n log N)); no full sort, no allocation when dst has
+// capacity q.N. Items with zero factors (never seen by the model) and NaN
+// scores are skipped.
+func (o *Online) TopK(s *Scorer, dst []Scored, q Query) []Scored {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return s.topK(dst, o.items, o.norms, q)
+}
+
+func (s *Scorer) topK(dst []Scored, items *Factors, norms []float32, q Query) []Scored {
+	dst = dst[:0]
+	if q.N <= 0 || len(q.Vector) != items.K {
+		return dst
+	}
+	k := items.K
+	rows := items.Rows()
+	h := s.heap[:0]
+	threshold := float32(math.Inf(-1))
+	qn := float32(1)
+	if q.Cosine {
+		if qn = norm32(q.Vector); qn == 0 {
+			return dst
+		}
+	}
+	x := blas32.Vector{N: k, Inc: 1, Data: q.Vector}
+	for start := 0; start < rows; start += scoreChunk {
+		n := min(scoreChunk, rows-start)
+		Y := blas32.General{Rows: n, Cols: k, Stride: k, Data: items.Data[start*k : (start+n)*k]}
+		blas32.Gemv(blas.NoTrans, 1, Y, x, 0, blas32.Vector{N: n, Inc: 1, Data: s.buf[:n]})
+		for j, v := range s.buf[:n] {
+			if !(v > threshold) && len(h) == q.N {
+				continue
+			}
+			i := start + j
+			if norms[i] == 0 || q.Exclude.Has(i) {
+				continue
+			}
+			if q.Cosine {
+				v /= norms[i] * qn
+				if !(v > threshold) && len(h) == q.N {
+					continue
+				}
+			}
+			if v != v || (q.Keep != nil && !q.Keep(i)) {
+				continue
+			}
+			h = pushBounded(h, Scored{Item: int32(i), Score: v}, q.N)
+			if len(h) == q.N {
+				threshold = h[0].Score
+			}
+		}
+	}
+	s.heap = h
+	return appendSorted(dst, h)
+}
+
+// pushBounded inserts e into the min-heap h of capacity n (by score),
+// replacing the minimum when full.
+func pushBounded(h []Scored, e Scored, n int) []Scored {
+	if len(h) < n {
+		h = append(h, e)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !less(h[i], h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		return h
+	}
+	if !less(h[0], e) {
+		return h
+	}
+	h[0] = e
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(h) && less(h[l], h[m]) {
+			m = l
+		}
+		if r < len(h) && less(h[r], h[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	return h
+}
+
+// less orders by score, ties by larger item row first out (so that among
+// equal scores the smaller row ranks higher: deterministic results).
+func less(a, b Scored) bool {
+	if a.Score != b.Score {
+		return a.Score < b.Score
+	}
+	return a.Item > b.Item
+}
+
+// appendSorted appends the heap's elements best first (insertion sort: the
+// heap holds N elements, N small).
+func appendSorted(dst []Scored, h []Scored) []Scored {
+	start := len(dst)
+	for _, e := range h {
+		dst = append(dst, e)
+		for i := len(dst) - 1; i > start && less(dst[i-1], dst[i]); i-- {
+			dst[i-1], dst[i] = dst[i], dst[i-1]
+		}
+	}
+	return dst
+}
+
+// SelectTop returns the n best entries of scores (best first) appended to
+// dst[:0], skipping excluded rows, NaN scores and rows keep rejects. It is
+// the selection of TopK for precomputed scores (popularity, trending).
+func (s *Scorer) SelectTop(dst []Scored, scores []float32, n int, exclude Bitset, keep func(int) bool) []Scored {
+	dst = dst[:0]
+	if n <= 0 {
+		return dst
+	}
+	h := s.heap[:0]
+	threshold := float32(math.Inf(-1))
+	for i, v := range scores {
+		if !(v > threshold) && len(h) == n {
+			continue
+		}
+		if v != v || exclude.Has(i) || (keep != nil && !keep(i)) {
+			continue
+		}
+		h = pushBounded(h, Scored{Item: int32(i), Score: v}, n)
+		if len(h) == n {
+			threshold = h[0].Score
+		}
+	}
+	s.heap = h
+	return appendSorted(dst, h)
+}
+
+// Similar returns the n items most similar to item i by cosine similarity
+// of their factors, excluding i itself and exclude's rows.
+func (o *Online) Similar(s *Scorer, dst []Scored, i, n int, exclude Bitset, keep func(int) bool) ([]Scored, error) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if i < 0 || i >= o.items.Rows() {
+		return dst[:0], ErrUnknownItem
+	}
+	self := func(j int) bool { return j != i && (keep == nil || keep(j)) }
+	return s.topK(dst, o.items, o.norms, Query{Vector: o.items.Row(i), N: n, Exclude: exclude, Keep: self, Cosine: true}), nil
+}
+
+// Contribution is one known item's share of a recommended item's score.
+type Contribution struct {
+	Item  int32
+	Score float32
+}
+
+// Explain returns the items of a user's history that contribute most to
+// the score of item, best first, following Hu, Koren and Volinsky (2008,
+// §5): with W = (YᵀC_uY + λI)⁻¹ (the fold-in's normal matrix inverted), the
+// score decomposes as x_u·y_i = Σ_j c_uj · y_iᵀ W y_j over the user's items
+// j, and each term is item j's contribution. The contributions sum to the
+// fold-in score. At most n are returned, appended to dst[:0].
+func (o *Online) Explain(ws *Workspace, dst []Contribution, hist []ItemWeight, item, n int) ([]Contribution, error) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	dst = dst[:0]
+	rows := o.items.Rows()
+	if item < 0 || item >= rows {
+		return dst, ErrUnknownItem
+	}
+	cols, w := ws.split(hist)
+	for _, c := range cols {
+		if c < 0 || int(c) >= rows {
+			return dst, ErrUnknownItem
+		}
+	}
+	if len(cols) == 0 || n <= 0 {
+		return dst, nil
+	}
+	// Factorise A = YᵀY + λI + Σ α w_j y_j y_jᵀ (as the fold-in does) with
+	// z = A⁻¹ y_i on the right-hand side.
+	k := o.p.Factors
+	tmp := ws.scratchRow(k)
+	if err := ws.solveExactRHS(o.gram, o.p.Lambda, o.items, cols, w, o.p.Alpha, o.items.Row(item), tmp); err != nil {
+		return dst, err
+	}
+	var h []Scored
+	for j, c := range cols {
+		var s float64
+		for f, v := range o.items.Row(int(c)) {
+			s += float64(v) * tmp[f]
+		}
+		s *= 1 + o.p.Alpha*float64(w[j])
+		h = pushBounded(h, Scored{Item: c, Score: float32(s)}, n)
+	}
+	for _, e := range appendSorted(nil, h) {
+		dst = append(dst, Contribution(e))
+	}
+	return dst, nil
+}
