@@ -3,7 +3,6 @@ package signals
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -77,7 +76,7 @@ func (t Timestamp) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON accepts an RFC 3339 string, epoch milliseconds as a number
-// or a numeric string, or null.
+// or a numeric string, or null. Errors are *FieldError values for "ts".
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || string(b) == "null" {
@@ -87,7 +86,7 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	if b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return fmt.Errorf("ts: %w", err)
+			return &FieldError{Field: "ts", Reason: err.Error()}
 		}
 		if s == "" {
 			t.Time = time.Time{}
@@ -98,14 +97,14 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		}
 		v, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return fmt.Errorf("ts: %q is neither RFC 3339 nor epoch milliseconds", s)
+			return fieldErr("ts", "%s is neither RFC 3339 nor epoch milliseconds", quoteShort(s))
 		}
 		t.Time = v
 		return nil
 	}
 	ms, err := strconv.ParseFloat(string(b), 64)
 	if err != nil {
-		return fmt.Errorf("ts: %s is neither RFC 3339 nor epoch milliseconds", b)
+		return fieldErr("ts", "%s is neither RFC 3339 nor epoch milliseconds", shortJSON(b))
 	}
 	return t.setMillis(ms)
 }
@@ -115,7 +114,7 @@ const maxEpochMillis = 253402300799999
 
 func (t *Timestamp) setMillis(ms float64) error {
 	if math.IsNaN(ms) || ms < 0 || ms > maxEpochMillis {
-		return fmt.Errorf("ts: %v is out of range for epoch milliseconds", ms)
+		return fieldErr("ts", "%s is out of range for epoch milliseconds", formatFloat(ms))
 	}
 	t.Time = time.UnixMilli(int64(ms)).UTC()
 	return nil
