@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"os"
 	"time"
 	"unsafe"
 )
@@ -24,8 +25,8 @@ import (
 //	items      uint64   number of item rows
 //	metaLen    uint32   length of the JSON metadata (Meta) that follows
 //	meta       metaLen bytes
-//	user ids   users × (uvarint length, bytes)
-//	item ids   items × (uvarint length, bytes)
+//	user ids   uint64 byte length, then users × (uvarint length, bytes)
+//	item ids   uint64 byte length, then items × (uvarint length, bytes)
 //	X          users·k float32
 //	Y          items·k float32
 //	[counts    items int32; curvature items·k float32]   if flag bit 0
@@ -34,8 +35,9 @@ import (
 // Decoding checks the magic, the version, the sizes against sane limits
 // and against the bytes actually present (a corrupt header cannot make the
 // decoder allocate more than what the stream holds plus one chunk), that
-// every float is finite, that ids are unique, and the checksum. Any
-// corruption or truncation is an error, never a panic.
+// every float is finite, and the checksum. Any corruption or truncation is
+// an error, never a panic. (Unique ids are checked when an Index is built
+// from them.)
 
 // snapshotMagic identifies a Kairos model snapshot.
 var snapshotMagic = [8]byte{'K', 'A', 'I', 'R', 'O', 'S', 'M', 0}
@@ -147,6 +149,13 @@ func (s *Snapshot) Encode(w io.Writer) error {
 
 func writeIDs(w *bufio.Writer, ids []string) {
 	var b [binary.MaxVarintLen64]byte
+	total := 0
+	for _, id := range ids {
+		total += binary.PutUvarint(b[:], uint64(len(id))) + len(id)
+	}
+	var l [8]byte
+	binary.LittleEndian.PutUint64(l[:], uint64(total))
+	w.Write(l[:])
 	for _, id := range ids {
 		n := binary.PutUvarint(b[:], uint64(len(id)))
 		w.Write(b[:n])
@@ -182,12 +191,15 @@ func writeInt32s(w *bufio.Writer, v []int32) {
 type decoder struct {
 	r   *bufio.Reader
 	crc hash.Hash32
-	err error
+	// remaining is how many bytes the stream still holds when its size is
+	// known (bytes.Reader, os.File), else 0.
+	remaining int64
 }
 
 func (d *decoder) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	d.crc.Write(p[:n])
+	d.remaining -= int64(n)
 	return n, err
 }
 
@@ -195,6 +207,7 @@ func (d *decoder) ReadByte() (byte, error) {
 	b, err := d.r.ReadByte()
 	if err == nil {
 		d.crc.Write([]byte{b})
+		d.remaining--
 	}
 	return b, err
 }
@@ -212,7 +225,7 @@ func corrupt(format string, args ...any) error {
 
 // Decode reads a snapshot written by Encode.
 func Decode(r io.Reader) (*Snapshot, error) {
-	d := &decoder{r: bufio.NewReaderSize(r, 1<<16), crc: crc32.New(crc32.MakeTable(crc32.Castagnoli))}
+	d := &decoder{r: bufio.NewReaderSize(r, 1<<16), crc: crc32.New(crc32.MakeTable(crc32.Castagnoli)), remaining: sizeOf(r)}
 	var hdr [40]byte
 	if err := d.full(hdr[:]); err != nil {
 		return nil, err
@@ -274,57 +287,105 @@ func Decode(r io.Reader) (*Snapshot, error) {
 	return s, nil
 }
 
-func (d *decoder) ids(n int) ([]string, error) {
-	ids := make([]string, 0, min(n, readChunk))
-	seen := make(map[string]struct{}, min(n, readChunk))
-	buf := make([]byte, 0, 64)
-	for range n {
-		l, err := binary.ReadUvarint(d)
+// sizeOf returns the number of unread bytes of r when it can tell, else 0.
+func sizeOf(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case *os.File:
+		st, err := v.Stat()
 		if err != nil {
-			return nil, corrupt("truncated id length")
+			return 0
 		}
-		if l > maxIDLen {
-			return nil, corrupt("id of %d bytes", l)
+		pos, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return 0
 		}
-		if uint64(cap(buf)) < l {
-			buf = make([]byte, l)
+		return st.Size() - pos
+	}
+	return 0
+}
+
+func (d *decoder) ids(n int) ([]string, error) {
+	var l [8]byte
+	if err := d.full(l[:]); err != nil {
+		return nil, err
+	}
+	total := binary.LittleEndian.Uint64(l[:])
+	if total > uint64(n)*(maxIDLen+2) {
+		return nil, corrupt("id block of %d bytes for %d ids", total, n)
+	}
+	block, err := d.bytes(int(total))
+	if err != nil {
+		return nil, err
+	}
+	all := string(block) // one allocation; ids are substrings of it
+	ids := make([]string, 0, min(uint64(n), total))
+	for pos := 0; len(ids) < n; {
+		v, w := binary.Uvarint(block[pos:])
+		if w <= 0 || v > maxIDLen || uint64(pos+w)+v > total {
+			return nil, corrupt("bad id length at byte %d of the id block", pos)
 		}
-		buf = buf[:l]
-		if err := d.full(buf); err != nil {
-			return nil, err
+		pos += w
+		ids = append(ids, all[pos:pos+int(v)])
+		pos += int(v)
+		if len(ids) == n && pos != int(total) {
+			return nil, corrupt("id block has %d trailing bytes", int(total)-pos)
 		}
-		id := string(buf)
-		if _, dup := seen[id]; dup {
-			return nil, corrupt("duplicate id %q", id)
-		}
-		seen[id] = struct{}{}
-		ids = append(ids, id)
+	}
+	if n == 0 && total != 0 {
+		return nil, corrupt("id block of %d bytes for no ids", total)
 	}
 	return ids, nil
 }
 
-// floats reads n float32 values, growing the slice as bytes arrive so that
-// a lying header cannot force a huge allocation.
-func (d *decoder) floats(n int) ([]float32, error) {
-	out := make([]float32, 0, min(n, readChunk))
-	var b []byte
+// bytes reads n bytes, growing the buffer as bytes arrive so that a lying
+// header cannot force a huge allocation.
+func (d *decoder) bytes(n int) ([]byte, error) {
+	out := make([]byte, 0, min(n, 4*readChunk))
 	for len(out) < n {
-		c := min(n-len(out), readChunk)
-		if cap(b) < 4*c {
-			b = make([]byte, 4*c)
+		c := min(n-len(out), 4*readChunk)
+		if cap(out)-len(out) < c {
+			out = append(out[:cap(out)], make([]byte, c)...)[:len(out)]
 		}
-		if err := d.full(b[:4*c]); err != nil {
+		if err := d.full(out[len(out) : len(out)+c]); err != nil {
 			return nil, err
 		}
-		for i := 0; i < c; i++ {
-			v := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, corrupt("non-finite factor %v", v)
-			}
-			out = append(out, v)
-		}
+		out = out[:len(out)+c]
 	}
 	return out, nil
+}
+
+// floats reads n float32 values and checks that every one is finite. When
+// the stream's remaining size is known the table is read in place; else it
+// grows as bytes arrive, so that a lying header cannot force a huge
+// allocation.
+func (d *decoder) floats(n int) ([]float32, error) {
+	if !littleEndian || n == 0 || int64(4*n) > d.remaining {
+		raw, err := d.bytes(4 * n)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		return out, checkFinite(out)
+	}
+	out := make([]float32, n)
+	if err := d.full(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n)); err != nil {
+		return nil, err
+	}
+	return out, checkFinite(out)
+}
+
+func checkFinite(v []float32) error {
+	for _, x := range v {
+		if x-x != 0 { // NaN or ±Inf
+			return corrupt("non-finite factor %v", x)
+		}
+	}
+	return nil
 }
 
 func (d *decoder) factors(rows, k int) (*Factors, error) {
