@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kairoshq/kairos/eval"
+	"github.com/kairoshq/kairos/model"
+)
+
+func init() {
+	register(command{
+		name:    "eval stream",
+		summary: "prequential (test-then-learn) evaluation: static vs real-time fold-in vs popularity",
+		run:     runEvalStream,
+	})
+}
+
+func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval stream", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var df datasetFlags
+	df.register(fs)
+	p := model.DefaultParams()
+	solver := paramFlags(fs, &p)
+	warmup := fs.Float64("warmup", 0.5, "share of interactions (by time) to train on before streaming")
+	modes := fs.String("modes", "static,foldin,pop", "comma-separated modes: static, foldin, pop")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if p.Solver, err = model.ParseSolver(*solver); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	ds, unit, err := df.load()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "loaded %d users, %d items, %d interactions; warm-up %.0f%%\n", len(ds.Users), len(ds.Items), len(ds.Interactions), *warmup*100)
+	res, err := eval.Prequential(ctx, ds, *warmup, p, unit, strings.Split(*modes, ","))
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for _, r := range res {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
