@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kairoshq/kairos/eval/abtest"
+)
+
+func init() {
+	register(command{
+		name:    "eval abtest",
+		summary: "analyse one A/B experiment's counts (JSON on stdin): tests, intervals, sequential and Bayesian results, SRM",
+		run:     runEvalABTest,
+	})
+	register(command{
+		name:    "eval offpolicy",
+		summary: "IPS and self-normalised IPS value of a target policy from a decision log (JSON lines on stdin)",
+		run:     runEvalOffPolicy,
+	})
+	register(command{
+		name:    "bench abtest",
+		summary: "simulate peeking (A/A false positives, A/B power) and Thompson-sampling regret",
+		run:     runBenchABTest,
+	})
+}
+
+// abtestOpen opens path for reading, "-" meaning standard input.
+func abtestOpen(path string) (io.ReadCloser, error) {
+	if path == "-" || path == "" {
+		return io.NopCloser(os.Stdin), nil
+	}
+	return os.Open(path)
+}
+
+func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval abtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	inPath := fs.String("in", "-", "experiment JSON file (- = stdin): "+
+		`{"metric":"conversion"|"revenue","alpha":0.05,"tuning":5000,"variants":[{"name":"A","weight":0.5,"users":1000,"conversions":100,"sum":0,"sum_squares":0},…]}`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	f, err := abtestOpen(*inPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	var in abtest.Input
+	if err := dec.Decode(&in); err != nil {
+		return fmt.Errorf("read experiment: %w", err)
+	}
+	r, err := abtest.Analyze(in)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(r)
+}
+
+func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval offpolicy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	inPath := fs.String("in", "-", `decision log, one JSON object per line (- = stdin): {"propensity":p,"reward":r,"target":q}`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	f, err := abtestOpen(*inPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var o abtest.OffPolicy
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if line%65536 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var d abtest.Decision
+		if err := json.Unmarshal(b, &d); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		if err := o.Add(d); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read decision log: %w", err)
+	}
+	return json.NewEncoder(stdout).Encode(o.Estimate())
+}
+
+// abtestRates parses a comma-separated list of rates.
+func abtestRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, fmt.Errorf("rate %q: %w", f, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func runBenchABTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench abtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	experiments := fs.Int("experiments", 2000, "simulated experiments per peeking scenario")
+	horizon := fs.Int("horizon", 10000, "visitors per A/A experiment")
+	abHorizon := fs.Int("ab-horizon", 100000, "visitors per A/B experiment")
+	peek := fs.Int("peek", 100, "visitors between looks")
+	rate := fs.Float64("rate", 0.10, "base conversion rate")
+	lift := fs.Float64("lift", 0.10, "true relative lift of B in the A/B scenario")
+	alpha := fs.Float64("alpha", abtest.DefaultAlpha, "significance level")
+	tuning := fs.Float64("tuning", abtest.DefaultTuning, "sequential tuning parameter N*")
+	runs := fs.Int("bandit-runs", 200, "bandit runs")
+	visitors := fs.Int("bandit-visitors", 10000, "visitors per bandit run")
+	rates := fs.String("bandit-rates", "0.10,0.12", "true conversion rates of the bandit arms (2 to 4; the highest is the best arm)")
+	every := fs.Int("bandit-every", 100, "visitors between Thompson re-weightings")
+	floor := fs.Float64("floor", abtest.DefaultFloor, "Thompson weight floor")
+	seed := fs.Uint64("seed", 1, "random seed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	br, err := abtestRates(*rates)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	type line struct {
+		Bench   string  `json:"bench"`
+		Sim     string  `json:"sim"`
+		Seconds float64 `json:"seconds"`
+		Note    string  `json:"note"`
+		Result  any     `json:"result"`
+	}
+	emit := func(sim string, start time.Time, res any, note string) error {
+		return enc.Encode(line{Bench: "abtest", Sim: sim, Seconds: time.Since(start).Seconds(), Note: note, Result: res})
+	}
+	for i, sc := range []struct {
+		name    string
+		horizon int
+		lift    float64
+		note    string
+	}{
+		{"aa", *horizon, 0, "A/A: every rejection is a false positive; sequential_reject_rate must stay <= alpha, naive_reject_rate is the peeking mistake"},
+		{"ab", *abHorizon, *lift, "A/B with a real lift: reject rates are power; sequential_mean_stop is the average visitors used"},
+	} {
+		start := time.Now()
+		fmt.Fprintf(stderr, "bench abtest: %s: %d experiments of %d visitors, a look every %d\n", sc.name, *experiments, sc.horizon, *peek)
+		res, err := abtest.SimulatePeeking(ctx, abtest.PeekingConfig{
+			Experiments: *experiments, Horizon: sc.horizon, PeekEvery: *peek, BaseRate: *rate, Lift: sc.lift,
+			Alpha: *alpha, Tuning: *tuning, Seed: *seed + uint64(i),
+		})
+		if err != nil {
+			return err
+		}
+		if err := emit(sc.name, start, res, sc.note); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	fmt.Fprintf(stderr, "bench abtest: bandit: %d runs of %d visitors, rates %v\n", *runs, *visitors, br)
+	res, err := abtest.SimulateBandit(ctx, abtest.BanditConfig{
+		Runs: *runs, Visitors: *visitors, Rates: br, UpdateEvery: *every, Floor: *floor, Seed: *seed + 2,
+	})
+	if err != nil {
+		return err
+	}
+	return emit("bandit", start, res, "regret = expected conversions lost against always showing the best arm")
+}
