@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Errors of the Store port, compared with errors.Is. Adapters translate
+// their own errors (redis.Nil, …) into these.
+var (
+	// ErrNotFound: the item, visitor or object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the store cannot be reached right now; retry later.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrInvalid: the request is malformed; the wrapping message names the
+	// field, e.g. fmt.Errorf("%w: n: 0 is not in [1, 100]", ErrInvalid).
+	ErrInvalid = errors.New("invalid")
+)
+
+// Visitor is a visitor's stored state.
+type Visitor struct {
+	ID string
+	// Factors are the visitor's latent factors, nil until the first
+	// learning event.
+	Factors []float32
+	// History holds the visitor's recent events, oldest first, at most the
+	// store's history limit (the oldest are dropped first).
+	History []HistoryEvent
+	// Session is the visitor's current session window.
+	Session Session
+}
+
+// HistoryEvent is one event as kept in a visitor's history: enough to fold
+// the visitor in again (item, weight, time), to merge histories without
+// double counting (ID), and to evaluate rules over recent behaviour.
+type HistoryEvent struct {
+	ID     string       `json:"id"`
+	Type   signals.Type `json:"type"`
+	Item   string       `json:"item,omitempty"`
+	Offer  string       `json:"offer,omitempty"`
+	Page   string       `json:"page,omitempty"`
+	Weight float32      `json:"w,omitempty"` // learning weight (signals.Weights)
+	Value  float64      `json:"v,omitempty"`
+	Time   time.Time    `json:"t"`
+}
+
+// Session is a gap-based session window: it starts with an event more than
+// the session gap after the previous one.
+type Session struct {
+	ID    string    `json:"id,omitempty"`
+	Start time.Time `json:"start"`
+	Last  time.Time `json:"last"`
+	// Events counts the session's events.
+	Events int `json:"events"`
+}
+
+// VisitorUpdate is the change of one visitor in a Commit.
+type VisitorUpdate struct {
+	ID string
+	// Append is added to the end of the history (then trimmed to the limit).
+	Append []HistoryEvent
+	// Factors replaces the stored factors when not nil.
+	Factors []float32
+	// Session replaces the stored session.
+	Session Session
+}
+
+// Commit is the durable outcome of one consumed batch.
+type Commit struct {
+	// EventIDs are marked as seen (de-duplication), for the store's
+	// de-duplication window.
+	EventIDs []string
+	Visitors []VisitorUpdate
+}
+
+// VisitorStore keeps visitors and de-duplicates events.
+type VisitorStore interface {
+	// Visitors loads the visitors with the given ids, in order; an unknown
+	// id gives a Visitor with only ID set (not an error).
+	Visitors(ctx context.Context, ids []string) ([]Visitor, error)
+	// Seen reports, for each event id, whether a Commit recorded it within
+	// the de-duplication window.
+	Seen(ctx context.Context, ids []string) ([]bool, error)
+	// Commit records c atomically: when it returns nil all of it is durable
+	// (as durable as the store is configured to be); on error none of it is.
+	Commit(ctx context.Context, c Commit) error
+	// DeleteVisitor erases a visitor's state; ErrNotFound if there is none.
+	DeleteVisitor(ctx context.Context, id string) error
+}
+
+// Item is a catalog entry.
+type Item struct {
+	ID       string            `json:"id"`
+	Title    string            `json:"title,omitempty"`
+	Category string            `json:"category,omitempty"`
+	Tags     []string          `json:"tags,omitempty"`
+	Attrs    map[string]string `json:"attributes,omitempty"`
+	// Active items may be recommended; inactive ones never are.
+	Active  bool      `json:"active"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// CatalogStore keeps the item catalog.
+type CatalogStore interface {
+	// PutItem creates or replaces an item.
+	PutItem(ctx context.Context, it Item) error
+	// Item returns one item or ErrNotFound.
+	Item(ctx context.Context, id string) (Item, error)
+	// DeleteItem removes an item or returns ErrNotFound.
+	DeleteItem(ctx context.Context, id string) error
+	// Items lists up to limit items with ids greater than after, in
+	// ascending id order (paging).
+	Items(ctx context.Context, after string, limit int) ([]Item, error)
+}
+
+// ItemState is the learnt state of one item row: its factors and the
+// statistics its bounded updates need (model.ItemStats).
+type ItemState struct {
+	Row     int32
+	Factors []float32
+	Curv    []float32
+	Count   int32
+}
+
+// FactorStore keeps the item rows and their learnt state, shared by every
+// engine replica.
+type FactorStore interface {
+	// ItemRows returns each id's row, assigning the next free row to ids
+	// that have none, atomically (rows are dense from 0 and never reused).
+	ItemRows(ctx context.Context, ids []string) ([]int32, error)
+	// RowIDs returns every assigned id in row order.
+	RowIDs(ctx context.Context) ([]string, error)
+	// SaveItemStates stores item states (overwriting by row).
+	SaveItemStates(ctx context.Context, states []ItemState) error
+	// ItemStates returns every stored item state.
+	ItemStates(ctx context.Context) ([]ItemState, error)
+}
+
+// Store is everything the engine keeps durably. engine/redisstore (Redis)
+// and engine/embedded (in memory, persisted to a directory) implement it
+// and pass the same test suite (engine/storetest).
+type Store interface {
+	VisitorStore
+	CatalogStore
+	FactorStore
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
