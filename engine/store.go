@@ -140,6 +140,15 @@ type FactorStore interface {
 	ItemStates(ctx context.Context) ([]ItemState, error)
 }
 
+// BlobStore keeps named binary objects: the engine's periodic state (XᵀX,
+// trending counters) and model snapshots.
+type BlobStore interface {
+	// PutBlob stores data under name, replacing any previous value.
+	PutBlob(ctx context.Context, name string, data []byte) error
+	// Blob returns the data stored under name, or ErrNotFound.
+	Blob(ctx context.Context, name string) ([]byte, error)
+}
+
 // Store is everything the engine keeps durably. engine/redisstore (Redis)
 // and engine/embedded (in memory, persisted to a directory) implement it
 // and pass the same test suite (engine/storetest).
@@ -147,6 +156,7 @@ type Store interface {
 	VisitorStore
 	CatalogStore
 	FactorStore
+	BlobStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
