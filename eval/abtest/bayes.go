@@ -73,7 +73,11 @@ func (p Posterior) StdDev() float64 {
 	return p.B
 }
 
-func (p Posterior) pointMass() bool { return p.Family == NormalFamily && p.B == 0 }
+// pointMass reports whether p is a point mass: σ = 0, or σ below the
+// resolution of float64 at μ (the quadrature panels would collapse).
+func (p Posterior) pointMass() bool {
+	return p.Family == NormalFamily && p.B <= 1e-12*math.Abs(p.A)
+}
 
 // tailSD is how many standard deviations from the mean the quadrature
 // covers; the mass beyond is below 1e-18 for every valid posterior
@@ -136,22 +140,19 @@ func init() {
 	// L_m(t) = Σ_l (2l+1)/2 · w_m·P_l(x_m)·P_l(t) (exact: Gauss rule of
 	// degree 2n − 1), ∫_{−1}^{x} P_0 = x + 1 and
 	// ∫_{−1}^{x} P_l = (P_{l+1}(x) − P_{l−1}(x))/(2l + 1).
-	var pm, pk [glN][glN + 1]float64
-	legendre := func(dst *[glN + 1]float64, x float64) {
-		dst[0], dst[1] = 1, x
+	// P[i][l] = P_l(x_i), by Bonnet's recursion.
+	var P [glN][glN + 1]float64
+	for i, x := range glX {
+		P[i][0], P[i][1] = 1, x
 		for l := 1; l < glN; l++ {
-			dst[l+1] = (float64(2*l+1)*x*dst[l] - float64(l)*dst[l-1]) / float64(l+1)
+			P[i][l+1] = (float64(2*l+1)*x*P[i][l] - float64(l)*P[i][l-1]) / float64(l+1)
 		}
-	}
-	for i := range glN {
-		legendre(&pm[i], glX[i])
-		legendre(&pk[i], glX[i])
 	}
 	for k := range glN {
 		for m := range glN {
 			s := (glX[k] + 1) / 2
 			for l := 1; l < glN; l++ {
-				s += 0.5 * pm[m][l] * (pk[k][l+1] - pk[k][l-1])
+				s += 0.5 * P[m][l] * (P[k][l+1] - P[k][l-1])
 			}
 			glS[k][m] = glW[m] * s
 		}
@@ -304,6 +305,15 @@ func ProbabilityBest(dst []float64, arms []Posterior) []float64 {
 	if len(arms) == 1 {
 		dst[0] = 1
 		return dst
+	}
+	if arms[0].Family == NormalFamily {
+		// P(best) is invariant under a common shift; centring on the
+		// control keeps the panels resolvable when |μ| ≫ σ.
+		shifted := make([]Posterior, len(arms))
+		for j, a := range arms {
+			shifted[j] = Posterior{Family: NormalFamily, A: a.A - arms[0].A, B: a.B}
+		}
+		arms = shifted
 	}
 	g := newGrid(arms)
 	for i, a := range arms {

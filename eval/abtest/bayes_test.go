@@ -99,6 +99,11 @@ func TestNormalPosteriors(t *testing.T) {
 		near(t, "chance, equal point masses", ChanceToBeat(zero, other), 0.5, 0)
 		near(t, "chance, higher point mass", ChanceToBeat(zero, Posterior{NormalFamily, 1, 0}), 1, 0)
 		near(t, "loss, lower point mass", ExpectedLoss(zero, Posterior{NormalFamily, -2, 0}), 2, 0)
+		// σ far below |μ|: the quadrature is centred on the control, so it
+		// keeps full accuracy (closed form Φ(d/s) as reference).
+		far := []Posterior{{NormalFamily, 1e12, 1e-4}, {NormalFamily, 1e12 + 3e-4, 2e-4}}
+		got = ProbabilityBest(nil, far)
+		near(t, "|μ| ≫ σ", got[1], ChanceToBeat(far[0], far[1]), 1e-9)
 	})
 }
 
