@@ -99,3 +99,10 @@ func (l *Learner) Flush() error {
 	l.users = l.users[:0]
 	return err
 }
+
+// Reset drops the queued updates (when the batch they belong to could not
+// be committed and will be redelivered).
+func (l *Learner) Reset() {
+	l.ups = l.ups[:0]
+	l.users = l.users[:0]
+}

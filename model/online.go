@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -440,4 +441,125 @@ func norm32(v []float32) float32 {
 		s += float64(x) * float64(x)
 	}
 	return float32(math.Sqrt(s))
+}
+
+// ItemRow copies item i's factors and statistics into the given slices
+// (each of length K, appended to [:0]) and returns them with the count.
+func (o *Online) ItemRow(i int, factors, curv []float32) ([]float32, []float32, int32) {
+	o.wmu.Lock() // statistics are written outside mu by writers
+	defer o.wmu.Unlock()
+	k := o.p.Factors
+	factors = append(factors[:0], o.items.Row(i)...)
+	curv = append(curv[:0], o.curv[i*k:(i+1)*k]...)
+	return factors, curv, o.counts[i]
+}
+
+// ItemRowState is the full learnt state of one item row.
+type ItemRowState struct {
+	Row     int32
+	Factors []float32
+	Curv    []float32 // may be nil: left unchanged
+	Count   int32
+}
+
+// SetItems overwrites item rows (growing the table as needed) and keeps
+// YᵀY consistent: used when loading state.
+func (o *Online) SetItems(states []ItemRowState) error {
+	return o.setItems(states, false)
+}
+
+// AddItems adds deltas to item rows (factors, curvature and count), keeping
+// YᵀY consistent: how a replica applies the item updates its peers made.
+// Additions commute, so replicas that exchange all their deltas converge to
+// the same item factors whatever the order.
+func (o *Online) AddItems(deltas []ItemRowState) error {
+	return o.setItems(deltas, true)
+}
+
+func (o *Online) setItems(states []ItemRowState, add bool) error {
+	k := o.p.Factors
+	maxRow := -1
+	for _, s := range states {
+		if s.Row < 0 || len(s.Factors) != k || (s.Curv != nil && len(s.Curv) != k) {
+			return fmt.Errorf("model: item state for row %d has %d factors, want %d", s.Row, len(s.Factors), k)
+		}
+		for _, v := range s.Factors {
+			if v-v != 0 {
+				return fmt.Errorf("model: item state for row %d has a non-finite factor", s.Row)
+			}
+		}
+		maxRow = max(maxRow, int(s.Row))
+	}
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.growLocked(maxRow + 1)
+	for _, s := range states {
+		row := o.items.Row(int(s.Row))
+		curv := o.curv[int(s.Row)*k : int(s.Row)*k+k]
+		rankOne(o.gram, row, -1)
+		if add {
+			for f, v := range s.Factors {
+				row[f] += v
+			}
+			for f, v := range s.Curv {
+				curv[f] += v
+			}
+			o.counts[s.Row] += s.Count
+		} else {
+			copy(row, s.Factors)
+			if s.Curv != nil {
+				copy(curv, s.Curv)
+			}
+			o.counts[s.Row] = s.Count
+		}
+		rankOne(o.gram, row, 1)
+		o.norms[s.Row] = norm32(row)
+	}
+	o.version.Add(1)
+	return nil
+}
+
+// InitItem gives a row that has no factors yet a small random start (as
+// batch training starts), deterministic in seed so that every replica
+// starting the same item agrees. Rows with factors are left alone. It
+// returns whether the row was initialised.
+func (o *Online) InitItem(row int, seed uint64) bool {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.growLocked(row + 1)
+	if o.norms[row] != 0 {
+		return false
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x6b6169726f73))
+	r := o.items.Row(row)
+	for f := range r {
+		r[f] = float32(rng.NormFloat64() * o.p.InitScale)
+	}
+	rankOne(o.gram, r, 1)
+	o.norms[row] = norm32(r)
+	o.version.Add(1)
+	return true
+}
+
+// XtX returns a copy of the cached XᵀX (k×k, row-major), the users' Gram
+// that item updates need, for persistence.
+func (o *Online) XtX() []float64 {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	return append([]float64(nil), o.xtx...)
+}
+
+// SetXtX replaces the cached XᵀX (e.g. restored from persistence).
+func (o *Online) SetXtX(xtx []float64) error {
+	if len(xtx) != o.p.Factors*o.p.Factors {
+		return fmt.Errorf("model: XᵀX has %d entries, want %d", len(xtx), o.p.Factors*o.p.Factors)
+	}
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	copy(o.xtx, xtx)
+	return nil
 }

@@ -79,3 +79,21 @@ func (t *Trending) Score(item int, now time.Time) float64 {
 
 // Len returns the number of item rows.
 func (t *Trending) Len() int { return len(t.scores) }
+
+// Epoch returns the reference time of the relative scores.
+func (t *Trending) Epoch() time.Time { return t.epoch }
+
+// Set restores item's relative score s at the given epoch (persistence);
+// it rescales s when t already has another epoch.
+func (t *Trending) Set(item int, s float32, epoch time.Time) {
+	if item >= len(t.scores) {
+		t.scores = append(t.scores, make([]float32, item+1-len(t.scores))...)
+	}
+	if t.halfLife > 0 && !epoch.IsZero() {
+		if t.epoch.IsZero() {
+			t.epoch = epoch
+		}
+		s *= float32(math.Exp2(float64(epoch.Sub(t.epoch)) / float64(t.halfLife)))
+	}
+	t.scores[item] = s
+}

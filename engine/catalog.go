@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Catalog limits.
+const (
+	maxItemIDBytes = 200
+	maxTextBytes   = 1024
+	maxTags        = 64
+	maxAttrs       = 64
+)
+
+// loadCatalog reads the whole catalog into the cache.
+func (e *Engine) loadCatalog(ctx context.Context) error {
+	after := ""
+	for {
+		page, err := e.store.Items(ctx, after, 1000)
+		if err != nil {
+			return fmt.Errorf("engine: load catalog: %w", err)
+		}
+		e.mu.Lock()
+		for _, it := range page {
+			e.cacheItemLocked(it)
+		}
+		e.mu.Unlock()
+		if len(page) < 1000 {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// cacheItemLocked updates the catalog cache and the inactive set.
+func (e *Engine) cacheItemLocked(it Item) {
+	e.catalog[it.ID] = it
+	row, ok := e.rowOf[it.ID]
+	if !ok {
+		return
+	}
+	if it.Active {
+		if e.inactive.Has(int(row)) {
+			e.inactive[row>>6] &^= 1 << (uint(row) & 63)
+		}
+		return
+	}
+	e.inactive.Set(int(row))
+}
+
+// validateItem checks a catalog entry and names the first bad field.
+func validateItem(it Item) error {
+	switch {
+	case it.ID == "":
+		return fmt.Errorf("%w: id: missing", ErrInvalid)
+	case len(it.ID) > maxItemIDBytes || !utf8.ValidString(it.ID) || strings.ContainsFunc(it.ID, isControl):
+		return fmt.Errorf("%w: id: must be valid UTF-8 without control characters, at most %d bytes", ErrInvalid, maxItemIDBytes)
+	case len(it.Title) > maxTextBytes || !utf8.ValidString(it.Title):
+		return fmt.Errorf("%w: title: must be valid UTF-8, at most %d bytes", ErrInvalid, maxTextBytes)
+	case len(it.Category) > maxItemIDBytes || !utf8.ValidString(it.Category):
+		return fmt.Errorf("%w: category: must be valid UTF-8, at most %d bytes", ErrInvalid, maxItemIDBytes)
+	case len(it.Tags) > maxTags:
+		return fmt.Errorf("%w: tags: %d tags, at most %d", ErrInvalid, len(it.Tags), maxTags)
+	case len(it.Attrs) > maxAttrs:
+		return fmt.Errorf("%w: attributes: %d attributes, at most %d", ErrInvalid, len(it.Attrs), maxAttrs)
+	}
+	for i, t := range it.Tags {
+		if t == "" || len(t) > maxItemIDBytes || !utf8.ValidString(t) {
+			return fmt.Errorf("%w: tags[%d]: must be non-empty valid UTF-8, at most %d bytes", ErrInvalid, i, maxItemIDBytes)
+		}
+	}
+	for k, v := range it.Attrs {
+		if k == "" || len(k) > maxItemIDBytes || len(v) > maxTextBytes || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: attributes[%q]: keys up to %d bytes, values up to %d, valid UTF-8", ErrInvalid, k, maxItemIDBytes, maxTextBytes)
+		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// PutItem validates and stores a catalog entry (creating or replacing it)
+// and returns it as stored. Inactive items are never recommended.
+func (e *Engine) PutItem(ctx context.Context, it Item) (Item, error) {
+	if err := validateItem(it); err != nil {
+		return Item{}, err
+	}
+	now := e.cfg.Now().UTC()
+	if old, err := e.store.Item(ctx, it.ID); err == nil {
+		it.Created = old.Created
+	} else {
+		it.Created = now
+	}
+	it.Updated = now
+	if err := e.store.PutItem(ctx, it); err != nil {
+		return Item{}, fmt.Errorf("engine: put item: %w", err)
+	}
+	e.mu.Lock()
+	e.cacheItemLocked(it)
+	e.mu.Unlock()
+	e.announceCatalog(ctx, catalogChange{Item: &it})
+	return it, nil
+}
+
+// Item returns a catalog entry or ErrNotFound.
+func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
+	return e.store.Item(ctx, id)
+}
+
+// DeleteItem removes a catalog entry (ErrNotFound if absent); the item is
+// never recommended again unless it is added back.
+func (e *Engine) DeleteItem(ctx context.Context, id string) error {
+	if err := e.store.DeleteItem(ctx, id); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.uncacheItemLocked(id)
+	e.mu.Unlock()
+	e.announceCatalog(ctx, catalogChange{Deleted: id})
+	return nil
+}
+
+func (e *Engine) uncacheItemLocked(id string) {
+	delete(e.catalog, id)
+	if row, ok := e.rowOf[id]; ok {
+		e.inactive.Set(int(row))
+	}
+}
+
+// Items lists catalog entries by ascending id after the given one.
+func (e *Engine) Items(ctx context.Context, after string, limit int) ([]Item, error) {
+	if limit < 1 || limit > 1000 {
+		return nil, fmt.Errorf("%w: limit: %d is not in [1, 1000]", ErrInvalid, limit)
+	}
+	return e.store.Items(ctx, after, limit)
+}
+
+// catalogChange is the peer message of a catalog write.
+type catalogChange struct {
+	Replica string `json:"replica"`
+	Item    *Item  `json:"item,omitempty"`
+	Deleted string `json:"deleted,omitempty"`
+}
+
+func (e *Engine) announceCatalog(ctx context.Context, c catalogChange) {
+	if e.bus == nil {
+		return
+	}
+	c.Replica = e.cfg.Replica
+	b, _ := json.Marshal(c)
+	if err := e.bus.Broadcast(ctx, signals.TopicUpdates, append([]byte{msgCatalog}, b...)); err != nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "catalog change not announced to peers", slog.Any("err", err))
+	}
+}
+
+func (e *Engine) applyPeerCatalog(b []byte) error {
+	var c catalogChange
+	if err := json.Unmarshal(b, &c); err != nil {
+		return err
+	}
+	if c.Replica == e.cfg.Replica {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c.Item != nil {
+		e.cacheItemLocked(*c.Item)
+	}
+	if c.Deleted != "" {
+		e.uncacheItemLocked(c.Deleted)
+	}
+	return nil
+}

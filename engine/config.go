@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/signals"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures an Engine. Zero fields take their Defaults.
+type Config struct {
+	// Params are the ALS hyperparameters of the live model (used when the
+	// store holds no model yet; a loaded snapshot brings its own).
+	Params model.Params
+	// Weights turn events into learning weights.
+	Weights signals.Weights
+	// SessionGap ends a session after this much inactivity (default 30 min).
+	SessionGap time.Duration
+	// TrendingHalfLife is the half-life of the trending fallback (default 24 h).
+	TrendingHalfLife time.Duration
+	// MaxResults bounds n of a recommendation request (default 100).
+	MaxResults int
+	// Replica names this engine among its peers (default "0"); it tags the
+	// updates it broadcasts so that it ignores its own.
+	Replica string
+	// StateEvery is how often the engine persists its in-memory state
+	// (XᵀX, trending counters) to the store (default 10 s).
+	StateEvery time.Duration
+	// Logger receives the engine's logs (nil: discard).
+	Logger *slog.Logger
+	// Registerer receives the engine's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Defaults returns c with every zero field set to its default.
+func (c Config) Defaults() Config {
+	if c.Params.Factors == 0 {
+		c.Params = model.DefaultParams()
+	}
+	if c.Weights == (signals.Weights{}) {
+		c.Weights = signals.DefaultWeights()
+	}
+	if c.SessionGap == 0 {
+		c.SessionGap = 30 * time.Minute
+	}
+	if c.TrendingHalfLife == 0 {
+		c.TrendingHalfLife = 24 * time.Hour
+	}
+	if c.MaxResults == 0 {
+		c.MaxResults = 100
+	}
+	if c.Replica == "" {
+		c.Replica = "0"
+	}
+	if c.StateEvery == 0 {
+		c.StateEvery = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem of c (after Defaults) at once.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Params.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Weights.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SessionGap < time.Second {
+		errs = append(errs, fmt.Errorf("session gap %v is below 1s", c.SessionGap))
+	}
+	if c.TrendingHalfLife < 0 {
+		errs = append(errs, fmt.Errorf("trending half-life %v is negative", c.TrendingHalfLife))
+	}
+	if c.MaxResults < 1 || c.MaxResults > 10_000 {
+		errs = append(errs, fmt.Errorf("max results %d outside [1, 10000]", c.MaxResults))
+	}
+	if c.StateEvery < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("state interval %v is below 100ms", c.StateEvery))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("engine: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/signals"
+	"golang.org/x/sync/errgroup"
+)
+
+// Bus is what the engine needs of the event stream: batches to consume,
+// a fan-out to tell its peers about item updates, and readiness.
+type Bus interface {
+	signals.Consumer
+	signals.Broadcaster
+	signals.Subscriber
+	Ready(ctx context.Context) error
+}
+
+// Engine is the running brain of Kairos (see the package documentation).
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	store Store
+	bus   Bus
+	met   *metrics
+
+	online *model.Online
+
+	// mu guards the item index, the catalog cache and the trending counter.
+	// Lock order: mu before any lock of online.
+	mu       sync.RWMutex
+	rowOf    map[string]int32
+	idOf     []string // row → id ("" for rows this replica has not heard of)
+	catalog  map[string]Item
+	inactive model.Bitset
+	trending *model.Trending
+
+	// learn is used only by the consuming goroutine (Handle calls are
+	// never concurrent: signals.Consumer's contract).
+	learn    *learnState
+	handleMu sync.Mutex
+
+	scorers sync.Pool // *scratch
+}
+
+// New loads the engine's state from store: item rows and factors, the
+// catalog, and the persisted XᵀX and trending counters. bus may be nil for
+// an engine that only serves (tests, tools).
+func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	online, err := model.NewEmptyOnline(cfg.Params)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg: cfg, log: cfg.Logger.With("component", "engine"), store: store, bus: bus,
+		online: online, rowOf: map[string]int32{}, catalog: map[string]Item{},
+		trending: model.NewTrending(cfg.TrendingHalfLife),
+	}
+	e.met = newMetrics(cfg.Registerer)
+	e.learn = newLearnState(online, cfg.Params.Factors)
+	e.scorers.New = func() any { return &scratch{} }
+	if err := e.load(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// load restores item rows, item states, catalog and engine state.
+func (e *Engine) load(ctx context.Context) error {
+	start := time.Now()
+	ids, err := e.store.RowIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: load item rows: %w", err)
+	}
+	for row, id := range ids {
+		e.setRowLocked(id, int32(row))
+	}
+	e.online.Grow(len(ids))
+	states, err := e.store.ItemStates(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: load item factors: %w", err)
+	}
+	rows := make([]model.ItemRowState, 0, len(states))
+	for _, s := range states {
+		if len(s.Factors) != e.cfg.Params.Factors {
+			return fmt.Errorf("engine: stored item row %d has %d factors, the model %d (stored state from another configuration?)", s.Row, len(s.Factors), e.cfg.Params.Factors)
+		}
+		rows = append(rows, model.ItemRowState{Row: s.Row, Factors: s.Factors, Curv: s.Curv, Count: s.Count})
+	}
+	if err := e.online.SetItems(rows); err != nil {
+		return fmt.Errorf("engine: load item factors: %w", err)
+	}
+	if err := e.loadCatalog(ctx); err != nil {
+		return err
+	}
+	if err := e.loadState(ctx); err != nil {
+		return err
+	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "state loaded",
+		slog.Int("items", len(ids)), slog.Int("catalog", len(e.catalog)), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// setRowLocked records id ↔ row; e.mu must be held for writing (or e not
+// yet shared).
+func (e *Engine) setRowLocked(id string, row int32) {
+	e.rowOf[id] = row
+	for int(row) >= len(e.idOf) {
+		e.idOf = append(e.idOf, "")
+	}
+	e.idOf[row] = id
+	if it, ok := e.catalog[id]; ok && !it.Active {
+		e.inactive.Set(int(row))
+	}
+}
+
+// Run consumes events and peer updates and persists the engine's state
+// periodically, until ctx is done; then it finishes the in-flight batch
+// (acknowledging it), saves its state and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	if e.bus == nil {
+		return errors.New("engine: Run needs a bus")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.bus.Consume(gctx, e.Handle) })
+	g.Go(func() error { return e.bus.Subscribe(gctx, signals.TopicUpdates, e.onPeerUpdate) })
+	g.Go(func() error {
+		t := time.NewTicker(e.cfg.StateEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if err := e.saveState(gctx); err != nil {
+					e.log.LogAttrs(gctx, slog.LevelWarn, "state not saved", slog.Any("err", err))
+				}
+			}
+		}
+	})
+	err := g.Wait()
+	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := e.saveState(saveCtx); serr != nil {
+		e.log.LogAttrs(saveCtx, slog.LevelWarn, "state not saved at shutdown", slog.Any("err", serr))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// Ready reports whether the store and the bus are reachable.
+func (e *Engine) Ready(ctx context.Context) error {
+	if err := e.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if e.bus != nil {
+		if err := e.bus.Ready(ctx); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+	}
+	return nil
+}
+
+// Online exposes the live model (for tools and tests).
+func (e *Engine) Online() *model.Online { return e.online }
+
+// itemSeed derives the deterministic seed of a new item's random start.
+func itemSeed(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}

@@ -1,0 +1,315 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// learnState is the scratch of the consuming goroutine.
+type learnState struct {
+	learner *model.Learner
+	hist    []model.Event
+	fresh   []model.Event
+	// dirty accumulates this replica's own item changes since the last
+	// persistence/broadcast: row → delta.
+	dirty map[int32]*model.ItemRowState
+	// before holds touched rows' state before a Flush, to compute deltas.
+	before map[int32]model.ItemRowState
+}
+
+func newLearnState(o *model.Online, k int) *learnState {
+	return &learnState{
+		learner: o.NewLearner(),
+		dirty:   map[int32]*model.ItemRowState{},
+		before:  map[int32]model.ItemRowState{},
+	}
+}
+
+// Handle processes one consumed batch (it is the signals.BatchHandler of
+// the engine). For the batch it
+//
+//  1. drops events whose id it has seen (in the batch or committed before);
+//  2. assigns item rows to new items;
+//  3. per visitor, in event order: extends the session window, appends the
+//     events to the history, and — when learning events arrived — folds the
+//     visitor in exactly from the decayed history;
+//  4. commits histories, factors, sessions and the event ids in one atomic
+//     store transaction;
+//  5. only then applies the item updates to the live model and updates the
+//     trending counters.
+//
+// Returning nil acknowledges the batch. An error before the commit leaves
+// the store untouched, so the redelivered batch is applied exactly once;
+// after the commit, redelivered events are recognised as seen.
+func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
+	e.handleMu.Lock()
+	defer e.handleMu.Unlock()
+	start := e.cfg.Now()
+	e.met.consumed.Add(float64(len(batch)))
+	fresh, err := e.freshEvents(ctx, batch)
+	if err != nil {
+		return err
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := e.ensureRows(ctx, fresh); err != nil {
+		return err
+	}
+	groups, order := groupByVisitor(fresh)
+	visitors, err := e.store.Visitors(ctx, order)
+	if err != nil {
+		return fmt.Errorf("engine: load visitors: %w", err)
+	}
+	commit := Commit{EventIDs: make([]string, 0, len(fresh)), Visitors: make([]VisitorUpdate, 0, len(order))}
+	for _, ev := range fresh {
+		commit.EventIDs = append(commit.EventIDs, ev.ID)
+	}
+	touched := map[int32]struct{}{}
+	foldStart := time.Now()
+	for i, v := range visitors {
+		vu, err := e.updateVisitor(v, groups[order[i]], touched)
+		if err != nil {
+			e.learn.learner.Reset()
+			return err
+		}
+		commit.Visitors = append(commit.Visitors, vu)
+	}
+	e.met.foldIn.Observe(time.Since(foldStart).Seconds() / float64(max(1, len(visitors))))
+	if err := e.store.Commit(ctx, commit); err != nil {
+		e.learn.learner.Reset()
+		return fmt.Errorf("engine: commit batch: %w", err)
+	}
+	if err := e.applyItems(touched); err != nil {
+		e.log.LogAttrs(ctx, slog.LevelError, "item updates not applied", slog.Any("err", err))
+	}
+	e.countTrending(fresh)
+	now := e.cfg.Now()
+	for _, ev := range fresh {
+		e.met.lag.Observe(now.Sub(ev.Time.Time).Seconds())
+	}
+	e.met.applied.Add(float64(len(fresh)))
+	e.met.batch.Observe(now.Sub(start).Seconds())
+	return nil
+}
+
+// freshEvents returns the events of batch not seen before, first
+// occurrences only, in batch order.
+func (e *Engine) freshEvents(ctx context.Context, batch []signals.Event) ([]signals.Event, error) {
+	first := make(map[string]struct{}, len(batch))
+	uniq := make([]signals.Event, 0, len(batch))
+	ids := make([]string, 0, len(batch))
+	for _, ev := range batch {
+		if _, dup := first[ev.ID]; dup {
+			continue
+		}
+		first[ev.ID] = struct{}{}
+		uniq = append(uniq, ev)
+		ids = append(ids, ev.ID)
+	}
+	seen, err := e.store.Seen(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("engine: de-duplicate: %w", err)
+	}
+	fresh := uniq[:0]
+	for i, ev := range uniq {
+		if !seen[i] {
+			fresh = append(fresh, ev)
+		}
+	}
+	e.met.duplicates.Add(float64(len(batch) - len(fresh)))
+	return fresh, nil
+}
+
+// ensureRows makes sure every item of a learning event has a row here.
+func (e *Engine) ensureRows(ctx context.Context, evs []signals.Event) error {
+	var missing []string
+	e.mu.RLock()
+	for _, ev := range evs {
+		if ev.Item == "" || e.cfg.Weights.Of(&ev) <= 0 {
+			continue
+		}
+		if _, ok := e.rowOf[ev.Item]; !ok {
+			missing = append(missing, ev.Item)
+		}
+	}
+	e.mu.RUnlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	missing = uniqueStrings(missing)
+	rows, err := e.store.ItemRows(ctx, missing)
+	if err != nil {
+		return fmt.Errorf("engine: assign item rows: %w", err)
+	}
+	e.mu.Lock()
+	maxRow := int32(-1)
+	for i, id := range missing {
+		e.setRowLocked(id, rows[i])
+		maxRow = max(maxRow, rows[i])
+	}
+	e.mu.Unlock()
+	e.online.Grow(int(maxRow) + 1)
+	return nil
+}
+
+func uniqueStrings(s []string) []string {
+	seen := make(map[string]struct{}, len(s))
+	out := s[:0]
+	for _, v := range s {
+		if _, ok := seen[v]; !ok {
+			seen[v] = struct{}{}
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// groupByVisitor groups events by visitor, keeping event order within a
+// visitor; order lists the visitors by first appearance.
+func groupByVisitor(evs []signals.Event) (map[string][]signals.Event, []string) {
+	groups := make(map[string][]signals.Event)
+	var order []string
+	for _, ev := range evs {
+		if _, ok := groups[ev.Visitor]; !ok {
+			order = append(order, ev.Visitor)
+		}
+		groups[ev.Visitor] = append(groups[ev.Visitor], ev)
+	}
+	return groups, order
+}
+
+// updateVisitor computes one visitor's new state from its fresh events and
+// queues the item updates of its learning events.
+func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32]struct{}) (VisitorUpdate, error) {
+	vu := VisitorUpdate{ID: v.ID, Session: v.Session}
+	learning := false
+	for i := range evs {
+		ev := &evs[i]
+		vu.Session = e.advanceSession(vu.Session, ev)
+		h := HistoryEvent{ID: ev.ID, Type: ev.Type, Item: ev.Item, Offer: ev.Offer, Page: ev.Page, Value: ev.Value, Time: ev.Time.Time}
+		if w := e.cfg.Weights.Of(ev); w > 0 {
+			h.Weight = float32(w)
+			learning = true
+		}
+		vu.Append = append(vu.Append, h)
+	}
+	if !learning {
+		return vu, nil
+	}
+	ls := e.learn
+	ls.hist = e.modelEvents(ls.hist[:0], v.History)
+	ls.fresh = e.modelEvents(ls.fresh[:0], vu.Append)
+	for _, me := range ls.fresh {
+		touched[me.Item] = struct{}{}
+		if e.online.InitItem(int(me.Item), itemSeed(e.itemID(me.Item))) {
+			e.met.newItems.Inc()
+		}
+	}
+	x := make([]float32, e.cfg.Params.Factors)
+	var old []float32
+	if len(v.Factors) == len(x) {
+		old = v.Factors
+	}
+	if err := ls.learner.Observe(x, old, ls.hist, ls.fresh); err != nil {
+		return vu, fmt.Errorf("engine: fold in visitor: %w", err)
+	}
+	vu.Factors = x
+	return vu, nil
+}
+
+// modelEvents converts the learning events of a history to model events
+// (dropping items without a row: never learnt).
+func (e *Engine) modelEvents(dst []model.Event, hs []HistoryEvent) []model.Event {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, h := range hs {
+		if h.Weight <= 0 || h.Item == "" {
+			continue
+		}
+		row, ok := e.rowOf[h.Item]
+		if !ok {
+			continue
+		}
+		dst = append(dst, model.Event{Item: row, Weight: h.Weight, Time: h.Time})
+	}
+	return dst
+}
+
+func (e *Engine) itemID(row int32) string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if int(row) < len(e.idOf) {
+		return e.idOf[row]
+	}
+	return ""
+}
+
+// advanceSession extends or restarts the session window with ev.
+func (e *Engine) advanceSession(s Session, ev *signals.Event) Session {
+	t := ev.Time.Time
+	if s.Last.IsZero() || t.Sub(s.Last) > e.cfg.SessionGap || (ev.Session != "" && ev.Session != s.ID && s.ID != "") {
+		id := ev.Session
+		if id == "" {
+			id = fmt.Sprintf("s%d", t.UnixMilli())
+		}
+		return Session{ID: id, Start: t, Last: t, Events: 1}
+	}
+	if t.After(s.Last) {
+		s.Last = t
+	}
+	if s.ID == "" {
+		s.ID = ev.Session
+	}
+	s.Events++
+	return s
+}
+
+// applyItems applies the queued item updates to the live model and records
+// this replica's deltas of the touched rows for persistence and peers.
+func (e *Engine) applyItems(touched map[int32]struct{}) error {
+	ls := e.learn
+	clear(ls.before)
+	for row := range touched {
+		f, c, n := e.online.ItemRow(int(row), nil, nil)
+		ls.before[row] = model.ItemRowState{Row: row, Factors: f, Curv: c, Count: n}
+	}
+	if err := ls.learner.Flush(); err != nil {
+		return err
+	}
+	for row, b := range ls.before {
+		f, c, n := e.online.ItemRow(int(row), nil, nil)
+		d, ok := ls.dirty[row]
+		if !ok {
+			d = &model.ItemRowState{Row: row, Factors: make([]float32, len(f)), Curv: make([]float32, len(c))}
+			ls.dirty[row] = d
+		}
+		for i := range f {
+			d.Factors[i] += f[i] - b.Factors[i]
+			d.Curv[i] += c[i] - b.Curv[i]
+		}
+		d.Count += n - b.Count
+	}
+	return nil
+}
+
+// countTrending adds the learning events to the trending counters.
+func (e *Engine) countTrending(evs []signals.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range evs {
+		ev := &evs[i]
+		w := e.cfg.Weights.Of(ev)
+		if w <= 0 {
+			continue
+		}
+		if row, ok := e.rowOf[ev.Item]; ok {
+			e.trending.Add(int(row), w, ev.Time.Time)
+		}
+	}
+}

@@ -1,0 +1,32 @@
+package engine
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the engine's Prometheus instruments.
+type metrics struct {
+	consumed, applied, duplicates prometheus.Counter
+	newItems                      prometheus.Counter
+	foldIn, batch, lag            prometheus.Histogram
+	recommend                     *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		consumed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_consumed_total", Help: "Events delivered to the engine, duplicates included."}),
+		applied:    prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_applied_total", Help: "Events committed to the store and learnt."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_duplicate_total", Help: "Events dropped because their id was seen before."}),
+		newItems:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_items_started_total", Help: "Items that got their first factors from an event."}),
+		foldIn: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_engine_foldin_seconds", Help: "Time to fold one visitor in (mean per visitor of a batch).",
+			Buckets: prometheus.ExponentialBuckets(5e-6, 2, 14)}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_engine_batch_seconds", Help: "Time to process one consumed batch end to end.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 2, 14)}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_engine_consume_lag_seconds", Help: "Event time to applied (consume lag).",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 18)}),
+		recommend: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kairos_engine_recommend_seconds", Help: "Time to rank items for one request, by strategy.",
+			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)}, []string{"strategy"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.newItems, m.foldIn, m.batch, m.lag, m.recommend)
+	}
+	return m
+}

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+)
+
+// scratch is the per-request memory of ranking, pooled.
+type scratch struct {
+	scorer  model.Scorer
+	exclude model.Bitset
+	top     []model.Scored
+	ws      *model.Workspace
+	agg     model.HistoryAggregator
+	hist    []model.ItemWeight
+	events  []model.Event
+	contrib []model.Contribution
+}
+
+func (e *Engine) getScratch() *scratch {
+	s := e.scorers.Get().(*scratch)
+	if s.ws == nil {
+		s.ws = model.NewWorkspace(e.cfg.Params.Factors)
+	}
+	return s
+}
+
+// Recommend ranks items for a visitor: by the visitor's factors when the
+// model knows them (x_u·Y over all items, exact top-K), else by trending
+// popularity. Inactive items are never returned; with ExcludeSeen, neither
+// are items the visitor interacted with.
+func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, error) {
+	if err := e.checkRequest(r.Visitor, r.N); err != nil {
+		return RecResponse{}, err
+	}
+	vs, err := e.store.Visitors(ctx, []string{r.Visitor})
+	if err != nil {
+		return RecResponse{}, fmt.Errorf("engine: load visitor: %w", err)
+	}
+	v := vs[0]
+	start := time.Now()
+	s := e.getScratch()
+	defer e.scorers.Put(s)
+	resp := RecResponse{Visitor: r.Visitor, Strategy: StrategyALS}
+	e.mu.RLock()
+	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
+	keep := e.keepFunc(r.Category)
+	if isZero(v.Factors) || len(v.Factors) != e.cfg.Params.Factors {
+		resp.Strategy = StrategyTrending
+		s.top = s.scorer.SelectTop(s.top, e.trending.Scores(), r.N, s.exclude, keep)
+	} else {
+		s.top = e.online.TopK(&s.scorer, s.top, model.Query{Vector: v.Factors, N: r.N, Exclude: s.exclude, Keep: keep})
+	}
+	resp.Items = e.recsLocked(s.top)
+	e.mu.RUnlock()
+	e.met.recommend.WithLabelValues(string(resp.Strategy)).Observe(time.Since(start).Seconds())
+	if r.Explain && resp.Strategy == StrategyALS {
+		e.explain(s, v.History, resp.Items)
+	}
+	return resp, nil
+}
+
+func (e *Engine) checkRequest(visitor string, n int) error {
+	if visitor == "" {
+		return fmt.Errorf("%w: visitor: missing", ErrInvalid)
+	}
+	if len(visitor) > maxItemIDBytes {
+		return fmt.Errorf("%w: visitor: longer than %d bytes", ErrInvalid, maxItemIDBytes)
+	}
+	if n < 1 || n > e.cfg.MaxResults {
+		return fmt.Errorf("%w: n: %d is not in [1, %d]", ErrInvalid, n, e.cfg.MaxResults)
+	}
+	return nil
+}
+
+// excludeSet fills dst with the inactive items and, when seen is set, the
+// visitor's history items. e.mu must be held.
+func (e *Engine) excludeSet(dst model.Bitset, hist []HistoryEvent, seen bool) model.Bitset {
+	dst = append(dst[:0], e.inactive...)
+	if seen {
+		for _, h := range hist {
+			if row, ok := e.rowOf[h.Item]; ok && h.Item != "" {
+				dst.Set(int(row))
+			}
+		}
+	}
+	return dst
+}
+
+// keepFunc returns the category filter (nil when none). e.mu must be held
+// while it is called.
+func (e *Engine) keepFunc(category string) func(int) bool {
+	if category == "" {
+		return nil
+	}
+	return func(row int) bool {
+		it, ok := e.catalog[e.idOf[row]]
+		return ok && it.Category == category
+	}
+}
+
+// recsLocked maps ranked rows to recommendations; e.mu must be held.
+func (e *Engine) recsLocked(top []model.Scored) []Rec {
+	out := make([]Rec, 0, len(top))
+	for _, t := range top {
+		id := ""
+		if int(t.Item) < len(e.idOf) {
+			id = e.idOf[t.Item]
+		}
+		if id == "" {
+			continue // a row a peer assigned that this replica has not heard of yet
+		}
+		r := Rec{Item: id, Score: t.Score}
+		if it, ok := e.catalog[id]; ok {
+			r.Title, r.Category = it.Title, it.Category
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// explain adds the top "because" items to each recommendation.
+func (e *Engine) explain(s *scratch, hist []HistoryEvent, recs []Rec) {
+	s.events = e.modelEvents(s.events[:0], hist)
+	s.hist = s.agg.Aggregate(s.hist, s.events, e.cfg.Params.HalfLife)
+	for i := range recs {
+		e.mu.RLock()
+		row, ok := e.rowOf[recs[i].Item]
+		e.mu.RUnlock()
+		if !ok {
+			continue
+		}
+		cs, err := e.online.Explain(s.ws, s.contrib, s.hist, int(row), 3)
+		if err != nil {
+			continue
+		}
+		s.contrib = cs
+		for _, c := range cs {
+			if c.Score > 0 {
+				if id := e.itemID(c.Item); id != "" {
+					recs[i].Because = append(recs[i].Because, id)
+				}
+			}
+		}
+	}
+}
+
+// Similar returns the n items most similar to item by cosine of their
+// factors (inactive items excluded), or ErrNotFound when the model has no
+// factors for item.
+func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error) {
+	if item == "" {
+		return nil, fmt.Errorf("%w: item: missing", ErrInvalid)
+	}
+	if n < 1 || n > e.cfg.MaxResults {
+		return nil, fmt.Errorf("%w: n: %d is not in [1, %d]", ErrInvalid, n, e.cfg.MaxResults)
+	}
+	s := e.getScratch()
+	defer e.scorers.Put(s)
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	row, ok := e.rowOf[item]
+	if !ok {
+		return nil, fmt.Errorf("%w: item %q has no interactions yet", ErrNotFound, item)
+	}
+	s.exclude = append(s.exclude[:0], e.inactive...)
+	top, err := e.online.Similar(&s.scorer, s.top, int(row), n, s.exclude, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: item %q has no factors yet", ErrNotFound, item)
+	}
+	s.top = top
+	return e.recsLocked(top), nil
+}
+
+func isZero(v []float32) bool {
+	return !slices.ContainsFunc(v, func(x float32) bool { return x != 0 })
+}

@@ -1,0 +1,232 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Blob names of the engine's persisted state.
+const (
+	blobXtX      = "engine/xtx"
+	blobTrending = "engine/trending"
+)
+
+// saveState persists the item rows this replica changed (full state, to
+// the store) and broadcasts their deltas to the peers, then saves XᵀX and
+// the trending counters. Item factors are derived state: a crash loses at
+// most the item nudges since the last save (never histories, never user
+// factors, which each commit makes durable); a retrain restores them.
+func (e *Engine) saveState(ctx context.Context) error {
+	e.handleMu.Lock()
+	deltas := make([]model.ItemRowState, 0, len(e.learn.dirty))
+	for _, d := range e.learn.dirty {
+		deltas = append(deltas, *d)
+	}
+	clear(e.learn.dirty)
+	e.handleMu.Unlock()
+	var errs []error
+	if len(deltas) > 0 {
+		states := make([]ItemState, len(deltas))
+		for i, d := range deltas {
+			f, c, n := e.online.ItemRow(int(d.Row), nil, nil)
+			states[i] = ItemState{Row: d.Row, Factors: f, Curv: c, Count: n}
+		}
+		if err := e.store.SaveItemStates(ctx, states); err != nil {
+			errs = append(errs, fmt.Errorf("save item states: %w", err))
+		}
+		if e.bus != nil {
+			if err := e.bus.Broadcast(ctx, signals.TopicUpdates, e.encodeDeltas(deltas)); err != nil {
+				errs = append(errs, fmt.Errorf("broadcast item updates: %w", err))
+			}
+		}
+	}
+	if err := e.store.PutBlob(ctx, blobXtX, encodeFloat64s(e.online.XtX())); err != nil {
+		errs = append(errs, fmt.Errorf("save XᵀX: %w", err))
+	}
+	e.mu.RLock()
+	tr, err := json.Marshal(trendingState{HalfLife: e.trending.HalfLife(), Epoch: e.trending.Epoch(), Scores: e.trending.Scores(), IDs: e.idOf})
+	e.mu.RUnlock()
+	if err == nil {
+		err = e.store.PutBlob(ctx, blobTrending, tr)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("save trending: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// trendingState is the persisted form of the trending counters, keyed by
+// item id so that it survives any row renumbering.
+type trendingState struct {
+	HalfLife time.Duration `json:"half_life"`
+	Epoch    time.Time     `json:"epoch"`
+	Scores   []float32     `json:"scores"`
+	IDs      []string      `json:"ids"`
+}
+
+// loadState restores XᵀX and the trending counters, when saved.
+func (e *Engine) loadState(ctx context.Context) error {
+	b, err := e.store.Blob(ctx, blobXtX)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("engine: load XᵀX: %w", err)
+	default:
+		if xtx, derr := decodeFloat64s(b); derr != nil || e.online.SetXtX(xtx) != nil {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "stored XᵀX ignored (other k?)", slog.Int("bytes", len(b)))
+		}
+	}
+	b, err = e.store.Blob(ctx, blobTrending)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("engine: load trending: %w", err)
+	}
+	var ts trendingState
+	if err := json.Unmarshal(b, &ts); err != nil || ts.HalfLife != e.cfg.TrendingHalfLife {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "stored trending counters ignored", slog.Any("err", err))
+		return nil
+	}
+	for i, id := range ts.IDs {
+		if row, ok := e.rowOf[id]; ok && i < len(ts.Scores) {
+			e.trending.Set(int(row), ts.Scores[i], ts.Epoch)
+		}
+	}
+	return nil
+}
+
+// Update message kinds on signals.TopicUpdates.
+const (
+	msgItemDeltas byte = 'I'
+	msgCatalog    byte = 'C'
+)
+
+// encodeDeltas encodes item deltas: kind, replica, count, then per row
+// its id, row, count delta and k factor and curvature deltas (float32 LE).
+func (e *Engine) encodeDeltas(ds []model.ItemRowState) []byte {
+	var b bytes.Buffer
+	b.WriteByte(msgItemDeltas)
+	writeString(&b, e.cfg.Replica)
+	b.Write(binary.AppendUvarint(nil, uint64(len(ds))))
+	for _, d := range ds {
+		writeString(&b, e.itemID(d.Row))
+		b.Write(binary.LittleEndian.AppendUint32(nil, uint32(d.Row)))
+		b.Write(binary.LittleEndian.AppendUint32(nil, uint32(d.Count)))
+		for _, v := range d.Factors {
+			b.Write(binary.LittleEndian.AppendUint32(nil, math.Float32bits(v)))
+		}
+		for _, v := range d.Curv {
+			b.Write(binary.LittleEndian.AppendUint32(nil, math.Float32bits(v)))
+		}
+	}
+	return b.Bytes()
+}
+
+func writeString(b *bytes.Buffer, s string) {
+	b.Write(binary.AppendUvarint(nil, uint64(len(s))))
+	b.WriteString(s)
+}
+
+// onPeerUpdate applies a peer's broadcast (ignoring this replica's own).
+func (e *Engine) onPeerUpdate(msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	var err error
+	switch msg[0] {
+	case msgItemDeltas:
+		err = e.applyPeerDeltas(msg[1:])
+	case msgCatalog:
+		err = e.applyPeerCatalog(msg[1:])
+	default:
+		err = fmt.Errorf("unknown message kind %q", msg[0])
+	}
+	if err != nil {
+		e.log.LogAttrs(context.Background(), slog.LevelWarn, "peer update ignored", slog.Any("err", err))
+	}
+}
+
+func (e *Engine) applyPeerDeltas(b []byte) error {
+	r := bytes.NewReader(b)
+	replica, err := readString(r)
+	if err != nil || replica == e.cfg.Replica {
+		return err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > 1<<24 {
+		return fmt.Errorf("bad delta count")
+	}
+	k := e.cfg.Params.Factors
+	ds := make([]model.ItemRowState, 0, n)
+	for range n {
+		id, err := readString(r)
+		if err != nil {
+			return err
+		}
+		var hdr [8]byte
+		if _, err := r.Read(hdr[:]); err != nil {
+			return err
+		}
+		d := model.ItemRowState{Row: int32(binary.LittleEndian.Uint32(hdr[:])), Count: int32(binary.LittleEndian.Uint32(hdr[4:])),
+			Factors: make([]float32, k), Curv: make([]float32, k)}
+		for _, dst := range [][]float32{d.Factors, d.Curv} {
+			for f := range dst {
+				var w [4]byte
+				if _, err := r.Read(w[:]); err != nil {
+					return fmt.Errorf("truncated delta")
+				}
+				dst[f] = math.Float32frombits(binary.LittleEndian.Uint32(w[:]))
+			}
+		}
+		e.mu.Lock()
+		e.setRowLocked(id, d.Row)
+		e.mu.Unlock()
+		ds = append(ds, d)
+	}
+	e.handleMu.Lock()
+	defer e.handleMu.Unlock()
+	return e.online.AddItems(ds)
+}
+
+func readString(r *bytes.Reader) (string, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > uint64(r.Len()) {
+		return "", fmt.Errorf("bad string in update")
+	}
+	b := make([]byte, n)
+	_, err = r.Read(b)
+	return string(b), err
+}
+
+func encodeFloat64s(v []float64) []byte {
+	b := make([]byte, 0, 8*len(v))
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+	}
+	return b
+}
+
+func decodeFloat64s(b []byte) ([]float64, error) {
+	if len(b)%8 != 0 {
+		return nil, fmt.Errorf("length %d is not a multiple of 8", len(b))
+	}
+	v := make([]float64, len(b)/8)
+	for i := range v {
+		v[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+		if math.IsNaN(v[i]) || math.IsInf(v[i], 0) {
+			return nil, errors.New("non-finite value")
+		}
+	}
+	return v, nil
+}
