@@ -39,8 +39,8 @@ func fieldErr(field, format string, args ...any) *FieldError {
 }
 
 // Limits bounds what Validate and the decoders accept. A zero field means
-// its default, so Limits{} behaves like Defaults(); Validate reports
-// negative fields.
+// its default, so Limits{} behaves like DefaultLimits(); Limits.Validate
+// reports negative fields (the checks then use the default).
 type Limits struct {
 	// MaxIDBytes bounds id, visitor, user, item, offer and session
 	// (default 200 bytes: the visitor id is the AMQP routing key and the
@@ -97,59 +97,77 @@ const (
 	MaxScrollPercent = 100
 )
 
-// Defaults returns the default limits (see the Limits fields).
-func (Limits) Defaults() Limits {
-	return Limits{
-		MaxIDBytes:        DefaultMaxIDBytes,
-		MaxTextBytes:      DefaultMaxTextBytes,
-		MaxProps:          DefaultMaxProps,
-		MaxPropKeyBytes:   DefaultMaxPropKeyBytes,
-		MaxPropValueBytes: DefaultMaxPropValueBytes,
-		MaxFutureSkew:     DefaultMaxFutureSkew,
-		MaxPastAge:        DefaultMaxPastAge,
-		MaxDwellMs:        DefaultMaxDwellMs,
-		MaxRevenue:        DefaultMaxRevenue,
-		MaxValue:          DefaultMaxValue,
-		MaxBatch:          DefaultMaxBatch,
-		MaxBatchBytes:     DefaultMaxBatchBytes,
-		MaxEventBytes:     DefaultMaxEventBytes,
+// Defaults returns a copy of l with every zero field set to its default
+// (see the Limits fields); Limits{}.Defaults() is the full default set.
+func (l Limits) Defaults() Limits {
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
 	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setF := func(v *float64, def float64) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&l.MaxIDBytes, DefaultMaxIDBytes)
+	setInt(&l.MaxTextBytes, DefaultMaxTextBytes)
+	setInt(&l.MaxProps, DefaultMaxProps)
+	setInt(&l.MaxPropKeyBytes, DefaultMaxPropKeyBytes)
+	setInt(&l.MaxPropValueBytes, DefaultMaxPropValueBytes)
+	setDur(&l.MaxFutureSkew, DefaultMaxFutureSkew)
+	setDur(&l.MaxPastAge, DefaultMaxPastAge)
+	setF(&l.MaxDwellMs, DefaultMaxDwellMs)
+	setF(&l.MaxRevenue, DefaultMaxRevenue)
+	setF(&l.MaxValue, DefaultMaxValue)
+	setInt(&l.MaxBatch, DefaultMaxBatch)
+	setInt(&l.MaxBatchBytes, DefaultMaxBatchBytes)
+	setInt(&l.MaxEventBytes, DefaultMaxEventBytes)
+	return l
 }
 
 // DefaultLimits returns Limits{}.Defaults().
 func DefaultLimits() Limits { return Limits{}.Defaults() }
 
-// resolved returns l with every zero (or negative) field set to its default.
+// resolved returns l.Defaults() with every invalid field (negative, NaN,
+// infinite; see Validate) also set to its default, so that checks never
+// run with nonsense bounds.
 func (l Limits) resolved() Limits {
-	d := l.Defaults()
-	setInt := func(v *int, def int) {
-		if *v <= 0 {
+	d := DefaultLimits()
+	l = l.Defaults()
+	fixInt := func(v *int, def int) {
+		if *v < 0 {
 			*v = def
 		}
 	}
-	setDur := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
+	fixDur := func(v *time.Duration, def time.Duration) {
+		if *v < 0 {
 			*v = def
 		}
 	}
-	setF := func(v *float64, def float64) {
-		if !(*v > 0) || math.IsInf(*v, 0) {
+	fixF := func(v *float64, def float64) {
+		if !(*v >= 0) || math.IsInf(*v, 0) {
 			*v = def
 		}
 	}
-	setInt(&l.MaxIDBytes, d.MaxIDBytes)
-	setInt(&l.MaxTextBytes, d.MaxTextBytes)
-	setInt(&l.MaxProps, d.MaxProps)
-	setInt(&l.MaxPropKeyBytes, d.MaxPropKeyBytes)
-	setInt(&l.MaxPropValueBytes, d.MaxPropValueBytes)
-	setDur(&l.MaxFutureSkew, d.MaxFutureSkew)
-	setDur(&l.MaxPastAge, d.MaxPastAge)
-	setF(&l.MaxDwellMs, d.MaxDwellMs)
-	setF(&l.MaxRevenue, d.MaxRevenue)
-	setF(&l.MaxValue, d.MaxValue)
-	setInt(&l.MaxBatch, d.MaxBatch)
-	setInt(&l.MaxBatchBytes, d.MaxBatchBytes)
-	setInt(&l.MaxEventBytes, d.MaxEventBytes)
+	fixInt(&l.MaxIDBytes, d.MaxIDBytes)
+	fixInt(&l.MaxTextBytes, d.MaxTextBytes)
+	fixInt(&l.MaxProps, d.MaxProps)
+	fixInt(&l.MaxPropKeyBytes, d.MaxPropKeyBytes)
+	fixInt(&l.MaxPropValueBytes, d.MaxPropValueBytes)
+	fixDur(&l.MaxFutureSkew, d.MaxFutureSkew)
+	fixDur(&l.MaxPastAge, d.MaxPastAge)
+	fixF(&l.MaxDwellMs, d.MaxDwellMs)
+	fixF(&l.MaxRevenue, d.MaxRevenue)
+	fixF(&l.MaxValue, d.MaxValue)
+	fixInt(&l.MaxBatch, d.MaxBatch)
+	fixInt(&l.MaxBatchBytes, d.MaxBatchBytes)
+	fixInt(&l.MaxEventBytes, d.MaxEventBytes)
 	return l
 }
 

@@ -201,3 +201,13 @@ func TestTypes(t *testing.T) {
 		t.Error(`"View" is Known; types are case-sensitive`)
 	}
 }
+
+func TestLimitsDefaults(t *testing.T) {
+	l := Limits{MaxBatch: 7}.Defaults()
+	if l.MaxBatch != 7 || l.MaxIDBytes != 200 || l.MaxPastAge != 5*365*24*time.Hour || l.MaxRevenue != 1e9 {
+		t.Errorf("Defaults() = %+v", l)
+	}
+	if DefaultLimits() != (Limits{}).Defaults() {
+		t.Error("DefaultLimits() differs from Limits{}.Defaults()")
+	}
+}

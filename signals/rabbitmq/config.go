@@ -1,0 +1,172 @@
+package rabbitmq
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Defaults of Config.
+const (
+	DefaultURL                 = "amqp://guest:guest@127.0.0.1:5672/"
+	DefaultPrefix              = "kairos"
+	DefaultReplica             = "0"
+	DefaultPrefetch            = 256
+	DefaultLinger              = 2 * time.Millisecond
+	DefaultPublishChannels     = 4
+	DefaultRetryMin            = 100 * time.Millisecond
+	DefaultRetryMax            = 10 * time.Second
+	DefaultReconnectMin        = 100 * time.Millisecond
+	DefaultReconnectMax        = 5 * time.Second
+	DefaultDeadLetterMaxLength = 100_000
+	DefaultDialTimeout         = 10 * time.Second
+)
+
+// Config configures a Bus. Defaults fills the zero fields; Validate
+// reports every problem at once. Dial does both.
+type Config struct {
+	// URL of the broker, amqp:// or amqps:// (default DefaultURL).
+	URL string
+	// Prefix of every exchange and queue name (default "kairos"): the
+	// exchanges are <prefix>.events, <prefix>.events.partitioned,
+	// <prefix>.events.dead and <prefix>.updates (etc.), the queues
+	// <prefix>.engine.<replica> and <prefix>.events.dead. Letters, digits,
+	// '.', '-' and '_'.
+	Prefix string
+	// Replica names this engine replica; its queue is
+	// <prefix>.engine.<replica> (default "0"). Keep it stable across
+	// restarts (e.g. the StatefulSet ordinal): a new name is a new queue.
+	Replica string
+	// Prefetch bounds the unacknowledged deliveries, and so the batch size
+	// handed to the handler (default 256).
+	Prefetch int
+	// Linger is how long the consumer waits for a batch to fill after its
+	// first event (default 2 ms; negative means no wait).
+	Linger time.Duration
+	// PublishChannels is the number of confirm-mode channels concurrent
+	// publishers share (default 4).
+	PublishChannels int
+	// RetryMin and RetryMax bound the back-off before a batch whose
+	// handler failed is returned to the queue; it doubles per consecutive
+	// failure (defaults 100 ms and 10 s).
+	RetryMin, RetryMax time.Duration
+	// ReconnectMin and ReconnectMax bound the back-off between connection
+	// attempts (defaults 100 ms and 5 s).
+	ReconnectMin, ReconnectMax time.Duration
+	// DeadLetterMaxLength bounds the dead-letter queue (x-max-length; the
+	// oldest are dropped; default 100,000). Changing it for an existing
+	// queue makes the declaration fail: delete the queue first.
+	DeadLetterMaxLength int
+	// DialTimeout bounds each TCP connect and AMQP handshake (default 10 s).
+	DialTimeout time.Duration
+	// Limits bound what Publish accepts and what the consumer lets through
+	// (zero fields mean the defaults, see signals.Limits).
+	Limits signals.Limits
+	// Logger receives connection and dead-letter events; nil discards.
+	Logger *slog.Logger
+
+	// hashType overrides the exchange type of the partitioned exchange,
+	// so that tests can exercise the fallback with the plugin enabled.
+	hashType string
+}
+
+// Defaults returns a copy of c with every zero field set to its default.
+func (c Config) Defaults() Config {
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Replica == "" {
+		c.Replica = DefaultReplica
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.PublishChannels == 0 {
+		c.PublishChannels = DefaultPublishChannels
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
+	}
+	if c.DeadLetterMaxLength == 0 {
+		c.DeadLetterMaxLength = DefaultDeadLetterMaxLength
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	c.Limits = c.Limits.Defaults()
+	return c
+}
+
+// Validate reports every problem of c at once (after Defaults, zero
+// fields are problems too).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("rabbitmq config: "+format, args...)) }
+	if _, err := amqp.ParseURI(c.URL); err != nil {
+		bad("URL: %v", err)
+	}
+	if !validName(c.Prefix) {
+		bad("Prefix %q: want 1-100 letters, digits, '.', '-' or '_'", c.Prefix)
+	}
+	if !validName(c.Replica) {
+		bad("Replica %q: want 1-100 letters, digits, '.', '-' or '_'", c.Replica)
+	}
+	if c.Prefetch < 1 || c.Prefetch > 65535 {
+		bad("Prefetch %d: want 1..65535", c.Prefetch)
+	}
+	if c.Linger > time.Second {
+		bad("Linger %v: want at most 1s", c.Linger)
+	}
+	if c.PublishChannels < 1 || c.PublishChannels > 256 {
+		bad("PublishChannels %d: want 1..256", c.PublishChannels)
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
+		bad("RetryMin %v, RetryMax %v: want 0 < RetryMin <= RetryMax", c.RetryMin, c.RetryMax)
+	}
+	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
+		bad("ReconnectMin %v, ReconnectMax %v: want 0 < ReconnectMin <= ReconnectMax", c.ReconnectMin, c.ReconnectMax)
+	}
+	if c.DeadLetterMaxLength < 1 {
+		bad("DeadLetterMaxLength %d: want >= 1", c.DeadLetterMaxLength)
+	}
+	if c.DialTimeout <= 0 {
+		bad("DialTimeout %v: want > 0", c.DialTimeout)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		bad("%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

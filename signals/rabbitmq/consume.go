@@ -1,0 +1,351 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// errInterrupted ends a consume or subscribe session whose channel or
+// connection failed; the caller starts a new one.
+var errInterrupted = errors.New("session interrupted")
+
+// errRequeued ends a consume session after a handler failure returned the
+// held deliveries to the queue.
+var errRequeued = errors.New("batch requeued")
+
+// Consume consumes this replica's queue (<prefix>.engine.<replica>) and
+// calls h with batches of up to Prefetch events: after the first delivery
+// it waits at most Linger for more. Calls are sequential and keep queue
+// order, and the queue has a single active consumer, so the events of a
+// visitor reach h in publish order.
+//
+// When h returns nil the batch is acknowledged (basic.ack, multiple). When
+// it fails, Consume waits a back-off (RetryMin, doubling up to RetryMax
+// while failures continue) and then returns the batch, and every later
+// delivery it holds, to the queue (basic.nack, requeue) by closing the
+// channel: the broker redelivers them in their original order, marked as
+// redelivered. h must tolerate redeliveries (the engine de-duplicates by
+// id); they also follow a connection loss.
+//
+// Messages that do not decode or validate (signals.DecodeEvent) never reach
+// h: each is published to the dead-letter exchange <prefix>.events.dead
+// with the headers kairos-reason and kairos-original-routing-key, and
+// acknowledged once the broker confirmed the dead letter.
+//
+// Consume returns nil when ctx is done, after finishing and acknowledging
+// the batch in flight (h gets a context that is not cancelled with ctx);
+// deliveries not yet handed to h go back to the queue. It waits out broker
+// outages (reconnecting) and returns signals.ErrClosed after Close.
+func (b *Bus) Consume(ctx context.Context, h signals.BatchHandler) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	s := &consumer{b: b, h: h, hctx: context.WithoutCancel(ctx), retry: b.cfg.RetryMin}
+	for {
+		if b.isClosed() {
+			return signals.ErrClosed
+		}
+		conn, _, err := b.con.wait(ctx)
+		if err != nil {
+			if errors.Is(err, signals.ErrClosed) {
+				return err
+			}
+			return nil // ctx done
+		}
+		err = s.session(ctx, conn)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, signals.ErrClosed):
+			return err
+		case errors.Is(err, errRequeued):
+			continue // the back-off has been waited already
+		}
+		b.log.LogAttrs(ctx, slog.LevelWarn, "consumer interrupted, resuming", slog.Any("err", err))
+		if !sleep(ctx, jitter(b.cfg.ReconnectMin)) {
+			return nil
+		}
+	}
+}
+
+// consumer is the state of one Consume call across sessions.
+type consumer struct {
+	b     *Bus
+	h     signals.BatchHandler
+	hctx  context.Context
+	retry time.Duration // back-off after the next handler failure
+}
+
+// session consumes on one channel of conn until ctx is done (nil), the
+// Bus closes (ErrClosed), the channel fails, or a handler error requires
+// returning the held deliveries to the queue (errInterrupted).
+func (s *consumer) session(ctx context.Context, conn *amqp.Connection) error {
+	b := s.b
+	if err := b.declareTopology(conn, false); err != nil {
+		return fmt.Errorf("%w: %w", errInterrupted, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("%w: open channel: %w", errInterrupted, err)
+	}
+	// Closing the channel returns every unacknowledged delivery to the
+	// queue, in order.
+	defer ch.Close()
+	if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("%w: qos: %w", errInterrupted, err)
+	}
+	dl := &deadLetterer{b: b, conn: conn}
+	defer dl.close()
+	tag := fmt.Sprintf("kairos-%s-%08x", b.cfg.Replica, rand.Uint32())
+	deliveries, err := ch.Consume(b.names.queue, tag, false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("%w: consume %s: %w", errInterrupted, b.names.queue, err)
+	}
+	batch := make([]amqp.Delivery, 0, b.cfg.Prefetch)
+	events := make([]signals.Event, 0, b.cfg.Prefetch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.closing:
+			return signals.ErrClosed
+		case d, ok := <-deliveries:
+			if !ok {
+				return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+			}
+			batch = append(batch, d)
+		}
+		if b.cfg.Linger > 0 {
+			linger.Reset(b.cfg.Linger)
+		}
+	fill:
+		for len(batch) < b.cfg.Prefetch {
+			if b.cfg.Linger <= 0 {
+				select {
+				case d, ok := <-deliveries:
+					if !ok {
+						return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+					}
+					batch = append(batch, d)
+					continue
+				default:
+					break fill
+				}
+			}
+			select {
+			case d, ok := <-deliveries:
+				if !ok {
+					// The channel is gone: nothing can be acknowledged, the
+					// broker redelivers the batch.
+					return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+				}
+				batch = append(batch, d)
+			case <-linger.C:
+				break fill
+			case <-ctx.Done():
+				break fill // hand over what we hold: it is the in-flight batch
+			}
+		}
+		linger.Stop()
+
+		now := time.Now()
+		events = events[:0]
+		var last uint64 // delivery tag of the last valid event
+		for i := range batch {
+			d := &batch[i]
+			e, err := signals.DecodeEvent(d.Body, now, b.cfg.Limits)
+			if err != nil {
+				if err := dl.send(d, err.Error()); err != nil {
+					return fmt.Errorf("%w: dead-letter: %w", errInterrupted, err)
+				}
+				if err := d.Ack(false); err != nil {
+					return fmt.Errorf("%w: ack dead-lettered message: %w", errInterrupted, err)
+				}
+				continue
+			}
+			events = append(events, e)
+			last = d.DeliveryTag
+		}
+		if len(events) == 0 {
+			continue
+		}
+		if err := s.h(s.hctx, events); err != nil {
+			wait := s.retry
+			s.retry = min(2*s.retry, b.cfg.RetryMax)
+			b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be redelivered",
+				slog.Int("events", len(events)), slog.Duration("after", wait), slog.Any("err", err))
+			sleep(ctx, wait) // cut short when ctx ends: requeue now
+			if err := ch.Nack(last, true, true); err != nil {
+				return fmt.Errorf("%w: nack: %w", errInterrupted, err)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Later deliveries already held would overtake the requeued
+			// batch: close the channel (requeueing them too) and start over.
+			return errRequeued
+		}
+		s.retry = b.cfg.RetryMin
+		if err := ch.Ack(last, true); err != nil {
+			return fmt.Errorf("%w: ack: %w", errInterrupted, err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// deadLetterer publishes poison messages to the dead-letter exchange on a
+// confirm-mode channel of the consume connection, opened when first needed.
+type deadLetterer struct {
+	b    *Bus
+	conn *amqp.Connection
+	ch   *amqp.Channel
+}
+
+func (d *deadLetterer) close() {
+	if d.ch != nil {
+		d.ch.Close()
+	}
+}
+
+// send publishes a copy of m with the reason and waits for the confirm.
+func (d *deadLetterer) send(m *amqp.Delivery, reason string) error {
+	b := d.b
+	if d.ch == nil {
+		ch, err := d.conn.Channel()
+		if err != nil {
+			return err
+		}
+		if err := ch.Confirm(false); err != nil {
+			ch.Close()
+			return err
+		}
+		d.ch = ch
+	}
+	headers := amqp.Table{}
+	for k, v := range m.Headers {
+		headers[k] = v
+	}
+	headers["kairos-reason"] = reason
+	headers["kairos-original-routing-key"] = m.RoutingKey
+	headers["kairos-original-exchange"] = m.Exchange
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, b.names.dead, m.RoutingKey, false, false, amqp.Publishing{
+		Headers:      headers,
+		ContentType:  m.ContentType,
+		MessageId:    m.MessageId,
+		Timestamp:    m.Timestamp,
+		AppId:        m.AppId,
+		DeliveryMode: amqp.Persistent,
+		Body:         m.Body,
+	})
+	if err != nil {
+		return err
+	}
+	ok, err := dc.WaitContext(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("broker nacked the dead letter")
+	}
+	b.log.LogAttrs(ctx, slog.LevelWarn, "dead-lettered a message",
+		slog.String("reason", reason), slog.String("message_id", shorten(m.MessageId)), slog.Int("bytes", len(m.Body)))
+	return nil
+}
+
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// Subscribe declares an exclusive, auto-delete, server-named queue bound
+// to the fanout exchange of t and calls h with every message, in order,
+// one at a time, acknowledging each after h returns. It returns nil when
+// ctx is done and signals.ErrClosed after Close. After a connection loss
+// it subscribes again (a new queue): messages broadcast in between are
+// lost.
+func (b *Bus) Subscribe(ctx context.Context, t signals.Topic, h func(msg []byte)) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	for {
+		conn, _, err := b.con.wait(ctx)
+		if err != nil {
+			if errors.Is(err, signals.ErrClosed) {
+				return err
+			}
+			return nil
+		}
+		err = b.subscribeOn(ctx, conn, t, h)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, signals.ErrClosed):
+			return err
+		}
+		b.log.LogAttrs(ctx, slog.LevelWarn, "subscription interrupted, resuming",
+			slog.String("topic", string(t)), slog.Any("err", err))
+		if !sleep(ctx, jitter(b.cfg.ReconnectMin)) {
+			return nil
+		}
+	}
+}
+
+func (b *Bus) subscribeOn(ctx context.Context, conn *amqp.Connection, t signals.Topic, h func([]byte)) error {
+	ex := b.names.topic(t)
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("%w: open channel: %w", errInterrupted, err)
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("%w: declare exchange %s: %w", errInterrupted, ex, err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		return fmt.Errorf("%w: declare subscriber queue: %w", errInterrupted, err)
+	}
+	if err := ch.QueueBind(q.Name, "", ex, false, nil); err != nil {
+		return fmt.Errorf("%w: bind subscriber queue: %w", errInterrupted, err)
+	}
+	if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("%w: qos: %w", errInterrupted, err)
+	}
+	deliveries, err := ch.Consume(q.Name, "", false, true, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("%w: consume %s: %w", errInterrupted, q.Name, err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.closing:
+			return signals.ErrClosed
+		case d, ok := <-deliveries:
+			if !ok {
+				return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+			}
+			h(d.Body)
+			if err := d.Ack(false); err != nil {
+				return fmt.Errorf("%w: ack: %w", errInterrupted, err)
+			}
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package rabbitmq
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// maxInFlight bounds the messages one Publish call has unconfirmed at a
+// time; it is also the capacity of each channel's returns buffer, which
+// must hold every return of a round (the client library blocks its reader
+// on a full returns channel).
+const maxInFlight = 1024
+
+// pubChan is a slot of the publisher pool: a confirm-mode channel on the
+// publish connection of generation gen (nil until first used).
+type pubChan struct {
+	ch      *amqp.Channel
+	gen     uint64
+	returns chan amqp.Return
+}
+
+// acquire takes a slot of the pool and makes sure it holds an open
+// confirm-mode channel on the current publish connection. It fails fast
+// (signals.ErrUnavailable) while the connection is down.
+func (b *Bus) acquire(ctx context.Context) (*pubChan, error) {
+	var pc *pubChan
+	select {
+	case pc = <-b.pool:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("rabbitmq: waiting for a publish channel: %w", ctx.Err())
+	case <-b.closing:
+		return nil, signals.ErrClosed
+	}
+	conn, gen, err := b.pub.current()
+	if err != nil {
+		b.pool <- pc
+		return nil, err
+	}
+	if pc.ch != nil && pc.gen == gen && !pc.ch.IsClosed() {
+		return pc, nil
+	}
+	if pc.ch != nil {
+		pc.ch.Close()
+		pc.ch = nil
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		if err = ch.Confirm(false); err != nil {
+			ch.Close()
+		}
+	}
+	if err != nil {
+		b.pool <- pc
+		return nil, unavailable("open publish channel", err)
+	}
+	pc.ch, pc.gen = ch, gen
+	pc.returns = ch.NotifyReturn(make(chan amqp.Return, maxInFlight))
+	return pc, nil
+}
+
+// release puts pc back into the pool; a broken channel (one whose
+// confirms or returns may be pending) is closed first and reopened on the
+// next acquire.
+func (b *Bus) release(pc *pubChan, broken bool) {
+	if broken && pc.ch != nil {
+		pc.ch.Close()
+		pc.ch = nil
+	}
+	b.pool <- pc
+}
+
+// Publish encodes events as JSON and publishes them to the events exchange
+// with the visitor id as routing key (mandatory, persistent), then waits
+// for the broker to confirm every one: nil means all are stored. It first
+// normalizes and validates a copy of each event (the caller's slice is not
+// modified); an invalid event fails the call with its *signals.FieldError
+// (matching signals.ErrInvalid) before anything is sent.
+//
+// Errors matching signals.ErrUnavailable: the publish connection is down
+// (Publish fails fast during an outage instead of waiting), the channel
+// failed, the broker nacked a message, or a message was unroutable (no
+// queue bound: no engine replica has declared its queue). Some events may
+// have been stored anyway; publishing them again is safe (the engine
+// de-duplicates by id). Events are sent in slice order on one channel, so
+// the events of a visitor keep their order.
+func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	now := time.Now()
+	msgs := make([]amqp.Publishing, len(events))
+	keys := make([]string, len(events))
+	for i := range events {
+		e := events[i]
+		e.Normalize(now)
+		if err := e.Validate(now, b.cfg.Limits); err != nil {
+			return fmt.Errorf("rabbitmq: publish: event %d: %w", i, err)
+		}
+		body, err := json.Marshal(&e)
+		if err != nil {
+			return fmt.Errorf("rabbitmq: publish: encode event %d: %w", i, err)
+		}
+		keys[i] = e.Visitor
+		msgs[i] = amqp.Publishing{
+			ContentType:  "application/json",
+			DeliveryMode: amqp.Persistent,
+			MessageId:    e.ID,
+			Timestamp:    now,
+			AppId:        "kairos",
+			Headers:      amqp.Table{"kairos-type": string(e.Type)},
+			Body:         body,
+		}
+	}
+	return b.publish(ctx, b.names.events, keys, msgs, true)
+}
+
+// publish sends msgs (routing keys keys) to exchange on a pooled channel
+// and waits for their confirms.
+func (b *Bus) publish(ctx context.Context, exchange string, keys []string, msgs []amqp.Publishing, mandatory bool) error {
+	pc, err := b.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	broken := true
+	defer func() { b.release(pc, broken) }()
+	dcs := make([]*amqp.DeferredConfirmation, 0, min(len(msgs), maxInFlight))
+	for start := 0; start < len(msgs); start += maxInFlight {
+		end := min(start+maxInFlight, len(msgs))
+		dcs = dcs[:0]
+		for i := start; i < end; i++ {
+			dc, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, keys[i], mandatory, false, msgs[i])
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("rabbitmq: publish: %w", ctx.Err())
+				}
+				return unavailable("publish", err)
+			}
+			dcs = append(dcs, dc)
+		}
+		nacked := 0
+		for _, dc := range dcs {
+			ok, err := dc.WaitContext(ctx)
+			if err != nil {
+				return fmt.Errorf("rabbitmq: publish: waiting for confirms: %w", err)
+			}
+			if !ok {
+				nacked++
+			}
+		}
+		if nacked > 0 {
+			if pc.ch.IsClosed() {
+				return unavailable("publish", fmt.Errorf("channel closed before %d of %d messages were confirmed", nacked, len(dcs)))
+			}
+			return unavailable("publish", fmt.Errorf("broker nacked %d of %d messages", nacked, len(dcs)))
+		}
+		// A basic.return precedes the ack of the same message, so every
+		// return of this round is in the buffer by now.
+		returned := 0
+		var first amqp.Return
+	drain:
+		for {
+			select {
+			case r, ok := <-pc.returns:
+				if !ok {
+					break drain
+				}
+				if returned == 0 {
+					first = r
+				}
+				returned++
+			default:
+				break drain
+			}
+		}
+		if returned > 0 {
+			return unavailable("publish", fmt.Errorf("%d of %d messages unroutable (%d %s): no queue is bound to %s; is an engine replica set up?",
+				returned, len(dcs), first.ReplyCode, first.ReplyText, exchange))
+		}
+	}
+	broken = false
+	return nil
+}
+
+// Broadcast publishes msg to the fanout exchange of t (<prefix>.updates
+// for signals.TopicUpdates, ...) and waits for the broker's confirm. With
+// no subscriber bound, the message is dropped by the broker (nil error).
+func (b *Bus) Broadcast(ctx context.Context, t signals.Topic, msg []byte) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	ex := b.names.topic(t)
+	if err := b.declareTopic(ex); err != nil {
+		return err
+	}
+	return b.publish(ctx, ex, []string{""}, []amqp.Publishing{{
+		ContentType:  "application/octet-stream",
+		DeliveryMode: amqp.Transient,
+		Timestamp:    time.Now(),
+		AppId:        "kairos",
+		Body:         msg,
+	}}, false)
+}
+
+// declareTopic declares the fanout exchange ex once per publish
+// connection (the known topics are declared with the topology).
+func (b *Bus) declareTopic(ex string) error {
+	conn, gen, err := b.pub.current()
+	if err != nil {
+		return err
+	}
+	b.declMu.Lock()
+	defer b.declMu.Unlock()
+	if g, ok := b.declared[ex]; ok && g == gen {
+		return nil
+	}
+	for _, t := range knownTopics {
+		if b.names.topic(t) == ex {
+			b.declared[ex] = gen
+			return nil
+		}
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return unavailable("open channel", err)
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("rabbitmq: declare exchange %s: %w", ex, err)
+	}
+	b.declared[ex] = gen
+	return nil
+}

@@ -1,0 +1,457 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Interface guard.
+var _ signals.Bus = (*Bus)(nil)
+
+// Bus is the RabbitMQ signals.Bus. Create it with Dial; it is safe for
+// concurrent use. It keeps two connections, one for publishing and one
+// for consuming and subscribing (so that flow control on publishers never
+// stalls consumers), and re-establishes each with back-off when it drops.
+type Bus struct {
+	cfg   Config
+	log   *slog.Logger
+	names names
+
+	ctx       context.Context // lifetime of the Bus, cancelled by Close
+	cancel    context.CancelFunc
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup // link goroutines
+
+	pub, con *link
+
+	pool chan *pubChan // confirm-mode channels on pub
+
+	declMu   sync.Mutex
+	declared map[string]uint64 // topic exchange -> pub generation it was declared on
+
+	hashType     string    // exchange type of the partitioned exchange; tests override it
+	fallbackOnce sync.Once // warning about the missing consistent-hash plugin
+	partitioned  atomic.Bool
+}
+
+// names are the exchanges and queues of one prefix and replica.
+type names struct {
+	events      string // topic exchange producers publish to
+	partitioned string // x-consistent-hash exchange bound to events
+	dead        string // fanout exchange and queue of poison messages
+	queue       string // this replica's queue
+	prefix      string
+}
+
+func newNames(prefix, replica string) names {
+	return names{
+		events:      prefix + ".events",
+		partitioned: prefix + ".events.partitioned",
+		dead:        prefix + ".events.dead",
+		queue:       prefix + ".engine." + replica,
+		prefix:      prefix,
+	}
+}
+
+// topic returns the fanout exchange of t: the prefix replaces the leading
+// "kairos" of the topic name (kairos.updates -> <prefix>.updates).
+func (n names) topic(t signals.Topic) string {
+	s := string(t)
+	if rest, ok := strings.CutPrefix(s, "kairos."); ok {
+		s = rest
+	}
+	return n.prefix + "." + s
+}
+
+// knownTopics are declared at start-up.
+var knownTopics = []signals.Topic{signals.TopicUpdates, signals.TopicModels, signals.TopicPromotions}
+
+// Dial validates cfg (after Defaults), connects to the broker, declares
+// the topology (see the package documentation) and returns the Bus. It
+// keeps trying, with back-off, until both connections are up or ctx is
+// done; bound ctx to fail fast when the broker is down. Close the Bus when
+// done.
+func Dial(ctx context.Context, cfg Config) (*Bus, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	life, cancel := context.WithCancel(context.Background())
+	b := &Bus{
+		cfg:      cfg,
+		log:      log.With(slog.String("component", "rabbitmq"), slog.String("replica", cfg.Replica)),
+		names:    newNames(cfg.Prefix, cfg.Replica),
+		ctx:      life,
+		cancel:   cancel,
+		closing:  make(chan struct{}),
+		pool:     make(chan *pubChan, cfg.PublishChannels),
+		declared: map[string]uint64{},
+		hashType: "x-consistent-hash",
+	}
+	if cfg.hashType != "" {
+		b.hashType = cfg.hashType
+	}
+	for range cfg.PublishChannels {
+		b.pool <- &pubChan{}
+	}
+	b.pub = b.newLink("publish", func(conn *amqp.Connection) error { return b.declareTopology(conn, true) })
+	b.con = b.newLink("consume", nil)
+	for _, l := range []*link{b.pub, b.con} {
+		if _, _, err := l.wait(ctx); err != nil {
+			err = fmt.Errorf("rabbitmq: dial %s: %w (last error: %v)", redactURL(cfg.URL), err, l.lastErr())
+			b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// Ready returns nil when both connections are up, an error matching
+// signals.ErrUnavailable (with the last connection error) while one is
+// down, and signals.ErrClosed after Close.
+func (b *Bus) Ready(ctx context.Context) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	for _, l := range []*link{b.pub, b.con} {
+		if _, _, err := l.current(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the connections and makes every call return
+// signals.ErrClosed. A handler call in flight is not awaited, and its
+// batch is redelivered later: to stop gracefully, cancel the Consume
+// context and wait for Consume to return before Close. Close is
+// idempotent.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.closing)
+		b.cancel()
+		b.wg.Wait()
+	})
+	return nil
+}
+
+func (b *Bus) isClosed() bool {
+	select {
+	case <-b.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Partitioned reports whether the replica queue is bound through the
+// consistent-hash exchange (true) or, because the plugin is missing,
+// directly to the events exchange (false; a single replica then receives
+// every event).
+func (b *Bus) Partitioned() bool { return b.partitioned.Load() }
+
+// link is one auto-reconnecting connection.
+type link struct {
+	b     *Bus
+	name  string
+	setup func(*amqp.Connection) error // run on every new connection; may be nil
+
+	mu      sync.Mutex
+	conn    *amqp.Connection // nil while down
+	netConn net.Conn         // the TCP connection under conn (for tests)
+	gen     uint64           // incremented on every new connection
+	up      chan struct{}    // closed while conn != nil
+	err     error            // why the link is down
+}
+
+func (b *Bus) newLink(name string, setup func(*amqp.Connection) error) *link {
+	l := &link{b: b, name: name, setup: setup, up: make(chan struct{}),
+		err: errors.New("not connected yet")}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		l.run()
+	}()
+	return l
+}
+
+func (l *link) lastErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// current returns the connection if the link is up, or an error matching
+// signals.ErrUnavailable or signals.ErrClosed.
+func (l *link) current() (*amqp.Connection, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		return l.conn, l.gen, nil
+	}
+	if l.b.isClosed() {
+		return nil, 0, signals.ErrClosed
+	}
+	return nil, 0, fmt.Errorf("%w: rabbitmq: %s connection is down (reconnecting): %v", signals.ErrUnavailable, l.name, l.err)
+}
+
+// wait blocks until the link is up, ctx is done (ctx.Err()) or the Bus
+// is closed (signals.ErrClosed).
+func (l *link) wait(ctx context.Context) (*amqp.Connection, uint64, error) {
+	for {
+		l.mu.Lock()
+		conn, gen, up := l.conn, l.gen, l.up
+		l.mu.Unlock()
+		if conn != nil {
+			return conn, gen, nil
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-l.b.closing:
+			return nil, 0, signals.ErrClosed
+		}
+	}
+}
+
+// run connects, and reconnects after every loss, until the Bus closes.
+func (l *link) run() {
+	b := l.b
+	backoff := b.cfg.ReconnectMin
+	for attempt := 1; ; attempt++ {
+		conn, nc, err := l.dial()
+		if err == nil && l.setup != nil {
+			if err = l.setup(conn); err != nil {
+				conn.Close()
+			}
+		}
+		if err != nil {
+			l.mu.Lock()
+			l.err = err
+			l.mu.Unlock()
+			b.log.LogAttrs(b.ctx, slog.LevelWarn, "connection attempt failed",
+				slog.String("link", l.name), slog.Int("attempt", attempt), slog.Duration("retry_in", backoff), slog.Any("err", err))
+			if !sleep(b.ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(2*backoff, b.cfg.ReconnectMax)
+			continue
+		}
+		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+		l.mu.Lock()
+		l.conn, l.netConn, l.err = conn, nc, nil
+		l.gen++
+		close(l.up)
+		l.mu.Unlock()
+		b.log.LogAttrs(b.ctx, slog.LevelInfo, "connected", slog.String("link", l.name), slog.Int("attempt", attempt))
+		attempt, backoff = 0, b.cfg.ReconnectMin
+
+		var cause error
+		select {
+		case aerr := <-closed:
+			cause = errors.New("connection closed")
+			if aerr != nil {
+				cause = aerr
+			}
+		case <-b.ctx.Done():
+			cause = signals.ErrClosed
+		}
+		l.mu.Lock()
+		l.conn, l.netConn, l.err = nil, nil, cause
+		l.up = make(chan struct{})
+		l.mu.Unlock()
+		conn.Close()
+		if b.ctx.Err() != nil {
+			return
+		}
+		b.log.LogAttrs(b.ctx, slog.LevelWarn, "connection lost, reconnecting", slog.String("link", l.name), slog.Any("err", cause))
+	}
+}
+
+func (l *link) dial() (*amqp.Connection, net.Conn, error) { return l.b.dialAs(l.name) }
+
+// dialAs opens a connection named for its role.
+func (b *Bus) dialAs(role string) (*amqp.Connection, net.Conn, error) {
+	cfg := b.cfg
+	var nc net.Conn
+	dialer := amqp.DefaultDial(cfg.DialTimeout)
+	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
+		Locale: "en_US",
+		Properties: amqp.Table{
+			"connection_name": fmt.Sprintf("kairos %s %s %s", cfg.Prefix, cfg.Replica, role),
+			"product":         "kairos",
+		},
+		Dial: func(network, addr string) (net.Conn, error) {
+			c, err := dialer(network, addr)
+			nc = c
+			return c, err
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), err)
+	}
+	return conn, nc, nil
+}
+
+// declareTopology declares the exchanges, queues and bindings (see the
+// package documentation). It is idempotent and runs on every new publish
+// connection (probe true: find out whether the consistent-hash exchange
+// type is available) and before every consume session (probe false: reuse
+// the last answer).
+func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
+	n := b.names
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"declare exchange " + n.events, func() error {
+			return ch.ExchangeDeclare(n.events, amqp.ExchangeTopic, true, false, false, false, nil)
+		}},
+		{"declare exchange " + n.dead, func() error {
+			return ch.ExchangeDeclare(n.dead, amqp.ExchangeFanout, true, false, false, false, nil)
+		}},
+		{"declare queue " + n.dead, func() error {
+			_, err := ch.QueueDeclare(n.dead, true, false, false, false, amqp.Table{
+				"x-max-length": int64(b.cfg.DeadLetterMaxLength), "x-overflow": "drop-head"})
+			return err
+		}},
+		{"bind queue " + n.dead, func() error { return ch.QueueBind(n.dead, "", n.dead, false, nil) }},
+		{"declare queue " + n.queue, func() error {
+			_, err := ch.QueueDeclare(n.queue, true, false, false, false, amqp.Table{"x-single-active-consumer": true})
+			return err
+		}},
+	}
+	for _, t := range knownTopics {
+		ex := n.topic(t)
+		steps = append(steps, struct {
+			what string
+			do   func() error
+		}{"declare exchange " + ex, func() error {
+			return ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil)
+		}})
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+	}
+	hash := b.partitioned.Load()
+	if probe {
+		if hash, err = b.probeHashExchange(); err != nil {
+			return err
+		}
+	}
+	if !hash {
+		b.fallbackOnce.Do(func() {
+			b.log.LogAttrs(b.ctx, slog.LevelWarn, "consistent-hash exchange unavailable: binding the replica queue directly to the events exchange; enable the rabbitmq_consistent_hash_exchange plugin to run several replicas",
+				slog.String("exchange_type", b.hashType), slog.String("queue", n.queue))
+		})
+		if err := ch.QueueBind(n.queue, "#", n.events, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s: %w", n.queue, n.events, err)
+		}
+		b.partitioned.Store(false)
+		return nil
+	}
+	if err := ch.ExchangeDeclare(n.partitioned, b.hashType, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", n.partitioned, err)
+	}
+	if err := ch.ExchangeBind(n.partitioned, "#", n.events, false, nil); err != nil {
+		return fmt.Errorf("bind exchange %s to %s: %w", n.partitioned, n.events, err)
+	}
+	if err := ch.QueueBind(n.queue, "10", n.partitioned, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s to %s: %w", n.queue, n.partitioned, err)
+	}
+	// Remove the direct binding a run without the plugin may have left:
+	// it would deliver every event to this replica.
+	if err := ch.QueueUnbind(n.queue, "#", n.events, nil); err != nil {
+		return fmt.Errorf("unbind queue %s from %s: %w", n.queue, n.events, err)
+	}
+	b.partitioned.Store(true)
+	return nil
+}
+
+// probeHashExchange declares the partitioned exchange on a throw-away
+// connection and reports whether its type is available: an unknown
+// exchange type is a connection error (503 COMMAND_INVALID) that would
+// otherwise close the working connection.
+func (b *Bus) probeHashExchange() (bool, error) {
+	conn, _, err := b.dialAs("probe")
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, fmt.Errorf("open channel: %w", err)
+	}
+	err = ch.ExchangeDeclare(b.names.partitioned, b.hashType, true, false, false, false, nil)
+	var aerr *amqp.Error
+	if errors.As(err, &aerr) && aerr.Code == amqp.CommandInvalid {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("declare exchange %s: %w", b.names.partitioned, err)
+	}
+	return true, nil
+}
+
+// redactURL hides the password of an AMQP URL for messages.
+func redactURL(s string) string {
+	u, err := amqp.ParseURI(s)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	if u.Password != "" {
+		u.Password = "xxxxx"
+	}
+	return u.String()
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// jitter spreads d over [0.75d, 1.25d).
+func jitter(d time.Duration) time.Duration {
+	return d*3/4 + time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+// unavailable wraps err with signals.ErrUnavailable and context.
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: rabbitmq: %s: %w", signals.ErrUnavailable, op, err)
+}
