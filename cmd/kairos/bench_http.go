@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+)
+
+func init() {
+	register(command{
+		name:    "bench http",
+		summary: "open-loop HTTP load generator: recommendation latency at a fixed request rate (JSON result)",
+		run:     runBenchHTTP,
+	})
+}
+
+// httpBenchResult is the JSON line of `kairos bench http`.
+type httpBenchResult struct {
+	Bench      string  `json:"bench"`
+	Path       string  `json:"path"`
+	Rate       float64 `json:"target_rps"`
+	Achieved   float64 `json:"achieved_rps"`
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	Dropped    int     `json:"dropped"`
+	P50ms      float64 `json:"p50_ms"`
+	P90ms      float64 `json:"p90_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	Maxms      float64 `json:"max_ms"`
+	DurationS  float64 `json:"duration_s"`
+	Visitors   int     `json:"visitors"`
+	Concurrent int     `json:"max_in_flight"`
+}
+
+func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench http", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("url", "http://127.0.0.1:8080", "Kairos base URL")
+	key := fs.String("key", envOr("KAIROS_SECRET_KEY", ""), "secret key (default $KAIROS_SECRET_KEY)")
+	rate := fs.Float64("rate", 600, "requests per second (open loop: sent on schedule whatever the latency)")
+	dur := fs.Duration("duration", 20*time.Second, "measurement duration")
+	warm := fs.Duration("warmup", 3*time.Second, "warm-up before measuring (same rate, not recorded)")
+	visitors := fs.Int("visitors", 1000, "visitor ids v0..v(N-1) drawn uniformly")
+	prefix := fs.String("visitor-prefix", "v", "visitor id prefix")
+	n := fs.Int("n", 10, "items per request")
+	path := fs.String("path", "/v1/recommendations", "endpoint (visitor and n are added as query parameters)")
+	inflight := fs.Int("max-in-flight", 512, "requests in flight at most; a send due beyond it is counted as dropped")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rate <= 0 || *dur <= 0 || *visitors < 1 {
+		return fmt.Errorf("--rate, --duration and --visitors must be positive")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: *inflight, MaxConnsPerHost: *inflight,
+		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+	}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	makeReq := func() *http.Request {
+		q := url.Values{"visitor": {fmt.Sprintf("%s%d", *prefix, rng.IntN(*visitors))}, "n": {fmt.Sprint(*n)}}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *base+*path+"?"+q.Encode(), nil)
+		if *key != "" {
+			req.Header.Set("Authorization", "Bearer "+*key)
+		}
+		return req
+	}
+	fmt.Fprintf(stderr, "warming up %s at %.0f req/s\n", *warm, *rate)
+	runOpenLoop(ctx, client, makeReq, *rate, *warm, *inflight)
+	fmt.Fprintf(stderr, "measuring %s at %.0f req/s\n", *dur, *rate)
+	lat, errs, dropped, maxIn, took := runOpenLoop(ctx, client, makeReq, *rate, *dur, *inflight)
+	res := httpBenchResult{Bench: "http", Path: *path, Rate: *rate, Requests: len(lat) + errs, Errors: errs, Dropped: dropped,
+		DurationS: took.Seconds(), Visitors: *visitors, Concurrent: maxIn}
+	res.Achieved = float64(len(lat)) / took.Seconds()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
+		res.P50ms, res.P90ms, res.P99ms, res.Maxms = q(0.50), q(0.90), q(0.99), float64(lat[len(lat)-1])/1e6
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+// runOpenLoop sends requests on a fixed schedule for d and returns the
+// latencies of successful (2xx) requests, measured from the scheduled send
+// time (so a slow server cannot hide queueing: no coordinated omission).
+func runOpenLoop(ctx context.Context, c *http.Client, makeReq func() *http.Request, rate float64, d time.Duration, maxInFlight int) (lat []time.Duration, errs, dropped, maxIn int, took time.Duration) {
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxInFlight)
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if due.Sub(start) >= d || ctx.Err() != nil {
+			break
+		}
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			mu.Lock()
+			dropped++
+			mu.Unlock()
+			continue
+		}
+		maxIn = max(maxIn, len(sem))
+		req := makeReq()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp, err := c.Do(req)
+			ok := err == nil && resp.StatusCode/100 == 2
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			l := time.Since(due)
+			mu.Lock()
+			if ok {
+				lat = append(lat, l)
+			} else {
+				errs++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return lat, errs, dropped, maxIn, time.Since(start)
+}

@@ -1,0 +1,45 @@
+// Package engine is the running brain of Kairos: it consumes visitor
+// signals, keeps visitors' histories and sessions, updates the live
+// implicit-ALS model in real time, and answers recommendation requests.
+//
+// # Consuming
+//
+// Engine.Handle is the batch handler given to a signals.Consumer. A batch
+// is processed as one unit (see Handle for the steps); the store's Commit
+// makes histories, sessions, visitor factors and the de-duplication marks of
+// the batch durable atomically, and only then is the batch acknowledged.
+// Redelivered events are recognised by id and dropped, so every event is
+// applied exactly once to histories and visitor factors, whatever crashes
+// in between. Item factors are derived state: the live model nudges the
+// touched items after the commit (model.Online.Apply), and the engine
+// persists the changed rows every Config.StateEvery; a crash can lose the
+// nudges since the last save (never double them), and a retrain restores
+// item factors exactly.
+//
+// # Scale-out
+//
+// Several engines (replicas) may run against the same store: the bus
+// partitions visitors across replicas (RabbitMQ consistent-hash exchange),
+// so each visitor is folded in by exactly one replica. Item rows are
+// assigned by the store atomically, so every replica numbers items alike.
+// Each replica broadcasts the deltas of the item rows it changed on
+// signals.TopicUpdates, and adds its peers' deltas to its own rows: additions
+// commute, so replicas converge. Catalog writes are announced the same way.
+// The engine keeps no process-global state.
+//
+// # Serving
+//
+// Recommend scores x_u·Y over every item (model.Online.TopK: exact top-K,
+// no allocation) for a visitor with factors, and falls back to
+// recency-weighted trending for a visitor without; inactive catalog items
+// are excluded, and optionally the visitor's seen items. Items that appear
+// in events but not in the catalog are recommendable; an item in the
+// catalog with Active false never is. Similar ranks by cosine of item
+// factors.
+//
+// # Concurrency
+//
+// Handle calls are serialised (handleMu). Readers take e.mu for reading
+// while they rank. Lock order: handleMu, then e.mu, then the model's own
+// locks (model.Online: its writer mutex, then its read/write mutex).
+package engine
