@@ -126,7 +126,8 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 
 // Ready returns nil when both connections are up, an error matching
 // signals.ErrUnavailable (with the last connection error) while one is
-// down, and signals.ErrClosed after Close.
+// down or blocked by a broker resource alarm, and signals.ErrClosed after
+// Close.
 func (b *Bus) Ready(ctx context.Context) error {
 	if b.isClosed() {
 		return signals.ErrClosed
@@ -180,6 +181,7 @@ type link struct {
 	gen     uint64           // incremented on every new connection
 	up      chan struct{}    // closed while conn != nil
 	err     error            // why the link is down
+	blocked string           // why the broker blocks this connection ("" if it does not)
 }
 
 func (b *Bus) newLink(name string, setup func(*amqp.Connection) error) *link {
@@ -204,6 +206,9 @@ func (l *link) lastErr() error {
 func (l *link) current() (*amqp.Connection, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.conn != nil && l.blocked != "" {
+		return nil, 0, fmt.Errorf("%w: rabbitmq: the broker blocks the %s connection (resource alarm: %s)", signals.ErrUnavailable, l.name, l.blocked)
+	}
 	if l.conn != nil {
 		return l.conn, l.gen, nil
 	}
@@ -257,8 +262,12 @@ func (l *link) run() {
 			continue
 		}
 		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+		// A broker low on memory or disk blocks publishing connections
+		// (connection.blocked): report it rather than hang.
+		blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+		go l.watchBlocked(conn, blocked)
 		l.mu.Lock()
-		l.conn, l.netConn, l.err = conn, nc, nil
+		l.conn, l.netConn, l.err, l.blocked = conn, nc, nil, ""
 		l.gen++
 		close(l.up)
 		l.mu.Unlock()
@@ -284,6 +293,30 @@ func (l *link) run() {
 			return
 		}
 		b.log.LogAttrs(b.ctx, slog.LevelWarn, "connection lost, reconnecting", slog.String("link", l.name), slog.Any("err", cause))
+	}
+}
+
+// watchBlocked records connection.blocked/unblocked notifications of conn
+// until the library closes the channel (when conn closes).
+func (l *link) watchBlocked(conn *amqp.Connection, blocked <-chan amqp.Blocking) {
+	for bl := range blocked {
+		l.mu.Lock()
+		if l.conn == conn {
+			l.blocked = ""
+			if bl.Active {
+				l.blocked = bl.Reason
+				if l.blocked == "" {
+					l.blocked = "unknown"
+				}
+			}
+		}
+		l.mu.Unlock()
+		lvl := slog.LevelInfo
+		if bl.Active {
+			lvl = slog.LevelWarn
+		}
+		l.b.log.LogAttrs(l.b.ctx, lvl, "broker flow control", slog.String("link", l.name),
+			slog.Bool("blocked", bl.Active), slog.String("reason", bl.Reason))
 	}
 }
 

@@ -2,12 +2,14 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -339,10 +341,10 @@ func testReconnect(t *testing.T, b *Bus, kill func()) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 	killed.Do(func() {
+		kill()
 		mu.Lock()
 		killedAt = time.Now()
 		mu.Unlock()
-		kill()
 	})
 	select {
 	case <-okAfterKill:
@@ -862,4 +864,83 @@ func BenchmarkPublishConsume(b *testing.B) {
 	}
 	mu.Unlock()
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestBlockedConnectionFailsFast simulates connection.blocked (a broker
+// resource alarm, which cannot be raised on a shared test broker): Publish
+// and Ready must report ErrUnavailable instead of hanging.
+func TestBlockedConnectionFailsFast(t *testing.T) {
+	cfg := testConfig(t)
+	a := newAdmin(t, cfg.URL)
+	b := newTestBus(t, cfg, a)
+	setBlocked := func(reason string) {
+		b.pub.mu.Lock()
+		b.pub.blocked = reason
+		b.pub.mu.Unlock()
+	}
+	setBlocked("low on disk")
+	ctx := context.Background()
+	err := b.Publish(ctx, bustest.Events("blk", 1, 1, time.Now()))
+	if !errors.Is(err, signals.ErrUnavailable) || !strings.Contains(err.Error(), "low on disk") {
+		t.Errorf("Publish while blocked = %v", err)
+	}
+	if err := b.Ready(ctx); !errors.Is(err, signals.ErrUnavailable) {
+		t.Errorf("Ready while blocked = %v", err)
+	}
+	setBlocked("")
+	if err := b.Publish(ctx, bustest.Events("blk2", 1, 1, time.Now())); err != nil {
+		t.Errorf("Publish after unblock: %v", err)
+	}
+}
+
+// TestBrokerClosesConnections closes the Bus's connections from the broker
+// side with rabbitmqctl close_connection (connection.close 320
+// CONNECTION_FORCED, as on a broker shutdown). Only this test's connections
+// are closed (matched by their local ports), so parallel tests of others
+// are unaffected. Skipped where rabbitmqctl cannot be used.
+func TestBrokerClosesConnections(t *testing.T) {
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("rabbitmqctl not installed")
+	}
+	cfg := testConfig(t)
+	a := newAdmin(t, cfg.URL)
+	b := newTestBus(t, cfg, a)
+	pids := func() []string {
+		ports := map[string]bool{}
+		for _, l := range []*link{b.pub, b.con} {
+			l.mu.Lock()
+			if l.netConn != nil {
+				_, port, _ := net.SplitHostPort(l.netConn.LocalAddr().String())
+				ports[port] = true
+			}
+			l.mu.Unlock()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "rabbitmqctl", "-q", "list_connections", "pid", "peer_port").Output()
+		if err != nil {
+			t.Skipf("rabbitmqctl list_connections: %v", err)
+		}
+		var pids []string
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && ports[f[1]] {
+				pids = append(pids, f[0])
+			}
+		}
+		return pids
+	}
+	if len(pids()) != 2 {
+		t.Skip("rabbitmqctl does not list this test's connections")
+	}
+	testReconnect(t, b, func() {
+		for _, pid := range pids() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			out, err := exec.CommandContext(ctx, "rabbitmqctl", "-q", "close_connection", pid, "kairos test").CombinedOutput()
+			cancel()
+			if err != nil {
+				t.Errorf("rabbitmqctl close_connection %s: %v: %s", pid, err, out)
+			}
+		}
+	})
 }
