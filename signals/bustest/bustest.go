@@ -1,15 +1,3 @@
-// Package bustest is the contract test suite of the signals.Bus port: every
-// implementation (signals/membus, signals/rabbitmq) runs Run from its own
-// tests, so both keep the same guarantees.
-//
-// The suite checks: a publish-consume round trip delivers every event once
-// with its fields intact and per-visitor order, also with concurrent
-// publishers; handler calls never overlap; a handler error leads to
-// redelivery (or, for a synchronous bus, to Publish returning the error);
-// poison messages are dead-lettered with their reason and do not block the
-// stream; a broadcast reaches every subscriber of its topic, in order, and
-// no other topic; stopping a consumer finishes and acknowledges the
-// in-flight batch; a closed bus refuses work with signals.ErrClosed.
 package bustest
 
 import (
