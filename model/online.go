@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -66,6 +67,8 @@ type Online struct {
 	xtx    []float64 // XᵀX, k×k, full symmetric (no λ)
 	curv   []float32 // per item, diagonal of Σ_u α w_ui x_u x_uᵀ (n×k)
 	counts []int32   // per item, number of distinct users
+
+	ivf *IVF // approximate index, nil until BuildIndex
 
 	itemUpdates atomic.Int64 // since the last exact Gram refresh
 	version     atomic.Uint64
@@ -305,6 +308,9 @@ func (o *Online) Apply(ws *Workspace, ups []Update) error {
 		copy(row, ws.pending[j*k:(j+1)*k])
 		rankOne(o.gram, row, 1)
 		o.norms[i] = norm32(row)
+		if o.ivf != nil {
+			o.ivf.update(i, row)
+		}
 	}
 	o.mu.Unlock()
 	o.version.Add(1)
@@ -516,6 +522,9 @@ func (o *Online) setItems(states []ItemRowState, add bool) error {
 		}
 		rankOne(o.gram, row, 1)
 		o.norms[s.Row] = norm32(row)
+		if o.ivf != nil {
+			o.ivf.update(s.Row, row)
+		}
 	}
 	o.version.Add(1)
 	return nil
@@ -541,6 +550,9 @@ func (o *Online) InitItem(row int, seed uint64) bool {
 	}
 	rankOne(o.gram, r, 1)
 	o.norms[row] = norm32(r)
+	if o.ivf != nil {
+		o.ivf.update(int32(row), r)
+	}
 	o.version.Add(1)
 	return true
 }
@@ -562,4 +574,53 @@ func (o *Online) SetXtX(xtx []float64) error {
 	defer o.wmu.Unlock()
 	copy(o.xtx, xtx)
 	return nil
+}
+
+// BuildIndex builds the approximate index (IVF) from the current item
+// factors without blocking readers or writers for the build, then installs
+// it, bringing it up to date with the changes made meanwhile (one O(n·k)
+// copy under the write lock).
+func (o *Online) BuildIndex(ctx context.Context, p IVFParams) error {
+	o.mu.RLock()
+	snap := o.items.Clone()
+	o.mu.RUnlock()
+	x, err := BuildIVF(ctx, snap, p)
+	if err != nil {
+		return err
+	}
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range o.items.Rows() {
+		if o.norms[i] != 0 {
+			x.update(int32(i), o.items.Row(i))
+		}
+	}
+	o.ivf = x
+	return nil
+}
+
+// IndexStats reports the approximate index's lists and overflow (items
+// added since the build); ok is false when there is no index.
+func (o *Online) IndexStats() (lists, overflow int, ok bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.ivf == nil {
+		return 0, 0, false
+	}
+	return o.ivf.Lists(), o.ivf.Overflow(), true
+}
+
+// TopKApprox is TopK through the approximate index, scanning the nprobe
+// best lists (and the overflow). Scores are exact; recall is approximate.
+// Without an index (or for a cosine query) it answers exactly, and approx
+// is false.
+func (o *Online) TopKApprox(s *Scorer, dst []Scored, q Query, nprobe int) (res []Scored, approx bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.ivf == nil || q.Cosine {
+		return s.topK(dst, o.items, o.norms, q), false
+	}
+	return o.ivf.search(s, dst, o.items, o.norms, q, nprobe), true
 }

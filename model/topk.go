@@ -41,6 +41,7 @@ const scoreChunk = 1024
 type Scorer struct {
 	buf  [scoreChunk]float32
 	heap []Scored
+	ivf  ivfScratch
 }
 
 // TopK returns the q.N best items for q (best first) appended to dst[:0]:
