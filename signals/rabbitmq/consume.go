@@ -116,6 +116,9 @@ func (s *consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	defer linger.Stop()
 	for {
 		batch = batch[:0]
+		if ctx.Err() != nil {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil

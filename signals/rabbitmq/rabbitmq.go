@@ -83,8 +83,9 @@ var knownTopics = []signals.Topic{signals.TopicUpdates, signals.TopicModels, sig
 // Dial validates cfg (after Defaults), connects to the broker, declares
 // the topology (see the package documentation) and returns the Bus. It
 // keeps trying, with back-off, until both connections are up or ctx is
-// done; bound ctx to fail fast when the broker is down. Close the Bus when
-// done.
+// done (the error then matches signals.ErrUnavailable and ctx's error and
+// names the last connection error); bound ctx to fail fast when the broker
+// is down. An invalid cfg fails at once. Close the Bus when done.
 func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -116,7 +117,7 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	b.con = b.newLink("consume", nil)
 	for _, l := range []*link{b.pub, b.con} {
 		if _, _, err := l.wait(ctx); err != nil {
-			err = fmt.Errorf("rabbitmq: dial %s: %w (last error: %v)", redactURL(cfg.URL), err, l.lastErr())
+			err = fmt.Errorf("%w: rabbitmq: dial %s: %w (last error: %v)", signals.ErrUnavailable, redactURL(cfg.URL), err, l.lastErr())
 			b.Close()
 			return nil, err
 		}

@@ -256,7 +256,7 @@ func TestDialUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err = Dial(ctx, Config{URL: "amqp://guest:guest@" + addr + "/", ReconnectMin: 10 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "deadline exceeded") {
+	if !errors.Is(err, signals.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Dial = %v, want a deadline error naming the refused connection", err)
 	}
 }
