@@ -135,6 +135,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.bus.Consume(gctx, e.Handle) })
 	g.Go(func() error { return e.bus.Subscribe(gctx, signals.TopicUpdates, e.onPeerUpdate) })
+	g.Go(func() error { return e.maintainIndex(gctx) })
 	g.Go(func() error {
 		t := time.NewTicker(e.cfg.StateEvery)
 		defer t.Stop()

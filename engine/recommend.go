@@ -53,7 +53,12 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 		resp.Strategy = StrategyTrending
 		s.top = s.scorer.SelectTop(s.top, e.trending.Scores(), r.N, s.exclude, keep)
 	} else {
-		s.top = e.online.TopK(&s.scorer, s.top, model.Query{Vector: v.Factors, N: r.N, Exclude: s.exclude, Keep: keep})
+		q := model.Query{Vector: v.Factors, N: r.N, Exclude: s.exclude, Keep: keep}
+		if np := e.nprobe(); np > 0 && !r.Exact {
+			s.top, _ = e.online.TopKApprox(&s.scorer, s.top, q, np)
+		} else {
+			s.top = e.online.TopK(&s.scorer, s.top, q)
+		}
 	}
 	resp.Items = e.recsLocked(s.top)
 	e.mu.RUnlock()

@@ -11,6 +11,8 @@ type RecRequest struct {
 	Category string
 	// Explain adds "because" items to each recommendation.
 	Explain bool
+	// Exact bypasses the approximate index.
+	Exact bool
 }
 
 // Rec is one recommended item.
