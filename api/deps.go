@@ -1,0 +1,54 @@
+package api
+
+import (
+	"context"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Recommender answers recommendation requests (the engine).
+type Recommender interface {
+	// Recommend ranks items for r.Visitor. r has been checked by the API
+	// (visitor present, 1 <= N <= Config.MaxResults); errors wrapping
+	// engine.ErrInvalid are answered 400 with their message,
+	// engine.ErrUnavailable 503. An unknown visitor is not an error (the
+	// engine answers with its cold-start strategy).
+	Recommend(ctx context.Context, r engine.RecRequest) (engine.RecResponse, error)
+	// Similar returns up to n items similar to item, best first;
+	// engine.ErrNotFound when the item is unknown.
+	Similar(ctx context.Context, item string, n int) ([]engine.Rec, error)
+}
+
+// Catalog keeps the item catalog (the engine, over engine.CatalogStore).
+type Catalog interface {
+	// PutItem validates and stores it (creating or replacing) and returns
+	// the stored item with Created and Updated set by the engine (Created
+	// is kept on replace). Invalid items give an error wrapping
+	// engine.ErrInvalid whose message names the field.
+	PutItem(ctx context.Context, it engine.Item) (engine.Item, error)
+	// Item returns one item or an error wrapping engine.ErrNotFound.
+	Item(ctx context.Context, id string) (engine.Item, error)
+	// DeleteItem removes an item or returns an error wrapping
+	// engine.ErrNotFound.
+	DeleteItem(ctx context.Context, id string) error
+	// Items lists up to limit items with ids greater than after, in
+	// ascending id order.
+	Items(ctx context.Context, after string, limit int) ([]engine.Item, error)
+}
+
+// Checker reports readiness for /readyz: nil when the broker and the store
+// can serve, otherwise an error whose message is shown to the caller.
+type Checker interface {
+	Ready(ctx context.Context) error
+}
+
+// Deps are the server's collaborators; every field is required.
+type Deps struct {
+	// Publisher receives accepted events; a nil error must mean the events
+	// are durable (signals.Publisher's contract).
+	Publisher   signals.Publisher
+	Recommender Recommender
+	Catalog     Catalog
+	Checker     Checker
+}

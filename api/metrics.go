@@ -1,0 +1,106 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the API's Prometheus metrics. Label values are bounded:
+// route is a route template or "unmatched", method one of the standard
+// methods or "other", code an HTTP status, reason a field name.
+type metrics struct {
+	requests  *prometheus.CounterVec   // route, method, code
+	duration  *prometheus.HistogramVec // route
+	inFlight  prometheus.Gauge
+	received  prometheus.Counter
+	accepted  prometheus.Counter
+	rejected  *prometheus.CounterVec   // reason
+	publish   *prometheus.HistogramVec // result
+	handler   http.Handler
+	codeNames [600]string
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kairos_http_requests_total",
+			Help: "HTTP requests answered, by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kairos_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route template.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kairos_http_requests_in_flight",
+			Help: "HTTP requests being answered.",
+		}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kairos_events_received_total",
+			Help: "Events received from authenticated clients (POST /v1/events and the pixel), before validation.",
+		}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kairos_events_accepted_total",
+			Help: "Events validated and durably published.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kairos_events_rejected_total",
+			Help: "Events not accepted, by reason: the invalid field (id, type, visitor, item, ts, value, props, ..., or event for the whole event), duplicate (id repeated in a batch), or unavailable (publishing failed).",
+		}, []string{"reason"}),
+		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kairos_events_publish_duration_seconds",
+			Help:    "Time to publish one batch of accepted events (until the broker confirmed), by result (ok, error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.received, m.accepted, m.rejected, m.publish} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("api: register metrics: %w", err)
+		}
+	}
+	for i := range m.codeNames {
+		m.codeNames[i] = strconv.Itoa(i)
+	}
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	return m, nil
+}
+
+func (m *metrics) observeRequest(route, method string, code int, d time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions,
+		http.MethodHead, http.MethodPatch:
+	default:
+		method = "other"
+	}
+	codeName := "other"
+	if code >= 0 && code < len(m.codeNames) {
+		codeName = m.codeNames[code]
+	}
+	m.requests.WithLabelValues(route, method, codeName).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// rejectReason bounds the reason label: known field names, "event",
+// "duplicate" and "unavailable"; anything else is "other".
+func rejectReason(field string) string {
+	switch field {
+	case "":
+		return "event"
+	case "id", "type", "visitor", "user", "item", "offer", "token", "session", "element",
+		"page", "referrer", "ts", "value", "props", "duplicate", "unavailable":
+		return field
+	}
+	return "other"
+}
+
+// metricsHandler serves the registry in the Prometheus exposition format.
+func (s *Server) metricsHandler(c echo.Context) error {
+	s.metrics.handler.ServeHTTP(c.Response(), c.Request())
+	return nil
+}

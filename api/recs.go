@@ -1,0 +1,124 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// recommendations is GET /v1/recommendations.
+func (s *Server) recommendations(c echo.Context) error {
+	req, err := s.parseRecQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	resp, err := s.deps.Recommender.Recommend(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	if resp.Items == nil {
+		resp.Items = []engine.Rec{}
+	}
+	c.Response().Header().Set("Cache-Control", "private, no-store")
+	return c.JSON(http.StatusOK, resp)
+}
+
+// parseRecQuery reads visitor (required), n (default
+// Config.DefaultResults, 1..Config.MaxResults), exclude_seen (default
+// true), category and explain (default false). Unknown parameters are
+// ignored; a repeated parameter counts with its first value.
+func (s *Server) parseRecQuery(q url.Values) (engine.RecRequest, error) {
+	r := engine.RecRequest{ExcludeSeen: true}
+	var err error
+	if r.Visitor, err = s.idParam(q, "visitor", true); err != nil {
+		return r, err
+	}
+	if r.N, err = intParam(q, "n", s.cfg.DefaultResults, 1, s.cfg.MaxResults); err != nil {
+		return r, err
+	}
+	if r.ExcludeSeen, err = boolParam(q, "exclude_seen", true); err != nil {
+		return r, err
+	}
+	if r.Explain, err = boolParam(q, "explain", false); err != nil {
+		return r, err
+	}
+	if r.Category, err = s.idParam(q, "category", false); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// SimilarResponse is the answer to GET /v1/items/{id}/similar.
+type SimilarResponse struct {
+	Item  string       `json:"item"`
+	Items []engine.Rec `json:"items"`
+}
+
+// similar is GET /v1/items/{id}/similar.
+func (s *Server) similar(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	n, err := intParam(c.QueryParams(), "n", s.cfg.DefaultResults, 1, s.cfg.MaxResults)
+	if err != nil {
+		return err
+	}
+	recs, err := s.deps.Recommender.Similar(c.Request().Context(), id, n)
+	if err != nil {
+		return err
+	}
+	if recs == nil {
+		recs = []engine.Rec{}
+	}
+	return c.JSON(http.StatusOK, SimilarResponse{Item: id, Items: recs})
+}
+
+// idParam reads an id-like query parameter: at most the event limit for
+// ids (200 bytes by default), valid UTF-8 without control characters.
+func (s *Server) idParam(q url.Values, name string, required bool) (string, error) {
+	v := q.Get(name)
+	if v == "" {
+		if required {
+			return "", invalidf("%s: missing", name)
+		}
+		return "", nil
+	}
+	return v, checkIDValue(name, v, s.maxIDBytes())
+}
+
+func (s *Server) maxIDBytes() int { return s.evLim.Defaults().MaxIDBytes }
+
+// intParam reads an integer parameter in [min, max], def when absent.
+func intParam(q url.Values, name string, def, min, max int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, invalidf("%s: %s is not an integer", name, strconv.Quote(shorten(v, 40)))
+	}
+	if n < min || n > max {
+		return 0, invalidf("%s: %d is not in [%d, %d]", name, n, min, max)
+	}
+	return n, nil
+}
+
+// boolParam reads a boolean parameter (true, false, 1, 0, t, f, ...), def
+// when absent.
+func boolParam(q url.Values, name string, def bool) (bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, invalidf("%s: %s is not a boolean (true or false)", name, strconv.Quote(shorten(v, 40)))
+	}
+	return b, nil
+}
