@@ -1,0 +1,393 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Erase records a tombstone for visitor: from the moment Erase returns,
+// Scan and ScanRecords (of this Archive and of every Reader) skip the
+// visitor's events archived before the call; events archived afterwards
+// (a returning visitor) are kept. The tombstone is fsynced before Erase
+// returns. The events stay in the segment files until Compact rewrites
+// them. The tombstone file stores a SHA-256 of the visitor id, not the id.
+func (a *Archive) Erase(ctx context.Context, visitor string) error {
+	if visitor == "" {
+		return fmt.Errorf("archive: erase: empty visitor id")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.closeMu.RLock()
+	defer a.closeMu.RUnlock()
+	if a.closed {
+		return ErrClosed
+	}
+	if err := a.tombs.record(visitor, a.lastSeq.Load, a.opts.Now()); err != nil {
+		return fmt.Errorf("archive: erase: %w", err)
+	}
+	a.log.Info("visitor erased from the archive")
+	return nil
+}
+
+// CompactResult summarises a Compact run.
+type CompactResult struct {
+	Scanned     int   // sealed segments read
+	Rewritten   int   // segments rewritten (or removed, when nothing remained)
+	Removed     int   // of which removed because empty
+	EventsGone  int64 // events physically removed
+	BytesBefore int64 // size of the rewritten segments before
+	BytesAfter  int64 // and after
+}
+
+// Compact rewrites every sealed segment that holds events of erased
+// visitors without those events (write to a temporary file, fsync, atomic
+// rename, index update), so erased data leaves the disk. Records without
+// erased events are copied byte for byte; the others are re-compressed and
+// keep their sequence number and arrival time. Segments already compacted
+// against every tombstone are not read again. The active segment is left
+// alone: it is compacted after it is sealed.
+//
+// Compact and ApplyRetention run one at a time; appends continue meanwhile.
+func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
+	var res CompactResult
+	a.closeMu.RLock()
+	closed := a.closed
+	a.closeMu.RUnlock()
+	if closed {
+		return res, ErrClosed
+	}
+	a.maintMu.Lock()
+	defer a.maintMu.Unlock()
+	if a.maintClosed {
+		return res, ErrClosed
+	}
+	ctx, cancel := mergeCancel(ctx, a.bgCtx)
+	defer cancel()
+
+	lines := a.tombs.count()
+	a.tombs.mu.RLock()
+	maxSeq := a.tombs.max
+	a.tombs.mu.RUnlock()
+
+	a.stateMu.Lock()
+	segs := append([]SegmentInfo(nil), a.idx.Segments...)
+	a.stateMu.Unlock()
+
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevel(a.opts.Level)),
+		zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
+	if err != nil {
+		return res, fmt.Errorf("archive: zstd encoder: %w", err)
+	}
+	defer enc.Close()
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxRecordLimit))
+	if err != nil {
+		return res, fmt.Errorf("archive: zstd decoder: %w", err)
+	}
+	defer dec.Close()
+	c := compactor{a: a, enc: enc, dec: dec}
+
+	for _, seg := range segs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if seg.Erasures >= lines {
+			continue
+		}
+		if lines == 0 || maxSeq < seg.FirstSeq {
+			// No tombstone can touch this segment's records.
+			seg.Erasures = lines
+			if err := a.updateEntry(seg, ""); err != nil {
+				return res, err
+			}
+			continue
+		}
+		res.Scanned++
+		gone, after, err := c.segment(ctx, seg, lines)
+		if err != nil {
+			return res, err
+		}
+		if gone > 0 {
+			res.Rewritten++
+			res.EventsGone += gone
+			res.BytesBefore += seg.Bytes
+			res.BytesAfter += after
+			if after == 0 {
+				res.Removed++
+			}
+		}
+	}
+	if res.Rewritten > 0 {
+		a.log.Info("archive compacted", slog.Int("segments", res.Rewritten), slog.Int64("events_removed", res.EventsGone))
+	}
+	return res, nil
+}
+
+// updateEntry replaces a sealed segment's index entry (if it still exists)
+// and sets the compacting marker, then rewrites the index.
+func (a *Archive) updateEntry(seg SegmentInfo, compacting string) error {
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
+	if a.idx.find(seg.Name) < 0 {
+		return nil
+	}
+	a.idx.put(seg)
+	a.idx.Compacting = compacting
+	return writeIndex(a.dir, a.idx)
+}
+
+type compactor struct {
+	a     *Archive
+	enc   *zstd.Encoder
+	dec   *zstd.Decoder
+	raw   []byte
+	keep  []byte
+	rec   []byte
+	spans [][2]int
+}
+
+// segment compacts one sealed segment against the first lines tombstones
+// and returns the number of events removed and the new size.
+func (c *compactor) segment(ctx context.Context, seg SegmentInfo, lines int) (gone, size int64, err error) {
+	a := c.a
+	path := filepath.Join(a.segDir, seg.Name)
+	tmpPath := path + ".tmp"
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("archive: compact: open segment: %w", err)
+	}
+	defer f.Close()
+	rr := newRecordReader(f)
+	var tmp *os.File
+	defer func() {
+		if tmp != nil { // not renamed: an error happened
+			tmp.Close()
+			os.Remove(tmpPath)
+		}
+	}()
+	st := newSegStats()
+	for n := 0; ; n++ {
+		if n%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, 0, err
+			}
+		}
+		off := rr.off
+		h, err := rr.next()
+		if err == io.EOF {
+			break
+		}
+		var data []byte
+		if err == nil {
+			data, err = rr.readData(h)
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: compact: segment %s at byte %d: %w", ErrCorrupt, seg.Name, off, err)
+		}
+		kept, nh, removed, err := c.filter(h, data)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: compact: segment %s at byte %d: %w", ErrCorrupt, seg.Name, off, err)
+		}
+		if removed > 0 && tmp == nil {
+			// First erased event: start the new file with the bytes before.
+			if tmp, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+				return 0, 0, fmt.Errorf("archive: compact: %w", err)
+			}
+			if _, err := io.Copy(tmp, io.NewSectionReader(f, 0, off)); err != nil {
+				return 0, 0, fmt.Errorf("archive: compact: copy: %w", err)
+			}
+		}
+		gone += int64(removed)
+		switch {
+		case removed == 0:
+			if tmp != nil {
+				if _, err := tmp.Write(rr.hbuf[:]); err != nil {
+					return 0, 0, fmt.Errorf("archive: compact: write: %w", err)
+				}
+				if _, err := tmp.Write(data); err != nil {
+					return 0, 0, fmt.Errorf("archive: compact: write: %w", err)
+				}
+			}
+			st.add(h, rr.hbuf[:], data)
+		case nh.count > 0:
+			if _, err := tmp.Write(kept); err != nil {
+				return 0, 0, fmt.Errorf("archive: compact: write: %w", err)
+			}
+			st.add(nh, kept, nil)
+		}
+	}
+	seg.Erasures = lines
+	if tmp == nil { // nothing erased here
+		return 0, seg.Bytes, a.updateEntry(seg, "")
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, 0, fmt.Errorf("archive: compact: sync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, 0, fmt.Errorf("archive: compact: close: %w", err)
+	}
+	if st.records == 0 {
+		os.Remove(tmpPath)
+		tmp = nil
+		return gone, 0, a.removeSegments([]string{seg.Name})
+	}
+	// Mark, rename, record: a crash in between leaves the marker, and Open
+	// rebuilds the entry from whichever file is in place.
+	if err := a.updateEntry(seg, seg.Name); err != nil {
+		return 0, 0, err
+	}
+	if err := os.Rename(tmpPath, path); err != nil {
+		return 0, 0, fmt.Errorf("archive: compact: rename: %w", err)
+	}
+	tmp = nil
+	if err := syncDir(a.segDir); err != nil {
+		return 0, 0, fmt.Errorf("archive: compact: sync dir: %w", err)
+	}
+	info := st.info(seg.Name, seg.Hour, true)
+	info.Erasures = lines
+	info.SealedAt = a.opts.Now().UTC()
+	return gone, info.Bytes, a.updateEntry(info, "")
+}
+
+// eraseProbe is the part of an event compaction needs.
+type eraseProbe struct {
+	Visitor string            `json:"visitor"`
+	Time    signals.Timestamp `json:"ts"`
+}
+
+// filter removes erased events from one record. When some are removed it
+// returns the re-encoded record (nil when none remain) and its header.
+func (c *compactor) filter(h header, data []byte) (rec []byte, nh header, removed int, err error) {
+	raw, err := c.dec.DecodeAll(data, c.raw[:0])
+	if err != nil {
+		return nil, nh, 0, fmt.Errorf("zstd: %w", err)
+	}
+	c.raw = raw
+	c.spans = c.spans[:0]
+	nh = header{seq: h.seq, arrival: h.arrival}
+	for pos := 0; pos < len(raw); {
+		nl := bytes.IndexByte(raw[pos:], '\n')
+		if nl < 0 {
+			return nil, nh, 0, errors.New("last line has no newline")
+		}
+		end := pos + nl + 1
+		var p eraseProbe
+		if err := json.Unmarshal(raw[pos:end], &p); err != nil {
+			return nil, nh, 0, err
+		}
+		if c.a.tombs.erased(p.Visitor, h.seq) {
+			removed++
+		} else {
+			c.spans = append(c.spans, [2]int{pos, end})
+			ts := p.Time.UnixMilli()
+			if nh.count == 0 {
+				nh.minTS, nh.maxTS = ts, ts
+			}
+			nh.count++
+			nh.minTS, nh.maxTS = min(nh.minTS, ts), max(nh.maxTS, ts)
+		}
+		pos = end
+	}
+	if removed == 0 || nh.count == 0 {
+		return nil, nh, removed, nil
+	}
+	keep := c.keep[:0]
+	for _, sp := range c.spans {
+		keep = append(keep, raw[sp[0]:sp[1]]...)
+	}
+	c.keep = keep
+	rec = append(c.rec[:0], make([]byte, headerSize)...)
+	rec = c.enc.EncodeAll(keep, rec)
+	d := rec[headerSize:]
+	nh.dataLen, nh.dataCRC, nh.rawLen = uint32(len(d)), crc32.Checksum(d, castagnoli), uint32(len(keep))
+	putHeader(rec[:headerSize], nh)
+	c.rec = rec
+	return rec, nh, removed, nil
+}
+
+// ApplyRetention deletes the sealed segments whose hour ended at or before
+// now - Options.Retention (index first, then the files) and returns how
+// many it deleted. With Retention 0 (forever) it does nothing. Open and
+// every hour roll-over run it in the background; call it to apply the
+// retention at another time.
+func (a *Archive) ApplyRetention(ctx context.Context, now time.Time) (int, error) {
+	if a.opts.Retention <= 0 {
+		return 0, nil
+	}
+	a.closeMu.RLock()
+	closed := a.closed
+	a.closeMu.RUnlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	a.maintMu.Lock()
+	defer a.maintMu.Unlock()
+	if a.maintClosed {
+		return 0, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	cutoff := now.Add(-a.opts.Retention)
+	var names []string
+	a.stateMu.Lock()
+	for _, s := range a.idx.Segments {
+		if !s.Hour.Add(time.Hour).After(cutoff) {
+			names = append(names, s.Name)
+		}
+	}
+	a.stateMu.Unlock()
+	if len(names) == 0 {
+		return 0, nil
+	}
+	if err := a.removeSegments(names); err != nil {
+		return 0, err
+	}
+	a.log.Info("retention deleted segments", slog.Int("segments", len(names)), slog.String("oldest_kept_after", cutoff.UTC().Format(time.RFC3339)))
+	return len(names), nil
+}
+
+// removeSegments drops sealed segments from the index, then deletes their
+// files. A crash in between leaves files that Open indexes again; the next
+// retention or compaction removes them.
+func (a *Archive) removeSegments(names []string) error {
+	a.stateMu.Lock()
+	for _, n := range names {
+		a.idx.remove(n)
+	}
+	a.idx.LastSeq = max(a.idx.LastSeq, a.lastSeq.Load())
+	err := writeIndex(a.dir, a.idx)
+	a.stateMu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := os.Remove(filepath.Join(a.segDir, n)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("archive: remove segment: %w", err)
+		}
+	}
+	if err := syncDir(a.segDir); err != nil {
+		return fmt.Errorf("archive: sync %s: %w", a.segDir, err)
+	}
+	return nil
+}
+
+// mergeCancel returns a context that ends when either parent ends.
+func mergeCancel(ctx, other context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(other, cancel)
+	return ctx, func() { stop(); cancel() }
+}

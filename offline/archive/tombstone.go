@@ -1,0 +1,151 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+const tombstoneName = "tombstones.ndjson"
+
+// tombstoneLine is one line of tombstones.ndjson.
+type tombstoneLine struct {
+	// VisitorSHA256 is the hex SHA-256 of the visitor id: the file says
+	// whose events to skip without storing the erased id itself.
+	VisitorSHA256 string `json:"visitor_sha256"`
+	// Seq: events of the visitor in records with sequence number <= Seq are
+	// erased; later records (new events after the erasure) are not.
+	Seq uint64 `json:"seq"`
+	// At is when the erasure was recorded.
+	At time.Time `json:"at"`
+}
+
+// tombstones is the in-memory form of tombstones.ndjson.
+type tombstones struct {
+	mu    sync.RWMutex
+	f     *os.File // append handle; nil when read-only
+	seqOf map[[sha256.Size]byte]uint64
+	lines int    // number of tombstones in the file
+	max   uint64 // largest Seq
+}
+
+// visitorKey hashes a visitor id.
+func visitorKey(visitor string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(visitor))
+}
+
+// loadTombstones reads dir/tombstones.ndjson. With repair (the writer), a
+// torn last line (no newline: a crash during Erase) is truncated and the
+// file stays open for appending; without (a reader), it is ignored. A
+// damaged line that is not the last is ErrCorrupt: an erasure is never
+// silently dropped.
+func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, error) {
+	path := filepath.Join(dir, tombstoneName)
+	t := &tombstones{seqOf: map[[sha256.Size]byte]uint64{}}
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("archive: read tombstones: %w", err)
+	}
+	valid := 0
+	for len(b[valid:]) > 0 {
+		rest := b[valid:]
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 {
+			break // torn last line
+		}
+		var tl tombstoneLine
+		if err := json.Unmarshal(rest[:nl], &tl); err != nil {
+			return nil, fmt.Errorf("%w: %s at byte %d: %w", ErrCorrupt, tombstoneName, valid, err)
+		}
+		key, kerr := hex.DecodeString(tl.VisitorSHA256)
+		if kerr != nil || len(key) != sha256.Size {
+			return nil, fmt.Errorf("%w: %s at byte %d: bad visitor_sha256", ErrCorrupt, tombstoneName, valid)
+		}
+		t.add([sha256.Size]byte(key), tl.Seq)
+		valid += nl + 1
+	}
+	if !repair {
+		return t, nil
+	}
+	if valid < len(b) {
+		log.Warn("truncating torn tail of tombstone file", slog.Int("dropped_bytes", len(b)-valid))
+		if err := os.Truncate(path, int64(valid)); err != nil {
+			return nil, fmt.Errorf("archive: truncate tombstones: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("archive: open tombstones: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("archive: sync tombstones: %w", err)
+	}
+	t.f = f
+	return t, nil
+}
+
+func (t *tombstones) add(key [sha256.Size]byte, seq uint64) {
+	if s, ok := t.seqOf[key]; !ok || seq > s {
+		t.seqOf[key] = seq
+	}
+	t.lines++
+	t.max = max(t.max, seq)
+}
+
+// record appends a tombstone durably (write and fsync). lastSeq is read
+// under the lock so that the file's sequence numbers never decrease.
+func (t *tombstones) record(visitor string, lastSeq func() uint64, at time.Time) error {
+	key := visitorKey(visitor)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seq := lastSeq()
+	line, err := json.Marshal(tombstoneLine{VisitorSHA256: hex.EncodeToString(key[:]), Seq: seq, At: at.UTC()})
+	if err != nil {
+		return err
+	}
+	if _, err := t.f.Write(append(line, '\n')); err != nil {
+		return err
+	}
+	if err := t.f.Sync(); err != nil {
+		return err
+	}
+	t.add(key, seq)
+	return nil
+}
+
+// count returns the number of tombstones.
+func (t *tombstones) count() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.lines
+}
+
+// any reports whether there is at least one tombstone.
+func (t *tombstones) any() bool { return t.count() > 0 }
+
+// erased reports whether an event of visitor stored in the record with
+// sequence number seq is erased.
+func (t *tombstones) erased(visitor string, seq uint64) bool {
+	key := visitorKey(visitor)
+	t.mu.RLock()
+	s, ok := t.seqOf[key]
+	t.mu.RUnlock()
+	return ok && seq <= s
+}
+
+func (t *tombstones) close() error {
+	if t.f == nil {
+		return nil
+	}
+	return t.f.Close()
+}
