@@ -1,0 +1,402 @@
+package model
+
+import (
+	"math"
+	"slices"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Cold start: the pieces that answer a visitor the model does not know yet,
+// and place an item nobody has interacted with yet.
+//
+// # Visitors: context, then fold-in, blended by confidence
+//
+// A visitor with no learning event has no factors; the answer comes from
+// the context of the request (the item of the current page, trending). From
+// the first event on, the visitor's factors are folded in exactly
+// (Online.FoldUser) and the two answers are blended by a confidence that
+// grows with the number of events n:
+//
+//	w(n)    = n / (n + κ)                       (0 when n = 0; 1 when κ = 0)
+//	ctx_i   = (1 − τ)·z(sim_i) + τ·z(log(1 + trend_i))
+//	score_i = w(n)·z(personal_i) + (1 − w(n))·ctx_i
+//
+// where personal_i = x_u·y_i is the fold-in score, sim_i the cosine
+// similarity of item i to the current page item, trend_i the recency-
+// weighted popularity (Trending) and z standardises a score vector over the
+// candidate items (mean 0, standard deviation 1, excluded rows ignored), so
+// that scores on different scales mix by their shape, not their units. A
+// missing context part is left out (ctx = z(sim) without trending, ctx =
+// z(log(1 + trend)) without a page item). κ is the number of events at which
+// the fold-in and the context weigh the same; τ is trending's share of the
+// context when a page item is known. Blend holds κ and τ; DefaultBlend
+// gives the values chosen on MovieLens 100K (eval.ColdUsers, validation
+// users only).
+//
+// # Items: provisional factors from attributes
+//
+// An item without interactions gets the mean of the factors of the items
+// that share its category or tags, shrunk towards the mean of all items,
+// several tags fitted jointly by ridge least squares (TagPrior). Written into the live model (Online.SetItems) it is scored
+// like any item before its first click; the live item update (Apply) then
+// moves it from there as interactions arrive, and the next batch retrain
+// replaces it with the factor learnt from its interactions alone.
+
+// Blend mixes a visitor's personal (fold-in) scores with context scores by
+// a confidence that grows with the visitor's number of events (see the
+// formulas above). The zero value weighs the fold-in fully from the first
+// event on and uses no trending when a page item is known.
+type Blend struct {
+	// Kappa (κ) is the number of events at which personal and context
+	// scores weigh the same: w(n) = n/(n+κ). 0 means the fold-in alone from
+	// the first event.
+	Kappa float64 `json:"kappa"`
+	// Trending (τ) is trending's share of the context when a page item is
+	// known, in [0, 1].
+	Trending float64 `json:"trending"`
+}
+
+// DefaultBlend returns the blend chosen by validation NDCG@10 on
+// MovieLens 100K training users (`kairos eval coldstart`; see
+// eval.ColdUsers).
+func DefaultBlend() Blend { return Blend{Kappa: 1, Trending: 0.25} }
+
+// Confidence returns w(n), the weight of the personal scores after n
+// events: 0 for n ≤ 0, n/(n+κ) otherwise (1 when κ ≤ 0).
+func (b Blend) Confidence(n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	if b.Kappa <= 0 {
+		return 1
+	}
+	return float64(n) / (float64(n) + b.Kappa)
+}
+
+// BlendInput are the score vectors a Blend mixes, each one score per item
+// row (all of the same length) or nil when not available.
+type BlendInput struct {
+	// Personal holds the fold-in scores x_u·y_i (used when Events > 0).
+	Personal []float32
+	// Item holds the similarity of each item to the current page item
+	// (e.g. Online.ScoreAll with cosine), nil when the request has none.
+	Item []float32
+	// Trending holds recency-weighted popularity scores (≥ 0, e.g.
+	// Trending.Score at request time), nil when none.
+	Trending []float32
+	// Events is the visitor's number of learning events.
+	Events int
+	// Exclude lists rows that are not candidates (seen, inactive): they are
+	// ignored by the standardisation and get score −Inf.
+	Exclude Bitset
+}
+
+// Scores writes the blended score of every item row to dst (grown or cut
+// to the length of the input vectors) and returns it. Excluded rows get
+// −Inf. With no input vector at all every candidate scores 0. Scores
+// allocates nothing when dst has the capacity.
+func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
+	n := max(len(in.Personal), len(in.Item), len(in.Trending))
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	clear(dst)
+	w := b.Confidence(in.Events)
+	if in.Personal == nil {
+		w = 0
+	}
+	ctx := 1 - w
+	tau := min(max(b.Trending, 0), 1)
+	switch {
+	case in.Item == nil:
+		tau = 1
+	case in.Trending == nil:
+		tau = 0
+	}
+	if w > 0 {
+		addStandardized(dst, in.Personal, w, in.Exclude, false)
+	}
+	if ctx > 0 && in.Item != nil && tau < 1 {
+		addStandardized(dst, in.Item, ctx*(1-tau), in.Exclude, false)
+	}
+	if ctx > 0 && in.Trending != nil && tau > 0 {
+		addStandardized(dst, in.Trending, ctx*tau, in.Exclude, true)
+	}
+	negInf := float32(math.Inf(-1))
+	for i := range dst {
+		if in.Exclude.Has(i) {
+			dst[i] = negInf
+		}
+	}
+	return dst
+}
+
+// addStandardized adds scale·z(v) to dst, where z standardises v (after
+// log(1+max(v,0)) when logged) over the rows not in exclude; non-finite
+// entries count as the mean. A constant vector adds nothing.
+func addStandardized(dst, v []float32, scale float64, exclude Bitset, logged bool) {
+	val := func(x float32) (float64, bool) {
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return 0, false
+		}
+		if logged {
+			f = math.Log1p(max(f, 0))
+		}
+		return f, true
+	}
+	var n, mean, m2 float64
+	for i, x := range v {
+		f, ok := val(x)
+		if !ok || exclude.Has(i) {
+			continue
+		}
+		n++
+		d := f - mean
+		mean += d / n
+		m2 += d * (f - mean)
+	}
+	if n < 2 || m2 <= 0 {
+		return
+	}
+	inv := scale / math.Sqrt(m2/n)
+	for i, x := range v {
+		if f, ok := val(x); ok {
+			dst[i] += float32((f - mean) * inv)
+		}
+	}
+}
+
+// ScoreAll writes the score of every item row for the query vector q to
+// dst (grown or cut to the number of items) and returns it: q·y_i, or with
+// cosine the cosine similarity q·y_i/(|q||y_i|). Rows without factors
+// score 0. It is the full-vector counterpart of TopK, for callers that mix
+// scores before selecting (Blend).
+func (o *Online) ScoreAll(dst, q []float32, cosine bool) []float32 {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	n := o.items.Rows()
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	dst = dst[:n]
+	k := o.p.Factors
+	if len(q) != k || n == 0 {
+		clear(dst)
+		return dst
+	}
+	Y := blas32.General{Rows: n, Cols: k, Stride: k, Data: o.items.Data[:n*k]}
+	blas32.Gemv(blas.NoTrans, 1, Y, blas32.Vector{N: k, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: dst})
+	if cosine {
+		qn := norm32(q)
+		for i := range dst {
+			if d := o.norms[i] * qn; d != 0 {
+				dst[i] /= d
+			} else {
+				dst[i] = 0
+			}
+		}
+	}
+	return dst
+}
+
+// TagPrior computes provisional factors for items without interactions
+// from the factors of the learnt items that share their attributes
+// (category, tags). With one tag t it is the mean of the factors of the
+// n_t learnt items carrying t, shrunk towards the mean of all learnt items
+// ȳ by s pseudo-items:
+//
+//	y_new = (Σ_{j ∈ I_t} y_j + s·ȳ) / (n_t + s)
+//
+// With several tags T, plain averaging would let a broad tag (carried by
+// half the catalogue) drown a specific one and would count twice what two
+// overlapping tags share, so the tag offsets are fitted jointly by ridge
+// least squares over the learnt items:
+//
+//	y_new = ȳ + Σ_{t ∈ T} w_t,   w = argmin Σ_j |y_j − ȳ − Σ_{t ∈ T ∩ T_j} w_t|² + s·Σ_t |w_t|²
+//
+// i.e. (C + sI) W = R with C_tu the number of learnt items carrying both t
+// and u (n_t on the diagonal) and R_t = Σ_{j ∈ I_t} (y_j − ȳ); for one tag
+// this is exactly the shrunk mean above. Unknown tags are ignored; an item
+// with no known tag gets ȳ, the average item. Cost per item O(|T|³ + |T|·k
+// + Σ_{t∈T} n_t·|T_j|) (the co-occurrences are counted from per-tag item
+// lists), independent of the catalogue size for specific tags.
+//
+// A TagPrior is a snapshot of the factors it was built from: rebuild it
+// after a retrain. It is safe for concurrent use once built.
+type TagPrior struct {
+	k         int
+	shrinkage float64
+	mean      []float64
+	tagID     map[string]int32
+	counts    []int
+	resid     [][]float64 // per tag, Σ (y_j − ȳ) over its learnt items
+	posting   [][]int32   // per tag, its learnt items
+	itemTags  map[int32][]int32
+}
+
+// DefaultTagShrinkage is the shrinkage s of provisional factors (in learnt
+// items): a tag needs several items before its mean outweighs the average
+// item.
+const DefaultTagShrinkage = 5
+
+// minShrinkage keeps the normal equations of several tags solvable when
+// two tags always occur together and no shrinkage was asked for.
+const minShrinkage = 1e-6
+
+// NewTagPrior builds the prior from item factors and each item row's tags
+// (tags[i]; tags may be shorter than the table: missing rows have none).
+// Only rows for which known(i) holds count as learnt (known nil: the rows
+// with non-zero factors). A negative shrinkage counts as 0.
+func NewTagPrior(items *Factors, tags [][]string, known func(i int) bool, shrinkage float64) *TagPrior {
+	k := items.K
+	p := &TagPrior{k: k, shrinkage: max(shrinkage, 0), mean: make([]float64, k), tagID: map[string]int32{}, itemTags: map[int32][]int32{}}
+	isKnown := func(i int) bool {
+		if known != nil {
+			return known(i)
+		}
+		return norm32(items.Row(i)) != 0
+	}
+	var learnt []int32
+	for i := range items.Rows() {
+		if !isKnown(i) {
+			continue
+		}
+		learnt = append(learnt, int32(i))
+		for f, v := range items.Row(i) {
+			p.mean[f] += float64(v)
+		}
+	}
+	if len(learnt) > 0 {
+		for f := range p.mean {
+			p.mean[f] /= float64(len(learnt))
+		}
+	}
+	for _, i := range learnt {
+		if int(i) >= len(tags) {
+			continue
+		}
+		var ids []int32
+		for _, t := range uniqueTags(tags[i]) {
+			id, ok := p.tagID[t]
+			if !ok {
+				id = int32(len(p.counts))
+				p.tagID[t] = id
+				p.counts = append(p.counts, 0)
+				p.resid = append(p.resid, make([]float64, k))
+				p.posting = append(p.posting, nil)
+			}
+			ids = append(ids, id)
+			p.counts[id]++
+			p.posting[id] = append(p.posting[id], i)
+			r := p.resid[id]
+			for f, v := range items.Row(int(i)) {
+				r[f] += float64(v) - p.mean[f]
+			}
+		}
+		if len(ids) > 0 {
+			p.itemTags[i] = ids
+		}
+	}
+	return p
+}
+
+// uniqueTags returns the non-empty tags without repeats (tag lists are
+// short: quadratic is fine).
+func uniqueTags(tags []string) []string {
+	out := make([]string, 0, len(tags))
+	for _, t := range tags {
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Count returns the number of learnt items carrying tag t.
+func (p *TagPrior) Count(t string) int {
+	if id, ok := p.tagID[t]; ok {
+		return p.counts[id]
+	}
+	return 0
+}
+
+// Factors writes the provisional factors of an item with the given tags
+// to dst (grown or cut to K) and returns it.
+func (p *TagPrior) Factors(dst []float32, tags []string) []float32 {
+	if cap(dst) < p.k {
+		dst = make([]float32, p.k)
+	}
+	dst = dst[:p.k]
+	var ids []int32
+	for _, t := range uniqueTags(tags) {
+		if id, ok := p.tagID[t]; ok {
+			ids = append(ids, id)
+		}
+	}
+	y := append([]float64(nil), p.mean...)
+	if len(ids) > 0 {
+		w := p.solve(ids)
+		for j := range ids {
+			for f := range y {
+				y[f] += w.At(j, f)
+			}
+		}
+	}
+	for f, v := range y {
+		dst[f] = float32(v)
+	}
+	return dst
+}
+
+// solve fits the offsets of the tags ids: (C + sI) W = R.
+func (p *TagPrior) solve(ids []int32) *mat.Dense {
+	n := len(ids)
+	pos := make(map[int32]int, n)
+	for j, id := range ids {
+		pos[id] = j
+	}
+	c := mat.NewSymDense(n, nil)
+	for a, id := range ids {
+		for _, item := range p.posting[id] {
+			for _, u := range p.itemTags[item] {
+				if b, ok := pos[u]; ok && b >= a {
+					c.SetSym(a, b, c.At(a, b)+1)
+				}
+			}
+		}
+	}
+	r := mat.NewDense(n, p.k, nil)
+	for j, id := range ids {
+		r.SetRow(j, p.resid[id])
+	}
+	s := max(p.shrinkage, minShrinkage)
+	for {
+		a := mat.NewSymDense(n, nil)
+		a.CopySym(c)
+		for j := range n {
+			a.SetSym(j, j, a.At(j, j)+s)
+		}
+		var ch mat.Cholesky
+		if ch.Factorize(a) {
+			var w mat.Dense
+			if err := ch.SolveTo(&w, r); err == nil {
+				return &w
+			}
+		}
+		s *= 1000 // numerically singular: shrink harder
+	}
+}
+
+// ProvisionalFactors writes to dst the provisional factors of a new item
+// with tags newTags, from the factors of the items (tags[i] per row) that
+// known accepts (nil: every row with non-zero factors), with the given
+// shrinkage: NewTagPrior(items, tags, known, shrinkage).Factors(dst,
+// newTags). Build a TagPrior once to place many items.
+func ProvisionalFactors(dst []float32, items *Factors, tags [][]string, known func(i int) bool, newTags []string, shrinkage float64) []float32 {
+	return NewTagPrior(items, tags, known, shrinkage).Factors(dst, newTags)
+}
