@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/kairoshq/kairos/engine"
@@ -317,3 +318,29 @@ func batchJSON(n int) string {
 	}
 	return "[" + strings.Join(parts, ",") + "]"
 }
+
+// metricValue returns the value of a counter or gauge (or the sum over
+// the series of a vector).
+func metricValue(tb testing.TB, c prometheus.Collector) float64 {
+	tb.Helper()
+	ch := make(chan prometheus.Metric, 64)
+	go func() { c.Collect(ch); close(ch) }()
+	var sum float64
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			tb.Fatalf("write metric: %v", err)
+		}
+		switch {
+		case d.Counter != nil:
+			sum += d.Counter.GetValue()
+		case d.Gauge != nil:
+			sum += d.Gauge.GetValue()
+		default:
+			tb.Fatalf("not a counter or gauge: %v", m.Desc())
+		}
+	}
+	return sum
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -185,7 +185,7 @@ func jsonError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return invalidf("malformed JSON: unexpected end of the body")
 	case errors.As(err, &se):
-		return invalidf("malformed JSON at byte %d: %v", se.Offset, se)
+		return invalidf("malformed JSON at byte %d: %v", se.Offset-1, se) // offset of the offending byte
 	case errors.As(err, &te):
 		if te.Field == "" {
 			return invalidf("want a JSON object, got %s", te.Value)
