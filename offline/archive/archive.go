@@ -116,12 +116,15 @@ type writerState struct {
 
 // request is one Append call: its events encoded as NDJSON.
 type request struct {
-	buf  bytes.Buffer
-	enc  *json.Encoder
-	ev   signals.Event
-	ends []int   // end offset of each line in buf
-	ts   []int64 // event time of each line, unix ms
-	done chan error
+	lines []byte  // NDJSON
+	ends  []int   // end offset of each line in lines
+	ts    []int64 // event time of each line, unix ms
+	keys  []string
+	ev    signals.Event
+	done  chan error
+	// slow path (see fastEncode)
+	buf bytes.Buffer
+	enc *json.Encoder
 }
 
 // Stats are counters since Open.
@@ -380,17 +383,25 @@ func (a *Archive) encode(r *request, events []signals.Event) error {
 			}
 			r.ev.Time = signals.Timestamp{Time: now}
 		}
-		start := r.buf.Len()
-		err := r.enc.Encode(&r.ev)
-		if err == nil && r.buf.Len()-start > a.opts.MaxEventBytes {
-			err = fmt.Errorf("%d bytes of JSON exceed MaxEventBytes %d", r.buf.Len()-start, a.opts.MaxEventBytes)
+		start := len(r.lines)
+		var err error
+		if fastEncode {
+			r.lines, r.keys, err = appendEvent(r.lines, &r.ev, r.keys)
+		} else {
+			r.buf.Reset()
+			if err = r.enc.Encode(&r.ev); err == nil {
+				r.lines = append(r.lines, r.buf.Bytes()...)
+			}
+		}
+		if err == nil && len(r.lines)-start > a.opts.MaxEventBytes {
+			err = fmt.Errorf("%d bytes of JSON exceed MaxEventBytes %d", len(r.lines)-start, a.opts.MaxEventBytes)
 		}
 		if err != nil {
 			id := r.ev.ID
 			r.ev = signals.Event{}
 			return fmt.Errorf("%w: event %d (id %q): %w", ErrInvalidEvent, i, id, err)
 		}
-		r.ends = append(r.ends, r.buf.Len())
+		r.ends = append(r.ends, len(r.lines))
 		r.ts = append(r.ts, r.ev.Time.UnixMilli())
 	}
 	r.ev = signals.Event{} // do not retain the caller's strings and maps
@@ -398,11 +409,10 @@ func (a *Archive) encode(r *request, events []signals.Event) error {
 }
 
 func (a *Archive) putRequest(r *request) {
-	if r.buf.Cap() > 4<<20 {
+	if cap(r.lines) > 4<<20 || r.buf.Cap() > 1<<20 {
 		return // let an unusually large buffer go
 	}
-	r.buf.Reset()
-	r.ends, r.ts = r.ends[:0], r.ts[:0]
+	r.lines, r.ends, r.ts = r.lines[:0], r.ends[:0], r.ts[:0]
 	a.reqPool.Put(r)
 }
 
@@ -450,14 +460,14 @@ func (a *Archive) run() {
 // and acknowledges all of them.
 func (a *Archive) process(first *request) {
 	batch := append(a.w.batch[:0], first)
-	size := first.buf.Len()
+	size := len(first.lines)
 	limit := 4 * a.opts.MaxRecordBytes
 collect:
 	for size < limit {
 		select {
 		case r := <-a.reqs:
 			batch = append(batch, r)
-			size += r.buf.Len()
+			size += len(r.lines)
 		default:
 			break collect
 		}
@@ -487,7 +497,7 @@ func (a *Archive) writeBatch(batch []*request) error {
 	maxRaw := a.opts.MaxRecordBytes
 	var events, rawBytes int
 	for _, r := range batch {
-		lines := r.buf.Bytes()
+		lines := r.lines
 		events += len(r.ends)
 		rawBytes += len(lines)
 		start := 0 // byte offset of line i
