@@ -202,11 +202,22 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(ae.Status)
 		return
 	}
-	body, jerr := json.Marshal(errorResponse{Error: ErrorBody{Code: ae.Code, Message: msg}})
-	if jerr != nil { // cannot happen: strings only
-		body = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	_ = c.JSON(ae.Status, errorResponse{Error: ErrorBody{Code: ae.Code, Message: msg}})
+}
+
+// jsonSerializer is echo's JSON serializer without HTML escaping: the
+// answers are application/json, and messages quoting "<key>" or a page
+// URL with "&" stay readable.
+type jsonSerializer struct{ echo.DefaultJSONSerializer }
+
+// Serialize writes i as JSON to the response.
+func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
 	}
-	_ = c.JSONBlob(ae.Status, body)
+	return enc.Encode(i)
 }
 
 // formatBytes prints n bytes, with the binary unit when exact.

@@ -1,0 +1,140 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/membus"
+)
+
+// discardWriter is a reusable ResponseWriter, so that benchmarks measure
+// the server, not httptest.ResponseRecorder.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// cannedRecommender answers every request with the same response.
+type cannedRecommender struct{ resp engine.RecResponse }
+
+func (c *cannedRecommender) Recommend(ctx context.Context, r engine.RecRequest) (engine.RecResponse, error) {
+	return c.resp, nil
+}
+
+func (c *cannedRecommender) Similar(ctx context.Context, item string, n int) ([]engine.Rec, error) {
+	return c.resp.Items, nil
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(ctx context.Context, events []signals.Event) error { return nil }
+
+func benchServer(b *testing.B, pub signals.Publisher, rec Recommender) *Server {
+	b.Helper()
+	cfg := testConfig()
+	cfg.SecretRate = RateLimit{Rate: math.Inf(1)}
+	cfg.PublishableRate = RateLimit{Rate: math.Inf(1)}
+	s, err := New(cfg, Deps{Publisher: pub, Recommender: rec, Catalog: &fakeCatalog{}, Checker: &fakeChecker{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkRecommendationsHandler measures the HTTP layer of
+// GET /v1/recommendations (auth, parsing, JSON of 10 items, metrics)
+// around a recommender that costs nothing.
+func BenchmarkRecommendationsHandler(b *testing.B) {
+	rec := &cannedRecommender{resp: engine.RecResponse{Visitor: "v-17", Strategy: engine.StrategyALS}}
+	for i := 0; i < 10; i++ {
+		rec.resp.Items = append(rec.resp.Items, engine.Rec{Item: "sku-" + string(rune('a'+i)), Score: float32(10 - i), Title: "An item", Category: "shoes"})
+	}
+	s := benchServer(b, nopPublisher{}, rec)
+	h := s.Handler()
+	r := httptest.NewRequest("GET", "/v1/recommendations?visitor=v-17&n=10&exclude_seen=true", nil)
+	r.Header.Set("Authorization", "Bearer "+testSK)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+		if w.code != 200 {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// BenchmarkEventsHandler measures POST /v1/events with a batch of 20
+// events: decoding and validation, auth from the body key, the answer,
+// and publishing to a no-op publisher or to the in-process bus with a
+// consumer that does nothing.
+func BenchmarkEventsHandler(b *testing.B) {
+	body := []byte(`{"key":"` + testPK + `","events":` + batchJSON(20) + `}`)
+	run := func(b *testing.B, pub signals.Publisher) {
+		s := benchServer(b, pub, &cannedRecommender{})
+		s.cfg.Now = func() time.Time { return testNow }
+		h := s.Handler()
+		w := &discardWriter{h: http.Header{}}
+		r := httptest.NewRequest("POST", "/v1/events", nil)
+		r.Header.Set("Origin", allowed)
+		r.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+		r.ContentLength = int64(len(body))
+		rd := bytes.NewReader(body)
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			clear(w.h)
+			rd.Reset(body)
+			r.Body = io.NopCloser(rd)
+			h.ServeHTTP(w, r)
+			if w.code != 200 {
+				b.Fatalf("status %d", w.code)
+			}
+		}
+		b.ReportMetric(float64(b.N*20)/b.Elapsed().Seconds(), "events/s")
+	}
+	b.Run("publisher=nop", func(b *testing.B) { run(b, nopPublisher{}) })
+	b.Run("publisher=membus", func(b *testing.B) {
+		bus := membus.New(membus.Options{Now: func() time.Time { return testNow }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = bus.Consume(ctx, func(context.Context, []signals.Event) error { return nil })
+		}()
+		defer func() { cancel(); <-done; bus.Close() }()
+		run(b, bus)
+	})
+}
+
+// BenchmarkPixelHandler measures GET /v1/pixel.gif with a derived id.
+func BenchmarkPixelHandler(b *testing.B) {
+	s := benchServer(b, nopPublisher{}, &cannedRecommender{})
+	h := s.Handler()
+	r := httptest.NewRequest("GET", "/v1/pixel.gif?key="+testPK+"&visitor=v-17&item=sku-42&page=https%3A%2F%2Fshop.example%2Fp%2F42", nil)
+	r.Header.Set("Referer", allowed+"/p/42")
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+		if w.code != 200 {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}

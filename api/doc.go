@@ -1,0 +1,223 @@
+// Package api is the Kairos HTTP server (echo): the event collector, the
+// recommendation and catalog endpoints, health, readiness and metrics,
+// with keys, CORS and rate limits. It is the only package that imports
+// echo, and it is thin: every handler parses the request, calls one of the
+// small interfaces declared here (Recommender, Catalog, Checker, and
+// signals.Publisher) and renders the answer.
+//
+// # Use
+//
+//	keys, created, err := api.LoadOrCreateKeys(dataDir) // pk_… and sk_… in <dataDir>/keys.json (0600)
+//	srv, err := api.New(api.Config{
+//		SecretKeys:      []string{keys.Secret},
+//		PublishableKeys: []string{keys.Publishable},
+//		AllowedOrigins:  []string{"https://shop.example"},
+//		Registry:        reg, // the engine registers its metrics here too
+//		Logger:          log,
+//	}, api.Deps{Publisher: bus, Recommender: eng, Catalog: eng, Checker: eng})
+//	err = srv.Serve(ctx) // until ctx ends, then a graceful shutdown
+//
+// Config documents every setting and its default; Config.Validate reports
+// every problem at once. Handler returns the http.Handler for tests.
+//
+// # Keys and access
+//
+// Every request carries a key, except /healthz, /readyz, CORS preflights
+// and (with Config.MetricsPublic) /metrics:
+//
+//   - the secret key (sk_…) may call every route. It is accepted only in
+//     the header "Authorization: Bearer sk_…"; a secret key found in a
+//     query string or a body is refused (401) because it would leak.
+//   - the publishable key (pk_…) is public (it is in the page). It may
+//     only send events: POST /v1/events and GET /v1/pixel.gif (routes
+//     flagged "publishable"; the visitor-facing offer and promotion routes
+//     will be too). Because sendBeacon and an <img> cannot set headers, it
+//     may also come as the query parameter key=pk_… or as the "key" member
+//     of a batch body. It is accepted only from Config.AllowedOrigins: the
+//     Origin header, or the origin of the Referer when there is no Origin,
+//     must match; a request with neither is accepted unless
+//     Config.RequireOrigin is set (emails and servers send neither; the
+//     check keeps other sites from using the key in browsers, it is not a
+//     secret).
+//
+// Config.SecretKeys and Config.PublishableKeys are lists, so keys can be
+// rotated (ParseKeyList reads "sk_new,sk_old"). A missing, malformed or
+// unknown key is 401 (with WWW-Authenticate: Bearer); the publishable key
+// on a secret route, or from an origin that is not allowed, is 403.
+//
+// CORS: publishable routes answer preflights (OPTIONS) from allowed
+// origins with 204, Access-Control-Allow-Origin (the origin itself),
+// -Allow-Methods, -Allow-Headers: Authorization, Content-Type and
+// -Max-Age: 600, and other origins with 403. Their answers to allowed
+// origins, errors included, carry Access-Control-Allow-Origin and expose
+// Retry-After, X-Request-Id and X-Kairos-Error. Secret routes answer no
+// CORS: the secret key never belongs in a browser. A text/plain body
+// (what sendBeacon sends) is accepted, which needs no preflight.
+//
+// Rate limits are token buckets (Config.SecretRate per secret key,
+// Config.PublishableRate per publishable key and client IP). An empty
+// bucket is 429 with Retry-After (seconds). The client IP is the peer
+// address, or X-Forwarded-For behind a trusted proxy (Config.TrustProxy).
+//
+// # Errors
+//
+// Every error is JSON (the pixel excepted, see below), with a Code that
+// clients branch on and a message that names the field or limit:
+//
+//	{"error": {"code": "invalid", "message": "n: 0 is not in [1, 100]"}}
+//
+//	400 invalid              malformed request; the message names the field
+//	401 unauthorized         missing, malformed or unknown key
+//	403 forbidden            publishable key on a secret route, or origin not allowed
+//	404 not_found            no such item or route
+//	405 method_not_allowed   the route exists, the method does not
+//	409 conflict             POST /v1/items for an id that exists
+//	413 too_large            body or batch over a limit (named in the message)
+//	429 rate_limited         token bucket empty; Retry-After
+//	500 internal             a bug; logged with the request id, which the message gives
+//	503 unavailable          broker or store unavailable; Retry-After
+//	504 timeout              the engine did not answer within Config.RequestTimeout
+//
+// engine.ErrNotFound, engine.ErrInvalid / signals.ErrInvalid,
+// engine.ErrUnavailable / signals.ErrUnavailable / signals.ErrClosed and
+// context.DeadlineExceeded returned by a dependency map to 404, 400, 503
+// and 504; anything else is 500. Only 500s are logged. Every answer has an
+// X-Request-Id header (the client's, if it sent a short token one).
+//
+// # Endpoints
+//
+// In the examples, $SK is the secret key, $PK the publishable key and
+// the server listens on localhost:8080. Add the parameter pretty to any
+// request to get indented JSON.
+//
+// POST /v1/events (publishable) — collect a batch of events.
+//
+// The body is a JSON array of events, or {"key": "pk_…", "events": […]}
+// (signals.DecodeBatch; the event schema is signals.Event): at most
+// Config.MaxBatch (500) events and Config.MaxBodyBytes (1 MiB), otherwise
+// 413; a body that is not JSON is 400 with the byte offset. Each event is
+// normalized (a missing ts is the receive time) and validated on its own.
+// The valid ones are published (signals.Publisher) and the answer waits
+// for the publisher's confirmation: a 200 means they cannot be lost.
+//
+//	200 {"accepted": 2, "ids": ["e1", "e3"],
+//	     "rejected": [{"index": 1, "id": "e2", "field": "value", "reason": "NaN is not a number"}]}
+//
+// 200 when at least one event was accepted (or the batch was empty), the
+// rejected ones listed by index in the body with the field and reason;
+// 400 when every event was rejected (the same body plus "error"). Retrying
+// rejected events unchanged cannot succeed. If publishing fails the answer
+// is 503 with Retry-After and no event of the batch is accepted: send the
+// whole batch again; event ids make re-sending harmless (the engine
+// de-duplicates).
+//
+//	curl -X POST localhost:8080/v1/events -H "Authorization: Bearer $PK" \
+//	  -H 'Origin: https://shop.example' -H 'Content-Type: application/json' \
+//	  -d '[{"id":"e1","type":"view","visitor":"v-17","item":"sku-42"}]'
+//
+// GET /v1/pixel.gif (publishable) — record a view, click or impression
+// from query parameters (tracking pixels, links in emails).
+//
+// Parameters: key, visitor (required), type (view, click or impression;
+// default view), item (required for view and click), id, user, offer,
+// token, session, page, referrer, element, ts (RFC 3339 or epoch ms) and
+// value, validated like the event fields. Without id the id is derived
+// from the query (px- and a hash of every parameter but key), so a
+// re-delivered URL is the same event; to count repeated views, vary the
+// URL (ts=… or any cache-buster parameter). The answer is always the 43-
+// byte transparent GIF with no-cache headers: 200 when recorded, and on
+// error the error's status with the header
+// "X-Kairos-Error: <code>: <message>" (printable ASCII), e.g. 400
+// "invalid: visitor: missing".
+//
+//	curl -o /dev/null -D - "localhost:8080/v1/pixel.gif?key=$PK&visitor=v-17&type=view&item=sku-42"
+//
+// GET /v1/recommendations (secret) — items for a visitor.
+//
+// Parameters: visitor (required), n (1..Config.MaxResults, default 10),
+// exclude_seen (default true), category, explain (default false; adds
+// "because" items). The answer is engine.RecResponse:
+//
+//	200 {"visitor": "v-17", "strategy": "als",
+//	     "items": [{"item": "sku-7", "score": 0.82, "title": "…", "because": ["sku-42"]}]}
+//
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&explain=true"
+//
+// GET /v1/items/{id}/similar (secret) — items similar to an item.
+//
+// Parameter: n (default 10). 404 for an unknown item.
+//
+//	200 {"item": "sku-42", "items": [{"item": "sku-7", "score": 0.91}]}
+//
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/items/sku-42/similar?n=5"
+//
+// Items (secret) — the catalog; the JSON is engine.Item:
+//
+//	{"id": "sku-42", "title": "Red shoe", "category": "shoes", "tags": ["red"],
+//	 "attributes": {"size": "42"}, "active": true,
+//	 "created": "2026-11-23T10:00:00Z", "updated": "2026-11-23T10:00:00Z"}
+//
+// In request bodies (at most Config.MaxItemBytes, 64 KiB) "active"
+// defaults to true, "created" and "updated" are ignored (the engine sets
+// them) and unknown members are refused (400 naming the member). Ids in
+// paths are percent-encoded (sku%2F3 is the id "sku/3").
+//
+//	POST /v1/items            create: 201 with Location, 409 if the id exists
+//	GET /v1/items?after=&limit=  list in id order: 200 {"items": […], "next": "sku-9"};
+//	                          limit 1..1000 (default 50); "next" (absent on the
+//	                          last page) is the after= of the next page
+//	GET /v1/items/{id}        200 or 404
+//	PUT /v1/items/{id}        create (201) or replace (200); a body id must match the path
+//	DELETE /v1/items/{id}     204 or 404
+//
+//	curl -X POST localhost:8080/v1/items -H "Authorization: Bearer $SK" \
+//	  -d '{"id":"sku-42","title":"Red shoe","category":"shoes"}'
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/items?limit=100"
+//	curl -H "Authorization: Bearer $SK" localhost:8080/v1/items/sku-42
+//	curl -X PUT localhost:8080/v1/items/sku-42 -H "Authorization: Bearer $SK" \
+//	  -d '{"title":"Red shoe","category":"shoes","active":false}'
+//	curl -X DELETE -H "Authorization: Bearer $SK" localhost:8080/v1/items/sku-42
+//
+// POST does not lock: two concurrent POSTs of a new id may both succeed
+// (the last one wins), as the catalog has no create-if-absent. Use PUT for
+// idempotent upserts.
+//
+// GET /healthz (public) — the process is up: always 200 {"status":"ok"}.
+//
+//	curl localhost:8080/healthz
+//
+// GET /readyz (public) — the broker and the store can serve
+// (Checker.Ready within Config.ReadyTimeout): 200 {"status":"ready"}, or
+// 503 with the reason in the message (it may name internal hosts; expose
+// /readyz to your orchestrator, not to the internet).
+//
+//	curl localhost:8080/readyz
+//
+// GET /metrics (secret, or public with Config.MetricsPublic) —
+// Prometheus exposition of Config.Registry: the API's metrics and those
+// the engine registered on the same registry.
+//
+//	curl -H "Authorization: Bearer $SK" localhost:8080/metrics
+//
+// The API's metrics:
+//
+//	kairos_http_requests_total{route,method,code}       counter; route is the template ("/v1/items/:id") or "unmatched"
+//	kairos_http_request_duration_seconds{route}         histogram
+//	kairos_http_requests_in_flight                      gauge
+//	kairos_events_received_total                        events in authenticated batches and pixels
+//	kairos_events_accepted_total                        validated and durably published
+//	kairos_events_rejected_total{reason}                the invalid field (value, ts, …; "event" for a
+//	                                                    whole event), "duplicate" (id repeated in a batch)
+//	                                                    or "unavailable" (publishing failed)
+//	kairos_events_publish_duration_seconds{result}      histogram; result is ok or error
+//
+// received = accepted + rejected for every batch that could be decoded.
+//
+// # Lifecycle
+//
+// Serve listens on Config.Addr (default 127.0.0.1:8080) and, when its
+// context ends, stops accepting connections and lets in-flight requests
+// finish for at most Config.ShutdownTimeout. Shutdown does the same with
+// the caller's deadline. Each request's context ends after
+// Config.RequestTimeout; publishing a batch after Config.PublishTimeout.
+package api
