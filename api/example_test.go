@@ -20,12 +20,16 @@ func (stub) Recommend(_ context.Context, r engine.RecRequest) (engine.RecRespons
 	return engine.RecResponse{Visitor: r.Visitor, Strategy: engine.StrategyTrending,
 		Items: []engine.Rec{{Item: "sku-42", Score: 1}}}, nil
 }
-func (stub) Similar(context.Context, string, int) ([]engine.Rec, error) { return nil, engine.ErrNotFound }
+func (stub) Similar(context.Context, string, int) ([]engine.Rec, error) {
+	return nil, engine.ErrNotFound
+}
 func (stub) PutItem(_ context.Context, it engine.Item) (engine.Item, error) {
 	return it, nil
 }
-func (stub) Item(context.Context, string) (engine.Item, error) { return engine.Item{}, engine.ErrNotFound }
-func (stub) DeleteItem(context.Context, string) error          { return engine.ErrNotFound }
+func (stub) Item(context.Context, string) (engine.Item, error) {
+	return engine.Item{}, engine.ErrNotFound
+}
+func (stub) DeleteItem(context.Context, string) error { return engine.ErrNotFound }
 func (stub) Items(context.Context, string, int) ([]engine.Item, error) {
 	return nil, nil
 }
