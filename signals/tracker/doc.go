@@ -1,0 +1,151 @@
+// Package tracker ships the Kairos browser tracker: tracker.js, minified
+// into tracker.min.js and embedded in the binary, and the http.Handler
+// that serves it at /tracker.js.
+//
+// # Installing it on a site
+//
+// One script tag with the site's publishable key:
+//
+//	<script src="https://kairos.example/tracker.js" data-key="pk_live_..." async></script>
+//
+// It works loaded async, deferred or inline-inserted, and is idempotent: a
+// second copy on the page does nothing. Attributes of the script tag:
+//
+//	data-key            publishable key (required; without it the tracker is inert)
+//	data-endpoint       Kairos base URL (default: the origin the script was loaded from)
+//	data-item           item id of this page (else <meta name="kairos:item" content="...">)
+//	data-consent        "required": send nothing until kairos.consent(true) (opt-in sites)
+//	data-promotions     "off": do not subscribe to instant promotions
+//	data-cookie-domain  domain of the visitor cookie, e.g. ".example.com" to share it
+//	                    across subdomains (default: the page's host only)
+//
+// Marking the page: elements with data-kairos-item="<item id>" and/or
+// data-kairos-offer="<offer id>" (plus data-kairos-token="<token>" for an
+// offer served by GET /v1/offers) are tracked for clicks, cursor dwell and
+// (token-carrying offers) impressions; data-kairos-element="<name>"
+// overrides the element name used for attention heat. An element with
+// data-kairos-slot="<slot>" (e.g. "hero") receives instant promotions for
+// that slot.
+//
+// # JavaScript API
+//
+// window.kairos, once loaded:
+//
+//	kairos.track(type, data)   record an event, e.g. kairos.track('like', {item: '42'});
+//	                           data.item, offer, token, value, element become event
+//	                           fields, other keys become props; returns the event id
+//	kairos.identify(userId)    login/sign-up: an identify event; later events carry user;
+//	                           kairos.identify(null) forgets the user (logout)
+//	kairos.consent(bool)       false: stop all sending, close the promotion stream and
+//	                           delete the ids (cookie and localStorage); true: start
+//	                           again with new ids. The choice is remembered.
+//	kairos.page(data)          record a page view (single-page apps, after a route change)
+//	kairos.on('promotion', fn) fn(promotion, element) after each rendered promotion;
+//	kairos.off(name, fn)       the document also receives a CustomEvent "kairos:promotion"
+//	                           with detail {promotion, element}
+//	kairos.flush()             send the queue now
+//	kairos.visitor()           the anonymous visitor id (null when tracking is off)
+//	kairos.session()           the session id
+//	kairos.version             "1"
+//
+// Calls made before the script has loaded can be queued in an array:
+// window.kairos = window.kairos || []; kairos.push(['identify', 'u-17']).
+// No method ever throws; handlers are wrapped and listeners passive.
+//
+// # What it sends
+//
+// Events (the signals.Event schema) are POSTed in batches to
+// ${endpoint}/v1/events as {"key": "pk_...", "events": [...]}, with
+// Content-Type text/plain;charset=UTF-8 and no credentials: a CORS "simple"
+// request, so no preflight, and the same body whether fetch or
+// navigator.sendBeacon (which cannot set headers) sends it. The collector
+// must therefore accept a JSON body labelled text/plain and read the key
+// from the body. A batch holds at most 20 events and leaves at most about
+// 1 s after its first event (setTimeout, then requestIdleCallback with a
+// timeout); 20 queued events leave at once. One request is in flight at a
+// time. A network error, a 10 s timeout, 408, 429 or 5xx puts the batch
+// back and retries it after 1 s, 2 s, 4 s ... (at most 30 s, jittered, and
+// at least Retry-After); other answers are final. When the page is hidden
+// or unloaded, everything queued goes out through sendBeacon (what the
+// browser refuses is kept in localStorage and sent by the next page).
+// Retries re-send the same event ids, so the server's de-duplication makes
+// them harmless.
+//
+// Every event has id (crypto.randomUUID, else a random v4 UUID), type,
+// visitor, session, ts (epoch ms), page (location.href), user after
+// identify, and props with the utm_* parameters of the session's landing
+// URL and device ("mobile", "tablet" or "desktop", from the user agent):
+//
+//	view        page view: referrer, item (the page's item, if declared)
+//	click       on a marked element: item, offer, token, element ("offer:7", "item:42")
+//	dwell       value = ms the mouse pointer rested on a marked element, reported
+//	            when it leaves (>= 300 ms): item, offer, token, element, page
+//	scroll      value = 25, 50, 75, 100 (each once per page view)
+//	exit        the pointer left the viewport through the top (at most every 10 s)
+//	like        from kairos.track('like', {item})
+//	impression  offer, token, element: a promotion rendered by the tracker (props
+//	            promotion, slot, rule), or a token-carrying offer half visible
+//	identify    user
+//
+// Dwell is the gaze proxy: the pointer (mouse only, not touch) is sampled
+// from pointermove at most every 50 ms (20 Hz, with a trailing sample so the
+// last move counts); the time from entering a marked element to leaving it
+// (another element, the window, the page hidden or unloaded) is its dwell,
+// a single rest counting at most 30 s. With element and page, the server can
+// compute each element's share of the page's cursor dwell (attention heat).
+//
+// Sessions end after 30 minutes without events (in any tab of the site:
+// the state lives in localStorage). The visitor id lives in a first-party
+// cookie (kairos_vid, one year, SameSite=Lax) and in localStorage.
+//
+// Privacy: with Do-Not-Track or Global Privacy Control on, the tracker
+// sends nothing, subscribes to nothing and deletes any ids it stored
+// before; kairos.consent(false) does the same until kairos.consent(true).
+//
+// # Instant promotions
+//
+// The tracker subscribes with EventSource to
+// ${endpoint}/v1/promotions/stream?visitor=...&key=... and handles events
+// named "promotion" whose data is
+//
+//	{"id": "...", "offer": {"id", "title", "body", "image", "link", "item"?},
+//	 "slot": "hero", "token": "...", "rule": "..."}
+//
+// EventSource reconnects by itself after a dropped stream, sending
+// Last-Event-ID; after an HTTP error it is reopened with backoff. A
+// promotion is rendered (text only, through textContent; link and image
+// only with http(s) URLs) into the element marked
+// data-kairos-slot="<slot>" (replacing its content), or, when the page has
+// no such slot, into a small closable overlay in the bottom-right corner
+// (#kairos-overlay). The rendered element (.kairos-promotion) carries
+// data-kairos-offer, data-kairos-token, data-kairos-promotion and
+// data-kairos-rendered-at (epoch ms with sub-ms precision:
+// performance.timeOrigin + performance.now()), so tests can measure the
+// event-to-render latency. Then an impression event is recorded, the
+// kairos.on listeners run and kairos:promotion is dispatched. A promotion
+// id is rendered at most once (ids are remembered in localStorage), so a
+// replay after a reconnect does nothing. Clicks on it are click events
+// with offer and token.
+//
+// # Go API and build
+//
+// Script returns the embedded minified file, ScriptGzip its gzip form
+// (about 5.5 KB; the test fails above 8 KB), ETag its entity tag, and
+// Handler serves it with ETag/If-None-Match, Cache-Control: public,
+// max-age=300 and gzip when accepted.
+//
+// tracker.js is the readable source; tracker.min.js is generated by
+//
+//	go generate ./signals/tracker
+//
+// which runs esbuild (pinned in internal/minify, fetched through the Go
+// module proxy; no npm) and writes the source's SHA-256 into the first
+// line of the output. TestMinifiedIsFresh fails when tracker.min.js was
+// not regenerated after an edit of tracker.js; with
+// KAIROS_TRACKER_REGEN_CHECK=1 a test also regenerates it and compares the
+// bytes.
+//
+// The browser tests run the tracker in a real headless Chromium through
+// the WebDriver client of package browsertest (see there); they skip when
+// Chromium is missing, except under CI=true.
+package tracker
