@@ -109,7 +109,8 @@
 // rejected events unchanged cannot succeed. If publishing fails the answer
 // is 503 with Retry-After and no event of the batch is accepted: send the
 // whole batch again; event ids make re-sending harmless (the engine
-// de-duplicates).
+// de-duplicates). A body that cannot be read as a batch (400, 413) is
+// answered so before a key carried inside it is checked.
 //
 //	curl -X POST localhost:8080/v1/events -H "Authorization: Bearer $PK" \
 //	  -H 'Origin: https://shop.example' -H 'Content-Type: application/json' \
