@@ -771,10 +771,11 @@ func TestBackPressure(t *testing.T) {
 	armed = true
 	mu.Unlock()
 
+	ba, bb, bc := mkBatch(rng, "a", 1, t0), mkBatch(rng, "b", 1, t0), mkBatch(rng, "c", 1, t0)
 	first := make(chan error, 2)
-	go func() { first <- a.Append(context.Background(), mkBatch(rng, "a", 1, t0)) }()
+	go func() { first <- a.Append(context.Background(), ba) }()
 	<-entered // the writer holds the first batch and is stuck
-	go func() { first <- a.Append(context.Background(), mkBatch(rng, "b", 1, t0)) }()
+	go func() { first <- a.Append(context.Background(), bb) }()
 	// The queue (1) holds "b" once the goroutine got there; a further
 	// Append must block until its context ends, never drop.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -783,7 +784,7 @@ func TestBackPressure(t *testing.T) {
 	for len(a.reqs) < 1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if err := a.Append(ctx, mkBatch(rng, "c", 1, t0)); !errors.Is(err, context.DeadlineExceeded) {
+	if err := a.Append(ctx, bc); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Append on a full queue = %v, want DeadlineExceeded", err)
 	}
 	close(gate)

@@ -110,7 +110,7 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 		if lines == 0 || maxSeq < seg.FirstSeq {
 			// No tombstone can touch this segment's records.
 			seg.Erasures = lines
-			if err := a.updateEntry(seg, ""); err != nil {
+			if err := a.updateEntry(seg); err != nil {
 				return res, err
 			}
 			continue
@@ -136,17 +136,43 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 	return res, nil
 }
 
-// updateEntry replaces a sealed segment's index entry (if it still exists)
-// and sets the compacting marker, then rewrites the index.
-func (a *Archive) updateEntry(seg SegmentInfo, compacting string) error {
+// updateEntry replaces a sealed segment's index entry (if it is still
+// there: retention may have deleted it, or the writer reopened it) and
+// rewrites the index.
+func (a *Archive) updateEntry(seg SegmentInfo) error {
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
+	a.idx.Compacting = ""
+	if a.idx.find(seg.Name) >= 0 {
+		a.idx.put(seg)
+	}
+	return writeIndex(a.dir, a.idx)
+}
+
+// errGone: the segment being compacted left the index meanwhile.
+var errGone = errors.New("segment no longer sealed")
+
+// replaceSegment renames a compacted file over a sealed segment. It holds
+// stateMu throughout, so the writer cannot reopen the segment in between;
+// the index marks the replacement first, so that a crash in between makes
+// Open rebuild the entry from whichever file is in place.
+func (a *Archive) replaceSegment(seg SegmentInfo, tmpPath, path string) error {
 	a.stateMu.Lock()
 	defer a.stateMu.Unlock()
 	if a.idx.find(seg.Name) < 0 {
-		return nil
+		return errGone
 	}
-	a.idx.put(seg)
-	a.idx.Compacting = compacting
-	return writeIndex(a.dir, a.idx)
+	a.idx.Compacting = seg.Name
+	if err := writeIndex(a.dir, a.idx); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpPath, path); err != nil {
+		return fmt.Errorf("archive: compact: rename: %w", err)
+	}
+	if err := syncDir(a.segDir); err != nil {
+		return fmt.Errorf("archive: compact: sync dir: %w", err)
+	}
+	return nil
 }
 
 type compactor struct {
@@ -231,7 +257,7 @@ func (c *compactor) segment(ctx context.Context, seg SegmentInfo, lines int) (go
 	}
 	seg.Erasures = lines
 	if tmp == nil { // nothing erased here
-		return 0, seg.Bytes, a.updateEntry(seg, "")
+		return 0, seg.Bytes, a.updateEntry(seg)
 	}
 	if err := tmp.Sync(); err != nil {
 		return 0, 0, fmt.Errorf("archive: compact: sync: %w", err)
@@ -242,24 +268,22 @@ func (c *compactor) segment(ctx context.Context, seg SegmentInfo, lines int) (go
 	if st.records == 0 {
 		os.Remove(tmpPath)
 		tmp = nil
-		return gone, 0, a.removeSegments([]string{seg.Name})
+		if n, err := a.removeSegments([]string{seg.Name}); err != nil || n == 0 {
+			return 0, seg.Bytes, err
+		}
+		return gone, 0, nil
 	}
-	// Mark, rename, record: a crash in between leaves the marker, and Open
-	// rebuilds the entry from whichever file is in place.
-	if err := a.updateEntry(seg, seg.Name); err != nil {
+	if err := a.replaceSegment(seg, tmpPath, path); err != nil {
+		if errors.Is(err, errGone) {
+			return 0, seg.Bytes, nil // tmp is removed by the deferred cleanup
+		}
 		return 0, 0, err
 	}
-	if err := os.Rename(tmpPath, path); err != nil {
-		return 0, 0, fmt.Errorf("archive: compact: rename: %w", err)
-	}
 	tmp = nil
-	if err := syncDir(a.segDir); err != nil {
-		return 0, 0, fmt.Errorf("archive: compact: sync dir: %w", err)
-	}
 	info := st.info(seg.Name, seg.Hour, true)
 	info.Erasures = lines
 	info.SealedAt = a.opts.Now().UTC()
-	return gone, info.Bytes, a.updateEntry(info, "")
+	return gone, info.Bytes, a.updateEntry(info)
 }
 
 // eraseProbe is the part of an event compaction needs.
@@ -353,36 +377,42 @@ func (a *Archive) ApplyRetention(ctx context.Context, now time.Time) (int, error
 	if len(names) == 0 {
 		return 0, nil
 	}
-	if err := a.removeSegments(names); err != nil {
-		return 0, err
+	n, err := a.removeSegments(names)
+	if err != nil {
+		return n, err
 	}
-	a.log.Info("retention deleted segments", slog.Int("segments", len(names)), slog.String("oldest_kept_after", cutoff.UTC().Format(time.RFC3339)))
-	return len(names), nil
+	a.log.Info("retention deleted segments", slog.Int("segments", n), slog.String("cutoff", cutoff.UTC().Format(time.RFC3339)))
+	return n, nil
 }
 
-// removeSegments drops sealed segments from the index, then deletes their
-// files. A crash in between leaves files that Open indexes again; the next
-// retention or compaction removes them.
-func (a *Archive) removeSegments(names []string) error {
+// removeSegments drops sealed segments from the index (those still in it),
+// then deletes their files, and returns how many it removed. A crash in
+// between leaves files that Open indexes again; the next retention or
+// compaction removes them.
+func (a *Archive) removeSegments(names []string) (int, error) {
 	a.stateMu.Lock()
+	var gone []string
 	for _, n := range names {
-		a.idx.remove(n)
+		if a.idx.find(n) >= 0 {
+			a.idx.remove(n)
+			gone = append(gone, n)
+		}
 	}
 	a.idx.LastSeq = max(a.idx.LastSeq, a.lastSeq.Load())
 	err := writeIndex(a.dir, a.idx)
 	a.stateMu.Unlock()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for _, n := range names {
+	for _, n := range gone {
 		if err := os.Remove(filepath.Join(a.segDir, n)); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("archive: remove segment: %w", err)
+			return 0, fmt.Errorf("archive: remove segment: %w", err)
 		}
 	}
 	if err := syncDir(a.segDir); err != nil {
-		return fmt.Errorf("archive: sync %s: %w", a.segDir, err)
+		return 0, fmt.Errorf("archive: sync %s: %w", a.segDir, err)
 	}
-	return nil
+	return len(gone), nil
 }
 
 // mergeCancel returns a context that ends when either parent ends.

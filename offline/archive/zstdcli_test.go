@@ -2,8 +2,6 @@ package archive
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -73,32 +71,4 @@ func TestZstdCLICompat(t *testing.T) {
 			t.Fatalf("zstdcat of two segments: %v", err)
 		}
 	}
-}
-
-func ExampleArchive() {
-	dir, _ := os.MkdirTemp("", "archive-example")
-	defer os.RemoveAll(dir)
-	ctx := context.Background()
-
-	a, err := Open(ctx, Options{Dir: dir, Sync: SyncAlways})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	batch := mkBatch(rand.New(rand.NewPCG(1, 1)), "ex", 3, t0)
-	if err := a.Append(ctx, batch); err != nil { // durable when it returns
-		fmt.Println(err)
-		return
-	}
-	a.Close()
-
-	// Another process (replay, retrain) reads without the writer lock.
-	r := NewReader(dir, nil)
-	n := 0
-	_ = r.ScanRecords(ctx, Query{From: t0}, func(rec Record) error {
-		n++
-		return nil
-	})
-	fmt.Println("events:", n)
-	// Output: events: 3
 }
