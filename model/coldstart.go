@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 
 	"gonum.org/v1/gonum/blas"
@@ -101,16 +102,46 @@ type BlendInput struct {
 }
 
 // Scores writes the blended score of every item row to dst (grown or cut
-// to the length of the input vectors) and returns it. Excluded rows get
-// −Inf. With no input vector at all every candidate scores 0. Scores
-// allocates nothing when dst has the capacity.
+// to the length of the input vectors) and returns it: each part
+// standardised, then mixed as Mix does. Excluded rows get −Inf. With no
+// input vector at all every candidate scores 0. Scores allocates nothing
+// when dst has the capacity. It costs a few passes over the items, about
+// 2.5 ms per 100,000 items on the 2-core machine (BenchmarkBlendScores),
+// two thirds of it the log of the trending scores: an engine that serves
+// many requests between trending updates should standardise trending once
+// per update and a page item's neighbours once per page (Standardize) and
+// call Mix per request (0.34 ms per 100,000 items with the visitor's
+// standardisation). Once Confidence(n) is close to 1 (n ≫ κ) the blend is
+// the fold-in ranking and plain top-K is cheaper.
 func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
 	n := max(len(in.Personal), len(in.Item), len(in.Trending))
 	if cap(dst) < n {
 		dst = make([]float32, n)
 	}
 	dst = dst[:n]
-	clear(dst)
+	wp, wi, wt := b.weights(in)
+	if wt > 0 {
+		// Trending first: its log is computed once, in dst.
+		Standardize(dst, in.Trending, in.Exclude, true)
+		for i := range dst {
+			dst[i] *= float32(wt)
+		}
+	} else {
+		clear(dst)
+	}
+	if wp > 0 {
+		addStandardized(dst, in.Personal, wp, in.Exclude)
+	}
+	if wi > 0 {
+		addStandardized(dst, in.Item, wi, in.Exclude)
+	}
+	excludeRows(dst, in.Exclude)
+	return dst
+}
+
+// weights returns the coefficients of the personal, page-item and
+// trending parts for in (0 for a missing part).
+func (b Blend) weights(in BlendInput) (wp, wi, wt float64) {
 	w := b.Confidence(in.Events)
 	if in.Personal == nil {
 		w = 0
@@ -123,55 +154,130 @@ func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
 	case in.Trending == nil:
 		tau = 0
 	}
-	if w > 0 {
-		addStandardized(dst, in.Personal, w, in.Exclude, false)
+	wp = w
+	if in.Item != nil {
+		wi = ctx * (1 - tau)
 	}
-	if ctx > 0 && in.Item != nil && tau < 1 {
-		addStandardized(dst, in.Item, ctx*(1-tau), in.Exclude, false)
+	if in.Trending != nil {
+		wt = ctx * tau
 	}
-	if ctx > 0 && in.Trending != nil && tau > 0 {
-		addStandardized(dst, in.Trending, ctx*tau, in.Exclude, true)
+	return wp, wi, wt
+}
+
+// Mix is Scores for parts that are already standardised (Standardize,
+// with log for trending): dst_i = w·p_i + (1−w)·((1−τ)·s_i + τ·t_i), one
+// pass, missing parts left out as in Scores, excluded rows −Inf. It lets
+// an engine standardise trending once per update and a page item's
+// neighbours once per page instead of once per request.
+func (b Blend) Mix(dst []float32, z BlendInput) []float32 {
+	n := max(len(z.Personal), len(z.Item), len(z.Trending))
+	if cap(dst) < n {
+		dst = make([]float32, n)
 	}
-	negInf := float32(math.Inf(-1))
-	for i := range dst {
-		if in.Exclude.Has(i) {
-			dst[i] = negInf
+	dst = dst[:n]
+	wp, wi, wt := b.weights(z)
+	clear(dst)
+	for _, part := range []struct {
+		v []float32
+		w float64
+	}{{z.Trending, wt}, {z.Personal, wp}, {z.Item, wi}} {
+		if part.w == 0 {
+			continue
+		}
+		w := float32(part.w)
+		for i, v := range part.v {
+			dst[i] += w * v
 		}
 	}
+	excludeRows(dst, z.Exclude)
 	return dst
 }
 
-// addStandardized adds scale·z(v) to dst, where z standardises v (after
-// log(1+max(v,0)) when logged) over the rows not in exclude; non-finite
-// entries count as the mean. A constant vector adds nothing.
-func addStandardized(dst, v []float32, scale float64, exclude Bitset, logged bool) {
-	val := func(x float32) (float64, bool) {
+func excludeRows(dst []float32, exclude Bitset) {
+	negInf := float32(math.Inf(-1))
+	for wi, word := range exclude {
+		for word != 0 {
+			i := wi*64 + bits.TrailingZeros64(word)
+			word &= word - 1
+			if i < len(dst) {
+				dst[i] = negInf
+			}
+		}
+	}
+}
+
+// Standardize writes z(v) to dst (grown or cut to len(v)) and returns it:
+// (f(v_i) − mean)/sd, the mean and standard deviation taken over the rows
+// not in exclude, with f(x) = log(1 + max(x, 0)) when logged (for
+// popularity-like scores) and f(x) = x otherwise. Non-finite entries and
+// a constant vector give 0.
+func Standardize(dst, v []float32, exclude Bitset, logged bool) []float32 {
+	if cap(dst) < len(v) {
+		dst = make([]float32, len(v))
+	}
+	dst = dst[:len(v)]
+	var n, sum, sq float64
+	for i, x := range v {
 		f := float64(x)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, false
+		if f-f != 0 { // NaN or ±Inf
+			dst[i] = float32(math.NaN())
+			continue
 		}
 		if logged {
 			f = math.Log1p(max(f, 0))
 		}
-		return f, true
-	}
-	var n, mean, m2 float64
-	for i, x := range v {
-		f, ok := val(x)
-		if !ok || exclude.Has(i) {
+		dst[i] = float32(f)
+		if exclude.Has(i) {
 			continue
 		}
 		n++
-		d := f - mean
-		mean += d / n
-		m2 += d * (f - mean)
+		sum += f
+		sq += f * f
 	}
-	if n < 2 || m2 <= 0 {
+	mean, inv := moments(n, sum, sq)
+	for i, f := range dst {
+		if f != f || inv == 0 {
+			dst[i] = 0
+			continue
+		}
+		dst[i] = float32((float64(f) - mean) * inv)
+	}
+	return dst
+}
+
+// moments returns the mean and 1/sd of n values with the given sum and
+// sum of squares (inv 0 when they are fewer than 2 or constant).
+func moments(n, sum, sq float64) (mean, inv float64) {
+	if n < 2 {
+		return 0, 0
+	}
+	mean = sum / n
+	v := sq/n - mean*mean
+	if !(v > 1e-12*max(mean*mean, 1e-30)) {
+		return mean, 0
+	}
+	return mean, 1 / math.Sqrt(v)
+}
+
+// addStandardized adds scale·z(v) to dst (no log; see Standardize).
+func addStandardized(dst, v []float32, scale float64, exclude Bitset) {
+	var n, sum, sq float64
+	for i, x := range v {
+		f := float64(x)
+		if f-f != 0 || exclude.Has(i) {
+			continue
+		}
+		n++
+		sum += f
+		sq += f * f
+	}
+	mean, inv := moments(n, sum, sq)
+	if inv == 0 {
 		return
 	}
-	inv := scale / math.Sqrt(m2/n)
+	inv *= scale
 	for i, x := range v {
-		if f, ok := val(x); ok {
+		if f := float64(x); f-f == 0 {
 			dst[i] += float32((f - mean) * inv)
 		}
 	}

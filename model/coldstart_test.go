@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -147,6 +148,73 @@ func TestBlendIsScaleFree(t *testing.T) {
 		if math.Abs(float64(base[i])-want) > 1e-4 {
 			t.Fatalf("row %d: %v, want %v", i, base[i], want)
 		}
+	}
+}
+
+func TestMixOfStandardizedPartsIsScores(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	n := 300
+	personal, item, trend := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range n {
+		personal[i], item[i], trend[i] = float32(rng.NormFloat64()), float32(rng.Float64()), float32(rng.ExpFloat64()*5)
+	}
+	trend[7] = float32(math.NaN()) // a broken entry counts as the mean
+	ex := NewBitset(n)
+	ex.Set(3)
+	for _, tc := range []struct {
+		name string
+		in   BlendInput
+	}{
+		{"all parts", BlendInput{Personal: personal, Item: item, Trending: trend, Events: 2, Exclude: ex}},
+		{"no page item", BlendInput{Personal: personal, Trending: trend, Events: 1, Exclude: ex}},
+		{"no trending", BlendInput{Personal: personal, Item: item, Events: 5}},
+		{"context only", BlendInput{Item: item, Trending: trend, Exclude: ex}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := Blend{Kappa: 3, Trending: 0.4}
+			want := b.Scores(nil, tc.in)
+			z := tc.in
+			if z.Personal != nil {
+				z.Personal = Standardize(nil, z.Personal, z.Exclude, false)
+			}
+			if z.Item != nil {
+				z.Item = Standardize(nil, z.Item, z.Exclude, false)
+			}
+			if z.Trending != nil {
+				z.Trending = Standardize(nil, z.Trending, z.Exclude, true)
+			}
+			got := b.Mix(nil, z)
+			for i := range want {
+				if got[i] != want[i] && math.Abs(float64(got[i]-want[i])) > 1e-5 {
+					t.Fatalf("row %d: Mix %v, Scores %v", i, got[i], want[i])
+				}
+			}
+			if tc.in.Exclude.Has(3) && !math.IsInf(float64(got[3]), -1) {
+				t.Fatalf("excluded row scores %v", got[3])
+			}
+		})
+	}
+}
+
+func TestStandardize(t *testing.T) {
+	ex := NewBitset(5)
+	ex.Set(4)
+	got := Standardize(nil, []float32{1, 2, 3, float32(math.Inf(1)), 100}, ex, false)
+	// Mean 2, population sd √(2/3) over rows 0-2; the infinite row gives 0,
+	// the excluded row is standardised but does not move the moments.
+	s := math.Sqrt(2.0 / 3)
+	want := []float64{-1 / s, 0, 1 / s, 0, 98 / s}
+	for i := range want {
+		if math.Abs(float64(got[i])-want[i]) > 1e-5 {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if got := Standardize(nil, []float32{4, 4, 4}, nil, true); got[0] != 0 || got[2] != 0 {
+		t.Fatalf("a constant vector standardises to %v, want zeros", got)
+	}
+	if got := Standardize(nil, []float32{math.E - 1, -5, 0}, nil, true); math.Abs(float64(got[0])-math.Sqrt2) > 1e-5 {
+		// log1p: 1, 0 (negative clamped), 0: mean 1/3, sd √2/3.
+		t.Fatalf("logged: %v, want row 0 at √2", got)
 	}
 }
 
@@ -307,6 +375,45 @@ func TestProvisionalFactorsPlaceNewItemInItsCluster(t *testing.T) {
 			if med := out[len(out)/2]; med <= 25 {
 				t.Errorf("median rank %d for other clusters' users, want > 25", med)
 			}
+		})
+	}
+}
+
+func BenchmarkBlendScores(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			personal, item, trend := make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range n {
+				personal[i], item[i], trend[i] = float32(rng.NormFloat64()), float32(rng.Float64()), float32(rng.ExpFloat64())
+			}
+			ex := NewBitset(n)
+			for range 50 {
+				ex.Set(rng.IntN(n))
+			}
+			dst := make([]float32, n)
+			bl := DefaultBlend()
+			in := BlendInput{Personal: personal, Item: item, Trending: trend, Events: 3, Exclude: ex}
+			b.Run("scores", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					dst = bl.Scores(dst, in)
+				}
+			})
+			// The engine's cached path: trending and the page item's
+			// neighbours standardised beforehand, the visitor's fold-in
+			// scores per request.
+			z := in
+			z.Item = Standardize(nil, item, nil, false)
+			z.Trending = Standardize(nil, trend, nil, true)
+			zp := make([]float32, n)
+			b.Run("standardize+mix", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					z.Personal = Standardize(zp, personal, ex, false)
+					dst = bl.Mix(dst, z)
+				}
+			})
 		})
 	}
 }
