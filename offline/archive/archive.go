@@ -208,9 +208,7 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 
 // recover brings the directory to a consistent state; see Open.
 func (a *Archive) recover(ctx context.Context) error {
-	for _, p := range []string{filepath.Join(a.dir, indexName+".tmp")} {
-		_ = os.Remove(p)
-	}
+	_ = os.Remove(filepath.Join(a.dir, indexName+".tmp"))
 	if ents, err := os.ReadDir(a.segDir); err == nil {
 		for _, e := range ents {
 			if strings.HasSuffix(e.Name(), ".tmp") {

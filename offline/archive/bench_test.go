@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,6 +60,45 @@ func BenchmarkAppend(b *testing.B) {
 				b.ReportMetric(float64(st.Bytes)/n, "bytes/event")
 				b.ReportMetric(float64(st.RawBytes)/n, "json-bytes/event")
 				b.ReportMetric(n/float64(max(st.Records, 1)), "events/record")
+			})
+		}
+	}
+}
+
+// BenchmarkAppendSequential is the engine's pattern: one consumer appends
+// a batch, waits for it, then the next. It reports events/s and the
+// latency of Append (p50, p99).
+func BenchmarkAppendSequential(b *testing.B) {
+	events := benchEvents(1 << 14)
+	for _, policy := range []SyncPolicy{SyncInterval, SyncAlways} {
+		for _, batch := range []int{10, 100} {
+			b.Run(fmt.Sprintf("sync=%s/batch=%d", policy, batch), func(b *testing.B) {
+				a, err := Open(context.Background(), Options{Dir: b.TempDir(), Sync: policy})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				lat := make([]time.Duration, 0, 1<<16)
+				rng := rand.New(rand.NewPCG(1, 2))
+				start := time.Now()
+				for b.Loop() {
+					i := rng.IntN(len(events) - batch)
+					t := time.Now()
+					if err := a.Append(context.Background(), events[i:i+batch]); err != nil {
+						b.Fatal(err)
+					}
+					if len(lat) < cap(lat) {
+						lat = append(lat, time.Since(t))
+					}
+				}
+				elapsed := time.Since(start)
+				if err := a.Close(); err != nil {
+					b.Fatal(err)
+				}
+				slices.Sort(lat)
+				b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 			})
 		}
 	}

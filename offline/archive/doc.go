@@ -188,16 +188,27 @@
 //
 // # Performance
 //
-// On the 2-core development VM (shared, so numbers vary by ±30 %), with
-// 8 concurrent appenders of ~230-byte events (BenchmarkAppend):
+// Measured on the shared 2-core development VM (ext4 on a virtual disk;
+// other work running, so expect ±30 %), ~230-byte events, 3 runs each.
+// BenchmarkAppend: 8 concurrent appenders:
 //
 //	policy    batch 100: events/s  bytes/event   batch 1: events/s  bytes/event
-//	none      ~1.3 M               ~27           ~160 k             ~186
-//	interval  ~0.9–1.1 M           ~28           ~160 k             ~186
-//	always    ~0.35–0.5 M          ~27           ~7–17 k            ~97
+//	none      1.6–1.9 M            27.0          130–160 k          183–226
+//	interval  1.5–1.75 M           27.0          144–147 k          184–188
+//	always    0.38–0.64 M          26.9          12–17 k            96
 //
-// Encoding allocates nothing per event. Append in batches: every writer
+// BenchmarkAppendSequential: one appender waiting for each Append (the
+// engine's consumer loop):
+//
+//	policy    batch  events/s     Append p50   p99
+//	interval  10     340–370 k    17 µs        65–86 µs
+//	interval  100    0.71–0.86 M  111–115 µs   190–280 µs
+//	always    10     17–40 k      190–260 µs   1.6–5.3 ms
+//	always    100    0.14–0.26 M  330–370 µs   2.3–5.7 ms
+//
+// Encoding allocates nothing per event. Append in batches: each writer
 // round costs a zstd frame (a few µs of entropy-table set-up, and poor
 // compression below ~10 events) and, under always, an fsync. Scanning
-// (decompress, decode, deliver) runs at about 0.3 M events/s per core.
+// (BenchmarkScan: decompress, decode JSON with encoding/json, deliver)
+// runs at 130–200 k events/s on one core.
 package archive

@@ -184,7 +184,7 @@ func (idx *indexFile) clone() indexFile {
 }
 
 // listSegments returns the segment file names in dir/segments, oldest
-// first, and removes leftovers of interrupted compactions when clean is set.
+// first (other files, such as *.tmp leftovers, are not listed).
 func listSegments(dir string) ([]string, error) {
 	ents, err := os.ReadDir(filepath.Join(dir, segmentDir))
 	if errors.Is(err, fs.ErrNotExist) {
