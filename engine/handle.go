@@ -209,6 +209,8 @@ func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32
 		touched[me.Item] = struct{}{}
 		if e.online.InitItem(int(me.Item), itemSeed(e.itemID(me.Item))) {
 			e.met.newItems.Inc()
+			f, _, _ := e.online.ItemRow(int(me.Item), nil, nil)
+			e.addDelta(me.Item, f, nil, 0) // peers need the start too
 		}
 	}
 	x := make([]float32, e.cfg.Params.Factors)
@@ -284,18 +286,32 @@ func (e *Engine) applyItems(touched map[int32]struct{}) error {
 	}
 	for row, b := range ls.before {
 		f, c, n := e.online.ItemRow(int(row), nil, nil)
-		d, ok := ls.dirty[row]
-		if !ok {
-			d = &model.ItemRowState{Row: row, Factors: make([]float32, len(f)), Curv: make([]float32, len(c))}
-			ls.dirty[row] = d
-		}
 		for i := range f {
-			d.Factors[i] += f[i] - b.Factors[i]
-			d.Curv[i] += c[i] - b.Curv[i]
+			f[i] -= b.Factors[i]
+			c[i] -= b.Curv[i]
 		}
-		d.Count += n - b.Count
+		e.addDelta(row, f, c, n-b.Count)
 	}
 	return nil
+}
+
+// addDelta accumulates a change of one of this replica's item rows for the
+// next persistence and broadcast (curv may be nil: unchanged).
+func (e *Engine) addDelta(row int32, factors, curv []float32, count int32) {
+	ls := e.learn
+	d, ok := ls.dirty[row]
+	if !ok {
+		k := e.cfg.Params.Factors
+		d = &model.ItemRowState{Row: row, Factors: make([]float32, k), Curv: make([]float32, k)}
+		ls.dirty[row] = d
+	}
+	for i, v := range factors {
+		d.Factors[i] += v
+	}
+	for i, v := range curv {
+		d.Curv[i] += v
+	}
+	d.Count += count
 }
 
 // countTrending adds the learning events to the trending counters.
