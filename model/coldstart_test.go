@@ -79,6 +79,25 @@ func TestBlendScores(t *testing.T) {
 	}
 }
 
+func TestBlendNeverEmpty(t *testing.T) {
+	// A visitor with no events on a site with no trending data yet and no
+	// page item: every active item is still a candidate with a finite
+	// score, so top-K answers as long as the catalogue has active items.
+	ex := NewBitset(6)
+	ex.Set(1) // inactive
+	for _, in := range []BlendInput{
+		{Exclude: ex, Trending: make([]float32, 6)},
+		{Exclude: ex, Personal: make([]float32, 6), Item: make([]float32, 6), Trending: make([]float32, 6), Events: 2},
+	} {
+		scores := DefaultBlend().Scores(nil, in)
+		var s Scorer
+		top := s.SelectTop(nil, scores, 10, ex, nil)
+		if len(top) != 5 {
+			t.Fatalf("top-K of %v: %v, want the 5 active items", scores, top)
+		}
+	}
+}
+
 func TestBlendIsScaleFree(t *testing.T) {
 	// Standardisation makes the blend depend on each vector's shape, not
 	// its units: scaling or shifting a part leaves the scores unchanged.

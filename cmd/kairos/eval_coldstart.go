@@ -40,7 +40,8 @@ func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writ
 	tau := fs.Float64("tau", model.DefaultBlend().Trending, "trending's share of the context when a page item is known (with --kappa ≥ 0)")
 	trendHL := fs.Duration("trending-half-life", 7*24*time.Hour, "trending half-life (with --kappa ≥ 0; 0 = popularity so far)")
 	folds := fs.Int("folds", 3, "validation folds of the training users for the blend search (each --holdout of them)")
-	itemsPath := fs.String("items", "", "item attributes for the items curve: u.item (movielens; default: u.item beside --data) or a CSV with item and tags/category/genres columns")
+	itemsPath := fs.String("items", "", "item attributes for the items curve: u.item (movielens; default: u.item beside --data) or a CSV with item and tags/category/genres columns ('|'-separated)")
+	itemsFormat := fs.String("items-format", "", "format of --items: movielens (u.item) or csv (default: --format)")
 	shrink := fs.Float64("shrinkage", model.DefaultTagShrinkage, "provisional factors: shrinkage towards the average item, in items")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -109,6 +110,9 @@ func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writ
 		cfg := eval.DefaultColdItemConfig()
 		cfg.Params, cfg.Unit, cfg.Share, cfg.Seed, cfg.Steps, cfg.Shrinkage, cfg.Threads, cfg.Log = p, unit, *share, p.Seed, js, *shrink, p.Threads, log
 		path, format := *itemsPath, eval.Format(df.format)
+		if *itemsFormat != "" {
+			format = eval.Format(*itemsFormat)
+		}
 		if path == "" && format == eval.FormatMovieLens {
 			if cand := filepath.Join(filepath.Dir(df.path), "u.item"); fileExists(cand) {
 				path = cand
