@@ -32,7 +32,7 @@ func (e *Engine) maintainIndex(ctx context.Context) error {
 	var built time.Time
 	for {
 		n := e.online.Len()
-		lists, overflow, ok := e.online.IndexStats()
+		_, overflow, ok := e.online.IndexStats()
 		due := n >= e.cfg.Index.MinItems && (!ok || time.Since(built) >= e.cfg.Index.RebuildEvery ||
 			float64(overflow) > 0.1*float64(n))
 		if due {
@@ -44,7 +44,7 @@ func (e *Engine) maintainIndex(ctx context.Context) error {
 				e.log.LogAttrs(ctx, slog.LevelWarn, "index build failed", slog.Any("err", err))
 			} else {
 				built = time.Now()
-				lists, _, _ = e.online.IndexStats()
+				lists, _, _ := e.online.IndexStats()
 				e.log.LogAttrs(ctx, slog.LevelInfo, "approximate index built",
 					slog.Int("items", n), slog.Int("lists", lists), slog.Duration("took", time.Since(start)))
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"slices"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -305,10 +304,3 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 
 // ErrNoIndex is returned by approximate queries before an index is built.
 var ErrNoIndex = errors.New("model: no approximate index built")
-
-// sortedRows is used by tests: the rows held by list l.
-func (x *IVF) sortedRows(l int) []int32 {
-	r := slices.Clone(x.rowOf[x.listStart[l]:x.listStart[l+1]])
-	slices.Sort(r)
-	return r
-}

@@ -222,11 +222,3 @@ func TestCGMatchesCholesky(t *testing.T) {
 		}
 	}
 }
-
-func dot32(a, b []float32) float64 {
-	var s float64
-	for i := range a {
-		s += float64(a[i]) * float64(b[i])
-	}
-	return s
-}
