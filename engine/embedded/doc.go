@@ -1,0 +1,84 @@
+// Package embedded is the engine.Store of the embedded mode (kairos serve
+// without Redis): the whole state lives in memory and is persisted to a
+// data directory, so that nothing is lost on a clean restart and nothing
+// acknowledged is lost on a crash of the process.
+//
+//	s, err := embedded.Open("./kairos-data", embedded.Config{})
+//	if err != nil { … }
+//	defer s.Close()
+//
+// # Files
+//
+// The data directory holds:
+//
+//	LOCK                 flock'ed while a Store has the directory open (ErrLocked otherwise)
+//	wal-<seq>.log        the write-ahead log: one record per mutation, appended
+//	snapshot.kdb         the state as of the start of log <seq> (seq is in its header)
+//	blobs/<name>         one file per blob (PutBlob), the name path-escaped
+//
+// Every record, in the log and in the snapshot, is framed as
+//
+//	length uint32 LE | CRC-32C of the payload uint32 LE | payload (type byte, then fields)
+//
+// Log records are a Commit (time, hashes of the event ids, and per visitor
+// update: id, factors if any, session, appended history events), a put item
+// (its JSON), a delete item, a delete visitor, a row assignment (first row,
+// ids) and a set of item states. Visitor values use the binary encodings of
+// package engine (engine.HistoryEvent.AppendBinary, …): factors are
+// little-endian float32s. A snapshot is a header (magic, format version,
+// log sequence), the visitors, the de-duplication buckets, the items, the
+// row assignments and the item states, then an end record counting the
+// records.
+//
+// # Durability
+//
+// A mutation is one log record written with one write(2) before the call
+// returns, and applied in memory under the same lock, in log order. So a
+// killed process never loses an acknowledged write, whatever the sync
+// policy. Config.Sync decides what a machine crash may lose:
+//
+//   - SyncAlways (default): the log is fsynced before Commit, PutItem,
+//     DeleteItem, DeleteVisitor, ItemRows (when it assigns rows) and
+//     SaveItemStates return. Concurrent callers share one fsync (group
+//     commit): while one fsync runs, the next callers queue, and the first
+//     of them fsyncs for all.
+//   - SyncInterval: fsync every Config.SyncEvery (default 100 ms).
+//   - SyncNever: the operating system flushes when it likes.
+//
+// Blobs are written to a temporary file, fsynced (unless SyncNever) and
+// renamed over the old value. A write or fsync error that cannot be undone
+// makes the store refuse further writes (engine.ErrUnavailable) until it is
+// reopened, which replays what is really on disk.
+//
+// # Recovery and compaction
+//
+// Open reads the snapshot, replays the logs from its sequence on, and
+// appends to the last log. A record cut short or failing its checksum at
+// the end of the last log is the trace of a crash in the middle of a write
+// (never acknowledged): it is truncated with a warning, not an error. The
+// same damage in an earlier log, or any damage in the snapshot, is
+// corruption and Open fails.
+//
+// When the log passes Config.CompactBytes (default 64 MiB), and on Close, a
+// compaction starts a new log, copies the state's maps (values are
+// immutable once stored, so the copy is shallow and writers wait only for
+// it), and writes the snapshot from the copy in the background: to
+// snapshot.kdb.tmp, fsync, rename, fsync of the directory; then the logs it
+// covers are removed. A crash at any step leaves a snapshot and the logs
+// after it.
+//
+// # De-duplication
+//
+// Seen marks are kept as 128-bit FNV-1a hashes of the event ids (about 20
+// bytes of memory each) in 8 time buckets per Config.DedupWindow (default 7
+// days); a bucket is dropped once all its marks are older than the window,
+// so an id is reported for at least the window and at most 9/8 of it, and
+// memory holds only the marks of the last window.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use: reads share a read lock; writes are
+// serialised by the write lock around the log append and the in-memory
+// update. Values returned are copies. Lock order: the fsync lock, then the
+// state lock.
+package embedded

@@ -1,0 +1,388 @@
+package embedded
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// Files of a data directory.
+const (
+	lockName    = "LOCK"
+	snapName    = "snapshot.kdb"
+	snapTmpName = "snapshot.kdb.tmp"
+	walPrefix   = "wal-"
+	walSuffix   = ".log"
+)
+
+// Framing of every record of the log and of the snapshot:
+//
+//	length  uint32 LE   payload length (> 0)
+//	crc     uint32 LE   CRC-32C (Castagnoli) of the payload
+//	payload length bytes, the first of which is the record type
+const (
+	frameHeader = 8
+	maxRecord   = 1 << 30
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// newFrame returns b emptied, with room for a frame header: encoders
+// append the payload, then sealFrame fills the header in.
+func newFrame(b []byte) []byte {
+	return append(b[:0], make([]byte, frameHeader)...)
+}
+
+func sealFrame(b []byte) []byte {
+	p := b[frameHeader:]
+	binary.LittleEndian.PutUint32(b[0:], uint32(len(p)))
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(p, castagnoli))
+	return b
+}
+
+func walName(seq uint64) string {
+	return fmt.Sprintf("%s%020d%s", walPrefix, seq, walSuffix)
+}
+
+// listWALs returns the sequence numbers of the log files of dir, ascending.
+func listWALs(dir string) ([]uint64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, walPrefix) || !strings.HasSuffix(name, walSuffix) {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, walPrefix), walSuffix), 10, 64)
+		if err != nil {
+			continue
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// scanRecords calls fn with each record payload of r (valid until fn
+// returns). It stops at the end of r, at fn's error (returned as err) or
+// at the first record that is cut short or fails its checksum: then torn
+// says why, and good is the offset of the end of the last sound record.
+func scanRecords(r io.Reader, fn func(payload []byte) error) (good int64, torn string, err error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	var hdr [frameHeader]byte
+	var buf []byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			if err == io.EOF {
+				return good, "", nil
+			}
+			if err == io.ErrUnexpectedEOF {
+				return good, "truncated record header", nil
+			}
+			return good, "", err
+		}
+		n := binary.LittleEndian.Uint32(hdr[0:])
+		sum := binary.LittleEndian.Uint32(hdr[4:])
+		if n == 0 || n > maxRecord {
+			return good, fmt.Sprintf("record length %d", n), nil
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return good, "truncated record", nil
+			}
+			return good, "", err
+		}
+		if crc32.Checksum(buf, castagnoli) != sum {
+			return good, "checksum mismatch", nil
+		}
+		if err := fn(buf); err != nil {
+			return good, "", err
+		}
+		good += frameHeader + int64(n)
+	}
+}
+
+// replayWAL applies the records of one log file to st.
+func replayWAL(path string, st *state, limit int) (good int64, torn string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	return scanRecords(f, func(p []byte) error {
+		if err := st.apply(p, limit); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(path), err)
+		}
+		return nil
+	})
+}
+
+// apply applies one log record (or snapshot record) to st.
+func (st *state) apply(p []byte, limit int) error {
+	r := reader{b: p[1:]}
+	switch p[0] {
+	case recCommit:
+		now := r.varint()
+		ids := r.hashes()
+		n := r.count(6)
+		vs := make([]engine.VisitorUpdate, n)
+		for i := range vs {
+			vs[i] = engine.VisitorUpdate{ID: r.str(), Factors: r.optFloats(), Session: r.session(), Append: r.events()}
+		}
+		if err := r.done(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		st.applyCommit(now, ids, vs, limit)
+	case recVisitor:
+		id := r.str()
+		v := &visitor{factors: r.optFloats(), session: r.session()}
+		v.history = appendHistory(nil, r.events(), limit)
+		if err := r.done(); err != nil {
+			return fmt.Errorf("visitor: %w", err)
+		}
+		st.visitors[id] = v
+	case recDeleteVisitor:
+		id := r.str()
+		if err := r.done(); err != nil {
+			return fmt.Errorf("delete visitor: %w", err)
+		}
+		delete(st.visitors, id)
+	case recSeenBucket:
+		start, end := r.varint(), r.varint()
+		hs := r.hashes()
+		if err := r.done(); err != nil {
+			return fmt.Errorf("seen bucket: %w", err)
+		}
+		st.seen.restore(start, end, hs)
+	case recPutItem:
+		it, err := decodeItem(p[1:])
+		if err != nil {
+			return err
+		}
+		st.applyPutItem(it)
+	case recDeleteItem:
+		id := r.str()
+		if err := r.done(); err != nil {
+			return fmt.Errorf("delete item: %w", err)
+		}
+		st.applyDeleteItem(id)
+	case recRows:
+		first := r.uvarint()
+		n := r.count(1)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = r.str()
+		}
+		if err := r.done(); err != nil {
+			return fmt.Errorf("rows: %w", err)
+		}
+		if first > 1<<31-1 {
+			return fmt.Errorf("rows: %w: first row %d", errCorruptRecord, first)
+		}
+		if err := st.applyRows(int32(first), ids); err != nil {
+			return fmt.Errorf("rows: %w: %v", errCorruptRecord, err)
+		}
+	case recStates:
+		states := r.states()
+		if err := r.done(); err != nil {
+			return fmt.Errorf("item states: %w", err)
+		}
+		st.applyStates(states)
+	default:
+		return fmt.Errorf("%w: unknown record type %d", errCorruptRecord, p[0])
+	}
+	return nil
+}
+
+// Chunk sizes of the snapshot's records.
+const (
+	snapSeenChunk  = 1 << 16
+	snapRowsChunk  = 1 << 12
+	snapStateChunk = 1 << 10
+)
+
+// writeSnapshot writes st as the snapshot covering the logs before seq:
+// to a temporary file, fsynced, then renamed over the previous snapshot
+// and the directory fsynced, so that a crash leaves the old snapshot or
+// the new one, never a partial file.
+func writeSnapshot(dir string, seq uint64, st *state) (err error) {
+	tmp := filepath.Join(dir, snapTmpName)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	var b []byte
+	var records uint64
+	emit := func(enc func([]byte) []byte) error {
+		b = sealFrame(enc(newFrame(b)))
+		records++
+		_, err := w.Write(b)
+		return err
+	}
+	if err := emit(func(b []byte) []byte { return encodeSnapHeader(b, seq) }); err != nil {
+		return err
+	}
+	for id, v := range st.visitors {
+		if err := emit(func(b []byte) []byte { return encodeVisitor(b, id, v) }); err != nil {
+			return err
+		}
+	}
+	for _, bk := range st.seen.buckets {
+		hs := make([]idHash, 0, min(len(bk.ids), snapSeenChunk))
+		flush := func() error {
+			err := emit(func(b []byte) []byte { return encodeSeenBucket(b, bk.start, bk.end, hs) })
+			hs = hs[:0]
+			return err
+		}
+		for h := range bk.ids {
+			if hs = append(hs, h); len(hs) == snapSeenChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	for _, id := range st.itemIDs {
+		js, err := itemJSON(st.items[id])
+		if err != nil {
+			return err
+		}
+		if err := emit(func(b []byte) []byte { return encodePutItem(b, js) }); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(st.rowIDs); i += snapRowsChunk {
+		chunk := st.rowIDs[i:min(i+snapRowsChunk, len(st.rowIDs))]
+		if err := emit(func(b []byte) []byte { return encodeRows(b, int32(i), chunk) }); err != nil {
+			return err
+		}
+	}
+	rows := make([]int32, 0, len(st.states))
+	for row := range st.states {
+		rows = append(rows, row)
+	}
+	slices.Sort(rows)
+	chunk := make([]engine.ItemState, 0, snapStateChunk)
+	for i, row := range rows {
+		chunk = append(chunk, st.states[row])
+		if len(chunk) == snapStateChunk || i == len(rows)-1 {
+			if err := emit(func(b []byte) []byte { return encodeStates(b, chunk) }); err != nil {
+				return err
+			}
+			chunk = chunk[:0]
+		}
+	}
+	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, snapName)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+var errCorruptSnapshot = errors.New("corrupt snapshot")
+
+// readSnapshot loads the snapshot at path into st and returns the
+// sequence number of the first log it does not cover.
+func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var records uint64
+	ended := false
+	_, torn, err := scanRecords(f, func(p []byte) error {
+		records++
+		if ended {
+			return fmt.Errorf("%w: records after the end record", errCorruptSnapshot)
+		}
+		switch {
+		case records == 1:
+			r := reader{b: p[1:]}
+			magic := r.str()
+			version := r.uvarint()
+			seq = r.uvarint()
+			if p[0] != recSnapHeader || r.done() != nil || magic != snapMagic {
+				return fmt.Errorf("%w: no snapshot header", errCorruptSnapshot)
+			}
+			if version != formatVersion {
+				return fmt.Errorf("%w: format version %d, this build reads %d", errCorruptSnapshot, version, formatVersion)
+			}
+		case p[0] == recSnapEnd:
+			r := reader{b: p[1:]}
+			if n := r.uvarint(); r.done() != nil || n != records {
+				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
+			}
+			ended = true
+		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates:
+			if err := st.apply(p, limit); err != nil {
+				return fmt.Errorf("%w: %w", errCorruptSnapshot, err)
+			}
+		default:
+			return fmt.Errorf("%w: unexpected record type %d", errCorruptSnapshot, p[0])
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if torn != "" {
+		return 0, fmt.Errorf("%w: %s after %d records", errCorruptSnapshot, torn, records)
+	}
+	if !ended {
+		return 0, fmt.Errorf("%w: no end record", errCorruptSnapshot)
+	}
+	return seq, nil
+}
+
+// syncDir fsyncs a directory, so that the creation, removal or renaming
+// of its files is durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,327 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// Record types. The write-ahead log holds the mutations (commit … states);
+// a snapshot holds a header, the whole state as visitor, seenBucket, putItem,
+// rows and states records, and an end record.
+const (
+	recCommit        = 1
+	recPutItem       = 2
+	recDeleteItem    = 3
+	recDeleteVisitor = 4
+	recRows          = 5
+	recStates        = 6
+
+	recSnapHeader = 10
+	recVisitor    = 11
+	recSeenBucket = 12
+	recSnapEnd    = 13
+)
+
+// snapMagic starts the header record of a snapshot.
+const snapMagic = "kairos-embedded-snapshot"
+
+// formatVersion is the version of the file formats, in the snapshot
+// header.
+const formatVersion = 1
+
+var errCorruptRecord = errors.New("corrupt record")
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendBlob appends what fn appends, preceded by its length (4 bytes).
+func appendBlob(b []byte, fn func([]byte) []byte) []byte {
+	at := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b = fn(b)
+	binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	return b
+}
+
+func appendFloats(b []byte, f []float32) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	return engine.AppendFactors(b, f)
+}
+
+func appendSession(b []byte, s engine.Session) []byte {
+	return appendBlob(b, func(b []byte) []byte { b, _ = s.AppendBinary(b); return b })
+}
+
+func appendEvents(b []byte, es []engine.HistoryEvent) []byte {
+	b = binary.AppendUvarint(b, uint64(len(es)))
+	for i := range es {
+		b = appendBlob(b, func(b []byte) []byte { b, _ = es[i].AppendBinary(b); return b })
+	}
+	return b
+}
+
+// encodeCommit appends a commit record made at now (Unix ns).
+func encodeCommit(b []byte, now int64, ids []idHash, vs []engine.VisitorUpdate) []byte {
+	b = append(b, recCommit)
+	b = binary.AppendVarint(b, now)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, h := range ids {
+		b = append(b, h[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(vs)))
+	for i := range vs {
+		u := &vs[i]
+		b = appendStr(b, u.ID)
+		if u.Factors != nil {
+			b = append(b, 1)
+			b = appendFloats(b, u.Factors)
+		} else {
+			b = append(b, 0)
+		}
+		b = appendSession(b, u.Session)
+		b = appendEvents(b, u.Append)
+	}
+	return b
+}
+
+// encodeVisitor appends a snapshot record of one visitor.
+func encodeVisitor(b []byte, id string, v *visitor) []byte {
+	b = append(b, recVisitor)
+	b = appendStr(b, id)
+	if v.factors != nil {
+		b = append(b, 1)
+		b = appendFloats(b, v.factors)
+	} else {
+		b = append(b, 0)
+	}
+	b = appendSession(b, v.session)
+	return appendEvents(b, v.history)
+}
+
+func encodePutItem(b []byte, itemJSON []byte) []byte {
+	return append(append(b, recPutItem), itemJSON...)
+}
+
+func encodeID(b []byte, typ byte, id string) []byte {
+	return appendStr(append(b, typ), id)
+}
+
+func encodeRows(b []byte, first int32, ids []string) []byte {
+	b = append(b, recRows)
+	b = binary.AppendUvarint(b, uint64(first))
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = appendStr(b, id)
+	}
+	return b
+}
+
+func encodeStates(b []byte, states []engine.ItemState) []byte {
+	b = append(b, recStates)
+	b = binary.AppendUvarint(b, uint64(len(states)))
+	for i := range states {
+		b = appendBlob(b, func(b []byte) []byte { b, _ = states[i].AppendBinary(b); return b })
+	}
+	return b
+}
+
+func encodeSeenBucket(b []byte, start, end int64, hs []idHash) []byte {
+	b = append(b, recSeenBucket)
+	b = binary.AppendVarint(b, start)
+	b = binary.AppendVarint(b, end)
+	b = binary.AppendUvarint(b, uint64(len(hs)))
+	for _, h := range hs {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+func encodeSnapHeader(b []byte, seq uint64) []byte {
+	b = append(b, recSnapHeader)
+	b = appendStr(b, snapMagic)
+	b = binary.AppendUvarint(b, formatVersion)
+	return binary.AppendUvarint(b, seq)
+}
+
+func encodeSnapEnd(b []byte, records uint64) []byte {
+	return binary.AppendUvarint(append(b, recSnapEnd), records)
+}
+
+// reader decodes a record payload; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: "+format, append([]any{errCorruptRecord}, args...)...)
+		r.b = nil
+	}
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail("truncated")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("bad uvarint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a count of elements of at least min bytes each.
+func (r *reader) count(min int) int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)/min) {
+		r.fail("count %d exceeds the record", n)
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n < 0 || n > len(r.b) {
+		r.fail("length %d exceeds the record", n)
+		return nil
+	}
+	b := r.b[:n:n]
+	r.b = r.b[n:]
+	return b
+}
+
+func (r *reader) str() string { return string(r.bytes(r.count(1))) }
+
+func (r *reader) blob() []byte {
+	if len(r.b) < 4 {
+		r.fail("truncated blob length")
+		return nil
+	}
+	n := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	if n > math.MaxInt32 {
+		r.fail("blob length %d", n)
+		return nil
+	}
+	return r.bytes(int(n))
+}
+
+func (r *reader) hashes() []idHash {
+	n := r.count(16)
+	hs := make([]idHash, n)
+	for i := range hs {
+		copy(hs[i][:], r.bytes(16))
+	}
+	return hs
+}
+
+func (r *reader) floats() []float32 {
+	n := r.count(4)
+	f, err := engine.DecodeFactors(nil, r.bytes(4*n))
+	if err != nil {
+		r.fail("%v", err)
+	}
+	return f
+}
+
+func (r *reader) optFloats() []float32 {
+	switch r.byte() {
+	case 0:
+		return nil
+	case 1:
+		if f := r.floats(); f != nil {
+			return f
+		}
+		return []float32{}
+	}
+	r.fail("bad factors flag")
+	return nil
+}
+
+func (r *reader) session() engine.Session {
+	var s engine.Session
+	if b := r.blob(); r.err == nil {
+		if err := s.UnmarshalBinary(b); err != nil {
+			r.fail("%v", err)
+		}
+	}
+	return s
+}
+
+func (r *reader) events() []engine.HistoryEvent {
+	n := r.count(4)
+	if n == 0 {
+		return nil
+	}
+	es := make([]engine.HistoryEvent, n)
+	for i := range es {
+		b := r.blob()
+		if r.err != nil {
+			return nil
+		}
+		if err := es[i].UnmarshalBinary(b); err != nil {
+			r.fail("%v", err)
+			return nil
+		}
+	}
+	return es
+}
+
+func (r *reader) states() []engine.ItemState {
+	n := r.count(4)
+	out := make([]engine.ItemState, n)
+	for i := range out {
+		b := r.blob()
+		if r.err != nil {
+			return nil
+		}
+		if err := out[i].UnmarshalBinary(b); err != nil {
+			r.fail("%v", err)
+			return nil
+		}
+	}
+	return out
+}
+
+func (r *reader) done() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d trailing bytes", len(r.b))
+	}
+	return r.err
+}
+
+// decodeItem decodes the JSON of a putItem record.
+func decodeItem(b []byte) (engine.Item, error) {
+	var it engine.Item
+	if err := json.Unmarshal(b, &it); err != nil {
+		return it, fmt.Errorf("%w: item: %v", errCorruptRecord, err)
+	}
+	return it, nil
+}

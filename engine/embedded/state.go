@@ -1,0 +1,140 @@
+package embedded
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// state is the whole content of a Store, in memory. Values reachable from
+// it are never modified in place once stored (a Commit replaces a
+// visitor's record, it does not edit it; a history grows only past the
+// length any older record sees), so a clone that copies the maps is a
+// consistent snapshot that compaction can write without holding the lock.
+type state struct {
+	visitors map[string]*visitor
+	seen     seenSet
+	items    map[string]engine.Item
+	itemIDs  []string // sorted
+	rows     map[string]int32
+	rowIDs   []string // by row
+	states   map[int32]engine.ItemState
+}
+
+type visitor struct {
+	factors []float32
+	session engine.Session
+	history []engine.HistoryEvent
+}
+
+func newState(cfg Config) *state {
+	return &state{
+		visitors: make(map[string]*visitor),
+		seen:     newSeenSet(cfg.DedupWindow),
+		items:    make(map[string]engine.Item),
+		rows:     make(map[string]int32),
+		states:   make(map[int32]engine.ItemState),
+	}
+}
+
+// clone returns a snapshot of st sharing every immutable value.
+func (st *state) clone() *state {
+	return &state{
+		visitors: maps.Clone(st.visitors),
+		seen:     st.seen.clone(),
+		items:    maps.Clone(st.items),
+		itemIDs:  slices.Clone(st.itemIDs),
+		rows:     nil, // rebuilt from rowIDs when needed
+		rowIDs:   slices.Clone(st.rowIDs),
+		states:   maps.Clone(st.states),
+	}
+}
+
+// applyCommit applies one commit made at now (Unix ns). Factors of the
+// updates are copied; history events are copied into the visitor's
+// history.
+func (st *state) applyCommit(now int64, ids []idHash, vs []engine.VisitorUpdate, limit int) {
+	for _, h := range ids {
+		st.seen.add(h, now)
+	}
+	for i := range vs {
+		u := &vs[i]
+		old := st.visitors[u.ID]
+		v := &visitor{session: u.Session}
+		if old != nil {
+			v.factors = old.factors
+			v.history = old.history
+		}
+		if u.Factors != nil {
+			v.factors = slices.Clone(u.Factors)
+		}
+		v.history = appendHistory(v.history, u.Append, limit)
+		st.visitors[u.ID] = v
+	}
+}
+
+// appendHistory returns h with add appended and trimmed to the newest
+// limit events. It writes into h's array only past len(h), so older
+// records sharing the array are unaffected; when it must trim, it
+// allocates a new array with a quarter of spare room, so that trimming
+// costs O(1) per event amortised.
+func appendHistory(h, add []engine.HistoryEvent, limit int) []engine.HistoryEvent {
+	if len(add) == 0 {
+		return h
+	}
+	if len(h)+len(add) <= limit {
+		return append(h, add...)
+	}
+	if len(add) >= limit {
+		add = add[len(add)-limit:]
+	}
+	keep := h[len(h)-(limit-len(add)):]
+	out := make([]engine.HistoryEvent, 0, limit+max(limit/4, 1))
+	out = append(out, keep...)
+	return append(out, add...)
+}
+
+// applyPutItem stores it (already normalised by a JSON round trip).
+func (st *state) applyPutItem(it engine.Item) {
+	if _, ok := st.items[it.ID]; !ok {
+		i, _ := slices.BinarySearch(st.itemIDs, it.ID)
+		st.itemIDs = slices.Insert(st.itemIDs, i, it.ID)
+	}
+	st.items[it.ID] = it
+}
+
+func (st *state) applyDeleteItem(id string) {
+	if _, ok := st.items[id]; !ok {
+		return
+	}
+	delete(st.items, id)
+	if i, ok := slices.BinarySearch(st.itemIDs, id); ok {
+		st.itemIDs = slices.Delete(st.itemIDs, i, i+1)
+	}
+}
+
+// applyRows assigns rows first, first+1, … to ids.
+func (st *state) applyRows(first int32, ids []string) error {
+	if int(first) != len(st.rowIDs) {
+		return fmt.Errorf("rows record starts at row %d, %d rows are assigned", first, len(st.rowIDs))
+	}
+	for i, id := range ids {
+		if _, ok := st.rows[id]; ok {
+			return fmt.Errorf("rows record assigns a second row to an id")
+		}
+		st.rows[id] = first + int32(i)
+	}
+	st.rowIDs = append(st.rowIDs, ids...)
+	return nil
+}
+
+// applyStates stores copies of states.
+func (st *state) applyStates(states []engine.ItemState) {
+	for _, s := range states {
+		s.Factors = slices.Clone(s.Factors)
+		s.Curv = slices.Clone(s.Curv)
+		st.states[s.Row] = s
+	}
+}

@@ -1,0 +1,776 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// Interface guard.
+var _ engine.Store = (*Store)(nil)
+
+// ErrLocked is returned by Open when another Store (in this or another
+// process) has the directory open.
+var ErrLocked = errors.New("embedded: data directory is in use by another process")
+
+// errClosed is returned by every call on a closed Store.
+var errClosed = fmt.Errorf("embedded: store is closed: %w", engine.ErrUnavailable)
+
+// Store is the embedded engine.Store: in memory, persisted to a
+// directory. It is safe for concurrent use.
+//
+// Lock order: syncMu, then mu.
+type Store struct {
+	dir  string
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File
+
+	mu      sync.RWMutex
+	st      *state
+	wal     *os.File // the active log, opened O_APPEND
+	walSeq  uint64
+	walSize int64
+	closed  bool
+	failed  error // sticky: a log write could not be undone, or an fsync failed
+
+	written atomic.Uint64 // records appended to the log so far
+	syncMu  sync.Mutex
+	synced  uint64 // records known to be on stable storage (under syncMu)
+
+	compactMu sync.Mutex // one compaction at a time
+	kick      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	bufs sync.Pool // *[]byte record buffers
+}
+
+// Open opens (creating it if needed) the store persisted in dir: it loads
+// the snapshot, replays the write-ahead log after it (truncating a torn
+// last record, the trace of a crash in the middle of a write), and takes
+// the directory's lock. It returns ErrLocked if the directory is open
+// elsewhere.
+func Open(dir string, cfg Config) (*Store, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("embedded: open: %w: %w", engine.ErrInvalid, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded: open: %w", err)
+	}
+	lock, err := lockDir(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	s := &Store{
+		dir:  dir,
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "embedded-store"),
+		lock: lock,
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+	}
+	start := time.Now()
+	if err := s.recover(); err != nil {
+		unlockDir(lock)
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "store opened",
+		slog.String("dir", dir), slog.Int("visitors", len(s.st.visitors)), slog.Int("items", len(s.st.items)),
+		slog.Int("rows", len(s.st.rowIDs)), slog.Int("seen", s.st.seen.len()), slog.Duration("took", time.Since(start)))
+	s.wg.Go(s.background)
+	return s, nil
+}
+
+// recover loads the snapshot and the logs, and opens the active log.
+func (s *Store) recover() error {
+	if err := os.Remove(filepath.Join(s.dir, snapTmpName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	tmps, _ := filepath.Glob(filepath.Join(s.dir, blobDir, ".tmp-*"))
+	for _, t := range tmps {
+		os.Remove(t) // a blob write cut short by a crash
+	}
+	s.st = newState(s.cfg)
+	var snapSeq uint64
+	snapPath := filepath.Join(s.dir, snapName)
+	if _, err := os.Stat(snapPath); err == nil {
+		if snapSeq, err = readSnapshot(snapPath, s.st, s.cfg.HistoryLimit); err != nil {
+			return fmt.Errorf("%s: %w", snapName, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	seqs, err := listWALs(s.dir)
+	if err != nil {
+		return err
+	}
+	var live []uint64
+	for _, seq := range seqs {
+		if seq < snapSeq {
+			// Left over by a crash after a snapshot replaced it.
+			if err := os.Remove(filepath.Join(s.dir, walName(seq))); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(live) > 0 && seq != live[len(live)-1]+1 {
+			return fmt.Errorf("log %s is missing", walName(live[len(live)-1]+1))
+		}
+		live = append(live, seq)
+	}
+	if len(live) > 0 && snapSeq > 0 && live[0] != snapSeq {
+		return fmt.Errorf("log %s is missing", walName(snapSeq))
+	}
+	var size int64
+	for i, seq := range live {
+		path := filepath.Join(s.dir, walName(seq))
+		good, torn, err := replayWAL(path, s.st, s.cfg.HistoryLimit)
+		if err != nil {
+			return err
+		}
+		size = good
+		if torn == "" {
+			continue
+		}
+		if i < len(live)-1 {
+			return fmt.Errorf("%s: %w: %s at offset %d, and later logs exist", walName(seq), errCorruptRecord, torn, good)
+		}
+		// The last record was being written when the process died: it
+		// was never acknowledged. Cut it off.
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "truncating torn log tail",
+			slog.String("file", walName(seq)), slog.String("reason", torn),
+			slog.Int64("offset", good), slog.Int64("dropped_bytes", fi.Size()-good))
+		if err := os.Truncate(path, good); err != nil {
+			return err
+		}
+	}
+	s.st.seen.expire(s.cfg.Now().UnixNano())
+	if len(live) > 0 {
+		s.walSeq = live[len(live)-1]
+		s.walSize = size
+		s.wal, err = os.OpenFile(filepath.Join(s.dir, walName(s.walSeq)), os.O_WRONLY|os.O_APPEND, 0o644)
+		return err
+	}
+	s.walSeq = max(snapSeq, 1)
+	s.wal, err = createWAL(s.dir, s.walSeq)
+	return err
+}
+
+func createWAL(dir string, seq uint64) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, walName(seq)), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// background runs the interval fsyncs and the compactions.
+func (s *Store) background() {
+	var tick <-chan time.Time
+	if s.cfg.Sync == SyncInterval {
+		t := time.NewTicker(s.cfg.SyncEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick:
+			if err := s.sync(s.written.Load()); err != nil {
+				s.log.LogAttrs(context.Background(), slog.LevelError, "log fsync failed", slog.Any("err", err))
+			}
+		case <-s.kick:
+			if err := s.compact(); err != nil {
+				s.log.LogAttrs(context.Background(), slog.LevelError, "compaction failed", slog.Any("err", err))
+			}
+		}
+	}
+}
+
+// compact starts a new log and writes a snapshot of the state as of that
+// moment; then it removes the logs the snapshot covers. Writers are held
+// only while the log is switched and the state's maps are copied.
+func (s *Store) compact() error {
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
+	start := time.Now()
+	s.syncMu.Lock()
+	s.mu.Lock()
+	if s.closed || s.failed != nil {
+		s.mu.Unlock()
+		s.syncMu.Unlock()
+		return nil
+	}
+	if err := s.wal.Sync(); err != nil {
+		s.failed = err
+		s.mu.Unlock()
+		s.syncMu.Unlock()
+		return fmt.Errorf("fsync log: %w", err)
+	}
+	s.synced = s.written.Load()
+	seq := s.walSeq + 1
+	f, err := createWAL(s.dir, seq)
+	if err != nil {
+		s.mu.Unlock()
+		s.syncMu.Unlock()
+		return fmt.Errorf("new log: %w", err)
+	}
+	old := s.wal
+	s.wal, s.walSeq, s.walSize = f, seq, 0
+	snap := s.st.clone()
+	s.mu.Unlock()
+	s.syncMu.Unlock()
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("close log: %w", err)
+	}
+
+	if err := writeSnapshot(s.dir, seq, snap); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	seqs, err := listWALs(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, q := range seqs {
+		if q < seq {
+			if err := os.Remove(filepath.Join(s.dir, walName(q))); err != nil {
+				return err
+			}
+		}
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "compacted",
+		slog.Uint64("log", seq), slog.Int("visitors", len(snap.visitors)), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// Close compacts the log into a snapshot (so that the next Open is fast),
+// flushes and closes the files and releases the directory. Later calls
+// return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		var errs []error
+		s.mu.RLock()
+		dirty := s.walSize > 0
+		s.mu.RUnlock()
+		if dirty {
+			if err := s.compact(); err != nil {
+				errs = append(errs, fmt.Errorf("compact: %w", err))
+			}
+		}
+		s.syncMu.Lock()
+		s.mu.Lock()
+		s.closed = true
+		if s.failed == nil {
+			if err := s.wal.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("fsync log: %w", err))
+			}
+		}
+		if err := s.wal.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close log: %w", err))
+		}
+		s.synced = s.written.Load()
+		s.mu.Unlock()
+		s.syncMu.Unlock()
+		unlockDir(s.lock)
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("embedded: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// abandon closes the files without a final compaction or fsync, as a
+// crash would leave them (tests).
+func (s *Store) abandon() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		s.mu.Lock()
+		s.closed = true
+		s.wal.Close()
+		s.mu.Unlock()
+		unlockDir(s.lock)
+	})
+}
+
+// Ping reports whether the store accepts writes.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: ping: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.usableLocked()
+}
+
+func (s *Store) usableLocked() error {
+	if s.closed {
+		return errClosed
+	}
+	if s.failed != nil {
+		return fmt.Errorf("embedded: a log write failed, the store refuses writes until reopened: %w: %w", engine.ErrUnavailable, s.failed)
+	}
+	return nil
+}
+
+func (s *Store) getBuf() []byte {
+	if p, ok := s.bufs.Get().(*[]byte); ok {
+		return newFrame(*p)
+	}
+	return newFrame(make([]byte, 0, 64<<10))
+}
+
+func (s *Store) putBuf(b []byte) {
+	if cap(b) <= 4<<20 {
+		s.bufs.Put(&b)
+	}
+}
+
+// appendLocked writes one sealed frame to the log and returns its sequence
+// number for syncTo. s.mu must be held for writing.
+func (s *Store) appendLocked(frame []byte) (uint64, error) {
+	if err := s.usableLocked(); err != nil {
+		return 0, err
+	}
+	n, err := s.wal.Write(frame)
+	if err != nil {
+		// Cut off what was written of the record, so that the next
+		// record follows the last complete one.
+		if terr := s.wal.Truncate(s.walSize); terr != nil {
+			s.failed = fmt.Errorf("write log: %w; undo: %w", err, terr)
+		}
+		return 0, fmt.Errorf("embedded: write log: %w: %w", engine.ErrUnavailable, err)
+	}
+	s.walSize += int64(n)
+	if s.walSize >= s.cfg.CompactBytes {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return s.written.Add(1), nil
+}
+
+// syncTo waits until the record seq is on stable storage, if the policy
+// is SyncAlways.
+func (s *Store) syncTo(seq uint64) error {
+	if s.cfg.Sync != SyncAlways {
+		return nil
+	}
+	return s.sync(seq)
+}
+
+// sync fsyncs the log unless record seq already is on stable storage.
+// Callers queue on syncMu while one fsyncs, and most find their record
+// covered by that fsync when their turn comes: group commit.
+func (s *Store) sync(seq uint64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= seq {
+		return nil
+	}
+	s.mu.RLock()
+	f, err := s.wal, s.usableLocked()
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	target := s.written.Load()
+	if err := f.Sync(); err != nil {
+		s.mu.Lock()
+		s.failed = fmt.Errorf("fsync log: %w", err)
+		s.mu.Unlock()
+		return fmt.Errorf("embedded: fsync log: %w: %w", engine.ErrUnavailable, err)
+	}
+	s.synced = target
+	return nil
+}
+
+func (s *Store) now() int64 { return s.cfg.Now().UnixNano() }
+
+// Visitors loads the visitors with the given ids, in order. The returned
+// values are copies.
+func (s *Store) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: visitors: %w", err)
+	}
+	out := make([]engine.Visitor, len(ids))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	for i, id := range ids {
+		out[i].ID = id
+		if v := s.st.visitors[id]; v != nil {
+			out[i].Factors = slices.Clone(v.factors)
+			out[i].Session = v.session
+			out[i].History = slices.Clone(v.history)
+		}
+	}
+	return out, nil
+}
+
+// Seen reports, for each event id, whether a Commit recorded it within the
+// de-duplication window.
+func (s *Store) Seen(ctx context.Context, ids []string) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: seen: %w", err)
+	}
+	hs := make([]idHash, len(ids))
+	for i, id := range ids {
+		hs[i] = hashID(id)
+	}
+	now := s.now()
+	out := make([]bool, len(ids))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	for i, h := range hs {
+		out[i] = s.st.seen.has(h, now)
+	}
+	return out, nil
+}
+
+// Commit records c atomically: it is appended to the log as one record
+// (a torn record is discarded on recovery), applied in memory, and, with
+// SyncAlways, fsynced before Commit returns.
+func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: commit: %w", err)
+	}
+	for i := range c.Visitors {
+		if c.Visitors[i].ID == "" {
+			return fmt.Errorf("embedded: commit: %w: visitors[%d].id is empty", engine.ErrInvalid, i)
+		}
+	}
+	if len(c.EventIDs) == 0 && len(c.Visitors) == 0 {
+		return nil
+	}
+	hs := make([]idHash, len(c.EventIDs))
+	for i, id := range c.EventIDs {
+		hs[i] = hashID(id)
+	}
+	now := s.now()
+	b := s.getBuf()
+	b = sealFrame(encodeCommit(b, now, hs, c.Visitors))
+	defer s.putBuf(b)
+	s.mu.Lock()
+	seq, err := s.appendLocked(b)
+	if err == nil {
+		s.st.applyCommit(now, hs, c.Visitors, s.cfg.HistoryLimit)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("embedded: commit: %w", err)
+	}
+	return s.syncTo(seq)
+}
+
+// DeleteVisitor erases a visitor's state; ErrNotFound if there is none.
+func (s *Store) DeleteVisitor(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: delete visitor: %w", err)
+	}
+	b := s.getBuf()
+	b = sealFrame(encodeID(b, recDeleteVisitor, id))
+	defer s.putBuf(b)
+	s.mu.Lock()
+	if _, ok := s.st.visitors[id]; !ok {
+		err := s.usableLocked()
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("embedded: delete visitor: %w", engine.ErrNotFound)
+	}
+	seq, err := s.appendLocked(b)
+	if err == nil {
+		delete(s.st.visitors, id)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("embedded: delete visitor: %w", err)
+	}
+	return s.syncTo(seq)
+}
+
+// itemJSON is the stored form of an item.
+func itemJSON(it engine.Item) ([]byte, error) {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return nil, fmt.Errorf("encode item %q: %w", it.ID, err)
+	}
+	return b, nil
+}
+
+// PutItem creates or replaces an item. The item is stored as its JSON
+// form, so that it reads back as a JSON round trip of it (times in UTC
+// come back equal; the store shares no memory with the caller).
+func (s *Store) PutItem(ctx context.Context, it engine.Item) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: put item: %w", err)
+	}
+	if it.ID == "" {
+		return fmt.Errorf("embedded: put item: %w: id is empty", engine.ErrInvalid)
+	}
+	js, err := itemJSON(it)
+	if err != nil {
+		return fmt.Errorf("embedded: put item: %w: %w", engine.ErrInvalid, err)
+	}
+	stored, err := decodeItem(js)
+	if err != nil {
+		return fmt.Errorf("embedded: put item: %w", err)
+	}
+	b := s.getBuf()
+	b = sealFrame(encodePutItem(b, js))
+	defer s.putBuf(b)
+	s.mu.Lock()
+	seq, err := s.appendLocked(b)
+	if err == nil {
+		s.st.applyPutItem(stored)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("embedded: put item: %w", err)
+	}
+	return s.syncTo(seq)
+}
+
+// Item returns one item or ErrNotFound.
+func (s *Store) Item(ctx context.Context, id string) (engine.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.Item{}, fmt.Errorf("embedded: item: %w", err)
+	}
+	s.mu.RLock()
+	it, ok := s.st.items[id]
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return engine.Item{}, errClosed
+	}
+	if !ok {
+		return engine.Item{}, fmt.Errorf("embedded: item: %w", engine.ErrNotFound)
+	}
+	return copyItem(it), nil
+}
+
+func copyItem(it engine.Item) engine.Item {
+	it.Tags = slices.Clone(it.Tags)
+	if it.Attrs != nil {
+		m := make(map[string]string, len(it.Attrs))
+		for k, v := range it.Attrs {
+			m[k] = v
+		}
+		it.Attrs = m
+	}
+	return it
+}
+
+// DeleteItem removes an item or returns ErrNotFound.
+func (s *Store) DeleteItem(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: delete item: %w", err)
+	}
+	b := s.getBuf()
+	b = sealFrame(encodeID(b, recDeleteItem, id))
+	defer s.putBuf(b)
+	s.mu.Lock()
+	if _, ok := s.st.items[id]; !ok {
+		err := s.usableLocked()
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("embedded: delete item: %w", engine.ErrNotFound)
+	}
+	seq, err := s.appendLocked(b)
+	if err == nil {
+		s.st.applyDeleteItem(id)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("embedded: delete item: %w", err)
+	}
+	return s.syncTo(seq)
+}
+
+// Items lists up to limit items with ids greater than after, in ascending
+// id order (byte-wise). limit must be positive.
+func (s *Store) Items(ctx context.Context, after string, limit int) ([]engine.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: items: %w", err)
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("embedded: items: %w: limit %d is not positive", engine.ErrInvalid, limit)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	i, found := slices.BinarySearch(s.st.itemIDs, after)
+	if found {
+		i++
+	}
+	ids := s.st.itemIDs[i:min(i+limit, len(s.st.itemIDs))]
+	out := make([]engine.Item, len(ids))
+	for j, id := range ids {
+		out[j] = copyItem(s.st.items[id])
+	}
+	return out, nil
+}
+
+// ItemRows returns each id's row, assigning the next free rows to ids that
+// have none; new assignments are logged (and fsynced with SyncAlways)
+// before ItemRows returns.
+func (s *Store) ItemRows(ctx context.Context, ids []string) ([]int32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: item rows: %w", err)
+	}
+	for i, id := range ids {
+		if id == "" {
+			return nil, fmt.Errorf("embedded: item rows: %w: ids[%d] is empty", engine.ErrInvalid, i)
+		}
+	}
+	out := make([]int32, len(ids))
+	s.mu.RLock()
+	missing := false
+	for i, id := range ids {
+		row, ok := s.st.rows[id]
+		out[i] = row
+		missing = missing || !ok
+	}
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, errClosed
+	}
+	if !missing {
+		return out, nil
+	}
+
+	s.mu.Lock()
+	first := int32(len(s.st.rowIDs))
+	var fresh []string
+	assigned := make(map[string]int32)
+	for i, id := range ids {
+		row, ok := s.st.rows[id]
+		if !ok {
+			if row, ok = assigned[id]; !ok {
+				row = first + int32(len(fresh))
+				assigned[id] = row
+				fresh = append(fresh, id)
+			}
+		}
+		out[i] = row
+	}
+	var seq uint64
+	var err error
+	if len(fresh) > 0 {
+		b := sealFrame(encodeRows(s.getBuf(), first, fresh))
+		seq, err = s.appendLocked(b)
+		s.putBuf(b)
+		if err == nil {
+			err = s.st.applyRows(first, fresh)
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("embedded: item rows: %w", err)
+	}
+	if err := s.syncTo(seq); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RowIDs returns every assigned id in row order.
+func (s *Store) RowIDs(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: row ids: %w", err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	return slices.Clone(s.st.rowIDs), nil
+}
+
+// SaveItemStates stores item states, overwriting by row; a negative row is
+// ErrInvalid and saves nothing.
+func (s *Store) SaveItemStates(ctx context.Context, states []engine.ItemState) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: save item states: %w", err)
+	}
+	for i := range states {
+		if states[i].Row < 0 {
+			return fmt.Errorf("embedded: save item states: %w: states[%d].row %d is negative", engine.ErrInvalid, i, states[i].Row)
+		}
+	}
+	if len(states) == 0 {
+		return nil
+	}
+	b := sealFrame(encodeStates(s.getBuf(), states))
+	defer s.putBuf(b)
+	s.mu.Lock()
+	seq, err := s.appendLocked(b)
+	if err == nil {
+		s.st.applyStates(states)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("embedded: save item states: %w", err)
+	}
+	return s.syncTo(seq)
+}
+
+// ItemStates returns every stored item state, in row order (copies).
+func (s *Store) ItemStates(ctx context.Context) ([]engine.ItemState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embedded: item states: %w", err)
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, errClosed
+	}
+	out := make([]engine.ItemState, 0, len(s.st.states))
+	for _, st := range s.st.states {
+		st.Factors = slices.Clone(st.Factors)
+		st.Curv = slices.Clone(st.Curv)
+		out = append(out, st)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b engine.ItemState) int { return int(a.Row) - int(b.Row) })
+	return out, nil
+}
