@@ -30,6 +30,13 @@ type Fixture struct {
 	// DeadLetters returns every message dead-lettered so far, oldest
 	// first.
 	DeadLetters func(ctx context.Context) ([]signals.DeadLetter, error)
+	// ArrayBodies is true when a message body may also be a JSON array of
+	// events (signals.DecodeMessage): InjectRaw then accepts arrays, whose
+	// valid events are delivered and whose invalid events are
+	// dead-lettered one by one (signals/rabbitmq). False when InjectRaw
+	// takes one event object only (signals/membus, which carries events,
+	// not messages).
+	ArrayBodies bool
 }
 
 // Run runs the contract suite as subtests of t; newFixture is called once
@@ -38,6 +45,21 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, newFixture(t)) })
 	t.Run("HandlerErrorRedelivers", func(t *testing.T) { testHandlerError(t, newFixture(t)) })
 	t.Run("PoisonIsDeadLettered", func(t *testing.T) { testPoison(t, newFixture(t)) })
+	t.Run("LongVisitorStreamKeepsOrder", func(t *testing.T) { testLongStream(t, newFixture(t)) })
+	t.Run("ArrayBodies", func(t *testing.T) {
+		f := newFixture(t)
+		if !f.ArrayBodies {
+			t.Skip("the bus does not carry message bodies of several events")
+		}
+		testArrayBodies(t, f)
+	})
+	t.Run("InvalidEventsOfAnArrayAreDeadLetteredOneByOne", func(t *testing.T) {
+		f := newFixture(t)
+		if !f.ArrayBodies {
+			t.Skip("the bus does not carry message bodies of several events")
+		}
+		testArrayPoison(t, f)
+	})
 	t.Run("BroadcastReachesEverySubscriber", func(t *testing.T) { testBroadcast(t, newFixture(t)) })
 	t.Run("GracefulStopAcksInFlightBatch", func(t *testing.T) { testGracefulStop(t, newFixture(t)) })
 	t.Run("PublishRefusesInvalidEvents", func(t *testing.T) { testPublishInvalid(t, newFixture(t)) })
@@ -364,10 +386,7 @@ func testPoison(t *testing.T, f Fixture) {
 	consume(t, f.Bus, rec.handle)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	poison := []struct {
-		body   string
-		reason string
-	}{
+	poison := []struct{ body, reason string }{
 		{`this is not json`, "must be a JSON object"},
 		{`{"id":"` + id + `-p1","type":"hover","visitor":"` + visitor + `"}`, `type: unknown type "hover"`},
 		{`{"id":"` + id + `-p2","type":"dwell","visitor":"` + visitor + `","item":"i","value":"NaN"}`, "value: NaN is not a number"},
@@ -396,6 +415,15 @@ func testPoison(t *testing.T, f Fixture) {
 			t.Errorf("poison message %s reached the handler", e.ID)
 		}
 	}
+	checkDeadLetters(t, f, visitor, poison)
+}
+
+// checkDeadLetters waits for len(want) dead letters and checks each one's
+// body, reason (a substring) and routing key.
+func checkDeadLetters(t *testing.T, f Fixture, key string, want []struct{ body, reason string }) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
 	var dead []signals.DeadLetter
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -404,21 +432,127 @@ func testPoison(t *testing.T, f Fixture) {
 		if err != nil {
 			t.Fatalf("DeadLetters: %v", err)
 		}
-		if len(dead) >= len(poison) || time.Now().After(deadline) {
+		if len(dead) >= len(want) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(dead) != len(poison) {
-		t.Fatalf("%d dead letters, want %d: %+v", len(dead), len(poison), dead)
+	if len(dead) != len(want) {
+		t.Fatalf("%d dead letters, want %d: %+v", len(dead), len(want), dead)
 	}
-	for i, p := range poison {
+	for i, w := range want {
 		d := dead[i]
-		if string(d.Body) != p.body || !strings.Contains(d.Reason, p.reason) || d.RoutingKey != visitor {
+		if string(d.Body) != w.body || !strings.Contains(d.Reason, w.reason) || d.RoutingKey != key {
 			t.Errorf("dead letter %d = {body %q reason %q key %q}, want body %q, reason containing %q, key %q",
-				i, d.Body, d.Reason, d.RoutingKey, p.body, p.reason, visitor)
+				i, d.Body, d.Reason, d.RoutingKey, w.body, w.reason, key)
 		}
 	}
+}
+
+// testLongStream publishes more events of one visitor than fit into one
+// message, together with a few other visitors: all arrive once, in order.
+func testLongStream(t *testing.T, f Fixture) {
+	now := time.Now()
+	id := runID()
+	long := Events(id+"l", 1, 1100, now)
+	others := Events(id+"o", 3, 7, now)
+	rec := newRecorder(t)
+	stop := consume(t, f.Bus, rec.handle)
+	publish(t, f.Bus, append(slices.Clone(long[:600]), others...))
+	publish(t, f.Bus, long[600:])
+	all := append(slices.Clone(long), others...)
+	rec.waitFor(t, "all events", func() bool { return rec.hasIDs(ids(all)...) })
+	stop()
+	got := rec.snapshot()
+	if len(got) != len(all) {
+		t.Errorf("handled %d events, want %d (each once)", len(got), len(all))
+	}
+	checkPerVisitorOrder(t, got, all)
+}
+
+// rawEvent returns the JSON of a valid like event.
+func rawEvent(id, visitor string) string {
+	return `{"id":"` + id + `","type":"like","visitor":"` + visitor + `","item":"i"}`
+}
+
+// testArrayBodies injects array bodies and single-object bodies, as
+// server-side producers may: every event arrives, in order.
+func testArrayBodies(t *testing.T, f Fixture) {
+	id := runID()
+	v, w := id+"-v", id+"-w"
+	rec := newRecorder(t)
+	stop := consume(t, f.Bus, rec.handle)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	bodies := []string{
+		"[" + rawEvent(id+"-1", v) + "," + rawEvent(id+"-2", v) + ",\n" + rawEvent(id+"-3", v) + "]",
+		rawEvent(id+"-4", v), // the single-object form
+		"[" + rawEvent(id+"-5", v) + "]",
+		// The visitor of an event may differ from the routing key.
+		"[" + rawEvent(id+"-6", w) + "," + rawEvent(id+"-7", v) + "]",
+	}
+	for _, body := range bodies {
+		if err := f.InjectRaw(ctx, v, []byte(body)); err != nil {
+			t.Fatalf("InjectRaw: %v", err)
+		}
+	}
+	var want []string
+	for i := 1; i <= 7; i++ {
+		want = append(want, fmt.Sprintf("%s-%d", id, i))
+	}
+	rec.waitFor(t, "the injected events", func() bool { return rec.hasIDs(want...) })
+	stop()
+	// One routing key: one queue, so the order is the injection order.
+	if got := ids(rec.snapshot()); !slices.Equal(got, want) {
+		t.Errorf("handled %v, want %v", got, want)
+	}
+	for _, e := range rec.snapshot() {
+		if e.ID == id+"-6" && e.Visitor != w {
+			t.Errorf("event %s has visitor %s, want %s", e.ID, e.Visitor, w)
+		}
+	}
+	dead, err := f.DeadLetters(ctx)
+	if err != nil {
+		t.Fatalf("DeadLetters: %v", err)
+	}
+	if len(dead) != 0 {
+		t.Errorf("dead letters %+v, want none", dead)
+	}
+}
+
+// testArrayPoison injects an array mixing valid and invalid events: the
+// valid ones are delivered, each invalid one is dead-lettered on its own;
+// an array that does not parse is dead-lettered whole.
+func testArrayPoison(t *testing.T, f Fixture) {
+	id := runID()
+	v := id + "-v"
+	rec := newRecorder(t)
+	consume(t, f.Bus, rec.handle)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	hover := `{"id":"` + id + `-p1","type":"hover","visitor":"` + v + `"}`
+	nan := `{"id":"` + id + `-p2","type":"dwell","visitor":"` + v + `","item":"i","value":NaN}`
+	noItem := `{"id":"` + id + `-p3","type":"view","visitor":"` + v + `"}`
+	mixed := "[" + rawEvent(id+"-1", v) + "," + hover + "," + rawEvent(id+"-2", v) + "," + nan + ",  1 ," + noItem + "]"
+	broken := "[" + rawEvent(id+"-x", v) + `,{"id":"` + id + `-y"`
+	for _, body := range []string{mixed, broken} {
+		if err := f.InjectRaw(ctx, v, []byte(body)); err != nil {
+			t.Fatalf("InjectRaw: %v", err)
+		}
+	}
+	good := Events(id, 1, 1, time.Now())
+	publish(t, f.Bus, good)
+	rec.waitFor(t, "the valid events", func() bool { return rec.hasIDs(id+"-1", id+"-2", good[0].ID) })
+	if got, want := ids(rec.snapshot()), []string{id + "-1", id + "-2", good[0].ID}; !slices.Equal(got, want) {
+		t.Errorf("handled %v, want %v", got, want)
+	}
+	checkDeadLetters(t, f, v, []struct{ body, reason string }{
+		{hover, `type: unknown type "hover"`},
+		{nan, "value: NaN is not a number"},
+		{"1", "must be a JSON object, got number"},
+		{noItem, "item: missing"},
+		{broken, "unexpected end of body"},
+	})
 }
 
 func testBroadcast(t *testing.T, f Fixture) {

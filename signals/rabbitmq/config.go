@@ -17,6 +17,8 @@ const (
 	DefaultPrefix              = "kairos"
 	DefaultReplica             = "0"
 	DefaultPrefetch            = 256
+	DefaultMaxBatchEvents      = 2048
+	DefaultMaxMessageEvents    = 500
 	DefaultLinger              = 2 * time.Millisecond
 	DefaultPublishChannels     = 4
 	DefaultRetryMin            = 100 * time.Millisecond
@@ -42,9 +44,22 @@ type Config struct {
 	// <prefix>.engine.<replica> (default "0"). Keep it stable across
 	// restarts (e.g. the StatefulSet ordinal): a new name is a new queue.
 	Replica string
-	// Prefetch bounds the unacknowledged deliveries, and so the batch size
-	// handed to the handler (default 256).
+	// Prefetch bounds the unacknowledged deliveries (messages), and so the
+	// number of messages whose events make up one handler batch (default
+	// 256).
 	Prefetch int
+	// MaxBatchEvents bounds the events of one handler batch (default
+	// 2048, and at least Limits.MaxBatch). A batch holds whole messages:
+	// it ends before a message whose events would exceed the bound, so
+	// Limits.MaxBatch (the most events one message may hold) must not be
+	// larger.
+	MaxBatchEvents int
+	// MaxMessageEvents is the most events Publish packs into one message
+	// (default 500, and at most Limits.MaxBatch, which consumers enforce).
+	// 1 publishes one event per message, as a bare JSON object: the format
+	// of releases before messages held arrays, which their consumers
+	// require (see the package documentation, "Upgrading").
+	MaxMessageEvents int
 	// Linger is how long the consumer waits for a batch to fill after its
 	// first event (default 2 ms; negative means no wait).
 	Linger time.Duration
@@ -65,7 +80,10 @@ type Config struct {
 	// DialTimeout bounds each TCP connect and AMQP handshake (default 10 s).
 	DialTimeout time.Duration
 	// Limits bound what Publish accepts and what the consumer lets through
-	// (zero fields mean the defaults, see signals.Limits).
+	// (zero fields mean the defaults, see signals.Limits). MaxBatch and
+	// MaxBatchBytes bound a message body of several events, MaxEventBytes
+	// every event. Publishers and consumers should use the same limits: a
+	// message over the consumer's limits is dead-lettered whole.
 	Limits signals.Limits
 	// Logger receives connection and dead-letter events; nil discards.
 	Logger *slog.Logger
@@ -114,6 +132,12 @@ func (c Config) Defaults() Config {
 		c.DialTimeout = DefaultDialTimeout
 	}
 	c.Limits = c.Limits.Defaults()
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = max(DefaultMaxBatchEvents, c.Limits.MaxBatch)
+	}
+	if c.MaxMessageEvents == 0 {
+		c.MaxMessageEvents = min(DefaultMaxMessageEvents, c.Limits.MaxBatch)
+	}
 	return c
 }
 
@@ -133,6 +157,12 @@ func (c Config) Validate() error {
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		bad("Prefetch %d: want 1..65535", c.Prefetch)
+	}
+	if c.MaxBatchEvents < c.Limits.MaxBatch {
+		bad("MaxBatchEvents %d: want >= Limits.MaxBatch (%d), the most events of one message", c.MaxBatchEvents, c.Limits.MaxBatch)
+	}
+	if c.MaxMessageEvents < 1 || c.MaxMessageEvents > c.Limits.MaxBatch {
+		bad("MaxMessageEvents %d: want 1..Limits.MaxBatch (%d)", c.MaxMessageEvents, c.Limits.MaxBatch)
 	}
 	if c.Linger > time.Second {
 		bad("Linger %v: want at most 1s", c.Linger)

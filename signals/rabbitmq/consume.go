@@ -22,23 +22,29 @@ var errInterrupted = errors.New("session interrupted")
 var errRequeued = errors.New("batch requeued")
 
 // Consume consumes this replica's queue (<prefix>.engine.<replica>) and
-// calls h with batches of up to Prefetch events: after the first delivery
-// it waits at most Linger for more. Calls are sequential and keep queue
-// order, and the queue has a single active consumer, so the events of a
-// visitor reach h in publish order.
+// calls h with batches made of the events of up to Prefetch messages and
+// at most MaxBatchEvents events: after the first message it waits at most
+// Linger for more. A batch holds whole messages (a message that would
+// overflow MaxBatchEvents starts the next batch). Calls are sequential and
+// keep queue order, and the queue has a single active consumer, so the
+// events of a visitor reach h in publish order.
 //
-// When h returns nil the batch is acknowledged (basic.ack, multiple). When
-// it fails, Consume waits a back-off (RetryMin, doubling up to RetryMax
-// while failures continue) and then returns the batch, and every later
-// delivery it holds, to the queue (basic.nack, requeue) by closing the
-// channel: the broker redelivers them in their original order, marked as
-// redelivered. h must tolerate redeliveries (the engine de-duplicates by
-// id); they also follow a connection loss.
+// A message body is one event object or an array of events
+// (signals.DecodeMessage); each event is validated on its own. Valid
+// events go to h; invalid ones never do: each is published to the
+// dead-letter exchange <prefix>.events.dead on its own (see the package
+// documentation), and a body that does not decode as a whole is
+// dead-lettered whole. Dead letters are sent after h has accepted the
+// batch (or right away when the batch holds no valid event), and the
+// messages are acknowledged once the broker confirmed them.
 //
-// Messages that do not decode or validate (signals.DecodeEvent) never reach
-// h: each is published to the dead-letter exchange <prefix>.events.dead
-// with the headers kairos-reason and kairos-original-routing-key, and
-// acknowledged once the broker confirmed the dead letter.
+// When h returns nil the batch's messages are acknowledged (basic.ack,
+// multiple). When it fails, Consume waits a back-off (RetryMin, doubling
+// up to RetryMax while failures continue) and then returns the batch, and
+// every later delivery it holds, to the queue (basic.nack, requeue) by
+// closing the channel: the broker redelivers them in their original
+// order, marked as redelivered. h must tolerate redeliveries (the engine
+// de-duplicates by id); they also follow a connection loss.
 //
 // Consume returns nil when ctx is done, after finishing and acknowledging
 // the batch in flight (h gets a context that is not cancelled with ctx);
@@ -109,98 +115,108 @@ func (s *consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	if err != nil {
 		return fmt.Errorf("%w: consume %s: %w", errInterrupted, b.names.queue, err)
 	}
-	batch := make([]amqp.Delivery, 0, b.cfg.Prefetch)
-	events := make([]signals.Event, 0, b.cfg.Prefetch)
+	var (
+		batch  = make([]held, 0, b.cfg.Prefetch)
+		carry  held // a delivery that did not fit into the last batch
+		events = make([]signals.Event, 0, b.cfg.MaxBatchEvents)
+		dead   []deadLetter
+	)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
 	for {
+		clear(batch) // drop the references to the last bodies
 		batch = batch[:0]
 		if ctx.Err() != nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-b.closing:
-			return signals.ErrClosed
-		case d, ok := <-deliveries:
-			if !ok {
-				return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+		if carry.decoded {
+			batch = append(batch, carry)
+			carry = held{}
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-b.closing:
+				return signals.ErrClosed
+			case d, ok := <-deliveries:
+				if !ok {
+					return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+				}
+				batch = append(batch, b.decode(d))
 			}
-			batch = append(batch, d)
 		}
+		n := len(batch[0].res.Events)
 		if b.cfg.Linger > 0 {
 			linger.Reset(b.cfg.Linger)
 		}
 	fill:
-		for len(batch) < b.cfg.Prefetch {
+		for len(batch) < b.cfg.Prefetch && n < b.cfg.MaxBatchEvents {
+			var d amqp.Delivery
+			var ok bool
 			if b.cfg.Linger <= 0 {
 				select {
-				case d, ok := <-deliveries:
-					if !ok {
-						return fmt.Errorf("%w: delivery channel closed", errInterrupted)
-					}
-					batch = append(batch, d)
-					continue
+				case d, ok = <-deliveries:
 				default:
 					break fill
 				}
-			}
-			select {
-			case d, ok := <-deliveries:
-				if !ok {
-					// The channel is gone: nothing can be acknowledged, the
-					// broker redelivers the batch.
-					return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+			} else {
+				select {
+				case d, ok = <-deliveries:
+				case <-linger.C:
+					break fill
+				case <-ctx.Done():
+					break fill // hand over what we hold: it is the in-flight batch
 				}
-				batch = append(batch, d)
-			case <-linger.C:
-				break fill
-			case <-ctx.Done():
-				break fill // hand over what we hold: it is the in-flight batch
 			}
+			if !ok {
+				// The channel is gone: nothing can be acknowledged, the
+				// broker redelivers the batch.
+				return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+			}
+			h := b.decode(d)
+			if n+len(h.res.Events) > b.cfg.MaxBatchEvents {
+				carry = h // the next batch starts with it
+				break fill
+			}
+			batch = append(batch, h)
+			n += len(h.res.Events)
 		}
 		linger.Stop()
 
-		now := time.Now()
 		events = events[:0]
-		var last uint64 // delivery tag of the last valid event
+		clear(dead)
+		dead = dead[:0]
 		for i := range batch {
-			d := &batch[i]
-			e, err := signals.DecodeEvent(d.Body, now, b.cfg.Limits)
-			if err != nil {
-				if err := dl.send(d, err.Error()); err != nil {
-					return fmt.Errorf("%w: dead-letter: %w", errInterrupted, err)
+			events = append(events, batch[i].res.Events...)
+			dead = batch[i].appendDeadLetters(dead)
+		}
+		last := batch[len(batch)-1].d.DeliveryTag
+		if len(events) > 0 {
+			if err := s.h(s.hctx, events); err != nil {
+				wait := s.retry
+				s.retry = min(2*s.retry, b.cfg.RetryMax)
+				b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be redelivered",
+					slog.Int("events", len(events)), slog.Int("messages", len(batch)), slog.Duration("after", wait), slog.Any("err", err))
+				sleep(ctx, wait) // cut short when ctx ends: requeue now
+				if err := ch.Nack(last, true, true); err != nil {
+					return fmt.Errorf("%w: nack: %w", errInterrupted, err)
 				}
-				if err := d.Ack(false); err != nil {
-					return fmt.Errorf("%w: ack dead-lettered message: %w", errInterrupted, err)
+				if ctx.Err() != nil {
+					return nil
 				}
-				continue
+				// Later deliveries already held would overtake the requeued
+				// batch: close the channel (requeueing them too) and start over.
+				return errRequeued
 			}
-			events = append(events, e)
-			last = d.DeliveryTag
+			s.retry = b.cfg.RetryMin
 		}
-		if len(events) == 0 {
-			continue
+		// Dead letters go out once the batch is through, so that a
+		// handler failure (which returns the batch to the queue) does not
+		// dead-letter the same events again on every retry.
+		if err := dl.send(dead); err != nil {
+			return fmt.Errorf("%w: dead-letter: %w", errInterrupted, err)
 		}
-		if err := s.h(s.hctx, events); err != nil {
-			wait := s.retry
-			s.retry = min(2*s.retry, b.cfg.RetryMax)
-			b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be redelivered",
-				slog.Int("events", len(events)), slog.Duration("after", wait), slog.Any("err", err))
-			sleep(ctx, wait) // cut short when ctx ends: requeue now
-			if err := ch.Nack(last, true, true); err != nil {
-				return fmt.Errorf("%w: nack: %w", errInterrupted, err)
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Later deliveries already held would overtake the requeued
-			// batch: close the channel (requeueing them too) and start over.
-			return errRequeued
-		}
-		s.retry = b.cfg.RetryMin
 		if err := ch.Ack(last, true); err != nil {
 			return fmt.Errorf("%w: ack: %w", errInterrupted, err)
 		}
@@ -210,7 +226,89 @@ func (s *consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	}
 }
 
-// deadLetterer publishes poison messages to the dead-letter exchange on a
+// held is a delivery decoded for a batch.
+type held struct {
+	d       amqp.Delivery
+	res     signals.MessageResult
+	err     error // why the body as a whole does not decode
+	decoded bool  // false for the zero held
+}
+
+// decode decodes the body of d (signals.DecodeMessage).
+func (b *Bus) decode(d amqp.Delivery) held {
+	res, err := signals.DecodeMessage(d.Body, time.Now(), b.cfg.Limits)
+	return held{d: d, res: res, err: err, decoded: true}
+}
+
+// deadLetter is a message for the dead-letter exchange.
+type deadLetter struct {
+	key    string // the routing key of the original message
+	reason string
+	msg    amqp.Publishing
+}
+
+// appendDeadLetters appends the dead letters of h to dst: the whole
+// message when its body does not decode or is a single invalid event,
+// else one per invalid event of the array.
+func (h *held) appendDeadLetters(dst []deadLetter) []deadLetter {
+	d := &h.d
+	whole := func(reason string) deadLetter {
+		return deadLetter{key: d.RoutingKey, reason: reason, msg: amqp.Publishing{
+			Headers:      deadHeaders(d, reason),
+			ContentType:  d.ContentType,
+			MessageId:    d.MessageId,
+			Timestamp:    d.Timestamp,
+			AppId:        d.AppId,
+			DeliveryMode: amqp.Persistent,
+			Body:         d.Body,
+		}}
+	}
+	if h.err != nil {
+		return append(dst, whole(h.err.Error()))
+	}
+	if !h.res.Array {
+		for _, r := range h.res.Rejected {
+			dst = append(dst, whole(r.Err.Error()))
+		}
+		return dst
+	}
+	for _, r := range h.res.Rejected {
+		reason := r.Err.Error()
+		headers := deadHeaders(d, reason)
+		delete(headers, headerCount) // it counted the original message
+		headers["kairos-original-message-id"] = d.MessageId
+		headers["kairos-event-index"] = int32(r.Index)
+		id := r.ID
+		if id == "" {
+			id = d.MessageId
+		}
+		dst = append(dst, deadLetter{key: d.RoutingKey, reason: reason, msg: amqp.Publishing{
+			Headers:      headers,
+			ContentType:  "application/json",
+			MessageId:    id,
+			Timestamp:    d.Timestamp,
+			AppId:        d.AppId,
+			DeliveryMode: amqp.Persistent,
+			Body:         r.Raw,
+		}})
+	}
+	return dst
+}
+
+// deadHeaders returns a copy of the headers of m with the reason and the
+// original routing key and exchange.
+func deadHeaders(m *amqp.Delivery, reason string) amqp.Table {
+	headers := make(amqp.Table, len(m.Headers)+5)
+	for k, v := range m.Headers {
+		headers[k] = v
+	}
+	headers["kairos-reason"] = reason
+	headers["kairos-original-routing-key"] = m.RoutingKey
+	headers["kairos-original-exchange"] = m.Exchange
+	return headers
+}
+
+// deadLetterer publishes dead letters to the dead-letter exchange on a
 // confirm-mode channel of the consume connection, opened when first needed.
 type deadLetterer struct {
 	b    *Bus
@@ -224,8 +322,11 @@ func (d *deadLetterer) close() {
 	}
 }
 
-// send publishes a copy of m with the reason and waits for the confirm.
-func (d *deadLetterer) send(m *amqp.Delivery, reason string) error {
+// send publishes letters and waits for their confirms.
+func (d *deadLetterer) send(letters []deadLetter) error {
+	if len(letters) == 0 {
+		return nil
+	}
 	b := d.b
 	if d.ch == nil {
 		ch, err := d.conn.Channel()
@@ -238,36 +339,31 @@ func (d *deadLetterer) send(m *amqp.Delivery, reason string) error {
 		}
 		d.ch = ch
 	}
-	headers := amqp.Table{}
-	for k, v := range m.Headers {
-		headers[k] = v
-	}
-	headers["kairos-reason"] = reason
-	headers["kairos-original-routing-key"] = m.RoutingKey
-	headers["kairos-original-exchange"] = m.Exchange
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, b.names.dead, m.RoutingKey, false, false, amqp.Publishing{
-		Headers:      headers,
-		ContentType:  m.ContentType,
-		MessageId:    m.MessageId,
-		Timestamp:    m.Timestamp,
-		AppId:        m.AppId,
-		DeliveryMode: amqp.Persistent,
-		Body:         m.Body,
-	})
-	if err != nil {
-		return err
+	dcs := make([]*amqp.DeferredConfirmation, 0, len(letters))
+	for i := range letters {
+		l := &letters[i]
+		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, b.names.dead, l.key, false, false, l.msg)
+		if err != nil {
+			return err
+		}
+		dcs = append(dcs, dc)
 	}
-	ok, err := dc.WaitContext(ctx)
-	if err != nil {
-		return err
+	for _, dc := range dcs {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("broker nacked a dead letter")
+		}
 	}
-	if !ok {
-		return errors.New("broker nacked the dead letter")
+	for i := range letters {
+		l := &letters[i]
+		b.log.LogAttrs(ctx, slog.LevelWarn, "dead-lettered a message",
+			slog.String("reason", l.reason), slog.String("message_id", shorten(l.msg.MessageId)), slog.Int("bytes", len(l.msg.Body)))
 	}
-	b.log.LogAttrs(ctx, slog.LevelWarn, "dead-lettered a message",
-		slog.String("reason", reason), slog.String("message_id", shorten(m.MessageId)), slog.Int("bytes", len(m.Body)))
 	return nil
 }
 

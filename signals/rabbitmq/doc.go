@@ -29,16 +29,42 @@
 //	                              exclusive auto-delete server-named queue per
 //	                              subscriber
 //
-// Messages on kairos.events: body = the event as JSON (the schema of
-// signals.Event), routing key = the visitor id, content-type
-// application/json, message-id = the event id, delivery mode persistent
-// (2), header kairos-type = the event type, timestamp = publish time.
-// Server-side applications may publish such messages directly; the
-// consumer validates every message like the HTTP collector does.
+// # Messages
 //
-// Partitioning. The consistent-hash exchange hashes the routing key, so all
-// events of a visitor go to one replica's queue, and the single active
-// consumer of that queue sees them in publish order. It needs the plugin:
+// A message body on kairos.events is one event object or an array of
+// events of the same visitor, in order; both are JSON with the schema of
+// signals.Event:
+//
+//	{"id":"e1","type":"view","visitor":"v-17","item":"sku-42","ts":"2026-11-23T10:15:00.250Z"}
+//	[{"id":"e1","type":"view","visitor":"v-17",...},{"id":"e2","type":"dwell","visitor":"v-17",...}]
+//
+// Properties: routing key = the visitor id, content-type
+// application/json, delivery mode persistent (2), timestamp = publish
+// time, message-id = the (first) event's id, header kairos-count = the
+// number of events (int32), and on a single-event message header
+// kairos-type = the event type. Publish packs the events of each visitor
+// into messages of at most Config.MaxMessageEvents (500) events and
+// Limits.MaxBatchBytes (1 MiB) bytes, and sends a single event as a bare
+// object. The message-id is not unique per message (a retry may pack the
+// same events differently): de-duplication uses the event ids.
+//
+// Server-side applications may publish either form directly. The
+// consumer reads only the body (signals.DecodeMessage) and validates every
+// event like the HTTP collector does; it does not rely on the headers, and
+// an event whose visitor differs from the routing key is accepted (it is
+// routed, and so ordered, by the routing key). An array may hold at most
+// Limits.MaxBatch (500) events and Limits.MaxBatchBytes bytes, every event
+// at most Limits.MaxEventBytes (64 KiB); a repeated id within a message is
+// passed on (the engine de-duplicates).
+//
+// Packing matters for throughput: the broker's cost is per message, so
+// the 20 events of a tracker request cost it one message instead of 20.
+//
+// # Partitioning
+//
+// The consistent-hash exchange hashes the routing key, so all events of a
+// visitor go to one replica's queue, and the single active consumer of
+// that queue sees them in publish order. It needs the plugin:
 //
 //	rabbitmq-plugins enable rabbitmq_consistent_hash_exchange
 //
@@ -66,18 +92,32 @@
 // signals.ErrUnavailable (HTTP 503: the client retries; the engine
 // de-duplicates by id).
 //
-// Consume: manual acknowledgements, prefetch Config.Prefetch (default 256);
-// batches of up to prefetch events, waiting at most Config.Linger (2 ms)
-// after the first for more; basic.ack with multiple=true after the handler
-// returns nil. After a handler error the consumer waits a back-off
+// Consume: manual acknowledgements, prefetch Config.Prefetch (default 256
+// messages); batches of the events of up to prefetch messages and at most
+// Config.MaxBatchEvents (2048) events, waiting at most Config.Linger (2 ms)
+// after the first message for more; basic.ack with multiple=true after the
+// handler returns nil. After a handler error the consumer waits a back-off
 // (Config.RetryMin doubling to RetryMax) and returns the batch and every
 // later delivery it holds to the queue (nack with requeue, then closing the
-// channel, so nothing overtakes the failed batch). Poison messages (that do
-// not decode or validate) are published to kairos.events.dead with the
-// original body and properties plus headers kairos-reason,
-// kairos-original-routing-key and kairos-original-exchange, confirmed, and
-// only then acknowledged, so they neither block the stream nor get lost.
-// Redelivered messages are passed on like any other.
+// channel, so nothing overtakes the failed batch). Redelivered messages are
+// passed on like any other.
+//
+// Dead letters: an invalid event never reaches the handler. It is
+// published on its own to kairos.events.dead, with the event's JSON as the
+// body, message-id = its id (or the original message-id when unreadable)
+// and headers kairos-reason (field and reason), kairos-original-routing-key,
+// kairos-original-exchange, kairos-original-message-id and
+// kairos-event-index (its position in the array), plus the original
+// headers except kairos-count; the valid events of the same message go to
+// the handler. A message whose body cannot be read as a whole (not JSON,
+// bad framing, an empty array, over the limits), or a single-object body
+// that is invalid, is dead-lettered whole: the original body and
+// properties plus kairos-reason, kairos-original-routing-key and
+// kairos-original-exchange. Dead letters are published after the handler
+// accepted the batch, confirmed, and only then are the messages
+// acknowledged, so poison neither blocks the stream nor gets lost. Like
+// events, dead letters are at least once: a connection loss between their
+// confirm and the ack repeats them.
 //
 // Reconnection: one connection publishes, another consumes and subscribes.
 // Each is re-established with back-off (Config.ReconnectMin to
@@ -85,4 +125,12 @@
 // consumers and subscribers resume by themselves (a subscriber misses what
 // was broadcast meanwhile), unacknowledged deliveries are redelivered, and
 // Ready reports signals.ErrUnavailable until both connections are back.
+//
+// # Upgrading
+//
+// Consumers of releases before this format read one event per message and
+// dead-letter an array body. Upgrade the engine replicas (consumers)
+// first, or let the collectors publish with Config.MaxMessageEvents = 1
+// (one event per message, the old format) until every replica runs this
+// release.
 package rabbitmq

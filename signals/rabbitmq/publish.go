@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,12 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/kairoshq/kairos/signals"
+)
+
+// Headers of the messages on the events exchange.
+const (
+	headerCount = "kairos-count" // number of events in the body (int32)
+	headerType  = "kairos-type"  // the event type, on single-event messages
 )
 
 // maxInFlight bounds the messages one Publish call has unconfirmed at a
@@ -75,20 +82,29 @@ func (b *Bus) release(pc *pubChan, broken bool) {
 	b.pool <- pc
 }
 
-// Publish encodes events as JSON and publishes them to the events exchange
-// with the visitor id as routing key (mandatory, persistent), then waits
-// for the broker to confirm every one: nil means all are stored. It first
-// normalizes and validates a copy of each event (the caller's slice is not
-// modified); an invalid event fails the call with its *signals.FieldError
-// (matching signals.ErrInvalid) before anything is sent.
+// Publish normalizes, validates and encodes a copy of each event (the
+// caller's slice is not modified), packs the events of each visitor into
+// messages and publishes them to the events exchange (mandatory,
+// persistent), then waits for the broker to confirm every message: nil
+// means all events are stored. An invalid event, or one whose JSON is
+// longer than Limits.MaxEventBytes, fails the call with its
+// *signals.FieldError (matching signals.ErrInvalid) before anything is
+// sent.
+//
+// Packing (see the package documentation for the wire format): the events
+// of a visitor, in slice order, go into messages of at most
+// MaxMessageEvents events and Limits.MaxBatchBytes bytes, routed by the
+// visitor id; a message holding a single event carries it as a bare JSON
+// object, as in the one-event-per-message format. Messages of different
+// visitors are sent in the order of each visitor's first event.
 //
 // Errors matching signals.ErrUnavailable: the publish connection is down
 // (Publish fails fast during an outage instead of waiting), the channel
 // failed, the broker nacked a message, or a message was unroutable (no
 // queue bound: no engine replica has declared its queue). Some events may
 // have been stored anyway; publishing them again is safe (the engine
-// de-duplicates by id). Events are sent in slice order on one channel, so
-// the events of a visitor keep their order.
+// de-duplicates by id). All messages of a call are sent in order on one
+// channel, so the events of a visitor keep their order.
 func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	if b.isClosed() {
 		return signals.ErrClosed
@@ -96,31 +112,109 @@ func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	now := time.Now()
-	msgs := make([]amqp.Publishing, len(events))
-	keys := make([]string, len(events))
+	keys, msgs, err := b.pack(events, time.Now())
+	if err != nil {
+		return err
+	}
+	return b.publish(ctx, b.names.events, keys, msgs, true)
+}
+
+// pack validates and encodes events and groups them into messages (see
+// Publish); it returns the routing keys and messages in sending order.
+func (b *Bus) pack(events []signals.Event, now time.Time) ([]string, []amqp.Publishing, error) {
+	lim := b.cfg.Limits
+	maxEvents, maxBytes := b.cfg.MaxMessageEvents, lim.MaxBatchBytes
+	// Encode every event into one buffer; ends[i] is the end of event i.
+	var buf bytes.Buffer
+	ends := make([]int, len(events))
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	// groups lists, per visitor in order of first appearance, the indexes
+	// of its events.
+	var (
+		groups  [][]int
+		byVisit = make(map[string]int, 1)
+	)
 	for i := range events {
 		e := events[i]
 		e.Normalize(now)
-		if err := e.Validate(now, b.cfg.Limits); err != nil {
-			return fmt.Errorf("rabbitmq: publish: event %d: %w", i, err)
+		if err := e.Validate(now, lim); err != nil {
+			return nil, nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i, err)
 		}
-		body, err := json.Marshal(&e)
-		if err != nil {
-			return fmt.Errorf("rabbitmq: publish: encode event %d: %w", i, err)
+		start := buf.Len()
+		if err := enc.Encode(&e); err != nil {
+			return nil, nil, fmt.Errorf("rabbitmq: publish: encode event %d: %w", i, err)
 		}
-		keys[i] = e.Visitor
-		msgs[i] = amqp.Publishing{
+		buf.Truncate(buf.Len() - 1) // the newline Encode appends
+		if n := buf.Len() - start; n > lim.MaxEventBytes {
+			return nil, nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i,
+				&signals.FieldError{Reason: fmt.Sprintf("event is %d bytes long as JSON, more than the maximum %d", n, lim.MaxEventBytes)})
+		}
+		ends[i] = buf.Len()
+		g, ok := byVisit[e.Visitor]
+		if !ok {
+			g = len(groups)
+			byVisit[e.Visitor] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	all := buf.Bytes()
+	body := func(i int) []byte {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		return all[start:ends[i]]
+	}
+	var (
+		keys []string
+		msgs []amqp.Publishing
+	)
+	emit := func(chunk []int) {
+		first := &events[chunk[0]]
+		m := amqp.Publishing{
 			ContentType:  "application/json",
 			DeliveryMode: amqp.Persistent,
-			MessageId:    e.ID,
+			MessageId:    first.ID,
 			Timestamp:    now,
 			AppId:        "kairos",
-			Headers:      amqp.Table{"kairos-type": string(e.Type)},
-			Body:         body,
+			Headers:      amqp.Table{headerCount: int32(len(chunk))},
 		}
+		if len(chunk) == 1 {
+			m.Headers[headerType] = string(first.Type)
+			m.Body = body(chunk[0])
+		} else {
+			size := 1 + len(chunk)
+			for _, i := range chunk {
+				size += len(body(i))
+			}
+			out := make([]byte, 0, size)
+			out = append(out, '[')
+			for k, i := range chunk {
+				if k > 0 {
+					out = append(out, ',')
+				}
+				out = append(out, body(i)...)
+			}
+			m.Body = append(out, ']')
+		}
+		keys = append(keys, first.Visitor)
+		msgs = append(msgs, m)
 	}
-	return b.publish(ctx, b.names.events, keys, msgs, true)
+	for _, g := range groups {
+		start, size := 0, 1 // size of the array body so far: '[' and commas
+		for k, i := range g {
+			n := len(body(i)) + 1 // the event and its ',' or ']'
+			if k > start && (k-start == maxEvents || size+n > maxBytes) {
+				emit(g[start:k])
+				start, size = k, 1
+			}
+			size += n
+		}
+		emit(g[start:])
+	}
+	return keys, msgs, nil
 }
 
 // publish sends msgs (routing keys keys) to exchange on a pooled channel
