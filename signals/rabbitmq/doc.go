@@ -17,7 +17,7 @@
 //	  │ "#"
 //	  ▼
 //	kairos.events.partitioned     durable x-consistent-hash exchange (plugin)
-//	  │ weight "10" each
+//	  │ weight "100" each
 //	  ▼
 //	kairos.engine.<replica>       durable queue per engine replica
 //	                              (x-single-active-consumer: true)
@@ -64,7 +64,9 @@
 //
 // The consistent-hash exchange hashes the routing key, so all events of a
 // visitor go to one replica's queue, and the single active consumer of
-// that queue sees them in publish order. It needs the plugin:
+// that queue sees them in publish order. Every replica queue is bound with
+// weight "100" (its number of buckets), so replicas get equal shares. It
+// needs the plugin:
 //
 //	rabbitmq-plugins enable rabbitmq_consistent_hash_exchange
 //
@@ -133,4 +135,24 @@
 // first, or let the collectors publish with Config.MaxMessageEvents = 1
 // (one event per message, the old format) until every replica runs this
 // release.
+//
+// Releases before bound replica queues with weight "10". At start-up a
+// replica removes that binding and then binds "100" (in this order: on
+// RabbitMQ 3.10 the plugin keeps one set of buckets per queue, ignores a
+// second binding of the same queue, and drops all of the queue's buckets
+// when any one of its bindings is removed, so removing the old binding
+// after adding the new one would leave the queue with no share). When the
+// queue is already bound with "100" only, nothing changes. Migrating a
+// queue moves its buckets on the ring: most visitors change replica once,
+// and for those whose earlier events still wait in the old replica's queue
+// the order across the move is not guaranteed (as when a replica is
+// added); until every replica is migrated, migrated queues take a larger
+// share (100 against 10 buckets). Do not run an older release against a
+// migrated queue (for example in a rollback; every process that dials
+// with the queue's Replica name, a collector too, declares and binds the
+// queue): it adds a "10" binding the ring ignores, and the next start of this release removes it together
+// with all of the queue's buckets, so the replica receives nothing (and a
+// lone replica makes every publish unroutable). To repair, delete both
+// bindings of the queue to <prefix>.events.partitioned (management UI or
+// rabbitmqadmin) and restart the replica.
 package rabbitmq

@@ -77,6 +77,15 @@ func (n names) topic(t signals.Topic) string {
 	return n.prefix + "." + s
 }
 
+// bindingWeight is the binding key of a replica queue on the
+// consistent-hash exchange: its number of buckets on the ring.
+// legacyWeight is the weight of releases before; declareTopology replaces
+// it (see the package documentation, "Upgrading").
+const (
+	bindingWeight = "100"
+	legacyWeight  = "10"
+)
+
 // knownTopics are declared at start-up.
 var knownTopics = []signals.Topic{signals.TopicUpdates, signals.TopicModels, signals.TopicPromotions}
 
@@ -416,7 +425,16 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 	if err := ch.ExchangeBind(n.partitioned, "#", n.events, false, nil); err != nil {
 		return fmt.Errorf("bind exchange %s to %s: %w", n.partitioned, n.events, err)
 	}
-	if err := ch.QueueBind(n.queue, "10", n.partitioned, false, nil); err != nil {
+	// Releases before bound with weight "10". The plugin keeps one set of
+	// buckets per queue, ignores a second binding of the same queue and
+	// drops all the queue's buckets when any of its bindings goes: so the
+	// old binding must go first, then the new one is added (the other
+	// order leaves the queue with no share at all). Both steps are no-ops
+	// once the queue is bound with the current weight only.
+	if err := ch.QueueUnbind(n.queue, legacyWeight, n.partitioned, nil); err != nil {
+		return fmt.Errorf("unbind queue %s from %s (weight %s): %w", n.queue, n.partitioned, legacyWeight, err)
+	}
+	if err := ch.QueueBind(n.queue, bindingWeight, n.partitioned, false, nil); err != nil {
 		return fmt.Errorf("bind queue %s to %s: %w", n.queue, n.partitioned, err)
 	}
 	// Remove the direct binding a run without the plugin may have left:

@@ -637,7 +637,7 @@ func TestReplicasPartitionByVisitor(t *testing.T) {
 	t.Logf("replica a: %d events, replica b: %d events", na, nb)
 	// 200 visitors are too few for a tight check of the shares (the
 	// binomial spread alone is ±3.5 points); only check that both
-	// replicas take part.
+	// replicas take part. TestBindingWeightMigration checks shares.
 	if na < len(events)/20 || nb < len(events)/20 {
 		t.Errorf("unbalanced split: %d / %d", na, nb)
 	}
