@@ -222,11 +222,11 @@ const (
 // to a temporary file, fsynced, then renamed over the previous snapshot
 // and the directory fsynced, so that a crash leaves the old snapshot or
 // the new one, never a partial file.
-func writeSnapshot(dir string, seq uint64, st *state) (err error) {
+func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
 	tmp := filepath.Join(dir, snapTmpName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() {
 		if err != nil {
@@ -240,15 +240,16 @@ func writeSnapshot(dir string, seq uint64, st *state) (err error) {
 	emit := func(enc func([]byte) []byte) error {
 		b = sealFrame(enc(newFrame(b)))
 		records++
+		size += int64(len(b))
 		_, err := w.Write(b)
 		return err
 	}
 	if err := emit(func(b []byte) []byte { return encodeSnapHeader(b, seq) }); err != nil {
-		return err
+		return 0, err
 	}
 	for id, v := range st.visitors {
 		if err := emit(func(b []byte) []byte { return encodeVisitor(b, id, v) }); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for _, bk := range st.seen.buckets {
@@ -261,27 +262,27 @@ func writeSnapshot(dir string, seq uint64, st *state) (err error) {
 		for h := range bk.ids {
 			if hs = append(hs, h); len(hs) == snapSeenChunk {
 				if err := flush(); err != nil {
-					return err
+					return 0, err
 				}
 			}
 		}
 		if err := flush(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for _, id := range st.itemIDs {
 		js, err := itemJSON(st.items[id])
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if err := emit(func(b []byte) []byte { return encodePutItem(b, js) }); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for i := 0; i < len(st.rowIDs); i += snapRowsChunk {
 		chunk := st.rowIDs[i:min(i+snapRowsChunk, len(st.rowIDs))]
 		if err := emit(func(b []byte) []byte { return encodeRows(b, int32(i), chunk) }); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	rows := make([]int32, 0, len(st.states))
@@ -294,27 +295,27 @@ func writeSnapshot(dir string, seq uint64, st *state) (err error) {
 		chunk = append(chunk, st.states[row])
 		if len(chunk) == snapStateChunk || i == len(rows)-1 {
 			if err := emit(func(b []byte) []byte { return encodeStates(b, chunk) }); err != nil {
-				return err
+				return 0, err
 			}
 			chunk = chunk[:0]
 		}
 	}
 	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
-		return err
+		return 0, err
 	}
 	if err := w.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, snapName)); err != nil {
-		return err
+		return 0, err
 	}
-	return syncDir(dir)
+	return size, syncDir(dir)
 }
 
 var errCorruptSnapshot = errors.New("corrupt snapshot")

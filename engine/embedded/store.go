@@ -42,7 +42,11 @@ type Store struct {
 	wal     *os.File // the active log, opened O_APPEND
 	walSeq  uint64
 	walSize int64
-	closed  bool
+	// snapSize is the size of the last snapshot: the log is compacted when
+	// it outgrows both it and CompactBytes, so that rewriting the state
+	// costs at most as much disk bandwidth as logging it did.
+	snapSize atomic.Int64
+	closed   bool
 	failed  error // sticky: a log write could not be undone, or an fsync failed
 
 	written atomic.Uint64 // records appended to the log so far
@@ -111,6 +115,9 @@ func (s *Store) recover() error {
 	if _, err := os.Stat(snapPath); err == nil {
 		if snapSeq, err = readSnapshot(snapPath, s.st, s.cfg.HistoryLimit); err != nil {
 			return fmt.Errorf("%s: %w", snapName, err)
+		}
+		if fi, err := os.Stat(snapPath); err == nil {
+			s.snapSize.Store(fi.Size())
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -248,9 +255,11 @@ func (s *Store) compact() error {
 		return fmt.Errorf("close log: %w", err)
 	}
 
-	if err := writeSnapshot(s.dir, seq, snap); err != nil {
+	size, err := writeSnapshot(s.dir, seq, snap)
+	if err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
+	s.snapSize.Store(size)
 	seqs, err := listWALs(s.dir)
 	if err != nil {
 		return err
@@ -263,7 +272,7 @@ func (s *Store) compact() error {
 		}
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "compacted",
-		slog.Uint64("log", seq), slog.Int("visitors", len(snap.visitors)), slog.Duration("took", time.Since(start)))
+		slog.Uint64("log", seq), slog.Int("visitors", len(snap.visitors)), slog.Int64("bytes", size), slog.Duration("took", time.Since(start)))
 	return nil
 }
 
@@ -368,7 +377,7 @@ func (s *Store) appendLocked(frame []byte) (uint64, error) {
 		return 0, fmt.Errorf("embedded: write log: %w: %w", engine.ErrUnavailable, err)
 	}
 	s.walSize += int64(n)
-	if s.walSize >= s.cfg.CompactBytes {
+	if s.walSize >= max(s.cfg.CompactBytes, s.snapSize.Load()) {
 		select {
 		case s.kick <- struct{}{}:
 		default:

@@ -1,0 +1,208 @@
+package embedded
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// crashDirEnv, when set, makes TestCrashChild the child process of
+// TestCrash: it commits into that directory until killed.
+const crashDirEnv = "KAIROS_EMBEDDED_CRASH_DIR"
+
+const (
+	crashWorkers   = 2
+	crashBatchSize = 8
+)
+
+func crashIDs(w, n int) []string {
+	ids := make([]string, crashBatchSize)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("w%d-n%d-e%d", w, n, i)
+	}
+	return ids
+}
+
+func crashVisitor(w, n int) string { return fmt.Sprintf("w%d-v%d", w, n%3) }
+
+func crashCommit(w, n int) engine.Commit {
+	ids := crashIDs(w, n)
+	evs := make([]engine.HistoryEvent, len(ids))
+	for i, id := range ids {
+		evs[i] = engine.HistoryEvent{ID: id, Type: "view", Item: fmt.Sprintf("item-%d", n%50), Weight: 1, Time: time.Unix(int64(n), 0).UTC()}
+	}
+	return engine.Commit{EventIDs: ids, Visitors: []engine.VisitorUpdate{
+		{ID: crashVisitor(w, n), Append: evs, Factors: []float32{float32(n), 1, 2, 3}},
+	}}
+}
+
+// TestCrashChild is the child of TestCrash (skipped otherwise). Each of
+// its workers commits batches with the default, fsync-always policy and
+// reports "ok <worker> <n> <row>" on stdout after each acknowledged
+// batch n (and the row its ItemRows call returned), until it is killed.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashDirEnv)
+	if dir == "" {
+		t.Skip("child process of TestCrash only")
+	}
+	start, _ := strconv.Atoi(os.Getenv(crashDirEnv + "_START"))
+	s, err := Open(dir, Config{CompactBytes: 64 << 10})
+	if err != nil {
+		fmt.Printf("open-error %v\n", err)
+		os.Exit(3)
+	}
+	var out sync.Mutex
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(20 * time.Second) // never outlive a failed parent for long
+	for w := range crashWorkers {
+		wg.Go(func() {
+			for n := start; time.Now().Before(deadline); n++ {
+				rows, err := s.ItemRows(context.Background(), []string{fmt.Sprintf("w%d-item-%d", w, n)})
+				if err != nil {
+					fmt.Printf("error %v\n", err)
+					os.Exit(4)
+				}
+				if err := s.Commit(context.Background(), crashCommit(w, n)); err != nil {
+					fmt.Printf("error %v\n", err)
+					os.Exit(4)
+				}
+				out.Lock()
+				fmt.Printf("ok %d %d %d\n", w, n, rows[0])
+				out.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	os.Exit(0)
+}
+
+// TestCrash kills (SIGKILL) a child process in the middle of its commits,
+// three times over the same directory, and checks after each crash that
+// the store opens cleanly and holds every batch the child acknowledged.
+func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(2025, 1))
+	acked := map[[2]int]int32{} // (worker, n) -> row of its item
+	next := 0
+	for round := range 3 {
+		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("%s_START=%d", crashDirEnv, next))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAfter := 100 + r.IntN(200) // acknowledged batches before the kill
+		sc := bufio.NewScanner(stdout)
+		got := 0
+		for sc.Scan() {
+			line := sc.Text()
+			var w, n int
+			var row int32
+			if _, err := fmt.Sscanf(line, "ok %d %d %d", &w, &n, &row); err != nil {
+				if strings.HasPrefix(line, "open-error") || strings.HasPrefix(line, "error") {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("round %d: child: %s", round, line)
+				}
+				continue
+			}
+			acked[[2]int{w, n}] = row
+			next = max(next, n+1)
+			if got++; got == killAfter {
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		err = cmd.Wait()
+		if got < killAfter {
+			t.Fatalf("round %d: child ended after %d batches (%v), before it was killed", round, got, err)
+		}
+		t.Logf("round %d: killed after %d acknowledged batches (%d lines read in all)", round, killAfter, got)
+		next += 10 // batches in flight at the kill may be on disk: never reuse their numbers
+		checkCrashDir(t, dir, acked)
+	}
+}
+
+func checkCrashDir(t *testing.T, dir string, acked map[[2]int]int32) {
+	t.Helper()
+	s, err := Open(dir, Config{})
+	if err != nil {
+		t.Fatalf("Open after the crash: %v", err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	var ids []string
+	for k := range acked {
+		ids = append(ids, crashIDs(k[0], k[1])...)
+	}
+	seen, err := s.Seen(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range seen {
+		if !b {
+			t.Fatalf("acknowledged event %s is not seen after the crash", ids[i])
+		}
+	}
+	rowIDs, err := s.RowIDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, row := range acked {
+		id := fmt.Sprintf("w%d-item-%d", k[0], k[1])
+		if int(row) >= len(rowIDs) || rowIDs[row] != id {
+			t.Fatalf("acknowledged row %d of %s lost (%d rows)", row, id, len(rowIDs))
+		}
+	}
+	// Each visitor's history ends with its last acknowledged batch or a
+	// later one (in flight at the kill), whole, with the factors of its
+	// last batch.
+	for w := range crashWorkers {
+		for v := range 3 {
+			last := -1
+			for k := range acked {
+				if k[0] == w && k[1]%3 == v {
+					last = max(last, k[1])
+				}
+			}
+			if last < 0 {
+				continue
+			}
+			vs, err := s.Visitors(ctx, []string{crashVisitor(w, v)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := vs[0].History
+			if len(h) == 0 || len(h) < DefaultHistoryLimit && len(h)%crashBatchSize != 0 {
+				t.Fatalf("visitor %s: history of %d events is not whole batches", vs[0].ID, len(h))
+			}
+			var w2, n, e int
+			fmt.Sscanf(h[len(h)-1].ID, "w%d-n%d-e%d", &w2, &n, &e)
+			if n < last || e != crashBatchSize-1 || vs[0].Factors[0] != float32(n) {
+				t.Fatalf("visitor %s: history ends with %s (factors %v), last acknowledged batch %d", vs[0].ID, h[len(h)-1].ID, vs[0].Factors, last)
+			}
+		}
+	}
+}
