@@ -47,7 +47,7 @@ type Store struct {
 	// costs at most as much disk bandwidth as logging it did.
 	snapSize atomic.Int64
 	closed   bool
-	failed  error // sticky: a log write could not be undone, or an fsync failed
+	failed   error // sticky: a log write could not be undone, or an fsync failed
 
 	written atomic.Uint64 // records appended to the log so far
 	syncMu  sync.Mutex
