@@ -1,0 +1,270 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/storetest"
+)
+
+// redisURL returns KAIROS_REDIS_URL (default the loopback server). When
+// the server is unreachable the test is skipped, or fails under CI=true.
+func redisURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("KAIROS_REDIS_URL")
+	if u == "" {
+		u = DefaultURL
+	}
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		tb.Fatalf("KAIROS_REDIS_URL: %v", err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("Redis at %s unreachable under CI=true: %v", u, err)
+		}
+		tb.Skipf("Redis at %s unreachable: %v", u, err)
+	}
+	return u
+}
+
+// testPrefix returns a random key prefix, and deletes its keys on cleanup.
+func testPrefix(tb testing.TB, url string) string {
+	tb.Helper()
+	prefix := fmt.Sprintf("kairos-test-%016x", rand.Uint64())
+	tb.Cleanup(func() {
+		opt, _ := redis.ParseURL(url)
+		c := redis.NewClient(opt)
+		defer c.Close()
+		if err := deleteKeys(context.Background(), c, prefix); err != nil {
+			tb.Errorf("cleanup of %s:*: %v", prefix, err)
+		}
+	})
+	return prefix
+}
+
+// deleteKeys deletes every key of the prefix, found with SCAN.
+func deleteKeys(ctx context.Context, c *redis.Client, prefix string) error {
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 500 {
+			if err := c.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return c.Unlink(ctx, batch...).Err()
+	}
+	return nil
+}
+
+func mustOpen(tb testing.TB, cfg Config) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestContract(t *testing.T) {
+	url := redisURL(t)
+	storetest.Run(t, func(t *testing.T) engine.Store {
+		return mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+	})
+}
+
+func TestPersistence(t *testing.T) {
+	url := redisURL(t)
+	storetest.RunPersistence(t, func(t *testing.T) func(t *testing.T) engine.Store {
+		prefix := testPrefix(t, url)
+		return func(t *testing.T) engine.Store { return mustOpen(t, Config{URL: url, Prefix: prefix}) }
+	})
+}
+
+// TestReplicasShareRows runs ItemRows from two stores (as two engine
+// replicas would) concurrently on the same prefix.
+func TestReplicasShareRows(t *testing.T) {
+	url := redisURL(t)
+	prefix := testPrefix(t, url)
+	a := mustOpen(t, Config{URL: url, Prefix: prefix})
+	b := mustOpen(t, Config{URL: url, Prefix: prefix})
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("item-%d", i)
+	}
+	rev := make([]string, len(ids))
+	for i := range ids {
+		rev[i] = ids[len(ids)-1-i]
+	}
+	type res struct {
+		rows []int32
+		err  error
+	}
+	ch := make(chan res, 2)
+	for _, st := range []struct {
+		s   *Store
+		ids []string
+	}{{a, ids}, {b, rev}} {
+		go func() {
+			rows, err := st.s.ItemRows(context.Background(), st.ids)
+			ch <- res{rows, err}
+		}()
+	}
+	r1, r2 := <-ch, <-ch
+	if r1.err != nil || r2.err != nil {
+		t.Fatal(r1.err, r2.err)
+	}
+	got, err := a.ItemRows(t.Context(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int32]bool{}
+	for _, r := range got {
+		if r < 0 || int(r) >= len(ids) || seen[r] {
+			t.Fatalf("rows %v are not a permutation of 0..%d", got, len(ids)-1)
+		}
+		seen[r] = true
+	}
+	rowIDs, err := b.RowIDs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if rowIDs[got[i]] != id {
+			t.Fatalf("RowIDs[%d] = %s, want %s", got[i], rowIDs[got[i]], id)
+		}
+	}
+}
+
+func TestDedupWindowIsTheTTL(t *testing.T) {
+	url := redisURL(t)
+	prefix := testPrefix(t, url)
+	s := mustOpen(t, Config{URL: url, Prefix: prefix, DedupWindow: 1500 * time.Millisecond})
+	ctx := t.Context()
+	if err := s.Commit(ctx, engine.Commit{EventIDs: []string{"e1"}}); err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := s.Client().PTTL(ctx, prefix+":seen:e1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl <= 0 || ttl > 1500*time.Millisecond {
+		t.Fatalf("TTL of the mark is %v, want (0, 1.5s]", ttl)
+	}
+	// The mark disappears once its TTL has passed.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		seen, err := s.Seen(ctx, []string{"e1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seen[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the mark is still seen 10s after a 1.5s window")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestKeyLayout(t *testing.T) {
+	url := redisURL(t)
+	prefix := testPrefix(t, url)
+	s := mustOpen(t, Config{URL: url, Prefix: prefix, HistoryLimit: 3})
+	ctx := t.Context()
+	err := s.Commit(ctx, engine.Commit{EventIDs: []string{"e1"}, Visitors: []engine.VisitorUpdate{
+		{ID: "v1", Append: storetest.Events("x", 0, 5), Factors: []float32{1, 2}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutItem(ctx, storetest.Item("i1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ItemRows(ctx, []string{"i1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveItemStates(ctx, []engine.ItemState{{Row: 0, Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBlob(ctx, "engine/xtx", []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Client()
+	want := map[string]string{
+		":v:v1": "hash", ":h:v1": "list", ":seen:e1": "string", ":items": "hash", ":items:ids": "zset",
+		":rows": "hash", ":rows:ids": "list", ":states": "hash", ":blob:engine/xtx": "string",
+	}
+	keys, err := c.Keys(ctx, prefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != len(want) {
+		t.Fatalf("keys %v, want %d keys", keys, len(want))
+	}
+	for suffix, typ := range want {
+		if got := c.Type(ctx, prefix+suffix).Val(); got != typ {
+			t.Errorf("%s%s is a %q, want %q", prefix, suffix, got, typ)
+		}
+	}
+	if n := c.LLen(ctx, prefix+":h:v1").Val(); n != 3 {
+		t.Errorf("history list has %d entries, want the limit 3", n)
+	}
+	if f := c.HGet(ctx, prefix+":v:v1", "f").Val(); f != "\x00\x00\x80\x3f\x00\x00\x00\x40" {
+		t.Errorf("factors field is %q, want little-endian float32 1, 2", f)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	// Nothing listens on port 1.
+	_, err := Open(t.Context(), Config{URL: "redis://127.0.0.1:1/0", DialTimeout: time.Second})
+	if !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Open of an unreachable server: err %v, want ErrUnavailable", err)
+	}
+	url := redisURL(t)
+	s := mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+	s.Close()
+	if _, err := s.Visitors(t.Context(), []string{"x"}); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Visitors on a closed store: err %v, want ErrUnavailable", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{}).Defaults().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	err := Config{URL: "http://x", Prefix: "a b*", HistoryLimit: -1, DedupWindow: -time.Second, DialTimeout: -1, ReadTimeout: -1, WriteTimeout: -1, PoolSize: -1}.Defaults().Validate()
+	for _, field := range []string{"URL", "Prefix", "HistoryLimit", "DedupWindow", "DialTimeout", "ReadTimeout", "WriteTimeout", "PoolSize"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("Validate does not report %s: %v", field, err)
+		}
+	}
+	if _, err := Open(t.Context(), Config{Prefix: "bad prefix"}); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("Open with a bad config: err %v, want ErrInvalid", err)
+	}
+}

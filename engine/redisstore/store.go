@@ -1,0 +1,490 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// Interface guard.
+var _ engine.Store = (*Store)(nil)
+
+// Store is the Redis engine.Store. It is safe for concurrent use, and
+// several engine replicas may share one (rows are assigned atomically by
+// a Lua script).
+type Store struct {
+	rdb *redis.Client
+	cfg Config
+	log *slog.Logger
+	p   string // cfg.Prefix + ":"
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open connects to the Redis server of cfg.URL and checks it with a PING
+// (an unreachable server is engine.ErrUnavailable).
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("redisstore: open: %w: %w", engine.ErrInvalid, err)
+	}
+	opt, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: open: %w: %w", engine.ErrInvalid, err)
+	}
+	opt.DialTimeout = cfg.DialTimeout
+	opt.ReadTimeout = cfg.ReadTimeout
+	opt.WriteTimeout = cfg.WriteTimeout
+	if cfg.PoolSize > 0 {
+		opt.PoolSize = cfg.PoolSize
+	}
+	s := &Store{rdb: redis.NewClient(opt), cfg: cfg, p: cfg.Prefix + ":"}
+	s.log = cfg.Logger.With("component", "redisstore")
+	if err := s.Ping(ctx); err != nil {
+		s.rdb.Close()
+		return nil, err
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "connected", slog.String("addr", opt.Addr), slog.Int("db", opt.DB), slog.String("prefix", cfg.Prefix))
+	return s, nil
+}
+
+// Client returns the underlying go-redis client (for tests and tools;
+// the Store owns it).
+func (s *Store) Client() *redis.Client { return s.rdb }
+
+// Keys. See the package documentation for the layout.
+func (s *Store) visitorKey(id string) string { return s.p + "v:" + id }
+func (s *Store) historyKey(id string) string { return s.p + "h:" + id }
+func (s *Store) seenKey(id string) string    { return s.p + "seen:" + id }
+func (s *Store) blobKey(name string) string  { return s.p + "blob:" + name }
+func (s *Store) itemsKey() string            { return s.p + "items" }
+func (s *Store) itemIDsKey() string          { return s.p + "items:ids" }
+func (s *Store) rowsKey() string             { return s.p + "rows" }
+func (s *Store) rowIDsKey() string           { return s.p + "rows:ids" }
+func (s *Store) statesKey() string           { return s.p + "states" }
+
+// Fields of a visitor's hash.
+const (
+	fieldFactors = "f"
+	fieldSession = "s"
+)
+
+// wrap translates a go-redis error: redis.Nil is engine.ErrNotFound;
+// network errors, timeouts, a closed client and the server's transient
+// refusals (LOADING, READONLY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, BUSY,
+// OOM) are engine.ErrUnavailable; the context's own errors stay as they
+// are; other server errors are wrapped plainly.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, redis.Nil):
+		return fmt.Errorf("redisstore: %s: %w", op, engine.ErrNotFound)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !errors.Is(err, redis.ErrClosed) {
+		for _, prefix := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "OOM"} {
+			if redis.HasErrorPrefix(err, prefix) {
+				return fmt.Errorf("redisstore: %s: %w: %w", op, engine.ErrUnavailable, err)
+			}
+		}
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w: %w", op, engine.ErrUnavailable, err)
+}
+
+// Ping reports whether the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.rdb.Ping(ctx).Err())
+}
+
+// Close closes the connections. Later calls return the first call's
+// result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = wrap("close", s.rdb.Close()) })
+	return s.closeErr
+}
+
+// Visitors loads the visitors with the given ids, in order, in one
+// pipeline (one round trip): HMGET of each visitor's hash and LRANGE of
+// its history.
+func (s *Store) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, error) {
+	if len(ids) == 0 {
+		return []engine.Visitor{}, wrap("visitors", ctx.Err())
+	}
+	fields := make([]*redis.SliceCmd, len(ids))
+	hists := make([]*redis.StringSliceCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			fields[i] = p.HMGet(ctx, s.visitorKey(id), fieldFactors, fieldSession)
+			hists[i] = p.LRange(ctx, s.historyKey(id), 0, -1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("visitors", err)
+	}
+	out := make([]engine.Visitor, len(ids))
+	for i, id := range ids {
+		v := &out[i]
+		v.ID = id
+		vals := fields[i].Val()
+		if f, ok := vals[0].(string); ok {
+			if v.Factors, err = engine.DecodeFactors(nil, f); err != nil {
+				return nil, fmt.Errorf("redisstore: visitors: %s: %w", s.visitorKey(id), err)
+			}
+		}
+		if sess, ok := vals[1].(string); ok {
+			if err := v.Session.UnmarshalBinaryString(sess); err != nil {
+				return nil, fmt.Errorf("redisstore: visitors: %s: %w", s.visitorKey(id), err)
+			}
+		}
+		if h := hists[i].Val(); len(h) > 0 {
+			v.History = make([]engine.HistoryEvent, len(h))
+			for j, e := range h {
+				if err := v.History[j].UnmarshalBinaryString(e); err != nil {
+					return nil, fmt.Errorf("redisstore: visitors: %s[%d]: %w", s.historyKey(id), j, err)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Seen reports, for each event id, whether its mark exists (one MGET).
+func (s *Store) Seen(ctx context.Context, ids []string) ([]bool, error) {
+	if len(ids) == 0 {
+		return []bool{}, wrap("seen", ctx.Err())
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.seenKey(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, wrap("seen", err)
+	}
+	out := make([]bool, len(ids))
+	for i, v := range vals {
+		out[i] = v != nil
+	}
+	return out, nil
+}
+
+// Commit records c in one MULTI/EXEC transaction, sent in one round
+// trip: SET of each event id's mark with the window as TTL, and per
+// visitor update RPUSH + LTRIM of its history and HSET of its session
+// and factors. Redis applies a transaction whole or not at all, and its
+// persistence (RDB, or AOF with the fsync policy the server is
+// configured with) records it whole too. If the connection fails after
+// the transaction was sent, Commit returns an error although the commit
+// may have been applied: the marks then make the batch's redelivery a
+// no-op.
+func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
+	if err := ctx.Err(); err != nil {
+		return wrap("commit", err)
+	}
+	for i := range c.Visitors {
+		if c.Visitors[i].ID == "" {
+			return fmt.Errorf("redisstore: commit: %w: visitors[%d].id is empty", engine.ErrInvalid, i)
+		}
+	}
+	if len(c.EventIDs) == 0 && len(c.Visitors) == 0 {
+		return nil
+	}
+	// Encode every value into one buffer; the slices handed to go-redis
+	// stay valid when the buffer grows (append copies, never rewrites).
+	buf := make([]byte, 0, 64*countEvents(c.Visitors)+(4*64+48)*len(c.Visitors))
+	limit := int64(s.cfg.HistoryLimit)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range c.EventIDs {
+			p.Set(ctx, s.seenKey(id), "1", s.cfg.DedupWindow)
+		}
+		for i := range c.Visitors {
+			u := &c.Visitors[i]
+			if n := len(u.Append); n > 0 {
+				args := make([]any, n)
+				for j := range u.Append {
+					at := len(buf)
+					buf, _ = u.Append[j].AppendBinary(buf)
+					args[j] = buf[at:len(buf):len(buf)]
+				}
+				hk := s.historyKey(u.ID)
+				p.RPush(ctx, hk, args...)
+				p.LTrim(ctx, hk, -limit, -1)
+			}
+			at := len(buf)
+			buf, _ = u.Session.AppendBinary(buf)
+			sess := buf[at:len(buf):len(buf)]
+			if u.Factors != nil {
+				at = len(buf)
+				buf = engine.AppendFactors(buf, u.Factors)
+				p.HSet(ctx, s.visitorKey(u.ID), fieldSession, sess, fieldFactors, buf[at:len(buf):len(buf)])
+			} else {
+				p.HSet(ctx, s.visitorKey(u.ID), fieldSession, sess)
+			}
+		}
+		return nil
+	})
+	return wrap("commit", err)
+}
+
+func countEvents(vs []engine.VisitorUpdate) int {
+	n := 0
+	for i := range vs {
+		n += len(vs[i].Append)
+	}
+	return n
+}
+
+// DeleteVisitor deletes the visitor's hash and history; ErrNotFound if
+// neither exists. Its event marks stay (they identify events, not the
+// visitor).
+func (s *Store) DeleteVisitor(ctx context.Context, id string) error {
+	n, err := s.rdb.Del(ctx, s.visitorKey(id), s.historyKey(id)).Result()
+	if err != nil {
+		return wrap("delete visitor", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("redisstore: delete visitor: %w", engine.ErrNotFound)
+	}
+	return nil
+}
+
+// PutItem creates or replaces an item: its JSON in the items hash and its
+// id in the ids sorted set, in one transaction.
+func (s *Store) PutItem(ctx context.Context, it engine.Item) error {
+	if it.ID == "" {
+		return fmt.Errorf("redisstore: put item: %w: id is empty", engine.ErrInvalid)
+	}
+	js, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("redisstore: put item: %w: %w", engine.ErrInvalid, err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.itemsKey(), it.ID, js)
+		p.ZAdd(ctx, s.itemIDsKey(), redis.Z{Member: it.ID})
+		return nil
+	})
+	return wrap("put item", err)
+}
+
+// Item returns one item or ErrNotFound.
+func (s *Store) Item(ctx context.Context, id string) (engine.Item, error) {
+	js, err := s.rdb.HGet(ctx, s.itemsKey(), id).Result()
+	if err != nil {
+		return engine.Item{}, wrap("item", err)
+	}
+	var it engine.Item
+	if err := json.Unmarshal([]byte(js), &it); err != nil {
+		return engine.Item{}, fmt.Errorf("redisstore: item %q: %w", id, err)
+	}
+	return it, nil
+}
+
+// DeleteItem removes an item or returns ErrNotFound.
+func (s *Store) DeleteItem(ctx context.Context, id string) error {
+	var del *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.HDel(ctx, s.itemsKey(), id)
+		p.ZRem(ctx, s.itemIDsKey(), id)
+		return nil
+	})
+	if err != nil {
+		return wrap("delete item", err)
+	}
+	if del.Val() == 0 {
+		return fmt.Errorf("redisstore: delete item: %w", engine.ErrNotFound)
+	}
+	return nil
+}
+
+// Items lists up to limit items with ids greater than after, in ascending
+// id order (byte-wise): ZRANGE … BYLEX on the ids (Redis ≥ 6.2), then
+// HMGET of their JSON.
+func (s *Store) Items(ctx context.Context, after string, limit int) ([]engine.Item, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("redisstore: items: %w: limit %d is not positive", engine.ErrInvalid, limit)
+	}
+	lo := "-"
+	if after != "" {
+		lo = "(" + after
+	}
+	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.itemIDsKey(), Start: lo, Stop: "+", ByLex: true, Count: int64(limit)}).Result()
+	if err != nil {
+		return nil, wrap("items", err)
+	}
+	out := make([]engine.Item, 0, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.itemsKey(), ids...).Result()
+	if err != nil {
+		return nil, wrap("items", err)
+	}
+	for i, v := range vals {
+		js, ok := v.(string)
+		if !ok {
+			continue // deleted between the two calls
+		}
+		var it engine.Item
+		if err := json.Unmarshal([]byte(js), &it); err != nil {
+			return nil, fmt.Errorf("redisstore: items: item %q: %w", ids[i], err)
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// itemRowsScript returns the row of each id of ARGV, assigning the next
+// free row (the length of the ids list) to unknown ids. Scripts run
+// atomically, so replicas calling it concurrently agree.
+var itemRowsScript = redis.NewScript(`
+local out = {}
+for i, id in ipairs(ARGV) do
+  local row = redis.call('HGET', KEYS[1], id)
+  if not row then
+    row = redis.call('RPUSH', KEYS[2], id) - 1
+    redis.call('HSET', KEYS[1], id, row)
+  end
+  out[i] = tonumber(row)
+end
+return out
+`)
+
+// ItemRows returns each id's row, assigning the next free rows to ids that
+// have none, in one script call.
+func (s *Store) ItemRows(ctx context.Context, ids []string) ([]int32, error) {
+	for i, id := range ids {
+		if id == "" {
+			return nil, fmt.Errorf("redisstore: item rows: %w: ids[%d] is empty", engine.ErrInvalid, i)
+		}
+	}
+	if len(ids) == 0 {
+		return []int32{}, wrap("item rows", ctx.Err())
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	res, err := itemRowsScript.Run(ctx, s.rdb, []string{s.rowsKey(), s.rowIDsKey()}, args...).Int64Slice()
+	if err != nil {
+		return nil, wrap("item rows", err)
+	}
+	if len(res) != len(ids) {
+		return nil, fmt.Errorf("redisstore: item rows: script returned %d rows for %d ids", len(res), len(ids))
+	}
+	out := make([]int32, len(res))
+	for i, r := range res {
+		out[i] = int32(r)
+	}
+	return out, nil
+}
+
+// RowIDs returns every assigned id in row order.
+func (s *Store) RowIDs(ctx context.Context) ([]string, error) {
+	ids, err := s.rdb.LRange(ctx, s.rowIDsKey(), 0, -1).Result()
+	return ids, wrap("row ids", err)
+}
+
+// statesPerCommand bounds the fields of one HSET of SaveItemStates.
+const statesPerCommand = 512
+
+// SaveItemStates stores item states in the states hash (field: the row in
+// decimal), in one transaction; a negative row is ErrInvalid and saves
+// nothing.
+func (s *Store) SaveItemStates(ctx context.Context, states []engine.ItemState) error {
+	for i := range states {
+		if states[i].Row < 0 {
+			return fmt.Errorf("redisstore: save item states: %w: states[%d].row %d is negative", engine.ErrInvalid, i, states[i].Row)
+		}
+	}
+	if len(states) == 0 {
+		return wrap("save item states", ctx.Err())
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := 0; i < len(states); i += statesPerCommand {
+			chunk := states[i:min(i+statesPerCommand, len(states))]
+			args := make([]any, 0, 2*len(chunk))
+			for j := range chunk {
+				b, _ := chunk[j].MarshalBinary()
+				args = append(args, strconv.Itoa(int(chunk[j].Row)), b)
+			}
+			p.HSet(ctx, s.statesKey(), args...)
+		}
+		return nil
+	})
+	return wrap("save item states", err)
+}
+
+// ItemStates returns every stored item state, in row order. It reads the
+// hash with HSCAN in pages, so that a large catalog does not block the
+// server with one huge reply.
+func (s *Store) ItemStates(ctx context.Context) ([]engine.ItemState, error) {
+	byRow := map[int32]engine.ItemState{}
+	var cursor uint64
+	for {
+		kvs, next, err := s.rdb.HScan(ctx, s.statesKey(), cursor, "", 1000).Result()
+		if err != nil {
+			return nil, wrap("item states", err)
+		}
+		for i := 0; i+1 < len(kvs); i += 2 {
+			var st engine.ItemState
+			if err := st.UnmarshalBinaryString(kvs[i+1]); err != nil {
+				return nil, fmt.Errorf("redisstore: item states: row %s: %w", kvs[i], err)
+			}
+			byRow[st.Row] = st
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	out := make([]engine.ItemState, 0, len(byRow))
+	for _, st := range byRow {
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b engine.ItemState) int { return int(a.Row) - int(b.Row) })
+	return out, nil
+}
+
+func validBlobName(name string) error {
+	if name == "" || len(name) > 200 {
+		return fmt.Errorf("%w: blob name %q: want 1..200 bytes", engine.ErrInvalid, url.PathEscape(name))
+	}
+	return nil
+}
+
+// PutBlob stores data under name (a string key), replacing any previous
+// value.
+func (s *Store) PutBlob(ctx context.Context, name string, data []byte) error {
+	if err := validBlobName(name); err != nil {
+		return fmt.Errorf("redisstore: put blob: %w", err)
+	}
+	return wrap("put blob", s.rdb.Set(ctx, s.blobKey(name), data, 0).Err())
+}
+
+// Blob returns the data stored under name, or ErrNotFound.
+func (s *Store) Blob(ctx context.Context, name string) ([]byte, error) {
+	if err := validBlobName(name); err != nil {
+		return nil, fmt.Errorf("redisstore: blob: %w", err)
+	}
+	b, err := s.rdb.Get(ctx, s.blobKey(name)).Bytes()
+	if err != nil {
+		return nil, wrap("blob", err)
+	}
+	return b, nil
+}
