@@ -50,8 +50,9 @@
 // its row = the list's new length − 1): scripts run atomically, so engine
 // replicas calling it at the same time get the same dense rows.
 //
-// It needs Redis 6.2 or later. The keys of one Commit are not in one hash slot, so Redis Cluster is not
-// supported: use one primary (with replicas and Sentinel for failover).
+// It needs Redis 6.2 or later. The keys of one Commit are not in one hash
+// slot, so Redis Cluster is not supported: use one primary (with replicas
+// and Sentinel for failover).
 //
 // # Errors
 //
