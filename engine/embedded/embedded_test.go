@@ -1,7 +1,9 @@
 package embedded
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"os"
 	"path/filepath"
@@ -366,5 +368,57 @@ func TestClosedStore(t *testing.T) {
 	}
 	if err := s.PutBlob(ctx, "x", nil); !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("PutBlob after Close: err %v", err)
+	}
+}
+
+// TestCloseDuringCommits closes the store while committers run: each
+// Commit either succeeds, and is there after a reopen, or fails with
+// ErrUnavailable.
+func TestCloseDuringCommits(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Config{})
+	const workers = 4
+	acked := make([][]string, workers)
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for n := 0; ; n++ {
+				id := fmt.Sprintf("w%d-%d", w, n)
+				err := s.Commit(context.Background(), engine.Commit{EventIDs: []string{id}})
+				if errors.Is(err, engine.ErrUnavailable) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				acked[w] = append(acked[w], id)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range workers {
+		<-done
+	}
+	s = mustOpen(t, dir, Config{})
+	total := 0
+	for _, ids := range acked {
+		seen, err := s.Seen(t.Context(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range seen {
+			if !b {
+				t.Fatalf("acknowledged %s lost across Close", ids[i])
+			}
+		}
+		total += len(ids)
+	}
+	if total == 0 {
+		t.Fatal("no commit succeeded before Close")
 	}
 }
