@@ -112,7 +112,12 @@
 //	 "slot": "hero", "token": "...", "rule": "..."}
 //
 // EventSource reconnects by itself after a dropped stream, sending
-// Last-Event-ID; after an HTTP error it is reopened with backoff. A
+// Last-Event-ID; after an HTTP error it is reopened with backoff. The
+// stream is open only while the page is visible: it closes when the page
+// is hidden or left (pages kept in the back/forward cache would otherwise
+// hold their connections, and over HTTP/1.1 a browser has only 6 per host,
+// shared with the event requests of every tab) and reopens when the page
+// is shown again; promotions sent meanwhile are not seen by that page. A
 // promotion is rendered (text only, through textContent; link and image
 // only with http(s) URLs) into the element marked
 // data-kairos-slot="<slot>" (replacing its content), or, when the page has

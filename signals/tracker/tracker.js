@@ -423,15 +423,19 @@
   var pending = null;
   var sampleTimer = 0;
 
+  var pendingAt = 0;
   function onMove(e) {
     if (e.pointerType && e.pointerType !== 'mouse') return;
-    var t = perf();
+    // The event's own time (same clock as performance.now()), so that a
+    // busy main thread does not stretch the measured dwell.
+    var t = e.timeStamp > 0 && e.timeStamp < 1e11 ? e.timeStamp : perf();
     if (t - lastSample < SAMPLE_MS) {
       pending = e.target;
+      pendingAt = t;
       if (!sampleTimer) {
         sampleTimer = setTimeout(safe(function () {
           sampleTimer = 0;
-          if (pending) sample(pending, perf());
+          if (pending) sample(pending, pendingAt);
         }), SAMPLE_MS - (t - lastSample));
       }
       return;
@@ -472,7 +476,7 @@
   var lastExit = -1e9;
   function onOut(e) {
     if (e.relatedTarget) return;
-    var t = perf();
+    var t = e.timeStamp > 0 && e.timeStamp < 1e11 ? e.timeStamp : perf();
     endDwell(t);
     pending = null;
     if (e.clientY <= 5 && t - lastExit > EXIT_EVERY) {
@@ -560,7 +564,7 @@
   }
 
   function connect() {
-    if (stream || streamTimer || !promotionsOn || !w.EventSource || !allowed()) return;
+    if (stream || streamTimer || !promotionsOn || !w.EventSource || !allowed() || d.visibilityState === 'hidden') return;
     ids();
     var s = new EventSource(endpoint + '/v1/promotions/stream?visitor=' + encodeURIComponent(visitor) +
       '&key=' + encodeURIComponent(key));
@@ -794,17 +798,25 @@
     listen(d, w.PointerEvent ? 'pointermove' : 'mousemove', onMove);
     listen(d, 'mouseout', onOut);
     listen(w, 'scroll', onScroll);
+    // The promotion stream is open only while the page is visible: over
+    // HTTP/1.1 a browser allows 6 connections per host, shared by all tabs
+    // and by the pages kept in the back/forward cache.
     listen(d, 'visibilitychange', function () {
-      if (d.visibilityState === 'hidden') flushAll();
+      if (d.visibilityState === 'hidden') {
+        flushAll();
+        closeStream();
+      } else {
+        connect();
+      }
     });
-    listen(w, 'pagehide', flushAll);
+    listen(w, 'pagehide', function () {
+      flushAll();
+      closeStream();
+    });
     listen(w, 'pageshow', function (e) {
       if (!e.persisted) return; // restored from the back/forward cache
       pageview();
-      if (stream && stream.readyState === 2) {
-        stream = null;
-        connect();
-      }
+      connect();
     });
     start();
     // Calls queued before the script loaded: window.kairos = [['identify', 'u1'], ...].

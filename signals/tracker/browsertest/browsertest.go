@@ -548,3 +548,33 @@ func (c *capped) String() string {
 	defer c.mu.Unlock()
 	return strings.TrimSpace(string(c.b))
 }
+
+// WindowHandle returns the handle of the current window (tab).
+func (b *Browser) WindowHandle(ctx context.Context) (string, error) {
+	var h string
+	err := b.cmdf(ctx, http.MethodGet, "/window", nil, &h)
+	return h, err
+}
+
+// NewTab opens a new tab and returns its handle; the current window does
+// not change (use SwitchTo). Bringing another tab to the front hides the
+// page of the previous one (visibilityState "hidden").
+func (b *Browser) NewTab(ctx context.Context) (string, error) {
+	var r struct {
+		Handle string `json:"handle"`
+	}
+	err := b.cmdf(ctx, http.MethodPost, "/window/new", map[string]string{"type": "tab"}, &r)
+	return r.Handle, err
+}
+
+// SwitchTo makes the window (tab) with handle current and brings it to
+// the front.
+func (b *Browser) SwitchTo(ctx context.Context, handle string) error {
+	return b.cmdf(ctx, http.MethodPost, "/window", map[string]string{"handle": handle}, nil)
+}
+
+// CloseWindow closes the current window (tab); switch to another one
+// afterwards.
+func (b *Browser) CloseWindow(ctx context.Context) error {
+	return b.cmdf(ctx, http.MethodDelete, "/window", nil, nil)
+}

@@ -148,6 +148,33 @@ func TestBrowser(t *testing.T) {
 		_, _ = b.Execute(ctx, `seen.length = 0`)
 	})
 
+	t.Run("tabs and visibility", func(t *testing.T) {
+		if _, err := b.Execute(ctx, `window.vis = []; document.addEventListener('visibilitychange', () => vis.push(document.visibilityState))`); err != nil {
+			t.Fatal(err)
+		}
+		h0, err := b.WindowHandle(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h1, err := b.NewTab(ctx)
+		if err != nil || h1 == "" || h1 == h0 {
+			t.Fatalf("NewTab = %q, %v", h1, err)
+		}
+		if err := b.SwitchTo(ctx, h1); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.CloseWindow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SwitchTo(ctx, h0); err != nil {
+			t.Fatal(err)
+		}
+		v, err := b.WaitFor(ctx, `return vis.length >= 2 && vis.join()`)
+		if err != nil || string(v) != `"hidden,visible"` {
+			t.Errorf("visibility changes %s, %v; want hidden then visible", v, err)
+		}
+	})
+
 	t.Run("wheel", func(t *testing.T) {
 		if err := b.Perform(ctx, browsertest.Wheel().Scroll(400, 300, 0, 500, 0)); err != nil {
 			t.Fatal(err)
