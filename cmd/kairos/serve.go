@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/membus"
+	"github.com/kairoshq/kairos/signals/rabbitmq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+)
+
+func init() {
+	register(command{
+		name:    "serve",
+		summary: "run the Kairos server: HTTP API, engine, embedded or RabbitMQ/Redis back-ends",
+		run:     runServe,
+	})
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, cfg, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.Run(ctx)
+}
+
+// app is a running Kairos server: the wiring of `kairos serve`, also used
+// by the end-to-end tests.
+type app struct {
+	cfg    serveConfig
+	log    *slog.Logger
+	store  engine.Store
+	bus    signals.Bus
+	engine *engine.Engine
+	api    *api.Server
+	keys   appKeys
+}
+
+// newApp opens the store and the bus, loads the engine and builds the HTTP
+// server. Nothing listens or consumes until Run.
+func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (a *app, err error) {
+	a = &app{cfg: cfg, log: newLogger(cfg, stderr)}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if a.store, err = openStore(ctx, cfg, a.log); err != nil {
+		return nil, err
+	}
+	if a.bus, err = openBus(ctx, cfg, a.log); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ecfg := engine.Config{
+		Params: cfg.Params, Weights: cfg.Weights, SessionGap: cfg.SessionGap, Replica: cfg.Replica,
+		Index: engine.IndexConfig{Disabled: !cfg.Approx}, Logger: a.log, Registerer: reg,
+	}
+	if a.engine, err = engine.New(ctx, ecfg, a.store, a.bus); err != nil {
+		return nil, err
+	}
+	if a.keys, err = a.loadKeys(stdout); err != nil {
+		return nil, err
+	}
+	acfg := api.Config{
+		Addr: cfg.Addr, SecretKeys: a.keys.secret, PublishableKeys: a.keys.publishable, AllowedOrigins: cfg.AllowedOrigins,
+		SecretRate:      api.RateLimit{Rate: cfg.SecretRate, Burst: int(math.Max(1, 2*cfg.SecretRate))},
+		PublishableRate: api.RateLimit{Rate: cfg.PublicRate, Burst: int(math.Max(1, 5*cfg.PublicRate))},
+		Logger:          a.log, Registry: reg,
+	}
+	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine}
+	if a.api, err = api.New(acfg, deps); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// appKeys are the keys the server accepts.
+type appKeys struct{ publishable, secret []string }
+
+// loadKeys returns the configured keys, or the data dir's generated pair
+// (created and printed once on first start).
+func (a *app) loadKeys(stdout io.Writer) (appKeys, error) {
+	if len(a.cfg.SecretKeys) > 0 {
+		return appKeys{a.cfg.PublishableKeys, a.cfg.SecretKeys}, nil
+	}
+	k, created, err := api.LoadOrCreateKeys(a.cfg.DataDir)
+	if err != nil {
+		return appKeys{}, fmt.Errorf("keys: %w", err)
+	}
+	if created {
+		fmt.Fprintf(stdout, "Generated API keys (stored in %s; shown once):\n  publishable: %s\n  secret:      %s\n",
+			filepath.Join(a.cfg.DataDir, api.KeysFile), k.Publishable, k.Secret)
+	}
+	return appKeys{[]string{k.Publishable}, []string{k.Secret}}, nil
+}
+
+// openBus returns RabbitMQ when configured, else the in-process bus.
+func openBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (signals.Bus, error) {
+	if cfg.AMQPURL == "" {
+		log.LogAttrs(ctx, slog.LevelInfo, "bus: in-process (set KAIROS_AMQP_URL for RabbitMQ)")
+		return membus.New(membus.Options{Logger: log}), nil
+	}
+	b, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, Prefetch: cfg.Prefetch, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq: %w", err)
+	}
+	return b, nil
+}
+
+// Run serves HTTP and runs the engine until ctx is done, then shuts down in
+// order: the HTTP server stops accepting and finishes its in-flight
+// requests (their events are published or refused), then the engine
+// finishes and acknowledges its in-flight batch and saves its state.
+func (a *app) Run(ctx context.Context) error {
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	g := new(errgroup.Group)
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- a.engine.Run(engineCtx) }()
+	g.Go(func() error {
+		err := a.api.Serve(ctx)
+		stopEngine()
+		return err
+	})
+	select {
+	case err := <-engineDone:
+		// The engine stopped on its own: a fatal error. Stop serving.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = a.api.Shutdown(sctx)
+		_ = g.Wait()
+		if err == nil {
+			err = errors.New("engine stopped")
+		}
+		return fmt.Errorf("engine: %w", err)
+	case <-ctx.Done():
+	}
+	herr := g.Wait()
+	eerr := <-engineDone
+	a.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
+	return errors.Join(herr, eerr)
+}
+
+// Close releases the bus and the store.
+func (a *app) Close() error {
+	var errs []error
+	if a.bus != nil {
+		errs = append(errs, a.bus.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// serveConfig is the whole configuration of `kairos serve`. Every field
+// has a flag and a KAIROS_* environment variable (the flag wins); README.md
+// lists them.
+type serveConfig struct {
+	Addr     string
+	DataDir  string
+	AMQPURL  string
+	RedisURL string
+	Replica  string
+	// Namespace prefixes every RabbitMQ exchange and queue and every Redis
+	// key, so that several Kairos installations can share the servers.
+	Namespace string
+
+	Params     model.Params
+	Weights    signals.Weights
+	SessionGap time.Duration
+	Prefetch   int
+	Approx     bool
+
+	PublishableKeys []string
+	SecretKeys      []string
+	AllowedOrigins  []string
+	SecretRate      float64
+	PublicRate      float64
+
+	LogLevel  string
+	LogFormat string
+	Demo      bool
+}
+
+// envFlags registers flags whose defaults come from KAIROS_* variables and
+// records the environment values that do not parse.
+type envFlags struct {
+	fs   *flag.FlagSet
+	errs []error
+}
+
+func envName(flagName string) string {
+	return "KAIROS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (e *envFlags) str(p *string, name, def, usage string) {
+	e.fs.StringVar(p, name, envOr(envName(name), def), usage+" ($"+envName(name)+")")
+}
+
+func (e *envFlags) dur(p *time.Duration, name string, def time.Duration, usage string) {
+	if v := os.Getenv(envName(name)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("$%s: %w", envName(name), err))
+		} else {
+			def = d
+		}
+	}
+	e.fs.DurationVar(p, name, def, usage+" ($"+envName(name)+")")
+}
+
+func (e *envFlags) float(p *float64, name string, def float64, usage string) {
+	if v := os.Getenv(envName(name)); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("$%s: %w", envName(name), err))
+		} else {
+			def = f
+		}
+	}
+	e.fs.Float64Var(p, name, def, usage+" ($"+envName(name)+")")
+}
+
+func (e *envFlags) int(p *int, name string, def int, usage string) {
+	if v := os.Getenv(envName(name)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("$%s: %w", envName(name), err))
+		} else {
+			def = n
+		}
+	}
+	e.fs.IntVar(p, name, def, usage+" ($"+envName(name)+")")
+}
+
+func (e *envFlags) bool(p *bool, name string, def bool, usage string) {
+	if v := os.Getenv(envName(name)); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("$%s: %w", envName(name), err))
+		} else {
+			def = b
+		}
+	}
+	e.fs.BoolVar(p, name, def, usage+" ($"+envName(name)+")")
+}
+
+// parseServeConfig parses flags and environment and validates the result,
+// reporting every problem at once.
+func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	e := &envFlags{fs: fs}
+	p := model.DefaultParams()
+	e.str(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	e.str(&c.DataDir, "data-dir", "./kairos-data", "data directory: keys, and the embedded store when no Redis URL is set")
+	e.str(&c.AMQPURL, "amqp-url", "", "RabbitMQ URL (empty: in-process bus)")
+	e.str(&c.RedisURL, "redis-url", "", "Redis URL (empty: embedded store in --data-dir)")
+	e.str(&c.Replica, "replica", "0", "engine replica name (stable per replica: its RabbitMQ queue is kairos.engine.<replica>)")
+	e.str(&c.Namespace, "namespace", "kairos", "prefix of RabbitMQ exchanges/queues and Redis keys")
+	e.int(&p.Factors, "factors", p.Factors, "ALS factors k")
+	e.float(&p.Lambda, "lambda", p.Lambda, "ALS regularisation λ")
+	e.float(&p.Alpha, "alpha", p.Alpha, "ALS confidence scale α (c = 1 + α·w)")
+	e.dur(&p.HalfLife, "half-life", p.HalfLife, "half-life of interaction weights, back from the visitor's latest event")
+	e.int(&p.Iterations, "iterations", p.Iterations, "ALS sweeps of a retrain")
+	weights := signals.DefaultWeights().String()
+	e.str(&weights, "weights", weights, "signal weights name=value,…")
+	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
+	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch (largest consumed batch)")
+	e.bool(&c.Approx, "approximate", true, "serve large catalogs (>= 20k items) through the approximate index")
+	var pub, sec, origins string
+	e.str(&pub, "publishable-key", "", "publishable key(s), comma-separated (empty with no secret key: generated in --data-dir)")
+	e.str(&sec, "secret-key", "", "secret key(s), comma-separated")
+	e.str(&origins, "allowed-origins", "", "origins allowed to use the publishable key, comma-separated (https://shop.example, https://*.shop.example, *)")
+	e.float(&c.SecretRate, "secret-rate", 5000, "requests per second per secret key")
+	e.float(&c.PublicRate, "publishable-rate", 20, "requests per second per publishable key and client IP")
+	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	e.str(&c.LogFormat, "log-format", "text", "text or json")
+	e.bool(&c.Demo, "demo", false, "serve the demo shop at /")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	errs := e.errs
+	c.Params = p
+	if err := p.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	var err error
+	if c.Weights, err = signals.ParseWeights(weights); err != nil {
+		errs = append(errs, fmt.Errorf("--weights: %w", err))
+	}
+	c.PublishableKeys, c.SecretKeys, c.AllowedOrigins = splitList(pub), splitList(sec), splitList(origins)
+	if (len(c.PublishableKeys) == 0) != (len(c.SecretKeys) == 0) {
+		errs = append(errs, errors.New("set both --publishable-key and --secret-key, or neither (then a pair is generated)"))
+	}
+	if !validNamespace(c.Namespace) {
+		errs = append(errs, fmt.Errorf("--namespace %q: want letters, digits, '.', '-' or '_'", c.Namespace))
+	}
+	if c.Addr == "" {
+		errs = append(errs, errors.New("--addr is empty"))
+	}
+	if c.RedisURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is empty (needed without --redis-url)"))
+	}
+	if c.SessionGap < time.Second {
+		errs = append(errs, fmt.Errorf("--session-gap %v is below 1s", c.SessionGap))
+	}
+	if c.Prefetch < 1 || c.Prefetch > 65535 {
+		errs = append(errs, fmt.Errorf("--prefetch %d outside [1, 65535]", c.Prefetch))
+	}
+	if !(c.SecretRate > 0) || !(c.PublicRate > 0) {
+		errs = append(errs, errors.New("--secret-rate and --publishable-rate must be > 0"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+	}
+	return c, nil
+}
+
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = strings.ReplaceAll(e.Error(), "\n", "\n  ")
+	}
+	return errors.New(strings.Join(msgs, "\n  "))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c serveConfig, w io.Writer) *slog.Logger {
+	lvl, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func validNamespace(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}

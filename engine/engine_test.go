@@ -1,0 +1,339 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/embedded"
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/membus"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func testConfig() engine.Config {
+	p := model.DefaultParams()
+	p.Factors = 8
+	p.HalfLife = 0
+	return engine.Config{Params: p, Now: func() time.Time { return t0.Add(time.Hour) }}
+}
+
+func openStore(t *testing.T, dir string) *embedded.Store {
+	t.Helper()
+	s, err := embedded.Open(dir, embedded.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newEngine(t *testing.T, store engine.Store, bus engine.Bus) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(context.Background(), testConfig(), store, bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// clusterEvents makes visitors c<cluster>-<i> who view and click items of
+// their own cluster only.
+func clusterEvents(clusters, visitors, items, perVisitor int, seed uint64) []signals.Event {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var evs []signals.Event
+	n := 0
+	for c := range clusters {
+		for v := range visitors {
+			for j := range perVisitor {
+				typ := signals.TypeView
+				if j%3 == 0 {
+					typ = signals.TypeClick
+				}
+				evs = append(evs, signals.Event{
+					ID: fmt.Sprintf("e%d", n), Type: typ, Visitor: fmt.Sprintf("c%d-%d", c, v),
+					Item: fmt.Sprintf("c%d-item%d", c, rng.IntN(items)), Time: signals.Timestamp{Time: t0.Add(time.Duration(n) * time.Second)},
+				})
+				n++
+			}
+		}
+	}
+	rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	return evs
+}
+
+func mustHandle(t *testing.T, e *engine.Engine, evs []signals.Event) {
+	t.Helper()
+	for start := 0; start < len(evs); start += 100 {
+		if err := e.Handle(context.Background(), evs[start:min(start+100, len(evs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func recommend(t *testing.T, e *engine.Engine, visitor string, n int, mods ...func(*engine.RecRequest)) engine.RecResponse {
+	t.Helper()
+	r := engine.RecRequest{Visitor: visitor, N: n, ExcludeSeen: true}
+	for _, m := range mods {
+		m(&r)
+	}
+	resp, err := e.Recommend(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func clusterOf(item string) string { return item[:2] }
+
+func TestEventsPersonaliseRecommendations(t *testing.T) {
+	e := newEngine(t, openStore(t, t.TempDir()), nil)
+	mustHandle(t, e, clusterEvents(3, 30, 15, 12, 1))
+	// A brand-new visitor who clicks two items of cluster 1 gets cluster-1
+	// items, ranked by factors.
+	mustHandle(t, e, []signals.Event{
+		{ID: "n1", Type: signals.TypeClick, Visitor: "newcomer", Item: "c1-item3", Time: signals.Timestamp{Time: t0.Add(2 * time.Hour)}},
+		{ID: "n2", Type: signals.TypeClick, Visitor: "newcomer", Item: "c1-item5", Time: signals.Timestamp{Time: t0.Add(2 * time.Hour)}},
+	})
+	resp := recommend(t, e, "newcomer", 5)
+	if resp.Strategy != engine.StrategyALS || len(resp.Items) != 5 {
+		t.Fatalf("strategy %s, %d items; want als, 5", resp.Strategy, len(resp.Items))
+	}
+	for _, r := range resp.Items {
+		if clusterOf(r.Item) != "c1" {
+			t.Fatalf("newcomer who clicked c1 items got %v", resp.Items)
+		}
+		if r.Item == "c1-item3" || r.Item == "c1-item5" {
+			t.Fatalf("seen item %s recommended with exclude_seen", r.Item)
+		}
+	}
+	// A visitor with no events gets trending items.
+	if resp := recommend(t, e, "stranger", 3); resp.Strategy != engine.StrategyTrending || len(resp.Items) != 3 {
+		t.Fatalf("stranger: %+v", resp)
+	}
+	// Similar items of a cluster-2 item are cluster-2 items.
+	sim, err := e.Similar(context.Background(), "c2-item1", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sim {
+		if clusterOf(r.Item) != "c2" || r.Item == "c2-item1" {
+			t.Fatalf("similar to c2-item1: %v", sim)
+		}
+	}
+	if _, err := e.Similar(context.Background(), "nope", 5); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("similar of unknown item: %v", err)
+	}
+}
+
+func TestRedeliveryIsAppliedOnce(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	e := newEngine(t, store, nil)
+	evs := clusterEvents(1, 3, 5, 4, 2)
+	mustHandle(t, e, evs)
+	before := visitor(t, store, "c0-1")
+	// The same batch again (a redelivery after a crash before the ack), and
+	// a batch with an event twice.
+	mustHandle(t, e, evs)
+	dup := signals.Event{ID: "twice", Type: signals.TypeLike, Visitor: "c0-1", Item: "c0-item1", Time: signals.Timestamp{Time: t0.Add(time.Hour)}}
+	mustHandle(t, e, []signals.Event{dup, dup})
+	after := visitor(t, store, "c0-1")
+	if len(after.History) != len(before.History)+1 {
+		t.Fatalf("history grew from %d to %d, want +1", len(before.History), len(after.History))
+	}
+}
+
+func visitor(t *testing.T, s engine.Store, id string) engine.Visitor {
+	t.Helper()
+	vs, err := s.Visitors(context.Background(), []string{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs[0]
+}
+
+// failingStore fails Commit while fail is set.
+type failingStore struct {
+	engine.Store
+	fail atomic.Bool
+}
+
+func (f *failingStore) Commit(ctx context.Context, c engine.Commit) error {
+	if f.fail.Load() {
+		return fmt.Errorf("injected: %w", engine.ErrUnavailable)
+	}
+	return f.Store.Commit(ctx, c)
+}
+
+func TestFailedCommitChangesNothing(t *testing.T) {
+	fs := &failingStore{Store: openStore(t, t.TempDir())}
+	e := newEngine(t, fs, nil)
+	mustHandle(t, e, clusterEvents(2, 10, 5, 6, 3))
+	itemBefore := e.Online().ItemFactors(nil, 0)
+	batch := []signals.Event{{ID: "x1", Type: signals.TypeClick, Visitor: "c0-0", Item: "c0-item0", Time: signals.Timestamp{Time: t0.Add(time.Hour)}}}
+	fs.fail.Store(true)
+	if err := e.Handle(context.Background(), batch); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Handle with a failing store: %v", err)
+	}
+	if got := e.Online().ItemFactors(nil, 0); !slices.Equal(got, itemBefore) {
+		t.Fatal("item factors changed although the commit failed")
+	}
+	fs.fail.Store(false)
+	h0 := len(visitor(t, fs, "c0-0").History)
+	mustHandle(t, e, batch) // the redelivery
+	mustHandle(t, e, batch) // and a duplicate
+	if h := len(visitor(t, fs, "c0-0").History); h != h0+1 {
+		t.Fatalf("history %d -> %d, want exactly one more", h0, h)
+	}
+}
+
+func TestInactiveAndCategoryFilters(t *testing.T) {
+	e := newEngine(t, openStore(t, t.TempDir()), nil)
+	ctx := context.Background()
+	mustHandle(t, e, clusterEvents(2, 20, 10, 10, 4))
+	top := recommend(t, e, "c0-3", 3, func(r *engine.RecRequest) { r.ExcludeSeen = false })
+	banned := top.Items[0].Item
+	if _, err := e.PutItem(ctx, engine.Item{ID: banned, Title: "gone", Active: false}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"c0-3", "c0-4", "stranger"} {
+		for _, r := range recommend(t, e, v, 20, func(r *engine.RecRequest) { r.ExcludeSeen = false }).Items {
+			if r.Item == banned {
+				t.Fatalf("inactive item %s recommended to %s", banned, v)
+			}
+		}
+	}
+	if _, err := e.PutItem(ctx, engine.Item{ID: "c1-item2", Title: "Blue", Category: "blue", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	got := recommend(t, e, "c0-3", 5, func(r *engine.RecRequest) { r.Category = "blue"; r.ExcludeSeen = false })
+	if len(got.Items) != 1 || got.Items[0].Item != "c1-item2" || got.Items[0].Title != "Blue" {
+		t.Fatalf("category filter: %+v", got.Items)
+	}
+	if _, err := e.PutItem(ctx, engine.Item{ID: ""}); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("empty id: %v", err)
+	}
+	if _, err := e.Recommend(ctx, engine.RecRequest{Visitor: "x", N: 0}); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("n=0: %v", err)
+	}
+}
+
+func TestSessionsAreGapBased(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	e := newEngine(t, store, nil)
+	at := func(id string, d time.Duration) signals.Event {
+		return signals.Event{ID: id, Type: signals.TypeView, Visitor: "s", Item: "i", Time: signals.Timestamp{Time: t0.Add(d)}}
+	}
+	mustHandle(t, e, []signals.Event{at("a", 0), at("b", 10*time.Minute)})
+	if s := visitor(t, store, "s").Session; s.Events != 2 || !s.Start.Equal(t0) {
+		t.Fatalf("session %+v, want 2 events from t0", s)
+	}
+	mustHandle(t, e, []signals.Event{at("c", 45*time.Minute)}) // gap 35 min > 30
+	if s := visitor(t, store, "s").Session; s.Events != 1 || !s.Start.Equal(t0.Add(45*time.Minute)) {
+		t.Fatalf("after a 35 min gap the session is %+v, want a new one", s)
+	}
+}
+
+func TestRestartKeepsItemsAndTrending(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	e := newEngine(t, store, membus.New(membus.Options{}))
+	mustHandle(t, e, clusterEvents(2, 10, 8, 8, 5))
+	want := recommend(t, e, "c1-2", 5)
+	wantTrend := recommend(t, e, "stranger", 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = e.Run(ctx) // a graceful stop saves the engine's state
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e3 := newEngine(t, openStore(t, dir), nil)
+	if got := recommend(t, e3, "c1-2", 5); !slices.Equal(itemsOf(got), itemsOf(want)) {
+		t.Fatalf("after restart %v, before %v", itemsOf(got), itemsOf(want))
+	}
+	if got := recommend(t, e3, "stranger", 5); !slices.Equal(itemsOf(got), itemsOf(wantTrend)) {
+		t.Fatalf("trending after restart %v, before %v", itemsOf(got), itemsOf(wantTrend))
+	}
+}
+
+func itemsOf(r engine.RecResponse) []string {
+	var out []string
+	for _, it := range r.Items {
+		out = append(out, it.Item)
+	}
+	return out
+}
+
+func TestReplicasConvergeThroughPeerUpdates(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	bus := membus.New(membus.Options{})
+	cfgA, cfgB := testConfig(), testConfig()
+	cfgA.Replica, cfgB.Replica = "a", "b"
+	cfgA.StateEvery, cfgB.StateEvery = time.Hour, time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := engine.New(ctx, cfgA, store, bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := engine.New(ctx, cfgB, store, bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }() // b consumes nothing (a has the events) but subscribes
+	time.Sleep(50 * time.Millisecond)
+	mustHandle(t, a, clusterEvents(2, 10, 6, 6, 6))
+	// a persists and broadcasts its item deltas when its Run ends.
+	actx, acancel := context.WithCancel(context.Background())
+	acancel()
+	_ = runUntilSaved(actx, a)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fa, fb := a.Online().ItemFactors(nil, 3), b.Online().ItemFactors(nil, 3)
+		if maxDiff(fa, fb) < 1e-6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica b did not converge: %v vs %v", fa, fb)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+// runUntilSaved runs the engine with a cancelled context: it saves (and
+// broadcasts) its state and returns.
+func runUntilSaved(ctx context.Context, e *engine.Engine) error { return e.Run(ctx) }
+
+func maxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = max(d, float64(a[i]-b[i]), float64(b[i]-a[i]))
+	}
+	return d
+}
+
+func TestExplainNamesContributingItems(t *testing.T) {
+	e := newEngine(t, openStore(t, t.TempDir()), nil)
+	mustHandle(t, e, clusterEvents(2, 20, 8, 10, 7))
+	resp := recommend(t, e, "c0-5", 3, func(r *engine.RecRequest) { r.Explain = true })
+	for _, r := range resp.Items {
+		if len(r.Because) == 0 {
+			t.Fatalf("%s has no because", r.Item)
+		}
+		for _, b := range r.Because {
+			if clusterOf(b) != "c0" {
+				t.Fatalf("%s explained by %s of another cluster", r.Item, b)
+			}
+		}
+	}
+}
