@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -51,12 +52,15 @@ type app struct {
 	engine *engine.Engine
 	api    *api.Server
 	keys   appKeys
+	// listener, when set (tests), is served instead of listening on
+	// cfg.Addr.
+	listener net.Listener
 }
 
 // newApp opens the store and the bus, loads the engine and builds the HTTP
 // server. Nothing listens or consumes until Run.
-func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (a *app, err error) {
-	a = &app{cfg: cfg, log: newLogger(cfg, stderr)}
+func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *app, err error) {
+	a := &app{cfg: cfg, log: newLogger(cfg, stderr)}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -137,7 +141,12 @@ func (a *app) Run(ctx context.Context) error {
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- a.engine.Run(engineCtx) }()
 	g.Go(func() error {
-		err := a.api.Serve(ctx)
+		var err error
+		if a.listener != nil {
+			err = a.api.ServeListener(ctx, a.listener)
+		} else {
+			err = a.api.Serve(ctx)
+		}
 		stopEngine()
 		return err
 	})

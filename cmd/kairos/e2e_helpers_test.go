@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestMain lets the test binary act as the kairos binary: with
+// KAIROS_E2E_CHILD set it runs the command line in KAIROS_E2E_ARGS (tab
+// separated) and exits, so crash tests can kill a real server process.
+func TestMain(m *testing.M) {
+	if os.Getenv("KAIROS_E2E_CHILD") != "" {
+		os.Exit(run(context.Background(), strings.Split(os.Getenv("KAIROS_E2E_ARGS"), "\t"), os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func amqpURL() string  { return envOr("KAIROS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/") }
+func redisURL() string { return envOr("KAIROS_REDIS_URL", "redis://127.0.0.1:6379/0") }
+
+// requireServices skips (or, under CI=true, fails) when RabbitMQ or Redis
+// cannot be reached.
+func requireServices(t *testing.T) {
+	t.Helper()
+	var problems []string
+	if c, err := amqp.Dial(amqpURL()); err != nil {
+		problems = append(problems, fmt.Sprintf("RabbitMQ at %s: %v", amqpURL(), err))
+	} else {
+		c.Close()
+	}
+	opt, err := redis.ParseURL(redisURL())
+	if err == nil {
+		rc := redis.NewClient(opt)
+		err = rc.Ping(context.Background()).Err()
+		rc.Close()
+	}
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("Redis at %s: %v", redisURL(), err))
+	}
+	if len(problems) == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("services unreachable under CI=true: %s", strings.Join(problems, "; "))
+	}
+	t.Skipf("services unreachable: %s", strings.Join(problems, "; "))
+}
+
+// testNamespace returns a unique namespace and removes its RabbitMQ
+// objects and Redis keys when the test ends.
+func testNamespace(t *testing.T) string {
+	t.Helper()
+	ns := fmt.Sprintf("kt%d", rand.Uint32())
+	t.Cleanup(func() { cleanNamespace(t, ns) })
+	return ns
+}
+
+func cleanNamespace(t *testing.T, ns string) {
+	ctx := context.Background()
+	if opt, err := redis.ParseURL(redisURL()); err == nil {
+		rc := redis.NewClient(opt)
+		var cursor uint64
+		for {
+			keys, next, err := rc.Scan(ctx, cursor, ns+":*", 1000).Result()
+			if err != nil {
+				break
+			}
+			if len(keys) > 0 {
+				rc.Del(ctx, keys...)
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+		rc.Close()
+	}
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	for _, q := range []string{ns + ".engine.0", ns + ".events.dead"} {
+		if ch, err := conn.Channel(); err == nil {
+			ch.QueueDelete(q, false, false, false)
+			ch.Close()
+		}
+	}
+	for _, x := range []string{ns + ".events", ns + ".events.partitioned", ns + ".events.dead", ns + ".updates", ns + ".models", ns + ".promotions"} {
+		if ch, err := conn.Channel(); err == nil {
+			ch.ExchangeDelete(x, false, false)
+			ch.Close()
+		}
+	}
+}
+
+// testServer is a running in-process app.
+type testServer struct {
+	app    *app
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServer starts `kairos serve` in process with the given extra flags
+// on a free loopback port, with fixed keys.
+func startServer(t *testing.T, flags ...string) *testServer {
+	t.Helper()
+	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--publishable-rate", "100000"}, flags...)
+	cfg, err := parseServeConfig(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newApp(ctx, cfg, io.Discard, io.Discard)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	a.listener = ln
+	s := &testServer{app: a, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- a.Run(ctx) }()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop shuts the server down gracefully (idempotent).
+func (s *testServer) stop(t *testing.T) {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	if err := <-s.done; err != nil {
+		t.Errorf("server stopped with %v", err)
+	}
+	s.app.Close()
+}
+
+func (s *testServer) postEvents(t *testing.T, events any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(events)
+	req, _ := http.NewRequest(http.MethodPost, s.base+"/v1/events", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer pk_test_0123456789abcdef")
+	req.Header.Set("Content-Type", "application/json")
+	return doJSON(t, req, http.StatusOK)
+}
+
+func (s *testServer) recommend(t *testing.T, visitor string, n int) (strategy string, items []string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/recommendations?visitor=%s&n=%d", s.base, visitor, n), nil)
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	out := doJSON(t, req, http.StatusOK)
+	for _, it := range out["items"].([]any) {
+		items = append(items, it.(map[string]any)["item"].(string))
+	}
+	return out["strategy"].(string), items
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+func doJSON(t *testing.T, req *http.Request, want int) map[string]any {
+	t.Helper()
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s (want %d)", req.Method, req.URL.Path, resp.StatusCode, body, want)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("%s %s: %v in %s", req.Method, req.URL.Path, err, body)
+	}
+	return out
+}
+
+// clusterBatch returns events of visitors base-c<cluster>-<i> viewing and
+// clicking items c<cluster>-<j> of their own cluster.
+func clusterBatch(prefix string, clusters, visitors, items, per int, seed uint64) []map[string]any {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	var evs []map[string]any
+	now := time.Now().Add(-time.Hour)
+	n := 0
+	for c := range clusters {
+		for v := range visitors {
+			for j := range per {
+				typ := "view"
+				if j%3 == 0 {
+					typ = "click"
+				}
+				evs = append(evs, map[string]any{
+					"id": fmt.Sprintf("%s-%d", prefix, n), "type": typ, "visitor": fmt.Sprintf("%s-c%d-%d", prefix, c, v),
+					"item": fmt.Sprintf("c%d-item%d", c, rng.IntN(items)), "ts": now.Add(time.Duration(n) * time.Millisecond).UnixMilli(),
+				})
+				n++
+			}
+		}
+	}
+	return evs
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// amqpPublisher publishes raw JSON events straight to the exchange, as a
+// server-side producer would (README, "Publishing straight to RabbitMQ").
+type amqpPublisher struct {
+	conn *amqp.Connection
+	ch   *amqp.Channel
+	conf chan amqp.Confirmation
+	ex   string
+}
+
+func newAMQPPublisher(t *testing.T, ns string) *amqpPublisher {
+	t.Helper()
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	p := &amqpPublisher{conn: conn, ch: ch, conf: ch.NotifyPublish(make(chan amqp.Confirmation, 1024)), ex: ns + ".events"}
+	t.Cleanup(func() { conn.Close() })
+	return p
+}
+
+// publish sends one event and waits for the broker's confirmation.
+func (p *amqpPublisher) publish(t *testing.T, ev map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(ev)
+	err := p.ch.PublishWithContext(context.Background(), p.ex, ev["visitor"].(string), true, false, amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: ev["id"].(string), Body: body,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := <-p.conf; !c.Ack {
+		t.Fatal("broker nacked the event")
+	}
+}
+
+// TestEndToEndRabbitRedis runs kairos serve on RabbitMQ and Redis: events
+// posted over HTTP and events published straight to RabbitMQ both change
+// the visitor's recommendations; it measures event-to-updated-recommendation
+// latency over 1,000 events.
+func TestEndToEndRabbitRedis(t *testing.T) {
+	requireServices(t)
+	ns := testNamespace(t)
+	srv := startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns)
+	base := clusterBatch("base", 3, 30, 12, 12, 1)
+	for start := 0; start < len(base); start += 500 {
+		if out := srv.postEvents(t, base[start:min(start+500, len(base))]); out["accepted"].(float64) == 0 {
+			t.Fatalf("nothing accepted: %v", out)
+		}
+	}
+	waitFor(t, 10*time.Second, "the base events to be learnt", func() bool {
+		s, _ := srv.recommend(t, "base-c0-0", 5)
+		return s == "als"
+	})
+	pub := newAMQPPublisher(t, ns)
+	for _, path := range []string{"http", "amqp"} {
+		t.Run(path, func(t *testing.T) {
+			visitor := "fresh-" + path
+			if s, _ := srv.recommend(t, visitor, 5); s != "trending" {
+				t.Fatalf("a visitor without events gets %s, want trending", s)
+			}
+			evs := []map[string]any{
+				{"id": visitor + "-1", "type": "click", "visitor": visitor, "item": "c2-item1"},
+				{"id": visitor + "-2", "type": "like", "visitor": visitor, "item": "c2-item4"},
+			}
+			if path == "http" {
+				srv.postEvents(t, evs)
+			} else {
+				for _, ev := range evs {
+					pub.publish(t, ev)
+				}
+			}
+			waitFor(t, 10*time.Second, "recommendations from the visitor's factors", func() bool {
+				s, items := srv.recommend(t, visitor, 5)
+				return s == "als" && len(items) == 5 && !slices.ContainsFunc(items, func(it string) bool { return !strings.HasPrefix(it, "c2-") })
+			})
+		})
+	}
+	t.Run("latency", func(t *testing.T) {
+		const n = 1000
+		lat := make([]time.Duration, 0, n)
+		for i := range n {
+			visitor := fmt.Sprintf("lat-%d", i)
+			ev := map[string]any{"id": visitor, "type": "click", "visitor": visitor, "item": fmt.Sprintf("c%d-item%d", i%3, i%12)}
+			start := time.Now()
+			if i%2 == 0 {
+				srv.postEvents(t, []map[string]any{ev})
+			} else {
+				pub.publish(t, ev)
+			}
+			for {
+				if s, _ := srv.recommend(t, visitor, 10); s == "als" {
+					break
+				}
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("event %d not reflected after 10 s", i)
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		t.Logf("event-to-updated-recommendation latency over %d events (half HTTP, half AMQP): p50 %v, p90 %v, p99 %v, max %v",
+			n, lat[n/2], lat[n*9/10], lat[n*99/100], lat[n-1])
+	})
+}
+
+// TestEndToEndEmbedded runs the default embedded mode: events change
+// recommendations, and a graceful restart on the same data dir keeps them.
+func TestEndToEndEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, "--data-dir", dir)
+	srv.postEvents(t, clusterBatch("b", 2, 20, 8, 10, 2))
+	srv.postEvents(t, []map[string]any{{"id": "x1", "type": "click", "visitor": "newbie", "item": "c1-item2"}})
+	// In embedded mode a 200 means the engine has applied the events.
+	s, want := srv.recommend(t, "newbie", 5)
+	if s != "als" || slices.ContainsFunc(want, func(it string) bool { return !strings.HasPrefix(it, "c1-") }) {
+		t.Fatalf("newbie who clicked a c1 item: %s %v", s, want)
+	}
+	srv.stop(t)
+	srv2 := startServer(t, "--data-dir", dir)
+	if s, got := srv2.recommend(t, "newbie", 5); s != "als" || !slices.Equal(got, want) {
+		t.Fatalf("after restart: %s %v, before: %v", s, got, want)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
