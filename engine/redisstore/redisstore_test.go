@@ -214,7 +214,7 @@ func TestKeyLayout(t *testing.T) {
 	}
 	c := s.Client()
 	want := map[string]string{
-		":v:v1": "hash", ":h:v1": "list", ":seen:e1": "string", ":items": "hash", ":items:ids": "zset",
+		":v:v1": "hash", ":h:v1": "string", ":seen:e1": "string", ":items": "hash", ":items:ids": "zset",
 		":rows": "hash", ":rows:ids": "list", ":states": "hash", ":blob:engine/xtx": "string",
 	}
 	keys, err := c.Keys(ctx, prefix+":*").Result()
@@ -229,11 +229,74 @@ func TestKeyLayout(t *testing.T) {
 			t.Errorf("%s%s is a %q, want %q", prefix, suffix, got, typ)
 		}
 	}
-	if n := c.LLen(ctx, prefix+":h:v1").Val(); n != 3 {
-		t.Errorf("history list has %d entries, want the limit 3", n)
+	// 5 events over a limit of 3 (slack 1): trimmed to 3.
+	if n := c.HGet(ctx, prefix+":v:v1", "n").Val(); n != "3" {
+		t.Errorf("history count is %s, want the limit 3", n)
+	}
+	h := c.Get(ctx, prefix+":h:v1").Val()
+	evs, err := decodeHistory(h, 100)
+	if err != nil || len(evs) != 3 || evs[0] != storetest.Event("x", 2) {
+		t.Errorf("history string holds %d events from %+v (%v), want events 2..4", len(evs), evs, err)
 	}
 	if f := c.HGet(ctx, prefix+":v:v1", "f").Val(); f != "\x00\x00\x80\x3f\x00\x00\x00\x40" {
 		t.Errorf("factors field is %q, want little-endian float32 1, 2", f)
+	}
+}
+
+// TestHistoryTrim commits many small batches over a small limit: the
+// stored history stays within the limit plus its slack, and reads always
+// show the newest events.
+func TestHistoryTrim(t *testing.T) {
+	url := redisURL(t)
+	prefix := testPrefix(t, url)
+	const limit = 20
+	s := mustOpen(t, Config{URL: url, Prefix: prefix, HistoryLimit: limit})
+	ctx := t.Context()
+	r := rand.New(rand.NewPCG(5, 5))
+	next := 0
+	for range 60 {
+		n := 1 + r.IntN(7)
+		err := s.Commit(ctx, engine.Commit{Visitors: []engine.VisitorUpdate{
+			{ID: "a", Append: storetest.Events("a", next, next+n)},
+			{ID: "b", Append: storetest.Events("b", next, next+1)},
+			{ID: "a", Append: storetest.Events("a", next+n, next+n+1)},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next += n + 1
+		count, err := s.Client().HGet(ctx, prefix+":v:a", "n").Int()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if count > limit+limit/4 {
+			t.Fatalf("stored history of %d events, want at most %d", count, limit+limit/4)
+		}
+		vs, err := s.Visitors(ctx, []string{"a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := storetest.Events("a", max(next-limit, 0), next)
+		if len(vs[0].History) != len(want) || vs[0].History[0] != want[0] || vs[0].History[len(want)-1] != want[len(want)-1] {
+			t.Fatalf("history of %d events from %s, want %d from %s", len(vs[0].History), vs[0].History[0].ID, len(want), want[0].ID)
+		}
+	}
+}
+
+func TestDecodeHistoryRejectsCorruption(t *testing.T) {
+	var b []byte
+	for i := range 3 {
+		e := storetest.Event("c", i)
+		b = appendHistoryFrame(b, &e)
+	}
+	for _, bad := range []string{string(b[:len(b)-1]), string(b) + "\x01\x00", string(b[:2])} {
+		if _, err := decodeHistory(bad, 10); err == nil {
+			t.Errorf("decodeHistory(%d bytes) accepted a damaged value", len(bad))
+		}
+	}
+	evs, err := decodeHistory(string(b), 2)
+	if err != nil || len(evs) != 2 || evs[0] != storetest.Event("c", 1) {
+		t.Fatalf("decodeHistory(limit 2) = %v, %v", evs, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.rdb.Close()
 		return nil, err
 	}
+	if err := trimScript.Load(ctx, s.rdb).Err(); err != nil {
+		s.rdb.Close()
+		return nil, wrap("open: load script", err)
+	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "connected", slog.String("addr", opt.Addr), slog.Int("db", opt.DB), slog.String("prefix", cfg.Prefix))
 	return s, nil
 }
@@ -78,6 +83,7 @@ func (s *Store) statesKey() string           { return s.p + "states" }
 const (
 	fieldFactors = "f"
 	fieldSession = "s"
+	fieldCount   = "n" // events in the history string
 )
 
 // wrap translates a go-redis error: redis.Nil is engine.ErrNotFound;
@@ -120,22 +126,22 @@ func (s *Store) Close() error {
 }
 
 // Visitors loads the visitors with the given ids, in order, in one
-// pipeline (one round trip): HMGET of each visitor's hash and LRANGE of
-// its history.
+// pipeline (one round trip): HMGET of each visitor's hash and GET of its
+// history string.
 func (s *Store) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, error) {
 	if len(ids) == 0 {
 		return []engine.Visitor{}, wrap("visitors", ctx.Err())
 	}
 	fields := make([]*redis.SliceCmd, len(ids))
-	hists := make([]*redis.StringSliceCmd, len(ids))
+	hists := make([]*redis.StringCmd, len(ids))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			fields[i] = p.HMGet(ctx, s.visitorKey(id), fieldFactors, fieldSession)
-			hists[i] = p.LRange(ctx, s.historyKey(id), 0, -1)
+			hists[i] = p.Get(ctx, s.historyKey(id))
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, wrap("visitors", err)
 	}
 	out := make([]engine.Visitor, len(ids))
@@ -153,14 +159,55 @@ func (s *Store) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, e
 				return nil, fmt.Errorf("redisstore: visitors: %s: %w", s.visitorKey(id), err)
 			}
 		}
-		if h := hists[i].Val(); len(h) > 0 {
-			v.History = make([]engine.HistoryEvent, len(h))
-			for j, e := range h {
-				if err := v.History[j].UnmarshalBinaryString(e); err != nil {
-					return nil, fmt.Errorf("redisstore: visitors: %s[%d]: %w", s.historyKey(id), j, err)
-				}
+		if h := hists[i].Val(); h != "" {
+			if v.History, err = decodeHistory(h, s.cfg.HistoryLimit); err != nil {
+				return nil, fmt.Errorf("redisstore: visitors: %s: %w", s.historyKey(id), err)
 			}
 		}
+	}
+	return out, nil
+}
+
+// appendHistoryFrame appends e to b as a history frame: its encoding's
+// length (uint32 little-endian), then the encoding.
+func appendHistoryFrame(b []byte, e *engine.HistoryEvent) []byte {
+	at := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b, _ = e.AppendBinary(b)
+	binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	return b
+}
+
+var errCorruptHistory = errors.New("corrupt history")
+
+func le32(s string, off int) int {
+	return int(uint32(s[off]) | uint32(s[off+1])<<8 | uint32(s[off+2])<<16 | uint32(s[off+3])<<24)
+}
+
+// decodeHistory decodes the frames of a history string, keeping the
+// newest limit events. The events' strings share the memory of h.
+func decodeHistory(h string, limit int) ([]engine.HistoryEvent, error) {
+	n := 0
+	for off := 0; off < len(h); n++ {
+		if len(h)-off < 4 {
+			return nil, fmt.Errorf("%w: truncated frame at offset %d", errCorruptHistory, off)
+		}
+		l := le32(h, off)
+		if l > len(h)-off-4 {
+			return nil, fmt.Errorf("%w: frame of %d bytes at offset %d exceeds the value", errCorruptHistory, l, off)
+		}
+		off += 4 + l
+	}
+	skip := max(n-limit, 0)
+	out := make([]engine.HistoryEvent, n-skip)
+	for i, off := 0, 0; i < n; i++ {
+		l := le32(h, off)
+		if i >= skip {
+			if err := out[i-skip].UnmarshalBinaryString(h[off+4 : off+4+l]); err != nil {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+		}
+		off += 4 + l
 	}
 	return out, nil
 }
@@ -187,13 +234,19 @@ func (s *Store) Seen(ctx context.Context, ids []string) ([]bool, error) {
 
 // Commit records c in one MULTI/EXEC transaction, sent in one round
 // trip: SET of each event id's mark with the window as TTL, and per
-// visitor update RPUSH + LTRIM of its history and HSET of its session
-// and factors. Redis applies a transaction whole or not at all, and its
-// persistence (RDB, or AOF with the fsync policy the server is
-// configured with) records it whole too. If the connection fails after
-// the transaction was sent, Commit returns an error although the commit
-// may have been applied: the marks then make the batch's redelivery a
-// no-op.
+// visitor update APPEND of the new events to its history string, HINCRBY
+// of its event count and HSET of its session and factors. Redis applies
+// a transaction whole or not at all, and its persistence (RDB, or AOF
+// with the fsync policy the server is configured with) records it whole
+// too. If the connection fails after the transaction was sent, Commit
+// returns an error although the commit may have been applied: the marks
+// then make the batch's redelivery a no-op.
+//
+// A history that has grown past HistoryLimit + HistoryLimit/4 events is
+// then trimmed to HistoryLimit by a script (a second round trip, once per
+// HistoryLimit/4 events of a visitor); a failed trim is logged and left
+// for the next Commit, since readers never see more than HistoryLimit
+// events anyway.
 func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("commit", err)
@@ -208,24 +261,22 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	}
 	// Encode every value into one buffer; the slices handed to go-redis
 	// stay valid when the buffer grows (append copies, never rewrites).
-	buf := make([]byte, 0, 64*countEvents(c.Visitors)+(4*64+48)*len(c.Visitors))
-	limit := int64(s.cfg.HistoryLimit)
+	buf := make([]byte, 0, 72*countEvents(c.Visitors)+(4*64+48)*len(c.Visitors))
+	counts := make([]*redis.IntCmd, len(c.Visitors))
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, id := range c.EventIDs {
 			p.Set(ctx, s.seenKey(id), "1", s.cfg.DedupWindow)
 		}
 		for i := range c.Visitors {
 			u := &c.Visitors[i]
+			vk := s.visitorKey(u.ID)
 			if n := len(u.Append); n > 0 {
-				args := make([]any, n)
+				at := len(buf)
 				for j := range u.Append {
-					at := len(buf)
-					buf, _ = u.Append[j].AppendBinary(buf)
-					args[j] = buf[at:len(buf):len(buf)]
+					buf = appendHistoryFrame(buf, &u.Append[j])
 				}
-				hk := s.historyKey(u.ID)
-				p.RPush(ctx, hk, args...)
-				p.LTrim(ctx, hk, -limit, -1)
+				p.Append(ctx, s.historyKey(u.ID), string(buf[at:]))
+				counts[i] = p.HIncrBy(ctx, vk, fieldCount, int64(n))
 			}
 			at := len(buf)
 			buf, _ = u.Session.AppendBinary(buf)
@@ -233,14 +284,18 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 			if u.Factors != nil {
 				at = len(buf)
 				buf = engine.AppendFactors(buf, u.Factors)
-				p.HSet(ctx, s.visitorKey(u.ID), fieldSession, sess, fieldFactors, buf[at:len(buf):len(buf)])
+				p.HSet(ctx, vk, fieldSession, sess, fieldFactors, buf[at:len(buf):len(buf)])
 			} else {
-				p.HSet(ctx, s.visitorKey(u.ID), fieldSession, sess)
+				p.HSet(ctx, vk, fieldSession, sess)
 			}
 		}
 		return nil
 	})
-	return wrap("commit", err)
+	if err != nil {
+		return wrap("commit", err)
+	}
+	s.trim(ctx, c.Visitors, counts)
+	return nil
 }
 
 func countEvents(vs []engine.VisitorUpdate) int {
@@ -249,6 +304,62 @@ func countEvents(vs []engine.VisitorUpdate) int {
 		n += len(vs[i].Append)
 	}
 	return n
+}
+
+// trimScript cuts the oldest events of a history string (KEYS[1]) so that
+// at most ARGV[1] remain, and updates the count of the visitor's hash
+// (KEYS[2]). It walks the frames' lengths (uint32 little-endian).
+var trimScript = redis.NewScript(`
+local limit = tonumber(ARGV[1])
+local n = tonumber(redis.call('HGET', KEYS[2], 'n') or '0')
+if n <= limit then return 0 end
+local h = redis.call('GET', KEYS[1])
+if not h then return 0 end
+local drop = n - limit
+local off = 1
+for i = 1, drop do
+  local b1, b2, b3, b4 = string.byte(h, off, off + 3)
+  if not b4 then return redis.error_reply('corrupt history ' .. KEYS[1]) end
+  off = off + 4 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
+end
+redis.call('SET', KEYS[1], string.sub(h, off))
+redis.call('HINCRBY', KEYS[2], 'n', -drop)
+return drop
+`)
+
+// trim runs trimScript, in one pipeline, for the visitors whose count
+// passed the limit plus slack.
+func (s *Store) trim(ctx context.Context, vs []engine.VisitorUpdate, counts []*redis.IntCmd) {
+	limit := int64(s.cfg.HistoryLimit)
+	slack := max(limit/4, 1)
+	var ids []string
+	for i, c := range counts {
+		if c != nil && c.Val() > limit+slack && !slices.Contains(ids, vs[i].ID) {
+			ids = append(ids, vs[i].ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	run := func() error {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, id := range ids {
+				trimScript.EvalSha(ctx, p, []string{s.historyKey(id), s.visitorKey(id)}, limit)
+			}
+			return nil
+		})
+		return err
+	}
+	err := run()
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// The server's script cache was flushed (restart): load it again.
+		if err = trimScript.Load(ctx, s.rdb).Err(); err == nil {
+			err = run()
+		}
+	}
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "history trim failed", slog.Int("visitors", len(ids)), slog.Any("err", err))
+	}
 }
 
 // DeleteVisitor deletes the visitor's hash and history; ErrNotFound if
