@@ -331,3 +331,20 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("Open with a bad config: err %v, want ErrInvalid", err)
 	}
 }
+
+// TestWrongTypeIsAnError: a key of the prefix overwritten with another
+// type (by someone else) makes Visitors fail, never return a silently
+// empty visitor.
+func TestWrongTypeIsAnError(t *testing.T) {
+	url := redisURL(t)
+	prefix := testPrefix(t, url)
+	s := mustOpen(t, Config{URL: url, Prefix: prefix})
+	ctx := t.Context()
+	if err := s.Client().RPush(ctx, prefix+":h:v2", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Visitors(ctx, []string{"v1", "v2"})
+	if err == nil || errors.Is(err, engine.ErrUnavailable) || errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("Visitors over a list-typed history key: err %v, want a plain server error", err)
+	}
+}

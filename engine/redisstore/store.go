@@ -146,6 +146,14 @@ func (s *Store) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, e
 	}
 	out := make([]engine.Visitor, len(ids))
 	for i, id := range ids {
+		// A missing history is redis.Nil; any other error fails the call
+		// (Pipelined returned only the first).
+		if err := hists[i].Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, wrap("visitors", err)
+		}
+		if err := fields[i].Err(); err != nil {
+			return nil, wrap("visitors", err)
+		}
 		v := &out[i]
 		v.ID = id
 		vals := fields[i].Val()
