@@ -13,15 +13,30 @@ import (
 	"github.com/kairoshq/kairos/signals/tracker/browsertest"
 )
 
+// quiet is how long a test waits to see that nothing more is sent: longer
+// than the tracker's flush delay (at most about 1 s).
+const quiet = 1100 * time.Millisecond
+
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-// TestBrowser runs the tracker in a real headless Chromium against a fake
-// Kairos server on another origin than the site.
-func TestBrowser(t *testing.T) {
-	b := browsertest.Start(t, browsertest.Options{Width: 1200, Height: 700})
+// newEnv starts a headless Chromium, a fake Kairos server and a site on
+// another origin.
+func newEnv(t *testing.T, opts browsertest.Options) *env {
+	t.Helper()
+	opts.Width, opts.Height = 1200, 700
+	b := browsertest.Start(t, opts)
 	k := newKairos(t)
-	e := &env{b: b, k: k, site: newSite(t, k)}
+	return &env{b: b, k: k, site: newSite(t, k)}
+}
 
+// The browser tests run the tracker in a real headless Chromium against a
+// fake Kairos server on another origin than the site. The groups run in
+// parallel, each with its own browser; TestLoadOverhead runs alone first
+// (parallel tests start after the sequential ones).
+
+func TestTracking(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, browsertest.Options{})
 	t.Run("page view", func(t *testing.T) { testPageView(t, e) })
 	t.Run("device class", func(t *testing.T) { testDevice(t, e) })
 	t.Run("session gap", func(t *testing.T) { testSession(t, e) })
@@ -30,16 +45,30 @@ func TestBrowser(t *testing.T) {
 	t.Run("scroll depth", func(t *testing.T) { testScroll(t, e) })
 	t.Run("like and identify", func(t *testing.T) { testLikeIdentify(t, e) })
 	t.Run("exit intent", func(t *testing.T) { testExit(t, e) })
+	t.Run("included twice, deferred", func(t *testing.T) { testTwice(t, e) })
+}
+
+func TestDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, browsertest.Options{})
 	t.Run("batching", func(t *testing.T) { testBatching(t, e) })
 	t.Run("beacon on page hide", func(t *testing.T) { testBeacon(t, e) })
 	t.Run("retry with backoff", func(t *testing.T) { testRetry(t, e) })
 	t.Run("consent", func(t *testing.T) { testConsent(t, e) })
-	t.Run("promotion in slot", func(t *testing.T) { testPromotionSlot(t, e) })
-	t.Run("promotion reconnect", func(t *testing.T) { testPromotionReconnect(t, e) })
-	t.Run("promotion overlay", func(t *testing.T) { testPromotionOverlay(t, e) })
+	t.Run("consent required", func(t *testing.T) { testOptIn(t, e) })
+}
+
+func TestPromotions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, browsertest.Options{})
+	t.Run("in slot", func(t *testing.T) { testPromotionSlot(t, e) })
+	t.Run("reconnect", func(t *testing.T) { testPromotionReconnect(t, e) })
+	t.Run("overlay", func(t *testing.T) { testPromotionOverlay(t, e) })
 	t.Run("stream only while visible", func(t *testing.T) { testStreamVisibility(t, e) })
-	t.Run("included twice, deferred", func(t *testing.T) { testTwice(t, e) })
-	t.Run("load overhead", func(t *testing.T) { testOverhead(t, e) })
+}
+
+func TestLoadOverhead(t *testing.T) {
+	testOverhead(t, newEnv(t, browsertest.Options{}))
 }
 
 func testPageView(t *testing.T, e *env) {
@@ -172,7 +201,7 @@ func testDwell(t *testing.T, e *env) {
 		MoveToElement(offer7, 0, 0, 0).Pause(600*time.Millisecond).
 		MoveTo(1100, 650, 0))
 	e.k.waitEvents(t, v, 2, ofType("dwell"))
-	time.Sleep(1200 * time.Millisecond) // anything else would have been flushed by now
+	time.Sleep(quiet) // anything else would have been flushed by now
 	dwells := e.k.waitEvents(t, v, 0, ofType("dwell"))
 	if len(dwells) != 2 {
 		t.Fatalf("%d dwell events, want 2 (item 42 and offer 7, not the 100 ms on item 43): %s", len(dwells), summary(dwells))
@@ -199,7 +228,7 @@ func testClicks(t *testing.T, e *env) {
 		MoveToElement(e.element(t, "#offer7"), -20, 5, 0).Click().
 		MoveTo(1100, 650, 0).Click()) // not marked: no event
 	e.k.waitEvents(t, v, 2, ofType("click"))
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(quiet)
 	clicks := e.k.waitEvents(t, v, 0, ofType("click"))
 	if len(clicks) != 2 {
 		t.Fatalf("%d clicks, want 2: %s", len(clicks), summary(clicks))
@@ -226,7 +255,7 @@ func testScroll(t *testing.T, e *env) {
 	time.Sleep(300 * time.Millisecond)
 	e.perform(t, browsertest.Wheel().Scroll(600, 350, 0, 5000, 0))
 	e.k.waitEvents(t, v, 4, ofType("scroll"))
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(quiet)
 	scrolls := e.k.waitEvents(t, v, 4, ofType("scroll"))
 	var got []float64
 	for _, s := range scrolls {
@@ -235,6 +264,18 @@ func testScroll(t *testing.T, e *env) {
 	if len(got) != 4 || got[0] != 25 || got[1] != 50 || got[2] != 75 || got[3] != 100 {
 		t.Errorf("scroll depths %v, want [25 50 75 100] once each", got)
 	}
+	// A single-page app's route change: kairos.page() records a view with
+	// the previous URL as referrer, and scroll depth starts again.
+	prev := e.site.srv.URL + "/page?"
+	e.exec(t, nil, `history.pushState({}, '', '/page?route=2'); kairos.page({item: 'sku-2'})`)
+	spa := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Type == "view" && w.Item == "sku-2" })[0]
+	if spa.Page != e.site.srv.URL+"/page?route=2" || spa.Referrer != prev {
+		t.Errorf("SPA view page %q referrer %q, want referrer %q", spa.Page, spa.Referrer, prev)
+	}
+	e.perform(t, browsertest.Wheel().Scroll(600, 350, 0, -5000, 0))
+	time.Sleep(300 * time.Millisecond)
+	e.perform(t, browsertest.Wheel().Scroll(600, 350, 0, 5000, 0))
+	e.k.waitEvents(t, v, 8, ofType("scroll"))
 	e.checkClean(t)
 }
 
@@ -258,6 +299,12 @@ func testLikeIdentify(t *testing.T, e *env) {
 	if pv.User != "user-9" {
 		t.Errorf("view after identify has user %q", pv.User)
 	}
+	// Logout: identify(null) forgets the user, not the visitor.
+	e.exec(t, nil, `kairos.identify(null); kairos.track('like', {item: 'after-logout'})`)
+	lo := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Item == "after-logout" })[0]
+	if lo.User != "" || lo.Visitor != v {
+		t.Errorf("after identify(null): user %q visitor %q", lo.User, lo.Visitor)
+	}
 	e.checkClean(t)
 }
 
@@ -269,7 +316,7 @@ func testExit(t *testing.T, e *env) {
 	if err := e.b.MouseMoveCDP(ctxT(t), -5, 400); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(quiet)
 	if got := e.k.waitEvents(t, v, 0, ofType("exit")); len(got) != 0 {
 		t.Fatalf("leaving through the left edge sent exit events: %s", summary(got))
 	}
@@ -279,7 +326,7 @@ func testExit(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	e.k.waitEvents(t, v, 1, ofType("exit"))
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(quiet)
 	exits := e.k.waitEvents(t, v, 1, ofType("exit"))
 	if len(exits) != 1 || exits[0].Item != "sku-1" || !strings.HasPrefix(exits[0].Page, e.site.srv.URL+"/page") {
 		t.Errorf("exit events: %s", summary(exits))
@@ -442,6 +489,31 @@ func testConsent(t *testing.T, e *env) {
 	e.checkClean(t)
 }
 
+// testOptIn checks data-consent="required": nothing until consent(true).
+func testOptIn(t *testing.T, e *env) {
+	e.fresh(t)
+	if err := e.b.Navigate(ctxT(t), e.site.srv.URL+"/page?optin"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitJS(t, `return window.kairos && kairos.version`)
+	e.exec(t, nil, `kairos.track('like', {item: '42'})`)
+	time.Sleep(quiet)
+	if n := len(e.k.received("", true)); n != 0 || e.k.subCount("") != 0 {
+		t.Fatalf("before consent: %d events, %d streams; want none", n, e.k.subCount(""))
+	}
+	if _, keys := storageState(t, e); len(keys) != 0 {
+		t.Errorf("before consent, localStorage has %v", keys)
+	}
+	e.exec(t, nil, `kairos.consent(true)`)
+	v := e.visitor(t)
+	e.k.waitEvents(t, v, 1, ofType("view"))
+	e.k.waitSub(t, v, 1)
+	// The choice is remembered on the next page.
+	e.load(t, "optin&next")
+	e.k.waitEvents(t, v, 2, ofType("view"))
+	e.checkClean(t)
+}
+
 func testPromotionSlot(t *testing.T, e *env) {
 	e.fresh(t)
 	v := e.load(t, "")
@@ -521,7 +593,7 @@ func testPromotionReconnect(t *testing.T, e *env) {
 	if strings.Join(ids, ",") != "promo-A,promo-B" {
 		t.Errorf("rendered %v, want promo-A once then promo-B", ids)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(quiet)
 	imps := e.k.waitEvents(t, v, 2, func(w wireEvent) bool { return w.Type == "impression" && strings.HasPrefix(w.Offer, "o-") })
 	if len(imps) != 2 {
 		t.Errorf("impressions: %s; want one per promotion", summary(imps))
@@ -572,7 +644,7 @@ func testPromotionOverlay(t *testing.T, e *env) {
 	// Closing is not a click on the offer.
 	e.perform(t, browsertest.Mouse().MoveToElement(e.element(t, "#kairos-overlay .kairos-close"), 0, 0, 0).Click())
 	e.waitJS(t, `return !document.getElementById('kairos-overlay')`)
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(quiet)
 	for _, w := range e.k.received(v, true) {
 		if w.Type == "click" {
 			t.Errorf("closing the overlay sent a click: %+v", w)
@@ -633,7 +705,7 @@ func testTwice(t *testing.T, e *env) {
 	e.k.waitEvents(t, v, 1, ofType("view"))
 	e.perform(t, browsertest.Mouse().MoveToElement(e.element(t, "#item43"), 0, 0, 0).Click().MoveTo(1100, 650, 0))
 	e.k.waitEvents(t, v, 1, ofType("click"))
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(quiet)
 	evs := e.k.received(v, true)
 	var views, clicks int
 	for _, w := range evs {
@@ -654,12 +726,12 @@ func testTwice(t *testing.T, e *env) {
 }
 
 // testOverhead measures the page load time (navigationStart to
-// loadEventEnd) with and without the tracker, median of 15 loads each,
+// loadEventEnd) with and without the tracker, median of 11 loads each,
 // alternating: with the browser cache warm (the script is cacheable for
 // 5 minutes) and with the cache disabled (every load fetches tracker.js).
 func testOverhead(t *testing.T, e *env) {
 	e.fresh(t)
-	const n = 15
+	const n = 11
 	measure := func(query string) float64 {
 		if err := e.b.Navigate(ctxT(t), e.site.srv.URL+"/page?"+query); err != nil {
 			t.Fatal(err)
@@ -699,6 +771,25 @@ func testOverhead(t *testing.T, e *env) {
 		t.Logf("page load (navigationStart→loadEventEnd), %s, median of %d: %.1f ms without the tracker, %.1f ms with it (overhead %+.1f ms)",
 			state, n, mo, mw, mw-mo)
 	}
+	// The tracker's own main-thread cost: compiling and running the script
+	// (start-up, page view, observers, stream) in a page without it.
+	var inits []float64
+	for i := 0; i < n; i++ {
+		if err := e.b.Navigate(ctxT(t), e.site.srv.URL+"/page?notracker&init"); err != nil {
+			t.Fatal(err)
+		}
+		var ms float64
+		e.exec(t, &ms, `const tag = document.createElement('script');
+			tag.type = 'text/plain'; tag.src = arguments[1] + '/tracker.js'; tag.setAttribute('data-key', arguments[2]);
+			document.head.appendChild(tag);
+			window.kairos = undefined;
+			const t0 = performance.now();
+			new Function(arguments[0])();
+			return performance.now() - t0`, string(tracker.Script()), e.k.srv.URL, testKey)
+		inits = append(inits, ms)
+	}
+	e.k.waitEvents(t, "", n, func(w wireEvent) bool { return w.Type == "view" && strings.HasSuffix(w.Page, "&init") })
+	t.Logf("tracker start-up (compile + run, page view queued, listeners, stream opened): median %.2f ms of %d", median(inits), n)
 	t.Logf("tracker.min.js: %d bytes gzipped", len(tracker.ScriptGzip()))
 	e.checkClean(t)
 }
@@ -706,10 +797,9 @@ func testOverhead(t *testing.T, e *env) {
 // TestDoNotTrack runs a browser with Do-Not-Track on: the tracker sends
 // nothing, opens no stream and deletes ids stored before.
 func TestDoNotTrack(t *testing.T) {
-	b := browsertest.Start(t, browsertest.Options{Width: 1200, Height: 700,
-		Prefs: map[string]any{"enable_do_not_track": true}})
-	k := newKairos(t)
-	e := &env{b: b, k: k, site: newSite(t, k)}
+	t.Parallel()
+	e := newEnv(t, browsertest.Options{Prefs: map[string]any{"enable_do_not_track": true}})
+	b, k := e.b, e.k
 	ctx := ctxT(t)
 	if err := b.Navigate(ctx, e.site.srv.URL+"/blank"); err != nil {
 		t.Fatal(err)

@@ -191,7 +191,7 @@ func (k *kairos) stream(w http.ResponseWriter, r *http.Request) {
 func (k *kairos) reset() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.requests, k.failNext, k.preflights = nil, 0, 0
+	k.requests, k.failNext, k.preflights, k.subs = nil, 0, 0, nil
 }
 
 func (k *kairos) fail(n int) {
@@ -350,7 +350,7 @@ window.__hooked = [];
 window.kairos = window.kairos || [];
 kairos.push(['on', 'promotion', function (p, el) { __hooked.push({id: p.id, rendered: el.getAttribute('data-kairos-rendered-at')}); }]);
 </script>
-{{if .Tracker}}<script src="{{.Kairos}}/tracker.js" data-key="{{.Key}}" {{if .Defer}}defer{{else}}async{{end}}></script>
+{{if .Tracker}}<script src="{{.Kairos}}/tracker.js" data-key="{{.Key}}" {{if .OptIn}}data-consent="required" {{end}}{{if .Defer}}defer{{else}}async{{end}}></script>
 {{if .Twice}}<script src="{{.Kairos}}/tracker.js" data-key="{{.Key}}" async></script>{{end}}{{end}}
 <style>
 body { margin: 0; font: 16px sans-serif; }
@@ -380,7 +380,7 @@ func newSite(t *testing.T, k *kairos) *site {
 		}
 		err := pageTmpl.Execute(w, map[string]any{
 			"Item": item, "Tracker": !q.Has("notracker"), "Kairos": k.srv.URL, "Key": testKey,
-			"Defer": q.Has("defer"), "Twice": q.Has("twice"), "Slot": !q.Has("noslot"),
+			"Defer": q.Has("defer"), "Twice": q.Has("twice"), "Slot": !q.Has("noslot"), "OptIn": q.Has("optin"),
 		})
 		if err != nil {
 			panic(err)
