@@ -63,8 +63,8 @@ type Online struct {
 	mu     sync.RWMutex
 	items  *Factors  // Y
 	norms  []float32 // |y_i|
-	gram   []float64 // YᵀY, k×k, full symmetric (no λ)
-	xtx    []float64 // XᵀX, k×k, full symmetric (no λ)
+	gram   []float64 // YᵀY, k×k, full symmetric (no λ); updated on the upper triangle, then mirrored
+	xtx    []float64 // XᵀX, k×k, full symmetric (no λ); likewise
 	curv   []float32 // per item, diagonal of Σ_u α w_ui x_u x_uᵀ (n×k)
 	counts []int32   // per item, number of distinct users
 
@@ -273,6 +273,7 @@ func (o *Online) Apply(ws *Workspace, ups []Update) error {
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
 	k := o.p.Factors
+	ws.alpha = o.p.Alpha
 	maxItem := -1
 	for _, up := range ups {
 		if len(up.User) != k || (up.OldUser != nil && len(up.OldUser) != k) {
@@ -285,33 +286,32 @@ func (o *Online) Apply(ws *Workspace, ups []Update) error {
 			maxItem = max(maxItem, int(d.Item))
 		}
 	}
-	ws.pending = ws.pending[:0]
-	ws.pendingRows = ws.pendingRows[:0]
 	o.mu.Lock()
 	o.growLocked(maxItem + 1)
 	o.mu.Unlock()
 	// Only writers modify, and wmu excludes other writers: reading the
 	// tables here without mu is safe.
 	for _, up := range ups {
-		if up.OldUser != nil {
-			rankOne(o.xtx, up.OldUser, -1)
-		}
-		rankOne(o.xtx, up.User, 1)
-		for _, d := range up.Items {
-			o.stepItem(ws, up.User, d)
-		}
+		ws.replaceOuter(o.xtx, up.OldUser, up.User)
+	}
+	symmetrize(o.xtx, k)
+	ws.groupDeltas(ups)
+	ws.pending = ws.pending[:0]
+	ws.pendingRows = ws.pendingRows[:0]
+	for _, g := range ws.groups {
+		o.stepItem(ws, g)
 	}
 	o.mu.Lock()
 	for j, i := range ws.pendingRows {
 		row := o.items.Row(int(i))
-		rankOne(o.gram, row, -1)
+		ws.replaceOuter(o.gram, row, ws.pending[j*k:(j+1)*k])
 		copy(row, ws.pending[j*k:(j+1)*k])
-		rankOne(o.gram, row, 1)
 		o.norms[i] = norm32(row)
 		if o.ivf != nil {
 			o.ivf.update(i, row)
 		}
 	}
+	symmetrize(o.gram, k)
 	o.mu.Unlock()
 	o.version.Add(1)
 	if o.GramRefresh > 0 && o.itemUpdates.Add(int64(len(ws.pendingRows))) >= o.GramRefresh {
@@ -320,38 +320,144 @@ func (o *Online) Apply(ws *Workspace, ups []Update) error {
 	return nil
 }
 
-// stepItem computes the new factors of one item into ws.pending (reusing
-// the pending row when the item already changed in this batch) and updates
-// its statistics.
-func (o *Online) stepItem(ws *Workspace, x []float32, d ItemDelta) {
-	k := o.p.Factors
-	y := ws.pendingRow(o.items, d.Item, k)
-	alpha := o.p.Alpha
-	aw := alpha * float64(d.DeltaWeight)
+// itemGroup is every change a batch makes to one item: entries
+// ws.entries[lo:hi].
+type itemGroup struct {
+	item   int32
+	lo, hi int
+}
+
+// itemEntry is one (user, item) change of a batch.
+type itemEntry struct {
+	user []float32
+	aw   float64 // α·Δw
+	cp   float64 // Δ(c·p): 1 + α·Δw for a new pair, α·Δw otherwise
+	new  bool
+}
+
+// groupDeltas gathers the batch's item deltas by item, in order of first
+// appearance.
+func (ws *Workspace) groupDeltas(ups []Update) {
+	ws.entries = ws.entries[:0]
+	ws.groups = ws.groups[:0]
+	if ws.groupOf == nil {
+		ws.groupOf = map[int32]int{}
+	}
+	clear(ws.groupOf)
+	// Count per item first so that each group's entries are contiguous.
+	ws.counts = ws.counts[:0]
+	for _, up := range ups {
+		for _, d := range up.Items {
+			g, ok := ws.groupOf[d.Item]
+			if !ok {
+				g = len(ws.groups)
+				ws.groupOf[d.Item] = g
+				ws.groups = append(ws.groups, itemGroup{item: d.Item})
+				ws.counts = append(ws.counts, 0)
+			}
+			ws.counts[g]++
+		}
+	}
+	n := 0
+	for g := range ws.groups {
+		ws.groups[g].lo, ws.groups[g].hi = n, n
+		n += ws.counts[g]
+	}
+	if cap(ws.entries) < n {
+		ws.entries = make([]itemEntry, n)
+	}
+	ws.entries = ws.entries[:n]
+	for _, up := range ups {
+		for _, d := range up.Items {
+			g := &ws.groups[ws.groupOf[d.Item]]
+			ws.entries[g.hi] = ws.newEntry(up.User, d)
+			g.hi++
+		}
+	}
+}
+
+func (ws *Workspace) newEntry(user []float32, d ItemDelta) itemEntry {
+	aw := ws.alpha * float64(d.DeltaWeight)
 	cp := aw
 	if d.New {
 		cp = 1 + aw
 	}
-	xu, r := ws.x, ws.b
-	for f, v := range x {
-		xu[f] = float64(v)
+	return itemEntry{user: user, aw: aw, cp: cp, new: d.New}
+}
+
+// stepItem moves one item by the joint step of all its changes in the
+// batch (see the type documentation) into ws.pending, and updates its
+// statistics:
+//
+//	(XᵀX + λI + D_i + Σ_j α Δw_j x_j x_jᵀ) δ = Σ_j x_j (Δ(c·p)_j − α Δw_j x_j·y_i)
+func (o *Online) stepItem(ws *Workspace, g itemGroup) {
+	k := o.p.Factors
+	es := ws.entries[g.lo:g.hi]
+	y := ws.pendingRow(o.items, g.item, k)
+	m := len(es)
+	G := ws.gatherVectors(es, k)
+	aw := ws.scalars(m)
+	r := ws.b
+	clear(r)
+	for j, e := range es {
+		xj := G[j*k : (j+1)*k]
+		var xy float64
+		for f, v := range xj {
+			xy += v * float64(y[f])
+		}
+		axpy(e.cp-e.aw*xy, xj, r)
+		aw[j] = e.aw
 	}
-	var xy float64
-	for f := range xu {
-		xy += xu[f] * float64(y[f])
-	}
-	for f := range r {
-		r[f] = xu[f] * (cp - aw*xy)
-	}
-	curv := o.curv[int(d.Item)*k : int(d.Item)*k+k]
-	delta := ws.itemCG(o.xtx, o.p.Lambda, curv, xu, aw, r)
+	curv := o.curv[int(g.item)*k : int(g.item)*k+k]
+	delta := ws.itemCG(o.xtx, o.p.Lambda, curv, blas64.General{Rows: m, Cols: k, Stride: k, Data: G}, aw, r)
 	for f := range y {
 		y[f] += float32(delta[f])
-		curv[f] += float32(aw * xu[f] * xu[f])
 	}
-	if d.New {
-		o.counts[d.Item]++
+	for j, e := range es {
+		xj := G[j*k : (j+1)*k]
+		for f, v := range xj {
+			curv[f] += float32(e.aw * v * v)
+		}
+		if e.new {
+			o.counts[g.item]++
+		}
 	}
+}
+
+// gatherVectors copies the entries' user factors into ws.g as float64.
+func (ws *Workspace) gatherVectors(es []itemEntry, k int) []float64 {
+	n := len(es) * k
+	if cap(ws.g) < n {
+		ws.g = make([]float64, n, n+n/2)
+	}
+	g := ws.g[:n]
+	for j, e := range es {
+		for f, v := range e.user {
+			g[j*k+f] = float64(v)
+		}
+	}
+	return g
+}
+
+// replaceOuter sets a += new newᵀ − old oldᵀ on the upper triangle of the
+// k×k matrix a (old may be nil), as one symmetric rank-2 update:
+// ½[(n − o)(n + o)ᵀ + (n + o)(n − o)ᵀ] = n nᵀ − o oᵀ.
+func (ws *Workspace) replaceOuter(a []float64, old, new []float32) {
+	k := len(new)
+	sym := blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: a}
+	d, s := ws.r, ws.ap
+	if old == nil {
+		for f, v := range new {
+			d[f] = float64(v)
+		}
+		blas64.Syr(1, blas64.Vector{N: k, Inc: 1, Data: d}, sym)
+		return
+	}
+	for f := range new {
+		d[f] = float64(new[f]) - float64(old[f])
+		s[f] = float64(new[f]) + float64(old[f])
+	}
+	blas64.Syr2(0.5, blas64.Vector{N: k, Inc: 1, Data: d}, blas64.Vector{N: k, Inc: 1, Data: s}, sym)
 }
 
 // pendingRow returns the batch's working copy of item i's factors.
@@ -367,24 +473,33 @@ func (ws *Workspace) pendingRow(items *Factors, i int32, k int) []float32 {
 	return ws.pending[j*k : (j+1)*k]
 }
 
-// itemCG solves (xtx + λI + diag(curv) + aw·x xᵀ) δ = r by a few CG steps
-// from δ = 0 and returns δ (aliasing workspace memory).
-func (ws *Workspace) itemCG(xtx []float64, lambda float64, curv []float32, x []float64, aw float64, r []float64) []float64 {
+// itemCG solves (xtx + λI + diag(curv) + Gᵀ diag(aw) G) δ = r by a few
+// CG steps from δ = 0 and returns δ (aliasing workspace memory). xtx is
+// full symmetric (a general matrix-vector product is the faster kernel).
+func (ws *Workspace) itemCG(xtx []float64, lambda float64, curv []float32, G blas64.General, aw, r []float64) []float64 {
 	k := ws.k
 	if len(ws.delta) < k {
 		ws.delta = make([]float64, k)
 	}
-	delta, p, ap := ws.delta[:k], ws.p, ws.ap
+	if cap(ws.t2) < G.Rows {
+		ws.t2 = make([]float64, G.Rows)
+	}
+	t := ws.t2[:G.Rows]
+	delta, p, ap := ws.delta[:k], ws.p, ws.x
 	clear(delta)
 	copy(p, r)
 	rs := dot(r, r)
 	apply := func(dst, v []float64) {
-		copy(dst, v)
-		blas64.Symv(1, blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: xtx}, blas64.Vector{N: k, Inc: 1, Data: v}, lambda, blas64.Vector{N: k, Inc: 1, Data: dst})
-		xv := aw * dot(x, v)
+		blas64.Gemv(blas.NoTrans, 1, blas64.General{Rows: k, Cols: k, Stride: k, Data: xtx}, blas64.Vector{N: k, Inc: 1, Data: v}, 0, blas64.Vector{N: k, Inc: 1, Data: dst})
 		for f := range dst {
-			dst[f] += float64(curv[f])*v[f] + xv*x[f]
+			dst[f] += (lambda + float64(curv[f])) * v[f]
 		}
+		tv := blas64.Vector{N: G.Rows, Inc: 1, Data: t}
+		blas64.Gemv(blas.NoTrans, 1, G, blas64.Vector{N: k, Inc: 1, Data: v}, 0, tv)
+		for j := range t {
+			t[j] *= aw[j]
+		}
+		blas64.Gemv(blas.Trans, 1, G, tv, 1, blas64.Vector{N: k, Inc: 1, Data: dst})
 	}
 	for it := 0; it < itemCGSteps && rs > 1e-30; it++ {
 		apply(ap, p)
@@ -418,27 +533,19 @@ func (o *Online) GramDrift() float64 {
 	exact := make([]float64, len(o.gram))
 	gramInto(exact, o.items, nil)
 	var num, den float64
-	for i, v := range exact {
-		d := o.gram[i] - v
-		num += d * d
-		den += v * v
+	k := o.p.Factors
+	for i := range k {
+		for j := i; j < k; j++ {
+			v := exact[i*k+j]
+			d := o.gram[i*k+j] - v
+			num += d * d
+			den += v * v
+		}
 	}
 	if den == 0 {
 		return math.Sqrt(num)
 	}
 	return math.Sqrt(num / den)
-}
-
-// rankOne adds sign·v vᵀ to the k×k full symmetric matrix a.
-func rankOne(a []float64, v []float32, sign float64) {
-	k := len(v)
-	for i, vi := range v {
-		s := sign * float64(vi)
-		row := a[i*k : i*k+k]
-		for j, vj := range v {
-			row[j] += s * float64(vj)
-		}
-	}
 }
 
 func norm32(v []float32) float32 {
@@ -501,10 +608,12 @@ func (o *Online) setItems(states []ItemRowState, add bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.growLocked(maxRow + 1)
+	ws := NewWorkspace(k)
+	old := make([]float32, k)
 	for _, s := range states {
 		row := o.items.Row(int(s.Row))
 		curv := o.curv[int(s.Row)*k : int(s.Row)*k+k]
-		rankOne(o.gram, row, -1)
+		copy(old, row)
 		if add {
 			for f, v := range s.Factors {
 				row[f] += v
@@ -520,12 +629,13 @@ func (o *Online) setItems(states []ItemRowState, add bool) error {
 			}
 			o.counts[s.Row] = s.Count
 		}
-		rankOne(o.gram, row, 1)
+		ws.replaceOuter(o.gram, old, row)
 		o.norms[s.Row] = norm32(row)
 		if o.ivf != nil {
 			o.ivf.update(s.Row, row)
 		}
 	}
+	symmetrize(o.gram, k)
 	o.version.Add(1)
 	return nil
 }
@@ -548,7 +658,8 @@ func (o *Online) InitItem(row int, seed uint64) bool {
 	for f := range r {
 		r[f] = float32(rng.NormFloat64() * o.p.InitScale)
 	}
-	rankOne(o.gram, r, 1)
+	NewWorkspace(o.p.Factors).replaceOuter(o.gram, nil, r)
+	symmetrize(o.gram, o.p.Factors)
 	o.norms[row] = norm32(r)
 	if o.ivf != nil {
 		o.ivf.update(int32(row), r)

@@ -29,6 +29,13 @@ type Workspace struct {
 	ws          []float32 // history weights
 	pending     []float32 // rows changed by the current Apply batch
 	pendingRows []int32
+	t2          []float64 // per-entry scalars of an item step
+
+	alpha   float64 // α of the model whose Apply uses this workspace
+	groups  []itemGroup
+	groupOf map[int32]int
+	counts  []int
+	entries []itemEntry
 }
 
 // NewWorkspace returns a workspace for k factors.
@@ -193,7 +200,8 @@ func (ws *Workspace) solveCG(dst []float32, gram []float64, lambda float64, othe
 func (ws *Workspace) applyA(dst, v, gram []float64, lambda float64, G blas64.General, w []float32, alpha float64, t []float64) {
 	k := ws.k
 	copy(dst, v)
-	blas64.Symv(1, blas64.Symmetric{N: k, Stride: k, Uplo: blas.Upper, Data: gram}, blas64.Vector{N: k, Inc: 1, Data: v}, lambda, blas64.Vector{N: k, Inc: 1, Data: dst})
+	// gram is full symmetric: the general product is the faster kernel.
+	blas64.Gemv(blas.NoTrans, 1, blas64.General{Rows: k, Cols: k, Stride: k, Data: gram}, blas64.Vector{N: k, Inc: 1, Data: v}, lambda, blas64.Vector{N: k, Inc: 1, Data: dst})
 	if G.Rows == 0 {
 		return
 	}
