@@ -124,6 +124,18 @@ func testPageView(t *testing.T, e *env) {
 	if views[1].Session != pv.Session || views[1].Props["utm_source"] != "news" || views[1].Referrer != "" {
 		t.Errorf("second view: session %s (first %s), props %v, referrer %q", views[1].Session, pv.Session, views[1].Props, views[1].Referrer)
 	}
+	// A page without an item still counts as a page view (no item field).
+	e.load(t, "noitem")
+	home := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Type == "view" && strings.HasSuffix(w.Page, "noitem") })[0]
+	if home.Item != "" || home.Session != pv.Session {
+		t.Errorf("view of a page without item: item %q session %s", home.Item, home.Session)
+	}
+	// Custom props are capped at the schema's 32 keys.
+	e.exec(t, nil, `const d = {item: '42'}; for (let i = 0; i < 40; i++) d['p' + i] = i; kairos.track('like', d)`)
+	many := e.k.waitEvents(t, v, 1, ofType("like"))[0]
+	if len(many.Props) != 32 || many.Props["device"] != "desktop" || many.Props["p0"] != "0" {
+		t.Errorf("like with 40 custom props: %d props (%v), want 32 with device and utm first", len(many.Props), many.Props)
+	}
 	// Page views in several requests and no preflight.
 	if k := e.k; k.preflights != 0 {
 		t.Errorf("%d CORS preflights; the tracker should send simple requests", k.preflights)

@@ -73,10 +73,11 @@
 //
 // Every event has id (crypto.randomUUID, else a random v4 UUID), type,
 // visitor, session, ts (epoch ms), page (location.href), user after
-// identify, and props with the utm_* parameters of the session's landing
-// URL and device ("mobile", "tablet" or "desktop", from the user agent):
+// identify, and props (string values, at most 32 keys) with the utm_*
+// parameters of the session's landing URL, device ("mobile", "tablet" or
+// "desktop", from the user agent) and the custom props of kairos.track:
 //
-//	view        page view: referrer, item (the page's item, if declared)
+//	view        page view: referrer, item (the page's item; none on pages without one)
 //	click       on a marked element: item, offer, token, element ("offer:7", "item:42")
 //	dwell       value = ms the mouse pointer rested on a marked element, reported
 //	            when it leaves (>= 300 ms): item, offer, token, element, page
@@ -130,7 +131,7 @@
 // kairos.on listeners run and kairos:promotion is dispatched. A promotion
 // id is rendered at most once (ids are remembered in localStorage), so a
 // replay after a reconnect does nothing. Clicks on it are click events
-// with offer and token.
+// with offer and token (and item when the offer has one).
 //
 // # Go API and build
 //

@@ -221,7 +221,10 @@
 
   // ---- events and delivery ----
 
-  var FIELDS = { item: 1, offer: 1, token: 1, value: 1, element: 1, referrer: 1, user: 1 };
+  // Event fields settable through data, with their length limits (ids
+  // 200, texts 2000: the schema's limits are 200 and 2048 bytes).
+  var FIELDS = { item: 200, offer: 200, user: 200, token: 2000, element: 2000, referrer: 2000, value: 1 };
+  var MAX_PROPS = 32;
   var queue = [];
   var flushTimer = 0;
   var retryTimer = 0;
@@ -240,18 +243,25 @@
     var e = { id: uuid(), type: String(type), visitor: visitor, session: s.id, ts: t, page: clip(location.href) };
     if (user) e.user = user;
     var props = {};
-    for (var u in s.utm) props[u] = s.utm[u];
-    props.device = deviceClass;
+    var n = 0;
+    var prop = function (k, v) {
+      if (v == null || n >= MAX_PROPS) return;
+      k = clip(k, 100);
+      if (!(k in props)) n++;
+      props[k] = clip(typeof v === 'object' ? JSON.stringify(v) : v, 1000);
+    };
+    for (var u in s.utm) prop(u, s.utm[u]);
+    prop('device', deviceClass);
     data = data || {};
     for (var k in data) {
       var v = data[k];
       if (v == null || v === '' || !Object.prototype.hasOwnProperty.call(data, k)) continue;
       if (k === 'props' && typeof v === 'object') {
-        for (var pk in v) if (v[pk] != null) props[clip(pk, 200)] = clip(v[pk], 1000);
+        for (var pk in v) prop(pk, v[pk]);
       } else if (FIELDS[k]) {
-        e[k] = k === 'value' ? Math.max(0, +v || 0) : clip(v);
+        e[k] = k === 'value' ? Math.max(0, +v || 0) : clip(v, FIELDS[k]);
       } else {
-        props[clip(k, 200)] = clip(typeof v === 'object' ? JSON.stringify(v) : v, 1000);
+        prop(k, v);
       }
     }
     e.props = props;
