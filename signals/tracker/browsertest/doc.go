@@ -29,7 +29,8 @@
 // Each Start launches its own chromedriver (on a free loopback port) and
 // one Chromium session with a fresh --user-data-dir, started with
 // --headless --no-sandbox --disable-gpu --disable-background-networking
-// and the window size of Options; Close (run by t.Cleanup) ends the session,
+// and the viewport size of Options (1280x800 by default; the window is sized
+// so that innerWidth x innerHeight match); Close (run by t.Cleanup) ends the session,
 // the driver and its browser, and removes the profile directory. Starting
 // takes about a second, so tests usually share one Browser between
 // subtests and clear cookies and storage between them (ClearSiteData).
@@ -44,6 +45,11 @@
 // returned for DOM nodes. Perform sends W3C input actions built with
 // Mouse, Wheel and Keyboard (pointer moves, pauses, button presses, wheel
 // scrolls, keys), dispatched by Chromium as trusted events. CDP sends a
+// MouseMoveCDP moves the mouse to any point, also outside the viewport
+// (leaving through the top fires a trusted mouseout with relatedTarget
+// null). NewTab, SwitchTo and CloseWindow open and switch tabs: the page of
+// a tab sent to the back becomes hidden (visibilitychange), as for a
+// person. CDP sends any
 // Chrome DevTools Protocol command through chromedriver (for example
 // Input.dispatchMouseEvent to move the pointer outside the viewport, which
 // W3C actions refuse, or Emulation.setUserAgentOverride). Logs returns the
