@@ -46,6 +46,7 @@ type Engine struct {
 	// never concurrent: signals.Consumer's contract).
 	learn    *learnState
 	handleMu sync.Mutex
+	reactors []Reactor // guarded by handleMu
 
 	scorers sync.Pool // *scratch
 }

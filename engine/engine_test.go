@@ -337,3 +337,30 @@ func TestExplainNamesContributingItems(t *testing.T) {
 		}
 	}
 }
+
+// recordingReactor keeps every change it sees.
+type recordingReactor struct{ changes []engine.VisitorChange }
+
+func (r *recordingReactor) React(_ context.Context, cs []engine.VisitorChange) {
+	r.changes = append(r.changes, cs...)
+}
+
+func TestReactorSeesCommittedStateOnce(t *testing.T) {
+	e := newEngine(t, openStore(t, t.TempDir()), nil)
+	var rr recordingReactor
+	e.AddReactor(&rr)
+	evs := []signals.Event{
+		{ID: "r1", Type: signals.TypeView, Visitor: "a", Item: "x", Time: signals.Timestamp{Time: t0}},
+		{ID: "r2", Type: signals.TypeScroll, Visitor: "a", Value: 50, Time: signals.Timestamp{Time: t0.Add(time.Second)}},
+		{ID: "r3", Type: signals.TypeClick, Visitor: "b", Item: "y", Time: signals.Timestamp{Time: t0}},
+	}
+	mustHandle(t, e, evs)
+	mustHandle(t, e, evs) // redelivery: nothing fresh
+	if len(rr.changes) != 2 {
+		t.Fatalf("reactor saw %d visitor changes, want 2", len(rr.changes))
+	}
+	a := rr.changes[0]
+	if a.Visitor.ID != "a" || len(a.Fresh) != 2 || len(a.Visitor.History) != 2 || a.Visitor.Factors == nil || a.Visitor.Session.Events != 2 {
+		t.Fatalf("change of a: %+v", a)
+	}
+}

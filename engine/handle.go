@@ -88,6 +88,7 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	if err := e.applyItems(touched); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "item updates not applied", slog.Any("err", err))
 	}
+	e.react(ctx, visitors, commit.Visitors, groups)
 	e.countTrending(fresh)
 	now := e.cfg.Now()
 	for _, ev := range fresh {
