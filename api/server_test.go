@@ -42,7 +42,7 @@ func TestHealth(t *testing.T) {
 func TestMetricsExposition(t *testing.T) {
 	h := newHarness(t, nil)
 	h.secret("POST", "/v1/events", `[`+evJSON("a")+`,{"id":"b","type":"dwell","visitor":"v","item":"i","value":-1},`+evJSON("a")+`]`)
-	h.do("GET", "/v1/pixel.gif?visitor=v&key="+testPK, "") // item missing
+	h.do("GET", "/v1/pixel.gif?type=click&visitor=v&key="+testPK, "") // item missing
 	h.secret("GET", "/v1/recommendations?visitor=v", "")
 	h.secret("GET", "/v1/items/nope", "")
 	h.do("GET", "/nowhere", "")

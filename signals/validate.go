@@ -269,9 +269,13 @@ func (e *Event) Normalize(now time.Time) {
 // session, element, page, referrer, ts, value, props. now is the receive
 // time that bounds ts.
 //
-// Rules: id, type and visitor are required; learning types (view, click,
-// like, dwell, add_to_cart, conversion) require item; identify requires
-// user. Ids (id, visitor, user, item, offer, session) are valid UTF-8
+// Rules: id, type and visitor are required; like and add_to_cart require
+// item; click and dwell require item or offer (a click on an offer or a
+// promotion); a view without item is a page view (home, category and
+// landing pages: it feeds sessions and cold-start context but does not
+// train the model), and a conversion without item is a site-level goal
+// (an order total); identify requires user. Only events with an item
+// train the model (see Weights). Ids (id, visitor, user, item, offer, session) are valid UTF-8
 // without control characters, at most MaxIDBytes. All other strings are
 // valid UTF-8 within their limits. ts is required (Normalize fills it) and
 // lies within [now-MaxPastAge, now+MaxFutureSkew]. value is a finite,
@@ -312,8 +316,15 @@ func (e *Event) validate(now time.Time, l Limits) *FieldError {
 	if e.Type == TypeIdentify && e.User == "" {
 		return fieldErr("user", "missing (required for identify)")
 	}
-	if e.Item == "" && e.Type.Learning() {
-		return fieldErr("item", "missing (required for %s)", e.Type)
+	if e.Item == "" {
+		switch e.Type {
+		case TypeLike, TypeAddToCart:
+			return fieldErr("item", "missing (required for %s)", e.Type)
+		case TypeClick, TypeDwell:
+			if e.Offer == "" {
+				return fieldErr("item", "missing (a %s needs an item or an offer)", e.Type)
+			}
+		}
 	}
 	if err := checkText("token", e.Token, l.MaxTextBytes); err != nil {
 		return err

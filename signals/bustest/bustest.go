@@ -532,7 +532,7 @@ func testArrayPoison(t *testing.T, f Fixture) {
 	defer cancel()
 	hover := `{"id":"` + id + `-p1","type":"hover","visitor":"` + v + `"}`
 	nan := `{"id":"` + id + `-p2","type":"dwell","visitor":"` + v + `","item":"i","value":NaN}`
-	noItem := `{"id":"` + id + `-p3","type":"view","visitor":"` + v + `"}`
+	noItem := `{"id":"` + id + `-p3","type":"like","visitor":"` + v + `"}`
 	mixed := "[" + rawEvent(id+"-1", v) + "," + hover + "," + rawEvent(id+"-2", v) + "," + nan + ",  1 ," + noItem + "]"
 	broken := "[" + rawEvent(id+"-x", v) + `,{"id":"` + id + `-y"`
 	for _, body := range []string{mixed, broken} {

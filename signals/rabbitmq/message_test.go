@@ -185,7 +185,7 @@ func TestArrayDeadLetterProperties(t *testing.T) {
 	cfg := testConfig(t)
 	a := newAdmin(t, cfg.URL)
 	b := newTestBus(t, cfg, a)
-	bad := `{"id":"dl-2","type":"view","visitor":"v"}`
+	bad := `{"id":"dl-2","type":"like","visitor":"v"}`
 	body := `[{"id":"dl-1","type":"like","visitor":"v","item":"i"},` + bad + `]`
 	a.mu.Lock()
 	dc, err := a.ch.PublishWithDeferredConfirmWithContext(context.Background(), b.names.events, "v", true, false, amqp.Publishing{
@@ -231,7 +231,7 @@ func TestArrayDeadLetterProperties(t *testing.T) {
 	d := dead[0]
 	h := d.Headers
 	if string(d.Body) != bad || d.MessageId != "dl-2" || d.RoutingKey != "v" || d.AppId != "shop" || d.DeliveryMode != amqp.Persistent ||
-		h["kairos-reason"] != "item: missing (required for view)" || h["kairos-original-routing-key"] != "v" ||
+		h["kairos-reason"] != "item: missing (required for like)" || h["kairos-original-routing-key"] != "v" ||
 		h["kairos-original-exchange"] != b.names.events || h["kairos-original-message-id"] != "msg-1" ||
 		h["kairos-event-index"] != int32(1) || h["x-shop"] != "s1" || h[headerCount] != nil {
 		t.Errorf("dead letter: body %s, id %q, key %q, app %q, mode %d, headers %v", d.Body, d.MessageId, d.RoutingKey, d.AppId, d.DeliveryMode, h)
