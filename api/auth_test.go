@@ -106,7 +106,7 @@ func TestAuthRequireOriginAndMetricsPublic(t *testing.T) {
 func TestRoutesAccess(t *testing.T) {
 	h := newHarness(t, nil)
 	want := map[string]string{
-		"GET /healthz": "public", "GET /readyz": "public", "GET /metrics": "secret",
+		"GET /healthz": "public", "GET /readyz": "public", "GET /metrics": "secret", "GET /tracker.js": "public",
 		"POST /v1/events": "publishable", "GET /v1/pixel.gif": "publishable",
 		"GET /v1/recommendations": "secret", "GET /v1/items/:id/similar": "secret",
 		"GET /v1/items": "secret", "POST /v1/items": "secret", "GET /v1/items/:id": "secret",

@@ -69,6 +69,7 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodGet, path: "/healthz", access: accessPublic, handler: (*Server).healthz},
 		{method: http.MethodGet, path: "/readyz", access: accessPublic, handler: (*Server).readyz},
 		{method: http.MethodGet, path: "/metrics", access: metricsAccess, handler: (*Server).metricsHandler},
+		{method: http.MethodGet, path: "/tracker.js", access: accessPublic, handler: (*Server).trackerJS},
 		{method: http.MethodPost, path: "/v1/events", access: accessPublishable, bodyKey: true, handler: (*Server).postEvents},
 		{method: http.MethodGet, path: "/v1/pixel.gif", access: accessPublishable, pixel: true, handler: (*Server).pixel},
 		{method: http.MethodGet, path: "/v1/recommendations", access: accessSecret, handler: (*Server).recommendations},
