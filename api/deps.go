@@ -43,7 +43,16 @@ type Checker interface {
 	Ready(ctx context.Context) error
 }
 
-// Deps are the server's collaborators; every field is required.
+// VisitorEraser erases a visitor (DELETE /v1/visitors/{id}).
+type VisitorEraser interface {
+	// EraseVisitor removes the visitor's state and records a tombstone for
+	// its archived events; engine.ErrNotFound when there is nothing to
+	// erase.
+	EraseVisitor(ctx context.Context, id string) error
+}
+
+// Deps are the server's collaborators; the first four are required, the
+// others enable their routes (which answer 404 without them).
 type Deps struct {
 	// Publisher receives accepted events; a nil error must mean the events
 	// are durable (signals.Publisher's contract).
@@ -51,4 +60,6 @@ type Deps struct {
 	Recommender Recommender
 	Catalog     Catalog
 	Checker     Checker
+	// Eraser serves DELETE /v1/visitors/{id}.
+	Eraser VisitorEraser
 }

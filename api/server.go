@@ -79,6 +79,7 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodGet, path: "/v1/items/:id", access: accessSecret, handler: (*Server).getItem},
 		{method: http.MethodPut, path: "/v1/items/:id", access: accessSecret, handler: (*Server).putItem},
 		{method: http.MethodDelete, path: "/v1/items/:id", access: accessSecret, handler: (*Server).deleteItem},
+		{method: http.MethodDelete, path: "/v1/visitors/:id", access: accessSecret, handler: (*Server).eraseVisitor},
 	}
 }
 

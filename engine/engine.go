@@ -47,6 +47,8 @@ type Engine struct {
 	learn    *learnState
 	handleMu sync.Mutex
 	reactors []Reactor // guarded by handleMu
+	archive  Archiver  // guarded by handleMu
+	eraser   Eraser    // guarded by handleMu
 
 	scorers sync.Pool // *scratch
 }
@@ -178,6 +180,8 @@ func (e *Engine) Ready(ctx context.Context) error {
 
 // Online exposes the live model (for tools and tests).
 func (e *Engine) Online() *model.Online { return e.online }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // itemSeed derives the deterministic seed of a new item's random start.
 func itemSeed(id string) uint64 {

@@ -13,6 +13,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
 )
@@ -362,5 +363,47 @@ func TestReactorSeesCommittedStateOnce(t *testing.T) {
 	a := rr.changes[0]
 	if a.Visitor.ID != "a" || len(a.Fresh) != 2 || len(a.Visitor.History) != 2 || a.Visitor.Factors == nil || a.Visitor.Session.Events != 2 {
 		t.Fatalf("change of a: %+v", a)
+	}
+}
+
+func TestArchiveAndErasure(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	e := newEngine(t, store, nil)
+	ctx := context.Background()
+	arc, err := archive.Open(ctx, archive.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
+	e.SetArchive(arc, arc)
+	evs := clusterEvents(1, 4, 5, 5, 8)
+	mustHandle(t, e, evs)
+	mustHandle(t, e, evs) // redelivery: not archived twice
+	count := func() map[string]int {
+		n := map[string]int{}
+		if err := arc.Scan(ctx, time.Time{}, time.Now().Add(time.Hour), func(ev signals.Event) error {
+			n[ev.Visitor]++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	if before["c0-2"] != 5 || len(before) != 4 {
+		t.Fatalf("archived per visitor %v, want 5 for each of 4", before)
+	}
+	if err := e.EraseVisitor(ctx, "c0-2"); err != nil {
+		t.Fatal(err)
+	}
+	if v := visitor(t, store, "c0-2"); len(v.History) != 0 || v.Factors != nil {
+		t.Fatalf("erased visitor still has state: %+v", v)
+	}
+	after := count()
+	if after["c0-2"] != 0 || after["c0-1"] != 5 {
+		t.Fatalf("after erasure the archive yields %v", after)
+	}
+	if resp := recommend(t, e, "c0-2", 3); resp.Strategy != engine.StrategyTrending {
+		t.Fatalf("erased visitor is still personalised: %+v", resp)
 	}
 }

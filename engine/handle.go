@@ -34,7 +34,8 @@ func newLearnState(o *model.Online, k int) *learnState {
 // the engine). For the batch it
 //
 //  1. drops events whose id it has seen (in the batch or committed before);
-//  2. assigns item rows to new items;
+//  2. appends the fresh events to the archive (when one is set) and
+//     assigns item rows to new items;
 //  3. per visitor, in event order: extends the session window, appends the
 //     events to the history, and — when learning events arrived — folds the
 //     visitor in exactly from the decayed history;
@@ -57,6 +58,9 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	}
 	if len(fresh) == 0 {
 		return nil
+	}
+	if err := e.archiveFresh(ctx, fresh); err != nil {
+		return err
 	}
 	if err := e.ensureRows(ctx, fresh); err != nil {
 		return err

@@ -1,0 +1,42 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+type fakeEraser struct{ erased []string }
+
+func (f *fakeEraser) EraseVisitor(_ context.Context, id string) error {
+	if id == "ghost" {
+		return fmt.Errorf("%w: visitor has no state", engine.ErrNotFound)
+	}
+	f.erased = append(f.erased, id)
+	return nil
+}
+
+func TestEraseVisitor(t *testing.T) {
+	h := newHarness(t, nil)
+	if w := h.secret("DELETE", "/v1/visitors/v1", ""); w.Code != 404 {
+		t.Fatalf("without an eraser: status %d, want 404", w.Code)
+	}
+	er := &fakeEraser{}
+	cfg := h.cfg
+	cfg.Registry = nil // a fresh registry for the second server
+	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk, Eraser: er})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s = s
+	if w := h.secret("DELETE", "/v1/visitors/v%2F1", ""); w.Code != 204 || len(er.erased) != 1 || er.erased[0] != "v/1" {
+		t.Fatalf("status %d, erased %v; want 204 and [v/1]", w.Code, er.erased)
+	}
+	w := h.secret("DELETE", "/v1/visitors/ghost", "")
+	wantError(t, w, 404, CodeNotFound, "no state")
+	if w := h.do("DELETE", "/v1/visitors/v1", "", "Authorization", "Bearer "+testPK); w.Code != 403 {
+		t.Fatalf("publishable key: status %d, want 403", w.Code)
+	}
+}
