@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,15 +13,16 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 )
 
 // startChild runs `kairos serve` in a child process (this test binary, see
 // TestMain) against RabbitMQ and Redis in namespace ns.
-func startChild(t *testing.T, ns string) *exec.Cmd {
+func startChild(t *testing.T, ns, dataDir string) *exec.Cmd {
 	t.Helper()
-	args := []string{"serve", "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns,
+	args := []string{"serve", "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--data-dir", dataDir,
 		"--addr", "127.0.0.1:0", "--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef",
 		"--log-level", "warn", "--prefetch", "64"}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -39,6 +41,7 @@ func startChild(t *testing.T, ns string) *exec.Cmd {
 func TestCrashMidStreamAppliesEveryEventOnce(t *testing.T) {
 	requireServices(t)
 	ns := testNamespace(t)
+	dataDir := t.TempDir()
 	ctx := context.Background()
 	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: amqpURL(), Prefix: ns})
 	if err != nil {
@@ -94,7 +97,7 @@ func TestCrashMidStreamAppliesEveryEventOnce(t *testing.T) {
 	}
 	midStream := 0
 	for i, after := range []time.Duration{300 * time.Millisecond, 500 * time.Millisecond, 400 * time.Millisecond} {
-		child := startChild(t, ns)
+		child := startChild(t, ns, dataDir)
 		time.Sleep(after)
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -116,7 +119,7 @@ func TestCrashMidStreamAppliesEveryEventOnce(t *testing.T) {
 	if midStream == 0 {
 		t.Fatal("no kill landed while events were streaming: the test proves nothing")
 	}
-	child := startChild(t, ns)
+	child := startChild(t, ns, dataDir)
 	defer func() {
 		child.Process.Signal(syscall.SIGTERM)
 		child.Wait()
@@ -149,11 +152,35 @@ func TestCrashMidStreamAppliesEveryEventOnce(t *testing.T) {
 		}
 		if len(problems) == 0 {
 			t.Logf("all %d confirmed events applied exactly once after 3 kills", total)
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d problems, e.g. %v", len(problems), problems[:min(10, len(problems))])
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Every applied event is in the archive (kill -9 cuts torn records;
+	// a redelivered batch may be archived twice, never lost).
+	child.Process.Signal(syscall.SIGTERM)
+	child.Wait()
+	arc := archive.NewReader(filepath.Join(dataDir, "archive"), nil)
+	archived := map[string]bool{}
+	if err := arc.Scan(ctx, time.Time{}, time.Now().Add(time.Hour), func(ev signals.Event) error {
+		archived[ev.ID] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for _, evs := range confirmed {
+		for _, id := range evs {
+			if !archived[id] {
+				missing++
+			}
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d applied events missing from the archive", missing)
+	}
+	t.Logf("the archive holds all %d events", len(archived))
 }

@@ -118,7 +118,8 @@ type testServer struct {
 // on a free loopback port, with fixed keys.
 func startServer(t *testing.T, flags ...string) *testServer {
 	t.Helper()
-	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--publishable-rate", "100000"}, flags...)
+	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--publishable-rate", "100000",
+		"--data-dir", t.TempDir()}, flags...)
 	cfg, err := parseServeConfig(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)

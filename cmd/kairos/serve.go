@@ -13,6 +13,7 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
@@ -45,13 +46,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // app is a running Kairos server: the wiring of `kairos serve`, also used
 // by the end-to-end tests.
 type app struct {
-	cfg    serveConfig
-	log    *slog.Logger
-	store  engine.Store
-	bus    signals.Bus
-	engine *engine.Engine
-	api    *api.Server
-	keys   appKeys
+	cfg     serveConfig
+	log     *slog.Logger
+	store   engine.Store
+	bus     signals.Bus
+	engine  *engine.Engine
+	archive *archive.Archive // nil when archiving is off
+	api     *api.Server
+	keys    appKeys
 	// listener, when set (tests), is served instead of listening on
 	// cfg.Addr.
 	listener net.Listener
@@ -81,6 +83,13 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.engine, err = engine.New(ctx, ecfg, a.store, a.bus); err != nil {
 		return nil, err
 	}
+	if cfg.ArchiveDir != "off" {
+		sync, _ := archive.ParseSyncPolicy(cfg.ArchiveSync)
+		if a.archive, err = archive.Open(ctx, archive.Options{Dir: cfg.ArchiveDir, Sync: sync, Retention: cfg.ArchiveRetention, Logger: a.log}); err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		a.engine.SetArchive(a.archive, a.archive)
+	}
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err
 	}
@@ -90,7 +99,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		PublishableRate: api.RateLimit{Rate: cfg.PublicRate, Burst: int(math.Max(1, 5*cfg.PublicRate))},
 		Logger:          a.log, Registry: reg,
 	}
-	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine}
+	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine}
 	if a.api, err = api.New(acfg, deps); err != nil {
 		return nil, err
 	}
@@ -169,11 +178,14 @@ func (a *app) Run(ctx context.Context) error {
 	return errors.Join(herr, eerr)
 }
 
-// Close releases the bus and the store.
+// Close releases the bus, the archive and the store.
 func (a *app) Close() error {
 	var errs []error
 	if a.bus != nil {
 		errs = append(errs, a.bus.Close())
+	}
+	if a.archive != nil {
+		errs = append(errs, a.archive.Close())
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())

@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -39,6 +41,12 @@ type serveConfig struct {
 	AllowedOrigins  []string
 	SecretRate      float64
 	PublicRate      float64
+
+	// ArchiveDir holds the event archive ("" = <data-dir>/archive, "off"
+	// disables it).
+	ArchiveDir       string
+	ArchiveSync      string
+	ArchiveRetention time.Duration
 
 	LogLevel  string
 	LogFormat string
@@ -138,6 +146,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&origins, "allowed-origins", "", "origins allowed to use the publishable key, comma-separated (https://shop.example, https://*.shop.example, *)")
 	e.float(&c.SecretRate, "secret-rate", 5000, "requests per second per secret key")
 	e.float(&c.PublicRate, "publishable-rate", 20, "requests per second per publishable key and client IP")
+	e.str(&c.ArchiveDir, "archive-dir", "", "event archive directory (default <data-dir>/archive; \"off\" disables archiving)")
+	e.str(&c.ArchiveSync, "archive-sync", "interval", "archive fsync policy: always, interval (every 100 ms) or none")
+	e.dur(&c.ArchiveRetention, "archive-retention", 0, "how long raw archived events are kept (0 = forever)")
 	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "text", "text or json")
 	e.bool(&c.Demo, "demo", false, "serve the demo shop at /")
@@ -174,6 +185,15 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if !(c.SecretRate > 0) || !(c.PublicRate > 0) {
 		errs = append(errs, errors.New("--secret-rate and --publishable-rate must be > 0"))
+	}
+	if c.ArchiveDir == "" {
+		c.ArchiveDir = filepath.Join(c.DataDir, "archive")
+	}
+	if _, err := archive.ParseSyncPolicy(c.ArchiveSync); err != nil {
+		errs = append(errs, fmt.Errorf("--archive-sync: %w", err))
+	}
+	if c.ArchiveRetention < 0 {
+		errs = append(errs, fmt.Errorf("--archive-retention %v is negative", c.ArchiveRetention))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
