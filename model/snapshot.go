@@ -66,6 +66,12 @@ type Meta struct {
 	// Cutoff is the time of the last event the model has learnt from (a
 	// retrain's cut-off); engines replay events after it.
 	Cutoff time.Time `json:"cutoff"`
+	// Version identifies the model (a retrain sets its creation time in
+	// nanoseconds); engines announce and compare it.
+	Version uint64 `json:"version,omitempty"`
+	// ArchiveSeq is the last archive record the model learnt from: an
+	// engine that loads the model replays the records after it.
+	ArchiveSeq uint64 `json:"archive_seq,omitempty"`
 	// Note is free text (e.g. the command that produced it).
 	Note string `json:"note,omitempty"`
 }
