@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kairoshq/kairos/model"
@@ -31,7 +32,10 @@ type Engine struct {
 	bus   Bus
 	met   *metrics
 
-	online *model.Online
+	online atomic.Pointer[model.Online] // swapped whole by LoadSnapshot
+	// gen is the generation of the live model: it changes with every
+	// loaded snapshot and tags stored visitor factors (see packFactors).
+	gen atomic.Uint32
 
 	// mu guards the item index, the catalog cache and the trending counter.
 	// Lock order: mu before any lock of online.
@@ -49,6 +53,10 @@ type Engine struct {
 	reactors []Reactor // guarded by handleMu
 	archive  Archiver  // guarded by handleMu
 	eraser   Eraser    // guarded by handleMu
+	tail     Tail      // guarded by handleMu
+
+	swapMu  sync.Mutex    // serialises LoadSnapshot
+	version atomic.Uint64 // version of the loaded snapshot (0: none)
 
 	scorers sync.Pool // *scratch
 }
@@ -65,10 +73,27 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 	if err != nil {
 		return nil, err
 	}
+	ms, err := loadGenerationFrom(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	if ms != nil {
+		if ms.Params.Factors != cfg.Params.Factors {
+			return nil, fmt.Errorf("engine: the stored model has k=%d, the configuration k=%d: start with --factors %d (or retrain)", ms.Params.Factors, cfg.Params.Factors, ms.Params.Factors)
+		}
+		if online, err = model.NewEmptyOnline(ms.Params); err != nil {
+			return nil, err
+		}
+	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "engine"), store: store, bus: bus,
-		online: online, rowOf: map[string]int32{}, catalog: map[string]Item{},
+		rowOf: map[string]int32{}, catalog: map[string]Item{},
 		trending: model.NewTrending(cfg.TrendingHalfLife),
+	}
+	e.online.Store(online)
+	if ms != nil {
+		e.gen.Store(ms.Generation)
+		e.version.Store(ms.Version)
 	}
 	e.met = newMetrics(cfg.Registerer)
 	e.learn = newLearnState(online, cfg.Params.Factors)
@@ -89,7 +114,7 @@ func (e *Engine) load(ctx context.Context) error {
 	for row, id := range ids {
 		e.setRowLocked(id, int32(row))
 	}
-	e.online.Grow(len(ids))
+	e.model().Grow(len(ids))
 	states, err := e.store.ItemStates(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: load item factors: %w", err)
@@ -101,7 +126,7 @@ func (e *Engine) load(ctx context.Context) error {
 		}
 		rows = append(rows, model.ItemRowState{Row: s.Row, Factors: s.Factors, Curv: s.Curv, Count: s.Count})
 	}
-	if err := e.online.SetItems(rows); err != nil {
+	if err := e.model().SetItems(rows); err != nil {
 		return fmt.Errorf("engine: load item factors: %w", err)
 	}
 	if err := e.loadCatalog(ctx); err != nil {
@@ -138,6 +163,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return e.bus.Consume(gctx, e.Handle) })
 	g.Go(func() error { return e.bus.Subscribe(gctx, signals.TopicUpdates, e.onPeerUpdate) })
+	g.Go(func() error {
+		return e.bus.Subscribe(gctx, signals.TopicModels, func(msg []byte) {
+			m := append([]byte(nil), msg...)
+			go e.onModel(gctx, m)
+		})
+	})
 	g.Go(func() error { return e.maintainIndex(gctx) })
 	g.Go(func() error {
 		t := time.NewTicker(e.cfg.StateEvery)
@@ -179,9 +210,21 @@ func (e *Engine) Ready(ctx context.Context) error {
 }
 
 // Online exposes the live model (for tools and tests).
-func (e *Engine) Online() *model.Online { return e.online }
+func (e *Engine) Online() *model.Online { return e.model() }
+
+// model returns the live model (it may be replaced by LoadSnapshot at any
+// time: use one value per operation).
+func (e *Engine) model() *model.Online { return e.online.Load() }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// itemRow returns the row of an item id.
+func (e *Engine) itemRow(id string) (int32, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	r, ok := e.rowOf[id]
+	return r, ok
+}
 
 // itemSeed derives the deterministic seed of a new item's random start.
 func itemSeed(id string) uint64 {

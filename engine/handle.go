@@ -159,7 +159,7 @@ func (e *Engine) ensureRows(ctx context.Context, evs []signals.Event) error {
 		maxRow = max(maxRow, rows[i])
 	}
 	e.mu.Unlock()
-	e.online.Grow(int(maxRow) + 1)
+	e.model().Grow(int(maxRow) + 1)
 	return nil
 }
 
@@ -212,21 +212,22 @@ func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32
 	ls.fresh = e.modelEvents(ls.fresh[:0], vu.Append)
 	for _, me := range ls.fresh {
 		touched[me.Item] = struct{}{}
-		if e.online.InitItem(int(me.Item), itemSeed(e.itemID(me.Item))) {
+		if e.model().InitItem(int(me.Item), itemSeed(e.itemID(me.Item))) {
 			e.met.newItems.Inc()
-			f, _, _ := e.online.ItemRow(int(me.Item), nil, nil)
+			f, _, _ := e.model().ItemRow(int(me.Item), nil, nil)
 			e.addDelta(me.Item, f, nil, 0) // peers need the start too
 		}
 	}
-	x := make([]float32, e.cfg.Params.Factors)
-	var old []float32
-	if len(v.Factors) == len(x) {
-		old = v.Factors
+	o := e.model()
+	x := make([]float32, o.K())
+	old, ok := unpackFactors(v.Factors, o.K(), e.gen.Load())
+	if !ok {
+		old = nil // none, or folded in against a replaced model
 	}
 	if err := ls.learner.Observe(x, old, ls.hist, ls.fresh); err != nil {
 		return vu, fmt.Errorf("engine: fold in visitor: %w", err)
 	}
-	vu.Factors = x
+	vu.Factors = packFactors(x, e.gen.Load())
 	return vu, nil
 }
 
@@ -283,14 +284,14 @@ func (e *Engine) applyItems(touched map[int32]struct{}) error {
 	ls := e.learn
 	clear(ls.before)
 	for row := range touched {
-		f, c, n := e.online.ItemRow(int(row), nil, nil)
+		f, c, n := e.model().ItemRow(int(row), nil, nil)
 		ls.before[row] = model.ItemRowState{Row: row, Factors: f, Curv: c, Count: n}
 	}
 	if err := ls.learner.Flush(); err != nil {
 		return err
 	}
 	for row, b := range ls.before {
-		f, c, n := e.online.ItemRow(int(row), nil, nil)
+		f, c, n := e.model().ItemRow(int(row), nil, nil)
 		for i := range f {
 			f[i] -= b.Factors[i]
 			c[i] -= b.Curv[i]

@@ -14,7 +14,7 @@ func (e *Engine) nprobe() int {
 	if e.cfg.Index.Disabled {
 		return 0
 	}
-	lists, _, ok := e.online.IndexStats()
+	lists, _, ok := e.model().IndexStats()
 	if !ok {
 		return 0
 	}
@@ -31,20 +31,20 @@ func (e *Engine) maintainIndex(ctx context.Context) error {
 	defer check.Stop()
 	var built time.Time
 	for {
-		n := e.online.Len()
-		_, overflow, ok := e.online.IndexStats()
+		n := e.model().Len()
+		_, overflow, ok := e.model().IndexStats()
 		due := n >= e.cfg.Index.MinItems && (!ok || time.Since(built) >= e.cfg.Index.RebuildEvery ||
 			float64(overflow) > 0.1*float64(n))
 		if due {
 			start := time.Now()
-			if err := e.online.BuildIndex(ctx, model.IVFParams{Seed: uint64(start.UnixNano())}); err != nil {
+			if err := e.model().BuildIndex(ctx, model.IVFParams{Seed: uint64(start.UnixNano())}); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				e.log.LogAttrs(ctx, slog.LevelWarn, "index build failed", slog.Any("err", err))
 			} else {
 				built = time.Now()
-				lists, _, _ := e.online.IndexStats()
+				lists, _, _ := e.model().IndexStats()
 				e.log.LogAttrs(ctx, slog.LevelInfo, "approximate index built",
 					slog.Int("items", n), slog.Int("lists", lists), slog.Duration("took", time.Since(start)))
 			}

@@ -43,10 +43,14 @@ func (e *Engine) react(ctx context.Context, visitors []Visitor, updates []Visito
 	changes := make([]VisitorChange, len(visitors))
 	for i, v := range visitors {
 		u := updates[i]
-		after := Visitor{ID: v.ID, Factors: v.Factors, Session: u.Session}
+		after := Visitor{ID: v.ID, Session: u.Session}
 		after.History = append(append(make([]HistoryEvent, 0, len(v.History)+len(u.Append)), v.History...), u.Append...)
+		f := v.Factors
 		if u.Factors != nil {
-			after.Factors = u.Factors
+			f = u.Factors
+		}
+		if x, ok := unpackFactors(f, e.model().K(), e.gen.Load()); ok && !isZero(x) {
+			after.Factors = x
 		}
 		changes[i] = VisitorChange{Visitor: after, Fresh: groups[v.ID]}
 	}
@@ -73,7 +77,7 @@ func (e *Engine) CachedItem(id string) (Item, bool) {
 // Affinity returns the mean predicted preference x·y_i of factors x for the
 // given items (those the model has factors for) and whether any had.
 func (e *Engine) Affinity(x []float32, items []string) (float32, bool) {
-	if len(x) != e.cfg.Params.Factors {
+	if len(x) != e.model().K() {
 		return 0, false
 	}
 	var sum float64
@@ -86,7 +90,7 @@ func (e *Engine) Affinity(x []float32, items []string) (float32, bool) {
 		if !ok {
 			continue
 		}
-		y = e.online.ItemFactors(y, int(row))
+		y = e.model().ItemFactors(y, int(row))
 		var s float64
 		zero := true
 		for f, v := range y {

@@ -46,18 +46,19 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	s := e.getScratch()
 	defer e.scorers.Put(s)
 	resp := RecResponse{Visitor: r.Visitor, Strategy: StrategyALS}
+	x := e.visitorFactors(s, v)
 	e.mu.RLock()
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
 	keep := e.keepFunc(r.Category)
-	if isZero(v.Factors) || len(v.Factors) != e.cfg.Params.Factors {
+	if x == nil {
 		resp.Strategy = StrategyTrending
 		s.top = s.scorer.SelectTop(s.top, e.trending.Scores(), r.N, s.exclude, keep)
 	} else {
-		q := model.Query{Vector: v.Factors, N: r.N, Exclude: s.exclude, Keep: keep}
+		q := model.Query{Vector: x, N: r.N, Exclude: s.exclude, Keep: keep}
 		if np := e.nprobe(); np > 0 && !r.Exact {
-			s.top, _ = e.online.TopKApprox(&s.scorer, s.top, q, np)
+			s.top, _ = e.model().TopKApprox(&s.scorer, s.top, q, np)
 		} else {
-			s.top = e.online.TopK(&s.scorer, s.top, q)
+			s.top = e.model().TopK(&s.scorer, s.top, q)
 		}
 	}
 	resp.Items = e.recsLocked(s.top)
@@ -131,7 +132,7 @@ func (e *Engine) recsLocked(top []model.Scored) []Rec {
 // explain adds the top "because" items to each recommendation.
 func (e *Engine) explain(s *scratch, hist []HistoryEvent, recs []Rec) {
 	s.events = e.modelEvents(s.events[:0], hist)
-	s.hist = s.agg.Aggregate(s.hist, s.events, e.cfg.Params.HalfLife)
+	s.hist = s.agg.Aggregate(s.hist, s.events, e.model().Params().HalfLife)
 	for i := range recs {
 		e.mu.RLock()
 		row, ok := e.rowOf[recs[i].Item]
@@ -139,7 +140,7 @@ func (e *Engine) explain(s *scratch, hist []HistoryEvent, recs []Rec) {
 		if !ok {
 			continue
 		}
-		cs, err := e.online.Explain(s.ws, s.contrib, s.hist, int(row), 3)
+		cs, err := e.model().Explain(s.ws, s.contrib, s.hist, int(row), 3)
 		if err != nil {
 			continue
 		}
@@ -173,7 +174,7 @@ func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error)
 		return nil, fmt.Errorf("%w: item %q has no interactions yet", ErrNotFound, item)
 	}
 	s.exclude = append(s.exclude[:0], e.inactive...)
-	top, err := e.online.Similar(&s.scorer, s.top, int(row), n, s.exclude, nil)
+	top, err := e.model().Similar(&s.scorer, s.top, int(row), n, s.exclude, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: item %q has no factors yet", ErrNotFound, item)
 	}

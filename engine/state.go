@@ -38,7 +38,7 @@ func (e *Engine) saveState(ctx context.Context) error {
 	if len(deltas) > 0 {
 		states := make([]ItemState, len(deltas))
 		for i, d := range deltas {
-			f, c, n := e.online.ItemRow(int(d.Row), nil, nil)
+			f, c, n := e.model().ItemRow(int(d.Row), nil, nil)
 			states[i] = ItemState{Row: d.Row, Factors: f, Curv: c, Count: n}
 		}
 		if err := e.store.SaveItemStates(ctx, states); err != nil {
@@ -50,7 +50,7 @@ func (e *Engine) saveState(ctx context.Context) error {
 			}
 		}
 	}
-	if err := e.store.PutBlob(ctx, blobXtX, encodeFloat64s(e.online.XtX())); err != nil {
+	if err := e.store.PutBlob(ctx, blobXtX, encodeFloat64s(e.model().XtX())); err != nil {
 		errs = append(errs, fmt.Errorf("save XᵀX: %w", err))
 	}
 	e.mu.RLock()
@@ -82,7 +82,7 @@ func (e *Engine) loadState(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("engine: load XᵀX: %w", err)
 	default:
-		if xtx, derr := decodeFloat64s(b); derr != nil || e.online.SetXtX(xtx) != nil {
+		if xtx, derr := decodeFloat64s(b); derr != nil || e.model().SetXtX(xtx) != nil {
 			e.log.LogAttrs(ctx, slog.LevelWarn, "stored XᵀX ignored (other k?)", slog.Int("bytes", len(b)))
 		}
 	}
@@ -112,12 +112,13 @@ const (
 	msgCatalog    byte = 'C'
 )
 
-// encodeDeltas encodes item deltas: kind, replica, count, then per row
+// encodeDeltas encodes item deltas: kind, replica, model generation, count, then per row
 // its id, row, count delta and k factor and curvature deltas (float32 LE).
 func (e *Engine) encodeDeltas(ds []model.ItemRowState) []byte {
 	var b bytes.Buffer
 	b.WriteByte(msgItemDeltas)
 	writeString(&b, e.cfg.Replica)
+	b.Write(binary.AppendUvarint(nil, uint64(e.gen.Load())))
 	b.Write(binary.AppendUvarint(nil, uint64(len(ds))))
 	for _, d := range ds {
 		writeString(&b, e.itemID(d.Row))
@@ -163,6 +164,13 @@ func (e *Engine) applyPeerDeltas(b []byte) error {
 	if err != nil || replica == e.cfg.Replica {
 		return err
 	}
+	gen, err := binary.ReadUvarint(r)
+	if err != nil {
+		return fmt.Errorf("bad generation")
+	}
+	if uint32(gen) != e.gen.Load() {
+		return nil // deltas of another model generation (a swap in progress)
+	}
 	n, err := binary.ReadUvarint(r)
 	if err != nil || n > 1<<24 {
 		return fmt.Errorf("bad delta count")
@@ -196,7 +204,7 @@ func (e *Engine) applyPeerDeltas(b []byte) error {
 	}
 	e.handleMu.Lock()
 	defer e.handleMu.Unlock()
-	return e.online.AddItems(ds)
+	return e.model().AddItems(ds)
 }
 
 func readString(r *bytes.Reader) (string, error) {

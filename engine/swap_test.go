@@ -1,0 +1,123 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/offline"
+	"github.com/kairoshq/kairos/offline/archive"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// TestHotSwapWhileEventsFlow retrains from the archive, keeps feeding
+// events and serving recommendations while the engine loads the new model,
+// and checks that an event after the cut-off is reflected after the swap.
+func TestHotSwapWhileEventsFlow(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	e := newEngine(t, store, nil)
+	arc, err := archive.Open(ctx, archive.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
+	e.SetArchive(arc, arc)
+	e.SetTail(offline.Tail{Archive: arc})
+	mustHandle(t, e, clusterEvents(3, 20, 10, 10, 11))
+	cfg := testConfig()
+	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: cfg.Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After the cut-off: a brand-new item clicked by cluster-1 visitors.
+	var late []signals.Event
+	for v := range 8 {
+		late = append(late, signals.Event{ID: fmt.Sprintf("late-%d", v), Type: signals.TypeClick, Visitor: fmt.Sprintf("c1-%d", v),
+			Item: "c1-late", Time: signals.Timestamp{Time: t0.Add(3 * time.Hour)}})
+	}
+	mustHandle(t, e, late)
+
+	// Serve and ingest while the snapshot loads.
+	var errs atomic.Int64
+	var lat []time.Duration
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			if _, err := e.Recommend(ctx, engine.RecRequest{Visitor: fmt.Sprintf("c%d-%d", i%3, i%20), N: 10}); err != nil {
+				errs.Add(1)
+			}
+			mu.Lock()
+			lat = append(lat, time.Since(start))
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ev := signals.Event{ID: fmt.Sprintf("flow-%d", i), Type: signals.TypeView, Visitor: fmt.Sprintf("c2-%d", i%20),
+				Item: fmt.Sprintf("c2-item%d", i%10), Time: signals.Timestamp{Time: t0.Add(4 * time.Hour)}}
+			if err := e.Handle(ctx, []signals.Event{ev}); err != nil {
+				errs.Add(1)
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	swapStart := time.Now()
+	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	swapTook := time.Since(swapStart)
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if n := errs.Load(); n > 0 {
+		t.Fatalf("%d errors while swapping", n)
+	}
+	slices.Sort(lat)
+	t.Logf("swap took %v; %d recommendations during the test: p50 %v, p99 %v, max %v",
+		swapTook, len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
+
+	// The post-cut-off item has factors in the new model, near cluster 1.
+	sim, err := e.Similar(ctx, "c1-late", 5)
+	if err != nil {
+		t.Fatalf("the item seen only after the cut-off is unknown to the new model: %v", err)
+	}
+	for _, r := range sim {
+		if !strings.HasPrefix(r.Item, "c1-") {
+			t.Fatalf("similar to c1-late: %v", sim)
+		}
+	}
+	// A visitor's factors are folded in against the new model.
+	if resp := recommend(t, e, "c1-3", 5); resp.Strategy != engine.StrategyALS || !strings.HasPrefix(resp.Items[0].Item, "c1-") {
+		t.Fatalf("after the swap c1-3 gets %+v", resp)
+	}
+	// A restart keeps the new model (generation and item states).
+	want := recommend(t, e, "c0-4", 5)
+	e2 := newEngine(t, store, nil)
+	if got := recommend(t, e2, "c0-4", 5); !slices.Equal(itemsOf(got), itemsOf(want)) {
+		t.Fatalf("after a restart %v, before %v", itemsOf(got), itemsOf(want))
+	}
+}

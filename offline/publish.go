@@ -1,0 +1,57 @@
+package offline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/offline/archive"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// BlobPutter stores a named blob (engine.Store implements it).
+type BlobPutter interface {
+	PutBlob(ctx context.Context, name string, data []byte) error
+}
+
+// ModelBlob is the blob under which the current model is published (the
+// engine's engine.BlobModel).
+const ModelBlob = "model/current"
+
+// Publish encodes snap, stores it as the current model and announces it on
+// signals.TopicModels (when b is not nil) so that running engines load it.
+// The announcement is {"version": …, "blob": "model/current"}.
+func Publish(ctx context.Context, store BlobPutter, b signals.Broadcaster, snap *model.Snapshot) error {
+	var buf bytes.Buffer
+	if err := snap.Encode(&buf); err != nil {
+		return fmt.Errorf("offline: encode snapshot: %w", err)
+	}
+	if err := store.PutBlob(ctx, ModelBlob, buf.Bytes()); err != nil {
+		return fmt.Errorf("offline: store snapshot: %w", err)
+	}
+	if b == nil {
+		return nil
+	}
+	msg, _ := json.Marshal(struct {
+		Version uint64 `json:"version"`
+		Blob    string `json:"blob"`
+	}{snap.Meta.Version, ModelBlob})
+	if err := b.Broadcast(ctx, signals.TopicModels, msg); err != nil {
+		return fmt.Errorf("offline: announce snapshot: %w", err)
+	}
+	return nil
+}
+
+// Tail adapts an archive to the engine's replay of the records after a
+// retrain's cut-off (engine.Tail).
+type Tail struct{ Archive *archive.Archive }
+
+// LastSeq returns the last record appended.
+func (t Tail) LastSeq() uint64 { return t.Archive.LastSeq() }
+
+// ScanAfter calls fn for the events of the records after..until.
+func (t Tail) ScanAfter(ctx context.Context, after, until uint64, fn func(signals.Event) error) error {
+	return t.Archive.ScanRecords(ctx, archive.Query{AfterSeq: after, UntilSeq: until}, func(r archive.Record) error { return fn(r.Event) })
+}
