@@ -114,10 +114,14 @@ func TestHotSwapWhileEventsFlow(t *testing.T) {
 	if resp := recommend(t, e, "c1-3", 5); resp.Strategy != engine.StrategyALS || !strings.HasPrefix(resp.Items[0].Item, "c1-") {
 		t.Fatalf("after the swap c1-3 gets %+v", resp)
 	}
-	// A restart keeps the new model (generation and item states).
-	want := recommend(t, e, "c0-4", 5)
+	// A restart keeps the new model: the swap persisted every item state
+	// (item nudges made after it are saved by the running engine's
+	// periodic state save, which this test does not run).
 	e2 := newEngine(t, store, nil)
-	if got := recommend(t, e2, "c0-4", 5); !slices.Equal(itemsOf(got), itemsOf(want)) {
-		t.Fatalf("after a restart %v, before %v", itemsOf(got), itemsOf(want))
+	if _, err := e2.Similar(ctx, "c1-late", 5); err != nil {
+		t.Fatalf("after a restart the new model's item is missing: %v", err)
+	}
+	if got := recommend(t, e2, "c0-4", 3); got.Strategy != engine.StrategyALS || !strings.HasPrefix(got.Items[0].Item, "c0-") {
+		t.Fatalf("after a restart c0-4 gets %+v", got)
 	}
 }
