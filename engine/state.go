@@ -21,6 +21,11 @@ const (
 	blobTrending = "engine/trending"
 )
 
+// SaveState persists the engine's in-memory state now (Run does it
+// periodically and at shutdown; tools that drive Handle themselves call it
+// before they exit).
+func (e *Engine) SaveState(ctx context.Context) error { return e.saveState(ctx) }
+
 // saveState persists the item rows this replica changed (full state, to
 // the store) and broadcasts their deltas to the peers, then saves XᵀX and
 // the trending counters. Item factors are derived state: a crash loses at

@@ -315,3 +315,26 @@ func (e *Engine) onModel(ctx context.Context, msg []byte) {
 	}
 	e.version.Store(snap.Meta.Version)
 }
+
+// LiveItems returns the live model's parameters, item ids (by row; "" for
+// rows this replica has not heard of) and a copy of its item factors: what
+// a retrain compares itself with.
+func (e *Engine) LiveItems() (model.Params, []string, *model.Factors) {
+	o := e.model()
+	items, _ := o.Snapshot()
+	e.mu.RLock()
+	ids := make([]string, items.Rows())
+	copy(ids, e.idOf)
+	e.mu.RUnlock()
+	return o.Params(), ids, items
+}
+
+// StoredParams returns the parameters of the model the engines last loaded
+// from a snapshot, if any (tools use them to compare with the live model).
+func StoredParams(ctx context.Context, store Store) (model.Params, bool, error) {
+	ms, err := loadGenerationFrom(ctx, store)
+	if err != nil || ms == nil {
+		return model.Params{}, false, err
+	}
+	return ms.Params, true, nil
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/embedded"
+	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/offline"
+	"github.com/kairoshq/kairos/offline/archive"
+	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/rabbitmq"
+)
+
+func init() {
+	register(command{
+		name:    "retrain",
+		summary: "batch ALS from the event archive, evaluated on a held-out tail against the live model, published to running engines",
+		run:     runRetrain,
+	})
+}
+
+func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("retrain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", envOr("KAIROS_DATA_DIR", "./kairos-data"), "data dir (archive in <data-dir>/archive; embedded store in <data-dir>/state)")
+	archiveDir := fs.String("archive-dir", "", "archive directory (default <data-dir>/archive)")
+	redisURL := fs.String("redis-url", envOr("KAIROS_REDIS_URL", ""), "Redis URL of the running deployment (empty: the embedded store of --data-dir, which must not be in use)")
+	amqpURL := fs.String("amqp-url", envOr("KAIROS_AMQP_URL", ""), "RabbitMQ URL to announce the model on kairos.models")
+	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of RabbitMQ and Redis names")
+	from := fs.String("from", "", "first event time (RFC 3339, or a duration back from now like 720h; default: the archive's start)")
+	to := fs.String("to", "", "end of the event range, exclusive (RFC 3339 or a duration back from now; default: now)")
+	holdout := fs.Duration("holdout", 0, "tail held out for the evaluation (default 10 % of the range, at most 7 days)")
+	tolerance := fs.Float64("tolerance", 0.002, "publish only if the tail NDCG@10 is at most this much below the live model's")
+	dryRun := fs.Bool("dry-run", false, "train and evaluate, do not publish")
+	force := fs.Bool("force", false, "publish even if worse than the live model")
+	out := fs.String("out", "", "also write the snapshot to this file")
+	p := model.DefaultParams()
+	solver := paramFlags(fs, &p)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if p.Solver, err = model.ParseSolver(*solver); err != nil {
+		return err
+	}
+	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr}
+	now := time.Now()
+	if cfg.From, err = parseWhen(*from, now); err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	if cfg.To, err = parseWhen(*to, now); err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	if *archiveDir == "" {
+		*archiveDir = filepath.Join(*dataDir, "archive")
+	}
+	if _, err := os.Stat(*archiveDir); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	runner := &offline.Runner{Source: archive.NewReader(*archiveDir, nil), Config: cfg, Tolerance: *tolerance}
+	store, err := openToolStore(ctx, *redisURL, *namespace, *dataDir)
+	switch {
+	case err == nil:
+		defer store.Close()
+		runner.Live = func(ctx context.Context) (*offline.LiveModel, error) { return liveFromStore(ctx, store) }
+	case *dryRun:
+		fmt.Fprintf(stderr, "no comparison with the live model: %v\n", err)
+	default:
+		return err
+	}
+	var bus *rabbitmq.Bus
+	if *amqpURL != "" {
+		if bus, err = rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: *namespace}); err != nil {
+			return err
+		}
+		defer bus.Close()
+	}
+	runner.Publish = func(ctx context.Context, snap *model.Snapshot) error {
+		var b signals.Broadcaster
+		if bus != nil {
+			b = bus
+		}
+		return offline.Publish(ctx, store, b, snap)
+	}
+	res, err := runner.Run(ctx, *dryRun, *force)
+	if err != nil {
+		return err
+	}
+	if *out != "" && res.Snapshot != nil {
+		if err := writeSnapshot(*out, res.Snapshot); err != nil {
+			return err
+		}
+	}
+	if res.Decision == offline.DecisionPublished && bus == nil {
+		fmt.Fprintln(stderr, "published to the store; without --amqp-url running engines load it at their next start (or when announced)")
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+// parseWhen reads an RFC 3339 time or a duration back from now ("" is the
+// zero time).
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration", s)
+	}
+	return t, nil
+}
+
+// openToolStore opens the deployment's store for an offline tool.
+func openToolStore(ctx context.Context, redisURL, namespace, dataDir string) (engine.Store, error) {
+	if redisURL != "" {
+		return redisstore.Open(ctx, redisstore.Config{URL: redisURL, Prefix: namespace})
+	}
+	s, err := embedded.Open(filepath.Join(dataDir, "state"), embedded.Config{Logger: slog.New(slog.DiscardHandler)})
+	if errors.Is(err, embedded.ErrLocked) {
+		return nil, fmt.Errorf("%w (kairos serve is running on this data dir: stop it, or let it retrain itself with --retrain-every)", err)
+	}
+	return s, err
+}
+
+// liveFromStore reads the live item factors from the store.
+func liveFromStore(ctx context.Context, store engine.Store) (*offline.LiveModel, error) {
+	ids, err := store.RowIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	states, err := store.ItemStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(states) == 0 {
+		return nil, nil
+	}
+	k := len(states[0].Factors)
+	items := model.NewFactors(len(ids), k)
+	for _, s := range states {
+		if int(s.Row) < len(ids) && len(s.Factors) == k {
+			copy(items.Row(int(s.Row)), s.Factors)
+		}
+	}
+	p, ok, err := engine.StoredParams(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || p.Factors != k {
+		p = model.DefaultParams()
+		p.Factors = k
+	}
+	return &offline.LiveModel{Params: p, ItemIDs: ids, Items: items}, nil
+}
+
+func writeSnapshot(path string, s *model.Snapshot) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := s.Encode(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
