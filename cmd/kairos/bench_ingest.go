@@ -261,4 +261,3 @@ func deleteRedisPrefix(url, prefix string) {
 		}
 	}
 }
-
