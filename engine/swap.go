@@ -136,6 +136,7 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 		}
 	}
 	e.online.Store(next)
+	e.version.Store(snap.Meta.Version)
 	gen := e.gen.Add(1)
 	e.learn = newLearnState(next, next.K())
 	if err := e.persistModel(ctx, next, modelState{Generation: gen, Version: snap.Meta.Version, Params: snap.Meta.Params}); err != nil {
@@ -311,9 +312,7 @@ func (e *Engine) onModel(ctx context.Context, msg []byte) {
 	}
 	if err := e.LoadSnapshot(ctx, snap); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "announced model not loaded", slog.Any("err", err))
-		return
 	}
-	e.version.Store(snap.Meta.Version)
 }
 
 // LiveItems returns the live model's parameters, item ids (by row; "" for
@@ -338,3 +337,7 @@ func StoredParams(ctx context.Context, store Store) (model.Params, bool, error) 
 	}
 	return ms.Params, true, nil
 }
+
+// ModelVersion returns the version of the last loaded snapshot (0: none
+// since the engines started from an empty model).
+func (e *Engine) ModelVersion() uint64 { return e.version.Load() }

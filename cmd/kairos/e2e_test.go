@@ -154,3 +154,21 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestScheduledRetrainHotSwaps runs kairos serve (embedded) with a short
+// --retrain-every: the retrained model is published and loaded while the
+// server keeps serving.
+func TestScheduledRetrainHotSwaps(t *testing.T) {
+	srv := startServer(t, "--retrain-every", "200ms")
+	srv.postEvents(t, clusterBatch("r", 3, 15, 10, 10, 3))
+	waitFor(t, 20*time.Second, "a retrained model to be loaded", func() bool {
+		return srv.app.engine.ModelVersion() != 0
+	})
+	if s, items := srv.recommend(t, "r-c1-3", 5); s != "als" || !strings.HasPrefix(items[0], "c1-") {
+		t.Fatalf("after the swap: %s %v", s, items)
+	}
+	srv.postEvents(t, []map[string]any{{"id": "after-1", "type": "click", "visitor": "late", "item": "c2-item3"}})
+	if s, items := srv.recommend(t, "late", 5); s != "als" || !strings.HasPrefix(items[0], "c2-") {
+		t.Fatalf("a new visitor after the swap: %s %v", s, items)
+	}
+}

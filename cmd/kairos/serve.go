@@ -13,6 +13,8 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
@@ -89,6 +91,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 			return nil, fmt.Errorf("archive: %w", err)
 		}
 		a.engine.SetArchive(a.archive, a.archive)
+		a.engine.SetTail(offline.Tail{Archive: a.archive})
 	}
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err
@@ -149,6 +152,9 @@ func (a *app) Run(ctx context.Context) error {
 	g := new(errgroup.Group)
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- a.engine.Run(engineCtx) }()
+	if a.cfg.RetrainEvery > 0 {
+		go a.retrainLoop(engineCtx)
+	}
 	g.Go(func() error {
 		var err error
 		if a.listener != nil {
@@ -176,6 +182,45 @@ func (a *app) Run(ctx context.Context) error {
 	eerr := <-engineDone
 	a.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
 	return errors.Join(herr, eerr)
+}
+
+// retrainLoop retrains from the archive every cfg.RetrainEvery and
+// publishes the result (the engines hot-swap it) unless it is worse than
+// the live model.
+func (a *app) retrainLoop(ctx context.Context) {
+	runner := &offline.Runner{
+		Source: a.archive,
+		Config: offline.RetrainConfig{Params: a.engine.Online().Params()},
+		Window: a.cfg.RetrainWindow,
+		Live: func(context.Context) (*offline.LiveModel, error) {
+			p, ids, items := a.engine.LiveItems()
+			return &offline.LiveModel{Params: p, ItemIDs: ids, Items: items}, nil
+		},
+		Publish: func(ctx context.Context, snap *model.Snapshot) error {
+			return offline.Publish(ctx, a.store, a.bus, snap)
+		},
+	}
+	t := time.NewTicker(a.cfg.RetrainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := runner.Run(ctx, false, false)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.LogAttrs(ctx, slog.LevelError, "scheduled retrain failed", slog.Any("err", err))
+			}
+			continue
+		}
+		attrs := []slog.Attr{slog.String("decision", string(res.Decision)), slog.Int("events", res.Events), slog.Float64("wall_s", res.WallS)}
+		for _, ev := range res.Evaluations {
+			attrs = append(attrs, slog.Float64(ev.Model+"_ndcg10", ev.NDCG10))
+		}
+		a.log.LogAttrs(ctx, slog.LevelInfo, "scheduled retrain", attrs...)
+	}
 }
 
 // Close releases the bus, the archive and the store.

@@ -47,6 +47,9 @@ type serveConfig struct {
 	ArchiveDir       string
 	ArchiveSync      string
 	ArchiveRetention time.Duration
+	// RetrainEvery runs a retrain from the archive in the background (0:
+	// never); RetrainWindow limits it to the last events (0: all).
+	RetrainEvery, RetrainWindow time.Duration
 
 	LogLevel  string
 	LogFormat string
@@ -149,6 +152,8 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.ArchiveDir, "archive-dir", "", "event archive directory (default <data-dir>/archive; \"off\" disables archiving)")
 	e.str(&c.ArchiveSync, "archive-sync", "interval", "archive fsync policy: always, interval (every 100 ms) or none")
 	e.dur(&c.ArchiveRetention, "archive-retention", 0, "how long raw archived events are kept (0 = forever)")
+	e.dur(&c.RetrainEvery, "retrain-every", 0, "retrain from the archive in the background this often, and hot-swap the result unless it is worse (0 = never)")
+	e.dur(&c.RetrainWindow, "retrain-window", 0, "retrain on the events of this last period only (0 = the whole archive)")
 	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "text", "text or json")
 	e.bool(&c.Demo, "demo", false, "serve the demo shop at /")
@@ -191,6 +196,12 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if _, err := archive.ParseSyncPolicy(c.ArchiveSync); err != nil {
 		errs = append(errs, fmt.Errorf("--archive-sync: %w", err))
+	}
+	if c.RetrainEvery < 0 || c.RetrainWindow < 0 {
+		errs = append(errs, errors.New("--retrain-every and --retrain-window must be >= 0"))
+	}
+	if c.RetrainEvery > 0 && c.ArchiveDir == "off" {
+		errs = append(errs, errors.New("--retrain-every needs the archive (--archive-dir is off)"))
 	}
 	if c.ArchiveRetention < 0 {
 		errs = append(errs, fmt.Errorf("--archive-retention %v is negative", c.ArchiveRetention))
