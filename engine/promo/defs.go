@@ -1,0 +1,329 @@
+package promo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// ErrInUse is returned when deleting an offer or campaign that a rule or
+// campaign still names; the message says which.
+var ErrInUse = errors.New("promo: in use")
+
+// OfferDetail is an offer with its counters (GET /v1/offers/{id}).
+type OfferDetail struct {
+	Offer
+	Stats OfferStats `json:"stats"`
+}
+
+// PutOffer validates o and stores it (creating or replacing), with
+// Created kept on replace and Updated set now; created tells which.
+func (e *Engine) PutOffer(ctx context.Context, o Offer) (Offer, bool, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return Offer{}, false, fmt.Errorf("%w: %v", engine.ErrInvalid, err)
+	}
+	v, err := DecodeOffer(b, "")
+	if err != nil {
+		return Offer{}, false, err
+	}
+	v.Active = o.Active
+	return e.putOffer(ctx, v)
+}
+
+func (e *Engine) putOffer(ctx context.Context, o Offer) (Offer, bool, error) {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	snap := e.snap.Load()
+	old, exists := snap.offers[o.ID]
+	e.stamp(&o.Created, &o.Updated, exists, func() stamps { return stamps{old.Created, old.Updated} })
+	if err := e.putDoc(ctx, KindOffer, o.ID, o); err != nil {
+		return Offer{}, false, err
+	}
+	n := snap.clone()
+	n.offers[o.ID] = &offerInfo{Offer: o}
+	e.install(n)
+	e.kickRefresh()
+	return o, !exists, nil
+}
+
+// PutCampaign validates c (its offers must exist) and stores it.
+func (e *Engine) PutCampaign(ctx context.Context, c Campaign) (Campaign, bool, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return Campaign{}, false, fmt.Errorf("%w: %v", engine.ErrInvalid, err)
+	}
+	v, err := DecodeCampaign(b, "")
+	if err != nil {
+		return Campaign{}, false, err
+	}
+	v.Active = c.Active
+	return e.putCampaign(ctx, v)
+}
+
+func (e *Engine) putCampaign(ctx context.Context, c Campaign) (Campaign, bool, error) {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	snap := e.snap.Load()
+	for i, id := range c.Offers {
+		if snap.offers[id] == nil {
+			return Campaign{}, false, invalid(fmt.Sprintf("campaigns[%s].offers[%d]", c.ID, i), "offer %s does not exist", quote(id))
+		}
+	}
+	old, exists := snap.campaigns[c.ID]
+	e.stamp(&c.Created, &c.Updated, exists, func() stamps { return stamps{old.Created, old.Updated} })
+	if err := e.putDoc(ctx, KindCampaign, c.ID, c); err != nil {
+		return Campaign{}, false, err
+	}
+	n := snap.clone()
+	n.campaigns[c.ID] = &c
+	e.install(n)
+	return c, !exists, nil
+}
+
+// PutRule validates r (the offers and campaign it names must exist) and
+// stores it.
+func (e *Engine) PutRule(ctx context.Context, r Rule) (Rule, bool, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return Rule{}, false, fmt.Errorf("%w: %v", engine.ErrInvalid, err)
+	}
+	v, err := DecodeRule(b, "")
+	if err != nil {
+		return Rule{}, false, err
+	}
+	v.Active = r.Active
+	return e.putRule(ctx, v)
+}
+
+func (e *Engine) putRule(ctx context.Context, r Rule) (Rule, bool, error) {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	snap := e.snap.Load()
+	p := "rules[" + r.ID + "]"
+	if id := r.Then.Offer; id != "" && snap.offers[id] == nil {
+		return Rule{}, false, invalid(p+".then.offer", "offer %s does not exist", quote(id))
+	}
+	if id := r.Then.Campaign; id != "" && snap.campaigns[id] == nil {
+		return Rule{}, false, invalid(p+".then.campaign", "campaign %s does not exist", quote(id))
+	}
+	var err error
+	walkCond(p+".when", &r.When, func(path string, c *Cond) {
+		if c.Affinity != nil && err == nil && snap.offers[c.Affinity.Offer] == nil {
+			err = invalid(path+".affinity.offer", "offer %s does not exist", quote(c.Affinity.Offer))
+		}
+	})
+	if err != nil {
+		return Rule{}, false, err
+	}
+	old, exists := snap.rules[r.ID]
+	e.stamp(&r.Created, &r.Updated, exists, func() stamps { return stamps{old.Created, old.Updated} })
+	if err := e.putDoc(ctx, KindRule, r.ID, r); err != nil {
+		return Rule{}, false, err
+	}
+	n := snap.clone()
+	n.rules[r.ID] = &r
+	e.install(n)
+	return r, !exists, nil
+}
+
+// walkCond calls fn for every condition of the tree, with its path.
+func walkCond(path string, c *Cond, fn func(path string, c *Cond)) {
+	fn(path, c)
+	for i := range c.All {
+		walkCond(index(path+".all", i), &c.All[i], fn)
+	}
+	for i := range c.Any {
+		walkCond(index(path+".any", i), &c.Any[i], fn)
+	}
+	if c.Not != nil {
+		walkCond(path+".not", c.Not, fn)
+	}
+}
+
+func (e *Engine) stamp(created, updated *time.Time, exists bool, old func() stamps) {
+	now := e.cfg.Now().UTC()
+	*created, *updated = now, now
+	if exists {
+		*created = old().Created
+	}
+}
+
+func (e *Engine) putDoc(ctx context.Context, kind Kind, id string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("promo: encode %s %s: %w", kind, id, err)
+	}
+	if err := e.store.PutDoc(ctx, kind, id, b); err != nil {
+		return fmt.Errorf("promo: store %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// install indexes and publishes a new snapshot; e.writeMu is held.
+func (e *Engine) install(s *snapshot) {
+	s.index()
+	e.snap.Store(s)
+}
+
+func (e *Engine) kickRefresh() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Delete removes a definition. Deleting an offer that a campaign or rule
+// names, or a campaign that a rule names, is ErrInUse; an unknown id is
+// engine.ErrNotFound.
+func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
+	if !kind.Valid() {
+		return fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
+	}
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	snap := e.snap.Load()
+	n := snap.clone()
+	switch kind {
+	case KindOffer:
+		if snap.offers[id] == nil {
+			return fmt.Errorf("promo: offer %s: %w", quote(id), engine.ErrNotFound)
+		}
+		if users := snap.offerUsers(id); len(users) > 0 {
+			return fmt.Errorf("%w: offer %s is named by %s; change or delete them first", ErrInUse, quote(id), strings.Join(users, ", "))
+		}
+		delete(n.offers, id)
+	case KindCampaign:
+		if snap.campaigns[id] == nil {
+			return fmt.Errorf("promo: campaign %s: %w", quote(id), engine.ErrNotFound)
+		}
+		var users []string
+		for _, rid := range sortedKeys(snap.rules) {
+			if snap.rules[rid].Then.Campaign == id {
+				users = append(users, "rules["+rid+"].then.campaign")
+			}
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("%w: campaign %s is named by %s; change or delete them first", ErrInUse, quote(id), strings.Join(users, ", "))
+		}
+		delete(n.campaigns, id)
+	case KindRule:
+		if snap.rules[id] == nil {
+			return fmt.Errorf("promo: rule %s: %w", quote(id), engine.ErrNotFound)
+		}
+		delete(n.rules, id)
+	}
+	if err := e.store.DeleteDoc(ctx, kind, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("promo: delete %s %s: %w", kind, id, err)
+	}
+	e.install(n)
+	return nil
+}
+
+// offerUsers lists the campaigns and rules that name an offer.
+func (s *snapshot) offerUsers(id string) []string {
+	var users []string
+	for _, cid := range sortedKeys(s.campaigns) {
+		for i, oid := range s.campaigns[cid].Offers {
+			if oid == id {
+				users = append(users, fmt.Sprintf("campaigns[%s].offers[%d]", cid, i))
+			}
+		}
+	}
+	for _, rid := range sortedKeys(s.rules) {
+		r := s.rules[rid]
+		if r.Then.Offer == id {
+			users = append(users, "rules["+rid+"].then.offer")
+		}
+		walkCond("rules["+rid+"].when", &r.When, func(path string, c *Cond) {
+			if c.Affinity != nil && c.Affinity.Offer == id {
+				users = append(users, path+".affinity.offer")
+			}
+		})
+	}
+	return users
+}
+
+// PutJSON decodes a definition of kind from its JSON body (pathID: the id
+// of the request path, "" when none), validates and stores it, and
+// returns it as stored (Offer, Campaign or Rule) and whether it was
+// created. Invalid bodies are *ValidationError naming the member.
+func (e *Engine) PutJSON(ctx context.Context, kind Kind, pathID string, body []byte) (any, bool, error) {
+	switch kind {
+	case KindOffer:
+		o, err := DecodeOffer(body, pathID)
+		if err != nil {
+			return nil, false, err
+		}
+		return e.putOffer(ctx, o)
+	case KindCampaign:
+		c, err := DecodeCampaign(body, pathID)
+		if err != nil {
+			return nil, false, err
+		}
+		return e.putCampaign(ctx, c)
+	case KindRule:
+		r, err := DecodeRule(body, pathID)
+		if err != nil {
+			return nil, false, err
+		}
+		return e.putRule(ctx, r)
+	}
+	return nil, false, fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
+}
+
+// Get returns a definition: an OfferDetail (the offer with its counters),
+// a Campaign or a Rule; engine.ErrNotFound when there is none.
+func (e *Engine) Get(kind Kind, id string) (any, error) {
+	snap := e.snap.Load()
+	switch kind {
+	case KindOffer:
+		if o := snap.offers[id]; o != nil {
+			return OfferDetail{Offer: o.Offer, Stats: e.Stats(id)}, nil
+		}
+	case KindCampaign:
+		if c := snap.campaigns[id]; c != nil {
+			return *c, nil
+		}
+	case KindRule:
+		if r := snap.rules[id]; r != nil {
+			return *r, nil
+		}
+	default:
+		return nil, fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
+	}
+	return nil, fmt.Errorf("promo: %s %s: %w", strings.TrimSuffix(string(kind), "s"), quote(id), engine.ErrNotFound)
+}
+
+// List returns every definition of kind in ascending id order (as Get
+// returns them).
+func (e *Engine) List(kind Kind) ([]any, error) {
+	snap := e.snap.Load()
+	var out []any
+	switch kind {
+	case KindOffer:
+		out = make([]any, 0, len(snap.all))
+		for _, o := range snap.all {
+			out = append(out, OfferDetail{Offer: o.Offer, Stats: e.Stats(o.ID)})
+		}
+	case KindCampaign:
+		for _, id := range sortedKeys(snap.campaigns) {
+			out = append(out, *snap.campaigns[id])
+		}
+	case KindRule:
+		for _, id := range sortedKeys(snap.rules) {
+			out = append(out, *snap.rules[id])
+		}
+	default:
+		return nil, fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
+	}
+	if out == nil {
+		out = []any{}
+	}
+	return out, nil
+}

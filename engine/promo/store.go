@@ -1,0 +1,114 @@
+package promo
+
+import (
+	"context"
+	"time"
+)
+
+// Doc is a stored definition: an offer, campaign or rule as JSON.
+type Doc struct {
+	ID   string
+	JSON []byte
+}
+
+// DocStore keeps the definitions (offers, campaigns, rules) as JSON
+// documents, one map per Kind.
+type DocStore interface {
+	// PutDoc creates or replaces the document id of kind and increments
+	// the version.
+	PutDoc(ctx context.Context, kind Kind, id string, doc []byte) error
+	// DeleteDoc removes it (and increments the version), or returns an
+	// error wrapping engine.ErrNotFound.
+	DeleteDoc(ctx context.Context, kind Kind, id string) error
+	// Docs returns every document of kind in ascending id order.
+	Docs(ctx context.Context, kind Kind) ([]Doc, error)
+	// DocsVersion returns a number that changes with every PutDoc and
+	// DeleteDoc of any kind (replicas poll it to reload).
+	DocsVersion(ctx context.Context) (int64, error)
+}
+
+// CapIncrement counts one impression of Offer to Visitor against a
+// frequency cap of period Period.
+type CapIncrement struct {
+	Visitor, Offer string
+	Period         time.Duration
+}
+
+// Counts are the additive changes of one batch: offer counters, offers'
+// learnt factors, and per-visitor cap counters. Now is the time of the
+// cap increments.
+type Counts struct {
+	Stats   map[string]OfferStats
+	Factors map[string][]float32
+	Caps    []CapIncrement
+	Now     time.Time
+}
+
+// Empty reports whether c changes nothing.
+func (c *Counts) Empty() bool { return len(c.Stats) == 0 && len(c.Factors) == 0 && len(c.Caps) == 0 }
+
+// OfferCounts are the counters of every offer.
+type OfferCounts struct {
+	Stats   map[string]OfferStats
+	Factors map[string][]float32
+}
+
+// CounterStore keeps the offers' counters and learnt factors, shared by
+// every replica: all changes are additions, so replicas' writes commute.
+type CounterStore interface {
+	// AddCounts adds c atomically (one round trip).
+	AddCounts(ctx context.Context, c Counts) error
+	// OfferCounts returns every offer's counters and factors.
+	OfferCounts(ctx context.Context) (OfferCounts, error)
+}
+
+// VisitorStateStore keeps per-visitor promotion state: frequency-cap
+// counters and rule cooldowns.
+type VisitorStateStore interface {
+	// Caps returns the visitor's impressions of each offer in the offer's
+	// current cap window at now (0 when the window ended or never began).
+	// A window starts at the first impression counted by AddCounts and
+	// lasts its CapIncrement.Period.
+	Caps(ctx context.Context, visitor string, offers []string, now time.Time) ([]int, error)
+	// TryCooldown starts the cooldown of rule for visitor, lasting d from
+	// now, unless one is running: ok tells whether it started; until is
+	// the end of the running (or new) cooldown. Atomic: of concurrent
+	// callers, one wins.
+	TryCooldown(ctx context.Context, visitor, rule string, now time.Time, d time.Duration) (ok bool, until time.Time, err error)
+	// ForgetVisitor erases the visitor's caps, cooldowns and promotion
+	// log (not an error when there are none).
+	ForgetVisitor(ctx context.Context, visitor string) error
+}
+
+// PromotionLog keeps each visitor's recent promotions, for the replay of
+// server-sent events.
+type PromotionLog interface {
+	// AppendPromotion assigns p its Seq — the larger of the visitor's
+	// last Seq + 1 and p.Created in Unix µs — and its ID (Seq in
+	// decimal), appends it to the visitor's log, keeps only the keep
+	// newest, and returns it. The log of a visitor without promotions
+	// for ttl may be dropped.
+	AppendPromotion(ctx context.Context, p Promotion, keep int, ttl time.Duration) (Promotion, error)
+	// Promotions returns up to limit of the visitor's logged promotions
+	// with Seq > after, in ascending Seq order.
+	Promotions(ctx context.Context, visitor string, after uint64, limit int) ([]Promotion, error)
+}
+
+// SecretStore keeps the installation's token-signing secret.
+type SecretStore interface {
+	// Secret returns the secret, creating a random 32-byte one on first
+	// use; concurrent first calls (replicas) all get the same one.
+	Secret(ctx context.Context) ([]byte, error)
+}
+
+// Store is everything engine/promo keeps durably. engine/redisstore and
+// engine/embedded implement it and pass the same suite
+// (engine/promo/promotest). Errors wrap engine.ErrNotFound,
+// engine.ErrInvalid and engine.ErrUnavailable like engine.Store's.
+type Store interface {
+	DocStore
+	CounterStore
+	VisitorStateStore
+	PromotionLog
+	SecretStore
+}
