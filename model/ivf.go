@@ -46,11 +46,11 @@ type IVF struct {
 
 // IVFParams configure an IVF build.
 type IVFParams struct {
-	// Lists is the number of clusters (0: 4·√n, at least 1).
+	// Lists is the number of clusters (0: 2·√n, at least 1).
 	Lists int
-	// Iterations of spherical k-means (0: 10).
+	// Iterations of spherical k-means (0: 8).
 	Iterations int
-	// Sample is the number of items k-means trains on (0: 64 per list).
+	// Sample is the number of items k-means trains on (0: 32 per list).
 	Sample int
 	// Seed seeds the sampling and initial centroids.
 	Seed uint64
@@ -68,14 +68,14 @@ func BuildIVF(ctx context.Context, items *Factors, p IVFParams) (*IVF, error) {
 		}
 	}
 	if p.Lists <= 0 {
-		p.Lists = max(1, int(4*math.Sqrt(float64(len(live)))))
+		p.Lists = max(1, int(2*math.Sqrt(float64(len(live)))))
 	}
 	p.Lists = max(1, min(p.Lists, len(live)))
 	if p.Iterations <= 0 {
-		p.Iterations = 10
+		p.Iterations = 8
 	}
 	if p.Sample <= 0 {
-		p.Sample = 64 * p.Lists
+		p.Sample = 32 * p.Lists
 	}
 	x := &IVF{k: k, nlist: p.Lists, posOf: make([]int32, n), overflowPos: map[int32]int{}}
 	if len(live) == 0 {
