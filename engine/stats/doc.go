@@ -1,0 +1,81 @@
+// Package stats keeps aggregated event counters per item and per offer,
+// at three resolutions with a retention policy per resolution, and
+// answers time-series queries over them (GET /v1/stats/items/{id}).
+//
+//	st, err := stats.New(store, stats.Config{Retention: stats.DefaultRetention()})
+//	if err != nil { … }
+//	eng.AddReactor(st) // before eng.Run: every committed batch is counted
+//	points, err := st.Series(ctx, stats.Item("sku-42"), stats.Res1h, from, to)
+//
+// store is the engine's store: engine/redisstore and engine/embedded
+// implement the Store port (AddCounts, Counts) beside engine.Store.
+//
+// # What is counted
+//
+// Stats is an engine.Reactor: the engine shows it the fresh events of
+// every committed batch, once (redelivered events that were committed
+// before are not fresh), so the counts are exact as long as every write
+// succeeds. For each event, at each resolution (15 minutes, 1 hour, 1
+// day; buckets aligned on UTC, by the event's time ts, not the time it
+// arrived), one counter is incremented per subject:
+//
+//   - the event's item (Item(id)), when it has one;
+//   - the event's offer (Offer(id)), when it has one: impressions,
+//     clicks, dwells and conversions of offers and campaigns get their own
+//     series. Item and offer ids are separate namespaces; an event with
+//     both counts for both.
+//
+// Events with neither (page views without an item, site-level
+// conversions) are not counted. A bucket holds, per event type, the number
+// of events and the sum of their values: the revenue of conversions, the
+// dwell ms of dwells, the scroll percent of scrolls (Point.Revenue,
+// Point.DwellMs).
+//
+// # Retention
+//
+// Retention sets, per resolution, how long a bucket is kept after it
+// ends (ParseRetention reads "15m:30d,1h:120d,1d:0", the default; 0 keeps
+// a resolution forever). A bucket expires at its end plus the retention
+// (Delta.ExpireAt, absolute): Redis drops the key itself (EXPIREAT), the
+// embedded store prunes expired buckets every minute and never returns
+// them. An event so late that its bucket has already expired is not
+// counted at that resolution (kairos_stats_late_total). The retention of
+// raw events is the archive's business (offline/archive), not this
+// package's.
+//
+// # Cost
+//
+// React aggregates the batch in memory first, one Delta per (resolution,
+// subject, bucket, type), reusing its memory from batch to batch, then
+// writes the deltas with one AddCounts call: one Redis round trip (one
+// MULTI/EXEC of HINCRBY/HINCRBYFLOAT and EXPIREAT per touched bucket) or
+// one write-ahead-log record of the embedded store (appended, not waited
+// for with fsync: counters are derived data, see engine/embedded). The
+// write runs on the engine's consuming goroutine after the batch's commit,
+// so its latency adds to the batch's. Measured (2-core machine, batches
+// of 256 events over ~100 items, BenchmarkReact*): aggregation alone is
+// under 0.3 µs per event; the embedded write about 0.5 µs per event; the
+// Redis write about 5 µs per event (1.3 ms per batch, Redis on the same
+// machine).
+//
+// If a write fails (the store is unavailable) the error is logged and
+// counted (kairos_stats_write_errors_total) and the batch's counts are
+// lost; a Reactor cannot fail a batch that is already committed. A crash
+// between the engine's commit and the counters' write loses that batch's
+// counts too. Counts are therefore exact or, after failures, a lower
+// bound; never doubled.
+//
+// # Queries
+//
+// Series returns every bucket overlapping [from, to), empty ones
+// included, at most Config.MaxPoints (2,000); Span computes the range and
+// its errors (engine.ErrInvalid naming resolution, from or to) without
+// reading the store. Buckets past their retention read as empty.
+//
+// # Metrics
+//
+//	kairos_stats_deltas_total          counter increments written
+//	kairos_stats_write_errors_total    batches whose counters were lost
+//	kairos_stats_late_total            event counts skipped: bucket already expired
+//	kairos_stats_write_seconds         histogram of the per-batch write
+package stats
