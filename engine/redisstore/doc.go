@@ -23,6 +23,16 @@
 //	<prefix>:rows:ids         LIST    item ids in row order (index = row)
 //	<prefix>:states           HASH    row (decimal) → item state (binary)
 //	<prefix>:blob:<name>      STRING  blob data (PutBlob)
+//	<prefix>:st:<res>:<kind>:<id>:<start>
+//	                          HASH    counters of engine/stats (AddCounts): <type> → count,
+//	                                  <type>:v → sum of the values (HINCRBYFLOAT; absent when 0)
+//
+// In a counter key, res is 15m, 1h or 1d, kind is i (item) or o (offer),
+// id is the item or offer id as is (it may contain ':'; the bucket start,
+// in Unix seconds, is always the last segment), e.g.
+// kairos:st:1h:i:sku-42:1795442400. A counter hash expires at its
+// bucket's end plus the resolution's retention (EXPIREAT, set again by
+// every write: it is absolute), or never (1d by default: no EXPIRE).
 //
 // # Round trips
 //
@@ -32,7 +42,10 @@
 // id; APPEND, HINCRBY and HSET per visitor); ItemRows is one Lua script;
 // PutItem, DeleteItem and SaveItemStates are transactions. Items takes two
 // (ZRANGE … BYLEX, then HMGET); ItemStates pages through the states with
-// HSCAN.
+// HSCAN. AddCounts is one MULTI/EXEC (HINCRBY per delta, HINCRBYFLOAT per
+// non-zero sum, EXPIREAT per counter hash: about 840 commands for a batch
+// of 256 events over 100 items, 1.2 ms and 0.7 ms of Redis CPU measured
+// on the 2-core machine); Counts one pipeline of HGETALLs, one per bucket.
 //
 // A history is one string rather than a list of events because loading it
 // is the hot read (every batch loads the visitors it touches): one bulk
