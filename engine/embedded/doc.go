@@ -23,12 +23,28 @@
 // Log records are a Commit (time, hashes of the event ids, and per visitor
 // update: id, factors if any, session, appended history events), a put item
 // (its JSON), a delete item, a delete visitor, a row assignment (first row,
-// ids) and a set of item states. Visitor values use the binary encodings of
-// package engine (engine.HistoryEvent.AppendBinary, …): factors are
-// little-endian float32s. A snapshot is a header (magic, format version,
-// log sequence), the visitors, the de-duplication buckets, the items, the
-// row assignments and the item states, then an end record counting the
-// records.
+// ids), a set of item states and counter deltas of engine/stats (record
+// type 7: groups of resolution, bucket start and expiry, each with cells of
+// kind, id, event type, count and sum; see encodeCounts). Visitor values
+// use the binary encodings of package engine (engine.HistoryEvent.AppendBinary,
+// …): factors are little-endian float32s. A snapshot is a header (magic,
+// format version, log sequence), the visitors, the de-duplication buckets,
+// the items, the row assignments, the item states and the counters (as
+// counts records, one bucket each), then an end record counting the
+// records. The counts record was added to format version 1 without
+// changing the version: this build reads older directories; an older build
+// refuses a directory with counters ("unknown record type 7").
+//
+// # Counters
+//
+// The Store is also the stats.Store of engine/stats: counters per
+// (resolution, bucket start) group, each a map from (kind, id, event type)
+// to count and sum, in memory (about 100 bytes per cell). AddCounts is one
+// log record applied under the state lock, without waiting for an fsync
+// (counters are derived data; the next Commit's fsync covers it). A group
+// expires at the ExpireAt of its deltas: Counts hides expired groups by
+// Config.Now, and the background goroutine drops them every minute (and
+// Open after replaying the log).
 //
 // # Durability
 //

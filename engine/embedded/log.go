@@ -205,6 +205,12 @@ func (st *state) apply(p []byte, limit int) error {
 			return fmt.Errorf("item states: %w", err)
 		}
 		st.applyStates(states)
+	case recCounts:
+		deltas, err := decodeCounts(&r)
+		if err != nil {
+			return fmt.Errorf("counts: %w", err)
+		}
+		st.applyCounts(deltas)
 	default:
 		return fmt.Errorf("%w: unknown record type %d", errCorruptRecord, p[0])
 	}
@@ -300,6 +306,9 @@ func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
 			chunk = chunk[:0]
 		}
 	}
+	if err := writeCounts(st.counts, emit); err != nil {
+		return 0, err
+	}
 	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
 		return 0, err
 	}
@@ -353,7 +362,7 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
 			}
 			ended = true
-		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates:
+		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts:
 			if err := st.apply(p, limit); err != nil {
 				return fmt.Errorf("%w: %w", errCorruptSnapshot, err)
 			}

@@ -10,9 +10,9 @@ import (
 	"github.com/kairoshq/kairos/engine"
 )
 
-// Record types. The write-ahead log holds the mutations (commit … states);
+// Record types. The write-ahead log holds the mutations (commit … counts);
 // a snapshot holds a header, the whole state as visitor, seenBucket, putItem,
-// rows and states records, and an end record.
+// rows, states and counts records, and an end record.
 const (
 	recCommit        = 1
 	recPutItem       = 2
@@ -20,6 +20,7 @@ const (
 	recDeleteVisitor = 4
 	recRows          = 5
 	recStates        = 6
+	recCounts        = 7 // counters of engine/stats (counts.go)
 
 	recSnapHeader = 10
 	recVisitor    = 11

@@ -21,6 +21,7 @@ type state struct {
 	rows     map[string]int32
 	rowIDs   []string // by row
 	states   map[int32]engine.ItemState
+	counts   map[countGroupKey]*countGroup // counters of engine/stats (counts.go)
 }
 
 type visitor struct {
@@ -36,10 +37,12 @@ func newState(cfg Config) *state {
 		items:    make(map[string]engine.Item),
 		rows:     make(map[string]int32),
 		states:   make(map[int32]engine.ItemState),
+		counts:   make(map[countGroupKey]*countGroup),
 	}
 }
 
-// clone returns a snapshot of st sharing every immutable value.
+// clone returns a snapshot of st sharing every immutable value (the
+// counters, modified in place, are copied).
 func (st *state) clone() *state {
 	return &state{
 		visitors: maps.Clone(st.visitors),
@@ -49,6 +52,7 @@ func (st *state) clone() *state {
 		rows:     nil, // rebuilt from rowIDs when needed
 		rowIDs:   slices.Clone(st.rowIDs),
 		states:   maps.Clone(st.states),
+		counts:   cloneCounts(st.counts),
 	}
 }
 

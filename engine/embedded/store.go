@@ -171,6 +171,7 @@ func (s *Store) recover() error {
 		}
 	}
 	s.st.seen.expire(s.cfg.Now().UnixNano())
+	s.st.pruneCounts(s.cfg.Now().Unix())
 	if len(live) > 0 {
 		s.walSeq = live[len(live)-1]
 		s.walSize = size
@@ -194,7 +195,8 @@ func createWAL(dir string, seq uint64) (*os.File, error) {
 	return f, nil
 }
 
-// background runs the interval fsyncs and the compactions.
+// background runs the interval fsyncs, the compactions and the pruning
+// of expired counter buckets.
 func (s *Store) background() {
 	var tick <-chan time.Time
 	if s.cfg.Sync == SyncInterval {
@@ -202,10 +204,14 @@ func (s *Store) background() {
 		defer t.Stop()
 		tick = t.C
 	}
+	prune := time.NewTicker(countsPruneEvery)
+	defer prune.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-prune.C:
+			s.pruneCounts()
 		case <-tick:
 			if err := s.sync(s.written.Load()); err != nil {
 				s.log.LogAttrs(context.Background(), slog.LevelError, "log fsync failed", slog.Any("err", err))
