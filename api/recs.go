@@ -1,9 +1,11 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -29,7 +31,8 @@ func (s *Server) recommendations(c echo.Context) error {
 
 // parseRecQuery reads visitor (required), n (default
 // Config.DefaultResults, 1..Config.MaxResults), exclude_seen (default
-// true), category and explain (default false). Unknown parameters are
+// true), category, explain and exact (default false), and the context
+// item, referrer, utm_campaign and device. Unknown parameters are
 // ignored; a repeated parameter counts with its first value.
 func (s *Server) parseRecQuery(q url.Values) (engine.RecRequest, error) {
 	r := engine.RecRequest{ExcludeSeen: true}
@@ -49,8 +52,28 @@ func (s *Server) parseRecQuery(q url.Values) (engine.RecRequest, error) {
 	if r.Category, err = s.idParam(q, "category", false); err != nil {
 		return r, err
 	}
+	if r.Exact, err = boolParam(q, "exact", false); err != nil {
+		return r, err
+	}
+	// Context of the request (cold start): the current page's item, the
+	// referrer, the UTM campaign and the device class.
+	if r.Item, err = s.idParam(q, "item", false); err != nil {
+		return r, err
+	}
+	if r.Campaign, err = s.idParam(q, "utm_campaign", false); err != nil {
+		return r, err
+	}
+	if r.Device, err = s.idParam(q, "device", false); err != nil {
+		return r, err
+	}
+	if r.Referrer = q.Get("referrer"); len(r.Referrer) > maxReferrerBytes || !utf8.ValidString(r.Referrer) {
+		return r, fmt.Errorf("%w: referrer: must be valid UTF-8, at most %d bytes", engine.ErrInvalid, maxReferrerBytes)
+	}
 	return r, nil
 }
+
+// maxReferrerBytes bounds the referrer parameter (as the event's referrer).
+const maxReferrerBytes = 2048
 
 // SimilarResponse is the answer to GET /v1/items/{id}/similar.
 type SimilarResponse struct {

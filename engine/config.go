@@ -22,6 +22,15 @@ type Config struct {
 	SessionGap time.Duration
 	// TrendingHalfLife is the half-life of the trending fallback (default 24 h).
 	TrendingHalfLife time.Duration
+	// Blend mixes a visitor's fold-in with the request context while the
+	// visitor has few events (default model.DefaultBlend: κ = 8, τ = 0.75).
+	Blend model.Blend
+	// BlendBelow is the number of learning events from which a visitor is
+	// ranked by the fold-in alone (default 20; w(20) = 0.71 with κ = 8).
+	BlendBelow int
+	// MaxSegments bounds the trending segments kept (campaigns, referrer
+	// hosts, device classes; default 100).
+	MaxSegments int
 	// MaxResults bounds n of a recommendation request (default 100).
 	MaxResults int
 	// Replica names this engine among its peers (default "0"); it tags the
@@ -75,6 +84,15 @@ func (c Config) Defaults() Config {
 	}
 	if c.TrendingHalfLife == 0 {
 		c.TrendingHalfLife = 24 * time.Hour
+	}
+	if c.Blend == (model.Blend{}) {
+		c.Blend = model.DefaultBlend()
+	}
+	if c.BlendBelow == 0 {
+		c.BlendBelow = 20
+	}
+	if c.MaxSegments == 0 {
+		c.MaxSegments = 100
 	}
 	if c.MaxResults == 0 {
 		c.MaxResults = 100

@@ -45,6 +45,7 @@ type Engine struct {
 	catalog  map[string]Item
 	inactive model.Bitset
 	trending *model.Trending
+	segments map[string]*segment
 
 	// learn is used only by the consuming goroutine (Handle calls are
 	// never concurrent: signals.Consumer's contract).
@@ -87,7 +88,7 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "engine"), store: store, bus: bus,
-		rowOf: map[string]int32{}, catalog: map[string]Item{},
+		rowOf: map[string]int32{}, catalog: map[string]Item{}, segments: map[string]*segment{},
 		trending: model.NewTrending(cfg.TrendingHalfLife),
 	}
 	e.online.Store(online)

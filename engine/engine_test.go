@@ -24,7 +24,9 @@ func testConfig() engine.Config {
 	p := model.DefaultParams()
 	p.Factors = 8
 	p.HalfLife = 0
-	return engine.Config{Params: p, Now: func() time.Time { return t0.Add(time.Hour) }}
+	// BlendBelow 1: rank by the fold-in from the first event (the cold-start
+	// blend has its own test).
+	return engine.Config{Params: p, BlendBelow: 1, Now: func() time.Time { return t0.Add(time.Hour) }}
 }
 
 func openStore(t *testing.T, dir string) *embedded.Store {

@@ -332,6 +332,7 @@ func (e *Engine) countTrending(evs []signals.Event) {
 		}
 		if row, ok := e.rowOf[ev.Item]; ok {
 			e.trending.Add(int(row), w, ev.Time.Time)
+			e.countSegmentsLocked(ev, row, w)
 		}
 	}
 }

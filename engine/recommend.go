@@ -19,6 +19,8 @@ type scratch struct {
 	hist    []model.ItemWeight
 	events  []model.Event
 	contrib []model.Contribution
+	// cold-start blend vectors
+	trend, itemScores, personal, mixed, y []float32
 }
 
 func (e *Engine) getScratch() *scratch {
@@ -47,13 +49,17 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	defer e.scorers.Put(s)
 	resp := RecResponse{Visitor: r.Visitor, Strategy: StrategyALS}
 	x := e.visitorFactors(s, v)
+	events := learningEvents(v.History)
 	e.mu.RLock()
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
 	keep := e.keepFunc(r.Category)
-	if x == nil {
+	switch {
+	case x == nil && r.Item == "" && r.Campaign == "" && r.Referrer == "" && r.Device == "":
 		resp.Strategy = StrategyTrending
 		s.top = s.scorer.SelectTop(s.top, e.trending.Scores(), r.N, s.exclude, keep)
-	} else {
+	case x == nil || events < e.cfg.BlendBelow:
+		s.top, resp.Strategy = e.blendRank(s, x, events, r, keep)
+	default:
 		q := model.Query{Vector: x, N: r.N, Exclude: s.exclude, Keep: keep}
 		if np := e.nprobe(); np > 0 && !r.Exact {
 			s.top, _ = e.model().TopKApprox(&s.scorer, s.top, q, np)
@@ -62,9 +68,13 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 		}
 	}
 	resp.Items = e.recsLocked(s.top)
+	if len(resp.Items) == 0 {
+		resp.Strategy = StrategyCatalog
+		resp.Items = e.catalogFallback(r.N, s.exclude, r.Category)
+	}
 	e.mu.RUnlock()
 	e.met.recommend.WithLabelValues(string(resp.Strategy)).Observe(time.Since(start).Seconds())
-	if r.Explain && resp.Strategy == StrategyALS {
+	if r.Explain && (resp.Strategy == StrategyALS || resp.Strategy == StrategyBlend) {
 		e.explain(s, v.History, resp.Items)
 	}
 	return resp, nil

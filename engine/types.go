@@ -13,6 +13,10 @@ type RecRequest struct {
 	Explain bool
 	// Exact bypasses the approximate index.
 	Exact bool
+	// Context of the request, for visitors the model knows little about:
+	// the item of the current page, the referrer URL, the UTM campaign and
+	// the device class (e.g. "mobile").
+	Item, Referrer, Campaign, Device string
 }
 
 // Rec is one recommended item.
@@ -31,7 +35,10 @@ type Strategy string
 // Strategies.
 const (
 	StrategyALS      Strategy = "als"      // from the visitor's factors
-	StrategyTrending Strategy = "trending" // no history yet: recency-weighted popularity
+	StrategyBlend    Strategy = "blend"    // few events: fold-in blended with context and trending
+	StrategyContext  Strategy = "context"  // no history: the page item's neighbours and trending
+	StrategyTrending Strategy = "trending" // no history, no page item: recency-weighted popularity (of the segment)
+	StrategyCatalog  Strategy = "catalog"  // nothing learnt yet: active catalog items, newest first
 )
 
 // RecResponse is the answer to a RecRequest.
