@@ -119,7 +119,7 @@ type testServer struct {
 func startServer(t *testing.T, flags ...string) *testServer {
 	t.Helper()
 	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--publishable-rate", "100000",
-		"--data-dir", t.TempDir()}, flags...)
+		"--data-dir", t.TempDir(), "--blend-below", "1"}, flags...)
 	cfg, err := parseServeConfig(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)

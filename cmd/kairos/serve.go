@@ -13,6 +13,7 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
@@ -80,7 +81,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ecfg := engine.Config{
 		Params: cfg.Params, Weights: cfg.Weights, SessionGap: cfg.SessionGap, Replica: cfg.Replica,
-		Index: engine.IndexConfig{Disabled: !cfg.Approx}, Logger: a.log, Registerer: reg,
+		Index: engine.IndexConfig{Disabled: !cfg.Approx}, Blend: cfg.Blend, BlendBelow: cfg.BlendBelow, Logger: a.log, Registerer: reg,
 	}
 	if a.engine, err = engine.New(ctx, ecfg, a.store, a.bus); err != nil {
 		return nil, err
@@ -103,6 +104,14 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		Logger:          a.log, Registry: reg,
 	}
 	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine}
+	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters
+		counters, err := stats.New(ss, stats.Config{Retention: cfg.StatsRetention, Logger: a.log, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		a.engine.AddReactor(counters)
+		deps.Stats = counters
+	}
 	if a.api, err = api.New(acfg, deps); err != nil {
 		return nil, err
 	}

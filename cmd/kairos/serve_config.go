@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
@@ -35,6 +36,8 @@ type serveConfig struct {
 	SessionGap time.Duration
 	Prefetch   int
 	Approx     bool
+	Blend      model.Blend
+	BlendBelow int
 
 	PublishableKeys []string
 	SecretKeys      []string
@@ -50,6 +53,9 @@ type serveConfig struct {
 	// RetrainEvery runs a retrain from the archive in the background (0:
 	// never); RetrainWindow limits it to the last events (0: all).
 	RetrainEvery, RetrainWindow time.Duration
+	// StatsRetention is the retention of the event counters per
+	// resolution (engine/stats).
+	StatsRetention stats.Retention
 
 	LogLevel  string
 	LogFormat string
@@ -142,6 +148,10 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&weights, "weights", weights, "signal weights name=value,…")
 	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
 	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch (largest consumed batch)")
+	b := model.DefaultBlend()
+	e.float(&b.Kappa, "blend-kappa", b.Kappa, "cold start: events at which the visitor's fold-in and the context weigh the same")
+	e.float(&b.Trending, "blend-trending", b.Trending, "cold start: trending's share of the context when the page item is known (0..1)")
+	e.int(&c.BlendBelow, "blend-below", 20, "visitors with fewer learning events get the fold-in blended with the context; from this many on, the fold-in alone")
 	e.bool(&c.Approx, "approximate", true, "serve large catalogs (>= 20k items) through the approximate index")
 	var pub, sec, origins string
 	e.str(&pub, "publishable-key", "", "publishable key(s), comma-separated (empty with no secret key: generated in --data-dir)")
@@ -154,6 +164,8 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.dur(&c.ArchiveRetention, "archive-retention", 0, "how long raw archived events are kept (0 = forever)")
 	e.dur(&c.RetrainEvery, "retrain-every", 0, "retrain from the archive in the background this often, and hot-swap the result unless it is worse (0 = never)")
 	e.dur(&c.RetrainWindow, "retrain-window", 0, "retrain on the events of this last period only (0 = the whole archive)")
+	statsRetention := stats.DefaultRetention().String()
+	e.str(&statsRetention, "stats-retention", statsRetention, "retention of the event counters per resolution, resolution:retention,… (0 = forever)")
 	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "text", "text or json")
 	e.bool(&c.Demo, "demo", false, "serve the demo shop at /")
@@ -162,6 +174,10 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	errs := e.errs
 	c.Params = p
+	c.Blend = b
+	if b.Kappa < 0 || b.Trending < 0 || b.Trending > 1 || c.BlendBelow < 1 {
+		errs = append(errs, fmt.Errorf("--blend-kappa %v must be >= 0, --blend-trending %v in [0, 1], --blend-below %d >= 1", b.Kappa, b.Trending, c.BlendBelow))
+	}
 	if err := p.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -202,6 +218,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.RetrainEvery > 0 && c.ArchiveDir == "off" {
 		errs = append(errs, errors.New("--retrain-every needs the archive (--archive-dir is off)"))
+	}
+	if c.StatsRetention, err = stats.ParseRetention(statsRetention); err != nil {
+		errs = append(errs, fmt.Errorf("--stats-retention: %w", err))
 	}
 	if c.ArchiveRetention < 0 {
 		errs = append(errs, fmt.Errorf("--archive-retention %v is negative", c.ArchiveRetention))
