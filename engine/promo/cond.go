@@ -47,7 +47,7 @@ func (t Types) MarshalJSON() ([]byte, error) {
 // "session" (the current session; the default, except for exit), "batch"
 // (the events of the batch being evaluated), "all" (the whole kept
 // history) or a duration ("10m": events up to that long before the
-// newest event of the batch).
+// visitor's newest event).
 type Filter struct {
 	Type     Types  `json:"type,omitempty"`
 	Item     string `json:"item,omitempty"`

@@ -48,7 +48,7 @@ func (e *Engine) putOffer(ctx context.Context, o Offer) (Offer, bool, error) {
 	n := snap.clone()
 	n.offers[o.ID] = &offerInfo{Offer: o}
 	e.install(n)
-	e.kickRefresh()
+	e.updateCentroid(&o, false)
 	return o, !exists, nil
 }
 
@@ -222,6 +222,9 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 		return fmt.Errorf("promo: delete %s %s: %w", kind, id, err)
 	}
 	e.install(n)
+	if kind == KindOffer {
+		e.updateCentroid(&snap.offers[id].Offer, true)
+	}
 	return nil
 }
 

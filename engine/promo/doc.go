@@ -129,12 +129,13 @@
 //	"within": "session"    the current session (default; "batch" for exit)
 //	          "batch"      the events of the batch being evaluated
 //	          "all"        the visitor's whole kept history
-//	          "10m", "7d"  up to that long before the newest event of the batch
+//	          "10m", "7d"  up to that long before the visitor's newest event
 //
 // "No conversion yet" is {"not": {"count": {"type": "conversion", "within": "all"}}}.
 // Dwell on a custom data-kairos-element name is known only for the batch's
 // events (the history keeps items and offers, not elements). Windows are
-// measured in event time, relative to the newest event of the batch.
+// measured in event time, back from the visitor's newest event (a late
+// event with an old time does not move them back).
 // Limits: 10 levels, 100 conditions, 64 KiB per rule.
 //
 // Rules are validated on write with errors that name the JSON path:

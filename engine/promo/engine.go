@@ -70,7 +70,11 @@ type Engine struct {
 	stats   map[string]OfferStats
 	own     map[string][]float32
 
-	cent atomic.Pointer[map[string][]float32] // offer → centroid of its items' factors
+	// cent maps offer → centroid of its items' factors (replaced whole);
+	// centMu serialises its writers and guards catMean.
+	cent    atomic.Pointer[map[string][]float32]
+	centMu  sync.Mutex
+	catMean map[string][]float32
 
 	cdMu sync.Mutex
 	cd   map[cdKey]time.Time
@@ -356,8 +360,9 @@ func (e *Engine) refreshCentroids(ctx context.Context) {
 	if e.model == nil || e.cfg.Factors == 0 {
 		return
 	}
+	e.centMu.Lock()
+	defer e.centMu.Unlock()
 	snap := e.snap.Load()
-	k := e.cfg.Factors
 	catItems := map[string][]string{}
 	for _, o := range snap.all {
 		for _, c := range o.Categories {
@@ -369,50 +374,91 @@ func (e *Engine) refreshCentroids(ctx context.Context) {
 			e.warn(ctx, "category items not loaded", err)
 		}
 	}
-	unit := make([]float32, k)
-	mean := func(items []string) []float32 {
-		if len(items) == 0 {
-			return nil
-		}
-		c := make([]float32, k)
-		for f := range k {
-			unit[f] = 1
-			a, ok := e.model.Affinity(unit, items)
-			unit[f] = 0
-			if !ok {
-				return nil
-			}
-			c[f] = a
-		}
-		return c
-	}
 	catMean := map[string][]float32{}
 	for c, items := range catItems {
-		catMean[c] = mean(items)
+		if m := e.meanFactors(items); m != nil {
+			catMean[c] = m
+		}
 	}
 	out := make(map[string][]float32, len(snap.all))
 	for _, o := range snap.all {
-		var parts [][]float32
-		if m := mean(o.Items); m != nil {
-			parts = append(parts, m)
+		if c := e.centroidOf(&o.Offer, catMean); c != nil {
+			out[o.ID] = c
+		}
+	}
+	e.catMean = catMean
+	e.cent.Store(&out)
+}
+
+// updateCentroid sets the centroid of one offer just written (deleted
+// when del), with the categories' means of the last refresh.
+func (e *Engine) updateCentroid(o *Offer, del bool) {
+	if e.model == nil || e.cfg.Factors == 0 {
+		return
+	}
+	e.centMu.Lock()
+	defer e.centMu.Unlock()
+	old := *e.cent.Load()
+	out := make(map[string][]float32, len(old)+1)
+	for id, c := range old {
+		out[id] = c
+	}
+	delete(out, o.ID)
+	if !del {
+		if c := e.centroidOf(o, e.catMean); c != nil {
+			out[o.ID] = c
 		}
 		for _, c := range o.Categories {
-			if m := catMean[c]; m != nil {
-				parts = append(parts, m)
+			if _, ok := e.catMean[c]; !ok {
+				e.kickRefresh() // a category not loaded yet
 			}
 		}
-		if len(parts) == 0 {
-			continue
-		}
-		c := make([]float32, k)
-		for _, p := range parts {
-			for f := range c {
-				c[f] += p[f] / float32(len(parts))
-			}
-		}
-		out[o.ID] = c
 	}
 	e.cent.Store(&out)
+}
+
+// centroidOf is the mean of o's items' mean factors and its categories'.
+func (e *Engine) centroidOf(o *Offer, catMean map[string][]float32) []float32 {
+	var parts [][]float32
+	if m := e.meanFactors(o.Items); m != nil {
+		parts = append(parts, m)
+	}
+	for _, c := range o.Categories {
+		if m := catMean[c]; m != nil {
+			parts = append(parts, m)
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	c := make([]float32, e.cfg.Factors)
+	for _, p := range parts {
+		for f := range c {
+			c[f] += p[f] / float32(len(parts))
+		}
+	}
+	return c
+}
+
+// meanFactors returns the mean factor vector of the items the model
+// knows, nil if none.
+func (e *Engine) meanFactors(items []string) []float32 {
+	if len(items) == 0 {
+		return nil
+	}
+	k := e.cfg.Factors
+	unit := make([]float32, k)
+	c := make([]float32, k)
+	for f := range k {
+		unit[f] = 1
+		a, ok := e.model.Affinity(unit, items)
+		unit[f] = 0
+		if !ok {
+			return nil
+		}
+		c[f] = a
+	}
+	return c
 }
 
 // categoryItems fills cats (category → nil) with up to MaxCategoryItems

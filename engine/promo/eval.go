@@ -30,6 +30,8 @@ type node struct {
 	kids []node
 
 	types                       []signals.Type
+	typeMask                    uint16 // known types of types (bit typeCode)
+	otherTypes                  bool   // types has custom (unknown) types
 	item, offer, category, page string
 	element                     string // dwell on a custom element (batch only)
 	win                         window
@@ -57,6 +59,13 @@ func compileCond(c *Cond) node {
 	case c.Count != nil:
 		n := leaf(opCount, &c.Count.Filter, winSession)
 		n.types = c.Count.Type
+		for _, t := range n.types {
+			if code := typeCode(t); code != 0 {
+				n.typeMask |= 1 << code
+			} else {
+				n.otherTypes = true
+			}
+		}
 		n.min, n.max = float64(c.Count.Min), -1
 		if c.Count.Max != nil {
 			n.max = float64(*c.Count.Max)
@@ -89,6 +98,21 @@ func compileCond(c *Cond) node {
 	return node{op: opAny} // empty: never holds (decodeCond refuses it)
 }
 
+// knownTypes are the event types with a code (their index + 1).
+var knownTypes = [...]signals.Type{signals.TypeView, signals.TypeClick, signals.TypeLike, signals.TypeDwell,
+	signals.TypeScroll, signals.TypeAddToCart, signals.TypeConversion, signals.TypeImpression,
+	signals.TypeIdentify, signals.TypeExit}
+
+// typeCode returns the code of a known type, 0 for others.
+func typeCode(t signals.Type) uint8 {
+	for i, k := range knownTypes {
+		if t == k {
+			return uint8(i + 1)
+		}
+	}
+	return 0
+}
+
 func leaf(o op, f *Filter, def windowKind) node {
 	w, _ := parseWindow("", f.Within, def)
 	return node{op: o, item: f.Item, offer: f.Offer, category: f.Category, page: f.Page, win: w}
@@ -102,13 +126,15 @@ type evalCtx struct {
 	tail  int
 	view  []engine.HistoryEvent // hist in time order (hist itself when sorted)
 	buf   []engine.HistoryEvent
-	ref   time.Time // the newest event time of the batch
+	ref   time.Time // the newest event time of the visitor
 	sess  engine.Session
 
-	e    *Engine   // categories and affinities (nil: none known)
-	x    []float32 // the visitor's factors
-	cats map[string]string
-	affs []affMemo
+	e     *Engine   // categories and affinities (nil: none known)
+	x     []float32 // the visitor's factors
+	vcats []string // category of each event of view, looked up on first use
+	vhas  []bool
+	vtype []uint8 // typeCode of each event of view
+	affs  []affMemo
 }
 
 type affMemo struct {
@@ -123,42 +149,46 @@ func (c *evalCtx) reset(ch *engine.VisitorChange) {
 	c.fresh = ch.Fresh
 	c.tail = max(0, len(c.hist)-len(c.fresh))
 	c.sess = ch.Visitor.Session
-	c.ref = time.Time{}
-	for i := c.tail; i < len(c.hist); i++ {
-		if t := c.hist[i].Time; t.After(c.ref) {
-			c.ref = t
-		}
-	}
-	if c.ref.IsZero() && len(c.hist) > 0 {
-		c.ref = c.hist[len(c.hist)-1].Time
-	}
 	c.view = c.hist
 	if !slices.IsSortedFunc(c.hist, byTime) {
 		c.buf = append(c.buf[:0], c.hist...)
 		slices.SortStableFunc(c.buf, byTime)
 		c.view = c.buf
 	}
-	clear(c.cats)
+	c.vtype = c.vtype[:0]
+	for i := range c.view {
+		c.vtype = append(c.vtype, typeCode(c.view[i].Type))
+	}
+	c.ref = time.Time{}
+	if len(c.view) > 0 {
+		c.ref = c.view[len(c.view)-1].Time
+	}
+	c.vcats = c.vcats[:0]
+	c.vhas = c.vhas[:0]
 	c.affs = c.affs[:0]
 }
 
 func byTime(a, b engine.HistoryEvent) int { return a.Time.Compare(b.Time) }
 
-// events returns the events of window w.
-func (c *evalCtx) events(w window) []engine.HistoryEvent {
+// events returns the events of window w and the index in view of the
+// first (-1 when they are not a part of view).
+func (c *evalCtx) events(w window) ([]engine.HistoryEvent, int) {
 	switch w.kind {
 	case winBatch:
-		return c.hist[c.tail:]
+		if len(c.view) > 0 && &c.view[0] == &c.hist[0] {
+			return c.hist[c.tail:], c.tail
+		}
+		return c.hist[c.tail:], -1
 	case winAll:
-		return c.view
+		return c.view, 0
 	case winSession:
 		return c.since(c.sess.Start)
 	}
 	return c.since(c.ref.Add(-w.d))
 }
 
-// since returns the events at or after t.
-func (c *evalCtx) since(t time.Time) []engine.HistoryEvent {
+// since returns the events at or after t, and the index of the first.
+func (c *evalCtx) since(t time.Time) ([]engine.HistoryEvent, int) {
 	lo, hi := 0, len(c.view)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -168,25 +198,34 @@ func (c *evalCtx) since(t time.Time) []engine.HistoryEvent {
 			hi = m
 		}
 	}
-	return c.view[lo:]
+	return c.view[lo:], lo
+}
+
+// categoryAt returns the category of the item of event i of view (or,
+// when i < 0, of item).
+func (c *evalCtx) categoryAt(i int, item string) string {
+	if i < 0 {
+		return c.categoryOf(item)
+	}
+	if len(c.vhas) == 0 {
+		c.vhas = append(c.vhas, make([]bool, len(c.view))...)
+		c.vcats = append(c.vcats, make([]string, len(c.view))...)
+	}
+	if !c.vhas[i] {
+		c.vcats[i] = c.categoryOf(c.view[i].Item)
+		c.vhas[i] = true
+	}
+	return c.vcats[i]
 }
 
 func (c *evalCtx) categoryOf(item string) string {
 	if item == "" || c.e == nil || c.e.model == nil {
 		return ""
 	}
-	if cat, ok := c.cats[item]; ok {
-		return cat
-	}
-	var cat string
 	if it, ok := c.e.model.CachedItem(item); ok {
-		cat = it.Category
+		return it.Category
 	}
-	if c.cats == nil {
-		c.cats = map[string]string{}
-	}
-	c.cats[item] = cat
-	return cat
+	return ""
 }
 
 func (c *evalCtx) affinityOf(offer string) (float64, bool) {
@@ -204,15 +243,27 @@ func (c *evalCtx) affinityOf(offer string) (float64, bool) {
 	return a, ok
 }
 
-// match reports whether h passes the leaf's filter (types excepted when
-// typ is set: the leaf's own type).
-func (n *node) match(c *evalCtx, h *engine.HistoryEvent, typ signals.Type) bool {
+// match reports whether h, event i of view (-1: not in view), passes the
+// leaf's filter (types excepted when typ is set: the leaf's own type).
+func (n *node) match(c *evalCtx, h *engine.HistoryEvent, i int, typ signals.Type) bool {
 	if typ != "" {
 		if h.Type != typ {
 			return false
 		}
-	} else if len(n.types) > 0 && !slices.Contains(n.types, h.Type) {
-		return false
+	} else if len(n.types) > 0 {
+		var code uint8
+		if i >= 0 {
+			code = c.vtype[i]
+		} else {
+			code = typeCode(h.Type)
+		}
+		if code != 0 {
+			if n.typeMask&(1<<code) == 0 {
+				return false
+			}
+		} else if !n.otherTypes || !slices.Contains(n.types, h.Type) {
+			return false
+		}
 	}
 	if n.item != "" && h.Item != n.item {
 		return false
@@ -223,7 +274,7 @@ func (n *node) match(c *evalCtx, h *engine.HistoryEvent, typ signals.Type) bool 
 	if n.page != "" && !strings.Contains(h.Page, n.page) {
 		return false
 	}
-	if n.category != "" && c.categoryOf(h.Item) != n.category {
+	if n.category != "" && c.categoryAt(i, h.Item) != n.category {
 		return false
 	}
 	return true
@@ -249,10 +300,10 @@ func (n *node) eval(c *evalCtx) bool {
 	case opNot:
 		return !n.kids[0].eval(c)
 	case opCount:
-		evs := c.events(n.win)
+		evs, at := c.events(n.win)
 		cnt := 0.0
 		for i := range evs {
-			if n.match(c, &evs[i], "") {
+			if n.match(c, &evs[i], idx(at, i), "") {
 				cnt++
 				if n.max < 0 && cnt >= n.min {
 					return true
@@ -267,15 +318,15 @@ func (n *node) eval(c *evalCtx) bool {
 		sum := 0.0
 		if n.element != "" {
 			for i := c.tail; i < len(c.hist); i++ {
-				if c.fresh[i-c.tail].Element == n.element && n.match(c, &c.hist[i], signals.TypeDwell) {
+				if c.fresh[i-c.tail].Element == n.element && n.match(c, &c.hist[i], -1, signals.TypeDwell) {
 					sum += c.hist[i].Value
 				}
 			}
 			return sum >= n.min
 		}
-		evs := c.events(n.win)
+		evs, at := c.events(n.win)
 		for i := range evs {
-			if n.match(c, &evs[i], signals.TypeDwell) {
+			if n.match(c, &evs[i], idx(at, i), signals.TypeDwell) {
 				if sum += evs[i].Value; sum >= n.min {
 					return true
 				}
@@ -283,17 +334,17 @@ func (n *node) eval(c *evalCtx) bool {
 		}
 		return false
 	case opScroll:
-		evs := c.events(n.win)
+		evs, at := c.events(n.win)
 		for i := range evs {
-			if evs[i].Value >= n.min && n.match(c, &evs[i], signals.TypeScroll) {
+			if evs[i].Value >= n.min && n.match(c, &evs[i], idx(at, i), signals.TypeScroll) {
 				return true
 			}
 		}
 		return false
 	case opExit:
-		evs := c.events(n.win)
+		evs, at := c.events(n.win)
 		for i := range evs {
-			if n.match(c, &evs[i], signals.TypeExit) {
+			if n.match(c, &evs[i], idx(at, i), signals.TypeExit) {
 				return true
 			}
 		}
@@ -305,6 +356,14 @@ func (n *node) eval(c *evalCtx) bool {
 		return c.sess.Events >= n.minEvents && c.sess.Last.Sub(c.sess.Start) >= n.minDur
 	}
 	return false
+}
+
+// idx is the view index of element i of a window starting at at.
+func idx(at, i int) int {
+	if at < 0 {
+		return -1
+	}
+	return at + i
 }
 
 // compiledRule is a rule ready to evaluate.
