@@ -131,7 +131,7 @@ type evalCtx struct {
 
 	e     *Engine   // categories and affinities (nil: none known)
 	x     []float32 // the visitor's factors
-	vcats []string // category of each event of view, looked up on first use
+	vcats []string  // category of each event of view, looked up on first use
 	vhas  []bool
 	vtype []uint8 // typeCode of each event of view
 	affs  []affMemo
