@@ -107,7 +107,7 @@ func BenchmarkRankOffers(b *testing.B) {
 		model.factors[fmt.Sprintf("sku-%d", i)] = vec()
 		c.Stats[fmt.Sprintf("o%d", i)] = promo.OfferStats{Impressions: int64(100 + i*10), Clicks: int64(i)}
 	}
-	if err := store.AddCounts(context.Background(), c); err != nil {
+	if err := store.AddOfferCounts(context.Background(), c); err != nil {
 		b.Fatal(err)
 	}
 	vis := &fakeVisitors{m: map[string][]float32{"v": vec()}}

@@ -159,7 +159,7 @@ func (e *Engine) putDoc(ctx context.Context, kind Kind, id string, v any) error 
 	if err != nil {
 		return fmt.Errorf("promo: encode %s %s: %w", kind, id, err)
 	}
-	if err := e.store.PutDoc(ctx, kind, id, b); err != nil {
+	if err := e.store.PutPromoDoc(ctx, kind, id, b); err != nil {
 		return fmt.Errorf("promo: store %s %s: %w", kind, id, err)
 	}
 	return nil
@@ -218,7 +218,7 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 		}
 		delete(n.rules, id)
 	}
-	if err := e.store.DeleteDoc(ctx, kind, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+	if err := e.store.DeletePromoDoc(ctx, kind, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("promo: delete %s %s: %w", kind, id, err)
 	}
 	e.install(n)

@@ -101,7 +101,7 @@
 // only "slot" (and optionally "campaign"), the best eligible offer for the
 // slot as RankOffers would rank it. "cooldown" (default "1h", "0s" for
 // none) is the least time between two promotions of the rule to one
-// visitor, kept in the store (TryCooldown), so a restart or another
+// visitor, kept in the store (TryRuleCooldown), so a restart or another
 // replica does not fire again early.
 //
 // The condition grammar — every condition is an object with exactly one
@@ -150,13 +150,13 @@
 // React (engine.Reactor) runs on the engine's consuming goroutine after
 // each commit, with the batch's fresh events only: a redelivered batch
 // does not count or fire again. It first attributes impressions, clicks
-// and conversions (one AddCounts per batch), then, for each visitor with
+// and conversions (one AddOfferCounts per batch), then, for each visitor with
 // fresh events, evaluates the compiled rules in priority order against the
 // visitor's state after the batch (history, session, factors) — in memory,
 // microseconds per visitor for 100 rules (BenchmarkReact). The first rule
 // that matches, is not cooling down (remembered in memory, decided by the
 // store) and has an eligible offer fires: at most one promotion per
-// visitor per batch. Firing is TryCooldown, then AppendPromotion (the
+// visitor per batch. Firing is TryRuleCooldown, then AppendPromotion (the
 // store assigns the promotion's Seq: strictly increasing per visitor, the
 // SSE event id), then a broadcast of its JSON on signals.TopicPromotions
 // (RabbitMQ exchange kairos.promotions, for server-side channels and the

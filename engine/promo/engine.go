@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	e.cands.New = func() any { s := make([]candidate, 0, 64); return &s }
 	empty := map[string][]float32{}
 	e.cent.Store(&empty)
-	secret, err := e.store.Secret(ctx)
+	secret, err := e.store.PromoSecret(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("promo: token secret: %w", err)
 	}
@@ -166,7 +166,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	refresh := time.NewTicker(e.cfg.RefreshEvery)
 	defer refresh.Stop()
 	var version int64
-	if v, err := e.store.DocsVersion(ctx); err == nil {
+	if v, err := e.store.PromoDocsVersion(ctx); err == nil {
 		version = v
 	}
 	for {
@@ -174,7 +174,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-reload.C:
-			v, err := e.store.DocsVersion(ctx)
+			v, err := e.store.PromoDocsVersion(ctx)
 			if err != nil {
 				e.warn(ctx, "definitions version not read", err)
 				continue
@@ -212,7 +212,7 @@ func (e *Engine) reload(ctx context.Context) (*snapshot, error) {
 	defer e.writeMu.Unlock()
 	s := &snapshot{offers: map[string]*offerInfo{}, campaigns: map[string]*Campaign{}, rules: map[string]*Rule{}}
 	for _, kind := range []Kind{KindOffer, KindCampaign, KindRule} {
-		docs, err := e.store.Docs(ctx, kind)
+		docs, err := e.store.PromoDocs(ctx, kind)
 		if err != nil {
 			return nil, fmt.Errorf("promo: load %s: %w", kind, err)
 		}
@@ -599,7 +599,7 @@ func (e *Engine) applyCaps(ctx context.Context, visitor string, cs []candidate, 
 	if len(ids) == 0 {
 		return cs, nil
 	}
-	counts, err := e.store.Caps(ctx, visitor, ids, now)
+	counts, err := e.store.OfferCaps(ctx, visitor, ids, now)
 	if err != nil {
 		return nil, fmt.Errorf("promo: frequency caps: %w", err)
 	}
@@ -689,7 +689,7 @@ func (e *Engine) React(ctx context.Context, changes []engine.VisitorChange) {
 	if !counts.Empty() {
 		counts.Now = now
 		e.applyCounts(&counts)
-		if err := e.store.AddCounts(ctx, counts); err != nil {
+		if err := e.store.AddOfferCounts(ctx, counts); err != nil {
 			e.met.errors.WithLabelValues("counts").Inc()
 			e.warn(ctx, "offer counters not stored", err)
 		}
@@ -885,7 +885,7 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 		e.score(cs, ch.Visitor.Factors)
 	}
 	o := cs[0].o
-	ok, until, err := e.store.TryCooldown(ctx, visitor, r.ID, now, time.Duration(r.Cooldown))
+	ok, until, err := e.store.TryRuleCooldown(ctx, visitor, r.ID, now, time.Duration(r.Cooldown))
 	if err != nil {
 		return false, fmt.Errorf("promo: cooldown: %w", err)
 	}
@@ -941,5 +941,5 @@ func (e *Engine) ForgetVisitor(ctx context.Context, visitor string) error {
 		}
 	}
 	e.cdMu.Unlock()
-	return e.store.ForgetVisitor(ctx, visitor)
+	return e.store.ForgetPromoVisitor(ctx, visitor)
 }

@@ -163,7 +163,7 @@ func storeWith(tb testing.TB, stats map[string][2]int64) *promotest.Mem {
 	for id, ic := range stats {
 		c.Stats[id] = promo.OfferStats{Impressions: ic[0], Clicks: ic[1]}
 	}
-	if err := s.AddCounts(context.Background(), c); err != nil {
+	if err := s.AddOfferCounts(context.Background(), c); err != nil {
 		tb.Fatal(err)
 	}
 	return s

@@ -14,17 +14,17 @@ type Doc struct {
 // DocStore keeps the definitions (offers, campaigns, rules) as JSON
 // documents, one map per Kind.
 type DocStore interface {
-	// PutDoc creates or replaces the document id of kind and increments
+	// PutPromoDoc creates or replaces the document id of kind and increments
 	// the version.
-	PutDoc(ctx context.Context, kind Kind, id string, doc []byte) error
-	// DeleteDoc removes it (and increments the version), or returns an
+	PutPromoDoc(ctx context.Context, kind Kind, id string, doc []byte) error
+	// DeletePromoDoc removes it (and increments the version), or returns an
 	// error wrapping engine.ErrNotFound.
-	DeleteDoc(ctx context.Context, kind Kind, id string) error
-	// Docs returns every document of kind in ascending id order.
-	Docs(ctx context.Context, kind Kind) ([]Doc, error)
-	// DocsVersion returns a number that changes with every PutDoc and
-	// DeleteDoc of any kind (replicas poll it to reload).
-	DocsVersion(ctx context.Context) (int64, error)
+	DeletePromoDoc(ctx context.Context, kind Kind, id string) error
+	// PromoDocs returns every document of kind in ascending id order.
+	PromoDocs(ctx context.Context, kind Kind) ([]Doc, error)
+	// PromoDocsVersion returns a number that changes with every PutPromoDoc and
+	// DeletePromoDoc of any kind (replicas poll it to reload).
+	PromoDocsVersion(ctx context.Context) (int64, error)
 }
 
 // CapIncrement counts one impression of Offer to Visitor against a
@@ -56,8 +56,8 @@ type OfferCounts struct {
 // CounterStore keeps the offers' counters and learnt factors, shared by
 // every replica: all changes are additions, so replicas' writes commute.
 type CounterStore interface {
-	// AddCounts adds c atomically (one round trip).
-	AddCounts(ctx context.Context, c Counts) error
+	// AddOfferCounts adds c atomically (one round trip).
+	AddOfferCounts(ctx context.Context, c Counts) error
 	// OfferCounts returns every offer's counters and factors.
 	OfferCounts(ctx context.Context) (OfferCounts, error)
 }
@@ -65,19 +65,19 @@ type CounterStore interface {
 // VisitorStateStore keeps per-visitor promotion state: frequency-cap
 // counters and rule cooldowns.
 type VisitorStateStore interface {
-	// Caps returns the visitor's impressions of each offer in the offer's
+	// OfferCaps returns the visitor's impressions of each offer in the offer's
 	// current cap window at now (0 when the window ended or never began).
-	// A window starts at the first impression counted by AddCounts and
+	// A window starts at the first impression counted by AddOfferCounts and
 	// lasts its CapIncrement.Period.
-	Caps(ctx context.Context, visitor string, offers []string, now time.Time) ([]int, error)
-	// TryCooldown starts the cooldown of rule for visitor, lasting d from
+	OfferCaps(ctx context.Context, visitor string, offers []string, now time.Time) ([]int, error)
+	// TryRuleCooldown starts the cooldown of rule for visitor, lasting d from
 	// now, unless one is running: ok tells whether it started; until is
 	// the end of the running (or new) cooldown. Atomic: of concurrent
 	// callers, one wins.
-	TryCooldown(ctx context.Context, visitor, rule string, now time.Time, d time.Duration) (ok bool, until time.Time, err error)
-	// ForgetVisitor erases the visitor's caps, cooldowns and promotion
+	TryRuleCooldown(ctx context.Context, visitor, rule string, now time.Time, d time.Duration) (ok bool, until time.Time, err error)
+	// ForgetPromoVisitor erases the visitor's caps, cooldowns and promotion
 	// log (not an error when there are none).
-	ForgetVisitor(ctx context.Context, visitor string) error
+	ForgetPromoVisitor(ctx context.Context, visitor string) error
 }
 
 // PromotionLog keeps each visitor's recent promotions, for the replay of
@@ -96,9 +96,9 @@ type PromotionLog interface {
 
 // SecretStore keeps the installation's token-signing secret.
 type SecretStore interface {
-	// Secret returns the secret, creating a random 32-byte one on first
+	// PromoSecret returns the secret, creating a random 32-byte one on first
 	// use; concurrent first calls (replicas) all get the same one.
-	Secret(ctx context.Context) ([]byte, error)
+	PromoSecret(ctx context.Context) ([]byte, error)
 }
 
 // Store is everything engine/promo keeps durably. engine/redisstore and

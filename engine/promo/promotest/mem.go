@@ -60,8 +60,8 @@ func (m *Mem) check(ctx context.Context) error {
 	return m.err
 }
 
-// PutDoc implements promo.DocStore.
-func (m *Mem) PutDoc(ctx context.Context, kind promo.Kind, id string, doc []byte) error {
+// PutPromoDoc implements promo.DocStore.
+func (m *Mem) PutPromoDoc(ctx context.Context, kind promo.Kind, id string, doc []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
@@ -78,8 +78,8 @@ func (m *Mem) PutDoc(ctx context.Context, kind promo.Kind, id string, doc []byte
 	return nil
 }
 
-// DeleteDoc implements promo.DocStore.
-func (m *Mem) DeleteDoc(ctx context.Context, kind promo.Kind, id string) error {
+// DeletePromoDoc implements promo.DocStore.
+func (m *Mem) DeletePromoDoc(ctx context.Context, kind promo.Kind, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
@@ -93,8 +93,8 @@ func (m *Mem) DeleteDoc(ctx context.Context, kind promo.Kind, id string) error {
 	return nil
 }
 
-// Docs implements promo.DocStore.
-func (m *Mem) Docs(ctx context.Context, kind promo.Kind) ([]promo.Doc, error) {
+// PromoDocs implements promo.DocStore.
+func (m *Mem) PromoDocs(ctx context.Context, kind promo.Kind) ([]promo.Doc, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
@@ -113,15 +113,15 @@ func (m *Mem) Docs(ctx context.Context, kind promo.Kind) ([]promo.Doc, error) {
 	return out, nil
 }
 
-// DocsVersion implements promo.DocStore.
-func (m *Mem) DocsVersion(ctx context.Context) (int64, error) {
+// PromoDocsVersion implements promo.DocStore.
+func (m *Mem) PromoDocsVersion(ctx context.Context) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.version, m.check(ctx)
 }
 
-// AddCounts implements promo.CounterStore.
-func (m *Mem) AddCounts(ctx context.Context, c promo.Counts) error {
+// AddOfferCounts implements promo.CounterStore.
+func (m *Mem) AddOfferCounts(ctx context.Context, c promo.Counts) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
@@ -175,8 +175,8 @@ func (m *Mem) OfferCounts(ctx context.Context) (promo.OfferCounts, error) {
 	return oc, nil
 }
 
-// Caps implements promo.VisitorStateStore.
-func (m *Mem) Caps(ctx context.Context, visitor string, offers []string, now time.Time) ([]int, error) {
+// OfferCaps implements promo.VisitorStateStore.
+func (m *Mem) OfferCaps(ctx context.Context, visitor string, offers []string, now time.Time) ([]int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
@@ -191,8 +191,8 @@ func (m *Mem) Caps(ctx context.Context, visitor string, offers []string, now tim
 	return out, nil
 }
 
-// TryCooldown implements promo.VisitorStateStore.
-func (m *Mem) TryCooldown(ctx context.Context, visitor, rule string, now time.Time, d time.Duration) (bool, time.Time, error) {
+// TryRuleCooldown implements promo.VisitorStateStore.
+func (m *Mem) TryRuleCooldown(ctx context.Context, visitor, rule string, now time.Time, d time.Duration) (bool, time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
@@ -208,8 +208,8 @@ func (m *Mem) TryCooldown(ctx context.Context, visitor, rule string, now time.Ti
 	return true, time.UnixMilli(until).UTC(), nil
 }
 
-// ForgetVisitor implements promo.VisitorStateStore.
-func (m *Mem) ForgetVisitor(ctx context.Context, visitor string) error {
+// ForgetPromoVisitor implements promo.VisitorStateStore.
+func (m *Mem) ForgetPromoVisitor(ctx context.Context, visitor string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {
@@ -270,8 +270,8 @@ func (m *Mem) Promotions(ctx context.Context, visitor string, after uint64, limi
 	return out, nil
 }
 
-// Secret implements promo.SecretStore.
-func (m *Mem) Secret(ctx context.Context) ([]byte, error) {
+// PromoSecret implements promo.SecretStore.
+func (m *Mem) PromoSecret(ctx context.Context) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx); err != nil {

@@ -5,16 +5,16 @@
 //
 // Run checks, each in its own subtest on a fresh store:
 //
-//   - definitions: PutDoc creates and replaces, Docs lists one kind in
-//     ascending id order, DeleteDoc removes (engine.ErrNotFound after),
-//     kinds are separate, DocsVersion changes with every write;
-//   - counters: AddCounts adds offer counters and factor deltas (several
+//   - definitions: PutPromoDoc creates and replaces, Docs lists one kind in
+//     ascending id order, DeletePromoDoc removes (engine.ErrNotFound after),
+//     kinds are separate, PromoDocsVersion changes with every write;
+//   - counters: AddOfferCounts adds offer counters and factor deltas (several
 //     calls, and concurrent calls, add up exactly); OfferCounts returns
 //     them;
 //   - caps: a cap window starts at the first increment and lasts its
 //     period; Caps reports the count inside the window and 0 after it,
 //     in the order asked, per visitor and offer;
-//   - cooldowns: TryCooldown starts one, refuses while it runs (returning
+//   - cooldowns: TryRuleCooldown starts one, refuses while it runs (returning
 //     its end), starts again after it; rules and visitors are separate;
 //     of concurrent callers exactly one wins;
 //   - promotion log: Seq is the larger of the last Seq + 1 and the
@@ -55,7 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) promo.Store) {
 		fn   func(t *testing.T, s promo.Store)
 	}{
 		{"Docs", testDocs},
-		{"DocsVersion", testDocsVersion},
+		{"PromoDocsVersion", testDocsVersion},
 		{"Counts", testCounts},
 		{"CountsConcurrent", testCountsConcurrent},
 		{"Caps", testCaps},
@@ -87,18 +87,18 @@ func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *te
 		open := newBacking(t)
 		s := open(t)
 		ctx := ctxT(t)
-		secret := must(s.Secret(ctx))(t)
-		mustDo(t, s.PutDoc(ctx, promo.KindOffer, "o1", []byte(`{"id":"o1"}`)))
-		mustDo(t, s.PutDoc(ctx, promo.KindRule, "r1", []byte(`{"id":"r1"}`)))
-		mustDo(t, s.PutDoc(ctx, promo.KindRule, "r2", []byte(`{"id":"r2"}`)))
-		mustDo(t, s.DeleteDoc(ctx, promo.KindRule, "r2"))
-		version := must(s.DocsVersion(ctx))(t)
-		mustDo(t, s.AddCounts(ctx, promo.Counts{Now: base,
+		secret := must(s.PromoSecret(ctx))(t)
+		mustDo(t, s.PutPromoDoc(ctx, promo.KindOffer, "o1", []byte(`{"id":"o1"}`)))
+		mustDo(t, s.PutPromoDoc(ctx, promo.KindRule, "r1", []byte(`{"id":"r1"}`)))
+		mustDo(t, s.PutPromoDoc(ctx, promo.KindRule, "r2", []byte(`{"id":"r2"}`)))
+		mustDo(t, s.DeletePromoDoc(ctx, promo.KindRule, "r2"))
+		version := must(s.PromoDocsVersion(ctx))(t)
+		mustDo(t, s.AddOfferCounts(ctx, promo.Counts{Now: base,
 			Stats:   map[string]promo.OfferStats{"o1": {Impressions: 7, Clicks: 2, Conversions: 1}},
 			Factors: map[string][]float32{"o1": {0.5, -0.25}},
 			Caps:    []promo.CapIncrement{{Visitor: "v1", Offer: "o1", Period: time.Hour}, {Visitor: "v1", Offer: "o1", Period: time.Hour}},
 		}))
-		must2(s.TryCooldown(ctx, "v1", "r1", base, time.Hour))(t)
+		must2(s.TryRuleCooldown(ctx, "v1", "r1", base, time.Hour))(t)
 		p := must(s.AppendPromotion(ctx, samplePromotion("v1", base), 10, time.Hour))(t)
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
@@ -106,15 +106,15 @@ func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *te
 
 		s = open(t)
 		defer s.Close()
-		if got := must(s.Secret(ctx))(t); !slices.Equal(got, secret) {
+		if got := must(s.PromoSecret(ctx))(t); !slices.Equal(got, secret) {
 			t.Errorf("secret changed across a reopen")
 		}
-		docs := must(s.Docs(ctx, promo.KindRule))(t)
+		docs := must(s.PromoDocs(ctx, promo.KindRule))(t)
 		if len(docs) != 1 || docs[0].ID != "r1" || string(docs[0].JSON) != `{"id":"r1"}` {
 			t.Errorf("rules after reopen = %v, want r1 only", docIDs(docs))
 		}
-		if v := must(s.DocsVersion(ctx))(t); v != version {
-			t.Errorf("DocsVersion after reopen = %d, want %d", v, version)
+		if v := must(s.PromoDocsVersion(ctx))(t); v != version {
+			t.Errorf("PromoDocsVersion after reopen = %d, want %d", v, version)
 		}
 		oc := must(s.OfferCounts(ctx))(t)
 		if st := oc.Stats["o1"]; st != (promo.OfferStats{Impressions: 7, Clicks: 2, Conversions: 1}) {
@@ -123,10 +123,10 @@ func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *te
 		if f := oc.Factors["o1"]; !slices.Equal(f, []float32{0.5, -0.25}) {
 			t.Errorf("factors after reopen = %v", f)
 		}
-		if caps := must(s.Caps(ctx, "v1", []string{"o1"}, base.Add(time.Minute)))(t); caps[0] != 2 {
+		if caps := must(s.OfferCaps(ctx, "v1", []string{"o1"}, base.Add(time.Minute)))(t); caps[0] != 2 {
 			t.Errorf("cap count after reopen = %d, want 2", caps[0])
 		}
-		if ok, _ := must2(s.TryCooldown(ctx, "v1", "r1", base.Add(time.Minute), time.Hour))(t); ok {
+		if ok, _ := must2(s.TryRuleCooldown(ctx, "v1", "r1", base.Add(time.Minute), time.Hour))(t); ok {
 			t.Errorf("cooldown lost across a reopen")
 		}
 		ps := must(s.Promotions(ctx, "v1", 0, 10))(t)
@@ -189,55 +189,55 @@ func docIDs(ds []promo.Doc) []string {
 func testDocs(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
 	for _, id := range []string{"b", "a:1", "c", "a"} {
-		mustDo(t, s.PutDoc(ctx, promo.KindOffer, id, []byte(`{"id":"`+id+`"}`)))
+		mustDo(t, s.PutPromoDoc(ctx, promo.KindOffer, id, []byte(`{"id":"`+id+`"}`)))
 	}
-	mustDo(t, s.PutDoc(ctx, promo.KindRule, "a", []byte(`{"rule":true}`)))
-	mustDo(t, s.PutDoc(ctx, promo.KindOffer, "b", []byte(`{"id":"b","v":2}`)))
-	docs := must(s.Docs(ctx, promo.KindOffer))(t)
+	mustDo(t, s.PutPromoDoc(ctx, promo.KindRule, "a", []byte(`{"rule":true}`)))
+	mustDo(t, s.PutPromoDoc(ctx, promo.KindOffer, "b", []byte(`{"id":"b","v":2}`)))
+	docs := must(s.PromoDocs(ctx, promo.KindOffer))(t)
 	if ids := docIDs(docs); !slices.Equal(ids, []string{"a", "a:1", "b", "c"}) {
 		t.Fatalf("offer ids = %v, want [a a:1 b c]", ids)
 	}
 	if string(docs[2].JSON) != `{"id":"b","v":2}` {
 		t.Errorf("replaced doc = %s", docs[2].JSON)
 	}
-	rules := must(s.Docs(ctx, promo.KindRule))(t)
+	rules := must(s.PromoDocs(ctx, promo.KindRule))(t)
 	if len(rules) != 1 || string(rules[0].JSON) != `{"rule":true}` {
 		t.Errorf("rules = %v, want the one rule (kinds are separate)", docIDs(rules))
 	}
-	if cs := must(s.Docs(ctx, promo.KindCampaign))(t); len(cs) != 0 {
+	if cs := must(s.PromoDocs(ctx, promo.KindCampaign))(t); len(cs) != 0 {
 		t.Errorf("campaigns = %v, want none", docIDs(cs))
 	}
-	mustDo(t, s.DeleteDoc(ctx, promo.KindOffer, "a:1"))
-	if err := s.DeleteDoc(ctx, promo.KindOffer, "a:1"); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("second DeleteDoc = %v, want ErrNotFound", err)
+	mustDo(t, s.DeletePromoDoc(ctx, promo.KindOffer, "a:1"))
+	if err := s.DeletePromoDoc(ctx, promo.KindOffer, "a:1"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("second DeletePromoDoc = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteDoc(ctx, promo.KindCampaign, "a"); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("DeleteDoc of another kind's id = %v, want ErrNotFound", err)
+	if err := s.DeletePromoDoc(ctx, promo.KindCampaign, "a"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("DeletePromoDoc of another kind's id = %v, want ErrNotFound", err)
 	}
-	if ids := docIDs(must(s.Docs(ctx, promo.KindOffer))(t)); !slices.Equal(ids, []string{"a", "b", "c"}) {
+	if ids := docIDs(must(s.PromoDocs(ctx, promo.KindOffer))(t)); !slices.Equal(ids, []string{"a", "b", "c"}) {
 		t.Errorf("offer ids after delete = %v", ids)
 	}
 }
 
 func testDocsVersion(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
-	seen := map[int64]bool{must(s.DocsVersion(ctx))(t): true}
+	seen := map[int64]bool{must(s.PromoDocsVersion(ctx))(t): true}
 	step := func(what string, err error) {
 		t.Helper()
 		mustDo(t, err)
-		v := must(s.DocsVersion(ctx))(t)
+		v := must(s.PromoDocsVersion(ctx))(t)
 		if seen[v] {
-			t.Errorf("DocsVersion after %s = %d, seen before", what, v)
+			t.Errorf("PromoDocsVersion after %s = %d, seen before", what, v)
 		}
 		seen[v] = true
 	}
-	step("put", s.PutDoc(ctx, promo.KindOffer, "o", []byte(`{}`)))
-	step("replace", s.PutDoc(ctx, promo.KindOffer, "o", []byte(`{"x":1}`)))
-	step("put rule", s.PutDoc(ctx, promo.KindRule, "r", []byte(`{}`)))
-	step("delete", s.DeleteDoc(ctx, promo.KindOffer, "o"))
-	v := must(s.DocsVersion(ctx))(t)
-	if again := must(s.DocsVersion(ctx))(t); again != v {
-		t.Errorf("DocsVersion changed without a write: %d then %d", v, again)
+	step("put", s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{}`)))
+	step("replace", s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{"x":1}`)))
+	step("put rule", s.PutPromoDoc(ctx, promo.KindRule, "r", []byte(`{}`)))
+	step("delete", s.DeletePromoDoc(ctx, promo.KindOffer, "o"))
+	v := must(s.PromoDocsVersion(ctx))(t)
+	if again := must(s.PromoDocsVersion(ctx))(t); again != v {
+		t.Errorf("PromoDocsVersion changed without a write: %d then %d", v, again)
 	}
 }
 
@@ -252,15 +252,15 @@ func testCounts(t *testing.T, s promo.Store) {
 		d1[i] = float32(i) * 0.125
 		d2[i] = -float32(i) * 0.0625
 	}
-	mustDo(t, s.AddCounts(ctx, promo.Counts{Now: base,
+	mustDo(t, s.AddOfferCounts(ctx, promo.Counts{Now: base,
 		Stats:   map[string]promo.OfferStats{"o1": {Impressions: 3, Clicks: 1}, "o:2": {Conversions: 2}},
 		Factors: map[string][]float32{"o1": d1},
 	}))
-	mustDo(t, s.AddCounts(ctx, promo.Counts{Now: base,
+	mustDo(t, s.AddOfferCounts(ctx, promo.Counts{Now: base,
 		Stats:   map[string]promo.OfferStats{"o1": {Impressions: 2, Clicks: 1, Conversions: 1}},
 		Factors: map[string][]float32{"o1": d2, "o:2": d2},
 	}))
-	mustDo(t, s.AddCounts(ctx, promo.Counts{Now: base})) // empty
+	mustDo(t, s.AddOfferCounts(ctx, promo.Counts{Now: base})) // empty
 	oc := must(s.OfferCounts(ctx))(t)
 	want := map[string]promo.OfferStats{"o1": {Impressions: 5, Clicks: 2, Conversions: 1}, "o:2": {Conversions: 2}}
 	if !reflect.DeepEqual(oc.Stats, want) {
@@ -284,7 +284,7 @@ func testCountsConcurrent(t *testing.T, s promo.Store) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				err := s.AddCounts(ctx, promo.Counts{Now: base,
+				err := s.AddOfferCounts(ctx, promo.Counts{Now: base,
 					Stats:   map[string]promo.OfferStats{"o": {Impressions: 2, Clicks: 1}},
 					Factors: map[string][]float32{"o": {1, 0.5}},
 					Caps:    []promo.CapIncrement{{Visitor: "v", Offer: "o", Period: time.Hour}},
@@ -308,7 +308,7 @@ func testCountsConcurrent(t *testing.T, s promo.Store) {
 	if f := oc.Factors["o"]; len(f) != 2 || f[0] != workers*each || f[1] != workers*each/2.0 {
 		t.Errorf("factors = %v, want [%d %v]", f, workers*each, workers*each/2.0)
 	}
-	if caps := must(s.Caps(ctx, "v", []string{"o"}, base))(t); caps[0] != workers*each {
+	if caps := must(s.OfferCaps(ctx, "v", []string{"o"}, base))(t); caps[0] != workers*each {
 		t.Errorf("cap count = %d, want %d", caps[0], workers*each)
 	}
 }
@@ -317,11 +317,11 @@ func testCaps(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
 	inc := func(at time.Time, visitor, offer string, period time.Duration) {
 		t.Helper()
-		mustDo(t, s.AddCounts(ctx, promo.Counts{Now: at, Caps: []promo.CapIncrement{{Visitor: visitor, Offer: offer, Period: period}}}))
+		mustDo(t, s.AddOfferCounts(ctx, promo.Counts{Now: at, Caps: []promo.CapIncrement{{Visitor: visitor, Offer: offer, Period: period}}}))
 	}
 	caps := func(at time.Time, visitor string, offers ...string) []int {
 		t.Helper()
-		return must(s.Caps(ctx, visitor, offers, at))(t)
+		return must(s.OfferCaps(ctx, visitor, offers, at))(t)
 	}
 	if got := caps(base, "v1", "a", "b"); !slices.Equal(got, []int{0, 0}) {
 		t.Fatalf("caps of a new visitor = %v, want [0 0]", got)
@@ -343,7 +343,7 @@ func testCaps(t *testing.T, s promo.Store) {
 	}
 	for _, tt := range tests {
 		if got := caps(base.Add(tt.at), tt.visitor, tt.offers...); !slices.Equal(got, tt.want) {
-			t.Errorf("Caps(%s, %v) at +%v = %v, want %v", tt.visitor, tt.offers, tt.at, got, tt.want)
+			t.Errorf("OfferCaps(%s, %v) at +%v = %v, want %v", tt.visitor, tt.offers, tt.at, got, tt.want)
 		}
 	}
 	// A new window starts with the first impression after the end.
@@ -360,13 +360,13 @@ func testCooldown(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
 	try := func(at time.Duration, visitor, rule string, d time.Duration) (bool, time.Time) {
 		t.Helper()
-		return must2(s.TryCooldown(ctx, visitor, rule, base.Add(at), d))(t)
+		return must2(s.TryRuleCooldown(ctx, visitor, rule, base.Add(at), d))(t)
 	}
 	if ok, until := try(0, "v1", "r1", time.Hour); !ok || !until.Equal(base.Add(time.Hour)) {
-		t.Fatalf("first TryCooldown = %v, %v; want true, %v", ok, until, base.Add(time.Hour))
+		t.Fatalf("first TryRuleCooldown = %v, %v; want true, %v", ok, until, base.Add(time.Hour))
 	}
 	if ok, until := try(30*time.Minute, "v1", "r1", time.Hour); ok || !until.Equal(base.Add(time.Hour)) {
-		t.Errorf("TryCooldown while running = %v, %v; want false, %v", ok, until, base.Add(time.Hour))
+		t.Errorf("TryRuleCooldown while running = %v, %v; want false, %v", ok, until, base.Add(time.Hour))
 	}
 	if ok, _ := try(30*time.Minute, "v1", "r2", time.Hour); !ok {
 		t.Errorf("another rule of the visitor is cooling down")
@@ -375,7 +375,7 @@ func testCooldown(t *testing.T, s promo.Store) {
 		t.Errorf("another visitor is cooling down")
 	}
 	if ok, until := try(time.Hour, "v1", "r1", 2*time.Hour); !ok || !until.Equal(base.Add(3*time.Hour)) {
-		t.Errorf("TryCooldown at the end = %v, %v; want true, %v", ok, until, base.Add(3*time.Hour))
+		t.Errorf("TryRuleCooldown at the end = %v, %v; want true, %v", ok, until, base.Add(3*time.Hour))
 	}
 	if ok, _ := try(0, "v3", "r1", 0); !ok {
 		t.Errorf("zero cooldown refused")
@@ -392,7 +392,7 @@ func testCooldownConcurrent(t *testing.T, s promo.Store) {
 	wins := make(chan bool, n)
 	for range n {
 		wg.Go(func() {
-			ok, _, err := s.TryCooldown(ctx, "v", "r", base, time.Minute)
+			ok, _, err := s.TryRuleCooldown(ctx, "v", "r", base, time.Minute)
 			if err != nil {
 				t.Error(err)
 			}
@@ -408,7 +408,7 @@ func testCooldownConcurrent(t *testing.T, s promo.Store) {
 		}
 	}
 	if won != 1 {
-		t.Errorf("%d of %d concurrent TryCooldown calls won, want exactly 1", won, n)
+		t.Errorf("%d of %d concurrent TryRuleCooldown calls won, want exactly 1", won, n)
 	}
 }
 
@@ -516,25 +516,25 @@ func testPromotionConcurrent(t *testing.T, s promo.Store) {
 func testForget(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
 	for _, v := range []string{"v1", "v2"} {
-		mustDo(t, s.AddCounts(ctx, promo.Counts{Now: base, Caps: []promo.CapIncrement{{Visitor: v, Offer: "o", Period: time.Hour}}}))
-		must2(s.TryCooldown(ctx, v, "r", base, time.Hour))(t)
+		mustDo(t, s.AddOfferCounts(ctx, promo.Counts{Now: base, Caps: []promo.CapIncrement{{Visitor: v, Offer: "o", Period: time.Hour}}}))
+		must2(s.TryRuleCooldown(ctx, v, "r", base, time.Hour))(t)
 		must(s.AppendPromotion(ctx, samplePromotion(v, base), 10, time.Hour))(t)
 	}
-	mustDo(t, s.ForgetVisitor(ctx, "v1"))
-	mustDo(t, s.ForgetVisitor(ctx, "never-seen"))
-	if c := must(s.Caps(ctx, "v1", []string{"o"}, base))(t); c[0] != 0 {
+	mustDo(t, s.ForgetPromoVisitor(ctx, "v1"))
+	mustDo(t, s.ForgetPromoVisitor(ctx, "never-seen"))
+	if c := must(s.OfferCaps(ctx, "v1", []string{"o"}, base))(t); c[0] != 0 {
 		t.Errorf("v1's cap survived: %v", c)
 	}
-	if ok, _ := must2(s.TryCooldown(ctx, "v1", "r", base, time.Hour))(t); !ok {
+	if ok, _ := must2(s.TryRuleCooldown(ctx, "v1", "r", base, time.Hour))(t); !ok {
 		t.Errorf("v1's cooldown survived")
 	}
 	if ps := must(s.Promotions(ctx, "v1", 0, 10))(t); len(ps) != 0 {
 		t.Errorf("v1's log survived: %v", seqs(ps))
 	}
-	if c := must(s.Caps(ctx, "v2", []string{"o"}, base))(t); c[0] != 1 {
+	if c := must(s.OfferCaps(ctx, "v2", []string{"o"}, base))(t); c[0] != 1 {
 		t.Errorf("v2's cap = %v, want [1]", c)
 	}
-	if ok, _ := must2(s.TryCooldown(ctx, "v2", "r", base, time.Hour))(t); ok {
+	if ok, _ := must2(s.TryRuleCooldown(ctx, "v2", "r", base, time.Hour))(t); ok {
 		t.Errorf("v2's cooldown was erased")
 	}
 	if ps := must(s.Promotions(ctx, "v2", 0, 10))(t); len(ps) != 1 {
@@ -544,8 +544,8 @@ func testForget(t *testing.T, s promo.Store) {
 
 func testSecret(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
-	a := must(s.Secret(ctx))(t)
-	b := must(s.Secret(ctx))(t)
+	a := must(s.PromoSecret(ctx))(t)
+	b := must(s.PromoSecret(ctx))(t)
 	if len(a) < 16 || !slices.Equal(a, b) {
 		t.Errorf("secrets %x and %x: want one of at least 16 bytes", a, b)
 	}
@@ -558,10 +558,10 @@ func testCancelled(t *testing.T, s promo.Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	calls := map[string]error{
-		"PutDoc":          s.PutDoc(ctx, promo.KindOffer, "o", []byte(`{}`)),
-		"AddCounts":       s.AddCounts(ctx, promo.Counts{Now: base, Stats: map[string]promo.OfferStats{"o": {Clicks: 1}}}),
-		"ForgetVisitor":   s.ForgetVisitor(ctx, "v"),
-		"DocsVersion":     second(s.DocsVersion(ctx)),
+		"PutPromoDoc":          s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{}`)),
+		"AddOfferCounts":       s.AddOfferCounts(ctx, promo.Counts{Now: base, Stats: map[string]promo.OfferStats{"o": {Clicks: 1}}}),
+		"ForgetVisitor":   s.ForgetPromoVisitor(ctx, "v"),
+		"PromoDocsVersion":     second(s.PromoDocsVersion(ctx)),
 		"OfferCounts":     second(s.OfferCounts(ctx)),
 		"Promotions":      second(s.Promotions(ctx, "v", 0, 1)),
 		"AppendPromotion": second(s.AppendPromotion(ctx, samplePromotion("v", base), 1, time.Hour)),
@@ -572,7 +572,7 @@ func testCancelled(t *testing.T, s promo.Store) {
 		}
 	}
 	if oc, err := s.OfferCounts(t.Context()); err != nil || oc.Stats["o"].Clicks != 0 {
-		t.Errorf("a cancelled AddCounts counted: %+v, %v", oc.Stats, err)
+		t.Errorf("a cancelled AddOfferCounts counted: %+v, %v", oc.Stats, err)
 	}
 }
 
