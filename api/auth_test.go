@@ -111,6 +111,7 @@ func TestRoutesAccess(t *testing.T) {
 		"GET /v1/recommendations": "secret", "GET /v1/items/:id/similar": "secret",
 		"GET /v1/items": "secret", "POST /v1/items": "secret", "GET /v1/items/:id": "secret",
 		"PUT /v1/items/:id": "secret", "DELETE /v1/items/:id": "secret", "DELETE /v1/visitors/:id": "secret",
+		"GET /v1/stats/items/:id": "secret", "GET /v1/stats/offers/:id": "secret",
 	}
 	got := map[string]string{}
 	for _, r := range h.s.Routes() {

@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -51,6 +53,19 @@ type VisitorEraser interface {
 	EraseVisitor(ctx context.Context, id string) error
 }
 
+// StatsReader answers GET /v1/stats/items/{id} and /v1/stats/offers/{id}
+// (engine/stats.Stats).
+type StatsReader interface {
+	// Series returns every bucket of subject at res that overlaps
+	// [from, to), oldest first, empty ones included (nil maps). The API
+	// has checked res, from < to and the number of buckets (at most
+	// MaxPoints); errors wrapping engine.ErrInvalid are answered 400,
+	// engine.ErrUnavailable 503.
+	Series(ctx context.Context, subject stats.Subject, res stats.Resolution, from, to time.Time) ([]stats.Point, error)
+	// MaxPoints is the largest number of buckets of one Series.
+	MaxPoints() int
+}
+
 // Deps are the server's collaborators; the first four are required, the
 // others enable their routes (which answer 404 without them).
 type Deps struct {
@@ -62,4 +77,6 @@ type Deps struct {
 	Checker     Checker
 	// Eraser serves DELETE /v1/visitors/{id}.
 	Eraser VisitorEraser
+	// Stats serves GET /v1/stats/items/{id} and /v1/stats/offers/{id}.
+	Stats StatsReader
 }

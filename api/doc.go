@@ -183,6 +183,34 @@
 // (the last one wins), as the catalog has no create-if-absent. Use PUT for
 // idempotent upserts.
 //
+// GET /v1/stats/items/{id} and GET /v1/stats/offers/{id} (secret) — event
+// counters of an item or an offer over time (engine/stats).
+//
+// Parameters: resolution (15m, 1h or 1d; default 1h), to (default now) and
+// from (default to minus 24 hours; minus 30 days at 1d), each RFC 3339 or
+// epoch milliseconds. The answer has every bucket that overlaps
+// [from, to), oldest first, empty ones included, with the number of events
+// per type, the revenue (sum of the conversions' values) and the dwell
+// time (sum of the dwells' values, ms); "from" and "to" are the bounds of
+// the buckets. Buckets are UTC and count events by their ts; an event with
+// an item counts for the item, one with an offer for the offer. Buckets
+// older than their resolution's retention (kairos serve
+// --stats-retention, default 15m:30d,1h:120d,1d:0, 0 = forever) read as
+// empty. An unknown id is not an error: its buckets are empty. At most
+// 2,000 buckets per request: a wider range is 400 naming from, to; an
+// unknown resolution or a malformed time is 400 naming the parameter.
+// Without the stats dependency (Deps.Stats) the routes answer 404.
+//
+//	200 {"item": "sku-42", "resolution": "1h",
+//	     "from": "2026-11-23T13:00:00Z", "to": "2026-11-23T15:00:00Z",
+//	     "points": [{"t": "2026-11-23T13:00:00Z", "counts": {}, "revenue": 0, "dwell_ms": 0},
+//	                {"t": "2026-11-23T14:00:00Z", "counts": {"view": 12, "click": 3, "conversion": 1},
+//	                 "revenue": 49.5, "dwell_ms": 0}]}
+//
+//	curl -H "Authorization: Bearer $SK" \
+//	  "localhost:8080/v1/stats/items/sku-42?resolution=1h&from=2026-11-23T13:00:00Z&to=2026-11-23T15:00:00Z"
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/stats/offers/spring-sale?resolution=1d"
+//
 // GET /healthz (public) — the process is up: always 200 {"status":"ok"}.
 //
 //	curl localhost:8080/healthz
