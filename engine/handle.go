@@ -65,7 +65,15 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	if err := e.ensureRows(ctx, fresh); err != nil {
 		return err
 	}
-	groups, order := groupByVisitor(fresh)
+	keys, merges, links, err := e.identities(ctx, fresh)
+	if err != nil {
+		return err
+	}
+	anon, err := e.anonymousStates(ctx, merges)
+	if err != nil {
+		return err
+	}
+	groups, order := groupByKey(fresh, keys)
 	visitors, err := e.store.Visitors(ctx, order)
 	if err != nil {
 		return fmt.Errorf("engine: load visitors: %w", err)
@@ -77,18 +85,35 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	touched := map[int32]struct{}{}
 	foldStart := time.Now()
 	for i, v := range visitors {
+		var extra []HistoryEvent
+		if ids := merges[v.ID]; len(ids) > 0 {
+			var states []Visitor
+			for _, id := range ids {
+				if a, ok := anon[id]; ok {
+					states = append(states, a)
+				}
+			}
+			v, extra = mergeAnonymous(v, states)
+			visitors[i] = v
+		}
 		vu, err := e.updateVisitor(v, groups[order[i]], touched)
 		if err != nil {
 			e.learn.learner.Reset()
 			return err
 		}
+		vu.Append = append(extra, vu.Append...)
 		commit.Visitors = append(commit.Visitors, vu)
 	}
 	e.met.foldIn.Observe(time.Since(foldStart).Seconds() / float64(max(1, len(visitors))))
+	if err := e.recordLinks(ctx, links); err != nil {
+		e.learn.learner.Reset()
+		return err
+	}
 	if err := e.store.Commit(ctx, commit); err != nil {
 		e.learn.learner.Reset()
 		return fmt.Errorf("engine: commit batch: %w", err)
 	}
+	e.dropMerged(ctx, anon)
 	if err := e.applyItems(touched); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "item updates not applied", slog.Any("err", err))
 	}
@@ -178,13 +203,25 @@ func uniqueStrings(s []string) []string {
 // groupByVisitor groups events by visitor, keeping event order within a
 // visitor; order lists the visitors by first appearance.
 func groupByVisitor(evs []signals.Event) (map[string][]signals.Event, []string) {
+	keys := make([]string, len(evs))
+	for i := range evs {
+		keys[i] = evs[i].Visitor
+	}
+	return groupByKey(evs, keys)
+}
+
+// groupByKey groups events by their state key (keys[i] for evs[i]),
+// keeping event order within a key; order lists the keys by first
+// appearance.
+func groupByKey(evs []signals.Event, keys []string) (map[string][]signals.Event, []string) {
 	groups := make(map[string][]signals.Event)
 	var order []string
-	for _, ev := range evs {
-		if _, ok := groups[ev.Visitor]; !ok {
-			order = append(order, ev.Visitor)
+	for i, ev := range evs {
+		k := keys[i]
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
 		}
-		groups[ev.Visitor] = append(groups[ev.Visitor], ev)
+		groups[k] = append(groups[k], ev)
 	}
 	return groups, order
 }

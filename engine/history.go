@@ -44,31 +44,49 @@ func (e *Engine) archiveFresh(ctx context.Context, fresh []signals.Event) error 
 // EraseVisitor erases a visitor: its state in the store (history,
 // factors, session) and, through the archive's tombstone, its archived
 // events for every later replay and retrain (`kairos archive compact`
-// rewrites the segments without them). The visitor's events are no longer
-// in any history, so its factors vanish from the live model with its state;
-// its past contributions to item factors fade at the next retrain, which
-// skips its events. It returns ErrNotFound when the store has no state and
-// no archive is configured.
+// rewrites the segments without them). When id is a known user (see
+// LinkStore), the user's state and every anonymous id linked to it are
+// erased too, and the links removed. The erased events are no longer in
+// any history, so the visitor's factors vanish from the live model with
+// its state; its past contributions to item factors fade at the next
+// retrain, which skips its events. It returns ErrNotFound when there was
+// nothing to erase and no archive is configured.
 func (e *Engine) EraseVisitor(ctx context.Context, id string) error {
 	if id == "" || len(id) > maxItemIDBytes {
 		return fmt.Errorf("%w: visitor: must be 1 to %d bytes", ErrInvalid, maxItemIDBytes)
 	}
-	err := e.store.DeleteVisitor(ctx, id)
-	notFound := err != nil && isNotFound(err)
-	if err != nil && !notFound {
-		return fmt.Errorf("engine: erase visitor: %w", err)
+	states, visitors := []string{id, UserKey(id)}, []string{id}
+	if ls, ok := e.store.(LinkStore); ok {
+		anon, err := ls.Unlink(ctx, id)
+		if err != nil {
+			return fmt.Errorf("engine: erase visitor: %w", err)
+		}
+		states = append(states, anon...)
+		visitors = append(visitors, anon...)
+	}
+	found := false
+	for _, k := range states {
+		err := e.store.DeleteVisitor(ctx, k)
+		switch {
+		case err == nil:
+			found = true
+		case !isNotFound(err):
+			return fmt.Errorf("engine: erase visitor: %w", err)
+		}
 	}
 	e.handleMu.Lock()
 	er := e.eraser
 	e.handleMu.Unlock()
 	if er != nil {
-		if err := er.Erase(ctx, id); err != nil {
-			return fmt.Errorf("engine: erase visitor from the archive: %w", err)
+		for _, v := range visitors {
+			if err := er.Erase(ctx, v); err != nil {
+				return fmt.Errorf("engine: erase visitor from the archive: %w", err)
+			}
 		}
-		e.log.LogAttrs(ctx, slog.LevelInfo, "visitor erased", slog.Bool("had_state", !notFound))
+		e.log.LogAttrs(ctx, slog.LevelInfo, "visitor erased", slog.Bool("had_state", found), slog.Int("ids", len(visitors)))
 		return nil
 	}
-	if notFound {
+	if !found {
 		return fmt.Errorf("%w: visitor has no state", ErrNotFound)
 	}
 	return nil

@@ -39,7 +39,11 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	if err := e.checkRequest(r.Visitor, r.N); err != nil {
 		return RecResponse{}, err
 	}
-	vs, err := e.store.Visitors(ctx, []string{r.Visitor})
+	key, err := e.stateKey(ctx, r.Visitor, r.User)
+	if err != nil {
+		return RecResponse{}, err
+	}
+	vs, err := e.store.Visitors(ctx, []string{key})
 	if err != nil {
 		return RecResponse{}, fmt.Errorf("engine: load visitor: %w", err)
 	}

@@ -3,6 +3,9 @@ package engine
 // RecRequest asks for recommendations for one visitor.
 type RecRequest struct {
 	Visitor string
+	// User, when set, names the known user (the visitor's linked user is
+	// used otherwise, when there is one).
+	User string
 	// N is the number of items wanted (1..Config.MaxResults).
 	N int
 	// ExcludeSeen drops items the visitor already interacted with.

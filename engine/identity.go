@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Identity
+//
+// A visitor is anonymous until an event carries its user id (the tracker's
+// kairos.identify, POST /v1/identify, or any event with "user"). From then
+// on the anonymous id is linked to the user (LinkStore) and every event
+// under either id lands on the user's state, stored under the key
+// UserKey(user). When the link is made, the anonymous history is merged
+// into the user's (events already there, by id, are not added twice) and
+// the user is folded in from the union at once; the anonymous state is
+// then deleted. Several anonymous ids (devices) may link to one user.
+// Erasing a user erases its linked anonymous ids too.
+//
+// With several engine replicas, a user's devices may be consumed by
+// different replicas: histories stay complete (appends are atomic), the
+// user's factors are those of the latest fold-in.
+
+// LinkStore keeps identity links. A store that implements it enables
+// identity; engine/redisstore and engine/embedded do.
+type LinkStore interface {
+	// Link records that the anonymous visitor anon is user (idempotent; a
+	// link of anon to another user replaces the first).
+	Link(ctx context.Context, anon, user string) error
+	// Resolve returns, for each id, the user it is linked to ("" if none).
+	Resolve(ctx context.Context, ids []string) ([]string, error)
+	// Linked returns the anonymous ids linked to user.
+	Linked(ctx context.Context, user string) ([]string, error)
+	// Unlink removes every link of user and returns the ids it had.
+	Unlink(ctx context.Context, user string) ([]string, error)
+}
+
+// userKeyPrefix marks the state of a known user among visitor states.
+// Visitor ids starting with it are reserved.
+const userKeyPrefix = "user:"
+
+// UserKey is the key under which a known user's state is stored.
+func UserKey(user string) string { return userKeyPrefix + user }
+
+// identities returns the state key of every fresh event, the anonymous
+// ids to merge into each user key, and the links to record.
+func (e *Engine) identities(ctx context.Context, evs []signals.Event) (keys []string, merges map[string][]string, links [][2]string, err error) {
+	keys = make([]string, len(evs))
+	ls, ok := e.store.(LinkStore)
+	if !ok {
+		for i := range evs {
+			keys[i] = evs[i].Visitor
+			if evs[i].User != "" {
+				keys[i] = UserKey(evs[i].User)
+			}
+		}
+		return keys, nil, nil, nil
+	}
+	// Links made by this batch take precedence over stored ones, so that
+	// an anonymous event before the identify in the same batch goes to
+	// the user too.
+	local := map[string]string{}
+	for _, ev := range evs {
+		if ev.User != "" && !strings.HasPrefix(ev.Visitor, userKeyPrefix) && ev.Visitor != ev.User {
+			if local[ev.Visitor] == "" {
+				links = append(links, [2]string{ev.Visitor, ev.User})
+			}
+			local[ev.Visitor] = ev.User
+		}
+	}
+	var unknown []string
+	for _, ev := range evs {
+		if ev.User == "" && local[ev.Visitor] == "" {
+			unknown = append(unknown, ev.Visitor)
+		}
+	}
+	unknown = uniqueStrings(unknown)
+	stored := map[string]string{}
+	if len(unknown) > 0 {
+		users, err := ls.Resolve(ctx, unknown)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("engine: resolve identities: %w", err)
+		}
+		for i, u := range users {
+			if u != "" {
+				stored[unknown[i]] = u
+			}
+		}
+	}
+	merges = map[string][]string{}
+	for i, ev := range evs {
+		user := ev.User
+		if user == "" {
+			user = local[ev.Visitor]
+		}
+		if user == "" {
+			user = stored[ev.Visitor]
+		}
+		if user == "" {
+			keys[i] = ev.Visitor
+			continue
+		}
+		keys[i] = UserKey(user)
+		if ev.Visitor != user && !slices.Contains(merges[keys[i]], ev.Visitor) {
+			merges[keys[i]] = append(merges[keys[i]], ev.Visitor)
+		}
+	}
+	return keys, merges, links, nil
+}
+
+// anonymousStates loads the states of the anonymous ids to merge, keyed
+// by id (ids without state are left out).
+func (e *Engine) anonymousStates(ctx context.Context, merges map[string][]string) (map[string]Visitor, error) {
+	var ids []string
+	for _, anon := range merges {
+		ids = append(ids, anon...)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vs, err := e.store.Visitors(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("engine: load anonymous states: %w", err)
+	}
+	out := map[string]Visitor{}
+	for _, v := range vs {
+		if len(v.History) > 0 {
+			out[v.ID] = v
+		}
+	}
+	return out, nil
+}
+
+// mergeAnonymous adds to the user's state the history events of its
+// anonymous ids that the user's history lacks (by event id); it returns
+// the state to fold in and the events to append.
+func mergeAnonymous(v Visitor, anon []Visitor) (Visitor, []HistoryEvent) {
+	if len(anon) == 0 {
+		return v, nil
+	}
+	have := make(map[string]struct{}, len(v.History))
+	for _, h := range v.History {
+		have[h.ID] = struct{}{}
+	}
+	var extra []HistoryEvent
+	for _, a := range anon {
+		for _, h := range a.History {
+			if _, dup := have[h.ID]; dup {
+				continue
+			}
+			have[h.ID] = struct{}{}
+			extra = append(extra, h)
+		}
+	}
+	slices.SortStableFunc(extra, func(a, b HistoryEvent) int { return a.Time.Compare(b.Time) })
+	merged := v
+	merged.History = append(append(make([]HistoryEvent, 0, len(v.History)+len(extra)), v.History...), extra...)
+	return merged, extra
+}
+
+// recordLinks stores the batch's new links (before the commit: a failed
+// batch is merged again when redelivered, as the anonymous state is only
+// deleted after the commit).
+func (e *Engine) recordLinks(ctx context.Context, links [][2]string) error {
+	ls, ok := e.store.(LinkStore)
+	if !ok {
+		return nil
+	}
+	for _, l := range links {
+		if err := ls.Link(ctx, l[0], l[1]); err != nil {
+			return fmt.Errorf("engine: link identities: %w", err)
+		}
+	}
+	return nil
+}
+
+// dropMerged deletes the anonymous states merged into users (after the
+// commit; a failure leaves a state that the next merge of the same user
+// adds again without double counting).
+func (e *Engine) dropMerged(ctx context.Context, anon map[string]Visitor) {
+	for id := range anon {
+		if err := e.store.DeleteVisitor(ctx, id); err != nil && !isNotFound(err) {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "merged anonymous state not deleted", slog.Any("err", err))
+		}
+	}
+}
+
+// stateKey returns the key of the state that serves a visitor (its user's
+// when linked).
+func (e *Engine) stateKey(ctx context.Context, visitor, user string) (string, error) {
+	if user != "" {
+		return UserKey(user), nil
+	}
+	ls, ok := e.store.(LinkStore)
+	if !ok || strings.HasPrefix(visitor, userKeyPrefix) {
+		return visitor, nil
+	}
+	users, err := ls.Resolve(ctx, []string{visitor})
+	if err != nil {
+		return "", fmt.Errorf("engine: resolve identity: %w", err)
+	}
+	if users[0] != "" {
+		return UserKey(users[0]), nil
+	}
+	return visitor, nil
+}
