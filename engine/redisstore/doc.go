@@ -34,6 +34,25 @@
 // bucket's end plus the resolution's retention (EXPIREAT, set again by
 // every write: it is absolute), or never (1d by default: no EXPIRE).
 //
+// The promo.Store part (engine/promo: offers, campaigns, rules, their
+// counters and the promotions of visitors; engine/redisstore/promo.go):
+//
+//	<prefix>:promo:<kind>         HASH    definition id → JSON; kind is offers, campaigns or rules
+//	<prefix>:promo:version        STRING  INCR on every definition write (replicas poll it)
+//	<prefix>:promo:stats          HASH    <offer>:i, <offer>:c, <offer>:v → impressions, clicks, conversions
+//	<prefix>:promo:factors        HASH    <f>:<offer> → component f of the offer's learnt factor (HINCRBYFLOAT)
+//	<prefix>:promo:v:<visitor>    HASH    c:<offer> → "<count> <window end ms>" (frequency cap),
+//	                                      r:<rule> → cooldown end ms; expires a day after the longest
+//	<prefix>:promo:log:<visitor>  ZSET    promotions: score Seq, member "<seq> <promotion JSON>";
+//	                                      the newest keep, expiring ttl after the last append
+//	<prefix>:promo:secret         STRING  32 random bytes: the token-signing secret (SET NX)
+//
+// AddOfferCounts is one MULTI/EXEC (HINCRBY, HINCRBYFLOAT and a Lua
+// script per cap increment, sent as EVAL); TryRuleCooldown,
+// AppendPromotion and DeletePromoDoc are Lua scripts (atomic: Seqs are
+// strictly increasing per visitor even with several replicas). Seqs are
+// Unix µs, exact in Redis' float64 scores until the year 2255.
+//
 // # Round trips
 //
 // Each call is one round trip, whatever the batch size: Visitors pipelines
