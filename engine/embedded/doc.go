@@ -46,6 +46,22 @@
 // Config.Now, and the background goroutine drops them every minute (and
 // Open after replaying the log).
 //
+// # Promotions
+//
+// The Store is also the promo.Store of engine/promo (promo.go): offer,
+// campaign and rule definitions (JSON), offer counters and learnt factors,
+// and per visitor the frequency-cap windows, rule cooldowns and the log of
+// recent promotions, in memory. Every change is one log record of type 8
+// (recPromo) holding an operation: put or delete a definition, add counts
+// (counters, factor deltas, cap increments), start a cooldown, append a
+// promotion (with the Seq assigned under the state lock), forget a
+// visitor, set the token secret. AddOfferCounts does not wait for an fsync
+// (like AddCounts); the others follow Config.Sync. A snapshot holds the
+// definitions, the version, the secret, the counters (one add-counts
+// record from zero) and each visitor's state that has not expired by
+// Config.Now. Like the counts record, type 8 was added to format version
+// 1: an older build refuses a directory that has it.
+//
 // # Durability
 //
 // A mutation is one log record written with one write(2) before the call

@@ -12,7 +12,7 @@ import (
 
 // Record types. The write-ahead log holds the mutations (commit … counts);
 // a snapshot holds a header, the whole state as visitor, seenBucket, putItem,
-// rows, states and counts records, and an end record.
+// rows, states, counts and promo records, and an end record.
 const (
 	recCommit        = 1
 	recPutItem       = 2
@@ -21,6 +21,7 @@ const (
 	recRows          = 5
 	recStates        = 6
 	recCounts        = 7 // counters of engine/stats (counts.go)
+	recPromo         = 8 // promo.Store: definitions, offer counters, caps, cooldowns, promotions (promo.go)
 
 	recSnapHeader = 10
 	recVisitor    = 11

@@ -22,6 +22,7 @@ type state struct {
 	rowIDs   []string // by row
 	states   map[int32]engine.ItemState
 	counts   map[countGroupKey]*countGroup // counters of engine/stats (counts.go)
+	promo    *promoState                   // promo.Store (promo.go)
 }
 
 type visitor struct {
@@ -38,6 +39,7 @@ func newState(cfg Config) *state {
 		rows:     make(map[string]int32),
 		states:   make(map[int32]engine.ItemState),
 		counts:   make(map[countGroupKey]*countGroup),
+		promo:    newPromoState(cfg.Now),
 	}
 }
 
@@ -53,6 +55,7 @@ func (st *state) clone() *state {
 		rowIDs:   slices.Clone(st.rowIDs),
 		states:   maps.Clone(st.states),
 		counts:   cloneCounts(st.counts),
+		promo:    st.promo.clone(),
 	}
 }
 
