@@ -1,0 +1,92 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/redis/go-redis/v9"
+)
+
+// Interface guard.
+var _ engine.LinkStore = (*Store)(nil)
+
+// Identity links (engine.LinkStore):
+//
+//	<p>:link:<anon>    STRING  the user the anonymous id is linked to
+//	<p>:links:<user>   SET     the anonymous ids linked to the user
+
+func (s *Store) linkKey(anon string) string  { return s.p + "link:" + anon }
+func (s *Store) linksKey(user string) string { return s.p + "links:" + user }
+
+// Link records that anon is user, moving anon from a previous user's set
+// when it was linked elsewhere; one transaction.
+func (s *Store) Link(ctx context.Context, anon, user string) error {
+	if anon == "" || user == "" {
+		return fmt.Errorf("redisstore: link: %w: empty id", engine.ErrInvalid)
+	}
+	old, err := s.rdb.Get(ctx, s.linkKey(anon)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return wrap("link", err)
+	}
+	if old == user {
+		return nil
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if old != "" {
+			p.SRem(ctx, s.linksKey(old), anon)
+		}
+		p.Set(ctx, s.linkKey(anon), user, 0)
+		p.SAdd(ctx, s.linksKey(user), anon)
+		return nil
+	})
+	return wrap("link", err)
+}
+
+// Resolve returns the user of each id ("" when not linked), in one MGET.
+func (s *Store) Resolve(ctx context.Context, ids []string) ([]string, error) {
+	out := make([]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.linkKey(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, wrap("resolve", err)
+	}
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			out[i] = str
+		}
+	}
+	return out, nil
+}
+
+// Linked returns the anonymous ids linked to user (unordered).
+func (s *Store) Linked(ctx context.Context, user string) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, s.linksKey(user)).Result()
+	if err != nil {
+		return nil, wrap("linked", err)
+	}
+	return ids, nil
+}
+
+// Unlink removes every link of user and returns the ids it had.
+func (s *Store) Unlink(ctx context.Context, user string) ([]string, error) {
+	ids, err := s.Linked(ctx, user)
+	if err != nil || len(ids) == 0 {
+		return ids, err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Del(ctx, s.linkKey(id))
+		}
+		p.Del(ctx, s.linksKey(user))
+		return nil
+	})
+	return ids, wrap("unlink", err)
+}
