@@ -110,7 +110,7 @@ func TestRoutesAccess(t *testing.T) {
 		"POST /v1/events": "publishable", "GET /v1/pixel.gif": "publishable",
 		"GET /v1/recommendations": "secret", "GET /v1/items/:id/similar": "secret",
 		"GET /v1/items": "secret", "POST /v1/items": "secret", "GET /v1/items/:id": "secret",
-		"PUT /v1/items/:id": "secret", "DELETE /v1/items/:id": "secret", "DELETE /v1/visitors/:id": "secret",
+		"PUT /v1/items/:id": "secret", "DELETE /v1/items/:id": "secret", "DELETE /v1/visitors/:id": "secret", "POST /v1/identify": "secret",
 		"GET /v1/stats/items/:id": "secret", "GET /v1/stats/offers/:id": "secret",
 	}
 	got := map[string]string{}

@@ -40,6 +40,9 @@ func (s *Server) parseRecQuery(q url.Values) (engine.RecRequest, error) {
 	if r.Visitor, err = s.idParam(q, "visitor", true); err != nil {
 		return r, err
 	}
+	if r.User, err = s.idParam(q, "user", false); err != nil {
+		return r, err
+	}
 	if r.N, err = intParam(q, "n", s.cfg.DefaultResults, 1, s.cfg.MaxResults); err != nil {
 		return r, err
 	}

@@ -80,6 +80,7 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodPut, path: "/v1/items/:id", access: accessSecret, handler: (*Server).putItem},
 		{method: http.MethodDelete, path: "/v1/items/:id", access: accessSecret, handler: (*Server).deleteItem},
 		{method: http.MethodDelete, path: "/v1/visitors/:id", access: accessSecret, handler: (*Server).eraseVisitor},
+		{method: http.MethodPost, path: "/v1/identify", access: accessSecret, handler: (*Server).identify},
 		{method: http.MethodGet, path: "/v1/stats/items/:id", access: accessSecret, handler: (*Server).itemStats},
 		{method: http.MethodGet, path: "/v1/stats/offers/:id", access: accessSecret, handler: (*Server).offerStats},
 	}
