@@ -165,7 +165,12 @@ func (s *testServer) postEvents(t *testing.T, events any) map[string]any {
 
 func (s *testServer) recommend(t *testing.T, visitor string, n int) (strategy string, items []string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/recommendations?visitor=%s&n=%d", s.base, visitor, n), nil)
+	return s.recommendUser(t, visitor, "", n)
+}
+
+func (s *testServer) recommendUser(t *testing.T, visitor, user string, n int) (strategy string, items []string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/recommendations?visitor=%s&user=%s&n=%d", s.base, visitor, user, n), nil)
 	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
 	out := doJSON(t, req, http.StatusOK)
 	for _, it := range out["items"].([]any) {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/redisstore"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -171,4 +173,43 @@ func TestScheduledRetrainHotSwaps(t *testing.T) {
 	if s, items := srv.recommend(t, "late", 5); s != "als" || !strings.HasPrefix(items[0], "c2-") {
 		t.Fatalf("a new visitor after the swap: %s %v", s, items)
 	}
+}
+
+// TestIdentifyEndToEnd links an anonymous visitor to a user through POST
+// /v1/identify on RabbitMQ and Redis; the link survives a restart and
+// later anonymous events land on the user.
+func TestIdentifyEndToEnd(t *testing.T) {
+	requireServices(t)
+	ns := testNamespace(t)
+	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
+	srv := startServer(t, flags...)
+	srv.postEvents(t, clusterBatch("id", 2, 20, 8, 10, 5))
+	srv.postEvents(t, []map[string]any{{"id": "ph-1", "type": "click", "visitor": "phone", "item": "c1-item1"}})
+	req, _ := http.NewRequest(http.MethodPost, srv.base+"/v1/identify", strings.NewReader(`{"anonymous_id":"phone","user_id":"zoe"}`))
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	doJSON(t, req, http.StatusOK)
+	key := "user:zoe"
+	waitFor(t, 10*time.Second, "the phone's history on zoe", func() bool {
+		s, _ := srv.recommendUser(t, "laptop", "zoe", 3)
+		return s == "als"
+	})
+	srv.stop(t)
+	srv2 := startServer(t, flags...)
+	srv2.postEvents(t, []map[string]any{{"id": "ph-2", "type": "click", "visitor": "phone", "item": "c1-item2"}})
+	store, err := redisstore.Open(context.Background(), redisstore.Config{URL: redisURL(), Prefix: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	waitFor(t, 10*time.Second, "the later anonymous event on zoe", func() bool {
+		vs, err := store.Visitors(context.Background(), []string{key, "phone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, h := range vs[0].History {
+			ids[h.ID] = true
+		}
+		return ids["ph-1"] && ids["ph-2"] && len(vs[1].History) == 0
+	})
 }
