@@ -215,6 +215,10 @@ func (st *state) apply(p []byte, limit int) error {
 		if err := st.applyPromo(&r); err != nil {
 			return fmt.Errorf("promo: %w", err)
 		}
+	case recLinks:
+		if err := st.applyLink(&r); err != nil {
+			return fmt.Errorf("links: %w", err)
+		}
 	default:
 		return fmt.Errorf("%w: unknown record type %d", errCorruptRecord, p[0])
 	}
@@ -316,6 +320,9 @@ func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
 	if err := writePromo(st.promo, emit); err != nil {
 		return 0, err
 	}
+	if err := writeLinks(st, emit); err != nil {
+		return 0, err
+	}
 	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
 		return 0, err
 	}
@@ -369,7 +376,7 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
 			}
 			ended = true
-		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo:
+		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks:
 			if err := st.apply(p, limit); err != nil {
 				return fmt.Errorf("%w: %w", errCorruptSnapshot, err)
 			}

@@ -22,6 +22,7 @@ const (
 	recStates        = 6
 	recCounts        = 7 // counters of engine/stats (counts.go)
 	recPromo         = 8 // promo.Store: definitions, offer counters, caps, cooldowns, promotions (promo.go)
+	recLinks         = 9 // engine.LinkStore: identity links (links.go)
 
 	recSnapHeader = 10
 	recVisitor    = 11

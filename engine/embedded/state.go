@@ -23,6 +23,7 @@ type state struct {
 	states   map[int32]engine.ItemState
 	counts   map[countGroupKey]*countGroup // counters of engine/stats (counts.go)
 	promo    *promoState                   // promo.Store (promo.go)
+	links    map[string]string             // anonymous id → user (links.go)
 }
 
 type visitor struct {
@@ -40,6 +41,7 @@ func newState(cfg Config) *state {
 		states:   make(map[int32]engine.ItemState),
 		counts:   make(map[countGroupKey]*countGroup),
 		promo:    newPromoState(cfg.Now),
+		links:    make(map[string]string),
 	}
 }
 
@@ -56,6 +58,7 @@ func (st *state) clone() *state {
 		states:   maps.Clone(st.states),
 		counts:   cloneCounts(st.counts),
 		promo:    st.promo.clone(),
+		links:    maps.Clone(st.links),
 	}
 }
 
