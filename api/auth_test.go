@@ -112,6 +112,13 @@ func TestRoutesAccess(t *testing.T) {
 		"GET /v1/items": "secret", "POST /v1/items": "secret", "GET /v1/items/:id": "secret",
 		"PUT /v1/items/:id": "secret", "DELETE /v1/items/:id": "secret", "DELETE /v1/visitors/:id": "secret", "POST /v1/identify": "secret",
 		"GET /v1/stats/items/:id": "secret", "GET /v1/stats/offers/:id": "secret",
+		"GET /v1/offers": "publishable", "POST /v1/offers": "secret", "GET /v1/offers/:id": "secret",
+		"PUT /v1/offers/:id": "secret", "DELETE /v1/offers/:id": "secret",
+		"GET /v1/campaigns": "secret", "POST /v1/campaigns": "secret", "GET /v1/campaigns/:id": "secret",
+		"PUT /v1/campaigns/:id": "secret", "DELETE /v1/campaigns/:id": "secret",
+		"GET /v1/rules": "secret", "POST /v1/rules": "secret", "GET /v1/rules/:id": "secret",
+		"PUT /v1/rules/:id": "secret", "DELETE /v1/rules/:id": "secret",
+		"GET /v1/promotions/stream": "publishable",
 	}
 	got := map[string]string{}
 	for _, r := range h.s.Routes() {

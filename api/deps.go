@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -79,4 +80,46 @@ type Deps struct {
 	Eraser VisitorEraser
 	// Stats serves GET /v1/stats/items/{id} and /v1/stats/offers/{id}.
 	Stats StatsReader
+	// Offers serves GET /v1/offers?visitor= (the promo engine).
+	Offers Offerer
+	// Definitions serves the CRUD of /v1/offers, /v1/campaigns and
+	// /v1/rules (the promo engine).
+	Definitions Definitions
+	// Promotions serves GET /v1/promotions/stream (the promo engine).
+	Promotions PromotionLog
+	// Subscriber delivers the promotions broadcast on
+	// signals.TopicPromotions to the streams (the bus); without it the
+	// streams find new promotions at their heartbeat only.
+	Subscriber signals.Subscriber
+}
+
+// Offerer ranks offers for a visitor (engine/promo.Engine).
+type Offerer interface {
+	// RankOffers returns up to r.N eligible offers of r.Slot for
+	// r.Visitor, best first, each with its exposure token. The API has
+	// checked the visitor, the slot name and 1 <= N <= Config.MaxResults.
+	RankOffers(ctx context.Context, r promo.OfferRequest) (promo.OfferList, error)
+}
+
+// Definitions keeps offers, campaigns and rules (engine/promo.Engine).
+type Definitions interface {
+	// PutJSON validates and stores a definition of kind from its JSON
+	// body (pathID: the id of the path, "" for POST) and returns it as
+	// stored and whether it was created; invalid bodies give errors
+	// wrapping engine.ErrInvalid whose message names the JSON path.
+	PutJSON(ctx context.Context, kind promo.Kind, pathID string, body []byte) (def any, created bool, err error)
+	// Get returns one definition or an error wrapping engine.ErrNotFound.
+	Get(kind promo.Kind, id string) (any, error)
+	// List returns every definition of kind in id order.
+	List(kind promo.Kind) ([]any, error)
+	// Delete removes one: engine.ErrNotFound, or promo.ErrInUse when a
+	// campaign or rule still names it.
+	Delete(ctx context.Context, kind promo.Kind, id string) error
+}
+
+// PromotionLog reads the visitors' promotions (engine/promo.Engine).
+type PromotionLog interface {
+	// Promotions returns up to limit of the visitor's unexpired
+	// promotions with Seq > after, in ascending Seq order.
+	Promotions(ctx context.Context, visitor string, after uint64, limit int) ([]promo.Promotion, error)
 }

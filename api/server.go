@@ -40,6 +40,8 @@ type Server struct {
 
 	mu   sync.Mutex
 	addr net.Addr // bound address while serving
+
+	streams streamHub // promotion streams (promotions.go)
 }
 
 // routeSpec is one row of the route table.
@@ -83,6 +85,22 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodPost, path: "/v1/identify", access: accessSecret, handler: (*Server).identify},
 		{method: http.MethodGet, path: "/v1/stats/items/:id", access: accessSecret, handler: (*Server).itemStats},
 		{method: http.MethodGet, path: "/v1/stats/offers/:id", access: accessSecret, handler: (*Server).offerStats},
+		{method: http.MethodGet, path: "/v1/offers", access: accessPublishable, handler: (*Server).offers},
+		{method: http.MethodPost, path: "/v1/offers", access: accessSecret, handler: (*Server).createOffer},
+		{method: http.MethodGet, path: "/v1/offers/:id", access: accessSecret, handler: (*Server).getOffer},
+		{method: http.MethodPut, path: "/v1/offers/:id", access: accessSecret, handler: (*Server).putOffer},
+		{method: http.MethodDelete, path: "/v1/offers/:id", access: accessSecret, handler: (*Server).deleteOffer},
+		{method: http.MethodGet, path: "/v1/campaigns", access: accessSecret, handler: (*Server).listCampaigns},
+		{method: http.MethodPost, path: "/v1/campaigns", access: accessSecret, handler: (*Server).createCampaign},
+		{method: http.MethodGet, path: "/v1/campaigns/:id", access: accessSecret, handler: (*Server).getCampaign},
+		{method: http.MethodPut, path: "/v1/campaigns/:id", access: accessSecret, handler: (*Server).putCampaign},
+		{method: http.MethodDelete, path: "/v1/campaigns/:id", access: accessSecret, handler: (*Server).deleteCampaign},
+		{method: http.MethodGet, path: "/v1/rules", access: accessSecret, handler: (*Server).listRules},
+		{method: http.MethodPost, path: "/v1/rules", access: accessSecret, handler: (*Server).createRule},
+		{method: http.MethodGet, path: "/v1/rules/:id", access: accessSecret, handler: (*Server).getRule},
+		{method: http.MethodPut, path: "/v1/rules/:id", access: accessSecret, handler: (*Server).putRule},
+		{method: http.MethodDelete, path: "/v1/rules/:id", access: accessSecret, handler: (*Server).deleteRule},
+		{method: http.MethodGet, path: "/v1/promotions/stream", access: accessPublishable, handler: (*Server).promotionStream},
 	}
 }
 
@@ -223,6 +241,7 @@ func (s *Server) Addr() net.Addr {
 // to finish until ctx is done; then it closes the remaining connections
 // and returns ctx's error (wrapped).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopStreams()
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		cerr := s.http.Close()
@@ -240,6 +259,9 @@ type reqState struct {
 	route       *routeSpec
 	principal   principal
 	authPending bool // POST /v1/events: the key is in the body
+	// conn is the request's context before the request timeout: it ends
+	// with the connection (promotion streams outlive the timeout).
+	conn context.Context
 }
 
 const stateKey = "kairos.state"
@@ -277,7 +299,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
 		r := c.Request()
-		st := &reqState{id: incomingRequestID(r.Header.Get("X-Request-Id"))}
+		st := &reqState{id: incomingRequestID(r.Header.Get("X-Request-Id")), conn: r.Context()}
 		c.Set(stateKey, st)
 		c.Response().Header().Set("X-Request-Id", st.id)
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

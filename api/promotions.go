@@ -1,0 +1,283 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Stream settings.
+const (
+	// heartbeatEvery is the period of the ": ping" comment of a promotion
+	// stream, which also re-reads the visitor's log (a promotion whose
+	// broadcast was lost is delivered then).
+	heartbeatEvery = 15 * time.Second
+	// streamRetry is the reconnection delay suggested to EventSource.
+	streamRetry = 3 * time.Second
+	// replayLimit bounds the promotions read from the log at once.
+	replayLimit = 50
+	// streamWriteTimeout bounds one write of a stream (a stalled client).
+	streamWriteTimeout = 10 * time.Second
+)
+
+// streamHub fans the promotions broadcast on signals.TopicPromotions out
+// to the open streams of their visitors. It subscribes once, when the
+// first stream opens, and stops at Shutdown. The zero value is ready.
+//
+// A message only wakes the visitor's streams; each stream then reads the
+// visitor's log after the last promotion it sent. The log is the source
+// of truth, so a stream never skips a promotion (not even one whose
+// broadcast was lost: the heartbeat re-reads the log too) and never sends
+// one twice (it sends only Seqs above the last it sent, in order).
+type streamHub struct {
+	once   sync.Once
+	mu     sync.Mutex
+	subs   map[string]map[*streamSub]struct{}
+	done   chan struct{} // closed at Shutdown: streams end
+	closed bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// streamSub is one open stream.
+type streamSub struct {
+	visitor string
+	wake    chan struct{} // buffered 1: a pending wake-up
+}
+
+// init starts the subscription (once); s.deps.Subscriber may be nil (the
+// streams then rely on their heartbeat polls).
+func (h *streamHub) init(s *Server) {
+	h.once.Do(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.subs = map[string]map[*streamSub]struct{}{}
+		h.done = make(chan struct{})
+		if h.closed {
+			close(h.done)
+			return
+		}
+		if s.deps.Subscriber == nil {
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		h.cancel = cancel
+		h.wg.Go(func() { h.subscribe(ctx, s) })
+	})
+}
+
+// subscribe keeps a subscription to TopicPromotions until ctx ends.
+func (h *streamHub) subscribe(ctx context.Context, s *Server) {
+	for {
+		err := s.deps.Subscriber.Subscribe(ctx, signals.TopicPromotions, h.deliver)
+		if ctx.Err() != nil || errors.Is(err, signals.ErrClosed) {
+			return
+		}
+		s.log.LogAttrs(ctx, slog.LevelWarn, "promotion subscription ended, resubscribing", slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// deliver wakes the streams of the promotion's visitor.
+func (h *streamHub) deliver(msg []byte) {
+	var p struct {
+		Visitor string `json:"visitor"`
+	}
+	if json.Unmarshal(msg, &p) != nil || p.Visitor == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs[p.Visitor] {
+		select {
+		case sub.wake <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
+
+func (h *streamHub) add(visitor string) *streamSub {
+	sub := &streamSub{visitor: visitor, wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subs[visitor] == nil {
+		h.subs[visitor] = map[*streamSub]struct{}{}
+	}
+	h.subs[visitor][sub] = struct{}{}
+	return sub
+}
+
+func (h *streamHub) remove(sub *streamSub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs[sub.visitor], sub)
+	if len(h.subs[sub.visitor]) == 0 {
+		delete(h.subs, sub.visitor)
+	}
+}
+
+// stop ends every stream and the subscription, and waits for it.
+func (h *streamHub) stop() {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		if h.done != nil {
+			close(h.done)
+		}
+		if h.cancel != nil {
+			h.cancel()
+		}
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// stopStreams ends the promotion streams (Shutdown calls it first, so
+// that open streams do not hold the graceful shutdown up).
+func (s *Server) stopStreams() { s.streams.stop() }
+
+// promotionStream is GET /v1/promotions/stream?visitor=&key=: the
+// visitor's instant promotions as server-sent events (see doc.go).
+func (s *Server) promotionStream(c echo.Context) error {
+	if s.deps.Promotions == nil {
+		return fmt.Errorf("%w: promotions are not configured on this server", engine.ErrNotFound)
+	}
+	q := c.QueryParams()
+	visitor, err := s.idParam(q, "visitor", true)
+	if err != nil {
+		return err
+	}
+	last, err := lastEventID(c)
+	if err != nil {
+		return err
+	}
+	h := &s.streams
+	h.init(s)
+	sub := h.add(visitor)
+	defer h.remove(sub)
+	// The stream outlives Config.RequestTimeout: it ends with the
+	// connection or at Shutdown.
+	ctx := c.Request().Context()
+	if st := state(c); st != nil && st.conn != nil {
+		ctx = st.conn
+	}
+
+	w := c.Response()
+	rc := http.NewResponseController(w.Writer)
+	// A read deadline (Config.ReadTimeout) would cancel the request
+	// context while the stream is idle: clear it.
+	_ = rc.SetReadDeadline(time.Time{})
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache, no-transform")
+	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	bw := bufio.NewWriterSize(w, 4<<10)
+	flush := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(bw, "retry: %d\n\n", streamRetry.Milliseconds())
+	// poll sends the logged promotions after last, in order.
+	poll := func() error {
+		for {
+			ps, err := s.deps.Promotions.Promotions(ctx, visitor, last, replayLimit)
+			if err != nil {
+				return err
+			}
+			for i := range ps {
+				if ps[i].Seq <= last {
+					continue
+				}
+				if err := writePromotion(bw, &ps[i]); err != nil {
+					return err
+				}
+				last = ps[i].Seq
+			}
+			if len(ps) < replayLimit {
+				return flush()
+			}
+		}
+	}
+	if err := poll(); err != nil {
+		return s.endStream(ctx, err)
+	}
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.done:
+			return nil
+		case <-sub.wake:
+		case <-hb.C:
+			bw.WriteString(": ping\n\n")
+		}
+		if err := poll(); err != nil {
+			return s.endStream(ctx, err)
+		}
+	}
+}
+
+// endStream ends a stream after an error: the client has gone (nothing to
+// say), or reading the log failed (logged; the client reconnects).
+func (s *Server) endStream(ctx context.Context, err error) error {
+	if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "promotion stream ended", slog.Any("error", err))
+	}
+	return nil
+}
+
+// writePromotion writes one SSE event: id (the Seq), event "promotion"
+// and the promotion's JSON as data (one line: JSON escapes newlines).
+func writePromotion(w *bufio.Writer, p *promo.Promotion) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	w.WriteString("id: ")
+	w.WriteString(strconv.FormatUint(p.Seq, 10))
+	w.WriteString("\nevent: promotion\ndata: ")
+	w.Write(b)
+	_, err = w.WriteString("\n\n")
+	return err
+}
+
+// lastEventID reads the Last-Event-ID header (sent by EventSource when it
+// reconnects) or the last_event_id parameter: the Seq of the last
+// promotion received, 0 when absent.
+func lastEventID(c echo.Context) (uint64, error) {
+	v, name := c.Request().Header.Get("Last-Event-ID"), "Last-Event-ID"
+	if v == "" {
+		v, name = c.QueryParam("last_event_id"), "last_event_id"
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, invalidf("%s: %s is not a promotion id (a decimal number)", name, strconv.Quote(shorten(v, 40)))
+	}
+	return n, nil
+}
