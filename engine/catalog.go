@@ -106,6 +106,9 @@ func (e *Engine) PutItem(ctx context.Context, it Item) (Item, error) {
 	e.cacheItemLocked(it)
 	e.mu.Unlock()
 	e.announceCatalog(ctx, catalogChange{Item: &it})
+	if err := e.provisionalFactors(ctx, it); err != nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "no provisional factors", slog.String("item", it.ID), slog.Any("err", err))
+	}
 	return it, nil
 }
 

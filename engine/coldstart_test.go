@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,38 @@ func TestColdStartFromContext(t *testing.T) {
 	mustHandle(t, e, []signals.Event{{ID: "b1", Type: signals.TypeClick, Visitor: "few", Item: "c0-item3", Time: signals.Timestamp{Time: t0.Add(2 * time.Hour)}}})
 	if r := recommend(t, e, "few", 5); r.Strategy != engine.StrategyBlend || len(r.Items) != 5 {
 		t.Fatalf("one event: %+v, want a blend of 5", r)
+	}
+}
+
+func TestNewCatalogItemGetsProvisionalFactors(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()), nil)
+	mustHandle(t, e, clusterEvents(3, 20, 10, 10, 15))
+	// The catalog tags each cluster's items with a genre.
+	for c := range 3 {
+		for i := range 10 {
+			if _, err := e.PutItem(ctx, engine.Item{ID: fmt.Sprintf("c%d-item%d", c, i), Category: fmt.Sprintf("genre%d", c), Active: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A new genre-1 item nobody has seen yet.
+	if _, err := e.PutItem(ctx, engine.Item{ID: "brand-new", Category: "genre1", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := e.Similar(ctx, "brand-new", 5)
+	if err != nil {
+		t.Fatalf("the new item has no factors: %v", err)
+	}
+	for _, r := range sim {
+		if !strings.HasPrefix(r.Item, "c1-") {
+			t.Fatalf("similar to a new genre-1 item: %v", sim)
+		}
+	}
+	// Cluster-1 visitors rank it above other clusters' items.
+	got := recommend(t, e, "c1-4", 30, func(r *engine.RecRequest) { r.ExcludeSeen = false })
+	rank := slices.IndexFunc(got.Items, func(r engine.Rec) bool { return r.Item == "brand-new" })
+	if rank < 0 || rank >= 12 {
+		t.Fatalf("brand-new ranks %d for a cluster-1 visitor: %v", rank, itemsOf(got))
 	}
 }

@@ -56,6 +56,10 @@ type Engine struct {
 	eraser   Eraser    // guarded by handleMu
 	tail     Tail      // guarded by handleMu
 
+	priorMu sync.Mutex // guards prior, priorAt (provisional item factors)
+	prior   *model.TagPrior
+	priorAt time.Time
+
 	swapMu  sync.Mutex    // serialises LoadSnapshot
 	version atomic.Uint64 // version of the loaded snapshot (0: none)
 

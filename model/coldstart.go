@@ -429,6 +429,16 @@ func uniqueTags(tags []string) []string {
 	return out
 }
 
+// Known reports whether any of tags is carried by a learnt item.
+func (p *TagPrior) Known(tags []string) bool {
+	for _, t := range tags {
+		if p.Count(t) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Count returns the number of learnt items carrying tag t.
 func (p *TagPrior) Count(t string) int {
 	if id, ok := p.tagID[t]; ok {
