@@ -77,7 +77,6 @@ func (s *Server) parseOfferQuery(q url.Values) (promo.OfferRequest, error) {
 	return r, nil
 }
 
-func (s *Server) listOffers(c echo.Context) error    { return s.listDefs(c, promo.KindOffer) }
 func (s *Server) listCampaigns(c echo.Context) error { return s.listDefs(c, promo.KindCampaign) }
 func (s *Server) listRules(c echo.Context) error     { return s.listDefs(c, promo.KindRule) }
 

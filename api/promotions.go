@@ -31,6 +31,8 @@ const (
 	replayLimit = 50
 	// streamWriteTimeout bounds one write of a stream (a stalled client).
 	streamWriteTimeout = 10 * time.Second
+	// settleAfter is when a new stream reads the log once more.
+	settleAfter = time.Second
 )
 
 // streamHub fans the promotions broadcast on signals.TopicPromotions out
@@ -50,6 +52,8 @@ type streamHub struct {
 	closed bool
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// heartbeat overrides heartbeatEvery when set (tests).
+	heartbeat time.Duration
 }
 
 // streamSub is one open stream.
@@ -222,8 +226,17 @@ func (s *Server) promotionStream(c echo.Context) error {
 	if err := poll(); err != nil {
 		return s.endStream(ctx, err)
 	}
-	hb := time.NewTicker(heartbeatEvery)
+	every := heartbeatEvery
+	if h.heartbeat > 0 {
+		every = h.heartbeat
+	}
+	hb := time.NewTicker(every)
 	defer hb.Stop()
+	// One more read of the log soon after connecting: the hub's
+	// subscription may not have taken effect yet when the first stream
+	// opens (a broadcast before it wakes no one).
+	settle := time.NewTimer(settleAfter)
+	defer settle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -231,6 +244,7 @@ func (s *Server) promotionStream(c echo.Context) error {
 		case <-h.done:
 			return nil
 		case <-sub.wake:
+		case <-settle.C:
 		case <-hb.C:
 			bw.WriteString(": ping\n\n")
 		}
