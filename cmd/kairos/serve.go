@@ -13,6 +13,7 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline"
@@ -55,6 +56,7 @@ type app struct {
 	bus     signals.Bus
 	engine  *engine.Engine
 	archive *archive.Archive // nil when archiving is off
+	promo   *promo.Engine    // offers, campaigns, rules, promotions (serve_promo.go)
 	api     *api.Server
 	keys    appKeys
 	// listener, when set (tests), is served instead of listening on
@@ -112,6 +114,9 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		a.engine.AddReactor(counters)
 		deps.Stats = counters
 	}
+	if err := a.addPromo(ctx, reg, &deps); err != nil {
+		return nil, err
+	}
 	if a.api, err = api.New(acfg, deps); err != nil {
 		return nil, err
 	}
@@ -161,6 +166,7 @@ func (a *app) Run(ctx context.Context) error {
 	g := new(errgroup.Group)
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- a.engine.Run(engineCtx) }()
+	defer a.runPromo(engineCtx)() // ends with the engine (engineCtx is cancelled before Run returns)
 	if a.cfg.RetrainEvery > 0 {
 		go a.retrainLoop(engineCtx)
 	}

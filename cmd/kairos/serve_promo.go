@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/engine/promo"
+)
+
+// addPromo creates the promo engine (offers, campaigns, rules and instant
+// promotions) over the store, registers it as a reactor of the engine and
+// gives it to the API. Both stores implement promo.Store.
+func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api.Deps) error {
+	ps, ok := a.store.(promo.Store)
+	if !ok {
+		return nil
+	}
+	p, err := promo.New(ctx, promo.Config{Factors: a.engine.Online().K(), Logger: a.log, Registerer: reg},
+		promo.Deps{Store: ps, Visitors: a.store, Model: a.engine, Broadcaster: a.bus})
+	if err != nil {
+		return fmt.Errorf("promo: %w", err)
+	}
+	a.promo = p
+	a.engine.AddReactor(p)
+	deps.Offers, deps.Definitions, deps.Promotions, deps.Subscriber = p, p, p, a.bus
+	if deps.Eraser != nil {
+		deps.Eraser = promoEraser{next: deps.Eraser, promo: p}
+	}
+	return nil
+}
+
+// runPromo runs the promo engine's cache refresh until ctx ends; wait
+// waits for it to return.
+func (a *app) runPromo(ctx context.Context) (wait func()) {
+	if a.promo == nil {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { a.promo.Run(ctx) })
+	return wg.Wait
+}
+
+// promoEraser erases a visitor's promotion state (caps, cooldowns,
+// promotion log) along with the engine's.
+type promoEraser struct {
+	next  api.VisitorEraser
+	promo *promo.Engine
+}
+
+// EraseVisitor implements api.VisitorEraser.
+func (e promoEraser) EraseVisitor(ctx context.Context, id string) error {
+	if err := e.promo.ForgetVisitor(ctx, id); err != nil {
+		return fmt.Errorf("promo: %w", err)
+	}
+	return e.next.EraseVisitor(ctx, id)
+}
+
+var _ api.VisitorEraser = promoEraser{}
