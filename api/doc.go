@@ -2,8 +2,9 @@
 // recommendation and catalog endpoints, health, readiness and metrics,
 // with keys, CORS and rate limits. It is the only package that imports
 // echo, and it is thin: every handler parses the request, calls one of the
-// small interfaces declared here (Recommender, Catalog, Checker, and
-// signals.Publisher) and renders the answer.
+// small interfaces declared here (Recommender, Catalog, Checker, Offerer,
+// Definitions, PromotionLog, and signals.Publisher) and renders the
+// answer.
 //
 // # Use
 //
@@ -29,9 +30,10 @@
 //     the header "Authorization: Bearer sk_…"; a secret key found in a
 //     query string or a body is refused (401) because it would leak.
 //   - the publishable key (pk_…) is public (it is in the page). It may
-//     only send events: POST /v1/events and GET /v1/pixel.gif (routes
-//     flagged "publishable"; the visitor-facing offer and promotion routes
-//     will be too). Because sendBeacon and an <img> cannot set headers, it
+//     only send events (POST /v1/events, GET /v1/pixel.gif) and use the
+//     visitor-facing routes GET /v1/offers?visitor=… and
+//     GET /v1/promotions/stream (routes flagged "publishable"). Because
+//     sendBeacon, an <img> and EventSource cannot set headers, it
 //     may also come as the query parameter key=pk_… or as the "key" member
 //     of a batch body. It is accepted only from Config.AllowedOrigins: the
 //     Origin header, or the origin of the Referer when there is no Origin,
@@ -211,6 +213,93 @@
 //	  "localhost:8080/v1/stats/items/sku-42?resolution=1h&from=2026-11-23T13:00:00Z&to=2026-11-23T15:00:00Z"
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/stats/offers/spring-sale?resolution=1d"
 //
+// Offers, campaigns and rules (engine/promo; the package documentation
+// there describes eligibility, ranking, tokens and the rule grammar).
+// Without the promo dependencies (Deps.Offers, Deps.Definitions,
+// Deps.Promotions) these routes answer 404.
+//
+// GET /v1/offers?visitor=…&slot=…&n=… (publishable) — the visitor's best
+// eligible offers of a slot (every slot without slot=), best first. n is
+// 1..Config.MaxResults (default 10). Each offer carries a token: render it
+// as data-kairos-token on the element (with data-kairos-offer) and the
+// tracker's impression and click events attribute to the offer. Answers
+// are never cached (Cache-Control: private, no-store).
+//
+//	200 {"visitor": "v-17", "slot": "hero",
+//	     "offers": [{"id": "o1", "title": "Running shoes −20%", "body": "This week only",
+//	                 "image": "https://cdn.shop.example/o1.png", "link": "https://shop.example/sale",
+//	                 "item": "sku-1", "slot": "hero", "token": "AZ…", "campaign": "bf", "score": 0.61}]}
+//
+//	curl -H "Authorization: Bearer $PK" -H 'Origin: https://shop.example' \
+//	  "localhost:8080/v1/offers?visitor=v-17&slot=hero&n=3"
+//
+// Offers, campaigns and rules (secret) — definitions; the JSON is
+// promo.Offer, promo.Campaign and promo.Rule. In bodies (at most
+// Config.MaxItemBytes) "active" defaults to true, "created" and "updated"
+// (and an offer's "stats") are ignored, unknown members are refused, and
+// every error names its JSON path (400):
+//
+//	{"error": {"code": "invalid", "message": "rules[r1].when.all[2].count.within: \"10x\" is not a duration (e.g. \"10m\", \"24h\", \"7d\") nor session, batch or all"}}
+//
+// A campaign's offers, a rule's offer, campaign and affinity offers must
+// exist (400 naming them); deleting an offer or campaign that is still
+// named is 409, naming who names it.
+//
+//	GET /v1/offers            list (no visitor=): 200 {"offers": […]}, each with "stats":
+//	                          {"impressions", "clicks", "conversions"}; secret key only (403 otherwise)
+//	POST /v1/offers           create: 201 with Location, 409 if the id exists
+//	GET /v1/offers/{id}       200 (with "stats") or 404
+//	PUT /v1/offers/{id}       create (201) or replace (200); a body id must match the path
+//	DELETE /v1/offers/{id}    204, 404, or 409 when a campaign or rule names it
+//	… the same for /v1/campaigns ({"campaigns": […]}) and /v1/rules ({"rules": […]})
+//
+//	curl -X POST localhost:8080/v1/offers -H "Authorization: Bearer $SK" \
+//	  -d '{"id":"o1","title":"Running shoes −20%","link":"https://shop.example/sale",
+//	       "items":["sku-1"],"slot":"exit","cap":{"max":3,"per":"24h"},"budget":100000}'
+//	curl -X POST localhost:8080/v1/campaigns -H "Authorization: Bearer $SK" \
+//	  -d '{"id":"bf","offers":["o1"],"priority":10,"start":"2026-11-27T00:00:00Z","end":"2026-12-01T00:00:00Z",
+//	       "schedule":{"days":["fri","sat","sun"],"from":"08:00","to":"23:00","tz":"Europe/Paris"}}'
+//	curl -X PUT localhost:8080/v1/rules/exit-shoes -H "Authorization: Bearer $SK" \
+//	  -d '{"cooldown":"24h","when":{"all":[{"count":{"type":"view","category":"shoes","within":"10m","min":3}},
+//	       {"not":{"count":{"type":"conversion","within":"all"}}},{"exit":{}}]},"then":{"offer":"o1"}}'
+//	curl -H "Authorization: Bearer $SK" localhost:8080/v1/rules
+//	curl -H "Authorization: Bearer $SK" localhost:8080/v1/offers/o1
+//	curl -X DELETE -H "Authorization: Bearer $SK" localhost:8080/v1/rules/exit-shoes
+//
+// GET /v1/promotions/stream?visitor=…&key=… (publishable) — the visitor's
+// instant promotions as server-sent events (text/event-stream), what the
+// tracker subscribes to with EventSource. Each promotion is one event:
+//
+//	id: 1764239102123456
+//	event: promotion
+//	data: {"id":"1764239102123456","seq":1764239102123456,"visitor":"v-17",
+//	       "offer":{"id":"o1","title":"…","body":"…","image":"…","link":"…","item":"sku-1"},
+//	       "slot":"exit","token":"AZ…","rule":"exit-shoes","created":"…","expires":"…"}
+//
+// (data is one line). The id is the promotion's Seq, strictly increasing
+// per visitor. On connect the stream first replays, from the visitor's
+// promotion log, the unexpired promotions after the Last-Event-ID header
+// (EventSource sends it when it reconnects) or the last_event_id parameter
+// — all unexpired ones (10 minutes) when neither is given, e.g. on a new
+// page (the tracker skips ids it has rendered) — then sends new ones as
+// they fire. A promotion is sent only if its id is above the last one
+// sent, so across a reconnect none is lost and none is sent twice. A
+// comment ": ping" every 15 s keeps proxies from closing the connection
+// (and re-reads the log, delivering a promotion whose broadcast was lost).
+// The stream starts with "retry: 3000". It outlives Config.RequestTimeout
+// and ends when the client goes or the server shuts down. 400 without
+// visitor or with a malformed Last-Event-ID; 404 without Deps.Promotions.
+//
+//	curl -N -H 'Origin: https://shop.example' \
+//	  "localhost:8080/v1/promotions/stream?visitor=v-17&key=$PK"
+//	curl -N -H 'Last-Event-ID: 1764239102123456' "localhost:8080/v1/promotions/stream?visitor=v-17&key=$PK"
+//
+// The server subscribes once to signals.TopicPromotions (Deps.Subscriber:
+// the bus; on RabbitMQ the kairos.promotions fanout exchange, which
+// server-side channels such as e-mail and push can bind queues to) and
+// wakes the streams of the promotion's visitor; each stream then reads the
+// log, which is the source of truth.
+//
 // GET /healthz (public) — the process is up: always 200 {"status":"ok"}.
 //
 //	curl localhost:8080/healthz
@@ -249,4 +338,6 @@
 // finish for at most Config.ShutdownTimeout. Shutdown does the same with
 // the caller's deadline. Each request's context ends after
 // Config.RequestTimeout; publishing a batch after Config.PublishTimeout.
+// Promotion streams are the exception: they last until the client goes,
+// and Shutdown ends them first, so that they do not hold it up.
 package api
