@@ -10,9 +10,9 @@
 //	eng.AddReactor(p) // before eng.Run
 //	go p.Run(ctx)     // keeps caches fresh
 //
-// The package imports engine, model-free parts of signals and Prometheus;
-// its Store port is implemented by engine/redisstore and engine/embedded
-// (contract suite: engine/promo/promotest).
+// It imports engine and signals (never Redis, AMQP or echo); its Store
+// port is implemented by engine/redisstore and engine/embedded (contract
+// suite and in-memory reference store: engine/promo/promotest).
 //
 // # Offers and campaigns
 //
@@ -150,10 +150,12 @@
 // React (engine.Reactor) runs on the engine's consuming goroutine after
 // each commit, with the batch's fresh events only: a redelivered batch
 // does not count or fire again. It first attributes impressions, clicks
-// and conversions (one AddOfferCounts per batch), then, for each visitor with
-// fresh events, evaluates the compiled rules in priority order against the
-// visitor's state after the batch (history, session, factors) — in memory,
-// microseconds per visitor for 100 rules (BenchmarkReact). The first rule
+// and conversions (one AddOfferCounts per batch), then, for each visitor
+// with fresh events that are not all impressions (the impression of a
+// rendered promotion never fires the next one), evaluates the compiled
+// rules in priority order against the visitor's state after the batch
+// (history, session, factors) — in memory, about 13 µs per visitor and
+// batch for 100 rules, without allocation (BenchmarkReact). The first rule
 // that matches, is not cooling down (remembered in memory, decided by the
 // store) and has an eligible offer fires: at most one promotion per
 // visitor per batch. Firing is TryRuleCooldown, then AppendPromotion (the

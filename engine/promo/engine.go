@@ -697,7 +697,7 @@ func (e *Engine) React(ctx context.Context, changes []engine.VisitorChange) {
 	if len(snap.compiled) > 0 {
 		c := e.evals.Get().(*evalCtx)
 		for i := range changes {
-			if len(changes[i].Fresh) > 0 {
+			if triggers(changes[i].Fresh) {
 				e.evaluate(ctx, snap, c, &changes[i], now)
 			}
 		}
@@ -705,6 +705,18 @@ func (e *Engine) React(ctx context.Context, changes []engine.VisitorChange) {
 		e.evals.Put(c)
 	}
 	e.met.react.Observe(time.Since(start).Seconds())
+}
+
+// triggers reports whether a batch is evaluated against the rules: it
+// has an event other than an impression (the impression of a rendered
+// promotion must not fire the next one, whatever the rules say).
+func triggers(fresh []signals.Event) bool {
+	for i := range fresh {
+		if fresh[i].Type != signals.TypeImpression {
+			return true
+		}
+	}
+	return false
 }
 
 // attribute adds ev's effect on offer counters to counts.

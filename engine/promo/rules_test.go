@@ -286,3 +286,24 @@ func TestRuleBestOfferAndIneligible(t *testing.T) {
 		t.Fatalf("promotions %+v, want offer fresh", ps)
 	}
 }
+
+// TestRuleNotFiredByImpressions: a batch of impressions only (the page
+// rendering a promotion) is not evaluated, even by a rule that would hold.
+func TestRuleNotFiredByImpressions(t *testing.T) {
+	v := newEnv(t, nil)
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"exit"}`)
+	v.put(t, promo.KindRule, `{"id":"r","cooldown":"0s","when":{"session":{"min_events":1}},"then":{"offer":"o1"}}`)
+	v.react(t, "a", v.ev("a", "view", 0))
+	ps := v.fired(t, "a")
+	if len(ps) != 1 {
+		t.Fatalf("%d promotions after a view", len(ps))
+	}
+	v.react(t, "a", v.ev("a", signals.TypeImpression, time.Second, offer("o1"), token(ps[0].Token)))
+	if n := len(v.fired(t, "a")); n != 1 {
+		t.Fatalf("the promotion's impression fired another: %d", n)
+	}
+	v.react(t, "a", v.ev("a", signals.TypeImpression, 2*time.Second, offer("o1")), v.ev("a", "click", 3*time.Second, offer("o1")))
+	if n := len(v.fired(t, "a")); n != 2 {
+		t.Fatalf("a batch with a click did not fire: %d", n)
+	}
+}

@@ -563,13 +563,13 @@ func testCancelled(t *testing.T, s promo.Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	calls := map[string]error{
-		"PutPromoDoc":          s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{}`)),
-		"AddOfferCounts":       s.AddOfferCounts(ctx, promo.Counts{Now: base, Stats: map[string]promo.OfferStats{"o": {Clicks: 1}}}),
-		"ForgetVisitor":   s.ForgetPromoVisitor(ctx, "v"),
-		"PromoDocsVersion":     second(s.PromoDocsVersion(ctx)),
-		"OfferCounts":     second(s.OfferCounts(ctx)),
-		"Promotions":      second(s.Promotions(ctx, "v", 0, 1)),
-		"AppendPromotion": second(s.AppendPromotion(ctx, samplePromotion("v", base), 1, time.Hour)),
+		"PutPromoDoc":      s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{}`)),
+		"AddOfferCounts":   s.AddOfferCounts(ctx, promo.Counts{Now: base, Stats: map[string]promo.OfferStats{"o": {Clicks: 1}}}),
+		"ForgetVisitor":    s.ForgetPromoVisitor(ctx, "v"),
+		"PromoDocsVersion": second(s.PromoDocsVersion(ctx)),
+		"OfferCounts":      second(s.OfferCounts(ctx)),
+		"Promotions":       second(s.Promotions(ctx, "v", 0, 1)),
+		"AppendPromotion":  second(s.AppendPromotion(ctx, samplePromotion("v", base), 1, time.Hour)),
 	}
 	for name, err := range calls {
 		if err == nil {
