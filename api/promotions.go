@@ -184,10 +184,9 @@ func (s *Server) promotionStream(c echo.Context) error {
 	}
 
 	w := c.Response()
+	// Each flush sets its own write deadline: Config.WriteTimeout would
+	// otherwise end the stream.
 	rc := http.NewResponseController(w.Writer)
-	// A read deadline (Config.ReadTimeout) would cancel the request
-	// context while the stream is idle: clear it.
-	_ = rc.SetReadDeadline(time.Time{})
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-cache, no-transform")

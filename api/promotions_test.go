@@ -123,13 +123,19 @@ type stream struct {
 // pairs are added to the request.
 func (h *promoHarness) open(t *testing.T, visitor string, header ...string) *stream {
 	t.Helper()
+	return openAt(t, h.srv.URL, h.srv.Client(), visitor, header...)
+}
+
+// openAt opens a stream on the server at base.
+func openAt(t *testing.T, base string, client *http.Client, visitor string, header ...string) *stream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/v1/promotions/stream?visitor="+visitor+"&key="+testPK, nil)
+	r, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/promotions/stream?visitor="+visitor+"&key="+testPK, nil)
 	r.Header.Set("Origin", allowed)
 	for i := 0; i+1 < len(header); i += 2 {
 		r.Header.Set(header[i], header[i+1])
 	}
-	resp, err := h.srv.Client().Do(r)
+	resp, err := client.Do(r)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -402,4 +408,40 @@ func TestPromotionStreamShutdown(t *testing.T) {
 		t.Errorf("shutdown with open streams took %v", d)
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestPromotionStreamOutlivesTimeouts: a stream served by Serve stays
+// open past Config.ReadTimeout, WriteTimeout and RequestTimeout, and
+// still delivers.
+func TestPromotionStreamOutlivesTimeouts(t *testing.T) {
+	h := newPromoHarness(t, true, 0)
+	cfg := h.cfg
+	cfg.Registry = prometheus.NewRegistry()
+	cfg.ReadTimeout, cfg.WriteTimeout, cfg.RequestTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk,
+		Offers: h.eng, Definitions: h.eng, Promotions: h.eng, Subscriber: h.bus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.streams.heartbeat = 50 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.ServeListener(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+	}()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	st := openAt(t, "http://"+ln.Addr().String(), client, "v")
+	time.Sleep(700 * time.Millisecond) // past every timeout
+	h.fire("v")
+	decodePromotion(t, st.next(t))
+	st.close()
 }
