@@ -169,6 +169,13 @@
 // streams on their next poll; a crash between the commit and React loses
 // that batch's promotions (never doubles them).
 //
+// A promotion goes to the device: its visitor is the Visitor of the
+// latest fresh event that triggered the evaluation (the anonymous id the
+// page's tracker streams for), even when the events landed on a known
+// user's state (engine.UserKey). Caps and the token are that device's
+// too; the rule's cooldown is kept per state, so a known user's devices
+// share it.
+//
 // The promotion JSON (also the SSE data):
 //
 //	{"id": "1764239102123456", "seq": 1764239102123456, "visitor": "v-17",

@@ -866,8 +866,11 @@ func (e *Engine) remember(visitor, rule string, until time.Time) {
 
 // fire resolves the rule's offer for the visitor and, if one is
 // eligible and the cooldown starts, logs and broadcasts the promotion.
+// The cooldown is kept per state key (a known user's devices share it);
+// caps, the token and the promotion log belong to the device that sent
+// the triggering event (see device).
 func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *engine.VisitorChange, now time.Time) (bool, error) {
-	visitor := ch.Visitor.ID
+	visitor := device(ch)
 	var cs []candidate
 	slot := r.Then.Slot
 	if r.Then.Offer != "" {
@@ -897,12 +900,12 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 		e.score(cs, ch.Visitor.Factors)
 	}
 	o := cs[0].o
-	ok, until, err := e.store.TryRuleCooldown(ctx, visitor, r.ID, now, time.Duration(r.Cooldown))
+	ok, until, err := e.store.TryRuleCooldown(ctx, ch.Visitor.ID, r.ID, now, time.Duration(r.Cooldown))
 	if err != nil {
 		return false, fmt.Errorf("promo: cooldown: %w", err)
 	}
 	if time.Duration(r.Cooldown) > 0 {
-		e.remember(visitor, r.ID, until)
+		e.remember(ch.Visitor.ID, r.ID, until)
 	}
 	if !ok {
 		return false, nil
@@ -924,6 +927,20 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 		}
 	}
 	return true, nil
+}
+
+// device returns the visitor id a promotion for ch is delivered to: the
+// Visitor of its latest fresh event that is not an impression (the one
+// that triggered the evaluation), which is the id the page's tracker
+// streams promotions for. ch.Visitor.ID is the state key, which for an
+// identified visitor is engine.UserKey(user), never a stream's id.
+func device(ch *engine.VisitorChange) string {
+	for i := len(ch.Fresh) - 1; i >= 0; i-- {
+		if ev := &ch.Fresh[i]; ev.Type != signals.TypeImpression && ev.Visitor != "" {
+			return ev.Visitor
+		}
+	}
+	return ch.Visitor.ID
 }
 
 // Promotions returns up to limit of the visitor's logged promotions after
