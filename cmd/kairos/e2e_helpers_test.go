@@ -118,8 +118,10 @@ type testServer struct {
 // on a free loopback port, with fixed keys.
 func startServer(t *testing.T, flags ...string) *testServer {
 	t.Helper()
+	// Embedded unless flags say otherwise: the test script exports
+	// KAIROS_AMQP_URL and KAIROS_REDIS_URL, which would otherwise apply.
 	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--publishable-rate", "100000",
-		"--data-dir", t.TempDir(), "--blend-below", "1"}, flags...)
+		"--data-dir", t.TempDir(), "--blend-below", "1", "--amqp-url", "", "--redis-url", "", "--namespace", "kairos"}, flags...)
 	cfg, err := parseServeConfig(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
