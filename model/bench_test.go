@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -174,4 +176,30 @@ func BenchmarkSnapshotDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkTopKLatency reports the p50 and p99 of single exact top-10
+// queries over 100k items (k=64) with varied query vectors.
+func BenchmarkTopKLatency(b *testing.B) {
+	const n, k = 100_000, 64
+	o, _ := NewOnline(randomModel(n, k, 3), nil)
+	rng := rand.New(rand.NewPCG(5, 5))
+	queries := make([][]float32, 256)
+	for i := range queries {
+		queries[i] = o.ItemFactors(nil, rng.IntN(n))
+	}
+	var s Scorer
+	dst := make([]Scored, 0, 10)
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		start := time.Now()
+		dst = o.TopK(&s, dst, Query{Vector: queries[i%len(queries)], N: 10})
+		lat = append(lat, time.Since(start))
+		i++
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50_ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99_ms")
 }
