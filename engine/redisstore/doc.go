@@ -27,6 +27,10 @@
 //	                          HASH    counters of engine/stats (AddCounts): <type> → count,
 //	                                  <type>:v → sum of the values (HINCRBYFLOAT; absent when 0)
 //
+//	<prefix>:att:<page>       HASH    attention heat of engine/attention (AddDwell): element → dwell ms
+//	                                  (HINCRBY in a Lua script that keeps at most MaxElements fields
+//	                                  besides "(other)"; PEXPIREAT at every write: the page's TTL)
+//
 // In a counter key, res is 15m, 1h or 1d, kind is i (item) or o (offer),
 // id is the item or offer id as is (it may contain ':'; the bucket start,
 // in Unix seconds, is always the last segment), e.g.
