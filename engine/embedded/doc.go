@@ -62,6 +62,20 @@
 // Config.Now. Like the counts record, type 8 was added to format version
 // 1: an older build refuses a directory that has it.
 //
+// # Attention
+//
+// The Store is also the attention.Store of engine/attention
+// (attention.go): per page, a map from element to dwell ms, in memory.
+// AddDwell is one log record of type 14 (recAttention: the write's time,
+// the bound on elements, and per page its expiry and element deltas),
+// applied under the state lock without waiting for an fsync (like
+// AddCounts). The bound is applied when a record is applied, and expiry
+// is decided by the record's own time, so a replay rebuilds exactly what
+// the writes made. Expired pages are hidden from PageDwell by Config.Now,
+// dropped by a write at most once a minute, and left out of snapshots
+// (one record per page). Type 14 was added to format version 1 like
+// types 7 to 9: an older build refuses a directory that has it.
+//
 // # Durability
 //
 // A mutation is one log record written with one write(2) before the call

@@ -219,6 +219,10 @@ func (st *state) apply(p []byte, limit int) error {
 		if err := st.applyLink(&r); err != nil {
 			return fmt.Errorf("links: %w", err)
 		}
+	case recAttention:
+		if err := st.applyAttention(&r); err != nil {
+			return fmt.Errorf("attention: %w", err)
+		}
 	default:
 		return fmt.Errorf("%w: unknown record type %d", errCorruptRecord, p[0])
 	}
@@ -323,6 +327,9 @@ func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
 	if err := writeLinks(st, emit); err != nil {
 		return 0, err
 	}
+	if err := writeAttention(st.dwell, emit); err != nil {
+		return 0, err
+	}
 	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
 		return 0, err
 	}
@@ -376,7 +383,7 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
 			}
 			ended = true
-		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks:
+		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks || p[0] == recAttention:
 			if err := st.apply(p, limit); err != nil {
 				return fmt.Errorf("%w: %w", errCorruptSnapshot, err)
 			}

@@ -28,6 +28,8 @@ const (
 	recVisitor    = 11
 	recSeenBucket = 12
 	recSnapEnd    = 13
+
+	recAttention = 14 // dwell per page and element of engine/attention (attention.go)
 )
 
 // snapMagic starts the header record of a snapshot.

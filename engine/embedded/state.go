@@ -24,6 +24,7 @@ type state struct {
 	counts   map[countGroupKey]*countGroup // counters of engine/stats (counts.go)
 	promo    *promoState                   // promo.Store (promo.go)
 	links    map[string]string             // anonymous id → user (links.go)
+	dwell    *attentionState               // dwell per page of engine/attention (attention.go)
 }
 
 type visitor struct {
@@ -42,6 +43,7 @@ func newState(cfg Config) *state {
 		counts:   make(map[countGroupKey]*countGroup),
 		promo:    newPromoState(cfg.Now),
 		links:    make(map[string]string),
+		dwell:    newAttentionState(cfg.Now),
 	}
 }
 
@@ -59,6 +61,7 @@ func (st *state) clone() *state {
 		counts:   cloneCounts(st.counts),
 		promo:    st.promo.clone(),
 		links:    maps.Clone(st.links),
+		dwell:    st.dwell.clone(),
 	}
 }
 
