@@ -118,7 +118,8 @@ func TestRoutesAccess(t *testing.T) {
 		"PUT /v1/campaigns/:id": "secret", "DELETE /v1/campaigns/:id": "secret",
 		"GET /v1/rules": "secret", "POST /v1/rules": "secret", "GET /v1/rules/:id": "secret",
 		"PUT /v1/rules/:id": "secret", "DELETE /v1/rules/:id": "secret",
-		"GET /v1/promotions/stream": "publishable",
+		"GET /v1/promotions/stream": "publishable", "GET /v1/pages/attention": "secret",
+		"GET /": "public", "GET /shop/*": "public",
 	}
 	got := map[string]string{}
 	for _, r := range h.s.Routes() {

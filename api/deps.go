@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/attention"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/signals"
@@ -91,6 +93,24 @@ type Deps struct {
 	// signals.TopicPromotions to the streams (the bus); without it the
 	// streams find new promotions at their heartbeat only.
 	Subscriber signals.Subscriber
+	// Attention serves GET /v1/pages/attention (engine/attention).
+	Attention AttentionReader
+	// Site, when set, serves GET / and GET /shop/* (kairos serve --demo
+	// mounts the demo shop of package api/demo): a plain http.Handler,
+	// public (no key), called with the request as received.
+	Site http.Handler
+}
+
+// AttentionReader answers GET /v1/pages/attention
+// (engine/attention.Attention).
+type AttentionReader interface {
+	// Heat returns the attention heat of the page of pageURL (normalised
+	// by the reader) with up to n elements. The API has checked that the
+	// page is present and 1 <= n <= MaxResults; errors wrapping
+	// engine.ErrInvalid (a page that is not a page URL) are answered 400.
+	Heat(ctx context.Context, pageURL string, n int) (attention.Heat, error)
+	// MaxResults is the largest n.
+	MaxResults() int
 }
 
 // Offerer ranks offers for a visitor (engine/promo.Engine).

@@ -300,6 +300,28 @@
 // wakes the streams of the promotion's visitor; each stream then reads the
 // log, which is the source of truth.
 //
+// GET /v1/pages/attention?page=…&n=… (secret) — the attention heat of a
+// page (engine/attention, Deps.Attention): the cursor dwell each marked
+// element of the page received, its share of the page's dwell and its
+// rank, most dwelt on first, at most n elements (default 100, at most
+// 1,000). page is the page URL; it is normalised as the events' page
+// URLs are (scheme, host and path: no query, no fragment), so any URL of
+// the page works. item and offer are the ids of "item:…" and "offer:…"
+// elements; count is the number of elements ranked, other_ms the dwell
+// of elements past the per-page bound (in total_ms, not ranked). An
+// unknown page is 200 with total_ms 0 and no elements. Secret key: the
+// dashboard (a server-side page) draws it over the page.
+//
+//	200 {"page": "https://shop.example/p/42", "total_ms": 48210, "count": 12,
+//	     "elements": [{"element": "item:42", "item": "42", "dwell_ms": 21400, "share": 0.4439, "rank": 1},
+//	                  {"element": "offer:spring", "offer": "spring", "dwell_ms": 3230, "share": 0.067, "rank": 2}, …]}
+//
+//	curl -G -H "Authorization: Bearer $SK" localhost:8080/v1/pages/attention \
+//	  --data-urlencode 'page=https://shop.example/p/42' -d n=10
+//
+// GET / and GET /shop/* (public) — the web site of Deps.Site, when set
+// (kairos serve --demo: the demo shop of package api/demo); 404 without.
+//
 // GET /healthz (public) — the process is up: always 200 {"status":"ok"}.
 //
 //	curl localhost:8080/healthz

@@ -101,6 +101,9 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodPut, path: "/v1/rules/:id", access: accessSecret, handler: (*Server).putRule},
 		{method: http.MethodDelete, path: "/v1/rules/:id", access: accessSecret, handler: (*Server).deleteRule},
 		{method: http.MethodGet, path: "/v1/promotions/stream", access: accessPublishable, handler: (*Server).promotionStream},
+		{method: http.MethodGet, path: "/v1/pages/attention", access: accessSecret, handler: (*Server).pageAttention},
+		{method: http.MethodGet, path: "/", access: accessPublic, handler: (*Server).site},
+		{method: http.MethodGet, path: "/shop/*", access: accessPublic, handler: (*Server).site},
 	}
 }
 

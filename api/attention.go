@@ -1,0 +1,58 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kairoshq/kairos/engine"
+)
+
+// Limits of GET /v1/pages/attention.
+const (
+	// attentionDefaultN is n when the request gives none.
+	attentionDefaultN = 100
+	// maxPageBytes bounds the page parameter (the event schema's limit
+	// for page URLs).
+	maxPageBytes = 2048
+)
+
+// pageAttention is GET /v1/pages/attention?page=&n=: the attention heat
+// of a page (see doc.go).
+func (s *Server) pageAttention(c echo.Context) error {
+	if s.deps.Attention == nil {
+		return fmt.Errorf("%w: attention heat is not configured on this server", engine.ErrNotFound)
+	}
+	q := c.QueryParams()
+	page := q.Get("page")
+	switch {
+	case page == "":
+		return invalidf("page: missing (the page URL, e.g. page=https://shop.example/p/42)")
+	case len(page) > maxPageBytes:
+		return invalidf("page: longer than %d bytes", maxPageBytes)
+	case !utf8.ValidString(page):
+		return invalidf("page: not valid UTF-8")
+	}
+	n, err := intParam(q, "n", min(attentionDefaultN, s.deps.Attention.MaxResults()), 1, s.deps.Attention.MaxResults())
+	if err != nil {
+		return err
+	}
+	heat, err := s.deps.Attention.Heat(c.Request().Context(), page, n)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "private, no-store")
+	return c.JSON(http.StatusOK, heat)
+}
+
+// site serves GET / and GET /shop/* from Deps.Site (the demo shop of
+// kairos serve --demo), 404 without one.
+func (s *Server) site(c echo.Context) error {
+	if s.deps.Site == nil {
+		return fmt.Errorf("%w: no page here (kairos serve --demo serves a demo shop at /)", engine.ErrNotFound)
+	}
+	s.deps.Site.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
