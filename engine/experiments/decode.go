@@ -124,8 +124,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 //
 // Created and Updated in the body are ignored (the engine sets them).
 // Defaults are applied (salt = id, mode fixed, metric conversion, window
-// 24h, bandit_every 15m, floor 0.01, alpha 0.05, tuning 5000, weights 1
-// when every weight is omitted).
+// 24h, bandit_every 15m, floor 0.01, alpha 0.05, tuning 5000, weight 1).
 func Decode(b []byte, pathID string) (Experiment, error) {
 	var x Experiment
 	if len(b) > maxDocBytes {
@@ -282,7 +281,6 @@ func decodeVariants(o *obj, x *Experiment) error {
 	if len(items) < 2 || len(items) > maxVariants {
 		return invalid("variants", "%d variants, want 2 to %d (the first is the control)", len(items), maxVariants)
 	}
-	anyWeight := false
 	for i, r := range items {
 		p := index("variants", i)
 		vo, err := newObj(p, r)
@@ -303,8 +301,10 @@ func decodeVariants(o *obj, x *Experiment) error {
 		if hasW && (w < 0 || w > 1e6) {
 			return invalid(join(p, "weight"), "%s is not in [0, 1e6]", fmtFloat(w))
 		}
-		anyWeight = anyWeight || hasW
-		v.Weight = w
+		v.Weight = 1
+		if hasW {
+			v.Weight = w
+		}
 		if v.Offer, err = vo.id("offer", false, maxRefBytes, true); err != nil {
 			return err
 		}
@@ -326,11 +326,6 @@ func decodeVariants(o *obj, x *Experiment) error {
 			return err
 		}
 		x.Variants = append(x.Variants, v)
-	}
-	if !anyWeight {
-		for i := range x.Variants {
-			x.Variants[i].Weight = 1
-		}
 	}
 	var sum float64
 	for _, v := range x.Variants {

@@ -20,7 +20,7 @@ func TestDecodeDefaults(t *testing.T) {
 	no := false
 	want := experiments.Experiment{ID: "t1", Salt: "t1", Target: experiments.Target{Surface: experiments.SurfaceRecommendations},
 		Mode: experiments.ModeFixed, Metric: experiments.MetricConversion,
-		Variants: []experiments.Variant{{Name: "A", Weight: 1}, {Name: "B", Weight: 1, Params: &experiments.RecParams{Strategy: "trending", BlendBelow: 1, ExcludeSeen: &no}}},
+		Variants:          []experiments.Variant{{Name: "A", Weight: 1}, {Name: "B", Weight: 1, Params: &experiments.RecParams{Strategy: "trending", BlendBelow: 1, ExcludeSeen: &no}}},
 		AttributionWindow: experiments.Duration(24 * time.Hour), BanditEvery: experiments.Duration(15 * time.Minute),
 		Floor: 0.01, Alpha: 0.05, Tuning: 5000}
 	if !reflect.DeepEqual(x, want) {

@@ -64,7 +64,7 @@ type Engine struct {
 }
 
 type queued struct {
-	ev                  signals.Event
+	ev                 signals.Event
 	exp, unit, variant string
 }
 

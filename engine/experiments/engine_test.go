@@ -282,7 +282,7 @@ func TestConflicts(t *testing.T) {
 	h := newHarness(t)
 	h.put(heroJSON)
 	for name, body := range map[string]string{
-		"same slot": strings.Replace(heroJSON, `"id":"hero"`, `"id":"hero2"`, 1),
+		"same slot":              strings.Replace(heroJSON, `"id":"hero"`, `"id":"hero2"`, 1),
 		"later start, open stop": strings.Replace(heroJSON, `"id":"hero"`, `"id":"hero2","start":"2026-12-01T00:00:00Z"`, 1),
 	} {
 		if _, _, err := h.e.PutJSON(ctx, "", []byte(body)); !errors.Is(err, experiments.ErrConflict) {

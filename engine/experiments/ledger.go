@@ -87,22 +87,21 @@ func inRange(x *Experiment, ms int64) bool {
 // targets excepted: see aliasTargets).
 func keys(dst []UnitKey, x *Experiment, it item) []UnitKey {
 	ev := it.ev
+	ms := ev.Time.UnixMilli()
 	switch classify(ev) {
 	case kindExposure:
 		if ev.Props[PropExperiment] == x.ID {
 			dst = append(dst, UnitKey{x.ID, unitOfExposure(ev)})
 		}
-		return dst
 	case kindOutcome:
-		if !inRange(x, ev.Time.UnixMilli()) {
-			return dst
+		if inRange(x, ms) {
+			if it.person != "" {
+				dst = append(dst, UnitKey{x.ID, UserKey(it.person)})
+			}
+			dst = append(dst, UnitKey{x.ID, AnonKey(ev.Visitor)})
 		}
-		if it.person != "" {
-			dst = append(dst, UnitKey{x.ID, UserKey(it.person)})
-		}
-		return append(dst, UnitKey{x.ID, AnonKey(ev.Visitor)})
 	}
-	if isLink(ev) && inRange(x, ev.Time.UnixMilli()) {
+	if isLink(ev) && inRange(x, ms) {
 		dst = append(dst, UnitKey{x.ID, AnonKey(ev.Visitor)}, UnitKey{x.ID, UserKey(ev.User)})
 	}
 	return dst
