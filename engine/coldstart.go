@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"math"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
@@ -106,40 +108,224 @@ func learningEvents(hist []HistoryEvent) int {
 }
 
 // blendRank ranks by model.Blend of the visitor's fold-in scores (x may be
-// nil), the page item's neighbours and the segment's trending. e.mu must be
-// held for reading; s.exclude is the candidates' complement.
+// nil), the page item's neighbours and the segment's trending, without
+// scoring every item: the candidates are the union of each part's best
+// (the fold-in's top-M through the approximate index when it is built, the
+// page item's cached neighbours, the segment's cached trending top), and
+// each part is standardised with its mean and deviation over all items
+// (model.Moments for the factor scores, cached for trending), so the
+// blended score of a candidate is what model.Blend.Scores gives it. e.mu
+// must be held for reading; s.exclude is the candidates' complement.
 func (e *Engine) blendRank(s *scratch, x []float32, events int, r RecRequest, keep func(int) bool) ([]model.Scored, Strategy) {
 	o := e.model()
-	n := o.Len()
-	trend, _ := e.trendingFor(r)
-	in := model.BlendInput{Events: events, Exclude: s.exclude}
-	if len(trend) > 0 {
-		s.trend = append(s.trend[:0], trend...)
-		s.trend = append(s.trend, make([]float32, max(0, n-len(s.trend)))...)[:n]
-		in.Trending = s.trend
-	}
+	m := max(blendCandidates, 4*r.N)
+	trend, trendKey := e.trendingFor(r)
+	tt := e.trendingTop(trendKey, trend, m)
+	hasTrend := tt != nil && tt.sd > 0
+	var page []float32
 	if row, ok := e.rowOf[r.Item]; ok && r.Item != "" {
-		s.y = o.ItemFactors(s.y, int(row))
-		if !isZero(s.y) {
-			s.itemScores = o.ScoreAll(s.itemScores, s.y, true)
-			in.Item = s.itemScores
+		if s.y = o.ItemFactors(s.y, int(row)); !isZero(s.y) {
+			page = s.y
 			s.exclude.Set(int(row))
 		}
 	}
+	if x == nil && page == nil {
+		if !hasTrend {
+			return nil, StrategyTrending
+		}
+		return s.scorer.SelectTop(s.top, trend, r.N, s.exclude, keep), StrategyTrending
+	}
+	wp, wi, wt := e.cfg.Blend.Weights(x != nil, page != nil, hasTrend, events)
+	mom := e.moments(o)
+	// Candidates.
+	s.cand = s.cand[:0]
 	if x != nil {
-		s.personal = o.ScoreAll(s.personal, x, false)
-		in.Personal = s.personal
+		q := model.Query{Vector: x, N: m, Exclude: s.exclude, Keep: keep}
+		var top []model.Scored
+		if np := e.nprobe(); np > 0 {
+			top, _ = o.TopKApprox(&s.scorer, s.candTop, q, np)
+		} else {
+			top = o.TopK(&s.scorer, s.candTop, q)
+		}
+		s.candTop = top
+		for _, c := range top {
+			s.cand = append(s.cand, c.Item)
+		}
+	}
+	if page != nil {
+		s.cand = append(s.cand, e.neighbours(o, int32(e.rowOf[r.Item]), m)...)
+	}
+	if hasTrend {
+		s.cand = append(s.cand, tt.rows...)
+	}
+	// Standardisation of each part over all items.
+	var mp, sp, mi, si float64
+	if x != nil {
+		mp, sp = mom.Dist(x, false)
+	}
+	if page != nil {
+		mi, si = mom.Dist(page, true)
+	}
+	pn := norm(page)
+	s.mixed = s.mixed[:0]
+	s.seen.Reset()
+	for _, c := range s.cand {
+		if s.seen.Has(int(c)) || s.exclude.Has(int(c)) || (keep != nil && !keep(int(c))) {
+			continue
+		}
+		s.seen.Set(int(c))
+		y := o.ItemFactors(s.y2, int(c))
+		s.y2 = y
+		var score float64
+		if x != nil && sp > 0 {
+			score += wp * (dot(x, y) - mp) / sp
+		}
+		if page != nil && si > 0 {
+			if yn := norm(y); yn > 0 && pn > 0 {
+				score += wi * (dot(page, y)/(pn*yn) - mi) / si
+			}
+		}
+		if hasTrend && int(c) < len(trend) {
+			score += wt * (math.Log1p(max(float64(trend[c]), 0)) - tt.mean) / tt.sd
+		}
+		s.mixed = append(s.mixed, float32(score))
+		s.mixedRows = append(s.mixedRows[:len(s.mixed)-1], c)
+	}
+	top := s.scorer.SelectTop(s.top, s.mixed, r.N, nil, nil)
+	for i := range top {
+		top[i].Item = s.mixedRows[top[i].Item]
 	}
 	strategy := StrategyContext
 	if x != nil {
 		strategy = StrategyBlend
-	} else if in.Item == nil && in.Trending == nil {
-		return nil, StrategyTrending
-	} else if in.Item == nil {
-		strategy = StrategyTrending
 	}
-	s.mixed = e.cfg.Blend.Scores(s.mixed, in)
-	return s.scorer.SelectTop(s.top, s.mixed, r.N, s.exclude, keep), strategy
+	return top, strategy
+}
+
+// blendCandidates is the least number of candidates each part supplies.
+const blendCandidates = 50
+
+func dot(a, b []float32) float64 {
+	var s float64
+	for i, v := range a {
+		s += float64(v) * float64(b[i])
+	}
+	return s
+}
+
+func norm(a []float32) float64 { return math.Sqrt(dot(a, a)) }
+
+// moments returns the item moments of o. They are computed (O(n·k²))
+// synchronously only for a model without any; when the model changed and
+// they are over momentsTTL old, they are recomputed in the background and
+// the previous ones serve meanwhile.
+func (e *Engine) moments(o *model.Online) *model.Moments {
+	e.candMu.Lock()
+	m, of, at, busy := e.mom, e.momOf, e.momAt, e.momBusy
+	stale := m == nil || of != o || (m.Version != o.Version() && time.Since(at) >= momentsTTL)
+	if stale && m != nil && of == o && !busy {
+		e.momBusy = true
+		go func() {
+			fresh := o.Moments()
+			e.candMu.Lock()
+			e.mom, e.momAt, e.momBusy = fresh, time.Now(), false
+			e.candMu.Unlock()
+		}()
+	}
+	e.candMu.Unlock()
+	if m != nil && of == o {
+		return m
+	}
+	// None for this model yet: one request computes them, the others wait.
+	e.momMu.Lock()
+	defer e.momMu.Unlock()
+	e.candMu.Lock()
+	if e.mom != nil && e.momOf == o {
+		m = e.mom
+		e.candMu.Unlock()
+		return m
+	}
+	e.candMu.Unlock()
+	fresh := o.Moments()
+	e.candMu.Lock()
+	e.mom, e.momOf, e.momAt = fresh, o, time.Now()
+	e.candMu.Unlock()
+	return fresh
+}
+
+// Cache lifetimes of the blend's candidates and statistics.
+const (
+	momentsTTL    = 10 * time.Second
+	trendingTTL   = time.Second
+	neighboursTTL = 30 * time.Second
+	maxNeighbours = 4096 // cached page items
+)
+
+// trendTop is a cached trending top list with the mean and deviation of
+// log(1 + trending) over all items.
+type trendTop struct {
+	at       time.Time
+	rows     []int32
+	mean, sd float64
+}
+
+// trendingTop returns the (cached) top-m rows of a trending vector and its
+// statistics; nil when it is empty.
+func (e *Engine) trendingTop(key string, trend []float32, m int) *trendTop {
+	e.candMu.Lock()
+	defer e.candMu.Unlock()
+	if t, ok := e.trendTops[key]; ok && time.Since(t.at) < trendingTTL && len(t.rows) >= min(m, len(trend)) {
+		return t
+	}
+	var sum, sq float64
+	for _, v := range trend {
+		l := math.Log1p(max(float64(v), 0))
+		sum += l
+		sq += l * l
+	}
+	if len(trend) == 0 {
+		return nil
+	}
+	n := float64(len(trend))
+	t := &trendTop{at: time.Now(), mean: sum / n, sd: math.Sqrt(max(sq/n-(sum/n)*(sum/n), 0))}
+	var sc model.Scorer
+	for _, c := range sc.SelectTop(nil, trend, m, e.inactive, nil) {
+		t.rows = append(t.rows, c.Item)
+	}
+	e.trendTops[key] = t
+	return t
+}
+
+// neighbours returns the (cached) m rows most similar to row.
+func (e *Engine) neighbours(o *model.Online, row int32, m int) []int32 {
+	e.candMu.Lock()
+	if n, ok := e.neigh[row]; ok && time.Since(n.at) < neighboursTTL && len(n.rows) >= m {
+		e.candMu.Unlock()
+		return n.rows
+	}
+	e.candMu.Unlock()
+	var sc model.Scorer
+	top, err := o.Similar(&sc, nil, int(row), m, e.inactive, nil)
+	if err != nil {
+		return nil
+	}
+	rows := make([]int32, len(top))
+	for i, t := range top {
+		rows[i] = t.Item
+	}
+	e.candMu.Lock()
+	if len(e.neigh) >= maxNeighbours {
+		clear(e.neigh)
+	}
+	e.neigh[row] = &cachedRows{at: time.Now(), rows: rows}
+	e.candMu.Unlock()
+	return rows
+}
+
+// cachedRows is a cached candidate list.
+type cachedRows struct {
+	at   time.Time
+	rows []int32
 }
 
 // catalogFallback returns active catalog items, most recently updated

@@ -56,6 +56,15 @@ type Engine struct {
 	eraser   Eraser    // guarded by handleMu
 	tail     Tail      // guarded by handleMu
 
+	candMu    sync.Mutex // guards the blend's caches below
+	mom       *model.Moments
+	momOf     *model.Online
+	momAt     time.Time
+	momBusy   bool
+	momMu     sync.Mutex // single-flights the first computation of mom
+	trendTops map[string]*trendTop
+	neigh     map[int32]*cachedRows
+
 	priorMu sync.Mutex // guards prior, priorAt (provisional item factors)
 	prior   *model.TagPrior
 	priorAt time.Time
@@ -93,6 +102,7 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "engine"), store: store, bus: bus,
 		rowOf: map[string]int32{}, catalog: map[string]Item{}, segments: map[string]*segment{},
+		trendTops: map[string]*trendTop{}, neigh: map[int32]*cachedRows{},
 		trending: model.NewTrending(cfg.TrendingHalfLife),
 	}
 	e.online.Store(online)
@@ -166,6 +176,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return errors.New("engine: Run needs a bus")
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	go e.moments(e.model()) // warm the cold-start blend's statistics
 	g.Go(func() error { return e.bus.Consume(gctx, e.Handle) })
 	g.Go(func() error { return e.bus.Subscribe(gctx, signals.TopicUpdates, e.onPeerUpdate) })
 	g.Go(func() error {

@@ -19,8 +19,13 @@ type scratch struct {
 	hist    []model.ItemWeight
 	events  []model.Event
 	contrib []model.Contribution
-	// cold-start blend vectors
-	trend, itemScores, personal, mixed, y []float32
+	// cold-start blend
+	y, y2     []float32
+	cand      []int32
+	candTop   []model.Scored
+	mixed     []float32
+	mixedRows []int32
+	seen      model.Bitset
 }
 
 func (e *Engine) getScratch() *scratch {

@@ -522,3 +522,22 @@ func (p *TagPrior) solve(ids []int32) *mat.Dense {
 func ProvisionalFactors(dst []float32, items *Factors, tags [][]string, known func(i int) bool, newTags []string, shrinkage float64) []float32 {
 	return NewTagPrior(items, tags, known, shrinkage).Factors(dst, newTags)
 }
+
+// Weights returns the coefficients of the personal, page-item and
+// trending parts of the blend for a visitor with the given number of
+// events, given which parts are available (0 for a missing part): the
+// formulas of the package documentation, for callers that standardise the
+// parts themselves (e.g. over a few candidates with Moments).
+func (b Blend) Weights(personal, item, trending bool, events int) (wp, wi, wt float64) {
+	in := BlendInput{Events: events}
+	if personal {
+		in.Personal = []float32{}
+	}
+	if item {
+		in.Item = []float32{}
+	}
+	if trending {
+		in.Trending = []float32{}
+	}
+	return b.weights(in)
+}
