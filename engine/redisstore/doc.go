@@ -51,6 +51,18 @@
 //	                                      the newest keep, expiring ttl after the last append
 //	<prefix>:promo:secret         STRING  32 random bytes: the token-signing secret (SET NX)
 //
+// The experiments.Store part (engine/experiments: definitions, sticky
+// assignments, units, counts per variant, bandit weights and looks;
+// engine/redisstore/experiments.go):
+//
+//	<prefix>:xp:defs          HASH    experiment id → definition JSON
+//	<prefix>:xp:version       STRING  INCR on every definition write
+//	<prefix>:xp:<id>:as       HASH    subject key (a:<visitor>, u:<user>) → "<variant> <Unix ms> <propensity>"
+//	<prefix>:xp:<id>:un       HASH    subject key → unit record, or "= <subject key>" (an alias)
+//	<prefix>:xp:<id>:ct       HASH    "<variant>:<field>" → integer: n, e, clk, cart, conv, rev, rq0…rq3
+//	<prefix>:xp:<id>:w        STRING  bandit weights "<version> <JSON>"
+//	<prefix>:xp:<id>:lk       HASH    look time (Unix ms) → look JSON
+//
 // AddOfferCounts is one MULTI/EXEC (HINCRBY, HINCRBYFLOAT and a Lua
 // script per cap increment, sent as EVAL); TryRuleCooldown,
 // AppendPromotion and DeletePromoDoc are Lua scripts (atomic: Seqs are

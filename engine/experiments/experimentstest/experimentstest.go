@@ -22,7 +22,7 @@
 //   - weights: SetBanditWeights stores only the next version;
 //   - looks: the first look at a time wins, looks come back in time order;
 //   - ForgetExperimentSubjects removes those subjects' assignments and
-//     units in every experiment, and nothing else;
+//     units in every defined experiment, and nothing else;
 //   - malformed updates fail with engine.ErrInvalid; a cancelled context
 //     fails every call.
 //
@@ -387,6 +387,7 @@ func testLooks(t *testing.T, s experiments.Store) {
 
 func testForget(t *testing.T, s experiments.Store) {
 	for _, exp := range []string{"x", "y"} {
+		mustDo(t, s.PutExperimentDoc(ctx, exp, []byte(`{}`)))
 		for _, sub := range []string{"a:v1", "u:v1", "a:v2"} {
 			must2(s.AssignSubject(ctx, exp, sub, experiments.Assignment{Variant: "A", At: base, Propensity: 1}))(t)
 			mustDo(t, s.UpdateExperimentUnits(ctx, experiments.Update{
