@@ -223,6 +223,10 @@ func (st *state) apply(p []byte, limit int) error {
 		if err := st.applyAttention(&r); err != nil {
 			return fmt.Errorf("attention: %w", err)
 		}
+	case recExperiments:
+		if err := st.applyXP(&r); err != nil {
+			return fmt.Errorf("experiments: %w", err)
+		}
 	default:
 		return fmt.Errorf("%w: unknown record type %d", errCorruptRecord, p[0])
 	}
@@ -330,6 +334,9 @@ func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
 	if err := writeAttention(st.dwell, emit); err != nil {
 		return 0, err
 	}
+	if err := writeXP(st.xp, emit); err != nil {
+		return 0, err
+	}
 	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
 		return 0, err
 	}
@@ -383,7 +390,7 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
 			}
 			ended = true
-		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks || p[0] == recAttention:
+		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks || p[0] == recAttention || p[0] == recExperiments:
 			if err := st.apply(p, limit); err != nil {
 				return fmt.Errorf("%w: %w", errCorruptSnapshot, err)
 			}

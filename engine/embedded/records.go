@@ -29,7 +29,8 @@ const (
 	recSeenBucket = 12
 	recSnapEnd    = 13
 
-	recAttention = 14 // dwell per page and element of engine/attention (attention.go)
+	recAttention   = 14 // dwell per page and element of engine/attention (attention.go)
+	recExperiments = 15 // experiments.Store: definitions, assignments, units, counts, weights, looks (experiments.go)
 )
 
 // snapMagic starts the header record of a snapshot.

@@ -25,6 +25,7 @@ type state struct {
 	promo    *promoState                   // promo.Store (promo.go)
 	links    map[string]string             // anonymous id → user (links.go)
 	dwell    *attentionState               // dwell per page of engine/attention (attention.go)
+	xp       *xpState                      // experiments.Store (experiments.go)
 }
 
 type visitor struct {
@@ -44,6 +45,7 @@ func newState(cfg Config) *state {
 		promo:    newPromoState(cfg.Now),
 		links:    make(map[string]string),
 		dwell:    newAttentionState(cfg.Now),
+		xp:       newXPState(),
 	}
 }
 
@@ -62,6 +64,7 @@ func (st *state) clone() *state {
 		promo:    st.promo.clone(),
 		links:    maps.Clone(st.links),
 		dwell:    st.dwell.clone(),
+		xp:       st.xp.clone(),
 	}
 }
 
