@@ -44,6 +44,13 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	if err := e.checkRequest(r.Visitor, r.N); err != nil {
 		return RecResponse{}, err
 	}
+	if r.Strategy != "" && r.Strategy != StrategyTrending {
+		return RecResponse{}, fmt.Errorf("%w: strategy: %q is not trending", ErrInvalid, r.Strategy)
+	}
+	blendBelow := e.cfg.BlendBelow
+	if r.BlendBelow > 0 {
+		blendBelow = r.BlendBelow
+	}
 	key, err := e.stateKey(ctx, r.Visitor, r.User)
 	if err != nil {
 		return RecResponse{}, err
@@ -63,10 +70,10 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
 	keep := e.keepFunc(r.Category)
 	switch {
-	case x == nil && r.Item == "" && r.Campaign == "" && r.Referrer == "" && r.Device == "":
+	case r.Strategy == StrategyTrending || (x == nil && r.Item == "" && r.Campaign == "" && r.Referrer == "" && r.Device == ""):
 		resp.Strategy = StrategyTrending
 		s.top = s.scorer.SelectTop(s.top, e.trending.Scores(), r.N, s.exclude, keep)
-	case x == nil || events < e.cfg.BlendBelow:
+	case x == nil || events < blendBelow:
 		s.top, resp.Strategy = e.blendRank(s, x, events, r, keep)
 	default:
 		q := model.Query{Vector: x, N: r.N, Exclude: s.exclude, Keep: keep}

@@ -20,6 +20,13 @@ type RecRequest struct {
 	// the item of the current page, the referrer URL, the UTM campaign and
 	// the device class (e.g. "mobile").
 	Item, Referrer, Campaign, Device string
+	// BlendBelow, when positive, replaces Config.BlendBelow for this
+	// request (an experiment's variant, engine/experiments).
+	BlendBelow int
+	// Strategy StrategyTrending serves recency-weighted popularity
+	// whatever the visitor's history (an experiment's variant); ""
+	// lets the engine choose.
+	Strategy Strategy
 }
 
 // Rec is one recommended item.
