@@ -602,14 +602,15 @@ func (e *Engine) publishQueued(ctx context.Context) {
 }
 
 // PromotionOffer decides the offer of a promotion that rule is about to
-// push to visitor (an engine state key: "user:<id>" for a known user):
-// when a running promotions experiment targets the rule, the variant's
-// offer (offer itself for a variant without one), or "" for a holdout
-// (push nothing); offer itself otherwise. The exposure is logged (queued
-// for publishing). It never fails: on a store error it returns offer
-// and logs.
-func (e *Engine) PromotionOffer(ctx context.Context, visitor, rule, offer string) string {
-	d, ok, err := e.Decide(ctx, Request{Surface: SurfacePromotions, Rule: rule, Visitor: visitor})
+// push to visitor (user: its known user, "" if anonymous; a visitor that
+// is an engine state key "user:<id>" stands for that user): when a
+// running promotions experiment targets the rule, the variant's offer
+// (offer itself for a variant without one), or "" for a holdout (push
+// nothing); offer itself otherwise. The exposure is logged (queued for
+// publishing). It implements engine/promo's Experiments and never fails:
+// on a store error it returns offer and logs.
+func (e *Engine) PromotionOffer(ctx context.Context, visitor, user, rule, offer string) string {
+	d, ok, err := e.Decide(ctx, Request{Surface: SurfacePromotions, Rule: rule, Visitor: visitor, User: user})
 	if err != nil {
 		e.fail(ctx, "decide", "promotion variant not decided", err)
 		return offer

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
+	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/eval/abtest"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -428,10 +429,10 @@ func TestPromotionVariants(t *testing.T) {
 	got := map[string]int{}
 	const n = 300
 	for i := range n {
-		off := h.e.PromotionOffer(ctx, fmt.Sprint("v", i), "exit", "o1")
+		off := h.e.PromotionOffer(ctx, fmt.Sprint("v", i), "", "exit", "o1")
 		got[off]++
 	}
-	if h.e.PromotionOffer(ctx, "v0", "other-rule", "o1") != "o1" {
+	if h.e.PromotionOffer(ctx, "v0", "", "other-rule", "o1") != "o1" {
 		t.Errorf("a rule without experiment got another offer")
 	}
 	if len(got) != 3 || got["o1"] < 70 || got["o9"] < 70 || got[""] < 70 {
@@ -443,14 +444,15 @@ func TestPromotionVariants(t *testing.T) {
 		t.Errorf("counts %+v, pushed %v", cs, got)
 	}
 	// A state key of a known user is the user.
-	if off := h.e.PromotionOffer(ctx, engine.UserKey("alice"), "exit", "o1"); off == "x" {
-		t.Error(off)
-	}
+	h.e.PromotionOffer(ctx, engine.UserKey("alice"), "", "exit", "o1")
 	waitFor(t, "the user's exposure", func() bool { return total(h.counts("push")) == n+1 })
 	if us, _ := h.store.ExperimentUnits(ctx, []experiments.UnitKey{{Exp: "push", Key: "u:alice"}}); us[0].Variant == "" {
 		t.Errorf("no unit u:alice")
 	}
 }
+
+// The engine implements engine/promo's hook.
+var _ promo.Experiments = (*experiments.Engine)(nil)
 
 func TestForgetVisitor(t *testing.T) {
 	h := newHarness(t)

@@ -176,6 +176,13 @@
 // too; the rule's cooldown is kept per state, so a known user's devices
 // share it.
 //
+// With Deps.Experiments (engine/experiments), a rule targeted by a
+// running promotions experiment pushes the offer of the visitor's variant
+// instead of its own, or nothing for a holdout variant (its cooldown
+// starts all the same, so the arms stay comparable); the experiment logs
+// the exposure. OfferRequest.Campaign restricts RankOffers to one live
+// campaign's offers (an offers experiment's campaign variant).
+//
 // The promotion JSON (also the SSE data):
 //
 //	{"id": "1764239102123456", "seq": 1764239102123456, "visitor": "v-17",

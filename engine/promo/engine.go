@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,19 @@ type Deps struct {
 	// nil: promotions are only logged (streams find them on their next
 	// poll).
 	Broadcaster signals.Broadcaster
+	// Experiments decides what a rule pushes when an experiment targets
+	// it (engine/experiments.Engine); nil: the rule's own offer.
+	Experiments Experiments
+}
+
+// Experiments lets an experiment decide what a rule pushes.
+type Experiments interface {
+	// PromotionOffer is called when rule is about to push offer to
+	// visitor (user: its known user, "" if anonymous), its cooldown
+	// started: it returns the offer to push — offer itself when no
+	// experiment targets the rule — or "" to push nothing (a holdout),
+	// and logs the exposure.
+	PromotionOffer(ctx context.Context, visitor, user, rule, offer string) string
 }
 
 // Interface guard.
@@ -58,6 +72,7 @@ type Engine struct {
 	vis    engine.VisitorStore
 	model  Model
 	bcast  signals.Broadcaster
+	exps   Experiments
 	signer *Signer
 	met    *metrics
 
@@ -128,7 +143,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "promo"), store: deps.Store, vis: deps.Visitors,
-		model: deps.Model, bcast: deps.Broadcaster, met: newMetrics(cfg.Registerer),
+		model: deps.Model, bcast: deps.Broadcaster, exps: deps.Experiments, met: newMetrics(cfg.Registerer),
 		stats: map[string]OfferStats{}, own: map[string][]float32{}, cd: map[cdKey]time.Time{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), kick: make(chan struct{}, 1),
 	}
@@ -630,7 +645,7 @@ func (e *Engine) RankOffers(ctx context.Context, r OfferRequest) (OfferList, err
 	snap := e.snap.Load()
 	bp := e.cands.Get().(*[]candidate)
 	defer func() { *bp = (*bp)[:0]; e.cands.Put(bp) }()
-	cs := e.candidates((*bp)[:0], snap, r.Slot, "", now)
+	cs := e.candidates((*bp)[:0], snap, r.Slot, r.Campaign, now)
 	*bp = cs
 	if len(cs) == 0 {
 		return list, nil
@@ -665,6 +680,8 @@ func (e *Engine) checkRequest(r OfferRequest) error {
 		return fmt.Errorf("%w: slot: %s is not a slot name (1 to %d letters, digits, '-', '_', '.' or ':')", engine.ErrInvalid, quote(r.Slot), maxSlotBytes)
 	case r.N < 1 || r.N > e.cfg.MaxResults:
 		return fmt.Errorf("%w: n: %d is not in [1, %d]", engine.ErrInvalid, r.N, e.cfg.MaxResults)
+	case r.Campaign != "" && !validID(r.Campaign, maxIDBytes):
+		return fmt.Errorf("%w: campaign: %s is not a campaign id", engine.ErrInvalid, quote(r.Campaign))
 	}
 	return nil
 }
@@ -909,6 +926,18 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 	}
 	if !ok {
 		return false, nil
+	}
+	if e.exps != nil {
+		user, _ := strings.CutPrefix(ch.Visitor.ID, engine.UserKey(""))
+		if user == ch.Visitor.ID {
+			user = ""
+		}
+		switch off := e.exps.PromotionOffer(ctx, visitor, user, r.ID, o.ID); {
+		case off == "":
+			return true, nil // an experiment's holdout: nothing is pushed
+		case off != o.ID && snap.offers[off] != nil:
+			o = snap.offers[off]
+		}
 	}
 	p := Promotion{
 		Visitor: visitor, Offer: o.View(), Slot: slot, Rule: r.ID, Created: now, Expires: now.Add(e.cfg.PromotionTTL),

@@ -196,6 +196,9 @@ type OfferRequest struct {
 	Slot string
 	// N is the number of offers wanted (1..100).
 	N int
+	// Campaign, when set, keeps only the offers of that live campaign
+	// (an experiment's variant, engine/experiments).
+	Campaign string
 }
 
 // OfferList is the answer to an OfferRequest, best first.

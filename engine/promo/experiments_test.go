@@ -1,0 +1,104 @@
+package promo_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/engine/promo/promotest"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// fakeExperiments answers PromotionOffer from a table by visitor and
+// records its calls.
+type fakeExperiments struct {
+	mu     sync.Mutex
+	offers map[string]string // visitor → offer ("" holdout); absent: the rule's
+	calls  []string          // "visitor user rule offer"
+}
+
+func (f *fakeExperiments) PromotionOffer(_ context.Context, visitor, user, rule, offer string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, visitor+" "+user+" "+rule+" "+offer)
+	if o, ok := f.offers[visitor]; ok {
+		return o
+	}
+	return offer
+}
+
+// TestExperimentDecidesThePromotion: with Deps.Experiments, the rule
+// pushes the offer the experiment returns, or nothing for a holdout.
+func TestExperimentDecidesThePromotion(t *testing.T) {
+	v := &env{
+		store: promotest.NewMem(), clock: &clock{t: t0},
+		model: &fakeModel{factors: map[string][]float32{}, items: map[string]engine.Item{}},
+		vis:   &fakeVisitors{m: map[string][]float32{}}, bus: &recorder{},
+		hist: map[string][]engine.HistoryEvent{}, sess: map[string]engine.Session{},
+	}
+	x := &fakeExperiments{offers: map[string]string{"a": "o2", "b": ""}}
+	e, err := promo.New(context.Background(), promo.Config{Factors: k, Seed: 42, Now: v.clock.Now},
+		promo.Deps{Store: v.store, Visitors: v.vis, Model: v.model, Broadcaster: v.bus, Experiments: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.e = e
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"exit","title":"one"}`)
+	v.put(t, promo.KindOffer, `{"id":"o2","slot":"exit","title":"two"}`)
+	v.put(t, promo.KindRule, `{"id":"r1","cooldown":"1h","when":{"exit":{}},"then":{"offer":"o1"}}`)
+	for _, who := range []string{"a", "b", "c"} {
+		v.react(t, who, v.ev(who, signals.TypeExit, 0))
+	}
+	for who, want := range map[string]string{"a": "o2", "b": "", "c": "o1"} {
+		ps := v.fired(t, who)
+		switch {
+		case want == "" && len(ps) != 0:
+			t.Errorf("%s (holdout) got %d promotions", who, len(ps))
+		case want != "" && (len(ps) != 1 || ps[0].Offer.ID != want):
+			t.Errorf("%s: promotions %+v, want %s", who, ps, want)
+		}
+	}
+	// The holdout's cooldown started like the others': no second call.
+	v.react(t, "b", v.ev("b", signals.TypeExit, 0))
+	// A known user's state key: the device is the visitor, the user named.
+	exit := v.ev("phone", signals.TypeExit, 0)
+	ch := engine.VisitorChange{Fresh: []signals.Event{exit}, Visitor: engine.Visitor{ID: engine.UserKey("u1"),
+		History: []engine.HistoryEvent{{ID: exit.ID, Type: exit.Type, Time: exit.Time.Time}},
+		Session: engine.Session{ID: "s", Start: exit.Time.Time, Last: exit.Time.Time, Events: 1}}}
+	v.e.React(context.Background(), []engine.VisitorChange{ch})
+	want := []string{"a  r1 o1", "b  r1 o1", "c  r1 o1", "phone u1 r1 o1"}
+	if len(x.calls) != len(want) {
+		t.Fatalf("calls %q, want %q", x.calls, want)
+	}
+	for i := range want {
+		if x.calls[i] != want[i] {
+			t.Errorf("call %d = %q, want %q", i, x.calls[i], want[i])
+		}
+	}
+}
+
+// TestRankOffersOfACampaign: OfferRequest.Campaign keeps only that live
+// campaign's offers.
+func TestRankOffersOfACampaign(t *testing.T) {
+	v := newEnv(t, nil)
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"hero"}`)
+	v.put(t, promo.KindOffer, `{"id":"o2","slot":"hero"}`)
+	v.put(t, promo.KindOffer, `{"id":"o3","slot":"hero"}`)
+	v.put(t, promo.KindCampaign, `{"id":"c1","offers":["o2","o3"]}`)
+	ctx := context.Background()
+	list, err := v.e.RankOffers(ctx, promo.OfferRequest{Visitor: "v", Slot: "hero", N: 10, Campaign: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Offers) != 2 || list.Offers[0].ID == "o1" || list.Offers[1].ID == "o1" {
+		t.Errorf("campaign c1 ranked %+v", list.Offers)
+	}
+	if list, err := v.e.RankOffers(ctx, promo.OfferRequest{Visitor: "v", Slot: "hero", N: 10}); err != nil || len(list.Offers) != 3 {
+		t.Errorf("without campaign: %+v, %v: want all 3 offers", list.Offers, err)
+	}
+	if _, err := v.e.RankOffers(ctx, promo.OfferRequest{Visitor: "v", Slot: "hero", N: 10, Campaign: "bad id!"}); err == nil {
+		t.Errorf("a malformed campaign id was accepted")
+	}
+}
