@@ -1,0 +1,72 @@
+// Package demo is the demo shop of `kairos serve --demo`: a small web shop
+// with a generated catalog, the tracker embedded, and slots for instant
+// promotions, served at / by the Kairos server itself, so that a
+// first-time user sees personalization and a promotion fire within a
+// minute of clicking around.
+//
+// It is a plain net/http handler (api mounts it at GET / and GET /shop/*
+// through api.Deps.Site) and a client of the Kairos HTTP API like any
+// shop's back end: it calls the API with the secret key, in process
+// through the API's own http.Handler (SetAPI), so every call passes the
+// same authentication, validation and metrics as a remote one. The
+// secret key never reaches the browser; the page gets the publishable
+// key in the tracker's script tag.
+//
+//	shop, err := demo.New(demo.Config{SecretKey: sk, PublishableKey: pk, Origin: "http://127.0.0.1:8080"})
+//	deps.Site = shop                  // api.Deps
+//	srv, err := api.New(cfg, deps)
+//	shop.SetAPI(srv.Handler())
+//	err = shop.Seed(ctx)              // catalog, offers, campaign, rules, background traffic
+//
+// # Catalog
+//
+// NewCatalog generates, deterministically from Config.Seed, 60 products
+// in 6 categories (sneakers, bags, watches, audio, lighting, kitchen)
+// with titles, prices, colors, materials, ratings and descriptions.
+// Images are SVG drawn by the server (a stylised object of the category
+// in the product's color: no external asset), at /shop/img/<id>.svg
+// (?v=0..2: three gallery views) and /shop/img/banner-<category>.svg.
+//
+// # Seed
+//
+// Seed PUTs the products as catalog items (/v1/items/{id}), seven offers
+// (one per category for the hero slot, promoting two of its items and
+// the category, plus an exit offer "stay-10"), the campaign "autumn"
+// (the hero offers) and three rules:
+//
+//	hero-interest  2 s of cursor dwell on products and 2 clicks within 10 minutes
+//	               → the best hero offer of the campaign for this visitor (ranked by the
+//	                 live model's affinity and Thompson sampling), cooldown 5 minutes
+//	exit-intent    the cursor leaves the window through the top → "stay-10", cooldown 10 minutes
+//	audio-fan      3 audio product views and a scroll to 50 % in the session → "sound-bundle"
+//
+// On the first start (the catalog was empty) it also posts background
+// traffic: Config.Visitors generated visitors (default 300, about 4,500
+// events over the last two days) with one or two favourite categories,
+// Zipf-like product popularity, views, clicks, likes, carts and short
+// dwells, so that trending, similar items and the model are meaningful
+// from the first page. Background visitors never satisfy a rule. Event
+// ids are deterministic, so a repeated seed is de-duplicated.
+//
+// # Pages
+//
+//	GET /                              home: hero slot, "recommended for you", trending, departments
+//	GET /shop/c/{category}             a category's products, hero slot
+//	GET /shop/p/{id}                   product page: gallery and buy box (marked with the item),
+//	                                   hero slot, similar items (/v1/items/{id}/similar), recommendations
+//	GET /shop/api/recommendations?n=&item=
+//	                                   the visitor's recommendations, asked by the shop's back end
+//	                                   with the secret key: the visitor is the tracker's first-party
+//	                                   cookie kairos_vid (explain=true: "because you viewed …")
+//	GET /shop/api/status               {"seeded": true, "products": 60}
+//	GET /shop/img/…, /shop/static/…    images, site.css, site.js
+//
+// Every product card, the gallery and the buy box carry data-kairos-item
+// (clicks, dwell and attention heat), every page has one
+// data-kairos-slot="hero" element and the tracker's script tag:
+//
+//	<script src="/tracker.js" data-key="pk_…" async></script>
+//
+// kairos serve --demo adds the shop's own origins to the allowed origins
+// of the publishable key (see cmd/kairos).
+package demo
