@@ -93,6 +93,10 @@ type Deps struct {
 	// signals.TopicPromotions to the streams (the bus); without it the
 	// streams find new promotions at their heartbeat only.
 	Subscriber signals.Subscriber
+	// Experiments serves /v1/experiments and decides the variants of
+	// /v1/offers and /v1/recommendations (engine/experiments; see
+	// experiments.go).
+	Experiments Experiments
 	// Attention serves GET /v1/pages/attention (engine/attention).
 	Attention AttentionReader
 	// Site, when set, serves GET / and GET /shop/* (kairos serve --demo

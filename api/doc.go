@@ -319,6 +319,52 @@
 //	curl -G -H "Authorization: Bearer $SK" localhost:8080/v1/pages/attention \
 //	  --data-urlencode 'page=https://shop.example/p/42' -d n=10
 //
+// Experiments (secret; engine/experiments, Deps.Experiments — its package
+// documentation is the manual: assignment, exposure, units, metrics,
+// attribution, bandits and every number of the results). Without
+// Deps.Experiments these routes answer 404. The JSON is
+// experiments.Experiment (shown with its "status": scheduled, running or
+// stopped); unknown members are refused and errors name the JSON path
+// (400). Two experiments may not target the same slot (or rule, or the
+// recommendations) at overlapping times, and a started experiment's salt,
+// target, attribution window and variants (except their weights) cannot
+// change: both are 409.
+//
+//	GET /v1/experiments              200 {"experiments": […]}
+//	POST /v1/experiments             create: 201 with Location, 409 if the id exists or the target is taken
+//	GET /v1/experiments/{id}         200 or 404
+//	PUT /v1/experiments/{id}         create (201) or change (200); stop one by setting "stop"
+//	DELETE /v1/experiments/{id}      204 or 404 (the experiment and all its data)
+//	GET /v1/experiments/{id}/results 200: counts, report (abtest.Analyze), guardrails, verdict,
+//	                                 bandit weights, history (one point per look: chart it),
+//	                                 input (pipe it to kairos eval abtest); ?history=false leaves
+//	                                 the history out
+//
+//	curl -X POST localhost:8080/v1/experiments -H "Authorization: Bearer $SK" \
+//	  -d '{"id":"hero-sale","target":{"surface":"offers","slot":"hero"},"metric":"conversion",
+//	       "variants":[{"name":"A"},{"name":"B","offer":"spring-sale"}],
+//	       "guardrails":[{"metric":"revenue","max_drop":0.05}],"attribution_window":"24h"}'
+//	curl -X POST localhost:8080/v1/experiments -H "Authorization: Bearer $SK" \
+//	  -d '{"id":"recs-trending","mode":"bandit","bandit_every":"15m","target":{"surface":"recommendations"},
+//	       "metric":"ctr","variants":[{"name":"A"},{"name":"T","params":{"strategy":"trending"}}]}'
+//	curl -H "Authorization: Bearer $SK" localhost:8080/v1/experiments/hero-sale/results | jq .verdict
+//	"B beats A on conversion: +12.0 % [+4.0 %, +20.0 %], chance to win 99.2 %; keep running: no / SRM: none / guardrails: revenue ok"
+//	curl -s -H "Authorization: Bearer $SK" localhost:8080/v1/experiments/hero-sale/results | jq .input | kairos eval abtest
+//	curl -X PUT localhost:8080/v1/experiments/hero-sale -H "Authorization: Bearer $SK" -d @hero-sale-stopped.json
+//	curl -X DELETE -H "Authorization: Bearer $SK" localhost:8080/v1/experiments/hero-sale
+//
+// In an experiment, GET /v1/offers (for the targeted slot) and GET
+// /v1/recommendations serve the visitor's variant — an offers variant's
+// offer ranked first, its campaign's offers only, or none for a holdout;
+// a recommendations variant's params (strategy, blend_below,
+// exclude_seen) — and add the variant to the answer,
+//
+//	"experiment": {"id": "hero-sale", "variant": "B", "propensity": 0.5}
+//
+// The visitor's first exposure is published as a signed impression event
+// (the archive holds it; the counts are rebuilt from it); if it cannot be
+// published the request fails with 503 and is decided again next time.
+//
 // GET / and GET /shop/* (public) — the web site of Deps.Site, when set
 // (kairos serve --demo: the demo shop of package api/demo); 404 without.
 //

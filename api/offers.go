@@ -51,7 +51,7 @@ func (s *Server) offers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.deps.Offers.RankOffers(c.Request().Context(), r)
+	list, err := s.rankOffers(c, r) // in the visitor's variant when an experiment targets the slot
 	if err != nil {
 		return err
 	}

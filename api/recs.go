@@ -18,12 +18,9 @@ func (s *Server) recommendations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.deps.Recommender.Recommend(c.Request().Context(), req)
+	resp, err := s.recommend(c, req) // with the visitor's variant when an experiment targets recommendations
 	if err != nil {
 		return err
-	}
-	if resp.Items == nil {
-		resp.Items = []engine.Rec{}
 	}
 	c.Response().Header().Set("Cache-Control", "private, no-store")
 	return c.JSON(http.StatusOK, resp)
