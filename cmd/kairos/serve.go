@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/model"
@@ -55,8 +57,10 @@ type app struct {
 	store   engine.Store
 	bus     signals.Bus
 	engine  *engine.Engine
-	archive *archive.Archive // nil when archiving is off
-	promo   *promo.Engine    // offers, campaigns, rules, promotions (serve_promo.go)
+	archive *archive.Archive    // nil when archiving is off
+	promo   *promo.Engine       // offers, campaigns, rules, promotions (serve_promo.go)
+	exps    *experiments.Engine // A/B experiments and bandits (serve_experiments.go)
+	demo    *demo.Shop          // the demo shop of --demo (serve_demo.go)
 	api     *api.Server
 	keys    appKeys
 	// listener, when set (tests), is served instead of listening on
@@ -114,7 +118,16 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		a.engine.AddReactor(counters)
 		deps.Stats = counters
 	}
+	if err := a.addExperiments(ctx, reg, &deps); err != nil {
+		return nil, err
+	}
 	if err := a.addPromo(ctx, reg, &deps); err != nil {
+		return nil, err
+	}
+	if err := a.addAttention(reg, &deps); err != nil {
+		return nil, err
+	}
+	if err := a.addDemo(&acfg, &deps); err != nil {
 		return nil, err
 	}
 	if a.api, err = api.New(acfg, deps); err != nil {
@@ -167,6 +180,8 @@ func (a *app) Run(ctx context.Context) error {
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- a.engine.Run(engineCtx) }()
 	defer a.runPromo(engineCtx)() // ends with the engine (engineCtx is cancelled before Run returns)
+	defer a.runExperiments(engineCtx)()
+	a.seedDemo(ctx) // --demo: before serving, with the engine consuming
 	if a.cfg.RetrainEvery > 0 {
 		go a.retrainLoop(engineCtx)
 	}

@@ -175,6 +175,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	errs := e.errs
 	c.Params = p
 	c.Blend = b
+	demoDefaults(fs, &c)
 	if b.Kappa < 0 || b.Trending < 0 || b.Trending > 1 || c.BlendBelow < 1 {
 		errs = append(errs, fmt.Errorf("--blend-kappa %v must be >= 0, --blend-trending %v in [0, 1], --blend-below %d >= 1", b.Kappa, b.Trending, c.BlendBelow))
 	}

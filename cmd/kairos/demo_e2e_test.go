@@ -1,0 +1,438 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kairoshq/kairos/engine/attention"
+	"github.com/kairoshq/kairos/signals/tracker/browsertest"
+)
+
+// The demo shop end to end, in a real headless Chromium against
+// `kairos serve --demo` on RabbitMQ and Redis (skipped without them or
+// without Chromium, failed under CI=true): the page loads the tracker, the
+// cursor rests 2 s on a product and clicks it twice, the events travel
+// POST /v1/events → RabbitMQ → engine → rule → promotion log → broadcast
+// → SSE, and the promotion appears in the page's hero slot.
+//
+// Latency is measured on the page's clock (performance.timeOrigin +
+// performance.now()): from the moment the batch holding the triggering
+// event (the second click) is handed to fetch — the tracker's own
+// kairos.flush(), called right after the click, records it through a
+// fetch wrapper installed before the page's scripts — to the
+// data-kairos-rendered-at the tracker stamps on the rendered promotion.
+// Each repetition is a fresh visitor (site data cleared), so cooldowns do
+// not interfere. BenchmarkDemoPromotionLatency reports p50/p99 over b.N
+// repetitions (-benchtime 50x); BenchmarkDemoPromotionBatched measures
+// without the explicit flush: the tracker's batching delay (click to
+// fetch) and click to render.
+
+// pageProbe is installed in every document before its scripts run: it
+// records when batches of events are handed to fetch (and their types),
+// when they complete, when the promotion stream opens, the clicks' times
+// and the promotions rendered.
+const pageProbe = `(function () {
+  var now = function () { return performance.timeOrigin + performance.now(); };
+  var k = window.__probe = { sends: [], started: 0, done: 0, streamOpen: 0, clicks: [], promotions: [] };
+  var f = window.fetch;
+  window.fetch = function (url, opts) {
+    var events = typeof url === 'string' && url.indexOf('/v1/events') >= 0;
+    var at = now();
+    var p = f.apply(this, arguments);
+    if (events) {
+      var types = [];
+      try { JSON.parse(opts.body).events.forEach(function (e) { types.push(e.type); }); } catch (e) {}
+      k.sends.push({ t: at, types: types });
+      k.started++;
+      p.then(function () { k.done++; }, function () { k.done++; });
+    }
+    return p;
+  };
+  var ES = window.EventSource;
+  if (ES) {
+    var W = function (u, c) {
+      var es = new ES(u, c);
+      es.addEventListener('open', function () { k.streamOpen = now(); });
+      return es;
+    };
+    W.prototype = ES.prototype;
+    W.CONNECTING = 0; W.OPEN = 1; W.CLOSED = 2;
+    window.EventSource = W;
+  }
+  document.addEventListener('click', function (e) { k.clicks.push(performance.timeOrigin + e.timeStamp); }, true);
+  document.addEventListener('kairos:promotion', function (e) {
+    var p = e.detail.promotion;
+    k.promotions.push({ rule: p.rule, offer: p.offer.id, slot: p.slot, visitor: p.visitor });
+  });
+})();`
+
+// demoRig is a browser on a running demo shop.
+type demoRig struct {
+	tb     testing.TB
+	srv    *testServer
+	b      *browsertest.Browser
+	origin string
+}
+
+// startDemo starts `kairos serve --demo` in process on RabbitMQ and Redis
+// in a fresh namespace (on 127.0.0.1 with a free port, which the shop
+// adds to the allowed origins itself) and a Chromium with the probe.
+func startDemo(tb testing.TB) *demoRig {
+	tb.Helper()
+	requireServicesTB(tb)
+	ns := fmt.Sprintf("kd%d", rand.Uint32())
+	tb.Cleanup(func() { cleanNamespace(nil, ns) })
+	b := browsertest.Start(tb, browsertest.Options{})
+	args := []string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn",
+		"--data-dir", tb.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns,
+		"--addr", "127.0.0.1:0", "--demo", "--publishable-rate", "1000"}
+	cfg, err := parseServeConfig(args, io.Discard)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newApp(ctx, cfg, io.Discard, io.Discard)
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	srv := &testServer{app: a, base: "http://" + a.listener.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { srv.done <- a.Run(ctx) }()
+	tb.Cleanup(func() {
+		srv.cancel()
+		if err := <-srv.done; err != nil {
+			tb.Errorf("server stopped with %v", err)
+		}
+		a.Close()
+	})
+	r := &demoRig{tb: tb, srv: srv, b: b, origin: srv.base}
+	r.waitSeeded()
+	if _, err := b.CDP(context.Background(), "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": pageProbe}); err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+// requireServicesTB is requireServices for benchmarks too.
+func requireServicesTB(tb testing.TB) {
+	tb.Helper()
+	var problems []string
+	if c, err := amqp.Dial(amqpURL()); err != nil {
+		problems = append(problems, fmt.Sprintf("RabbitMQ at %s: %v", amqpURL(), err))
+	} else {
+		c.Close()
+	}
+	opt, err := redis.ParseURL(redisURL())
+	if err == nil {
+		rc := redis.NewClient(opt)
+		err = rc.Ping(context.Background()).Err()
+		rc.Close()
+	}
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("Redis at %s: %v", redisURL(), err))
+	}
+	if len(problems) == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("services unreachable under CI=true: %s", strings.Join(problems, "; "))
+	}
+	tb.Skipf("services unreachable: %s", strings.Join(problems, "; "))
+}
+
+// waitSeeded waits until the shop has seeded and the model has learnt
+// the background traffic (similar items known).
+func (r *demoRig) waitSeeded() {
+	r.tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st struct{ Seeded bool }
+		resp, err := httpClient.Get(r.origin + "/shop/api/status")
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		if st.Seeded {
+			req, _ := http.NewRequest("GET", r.origin+"/v1/items/aud-01/similar?n=3", nil)
+			req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+			if resp, err := httpClient.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			r.tb.Fatalf("the demo shop did not seed within 30 s (seeded: %v, err: %v)", st.Seeded, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sample is one repetition: page-clock times in ms.
+type sample struct {
+	click, send, rendered float64
+	rule, offer, visitor  string
+}
+
+// products cycles through a few products of different categories.
+var demoProducts = []string{"aud-01", "snk-02", "wat-03", "lmp-04", "bag-05", "kit-06"}
+
+// rep runs one repetition for a fresh visitor on the product page of id:
+// rest 2 s on the gallery and click it, move off it (the dwell event
+// leaves), flush and wait until nothing is in flight; then click the
+// gallery again — the triggering event — and, when flush is set, call
+// kairos.flush() at once; wait for the promotion in the hero slot.
+func (r *demoRig) rep(ctx context.Context, id string, flush bool) (sample, error) {
+	b := r.b
+	var s sample
+	if err := b.ClearSiteData(ctx, r.origin); err != nil {
+		return s, err
+	}
+	if err := b.Navigate(ctx, r.origin+"/shop/p/"+id); err != nil {
+		return s, err
+	}
+	if _, err := b.WaitFor(ctx, `var k = window.__probe; return window.kairos && kairos.visitor() && k.streamOpen > 0 && k.started > 0 && k.started === k.done`); err != nil {
+		return s, fmt.Errorf("tracker not ready (stream open, page view sent): %w", err)
+	}
+	g, err := b.FindElement(ctx, "#gallery")
+	if err != nil {
+		return s, err
+	}
+	off, err := b.FindElement(ctx, ".big-price")
+	if err != nil {
+		return s, err
+	}
+	if err := b.Perform(ctx, browsertest.Mouse().MoveToElement(g, 0, 0, 0).Pause(2*time.Second).Click().MoveToElement(off, 0, 0, 0)); err != nil {
+		return s, err
+	}
+	if _, err := b.Execute(ctx, `kairos.flush()`); err != nil {
+		return s, err
+	}
+	if _, err := b.WaitFor(ctx, `var k = window.__probe; var ts = [].concat.apply([], k.sends.map(function (x) { return x.types; }));
+		return k.started === k.done && ts.indexOf('dwell') >= 0 && ts.indexOf('click') >= 0`); err != nil {
+		return s, fmt.Errorf("first click and dwell not sent: %w", err)
+	}
+	var early int
+	if err := b.ExecuteTo(ctx, &early, `return document.querySelectorAll('.kairos-promotion').length`); err != nil || early != 0 {
+		return s, fmt.Errorf("a promotion before the second click (%d, %v)", early, err)
+	}
+	if err := b.Perform(ctx, browsertest.Mouse().MoveToElement(g, 8, 8, 0).Click()); err != nil {
+		return s, err
+	}
+	if flush {
+		var sent bool
+		if err := b.ExecuteTo(ctx, &sent, `var k = window.__probe, n = k.sends.length; kairos.flush(); return k.sends.length > n`); err != nil || !sent {
+			return s, fmt.Errorf("flush after the second click sent nothing (%v)", err)
+		}
+	}
+	v, err := b.WaitFor(ctx, `var e = document.querySelector('[data-kairos-slot="hero"] .kairos-promotion');
+		return e && e.getAttribute('data-kairos-rendered-at')`)
+	if err != nil {
+		return s, fmt.Errorf("no promotion in the hero slot: %w", err)
+	}
+	var rendered string
+	json.Unmarshal(v, &rendered)
+	var out struct {
+		Click, Send float64
+		Types       []string
+		Promotions  []struct{ Rule, Offer, Visitor string }
+		Visitor     string
+	}
+	// The batch of the second click: the last one holding a click (the
+	// promotion's impression may have left since).
+	if err := b.ExecuteTo(ctx, &out, `var k = window.__probe, last = null;
+		k.sends.forEach(function (x) { if (x.types.indexOf('click') >= 0) last = x; });
+		return {click: k.clicks[k.clicks.length - 1], send: last ? last.t : 0, types: last ? last.types : [], promotions: k.promotions, visitor: kairos.visitor()}`); err != nil {
+		return s, err
+	}
+	if out.Send < out.Click {
+		return s, fmt.Errorf("no batch with the second click was sent (last click at %.1f, last click batch at %.1f)", out.Click, out.Send)
+	}
+	if len(out.Promotions) != 1 {
+		return s, fmt.Errorf("promotions rendered: %+v, want 1", out.Promotions)
+	}
+	fmt.Sscan(rendered, &s.rendered)
+	s.click, s.send = out.Click, out.Send
+	s.rule, s.offer, s.visitor = out.Promotions[0].Rule, out.Promotions[0].Offer, out.Promotions[0].Visitor
+	if s.visitor != out.Visitor {
+		return s, fmt.Errorf("promotion for visitor %q on the page of %q", s.visitor, out.Visitor)
+	}
+	return s, nil
+}
+
+func TestDemoShopPromotionInBrowser(t *testing.T) {
+	r := startDemo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// The home page: the tracker, the hero slot, trending from the model.
+	if err := r.b.Navigate(ctx, r.origin+"/"); err != nil {
+		t.Fatal(err)
+	}
+	var home struct {
+		Tracker, Slot bool
+		Trending      int
+	}
+	if err := r.b.ExecuteTo(ctx, &home, `return {tracker: !!document.querySelector('script[src="/tracker.js"][data-key="pk_test_0123456789abcdef"]'),
+		slot: !!document.querySelector('[data-kairos-slot="hero"]'), trending: document.querySelectorAll('.row .grid .card[data-kairos-item] a.card-link').length}`); err != nil {
+		t.Fatal(err)
+	}
+	if !home.Tracker || !home.Slot || home.Trending < 4 {
+		t.Fatalf("home page: %+v", home)
+	}
+	if _, err := r.b.WaitFor(ctx, `return window.kairos && kairos.version`); err != nil {
+		t.Fatalf("tracker not loaded: %v", err)
+	}
+
+	var lat []float64
+	for i := range 3 {
+		s, err := r.rep(ctx, demoProducts[i%len(demoProducts)], true)
+		if err != nil {
+			t.Fatalf("repetition %d: %v", i, err)
+		}
+		if s.rule != "hero-interest" || s.offer == "" {
+			t.Fatalf("repetition %d: rule %q offer %q, want hero-interest", i, s.rule, s.offer)
+		}
+		lat = append(lat, s.rendered-s.send)
+	}
+	t.Logf("event sent → promotion rendered: %.1f ms (3 repetitions; BenchmarkDemoPromotionLatency measures p50/p99)", lat)
+
+	// The dwell reached the engine's attention heat (Redis).
+	req, _ := http.NewRequest("GET", r.origin+"/v1/pages/attention?page="+r.origin+"/shop/p/aud-01", nil)
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	var h attention.Heat
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if len(h.Elements) == 0 || h.Elements[0].Element != "item:aud-01" || h.Elements[0].DwellMs < 2000 {
+		t.Fatalf("attention heat of the product page: %+v, want item:aud-01 first with the 2 s dwell", h)
+	}
+
+	// Save a screenshot: the promotion in the slot.
+	png, err := r.b.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := os.Getenv("KAIROS_DEMO_SCREENSHOT")
+	if path == "" {
+		path = filepath.Join(os.TempDir(), "kairos-demo-e2e.png")
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// percentile returns the p-th percentile (nearest rank) of xs.
+func percentile(xs []float64, p float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// serverTimes are the server-side stages of a promotion's path, as the
+// Prometheus histograms time them: name → (sum of seconds, count).
+type serverTimes map[string][2]float64
+
+// stages are the histograms of the path from POST /v1/events to the
+// promotion's broadcast.
+var stages = []string{"kairos_events_publish_duration_seconds", "kairos_engine_batch_seconds", "kairos_stats_write_seconds",
+	"kairos_promo_react_seconds", "kairos_attention_write_seconds"}
+
+func (r *demoRig) serverTimes() serverTimes {
+	req, _ := http.NewRequest("GET", r.origin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	out := serverTimes{}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		for _, st := range stages {
+			for i, suffix := range []string{"_sum", "_count"} {
+				if rest, ok := strings.CutPrefix(line, st+suffix); ok && (rest[0] == ' ' || rest[0] == '{') {
+					var v float64
+					fmt.Sscan(rest[strings.LastIndexByte(rest, ' ')+1:], &v)
+					x := out[st]
+					x[i] += v
+					out[st] = x
+				}
+			}
+		}
+	}
+	return out
+}
+
+// logStages logs the mean of each stage between two readings.
+func logStages(tb testing.TB, before, after serverTimes) {
+	var parts []string
+	for _, st := range stages {
+		n := after[st][1] - before[st][1]
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.2f ms (n=%.0f)", strings.TrimSuffix(strings.TrimPrefix(st, "kairos_"), "_seconds"), 1000*(after[st][0]-before[st][0])/n, n))
+		}
+	}
+	tb.Logf("server-side means per call: %s", strings.Join(parts, ", "))
+}
+
+func benchDemo(b *testing.B, flush bool) {
+	r := startDemo(b)
+	ctx := context.Background()
+	var lat, batching []float64
+	i := 0
+	before := r.serverTimes()
+	defer func() { logStages(b, before, r.serverTimes()) }()
+	for b.Loop() {
+		s, err := r.rep(ctx, demoProducts[i%len(demoProducts)], flush)
+		if err != nil {
+			b.Fatalf("repetition %d: %v", i, err)
+		}
+		i++
+		if flush {
+			lat = append(lat, s.rendered-s.send)
+		} else {
+			lat = append(lat, s.rendered-s.click)
+			batching = append(batching, s.send-s.click)
+		}
+	}
+	name := "sent-to-render"
+	if !flush {
+		name = "click-to-render"
+		b.ReportMetric(percentile(batching, 50), "batching-p50-ms")
+		b.ReportMetric(percentile(batching, 99), "batching-p99-ms")
+	}
+	b.ReportMetric(percentile(lat, 50), name+"-p50-ms")
+	b.ReportMetric(percentile(lat, 99), name+"-p99-ms")
+	b.ReportMetric(slices.Max(lat), name+"-max-ms")
+	b.Logf("%s over %d repetitions: p50 %.1f ms, p99 %.1f ms, max %.1f ms", name, len(lat), percentile(lat, 50), percentile(lat, 99), slices.Max(lat))
+}
+
+// BenchmarkDemoPromotionLatency: event sent (handed to fetch by
+// kairos.flush() right after the triggering click) to promotion rendered,
+// per repetition; run with -benchtime 50x.
+func BenchmarkDemoPromotionLatency(b *testing.B) { benchDemo(b, true) }
+
+// BenchmarkDemoPromotionBatched: the same without the explicit flush:
+// the tracker's batching delay (click to fetch) and click to render.
+func BenchmarkDemoPromotionBatched(b *testing.B) { benchDemo(b, false) }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/api/demo"
+	"github.com/kairoshq/kairos/engine/attention"
+)
+
+// demoBlendKappa is the cold-start κ of --demo when --blend-kappa is not
+// given: a demo visitor's first clicks should show in the
+// recommendations at once (w(n) = n/(n+2): 0.67 after 4 events), where
+// the default κ = 8, chosen on MovieLens, leans on trending longer.
+const demoBlendKappa = 2
+
+// demoDefaults applies the defaults of --demo to flags left unset (flag
+// nor environment variable).
+func demoDefaults(fs *flag.FlagSet, c *serveConfig) {
+	if !c.Demo || os.Getenv(envName("blend-kappa")) != "" {
+		return
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "blend-kappa" })
+	if !set {
+		c.Blend.Kappa = demoBlendKappa
+	}
+}
+
+// addAttention creates the attention heat reactor (engine/attention) over
+// the store, registers it with the engine (after the promo engine, so
+// that its write does not delay promotions) and gives it to the API
+// (GET /v1/pages/attention). Both stores implement attention.Store.
+func (a *app) addAttention(reg prometheus.Registerer, deps *api.Deps) error {
+	as, ok := a.store.(attention.Store)
+	if !ok {
+		return nil
+	}
+	at, err := attention.New(as, attention.Config{Logger: a.log, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("attention: %w", err)
+	}
+	a.engine.AddReactor(at)
+	deps.Attention = at
+	return nil
+}
+
+// addDemo (kairos serve --demo) builds the demo shop (package api/demo)
+// and mounts it at / through deps.Site. It listens at once (unless a
+// listener was given) so that the shop knows its origin: the origins
+// browsers reach it by are added to the publishable key's allowed
+// origins — http://<ip>:<port> for a specific address, plus
+// http://localhost:<port> for a loopback one; for an unspecified one
+// (":8080", "0.0.0.0:8080") http://localhost:<port>,
+// http://127.0.0.1:<port> and http://<hostname>:<port> (other names need
+// --allowed-origins).
+func (a *app) addDemo(acfg *api.Config, deps *api.Deps) error {
+	if !a.cfg.Demo {
+		return nil
+	}
+	if a.listener == nil {
+		ln, err := net.Listen("tcp", a.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("demo: listen: %w", err)
+		}
+		a.listener = ln
+	}
+	origins := demoOrigins(a.listener.Addr())
+	acfg.AllowedOrigins = append(acfg.AllowedOrigins, origins...)
+	shop, err := demo.New(demo.Config{SecretKey: a.keys.secret[0], PublishableKey: a.keys.publishable[0], Origin: origins[0], Logger: a.log})
+	if err != nil {
+		return err
+	}
+	// The shop's back end calls the API in process; a.api is set once
+	// newApp has built it, before anything is served.
+	shop.SetAPI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.api.Handler().ServeHTTP(w, r) }))
+	a.demo = shop
+	deps.Site = shop
+	return nil
+}
+
+// seedDemo seeds the demo shop (catalog, offers, rules, background
+// traffic) with the engine running; a failure is logged, the shop still
+// serves.
+func (a *app) seedDemo(ctx context.Context) {
+	if a.demo == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := a.demo.Seed(sctx); err != nil {
+		a.log.LogAttrs(ctx, slog.LevelError, "demo shop not seeded", slog.Any("err", err))
+		return
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "demo shop ready", slog.String("url", "http://"+demoHost(a.listener.Addr())+"/"))
+}
+
+// demoOrigins returns the origins of the demo shop at addr, the one its
+// offers' links use first.
+func demoOrigins(addr net.Addr) []string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return []string{"http://" + addr.String()}
+	}
+	port := strconv.Itoa(tcp.Port)
+	switch {
+	case tcp.IP == nil || tcp.IP.IsUnspecified():
+		out := []string{"http://localhost:" + port, "http://127.0.0.1:" + port}
+		if h, err := os.Hostname(); err == nil && h != "" {
+			out = append(out, "http://"+h+":"+port)
+		}
+		return out
+	case tcp.IP.IsLoopback():
+		return []string{"http://" + net.JoinHostPort(tcp.IP.String(), port), "http://localhost:" + port}
+	}
+	return []string{"http://" + net.JoinHostPort(tcp.IP.String(), port)}
+}
+
+// demoHost is the host:port of the shop's first origin.
+func demoHost(addr net.Addr) string {
+	o := demoOrigins(addr)[0]
+	return o[len("http://"):]
+}
