@@ -228,6 +228,16 @@
 // store knew it (an anonymous event in the same batch before its visitor's
 // first identify is the one case the engine resolves earlier).
 //
+// # Cost
+//
+// Deciding for a returning visitor takes about 0.3 µs of CPU
+// (BenchmarkDecideReturning) plus two store round trips (the identity
+// link and the assignments; a first exposure adds the assignment and the
+// publish). React takes about 1.4 µs per event (BenchmarkReact: 256
+// events, two experiments) plus two round trips per batch that touches
+// experiments (read the units, then one compare-and-set write), three
+// when aliases are followed.
+//
 // # Concurrency
 //
 // An Engine is safe for concurrent use. Definitions are an immutable
