@@ -221,3 +221,37 @@ func TestExperimentEndToEndRabbitRedis(t *testing.T) {
 	rebuild(t, "--data-dir", dir, "--redis-url", redisURL(), "--namespace", ns)
 	decisions(t, f.visitors, "--data-dir", dir, "--redis-url", redisURL(), "--namespace", ns)
 }
+
+// TestPromotionExperimentEmbedded: an experiment on a rule decides what
+// the rule pushes; the exposures, logged from the engine's consuming
+// goroutine, are published later by the experiments engine (a
+// synchronous publish to the in-process bus would wait for itself) and
+// counted: every visitor the rule fired for is a unit.
+func TestPromotionExperimentEmbedded(t *testing.T) {
+	srv := startServer(t)
+	srv.secretJSON(t, "POST", "/v1/offers", `{"id":"o1","title":"Stay!","slot":"exit"}`, http.StatusCreated)
+	srv.secretJSON(t, "POST", "/v1/offers", `{"id":"o2","title":"Stay, −10 %!","slot":"exit"}`, http.StatusCreated)
+	srv.secretJSON(t, "POST", "/v1/rules", `{"id":"r1","cooldown":"1h","when":{"exit":{}},"then":{"offer":"o1"}}`, http.StatusCreated)
+	srv.secretJSON(t, "POST", "/v1/experiments", `{"id":"push","target":{"surface":"promotions","rule":"r1"},
+	  "variants":[{"name":"control"},{"name":"other","offer":"o2"},{"name":"none","holdout":true}]}`, http.StatusCreated)
+	const n = 30
+	for i := range n {
+		v := fmt.Sprintf("pv-%d", i)
+		srv.postEvents(t, []map[string]any{{"id": v + "-exit", "type": "exit", "visitor": v}})
+	}
+	waitFor(t, 15*time.Second, "every fired visitor to be a unit", func() bool {
+		out := srv.secretJSON(t, "GET", "/v1/experiments/push/results?history=false", "", http.StatusOK)
+		total := 0.0
+		for _, c := range out["counts"].([]any) {
+			total += c.(map[string]any)["units"].(float64)
+		}
+		return total == n
+	})
+	out := srv.secretJSON(t, "GET", "/v1/experiments/push/results?history=false", "", http.StatusOK)
+	for _, c := range out["counts"].([]any) {
+		if c.(map[string]any)["units"].(float64) == 0 {
+			t.Errorf("no unit in %v", c)
+		}
+	}
+	t.Logf("counts %v", out["counts"])
+}
