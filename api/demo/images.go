@@ -140,9 +140,16 @@ func bannerSVG(c *Catalog, category string) string {
 	if len(ps) == 0 {
 		return ""
 	}
-	inner := productSVG(ps[0], 0)
+	hero := ps[0] // the category's first drawing of its main shape
+	for _, p := range ps {
+		if p.shape == 0 {
+			hero = p
+			break
+		}
+	}
+	inner := productSVG(hero, 0)
 	inner = inner[strings.Index(inner, "<g"):strings.LastIndex(inner, "</svg>")]
-	hue := ps[0].hue
+	hue := hero.hue
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 800 300"><defs><linearGradient id="bb" x1="0" x2="1"><stop offset="0" stop-color="hsl(%d,70%%,45%%)"/><stop offset="1" stop-color="hsl(%d,70%%,62%%)"/></linearGradient>`, hue, (hue+40)%360)
 	b.WriteString(`<radialGradient id="shade" cx=".35" cy=".3" r=".8"><stop offset="0" stop-color="#fff" stop-opacity=".35"/><stop offset="1" stop-color="#000" stop-opacity=".18"/></radialGradient></defs>`)
