@@ -38,6 +38,8 @@ type Experiments interface {
 	Decide(ctx context.Context, r experiments.Request) (experiments.Decision, bool, error)
 	// Expose logs a served decision (the first exposure of its subject).
 	Expose(ctx context.Context, d experiments.Decision) error
+	// Abandon undoes a decision that could not be served.
+	Abandon(ctx context.Context, d experiments.Decision) error
 }
 
 // ExperimentView is an experiment as the API shows it: its definition and
@@ -236,6 +238,7 @@ func (s *Server) rankOffers(c echo.Context, r promo.OfferRequest) (any, error) {
 		list, err = s.deps.Offers.RankOffers(ctx, r)
 	}
 	if err != nil {
+		_ = s.deps.Experiments.Abandon(ctx, d)
 		return nil, err
 	}
 	if err := s.deps.Experiments.Expose(ctx, d); err != nil {
@@ -270,6 +273,9 @@ func (s *Server) recommend(c echo.Context, req engine.RecRequest) (any, error) {
 	}
 	resp, err := s.deps.Recommender.Recommend(ctx, req)
 	if err != nil {
+		if ok {
+			_ = s.deps.Experiments.Abandon(ctx, d)
+		}
 		return nil, err
 	}
 	if resp.Items == nil {

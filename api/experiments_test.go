@@ -214,6 +214,22 @@ func TestRecommendationsInExperiment(t *testing.T) {
 	if !both["A"] || !both["T"] {
 		t.Errorf("variants %v", both)
 	}
+	// A failed recommendation is no exposure: the visitor is decided
+	// again, and exposed, by the next request.
+	before := len(h.pub.events())
+	h.rec.mu.Lock()
+	h.rec.err = fmt.Errorf("boom: %w", engine.ErrUnavailable)
+	h.rec.mu.Unlock()
+	wantError(t, h.secret("GET", "/v1/recommendations?visitor=fails&n=2", ""), 503, CodeUnavailable)
+	h.rec.mu.Lock()
+	h.rec.err = nil
+	h.rec.mu.Unlock()
+	if w := h.secret("GET", "/v1/recommendations?visitor=fails&n=2", ""); w.Code != 200 {
+		t.Fatal(w.Body)
+	}
+	if got := len(h.pub.events()); got != before+1 {
+		t.Errorf("%d exposures published for the failed then served visitor, want 1", got-before)
+	}
 }
 
 // TestResultsEndpointIsAnalyze: the endpoint's report is abtest.Analyze of

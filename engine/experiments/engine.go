@@ -411,7 +411,8 @@ func (e *Engine) match(r Request, now time.Time) *Experiment {
 }
 
 // Decide returns the variant to serve for r, and false when no running
-// experiment targets r. Assignment is sticky: a subject keeps its first
+// experiment targets r. The caller serves it and calls Expose, or
+// Abandon when serving failed. Assignment is sticky: a subject keeps its first
 // variant whatever the weights later are; an identified user keeps the
 // variant the anonymous visitor had (package documentation, "Assignment
 // and identity"). Errors are the store's (and the link store's).
@@ -536,6 +537,17 @@ func (e *Engine) Expose(ctx context.Context, d Decision) error {
 	}
 	e.met.exposures.Inc()
 	return nil
+}
+
+// Abandon undoes a decision that was not served (the request failed
+// after Decide): a subject's first assignment is removed, so that the
+// next request decides again and logs the exposure. A returning
+// subject's decision needs nothing.
+func (e *Engine) Abandon(ctx context.Context, d Decision) error {
+	if d.first == nil {
+		return nil
+	}
+	return e.store.UnassignSubject(context.WithoutCancel(ctx), d.Experiment, d.first.unit, d.Variant)
 }
 
 // exposeLater queues a first exposure for Run to publish: the promo

@@ -269,6 +269,30 @@ func TestExposeFailureUndoesTheAssignment(t *testing.T) {
 	}
 }
 
+func TestAbandonUndoesTheAssignment(t *testing.T) {
+	h := newHarness(t)
+	h.put(heroJSON)
+	d, _, err := h.e.Decide(ctx, offers("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.Abandon(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.serve(offers("v1")); !d.First() {
+		t.Errorf("after an abandoned decision the next one is not a first exposure")
+	}
+	if err := h.e.Abandon(ctx, h.serve(offers("v1"))); err != nil { // a returning visitor: nothing to undo
+		t.Fatal(err)
+	}
+	if cs := h.counts("hero"); total(cs) != 1 {
+		t.Errorf("counts %+v", cs)
+	}
+	if d := h.serve(offers("v1")); d.First() {
+		t.Errorf("abandoning a returning visitor's decision removed the assignment")
+	}
+}
+
 func TestReactRetriesStaleUnits(t *testing.T) {
 	h := newHarness(t)
 	h.put(heroJSON)
