@@ -139,10 +139,12 @@ func TestBanditSimulation(t *testing.T) {
 	r := rng(11)
 	const n = 6000
 	late := map[string]int{}
+	first := map[string]string{}
 	for i := range n {
 		h.clock.Add(time.Second) // one visitor a second: a re-weighting every 60 visitors
 		v := fmt.Sprint("v", i)
 		d := h.serve(offers(v))
+		first[v] = d.Variant
 		if i >= n-2000 {
 			late[d.Variant]++
 		}
@@ -170,6 +172,14 @@ func TestBanditSimulation(t *testing.T) {
 	for _, v := range w.Weights {
 		if v < 0.01-1e-12 {
 			t.Errorf("weight %v below the floor", v)
+		}
+	}
+	// Returning visitors keep the arm they got, whatever the weights
+	// became (most early visitors got low or mid at ⅓ each).
+	for i := range 600 {
+		v := fmt.Sprint("v", i)
+		if d := h.serve(offers(v)); d.Variant != first[v] || d.First() {
+			t.Fatalf("returning %s: %+v, first %s", v, d, first[v])
 		}
 	}
 	// Off-policy: the value of "always best" from the logged decisions.
