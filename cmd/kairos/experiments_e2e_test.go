@@ -218,6 +218,15 @@ func TestExperimentEndToEndRabbitRedis(t *testing.T) {
 	}}
 	f.run(t)
 	f.check(t)
+	// The command prints the endpoint's results from the store.
+	var out, errb bytes.Buffer
+	if code := run(t.Context(), []string{"eval", "experiment", "--id", "hero", "--redis-url", redisURL(), "--namespace", ns}, &out, &errb); code != 0 {
+		t.Fatalf("eval experiment: exit %d: %s", code, errb.String())
+	}
+	var r experiments.Results
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil || !f.matches(r) {
+		t.Errorf("kairos eval experiment: %v: %s", err, out.String())
+	}
 	rebuild(t, "--data-dir", dir, "--redis-url", redisURL(), "--namespace", ns)
 	decisions(t, f.visitors, "--data-dir", dir, "--redis-url", redisURL(), "--namespace", ns)
 }
