@@ -185,6 +185,9 @@ func (a *app) Run(ctx context.Context) error {
 	if a.cfg.RetrainEvery > 0 {
 		go a.retrainLoop(engineCtx)
 	}
+	if a.cfg.PprofAddr != "" {
+		go servePprof(engineCtx, a.cfg.PprofAddr, a.log)
+	}
 	g.Go(func() error {
 		var err error
 		if a.listener != nil {

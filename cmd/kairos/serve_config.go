@@ -57,6 +57,9 @@ type serveConfig struct {
 	// resolution (engine/stats).
 	StatsRetention stats.Retention
 
+	// PprofAddr serves net/http/pprof when set (e.g. 127.0.0.1:6060).
+	PprofAddr string
+
 	LogLevel  string
 	LogFormat string
 	Demo      bool
@@ -166,6 +169,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.dur(&c.RetrainWindow, "retrain-window", 0, "retrain on the events of this last period only (0 = the whole archive)")
 	statsRetention := stats.DefaultRetention().String()
 	e.str(&statsRetention, "stats-retention", statsRetention, "retention of the event counters per resolution, resolution:retention,… (0 = forever)")
+	e.str(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "text", "text or json")
 	e.bool(&c.Demo, "demo", false, "serve the demo shop at /")
