@@ -16,6 +16,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 	"github.com/redis/go-redis/v9"
@@ -44,6 +45,7 @@ type ingestResult struct {
 	LagP99ms     float64 `json:"lag_p99_ms"`
 	LagMaxms     float64 `json:"lag_max_ms"`
 	Duplicates   int64   `json:"duplicates"`
+	Archive      bool    `json:"archive"`
 	FactorsK     int     `json:"k"`
 	RateLimitEPS float64 `json:"offered_events_per_s,omitempty"`
 }
@@ -87,6 +89,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	rate := fs.Float64("rate", 0, "offered events/s (0: as fast as the broker confirms)")
 	prefetch := fs.Int("prefetch", 256, "consumer prefetch")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	withArchive := fs.Bool("archive", false, "archive every event (as kairos serve does; in a temporary directory, fsync policy interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -114,6 +117,19 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	if *withArchive {
+		dir, err := mkTemp()
+		if err != nil {
+			return err
+		}
+		defer removeAll(dir)
+		arc, err := archive.Open(ctx, archive.Options{Dir: dir})
+		if err != nil {
+			return err
+		}
+		defer arc.Close()
+		eng.SetArchive(arc, arc)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	engDone := make(chan error, 1)
@@ -140,7 +156,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	res := ingestResult{Bench: "ingest", Store: storeName, Events: *events, Visitors: *visitors, PerMessage: *per,
 		PublishS: pubTook.Seconds(), PublishRate: float64(*events) / pubTook.Seconds(),
 		ApplyS: applyTook.Seconds(), EventsPerS: float64(*events) / applyTook.Seconds(),
-		FactorsK: engine.Config{}.Defaults().Params.Factors, RateLimitEPS: *rate}
+		FactorsK: engine.Config{}.Defaults().Params.Factors, RateLimitEPS: *rate, Archive: *withArchive}
 	slices.Sort(ls.lags)
 	if n := len(ls.lags); n > 0 {
 		q := func(p float64) float64 { return float64(ls.lags[min(n-1, int(p*float64(n)))]) / 1e6 }
