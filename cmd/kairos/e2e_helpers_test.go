@@ -69,41 +69,8 @@ func testNamespace(t *testing.T) string {
 }
 
 func cleanNamespace(t *testing.T, ns string) {
-	ctx := context.Background()
-	if opt, err := redis.ParseURL(redisURL()); err == nil {
-		rc := redis.NewClient(opt)
-		var cursor uint64
-		for {
-			keys, next, err := rc.Scan(ctx, cursor, ns+":*", 1000).Result()
-			if err != nil {
-				break
-			}
-			if len(keys) > 0 {
-				rc.Del(ctx, keys...)
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
-		}
-		rc.Close()
-	}
-	conn, err := amqp.Dial(amqpURL())
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	for _, q := range []string{ns + ".engine.0", ns + ".events.dead"} {
-		if ch, err := conn.Channel(); err == nil {
-			ch.QueueDelete(q, false, false, false)
-			ch.Close()
-		}
-	}
-	for _, x := range []string{ns + ".events", ns + ".events.partitioned", ns + ".events.dead", ns + ".updates", ns + ".models", ns + ".promotions"} {
-		if ch, err := conn.Channel(); err == nil {
-			ch.ExchangeDelete(x, false, false)
-			ch.Close()
-		}
-	}
+	deleteRedisPrefix(redisURL(), ns)
+	deleteNamespaceQueues(amqpURL(), ns)
 }
 
 // testServer is a running in-process app.
