@@ -120,6 +120,7 @@ func TestRoutesAccess(t *testing.T) {
 		"PUT /v1/rules/:id": "secret", "DELETE /v1/rules/:id": "secret",
 		"GET /v1/promotions/stream": "publishable", "GET /v1/pages/attention": "secret",
 		"GET /": "public", "GET /shop/*": "public",
+		"GET /v1/dashboard/summary": "secret", "GET /dashboard": "public", "GET /dashboard/*": "public",
 		"GET /v1/experiments": "secret", "POST /v1/experiments": "secret", "GET /v1/experiments/:id": "secret",
 		"PUT /v1/experiments/:id": "secret", "DELETE /v1/experiments/:id": "secret", "GET /v1/experiments/:id/results": "secret",
 	}

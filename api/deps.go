@@ -99,6 +99,9 @@ type Deps struct {
 	Experiments Experiments
 	// Attention serves GET /v1/pages/attention (engine/attention).
 	Attention AttentionReader
+	// Trending lists the top items of GET /v1/dashboard/summary (the
+	// engine); without it the summary has no top items.
+	Trending TrendingReader
 	// Site, when set, serves GET / and GET /shop/* (kairos serve --demo
 	// mounts the demo shop of package api/demo): a plain http.Handler,
 	// public (no key), called with the request as received.

@@ -109,7 +109,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		PublishableRate: api.RateLimit{Rate: cfg.PublicRate, Burst: int(math.Max(1, 5*cfg.PublicRate))},
 		Logger:          a.log, Registry: reg,
 	}
-	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine}
+	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
 	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters
 		counters, err := stats.New(ss, stats.Config{Retention: cfg.StatsRetention, Logger: a.log, Registerer: reg})
 		if err != nil {
