@@ -56,9 +56,11 @@ const pageProbe = `(function () {
     if (events) {
       var types = [];
       try { JSON.parse(opts.body).events.forEach(function (e) { types.push(e.type); }); } catch (e) {}
-      k.sends.push({ t: at, types: types });
+      var rec = { t: at, types: types, done: 0 };
+      k.sends.push(rec);
       k.started++;
-      p.then(function () { k.done++; }, function () { k.done++; });
+      var fin = function () { rec.done = now(); k.done++; };
+      p.then(fin, fin);
     }
     return p;
   };
@@ -67,6 +69,7 @@ const pageProbe = `(function () {
     var W = function (u, c) {
       var es = new ES(u, c);
       es.addEventListener('open', function () { k.streamOpen = now(); });
+      es.addEventListener('promotion', function () { k.message = now(); });
       return es;
     };
     W.prototype = ES.prototype;
@@ -185,8 +188,12 @@ func (r *demoRig) waitSeeded() {
 
 // sample is one repetition: page-clock times in ms.
 type sample struct {
-	click, send, rendered float64
-	rule, offer, visitor  string
+	// click: the second click's event time; send: its batch handed to
+	// fetch; answered: POST /v1/events answered (published and confirmed
+	// by the broker); message: the promotion's server-sent event
+	// received; rendered: data-kairos-rendered-at.
+	click, send, answered, message, rendered float64
+	rule, offer, visitor                     string
 }
 
 // products cycles through a few products of different categories.
@@ -248,16 +255,17 @@ func (r *demoRig) rep(ctx context.Context, id string, flush bool) (sample, error
 	var rendered string
 	json.Unmarshal(v, &rendered)
 	var out struct {
-		Click, Send float64
-		Types       []string
-		Promotions  []struct{ Rule, Offer, Visitor string }
-		Visitor     string
+		Click, Send, Done, Message float64
+		Types                      []string
+		Promotions                 []struct{ Rule, Offer, Visitor string }
+		Visitor                    string
 	}
 	// The batch of the second click: the last one holding a click (the
 	// promotion's impression may have left since).
 	if err := b.ExecuteTo(ctx, &out, `var k = window.__probe, last = null;
 		k.sends.forEach(function (x) { if (x.types.indexOf('click') >= 0) last = x; });
-		return {click: k.clicks[k.clicks.length - 1], send: last ? last.t : 0, types: last ? last.types : [], promotions: k.promotions, visitor: kairos.visitor()}`); err != nil {
+		return {click: k.clicks[k.clicks.length - 1], send: last ? last.t : 0, done: last ? last.done : 0, message: k.message || 0,
+			types: last ? last.types : [], promotions: k.promotions, visitor: kairos.visitor()}`); err != nil {
 		return s, err
 	}
 	if out.Send < out.Click {
@@ -267,7 +275,7 @@ func (r *demoRig) rep(ctx context.Context, id string, flush bool) (sample, error
 		return s, fmt.Errorf("promotions rendered: %+v, want 1", out.Promotions)
 	}
 	fmt.Sscan(rendered, &s.rendered)
-	s.click, s.send = out.Click, out.Send
+	s.click, s.send, s.answered, s.message = out.Click, out.Send, out.Done, out.Message
 	s.rule, s.offer, s.visitor = out.Promotions[0].Rule, out.Promotions[0].Offer, out.Promotions[0].Visitor
 	if s.visitor != out.Visitor {
 		return s, fmt.Errorf("promotion for visitor %q on the page of %q", s.visitor, out.Visitor)
@@ -399,7 +407,7 @@ func logStages(tb testing.TB, before, after serverTimes) {
 func benchDemo(b *testing.B, flush bool) {
 	r := startDemo(b)
 	ctx := context.Background()
-	var lat, batching []float64
+	var lat, batching, post, server, render []float64
 	i := 0
 	before := r.serverTimes()
 	defer func() { logStages(b, before, r.serverTimes()) }()
@@ -409,8 +417,14 @@ func benchDemo(b *testing.B, flush bool) {
 			b.Fatalf("repetition %d: %v", i, err)
 		}
 		i++
+		post = append(post, s.answered-s.send)
+		server = append(server, s.message-s.answered)
+		render = append(render, s.rendered-s.message)
 		if flush {
 			lat = append(lat, s.rendered-s.send)
+			if s.rendered-s.send > 50 {
+				b.Logf("repetition %d: %.1f ms = POST %.1f + to the SSE message %.1f + render %.1f", i-1, s.rendered-s.send, s.answered-s.send, s.message-s.answered, s.rendered-s.message)
+			}
 		} else {
 			lat = append(lat, s.rendered-s.click)
 			batching = append(batching, s.send-s.click)
@@ -425,6 +439,12 @@ func benchDemo(b *testing.B, flush bool) {
 	b.ReportMetric(percentile(lat, 50), name+"-p50-ms")
 	b.ReportMetric(percentile(lat, 99), name+"-p99-ms")
 	b.ReportMetric(slices.Max(lat), name+"-max-ms")
+	for _, part := range []struct {
+		name string
+		xs   []float64
+	}{{"POST /v1/events (publish, confirm)", post}, {"answer to SSE message (consume, engine, rule, log, broadcast, stream)", server}, {"message to rendered", render}} {
+		b.Logf("  %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms", part.name, percentile(part.xs, 50), percentile(part.xs, 99), slices.Max(part.xs))
+	}
 	b.Logf("%s over %d repetitions: p50 %.1f ms, p99 %.1f ms, max %.1f ms", name, len(lat), percentile(lat, 50), percentile(lat, 99), slices.Max(lat))
 }
 
