@@ -30,7 +30,7 @@
   var samples = []; // {t, received, accepted, rejected, applied}
   var sigs = {}; // panel → signature of the data last rendered
   var cards = {}; // experiment id → {el, sig}
-  var heat = { page: '', sameOrigin: false, data: null, found: null, seq: 0 };
+  var heat = { page: '', sameOrigin: false, data: null, found: null, seq: 0, snapshotFor: '', snapshotError: '' };
 
   // ---- helpers ----
 
@@ -68,6 +68,16 @@
     });
   }
 
+  // setText and setHidden change an element only when needed (a change
+  // is a repaint, and what observers see).
+  function setText(e, text) {
+    if (e.textContent !== text) e.textContent = text;
+  }
+
+  function setHidden(e, hidden) {
+    if (e.hidden !== hidden) e.hidden = hidden;
+  }
+
   function num(x) { return typeof x === 'number' && isFinite(x); }
 
   function pct(x, digits) {
@@ -78,6 +88,9 @@
     if (!num(x)) return '–';
     return (x >= 0 ? '+' : '-') + Math.abs(x * 100).toFixed(1) + ' %';
   }
+
+  // bare formats a share as a percentage without the unit (in intervals).
+  function bare(x) { return num(x) ? (x * 100).toFixed(1) : '–'; }
 
   function fmtRate(r) {
     if (!num(r)) return '–';
@@ -189,7 +202,7 @@
     $('offers').tBodies[0].replaceChildren();
     $('heat-list').replaceChildren();
     $('heat-frame').removeAttribute('srcdoc');
-    heat = { page: '', sameOrigin: false, data: null, found: null, seq: heat.seq + 1 };
+    heat = { page: '', sameOrigin: false, data: null, found: null, seq: heat.seq + 1, snapshotFor: '', snapshotError: '' };
     showLogin(message);
   }
 
@@ -294,15 +307,15 @@
     for (var i = 1; i < n; i++) pts.push({ t: samples[i].t, r: rate(samples[i - 1], samples[i], 'accepted') });
     spark.replaceChildren();
     if (pts.length < 1) return;
-    var t1 = last.t, t0 = t1 - 300000;
+    var t1 = last.t, t0 = Math.max(t1 - 300000, pts[0].t); // up to five minutes, filled from the start
     var ymax = 1;
     pts.forEach(function (p) { ymax = Math.max(ymax, p.r); });
     ymax *= 1.15;
     var x = function (t) { return (300 * (t - t0) / (t1 - t0)).toFixed(1); };
     var y = function (r) { return (58 - 54 * r / ymax).toFixed(1); };
     var line = pts.map(function (p, i) { return (i ? 'L' : 'M') + x(p.t) + ' ' + y(p.r); }).join(' ');
-    if (pts.length === 1) line += ' L' + x(pts[0].t - 2000) + ' ' + y(pts[0].r);
-    var area = line + ' L' + x(pts[pts.length - 1].t) + ' 60 L' + x(pts[0].t) + ' 60 Z';
+    if (pts.length === 1) line = 'M0 ' + y(pts[0].r) + ' L300 ' + y(pts[0].r);
+    var area = line + (pts.length === 1 ? ' L300 60 L0 60 Z' : ' L' + x(pts[pts.length - 1].t) + ' 60 L' + x(pts[0].t) + ' 60 Z');
     append(spark, [svg('path', { 'class': 'area', d: area }), svg('path', { 'class': 'line', d: line })]);
   }
 
@@ -330,8 +343,8 @@
       ]);
     });
     $('top-items').tBodies[0].replaceChildren.apply($('top-items').tBodies[0], rows);
-    $('top-items').hidden = rows.length === 0;
-    $('top-items-empty').hidden = rows.length > 0;
+    setHidden($('top-items'), rows.length === 0);
+    setHidden($('top-items-empty'), rows.length > 0);
   }
 
   function renderOffers(offers, count) {
@@ -353,8 +366,8 @@
     }
     var body = $('offers').tBodies[0];
     body.replaceChildren.apply(body, rows);
-    $('offers').hidden = offers.length === 0;
-    $('offers-empty').hidden = offers.length > 0;
+    setHidden($('offers'), offers.length === 0);
+    setHidden($('offers-empty'), offers.length > 0);
   }
 
   // ---- experiments ----
@@ -379,8 +392,8 @@
     }, function (e) {
       if (e.status === 404) {
         $('experiments').replaceChildren();
-        $('experiments-empty').hidden = false;
-        $('experiments-empty').textContent = 'Experiments are not enabled on this server.';
+        setHidden($('experiments-empty'), false);
+        setText($('experiments-empty'), 'Experiments are not enabled on this server.');
         return;
       }
       throw e;
@@ -390,7 +403,7 @@
   function renderExperiments(entries) {
     var box = $('experiments');
     var seen = {};
-    entries.forEach(function (en) {
+    entries.forEach(function (en, i) {
       var id = en.x.id;
       seen[id] = true;
       var r = en.r;
@@ -404,7 +417,7 @@
         var parts = en.err ? experimentError(en.x, en.err) : experimentParts(r);
         card.el.replaceChildren.apply(card.el, parts);
       }
-      box.appendChild(card.el); // keeps the order; moving a node does not rebuild it
+      if (box.children[i] !== card.el) box.insertBefore(card.el, box.children[i] || null); // the order of the list
     });
     Object.keys(cards).forEach(function (id) {
       if (!seen[id]) {
@@ -412,8 +425,8 @@
         delete cards[id];
       }
     });
-    $('experiments-empty').textContent = 'No experiments yet (POST /v1/experiments).';
-    $('experiments-empty').hidden = entries.length > 0;
+    setText($('experiments-empty'), 'No experiments yet (POST /v1/experiments).');
+    setHidden($('experiments-empty'), entries.length > 0);
   }
 
   function targetText(t) {
@@ -438,7 +451,7 @@
     var parts = [head(x, r.status)];
     if (rep.srm_flag) parts.push(srmWarning(r));
     parts.push(el('p', { className: 'verdict', text: r.verdict || rep.verdict || '' }));
-    parts.push(el('div', { className: 'xp-body' }, [variantsTable(r), liftChart(r)]));
+    parts.push(el('div', { className: 'xp-body' }, [el('div', { className: 'xp-table' }, [variantsTable(r)]), liftChart(r)]));
     return parts;
   }
 
@@ -461,6 +474,7 @@
   function variantsTable(r) {
     var rep = r.report || {}, vs = rep.variants || [];
     var revenue = r.metric === 'revenue';
+    var level = num(rep.alpha) && rep.alpha > 0 ? pct(1 - rep.alpha, 0) : '95 %';
     var hi = 0;
     vs.forEach(function (v) { if (num(v.wilson_high)) hi = Math.max(hi, v.wilson_high); });
     var rows = vs.map(function (v, i) {
@@ -477,12 +491,12 @@
           append(bar, [band, dot]);
         }
         rateCell = el('td', { className: 'rate' }, [
-          el('span', { className: 'num', text: pct(v.rate, 2) + ' [' + pct(v.wilson_low, 2) + ', ' + pct(v.wilson_high, 2) + ']' }), bar
+          el('span', { className: 'num', text: pct(v.rate) + ' [' + bare(v.wilson_low) + ', ' + bare(v.wilson_high) + ']' }), bar
         ]);
       }
       var lift = i === 0 ? el('td', { className: 'id', text: 'control' }) : el('td', {
         className: 'num ' + (num(v.lift) ? (v.lift >= 0 ? 'lift-pos' : 'lift-neg') : ''),
-        text: signedPct(v.lift) + ' [' + signedPct(v.lift_low) + ', ' + signedPct(v.lift_high) + ']'
+        text: signedPct(v.lift) + ' [' + signedPct(v.lift_low).replace(' %', '') + ', ' + signedPct(v.lift_high).replace(' %', '') + ']'
       });
       return el('tr', { 'data-variant': v.name }, [
         el('td', { text: v.name }),
@@ -494,7 +508,7 @@
       ]);
     });
     return el('table', { className: 'rows variants' }, [
-      el('thead', null, [el('tr', null, ['variant', 'units', OUTCOME[r.metric] || 'conv.', revenue ? 'mean' : 'rate [Wilson 95 %]', 'lift [interval]', 'chance to win'].map(function (h, i) {
+      el('thead', null, [el('tr', null, ['variant', 'units', OUTCOME[r.metric] || 'conv.', revenue ? 'mean' : 'rate [Wilson ' + level + ']', 'lift [' + level + ']', 'P(win)'].map(function (h, i) {
         return el('th', { className: i === 1 || i === 2 || i === 5 ? 'num' : '', text: h });
       }))]),
       el('tbody', null, rows)
@@ -521,19 +535,22 @@
         })
       };
     });
+    // The y range holds the lifts and their fixed-horizon intervals (the
+    // confidence sequence, much wider early on, is clipped to it), within
+    // −100 % and +300 %.
     var t0 = Infinity, t1 = -Infinity, y0 = 0, y1 = 0;
     series.forEach(function (s) {
       s.pts.forEach(function (p) {
         t0 = Math.min(t0, p.t);
         t1 = Math.max(t1, p.t);
-        [p.lift, p.lo, p.hi, p.ciLo, p.ciHi].forEach(function (v) {
+        [p.lift, p.ciLo, p.ciHi].forEach(function (v) {
           if (num(v)) { y0 = Math.min(y0, v); y1 = Math.max(y1, v); }
         });
       });
     });
     if (t1 <= t0) { t0 -= 60000; t1 += 60000; }
-    y0 = Math.max(y0, -1); // −100 %: a sequence can be unbounded early on
-    y1 = Math.min(y1, 2); // +200 %
+    y0 = Math.max(y0, -1);
+    y1 = Math.min(y1, 3);
     var pad = (y1 - y0) * 0.08 || 0.05;
     y0 -= pad;
     y1 += pad;
@@ -669,10 +686,14 @@
     heat.sameOrigin = u.origin === location.origin;
     heat.data = null;
     heat.found = null;
+    heat.snapshotFor = '';
+    heat.snapshotError = '';
+    heat.seq++;
     sigs.heat = null;
     $('heat-list').replaceChildren();
+    $('heat-view').hidden = true;
+    $('heat-frame').removeAttribute('srcdoc');
     rememberPage(u.href);
-    loadSnapshot();
     return pollHeat();
   }
 
@@ -682,6 +703,11 @@
     return api('/v1/pages/attention?n=50&page=' + encodeURIComponent(page)).then(function (h) {
       if (page !== heat.page) return;
       heat.data = h;
+      // The snapshot is fetched once there is heat to draw on it.
+      if (heat.sameOrigin && h.elements.length > 0 && heat.snapshotFor !== page) {
+        heat.snapshotFor = page;
+        loadSnapshot();
+      }
       drawOverlay();
       renderHeatList();
       clearError('p-heat');
@@ -696,11 +722,6 @@
     var seq = ++heat.seq;
     var view = $('heat-view'), frame = $('heat-frame');
     frame.onload = null;
-    if (!heat.sameOrigin) {
-      view.hidden = true;
-      frame.removeAttribute('srcdoc');
-      return;
-    }
     view.hidden = false;
     fetch(heat.page, { credentials: 'omit', cache: 'no-store' }).then(function (r) {
       if (!r.ok) throw new Error('the page answered HTTP ' + r.status);
@@ -869,13 +890,13 @@
       sub.textContent = 'Loading the heat of ' + heat.page + '…';
       return;
     }
-    var where;
+    var where = '';
     if (!heat.sameOrigin) where = 'This page is on another origin: the dashboard cannot look into it, so it shows the ranking only.';
-    else if ($('heat-view').hidden && heat.snapshotError) where = 'No snapshot of the page (' + heat.snapshotError + '): the ranking only.';
-    else where = 'Boxes over the page snapshot (scripts off): share of the page\'s cursor dwell — rank.';
-    sub.textContent = (h.total_ms > 0
+    else if (heat.snapshotError) where = 'No snapshot of the page (' + heat.snapshotError + '): the ranking only.';
+    else if (!$('heat-view').hidden) where = 'Boxes over the page snapshot (scripts off): share of the page\'s cursor dwell — rank.';
+    setText(sub, (h.total_ms > 0
       ? 'Page ' + h.page + ': ' + (h.total_ms / 1000).toFixed(1) + ' s of cursor dwell on ' + h.count + (h.count === 1 ? ' element. ' : ' elements. ')
-      : 'Page ' + h.page + ': no dwell recorded yet (or it expired). ') + where;
+      : 'Page ' + h.page + ': no dwell recorded yet (or it expired). ') + where);
     var max = 0;
     h.elements.forEach(function (e) { max = Math.max(max, e.share); });
     if (!changed('heat', [h.elements, heat.found])) return;
