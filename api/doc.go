@@ -23,8 +23,9 @@
 //
 // # Keys and access
 //
-// Every request carries a key, except /healthz, /readyz, CORS preflights
-// and (with Config.MetricsPublic) /metrics:
+// Every request carries a key, except /healthz, /readyz, CORS preflights,
+// the static files of /tracker.js, /dashboard and Deps.Site, and (with
+// Config.MetricsPublic) /metrics:
 //
 //   - the secret key (sk_…) may call every route. It is accepted only in
 //     the header "Authorization: Bearer sk_…"; a secret key found in a
@@ -310,7 +311,8 @@
 // elements; count is the number of elements ranked, other_ms the dwell
 // of elements past the per-page bound (in total_ms, not ranked). An
 // unknown page is 200 with total_ms 0 and no elements. Secret key: the
-// dashboard (a server-side page) draws it over the page.
+// dashboard (GET /dashboard, with the secret key the person signed in
+// with) draws it over the page.
 //
 //	200 {"page": "https://shop.example/p/42", "total_ms": 48210, "count": 12,
 //	     "elements": [{"element": "item:42", "item": "42", "dwell_ms": 21400, "share": 0.4439, "rank": 1},
@@ -364,6 +366,41 @@
 // The visitor's first exposure is published as a signed impression event
 // (the archive holds it; the counts are rebuilt from it); if it cannot be
 // published the request fails with 503 and is decided again next time.
+//
+// GET /dashboard (public page, secret data) — the dashboard (package
+// api/dashboard; its documentation is the manual): live events per
+// second, the top items, the offers with their CTR, each experiment's
+// verdict, SRM warning, per-variant rates with Wilson intervals and a
+// chart of the lift with its confidence sequence per look, and the
+// attention heat of a page drawn over a snapshot of it. A static page
+// embedded in the binary (GET /dashboard and its files under
+// /dashboard/*: no key, no data, Content-Security-Policy, X-Frame-Options:
+// DENY). It asks for the secret key, keeps it in the tab's sessionStorage
+// and calls the API with "Authorization: Bearer sk_…" like any client:
+// the access rules above are unchanged (no cookie, no key in URLs, no CORS
+// on secret routes).
+//
+//	open http://localhost:8080/dashboard
+//
+// GET /v1/dashboard/summary?n=… (secret) — what the dashboard polls every
+// two seconds (DashboardSummary): this process's event counters since it
+// started (received, accepted and rejected at the collector — the
+// kairos_events_*_total metrics — and applied by this process's engine,
+// null without one), the n trending items (Deps.Trending, the engine:
+// recency-weighted popularity, the score being the decayed event weight
+// now) and the n offers with the most impressions with their clicks,
+// conversions and CTR (null before the first impression); n is
+// 1..Config.MaxResults, default 10. Rates are the growth of a counter
+// between two summaries divided by the growth of "time".
+//
+//	200 {"time": "2026-11-23T10:00:02Z",
+//	     "events": {"received": 7094, "accepted": 7094, "rejected": 0, "applied": 7434},
+//	     "top_items": [{"item": "wat-01", "score": 357.2, "title": "Orion Field 38", "category": "watches"}, …],
+//	     "offers": [{"id": "stay-10", "title": "Leaving already? 10 % off", "slot": "exit", "active": true,
+//	                 "impressions": 100, "clicks": 15, "conversions": 0, "ctr": 0.15}, …],
+//	     "offers_count": 7}
+//
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/dashboard/summary?n=5"
 //
 // GET / and GET /shop/* (public) — the web site of Deps.Site, when set
 // (kairos serve --demo: the demo shop of package api/demo); 404 without.
