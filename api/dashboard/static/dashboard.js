@@ -26,6 +26,7 @@
   var fmtInt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
   var running = false;
+  var session = 0; // counts sign-ins
   var timers = {};
   var samples = []; // {t, received, accepted, rejected, applied}
   var sigs = {}; // panel → signature of the data last rendered
@@ -210,6 +211,7 @@
 
   function start(first) {
     running = true;
+    session++;
     $('login').hidden = true;
     $('app').hidden = false;
     $('signout').hidden = false;
@@ -225,10 +227,12 @@
   // loop runs fn every period ms, one call at a time (the next is
   // scheduled when the previous has finished).
   function loop(name, period, fn, delayFirst) {
+    var gen = session; // a poll of an earlier session ends with it
+    var live = function () { return running && gen === session; };
     var tick = function () {
-      if (!running) return;
-      Promise.resolve().then(fn).catch(function (e) { onError(name, e); }).then(function () {
-        if (running) timers[name] = setTimeout(tick, period);
+      if (!live()) return;
+      Promise.resolve().then(fn).catch(function (e) { if (live()) onError(name, e); }).then(function () {
+        if (live()) timers[name] = setTimeout(tick, period);
       });
     };
     timers[name] = setTimeout(tick, delayFirst ? period : 0);
@@ -403,9 +407,15 @@
   function renderExperiments(entries) {
     var box = $('experiments');
     var seen = {};
+    entries.forEach(function (en) { seen[en.x.id] = true; });
+    Object.keys(cards).forEach(function (id) {
+      if (!seen[id]) {
+        cards[id].el.remove();
+        delete cards[id];
+      }
+    });
     entries.forEach(function (en, i) {
       var id = en.x.id;
-      seen[id] = true;
       var r = en.r;
       var sig = JSON.stringify(en.err ? [en.x, en.err] : [r.status, r.counts, r.report, r.verdict, r.history, r.experiment, r.guardrails]);
       var card = cards[id];
@@ -418,12 +428,6 @@
         card.el.replaceChildren.apply(card.el, parts);
       }
       if (box.children[i] !== card.el) box.insertBefore(card.el, box.children[i] || null); // the order of the list
-    });
-    Object.keys(cards).forEach(function (id) {
-      if (!seen[id]) {
-        cards[id].el.remove();
-        delete cards[id];
-      }
     });
     setText($('experiments-empty'), 'No experiments yet (POST /v1/experiments).');
     setHidden($('experiments-empty'), entries.length > 0);
@@ -667,7 +671,7 @@
     var input = $('heat-page');
     if (!input.value) input.value = localStorage.getItem(PAGE) || location.origin + '/';
     fillDatalist();
-    showPage(input.value.trim());
+    showPage(input.value.trim()).catch(function (e) { onError('heat', e); });
   }
 
   function onHeatSubmit(ev) {
