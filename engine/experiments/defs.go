@@ -7,6 +7,7 @@ import (
 	"maps"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/jsondef"
 )
 
 // PutJSON validates and stores an experiment from its JSON (pathID: the
@@ -36,7 +37,7 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 	for _, y := range snap.all {
 		if y.ID != x.ID && overlaps(&x, y) {
 			return Experiment{}, false, fmt.Errorf("%w: target: experiment %s targets the same %s during an overlapping time (stop it first, or set start after its stop)",
-				ErrConflict, quote(y.ID), describeTarget(x.Target))
+				ErrConflict, jsondef.Quote(y.ID), describeTarget(x.Target))
 		}
 	}
 	doc, err := json.Marshal(x)
@@ -44,7 +45,7 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 		return Experiment{}, false, fmt.Errorf("experiments: encode: %w", err)
 	}
 	if err := e.store.PutExperimentDoc(ctx, x.ID, doc); err != nil {
-		return Experiment{}, false, fmt.Errorf("experiments: store %s: %w", quote(x.ID), err)
+		return Experiment{}, false, fmt.Errorf("experiments: store %s: %w", jsondef.Quote(x.ID), err)
 	}
 	xs := maps.Clone(snap.byID)
 	xs[x.ID] = &x
@@ -59,9 +60,9 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 func describeTarget(t Target) string {
 	switch t.Surface {
 	case SurfaceOffers:
-		return "offer slot " + quote(t.Slot)
+		return "offer slot " + jsondef.Quote(t.Slot)
 	case SurfacePromotions:
-		return "rule " + quote(t.Rule)
+		return "rule " + jsondef.Quote(t.Rule)
 	}
 	return "recommendations"
 }
@@ -71,7 +72,7 @@ func (e *Engine) Get(id string) (Experiment, error) {
 	if x := e.snap.Load().byID[id]; x != nil {
 		return *x, nil
 	}
-	return Experiment{}, fmt.Errorf("experiments: experiment %s: %w", quote(id), engine.ErrNotFound)
+	return Experiment{}, fmt.Errorf("experiments: experiment %s: %w", jsondef.Quote(id), engine.ErrNotFound)
 }
 
 // List returns every experiment in ascending id order.

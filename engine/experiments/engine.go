@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/jsondef"
 	"github.com/kairoshq/kairos/eval/abtest"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -259,10 +260,10 @@ func (e *Engine) currentWeights(x *Experiment) []float64 {
 func (e *Engine) Reweigh(ctx context.Context, id string, force bool) error {
 	x := e.snap.Load().byID[id]
 	if x == nil {
-		return fmt.Errorf("experiments: experiment %s: %w", quote(id), engine.ErrNotFound)
+		return fmt.Errorf("experiments: experiment %s: %w", jsondef.Quote(id), engine.ErrNotFound)
 	}
 	if x.Mode != ModeBandit {
-		return fmt.Errorf("%w: experiment %s is not a bandit", engine.ErrInvalid, quote(id))
+		return fmt.Errorf("%w: experiment %s is not a bandit", engine.ErrInvalid, jsondef.Quote(id))
 	}
 	now := e.cfg.Now()
 	cur, err := e.store.BanditWeights(ctx, id)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/jsondef"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -33,7 +34,7 @@ type Signer struct{ key []byte }
 // NewSigner derives the exposure key from secret (at least 16 bytes).
 func NewSigner(secret []byte) (*Signer, error) {
 	if len(secret) < 16 {
-		return nil, invalid("secret", "%d bytes, at least 16", len(secret))
+		return nil, jsondef.Errorf("secret", "%d bytes, at least 16", len(secret))
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(exposureKeyLabel))

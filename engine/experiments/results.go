@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/jsondef"
 	"github.com/kairoshq/kairos/eval/abtest"
 )
 
@@ -183,7 +184,7 @@ func Analyze(x *Experiment, counts map[string]Counts, looks []Look, now time.Tim
 	in := Input(x, x.Metric, counts, looks)
 	rep, err := analyzeAs(in, x.Metric)
 	if err != nil {
-		return Results{}, fmt.Errorf("experiments: analyse %s: %w", quote(x.ID), err)
+		return Results{}, fmt.Errorf("experiments: analyse %s: %w", jsondef.Quote(x.ID), err)
 	}
 	r.Report = rep
 	verdict := rep.Verdict

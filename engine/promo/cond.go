@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/jsondef"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -111,36 +112,34 @@ const condNames = "all, any, not, count, dwell, scroll, exit, affinity, session"
 func decodeCond(path string, raw json.RawMessage, depth int, nodes *int) (Cond, error) {
 	var c Cond
 	if depth >= maxDepth {
-		return c, invalid(path, "nested deeper than %d levels", maxDepth)
+		return c, jsondef.Errorf(path, "nested deeper than %d levels", maxDepth)
 	}
 	if *nodes++; *nodes > maxNodes {
-		return c, invalid(path, "the condition has more than %d parts", maxNodes)
+		return c, jsondef.Errorf(path, "the condition has more than %d parts", maxNodes)
 	}
-	o, err := newObj(path, raw)
+	o, err := jsondef.NewObject(path, raw)
 	if err != nil {
 		return c, err
 	}
-	if len(o.m) != 1 {
-		return c, invalid(path, "want exactly one of %s; got %d members", condNames, len(o.m))
+	keys := o.Keys()
+	if len(keys) != 1 {
+		return c, jsondef.Errorf(path, "want exactly one of %s; got %d members", condNames, len(keys))
 	}
-	var key string
-	for k := range o.m {
-		key = k
-	}
-	p := join(path, key)
-	val := o.m[key]
+	key := keys[0]
+	p := jsondef.Join(path, key)
+	val, _ := o.Raw(key)
 	switch key {
 	case "all", "any":
 		var raws []json.RawMessage
-		if err := json.Unmarshal(val, &raws); err != nil || isNull(val) {
-			return c, invalid(p, "must be an array of conditions, got %s", jsonKind(val))
+		if err := json.Unmarshal(val, &raws); err != nil || jsondef.IsNull(val) {
+			return c, jsondef.Errorf(p, "must be an array of conditions, got %s", jsondef.Kind(val))
 		}
 		if len(raws) == 0 || len(raws) > maxChildren {
-			return c, invalid(p, "want 1 to %d conditions, got %d", maxChildren, len(raws))
+			return c, jsondef.Errorf(p, "want 1 to %d conditions, got %d", maxChildren, len(raws))
 		}
 		kids := make([]Cond, len(raws))
 		for i, r := range raws {
-			if kids[i], err = decodeCond(index(p, i), r, depth+1, nodes); err != nil {
+			if kids[i], err = decodeCond(jsondef.Index(p, i), r, depth+1, nodes); err != nil {
 				return c, err
 			}
 		}
@@ -156,7 +155,7 @@ func decodeCond(path string, raw json.RawMessage, depth int, nodes *int) (Cond, 
 		}
 		c.Not = &k
 	case "count":
-		lo, err := newObj(p, val)
+		lo, err := jsondef.NewObject(p, val)
 		if err != nil {
 			return c, err
 		}
@@ -164,7 +163,7 @@ func decodeCond(path string, raw json.RawMessage, depth int, nodes *int) (Cond, 
 		if cc.Filter, err = decodeFilter(lo, true); err != nil {
 			return c, err
 		}
-		min, ok, err := lo.intIn("min", 0, 1_000_000)
+		min, ok, err := lo.IntIn("min", 0, 1_000_000)
 		if err != nil {
 			return c, err
 		}
@@ -172,21 +171,21 @@ func decodeCond(path string, raw json.RawMessage, depth int, nodes *int) (Cond, 
 		if ok {
 			cc.Min = int(min)
 		}
-		if max, ok, err := lo.intIn("max", 0, 1_000_000); err != nil {
+		if max, ok, err := lo.IntIn("max", 0, 1_000_000); err != nil {
 			return c, err
 		} else if ok {
 			m := int(max)
 			if m < cc.Min {
-				return c, invalid(join(p, "max"), "%d is below min %d", m, cc.Min)
+				return c, jsondef.Errorf(jsondef.Join(p, "max"), "%d is below min %d", m, cc.Min)
 			}
 			cc.Max = &m
 		}
-		if err := lo.done("type, item, offer, category, page, within, min, max"); err != nil {
+		if err := lo.Done("type, item, offer, category, page, within, min, max"); err != nil {
 			return c, err
 		}
 		c.Count = cc
 	case "dwell":
-		lo, err := newObj(p, val)
+		lo, err := jsondef.NewObject(p, val)
 		if err != nil {
 			return c, err
 		}
@@ -194,23 +193,23 @@ func decodeCond(path string, raw json.RawMessage, depth int, nodes *int) (Cond, 
 		if dc.Filter, err = decodeFilter(lo, false); err != nil {
 			return c, err
 		}
-		if dc.Element, err = lo.str("element", false, 2048); err != nil {
+		if dc.Element, err = lo.Str("element", false, 2048); err != nil {
 			return c, err
 		}
-		f, ok, err := lo.num("min_ms")
+		f, ok, err := lo.Num("min_ms")
 		if err != nil {
 			return c, err
 		}
 		if !ok || f <= 0 || f > 3_600_000 {
-			return c, invalid(join(p, "min_ms"), "want a number of milliseconds in (0, 3600000]")
+			return c, jsondef.Errorf(jsondef.Join(p, "min_ms"), "want a number of milliseconds in (0, 3600000]")
 		}
 		dc.MinMs = f
-		if err := lo.done("element, item, offer, category, page, within, min_ms"); err != nil {
+		if err := lo.Done("element, item, offer, category, page, within, min_ms"); err != nil {
 			return c, err
 		}
 		c.Dwell = dc
 	case "scroll":
-		lo, err := newObj(p, val)
+		lo, err := jsondef.NewObject(p, val)
 		if err != nil {
 			return c, err
 		}
@@ -218,20 +217,20 @@ func decodeCond(path string, raw json.RawMessage, depth int, nodes *int) (Cond, 
 		if sc.Filter, err = decodeFilter(lo, false); err != nil {
 			return c, err
 		}
-		f, ok, err := lo.num("min")
+		f, ok, err := lo.Num("min")
 		if err != nil {
 			return c, err
 		}
 		if !ok || f <= 0 || f > 100 {
-			return c, invalid(join(p, "min"), "want a scroll depth in percent in (0, 100]")
+			return c, jsondef.Errorf(jsondef.Join(p, "min"), "want a scroll depth in percent in (0, 100]")
 		}
 		sc.Min = f
-		if err := lo.done("item, offer, category, page, within, min"); err != nil {
+		if err := lo.Done("item, offer, category, page, within, min"); err != nil {
 			return c, err
 		}
 		c.Scroll = sc
 	case "exit":
-		lo, err := newObj(p, val)
+		lo, err := jsondef.NewObject(p, val)
 		if err != nil {
 			return c, err
 		}
@@ -239,63 +238,63 @@ func decodeCond(path string, raw json.RawMessage, depth int, nodes *int) (Cond, 
 		if ec.Filter, err = decodeFilter(lo, false); err != nil {
 			return c, err
 		}
-		if err := lo.done("item, offer, category, page, within"); err != nil {
+		if err := lo.Done("item, offer, category, page, within"); err != nil {
 			return c, err
 		}
 		c.Exit = ec
 	case "affinity":
-		lo, err := newObj(p, val)
+		lo, err := jsondef.NewObject(p, val)
 		if err != nil {
 			return c, err
 		}
 		ac := &AffinityCond{}
-		if ac.Offer, err = lo.id("offer", true, maxIDBytes); err != nil {
+		if ac.Offer, err = lo.ID("offer", true, maxIDBytes, true); err != nil {
 			return c, err
 		}
-		f, ok, err := lo.num("min")
+		f, ok, err := lo.Num("min")
 		if err != nil {
 			return c, err
 		}
 		if !ok {
-			return c, invalid(join(p, "min"), "missing: the least predicted affinity, e.g. 0.3")
+			return c, jsondef.Errorf(jsondef.Join(p, "min"), "missing: the least predicted affinity, e.g. 0.3")
 		}
 		ac.Min = f
-		if err := lo.done("offer, min"); err != nil {
+		if err := lo.Done("offer, min"); err != nil {
 			return c, err
 		}
 		c.Affinity = ac
 	case "session":
-		lo, err := newObj(p, val)
+		lo, err := jsondef.NewObject(p, val)
 		if err != nil {
 			return c, err
 		}
 		sc := &SessionCond{}
-		n, _, err := lo.intIn("min_events", 0, 1_000_000)
+		n, _, err := lo.IntIn("min_events", 0, 1_000_000)
 		if err != nil {
 			return c, err
 		}
 		sc.MinEvents = int(n)
-		if sc.MinDuration, err = lo.duration("min_duration", 0, 0, maxDuration); err != nil {
+		if sc.MinDuration, err = lo.Duration("min_duration", 0, 0, maxDuration); err != nil {
 			return c, err
 		}
-		if err := lo.done("min_events, min_duration"); err != nil {
+		if err := lo.Done("min_events, min_duration"); err != nil {
 			return c, err
 		}
 		c.Session = sc
 	default:
-		return c, invalid(p, "unknown condition (valid: %s)", condNames)
+		return c, jsondef.Errorf(p, "unknown condition (valid: %s)", condNames)
 	}
 	return c, nil
 }
 
 // decodeFilter reads the filter members of a leaf (type only when
 // withType).
-func decodeFilter(o *obj, withType bool) (Filter, error) {
+func decodeFilter(o *jsondef.Object, withType bool) (Filter, error) {
 	var f Filter
 	var err error
 	if withType {
-		if raw, ok := o.get("type"); ok {
-			p := join(o.path, "type")
+		if raw, ok := o.Get("type"); ok {
+			p := jsondef.Join(o.Path, "type")
 			var one string
 			if json.Unmarshal(raw, &one) == nil {
 				if err := checkType(p, one); err != nil {
@@ -303,12 +302,12 @@ func decodeFilter(o *obj, withType bool) (Filter, error) {
 				}
 				f.Type = Types{signals.Type(one)}
 			} else {
-				ts, err := o.strs("type", maxTypes, checkType)
+				ts, err := o.Strs("type", maxTypes, checkType)
 				if err != nil {
 					return f, err
 				}
 				if len(ts) == 0 {
-					return f, invalid(p, "empty: omit it for any type")
+					return f, jsondef.Errorf(p, "empty: omit it for any type")
 				}
 				for _, t := range ts {
 					f.Type = append(f.Type, signals.Type(t))
@@ -316,22 +315,22 @@ func decodeFilter(o *obj, withType bool) (Filter, error) {
 			}
 		}
 	}
-	if f.Item, err = o.str("item", false, maxItemBytes); err != nil {
+	if f.Item, err = o.Str("item", false, maxItemBytes); err != nil {
 		return f, err
 	}
-	if f.Offer, err = o.str("offer", false, maxItemBytes); err != nil {
+	if f.Offer, err = o.Str("offer", false, maxItemBytes); err != nil {
 		return f, err
 	}
-	if f.Category, err = o.str("category", false, maxItemBytes); err != nil {
+	if f.Category, err = o.Str("category", false, maxItemBytes); err != nil {
 		return f, err
 	}
-	if f.Page, err = o.str("page", false, 2048); err != nil {
+	if f.Page, err = o.Str("page", false, 2048); err != nil {
 		return f, err
 	}
-	if f.Within, err = o.str("within", false, 20); err != nil {
+	if f.Within, err = o.Str("within", false, 20); err != nil {
 		return f, err
 	}
-	if _, err := parseWindow(join(o.path, "within"), f.Within, winSession); err != nil {
+	if _, err := parseWindow(jsondef.Join(o.Path, "within"), f.Within, winSession); err != nil {
 		return f, err
 	}
 	return f, nil
@@ -339,7 +338,7 @@ func decodeFilter(o *obj, withType bool) (Filter, error) {
 
 func checkType(path, s string) error {
 	if s == "" || len(s) > 50 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return invalid(path, "%s is not an event type (view, click, dwell, scroll, exit, conversion, …)", quote(s))
+		return jsondef.Errorf(path, "%s is not an event type (view, click, dwell, scroll, exit, conversion, …)", quote(s))
 	}
 	return nil
 }
@@ -371,12 +370,12 @@ func parseWindow(path, s string, def windowKind) (window, error) {
 	case "all":
 		return window{kind: winAll}, nil
 	}
-	d, err := ParseDuration(s)
+	d, err := jsondef.ParseDuration(s)
 	if err != nil {
-		return window{}, invalid(path, "%s is not a duration (e.g. \"10m\", \"24h\", \"7d\") nor session, batch or all", quote(s))
+		return window{}, jsondef.Errorf(path, "%s is not a duration (e.g. \"10m\", \"24h\", \"7d\") nor session, batch or all", quote(s))
 	}
 	if d <= 0 || d > maxDuration {
-		return window{}, invalid(path, "%s is not in (0, %v]", quote(s), Duration(maxDuration))
+		return window{}, jsondef.Errorf(path, "%s is not in (0, %v]", quote(s), Duration(maxDuration))
 	}
 	return window{kind: winDuration, d: d}, nil
 }

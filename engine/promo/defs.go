@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/jsondef"
 )
 
 // ErrInUse is returned when deleting an offer or campaign that a rule or
@@ -72,7 +73,7 @@ func (e *Engine) putCampaign(ctx context.Context, c Campaign) (Campaign, bool, e
 	snap := e.snap.Load()
 	for i, id := range c.Offers {
 		if snap.offers[id] == nil {
-			return Campaign{}, false, invalid(fmt.Sprintf("campaigns[%s].offers[%d]", c.ID, i), "offer %s does not exist", quote(id))
+			return Campaign{}, false, jsondef.Errorf(fmt.Sprintf("campaigns[%s].offers[%d]", c.ID, i), "offer %s does not exist", quote(id))
 		}
 	}
 	old, exists := snap.campaigns[c.ID]
@@ -107,15 +108,15 @@ func (e *Engine) putRule(ctx context.Context, r Rule) (Rule, bool, error) {
 	snap := e.snap.Load()
 	p := "rules[" + r.ID + "]"
 	if id := r.Then.Offer; id != "" && snap.offers[id] == nil {
-		return Rule{}, false, invalid(p+".then.offer", "offer %s does not exist", quote(id))
+		return Rule{}, false, jsondef.Errorf(p+".then.offer", "offer %s does not exist", quote(id))
 	}
 	if id := r.Then.Campaign; id != "" && snap.campaigns[id] == nil {
-		return Rule{}, false, invalid(p+".then.campaign", "campaign %s does not exist", quote(id))
+		return Rule{}, false, jsondef.Errorf(p+".then.campaign", "campaign %s does not exist", quote(id))
 	}
 	var err error
 	walkCond(p+".when", &r.When, func(path string, c *Cond) {
 		if c.Affinity != nil && err == nil && snap.offers[c.Affinity.Offer] == nil {
-			err = invalid(path+".affinity.offer", "offer %s does not exist", quote(c.Affinity.Offer))
+			err = jsondef.Errorf(path+".affinity.offer", "offer %s does not exist", quote(c.Affinity.Offer))
 		}
 	})
 	if err != nil {
@@ -136,10 +137,10 @@ func (e *Engine) putRule(ctx context.Context, r Rule) (Rule, bool, error) {
 func walkCond(path string, c *Cond, fn func(path string, c *Cond)) {
 	fn(path, c)
 	for i := range c.All {
-		walkCond(index(path+".all", i), &c.All[i], fn)
+		walkCond(jsondef.Index(path+".all", i), &c.All[i], fn)
 	}
 	for i := range c.Any {
-		walkCond(index(path+".any", i), &c.Any[i], fn)
+		walkCond(jsondef.Index(path+".any", i), &c.Any[i], fn)
 	}
 	if c.Not != nil {
 		walkCond(path+".not", c.Not, fn)

@@ -10,9 +10,11 @@
 //	eng.AddReactor(p) // before eng.Run
 //	go p.Run(ctx)     // keeps caches fresh
 //
-// It imports engine and signals (never Redis, AMQP or echo); its Store
-// port is implemented by engine/redisstore and engine/embedded (contract
-// suite and in-memory reference store: engine/promo/promotest).
+// It imports engine, engine/jsondef (the strict decoding of definitions,
+// shared with engine/experiments) and signals (never Redis, AMQP or
+// echo); its Store port is implemented by engine/redisstore and
+// engine/embedded (contract suite and in-memory reference store:
+// engine/promo/promotest).
 //
 // # Offers and campaigns
 //
