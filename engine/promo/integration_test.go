@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -17,13 +15,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
@@ -58,16 +56,12 @@ func TestIntegration(t *testing.T) {
 			return s
 		},
 		"redis": func(t *testing.T) fullStore {
-			url := redisURL(t)
-			prefix := fmt.Sprintf("kairos-test-%016x", rand.Uint64())
-			s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: prefix})
+			url := redistest.URL(t)
+			s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: redistest.Prefix(t, url)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() {
-				deleteKeys(t, s.Client(), prefix)
-				s.Close()
-			})
+			t.Cleanup(func() { s.Close() })
 			return s
 		},
 	}
@@ -247,46 +241,5 @@ func testIntegration(t *testing.T, store fullStore) {
 	logged, _ := store.Promotions(context.Background(), "v1", 0, 10)
 	if len(logged) != 1 || !slices.ContainsFunc(logged, func(x promo.Promotion) bool { return x.ID == got.ID }) {
 		t.Errorf("log %+v", logged)
-	}
-}
-
-func redisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("KAIROS_REDIS_URL")
-	if u == "" {
-		u = redisstore.DefaultURL
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatalf("KAIROS_REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Redis at %s unreachable under CI=true: %v", u, err)
-		}
-		t.Skipf("Redis at %s unreachable: %v", u, err)
-	}
-	return u
-}
-
-func deleteKeys(t *testing.T, c *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Errorf("cleanup of %s:*: %v", prefix, err)
-		return
-	}
-	if len(keys) > 0 {
-		if err := c.Unlink(ctx, keys...).Err(); err != nil {
-			t.Errorf("cleanup of %s:*: %v", prefix, err)
-		}
 	}
 }

@@ -7,20 +7,21 @@ import (
 
 	"github.com/kairoshq/kairos/engine/attention"
 	"github.com/kairoshq/kairos/engine/attention/attentiontest"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 )
 
 func TestAttentionContract(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	attentiontest.Run(t, func(t *testing.T) attention.Store {
-		return mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+		return mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 	})
 }
 
 // TestAttentionKeyAndTTL checks the documented key layout (a hash per
 // page, element → ms) and that a write sets the page's expiry.
 func TestAttentionKeyAndTTL(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix})
 	ctx := context.Background()
 	page := "https://shop.example/p/42"
@@ -50,8 +51,8 @@ func TestAttentionKeyAndTTL(t *testing.T) {
 // BenchmarkAddDwell writes a batch of 64 (page, element) counters over 8
 // pages: one round trip.
 func BenchmarkAddDwell(b *testing.B) {
-	url := redisURL(b)
-	s := mustOpen(b, Config{URL: url, Prefix: testPrefix(b, url)})
+	url := redistest.URL(b)
+	s := mustOpen(b, Config{URL: url, Prefix: redistest.Prefix(b, url)})
 	var deltas []attention.Delta
 	for p := range 8 {
 		for e := range 8 {

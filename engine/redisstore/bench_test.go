@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 	"github.com/kairoshq/kairos/engine/storetest"
 )
 
 func benchStore(b *testing.B) *Store {
-	url := redisURL(b)
-	return mustOpen(b, Config{URL: url, Prefix: testPrefix(b, url)})
+	url := redistest.URL(b)
+	return mustOpen(b, Config{URL: url, Prefix: redistest.Prefix(b, url)})
 }
 
 // BenchmarkCommit: one batch of 256 events over 200 visitors (k = 64) per

@@ -7,21 +7,22 @@ import (
 
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/experiments/experimentstest"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 )
 
 func TestExperimentsContract(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	experimentstest.Run(t, func(t *testing.T) experiments.Store {
-		s := mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+		s := mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
 }
 
 func TestExperimentsPersistence(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	experimentstest.RunPersistence(t, func(t *testing.T) func(t *testing.T) experimentstest.Closer {
-		prefix := testPrefix(t, url)
+		prefix := redistest.Prefix(t, url)
 		return func(t *testing.T) experimentstest.Closer {
 			return mustOpen(t, Config{URL: url, Prefix: prefix})
 		}
@@ -30,8 +31,8 @@ func TestExperimentsPersistence(t *testing.T) {
 
 // TestExperimentsKeyLayout checks the documented keys and values.
 func TestExperimentsKeyLayout(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix})
 	ctx := context.Background()
 	at := time.UnixMilli(1795430000123).UTC()

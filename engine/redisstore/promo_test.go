@@ -7,21 +7,22 @@ import (
 
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/promo/promotest"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 )
 
 func TestPromoContract(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	promotest.Run(t, func(t *testing.T) promo.Store {
-		s := mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+		s := mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
 }
 
 func TestPromoPersistence(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	promotest.RunPersistence(t, func(t *testing.T) func(t *testing.T) promotest.Closer {
-		prefix := testPrefix(t, url)
+		prefix := redistest.Prefix(t, url)
 		return func(t *testing.T) promotest.Closer {
 			return mustOpen(t, Config{URL: url, Prefix: prefix})
 		}
@@ -31,8 +32,8 @@ func TestPromoPersistence(t *testing.T) {
 // TestPromoKeyTTL: a visitor's promo hash and log expire (no visitor
 // state is kept forever).
 func TestPromoKeyTTL(t *testing.T) {
-	url := redisURL(t)
-	s := mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+	url := redistest.URL(t)
+	s := mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 	defer s.Close()
 	ctx := context.Background()
 	now := time.Now()

@@ -5,76 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 	"github.com/kairoshq/kairos/engine/storetest"
 )
 
-// redisURL returns KAIROS_REDIS_URL (default the loopback server). When
-// the server is unreachable the test is skipped, or fails under CI=true.
-func redisURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv("KAIROS_REDIS_URL")
-	if u == "" {
-		u = DefaultURL
+// TestDefaultURL: the tests' default server (redistest) is the store's.
+func TestDefaultURL(t *testing.T) {
+	if redistest.DefaultURL != DefaultURL {
+		t.Errorf("redistest.DefaultURL = %q, redisstore.DefaultURL = %q", redistest.DefaultURL, DefaultURL)
 	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		tb.Fatalf("KAIROS_REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("Redis at %s unreachable under CI=true: %v", u, err)
-		}
-		tb.Skipf("Redis at %s unreachable: %v", u, err)
-	}
-	return u
-}
-
-// testPrefix returns a random key prefix, and deletes its keys on cleanup.
-func testPrefix(tb testing.TB, url string) string {
-	tb.Helper()
-	prefix := fmt.Sprintf("kairos-test-%016x", rand.Uint64())
-	tb.Cleanup(func() {
-		opt, _ := redis.ParseURL(url)
-		c := redis.NewClient(opt)
-		defer c.Close()
-		if err := deleteKeys(context.Background(), c, prefix); err != nil {
-			tb.Errorf("cleanup of %s:*: %v", prefix, err)
-		}
-	})
-	return prefix
-}
-
-// deleteKeys deletes every key of the prefix, found with SCAN.
-func deleteKeys(ctx context.Context, c *redis.Client, prefix string) error {
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 500 {
-			if err := c.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		return c.Unlink(ctx, batch...).Err()
-	}
-	return nil
 }
 
 func mustOpen(tb testing.TB, cfg Config) *Store {
@@ -88,16 +32,16 @@ func mustOpen(tb testing.TB, cfg Config) *Store {
 }
 
 func TestContract(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	storetest.Run(t, func(t *testing.T) engine.Store {
-		return mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+		return mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 	})
 }
 
 func TestPersistence(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	storetest.RunPersistence(t, func(t *testing.T) func(t *testing.T) engine.Store {
-		prefix := testPrefix(t, url)
+		prefix := redistest.Prefix(t, url)
 		return func(t *testing.T) engine.Store { return mustOpen(t, Config{URL: url, Prefix: prefix}) }
 	})
 }
@@ -105,8 +49,8 @@ func TestPersistence(t *testing.T) {
 // TestReplicasShareRows runs ItemRows from two stores (as two engine
 // replicas would) concurrently on the same prefix.
 func TestReplicasShareRows(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	a := mustOpen(t, Config{URL: url, Prefix: prefix})
 	b := mustOpen(t, Config{URL: url, Prefix: prefix})
 	ids := make([]string, 200)
@@ -158,8 +102,8 @@ func TestReplicasShareRows(t *testing.T) {
 }
 
 func TestDedupWindowIsTheTTL(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix, DedupWindow: 1500 * time.Millisecond})
 	ctx := t.Context()
 	if err := s.Commit(ctx, engine.Commit{EventIDs: []string{"e1"}}); err != nil {
@@ -190,8 +134,8 @@ func TestDedupWindowIsTheTTL(t *testing.T) {
 }
 
 func TestKeyLayout(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix, HistoryLimit: 3})
 	ctx := t.Context()
 	err := s.Commit(ctx, engine.Commit{EventIDs: []string{"e1"}, Visitors: []engine.VisitorUpdate{
@@ -247,8 +191,8 @@ func TestKeyLayout(t *testing.T) {
 // stored history stays within the limit plus its slack, and reads always
 // show the newest events.
 func TestHistoryTrim(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	const limit = 20
 	s := mustOpen(t, Config{URL: url, Prefix: prefix, HistoryLimit: limit})
 	ctx := t.Context()
@@ -306,8 +250,8 @@ func TestUnavailable(t *testing.T) {
 	if !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("Open of an unreachable server: err %v, want ErrUnavailable", err)
 	}
-	url := redisURL(t)
-	s := mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+	url := redistest.URL(t)
+	s := mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 	s.Close()
 	if _, err := s.Visitors(t.Context(), []string{"x"}); !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("Visitors on a closed store: err %v, want ErrUnavailable", err)
@@ -336,8 +280,8 @@ func TestConfigValidate(t *testing.T) {
 // type (by someone else) makes Visitors fail, never return a silently
 // empty visitor.
 func TestWrongTypeIsAnError(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix})
 	ctx := t.Context()
 	if err := s.Client().RPush(ctx, prefix+":h:v2", "x").Err(); err != nil {

@@ -8,23 +8,24 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/engine/stats/statstest"
 	"github.com/kairoshq/kairos/signals"
 )
 
 func TestCountsContract(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	statstest.Run(t, func(t *testing.T) stats.Store {
-		return mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+		return mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 	})
 }
 
 // TestCountsKeysAndTTL checks the documented key layout and hash fields,
 // and that each hash expires at its delta's ExpireAt (EXPIREAT), or never.
 func TestCountsKeysAndTTL(t *testing.T) {
-	url := redisURL(t)
-	prefix := testPrefix(t, url)
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix})
 	ctx := context.Background()
 	b := statstest.Base()
@@ -72,8 +73,8 @@ func TestCountsKeysAndTTL(t *testing.T) {
 // TestCountsReactorTTL runs stats.Stats over the store with the default
 // retention: each resolution's hashes expire at bucket end + retention.
 func TestCountsReactorTTL(t *testing.T) {
-	url := redisURL(t)
-	s := mustOpen(t, Config{URL: url, Prefix: testPrefix(t, url)})
+	url := redistest.URL(t)
+	s := mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url)})
 	ret := stats.DefaultRetention()
 	st, err := stats.New(s, stats.Config{Retention: ret})
 	if err != nil {

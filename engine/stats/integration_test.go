@@ -4,21 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
@@ -51,16 +49,12 @@ func TestEndToEnd(t *testing.T) {
 			return s
 		},
 		"redis": func(t *testing.T) engineStore {
-			url := redisURL(t)
-			prefix := fmt.Sprintf("kairos-test-%016x", rand.Uint64())
-			s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: prefix})
+			url := redistest.URL(t)
+			s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: redistest.Prefix(t, url)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() {
-				deleteKeys(t, s.Client(), prefix)
-				s.Close()
-			})
+			t.Cleanup(func() { s.Close() })
 			return s
 		},
 	}
@@ -188,48 +182,4 @@ func decodeJSON[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 		t.Fatalf("decode %T: %v: %s", v, err, w.Body)
 	}
 	return v
-}
-
-// redisURL returns KAIROS_REDIS_URL (default the loopback server); the
-// test is skipped when it is unreachable, or fails under CI=true.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("KAIROS_REDIS_URL")
-	if u == "" {
-		u = redisstore.DefaultURL
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatalf("KAIROS_REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Redis at %s unreachable under CI=true: %v", u, err)
-		}
-		t.Skipf("Redis at %s unreachable: %v", u, err)
-	}
-	return u
-}
-
-// deleteKeys deletes every key of the prefix.
-func deleteKeys(t *testing.T, c *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Errorf("cleanup of %s:*: %v", prefix, err)
-		return
-	}
-	if len(keys) > 0 {
-		if err := c.Unlink(ctx, keys...).Err(); err != nil {
-			t.Errorf("cleanup of %s:*: %v", prefix, err)
-		}
-	}
 }
