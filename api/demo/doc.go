@@ -52,7 +52,7 @@
 //
 //	GET /                              home: hero slot, "recommended for you", trending, departments
 //	GET /shop/c/{category}             a category's products, hero slot
-//	GET /shop/p/{id}                   product page: gallery and buy box (marked with the item),
+//	GET /shop/p/{id}                   product page: gallery (marked with the item), buy box,
 //	                                   hero slot, similar items (/v1/items/{id}/similar), recommendations
 //	GET /shop/api/recommendations?n=&item=
 //	                                   the visitor's recommendations, asked by the shop's back end
@@ -61,9 +61,12 @@
 //	GET /shop/api/status               {"seeded": true, "products": 60}
 //	GET /shop/img/…, /shop/static/…    images, site.css, site.js
 //
-// Every product card, the gallery and the buy box carry data-kairos-item
-// (clicks, dwell and attention heat), every page has one
-// data-kairos-slot="hero" element and the tracker's script tag:
+// Every product card and the product page's gallery carry
+// data-kairos-item (clicks, dwell and attention heat); a card's ♡ button
+// records a like without leaving the page (its click counts for the
+// card's item), the gallery cycles through three views on click, "Add to
+// cart" records add_to_cart. Every page has one data-kairos-slot="hero"
+// element and the tracker's script tag:
 //
 //	<script src="/tracker.js" data-key="pk_…" async></script>
 //
