@@ -42,9 +42,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/signals"
@@ -588,11 +589,10 @@ func testItemRows(t *testing.T, s engine.Store) {
 func testItemRowsConcurrent(t *testing.T, s engine.Store) {
 	const workers, calls, universe = 8, 20, 300
 	results := make([]map[string]int32, workers)
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	var g errgroup.Group
 	for w := range workers {
 		results[w] = map[string]int32{}
-		wg.Go(func() {
+		g.Go(func() error {
 			r := rand.New(rand.NewPCG(uint64(w), 99))
 			for range calls {
 				ids := make([]string, 1+r.IntN(40))
@@ -601,22 +601,19 @@ func testItemRowsConcurrent(t *testing.T, s engine.Store) {
 				}
 				rows, err := s.ItemRows(context.Background(), ids)
 				if err != nil {
-					errs <- err
-					return
+					return err
 				}
 				for i, id := range ids {
 					if prev, ok := results[w][id]; ok && prev != rows[i] {
-						errs <- fmt.Errorf("worker %d: %s got rows %d and %d", w, id, prev, rows[i])
-						return
+						return fmt.Errorf("worker %d: %s got rows %d and %d", w, id, prev, rows[i])
 					}
 					results[w][id] = rows[i]
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	all := map[string]int32{}
@@ -685,10 +682,9 @@ func testItemStates(t *testing.T, s engine.Store) {
 
 func testConcurrentCommits(t *testing.T, s engine.Store) {
 	const workers, commits = 6, 15
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	var g errgroup.Group
 	for w := range workers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for c := range commits {
 				err := s.Commit(context.Background(), engine.Commit{
 					EventIDs: []string{fmt.Sprintf("cc-%d-%d", w, c)},
@@ -698,15 +694,13 @@ func testConcurrentCommits(t *testing.T, s engine.Store) {
 					},
 				})
 				if err != nil {
-					errs <- err
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string

@@ -45,6 +45,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
 )
@@ -284,10 +286,9 @@ func testCounts(t *testing.T, s promo.Store) {
 func testCountsConcurrent(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
 	const workers, each = 8, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	var g errgroup.Group
 	for range workers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for range each {
 				err := s.AddOfferCounts(ctx, promo.Counts{Now: base,
 					Stats:   map[string]promo.OfferStats{"o": {Impressions: 2, Clicks: 1}},
@@ -295,15 +296,13 @@ func testCountsConcurrent(t *testing.T, s promo.Store) {
 					Caps:    []promo.CapIncrement{{Visitor: "v", Offer: "o", Period: time.Hour}},
 				})
 				if err != nil {
-					errs <- err
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	oc := must(s.OfferCounts(ctx))(t)

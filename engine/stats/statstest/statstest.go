@@ -25,9 +25,10 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/stats"
@@ -302,10 +303,9 @@ func testCancelled(t *testing.T, s stats.Store) {
 func testConcurrent(t *testing.T, s stats.Store) {
 	b := Base()
 	const workers, calls = 4, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	var g errgroup.Group
 	for w := range workers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for i := range calls {
 				ds := []stats.Delta{
 					D(stats.Res15m, stats.Item("hot"), b, view, 1, 0),
@@ -313,15 +313,13 @@ func testConcurrent(t *testing.T, s stats.Store) {
 					D(stats.Res15m, stats.Item(fmt.Sprintf("w%d", w)), b.Add(time.Duration(i%4)*15*time.Minute), click, 1, 0),
 				}
 				if err := s.AddCounts(context.Background(), ds); err != nil {
-					errs <- err
-					return
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	Equal(t, "hot", MustCounts(t, s, stats.Res15m, stats.Item("hot"), b, b.Add(time.Hour)), []stats.Point{
