@@ -259,6 +259,9 @@ func (a *app) retrainLoop(ctx context.Context) {
 // Close releases the bus, the archive and the store.
 func (a *app) Close() error {
 	var errs []error
+	if a.listener != nil {
+		a.listener.Close() // Run's server closed it already, unless Run never ran
+	}
 	if a.bus != nil {
 		errs = append(errs, a.bus.Close())
 	}
