@@ -43,7 +43,7 @@ func (a *app) addExperiments(ctx context.Context, reg prometheus.Registerer, dep
 	a.engine.AddReactor(x)
 	deps.Experiments = x
 	if deps.Eraser != nil {
-		deps.Eraser = experimentsEraser{next: deps.Eraser, x: x}
+		deps.Eraser = alsoErase{name: "experiments", forget: x.ForgetVisitor, next: deps.Eraser}
 	}
 	return nil
 }
@@ -68,20 +68,3 @@ func (a *app) runExperiments(ctx context.Context) (wait func()) {
 	wg.Go(func() { _ = a.exps.Run(ctx) })
 	return wg.Wait
 }
-
-// experimentsEraser forgets a visitor's assignments and units along with
-// the rest of its state.
-type experimentsEraser struct {
-	next api.VisitorEraser
-	x    *experiments.Engine
-}
-
-// EraseVisitor implements api.VisitorEraser.
-func (e experimentsEraser) EraseVisitor(ctx context.Context, id string) error {
-	if err := e.x.ForgetVisitor(ctx, id); err != nil {
-		return fmt.Errorf("experiments: %w", err)
-	}
-	return e.next.EraseVisitor(ctx, id)
-}
-
-var _ api.VisitorEraser = experimentsEraser{}

@@ -28,7 +28,7 @@ func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api
 	a.engine.AddReactor(p)
 	deps.Offers, deps.Definitions, deps.Promotions, deps.Subscriber = p, p, p, a.bus
 	if deps.Eraser != nil {
-		deps.Eraser = promoEraser{next: deps.Eraser, promo: p}
+		deps.Eraser = alsoErase{name: "promo", forget: p.ForgetVisitor, next: deps.Eraser}
 	}
 	return nil
 }
@@ -43,20 +43,3 @@ func (a *app) runPromo(ctx context.Context) (wait func()) {
 	wg.Go(func() { a.promo.Run(ctx) })
 	return wg.Wait
 }
-
-// promoEraser erases a visitor's promotion state (caps, cooldowns,
-// promotion log) along with the engine's.
-type promoEraser struct {
-	next  api.VisitorEraser
-	promo *promo.Engine
-}
-
-// EraseVisitor implements api.VisitorEraser.
-func (e promoEraser) EraseVisitor(ctx context.Context, id string) error {
-	if err := e.promo.ForgetVisitor(ctx, id); err != nil {
-		return fmt.Errorf("promo: %w", err)
-	}
-	return e.next.EraseVisitor(ctx, id)
-}
-
-var _ api.VisitorEraser = promoEraser{}
