@@ -46,60 +46,23 @@ func (s *Store) xpKeys(exp string) []string {
 // PutExperimentDoc sets the definition and increments the version, in one
 // MULTI/EXEC.
 func (s *Store) PutExperimentDoc(ctx context.Context, id string, doc []byte) error {
-	if id == "" {
-		return fmt.Errorf("redisstore: put experiment: %w: empty id", engine.ErrInvalid)
-	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.xpDefsKey(), id, doc)
-		p.Incr(ctx, s.xpVersionKey())
-		return nil
-	})
-	return wrap("put experiment", err)
+	return s.putDoc(ctx, "put experiment", s.xpDefsKey(), s.xpVersionKey(), id, doc)
 }
 
-// deleteExperimentScript removes a definition and its data (UNLINK: freed
-// in the background), or returns 0 when there is no definition.
-var deleteExperimentScript = redis.NewScript(`
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
-for i = 3, #KEYS do redis.call('UNLINK', KEYS[i]) end
-return 1
-`)
-
-// DeleteExperiment removes the definition and every key of the experiment.
+// DeleteExperiment removes the definition and every key of the
+// experiment (a script; UNLINK: freed in the background).
 func (s *Store) DeleteExperiment(ctx context.Context, id string) error {
-	keys := append([]string{s.xpDefsKey(), s.xpVersionKey()}, s.xpKeys(id)...)
-	n, err := deleteExperimentScript.Run(ctx, s.rdb, keys, id).Int()
-	if err != nil {
-		return wrap("delete experiment", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("redisstore: delete experiment %q: %w", id, engine.ErrNotFound)
-	}
-	return nil
+	return s.deleteDoc(ctx, "delete experiment", s.xpDefsKey(), s.xpVersionKey(), id, s.xpKeys(id)...)
 }
 
 // ExperimentDocs returns every definition (HGETALL), sorted by id.
 func (s *Store) ExperimentDocs(ctx context.Context) ([]experiments.Doc, error) {
-	m, err := s.rdb.HGetAll(ctx, s.xpDefsKey()).Result()
-	if err != nil {
-		return nil, wrap("experiment docs", err)
-	}
-	out := make([]experiments.Doc, 0, len(m))
-	for id, js := range m {
-		out = append(out, experiments.Doc{ID: id, JSON: []byte(js)})
-	}
-	slices.SortFunc(out, func(a, b experiments.Doc) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return docs[experiments.Doc](ctx, s, "experiment docs", s.xpDefsKey())
 }
 
 // ExperimentDocsVersion returns the version counter (0 before any write).
 func (s *Store) ExperimentDocsVersion(ctx context.Context) (int64, error) {
-	v, err := s.rdb.Get(ctx, s.xpVersionKey()).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
-	return v, wrap("experiment docs version", err)
+	return s.docsVersion(ctx, "experiment docs version", s.xpVersionKey())
 }
 
 func encodeAssignment(a experiments.Assignment) string {

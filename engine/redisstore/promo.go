@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,24 +54,8 @@ func (s *Store) PutPromoDoc(ctx context.Context, kind promo.Kind, id string, doc
 	if err := checkKind("put promo doc", kind); err != nil {
 		return err
 	}
-	if id == "" {
-		return fmt.Errorf("redisstore: put promo doc: %w: empty id", engine.ErrInvalid)
-	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.promoDocsKey(kind), id, doc)
-		p.Incr(ctx, s.promoVersionKey())
-		return nil
-	})
-	return wrap("put promo doc", err)
+	return s.putDoc(ctx, "put promo doc", s.promoDocsKey(kind), s.promoVersionKey(), id, doc)
 }
-
-// deleteDocScript deletes a document and increments the version, or
-// returns 0 when there is no such document.
-var deleteDocScript = redis.NewScript(`
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
-return 1
-`)
 
 // DeletePromoDoc removes the document (a script: HDEL, then INCR of the
 // version only if it existed).
@@ -80,14 +63,7 @@ func (s *Store) DeletePromoDoc(ctx context.Context, kind promo.Kind, id string) 
 	if err := checkKind("delete promo doc", kind); err != nil {
 		return err
 	}
-	n, err := deleteDocScript.Run(ctx, s.rdb, []string{s.promoDocsKey(kind), s.promoVersionKey()}, id).Int()
-	if err != nil {
-		return wrap("delete promo doc", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("redisstore: delete promo doc %s %q: %w", kind, id, engine.ErrNotFound)
-	}
-	return nil
+	return s.deleteDoc(ctx, "delete promo doc "+string(kind), s.promoDocsKey(kind), s.promoVersionKey(), id)
 }
 
 // PromoDocs returns the kind's documents (HGETALL), sorted by id.
@@ -95,25 +71,12 @@ func (s *Store) PromoDocs(ctx context.Context, kind promo.Kind) ([]promo.Doc, er
 	if err := checkKind("promo docs", kind); err != nil {
 		return nil, err
 	}
-	m, err := s.rdb.HGetAll(ctx, s.promoDocsKey(kind)).Result()
-	if err != nil {
-		return nil, wrap("promo docs", err)
-	}
-	out := make([]promo.Doc, 0, len(m))
-	for id, js := range m {
-		out = append(out, promo.Doc{ID: id, JSON: []byte(js)})
-	}
-	slices.SortFunc(out, func(a, b promo.Doc) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return docs[promo.Doc](ctx, s, "promo docs", s.promoDocsKey(kind))
 }
 
 // PromoDocsVersion returns the version counter (0 before any write).
 func (s *Store) PromoDocsVersion(ctx context.Context) (int64, error) {
-	v, err := s.rdb.Get(ctx, s.promoVersionKey()).Int64()
-	if err == redis.Nil {
-		return 0, nil
-	}
-	return v, wrap("promo docs version", err)
+	return s.docsVersion(ctx, "promo docs version", s.promoVersionKey())
 }
 
 // capScript counts one impression against a cap window: field ARGV[1]
