@@ -209,3 +209,19 @@ func (e *Engine) stateKey(ctx context.Context, visitor, user string) (string, er
 	}
 	return visitor, nil
 }
+
+// ErasureIDs returns every id whose state an erasure of id removes: id
+// itself and, when id is a known user, the anonymous ids linked to it
+// (components keyed by device, such as promotion logs, erase these too).
+// It changes nothing.
+func (e *Engine) ErasureIDs(ctx context.Context, id string) ([]string, error) {
+	ids := []string{id}
+	if ls, ok := e.store.(LinkStore); ok {
+		linked, err := ls.Linked(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("engine: erasure ids: %w", err)
+		}
+		ids = append(ids, linked...)
+	}
+	return ids, nil
+}

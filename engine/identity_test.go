@@ -185,3 +185,17 @@ func TestMergeAgainAfterAFailedDeleteDoesNotDoubleCount(t *testing.T) {
 		t.Fatalf("history %v, want %v (each event once)", got, want)
 	}
 }
+
+func TestErasureIDsListLinkedDevices(t *testing.T) {
+	store := withLinks(openStore(t, t.TempDir()))
+	e := newEngine(t, store, nil)
+	mustHandle(t, e, []signals.Event{ev("i1", "identify", "phone", "dan", "", 0), ev("i2", "identify", "tablet", "dan", "", time.Minute)})
+	ids, err := e.ErasureIDs(context.Background(), "dan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	if want := []string{"dan", "phone", "tablet"}; !slices.Equal(ids, want) {
+		t.Fatalf("ids %v, want %v", ids, want)
+	}
+}

@@ -62,3 +62,19 @@ func TestAlsoErase(t *testing.T) {
 		})
 	}
 }
+
+// TestAlsoEraseCoversLinkedDevices: erasing a user forgets the state of
+// each of its linked devices in the components (promotion logs and caps
+// are per device).
+func TestAlsoEraseCoversLinkedDevices(t *testing.T) {
+	var calls []string
+	devices := func(_ context.Context, id string) ([]string, error) { return []string{id, "phone", "laptop"}, nil }
+	var chain api.VisitorEraser = eraseLog{&calls, "engine", nil}
+	chain = alsoErase{name: "promo", forget: eraseLog{&calls, "promo", nil}.EraseVisitor, ids: devices, next: chain}
+	if err := chain.EraseVisitor(context.Background(), "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"promo ann", "promo phone", "promo laptop", "engine ann"}; !slices.Equal(calls, want) {
+		t.Fatalf("calls %q, want %q", calls, want)
+	}
+}

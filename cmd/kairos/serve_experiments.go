@@ -43,7 +43,7 @@ func (a *app) addExperiments(ctx context.Context, reg prometheus.Registerer, dep
 	a.engine.AddReactor(x)
 	deps.Experiments = x
 	if deps.Eraser != nil {
-		deps.Eraser = alsoErase{name: "experiments", forget: x.ForgetVisitor, next: deps.Eraser}
+		deps.Eraser = alsoErase{name: "experiments", forget: x.ForgetVisitor, ids: a.engine.ErasureIDs, next: deps.Eraser}
 	}
 	return nil
 }

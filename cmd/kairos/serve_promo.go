@@ -28,7 +28,7 @@ func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api
 	a.engine.AddReactor(p)
 	deps.Offers, deps.Definitions, deps.Promotions, deps.Subscriber = p, p, p, a.bus
 	if deps.Eraser != nil {
-		deps.Eraser = alsoErase{name: "promo", forget: p.ForgetVisitor, next: deps.Eraser}
+		deps.Eraser = alsoErase{name: "promo", forget: p.ForgetVisitor, ids: a.engine.ErasureIDs, next: deps.Eraser}
 	}
 	return nil
 }
