@@ -27,6 +27,14 @@
 // commute, so replicas converge. Catalog writes are announced the same way.
 // The engine keeps no process-global state.
 //
+// Known approximations of the scale-out: a user whose devices are consumed
+// by different replicas keeps a complete history (appends are atomic) but
+// the factors of the latest fold-in; after a hot swap (LoadSnapshot) a
+// returning visitor's retrained factors are not subtracted from XᵀX, which
+// only serves as curvature for item updates and is replaced by the next
+// snapshot; peer item deltas made against another model generation are
+// dropped while replicas swap.
+//
 // # Serving
 //
 // Recommend scores x_u·Y over every item (model.Online.TopK: exact top-K,
