@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/kairoshq/kairos/engine/attention"
 	"github.com/kairoshq/kairos/signals/tracker/browsertest"
 )
@@ -97,7 +94,7 @@ type demoRig struct {
 // adds to the allowed origins itself) and a Chromium with the probe.
 func startDemo(tb testing.TB) *demoRig {
 	tb.Helper()
-	requireServicesTB(tb)
+	requireServices(tb)
 	ns := fmt.Sprintf("kd%d", rand.Uint32())
 	tb.Cleanup(func() { cleanNamespace(nil, ns) })
 	b := browsertest.Start(tb, browsertest.Options{})
@@ -129,33 +126,6 @@ func startDemo(tb testing.TB) *demoRig {
 		tb.Fatal(err)
 	}
 	return r
-}
-
-// requireServicesTB is requireServices for benchmarks too.
-func requireServicesTB(tb testing.TB) {
-	tb.Helper()
-	var problems []string
-	if c, err := amqp.Dial(amqpURL()); err != nil {
-		problems = append(problems, fmt.Sprintf("RabbitMQ at %s: %v", amqpURL(), err))
-	} else {
-		c.Close()
-	}
-	opt, err := redis.ParseURL(redisURL())
-	if err == nil {
-		rc := redis.NewClient(opt)
-		err = rc.Ping(context.Background()).Err()
-		rc.Close()
-	}
-	if err != nil {
-		problems = append(problems, fmt.Sprintf("Redis at %s: %v", redisURL(), err))
-	}
-	if len(problems) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("services unreachable under CI=true: %s", strings.Join(problems, "; "))
-	}
-	tb.Skipf("services unreachable: %s", strings.Join(problems, "; "))
 }
 
 // waitSeeded waits until the shop has seeded and the model has learnt

@@ -32,8 +32,8 @@ func amqpURL() string  { return envOr("KAIROS_AMQP_URL", "amqp://guest:guest@127
 func redisURL() string { return envOr("KAIROS_REDIS_URL", "redis://127.0.0.1:6379/0") }
 
 // requireServices skips (or, under CI=true, fails) when RabbitMQ or Redis
-// cannot be reached.
-func requireServices(t *testing.T) {
+// cannot be reached; tests and benchmarks alike.
+func requireServices(t testing.TB) {
 	t.Helper()
 	var problems []string
 	if c, err := amqp.Dial(amqpURL()); err != nil {
