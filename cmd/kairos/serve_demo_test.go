@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -58,31 +57,7 @@ func TestDemoBlendDefault(t *testing.T) {
 // origin without --allowed-origins, and the dwell the page sends shows
 // in GET /v1/pages/attention.
 func TestDemoEmbedded(t *testing.T) {
-	args := []string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn",
-		"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", "", "--namespace", "kairos", "--addr", "127.0.0.1:0", "--demo"}
-	cfg, err := parseServeConfig(args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, io.Discard, io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := &testServer{app: a, base: "http://" + a.listener.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { srv.done <- a.Run(ctx) }()
-	t.Cleanup(func() { srv.stop(t) })
-
-	waitFor(t, 20*time.Second, "the shop to seed", func() bool {
-		resp, err := httpClient.Get(srv.base + "/shop/api/status")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return strings.Contains(string(b), `"seeded":true`)
-	})
+	srv := startDemoEmbedded(t)
 	resp, err := httpClient.Get(srv.base + "/")
 	if err != nil {
 		t.Fatal(err)
