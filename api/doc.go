@@ -221,7 +221,9 @@
 //
 // GET /v1/offers?visitor=…&slot=…&n=… (publishable) — the visitor's best
 // eligible offers of a slot (every slot without slot=), best first. n is
-// 1..Config.MaxResults (default 10). Each offer carries a token: render it
+// 1..Config.MaxResults (default 10). user= names the signed-in user: its
+// factors rank the offers and its experiment variant applies, on a device
+// not linked to it yet too (as on /v1/recommendations). Each offer carries a token: render it
 // as data-kairos-token on the element (with data-kairos-offer) and the
 // tracker's impression and click events attribute to the offer. Answers
 // are never cached (Cache-Control: private, no-store).

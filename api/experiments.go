@@ -210,7 +210,7 @@ func (s *Server) rankOffers(c echo.Context, r promo.OfferRequest) (any, error) {
 	if s.deps.Experiments == nil || r.Slot == "" {
 		return s.deps.Offers.RankOffers(ctx, r)
 	}
-	d, ok, err := s.deps.Experiments.Decide(ctx, experiments.Request{Surface: experiments.SurfaceOffers, Slot: r.Slot, Visitor: r.Visitor})
+	d, ok, err := s.deps.Experiments.Decide(ctx, experiments.Request{Surface: experiments.SurfaceOffers, Slot: r.Slot, Visitor: r.Visitor, User: r.User})
 	if err != nil {
 		return nil, err
 	}

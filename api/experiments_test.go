@@ -31,7 +31,7 @@ type xpHarness struct {
 func newXPHarness(t *testing.T) *xpHarness {
 	t.Helper()
 	h := &xpHarness{harness: newHarness(t, func(c *Config) { c.PublishableRate = RateLimit{Rate: 1e6, Burst: 1e6} }), xstore: experimentstest.NewMem()}
-	p, err := promo.New(context.Background(), promo.Config{Seed: 1}, promo.Deps{Store: promotest.NewMem(), Visitors: fakeVisitors{}})
+	p, err := promo.New(context.Background(), promo.Config{Seed: 1}, promo.Deps{Store: promotest.NewMem(), Profiles: fakeVisitors{}})
 	if err != nil {
 		t.Fatal(err)
 	}

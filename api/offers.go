@@ -59,13 +59,18 @@ func (s *Server) offers(c echo.Context) error {
 	return c.JSON(http.StatusOK, list)
 }
 
-// parseOfferQuery reads visitor (required), slot (optional slot name) and
+// parseOfferQuery reads visitor (required), user (optional: the signed-in
+// user, whose factors rank and whose experiment variant applies), slot
+// (optional slot name) and
 // n (default Config.DefaultResults, 1..Config.MaxResults). Unknown
 // parameters are ignored; a repeated one counts with its first value.
 func (s *Server) parseOfferQuery(q url.Values) (promo.OfferRequest, error) {
 	var r promo.OfferRequest
 	var err error
 	if r.Visitor, err = s.idParam(q, "visitor", true); err != nil {
+		return r, err
+	}
+	if r.User, err = s.idParam(q, "user", false); err != nil {
 		return r, err
 	}
 	if r.Slot, err = s.idParam(q, "slot", false); err != nil {

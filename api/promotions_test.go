@@ -23,21 +23,12 @@ import (
 	"github.com/kairoshq/kairos/signals/membus"
 )
 
-// fakeVisitors is an engine.VisitorStore of visitors without state.
+// fakeVisitors is a promo.Profiles of visitors the model does not know.
 type fakeVisitors struct{}
 
-func (fakeVisitors) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, error) {
-	out := make([]engine.Visitor, len(ids))
-	for i, id := range ids {
-		out[i].ID = id
-	}
-	return out, nil
+func (fakeVisitors) VisitorFactors(context.Context, string, string) ([]float32, error) {
+	return nil, nil
 }
-func (fakeVisitors) Seen(ctx context.Context, ids []string) ([]bool, error) {
-	return make([]bool, len(ids)), nil
-}
-func (fakeVisitors) Commit(ctx context.Context, c engine.Commit) error  { return nil }
-func (fakeVisitors) DeleteVisitor(ctx context.Context, id string) error { return nil }
 
 // promoHarness is a server with a real promo engine over the in-memory
 // store and the in-process bus, listening on a loopback port (streams
@@ -56,7 +47,7 @@ type promoHarness struct {
 func newPromoHarness(t *testing.T, broadcast bool, heartbeat time.Duration) *promoHarness {
 	t.Helper()
 	h := &promoHarness{harness: newHarness(t, nil), store: promotest.NewMem(), bus: membus.New(membus.Options{})}
-	deps := promo.Deps{Store: h.store, Visitors: fakeVisitors{}}
+	deps := promo.Deps{Store: h.store, Profiles: fakeVisitors{}}
 	if broadcast {
 		deps.Broadcaster = h.bus
 	}

@@ -211,3 +211,27 @@ func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error)
 func isZero(v []float32) bool {
 	return !slices.ContainsFunc(v, func(x float32) bool { return x != 0 })
 }
+
+// VisitorFactors returns the live model's factors of a visitor — its
+// user's when user is given or the visitor is linked to one — folded in
+// from the history when the stored factors belong to a replaced model.
+// It returns nil (and no error) when the model knows nothing of them.
+// The engine is the only reader that decodes stored factors: other
+// components (offers, rules) ask it. The slice is the caller's.
+func (e *Engine) VisitorFactors(ctx context.Context, visitor, user string) ([]float32, error) {
+	key, err := e.stateKey(ctx, visitor, user)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := e.store.Visitors(ctx, []string{key})
+	if err != nil {
+		return nil, fmt.Errorf("engine: load visitor: %w", err)
+	}
+	s := e.getScratch()
+	defer e.scorers.Put(s)
+	x := e.visitorFactors(s, vs[0])
+	if x == nil {
+		return nil, nil
+	}
+	return slices.Clone(x), nil
+}

@@ -144,3 +144,57 @@ func TestHotSwapWhileEventsFlow(t *testing.T) {
 		t.Fatalf("after a restart c0-4 gets %+v", got)
 	}
 }
+
+// TestVisitorFactorsAfterSwap: stored factors carry the model generation,
+// but VisitorFactors — what offers and rules read — always answers k
+// factors of the live model: before a swap, after it (folded in again
+// from the history), and for a device linked to a user (the user's).
+func TestVisitorFactorsAfterSwap(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, t.TempDir())
+	e := newEngine(t, store, nil)
+	arc, err := archive.Open(ctx, archive.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
+	e.SetArchive(arc, arc)
+	e.SetTail(offline.Tail{Archive: arc})
+	mustHandle(t, e, clusterEvents(2, 10, 8, 8, 3))
+	k := testConfig().Params.Factors
+	check := func(when, visitor, user string) []float32 {
+		t.Helper()
+		x, err := e.VisitorFactors(ctx, visitor, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(x) != k {
+			t.Fatalf("%s: VisitorFactors(%q, %q) has %d factors, want %d", when, visitor, user, len(x), k)
+		}
+		return x
+	}
+	before := check("before the swap", "c0-1", "")
+	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	mustHandle(t, e, []signals.Event{{ID: "late", Type: signals.TypeClick, Visitor: "c0-1", Item: "c0-item1", Time: signals.Timestamp{Time: t0.Add(2 * time.Hour)}}})
+	if stored := visitor(t, store, "c0-1").Factors; len(stored) != k+1 {
+		t.Fatalf("stored factors after a swap: %d floats, want k+1 = %d (with the generation)", len(stored), k+1)
+	}
+	after := check("after the swap", "c0-1", "")
+	if slices.Equal(before, after) {
+		t.Fatal("the factors did not change with the new model and event")
+	}
+	if x, err := e.VisitorFactors(ctx, "nobody", ""); err != nil || x != nil {
+		t.Fatalf("unknown visitor: %v, %v; want nil, nil", x, err)
+	}
+	mustHandle(t, e, []signals.Event{{ID: "id-1", Type: signals.TypeIdentify, Visitor: "c1-2", User: "ann", Time: signals.Timestamp{Time: t0.Add(3 * time.Hour)}}})
+	dev := check("a device linked to a user", "c1-2", "")
+	if byUser := check("by user", "phone", "ann"); !slices.Equal(dev, byUser) {
+		t.Fatalf("a linked device's factors %v differ from its user's %v", dev, byUser)
+	}
+}

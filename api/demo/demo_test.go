@@ -239,21 +239,12 @@ func TestRecommendationsProxy(t *testing.T) {
 	}
 }
 
-// memVisitors is an engine.VisitorStore without visitors.
+// memVisitors is a promo.Profiles of visitors the model does not know.
 type memVisitors struct{}
 
-func (memVisitors) Visitors(_ context.Context, ids []string) ([]engine.Visitor, error) {
-	out := make([]engine.Visitor, len(ids))
-	for i, id := range ids {
-		out[i].ID = id
-	}
-	return out, nil
+func (memVisitors) VisitorFactors(context.Context, string, string) ([]float32, error) {
+	return nil, nil
 }
-func (memVisitors) Seen(_ context.Context, ids []string) ([]bool, error) {
-	return make([]bool, len(ids)), nil
-}
-func (memVisitors) Commit(context.Context, engine.Commit) error { return nil }
-func (memVisitors) DeleteVisitor(context.Context, string) error { return nil }
 
 // replay feeds events to a promo engine one by one, as the engine would
 // (history and a session per visitor), and returns the promotions fired.
@@ -304,7 +295,7 @@ func TestSeed(t *testing.T) {
 	}
 	store := promotest.NewMem()
 	clock := func() time.Time { return testNow }
-	p, err := promo.New(ctx, promo.Config{Seed: 1, Now: clock}, promo.Deps{Store: store, Visitors: memVisitors{}})
+	p, err := promo.New(ctx, promo.Config{Seed: 1, Now: clock}, promo.Deps{Store: store, Profiles: memVisitors{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api
 		return nil
 	}
 	p, err := promo.New(ctx, promo.Config{Factors: a.engine.Online().K(), Logger: a.log, Registerer: reg},
-		promo.Deps{Store: ps, Visitors: a.store, Model: a.engine, Broadcaster: a.bus, Experiments: a.promoExperiments()})
+		promo.Deps{Store: ps, Profiles: a.engine, Model: a.engine, Broadcaster: a.bus, Experiments: a.promoExperiments()})
 	if err != nil {
 		return fmt.Errorf("promo: %w", err)
 	}

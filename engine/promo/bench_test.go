@@ -48,7 +48,7 @@ func BenchmarkReact(b *testing.B) {
 				model.factors[id] = y
 				model.items[id] = engine.Item{ID: id, Category: fmt.Sprintf("cat%d", i%20), Active: true}
 			}
-			e, err := promo.New(context.Background(), promo.Config{Factors: kk, Seed: 1}, promo.Deps{Store: promotest.NewMem(), Visitors: &fakeVisitors{m: map[string][]float32{}}, Model: model})
+			e, err := promo.New(context.Background(), promo.Config{Factors: kk, Seed: 1}, promo.Deps{Store: promotest.NewMem(), Profiles: &fakeVisitors{m: map[string][]float32{}}, Model: model})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func BenchmarkRankOffers(b *testing.B) {
 		b.Fatal(err)
 	}
 	vis := &fakeVisitors{m: map[string][]float32{"v": vec()}}
-	e, err := promo.New(context.Background(), promo.Config{Factors: kk, Seed: 1}, promo.Deps{Store: store, Visitors: vis, Model: model})
+	e, err := promo.New(context.Background(), promo.Config{Factors: kk, Seed: 1}, promo.Deps{Store: store, Profiles: vis, Model: model})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,12 @@ type Config struct {
 	// to [0, 1]) with the Thompson sample θ of the offer's click-through:
 	// score = (1−w)·θ + w·a (default 0.5).
 	AffinityWeight float64
+	// PriorStrength is the weight, in impressions, of the prior of each
+	// offer's Thompson sample: the slot's pooled click-through (default
+	// 10). It keeps offers without impressions from drawing their
+	// click-through from the whole [0, 1] range, which would drown the
+	// visitor's affinity in noise; negative is invalid.
+	PriorStrength float64
 	// OwnShrink s weighs an offer's own learnt factor against the factors
 	// of what it promotes: with c clicks, the own share is c/(c+s)
 	// (default 10).
@@ -69,6 +75,7 @@ func (c Config) Defaults() Config {
 		}
 	}
 	def(&c.AffinityWeight, 0.5)
+	def(&c.PriorStrength, 10)
 	def(&c.OwnShrink, 10)
 	def(&c.LearnRate, 0.05)
 	def(&c.Reg, 0.01)
@@ -108,6 +115,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.AffinityWeight >= 0 && c.AffinityWeight <= 1) {
 		bad("affinity weight %v outside [0, 1]", c.AffinityWeight)
+	}
+	if !(c.PriorStrength >= 0 && c.PriorStrength <= 1e6) {
+		bad("prior strength %v outside [0, 1e6]", c.PriorStrength)
 	}
 	if !(c.OwnShrink > 0) || !(c.LearnRate > 0 && c.LearnRate <= 1) || !(c.Reg >= 0 && c.Reg < 1) {
 		bad("own shrink %v must be > 0, learn rate %v in (0, 1], reg %v in [0, 1)", c.OwnShrink, c.LearnRate, c.Reg)

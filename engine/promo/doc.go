@@ -6,7 +6,7 @@
 // visitor's open page.
 //
 //	p, err := promo.New(ctx, promo.Config{Factors: k}, promo.Deps{
-//		Store: store, Visitors: store, Model: eng, Broadcaster: bus})
+//		Store: store, Profiles: eng, Model: eng, Broadcaster: bus})
 //	eng.AddReactor(p) // before eng.Run
 //	go p.Run(ctx)     // keeps caches fresh
 //
@@ -46,10 +46,14 @@
 // RankOffers orders the eligible offers of a slot by campaign priority,
 // then by
 //
-//	score = (1−w)·θ + w·a,   θ ~ Beta(1 + clicks, 1 + impressions − clicks)
+//	score = (1−w)·θ + w·a,   θ ~ Beta(1 + clicks + S·m, 1 + impressions − clicks + S·(1−m))
 //
 // where θ is a Thompson sample of the offer's click-through (so new
-// offers are explored and clearly better ones win most of the time) and
+// offers are explored and clearly better ones win most of the time),
+// shrunk towards the pooled click-through m = (Σclicks + 1) / (Σimpressions + 2)
+// of the candidates with the weight of S = Config.PriorStrength (10)
+// impressions — without that prior a new offer's θ would be drawn from
+// the whole [0, 1] and drown the visitor's affinity in noise — and
 // a, clamped to [0, 1], is the visitor's predicted affinity; w is
 // Config.AffinityWeight (0.5). An offer whose affinity is unknown gets the
 // mean of the others' (neutral); a visitor without factors is ranked by θ

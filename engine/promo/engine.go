@@ -29,13 +29,23 @@ type Model interface {
 	Items(ctx context.Context, after string, limit int) ([]engine.Item, error)
 }
 
+// Profiles gives the live model's factors of a visitor; *engine.Engine
+// implements it.
+type Profiles interface {
+	// VisitorFactors returns the factors of visitor (of user when given,
+	// or of the user the visitor is linked to), nil when the model knows
+	// nothing of them.
+	VisitorFactors(ctx context.Context, visitor, user string) ([]float32, error)
+}
+
 // Deps are an Engine's collaborators.
 type Deps struct {
 	// Store keeps definitions, counters, cooldowns and promotion logs
 	// (required).
 	Store Store
-	// Visitors loads a visitor's factors for RankOffers (required).
-	Visitors engine.VisitorStore
+	// Profiles gives a visitor's factors for RankOffers (required; the
+	// engine, which alone decodes stored factors).
+	Profiles Profiles
 	// Model gives affinities; nil: offers are ranked by exploration alone.
 	Model Model
 	// Broadcaster receives every promotion on signals.TopicPromotions;
@@ -69,7 +79,7 @@ type Engine struct {
 	cfg    Config
 	log    *slog.Logger
 	store  Store
-	vis    engine.VisitorStore
+	prof   Profiles
 	model  Model
 	bcast  signals.Broadcaster
 	exps   Experiments
@@ -128,8 +138,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	if deps.Store == nil {
 		errs = append(errs, errors.New("promo: deps: Store is nil"))
 	}
-	if deps.Visitors == nil {
-		errs = append(errs, errors.New("promo: deps: Visitors is nil"))
+	if deps.Profiles == nil {
+		errs = append(errs, errors.New("promo: deps: Profiles is nil"))
 	}
 	if deps.Model != nil && cfg.Factors == 0 {
 		errs = append(errs, errors.New("promo: config: Factors is required with a Model"))
@@ -142,7 +152,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 		seed = rand.Uint64()
 	}
 	e := &Engine{
-		cfg: cfg, log: cfg.Logger.With("component", "promo"), store: deps.Store, vis: deps.Visitors,
+		cfg: cfg, log: cfg.Logger.With("component", "promo"), store: deps.Store, prof: deps.Profiles,
 		model: deps.Model, bcast: deps.Broadcaster, exps: deps.Experiments, met: newMetrics(cfg.Registerer),
 		stats: map[string]OfferStats{}, own: map[string][]float32{}, cd: map[cdKey]time.Time{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), kick: make(chan struct{}, 1),
@@ -546,13 +556,14 @@ func (e *Engine) score(cs []candidate, x []float32) {
 	var sum float64
 	known := 0
 	e.statsMu.RLock()
+	m, strength := e.pooledCTRLocked(cs), e.cfg.PriorStrength
 	e.rngMu.Lock()
 	for i := range cs {
 		c := &cs[i]
 		st := e.stats[c.o.ID]
 		clicks := float64(max(st.Clicks, 0))
 		imps := max(float64(st.Impressions), clicks)
-		c.theta = betaSample(e.rng, 1+clicks, 1+imps-clicks)
+		c.theta = betaSample(e.rng, 1+clicks+strength*m, 1+imps-clicks+strength*(1-m))
 		c.aff, c.hasAff = e.affinityLocked(cent, x, c.o.ID)
 		if c.hasAff {
 			c.aff = min(max(c.aff, 0), 1)
@@ -575,6 +586,20 @@ func (e *Engine) score(cs []candidate, x []float32) {
 		c.score = (1-w)*c.theta + w*a
 	}
 	sortCandidates(cs)
+}
+
+// pooledCTRLocked is the click-through of the candidates pooled,
+// (Σclicks + 1) / (Σimpressions + 2): the mean of the prior of each
+// offer's Thompson sample. statsMu must be held for reading.
+func (e *Engine) pooledCTRLocked(cs []candidate) float64 {
+	var clicks, imps float64
+	for i := range cs {
+		st := e.stats[cs[i].o.ID]
+		c := float64(max(st.Clicks, 0))
+		clicks += c
+		imps += max(float64(st.Impressions), c)
+	}
+	return (clicks + 1) / (imps + 2)
 }
 
 // candidates appends to dst the offers eligible at now (caps excepted)
@@ -650,14 +675,14 @@ func (e *Engine) RankOffers(ctx context.Context, r OfferRequest) (OfferList, err
 	if len(cs) == 0 {
 		return list, nil
 	}
-	vs, err := e.vis.Visitors(ctx, []string{r.Visitor})
+	x, err := e.prof.VisitorFactors(ctx, r.Visitor, r.User)
 	if err != nil {
-		return OfferList{}, fmt.Errorf("promo: load visitor: %w", err)
+		return OfferList{}, fmt.Errorf("promo: visitor factors: %w", err)
 	}
 	if cs, err = e.applyCaps(ctx, r.Visitor, cs, now); err != nil {
 		return OfferList{}, err
 	}
-	e.score(cs, vs[0].Factors)
+	e.score(cs, x)
 	cs = cs[:min(len(cs), r.N)]
 	list.Offers = make([]RankedOffer, len(cs))
 	for i, c := range cs {

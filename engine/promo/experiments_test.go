@@ -40,7 +40,7 @@ func TestExperimentDecidesThePromotion(t *testing.T) {
 	}
 	x := &fakeExperiments{offers: map[string]string{"a": "o2", "b": ""}}
 	e, err := promo.New(context.Background(), promo.Config{Factors: k, Seed: 42, Now: v.clock.Now},
-		promo.Deps{Store: v.store, Visitors: v.vis, Model: v.model, Broadcaster: v.bus, Experiments: x})
+		promo.Deps{Store: v.store, Profiles: v.vis, Model: v.model, Broadcaster: v.bus, Experiments: x})
 	if err != nil {
 		t.Fatal(err)
 	}

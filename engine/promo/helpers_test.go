@@ -92,27 +92,21 @@ func (m *fakeModel) Items(ctx context.Context, after string, limit int) ([]engin
 	return out, nil
 }
 
-// fakeVisitors keeps visitors' factors.
+// fakeVisitors keeps visitors' factors (a promo.Profiles).
 type fakeVisitors struct {
 	mu sync.Mutex
 	m  map[string][]float32
 }
 
-func (f *fakeVisitors) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, error) {
+func (f *fakeVisitors) VisitorFactors(ctx context.Context, visitor, user string) ([]float32, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]engine.Visitor, len(ids))
-	for i, id := range ids {
-		out[i] = engine.Visitor{ID: id, Factors: f.m[id]}
+	if user != "" {
+		return f.m[engine.UserKey(user)], nil
 	}
-	return out, nil
+	return f.m[visitor], nil
 }
-func (f *fakeVisitors) Seen(ctx context.Context, ids []string) ([]bool, error) {
-	return make([]bool, len(ids)), nil
-}
-func (f *fakeVisitors) Commit(ctx context.Context, c engine.Commit) error  { return nil }
-func (f *fakeVisitors) DeleteVisitor(ctx context.Context, id string) error { return nil }
-func (f *fakeVisitors) set(id string, x []float32)                         { f.mu.Lock(); f.m[id] = x; f.mu.Unlock() }
+func (f *fakeVisitors) set(id string, x []float32) { f.mu.Lock(); f.m[id] = x; f.mu.Unlock() }
 
 // recorder is a signals.Broadcaster that keeps messages.
 type recorder struct {
@@ -176,7 +170,7 @@ func newEnvWith(tb testing.TB, store *promotest.Mem, mod func(*promo.Config)) *e
 	if mod != nil {
 		mod(&cfg)
 	}
-	e, err := promo.New(context.Background(), cfg, promo.Deps{Store: v.store, Visitors: v.vis, Model: v.model, Broadcaster: v.bus})
+	e, err := promo.New(context.Background(), cfg, promo.Deps{Store: v.store, Profiles: v.vis, Model: v.model, Broadcaster: v.bus})
 	if err != nil {
 		tb.Fatalf("promo.New: %v", err)
 	}

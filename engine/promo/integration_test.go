@@ -79,7 +79,7 @@ func testIntegration(t *testing.T, store fullStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := promo.New(ctx, promo.Config{Factors: 8}, promo.Deps{Store: store, Visitors: store, Model: eng, Broadcaster: bus})
+	p, err := promo.New(ctx, promo.Config{Factors: 8}, promo.Deps{Store: store, Profiles: eng, Model: eng, Broadcaster: bus})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -222,7 +222,7 @@ func TestRuleCooldown(t *testing.T) {
 
 	// The cooldown is durable: a new engine on the same store (a restart,
 	// or another replica) does not fire early.
-	e2, err := promo.New(context.Background(), promo.Config{Factors: k, Seed: 1, Now: v.clock.Now}, promo.Deps{Store: v.store, Visitors: v.vis, Model: v.model})
+	e2, err := promo.New(context.Background(), promo.Config{Factors: k, Seed: 1, Now: v.clock.Now}, promo.Deps{Store: v.store, Profiles: v.vis, Model: v.model})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,6 +192,9 @@ type RankedOffer struct {
 // OfferRequest asks for the best offers for a visitor.
 type OfferRequest struct {
 	Visitor string
+	// User is the visitor's known user id, when the site knows it (its
+	// factors rank the offers; "" = the visitor's, or its linked user's).
+	User string
 	// Slot keeps only offers of that slot ("" = any slot).
 	Slot string
 	// N is the number of offers wanted (1..100).
