@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/kairoshq/kairos/signals"
@@ -18,6 +19,7 @@ import (
 // format can be told apart from stored data.
 //
 //	HistoryEvent  1 | ID | Type | Item | Offer | Page | Weight f32 | Value f64 | Time
+//	              2 | … the same … | Device   (version 2 when Device is set)
 //	Session       1 | ID | Start | Last | Events varint
 //	ItemState     1 | Row varint | Count varint | len(Factors) uvarint | f32… | len(Curv) uvarint | f32…
 //	factors       f32… (4 bytes each, no header: AppendFactors, DecodeFactors)
@@ -28,12 +30,20 @@ import (
 // codecVersion is the format version byte of every encoding.
 const codecVersion = 1
 
+// historyDeviceVersion is the version byte of a history event that
+// carries its Device (the version 1 encoding followed by the Device).
+const historyDeviceVersion = 2
+
 // errCorrupt is wrapped by every decoding error.
 var errCorrupt = errors.New("corrupt encoding")
 
 // AppendBinary appends the binary encoding of e to b (encoding.BinaryAppender).
 func (e HistoryEvent) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, codecVersion)
+	v := byte(codecVersion)
+	if e.Device != "" {
+		v = historyDeviceVersion
+	}
+	b = append(b, v)
 	b = appendString(b, e.ID)
 	b = appendString(b, string(e.Type))
 	b = appendString(b, e.Item)
@@ -41,12 +51,16 @@ func (e HistoryEvent) AppendBinary(b []byte) ([]byte, error) {
 	b = appendString(b, e.Page)
 	b = appendUint32(b, math.Float32bits(e.Weight))
 	b = appendUint64(b, math.Float64bits(e.Value))
-	return appendTime(b, e.Time), nil
+	b = appendTime(b, e.Time)
+	if e.Device != "" {
+		b = appendString(b, e.Device)
+	}
+	return b, nil
 }
 
 // MarshalBinary returns the binary encoding of e (encoding.BinaryMarshaler).
 func (e HistoryEvent) MarshalBinary() ([]byte, error) {
-	return e.AppendBinary(make([]byte, 0, 40+len(e.ID)+len(e.Type)+len(e.Item)+len(e.Offer)+len(e.Page)))
+	return e.AppendBinary(make([]byte, 0, 44+len(e.ID)+len(e.Type)+len(e.Item)+len(e.Offer)+len(e.Page)+len(e.Device)))
 }
 
 // UnmarshalBinary decodes an encoding made by AppendBinary into e
@@ -64,7 +78,7 @@ func (e *HistoryEvent) UnmarshalBinaryString(s string) error {
 
 func decodeHistoryEvent[T string | []byte](e *HistoryEvent, src T) error {
 	d := decoder[T]{src: src}
-	d.version()
+	v := d.versionOf(codecVersion, historyDeviceVersion)
 	e.ID = d.str()
 	e.Type = d.eventType()
 	e.Item = d.str()
@@ -73,6 +87,10 @@ func decodeHistoryEvent[T string | []byte](e *HistoryEvent, src T) error {
 	e.Weight = math.Float32frombits(d.uint32())
 	e.Value = math.Float64frombits(d.uint64())
 	e.Time = d.time()
+	e.Device = ""
+	if v == historyDeviceVersion {
+		e.Device = d.str()
+	}
 	return d.finish("history event")
 }
 
@@ -231,16 +249,22 @@ func (d *decoder[T]) finish(what string) error {
 	return nil
 }
 
-func (d *decoder[T]) version() {
+func (d *decoder[T]) version() { d.versionOf(codecVersion) }
+
+// versionOf reads the version byte, which must be one of known, and
+// returns it (0 after a failure).
+func (d *decoder[T]) versionOf(known ...byte) byte {
 	if d.off >= len(d.src) {
 		d.fail("empty")
-		return
+		return 0
 	}
-	if v := d.src[d.off]; v != codecVersion {
+	v := d.src[d.off]
+	if !slices.Contains(known, v) {
 		d.fail("unknown format version %d", v)
-		return
+		return 0
 	}
 	d.off++
+	return v
 }
 
 func (d *decoder[T]) uvarint() uint64 {

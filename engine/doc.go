@@ -33,7 +33,10 @@
 // returning visitor's retrained factors are not subtracted from XᵀX, which
 // only serves as curvature for item updates and is replaced by the next
 // snapshot; peer item deltas made against another model generation are
-// dropped while replicas swap.
+// dropped while replicas swap; erasing a device rewrites its user's
+// history under the erasing replica's consumer lock only, so an event of
+// the user committed by another replica at that moment can be lost from
+// the history (never from the archive).
 //
 // # Serving
 //

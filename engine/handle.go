@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/model"
@@ -230,11 +231,15 @@ func groupByKey(evs []signals.Event, keys []string) (map[string][]signals.Event,
 // queues the item updates of its learning events.
 func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32]struct{}) (VisitorUpdate, error) {
 	vu := VisitorUpdate{ID: v.ID, Session: v.Session}
+	user, known := strings.CutPrefix(v.ID, userKeyPrefix)
 	learning := false
 	for i := range evs {
 		ev := &evs[i]
 		vu.Session = e.advanceSession(vu.Session, ev)
 		h := HistoryEvent{ID: ev.ID, Type: ev.Type, Item: ev.Item, Offer: ev.Offer, Page: ev.Page, Value: ev.Value, Time: ev.Time.Time}
+		if known && ev.Visitor != user && ev.Visitor != v.ID {
+			h.Device = ev.Visitor
+		}
 		if w := e.cfg.Weights.Of(ev); w > 0 {
 			h.Weight = float32(w)
 			learning = true

@@ -20,7 +20,10 @@ import (
 // into the user's (events already there, by id, are not added twice) and
 // the user is folded in from the union at once; the anonymous state is
 // then deleted. Several anonymous ids (devices) may link to one user.
-// Erasing a user erases its linked anonymous ids too.
+// Erasing a user erases its linked anonymous ids too. Erasing one linked
+// anonymous id (a device) removes its link and its events from the user's
+// history (each event kept under a user records the device it came from,
+// HistoryEvent.Device), and folds the user in again.
 //
 // With several engine replicas, a user's devices may be consumed by
 // different replicas: histories stay complete (appends are atomic), the
@@ -38,6 +41,9 @@ type LinkStore interface {
 	Linked(ctx context.Context, user string) ([]string, error)
 	// Unlink removes every link of user and returns the ids it had.
 	Unlink(ctx context.Context, user string) ([]string, error)
+	// UnlinkDevice removes the link of the anonymous id anon (not an
+	// error when there is none).
+	UnlinkDevice(ctx context.Context, anon string) error
 }
 
 // userKeyPrefix marks the state of a known user among visitor states.
@@ -154,6 +160,9 @@ func mergeAnonymous(v Visitor, anon []Visitor) (Visitor, []HistoryEvent) {
 				continue
 			}
 			have[h.ID] = struct{}{}
+			if h.Device == "" {
+				h.Device = a.ID
+			}
 			extra = append(extra, h)
 		}
 	}

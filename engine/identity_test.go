@@ -61,6 +61,15 @@ func (m *memLinks) Unlink(ctx context.Context, user string) ([]string, error) {
 	return ids, nil
 }
 
+func (m *memLinks) UnlinkDevice(_ context.Context, anon string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.links, anon)
+	return nil
+}
+
+var _ engine.LinkStore = (*memLinks)(nil)
+
 func ev(id string, typ signals.Type, visitor, user, item string, at time.Duration) signals.Event {
 	return signals.Event{ID: id, Type: typ, Visitor: visitor, User: user, Item: item, Time: signals.Timestamp{Time: t0.Add(at)}}
 }

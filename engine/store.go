@@ -45,6 +45,11 @@ type HistoryEvent struct {
 	Weight float32      `json:"w,omitempty"` // learning weight (signals.Weights)
 	Value  float64      `json:"v,omitempty"`
 	Time   time.Time    `json:"t"`
+	// Device is the anonymous visitor id (device) the event came from
+	// when it is kept in a known user's history and was sent under
+	// another id than the user's; "" otherwise. Erasing a device removes
+	// its events from its user's history by this field.
+	Device string `json:"d,omitempty"`
 }
 
 // Session is a gap-based session window: it starts with an event more than
@@ -89,6 +94,10 @@ type VisitorStore interface {
 	Commit(ctx context.Context, c Commit) error
 	// DeleteVisitor erases a visitor's state; ErrNotFound if there is none.
 	DeleteVisitor(ctx context.Context, id string) error
+	// ReplaceVisitor stores v whole — history (trimmed to the store's
+	// limit), factors and session — in place of any state of v.ID,
+	// atomically (erasing a device from its user's history).
+	ReplaceVisitor(ctx context.Context, v Visitor) error
 }
 
 // Item is a catalog entry.

@@ -12,11 +12,12 @@ import (
 var _ engine.LinkStore = (*Store)(nil)
 
 // Identity links (engine.LinkStore) are kept in the state as anon → user;
-// each change is one recLinks record: op linkSet (anon, user) or
-// linkUnlink (user). A snapshot writes every link as a linkSet record.
+// each change is one recLinks record: op linkSet (anon, user),
+// linkUnlink (user) or linkRemove (anon). A snapshot writes every link as a linkSet record.
 const (
 	linkSet    = 1
 	linkUnlink = 2
+	linkRemove = 3
 )
 
 func encodeLink(b []byte, op byte, a, u string) []byte {
@@ -41,6 +42,8 @@ func (st *state) applyLink(r *reader) error {
 				delete(st.links, anon)
 			}
 		}
+	case linkRemove:
+		delete(st.links, a)
 	default:
 		return fmt.Errorf("%w: unknown link operation %d", errCorruptRecord, op)
 	}
@@ -127,4 +130,15 @@ func (s *Store) Unlink(ctx context.Context, user string) ([]string, error) {
 		return ids, err
 	}
 	return ids, s.linkRecord(ctx, "unlink", sealFrame(encodeLink(newFrame(nil), linkUnlink, "", user)))
+}
+
+// UnlinkDevice removes the link of anon (nothing when it has none).
+func (s *Store) UnlinkDevice(ctx context.Context, anon string) error {
+	s.mu.RLock()
+	_, linked := s.st.links[anon]
+	s.mu.RUnlock()
+	if !linked {
+		return ctx.Err()
+	}
+	return s.linkRecord(ctx, "unlink device", sealFrame(encodeLink(newFrame(nil), linkRemove, anon, "")))
 }

@@ -513,6 +513,32 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	return s.syncTo(seq)
 }
 
+// ReplaceVisitor stores v whole in place of any state of v.ID: one
+// visitor record in the log, as a snapshot writes it.
+func (s *Store) ReplaceVisitor(ctx context.Context, v engine.Visitor) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("embedded: replace visitor: %w", err)
+	}
+	if v.ID == "" {
+		return fmt.Errorf("embedded: replace visitor: %w: id is empty", engine.ErrInvalid)
+	}
+	nv := &visitor{factors: slices.Clone(v.Factors), session: v.Session}
+	nv.history = appendHistory(nil, slices.Clone(v.History), s.cfg.HistoryLimit)
+	b := s.getBuf()
+	b = sealFrame(encodeVisitor(b, v.ID, nv))
+	defer s.putBuf(b)
+	s.mu.Lock()
+	seq, err := s.appendLocked(b)
+	if err == nil {
+		s.st.visitors[v.ID] = nv
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("embedded: replace visitor: %w", err)
+	}
+	return s.syncTo(seq)
+}
+
 // DeleteVisitor erases a visitor's state; ErrNotFound if there is none.
 func (s *Store) DeleteVisitor(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {

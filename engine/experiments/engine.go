@@ -19,6 +19,15 @@ import (
 	"github.com/kairoshq/kairos/signals"
 )
 
+// Identities resolves identity links (the engine's store implements it
+// through engine.LinkStore).
+type Identities interface {
+	// Resolve returns, for each id, the user it is linked to ("" if none).
+	Resolve(ctx context.Context, ids []string) ([]string, error)
+	// Linked returns the anonymous ids linked to user.
+	Linked(ctx context.Context, user string) ([]string, error)
+}
+
 // Deps are an Engine's collaborators.
 type Deps struct {
 	// Store keeps definitions, assignments, units, counts, weights and
@@ -29,7 +38,7 @@ type Deps struct {
 	Publisher signals.Publisher
 	// Links resolves identities (the engine's store); nil: a visitor is
 	// never known to be a user unless the request says so.
-	Links engine.LinkStore
+	Links Identities
 	// Secret is the installation's secret (at least 16 bytes; kairos
 	// serve passes the promo token secret) from which the exposure
 	// signing key is derived.
@@ -48,7 +57,7 @@ type Engine struct {
 	log    *slog.Logger
 	store  Store
 	pub    signals.Publisher
-	links  engine.LinkStore
+	links  Identities
 	signer *Signer
 	met    *metrics
 

@@ -85,7 +85,7 @@ func (l *links) Unlink(_ context.Context, user string) ([]string, error) {
 	return ids, nil
 }
 
-var _ engine.LinkStore = (*links)(nil)
+var _ experiments.Identities = (*links)(nil)
 
 // harness runs an experiments engine over the reference store, with a
 // publisher that plays the bus and the engine: published events, and

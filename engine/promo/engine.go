@@ -1014,15 +1014,23 @@ func (e *Engine) Promotions(ctx context.Context, visitor string, after uint64, l
 	return out, nil
 }
 
-// ForgetVisitor erases the visitor's promotion state (caps, cooldowns,
-// promotion log).
-func (e *Engine) ForgetVisitor(ctx context.Context, visitor string) error {
+// ForgetVisitor erases the promotion state of the id (caps, cooldowns,
+// promotion log) under every key derived from it: the id itself (a
+// device's caps and log) and, when it is a user, the engine's state key
+// engine.UserKey(id) (the rule cooldowns shared by the user's devices).
+func (e *Engine) ForgetVisitor(ctx context.Context, id string) error {
+	keys := []string{id, engine.UserKey(id)}
 	e.cdMu.Lock()
 	for k := range e.cd {
-		if k.visitor == visitor {
+		if slices.Contains(keys, k.visitor) {
 			delete(e.cd, k)
 		}
 	}
 	e.cdMu.Unlock()
-	return e.store.ForgetPromoVisitor(ctx, visitor)
+	for _, k := range keys {
+		if err := e.store.ForgetPromoVisitor(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package promo_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
@@ -61,5 +62,34 @@ func TestPromotionGoesToTheDevice(t *testing.T) {
 	v.e.React(ctx, []engine.VisitorChange{change(v.ev("dev-b", signals.TypeExit, 3, user))})
 	if ps := v.fired(t, "dev-b"); len(ps) != 0 {
 		t.Fatalf("fired for dev-b during the user's cooldown: %+v", ps)
+	}
+}
+
+// TestForgetUserEndsItsCooldown: erasing a user forgets the rule
+// cooldowns kept under its state key (engine.UserKey), not only its raw
+// id's state: after ForgetVisitor("u1") a device of a new u1 fires again.
+func TestForgetUserEndsItsCooldown(t *testing.T) {
+	v := newEnv(t, nil)
+	v.put(t, promo.KindOffer, `{"id":"o1","title":"Hi","slot":"hero"}`)
+	v.put(t, promo.KindRule, `{"id":"r1","cooldown":"24h","when":{"exit":{}},"then":{"offer":"o1"}}`)
+	ctx := context.Background()
+	exit := func(n time.Duration) engine.VisitorChange {
+		ev := v.ev("dev", signals.TypeExit, n, func(e *signals.Event) { e.User = "u1" })
+		return engine.VisitorChange{
+			Visitor: engine.Visitor{ID: engine.UserKey("u1"), History: []engine.HistoryEvent{{ID: ev.ID, Type: ev.Type, Time: ev.Time.Time}},
+				Session: engine.Session{Start: t0, Last: t0, Events: 1}},
+			Fresh: []signals.Event{ev},
+		}
+	}
+	v.e.React(ctx, []engine.VisitorChange{exit(0)})
+	v.e.React(ctx, []engine.VisitorChange{exit(1)})
+	if ps := v.fired(t, "dev"); len(ps) != 1 {
+		t.Fatalf("before the erasure: %d promotions, want 1 (the second exit is in the cooldown)", len(ps))
+	}
+	if err := v.e.ForgetVisitor(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, until, _ := v.store.TryRuleCooldown(ctx, engine.UserKey("u1"), "r1", t0, time.Hour); !until.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the user's cooldown survived its erasure: it runs until %v", until)
 	}
 }

@@ -90,3 +90,21 @@ func (s *Store) Unlink(ctx context.Context, user string) ([]string, error) {
 	})
 	return ids, wrap("unlink", err)
 }
+
+// UnlinkDevice removes the link of anon and anon from its user's set, in
+// one transaction (nothing when anon is not linked).
+func (s *Store) UnlinkDevice(ctx context.Context, anon string) error {
+	user, err := s.rdb.Get(ctx, s.linkKey(anon)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return wrap("unlink device", err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.linkKey(anon))
+		p.SRem(ctx, s.linksKey(user), anon)
+		return nil
+	})
+	return wrap("unlink device", err)
+}

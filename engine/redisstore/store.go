@@ -370,6 +370,35 @@ func (s *Store) trim(ctx context.Context, vs []engine.VisitorUpdate, counts []*r
 	}
 }
 
+// ReplaceVisitor stores v whole in place of any state of v.ID, in one
+// transaction: the history string (the newest HistoryLimit events) and
+// the hash (count, session, factors) are rewritten.
+func (s *Store) ReplaceVisitor(ctx context.Context, v engine.Visitor) error {
+	if v.ID == "" {
+		return fmt.Errorf("redisstore: replace visitor: %w: id is empty", engine.ErrInvalid)
+	}
+	hist := v.History[max(len(v.History)-s.cfg.HistoryLimit, 0):]
+	var buf []byte
+	for i := range hist {
+		buf = appendHistoryFrame(buf, &hist[i])
+	}
+	sess, _ := v.Session.MarshalBinary()
+	vk := s.visitorKey(v.ID)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, vk, s.historyKey(v.ID))
+		if len(buf) > 0 {
+			p.Set(ctx, s.historyKey(v.ID), buf, 0)
+		}
+		fields := []any{fieldCount, len(hist), fieldSession, sess}
+		if v.Factors != nil {
+			fields = append(fields, fieldFactors, engine.AppendFactors(nil, v.Factors))
+		}
+		p.HSet(ctx, vk, fields...)
+		return nil
+	})
+	return wrap("replace visitor", err)
+}
+
 // DeleteVisitor deletes the visitor's hash and history; ErrNotFound if
 // neither exists. Its event marks stay (they identify events, not the
 // visitor).

@@ -9,7 +9,7 @@ import (
 )
 
 // RunLinks checks an engine.LinkStore: link, resolve, multi-device,
-// re-link to another user, unlink; and, with reopen, that links persist.
+// re-link to another user, unlink, unlink one device; and, with reopen, that links persist.
 func RunLinks(t *testing.T, open func(t *testing.T) engine.LinkStore, reopen func(t *testing.T) engine.LinkStore) {
 	ctx := context.Background()
 	s := open(t)
@@ -56,5 +56,22 @@ func RunLinks(t *testing.T, open func(t *testing.T) engine.LinkStore, reopen fun
 	}
 	if got := sorted(s.Unlink(ctx, "nobody")); len(got) != 0 {
 		t.Fatalf("unlink of an unknown user returned %v", got)
+	}
+	// One device of a user is unlinked; the others stay.
+	must(s.Link(ctx, "watch", "ann"))
+	must(s.UnlinkDevice(ctx, "phone"))
+	must(s.UnlinkDevice(ctx, "phone")) // idempotent
+	must(s.UnlinkDevice(ctx, "never-linked"))
+	if got, _ := s.Resolve(ctx, []string{"phone", "watch"}); !slices.Equal(got, []string{"", "ann"}) {
+		t.Fatalf("after unlinking the phone: %v", got)
+	}
+	if got := sorted(s.Linked(ctx, "ann")); !slices.Equal(got, []string{"watch"}) {
+		t.Fatalf("after unlinking the phone, ann has %v", got)
+	}
+	if reopen != nil {
+		s = reopen(t)
+		if got := sorted(s.Linked(ctx, "ann")); !slices.Equal(got, []string{"watch"}) {
+			t.Fatalf("after reopening, ann has %v", got)
+		}
 	}
 }

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store) {
 		{"CancelledCommitRecordsNothing", testCancelledCommit},
 		{"InvalidCommit", testInvalidCommit},
 		{"DeleteVisitor", testDeleteVisitor},
+		{"ReplaceVisitor", testReplaceVisitor},
 		{"CatalogCRUD", testCatalogCRUD},
 		{"CatalogPaging", testCatalogPaging},
 		{"ItemRowsDenseAndStable", testItemRows},
@@ -121,6 +122,9 @@ func Event(prefix string, n int) engine.HistoryEvent {
 	}
 	if n%3 == 0 {
 		e.Offer = fmt.Sprintf("offer-%d", n%4)
+	}
+	if n%4 == 1 {
+		e.Device = fmt.Sprintf("device-%d", n%3)
 	}
 	return e
 }
@@ -412,6 +416,37 @@ func testDeleteVisitor(t *testing.T, s engine.Store) {
 	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "fonly", Factors: Factors(6, 2)}}})
 	if err := s.DeleteVisitor(ctxT(t), "fonly"); err != nil {
 		t.Fatalf("DeleteVisitor(factors only): %v", err)
+	}
+}
+
+func testReplaceVisitor(t *testing.T, s engine.Store) {
+	sess := engine.Session{ID: "s2", Start: base, Last: base.Add(time.Minute), Events: 2}
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{
+		{ID: "rv", Append: Events("r", 0, 6), Factors: Factors(1, 8), Session: engine.Session{ID: "s1", Events: 6}},
+	}})
+	kept := append(Events("r", 0, 2), Events("r", 4, 6)...)
+	if err := s.ReplaceVisitor(ctxT(t), engine.Visitor{ID: "rv", History: kept, Factors: Factors(2, 8), Session: sess}); err != nil {
+		t.Fatalf("ReplaceVisitor: %v", err)
+	}
+	equal(t, "replaced visitor", mustVisitor(t, s, "rv"), engine.Visitor{ID: "rv", History: kept, Factors: Factors(2, 8), Session: sess})
+	// Later commits append to the replaced history.
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "rv", Append: Events("r", 9, 10), Session: sess}}})
+	wantHistory(t, mustVisitor(t, s, "rv"), append(slices.Clone(kept), Events("r", 9, 10)...))
+	// Replacing with no factors and no history leaves only the session.
+	if err := s.ReplaceVisitor(ctxT(t), engine.Visitor{ID: "rv", Session: sess}); err != nil {
+		t.Fatalf("ReplaceVisitor(empty): %v", err)
+	}
+	equal(t, "emptied visitor", mustVisitor(t, s, "rv"), engine.Visitor{ID: "rv", Session: sess})
+	// A history longer than the limit keeps its newest events.
+	long := Events("l", 0, HistoryLimit+7)
+	if err := s.ReplaceVisitor(ctxT(t), engine.Visitor{ID: "rl", History: long}); err != nil {
+		t.Fatalf("ReplaceVisitor(long): %v", err)
+	}
+	wantHistory(t, mustVisitor(t, s, "rl"), long[7:])
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "rl", Append: Events("l", 1000, 1001)}}})
+	wantHistory(t, mustVisitor(t, s, "rl"), append(slices.Clone(long[8:]), Events("l", 1000, 1001)...))
+	if err := s.ReplaceVisitor(ctxT(t), engine.Visitor{}); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("ReplaceVisitor(no id): err %v, want ErrInvalid", err)
 	}
 }
 
@@ -872,6 +907,11 @@ func testReopen(t *testing.T, open func(t *testing.T) engine.Store) {
 	if err := s.DeleteVisitor(ctx, "pgone"); err != nil {
 		t.Fatal(err)
 	}
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "prep", Append: Events("pr", 0, 5), Factors: Factors(3, 32)}}})
+	if err := s.ReplaceVisitor(ctx, engine.Visitor{ID: "prep", History: Events("pr", 2, 4), Session: sess}); err != nil {
+		t.Fatal(err)
+	}
+	f.visitors["prep"] = engine.Visitor{ID: "prep", History: Events("pr", 2, 4), Session: sess}
 	f.visitors["pa"] = engine.Visitor{ID: "pa", History: Events("pa", 0, 4), Factors: Factors(1, 32), Session: sess}
 	f.visitors["pb"] = engine.Visitor{ID: "pb", History: Events("pb", 0, 1)}
 	f.visitors["plong"] = engine.Visitor{ID: "plong", History: Events("pl", 10, HistoryLimit+10), Factors: Factors(2, 32)}
