@@ -256,6 +256,13 @@
 //	DELETE /v1/offers/{id}    204, 404, or 409 when a campaign or rule names it
 //	… the same for /v1/campaigns ({"campaigns": […]}) and /v1/rules ({"rules": […]})
 //
+// A rule is answered with its "status" (promo.RuleStatus): whether its
+// action has an eligible offer now and, if not, why ("not_ready": e.g.
+// "offer \"o1\" is served only in its campaigns, none live: campaign
+// \"bf\" ended at 2026-12-01T00:00:00Z"), and what this replica saw since
+// it started: matches, promotions fired, and matches that pushed nothing
+// by reason (cooldown, no_offer, capped, holdout) with the latest one.
+//
 //	curl -X POST localhost:8080/v1/offers -H "Authorization: Bearer $SK" \
 //	  -d '{"id":"o1","title":"Running shoes −20%","link":"https://shop.example/sale",
 //	       "items":["sku-1"],"slot":"exit","cap":{"max":3,"per":"24h"},"budget":100000}'

@@ -276,7 +276,11 @@ func (e *Engine) PutJSON(ctx context.Context, kind Kind, pathID string, body []b
 		if err != nil {
 			return nil, false, err
 		}
-		return e.putRule(ctx, r)
+		stored, created, err := e.putRule(ctx, r)
+		if err != nil {
+			return nil, false, err
+		}
+		return e.ruleDetail(e.snap.Load(), &stored, e.cfg.Now()), created, nil
 	}
 	return nil, false, fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
 }
@@ -296,7 +300,7 @@ func (e *Engine) Get(kind Kind, id string) (any, error) {
 		}
 	case KindRule:
 		if r := snap.rules[id]; r != nil {
-			return *r, nil
+			return e.ruleDetail(snap, r, e.cfg.Now()), nil
 		}
 	default:
 		return nil, fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
@@ -320,8 +324,9 @@ func (e *Engine) List(kind Kind) ([]any, error) {
 			out = append(out, *snap.campaigns[id])
 		}
 	case KindRule:
+		now := e.cfg.Now()
 		for _, id := range sortedKeys(snap.rules) {
-			out = append(out, *snap.rules[id])
+			out = append(out, e.ruleDetail(snap, snap.rules[id], now))
 		}
 	default:
 		return nil, fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)

@@ -107,6 +107,8 @@ type Engine struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	rules ruleLog // what this replica saw of each rule
+
 	evals sync.Pool // *evalCtx
 	cands sync.Pool // *[]candidate
 	kick  chan struct{}
@@ -870,31 +872,41 @@ func (e *Engine) evaluate(ctx context.Context, snap *snapshot, c *evalCtx, ch *e
 			continue
 		}
 		e.met.matches.Inc()
-		if e.cooling(visitor, r.ID, now) {
+		e.rules.matched(r.ID)
+		if until, ok := e.cooling(visitor, r.ID, now); ok {
+			e.skip(ctx, r, RuleSkip{At: now, Reason: SkipCooldown, Detail: "until " + until.UTC().Format(time.RFC3339)})
 			continue
 		}
-		fired, err := e.fire(ctx, snap, r, ch, now)
-		if err != nil {
+		fired, sk, err := e.fire(ctx, snap, r, ch, now)
+		switch {
+		case err != nil:
 			e.met.errors.WithLabelValues("fire").Inc()
 			e.warn(ctx, "promotion not fired", err)
 			return
-		}
-		if fired {
+		case sk != nil:
+			e.skip(ctx, r, *sk)
+			if sk.Reason == SkipHoldout {
+				return
+			}
+		case fired:
+			e.rules.fired(r.ID, now)
 			return
 		}
 	}
 }
 
-func (e *Engine) cooling(visitor, rule string, now time.Time) bool {
+// cooling reports whether the cooldown of rule for visitor runs at now,
+// as this replica remembers it, and until when.
+func (e *Engine) cooling(visitor, rule string, now time.Time) (time.Time, bool) {
 	e.cdMu.Lock()
 	defer e.cdMu.Unlock()
 	k := cdKey{visitor, rule}
 	until, ok := e.cd[k]
 	if ok && !now.Before(until) {
 		delete(e.cd, k)
-		return false
+		return time.Time{}, false
 	}
-	return ok
+	return until, ok
 }
 
 func (e *Engine) remember(visitor, rule string, until time.Time) {
@@ -911,18 +923,18 @@ func (e *Engine) remember(visitor, rule string, until time.Time) {
 // The cooldown is kept per state key (a known user's devices share it);
 // caps, the token and the promotion log belong to the device that sent
 // the triggering event (see device).
-func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *engine.VisitorChange, now time.Time) (bool, error) {
+func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *engine.VisitorChange, now time.Time) (bool, *RuleSkip, error) {
 	visitor := device(ch)
 	var cs []candidate
 	slot := r.Then.Slot
 	if r.Then.Offer != "" {
 		o := snap.offers[r.Then.Offer]
 		if o == nil {
-			return false, nil
+			return false, &RuleSkip{At: now, Reason: SkipNoOffer, Detail: fmt.Sprintf("offer %s does not exist", quote(r.Then.Offer))}, nil
 		}
 		prio, camp, ok := eligible(o, now, e.Stats(o.ID))
 		if !ok {
-			return false, nil
+			return false, &RuleSkip{At: now, Reason: SkipNoOffer, Detail: whyIneligible(o, now, e.Stats(o.ID))}, nil
 		}
 		cs = []candidate{{o: o, priority: prio, campaign: camp}}
 		if slot == "" {
@@ -932,11 +944,14 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 		cs = e.candidates(nil, snap, r.Then.Slot, r.Then.Campaign, now)
 	}
 	if len(cs) == 0 {
-		return false, nil
+		return false, &RuleSkip{At: now, Reason: SkipNoOffer, Detail: e.notReady(snap, &r.Rule, now)}, nil
 	}
 	cs, err := e.applyCaps(ctx, visitor, cs, now)
-	if err != nil || len(cs) == 0 {
-		return false, err
+	if err != nil {
+		return false, nil, err
+	}
+	if len(cs) == 0 {
+		return false, &RuleSkip{At: now, Reason: SkipCapped, Detail: "every eligible offer reached the visitor's frequency cap"}, nil
 	}
 	if len(cs) > 1 {
 		e.score(cs, ch.Visitor.Factors)
@@ -944,13 +959,13 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 	o := cs[0].o
 	ok, until, err := e.store.TryRuleCooldown(ctx, ch.Visitor.ID, r.ID, now, time.Duration(r.Cooldown))
 	if err != nil {
-		return false, fmt.Errorf("promo: cooldown: %w", err)
+		return false, nil, fmt.Errorf("promo: cooldown: %w", err)
 	}
 	if time.Duration(r.Cooldown) > 0 {
 		e.remember(ch.Visitor.ID, r.ID, until)
 	}
 	if !ok {
-		return false, nil
+		return false, &RuleSkip{At: now, Reason: SkipCooldown, Detail: "until " + until.UTC().Format(time.RFC3339)}, nil
 	}
 	if e.exps != nil {
 		user, _ := strings.CutPrefix(ch.Visitor.ID, engine.UserKey(""))
@@ -959,7 +974,7 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 		}
 		switch off := e.exps.PromotionOffer(ctx, visitor, user, r.ID, o.ID); {
 		case off == "":
-			return true, nil // an experiment's holdout: nothing is pushed
+			return false, &RuleSkip{At: now, Reason: SkipHoldout, Detail: "the visitor is in an experiment's holdout"}, nil
 		case off != o.ID && snap.offers[off] != nil:
 			o = snap.offers[off]
 		}
@@ -970,7 +985,7 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 	}
 	p, err = e.store.AppendPromotion(ctx, p, e.cfg.LogKeep, max(2*e.cfg.PromotionTTL, time.Hour))
 	if err != nil {
-		return false, fmt.Errorf("promo: log promotion: %w", err)
+		return false, nil, fmt.Errorf("promo: log promotion: %w", err)
 	}
 	e.met.promotions.Inc()
 	if e.bcast != nil {
@@ -980,7 +995,7 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 			e.warn(ctx, "promotion not broadcast (streams deliver it on their next poll)", err)
 		}
 	}
-	return true, nil
+	return true, nil, nil
 }
 
 // device returns the visitor id a promotion for ch is delivered to: the

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	promotions prometheus.Counter
 	matches    prometheus.Counter
+	skips      *prometheus.CounterVec
 	ranked     prometheus.Counter
 	tokens     *prometheus.CounterVec
 	errors     *prometheus.CounterVec
@@ -18,6 +19,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Instant promotions fired (logged for the visitor and broadcast)."}),
 		matches: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_promo_rule_matches_total",
 			Help: "Rule conditions that held (a match fires unless cooling down or no offer is eligible)."}),
+		skips: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kairos_promo_rule_skips_total",
+			Help: "Rule matches that pushed nothing, by reason: cooldown, no_offer, capped, holdout."}, []string{"reason"}),
 		ranked: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_promo_offers_ranked_total",
 			Help: "Offers returned by offer requests (exposures with a token)."}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kairos_promo_tokens_rejected_total",
@@ -29,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.promotions, m.matches, m.ranked, m.tokens, m.errors, m.react)
+		reg.MustRegister(m.promotions, m.matches, m.skips, m.ranked, m.tokens, m.errors, m.react)
 	}
 	return m
 }

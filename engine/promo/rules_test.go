@@ -2,6 +2,7 @@ package promo_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,5 +306,47 @@ func TestRuleNotFiredByImpressions(t *testing.T) {
 	v.react(t, "a", v.ev("a", signals.TypeImpression, 2*time.Second, offer("o1")), v.ev("a", "click", 3*time.Second, offer("o1")))
 	if n := len(v.fired(t, "a")); n != 2 {
 		t.Fatalf("a batch with a click did not fire: %d", n)
+	}
+}
+
+// TestRuleStatusSaysWhyItDoesNotFire: a rule whose offer is served only
+// in a campaign that ended matches but pushes nothing; its status says
+// so before any event (ready false, naming the campaign and its end) and
+// counts the skipped match with the reason; once the campaign is live
+// again it fires, then skips for its cooldown.
+func TestRuleStatusSaysWhyItDoesNotFire(t *testing.T) {
+	v := newEnv(t, nil)
+	v.put(t, promo.KindOffer, `{"id":"o1","title":"Stay","slot":"exit"}`)
+	v.put(t, promo.KindCampaign, `{"id":"bf","offers":["o1"],"end":"2026-11-01T00:00:00Z"}`)
+	v.put(t, promo.KindRule, `{"id":"r1","cooldown":"1h","when":{"exit":{}},"then":{"offer":"o1"}}`)
+	status := func() promo.RuleStatus {
+		t.Helper()
+		d, err := v.e.Get(promo.KindRule, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.(promo.RuleDetail).Status
+	}
+	st := status()
+	if st.Ready || !strings.Contains(st.NotReady, `campaign "bf" ended at 2026-11-01T00:00:00Z`) {
+		t.Fatalf("status before any event: %+v, want not ready because bf ended", st)
+	}
+	v.react(t, "v1", v.ev("v1", signals.TypeExit, 0))
+	if ps := v.fired(t, "v1"); len(ps) != 0 {
+		t.Fatalf("fired with the campaign over: %+v", ps)
+	}
+	st = status()
+	if st.Matched != 1 || st.Fired != 0 || st.Skipped[promo.SkipNoOffer] != 1 || st.LastSkip == nil || !strings.Contains(st.LastSkip.Detail, "ended") {
+		t.Fatalf("after a match: %+v (last skip %+v)", st, st.LastSkip)
+	}
+	v.put(t, promo.KindCampaign, `{"id":"bf","offers":["o1"],"end":"2026-12-31T00:00:00Z"}`)
+	if st = status(); !st.Ready {
+		t.Fatalf("campaign live again, status %+v", st)
+	}
+	v.react(t, "v1", v.ev("v1", signals.TypeExit, time.Minute))
+	v.react(t, "v1", v.ev("v1", signals.TypeExit, 2*time.Minute))
+	st = status()
+	if len(v.fired(t, "v1")) != 1 || st.Fired != 1 || st.LastFired == nil || st.Skipped[promo.SkipCooldown] != 1 || st.Matched != 3 {
+		t.Fatalf("after firing and a match in the cooldown: %+v", st)
 	}
 }
