@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,11 +59,9 @@ func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer f.Close()
-	dec := json.NewDecoder(f)
-	dec.DisallowUnknownFields()
-	var in abtest.Input
-	if err := dec.Decode(&in); err != nil {
-		return fmt.Errorf("read experiment: %w", err)
+	in, err := readABTestInput(f)
+	if err != nil {
+		return err
 	}
 	r, err := abtest.Analyze(in)
 	if err != nil {
@@ -195,4 +194,30 @@ func runBenchABTest(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	return emit("bandit", start, res, "regret = expected conversions lost against always showing the best arm")
+}
+
+// readABTestInput reads one experiment object, telling an empty input, a
+// null (what `jq .input` makes of an error answer) and a value that is
+// not an object apart from a malformed experiment.
+func readABTestInput(r io.Reader) (abtest.Input, error) {
+	var in abtest.Input
+	var raw json.RawMessage
+	if err := json.NewDecoder(r).Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return in, errors.New("read experiment: the input is empty: expected one JSON object with metric and variants")
+		}
+		return in, fmt.Errorf("read experiment: %w", err)
+	}
+	switch t := bytes.TrimSpace(raw); {
+	case bytes.Equal(t, []byte("null")):
+		return in, errors.New("read experiment: the input is null, not an experiment (did the results request fail? `jq .input` prints null for an error answer)")
+	case len(t) == 0 || t[0] != '{':
+		return in, fmt.Errorf("read experiment: expected a JSON object with metric and variants, got %.40s", t)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return in, fmt.Errorf("read experiment: %w", err)
+	}
+	return in, nil
 }

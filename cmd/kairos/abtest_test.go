@@ -70,6 +70,9 @@ func TestEvalABTestCommand(t *testing.T) {
 			"variants[1].conversions: 1200 > users 1000"},
 		{"unknown field", `{"variants":[{"name":"A","users":10,"conversion":1}]}`, `unknown field "conversion"`},
 		{"not JSON", `users=10`, "read experiment"},
+		{"null (jq .input of an error answer)", `null`, "the input is null, not an experiment"},
+		{"empty", ``, "the input is empty"},
+		{"not an object", `[{"name":"A"}]`, "expected a JSON object"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, stderr, code := runKairos(t, "eval", "abtest", "-in", writeTemp(t, "bad.json", c.json))

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,5 +131,24 @@ func TestOffersExperimentByUser(t *testing.T) {
 	}
 	if units != 1 {
 		t.Fatalf("ann on 31 devices counts as %d units, want 1", units)
+	}
+}
+
+// TestExperimentReferencesChecked: an experiment naming an offer that
+// does not exist is refused (400 naming the variant), and an offer an
+// experiment names cannot be deleted (409 naming the experiment).
+func TestExperimentReferencesChecked(t *testing.T) {
+	srv := startServer(t)
+	srv.secretJSON(t, "POST", "/v1/offers", `{"id":"o1","title":"Default","slot":"hero"}`, http.StatusCreated)
+	out := srv.secretJSON(t, "POST", "/v1/experiments", `{"id":"hero","target":{"surface":"offers","slot":"hero"},
+	  "metric":"conversion","variants":[{"name":"A"},{"name":"B","offer":"ghost"}]}`, http.StatusBadRequest)
+	if msg := out["error"].(map[string]any)["message"].(string); !strings.Contains(msg, `variants[1].offer: offer "ghost" does not exist`) {
+		t.Fatalf("experiment naming a missing offer: %s", msg)
+	}
+	srv.secretJSON(t, "POST", "/v1/experiments", `{"id":"hero","target":{"surface":"offers","slot":"hero"},
+	  "metric":"conversion","variants":[{"name":"A"},{"name":"B","offer":"o1"}]}`, http.StatusCreated)
+	out = srv.secretJSON(t, "DELETE", "/v1/offers/o1", "", http.StatusConflict)
+	if msg := out["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "experiments[hero].variants[1].offer") {
+		t.Fatalf("deleting an offer an experiment names: %s", msg)
 	}
 }

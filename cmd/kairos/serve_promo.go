@@ -25,6 +25,9 @@ func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api
 		return fmt.Errorf("promo: %w", err)
 	}
 	a.promo = p
+	if a.exps != nil {
+		a.exps.SetDefinitions(p)
+	}
 	a.engine.AddReactor(p)
 	deps.Offers, deps.Definitions, deps.Promotions, deps.Subscriber = p, p, p, a.bus
 	if deps.Eraser != nil {

@@ -22,6 +22,9 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 	if err != nil {
 		return Experiment{}, false, err
 	}
+	if err := e.checkReferents(&x); err != nil {
+		return Experiment{}, false, err
+	}
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	now := e.cfg.Now().UTC()
@@ -55,6 +58,50 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 	}
 	e.snap.Store(newSnapshot(v, xs))
 	return x, old == nil, nil
+}
+
+// SetDefinitions makes PutJSON check that the offers and campaigns the
+// variants name exist (the promo engine is created after this engine,
+// which it uses, so it is handed over here). Call it before serving.
+func (e *Engine) SetDefinitions(d Definitions) { e.defs.Store(&d) }
+
+// checkReferents returns an error naming the first variant whose offer
+// or campaign does not exist (nothing is checked before SetDefinitions).
+func (e *Engine) checkReferents(x *Experiment) error {
+	dp := e.defs.Load()
+	if dp == nil {
+		return nil
+	}
+	for i, v := range x.Variants {
+		path := jsondef.Index("variants", i)
+		if v.Offer != "" && !(*dp).HasOffer(v.Offer) {
+			return jsondef.Errorf(path+".offer", "offer %s does not exist", jsondef.Quote(v.Offer))
+		}
+		if v.Campaign != "" && !(*dp).HasCampaign(v.Campaign) {
+			return jsondef.Errorf(path+".campaign", "campaign %s does not exist", jsondef.Quote(v.Campaign))
+		}
+	}
+	return nil
+}
+
+// Naming returns where the experiments name the offer (kind "offers") or
+// campaign (kind "campaigns") id, as JSON paths such as
+// experiments[hero].variants[1].offer, in id order; deleting what an
+// experiment names is refused.
+func (e *Engine) Naming(kind, id string) []string {
+	var out []string
+	for _, x := range e.snap.Load().all {
+		for i, v := range x.Variants {
+			path := "experiments[" + x.ID + "]." + jsondef.Index("variants", i)
+			switch {
+			case kind == "offers" && v.Offer == id:
+				out = append(out, path+".offer")
+			case kind == "campaigns" && v.Campaign == id:
+				out = append(out, path+".campaign")
+			}
+		}
+	}
+	return out
 }
 
 func describeTarget(t Target) string {

@@ -28,6 +28,13 @@ type Identities interface {
 	Linked(ctx context.Context, user string) ([]string, error)
 }
 
+// Definitions tells whether the offers and campaigns that variants name
+// exist (the promo engine; see Engine.SetDefinitions).
+type Definitions interface {
+	HasOffer(id string) bool
+	HasCampaign(id string) bool
+}
+
 // Deps are an Engine's collaborators.
 type Deps struct {
 	// Store keeps definitions, assignments, units, counts, weights and
@@ -58,6 +65,7 @@ type Engine struct {
 	store  Store
 	pub    signals.Publisher
 	links  Identities
+	defs   atomic.Pointer[Definitions] // nil until SetDefinitions
 	signer *Signer
 	met    *metrics
 

@@ -179,9 +179,23 @@ func (e *Engine) kickRefresh() {
 	}
 }
 
-// Delete removes a definition. Deleting an offer that a campaign or rule
-// names, or a campaign that a rule names, is ErrInUse; an unknown id is
-// engine.ErrNotFound.
+// HasOffer reports whether the offer id is defined.
+func (e *Engine) HasOffer(id string) bool { return e.snap.Load().offers[id] != nil }
+
+// HasCampaign reports whether the campaign id is defined.
+func (e *Engine) HasCampaign(id string) bool { return e.snap.Load().campaigns[id] != nil }
+
+// experimentUsers returns where experiments name the definition.
+func (e *Engine) experimentUsers(kind Kind, id string) []string {
+	if e.exps == nil {
+		return nil
+	}
+	return e.exps.Naming(string(kind), id)
+}
+
+// Delete removes a definition. Deleting an offer that a campaign, rule or
+// experiment names, or a campaign that a rule or experiment names, is
+// ErrInUse; an unknown id is engine.ErrNotFound.
 func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 	if !kind.Valid() {
 		return fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
@@ -195,7 +209,7 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 		if snap.offers[id] == nil {
 			return fmt.Errorf("promo: offer %s: %w", quote(id), engine.ErrNotFound)
 		}
-		if users := snap.offerUsers(id); len(users) > 0 {
+		if users := append(snap.offerUsers(id), e.experimentUsers(KindOffer, id)...); len(users) > 0 {
 			return fmt.Errorf("%w: offer %s is named by %s; change or delete them first", ErrInUse, quote(id), strings.Join(users, ", "))
 		}
 		delete(n.offers, id)
@@ -203,7 +217,7 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 		if snap.campaigns[id] == nil {
 			return fmt.Errorf("promo: campaign %s: %w", quote(id), engine.ErrNotFound)
 		}
-		var users []string
+		users := e.experimentUsers(KindCampaign, id)
 		for _, rid := range sortedKeys(snap.rules) {
 			if snap.rules[rid].Then.Campaign == id {
 				users = append(users, "rules["+rid+"].then.campaign")

@@ -65,6 +65,10 @@ type Experiments interface {
 	// experiment targets the rule — or "" to push nothing (a holdout),
 	// and logs the exposure.
 	PromotionOffer(ctx context.Context, visitor, user, rule, offer string) string
+	// Naming returns where experiments name the offer (kind "offers") or
+	// campaign (kind "campaigns") id, as JSON paths; deleting it is then
+	// refused (ErrInUse).
+	Naming(kind, id string) []string
 }
 
 // Interface guard.

@@ -2,6 +2,8 @@ package promo_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -15,8 +17,15 @@ import (
 // records its calls.
 type fakeExperiments struct {
 	mu     sync.Mutex
-	offers map[string]string // visitor → offer ("" holdout); absent: the rule's
-	calls  []string          // "visitor user rule offer"
+	offers map[string]string   // visitor → offer ("" holdout); absent: the rule's
+	calls  []string            // "visitor user rule offer"
+	naming map[string][]string // "kind id" → paths of experiments naming it
+}
+
+func (f *fakeExperiments) Naming(kind, id string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.naming[kind+" "+id]
 }
 
 func (f *fakeExperiments) PromotionOffer(_ context.Context, visitor, user, rule, offer string) string {
@@ -100,5 +109,38 @@ func TestRankOffersOfACampaign(t *testing.T) {
 	}
 	if _, err := v.e.RankOffers(ctx, promo.OfferRequest{Visitor: "v", Slot: "hero", N: 10, Campaign: "bad id!"}); err == nil {
 		t.Errorf("a malformed campaign id was accepted")
+	}
+}
+
+// TestDeleteRefusedWhileAnExperimentNamesIt: an offer or campaign that an
+// experiment's variant names cannot be deleted (ErrInUse naming the
+// experiment), like one a rule names.
+func TestDeleteRefusedWhileAnExperimentNamesIt(t *testing.T) {
+	v := newEnv(t, nil)
+	x := &fakeExperiments{naming: map[string][]string{
+		"offers o2":    {"experiments[hero].variants[1].offer"},
+		"campaigns bf": {"experiments[hero].variants[2].campaign"},
+	}}
+	e, err := promo.New(context.Background(), promo.Config{Factors: k, Seed: 42, Now: v.clock.Now},
+		promo.Deps{Store: v.store, Profiles: v.vis, Model: v.model, Experiments: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.e = e
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"hero"}`)
+	v.put(t, promo.KindOffer, `{"id":"o2","slot":"hero"}`)
+	v.put(t, promo.KindCampaign, `{"id":"bf","offers":["o1"]}`)
+	for _, c := range []struct {
+		kind promo.Kind
+		id   string
+		want string
+	}{{promo.KindOffer, "o2", "experiments[hero].variants[1].offer"}, {promo.KindCampaign, "bf", "experiments[hero].variants[2].campaign"}} {
+		err := e.Delete(context.Background(), c.kind, c.id)
+		if !errors.Is(err, promo.ErrInUse) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("delete %s %s: %v, want ErrInUse naming %s", c.kind, c.id, err, c.want)
+		}
+	}
+	if !e.HasOffer("o2") || !e.HasCampaign("bf") || e.HasOffer("nope") {
+		t.Fatal("HasOffer/HasCampaign disagree with the definitions")
 	}
 }
