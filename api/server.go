@@ -163,10 +163,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
-	e.IPExtractor = echo.ExtractIPDirect()
-	if cfg.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
-	}
+	e.IPExtractor = ipExtractor(cfg)
 	e.Use(s.observe)
 	preflightMethods := map[string][]string{}
 	for i := range s.routes {
@@ -191,6 +188,26 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// ipExtractor returns how the client IP is found: the peer address, or
+// X-Forwarded-For when the peer is a trusted proxy (Config.TrustProxy,
+// Config.TrustedProxies; validated by Config.Validate).
+func ipExtractor(cfg Config) echo.IPExtractor {
+	if !cfg.TrustProxy && len(cfg.TrustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{
+		echo.TrustLoopback(cfg.TrustProxy), echo.TrustLinkLocal(cfg.TrustProxy), echo.TrustPrivateNet(cfg.TrustProxy),
+	}
+	for _, tp := range cfg.TrustedProxies {
+		p, err := ParseTrustedProxy(tp)
+		if err != nil {
+			continue // New validated the config
+		}
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Routes lists the API's routes with their access requirements, in the
