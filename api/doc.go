@@ -96,6 +96,12 @@
 // the server listens on localhost:8080. Add the parameter pretty to any
 // request to get indented JSON.
 //
+// Every GET route also answers HEAD, with the status and headers GET
+// would get and no body (echo adds no HEAD routes: New registers them).
+// HEAD /v1/pixel.gif checks the event but records nothing (link checkers
+// and prefetchers are not visitors); HEAD /v1/promotions/stream opens no
+// stream.
+//
 // POST /v1/events (publishable) — collect a batch of events.
 //
 // The body is a JSON array of events, or {"key": "pk_…", "events": […]}

@@ -132,11 +132,8 @@ const (
 func (h *streamHub) add(visitor string, max, perVisitor int) (*streamSub, string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.subs[visitor]) >= perVisitor {
-		return nil, limitVisitor
-	}
-	if h.open >= max {
-		return nil, limitServer
+	if limit := h.fullLocked(visitor, max, perVisitor); limit != "" {
+		return nil, limit
 	}
 	sub := &streamSub{visitor: visitor, wake: make(chan struct{}, 1)}
 	if h.subs[visitor] == nil {
@@ -145,6 +142,25 @@ func (h *streamHub) add(visitor string, max, perVisitor int) (*streamSub, string
 	h.subs[visitor][sub] = struct{}{}
 	h.open++
 	return sub, ""
+}
+
+// full returns the limit that a new stream of visitor would exceed, or
+// "" (see add).
+func (h *streamHub) full(visitor string, max, perVisitor int) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.fullLocked(visitor, max, perVisitor)
+}
+
+// fullLocked is full with h.mu held.
+func (h *streamHub) fullLocked(visitor string, max, perVisitor int) string {
+	switch {
+	case len(h.subs[visitor]) >= perVisitor:
+		return limitVisitor
+	case h.open >= max:
+		return limitServer
+	}
+	return ""
 }
 
 func (h *streamHub) remove(sub *streamSub) {
@@ -162,20 +178,24 @@ func (h *streamHub) remove(sub *streamSub) {
 // returns a 503 naming the limit (Retry-After: Config.RetryAfter).
 func (s *Server) openStream(visitor string) (*streamSub, error) {
 	sub, limit := s.streams.add(visitor, s.cfg.MaxStreams, s.cfg.MaxVisitorStreams)
-	switch limit {
-	case limitServer:
-		s.metrics.streamsRefused.WithLabelValues(limitServer).Inc()
-		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable,
-			"too many promotion streams: the server's limit of %d open streams is reached; retry after %s s",
-			s.cfg.MaxStreams, retryAfterSeconds(s.cfg.RetryAfter))
-	case limitVisitor:
-		s.metrics.streamsRefused.WithLabelValues(limitVisitor).Inc()
-		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable,
-			"too many promotion streams: the limit of %d open streams per visitor is reached (close another page's stream); retry after %s s",
-			s.cfg.MaxVisitorStreams, retryAfterSeconds(s.cfg.RetryAfter))
+	if limit != "" {
+		s.metrics.streamsRefused.WithLabelValues(limit).Inc()
+		return nil, s.streamLimitError(limit)
 	}
 	s.metrics.streamsOpen.Inc()
 	return sub, nil
+}
+
+// streamLimitError is the 503 of a stream refused by limit.
+func (s *Server) streamLimitError(limit string) error {
+	if limit == limitVisitor {
+		return newError(http.StatusServiceUnavailable, CodeUnavailable,
+			"too many promotion streams: the limit of %d open streams per visitor is reached (close another page's stream); retry after %s s",
+			s.cfg.MaxVisitorStreams, retryAfterSeconds(s.cfg.RetryAfter))
+	}
+	return newError(http.StatusServiceUnavailable, CodeUnavailable,
+		"too many promotion streams: the server's limit of %d open streams is reached; retry after %s s",
+		s.cfg.MaxStreams, retryAfterSeconds(s.cfg.RetryAfter))
 }
 
 // closeStream unregisters a stream opened by openStream.
@@ -219,6 +239,14 @@ func (s *Server) promotionStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Request().Method == http.MethodHead {
+		// HEAD: the status and headers a stream would get, no stream.
+		if limit := s.streams.full(visitor, s.cfg.MaxStreams, s.cfg.MaxVisitorStreams); limit != "" {
+			return s.streamLimitError(limit)
+		}
+		streamHeaders(c.Response().Header())
+		return c.NoContent(http.StatusOK)
+	}
 	h := &s.streams
 	h.init(s)
 	sub, err := s.openStream(visitor)
@@ -237,10 +265,7 @@ func (s *Server) promotionStream(c echo.Context) error {
 	// Each flush sets its own write deadline: Config.WriteTimeout would
 	// otherwise end the stream.
 	rc := http.NewResponseController(w.Writer)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
-	hd.Set("Cache-Control", "no-cache, no-transform")
-	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	streamHeaders(w.Header())
 	// Writes go to net/http's buffer (no buffer of our own: an open
 	// stream costs memory, see BenchmarkPromotionStreamsOpen); flush
 	// sends them.
@@ -302,6 +327,13 @@ func (s *Server) promotionStream(c echo.Context) error {
 			return s.endStream(ctx, err)
 		}
 	}
+}
+
+// streamHeaders sets the headers of a promotion stream.
+func streamHeaders(hd http.Header) {
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache, no-transform")
+	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 }
 
 // endStream ends a stream after an error: the client has gone (nothing to

@@ -169,9 +169,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	for i := range s.routes {
 		rt := &s.routes[i]
 		h := rt.handler
-		e.Add(rt.method, rt.path, func(c echo.Context) error { return h(s, c) }, s.guard(rt))
+		hf := func(c echo.Context) error { return h(s, c) }
+		e.Add(rt.method, rt.path, hf, s.guard(rt))
+		methods := []string{rt.method}
+		if rt.method == http.MethodGet {
+			// HEAD wherever GET is served (echo adds none): the same
+			// handler, status and headers; net/http drops the body.
+			e.Add(http.MethodHead, rt.path, hf, s.guard(rt))
+			methods = append(methods, http.MethodHead)
+		}
 		if rt.access == accessPublishable {
-			preflightMethods[rt.path] = append(preflightMethods[rt.path], rt.method)
+			preflightMethods[rt.path] = append(preflightMethods[rt.path], methods...)
 		}
 	}
 	for path, methods := range preflightMethods {
@@ -211,7 +219,9 @@ func ipExtractor(cfg Config) echo.IPExtractor {
 }
 
 // Routes lists the API's routes with their access requirements, in the
-// order of the route table (CORS preflight routes are not listed).
+// order of the route table. Every GET route also answers HEAD (same
+// status and headers, no body); HEAD and the CORS preflight routes are
+// not listed.
 func (s *Server) Routes() []Route {
 	out := make([]Route, len(s.routes))
 	for i, rt := range s.routes {
