@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"unicode/utf8"
 
@@ -48,11 +50,32 @@ func (s *Server) pageAttention(c echo.Context) error {
 }
 
 // site serves GET / and GET /shop/* from Deps.Site (the demo shop of
-// kairos serve --demo), 404 without one.
+// kairos serve --demo), 404 without one. The request carries the client
+// address the API determined (ClientIP).
 func (s *Server) site(c echo.Context) error {
 	if s.deps.Site == nil {
 		return fmt.Errorf("%w: no page here (kairos serve --demo serves a demo shop at /)", engine.ErrNotFound)
 	}
-	s.deps.Site.ServeHTTP(c.Response(), c.Request())
+	r := c.Request()
+	s.deps.Site.ServeHTTP(c.Response(), r.WithContext(context.WithValue(r.Context(), clientIPKey{}, c.RealIP())))
 	return nil
+}
+
+// clientIPKey is the context key of the client address given to
+// Deps.Site.
+type clientIPKey struct{}
+
+// ClientIP returns the client address of a request the API passed to
+// Deps.Site: the peer's, or the X-Forwarded-For client's when the peer
+// is a trusted proxy (Config.TrustedProxies). For any other request, the
+// peer address.
+func ClientIP(r *http.Request) string {
+	if ip, ok := r.Context().Value(clientIPKey{}).(string); ok {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

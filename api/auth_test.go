@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -307,5 +308,42 @@ func TestLimiterBounded(t *testing.T) {
 	l.evict(now.Add(5 * time.Second))
 	if n := len(l.buckets); n != 0 {
 		t.Errorf("%d full buckets left after eviction", n)
+	}
+}
+
+// TestClientIP: X-Forwarded-For names the client only when the peer is a
+// trusted proxy (Config.TrustedProxies, or any private/loopback peer with
+// TrustProxy); the right-most untrusted address wins.
+func TestClientIP(t *testing.T) {
+	const xff = "203.0.113.9, 198.51.100.7, 192.0.2.7"
+	for _, tt := range []struct {
+		name string
+		cfg  func(*Config)
+		peer string
+		xff  string
+		want string
+	}{
+		{"no proxy configured", nil, "192.0.2.5", xff, "192.0.2.5"},
+		{"peer in a trusted CIDR", func(c *Config) { c.TrustedProxies = []string{"192.0.2.0/24"} }, "192.0.2.5", xff, "198.51.100.7"},
+		{"two trusted hops", func(c *Config) { c.TrustedProxies = []string{"192.0.2.0/24", "198.51.100.7"} }, "192.0.2.5", xff, "203.0.113.9"},
+		{"peer not trusted", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8"} }, "192.0.2.5", xff, "192.0.2.5"},
+		{"trusted peer, no header", func(c *Config) { c.TrustedProxies = []string{"192.0.2.0/24"} }, "192.0.2.5", "", "192.0.2.5"},
+		{"trusted peer, garbage header", func(c *Config) { c.TrustedProxies = []string{"192.0.2.0/24"} }, "192.0.2.5", "not-an-ip", "192.0.2.5"},
+		{"IPv6 proxy", func(c *Config) { c.TrustedProxies = []string{"2001:db8::/32"} }, "[2001:db8::1]", "203.0.113.9", "203.0.113.9"},
+		{"TrustProxy: private peer", func(c *Config) { c.TrustProxy = true }, "10.1.2.3", "203.0.113.9", "203.0.113.9"},
+		{"TrustProxy: public peer", func(c *Config) { c.TrustProxy = true }, "192.0.2.5", "203.0.113.9", "192.0.2.5"},
+		{"TrustedProxies alone does not trust private peers", func(c *Config) { c.TrustedProxies = []string{"192.0.2.0/24"} }, "10.1.2.3", "203.0.113.9", "10.1.2.3"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.cfg)
+			r := req("GET", "/healthz", "")
+			r.RemoteAddr = tt.peer + ":5555"
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := h.s.e.NewContext(r, httptest.NewRecorder()).RealIP(); got != tt.want {
+				t.Errorf("client IP %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

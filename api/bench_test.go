@@ -3,14 +3,20 @@ package api
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/engine/promo/promotest"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
 )
@@ -137,4 +143,82 @@ func BenchmarkPixelHandler(b *testing.B) {
 			b.Fatalf("status %d", w.code)
 		}
 	}
+}
+
+// BenchmarkPromotionStreamsOpen measures what an open promotion stream
+// costs: it opens 1,000 streams (1,000 visitors) on a server listening on
+// loopback, over raw TCP clients that hold only their connection, and
+// reports per stream the Go heap and stacks in use (the server's share
+// and the client's net.Conn), the server's file descriptors and
+// goroutines. Run it with -benchtime 1x.
+func BenchmarkPromotionStreamsOpen(b *testing.B) {
+	const n = 1000
+	eng, err := promo.New(context.Background(), promo.Config{Seed: 1}, promo.Deps{Store: promotest.NewMem(), Visitors: fakeVisitors{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.PublishableRate = RateLimit{Rate: math.Inf(1)}
+	cfg.MaxStreams = n
+	s, err := New(cfg, Deps{Publisher: nopPublisher{}, Recommender: &cannedRecommender{}, Catalog: &fakeCatalog{}, Checker: &fakeChecker{},
+		Offers: eng, Definitions: eng, Promotions: eng})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.ServeListener(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			b.Error(err)
+		}
+	}()
+	usage := func() (mem uint64, fds, goroutines int) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		ents, _ := os.ReadDir("/proc/self/fd")
+		return ms.HeapInuse + ms.StackInuse, len(ents), runtime.NumGoroutine()
+	}
+	var memPer, fdPer, goPer float64
+	for b.Loop() {
+		mem0, fd0, g0 := usage()
+		conns := make([]net.Conn, 0, n)
+		for i := range n {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET /v1/promotions/stream?visitor=v%d&key=%s HTTP/1.1\r\nHost: x\r\nOrigin: %s\r\n\r\n", i, testPK, allowed)
+			// Read the headers and the "retry:" line: the stream is open.
+			buf := make([]byte, 1024)
+			got := 0
+			for !bytes.Contains(buf[:got], []byte("retry: 3000\n\n")) {
+				k, err := c.Read(buf[got:])
+				if err != nil || got+k == len(buf) {
+					b.Fatalf("stream %d: %v after %q", i, err, buf[:got+k])
+				}
+				got += k
+			}
+			conns = append(conns, c)
+		}
+		mem1, fd1, g1 := usage()
+		memPer = float64(mem1-mem0) / n
+		fdPer = float64(fd1-fd0)/n - 1 // the client's own descriptor
+		goPer = float64(g1-g0) / n
+		for _, c := range conns {
+			c.Close()
+		}
+		for metricValue(b, s.metrics.streamsOpen) != 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.ReportMetric(memPer, "heap+stack-B/stream")
+	b.ReportMetric(fdPer, "server-fds/stream")
+	b.ReportMetric(goPer, "goroutines/stream")
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ const (
 	DefaultShutdownTimeout   = 10 * time.Second
 	DefaultRetryAfter        = 2 * time.Second
 	DefaultMaxRateClients    = 100_000
+	DefaultMaxStreams        = 10_000
+	DefaultMaxVisitorStreams = 8
 )
 
 // Default rate limits: the secret key is used by the site's back end for
@@ -115,10 +118,28 @@ type Config struct {
 	// MaxRateClients bounds the number of token buckets kept (default
 	// 100,000); idle full buckets are dropped first.
 	MaxRateClients int
-	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP when
-	// the direct peer is a private or loopback address (a reverse proxy).
+	// TrustProxy takes the client IP from X-Forwarded-For when the direct
+	// peer is a private, link-local or loopback address (a reverse proxy).
 	// By default the peer address is the client IP.
 	TrustProxy bool
+	// TrustedProxies lists the reverse proxies whose X-Forwarded-For is
+	// believed, as CIDRs ("10.0.0.0/8", "2001:db8::/32") or single
+	// addresses ("192.0.2.10"): when the direct peer is in one of them, the
+	// client IP is the right-most address of X-Forwarded-For that is not a
+	// trusted proxy. Anyone else's X-Forwarded-For is ignored, since any
+	// client can send one. The client IP keys the publishable key's rate
+	// limit. Empty (and TrustProxy false): the peer address is the client
+	// IP.
+	TrustedProxies []string
+
+	// MaxStreams bounds the promotion streams (GET /v1/promotions/stream)
+	// open at once on this server (default 10,000); MaxVisitorStreams
+	// bounds those of one visitor (default 8: a few tabs). Each open
+	// stream holds a connection, a file descriptor, two goroutines and
+	// about 30 KB (BenchmarkPromotionStreamsOpen): 10,000 streams are
+	// about 300 MB. A stream beyond either limit is answered 503 with
+	// Retry-After at once.
+	MaxStreams, MaxVisitorStreams int
 
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are the
 	// net/http server timeouts (defaults 5 s, 30 s, 30 s, 2 min).
@@ -195,6 +216,8 @@ func (c Config) Defaults() Config {
 	setRate(&c.SecretRate, DefaultSecretRate)
 	setRate(&c.PublishableRate, DefaultPublishableRate)
 	setInt(&c.MaxRateClients, DefaultMaxRateClients)
+	setInt(&c.MaxStreams, DefaultMaxStreams)
+	setInt(&c.MaxVisitorStreams, DefaultMaxVisitorStreams)
 	setDur(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&c.ReadTimeout, DefaultReadTimeout)
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
@@ -286,6 +309,7 @@ func (c Config) Validate() error {
 		{"DefaultResults", c.DefaultResults}, {"MaxResults", c.MaxResults},
 		{"DefaultPageSize", c.DefaultPageSize}, {"MaxPageSize", c.MaxPageSize},
 		{"MaxRateClients", c.MaxRateClients},
+		{"MaxStreams", c.MaxStreams}, {"MaxVisitorStreams", c.MaxVisitorStreams},
 	} {
 		if f.v < 0 {
 			add("%s is negative (%d)", f.name, f.v)
@@ -293,6 +317,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxResults > 0 && c.DefaultResults > c.MaxResults {
 		add("DefaultResults (%d) is larger than MaxResults (%d)", c.DefaultResults, c.MaxResults)
+	}
+	if c.MaxStreams > 0 && c.MaxVisitorStreams > c.MaxStreams {
+		add("MaxVisitorStreams (%d) is larger than MaxStreams (%d)", c.MaxVisitorStreams, c.MaxStreams)
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := ParseTrustedProxy(p); err != nil {
+			add("TrustedProxies[%d]: %v", i, err)
+		}
 	}
 	if c.MaxPageSize > 0 && c.DefaultPageSize > c.MaxPageSize {
 		add("DefaultPageSize (%d) is larger than MaxPageSize (%d)", c.DefaultPageSize, c.MaxPageSize)
@@ -347,6 +379,30 @@ func ParseKeyList(s string) []string {
 		}
 	}
 	return keys
+}
+
+// ParseTrustedProxy parses a TrustedProxies entry: a CIDR
+// ("10.0.0.0/8") or a single IP address ("192.0.2.10", meaning /32 or
+// /128). The error names the entry and says what is expected.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (want e.g. 10.0.0.0/8 or 2001:db8::/32)", s)
+		}
+		if p.Addr().Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: a zone is not allowed in a CIDR", s)
+		}
+		if p != p.Masked() {
+			return netip.Prefix{}, fmt.Errorf("%q has bits set beyond its /%d mask (did you mean %s?)", s, p.Bits(), p.Masked())
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address (want e.g. 10.0.0.0/8 or 192.0.2.10)", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // checkOriginPattern validates an AllowedOrigins entry.

@@ -104,7 +104,8 @@ type Deps struct {
 	Trending TrendingReader
 	// Site, when set, serves GET / and GET /shop/* (kairos serve --demo
 	// mounts the demo shop of package api/demo): a plain http.Handler,
-	// public (no key), called with the request as received.
+	// public (no key), called with the request as received; its context
+	// carries the client address (ClientIP).
 	Site http.Handler
 }
 

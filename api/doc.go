@@ -60,7 +60,10 @@
 // Rate limits are token buckets (Config.SecretRate per secret key,
 // Config.PublishableRate per publishable key and client IP). An empty
 // bucket is 429 with Retry-After (seconds). The client IP is the peer
-// address, or X-Forwarded-For behind a trusted proxy (Config.TrustProxy).
+// address, or, when the peer is a trusted proxy (Config.TrustedProxies,
+// CIDRs; Config.TrustProxy: any private or loopback peer), the right-most
+// address of X-Forwarded-For that is not a trusted proxy. The
+// X-Forwarded-For of any other peer is ignored: clients can send one.
 //
 // # Errors
 //
@@ -92,6 +95,12 @@
 // In the examples, $SK is the secret key, $PK the publishable key and
 // the server listens on localhost:8080. Add the parameter pretty to any
 // request to get indented JSON.
+//
+// Every GET route also answers HEAD, with the status and headers GET
+// would get and no body (echo adds no HEAD routes: New registers them).
+// HEAD /v1/pixel.gif checks the event but records nothing (link checkers
+// and prefetchers are not visitors); HEAD /v1/promotions/stream opens no
+// stream.
 //
 // POST /v1/events (publishable) — collect a batch of events.
 //
@@ -299,6 +308,13 @@
 // The stream starts with "retry: 3000". It outlives Config.RequestTimeout
 // and ends when the client goes or the server shuts down. 400 without
 // visitor or with a malformed Last-Event-ID; 404 without Deps.Promotions.
+// Open streams are bounded: at most Config.MaxVisitorStreams (8) per
+// visitor and Config.MaxStreams (10,000) in all; beyond either, 503 at
+// once with Retry-After and the limit named (the tracker backs off and
+// reconnects):
+//
+//	503 {"error": {"code": "unavailable", "message": "too many promotion streams: the limit of 8 open
+//	     streams per visitor is reached (close another page's stream); retry after 2 s"}}
 //
 //	curl -N -H 'Origin: https://shop.example' \
 //	  "localhost:8080/v1/promotions/stream?visitor=v-17&key=$PK"
@@ -442,6 +458,9 @@
 //	                                                    whole event), "duplicate" (id repeated in a batch)
 //	                                                    or "unavailable" (publishing failed)
 //	kairos_events_publish_duration_seconds{result}      histogram; result is ok or error
+//	kairos_promotion_streams_open                       gauge: promotion streams open now
+//	kairos_promotion_streams_refused_total{limit}       streams refused with 503; limit is server
+//	                                                    (MaxStreams) or visitor (MaxVisitorStreams)
 //
 // received = accepted + rejected for every batch that could be decoded.
 //

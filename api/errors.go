@@ -199,6 +199,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	if req.Method == http.MethodHead {
+		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON) // as GET's answer, without the body
 		_ = c.NoContent(ae.Status)
 		return
 	}

@@ -164,6 +164,15 @@ var pixelTypes = map[signals.Type]bool{signals.TypeView: true, signals.TypeClick
 func (s *Server) pixel(c echo.Context) error {
 	now := s.cfg.Now()
 	e, err := pixelEvent(c.QueryParams(), now, s.evLim)
+	if c.Request().Method == http.MethodHead {
+		// HEAD answers as GET would but records nothing: link checkers
+		// and prefetchers are not visitors.
+		if err != nil {
+			return err
+		}
+		s.writePixel(c, http.StatusOK, "", "")
+		return nil
+	}
 	s.metrics.received.Inc()
 	if err != nil {
 		var fe *signals.FieldError

@@ -24,6 +24,10 @@ type metrics struct {
 	publish   *prometheus.HistogramVec // result
 	handler   http.Handler
 	codeNames [600]string
+
+	// streamsOpen and streamsRefused count promotion streams.
+	streamsOpen    prometheus.Gauge
+	streamsRefused *prometheus.CounterVec // limit: server or visitor
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -58,8 +62,19 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help:    "Time to publish one batch of accepted events (until the broker confirmed), by result (ok, error).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"result"}),
+		streamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kairos_promotion_streams_open",
+			Help: "Promotion streams (GET /v1/promotions/stream) open now.",
+		}),
+		streamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kairos_promotion_streams_refused_total",
+			Help: "Promotion streams refused with 503, by the limit reached: server (MaxStreams) or visitor (MaxVisitorStreams).",
+		}, []string{"limit"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.received, m.accepted, m.rejected, m.publish} {
+	m.streamsRefused.WithLabelValues(limitServer)
+	m.streamsRefused.WithLabelValues(limitVisitor)
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.received, m.accepted, m.rejected, m.publish,
+		m.streamsOpen, m.streamsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}

@@ -1,11 +1,11 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -48,6 +48,7 @@ type streamHub struct {
 	once   sync.Once
 	mu     sync.Mutex
 	subs   map[string]map[*streamSub]struct{}
+	open   int           // streams in subs
 	done   chan struct{} // closed at Shutdown: streams end
 	closed bool
 	cancel context.CancelFunc
@@ -117,15 +118,49 @@ func (h *streamHub) deliver(msg []byte) {
 	}
 }
 
-func (h *streamHub) add(visitor string) *streamSub {
-	sub := &streamSub{visitor: visitor, wake: make(chan struct{}, 1)}
+// Which limit refused a stream (the label of
+// kairos_promotion_streams_refused_total).
+const (
+	limitServer  = "server"
+	limitVisitor = "visitor"
+)
+
+// add registers a stream of visitor unless the visitor already has
+// perVisitor open streams or the server max; then it returns the limit
+// that refused it (limitVisitor, checked first, or limitServer) and no
+// stream.
+func (h *streamHub) add(visitor string, max, perVisitor int) (*streamSub, string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if limit := h.fullLocked(visitor, max, perVisitor); limit != "" {
+		return nil, limit
+	}
+	sub := &streamSub{visitor: visitor, wake: make(chan struct{}, 1)}
 	if h.subs[visitor] == nil {
 		h.subs[visitor] = map[*streamSub]struct{}{}
 	}
 	h.subs[visitor][sub] = struct{}{}
-	return sub
+	h.open++
+	return sub, ""
+}
+
+// full returns the limit that a new stream of visitor would exceed, or
+// "" (see add).
+func (h *streamHub) full(visitor string, max, perVisitor int) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.fullLocked(visitor, max, perVisitor)
+}
+
+// fullLocked is full with h.mu held.
+func (h *streamHub) fullLocked(visitor string, max, perVisitor int) string {
+	switch {
+	case len(h.subs[visitor]) >= perVisitor:
+		return limitVisitor
+	case h.open >= max:
+		return limitServer
+	}
+	return ""
 }
 
 func (h *streamHub) remove(sub *streamSub) {
@@ -135,6 +170,38 @@ func (h *streamHub) remove(sub *streamSub) {
 	if len(h.subs[sub.visitor]) == 0 {
 		delete(h.subs, sub.visitor)
 	}
+	h.open--
+}
+
+// openStream registers a stream of visitor within Config.MaxStreams and
+// Config.MaxVisitorStreams, counting it in the metrics; beyond a limit it
+// returns a 503 naming the limit (Retry-After: Config.RetryAfter).
+func (s *Server) openStream(visitor string) (*streamSub, error) {
+	sub, limit := s.streams.add(visitor, s.cfg.MaxStreams, s.cfg.MaxVisitorStreams)
+	if limit != "" {
+		s.metrics.streamsRefused.WithLabelValues(limit).Inc()
+		return nil, s.streamLimitError(limit)
+	}
+	s.metrics.streamsOpen.Inc()
+	return sub, nil
+}
+
+// streamLimitError is the 503 of a stream refused by limit.
+func (s *Server) streamLimitError(limit string) error {
+	if limit == limitVisitor {
+		return newError(http.StatusServiceUnavailable, CodeUnavailable,
+			"too many promotion streams: the limit of %d open streams per visitor is reached (close another page's stream); retry after %s s",
+			s.cfg.MaxVisitorStreams, retryAfterSeconds(s.cfg.RetryAfter))
+	}
+	return newError(http.StatusServiceUnavailable, CodeUnavailable,
+		"too many promotion streams: the server's limit of %d open streams is reached; retry after %s s",
+		s.cfg.MaxStreams, retryAfterSeconds(s.cfg.RetryAfter))
+}
+
+// closeStream unregisters a stream opened by openStream.
+func (s *Server) closeStream(sub *streamSub) {
+	s.streams.remove(sub)
+	s.metrics.streamsOpen.Dec()
 }
 
 // stop ends every stream and the subscription, and waits for it.
@@ -172,10 +239,21 @@ func (s *Server) promotionStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Request().Method == http.MethodHead {
+		// HEAD: the status and headers a stream would get, no stream.
+		if limit := s.streams.full(visitor, s.cfg.MaxStreams, s.cfg.MaxVisitorStreams); limit != "" {
+			return s.streamLimitError(limit)
+		}
+		streamHeaders(c.Response().Header())
+		return c.NoContent(http.StatusOK)
+	}
 	h := &s.streams
 	h.init(s)
-	sub := h.add(visitor)
-	defer h.remove(sub)
+	sub, err := s.openStream(visitor)
+	if err != nil {
+		return err
+	}
+	defer s.closeStream(sub)
 	// The stream outlives Config.RequestTimeout: it ends with the
 	// connection or at Shutdown.
 	ctx := c.Request().Context()
@@ -187,20 +265,16 @@ func (s *Server) promotionStream(c echo.Context) error {
 	// Each flush sets its own write deadline: Config.WriteTimeout would
 	// otherwise end the stream.
 	rc := http.NewResponseController(w.Writer)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
-	hd.Set("Cache-Control", "no-cache, no-transform")
-	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	bw := bufio.NewWriterSize(w, 4<<10)
+	streamHeaders(w.Header())
+	// Writes go to net/http's buffer (no buffer of our own: an open
+	// stream costs memory, see BenchmarkPromotionStreamsOpen); flush
+	// sends them.
 	flush := func() error {
 		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		if err := bw.Flush(); err != nil {
-			return err
-		}
 		return rc.Flush()
 	}
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(bw, "retry: %d\n\n", streamRetry.Milliseconds())
+	fmt.Fprintf(w, "retry: %d\n\n", streamRetry.Milliseconds())
 	// poll sends the logged promotions after last, in order.
 	poll := func() error {
 		for {
@@ -212,7 +286,7 @@ func (s *Server) promotionStream(c echo.Context) error {
 				if ps[i].Seq <= last {
 					continue
 				}
-				if err := writePromotion(bw, &ps[i]); err != nil {
+				if err := writePromotion(w, &ps[i]); err != nil {
 					return err
 				}
 				last = ps[i].Seq
@@ -245,12 +319,21 @@ func (s *Server) promotionStream(c echo.Context) error {
 		case <-sub.wake:
 		case <-settle.C:
 		case <-hb.C:
-			bw.WriteString(": ping\n\n")
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return s.endStream(ctx, err)
+			}
 		}
 		if err := poll(); err != nil {
 			return s.endStream(ctx, err)
 		}
 	}
+}
+
+// streamHeaders sets the headers of a promotion stream.
+func streamHeaders(hd http.Header) {
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache, no-transform")
+	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 }
 
 // endStream ends a stream after an error: the client has gone (nothing to
@@ -264,16 +347,18 @@ func (s *Server) endStream(ctx context.Context, err error) error {
 
 // writePromotion writes one SSE event: id (the Seq), event "promotion"
 // and the promotion's JSON as data (one line: JSON escapes newlines).
-func writePromotion(w *bufio.Writer, p *promo.Promotion) error {
+func writePromotion(w io.Writer, p *promo.Promotion) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	w.WriteString("id: ")
-	w.WriteString(strconv.FormatUint(p.Seq, 10))
-	w.WriteString("\nevent: promotion\ndata: ")
-	w.Write(b)
-	_, err = w.WriteString("\n\n")
+	ev := make([]byte, 0, len(b)+64)
+	ev = append(ev, "id: "...)
+	ev = strconv.AppendUint(ev, p.Seq, 10)
+	ev = append(ev, "\nevent: promotion\ndata: "...)
+	ev = append(ev, b...)
+	ev = append(ev, "\n\n"...)
+	_, err = w.Write(ev)
 	return err
 }
 

@@ -2,10 +2,12 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,7 +48,14 @@ type promoHarness struct {
 // without a Broadcaster (streams then see promotions at heartbeats).
 func newPromoHarness(t *testing.T, broadcast bool, heartbeat time.Duration) *promoHarness {
 	t.Helper()
-	h := &promoHarness{harness: newHarness(t, nil), store: promotest.NewMem(), bus: membus.New(membus.Options{})}
+	return newPromoHarnessWith(t, broadcast, heartbeat, nil)
+}
+
+// newPromoHarnessWith is newPromoHarness with the configuration changed
+// by mod.
+func newPromoHarnessWith(t *testing.T, broadcast bool, heartbeat time.Duration, mod func(*Config)) *promoHarness {
+	t.Helper()
+	h := &promoHarness{harness: newHarness(t, mod), store: promotest.NewMem(), bus: membus.New(membus.Options{})}
 	deps := promo.Deps{Store: h.store, Profiles: fakeVisitors{}}
 	if broadcast {
 		deps.Broadcaster = h.bus
@@ -435,4 +444,85 @@ func TestPromotionStreamOutlivesTimeouts(t *testing.T) {
 	h.fire("v")
 	decodePromotion(t, st.next(t))
 	st.close()
+}
+
+// refusedStream opens a stream of visitor that must be refused: 503 with
+// Retry-After and a JSON error containing msg.
+func (h *promoHarness) refusedStream(t *testing.T, visitor, msg string) {
+	t.Helper()
+	r, _ := http.NewRequest("GET", h.srv.URL+"/v1/promotions/stream?visitor="+visitor+"&key="+testPK, nil)
+	r.Header.Set("Origin", allowed)
+	resp, err := h.srv.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	w := httptest.NewRecorder()
+	w.Code, w.Body = resp.StatusCode, bytes.NewBuffer(body)
+	maps.Copy(w.Header(), resp.Header)
+	wantError(t, w, http.StatusServiceUnavailable, CodeUnavailable, msg)
+	if ra := resp.Header.Get("Retry-After"); ra != "2" {
+		t.Errorf("Retry-After %q, want 2 (Config.RetryAfter)", ra)
+	}
+}
+
+// waitOpenStreams waits until the server counts n open streams (a closed
+// client is noticed when its connection ends).
+func (h *promoHarness) waitOpenStreams(t *testing.T, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, h.s.metrics.streamsOpen) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("open streams %v, want %v", metricValue(t, h.s.metrics.streamsOpen), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPromotionStreamLimits: beyond MaxVisitorStreams for one visitor, or
+// MaxStreams in all, a stream is refused at once with 503, Retry-After
+// and the limit named; closing a stream frees its place; the metrics
+// count open and refused streams.
+func TestPromotionStreamLimits(t *testing.T) {
+	h := newPromoHarnessWith(t, true, 0, func(c *Config) { c.MaxStreams, c.MaxVisitorStreams = 3, 2 })
+	a1 := h.open(t, "a")
+	h.open(t, "a")
+	h.refusedStream(t, "a", "limit of 2 open streams per visitor")
+	b1 := h.open(t, "b")
+	h.refusedStream(t, "c", "the server's limit of 3 open streams")
+	h.refusedStream(t, "b", "the server's limit of 3 open streams")
+	h.waitOpenStreams(t, 3)
+	refused := func(limit string) float64 { return metricValue(t, h.s.metrics.streamsRefused.WithLabelValues(limit)) }
+	if v, s := refused(limitVisitor), refused(limitServer); v != 1 || s != 2 {
+		t.Errorf("refused: visitor %v, server %v; want 1 and 2", v, s)
+	}
+
+	// Closing one of a's streams frees a place for anyone.
+	a1.close()
+	h.waitOpenStreams(t, 2)
+	c1 := h.open(t, "c")
+	h.refusedStream(t, "a", "the server's limit of 3 open streams")
+	// Closing b's frees a place that a may take again (a has 1 of 2).
+	b1.close()
+	h.waitOpenStreams(t, 2)
+	a3 := h.open(t, "a")
+	h.refusedStream(t, "a", "limit of 2 open streams per visitor")
+
+	// The streams still deliver.
+	h.fire("c")
+	decodePromotion(t, c1.next(t))
+	h.fire("a")
+	decodePromotion(t, a3.next(t))
+
+	w := h.secret("GET", "/metrics", "")
+	for _, want := range []string{
+		"kairos_promotion_streams_open 3\n",
+		`kairos_promotion_streams_refused_total{limit="server"} 3` + "\n",
+		`kairos_promotion_streams_refused_total{limit="visitor"} 2` + "\n",
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

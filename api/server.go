@@ -163,18 +163,23 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
-	e.IPExtractor = echo.ExtractIPDirect()
-	if cfg.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
-	}
+	e.IPExtractor = ipExtractor(cfg)
 	e.Use(s.observe)
 	preflightMethods := map[string][]string{}
 	for i := range s.routes {
 		rt := &s.routes[i]
 		h := rt.handler
-		e.Add(rt.method, rt.path, func(c echo.Context) error { return h(s, c) }, s.guard(rt))
+		hf := func(c echo.Context) error { return h(s, c) }
+		e.Add(rt.method, rt.path, hf, s.guard(rt))
+		methods := []string{rt.method}
+		if rt.method == http.MethodGet {
+			// HEAD wherever GET is served (echo adds none): the same
+			// handler, status and headers; net/http drops the body.
+			e.Add(http.MethodHead, rt.path, hf, s.guard(rt))
+			methods = append(methods, http.MethodHead)
+		}
 		if rt.access == accessPublishable {
-			preflightMethods[rt.path] = append(preflightMethods[rt.path], rt.method)
+			preflightMethods[rt.path] = append(preflightMethods[rt.path], methods...)
 		}
 	}
 	for path, methods := range preflightMethods {
@@ -193,8 +198,30 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
+// ipExtractor returns how the client IP is found: the peer address, or
+// X-Forwarded-For when the peer is a trusted proxy (Config.TrustProxy,
+// Config.TrustedProxies; validated by Config.Validate).
+func ipExtractor(cfg Config) echo.IPExtractor {
+	if !cfg.TrustProxy && len(cfg.TrustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{
+		echo.TrustLoopback(cfg.TrustProxy), echo.TrustLinkLocal(cfg.TrustProxy), echo.TrustPrivateNet(cfg.TrustProxy),
+	}
+	for _, tp := range cfg.TrustedProxies {
+		p, err := ParseTrustedProxy(tp)
+		if err != nil {
+			continue // New validated the config
+		}
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
 // Routes lists the API's routes with their access requirements, in the
-// order of the route table (CORS preflight routes are not listed).
+// order of the route table. Every GET route also answers HEAD (same
+// status and headers, no body); HEAD and the CORS preflight routes are
+// not listed.
 func (s *Server) Routes() []Route {
 	out := make([]Route, len(s.routes))
 	for i, rt := range s.routes {

@@ -145,17 +145,20 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("empty config: %v", err)
 	}
 	bad := Config{
-		Addr:            "localhost",
-		SecretKeys:      []string{"short", "pk_looks_publishable_1", "sk_has space in it_1"},
-		PublishableKeys: []string{"sk_looks_secret_key_1", "pk_looks_publishable_1"},
-		AllowedOrigins:  []string{"https://shop.example/", "ftp://x", "https://a.*.example", "*", "https://*.ok.example"},
-		MaxBodyBytes:    -1,
-		MaxBatch:        10,
-		EventLimits:     signals.Limits{MaxBatch: 20, MaxIDBytes: 300},
-		DefaultResults:  50,
-		MaxResults:      20,
-		SecretRate:      RateLimit{Rate: -1, Burst: -2},
-		RequestTimeout:  -time.Second,
+		Addr:              "localhost",
+		SecretKeys:        []string{"short", "pk_looks_publishable_1", "sk_has space in it_1"},
+		PublishableKeys:   []string{"sk_looks_secret_key_1", "pk_looks_publishable_1"},
+		AllowedOrigins:    []string{"https://shop.example/", "ftp://x", "https://a.*.example", "*", "https://*.ok.example"},
+		MaxBodyBytes:      -1,
+		MaxBatch:          10,
+		EventLimits:       signals.Limits{MaxBatch: 20, MaxIDBytes: 300},
+		DefaultResults:    50,
+		MaxResults:        20,
+		SecretRate:        RateLimit{Rate: -1, Burst: -2},
+		RequestTimeout:    -time.Second,
+		TrustedProxies:    []string{"10.0.0.0/8", "192.0.2.10", "10.1.2.3/8", "2001:db8::/32", "proxy.example", "300.0.0.1/24", "fe80::1%eth0"},
+		MaxStreams:        4,
+		MaxVisitorStreams: 5,
 	}
 	err := bad.Validate()
 	if err == nil {
@@ -179,10 +182,24 @@ func TestConfigValidate(t *testing.T) {
 		"SecretRate.Rate must be a non-negative number",
 		"SecretRate.Burst is negative",
 		"RequestTimeout is negative",
+		`TrustedProxies[2]: "10.1.2.3/8" has bits set beyond its /8 mask (did you mean 10.0.0.0/8?)`,
+		`TrustedProxies[4]: "proxy.example" is neither a CIDR nor an IP address`,
+		`TrustedProxies[5]: "300.0.0.1/24" is not a CIDR`,
+		`TrustedProxies[6]: "fe80::1%eth0" is neither a CIDR nor an IP address`,
+		"MaxVisitorStreams (5) is larger than MaxStreams (4)",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q", want)
 		}
+	}
+	for _, ok := range []string{"TrustedProxies[0]", "TrustedProxies[1]", "TrustedProxies[3]"} {
+		if strings.Contains(msg, ok) {
+			t.Errorf("valid trusted proxy %s reported", ok)
+		}
+	}
+	if negative := (Config{SecretKeys: []string{testSK}, MaxStreams: -1, MaxVisitorStreams: -2}).Validate(); negative == nil ||
+		!strings.Contains(negative.Error(), "MaxStreams is negative (-1)") || !strings.Contains(negative.Error(), "MaxVisitorStreams is negative (-2)") {
+		t.Errorf("negative stream limits: %v", negative)
 	}
 	if strings.Contains(msg, "AllowedOrigins[3]") || strings.Contains(msg, "AllowedOrigins[4]") {
 		t.Errorf("valid origin patterns reported: %s", msg)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{}`))
 	case r.URL.Path == "/v1/recommendations":
 		strategy := "trending"
-		if r.URL.Query().Get("visitor") == "v-cookie" {
+		if r.URL.Query().Get("visitor") != trendingVisitor {
 			strategy = "als"
 		}
 		w.Write([]byte(`{"strategy":"` + strategy + `","items":[{"item":"snk-01"},{"item":"aud-02","because":["aud-01"]},{"item":"unknown"}]}`))
@@ -213,9 +214,28 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// visitorCookies loads a page and returns the visitor cookies the shop
+// set, and the visitor id.
+func visitorCookies(t *testing.T, s *Shop, cookies ...*http.Cookie) ([]*http.Cookie, string) {
+	t.Helper()
+	w := get(t, s, "/shop/c/audio", cookies...)
+	got := w.Result().Cookies()
+	var id string
+	for _, c := range got {
+		if c.Name == visitorCookie {
+			id = c.Value
+		}
+	}
+	return got, id
+}
+
 func TestRecommendationsProxy(t *testing.T) {
 	s, f := newShop(t)
-	w := get(t, s, "/shop/api/recommendations?n=4&item=aud-01", &http.Cookie{Name: "kairos_vid", Value: "v-cookie"})
+	cookies, visitor := visitorCookies(t, s)
+	if len(cookies) != 2 || visitor == "" {
+		t.Fatalf("cookies %v", cookies)
+	}
+	w := get(t, s, "/shop/api/recommendations?n=4&item=aud-01", cookies...)
 	var got struct {
 		Visitor, Strategy string
 		Items             []card
@@ -223,19 +243,202 @@ func TestRecommendationsProxy(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	if got.Visitor != "v-cookie" || got.Strategy != "als" || len(got.Items) != 2 || got.Items[1].ID != "aud-02" || got.Items[1].Because == "" {
+	if got.Visitor != visitor || got.Strategy != "als" || len(got.Items) != 2 || got.Items[1].ID != "aud-02" || got.Items[1].Because == "" {
 		t.Fatalf("answer %+v (unknown items are left out, because names the product)", got)
 	}
 	calls := f.find("GET", "/v1/recommendations")
 	last := calls[len(calls)-1]
-	if !strings.Contains(last.query, "visitor=v-cookie") || !strings.Contains(last.query, "item=aud-01") || !strings.Contains(last.query, "n=4") {
+	if !strings.Contains(last.query, "visitor="+visitor) || !strings.Contains(last.query, "item=aud-01") || !strings.Contains(last.query, "n=4") {
 		t.Errorf("query %s", last.query)
 	}
 	// No cookie: no visitor, nothing asked.
 	n := len(f.find("GET", "/v1/recommendations"))
 	w = get(t, s, "/shop/api/recommendations")
-	if !strings.Contains(w.Body.String(), `"items":[]`) || len(f.find("GET", "/v1/recommendations")) != n {
-		t.Errorf("without a visitor: %s", w.Body)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"items":[]`) || len(f.find("GET", "/v1/recommendations")) != n {
+		t.Errorf("without a visitor: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestRecommendationsProxyRefusesForeignVisitors: the proxy asks Kairos
+// with the secret key, so it asks only about visitor ids the shop minted
+// and signed; a cookie naming any other visitor, a user, or carrying
+// another visitor's (or another shop's) signature is 403 and nothing is
+// asked.
+func TestRecommendationsProxyRefusesForeignVisitors(t *testing.T) {
+	s, f := newShop(t)
+	mine, _ := visitorCookies(t, s)
+	sigOf := func(cs []*http.Cookie) string {
+		for _, c := range cs {
+			if c.Name == signatureCookie {
+				return c.Value
+			}
+		}
+		t.Fatal("no signature cookie")
+		return ""
+	}
+	other, err := New(Config{SecretKey: "sk_another_shop_key", PublishableKey: testPK, Origin: testOrigin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := other.signer.sign("victim")
+	for _, tt := range []struct {
+		name    string
+		cookies []*http.Cookie
+	}{
+		{"no signature", []*http.Cookie{{Name: visitorCookie, Value: "victim"}}},
+		{"another visitor's signature", []*http.Cookie{{Name: visitorCookie, Value: "victim"}, {Name: signatureCookie, Value: sigOf(mine)}}},
+		{"another shop's signature", []*http.Cookie{{Name: visitorCookie, Value: "victim"}, {Name: signatureCookie, Value: forged}}},
+		{"a user", []*http.Cookie{{Name: visitorCookie, Value: "user:u-42"}, {Name: signatureCookie, Value: s.signer.sign("user:u-42")}}},
+		{"garbage signature", []*http.Cookie{{Name: visitorCookie, Value: "victim"}, {Name: signatureCookie, Value: "!!"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := len(f.find("GET", "/v1/recommendations"))
+			w := get(t, s, "/shop/api/recommendations", tt.cookies...)
+			if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "not issued by this shop") {
+				t.Errorf("%d %s, want 403", w.Code, w.Body)
+			}
+			if len(f.find("GET", "/v1/recommendations")) != n {
+				t.Errorf("Kairos was asked about a foreign visitor")
+			}
+			// A page replaces the cookie with a minted one.
+			cs, id := visitorCookies(t, s, tt.cookies...)
+			if id == "" || id == "victim" || strings.HasPrefix(id, "user:") || len(cs) != 2 {
+				t.Errorf("page kept or set %v", cs)
+			}
+		})
+	}
+}
+
+// TestVisitorCookie: a page mints a visitor id (the tracker's format) in
+// kairos_vid, readable by the tracker, with its signature in an HttpOnly
+// cookie, and keeps them once set; the 404 page too.
+func TestVisitorCookie(t *testing.T) {
+	s, _ := newShop(t)
+	w := get(t, s, "/")
+	cs := w.Result().Cookies()
+	if len(cs) != 2 {
+		t.Fatalf("cookies %v", cs)
+	}
+	byName := map[string]*http.Cookie{}
+	for _, c := range cs {
+		byName[c.Name] = c
+		if c.Path != "/" || c.MaxAge < 300*24*3600 || c.SameSite != http.SameSiteLaxMode {
+			t.Errorf("cookie %s: %v", c.Name, c)
+		}
+	}
+	vid, sig := byName[visitorCookie], byName[signatureCookie]
+	if vid == nil || sig == nil || vid.HttpOnly || !sig.HttpOnly {
+		t.Fatalf("want %s readable by scripts and %s HttpOnly: %v", visitorCookie, signatureCookie, cs)
+	}
+	if ok, _ := regexp.MatchString(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, vid.Value); !ok {
+		t.Errorf("visitor id %q is not a UUID v4", vid.Value)
+	}
+	if w := get(t, s, "/shop/p/aud-01", vid, sig); len(w.Result().Cookies()) != 0 {
+		t.Errorf("a signed visitor got new cookies %v", w.Result().Cookies())
+	}
+	w = get(t, s, "/shop/nowhere")
+	if w.Code != 404 || len(w.Result().Cookies()) != 2 {
+		t.Errorf("404 page: %d, cookies %v", w.Code, w.Result().Cookies())
+	}
+	_, other := visitorCookies(t, s)
+	if other == vid.Value {
+		t.Errorf("two visitors got the same id %s", other)
+	}
+}
+
+// TestProxyRateLimits: the shop calls the API at most ClientRate for one
+// client and TotalRate in all; beyond, the proxy answers 429 with
+// Retry-After and pages render without asking.
+func TestProxyRateLimits(t *testing.T) {
+	s, err := New(Config{SecretKey: testSK, PublishableKey: testPK, Origin: testOrigin, Now: func() time.Time { return testNow },
+		ClientRate: Rate{PerSecond: 0.5, Burst: 2}, TotalRate: Rate{PerSecond: 0.1, Burst: 4},
+		ClientIP: func(r *http.Request) string { return r.Header.Get("X-Test-Client") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeAPI{items: map[string]bool{}, cat: s.Catalog()}
+	s.SetAPI(f)
+	cookies, _ := visitorCookies(t, s) // the category page asks nothing
+	as := func(client, path string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("X-Test-Client", client)
+		for _, c := range cookies {
+			r.AddCookie(c)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	apiCalls := func() int { return len(f.find("GET", "/v1/")) }
+	for i := range 2 {
+		if w := as("a", "/shop/api/recommendations"); w.Code != 200 {
+			t.Fatalf("a's request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w := as("a", "/shop/api/recommendations")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "2" || !strings.Contains(w.Body.String(), "too many requests") {
+		t.Fatalf("a's third request: %d, Retry-After %q, %s; want 429 after 2 s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	// A page over a's budget renders without trending, asking nothing.
+	n := apiCalls()
+	if w := as("a", "/"); w.Code != 200 || apiCalls() != n || strings.Contains(w.Body.String(), `data-kairos-item="snk-01"`) {
+		t.Errorf("home over the budget: %d, %d API calls", w.Code, apiCalls()-n)
+	}
+	if w := as("a", "/shop/p/aud-01"); w.Code != 200 || apiCalls() != n || !strings.Contains(w.Body.String(), `data-kairos-item="aud-02"`) {
+		t.Errorf("product page over the budget: %d, %d API calls (want the category's products as similar)", w.Code, apiCalls()-n)
+	}
+	// Another client has its own budget, within the shop's total (4).
+	for i := range 2 {
+		if w := as("b", "/shop/api/recommendations"); w.Code != 200 {
+			t.Fatalf("b's request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if w := as("c", "/shop/api/recommendations"); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "10" {
+		t.Errorf("c beyond the shop's total: %d, Retry-After %q; want 429 after 10 s", w.Code, w.Header().Get("Retry-After"))
+	}
+	if n := len(f.find("GET", "/v1/recommendations")); n != 4 {
+		t.Errorf("%d recommendation calls, want 4 (the total burst)", n)
+	}
+}
+
+// TestSecurityHeaders: every answer of the shop carries the CSP, nosniff
+// and frame headers; static files are served, directories never listed.
+func TestSecurityHeaders(t *testing.T) {
+	s, _ := newShop(t)
+	for _, path := range []string{"/", "/shop/c/audio", "/shop/p/aud-01", "/shop/img/aud-01.svg", "/shop/static/site.js",
+		"/shop/api/status", "/shop/api/recommendations", "/nowhere", "/shop/static/"} {
+		h := get(t, s, path).Header()
+		csp := h.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self';", "connect-src 'self'", "frame-ancestors 'none'",
+			"img-src 'self' " + testOrigin + ";", "object-src 'none'", "base-uri 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-eval") || strings.Contains(strings.SplitN(strings.SplitN(csp, "script-src", 2)[1], ";", 2)[0], "unsafe-inline") {
+			t.Errorf("%s: CSP allows inline script or eval: %q", path, csp)
+		}
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: nosniff %q, frame options %q", path, h.Get("X-Content-Type-Options"), h.Get("X-Frame-Options"))
+		}
+	}
+	for _, path := range []string{"/shop/static/", "/shop/static", "/shop/static/..", "/shop/static/./", "/shop/img/", "/shop/static/nope.js"} {
+		w := get(t, s, path)
+		if loc := w.Header().Get("Location"); w.Code/100 == 3 && loc != "" { // the mux cleans the path first
+			w = get(t, s, loc)
+		}
+		if w.Code != 404 || strings.Contains(w.Body.String(), `href="site.css"`) {
+			t.Errorf("%s: %d, want the 404 page and no listing\n%.300s", path, w.Code, w.Body)
+		}
+	}
+	w := get(t, s, "/shop/static/site.js")
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/javascript") || !strings.Contains(w.Body.String(), "loadRecs") {
+		t.Errorf("site.js: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	// Pages have no inline script (the CSP would block it).
+	body := get(t, s, "/shop/p/aud-01").Body.String()
+	if regexp.MustCompile(`<script(?:\s[^>]*)?>[^<]`).MatchString(body) || regexp.MustCompile(`\son[a-z]+=`).MatchString(body) {
+		t.Errorf("inline script in the product page")
 	}
 }
 

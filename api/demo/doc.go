@@ -57,7 +57,9 @@
 //	GET /shop/api/recommendations?n=&item=
 //	                                   the visitor's recommendations, asked by the shop's back end
 //	                                   with the secret key: the visitor is the tracker's first-party
-//	                                   cookie kairos_vid (explain=true: "because you viewed …")
+//	                                   cookie kairos_vid, if the shop minted it (explain=true:
+//	                                   "because you viewed …"); 403 for a visitor cookie the shop
+//	                                   did not sign, 429 + Retry-After over the client's budget
 //	GET /shop/api/status               {"seeded": true, "products": 60}
 //	GET /shop/img/…, /shop/static/…    images, site.css, site.js
 //
@@ -72,4 +74,31 @@
 //
 // kairos serve --demo adds the shop's own origins to the allowed origins
 // of the publishable key (see cmd/kairos).
+//
+// # Trust
+//
+// The shop's back end holds a secret key, so the browser must not steer
+// it. Visitor ids are minted by the shop: a page gives a visitor without
+// one a random id in the cookie kairos_vid (which the tracker reads, so
+// its events carry the same id) and the id's HMAC-SHA256 under
+// Config.VisitorKey in the HttpOnly cookie kairos_demo_vsig; a missing,
+// foreign or forged pair (a cookie naming another visitor, or a reserved
+// "user:" id) is replaced on the next page and refused (403) by the
+// recommendation proxy, which thus asks Kairos only about visitors the
+// shop created. ("New visitor" in the top bar clears the tracker's id;
+// the reload mints a new one.)
+//
+// Its calls to the API are bounded per client (Config.ClientRate, keyed
+// by Config.ClientIP) and for the whole shop (Config.TotalRate): beyond,
+// a page renders without what it would have asked (trending; similar
+// items fall back to the category) and the proxy answers 429 with
+// Retry-After. kairos serve gives the shop a secret key of its own
+// (random, in memory), so its calls take from that key's rate bucket and
+// never from the site's secret key's.
+//
+// Every answer carries a Content-Security-Policy (scripts, connections
+// and frames from the shop's own origin only, no framing by others, no
+// plugins), X-Content-Type-Options: nosniff, X-Frame-Options: DENY and a
+// Referrer-Policy; static assets are served file by file, never as a
+// directory listing.
 package demo

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,6 +41,23 @@ type Config struct {
 	// Visitors is the number of background visitors Seed generates
 	// (default 300; negative: none).
 	Visitors int
+	// VisitorKey signs the visitor ids the shop mints (the kairos_vid
+	// cookie and its HttpOnly signature kairos_demo_vsig): the
+	// recommendation proxy asks Kairos only about signed ids, so a cookie
+	// cannot name another visitor, nor a user. nil: derived from
+	// SecretKey. Keep it stable across restarts (kairos serve passes the
+	// site's secret key) or visitors start over.
+	VisitorKey []byte
+	// ClientRate bounds the shop's calls to the API made for one client
+	// (default 10/s, burst 40), TotalRate those of the whole shop
+	// (default 200/s, burst 400). Beyond, a page is rendered without what
+	// it would have asked (trending, similar items) and the
+	// recommendation proxy answers 429 with Retry-After.
+	ClientRate, TotalRate Rate
+	// ClientIP returns a request's client address, which keys ClientRate
+	// (nil: the peer address; kairos serve passes api.ClientIP, which
+	// honours its trusted proxies).
+	ClientIP func(*http.Request) string
 	// Logger receives the seed's summary and page errors (nil: discard).
 	Logger *slog.Logger
 	// Now is the clock of the background traffic (nil: time.Now).
@@ -54,9 +72,11 @@ type Shop struct {
 	api    *apiClient
 	log    *slog.Logger
 	tmpl   *template.Template
-	mux    *http.ServeMux
+	mux    http.Handler
 	static fs.FS
 	seeded atomic.Bool
+	signer visitorSigner
+	budget *apiBudget
 }
 
 // New checks cfg and builds the shop and its catalog.
@@ -74,7 +94,31 @@ func New(cfg Config) (*Shop, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = remoteIP
+	}
+	setRate := func(r *Rate, d Rate) {
+		if r.PerSecond == 0 {
+			r.PerSecond = d.PerSecond
+		}
+		if r.Burst == 0 {
+			r.Burst = d.Burst
+		}
+	}
+	setRate(&cfg.ClientRate, DefaultClientRate)
+	setRate(&cfg.TotalRate, DefaultTotalRate)
+	if cfg.VisitorKey == nil {
+		cfg.VisitorKey = []byte(cfg.SecretKey)
+	}
 	var errs []error
+	for _, r := range []struct {
+		name string
+		r    Rate
+	}{{"ClientRate", cfg.ClientRate}, {"TotalRate", cfg.TotalRate}} {
+		if !(r.r.PerSecond > 0) || r.r.Burst < 1 {
+			errs = append(errs, fmt.Errorf("demo: config: %s: want a rate > 0 and a burst >= 1, got %v/s and %d", r.name, r.r.PerSecond, r.r.Burst))
+		}
+	}
 	if cfg.SecretKey == "" || cfg.PublishableKey == "" {
 		errs = append(errs, errors.New("demo: config: SecretKey and PublishableKey are required"))
 	}
@@ -85,7 +129,8 @@ func New(cfg Config) (*Shop, error) {
 		return nil, err
 	}
 	cfg.Origin = strings.TrimSuffix(cfg.Origin, "/")
-	s := &Shop{cfg: cfg, cat: NewCatalog(cfg.Seed), api: newAPIClient(cfg.SecretKey), log: cfg.Logger.With("component", "demo")}
+	s := &Shop{cfg: cfg, cat: NewCatalog(cfg.Seed), api: newAPIClient(cfg.SecretKey), log: cfg.Logger.With("component", "demo"),
+		signer: newVisitorSigner(cfg.VisitorKey), budget: newAPIBudget(cfg.ClientRate, cfg.TotalRate)}
 	var err error
 	s.tmpl, err = template.New("").Funcs(template.FuncMap{
 		"stars": stars,
@@ -118,18 +163,29 @@ func (s *Shop) routes() {
 	m.HandleFunc("GET /shop/c/{category}", s.category)
 	m.HandleFunc("GET /shop/p/{id}", s.product)
 	m.HandleFunc("GET /shop/img/{name}", s.image)
-	m.Handle("GET /shop/static/", http.StripPrefix("/shop/static/", cacheFor(time.Hour, http.FileServerFS(s.static))))
+	m.HandleFunc("GET /shop/static/{name}", s.staticFile)
 	m.HandleFunc("GET /shop/api/recommendations", s.recommendations)
 	m.HandleFunc("GET /shop/api/status", s.status)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
-	s.mux = m
+	s.mux = s.securityHeaders(m)
 }
 
-func cacheFor(d time.Duration, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(d.Seconds())))
-		h.ServeHTTP(w, r)
-	})
+// staticFile serves GET /shop/static/{name}: a file of static/, never a
+// directory listing (anything but a file is the 404 page).
+func (s *Shop) staticFile(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if st, err := fs.Stat(s.static, name); err != nil || !st.Mode().IsRegular() {
+		s.notFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	http.ServeFileFS(w, r, s.static, name)
+}
+
+// callAPI reports whether the shop may call the API for r now (see
+// Config.ClientRate); wait is the time until it may.
+func (s *Shop) callAPI(r *http.Request) (ok bool, wait time.Duration) {
+	return s.budget.take(s.cfg.ClientIP(r), s.cfg.Now())
 }
 
 // card is a product as the templates and the recommendations JSON show it.
@@ -172,7 +228,10 @@ func (s *Shop) newPage(title string) page {
 	return page{Title: title, Key: s.cfg.PublishableKey, Categories: s.cat.Categories, Seeded: s.seeded.Load()}
 }
 
+// render writes a page (status 200 unless set before), giving the
+// visitor an id the shop minted first.
 func (s *Shop) render(w http.ResponseWriter, r *http.Request, name string, p page) {
+	s.ensureVisitor(w, r)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := s.tmpl.ExecuteTemplate(w, name, p); err != nil {
@@ -181,9 +240,27 @@ func (s *Shop) render(w http.ResponseWriter, r *http.Request, name string, p pag
 }
 
 func (s *Shop) notFound(w http.ResponseWriter, r *http.Request) {
-	w.WriteHeader(http.StatusNotFound)
-	p := s.newPage("Not found")
-	s.render(w, r, "notfound.html", p)
+	s.render(&statusWriter{ResponseWriter: w, status: http.StatusNotFound}, r, "notfound.html", s.newPage("Not found"))
+}
+
+// statusWriter answers status instead of 200 (headers can still be set
+// until the first write).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(int) {
+	if !w.wrote {
+		w.wrote = true
+		w.ResponseWriter.WriteHeader(w.status)
+	}
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(0)
+	return w.ResponseWriter.Write(b)
 }
 
 // recResponse is the API's answer to GET /v1/recommendations.
@@ -218,9 +295,12 @@ const trendingVisitor = "demo-shop-trending"
 
 func (s *Shop) home(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage("Kairos Supply Co. — demo shop")
-	rr, err := s.recommend(r.Context(), url.Values{"visitor": {trendingVisitor}, "n": {"8"}})
-	if err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "trending not loaded", slog.Any("err", err))
+	var rr recResponse
+	if ok, _ := s.callAPI(r); ok { // else: the page without trending
+		var err error
+		if rr, err = s.recommend(r.Context(), url.Values{"visitor": {trendingVisitor}, "n": {"8"}}); err != nil {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "trending not loaded", slog.Any("err", err))
+		}
 	}
 	var ids []string
 	for _, it := range rr.Items {
@@ -259,9 +339,11 @@ func (s *Shop) product(w http.ResponseWriter, r *http.Request) {
 		} `json:"items"`
 	}
 	var ids []string
-	if err := s.api.do(r.Context(), http.MethodGet, "/v1/items/"+url.PathEscape(pr.ID)+"/similar", url.Values{"n": {"4"}}, nil, &sim); err == nil {
-		for _, it := range sim.Items {
-			ids = append(ids, it.Item)
+	if ok, _ := s.callAPI(r); ok { // else: the category's products
+		if err := s.api.do(r.Context(), http.MethodGet, "/v1/items/"+url.PathEscape(pr.ID)+"/similar", url.Values{"n": {"4"}}, nil, &sim); err == nil {
+			for _, it := range sim.Items {
+				ids = append(ids, it.Item)
+			}
 		}
 	}
 	if len(ids) == 0 { // the model does not know the item yet: its category
@@ -297,21 +379,33 @@ func (s *Shop) image(w http.ResponseWriter, r *http.Request) {
 
 // recommendations is GET /shop/api/recommendations?n=&item=: the shop's
 // back end asks Kairos for the visitor's recommendations with the secret
-// key — the visitor is the tracker's first-party cookie kairos_vid — and
-// answers the products to show.
+// key — the visitor is the tracker's first-party cookie kairos_vid, if
+// the shop minted it (signed: see ensureVisitor) — and answers the
+// products to show. A visitor cookie the shop did not sign is 403; a
+// client over Config.ClientRate (or the shop over Config.TotalRate) is
+// 429 with Retry-After.
 func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
 	type answer struct {
 		Visitor  string `json:"visitor,omitempty"`
 		Strategy string `json:"strategy"`
 		Items    []card `json:"items"`
 	}
+	w.Header().Set("Cache-Control", "private, no-store")
 	out := answer{Items: []card{}}
 	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 	n = min(max(n, 1), 24)
-	if ck, err := r.Cookie("kairos_vid"); err == nil && ck.Value != "" {
-		out.Visitor, _ = url.QueryUnescape(ck.Value)
+	visitor, ok, present := s.visitor(r)
+	if present && !ok {
+		jsonError(w, http.StatusForbidden, "the visitor cookie kairos_vid was not issued by this shop: reload the page for a new visitor")
+		return
 	}
+	out.Visitor = visitor
 	if out.Visitor != "" {
+		if ok, wait := s.callAPI(r); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
+			jsonError(w, http.StatusTooManyRequests, "too many requests from this client: retry later")
+			return
+		}
 		q := url.Values{"visitor": {out.Visitor}, "n": {strconv.Itoa(n)}, "explain": {"true"}}
 		if it := r.URL.Query().Get("item"); it != "" {
 			q.Set("item", it)
@@ -319,7 +413,7 @@ func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
 		rr, err := s.recommend(r.Context(), q)
 		if err != nil {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "recommendations not loaded", slog.Any("err", err))
-			http.Error(w, `{"error":"recommendations unavailable"}`, http.StatusBadGateway)
+			jsonError(w, http.StatusBadGateway, "recommendations unavailable")
 			return
 		}
 		out.Strategy = rr.Strategy
@@ -338,8 +432,14 @@ func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "private, no-store")
 	json.NewEncoder(w).Encode(out)
+}
+
+// jsonError answers {"error": msg} with status.
+func jsonError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 // status is GET /shop/api/status: {"seeded": bool, "products": n}.

@@ -44,7 +44,8 @@ import (
 // and the promotions rendered.
 const pageProbe = `(function () {
   var now = function () { return performance.timeOrigin + performance.now(); };
-  var k = window.__probe = { sends: [], started: 0, done: 0, streamOpen: 0, clicks: [], promotions: [] };
+  var k = window.__probe = { sends: [], started: 0, done: 0, streamOpen: 0, clicks: [], promotions: [], csp: [] };
+  document.addEventListener('securitypolicyviolation', function (e) { k.csp.push(e.violatedDirective + ' ' + e.blockedURI); });
   var f = window.fetch;
   window.fetch = function (url, opts) {
     var events = typeof url === 'string' && url.indexOf('/v1/events') >= 0;
@@ -233,14 +234,18 @@ func (r *demoRig) rep(ctx context.Context, id string, flush bool) (sample, error
 		Types                             []string
 		Promotions                        []struct{ Rule, Offer, Visitor string }
 		Visitor                           string
+		CSP                               []string
 	}
 	// The batch of the second click: the last one holding a click (the
 	// promotion's impression may have left since).
 	if err := b.ExecuteTo(ctx, &out, `var k = window.__probe, last = null;
 		k.sends.forEach(function (x) { if (x.types.indexOf('click') >= 0) last = x; });
 		return {click: k.clicks[k.clicks.length - 1], send: last ? last.t : 0, done: last ? last.done : 0, message: k.message || 0, fired: k.fired || 0,
-			types: last ? last.types : [], promotions: k.promotions, visitor: kairos.visitor()}`); err != nil {
+			types: last ? last.types : [], promotions: k.promotions, visitor: kairos.visitor(), csp: k.csp}`); err != nil {
 		return s, err
+	}
+	if len(out.CSP) > 0 {
+		return s, fmt.Errorf("the shop's Content-Security-Policy blocked %v", out.CSP)
 	}
 	if out.Send < out.Click {
 		return s, fmt.Errorf("no batch with the second click was sent (last click at %.1f, last click batch at %.1f)", out.Click, out.Send)
@@ -280,6 +285,10 @@ func TestDemoShopPromotionInBrowser(t *testing.T) {
 	if _, err := r.b.WaitFor(ctx, `return window.kairos && kairos.version`); err != nil {
 		t.Fatalf("tracker not loaded: %v", err)
 	}
+	var blocked []string
+	if err := r.b.ExecuteTo(ctx, &blocked, `return window.__probe.csp`); err != nil || len(blocked) > 0 {
+		t.Fatalf("the shop's Content-Security-Policy blocked %v on the home page (%v)", blocked, err)
+	}
 
 	var lat []float64
 	for i := range 3 {
@@ -293,6 +302,25 @@ func TestDemoShopPromotionInBrowser(t *testing.T) {
 		lat = append(lat, s.rendered-s.send)
 	}
 	t.Logf("event sent → promotion rendered: %.1f ms (3 repetitions; BenchmarkDemoPromotionLatency measures p50/p99)", lat)
+
+	// The recommendation proxy answers for the visitor the shop minted
+	// (signed cookie), which is the one the tracker sends events as.
+	if _, err := r.b.Execute(ctx, `window.__recs = null; fetch('/shop/api/recommendations?n=4').then(function (r) {
+		return r.json().then(function (d) { window.__recs = {status: r.status, visitor: d.visitor || '', items: (d.items || []).length, tracker: kairos.visitor()}; }); });`); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := r.b.WaitFor(ctx, `return window.__recs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs struct {
+		Status, Items    int
+		Visitor, Tracker string
+	}
+	json.Unmarshal(raw, &recs)
+	if recs.Status != 200 || recs.Visitor == "" || recs.Visitor != recs.Tracker || recs.Items == 0 {
+		t.Fatalf("recommendation proxy in the page: %+v, want 200 with items for the tracker's visitor", recs)
+	}
 
 	// The dwell reached the engine's attention heat (Redis).
 	req, _ := http.NewRequest("GET", r.origin+"/v1/pages/attention?page="+r.origin+"/shop/p/aud-01", nil)

@@ -107,7 +107,9 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		Addr: cfg.Addr, SecretKeys: a.keys.secret, PublishableKeys: a.keys.publishable, AllowedOrigins: cfg.AllowedOrigins,
 		SecretRate:      api.RateLimit{Rate: cfg.SecretRate, Burst: int(math.Max(1, 2*cfg.SecretRate))},
 		PublishableRate: api.RateLimit{Rate: cfg.PublicRate, Burst: int(math.Max(1, 5*cfg.PublicRate))},
-		Logger:          a.log, Registry: reg,
+		RequireOrigin:   cfg.RequireOrigin, TrustedProxies: cfg.TrustedProxies, MetricsPublic: cfg.MetricsPublic,
+		MaxStreams: cfg.MaxStreams, MaxVisitorStreams: cfg.MaxStreamsPerVisitor,
+		Logger: a.log, Registry: reg,
 	}
 	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
 	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
@@ -44,6 +45,14 @@ type serveConfig struct {
 	AllowedOrigins  []string
 	SecretRate      float64
 	PublicRate      float64
+	// RequireOrigin, TrustedProxies, MetricsPublic, MaxStreams and
+	// MaxStreamsPerVisitor are the api.Config fields of the same meaning
+	// (MaxVisitorStreams for the last).
+	RequireOrigin        bool
+	TrustedProxies       []string
+	MetricsPublic        bool
+	MaxStreams           int
+	MaxStreamsPerVisitor int
 
 	// ArchiveDir holds the event archive ("" = <data-dir>/archive, "off"
 	// disables it).
@@ -162,6 +171,12 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&origins, "allowed-origins", "", "origins allowed to use the publishable key, comma-separated (https://shop.example, https://*.shop.example, *)")
 	e.float(&c.SecretRate, "secret-rate", 5000, "requests per second per secret key")
 	e.float(&c.PublicRate, "publishable-rate", 20, "requests per second per publishable key and client IP")
+	e.bool(&c.RequireOrigin, "require-origin", false, "refuse publishable-key requests without an Origin or Referer header")
+	var proxies string
+	e.str(&proxies, "trusted-proxies", "", "reverse proxies whose X-Forwarded-For names the client IP, comma-separated CIDRs or addresses (10.0.0.0/8, 192.0.2.10)")
+	e.bool(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a key")
+	e.int(&c.MaxStreams, "max-streams", api.DefaultMaxStreams, "promotion streams open at once on this server (beyond: 503)")
+	e.int(&c.MaxStreamsPerVisitor, "max-streams-per-visitor", api.DefaultMaxVisitorStreams, "promotion streams open at once per visitor (beyond: 503)")
 	e.str(&c.ArchiveDir, "archive-dir", "", "event archive directory (default <data-dir>/archive; \"off\" disables archiving)")
 	e.str(&c.ArchiveSync, "archive-sync", "interval", "archive fsync policy: always, interval (every 100 ms) or none")
 	e.dur(&c.ArchiveRetention, "archive-retention", 0, "how long raw archived events are kept (0 = forever)")
@@ -211,6 +226,17 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if !(c.SecretRate > 0) || !(c.PublicRate > 0) {
 		errs = append(errs, errors.New("--secret-rate and --publishable-rate must be > 0"))
+	}
+	c.TrustedProxies = splitList(proxies)
+	for _, p := range c.TrustedProxies {
+		if _, err := api.ParseTrustedProxy(p); err != nil {
+			errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+		}
+	}
+	if c.MaxStreams < 1 || c.MaxStreamsPerVisitor < 1 {
+		errs = append(errs, fmt.Errorf("--max-streams %d and --max-streams-per-visitor %d must be >= 1", c.MaxStreams, c.MaxStreamsPerVisitor))
+	} else if c.MaxStreamsPerVisitor > c.MaxStreams {
+		errs = append(errs, fmt.Errorf("--max-streams-per-visitor %d is larger than --max-streams %d", c.MaxStreamsPerVisitor, c.MaxStreams))
 	}
 	if c.ArchiveDir == "" {
 		c.ArchiveDir = filepath.Join(c.DataDir, "archive")

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -77,7 +80,16 @@ func (a *app) addDemo(acfg *api.Config, deps *api.Deps) error {
 	}
 	origins := demoOrigins(a.listener.Addr())
 	acfg.AllowedOrigins = append(acfg.AllowedOrigins, origins...)
-	shop, err := demo.New(demo.Config{SecretKey: a.keys.secret[0], PublishableKey: a.keys.publishable[0], Origin: origins[0], Logger: a.log})
+	// The shop's back end has a secret key of its own (in memory only),
+	// so its calls take from their own rate bucket, never from the site's
+	// secret key's; it bounds them per client itself (demo.Config).
+	shopKey, err := newShopKey()
+	if err != nil {
+		return err
+	}
+	acfg.SecretKeys = append(slices.Clip(acfg.SecretKeys), shopKey)
+	shop, err := demo.New(demo.Config{SecretKey: shopKey, PublishableKey: a.keys.publishable[0], Origin: origins[0],
+		VisitorKey: []byte(a.keys.secret[0]), ClientIP: api.ClientIP, Logger: a.log})
 	if err != nil {
 		return err
 	}
@@ -87,6 +99,15 @@ func (a *app) addDemo(acfg *api.Config, deps *api.Deps) error {
 	a.demo = shop
 	deps.Site = shop
 	return nil
+}
+
+// newShopKey returns a random secret key for the demo shop's back end.
+func newShopKey() (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("demo: key: %w", err)
+	}
+	return "sk_demo_" + hex.EncodeToString(b[:]), nil
 }
 
 // seedDemo seeds the demo shop (catalog, offers, rules, background
