@@ -153,7 +153,7 @@ func BenchmarkPixelHandler(b *testing.B) {
 // goroutines. Run it with -benchtime 1x.
 func BenchmarkPromotionStreamsOpen(b *testing.B) {
 	const n = 1000
-	eng, err := promo.New(context.Background(), promo.Config{Seed: 1}, promo.Deps{Store: promotest.NewMem(), Visitors: fakeVisitors{}})
+	eng, err := promo.New(context.Background(), promo.Config{Seed: 1}, promo.Deps{Store: promotest.NewMem(), Profiles: fakeVisitors{}})
 	if err != nil {
 		b.Fatal(err)
 	}
