@@ -107,7 +107,8 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		Addr: cfg.Addr, SecretKeys: a.keys.secret, PublishableKeys: a.keys.publishable, AllowedOrigins: cfg.AllowedOrigins,
 		SecretRate:      api.RateLimit{Rate: cfg.SecretRate, Burst: int(math.Max(1, 2*cfg.SecretRate))},
 		PublishableRate: api.RateLimit{Rate: cfg.PublicRate, Burst: int(math.Max(1, 5*cfg.PublicRate))},
-		Logger:          a.log, Registry: reg,
+		IdentitySecrets: cfg.IdentitySecrets, IdentityVerification: cfg.IdentityVerification,
+		Logger: a.log, Registry: reg,
 	}
 	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
 	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters
@@ -133,6 +134,8 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.api, err = api.New(acfg, deps); err != nil {
 		return nil, err
 	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "identity verification", slog.String("mode", string(acfg.Defaults().IdentityVerification)),
+		slog.Int("secrets", len(acfg.IdentitySecrets)))
 	return a, nil
 }
 
