@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/tracker/browsertest"
 )
 
 const (
@@ -325,4 +327,85 @@ func TestIdentityFlags(t *testing.T) {
 	if _, err := newApp(context.Background(), c, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "IdentitySecrets[0]: 5 bytes long") {
 		t.Errorf("short secret: %v", err)
 	}
+}
+
+// TestIdentifyFromBrowser closes the loop in a real headless Chromium: a
+// site page loads the tracker from kairos serve (required verification)
+// and calls kairos.identify(userId, userHash). A hash the back end did not
+// sign is rejected (naming user_hash) and links nothing; the signed one
+// links the browser's visitor id to the user.
+func TestIdentifyFromBrowser(t *testing.T) {
+	var kairosBase string
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><head><title>site</title></head><body>
+<p>account page</p><script src="%s/tracker.js" data-key="%s" data-promotions="off" async></script></body></html>`, kairosBase, e2ePublishableKey)
+	}))
+	defer site.Close()
+	b := browsertest.Start(t, browsertest.Options{})
+	srv := startServer(t, "--identity-secret", e2eIdentitySecret, "--allowed-origins", site.URL)
+	kairosBase = srv.base
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.Navigate(ctx, site.URL+"/account"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.WaitFor(ctx, `return window.kairos && window.kairos.version && kairos.visitor()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var visitor string
+	if err := json.Unmarshal(raw, &visitor); err != nil || visitor == "" {
+		t.Fatalf("visitor id %s: %v", raw, err)
+	}
+	links := srv.app.store.(engine.LinkStore)
+	linked := func() string {
+		users, err := links.Resolve(ctx, []string{visitor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return users[0]
+	}
+	// A hash signed for another user.
+	forged := signals.UserHash([]byte(e2eIdentitySecret), "mallory")
+	if _, err := b.Execute(ctx, `kairos.identify('alice', arguments[0]); kairos.flush()`, forged); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the forged identify to be rejected", func() bool { return metric(t, srv, `kairos_events_rejected_total{reason="user_hash"}`) == 1 })
+	if u := linked(); u != "" {
+		t.Fatalf("a forged hash linked %s to %q", visitor, u)
+	}
+	// The hash the site's back end signed.
+	signed := signals.UserHash([]byte(e2eIdentitySecret), "alice")
+	if _, err := b.Execute(ctx, `kairos.identify('alice', arguments[0]); kairos.flush()`, signed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the signed identify to link the browser's visitor", func() bool { return linked() == "alice" })
+	if n := metric(t, srv, `kairos_events_rejected_total{reason="user_hash"}`); n != 1 {
+		t.Errorf("%v user_hash rejections, want 1", n)
+	}
+}
+
+// metric returns the value of the series named exactly name (with its
+// labels) on /metrics, 0 when absent.
+func metric(t *testing.T, srv *testServer, name string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e2eSecretKey)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			var v float64
+			if _, err := fmt.Sscan(rest, &v); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return v
+		}
+	}
+	return 0
 }
