@@ -409,3 +409,20 @@ func metric(t *testing.T, srv *testServer, name string) float64 {
 	}
 	return 0
 }
+
+// TestUpgradeVisitor: replay turns an archived visitor naming a user's
+// state into the user (the broker refuses the reserved prefix) and leaves
+// everything else alone.
+func TestUpgradeVisitor(t *testing.T) {
+	for _, tt := range []struct{ visitor, user, want string }{
+		{"user:alice", "alice", "alice"},
+		{"user:alice", "", "user:alice"}, // not an exposure: left for the broker to refuse, loudly
+		{"user:alice", "bob", "user:alice"},
+		{"v-17", "alice", "v-17"},
+	} {
+		ev := upgradeVisitor(signals.Event{ID: "x", Visitor: tt.visitor, User: tt.user})
+		if ev.Visitor != tt.want || ev.User != tt.user {
+			t.Errorf("upgradeVisitor(%q, %q) = %q, %q", tt.visitor, tt.user, ev.Visitor, ev.User)
+		}
+	}
+}
