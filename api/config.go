@@ -84,6 +84,23 @@ type Config struct {
 	// subdomain, not the domain itself) or "*" (any origin except "null").
 	// Empty: no browser origin may use the publishable key.
 	AllowedOrigins []string
+	// IdentitySecrets are the site's identity verification secrets: the
+	// site's back end signs each signed-in user's id with one of them
+	// (signals.UserHash: the hex HMAC-SHA256 of the user id) and the page
+	// passes the hash to kairos.identify(userId, userHash), so that the
+	// publishable key cannot claim an arbitrary user. Several allow
+	// rotation. Each is at least 16 bytes of printable ASCII without
+	// spaces or commas (`openssl rand -hex 32` makes a good one).
+	IdentitySecrets []string
+	// IdentityVerification is what POST /v1/events and the pixel require
+	// of an event with a user sent with a publishable key (the secret key
+	// is trusted): IdentityRequired (the default when IdentitySecrets is
+	// set) rejects the event unless its user_hash verifies;
+	// IdentityOptional rejects a user_hash that does not verify but
+	// accepts an event without one (to migrate a site); IdentityOff (the
+	// default without IdentitySecrets) trusts the user id. In every mode
+	// user_hash is removed before the event is published.
+	IdentityVerification IdentityVerification
 	// RequireOrigin refuses publishable-key requests that carry neither an
 	// Origin nor a Referer header. By default they are accepted: email
 	// clients and servers send none, and the origin check only stops other
@@ -175,6 +192,28 @@ type Config struct {
 	Now func() time.Time
 }
 
+// IdentityVerification is the identity verification mode (see
+// Config.IdentityVerification).
+type IdentityVerification string
+
+// The identity verification modes; "" means IdentityRequired when
+// identity secrets are configured, else IdentityOff.
+const (
+	IdentityOff      IdentityVerification = "off"
+	IdentityOptional IdentityVerification = "optional"
+	IdentityRequired IdentityVerification = "required"
+)
+
+// ParseIdentityVerification reads a mode: off, optional, required, or ""
+// (the default of Config.Defaults).
+func ParseIdentityVerification(s string) (IdentityVerification, error) {
+	switch m := IdentityVerification(s); m {
+	case "", IdentityOff, IdentityOptional, IdentityRequired:
+		return m, nil
+	}
+	return "", fmt.Errorf("identity verification %q: want off, optional or required", s)
+}
+
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
 	setStr := func(v *string, d string) {
@@ -227,6 +266,12 @@ func (c Config) Defaults() Config {
 	setDur(&c.ReadyTimeout, DefaultReadyTimeout)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDur(&c.RetryAfter, DefaultRetryAfter)
+	if c.IdentityVerification == "" {
+		c.IdentityVerification = IdentityOff
+		if len(c.IdentitySecrets) > 0 {
+			c.IdentityVerification = IdentityRequired
+		}
+	}
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
@@ -275,6 +320,22 @@ func (c Config) Validate() error {
 	}
 	checkKeys("SecretKeys", c.SecretKeys, "pk_")
 	checkKeys("PublishableKeys", c.PublishableKeys, "sk_")
+	for i, k := range c.IdentitySecrets {
+		switch {
+		case len(k) < minKeyBytes:
+			add("IdentitySecrets[%d]: %d bytes long, shorter than the minimum %d", i, len(k), minKeyBytes)
+		case !keyChars(k):
+			add("IdentitySecrets[%d]: only printable ASCII without spaces or commas is allowed", i)
+		}
+		if prev, dup := seen[k]; dup {
+			add("IdentitySecrets[%d]: the same value is already in %s: use a secret of its own", i, prev)
+		}
+	}
+	if _, err := ParseIdentityVerification(string(c.IdentityVerification)); err != nil {
+		add("IdentityVerification: %v", err)
+	} else if (c.IdentityVerification == IdentityOptional || c.IdentityVerification == IdentityRequired) && len(c.IdentitySecrets) == 0 {
+		add("IdentityVerification %s needs IdentitySecrets", c.IdentityVerification)
+	}
 	for i, o := range c.AllowedOrigins {
 		if err := checkOriginPattern(o); err != nil {
 			add("AllowedOrigins[%d] %q: %v", i, o, err)

@@ -65,6 +65,31 @@
 // address of X-Forwarded-For that is not a trusted proxy. The
 // X-Forwarded-For of any other peer is ignored: clients can send one.
 //
+// # Identity verification
+//
+// With the publishable key anyone can send events, so the user id of a
+// browser's events is a claim. With Config.IdentitySecrets set, the site's
+// back end signs each signed-in user's id (signals.UserHash: the hex
+// HMAC-SHA256 of the user id under the identity secret), the page passes
+// it to kairos.identify(userId, userHash), and the tracker sends it as
+// user_hash with the identify event and every event that carries user
+// (the pixel takes a user_hash parameter). Config.IdentityVerification
+// decides, per event sent with a publishable key that carries a user:
+//
+//	required  (default with a secret) rejected unless user_hash verifies:
+//	          "user_hash: missing: …" or "user_hash: does not match user: …"
+//	optional  rejected when a user_hash is given and does not verify;
+//	          accepted without one (migrating a site)
+//	off       (default without a secret) the user id is trusted
+//
+// The comparison is constant-time; rejections count in
+// kairos_events_rejected_total{reason="user_hash"}. user_hash is removed
+// from every event before it is published: it is never stored. The secret
+// key is trusted (POST /v1/identify and server-side batches need no hash),
+// as are producers publishing straight to the broker. Visitor ids may not
+// start with a reserved prefix ("user:", signals.ReservedPrefix), on every
+// route that takes one: that would name a user's state.
+//
 // # Errors
 //
 // Every error is JSON (the pixel excepted, see below), with a Code that
@@ -108,7 +133,9 @@
 // (signals.DecodeBatch; the event schema is signals.Event): at most
 // Config.MaxBatch (500) events and Config.MaxBodyBytes (1 MiB), otherwise
 // 413; a body that is not JSON is 400 with the byte offset. Each event is
-// normalized (a missing ts is the receive time) and validated on its own.
+// normalized (a missing ts is the receive time) and validated on its own
+// (ids follow signals.CheckID; text that is not UTF-8 is rejected, not
+// replaced), then checked for identity verification (user_hash, above).
 // The valid ones are published (signals.Publisher) and the answer waits
 // for the publisher's confirmation: a 200 means they cannot be lost.
 //
@@ -132,9 +159,9 @@
 // from query parameters (tracking pixels, links in emails).
 //
 // Parameters: key, visitor (required), type (view, click or impression;
-// default view), item (required for view and click), id, user, offer,
-// token, session, page, referrer, element, ts (RFC 3339 or epoch ms) and
-// value, validated like the event fields. Without id the id is derived
+// default view), item (required for view and click), id, user,
+// user_hash, offer, token, session, page, referrer, element, ts (RFC 3339
+// or epoch ms) and value, validated like the event fields. Without id the id is derived
 // from the query (px- and a hash of every parameter but key), so a
 // re-delivered URL is the same event; to count repeated views, vary the
 // URL (ts=… or any cache-buster parameter). The answer is always the 43-

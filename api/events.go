@@ -52,6 +52,7 @@ func (s *Server) postEvents(c echo.Context) error {
 	if err := s.authBody(c, st, res.Key); err != nil {
 		return err
 	}
+	res.Check(s.ident.check(st.principal)) // identity verification; removes user_hash
 
 	n := len(res.Accepted) + len(res.Rejected)
 	s.metrics.received.Add(float64(n))
@@ -174,6 +175,11 @@ func (s *Server) pixel(c echo.Context) error {
 		return nil
 	}
 	s.metrics.received.Inc()
+	if err == nil {
+		if ferr := s.ident.check(state(c).principal)(&e); ferr != nil {
+			err = ferr
+		}
+	}
 	if err != nil {
 		var fe *signals.FieldError
 		field := "event"
@@ -192,8 +198,8 @@ func (s *Server) pixel(c echo.Context) error {
 
 // pixelEvent builds and validates the event of a pixel request. The
 // parameters are the event's JSON members: id, type (view, click or
-// impression; default view), visitor, user, item, offer, token, session,
-// page, referrer, element, ts (RFC 3339 or epoch ms) and value. Without an
+// impression; default view), visitor, user, user_hash, item, offer, token,
+// session, page, referrer, element, ts (RFC 3339 or epoch ms) and value. Without an
 // id, the id is derived from the query (every parameter but key), so that
 // a re-delivered pixel URL is the same event.
 func pixelEvent(q url.Values, now time.Time, l signals.Limits) (signals.Event, error) {
@@ -202,6 +208,7 @@ func pixelEvent(q url.Values, now time.Time, l signals.Limits) (signals.Event, e
 		Type:     signals.Type(q.Get("type")),
 		Visitor:  q.Get("visitor"),
 		User:     q.Get("user"),
+		UserHash: q.Get("user_hash"),
 		Item:     q.Get("item"),
 		Offer:    q.Get("offer"),
 		Token:    q.Get("token"),

@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/kairoshq/kairos/signals"
 )
 
 // fuzzHarness is a server without rate limits (the fuzzer sends many
@@ -28,6 +30,8 @@ func FuzzPixelQuery(f *testing.F) {
 		"visitor=v&item=i&value=NaN", "visitor=v&item=i&value=-Inf", "visitor=v&item=i&value=1e400",
 		"visitor=v&item=i&ts=99999999999999999999", "visitor=%ff&item=i", "visitor=a%00b&item=i",
 		"type=like", "=&&=%", "visitor=v&visitor=w&item=i&item=", ";;;", "visitor=v&item=i&key=sk_test_secret_key_0001",
+		"visitor=user%3Aalice&item=i", "visitor=v%E2%80%AE&item=i", "visitor=v&item=%C2%85",
+		"visitor=v&user=u&user_hash=00&item=i", "visitor=v&user_hash=00&item=i",
 	} {
 		f.Add(s)
 	}
@@ -56,6 +60,9 @@ func FuzzPixelQuery(f *testing.F) {
 			if err := e.Validate(testNow, h.s.evLim); err != nil {
 				t.Fatalf("query %q: published an invalid event: %v", q, err)
 			}
+			if e.UserHash != "" {
+				t.Fatalf("query %q: published user_hash", q)
+			}
 		case len(evs) != before:
 			t.Fatalf("query %q: status %d but an event was published", q, w.Code)
 		case w.Header().Get("X-Kairos-Error") == "":
@@ -77,6 +84,7 @@ func FuzzRecommendationsQuery(f *testing.F) {
 		"visitor=v1", "visitor=v1&n=5&exclude_seen=false&category=shoes&explain=true",
 		"visitor=v&n=0", "visitor=v&n=-1", "visitor=v&n=1e3", "visitor=v&n=99999999999999999999",
 		"visitor=v&explain=maybe", "n=3", "visitor=%zz", "visitor=%ff", "visitor=a%00b", "&&&==",
+		"visitor=user:alice", "visitor=v&user=user:alice", "visitor=v%E2%81%A6", "visitor=v&category=%C2%9F",
 	} {
 		f.Add(s)
 	}
@@ -91,7 +99,9 @@ func FuzzRecommendationsQuery(f *testing.F) {
 			h.rec.mu.Lock()
 			last := h.rec.last
 			h.rec.mu.Unlock()
-			if last.Visitor == "" || last.N < 1 || last.N > h.cfg.MaxResults {
+			_, reserved := signals.ReservedPrefix(last.Visitor)
+			if last.Visitor == "" || reserved || !signals.ValidID(last.Visitor, 200) || !signals.ValidID(last.User, 200) ||
+				last.N < 1 || last.N > h.cfg.MaxResults {
 				t.Fatalf("query %q: engine got %+v", q, last)
 			}
 		case 400:

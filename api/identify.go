@@ -42,6 +42,9 @@ func (s *Server) identify(c echo.Context) error {
 	if len(body) > maxIdentifyBytes {
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "identify body larger than 4096 bytes"}
 	}
+	if ferr := signals.CheckJSONUnicode(body); ferr != nil { // encoding/json would replace it silently
+		return invalidf("%v", ferr)
+	}
 	var req identifyRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -56,9 +59,12 @@ func (s *Server) identify(c echo.Context) error {
 		if f.v == "" {
 			return invalidf("%s: missing", f.name)
 		}
-		if err := checkIDValue(f.name, f.v, s.maxIDBytes()); err != nil {
-			return err
-		}
+	}
+	if err := checkVisitorValue("anonymous_id", req.AnonymousID, s.maxIDBytes()); err != nil {
+		return err
+	}
+	if err := checkIDValue("user_id", req.UserID, s.maxIDBytes()); err != nil {
+		return err
 	}
 	sum := sha256.Sum256([]byte(req.AnonymousID + "\x00" + req.UserID))
 	ev := signals.Event{ID: "identify-" + hex.EncodeToString(sum[:12]), Type: signals.TypeIdentify,

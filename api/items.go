@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,11 +10,11 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/signals"
 )
 
 // ItemsPage is the answer to GET /v1/items: up to limit items in ascending
@@ -156,7 +157,14 @@ func (s *Server) readItem(c echo.Context) (*itemInput, error) {
 		return nil, newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
 			"request body is larger than the limit of %s", formatBytes(s.cfg.MaxItemBytes))
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxItemBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxItemBytes))
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	if ferr := signals.CheckJSONUnicode(body); ferr != nil { // encoding/json would replace it silently
+		return nil, invalidf("%v", ferr)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var in itemInput
 	if err := dec.Decode(&in); err != nil {
@@ -232,19 +240,21 @@ func pathID(c echo.Context) (string, error) {
 	return id, nil
 }
 
-// checkIDValue checks an id-like value: at most max bytes of UTF-8
-// without control characters.
+// checkIDValue checks an id-like value with the one id rule,
+// signals.CheckID: at most max bytes of UTF-8 without control or
+// bidirectional control characters.
 func checkIDValue(field, v string, max int) error {
-	if len(v) > max {
-		return invalidf("%s: %d bytes long, more than the maximum %d", field, len(v), max)
+	if err := signals.CheckID(field, v, max); err != nil {
+		return invalidf("%v", err)
 	}
-	if !utf8.ValidString(v) {
-		return invalidf("%s: not valid UTF-8", field)
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
-			return invalidf("%s: contains control character %q at byte %d", field, c, i)
-		}
+	return nil
+}
+
+// checkVisitorValue is checkIDValue for a visitor id, which may not start
+// with a reserved prefix (signals.CheckVisitorID).
+func checkVisitorValue(field, v string, max int) error {
+	if err := signals.CheckVisitorID(field, v, max); err != nil {
+		return invalidf("%v", err)
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func rejectReason(field string) string {
 	case "":
 		return "event"
 	case "id", "type", "visitor", "user", "item", "offer", "token", "session", "element",
-		"page", "referrer", "ts", "value", "props", "duplicate", "unavailable":
+		"page", "referrer", "ts", "value", "props", "user_hash", "duplicate", "unavailable":
 		return field
 	}
 	return "other"

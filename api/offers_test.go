@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/signals"
 )
 
 func TestOffersRanking(t *testing.T) {
@@ -137,7 +138,8 @@ func TestDefinitionsCRUD(t *testing.T) {
 
 func FuzzOfferQuery(f *testing.F) {
 	for _, s := range []string{"visitor=v&slot=hero&n=3", "visitor=&n=1", "visitor=v&n=-1", "visitor=v&slot=a:b.c_d-e&n=100",
-		"visitor=%00&slot=%ff", "n=1e3&visitor=v", "visitor=v&visitor=w&n=2&n=x", "slot=" + strings.Repeat("s", 60) + "&visitor=v"} {
+		"visitor=%00&slot=%ff", "n=1e3&visitor=v", "visitor=v&visitor=w&n=2&n=x", "slot=" + strings.Repeat("s", 60) + "&visitor=v",
+		"visitor=user:alice&slot=hero", "visitor=v%E2%80%AE"} {
 		f.Add(s)
 	}
 	s, err := New(testConfig(), Deps{Publisher: &fakePublisher{}, Recommender: &fakeRecommender{}, Catalog: &fakeCatalog{}, Checker: &fakeChecker{}})
@@ -155,6 +157,9 @@ func FuzzOfferQuery(f *testing.F) {
 				t.Fatalf("error %v is %T, not *Error", err, err)
 			}
 			return
+		}
+		if _, reserved := signals.ReservedPrefix(r.Visitor); reserved || !signals.ValidID(r.Visitor, 200) {
+			t.Fatalf("accepted visitor %q", r.Visitor)
 		}
 		if r.Visitor == "" || len(r.Visitor) > 200 || r.Visitor != q.Get("visitor") || r.Slot != q.Get("slot") ||
 			r.N < 1 || r.N > s.cfg.MaxResults {

@@ -101,8 +101,11 @@ func (s *Server) similar(c echo.Context) error {
 	return c.JSON(http.StatusOK, SimilarResponse{Item: id, Items: recs})
 }
 
-// idParam reads an id-like query parameter: at most the event limit for
-// ids (200 bytes by default), valid UTF-8 without control characters.
+// idParam reads an id-like query parameter with the one id rule
+// (signals.CheckID: at most the event limit for ids, 200 bytes by default,
+// valid UTF-8 without control or bidirectional control characters); a
+// visitor id may not start with a reserved prefix either
+// (signals.CheckVisitorID).
 func (s *Server) idParam(q url.Values, name string, required bool) (string, error) {
 	v := q.Get(name)
 	if v == "" {
@@ -110,6 +113,9 @@ func (s *Server) idParam(q url.Values, name string, required bool) (string, erro
 			return "", invalidf("%s: missing", name)
 		}
 		return "", nil
+	}
+	if name == "visitor" {
+		return v, checkVisitorValue(name, v, s.maxIDBytes())
 	}
 	return v, checkIDValue(name, v, s.maxIDBytes())
 }

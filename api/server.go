@@ -35,6 +35,7 @@ type Server struct {
 	origins *originSet
 	limits  *limiter
 	evLim   signals.Limits
+	ident   identityVerifier // identity verification (identity.go)
 	metrics *metrics
 	routes  []routeSpec
 
@@ -148,6 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		origins: newOriginSet(cfg.AllowedOrigins),
 		limits:  newLimiter(cfg.SecretRate, cfg.PublishableRate, cfg.MaxRateClients),
 		routes:  routeTable(cfg.MetricsPublic),
+		ident:   newIdentityVerifier(cfg),
 	}
 	s.evLim = cfg.EventLimits
 	s.evLim.MaxBatch = cfg.MaxBatch

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/kairoshq/kairos/signals"
@@ -57,11 +56,13 @@ func (e *Engine) cacheItemLocked(it Item) {
 
 // validateItem checks a catalog entry and names the first bad field.
 func validateItem(it Item) error {
-	switch {
-	case it.ID == "":
+	if it.ID == "" {
 		return fmt.Errorf("%w: id: missing", ErrInvalid)
-	case len(it.ID) > maxItemIDBytes || !utf8.ValidString(it.ID) || strings.ContainsFunc(it.ID, isControl):
-		return fmt.Errorf("%w: id: must be valid UTF-8 without control characters, at most %d bytes", ErrInvalid, maxItemIDBytes)
+	}
+	if err := signals.CheckID("id", it.ID, maxItemIDBytes); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	switch {
 	case len(it.Title) > maxTextBytes || !utf8.ValidString(it.Title):
 		return fmt.Errorf("%w: title: must be valid UTF-8, at most %d bytes", ErrInvalid, maxTextBytes)
 	case len(it.Category) > maxItemIDBytes || !utf8.ValidString(it.Category):
@@ -83,8 +84,6 @@ func validateItem(it Item) error {
 	}
 	return nil
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // PutItem validates and stores a catalog entry (creating or replacing it)
 // and returns it as stored. Inactive items are never recommended.

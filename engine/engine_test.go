@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,6 +223,17 @@ func TestInactiveAndCategoryFilters(t *testing.T) {
 	}
 	if _, err := e.PutItem(ctx, engine.Item{ID: ""}); !errors.Is(err, engine.ErrInvalid) {
 		t.Fatalf("empty id: %v", err)
+	}
+	// Item ids follow the events' id rule (signals.CheckID).
+	for id, want := range map[string]string{
+		"sku\u202e1": "id: contains bidirectional control character U+202E at byte 3",
+		"sku\u00851": "id: contains control character U+0085 at byte 3",
+		"sku\xff":    "id: not valid UTF-8 (byte 0xff at 3)",
+		"sku\n":      "id: contains control character U+000A at byte 3",
+	} {
+		if _, err := e.PutItem(ctx, engine.Item{ID: id, Active: true}); !errors.Is(err, engine.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("item id %q: %v, want %q", id, err, want)
+		}
 	}
 	if _, err := e.Recommend(ctx, engine.RecRequest{Visitor: "x", N: 0}); !errors.Is(err, engine.ErrInvalid) {
 		t.Fatalf("n=0: %v", err)

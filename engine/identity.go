@@ -47,8 +47,11 @@ type LinkStore interface {
 }
 
 // userKeyPrefix marks the state of a known user among visitor states.
-// Visitor ids starting with it are reserved.
-const userKeyPrefix = "user:"
+// Visitor ids starting with it are reserved: signals.CheckVisitorID, used
+// by every validation of client input, refuses them, so only the engine
+// makes such keys. (Events of archives written before that check may
+// still carry one; the engine then takes it as the user's state key.)
+const userKeyPrefix = signals.UserKeyPrefix
 
 // UserKey is the key under which a known user's state is stored.
 func UserKey(user string) string { return userKeyPrefix + user }

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Errors of DecodeBatch for a body that cannot be read as a batch at all
@@ -59,6 +62,53 @@ type BatchResult struct {
 	Accepted []Event
 	// Rejected holds one entry per event that was not accepted.
 	Rejected []Rejection
+
+	// index holds the body position of each Accepted event.
+	index []int
+}
+
+// Check runs check on every accepted event, in body order, and moves the
+// events it fails to Rejected (with the field and reason of its error);
+// Accepted and Rejected stay in body order. It is for rules that need
+// more than the event itself, such as the API's identity verification,
+// which depends on the caller's key. check may modify the event (for
+// example, remove a field once verified). Call it on a result of
+// DecodeBatch.
+func (r *BatchResult) Check(check func(e *Event) *FieldError) {
+	var failed []Rejection
+	kept := 0
+	for i := range r.Accepted {
+		e := &r.Accepted[i]
+		idx := i
+		if i < len(r.index) {
+			idx = r.index[i]
+		}
+		if err := check(e); err != nil {
+			failed = append(failed, Rejection{Index: idx, ID: e.ID, Field: err.Field, Reason: err.Reason})
+			continue
+		}
+		r.Accepted[kept] = *e
+		if kept < len(r.index) {
+			r.index[kept] = idx
+		}
+		kept++
+	}
+	if len(failed) == 0 {
+		return
+	}
+	clear(r.Accepted[kept:])
+	r.Accepted = r.Accepted[:kept]
+	r.index = r.index[:min(kept, len(r.index))]
+	merged := make([]Rejection, 0, len(r.Rejected)+len(failed))
+	a, b := r.Rejected, failed
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Index < b[0].Index {
+			merged, a = append(merged, a[0]), a[1:]
+		} else {
+			merged, b = append(merged, b[0]), b[1:]
+		}
+	}
+	r.Rejected = append(append(merged, a...), b...)
 }
 
 // DecodeBatch reads a batch of events from r, as POSTed to /v1/events.
@@ -97,7 +147,7 @@ func DecodeBatch(r io.Reader, now time.Time, l Limits) (BatchResult, error) {
 	if err != nil {
 		return BatchResult{}, err
 	}
-	res := BatchResult{Key: key, Accepted: make([]Event, 0, len(spans))}
+	res := BatchResult{Key: key, Accepted: make([]Event, 0, len(spans)), index: make([]int, 0, len(spans))}
 	var seen map[string]int
 	for i, sp := range spans {
 		raw := body[sp.start:sp.end]
@@ -116,6 +166,7 @@ func DecodeBatch(r io.Reader, now time.Time, l Limits) (BatchResult, error) {
 		}
 		seen[e.ID] = i
 		res.Accepted = append(res.Accepted, e)
+		res.index = append(res.index, i)
 	}
 	return res, nil
 }
@@ -124,13 +175,16 @@ func DecodeBatch(r io.Reader, now time.Time, l Limits) (BatchResult, error) {
 // one event encoded as a JSON object, such as a message body consumed from
 // the broker. Surrounding whitespace is allowed, anything else after the
 // object is not. The error is a *FieldError (matching ErrInvalid) naming the
-// field at fault; on error the returned Event is zero.
+// field at fault; on error the returned Event is zero. user_hash is
+// dropped: producers on the broker are trusted (only the HTTP collector
+// verifies it).
 func DecodeEvent(b []byte, now time.Time, l Limits) (Event, error) {
 	l = l.resolved()
 	e, ferr := decodeOne(trimSpace(b), now, l)
 	if ferr != nil {
 		return Event{}, ferr
 	}
+	e.UserHash = ""
 	return e, nil
 }
 
@@ -144,11 +198,115 @@ func decodeOne(raw []byte, now time.Time, l Limits) (Event, *FieldError) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return e, fieldErr("", "an event must be a JSON object, got %s", jsonKind(raw))
 	}
+	if off, why := badUnicode(raw); off >= 0 {
+		return e, fieldErr(memberAt(raw, off), "%s, at byte %d of the event)", why, off)
+	}
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return e, explain(raw, err)
 	}
 	e.Normalize(now)
 	return e, e.validate(now, l)
+}
+
+// badUnicode returns the offset in raw of the first byte that is not valid
+// UTF-8, or of the first \u escape of a string that encodes an unpaired
+// UTF-16 surrogate, with the start of a reason that the caller completes
+// with the position and ")"; -1 when there is none. encoding/json
+// would silently replace either with U+FFFD, so that two different ids
+// could decode to the same one.
+func badUnicode(raw []byte) (int, string) {
+	if utf8.Valid(raw) && bytes.IndexByte(raw, '\\') < 0 {
+		return -1, ""
+	}
+	inString := false
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c >= utf8.RuneSelf {
+			if r, n := utf8.DecodeRune(raw[i:]); r != utf8.RuneError || n > 1 {
+				i += n
+				continue
+			}
+			return i, fmt.Sprintf("not valid UTF-8 (byte 0x%02x", c)
+		}
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString:
+			if i+1 < len(raw) && raw[i+1] == 'u' {
+				r, ok := hex4(raw[i+2:])
+				if !ok || !utf16.IsSurrogate(r) {
+					i += 2 // a bad escape is encoding/json's syntax error
+					continue
+				}
+				if r < 0xdc00 && i+12 <= len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' {
+					if r2, ok := hex4(raw[i+8:]); ok && r2 >= 0xdc00 && r2 <= 0xdfff {
+						i += 12 // a surrogate pair: one character
+						continue
+					}
+				}
+				return i, fmt.Sprintf("unpaired UTF-16 surrogate \\u%04x (not a character", r)
+			}
+			i += 2
+			continue
+		}
+		i++
+	}
+	return -1, ""
+}
+
+// CheckJSONUnicode reports text of the JSON document raw that
+// encoding/json would silently replace with U+FFFD: bytes that are not
+// valid UTF-8, and \u escapes of unpaired UTF-16 surrogates. The error
+// names the top-level member of an object whose value holds it ("" when
+// raw is not an object or the problem lies outside the members' values).
+// The decoders of events apply it to each event; the API applies it to
+// the other JSON bodies it reads (catalog items, POST /v1/identify).
+func CheckJSONUnicode(raw []byte) *FieldError {
+	lead := skipSpace(raw, 0)
+	doc := trimSpace(raw)
+	off, why := badUnicode(doc)
+	if off < 0 {
+		return nil
+	}
+	field := ""
+	if doc[0] == '{' {
+		field = memberAt(doc, off)
+	}
+	return fieldErr(field, "%s, at byte %d of the body)", why, lead+off)
+}
+
+// hex4 decodes the 4 hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// memberAt returns the name of the top-level member of the object raw
+// whose value holds byte off, "" when off is elsewhere (a member name,
+// between members).
+func memberAt(raw []byte, off int) string {
+	for _, m := range objectMembers(raw) {
+		if off >= m.val && off < m.end {
+			return m.key
+		}
+	}
+	return ""
 }
 
 // idOf returns the id of a rejected event for its Rejection, if it is a
@@ -160,7 +318,7 @@ func idOf(raw []byte, e *Event, l Limits) string {
 			_ = json.Unmarshal(raw[m.val:m.end], &id)
 		}
 	}
-	if id == "" || checkID("id", id, l.MaxIDBytes) != nil {
+	if id == "" || CheckID("id", id, l.MaxIDBytes) != nil {
 		return ""
 	}
 	return id

@@ -26,10 +26,25 @@
 //   - id, type and visitor are required; learning types (view, click,
 //     like, dwell, add_to_cart, conversion) require item; identify requires
 //     user; an unknown type is rejected with the list of valid types;
-//   - ids (id, visitor, user, item, offer, session) are at most 200 bytes of
-//     UTF-8 without control characters (the visitor is the AMQP routing
-//     key, the id the message-id: AMQP allows 255 bytes);
-//     page, referrer, element and token at most 2048 bytes;
+//   - ids (id, visitor, user, item, offer, session) follow the one id rule,
+//     CheckID: at most 200 bytes of valid UTF-8 without control characters
+//     (C0, DEL, C1) or bidirectional embedding, override and isolate
+//     characters (U+202A–U+202E, U+2066–U+2069) (the visitor is the AMQP
+//     routing key, the id the message-id: AMQP allows 255 bytes). The
+//     catalog's item ids and the API's id parameters use the same rule;
+//   - a visitor id may not start with a reserved prefix ("user:", which
+//     names a known user's state in the engine; ReservedPrefix holds the
+//     one list), so that no client can write into a user's profile by
+//     naming it as a visitor;
+//   - JSON text that encoding/json would silently replace with U+FFFD
+//     (bytes that are not UTF-8, \u escapes of unpaired surrogates) is
+//     rejected, naming the member, so that two different ids never decode
+//     to one (CheckJSONUnicode applies the same check to other JSON
+//     bodies);
+//   - user_hash (identity verification, see UserHash) needs user and is
+//     at most 128 bytes; the decoders of broker messages drop it
+//     (producers there are trusted);
+//   - page, referrer, element and token are at most 2048 bytes;
 //   - ts lies at most 10 minutes in the future and 5 years in the past;
 //   - value is a finite number >= 0: dwell up to 3,600,000 ms (1 h), scroll
 //     up to 100 percent, conversion revenue and all others up to 1e9;
@@ -39,7 +54,9 @@
 // Errors are *FieldError values naming the field ("visitor: missing",
 // "value: NaN is not a number"); all match ErrInvalid. In a batch each
 // event is judged on its own: BatchResult lists the accepted events and,
-// for each rejected one, its index, id, field and reason. Only a body whose
+// for each rejected one, its index, id, field and reason;
+// BatchResult.Check applies a further rule per event (the API's identity
+// verification, which depends on the caller's key). Only a body whose
 // framing is not JSON fails as a whole (ErrMalformedBatch, with the byte
 // offset) or one over the limits (ErrBatchTooLarge). A repeated id within
 // one batch is rejected ("duplicate id in batch"), the first one is kept.

@@ -38,6 +38,12 @@ type Event struct {
 	Visitor string `json:"visitor"`
 	// User is the known user id, when the visitor is logged in.
 	User string `json:"user,omitempty"`
+	// UserHash proves User when the event comes from a browser: the hex
+	// HMAC-SHA256 of User under the site's identity secret (UserHash),
+	// computed by the site's back end. The HTTP collector verifies it and
+	// removes it before publishing; it is never stored, and events
+	// consumed from the broker drop it (server-side producers are trusted).
+	UserHash string `json:"user_hash,omitempty"`
 	// Item is the item the signal is about (required for learning types).
 	Item string `json:"item,omitempty"`
 	// Offer is the offer the signal is about, if any.

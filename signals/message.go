@@ -41,7 +41,8 @@ type RejectedEvent struct {
 // leading UTF-8 byte order mark are allowed.
 //
 // Each event is decoded, normalized (Event.Normalize with now) and
-// validated on its own, exactly like DecodeEvent: valid ones are returned
+// validated on its own, exactly like DecodeEvent (user_hash is dropped:
+// producers on the broker are trusted): valid ones are returned
 // in Events, invalid ones in Rejected with their position, id, raw JSON
 // and error. An object body behaves as DecodeEvent: one event, accepted or
 // rejected. An array body is bounded by l.MaxBatch events and
@@ -73,6 +74,7 @@ func DecodeMessage(body []byte, now time.Time, l Limits) (MessageResult, error) 
 		if ferr != nil {
 			return MessageResult{Rejected: []RejectedEvent{{ID: idOf(trimSpace(body[i:]), &e, l), Raw: body, Err: ferr}}}, nil
 		}
+		e.UserHash = ""
 		return MessageResult{Events: []Event{e}}, nil
 	}
 	if len(body) > l.MaxBatchBytes {
@@ -97,6 +99,7 @@ func DecodeMessage(body []byte, now time.Time, l Limits) (MessageResult, error) 
 			res.Rejected = append(res.Rejected, RejectedEvent{Index: k, ID: idOf(raw, &e, l), Raw: raw, Err: ferr})
 			continue
 		}
+		e.UserHash = ""
 		res.Events = append(res.Events, e)
 	}
 	return res, nil

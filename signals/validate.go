@@ -265,9 +265,9 @@ func (e *Event) Normalize(now time.Time) {
 
 // Validate checks e against the schema and the limits l (zero fields of l
 // mean their defaults) and returns nil or a *FieldError naming the first
-// offending field, in the order id, type, visitor, user, item, offer, token,
-// session, element, page, referrer, ts, value, props. now is the receive
-// time that bounds ts.
+// offending field, in the order id, type, visitor, user, item, offer,
+// user_hash, token, session, element, page, referrer, ts, value, props. now
+// is the receive time that bounds ts.
 //
 // Rules: id, type and visitor are required; like and add_to_cart require
 // item; click and dwell require item or offer (a click on an offer or a
@@ -275,9 +275,12 @@ func (e *Event) Normalize(now time.Time) {
 // landing pages: it feeds sessions and cold-start context but does not
 // train the model), and a conversion without item is a site-level goal
 // (an order total); identify requires user. Only events with an item
-// train the model (see Weights). Ids (id, visitor, user, item, offer, session) are valid UTF-8
-// without control characters, at most MaxIDBytes. All other strings are
-// valid UTF-8 within their limits. ts is required (Normalize fills it) and
+// train the model (see Weights). Ids (id, visitor, user, item, offer,
+// session) pass CheckID: valid UTF-8 without control or bidirectional
+// control characters, at most MaxIDBytes; the visitor may not start with a
+// reserved prefix (CheckVisitorID). user_hash needs user and is at most
+// MaxUserHashBytes (Validate does not verify it: see VerifyUserHash). All
+// other strings are valid UTF-8 within their limits. ts is required (Normalize fills it) and
 // lies within [now-MaxPastAge, now+MaxFutureSkew]. value is a finite,
 // non-negative number: dwell ms up to MaxDwellMs, scroll percent up to 100,
 // conversion revenue up to MaxRevenue, anything else up to MaxValue.
@@ -292,7 +295,7 @@ func (e *Event) validate(now time.Time, l Limits) *FieldError {
 	if e.ID == "" {
 		return fieldErr("id", "missing")
 	}
-	if err := checkID("id", e.ID, l.MaxIDBytes); err != nil {
+	if err := CheckID("id", e.ID, l.MaxIDBytes); err != nil {
 		return err
 	}
 	if e.Type == "" {
@@ -304,17 +307,28 @@ func (e *Event) validate(now time.Time, l Limits) *FieldError {
 	if e.Visitor == "" {
 		return fieldErr("visitor", "missing")
 	}
+	if err := CheckVisitorID("visitor", e.Visitor, l.MaxIDBytes); err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		name, v string
 	}{
-		{"visitor", e.Visitor}, {"user", e.User}, {"item", e.Item}, {"offer", e.Offer},
+		{"user", e.User}, {"item", e.Item}, {"offer", e.Offer},
 	} {
-		if err := checkID(f.name, f.v, l.MaxIDBytes); err != nil {
+		if err := CheckID(f.name, f.v, l.MaxIDBytes); err != nil {
 			return err
 		}
 	}
 	if e.Type == TypeIdentify && e.User == "" {
 		return fieldErr("user", "missing (required for identify)")
+	}
+	if e.UserHash != "" {
+		if e.User == "" {
+			return fieldErr("user_hash", "given without user")
+		}
+		if err := checkText("user_hash", e.UserHash, MaxUserHashBytes); err != nil {
+			return err
+		}
 	}
 	if e.Item == "" {
 		switch e.Type {
@@ -329,7 +343,7 @@ func (e *Event) validate(now time.Time, l Limits) *FieldError {
 	if err := checkText("token", e.Token, l.MaxTextBytes); err != nil {
 		return err
 	}
-	if err := checkID("session", e.Session, l.MaxIDBytes); err != nil {
+	if err := CheckID("session", e.Session, l.MaxIDBytes); err != nil {
 		return err
 	}
 	for _, f := range []struct {
@@ -348,21 +362,6 @@ func (e *Event) validate(now time.Time, l Limits) *FieldError {
 		return err
 	}
 	return checkProps(e.Props, l)
-}
-
-func checkID(field, v string, max int) *FieldError {
-	if len(v) > max {
-		return fieldErr(field, "%d bytes long, more than the maximum %d", len(v), max)
-	}
-	if !utf8.ValidString(v) {
-		return fieldErr(field, "not valid UTF-8")
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
-			return fieldErr(field, "contains control character %q at byte %d", c, i)
-		}
-	}
-	return nil
 }
 
 func checkText(field, v string, max int) *FieldError {

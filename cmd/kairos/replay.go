@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
@@ -102,7 +103,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	err = archive.NewReader(dir(), nil).Scan(ctx, f, t, func(ev signals.Event) error {
-		batch = append(batch, ev)
+		batch = append(batch, upgradeVisitor(ev))
 		if len(batch) == cap(batch) {
 			return flush()
 		}
@@ -117,4 +118,16 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	el := time.Since(start)
 	return json.NewEncoder(stdout).Encode(replayResult{Target: target, Events: n, TookS: el.Seconds(), EventsPerS: float64(n) / el.Seconds()})
+}
+
+// upgradeVisitor rewrites an event of an older archive whose visitor is a
+// user's state key ("user:<id>" with user <id>: the exposure events of
+// experiments once named a user without a device so) to name the user
+// itself, as visitor ids may no longer start with the reserved prefix and
+// the broker would refuse it. The engine files both under the user.
+func upgradeVisitor(ev signals.Event) signals.Event {
+	if u, ok := strings.CutPrefix(ev.Visitor, signals.UserKeyPrefix); ok && u == ev.User {
+		ev.Visitor = ev.User
+	}
+	return ev
 }

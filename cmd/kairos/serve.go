@@ -109,6 +109,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		PublishableRate: api.RateLimit{Rate: cfg.PublicRate, Burst: int(math.Max(1, 5*cfg.PublicRate))},
 		RequireOrigin:   cfg.RequireOrigin, TrustedProxies: cfg.TrustedProxies, MetricsPublic: cfg.MetricsPublic,
 		MaxStreams: cfg.MaxStreams, MaxVisitorStreams: cfg.MaxStreamsPerVisitor,
+		IdentitySecrets: cfg.IdentitySecrets, IdentityVerification: cfg.IdentityVerification,
 		Logger: a.log, Registry: reg,
 	}
 	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
@@ -135,6 +136,8 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.api, err = api.New(acfg, deps); err != nil {
 		return nil, err
 	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "identity verification", slog.String("mode", string(acfg.Defaults().IdentityVerification)),
+		slog.Int("secrets", len(acfg.IdentitySecrets)))
 	return a, nil
 }
 

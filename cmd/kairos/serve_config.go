@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,12 @@ type serveConfig struct {
 	MetricsPublic        bool
 	MaxStreams           int
 	MaxStreamsPerVisitor int
+	// IdentitySecrets sign user ids for identity verification (from
+	// --identity-secret or the file of --identity-secret-file);
+	// IdentityVerification is off, optional, required or "" (required
+	// with a secret, else off).
+	IdentitySecrets      []string
+	IdentityVerification api.IdentityVerification
 
 	// ArchiveDir holds the event archive ("" = <data-dir>/archive, "off"
 	// disables it).
@@ -169,6 +176,10 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&pub, "publishable-key", "", "publishable key(s), comma-separated (empty with no secret key: generated in --data-dir)")
 	e.str(&sec, "secret-key", "", "secret key(s), comma-separated")
 	e.str(&origins, "allowed-origins", "", "origins allowed to use the publishable key, comma-separated (https://shop.example, https://*.shop.example, *)")
+	var idSecret, idSecretFile, idMode string
+	e.str(&idSecret, "identity-secret", "", "identity verification secret(s), comma-separated: the site's back end signs user ids with it (user_hash = hex HMAC-SHA256(secret, user id))")
+	e.str(&idSecretFile, "identity-secret-file", "", "file holding the identity secret(s), comma- or newline-separated (mode 0600 or stricter)")
+	e.str(&idMode, "identity-verification", "", "off, optional or required: what events with a user sent with the publishable key must prove (default: required with an identity secret, else off)")
 	e.float(&c.SecretRate, "secret-rate", 5000, "requests per second per secret key")
 	e.float(&c.PublicRate, "publishable-rate", 20, "requests per second per publishable key and client IP")
 	e.bool(&c.RequireOrigin, "require-origin", false, "refuse publishable-key requests without an Origin or Referer header")
@@ -208,6 +219,14 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	c.PublishableKeys, c.SecretKeys, c.AllowedOrigins = splitList(pub), splitList(sec), splitList(origins)
 	if (len(c.PublishableKeys) == 0) != (len(c.SecretKeys) == 0) {
 		errs = append(errs, errors.New("set both --publishable-key and --secret-key, or neither (then a pair is generated)"))
+	}
+	if c.IdentitySecrets, err = identitySecrets(idSecret, idSecretFile); err != nil {
+		errs = append(errs, err)
+	}
+	if c.IdentityVerification, err = api.ParseIdentityVerification(idMode); err != nil {
+		errs = append(errs, fmt.Errorf("--identity-verification: %w", err))
+	} else if c.IdentityVerification != "" && c.IdentityVerification != api.IdentityOff && len(c.IdentitySecrets) == 0 {
+		errs = append(errs, fmt.Errorf("--identity-verification %s needs --identity-secret or --identity-secret-file", c.IdentityVerification))
 	}
 	if !validNamespace(c.Namespace) {
 		errs = append(errs, fmt.Errorf("--namespace %q: want letters, digits, '.', '-' or '_'", c.Namespace))
@@ -266,6 +285,39 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
 	}
 	return c, nil
+}
+
+// identitySecrets returns the identity secrets of --identity-secret or,
+// else, of the file --identity-secret-file (comma- or newline-separated),
+// which others may not read or write (like keys.json).
+func identitySecrets(list, file string) ([]string, error) {
+	if file == "" {
+		return splitList(list), nil
+	}
+	if list != "" {
+		return nil, errors.New("set --identity-secret or --identity-secret-file, not both")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("--identity-secret-file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("--identity-secret-file: %w", err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("--identity-secret-file: %s has mode %v: others may read the identity secret; run chmod 600 %s", file, fi.Mode().Perm(), file)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("--identity-secret-file: %w", err)
+	}
+	secrets := splitList(strings.NewReplacer("\r", ",", "\n", ",").Replace(string(b)))
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("--identity-secret-file: %s holds no secret", file)
+	}
+	return secrets, nil
 }
 
 func joinLines(errs []error) error {

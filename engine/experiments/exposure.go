@@ -85,7 +85,11 @@ func (s *Signer) event(x exposure) signals.Event {
 	ps := strconv.FormatFloat(x.propensity, 'f', 6, 64)
 	visitor := x.visitor
 	if visitor == "" {
-		visitor = engineUserPrefix + x.user
+		// A user without a device (a promotion decided on the user's
+		// state): the user id stands for the visitor, as in events
+		// from the site's back end; a "user:" state key would be
+		// refused as a reserved visitor id.
+		visitor = x.user
 	}
 	return signals.Event{
 		ID: ExposureEventID(x.exp, x.unit), Type: signals.TypeImpression, Visitor: visitor, User: x.user,

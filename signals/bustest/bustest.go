@@ -391,6 +391,11 @@ func testPoison(t *testing.T, f Fixture) {
 		{`{"id":"` + id + `-p1","type":"hover","visitor":"` + visitor + `"}`, `type: unknown type "hover"`},
 		{`{"id":"` + id + `-p2","type":"dwell","visitor":"` + visitor + `","item":"i","value":"NaN"}`, "value: NaN is not a number"},
 		{`{"id":"` + id + `-p3","type":"view","visitor":"` + visitor + `","item":"i","value":NaN}`, "value: NaN is not a number"},
+		// A client may not name a user's state as its visitor, nor send
+		// ids that JSON decoding would change or that display as others.
+		{`{"id":"` + id + `-p4","type":"like","visitor":"user:alice","item":"i"}`, `visitor: the prefix "user:" is reserved`},
+		{`{"id":"` + id + `-p5","type":"like","visitor":"` + visitor + "\xff" + `","item":"i"}`, "visitor: not valid UTF-8 (byte 0xff"},
+		{`{"id":"` + id + `-p6","type":"like","visitor":"` + visitor + `","item":"i\u202e"}`, "item: contains bidirectional control character U+202E"},
 	}
 	good := Events(id, 1, 2, time.Now())
 	goodRaw := `{"id":"` + id + `-raw","type":"like","visitor":"` + visitor + `","item":"i"}`

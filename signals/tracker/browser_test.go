@@ -5,10 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/tracker"
 	"github.com/kairoshq/kairos/signals/tracker/browsertest"
 )
@@ -44,6 +46,7 @@ func TestTracking(t *testing.T) {
 	t.Run("clicks", func(t *testing.T) { testClicks(t, e) })
 	t.Run("scroll depth", func(t *testing.T) { testScroll(t, e) })
 	t.Run("like and identify", func(t *testing.T) { testLikeIdentify(t, e) })
+	t.Run("identify with a user hash", func(t *testing.T) { testIdentifyHash(t, e) })
 	t.Run("exit intent", func(t *testing.T) { testExit(t, e) })
 	t.Run("included twice, deferred", func(t *testing.T) { testTwice(t, e) })
 }
@@ -316,6 +319,61 @@ func testLikeIdentify(t *testing.T, e *env) {
 	lo := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Item == "after-logout" })[0]
 	if lo.User != "" || lo.Visitor != v {
 		t.Errorf("after identify(null): user %q visitor %q", lo.User, lo.Visitor)
+	}
+	e.checkClean(t)
+}
+
+// testIdentifyHash checks identity verification in the page:
+// kairos.identify(userId, userHash) sends the hash the site's back end
+// computed with the identify event and every later event of that user
+// (on the next page too), and forgets it on logout or another identify.
+func testIdentifyHash(t *testing.T, e *env) {
+	e.fresh(t)
+	v := e.load(t, "")
+	secret := [][]byte{[]byte("tracker-test-identity-secret-0123")}
+	hash := signals.UserHash(secret[0], "user-7") // what the site's back end renders into the page
+	e.exec(t, nil, `kairos.identify(arguments[0], arguments[1])`, "user-7", hash)
+	id := e.k.waitEvents(t, v, 1, ofType("identify"))[0]
+	if id.User != "user-7" || id.UserHash != hash || !signals.VerifyUserHash(secret, id.User, id.UserHash) {
+		t.Errorf("identify: user %q user_hash %q, want user-7 and %s", id.User, id.UserHash, hash)
+	}
+	// Later events, also on the next page, carry the user and its hash;
+	// an event naming another user does not carry the hash.
+	e.load(t, "signed-in")
+	pv := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Type == "view" && strings.Contains(w.Page, "signed-in") })[0]
+	if pv.User != "user-7" || pv.UserHash != hash {
+		t.Errorf("view after identify: user %q user_hash %q", pv.User, pv.UserHash)
+	}
+	e.exec(t, nil, `kairos.track('like', {item: 'mine'}); kairos.track('like', {item: 'theirs', user: 'user-8'})`)
+	likes := e.k.waitEvents(t, v, 2, ofType("like"))
+	for _, l := range likes {
+		switch {
+		case l.Item == "mine" && (l.User != "user-7" || l.UserHash != hash):
+			t.Errorf("like of the identified user: user %q user_hash %q", l.User, l.UserHash)
+		case l.Item == "theirs" && (l.User != "user-8" || l.UserHash != ""):
+			t.Errorf("like naming another user: user %q user_hash %q, want no hash", l.User, l.UserHash)
+		}
+	}
+	// identify without a hash replaces the user and drops the old hash.
+	e.exec(t, nil, `kairos.identify('user-9')`)
+	id9 := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Type == "identify" && w.User == "user-9" })[0]
+	if id9.UserHash != "" {
+		t.Errorf("identify without a hash sent user_hash %q", id9.UserHash)
+	}
+	// The queue form works after loading too.
+	e.exec(t, nil, `window.kairos = window.kairos || []; kairos.push(['identify', 'user-7', arguments[0]])`, hash)
+	again := e.k.waitEvents(t, v, 2, func(w wireEvent) bool { return w.Type == "identify" && w.User == "user-7" })[1]
+	if again.UserHash != hash {
+		t.Errorf("kairos.push(['identify', …]) after loading: user_hash %q", again.UserHash)
+	}
+	// Logout forgets both.
+	e.exec(t, nil, `kairos.identify('user-7', arguments[0]); kairos.identify(null); kairos.track('like', {item: 'out'})`, hash)
+	out := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Item == "out" })[0]
+	if out.User != "" || out.UserHash != "" {
+		t.Errorf("after logout: user %q user_hash %q", out.User, out.UserHash)
+	}
+	if _, keys := storageState(t, e); slices.Contains(keys, "kairos_uhash") || slices.Contains(keys, "kairos_uid") {
+		t.Errorf("after logout localStorage holds %v", keys)
 	}
 	e.checkClean(t)
 }

@@ -34,8 +34,10 @@
 //	kairos.track(type, data)   record an event, e.g. kairos.track('like', {item: '42'});
 //	                           data.item, offer, token, value, element become event
 //	                           fields, other keys become props; returns the event id
-//	kairos.identify(userId)    login/sign-up: an identify event; later events carry user;
-//	                           kairos.identify(null) forgets the user (logout)
+//	kairos.identify(userId, userHash)
+//	                           login/sign-up: an identify event; later events carry user
+//	                           and, when given, user_hash (identity verification, below);
+//	                           kairos.identify(null) forgets both (logout)
 //	kairos.consent(bool)       false: stop all sending, close the promotion stream and
 //	                           delete the ids (cookie and localStorage); true: start
 //	                           again with new ids. The choice is remembered.
@@ -46,11 +48,35 @@
 //	kairos.flush()             send the queue now
 //	kairos.visitor()           the anonymous visitor id (null when tracking is off)
 //	kairos.session()           the session id
+//	kairos.push([name, ...])   kairos[name](...): the queue form, also after loading
 //	kairos.version             "1"
 //
 // Calls made before the script has loaded can be queued in an array:
-// window.kairos = window.kairos || []; kairos.push(['identify', 'u-17']).
+// window.kairos = window.kairos || []; kairos.push(['identify', 'u-17', hash]).
+// Once loaded, kairos.push([name, args...]) calls the method at once, so
+// that form works whether or not the script has loaded yet.
 // No method ever throws; handlers are wrapped and listeners passive.
+//
+// # Identity verification
+//
+// Anyone can call kairos.identify with any user id, so a server that
+// verifies identities (kairos serve --identity-secret) accepts the user of
+// a browser's events only with its user_hash: the hex HMAC-SHA256 of the
+// user id under the identity secret, which only the site's back end knows
+// and computes when it renders the page of a signed-in user:
+//
+//	<script>
+//	  window.kairos = window.kairos || [];
+//	  kairos.push(['identify', 'u-42', '{{ hmac_sha256_hex(IDENTITY_SECRET, "u-42") }}']);
+//	</script>
+//
+// (Go: signals.UserHash(secret, "u-42").) The tracker keeps the hash with
+// the user id in localStorage (kairos_uhash) and sends it as user_hash
+// with the identify event and with every later event that carries that
+// user; an event naming another user (kairos.track(type, {user: ...}))
+// carries no hash, identify without a hash drops the old one, and
+// identify(null), consent(false) and Do-Not-Track forget it. Never put
+// the identity secret in the page.
 //
 // # What it sends
 //
@@ -72,8 +98,8 @@
 // them harmless.
 //
 // Every event has id (crypto.randomUUID, else a random v4 UUID), type,
-// visitor, session, ts (epoch ms), page (location.href), user after
-// identify, and props (string values, at most 32 keys) with the utm_*
+// visitor, session, ts (epoch ms), page (location.href), user (and
+// user_hash, when identify had one) after identify, and props (string values, at most 32 keys) with the utm_*
 // parameters of the session's landing URL, device ("mobile", "tablet" or
 // "desktop", from the user agent) and the custom props of kairos.track:
 //
@@ -86,7 +112,7 @@
 //	like        from kairos.track('like', {item})
 //	impression  offer, token, element: a promotion rendered by the tracker (props
 //	            promotion, slot, rule), or a token-carrying offer half visible
-//	identify    user
+//	identify    user, user_hash
 //
 // Dwell is the gaze proxy: the pointer (mouse only, not touch) is sampled
 // from pointermove at most every 50 ms (20 Hz, with a trailing sample so the

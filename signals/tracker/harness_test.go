@@ -30,6 +30,7 @@ type wireEvent struct {
 	Type     string            `json:"type"`
 	Visitor  string            `json:"visitor"`
 	User     string            `json:"user"`
+	UserHash string            `json:"user_hash"`
 	Item     string            `json:"item"`
 	Offer    string            `json:"offer"`
 	Token    string            `json:"token"`

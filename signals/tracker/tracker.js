@@ -159,8 +159,8 @@
   // forget removes the visitor's ids and everything queued.
   function forget() {
     ckSet('vid', '', 0);
-    ['vid', 'sid', 'uid', 'q', 'seen'].forEach(lsDel);
-    visitor = user = sess = null;
+    ['vid', 'sid', 'uid', 'uhash', 'q', 'seen'].forEach(lsDel);
+    visitor = user = userHash = sess = null;
     queue = [];
     clearTimeout(flushTimer);
     clearTimeout(retryTimer);
@@ -172,6 +172,7 @@
 
   var visitor = null; // anonymous visitor id (cookie + localStorage)
   var user = null; // known user id after identify
+  var userHash = null; // its identity verification hash, from the site's back end
   var sess = null; // {id, last, utm}
 
   // ids loads (or creates) the visitor id and stores it in both places,
@@ -180,6 +181,7 @@
     if (visitor) return;
     visitor = ckGet('vid') || lsGet('vid') || uuid();
     user = lsGet('uid');
+    userHash = user && lsGet('uhash');
     ckSet('vid', visitor, YEAR);
     lsSet('vid', visitor);
   }
@@ -264,6 +266,8 @@
         prop(k, v);
       }
     }
+    // The user's hash proves the identified user only.
+    if (user && e.user === user && userHash) e.user_hash = userHash;
     e.props = props;
     queue.push(e);
     if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
@@ -752,18 +756,25 @@
     page: function (data) {
       return pageview(data);
     },
-    // identify(user) tells who the visitor is (login, sign-up); later
-    // events carry the user. identify(null) forgets it (logout).
-    identify: function (id) {
+    // identify(user, userHash) tells who the visitor is (login, sign-up);
+    // later events carry the user and, when given, userHash: the hex
+    // HMAC-SHA256 of the user id that the site's back end computed with
+    // the identity secret (identity verification). identify(null) forgets
+    // both (logout).
+    identify: function (id, hash) {
       if (id == null || id === '') {
-        user = null;
+        user = userHash = null;
         lsDel('uid');
+        lsDel('uhash');
         return '';
       }
       if (!allowed()) return '';
       ids();
       user = clip(id, 200);
+      userHash = hash ? clip(hash, 128) : null;
       lsSet('uid', user);
+      if (userHash) lsSet('uhash', userHash);
+      else lsDel('uhash');
       return emit('identify', { user: user });
     },
     // consent(false) stops all sending and forgets the ids; consent(true)
@@ -796,6 +807,11 @@
     },
     session: function () {
       return allowed() && sess ? sess.id : null;
+    },
+    // push([name, args...]) calls a method, like the queue of calls made
+    // before the script loaded, so pages can always use the queue form.
+    push: function (c) {
+      if (c && c[0] !== 'push' && typeof api[c[0]] === 'function') return api[c[0]].apply(api, [].slice.call(c, 1));
     }
   };
   for (var name in api) if (typeof api[name] === 'function') api[name] = safe(api[name]);
@@ -829,11 +845,7 @@
       connect();
     });
     start();
-    // Calls queued before the script loaded: window.kairos = [['identify', 'u1'], ...].
-    if (Array.isArray(existing)) {
-      existing.forEach(function (c) {
-        if (c && api[c[0]]) api[c[0]].apply(api, [].slice.call(c, 1));
-      });
-    }
+    // Calls queued before the script loaded: window.kairos = [['identify', 'u1', 'hash'], ...].
+    if (Array.isArray(existing)) existing.forEach(api.push);
   })();
 })(window, document);
