@@ -259,7 +259,9 @@
 // eligible offers of a slot (every slot without slot=), best first. n is
 // 1..Config.MaxResults (default 10). user= names the signed-in user: its
 // factors rank the offers and its experiment variant applies, on a device
-// not linked to it yet too (as on /v1/recommendations). Each offer carries a token: render it
+// not linked to it yet too (as on /v1/recommendations); with the
+// publishable key and identity verification on, user_hash= must prove it
+// as an event's user_hash does (400 naming user_hash otherwise). Each offer carries a token: render it
 // as data-kairos-token on the element (with data-kairos-offer) and the
 // tracker's impression and click events attribute to the offer. Answers
 // are never cached (Cache-Control: private, no-store).

@@ -263,3 +263,25 @@ func TestReplacedTextRejected(t *testing.T) {
 		t.Errorf("published %+v", evs)
 	}
 }
+
+// TestOffersUserNeedsItsHash: a browser asking for a user's offers with
+// the publishable key proves the user like its events do; the secret key
+// (the site's back end) is trusted.
+func TestOffersUserNeedsItsHash(t *testing.T) {
+	h := newPromoHarnessWith(t, false, 0, func(c *Config) {
+		c.IdentitySecrets = []string{testIdentitySecret}
+		c.IdentityVerification = IdentityRequired
+	})
+	pk := []string{"Authorization", "Bearer " + testPK, "Origin", allowed}
+	wantError(t, h.do("GET", "/v1/offers?visitor=v1&user=u-42&slot=hero", "", pk...), 400, CodeInvalid, "user_hash: missing")
+	wantError(t, h.do("GET", "/v1/offers?visitor=v1&user=u-42&slot=hero&user_hash="+userHash("alice"), "", pk...), 400, CodeInvalid, "user_hash: does not match user")
+	if w := h.do("GET", "/v1/offers?visitor=v1&user=u-42&slot=hero&user_hash="+userHash("u-42"), "", pk...); w.Code != 200 {
+		t.Fatalf("with the right hash: %d %s", w.Code, w.Body)
+	}
+	if w := h.do("GET", "/v1/offers?visitor=v1&slot=hero", "", pk...); w.Code != 200 {
+		t.Fatalf("without a user: %d %s", w.Code, w.Body)
+	}
+	if w := h.secret("GET", "/v1/offers?visitor=v1&user=u-42&slot=hero", ""); w.Code != 200 {
+		t.Fatalf("secret key, no hash: %d %s", w.Code, w.Body)
+	}
+}

@@ -51,6 +51,12 @@ func (s *Server) offers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if st := state(c); r.User != "" && st != nil && st.principal.kind == kindPublishable {
+		// A browser naming a user proves it like its events do.
+		if fe := s.ident.verify(r.User, q.Get("user_hash")); fe != nil {
+			return newError(http.StatusBadRequest, CodeInvalid, "%s: %s", fe.Field, fe.Reason)
+		}
+	}
 	list, err := s.rankOffers(c, r) // in the visitor's variant when an experiment targets the slot
 	if err != nil {
 		return err
