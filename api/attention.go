@@ -2,14 +2,13 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"unicode/utf8"
 
-	"github.com/labstack/echo/v4"
+	"github.com/kairoshq/kairos/internal/errs"
 
-	"github.com/kairoshq/kairos/engine"
+	"github.com/labstack/echo/v4"
 )
 
 // Limits of GET /v1/pages/attention.
@@ -25,7 +24,7 @@ const (
 // of a page (see doc.go).
 func (s *Server) pageAttention(c echo.Context) error {
 	if s.deps.Attention == nil {
-		return fmt.Errorf("%w: attention heat is not configured on this server", engine.ErrNotFound)
+		return errs.New(errs.NotFound, "attention heat is not configured on this server")
 	}
 	q := c.QueryParams()
 	page := q.Get("page")
@@ -54,7 +53,7 @@ func (s *Server) pageAttention(c echo.Context) error {
 // address the API determined (ClientIP).
 func (s *Server) site(c echo.Context) error {
 	if s.deps.Site == nil {
-		return fmt.Errorf("%w: no page here (kairos serve --demo serves a demo shop at /)", engine.ErrNotFound)
+		return errs.New(errs.NotFound, "no page here (kairos serve --demo serves a demo shop at /)")
 	}
 	r := c.Request()
 	s.deps.Site.ServeHTTP(c.Response(), r.WithContext(context.WithValue(r.Context(), clientIPKey{}, c.RealIP())))

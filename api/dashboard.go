@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/labstack/echo/v4"
 	dto "github.com/prometheus/client_model/go"
 
@@ -73,7 +75,7 @@ type DashboardOffer struct {
 // dashboard's static page and assets (package api/dashboard).
 func (s *Server) dashboardFiles(c echo.Context) error {
 	if !dashboard.Exists(c.Request().URL.Path) {
-		return fmt.Errorf("%w: no dashboard file here (the dashboard is at %s)", engine.ErrNotFound, dashboard.Prefix)
+		return errs.New(errs.NotFound, "no dashboard file here (the dashboard is at %s)", dashboard.Prefix)
 	}
 	dashboard.Handler().ServeHTTP(c.Response(), c.Request())
 	return nil

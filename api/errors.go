@@ -10,9 +10,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/labstack/echo/v4"
 
-	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -84,21 +85,29 @@ func invalidf(format string, args ...any) *Error {
 }
 
 // errorOf maps any error returned by a handler or a dependency to an
-// *Error. This is the one place where error kinds become HTTP statuses:
+// *Error. This is the one place where error kinds (package internal/errs)
+// become HTTP statuses:
 //
 //	*Error                                   as is
 //	*echo.HTTPError (router: 404, 405, …)    its status, with a matching code
 //	*http.MaxBytesError, signals.ErrBatchTooLarge  413 too_large
-//	engine.ErrNotFound                       404 not_found
-//	engine.ErrInvalid, signals.ErrInvalid    400 invalid
-//	signals.ErrUnavailable, signals.ErrClosed, engine.ErrUnavailable  503 unavailable
+//	errs.Invalid                             400 invalid
+//	errs.NotFound                            404 not_found
+//	errs.Conflict                            409 conflict
+//	errs.Unavailable                         503 unavailable
 //	context.DeadlineExceeded                 504 timeout
 //	context.Canceled                         499 canceled
 //	anything else                            500 internal
 //
+// The message is the error's public message (errs.Message) when it has
+// one; without one, an invalid or conflict error shows its text (the
+// validation messages name the field), and the other kinds a fixed text
+// that reveals nothing of the internals (the error itself is logged when
+// internal).
+//
 // Order matters: a request that both hit a deadline and carries an
 // invalid-kind error is reported as invalid (the kinds of the error chain
-// are checked in the order above).
+// come first).
 func errorOf(err error) *Error {
 	var ae *Error
 	if errors.As(err, &ae) {
@@ -113,15 +122,24 @@ func errorOf(err error) *Error {
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,
 			Message: fmt.Sprintf("request body is larger than the limit of %s", formatBytes(mbe.Limit)), Err: err}
 	}
+	msg := func(fallback string) string {
+		if m, ok := errs.Message(err); ok {
+			return m
+		}
+		return fallback
+	}
 	switch {
 	case errors.Is(err, signals.ErrBatchTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: err.Error(), Err: err}
-	case errors.Is(err, engine.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error(), Err: err}
-	case errors.Is(err, engine.ErrInvalid), errors.Is(err, signals.ErrInvalid):
-		return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: err.Error(), Err: err}
-	case errors.Is(err, signals.ErrUnavailable), errors.Is(err, signals.ErrClosed), errors.Is(err, engine.ErrUnavailable):
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error(), Err: err}
+	case errors.Is(err, errs.Invalid):
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: msg(err.Error()), Err: err}
+	case errors.Is(err, errs.NotFound):
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: msg("not found"), Err: err}
+	case errors.Is(err, errs.Conflict):
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: msg(err.Error()), Err: err}
+	case errors.Is(err, errs.Unavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: msg("the broker or the store is unavailable; retry later"), Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusGatewayTimeout, Code: CodeTimeout, Message: "the request took longer than its deadline", Err: err}
 	case errors.Is(err, context.Canceled):

@@ -3,11 +3,12 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+
+	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/labstack/echo/v4"
 
@@ -69,18 +70,10 @@ type ExperimentRecs struct {
 	Experiment *experiments.Decision `json:"experiment,omitempty"`
 }
 
-var errExperimentsOff = fmt.Errorf("%w: experiments are not configured on this server", engine.ErrNotFound)
+var errExperimentsOff = errs.New(errs.NotFound, "experiments are not configured on this server")
 
 func (s *Server) view(x experiments.Experiment) ExperimentView {
 	return ExperimentView{Experiment: x, Status: x.StatusAt(s.cfg.Now())}
-}
-
-// conflict answers experiments.ErrConflict with 409.
-func conflict(err error) error {
-	if errors.Is(err, experiments.ErrConflict) {
-		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error(), Err: err}
-	}
-	return err
 }
 
 // listExperiments is GET /v1/experiments.
@@ -116,7 +109,7 @@ func (s *Server) createExperiment(c echo.Context) error {
 	}
 	x, _, err := s.deps.Experiments.PutJSON(c.Request().Context(), "", body)
 	if err != nil {
-		return conflict(err)
+		return err
 	}
 	c.Response().Header().Set("Location", "/v1/experiments/"+url.PathEscape(x.ID))
 	return c.JSON(http.StatusCreated, s.view(x))
@@ -155,7 +148,7 @@ func (s *Server) putExperiment(c echo.Context) error {
 	}
 	x, created, err := s.deps.Experiments.PutJSON(c.Request().Context(), id, body)
 	if err != nil {
-		return conflict(err)
+		return err
 	}
 	status := http.StatusOK
 	if created {

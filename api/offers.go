@@ -3,11 +3,12 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/labstack/echo/v4"
 
@@ -31,7 +32,7 @@ type RuleList struct {
 	Rules []any `json:"rules"`
 }
 
-var errPromoOff = fmt.Errorf("%w: offers, campaigns and rules are not configured on this server", engine.ErrNotFound)
+var errPromoOff = errs.New(errs.NotFound, "offers, campaigns and rules are not configured on this server")
 
 // offers is GET /v1/offers: with visitor=, the visitor's ranked offers
 // (publishable or secret key); without, the list of offers (secret key).
@@ -206,10 +207,7 @@ func (s *Server) deleteDef(c echo.Context, kind promo.Kind) error {
 		return err
 	}
 	if err := s.deps.Definitions.Delete(c.Request().Context(), kind, id); err != nil {
-		if errors.Is(err, promo.ErrInUse) {
-			return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error(), Err: err}
-		}
-		return err
+		return err // 404, or 409 (promo.ErrInUse) when something still names it
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -12,9 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/labstack/echo/v4"
 
-	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -228,7 +229,7 @@ func (s *Server) stopStreams() { s.streams.stop() }
 // visitor's instant promotions as server-sent events (see doc.go).
 func (s *Server) promotionStream(c echo.Context) error {
 	if s.deps.Promotions == nil {
-		return fmt.Errorf("%w: promotions are not configured on this server", engine.ErrNotFound)
+		return errs.New(errs.NotFound, "promotions are not configured on this server")
 	}
 	q := c.QueryParams()
 	visitor, err := s.idParam(q, "visitor", true)

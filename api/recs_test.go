@@ -80,7 +80,7 @@ func TestRecommendationsEngineErrors(t *testing.T) {
 	}{
 		{"invalid", fmt.Errorf("engine: recommend: %w: category: unknown category \"x\"", engine.ErrInvalid), 400, CodeInvalid, `category: unknown category "x"`, false},
 		{"not found", fmt.Errorf("engine: %w", engine.ErrNotFound), 404, CodeNotFound, "not found", false},
-		{"store unavailable", fmt.Errorf("redisstore: %w", engine.ErrUnavailable), 503, CodeUnavailable, "store unavailable", false},
+		{"store unavailable", fmt.Errorf("redisstore: %w", engine.ErrUnavailable), 503, CodeUnavailable, "unavailable; retry later", false},
 		{"deadline", fmt.Errorf("engine: score: %w", context.DeadlineExceeded), 504, CodeTimeout, "deadline", false},
 		{"unexpected", errors.New("index out of sync"), 500, CodeInternal, "internal error (request id ", true},
 	}

@@ -1,15 +1,15 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/labstack/echo/v4"
 
-	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -56,7 +56,7 @@ func (s *Server) offerStats(c echo.Context) error { return s.subjectStats(c, sta
 // subjectStats answers a stats route for a subject of kind.
 func (s *Server) subjectStats(c echo.Context, kind stats.Kind) error {
 	if s.deps.Stats == nil {
-		return fmt.Errorf("%w: stats are not configured", engine.ErrNotFound)
+		return errs.New(errs.NotFound, "stats are not configured")
 	}
 	id, err := pathID(c)
 	if err != nil {

@@ -1,10 +1,10 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 
-	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/labstack/echo/v4"
 )
 
@@ -12,7 +12,7 @@ import (
 // there was nothing to erase (or erasure is not configured).
 func (s *Server) eraseVisitor(c echo.Context) error {
 	if s.deps.Eraser == nil {
-		return fmt.Errorf("%w: visitor erasure is not configured", engine.ErrNotFound)
+		return errs.New(errs.NotFound, "visitor erasure is not configured")
 	}
 	id, err := pathID(c)
 	if err != nil {

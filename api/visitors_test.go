@@ -2,8 +2,9 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"testing"
+
+	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/engine"
 )
@@ -12,7 +13,7 @@ type fakeEraser struct{ erased []string }
 
 func (f *fakeEraser) EraseVisitor(_ context.Context, id string) error {
 	if id == "ghost" {
-		return fmt.Errorf("%w: visitor has no state", engine.ErrNotFound)
+		return errs.New(engine.ErrNotFound, "visitor %q has no state to erase", id)
 	}
 	f.erased = append(f.erased, id)
 	return nil

@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"unicode/utf8"
+
+	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/signals"
 )
@@ -113,13 +116,20 @@ func (e *Engine) PutItem(ctx context.Context, it Item) (Item, error) {
 
 // Item returns a catalog entry or ErrNotFound.
 func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
-	return e.store.Item(ctx, id)
+	it, err := e.store.Item(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Item{}, errs.Wrap(ErrNotFound, err, "item %q not found", id)
+	}
+	return it, err
 }
 
 // DeleteItem removes a catalog entry (ErrNotFound if absent); the item is
 // never recommended again unless it is added back.
 func (e *Engine) DeleteItem(ctx context.Context, id string) error {
 	if err := e.store.DeleteItem(ctx, id); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return errs.Wrap(ErrNotFound, err, "item %q not found", id)
+		}
 		return err
 	}
 	e.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -95,7 +97,7 @@ func (e *Engine) EraseVisitor(ctx context.Context, id string) error {
 		return nil
 	}
 	if !found {
-		return fmt.Errorf("%w: visitor has no state", ErrNotFound)
+		return errs.New(ErrNotFound, "visitor %q has no state to erase", id)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/kairoshq/kairos/model"
 )
 
@@ -197,12 +199,12 @@ func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error)
 	defer e.mu.RUnlock()
 	row, ok := e.rowOf[item]
 	if !ok {
-		return nil, fmt.Errorf("%w: item %q has no interactions yet", ErrNotFound, item)
+		return nil, errs.New(ErrNotFound, "item %q has no interactions yet", item)
 	}
 	s.exclude = append(s.exclude[:0], e.inactive...)
 	top, err := e.model().Similar(&s.scorer, s.top, int(row), n, s.exclude, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: item %q has no factors yet", ErrNotFound, item)
+		return nil, errs.New(ErrNotFound, "item %q has no factors yet", item)
 	}
 	s.top = top
 	return e.recsLocked(top), nil

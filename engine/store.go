@@ -2,22 +2,24 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/kairoshq/kairos/signals"
+
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
-// Errors of the Store port, compared with errors.Is. Adapters translate
-// their own errors (redis.Nil, …) into these.
+// Errors of the Store port, compared with errors.Is: the kinds of package
+// internal/errs under the port's names. Adapters translate their own
+// errors (redis.Nil, …) into these.
 var (
 	// ErrNotFound: the item, visitor or object does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errs.NotFound
 	// ErrUnavailable: the store cannot be reached right now; retry later.
-	ErrUnavailable = errors.New("store unavailable")
+	ErrUnavailable = errs.Unavailable
 	// ErrInvalid: the request is malformed; the wrapping message names the
 	// field, e.g. fmt.Errorf("%w: n: 0 is not in [1, 100]", ErrInvalid).
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errs.Invalid
 )
 
 // Visitor is a visitor's stored state.

@@ -2,18 +2,20 @@ package signals
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // Errors of Bus implementations, compared with errors.Is.
 var (
 	// ErrClosed is returned by a Bus that has been closed.
-	ErrClosed = errors.New("bus closed")
+	ErrClosed = fmt.Errorf("bus closed: %w", errs.Unavailable)
 	// ErrUnavailable wraps errors caused by the broker being unreachable,
 	// disconnected, or refusing a message (nack, unroutable): the call may
 	// succeed later. The HTTP API answers 503.
-	ErrUnavailable = errors.New("bus unavailable")
+	ErrUnavailable = fmt.Errorf("bus %w", errs.Unavailable)
 )
 
 // Publisher publishes events durably: when Publish returns nil every

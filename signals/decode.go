@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // Errors of DecodeBatch for a body that cannot be read as a batch at all
@@ -34,7 +36,9 @@ type batchError struct {
 
 func (e *batchError) Error() string { return e.kind.Error() + ": " + e.msg }
 
-func (e *batchError) Is(target error) bool { return target == e.kind || target == ErrInvalid }
+func (e *batchError) Is(target error) bool {
+	return target == e.kind || target == ErrInvalid || target == errs.Invalid
+}
 
 func malformed(off int, format string, args ...any) error {
 	return &batchError{kind: ErrMalformedBatch, msg: fmt.Sprintf("at byte %d: ", off) + fmt.Sprintf(format, args...)}

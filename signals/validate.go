@@ -9,11 +9,13 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // ErrInvalid is matched (with errors.Is) by every *FieldError: the event or
 // batch is malformed and retrying it unchanged cannot succeed.
-var ErrInvalid = errors.New("invalid event")
+var ErrInvalid = fmt.Errorf("%w event", errs.Invalid)
 
 // FieldError reports why an event is invalid, naming the JSON field at fault
 // ("visitor", "value", "ts", ...) or "" when the event as a whole is at fault
@@ -32,7 +34,7 @@ func (e *FieldError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrInvalid) true for every *FieldError.
-func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid || target == errs.Invalid }
 
 func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}

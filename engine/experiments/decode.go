@@ -2,10 +2,11 @@ package experiments
 
 import (
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/engine/jsondef"
 )
@@ -368,7 +369,7 @@ func checkUpdate(old, x *Experiment, now time.Time) error {
 		return nil
 	}
 	fail := func(path, what string) error {
-		return fmt.Errorf("%w: %s: the experiment has started: its %s cannot change (create a new experiment)", ErrConflict, path, what)
+		return errs.New(ErrConflict, "%s: the experiment has started: its %s cannot change (create a new experiment)", path, what)
 	}
 	switch {
 	case old.Salt != x.Salt:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/jsondef"
 )
@@ -39,8 +41,8 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 	}
 	for _, y := range snap.all {
 		if y.ID != x.ID && overlaps(&x, y) {
-			return Experiment{}, false, fmt.Errorf("%w: target: experiment %s targets the same %s during an overlapping time (stop it first, or set start after its stop)",
-				ErrConflict, jsondef.Quote(y.ID), describeTarget(x.Target))
+			return Experiment{}, false, errs.New(ErrConflict, "target: experiment %s targets the same %s during an overlapping time (stop it first, or set start after its stop)",
+				jsondef.Quote(y.ID), describeTarget(x.Target))
 		}
 	}
 	doc, err := json.Marshal(x)
@@ -119,7 +121,7 @@ func (e *Engine) Get(id string) (Experiment, error) {
 	if x := e.snap.Load().byID[id]; x != nil {
 		return *x, nil
 	}
-	return Experiment{}, fmt.Errorf("experiments: experiment %s: %w", jsondef.Quote(id), engine.ErrNotFound)
+	return Experiment{}, errs.New(engine.ErrNotFound, "experiment %s not found", jsondef.Quote(id))
 }
 
 // List returns every experiment in ascending id order.

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/errs"
+
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/jsondef"
 	"github.com/kairoshq/kairos/eval/abtest"
@@ -277,7 +279,7 @@ func (e *Engine) currentWeights(x *Experiment) []float64 {
 func (e *Engine) Reweigh(ctx context.Context, id string, force bool) error {
 	x := e.snap.Load().byID[id]
 	if x == nil {
-		return fmt.Errorf("experiments: experiment %s: %w", jsondef.Quote(id), engine.ErrNotFound)
+		return errs.New(engine.ErrNotFound, "experiment %s not found", jsondef.Quote(id))
 	}
 	if x.Mode != ModeBandit {
 		return fmt.Errorf("%w: experiment %s is not a bandit", engine.ErrInvalid, jsondef.Quote(id))

@@ -2,14 +2,17 @@ package experiments
 
 import (
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // ErrConflict is returned (wrapped) when a definition cannot be written
 // as asked: another experiment targets the same surface during an
 // overlapping time, a started experiment's fixed parts would change, or
 // an id already exists where it must not.
-var ErrConflict = errors.New("experiments: conflict")
+var ErrConflict = fmt.Errorf("experiments: %w", errs.Conflict)
 
 // ErrStaleUnits is returned by UnitStore.UpdateUnits when a unit changed
 // since it was read (another replica wrote it): nothing was applied and

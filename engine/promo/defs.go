@@ -10,11 +10,13 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/jsondef"
+
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // ErrInUse is returned when deleting an offer or campaign that a rule or
 // campaign still names; the message says which.
-var ErrInUse = errors.New("promo: in use")
+var ErrInUse = fmt.Errorf("promo: in use: %w", errs.Conflict)
 
 // OfferDetail is an offer with its counters (GET /v1/offers/{id}).
 type OfferDetail struct {
@@ -207,15 +209,15 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 	switch kind {
 	case KindOffer:
 		if snap.offers[id] == nil {
-			return fmt.Errorf("promo: offer %s: %w", quote(id), engine.ErrNotFound)
+			return errs.New(engine.ErrNotFound, "offer %s not found", quote(id))
 		}
 		if users := append(snap.offerUsers(id), e.experimentUsers(KindOffer, id)...); len(users) > 0 {
-			return fmt.Errorf("%w: offer %s is named by %s; change or delete them first", ErrInUse, quote(id), strings.Join(users, ", "))
+			return errs.New(ErrInUse, "offer %s is named by %s; change or delete them first", quote(id), strings.Join(users, ", "))
 		}
 		delete(n.offers, id)
 	case KindCampaign:
 		if snap.campaigns[id] == nil {
-			return fmt.Errorf("promo: campaign %s: %w", quote(id), engine.ErrNotFound)
+			return errs.New(engine.ErrNotFound, "campaign %s not found", quote(id))
 		}
 		users := e.experimentUsers(KindCampaign, id)
 		for _, rid := range sortedKeys(snap.rules) {
@@ -224,12 +226,12 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 			}
 		}
 		if len(users) > 0 {
-			return fmt.Errorf("%w: campaign %s is named by %s; change or delete them first", ErrInUse, quote(id), strings.Join(users, ", "))
+			return errs.New(ErrInUse, "campaign %s is named by %s; change or delete them first", quote(id), strings.Join(users, ", "))
 		}
 		delete(n.campaigns, id)
 	case KindRule:
 		if snap.rules[id] == nil {
-			return fmt.Errorf("promo: rule %s: %w", quote(id), engine.ErrNotFound)
+			return errs.New(engine.ErrNotFound, "rule %s not found", quote(id))
 		}
 		delete(n.rules, id)
 	}
@@ -319,7 +321,7 @@ func (e *Engine) Get(kind Kind, id string) (any, error) {
 	default:
 		return nil, fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
 	}
-	return nil, fmt.Errorf("promo: %s %s: %w", strings.TrimSuffix(string(kind), "s"), quote(id), engine.ErrNotFound)
+	return nil, errs.New(engine.ErrNotFound, "%s %s not found", strings.TrimSuffix(string(kind), "s"), quote(id))
 }
 
 // List returns every definition of kind in ascending id order (as Get

@@ -210,7 +210,7 @@ func TestReactWriteFailure(t *testing.T) {
 	})
 	batch := []engine.VisitorChange{{Fresh: []signals.Event{ev("1", signals.TypeView, "sku-1", "", t0, 0)}}}
 	st.React(context.Background(), batch)
-	if !strings.Contains(logs.String(), "counters not written") || !strings.Contains(logs.String(), "store unavailable") {
+	if !strings.Contains(logs.String(), "counters not written") || !strings.Contains(logs.String(), "unavailable") {
 		t.Errorf("log %q", logs.String())
 	}
 	if v := counterValue(t, reg, "kairos_stats_write_errors_total"); v != 1 {
