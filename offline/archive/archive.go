@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -46,6 +47,7 @@ type Archive struct {
 	reqs      chan *request
 	closing   chan struct{}
 	exited    chan struct{}
+	sealReqs  chan chan error // Compact asks the writer to seal the active segment
 	closeOnce sync.Once
 	closeErr  error
 
@@ -147,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 		return nil, err
 	}
 	segDir := filepath.Join(opts.Dir, segmentDir)
-	if err := os.MkdirAll(segDir, 0o755); err != nil {
+	if err := os.MkdirAll(segDir, fileperm.DirMode); err != nil {
 		return nil, fmt.Errorf("archive: create %s: %w", segDir, err)
 	}
 	lock, err := lockDir(opts.Dir)
@@ -163,6 +165,7 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 		reqs:       make(chan *request, opts.QueueLength),
 		closing:    make(chan struct{}),
 		exited:     make(chan struct{}),
+		sealReqs:   make(chan chan error),
 		retainKick: make(chan struct{}, 1),
 	}
 	a.reqPool.New = func() any {
@@ -183,6 +186,9 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 			unlockDir(lock)
 		}
 	}()
+	if err := a.makePrivate(); err != nil {
+		return nil, err
+	}
 	a.w.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevel(opts.Level)),
 		zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
 	if err != nil {
@@ -204,6 +210,21 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 	}
 	ok = true
 	return a, nil
+}
+
+// makePrivate removes the group and other permission bits of the archive
+// directory and its files (raw events), which versions before 0700/0600
+// created 0755/0644.
+func (a *Archive) makePrivate() error {
+	n, err := fileperm.PrivateTree(a.dir)
+	if n > 0 {
+		a.log.Warn("made the archive's files private: they were readable by other users of this machine (created by an older version, or copied)",
+			slog.String("dir", a.dir), slog.Int("entries", n))
+	}
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	return nil
 }
 
 // recover brings the directory to a consistent state; see Open.
@@ -436,6 +457,8 @@ func (a *Archive) run() {
 			a.process(r)
 		case <-t.C:
 			a.tick()
+		case done := <-a.sealReqs:
+			done <- a.sealActive()
 		case <-a.closing:
 			// Close has set closed under the write lock: nothing more can
 			// be enqueued, so draining empties the queue for good.
@@ -636,13 +659,18 @@ func (a *Archive) ensureActive(now time.Time) error {
 	}
 	a.stateMu.Unlock()
 	if last.Name != "" && !h.After(last.Hour) {
-		// The clock is behind the newest sealed segment: never create an
-		// older segment after a newer one; append to the newest instead.
-		a.log.Warn("clock is behind the newest segment; reopening it", slog.String("segment", last.Name))
+		// The segment of this hour was sealed early (Compact), or the clock
+		// is behind the newest sealed segment: never create an older
+		// segment after a newer one; append to the newest instead.
+		if h.Before(last.Hour) {
+			a.log.Warn("clock is behind the newest segment; reopening it", slog.String("segment", last.Name))
+		} else {
+			a.log.Debug("reopening the segment of the current hour", slog.String("segment", last.Name))
+		}
 		return a.reopen(a.bgCtx, last.Name, last.Hour)
 	}
 	name := segmentName(h)
-	f, err := os.OpenFile(filepath.Join(a.segDir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(filepath.Join(a.segDir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileperm.FileMode)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
@@ -696,6 +724,40 @@ func (a *Archive) seal() error {
 		slog.String("segment", seg.name), slog.Int64("events", info.Events), slog.Int64("bytes", info.Bytes))
 	a.kickRetention()
 	return nil
+}
+
+// sealActive seals the active segment before its hour is over, on
+// Compact's request (in the writer goroutine). The next append of the same
+// hour reopens it.
+func (a *Archive) sealActive() error {
+	if p := a.failed.Load(); p != nil {
+		return *p
+	}
+	if a.w.seg == nil {
+		return nil
+	}
+	if err := a.seal(); err != nil {
+		return a.fail(err)
+	}
+	return nil
+}
+
+// requestSeal has the writer goroutine seal the active segment.
+func (a *Archive) requestSeal(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case a.sealReqs <- done:
+	case <-a.exited:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the writer seals it all the same
+	}
 }
 
 // kickRetention asks the maintenance goroutine to apply the retention.

@@ -19,7 +19,8 @@
 //
 // Replay and retrain read with [Archive.Scan] / [Archive.ScanRecords] in
 // the same process, or with a [Reader] from another process (a Reader
-// takes no lock and tolerates a writer appending meanwhile). Erasure is
+// takes no lock and tolerates a writer appending meanwhile: it reads the
+// active segment up to its last complete record). Erasure is
 // [Archive.Erase] followed, at some point, by [Archive.Compact]; retention
 // is Options.Retention, applied in the background at every hour roll-over
 // and by [Archive.ApplyRetention].
@@ -56,6 +57,12 @@
 //	<dir>/tombstones.ndjson              erasure tombstones (append-only)
 //	<dir>/segments/20261123T14.ndjson.zst
 //	<dir>/segments/20261123T15.ndjson.zst
+//
+// The directory, segments/ and every file are private to the account
+// running the writer: directories 0700, files 0600 (the segments hold raw
+// events). Open removes the group and other permission bits of what an
+// older version created 0755/0644 (with a warning), and fails, naming the
+// file and the chmod that fixes it, when it cannot (another owner).
 //
 // A segment is named after the UTC hour (YYYYMMDDTHH) in which its first
 // record was written: events are placed by arrival, which keeps every file
@@ -152,7 +159,10 @@
 // segments/<name>.tmp (unchanged records copied byte for byte, the others
 // re-compressed with their seq and arrival kept), fsyncs it, records the
 // name under "compacting" in the index, renames it over the segment and
-// writes the new index entry. A segment left empty is removed.
+// writes the new index entry. A segment left empty is removed. When a
+// tombstone can reach the active segment, Compact has the writer seal it
+// first and compacts it too; an append later in the same hour reopens it
+// (its index entry is removed, as on open).
 //
 // # Recovery on open
 //
