@@ -88,9 +88,10 @@ type Archive struct {
 
 // activeView is the part of the active segment that readers may see.
 type activeView struct {
-	name string
-	hour time.Time
-	st   segStats // st.bytes is the committed size; st.sum is not used
+	name     string
+	hour     time.Time
+	st       segStats // st.bytes is the committed size; st.sum is not used
+	erasures int      // as activeSeg.erasures
 }
 
 // activeSeg is the writer's open segment.
@@ -99,6 +100,10 @@ type activeSeg struct {
 	name string
 	hour time.Time
 	st   segStats
+	// erasures is the Erasures of the index entry of a reopened segment:
+	// it was compacted against that many tombstones, and the records
+	// appended since come after all of them.
+	erasures int
 }
 
 // writerState belongs to the writer goroutine (and to Open before the
@@ -321,7 +326,9 @@ func (a *Archive) recover(ctx context.Context) error {
 // any) is removed first, its torn tail truncated.
 func (a *Archive) reopen(ctx context.Context, name string, hour time.Time) error {
 	a.stateMu.Lock()
-	if a.idx.find(name) >= 0 {
+	erasures := 0
+	if i := a.idx.find(name); i >= 0 {
+		erasures = a.idx.Segments[i].Erasures
 		a.idx.remove(name)
 		a.idx.LastSeq = max(a.idx.LastSeq, a.w.seq)
 		if err := writeIndex(a.dir, a.idx); err != nil {
@@ -334,10 +341,10 @@ func (a *Archive) reopen(ctx context.Context, name string, hour time.Time) error
 	if err != nil {
 		return err
 	}
-	a.w.seg = &activeSeg{f: f, name: name, hour: hour, st: st}
+	a.w.seg = &activeSeg{f: f, name: name, hour: hour, st: st, erasures: erasures}
 	a.w.seq = max(a.w.seq, st.lastSeq)
 	a.stateMu.Lock()
-	a.active = activeView{name: name, hour: hour, st: st}
+	a.active = activeView{name: name, hour: hour, st: st, erasures: erasures}
 	a.stateMu.Unlock()
 	return nil
 }
@@ -711,6 +718,7 @@ func (a *Archive) seal() error {
 	}
 	info := seg.st.info(seg.name, seg.hour, true)
 	info.SealedAt = a.opts.Now().UTC()
+	info.Erasures = seg.erasures
 	a.stateMu.Lock()
 	a.idx.put(info)
 	a.idx.LastSeq = max(a.idx.LastSeq, a.w.seq)

@@ -61,6 +61,14 @@ func TestCompactAfterReopenInSameHour(t *testing.T) {
 	}
 	mustClose(t, a)
 
+	// Run again in the same hour: the reopened segment remembers it was
+	// compacted against the three tombstones, and is left alone.
+	a = mustOpen(t, o)
+	if res, err := a.Compact(context.Background()); err != nil || res.SealedActive != "" || res.Scanned != 0 {
+		t.Fatalf("second Compact = %+v, %v: want nothing to do", res, err)
+	}
+	mustClose(t, a)
+
 	raw := decompressFile(t, filepath.Join(o.Dir, segmentDir, name))
 	for _, v := range erased {
 		if strings.Contains(raw, v) {

@@ -139,7 +139,9 @@
 //
 // sha256 is the SHA-256 of the whole segment file (so `sha256sum`
 // verifies a copy); erasures counts the tombstones Compact has applied to
-// the segment. The active segment is not in the index. The index is a
+// the segment (kept in memory while a reopened segment is active, and
+// written again when it is sealed: the records appended meanwhile come
+// after all those tombstones). The active segment is not in the index. The index is a
 // cache of what the segments say: Open rebuilds missing or stale entries
 // (wrong size, unknown file, interrupted compaction) by scanning.
 //

@@ -83,8 +83,9 @@ type CompactResult struct {
 // their sequence number and arrival time. Segments already compacted
 // against every tombstone are not read again.
 //
-// When the active segment may hold erased events (a tombstone's seq is at
-// or after its first record), Compact has the writer seal it first, so
+// When the active segment may hold erased events (a tombstone it was not
+// compacted against has a seq at or after its first record), Compact has
+// the writer seal it first, so
 // that it is compacted too: this matters to `kairos archive compact`,
 // which runs while the server is stopped and finds the current hour's
 // segment active again on open. An append later in the same hour reopens
@@ -117,7 +118,7 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 	a.stateMu.Lock()
 	active := a.active
 	a.stateMu.Unlock()
-	if lines > 0 && active.name != "" && active.st.records > 0 && maxSeq >= active.st.firstSeq {
+	if lines > active.erasures && active.name != "" && active.st.records > 0 && maxSeq >= active.st.firstSeq {
 		if err := a.requestSeal(ctx); err != nil {
 			return res, fmt.Errorf("archive: compact: seal the active segment %s: %w", active.name, err)
 		}
