@@ -22,7 +22,7 @@ import (
 func init() {
 	register(command{name: "archive ls", summary: "list the archive's segments (JSON lines)", run: runArchiveLs})
 	register(command{name: "archive verify", summary: "check every record checksum of the archive", run: runArchiveVerify})
-	register(command{name: "archive compact", summary: "rewrite sealed segments without erased visitors (the server must be stopped)", run: runArchiveCompact})
+	register(command{name: "archive compact", summary: "rewrite the segments, the current hour's included, without erased visitors (the server must be stopped)", run: runArchiveCompact})
 	register(command{name: "archive import", summary: "append a dataset (MovieLens, CSV) to an archive as view events", run: runArchiveImport})
 }
 

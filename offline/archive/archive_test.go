@@ -562,7 +562,9 @@ func TestEraseAndCompact(t *testing.T) {
 	if segs := a.Segments(); len(segs) != 3 || segs[2].Sealed || segs[2].Events != 2 {
 		t.Fatalf("segments after an append %+v: want the third reopened with 2 events", segs)
 	}
-	want = append(want, "9")
+	if got, want := ids(a), append(want, "9"); !slices.Equal(got, want) {
+		t.Fatalf("after the append: %v, want %v", got, want)
+	}
 
 	// Erase the only visitor of a segment: Compact removes the file.
 	if err := a.Erase(context.Background(), "alice"); err != nil {

@@ -168,7 +168,8 @@
 //
 // # Recovery on open
 //
-// Open takes the lock, removes *.tmp leftovers, reads the index, drops
+// Open takes the lock, makes the files private (see Directory layout),
+// removes *.tmp leftovers, reads the index, drops
 // entries whose file is missing or has another size, and scans every
 // segment that is not indexed, verifying both checksums of every record
 // (no decompression). The first invalid byte and everything after it is
