@@ -403,6 +403,7 @@ func (a *Archive) encode(r *request, events []signals.Event) error {
 	var now time.Time
 	for i := range events {
 		r.ev = events[i]
+		r.ev.UserHash = "" // a credential, never stored (signals.Event)
 		if r.ev.Time.IsZero() {
 			if now.IsZero() {
 				now = a.opts.Now()

@@ -114,6 +114,7 @@
 // without ts gets the archive clock's time) as RFC 3339 UTC with
 // milliseconds. Keys appear in struct order, empty optional fields are
 // omitted, props keys are sorted, and "<", ">", "&" are not escaped.
+// user_hash, a credential, is never written.
 //
 // Because the header is a skippable frame, a segment is also a plain
 // zstd stream of NDJSON: `zstd -dc segments/20261123T14.ndjson.zst`,
