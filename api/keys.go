@@ -9,8 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
+
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 // Keys is a publishable and secret key pair, as stored in keys.json.
@@ -74,7 +75,7 @@ func LoadOrCreateKeys(dataDir string) (keys Keys, created bool, err error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return keys, false, err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(dataDir, fileperm.DirMode); err != nil {
 		return Keys{}, false, fmt.Errorf("api: keys: %w", err)
 	}
 	keys, err = NewKeys()
@@ -90,7 +91,7 @@ func LoadOrCreateKeys(dataDir string) (keys Keys, created bool, err error) {
 		return Keys{}, false, fmt.Errorf("api: keys: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(fileperm.FileMode); err != nil {
 		tmp.Close()
 		return Keys{}, false, fmt.Errorf("api: keys: %w", err)
 	}
@@ -126,8 +127,8 @@ func readKeys(path string) (Keys, error) {
 	if err != nil {
 		return Keys{}, fmt.Errorf("api: keys: %w", err)
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return Keys{}, fmt.Errorf("api: keys: %s has mode %v: others may read the secret key; run chmod 600 %s", path, fi.Mode().Perm(), path)
+	if err := fileperm.CheckPrivate(path, fi.Mode(), "the secret key"); err != nil {
+		return Keys{}, fmt.Errorf("api: keys: %w", err)
 	}
 	var k Keys
 	dec := json.NewDecoder(f)

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -19,7 +22,7 @@ import (
 func init() {
 	register(command{name: "archive ls", summary: "list the archive's segments (JSON lines)", run: runArchiveLs})
 	register(command{name: "archive verify", summary: "check every record checksum of the archive", run: runArchiveVerify})
-	register(command{name: "archive compact", summary: "rewrite sealed segments without erased visitors (the server must be stopped)", run: runArchiveCompact})
+	register(command{name: "archive compact", summary: "rewrite the segments, the current hour's included, without erased visitors (the server must be stopped)", run: runArchiveCompact})
 	register(command{name: "archive import", summary: "append a dataset (MovieLens, CSV) to an archive as view events", run: runArchiveImport})
 }
 
@@ -35,11 +38,31 @@ func archiveDirFlags(fs *flag.FlagSet) func() string {
 	}
 }
 
+// existingArchive returns an error when dir holds no archive: the
+// read-only commands and compact would otherwise list nothing or create
+// an empty archive at a mistyped path.
+func existingArchive(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no archive at %s (set --data-dir or --archive-dir)", dir)
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not an archive directory", dir)
+	}
+	return nil
+}
+
 func runArchiveLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("archive ls", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := archiveDirFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := existingArchive(dir()); err != nil {
 		return err
 	}
 	segs, err := archive.NewReader(dir(), nil).Segments(ctx)
@@ -62,6 +85,9 @@ func runArchiveVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := existingArchive(dir()); err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := archive.NewReader(dir(), nil).Verify(ctx); err != nil {
 		return err
@@ -69,6 +95,17 @@ func runArchiveVerify(ctx context.Context, args []string, stdout, stderr io.Writ
 	return json.NewEncoder(stdout).Encode(map[string]any{"verified": dir(), "took_s": time.Since(start).Seconds()})
 }
 
+// compactLine is the JSON line of `kairos archive compact`.
+type compactLine struct {
+	Archive string `json:"archive"`
+	archive.CompactResult
+	TookS float64 `json:"took_s"`
+}
+
+// runArchiveCompact rewrites the archive without the erased visitors'
+// events. It needs the archive's writer lock, so it refuses to run while
+// kairos serve has the archive open: the server keeps appending to the
+// current hour's segment, and readers skip erased events meanwhile anyway.
 func runArchiveCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("archive compact", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,19 +113,39 @@ func runArchiveCompact(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, err := archive.Open(ctx, archive.Options{Dir: dir()})
+	if err := existingArchive(dir()); err != nil {
+		return err
+	}
+	start := time.Now()
+	a, err := archive.Open(ctx, archive.Options{Dir: dir(), Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if errors.Is(err, archive.ErrLocked) {
-		return fmt.Errorf("%w: stop kairos serve first", err)
+		return fmt.Errorf("%s is in use (kairos serve holds its lock %s): stop kairos serve, then run kairos archive compact again; "+
+			"until then every reader already skips the erased visitors' events", dir(), filepath.Join(dir(), "LOCK"))
 	}
 	if err != nil {
 		return err
 	}
-	defer a.Close()
 	res, err := a.Compact(ctx)
+	if cerr := a.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(stdout).Encode(res)
+	fmt.Fprintf(stderr, "archive compact: %d tombstones; %d of %d segments scanned (%s), %d rewritten, %d removed; %d events of erased visitors removed\n",
+		res.Tombstones, res.Scanned, res.Segments, sealedNote(res.SealedActive), res.Rewritten, res.Removed, res.EventsGone)
+	if res.Skipped > 0 {
+		fmt.Fprintf(stderr, "archive compact: %d segments changed while being compacted: run it again\n", res.Skipped)
+	}
+	return json.NewEncoder(stdout).Encode(compactLine{Archive: dir(), CompactResult: res, TookS: time.Since(start).Seconds()})
+}
+
+// sealedNote says whether compact sealed the current hour's segment.
+func sealedNote(name string) string {
+	if name == "" {
+		return "no active segment to seal"
+	}
+	return "the current hour's segment " + name + " sealed first"
 }
 
 func runArchiveImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {

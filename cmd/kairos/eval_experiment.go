@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/offline/archive"
@@ -54,7 +55,7 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 	decisions := fs.Bool("decisions", false, `print the decision log, one {"propensity","reward","target","variant","exposed"} line per unit, for kairos eval offpolicy`)
 	target := fs.String("target", "", `target policy of --decisions: a variant name ("always B") or weights "A=0.2,B=0.8"`)
 	metric := fs.String("metric", "", "reward of --decisions: ctr, add_to_cart, conversion or revenue (default the experiment's)")
-	dataDir := fs.String("data-dir", envOr("KAIROS_DATA_DIR", "./kairos-data"), "data dir: the embedded store (<data-dir>/state; kairos serve must be stopped) and the default archive")
+	dataDir := fs.String("data-dir", envOr("KAIROS_DATA_DIR", "./kairos-data"), "data dir: the embedded store (<data-dir>/state, read without its lock: kairos serve may run) and the default archive")
 	archiveDirs := fs.String("archive-dir", "", "archive directories, comma-separated (default <data-dir>/archive; with several replicas, all of theirs)")
 	redisURL := fs.String("redis-url", envOr("KAIROS_REDIS_URL", ""), "Redis URL (the store, instead of the embedded one)")
 	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of the Redis keys")
@@ -73,7 +74,7 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 	if *decisions && *target == "" {
 		return errors.New("--decisions needs --target (a variant, or weights A=0.2,B=0.8)")
 	}
-	store, err := openToolStore(ctx, *redisURL, *namespace, *dataDir)
+	store, err := openToolStoreReadOnly(ctx, *redisURL, *namespace, *dataDir)
 	if err != nil {
 		return err
 	}
@@ -107,6 +108,9 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 		return errors.New("the store keeps no secret to verify exposures with")
 	}
 	secret, err := ss.PromoSecret(ctx)
+	if errors.Is(err, embedded.ErrReadOnly) {
+		return fmt.Errorf("experiment %q: the store has no offer-token secret yet, so no exposure was ever served", *id)
+	}
 	if err != nil {
 		return err
 	}

@@ -184,8 +184,10 @@ func decisions(t *testing.T, units int, args ...string) {
 // TestExperimentEndToEndEmbedded: kairos serve (embedded): visitors get
 // the hero slot's offers in an experiment, clicks and conversions are
 // posted to /v1/events, the results endpoint shows exactly the expected
-// counts; after the server stops, the counts rebuilt from the archive
-// equal the live ones and the decision log feeds kairos eval offpolicy.
+// counts; beside the running server (which holds the store's and the
+// archive's locks) and again after it stops, the counts rebuilt from the
+// archive equal the live ones, and the decision log feeds kairos eval
+// offpolicy.
 func TestExperimentEndToEndEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, "--data-dir", dir)
@@ -196,9 +198,13 @@ func TestExperimentEndToEndEmbedded(t *testing.T) {
 	}}
 	f.run(t)
 	f.check(t)
+	l := rebuild(t, "--data-dir", dir, "--redis-url", "")
+	if l.Units != f.visitors {
+		t.Errorf("rebuilt %d units beside the server, want %d", l.Units, f.visitors)
+	}
+	decisions(t, f.visitors, "--data-dir", dir, "--redis-url", "")
 	srv.stop(t)
 	rebuild(t, "--data-dir", dir, "--redis-url", "")
-	decisions(t, f.visitors, "--data-dir", dir, "--redis-url", "")
 }
 
 // TestExperimentEndToEndRabbitRedis: the same on RabbitMQ and Redis (a

@@ -136,6 +136,21 @@ func openToolStore(ctx context.Context, redisURL, namespace, dataDir string) (en
 	return s, err
 }
 
+// openToolStoreReadOnly is openToolStore for tools that only read: the
+// embedded store is loaded without its lock (embedded.OpenReadOnly), so
+// that they run beside kairos serve; it sees the server's writes up to the
+// moment it is opened.
+func openToolStoreReadOnly(ctx context.Context, redisURL, namespace, dataDir string) (engine.Store, error) {
+	if redisURL != "" {
+		return redisstore.Open(ctx, redisstore.Config{URL: redisURL, Prefix: namespace})
+	}
+	dir := filepath.Join(dataDir, "state")
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no embedded store at %s (set --data-dir, or --redis-url for Redis): %w", dir, err)
+	}
+	return embedded.OpenReadOnly(dir, embedded.Config{Logger: slog.New(slog.DiscardHandler)})
+}
+
 // liveFromStore reads the live item factors from the store.
 func liveFromStore(ctx context.Context, store engine.Store) (*offline.LiveModel, error) {
 	ids, err := store.RowIDs(ctx)

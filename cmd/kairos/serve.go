@@ -77,6 +77,9 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 			a.Close()
 		}
 	}()
+	if err := privateDataDir(cfg, a.log); err != nil {
+		return nil, err
+	}
 	if a.store, err = openStore(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}

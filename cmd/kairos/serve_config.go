@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine/stats"
+	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
@@ -306,8 +306,8 @@ func identitySecrets(list, file string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--identity-secret-file: %w", err)
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("--identity-secret-file: %s has mode %v: others may read the identity secret; run chmod 600 %s", file, fi.Mode().Perm(), file)
+	if err := fileperm.CheckPrivate(file, fi.Mode(), "the identity secret"); err != nil {
+		return nil, fmt.Errorf("--identity-secret-file: %w", err)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 // blobDir is the directory of the blobs inside the data directory.
@@ -52,7 +53,7 @@ func (s *Store) PutBlob(ctx context.Context, name string, data []byte) (err erro
 		return uerr
 	}
 	dir := filepath.Join(s.dir, blobDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, fileperm.DirMode); err != nil {
 		return fmt.Errorf("embedded: put blob: %w: %w", engine.ErrUnavailable, err)
 	}
 	f, err := os.CreateTemp(dir, ".tmp-*")

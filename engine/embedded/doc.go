@@ -16,6 +16,13 @@
 //	snapshot.kdb         the state as of the start of log <seq> (seq is in its header)
 //	blobs/<name>         one file per blob (PutBlob), the name path-escaped
 //
+// The directory and everything in it are private to the account running
+// the store: directories 0700, files 0600 (the log and the snapshot hold
+// visitor histories and the offer-token secret). Open removes the group
+// and other permission bits of whatever an older version created
+// 0755/0644, logging a warning, and fails, naming the file and the chmod
+// that fixes it, when it cannot (another owner); see internal/fileperm.
+//
 // Every record, in the log and in the snapshot, is framed as
 //
 //	length uint32 LE | CRC-32C of the payload uint32 LE | payload (type byte, then fields)
@@ -139,6 +146,15 @@
 // days); a bucket is dropped once all its marks are older than the window,
 // so an id is reported for at least the window and at most 9/8 of it, and
 // memory holds only the marks of the last window.
+//
+// # Reading beside a running store
+//
+// OpenReadOnly loads the directory without its lock and without writing
+// anything, for tools that read while `kairos serve` runs (kairos eval
+// experiment): each log is read up to its size when opened, a record being
+// written at the end of the last one is left out (not truncated), and a
+// log removed by a concurrent compaction makes it start over from the new
+// snapshot. Every write returns ErrReadOnly.
 //
 // # Concurrency
 //

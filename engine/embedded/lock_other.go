@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 // lockDir creates the lock file at path exclusively. Without flock, a
 // crash leaves the file behind: remove it by hand once sure that no
 // process uses the directory.
 func lockDir(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, fileperm.FileMode)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			holder, _ := os.ReadFile(path)

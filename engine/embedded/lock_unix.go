@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/kairoshq/kairos/internal/fileperm"
 	"syscall"
 )
 
@@ -14,7 +16,7 @@ import (
 // releases the lock when the process dies, so a crash leaves no stale
 // lock.
 func lockDir(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, fileperm.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 // Files of a data directory.
@@ -119,14 +120,19 @@ func scanRecords(r io.Reader, fn func(payload []byte) error) (good int64, torn s
 	}
 }
 
-// replayWAL applies the records of one log file to st.
+// replayWAL applies the records of one log file to st, up to the size
+// the file has when it is opened (a writer may be appending: OpenReadOnly).
 func replayWAL(path string, st *state, limit int) (good int64, torn string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, "", err
 	}
 	defer f.Close()
-	return scanRecords(f, func(p []byte) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	return scanRecords(io.LimitReader(f, fi.Size()), func(p []byte) error {
 		if err := st.apply(p, limit); err != nil {
 			return fmt.Errorf("%s: %w", filepath.Base(path), err)
 		}
@@ -246,7 +252,7 @@ const (
 // the new one, never a partial file.
 func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
 	tmp := filepath.Join(dir, snapTmpName)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fileperm.FileMode)
 	if err != nil {
 		return 0, err
 	}

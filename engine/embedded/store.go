@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 // Interface guard.
@@ -36,6 +37,9 @@ type Store struct {
 	cfg  Config
 	log  *slog.Logger
 	lock *os.File
+	// readOnly: opened by OpenReadOnly, without the lock and without a
+	// log; every write returns ErrReadOnly.
+	readOnly bool
 
 	mu      sync.RWMutex
 	st      *state
@@ -73,7 +77,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("embedded: open: %w: %w", engine.ErrInvalid, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, fileperm.DirMode); err != nil {
 		return nil, fmt.Errorf("embedded: open: %w", err)
 	}
 	lock, err := lockDir(filepath.Join(dir, lockName))
@@ -89,6 +93,10 @@ func Open(dir string, cfg Config) (*Store, error) {
 		stop: make(chan struct{}),
 	}
 	start := time.Now()
+	if err := s.makePrivate(); err != nil {
+		unlockDir(lock)
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
 	if err := s.recover(); err != nil {
 		unlockDir(lock)
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
@@ -100,6 +108,20 @@ func Open(dir string, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// makePrivate removes the group and other permission bits of the
+// directory and its files (the log and the snapshot hold visitor data and
+// the offer-token secret), which versions before 0700/0600 created
+// 0755/0644.
+func (s *Store) makePrivate() error {
+	n, err := fileperm.PrivateTree(s.dir)
+	if n > 0 {
+		s.log.LogAttrs(context.Background(), slog.LevelWarn,
+			"made the store's files private: they were readable by other users of this machine (created by an older version, or copied)",
+			slog.String("dir", s.dir), slog.Int("entries", n))
+	}
+	return err
+}
+
 // recover loads the snapshot and the logs, and opens the active log.
 func (s *Store) recover() error {
 	if err := os.Remove(filepath.Join(s.dir, snapTmpName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -109,82 +131,114 @@ func (s *Store) recover() error {
 	for _, t := range tmps {
 		os.Remove(t) // a blob write cut short by a crash
 	}
-	s.st = newState(s.cfg)
-	var snapSeq uint64
-	snapPath := filepath.Join(s.dir, snapName)
-	if _, err := os.Stat(snapPath); err == nil {
-		if snapSeq, err = readSnapshot(snapPath, s.st, s.cfg.HistoryLimit); err != nil {
-			return fmt.Errorf("%s: %w", snapName, err)
-		}
-		if fi, err := os.Stat(snapPath); err == nil {
-			s.snapSize.Store(fi.Size())
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	seqs, err := listWALs(s.dir)
+	l, err := load(s.dir, s.cfg)
 	if err != nil {
 		return err
 	}
-	var live []uint64
-	for _, seq := range seqs {
-		if seq < snapSeq {
-			// Left over by a crash after a snapshot replaced it.
-			if err := os.Remove(filepath.Join(s.dir, walName(seq))); err != nil {
-				return err
-			}
-			continue
-		}
-		if len(live) > 0 && seq != live[len(live)-1]+1 {
-			return fmt.Errorf("log %s is missing", walName(live[len(live)-1]+1))
-		}
-		live = append(live, seq)
-	}
-	if len(live) > 0 && snapSeq > 0 && live[0] != snapSeq {
-		return fmt.Errorf("log %s is missing", walName(snapSeq))
-	}
-	var size int64
-	for i, seq := range live {
-		path := filepath.Join(s.dir, walName(seq))
-		good, torn, err := replayWAL(path, s.st, s.cfg.HistoryLimit)
-		if err != nil {
+	s.st = l.st
+	s.snapSize.Store(l.snapSize)
+	for _, seq := range l.stale {
+		// Left over by a crash after a snapshot replaced it.
+		if err := os.Remove(filepath.Join(s.dir, walName(seq))); err != nil {
 			return err
 		}
-		size = good
-		if torn == "" {
-			continue
-		}
-		if i < len(live)-1 {
-			return fmt.Errorf("%s: %w: %s at offset %d, and later logs exist", walName(seq), errCorruptRecord, torn, good)
-		}
+	}
+	if l.torn != "" {
 		// The last record was being written when the process died: it
 		// was never acknowledged. Cut it off.
+		last := walName(l.live[len(l.live)-1])
+		path := filepath.Join(s.dir, last)
 		fi, err := os.Stat(path)
 		if err != nil {
 			return err
 		}
 		s.log.LogAttrs(context.Background(), slog.LevelWarn, "truncating torn log tail",
-			slog.String("file", walName(seq)), slog.String("reason", torn),
-			slog.Int64("offset", good), slog.Int64("dropped_bytes", fi.Size()-good))
-		if err := os.Truncate(path, good); err != nil {
+			slog.String("file", last), slog.String("reason", l.torn),
+			slog.Int64("offset", l.size), slog.Int64("dropped_bytes", fi.Size()-l.size))
+		if err := os.Truncate(path, l.size); err != nil {
 			return err
 		}
 	}
 	s.st.seen.expire(s.cfg.Now().UnixNano())
 	s.st.pruneCounts(s.cfg.Now().Unix())
-	if len(live) > 0 {
-		s.walSeq = live[len(live)-1]
-		s.walSize = size
-		s.wal, err = os.OpenFile(filepath.Join(s.dir, walName(s.walSeq)), os.O_WRONLY|os.O_APPEND, 0o644)
+	if len(l.live) > 0 {
+		s.walSeq = l.live[len(l.live)-1]
+		s.walSize = l.size
+		s.wal, err = os.OpenFile(filepath.Join(s.dir, walName(s.walSeq)), os.O_WRONLY|os.O_APPEND, fileperm.FileMode)
 		return err
 	}
-	s.walSeq = max(snapSeq, 1)
+	s.walSeq = max(l.snapSeq, 1)
 	s.wal, err = createWAL(s.dir, s.walSeq)
 	return err
 }
 
+// errMissingLog: a log between the snapshot and the last log is missing.
+var errMissingLog = errors.New("log is missing")
+
+// loaded is what load read from a directory.
+type loaded struct {
+	st       *state
+	snapSeq  uint64
+	snapSize int64
+	stale    []uint64 // logs older than the snapshot, left over by a crash
+	live     []uint64 // the logs replayed, ascending
+	size     int64    // bytes of sound records in the last log
+	torn     string   // why the last log ends in a torn record; "" when it does not
+}
+
+// load reads the snapshot of dir and replays the logs after it, changing
+// nothing on disk. A torn record at the end of the last log (a crash, or
+// a writer in the middle of a write) is reported in torn; anywhere else
+// it is corruption.
+func load(dir string, cfg Config) (loaded, error) {
+	l := loaded{st: newState(cfg)}
+	snapPath := filepath.Join(dir, snapName)
+	if _, err := os.Stat(snapPath); err == nil {
+		if l.snapSeq, err = readSnapshot(snapPath, l.st, cfg.HistoryLimit); err != nil {
+			return l, fmt.Errorf("%s: %w", snapName, err)
+		}
+		if fi, err := os.Stat(snapPath); err == nil {
+			l.snapSize = fi.Size()
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return l, err
+	}
+	seqs, err := listWALs(dir)
+	if err != nil {
+		return l, err
+	}
+	for _, seq := range seqs {
+		if seq < l.snapSeq {
+			l.stale = append(l.stale, seq)
+			continue
+		}
+		if n := len(l.live); n > 0 && seq != l.live[n-1]+1 {
+			return l, fmt.Errorf("%w: %s", errMissingLog, walName(l.live[n-1]+1))
+		}
+		l.live = append(l.live, seq)
+	}
+	if len(l.live) > 0 && l.snapSeq > 0 && l.live[0] != l.snapSeq {
+		return l, fmt.Errorf("%w: %s", errMissingLog, walName(l.snapSeq))
+	}
+	for i, seq := range l.live {
+		good, torn, err := replayWAL(filepath.Join(dir, walName(seq)), l.st, cfg.HistoryLimit)
+		if err != nil {
+			return l, err
+		}
+		l.size = good
+		if torn == "" {
+			continue
+		}
+		if i < len(l.live)-1 {
+			return l, fmt.Errorf("%s: %w: %s at offset %d, and later logs exist", walName(seq), errCorruptRecord, torn, good)
+		}
+		l.torn = torn
+	}
+	return l, nil
+}
+
 func createWAL(dir string, seq uint64) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, walName(seq)), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, walName(seq)), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, fileperm.FileMode)
 	if err != nil {
 		return nil, err
 	}
@@ -283,10 +337,17 @@ func (s *Store) compact() error {
 }
 
 // Close compacts the log into a snapshot (so that the next Open is fast),
-// flushes and closes the files and releases the directory. Later calls
-// return the first call's result.
+// flushes and closes the files and releases the directory (a read-only
+// Store is only marked closed). Later calls return the first call's
+// result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.readOnly {
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
+			return
+		}
 		close(s.stop)
 		s.wg.Wait()
 		var errs []error
@@ -350,6 +411,9 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) usableLocked() error {
 	if s.closed {
 		return errClosed
+	}
+	if s.readOnly {
+		return ErrReadOnly
 	}
 	if s.failed != nil {
 		return fmt.Errorf("embedded: a log write failed, the store refuses writes until reopened: %w: %w", engine.ErrUnavailable, s.failed)

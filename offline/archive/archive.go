@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -46,6 +47,7 @@ type Archive struct {
 	reqs      chan *request
 	closing   chan struct{}
 	exited    chan struct{}
+	sealReqs  chan chan error // Compact asks the writer to seal the active segment
 	closeOnce sync.Once
 	closeErr  error
 
@@ -86,9 +88,10 @@ type Archive struct {
 
 // activeView is the part of the active segment that readers may see.
 type activeView struct {
-	name string
-	hour time.Time
-	st   segStats // st.bytes is the committed size; st.sum is not used
+	name     string
+	hour     time.Time
+	st       segStats // st.bytes is the committed size; st.sum is not used
+	erasures int      // as activeSeg.erasures
 }
 
 // activeSeg is the writer's open segment.
@@ -97,6 +100,10 @@ type activeSeg struct {
 	name string
 	hour time.Time
 	st   segStats
+	// erasures is the Erasures of the index entry of a reopened segment:
+	// it was compacted against that many tombstones, and the records
+	// appended since come after all of them.
+	erasures int
 }
 
 // writerState belongs to the writer goroutine (and to Open before the
@@ -147,7 +154,7 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 		return nil, err
 	}
 	segDir := filepath.Join(opts.Dir, segmentDir)
-	if err := os.MkdirAll(segDir, 0o755); err != nil {
+	if err := os.MkdirAll(segDir, fileperm.DirMode); err != nil {
 		return nil, fmt.Errorf("archive: create %s: %w", segDir, err)
 	}
 	lock, err := lockDir(opts.Dir)
@@ -163,6 +170,7 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 		reqs:       make(chan *request, opts.QueueLength),
 		closing:    make(chan struct{}),
 		exited:     make(chan struct{}),
+		sealReqs:   make(chan chan error),
 		retainKick: make(chan struct{}, 1),
 	}
 	a.reqPool.New = func() any {
@@ -183,6 +191,9 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 			unlockDir(lock)
 		}
 	}()
+	if err := a.makePrivate(); err != nil {
+		return nil, err
+	}
 	a.w.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevel(opts.Level)),
 		zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
 	if err != nil {
@@ -204,6 +215,21 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 	}
 	ok = true
 	return a, nil
+}
+
+// makePrivate removes the group and other permission bits of the archive
+// directory and its files (raw events), which versions before 0700/0600
+// created 0755/0644.
+func (a *Archive) makePrivate() error {
+	n, err := fileperm.PrivateTree(a.dir)
+	if n > 0 {
+		a.log.Warn("made the archive's files private: they were readable by other users of this machine (created by an older version, or copied)",
+			slog.String("dir", a.dir), slog.Int("entries", n))
+	}
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	return nil
 }
 
 // recover brings the directory to a consistent state; see Open.
@@ -300,7 +326,9 @@ func (a *Archive) recover(ctx context.Context) error {
 // any) is removed first, its torn tail truncated.
 func (a *Archive) reopen(ctx context.Context, name string, hour time.Time) error {
 	a.stateMu.Lock()
-	if a.idx.find(name) >= 0 {
+	erasures := 0
+	if i := a.idx.find(name); i >= 0 {
+		erasures = a.idx.Segments[i].Erasures
 		a.idx.remove(name)
 		a.idx.LastSeq = max(a.idx.LastSeq, a.w.seq)
 		if err := writeIndex(a.dir, a.idx); err != nil {
@@ -313,10 +341,10 @@ func (a *Archive) reopen(ctx context.Context, name string, hour time.Time) error
 	if err != nil {
 		return err
 	}
-	a.w.seg = &activeSeg{f: f, name: name, hour: hour, st: st}
+	a.w.seg = &activeSeg{f: f, name: name, hour: hour, st: st, erasures: erasures}
 	a.w.seq = max(a.w.seq, st.lastSeq)
 	a.stateMu.Lock()
-	a.active = activeView{name: name, hour: hour, st: st}
+	a.active = activeView{name: name, hour: hour, st: st, erasures: erasures}
 	a.stateMu.Unlock()
 	return nil
 }
@@ -375,6 +403,7 @@ func (a *Archive) encode(r *request, events []signals.Event) error {
 	var now time.Time
 	for i := range events {
 		r.ev = events[i]
+		r.ev.UserHash = "" // a credential, never stored (signals.Event)
 		if r.ev.Time.IsZero() {
 			if now.IsZero() {
 				now = a.opts.Now()
@@ -436,6 +465,8 @@ func (a *Archive) run() {
 			a.process(r)
 		case <-t.C:
 			a.tick()
+		case done := <-a.sealReqs:
+			done <- a.sealActive()
 		case <-a.closing:
 			// Close has set closed under the write lock: nothing more can
 			// be enqueued, so draining empties the queue for good.
@@ -636,13 +667,18 @@ func (a *Archive) ensureActive(now time.Time) error {
 	}
 	a.stateMu.Unlock()
 	if last.Name != "" && !h.After(last.Hour) {
-		// The clock is behind the newest sealed segment: never create an
-		// older segment after a newer one; append to the newest instead.
-		a.log.Warn("clock is behind the newest segment; reopening it", slog.String("segment", last.Name))
+		// The segment of this hour was sealed early (Compact), or the clock
+		// is behind the newest sealed segment: never create an older
+		// segment after a newer one; append to the newest instead.
+		if h.Before(last.Hour) {
+			a.log.Warn("clock is behind the newest segment; reopening it", slog.String("segment", last.Name))
+		} else {
+			a.log.Debug("reopening the segment of the current hour", slog.String("segment", last.Name))
+		}
 		return a.reopen(a.bgCtx, last.Name, last.Hour)
 	}
 	name := segmentName(h)
-	f, err := os.OpenFile(filepath.Join(a.segDir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(filepath.Join(a.segDir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileperm.FileMode)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
@@ -683,6 +719,7 @@ func (a *Archive) seal() error {
 	}
 	info := seg.st.info(seg.name, seg.hour, true)
 	info.SealedAt = a.opts.Now().UTC()
+	info.Erasures = seg.erasures
 	a.stateMu.Lock()
 	a.idx.put(info)
 	a.idx.LastSeq = max(a.idx.LastSeq, a.w.seq)
@@ -696,6 +733,40 @@ func (a *Archive) seal() error {
 		slog.String("segment", seg.name), slog.Int64("events", info.Events), slog.Int64("bytes", info.Bytes))
 	a.kickRetention()
 	return nil
+}
+
+// sealActive seals the active segment before its hour is over, on
+// Compact's request (in the writer goroutine). The next append of the same
+// hour reopens it.
+func (a *Archive) sealActive() error {
+	if p := a.failed.Load(); p != nil {
+		return *p
+	}
+	if a.w.seg == nil {
+		return nil
+	}
+	if err := a.seal(); err != nil {
+		return a.fail(err)
+	}
+	return nil
+}
+
+// requestSeal has the writer goroutine seal the active segment.
+func (a *Archive) requestSeal(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case a.sealReqs <- done:
+	case <-a.exited:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the writer seals it all the same
+	}
 }
 
 // kickRetention asks the maintenance goroutine to apply the retention.

@@ -523,24 +523,47 @@ func TestEraseAndCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Scanned != 2 || res.Rewritten != 2 || res.EventsGone != 3 || res.BytesAfter >= res.BytesBefore {
+	// The active segment holds bob's event 7 (before the erasure): it is
+	// sealed and compacted too.
+	if res.Tombstones != 1 || res.SealedActive != "20261123T16.ndjson.zst" || res.Segments != 3 || res.Scanned != 3 ||
+		res.Rewritten != 3 || res.Removed != 0 || res.Skipped != 0 || res.EventsGone != 4 || res.BytesAfter >= res.BytesBefore {
 		t.Fatalf("Compact = %+v", res)
 	}
-	// bob's pre-erasure events are gone from the sealed files.
-	for _, s := range a.Segments()[:2] {
+	// bob's pre-erasure events are gone from the files.
+	if segs := a.Segments(); len(segs) != 3 || !segs[2].Sealed {
+		t.Fatalf("segments after Compact %+v: want three sealed", segs)
+	}
+	var all strings.Builder
+	for _, s := range a.Segments() {
 		raw := decompressFile(t, filepath.Join(o.Dir, segmentDir, s.Name))
-		if strings.Contains(raw, `"visitor":"bob"`) {
-			t.Fatalf("segment %s still holds bob's events", s.Name)
+		all.WriteString(raw)
+		for _, id := range []string{"2", "4", "5", "7"} {
+			if strings.Contains(raw, `"id":"`+id+`"`) {
+				t.Fatalf("segment %s still holds bob's event %s", s.Name, id)
+			}
 		}
 		if int64(strings.Count(raw, "\n")) != s.Events {
 			t.Fatalf("segment %s: %d lines, index says %d", s.Name, strings.Count(raw, "\n"), s.Events)
 		}
 	}
+	for _, id := range want {
+		if !strings.Contains(all.String(), `"id":"`+id+`"`) {
+			t.Fatalf("event %s is missing from the files", id)
+		}
+	}
 	if got := ids(a); !slices.Equal(got, want) {
 		t.Fatalf("after Compact: %v, want %v", got, want)
 	}
-	if res, err := a.Compact(context.Background()); err != nil || res.Scanned != 0 {
+	if res, err := a.Compact(context.Background()); err != nil || res.Scanned != 0 || res.SealedActive != "" {
 		t.Fatalf("second Compact = %+v, %v: want nothing to scan", res, err)
+	}
+	// The next append of the same hour reopens the sealed segment.
+	mustAppend(t, a, []signals.Event{ev("9", "dave")})
+	if segs := a.Segments(); len(segs) != 3 || segs[2].Sealed || segs[2].Events != 2 {
+		t.Fatalf("segments after an append %+v: want the third reopened with 2 events", segs)
+	}
+	if got, want := ids(a), append(want, "9"); !slices.Equal(got, want) {
+		t.Fatalf("after the append: %v, want %v", got, want)
 	}
 
 	// Erase the only visitor of a segment: Compact removes the file.
@@ -548,23 +571,22 @@ func TestEraseAndCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err = a.Compact(context.Background())
-	if err != nil || res.Removed != 1 {
-		t.Fatalf("Compact = %+v, %v: want the second segment removed", res, err)
+	if err != nil || res.Removed != 1 || res.SealedActive == "" {
+		t.Fatalf("Compact = %+v, %v: want the second segment removed, the reopened third sealed", res, err)
 	}
 	mustClose(t, a)
 
-	// Tombstones survive a restart; the active segment is compacted once
-	// sealed (an hour later, it stays sealed on open).
+	// Tombstones survive a restart.
 	clock.Advance(time.Hour)
 	a = mustOpen(t, o)
 	defer mustClose(t, a)
-	want = []string{"3", "8"}
+	want = []string{"3", "8", "9"}
 	if got := ids(a); !slices.Equal(got, want) {
 		t.Fatalf("after reopen: %v, want %v", got, want)
 	}
 	res, err = a.Compact(context.Background())
-	if err != nil || res.EventsGone != 1 {
-		t.Fatalf("Compact of the sealed third segment = %+v, %v", res, err)
+	if err != nil || res.EventsGone != 0 || res.Scanned != 0 || res.Segments != 2 {
+		t.Fatalf("Compact after reopen = %+v, %v: want nothing left to scan", res, err)
 	}
 	if err := NewReader(o.Dir, nil).Verify(context.Background()); err != nil {
 		t.Fatal(err)

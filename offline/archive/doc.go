@@ -19,7 +19,8 @@
 //
 // Replay and retrain read with [Archive.Scan] / [Archive.ScanRecords] in
 // the same process, or with a [Reader] from another process (a Reader
-// takes no lock and tolerates a writer appending meanwhile). Erasure is
+// takes no lock and tolerates a writer appending meanwhile: it reads the
+// active segment up to its last complete record). Erasure is
 // [Archive.Erase] followed, at some point, by [Archive.Compact]; retention
 // is Options.Retention, applied in the background at every hour roll-over
 // and by [Archive.ApplyRetention].
@@ -56,6 +57,12 @@
 //	<dir>/tombstones.ndjson              erasure tombstones (append-only)
 //	<dir>/segments/20261123T14.ndjson.zst
 //	<dir>/segments/20261123T15.ndjson.zst
+//
+// The directory, segments/ and every file are private to the account
+// running the writer: directories 0700, files 0600 (the segments hold raw
+// events). Open removes the group and other permission bits of what an
+// older version created 0755/0644 (with a warning), and fails, naming the
+// file and the chmod that fixes it, when it cannot (another owner).
 //
 // A segment is named after the UTC hour (YYYYMMDDTHH) in which its first
 // record was written: events are placed by arrival, which keeps every file
@@ -107,6 +114,7 @@
 // without ts gets the archive clock's time) as RFC 3339 UTC with
 // milliseconds. Keys appear in struct order, empty optional fields are
 // omitted, props keys are sorted, and "<", ">", "&" are not escaped.
+// user_hash, a credential, is never written.
 //
 // Because the header is a skippable frame, a segment is also a plain
 // zstd stream of NDJSON: `zstd -dc segments/20261123T14.ndjson.zst`,
@@ -132,7 +140,9 @@
 //
 // sha256 is the SHA-256 of the whole segment file (so `sha256sum`
 // verifies a copy); erasures counts the tombstones Compact has applied to
-// the segment. The active segment is not in the index. The index is a
+// the segment (kept in memory while a reopened segment is active, and
+// written again when it is sealed: the records appended meanwhile come
+// after all those tombstones). The active segment is not in the index. The index is a
 // cache of what the segments say: Open rebuilds missing or stale entries
 // (wrong size, unknown file, interrupted compaction) by scanning.
 //
@@ -152,11 +162,15 @@
 // segments/<name>.tmp (unchanged records copied byte for byte, the others
 // re-compressed with their seq and arrival kept), fsyncs it, records the
 // name under "compacting" in the index, renames it over the segment and
-// writes the new index entry. A segment left empty is removed.
+// writes the new index entry. A segment left empty is removed. When a
+// tombstone can reach the active segment, Compact has the writer seal it
+// first and compacts it too; an append later in the same hour reopens it
+// (its index entry is removed, as on open).
 //
 // # Recovery on open
 //
-// Open takes the lock, removes *.tmp leftovers, reads the index, drops
+// Open takes the lock, makes the files private (see Directory layout),
+// removes *.tmp leftovers, reads the index, drops
 // entries whose file is missing or has another size, and scans every
 // segment that is not indexed, verifying both checksums of every record
 // (no decompression). The first invalid byte and everything after it is

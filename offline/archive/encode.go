@@ -24,6 +24,7 @@ var eventShape = []struct{ name, typ, tag string }{
 	{"Type", "signals.Type", "type"},
 	{"Visitor", "string", "visitor"},
 	{"User", "string", "user,omitempty"},
+	{"UserHash", "string", "user_hash,omitempty"},
 	{"Item", "string", "item,omitempty"},
 	{"Offer", "string", "offer,omitempty"},
 	{"Token", "string", "token,omitempty"},
@@ -66,6 +67,7 @@ func appendEvent(b []byte, e *signals.Event, keys []string) ([]byte, []string, e
 	b = append(b, `,"visitor":`...)
 	b = appendString(b, e.Visitor)
 	b = appendOpt(b, `,"user":`, e.User)
+	b = appendOpt(b, `,"user_hash":`, e.UserHash)
 	b = appendOpt(b, `,"item":`, e.Item)
 	b = appendOpt(b, `,"offer":`, e.Offer)
 	b = appendOpt(b, `,"token":`, e.Token)

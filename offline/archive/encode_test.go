@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +46,7 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 	}{
 		{"minimal", signals.Event{ID: "1", Type: "view", Visitor: "v", Time: ts}},
 		{"zero time", signals.Event{ID: "1", Type: "view", Visitor: "v"}},
-		{"all fields", signals.Event{ID: "id", Type: "dwell", Visitor: "v", User: "u", Item: "i", Offer: "o", Token: "t",
+		{"all fields", signals.Event{ID: "id", Type: "dwell", Visitor: "v", User: "u", UserHash: "0a1b", Item: "i", Offer: "o", Token: "t",
 			Time: ts, Value: 1234.5, Session: "s", Page: "https://x.example/?a=1&b=<2>", Element: "item:1", Referrer: "r",
 			Props: map[string]string{"z": "1", "a": "2", "m": ""}}},
 		{"escapes", signals.Event{ID: "q\"b\\s/\b\f\n\r\t\x00\x1f\x7f", Type: "view", Visitor: "é中\u2028\u2029😀", Item: "bad\xff\xfeutf8", Time: ts}},
@@ -110,4 +112,19 @@ func FuzzAppendEvent(f *testing.F) {
 			t.Fatalf("appendEvent:\n got  %q\n want %q", got, want)
 		}
 	})
+}
+
+// TestUserHashNotArchived: an identity hash is a credential; the archive
+// never writes it, whatever reaches Append.
+func TestUserHashNotArchived(t *testing.T) {
+	o := testOptions(t, nil)
+	a := mustOpen(t, o)
+	ev := signals.Event{ID: "1", Type: "view", Visitor: "v", User: "u", UserHash: "0a1b2c", Item: "i"}
+	mustAppend(t, a, []signals.Event{ev})
+	name := a.Segments()[0].Name
+	mustClose(t, a)
+	raw := decompressFile(t, filepath.Join(o.Dir, segmentDir, name))
+	if strings.Contains(raw, "user_hash") || strings.Contains(raw, "0a1b2c") || !strings.Contains(raw, `"user":"u"`) {
+		t.Fatalf("archived %s", raw)
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -43,23 +44,53 @@ func (a *Archive) Erase(ctx context.Context, visitor string) error {
 	return nil
 }
 
-// CompactResult summarises a Compact run.
+// CompactResult summarises a Compact run; `kairos archive compact`
+// prints it as one JSON line with these names.
 type CompactResult struct {
-	Scanned     int   // sealed segments read
-	Rewritten   int   // segments rewritten (or removed, when nothing remained)
-	Removed     int   // of which removed because empty
-	EventsGone  int64 // events physically removed
-	BytesBefore int64 // size of the rewritten segments before
-	BytesAfter  int64 // and after
+	// Tombstones is the number of erasures compacted against.
+	Tombstones int `json:"tombstones"`
+	// SealedActive names the active segment that Compact sealed because
+	// it could hold erased events ("" when it did not).
+	SealedActive string `json:"sealed_active,omitempty"`
+	// Segments is the number of sealed segments looked at (SealedActive
+	// included).
+	Segments int `json:"segments"`
+	// Scanned is the number of segments read because they could hold
+	// erased events; the others were already compacted against every
+	// tombstone or hold only records archived after the last erasure.
+	Scanned int `json:"segments_scanned"`
+	// Rewritten is the number of segments rewritten (or removed, when
+	// nothing remained).
+	Rewritten int `json:"segments_rewritten"`
+	// Removed is the number of rewritten segments removed because empty.
+	Removed int `json:"segments_removed"`
+	// Skipped is the number of segments an append reopened (or the
+	// retention deleted) while they were being compacted: run Compact
+	// again.
+	Skipped int `json:"segments_skipped"`
+	// EventsGone is the number of events physically removed.
+	EventsGone int64 `json:"events_removed"`
+	// BytesBefore and BytesAfter are the sizes of the rewritten segments
+	// before and after.
+	BytesBefore int64 `json:"bytes_before"`
+	BytesAfter  int64 `json:"bytes_after"`
 }
 
-// Compact rewrites every sealed segment that holds events of erased
-// visitors without those events (write to a temporary file, fsync, atomic
-// rename, index update), so erased data leaves the disk. Records without
-// erased events are copied byte for byte; the others are re-compressed and
-// keep their sequence number and arrival time. Segments already compacted
-// against every tombstone are not read again. The active segment is left
-// alone: it is compacted after it is sealed.
+// Compact rewrites every segment that holds events of erased visitors
+// without those events (write to a temporary file, fsync, atomic rename,
+// index update), so erased data leaves the disk. Records without erased
+// events are copied byte for byte; the others are re-compressed and keep
+// their sequence number and arrival time. Segments already compacted
+// against every tombstone are not read again.
+//
+// When the active segment may hold erased events (a tombstone it was not
+// compacted against has a seq at or after its first record), Compact has
+// the writer seal it first, so
+// that it is compacted too: this matters to `kairos archive compact`,
+// which runs while the server is stopped and finds the current hour's
+// segment active again on open. An append later in the same hour reopens
+// the segment; if that happens while Compact rewrites it, the rewrite is
+// abandoned and counted in Skipped.
 //
 // Compact and ApplyRetention run one at a time; appends continue meanwhile.
 func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
@@ -82,10 +113,23 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 	a.tombs.mu.RLock()
 	maxSeq := a.tombs.max
 	a.tombs.mu.RUnlock()
+	res.Tombstones = lines
+
+	a.stateMu.Lock()
+	active := a.active
+	a.stateMu.Unlock()
+	if lines > active.erasures && active.name != "" && active.st.records > 0 && maxSeq >= active.st.firstSeq {
+		if err := a.requestSeal(ctx); err != nil {
+			return res, fmt.Errorf("archive: compact: seal the active segment %s: %w", active.name, err)
+		}
+		res.SealedActive = active.name
+		a.log.Info("sealed the active segment to compact it", slog.String("segment", active.name))
+	}
 
 	a.stateMu.Lock()
 	segs := append([]SegmentInfo(nil), a.idx.Segments...)
 	a.stateMu.Unlock()
+	res.Segments = len(segs)
 
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevel(a.opts.Level)),
 		zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
@@ -117,6 +161,11 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 		}
 		res.Scanned++
 		gone, after, err := c.segment(ctx, seg, lines)
+		if errors.Is(err, errGone) {
+			res.Skipped++
+			a.log.Warn("segment reopened or deleted while being compacted; run compact again", slog.String("segment", seg.Name))
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
@@ -149,7 +198,8 @@ func (a *Archive) updateEntry(seg SegmentInfo) error {
 	return writeIndex(a.dir, a.idx)
 }
 
-// errGone: the segment being compacted left the index meanwhile.
+// errGone: the segment being compacted left the index meanwhile (an
+// append reopened it, or the retention deleted it).
 var errGone = errors.New("segment no longer sealed")
 
 // replaceSegment renames a compacted file over a sealed segment. It holds
@@ -186,7 +236,8 @@ type compactor struct {
 }
 
 // segment compacts one sealed segment against the first lines tombstones
-// and returns the number of events removed and the new size.
+// and returns the number of events removed and the new size; errGone when
+// the segment left the index meanwhile (nothing was changed then).
 func (c *compactor) segment(ctx context.Context, seg SegmentInfo, lines int) (gone, size int64, err error) {
 	a := c.a
 	path := filepath.Join(a.segDir, seg.Name)
@@ -229,7 +280,7 @@ func (c *compactor) segment(ctx context.Context, seg SegmentInfo, lines int) (go
 		}
 		if removed > 0 && tmp == nil {
 			// First erased event: start the new file with the bytes before.
-			if tmp, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+			if tmp, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileperm.FileMode); err != nil {
 				return 0, 0, fmt.Errorf("archive: compact: %w", err)
 			}
 			if _, err := io.Copy(tmp, io.NewSectionReader(f, 0, off)); err != nil {
@@ -268,16 +319,17 @@ func (c *compactor) segment(ctx context.Context, seg SegmentInfo, lines int) (go
 	if st.records == 0 {
 		os.Remove(tmpPath)
 		tmp = nil
-		if n, err := a.removeSegments([]string{seg.Name}); err != nil || n == 0 {
+		n, err := a.removeSegments([]string{seg.Name})
+		if err != nil {
 			return 0, seg.Bytes, err
+		}
+		if n == 0 {
+			return 0, seg.Bytes, errGone
 		}
 		return gone, 0, nil
 	}
 	if err := a.replaceSegment(seg, tmpPath, path); err != nil {
-		if errors.Is(err, errGone) {
-			return 0, seg.Bytes, nil // tmp is removed by the deferred cleanup
-		}
-		return 0, 0, err
+		return 0, 0, err // tmp is removed by the deferred cleanup
 	}
 	tmp = nil
 	info := st.info(seg.Name, seg.Hour, true)

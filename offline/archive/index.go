@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 // SegmentInfo describes one segment. Sealed segments are listed in the
@@ -109,7 +111,7 @@ func writeIndex(dir string, idx indexFile) error {
 // writeFileAtomic writes dir/name through a temporary file and a rename.
 func writeFileAtomic(dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileperm.FileMode)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 const lockName = "LOCK"
@@ -14,7 +16,7 @@ const lockName = "LOCK"
 // leaves it behind and it must then be removed by hand.
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileperm.FileMode)
 	if err != nil {
 		if os.IsExist(err) {
 			return nil, fmt.Errorf("%w: %s (remove %s if no writer runs)", ErrLocked, dir, path)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 const lockName = "LOCK"
@@ -16,7 +18,7 @@ const lockName = "LOCK"
 // kernel releases it when the process dies, so a crash never leaves a stale
 // lock behind.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, fileperm.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("archive: open lock: %w", err)
 	}

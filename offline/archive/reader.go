@@ -127,14 +127,47 @@ func (a *Archive) view() view {
 	return v
 }
 
-// Segments lists the segments, oldest first. Entries of segments that are
-// not in the index (the active one) carry only Name and Hour.
+// Segments lists the segments, oldest first. A segment that is not in the
+// index (the active one, Sealed false) is read to count its complete
+// records: its Events, Records, Bytes, sequence and time bounds describe
+// them (a record being written is left out); it has no SHA256.
 func (r *Reader) Segments(ctx context.Context) ([]SegmentInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	_, infos, err := r.view()
-	return infos, err
+	v, infos, err := r.view()
+	if err != nil {
+		return nil, err
+	}
+	for i := range infos {
+		if infos[i].Sealed {
+			continue
+		}
+		st, err := unsealedStats(ctx, filepath.Join(v.segDir, infos[i].Name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // sealed and compacted away since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		infos[i] = st.info(infos[i].Name, infos[i].Hour, false)
+	}
+	return infos, nil
+}
+
+// unsealedStats reads the headers of a segment that may be being written,
+// verifying the checksums of every record, up to its last complete record.
+func unsealedStats(ctx context.Context, path string) (segStats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return segStats{}, err
+	}
+	defer f.Close()
+	res, err := scanSegment(ctx, f)
+	if err != nil {
+		return segStats{}, fmt.Errorf("archive: read segment %s: %w", filepath.Base(path), err)
+	}
+	return res.stats, nil
 }
 
 // Scan calls fn for every event with from <= ts < to (zero bounds are

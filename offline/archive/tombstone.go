@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 const tombstoneName = "tombstones.ndjson"
@@ -82,7 +84,7 @@ func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, err
 			return nil, fmt.Errorf("archive: truncate tombstones: %w", err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, fileperm.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("archive: open tombstones: %w", err)
 	}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/kairoshq/kairos/engine/embedded"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// walkModes returns the permission bits of everything under dir.
+func walkModes(t *testing.T, dir string) map[string]fs.FileMode {
+	t.Helper()
+	out := map[string]fs.FileMode{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[p] = fi.Mode()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkPrivate fails for every entry under dir that the group or others
+// may access.
+func checkPrivate(t *testing.T, dir string) {
+	t.Helper()
+	modes := walkModes(t, dir)
+	for p, m := range modes {
+		want := fs.FileMode(0o600)
+		if m.IsDir() {
+			want = 0o700
+		}
+		if m.Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, m.Perm(), want)
+		}
+	}
+	for _, must := range []string{"keys.json", "state", "archive", "archive/segments", "archive/index.json", "archive/tombstones.ndjson"} {
+		if _, ok := modes[filepath.Join(dir, must)]; !ok {
+			t.Errorf("%s was not created", must)
+		}
+	}
+}
+
+// TestServeDataDirPrivate: kairos serve (embedded, generated keys)
+// creates its data directory 0700 and every file 0600 (raw events, the
+// store holding the offer-token secret, keys.json); a directory an older
+// version left 0755/0644 is made private on the next start; a keys.json
+// others may read is refused with the file and the fix named.
+func TestServeDataDirPrivate(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	dir := filepath.Join(t.TempDir(), "kairos-data")
+	serve := func() {
+		t.Helper()
+		cfg, err := parseServeConfig([]string{"--data-dir", dir, "--amqp-url", "", "--redis-url", "", "--log-level", "error", "--addr", "127.0.0.1:0"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		a, err := newApp(ctx, cfg, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// newApp created the offer-token secret in the store (promo);
+		// archive an event, as the engine does.
+		ev := signals.Event{ID: "e1", Type: signals.TypeView, Visitor: "v1", Item: "i1"}
+		if err := a.archive.Append(ctx, []signals.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve()
+	checkPrivate(t, dir)
+	st, err := embedded.OpenReadOnly(filepath.Join(dir, "state"), embedded.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PromoSecret(context.Background()); err != nil {
+		t.Fatalf("the offer-token secret is not in the private store: %v", err)
+	}
+	st.Close()
+
+	// What an older version left: everything 0755/0644.
+	for p, m := range walkModes(t, dir) {
+		mode := fs.FileMode(0o644)
+		if m.IsDir() {
+			mode = 0o755
+		}
+		if strings.HasSuffix(p, "keys.json") {
+			continue
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve()
+	checkPrivate(t, dir)
+
+	keys := filepath.Join(dir, "keys.json")
+	if err := os.Chmod(keys, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCmd(t, "serve", "--data-dir", dir, "--amqp-url", "", "--redis-url", "", "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, keys) || !strings.Contains(errs, "chmod 600 "+keys) {
+		t.Fatalf("serve with a world-readable keys.json: exit %d: %s; want a refusal naming the file and the fix", code, errs)
+	}
+}
