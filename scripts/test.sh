@@ -82,10 +82,10 @@ while read -r pkg target; do
   t0=$SECONDS
   if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$(budget "$target")" "$pkg" >"$work/fuzz.log" 2>&1; then
     fuzz_ok=$((fuzz_ok + 1))
-    printf '[+%s] ok    %-28s %-50s %4ds\n' "$(clock)" "$target" "$pkg" $((SECONDS - t0))
+    printf '[+%s] ok    %-28s %-54s %4ds\n' "$(clock)" "$target" "$pkg" $((SECONDS - t0))
   else
     fuzz_failed=$((fuzz_failed + 1))
-    printf '[+%s] FAIL  %-28s %-50s %4ds\n' "$(clock)" "$target" "$pkg" $((SECONDS - t0))
+    printf '[+%s] FAIL  %-28s %-54s %4ds\n' "$(clock)" "$target" "$pkg" $((SECONDS - t0))
     sed 's/^/      | /' "$work/fuzz.log"
   fi
   fuzz_result="$fuzz_ok targets passed, $fuzz_failed failed"

@@ -209,10 +209,10 @@ func (r *report) finish(ev event, p *pkg) {
 		r.noTests++ // "[no test files]": nothing to say per package
 	case ev.Action == "pass":
 		r.packages.passed++
-		fmt.Fprintf(r.w, "%s ok    %-50s %7.1fs  %s\n", at, ev.Package, ev.Elapsed, p.counts.describe())
+		fmt.Fprintf(r.w, "%s ok    %-54s %7.1fs  %s\n", at, ev.Package, ev.Elapsed, p.counts.describe())
 	default:
 		r.packages.failed++
-		fmt.Fprintf(r.w, "%s FAIL  %-50s %7.1fs  %s\n", at, ev.Package, ev.Elapsed, p.counts.describe())
+		fmt.Fprintf(r.w, "%s FAIL  %-54s %7.1fs  %s\n", at, ev.Package, ev.Elapsed, p.counts.describe())
 		r.printFailure(ev, p)
 	}
 }
