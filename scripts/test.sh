@@ -1,18 +1,63 @@
 #!/usr/bin/env bash
 # test.sh runs the whole Kairos test suite, as the README tells a new user
 # and as CI does: it first installs/starts RabbitMQ, Redis and Chromium where
-# they are missing (scripts/services.sh), then runs every test against them,
-# then a short fuzz of the untrusted-input decoders.
+# they are missing (scripts/services.sh), then vets and runs every test
+# against them, then a short fuzz of the untrusted-input decoders.
+#
+# It says when each phase starts (with the time since the start), prints one
+# line per package as soon as that package finishes (scripts/testfmt reads
+# `go test -json`), with the output of every failed test, and ends with a
+# summary whose last line is "tests: N passed, N failed, N skipped". Any
+# failure makes it exit non-zero.
+#
+#   scripts/test.sh              # every package
+#   scripts/test.sh ./api/...    # only these packages (vet, tests, fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pkgs=("$@")
+[ "${#pkgs[@]}" -gt 0 ] || pkgs=(./...)
 
+clock() {
+  local s=$((SECONDS - start))
+  if ((s < 60)); then printf '%ds' "$s"; else printf '%dm%02ds' $((s / 60)) $((s % 60)); fi
+}
+phase() { printf '\n==> [+%s] %s\n' "$(clock)" "$*"; }
+
+start=$SECONDS
+start_unix=$(date +%s)
+work=$(mktemp -d)
+vet_result="not run"
+fuzz_result="not run"
+
+# summary runs on every exit, success or not, and keeps the exit code.
+summary() {
+  local code=$?
+  phase "summary"
+  echo "vet: $vet_result"
+  echo "fuzz: $fuzz_result"
+  if [ -s "$work/tests.txt" ]; then sed -n '1p' "$work/tests.txt"; else echo "packages: not run"; fi
+  if [ "$code" -eq 0 ]; then echo "result: PASS in $(clock)"; else echo "result: FAIL (exit $code) in $(clock)"; fi
+  if [ -s "$work/tests.txt" ]; then sed -n '$p' "$work/tests.txt"; fi
+  rm -rf "$work"
+  exit "$code"
+}
+trap summary EXIT
+
+phase "services: RabbitMQ, Redis, Chromium (scripts/services.sh)"
 scripts/services.sh
 
 export KAIROS_AMQP_URL="${KAIROS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 export KAIROS_REDIS_URL="${KAIROS_REDIS_URL:-redis://127.0.0.1:6379/0}"
 
-go vet ./...
-go test -count=1 -timeout 30m ./...
+phase "vet: go vet ${pkgs[*]}"
+vet_result="FAILED"
+go vet "${pkgs[@]}"
+vet_result="ok"
+echo "vet: ok"
+
+phase "tests: go test -count=1 -timeout 30m ${pkgs[*]} (a line per package as it finishes; every minute, those still running)"
+go build -o "$work/testfmt" ./scripts/testfmt
+go test -json -count=1 -timeout 30m "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests.txt"
 
 # Fuzz the decoders of untrusted input for a short budget each. The budget
 # is a number of executions, not a duration: Go 1.26's fuzz coordinator can
@@ -26,11 +71,23 @@ budget() {
     *) echo "$fuzztime" ;;
   esac
 }
-while read -r pkg target; do
-  [ -n "$pkg" ] || continue
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$(budget "$target")" "$pkg"
-done < <(grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
-  grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //' | while read -r t; do
-    printf '%s %s\n' "./$(dirname "${f#./}")" "$t"
+go list -f '{{.ImportPath}} {{.Dir}}' "${pkgs[@]}" | while read -r pkg dir; do
+  for t in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+    printf '%s %s\n' "$pkg" "$t"
   done
-done)
+done >"$work/fuzz-targets"
+phase "fuzz: $(wc -l <"$work/fuzz-targets") targets, $fuzztime executions each (FuzzRecoverSegment $(budget FuzzRecoverSegment))"
+fuzz_ok=0 fuzz_failed=0 fuzz_result="no targets"
+while read -r pkg target; do
+  t0=$SECONDS
+  if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$(budget "$target")" "$pkg" >"$work/fuzz.log" 2>&1; then
+    fuzz_ok=$((fuzz_ok + 1))
+    printf '[+%s] ok    %-28s %-54s %4ds\n' "$(clock)" "$target" "$pkg" $((SECONDS - t0))
+  else
+    fuzz_failed=$((fuzz_failed + 1))
+    printf '[+%s] FAIL  %-28s %-54s %4ds\n' "$(clock)" "$target" "$pkg" $((SECONDS - t0))
+    sed 's/^/      | /' "$work/fuzz.log"
+  fi
+  fuzz_result="$fuzz_ok targets passed, $fuzz_failed failed"
+done <"$work/fuzz-targets"
+[ "$fuzz_failed" -eq 0 ]

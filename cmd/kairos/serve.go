@@ -158,10 +158,17 @@ func (a *app) loadKeys(stdout io.Writer) (appKeys, error) {
 		return appKeys{}, fmt.Errorf("keys: %w", err)
 	}
 	if created {
-		fmt.Fprintf(stdout, "Generated API keys (stored in %s; shown once):\n  publishable: %s\n  secret:      %s\n",
-			filepath.Join(a.cfg.DataDir, api.KeysFile), k.Publishable, k.Secret)
+		printKeys(stdout, filepath.Join(a.cfg.DataDir, api.KeysFile), k)
 	}
 	return appKeys{[]string{k.Publishable}, []string{k.Secret}}, nil
+}
+
+// printKeys tells a first start's generated keys, with a line to paste
+// into a shell: the README's examples read $PK and $SK. Generated keys are
+// URL-safe base64 and need no quoting.
+func printKeys(w io.Writer, path string, k api.Keys) {
+	fmt.Fprintf(w, "Generated API keys (stored in %s; shown once):\n  publishable: %s\n  secret:      %s\n", path, k.Publishable, k.Secret)
+	fmt.Fprintf(w, "For the README's examples, paste into your shell:\n  export PK=%s SK=%s\n", k.Publishable, k.Secret)
 }
 
 // openBus returns RabbitMQ when configured, else the in-process bus.
@@ -181,7 +188,18 @@ func openBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (signals.Bu
 // order: the HTTP server stops accepting and finishes its in-flight
 // requests (their events are published or refused), then the engine
 // finishes and acknowledges its in-flight batch and saves its state.
+//
+// It listens before anything starts, so that a busy address fails at once
+// with the listen error ("listen tcp …: address already in use").
 func (a *app) Run(ctx context.Context) error {
+	ln := a.listener
+	if ln == nil {
+		var lc net.ListenConfig
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", a.cfg.Addr); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+	}
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	g := new(errgroup.Group)
@@ -197,12 +215,7 @@ func (a *app) Run(ctx context.Context) error {
 		go servePprof(engineCtx, a.cfg.PprofAddr, a.log)
 	}
 	g.Go(func() error {
-		var err error
-		if a.listener != nil {
-			err = a.api.ServeListener(ctx, a.listener)
-		} else {
-			err = a.api.Serve(ctx)
-		}
+		err := a.api.ServeListener(ctx, ln)
 		stopEngine()
 		return err
 	})
@@ -212,7 +225,10 @@ func (a *app) Run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_ = a.api.Shutdown(sctx)
-		_ = g.Wait()
+		herr := g.Wait()
+		if err == nil && herr != nil {
+			return herr // the HTTP server failed and stopped the engine
+		}
 		if err == nil {
 			err = errors.New("engine stopped")
 		}
