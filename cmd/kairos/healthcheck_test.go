@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -85,13 +83,4 @@ func TestHealthcheckFailures(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runCmd runs a kairos command line in process and returns its exit code,
-// stdout and stderr.
-func runCmd(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &stdout, &stderr)
-	return code, stdout.String(), stderr.String()
 }
