@@ -46,7 +46,8 @@ type DashboardSummary struct {
 }
 
 // DashboardEvents are counters of this process: Received, Accepted and
-// Rejected count at the collector (POST /v1/events and the pixel: the
+// Rejected count at the collector (POST /v1/events, the pixel and POST
+// /v1/identify, whose event takes the same path: the
 // kairos_events_*_total metrics), Applied counts the events this
 // process's engine committed and learnt (kairos_engine_events_applied_total,
 // which includes events published straight to the broker; null when no

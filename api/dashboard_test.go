@@ -141,10 +141,17 @@ func TestDashboardSummary(t *testing.T) {
 	h.do("POST", "/v1/events", `[`+evJSON("a")+`,{"id":"b","type":"dwell","visitor":"v","item":"i","value":-1},`+evJSON("c")+`]`,
 		"Authorization", "Bearer "+testPK, "Origin", allowed)
 	h.do("GET", "/v1/pixel.gif?visitor=v&item=sku-1&key="+testPK, "")
+	// POST /v1/identify publishes an identify event: received and accepted.
+	if w := h.secret("POST", "/v1/identify", `{"anonymous_id":"v","user_id":"u-1"}`); w.Code != 200 {
+		t.Fatalf("identify: %d %s", w.Code, w.Body)
+	}
 
 	s := decode[DashboardSummary](t, h.secret("GET", "/v1/dashboard/summary?n=3", ""))
-	if s.Events.Received != 4 || s.Events.Accepted != 3 || s.Events.Rejected != 1 || s.Events.Applied == nil || *s.Events.Applied != 41 {
-		t.Errorf("events %+v (applied %v), want received 4, accepted 3, rejected 1, applied 41", s.Events, s.Events.Applied)
+	if s.Events.Received != 5 || s.Events.Accepted != 4 || s.Events.Rejected != 1 || s.Events.Applied == nil || *s.Events.Applied != 41 {
+		t.Errorf("events %+v (applied %v), want received 5, accepted 4, rejected 1, applied 41", s.Events, s.Events.Applied)
+	}
+	if s.Events.Received != s.Events.Accepted+s.Events.Rejected {
+		t.Errorf("received %d ≠ accepted %d + rejected %d", s.Events.Received, s.Events.Accepted, s.Events.Rejected)
 	}
 	if tr.n != 3 || len(s.TopItems) != 3 || s.TopItems[0].Item != "sku-2" || s.TopItems[0].Title != "Two" {
 		t.Errorf("top items %+v (n %d)", s.TopItems, tr.n)

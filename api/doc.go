@@ -481,7 +481,7 @@
 //	kairos_http_requests_total{route,method,code}       counter; route is the template ("/v1/items/:id") or "unmatched"
 //	kairos_http_request_duration_seconds{route}         histogram
 //	kairos_http_requests_in_flight                      gauge
-//	kairos_events_received_total                        events in authenticated batches and pixels
+//	kairos_events_received_total                        events in authenticated batches, pixels and identify calls
 //	kairos_events_accepted_total                        validated and durably published
 //	kairos_events_rejected_total{reason}                the invalid field (value, ts, …; "event" for a
 //	                                                    whole event), "duplicate" (id repeated in a batch)

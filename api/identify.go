@@ -70,11 +70,22 @@ func (s *Server) identify(c echo.Context) error {
 	ev := signals.Event{ID: "identify-" + hex.EncodeToString(sum[:12]), Type: signals.TypeIdentify,
 		Visitor: req.AnonymousID, User: req.UserID}
 	ev.Normalize(s.cfg.Now())
+	s.metrics.received.Inc() // the identify event goes the events' way: counted like them
 	if err := ev.Validate(s.cfg.Now(), s.evLim); err != nil {
+		s.metrics.rejected.WithLabelValues(rejectReason(fieldOf(err))).Inc()
 		return invalidf("%v", err)
 	}
 	if err := s.publishEvents(c.Request().Context(), []signals.Event{ev}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, IdentifyResponse{AnonymousID: req.AnonymousID, UserID: req.UserID, Event: ev.ID})
+}
+
+// fieldOf returns the field a validation error names ("" when none).
+func fieldOf(err error) string {
+	var fe *signals.FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
 }

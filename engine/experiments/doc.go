@@ -210,7 +210,9 @@
 // the current counts, with the functions Analyze uses (its last point
 // equals the report): a dashboard charts lift with its fixed-horizon
 // interval and its always-valid confidence sequence (seq_lift_low/high
-// are the sequence of the difference divided by the control's mean) and
+// are the sequence of the difference divided by the control's mean, the
+// low bound clipped at −100 %, below which a lift of non-negative
+// outcomes cannot be) and
 // the always-valid p-value falling over time. A guardrail fails when the
 // confidence sequence of the difference lies entirely below
 // −max_drop·|control mean| (the variant is worse by more than tolerated,

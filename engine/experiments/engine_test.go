@@ -534,3 +534,22 @@ func equalCounts(a, b map[string]experiments.Counts) bool {
 	}
 	return reflect.DeepEqual(norm(a), norm(b))
 }
+
+// TestHistoryLiftNeverBelowMinus100: with small arms the confidence
+// sequence of the difference reaches far below −m_A; the lift's sequence
+// (and fixed-horizon interval) stop at −100 %, where a lift of
+// non-negative outcomes ends.
+func TestHistoryLiftNeverBelowMinus100(t *testing.T) {
+	in := abtest.Input{Metric: abtest.Conversion, Variants: []abtest.Variant{
+		{Name: "A", Weight: 0.5, Users: 12, Conversions: 2},
+		{Name: "B", Weight: 0.5, Users: 11, Conversions: 3},
+	}}
+	h := experiments.History(in)
+	c := h[len(h)-1].Variants[1].HistoryComparison
+	if float64(c.SeqLow)/(2.0/12) >= -1 {
+		t.Fatalf("the difference's sequence low %v does not reach below −m_A: the case tests nothing", c.SeqLow)
+	}
+	if c.SeqLiftLow != -1 || !(float64(c.LiftLow) > -1) {
+		t.Fatalf("lift bounds: sequence low %v (want −1), interval low %v (want > −1)", c.SeqLiftLow, c.LiftLow)
+	}
+}

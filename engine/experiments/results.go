@@ -350,7 +350,11 @@ func History(in abtest.Input) []HistoryPoint {
 			c.Lift, c.LiftLow, c.LiftHigh = abtest.Num(l), abtest.Num(llo), abtest.Num(lhi)
 			c.SeqLow, c.SeqHigh, c.SeqPValue, c.AlwaysValidPValue = abtest.Num(slo), abtest.Num(shi), abtest.Num(sp), abtest.Num(minP[i])
 			if m := math.Abs(a.Mean); m > 0 {
-				c.SeqLiftLow, c.SeqLiftHigh = abtest.Num(slo/m), abtest.Num(shi/m)
+				lo := slo / m
+				if a.Mean > 0 && b.Mean >= 0 {
+					lo = max(lo, -1) // m_B ≥ 0: the lift cannot be below −100 %
+				}
+				c.SeqLiftLow, c.SeqLiftHigh = abtest.Num(lo), abtest.Num(shi/m)
 			} else {
 				c.SeqLiftLow, c.SeqLiftHigh = abtest.Num(math.NaN()), abtest.Num(math.NaN())
 			}

@@ -56,10 +56,14 @@
 // c = t₁₋α/₂,df (Welch df) for revenue, so that the revenue interval is R's
 // t.test interval.
 //
-// Relative lift (m_B − m_A)/|m_A| with a delta-method interval (GrowthBook's
-// convention; the arms are independent so there is no covariance term):
+// Relative lift (m_B − m_A)/|m_A| with the log-ratio (Katz) interval of
+// R = m_B/m_A for positive means, minus 1 — the Wald interval of the risk
+// ratio on the log scale, which never goes below −100 % (the delta-method
+// interval on the linear scale did, for small arms):
 //
-//	Var = V_B/(n_B·m_A²) + V_A·m_B²/(n_A·m_A⁴),  lift ± c·√Var
+//	Var(log R) = V_B/(n_B·m_B²) + V_A/(n_A·m_A²),  [R·e^(−c·√Var) − 1, R·e^(c·√Var) − 1]
+//
+// (a negative mean falls back to the delta method; see RelativeLift).
 //
 // Per-arm conversion rate: Wilson score interval, no continuity correction,
 // clipped to [0, 1] (R's prop.test(x, n, correct = FALSE)$conf.int):
@@ -151,11 +155,11 @@
 //
 // Verdict (also Report.Verdict) phrases the result for people:
 //
-//	B beats A on conversion: +12.0 % [+5.6 %, +18.4 %], chance to win > 99.9 %; keep running: no / SRM: none
+//	B beats A on conversion: +12.0 % [+5.8 %, +18.6 %], chance to win > 99.9 %; keep running: no / SRM: none
 //
 // A variant beats (or loses to) the control when its always-valid p-value,
 // Holm-adjusted across variants, is below α; otherwise "no clear
-// difference" and keep running. The bracket is the delta-method lift
+// difference" and keep running. The bracket is the log-ratio lift
 // interval. A flagged SRM is stated as a reason to distrust the result.
 //
 // # Off-policy evaluation

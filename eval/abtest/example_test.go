@@ -23,8 +23,8 @@ func ExampleAnalyze() {
 		b.Lift, b.LiftLow, b.LiftHigh, b.PValue, b.AlwaysValidPValue, b.ChanceToWin)
 	fmt.Println(r.Verdict)
 	// Output:
-	// lift 0.120 [0.056, 0.184], p = 9.7e-05, always-valid p = 0.0045, chance to win 0.99995
-	// B beats A on conversion: +12.0 % [+5.6 %, +18.4 %], chance to win > 99.9 %; keep running: no / SRM: none
+	// lift 0.120 [0.058, 0.186], p = 9.7e-05, always-valid p = 0.0045, chance to win 0.99995
+	// B beats A on conversion: +12.0 % [+5.8 %, +18.6 %], chance to win > 99.9 %; keep running: no / SRM: none
 }
 
 func ExampleAnalyze_invalid() {

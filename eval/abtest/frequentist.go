@@ -131,26 +131,52 @@ func WelchTTest(a, b Summary) (t, df, p float64) {
 	return t, df, p
 }
 
-// RelativeLift is the relative lift (m_B − m_A)/|m_A| with its delta-method
-// confidence interval (no covariance term: the arms are independent):
+// RelativeLift is the relative lift (m_B − m_A)/|m_A| with a confidence
+// interval. For positive means (rates, revenue) it is the log-ratio
+// (Katz) interval of the ratio R = m_B/m_A, minus 1:
 //
-//	Var = V_B/(n_B·m_A²) + V_A·m_B²/(n_A·m_A⁴)
-//	[lift − c·√Var, lift + c·√Var]
+//	Var(log R) = V_B/(n_B·m_B²) + V_A/(n_A·m_A²)
+//	[R·exp(−c·√Var) − 1, R·exp(c·√Var) − 1]
 //
-// with the same critical value c as DiffCI. lift is NaN when an arm is empty
-// or m_A = 0; the bounds are NaN when Var is 0 or undefined.
+// which for proportions is the Wald interval of the risk ratio on the log
+// scale (statsmodels Table2x2.riskratio_confint, R epitools riskratio
+// "wald"): it never goes below −100 %, and is skewed the way a ratio is.
+// When m_B = 0 the lift is −100 %, the low bound −100 % and the high bound
+// that of the delta method; with a negative mean the delta-method
+// interval (no covariance term: the arms are independent)
+//
+//	Var = V_B/(n_B·m_A²) + V_A·m_B²/(n_A·m_A⁴),   [lift − c·√Var, lift + c·√Var]
+//
+// is used. c is the critical value of DiffCI. lift is NaN when an arm is
+// empty or m_A = 0; the bounds are NaN when the variance is 0 or
+// undefined.
 func RelativeLift(a, b Summary, crit float64) (lift, lo, hi float64) {
 	if a.N <= 0 || b.N <= 0 || a.Mean == 0 || math.IsNaN(a.Mean) {
 		return math.NaN(), math.NaN(), math.NaN()
 	}
-	ma2 := a.Mean * a.Mean
 	lift = (b.Mean - a.Mean) / math.Abs(a.Mean)
-	v := b.Var/(b.N*ma2) + a.Var*b.Mean*b.Mean/(a.N*ma2*ma2)
-	if !(v > 0) || math.IsNaN(crit) {
+	if math.IsNaN(crit) {
 		return lift, math.NaN(), math.NaN()
 	}
-	se := math.Sqrt(v)
-	return lift, lift - crit*se, lift + crit*se
+	if a.Mean > 0 && b.Mean > 0 {
+		v := b.Var/(b.N*b.Mean*b.Mean) + a.Var/(a.N*a.Mean*a.Mean)
+		if !(v > 0) {
+			return lift, math.NaN(), math.NaN()
+		}
+		r, half := b.Mean/a.Mean, crit*math.Sqrt(v)
+		return lift, r*math.Exp(-half) - 1, r*math.Exp(half) - 1
+	}
+	ma2 := a.Mean * a.Mean
+	v := b.Var/(b.N*ma2) + a.Var*b.Mean*b.Mean/(a.N*ma2*ma2)
+	lo, hi = math.NaN(), math.NaN()
+	if v > 0 {
+		se := math.Sqrt(v)
+		lo, hi = lift-crit*se, lift+crit*se
+	}
+	if a.Mean > 0 && b.Mean == 0 {
+		lo = -1
+	}
+	return lift, lo, hi
 }
 
 // Wilson is the Wilson score interval for a proportion x/n, without

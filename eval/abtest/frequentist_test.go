@@ -163,16 +163,32 @@ func TestSummaries(t *testing.T) {
 }
 
 func TestRelativeLift(t *testing.T) {
-	// No established tool prints this interval; GrowthBook documents the
-	// formula (delta method, Var = V_B/(n_B m_A²) + V_A m_B²/(n_A m_A⁴)).
-	// Exact arithmetic for 100/1000 vs 120/1000: lift = 0.2,
-	// Var = 0.1056/10 + 0.0009·0.0144/0.0001 = 0.02352. Tolerance 1e-13.
+	// The Wald interval of the risk ratio on the log scale (statsmodels
+	// Table2x2.riskratio_confint, R epitools::riskratio(method = "wald")),
+	// minus 1. Exact arithmetic for 100/1000 vs 120/1000: R = 1.2,
+	// Var(log R) = (1/120 − 1/1000) + (1/100 − 1/1000) = 0.0163333…,
+	// so [1.2·e^(−z·0.1278019…) − 1, 1.2·e^(z·0.1278019…) − 1]
+	// = [−0.065894…, +0.541581…]. Tolerance 1e-13.
 	a, b := ProportionSummary(100, 1000), ProportionSummary(120, 1000)
 	z := ZCritical(0.05)
 	lift, lo, hi := RelativeLift(a, b, z)
+	se := math.Sqrt(1.0/120 - 1.0/1000 + 1.0/100 - 1.0/1000)
 	near(t, "lift", lift, 0.2, 1e-13)
-	near(t, "lift_low", lo, 0.2-z*math.Sqrt(0.02352), 1e-13)
-	near(t, "lift_high", hi, 0.2+z*math.Sqrt(0.02352), 1e-13)
+	near(t, "lift_low", lo, 1.2*math.Exp(-z*se)-1, 1e-13)
+	near(t, "lift_high", hi, 1.2*math.Exp(z*se)-1, 1e-13)
+	near(t, "lift_low (decimal)", lo, -0.0658942, 1e-6)
+	near(t, "lift_high (decimal)", hi, 0.5415813, 1e-6)
+
+	// Small arms, where the delta method went below −100 % (the dashboard
+	// showed [−399.7 %, +599.7 %]): the ratio interval cannot.
+	lift, lo, hi = RelativeLift(ProportionSummary(1, 10), ProportionSummary(2, 10), z)
+	if !(lo > -1 && lo < lift && hi > lift) {
+		t.Errorf("1/10 vs 2/10: lift %v [%v, %v], want a low bound above −100 %%", lift, lo, hi)
+	}
+	// No conversion in B: −100 %, low bound −100 %.
+	if lift, lo, _ := RelativeLift(ProportionSummary(5, 100), ProportionSummary(0, 100), z); lift != -1 || lo != -1 {
+		t.Errorf("0 conversions in B: lift %v, low %v; want −1, −1", lift, lo)
+	}
 
 	// With a negative control mean the lift is relative to |m_A|.
 	neg := Summary{N: 100, Mean: -2, Var: 1}

@@ -17,7 +17,7 @@ func TestVerdict(t *testing.T) {
 			[]string{"B loses to A on conversion: -13.0 % [", "keep running: no"}},
 		// Fixed-horizon p ≈ 0.006 but the always-valid p ≈ 0.14: keep running.
 		{"peeking-safe", Input{Variants: []Variant{conv("A", 10000, 1000), conv("B", 10000, 1120)}},
-			[]string{"no clear difference between B and A on conversion: +12.0 % [+3.0 %, +21.0 %], chance to win 99.7 %; keep running: yes"}},
+			[]string{"no clear difference between B and A on conversion: +12.0 % [+3.3 %, +21.4 %], chance to win 99.7 %; keep running: yes"}},
 		{"empty", Input{Variants: []Variant{conv("A", 0, 0), conv("B", 0, 0)}},
 			[]string{"B vs A on conversion: not enough data yet"}},
 		{"srm", Input{Variants: []Variant{conv("A", 10300, 1000), conv("B", 9700, 1000)}},
