@@ -108,8 +108,7 @@ func (s *consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("%w: qos: %w", errInterrupted, err)
 	}
-	dl := &deadLetterer{b: b, conn: conn}
-	defer dl.close()
+	dl := &deadLetterer{b: b}
 	tag := fmt.Sprintf("kairos-%s-%08x", b.cfg.Replica, rand.Uint32())
 	deliveries, err := ch.Consume(b.names.queue, tag, false, false, false, false, nil)
 	if err != nil {
@@ -308,60 +307,35 @@ func deadHeaders(m *amqp.Delivery, reason string) amqp.Table {
 	return headers
 }
 
-// deadLetterer publishes dead letters to the dead-letter exchange on a
-// confirm-mode channel of the consume connection, opened when first needed.
+// deadLetterer publishes dead letters to the dead-letter exchange through
+// the publish connection's pool: the consume connection never publishes,
+// so a broker resource alarm (which blocks publishing connections) never
+// stalls consumption and acknowledgements.
 type deadLetterer struct {
-	b    *Bus
-	conn *amqp.Connection
-	ch   *amqp.Channel
+	b *Bus
 }
 
-func (d *deadLetterer) close() {
-	if d.ch != nil {
-		d.ch.Close()
-	}
-}
-
-// send publishes letters and waits for their confirms.
+// send publishes letters and waits for their confirms (at most
+// Config.CallTimeout).
 func (d *deadLetterer) send(letters []deadLetter) error {
 	if len(letters) == 0 {
 		return nil
 	}
 	b := d.b
-	if d.ch == nil {
-		ch, err := d.conn.Channel()
-		if err != nil {
-			return err
-		}
-		if err := ch.Confirm(false); err != nil {
-			ch.Close()
-			return err
-		}
-		d.ch = ch
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	dcs := make([]*amqp.DeferredConfirmation, 0, len(letters))
+	keys := make([]string, len(letters))
+	msgs := make([]amqp.Publishing, len(letters))
 	for i := range letters {
-		l := &letters[i]
-		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, b.names.dead, l.key, false, false, l.msg)
-		if err != nil {
-			return err
-		}
-		dcs = append(dcs, dc)
+		keys[i], msgs[i] = letters[i].key, letters[i].msg
 	}
-	for _, dc := range dcs {
-		ok, err := dc.WaitContext(ctx)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("broker nacked a dead letter")
-		}
+	err := b.call(b.ctx, "dead-letter", func(ctx context.Context, trouble <-chan struct{}) error {
+		return b.publish(ctx, trouble, b.names.dead, keys, msgs, false)
+	})
+	if err != nil {
+		return err
 	}
 	for i := range letters {
 		l := &letters[i]
-		b.log.LogAttrs(ctx, slog.LevelWarn, "dead-lettered a message",
+		b.log.LogAttrs(b.ctx, slog.LevelWarn, "dead-lettered a message",
 			slog.String("reason", l.reason), slog.String("message_id", shorten(l.msg.MessageId)), slog.Int("bytes", len(l.msg.Body)))
 	}
 	return nil
