@@ -92,7 +92,9 @@ func TestEventAdmission(t *testing.T) {
 			t.Errorf("Consume: %v", err)
 		}
 	}()
-	h := newHarness(t, func(c *Config) { c.MaxEventRequests = 2; c.PublishTimeout = time.Minute })
+	release := sync.OnceFunc(func() { close(g.release) })
+	defer release() // also when the test fails early
+	h := newHarness(t, func(c *Config) { c.MaxEventRequests = 2; c.PublishTimeout = 10 * time.Second })
 	h.s.deps.Publisher = bus
 
 	// Two batches fill the bound; their publishes wait for the engine.
@@ -106,7 +108,7 @@ func TestEventAdmission(t *testing.T) {
 			answers[i] = h.do("POST", "/v1/events", body, "Authorization", "Bearer "+testPK)
 		}()
 	}
-	waitFor(t, "two event requests in flight", func() bool { return h.s.events.inFlight() == 2 })
+	waitFor(t, "two event requests in flight", func() bool { return metricValue(t, h.s.metrics.inFlight) == 2 })
 
 	// Beyond the bound: 503 + Retry-After, body unread, nothing published.
 	body := &countingReader{r: strings.NewReader(batchJSON(3))}
@@ -147,7 +149,7 @@ func TestEventAdmission(t *testing.T) {
 	}
 
 	// The engine goes on: the two batches are answered and applied.
-	close(g.release)
+	release()
 	inFlight.Wait()
 	for i, w := range answers {
 		resp := decode[EventsResponse](t, w)
