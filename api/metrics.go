@@ -58,7 +58,7 @@ func newMetrics(reg *prometheus.Registry, eventsInFlight func() float64) (*metri
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kairos_events_rejected_total",
-			Help: "Events not accepted, by reason: the invalid field (id, type, visitor, item, ts, value, props, ..., or event for the whole event), duplicate (id repeated in a batch), or unavailable (publishing failed).",
+			Help: "Events not accepted, by reason: the invalid field (id, type, visitor, item, ts, value, props, ..., or event for the whole event), duplicate (id repeated in a batch), or unavailable (publishing failed: outcome unknown, the client retries with the same ids).",
 		}, []string{"reason"}),
 		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kairos_events_publish_duration_seconds",
