@@ -108,7 +108,7 @@ func TestEventAdmission(t *testing.T) {
 			answers[i] = h.do("POST", "/v1/events", body, "Authorization", "Bearer "+testPK)
 		}()
 	}
-	waitFor(t, "two event requests in flight", func() bool { return metricValue(t, h.s.metrics.inFlight) == 2 })
+	waitFor(t, "two event requests read", func() bool { return metricValue(t, h.s.metrics.received) == 4 })
 
 	// Beyond the bound: 503 + Retry-After, body unread, nothing published.
 	body := &countingReader{r: strings.NewReader(batchJSON(3))}
