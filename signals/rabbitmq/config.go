@@ -82,8 +82,8 @@ type Config struct {
 	DialTimeout time.Duration
 	// CallTimeout bounds every other broker call (default 10 s): a
 	// Publish or Broadcast whose context has no earlier deadline (until
-	// every confirm), declarations, opening and closing channels and
-	// connections. A broker that blocks the connection (resource alarm)
+	// every confirm), declarations, the set-up of consumers and
+	// subscribers, opening and closing channels and connections. A broker that blocks the connection (resource alarm)
 	// holds back answers: Publish then returns at once, see Publish.
 	CallTimeout time.Duration
 	// Limits bound what Publish accepts and what the consumer lets through

@@ -104,8 +104,9 @@
 // is blocked return at once, and Ready reports it ("the broker blocks the
 // publish connection (resource alarm: low on memory)"). Every other broker
 // call is bounded by Config.CallTimeout (10 s): a Publish whose context
-// has no earlier deadline, declarations, opening and closing channels and
-// connections; a call the client library cannot interrupt (a socket write
+// has no earlier deadline, declarations, the set-up of consumers and
+// subscribers, opening and closing channels and connections (past it, the
+// connection is closed and re-established); a call the client library cannot interrupt (a socket write
 // to a broker that stopped reading) is abandoned by its caller and ends by
 // itself when the connection unblocks or closes. Consuming is not
 // affected: the consume connection never publishes (dead letters go out on

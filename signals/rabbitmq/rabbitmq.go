@@ -126,7 +126,7 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	b.pub = b.newLink("publish", func(conn *amqp.Connection) error { return b.declareTopology(conn, true) })
 	b.con = b.newLink("consume", nil)
 	for _, l := range []*link{b.pub, b.con} {
-		if _, _, err := l.wait(ctx); err != nil {
+		if _, err := l.wait(ctx); err != nil {
 			err = fmt.Errorf("%w: rabbitmq: dial %s: %w (last error: %v)", signals.ErrUnavailable, redactURL(cfg.URL), err, l.lastErr())
 			b.Close()
 			return nil, err
@@ -209,6 +209,7 @@ type link struct {
 // is lost).
 type session struct {
 	conn    *amqp.Connection
+	nc      net.Conn // the TCP connection under conn
 	gen     uint64
 	trouble <-chan struct{}
 }
@@ -239,7 +240,7 @@ func (l *link) current() (session, error) {
 	if err := l.errLocked(); err != nil {
 		return session{}, err
 	}
-	return session{conn: l.conn, gen: l.gen, trouble: l.trouble}, nil
+	return session{conn: l.conn, nc: l.netConn, gen: l.gen, trouble: l.trouble}, nil
 }
 
 // errLocked is why the link cannot be used now, nil when it can.
@@ -294,20 +295,20 @@ func (l *link) setBlocked(conn *amqp.Connection, reason string) {
 
 // wait blocks until the link is up, ctx is done (ctx.Err()) or the Bus
 // is closed (signals.ErrClosed).
-func (l *link) wait(ctx context.Context) (*amqp.Connection, uint64, error) {
+func (l *link) wait(ctx context.Context) (session, error) {
 	for {
 		l.mu.Lock()
-		conn, gen, up := l.conn, l.gen, l.up
+		s, up := session{conn: l.conn, nc: l.netConn, gen: l.gen, trouble: l.trouble}, l.up
 		l.mu.Unlock()
-		if conn != nil {
-			return conn, gen, nil
+		if s.conn != nil {
+			return s, nil
 		}
 		select {
 		case <-up:
 		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+			return session{}, ctx.Err()
 		case <-l.b.closing:
-			return nil, 0, signals.ErrClosed
+			return session{}, signals.ErrClosed
 		}
 	}
 }
@@ -431,6 +432,13 @@ func (b *Bus) bounded(nc net.Conn, f func() error) error {
 		return errors.Join(signals.ErrClosed, err)
 	}
 	return fmt.Errorf("no answer from the broker within %v (connection closed): %w", b.cfg.CallTimeout, err)
+}
+
+// closeWithin closes ch, a channel of the connection whose socket is nc,
+// within Config.CallTimeout; past it, it closes the socket (the broker
+// then requeues what the channel held, as the close would have).
+func (b *Bus) closeWithin(nc net.Conn, ch *amqp.Channel) {
+	_ = b.bounded(nc, ch.Close)
 }
 
 // callGroup tracks the goroutines of broker calls that may outlive their
