@@ -222,3 +222,25 @@ func BenchmarkPromotionStreamsOpen(b *testing.B) {
 	b.ReportMetric(fdPer, "server-fds/stream")
 	b.ReportMetric(goPer, "goroutines/stream")
 }
+
+// BenchmarkEventsShed measures the answer to POST /v1/events beyond
+// Config.MaxEventRequests (admission control): what the server spends on
+// each request it refuses under overload.
+func BenchmarkEventsShed(b *testing.B) {
+	s := benchServer(b, nopPublisher{}, &cannedRecommender{})
+	s.events.n.Store(s.events.max) // every place taken
+	h := s.Handler()
+	w := &discardWriter{h: http.Header{}}
+	r := httptest.NewRequest("POST", "/v1/events", nil)
+	r.Header.Set("Authorization", "Bearer "+testPK)
+	r.Header.Set("Content-Type", "application/json")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+		if w.code != http.StatusServiceUnavailable {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}

@@ -39,6 +39,7 @@ const (
 	DefaultMaxRateClients    = 100_000
 	DefaultMaxStreams        = 10_000
 	DefaultMaxVisitorStreams = 8
+	DefaultMaxEventRequests  = 256
 )
 
 // Default rate limits: the secret key is used by the site's back end for
@@ -165,8 +166,15 @@ type Config struct {
 	// exceeded: 504).
 	RequestTimeout time.Duration
 	// PublishTimeout bounds publishing one batch (default 5 s; exceeded:
-	// 503, nothing accepted).
+	// 503, outcome unknown: the client retries with the same ids).
 	PublishTimeout time.Duration
+	// MaxEventRequests bounds the event requests (POST /v1/events, the
+	// pixel, POST /v1/identify) served at once (default 256; negative: no
+	// bound). Beyond it a request is answered 503 with Retry-After at
+	// once, before its body is read, and none of its events is accepted
+	// (admission control: under overload the server keeps publishing at
+	// its best rate instead of queueing requests until they time out).
+	MaxEventRequests int
 	// ReadyTimeout bounds the Checker call of /readyz (default 2 s).
 	ReadyTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown Serve performs when its
@@ -257,6 +265,7 @@ func (c Config) Defaults() Config {
 	setInt(&c.MaxRateClients, DefaultMaxRateClients)
 	setInt(&c.MaxStreams, DefaultMaxStreams)
 	setInt(&c.MaxVisitorStreams, DefaultMaxVisitorStreams)
+	setInt(&c.MaxEventRequests, DefaultMaxEventRequests)
 	setDur(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDur(&c.ReadTimeout, DefaultReadTimeout)
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)

@@ -106,7 +106,7 @@
 //	413 too_large            body or batch over a limit (named in the message)
 //	429 rate_limited         token bucket empty; Retry-After
 //	500 internal             a bug; logged with the request id, which the message gives
-//	503 unavailable          broker or store unavailable; Retry-After
+//	503 unavailable          broker or store unavailable, or too many event requests at once; Retry-After
 //	504 timeout              the engine did not answer within Config.RequestTimeout
 //
 // engine.ErrNotFound, engine.ErrInvalid / signals.ErrInvalid,
@@ -145,11 +145,27 @@
 // 200 when at least one event was accepted (or the batch was empty), the
 // rejected ones listed by index in the body with the field and reason;
 // 400 when every event was rejected (the same body plus "error"). Retrying
-// rejected events unchanged cannot succeed. If publishing fails the answer
-// is 503 with Retry-After and no event of the batch is accepted: send the
-// whole batch again; event ids make re-sending harmless (the engine
-// de-duplicates). A body that cannot be read as a batch (400, 413) is
-// answered so before a key carried inside it is checked.
+// rejected events unchanged cannot succeed. A body that cannot be read as
+// a batch (400, 413) is answered so before a key carried inside it is
+// checked.
+//
+// 503 (with Retry-After) comes in two kinds, told apart by the message:
+//
+//   - "too many event requests at once: nothing was accepted": admission
+//     control. At most Config.MaxEventRequests (256) event requests (this
+//     route, the pixel and POST /v1/identify together) are served at once;
+//     beyond that a request is answered at once, before its body is read,
+//     and none of its events is accepted. Under overload the server keeps
+//     publishing at its best rate and sheds the excess instead of queueing
+//     every request until it times out.
+//   - "the event stream is unavailable: outcome unknown": publishing failed
+//     or did not finish within Config.PublishTimeout (broker down or
+//     blocked by a resource alarm, engine too slow). Some or all of the
+//     events may have been accepted and will be applied.
+//
+// In both cases send the whole batch again, with the same event ids,
+// after Retry-After: the engine de-duplicates by id, so a retry never
+// counts an event twice.
 //
 //	curl -X POST localhost:8080/v1/events -H "Authorization: Bearer $PK" \
 //	  -H 'Origin: https://shop.example' -H 'Content-Type: application/json' \
@@ -485,11 +501,14 @@
 //	kairos_events_accepted_total                        validated and durably published
 //	kairos_events_rejected_total{reason}                the invalid field (value, ts, …; "event" for a
 //	                                                    whole event), "duplicate" (id repeated in a batch)
-//	                                                    or "unavailable" (publishing failed)
+//	                                                    or "unavailable" (publishing failed: outcome unknown)
 //	kairos_events_publish_duration_seconds{result}      histogram; result is ok or error
 //	kairos_promotion_streams_open                       gauge: promotion streams open now
 //	kairos_promotion_streams_refused_total{limit}       streams refused with 503; limit is server
 //	                                                    (MaxStreams) or visitor (MaxVisitorStreams)
+//	kairos_event_requests_in_flight                     gauge; event requests being served (at most MaxEventRequests)
+//	kairos_event_requests_shed_total{route}             event requests answered 503 by admission control,
+//	                                                    their bodies unread (their events are not received)
 //
 // received = accepted + rejected for every batch that could be decoded.
 //
@@ -499,7 +518,8 @@
 // context ends, stops accepting connections and lets in-flight requests
 // finish for at most Config.ShutdownTimeout. Shutdown does the same with
 // the caller's deadline. Each request's context ends after
-// Config.RequestTimeout; publishing a batch after Config.PublishTimeout.
+// Config.RequestTimeout; publishing a batch after Config.PublishTimeout;
+// at most Config.MaxEventRequests event requests are served at once.
 // Promotion streams are the exception: they last until the client goes,
 // and Shutdown ends them first, so that they do not hold it up.
 package api

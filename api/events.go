@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,8 +21,11 @@ import (
 // event was accepted (or the batch was empty), 400 when every event was
 // rejected (then Error is set too). Every event of the body is either
 // accepted (its id in IDs, body order) or listed in Rejected with its
-// index, id, field and reason. A 503 answer is a plain error: then no
-// event of the batch was accepted.
+// index, id, field and reason. A 503 answer is a plain error whose
+// outcome is unknown (some events may have been stored): retry the whole
+// batch with the same ids, which the engine de-duplicates; only the 503
+// of admission control (too many event requests at once) guarantees that
+// nothing was accepted.
 type EventsResponse struct {
 	Accepted int                 `json:"accepted"`
 	IDs      []string            `json:"ids"`
@@ -113,11 +117,50 @@ func (rr *readRecorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// gate is the admission control of the event routes: at most max
+// requests at once (max < 0: no bound).
+type gate struct {
+	max int64
+	n   atomic.Int64
+}
+
+// enter takes a place, or reports false when all are taken.
+func (g *gate) enter() bool {
+	if g.max < 0 {
+		return true
+	}
+	if g.n.Add(1) > g.max {
+		g.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// leave gives back the place of a successful enter.
+func (g *gate) leave() {
+	if g.max >= 0 {
+		g.n.Add(-1)
+	}
+}
+
+// inFlight is the number of places taken.
+func (g *gate) inFlight() int64 { return g.n.Load() }
+
+// errOverloaded answers an event request beyond Config.MaxEventRequests.
+var errOverloaded = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+	Message: "too many event requests at once: nothing was accepted (the body was not read); retry after Retry-After seconds"}
+
 var errPublishInvalid = errors.New("the publisher refused events the API had validated")
 
+// publishUnknown is the message of a 503 after publishing failed: the
+// publisher may have stored some events before it failed (a broker
+// confirm lost, a timeout after the hand-over), so the outcome is unknown.
+const publishUnknown = "the event stream is unavailable: outcome unknown, some events may have been accepted; retry the whole batch with the same ids (duplicates are dropped by id)"
+
 // publishEvents publishes accepted events within Config.PublishTimeout.
-// On failure no event counts as accepted: the answer is 503 (or 499 when
-// the client went away) and the client re-sends the batch.
+// On failure no event counts as accepted in the metrics, the answer is
+// 503 with an unknown outcome (or 499 when the client went away), and the
+// client re-sends the batch with the same ids.
 func (s *Server) publishEvents(ctx context.Context, events []signals.Event) error {
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
@@ -142,9 +185,7 @@ func (s *Server) publishEvents(ctx context.Context, events []signals.Event) erro
 		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error",
 			Err: errors.Join(errPublishInvalid, err)}
 	}
-	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
-		Message: "the event stream is unavailable: no event was accepted; retry the whole batch later (event ids make retries harmless)",
-		Err:     err}
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: publishUnknown, Err: err}
 }
 
 // transparentGIF is a 1×1 transparent GIF (43 bytes).

@@ -190,10 +190,10 @@ func TestEventsPublishFailure(t *testing.T) {
 		logged  bool
 		message string
 	}{
-		{"bus unavailable", fmt.Errorf("rabbitmq: nack: %w", signals.ErrUnavailable), false, 503, CodeUnavailable, false, "no event was accepted"},
-		{"bus closed", signals.ErrClosed, false, 503, CodeUnavailable, false, "no event was accepted"},
+		{"bus unavailable", fmt.Errorf("rabbitmq: nack: %w", signals.ErrUnavailable), false, 503, CodeUnavailable, false, "outcome unknown"},
+		{"bus closed", signals.ErrClosed, false, 503, CodeUnavailable, false, "outcome unknown"},
 		{"publish timeout", nil, true, 503, CodeUnavailable, false, "retry the whole batch"},
-		{"any other failure", errors.New("boom"), false, 503, CodeUnavailable, false, "no event was accepted"},
+		{"any other failure", errors.New("boom"), false, 503, CodeUnavailable, false, "outcome unknown"},
 		{"bus refuses validated events", fmt.Errorf("membus: %w", &signals.FieldError{Field: "ts", Reason: "skew"}), false, 500, CodeInternal, true, "request id"},
 	}
 	for _, tt := range tests {
@@ -267,7 +267,7 @@ func TestEventsMembus(t *testing.T) {
 	fail = true
 	mu.Unlock()
 	w = h.do("POST", "/v1/events", `{"key":"`+testPK+`","events":`+batchJSON(2)+`}`, "Origin", allowed)
-	wantError(t, w, 503, CodeUnavailable, "no event was accepted")
+	wantError(t, w, 503, CodeUnavailable, "outcome unknown", "retry the whole batch with the same ids")
 }
 
 func TestPixel(t *testing.T) {

@@ -36,21 +36,30 @@ const (
 var testNow = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 // fakePublisher records published batches; err, when set, fails Publish;
-// block, when set, makes Publish wait for ctx.
+// block, when set, makes Publish wait for ctx; gate, when set, makes it
+// wait until gate is closed.
 type fakePublisher struct {
 	mu      sync.Mutex
 	batches [][]signals.Event
 	err     error
 	block   bool
+	gate    chan struct{}
+	wait    int // calls waiting at the gate
 }
 
 func (p *fakePublisher) Publish(ctx context.Context, events []signals.Event) error {
 	p.mu.Lock()
-	err, block := p.err, p.block
+	err, block, gate := p.err, p.block, p.gate
 	p.mu.Unlock()
 	if block {
 		<-ctx.Done()
 		return fmt.Errorf("fake: %w", ctx.Err())
+	}
+	if gate != nil {
+		p.mu.Lock()
+		p.wait++
+		p.mu.Unlock()
+		<-gate
 	}
 	if err != nil {
 		return err
@@ -59,6 +68,13 @@ func (p *fakePublisher) Publish(ctx context.Context, events []signals.Event) err
 	p.batches = append(p.batches, append([]signals.Event(nil), events...))
 	p.mu.Unlock()
 	return nil
+}
+
+// waiting is the number of calls that reached the gate.
+func (p *fakePublisher) waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.wait
 }
 
 func (p *fakePublisher) events() []signals.Event {

@@ -22,6 +22,7 @@ type metrics struct {
 	accepted  prometheus.Counter
 	rejected  *prometheus.CounterVec   // reason
 	publish   *prometheus.HistogramVec // result
+	shed      *prometheus.CounterVec   // route
 	handler   http.Handler
 	codeNames [600]string
 
@@ -30,7 +31,9 @@ type metrics struct {
 	streamsRefused *prometheus.CounterVec // limit: server or visitor
 }
 
-func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+// newMetrics registers the API's metrics on reg; eventsInFlight reads the
+// event requests being served.
+func newMetrics(reg *prometheus.Registry, eventsInFlight func() float64) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kairos_http_requests_total",
@@ -55,7 +58,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kairos_events_rejected_total",
-			Help: "Events not accepted, by reason: the invalid field (id, type, visitor, item, ts, value, props, ..., or event for the whole event), duplicate (id repeated in a batch), or unavailable (publishing failed).",
+			Help: "Events not accepted, by reason: the invalid field (id, type, visitor, item, ts, value, props, ..., or event for the whole event), duplicate (id repeated in a batch), or unavailable (publishing failed: outcome unknown, the client retries with the same ids).",
 		}, []string{"reason"}),
 		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kairos_events_publish_duration_seconds",
@@ -70,11 +73,22 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "kairos_promotion_streams_refused_total",
 			Help: "Promotion streams refused with 503, by the limit reached: server (MaxStreams) or visitor (MaxVisitorStreams).",
 		}, []string{"limit"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kairos_event_requests_shed_total",
+			Help: "Event requests (POST /v1/events, the pixel, POST /v1/identify) answered 503 at once, their bodies unread, because Config.MaxEventRequests were being served (admission control), by route.",
+		}, []string{"route"}),
 	}
+	eventsGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kairos_event_requests_in_flight",
+		Help: "Event requests (POST /v1/events, the pixel, POST /v1/identify) being served; at most Config.MaxEventRequests.",
+	}, eventsInFlight)
 	m.streamsRefused.WithLabelValues(limitServer)
 	m.streamsRefused.WithLabelValues(limitVisitor)
+	for _, r := range []string{"/v1/events", "/v1/pixel.gif", "/v1/identify"} {
+		m.shed.WithLabelValues(r) // exported as 0 from the start
+	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.received, m.accepted, m.rejected, m.publish,
-		m.streamsOpen, m.streamsRefused} {
+		m.streamsOpen, m.streamsRefused, m.shed, eventsGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}

@@ -43,6 +43,7 @@ type Server struct {
 	addr net.Addr // bound address while serving
 
 	streams streamHub // promotion streams (promotions.go)
+	events  gate      // admission control of the event routes (events.go)
 }
 
 // routeSpec is one row of the route table.
@@ -51,6 +52,7 @@ type routeSpec struct {
 	access       access
 	bodyKey      bool // the key may come in the body (POST /v1/events)
 	pixel        bool // errors are answered as the GIF
+	event        bool // publishes events: bounded by Config.MaxEventRequests
 	handler      func(*Server, echo.Context) error
 }
 
@@ -73,8 +75,8 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodGet, path: "/readyz", access: accessPublic, handler: (*Server).readyz},
 		{method: http.MethodGet, path: "/metrics", access: metricsAccess, handler: (*Server).metricsHandler},
 		{method: http.MethodGet, path: "/tracker.js", access: accessPublic, handler: (*Server).trackerJS},
-		{method: http.MethodPost, path: "/v1/events", access: accessPublishable, bodyKey: true, handler: (*Server).postEvents},
-		{method: http.MethodGet, path: "/v1/pixel.gif", access: accessPublishable, pixel: true, handler: (*Server).pixel},
+		{method: http.MethodPost, path: "/v1/events", access: accessPublishable, bodyKey: true, event: true, handler: (*Server).postEvents},
+		{method: http.MethodGet, path: "/v1/pixel.gif", access: accessPublishable, pixel: true, event: true, handler: (*Server).pixel},
 		{method: http.MethodGet, path: "/v1/recommendations", access: accessSecret, handler: (*Server).recommendations},
 		{method: http.MethodGet, path: "/v1/items/:id/similar", access: accessSecret, handler: (*Server).similar},
 		{method: http.MethodGet, path: "/v1/items", access: accessSecret, handler: (*Server).listItems},
@@ -83,7 +85,7 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodPut, path: "/v1/items/:id", access: accessSecret, handler: (*Server).putItem},
 		{method: http.MethodDelete, path: "/v1/items/:id", access: accessSecret, handler: (*Server).deleteItem},
 		{method: http.MethodDelete, path: "/v1/visitors/:id", access: accessSecret, handler: (*Server).eraseVisitor},
-		{method: http.MethodPost, path: "/v1/identify", access: accessSecret, handler: (*Server).identify},
+		{method: http.MethodPost, path: "/v1/identify", access: accessSecret, event: true, handler: (*Server).identify},
 		{method: http.MethodGet, path: "/v1/stats/items/:id", access: accessSecret, handler: (*Server).itemStats},
 		{method: http.MethodGet, path: "/v1/stats/offers/:id", access: accessSecret, handler: (*Server).offerStats},
 		{method: http.MethodGet, path: "/v1/offers", access: accessPublishable, handler: (*Server).offers},
@@ -150,11 +152,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limits:  newLimiter(cfg.SecretRate, cfg.PublishableRate, cfg.MaxRateClients),
 		routes:  routeTable(cfg.MetricsPublic),
 		ident:   newIdentityVerifier(cfg),
+		events:  gate{max: int64(cfg.MaxEventRequests)},
 	}
 	s.evLim = cfg.EventLimits
 	s.evLim.MaxBatch = cfg.MaxBatch
 	s.evLim.MaxBatchBytes = int(cfg.MaxBodyBytes)
-	m, err := newMetrics(cfg.Registry)
+	m, err := newMetrics(cfg.Registry, func() float64 { return float64(s.events.inFlight()) })
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +374,9 @@ func (s *Server) call(h echo.HandlerFunc, c echo.Context) (err error) {
 }
 
 // guard is the per-route middleware: it records the route, answers CORS
-// on publishable routes, and authenticates and rate-limits the caller.
+// on publishable routes, authenticates and rate-limits the caller, and
+// admits event requests within Config.MaxEventRequests (before the body
+// is read).
 func (s *Server) guard(rt *routeSpec) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -386,6 +391,13 @@ func (s *Server) guard(rt *routeSpec) echo.MiddlewareFunc {
 			}
 			if err := s.authenticate(c, st); err != nil {
 				return err
+			}
+			if rt.event {
+				if !s.events.enter() {
+					s.metrics.shed.WithLabelValues(rt.path).Inc()
+					return errOverloaded
+				}
+				defer s.events.leave()
 			}
 			return next(c)
 		}

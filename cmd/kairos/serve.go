@@ -115,6 +115,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		IdentitySecrets: cfg.IdentitySecrets, IdentityVerification: cfg.IdentityVerification,
 		Logger: a.log, Registry: reg,
 	}
+	acfg.MaxEventRequests = cfg.MaxEventRequests
 	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
 	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters
 		counters, err := stats.New(ss, stats.Config{Retention: cfg.StatsRetention, Logger: a.log, Registerer: reg})

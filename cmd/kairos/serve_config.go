@@ -60,6 +60,9 @@ type serveConfig struct {
 	// with a secret, else off).
 	IdentitySecrets      []string
 	IdentityVerification api.IdentityVerification
+	// MaxEventRequests bounds the event requests served at once
+	// (api.Config.MaxEventRequests; -1: no bound).
+	MaxEventRequests int
 
 	// ArchiveDir holds the event archive ("" = <data-dir>/archive, "off"
 	// disables it).
@@ -188,6 +191,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.bool(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a key")
 	e.int(&c.MaxStreams, "max-streams", api.DefaultMaxStreams, "promotion streams open at once on this server (beyond: 503)")
 	e.int(&c.MaxStreamsPerVisitor, "max-streams-per-visitor", api.DefaultMaxVisitorStreams, "promotion streams open at once per visitor (beyond: 503)")
+	e.int(&c.MaxEventRequests, "max-event-requests", api.DefaultMaxEventRequests, "event requests (events, pixel, identify) served at once; beyond it 503 + Retry-After at once (-1: no bound)")
 	e.str(&c.ArchiveDir, "archive-dir", "", "event archive directory (default <data-dir>/archive; \"off\" disables archiving)")
 	e.str(&c.ArchiveSync, "archive-sync", "interval", "archive fsync policy: always, interval (every 100 ms) or none")
 	e.dur(&c.ArchiveRetention, "archive-retention", 0, "how long raw archived events are kept (0 = forever)")
@@ -242,6 +246,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		errs = append(errs, fmt.Errorf("--prefetch %d outside [1, 65535]", c.Prefetch))
+	}
+	if c.MaxEventRequests == 0 || c.MaxEventRequests < -1 {
+		errs = append(errs, fmt.Errorf("--max-event-requests %d: want >= 1, or -1 for no bound", c.MaxEventRequests))
 	}
 	if !(c.SecretRate > 0) || !(c.PublicRate > 0) {
 		errs = append(errs, errors.New("--secret-rate and --publishable-rate must be > 0"))

@@ -27,6 +27,7 @@ const (
 	DefaultReconnectMax        = 5 * time.Second
 	DefaultDeadLetterMaxLength = 100_000
 	DefaultDialTimeout         = 10 * time.Second
+	DefaultCallTimeout         = 10 * time.Second
 )
 
 // Config configures a Bus. Defaults fills the zero fields; Validate
@@ -79,6 +80,12 @@ type Config struct {
 	DeadLetterMaxLength int
 	// DialTimeout bounds each TCP connect and AMQP handshake (default 10 s).
 	DialTimeout time.Duration
+	// CallTimeout bounds every other broker call (default 10 s): a
+	// Publish or Broadcast whose context has no earlier deadline (until
+	// every confirm), declarations, the set-up of consumers and
+	// subscribers, opening and closing channels and connections. A broker that blocks the connection (resource alarm)
+	// holds back answers: Publish then returns at once, see Publish.
+	CallTimeout time.Duration
 	// Limits bound what Publish accepts and what the consumer lets through
 	// (zero fields mean the defaults, see signals.Limits). MaxBatch and
 	// MaxBatchBytes bound a message body of several events, MaxEventBytes
@@ -131,6 +138,9 @@ func (c Config) Defaults() Config {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
 	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
 	c.Limits = c.Limits.Defaults()
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = max(DefaultMaxBatchEvents, c.Limits.MaxBatch)
@@ -181,6 +191,9 @@ func (c Config) Validate() error {
 	}
 	if c.DialTimeout <= 0 {
 		bad("DialTimeout %v: want > 0", c.DialTimeout)
+	}
+	if c.CallTimeout <= 0 {
+		bad("CallTimeout %v: want > 0", c.CallTimeout)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		bad("%v", err)

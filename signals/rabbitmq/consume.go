@@ -59,14 +59,14 @@ func (b *Bus) Consume(ctx context.Context, h signals.BatchHandler) error {
 		if b.isClosed() {
 			return signals.ErrClosed
 		}
-		conn, _, err := b.con.wait(ctx)
+		ses, err := b.con.wait(ctx)
 		if err != nil {
 			if errors.Is(err, signals.ErrClosed) {
 				return err
 			}
 			return nil // ctx done
 		}
-		err = s.session(ctx, conn)
+		err = s.session(ctx, ses)
 		switch {
 		case err == nil:
 			return nil
@@ -93,28 +93,39 @@ type consumer struct {
 // session consumes on one channel of conn until ctx is done (nil), the
 // Bus closes (ErrClosed), the channel fails, or a handler error requires
 // returning the held deliveries to the queue (errInterrupted).
-func (s *consumer) session(ctx context.Context, conn *amqp.Connection) error {
+func (s *consumer) session(ctx context.Context, ses session) error {
 	b := s.b
-	if err := b.declareTopology(conn, false); err != nil {
+	var (
+		ch         *amqp.Channel
+		deliveries <-chan amqp.Delivery
+	)
+	// The set-up calls are bounded (Config.CallTimeout), and so is the
+	// close: closing the channel returns every unacknowledged delivery to
+	// the queue, in order.
+	err := b.bounded(ses.nc, func() error {
+		if err := b.declareTopology(ses.conn, false); err != nil {
+			return err
+		}
+		var err error
+		if ch, err = ses.conn.Channel(); err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
+			return fmt.Errorf("qos: %w", err)
+		}
+		tag := fmt.Sprintf("kairos-%s-%08x", b.cfg.Replica, rand.Uint32())
+		if deliveries, err = ch.Consume(b.names.queue, tag, false, false, false, false, nil); err != nil {
+			return fmt.Errorf("consume %s: %w", b.names.queue, err)
+		}
+		return nil
+	})
+	if ch != nil {
+		defer b.closeWithin(ses.nc, ch)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %w", errInterrupted, err)
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("%w: open channel: %w", errInterrupted, err)
-	}
-	// Closing the channel returns every unacknowledged delivery to the
-	// queue, in order.
-	defer ch.Close()
-	if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
-		return fmt.Errorf("%w: qos: %w", errInterrupted, err)
-	}
-	dl := &deadLetterer{b: b, conn: conn}
-	defer dl.close()
-	tag := fmt.Sprintf("kairos-%s-%08x", b.cfg.Replica, rand.Uint32())
-	deliveries, err := ch.Consume(b.names.queue, tag, false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("%w: consume %s: %w", errInterrupted, b.names.queue, err)
-	}
+	dl := &deadLetterer{b: b}
 	var (
 		batch  = make([]held, 0, b.cfg.Prefetch)
 		carry  held // a delivery that did not fit into the last batch
@@ -308,60 +319,35 @@ func deadHeaders(m *amqp.Delivery, reason string) amqp.Table {
 	return headers
 }
 
-// deadLetterer publishes dead letters to the dead-letter exchange on a
-// confirm-mode channel of the consume connection, opened when first needed.
+// deadLetterer publishes dead letters to the dead-letter exchange through
+// the publish connection's pool: the consume connection never publishes,
+// so a broker resource alarm (which blocks publishing connections) never
+// stalls consumption and acknowledgements.
 type deadLetterer struct {
-	b    *Bus
-	conn *amqp.Connection
-	ch   *amqp.Channel
+	b *Bus
 }
 
-func (d *deadLetterer) close() {
-	if d.ch != nil {
-		d.ch.Close()
-	}
-}
-
-// send publishes letters and waits for their confirms.
+// send publishes letters and waits for their confirms (at most
+// Config.CallTimeout).
 func (d *deadLetterer) send(letters []deadLetter) error {
 	if len(letters) == 0 {
 		return nil
 	}
 	b := d.b
-	if d.ch == nil {
-		ch, err := d.conn.Channel()
-		if err != nil {
-			return err
-		}
-		if err := ch.Confirm(false); err != nil {
-			ch.Close()
-			return err
-		}
-		d.ch = ch
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	dcs := make([]*amqp.DeferredConfirmation, 0, len(letters))
+	keys := make([]string, len(letters))
+	msgs := make([]amqp.Publishing, len(letters))
 	for i := range letters {
-		l := &letters[i]
-		dc, err := d.ch.PublishWithDeferredConfirmWithContext(ctx, b.names.dead, l.key, false, false, l.msg)
-		if err != nil {
-			return err
-		}
-		dcs = append(dcs, dc)
+		keys[i], msgs[i] = letters[i].key, letters[i].msg
 	}
-	for _, dc := range dcs {
-		ok, err := dc.WaitContext(ctx)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("broker nacked a dead letter")
-		}
+	err := b.call(b.ctx, "dead-letter", func(ctx context.Context, trouble <-chan struct{}) error {
+		return b.publish(ctx, trouble, b.names.dead, keys, msgs, false)
+	})
+	if err != nil {
+		return err
 	}
 	for i := range letters {
 		l := &letters[i]
-		b.log.LogAttrs(ctx, slog.LevelWarn, "dead-lettered a message",
+		b.log.LogAttrs(b.ctx, slog.LevelWarn, "dead-lettered a message",
 			slog.String("reason", l.reason), slog.String("message_id", shorten(l.msg.MessageId)), slog.Int("bytes", len(l.msg.Body)))
 	}
 	return nil
@@ -385,14 +371,14 @@ func (b *Bus) Subscribe(ctx context.Context, t signals.Topic, h func(msg []byte)
 		return signals.ErrClosed
 	}
 	for {
-		conn, _, err := b.con.wait(ctx)
+		ses, err := b.con.wait(ctx)
 		if err != nil {
 			if errors.Is(err, signals.ErrClosed) {
 				return err
 			}
 			return nil
 		}
-		err = b.subscribeOn(ctx, conn, t, h)
+		err = b.subscribeOn(ctx, ses, t, h)
 		switch {
 		case err == nil:
 			return nil
@@ -407,29 +393,40 @@ func (b *Bus) Subscribe(ctx context.Context, t signals.Topic, h func(msg []byte)
 	}
 }
 
-func (b *Bus) subscribeOn(ctx context.Context, conn *amqp.Connection, t signals.Topic, h func([]byte)) error {
+func (b *Bus) subscribeOn(ctx context.Context, ses session, t signals.Topic, h func([]byte)) error {
 	ex := b.names.topic(t)
-	ch, err := conn.Channel()
+	var (
+		ch         *amqp.Channel
+		deliveries <-chan amqp.Delivery
+	)
+	err := b.bounded(ses.nc, func() error {
+		var err error
+		if ch, err = ses.conn.Channel(); err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %s: %w", ex, err)
+		}
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			return fmt.Errorf("declare subscriber queue: %w", err)
+		}
+		if err := ch.QueueBind(q.Name, "", ex, false, nil); err != nil {
+			return fmt.Errorf("bind subscriber queue: %w", err)
+		}
+		if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
+			return fmt.Errorf("qos: %w", err)
+		}
+		if deliveries, err = ch.Consume(q.Name, "", false, true, false, false, nil); err != nil {
+			return fmt.Errorf("consume %s: %w", q.Name, err)
+		}
+		return nil
+	})
+	if ch != nil {
+		defer b.closeWithin(ses.nc, ch)
+	}
 	if err != nil {
-		return fmt.Errorf("%w: open channel: %w", errInterrupted, err)
-	}
-	defer ch.Close()
-	if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("%w: declare exchange %s: %w", errInterrupted, ex, err)
-	}
-	q, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		return fmt.Errorf("%w: declare subscriber queue: %w", errInterrupted, err)
-	}
-	if err := ch.QueueBind(q.Name, "", ex, false, nil); err != nil {
-		return fmt.Errorf("%w: bind subscriber queue: %w", errInterrupted, err)
-	}
-	if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
-		return fmt.Errorf("%w: qos: %w", errInterrupted, err)
-	}
-	deliveries, err := ch.Consume(q.Name, "", false, true, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("%w: consume %s: %w", errInterrupted, q.Name, err)
+		return fmt.Errorf("%w: %w", errInterrupted, err)
 	}
 	for {
 		select {

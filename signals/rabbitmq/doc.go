@@ -92,7 +92,25 @@
 // a channel or connection failure, or a publish while the connection is
 // down (Publish fails fast rather than waiting) yields an error matching
 // signals.ErrUnavailable (HTTP 503: the client retries; the engine
-// de-duplicates by id).
+// de-duplicates by id). After an error the outcome is unknown: some of
+// the events may be stored.
+//
+// Resource alarms: a broker low on memory or disk blocks the connections
+// that publish (connection.blocked) and reads nothing more from them
+// until the alarm ends; confirms, channel closes and even the connection
+// close handshake wait. The Bus watches the notifications: while the
+// publish connection is blocked, Publish and Broadcast fail at once
+// (signals.ErrUnavailable naming the alarm), the calls in flight when it
+// is blocked return at once, and Ready reports it ("the broker blocks the
+// publish connection (resource alarm: low on memory)"). Every other broker
+// call is bounded by Config.CallTimeout (10 s): a Publish whose context
+// has no earlier deadline, declarations, the set-up of consumers and
+// subscribers, opening and closing channels and connections (past it, the
+// connection is closed and re-established); a call the client library cannot interrupt (a socket write
+// to a broker that stopped reading) is abandoned by its caller and ends by
+// itself when the connection unblocks or closes. Consuming is not
+// affected: the consume connection never publishes (dead letters go out on
+// the publish connection), so the broker never blocks it.
 //
 // Consume: manual acknowledgements, prefetch Config.Prefetch (default 256
 // messages); batches of the events of up to prefetch messages and at most
@@ -115,9 +133,11 @@
 // bad framing, an empty array, over the limits), or a single-object body
 // that is invalid, is dead-lettered whole: the original body and
 // properties plus kairos-reason, kairos-original-routing-key and
-// kairos-original-exchange. Dead letters are published after the handler
-// accepted the batch, confirmed, and only then are the messages
-// acknowledged, so poison neither blocks the stream nor gets lost. Like
+// kairos-original-exchange. Dead letters are published (on the publish
+// connection) after the handler accepted the batch, confirmed, and only
+// then are the messages acknowledged, so poison neither blocks the stream
+// nor gets lost; while they cannot be published (an outage, an alarm) the
+// batch is redelivered later. Like
 // events, dead letters are at least once: a connection loss between their
 // confirm and the ack repeats them.
 //

@@ -34,52 +34,94 @@ type pubChan struct {
 
 // acquire takes a slot of the pool and makes sure it holds an open
 // confirm-mode channel on the current publish connection. It fails fast
-// (signals.ErrUnavailable) while the connection is down.
-func (b *Bus) acquire(ctx context.Context) (*pubChan, error) {
+// (signals.ErrUnavailable) while the connection is down or blocked, and
+// gives up when trouble closes (the session it was called for is blocked
+// or lost).
+func (b *Bus) acquire(ctx context.Context, trouble <-chan struct{}) (*pubChan, error) {
 	var pc *pubChan
 	select {
 	case pc = <-b.pool:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("rabbitmq: waiting for a publish channel: %w", ctx.Err())
+	case <-trouble:
+		return nil, b.pub.troubleErr("waiting for a publish channel")
 	case <-b.closing:
 		return nil, signals.ErrClosed
 	}
-	conn, gen, err := b.pub.current()
+	s, err := b.pub.current()
 	if err != nil {
 		b.pool <- pc
 		return nil, err
 	}
-	if pc.ch != nil && pc.gen == gen && !pc.ch.IsClosed() {
+	if pc.ch != nil && pc.gen == s.gen && !pc.ch.IsClosed() {
 		return pc, nil
 	}
 	if pc.ch != nil {
-		pc.ch.Close()
+		b.closeChannel(pc.ch)
 		pc.ch = nil
 	}
-	ch, err := conn.Channel()
+	ch, err := s.conn.Channel()
 	if err == nil {
 		if err = ch.Confirm(false); err != nil {
-			ch.Close()
+			b.closeChannel(ch)
 		}
 	}
 	if err != nil {
 		b.pool <- pc
 		return nil, unavailable("open publish channel", err)
 	}
-	pc.ch, pc.gen = ch, gen
+	pc.ch, pc.gen = ch, s.gen
 	pc.returns = ch.NotifyReturn(make(chan amqp.Return, maxInFlight))
 	return pc, nil
 }
 
 // release puts pc back into the pool; a broken channel (one whose
-// confirms or returns may be pending) is closed first and reopened on the
-// next acquire.
+// confirms or returns may be pending) is closed in the background and
+// reopened on the next acquire.
 func (b *Bus) release(pc *pubChan, broken bool) {
 	if broken && pc.ch != nil {
-		pc.ch.Close()
+		b.closeChannel(pc.ch)
 		pc.ch = nil
 	}
 	b.pool <- pc
+}
+
+// closeChannel closes ch on a goroutine of its own: Channel.Close waits
+// for the broker's close-ok, which a blocked connection does not send
+// until the broker unblocks it (or the connection closes, as Close does).
+func (b *Bus) closeChannel(ch *amqp.Channel) {
+	if !b.calls.spawn(func() { _ = ch.Close() }) {
+		_ = ch.Close() // the Bus is closing: the connection is closed, so this returns at once
+	}
+}
+
+// call runs f, a sequence of calls on the publish connection, on a
+// goroutine of its own and waits until f returns, the session is blocked
+// by the broker or lost, or ctx (bounded by Config.CallTimeout) is done,
+// whichever comes first. The client library cannot interrupt a socket
+// write to a broker that stopped reading, nor a call whose answer the
+// broker holds back, so an abandoned f ends later (when the broker
+// unblocks the connection or the connection closes) and gives back what
+// it holds then. call fails fast while the connection is down or blocked.
+func (b *Bus) call(ctx context.Context, op string, f func(ctx context.Context, trouble <-chan struct{}) error) error {
+	s, err := b.pub.current()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
+	defer cancel() // an abandoned f stops waiting for confirms
+	done := make(chan error, 1)
+	if !b.calls.spawn(func() { done <- f(ctx, s.trouble) }) {
+		return signals.ErrClosed
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-s.trouble:
+		return b.pub.troubleErr(op)
+	case <-ctx.Done():
+		return fmt.Errorf("rabbitmq: %s: %w", op, ctx.Err())
+	}
 }
 
 // Publish normalizes, validates and encodes a copy of each event (the
@@ -99,12 +141,15 @@ func (b *Bus) release(pc *pubChan, broken bool) {
 // visitors are sent in the order of each visitor's first event.
 //
 // Errors matching signals.ErrUnavailable: the publish connection is down
-// (Publish fails fast during an outage instead of waiting), the channel
-// failed, the broker nacked a message, or a message was unroutable (no
-// queue bound: no engine replica has declared its queue). Some events may
-// have been stored anyway; publishing them again is safe (the engine
-// de-duplicates by id). All messages of a call are sent in order on one
-// channel, so the events of a visitor keep their order.
+// or blocked by a broker resource alarm (Publish fails fast then instead
+// of waiting, and a call in flight when the broker blocks the connection
+// returns at once), the channel failed, the broker nacked a message, or a
+// message was unroutable (no queue bound: no engine replica has declared
+// its queue). When ctx ends first (or Config.CallTimeout passes), the
+// error wraps ctx's error. After any error some events may have been
+// stored anyway; publishing them again is safe (the engine de-duplicates
+// by id). All messages of a call are sent in order on one channel, so the
+// events of a visitor keep their order.
 func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	if b.isClosed() {
 		return signals.ErrClosed
@@ -116,7 +161,9 @@ func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	if err != nil {
 		return err
 	}
-	return b.publish(ctx, b.names.events, keys, msgs, true)
+	return b.call(ctx, "publish", func(ctx context.Context, trouble <-chan struct{}) error {
+		return b.publish(ctx, trouble, b.names.events, keys, msgs, true)
+	})
 }
 
 // pack validates and encodes events and groups them into messages (see
@@ -218,9 +265,10 @@ func (b *Bus) pack(events []signals.Event, now time.Time) ([]string, []amqp.Publ
 }
 
 // publish sends msgs (routing keys keys) to exchange on a pooled channel
-// and waits for their confirms.
-func (b *Bus) publish(ctx context.Context, exchange string, keys []string, msgs []amqp.Publishing, mandatory bool) error {
-	pc, err := b.acquire(ctx)
+// and waits for their confirms, giving up when ctx is done or trouble
+// closes. Run it through call.
+func (b *Bus) publish(ctx context.Context, trouble <-chan struct{}, exchange string, keys []string, msgs []amqp.Publishing, mandatory bool) error {
+	pc, err := b.acquire(ctx, trouble)
 	if err != nil {
 		return err
 	}
@@ -231,6 +279,11 @@ func (b *Bus) publish(ctx context.Context, exchange string, keys []string, msgs 
 		end := min(start+maxInFlight, len(msgs))
 		dcs = dcs[:0]
 		for i := start; i < end; i++ {
+			select {
+			case <-trouble:
+				return b.pub.troubleErr("publish")
+			default:
+			}
 			dc, err := pc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, keys[i], mandatory, false, msgs[i])
 			if err != nil {
 				if ctx.Err() != nil {
@@ -242,11 +295,14 @@ func (b *Bus) publish(ctx context.Context, exchange string, keys []string, msgs 
 		}
 		nacked := 0
 		for _, dc := range dcs {
-			ok, err := dc.WaitContext(ctx)
-			if err != nil {
-				return fmt.Errorf("rabbitmq: publish: waiting for confirms: %w", err)
+			select {
+			case <-dc.Done():
+			case <-ctx.Done():
+				return fmt.Errorf("rabbitmq: publish: waiting for confirms: %w", ctx.Err())
+			case <-trouble:
+				return b.pub.troubleErr("publish: waiting for confirms")
 			}
-			if !ok {
+			if !dc.Acked() {
 				nacked++
 			}
 		}
@@ -292,25 +348,29 @@ func (b *Bus) Broadcast(ctx context.Context, t signals.Topic, msg []byte) error 
 		return signals.ErrClosed
 	}
 	ex := b.names.topic(t)
-	if err := b.declareTopic(ex); err != nil {
-		return err
-	}
-	return b.publish(ctx, ex, []string{""}, []amqp.Publishing{{
+	m := []amqp.Publishing{{
 		ContentType:  "application/octet-stream",
 		DeliveryMode: amqp.Transient,
 		Timestamp:    time.Now(),
 		AppId:        "kairos",
 		Body:         msg,
-	}}, false)
+	}}
+	return b.call(ctx, "broadcast", func(ctx context.Context, trouble <-chan struct{}) error {
+		if err := b.declareTopic(ex); err != nil {
+			return err
+		}
+		return b.publish(ctx, trouble, ex, []string{""}, m, false)
+	})
 }
 
 // declareTopic declares the fanout exchange ex once per publish
 // connection (the known topics are declared with the topology).
 func (b *Bus) declareTopic(ex string) error {
-	conn, gen, err := b.pub.current()
+	s, err := b.pub.current()
 	if err != nil {
 		return err
 	}
+	conn, gen := s.conn, s.gen
 	b.declMu.Lock()
 	defer b.declMu.Unlock()
 	if g, ok := b.declared[ex]; ok && g == gen {
@@ -326,7 +386,7 @@ func (b *Bus) declareTopic(ex string) error {
 	if err != nil {
 		return unavailable("open channel", err)
 	}
-	defer ch.Close()
+	defer b.closeChannel(ch)
 	if err := ch.ExchangeDeclare(ex, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("rabbitmq: declare exchange %s: %w", ex, err)
 	}

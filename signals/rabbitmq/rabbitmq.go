@@ -38,7 +38,8 @@ type Bus struct {
 
 	pub, con *link
 
-	pool chan *pubChan // confirm-mode channels on pub
+	pool  chan *pubChan // confirm-mode channels on pub
+	calls callGroup     // goroutines of publish calls and background channel closes
 
 	declMu   sync.Mutex
 	declared map[string]uint64 // topic exchange -> pub generation it was declared on
@@ -125,7 +126,7 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	b.pub = b.newLink("publish", func(conn *amqp.Connection) error { return b.declareTopology(conn, true) })
 	b.con = b.newLink("consume", nil)
 	for _, l := range []*link{b.pub, b.con} {
-		if _, _, err := l.wait(ctx); err != nil {
+		if _, err := l.wait(ctx); err != nil {
 			err = fmt.Errorf("%w: rabbitmq: dial %s: %w (last error: %v)", signals.ErrUnavailable, redactURL(cfg.URL), err, l.lastErr())
 			b.Close()
 			return nil, err
@@ -136,14 +137,15 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 
 // Ready returns nil when both connections are up, an error matching
 // signals.ErrUnavailable (with the last connection error) while one is
-// down or blocked by a broker resource alarm, and signals.ErrClosed after
-// Close.
+// down or blocked by a broker resource alarm ("the broker blocks the
+// publish connection (resource alarm: low on memory)"), and
+// signals.ErrClosed after Close.
 func (b *Bus) Ready(ctx context.Context) error {
 	if b.isClosed() {
 		return signals.ErrClosed
 	}
 	for _, l := range []*link{b.pub, b.con} {
-		if _, _, err := l.current(); err != nil {
+		if _, err := l.current(); err != nil {
 			return err
 		}
 	}
@@ -154,12 +156,14 @@ func (b *Bus) Ready(ctx context.Context) error {
 // signals.ErrClosed. A handler call in flight is not awaited, and its
 // batch is redelivered later: to stop gracefully, cancel the Consume
 // context and wait for Consume to return before Close. Close is
-// idempotent.
+// idempotent, and bounded even when the broker blocks the connections (a
+// blocked connection is closed without waiting for the broker's answer).
 func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closing)
 		b.cancel()
 		b.wg.Wait()
+		b.calls.closeAndWait()
 	})
 	return nil
 }
@@ -187,16 +191,33 @@ type link struct {
 
 	mu      sync.Mutex
 	conn    *amqp.Connection // nil while down
-	netConn net.Conn         // the TCP connection under conn (for tests)
+	netConn net.Conn         // the TCP connection under conn
 	gen     uint64           // incremented on every new connection
 	up      chan struct{}    // closed while conn != nil
 	err     error            // why the link is down
 	blocked string           // why the broker blocks this connection ("" if it does not)
+	// trouble is closed when the connection is blocked by the broker or
+	// lost, so that calls in flight on it give up at once; a new one is
+	// made when the connection is usable again (troubled tells whether the
+	// current one is closed).
+	trouble  chan struct{}
+	troubled bool
+}
+
+// session is a usable connection of a link: the connection, its
+// generation and its trouble channel (closed when it becomes blocked or
+// is lost).
+type session struct {
+	conn    *amqp.Connection
+	nc      net.Conn // the TCP connection under conn
+	gen     uint64
+	trouble <-chan struct{}
 }
 
 func (b *Bus) newLink(name string, setup func(*amqp.Connection) error) *link {
 	l := &link{b: b, name: name, setup: setup, up: make(chan struct{}),
-		err: errors.New("not connected yet")}
+		err: errors.New("not connected yet"), trouble: make(chan struct{})}
+	l.setTroubleLocked()
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -211,39 +232,83 @@ func (l *link) lastErr() error {
 	return l.err
 }
 
-// current returns the connection if the link is up, or an error matching
-// signals.ErrUnavailable or signals.ErrClosed.
-func (l *link) current() (*amqp.Connection, uint64, error) {
+// current returns the connection if the link is up and not blocked, or
+// an error matching signals.ErrUnavailable or signals.ErrClosed.
+func (l *link) current() (session, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.conn != nil && l.blocked != "" {
-		return nil, 0, fmt.Errorf("%w: rabbitmq: the broker blocks the %s connection (resource alarm: %s)", signals.ErrUnavailable, l.name, l.blocked)
+	if err := l.errLocked(); err != nil {
+		return session{}, err
 	}
-	if l.conn != nil {
-		return l.conn, l.gen, nil
+	return session{conn: l.conn, nc: l.netConn, gen: l.gen, trouble: l.trouble}, nil
+}
+
+// errLocked is why the link cannot be used now, nil when it can.
+func (l *link) errLocked() error {
+	switch {
+	case l.conn != nil && l.blocked != "":
+		return fmt.Errorf("%w: rabbitmq: the broker blocks the %s connection (resource alarm: %s)", signals.ErrUnavailable, l.name, l.blocked)
+	case l.conn != nil:
+		return nil
+	case l.b.isClosed():
+		return signals.ErrClosed
 	}
-	if l.b.isClosed() {
-		return nil, 0, signals.ErrClosed
+	return fmt.Errorf("%w: rabbitmq: %s connection is down (reconnecting): %v", signals.ErrUnavailable, l.name, l.err)
+}
+
+// troubleErr is the error of a call that gave up because its session's
+// trouble channel closed: why the link is unusable now, or, if it has
+// recovered meanwhile, that it was blocked or lost during the call.
+func (l *link) troubleErr(op string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.errLocked(); err != nil {
+		return fmt.Errorf("rabbitmq: %s: %w", op, err)
 	}
-	return nil, 0, fmt.Errorf("%w: rabbitmq: %s connection is down (reconnecting): %v", signals.ErrUnavailable, l.name, l.err)
+	return unavailable(op, fmt.Errorf("the %s connection was blocked or lost during the call", l.name))
+}
+
+// setTroubleLocked closes the trouble channel (once).
+func (l *link) setTroubleLocked() {
+	if !l.troubled {
+		close(l.trouble)
+		l.troubled = true
+	}
+}
+
+// setBlocked records a connection.blocked (reason != "") or
+// connection.unblocked (reason == "") notification of conn, if conn is
+// still the link's connection.
+func (l *link) setBlocked(conn *amqp.Connection, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != conn {
+		return
+	}
+	l.blocked = reason
+	if reason != "" {
+		l.setTroubleLocked()
+	} else if l.troubled {
+		l.trouble, l.troubled = make(chan struct{}), false
+	}
 }
 
 // wait blocks until the link is up, ctx is done (ctx.Err()) or the Bus
 // is closed (signals.ErrClosed).
-func (l *link) wait(ctx context.Context) (*amqp.Connection, uint64, error) {
+func (l *link) wait(ctx context.Context) (session, error) {
 	for {
 		l.mu.Lock()
-		conn, gen, up := l.conn, l.gen, l.up
+		s, up := session{conn: l.conn, nc: l.netConn, gen: l.gen, trouble: l.trouble}, l.up
 		l.mu.Unlock()
-		if conn != nil {
-			return conn, gen, nil
+		if s.conn != nil {
+			return s, nil
 		}
 		select {
 		case <-up:
 		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+			return session{}, ctx.Err()
 		case <-l.b.closing:
-			return nil, 0, signals.ErrClosed
+			return session{}, signals.ErrClosed
 		}
 	}
 }
@@ -255,8 +320,8 @@ func (l *link) run() {
 	for attempt := 1; ; attempt++ {
 		conn, nc, err := l.dial()
 		if err == nil && l.setup != nil {
-			if err = l.setup(conn); err != nil {
-				conn.Close()
+			if err = b.bounded(nc, func() error { return l.setup(conn) }); err != nil {
+				b.closeConn(conn, nc, false)
 			}
 		}
 		if err != nil {
@@ -279,6 +344,7 @@ func (l *link) run() {
 		l.mu.Lock()
 		l.conn, l.netConn, l.err, l.blocked = conn, nc, nil, ""
 		l.gen++
+		l.trouble, l.troubled = make(chan struct{}), false
 		close(l.up)
 		l.mu.Unlock()
 		b.log.LogAttrs(b.ctx, slog.LevelInfo, "connected", slog.String("link", l.name), slog.Int("attempt", attempt))
@@ -295,10 +361,12 @@ func (l *link) run() {
 			cause = signals.ErrClosed
 		}
 		l.mu.Lock()
-		l.conn, l.netConn, l.err = nil, nil, cause
+		wasBlocked := l.blocked != ""
+		l.conn, l.netConn, l.err, l.blocked = nil, nil, cause, ""
 		l.up = make(chan struct{})
+		l.setTroubleLocked()
 		l.mu.Unlock()
-		conn.Close()
+		b.closeConn(conn, nc, wasBlocked)
 		if b.ctx.Err() != nil {
 			return
 		}
@@ -310,17 +378,14 @@ func (l *link) run() {
 // until the library closes the channel (when conn closes).
 func (l *link) watchBlocked(conn *amqp.Connection, blocked <-chan amqp.Blocking) {
 	for bl := range blocked {
-		l.mu.Lock()
-		if l.conn == conn {
-			l.blocked = ""
-			if bl.Active {
-				l.blocked = bl.Reason
-				if l.blocked == "" {
-					l.blocked = "unknown"
-				}
+		reason := ""
+		if bl.Active {
+			reason = bl.Reason
+			if reason == "" {
+				reason = "unknown"
 			}
 		}
-		l.mu.Unlock()
+		l.setBlocked(conn, reason)
 		lvl := slog.LevelInfo
 		if bl.Active {
 			lvl = slog.LevelWarn
@@ -331,6 +396,81 @@ func (l *link) watchBlocked(conn *amqp.Connection, blocked <-chan amqp.Blocking)
 }
 
 func (l *link) dial() (*amqp.Connection, net.Conn, error) { return l.b.dialAs(l.name) }
+
+// closeConn closes conn within Config.CallTimeout. A blocked connection
+// is not asked (the broker reads nothing from it until it unblocks): its
+// socket is closed at once.
+func (b *Bus) closeConn(conn *amqp.Connection, nc net.Conn, blocked bool) {
+	if blocked && nc != nil {
+		nc.Close()
+	}
+	_ = conn.CloseDeadline(time.Now().Add(b.cfg.CallTimeout))
+}
+
+// bounded runs f, which makes synchronous calls on the connection whose
+// socket is nc (declarations, opening a channel), and returns its error.
+// If f has not returned within Config.CallTimeout, or when the Bus
+// closes, bounded closes nc, which makes every pending call of the client
+// library return, and returns once f has returned: no goroutine is left
+// behind.
+func (b *Bus) bounded(nc net.Conn, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	t := time.NewTimer(b.cfg.CallTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+	case <-b.ctx.Done():
+	}
+	if nc != nil {
+		nc.Close()
+	}
+	err := <-done
+	if b.ctx.Err() != nil {
+		return errors.Join(signals.ErrClosed, err)
+	}
+	return fmt.Errorf("no answer from the broker within %v (connection closed): %w", b.cfg.CallTimeout, err)
+}
+
+// closeWithin closes ch, a channel of the connection whose socket is nc,
+// within Config.CallTimeout; past it, it closes the socket (the broker
+// then requeues what the channel held, as the close would have).
+func (b *Bus) closeWithin(nc net.Conn, ch *amqp.Channel) {
+	_ = b.bounded(nc, ch.Close)
+}
+
+// callGroup tracks the goroutines of broker calls that may outlive their
+// caller (see Bus.call), so that Close can wait for them.
+type callGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// spawn runs f on a new goroutine, unless the group is closed (false).
+func (g *callGroup) spawn(f func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// closeAndWait refuses new goroutines and waits for the running ones.
+func (g *callGroup) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
+}
 
 // dialAs opens a connection named for its role.
 func (b *Bus) dialAs(role string) (*amqp.Connection, net.Conn, error) {
@@ -451,16 +591,18 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 // exchange type is a connection error (503 COMMAND_INVALID) that would
 // otherwise close the working connection.
 func (b *Bus) probeHashExchange() (bool, error) {
-	conn, _, err := b.dialAs("probe")
+	conn, nc, err := b.dialAs("probe")
 	if err != nil {
 		return false, err
 	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return false, fmt.Errorf("open channel: %w", err)
-	}
-	err = ch.ExchangeDeclare(b.names.partitioned, b.hashType, true, false, false, false, nil)
+	defer b.closeConn(conn, nc, false)
+	err = b.bounded(nc, func() error {
+		ch, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("open channel: %w", err)
+		}
+		return ch.ExchangeDeclare(b.names.partitioned, b.hashType, true, false, false, false, nil)
+	})
 	var aerr *amqp.Error
 	if errors.As(err, &aerr) && aerr.Code == amqp.CommandInvalid {
 		return false, nil

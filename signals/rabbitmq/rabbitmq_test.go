@@ -210,7 +210,7 @@ func TestConfig(t *testing.T) {
 	c := Config{}.Defaults()
 	if c.URL != DefaultURL || c.Prefix != "kairos" || c.Replica != "0" || c.Prefetch != 256 ||
 		c.Linger != 2*time.Millisecond || c.PublishChannels != 4 || c.Limits.MaxBatch != 500 ||
-		c.MaxBatchEvents != 2048 || c.MaxMessageEvents != 500 {
+		c.MaxBatchEvents != 2048 || c.MaxMessageEvents != 500 || c.CallTimeout != 10*time.Second {
 		t.Errorf("Defaults() = %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -223,13 +223,13 @@ func TestConfig(t *testing.T) {
 		t.Errorf("Defaults with MaxBatch 20: MaxBatchEvents %d, MaxMessageEvents %d; want 2048, 20", c.MaxBatchEvents, c.MaxMessageEvents)
 	}
 	bad := Config{URL: "http://x", Prefix: "a b", Replica: "r/1", Prefetch: -1, PublishChannels: 1000,
-		RetryMin: time.Second, RetryMax: time.Millisecond, MaxBatchEvents: 100, MaxMessageEvents: 501}.Defaults()
+		RetryMin: time.Second, RetryMax: time.Millisecond, MaxBatchEvents: 100, MaxMessageEvents: 501, CallTimeout: -time.Second}.Defaults()
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("Validate(bad) = nil")
 	}
 	for _, want := range []string{"URL:", `Prefix "a b"`, `Replica "r/1"`, "Prefetch -1", "PublishChannels 1000", "RetryMin 1s, RetryMax 1ms",
-		"MaxBatchEvents 100: want >= Limits.MaxBatch (500)", "MaxMessageEvents 501: want 1..Limits.MaxBatch (500)"} {
+		"MaxBatchEvents 100: want >= Limits.MaxBatch (500)", "MaxMessageEvents 501: want 1..Limits.MaxBatch (500)", "CallTimeout -1s: want > 0"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate(bad) = %v\nwant it to mention %q", err, want)
 		}
@@ -908,8 +908,9 @@ func TestBlockedConnectionFailsFast(t *testing.T) {
 	b := newTestBus(t, cfg, a)
 	setBlocked := func(reason string) {
 		b.pub.mu.Lock()
-		b.pub.blocked = reason
+		conn := b.pub.conn
 		b.pub.mu.Unlock()
+		b.pub.setBlocked(conn, reason)
 	}
 	setBlocked("low on disk")
 	ctx := context.Background()
