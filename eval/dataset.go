@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Record is one interaction of a dataset: user and item by their external
@@ -35,7 +37,34 @@ const (
 	// Other columns (e.g. a rating) are ignored. Without a time column every
 	// time is 0; without a weight column every weight is 1.
 	FormatCSV Format = "csv"
+	// FormatDiginetica is DIGINETICA's train-item-views.csv (CIKM Cup
+	// 2016): a header, then session_id;user_id;item_id;timeframe;eventdate
+	// separated by ';'. A session is the user (PROTOCOL.md, "Sessions as
+	// users"); the time is the event date (YYYY-MM-DD, UTC midnight) in
+	// milliseconds plus the timeframe (milliseconds since the session
+	// started).
+	FormatDiginetica Format = "diginetica"
+	// FormatOtto is OTTO's train.jsonl: one session per line,
+	// {"session": int, "events": [{"aid": int, "ts": unix ms, "type":
+	// "clicks"|"carts"|"orders"}, …]}. A session is the user, aid the item,
+	// ts the time in milliseconds; every event weighs 1.
+	FormatOtto Format = "otto"
 )
+
+// Formats lists the supported formats.
+func Formats() []Format {
+	return []Format{FormatMovieLens, FormatCSV, FormatDiginetica, FormatOtto}
+}
+
+// TimeUnit returns the unit of the integer times the format yields:
+// milliseconds for diginetica and otto, seconds otherwise.
+func (f Format) TimeUnit() time.Duration {
+	switch f {
+	case FormatDiginetica, FormatOtto:
+		return time.Millisecond
+	}
+	return time.Second
+}
 
 // WeightScale says how raw weights become model weights.
 type WeightScale string
@@ -79,8 +108,83 @@ func Read(r io.Reader, f Format) ([]Record, error) {
 		return readMovieLens(r)
 	case FormatCSV:
 		return readCSV(r)
+	case FormatDiginetica:
+		return readDiginetica(r)
+	case FormatOtto:
+		return readOtto(r)
 	}
-	return nil, fmt.Errorf("unknown format %q (want movielens or csv)", f)
+	return nil, fmt.Errorf("unknown format %q (want movielens, csv, diginetica or otto)", f)
+}
+
+func readDiginetica(r io.Reader) ([]Record, error) {
+	sc := bufio.NewScanner(r)
+	if !sc.Scan() {
+		return nil, fmt.Errorf("empty file: want the header session_id;user_id;item_id;timeframe;eventdate")
+	}
+	want := []string{"session_id", "user_id", "item_id", "timeframe", "eventdate"}
+	if h := strings.Split(strings.TrimSpace(sc.Text()), ";"); strings.Join(h, ";") != strings.Join(want, ";") {
+		return nil, fmt.Errorf("header %q: want %s", sc.Text(), strings.Join(want, ";"))
+	}
+	var out []Record
+	line := 1
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" {
+			continue
+		}
+		f := strings.Split(s, ";")
+		if len(f) != len(want) {
+			return nil, fmt.Errorf("line %d: want %d ';'-separated fields, got %d", line, len(want), len(f))
+		}
+		if f[0] == "" || f[2] == "" {
+			return nil, fmt.Errorf("line %d: missing session_id or item_id", line)
+		}
+		frame, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil || frame < 0 {
+			return nil, fmt.Errorf("line %d: timeframe %q is not a number of milliseconds >= 0", line, f[3])
+		}
+		day, err := time.Parse(time.DateOnly, f[4])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: eventdate %q: want YYYY-MM-DD", line, f[4])
+		}
+		out = append(out, Record{User: f[0], Item: f[2], Time: day.UnixMilli() + frame, Weight: 1})
+	}
+	return out, sc.Err()
+}
+
+func readOtto(r io.Reader) ([]Record, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 64<<20)
+	var out []Record
+	line := 0
+	for sc.Scan() {
+		line++
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var s struct {
+			Session *int64 `json:"session"`
+			Events  []struct {
+				Aid  *int64 `json:"aid"`
+				Ts   *int64 `json:"ts"`
+				Type string `json:"type"`
+			} `json:"events"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		if s.Session == nil {
+			return nil, fmt.Errorf("line %d: missing session", line)
+		}
+		for j, e := range s.Events {
+			if e.Aid == nil || e.Ts == nil {
+				return nil, fmt.Errorf("line %d: events[%d]: missing aid or ts", line, j)
+			}
+			out = append(out, Record{User: strconv.FormatInt(*s.Session, 10), Item: strconv.FormatInt(*e.Aid, 10), Time: *e.Ts, Weight: 1})
+		}
+	}
+	return out, sc.Err()
 }
 
 func readMovieLens(r io.Reader) ([]Record, error) {

@@ -1,9 +1,13 @@
 package eval
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -16,36 +20,130 @@ type Split struct {
 	Train []Interaction
 	// Held is, per user, the held-out item, or -1 when the user has none.
 	Held []int32
+	// Skipped counts the users with an interaction but fewer than 2, who
+	// are not evaluated (their interaction stays in Train).
+	Skipped int
 }
 
-// LeaveLastOut holds out, per user, the interaction with the latest time,
-// ties broken by the larger item number (PROTOCOL.md, step 2). Applied to a
-// Split's Train it gives the validation split ("Tuning").
+// minHoldout is the least number of interactions a user needs to have
+// one held out (PROTOCOL.md: sessions and users with fewer than 2 are not
+// evaluated).
+const minHoldout = 2
+
+// LeaveLastOut holds out, per user with at least 2 interactions, the
+// interaction with the latest time, ties broken by the larger item number
+// (PROTOCOL.md, step 2). Applied to a Split's Train it gives the
+// validation split ("Tuning").
 func LeaveLastOut(users, items int, ins []Interaction) Split {
-	s := Split{Users: users, Items: items, Held: make([]int32, users)}
 	last := make([]int, users)
+	count := make([]int, users)
 	for u := range last {
 		last[u] = -1
 	}
 	for j, in := range ins {
+		count[in.User]++
 		p := last[in.User]
 		if p < 0 || in.Time > ins[p].Time || (in.Time == ins[p].Time && in.Item > ins[p].Item) {
 			last[in.User] = j
 		}
 	}
-	for u, p := range last {
+	return holdOut(users, items, ins, last, count)
+}
+
+// holdOut builds the split that holds out ins[held[u]] for every user with
+// at least minHoldout interactions (count[u]).
+func holdOut(users, items int, ins []Interaction, held, count []int) Split {
+	s := Split{Users: users, Items: items, Held: make([]int32, users)}
+	for u, p := range held {
 		s.Held[u] = -1
-		if p >= 0 {
+		switch {
+		case count[u] >= minHoldout && p >= 0:
 			s.Held[u] = ins[p].Item
+		case count[u] > 0:
+			held[u] = -1
+			s.Skipped++
 		}
 	}
 	s.Train = make([]Interaction, 0, len(ins))
 	for j, in := range ins {
-		if last[in.User] != j {
+		if held[in.User] != j {
 			s.Train = append(s.Train, in)
 		}
 	}
 	return s
+}
+
+// HoldOutRandom holds out, per user with at least 2 interactions, one
+// interaction drawn uniformly by rng among the user's interactions in
+// ascending item order, users in ascending order (PROTOCOL.md, "Data
+// without timestamps"). Users with fewer interactions draw nothing.
+func HoldOutRandom(users, items int, ins []Interaction, rng *rand.Rand) Split {
+	byUser := make([][]int, users)
+	count := make([]int, users)
+	for j, in := range ins {
+		byUser[in.User] = append(byUser[in.User], j)
+		count[in.User]++
+	}
+	held := make([]int, users)
+	for u, js := range byUser {
+		held[u] = -1
+		if len(js) < minHoldout {
+			continue
+		}
+		slices.SortFunc(js, func(a, b int) int { return cmp.Compare(ins[a].Item, ins[b].Item) })
+		held[u] = js[rng.IntN(len(js))]
+	}
+	return holdOut(users, items, ins, held, count)
+}
+
+// HoldoutRule names how a split holds out one interaction per user.
+type HoldoutRule string
+
+// Holdout rules.
+const (
+	// HoldoutLatest holds out each user's latest interaction (PROTOCOL.md,
+	// step 2).
+	HoldoutLatest HoldoutRule = "latest"
+	// HoldoutRandom holds out one interaction per user at random (data
+	// without timestamps).
+	HoldoutRandom HoldoutRule = "random"
+)
+
+// Holdout makes the test split and then the validation split of a
+// dataset with one rule. With HoldoutRandom one generator (PCG seeded 0,
+// 0) draws the test items and, continued, the validation items, as
+// PROTOCOL.md asks; so call Split for the test split first.
+type Holdout struct {
+	rule HoldoutRule
+	rng  *rand.Rand
+}
+
+// NewHoldout returns the holdout of a rule ("" is HoldoutLatest).
+func NewHoldout(rule HoldoutRule) (*Holdout, error) {
+	switch rule {
+	case "", HoldoutLatest:
+		return &Holdout{rule: HoldoutLatest}, nil
+	case HoldoutRandom:
+		return &Holdout{rule: rule, rng: rand.New(rand.NewPCG(0, 0))}, nil
+	}
+	return nil, fmt.Errorf("eval: holdout %q: want latest or random", rule)
+}
+
+// Rule returns the holdout's rule.
+func (h *Holdout) Rule() HoldoutRule { return h.rule }
+
+// Split holds out one interaction per user of ins.
+func (h *Holdout) Split(users, items int, ins []Interaction) Split {
+	if h.rule == HoldoutRandom {
+		return HoldOutRandom(users, items, ins, h.rng)
+	}
+	return LeaveLastOut(users, items, ins)
+}
+
+// Validation returns the validation split of a test split: the same rule
+// applied to its training part.
+func (h *Holdout) Validation(test Split) Split {
+	return h.Split(test.Users, test.Items, test.Train)
 }
 
 // ScoreFunc fills dst (one score per item) for user u. It is called

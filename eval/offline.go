@@ -19,6 +19,17 @@ type Result struct {
 	TrainS float64 `json:"train_s"`
 	EvalS  float64 `json:"eval_s"`
 	Items  int     `json:"items"`
+	// Blend is the popularity prior the ranking used (ALS with a prior
+	// fitted on validation; absent for plain ALS and popularity).
+	Blend *model.Blend `json:"blend,omitempty"`
+	// Validation holds the validation metrics of the pick, when fitted.
+	Validation *Metrics `json:"validation,omitempty"`
+	// FitS is the wall time of choosing on the validation split (training
+	// there and fitting the blend), outside TrainS.
+	FitS float64 `json:"fit_s,omitempty"`
+	// SkippedUsers counts the users with fewer than 2 interactions, not
+	// evaluated.
+	SkippedUsers int `json:"skipped_users,omitempty"`
 	// Ranks holds every user's rank (for paired comparisons); not printed.
 	Ranks []int `json:"-"`
 }
@@ -97,7 +108,7 @@ func OfflinePopularity(ctx context.Context, s Split, threads int) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Model: "pop", Params: struct{}{}, Metrics: m, TrainS: train.Seconds(), EvalS: el.Seconds(), Items: s.Items, Ranks: ranks}, nil
+	return Result{Model: "pop", Params: struct{}{}, Metrics: m, TrainS: train.Seconds(), EvalS: el.Seconds(), Items: s.Items, Ranks: ranks, SkippedUsers: s.Skipped}, nil
 }
 
 // OfflineALS trains implicit ALS with p and evaluates it under LOO-full.
@@ -110,5 +121,46 @@ func OfflineALS(ctx context.Context, s Split, p model.Params, unit TimeUnit, thr
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Model: "als", Params: p, Metrics: m, TrainS: train.Seconds(), EvalS: el.Seconds(), Items: s.Items, Ranks: ranks}, nil
+	return Result{Model: "als", Params: p, Metrics: m, TrainS: train.Seconds(), EvalS: el.Seconds(), Items: s.Items, Ranks: ranks, SkippedUsers: s.Skipped}, nil
+}
+
+// FitBlendOn trains ALS with p on val's training part and fits the
+// popularity prior on val (FitBlend).
+func FitBlendOn(ctx context.Context, val Split, p model.Params, g BlendGrid, unit TimeUnit, threads int) (BlendTrial, error) {
+	mod, _, err := TrainALS(ctx, val, p, unit, nil)
+	if err != nil {
+		return BlendTrial{}, err
+	}
+	best, _, err := FitBlend(ctx, val, mod, g, threads)
+	return best, err
+}
+
+// OfflineBlended is ALS with the popularity prior under LOO-full: ALS with
+// p trained on the validation split's training part, ρ and κ fitted on
+// its held-out items (FitBlend over g), then ALS trained on the test
+// split's training part ranks with that blend (BlendScorer). Nothing of
+// test's held-out items is looked at before the ranking.
+func OfflineBlended(ctx context.Context, test, val Split, p model.Params, g BlendGrid, unit TimeUnit, threads int) (Result, error) {
+	start := time.Now()
+	fit, err := FitBlendOn(ctx, val, p, g, unit, threads)
+	if err != nil {
+		return Result{}, err
+	}
+	fitS := time.Since(start)
+	return OfflineWithBlend(ctx, test, p, fit.Blend, &fit.Metrics, fitS, unit, threads)
+}
+
+// OfflineWithBlend trains ALS with p on test's training part and ranks
+// with blend b; val and fitS, when known, describe how b was chosen.
+func OfflineWithBlend(ctx context.Context, test Split, p model.Params, b model.Blend, val *Metrics, fitS time.Duration, unit TimeUnit, threads int) (Result, error) {
+	mod, train, err := TrainALS(ctx, test, p, unit, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	m, ranks, el, err := Evaluate(ctx, test, BlendScorer(mod, test, b), threads)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Model: "als", Params: p, Metrics: m, TrainS: train.Seconds(), EvalS: el.Seconds(), Items: test.Items, Ranks: ranks,
+		Blend: &b, Validation: val, FitS: fitS.Seconds(), SkippedUsers: test.Skipped}, nil
 }

@@ -41,8 +41,7 @@ type Trial struct {
 // test items are never looked at) and returns every trial and the best by
 // validation NDCG@10. base supplies the fields the grid does not vary.
 // onTrial, when not nil, sees each trial as it completes.
-func Tune(ctx context.Context, test Split, g Grid, base model.Params, unit TimeUnit, threads int, onTrial func(Trial)) ([]Trial, Trial, error) {
-	val := LeaveLastOut(test.Users, test.Items, test.Train)
+func Tune(ctx context.Context, val Split, g Grid, base model.Params, unit TimeUnit, threads int, onTrial func(Trial)) ([]Trial, Trial, error) {
 	var trials []Trial
 	best := Trial{}
 	maxIt := slices.Max(g.Iterations)

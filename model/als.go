@@ -54,6 +54,35 @@ func Train(ctx context.Context, m *Matrix, p Params, progress Progress) (*Model,
 	return &Model{Params: p, Users: users, Items: items}, nil
 }
 
+// Continue runs more sweeps of Train on mod, in place, from its current
+// factors: Train with n iterations followed by Continue with m gives the
+// model of Train with n + m iterations. mod.Params.Iterations is advanced;
+// progress sees the running iteration count. A hyperparameter search uses
+// it to train its surviving configurations further instead of again.
+func Continue(ctx context.Context, m *Matrix, mod *Model, iterations int, progress Progress) error {
+	if err := mod.Params.Validate(); err != nil {
+		return err
+	}
+	if mod.Users.Rows() != m.Users() || mod.Items.Rows() != m.Items() || mod.Users.K != mod.Params.Factors || mod.Items.K != mod.Params.Factors {
+		return fmt.Errorf("model: Continue: a %d×%d model (k=%d) for a %d×%d matrix", mod.Users.Rows(), mod.Items.Rows(), mod.Users.K, m.Users(), m.Items())
+	}
+	t := newTrainer(mod.Params)
+	done := mod.Params.Iterations
+	for it := 1; it <= iterations; it++ {
+		if err := t.sweep(ctx, mod.Users, mod.Items, m.UserRow); err != nil {
+			return err
+		}
+		if err := t.sweep(ctx, mod.Items, mod.Users, m.ItemColumn); err != nil {
+			return err
+		}
+		mod.Params.Iterations = done + it
+		if progress != nil {
+			progress(done+it, mod)
+		}
+	}
+	return nil
+}
+
 func randomFactors(n, k int, scale float64, rng *rand.Rand) *Factors {
 	f := NewFactors(n, k)
 	for i := range f.Data {

@@ -37,6 +37,26 @@ import (
 // gives the values chosen on MovieLens 100K (eval.ColdUsers, validation
 // users only).
 //
+// # Known visitors: a popularity prior
+//
+// Implicit ALS ranks a visitor's items by x_u·y_i alone, and on sparse
+// data (a dozen interactions per visitor, many rarely seen items) it can
+// rank worse than "most popular" (Steck 2011 on popularity and missing
+// data; Rendle 2022 on well-tuned baselines). The blend therefore keeps a
+// share ρ (Prior) of popularity inside the personal part:
+//
+//	personal'_i = (1 − ρ)·z(personal_i) + ρ·z(log(1 + trend_i))
+//	score_i     = w(n)·personal'_i + (1 − w(n))·ctx_i
+//
+// Without a page item (ctx = z(log(1 + trend))) popularity's weight
+// relative to the personal score is then ρ/(1 − ρ) + κ/(n·(1 − ρ)): a
+// constant plus a part that fades as 1/n while the model learns the
+// visitor — one formula for the first event and the thousandth. ρ and κ
+// are fitted on a validation split of the data a model is trained on
+// (eval.FitBlend: batch retrains and `kairos eval offline`); a snapshot
+// carries them (Meta.Blend) and engines use them from the swap on. With
+// ρ = 0 the blend is what it was before the prior existed.
+//
 // # Items: provisional factors from attributes
 //
 // An item without interactions gets the mean of the factors of the items
@@ -58,6 +78,10 @@ type Blend struct {
 	// Trending (τ) is trending's share of the context when a page item is
 	// known, in [0, 1].
 	Trending float64 `json:"trending"`
+	// Prior (ρ) is popularity's share of the personal part, in [0, 1): the
+	// popularity prior of a visitor the model knows well (see "Known
+	// visitors: a popularity prior"). 0 turns it off.
+	Prior float64 `json:"prior"`
 }
 
 // DefaultBlend returns the blend chosen by validation NDCG@10 on
@@ -111,8 +135,8 @@ type BlendInput struct {
 // many requests between trending updates should standardise trending once
 // per update and a page item's neighbours once per page (Standardize) and
 // call Mix per request (0.34 ms per 100,000 items with the visitor's
-// standardisation). Once Confidence(n) is close to 1 (n ≫ κ) the blend is
-// the fold-in ranking and plain top-K is cheaper.
+// standardisation). Once Confidence(n) is close to 1 (n ≫ κ) and ρ = 0 the
+// blend is the fold-in ranking and plain top-K is cheaper.
 func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
 	n := max(len(in.Personal), len(in.Item), len(in.Trending))
 	if cap(dst) < n {
@@ -154,18 +178,35 @@ func (b Blend) weights(in BlendInput) (wp, wi, wt float64) {
 	case in.Trending == nil:
 		tau = 0
 	}
-	wp = w
+	rho := 0.0
+	if in.Trending != nil {
+		rho = min(max(b.Prior, 0), 1)
+	}
+	wp = w * (1 - rho)
 	if in.Item != nil {
 		wi = ctx * (1 - tau)
 	}
 	if in.Trending != nil {
-		wt = ctx * tau
+		wt = ctx*tau + w*rho
 	}
 	return wp, wi, wt
 }
 
+// PopularityWeight returns popularity's weight relative to the personal
+// score for a visitor with n events and no page item,
+// (ρ + κ/n)/(1 − ρ) (+Inf when ρ ≥ 1 or n ≤ 0; κ/n is 0 when κ ≤ 0):
+// ranking by z(personal) + PopularityWeight(n)·z(log(1 + trend)) is
+// ranking by the blend.
+func (b Blend) PopularityWeight(n int) float64 {
+	rho := max(b.Prior, 0)
+	if rho >= 1 || n <= 0 {
+		return math.Inf(1)
+	}
+	return (rho + max(b.Kappa, 0)/float64(n)) / (1 - rho)
+}
+
 // Mix is Scores for parts that are already standardised (Standardize,
-// with log for trending): dst_i = w·p_i + (1−w)·((1−τ)·s_i + τ·t_i), one
+// with log for trending): dst_i = w·((1−ρ)·p_i + ρ·t_i) + (1−w)·((1−τ)·s_i + τ·t_i), one
 // pass, missing parts left out as in Scores, excluded rows −Inf. It lets
 // an engine standardise trending once per update and a page item's
 // neighbours once per page instead of once per request.

@@ -222,3 +222,30 @@ func TestCGMatchesCholesky(t *testing.T) {
 		}
 	}
 }
+
+func TestContinueEqualsLongerTraining(t *testing.T) {
+	m, _, _ := planted(t, 3, 30, 20, 8, 5)
+	p := testParams(8)
+	p.Threads = 2
+	p.Iterations = 7
+	want := mustTrain(t, m, p)
+	p.Iterations = 3
+	got := mustTrain(t, m, p)
+	var its []int
+	if err := Continue(context.Background(), m, got, 4, func(it int, _ *Model) { its = append(its, it) }); err != nil {
+		t.Fatal(err)
+	}
+	if got.Params.Iterations != 7 || len(its) != 4 || its[0] != 4 || its[3] != 7 {
+		t.Fatalf("iterations %d, progress %v; want 7 and 4..7", got.Params.Iterations, its)
+	}
+	for i, v := range want.Items.Data {
+		if got.Items.Data[i] != v {
+			t.Fatalf("item factor %d: %v after 3+4 sweeps, %v after 7", i, got.Items.Data[i], v)
+		}
+	}
+	bad := mustTrain(t, m, p)
+	other, _, _ := planted(t, 2, 10, 5, 3, 6)
+	if err := Continue(context.Background(), other, bad, 1, nil); err == nil {
+		t.Fatal("Continue on a matrix of another shape did not fail")
+	}
+}

@@ -74,6 +74,10 @@ type Meta struct {
 	ArchiveSeq uint64 `json:"archive_seq,omitempty"`
 	// Note is free text (e.g. the command that produced it).
 	Note string `json:"note,omitempty"`
+	// Blend, when set, is the popularity prior (ρ, κ) fitted with the
+	// model on validation; engines rank with it from the swap on (τ stays
+	// theirs).
+	Blend *Blend `json:"blend,omitempty"`
 }
 
 // Snapshot is a complete model: ids, factor tables and item statistics.

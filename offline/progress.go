@@ -44,3 +44,10 @@ func (p *progress) done() {
 		fmt.Fprintf(p.w, "retrain done in %s\n", time.Since(p.start).Round(time.Millisecond))
 	}
 }
+
+// line writes a line of its own.
+func (p *progress) line(s string) {
+	if p.w != nil {
+		fmt.Fprintln(p.w, s)
+	}
+}

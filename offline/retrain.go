@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"slices"
 	"time"
 
+	"github.com/kairoshq/kairos/eval"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
@@ -23,13 +24,26 @@ type RecordSource interface {
 type RetrainConfig struct {
 	// From and To bound the events' time (To zero: no bound).
 	From, To time.Time
-	// Params are the ALS hyperparameters of the new model.
+	// Params are the ALS hyperparameters of the new model (the base of a
+	// search when Tune is set).
 	Params model.Params
 	// Weights turn events into learning weights (the engine's).
 	Weights signals.Weights
-	// Holdout is the tail of the time range held out to evaluate the new
-	// model against the live one (default 10 % of the range, at most 7 days).
+	// Holdout, when set, fixes the held-out tail to the last Holdout of
+	// the range. By default the tail starts at the live snapshot's
+	// cut-off when enough users are active on both sides of it, else at
+	// the latest time that leaves TargetUsers such users (or the most
+	// there can be).
 	Holdout time.Duration
+	// TargetUsers is the number of evaluated users the automatic tail
+	// aims at (default 1,000).
+	TargetUsers int
+	// MinUsers is the least number of evaluated users for the snapshot's
+	// cut-off to serve as the boundary (default 100; Runner.MinUsers
+	// decides whether the comparison means something).
+	MinUsers int
+	// Tune, when set, searches the hyperparameters within its budget.
+	Tune *TuneConfig
 	// DedupWindow is how many recent event ids are remembered to drop the
 	// archive's duplicates (default 1,000,000).
 	DedupWindow int
@@ -39,37 +53,154 @@ type RetrainConfig struct {
 	Now func() time.Time
 }
 
-// LiveModel is the item side of the model currently serving, to compare a
-// retrained model with.
+// TuneConfig configures the hyperparameter search of a retrain
+// (eval.Search on the validation split of the events before the tail).
+type TuneConfig struct {
+	// Budget bounds the search's wall time (0: one Hyperband cycle).
+	Budget time.Duration
+	// Starts are tried first: the previous pick, the live parameters.
+	Starts []model.Params
+	// Seed seeds the search's sampling.
+	Seed uint64
+	// Space is searched (zero: eval.DefaultSpace, with the base's
+	// half-life added).
+	Space eval.Space
+}
+
+func (c RetrainConfig) withDefaults() RetrainConfig {
+	if c.Weights == (signals.Weights{}) {
+		c.Weights = signals.DefaultWeights()
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = 1_000_000
+	}
+	if c.TargetUsers <= 0 {
+		c.TargetUsers = 1000
+	}
+	if c.MinUsers <= 0 {
+		c.MinUsers = 100
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Tune != nil && c.Tune.Space.Factors == nil {
+		c.Tune.Space = eval.DefaultSpace()
+	}
+	return c
+}
+
+// halfLives returns every half-life the retrain may train with.
+func (c RetrainConfig) halfLives(live *LiveModel) []time.Duration {
+	hls := []time.Duration{c.Params.HalfLife}
+	if live != nil {
+		hls = append(hls, live.Params.HalfLife)
+	}
+	if c.Tune != nil {
+		hls = append(hls, c.Tune.Space.HalfLife...)
+		for _, p := range c.Tune.Starts {
+			hls = append(hls, p.HalfLife)
+		}
+	}
+	slices.Sort(hls)
+	return slices.Compact(hls)
+}
+
+// LiveModel is the model currently serving, to compare a retrained model
+// with.
 type LiveModel struct {
-	Params  model.Params
+	// Params are its hyperparameters and Blend its ranking blend.
+	Params model.Params
+	Blend  model.Blend
+	// ItemIDs and Items are its item factors now (ids by row; "" for
+	// rows without an id).
 	ItemIDs []string
 	Items   *model.Factors
+	// Snapshot, when known, is the snapshot it was loaded from: the live
+	// model exactly as of its cut-off (Meta.ArchiveSeq).
+	Snapshot *model.Snapshot
 }
 
 // Evaluation is one model's ranking quality on the held-out tail: for each
-// user with history before the tail and a learning event in it, the first
+// user with events before the tail and a learning event in it, the first
 // tail item not seen before is ranked among all items the user has not
 // seen (ties count against it, as in PROTOCOL.md).
 type Evaluation struct {
-	Model  string  `json:"model"`
-	Users  int     `json:"users"`
-	HR10   float64 `json:"hr10"`
-	NDCG10 float64 `json:"ndcg10"`
+	Model    string  `json:"model"`
+	Users    int     `json:"users"`
+	HR10     float64 `json:"hr10"`
+	NDCG10   float64 `json:"ndcg10"`
+	Recall50 float64 `json:"recall50"`
+	NDCG10SE float64 `json:"ndcg10_se"`
 }
+
+// Comparison is a paired per-user comparison of two models' NDCG@10 on
+// the tail (A − B), with its t statistic.
+type Comparison struct {
+	A     string `json:"a"`
+	B     string `json:"b"`
+	Users int    `json:"users"`
+	// Diff is the mean per-user difference, SE its standard error and
+	// T = Diff/SE (0 when SE is 0).
+	Diff float64 `json:"ndcg10_diff"`
+	SE   float64 `json:"se"`
+	T    float64 `json:"t"`
+}
+
+// SearchSummary describes a retrain's hyperparameter search.
+type SearchSummary struct {
+	Trials   int     `json:"trials"`
+	Configs  int     `json:"configs"`
+	Brackets int     `json:"brackets"`
+	Stopped  string  `json:"stopped"`
+	BudgetS  float64 `json:"budget_s"`
+	SearchS  float64 `json:"search_s"`
+	// WarmStarts is the number of configurations tried first (the
+	// previous pick, the live parameters).
+	WarmStarts int `json:"warm_starts"`
+}
+
+// Reference says how the live model was put as of the tail's start.
+const (
+	// ReferenceSnapshot: the tail starts at the live snapshot's cut-off,
+	// and the snapshot is the live model as of then.
+	ReferenceSnapshot = "snapshot"
+	// ReferenceRecipe: the live model's parameters and blend trained on
+	// the events before the tail (the live model as a retrain at that
+	// time would have made it).
+	ReferenceRecipe = "recipe"
+)
 
 // RetrainResult describes a retrain.
 type RetrainResult struct {
-	Events       int          `json:"events"`
-	Duplicates   int          `json:"duplicates"`
-	Users        int          `json:"users"`
-	Items        int          `json:"items"`
-	Interactions int          `json:"interactions"`
-	Cutoff       time.Time    `json:"cutoff"`
-	ArchiveSeq   uint64       `json:"archive_seq"`
-	HoldoutFrom  time.Time    `json:"holdout_from"`
-	TrainS       float64      `json:"train_s"`
-	Evaluations  []Evaluation `json:"evaluations"`
+	Events       int       `json:"events"`
+	Duplicates   int       `json:"duplicates"`
+	Users        int       `json:"users"`
+	Items        int       `json:"items"`
+	Interactions int       `json:"interactions"`
+	Cutoff       time.Time `json:"cutoff"`
+	ArchiveSeq   uint64    `json:"archive_seq"`
+	// HoldoutFrom is the tail's start (its first event's time when the
+	// tail starts at the snapshot's cut-off).
+	HoldoutFrom time.Time `json:"holdout_from"`
+	// Reference is how the live model was evaluated (ReferenceSnapshot,
+	// ReferenceRecipe; empty without a live model).
+	Reference string  `json:"reference,omitempty"`
+	TrainS    float64 `json:"train_s"`
+	// Params and Blend are the new model's hyperparameters and
+	// popularity prior (the pick when tuned).
+	Params model.Params `json:"params"`
+	Blend  model.Blend  `json:"blend"`
+	// Validation is the pick's quality on the validation split of the
+	// events before the tail (each user's latest held out).
+	Validation *eval.Metrics `json:"validation,omitempty"`
+	// Search describes the hyperparameter search (nil: none).
+	Search *SearchSummary `json:"search,omitempty"`
+	// Evaluations are the tail figures of "retrained", "live" (when
+	// compared) and "popularity".
+	Evaluations []Evaluation `json:"evaluations"`
+	// Comparisons are the paired tests of "retrained" against "live" and
+	// against "popularity".
+	Comparisons []Comparison `json:"comparisons"`
 	// Snapshot is the model trained on every event (nil when the range
 	// held no learning event).
 	Snapshot *model.Snapshot `json:"-"`
@@ -85,66 +216,65 @@ func (r *RetrainResult) Evaluation(name string) (Evaluation, bool) {
 	return Evaluation{}, false
 }
 
+// Comparison returns the comparison of "retrained" with b, if present.
+func (r *RetrainResult) Comparison(b string) (Comparison, bool) {
+	for _, c := range r.Comparisons {
+		if c.B == b {
+			return c, true
+		}
+	}
+	return Comparison{}, false
+}
+
 // ErrNoEvents is returned when the range holds no learning event.
 var ErrNoEvents = errors.New("offline: no learning events in the range")
 
-// Retrain reads the archive once (streaming: memory proportional to the
+// Retrain reads the archive twice (streaming: memory proportional to the
 // distinct (user, item) pairs, not to the events), aggregates the events
-// into decayed weights exactly as the engine does, trains batch ALS on all
-// but the held-out tail, evaluates it and the live model (when given) on
-// the tail, and finally trains on everything for the snapshot. Users are
-// the events' visitors.
+// into decayed weights exactly as the engine does, fits the popularity
+// prior (and, with cfg.Tune, searches the hyperparameters) on a
+// validation split of the events before the held-out tail, ranks the tail
+// with the new model, the live one and popularity — none of them has
+// learnt from it — and finally trains on everything for the snapshot.
+// Users are the events' visitors. See the package documentation.
 func Retrain(ctx context.Context, src RecordSource, live *LiveModel, cfg RetrainConfig) (*RetrainResult, error) {
 	if err := cfg.Params.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Weights == (signals.Weights{}) {
-		cfg.Weights = signals.DefaultWeights()
-	}
-	if cfg.DedupWindow <= 0 {
-		cfg.DedupWindow = 1_000_000
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	cfg = cfg.withDefaults()
+	if live != nil && (live.Items == nil || live.Items.Rows() == 0) && live.Snapshot == nil {
+		live = nil // an empty live model: nothing to compare with
 	}
 	p := newProgress(cfg.Progress)
-	r, data, err := readArchive(ctx, src, cfg, p)
+	r, d, err := readArchive(ctx, src, live, cfg, p)
 	if err != nil {
 		return nil, err
 	}
-	if len(data.pre.pairs)+len(data.tail.pairs) == 0 {
+	if d.all.len() == 0 {
 		return r, ErrNoEvents
 	}
-	// Evaluate on the tail with a model trained before it.
-	if len(data.pre.pairs) > 0 && len(data.targets) > 0 {
-		preModel, _, err := data.train(ctx, data.pre, cfg.Params, p, "pre-tail model")
-		if err != nil {
+	r.Interactions = d.all.len()
+	r.Params, r.Blend = cfg.Params, model.DefaultBlend()
+	if err := d.pick(ctx, r, cfg, p); err != nil {
+		return nil, err
+	}
+	if d.pre.len() > 0 && len(d.targets) > 0 {
+		if err := d.guard(ctx, r, live, p); err != nil {
 			return nil, err
 		}
-		r.Evaluations = append(r.Evaluations, data.evaluate("retrained", preModel))
-		if live != nil {
-			ev, err := data.evaluateLive(live)
-			if err != nil {
-				return nil, err
-			}
-			r.Evaluations = append(r.Evaluations, ev)
-		}
 	}
-	all := newInteractions(cfg.Params.HalfLife)
-	all.mergeFrom(data.pre)
-	all.mergeFrom(data.tail)
-	r.Interactions = len(all.pairs)
 	start := time.Now()
-	mod, mat, err := data.train(ctx, all, cfg.Params, p, "final model")
+	mod, mat, err := d.train(ctx, d.all.all(), r.Params, p, "final model")
 	if err != nil {
 		return nil, err
 	}
 	r.TrainS = time.Since(start).Seconds()
 	now := cfg.Now().UTC()
+	blend := r.Blend
 	r.Snapshot = &model.Snapshot{
-		Meta: model.Meta{Params: cfg.Params, Created: now, Cutoff: r.Cutoff, Version: uint64(now.UnixNano()), ArchiveSeq: r.ArchiveSeq,
+		Meta: model.Meta{Params: r.Params, Created: now, Cutoff: r.Cutoff, Version: uint64(now.UnixNano()), ArchiveSeq: r.ArchiveSeq, Blend: &blend,
 			Note: fmt.Sprintf("kairos retrain: %d events, %d users, %d items", r.Events, r.Users, r.Items)},
-		UserIDs: data.users.ids, ItemIDs: data.items.ids, Users: mod.Users, Items: mod.Items,
+		UserIDs: d.users.ids, ItemIDs: d.items.ids, Users: mod.Users, Items: mod.Items,
 		Stats: model.ItemStatsFromMatrix(mod, mat),
 	}
 	p.done()
@@ -154,189 +284,22 @@ func Retrain(ctx context.Context, src RecordSource, live *LiveModel, cfg Retrain
 // retrainData is the aggregated archive.
 type retrainData struct {
 	users, items *index
-	pre, tail    *interactions
+	// all holds every learning event, pre those before the tail.
+	all, pre *pairSet
 	// targets: per user, the first tail item the user had not seen before.
 	targets map[int32]int32
+	// reference is how the live model is evaluated.
+	reference string
+	threads   int
 }
 
-// readArchive scans the range once.
-func readArchive(ctx context.Context, src RecordSource, cfg RetrainConfig, p *progress) (*RetrainResult, *retrainData, error) {
-	r := &RetrainResult{}
-	d := &retrainData{users: newIndex(), items: newIndex(), pre: newInteractions(cfg.Params.HalfLife),
-		tail: newInteractions(cfg.Params.HalfLife), targets: map[int32]int32{}}
-	// First pass over the index of time: find the range's end to place
-	// the tail. Records arrive roughly in time order, so the boundary is
-	// computed from the first and last event times seen.
-	var first, last time.Time
-	if err := src.ScanRecords(ctx, archive.Query{From: cfg.From, To: cfg.To}, func(rec archive.Record) error {
-		t := rec.Event.Time.Time
-		if first.IsZero() || t.Before(first) {
-			first = t
-		}
-		if t.After(last) {
-			last = t
-		}
-		r.ArchiveSeq = max(r.ArchiveSeq, rec.Seq)
-		return nil
-	}); err != nil {
-		return nil, nil, fmt.Errorf("offline: read archive: %w", err)
-	}
-	holdout := cfg.Holdout
-	if holdout <= 0 {
-		holdout = min(last.Sub(first)/10, 7*24*time.Hour)
-	}
-	boundary := last.Add(-holdout)
-	r.HoldoutFrom, r.Cutoff = boundary, last
-	dedup := newRecentIDs(cfg.DedupWindow)
-	preItems := map[uint64]struct{}{}
-	err := src.ScanRecords(ctx, archive.Query{From: cfg.From, To: cfg.To, UntilSeq: r.ArchiveSeq}, func(rec archive.Record) error {
-		ev := &rec.Event
-		if dedup.seen(ev.ID) {
-			r.Duplicates++
-			return nil
-		}
-		r.Events++
-		p.read(r.Events)
-		w := learningWeight(cfg.Weights, ev)
-		if w <= 0 {
-			return nil
-		}
-		u, i := d.users.add(ev.Visitor), d.items.add(ev.Item)
-		t := ev.Time.UnixNano()
-		if ev.Time.Before(boundary) || holdout == 0 {
-			d.pre.add(u, i, w, t)
-			preItems[pairKey(u, i)] = struct{}{}
-			return nil
-		}
-		d.tail.add(u, i, w, t)
-		if _, seen := preItems[pairKey(u, i)]; !seen {
-			if _, has := d.targets[u]; !has {
-				d.targets[u] = i
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("offline: read archive: %w", err)
-	}
-	// Only users with history before the tail can be evaluated.
-	for u := range d.targets {
-		if _, ok := d.pre.latest[u]; !ok {
-			delete(d.targets, u)
-		}
-	}
-	r.Users, r.Items = len(d.users.ids), len(d.items.ids)
-	return r, d, nil
-}
-
-// train fits ALS on the given interactions over the full id space.
-func (d *retrainData) train(ctx context.Context, in *interactions, params model.Params, p *progress, what string) (*model.Model, *model.Matrix, error) {
-	mat, err := model.NewMatrix(len(d.users.ids), len(d.items.ids), in.triples())
+// train fits ALS with params on a view over the full id space.
+func (d *retrainData) train(ctx context.Context, v view, params model.Params, p *progress, what string) (*model.Model, *model.Matrix, error) {
+	mat, err := v.matrix(len(d.users.ids), len(d.items.ids), params.HalfLife)
 	if err != nil {
 		return nil, nil, err
 	}
 	start := time.Now()
 	mod, err := model.Train(ctx, mat, params, func(it int, _ *model.Model) { p.iteration(what, it, params.Iterations, start) })
 	return mod, mat, err
-}
-
-// evaluate ranks each target with factors from mod (users' trained rows).
-func (d *retrainData) evaluate(name string, mod *model.Model) Evaluation {
-	seen := d.pre.userItems()
-	return d.rank(name, func(u int32, dst []float32) bool {
-		x := mod.Users.Row(int(u))
-		scoreAll(dst, mod.Items, x)
-		return true
-	}, seen)
-}
-
-// evaluateLive folds each evaluated user in from the pre-tail history with
-// the live item factors and ranks the target.
-func (d *retrainData) evaluateLive(live *LiveModel) (Evaluation, error) {
-	online, err := model.NewOnline(&model.Model{Params: live.Params, Items: live.Items}, nil)
-	if err != nil {
-		return Evaluation{}, fmt.Errorf("offline: live model: %w", err)
-	}
-	liveRow := make([]int32, len(d.items.ids)) // our item → live row, −1 if absent
-	pos := make(map[string]int32, len(live.ItemIDs))
-	for r, id := range live.ItemIDs {
-		pos[id] = int32(r)
-	}
-	for i, id := range d.items.ids {
-		liveRow[i] = -1
-		if r, ok := pos[id]; ok {
-			liveRow[i] = r
-		}
-	}
-	byUser := map[int32][]model.ItemWeight{}
-	for k, acc := range d.pre.pairs {
-		u, i := int32(k>>32), int32(uint32(k))
-		if _, ok := d.targets[u]; !ok || liveRow[i] < 0 {
-			continue
-		}
-		byUser[u] = append(byUser[u], model.ItemWeight{Item: liveRow[i], Weight: float32(acc.weightAt(d.pre.latest[u], d.pre.halfLife))})
-	}
-	ws := model.NewWorkspace(live.Params.Factors)
-	x := make([]float32, live.Params.Factors)
-	liveScores := make([]float32, live.Items.Rows())
-	return d.rank("live", func(u int32, dst []float32) bool {
-		if err := online.FoldUser(ws, x, byUser[u]); err != nil {
-			return false
-		}
-		scoreAll(liveScores, live.Items, x)
-		for i, r := range liveRow {
-			if r < 0 {
-				dst[i] = float32(math.Inf(-1))
-			} else {
-				dst[i] = liveScores[r]
-			}
-		}
-		return true
-	}, d.pre.userItems()), nil
-}
-
-func scoreAll(dst []float32, items *model.Factors, x []float32) {
-	k := items.K
-	for i := range items.Rows() {
-		var s float32
-		for f, v := range items.Data[i*k : i*k+k] {
-			s += v * x[f]
-		}
-		dst[i] = s
-	}
-}
-
-// rank computes HR@10 and NDCG@10 over the targets.
-func (d *retrainData) rank(name string, score func(u int32, dst []float32) bool, seen map[int32]map[int32]struct{}) Evaluation {
-	ev := Evaluation{Model: name}
-	dst := make([]float32, len(d.items.ids))
-	for u, target := range d.targets {
-		if !score(u, dst) {
-			continue
-		}
-		t := dst[target]
-		r := 1
-		for j, v := range dst {
-			if int32(j) == target || !(v >= t) {
-				continue
-			}
-			if _, s := seen[u][int32(j)]; s {
-				continue
-			}
-			r++
-		}
-		if math.IsNaN(float64(t)) || math.IsInf(float64(t), -1) {
-			r = len(dst)
-		}
-		ev.Users++
-		if r <= 10 {
-			ev.HR10++
-			ev.NDCG10 += 1 / math.Log2(float64(r)+1)
-		}
-	}
-	if ev.Users > 0 {
-		ev.HR10 /= float64(ev.Users)
-		ev.NDCG10 /= float64(ev.Users)
-	}
-	return ev
 }

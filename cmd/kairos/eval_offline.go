@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/eval"
@@ -23,23 +29,37 @@ func init() {
 
 // datasetFlags are the flags shared by the eval commands that read a dataset.
 type datasetFlags struct {
-	path, format, weights, timeUnit string
+	path, format, weights, timeUnit, synthetic string
 }
 
 func (d *datasetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.path, "data", "", "dataset file (e.g. ../shared/data/ml-100k/u.data)")
-	fs.StringVar(&d.format, "format", "movielens", "dataset format: movielens or csv (header naming user,item[,timestamp][,weight])")
+	fs.StringVar(&d.format, "format", "movielens", "dataset format: movielens, csv (header naming user,item[,timestamp][,weight]), diginetica (sessions as users) or otto (sessions as users)")
 	fs.StringVar(&d.weights, "weights", "auto", "weight scaling: one, raw, log (log(1+w), for play counts) or auto (log when the file has a weight column)")
-	fs.StringVar(&d.timeUnit, "time-unit", "s", "unit of the dataset's integer times: s or ms")
+	fs.StringVar(&d.synthetic, "synthetic", "", "instead of --data, generate a planted dataset: sparse (eval.DefaultSparse: 8,000 users, 12,000 items, 12 interactions each, popularity-heavy)")
+	fs.StringVar(&d.timeUnit, "time-unit", "", "unit of the dataset's integer times: s or ms (default: the format's, ms for diginetica and otto, else s)")
 }
 
 func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
-	if d.path == "" {
-		return nil, 0, errors.New("--data is required")
+	if d.synthetic != "" {
+		cfg, err := parseSynthetic(d.synthetic)
+		if err != nil {
+			return nil, 0, err
+		}
+		recs, err := eval.Sparse(cfg)
+		if err != nil {
+			return nil, 0, err
+		}
+		return eval.Build(recs, eval.WeightOne), time.Second, nil
 	}
-	unit := time.Second
+	if d.path == "" {
+		return nil, 0, errors.New("--data (or --synthetic) is required")
+	}
+	unit := eval.Format(d.format).TimeUnit()
 	switch d.timeUnit {
+	case "":
 	case "s":
+		unit = time.Second
 	case "ms":
 		unit = time.Millisecond
 	default:
@@ -66,6 +86,43 @@ func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
 	return eval.Build(recs, scale), unit, nil
 }
 
+// parseSynthetic reads --synthetic: "sparse" then optional
+// ",name=value" overrides of eval.DefaultSparse (users, items, clusters,
+// per_user, zipf, taste, seed).
+func parseSynthetic(s string) (eval.SparseConfig, error) {
+	parts := strings.Split(s, ",")
+	c := eval.DefaultSparse()
+	if parts[0] != "sparse" {
+		return c, fmt.Errorf("--synthetic %q: want sparse[,name=value…]", s)
+	}
+	for _, kv := range parts[1:] {
+		name, val, ok := strings.Cut(kv, "=")
+		x, err := strconv.ParseFloat(val, 64)
+		if !ok || err != nil {
+			return c, fmt.Errorf("--synthetic: %q is not name=number", kv)
+		}
+		switch name {
+		case "users":
+			c.Users = int(x)
+		case "items":
+			c.Items = int(x)
+		case "clusters":
+			c.Clusters = int(x)
+		case "per_user":
+			c.PerUser = x
+		case "zipf":
+			c.Zipf = x
+		case "taste":
+			c.Taste = x
+		case "seed":
+			c.Seed = uint64(x)
+		default:
+			return c, fmt.Errorf("--synthetic: unknown setting %q (users, items, clusters, per_user, zipf, taste, seed)", name)
+		}
+	}
+	return c, c.Validate()
+}
+
 // paramFlags binds the ALS hyperparameter flags to p (defaults from p).
 func paramFlags(fs *flag.FlagSet, p *model.Params) *string {
 	fs.IntVar(&p.Factors, "factors", p.Factors, "number of latent factors k")
@@ -87,7 +144,10 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	p := model.DefaultParams()
 	solver := paramFlags(fs, &p)
 	which := fs.String("model", "all", "models to evaluate: pop, als or all")
-	tune := fs.Bool("tune", false, "pick k, λ, α, half-life and iterations by validation NDCG@10, then report the test numbers of the pick")
+	holdout := fs.String("holdout", "latest", "held-out interaction per user: latest (PROTOCOL.md) or random (data without timestamps)")
+	blendFlag := fs.String("blend", "fit", "popularity prior of the ALS ranking: fit (ρ and κ on the validation split), off (plain ALS), or fixed as ρ,κ (e.g. 0.2,8)")
+	var tf tuneFlags
+	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,12 +161,22 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *which != "pop" && *which != "als" && *which != "all" {
 		return fmt.Errorf("--model %q: want pop, als or all", *which)
 	}
+	bm, err := parseBlendFlag(*blendFlag)
+	if err != nil {
+		return err
+	}
+	h, err := eval.NewHoldout(eval.HoldoutRule(*holdout))
+	if err != nil {
+		return fmt.Errorf("--holdout: %w", err)
+	}
 	ds, unit, err := df.load()
 	if err != nil {
 		return err
 	}
-	split := eval.LeaveLastOut(len(ds.Users), len(ds.Items), ds.Interactions)
-	fmt.Fprintf(stderr, "loaded %d users, %d items, %d training interactions\n", split.Users, split.Items, len(split.Train))
+	split := h.Split(len(ds.Users), len(ds.Items), ds.Interactions)
+	val := h.Validation(split)
+	fmt.Fprintf(stderr, "loaded %d users, %d items, %d training interactions (holdout %s; %d users with fewer than 2 interactions not evaluated)\n",
+		split.Users, split.Items, len(split.Train), h.Rule(), split.Skipped)
 	enc := json.NewEncoder(stdout)
 	var pop, als eval.Result
 	if *which != "als" {
@@ -120,14 +190,31 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *which == "pop" {
 		return nil
 	}
-	if *tune {
-		if p, err = runTune(ctx, split, p, unit, enc, stderr); err != nil {
+	var picked *eval.BlendTrial
+	if tf.tune {
+		if tf.method == "grid" {
+			p, err = runGridTune(ctx, val, p, unit, enc, stderr)
+		} else {
+			p, picked, err = runSearch(ctx, val, p, unit, tf, df.stateKey(*holdout), enc, stderr)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(stderr, "training ALS %+v\n", p)
-	if als, err = eval.OfflineALS(ctx, split, p, unit, p.Threads); err != nil {
+	switch {
+	case bm.off:
+		als, err = eval.OfflineALS(ctx, split, p, unit, p.Threads)
+	case bm.fixed != nil:
+		als, err = eval.OfflineWithBlend(ctx, split, p, *bm.fixed, nil, 0, unit, p.Threads)
+	default:
+		als, err = eval.OfflineBlended(ctx, split, val, p, eval.DefaultBlendGrid(), unit, p.Threads)
+	}
+	if err != nil {
 		return err
+	}
+	if picked != nil && als.Blend != nil {
+		tf.save(stderr, df.stateKey(*holdout), eval.TuneState{Params: p, Blend: *als.Blend, Validation: picked.Metrics})
 	}
 	if err := enc.Encode(als); err != nil {
 		return err
@@ -142,12 +229,135 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func runTune(ctx context.Context, split eval.Split, base model.Params, unit time.Duration, enc *json.Encoder, stderr io.Writer) (model.Params, error) {
+// blendMode is the parsed --blend flag.
+type blendMode struct {
+	off   bool
+	fixed *model.Blend
+}
+
+func parseBlendFlag(s string) (blendMode, error) {
+	switch s {
+	case "fit":
+		return blendMode{}, nil
+	case "off":
+		return blendMode{off: true}, nil
+	}
+	var rho, kappa float64
+	if _, err := fmt.Sscanf(s, "%g,%g", &rho, &kappa); err != nil || !(rho >= 0 && rho < 1) || !(kappa >= 0) {
+		return blendMode{}, fmt.Errorf("--blend %q: want fit, off or ρ,κ with ρ in [0, 1) and κ >= 0", s)
+	}
+	b := model.DefaultBlend()
+	b.Prior, b.Kappa = rho, kappa
+	return blendMode{fixed: &b}, nil
+}
+
+// tuneFlags are the hyperparameter search flags of eval offline.
+type tuneFlags struct {
+	tune   bool
+	budget time.Duration
+	method string
+	state  string
+	seed   uint64
+}
+
+func (t *tuneFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&t.tune, "tune", false, "pick k, λ, α, half-life, iterations and the popularity prior on the validation split, then report the test numbers of the pick")
+	fs.DurationVar(&t.budget, "tune-budget", 120*time.Second, "wall-clock budget of --tune (Hyperband; 0: one full cycle of brackets)")
+	fs.StringVar(&t.method, "tune-method", "hyperband", "search method of --tune: hyperband (within --tune-budget, warm-started from the previous pick) or grid (the full 540-point grid, for reference)")
+	fs.StringVar(&t.state, "tune-state", "", "file keeping the pick between runs (default: in the user cache dir, one per dataset; off: none)")
+	fs.Uint64Var(&t.seed, "tune-seed", 0, "seed of the search's sampling")
+}
+
+// statePath returns the tune state file for a dataset key ("" when off).
+func (t *tuneFlags) statePath(key string) string {
+	switch t.state {
+	case "off":
+		return ""
+	case "":
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		sum := sha256.Sum256([]byte(key))
+		return filepath.Join(dir, "kairos", "tune", hex.EncodeToString(sum[:8])+".json")
+	}
+	return t.state
+}
+
+// save keeps the pick for the next search (a failure is reported, not
+// fatal).
+func (t *tuneFlags) save(stderr io.Writer, key string, st eval.TuneState) {
+	path := t.statePath(key)
+	if path == "" {
+		return
+	}
+	st.Dataset, st.Created = key, time.Now().UTC()
+	if err := st.Save(path); err != nil {
+		fmt.Fprintf(stderr, "pick not kept: %v\n", err)
+	}
+}
+
+// stateKey identifies the dataset and split for the tune state.
+func (d *datasetFlags) stateKey(holdout string) string {
+	src := d.synthetic
+	if src == "" {
+		src, _ = filepath.Abs(d.path)
+	}
+	return fmt.Sprintf("%s|%s|%s|%s|%s", src, d.format, d.weights, d.timeUnit, holdout)
+}
+
+// runSearch runs the budgeted search, warm-started from the kept pick and
+// the defaults, and prints the pick as one JSON line.
+func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time.Duration, tf tuneFlags, key string, enc *json.Encoder, stderr io.Writer) (model.Params, *eval.BlendTrial, error) {
+	starts := []model.Params{}
+	warm := ""
+	if path := tf.statePath(key); path != "" {
+		st, err := eval.LoadTuneState(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "previous pick ignored: %v\n", err)
+		}
+		if st != nil && st.Dataset == key {
+			starts, warm = append(starts, st.Params), path
+			fmt.Fprintf(stderr, "warm start from the previous pick (%s): %+v\n", path, st.Params)
+		}
+	}
+	starts = append(starts, base)
+	bar := eval.NewSearchBar(stderr, tf.budget)
+	res, err := eval.Search(ctx, val, eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: bar.Trial})
+	bar.Done()
+	if err != nil {
+		return base, nil, err
+	}
+	best := res.Best
+	if err := enc.Encode(struct {
+		Pick       string       `json:"pick"`
+		Method     string       `json:"method"`
+		Params     model.Params `json:"params"`
+		Blend      model.Blend  `json:"blend"`
+		Validation eval.Metrics `json:"validation"`
+		Configs    int          `json:"configs"`
+		Brackets   int          `json:"brackets"`
+		Stopped    string       `json:"stopped"`
+		Trials     int          `json:"trials"`
+		BudgetS    float64      `json:"budget_s"`
+		SearchS    float64      `json:"search_s"`
+		WarmFrom   string       `json:"warm_from,omitempty"`
+	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm}); err != nil {
+		return base, nil, err
+	}
+	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f after %d trials of %d configurations in %s: %+v\n",
+		best.NDCG10, len(res.Trials), res.Configs, res.Elapsed.Round(time.Second), best.Params)
+	bt := eval.BlendTrial{Blend: best.Blend, Metrics: best.Metrics}
+	return best.Params, &bt, nil
+}
+
+// runGridTune searches the full grid (eval.Tune), printing every trial.
+func runGridTune(ctx context.Context, val eval.Split, base model.Params, unit time.Duration, enc *json.Encoder, stderr io.Writer) (model.Params, error) {
 	g := eval.DefaultGrid()
 	n := len(g.Factors) * len(g.Lambda) * len(g.Alpha) * len(g.HalfLife) * len(g.Iterations)
 	done := 0
 	start := time.Now()
-	_, best, err := eval.Tune(ctx, split, g, base, unit, base.Threads, func(t eval.Trial) {
+	_, best, err := eval.Tune(ctx, val, g, base, unit, base.Threads, func(t eval.Trial) {
 		done++
 		fmt.Fprintf(stderr, "\rtune %d/%d  best-so-far … elapsed %s", done, n, time.Since(start).Round(time.Second))
 		_ = enc.Encode(struct {

@@ -1,0 +1,404 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kairoshq/kairos/model"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// The popularity prior of model.Blend, fitted on validation.
+//
+// A known user's blended score is, up to a positive factor,
+// z(x_u·y_i) + c(n)·z(log(1 + pop_i)) with c(n) = (ρ + κ/n)/(1 − ρ)
+// (model.Blend.PopularityWeight), n the user's training interactions and
+// pop the training interactions of each item. FitBlend picks ρ and κ by
+// validation NDCG@10 over a grid. For each validation user it scans the
+// items once and sorts them into those that outrank the held-out item
+// whatever c in [0, c_max] (counted), those that never do (dropped) and
+// those that outrank it on one side of a break-even c (kept): each grid
+// point then costs a pass over the kept items only, cut off once the rank
+// passes 50, so that the whole grid costs little more than one ranking.
+
+// BlendGrid is the search space of FitBlend.
+type BlendGrid struct {
+	// Priors are the values of ρ, each in [0, 1).
+	Priors []float64
+	// Kappas are the values of κ, each >= 0.
+	Kappas []float64
+}
+
+// DefaultBlendGrid is the grid `kairos eval offline` and `kairos retrain`
+// fit: ρ from 0 (no prior) to 0.95, κ from 0 to 128 events.
+func DefaultBlendGrid() BlendGrid {
+	return BlendGrid{
+		Priors: []float64{0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95},
+		Kappas: []float64{0, 1, 2, 4, 8, 16, 32, 64, 128},
+	}
+}
+
+// CoarseBlendGrid is a smaller grid for the rungs of a hyperparameter
+// search, where many models are compared.
+func CoarseBlendGrid() BlendGrid {
+	return BlendGrid{Priors: []float64{0, 0.1, 0.3, 0.5, 0.7, 0.9}, Kappas: []float64{0, 4, 16, 64}}
+}
+
+// Validate reports a grid that is empty or out of range.
+func (g BlendGrid) Validate() error {
+	if len(g.Priors) == 0 || len(g.Kappas) == 0 {
+		return fmt.Errorf("eval: blend grid needs at least one prior and one kappa")
+	}
+	for _, r := range g.Priors {
+		if !(r >= 0 && r < 1) {
+			return fmt.Errorf("eval: blend prior %v outside [0, 1)", r)
+		}
+	}
+	for _, k := range g.Kappas {
+		if !(k >= 0) || math.IsInf(k, 0) {
+			return fmt.Errorf("eval: blend kappa %v must be finite and >= 0", k)
+		}
+	}
+	return nil
+}
+
+// BlendTrial is one blend's validation outcome.
+type BlendTrial struct {
+	Blend model.Blend `json:"blend"`
+	Metrics
+}
+
+// popularity returns the training interactions of each item.
+func popularity(s Split) []float32 {
+	counts := make([]float32, s.Items)
+	for _, in := range s.Train {
+		counts[in.Item]++
+	}
+	return counts
+}
+
+// trainCounts returns each user's number of training interactions.
+func trainCounts(s Split) []int {
+	n := make([]int, s.Users)
+	for _, in := range s.Train {
+		n[in.User]++
+	}
+	return n
+}
+
+// userItems is the training part by user (CSR).
+type userItems struct {
+	ptr   []int
+	items []int32
+}
+
+func newUserItems(s Split) userItems {
+	ui := userItems{ptr: make([]int, s.Users+1), items: make([]int32, len(s.Train))}
+	for _, in := range s.Train {
+		ui.ptr[in.User+1]++
+	}
+	for u := range s.Users {
+		ui.ptr[u+1] += ui.ptr[u]
+	}
+	next := append([]int(nil), ui.ptr[:s.Users]...)
+	for _, in := range s.Train {
+		ui.items[next[in.User]] = in.Item
+		next[in.User]++
+	}
+	return ui
+}
+
+func (ui userItems) of(u int) []int32 { return ui.items[ui.ptr[u]:ui.ptr[u+1]] }
+
+// standardize writes (f(v) − mean)/sd over all of v to dst (population
+// sd, as model.Standardize; f = log(1 + max(x, 0)) when logged); a
+// constant vector gives zeros.
+func standardize(dst, v []float32, logged bool) {
+	var sum, sq float64
+	for i, x := range v {
+		f := float64(x)
+		if logged {
+			f = math.Log1p(max(f, 0))
+		}
+		dst[i] = float32(f)
+		sum += f
+		sq += f * f
+	}
+	n := float64(len(v))
+	mean := sum / n
+	sd := math.Sqrt(max(sq/n-mean*mean, 0))
+	for i, f := range dst {
+		if sd == 0 {
+			dst[i] = 0
+			continue
+		}
+		dst[i] = float32((float64(f) - mean) / sd)
+	}
+}
+
+// FitBlend picks the popularity prior ρ and κ of model.Blend by NDCG@10
+// on val's held-out items, mod being ALS trained on val's training part,
+// and returns the best trial (ties: the first in grid order, ρ then κ)
+// and every trial. The returned blend's τ is model.DefaultBlend's (there
+// is no page context offline). With maxUsers > 0 only that many users
+// with a held-out item take part (every j-th, evenly spread).
+func FitBlend(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads int) (BlendTrial, []BlendTrial, error) {
+	return FitBlendUsers(ctx, val, mod, g, threads, 0)
+}
+
+// FitBlendUsers is FitBlend on at most maxUsers users (0: all).
+func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads, maxUsers int) (BlendTrial, []BlendTrial, error) {
+	if err := g.Validate(); err != nil {
+		return BlendTrial{}, nil, err
+	}
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	var blends []model.Blend
+	for _, r := range g.Priors {
+		for _, k := range g.Kappas {
+			blends = append(blends, model.Blend{Kappa: k, Trending: model.DefaultBlend().Trending, Prior: r})
+		}
+	}
+	users := heldUsers(val, maxUsers)
+	lz := make([]float32, val.Items)
+	standardize(lz, popularity(val), true)
+	counts := trainCounts(val)
+	ui := newUserItems(val)
+	acc := make([]*blendAcc, threads)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for t := range threads {
+		acc[t] = newBlendAcc(len(blends), val.Items, mod.Items.K)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := acc[t]
+			for ctx.Err() == nil {
+				lo := int(next.Add(blockUsers)) - blockUsers
+				if lo >= len(users) {
+					return
+				}
+				block := users[lo:min(lo+blockUsers, len(users))]
+				a.scoreBlock(mod, block)
+				for b, u := range block {
+					a.user(a.block[b*val.Items:(b+1)*val.Items], int(val.Held[u]), ui.of(u), lz, blends, counts[u])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return BlendTrial{}, nil, err
+	}
+	trials := make([]BlendTrial, len(blends))
+	best := 0
+	for j, b := range blends {
+		var sum blendSums
+		for _, a := range acc {
+			sum.add(a.sums[j])
+		}
+		trials[j] = BlendTrial{Blend: b, Metrics: sum.metrics()}
+		if trials[j].NDCG10 > trials[best].NDCG10 {
+			best = j
+		}
+	}
+	return trials[best], trials, nil
+}
+
+// blockUsers is the number of users scored by one matrix product.
+const blockUsers = 32
+
+// heldUsers lists the users with a held-out item, at most max of them
+// (0: all) spread evenly.
+func heldUsers(s Split, maxUsers int) []int {
+	var us []int
+	for u, h := range s.Held {
+		if h >= 0 {
+			us = append(us, u)
+		}
+	}
+	if maxUsers <= 0 || len(us) <= maxUsers {
+		return us
+	}
+	out := make([]int, 0, maxUsers)
+	for j := range maxUsers {
+		out = append(out, us[j*len(us)/maxUsers])
+	}
+	return out
+}
+
+// blendSums accumulates the metrics of one blend over users.
+type blendSums struct {
+	users           int
+	ndcg, ndcg2, hr float64
+	recall50        float64
+}
+
+func (s *blendSums) observe(rank int) {
+	s.users++
+	if rank <= 10 {
+		n := NDCGAt(rank, 10)
+		s.ndcg += n
+		s.ndcg2 += n * n
+		s.hr++
+	}
+	if rank <= 50 {
+		s.recall50++
+	}
+}
+
+func (s *blendSums) add(o blendSums) {
+	s.users += o.users
+	s.ndcg += o.ndcg
+	s.ndcg2 += o.ndcg2
+	s.hr += o.hr
+	s.recall50 += o.recall50
+}
+
+func (s blendSums) metrics() Metrics {
+	m := Metrics{Users: s.users}
+	if s.users == 0 {
+		return m
+	}
+	n := float64(s.users)
+	m.NDCG10, m.HR10, m.Recall50 = s.ndcg/n, s.hr/n, s.recall50/n
+	if s.users > 1 {
+		m.NDCG10SE = math.Sqrt(max(s.ndcg2/n-m.NDCG10*m.NDCG10, 0)*n/(n-1)) / math.Sqrt(n)
+		m.HR10SE = math.Sqrt(max(m.HR10-m.HR10*m.HR10, 0)*n/(n-1)) / math.Sqrt(n)
+	}
+	return m
+}
+
+// blendAcc is one goroutine's workspace and sums.
+type blendAcc struct {
+	sums  []blendSums
+	block []float32 // blockUsers × items scores
+	xs    []float32 // blockUsers × k user factors
+	train []bool
+	// per user: the distinct popularity weights c of the blends, sorted,
+	// each blend's index among them, and the counts of items above.
+	cs          []float64
+	pos         []int
+	plus, minus []int
+}
+
+func newBlendAcc(blends, items, k int) *blendAcc {
+	return &blendAcc{sums: make([]blendSums, blends), block: make([]float32, blockUsers*items),
+		xs: make([]float32, blockUsers*k), train: make([]bool, items), pos: make([]int, blends)}
+}
+
+// scoreBlock writes x_u·Y for the users of block into a.block (one row of
+// items per user) with one matrix product.
+func (a *blendAcc) scoreBlock(m *model.Model, block []int) {
+	k, items := m.Items.K, m.Items.Rows()
+	for b, u := range block {
+		copy(a.xs[b*k:(b+1)*k], m.Users.Row(u))
+	}
+	X := blas32.General{Rows: len(block), Cols: k, Stride: k, Data: a.xs}
+	Y := blas32.General{Rows: items, Cols: k, Stride: k, Data: m.Items.Data}
+	C := blas32.General{Rows: len(block), Cols: items, Stride: items, Data: a.block}
+	blas32.Gemm(blas.NoTrans, blas.Trans, 1, X, Y, 0, C)
+}
+
+// user ranks one user's held-out item under every blend: rank(c) =
+// 1 + #{j : z_j + c·l_j ≥ z_held + c·l_held} for the c of each blend,
+// counted for all of them in one pass over the items (each item is above
+// the held one for c on one side of a break-even point).
+func (a *blendAcc) user(scores []float32, held int, train []int32, lz []float32, blends []model.Blend, n int) {
+	standardize(scores, scores, false)
+	for _, i := range train {
+		a.train[i] = true
+	}
+	defer func() {
+		for _, i := range train {
+			a.train[i] = false
+		}
+	}()
+	ph, lh := float64(scores[held]), float64(lz[held])
+	if math.IsNaN(ph) {
+		for j := range a.sums {
+			a.sums[j].observe(math.MaxInt)
+		}
+		return
+	}
+	a.cs = a.cs[:0]
+	for _, b := range blends {
+		a.cs = append(a.cs, b.PopularityWeight(n))
+	}
+	slices.Sort(a.cs)
+	a.cs = slices.Compact(a.cs)
+	for j, b := range blends {
+		a.pos[j], _ = slices.BinarySearch(a.cs, b.PopularityWeight(n))
+	}
+	g := len(a.cs)
+	a.plus = append(a.plus[:0], make([]int, g+1)...)
+	a.minus = append(a.minus[:0], make([]int, g+1)...)
+	cmax := a.cs[g-1]
+	always := 0
+	for j, p := range scores {
+		if j == held || a.train[j] {
+			continue
+		}
+		d0, d1 := float64(p)-ph, float64(lz[j])-lh
+		lo, hi := d0 >= 0, d0+cmax*d1 >= 0
+		switch {
+		case lo && hi:
+			always++
+		case hi: // above from c ≥ −d0/d1 on (d1 > 0)
+			k, _ := slices.BinarySearch(a.cs, -d0/d1)
+			a.plus[k]++
+		case lo: // above up to c ≤ d0/(−d1) (d1 < 0)
+			k, found := slices.BinarySearch(a.cs, d0/-d1)
+			if !found {
+				k-- // the last c below the break-even
+			}
+			if k >= 0 {
+				a.minus[k]++
+			}
+		}
+	}
+	// plus[k] → items above at every c index ≥ k (prefix sums); minus[k] →
+	// items above at every c index ≤ k (suffix sums).
+	for k := 1; k < g; k++ {
+		a.plus[k] += a.plus[k-1]
+	}
+	for k := g - 2; k >= 0; k-- {
+		a.minus[k] += a.minus[k+1]
+	}
+	for j := range blends {
+		k := a.pos[j]
+		a.sums[j].observe(1 + always + a.plus[k] + a.minus[k])
+	}
+}
+
+// scoreUser writes x_u·Y to dst.
+func scoreUser(dst []float32, m *model.Model, u int) {
+	k := m.Items.K
+	Y := blas32.General{Rows: m.Items.Rows(), Cols: k, Stride: k, Data: m.Items.Data}
+	x := blas32.Vector{N: k, Inc: 1, Data: m.Users.Row(u)}
+	blas32.Gemv(blas.NoTrans, 1, Y, x, 0, blas32.Vector{N: len(dst), Inc: 1, Data: dst})
+}
+
+// BlendScorer scores with model.Blend.Scores, the engine's formula: the
+// user's x_u·Y as the personal part, the training interactions of each
+// item of s as the popularity, the user's number of training
+// interactions as the events.
+func BlendScorer(m *model.Model, s Split, b model.Blend) ScoreFunc {
+	pop := popularity(s)
+	counts := trainCounts(s)
+	var pool sync.Pool
+	pool.New = func() any { return make([]float32, s.Items) }
+	return func(u int, dst []float32) {
+		p := pool.Get().([]float32)
+		defer pool.Put(p)
+		scoreUser(p, m, u)
+		b.Scores(dst, model.BlendInput{Personal: p, Trending: pop, Events: counts[u]})
+	}
+}

@@ -1,0 +1,108 @@
+package eval
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLeaveLastOutSkipsUsersWithOneInteraction(t *testing.T) {
+	ins := []Interaction{
+		{User: 0, Item: 3, Time: 5}, {User: 0, Item: 1, Time: 9}, {User: 0, Item: 2, Time: 9}, // ties: larger item
+		{User: 1, Item: 0, Time: 1}, // one interaction: kept for training, not evaluated
+		{User: 3, Item: 1, Time: 2}, {User: 3, Item: 0, Time: 3},
+	}
+	s := LeaveLastOut(4, 4, ins)
+	if !slices.Equal(s.Held, []int32{2, -1, -1, 0}) || s.Skipped != 1 || len(s.Train) != 4 {
+		t.Fatalf("held %v, skipped %d, %d training; want [2 -1 -1 0], 1, 4", s.Held, s.Skipped, len(s.Train))
+	}
+	if !slices.Contains(s.Train, ins[3]) {
+		t.Fatal("the single interaction of user 1 left the training part")
+	}
+}
+
+func TestHoldOutRandomFollowsTheProtocol(t *testing.T) {
+	// Users in ascending order draw, each among its items in ascending
+	// item order, from one PCG(0, 0) generator; users with fewer than 2
+	// interactions draw nothing.
+	ins := []Interaction{
+		{User: 2, Item: 7}, {User: 2, Item: 4}, {User: 2, Item: 9},
+		{User: 0, Item: 5}, {User: 0, Item: 1},
+		{User: 1, Item: 3},
+	}
+	rng := rand.New(rand.NewPCG(0, 0))
+	want := []int32{[]int32{1, 5}[rng.IntN(2)], -1, []int32{4, 7, 9}[rng.IntN(3)]}
+	h, err := NewHoldout(HoldoutRandom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := h.Split(3, 10, ins)
+	if !slices.Equal(s.Held, want) || s.Skipped != 1 {
+		t.Fatalf("held %v (skipped %d), want %v (1)", s.Held, s.Skipped, want)
+	}
+	// Validation continues the same generator on the training part.
+	var rest2 []int32
+	for _, it := range []int32{4, 7, 9} {
+		if it != want[2] {
+			rest2 = append(rest2, it)
+		}
+	}
+	wantVal := []int32{-1, -1, rest2[rng.IntN(2)]}
+	v := h.Validation(s)
+	if !slices.Equal(v.Held, wantVal) || v.Skipped != 2 {
+		t.Fatalf("validation held %v (skipped %d), want %v (2)", v.Held, v.Skipped, wantVal)
+	}
+	// Same rule, same split.
+	h2, _ := NewHoldout(HoldoutRandom)
+	if again := h2.Split(3, 10, ins); !slices.Equal(again.Held, s.Held) {
+		t.Fatalf("a second holdout drew %v, the first %v", again.Held, s.Held)
+	}
+	if _, err := NewHoldout("oldest"); err == nil {
+		t.Fatal("unknown holdout rule accepted")
+	}
+}
+
+func TestReadDiginetica(t *testing.T) {
+	in := "session_id;user_id;item_id;timeframe;eventdate\n1;NA;81766;526309;2016-05-09\n1;NA;31331;1031018;2016-05-09\n2;7;81766;0;2016-05-10"
+	recs, err := Read(strings.NewReader(in), FormatDiginetica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := int64(1462752000000) // 2016-05-09 UTC in ms
+	want := []Record{{User: "1", Item: "81766", Time: day + 526309, Weight: 1}, {User: "1", Item: "31331", Time: day + 1031018, Weight: 1}, {User: "2", Item: "81766", Time: day + 86400000, Weight: 1}}
+	if !slices.Equal(recs, want) {
+		t.Fatalf("records %+v, want %+v", recs, want)
+	}
+	for _, bad := range []string{
+		"session;item\n1;2",
+		"session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;x;2016-05-09",
+		"session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;3;09/05/2016",
+		"session_id;user_id;item_id;timeframe;eventdate\n1;NA;5;3",
+	} {
+		if _, err := Read(strings.NewReader(bad), FormatDiginetica); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestReadOtto(t *testing.T) {
+	in := `{"session":0,"events":[{"aid":11,"ts":1659304800025,"type":"clicks"},{"aid":12,"ts":1659304904511,"type":"carts"}]}
+{"session":1,"events":[{"aid":11,"ts":1659367439426,"type":"orders"}]}`
+	recs, err := Read(strings.NewReader(in), FormatOtto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Record{{User: "0", Item: "11", Time: 1659304800025, Weight: 1}, {User: "0", Item: "12", Time: 1659304904511, Weight: 1}, {User: "1", Item: "11", Time: 1659367439426, Weight: 1}}
+	if !slices.Equal(recs, want) {
+		t.Fatalf("records %+v, want %+v", recs, want)
+	}
+	for _, bad := range []string{`{"events":[]}`, `{"session":1,"events":[{"ts":1}]}`, `{"session":1,`} {
+		if _, err := Read(strings.NewReader(bad), FormatOtto); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	if FormatOtto.TimeUnit().Milliseconds() != 1 || FormatMovieLens.TimeUnit().Seconds() != 1 {
+		t.Fatal("time units: otto ms, movielens s")
+	}
+}

@@ -1,0 +1,458 @@
+package eval
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+)
+
+// Hyperparameter search within a wall-clock budget.
+//
+// Search runs Hyperband (Li et al. 2018): brackets of successive halving
+// (Jamieson & Talwalkar 2016) with ALS sweeps as the resource. A bracket
+// trains n configurations for r sweeps, scores each on the validation
+// split, keeps the best 1/η and trains those further (model.Continue: the
+// sweeps already done are not repeated), until one configuration reaches
+// MaxIterations; brackets differ in how many configurations they start
+// and with how few sweeps, which hedges against a ranking after few sweeps
+// that does not hold after many. Brackets repeat, most aggressive first,
+// until the budget is spent; a training step that the measured speed says
+// would overrun the budget is not started.
+//
+// The score of a trained model is the validation NDCG@10 of its best
+// popularity prior (FitBlend over a coarse grid), so that the search picks
+// the hyperparameters of the ranking actually served. The first bracket
+// evaluates the warm starts (the previous pick, the defaults); later
+// configurations are drawn half from the whole space and half near the
+// best so far (λ and α moved by a log-normal factor, k and the half-life
+// to a neighbouring value now and then), so a search warm-started from a
+// good pick spends its budget refining it.
+
+// Space is the hyperparameter space Search draws from.
+type Space struct {
+	// Factors are the choices of k.
+	Factors []int
+	// Lambda and Alpha are [low, high] ranges, sampled log-uniformly.
+	Lambda, Alpha [2]float64
+	// HalfLife are the choices of the decay half-life (0: no decay).
+	HalfLife []time.Duration
+}
+
+// DefaultSpace is the space `kairos eval offline --tune` and `kairos
+// retrain --tune` search.
+func DefaultSpace() Space {
+	return Space{
+		Factors:  []int{16, 32, 64, 128},
+		Lambda:   [2]float64{1, 300},
+		Alpha:    [2]float64{1, 100},
+		HalfLife: []time.Duration{0, time.Minute, 10 * time.Minute, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour},
+	}
+}
+
+// Validate reports an empty or out-of-range space.
+func (s Space) Validate() error {
+	if len(s.Factors) == 0 || len(s.HalfLife) == 0 {
+		return fmt.Errorf("eval: search space needs factors and half-lives")
+	}
+	for _, r := range [][2]float64{s.Lambda, s.Alpha} {
+		if !(r[0] > 0 && r[1] >= r[0]) || math.IsInf(r[1], 0) {
+			return fmt.Errorf("eval: search range %v must be finite with 0 < low <= high", r)
+		}
+	}
+	return nil
+}
+
+// SearchConfig configures Search.
+type SearchConfig struct {
+	// Space is searched (default DefaultSpace). Without distinct times in
+	// the data the half-life is fixed at 0.
+	Space Space
+	// Base supplies the fields not searched: solver, CG steps, seed,
+	// initial scale, threads (default model.DefaultParams).
+	Base model.Params
+	// Starts are evaluated first, in order (e.g. the previous pick, then
+	// the defaults); their iteration counts are ignored.
+	Starts []model.Params
+	// Budget bounds the wall time (0: one Hyperband cycle).
+	Budget time.Duration
+	// MinIterations, MaxIterations and Eta shape the brackets (defaults
+	// 2, 18, 3: rungs of 2, 6 and 18 sweeps).
+	MinIterations, MaxIterations, Eta int
+	// Blends is the prior's grid per evaluation (default CoarseBlendGrid).
+	Blends BlendGrid
+	// MaxUsers bounds the validation users per evaluation (default 3000;
+	// every configuration is scored on the same users).
+	MaxUsers int
+	// Seed seeds the sampling.
+	Seed uint64
+	// Unit converts the data's integer times.
+	Unit TimeUnit
+	// Matrix, when set, builds the training matrix of val for a
+	// half-life instead of val.Matrix (a retrain aggregates its events
+	// for every half-life of the space in one pass).
+	Matrix func(halfLife time.Duration) (*model.Matrix, error)
+	// OnTrial, when set, sees every evaluation.
+	OnTrial func(SearchTrial)
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+func (c SearchConfig) withDefaults() SearchConfig {
+	if c.Space.Factors == nil {
+		c.Space = DefaultSpace()
+	}
+	if c.Base.Factors == 0 {
+		c.Base = model.DefaultParams()
+	}
+	if c.MinIterations <= 0 {
+		c.MinIterations = 2
+	}
+	if c.MaxIterations <= 0 {
+		c.MaxIterations = 18
+	}
+	if c.Eta < 2 {
+		c.Eta = 3
+	}
+	if c.Blends.Priors == nil {
+		c.Blends = CoarseBlendGrid()
+	}
+	if c.MaxUsers == 0 {
+		c.MaxUsers = 3000
+	}
+	if c.Unit == 0 {
+		c.Unit = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// SearchTrial is one evaluated (configuration, sweeps) of a search.
+type SearchTrial struct {
+	// Params are the configuration, Iterations the sweeps trained.
+	Params model.Params `json:"params"`
+	// Blend is the best prior for it on validation.
+	Blend model.Blend `json:"blend"`
+	// Metrics are the validation metrics with that blend.
+	Metrics
+	Bracket  int     `json:"bracket"`
+	Rung     int     `json:"rung"`
+	ElapsedS float64 `json:"elapsed_s"`
+}
+
+// SearchResult is the outcome of Search.
+type SearchResult struct {
+	// Best is the trial with the highest validation NDCG@10.
+	Best SearchTrial `json:"best"`
+	// Trials are every evaluation in order.
+	Trials []SearchTrial `json:"-"`
+	// Configs is the number of configurations tried, Brackets the number
+	// of brackets run (the last maybe cut short).
+	Configs  int `json:"configs"`
+	Brackets int `json:"brackets"`
+	// Elapsed is the search's wall time.
+	Elapsed time.Duration `json:"-"`
+	// Stopped says why the search ended: "budget" or "complete".
+	Stopped string `json:"stopped"`
+}
+
+// Search picks ALS hyperparameters and a popularity prior by validation
+// NDCG@10 within cfg.Budget (see above). It returns an error only when
+// nothing could be evaluated (or ctx ended first).
+func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Space.Validate(); err != nil {
+		return SearchResult{}, err
+	}
+	if err := cfg.Blends.Validate(); err != nil {
+		return SearchResult{}, err
+	}
+	if cfg.MaxIterations < cfg.MinIterations {
+		return SearchResult{}, fmt.Errorf("eval: search: max iterations %d < min %d", cfg.MaxIterations, cfg.MinIterations)
+	}
+	if !distinctTimes(val) {
+		cfg.Space.HalfLife = []time.Duration{0}
+	}
+	s := &searcher{cfg: cfg, val: val, start: cfg.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0x5345_4152)), // "SEAR"
+		mats: map[time.Duration]*model.Matrix{}, speed: map[int]float64{}, starts: cfg.Starts}
+	smax := 0
+	for r := cfg.MaxIterations; r/cfg.Eta >= cfg.MinIterations; r /= cfg.Eta {
+		smax++
+	}
+	res := SearchResult{Stopped: "complete"}
+	for cycle := 0; ; cycle++ {
+		for sb := smax; sb >= 0; sb-- {
+			res.Brackets++
+			stop, err := s.bracket(ctx, res.Brackets, sb, smax)
+			if err != nil {
+				return s.result(res), err
+			}
+			if stop {
+				res.Stopped = "budget"
+				return s.result(res), s.errIfEmpty()
+			}
+		}
+		if cfg.Budget <= 0 {
+			return s.result(res), s.errIfEmpty()
+		}
+	}
+}
+
+// searcher is the state of one Search.
+type searcher struct {
+	cfg    SearchConfig
+	val    Split
+	start  time.Time
+	rng    *rand.Rand
+	mats   map[time.Duration]*model.Matrix
+	speed  map[int]float64 // seconds per sweep by k
+	evalS  float64         // seconds per evaluation (last)
+	starts []model.Params
+	trials []SearchTrial
+	best   int
+	nconf  int
+}
+
+func (s *searcher) result(r SearchResult) SearchResult {
+	r.Trials, r.Configs, r.Elapsed = s.trials, s.nconf, s.cfg.Now().Sub(s.start)
+	if len(s.trials) > 0 {
+		r.Best = s.trials[s.best]
+	}
+	return r
+}
+
+func (s *searcher) errIfEmpty() error {
+	if len(s.trials) == 0 {
+		return fmt.Errorf("eval: search: the budget of %s allowed no evaluation", s.cfg.Budget)
+	}
+	return nil
+}
+
+// running is a configuration being trained in a bracket.
+type running struct {
+	p     model.Params
+	mod   *model.Model
+	score float64
+}
+
+// bracket runs one successive-halving bracket; stop reports the budget
+// spent.
+func (s *searcher) bracket(ctx context.Context, id, sb, smax int) (stop bool, err error) {
+	eta := s.cfg.Eta
+	n := int(math.Ceil(float64(smax+1) / float64(sb+1) * math.Pow(float64(eta), float64(sb))))
+	r := s.cfg.MaxIterations
+	for range sb {
+		r /= eta
+	}
+	conf := make([]*running, n)
+	for j := range conf {
+		conf[j] = &running{p: s.next()}
+	}
+	for rung := 0; ; rung++ {
+		for _, c := range conf {
+			if s.overBudget(c.p.Factors, r-itersOf(c.mod)) {
+				return true, nil
+			}
+			if err := s.train(ctx, c, r); err != nil {
+				return false, err
+			}
+			t, err := s.evaluate(ctx, c, id, rung)
+			if err != nil {
+				return false, err
+			}
+			c.score = t.NDCG10
+			if rung == 0 {
+				s.nconf++
+			}
+		}
+		if r >= s.cfg.MaxIterations || len(conf) <= 1 {
+			return false, nil
+		}
+		slices.SortStableFunc(conf, func(a, b *running) int { return cmp.Compare(b.score, a.score) })
+		conf = conf[:max(1, len(conf)/eta)]
+		r = min(r*eta, s.cfg.MaxIterations)
+	}
+}
+
+func itersOf(m *model.Model) int {
+	if m == nil {
+		return 0
+	}
+	return m.Params.Iterations
+}
+
+// overBudget reports whether sweeps more sweeps with k factors and an
+// evaluation would end after the budget (never before the first trial).
+func (s *searcher) overBudget(k, sweeps int) bool {
+	if s.cfg.Budget <= 0 || len(s.trials) == 0 {
+		return false
+	}
+	left := s.cfg.Budget.Seconds() - s.cfg.Now().Sub(s.start).Seconds()
+	return left < float64(sweeps)*s.sweepSeconds(k)+s.evalS
+}
+
+// sweepSeconds estimates the time of one sweep with k factors from the
+// sweeps measured so far (cost grows about as k^1.5 with CG).
+func (s *searcher) sweepSeconds(k int) float64 {
+	if t, ok := s.speed[k]; ok {
+		return t
+	}
+	best := 0.0
+	for k0, t := range s.speed {
+		best = max(best, t*math.Pow(float64(k)/float64(k0), 1.5))
+	}
+	return best
+}
+
+// next returns the next configuration to try: a pending warm start, else
+// a draw from the space or near the best so far.
+func (s *searcher) next() model.Params {
+	if len(s.starts) > 0 {
+		p := s.withBase(s.starts[0])
+		s.starts = s.starts[1:]
+		if len(s.cfg.Space.HalfLife) == 1 {
+			p.HalfLife = s.cfg.Space.HalfLife[0]
+		}
+		return p
+	}
+	if len(s.trials) > 0 && s.rng.IntN(2) == 0 {
+		return s.near(s.trials[s.best].Params)
+	}
+	sp := s.cfg.Space
+	p := s.cfg.Base
+	p.Factors = sp.Factors[s.rng.IntN(len(sp.Factors))]
+	p.Lambda = logUniform(s.rng, sp.Lambda)
+	p.Alpha = logUniform(s.rng, sp.Alpha)
+	p.HalfLife = sp.HalfLife[s.rng.IntN(len(sp.HalfLife))]
+	return p
+}
+
+// withBase returns p's searched fields over the base's others.
+func (s *searcher) withBase(p model.Params) model.Params {
+	b := s.cfg.Base
+	b.Factors, b.Lambda, b.Alpha, b.HalfLife = p.Factors, p.Lambda, p.Alpha, p.HalfLife
+	return b
+}
+
+// near perturbs p: λ and α by a log-normal factor (σ = 0.5), k and the
+// half-life to a neighbouring choice with probability 0.3 each.
+func (s *searcher) near(p model.Params) model.Params {
+	sp := s.cfg.Space
+	q := s.withBase(p)
+	q.Lambda = clampRange(p.Lambda*math.Exp(0.5*s.rng.NormFloat64()), sp.Lambda)
+	q.Alpha = clampRange(p.Alpha*math.Exp(0.5*s.rng.NormFloat64()), sp.Alpha)
+	if s.rng.Float64() < 0.3 {
+		q.Factors = neighbour(s.rng, sp.Factors, p.Factors)
+	}
+	if s.rng.Float64() < 0.3 {
+		q.HalfLife = neighbour(s.rng, sp.HalfLife, p.HalfLife)
+	}
+	return q
+}
+
+func logUniform(rng *rand.Rand, r [2]float64) float64 {
+	return math.Exp(math.Log(r[0]) + rng.Float64()*(math.Log(r[1])-math.Log(r[0])))
+}
+
+func clampRange(x float64, r [2]float64) float64 { return min(max(x, r[0]), r[1]) }
+
+// neighbour returns a choice next to v in choices (v itself when it is
+// not one of them and the nearest cannot be told).
+func neighbour[T cmp.Ordered](rng *rand.Rand, choices []T, v T) T {
+	sorted := slices.Sorted(slices.Values(choices))
+	i, found := slices.BinarySearch(sorted, v)
+	if !found {
+		return sorted[min(i, len(sorted)-1)]
+	}
+	switch {
+	case len(sorted) == 1:
+		return v
+	case i == 0:
+		return sorted[1]
+	case i == len(sorted)-1:
+		return sorted[i-1]
+	case rng.IntN(2) == 0:
+		return sorted[i-1]
+	}
+	return sorted[i+1]
+}
+
+// matrix returns the validation matrix with a half-life's decay (cached).
+func (s *searcher) matrix(hl time.Duration) (*model.Matrix, error) {
+	if m, ok := s.mats[hl]; ok {
+		return m, nil
+	}
+	build := func(hl time.Duration) (*model.Matrix, error) { return s.val.Matrix(hl, s.cfg.Unit) }
+	if s.cfg.Matrix != nil {
+		build = s.cfg.Matrix
+	}
+	m, err := build(hl)
+	if err != nil {
+		return nil, err
+	}
+	s.mats[hl] = m
+	return m, nil
+}
+
+// train brings c to r sweeps (from scratch or continued).
+func (s *searcher) train(ctx context.Context, c *running, r int) error {
+	m, err := s.matrix(c.p.HalfLife)
+	if err != nil {
+		return err
+	}
+	start := s.cfg.Now()
+	done := itersOf(c.mod)
+	if c.mod == nil {
+		p := c.p
+		p.Iterations = r
+		if c.mod, err = model.Train(ctx, m, p, nil); err != nil {
+			return err
+		}
+	} else if err := model.Continue(ctx, m, c.mod, r-done, nil); err != nil {
+		return err
+	}
+	if swept := r - done; swept > 0 {
+		s.speed[c.p.Factors] = s.cfg.Now().Sub(start).Seconds() / float64(swept)
+	}
+	return nil
+}
+
+// evaluate scores c's model on validation with its best prior.
+func (s *searcher) evaluate(ctx context.Context, c *running, bracket, rung int) (SearchTrial, error) {
+	start := s.cfg.Now()
+	best, _, err := FitBlendUsers(ctx, s.val, c.mod, s.cfg.Blends, c.p.Threads, s.cfg.MaxUsers)
+	if err != nil {
+		return SearchTrial{}, err
+	}
+	now := s.cfg.Now()
+	s.evalS = now.Sub(start).Seconds()
+	p := c.p
+	p.Iterations = itersOf(c.mod)
+	t := SearchTrial{Params: p, Blend: best.Blend, Metrics: best.Metrics, Bracket: bracket, Rung: rung, ElapsedS: now.Sub(s.start).Seconds()}
+	s.trials = append(s.trials, t)
+	if t.NDCG10 > s.trials[s.best].NDCG10 {
+		s.best = len(s.trials) - 1
+	}
+	if s.cfg.OnTrial != nil {
+		s.cfg.OnTrial(t)
+	}
+	return t, nil
+}
+
+// distinctTimes reports whether the training part has two different
+// times (else decay means nothing).
+func distinctTimes(s Split) bool {
+	for _, in := range s.Train {
+		if in.Time != s.Train[0].Time {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,98 @@
+package offline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kairoshq/kairos/eval"
+	"github.com/kairoshq/kairos/model"
+)
+
+// validation holds out, for every user with at least 2 pairs before the
+// tail, the latest of them (ties: the larger item row): the validation
+// split of PROTOCOL.md applied to the events before the tail. It returns
+// the held pairs and the split (times are the pairs' latest events).
+func (d *retrainData) validation() ([]bool, eval.Split) {
+	pre := d.pre
+	users, items := len(d.users.ids), len(d.items.ids)
+	last := make([]int, users)
+	count := make([]int, users)
+	for u := range last {
+		last[u] = -1
+	}
+	for j := range pre.keys {
+		u := pre.user(j)
+		count[u]++
+		q := last[u]
+		if q < 0 || pre.maxT[j] > pre.maxT[q] || (pre.maxT[j] == pre.maxT[q] && pre.item(j) > pre.item(q)) {
+			last[u] = j
+		}
+	}
+	held := make([]bool, pre.len())
+	s := eval.Split{Users: users, Items: items, Held: make([]int32, users)}
+	for u, j := range last {
+		s.Held[u] = -1
+		if count[u] >= 2 {
+			held[j] = true
+			s.Held[u] = pre.item(j)
+		} else if count[u] == 1 {
+			s.Skipped++
+		}
+	}
+	for j := range pre.keys {
+		if !held[j] {
+			s.Train = append(s.Train, eval.Interaction{User: pre.user(j), Item: pre.item(j), Time: pre.maxT[j], Weight: 1})
+		}
+	}
+	return held, s
+}
+
+// pick chooses the new model's hyperparameters (a search when cfg.Tune is
+// set) and fits its popularity prior on the validation split.
+func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainConfig, p *progress) error {
+	held, val := d.validation()
+	if !slices.ContainsFunc(val.Held, func(i int32) bool { return i >= 0 }) {
+		p.line("no user with 2 events before the tail: no validation, no popularity prior")
+		r.Blend.Prior = 0
+		return nil
+	}
+	v := d.pre.without(held)
+	users, items := len(d.users.ids), len(d.items.ids)
+	matrix := func(hl time.Duration) (*model.Matrix, error) { return v.matrix(users, items, hl) }
+	params := cfg.Params
+	if t := cfg.Tune; t != nil {
+		space := t.Space
+		space.HalfLife = slices.DeleteFunc(slices.Clone(space.HalfLife), func(hl time.Duration) bool { return d.pre.halfLife(hl) < 0 })
+		if len(space.HalfLife) == 0 {
+			space.HalfLife = []time.Duration{cfg.Params.HalfLife}
+		}
+		bar := eval.NewSearchBar(p.w, t.Budget)
+		res, err := eval.Search(ctx, val, eval.SearchConfig{Space: space, Base: cfg.Params, Starts: t.Starts, Budget: t.Budget,
+			Seed: t.Seed, Unit: time.Nanosecond, Matrix: matrix, OnTrial: bar.Trial})
+		bar.Done()
+		if err != nil {
+			return fmt.Errorf("offline: search: %w", err)
+		}
+		params = res.Best.Params
+		r.Search = &SearchSummary{Trials: len(res.Trials), Configs: res.Configs, Brackets: res.Brackets, Stopped: res.Stopped,
+			BudgetS: t.Budget.Seconds(), SearchS: res.Elapsed.Seconds(), WarmStarts: len(t.Starts)}
+	}
+	m, err := matrix(params.HalfLife)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	mod, err := model.Train(ctx, m, params, func(it int, _ *model.Model) { p.iteration("validation model", it, params.Iterations, start) })
+	if err != nil {
+		return err
+	}
+	best, _, err := eval.FitBlend(ctx, val, mod, eval.DefaultBlendGrid(), params.Threads)
+	if err != nil {
+		return err
+	}
+	r.Params, r.Blend, r.Validation = params, best.Blend, &best.Metrics
+	p.line(fmt.Sprintf("validation NDCG@10 %.4f over %d users with prior ρ = %g, κ = %g", best.NDCG10, best.Users, best.Blend.Prior, best.Blend.Kappa))
+	return nil
+}
