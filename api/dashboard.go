@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -43,6 +44,75 @@ type DashboardSummary struct {
 	// offers defined.
 	Offers      []DashboardOffer `json:"offers"`
 	OffersCount int              `json:"offers_count"`
+	// Model describes the live model and the last n retrains (null
+	// without Deps.Model).
+	Model *DashboardModel `json:"model"`
+}
+
+// ModelReader describes the live model and its retrains for the
+// dashboard (kairos serve: the engine and the retrain log).
+type ModelReader interface {
+	// DashboardModel returns the live model and up to n retrains, newest
+	// first.
+	DashboardModel(ctx context.Context, n int) (DashboardModel, error)
+}
+
+// DashboardModel is the live model with its retrains.
+type DashboardModel struct {
+	// Generation counts the snapshots the engines loaded (0: learnt from
+	// events alone); Version is the loaded snapshot's (0: none).
+	Generation uint32 `json:"generation"`
+	Version    uint64 `json:"version"`
+	// Params and Blend are the live hyperparameters and ranking blend.
+	Params any `json:"params"`
+	Blend  any `json:"blend"`
+	// RetrainEvery is the schedule of the server's retrains ("" when
+	// none).
+	RetrainEvery string `json:"retrain_every"`
+	// Refusals counts the kept retrains that were not published.
+	Refusals int `json:"refusals"`
+	// Retrains are the latest retrains, newest first.
+	Retrains []DashboardRetrain `json:"retrains"`
+}
+
+// DashboardRetrain is one retrain: its pick, its figures on the held-out
+// tail against the live model and popularity, and the decision.
+type DashboardRetrain struct {
+	Time time.Time `json:"time"`
+	// Decision is the retrain's decision, Label its short form
+	// (published, refused_worse, refused_popularity, refused_few_users,
+	// dry_run, failed), Reason the figures behind it, Error a failure.
+	Decision string `json:"decision"`
+	Label    string `json:"label"`
+	Reason   string `json:"reason,omitempty"`
+	Error    string `json:"error,omitempty"`
+	// Params and Blend are the pick (null for a failed retrain); Trials
+	// and SearchS describe the search (0 when not tuned).
+	Params  any     `json:"params"`
+	Blend   any     `json:"blend"`
+	Trials  int     `json:"trials"`
+	SearchS float64 `json:"search_s"`
+	// Reference is how the live model was measured: "snapshot" (as of
+	// its cut-off) or "recipe" (its parameters trained before the tail).
+	Reference string `json:"reference,omitempty"`
+	// Figures are the tail figures of retrained, live and popularity.
+	Figures []DashboardFigures `json:"figures"`
+	// TLive and TPopularity are the paired t statistics of the retrained
+	// model's NDCG@10 against them.
+	TLive       *float64 `json:"t_live"`
+	TPopularity *float64 `json:"t_popularity"`
+	Users       int      `json:"users"`
+	Events      int      `json:"events"`
+	WallS       float64  `json:"wall_s"`
+}
+
+// DashboardFigures are one model's figures on a retrain's tail.
+type DashboardFigures struct {
+	Model    string  `json:"model"`
+	Users    int     `json:"users"`
+	HR10     float64 `json:"hr10"`
+	NDCG10   float64 `json:"ndcg10"`
+	Recall50 float64 `json:"recall50"`
 }
 
 // DashboardEvents are counters of this process: Received, Accepted and
@@ -112,6 +182,13 @@ func (s *Server) dashboardSummary(c echo.Context) error {
 			return cmp.Or(cmp.Compare(b.Impressions, a.Impressions), cmp.Compare(a.ID, b.ID))
 		})
 		out.Offers = out.Offers[:min(n, len(out.Offers))]
+	}
+	if s.deps.Model != nil {
+		m, err := s.deps.Model.DashboardModel(c.Request().Context(), n)
+		if err != nil {
+			return err
+		}
+		out.Model = &m
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, out)

@@ -102,6 +102,9 @@ type Deps struct {
 	// Trending lists the top items of GET /v1/dashboard/summary (the
 	// engine); without it the summary has no top items.
 	Trending TrendingReader
+	// Model describes the live model and its retrains in GET
+	// /v1/dashboard/summary; without it the summary's model is null.
+	Model ModelReader
 	// Site, when set, serves GET / and GET /shop/* (kairos serve --demo
 	// mounts the demo shop of package api/demo): a plain http.Handler,
 	// public (no key), called with the request as received; its context

@@ -23,7 +23,12 @@ import (
 // confidence n/(n+κ) that grows with the visitor's n learning events
 // (model.Blend, κ = 8 by default, chosen on MovieLens 100K); from
 // Config.BlendBelow events on, the fold-in alone ranks (through the
-// approximate index for large catalogs).
+// approximate index for large catalogs) — unless the loaded snapshot
+// carries a popularity prior ρ > 0 (fitted on validation by the retrain),
+// which keeps a share of trending in every visitor's ranking: then these
+// visitors are ranked by the blend of their fold-in and trending (not the
+// page's context; strategy "als"), whose candidates include the fold-in's
+// top through the same index.
 
 // segmentKeys returns the trending segments an event or request belongs
 // to, most specific first.
@@ -135,7 +140,7 @@ func (e *Engine) blendRank(s *scratch, x []float32, events int, r RecRequest, ke
 		}
 		return s.scorer.SelectTop(s.top, trend, r.N, s.exclude, keep), StrategyTrending
 	}
-	wp, wi, wt := e.cfg.Blend.Weights(x != nil, page != nil, hasTrend, events)
+	wp, wi, wt := e.Blend().Weights(x != nil, page != nil, hasTrend, events)
 	mom := e.moments(o)
 	// Candidates.
 	s.cand = s.cand[:0]

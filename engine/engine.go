@@ -12,6 +12,7 @@ import (
 
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -71,6 +72,9 @@ type Engine struct {
 
 	swapMu  sync.Mutex    // serialises LoadSnapshot
 	version atomic.Uint64 // version of the loaded snapshot (0: none)
+	// blend is Config.Blend with the popularity prior (ρ, κ) of the loaded
+	// snapshot, when it carries one.
+	blend atomic.Pointer[model.Blend]
 
 	scorers sync.Pool // *scratch
 }
@@ -106,11 +110,18 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 		trending: model.NewTrending(cfg.TrendingHalfLife),
 	}
 	e.online.Store(online)
+	e.setBlend(nil)
 	if ms != nil {
 		e.gen.Store(ms.Generation)
 		e.version.Store(ms.Version)
+		e.setBlend(ms.Blend)
 	}
 	e.met = newMetrics(cfg.Registerer)
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kairos_engine_model_generation",
+			Help: "Generation of the live model: 0 when learnt from events alone, one more with every loaded snapshot (persisted)."},
+			func() float64 { return float64(e.gen.Load()) }))
+	}
 	e.learn = newLearnState(online, cfg.Params.Factors)
 	e.scorers.New = func() any { return &scratch{} }
 	if err := e.load(ctx); err != nil {

@@ -77,6 +77,12 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 		s.top = s.scorer.SelectTop(s.top, e.trending.Scores(), r.N, s.exclude, keep)
 	case x == nil || events < blendBelow:
 		s.top, resp.Strategy = e.blendRank(s, x, events, r, keep)
+	case e.Blend().Prior > 0:
+		// The model's ranking with its fitted popularity prior: the
+		// fold-in and trending, without the page's context.
+		warm := r
+		warm.Item = ""
+		s.top, _ = e.blendRank(s, x, events, warm, keep)
 	default:
 		q := model.Query{Vector: x, N: r.N, Exclude: s.exclude, Keep: keep}
 		if np := e.nprobe(); np > 0 && !r.Exact {

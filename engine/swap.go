@@ -50,7 +50,28 @@ type modelState struct {
 	Generation uint32       `json:"generation"`
 	Version    uint64       `json:"version"`
 	Params     model.Params `json:"params"`
+	// Blend is the snapshot's fitted blend (nil: none).
+	Blend *model.Blend `json:"blend,omitempty"`
 }
+
+// setBlend makes Config.Blend, with the popularity prior and κ of fitted
+// when not nil, the blend requests are ranked with.
+func (e *Engine) setBlend(fitted *model.Blend) {
+	b := e.cfg.Blend
+	if fitted != nil {
+		b.Prior, b.Kappa = fitted.Prior, fitted.Kappa
+	}
+	e.blend.Store(&b)
+}
+
+// Blend returns the blend requests are ranked with: Config.Blend, with
+// the popularity prior (ρ) and κ of the loaded snapshot when it was
+// fitted with one.
+func (e *Engine) Blend() model.Blend { return *e.blend.Load() }
+
+// ModelGeneration returns the generation of the live model: 0 for the
+// model learnt from events alone, one more with every loaded snapshot.
+func (e *Engine) ModelGeneration() uint32 { return e.gen.Load() }
 
 // packFactors stores the visitor's factors with the model generation as a
 // trailing word, so that factors folded in against a replaced model are
@@ -138,8 +159,10 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 	e.online.Store(next)
 	e.version.Store(snap.Meta.Version)
 	gen := e.gen.Add(1)
+	e.setBlend(snap.Meta.Blend)
+	e.met.swaps.Inc()
 	e.learn = newLearnState(next, next.K())
-	if err := e.persistModel(ctx, next, modelState{Generation: gen, Version: snap.Meta.Version, Params: snap.Meta.Params}); err != nil {
+	if err := e.persistModel(ctx, next, modelState{Generation: gen, Version: snap.Meta.Version, Params: snap.Meta.Params, Blend: snap.Meta.Blend}); err != nil {
 		return err
 	}
 	e.log.LogAttrs(ctx, slog.LevelInfo, "model loaded", slog.Uint64("version", snap.Meta.Version), slog.Int("generation", int(gen)),

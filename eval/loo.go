@@ -304,6 +304,24 @@ func ComparePaired(a, b []int) Paired {
 		}
 		d = append(d, NDCGAt(a[u], 10)-NDCGAt(b[u], 10))
 	}
+	return pairedOf(d)
+}
+
+// ComparePairedValues is ComparePaired for per-user values already
+// computed (e.g. NDCG@10 over several held-out items); NaN marks a user
+// without a value.
+func ComparePairedValues(a, b []float64) Paired {
+	var d []float64
+	for u := range a {
+		if u >= len(b) || math.IsNaN(a[u]) || math.IsNaN(b[u]) {
+			continue
+		}
+		d = append(d, a[u]-b[u])
+	}
+	return pairedOf(d)
+}
+
+func pairedOf(d []float64) Paired {
 	p := Paired{Users: len(d)}
 	if len(d) == 0 {
 		return p

@@ -177,7 +177,7 @@ func (v view) matrix(users, items int, hl time.Duration) (*model.Matrix, error) 
 
 // histories returns, for the users in want, their pairs as fold-in
 // histories (half-life hl, decayed to the user's latest event in v).
-func (v view) histories(want map[int32]int32, hl time.Duration) map[int32][]model.ItemWeight {
+func (v view) histories(want map[int32][]int32, hl time.Duration) map[int32][]model.ItemWeight {
 	h := max(v.set.halfLife(hl), 0)
 	out := map[int32][]model.ItemWeight{}
 	for j := range v.set.keys {

@@ -55,16 +55,17 @@ func (d *retrainData) guard(ctx context.Context, r *RetrainResult, live *LiveMod
 	}
 	slices.Sort(users)
 	counts, seen, events := d.preStats()
-	ranks := make([][]int, len(rankers))
+	ndcg := make([][]float64, len(rankers))
 	for j, rk := range rankers {
-		if ranks[j], err = d.rankAll(ctx, rk, users, counts, seen, events); err != nil {
+		m, err := d.rankAll(ctx, rk, users, counts, seen, events)
+		if err != nil {
 			return err
 		}
-		m := eval.Ranking{Ranks: ranks[j]}.Summarize()
-		r.Evaluations = append(r.Evaluations, Evaluation{Model: rk.name, Users: m.Users, HR10: m.HR10, NDCG10: m.NDCG10, Recall50: m.Recall50, NDCG10SE: m.NDCG10SE})
+		ndcg[j] = m.ndcg
+		r.Evaluations = append(r.Evaluations, m.summary(rk.name))
 	}
 	for j := 1; j < len(rankers); j++ {
-		c := eval.ComparePaired(ranks[0], ranks[j])
+		c := eval.ComparePairedValues(ndcg[0], ndcg[j])
 		r.Comparisons = append(r.Comparisons, Comparison{A: rankers[0].name, B: rankers[j].name, Users: c.Users, Diff: c.NDCGDiff, SE: c.SE, T: c.T})
 	}
 	return nil
@@ -118,10 +119,34 @@ func (d *retrainData) preStats() ([]float32, map[int32]map[int32]struct{}, map[i
 	return counts, d.pre.all().userItems(), events
 }
 
-// rankAll ranks every user's tail item with rk (concurrently); rank 0:
-// not ranked.
-func (d *retrainData) rankAll(ctx context.Context, rk ranker, users []int32, counts []float32, seen map[int32]map[int32]struct{}, events map[int32]int) ([]int, error) {
-	ranks := make([]int, len(users))
+// userMetrics are one model's per-user figures on the tail.
+type userMetrics struct {
+	ndcg, hit, recall []float64
+}
+
+func (m userMetrics) summary(name string) Evaluation {
+	ev := Evaluation{Model: name, Users: len(m.ndcg)}
+	if ev.Users == 0 {
+		return ev
+	}
+	var sum, sq float64
+	for j, v := range m.ndcg {
+		sum += v
+		sq += v * v
+		ev.HR10 += m.hit[j]
+		ev.Recall50 += m.recall[j]
+	}
+	n := float64(ev.Users)
+	ev.NDCG10, ev.HR10, ev.Recall50 = sum/n, ev.HR10/n, ev.Recall50/n
+	if ev.Users > 1 {
+		ev.NDCG10SE = math.Sqrt(max(sq/n-ev.NDCG10*ev.NDCG10, 0)*n/(n-1)) / math.Sqrt(n)
+	}
+	return ev
+}
+
+// rankAll ranks every user's tail items with rk (concurrently).
+func (d *retrainData) rankAll(ctx context.Context, rk ranker, users []int32, counts []float32, seen map[int32]map[int32]struct{}, events map[int32]int) (userMetrics, error) {
+	m := userMetrics{ndcg: make([]float64, len(users)), hit: make([]float64, len(users)), recall: make([]float64, len(users))}
 	threads := runtime.GOMAXPROCS(0)
 	if d.threads > 0 {
 		threads = d.threads
@@ -139,6 +164,8 @@ func (d *retrainData) rankAll(ctx context.Context, rk ranker, users []int32, cou
 				ws, x = model.NewWorkspace(rk.params.Factors), make([]float32, rk.params.Factors)
 			}
 			dst := make([]float32, len(d.items.ids))
+			var sc model.Scorer
+			var top []model.Scored
 			for ctx.Err() == nil {
 				j := int(next.Add(1) - 1)
 				if j >= len(users) {
@@ -146,7 +173,7 @@ func (d *retrainData) rankAll(ctx context.Context, rk ranker, users []int32, cou
 				}
 				u := users[j]
 				if rk.pop {
-					copy(dst, counts)
+					popularityScores(dst, counts)
 				} else {
 					if err := rk.online.FoldUser(ws, x, rk.hists[u]); err != nil {
 						errs[t] = err
@@ -155,38 +182,79 @@ func (d *retrainData) rankAll(ctx context.Context, rk ranker, users []int32, cou
 					personal = rk.online.ScoreAll(personal, x, false)
 					dst = rk.blend.Scores(dst, model.BlendInput{Personal: personal, Trending: counts, Events: events[u]})
 				}
-				ranks[j] = rankTarget(dst, d.targets[u], seen[u])
+				top = sc.SelectTop(top, dst, 51, excludeSet(seen[u], len(dst)), nil)
+				m.ndcg[j], m.hit[j], m.recall[j] = scoreTargets(dst, top, d.targets[u])
 			}
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return m, err
 	}
 	for _, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("offline: rank the tail: %w", err)
+			return m, fmt.Errorf("offline: rank the tail: %w", err)
 		}
 	}
-	return ranks, nil
+	return m, nil
 }
 
-// rankTarget is the 1-based rank of target among the items not seen:
-// ties count against it; a NaN target ranks last (PROTOCOL.md).
-func rankTarget(scores []float32, target int32, seen map[int32]struct{}) int {
-	t := scores[target]
-	if math.IsNaN(float64(t)) || math.IsInf(float64(t), -1) {
-		return len(scores) - len(seen)
+// popularityScores writes the popularity ranking to dst: the counts,
+// ties broken by a fixed pseudo-random order of the items (a fraction of
+// a count, so that it never reorders different counts) rather than against
+// the held-out item, so that a model is not credited for breaking ties.
+func popularityScores(dst, counts []float32) {
+	for i, c := range counts {
+		h := uint32(i) * 2654435761 // Knuth's multiplicative hash
+		dst[i] = c + 0.25*float32(h>>22)/1024
 	}
-	r := 1
-	for j, v := range scores {
-		if int32(j) == target || !(v >= t) {
+}
+
+// excludeSet returns the items of seen as a bitset over n items.
+func excludeSet(seen map[int32]struct{}, n int) model.Bitset {
+	b := model.NewBitset(n)
+	for i := range seen {
+		b.Set(int(i))
+	}
+	return b
+}
+
+// scoreTargets returns NDCG@10, HR@10 and Recall@50 of the relevant
+// items given every candidate's score and the top 51 candidates (best
+// first). A relevant item's rank is 1 + #{candidates j ≠ it: s_j ≥ s_it}
+// (ties count against it); only ranks up to 50 matter, and they are found
+// among the top 51.
+func scoreTargets(scores []float32, top []model.Scored, targets []int32) (ndcg, hit, recall float64) {
+	var dcg float64
+	hits50 := 0
+	for _, t := range targets {
+		s := scores[t]
+		if math.IsNaN(float64(s)) || math.IsInf(float64(s), -1) {
 			continue
 		}
-		if _, s := seen[int32(j)]; s {
-			continue
+		if len(top) == 51 && s < top[50].Score {
+			continue // below the 51st candidate: rank > 50
 		}
-		r++
+		r := 1
+		for _, c := range top {
+			if c.Item != t && c.Score >= s {
+				r++
+			}
+		}
+		if r <= 10 {
+			dcg += 1 / math.Log2(float64(r)+1)
+			hit = 1
+		}
+		if r <= 50 {
+			hits50++
+		}
 	}
-	return r
+	var idcg float64
+	for i := 1; i <= min(len(targets), 10); i++ {
+		idcg += 1 / math.Log2(float64(i)+1)
+	}
+	if idcg > 0 {
+		ndcg = dcg / idcg
+	}
+	return ndcg, hit, float64(hits50) / float64(min(len(targets), 50))
 }

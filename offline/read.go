@@ -10,6 +10,9 @@ import (
 	"github.com/kairoshq/kairos/offline/archive"
 )
 
+// maxTargets bounds the tail items ranked per user (the first ones).
+const maxTargets = 100
+
 // userSpan is what the first pass learns of a user: the first and last
 // learning event, by time and by archive record.
 type userSpan struct {
@@ -21,7 +24,7 @@ type userSpan struct {
 // each user's span to place the tail, the second aggregates the events.
 func readArchive(ctx context.Context, src RecordSource, live *LiveModel, cfg RetrainConfig, p *progress) (*RetrainResult, *retrainData, error) {
 	r := &RetrainResult{}
-	d := &retrainData{users: newIndex(), items: newIndex(), targets: map[int32]int32{}, threads: cfg.Params.Threads}
+	d := &retrainData{users: newIndex(), items: newIndex(), targets: map[int32][]int32{}, threads: cfg.Params.Threads}
 	var first, last time.Time
 	var spans []userSpan
 	times := newReservoir(10_000, 7)
@@ -76,10 +79,8 @@ func readArchive(ctx context.Context, src RecordSource, live *LiveModel, cfg Ret
 			d.pre.add(u, i, w, t)
 			return nil
 		}
-		if _, seen := d.pre.pos[pairKey(u, i)]; !seen {
-			if _, has := d.targets[u]; !has {
-				d.targets[u] = i
-			}
+		if _, seen := d.pre.pos[pairKey(u, i)]; !seen && !slices.Contains(d.targets[u], i) && len(d.targets[u]) < maxTargets {
+			d.targets[u] = append(d.targets[u], i)
 		}
 		return nil
 	})

@@ -121,9 +121,13 @@ type LiveModel struct {
 }
 
 // Evaluation is one model's ranking quality on the held-out tail: for each
-// user with events before the tail and a learning event in it, the first
-// tail item not seen before is ranked among all items the user has not
-// seen (ties count against it, as in PROTOCOL.md).
+// user with events before the tail and learning events in it, the items
+// of the tail the user had not seen before (up to 100) are the relevant
+// ones, and all items the user had not seen are ranked (ties count
+// against the relevant item, as in PROTOCOL.md). Per user, NDCG@10 is
+// DCG/IDCG over the relevant items, HR@10 whether one is in the top 10,
+// Recall@50 the share of them in the top 50 (of at most 50); the figures
+// are means over users.
 type Evaluation struct {
 	Model    string  `json:"model"`
 	Users    int     `json:"users"`
@@ -286,8 +290,9 @@ type retrainData struct {
 	users, items *index
 	// all holds every learning event, pre those before the tail.
 	all, pre *pairSet
-	// targets: per user, the first tail item the user had not seen before.
-	targets map[int32]int32
+	// targets: per user, the tail items the user had not seen before (the
+	// first maxTargets, in archive order).
+	targets map[int32][]int32
 	// reference is how the live model is evaluated.
 	reference string
 	threads   int

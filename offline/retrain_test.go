@@ -334,3 +334,34 @@ type failingSource struct{}
 func (failingSource) ScanRecords(context.Context, archive.Query, func(archive.Record) error) error {
 	return fmt.Errorf("disk on fire")
 }
+
+func TestScoreTargets(t *testing.T) {
+	// Scores of 60 candidates: item j scores 100 − j, so its rank is j+1.
+	scores := make([]float32, 60)
+	for j := range scores {
+		scores[j] = float32(100 - j)
+	}
+	var sc model.Scorer
+	top := sc.SelectTop(nil, scores, 51, nil, nil)
+	idcg2 := 1 + 1/math.Log2(3)
+	for _, tc := range []struct {
+		targets           []int32
+		ndcg, hit, recall float64
+	}{
+		{[]int32{0}, 1, 1, 1},
+		{[]int32{0, 2}, (1 + 1/math.Log2(4)) / idcg2, 1, 1},
+		{[]int32{12, 55}, 0, 0, 0.5},
+		{[]int32{9}, 1 / math.Log2(11), 1, 1},
+	} {
+		n, h, r := scoreTargets(scores, top, tc.targets)
+		if math.Abs(n-tc.ndcg) > 1e-12 || h != tc.hit || r != tc.recall {
+			t.Errorf("targets %v: NDCG %.4f HR %v recall %v; want %.4f %v %v", tc.targets, n, h, r, tc.ndcg, tc.hit, tc.recall)
+		}
+	}
+	// Ties count against the relevant item.
+	flat := make([]float32, 60)
+	n, h, _ := scoreTargets(flat, sc.SelectTop(nil, flat, 51, nil, nil), []int32{3})
+	if n != 0 || h != 0 {
+		t.Fatalf("constant scores: NDCG %v HR %v, want 0 (ranked last)", n, h)
+	}
+}

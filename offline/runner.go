@@ -30,6 +30,12 @@ const (
 // as worse than the live one (one-sided, about 5 %).
 const WorseT = -1.645
 
+// BeatT is the paired t statistic the retrained model needs against
+// popularity (with a positive difference): a loose one-sided test (about
+// 84 %), because a tail holds few users, that still refuses a model which
+// merely ties popularity.
+const BeatT = 1.0
+
 // Runner retrains from an archive and publishes the result when it is
 // not worse than the live model and better than popularity on a tail
 // neither has learnt from: `kairos retrain` and the scheduled retrain of
@@ -52,8 +58,9 @@ type Runner struct {
 	// MinUsers is the least number of evaluated users for a decision
 	// (default 50); below it the model is not published unless forced.
 	MinUsers int
-	// TuneBudget, when positive, searches the hyperparameters within it,
-	// warm-started from the last pick in Log and the live parameters.
+	// TuneBudget, when not 0, searches the hyperparameters within it
+	// (negative: one full Hyperband cycle), warm-started from the last
+	// pick in Log and the live parameters.
 	TuneBudget time.Duration
 	// Log keeps a report of every run (nil: none).
 	Log *Log
@@ -98,8 +105,8 @@ func (r *Runner) run(ctx context.Context, dryRun, force bool) (*RunResult, error
 			return nil, fmt.Errorf("offline: live model: %w", err)
 		}
 	}
-	if r.TuneBudget > 0 {
-		cfg.Tune = &TuneConfig{Budget: r.TuneBudget, Starts: r.warmStarts(ctx, live, cfg.Params)}
+	if r.TuneBudget != 0 {
+		cfg.Tune = &TuneConfig{Budget: max(r.TuneBudget, 0), Starts: r.warmStarts(ctx, live, cfg.Params)}
 	}
 	res, err := Retrain(ctx, r.Source, live, cfg)
 	if err != nil {
@@ -147,8 +154,9 @@ func (r *Runner) warmStarts(ctx context.Context, live *LiveModel, base model.Par
 	return append(starts, base)
 }
 
-// decide applies the guard: enough users, better than popularity, not
-// significantly worse than the live model.
+// decide applies the guard: enough users, better than popularity (t >=
+// BeatT), not significantly worse than the live model (t >= WorseT or a
+// difference within the tolerance).
 func (r *Runner) decide(res *RetrainResult, hasLive bool) (Decision, string, bool) {
 	minUsers := r.MinUsers
 	if minUsers <= 0 {
@@ -162,7 +170,7 @@ func (r *Runner) decide(res *RetrainResult, hasLive bool) (Decision, string, boo
 	popEv, _ := res.Evaluation("popularity")
 	vsPop, _ := res.Comparison("popularity")
 	figures := fmt.Sprintf("NDCG@10 %.4f vs popularity %.4f (paired t = %.2f, %d users)", newEv.NDCG10, popEv.NDCG10, vsPop.T, vsPop.Users)
-	if vsPop.Diff <= 0 {
+	if vsPop.Diff <= 0 || vsPop.T < BeatT {
 		return DecisionNotBetterThanPopularity, figures, false
 	}
 	if hasLive {
@@ -174,4 +182,23 @@ func (r *Runner) decide(res *RetrainResult, hasLive bool) (Decision, string, boo
 		}
 	}
 	return DecisionPublished, figures, true
+}
+
+// Label is a short name of the decision for metrics: published,
+// refused_worse, refused_popularity, refused_few_users, dry_run or
+// failed.
+func (d Decision) Label() string {
+	switch d {
+	case DecisionPublished:
+		return "published"
+	case DecisionWorse:
+		return "refused_worse"
+	case DecisionNotBetterThanPopularity:
+		return "refused_popularity"
+	case DecisionTooFewUsers:
+		return "refused_few_users"
+	case DecisionDryRun:
+		return "dry_run"
+	}
+	return "failed"
 }

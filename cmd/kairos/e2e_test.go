@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -158,12 +161,16 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 }
 
 // TestScheduledRetrainHotSwaps runs kairos serve (embedded) with a short
-// --retrain-every: the retrained model is published and loaded while the
-// server keeps serving.
+// --retrain-every: the retrained model beats popularity on the held-out
+// tail, is published and loaded while the server keeps serving, and
+// /metrics and the dashboard's summary show the swap and the retrain.
 func TestScheduledRetrainHotSwaps(t *testing.T) {
-	srv := startServer(t, "--retrain-every", "200ms")
-	srv.postEvents(t, clusterBatch("r", 3, 15, 10, 10, 3))
-	waitFor(t, 20*time.Second, "a retrained model to be loaded", func() bool {
+	srv := startServer(t, "--retrain-every", "300ms", "--retrain-min-users", "10")
+	evs := roundsBatch("r", 3, 15, 30, 14, 3)
+	for lo := 0; lo < len(evs); lo += 500 {
+		srv.postEvents(t, evs[lo:min(lo+500, len(evs))])
+	}
+	waitFor(t, 30*time.Second, "a retrained model to be loaded", func() bool {
 		return srv.app.engine.ModelVersion() != 0
 	})
 	if s, items := srv.recommend(t, "r-c1-3", 5); s != "als" || !strings.HasPrefix(items[0], "c1-") {
@@ -173,6 +180,53 @@ func TestScheduledRetrainHotSwaps(t *testing.T) {
 	if s, items := srv.recommend(t, "late", 5); s != "als" || !strings.HasPrefix(items[0], "c2-") {
 		t.Fatalf("a new visitor after the swap: %s %v", s, items)
 	}
+	metrics := srv.metrics(t)
+	for _, want := range []string{"kairos_engine_model_generation ", "kairos_engine_model_swaps_total ", `kairos_retrain_runs_total{decision="published"} `} {
+		if v := metricValue(metrics, want); !(v >= 1) {
+			t.Errorf("/metrics %s= %v, want >= 1", want, v)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.base+"/v1/dashboard/summary?n=5", nil)
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	m, _ := doJSON(t, req, http.StatusOK)["model"].(map[string]any)
+	runs, _ := m["retrains"].([]any)
+	if m == nil || m["generation"].(float64) < 1 || len(runs) == 0 {
+		t.Fatalf("dashboard model %v", m)
+	}
+	published := false
+	for _, r := range runs {
+		r := r.(map[string]any)
+		figs := map[string]bool{}
+		for _, f := range r["figures"].([]any) {
+			figs[f.(map[string]any)["model"].(string)] = true
+		}
+		if r["label"] == "published" && figs["retrained"] && figs["popularity"] && r["params"] != nil && r["t_popularity"].(float64) >= 1 {
+			published = true
+		}
+	}
+	if !published {
+		t.Fatalf("no published retrain with its figures against popularity in %v", runs)
+	}
+}
+
+// roundsBatch returns events of visitors base-c<cluster>-<i> viewing items
+// of their own cluster in rounds (every visitor once per round, rounds 5
+// minutes apart), so that visitors are active before and after any time.
+func roundsBatch(prefix string, clusters, visitors, items, rounds int, seed uint64) []map[string]any {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	start := time.Now().Add(-2 * time.Hour)
+	var evs []map[string]any
+	for r := range rounds {
+		for c := range clusters {
+			for v := range visitors {
+				evs = append(evs, map[string]any{
+					"id": fmt.Sprintf("%s-%d-%d-%d", prefix, r, c, v), "type": "view", "visitor": fmt.Sprintf("%s-c%d-%d", prefix, c, v),
+					"item": fmt.Sprintf("c%d-item%d", c, rng.IntN(items)), "ts": start.Add(time.Duration(r)*5*time.Minute + time.Duration(v)*time.Millisecond).UnixMilli(),
+				})
+			}
+		}
+	}
+	return evs
 }
 
 // TestIdentifyEndToEnd links an anonymous visitor to a user through POST
@@ -212,4 +266,35 @@ func TestIdentifyEndToEnd(t *testing.T) {
 		}
 		return ids["ph-1"] && ids["ph-2"] && len(vs[1].History) == 0
 	})
+}
+
+// metrics returns the server's /metrics text.
+func (s *testServer) metrics(t *testing.T) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// metricValue returns the value of the sample line starting with prefix
+// (NaN when absent).
+func metricValue(text, prefix string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			var v float64
+			if _, err := fmt.Sscan(rest, &v); err == nil {
+				return v
+			}
+		}
+	}
+	return math.NaN()
 }

@@ -25,7 +25,7 @@ import (
 func init() {
 	register(command{
 		name:    "retrain",
-		summary: "batch ALS from the event archive, evaluated on a held-out tail against the live model, published to running engines",
+		summary: "batch ALS from the event archive (optionally tuned), compared on a held-out tail with the live model and popularity, published to running engines when the guard lets it",
 		run:     runRetrain,
 	})
 }
@@ -40,10 +40,13 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of RabbitMQ and Redis names")
 	from := fs.String("from", "", "first event time (RFC 3339, or a duration back from now like 720h; default: the archive's start)")
 	to := fs.String("to", "", "end of the event range, exclusive (RFC 3339 or a duration back from now; default: now)")
-	holdout := fs.Duration("holdout", 0, "tail held out for the evaluation (default 10 % of the range, at most 7 days)")
-	tolerance := fs.Float64("tolerance", 0.002, "publish only if the tail NDCG@10 is at most this much below the live model's")
+	holdout := fs.Duration("holdout", 0, "tail held out for the evaluation (default: from the live snapshot's cut-off when enough users are active on both sides, else placed to compare as many users as possible)")
+	tolerance := fs.Float64("tolerance", 0.002, "refuse only if the tail NDCG@10 is more than this much below the live model's (and significantly so)")
+	minUsers := fs.Int("min-users", 50, "publish only when at least this many users are compared on the tail")
+	tune := fs.Bool("tune", false, "search k, λ, α, half-life and iterations on the validation split before the tail (Hyperband, warm-started from the last pick)")
+	tuneBudget := fs.Duration("tune-budget", 120*time.Second, "wall-clock budget of --tune")
 	dryRun := fs.Bool("dry-run", false, "train and evaluate, do not publish")
-	force := fs.Bool("force", false, "publish even if worse than the live model")
+	force := fs.Bool("force", false, "publish even if the guard refuses (worse than the live model, not better than popularity, too few users)")
 	out := fs.String("out", "", "also write the snapshot to this file")
 	p := model.DefaultParams()
 	solver := paramFlags(fs, &p)
@@ -68,12 +71,22 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if _, err := os.Stat(*archiveDir); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	runner := &offline.Runner{Source: archive.NewReader(*archiveDir, nil), Config: cfg, Tolerance: *tolerance}
+	if *minUsers < 1 || *tuneBudget < 0 {
+		return fmt.Errorf("--min-users %d must be >= 1 and --tune-budget %s >= 0", *minUsers, *tuneBudget)
+	}
+	runner := &offline.Runner{Source: archive.NewReader(*archiveDir, nil), Config: cfg, Tolerance: *tolerance, MinUsers: *minUsers}
+	if *tune {
+		runner.TuneBudget = *tuneBudget
+		if runner.TuneBudget == 0 {
+			runner.TuneBudget = -1 // one Hyperband cycle
+		}
+	}
 	store, err := openToolStore(ctx, *redisURL, *namespace, *dataDir)
 	switch {
 	case err == nil:
 		defer store.Close()
 		runner.Live = func(ctx context.Context) (*offline.LiveModel, error) { return liveFromStore(ctx, store) }
+		runner.Log = &offline.Log{Store: storeBlobs{store}}
 	case *dryRun:
 		fmt.Fprintf(stderr, "no comparison with the live model: %v\n", err)
 	default:
@@ -97,6 +110,20 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	enc := json.NewEncoder(stdout)
+	if res.Search != nil {
+		if err := enc.Encode(struct {
+			Pick       string                 `json:"pick"`
+			Method     string                 `json:"method"`
+			Params     model.Params           `json:"params"`
+			Blend      model.Blend            `json:"blend"`
+			Validation any                    `json:"validation"`
+			Search     *offline.SearchSummary `json:"search"`
+		}{"tune", "hyperband", res.Params, res.Blend, res.Validation, res.Search}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stderr, "%s: %s\n", res.Decision, res.Reason)
 	if *out != "" && res.Snapshot != nil {
 		if err := writeSnapshot(*out, res.Snapshot); err != nil {
 			return err
@@ -105,7 +132,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if res.Decision == offline.DecisionPublished && bus == nil {
 		fmt.Fprintln(stderr, "published to the store; without --amqp-url running engines load it at their next start (or when announced)")
 	}
-	return json.NewEncoder(stdout).Encode(res)
+	return enc.Encode(res)
 }
 
 // parseWhen reads an RFC 3339 time or a duration back from now ("" is the
@@ -179,7 +206,14 @@ func liveFromStore(ctx context.Context, store engine.Store) (*offline.LiveModel,
 		p = model.DefaultParams()
 		p.Factors = k
 	}
-	return &offline.LiveModel{Params: p, ItemIDs: ids, Items: items}, nil
+	live := &offline.LiveModel{Params: p, Blend: model.DefaultBlend(), ItemIDs: ids, Items: items}
+	if live.Snapshot, err = liveSnapshot(ctx, store); err != nil {
+		return nil, err
+	}
+	if s := live.Snapshot; s != nil && s.Meta.Blend != nil {
+		live.Blend.Prior, live.Blend.Kappa = s.Meta.Blend.Prior, s.Meta.Blend.Kappa
+	}
+	return live, nil
 }
 
 func writeSnapshot(path string, s *model.Snapshot) error {

@@ -17,7 +17,6 @@ import (
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
-	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
@@ -61,6 +60,7 @@ type app struct {
 	promo   *promo.Engine       // offers, campaigns, rules, promotions (serve_promo.go)
 	exps    *experiments.Engine // A/B experiments and bandits (serve_experiments.go)
 	demo    *demo.Shop          // the demo shop of --demo (serve_demo.go)
+	retrain *retrainer          // scheduled retrains, model panel (serve_retrain.go)
 	api     *api.Server
 	keys    appKeys
 	// listener, when set (tests), is served instead of listening on
@@ -116,7 +116,8 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		Logger: a.log, Registry: reg,
 	}
 	acfg.MaxEventRequests = cfg.MaxEventRequests
-	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
+	a.retrain = newRetrainer(a, reg)
+	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine, Model: a.retrain}
 	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters
 		counters, err := stats.New(ss, stats.Config{Retention: cfg.StatsRetention, Logger: a.log, Registerer: reg})
 		if err != nil {
@@ -210,7 +211,7 @@ func (a *app) Run(ctx context.Context) error {
 	defer a.runExperiments(engineCtx)()
 	a.seedDemo(ctx) // --demo: before serving, with the engine consuming
 	if a.cfg.RetrainEvery > 0 {
-		go a.retrainLoop(engineCtx)
+		go a.retrain.loop(engineCtx)
 	}
 	if a.cfg.PprofAddr != "" {
 		go servePprof(engineCtx, a.cfg.PprofAddr, a.log)
@@ -240,45 +241,6 @@ func (a *app) Run(ctx context.Context) error {
 	eerr := <-engineDone
 	a.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
 	return errors.Join(herr, eerr)
-}
-
-// retrainLoop retrains from the archive every cfg.RetrainEvery and
-// publishes the result (the engines hot-swap it) unless it is worse than
-// the live model.
-func (a *app) retrainLoop(ctx context.Context) {
-	runner := &offline.Runner{
-		Source: a.archive,
-		Config: offline.RetrainConfig{Params: a.engine.Online().Params()},
-		Window: a.cfg.RetrainWindow,
-		Live: func(context.Context) (*offline.LiveModel, error) {
-			p, ids, items := a.engine.LiveItems()
-			return &offline.LiveModel{Params: p, ItemIDs: ids, Items: items}, nil
-		},
-		Publish: func(ctx context.Context, snap *model.Snapshot) error {
-			return offline.Publish(ctx, a.store, a.bus, snap)
-		},
-	}
-	t := time.NewTicker(a.cfg.RetrainEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		res, err := runner.Run(ctx, false, false)
-		if err != nil {
-			if ctx.Err() == nil {
-				a.log.LogAttrs(ctx, slog.LevelError, "scheduled retrain failed", slog.Any("err", err))
-			}
-			continue
-		}
-		attrs := []slog.Attr{slog.String("decision", string(res.Decision)), slog.Int("events", res.Events), slog.Float64("wall_s", res.WallS)}
-		for _, ev := range res.Evaluations {
-			attrs = append(attrs, slog.Float64(ev.Model+"_ndcg10", ev.NDCG10))
-		}
-		a.log.LogAttrs(ctx, slog.LevelInfo, "scheduled retrain", attrs...)
-	}
 }
 
 // Close releases the bus, the archive and the store.

@@ -72,6 +72,11 @@ type serveConfig struct {
 	// RetrainEvery runs a retrain from the archive in the background (0:
 	// never); RetrainWindow limits it to the last events (0: all).
 	RetrainEvery, RetrainWindow time.Duration
+	// RetrainTuneBudget, when positive, lets each scheduled retrain
+	// search hyperparameters within it; RetrainMinUsers is the least
+	// number of users a retrain's comparison needs to publish.
+	RetrainTuneBudget time.Duration
+	RetrainMinUsers   int
 	// StatsRetention is the retention of the event counters per
 	// resolution (engine/stats).
 	StatsRetention stats.Retention
@@ -195,8 +200,10 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.ArchiveDir, "archive-dir", "", "event archive directory (default <data-dir>/archive; \"off\" disables archiving)")
 	e.str(&c.ArchiveSync, "archive-sync", "interval", "archive fsync policy: always, interval (every 100 ms) or none")
 	e.dur(&c.ArchiveRetention, "archive-retention", 0, "how long raw archived events are kept (0 = forever)")
-	e.dur(&c.RetrainEvery, "retrain-every", 0, "retrain from the archive in the background this often, and hot-swap the result unless it is worse (0 = never)")
+	e.dur(&c.RetrainEvery, "retrain-every", 0, "retrain from the archive in the background this often, and hot-swap the result when it beats popularity and is not worse than the live model on a held-out tail (0 = never)")
 	e.dur(&c.RetrainWindow, "retrain-window", 0, "retrain on the events of this last period only (0 = the whole archive)")
+	e.dur(&c.RetrainTuneBudget, "retrain-tune-budget", 0, "let each scheduled retrain search hyperparameters within this wall-clock budget (0 = keep the parameters, fit the popularity prior only)")
+	e.int(&c.RetrainMinUsers, "retrain-min-users", 50, "a retrain publishes only when at least this many users are compared on the held-out tail")
 	statsRetention := stats.DefaultRetention().String()
 	e.str(&statsRetention, "stats-retention", statsRetention, "retention of the event counters per resolution, resolution:retention,… (0 = forever)")
 	e.str(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
@@ -270,8 +277,11 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	if _, err := archive.ParseSyncPolicy(c.ArchiveSync); err != nil {
 		errs = append(errs, fmt.Errorf("--archive-sync: %w", err))
 	}
-	if c.RetrainEvery < 0 || c.RetrainWindow < 0 {
-		errs = append(errs, errors.New("--retrain-every and --retrain-window must be >= 0"))
+	if c.RetrainEvery < 0 || c.RetrainWindow < 0 || c.RetrainTuneBudget < 0 {
+		errs = append(errs, errors.New("--retrain-every, --retrain-window and --retrain-tune-budget must be >= 0"))
+	}
+	if c.RetrainMinUsers < 1 {
+		errs = append(errs, fmt.Errorf("--retrain-min-users %d must be >= 1", c.RetrainMinUsers))
 	}
 	if c.RetrainEvery > 0 && c.ArchiveDir == "off" {
 		errs = append(errs, errors.New("--retrain-every needs the archive (--archive-dir is off)"))
