@@ -73,6 +73,9 @@ type DashboardModel struct {
 	Refusals int `json:"refusals"`
 	// Retrains are the latest retrains, newest first.
 	Retrains []DashboardRetrain `json:"retrains"`
+	// Error says why the retrains could not be read (the model's other
+	// fields are still set).
+	Error string `json:"error,omitempty"`
 }
 
 // DashboardRetrain is one retrain: its pick, its figures on the held-out

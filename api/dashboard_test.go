@@ -120,7 +120,7 @@ func TestDashboardSummaryAuth(t *testing.T) {
 	if s.TopItems == nil || len(s.TopItems) != 0 || s.Offers == nil || len(s.Offers) != 0 || s.Events.Applied != nil || !s.Time.Equal(testNow) {
 		t.Errorf("summary without deps: %+v", s)
 	}
-	if body := w.Body.String(); !strings.Contains(body, `"top_items":[]`) || !strings.Contains(body, `"applied":null`) {
+	if body := w.Body.String(); !strings.Contains(body, `"top_items":[]`) || !strings.Contains(body, `"applied":null`) || !strings.Contains(body, `"model":null`) {
 		t.Errorf("body %s", body)
 	}
 }
@@ -184,4 +184,35 @@ func TestDashboardSummary(t *testing.T) {
 	}
 	wantError(t, h.secret("GET", "/v1/dashboard/summary?n=0", ""), 400, CodeInvalid, "n: 0 is not in [1, 100]")
 	wantError(t, h.secret("GET", "/v1/dashboard/summary?n=x", ""), 400, CodeInvalid, "n:")
+}
+
+// fakeModel answers the summary's model member, or fails.
+type fakeModel struct {
+	n   int
+	err error
+}
+
+func (f *fakeModel) DashboardModel(_ context.Context, n int) (DashboardModel, error) {
+	f.n = n
+	t := 2.5
+	return DashboardModel{Generation: 3, Version: 42, Params: map[string]int{"factors": 64}, RetrainEvery: "24h0m0s", Refusals: 1,
+		Retrains: []DashboardRetrain{{Decision: "rejected: worse than the live model", Label: "refused_worse", Reason: "NDCG@10 0.1 vs live 0.3",
+			Figures: []DashboardFigures{{Model: "retrained", Users: 60, NDCG10: 0.1}, {Model: "popularity", Users: 60, NDCG10: 0.05}}, TPopularity: &t}}}, f.err
+}
+
+func TestDashboardSummaryModel(t *testing.T) {
+	fm := &fakeModel{}
+	h := dashHarness(t, nil, func(d *Deps) { d.Model = fm })
+	w := h.secret("GET", "/v1/dashboard/summary?n=4", "")
+	s := decode[DashboardSummary](t, w)
+	if fm.n != 4 || s.Model == nil || s.Model.Generation != 3 || len(s.Model.Retrains) != 1 || s.Model.Retrains[0].Label != "refused_worse" {
+		t.Fatalf("model %+v (n %d)", s.Model, fm.n)
+	}
+	if body := w.Body.String(); !strings.Contains(body, `"t_live":null`) || !strings.Contains(body, `"t_popularity":2.5`) || !strings.Contains(body, `"figures":[{"model":"retrained"`) {
+		t.Errorf("body %s", body)
+	}
+	fm.err = errors.New("store down")
+	if w := h.secret("GET", "/v1/dashboard/summary", ""); w.Code != http.StatusInternalServerError {
+		t.Errorf("a failing model reader: %d %s, want 500", w.Code, w.Body)
+	}
 }

@@ -36,10 +36,11 @@ type BlendGrid struct {
 }
 
 // DefaultBlendGrid is the grid `kairos eval offline` and `kairos retrain`
-// fit: ρ from 0 (no prior) to 0.95, κ from 0 to 128 events.
+// fit: ρ from 0 (no prior) to 0.99 (popularity, ties broken by the
+// model), κ from 0 to 128 events.
 func DefaultBlendGrid() BlendGrid {
 	return BlendGrid{
-		Priors: []float64{0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95},
+		Priors: []float64{0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99},
 		Kappas: []float64{0, 1, 2, 4, 8, 16, 32, 64, 128},
 	}
 }

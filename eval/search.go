@@ -3,6 +3,7 @@ package eval
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -89,6 +90,10 @@ type SearchConfig struct {
 	// MaxUsers bounds the validation users per evaluation (default 3000;
 	// every configuration is scored on the same users).
 	MaxUsers int
+	// MinUsers is the least number of validation users to search on
+	// (default 100): below it the best of many configurations is mostly
+	// the luckiest, and Search returns ErrTooFewUsers.
+	MinUsers int
 	// Seed seeds the sampling.
 	Seed uint64
 	// Unit converts the data's integer times.
@@ -124,6 +129,9 @@ func (c SearchConfig) withDefaults() SearchConfig {
 	}
 	if c.MaxUsers == 0 {
 		c.MaxUsers = 3000
+	}
+	if c.MinUsers == 0 {
+		c.MinUsers = 100
 	}
 	if c.Unit == 0 {
 		c.Unit = time.Second
@@ -163,6 +171,10 @@ type SearchResult struct {
 	Stopped string `json:"stopped"`
 }
 
+// ErrTooFewUsers is returned by Search when the validation split has too
+// few users to compare configurations.
+var ErrTooFewUsers = errors.New("eval: too few validation users to search")
+
 // Search picks ALS hyperparameters and a popularity prior by validation
 // NDCG@10 within cfg.Budget (see above). It returns an error only when
 // nothing could be evaluated (or ctx ended first).
@@ -176,6 +188,9 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 	}
 	if cfg.MaxIterations < cfg.MinIterations {
 		return SearchResult{}, fmt.Errorf("eval: search: max iterations %d < min %d", cfg.MaxIterations, cfg.MinIterations)
+	}
+	if n := len(heldUsers(val, 0)); n < cfg.MinUsers {
+		return SearchResult{Stopped: "too few users"}, fmt.Errorf("%w: %d validation users, %d needed", ErrTooFewUsers, n, cfg.MinUsers)
 	}
 	if !distinctTimes(val) {
 		cfg.Space.HalfLife = []time.Duration{0}

@@ -31,11 +31,13 @@ type SparseConfig struct {
 	Seed uint64
 }
 
-// DefaultSparse is the planted sparse log the tests use: 8,000 users and
-// 12,000 items as in a sparse public ratings set, 12 interactions per
-// user, strong popularity (s = 1.1) and a weak taste (30 % of draws).
+// DefaultSparse is the planted sparse log of `kairos eval offline
+// --synthetic sparse`: 8,000 users and 12,000 items as in a sparse public
+// ratings set, 12 interactions per user, popularity with s = 0.8 and 40 %
+// of the draws from the user's taste (one of 40). On it the shipped ALS
+// alone ranks below popularity (NDCG@10 0.042 vs 0.051).
 func DefaultSparse() SparseConfig {
-	return SparseConfig{Users: 8000, Items: 12000, Clusters: 40, PerUser: 12, Zipf: 1.1, Taste: 0.3, Seed: 1}
+	return SparseConfig{Users: 8000, Items: 12000, Clusters: 40, PerUser: 12, Zipf: 0.8, Taste: 0.4, Seed: 1}
 }
 
 // Validate reports every out-of-range field.

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -70,14 +71,19 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		}
 		bar := eval.NewSearchBar(p.w, t.Budget)
 		res, err := eval.Search(ctx, val, eval.SearchConfig{Space: space, Base: cfg.Params, Starts: t.Starts, Budget: t.Budget,
-			Seed: t.Seed, Unit: time.Nanosecond, Matrix: matrix, OnTrial: bar.Trial})
+			Seed: t.Seed, Unit: time.Nanosecond, Matrix: matrix, OnTrial: bar.Trial, MinUsers: t.MinUsers})
 		bar.Done()
-		if err != nil {
+		switch {
+		case errors.Is(err, eval.ErrTooFewUsers):
+			p.line(fmt.Sprintf("not tuned: %v", err))
+			r.Search = &SearchSummary{Stopped: res.Stopped, BudgetS: t.Budget.Seconds()}
+		case err != nil:
 			return fmt.Errorf("offline: search: %w", err)
+		default:
+			params = res.Best.Params
+			r.Search = &SearchSummary{Trials: len(res.Trials), Configs: res.Configs, Brackets: res.Brackets, Stopped: res.Stopped,
+				BudgetS: t.Budget.Seconds(), SearchS: res.Elapsed.Seconds(), WarmStarts: len(t.Starts)}
 		}
-		params = res.Best.Params
-		r.Search = &SearchSummary{Trials: len(res.Trials), Configs: res.Configs, Brackets: res.Brackets, Stopped: res.Stopped,
-			BudgetS: t.Budget.Seconds(), SearchS: res.Elapsed.Seconds(), WarmStarts: len(t.Starts)}
 	}
 	m, err := matrix(params.HalfLife)
 	if err != nil {

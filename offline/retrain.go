@@ -65,6 +65,9 @@ type TuneConfig struct {
 	// Space is searched (zero: eval.DefaultSpace, with the base's
 	// half-life added).
 	Space eval.Space
+	// MinUsers is the least number of validation users to search on
+	// (0: eval's default, 100); with fewer the parameters are kept.
+	MinUsers int
 }
 
 func (c RetrainConfig) withDefaults() RetrainConfig {

@@ -56,7 +56,8 @@ type Runner struct {
 	// (default 0).
 	Tolerance float64
 	// MinUsers is the least number of evaluated users for a decision
-	// (default 50); below it the model is not published unless forced.
+	// (default 50); below it the model is not published unless forced. A
+	// search also needs that many validation users.
 	MinUsers int
 	// TuneBudget, when not 0, searches the hyperparameters within it
 	// (negative: one full Hyperband cycle), warm-started from the last
@@ -106,7 +107,7 @@ func (r *Runner) run(ctx context.Context, dryRun, force bool) (*RunResult, error
 		}
 	}
 	if r.TuneBudget != 0 {
-		cfg.Tune = &TuneConfig{Budget: max(r.TuneBudget, 0), Starts: r.warmStarts(ctx, live, cfg.Params)}
+		cfg.Tune = &TuneConfig{Budget: max(r.TuneBudget, 0), Starts: r.warmStarts(ctx, live, cfg.Params), MinUsers: r.minUsers()}
 	}
 	res, err := Retrain(ctx, r.Source, live, cfg)
 	if err != nil {
@@ -158,10 +159,7 @@ func (r *Runner) warmStarts(ctx context.Context, live *LiveModel, base model.Par
 // BeatT), not significantly worse than the live model (t >= WorseT or a
 // difference within the tolerance).
 func (r *Runner) decide(res *RetrainResult, hasLive bool) (Decision, string, bool) {
-	minUsers := r.MinUsers
-	if minUsers <= 0 {
-		minUsers = 50
-	}
+	minUsers := r.minUsers()
 	newEv, ok := res.Evaluation("retrained")
 	if !ok || newEv.Users < minUsers {
 		return DecisionTooFewUsers, fmt.Sprintf("%d users active both before and in the tail from %s, %d needed",
@@ -201,4 +199,11 @@ func (d Decision) Label() string {
 		return "dry_run"
 	}
 	return "failed"
+}
+
+func (r *Runner) minUsers() int {
+	if r.MinUsers <= 0 {
+		return 50
+	}
+	return r.MinUsers
 }

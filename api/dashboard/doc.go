@@ -5,7 +5,10 @@
 //
 //	live events/s     GET /v1/dashboard/summary every 2 s: the event counters (the page
 //	top items           divides their growth by the time between two summaries), the
-//	offers with CTR     trending items and the offers' impressions, clicks and CTR
+//	offers with CTR     trending items and the offers' impressions, clicks and CTR,
+//	model, retrains     the live model (generation, parameters, prior) and each retrain's
+//	                    pick, decision and NDCG@10 on the held-out tail against the live
+//	                    model and popularity, with the paired t statistics
 //	experiments       GET /v1/experiments and each /v1/experiments/{id}/results every 5 s:
 //	                    verdict, SRM warning, per-variant rates with Wilson intervals,
 //	                    a chart of each variant's lift with its always-valid confidence

@@ -325,6 +325,16 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 	bar := eval.NewSearchBar(stderr, tf.budget)
 	res, err := eval.Search(ctx, val, eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: bar.Trial})
 	bar.Done()
+	if errors.Is(err, eval.ErrTooFewUsers) {
+		fmt.Fprintf(stderr, "not tuned: %v; the defaults\n", err)
+		return base, nil, enc.Encode(struct {
+			Pick    string       `json:"pick"`
+			Method  string       `json:"method"`
+			Params  model.Params `json:"params"`
+			Stopped string       `json:"stopped"`
+			Reason  string       `json:"reason"`
+		}{"tune", "hyperband", base, res.Stopped, err.Error()})
+	}
 	if err != nil {
 		return base, nil, err
 	}

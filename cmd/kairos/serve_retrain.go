@@ -179,7 +179,8 @@ func (r *retrainer) DashboardModel(ctx context.Context, n int) (api.DashboardMod
 	}
 	reps, err := r.runner.Log.Reports(ctx)
 	if err != nil {
-		return out, err
+		out.Error = err.Error()
+		return out, nil
 	}
 	for j := len(reps) - 1; j >= 0 && len(out.Retrains) < n; j-- {
 		out.Retrains = append(out.Retrains, dashboardRetrain(reps[j]))

@@ -6,7 +6,7 @@
  * DOM through textContent or SVG attributes, never as HTML.
  *
  * Polls: GET /v1/dashboard/summary every 2 s (counters, top items,
- * offers); GET /v1/experiments and each experiment's results every 5 s;
+ * offers, the model and its retrains); GET /v1/experiments and each experiment's results every 5 s;
  * GET /v1/pages/attention for the chosen page every 5 s. Panels are
  * rebuilt only when their data changed, in one synchronous step, so
  * refreshes do not flicker.
@@ -201,6 +201,7 @@
     $('experiments').replaceChildren();
     $('top-items').tBodies[0].replaceChildren();
     $('offers').tBodies[0].replaceChildren();
+    $('retrains').tBodies[0].replaceChildren();
     $('heat-list').replaceChildren();
     $('heat-frame').removeAttribute('srcdoc');
     heat = { page: '', sameOrigin: false, data: null, found: null, seq: heat.seq + 1, snapshotFor: '', snapshotError: '' };
@@ -276,6 +277,7 @@
     renderLive();
     renderTopItems(s.top_items || []);
     renderOffers(s.offers || [], s.offers_count || 0);
+    renderModel(s.model);
     clearError('p-live');
     setStatus(true, 'live · updated ' + fmtTime(t));
   }
@@ -372,6 +374,77 @@
     body.replaceChildren.apply(body, rows);
     setHidden($('offers'), offers.length === 0);
     setHidden($('offers-empty'), offers.length > 0);
+  }
+
+  // ---- model and retrains ----
+
+  function fmtParams(p, b) {
+    if (!p) return '–';
+    var s = 'k=' + p.factors + ' λ=' + (+p.lambda).toPrecision(3) + ' α=' + (+p.alpha).toPrecision(3) +
+      ' half-life=' + (p.half_life === '0s' ? 'none' : p.half_life) + ' it=' + p.iterations;
+    if (b) s += ' · ρ=' + b.prior + ' κ=' + b.kappa;
+    return s;
+  }
+
+  function fmtT(t) { return num(t) ? (t >= 0 ? '+' : '') + t.toFixed(2) : '–'; }
+
+  function decisionClass(label) {
+    if (label === 'published') return 'published';
+    if (label === 'failed') return 'failed';
+    if (label === 'dry_run') return '';
+    return 'refused';
+  }
+
+  function figuresCell(figs) {
+    var max = 0, by = {};
+    figs.forEach(function (f) { max = Math.max(max, f.ndcg10); by[f.model] = f; });
+    var box = el('div', { className: 'figs' });
+    ['retrained', 'live', 'popularity'].forEach(function (name) {
+      var f = by[name];
+      if (!f) return;
+      var bar = el('i');
+      bar.style.width = (max > 0 ? Math.max(1, Math.round(100 * f.ndcg10 / max)) : 0) + '%';
+      append(box, [el('span', { className: 'm', text: name }), el('span', { className: 'track ' + name }, [bar]), el('span', { className: 'v', text: f.ndcg10.toFixed(4) })]);
+    });
+    return el('td', null, [box]);
+  }
+
+  function renderModel(m) {
+    if (!changed('model', m || null)) return;
+    setHidden($('p-model'), !m);
+    if (!m) return;
+    var kv = [
+      ['generation', String(m.generation) + (m.version ? ' · loaded ' + fmtTime(m.version / 1e6, true) : ' · learnt from events only')],
+      ['live', fmtParams(m.params, m.blend)],
+      ['retrains', m.retrain_every ? 'every ' + m.retrain_every : 'not scheduled (kairos retrain)'],
+      ['refused', m.refusals + ' of the kept retrains']
+    ];
+    if (m.error) kv.push(['error', m.error]);
+    var dl = $('model-kv');
+    dl.replaceChildren();
+    kv.forEach(function (p) { append(dl, [el('dt', { text: p[0] }), el('dd', { text: p[1] })]); });
+    var runs = m.retrains || [];
+    var rows = runs.map(function (r) {
+      var by = {};
+      (r.figures || []).forEach(function (f) { by[f.model] = f; });
+      var pick = fmtParams(r.params, r.blend);
+      if (r.trials) pick += ' · tuned: ' + r.trials + ' trials in ' + Math.round(r.search_s) + ' s';
+      var why = r.error || r.reason || '';
+      return el('tr', { 'data-decision': r.label }, [
+        el('td', { className: 'when', text: fmtTime(r.time, true) }),
+        el('td', null, [el('span', { className: 'pill ' + decisionClass(r.label), text: r.label.split('_').join(' ') })]),
+        el('td', null, [el('span', { className: 'pick', text: pick }), why ? el('span', { className: 'why', text: why, title: why }) : null]),
+        figuresCell(r.figures || []),
+        el('td', { className: 'num', text: by.retrained ? pct(by.retrained.recall50) + (by.popularity ? ' / ' + pct(by.popularity.recall50) : '') : '–', title: 'retrained / popularity' }),
+        el('td', { className: 'num', text: fmtT(r.t_live) }),
+        el('td', { className: 'num', text: fmtT(r.t_popularity) }),
+        el('td', { className: 'num', text: by.retrained ? fmtInt.format(by.retrained.users) : '–' })
+      ]);
+    });
+    var body = $('retrains').tBodies[0];
+    body.replaceChildren.apply(body, rows);
+    setHidden($('retrains'), rows.length === 0);
+    setHidden($('retrains-empty'), rows.length > 0);
   }
 
   // ---- experiments ----

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/offline"
+	"github.com/kairoshq/kairos/signals/tracker/browsertest"
+)
+
+// TestRetrainPanelInBrowser runs `kairos serve` (embedded) with scheduled
+// retrains, then three retrains through the server's own runner: the
+// shipped parameters (published), a tuned one, and one with deliberately
+// bad parameters (one factor, no training sweep), which the guard
+// refuses. The dashboard, in headless Chromium (skipped without it, failed
+// under CI=true), lists the three with their decision, their pick and
+// NDCG@10 of the retrained model, the live one and popularity as the
+// server reports them, and the reason of the refusal. It saves a
+// screenshot of the panel (KAIROS_RETRAIN_SCREENSHOT, default
+// kairos-retrain-e2e.png in the temporary directory; docs/retrain.png
+// comes from here).
+func TestRetrainPanelInBrowser(t *testing.T) {
+	b := browsertest.Start(t, browsertest.Options{Width: 1280, Height: 1000})
+	srv := startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	evs := roundsBatch("r", 3, 15, 30, 14, 3)
+	for lo := 0; lo < len(evs); lo += 500 {
+		srv.postEvents(t, evs[lo:min(lo+500, len(evs))])
+	}
+	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 && srv.app.engine.Online().Len() >= 90 })
+
+	rt := srv.app.retrain
+	run := func(tune time.Duration, bad bool) *offline.RunResult {
+		t.Helper()
+		r := *rt.runner
+		r.Config.Params = srv.app.engine.Online().Params()
+		r.TuneBudget = tune
+		if bad {
+			r.Config.Params.Iterations = 0 // random factors
+		}
+		res, err := r.Run(ctx, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.met.observe(res, nil)
+		t.Logf("%s: %s", res.Decision, res.Reason)
+		return res
+	}
+	first := run(0, false)
+	if first.Decision != offline.DecisionPublished {
+		t.Fatalf("the shipped parameters on planted clusters: %s (%s)", first.Decision, first.Reason)
+	}
+	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelGeneration() >= 1 })
+	run(3*time.Second, false)
+	bad := run(0, true)
+	if bad.Decision == offline.DecisionPublished {
+		t.Fatalf("a model of random factors was published: %s", bad.Reason)
+	}
+
+	if err := b.Navigate(ctx, srv.base+"/dashboard"); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, b, "sk_test_0123456789abcdef")
+	if _, err := b.WaitFor(ctx, `return document.querySelectorAll('#retrains tbody tr').length === 3`); err != nil {
+		t.Fatalf("the retrain panel does not list the three retrains: %v", err)
+	}
+	var rows []struct {
+		Decision, Pick, Why string
+		Figures             []string
+	}
+	if err := b.ExecuteTo(ctx, &rows, `return [].map.call(document.querySelectorAll('#retrains tbody tr'), function (r) {
+		var why = r.querySelector('.why');
+		return {decision: r.getAttribute('data-decision'), pick: r.querySelector('.pick').textContent, why: why ? why.textContent : '',
+			figures: [].map.call(r.querySelectorAll('.figs .m, .figs .v'), function (e) { return e.textContent; })}; })`); err != nil {
+		t.Fatal(err)
+	}
+	sum := srv.secretJSON(t, "GET", "/v1/dashboard/summary?n=10", "", 200)
+	b2, _ := json.Marshal(sum["model"])
+	var m struct {
+		Generation int
+		Retrains   []struct {
+			Label   string
+			Reason  string
+			Trials  int
+			Figures []struct {
+				Model  string
+				NDCG10 float64
+			}
+		}
+	}
+	if err := json.Unmarshal(b2, &m); err != nil || len(m.Retrains) != 3 || m.Generation < 1 {
+		t.Fatalf("summary model %s: %v", b2, err)
+	}
+	for j, r := range rows { // newest first: bad, tuned, first
+		want := m.Retrains[j]
+		if r.Decision != want.Label || r.Why != want.Reason {
+			t.Errorf("row %d: %q %q, the server says %q %q", j, r.Decision, r.Why, want.Label, want.Reason)
+		}
+		var figs []string
+		for _, f := range want.Figures {
+			figs = append(figs, f.Model, strings.TrimRight(strings.TrimRight(formatFloat(f.NDCG10), "0"), "."))
+		}
+		if len(r.Figures) != len(figs) || len(figs) < 6 {
+			t.Errorf("row %d: figures %v, the server's %v (want retrained, live and popularity)", j, r.Figures, figs)
+		}
+		for k := 0; k < len(figs) && k < len(r.Figures); k += 2 {
+			if r.Figures[k] != figs[k] || !strings.HasPrefix(r.Figures[k+1], figs[k+1][:min(len(figs[k+1]), 5)]) {
+				t.Errorf("row %d: %s %s on the page, %s %s on the server", j, r.Figures[k], r.Figures[k+1], figs[k], figs[k+1])
+			}
+		}
+	}
+	if !strings.HasPrefix(rows[0].Decision, "refused") || !strings.Contains(rows[1].Pick, "tuned: ") || rows[2].Decision != "published" {
+		t.Errorf("rows %+v: want the refused bad model, the tuned retrain, the published first", rows)
+	}
+	logs, err := b.Logs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range logs {
+		if l.Level == "SEVERE" {
+			t.Errorf("browser console: %s", l.Message)
+		}
+	}
+	panelScreenshot(t, ctx, b, "p-model", "KAIROS_RETRAIN_SCREENSHOT", "kairos-retrain-e2e.png")
+}
+
+func formatFloat(x float64) string {
+	b, _ := json.Marshal(x)
+	return string(b)
+}
+
+// panelScreenshot saves the element id, cropped from a screenshot, as a
+// quantised PNG at $env (default name in the temporary directory).
+func panelScreenshot(t *testing.T, ctx context.Context, b *browsertest.Browser, id, env, name string) {
+	t.Helper()
+	var r struct{ X, Y, W, H, Ratio float64 }
+	if err := b.ExecuteTo(ctx, &r, `var e = document.getElementById(arguments[0]); e.scrollIntoView(); var b = e.getBoundingClientRect();
+		return {x: b.left, y: b.top, w: b.width, h: b.height, ratio: window.devicePixelRatio || 1}`, id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	raw, err := b.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := 8.0
+	crop := image.Rect(int((r.X-pad)*r.Ratio), int((r.Y-pad)*r.Ratio), int((r.X+r.W+pad)*r.Ratio), int((r.Y+r.H+pad)*r.Ratio)).Intersect(img.Bounds())
+	sub := img.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(crop)
+	var out bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, quantize(sub)); err != nil {
+		t.Fatal(err)
+	}
+	path := os.Getenv(env)
+	if path == "" {
+		path = filepath.Join(os.TempDir(), name)
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d×%d, %d KB)", path, crop.Dx(), crop.Dy(), out.Len()/1024)
+}
