@@ -102,6 +102,15 @@ type SearchConfig struct {
 	// half-life instead of val.Matrix (a retrain aggregates its events
 	// for every half-life of the space in one pass).
 	Matrix func(halfLife time.Duration) (*model.Matrix, error)
+	// Confirm is the number of best configurations trained again with
+	// ConfirmSeeds other seeds of the initial factors at the end, the pick
+	// being the best mean (defaults 3 and 2; Confirm < 2 turns it off):
+	// the validation differences between good configurations are often
+	// smaller than the spread of one configuration over seeds, and the
+	// best of many noisy scores is mostly the luckiest. ConfirmShare is
+	// the share of the budget kept for it (default 0.2).
+	Confirm, ConfirmSeeds int
+	ConfirmShare          float64
 	// OnTrial, when set, sees every evaluation.
 	OnTrial func(SearchTrial)
 	// Now is the clock (nil: time.Now).
@@ -133,6 +142,15 @@ func (c SearchConfig) withDefaults() SearchConfig {
 	if c.MinUsers == 0 {
 		c.MinUsers = 100
 	}
+	if c.Confirm == 0 {
+		c.Confirm = 3
+	}
+	if c.ConfirmSeeds == 0 {
+		c.ConfirmSeeds = 2
+	}
+	if c.ConfirmShare == 0 {
+		c.ConfirmShare = 0.2
+	}
 	if c.Unit == 0 {
 		c.Unit = time.Second
 	}
@@ -153,6 +171,9 @@ type SearchTrial struct {
 	Bracket  int     `json:"bracket"`
 	Rung     int     `json:"rung"`
 	ElapsedS float64 `json:"elapsed_s"`
+	// Confirm marks a confirmation run (another seed of a best
+	// configuration).
+	Confirm bool `json:"confirm,omitempty"`
 }
 
 // SearchResult is the outcome of Search.
@@ -169,6 +190,11 @@ type SearchResult struct {
 	Elapsed time.Duration `json:"-"`
 	// Stopped says why the search ended: "budget" or "complete".
 	Stopped string `json:"stopped"`
+	// Confirmed is the number of seeds each of the best configurations
+	// was scored with (1: no confirmation), MeanNDCG10 the pick's mean
+	// validation NDCG@10 over them.
+	Confirmed  int     `json:"confirmed"`
+	MeanNDCG10 float64 `json:"mean_ndcg10"`
 }
 
 // ErrTooFewUsers is returned by Search when the validation split has too
@@ -196,13 +222,17 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 		cfg.Space.HalfLife = []time.Duration{0}
 	}
 	s := &searcher{cfg: cfg, val: val, start: cfg.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0x5345_4152)), // "SEAR"
-		mats: map[time.Duration]*model.Matrix{}, speed: map[int]float64{}, starts: cfg.Starts}
+		mats: map[time.Duration]*model.Matrix{}, speed: map[int]float64{}, starts: cfg.Starts, limit: cfg.Budget}
+	if cfg.Confirm >= 2 && cfg.Budget > 0 {
+		s.limit = cfg.Budget - time.Duration(float64(cfg.Budget)*min(max(cfg.ConfirmShare, 0), 0.9))
+	}
 	smax := 0
 	for r := cfg.MaxIterations; r/cfg.Eta >= cfg.MinIterations; r /= cfg.Eta {
 		smax++
 	}
 	res := SearchResult{Stopped: "complete"}
-	for cycle := 0; ; cycle++ {
+search:
+	for {
 		for sb := smax; sb >= 0; sb-- {
 			res.Brackets++
 			stop, err := s.bracket(ctx, res.Brackets, sb, smax)
@@ -211,13 +241,104 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 			}
 			if stop {
 				res.Stopped = "budget"
-				return s.result(res), s.errIfEmpty()
+				break search
 			}
 		}
 		if cfg.Budget <= 0 {
-			return s.result(res), s.errIfEmpty()
+			break
 		}
 	}
+	if err := s.errIfEmpty(); err != nil {
+		return s.result(res), err
+	}
+	s.limit = cfg.Budget
+	res.Confirmed, res.MeanNDCG10 = 1, s.trials[s.best].NDCG10
+	if err := s.confirm(ctx, &res); err != nil {
+		return s.result(res), err
+	}
+	return s.result(res), nil
+}
+
+// confirm trains the best configurations again with other seeds and
+// makes the best mean the pick (see SearchConfig.Confirm).
+func (s *searcher) confirm(ctx context.Context, res *SearchResult) error {
+	type cand struct {
+		trial  int
+		scores []float64
+	}
+	order := make([]int, 0, len(s.trials))
+	for j, t := range s.trials {
+		if !t.Confirm {
+			order = append(order, j)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(s.trials[b].NDCG10, s.trials[a].NDCG10) })
+	var cands []*cand
+	seen := map[model.Params]bool{}
+	for _, j := range order {
+		p := s.trials[j].Params
+		p.Seed, p.Threads = 0, 0
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		cands = append(cands, &cand{trial: j, scores: []float64{s.trials[j].NDCG10}})
+		if len(cands) == s.cfg.Confirm {
+			break
+		}
+	}
+	if len(cands) < 2 || s.cfg.Confirm < 2 {
+		return nil
+	}
+	trials, scores := make([]int, len(cands)), make([][]float64, len(cands))
+	defer func() {
+		for j, c := range cands {
+			trials[j], scores[j] = c.trial, c.scores
+		}
+		s.pickMean(res, trials, scores)
+	}()
+	for seed := 1; seed <= s.cfg.ConfirmSeeds; seed++ {
+		for _, c := range cands {
+			p := s.trials[c.trial].Params
+			p.Seed = s.cfg.Base.Seed + uint64(seed)
+			if s.overBudget(p.Factors, p.Iterations) {
+				return nil
+			}
+			r := &running{p: p}
+			if err := s.train(ctx, r, p.Iterations); err != nil {
+				return err
+			}
+			t, err := s.evaluateRun(ctx, r, 0, -1, true)
+			if err != nil {
+				return err
+			}
+			c.scores = append(c.scores, t.NDCG10)
+		}
+	}
+	return nil
+}
+
+// pickMean makes the candidate with the best mean over the runs every
+// candidate has the pick (unchanged when some have a single run).
+func (s *searcher) pickMean(res *SearchResult, trials []int, scores [][]float64) {
+	runs := math.MaxInt
+	for _, sc := range scores {
+		runs = min(runs, len(sc))
+	}
+	if runs < 2 {
+		return
+	}
+	best, bestMean := 0, math.Inf(-1)
+	for j, sc := range scores {
+		var sum float64
+		for _, v := range sc[:runs] {
+			sum += v
+		}
+		if m := sum / float64(runs); m > bestMean {
+			best, bestMean = j, m
+		}
+	}
+	s.best, res.Confirmed, res.MeanNDCG10 = trials[best], runs, bestMean
 }
 
 // searcher is the state of one Search.
@@ -233,6 +354,9 @@ type searcher struct {
 	trials []SearchTrial
 	best   int
 	nconf  int
+	// limit is the wall time the current phase may use (the budget minus
+	// the confirmation's share, then the budget).
+	limit time.Duration
 }
 
 func (s *searcher) result(r SearchResult) SearchResult {
@@ -304,12 +428,15 @@ func itersOf(m *model.Model) int {
 }
 
 // overBudget reports whether sweeps more sweeps with k factors and an
-// evaluation would end after the budget (never before the first trial).
+
+// overBudget reports whether sweeps more sweeps with k factors and an
+// evaluation would end after the current limit (never before the first
+// trial).
 func (s *searcher) overBudget(k, sweeps int) bool {
 	if s.cfg.Budget <= 0 || len(s.trials) == 0 {
 		return false
 	}
-	left := s.cfg.Budget.Seconds() - s.cfg.Now().Sub(s.start).Seconds()
+	left := s.limit.Seconds() - s.cfg.Now().Sub(s.start).Seconds()
 	return left < float64(sweeps)*s.sweepSeconds(k)+s.evalS
 }
 
@@ -441,6 +568,11 @@ func (s *searcher) train(ctx context.Context, c *running, r int) error {
 
 // evaluate scores c's model on validation with its best prior.
 func (s *searcher) evaluate(ctx context.Context, c *running, bracket, rung int) (SearchTrial, error) {
+	return s.evaluateRun(ctx, c, bracket, rung, false)
+}
+
+// evaluateRun is evaluate; a confirmation run does not compete for best.
+func (s *searcher) evaluateRun(ctx context.Context, c *running, bracket, rung int, confirm bool) (SearchTrial, error) {
 	start := s.cfg.Now()
 	best, _, err := FitBlendUsers(ctx, s.val, c.mod, s.cfg.Blends, c.p.Threads, s.cfg.MaxUsers)
 	if err != nil {
@@ -450,9 +582,9 @@ func (s *searcher) evaluate(ctx context.Context, c *running, bracket, rung int) 
 	s.evalS = now.Sub(start).Seconds()
 	p := c.p
 	p.Iterations = itersOf(c.mod)
-	t := SearchTrial{Params: p, Blend: best.Blend, Metrics: best.Metrics, Bracket: bracket, Rung: rung, ElapsedS: now.Sub(s.start).Seconds()}
+	t := SearchTrial{Params: p, Blend: best.Blend, Metrics: best.Metrics, Bracket: bracket, Rung: rung, ElapsedS: now.Sub(s.start).Seconds(), Confirm: confirm}
 	s.trials = append(s.trials, t)
-	if t.NDCG10 > s.trials[s.best].NDCG10 {
+	if !confirm && t.NDCG10 > s.trials[s.best].NDCG10 {
 		s.best = len(s.trials) - 1
 	}
 	if s.cfg.OnTrial != nil {

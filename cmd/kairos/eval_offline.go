@@ -165,6 +165,12 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	if tf.method != "hyperband" && tf.method != "grid" {
+		return fmt.Errorf("--tune-method %q: want hyperband or grid", tf.method)
+	}
+	if tf.budget < 0 {
+		return fmt.Errorf("--tune-budget %s must be >= 0", tf.budget)
+	}
 	h, err := eval.NewHoldout(eval.HoldoutRule(*holdout))
 	if err != nil {
 		return fmt.Errorf("--holdout: %w", err)
@@ -323,7 +329,15 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 	}
 	starts = append(starts, base)
 	bar := eval.NewSearchBar(stderr, tf.budget)
-	res, err := eval.Search(ctx, val, eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: bar.Trial})
+	onTrial := func(t eval.SearchTrial) {
+		bar.Trial(t)
+		_ = enc.Encode(struct {
+			Model string `json:"model"`
+			Split string `json:"split"`
+			eval.SearchTrial
+		}{"als", "validation", t})
+	}
+	res, err := eval.Search(ctx, val, eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial})
 	bar.Done()
 	if errors.Is(err, eval.ErrTooFewUsers) {
 		fmt.Fprintf(stderr, "not tuned: %v; the defaults\n", err)
@@ -348,11 +362,13 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 		Configs    int          `json:"configs"`
 		Brackets   int          `json:"brackets"`
 		Stopped    string       `json:"stopped"`
+		Confirmed  int          `json:"confirmed"`
+		MeanNDCG10 float64      `json:"mean_ndcg10"`
 		Trials     int          `json:"trials"`
 		BudgetS    float64      `json:"budget_s"`
 		SearchS    float64      `json:"search_s"`
 		WarmFrom   string       `json:"warm_from,omitempty"`
-	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm}); err != nil {
+	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, res.Confirmed, res.MeanNDCG10, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm}); err != nil {
 		return base, nil, err
 	}
 	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f after %d trials of %d configurations in %s: %+v\n",

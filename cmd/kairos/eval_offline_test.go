@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// evalLines runs kairos with args and returns its stdout JSON lines.
+func evalLines(t *testing.T, args ...string) ([]map[string]any, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("kairos %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		lines = append(lines, m)
+	}
+	return lines, errb.String()
+}
+
+func TestEvalOfflineTunePrintsThePickBeforeTheTestFigures(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "pick.json")
+	args := []string{"eval", "offline", "--synthetic", "sparse,users=300,items=400,clusters=6", "--factors", "8", "--threads", "2",
+		"--tune", "--tune-budget", "0", "--tune-state", state}
+	lines, stderr := evalLines(t, args...)
+	kinds := []string{}
+	for _, l := range lines {
+		switch {
+		case l["pick"] != nil:
+			kinds = append(kinds, "pick")
+		case l["compare"] != nil:
+			kinds = append(kinds, "compare")
+		case l["split"] == "validation":
+			if len(kinds) == 0 || kinds[len(kinds)-1] != "trial" {
+				kinds = append(kinds, "trial")
+			}
+		default:
+			kinds = append(kinds, l["model"].(string))
+		}
+	}
+	if strings.Join(kinds, " ") != "pop trial pick als compare" {
+		t.Fatalf("lines %v, want pop, validation trials, the pick, als, the comparison", kinds)
+	}
+	pick, als := lines[len(lines)-3], lines[len(lines)-2]
+	pp, ap := pick["params"].(map[string]any), als["params"].(map[string]any)
+	if pp["lambda"] != ap["lambda"] || pp["factors"] != ap["factors"] || als["blend"] == nil || als["validation"] == nil {
+		t.Fatalf("pick %v, test line %v: the test figures are the pick's, with its prior", pick, als)
+	}
+	if !strings.Contains(stderr, "\rtune ") || !strings.Contains(stderr, "best val NDCG@10") {
+		t.Errorf("no progress bar on stderr: %q", stderr)
+	}
+	// A second run starts from the kept pick.
+	lines, stderr = evalLines(t, args...)
+	if !strings.Contains(stderr, "warm start from the previous pick") {
+		t.Fatalf("no warm start: %q", stderr)
+	}
+	first := lines[1]
+	if first["split"] != "validation" || first["params"].(map[string]any)["lambda"] != pp["lambda"] {
+		t.Fatalf("first trial %v, want the previous pick %v", first, pp)
+	}
+}
+
+func TestEvalOfflineRandomHoldoutAndBadFlags(t *testing.T) {
+	lines, stderr := evalLines(t, "eval", "offline", "--synthetic", "sparse,users=200,items=300,clusters=4", "--factors", "8", "--holdout", "random", "--blend", "0.3,4")
+	if len(lines) != 3 || lines[1]["blend"].(map[string]any)["prior"] != 0.3 || !strings.Contains(stderr, "holdout random") {
+		t.Fatalf("lines %v, stderr %q", lines, stderr)
+	}
+	for _, bad := range [][]string{
+		{"--holdout", "oldest"}, {"--blend", "1.5,2"}, {"--tune-method", "bayes"}, {"--tune-budget", "-1s"}, {"--synthetic", "dense"},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"eval", "offline", "--synthetic", "sparse,users=50,items=100"}, bad...)
+		if code := run(context.Background(), args, &out, &errb); code == 0 || !strings.Contains(errb.String(), strings.TrimPrefix(bad[0], "--")) {
+			t.Errorf("%v: exit %d, %q", bad, code, errb.String())
+		}
+	}
+}
