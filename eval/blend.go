@@ -395,11 +395,11 @@ func BlendScorer(m *model.Model, s Split, b model.Blend) ScoreFunc {
 	pop := popularity(s)
 	counts := trainCounts(s)
 	var pool sync.Pool
-	pool.New = func() any { return make([]float32, s.Items) }
+	pool.New = func() any { p := make([]float32, s.Items); return &p }
 	return func(u int, dst []float32) {
-		p := pool.Get().([]float32)
+		p := pool.Get().(*[]float32)
 		defer pool.Put(p)
-		scoreUser(p, m, u)
-		b.Scores(dst, model.BlendInput{Personal: p, Trending: pop, Events: counts[u]})
+		scoreUser(*p, m, u)
+		b.Scores(dst, model.BlendInput{Personal: *p, Trending: pop, Events: counts[u]})
 	}
 }

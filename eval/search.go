@@ -107,8 +107,10 @@ type SearchConfig struct {
 	// being the best mean (defaults 3 and 2; Confirm < 2 turns it off):
 	// the validation differences between good configurations are often
 	// smaller than the spread of one configuration over seeds, and the
-	// best of many noisy scores is mostly the luckiest. ConfirmShare is
-	// the share of the budget kept for it (default 0.2).
+	// best of many noisy scores is mostly the luckiest. The search keeps
+	// the estimated time of it for the end when that is at most
+	// ConfirmShare of the budget (default 0.25), else it searches the
+	// whole budget and confirms only if time is left.
 	Confirm, ConfirmSeeds int
 	ConfirmShare          float64
 	// OnTrial, when set, sees every evaluation.
@@ -149,7 +151,7 @@ func (c SearchConfig) withDefaults() SearchConfig {
 		c.ConfirmSeeds = 2
 	}
 	if c.ConfirmShare == 0 {
-		c.ConfirmShare = 0.2
+		c.ConfirmShare = 0.25
 	}
 	if c.Unit == 0 {
 		c.Unit = time.Second
@@ -222,10 +224,7 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 		cfg.Space.HalfLife = []time.Duration{0}
 	}
 	s := &searcher{cfg: cfg, val: val, start: cfg.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0x5345_4152)), // "SEAR"
-		mats: map[time.Duration]*model.Matrix{}, speed: map[int]float64{}, starts: cfg.Starts, limit: cfg.Budget}
-	if cfg.Confirm >= 2 && cfg.Budget > 0 {
-		s.limit = cfg.Budget - time.Duration(float64(cfg.Budget)*min(max(cfg.ConfirmShare, 0), 0.9))
-	}
+		mats: map[time.Duration]*model.Matrix{}, speed: map[int]float64{}, starts: cfg.Starts}
 	smax := 0
 	for r := cfg.MaxIterations; r/cfg.Eta >= cfg.MinIterations; r /= cfg.Eta {
 		smax++
@@ -251,7 +250,7 @@ search:
 	if err := s.errIfEmpty(); err != nil {
 		return s.result(res), err
 	}
-	s.limit = cfg.Budget
+	s.confirming = true
 	res.Confirmed, res.MeanNDCG10 = 1, s.trials[s.best].NDCG10
 	if err := s.confirm(ctx, &res); err != nil {
 		return s.result(res), err
@@ -266,26 +265,9 @@ func (s *searcher) confirm(ctx context.Context, res *SearchResult) error {
 		trial  int
 		scores []float64
 	}
-	order := make([]int, 0, len(s.trials))
-	for j, t := range s.trials {
-		if !t.Confirm {
-			order = append(order, j)
-		}
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(s.trials[b].NDCG10, s.trials[a].NDCG10) })
 	var cands []*cand
-	seen := map[model.Params]bool{}
-	for _, j := range order {
-		p := s.trials[j].Params
-		p.Seed, p.Threads = 0, 0
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
+	for _, j := range s.topDistinct(s.cfg.Confirm) {
 		cands = append(cands, &cand{trial: j, scores: []float64{s.trials[j].NDCG10}})
-		if len(cands) == s.cfg.Confirm {
-			break
-		}
 	}
 	if len(cands) < 2 || s.cfg.Confirm < 2 {
 		return nil
@@ -354,9 +336,8 @@ type searcher struct {
 	trials []SearchTrial
 	best   int
 	nconf  int
-	// limit is the wall time the current phase may use (the budget minus
-	// the confirmation's share, then the budget).
-	limit time.Duration
+	// confirming is set once the search proper has ended.
+	confirming bool
 }
 
 func (s *searcher) result(r SearchResult) SearchResult {
@@ -427,6 +408,62 @@ func itersOf(m *model.Model) int {
 	return m.Params.Iterations
 }
 
+// limit is the wall time the current phase may end at: the budget, less
+// the estimated time of confirming the best configurations so far while
+// searching — unless that estimate exceeds ConfirmShare of the budget:
+// then the search uses all of it, and confirms only if time is left.
+func (s *searcher) limit() time.Duration {
+	if s.confirming || s.cfg.Confirm < 2 {
+		return s.cfg.Budget
+	}
+	cost := s.confirmCost()
+	if cost > s.cfg.ConfirmShare*s.cfg.Budget.Seconds() {
+		return s.cfg.Budget
+	}
+	return s.cfg.Budget - time.Duration(cost*float64(time.Second))
+}
+
+// confirmCost estimates the seconds of confirming the best distinct
+// configurations so far.
+func (s *searcher) confirmCost() float64 {
+	top := s.topDistinct(s.cfg.Confirm)
+	if len(top) < 2 {
+		return 0
+	}
+	var cost float64
+	for _, j := range top {
+		p := s.trials[j].Params
+		cost += float64(s.cfg.ConfirmSeeds) * (float64(p.Iterations)*s.sweepSeconds(p.Factors) + s.evalS)
+	}
+	return cost
+}
+
+// topDistinct returns the n best trials (not confirmations) of distinct
+// configurations, best first.
+func (s *searcher) topDistinct(n int) []int {
+	order := make([]int, 0, len(s.trials))
+	for j, t := range s.trials {
+		if !t.Confirm {
+			order = append(order, j)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(s.trials[b].NDCG10, s.trials[a].NDCG10) })
+	var top []int
+	seen := map[model.Params]bool{}
+	for _, j := range order {
+		p := s.trials[j].Params
+		p.Seed, p.Threads = 0, 0
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if top = append(top, j); len(top) == n {
+			break
+		}
+	}
+	return top
+}
+
 // overBudget reports whether sweeps more sweeps with k factors and an
 
 // overBudget reports whether sweeps more sweeps with k factors and an
@@ -436,7 +473,7 @@ func (s *searcher) overBudget(k, sweeps int) bool {
 	if s.cfg.Budget <= 0 || len(s.trials) == 0 {
 		return false
 	}
-	left := s.limit.Seconds() - s.cfg.Now().Sub(s.start).Seconds()
+	left := s.limit().Seconds() - s.cfg.Now().Sub(s.start).Seconds()
 	return left < float64(sweeps)*s.sweepSeconds(k)+s.evalS
 }
 
