@@ -82,7 +82,7 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		default:
 			params = res.Best.Params
 			r.Search = &SearchSummary{Trials: len(res.Trials), Configs: res.Configs, Brackets: res.Brackets, Stopped: res.Stopped,
-				BudgetS: t.Budget.Seconds(), SearchS: res.Elapsed.Seconds(), WarmStarts: len(t.Starts)}
+				BudgetS: t.Budget.Seconds(), SearchS: res.Elapsed.Seconds(), WarmStarts: len(t.Starts), Confirmed: res.Confirmed}
 		}
 	}
 	m, err := matrix(params.HalfLife)

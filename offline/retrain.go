@@ -164,6 +164,8 @@ type SearchSummary struct {
 	// WarmStarts is the number of configurations tried first (the
 	// previous pick, the live parameters).
 	WarmStarts int `json:"warm_starts"`
+	// Confirmed is the number of seeds the pick was scored with.
+	Confirmed int `json:"confirmed"`
 }
 
 // Reference says how the live model was put as of the tail's start.
