@@ -147,7 +147,7 @@ func (e *Engine) blendRank(s *scratch, x []float32, events int, r RecRequest, ke
 	if x != nil {
 		q := model.Query{Vector: x, N: m, Exclude: s.exclude, Keep: keep}
 		var top []model.Scored
-		if np := e.nprobe(); np > 0 {
+		if np := e.nprobe(); np > 0 && !r.Exact {
 			top, _ = o.TopKApprox(&s.scorer, s.candTop, q, np)
 		} else {
 			top = o.TopK(&s.scorer, s.candTop, q)

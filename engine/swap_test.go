@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
@@ -196,5 +197,55 @@ func TestVisitorFactorsAfterSwap(t *testing.T) {
 	dev := check("a device linked to a user", "c1-2", "")
 	if byUser := check("by user", "phone", "ann"); !slices.Equal(dev, byUser) {
 		t.Fatalf("a linked device's factors %v differ from its user's %v", dev, byUser)
+	}
+}
+
+// TestSnapshotPriorRanksKnownVisitorsWithTrending loads a snapshot that
+// carries a popularity prior: visitors past --blend-below are then ranked
+// by their fold-in and trending together (strategy still als), the
+// prior survives a restart, and without it the fold-in alone ranks.
+func TestSnapshotPriorRanksKnownVisitorsWithTrending(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, t.TempDir())
+	e := newEngine(t, store, nil)
+	arc, err := archive.Open(ctx, archive.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
+	e.SetArchive(arc, arc)
+	e.SetTail(offline.Tail{Archive: arc})
+	evs := clusterEvents(3, 20, 10, 10, 11)
+	// A hit of clusters 0 and 2, which cluster 1 never saw.
+	for _, c := range []int{0, 2} {
+		for v := range 20 {
+			evs = append(evs, signals.Event{ID: fmt.Sprintf("hit-%d-%d", c, v), Type: signals.TypeClick, Visitor: fmt.Sprintf("c%d-%d", c, v),
+				Item: "hit", Time: signals.Timestamp{Time: t0.Add(50 * time.Minute)}})
+		}
+	}
+	mustHandle(t, e, evs)
+	top := func(e *engine.Engine) engine.RecResponse {
+		return recommend(t, e, "c1-3", 3, func(r *engine.RecRequest) { r.Exact = true })
+	}
+	if r := top(e); r.Strategy != engine.StrategyALS || r.Items[0].Item == "hit" || !strings.HasPrefix(r.Items[0].Item, "c1-") {
+		t.Fatalf("without a prior: %+v", r)
+	}
+	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Snapshot.Meta.Blend = &model.Blend{Prior: 0.9, Kappa: 2}
+	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if b := e.Blend(); b.Prior != 0.9 || b.Kappa != 2 || b.Trending != testConfig().Defaults().Blend.Trending || e.ModelGeneration() != 1 {
+		t.Fatalf("blend %+v, generation %d: want the snapshot's ρ and κ, the configured τ, generation 1", b, e.ModelGeneration())
+	}
+	if r := top(e); r.Strategy != engine.StrategyALS || r.Items[0].Item != "hit" {
+		t.Fatalf("with ρ = 0.9 the trending hit leads: %+v", r)
+	}
+	e2 := newEngine(t, store, nil)
+	if b := e2.Blend(); b.Prior != 0.9 || e2.ModelGeneration() != 1 {
+		t.Fatalf("after a restart: blend %+v, generation %d", b, e2.ModelGeneration())
 	}
 }
