@@ -459,16 +459,27 @@
 // null without one), the n trending items (Deps.Trending, the engine:
 // recency-weighted popularity, the score being the decayed event weight
 // now) and the n offers with the most impressions with their clicks,
-// conversions and CTR (null before the first impression); n is
-// 1..Config.MaxResults, default 10. Rates are the growth of a counter
-// between two summaries divided by the growth of "time".
+// conversions and CTR (null before the first impression), and the live
+// model with its last n retrains (Deps.Model, kairos serve: generation,
+// parameters and blend, and per retrain the pick, the decision and its
+// reason, NDCG@10, HR@10 and Recall@50 of the retrained model, the live
+// one and popularity on the held-out tail, the paired t statistics; null
+// without Deps.Model); n is 1..Config.MaxResults, default 10. Rates are
+// the growth of a counter between two summaries divided by the growth of
+// "time".
 //
 //	200 {"time": "2026-11-23T10:00:02Z",
 //	     "events": {"received": 7094, "accepted": 7094, "rejected": 0, "applied": 7434},
 //	     "top_items": [{"item": "wat-01", "score": 357.2, "title": "Orion Field 38", "category": "watches"}, …],
 //	     "offers": [{"id": "stay-10", "title": "Leaving already? 10 % off", "slot": "exit", "active": true,
 //	                 "impressions": 100, "clicks": 15, "conversions": 0, "ctr": 0.15}, …],
-//	     "offers_count": 7}
+//	     "offers_count": 7,
+//	     "model": {"generation": 1, "version": 1796446578000000000, "params": {"factors": 64, …}, "blend": {…},
+//	               "retrain_every": "24h0m0s", "refusals": 1,
+//	               "retrains": [{"time": "…", "decision": "rejected: worse than the live model", "label": "refused_worse",
+//	                             "reason": "NDCG@10 0.0758 vs popularity 0.0093 (paired t = 1.65, 34 users); live (recipe) 0.2634 (t = -3.30)",
+//	                             "params": {…}, "blend": {…}, "trials": 0, "figures": [{"model": "retrained", "users": 34, "ndcg10": 0.0758, …}, …],
+//	                             "t_live": -3.3, "t_popularity": 1.65, …}, …]}}
 //
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/dashboard/summary?n=5"
 //
