@@ -499,6 +499,9 @@ func (s *searcher) next() model.Params {
 		if len(s.cfg.Space.HalfLife) == 1 {
 			p.HalfLife = s.cfg.Space.HalfLife[0]
 		}
+		if !slices.Contains(s.cfg.Space.Factors, p.Factors) {
+			p.Factors = s.cfg.Space.Factors[0] // k is fixed (e.g. by running engines)
+		}
 		return p
 	}
 	if len(s.trials) > 0 && s.rng.IntN(2) == 0 {

@@ -365,3 +365,30 @@ func TestScoreTargets(t *testing.T) {
 		t.Fatalf("constant scores: NDCG %v HR %v, want 0 (ranked last)", n, h)
 	}
 }
+
+func TestTunedRetrainKeepsTheEnginesK(t *testing.T) {
+	pl := planted{3, 30, 15, 20}
+	a := openArchive(t)
+	pl.write(t, a, 0, 12)
+	first, err := Retrain(context.Background(), a, nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl.write(t, a, 12, 20)
+	live := liveOf(first.Snapshot, first.Snapshot.Items)
+	prev := testParams()
+	prev.Factors = 32 // an old pick of another k
+	log := &Log{Store: &memBlobs{}}
+	if err := log.Append(context.Background(), Report{Params: &prev, Search: &SearchSummary{}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Source: a, Config: testConfig(), MinUsers: 20, TuneBudget: -1, Log: log,
+		Live: func(context.Context) (*LiveModel, error) { return live, nil }}
+	res, err := r.Run(context.Background(), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Search == nil || res.Search.Trials == 0 || res.Params.Factors != 8 || res.Snapshot.Meta.Params.Factors != 8 {
+		t.Fatalf("search %+v, pick k=%d: want trials and the engines' k = 8", res.Search, res.Params.Factors)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kairoshq/kairos/eval"
 	"github.com/kairoshq/kairos/model"
 )
 
@@ -61,7 +62,8 @@ type Runner struct {
 	MinUsers int
 	// TuneBudget, when not 0, searches the hyperparameters within it
 	// (negative: one full Hyperband cycle), warm-started from the last
-	// pick in Log and the live parameters.
+	// pick in Log and the live parameters; with a live model, k stays the
+	// engines'.
 	TuneBudget time.Duration
 	// Log keeps a report of every run (nil: none).
 	Log *Log
@@ -108,6 +110,12 @@ func (r *Runner) run(ctx context.Context, dryRun, force bool) (*RunResult, error
 	}
 	if r.TuneBudget != 0 {
 		cfg.Tune = &TuneConfig{Budget: max(r.TuneBudget, 0), Starts: r.warmStarts(ctx, live, cfg.Params), MinUsers: r.minUsers()}
+		if k := liveFactors(live); k > 0 {
+			// Running engines load only a model of their k (changing it
+			// takes a restart with --factors): search the others.
+			cfg.Tune.Space = eval.DefaultSpace()
+			cfg.Tune.Space.Factors = []int{k}
+		}
 	}
 	res, err := Retrain(ctx, r.Source, live, cfg)
 	if err != nil {
@@ -206,4 +214,17 @@ func (r *Runner) minUsers() int {
 		return 50
 	}
 	return r.MinUsers
+}
+
+// liveFactors returns the live model's k (0: no live model).
+func liveFactors(live *LiveModel) int {
+	switch {
+	case live == nil:
+		return 0
+	case live.Items != nil && live.Items.Rows() > 0:
+		return live.Items.K
+	case live.Snapshot != nil:
+		return live.Snapshot.Meta.Params.Factors
+	}
+	return live.Params.Factors
 }
