@@ -96,8 +96,15 @@ func TestCrashMidStreamAppliesEveryEventOnce(t *testing.T) {
 		return n
 	}
 	midStream := 0
-	for i, after := range []time.Duration{300 * time.Millisecond, 500 * time.Millisecond, 400 * time.Millisecond} {
+	for i, after := range []time.Duration{30 * time.Millisecond, 120 * time.Millisecond, 60 * time.Millisecond} {
+		// Kill once the child is applying (its start-up takes a while on a
+		// loaded machine), a little later each time, so that kills land
+		// between publish, commit and ack rather than before consuming.
+		before := applied()
 		child := startChild(t, ns, dataDir)
+		for start := time.Now(); applied() == before && time.Since(start) < 30*time.Second; {
+			time.Sleep(5 * time.Millisecond)
+		}
 		time.Sleep(after)
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
