@@ -107,7 +107,7 @@ func (st *state) applyPutDoc(coll, id string, doc []byte) {
 
 // applyDeleteDoc removes (coll, id) if it exists.
 func (st *state) applyDeleteDoc(coll, id string) {
-	if _, ok := st.colls[coll].docs[id]; !ok {
+	if _, ok := st.doc(coll, id); !ok {
 		return
 	}
 	c := st.collForWrite(coll)
@@ -355,4 +355,14 @@ func (tx *txnStage) apply(st *state) {
 			m.fields[f.field] = f.value
 		}
 	}
+}
+
+// doc returns the document (coll, id).
+func (st *state) doc(coll, id string) ([]byte, bool) {
+	c := st.colls[coll]
+	if c == nil {
+		return nil, false
+	}
+	d, ok := c.docs[id]
+	return d, ok
 }
