@@ -278,9 +278,12 @@ func (tx *txnStage) key(st *state, key string, now int64) int {
 // of the first invalid op (st is not changed either way).
 func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 	tx.reset()
+	ki := -1
 	for i := range ops {
 		op := &ops[i]
-		ki := tx.key(st, op.Key, now)
+		if ki < 0 || op.Key != tx.keys[ki].key { // ops of one key usually follow each other
+			ki = tx.key(st, op.Key, now)
+		}
 		if op.Kind == storage.OpExpire {
 			tx.keys[ki].expire, tx.keys[ki].at = true, expiryNanos(op.At)
 			continue
