@@ -254,8 +254,8 @@ func (s *Store) Maps(ctx context.Context, keys []string) ([]map[string]string, e
 // increment or expiry time in Unix ms).
 //
 // It checks every condition (HGET), returning {'conflict', i} for the
-// first that fails; then it runs the ops on a staged copy of the fields
-// they touch, returning {'invalid', i, why} for the first increment of a
+// first that fails; then it reads the fields that ops increment (one
+// HMGET per map) and runs the ops on this staged copy, returning {'invalid', i, why} for the first increment of a
 // field that does not hold a number Redis accepts (or that would
 // overflow); only then does it apply them (HSET, HINCRBY, HINCRBYFLOAT,
 // HDEL, and PEXPIREAT of each key's last expiry time at the end), so a
@@ -282,17 +282,33 @@ local function isfloat(s)
   local x = tonumber(s)
   return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
 end
+local first = a
+local need, order = {}, {}
+for i = 1, no do
+  local kind, ki = ARGV[a], ARGV[a + 1]
+  if kind == 'i' or kind == 'f' then
+    if not need[ki] then
+      need[ki] = {}
+      order[#order + 1] = ki
+    end
+    table.insert(need[ki], ARGV[a + 2])
+  end
+  a = a + 4
+end
 local staged = {}
+for _, ki in ipairs(order) do
+  local fs = need[ki]
+  for from = 1, #fs, 1000 do
+    local to = math.min(from + 999, #fs)
+    local vals = redis.call('HMGET', KEYS[tonumber(ki)], unpack(fs, from, to))
+    for j = from, to do staged[ki .. ' ' .. fs[j]] = vals[j - from + 1] end
+  end
+end
 local function get(ki, f)
   local id = ki .. ' ' .. f
-  local v = staged[id]
-  if v == nil then
-    v = redis.call('HGET', KEYS[tonumber(ki)], f)
-    staged[id] = v
-  end
-  return v, id
+  return staged[id] or false, id
 end
-local first = a
+a = first
 for i = 1, no do
   local kind, ki, f, arg = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   a = a + 4
@@ -330,7 +346,7 @@ for i = 1, no do
   end
 end
 a = first
-local exp, order = {}, {}
+local exp, eorder = {}, {}
 for i = 1, no do
   local kind, k, f, arg = ARGV[a], KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]
   a = a + 4
@@ -343,11 +359,11 @@ for i = 1, no do
   elseif kind == 'd' then
     redis.call('HDEL', k, f)
   else
-    if not exp[k] then order[#order + 1] = k end
+    if not exp[k] then eorder[#eorder + 1] = k end
     exp[k] = arg
   end
 end
-for _, k in ipairs(order) do redis.call('PEXPIREAT', k, exp[k]) end
+for _, k in ipairs(eorder) do redis.call('PEXPIREAT', k, exp[k]) end
 return 'ok'
 `)
 

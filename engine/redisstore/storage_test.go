@@ -402,3 +402,26 @@ func TestFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyLargeTxn: a txn incrementing more fields of one map than the
+// script reads in one HMGET (and more than Lua's stack takes in one
+// unpack) applies whole.
+func TestApplyLargeTxn(t *testing.T) {
+	s := testStore(t)
+	ctx, k := t.Context(), storagetest.Name("map")
+	var tx storage.Txn
+	const n = 9000
+	for i := range n {
+		tx.Incr(k, strconv.Itoa(i), int64(i))
+	}
+	if err := s.Apply(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Maps(ctx, []string{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m[0]) != n || m[0]["8999"] != "8999" || m[0]["1000"] != "1000" {
+		t.Fatalf("map of %d fields, 8999 → %q", len(m[0]), m[0]["8999"])
+	}
+}
