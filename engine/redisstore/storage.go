@@ -177,9 +177,8 @@ func (s *Store) Docs(ctx context.Context, coll, after string, limit int) ([]stor
 		for i := 0; i+1 < len(vals); i += 2 {
 			out = append(out, storage.Doc{ID: vals[i], JSON: []byte(vals[i+1])})
 		}
-		// A page may come back short of ids that were removed between
-		// the index and the hash (never: the script is atomic), so the
-		// end is an empty page or a page shorter than asked.
+		// The scripts keep the index and the hash in step, so a page
+		// shorter than asked is the last.
 		if len(vals) == 0 || len(vals)/2 < page || (limit > 0 && len(out) >= limit) {
 			return out, nil
 		}
