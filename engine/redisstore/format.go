@@ -18,10 +18,12 @@ const Format = 2
 
 func (s *Store) formatKey() string { return s.p + "format" }
 
-// oldLayoutKeys are keys that only the layout before format 2 writes
-// (catalog items, promo and experiment definitions); checked first, by
-// one EXISTS, before the namespace is scanned for any key.
-var oldLayoutKeys = []string{"items", "items:ids", "promo:version", "promo:offers", "promo:campaigns", "promo:rules", "promo:secret", "promo:stats", "xp:defs", "xp:version"}
+// oldLayoutKeys are keys that every deployment of the layout before
+// format 2 that ingested events or held definitions has (item rows,
+// catalog items, promo and experiment definitions); they are checked
+// first, by one pipeline of EXISTS, before the namespace is scanned for
+// any key.
+var oldLayoutKeys = []string{"rows", "rows:ids", "states", "items", "items:ids", "promo:version", "promo:offers", "promo:campaigns", "promo:rules", "promo:secret", "promo:stats", "xp:defs", "xp:version"}
 
 // checkFormat reads the format key. When it holds Format, the namespace
 // is ours. When it is absent and the namespace holds no key, it writes
@@ -82,7 +84,7 @@ func (s *Store) anyKey(ctx context.Context) (string, error) {
 	}
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, s.p+"*", 1000).Result()
+		keys, next, err := s.rdb.Scan(ctx, cursor, s.p+"*", 10_000).Result()
 		if err != nil {
 			return "", err
 		}

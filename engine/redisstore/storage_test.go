@@ -367,6 +367,23 @@ func TestFormat(t *testing.T) {
 	}
 	mustOpen(t, Config{URL: url, Prefix: prefix}) // a reopen accepts its own format
 
+	// Concurrent first opens of an empty namespace all succeed.
+	fresh := redistest.Prefix(t, url)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := Open(ctx, Config{URL: url, Prefix: fresh})
+			if err != nil {
+				t.Errorf("concurrent first open: %v", err)
+				return
+			}
+			o.Close()
+		}()
+	}
+	wg.Wait()
+
 	for _, tc := range []struct {
 		name  string
 		setup func(c *redis.Client, p string) error
