@@ -27,13 +27,14 @@ var oldLayoutKeys = []string{"rows", "rows:ids", "states", "items", "items:ids",
 
 // checkFormat reads the format key. When it holds Format, the namespace
 // is ours. When it is absent and the namespace holds no key, it writes
-// Format (SET NX: concurrent openers agree). Otherwise the namespace
+// Format (SET NX: concurrent openers agree, and an opener that finds
+// keys checks the format key again before it refuses them). Otherwise the namespace
 // holds data of another format, and checkFormat returns an errs.Invalid
 // error that names the prefix, the found and expected formats and the
 // upgrade path. It runs once, in Open: the SCAN of an unmarked namespace
 // is not on any request path.
 func (s *Store) checkFormat(ctx context.Context) error {
-	for range 2 {
+	for range 3 {
 		v, err := s.rdb.Get(ctx, s.formatKey()).Result()
 		switch {
 		case err == nil:
@@ -49,6 +50,13 @@ func (s *Store) checkFormat(ctx context.Context) error {
 			return swrap("open: look for data of an older format", err)
 		}
 		if found != "" {
+			// A concurrent opener may have written the format key (and
+			// data) since the GET: then read it again.
+			if n, err := s.rdb.Exists(ctx, s.formatKey()).Result(); err != nil {
+				return swrap("open: read the storage format", err)
+			} else if n > 0 {
+				continue
+			}
 			return s.formatError(fmt.Sprintf("1, the layout before storage formats (no key %s, but data such as %s)", s.formatKey(), found))
 		}
 		ok, err := s.rdb.SetNX(ctx, s.formatKey(), Format, 0).Result()
