@@ -69,7 +69,8 @@ type Config struct {
 	CompactBytes int64
 	// Logger receives recovery and compaction events; nil discards.
 	Logger *slog.Logger
-	// Now is the clock of the de-duplication window (nil: time.Now).
+	// Now is the clock of the de-duplication window and of the expiry of
+	// maps and logs (storage.Maps, storage.Logs) (nil: time.Now).
 	Now func() time.Time
 }
 

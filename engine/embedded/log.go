@@ -233,6 +233,8 @@ func (st *state) apply(p []byte, limit int) error {
 		if err := st.applyXP(&r); err != nil {
 			return fmt.Errorf("experiments: %w", err)
 		}
+	case recPutDoc, recDeleteDoc, recMapTxn, recLogAppend, recDeleteKeys, recDocs, recLogState:
+		return st.applyPrim(p[0], &r)
 	default:
 		return fmt.Errorf("%w: unknown record type %d", errCorruptRecord, p[0])
 	}
@@ -246,11 +248,12 @@ const (
 	snapStateChunk = 1 << 10
 )
 
-// writeSnapshot writes st as the snapshot covering the logs before seq:
+// writeSnapshot writes st as the snapshot covering the logs before seq
+// (leaving out the maps and logs expired at now, Unix ns):
 // to a temporary file, fsynced, then renamed over the previous snapshot
 // and the directory fsynced, so that a crash leaves the old snapshot or
 // the new one, never a partial file.
-func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
+func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, err error) {
 	tmp := filepath.Join(dir, snapTmpName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fileperm.FileMode)
 	if err != nil {
@@ -343,6 +346,9 @@ func writeSnapshot(dir string, seq uint64, st *state) (size int64, err error) {
 	if err := writeXP(st.xp, emit); err != nil {
 		return 0, err
 	}
+	if err := writePrims(st, now, emit); err != nil {
+		return 0, err
+	}
 	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
 		return 0, err
 	}
@@ -396,7 +402,8 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
 			}
 			ended = true
-		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks || p[0] == recAttention || p[0] == recExperiments:
+		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks || p[0] == recAttention || p[0] == recExperiments ||
+			p[0] == recDocs || p[0] == recMapTxn || p[0] == recLogState:
 			if err := st.apply(p, limit); err != nil {
 				return fmt.Errorf("%w: %w", errCorruptSnapshot, err)
 			}

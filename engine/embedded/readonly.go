@@ -51,6 +51,9 @@ func OpenReadOnly(dir string, cfg Config) (*Store, error) {
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
+	if err := checkFormat(dir, false); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	var l loaded
 	for attempt := 1; ; attempt++ {

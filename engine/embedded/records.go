@@ -31,14 +31,24 @@ const (
 
 	recAttention   = 14 // dwell per page and element of engine/attention (attention.go)
 	recExperiments = 15 // experiments.Store: definitions, assignments, units, counts, weights, looks (experiments.go)
+
+	// The storage primitives, storage.Backend (prims.go, prims_records.go).
+	recPutDoc     = 16
+	recDeleteDoc  = 17
+	recMapTxn     = 18
+	recLogAppend  = 19
+	recDeleteKeys = 20
+	recDocs       = 21 // snapshot: a collection's version and documents
+	recLogState   = 22 // snapshot: a log's expiry and entries
 )
 
 // snapMagic starts the header record of a snapshot.
 const snapMagic = "kairos-embedded-snapshot"
 
 // formatVersion is the version of the file formats, in the snapshot
-// header.
-const formatVersion = 1
+// header and in the directory's format marker (format.go). Version 2
+// added the storage primitives; directories of version 1 are refused.
+const formatVersion = 2
 
 var errCorruptRecord = errors.New("corrupt record")
 

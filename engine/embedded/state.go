@@ -26,6 +26,13 @@ type state struct {
 	links    map[string]string             // anonymous id → user (links.go)
 	dwell    *attentionState               // dwell per page of engine/attention (attention.go)
 	xp       *xpState                      // experiments.Store (experiments.go)
+
+	// The storage primitives (prims.go), copied on write: gen is the
+	// current generation.
+	colls map[string]*docColl
+	kv    map[string]*kvMap
+	logs  map[string]kvLog
+	gen   uint64
 }
 
 type visitor struct {
@@ -46,12 +53,18 @@ func newState(cfg Config) *state {
 		links:    make(map[string]string),
 		dwell:    newAttentionState(cfg.Now),
 		xp:       newXPState(),
+		colls:    make(map[string]*docColl),
+		kv:       make(map[string]*kvMap),
+		logs:     make(map[string]kvLog),
 	}
 }
 
 // clone returns a snapshot of st sharing every immutable value (the
-// counters, modified in place, are copied).
+// counters, modified in place, are copied; the primitives' collections
+// and maps are shared, and st starts a new generation so that its next
+// write of one copies it).
 func (st *state) clone() *state {
+	st.gen++
 	return &state{
 		visitors: maps.Clone(st.visitors),
 		seen:     st.seen.clone(),
@@ -65,6 +78,10 @@ func (st *state) clone() *state {
 		links:    maps.Clone(st.links),
 		dwell:    st.dwell.clone(),
 		xp:       st.xp.clone(),
+		colls:    maps.Clone(st.colls),
+		kv:       maps.Clone(st.kv),
+		logs:     maps.Clone(st.logs),
+		gen:      st.gen - 1,
 	}
 }
 

@@ -65,6 +65,8 @@ type Store struct {
 	closeErr  error
 
 	bufs sync.Pool // *[]byte record buffers
+
+	txn txnStage // the staging area of Apply, under mu
 }
 
 // Open opens (creating it if needed) the store persisted in dir: it loads
@@ -83,6 +85,10 @@ func Open(dir string, cfg Config) (*Store, error) {
 	lock, err := lockDir(filepath.Join(dir, lockName))
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	if err := checkFormat(dir, true); err != nil {
+		unlockDir(lock)
+		return nil, err
 	}
 	s := &Store{
 		dir:  dir,
@@ -161,6 +167,9 @@ func (s *Store) recover() error {
 	}
 	s.st.seen.expire(s.cfg.Now().UnixNano())
 	s.st.pruneCounts(s.cfg.Now().Unix())
+	now := s.now()
+	kv, logs := s.st.expiredKeys(now)
+	s.st.dropExpired(kv, logs, now)
 	if len(l.live) > 0 {
 		s.walSeq = l.live[len(l.live)-1]
 		s.walSize = l.size
@@ -315,9 +324,17 @@ func (s *Store) compact() error {
 		return fmt.Errorf("close log: %w", err)
 	}
 
-	size, err := writeSnapshot(s.dir, seq, snap)
+	now := s.now()
+	size, err := writeSnapshot(s.dir, seq, snap, now)
 	if err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
+	}
+	// The snapshot left out the maps and logs expired at now: drop them
+	// from memory too.
+	if kv, logs := snap.expiredKeys(now); len(kv)+len(logs) > 0 {
+		s.mu.Lock()
+		s.st.dropExpired(kv, logs, now)
+		s.mu.Unlock()
 	}
 	s.snapSize.Store(size)
 	seqs, err := listWALs(s.dir)

@@ -1,0 +1,358 @@
+package embedded
+
+import (
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"fmt"
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/errs"
+)
+
+// The state of the storage primitives (storage.Backend: documents, maps,
+// logs). Maps and collections are changed in place (a transaction of
+// counters touches a few fields of a large map), so they are copied on
+// write instead of being immutable: each carries the generation of the
+// state it was created or copied in, and a write to one of an older
+// generation (shared with a snapshot that compaction is writing) copies
+// it first. clone starts a new generation.
+
+// docColl is one collection of documents.
+type docColl struct {
+	docs    map[string][]byte // immutable values
+	ids     []string          // sorted
+	version int64
+	gen     uint64
+}
+
+// kvMap is one map of storage.Maps.
+type kvMap struct {
+	fields  map[string]string
+	expires int64 // Unix ns; 0: never
+	gen     uint64
+}
+
+// kvLog is one log of storage.Logs. It is a value: a write stores a new
+// one. Entries are appended past the end of the slice only and trimmed
+// by reslicing, so an older value (in a snapshot) keeps reading the same
+// entries.
+type kvLog struct {
+	entries []storage.LogEntry // ascending Seq; Data immutable
+	expires int64              // Unix ns; 0: never
+}
+
+// live reports whether something expiring at expires (0: never) still
+// exists at now.
+func live(expires, now int64) bool { return expires == 0 || now < expires }
+
+// expiryNanos returns t as the Unix ns of an expiry (never 0, which means
+// never): times before 1970 expire at once, times past 2262 never in
+// practice.
+func expiryNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 1)):
+		return 1
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// liveMap returns key's map, or nil when it is absent or expired at now.
+func (st *state) liveMap(key string, now int64) *kvMap {
+	if m := st.kv[key]; m != nil && live(m.expires, now) {
+		return m
+	}
+	return nil
+}
+
+// liveLog returns key's log, or false when it is absent or expired at
+// now.
+func (st *state) liveLog(key string, now int64) (kvLog, bool) {
+	l, ok := st.logs[key]
+	if !ok || !live(l.expires, now) {
+		return kvLog{}, false
+	}
+	return l, true
+}
+
+// collForWrite returns coll's collection for a change, created or copied
+// into the current generation.
+func (st *state) collForWrite(coll string) *docColl {
+	c := st.colls[coll]
+	switch {
+	case c == nil:
+		c = &docColl{docs: make(map[string][]byte), gen: st.gen}
+		st.colls[coll] = c
+	case c.gen != st.gen:
+		c = &docColl{docs: maps.Clone(c.docs), ids: slices.Clone(c.ids), version: c.version, gen: st.gen}
+		st.colls[coll] = c
+	}
+	return c
+}
+
+// applyPutDoc stores doc (owned by st from now on) as (coll, id).
+func (st *state) applyPutDoc(coll, id string, doc []byte) {
+	c := st.collForWrite(coll)
+	if _, ok := c.docs[id]; !ok {
+		i, _ := slices.BinarySearch(c.ids, id)
+		c.ids = slices.Insert(c.ids, i, id)
+	}
+	c.docs[id] = doc
+	c.version++
+}
+
+// applyDeleteDoc removes (coll, id) if it exists.
+func (st *state) applyDeleteDoc(coll, id string) {
+	if _, ok := st.colls[coll].docs[id]; !ok {
+		return
+	}
+	c := st.collForWrite(coll)
+	delete(c.docs, id)
+	if i, ok := slices.BinarySearch(c.ids, id); ok {
+		c.ids = slices.Delete(c.ids, i, i+1)
+	}
+	c.version++
+}
+
+// applyAppend appends one entry (data owned by st from now on) to key's
+// log, replacing an expired log when reset, keeps the keep newest
+// entries and sets the log's expiry.
+func (st *state) applyAppend(key string, reset bool, seq uint64, keep int, expires int64, data []byte) {
+	var l kvLog
+	if !reset {
+		l = st.logs[key]
+	}
+	l.entries = append(l.entries, storage.LogEntry{Seq: seq, Data: data})
+	if n := len(l.entries); n > keep {
+		l.entries = l.entries[n-keep:]
+	}
+	l.expires = expires
+	st.logs[key] = l
+}
+
+// applyDeleteKeys removes the maps and logs under keys.
+func (st *state) applyDeleteKeys(keys []string) {
+	for _, k := range keys {
+		delete(st.kv, k)
+		delete(st.logs, k)
+	}
+}
+
+// expiredKeys returns the keys of the maps and of the logs expired at now.
+func (st *state) expiredKeys(now int64) (kv, logs []string) {
+	for k, m := range st.kv {
+		if !live(m.expires, now) {
+			kv = append(kv, k)
+		}
+	}
+	for k, l := range st.logs {
+		if !live(l.expires, now) {
+			logs = append(logs, k)
+		}
+	}
+	return kv, logs
+}
+
+// dropExpired removes the maps and logs of the given keys that are
+// expired at now (a key written again since is kept).
+func (st *state) dropExpired(kv, logs []string, now int64) {
+	for _, k := range kv {
+		if m := st.kv[k]; m != nil && !live(m.expires, now) {
+			delete(st.kv, k)
+		}
+	}
+	for _, k := range logs {
+		if l, ok := st.logs[k]; ok && !live(l.expires, now) {
+			delete(st.logs, k)
+		}
+	}
+}
+
+// applyFieldOp applies op (OpSet, OpIncr, OpIncrFloat or OpDel) to one
+// field holding cur (ok: it exists), with the semantics of
+// storagetest.ApplyOp: it returns the field's new value and whether it
+// exists.
+func applyFieldOp(cur string, ok bool, op *storage.Op) (string, bool, error) {
+	switch op.Kind {
+	case storage.OpSet:
+		return op.Value, true, nil
+	case storage.OpIncr:
+		n := int64(0)
+		if ok {
+			v, err := strconv.ParseInt(cur, 10, 64)
+			if err != nil {
+				return "", false, fmt.Errorf("%w: field %q of %q is not an integer", errs.Invalid, op.Field, op.Key)
+			}
+			n = v
+		}
+		return strconv.FormatInt(n+op.Int, 10), true, nil
+	case storage.OpIncrFloat:
+		x := 0.0
+		if ok {
+			v, err := strconv.ParseFloat(cur, 64)
+			if err != nil {
+				return "", false, fmt.Errorf("%w: field %q of %q is not a number", errs.Invalid, op.Field, op.Key)
+			}
+			x = v
+		}
+		return strconv.FormatFloat(x+op.Float, 'g', -1, 64), true, nil
+	case storage.OpDel:
+		return "", false, nil
+	}
+	return "", false, fmt.Errorf("%w: unknown op kind %d", errs.Invalid, op.Kind)
+}
+
+// txnKey is one map a transaction changes.
+type txnKey struct {
+	key    string
+	base   *kvMap // the live map before the transaction; nil: absent or expired
+	reset  bool   // an expired map is replaced
+	drop   bool   // the map has no field after the transaction
+	expire bool   // the transaction sets the expiry to at
+	at     int64
+	size   int    // fields after the transaction
+	m      *kvMap // apply: the map written
+}
+
+// txnField is the new value of one field a transaction changes.
+type txnField struct {
+	k     int // index in txnStage.keys
+	field string
+	value string
+	del   bool // the field is removed
+	had   bool // the field exists in the base map
+}
+
+type fieldRef struct {
+	k     int
+	field string
+}
+
+// txnStage is a transaction's changes, staged: only the fields it
+// touches, with their new values. The Store keeps one, reused under its
+// lock.
+type txnStage struct {
+	keys     []txnKey
+	fields   []txnField
+	keyIdx   map[string]int
+	fieldIdx map[fieldRef]int
+}
+
+func (tx *txnStage) reset() {
+	clear(tx.keys)
+	tx.keys = tx.keys[:0]
+	clear(tx.fields)
+	tx.fields = tx.fields[:0]
+	if tx.keyIdx == nil {
+		tx.keyIdx = make(map[string]int)
+		tx.fieldIdx = make(map[fieldRef]int)
+	}
+	clear(tx.keyIdx)
+	clear(tx.fieldIdx)
+}
+
+// key returns the index of key's entry, adding it with the live map of st
+// at now.
+func (tx *txnStage) key(st *state, key string, now int64) int {
+	if i, ok := tx.keyIdx[key]; ok {
+		return i
+	}
+	k := txnKey{key: key}
+	if m := st.kv[key]; m != nil {
+		if live(m.expires, now) {
+			k.base, k.size = m, len(m.fields)
+		} else {
+			k.reset = true
+		}
+	}
+	tx.keys = append(tx.keys, k)
+	tx.keyIdx[key] = len(tx.keys) - 1
+	return len(tx.keys) - 1
+}
+
+// stage computes the changes of ops on st at now, or returns the error
+// of the first invalid op (st is not changed either way).
+func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
+	tx.reset()
+	for i := range ops {
+		op := &ops[i]
+		ki := tx.key(st, op.Key, now)
+		if op.Kind == storage.OpExpire {
+			tx.keys[ki].expire, tx.keys[ki].at = true, expiryNanos(op.At)
+			continue
+		}
+		ref := fieldRef{ki, op.Field}
+		fi, staged := tx.fieldIdx[ref]
+		var cur string
+		var ok bool
+		if staged {
+			cur, ok = tx.fields[fi].value, !tx.fields[fi].del
+		} else if base := tx.keys[ki].base; base != nil {
+			cur, ok = base.fields[op.Field]
+		}
+		v, exists, err := applyFieldOp(cur, ok, op)
+		if err != nil {
+			return fmt.Errorf("op %d: %w", i, err)
+		}
+		if !staged {
+			tx.fields = append(tx.fields, txnField{k: ki, field: op.Field, had: ok})
+			fi = len(tx.fields) - 1
+			tx.fieldIdx[ref] = fi
+		}
+		tx.fields[fi].value, tx.fields[fi].del = v, !exists
+	}
+	for i := range tx.fields {
+		f := &tx.fields[i]
+		switch {
+		case f.had && f.del:
+			tx.keys[f.k].size--
+		case !f.had && !f.del:
+			tx.keys[f.k].size++
+		}
+	}
+	for i := range tx.keys {
+		tx.keys[i].drop = tx.keys[i].size == 0
+	}
+	return nil
+}
+
+// apply applies the staged changes to st.
+func (tx *txnStage) apply(st *state) {
+	for i := range tx.keys {
+		k := &tx.keys[i]
+		switch m := st.kv[k.key]; {
+		case k.drop:
+			delete(st.kv, k.key)
+			k.m = nil
+			continue
+		case m == nil || k.reset:
+			m = &kvMap{fields: make(map[string]string), gen: st.gen}
+			st.kv[k.key] = m
+			k.m = m
+		case m.gen != st.gen:
+			m = &kvMap{fields: maps.Clone(m.fields), expires: m.expires, gen: st.gen}
+			st.kv[k.key] = m
+			k.m = m
+		default:
+			k.m = m
+		}
+		if k.expire {
+			k.m.expires = k.at
+		}
+	}
+	for i := range tx.fields {
+		f := &tx.fields[i]
+		m := tx.keys[f.k].m
+		switch {
+		case m == nil:
+		case f.del:
+			delete(m.fields, f.field)
+		default:
+			m.fields[f.field] = f.value
+		}
+	}
+}
