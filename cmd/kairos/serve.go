@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"path/filepath"
-	"time"
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/demo"
@@ -24,7 +23,6 @@ import (
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 )
 
 func init() {
@@ -186,13 +184,36 @@ func openBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (signals.Bu
 	return b, nil
 }
 
-// Run serves HTTP and runs the engine until ctx is done, then shuts down in
-// order: the HTTP server stops accepting and finishes its in-flight
-// requests (their events are published or refused), then the engine
-// finishes and acknowledges its in-flight batch and saves its state.
+// Run serves HTTP and runs the engine and every background loop until ctx
+// is done or one of them fails. The lifecycle of `kairos serve`:
 //
-// It listens before anything starts, so that a busy address fails at once
-// with the listen error ("listen tcp …: address already in use").
+// Start. newApp has opened the store and the bus, loaded the engine's
+// state and built every feature; nothing runs yet. Run listens on the
+// HTTP address first, so that a busy address fails at once with the listen
+// error ("api: listen tcp …: address already in use"), then starts every
+// component in one errgroup (lifecycle):
+//
+//   - stage 0, http: seeds the demo shop (--demo), then serves the API.
+//   - stage 1, engine: consumes events, peer updates and model
+//     announcements, maintains the index, saves its state periodically;
+//     retrain: the scheduled retrains (--retrain-every); pprof: the
+//     profiler (--pprof-addr).
+//   - stage 2, promo: the promo engine's definition reloads; experiments:
+//     the experiments engine's reloads, bandit re-weighting and queued
+//     exposures.
+//
+// Stop. When ctx is done (SIGINT/SIGTERM) or any component fails (its
+// error, named after it, is logged and returned), the stages stop in
+// order, each after the previous has fully returned:
+//
+//  1. HTTP stops accepting and drains its in-flight requests (their events
+//     are published or refused);
+//  2. the engine stops its consumers, finishes and acknowledges its
+//     in-flight batch and saves its state a last time; the retrain loop
+//     and the profiler stop;
+//  3. the promo and experiments loops stop (publishing queued exposures).
+//
+// Close (called after Run) then closes the bus, the archive and the store.
 func (a *app) Run(ctx context.Context) error {
 	ln := a.listener
 	if ln == nil {
@@ -202,45 +223,35 @@ func (a *app) Run(ctx context.Context) error {
 			return fmt.Errorf("api: %w", err)
 		}
 	}
-	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopEngine()
-	g := new(errgroup.Group)
-	engineDone := make(chan error, 1)
-	go func() { engineDone <- a.engine.Run(engineCtx) }()
-	defer a.runPromo(engineCtx)() // ends with the engine (engineCtx is cancelled before Run returns)
-	defer a.runExperiments(engineCtx)()
-	a.seedDemo(ctx) // --demo: before serving, with the engine consuming
+	err := a.lifecycle(ln).Run(ctx)
+	a.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
+	return err
+}
+
+// lifecycle returns the components of Run, in their stop order.
+func (a *app) lifecycle(ln net.Listener) *lifecycle {
+	l := &lifecycle{log: a.log}
+	l.stage(component{"http", func(ctx context.Context) error {
+		a.seedDemo(ctx) // --demo: before serving, with the engine consuming
+		return a.api.ServeListener(ctx, ln)
+	}})
+	var retrain, pprof component
 	if a.cfg.RetrainEvery > 0 {
-		go a.retrain.loop(engineCtx)
+		retrain = component{"retrain", func(ctx context.Context) error { a.retrain.loop(ctx); return nil }}
 	}
 	if a.cfg.PprofAddr != "" {
-		go servePprof(engineCtx, a.cfg.PprofAddr, a.log)
+		pprof = component{"pprof", func(ctx context.Context) error { return servePprof(ctx, a.cfg.PprofAddr, a.log) }}
 	}
-	g.Go(func() error {
-		err := a.api.ServeListener(ctx, ln)
-		stopEngine()
-		return err
-	})
-	select {
-	case err := <-engineDone:
-		// The engine stopped on its own: a fatal error. Stop serving.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = a.api.Shutdown(sctx)
-		herr := g.Wait()
-		if err == nil && herr != nil {
-			return herr // the HTTP server failed and stopped the engine
-		}
-		if err == nil {
-			err = errors.New("engine stopped")
-		}
-		return fmt.Errorf("engine: %w", err)
-	case <-ctx.Done():
+	l.stage(component{"engine", a.engine.Run}, retrain, pprof)
+	var pr, xs component
+	if a.promo != nil {
+		pr = component{"promo", func(ctx context.Context) error { a.promo.Run(ctx); return nil }}
 	}
-	herr := g.Wait()
-	eerr := <-engineDone
-	a.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
-	return errors.Join(herr, eerr)
+	if a.exps != nil {
+		xs = component{"experiments", a.exps.Run}
+	}
+	l.stage(pr, xs)
+	return l
 }
 
 // Close releases the bus, the archive and the store.

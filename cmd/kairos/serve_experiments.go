@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -55,16 +54,4 @@ func (a *app) promoExperiments() promo.Experiments {
 		return nil
 	}
 	return a.exps
-}
-
-// runExperiments runs the experiments engine (reloads, bandit
-// re-weighting, looks, queued exposures) until ctx ends; wait waits for it
-// to return.
-func (a *app) runExperiments(ctx context.Context) (wait func()) {
-	if a.exps == nil {
-		return func() {}
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = a.exps.Run(ctx) })
-	return wg.Wait
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,15 +33,4 @@ func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api
 		deps.Eraser = alsoErase{name: "promo", forget: p.ForgetVisitor, ids: a.engine.ErasureIDs, next: deps.Eraser}
 	}
 	return nil
-}
-
-// runPromo runs the promo engine's cache refresh until ctx ends; wait
-// waits for it to return.
-func (a *app) runPromo(ctx context.Context) (wait func()) {
-	if a.promo == nil {
-		return func() {}
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { a.promo.Run(ctx) })
-	return wg.Wait
 }
