@@ -81,6 +81,9 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.store, err = openStore(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
+	if err := checkFeatures(cfg, a.store); err != nil {
+		return nil, err
+	}
 	if a.bus, err = openBus(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
@@ -92,14 +95,6 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	}
 	if a.engine, err = engine.New(ctx, ecfg, a.store, a.bus); err != nil {
 		return nil, err
-	}
-	if cfg.ArchiveDir != "off" {
-		sync, _ := archive.ParseSyncPolicy(cfg.ArchiveSync)
-		if a.archive, err = archive.Open(ctx, archive.Options{Dir: cfg.ArchiveDir, Sync: sync, Retention: cfg.ArchiveRetention, Logger: a.log}); err != nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
-		a.engine.SetArchive(a.archive, a.archive)
-		a.engine.SetTail(offline.Tail{Archive: a.archive})
 	}
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err
@@ -114,27 +109,15 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		Logger: a.log, Registry: reg,
 	}
 	acfg.MaxEventRequests = cfg.MaxEventRequests
-	a.retrain = newRetrainer(a, reg)
-	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine, Model: a.retrain}
-	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters
-		counters, err := stats.New(ss, stats.Config{Retention: cfg.StatsRetention, Logger: a.log, Registerer: reg})
-		if err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
+	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
+	w := &wiring{reg: reg, api: &acfg, deps: &deps}
+	for _, f := range enabled(cfg) {
+		if f.add == nil {
+			continue
 		}
-		a.engine.AddReactor(counters)
-		deps.Stats = counters
-	}
-	if err := a.addExperiments(ctx, reg, &deps); err != nil {
-		return nil, err
-	}
-	if err := a.addPromo(ctx, reg, &deps); err != nil {
-		return nil, err
-	}
-	if err := a.addAttention(reg, &deps); err != nil {
-		return nil, err
-	}
-	if err := a.addDemo(&acfg, &deps); err != nil {
-		return nil, err
+		if err := f.add(a, ctx, w); err != nil {
+			return nil, err
+		}
 	}
 	if a.api, err = api.New(acfg, deps); err != nil {
 		return nil, err
@@ -142,6 +125,39 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	a.log.LogAttrs(ctx, slog.LevelInfo, "identity verification", slog.String("mode", string(acfg.Defaults().IdentityVerification)),
 		slog.Int("secrets", len(acfg.IdentitySecrets)))
 	return a, nil
+}
+
+// addArchive opens the event archive (--archive-dir): the engine appends
+// every consumed event to it and replays its tail after a model swap.
+func (a *app) addArchive(ctx context.Context, _ *wiring) error {
+	sync, _ := archive.ParseSyncPolicy(a.cfg.ArchiveSync)
+	var err error
+	if a.archive, err = archive.Open(ctx, archive.Options{Dir: a.cfg.ArchiveDir, Sync: sync, Retention: a.cfg.ArchiveRetention, Logger: a.log}); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	a.engine.SetArchive(a.archive, a.archive)
+	a.engine.SetTail(offline.Tail{Archive: a.archive})
+	return nil
+}
+
+// addRetrain builds the retrainer (scheduled retrains from the archive,
+// the dashboard's model panel).
+func (a *app) addRetrain(_ context.Context, w *wiring) error {
+	a.retrain = newRetrainer(a, w.reg)
+	w.deps.Model = a.retrain
+	return nil
+}
+
+// addStats creates the event counters (engine/stats), a reactor of the
+// engine, and gives them to the API.
+func (a *app) addStats(_ context.Context, w *wiring) error {
+	counters, err := stats.New(must[stats.Store](a.store), stats.Config{Retention: a.cfg.StatsRetention, Logger: a.log, Registerer: w.reg})
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	a.engine.AddReactor(counters)
+	w.deps.Stats = counters
+	return nil
 }
 
 // appKeys are the keys the server accepts.
