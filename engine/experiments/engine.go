@@ -16,8 +16,8 @@ import (
 	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/internal/jsondef"
 	"github.com/kairoshq/kairos/eval/abtest"
+	"github.com/kairoshq/kairos/internal/jsondef"
 	"github.com/kairoshq/kairos/signals"
 )
 
