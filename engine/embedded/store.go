@@ -88,7 +88,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	if err := checkFormat(dir, true); err != nil {
-		unlockDir(lock)
+		lock.Unlock()
 		return nil, err
 	}
 	s := &Store{
