@@ -166,11 +166,9 @@ func (s *Store) Docs(ctx context.Context, coll, after string, limit int) ([]stor
 		if limit > 0 {
 			page = min(page, limit-len(out))
 		}
-		from := "-"
-		if after != "" {
-			from = "(" + after
-		}
-		vals, err := docsScript.Run(ctx, s.rdb, keys, from, page).StringSlice()
+		// "(" + after: ids greater than after (with after "", every id
+		// but the empty one, as in storagetest.Mem).
+		vals, err := docsScript.Run(ctx, s.rdb, keys, "("+after, page).StringSlice()
 		if err != nil {
 			return nil, swrap("docs", err)
 		}
