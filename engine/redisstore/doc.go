@@ -68,7 +68,9 @@
 //     ZADD of a new id and INCR of the version.
 //   - DeleteDoc: HDEL (0: NotFound), ZREM, INCR.
 //   - Apply: a whole storage.Txn. It checks every condition (HGET; a
-//     failed one replies {'conflict', i}: Conflict), reads the fields the
+//     failed one replies {'conflict', i}: Conflict) and that every key is
+//     a hash or absent (TYPE; else Internal: a command failing half-way
+//     through a script would not undo the ones before), reads the fields the
 //     ops increment (one HMGET per map), runs the ops on that staged copy
 //     and replies {'invalid', i, why} (Invalid, nothing applied) when an
 //     increment meets a field Redis would refuse (not an integer in
