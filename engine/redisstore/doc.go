@@ -91,12 +91,12 @@
 // the padded after + 1. Delete is a pipeline of UNLINKs (one per Redis
 // key: a storage key's map and log).
 //
-// Measured on the shared 2-core machine under a load average of about 20
+// Measured on the shared 2-core machine under a load average of 20 to 30
 // (bench_test.go; wall time per call, and the server's time from INFO
-// commandstats): Apply of a 200-op Txn 2.4-4 ms (0.8-1.1 ms in Redis),
+// commandstats): Apply of a 200-op Txn 2.4-4.7 ms (0.8-1.4 ms in Redis),
 // Maps of 100 maps of 10 fields 1.3-2.7 ms (100 × 2 µs in Redis, the
-// rest decoding in the client), Append 0.2-0.4 ms (27 µs in Redis), a
-// Docs page of 100 among 100000 documents 0.7-1.7 ms.
+// rest decoding in the client), Append 0.1-0.4 ms (16-27 µs in Redis), a
+// Docs page of 100 documents 0.7-1.7 ms, alike among 1000 and 100000.
 //
 // HINCRBYFLOAT computes in long double and writes up to 17 significant
 // digits without an exponent ("0.3" for 0.1 + 0.2, where strconv writes
