@@ -5,9 +5,14 @@ import (
 
 	"github.com/kairoshq/kairos/engine/attention"
 	"github.com/kairoshq/kairos/engine/attention/attentiontest"
-	"github.com/kairoshq/kairos/engine/storage/storagetest"
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/engine/storage/backendtest"
 )
 
-func TestMapStoreOnMem(t *testing.T) {
-	attentiontest.Run(t, func(t *testing.T) attention.Store { return attention.NewStore(storagetest.NewMem(nil)) })
+// TestMapStoreContract runs the contract suite on the store written on
+// the primitives, on every backend (in-memory, embedded, Redis).
+func TestMapStoreContract(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T, open func(testing.TB) storage.Backend) {
+		attentiontest.Run(t, func(t *testing.T) attention.Store { return attention.NewStore(open(t)) })
+	})
 }
