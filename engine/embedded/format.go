@@ -116,5 +116,5 @@ func writeFormat(dir string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }

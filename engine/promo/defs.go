@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/internal/jsondef"
 
 	"github.com/kairoshq/kairos/internal/errs"
 )

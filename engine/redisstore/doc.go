@@ -55,7 +55,9 @@
 // store that changes several maps in one Txn makes them share a slot by
 // giving their keys a common hash tag ("{visitor-42}:caps" and
 // "{visitor-42}:cool"); every script declares the keys it touches in
-// KEYS, and no request path uses KEYS or SCAN.
+// KEYS, and no request path uses KEYS or SCAN. (A collection name that
+// is empty or starts with '}' makes an empty hash tag, which Redis
+// Cluster ignores: the domain stores' names are plain words.)
 //
 // Each primitive that writes is one script call (EVALSHA of a script
 // loaded at Open; go-redis falls back to EVAL when the server lost its

@@ -469,7 +469,8 @@ func padSeq(seq uint64) string { return fmt.Sprintf("%020d", seq) }
 // score 0 whose members are the 20-digit zero-padded sequence number
 // followed by the data, so that lexical order is sequence order) with
 // the sequence number max(last + 1, ARGV[1]) (ARGV[1] is max(minSeq, 1),
-// padded), keeps the ARGV[3] newest entries, sets the TTL to ARGV[4] ms
+// padded; compared byte by byte, not with Lua's locale-dependent string
+// comparison), keeps the ARGV[3] newest entries, sets the TTL to ARGV[4] ms
 // (0: none) and returns the padded sequence number. The arithmetic is on
 // decimal strings: exact for every uint64, where Lua's numbers (and
 // sorted-set scores) are doubles, exact only below 2^53.
@@ -481,12 +482,19 @@ local function inc(s)
   end
   return nil
 end
+local function less(x, y)
+  for i = 1, 20 do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b end
+  end
+  return false
+end
 local seq = ARGV[1]
 local last = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
 if last then
   local n = inc(string.sub(last, 1, 20))
   if not n then return redis.error_reply('ERR log sequence overflow') end
-  if n > seq then seq = n end
+  if less(seq, n) then seq = n end
 end
 redis.call('ZADD', KEYS[1], 0, seq .. ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)

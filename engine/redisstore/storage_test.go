@@ -337,6 +337,15 @@ func TestStorageUnavailable(t *testing.T) {
 	if _, err := mute.Doc(ctx, "c", "id"); !errors.Is(err, errs.Unavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Doc with an expired context: %v, want Unavailable and DeadlineExceeded", err)
 	}
+	// The context's deadline bounds a call, not only the read timeout
+	// (of a minute here), as Open configures the client.
+	slow := &Store{rdb: redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Minute, MaxRetries: -1, Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true}), p: "mute:"}
+	defer slow.rdb.Close()
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	if _, err := slow.DocsVersion(ctx2, "c"); !errors.Is(err, errs.Unavailable) {
+		t.Fatalf("DocsVersion past its context's deadline: %v, want Unavailable", err)
+	}
 }
 
 // TestFormat: the first open of an empty namespace writes the format key;
@@ -357,6 +366,23 @@ func TestFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustOpen(t, Config{URL: url, Prefix: prefix}) // a reopen accepts its own format
+
+	// Concurrent first opens of an empty namespace all succeed.
+	fresh := redistest.Prefix(t, url)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := Open(ctx, Config{URL: url, Prefix: fresh})
+			if err != nil {
+				t.Errorf("concurrent first open: %v", err)
+				return
+			}
+			o.Close()
+		}()
+	}
+	wg.Wait()
 
 	for _, tc := range []struct {
 		name  string
