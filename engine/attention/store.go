@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
 )
@@ -38,6 +40,9 @@ func NewStore(m storage.Maps) *MapStore { return &MapStore{m: m} }
 const (
 	countField = "n"
 	elemPrefix = "e:"
+	otherField = elemPrefix + OtherElement
+	// maxReads bounds the concurrent reads of one write.
+	maxReads = 8
 	// maxAttempts bounds the retries of a write that lost to concurrent
 	// writers adding elements to one of its pages.
 	maxAttempts = 32
@@ -55,7 +60,7 @@ type pageWrite struct {
 }
 
 // AddDwell reads the touched elements and the element count of each page
-// the write touches (one Fields call per page), then applies the whole
+// the write touches (one Fields call per page, concurrently), then applies the whole
 // write in one storage.Txn: OpIncr of every element (new elements past
 // MaxElements go to OtherElement), the new count of each page that gains
 // elements, and the pages' expiry. It retries when a page's count
@@ -123,50 +128,82 @@ func indexOf(s []string, v string) int {
 	return -1
 }
 
-// txn reads the pages' state and builds the write's transaction.
+// txn reads the pages' state (one Fields call per page, concurrently:
+// one round trip's latency) and builds the write's transaction.
 func (s *MapStore) txn(ctx context.Context, pages []*pageWrite, w *Write) (storage.Txn, error) {
 	var t storage.Txn
-	for _, p := range pages {
-		cur, err := s.m.Fields(ctx, p.key, p.field)
+	cur := make([]map[string]string, len(pages))
+	if len(pages) == 1 {
+		h, err := s.m.Fields(ctx, pages[0].key, pages[0].field)
 		if err != nil {
 			return t, err
 		}
-		n := 0
-		nv, hasN := cur[countField]
-		if hasN {
-			if n, err = strconv.Atoi(nv); err != nil || n < 0 {
-				return t, fmt.Errorf("%w: %s: field %q = %q is not a count", errs.Internal, p.key, countField, nv)
-			}
-			t.IfEquals(p.key, countField, nv)
-		} else {
-			t.IfAbsent(p.key, countField)
+		cur[0] = h
+	} else {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(maxReads)
+		for i, p := range pages {
+			g.Go(func() error {
+				h, err := s.m.Fields(gctx, p.key, p.field)
+				cur[i] = h
+				return err
+			})
 		}
-		added := 0
-		var other int64
-		for i, el := range p.els {
-			f := p.field[i]
-			_, exists := cur[f]
-			switch {
-			case exists || el == OtherElement:
-			case n+added < w.MaxElements:
-				added++
-			default:
-				other += p.ms[i]
-				continue
-			}
-			t.Incr(p.key, f, p.ms[i])
+		if err := g.Wait(); err != nil {
+			return t, err
 		}
-		if other > 0 {
-			t.Incr(p.key, elemPrefix+OtherElement, other)
-		}
-		if added > 0 || !hasN {
-			t.Set(p.key, countField, strconv.Itoa(n+added))
-		}
-		if !w.ExpireAt.IsZero() {
-			t.Expire(p.key, w.ExpireAt)
+	}
+	n := 0
+	for _, p := range pages {
+		n += len(p.els) + 3
+	}
+	t.Ops = make([]storage.Op, 0, n)
+	for i, p := range pages {
+		if err := p.ops(&t, cur[i], w); err != nil {
+			return t, err
 		}
 	}
 	return t, nil
+}
+
+// ops appends to t the page's changes given its fields h as read.
+func (p *pageWrite) ops(t *storage.Txn, h map[string]string, w *Write) error {
+	n := 0
+	nv, hasN := h[countField]
+	if hasN {
+		var err error
+		if n, err = strconv.Atoi(nv); err != nil || n < 0 {
+			return fmt.Errorf("%w: %s: field %q = %q is not a count", errs.Internal, p.key, countField, nv)
+		}
+		t.IfEquals(p.key, countField, nv)
+	} else {
+		t.IfAbsent(p.key, countField)
+	}
+	added := 0
+	var other int64
+	for i, el := range p.els {
+		f := p.field[i]
+		_, exists := h[f]
+		switch {
+		case exists || el == OtherElement:
+		case n+added < w.MaxElements:
+			added++
+		default:
+			other += p.ms[i]
+			continue
+		}
+		t.Incr(p.key, f, p.ms[i])
+	}
+	if other > 0 {
+		t.Incr(p.key, otherField, other)
+	}
+	if added > 0 || !hasN {
+		t.Set(p.key, countField, strconv.Itoa(n+added))
+	}
+	if !w.ExpireAt.IsZero() {
+		t.Expire(p.key, w.ExpireAt)
+	}
+	return nil
 }
 
 // PageDwell reads the page's map; the backend leaves it out when it

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kairoshq/kairos/internal/durable"
 	"github.com/kairoshq/kairos/internal/errs"
 	"github.com/kairoshq/kairos/internal/fileperm"
 )
