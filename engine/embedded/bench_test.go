@@ -1,9 +1,12 @@
 package embedded
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storetest"
 )
 
@@ -36,6 +39,98 @@ func BenchmarkVisitors(b *testing.B) {
 	for _, h := range []int{50, 500} {
 		b.Run(fmt.Sprintf("history=%d", h), func(b *testing.B) {
 			storetest.BenchVisitors(b, benchStore(b, Config{Sync: SyncNever}), h)
+		})
+	}
+}
+
+// BenchmarkApply: one transaction of 200 ops (an Incr and an IncrFloat
+// of 5 fields of each of 20 maps of 1000 fields: the counters of a
+// consumed batch), with each sync policy.
+func BenchmarkApply(b *testing.B) {
+	for _, p := range []SyncPolicy{SyncAlways, SyncNever} {
+		b.Run("ops=200/sync="+p.String(), func(b *testing.B) {
+			s := benchStore(b, Config{Sync: p})
+			ctx := context.Background()
+			keys := make([]string, 20)
+			fields := make([]string, 1000)
+			for i := range fields {
+				fields[i] = fmt.Sprintf("field-%04d", i)
+			}
+			for i := range keys {
+				keys[i] = fmt.Sprintf("stats:item:%02d", i)
+				var tx storage.Txn
+				for _, f := range fields {
+					tx.Incr(keys[i], f, 1)
+				}
+				if err := s.Apply(ctx, tx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			txs := make([]storage.Txn, 16)
+			for j := range txs {
+				for i, k := range keys {
+					for f := range 5 {
+						field := fields[(i*7+j*13+f*31)%len(fields)]
+						txs[j].Incr(k, field, 1)
+						txs[j].IncrFloat(k, field+".sum", 0.5)
+					}
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if err := s.Apply(ctx, txs[i%len(txs)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMaps: one read of 100 maps of 8 fields.
+func BenchmarkMaps(b *testing.B) {
+	s := benchStore(b, Config{Sync: SyncNever})
+	ctx := context.Background()
+	keys := make([]string, 100)
+	var tx storage.Txn
+	for i := range keys {
+		keys[i] = fmt.Sprintf("caps:visitor:%03d", i)
+		for f := range 8 {
+			tx.Incr(keys[i], fmt.Sprintf("offer-%d", f), int64(f))
+		}
+	}
+	if err := s.Apply(ctx, tx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		ms, err := s.Maps(ctx, keys)
+		if err != nil || len(ms[99]) != 8 {
+			b.Fatal(ms[99], err)
+		}
+	}
+}
+
+// BenchmarkAppend: one append of 200 bytes to one of 100 logs keeping 50
+// entries with a ttl, with each sync policy.
+func BenchmarkAppend(b *testing.B) {
+	for _, p := range []SyncPolicy{SyncAlways, SyncNever} {
+		b.Run("sync="+p.String(), func(b *testing.B) {
+			s := benchStore(b, Config{Sync: p})
+			ctx := context.Background()
+			keys := make([]string, 100)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("promotions:%03d", i)
+			}
+			data := make([]byte, 200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := s.Append(ctx, keys[i%len(keys)], 0, data, 50, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

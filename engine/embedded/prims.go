@@ -107,7 +107,7 @@ func (st *state) applyPutDoc(coll, id string, doc []byte) {
 
 // applyDeleteDoc removes (coll, id) if it exists.
 func (st *state) applyDeleteDoc(coll, id string) {
-	if _, ok := st.colls[coll].docs[id]; !ok {
+	if _, ok := st.doc(coll, id); !ok {
 		return
 	}
 	c := st.collForWrite(coll)
@@ -278,9 +278,12 @@ func (tx *txnStage) key(st *state, key string, now int64) int {
 // of the first invalid op (st is not changed either way).
 func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 	tx.reset()
+	ki := -1
 	for i := range ops {
 		op := &ops[i]
-		ki := tx.key(st, op.Key, now)
+		if ki < 0 || op.Key != tx.keys[ki].key { // ops of one key usually follow each other
+			ki = tx.key(st, op.Key, now)
+		}
 		if op.Kind == storage.OpExpire {
 			tx.keys[ki].expire, tx.keys[ki].at = true, expiryNanos(op.At)
 			continue
@@ -355,4 +358,14 @@ func (tx *txnStage) apply(st *state) {
 			m.fields[f.field] = f.value
 		}
 	}
+}
+
+// doc returns the document (coll, id).
+func (st *state) doc(coll, id string) ([]byte, bool) {
+	c := st.colls[coll]
+	if c == nil {
+		return nil, false
+	}
+	d, ok := c.docs[id]
+	return d, ok
 }

@@ -85,7 +85,7 @@ func (s *Store) PutDoc(ctx context.Context, coll, id string, doc []byte, mode st
 	}
 	doc = copyBytes(doc)
 	return s.writePrim("put doc", func() (bool, error) {
-		_, exists := s.st.colls[coll].docs[id]
+		_, exists := s.st.doc(coll, id)
 		switch {
 		case mode == storage.Create && exists:
 			return false, fmt.Errorf("%s %q: %w", coll, id, errs.Conflict)
@@ -105,7 +105,7 @@ func (s *Store) Doc(ctx context.Context, coll, id string) ([]byte, error) {
 	var doc []byte
 	var ok bool
 	if err := s.readPrim(ctx, "doc", func() {
-		doc, ok = s.st.colls[coll].docs[id]
+		doc, ok = s.st.doc(coll, id)
 		doc = copyBytes(doc)
 	}); err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (s *Store) DeleteDoc(ctx context.Context, coll, id string) error {
 		return err
 	}
 	return s.writePrim("delete doc", func() (bool, error) {
-		if _, ok := s.st.colls[coll].docs[id]; !ok {
+		if _, ok := s.st.doc(coll, id); !ok {
 			return false, fmt.Errorf("%s %q: %w", coll, id, errs.NotFound)
 		}
 		return false, nil

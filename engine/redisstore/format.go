@@ -18,20 +18,23 @@ const Format = 2
 
 func (s *Store) formatKey() string { return s.p + "format" }
 
-// oldLayoutKeys are keys that only the layout before format 2 writes
-// (catalog items, promo and experiment definitions); checked first, by
-// one EXISTS, before the namespace is scanned for any key.
-var oldLayoutKeys = []string{"items", "items:ids", "promo:version", "promo:offers", "promo:campaigns", "promo:rules", "promo:secret", "promo:stats", "xp:defs", "xp:version"}
+// oldLayoutKeys are keys that every deployment of the layout before
+// format 2 that ingested events or held definitions has (item rows,
+// catalog items, promo and experiment definitions); they are checked
+// first, by one pipeline of EXISTS, before the namespace is scanned for
+// any key.
+var oldLayoutKeys = []string{"rows", "rows:ids", "states", "items", "items:ids", "promo:version", "promo:offers", "promo:campaigns", "promo:rules", "promo:secret", "promo:stats", "xp:defs", "xp:version"}
 
 // checkFormat reads the format key. When it holds Format, the namespace
 // is ours. When it is absent and the namespace holds no key, it writes
-// Format (SET NX: concurrent openers agree). Otherwise the namespace
+// Format (SET NX: concurrent openers agree, and an opener that finds
+// keys checks the format key again before it refuses them). Otherwise the namespace
 // holds data of another format, and checkFormat returns an errs.Invalid
 // error that names the prefix, the found and expected formats and the
 // upgrade path. It runs once, in Open: the SCAN of an unmarked namespace
 // is not on any request path.
 func (s *Store) checkFormat(ctx context.Context) error {
-	for range 2 {
+	for range 3 {
 		v, err := s.rdb.Get(ctx, s.formatKey()).Result()
 		switch {
 		case err == nil:
@@ -47,6 +50,13 @@ func (s *Store) checkFormat(ctx context.Context) error {
 			return swrap("open: look for data of an older format", err)
 		}
 		if found != "" {
+			// A concurrent opener may have written the format key (and
+			// data) since the GET: then read it again.
+			if n, err := s.rdb.Exists(ctx, s.formatKey()).Result(); err != nil {
+				return swrap("open: read the storage format", err)
+			} else if n > 0 {
+				continue
+			}
 			return s.formatError(fmt.Sprintf("1, the layout before storage formats (no key %s, but data such as %s)", s.formatKey(), found))
 		}
 		ok, err := s.rdb.SetNX(ctx, s.formatKey(), Format, 0).Result()
@@ -82,7 +92,7 @@ func (s *Store) anyKey(ctx context.Context) (string, error) {
 	}
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, s.p+"*", 1000).Result()
+		keys, next, err := s.rdb.Scan(ctx, cursor, s.p+"*", 10_000).Result()
 		if err != nil {
 			return "", err
 		}

@@ -177,9 +177,8 @@ func (s *Store) Docs(ctx context.Context, coll, after string, limit int) ([]stor
 		for i := 0; i+1 < len(vals); i += 2 {
 			out = append(out, storage.Doc{ID: vals[i], JSON: []byte(vals[i+1])})
 		}
-		// A page may come back short of ids that were removed between
-		// the index and the hash (never: the script is atomic), so the
-		// end is an empty page or a page shorter than asked.
+		// The scripts keep the index and the hash in step, so a page
+		// shorter than asked is the last.
 		if len(vals) == 0 || len(vals)/2 < page || (limit > 0 && len(out) >= limit) {
 			return out, nil
 		}
@@ -254,8 +253,8 @@ func (s *Store) Maps(ctx context.Context, keys []string) ([]map[string]string, e
 // increment or expiry time in Unix ms).
 //
 // It checks every condition (HGET), returning {'conflict', i} for the
-// first that fails; then it runs the ops on a staged copy of the fields
-// they touch, returning {'invalid', i, why} for the first increment of a
+// first that fails; then it reads the fields that ops increment (one
+// HMGET per map) and runs the ops on this staged copy, returning {'invalid', i, why} for the first increment of a
 // field that does not hold a number Redis accepts (or that would
 // overflow); only then does it apply them (HSET, HINCRBY, HINCRBYFLOAT,
 // HDEL, and PEXPIREAT of each key's last expiry time at the end), so a
@@ -282,17 +281,33 @@ local function isfloat(s)
   local x = tonumber(s)
   return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
 end
+local first = a
+local need, order = {}, {}
+for i = 1, no do
+  local kind, ki = ARGV[a], ARGV[a + 1]
+  if kind == 'i' or kind == 'f' then
+    if not need[ki] then
+      need[ki] = {}
+      order[#order + 1] = ki
+    end
+    table.insert(need[ki], ARGV[a + 2])
+  end
+  a = a + 4
+end
 local staged = {}
+for _, ki in ipairs(order) do
+  local fs = need[ki]
+  for from = 1, #fs, 1000 do
+    local to = math.min(from + 999, #fs)
+    local vals = redis.call('HMGET', KEYS[tonumber(ki)], unpack(fs, from, to))
+    for j = from, to do staged[ki .. ' ' .. fs[j]] = vals[j - from + 1] end
+  end
+end
 local function get(ki, f)
   local id = ki .. ' ' .. f
-  local v = staged[id]
-  if v == nil then
-    v = redis.call('HGET', KEYS[tonumber(ki)], f)
-    staged[id] = v
-  end
-  return v, id
+  return staged[id] or false, id
 end
-local first = a
+a = first
 for i = 1, no do
   local kind, ki, f, arg = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   a = a + 4
@@ -330,7 +345,7 @@ for i = 1, no do
   end
 end
 a = first
-local exp, order = {}, {}
+local exp, eorder = {}, {}
 for i = 1, no do
   local kind, k, f, arg = ARGV[a], KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]
   a = a + 4
@@ -343,11 +358,11 @@ for i = 1, no do
   elseif kind == 'd' then
     redis.call('HDEL', k, f)
   else
-    if not exp[k] then order[#order + 1] = k end
+    if not exp[k] then eorder[#eorder + 1] = k end
     exp[k] = arg
   end
 end
-for _, k in ipairs(order) do redis.call('PEXPIREAT', k, exp[k]) end
+for _, k in ipairs(eorder) do redis.call('PEXPIREAT', k, exp[k]) end
 return 'ok'
 `)
 
@@ -454,7 +469,8 @@ func padSeq(seq uint64) string { return fmt.Sprintf("%020d", seq) }
 // score 0 whose members are the 20-digit zero-padded sequence number
 // followed by the data, so that lexical order is sequence order) with
 // the sequence number max(last + 1, ARGV[1]) (ARGV[1] is max(minSeq, 1),
-// padded), keeps the ARGV[3] newest entries, sets the TTL to ARGV[4] ms
+// padded; compared byte by byte, not with Lua's locale-dependent string
+// comparison), keeps the ARGV[3] newest entries, sets the TTL to ARGV[4] ms
 // (0: none) and returns the padded sequence number. The arithmetic is on
 // decimal strings: exact for every uint64, where Lua's numbers (and
 // sorted-set scores) are doubles, exact only below 2^53.
@@ -466,12 +482,19 @@ local function inc(s)
   end
   return nil
 end
+local function less(x, y)
+  for i = 1, 20 do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b end
+  end
+  return false
+end
 local seq = ARGV[1]
 local last = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
 if last then
   local n = inc(string.sub(last, 1, 20))
   if not n then return redis.error_reply('ERR log sequence overflow') end
-  if n > seq then seq = n end
+  if less(seq, n) then seq = n end
 end
 redis.call('ZADD', KEYS[1], 0, seq .. ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)

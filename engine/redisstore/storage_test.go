@@ -337,6 +337,15 @@ func TestStorageUnavailable(t *testing.T) {
 	if _, err := mute.Doc(ctx, "c", "id"); !errors.Is(err, errs.Unavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Doc with an expired context: %v, want Unavailable and DeadlineExceeded", err)
 	}
+	// The context's deadline bounds a call, not only the read timeout
+	// (of a minute here), as Open configures the client.
+	slow := &Store{rdb: redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Minute, MaxRetries: -1, Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true}), p: "mute:"}
+	defer slow.rdb.Close()
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	if _, err := slow.DocsVersion(ctx2, "c"); !errors.Is(err, errs.Unavailable) {
+		t.Fatalf("DocsVersion past its context's deadline: %v, want Unavailable", err)
+	}
 }
 
 // TestFormat: the first open of an empty namespace writes the format key;
@@ -357,6 +366,23 @@ func TestFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustOpen(t, Config{URL: url, Prefix: prefix}) // a reopen accepts its own format
+
+	// Concurrent first opens of an empty namespace all succeed.
+	fresh := redistest.Prefix(t, url)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := Open(ctx, Config{URL: url, Prefix: fresh})
+			if err != nil {
+				t.Errorf("concurrent first open: %v", err)
+				return
+			}
+			o.Close()
+		}()
+	}
+	wg.Wait()
 
 	for _, tc := range []struct {
 		name  string
@@ -400,5 +426,28 @@ func TestFormat(t *testing.T) {
 				t.Errorf("a refused open wrote the format key")
 			}
 		})
+	}
+}
+
+// TestApplyLargeTxn: a txn incrementing more fields of one map than the
+// script reads in one HMGET (and more than Lua's stack takes in one
+// unpack) applies whole.
+func TestApplyLargeTxn(t *testing.T) {
+	s := testStore(t)
+	ctx, k := t.Context(), storagetest.Name("map")
+	var tx storage.Txn
+	const n = 9000
+	for i := range n {
+		tx.Incr(k, strconv.Itoa(i), int64(i))
+	}
+	if err := s.Apply(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Maps(ctx, []string{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m[0]) != n || m[0]["8999"] != "8999" || m[0]["1000"] != "1000" {
+		t.Fatalf("map of %d fields, 8999 → %q", len(m[0]), m[0]["8999"])
 	}
 }

@@ -47,6 +47,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	opt.DialTimeout = cfg.DialTimeout
 	opt.ReadTimeout = cfg.ReadTimeout
 	opt.WriteTimeout = cfg.WriteTimeout
+	// A call's context deadline bounds its network reads and writes too.
+	opt.ContextTimeoutEnabled = true
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
 	}
