@@ -25,7 +25,7 @@ const (
 func (e *Engine) loadCatalog(ctx context.Context) error {
 	after := ""
 	for {
-		page, err := e.store.Items(ctx, after, 1000)
+		page, err := e.items().Items(ctx, after, 1000)
 		if err != nil {
 			return fmt.Errorf("engine: load catalog: %w", err)
 		}
@@ -94,29 +94,17 @@ func (e *Engine) PutItem(ctx context.Context, it Item) (Item, error) {
 	if err := validateItem(it); err != nil {
 		return Item{}, err
 	}
-	now := e.cfg.Now().UTC()
-	if old, err := e.store.Item(ctx, it.ID); err == nil {
-		it.Created = old.Created
-	} else {
-		it.Created = now
-	}
-	it.Updated = now
-	if err := e.store.PutItem(ctx, it); err != nil {
+	it, _, err := e.items().SaveItem(ctx, it, e.cfg.Now().UTC())
+	if err != nil {
 		return Item{}, fmt.Errorf("engine: put item: %w", err)
 	}
-	e.mu.Lock()
-	e.cacheItemLocked(it)
-	e.mu.Unlock()
-	e.announceCatalog(ctx, catalogChange{Item: &it})
-	if err := e.provisionalFactors(ctx, it); err != nil {
-		e.log.LogAttrs(ctx, slog.LevelWarn, "no provisional factors", slog.String("item", it.ID), slog.Any("err", err))
-	}
+	e.itemWritten(ctx, it)
 	return it, nil
 }
 
 // Item returns a catalog entry or ErrNotFound.
 func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
-	it, err := e.store.Item(ctx, id)
+	it, err := e.items().Item(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Item{}, errs.Wrap(ErrNotFound, err, "item %q not found", id)
 	}
@@ -126,7 +114,7 @@ func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
 // DeleteItem removes a catalog entry (ErrNotFound if absent); the item is
 // never recommended again unless it is added back.
 func (e *Engine) DeleteItem(ctx context.Context, id string) error {
-	if err := e.store.DeleteItem(ctx, id); err != nil {
+	if err := e.items().DeleteItem(ctx, id); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return errs.Wrap(ErrNotFound, err, "item %q not found", id)
 		}
@@ -151,7 +139,7 @@ func (e *Engine) Items(ctx context.Context, after string, limit int) ([]Item, er
 	if limit < 1 || limit > 1000 {
 		return nil, fmt.Errorf("%w: limit: %d is not in [1, 1000]", ErrInvalid, limit)
 	}
-	return e.store.Items(ctx, after, limit)
+	return e.items().Items(ctx, after, limit)
 }
 
 // catalogChange is the peer message of a catalog write.
