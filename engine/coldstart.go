@@ -224,7 +224,7 @@ func norm(a []float32) float64 { return math.Sqrt(dot(a, a)) }
 // synchronously only for a model without any; when the model changed and
 // they are over momentsTTL old, they are recomputed in the background and
 // the previous ones serve meanwhile.
-func (e *Engine) moments(o *model.Online) *model.Moments {
+func (e *serving) moments(o *model.Online) *model.Moments {
 	e.candMu.Lock()
 	m, of, at, busy := e.mom, e.momOf, e.momAt, e.momBusy
 	stale := m == nil || of != o || (m.Version != o.Version() && time.Since(at) >= momentsTTL)

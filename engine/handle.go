@@ -291,7 +291,8 @@ func (e *Engine) modelEvents(dst []model.Event, hs []HistoryEvent) []model.Event
 	return dst
 }
 
-func (e *Engine) itemID(row int32) string {
+// itemID returns the id of a row ("" when unknown).
+func (e *itemCatalog) itemID(row int32) string {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if int(row) < len(e.idOf) {
