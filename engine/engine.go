@@ -52,7 +52,6 @@ type Engine struct {
 	// blend is Config.Blend with the popularity prior (ρ, κ) of the loaded
 	// snapshot, when it carries one.
 	blend atomic.Pointer[model.Blend]
-
 }
 
 // New loads the engine's state from store: item rows and factors, the
@@ -211,7 +210,6 @@ func (e *Engine) Online() *model.Online { return e.model() }
 func (e *Engine) model() *model.Online { return e.online.Load() }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
-
 
 // itemSeed derives the deterministic seed of a new item's random start.
 func itemSeed(id string) uint64 {
