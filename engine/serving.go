@@ -8,7 +8,7 @@ import (
 )
 
 // serving is the engine's serving part: the caches of the ranking
-// strategies (recommend.go, coldstart.go) — item moments of
+// strategies (recommend.go, coldstart.go, strategy*.go) — item moments of
 // the blend, top trending rows, item neighbours — and the pool of
 // per-request scratch. Requests read the catalog under its mu and the
 // live model; they never write either.
