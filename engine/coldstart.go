@@ -92,7 +92,7 @@ func (e *Engine) countSegmentsLocked(ev *signals.Event, row int32, w float64) {
 
 // trendingFor returns the trending scores for a request: the most specific
 // segment with enough volume, else everyone's. e.mu must be held.
-func (e *Engine) trendingFor(r RecRequest) (scores []float32, segment string) {
+func (e *itemCatalog) trendingFor(r RecRequest) (scores []float32, segment string) {
 	for _, k := range segmentKeys(r.Campaign, r.Referrer, r.Device) {
 		if s, ok := e.segments[k]; ok && s.events >= minSegmentEvents {
 			return s.trend.Scores(), k
@@ -240,7 +240,7 @@ type cachedRows struct {
 
 // catalogFallback returns active catalog items, most recently updated
 // first: the answer when nothing has been learnt yet. e.mu must be held.
-func (e *Engine) catalogFallback(n int, exclude model.Bitset, category string) []Rec {
+func (e *itemCatalog) catalogFallback(n int, exclude model.Bitset, category string) []Rec {
 	items := make([]Item, 0, len(e.catalog))
 	for _, it := range e.catalog {
 		if !it.Active || (category != "" && it.Category != category) {

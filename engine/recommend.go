@@ -103,7 +103,7 @@ func (e *Engine) checkRequest(visitor string, n int) error {
 
 // excludeSet fills dst with the inactive items and, when seen is set, the
 // visitor's history items. e.mu must be held.
-func (e *Engine) excludeSet(dst model.Bitset, hist []HistoryEvent, seen bool) model.Bitset {
+func (e *itemCatalog) excludeSet(dst model.Bitset, hist []HistoryEvent, seen bool) model.Bitset {
 	dst = append(dst[:0], e.inactive...)
 	if seen {
 		for _, h := range hist {
@@ -117,7 +117,7 @@ func (e *Engine) excludeSet(dst model.Bitset, hist []HistoryEvent, seen bool) mo
 
 // keepFunc returns the category filter (nil when none). e.mu must be held
 // while it is called.
-func (e *Engine) keepFunc(category string) func(int) bool {
+func (e *itemCatalog) keepFunc(category string) func(int) bool {
 	if category == "" {
 		return nil
 	}
@@ -128,7 +128,7 @@ func (e *Engine) keepFunc(category string) func(int) bool {
 }
 
 // recsLocked maps ranked rows to recommendations; e.mu must be held.
-func (e *Engine) recsLocked(top []model.Scored) []Rec {
+func (e *itemCatalog) recsLocked(top []model.Scored) []Rec {
 	out := make([]Rec, 0, len(top))
 	for _, t := range top {
 		id := ""
