@@ -135,6 +135,9 @@ func (e *serving) moments(o *model.Online) *model.Moments {
 	stale := m == nil || of != o || (m.Version != o.Version() && time.Since(at) >= momentsTTL)
 	if stale && m != nil && of == o && !busy {
 		e.momBusy = true
+		// Untracked on purpose: a computation without I/O that ends on
+		// its own (momBusy bounds it to one), started by requests that
+		// may outlive Run.
 		go func() {
 			fresh := o.Moments()
 			e.candMu.Lock()
