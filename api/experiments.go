@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 
 	"github.com/kairoshq/kairos/internal/errs"
 
@@ -22,8 +20,9 @@ import (
 // /v1/recommendations.
 type Experiments interface {
 	// PutJSON validates and stores an experiment from its JSON body
-	// (pathID: the id of the path, "" for POST) and returns it and
-	// whether it was created; engine.ErrInvalid names the JSON path,
+	// (pathID: the id of the path, "" for POST: create, atomically
+	// ErrConflict when the id exists) and returns it and whether it was
+	// created; engine.ErrInvalid names the JSON path,
 	// experiments.ErrConflict is answered 409.
 	PutJSON(ctx context.Context, pathID string, body []byte) (experiments.Experiment, bool, error)
 	// Get returns one experiment or engine.ErrNotFound.
@@ -97,15 +96,6 @@ func (s *Server) createExperiment(c echo.Context) error {
 	body, err := s.readDef(c)
 	if err != nil {
 		return err
-	}
-	if id := bodyID(body); id != "" {
-		switch _, err := s.deps.Experiments.Get(id); {
-		case err == nil:
-			return newError(http.StatusConflict, CodeConflict,
-				"experiment %s already exists: use PUT /v1/experiments/{id} to change it", strconv.Quote(shorten(id, 100)))
-		case !errors.Is(err, engine.ErrNotFound):
-			return err
-		}
 	}
 	x, _, err := s.deps.Experiments.PutJSON(c.Request().Context(), "", body)
 	if err != nil {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
-	"github.com/kairoshq/kairos/engine/experiments/experimentstest"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/promo/promotest"
+	"github.com/kairoshq/kairos/engine/storage/storagetest"
 	"github.com/kairoshq/kairos/eval/abtest"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -24,19 +24,21 @@ import (
 // over in-memory stores; exposures go to the fake publisher.
 type xpHarness struct {
 	*harness
-	xstore *experimentstest.Mem
+	xstore *experiments.BackendStore
 	x      *experiments.Engine
 }
 
 func newXPHarness(t *testing.T) *xpHarness {
 	t.Helper()
-	h := &xpHarness{harness: newHarness(t, func(c *Config) { c.PublishableRate = RateLimit{Rate: 1e6, Burst: 1e6} }), xstore: experimentstest.NewMem()}
+	h := &xpHarness{harness: newHarness(t, func(c *Config) { c.PublishableRate = RateLimit{Rate: 1e6, Burst: 1e6} })}
+	xb := storagetest.NewMem(nil)
+	h.xstore = experiments.NewStore(xb)
 	p, err := promo.New(context.Background(), promo.Config{Seed: 1}, promo.Deps{Store: promotest.NewMem(), Profiles: fakeVisitors{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	x, err := experiments.New(context.Background(), experiments.Config{Now: func() time.Time { return testNow }},
-		experiments.Deps{Store: h.xstore, Publisher: h.pub, Secret: []byte("0123456789abcdef")})
+		experiments.Deps{Backend: xb, Publisher: h.pub, Secret: []byte("0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,19 +181,22 @@ func (e *Engine) setRowLocked(id string, row int32) {
 
 // Run consumes events and peer updates and persists the engine's state
 // periodically, until ctx is done; then it finishes the in-flight batch
-// (acknowledging it), saves its state and returns.
+// (acknowledging it), saves its state and returns. Every goroutine it
+// starts (consumers, the index, the periodic save, model swaps, the
+// warm-up of the blend's statistics) has returned by then.
 func (e *Engine) Run(ctx context.Context) error {
 	if e.bus == nil {
 		return errors.New("engine: Run needs a bus")
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	go e.moments(e.model()) // warm the cold-start blend's statistics
+	var swaps sync.WaitGroup                                // model announcements being loaded
+	g.Go(func() error { e.moments(e.model()); return nil }) // warm the cold-start blend's statistics
 	g.Go(func() error { return e.bus.Consume(gctx, e.Handle) })
 	g.Go(func() error { return e.bus.Subscribe(gctx, signals.TopicUpdates, e.onPeerUpdate) })
 	g.Go(func() error {
 		return e.bus.Subscribe(gctx, signals.TopicModels, func(msg []byte) {
 			m := append([]byte(nil), msg...)
-			go e.onModel(gctx, m)
+			swaps.Go(func() { e.onModel(gctx, m) })
 		})
 	})
 	g.Go(func() error { return e.maintainIndex(gctx) })
@@ -212,6 +215,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	})
 	err := g.Wait()
+	swaps.Wait() // a model being swapped in is part of the state saved below
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if serr := e.saveState(saveCtx); serr != nil {

@@ -168,6 +168,7 @@ type Store interface {
 	CatalogStore
 	FactorStore
 	BlobStore
+	LinkStore
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

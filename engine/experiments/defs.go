@@ -3,22 +3,26 @@ package experiments
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 
 	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/internal/jsondef"
 )
 
 // PutJSON validates and stores an experiment from its JSON (pathID: the
 // id of the path, "" for POST) and returns it as stored and whether it
-// was created. Errors: engine.ErrInvalid naming the JSON path (Decode);
-// ErrConflict when another experiment targets the same surface (and slot
-// or rule) during an overlapping time, or when the experiment has
-// started and the body changes its salt, target, attribution window or
-// variants (other than their weights).
+// was created. A POST creates (atomically in the store: ErrConflict when
+// the id exists, also when another replica created it); a PUT creates or
+// replaces, checked against the definition as stored. Errors:
+// engine.ErrInvalid naming the JSON path (Decode); ErrConflict when
+// another experiment targets the same surface (and slot or rule) during
+// an overlapping time (checked against this replica's snapshot), or when
+// the experiment has started and the body changes its salt, target,
+// attribution window or variants (other than their weights).
 func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Experiment, bool, error) {
 	x, err := Decode(body, pathID)
 	if err != nil {
@@ -31,26 +35,35 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 	defer e.writeMu.Unlock()
 	now := e.cfg.Now().UTC()
 	snap := e.snap.Load()
-	old := snap.byID[x.ID]
 	x.Created, x.Updated = now, now
-	if old != nil {
-		if err := checkUpdate(old, &x, now); err != nil {
-			return Experiment{}, false, err
-		}
-		x.Created = old.Created
-	}
 	for _, y := range snap.all {
 		if y.ID != x.ID && overlaps(&x, y) {
 			return Experiment{}, false, errs.New(ErrConflict, "target: experiment %s targets the same %s during an overlapping time (stop it first, or set start after its stop)",
 				jsondef.Quote(y.ID), describeTarget(x.Target))
 		}
 	}
-	doc, err := json.Marshal(x)
-	if err != nil {
-		return Experiment{}, false, fmt.Errorf("experiments: encode: %w", err)
+	created := true
+	if pathID == "" {
+		err = e.create(ctx, &x)
+	} else {
+		created, err = e.store.UpsertExperimentDoc(ctx, x.ID, func(old []byte) ([]byte, error) {
+			y := x
+			if old != nil {
+				// A stored definition that no longer decodes is replaced
+				// without checks (the reload skips it).
+				if ox, err := decodeStored(old); err == nil {
+					if err := checkUpdate(&ox, &y, now); err != nil {
+						return nil, err
+					}
+					y.Created = ox.Created
+				}
+			}
+			x = y
+			return e.encode(&y)
+		})
 	}
-	if err := e.store.PutExperimentDoc(ctx, x.ID, doc); err != nil {
-		return Experiment{}, false, fmt.Errorf("experiments: store %s: %w", jsondef.Quote(x.ID), err)
+	if err != nil {
+		return Experiment{}, false, err
 	}
 	xs := maps.Clone(snap.byID)
 	xs[x.ID] = &x
@@ -59,7 +72,31 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 		v = -1 // reload at the next tick
 	}
 	e.snap.Store(newSnapshot(v, xs))
-	return x, old == nil, nil
+	return x, created, nil
+}
+
+// create stores x unless its id exists (ErrConflict).
+func (e *Engine) create(ctx context.Context, x *Experiment) error {
+	doc, err := e.encode(x)
+	if err != nil {
+		return err
+	}
+	err = e.store.CreateExperimentDoc(ctx, x.ID, doc)
+	switch {
+	case errors.Is(err, errs.Conflict):
+		return errs.New(ErrConflict, "experiment %s already exists: use PUT /v1/experiments/{id} to change it", jsondef.Quote(x.ID))
+	case err != nil:
+		return fmt.Errorf("experiments: store %s: %w", jsondef.Quote(x.ID), err)
+	}
+	return nil
+}
+
+func (e *Engine) encode(x *Experiment) ([]byte, error) {
+	doc, err := json.Marshal(x)
+	if err != nil {
+		return nil, fmt.Errorf("experiments: encode: %w", err)
+	}
+	return doc, nil
 }
 
 // SetDefinitions makes PutJSON check that the offers and campaigns the

@@ -12,7 +12,7 @@
 //	… serve d's variant …
 //	err = x.Expose(ctx, d) // logs the first exposure
 //
-// It imports engine, engine/jsondef (the strict decoding of definitions,
+// It imports engine, internal/jsondef (the strict decoding of definitions,
 // shared with engine/promo), eval/abtest and signals (never Redis, AMQP or
 // echo); its Store port is implemented by engine/redisstore and
 // engine/embedded (contract suite and in-memory reference store:

@@ -16,8 +16,9 @@ import (
 	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/eval/abtest"
+	"github.com/kairoshq/kairos/internal/jsondef"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -39,8 +40,15 @@ type Definitions interface {
 
 // Deps are an Engine's collaborators.
 type Deps struct {
-	// Store keeps definitions, assignments, units, counts, weights and
-	// looks (required).
+	// Backend holds the storage primitives on which the definitions,
+	// assignments, units, counts, weights and looks are kept (NewStore).
+	// Exactly one of Backend and Store is required.
+	Backend storage.Backend
+	// Store is the old per-backend store (engine/embedded and
+	// engine/redisstore implement it); used when Backend is nil. Its
+	// definition creates are a check then a write (not atomic across
+	// replicas). Deprecated: set Backend; Store goes with those
+	// implementations.
 	Store Store
 	// Publisher receives the exposure events (required to serve: the
 	// API's bus).
@@ -64,7 +72,7 @@ var _ engine.Reactor = (*Engine)(nil)
 type Engine struct {
 	cfg    Config
 	log    *slog.Logger
-	store  Store
+	store  port
 	pub    signals.Publisher
 	links  Identities
 	defs   atomic.Pointer[Definitions] // nil until SetDefinitions
@@ -107,8 +115,16 @@ func newSnapshot(version int64, xs map[string]*Experiment) *snapshot {
 func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	cfg = cfg.Defaults()
 	errs := []error{cfg.Validate()}
-	if deps.Store == nil {
-		errs = append(errs, errors.New("experiments: deps: Store is nil"))
+	var store port
+	switch {
+	case deps.Backend != nil && deps.Store != nil:
+		errs = append(errs, errors.New("experiments: deps: both Backend and Store are set (set Backend)"))
+	case deps.Backend != nil:
+		store = NewStore(deps.Backend)
+	case deps.Store != nil:
+		store = legacyStore{deps.Store}
+	default:
+		errs = append(errs, errors.New("experiments: deps: Backend is nil"))
 	}
 	signer, err := NewSigner(deps.Secret)
 	if err != nil {
@@ -118,7 +134,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg: cfg, log: cfg.Logger.With("component", "experiments"), store: deps.Store, pub: deps.Publisher,
+		cfg: cfg, log: cfg.Logger.With("component", "experiments"), store: store, pub: deps.Publisher,
 		links: deps.Links, signer: signer, met: newMetrics(cfg.Registerer), looked: map[string]time.Time{},
 		queue: make(chan queued, cfg.QueueLength),
 	}

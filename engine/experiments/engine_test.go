@@ -296,10 +296,35 @@ func TestAbandonUndoesTheAssignment(t *testing.T) {
 func TestReactRetriesStaleUnits(t *testing.T) {
 	h := newHarness(t)
 	h.put(heroJSON)
-	h.store.Stale = 2 // another replica wrote twice in between
+	h.back.stale.Store(2) // another replica wrote twice in between
 	h.serve(offers("v1"))
 	if cs := h.counts("hero"); total(cs) != 1 {
 		t.Errorf("counts %+v after two stale attempts", cs)
+	}
+}
+
+// TestCreateAcrossReplicas: a create is atomic in the store, so a replica
+// that has not reloaded yet cannot create an id another one created.
+func TestCreateAcrossReplicas(t *testing.T) {
+	h := newHarness(t)
+	other, err := experiments.New(ctx, experiments.Config{Now: h.clock.Now}, experiments.Deps{Backend: h.back, Publisher: h, Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	side := strings.Replace(heroJSON, `"slot":"hero"`, `"slot":"side"`, 1)
+	if _, created, err := h.e.PutJSON(ctx, "", []byte(heroJSON)); err != nil || !created {
+		t.Fatalf("create: %v, created %v", err, created)
+	}
+	if _, _, err := other.PutJSON(ctx, "", []byte(side)); !errors.Is(err, experiments.ErrConflict) {
+		t.Errorf("create of the same id on another replica: %v, want ErrConflict", err)
+	}
+	// A PUT on the other replica replaces the stored definition, checked
+	// against it (not against its own, stale, snapshot): created false.
+	if _, created, err := other.PutJSON(ctx, "hero", []byte(heroJSON)); err != nil || created {
+		t.Errorf("replace on another replica: %v, created %v", err, created)
+	}
+	if _, _, err := other.PutJSON(ctx, "hero", []byte(side)); !errors.Is(err, experiments.ErrConflict) {
+		t.Errorf("target change of a started experiment on another replica: %v, want ErrConflict", err)
 	}
 }
 
@@ -313,6 +338,9 @@ func TestConflicts(t *testing.T) {
 		if _, _, err := h.e.PutJSON(ctx, "", []byte(body)); !errors.Is(err, experiments.ErrConflict) {
 			t.Errorf("%s: %v, want ErrConflict", name, err)
 		}
+	}
+	if _, _, err := h.e.PutJSON(ctx, "", []byte(heroJSON)); !errors.Is(err, experiments.ErrConflict) || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("create of an existing id: %v, want ErrConflict", err)
 	}
 	// Another slot, and the same slot after this one stops, are fine.
 	h.put(strings.Replace(strings.Replace(heroJSON, `"id":"hero"`, `"id":"side"`, 1), `"slot":"hero"`, `"slot":"side"`, 1))

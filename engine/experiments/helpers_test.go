@@ -2,16 +2,21 @@ package experiments_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
-	"github.com/kairoshq/kairos/engine/experiments/experimentstest"
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/engine/storage/storagetest"
+	"github.com/kairoshq/kairos/internal/errs"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -95,7 +100,8 @@ var _ experiments.Identities = (*links)(nil)
 type harness struct {
 	t      testing.TB
 	clock  *clock
-	store  *experimentstest.Mem
+	store  *experiments.BackendStore
+	back   *staleBackend
 	links  *links
 	e      *experiments.Engine
 	mu     sync.Mutex
@@ -109,9 +115,10 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &clock{now: t0}, store: experimentstest.NewMem(), links: &links{m: map[string]string{}}, seen: map[string]bool{}}
+	h := &harness{t: t, clock: &clock{now: t0}, back: &staleBackend{Mem: storagetest.NewMem(nil)}, links: &links{m: map[string]string{}}, seen: map[string]bool{}}
+	h.store = experiments.NewStore(h.back)
 	e, err := experiments.New(ctx, experiments.Config{Now: h.clock.Now, ReloadEvery: 10 * time.Millisecond, LookEvery: 15 * time.Minute},
-		experiments.Deps{Store: h.store, Publisher: h, Links: h.links, Secret: testSecret})
+		experiments.Deps{Backend: h.back, Publisher: h, Links: h.links, Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,10 +188,15 @@ func (h *harness) ev(typ signals.Type, visitor, user string, value float64) sign
 		Time: signals.Timestamp{Time: h.clock.Now()}}
 }
 
-// put stores an experiment from JSON, failing the test on error.
+// put creates or replaces an experiment from JSON (a PUT to its id),
+// failing the test on error.
 func (h *harness) put(js string) experiments.Experiment {
 	h.t.Helper()
-	x, _, err := h.e.PutJSON(ctx, "", []byte(js))
+	var def struct{ ID string }
+	if err := json.Unmarshal([]byte(js), &def); err != nil {
+		h.t.Fatal(err)
+	}
+	x, _, err := h.e.PutJSON(ctx, def.ID, []byte(js))
 	if err != nil {
 		h.t.Fatalf("PutJSON(%s): %v", js, err)
 	}
@@ -222,3 +234,20 @@ const heroJSON = `{"id":"hero","target":{"surface":"offers","slot":"hero"},
  "variants":[{"name":"A","weight":0.5},{"name":"B","weight":0.5,"offer":"o2"}],"attribution_window":"1h"}`
 
 func isInvalid(err error) bool { return errors.Is(err, engine.ErrInvalid) }
+
+// staleBackend is the reference backend whose next Stale transactions
+// that change unit records fail with a Conflict, as when another replica
+// wrote those units in between (tests of the retry).
+type staleBackend struct {
+	*storagetest.Mem
+	stale atomic.Int32
+}
+
+func (b *staleBackend) Apply(ctx context.Context, t storage.Txn) error {
+	for _, op := range t.Ops {
+		if n := b.stale.Load(); strings.HasSuffix(op.Key, "/un") && n > 0 && b.stale.CompareAndSwap(n, n-1) {
+			return fmt.Errorf("stale: %w", errs.Conflict)
+		}
+	}
+	return b.Mem.Apply(ctx, t)
+}

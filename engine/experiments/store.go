@@ -2,6 +2,10 @@ package experiments
 
 import (
 	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // Doc is a stored experiment definition (its JSON).
@@ -87,11 +91,13 @@ type SubjectEraser interface {
 	ForgetExperimentSubjects(ctx context.Context, subjects []string) error
 }
 
-// Store is everything engine/experiments keeps durably.
-// engine/redisstore and engine/embedded implement it and pass the same
-// suite (engine/experiments/experimentstest, which also holds an
-// in-memory reference store). Errors wrap engine.ErrNotFound,
-// engine.ErrInvalid and engine.ErrUnavailable like engine.Store's.
+// Store is everything engine/experiments keeps durably. BackendStore
+// implements it once on the storage primitives (NewStore); the old
+// per-backend implementations of engine/redisstore and engine/embedded
+// still do until they are removed, and every implementation passes the
+// same suite (engine/experiments/experimentstest). Errors wrap
+// engine.ErrNotFound, engine.ErrInvalid and engine.ErrUnavailable like
+// engine.Store's.
 type Store interface {
 	DefStore
 	AssignmentStore
@@ -99,4 +105,61 @@ type Store interface {
 	WeightStore
 	LookStore
 	SubjectEraser
+}
+
+// port is what the engine uses: Store with atomic definition writes
+// (BackendStore, or legacyStore around an old Store).
+type port interface {
+	Store
+	// CreateExperimentDoc creates the definition id or returns an error
+	// wrapping errs.Conflict when it exists.
+	CreateExperimentDoc(ctx context.Context, id string, doc []byte) error
+	// UpsertExperimentDoc creates or replaces the definition id with what
+	// build returns given the stored one (nil when none) and reports
+	// whether it created it.
+	UpsertExperimentDoc(ctx context.Context, id string, build func(old []byte) ([]byte, error)) (bool, error)
+}
+
+// legacyStore gives an old Store the definition writes of port, as a
+// read then a write (not atomic across replicas; the old stores have no
+// create-if-absent). It goes with the old stores.
+type legacyStore struct{ Store }
+
+func (l legacyStore) stored(ctx context.Context, id string) ([]byte, error) {
+	docs, err := l.ExperimentDocs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range docs {
+		if d.ID == id {
+			return d.JSON, nil
+		}
+	}
+	return nil, nil
+}
+
+func (l legacyStore) CreateExperimentDoc(ctx context.Context, id string, doc []byte) error {
+	old, err := l.stored(ctx, id)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		return fmt.Errorf("experiment %q: %w", id, errs.Conflict)
+	}
+	return l.PutExperimentDoc(ctx, id, doc)
+}
+
+func (l legacyStore) UpsertExperimentDoc(ctx context.Context, id string, build func(old []byte) ([]byte, error)) (bool, error) {
+	old, err := l.stored(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	doc, err := build(old)
+	if err != nil {
+		return false, err
+	}
+	if doc == nil {
+		return false, errors.New("experiments: empty definition")
+	}
+	return old == nil, l.PutExperimentDoc(ctx, id, doc)
 }

@@ -38,6 +38,62 @@
 // bucket's end plus the resolution's retention (EXPIREAT, set again by
 // every write: it is absolute), or never (1d by default: no EXPIRE).
 //
+// The storage primitives (storage.Backend, engine/redisstore/storage.go;
+// the domain stores built on them choose the collections and keys):
+//
+//	<prefix>:format             STRING  the storage format, "2" (see Storage format)
+//	<prefix>:d:{<coll>}         HASH    document id → JSON
+//	<prefix>:d:{<coll>}:ids     ZSET    document ids, score 0: ascending-id paging with ZRANGE … BYLEX
+//	<prefix>:d:{<coll>}:v       STRING  the collection's version: INCR on every PutDoc and DeleteDoc
+//	<prefix>:m:<key>            HASH    a map (storage.Maps): field → value; PEXPIREAT by OpExpire
+//	<prefix>:l:<key>            ZSET    a log (storage.Logs): score 0, member = the sequence number
+//	                                    as 20 zero-padded decimal digits, then the entry's data
+//
+// A collection's three keys share the hash tag {<coll>}: they are in one
+// Redis Cluster slot, as the scripts that change them together need. A
+// map key or a log key is the domain store's key as is, so a domain
+// store that changes several maps in one Txn makes them share a slot by
+// giving their keys a common hash tag ("{visitor-42}:caps" and
+// "{visitor-42}:cool"); every script declares the keys it touches in
+// KEYS, and no request path uses KEYS or SCAN. (A collection name that
+// is empty or starts with '}' makes an empty hash tag, which Redis
+// Cluster ignores: the domain stores' names are plain words.)
+//
+// Each primitive that writes is one script call (EVALSHA of a script
+// loaded at Open; go-redis falls back to EVAL when the server lost its
+// cache), atomic:
+//
+//   - PutDoc: HEXISTS, then per mode 0 (Create of an existing document:
+//     Conflict) or -1 (Replace of a missing one: NotFound), else HSET,
+//     ZADD of a new id and INCR of the version.
+//   - DeleteDoc: HDEL (0: NotFound), ZREM, INCR.
+//   - Apply: a whole storage.Txn. It checks every condition (HGET; a
+//     failed one replies {'conflict', i}: Conflict), reads the fields the
+//     ops increment (one HMGET per map), runs the ops on that staged copy
+//     and replies {'invalid', i, why} (Invalid, nothing applied) when an
+//     increment meets a field Redis would refuse (not an integer in
+//     Redis' strict syntax, no leading zeros or '+'; not a float; an
+//     overflow), then applies them: HSET, HINCRBY, HINCRBYFLOAT, HDEL and,
+//     last, PEXPIREAT of each map's last expiry time.
+//   - Append: the last member (ZRANGE -1 -1) gives the last sequence
+//     number; the new one is max(last + 1, minSeq, 1), computed on the
+//     padded decimal strings (exact for every uint64: Lua numbers and
+//     sorted-set scores are doubles, exact only below 2^53, and Unix-µs
+//     sequence numbers are about 1.8e15); then ZADD, ZREMRANGEBYRANK of
+//     all but the keep newest, PEXPIRE (or PERSIST when ttl <= 0).
+//
+// Reads: Doc is HGET, DocsVersion GET, Docs a read-only script (ZRANGE …
+// BYLEX LIMIT, then HMGET of those ids) per page of at most 1000
+// documents (O(log n + limit), one consistent page per call), Fields
+// HMGET, Maps a pipeline of HGETALLs, Entries ZRANGE … BYLEX LIMIT from
+// the padded after + 1. Delete is a pipeline of UNLINKs (one per Redis
+// key: a storage key's map and log).
+//
+// HINCRBYFLOAT computes in long double and writes up to 17 significant
+// digits without an exponent ("0.3" for 0.1 + 0.2, where strconv writes
+// 0.30000000000000004): readers parse the value with strconv.ParseFloat,
+// never compare its text.
+//
 // The promo.Store part (engine/promo: offers, campaigns, rules, their
 // counters and the promotions of visitors; engine/redisstore/promo.go):
 //
@@ -68,6 +124,19 @@
 // AppendPromotion and DeletePromoDoc are Lua scripts (atomic: Seqs are
 // strictly increasing per visitor even with several replicas). Seqs are
 // Unix µs, exact in Redis' float64 scores until the year 2255.
+//
+// # Storage format
+//
+// Open reads <prefix>:format. When it holds 2 the namespace is this
+// version's. When it is absent and no key is under the prefix (an
+// EXISTS of the old layout's well-known keys, then a SCAN MATCH
+// <prefix>:* that stops at the first key: once, at Open), Open writes 2
+// (SET NX). Otherwise — another format, or data of the layout before
+// formats (old promo, experiments, stats or attention keys, or any key
+// without a format key) — Open fails with errs.Invalid naming the prefix,
+// the found and expected formats and the upgrade path: use a new prefix
+// (or delete the old keys), re-create the definitions and replay the
+// event history with `kairos replay`.
 //
 // # Round trips
 //
@@ -109,8 +178,9 @@
 // replicas calling it at the same time get the same dense rows.
 //
 // It needs Redis 6.2 or later. The keys of one Commit are not in one hash
-// slot, so Redis Cluster is not supported: use one primary (with replicas
-// and Sentinel for failover).
+// slot, so Redis Cluster is not supported yet: use one primary (with
+// replicas and Sentinel for failover). The storage primitives are ready
+// for it (see their key layout).
 //
 // # Errors
 //
@@ -119,5 +189,9 @@
 // MASTERDOWN, TRYAGAIN, CLUSTERDOWN, BUSY, OOM) become
 // engine.ErrUnavailable; both are wrapped with the operation, e.g.
 // "redisstore: commit: store unavailable: dial tcp …". A cancelled or
-// expired context is returned as such.
+// expired context is returned as such by the engine.Store methods, and
+// as errs.Unavailable wrapping it by the storage primitives (as
+// storagetest.Mem does). The primitives' own errors are of the kinds of
+// internal/errs: NotFound, Conflict, Invalid, Internal (a malformed
+// stored value).
 package redisstore

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/redisstore/redistest"
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storetest"
 )
 
@@ -156,10 +157,24 @@ func TestKeyLayout(t *testing.T) {
 	if err := s.PutBlob(ctx, "engine/xtx", []byte{1}); err != nil {
 		t.Fatal(err)
 	}
+	// The storage primitives.
+	if err := s.PutDoc(ctx, "offers", "o1", []byte(`{}`), storage.Create); err != nil {
+		t.Fatal(err)
+	}
+	var tx storage.Txn
+	tx.Incr("caps:v1", "o1", 1)
+	if err := s.Apply(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "promos:v1", 0, []byte("p"), 10, 0); err != nil {
+		t.Fatal(err)
+	}
 	c := s.Client()
 	want := map[string]string{
 		":v:v1": "hash", ":h:v1": "string", ":seen:e1": "string", ":items": "hash", ":items:ids": "zset",
 		":rows": "hash", ":rows:ids": "list", ":states": "hash", ":blob:engine/xtx": "string",
+		":format": "string", ":d:{offers}": "hash", ":d:{offers}:ids": "zset", ":d:{offers}:v": "string",
+		":m:caps:v1": "hash", ":l:promos:v1": "zset",
 	}
 	keys, err := c.Keys(ctx, prefix+":*").Result()
 	if err != nil {

@@ -47,6 +47,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	opt.DialTimeout = cfg.DialTimeout
 	opt.ReadTimeout = cfg.ReadTimeout
 	opt.WriteTimeout = cfg.WriteTimeout
+	// A call's context deadline bounds its network reads and writes too.
+	opt.ContextTimeoutEnabled = true
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
 	}
@@ -56,12 +58,28 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.rdb.Close()
 		return nil, err
 	}
-	if err := trimScript.Load(ctx, s.rdb).Err(); err != nil {
+	if err := s.loadScripts(ctx); err != nil {
 		s.rdb.Close()
-		return nil, wrap("open: load script", err)
+		return nil, wrap("open: load scripts", err)
+	}
+	if err := s.checkFormat(ctx); err != nil {
+		s.rdb.Close()
+		return nil, err
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "connected", slog.String("addr", opt.Addr), slog.Int("db", opt.DB), slog.String("prefix", cfg.Prefix))
 	return s, nil
+}
+
+// loadScripts loads the scripts into the server's cache (SCRIPT LOAD,
+// one round trip each: Script.Load in a pipeline would record an empty
+// hash), so that their first EVALSHA does not miss.
+func (s *Store) loadScripts(ctx context.Context) error {
+	for _, sc := range append([]*redis.Script{trimScript}, storageScripts...) {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Client returns the underlying go-redis client (for tests and tools;

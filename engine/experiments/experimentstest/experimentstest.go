@@ -1,7 +1,11 @@
 // Package experimentstest is the contract test suite of the
-// experiments.Store port: engine/redisstore and engine/embedded run it
-// from their tests (and Mem, the in-memory reference implementation here,
-// from its own), so that every store keeps the same guarantees.
+// experiments.Store port. RunBackend runs it on experiments.BackendStore
+// (the store written once on the storage primitives) over a given
+// storage.Backend — storagetest.Mem here, and the embedded and Redis
+// backends — together with the checks of the atomic definition writes.
+// Run runs it on any experiments.Store (the old per-backend stores of
+// engine/redisstore and engine/embedded still run it from their tests
+// until they are removed).
 //
 // Run checks, each in its own subtest on a fresh store:
 //
@@ -42,6 +46,8 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // Run runs the contract suite as subtests of t. open returns a new, empty
@@ -449,6 +455,127 @@ func testCancelled(t *testing.T, s experiments.Store) {
 	}
 	if docs := must(s.ExperimentDocs(ctx))(t); len(docs) != 0 {
 		t.Errorf("a cancelled put stored: %v", docs)
+	}
+}
+
+// RunBackend runs Run on experiments.NewStore over the backends open
+// returns (a new, empty one for each subtest), and the checks of what
+// only BackendStore provides: atomic create of a definition, upsert
+// from the stored definition, and the removal of data left behind by an
+// interrupted delete.
+func RunBackend(t *testing.T, open func(t *testing.T) storage.Backend) {
+	Run(t, func(t *testing.T) experiments.Store { return experiments.NewStore(open(t)) })
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, s *experiments.BackendStore, b storage.Backend)
+	}{
+		{"Create", testCreate},
+		{"CreateConcurrent", testCreateConcurrent},
+		{"Upsert", testUpsert},
+		{"DeleteLeftovers", testDeleteLeftovers},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := open(t)
+			tt.fn(t, experiments.NewStore(b), b)
+		})
+	}
+}
+
+func testCreate(t *testing.T, s *experiments.BackendStore, _ storage.Backend) {
+	mustDo(t, s.CreateExperimentDoc(ctx, "x", []byte(`{"id":"x","n":1}`)))
+	v := must(s.ExperimentDocsVersion(ctx))(t)
+	if err := s.CreateExperimentDoc(ctx, "x", []byte(`{"id":"x","n":2}`)); !errors.Is(err, errs.Conflict) {
+		t.Errorf("second create: %v, want Conflict", err)
+	}
+	docs := must(s.ExperimentDocs(ctx))(t)
+	if len(docs) != 1 || string(docs[0].JSON) != `{"id":"x","n":1}` {
+		t.Errorf("a refused create changed the definition: %v", docs)
+	}
+	if v2 := must(s.ExperimentDocsVersion(ctx))(t); v2 != v {
+		t.Errorf("a refused create changed the version %d → %d", v, v2)
+	}
+	if dv := must(s.Defs().Version(ctx))(t); dv != v {
+		t.Errorf("Defs().Version = %d, want %d", dv, v)
+	}
+}
+
+func testCreateConcurrent(t *testing.T, s *experiments.BackendStore, _ storage.Backend) {
+	const n = 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := range n {
+		wg.Go(func() {
+			err := s.CreateExperimentDoc(ctx, "x", fmt.Appendf(nil, `{"id":"x","n":%d}`, i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, errs.Conflict):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Errorf("%d of %d concurrent creates succeeded, want 1", won, n)
+	}
+}
+
+func testUpsert(t *testing.T, s *experiments.BackendStore, _ storage.Backend) {
+	var seen [][]byte
+	build := func(b string) func(old []byte) ([]byte, error) {
+		return func(old []byte) ([]byte, error) {
+			seen = append(seen, old)
+			return []byte(b), nil
+		}
+	}
+	if created := must(s.UpsertExperimentDoc(ctx, "x", build(`{"id":"x","n":1}`)))(t); !created {
+		t.Errorf("first upsert did not create")
+	}
+	if created := must(s.UpsertExperimentDoc(ctx, "x", build(`{"id":"x","n":2}`)))(t); created {
+		t.Errorf("second upsert created")
+	}
+	if len(seen) != 2 || seen[0] != nil || string(seen[1]) != `{"id":"x","n":1}` {
+		t.Errorf("build was given %q, want nil then the first definition", seen)
+	}
+	refused := errors.New("refused")
+	if _, err := s.UpsertExperimentDoc(ctx, "x", func([]byte) ([]byte, error) { return nil, refused }); !errors.Is(err, refused) {
+		t.Errorf("upsert with a failing build: %v", err)
+	}
+	if docs := must(s.ExperimentDocs(ctx))(t); len(docs) != 1 || string(docs[0].JSON) != `{"id":"x","n":2}` {
+		t.Errorf("docs = %v", docs)
+	}
+}
+
+// testDeleteLeftovers: data of an experiment without a definition (a
+// delete interrupted after the definition went) is removed by deleting
+// again, which answers NotFound.
+func testDeleteLeftovers(t *testing.T, s *experiments.BackendStore, b storage.Backend) {
+	fill(t, s, "x")
+	fill(t, s, "y")
+	if err := b.DeleteDoc(ctx, experiments.DefsCollection, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteExperiment(ctx, "x"); !errors.Is(err, errs.NotFound) {
+		t.Errorf("delete of leftovers: %v, want NotFound", err)
+	}
+	for _, tc := range []struct {
+		exp  string
+		left bool
+	}{{"x", false}, {"y", true}} {
+		as := must(s.SubjectAssignments(ctx, tc.exp, []string{"a:v1"}))(t)
+		us := must(s.ExperimentUnits(ctx, []experiments.UnitKey{{Exp: tc.exp, Key: "a:v1"}}))(t)
+		cs := must(s.ExperimentCounts(ctx, tc.exp))(t)
+		w := must(s.BanditWeights(ctx, tc.exp))(t)
+		ls := must(s.ExperimentLooks(ctx, tc.exp))(t)
+		got := []bool{as[0].Variant != "", us[0].Exists(), len(cs) > 0, w.Version > 0, len(ls) > 0}
+		for i, g := range got {
+			if g != tc.left {
+				t.Errorf("%s: part %d (assignment, unit, counts, weights, looks) present = %v, want %v", tc.exp, i, g, tc.left)
+			}
+		}
 	}
 }
 

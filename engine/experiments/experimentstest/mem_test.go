@@ -3,9 +3,10 @@ package experimentstest
 import (
 	"testing"
 
-	"github.com/kairoshq/kairos/engine/experiments"
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/engine/storage/storagetest"
 )
 
-func TestMemContract(t *testing.T) {
-	Run(t, func(t *testing.T) experiments.Store { return NewMem() })
+func TestMemBackend(t *testing.T) {
+	RunBackend(t, func(t *testing.T) storage.Backend { return storagetest.NewMem(nil) })
 }

@@ -1,0 +1,561 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/errs"
+)
+
+// The storage primitives (storage.Backend): versioned documents, maps
+// changed by atomic transactions, and bounded logs. See the package
+// documentation for their keys and scripts.
+
+// Interface guard.
+var _ storage.Backend = (*Store)(nil)
+
+// Keys of the primitives. A collection name is put in a hash tag, so that
+// the three keys of a collection are in one Redis Cluster slot.
+func (s *Store) docsKey(coll string) string    { return s.p + "d:{" + coll + "}" }
+func (s *Store) docIDsKey(coll string) string  { return s.p + "d:{" + coll + "}:ids" }
+func (s *Store) docsVerKey(coll string) string { return s.p + "d:{" + coll + "}:v" }
+func (s *Store) mapKey(key string) string      { return s.p + "m:" + key }
+func (s *Store) logKey(key string) string      { return s.p + "l:" + key }
+
+// swrap is wrap for the primitives: a cancelled or expired context is
+// also errs.Unavailable (as in storagetest.Mem), the context's error
+// staying in the chain.
+func swrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("redisstore: %s: %w: %w", op, errs.Unavailable, err)
+	}
+	return wrap(op, err)
+}
+
+// storageScripts are the scripts of the primitives, loaded by Open (Run
+// sends EVALSHA, and EVAL when the server lost its script cache).
+var storageScripts = []*redis.Script{docPutScript, docDeleteScript, docsScript, applyScript, logAppendScript}
+
+// docPutScript stores document ARGV[2] as ARGV[1] in the hash KEYS[1],
+// adds the id to the index KEYS[2] and increments the version KEYS[3];
+// ARGV[3] is the mode: u (upsert), c (create: 0 when the document
+// exists), r (replace: -1 when it does not).
+var docPutScript = redis.NewScript(`
+local exists = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
+if ARGV[3] == 'c' and exists then return 0 end
+if ARGV[3] == 'r' and not exists then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if not exists then redis.call('ZADD', KEYS[2], 0, ARGV[1]) end
+redis.call('INCR', KEYS[3])
+return 1
+`)
+
+// docDeleteScript removes document ARGV[1] from the hash KEYS[1] and the
+// index KEYS[2] and increments the version KEYS[3], or returns 0 when
+// there is no such document.
+var docDeleteScript = redis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('INCR', KEYS[3])
+return 1
+`)
+
+// docsScript returns up to ARGV[2] documents of the hash KEYS[1] whose
+// ids follow ARGV[1] (a ZRANGE BYLEX bound) in the index KEYS[2], as
+// id, JSON, id, JSON, …: one consistent page in one round trip.
+var docsScript = redis.NewScript(`
+local ids = redis.call('ZRANGE', KEYS[2], ARGV[1], '+', 'BYLEX', 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids == 0 then return {} end
+local docs = redis.call('HMGET', KEYS[1], unpack(ids))
+local out = {}
+for i = 1, #ids do
+  if docs[i] then
+    out[#out + 1] = ids[i]
+    out[#out + 1] = docs[i]
+  end
+end
+return out
+`)
+
+// docsPage is the most documents one docsScript call returns (Docs with
+// a larger or no limit pages): it bounds the time the server spends in
+// one script and the arguments of its HMGET.
+const docsPage = 1000
+
+func putMode(m storage.PutMode) (string, error) {
+	switch m {
+	case storage.Upsert:
+		return "u", nil
+	case storage.Create:
+		return "c", nil
+	case storage.Replace:
+		return "r", nil
+	}
+	return "", fmt.Errorf("%w: unknown put mode %d", errs.Invalid, m)
+}
+
+// PutDoc implements storage.Documents with docPutScript (one round trip).
+func (s *Store) PutDoc(ctx context.Context, coll, id string, doc []byte, mode storage.PutMode) error {
+	if err := ctx.Err(); err != nil {
+		return swrap("put doc", err)
+	}
+	m, err := putMode(mode)
+	if err != nil {
+		return fmt.Errorf("redisstore: put doc %s %q: %w", coll, id, err)
+	}
+	n, err := docPutScript.Run(ctx, s.rdb, []string{s.docsKey(coll), s.docIDsKey(coll), s.docsVerKey(coll)}, id, doc, m).Int()
+	if err != nil {
+		return swrap("put doc", err)
+	}
+	switch n {
+	case 0:
+		return fmt.Errorf("redisstore: create doc %s %q: %w: it exists", coll, id, errs.Conflict)
+	case -1:
+		return fmt.Errorf("redisstore: replace doc %s %q: %w", coll, id, errs.NotFound)
+	}
+	return nil
+}
+
+// Doc implements storage.Documents (HGET).
+func (s *Store) Doc(ctx context.Context, coll, id string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, swrap("doc", err)
+	}
+	b, err := s.rdb.HGet(ctx, s.docsKey(coll), id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: doc %s %q: %w", coll, id, errs.NotFound)
+	}
+	return b, swrap("doc", err)
+}
+
+// DeleteDoc implements storage.Documents with docDeleteScript.
+func (s *Store) DeleteDoc(ctx context.Context, coll, id string) error {
+	if err := ctx.Err(); err != nil {
+		return swrap("delete doc", err)
+	}
+	n, err := docDeleteScript.Run(ctx, s.rdb, []string{s.docsKey(coll), s.docIDsKey(coll), s.docsVerKey(coll)}, id).Int()
+	if err != nil {
+		return swrap("delete doc", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("redisstore: delete doc %s %q: %w", coll, id, errs.NotFound)
+	}
+	return nil
+}
+
+// Docs implements storage.Documents: docsScript, once per docsPage
+// documents (O(log n + limit) for a collection of n documents).
+func (s *Store) Docs(ctx context.Context, coll, after string, limit int) ([]storage.Doc, error) {
+	keys := []string{s.docsKey(coll), s.docIDsKey(coll)}
+	var out []storage.Doc
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, swrap("docs", err)
+		}
+		page := docsPage
+		if limit > 0 {
+			page = min(page, limit-len(out))
+		}
+		from := "-"
+		if after != "" {
+			from = "(" + after
+		}
+		vals, err := docsScript.Run(ctx, s.rdb, keys, from, page).StringSlice()
+		if err != nil {
+			return nil, swrap("docs", err)
+		}
+		for i := 0; i+1 < len(vals); i += 2 {
+			out = append(out, storage.Doc{ID: vals[i], JSON: []byte(vals[i+1])})
+		}
+		// The scripts keep the index and the hash in step, so a page
+		// shorter than asked is the last.
+		if len(vals) == 0 || len(vals)/2 < page || (limit > 0 && len(out) >= limit) {
+			return out, nil
+		}
+		after = out[len(out)-1].ID
+	}
+}
+
+// DocsVersion implements storage.Documents (GET of the version counter).
+func (s *Store) DocsVersion(ctx context.Context, coll string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, swrap("docs version", err)
+	}
+	v, err := s.rdb.Get(ctx, s.docsVerKey(coll)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, swrap("docs version", err)
+}
+
+// Fields implements storage.Maps (HMGET).
+func (s *Store) Fields(ctx context.Context, key string, fields []string) (map[string]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, swrap("fields", err)
+	}
+	out := make(map[string]string, len(fields))
+	if len(fields) == 0 {
+		return out, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.mapKey(key), fields...).Result()
+	if err != nil {
+		return nil, swrap("fields", err)
+	}
+	for i, v := range vals {
+		if v, ok := v.(string); ok {
+			out[fields[i]] = v
+		}
+	}
+	return out, nil
+}
+
+// Maps implements storage.Maps: one pipeline of HGETALLs.
+func (s *Store) Maps(ctx context.Context, keys []string) ([]map[string]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, swrap("maps", err)
+	}
+	out := make([]map[string]string, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.HGetAll(ctx, s.mapKey(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, swrap("maps", err)
+	}
+	for i, c := range cmds {
+		if m := c.Val(); len(m) > 0 {
+			out[i] = m
+		}
+	}
+	return out, nil
+}
+
+// applyScript applies a storage.Txn atomically. KEYS are the maps' keys;
+// ARGV[1] and ARGV[2] are the numbers of conditions and ops, followed by
+// 4 arguments per condition (key index, a = absent or e = equals, field,
+// value) and 4 per op (kind s, i, f, d or x; key index; field; value,
+// increment or expiry time in Unix ms).
+//
+// It checks every condition (HGET), returning {'conflict', i} for the
+// first that fails; then it reads the fields that ops increment (one
+// HMGET per map) and runs the ops on this staged copy, returning {'invalid', i, why} for the first increment of a
+// field that does not hold a number Redis accepts (or that would
+// overflow); only then does it apply them (HSET, HINCRBY, HINCRBYFLOAT,
+// HDEL, and PEXPIREAT of each key's last expiry time at the end), so a
+// failed condition or an invalid op applies nothing.
+var applyScript = redis.NewScript(`
+local nc, no = tonumber(ARGV[1]), tonumber(ARGV[2])
+local a = 3
+for i = 1, nc do
+  local cur = redis.call('HGET', KEYS[tonumber(ARGV[a])], ARGV[a + 2])
+  if ARGV[a + 1] == 'a' then
+    if cur then return {'conflict', i} end
+  elseif cur ~= ARGV[a + 3] then
+    return {'conflict', i}
+  end
+  a = a + 4
+end
+local LIM = 9.2233720368547758e18
+local function isint(s)
+  if s == '0' then return true end
+  return #s <= 20 and string.find(s, '^%-?[1-9]%d*$') ~= nil and math.abs(tonumber(s)) < LIM
+end
+local function isfloat(s)
+  if string.find(s, '^%s') or string.find(s, '%s$') then return false end
+  local x = tonumber(s)
+  return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
+end
+local first = a
+local need, order = {}, {}
+for i = 1, no do
+  local kind, ki = ARGV[a], ARGV[a + 1]
+  if kind == 'i' or kind == 'f' then
+    if not need[ki] then
+      need[ki] = {}
+      order[#order + 1] = ki
+    end
+    table.insert(need[ki], ARGV[a + 2])
+  end
+  a = a + 4
+end
+local staged = {}
+for _, ki in ipairs(order) do
+  local fs = need[ki]
+  for from = 1, #fs, 1000 do
+    local to = math.min(from + 999, #fs)
+    local vals = redis.call('HMGET', KEYS[tonumber(ki)], unpack(fs, from, to))
+    for j = from, to do staged[ki .. ' ' .. fs[j]] = vals[j - from + 1] end
+  end
+end
+local function get(ki, f)
+  local id = ki .. ' ' .. f
+  return staged[id] or false, id
+end
+a = first
+for i = 1, no do
+  local kind, ki, f, arg = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  a = a + 4
+  if kind == 's' then
+    staged[ki .. ' ' .. f] = arg
+  elseif kind == 'd' then
+    staged[ki .. ' ' .. f] = false
+  elseif kind == 'i' then
+    local v, id = get(ki, f)
+    local n = 0
+    if type(v) == 'table' then
+      if math.floor(v.n) ~= v.n then return {'invalid', i, 'not an integer'} end
+      n = v.n
+    elseif v then
+      if not isint(v) then return {'invalid', i, 'not an integer'} end
+      n = tonumber(v)
+    end
+    n = n + tonumber(arg)
+    if n >= LIM or n <= -LIM then return {'invalid', i, 'integer overflow'} end
+    staged[id] = {n = n}
+  elseif kind == 'f' then
+    local v, id = get(ki, f)
+    local x = 0
+    if type(v) == 'table' then
+      x = v.n
+    elseif v then
+      if not isfloat(v) then return {'invalid', i, 'not a number'} end
+      x = tonumber(v)
+    end
+    x = x + tonumber(arg)
+    if x ~= x or x == math.huge or x == -math.huge then return {'invalid', i, 'not a finite number'} end
+    staged[id] = {n = x}
+  elseif kind ~= 'x' then
+    return {'invalid', i, 'unknown op'}
+  end
+end
+a = first
+local exp, eorder = {}, {}
+for i = 1, no do
+  local kind, k, f, arg = ARGV[a], KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]
+  a = a + 4
+  if kind == 's' then
+    redis.call('HSET', k, f, arg)
+  elseif kind == 'i' then
+    redis.call('HINCRBY', k, f, arg)
+  elseif kind == 'f' then
+    redis.call('HINCRBYFLOAT', k, f, arg)
+  elseif kind == 'd' then
+    redis.call('HDEL', k, f)
+  else
+    if not exp[k] then eorder[#eorder + 1] = k end
+    exp[k] = arg
+  end
+end
+for _, k in ipairs(eorder) do redis.call('PEXPIREAT', k, exp[k]) end
+return 'ok'
+`)
+
+// Apply implements storage.Maps with applyScript: one EVALSHA whatever
+// the size of t, atomic (Redis runs a script whole, with no other
+// client's command in between).
+func (s *Store) Apply(ctx context.Context, t storage.Txn) error {
+	if err := ctx.Err(); err != nil {
+		return swrap("apply", err)
+	}
+	if len(t.Ops) == 0 && len(t.If) == 0 {
+		return nil
+	}
+	var keys []string
+	index := map[string]string{}
+	keyIndex := func(k string) string {
+		i, ok := index[k]
+		if !ok {
+			keys = append(keys, s.mapKey(k))
+			i = strconv.Itoa(len(keys))
+			index[k] = i
+		}
+		return i
+	}
+	args := make([]any, 0, 2+4*(len(t.If)+len(t.Ops)))
+	args = append(args, len(t.If), len(t.Ops))
+	for _, c := range t.If {
+		flag := "e"
+		if c.Absent {
+			flag = "a"
+		}
+		args = append(args, keyIndex(c.Key), flag, c.Field, c.Value)
+	}
+	for i, op := range t.Ops {
+		var kind, arg string
+		switch op.Kind {
+		case storage.OpSet:
+			kind, arg = "s", op.Value
+		case storage.OpIncr:
+			kind, arg = "i", strconv.FormatInt(op.Int, 10)
+		case storage.OpIncrFloat:
+			if math.IsNaN(op.Float) || math.IsInf(op.Float, 0) {
+				return fmt.Errorf("redisstore: apply: op %d: %w: increment %v of field %q of %q is not finite", i, errs.Invalid, op.Float, op.Field, op.Key)
+			}
+			kind, arg = "f", strconv.FormatFloat(op.Float, 'g', -1, 64)
+		case storage.OpDel:
+			kind = "d"
+		case storage.OpExpire:
+			kind, arg = "x", strconv.FormatInt(op.At.UnixMilli(), 10)
+		default:
+			return fmt.Errorf("redisstore: apply: op %d: %w: unknown op kind %d", i, errs.Invalid, op.Kind)
+		}
+		args = append(args, kind, keyIndex(op.Key), op.Field, arg)
+	}
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return swrap("apply", err)
+	}
+	if r, ok := res.([]any); ok && len(r) >= 2 {
+		i, _ := r[1].(int64)
+		switch r[0] {
+		case "conflict":
+			c := t.If[i-1]
+			return fmt.Errorf("redisstore: apply: condition on %s %s: %w", c.Key, c.Field, errs.Conflict)
+		case "invalid":
+			op := t.Ops[i-1]
+			why, _ := r[2].(string)
+			return fmt.Errorf("redisstore: apply: op %d: %w: field %q of %q: %s", i-1, errs.Invalid, op.Field, op.Key, why)
+		}
+	}
+	if res != "ok" {
+		return fmt.Errorf("redisstore: apply: %w: unexpected reply %v", errs.Internal, res)
+	}
+	return nil
+}
+
+// Delete implements storage.Maps: one pipeline of UNLINKs (one per Redis
+// key, so that it works when the keys are in different cluster slots),
+// of each key's map and log.
+func (s *Store) Delete(ctx context.Context, keys []string) error {
+	if err := ctx.Err(); err != nil {
+		return swrap("delete", err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Unlink(ctx, s.mapKey(k))
+			p.Unlink(ctx, s.logKey(k))
+		}
+		return nil
+	})
+	return swrap("delete", err)
+}
+
+// seqDigits is the width of a log entry's sequence number in its member:
+// the decimal digits of the largest uint64.
+const seqDigits = 20
+
+func padSeq(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+
+// logAppendScript appends ARGV[2] to the log KEYS[1] (a sorted set of
+// score 0 whose members are the 20-digit zero-padded sequence number
+// followed by the data, so that lexical order is sequence order) with
+// the sequence number max(last + 1, ARGV[1]) (ARGV[1] is max(minSeq, 1),
+// padded; compared byte by byte, not with Lua's locale-dependent string
+// comparison), keeps the ARGV[3] newest entries, sets the TTL to ARGV[4] ms
+// (0: none) and returns the padded sequence number. The arithmetic is on
+// decimal strings: exact for every uint64, where Lua's numbers (and
+// sorted-set scores) are doubles, exact only below 2^53.
+var logAppendScript = redis.NewScript(`
+local function inc(s)
+  for i = #s, 1, -1 do
+    local d = string.byte(s, i) - 48
+    if d < 9 then return string.sub(s, 1, i - 1) .. string.char(49 + d) .. string.rep('0', #s - i) end
+  end
+  return nil
+end
+local function less(x, y)
+  for i = 1, 20 do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b end
+  end
+  return false
+end
+local seq = ARGV[1]
+local last = redis.call('ZRANGE', KEYS[1], -1, -1)[1]
+if last then
+  local n = inc(string.sub(last, 1, 20))
+  if not n then return redis.error_reply('ERR log sequence overflow') end
+  if less(seq, n) then seq = n end
+end
+redis.call('ZADD', KEYS[1], 0, seq .. ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
+if ARGV[4] == '0' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return seq
+`)
+
+// Append implements storage.Logs with logAppendScript (one round trip).
+func (s *Store) Append(ctx context.Context, key string, minSeq uint64, data []byte, keep int, ttl time.Duration) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, swrap("append", err)
+	}
+	if keep < 1 {
+		return 0, fmt.Errorf("redisstore: append to %q: %w: keep %d < 1", key, errs.Invalid, keep)
+	}
+	ms := int64(0)
+	if ttl > 0 {
+		ms = max(ttl.Milliseconds(), 1)
+	}
+	res, err := logAppendScript.Run(ctx, s.rdb, []string{s.logKey(key)}, padSeq(max(minSeq, 1)), data, keep, ms).Text()
+	if err != nil {
+		return 0, swrap("append", err)
+	}
+	seq, err := strconv.ParseUint(res, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: append to %q: %w: sequence number %q: %w", key, errs.Internal, res, err)
+	}
+	return seq, nil
+}
+
+// Entries implements storage.Logs (ZRANGE … BYLEX LIMIT: O(log n +
+// limit)).
+func (s *Store) Entries(ctx context.Context, key string, after uint64, limit int) ([]storage.LogEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, swrap("entries", err)
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	args := redis.ZRangeArgs{Key: s.logKey(key), Start: "[" + padSeq(after+1), Stop: "+", ByLex: true}
+	if limit > 0 {
+		args.Count = int64(limit)
+	}
+	members, err := s.rdb.ZRangeArgs(ctx, args).Result()
+	if err != nil {
+		return nil, swrap("entries", err)
+	}
+	var out []storage.LogEntry
+	for _, m := range members {
+		if len(m) < seqDigits {
+			return nil, fmt.Errorf("redisstore: entries of %q: %w: malformed entry %q", key, errs.Internal, m)
+		}
+		seq, err := strconv.ParseUint(m[:seqDigits], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: entries of %q: %w: malformed entry: %w", key, errs.Internal, err)
+		}
+		out = append(out, storage.LogEntry{Seq: seq, Data: []byte(m[seqDigits:])})
+	}
+	return out, nil
+}
