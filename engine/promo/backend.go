@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kairoshq/kairos/engine/storage"
@@ -48,6 +49,15 @@ var (
 type BackendStore struct {
 	b    storage.Backend
 	defs *Definitions
+	// fields caches the counter and factor field names of each offer
+	// (offer → *offerFields), which every batch writes.
+	fields sync.Map
+}
+
+// offerFields are the field names of one offer's counters and factors.
+type offerFields struct {
+	stats   [3]string // imp, click, conv
+	factors []string  // "<i>:<offer>"
 }
 
 // NewStore returns the promo store kept in b.
@@ -106,7 +116,7 @@ func (s *BackendStore) AddOfferCounts(ctx context.Context, c Counts) error {
 	if c.Empty() {
 		return nil
 	}
-	base := counterOps(&c)
+	base := s.counterOps(&c)
 	if len(c.Caps) == 0 {
 		return wrapErr("add offer counts", s.b.Apply(ctx, storage.Txn{Ops: base}))
 	}
@@ -134,25 +144,44 @@ func (s *BackendStore) AddOfferCounts(ctx context.Context, c Counts) error {
 	return errs.New(errs.Conflict, "promo store: add offer counts: cap windows are being changed concurrently; retry")
 }
 
+// offerFields returns the field names of the offer's counters and of
+// its first k factors.
+func (s *BackendStore) offerFields(id string, k int) *offerFields {
+	if v, ok := s.fields.Load(id); ok {
+		if f := v.(*offerFields); len(f.factors) >= k {
+			return f
+		}
+	}
+	f := &offerFields{stats: [3]string{id + statImp, id + statClick, id + statConv}, factors: make([]string, k)}
+	for i := range f.factors {
+		f.factors[i] = strconv.Itoa(i) + ":" + id
+	}
+	s.fields.Store(id, f)
+	return f
+}
+
 // counterOps returns the additions of c's counters and factors.
-func counterOps(c *Counts) []storage.Op {
-	ops := make([]storage.Op, 0, 3*len(c.Stats)+len(c.Factors)*32)
+func (s *BackendStore) counterOps(c *Counts) []storage.Op {
+	n := 3 * len(c.Stats)
+	for _, d := range c.Factors {
+		n += len(d)
+	}
+	ops := make([]storage.Op, 0, n)
 	for id, d := range c.Stats {
-		for _, f := range [...]struct {
-			suffix string
-			n      int64
-		}{{statImp, d.Impressions}, {statClick, d.Clicks}, {statConv, d.Conversions}} {
-			if f.n != 0 {
-				ops = append(ops, storage.Op{Kind: storage.OpIncr, Key: statsKey, Field: id + f.suffix, Int: f.n})
+		f := s.offerFields(id, 0)
+		for i, n := range [3]int64{d.Impressions, d.Clicks, d.Conversions} {
+			if n != 0 {
+				ops = append(ops, storage.Op{Kind: storage.OpIncr, Key: statsKey, Field: f.stats[i], Int: n})
 			}
 		}
 	}
 	for id, d := range c.Factors {
+		f := s.offerFields(id, len(d))
 		for i, v := range d {
 			// The last component is always written, even when zero, so
 			// that the stored vector has its length.
 			if v != 0 || i == len(d)-1 {
-				ops = append(ops, storage.Op{Kind: storage.OpIncrFloat, Key: factorsKey, Field: strconv.Itoa(i) + ":" + id, Float: float64(v)})
+				ops = append(ops, storage.Op{Kind: storage.OpIncrFloat, Key: factorsKey, Field: f.factors[i], Float: float64(v)})
 			}
 		}
 	}

@@ -78,7 +78,7 @@ func (s *MapStore) AddCounts(ctx context.Context, deltas []Delta) error {
 			ops = append(ops, storage.Op{Kind: storage.OpIncr, Key: key, Field: string(d.Type), Int: d.Count})
 		}
 		if d.Sum != 0 {
-			ops = append(ops, storage.Op{Kind: storage.OpIncrFloat, Key: key, Field: string(d.Type) + sumSuffix, Float: d.Sum})
+			ops = append(ops, storage.Op{Kind: storage.OpIncrFloat, Key: key, Field: sumField(d.Type), Float: d.Sum})
 		}
 		if d.ExpireAt != 0 && (i == len(deltas)-1 || !sameBucket(d, &deltas[i+1])) {
 			ops = append(ops, storage.Op{Kind: storage.OpExpire, Key: key, At: time.Unix(d.ExpireAt, 0)})
@@ -88,6 +88,23 @@ func (s *MapStore) AddCounts(ctx context.Context, deltas []Delta) error {
 		return fmt.Errorf("stats store: add counts: %w", err)
 	}
 	return nil
+}
+
+// sumFields holds the sum field of each known event type: every batch
+// writes them.
+var sumFields = func() map[signals.Type]string {
+	m := map[signals.Type]string{}
+	for _, t := range signals.Types() {
+		m[t] = string(t) + sumSuffix
+	}
+	return m
+}()
+
+func sumField(t signals.Type) string {
+	if f, ok := sumFields[t]; ok {
+		return f
+	}
+	return string(t) + sumSuffix
 }
 
 func sameBucket(a, b *Delta) bool {
