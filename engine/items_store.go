@@ -149,3 +149,17 @@ func (e *Engine) itemWritten(ctx context.Context, it Item) {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "no provisional factors", slog.String("item", it.ID), slog.Any("err", err))
 	}
 }
+
+// CatalogStore is the item catalog's CRUD, as ItemStore provides it on
+// the storage primitives (and tests may fake it).
+type CatalogStore interface {
+	// PutItem creates or replaces an item.
+	PutItem(ctx context.Context, it Item) error
+	// Item returns one item or ErrNotFound.
+	Item(ctx context.Context, id string) (Item, error)
+	// DeleteItem removes an item or returns ErrNotFound.
+	DeleteItem(ctx context.Context, id string) error
+	// Items lists up to limit items with ids greater than after, in
+	// ascending id order (paging).
+	Items(ctx context.Context, after string, limit int) ([]Item, error)
+}

@@ -115,19 +115,6 @@ type Item struct {
 	Updated time.Time `json:"updated"`
 }
 
-// CatalogStore keeps the item catalog.
-type CatalogStore interface {
-	// PutItem creates or replaces an item.
-	PutItem(ctx context.Context, it Item) error
-	// Item returns one item or ErrNotFound.
-	Item(ctx context.Context, id string) (Item, error)
-	// DeleteItem removes an item or returns ErrNotFound.
-	DeleteItem(ctx context.Context, id string) error
-	// Items lists up to limit items with ids greater than after, in
-	// ascending id order (paging).
-	Items(ctx context.Context, after string, limit int) ([]Item, error)
-}
-
 // ItemState is the learnt state of one item row: its factors and the
 // statistics its bounded updates need (model.ItemStats).
 type ItemState struct {
@@ -160,18 +147,19 @@ type BlobStore interface {
 	Blob(ctx context.Context, name string) ([]byte, error)
 }
 
-// Store is everything the engine keeps durably. engine/redisstore (Redis)
+// Store is the store port: everything Kairos keeps durably, as the few
+// primitives a backend must provide — visitor state with history and
+// de-duplication, item rows and their learnt state, blobs, identity
+// links, and the storage primitives of engine/storage (documents, maps,
+// logs) on which the catalog (ItemStore), promo, experiments, stats and
+// attention keep theirs, each written once. engine/redisstore (Redis)
 // and engine/embedded (in memory, persisted to a directory) implement it
-// and pass the same test suite (engine/storetest).
+// and pass the same suites (engine/storetest, engine/storage/storagetest).
 type Store interface {
 	VisitorStore
-	CatalogStore
 	FactorStore
 	BlobStore
 	LinkStore
-	// Backend: the storage primitives; the catalog items are kept on its
-	// documents (ItemsOn; CatalogStore above is no longer used by the
-	// engine and goes with the old per-backend implementations).
 	storage.Backend
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

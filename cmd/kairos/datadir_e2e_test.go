@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kairoshq/kairos/engine/embedded"
+	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -93,7 +94,7 @@ func TestServeDataDirPrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PromoSecret(context.Background()); err != nil {
+	if _, err := promo.NewStore(st).PromoSecret(context.Background()); err != nil {
 		t.Fatalf("the offer-token secret is not in the private store: %v", err)
 	}
 	st.Close()

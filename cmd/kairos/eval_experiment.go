@@ -79,10 +79,7 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	defer store.Close()
-	xs, ok := store.(experiments.Store)
-	if !ok {
-		return errors.New("the store does not keep experiments")
-	}
+	xs := experiments.NewStore(store)
 	x, err := storedExperiment(ctx, xs, *id)
 	if err != nil {
 		return err
@@ -103,11 +100,7 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		return enc.Encode(r)
 	}
-	ss, ok := store.(promo.SecretStore)
-	if !ok {
-		return errors.New("the store keeps no secret to verify exposures with")
-	}
-	secret, err := ss.PromoSecret(ctx)
+	secret, err := promo.NewStore(store).PromoSecret(ctx)
 	if errors.Is(err, embedded.ErrReadOnly) {
 		return fmt.Errorf("experiment %q: the store has no offer-token secret yet, so no exposure was ever served", *id)
 	}

@@ -2,48 +2,21 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kairoshq/kairos/api"
-	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/attention"
-	"github.com/kairoshq/kairos/engine/experiments"
-	"github.com/kairoshq/kairos/engine/promo"
-	"github.com/kairoshq/kairos/engine/stats"
-)
-
-// A capability is a part of the storage port a feature needs: an interface
-// the store must implement.
-type capability struct {
-	name string // the interface, e.g. "promo.Store"
-	has  func(engine.Store) bool
-}
-
-// capabilityOf is the capability of implementing T.
-func capabilityOf[T any](name string) capability {
-	return capability{name, func(s engine.Store) bool { _, ok := s.(T); return ok }}
-}
-
-// The capabilities features need.
-var (
-	capLinks       = capabilityOf[engine.LinkStore]("engine.LinkStore")
-	capBlobs       = capabilityOf[engine.BlobStore]("engine.BlobStore")
-	capStats       = capabilityOf[stats.Store]("stats.Store")
-	capExperiments = capabilityOf[experiments.Store]("experiments.Store")
-	capSecret      = capabilityOf[promo.SecretStore]("promo.SecretStore")
-	capPromo       = capabilityOf[promo.Store]("promo.Store")
-	capAttention   = capabilityOf[attention.Store]("attention.Store")
 )
 
 // A feature is one part of `kairos serve` built over the store. Every
-// feature of the table is on (unless its on func says otherwise), and the
-// server refuses to start when the store lacks a capability one needs:
-// nothing is switched off silently.
+// feature of the table is on unless its on func says otherwise: nothing is
+// switched off silently. Every feature keeps its state on the store port
+// (engine.Store: visitor state, item rows, blobs, links and the storage
+// primitives of engine/storage), which every backend implements whole, so
+// a backend that compiles serves every feature — there is no capability
+// to check at run time and no type assertion on the store.
 type feature struct {
-	name  string
-	needs []capability
+	name string
 	// on reports whether the configuration enables the feature (nil:
 	// always).
 	on func(serveConfig) bool
@@ -65,13 +38,13 @@ type wiring struct {
 // promotions, which hands them to the promo engine; attention after
 // promotions, so that its writes do not delay promotions).
 var features = []feature{
-	{name: "identity", needs: []capability{capLinks}},
+	{name: "identity"},
 	{name: "archive", on: func(c serveConfig) bool { return c.ArchiveDir != "off" }, add: (*app).addArchive},
-	{name: "retrain", needs: []capability{capBlobs}, add: (*app).addRetrain},
-	{name: "stats", needs: []capability{capStats}, add: (*app).addStats},
-	{name: "experiments", needs: []capability{capExperiments, capSecret, capLinks}, add: (*app).addExperiments},
-	{name: "promotions", needs: []capability{capPromo}, add: (*app).addPromo},
-	{name: "attention", needs: []capability{capAttention}, add: (*app).addAttention},
+	{name: "retrain", add: (*app).addRetrain},
+	{name: "stats", add: (*app).addStats},
+	{name: "experiments", add: (*app).addExperiments},
+	{name: "promotions", add: (*app).addPromo},
+	{name: "attention", add: (*app).addAttention},
 	{name: "demo", on: func(c serveConfig) bool { return c.Demo }, add: (*app).addDemo},
 }
 
@@ -84,34 +57,4 @@ func enabled(cfg serveConfig) []feature {
 		}
 	}
 	return out
-}
-
-// checkFeatures returns an error naming the first enabled feature the
-// store cannot serve and the capability it lacks.
-func checkFeatures(cfg serveConfig, s engine.Store) error {
-	for _, f := range enabled(cfg) {
-		for _, c := range f.needs {
-			if !c.has(s) {
-				return fmt.Errorf("feature %s: the %s store cannot serve it: it does not implement %s", f.name, storeKind(cfg), c.name)
-			}
-		}
-	}
-	return nil
-}
-
-// storeKind names the store cfg chooses.
-func storeKind(cfg serveConfig) string {
-	if cfg.RedisURL != "" {
-		return "redis"
-	}
-	return "embedded"
-}
-
-// must returns s as T; checkFeatures has checked that it is one.
-func must[T any](s engine.Store) T {
-	t, ok := s.(T)
-	if !ok {
-		panic("kairos: the store lacks a capability that checkFeatures checked")
-	}
-	return t
 }

@@ -2,62 +2,33 @@ package main
 
 import (
 	"io"
-	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
-
-	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/embedded"
 )
 
-// bareStore is a store with only engine.Store's methods: it keeps no
-// promotions, experiments, counters or attention.
-type bareStore struct{ engine.Store }
-
-// noAttention is the embedded store without attention's capability (the
-// field hides the method attention.Store needs).
-type noAttention struct {
-	*embedded.Store
-	AddDwell struct{}
-}
-
-// TestServeRefusesStoreWithoutFeature checks that kairos serve refuses a
-// store that cannot serve one of its features, naming the feature and the
-// capability it lacks, and accepts the embedded store.
-func TestServeRefusesStoreWithoutFeature(t *testing.T) {
-	cfg, err := parseServeConfig([]string{"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", ""}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+// TestFeaturesEnabled checks the features table: every feature is on by
+// default except the demo, --archive-dir off turns the archive off, and
+// the order keeps experiments before promotions before attention.
+func TestFeaturesEnabled(t *testing.T) {
+	names := func(args ...string) []string {
+		cfg, err := parseServeConfig(append([]string{"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", ""}, args...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range enabled(cfg) {
+			out = append(out, f.name)
+		}
+		return out
 	}
-	s, err := embedded.Open(filepath.Join(t.TempDir(), "state"), embedded.Config{})
-	if err != nil {
-		t.Fatal(err)
+	want := []string{"identity", "archive", "retrain", "stats", "experiments", "promotions", "attention"}
+	if got := names(); !slices.Equal(got, want) {
+		t.Fatalf("features by default = %v, want %v", got, want)
 	}
-	defer s.Close()
-	if err := checkFeatures(cfg, s); err != nil {
-		t.Fatalf("the embedded store: %v", err)
+	if got := names("--demo"); !slices.Contains(got, "demo") {
+		t.Fatalf("--demo: features %v lack the demo", got)
 	}
-	for _, tc := range []struct {
-		name  string
-		store engine.Store
-		want  string
-	}{
-		{"bare", bareStore{s}, "feature stats: the embedded store cannot serve it: it does not implement stats.Store"},
-		{"no attention", noAttention{Store: s}, "feature attention: the embedded store cannot serve it: it does not implement attention.Store"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := checkFeatures(cfg, tc.store)
-			if err == nil || err.Error() != tc.want {
-				t.Fatalf("checkFeatures = %v, want %q", err, tc.want)
-			}
-		})
-	}
-	// A feature that is off needs nothing.
-	demo := features[len(features)-1]
-	if demo.name != "demo" || demo.on(cfg) {
-		t.Errorf("the demo is on without --demo")
-	}
-	if !strings.Contains(checkFeatures(cfg, bareStore{s}).Error(), "stats") {
-		t.Error("the first missing feature is not named")
+	if got := names("--archive-dir", "off"); slices.Contains(got, "archive") {
+		t.Fatalf("--archive-dir off: features %v still hold the archive", got)
 	}
 }

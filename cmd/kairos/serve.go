@@ -81,9 +81,6 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.store, err = openStore(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
-	if err := checkFeatures(cfg, a.store); err != nil {
-		return nil, err
-	}
 	if a.bus, err = openBus(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
@@ -151,7 +148,7 @@ func (a *app) addRetrain(_ context.Context, w *wiring) error {
 // addStats creates the event counters (engine/stats), a reactor of the
 // engine, and gives them to the API.
 func (a *app) addStats(_ context.Context, w *wiring) error {
-	counters, err := stats.New(must[stats.Store](a.store), stats.Config{Retention: a.cfg.StatsRetention, Logger: a.log, Registerer: w.reg})
+	counters, err := stats.New(stats.NewStore(a.store), stats.Config{Retention: a.cfg.StatsRetention, Logger: a.log, Registerer: w.reg})
 	if err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}

@@ -16,13 +16,12 @@ import (
 // derives from the store's token secret. Call it before addPromo, which
 // hands it to the promo engine (promoExperiments).
 func (a *app) addExperiments(ctx context.Context, w *wiring) error {
-	xs, ss := must[experiments.Store](a.store), must[promo.SecretStore](a.store)
-	secret, err := ss.PromoSecret(ctx)
+	secret, err := promo.NewStore(a.store).PromoSecret(ctx)
 	if err != nil {
 		return fmt.Errorf("experiments: secret: %w", err)
 	}
 	x, err := experiments.New(ctx, experiments.Config{Logger: a.log, Registerer: w.reg},
-		experiments.Deps{Store: xs, Publisher: a.bus, Links: a.store, Secret: secret})
+		experiments.Deps{Backend: a.store, Publisher: a.bus, Links: a.store, Secret: secret})
 	if err != nil {
 		return fmt.Errorf("experiments: %w", err)
 	}

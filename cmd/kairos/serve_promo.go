@@ -12,7 +12,7 @@ import (
 // gives it to the API.
 func (a *app) addPromo(ctx context.Context, w *wiring) error {
 	p, err := promo.New(ctx, promo.Config{Factors: a.engine.Online().K(), Logger: a.log, Registerer: w.reg},
-		promo.Deps{Store: must[promo.Store](a.store), Profiles: a.engine, Model: a.engine, Broadcaster: a.bus, Experiments: a.promoExperiments()})
+		promo.Deps{Store: promo.NewStore(a.store), Profiles: a.engine, Model: a.engine, Broadcaster: a.bus, Experiments: a.promoExperiments()})
 	if err != nil {
 		return fmt.Errorf("promo: %w", err)
 	}

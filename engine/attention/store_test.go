@@ -21,8 +21,7 @@ func TestMapStoreContract(t *testing.T) {
 }
 
 // BenchmarkStoreAddDwell writes a batch of 64 (page, element) counters
-// over 8 pages, on the store written on the primitives (impl=new) and on
-// the backend's own implementation being replaced (impl=old), per
+// over 8 pages, on the store written on the primitives, per
 // backend.
 func BenchmarkStoreAddDwell(b *testing.B) {
 	var deltas []attention.Delta
@@ -45,13 +44,6 @@ func BenchmarkStoreAddDwell(b *testing.B) {
 		if k.Name == "mem" {
 			continue
 		}
-		b.Run("impl=old/backend="+k.Name, func(b *testing.B) {
-			old, ok := k.Open(b).(attention.Store)
-			if !ok {
-				b.Skip("the backend has no attention store of its own")
-			}
-			run(b, old)
-		})
-		b.Run("impl=new/backend="+k.Name, func(b *testing.B) { run(b, attention.NewStore(k.Open(b))) })
+		b.Run("backend="+k.Name, func(b *testing.B) { run(b, attention.NewStore(k.Open(b))) })
 	}
 }

@@ -131,18 +131,6 @@ func (st *state) apply(p []byte, limit int) error {
 			return fmt.Errorf("seen bucket: %w", err)
 		}
 		st.seen.restore(start, end, hs)
-	case recPutItem:
-		it, err := decodeItem(p[1:])
-		if err != nil {
-			return err
-		}
-		st.applyPutItem(it)
-	case recDeleteItem:
-		id := r.str()
-		if err := r.done(); err != nil {
-			return fmt.Errorf("delete item: %w", err)
-		}
-		st.applyDeleteItem(id)
 	case recRows:
 		first := r.uvarint()
 		n := r.count(1)
@@ -165,27 +153,9 @@ func (st *state) apply(p []byte, limit int) error {
 			return fmt.Errorf("item states: %w", err)
 		}
 		st.applyStates(states)
-	case recCounts:
-		deltas, err := decodeCounts(&r)
-		if err != nil {
-			return fmt.Errorf("counts: %w", err)
-		}
-		st.applyCounts(deltas)
-	case recPromo:
-		if err := st.applyPromo(&r); err != nil {
-			return fmt.Errorf("promo: %w", err)
-		}
 	case recLinks:
 		if err := st.applyLink(&r); err != nil {
 			return fmt.Errorf("links: %w", err)
-		}
-	case recAttention:
-		if err := st.applyAttention(&r); err != nil {
-			return fmt.Errorf("attention: %w", err)
-		}
-	case recExperiments:
-		if err := st.applyXP(&r); err != nil {
-			return fmt.Errorf("experiments: %w", err)
 		}
 	case recPutDoc, recDeleteDoc, recMapTxn, recLogAppend, recDeleteKeys, recDocs, recLogState:
 		return st.applyPrim(p[0], &r)
@@ -255,15 +225,6 @@ func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, er
 			return 0, err
 		}
 	}
-	for _, id := range st.itemIDs {
-		js, err := itemJSON(st.items[id])
-		if err != nil {
-			return 0, err
-		}
-		if err := emit(func(b []byte) []byte { return encodePutItem(b, js) }); err != nil {
-			return 0, err
-		}
-	}
 	for i := 0; i < len(st.rowIDs); i += snapRowsChunk {
 		chunk := st.rowIDs[i:min(i+snapRowsChunk, len(st.rowIDs))]
 		if err := emit(func(b []byte) []byte { return encodeRows(b, int32(i), chunk) }); err != nil {
@@ -285,19 +246,7 @@ func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, er
 			chunk = chunk[:0]
 		}
 	}
-	if err := writeCounts(st.counts, emit); err != nil {
-		return 0, err
-	}
-	if err := writePromo(st.promo, emit); err != nil {
-		return 0, err
-	}
 	if err := writeLinks(st, emit); err != nil {
-		return 0, err
-	}
-	if err := writeAttention(st.dwell, emit); err != nil {
-		return 0, err
-	}
-	if err := writeXP(st.xp, emit); err != nil {
 		return 0, err
 	}
 	if err := writePrims(st, now, emit); err != nil {
@@ -356,7 +305,7 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
 			}
 			ended = true
-		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recPutItem || p[0] == recRows || p[0] == recStates || p[0] == recCounts || p[0] == recPromo || p[0] == recLinks || p[0] == recAttention || p[0] == recExperiments ||
+		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recRows || p[0] == recStates || p[0] == recLinks ||
 			p[0] == recDocs || p[0] == recMapTxn || p[0] == recLogState:
 			if err := st.apply(p, limit); err != nil {
 				return fmt.Errorf("%w: %w", errCorruptSnapshot, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fmt"
+
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
 )

@@ -69,9 +69,8 @@ func OpenReadOnly(dir string, cfg Config) (*Store, error) {
 	}
 	s.st = l.st
 	s.st.seen.expire(cfg.Now().UnixNano())
-	s.st.pruneCounts(cfg.Now().Unix())
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "store opened read-only",
-		slog.String("dir", dir), slog.Int("visitors", len(s.st.visitors)), slog.Int("items", len(s.st.items)),
+		slog.String("dir", dir), slog.Int("visitors", len(s.st.visitors)), slog.Int("collections", len(s.st.colls)),
 		slog.Bool("tail_in_progress", l.torn != ""), slog.Duration("took", time.Since(start)))
 	return s, nil
 }

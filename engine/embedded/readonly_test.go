@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/storage"
 )
 
 // commitVisitor commits one event of visitor id.
@@ -71,8 +72,8 @@ func TestOpenReadOnlyBesideWriter(t *testing.T) {
 	}
 	ctx := context.Background()
 	commitVisitor(t, w, "alice")
-	secret, err := w.PromoSecret(ctx)
-	if err != nil {
+	secret := []byte(`"s3cret"`)
+	if err := w.PutDoc(ctx, "secrets", "promo", secret, storage.Create); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.PutBlob(ctx, "model/current", []byte("snapshot")); err != nil {
@@ -87,8 +88,8 @@ func TestOpenReadOnlyBesideWriter(t *testing.T) {
 	if !hasVisitor(t, r, "alice") {
 		t.Error("read-only store misses the writer's visitor")
 	}
-	if got, err := r.PromoSecret(ctx); err != nil || !slices.Equal(got, secret) {
-		t.Errorf("PromoSecret = %x, %v; want the writer's %x", got, err, secret)
+	if got, err := r.Doc(ctx, "secrets", "promo"); err != nil || !slices.Equal(got, secret) {
+		t.Errorf("Doc = %s, %v; want the writer's %s", got, err, secret)
 	}
 	if b, err := r.Blob(ctx, "model/current"); err != nil || string(b) != "snapshot" {
 		t.Errorf("Blob = %q, %v", b, err)
@@ -205,7 +206,7 @@ func TestFileModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	commitVisitor(t, s, "alice")
-	if _, err := s.PromoSecret(context.Background()); err != nil {
+	if err := s.PutDoc(context.Background(), "secrets", "promo", []byte(`"x"`), storage.Create); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutBlob(context.Background(), "model/current", []byte("m")); err != nil {

@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -10,27 +9,23 @@ import (
 	"github.com/kairoshq/kairos/engine"
 )
 
-// Record types. The write-ahead log holds the mutations (commit … counts);
-// a snapshot holds a header, the whole state as visitor, seenBucket, putItem,
-// rows, states, counts and promo records, and an end record.
+// Record types. The write-ahead log holds the mutations; a snapshot holds
+// a header, the whole state as visitor, seenBucket, rows, states, links
+// and the primitives' records, and an end record. Types 2, 3, 7, 8, 14
+// and 15 were the catalog items and the per-feature records of format 1
+// (items, counters, promo, attention, experiments: all on the storage
+// primitives since format 2) and are never reused.
 const (
 	recCommit        = 1
-	recPutItem       = 2
-	recDeleteItem    = 3
 	recDeleteVisitor = 4
 	recRows          = 5
 	recStates        = 6
-	recCounts        = 7 // counters of engine/stats (counts.go)
-	recPromo         = 8 // promo.Store: definitions, offer counters, caps, cooldowns, promotions (promo.go)
 	recLinks         = 9 // engine.LinkStore: identity links (links.go)
 
 	recSnapHeader = 10
 	recVisitor    = 11
 	recSeenBucket = 12
 	recSnapEnd    = 13
-
-	recAttention   = 14 // dwell per page and element of engine/attention (attention.go)
-	recExperiments = 15 // experiments.Store: definitions, assignments, units, counts, weights, looks (experiments.go)
 
 	// The storage primitives, storage.Backend (prims.go, prims_records.go).
 	recPutDoc     = 16
@@ -119,10 +114,6 @@ func encodeVisitor(b []byte, id string, v *visitor) []byte {
 	}
 	b = appendSession(b, v.session)
 	return appendEvents(b, v.history)
-}
-
-func encodePutItem(b []byte, itemJSON []byte) []byte {
-	return append(append(b, recPutItem), itemJSON...)
 }
 
 func encodeID(b []byte, typ byte, id string) []byte {
@@ -331,13 +322,4 @@ func (r *reader) done() error {
 		r.fail("%d trailing bytes", len(r.b))
 	}
 	return r.err
-}
-
-// decodeItem decodes the JSON of a putItem record.
-func decodeItem(b []byte) (engine.Item, error) {
-	var it engine.Item
-	if err := json.Unmarshal(b, &it); err != nil {
-		return it, fmt.Errorf("%w: item: %v", errCorruptRecord, err)
-	}
-	return it, nil
 }

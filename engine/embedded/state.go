@@ -16,16 +16,10 @@ import (
 type state struct {
 	visitors map[string]*visitor
 	seen     seenSet
-	items    map[string]engine.Item
-	itemIDs  []string // sorted
 	rows     map[string]int32
 	rowIDs   []string // by row
 	states   map[int32]engine.ItemState
-	counts   map[countGroupKey]*countGroup // counters of engine/stats (counts.go)
-	promo    *promoState                   // promo.Store (promo.go)
-	links    map[string]string             // anonymous id → user (links.go)
-	dwell    *attentionState               // dwell per page of engine/attention (attention.go)
-	xp       *xpState                      // experiments.Store (experiments.go)
+	links    map[string]string // anonymous id → user (links.go)
 
 	// The storage primitives (prims.go), copied on write: gen is the
 	// current generation.
@@ -45,14 +39,9 @@ func newState(cfg Config) *state {
 	return &state{
 		visitors: make(map[string]*visitor),
 		seen:     newSeenSet(cfg.DedupWindow),
-		items:    make(map[string]engine.Item),
 		rows:     make(map[string]int32),
 		states:   make(map[int32]engine.ItemState),
-		counts:   make(map[countGroupKey]*countGroup),
-		promo:    newPromoState(cfg.Now),
 		links:    make(map[string]string),
-		dwell:    newAttentionState(cfg.Now),
-		xp:       newXPState(),
 		colls:    make(map[string]*docColl),
 		kv:       make(map[string]*kvMap),
 		logs:     make(map[string]kvLog),
@@ -68,16 +57,10 @@ func (st *state) clone() *state {
 	return &state{
 		visitors: maps.Clone(st.visitors),
 		seen:     st.seen.clone(),
-		items:    maps.Clone(st.items),
-		itemIDs:  slices.Clone(st.itemIDs),
 		rows:     nil, // rebuilt from rowIDs when needed
 		rowIDs:   slices.Clone(st.rowIDs),
 		states:   maps.Clone(st.states),
-		counts:   cloneCounts(st.counts),
-		promo:    st.promo.clone(),
 		links:    maps.Clone(st.links),
-		dwell:    st.dwell.clone(),
-		xp:       st.xp.clone(),
 		colls:    maps.Clone(st.colls),
 		kv:       maps.Clone(st.kv),
 		logs:     maps.Clone(st.logs),
@@ -127,25 +110,6 @@ func appendHistory(h, add []engine.HistoryEvent, limit int) []engine.HistoryEven
 	out := make([]engine.HistoryEvent, 0, limit+max(limit/4, 1))
 	out = append(out, keep...)
 	return append(out, add...)
-}
-
-// applyPutItem stores it (already normalised by a JSON round trip).
-func (st *state) applyPutItem(it engine.Item) {
-	if _, ok := st.items[it.ID]; !ok {
-		i, _ := slices.BinarySearch(st.itemIDs, it.ID)
-		st.itemIDs = slices.Insert(st.itemIDs, i, it.ID)
-	}
-	st.items[it.ID] = it
-}
-
-func (st *state) applyDeleteItem(id string) {
-	if _, ok := st.items[id]; !ok {
-		return
-	}
-	delete(st.items, id)
-	if i, ok := slices.BinarySearch(st.itemIDs, id); ok {
-		st.itemIDs = slices.Delete(st.itemIDs, i, i+1)
-	}
 }
 
 // applyRows assigns rows first, first+1, … to ids.

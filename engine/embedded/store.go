@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -109,7 +108,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "store opened",
-		slog.String("dir", dir), slog.Int("visitors", len(s.st.visitors)), slog.Int("items", len(s.st.items)),
+		slog.String("dir", dir), slog.Int("visitors", len(s.st.visitors)), slog.Int("collections", len(s.st.colls)),
 		slog.Int("rows", len(s.st.rowIDs)), slog.Int("seen", s.st.seen.len()), slog.Duration("took", time.Since(start)))
 	s.wg.Go(s.background)
 	return s, nil
@@ -167,7 +166,6 @@ func (s *Store) recover() error {
 		}
 	}
 	s.st.seen.expire(s.cfg.Now().UnixNano())
-	s.st.pruneCounts(s.cfg.Now().Unix())
 	now := s.now()
 	kv, logs := s.st.expiredKeys(now)
 	s.st.dropExpired(kv, logs, now)
@@ -259,8 +257,7 @@ func createWAL(dir string, seq uint64) (*os.File, error) {
 	return f, nil
 }
 
-// background runs the interval fsyncs, the compactions and the pruning
-// of expired counter buckets.
+// background runs the interval fsyncs and the compactions.
 func (s *Store) background() {
 	var tick <-chan time.Time
 	if s.cfg.Sync == SyncInterval {
@@ -268,14 +265,10 @@ func (s *Store) background() {
 		defer t.Stop()
 		tick = t.C
 	}
-	prune := time.NewTicker(countsPruneEvery)
-	defer prune.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-prune.C:
-			s.pruneCounts()
 		case <-tick:
 			if err := s.sync(s.written.Load()); err != nil {
 				s.log.LogAttrs(context.Background(), slog.LevelError, "log fsync failed", slog.Any("err", err))
@@ -647,132 +640,6 @@ func (s *Store) DeleteVisitor(ctx context.Context, id string) error {
 		return fmt.Errorf("embedded: delete visitor: %w", err)
 	}
 	return s.syncTo(seq)
-}
-
-// itemJSON is the stored form of an item.
-func itemJSON(it engine.Item) ([]byte, error) {
-	b, err := json.Marshal(it)
-	if err != nil {
-		return nil, fmt.Errorf("encode item %q: %w", it.ID, err)
-	}
-	return b, nil
-}
-
-// PutItem creates or replaces an item. The item is stored as its JSON
-// form, so that it reads back as a JSON round trip of it (times in UTC
-// come back equal; the store shares no memory with the caller).
-func (s *Store) PutItem(ctx context.Context, it engine.Item) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("embedded: put item: %w", err)
-	}
-	if it.ID == "" {
-		return fmt.Errorf("embedded: put item: %w: id is empty", engine.ErrInvalid)
-	}
-	js, err := itemJSON(it)
-	if err != nil {
-		return fmt.Errorf("embedded: put item: %w: %w", engine.ErrInvalid, err)
-	}
-	stored, err := decodeItem(js)
-	if err != nil {
-		return fmt.Errorf("embedded: put item: %w", err)
-	}
-	b := s.getBuf()
-	b = sealFrame(encodePutItem(b, js))
-	defer s.putBuf(b)
-	s.mu.Lock()
-	seq, err := s.appendLocked(b)
-	if err == nil {
-		s.st.applyPutItem(stored)
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("embedded: put item: %w", err)
-	}
-	return s.syncTo(seq)
-}
-
-// Item returns one item or ErrNotFound.
-func (s *Store) Item(ctx context.Context, id string) (engine.Item, error) {
-	if err := ctx.Err(); err != nil {
-		return engine.Item{}, fmt.Errorf("embedded: item: %w", err)
-	}
-	s.mu.RLock()
-	it, ok := s.st.items[id]
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
-		return engine.Item{}, errClosed
-	}
-	if !ok {
-		return engine.Item{}, fmt.Errorf("embedded: item: %w", engine.ErrNotFound)
-	}
-	return copyItem(it), nil
-}
-
-func copyItem(it engine.Item) engine.Item {
-	it.Tags = slices.Clone(it.Tags)
-	if it.Attrs != nil {
-		m := make(map[string]string, len(it.Attrs))
-		for k, v := range it.Attrs {
-			m[k] = v
-		}
-		it.Attrs = m
-	}
-	return it
-}
-
-// DeleteItem removes an item or returns ErrNotFound.
-func (s *Store) DeleteItem(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("embedded: delete item: %w", err)
-	}
-	b := s.getBuf()
-	b = sealFrame(encodeID(b, recDeleteItem, id))
-	defer s.putBuf(b)
-	s.mu.Lock()
-	if _, ok := s.st.items[id]; !ok {
-		err := s.usableLocked()
-		s.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("embedded: delete item: %w", engine.ErrNotFound)
-	}
-	seq, err := s.appendLocked(b)
-	if err == nil {
-		s.st.applyDeleteItem(id)
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("embedded: delete item: %w", err)
-	}
-	return s.syncTo(seq)
-}
-
-// Items lists up to limit items with ids greater than after, in ascending
-// id order (byte-wise). limit must be positive.
-func (s *Store) Items(ctx context.Context, after string, limit int) ([]engine.Item, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("embedded: items: %w", err)
-	}
-	if limit < 1 {
-		return nil, fmt.Errorf("embedded: items: %w: limit %d is not positive", engine.ErrInvalid, limit)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	i, found := slices.BinarySearch(s.st.itemIDs, after)
-	if found {
-		i++
-	}
-	ids := s.st.itemIDs[i:min(i+limit, len(s.st.itemIDs))]
-	out := make([]engine.Item, len(ids))
-	for j, id := range ids {
-		out[j] = copyItem(s.st.items[id])
-	}
-	return out, nil
 }
 
 // ItemRows returns each id's row, assigning the next free rows to ids that

@@ -42,14 +42,8 @@ type Definitions interface {
 type Deps struct {
 	// Backend holds the storage primitives on which the definitions,
 	// assignments, units, counts, weights and looks are kept (NewStore).
-	// Exactly one of Backend and Store is required.
+	// Required.
 	Backend storage.Backend
-	// Store is the old per-backend store (engine/embedded and
-	// engine/redisstore implement it); used when Backend is nil. Its
-	// definition creates are a check then a write (not atomic across
-	// replicas). Deprecated: set Backend; Store goes with those
-	// implementations.
-	Store Store
 	// Publisher receives the exposure events (required to serve: the
 	// API's bus).
 	Publisher signals.Publisher
@@ -116,14 +110,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	cfg = cfg.Defaults()
 	errs := []error{cfg.Validate()}
 	var store port
-	switch {
-	case deps.Backend != nil && deps.Store != nil:
-		errs = append(errs, errors.New("experiments: deps: both Backend and Store are set (set Backend)"))
-	case deps.Backend != nil:
+	if deps.Backend != nil {
 		store = NewStore(deps.Backend)
-	case deps.Store != nil:
-		store = legacyStore{deps.Store}
-	default:
+	} else {
 		errs = append(errs, errors.New("experiments: deps: Backend is nil"))
 	}
 	signer, err := NewSigner(deps.Secret)

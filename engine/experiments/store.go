@@ -2,10 +2,6 @@ package experiments
 
 import (
 	"context"
-	"errors"
-	"fmt"
-
-	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // Doc is a stored experiment definition (its JSON).
@@ -92,10 +88,8 @@ type SubjectEraser interface {
 }
 
 // Store is everything engine/experiments keeps durably. BackendStore
-// implements it once on the storage primitives (NewStore); the old
-// per-backend implementations of engine/redisstore and engine/embedded
-// still do until they are removed, and every implementation passes the
-// same suite (engine/experiments/experimentstest). Errors wrap
+// implements it once on the storage primitives (NewStore) and passes the
+// suite of engine/experiments/experimentstest. Errors wrap
 // engine.ErrNotFound, engine.ErrInvalid and engine.ErrUnavailable like
 // engine.Store's.
 type Store interface {
@@ -108,7 +102,7 @@ type Store interface {
 }
 
 // port is what the engine uses: Store with atomic definition writes
-// (BackendStore, or legacyStore around an old Store).
+// (BackendStore).
 type port interface {
 	Store
 	// CreateExperimentDoc creates the definition id or returns an error
@@ -118,48 +112,4 @@ type port interface {
 	// build returns given the stored one (nil when none) and reports
 	// whether it created it.
 	UpsertExperimentDoc(ctx context.Context, id string, build func(old []byte) ([]byte, error)) (bool, error)
-}
-
-// legacyStore gives an old Store the definition writes of port, as a
-// read then a write (not atomic across replicas; the old stores have no
-// create-if-absent). It goes with the old stores.
-type legacyStore struct{ Store }
-
-func (l legacyStore) stored(ctx context.Context, id string) ([]byte, error) {
-	docs, err := l.ExperimentDocs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range docs {
-		if d.ID == id {
-			return d.JSON, nil
-		}
-	}
-	return nil, nil
-}
-
-func (l legacyStore) CreateExperimentDoc(ctx context.Context, id string, doc []byte) error {
-	old, err := l.stored(ctx, id)
-	if err != nil {
-		return err
-	}
-	if old != nil {
-		return fmt.Errorf("experiment %q: %w", id, errs.Conflict)
-	}
-	return l.PutExperimentDoc(ctx, id, doc)
-}
-
-func (l legacyStore) UpsertExperimentDoc(ctx context.Context, id string, build func(old []byte) ([]byte, error)) (bool, error) {
-	old, err := l.stored(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	doc, err := build(old)
-	if err != nil {
-		return false, err
-	}
-	if doc == nil {
-		return false, errors.New("experiments: empty definition")
-	}
-	return old == nil, l.PutExperimentDoc(ctx, id, doc)
 }

@@ -17,8 +17,7 @@ import (
 
 // Interface guards.
 var (
-	_ Store   = (*BackendStore)(nil)
-	_ definer = (*BackendStore)(nil)
+	_ Store = (*BackendStore)(nil)
 )
 
 // BackendStore is the Store of every backend, written once on the

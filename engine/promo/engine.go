@@ -42,8 +42,7 @@ type Profiles interface {
 // Deps are an Engine's collaborators.
 type Deps struct {
 	// Store keeps definitions, counters, cooldowns and promotion logs
-	// (required): NewStore of the backend (a per-backend store with a
-	// LegacyDocStore is adapted, see DefinitionsOf).
+	// (required): NewStore of the backend.
 	Store Store
 	// Profiles gives a visitor's factors for RankOffers (required; the
 	// engine, which alone decodes stored factors).
@@ -171,10 +170,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	e.cands.New = func() any { s := make([]candidate, 0, 64); return &s }
 	empty := map[string][]float32{}
 	e.cent.Store(&empty)
-	defs, err := DefinitionsOf(deps.Store)
-	if err != nil {
-		return nil, err
-	}
+	defs := deps.Store.Definitions()
 	e.defs, e.vers = defs, defs.Versions()
 	secret, err := e.store.PromoSecret(ctx)
 	if err != nil {

@@ -33,12 +33,6 @@ const (
 	itOrigin = "https://shop.example"
 )
 
-// fullStore is a store of both ports.
-type fullStore interface {
-	engine.Store
-	promo.Store
-}
-
 // TestIntegration runs events through the HTTP API, the in-process bus
 // and a running engine with the promo engine as a Reactor: a rule fires,
 // its promotion arrives on the visitor's server-sent event stream and on
@@ -46,8 +40,8 @@ type fullStore interface {
 // the offer, and re-sent events fire nothing. With the embedded store and
 // with Redis.
 func TestIntegration(t *testing.T) {
-	stores := map[string]func(t *testing.T) fullStore{
-		"embedded": func(t *testing.T) fullStore {
+	stores := map[string]func(t *testing.T) engine.Store{
+		"embedded": func(t *testing.T) engine.Store {
 			s, err := embedded.Open(t.TempDir(), embedded.Config{Sync: embedded.SyncNever})
 			if err != nil {
 				t.Fatal(err)
@@ -55,7 +49,7 @@ func TestIntegration(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			return s
 		},
-		"redis": func(t *testing.T) fullStore {
+		"redis": func(t *testing.T) engine.Store {
 			url := redistest.URL(t)
 			s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: redistest.Prefix(t, url)})
 			if err != nil {
@@ -70,7 +64,7 @@ func TestIntegration(t *testing.T) {
 	}
 }
 
-func testIntegration(t *testing.T, store fullStore) {
+func testIntegration(t *testing.T, store engine.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	bus := membus.New(membus.Options{})
 	params := model.DefaultParams()
@@ -79,7 +73,7 @@ func testIntegration(t *testing.T, store fullStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := promo.New(ctx, promo.Config{Factors: 8}, promo.Deps{Store: store, Profiles: eng, Model: eng, Broadcaster: bus})
+	p, err := promo.New(ctx, promo.Config{Factors: 8}, promo.Deps{Store: promo.NewStore(store), Profiles: eng, Model: eng, Broadcaster: bus})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +216,7 @@ func testIntegration(t *testing.T, store fullStore) {
 			t.Fatalf("impression not counted: %+v", p.Stats("o1"))
 		}
 	}
-	if caps, err := store.OfferCaps(context.Background(), "v1", []string{"o1"}, time.Now()); err != nil || caps[0] != 1 {
+	if caps, err := promo.NewStore(store).OfferCaps(context.Background(), "v1", []string{"o1"}, time.Now()); err != nil || caps[0] != 1 {
 		t.Errorf("cap count %v, %v", caps, err)
 	}
 
@@ -238,7 +232,7 @@ func testIntegration(t *testing.T, store fullStore) {
 	if st := p.Stats("o1"); st.Impressions != 1 {
 		t.Errorf("redelivered impression counted: %+v", st)
 	}
-	logged, _ := store.Promotions(context.Background(), "v1", 0, 10)
+	logged, _ := promo.NewStore(store).Promotions(context.Background(), "v1", 0, 10)
 	if len(logged) != 1 || !slices.ContainsFunc(logged, func(x promo.Promotion) bool { return x.ID == got.ID }) {
 		t.Errorf("log %+v", logged)
 	}

@@ -5,30 +5,6 @@ import (
 	"time"
 )
 
-// Doc is a stored definition: an offer, campaign or rule as JSON.
-type Doc struct {
-	ID   string
-	JSON []byte
-}
-
-// LegacyDocStore keeps the definitions (offers, campaigns, rules) as JSON
-// documents, one map per Kind: the definition port of the per-backend
-// stores, adapted to storage.Documents by DefinitionsOf. New stores keep
-// definitions in Definitions instead.
-type LegacyDocStore interface {
-	// PutPromoDoc creates or replaces the document id of kind and increments
-	// the version.
-	PutPromoDoc(ctx context.Context, kind Kind, id string, doc []byte) error
-	// DeletePromoDoc removes it (and increments the version), or returns an
-	// error wrapping engine.ErrNotFound.
-	DeletePromoDoc(ctx context.Context, kind Kind, id string) error
-	// PromoDocs returns every document of kind in ascending id order.
-	PromoDocs(ctx context.Context, kind Kind) ([]Doc, error)
-	// PromoDocsVersion returns a number that changes with every PutPromoDoc and
-	// DeletePromoDoc of any kind (replicas poll it to reload).
-	PromoDocsVersion(ctx context.Context) (int64, error)
-}
-
 // CapIncrement counts one impression of Offer to Visitor against a
 // frequency cap of period Period.
 type CapIncrement struct {
@@ -103,27 +79,16 @@ type SecretStore interface {
 	PromoSecret(ctx context.Context) ([]byte, error)
 }
 
-// Store is what the promo engine keeps durably besides its definitions:
-// offer counters, per-visitor caps and cooldowns, promotion logs and the
-// token secret. BackendStore (NewStore) implements it once on the
-// storage primitives, with the definitions (Definitions); it passes the
-// suite of engine/promo/promotest. Errors are of the kinds of
-// internal/errs.
-//
-// The per-backend implementations of engine/embedded and
-// engine/redisstore implement it too, with their definitions as a
-// LegacyDocStore (New adapts them, see DefinitionsOf); they are removed
-// when the backends provide storage.Backend.
+// Store is what the promo engine keeps durably: its definitions, offer
+// counters, per-visitor caps and cooldowns, promotion logs and the token
+// secret. BackendStore (NewStore) implements it once on the storage
+// primitives of any backend; it passes the suite of
+// engine/promo/promotest. Errors are of the kinds of internal/errs.
 type Store interface {
+	// Definitions returns the offers, campaigns and rules.
+	Definitions() *Definitions
 	CounterStore
 	VisitorStateStore
 	PromotionLog
 	SecretStore
-}
-
-// LegacyStore is the port of the per-backend implementations (the
-// definitions kept by a LegacyDocStore).
-type LegacyStore interface {
-	Store
-	LegacyDocStore
 }

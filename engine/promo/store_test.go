@@ -36,22 +36,14 @@ type closer struct {
 
 func (c closer) Close() error { return c.b.Close() }
 
-// benchStores runs fn on the store written on the primitives (impl=new)
-// and on the backend's own implementation being replaced (impl=old, while
-// the backend has one), per backend.
+// benchStores runs fn on the store written on the primitives,
+// per backend.
 func benchStores(b *testing.B, fn func(b *testing.B, s promo.Store)) {
 	for _, k := range backendtest.Kinds() {
 		if k.Name == "mem" {
 			continue
 		}
-		b.Run("impl=old/backend="+k.Name, func(b *testing.B) {
-			old, ok := k.Open(b).(promo.Store)
-			if !ok {
-				b.Skip("the backend has no promo store of its own")
-			}
-			fn(b, old)
-		})
-		b.Run("impl=new/backend="+k.Name, func(b *testing.B) { fn(b, promo.NewStore(k.Open(b))) })
+		b.Run("backend="+k.Name, func(b *testing.B) { fn(b, promo.NewStore(k.Open(b))) })
 	}
 }
 

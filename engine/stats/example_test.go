@@ -48,7 +48,7 @@ func ExampleStats() {
 		return
 	}
 	defer store.Close()
-	st, err := stats.New(store, stats.Config{Retention: stats.Retention{}}) // keep everything
+	st, err := stats.New(stats.NewStore(store), stats.Config{Retention: stats.Retention{}}) // keep everything
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -28,19 +28,13 @@ const (
 	itPK = "pk_integration_public_0001"
 )
 
-// engineStore is the engine's store that also keeps the counters.
-type engineStore interface {
-	engine.Store
-	stats.Store
-}
-
 // TestEndToEnd posts events to the HTTP API, which publishes them on the
 // in-process bus to a running engine with Stats as a Reactor, then reads
 // the counters back through GET /v1/stats/…, with the embedded store and
 // with Redis. Redelivered events are not counted twice.
 func TestEndToEnd(t *testing.T) {
-	stores := map[string]func(t *testing.T) engineStore{
-		"embedded": func(t *testing.T) engineStore {
+	stores := map[string]func(t *testing.T) engine.Store{
+		"embedded": func(t *testing.T) engine.Store {
 			s, err := embedded.Open(t.TempDir(), embedded.Config{Sync: embedded.SyncNever})
 			if err != nil {
 				t.Fatal(err)
@@ -48,7 +42,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			return s
 		},
-		"redis": func(t *testing.T) engineStore {
+		"redis": func(t *testing.T) engine.Store {
 			url := redistest.URL(t)
 			s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: redistest.Prefix(t, url)})
 			if err != nil {
@@ -63,7 +57,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-func testEndToEnd(t *testing.T, store engineStore) {
+func testEndToEnd(t *testing.T, store engine.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	bus := membus.New(membus.Options{})
 	p := model.DefaultParams()
@@ -72,7 +66,7 @@ func testEndToEnd(t *testing.T, store engineStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := stats.New(store, stats.Config{Retention: stats.DefaultRetention()})
+	st, err := stats.New(stats.NewStore(store), stats.Config{Retention: stats.DefaultRetention()})
 	if err != nil {
 		t.Fatal(err)
 	}

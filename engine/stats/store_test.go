@@ -17,22 +17,14 @@ func TestMapStoreContract(t *testing.T) {
 	})
 }
 
-// benchStores runs fn on the store written on the primitives (impl=new)
-// and on the backend's own implementation being replaced (impl=old, while
-// the backend has one), per backend.
+// benchStores runs fn on the store written on the primitives,
+// per backend.
 func benchStores(b *testing.B, fn func(b *testing.B, s stats.Store)) {
 	for _, k := range backendtest.Kinds() {
 		if k.Name == "mem" {
 			continue
 		}
-		b.Run("impl=old/backend="+k.Name, func(b *testing.B) {
-			old, ok := k.Open(b).(stats.Store)
-			if !ok {
-				b.Skip("the backend has no stats store of its own")
-			}
-			fn(b, old)
-		})
-		b.Run("impl=new/backend="+k.Name, func(b *testing.B) { fn(b, stats.NewStore(k.Open(b))) })
+		b.Run("backend="+k.Name, func(b *testing.B) { fn(b, stats.NewStore(k.Open(b))) })
 	}
 }
 

@@ -72,8 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store) {
 		{"InvalidCommit", testInvalidCommit},
 		{"DeleteVisitor", testDeleteVisitor},
 		{"ReplaceVisitor", testReplaceVisitor},
-		{"CatalogCRUD", func(t *testing.T, s engine.Store) { testCatalogCRUD(t, s) }},
-		{"CatalogPaging", func(t *testing.T, s engine.Store) { testCatalogPaging(t, s) }},
+		{"CatalogCRUD", func(t *testing.T, s engine.Store) { testCatalogCRUD(t, engine.ItemsOn(s)) }},
+		{"CatalogPaging", func(t *testing.T, s engine.Store) { testCatalogPaging(t, engine.ItemsOn(s)) }},
 		{"ItemRowsDenseAndStable", testItemRows},
 		{"ItemRowsConcurrent", testItemRowsConcurrent},
 		{"ItemStates", testItemStates},
@@ -881,7 +881,7 @@ func (f *fixture) check(t *testing.T, s engine.Store, when string) {
 			t.Fatalf("%s: Seen[%d] = %v", when, i, b)
 		}
 	}
-	items, err := s.Items(ctxT(t), "", 1000)
+	items, err := engine.ItemsOn(s).Items(ctxT(t), "", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -926,11 +926,11 @@ func testReopen(t *testing.T, open func(t *testing.T) engine.Store) {
 	f.seen = []string{"p1", "p2", "p3"}
 	f.unseen = []string{"p4"}
 	for i, id := range []string{"b", "a", "c"} {
-		if err := s.PutItem(ctx, Item(id, i)); err != nil {
+		if err := engine.ItemsOn(s).PutItem(ctx, Item(id, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.DeleteItem(ctx, "c"); err != nil {
+	if err := engine.ItemsOn(s).DeleteItem(ctx, "c"); err != nil {
 		t.Fatal(err)
 	}
 	f.items = []engine.Item{Item("a", 1), Item("b", 0)}
@@ -964,7 +964,7 @@ func testReopen(t *testing.T, open func(t *testing.T) engine.Store) {
 	f.visitors["pb"] = engine.Visitor{ID: "pb", History: Events("pb", 0, 2), Factors: Factors(9, 32)}
 	f.seen = append(f.seen, "p4")
 	f.unseen = []string{"p5"}
-	if err := s.DeleteItem(ctx, "a"); err != nil {
+	if err := engine.ItemsOn(s).DeleteItem(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
 	f.items = f.items[1:]

@@ -68,18 +68,14 @@ func TestRedisBackend(t *testing.T) {
 	})
 }
 
-// The exposure and attribution paths of the store, on each backend,
-// through the old per-backend implementation (impl=old, until it is
-// removed) and through BackendStore on the backend's primitives
-// (impl=new); benchstat -col /impl compares them.
+// The exposure and attribution paths of the store, on each backend's
+// primitives.
 
 func benchStores(b *testing.B, run func(b *testing.B, s experiments.Store)) {
-	b.Run("impl=new/backend=mem", func(b *testing.B) { run(b, experiments.NewStore(storagetest.NewMem(nil))) })
-	b.Run("impl=old/backend=embedded", func(b *testing.B) { run(b, benchEmbedded(b)) })
-	b.Run("impl=new/backend=embedded", func(b *testing.B) { run(b, experiments.NewStore(benchEmbedded(b))) })
+	b.Run("backend=mem", func(b *testing.B) { run(b, experiments.NewStore(storagetest.NewMem(nil))) })
+	b.Run("backend=embedded", func(b *testing.B) { run(b, experiments.NewStore(benchEmbedded(b))) })
 	url := redistest.URL(b)
-	b.Run("impl=old/backend=redis", func(b *testing.B) { run(b, benchRedis(b, url)) })
-	b.Run("impl=new/backend=redis", func(b *testing.B) { run(b, experiments.NewStore(benchRedis(b, url))) })
+	b.Run("backend=redis", func(b *testing.B) { run(b, experiments.NewStore(benchRedis(b, url))) })
 }
 
 func benchEmbedded(b *testing.B) *embedded.Store {

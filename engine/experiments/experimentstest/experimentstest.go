@@ -3,9 +3,7 @@
 // (the store written once on the storage primitives) over a given
 // storage.Backend — storagetest.Mem here, and the embedded and Redis
 // backends — together with the checks of the atomic definition writes.
-// Run runs it on any experiments.Store (the old per-backend stores of
-// engine/redisstore and engine/embedded still run it from their tests
-// until they are removed).
+// Run runs it on any experiments.Store.
 //
 // Run checks, each in its own subtest on a fresh store:
 //

@@ -1,13 +1,11 @@
 // Package promotest is the contract test suite of the promo.Store port:
 // it runs on promo.NewStore over the in-memory reference backend
 // (storagetest.Mem, NewMem) and over engine/embedded and
-// engine/redisstore, so that every store keeps the same guarantees. (The
-// per-backend stores being replaced run it too, their definitions
-// adapted by promo.DefinitionsOf.)
+// engine/redisstore, so that every store keeps the same guarantees.
 //
 // Run checks, each in its own subtest on a fresh store:
 //
-//   - definitions (promo.DefinitionsOf: the engine/defstore collections
+//   - definitions (Store.Definitions: the engine/defstore collections
 //     of offers, campaigns and rules): Put creates and replaces, All
 //     lists one kind in ascending id order, Delete removes
 //     (engine.ErrNotFound after), kinds are separate, create of an
@@ -209,10 +207,7 @@ func docIDs(ds []storage.Doc) []string {
 // defsOf returns the definitions of s.
 func defsOf(t *testing.T, s promo.Store) *promo.Definitions {
 	t.Helper()
-	d, err := promo.DefinitionsOf(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := s.Definitions()
 	return d
 }
 
@@ -279,9 +274,6 @@ func testDocsModes(t *testing.T, s promo.Store) {
 }
 
 func testDocsUpsertConcurrent(t *testing.T, s promo.Store) {
-	if _, ok := s.(interface{ Definitions() *promo.Definitions }); !ok {
-		t.Skip("the store's definitions are a LegacyDocStore: creates are not atomic")
-	}
 	ctx := ctxT(t)
 	offers := defsOf(t, s).Collection(promo.KindOffer)
 	const n = 12
