@@ -120,10 +120,3 @@ type Store interface {
 	PromotionLog
 	SecretStore
 }
-
-// LegacyStore is the port of the per-backend implementations (the
-// definitions kept by a LegacyDocStore).
-type LegacyStore interface {
-	Store
-	LegacyDocStore
-}
