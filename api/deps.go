@@ -32,6 +32,10 @@ type Catalog interface {
 	// is kept on replace). Invalid items give an error wrapping
 	// engine.ErrInvalid whose message names the field.
 	PutItem(ctx context.Context, it engine.Item) (engine.Item, error)
+	// CreateItem is PutItem of a new item: an error wrapping
+	// engine.ErrConflict (with a message for the client) when the id
+	// exists, decided atomically by the store.
+	CreateItem(ctx context.Context, it engine.Item) (engine.Item, error)
 	// Item returns one item or an error wrapping engine.ErrNotFound.
 	Item(ctx context.Context, id string) (engine.Item, error)
 	// DeleteItem removes an item or returns an error wrapping

@@ -26,6 +26,9 @@ func (stub) Similar(context.Context, string, int) ([]engine.Rec, error) {
 func (stub) PutItem(_ context.Context, it engine.Item) (engine.Item, error) {
 	return it, nil
 }
+func (stub) CreateItem(_ context.Context, it engine.Item) (engine.Item, error) {
+	return it, nil
+}
 func (stub) Item(context.Context, string) (engine.Item, error) {
 	return engine.Item{}, engine.ErrNotFound
 }

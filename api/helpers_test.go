@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/errs"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -136,6 +137,14 @@ type fakeCatalog struct {
 }
 
 func (f *fakeCatalog) PutItem(ctx context.Context, it engine.Item) (engine.Item, error) {
+	return f.put(it, false)
+}
+
+func (f *fakeCatalog) CreateItem(ctx context.Context, it engine.Item) (engine.Item, error) {
+	return f.put(it, true)
+}
+
+func (f *fakeCatalog) put(it engine.Item, create bool) (engine.Item, error) {
 	if it.ID == "" {
 		return engine.Item{}, fmt.Errorf("fake: %w: id: missing", engine.ErrInvalid)
 	}
@@ -150,6 +159,9 @@ func (f *fakeCatalog) PutItem(ctx context.Context, it engine.Item) (engine.Item,
 	f.now = f.now.Add(time.Second)
 	it.Created, it.Updated = f.now, f.now
 	if old, ok := f.items[it.ID]; ok {
+		if create {
+			return engine.Item{}, errs.New(errs.Conflict, "item %q already exists: use PUT /v1/items/{id} to replace it", it.ID)
+		}
 		it.Created = old.Created
 	}
 	f.items[it.ID] = it

@@ -77,15 +77,7 @@ func (s *Server) createItem(c echo.Context) error {
 	if in.ID == "" {
 		return invalidf("id: missing")
 	}
-	ctx := c.Request().Context()
-	switch _, err := s.deps.Catalog.Item(ctx, in.ID); {
-	case err == nil:
-		return newError(http.StatusConflict, CodeConflict,
-			"item %s already exists: use PUT /v1/items/{id} to replace it", strconv.Quote(shorten(in.ID, 100)))
-	case !errors.Is(err, engine.ErrNotFound):
-		return err
-	}
-	it, err := s.deps.Catalog.PutItem(ctx, in.item())
+	it, err := s.deps.Catalog.CreateItem(c.Request().Context(), in.item())
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/model"
 
 	"github.com/kairoshq/kairos/signals"
 )
@@ -21,11 +24,54 @@ const (
 	maxAttrs       = 64
 )
 
+// itemCatalog is the engine's catalog part: the item index (id ↔ row,
+// assigned by the store), the cache of catalog entries with the set of
+// inactive rows, the trending counters (fed by ingest, read by serving)
+// and the prior of provisional item factors (provisional.go). Its methods
+// are the catalog's CRUD (PutItem, Item, DeleteItem, Items), peer catalog
+// changes and provisional factors.
+type itemCatalog struct {
+	// mu guards the item index, the catalog cache and the trending
+	// counters (see doc.go for the lock order).
+	mu       sync.RWMutex
+	rowOf    map[string]int32
+	idOf     []string // row → id ("" for rows this replica has not heard of)
+	catalog  map[string]Item
+	inactive model.Bitset
+	trending *model.Trending
+	segments map[string]*segment
+
+	priorMu sync.Mutex // guards prior, priorAt (provisional item factors)
+	prior   *model.TagPrior
+	priorAt time.Time
+}
+
+// setRowLocked records id ↔ row; the catalog's mu must be held for writing
+// (or the engine not yet shared).
+func (e *itemCatalog) setRowLocked(id string, row int32) {
+	e.rowOf[id] = row
+	for int(row) >= len(e.idOf) {
+		e.idOf = append(e.idOf, "")
+	}
+	e.idOf[row] = id
+	if it, ok := e.catalog[id]; ok && !it.Active {
+		e.inactive.Set(int(row))
+	}
+}
+
+// itemRow returns the row of an item id.
+func (e *itemCatalog) itemRow(id string) (int32, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	r, ok := e.rowOf[id]
+	return r, ok
+}
+
 // loadCatalog reads the whole catalog into the cache.
 func (e *Engine) loadCatalog(ctx context.Context) error {
 	after := ""
 	for {
-		page, err := e.store.Items(ctx, after, 1000)
+		page, err := e.items().Items(ctx, after, 1000)
 		if err != nil {
 			return fmt.Errorf("engine: load catalog: %w", err)
 		}
@@ -42,7 +88,7 @@ func (e *Engine) loadCatalog(ctx context.Context) error {
 }
 
 // cacheItemLocked updates the catalog cache and the inactive set.
-func (e *Engine) cacheItemLocked(it Item) {
+func (e *itemCatalog) cacheItemLocked(it Item) {
 	e.catalog[it.ID] = it
 	row, ok := e.rowOf[it.ID]
 	if !ok {
@@ -94,29 +140,17 @@ func (e *Engine) PutItem(ctx context.Context, it Item) (Item, error) {
 	if err := validateItem(it); err != nil {
 		return Item{}, err
 	}
-	now := e.cfg.Now().UTC()
-	if old, err := e.store.Item(ctx, it.ID); err == nil {
-		it.Created = old.Created
-	} else {
-		it.Created = now
-	}
-	it.Updated = now
-	if err := e.store.PutItem(ctx, it); err != nil {
+	it, _, err := e.items().SaveItem(ctx, it, e.cfg.Now().UTC())
+	if err != nil {
 		return Item{}, fmt.Errorf("engine: put item: %w", err)
 	}
-	e.mu.Lock()
-	e.cacheItemLocked(it)
-	e.mu.Unlock()
-	e.announceCatalog(ctx, catalogChange{Item: &it})
-	if err := e.provisionalFactors(ctx, it); err != nil {
-		e.log.LogAttrs(ctx, slog.LevelWarn, "no provisional factors", slog.String("item", it.ID), slog.Any("err", err))
-	}
+	e.itemWritten(ctx, it)
 	return it, nil
 }
 
 // Item returns a catalog entry or ErrNotFound.
 func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
-	it, err := e.store.Item(ctx, id)
+	it, err := e.items().Item(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Item{}, errs.Wrap(ErrNotFound, err, "item %q not found", id)
 	}
@@ -126,7 +160,7 @@ func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
 // DeleteItem removes a catalog entry (ErrNotFound if absent); the item is
 // never recommended again unless it is added back.
 func (e *Engine) DeleteItem(ctx context.Context, id string) error {
-	if err := e.store.DeleteItem(ctx, id); err != nil {
+	if err := e.items().DeleteItem(ctx, id); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return errs.Wrap(ErrNotFound, err, "item %q not found", id)
 		}
@@ -139,7 +173,9 @@ func (e *Engine) DeleteItem(ctx context.Context, id string) error {
 	return nil
 }
 
-func (e *Engine) uncacheItemLocked(id string) {
+// uncacheItemLocked removes id from the catalog cache (its row becomes
+// inactive).
+func (e *itemCatalog) uncacheItemLocked(id string) {
 	delete(e.catalog, id)
 	if row, ok := e.rowOf[id]; ok {
 		e.inactive.Set(int(row))
@@ -151,7 +187,7 @@ func (e *Engine) Items(ctx context.Context, after string, limit int) ([]Item, er
 	if limit < 1 || limit > 1000 {
 		return nil, fmt.Errorf("%w: limit: %d is not in [1, 1000]", ErrInvalid, limit)
 	}
-	return e.store.Items(ctx, after, limit)
+	return e.items().Items(ctx, after, limit)
 }
 
 // catalogChange is the peer message of a catalog write.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/kairoshq/kairos/signals"
-
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/signals"
 )
 
 // Errors of the Store port, compared with errors.Is: the kinds of package
@@ -169,6 +169,10 @@ type Store interface {
 	FactorStore
 	BlobStore
 	LinkStore
+	// Backend: the storage primitives; the catalog items are kept on its
+	// documents (ItemsOn; CatalogStore above is no longer used by the
+	// engine and goes with the old per-backend implementations).
+	storage.Backend
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

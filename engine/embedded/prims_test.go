@@ -515,3 +515,44 @@ func TestPrimsCompactionUnderWrites(t *testing.T) {
 		t.Fatalf("log has %d entries, last seq %d", len(es), es[len(es)-1].Seq)
 	}
 }
+
+// TestPrimsRecordsCutShort: every record of the primitives cut short is
+// an error (never a panic, never applied in part silently).
+func TestPrimsRecordsCutShort(t *testing.T) {
+	st := newState(testConfig().Defaults())
+	st.applyPutDoc("c", "a", []byte(`{"a":1}`))
+	var tx txnStage
+	ops := []storage.Op{
+		{Kind: storage.OpIncr, Key: "k", Field: "n", Int: 3},
+		{Kind: storage.OpSet, Key: "k2", Field: "s", Value: "v"},
+		{Kind: storage.OpDel, Key: "k2", Field: "s"},
+		{Kind: storage.OpExpire, Key: "k", At: time.Unix(100, 0)},
+	}
+	must(t, tx.stage(st, ops, 1))
+	tx.apply(st)
+	st.applyAppend("l", false, 7, 3, 0, []byte("data"))
+	records := [][]byte{
+		encodePutDoc(nil, "c", "a", []byte(`{}`)),
+		encodeDeleteDoc(nil, "c", "a"),
+		encodeTxn(nil, &tx),
+		encodeLogAppend(nil, "l", false, 8, 3, 5, []byte("x")),
+		encodeDeleteKeys(nil, []string{"k", "l"}),
+		encodeDocs(nil, "c", 4, st.colls["c"], st.colls["c"].ids),
+		encodeMapState(nil, "k", st.kv["k"], true, []string{"n"}),
+		encodeLogState(nil, "l", st.logs["l"]),
+	}
+	for _, rec := range records {
+		for n := 2; n < len(rec); n++ {
+			p := rec[:n]
+			if p[0] == recPutDoc || p[0] == recLogAppend {
+				continue // their last field runs to the end of the record
+			}
+			if err := newState(testConfig().Defaults()).apply(p, 10); err == nil {
+				t.Fatalf("record type %d cut to %d of %d bytes applied without an error", p[0], n, len(rec))
+			}
+		}
+		if err := newState(testConfig().Defaults()).apply(rec, 10); err != nil {
+			t.Fatalf("record type %d: %v", rec[0], err)
+		}
+	}
+}

@@ -4,7 +4,7 @@
 // `kairos eval abtest`).
 //
 //	x, err := experiments.New(ctx, experiments.Config{}, experiments.Deps{
-//		Store: store, Publisher: bus, Links: store, Secret: secret})
+//		Backend: store, Publisher: bus, Links: store, Secret: secret})
 //	eng.AddReactor(x) // before eng.Run: attribution of outcomes
 //	go x.Run(ctx)     // reloads, bandit re-weighting, looks, queued exposures
 //
@@ -13,10 +13,12 @@
 //	err = x.Expose(ctx, d) // logs the first exposure
 //
 // It imports engine, internal/jsondef (the strict decoding of definitions,
-// shared with engine/promo), eval/abtest and signals (never Redis, AMQP or
-// echo); its Store port is implemented by engine/redisstore and
-// engine/embedded (contract suite and in-memory reference store:
-// engine/experiments/experimentstest).
+// shared with engine/promo), engine/storage and engine/defstore,
+// eval/abtest and signals (never Redis, AMQP or echo). What it keeps
+// durably it keeps on the storage primitives of any backend
+// (BackendStore, kvstore.go: the key layout is there); the contract
+// suite, run on the in-memory primitives and on the embedded and Redis
+// backends, is engine/experiments/experimentstest.
 //
 // # Experiments
 //

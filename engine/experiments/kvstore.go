@@ -298,9 +298,9 @@ func countFields(c *Counts) [10]*int64 {
 		&c.RevenueSq[0], &c.RevenueSq[1], &c.RevenueSq[2], &c.RevenueSq[3]}
 }
 
-// CheckUpdate reports a malformed update (an empty experiment, key or
+// checkUnitsUpdate reports a malformed update (an empty experiment, key or
 // variant) with errs.Invalid.
-func CheckUpdate(u Update) error {
+func checkUnitsUpdate(u Update) error {
 	for _, w := range u.Units {
 		if w.Exp == "" || w.Key == "" {
 			return errs.New(errs.Invalid, "unit write with an empty experiment or key")
@@ -317,7 +317,7 @@ func CheckUpdate(u Update) error {
 // UpdateExperimentUnits applies u in one transaction, or returns an
 // error wrapping ErrStaleUnits when a unit record is not Old any more.
 func (s *BackendStore) UpdateExperimentUnits(ctx context.Context, u Update) error {
-	if err := CheckUpdate(u); err != nil {
+	if err := checkUnitsUpdate(u); err != nil {
 		return err
 	}
 	var t storage.Txn

@@ -72,8 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store) {
 		{"InvalidCommit", testInvalidCommit},
 		{"DeleteVisitor", testDeleteVisitor},
 		{"ReplaceVisitor", testReplaceVisitor},
-		{"CatalogCRUD", testCatalogCRUD},
-		{"CatalogPaging", testCatalogPaging},
+		{"CatalogCRUD", func(t *testing.T, s engine.Store) { testCatalogCRUD(t, s) }},
+		{"CatalogPaging", func(t *testing.T, s engine.Store) { testCatalogPaging(t, s) }},
 		{"ItemRowsDenseAndStable", testItemRows},
 		{"ItemRowsConcurrent", testItemRowsConcurrent},
 		{"ItemStates", testItemStates},
@@ -85,6 +85,13 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
 	}
+}
+
+// RunCatalog runs the catalog checks of Run on a CatalogStore (such as
+// engine.ItemStore) as subtests of t; open returns a new, empty one.
+func RunCatalog(t *testing.T, open func(t *testing.T) engine.CatalogStore) {
+	t.Run("CatalogCRUD", func(t *testing.T) { testCatalogCRUD(t, open(t)) })
+	t.Run("CatalogPaging", func(t *testing.T) { testCatalogPaging(t, open(t)) })
 }
 
 // RunPersistence runs the persistence checks as subtests of t. newBacking
@@ -464,7 +471,7 @@ func Item(id string, n int) engine.Item {
 	}
 }
 
-func testCatalogCRUD(t *testing.T, s engine.Store) {
+func testCatalogCRUD(t *testing.T, s engine.CatalogStore) {
 	ctx := ctxT(t)
 	if _, err := s.Item(ctx, "nope"); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("Item(unknown): err %v, want ErrNotFound", err)
@@ -516,7 +523,7 @@ func testCatalogCRUD(t *testing.T, s engine.Store) {
 	}
 }
 
-func testCatalogPaging(t *testing.T, s engine.Store) {
+func testCatalogPaging(t *testing.T, s engine.CatalogStore) {
 	ctx := ctxT(t)
 	r := rand.New(rand.NewPCG(7, 7))
 	var ids []string

@@ -1,0 +1,170 @@
+package experimentstest_test
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/engine/embedded"
+	"github.com/kairoshq/kairos/engine/experiments"
+	"github.com/kairoshq/kairos/engine/experiments/experimentstest"
+	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/engine/redisstore/redistest"
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/engine/storage/storagetest"
+)
+
+// The suite on experiments.BackendStore over the real backends: the
+// embedded store and Redis (the storage primitives of each).
+
+func openEmbedded(t *testing.T, dir string) *embedded.Store {
+	t.Helper()
+	s, err := embedded.Open(dir, embedded.Config{Sync: embedded.SyncNever})
+	if err != nil {
+		t.Fatalf("open embedded: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openRedis(t *testing.T, url, prefix string) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: prefix})
+	if err != nil {
+		t.Fatalf("open redis: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// closer is the experiments store over a backend that closes.
+type closer struct {
+	*experiments.BackendStore
+	io.Closer
+}
+
+func TestEmbeddedBackend(t *testing.T) {
+	experimentstest.RunBackend(t, func(t *testing.T) storage.Backend { return openEmbedded(t, t.TempDir()) })
+	experimentstest.RunPersistence(t, func(t *testing.T) func(t *testing.T) experimentstest.Closer {
+		dir := t.TempDir()
+		return func(t *testing.T) experimentstest.Closer {
+			s := openEmbedded(t, dir)
+			return closer{experiments.NewStore(s), s}
+		}
+	})
+}
+
+func TestRedisBackend(t *testing.T) {
+	url := redistest.URL(t)
+	experimentstest.RunBackend(t, func(t *testing.T) storage.Backend { return openRedis(t, url, redistest.Prefix(t, url)) })
+	experimentstest.RunPersistence(t, func(t *testing.T) func(t *testing.T) experimentstest.Closer {
+		prefix := redistest.Prefix(t, url)
+		return func(t *testing.T) experimentstest.Closer {
+			s := openRedis(t, url, prefix)
+			return closer{experiments.NewStore(s), s}
+		}
+	})
+}
+
+// The exposure and attribution paths of the store, on each backend,
+// through the old per-backend implementation (impl=old, until it is
+// removed) and through BackendStore on the backend's primitives
+// (impl=new); benchstat -col /impl compares them.
+
+func benchStores(b *testing.B, run func(b *testing.B, s experiments.Store)) {
+	b.Run("impl=new/backend=mem", func(b *testing.B) { run(b, experiments.NewStore(storagetest.NewMem(nil))) })
+	b.Run("impl=old/backend=embedded", func(b *testing.B) { run(b, benchEmbedded(b)) })
+	b.Run("impl=new/backend=embedded", func(b *testing.B) { run(b, experiments.NewStore(benchEmbedded(b))) })
+	url := redistest.URL(b)
+	b.Run("impl=old/backend=redis", func(b *testing.B) { run(b, benchRedis(b, url)) })
+	b.Run("impl=new/backend=redis", func(b *testing.B) { run(b, experiments.NewStore(benchRedis(b, url))) })
+}
+
+func benchEmbedded(b *testing.B) *embedded.Store {
+	s, err := embedded.Open(b.TempDir(), embedded.Config{Sync: embedded.SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func benchRedis(b *testing.B, url string) *redisstore.Store {
+	s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: redistest.Prefix(b, url)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// BenchmarkExposure is a first exposure: the sticky assignment, the read
+// of the unit and its write with the counts' deltas.
+func BenchmarkExposure(b *testing.B) {
+	benchStores(b, func(b *testing.B, s experiments.Store) {
+		ctx := context.Background()
+		if err := s.PutExperimentDoc(ctx, "x", []byte(`{"id":"x"}`)); err != nil {
+			b.Fatal(err)
+		}
+		at := time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			sub := "a:v" + strconv.Itoa(i)
+			a, _, err := s.AssignSubject(ctx, "x", sub, experiments.Assignment{Variant: "B", At: at, Propensity: 0.5})
+			if err != nil {
+				b.Fatal(err)
+			}
+			k := experiments.UnitKey{Exp: "x", Key: sub}
+			us, err := s.ExperimentUnits(ctx, []experiments.UnitKey{k})
+			if err != nil {
+				b.Fatal(err)
+			}
+			err = s.UpdateExperimentUnits(ctx, experiments.Update{
+				Units:  []experiments.UnitWrite{{UnitKey: k, Old: us[0], New: experiments.Unit{Variant: a.Variant, Exposed: at, Propensity: a.Propensity}}},
+				Counts: []experiments.CountDelta{{Exp: "x", Variant: a.Variant, Counts: experiments.Counts{N: 1, Expected: 500_000}}},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkOutcomes is the attribution of a batch of 256 outcomes to
+// exposed units: one read of the units and one update of them with the
+// counts' deltas.
+func BenchmarkOutcomes(b *testing.B) {
+	benchStores(b, func(b *testing.B, s experiments.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 5, 7, 0, 0, 0, time.UTC)
+		keys := make([]experiments.UnitKey, 256)
+		var first experiments.Update
+		for i := range keys {
+			keys[i] = experiments.UnitKey{Exp: "x", Key: "a:v" + strconv.Itoa(i)}
+			first.Units = append(first.Units, experiments.UnitWrite{UnitKey: keys[i], New: experiments.Unit{Variant: "A", Exposed: at, Propensity: 0.5}})
+		}
+		if err := s.UpdateExperimentUnits(ctx, first); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			us, err := s.ExperimentUnits(ctx, keys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var u experiments.Update
+			for i, old := range us {
+				nw := old
+				nw.Revenue++
+				u.Units = append(u.Units, experiments.UnitWrite{UnitKey: keys[i], Old: old, New: nw})
+			}
+			u.Counts = []experiments.CountDelta{{Exp: "x", Variant: "A", Counts: experiments.Counts{Revenue: 256, RevenueSq: [4]int64{512, 0, 0, 0}}}}
+			if err := s.UpdateExperimentUnits(ctx, u); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/256, "ns/unit")
+	})
+}
