@@ -8,8 +8,10 @@
 //	eng.AddReactor(a) // before eng.Run: every committed batch's dwell is added
 //	heat, err := a.Heat(ctx, "https://shop.example/p/42", 50)
 //
-// store is the engine's store: engine/redisstore and engine/embedded
-// implement the Store port (AddDwell, PageDwell) beside engine.Store.
+// store is the Store port (AddDwell, PageDwell): NewStore writes it once
+// on the storage.Maps of every backend (engine/embedded,
+// engine/redisstore; see MapStore for the keys); contract suite:
+// engine/attention/attentiontest.
 // GET /v1/pages/attention?page=… (package api, secret key) answers Heat.
 //
 // # What is counted

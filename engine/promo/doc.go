@@ -6,15 +6,18 @@
 // visitor's open page.
 //
 //	p, err := promo.New(ctx, promo.Config{Factors: k}, promo.Deps{
-//		Store: store, Profiles: eng, Model: eng, Broadcaster: bus})
+//		Store: promo.NewStore(backend), Profiles: eng, Model: eng, Broadcaster: bus})
 //	eng.AddReactor(p) // before eng.Run
 //	go p.Run(ctx)     // keeps caches fresh
 //
 // It imports engine, internal/jsondef (the strict decoding of definitions,
 // shared with engine/experiments) and signals (never Redis, AMQP or
-// echo); its Store port is implemented by engine/redisstore and
-// engine/embedded (contract suite and in-memory reference store:
-// engine/promo/promotest).
+// echo). What it keeps durably it keeps through its Store port, written
+// once on the storage primitives of every backend (NewStore over a
+// storage.Backend: engine/embedded, engine/redisstore, or
+// storagetest.Mem in tests; see BackendStore for the keys), with the
+// definitions in engine/defstore collections (Definitions); contract
+// suite: engine/promo/promotest.
 //
 // # Offers and campaigns
 //

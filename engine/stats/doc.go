@@ -7,8 +7,9 @@
 //	eng.AddReactor(st) // before eng.Run: every committed batch is counted
 //	points, err := st.Series(ctx, stats.Item("sku-42"), stats.Res1h, from, to)
 //
-// store is the engine's store: engine/redisstore and engine/embedded
-// implement the Store port (AddCounts, Counts) beside engine.Store.
+// store is the Store port (AddCounts, Counts): NewStore writes it once on
+// the storage.Maps of every backend (engine/embedded, engine/redisstore;
+// see MapStore for the keys); contract suite: engine/stats/statstest.
 //
 // # What is counted
 //
