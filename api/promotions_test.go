@@ -38,7 +38,7 @@ func (fakeVisitors) VisitorFactors(context.Context, string, string) ([]float32, 
 type promoHarness struct {
 	*harness
 	eng   *promo.Engine
-	store *promotest.Mem
+	store *promo.BackendStore
 	bus   *membus.Bus
 	srv   *httptest.Server
 	n     int

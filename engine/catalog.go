@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/model"
 
 	"github.com/kairoshq/kairos/signals"
 )
@@ -20,6 +23,49 @@ const (
 	maxTags        = 64
 	maxAttrs       = 64
 )
+
+// itemCatalog is the engine's catalog part: the item index (id ↔ row,
+// assigned by the store), the cache of catalog entries with the set of
+// inactive rows, the trending counters (fed by ingest, read by serving)
+// and the prior of provisional item factors (provisional.go). Its methods
+// are the catalog's CRUD (PutItem, Item, DeleteItem, Items), peer catalog
+// changes and provisional factors.
+type itemCatalog struct {
+	// mu guards the item index, the catalog cache and the trending
+	// counters (see doc.go for the lock order).
+	mu       sync.RWMutex
+	rowOf    map[string]int32
+	idOf     []string // row → id ("" for rows this replica has not heard of)
+	catalog  map[string]Item
+	inactive model.Bitset
+	trending *model.Trending
+	segments map[string]*segment
+
+	priorMu sync.Mutex // guards prior, priorAt (provisional item factors)
+	prior   *model.TagPrior
+	priorAt time.Time
+}
+
+// setRowLocked records id ↔ row; the catalog's mu must be held for writing
+// (or the engine not yet shared).
+func (e *itemCatalog) setRowLocked(id string, row int32) {
+	e.rowOf[id] = row
+	for int(row) >= len(e.idOf) {
+		e.idOf = append(e.idOf, "")
+	}
+	e.idOf[row] = id
+	if it, ok := e.catalog[id]; ok && !it.Active {
+		e.inactive.Set(int(row))
+	}
+}
+
+// itemRow returns the row of an item id.
+func (e *itemCatalog) itemRow(id string) (int32, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	r, ok := e.rowOf[id]
+	return r, ok
+}
 
 // loadCatalog reads the whole catalog into the cache.
 func (e *Engine) loadCatalog(ctx context.Context) error {
@@ -42,7 +88,7 @@ func (e *Engine) loadCatalog(ctx context.Context) error {
 }
 
 // cacheItemLocked updates the catalog cache and the inactive set.
-func (e *Engine) cacheItemLocked(it Item) {
+func (e *itemCatalog) cacheItemLocked(it Item) {
 	e.catalog[it.ID] = it
 	row, ok := e.rowOf[it.ID]
 	if !ok {
@@ -127,7 +173,9 @@ func (e *Engine) DeleteItem(ctx context.Context, id string) error {
 	return nil
 }
 
-func (e *Engine) uncacheItemLocked(id string) {
+// uncacheItemLocked removes id from the catalog cache (its row becomes
+// inactive).
+func (e *itemCatalog) uncacheItemLocked(id string) {
 	delete(e.catalog, id)
 	if row, ok := e.rowOf[id]; ok {
 		e.inactive.Set(int(row))

@@ -92,7 +92,7 @@ func (e *Engine) countSegmentsLocked(ev *signals.Event, row int32, w float64) {
 
 // trendingFor returns the trending scores for a request: the most specific
 // segment with enough volume, else everyone's. e.mu must be held.
-func (e *Engine) trendingFor(r RecRequest) (scores []float32, segment string) {
+func (e *itemCatalog) trendingFor(r RecRequest) (scores []float32, segment string) {
 	for _, k := range segmentKeys(r.Campaign, r.Referrer, r.Device) {
 		if s, ok := e.segments[k]; ok && s.events >= minSegmentEvents {
 			return s.trend.Scores(), k
@@ -112,101 +112,6 @@ func learningEvents(hist []HistoryEvent) int {
 	return n
 }
 
-// blendRank ranks by model.Blend of the visitor's fold-in scores (x may be
-// nil), the page item's neighbours and the segment's trending, without
-// scoring every item: the candidates are the union of each part's best
-// (the fold-in's top-M through the approximate index when it is built, the
-// page item's cached neighbours, the segment's cached trending top), and
-// each part is standardised with its mean and deviation over all items
-// (model.Moments for the factor scores, cached for trending), so the
-// blended score of a candidate is what model.Blend.Scores gives it. e.mu
-// must be held for reading; s.exclude is the candidates' complement.
-func (e *Engine) blendRank(s *scratch, x []float32, events int, r RecRequest, keep func(int) bool) ([]model.Scored, Strategy) {
-	o := e.model()
-	m := max(blendCandidates, 4*r.N)
-	trend, trendKey := e.trendingFor(r)
-	tt := e.trendingTop(trendKey, trend, m)
-	hasTrend := tt != nil && tt.sd > 0
-	var page []float32
-	if row, ok := e.rowOf[r.Item]; ok && r.Item != "" {
-		if s.y = o.ItemFactors(s.y, int(row)); !isZero(s.y) {
-			page = s.y
-			s.exclude.Set(int(row))
-		}
-	}
-	if x == nil && page == nil {
-		if !hasTrend {
-			return nil, StrategyTrending
-		}
-		return s.scorer.SelectTop(s.top, trend, r.N, s.exclude, keep), StrategyTrending
-	}
-	wp, wi, wt := e.Blend().Weights(x != nil, page != nil, hasTrend, events)
-	mom := e.moments(o)
-	// Candidates.
-	s.cand = s.cand[:0]
-	if x != nil {
-		q := model.Query{Vector: x, N: m, Exclude: s.exclude, Keep: keep}
-		var top []model.Scored
-		if np := e.nprobe(); np > 0 && !r.Exact {
-			top, _ = o.TopKApprox(&s.scorer, s.candTop, q, np)
-		} else {
-			top = o.TopK(&s.scorer, s.candTop, q)
-		}
-		s.candTop = top
-		for _, c := range top {
-			s.cand = append(s.cand, c.Item)
-		}
-	}
-	if page != nil {
-		s.cand = append(s.cand, e.neighbours(o, int32(e.rowOf[r.Item]), m)...)
-	}
-	if hasTrend {
-		s.cand = append(s.cand, tt.rows...)
-	}
-	// Standardisation of each part over all items.
-	var mp, sp, mi, si float64
-	if x != nil {
-		mp, sp = mom.Dist(x, false)
-	}
-	if page != nil {
-		mi, si = mom.Dist(page, true)
-	}
-	pn := norm(page)
-	s.mixed = s.mixed[:0]
-	s.seen.Reset()
-	for _, c := range s.cand {
-		if s.seen.Has(int(c)) || s.exclude.Has(int(c)) || (keep != nil && !keep(int(c))) {
-			continue
-		}
-		s.seen.Set(int(c))
-		y := o.ItemFactors(s.y2, int(c))
-		s.y2 = y
-		var score float64
-		if x != nil && sp > 0 {
-			score += wp * (dot(x, y) - mp) / sp
-		}
-		if page != nil && si > 0 {
-			if yn := norm(y); yn > 0 && pn > 0 {
-				score += wi * (dot(page, y)/(pn*yn) - mi) / si
-			}
-		}
-		if hasTrend && int(c) < len(trend) {
-			score += wt * (math.Log1p(max(float64(trend[c]), 0)) - tt.mean) / tt.sd
-		}
-		s.mixed = append(s.mixed, float32(score))
-		s.mixedRows = append(s.mixedRows[:len(s.mixed)-1], c)
-	}
-	top := s.scorer.SelectTop(s.top, s.mixed, r.N, nil, nil)
-	for i := range top {
-		top[i].Item = s.mixedRows[top[i].Item]
-	}
-	strategy := StrategyContext
-	if x != nil {
-		strategy = StrategyBlend
-	}
-	return top, strategy
-}
-
 // blendCandidates is the least number of candidates each part supplies.
 const blendCandidates = 50
 
@@ -224,12 +129,15 @@ func norm(a []float32) float64 { return math.Sqrt(dot(a, a)) }
 // synchronously only for a model without any; when the model changed and
 // they are over momentsTTL old, they are recomputed in the background and
 // the previous ones serve meanwhile.
-func (e *Engine) moments(o *model.Online) *model.Moments {
+func (e *serving) moments(o *model.Online) *model.Moments {
 	e.candMu.Lock()
 	m, of, at, busy := e.mom, e.momOf, e.momAt, e.momBusy
 	stale := m == nil || of != o || (m.Version != o.Version() && time.Since(at) >= momentsTTL)
 	if stale && m != nil && of == o && !busy {
 		e.momBusy = true
+		// Untracked on purpose: a computation without I/O that ends on
+		// its own (momBusy bounds it to one), started by requests that
+		// may outlive Run.
 		go func() {
 			fresh := o.Moments()
 			e.candMu.Lock()
@@ -335,7 +243,7 @@ type cachedRows struct {
 
 // catalogFallback returns active catalog items, most recently updated
 // first: the answer when nothing has been learnt yet. e.mu must be held.
-func (e *Engine) catalogFallback(n int, exclude model.Bitset, category string) []Rec {
+func (e *itemCatalog) catalogFallback(n int, exclude model.Bitset, category string) []Rec {
 	items := make([]Item, 0, len(e.catalog))
 	for _, it := range e.catalog {
 		if !it.Active || (category != "" && it.Category != category) {

@@ -48,9 +48,50 @@
 // catalog with Active false never is. Similar ranks by cosine of item
 // factors.
 //
+// # Parts
+//
+// Engine composes three parts along its seams, each a type owning its
+// state (Engine's own fields are the live model, its generation, version
+// and blend, and the store and bus):
+//
+//   - itemCatalog (catalog.go, provisional.go): the item index (id ↔ row),
+//     the catalog cache and inactive rows, the trending counters, the
+//     prior of provisional item factors.
+//   - ingest (ingest.go; handle.go, identity.go, history.go, state.go):
+//     the consuming pipeline, reactors, the archive, erasure, state saves,
+//     peer deltas.
+//   - serving (serving.go; recommend.go, coldstart.go, trending.go,
+//     index.go): ranking and its caches. The ranking strategies are a
+//     table of rankers (strategy.go, one file each: strategy_trending.go,
+//     strategy_blend.go, strategy_als.go); Recommend asks them in order.
+//
 // # Concurrency
 //
-// Handle calls are serialised (handleMu). Readers take e.mu for reading
-// while they rank. Lock order: handleMu, then e.mu, then the model's own
-// locks (model.Online: its writer mutex, then its read/write mutex).
+// Every mutex of the engine, what it guards, and the order to take them
+// (a goroutine holding one may only take those after it):
+//
+//  1. swapMu (Engine): serialises LoadSnapshot (a model hot swap).
+//  2. handleMu (ingest): serialises Handle and everything that changes
+//     the live model's items outside it (provisional factors, peer
+//     deltas, the end of a swap, state saves); guards reactors, archive,
+//     eraser, tail and learn.
+//  3. priorMu (itemCatalog): the cached prior of provisional factors
+//     (prior, priorAt).
+//  4. mu (itemCatalog, RWMutex): the item index (rowOf, idOf), the
+//     catalog cache, inactive rows, trending counters and segments.
+//     Handle takes it briefly for writing (new rows, trending); requests
+//     hold it for reading while they rank.
+//  5. momMu (serving): single-flights the first computation of the item
+//     moments of a model.
+//  6. candMu (serving): the blend's caches (moments, trending tops,
+//     neighbours, momBusy).
+//  7. the live model's own locks (model.Online: its writer mutex, then
+//     its read/write mutex), taken inside its methods only.
+//  8. the store's and the bus's locks, inside their methods only.
+//
+// So: swapMu → handleMu → priorMu → mu → momMu → candMu → model → store.
+// The atomics (online, gen, version, blend) need no lock: a reader loads
+// the model once per operation (Engine.model) and uses that value
+// throughout. No lock is held across a call to a reactor, the archive or
+// the bus, except handleMu, which Handle holds for the whole batch.
 package engine

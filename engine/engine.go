@@ -26,6 +26,11 @@ type Bus interface {
 }
 
 // Engine is the running brain of Kairos (see the package documentation).
+// It composes three parts along its seams, each owning its state: the
+// catalog (item rows, the catalog cache, provisional factors), ingest
+// (consume → dedup → fold-in → commit, reactors, archive) and serving
+// (recommendation caches, scratch). The live model, its generation and
+// version belong to Engine itself (swap.go). doc.go gives the lock order.
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
@@ -38,45 +43,15 @@ type Engine struct {
 	// loaded snapshot and tags stored visitor factors (see packFactors).
 	gen atomic.Uint32
 
-	// mu guards the item index, the catalog cache and the trending counter.
-	// Lock order: mu before any lock of online.
-	mu       sync.RWMutex
-	rowOf    map[string]int32
-	idOf     []string // row → id ("" for rows this replica has not heard of)
-	catalog  map[string]Item
-	inactive model.Bitset
-	trending *model.Trending
-	segments map[string]*segment
-
-	// learn is used only by the consuming goroutine (Handle calls are
-	// never concurrent: signals.Consumer's contract).
-	learn    *learnState
-	handleMu sync.Mutex
-	reactors []Reactor // guarded by handleMu
-	archive  Archiver  // guarded by handleMu
-	eraser   Eraser    // guarded by handleMu
-	tail     Tail      // guarded by handleMu
-
-	candMu    sync.Mutex // guards the blend's caches below
-	mom       *model.Moments
-	momOf     *model.Online
-	momAt     time.Time
-	momBusy   bool
-	momMu     sync.Mutex // single-flights the first computation of mom
-	trendTops map[string]*trendTop
-	neigh     map[int32]*cachedRows
-
-	priorMu sync.Mutex // guards prior, priorAt (provisional item factors)
-	prior   *model.TagPrior
-	priorAt time.Time
+	itemCatalog // item rows, the catalog cache, trending (catalog.go)
+	ingest      // the consuming side (ingest.go)
+	serving     // the serving side's caches (serving.go)
 
 	swapMu  sync.Mutex    // serialises LoadSnapshot
 	version atomic.Uint64 // version of the loaded snapshot (0: none)
 	// blend is Config.Blend with the popularity prior (ρ, κ) of the loaded
 	// snapshot, when it carries one.
 	blend atomic.Pointer[model.Blend]
-
-	scorers sync.Pool // *scratch
 }
 
 // New loads the engine's state from store: item rows and factors, the
@@ -105,9 +80,9 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "engine"), store: store, bus: bus,
-		rowOf: map[string]int32{}, catalog: map[string]Item{}, segments: map[string]*segment{},
-		trendTops: map[string]*trendTop{}, neigh: map[int32]*cachedRows{},
-		trending: model.NewTrending(cfg.TrendingHalfLife),
+		itemCatalog: itemCatalog{rowOf: map[string]int32{}, catalog: map[string]Item{}, segments: map[string]*segment{},
+			trending: model.NewTrending(cfg.TrendingHalfLife)},
+		serving: serving{trendTops: map[string]*trendTop{}, neigh: map[int32]*cachedRows{}},
 	}
 	e.online.Store(online)
 	e.setBlend(nil)
@@ -166,34 +141,24 @@ func (e *Engine) load(ctx context.Context) error {
 	return nil
 }
 
-// setRowLocked records id ↔ row; e.mu must be held for writing (or e not
-// yet shared).
-func (e *Engine) setRowLocked(id string, row int32) {
-	e.rowOf[id] = row
-	for int(row) >= len(e.idOf) {
-		e.idOf = append(e.idOf, "")
-	}
-	e.idOf[row] = id
-	if it, ok := e.catalog[id]; ok && !it.Active {
-		e.inactive.Set(int(row))
-	}
-}
-
 // Run consumes events and peer updates and persists the engine's state
 // periodically, until ctx is done; then it finishes the in-flight batch
-// (acknowledging it), saves its state and returns.
+// (acknowledging it), saves its state and returns. Every goroutine it
+// starts (consumers, the index, the periodic save, model swaps, the
+// warm-up of the blend's statistics) has returned by then.
 func (e *Engine) Run(ctx context.Context) error {
 	if e.bus == nil {
 		return errors.New("engine: Run needs a bus")
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	go e.moments(e.model()) // warm the cold-start blend's statistics
+	var swaps sync.WaitGroup                                // model announcements being loaded
+	g.Go(func() error { e.moments(e.model()); return nil }) // warm the cold-start blend's statistics
 	g.Go(func() error { return e.bus.Consume(gctx, e.Handle) })
 	g.Go(func() error { return e.bus.Subscribe(gctx, signals.TopicUpdates, e.onPeerUpdate) })
 	g.Go(func() error {
 		return e.bus.Subscribe(gctx, signals.TopicModels, func(msg []byte) {
 			m := append([]byte(nil), msg...)
-			go e.onModel(gctx, m)
+			swaps.Go(func() { e.onModel(gctx, m) })
 		})
 	})
 	g.Go(func() error { return e.maintainIndex(gctx) })
@@ -212,6 +177,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	})
 	err := g.Wait()
+	swaps.Wait() // a model being swapped in is part of the state saved below
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if serr := e.saveState(saveCtx); serr != nil {
@@ -244,14 +210,6 @@ func (e *Engine) Online() *model.Online { return e.model() }
 func (e *Engine) model() *model.Online { return e.online.Load() }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
-
-// itemRow returns the row of an item id.
-func (e *Engine) itemRow(id string) (int32, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	r, ok := e.rowOf[id]
-	return r, ok
-}
 
 // itemSeed derives the deterministic seed of a new item's random start.
 func itemSeed(id string) uint64 {

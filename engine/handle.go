@@ -275,7 +275,7 @@ func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32
 
 // modelEvents converts the learning events of a history to model events
 // (dropping items without a row: never learnt).
-func (e *Engine) modelEvents(dst []model.Event, hs []HistoryEvent) []model.Event {
+func (e *itemCatalog) modelEvents(dst []model.Event, hs []HistoryEvent) []model.Event {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	for _, h := range hs {
@@ -291,7 +291,8 @@ func (e *Engine) modelEvents(dst []model.Event, hs []HistoryEvent) []model.Event
 	return dst
 }
 
-func (e *Engine) itemID(row int32) string {
+// itemID returns the id of a row ("" when unknown).
+func (e *itemCatalog) itemID(row int32) string {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if int(row) < len(e.idOf) {

@@ -64,16 +64,14 @@ func (e *Engine) EraseVisitor(ctx context.Context, id string) error {
 	}
 	states, visitors := []string{id, UserKey(id)}, []string{id}
 	found := false
-	if ls, ok := e.store.(LinkStore); ok {
-		anon, err := ls.Unlink(ctx, id)
-		if err != nil {
-			return fmt.Errorf("engine: erase visitor: %w", err)
-		}
-		states = append(states, anon...)
-		visitors = append(visitors, anon...)
-		if found, err = e.eraseDevice(ctx, ls, id); err != nil {
-			return fmt.Errorf("engine: erase visitor: %w", err)
-		}
+	anon, err := e.store.Unlink(ctx, id)
+	if err != nil {
+		return fmt.Errorf("engine: erase visitor: %w", err)
+	}
+	states = append(states, anon...)
+	visitors = append(visitors, anon...)
+	if found, err = e.eraseDevice(ctx, e.store, id); err != nil {
+		return fmt.Errorf("engine: erase visitor: %w", err)
 	}
 	for _, k := range states {
 		err := e.store.DeleteVisitor(ctx, k)

@@ -29,8 +29,7 @@ import (
 // different replicas: histories stay complete (appends are atomic), the
 // user's factors are those of the latest fold-in.
 
-// LinkStore keeps identity links. A store that implements it enables
-// identity; engine/redisstore and engine/embedded do.
+// LinkStore keeps identity links; every Store keeps them.
 type LinkStore interface {
 	// Link records that the anonymous visitor anon is user (idempotent; a
 	// link of anon to another user replaces the first).
@@ -60,16 +59,6 @@ func UserKey(user string) string { return userKeyPrefix + user }
 // ids to merge into each user key, and the links to record.
 func (e *Engine) identities(ctx context.Context, evs []signals.Event) (keys []string, merges map[string][]string, links [][2]string, err error) {
 	keys = make([]string, len(evs))
-	ls, ok := e.store.(LinkStore)
-	if !ok {
-		for i := range evs {
-			keys[i] = evs[i].Visitor
-			if evs[i].User != "" {
-				keys[i] = UserKey(evs[i].User)
-			}
-		}
-		return keys, nil, nil, nil
-	}
 	// Links made by this batch take precedence over stored ones, so that
 	// an anonymous event before the identify in the same batch goes to
 	// the user too.
@@ -91,7 +80,7 @@ func (e *Engine) identities(ctx context.Context, evs []signals.Event) (keys []st
 	unknown = uniqueStrings(unknown)
 	stored := map[string]string{}
 	if len(unknown) > 0 {
-		users, err := ls.Resolve(ctx, unknown)
+		users, err := e.store.Resolve(ctx, unknown)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("engine: resolve identities: %w", err)
 		}
@@ -179,12 +168,8 @@ func mergeAnonymous(v Visitor, anon []Visitor) (Visitor, []HistoryEvent) {
 // batch is merged again when redelivered, as the anonymous state is only
 // deleted after the commit).
 func (e *Engine) recordLinks(ctx context.Context, links [][2]string) error {
-	ls, ok := e.store.(LinkStore)
-	if !ok {
-		return nil
-	}
 	for _, l := range links {
-		if err := ls.Link(ctx, l[0], l[1]); err != nil {
+		if err := e.store.Link(ctx, l[0], l[1]); err != nil {
 			return fmt.Errorf("engine: link identities: %w", err)
 		}
 	}
@@ -208,11 +193,10 @@ func (e *Engine) stateKey(ctx context.Context, visitor, user string) (string, er
 	if user != "" {
 		return UserKey(user), nil
 	}
-	ls, ok := e.store.(LinkStore)
-	if !ok || strings.HasPrefix(visitor, userKeyPrefix) {
+	if strings.HasPrefix(visitor, userKeyPrefix) {
 		return visitor, nil
 	}
-	users, err := ls.Resolve(ctx, []string{visitor})
+	users, err := e.store.Resolve(ctx, []string{visitor})
 	if err != nil {
 		return "", fmt.Errorf("engine: resolve identity: %w", err)
 	}
@@ -228,12 +212,9 @@ func (e *Engine) stateKey(ctx context.Context, visitor, user string) (string, er
 // It changes nothing.
 func (e *Engine) ErasureIDs(ctx context.Context, id string) ([]string, error) {
 	ids := []string{id}
-	if ls, ok := e.store.(LinkStore); ok {
-		linked, err := ls.Linked(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("engine: erasure ids: %w", err)
-		}
-		ids = append(ids, linked...)
+	linked, err := e.store.Linked(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("engine: erasure ids: %w", err)
 	}
-	return ids, nil
+	return append(ids, linked...), nil
 }

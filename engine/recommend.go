@@ -28,6 +28,7 @@ type scratch struct {
 	mixed     []float32
 	mixedRows []int32
 	seen      model.Bitset
+	query     rankQuery // the request being ranked (strategy.go)
 }
 
 func (e *Engine) getScratch() *scratch {
@@ -71,26 +72,9 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	e.mu.RLock()
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
 	keep := e.keepFunc(r.Category)
-	switch {
-	case r.Strategy == StrategyTrending || (x == nil && r.Item == "" && r.Campaign == "" && r.Referrer == "" && r.Device == ""):
-		resp.Strategy = StrategyTrending
-		s.top = s.scorer.SelectTop(s.top, e.trending.Scores(), r.N, s.exclude, keep)
-	case x == nil || events < blendBelow:
-		s.top, resp.Strategy = e.blendRank(s, x, events, r, keep)
-	case e.Blend().Prior > 0:
-		// The model's ranking with its fitted popularity prior: the
-		// fold-in and trending, without the page's context.
-		warm := r
-		warm.Item = ""
-		s.top, _ = e.blendRank(s, x, events, warm, keep)
-	default:
-		q := model.Query{Vector: x, N: r.N, Exclude: s.exclude, Keep: keep}
-		if np := e.nprobe(); np > 0 && !r.Exact {
-			s.top, _ = e.model().TopKApprox(&s.scorer, s.top, q, np)
-		} else {
-			s.top = e.model().TopK(&s.scorer, s.top, q)
-		}
-	}
+	s.query = rankQuery{e: e, s: s, req: r, x: x, events: events, blendBelow: blendBelow, keep: keep}
+	s.top, resp.Strategy = rank(&s.query)
+	s.query = rankQuery{} // the pool keeps no request
 	resp.Items = e.recsLocked(s.top)
 	if len(resp.Items) == 0 {
 		resp.Strategy = StrategyCatalog
@@ -119,7 +103,7 @@ func (e *Engine) checkRequest(visitor string, n int) error {
 
 // excludeSet fills dst with the inactive items and, when seen is set, the
 // visitor's history items. e.mu must be held.
-func (e *Engine) excludeSet(dst model.Bitset, hist []HistoryEvent, seen bool) model.Bitset {
+func (e *itemCatalog) excludeSet(dst model.Bitset, hist []HistoryEvent, seen bool) model.Bitset {
 	dst = append(dst[:0], e.inactive...)
 	if seen {
 		for _, h := range hist {
@@ -133,7 +117,7 @@ func (e *Engine) excludeSet(dst model.Bitset, hist []HistoryEvent, seen bool) mo
 
 // keepFunc returns the category filter (nil when none). e.mu must be held
 // while it is called.
-func (e *Engine) keepFunc(category string) func(int) bool {
+func (e *itemCatalog) keepFunc(category string) func(int) bool {
 	if category == "" {
 		return nil
 	}
@@ -144,7 +128,7 @@ func (e *Engine) keepFunc(category string) func(int) bool {
 }
 
 // recsLocked maps ranked rows to recommendations; e.mu must be held.
-func (e *Engine) recsLocked(top []model.Scored) []Rec {
+func (e *itemCatalog) recsLocked(top []model.Scored) []Rec {
 	out := make([]Rec, 0, len(top))
 	for _, t := range top {
 		id := ""

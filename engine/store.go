@@ -168,6 +168,7 @@ type Store interface {
 	CatalogStore
 	FactorStore
 	BlobStore
+	LinkStore
 	// Backend: the storage primitives; the catalog items are kept on its
 	// documents (ItemsOn; CatalogStore above is no longer used by the
 	// engine and goes with the old per-backend implementations).

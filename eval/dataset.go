@@ -51,11 +51,6 @@ const (
 	FormatOtto Format = "otto"
 )
 
-// Formats lists the supported formats.
-func Formats() []Format {
-	return []Format{FormatMovieLens, FormatCSV, FormatDiginetica, FormatOtto}
-}
-
 // TimeUnit returns the unit of the integer times the format yields:
 // milliseconds for diginetica and otto, seconds otherwise.
 func (f Format) TimeUnit() time.Duration {

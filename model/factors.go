@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"math/bits"
 )
 
@@ -56,60 +55,6 @@ func (f *Factors) Grow(n int) int {
 // Clone returns a deep copy of f.
 func (f *Factors) Clone() *Factors {
 	return &Factors{K: f.K, Data: append([]float32(nil), f.Data...)}
-}
-
-// Index maps external string ids to dense row numbers and back. The zero
-// value is not usable; use NewIndex. It is not safe for concurrent writes.
-type Index struct {
-	ids []string
-	pos map[string]int32
-}
-
-// NewIndex returns an index holding ids in order (duplicates are an error).
-func NewIndex(ids ...string) (*Index, error) {
-	x := &Index{ids: make([]string, 0, len(ids)), pos: make(map[string]int32, len(ids))}
-	for _, id := range ids {
-		if _, dup := x.pos[id]; dup {
-			return nil, fmt.Errorf("model: duplicate id %q in index", id)
-		}
-		x.Add(id)
-	}
-	return x, nil
-}
-
-// Len returns the number of ids.
-func (x *Index) Len() int { return len(x.ids) }
-
-// ID returns the id of row i.
-func (x *Index) ID(i int) string { return x.ids[i] }
-
-// IDs returns the ids in row order; the slice must not be modified.
-func (x *Index) IDs() []string { return x.ids }
-
-// Lookup returns the row of id and whether it is known.
-func (x *Index) Lookup(id string) (int, bool) {
-	i, ok := x.pos[id]
-	return int(i), ok
-}
-
-// Add returns the row of id, appending it if it is new.
-func (x *Index) Add(id string) int {
-	if i, ok := x.pos[id]; ok {
-		return int(i)
-	}
-	i := int32(len(x.ids))
-	x.ids = append(x.ids, id)
-	x.pos[id] = i
-	return int(i)
-}
-
-// Clone returns a deep copy of x.
-func (x *Index) Clone() *Index {
-	c := &Index{ids: append([]string(nil), x.ids...), pos: make(map[string]int32, len(x.pos))}
-	for k, v := range x.pos {
-		c.pos[k] = v
-	}
-	return c
 }
 
 // Bitset is a set of row numbers, used to exclude items from top-K. The

@@ -112,9 +112,6 @@ func (m *Matrix) Users() int { return m.nUsers }
 // Items returns the number of items (columns).
 func (m *Matrix) Items() int { return m.nItems }
 
-// NNZ returns the number of distinct (user, item) pairs.
-func (m *Matrix) NNZ() int { return len(m.userCol) }
-
 // UserRow returns user u's items (ascending) and weights; the slices alias
 // the matrix and must not be modified.
 func (m *Matrix) UserRow(u int) ([]int32, []float32) {
@@ -127,13 +124,4 @@ func (m *Matrix) UserRow(u int) ([]int32, []float32) {
 func (m *Matrix) ItemColumn(i int) ([]int32, []float32) {
 	a, b := m.itemPtr[i], m.itemPtr[i+1]
 	return m.itemRow[a:b], m.itemW[a:b]
-}
-
-// UserHistory appends user u's row as ItemWeights to dst and returns it.
-func (m *Matrix) UserHistory(dst []ItemWeight, u int) []ItemWeight {
-	items, ws := m.UserRow(u)
-	for j, it := range items {
-		dst = append(dst, ItemWeight{Item: it, Weight: ws[j]})
-	}
-	return dst
 }

@@ -451,7 +451,7 @@ func (memVisitors) VisitorFactors(context.Context, string, string) ([]float32, e
 
 // replay feeds events to a promo engine one by one, as the engine would
 // (history and a session per visitor), and returns the promotions fired.
-func replay(t *testing.T, p *promo.Engine, store *promotest.Mem, evs []signals.Event) map[string][]promo.Promotion {
+func replay(t *testing.T, p *promo.Engine, store *promo.BackendStore, evs []signals.Event) map[string][]promo.Promotion {
 	t.Helper()
 	hist := map[string][]engine.HistoryEvent{}
 	sess := map[string]engine.Session{}

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"path/filepath"
-	"time"
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/demo"
@@ -24,7 +23,6 @@ import (
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 )
 
 func init() {
@@ -83,6 +81,9 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.store, err = openStore(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
+	if err := checkFeatures(cfg, a.store); err != nil {
+		return nil, err
+	}
 	if a.bus, err = openBus(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
@@ -94,14 +95,6 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	}
 	if a.engine, err = engine.New(ctx, ecfg, a.store, a.bus); err != nil {
 		return nil, err
-	}
-	if cfg.ArchiveDir != "off" {
-		sync, _ := archive.ParseSyncPolicy(cfg.ArchiveSync)
-		if a.archive, err = archive.Open(ctx, archive.Options{Dir: cfg.ArchiveDir, Sync: sync, Retention: cfg.ArchiveRetention, Logger: a.log}); err != nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
-		a.engine.SetArchive(a.archive, a.archive)
-		a.engine.SetTail(offline.Tail{Archive: a.archive})
 	}
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err
@@ -116,27 +109,15 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		Logger: a.log, Registry: reg,
 	}
 	acfg.MaxEventRequests = cfg.MaxEventRequests
-	a.retrain = newRetrainer(a, reg)
-	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine, Model: a.retrain}
-	if ss, ok := a.store.(stats.Store); ok { // both stores keep the event counters
-		counters, err := stats.New(ss, stats.Config{Retention: cfg.StatsRetention, Logger: a.log, Registerer: reg})
-		if err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
+	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
+	w := &wiring{reg: reg, api: &acfg, deps: &deps}
+	for _, f := range enabled(cfg) {
+		if f.add == nil {
+			continue
 		}
-		a.engine.AddReactor(counters)
-		deps.Stats = counters
-	}
-	if err := a.addExperiments(ctx, reg, &deps); err != nil {
-		return nil, err
-	}
-	if err := a.addPromo(ctx, reg, &deps); err != nil {
-		return nil, err
-	}
-	if err := a.addAttention(reg, &deps); err != nil {
-		return nil, err
-	}
-	if err := a.addDemo(&acfg, &deps); err != nil {
-		return nil, err
+		if err := f.add(a, ctx, w); err != nil {
+			return nil, err
+		}
 	}
 	if a.api, err = api.New(acfg, deps); err != nil {
 		return nil, err
@@ -144,6 +125,39 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	a.log.LogAttrs(ctx, slog.LevelInfo, "identity verification", slog.String("mode", string(acfg.Defaults().IdentityVerification)),
 		slog.Int("secrets", len(acfg.IdentitySecrets)))
 	return a, nil
+}
+
+// addArchive opens the event archive (--archive-dir): the engine appends
+// every consumed event to it and replays its tail after a model swap.
+func (a *app) addArchive(ctx context.Context, _ *wiring) error {
+	sync, _ := archive.ParseSyncPolicy(a.cfg.ArchiveSync)
+	var err error
+	if a.archive, err = archive.Open(ctx, archive.Options{Dir: a.cfg.ArchiveDir, Sync: sync, Retention: a.cfg.ArchiveRetention, Logger: a.log}); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	a.engine.SetArchive(a.archive, a.archive)
+	a.engine.SetTail(offline.Tail{Archive: a.archive})
+	return nil
+}
+
+// addRetrain builds the retrainer (scheduled retrains from the archive,
+// the dashboard's model panel).
+func (a *app) addRetrain(_ context.Context, w *wiring) error {
+	a.retrain = newRetrainer(a, w.reg)
+	w.deps.Model = a.retrain
+	return nil
+}
+
+// addStats creates the event counters (engine/stats), a reactor of the
+// engine, and gives them to the API.
+func (a *app) addStats(_ context.Context, w *wiring) error {
+	counters, err := stats.New(must[stats.Store](a.store), stats.Config{Retention: a.cfg.StatsRetention, Logger: a.log, Registerer: w.reg})
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	a.engine.AddReactor(counters)
+	w.deps.Stats = counters
+	return nil
 }
 
 // appKeys are the keys the server accepts.
@@ -186,13 +200,36 @@ func openBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (signals.Bu
 	return b, nil
 }
 
-// Run serves HTTP and runs the engine until ctx is done, then shuts down in
-// order: the HTTP server stops accepting and finishes its in-flight
-// requests (their events are published or refused), then the engine
-// finishes and acknowledges its in-flight batch and saves its state.
+// Run serves HTTP and runs the engine and every background loop until ctx
+// is done or one of them fails. The lifecycle of `kairos serve`:
 //
-// It listens before anything starts, so that a busy address fails at once
-// with the listen error ("listen tcp …: address already in use").
+// Start. newApp has opened the store and the bus, loaded the engine's
+// state and built every feature; nothing runs yet. Run listens on the
+// HTTP address first, so that a busy address fails at once with the listen
+// error ("api: listen tcp …: address already in use"), then starts every
+// component in one errgroup (lifecycle):
+//
+//   - stage 0, http: seeds the demo shop (--demo), then serves the API.
+//   - stage 1, engine: consumes events, peer updates and model
+//     announcements, maintains the index, saves its state periodically;
+//     retrain: the scheduled retrains (--retrain-every); pprof: the
+//     profiler (--pprof-addr).
+//   - stage 2, promo: the promo engine's definition reloads; experiments:
+//     the experiments engine's reloads, bandit re-weighting and queued
+//     exposures.
+//
+// Stop. When ctx is done (SIGINT/SIGTERM) or any component fails (its
+// error, named after it, is logged and returned), the stages stop in
+// order, each after the previous has fully returned:
+//
+//  1. HTTP stops accepting and drains its in-flight requests (their events
+//     are published or refused);
+//  2. the engine stops its consumers, finishes and acknowledges its
+//     in-flight batch and saves its state a last time; the retrain loop
+//     and the profiler stop;
+//  3. the promo and experiments loops stop (publishing queued exposures).
+//
+// Close (called after Run) then closes the bus, the archive and the store.
 func (a *app) Run(ctx context.Context) error {
 	ln := a.listener
 	if ln == nil {
@@ -202,45 +239,35 @@ func (a *app) Run(ctx context.Context) error {
 			return fmt.Errorf("api: %w", err)
 		}
 	}
-	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopEngine()
-	g := new(errgroup.Group)
-	engineDone := make(chan error, 1)
-	go func() { engineDone <- a.engine.Run(engineCtx) }()
-	defer a.runPromo(engineCtx)() // ends with the engine (engineCtx is cancelled before Run returns)
-	defer a.runExperiments(engineCtx)()
-	a.seedDemo(ctx) // --demo: before serving, with the engine consuming
+	err := a.lifecycle(ln).Run(ctx)
+	a.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
+	return err
+}
+
+// lifecycle returns the components of Run, in their stop order.
+func (a *app) lifecycle(ln net.Listener) *lifecycle {
+	l := &lifecycle{log: a.log}
+	l.stage(component{"http", func(ctx context.Context) error {
+		a.seedDemo(ctx) // --demo: before serving, with the engine consuming
+		return a.api.ServeListener(ctx, ln)
+	}})
+	var retrain, pprof component
 	if a.cfg.RetrainEvery > 0 {
-		go a.retrain.loop(engineCtx)
+		retrain = component{"retrain", func(ctx context.Context) error { a.retrain.loop(ctx); return nil }}
 	}
 	if a.cfg.PprofAddr != "" {
-		go servePprof(engineCtx, a.cfg.PprofAddr, a.log)
+		pprof = component{"pprof", func(ctx context.Context) error { return servePprof(ctx, a.cfg.PprofAddr, a.log) }}
 	}
-	g.Go(func() error {
-		err := a.api.ServeListener(ctx, ln)
-		stopEngine()
-		return err
-	})
-	select {
-	case err := <-engineDone:
-		// The engine stopped on its own: a fatal error. Stop serving.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = a.api.Shutdown(sctx)
-		herr := g.Wait()
-		if err == nil && herr != nil {
-			return herr // the HTTP server failed and stopped the engine
-		}
-		if err == nil {
-			err = errors.New("engine stopped")
-		}
-		return fmt.Errorf("engine: %w", err)
-	case <-ctx.Done():
+	l.stage(component{"engine", a.engine.Run}, retrain, pprof)
+	var pr, xs component
+	if a.promo != nil {
+		pr = component{"promo", func(ctx context.Context) error { a.promo.Run(ctx); return nil }}
 	}
-	herr := g.Wait()
-	eerr := <-engineDone
-	a.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
-	return errors.Join(herr, eerr)
+	if a.exps != nil {
+		xs = component{"experiments", a.exps.Run}
+	}
+	l.stage(pr, xs)
+	return l
 }
 
 // Close releases the bus, the archive and the store.

@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine/attention"
@@ -43,18 +41,14 @@ func demoDefaults(fs *flag.FlagSet, c *serveConfig) {
 // addAttention creates the attention heat reactor (engine/attention) over
 // the store, registers it with the engine (after the promo engine, so
 // that its write does not delay promotions) and gives it to the API
-// (GET /v1/pages/attention). Both stores implement attention.Store.
-func (a *app) addAttention(reg prometheus.Registerer, deps *api.Deps) error {
-	as, ok := a.store.(attention.Store)
-	if !ok {
-		return nil
-	}
-	at, err := attention.New(as, attention.Config{Logger: a.log, Registerer: reg})
+// (GET /v1/pages/attention).
+func (a *app) addAttention(_ context.Context, w *wiring) error {
+	at, err := attention.New(must[attention.Store](a.store), attention.Config{Logger: a.log, Registerer: w.reg})
 	if err != nil {
 		return fmt.Errorf("attention: %w", err)
 	}
 	a.engine.AddReactor(at)
-	deps.Attention = at
+	w.deps.Attention = at
 	return nil
 }
 
@@ -67,10 +61,8 @@ func (a *app) addAttention(reg prometheus.Registerer, deps *api.Deps) error {
 // (":8080", "0.0.0.0:8080") http://localhost:<port>,
 // http://127.0.0.1:<port> and http://<hostname>:<port> (other names need
 // --allowed-origins).
-func (a *app) addDemo(acfg *api.Config, deps *api.Deps) error {
-	if !a.cfg.Demo {
-		return nil
-	}
+func (a *app) addDemo(_ context.Context, w *wiring) error {
+	acfg := w.api
 	if a.listener == nil {
 		ln, err := net.Listen("tcp", a.cfg.Addr)
 		if err != nil {
@@ -97,7 +89,7 @@ func (a *app) addDemo(acfg *api.Config, deps *api.Deps) error {
 	// newApp has built it, before anything is served.
 	shop.SetAPI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.api.Handler().ServeHTTP(w, r) }))
 	a.demo = shop
-	deps.Site = shop
+	w.deps.Site = shop
 	return nil
 }
 

@@ -3,48 +3,33 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/kairoshq/kairos/api"
-	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/promo"
 )
 
-// addExperiments creates the experiments engine over the store (both
-// stores implement experiments.Store), registers it as a reactor of the
+// addExperiments creates the experiments engine over the store,
+// registers it as a reactor of the
 // engine (attribution), gives it to the API (/v1/experiments, the variants
 // of /v1/offers and /v1/recommendations) and erases visitors' experiment
 // state with theirs. Exposures are published on the bus; the signing key
 // derives from the store's token secret. Call it before addPromo, which
 // hands it to the promo engine (promoExperiments).
-func (a *app) addExperiments(ctx context.Context, reg prometheus.Registerer, deps *api.Deps) error {
-	xs, ok := a.store.(experiments.Store)
-	if !ok {
-		return nil
-	}
-	ss, ok := a.store.(promo.SecretStore)
-	if !ok {
-		return nil
-	}
+func (a *app) addExperiments(ctx context.Context, w *wiring) error {
+	xs, ss := must[experiments.Store](a.store), must[promo.SecretStore](a.store)
 	secret, err := ss.PromoSecret(ctx)
 	if err != nil {
 		return fmt.Errorf("experiments: secret: %w", err)
 	}
-	links, _ := a.store.(engine.LinkStore)
-	x, err := experiments.New(ctx, experiments.Config{Logger: a.log, Registerer: reg},
-		experiments.Deps{Store: xs, Publisher: a.bus, Links: links, Secret: secret})
+	x, err := experiments.New(ctx, experiments.Config{Logger: a.log, Registerer: w.reg},
+		experiments.Deps{Store: xs, Publisher: a.bus, Links: a.store, Secret: secret})
 	if err != nil {
 		return fmt.Errorf("experiments: %w", err)
 	}
 	a.exps = x
 	a.engine.AddReactor(x)
-	deps.Experiments = x
-	if deps.Eraser != nil {
-		deps.Eraser = alsoErase{name: "experiments", forget: x.ForgetVisitor, ids: a.engine.ErasureIDs, next: deps.Eraser}
-	}
+	w.deps.Experiments = x
+	w.deps.Eraser = alsoErase{name: "experiments", forget: x.ForgetVisitor, ids: a.engine.ErasureIDs, next: w.deps.Eraser}
 	return nil
 }
 
@@ -55,16 +40,4 @@ func (a *app) promoExperiments() promo.Experiments {
 		return nil
 	}
 	return a.exps
-}
-
-// runExperiments runs the experiments engine (reloads, bandit
-// re-weighting, looks, queued exposures) until ctx ends; wait waits for it
-// to return.
-func (a *app) runExperiments(ctx context.Context) (wait func()) {
-	if a.exps == nil {
-		return func() {}
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = a.exps.Run(ctx) })
-	return wg.Wait
 }

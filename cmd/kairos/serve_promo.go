@@ -3,24 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine/promo"
 )
 
 // addPromo creates the promo engine (offers, campaigns, rules and instant
 // promotions) over the store, registers it as a reactor of the engine and
-// gives it to the API. Both stores implement promo.Store.
-func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api.Deps) error {
-	ps, ok := a.store.(promo.Store)
-	if !ok {
-		return nil
-	}
-	p, err := promo.New(ctx, promo.Config{Factors: a.engine.Online().K(), Logger: a.log, Registerer: reg},
-		promo.Deps{Store: ps, Profiles: a.engine, Model: a.engine, Broadcaster: a.bus, Experiments: a.promoExperiments()})
+// gives it to the API.
+func (a *app) addPromo(ctx context.Context, w *wiring) error {
+	p, err := promo.New(ctx, promo.Config{Factors: a.engine.Online().K(), Logger: a.log, Registerer: w.reg},
+		promo.Deps{Store: must[promo.Store](a.store), Profiles: a.engine, Model: a.engine, Broadcaster: a.bus, Experiments: a.promoExperiments()})
 	if err != nil {
 		return fmt.Errorf("promo: %w", err)
 	}
@@ -29,20 +21,7 @@ func (a *app) addPromo(ctx context.Context, reg prometheus.Registerer, deps *api
 		a.exps.SetDefinitions(p)
 	}
 	a.engine.AddReactor(p)
-	deps.Offers, deps.Definitions, deps.Promotions, deps.Subscriber = p, p, p, a.bus
-	if deps.Eraser != nil {
-		deps.Eraser = alsoErase{name: "promo", forget: p.ForgetVisitor, ids: a.engine.ErasureIDs, next: deps.Eraser}
-	}
+	w.deps.Offers, w.deps.Definitions, w.deps.Promotions, w.deps.Subscriber = p, p, p, a.bus
+	w.deps.Eraser = alsoErase{name: "promo", forget: p.ForgetVisitor, ids: a.engine.ErasureIDs, next: w.deps.Eraser}
 	return nil
-}
-
-// runPromo runs the promo engine's cache refresh until ctx ends; wait
-// waits for it to return.
-func (a *app) runPromo(ctx context.Context) (wait func()) {
-	if a.promo == nil {
-		return func() {}
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { a.promo.Run(ctx) })
-	return wg.Wait
 }

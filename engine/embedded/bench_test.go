@@ -134,3 +134,28 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplySmallMaps: one transaction of 200 ops shaped like the
+// counters of engine/stats: an Incr, an IncrFloat and an Expire of each
+// of 66 small maps (one per subject and bucket), most of them existing.
+func BenchmarkApplySmallMaps(b *testing.B) {
+	s := benchStore(b, Config{Sync: SyncNever})
+	ctx := context.Background()
+	at := time.Now().Add(24 * time.Hour)
+	txs := make([]storage.Txn, 16)
+	for j := range txs {
+		for i := range 66 {
+			k := fmt.Sprintf("st:1h:i:item-%04d:%d", (i*31+j*7)%1000, 1764000000+3600*(j%4))
+			txs[j].Incr(k, "view", 1)
+			txs[j].IncrFloat(k, "view:v", 1.5)
+			txs[j].Expire(k, at)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Apply(ctx, txs[i%len(txs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

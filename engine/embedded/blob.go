@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/durable"
 	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
@@ -39,7 +40,7 @@ func validBlobName(name string) error {
 // are files of the blobs directory, written to a temporary file, fsynced
 // and renamed over the previous one: a crash leaves the old value or the
 // new one.
-func (s *Store) PutBlob(ctx context.Context, name string, data []byte) (err error) {
+func (s *Store) PutBlob(ctx context.Context, name string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("embedded: put blob: %w", err)
 	}
@@ -56,33 +57,8 @@ func (s *Store) PutBlob(ctx context.Context, name string, data []byte) (err erro
 	if err := os.MkdirAll(dir, fileperm.DirMode); err != nil {
 		return fmt.Errorf("embedded: put blob: %w: %w", engine.ErrUnavailable, err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("embedded: put blob: %w: %w", engine.ErrUnavailable, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("embedded: put blob %q: %w: %w", name, engine.ErrUnavailable, err)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if s.cfg.Sync != SyncNever {
-		if err := f.Sync(); err != nil {
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, blobFile(name))); err != nil {
-		return err
-	}
-	if s.cfg.Sync != SyncNever {
-		return syncDir(dir)
+	if err := durable.WriteFile(dir, blobFile(name), data, s.cfg.Sync != SyncNever); err != nil {
+		return fmt.Errorf("embedded: put blob %q: %w: %w", name, engine.ErrUnavailable, err)
 	}
 	return nil
 }

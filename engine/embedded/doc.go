@@ -12,6 +12,7 @@
 // The data directory holds:
 //
 //	LOCK                 flock'ed while a Store has the directory open (ErrLocked otherwise)
+//	FORMAT               the storage format: "kairos-embedded 2" (see Storage format)
 //	wal-<seq>.log        the write-ahead log: one record per mutation, appended
 //	snapshot.kdb         the state as of the start of log <seq> (seq is in its header)
 //	blobs/<name>         one file per blob (PutBlob), the name path-escaped
@@ -101,6 +102,50 @@
 // units) and writes them in chunks of 4,096. Type 15 was added to format
 // version 1 like types 7 to 9 and 14: an older build refuses a directory
 // that has it.
+//
+// # Storage primitives
+//
+// The Store is a storage.Backend (engine/storage): documents, maps changed
+// by atomic transactions, and bounded logs, on which the domain stores are
+// written once. Each write is one log record (types 16 to 20, see
+// prims_records.go), applied under the state lock and, with SyncAlways,
+// fsynced before the call returns (group commit, as a Commit):
+//
+//   - PutDoc and DeleteDoc log the collection, the id (and the JSON); the
+//     collection's version counts its changes and is kept in snapshots.
+//   - Apply checks the conditions, then stages the new values of only the
+//     fields the ops touch (storagetest.ApplyOp semantics; a large map is
+//     not copied), and logs the result, not the ops: per map whether it
+//     expired before (it starts over), whether it is left without fields
+//     (it is removed), its new expiry, and each touched field's new value
+//     or removal. A failed condition (errs.Conflict) or an invalid op
+//     (errs.Invalid) writes nothing. Replaying the result does not depend
+//     on the clock at the replay.
+//   - Append logs the sequence number it gave, keep, the expiry (the
+//     store's clock, Config.Now, plus ttl) and the data; Delete logs the
+//     keys that exist.
+//
+// A map or log past its expiry reads as absent, is replaced by the next
+// write of its key, and is dropped from memory at the next compaction
+// (which leaves it out of the snapshot) or Open. Maps and collections
+// are copied on write while a compaction's snapshot shares them (only the
+// first write of each after a compaction copies it). A snapshot holds a
+// collection per record (recDocs: version and documents, in chunks of
+// 1,024), a map per record (recMapTxn, in chunks of 4,096 fields) and a
+// log per record (recLogState).
+//
+// # Storage format
+//
+// FORMAT names the format of the directory, which this build checks at
+// Open and OpenReadOnly. A directory holding a snapshot or a log and no
+// FORMAT was written before format 2 (with the promo, experiments,
+// counters and attention records of types 7, 8, 14 and 15, which the
+// domain stores on the primitives replace): it is refused with ErrFormat
+// (errs.Invalid), naming the directory, the formats and the upgrade path:
+// export the definitions (offers, campaigns, rules, experiments) with the
+// old build, start on an empty directory, re-create them, and replay the
+// history from the archive with `kairos replay`. A new directory gets the
+// marker before its first log.
 //
 // # Durability
 //

@@ -9,16 +9,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kairoshq/kairos/internal/durable"
 	"github.com/kairoshq/kairos/internal/errs"
-	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
 // formatName is the directory's format marker: one line, formatMagic and
 // the format version. Directories written before version 2 have none.
 const (
-	formatName    = "FORMAT"
-	formatTmpName = "FORMAT.tmp"
-	formatMagic   = "kairos-embedded"
+	formatName  = "FORMAT"
+	formatMagic = "kairos-embedded"
 )
 
 // ErrFormat is returned (wrapped, with the directory, the format found
@@ -94,27 +93,8 @@ func holdsData(dir string) (bool, error) {
 	return len(seqs) > 0, err
 }
 
-// writeFormat writes the marker of this format: to a temporary file,
-// fsynced, renamed, and the directory fsynced.
+// writeFormat writes the marker of this format (write-then-rename,
+// fsynced).
 func writeFormat(dir string) error {
-	tmp := filepath.Join(dir, formatTmpName)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fileperm.FileMode)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(formatLine() + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, formatName))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
+	return durable.WriteFile(dir, formatName, []byte(formatLine()+"\n"), true)
 }

@@ -1,11 +1,18 @@
 package embedded
 
-import "strings"
+import (
+	"errors"
+	"fmt"
 
-func trimPID(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if s == "" || len(s) > 20 {
-		return "unknown"
+	"github.com/kairoshq/kairos/internal/durable"
+)
+
+// lockDir takes the data directory's lock file at path (durable.LockFile):
+// ErrLocked, naming the holder's pid, when another process holds it.
+func lockDir(path string) (*durable.Lock, error) {
+	l, err := durable.LockFile(path)
+	if le := (*durable.LockedError)(nil); errors.As(err, &le) {
+		return nil, fmt.Errorf("%w (%s)", ErrLocked, le)
 	}
-	return s
+	return l, err
 }

@@ -2,10 +2,8 @@ package embedded
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/durable"
 	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
@@ -26,30 +25,20 @@ const (
 	walSuffix   = ".log"
 )
 
-// Framing of every record of the log and of the snapshot:
-//
-//	length  uint32 LE   payload length (> 0)
-//	crc     uint32 LE   CRC-32C (Castagnoli) of the payload
-//	payload length bytes, the first of which is the record type
+// Framing of every record of the log and of the snapshot: durable's
+// frames (length, CRC-32C, payload), the first byte of whose payload is
+// the record type.
 const (
-	frameHeader = 8
-	maxRecord   = 1 << 30
+	frameHeader = durable.FrameHeader
+	maxRecord   = durable.MaxFrame
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// newFrame returns b emptied, with room for a frame header
+// (durable.NewFrame).
+func newFrame(b []byte) []byte { return durable.NewFrame(b) }
 
-// newFrame returns b emptied, with room for a frame header: encoders
-// append the payload, then sealFrame fills the header in.
-func newFrame(b []byte) []byte {
-	return append(b[:0], make([]byte, frameHeader)...)
-}
-
-func sealFrame(b []byte) []byte {
-	p := b[frameHeader:]
-	binary.LittleEndian.PutUint32(b[0:], uint32(len(p)))
-	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(p, castagnoli))
-	return b
-}
+// sealFrame fills a frame's header in (durable.SealFrame).
+func sealFrame(b []byte) []byte { return durable.SealFrame(b) }
 
 func walName(seq uint64) string {
 	return fmt.Sprintf("%s%020d%s", walPrefix, seq, walSuffix)
@@ -82,42 +71,7 @@ func listWALs(dir string) ([]uint64, error) {
 // at the first record that is cut short or fails its checksum: then torn
 // says why, and good is the offset of the end of the last sound record.
 func scanRecords(r io.Reader, fn func(payload []byte) error) (good int64, torn string, err error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	var hdr [frameHeader]byte
-	var buf []byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			if err == io.EOF {
-				return good, "", nil
-			}
-			if err == io.ErrUnexpectedEOF {
-				return good, "truncated record header", nil
-			}
-			return good, "", err
-		}
-		n := binary.LittleEndian.Uint32(hdr[0:])
-		sum := binary.LittleEndian.Uint32(hdr[4:])
-		if n == 0 || n > maxRecord {
-			return good, fmt.Sprintf("record length %d", n), nil
-		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return good, "truncated record", nil
-			}
-			return good, "", err
-		}
-		if crc32.Checksum(buf, castagnoli) != sum {
-			return good, "checksum mismatch", nil
-		}
-		if err := fn(buf); err != nil {
-			return good, "", err
-		}
-		good += frameHeader + int64(n)
-	}
+	return durable.ScanFrames(r, fn)
 }
 
 // replayWAL applies the records of one log file to st, up to the size
@@ -364,7 +318,7 @@ func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, er
 	if err := os.Rename(tmp, filepath.Join(dir, snapName)); err != nil {
 		return 0, err
 	}
-	return size, syncDir(dir)
+	return size, durable.SyncDir(dir)
 }
 
 var errCorruptSnapshot = errors.New("corrupt snapshot")
@@ -422,18 +376,4 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 		return 0, fmt.Errorf("%w: no end record", errCorruptSnapshot)
 	}
 	return seq, nil
-}
-
-// syncDir fsyncs a directory, so that the creation, removal or renaming
-// of its files is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

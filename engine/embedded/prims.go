@@ -242,7 +242,17 @@ type txnStage struct {
 	fieldIdx map[fieldRef]int
 }
 
+// maxReusedFields bounds the size of the transactions whose staging
+// maps are reused.
+const maxReusedFields = 512
+
 func (tx *txnStage) reset() {
+	if len(tx.fields) > maxReusedFields {
+		// clear costs the capacity of the maps: drop those a large
+		// transaction grew.
+		tx.keyIdx, tx.fieldIdx = nil, nil
+		tx.keys, tx.fields = nil, nil
+	}
 	clear(tx.keys)
 	tx.keys = tx.keys[:0]
 	clear(tx.fields)

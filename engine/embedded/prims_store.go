@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -304,7 +305,7 @@ func (s *Store) Entries(ctx context.Context, key string, after uint64, limit int
 	var out []storage.LogEntry
 	err := s.readPrim(ctx, "entries", func() {
 		l, ok := s.st.liveLog(key, s.now())
-		if !ok {
+		if !ok || after == math.MaxUint64 {
 			return
 		}
 		es := l.entries

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -443,6 +444,115 @@ func TestFormatMarker(t *testing.T) {
 		_, err := Open(dir, testConfig())
 		if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), dir) {
 			t.Fatalf("marker %q: error %v, want ErrFormat naming the directory", marker, err)
+		}
+	}
+}
+
+// TestPrimsReadOnly: a read-only Store beside a writer reads its
+// documents, maps and logs and refuses their writes.
+func TestPrimsReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	s := mustOpen(t, dir, Config{Sync: SyncNever, Now: clk.now})
+	defer s.Close()
+	fillPrims(t, s, clk)
+	ro, err := OpenReadOnly(dir, Config{Now: clk.now})
+	must(t, err)
+	defer ro.Close()
+	if got, want := dumpPrims(t, ro, dumpColls, dumpKeys), dumpPrims(t, s, dumpColls, dumpKeys); !reflect.DeepEqual(got, want) {
+		t.Fatalf("read-only:\n got %+v\nwant %+v", got, want)
+	}
+	var tx storage.Txn
+	tx.Set("k", "f", "v")
+	if err := ro.Apply(context.Background(), tx); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Apply on a read-only store: %v", err)
+	}
+	if _, err := ro.Append(context.Background(), "l", 0, nil, 1, 0); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Append on a read-only store: %v", err)
+	}
+}
+
+// TestPrimsCompactionUnderWrites: compactions (a tiny CompactBytes) while
+// transactions and appends go on lose nothing (run with -race).
+func TestPrimsCompactionUnderWrites(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Config{Sync: SyncNever, CompactBytes: 1 << 10})
+	ctx := context.Background()
+	const workers, each = 4, 200
+	done := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range each {
+				var tx storage.Txn
+				tx.Incr("ctr", "n", 1)
+				tx.Set(fmt.Sprintf("w%d", w), fmt.Sprintf("f%d", i), "x")
+				if err := s.Apply(ctx, tx); err != nil {
+					done <- err
+					return
+				}
+				if _, err := s.Append(ctx, "log", 0, []byte("x"), workers*each, 0); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range workers {
+		must(t, <-done)
+	}
+	must(t, s.Close())
+	s = mustOpen(t, dir, testConfig())
+	defer s.Close()
+	ms, err := s.Maps(ctx, []string{"ctr", "w0", "w3"})
+	must(t, err)
+	if ms[0]["n"] != strconv.Itoa(workers*each) || len(ms[1]) != each || len(ms[2]) != each {
+		t.Fatalf("after compactions under writes: ctr %v, %d and %d fields", ms[0], len(ms[1]), len(ms[2]))
+	}
+	es, err := s.Entries(ctx, "log", 0, 0)
+	must(t, err)
+	if len(es) != workers*each || es[len(es)-1].Seq != workers*each {
+		t.Fatalf("log has %d entries, last seq %d", len(es), es[len(es)-1].Seq)
+	}
+}
+
+// TestPrimsRecordsCutShort: every record of the primitives cut short is
+// an error (never a panic, never applied in part silently).
+func TestPrimsRecordsCutShort(t *testing.T) {
+	st := newState(testConfig().Defaults())
+	st.applyPutDoc("c", "a", []byte(`{"a":1}`))
+	var tx txnStage
+	ops := []storage.Op{
+		{Kind: storage.OpIncr, Key: "k", Field: "n", Int: 3},
+		{Kind: storage.OpSet, Key: "k2", Field: "s", Value: "v"},
+		{Kind: storage.OpDel, Key: "k2", Field: "s"},
+		{Kind: storage.OpExpire, Key: "k", At: time.Unix(100, 0)},
+	}
+	must(t, tx.stage(st, ops, 1))
+	tx.apply(st)
+	st.applyAppend("l", false, 7, 3, 0, []byte("data"))
+	records := [][]byte{
+		encodePutDoc(nil, "c", "a", []byte(`{}`)),
+		encodeDeleteDoc(nil, "c", "a"),
+		encodeTxn(nil, &tx),
+		encodeLogAppend(nil, "l", false, 8, 3, 5, []byte("x")),
+		encodeDeleteKeys(nil, []string{"k", "l"}),
+		encodeDocs(nil, "c", 4, st.colls["c"], st.colls["c"].ids),
+		encodeMapState(nil, "k", st.kv["k"], true, []string{"n"}),
+		encodeLogState(nil, "l", st.logs["l"]),
+	}
+	for _, rec := range records {
+		for n := 2; n < len(rec); n++ {
+			p := rec[:n]
+			if p[0] == recPutDoc || p[0] == recLogAppend {
+				continue // their last field runs to the end of the record
+			}
+			if err := newState(testConfig().Defaults()).apply(p, 10); err == nil {
+				t.Fatalf("record type %d cut to %d of %d bytes applied without an error", p[0], n, len(rec))
+			}
+		}
+		if err := newState(testConfig().Defaults()).apply(rec, 10); err != nil {
+			t.Fatalf("record type %d: %v", rec[0], err)
 		}
 	}
 }

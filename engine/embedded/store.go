@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/durable"
 	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
@@ -36,7 +37,7 @@ type Store struct {
 	dir  string
 	cfg  Config
 	log  *slog.Logger
-	lock *os.File
+	lock *durable.Lock
 	// readOnly: opened by OpenReadOnly, without the lock and without a
 	// log; every write returns ErrReadOnly.
 	readOnly bool
@@ -87,7 +88,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	if err := checkFormat(dir, true); err != nil {
-		unlockDir(lock)
+		lock.Unlock()
 		return nil, err
 	}
 	s := &Store{
@@ -100,11 +101,11 @@ func Open(dir string, cfg Config) (*Store, error) {
 	}
 	start := time.Now()
 	if err := s.makePrivate(); err != nil {
-		unlockDir(lock)
+		lock.Unlock()
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	if err := s.recover(); err != nil {
-		unlockDir(lock)
+		lock.Unlock()
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "store opened",
@@ -133,7 +134,7 @@ func (s *Store) recover() error {
 	if err := os.Remove(filepath.Join(s.dir, snapTmpName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	tmps, _ := filepath.Glob(filepath.Join(s.dir, blobDir, ".tmp-*"))
+	tmps, _ := filepath.Glob(filepath.Join(s.dir, blobDir, durable.TempPattern))
 	for _, t := range tmps {
 		os.Remove(t) // a blob write cut short by a crash
 	}
@@ -251,7 +252,7 @@ func createWAL(dir string, seq uint64) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -393,7 +394,7 @@ func (s *Store) Close() error {
 		}
 		s.mu.Unlock()
 		s.syncMu.Unlock()
-		unlockDir(s.lock)
+		s.lock.Unlock()
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("embedded: close: %w", err)
 		}
@@ -411,7 +412,7 @@ func (s *Store) abandon() {
 		s.closed = true
 		s.wal.Close()
 		s.mu.Unlock()
-		unlockDir(s.lock)
+		s.lock.Unlock()
 	})
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/kairoshq/kairos/internal/errs"
 
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/internal/jsondef"
 )
 
 // Limits of definitions.

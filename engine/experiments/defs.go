@@ -10,7 +10,7 @@ import (
 	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/internal/jsondef"
 )
 
 // PutJSON validates and stores an experiment from its JSON (pathID: the

@@ -12,7 +12,7 @@
 //	… serve d's variant …
 //	err = x.Expose(ctx, d) // logs the first exposure
 //
-// It imports engine, engine/jsondef (the strict decoding of definitions,
+// It imports engine, internal/jsondef (the strict decoding of definitions,
 // shared with engine/promo), engine/storage and engine/defstore,
 // eval/abtest and signals (never Redis, AMQP or echo). What it keeps
 // durably it keeps on the storage primitives of any backend

@@ -16,9 +16,9 @@ import (
 	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/jsondef"
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/eval/abtest"
+	"github.com/kairoshq/kairos/internal/jsondef"
 	"github.com/kairoshq/kairos/signals"
 )
 

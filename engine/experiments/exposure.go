@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/internal/jsondef"
 	"github.com/kairoshq/kairos/signals"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kairoshq/kairos/engine/jsondef"
 	"github.com/kairoshq/kairos/eval/abtest"
+	"github.com/kairoshq/kairos/internal/jsondef"
 )
 
 // Results is the analysis of an experiment: GET /v1/experiments/{id}/results.

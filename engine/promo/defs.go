@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/internal/jsondef"
 
 	"github.com/kairoshq/kairos/internal/errs"
 )
@@ -43,16 +43,15 @@ func (e *Engine) putOffer(ctx context.Context, o Offer) (Offer, bool, error) {
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	snap := e.snap.Load()
-	old, exists := snap.offers[o.ID]
-	e.stamp(&o.Created, &o.Updated, exists, func() stamps { return stamps{old.Created, old.Updated} })
-	if err := e.putDoc(ctx, KindOffer, o.ID, o); err != nil {
+	created, err := e.putDoc(ctx, KindOffer, o.ID, &o, &o.Created, &o.Updated)
+	if err != nil {
 		return Offer{}, false, err
 	}
 	n := snap.clone()
 	n.offers[o.ID] = &offerInfo{Offer: o}
 	e.install(n)
 	e.updateCentroid(&o, false)
-	return o, !exists, nil
+	return o, created, nil
 }
 
 // PutCampaign validates c (its offers must exist) and stores it.
@@ -78,15 +77,14 @@ func (e *Engine) putCampaign(ctx context.Context, c Campaign) (Campaign, bool, e
 			return Campaign{}, false, jsondef.Errorf(fmt.Sprintf("campaigns[%s].offers[%d]", c.ID, i), "offer %s does not exist", quote(id))
 		}
 	}
-	old, exists := snap.campaigns[c.ID]
-	e.stamp(&c.Created, &c.Updated, exists, func() stamps { return stamps{old.Created, old.Updated} })
-	if err := e.putDoc(ctx, KindCampaign, c.ID, c); err != nil {
+	created, err := e.putDoc(ctx, KindCampaign, c.ID, &c, &c.Created, &c.Updated)
+	if err != nil {
 		return Campaign{}, false, err
 	}
 	n := snap.clone()
 	n.campaigns[c.ID] = &c
 	e.install(n)
-	return c, !exists, nil
+	return c, created, nil
 }
 
 // PutRule validates r (the offers and campaign it names must exist) and
@@ -124,15 +122,14 @@ func (e *Engine) putRule(ctx context.Context, r Rule) (Rule, bool, error) {
 	if err != nil {
 		return Rule{}, false, err
 	}
-	old, exists := snap.rules[r.ID]
-	e.stamp(&r.Created, &r.Updated, exists, func() stamps { return stamps{old.Created, old.Updated} })
-	if err := e.putDoc(ctx, KindRule, r.ID, r); err != nil {
+	created, err := e.putDoc(ctx, KindRule, r.ID, &r, &r.Created, &r.Updated)
+	if err != nil {
 		return Rule{}, false, err
 	}
 	n := snap.clone()
 	n.rules[r.ID] = &r
 	e.install(n)
-	return r, !exists, nil
+	return r, created, nil
 }
 
 // walkCond calls fn for every condition of the tree, with its path.
@@ -149,23 +146,30 @@ func walkCond(path string, c *Cond, fn func(path string, c *Cond)) {
 	}
 }
 
-func (e *Engine) stamp(created, updated *time.Time, exists bool, old func() stamps) {
-	now := e.cfg.Now().UTC()
-	*created, *updated = now, now
-	if exists {
-		*created = old().Created
-	}
-}
-
-func (e *Engine) putDoc(ctx context.Context, kind Kind, id string, v any) error {
-	b, err := json.Marshal(v)
+// putDoc creates or replaces the definition id of kind with v (a pointer
+// to the definition, whose stamps created and updated point into),
+// atomically (defstore.Collection.Upsert): Updated is now, Created is
+// the stored definition's when there is one, else now. It reports
+// whether the definition was created.
+func (e *Engine) putDoc(ctx context.Context, kind Kind, id string, v any, created, updated *time.Time) (bool, error) {
+	isNew, err := e.defs.Collection(kind).Upsert(ctx, id, func(old []byte) (any, error) {
+		now := e.cfg.Now().UTC()
+		*created, *updated = now, now
+		if old != nil {
+			var ts stamps
+			if err := json.Unmarshal(old, &ts); err != nil {
+				return nil, fmt.Errorf("promo: stored %s %s: %w: %w", kind, id, errs.Internal, err)
+			}
+			if !ts.Created.IsZero() {
+				*created = ts.Created
+			}
+		}
+		return v, nil
+	})
 	if err != nil {
-		return fmt.Errorf("promo: encode %s %s: %w", kind, id, err)
+		return false, fmt.Errorf("promo: store %s %s: %w", kind, id, err)
 	}
-	if err := e.store.PutPromoDoc(ctx, kind, id, b); err != nil {
-		return fmt.Errorf("promo: store %s %s: %w", kind, id, err)
-	}
-	return nil
+	return isNew, nil
 }
 
 // install indexes and publishes a new snapshot; e.writeMu is held.
@@ -235,7 +239,7 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 		}
 		delete(n.rules, id)
 	}
-	if err := e.store.DeletePromoDoc(ctx, kind, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+	if err := e.defs.Collection(kind).Delete(ctx, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("promo: delete %s %s: %w", kind, id, err)
 	}
 	e.install(n)

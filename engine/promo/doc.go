@@ -10,7 +10,7 @@
 //	eng.AddReactor(p) // before eng.Run
 //	go p.Run(ctx)     // keeps caches fresh
 //
-// It imports engine, engine/jsondef (the strict decoding of definitions,
+// It imports engine, internal/jsondef (the strict decoding of definitions,
 // shared with engine/experiments) and signals (never Redis, AMQP or
 // echo); its Store port is implemented by engine/redisstore and
 // engine/embedded (contract suite and in-memory reference store:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/defstore"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -41,7 +42,8 @@ type Profiles interface {
 // Deps are an Engine's collaborators.
 type Deps struct {
 	// Store keeps definitions, counters, cooldowns and promotion logs
-	// (required).
+	// (required): NewStore of the backend (a per-backend store with a
+	// LegacyDocStore is adapted, see DefinitionsOf).
 	Store Store
 	// Profiles gives a visitor's factors for RankOffers (required; the
 	// engine, which alone decodes stored factors).
@@ -83,6 +85,8 @@ type Engine struct {
 	cfg    Config
 	log    *slog.Logger
 	store  Store
+	defs   *Definitions
+	vers   *defstore.Versions // read by New, then by Run only
 	prof   Profiles
 	model  Model
 	bcast  signals.Broadcaster
@@ -167,6 +171,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	e.cands.New = func() any { s := make([]candidate, 0, 64); return &s }
 	empty := map[string][]float32{}
 	e.cent.Store(&empty)
+	defs, err := DefinitionsOf(deps.Store)
+	if err != nil {
+		return nil, err
+	}
+	e.defs, e.vers = defs, defs.Versions()
 	secret, err := e.store.PromoSecret(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("promo: token secret: %w", err)
@@ -174,9 +183,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	if e.signer, err = NewSigner(secret); err != nil {
 		return nil, err
 	}
+	// The versions are read before the definitions they stand for: a
+	// change in between is reloaded by Run.
+	cur, _, err := e.vers.Poll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("promo: %w", err)
+	}
 	if _, err := e.reload(ctx); err != nil {
 		return nil, err
 	}
+	e.vers.Mark(cur)
 	if err := e.refreshCounts(ctx); err != nil {
 		return nil, err
 	}
@@ -196,26 +212,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer reload.Stop()
 	refresh := time.NewTicker(e.cfg.RefreshEvery)
 	defer refresh.Stop()
-	var version int64
-	if v, err := e.store.PromoDocsVersion(ctx); err == nil {
-		version = v
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-reload.C:
-			v, err := e.store.PromoDocsVersion(ctx)
+			cur, changed, err := e.vers.Poll(ctx)
 			if err != nil {
 				e.warn(ctx, "definitions version not read", err)
 				continue
 			}
-			if v != version {
+			if changed {
 				if _, err := e.reload(ctx); err != nil {
 					e.warn(ctx, "definitions not reloaded", err)
 					continue
 				}
-				version = v
+				e.vers.Mark(cur)
 				e.refreshCentroids(ctx)
 			}
 			if err := e.refreshCounts(ctx); err != nil {
@@ -243,7 +255,7 @@ func (e *Engine) reload(ctx context.Context) (*snapshot, error) {
 	defer e.writeMu.Unlock()
 	s := &snapshot{offers: map[string]*offerInfo{}, campaigns: map[string]*Campaign{}, rules: map[string]*Rule{}}
 	for _, kind := range []Kind{KindOffer, KindCampaign, KindRule} {
-		docs, err := e.store.PromoDocs(ctx, kind)
+		docs, err := e.defs.Collection(kind).All(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("promo: load %s: %w", kind, err)
 		}

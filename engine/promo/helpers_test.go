@@ -142,7 +142,7 @@ func (r *recorder) promotions(tb testing.TB) []promo.Promotion {
 // env is an Engine over fakes.
 type env struct {
 	e     *promo.Engine
-	store *promotest.Mem
+	store *promo.BackendStore
 	clock *clock
 	model *fakeModel
 	vis   *fakeVisitors
@@ -158,7 +158,7 @@ func newEnv(tb testing.TB, mod func(*promo.Config)) *env {
 }
 
 // newEnvWith is newEnv on a given store (possibly holding counters).
-func newEnvWith(tb testing.TB, store *promotest.Mem, mod func(*promo.Config)) *env {
+func newEnvWith(tb testing.TB, store *promo.BackendStore, mod func(*promo.Config)) *env {
 	tb.Helper()
 	v := &env{
 		store: store, clock: &clock{t: t0},

@@ -156,7 +156,7 @@ func TestOfferRequestErrors(t *testing.T) {
 
 // storeWith returns a store whose offers have the given (impressions,
 // clicks).
-func storeWith(tb testing.TB, stats map[string][2]int64) *promotest.Mem {
+func storeWith(tb testing.TB, stats map[string][2]int64) *promo.BackendStore {
 	tb.Helper()
 	s := promotest.NewMem()
 	c := promo.Counts{Now: t0, Stats: map[string]promo.OfferStats{}}

@@ -11,9 +11,11 @@ type Doc struct {
 	JSON []byte
 }
 
-// DocStore keeps the definitions (offers, campaigns, rules) as JSON
-// documents, one map per Kind.
-type DocStore interface {
+// LegacyDocStore keeps the definitions (offers, campaigns, rules) as JSON
+// documents, one map per Kind: the definition port of the per-backend
+// stores, adapted to storage.Documents by DefinitionsOf. New stores keep
+// definitions in Definitions instead.
+type LegacyDocStore interface {
 	// PutPromoDoc creates or replaces the document id of kind and increments
 	// the version.
 	PutPromoDoc(ctx context.Context, kind Kind, id string, doc []byte) error
@@ -101,14 +103,27 @@ type SecretStore interface {
 	PromoSecret(ctx context.Context) ([]byte, error)
 }
 
-// Store is everything engine/promo keeps durably. engine/redisstore and
-// engine/embedded implement it and pass the same suite
-// (engine/promo/promotest). Errors wrap engine.ErrNotFound,
-// engine.ErrInvalid and engine.ErrUnavailable like engine.Store's.
+// Store is what the promo engine keeps durably besides its definitions:
+// offer counters, per-visitor caps and cooldowns, promotion logs and the
+// token secret. BackendStore (NewStore) implements it once on the
+// storage primitives, with the definitions (Definitions); it passes the
+// suite of engine/promo/promotest. Errors are of the kinds of
+// internal/errs.
+//
+// The per-backend implementations of engine/embedded and
+// engine/redisstore implement it too, with their definitions as a
+// LegacyDocStore (New adapts them, see DefinitionsOf); they are removed
+// when the backends provide storage.Backend.
 type Store interface {
-	DocStore
 	CounterStore
 	VisitorStateStore
 	PromotionLog
 	SecretStore
+}
+
+// LegacyStore is the port of the per-backend implementations (the
+// definitions kept by a LegacyDocStore).
+type LegacyStore interface {
+	Store
+	LegacyDocStore
 }

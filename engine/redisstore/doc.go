@@ -68,7 +68,9 @@
 //     ZADD of a new id and INCR of the version.
 //   - DeleteDoc: HDEL (0: NotFound), ZREM, INCR.
 //   - Apply: a whole storage.Txn. It checks every condition (HGET; a
-//     failed one replies {'conflict', i}: Conflict), reads the fields the
+//     failed one replies {'conflict', i}: Conflict) and that every key is
+//     a hash or absent (TYPE; else Internal: a command failing half-way
+//     through a script would not undo the ones before), reads the fields the
 //     ops increment (one HMGET per map), runs the ops on that staged copy
 //     and replies {'invalid', i, why} (Invalid, nothing applied) when an
 //     increment meets a field Redis would refuse (not an integer in
@@ -88,6 +90,13 @@
 // HMGET, Maps a pipeline of HGETALLs, Entries ZRANGE … BYLEX LIMIT from
 // the padded after + 1. Delete is a pipeline of UNLINKs (one per Redis
 // key: a storage key's map and log).
+//
+// Measured on the shared 2-core machine under a load average of 20 to 30
+// (bench_test.go; wall time per call, and the server's time from INFO
+// commandstats): Apply of a 200-op Txn 2.4-4.7 ms (0.8-1.4 ms in Redis),
+// Maps of 100 maps of 10 fields 1.3-2.7 ms (100 × 2 µs in Redis, the
+// rest decoding in the client), Append 0.1-0.4 ms (16-27 µs in Redis), a
+// Docs page of 100 documents 0.7-1.7 ms, alike among 1000 and 100000.
 //
 // HINCRBYFLOAT computes in long double and writes up to 17 significant
 // digits without an exponent ("0.3" for 0.1 + 0.2, where strconv writes

@@ -31,7 +31,9 @@ func (s *Store) logKey(key string) string      { return s.p + "l:" + key }
 
 // swrap is wrap for the primitives: a cancelled or expired context is
 // also errs.Unavailable (as in storagetest.Mem), the context's error
-// staying in the chain.
+// staying in the chain; a server error of no other kind (WRONGTYPE: a
+// key under the prefix written by someone else; a script error) is
+// errs.Internal.
 func swrap(op string, err error) error {
 	if err == nil {
 		return nil
@@ -39,7 +41,11 @@ func swrap(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("redisstore: %s: %w: %w", op, errs.Unavailable, err)
 	}
-	return wrap(op, err)
+	err = wrap(op, err)
+	if !errors.Is(err, errs.Unavailable) && !errors.Is(err, errs.NotFound) {
+		return fmt.Errorf("%w: %w", errs.Internal, err)
+	}
+	return err
 }
 
 // storageScripts are the scripts of the primitives, loaded by Open (Run
@@ -166,11 +172,9 @@ func (s *Store) Docs(ctx context.Context, coll, after string, limit int) ([]stor
 		if limit > 0 {
 			page = min(page, limit-len(out))
 		}
-		from := "-"
-		if after != "" {
-			from = "(" + after
-		}
-		vals, err := docsScript.Run(ctx, s.rdb, keys, from, page).StringSlice()
+		// "(" + after: ids greater than after (with after "", every id
+		// but the empty one, as in storagetest.Mem).
+		vals, err := docsScript.Run(ctx, s.rdb, keys, "("+after, page).StringSlice()
 		if err != nil {
 			return nil, swrap("docs", err)
 		}
@@ -253,7 +257,11 @@ func (s *Store) Maps(ctx context.Context, keys []string) ([]map[string]string, e
 // increment or expiry time in Unix ms).
 //
 // It checks every condition (HGET), returning {'conflict', i} for the
-// first that fails; then it reads the fields that ops increment (one
+// first that fails; it replies {'wrongtype', i, type} when KEYS[i] is
+// not a hash (a key under the prefix written by someone else), before
+// anything is written, since a command failing half-way through a
+// script does not undo the commands before it; then it reads the fields
+// that ops increment (one
 // HMGET per map) and runs the ops on this staged copy, returning {'invalid', i, why} for the first increment of a
 // field that does not hold a number Redis accepts (or that would
 // overflow); only then does it apply them (HSET, HINCRBY, HINCRBYFLOAT,
@@ -270,6 +278,10 @@ for i = 1, nc do
     return {'conflict', i}
   end
   a = a + 4
+end
+for i = 1, #KEYS do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'hash' and t ~= 'none' then return {'wrongtype', i, t} end
 end
 local LIM = 9.2233720368547758e18
 local function isint(s)
@@ -423,14 +435,15 @@ func (s *Store) Apply(ctx context.Context, t storage.Txn) error {
 	}
 	if r, ok := res.([]any); ok && len(r) >= 2 {
 		i, _ := r[1].(int64)
-		switch r[0] {
-		case "conflict":
+		switch {
+		case r[0] == "conflict" && i >= 1 && int(i) <= len(t.If):
 			c := t.If[i-1]
 			return fmt.Errorf("redisstore: apply: condition on %s %s: %w", c.Key, c.Field, errs.Conflict)
-		case "invalid":
+		case r[0] == "wrongtype" && len(r) == 3 && i >= 1 && int(i) <= len(keys):
+			return fmt.Errorf("redisstore: apply: %w: key %s holds a %v, not a map", errs.Internal, keys[i-1], r[2])
+		case r[0] == "invalid" && len(r) == 3 && i >= 1 && int(i) <= len(t.Ops):
 			op := t.Ops[i-1]
-			why, _ := r[2].(string)
-			return fmt.Errorf("redisstore: apply: op %d: %w: field %q of %q: %s", i-1, errs.Invalid, op.Field, op.Key, why)
+			return fmt.Errorf("redisstore: apply: op %d: %w: field %q of %q: %v", i-1, errs.Invalid, op.Field, op.Key, r[2])
 		}
 	}
 	if res != "ok" {

@@ -188,6 +188,24 @@ func TestApplyRedisSemantics(t *testing.T) {
 	if f, _ := s.Fields(ctx, k, []string{"n", "f"}); f["n"] != "7" || f["f"] != "2" {
 		t.Fatalf("fields = %v, want n 7, f 2", f)
 	}
+	// A key of another type under the prefix (written by someone else)
+	// is an Internal error.
+	other := storagetest.Name("map")
+	if err := s.rdb.Set(ctx, s.mapKey(other), "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var wrong storage.Txn
+	wrong.Set(k, "marker", "1")
+	wrong.Set(other, "f", "v")
+	if err := s.Apply(ctx, wrong); !errors.Is(err, errs.Internal) || !strings.Contains(err.Error(), "holds a string") {
+		t.Fatalf("Apply to a string key: %v, want Internal naming the type", err)
+	}
+	if f, _ := s.Fields(ctx, k, []string{"marker"}); len(f) != 0 {
+		t.Fatalf("a txn with a key of another type applied its first op: %v", f)
+	}
+	if _, err := s.Fields(ctx, other, []string{"f"}); !errors.Is(err, errs.Internal) || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("Fields of a string key: %v, want Internal WRONGTYPE", err)
+	}
 }
 
 // TestIncrFloatFormat: HINCRBYFLOAT formats differently from strconv

@@ -179,6 +179,12 @@
 // and stopping time of the sequential test against the naive repeated z
 // test), and Thompson sampling against a fixed split (regret).
 //
+// # Dependencies
+//
+// abtest is a leaf: it imports the standard library and gonum, never
+// another Kairos package (TestLeaf), so that engine/experiments runs the
+// same statistics on live experiments as `kairos eval abtest` offline.
+//
 // # References
 //
 // Newcombe (1998), Two-sided confidence intervals for the single

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"github.com/kairoshq/kairos/internal/durable"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -36,7 +36,7 @@ type Archive struct {
 	log    *slog.Logger
 	dir    string
 	segDir string
-	lock   *os.File
+	lock   *durable.Lock
 	tombs  *tombstones
 
 	// closeMu orders Append's enqueue against Close: Append sends while
@@ -188,7 +188,7 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 			if a.tombs != nil {
 				a.tombs.close()
 			}
-			unlockDir(lock)
+			lock.Unlock()
 		}
 	}()
 	if err := a.makePrivate(); err != nil {
@@ -234,7 +234,12 @@ func (a *Archive) makePrivate() error {
 
 // recover brings the directory to a consistent state; see Open.
 func (a *Archive) recover(ctx context.Context) error {
-	_ = os.Remove(filepath.Join(a.dir, indexName+".tmp"))
+	_ = os.Remove(filepath.Join(a.dir, indexName+".tmp")) // written by earlier versions
+	if tmps, err := filepath.Glob(filepath.Join(a.dir, durable.TempPattern)); err == nil {
+		for _, t := range tmps {
+			_ = os.Remove(t) // an index write cut short (durable.WriteFile)
+		}
+	}
 	if ents, err := os.ReadDir(a.segDir); err == nil {
 		for _, e := range ents {
 			if strings.HasSuffix(e.Name(), ".tmp") {
@@ -316,7 +321,7 @@ func (a *Archive) recover(ctx context.Context) error {
 	}
 	a.w.seq = max(a.w.seq, a.tombs.max)
 	a.idx.LastSeq = a.w.seq
-	if err := syncDir(a.segDir); err != nil {
+	if err := durable.SyncDir(a.segDir); err != nil {
 		return fmt.Errorf("archive: sync %s: %w", a.segDir, err)
 	}
 	return writeIndex(a.dir, a.idx)
@@ -617,7 +622,7 @@ func (a *Archive) flushRecord(arrival int64) {
 	w.seq++
 	h := w.cur
 	h.dataLen = uint32(len(data))
-	h.dataCRC = crc32.Checksum(data, castagnoli)
+	h.dataCRC = durable.Checksum(data)
 	h.rawLen = uint32(len(w.raw))
 	h.seq = w.seq
 	h.arrival = arrival
@@ -682,7 +687,7 @@ func (a *Archive) ensureActive(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
-	if err := syncDir(a.segDir); err != nil {
+	if err := durable.SyncDir(a.segDir); err != nil {
 		f.Close()
 		return fmt.Errorf("sync %s: %w", a.segDir, err)
 	}
@@ -830,7 +835,7 @@ func (a *Archive) Close() error {
 		if err := a.tombs.close(); err != nil {
 			errs = append(errs, fmt.Errorf("archive: close tombstones: %w", err))
 		}
-		if err := unlockDir(a.lock); err != nil {
+		if err := a.lock.Unlock(); err != nil {
 			errs = append(errs, fmt.Errorf("archive: unlock: %w", err))
 		}
 		a.closeErr = errors.Join(errs...)

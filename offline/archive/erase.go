@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"github.com/kairoshq/kairos/internal/durable"
 	"io"
 	"log/slog"
 	"os"
@@ -219,7 +219,7 @@ func (a *Archive) replaceSegment(seg SegmentInfo, tmpPath, path string) error {
 	if err := os.Rename(tmpPath, path); err != nil {
 		return fmt.Errorf("archive: compact: rename: %w", err)
 	}
-	if err := syncDir(a.segDir); err != nil {
+	if err := durable.SyncDir(a.segDir); err != nil {
 		return fmt.Errorf("archive: compact: sync dir: %w", err)
 	}
 	return nil
@@ -388,7 +388,7 @@ func (c *compactor) filter(h header, data []byte) (rec []byte, nh header, remove
 	rec = append(c.rec[:0], make([]byte, headerSize)...)
 	rec = c.enc.EncodeAll(keep, rec)
 	d := rec[headerSize:]
-	nh.dataLen, nh.dataCRC, nh.rawLen = uint32(len(d)), crc32.Checksum(d, castagnoli), uint32(len(keep))
+	nh.dataLen, nh.dataCRC, nh.rawLen = uint32(len(d)), durable.Checksum(d), uint32(len(keep))
 	putHeader(rec[:headerSize], nh)
 	c.rec = rec
 	return rec, nh, removed, nil
@@ -461,7 +461,7 @@ func (a *Archive) removeSegments(names []string) (int, error) {
 			return 0, fmt.Errorf("archive: remove segment: %w", err)
 		}
 	}
-	if err := syncDir(a.segDir); err != nil {
+	if err := durable.SyncDir(a.segDir); err != nil {
 		return 0, fmt.Errorf("archive: sync %s: %w", a.segDir, err)
 	}
 	return len(gone), nil

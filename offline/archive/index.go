@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kairoshq/kairos/internal/fileperm"
+	"github.com/kairoshq/kairos/internal/durable"
 )
 
 // SegmentInfo describes one segment. Sealed segments are listed in the
@@ -102,48 +102,10 @@ func writeIndex(dir string, idx indexFile) error {
 	if err != nil {
 		return fmt.Errorf("archive: encode index: %w", err)
 	}
-	if err := writeFileAtomic(dir, indexName, append(b, '\n')); err != nil {
+	if err := durable.WriteFile(dir, indexName, append(b, '\n'), true); err != nil {
 		return fmt.Errorf("archive: write index: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes dir/name through a temporary file and a rename.
-func writeFileAtomic(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileperm.FileMode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory so that created, renamed and removed entries
-// are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func sortSegments(s []SegmentInfo) {

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"github.com/kairoshq/kairos/internal/durable"
 	"io"
 	"strings"
 	"time"
@@ -20,8 +20,6 @@ const (
 	headerSize    = 8 + headerPayload
 	headerTag     = "KAR\x01" // format tag and version 1
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // header describes one record.
 type header struct {
@@ -51,7 +49,7 @@ func putHeader(b []byte, h header) {
 	binary.LittleEndian.PutUint64(p[32:], uint64(h.arrival))
 	binary.LittleEndian.PutUint64(p[40:], uint64(h.minTS))
 	binary.LittleEndian.PutUint64(p[48:], uint64(h.maxTS))
-	binary.LittleEndian.PutUint32(p[56:], crc32.Checksum(p[:56], castagnoli))
+	binary.LittleEndian.PutUint32(p[56:], durable.Checksum(p[:56]))
 }
 
 // errBadRecord marks bytes that are not a valid record: torn by a crash when
@@ -71,7 +69,7 @@ func parseHeader(b []byte) (header, error) {
 	if string(p[0:4]) != headerTag {
 		return h, fmt.Errorf("%w: unknown tag %q", errBadRecord, p[0:4])
 	}
-	if crc32.Checksum(p[:56], castagnoli) != binary.LittleEndian.Uint32(p[56:]) {
+	if durable.Checksum(p[:56]) != binary.LittleEndian.Uint32(p[56:]) {
 		return h, fmt.Errorf("%w: header checksum mismatch", errBadRecord)
 	}
 	h.dataLen = binary.LittleEndian.Uint32(p[4:])
@@ -136,7 +134,7 @@ func (rr *recordReader) readData(h header) ([]byte, error) {
 		}
 		return nil, err
 	}
-	if crc32.Checksum(d, castagnoli) != h.dataCRC {
+	if durable.Checksum(d) != h.dataCRC {
 		return nil, fmt.Errorf("%w: data checksum mismatch", errBadRecord)
 	}
 	rr.off += headerSize + int64(h.dataLen)

@@ -16,7 +16,8 @@
 //     later, or never, does not;
 //   - a malformed write fails with engine.ErrInvalid and adds nothing; a
 //     cancelled context adds nothing;
-//   - concurrent writes lose nothing.
+//   - concurrent writes lose nothing, and concurrent writers adding new
+//     elements to one page (replicas) keep its MaxElements bound exact.
 package attentiontest
 
 import (
@@ -47,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) attention.Store) {
 		{"Invalid", testInvalid},
 		{"Cancelled", testCancelled},
 		{"Concurrent", testConcurrent},
+		{"BoundedConcurrent", testBoundedConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -185,6 +187,36 @@ func testConcurrent(t *testing.T, s attention.Store) {
 		want[fmt.Sprintf("w%d", w)] = rounds * (rounds + 1) / 2
 	}
 	wantPage(t, s, pageA, want)
+}
+
+func testBoundedConcurrent(t *testing.T, s attention.Store) {
+	const workers, each, maxEl = 8, 6, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				err := s.AddDwell(context.Background(), attention.Write{MaxElements: maxEl, Deltas: []attention.Delta{
+					{Page: pageA, Element: fmt.Sprintf("w%d-%d", w, i), Ms: 2},
+				}})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := MustPage(t, s, pageA)
+	var total int64
+	for el, ms := range got {
+		total += ms
+		if el != attention.OtherElement && ms != 2 {
+			t.Errorf("element %s = %d ms, want 2", el, ms)
+		}
+	}
+	if len(got) != maxEl+1 || total != 2*workers*each || got[attention.OtherElement] != 2*(workers*each-maxEl) {
+		t.Errorf("page has %d entries (want %d elements and %s), %d ms in all (want %d), other %d ms: %v",
+			len(got), maxEl, attention.OtherElement, total, 2*workers*each, got[attention.OtherElement], got)
+	}
 }
 
 // Mem is an in-memory attention.Store (the reference implementation of

@@ -1,13 +1,19 @@
 // Package promotest is the contract test suite of the promo.Store port:
-// engine/redisstore and engine/embedded run it from their tests (and Mem,
-// the in-memory reference implementation here, from its own), so that
-// every store keeps the same guarantees.
+// it runs on promo.NewStore over the in-memory reference backend
+// (storagetest.Mem, NewMem) and over engine/embedded and
+// engine/redisstore, so that every store keeps the same guarantees. (The
+// per-backend stores being replaced run it too, their definitions
+// adapted by promo.DefinitionsOf.)
 //
 // Run checks, each in its own subtest on a fresh store:
 //
-//   - definitions: PutPromoDoc creates and replaces, Docs lists one kind in
-//     ascending id order, DeletePromoDoc removes (engine.ErrNotFound after),
-//     kinds are separate, PromoDocsVersion changes with every write;
+//   - definitions (promo.DefinitionsOf: the engine/defstore collections
+//     of offers, campaigns and rules): Put creates and replaces, All
+//     lists one kind in ascending id order, Delete removes
+//     (engine.ErrNotFound after), kinds are separate, create of an
+//     existing id is errs.Conflict and replace of a missing one
+//     errs.NotFound, of concurrent Upserts of a new id exactly one
+//     creates it, and the collections' versions change with every write;
 //   - counters: AddOfferCounts adds offer counters and factor deltas (several
 //     calls, and concurrent calls, add up exactly); OfferCounts returns
 //     them;
@@ -35,6 +41,7 @@ package promotest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +56,8 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/errs"
 )
 
 // Run runs the contract suite as subtests of t. open returns a new, empty
@@ -59,7 +68,9 @@ func Run(t *testing.T, open func(t *testing.T) promo.Store) {
 		fn   func(t *testing.T, s promo.Store)
 	}{
 		{"Docs", testDocs},
-		{"PromoDocsVersion", testDocsVersion},
+		{"DocsModes", testDocsModes},
+		{"DocsUpsertConcurrent", testDocsUpsertConcurrent},
+		{"DocsVersion", testDocsVersion},
 		{"Counts", testCounts},
 		{"CountsConcurrent", testCountsConcurrent},
 		{"Caps", testCaps},
@@ -95,11 +106,12 @@ func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *te
 		s := open(t)
 		ctx := ctxT(t)
 		secret := must(s.PromoSecret(ctx))(t)
-		mustDo(t, s.PutPromoDoc(ctx, promo.KindOffer, "o1", []byte(`{"id":"o1"}`)))
-		mustDo(t, s.PutPromoDoc(ctx, promo.KindRule, "r1", []byte(`{"id":"r1"}`)))
-		mustDo(t, s.PutPromoDoc(ctx, promo.KindRule, "r2", []byte(`{"id":"r2"}`)))
-		mustDo(t, s.DeletePromoDoc(ctx, promo.KindRule, "r2"))
-		version := must(s.PromoDocsVersion(ctx))(t)
+		defs := defsOf(t, s)
+		mustDo(t, put(ctx, defs, promo.KindOffer, "o1", `{"id":"o1"}`))
+		mustDo(t, put(ctx, defs, promo.KindRule, "r1", `{"id":"r1"}`))
+		mustDo(t, put(ctx, defs, promo.KindRule, "r2", `{"id":"r2"}`))
+		mustDo(t, defs.Collection(promo.KindRule).Delete(ctx, "r2"))
+		version := must(defs.Collection(promo.KindRule).Version(ctx))(t)
 		mustDo(t, s.AddOfferCounts(ctx, promo.Counts{Now: base,
 			Stats:   map[string]promo.OfferStats{"o1": {Impressions: 7, Clicks: 2, Conversions: 1}},
 			Factors: map[string][]float32{"o1": {0.5, -0.25}},
@@ -116,12 +128,13 @@ func RunPersistence(t *testing.T, newBacking func(t *testing.T) (open func(t *te
 		if got := must(s.PromoSecret(ctx))(t); !slices.Equal(got, secret) {
 			t.Errorf("secret changed across a reopen")
 		}
-		docs := must(s.PromoDocs(ctx, promo.KindRule))(t)
+		defs = defsOf(t, s)
+		docs := must(defs.Collection(promo.KindRule).All(ctx))(t)
 		if len(docs) != 1 || docs[0].ID != "r1" || string(docs[0].JSON) != `{"id":"r1"}` {
 			t.Errorf("rules after reopen = %v, want r1 only", docIDs(docs))
 		}
-		if v := must(s.PromoDocsVersion(ctx))(t); v != version {
-			t.Errorf("PromoDocsVersion after reopen = %d, want %d", v, version)
+		if v := must(defs.Collection(promo.KindRule).Version(ctx))(t); v != version {
+			t.Errorf("rules' version after reopen = %d, want %d", v, version)
 		}
 		oc := must(s.OfferCounts(ctx))(t)
 		if st := oc.Stats["o1"]; st != (promo.OfferStats{Impressions: 7, Clicks: 2, Conversions: 1}) {
@@ -185,7 +198,7 @@ func mustDo(t *testing.T, err error) {
 	}
 }
 
-func docIDs(ds []promo.Doc) []string {
+func docIDs(ds []storage.Doc) []string {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
 		ids[i] = d.ID
@@ -193,58 +206,133 @@ func docIDs(ds []promo.Doc) []string {
 	return ids
 }
 
+// defsOf returns the definitions of s.
+func defsOf(t *testing.T, s promo.Store) *promo.Definitions {
+	t.Helper()
+	d, err := promo.DefinitionsOf(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// put upserts the JSON doc as the definition id of kind.
+func put(ctx context.Context, d *promo.Definitions, kind promo.Kind, id, doc string) error {
+	return d.Collection(kind).Put(ctx, id, json.RawMessage(doc), storage.Upsert)
+}
+
 func testDocs(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
-	for _, id := range []string{"b", "a:1", "c", "a"} {
-		mustDo(t, s.PutPromoDoc(ctx, promo.KindOffer, id, []byte(`{"id":"`+id+`"}`)))
+	d := defsOf(t, s)
+	all := func(kind promo.Kind) []storage.Doc {
+		t.Helper()
+		return must(d.Collection(kind).All(ctx))(t)
 	}
-	mustDo(t, s.PutPromoDoc(ctx, promo.KindRule, "a", []byte(`{"rule":true}`)))
-	mustDo(t, s.PutPromoDoc(ctx, promo.KindOffer, "b", []byte(`{"id":"b","v":2}`)))
-	docs := must(s.PromoDocs(ctx, promo.KindOffer))(t)
+	for _, id := range []string{"b", "a:1", "c", "a"} {
+		mustDo(t, put(ctx, d, promo.KindOffer, id, `{"id":"`+id+`"}`))
+	}
+	mustDo(t, put(ctx, d, promo.KindRule, "a", `{"rule":true}`))
+	mustDo(t, put(ctx, d, promo.KindOffer, "b", `{"id":"b","v":2}`))
+	docs := all(promo.KindOffer)
 	if ids := docIDs(docs); !slices.Equal(ids, []string{"a", "a:1", "b", "c"}) {
 		t.Fatalf("offer ids = %v, want [a a:1 b c]", ids)
 	}
 	if string(docs[2].JSON) != `{"id":"b","v":2}` {
 		t.Errorf("replaced doc = %s", docs[2].JSON)
 	}
-	rules := must(s.PromoDocs(ctx, promo.KindRule))(t)
+	rules := all(promo.KindRule)
 	if len(rules) != 1 || string(rules[0].JSON) != `{"rule":true}` {
 		t.Errorf("rules = %v, want the one rule (kinds are separate)", docIDs(rules))
 	}
-	if cs := must(s.PromoDocs(ctx, promo.KindCampaign))(t); len(cs) != 0 {
+	if cs := all(promo.KindCampaign); len(cs) != 0 {
 		t.Errorf("campaigns = %v, want none", docIDs(cs))
 	}
-	mustDo(t, s.DeletePromoDoc(ctx, promo.KindOffer, "a:1"))
-	if err := s.DeletePromoDoc(ctx, promo.KindOffer, "a:1"); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("second DeletePromoDoc = %v, want ErrNotFound", err)
+	offers := d.Collection(promo.KindOffer)
+	mustDo(t, offers.Delete(ctx, "a:1"))
+	if err := offers.Delete(ctx, "a:1"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("second Delete = %v, want ErrNotFound", err)
 	}
-	if err := s.DeletePromoDoc(ctx, promo.KindCampaign, "a"); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("DeletePromoDoc of another kind's id = %v, want ErrNotFound", err)
+	if err := d.Collection(promo.KindCampaign).Delete(ctx, "a"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("Delete of another kind's id = %v, want ErrNotFound", err)
 	}
-	if ids := docIDs(must(s.PromoDocs(ctx, promo.KindOffer))(t)); !slices.Equal(ids, []string{"a", "b", "c"}) {
+	if ids := docIDs(all(promo.KindOffer)); !slices.Equal(ids, []string{"a", "b", "c"}) {
 		t.Errorf("offer ids after delete = %v", ids)
+	}
+}
+
+func testDocsModes(t *testing.T, s promo.Store) {
+	ctx := ctxT(t)
+	rules := defsOf(t, s).Collection(promo.KindRule)
+	if err := rules.Put(ctx, "r", json.RawMessage(`{"v":1}`), storage.Replace); !errors.Is(err, errs.NotFound) {
+		t.Errorf("replace of a missing rule = %v, want NotFound", err)
+	}
+	mustDo(t, rules.Put(ctx, "r", json.RawMessage(`{"v":1}`), storage.Create))
+	if err := rules.Put(ctx, "r", json.RawMessage(`{"v":2}`), storage.Create); !errors.Is(err, errs.Conflict) {
+		t.Errorf("create of an existing rule = %v, want Conflict", err)
+	}
+	mustDo(t, rules.Put(ctx, "r", json.RawMessage(`{"v":3}`), storage.Replace))
+	var got struct{ V int }
+	mustDo(t, rules.Get(ctx, "r", &got))
+	if got.V != 3 {
+		t.Errorf("rule after create, failed create and replace = %+v, want v 3", got)
+	}
+}
+
+func testDocsUpsertConcurrent(t *testing.T, s promo.Store) {
+	if _, ok := s.(interface{ Definitions() *promo.Definitions }); !ok {
+		t.Skip("the store's definitions are a LegacyDocStore: creates are not atomic")
+	}
+	ctx := ctxT(t)
+	offers := defsOf(t, s).Collection(promo.KindOffer)
+	const n = 12
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	created := 0
+	for i := range n {
+		wg.Go(func() {
+			c, err := offers.Upsert(ctx, "o", func(old []byte) (any, error) {
+				return map[string]int{"writer": i}, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			if c {
+				mu.Lock()
+				created++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if created != 1 {
+		t.Errorf("%d of %d concurrent Upserts of a new offer created it, want exactly 1", created, n)
 	}
 }
 
 func testDocsVersion(t *testing.T, s promo.Store) {
 	ctx := ctxT(t)
-	seen := map[int64]bool{must(s.PromoDocsVersion(ctx))(t): true}
+	d := defsOf(t, s)
+	vs := d.Versions()
+	cur, _, err := vs.Poll(ctx)
+	mustDo(t, err)
+	vs.Mark(cur)
 	step := func(what string, err error) {
 		t.Helper()
 		mustDo(t, err)
-		v := must(s.PromoDocsVersion(ctx))(t)
-		if seen[v] {
-			t.Errorf("PromoDocsVersion after %s = %d, seen before", what, v)
+		cur, changed, err := vs.Poll(ctx)
+		mustDo(t, err)
+		if !changed {
+			t.Errorf("versions after %s = %v, unchanged", what, cur)
 		}
-		seen[v] = true
+		vs.Mark(cur)
 	}
-	step("put", s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{}`)))
-	step("replace", s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{"x":1}`)))
-	step("put rule", s.PutPromoDoc(ctx, promo.KindRule, "r", []byte(`{}`)))
-	step("delete", s.DeletePromoDoc(ctx, promo.KindOffer, "o"))
-	v := must(s.PromoDocsVersion(ctx))(t)
-	if again := must(s.PromoDocsVersion(ctx))(t); again != v {
-		t.Errorf("PromoDocsVersion changed without a write: %d then %d", v, again)
+	step("put", put(ctx, d, promo.KindOffer, "o", `{}`))
+	step("replace", put(ctx, d, promo.KindOffer, "o", `{"x":1}`))
+	step("put rule", put(ctx, d, promo.KindRule, "r", `{}`))
+	step("put campaign", put(ctx, d, promo.KindCampaign, "c", `{}`))
+	step("delete", d.Collection(promo.KindOffer).Delete(ctx, "o"))
+	if cur, changed, err := vs.Poll(ctx); err != nil || changed {
+		t.Errorf("versions changed without a write: %v, %v", cur, err)
 	}
 }
 
@@ -562,13 +650,13 @@ func testCancelled(t *testing.T, s promo.Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	calls := map[string]error{
-		"PutPromoDoc":      s.PutPromoDoc(ctx, promo.KindOffer, "o", []byte(`{}`)),
-		"AddOfferCounts":   s.AddOfferCounts(ctx, promo.Counts{Now: base, Stats: map[string]promo.OfferStats{"o": {Clicks: 1}}}),
-		"ForgetVisitor":    s.ForgetPromoVisitor(ctx, "v"),
-		"PromoDocsVersion": second(s.PromoDocsVersion(ctx)),
-		"OfferCounts":      second(s.OfferCounts(ctx)),
-		"Promotions":       second(s.Promotions(ctx, "v", 0, 1)),
-		"AppendPromotion":  second(s.AppendPromotion(ctx, samplePromotion("v", base), 1, time.Hour)),
+		"PutDefinition":   put(ctx, defsOf(t, s), promo.KindOffer, "o", `{}`),
+		"AddOfferCounts":  s.AddOfferCounts(ctx, promo.Counts{Now: base, Stats: map[string]promo.OfferStats{"o": {Clicks: 1}}}),
+		"ForgetVisitor":   s.ForgetPromoVisitor(ctx, "v"),
+		"DocsVersion":     second(defsOf(t, s).Collection(promo.KindOffer).Version(ctx)),
+		"OfferCounts":     second(s.OfferCounts(ctx)),
+		"Promotions":      second(s.Promotions(ctx, "v", 0, 1)),
+		"AppendPromotion": second(s.AppendPromotion(ctx, samplePromotion("v", base), 1, time.Hour)),
 	}
 	for name, err := range calls {
 		if err == nil {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/jsondef"
+	"github.com/kairoshq/kairos/internal/jsondef"
 )
 
 func TestDuration(t *testing.T) {

@@ -1,0 +1,26 @@
+package engine
+
+import (
+	"sync"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
+)
+
+// serving is the engine's serving part: the caches of the ranking
+// strategies (recommend.go, coldstart.go, strategy*.go) — item moments of
+// the blend, top trending rows, item neighbours — and the pool of
+// per-request scratch. Requests read the catalog under its mu and the
+// live model; they never write either.
+type serving struct {
+	candMu    sync.Mutex // guards the blend's caches below
+	mom       *model.Moments
+	momOf     *model.Online
+	momAt     time.Time
+	momBusy   bool
+	momMu     sync.Mutex // single-flights the first computation of mom
+	trendTops map[string]*trendTop
+	neigh     map[int32]*cachedRows
+
+	scorers sync.Pool // *scratch
+}
