@@ -52,7 +52,7 @@ func testEraseDevice(t *testing.T, srv *testServer) {
 	srv.secretJSON(t, "POST", "/v1/offers", `{"id":"o1","title":"Stay","slot":"exit"}`, http.StatusCreated)
 	srv.secretJSON(t, "POST", "/v1/rules", `{"id":"r1","cooldown":"24h","when":{"exit":{}},"then":{"offer":"o1"}}`, http.StatusCreated)
 	srv.postEvents(t, []map[string]any{{"id": "lap-exit", "type": "exit", "visitor": "laptop", "user": "ann"}})
-	ps := srv.app.store.(promo.Store)
+	ps := promo.NewStore(srv.app.store)
 	waitFor(t, 10*time.Second, "the laptop's promotion (ann's cooldown of r1 starts)", func() bool {
 		got, err := ps.Promotions(ctx, "laptop", 0, 10)
 		return err == nil && len(got) == 1
