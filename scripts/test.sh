@@ -36,6 +36,7 @@ summary() {
   echo "vet: $vet_result"
   echo "fuzz: $fuzz_result"
   if [ -s "$work/tests.txt" ]; then sed -n '1p' "$work/tests.txt"; else echo "packages: not run"; fi
+  if [ -s "$work/tests-alarm.txt" ]; then sed -n '$p' "$work/tests-alarm.txt" | sed 's/^tests:/alarm tests:/'; fi
   if [ "$code" -eq 0 ]; then echo "result: PASS in $(clock)"; else echo "result: FAIL (exit $code) in $(clock)"; fi
   if [ -s "$work/tests.txt" ]; then sed -n '$p' "$work/tests.txt"; fi
   rm -rf "$work"
@@ -57,7 +58,13 @@ echo "vet: ok"
 
 phase "tests: go test -count=1 -timeout 30m ${pkgs[*]} (a line per package as it finishes; every minute, those still running)"
 go build -o "$work/testfmt" ./scripts/testfmt
-go test -json -count=1 -timeout 30m "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests.txt"
+# Tests that raise a RabbitMQ memory alarm block every publisher of the
+# broker while it lasts (other packages' tests run in parallel), so they
+# run after the others, one package at a time.
+alarm_tests='^(TestMemoryAlarm|TestMemoryAlarmServe)$'
+go test -json -count=1 -timeout 30m -skip "$alarm_tests" "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests.txt"
+phase "tests that raise a RabbitMQ memory alarm, alone: go test -p 1 -run '$alarm_tests'"
+go test -json -count=1 -p 1 -timeout 10m -run "$alarm_tests" "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests-alarm.txt"
 
 # Fuzz the decoders of untrusted input for a short budget each. The budget
 # is a number of executions, not a duration: Go 1.26's fuzz coordinator can
