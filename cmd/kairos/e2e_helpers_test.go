@@ -15,6 +15,9 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/api/openapitest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -148,7 +151,18 @@ func (s *testServer) recommendUser(t *testing.T, visitor, user string, n int) (s
 	return out["strategy"].(string), items
 }
 
-var httpClient = &http.Client{Timeout: 10 * time.Second}
+// apiCheck validates every exchange of httpClient against the API's
+// OpenAPI description: an undescribed route or an answer the description
+// does not allow fails the request (and so the test).
+var apiCheck = func() *openapitest.Validator {
+	v, err := openapitest.New(api.OpenAPI())
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
+
+var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: apiCheck.Transport(nil)}
 
 func doJSON(t *testing.T, req *http.Request, want int) map[string]any {
 	t.Helper()
