@@ -239,6 +239,9 @@ func (v *Validator) Check(r *http.Request, reqBody []byte, status int, header ht
 
 	// The answer.
 	resp := o.op.Responses.Status(status)
+	if resp == nil {
+		resp = o.op.Responses.Default()
+	}
 	if resp == nil || resp.Value == nil {
 		return fmt.Errorf("openapitest: %s %s (%s): status %d is not described (body %.300s)", r.Method, r.URL.Path, name, status, body)
 	}
