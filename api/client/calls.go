@@ -167,9 +167,11 @@ type Item struct {
 	Category   string            `json:"category,omitempty"`
 	Tags       []string          `json:"tags,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
-	Active     bool              `json:"active"`
-	Created    time.Time         `json:"created,omitzero"`
-	Updated    time.Time         `json:"updated,omitzero"`
+	// Active items are recommended: nil (in a request) means true;
+	// answers always set it. Inactive: Active: client.Bool(false).
+	Active  *bool     `json:"active,omitempty"`
+	Created time.Time `json:"created,omitzero"`
+	Updated time.Time `json:"updated,omitzero"`
 }
 
 // PutItem creates or replaces an item (idempotent); created reports a
@@ -415,6 +417,9 @@ func (c *Client) PageAttention(ctx context.Context, page string, n int) (Attenti
 	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/pages/attention", query: v, retry: true}, &out)
 	return out, err
 }
+
+// Bool returns a pointer to b (for Item.Active).
+func Bool(b bool) *bool { return &b }
 
 func set(v url.Values, k, s string) {
 	if s != "" {
