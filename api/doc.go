@@ -495,6 +495,17 @@
 // GET / and GET /shop/* (public) — the web site of Deps.Site, when set
 // (kairos serve --demo: the demo shop of package api/demo); 404 without.
 //
+// GET /openapi.json (public) — the OpenAPI 3.1 description of this API
+// (OpenAPI returns it; api/openapi.json in the source), cacheable for five
+// minutes with an ETag. Tests keep it true: every route is described, and
+// the api and end-to-end tests validate their traffic against it (package
+// api/openapitest). The Go client is package api/client.
+//
+//	curl localhost:8080/openapi.json
+//
+// GET /tracker.d.ts (public) — TypeScript declarations of the tracker's
+// browser API (package signals/tracker), cached like /tracker.js.
+//
 // GET /healthz (public) — the process is up: always 200 {"status":"ok"}.
 //
 //	curl localhost:8080/healthz
