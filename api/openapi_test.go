@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kairoshq/kairos/api/openapitest"
 )
@@ -135,5 +136,30 @@ func TestOpenAPIValidatorCatches(t *testing.T) {
 	}
 	if err := v.Check(get("/v1/items/sku%2F3"), nil, 200, jsonHdr, []byte(`{"id":"sku/3","active":true,"created":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z"}`)); err != nil {
 		t.Errorf("item: %v", err)
+	}
+}
+
+// TestOpenAPIDefinitionsUpsert runs the operations no other test of the
+// package sends (PUT of offers and campaigns, the preflight of the
+// promotion stream) through the validator.
+func TestOpenAPIDefinitionsUpsert(t *testing.T) {
+	h := newPromoHarness(t, true, time.Minute)
+	for _, c := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/v1/offers/o2", `{"title":"New","slot":"hero"}`, 201},
+		{"/v1/offers/o2", `{"id":"o2","title":"Newer","slot":"hero","active":false}`, 200},
+		{"/v1/campaigns/c1", `{"offers":["o1","o2"],"priority":3}`, 201},
+		{"/v1/campaigns/c1", `{"offers":["o2"],"schedule":{"days":["sat","sun"],"tz":"Europe/Paris"}}`, 200},
+		{"/v1/offers/o3", `{"slot":"hero","unknown":1}`, 400},
+	} {
+		if w := h.secret("PUT", c.path, c.body); w.Code != c.want {
+			t.Errorf("PUT %s %s: %d %s, want %d", c.path, c.body, w.Code, w.Body, c.want)
+		}
+	}
+	w := h.do("OPTIONS", "/v1/promotions/stream?visitor=v1", "", "Origin", allowed, "Access-Control-Request-Method", "GET")
+	if w.Code != 204 || w.Header().Get("Access-Control-Allow-Origin") != allowed {
+		t.Errorf("preflight: %d %v", w.Code, w.Header())
 	}
 }
