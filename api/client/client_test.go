@@ -179,3 +179,67 @@ func TestNewChecksItsArguments(t *testing.T) {
 		}
 	}
 }
+
+func TestBatcher(t *testing.T) {
+	f := &fakeServer{plan: []int{503}}
+	c := newTestClient(t, f, Options{})
+	var mu sync.Mutex
+	accepted := 0
+	b := c.NewBatcher(time.Hour, func(r EventsResult, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			t.Errorf("batch: %v", err)
+		}
+		accepted += r.Accepted
+	})
+	ids := map[string]bool{}
+	for i := range 620 { // a full batch of 500 leaves at once; 120 wait
+		ids[b.Add(Event{Type: "view", Visitor: "v", Item: fmt.Sprint(i)})] = true
+	}
+	if len(ids) != 620 {
+		t.Fatalf("%d distinct ids", len(ids))
+	}
+	if err := b.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.Add(Event{Type: "like", Visitor: "v"})
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if id := b.Add(Event{Type: "view", Visitor: "v"}); id != "" {
+		t.Fatalf("Add after Close: %q", id)
+	}
+	// The full batch and the flushed one go out concurrently: whichever
+	// came first was answered 503 and sent again with the same ids.
+	sizes := map[int]int{}
+	repeated := 0
+	for i, batch := range f.batches {
+		sizes[len(batch)]++
+		for _, other := range f.batches[:i] {
+			if fmt.Sprint(other) == fmt.Sprint(batch) {
+				repeated++
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if accepted != 621 || len(f.batches) != 4 || sizes[1] != 1 || sizes[500]+sizes[120] != 3 || repeated != 1 {
+		t.Fatalf("accepted %d, batch sizes %v, %d repeated", accepted, sizes, repeated)
+	}
+
+	// Delay: a lone event leaves on its own.
+	f2 := &fakeServer{}
+	done := make(chan int, 1)
+	b = newTestClient(t, f2, Options{}).NewBatcher(10*time.Millisecond, func(r EventsResult, err error) { done <- r.Accepted })
+	defer b.Close(context.Background())
+	b.Add(Event{Type: "view", Visitor: "v"})
+	select {
+	case n := <-done:
+		if n != 1 {
+			t.Fatalf("accepted %d", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delayed batch never left")
+	}
+}

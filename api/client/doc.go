@@ -21,7 +21,9 @@
 //
 // Batching: SendEvents splits a slice into batches of at most
 // Options.MaxBatch (500, the server's limit) events and sends them in
-// order; the result adds up the batches.
+// order; the result adds up the batches. A Batcher (Client.NewBatcher) collects
+// events added one at a time and sends them the same way when a batch is
+// full, a delay after its first event, or on Flush and Close.
 //
 // Errors: an answer other than 2xx is an *Error with the status, the
 // API's code and message, the request id and Retry-After; errors.As
