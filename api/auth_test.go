@@ -108,6 +108,7 @@ func TestRoutesAccess(t *testing.T) {
 	h := newHarness(t, nil)
 	want := map[string]string{
 		"GET /healthz": "public", "GET /readyz": "public", "GET /metrics": "secret", "GET /tracker.js": "public",
+		"GET /openapi.json": "public", "GET /tracker.d.ts": "public",
 		"POST /v1/events": "publishable", "GET /v1/pixel.gif": "publishable",
 		"GET /v1/recommendations": "secret", "GET /v1/items/:id/similar": "secret",
 		"GET /v1/items": "secret", "POST /v1/items": "secret", "GET /v1/items/:id": "secret",

@@ -238,6 +238,15 @@
 // (the last one wins), as the catalog has no create-if-absent. Use PUT for
 // idempotent upserts.
 //
+// DELETE /v1/visitors/{id} (secret) — erase a visitor, or a user with
+// every linked device (Deps.Eraser; engine.Engine.EraseVisitor): 204 when
+// erased. It is idempotent: with an archive (kairos serve) a visitor with
+// no state is 204 too, since the tombstone makes replay and retrain skip
+// events of it that are archived or still in flight. 404 when erasure is
+// not configured, or when there is neither state nor an archive.
+//
+//	curl -X DELETE -H "Authorization: Bearer $SK" localhost:8080/v1/visitors/u-42
+//
 // GET /v1/stats/items/{id} and GET /v1/stats/offers/{id} (secret) — event
 // counters of an item or an offer over time (engine/stats).
 //
@@ -485,6 +494,17 @@
 //
 // GET / and GET /shop/* (public) — the web site of Deps.Site, when set
 // (kairos serve --demo: the demo shop of package api/demo); 404 without.
+//
+// GET /openapi.json (public) — the OpenAPI 3.1 description of this API
+// (OpenAPI returns it; api/openapi.json in the source), cacheable for five
+// minutes with an ETag. Tests keep it true: every route is described, and
+// the api and end-to-end tests validate their traffic against it (package
+// api/openapitest). The Go client is package api/client.
+//
+//	curl localhost:8080/openapi.json
+//
+// GET /tracker.d.ts (public) — TypeScript declarations of the tracker's
+// browser API (package signals/tracker), cached like /tracker.js.
 //
 // GET /healthz (public) — the process is up: always 200 {"status":"ok"}.
 //

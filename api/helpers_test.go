@@ -211,6 +211,7 @@ func (f *fakeChecker) Ready(ctx context.Context) error { return f.err }
 
 // harness is a server over fakes.
 type harness struct {
+	tb  testing.TB
 	s   *Server
 	cfg Config
 	pub *fakePublisher
@@ -233,7 +234,7 @@ func testConfig() Config {
 
 func newHarness(tb testing.TB, mod func(*Config)) *harness {
 	tb.Helper()
-	h := &harness{pub: &fakePublisher{}, rec: &fakeRecommender{}, cat: &fakeCatalog{now: testNow}, chk: &fakeChecker{}, log: &bytes.Buffer{}}
+	h := &harness{tb: tb, pub: &fakePublisher{}, rec: &fakeRecommender{}, cat: &fakeCatalog{now: testNow}, chk: &fakeChecker{}, log: &bytes.Buffer{}}
 	cfg := testConfig()
 	cfg.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: h.log}, nil))
 	if mod != nil {
@@ -272,9 +273,16 @@ func req(method, target, body string, headers ...string) *http.Request {
 	return r
 }
 
+// serve serves a request and checks the exchange against the OpenAPI
+// description (not while fuzzing or benchmarking).
 func (h *harness) serve(r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
-	h.s.Handler().ServeHTTP(w, r)
+	switch h.tb.(type) {
+	case *testing.F, *testing.B:
+		h.s.Handler().ServeHTTP(w, r)
+	default:
+		openAPIValidator(h.tb).Handler(h.tb, h.s.Handler()).ServeHTTP(w, r)
+	}
 	return w
 }
 

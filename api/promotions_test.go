@@ -74,7 +74,7 @@ func newPromoHarnessWith(t *testing.T, broadcast bool, heartbeat time.Duration, 
 	}
 	s.streams.heartbeat = heartbeat
 	h.s = s
-	h.srv = httptest.NewServer(s.Handler())
+	h.srv = httptest.NewServer(openAPIValidator(t).Handler(t, s.Handler()))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

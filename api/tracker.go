@@ -12,3 +12,10 @@ func (s *Server) trackerJS(c echo.Context) error {
 	tracker.Handler().ServeHTTP(c.Response(), c.Request())
 	return nil
 }
+
+// trackerTypes serves GET /tracker.d.ts (public): the TypeScript
+// declarations of the tracker's browser API.
+func (s *Server) trackerTypes(c echo.Context) error {
+	tracker.TypesHandler().ServeHTTP(c.Response(), c.Request())
+	return nil
+}

@@ -2,7 +2,9 @@
 # services.sh makes sure the services the integration tests talk to are
 # installed and running on this machine: RabbitMQ (127.0.0.1:5672, with the
 # consistent-hash exchange plugin), Redis (127.0.0.1:6379) and, for the
-# browser tests, Debian's Chromium and ChromeDriver.
+# browser tests, Debian's Chromium and ChromeDriver; for the operations kit
+# and the tracker's types, promtool (Debian's prometheus) and npm (which
+# scripts/tools.sh uses to install TypeScript's compiler into a cache).
 #
 # It installs missing packages with apt-get (Debian/Ubuntu, as root or through
 # sudo) and starts stopped services. Already running services are left alone.
@@ -69,7 +71,22 @@ ensure_chromium() {
   apt_install chromium chromium-driver || log "chromium not installed: browser tests will skip or fail"
 }
 
+# ensure_tools installs promtool (go test ./deploy checks the alert rules
+# with it) and npm (the tracker's TypeScript check installs tsc with it).
+# Debian ships promtool in the prometheus package, whose server is not
+# wanted here: it is stopped if the package started it.
+ensure_tools() {
+  if ! command -v promtool >/dev/null 2>&1; then
+    apt_install prometheus || log "promtool not installed: the alert rule tests will skip or fail"
+    if command -v service >/dev/null 2>&1; then $SUDO service prometheus stop >/dev/null 2>&1 || true; fi
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_install npm || log "npm not installed: the tracker's TypeScript test will skip or fail"
+  fi
+}
+
 ensure_redis
 ensure_rabbitmq
+ensure_tools || true
 if [ "${KAIROS_BROWSER_TESTS:-1}" != "0" ]; then ensure_chromium || true; fi
 log "ready: rabbitmq 127.0.0.1:5672, redis 127.0.0.1:6379"

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kairoshq/kairos/api/client"
 )
 
 // Category is a department of the demo shop.
@@ -166,21 +168,12 @@ func NewCatalog(seed uint64) *Catalog {
 	return c
 }
 
-// itemJSON is the catalog item the shop PUTs to /v1/items/{id}.
-type itemJSON struct {
-	ID       string            `json:"id"`
-	Title    string            `json:"title"`
-	Category string            `json:"category"`
-	Tags     []string          `json:"tags"`
-	Attrs    map[string]string `json:"attributes"`
-	Active   bool              `json:"active"`
-}
-
-func (p *Product) item() itemJSON {
-	return itemJSON{
-		ID: p.ID, Title: p.Title, Category: p.Category, Active: true,
+// item is the catalog item the shop PUTs to /v1/items/{id}.
+func (p *Product) item() client.Item {
+	return client.Item{
+		ID: p.ID, Title: p.Title, Category: p.Category, Active: client.Bool(true),
 		Tags: slices.Compact([]string{strings.ToLower(p.Color), p.Material}),
-		Attrs: map[string]string{
+		Attributes: map[string]string{
 			"price": strconv.FormatFloat(float64(p.PriceCents)/100, 'f', 2, 64), "currency": "EUR",
 			"color": p.Color, "material": p.Material, "image": "/shop/img/" + p.ID + ".svg",
 		},

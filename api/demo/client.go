@@ -2,29 +2,35 @@ package demo
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sync/atomic"
+
+	"github.com/kairoshq/kairos/api/client"
 )
 
 // apiClient is the shop's back end talking to the Kairos API with the
-// secret key, as a real shop's server would. Requests go through the
-// API's http.Handler in process (every middleware: auth, rate limits,
-// metrics), without a network hop.
+// secret key, as a real shop's server would, through the Go client
+// (package api/client). Requests go through the API's http.Handler in
+// process (every middleware: auth, rate limits, metrics), without a
+// network hop. It does not retry: a page falls back on what it has.
 type apiClient struct {
 	handler atomic.Pointer[http.Handler]
-	secret  string
-	http    *http.Client
+	*client.Client
 }
 
-func newAPIClient(secret string) *apiClient {
-	c := &apiClient{secret: secret}
-	c.http = &http.Client{Transport: handlerTransport{c}}
-	return c
+// newAPIClient returns the shop's client; secret is not empty (New
+// checked it).
+func newAPIClient(secret string) (*apiClient, error) {
+	c := &apiClient{}
+	cl, err := client.New("http://kairos.internal", secret,
+		client.Options{HTTPClient: &http.Client{Transport: handlerTransport{c}}, Retries: -1, UserAgent: "kairos-demo-shop"})
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	c.Client = cl
+	return c, nil
 }
 
 // handlerTransport is an http.RoundTripper that serves a request with the
@@ -66,56 +72,4 @@ func (w *recorder) WriteHeader(code int) {
 func (w *recorder) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.body.Write(b)
-}
-
-// apiError is a non-2xx answer of the API.
-type apiError struct {
-	Method, Path string
-	Status       int
-	Body         string
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("demo: %s %s: %d %s", e.Method, e.Path, e.Status, e.Body)
-}
-
-// do calls the API with the secret key: body (if not nil) is sent as
-// JSON, a 2xx answer is decoded into out (if not nil).
-func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := "http://kairos.internal" + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.secret)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return &apiError{Method: method, Path: path, Status: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("demo: %s %s: %w", method, path, err)
-	}
-	return nil
 }

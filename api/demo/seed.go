@@ -2,14 +2,13 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net/http"
-	"net/url"
 	"time"
+
+	"github.com/kairoshq/kairos/api/client"
 )
 
 // offerDef is an offer the demo creates (PUT /v1/offers/{id}).
@@ -80,22 +79,20 @@ var demoRules = []map[string]any{
 func (s *Shop) Seed(ctx context.Context) error {
 	start := time.Now()
 	fresh := false
-	if err := s.api.do(ctx, http.MethodGet, "/v1/items/"+url.PathEscape(s.cat.Products[0].ID), nil, nil, nil); err != nil {
-		var ae *apiError
-		if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+	if _, err := s.api.GetItem(ctx, s.cat.Products[0].ID); err != nil {
+		if !client.IsNotFound(err) {
 			return fmt.Errorf("demo: seed: %w", err)
 		}
 		fresh = true
 	}
 	for i := range s.cat.Products {
-		p := &s.cat.Products[i]
-		if err := s.api.do(ctx, http.MethodPut, "/v1/items/"+url.PathEscape(p.ID), nil, p.item(), nil); err != nil {
+		if _, _, err := s.api.PutItem(ctx, s.cat.Products[i].item()); err != nil {
 			return fmt.Errorf("demo: seed item: %w", err)
 		}
 	}
 	offers := s.offers()
 	for _, o := range offers {
-		if err := s.api.do(ctx, http.MethodPut, "/v1/offers/"+o.ID, nil, o, nil); err != nil {
+		if _, err := s.api.PutDefinition(ctx, "offers", o.ID, o, nil); err != nil {
 			return fmt.Errorf("demo: seed offer: %w", err)
 		}
 	}
@@ -106,21 +103,28 @@ func (s *Shop) Seed(ctx context.Context) error {
 		}
 	}
 	campaign := map[string]any{"id": "autumn", "name": "Autumn sale", "offers": heroes, "priority": 5, "active": true}
-	if err := s.api.do(ctx, http.MethodPut, "/v1/campaigns/autumn", nil, campaign, nil); err != nil {
+	if _, err := s.api.PutDefinition(ctx, "campaigns", "autumn", campaign, nil); err != nil {
 		return fmt.Errorf("demo: seed campaign: %w", err)
 	}
 	for _, r := range demoRules {
-		if err := s.api.do(ctx, http.MethodPut, "/v1/rules/"+r["id"].(string), nil, r, nil); err != nil {
+		if _, err := s.api.PutDefinition(ctx, "rules", r["id"].(string), r, nil); err != nil {
 			return fmt.Errorf("demo: seed rule: %w", err)
 		}
 	}
 	events := 0
 	if fresh {
 		evs := s.traffic(s.cfg.Now())
-		for i := 0; i < len(evs); i += 500 {
-			if err := s.api.do(ctx, http.MethodPost, "/v1/events", nil, evs[i:min(i+500, len(evs))], nil); err != nil {
-				return fmt.Errorf("demo: seed traffic: %w", err)
-			}
+		batch := make([]client.Event, len(evs))
+		for i, e := range evs {
+			batch[i] = client.Event{ID: e.ID, Type: e.Type, Visitor: e.Visitor, Item: e.Item, Time: time.UnixMilli(e.TS),
+				Value: e.Value, Page: e.Page, Element: e.Element, Session: e.Session}
+		}
+		res, err := s.api.SendEvents(ctx, batch) // in batches of 500
+		if err != nil {
+			return fmt.Errorf("demo: seed traffic: %w", err)
+		}
+		if len(res.Rejected) > 0 {
+			return fmt.Errorf("demo: seed traffic: %d events rejected, the first: %+v", len(res.Rejected), res.Rejected[0])
 		}
 		events = len(evs)
 	}

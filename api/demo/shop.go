@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/kairoshq/kairos/api/client"
 )
 
 //go:embed templates/*.html static/*
@@ -129,9 +131,12 @@ func New(cfg Config) (*Shop, error) {
 		return nil, err
 	}
 	cfg.Origin = strings.TrimSuffix(cfg.Origin, "/")
-	s := &Shop{cfg: cfg, cat: NewCatalog(cfg.Seed), api: newAPIClient(cfg.SecretKey), log: cfg.Logger.With("component", "demo"),
+	api, err := newAPIClient(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Shop{cfg: cfg, cat: NewCatalog(cfg.Seed), api: api, log: cfg.Logger.With("component", "demo"),
 		signer: newVisitorSigner(cfg.VisitorKey), budget: newAPIBudget(cfg.ClientRate, cfg.TotalRate)}
-	var err error
 	s.tmpl, err = template.New("").Funcs(template.FuncMap{
 		"stars": stars,
 	}).ParseFS(files, "templates/*.html")
@@ -263,20 +268,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// recResponse is the API's answer to GET /v1/recommendations.
-type recResponse struct {
-	Strategy string `json:"strategy"`
-	Items    []struct {
-		Item    string   `json:"item"`
-		Because []string `json:"because"`
-	} `json:"items"`
-}
-
 // recommend calls GET /v1/recommendations with the secret key.
-func (s *Shop) recommend(ctx context.Context, q url.Values) (recResponse, error) {
-	var rr recResponse
-	err := s.api.do(ctx, http.MethodGet, "/v1/recommendations", q, nil, &rr)
-	return rr, err
+func (s *Shop) recommend(ctx context.Context, q client.RecQuery) (client.Recommendations, error) {
+	return s.api.Recommendations(ctx, q)
 }
 
 func (s *Shop) cards(ids []string) []card {
@@ -295,10 +289,10 @@ const trendingVisitor = "demo-shop-trending"
 
 func (s *Shop) home(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage("Kairos Supply Co. — demo shop")
-	var rr recResponse
+	var rr client.Recommendations
 	if ok, _ := s.callAPI(r); ok { // else: the page without trending
 		var err error
-		if rr, err = s.recommend(r.Context(), url.Values{"visitor": {trendingVisitor}, "n": {"8"}}); err != nil {
+		if rr, err = s.recommend(r.Context(), client.RecQuery{Visitor: trendingVisitor, N: 8}); err != nil {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "trending not loaded", slog.Any("err", err))
 		}
 	}
@@ -333,15 +327,10 @@ func (s *Shop) product(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage(pr.Title + " — Kairos Supply Co.")
 	p.Product, p.Card, p.Item, p.Current = pr, s.card(pr), pr.ID, pr.Category
 	p.Category, _ = s.cat.Category(pr.Category)
-	var sim struct {
-		Items []struct {
-			Item string `json:"item"`
-		} `json:"items"`
-	}
 	var ids []string
 	if ok, _ := s.callAPI(r); ok { // else: the category's products
-		if err := s.api.do(r.Context(), http.MethodGet, "/v1/items/"+url.PathEscape(pr.ID)+"/similar", url.Values{"n": {"4"}}, nil, &sim); err == nil {
-			for _, it := range sim.Items {
+		if sim, err := s.api.Similar(r.Context(), pr.ID, 4); err == nil {
+			for _, it := range sim {
 				ids = append(ids, it.Item)
 			}
 		}
@@ -406,10 +395,7 @@ func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
 			jsonError(w, http.StatusTooManyRequests, "too many requests from this client: retry later")
 			return
 		}
-		q := url.Values{"visitor": {out.Visitor}, "n": {strconv.Itoa(n)}, "explain": {"true"}}
-		if it := r.URL.Query().Get("item"); it != "" {
-			q.Set("item", it)
-		}
+		q := client.RecQuery{Visitor: out.Visitor, N: n, Explain: true, Item: r.URL.Query().Get("item")}
 		rr, err := s.recommend(r.Context(), q)
 		if err != nil {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "recommendations not loaded", slog.Any("err", err))

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/kairoshq/kairos/api/client"
 )
 
 func init() {
@@ -60,23 +62,35 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *rate <= 0 || *dur <= 0 || *visitors < 1 {
 		return fmt.Errorf("--rate, --duration and --visitors must be positive")
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		MaxIdleConnsPerHost: *inflight, MaxConnsPerHost: *inflight,
 		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 	}}
 	rng := rand.New(rand.NewPCG(1, 2))
-	makeReq := func() *http.Request {
-		q := url.Values{"visitor": {fmt.Sprintf("%s%d", *prefix, rng.IntN(*visitors))}, "n": {fmt.Sprint(*n)}}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *base+*path+"?"+q.Encode(), nil)
-		if *key != "" {
-			req.Header.Set("Authorization", "Bearer "+*key)
+	visitor := func() string { return fmt.Sprintf("%s%d", *prefix, rng.IntN(*visitors)) }
+	// The recommendations go through the Go client (api/client), as an
+	// application's back end would call them, without its retries (a
+	// failure counts as an error); any other path is a plain GET.
+	var makeCall func() func() error
+	if c, err := client.New(*base, *key, client.Options{HTTPClient: hc, Retries: -1}); err == nil && *path == "/v1/recommendations" {
+		makeCall = func() func() error {
+			q := client.RecQuery{Visitor: visitor(), N: *n}
+			return func() error { _, err := c.Recommendations(ctx, q); return err }
 		}
-		return req
+	} else {
+		makeCall = func() func() error {
+			q := url.Values{"visitor": {visitor()}, "n": {fmt.Sprint(*n)}}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *base+*path+"?"+q.Encode(), nil)
+			if *key != "" {
+				req.Header.Set("Authorization", "Bearer "+*key)
+			}
+			return func() error { return getOK(hc, req) }
+		}
 	}
 	fmt.Fprintf(stderr, "warming up %s at %.0f req/s\n", *warm, *rate)
-	runOpenLoop(ctx, client, makeReq, *rate, *warm, *inflight)
+	runOpenLoop(ctx, makeCall, *rate, *warm, *inflight)
 	fmt.Fprintf(stderr, "measuring %s at %.0f req/s\n", *dur, *rate)
-	lat, errs, dropped, maxIn, took := runOpenLoop(ctx, client, makeReq, *rate, *dur, *inflight)
+	lat, errs, dropped, maxIn, took := runOpenLoop(ctx, makeCall, *rate, *dur, *inflight)
 	res := httpBenchResult{Bench: "http", Path: *path, Rate: *rate, Requests: len(lat) + errs, Errors: errs, Dropped: dropped,
 		DurationS: took.Seconds(), Visitors: *visitors, Concurrent: maxIn}
 	res.Achieved = float64(len(lat)) / took.Seconds()
@@ -88,10 +102,27 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return json.NewEncoder(stdout).Encode(res)
 }
 
-// runOpenLoop sends requests on a fixed schedule for d and returns the
-// latencies of successful (2xx) requests, measured from the scheduled send
-// time (so a slow server cannot hide queueing: no coordinated omission).
-func runOpenLoop(ctx context.Context, c *http.Client, makeReq func() *http.Request, rate float64, d time.Duration, maxInFlight int) (lat []time.Duration, errs, dropped, maxIn int, took time.Duration) {
+// getOK sends req and reads the answer; an answer other than 2xx is an
+// error.
+func getOK(c *http.Client, req *http.Request) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// runOpenLoop makes and starts calls on a fixed schedule for d and
+// returns the latencies of the successful ones, measured from the
+// scheduled start (so a slow server cannot hide queueing: no coordinated
+// omission). makeCall runs on the scheduling goroutine, the call it
+// returns on its own.
+func runOpenLoop(ctx context.Context, makeCall func() func() error, rate float64, d time.Duration, maxInFlight int) (lat []time.Duration, errs, dropped, maxIn int, took time.Duration) {
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	var mu sync.Mutex
@@ -114,17 +145,12 @@ func runOpenLoop(ctx context.Context, c *http.Client, makeReq func() *http.Reque
 			continue
 		}
 		maxIn = max(maxIn, len(sem))
-		req := makeReq()
+		call := makeCall()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			resp, err := c.Do(req)
-			ok := err == nil && resp.StatusCode/100 == 2
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
+			ok := call() == nil
 			l := time.Since(due)
 			mu.Lock()
 			if ok {

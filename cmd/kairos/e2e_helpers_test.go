@@ -15,6 +15,9 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/api/openapitest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -79,6 +82,17 @@ type testServer struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
+	// unchecked sends postEvents and recommend without the OpenAPI
+	// validation (for latency measurements, which it would inflate).
+	unchecked bool
+}
+
+// client is httpClient, or without validation when s.unchecked.
+func (s *testServer) client() *http.Client {
+	if s.unchecked {
+		return uncheckedClient
+	}
+	return httpClient
 }
 
 // startServer starts `kairos serve` in process with the given extra flags
@@ -129,7 +143,7 @@ func (s *testServer) postEvents(t *testing.T, events any) map[string]any {
 	req, _ := http.NewRequest(http.MethodPost, s.base+"/v1/events", bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer pk_test_0123456789abcdef")
 	req.Header.Set("Content-Type", "application/json")
-	return doJSON(t, req, http.StatusOK)
+	return doJSONWith(t, s.client(), req, http.StatusOK)
 }
 
 func (s *testServer) recommend(t *testing.T, visitor string, n int) (strategy string, items []string) {
@@ -141,18 +155,37 @@ func (s *testServer) recommendUser(t *testing.T, visitor, user string, n int) (s
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/recommendations?visitor=%s&user=%s&n=%d", s.base, visitor, user, n), nil)
 	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
-	out := doJSON(t, req, http.StatusOK)
+	out := doJSONWith(t, s.client(), req, http.StatusOK)
 	for _, it := range out["items"].([]any) {
 		items = append(items, it.(map[string]any)["item"].(string))
 	}
 	return out["strategy"].(string), items
 }
 
-var httpClient = &http.Client{Timeout: 10 * time.Second}
+// apiCheck validates every exchange of httpClient against the API's
+// OpenAPI description: an undescribed route or an answer the description
+// does not allow fails the request (and so the test).
+var apiCheck = func() *openapitest.Validator {
+	v, err := openapitest.New(api.OpenAPI())
+	if err != nil {
+		panic(err)
+	}
+	return v
+}()
+
+var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: apiCheck.Transport(nil)}
+
+// uncheckedClient is httpClient without the validation.
+var uncheckedClient = &http.Client{Timeout: 10 * time.Second}
 
 func doJSON(t *testing.T, req *http.Request, want int) map[string]any {
 	t.Helper()
-	resp, err := httpClient.Do(req)
+	return doJSONWith(t, httpClient, req, want)
+}
+
+func doJSONWith(t *testing.T, c *http.Client, req *http.Request, want int) map[string]any {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

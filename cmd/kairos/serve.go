@@ -85,7 +85,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newDependencyCollector(a))
 	ecfg := engine.Config{
 		Params: cfg.Params, Weights: cfg.Weights, SessionGap: cfg.SessionGap, Replica: cfg.Replica,
 		Index: engine.IndexConfig{Disabled: !cfg.Approx}, Blend: cfg.Blend, BlendBelow: cfg.BlendBelow, Logger: a.log, Registerer: reg,

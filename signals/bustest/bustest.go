@@ -421,6 +421,13 @@ func testPoison(t *testing.T, f Fixture) {
 		}
 	}
 	checkDeadLetters(t, f, visitor, poison)
+	// A bus that counts its dead letters (kairos_events_dead_lettered_total)
+	// counted these (at least once each).
+	if c, ok := f.Bus.(interface{ DeadLettered() uint64 }); ok {
+		if n := c.DeadLettered(); n < uint64(len(poison)) {
+			t.Errorf("DeadLettered() = %d, want at least %d", n, len(poison))
+		}
+	}
 }
 
 // checkDeadLetters waits for len(want) dead letters and checks each one's

@@ -345,6 +345,7 @@ func (d *deadLetterer) send(letters []deadLetter) error {
 	if err != nil {
 		return err
 	}
+	b.deadTotal.Add(uint64(len(letters)))
 	for i := range letters {
 		l := &letters[i]
 		b.log.LogAttrs(b.ctx, slog.LevelWarn, "dead-lettered a message",
@@ -352,6 +353,11 @@ func (d *deadLetterer) send(letters []deadLetter) error {
 	}
 	return nil
 }
+
+// DeadLettered returns how many messages this Bus dead-lettered (and the
+// broker confirmed) since Dial, like membus.Bus.DeadLettered: kairos serve
+// exports it as kairos_events_dead_lettered_total.
+func (b *Bus) DeadLettered() uint64 { return b.deadTotal.Load() }
 
 func shorten(s string) string {
 	if len(s) > 64 {

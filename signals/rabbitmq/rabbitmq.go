@@ -44,6 +44,8 @@ type Bus struct {
 	declMu   sync.Mutex
 	declared map[string]uint64 // topic exchange -> pub generation it was declared on
 
+	deadTotal atomic.Uint64 // messages dead-lettered since Dial (DeadLettered)
+
 	hashType     string    // exchange type of the partitioned exchange; tests override it
 	fallbackOnce sync.Once // warning about the missing consistent-hash plugin
 	partitioned  atomic.Bool

@@ -17,6 +17,9 @@
 //	data-consent        "required": send nothing until kairos.consent(true) (opt-in sites)
 //	data-promotions     "off": do not subscribe to instant promotions
 //	data-cookie-domain  domain of the visitor cookie, e.g. ".example.com" to share it
+//	data-flush-ms       how long a queued event waits for others to share its request,
+//	                    in ms (default 700, at most 600000; a full batch of 20 and
+//	                    leaving the page send at once)
 //	                    across subdomains (default: the page's host only)
 //
 // Marking the page: elements with data-kairos-item="<item id>" and/or

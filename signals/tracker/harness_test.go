@@ -351,7 +351,7 @@ window.__hooked = [];
 window.kairos = window.kairos || [];
 kairos.push(['on', 'promotion', function (p, el) { __hooked.push({id: p.id, rendered: el.getAttribute('data-kairos-rendered-at')}); }]);
 </script>
-{{if .Tracker}}<script src="{{.Kairos}}/tracker.js" data-key="{{.Key}}" {{if .OptIn}}data-consent="required" {{end}}{{if .Defer}}defer{{else}}async{{end}}></script>
+{{if .Tracker}}<script src="{{.Kairos}}/tracker.js" data-key="{{.Key}}" {{if .OptIn}}data-consent="required" {{end}}{{if .FlushMs}}data-flush-ms="{{.FlushMs}}" {{end}}{{if .Defer}}defer{{else}}async{{end}}></script>
 {{if .Twice}}<script src="{{.Kairos}}/tracker.js" data-key="{{.Key}}" async></script>{{end}}{{end}}
 <style>
 body { margin: 0; font: 16px sans-serif; }
@@ -382,6 +382,7 @@ func newSite(t *testing.T, k *kairos) *site {
 		err := pageTmpl.Execute(w, map[string]any{
 			"Item": item, "Tracker": !q.Has("notracker"), "Kairos": k.srv.URL, "Key": testKey,
 			"Defer": q.Has("defer"), "Twice": q.Has("twice"), "Slot": !q.Has("noslot"), "OptIn": q.Has("optin"),
+			"FlushMs": q.Get("flushms"),
 		})
 		if err != nil {
 			panic(err)

@@ -18,6 +18,53 @@ import (
 //go:embed tracker.min.js
 var script []byte
 
+//go:embed tracker.d.ts
+var types []byte
+
+// Types returns tracker.d.ts, the TypeScript declarations of the
+// tracker's browser API (the global kairos). The caller must not modify
+// the returned slice.
+func Types() []byte { return types }
+
+// TypesContentType is the media type /tracker.d.ts is served with.
+const TypesContentType = "application/typescript; charset=utf-8"
+
+var typesETag = func() string {
+	sum := sha256.Sum256(types)
+	return `"kd-` + hex.EncodeToString(sum[:8]) + `"`
+}()
+
+// TypesHandler serves tracker.d.ts for GET and HEAD, cacheable like the
+// script (CacheMaxAge, a strong ETag, 304 on If-None-Match).
+func TypesHandler() http.Handler { return typesHandler{} }
+
+type typesHandler struct{}
+
+func (typesHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	h.Set("Content-Type", TypesContentType)
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(CacheMaxAge/time.Second)))
+	h.Set("ETag", typesETag)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Access-Control-Allow-Origin", "*")
+	for _, t := range strings.Split(r.Header.Get("If-None-Match"), ",") {
+		if t = strings.TrimPrefix(strings.TrimSpace(t), "W/"); t == typesETag || t == "*" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(types)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(types)
+	}
+}
+
 // CacheMaxAge is how long browsers and CDNs may reuse /tracker.js without
 // revalidating (Cache-Control: public, max-age=300). Revalidation is cheap:
 // the ETag answers 304 until the script changes.

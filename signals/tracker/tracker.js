@@ -71,6 +71,10 @@
   var cookieDomain = attr('cookie-domain');
   var consentRequired = attr('consent') === 'required';
   var promotionsOn = attr('promotions') !== 'off';
+  // data-flush-ms: how long a queued event waits for others to share its
+  // request (default FLUSH_MS; 0 to 600000).
+  var flushMs = parseInt(attr('flush-ms'), 10);
+  if (flushMs >= 0 && flushMs <= 600000) FLUSH_MS = flushMs;
 
   // ---- storage: localStorage and first-party cookies, both optional ----
 
