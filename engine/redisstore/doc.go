@@ -17,8 +17,6 @@
 //	                                  n → number of events in the history string
 //	<prefix>:h:<visitor>      STRING  history: frames (uint32 LE length, event binary), oldest first (APPEND)
 //	<prefix>:seen:<event id>  STRING  "1", expiring after DedupWindow (SET … PX): the de-duplication mark
-//	<prefix>:items            HASH    item id → item JSON
-//	<prefix>:items:ids        ZSET    item ids, score 0: ascending-id paging with ZRANGE … BYLEX
 //	<prefix>:rows             HASH    item id → row (decimal)
 //	<prefix>:rows:ids         LIST    item ids in row order (index = row)
 //	<prefix>:states           HASH    row (decimal) → item state (binary)

@@ -145,7 +145,7 @@ func TestKeyLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutItem(ctx, storetest.Item("i1", 1)); err != nil {
+	if err := engine.ItemsOn(s).PutItem(ctx, storetest.Item("i1", 1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ItemRows(ctx, []string{"i1"}); err != nil {
@@ -171,7 +171,7 @@ func TestKeyLayout(t *testing.T) {
 	}
 	c := s.Client()
 	want := map[string]string{
-		":v:v1": "hash", ":h:v1": "string", ":seen:e1": "string", ":items": "hash", ":items:ids": "zset",
+		":v:v1": "hash", ":h:v1": "string", ":seen:e1": "string", ":d:{items}": "hash", ":d:{items}:ids": "zset", ":d:{items}:v": "string",
 		":rows": "hash", ":rows:ids": "list", ":states": "hash", ":blob:engine/xtx": "string",
 		":format": "string", ":d:{offers}": "hash", ":d:{offers}:ids": "zset", ":d:{offers}:v": "string",
 		":m:caps:v1": "hash", ":l:promos:v1": "zset",

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,8 +90,6 @@ func (s *Store) visitorKey(id string) string { return s.p + "v:" + id }
 func (s *Store) historyKey(id string) string { return s.p + "h:" + id }
 func (s *Store) seenKey(id string) string    { return s.p + "seen:" + id }
 func (s *Store) blobKey(name string) string  { return s.p + "blob:" + name }
-func (s *Store) itemsKey() string            { return s.p + "items" }
-func (s *Store) itemIDsKey() string          { return s.p + "items:ids" }
 func (s *Store) rowsKey() string             { return s.p + "rows" }
 func (s *Store) rowIDsKey() string           { return s.p + "rows:ids" }
 func (s *Store) statesKey() string           { return s.p + "states" }
@@ -429,91 +426,6 @@ func (s *Store) DeleteVisitor(ctx context.Context, id string) error {
 		return fmt.Errorf("redisstore: delete visitor: %w", engine.ErrNotFound)
 	}
 	return nil
-}
-
-// PutItem creates or replaces an item: its JSON in the items hash and its
-// id in the ids sorted set, in one transaction.
-func (s *Store) PutItem(ctx context.Context, it engine.Item) error {
-	if it.ID == "" {
-		return fmt.Errorf("redisstore: put item: %w: id is empty", engine.ErrInvalid)
-	}
-	js, err := json.Marshal(it)
-	if err != nil {
-		return fmt.Errorf("redisstore: put item: %w: %w", engine.ErrInvalid, err)
-	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.itemsKey(), it.ID, js)
-		p.ZAdd(ctx, s.itemIDsKey(), redis.Z{Member: it.ID})
-		return nil
-	})
-	return wrap("put item", err)
-}
-
-// Item returns one item or ErrNotFound.
-func (s *Store) Item(ctx context.Context, id string) (engine.Item, error) {
-	js, err := s.rdb.HGet(ctx, s.itemsKey(), id).Result()
-	if err != nil {
-		return engine.Item{}, wrap("item", err)
-	}
-	var it engine.Item
-	if err := json.Unmarshal([]byte(js), &it); err != nil {
-		return engine.Item{}, fmt.Errorf("redisstore: item %q: %w", id, err)
-	}
-	return it, nil
-}
-
-// DeleteItem removes an item or returns ErrNotFound.
-func (s *Store) DeleteItem(ctx context.Context, id string) error {
-	var del *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.HDel(ctx, s.itemsKey(), id)
-		p.ZRem(ctx, s.itemIDsKey(), id)
-		return nil
-	})
-	if err != nil {
-		return wrap("delete item", err)
-	}
-	if del.Val() == 0 {
-		return fmt.Errorf("redisstore: delete item: %w", engine.ErrNotFound)
-	}
-	return nil
-}
-
-// Items lists up to limit items with ids greater than after, in ascending
-// id order (byte-wise): ZRANGE … BYLEX on the ids (Redis ≥ 6.2), then
-// HMGET of their JSON.
-func (s *Store) Items(ctx context.Context, after string, limit int) ([]engine.Item, error) {
-	if limit < 1 {
-		return nil, fmt.Errorf("redisstore: items: %w: limit %d is not positive", engine.ErrInvalid, limit)
-	}
-	lo := "-"
-	if after != "" {
-		lo = "(" + after
-	}
-	ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.itemIDsKey(), Start: lo, Stop: "+", ByLex: true, Count: int64(limit)}).Result()
-	if err != nil {
-		return nil, wrap("items", err)
-	}
-	out := make([]engine.Item, 0, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	vals, err := s.rdb.HMGet(ctx, s.itemsKey(), ids...).Result()
-	if err != nil {
-		return nil, wrap("items", err)
-	}
-	for i, v := range vals {
-		js, ok := v.(string)
-		if !ok {
-			continue // deleted between the two calls
-		}
-		var it engine.Item
-		if err := json.Unmarshal([]byte(js), &it); err != nil {
-			return nil, fmt.Errorf("redisstore: items: item %q: %w", ids[i], err)
-		}
-		out = append(out, it)
-	}
-	return out, nil
 }
 
 // itemRowsScript returns the row of each id of ARGV, assigning the next
