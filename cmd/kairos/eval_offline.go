@@ -368,11 +368,21 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 		BudgetS    float64      `json:"budget_s"`
 		SearchS    float64      `json:"search_s"`
 		WarmFrom   string       `json:"warm_from,omitempty"`
-	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, res.Confirmed, res.MeanNDCG10, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm}); err != nil {
+		// Reference is the defaults' validation NDCG@10, VsReference the
+		// pick's paired comparison with them, KeptReference whether the
+		// defaults stayed the pick.
+		Reference     float64      `json:"reference_ndcg10"`
+		VsReference   *eval.Paired `json:"vs_reference,omitempty"`
+		KeptReference bool         `json:"kept_reference,omitempty"`
+	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, res.Confirmed, res.MeanNDCG10, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm,
+		refNDCG(res), res.VsReference, res.KeptReference}); err != nil {
 		return base, nil, err
 	}
-	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f after %d trials of %d configurations in %s: %+v\n",
-		best.NDCG10, len(res.Trials), res.Configs, res.Elapsed.Round(time.Second), best.Params)
+	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f (mean over %d seeds %.4f; the defaults %.4f) after %d trials of %d configurations in %s: %+v\n",
+		best.NDCG10, res.Confirmed, res.MeanNDCG10, refNDCG(res), len(res.Trials), res.Configs, res.Elapsed.Round(time.Second), best.Params)
+	if res.KeptReference {
+		fmt.Fprintf(stderr, "the search's best did not beat the defaults on validation by paired t >= 1 (t = %.2f): the defaults kept\n", res.VsReference.T)
+	}
 	bt := eval.BlendTrial{Blend: best.Blend, Metrics: best.Metrics}
 	return best.Params, &bt, nil
 }
@@ -398,4 +408,13 @@ func runGridTune(ctx context.Context, val eval.Split, base model.Params, unit ti
 	}
 	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f: %+v\n", best.NDCG10, best.Params)
 	return best.Params, nil
+}
+
+// refNDCG is the validation NDCG@10 of the search's reference (0 when
+// it was not evaluated).
+func refNDCG(res eval.SearchResult) float64 {
+	if res.Reference == nil {
+		return 0
+	}
+	return res.Reference.NDCG10
 }
