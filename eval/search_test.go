@@ -73,13 +73,13 @@ func TestSearchRunsHyperbandBrackets(t *testing.T) {
 		t.Fatalf("pick %+v is not a full-fidelity trial", res.Best)
 	}
 	if res.KeptReference {
-		if res.VsReference == nil || res.VsReference.T >= 1 || res.Best.Params != first.Params {
+		if res.VsReference == nil || res.VsReference.NDCGDiff > 0 || res.Best.Params != first.Params {
 			t.Fatalf("reference kept with %+v, pick %+v", res.VsReference, res.Best.Params)
 		}
 		return
 	}
-	if res.VsReference != nil && res.VsReference.T < 1 {
-		t.Fatalf("pick beats the reference by t = %.2f < 1 and replaced it", res.VsReference.T)
+	if res.VsReference != nil && res.VsReference.NDCGDiff <= 0 {
+		t.Fatalf("pick does not beat the reference on validation (%+v) and replaced it", res.VsReference)
 	}
 	// The pick is the configuration with the best mean over its 3 seeds.
 	means := map[model.Params][]float64{}
@@ -107,9 +107,12 @@ func TestSearchRunsHyperbandBrackets(t *testing.T) {
 }
 
 func TestSearchKeepsTheReferenceUnlessClearlyBeaten(t *testing.T) {
-	val := searchSplits(t)
+	// Strong tastes: the model's part matters and configurations differ.
+	c := smallSparse()
+	c.Users, c.Items, c.Clusters, c.Taste, c.PerUser = 300, 400, 6, 0.9, 20
+	_, val := sparseSplits(t, c)
 	base := model.DefaultParams()
-	base.Factors, base.Lambda, base.Alpha, base.Iterations, base.Threads = 4, 40, 2, 4, 2
+	base.Factors, base.Lambda, base.Alpha, base.Iterations, base.Threads = 4, 50, 1, 4, 2 // a weak reference
 	prev := base
 	prev.Factors, prev.Lambda, prev.Alpha = 8, 5, 10
 	run := func(minT float64) SearchResult {
