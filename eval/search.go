@@ -122,7 +122,7 @@ type SearchConfig struct {
 	// smaller than the spread of one configuration over seeds, and the
 	// best of many noisy scores is mostly the luckiest. The search keeps
 	// the estimated time of it for the end when that is at most
-	// ConfirmShare of the budget (default 0.25), else it searches the
+	// ConfirmShare of the budget (default 0.4), else it searches the
 	// whole budget and confirms only if time is left. The reference is
 	// confirmed too, so that MinT compares means over the same seeds.
 	Confirm, ConfirmSeeds int
@@ -174,7 +174,7 @@ func (c SearchConfig) withDefaults() SearchConfig {
 		c.ConfirmSeeds = 2
 	}
 	if c.ConfirmShare == 0 {
-		c.ConfirmShare = 0.25
+		c.ConfirmShare = 0.4
 	}
 	if c.Unit == 0 {
 		c.Unit = time.Second
