@@ -73,7 +73,23 @@ func (g BlendGrid) Validate() error {
 type BlendTrial struct {
 	Blend model.Blend `json:"blend"`
 	Metrics
+	// PopularityFallback marks the popularity-heavy blend picked because
+	// the best blend did not beat it clearly on validation (see
+	// FitBlendUsers).
+	PopularityFallback bool `json:"popularity_fallback,omitempty"`
+	// Ranks are the validation users' ranks of their held-out items, in
+	// the order of heldUsers (set for the returned best only).
+	Ranks []int `json:"-"`
 }
+
+// FallbackMinT is the paired t over validation users by which the best
+// blend must beat the most popularity-heavy blend of the grid to be
+// picked; below it FitBlend falls back to that blend. With a handful of
+// validation users every blend scores the same few hits, ties go to the
+// first blend in grid order (ρ = 0, plain ALS), and nothing on validation
+// says that the personal part helps: the ranking that never loses to
+// popularity is then popularity with the model breaking its ties.
+const FallbackMinT = 1.0
 
 // popularity returns the training interactions of each item.
 func popularity(s Split) []float32 {
@@ -154,6 +170,11 @@ func FitBlend(ctx context.Context, val Split, mod *model.Model, g BlendGrid, thr
 }
 
 // FitBlendUsers is FitBlend on at most maxUsers users (0: all).
+//
+// The best blend is the one with the highest NDCG@10, unless its paired
+// t against the most popularity-heavy blend of the grid (largest ρ, then
+// largest κ) is below FallbackMinT: then that blend is returned, marked
+// PopularityFallback.
 func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads, maxUsers int) (BlendTrial, []BlendTrial, error) {
 	if err := g.Validate(); err != nil {
 		return BlendTrial{}, nil, err
@@ -172,6 +193,10 @@ func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 	standardize(lz, popularity(val), true)
 	counts := trainCounts(val)
 	ui := newUserItems(val)
+	ranks := make([][]int, len(blends))
+	for j := range ranks {
+		ranks[j] = make([]int, len(users))
+	}
 	acc := make([]*blendAcc, threads)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -190,6 +215,9 @@ func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 				a.scoreBlock(mod, block)
 				for b, u := range block {
 					a.user(a.block[b*val.Items:(b+1)*val.Items], int(val.Held[u]), ui.of(u), lz, blends, counts[u])
+					for j, r := range a.ranks {
+						ranks[j][lo+b] = r
+					}
 				}
 			}
 		}()
@@ -210,7 +238,19 @@ func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 			best = j
 		}
 	}
-	return trials[best], trials, nil
+	pop := 0
+	for j, b := range blends {
+		if b.Prior > blends[pop].Prior || (b.Prior == blends[pop].Prior && b.Kappa >= blends[pop].Kappa) {
+			pop = j
+		}
+	}
+	if best != pop && ComparePaired(ranks[best], ranks[pop]).T < FallbackMinT {
+		best = pop
+		trials[best].PopularityFallback = true
+	}
+	pick := trials[best]
+	pick.Ranks = ranks[best]
+	return pick, trials, nil
 }
 
 // blockUsers is the number of users scored by one matrix product.
@@ -288,11 +328,13 @@ type blendAcc struct {
 	cs          []float64
 	pos         []int
 	plus, minus []int
+	// ranks are the last user's rank under each blend.
+	ranks []int
 }
 
 func newBlendAcc(blends, items, k int) *blendAcc {
 	return &blendAcc{sums: make([]blendSums, blends), block: make([]float32, blockUsers*items),
-		xs: make([]float32, blockUsers*k), train: make([]bool, items), pos: make([]int, blends)}
+		xs: make([]float32, blockUsers*k), train: make([]bool, items), pos: make([]int, blends), ranks: make([]int, blends)}
 }
 
 // scoreBlock writes x_u·Y for the users of block into a.block (one row of
@@ -326,6 +368,7 @@ func (a *blendAcc) user(scores []float32, held int, train []int32, lz []float32,
 	if math.IsNaN(ph) {
 		for j := range a.sums {
 			a.sums[j].observe(math.MaxInt)
+			a.ranks[j] = math.MaxInt
 		}
 		return
 	}
@@ -375,7 +418,8 @@ func (a *blendAcc) user(scores []float32, held int, train []int32, lz []float32,
 	}
 	for j := range blends {
 		k := a.pos[j]
-		a.sums[j].observe(1 + always + a.plus[k] + a.minus[k])
+		a.ranks[j] = 1 + always + a.plus[k] + a.minus[k]
+		a.sums[j].observe(a.ranks[j])
 	}
 }
 

@@ -124,3 +124,40 @@ func TestPriorKeepsALSAbovePopularityOnSparseData(t *testing.T) {
 		t.Fatalf("with the prior: NDCG@10 %.4f (popularity %.4f), Recall@50 %.4f (popularity %.4f)", blended.NDCG10, pop.NDCG10, blended.Recall50, pop.Recall50)
 	}
 }
+
+func TestFitBlendFallsBackToPopularityOnTooFewUsers(t *testing.T) {
+	// With a dozen validation users every blend scores the same few hits:
+	// nothing says the personal part helps, and the popularity-heavy
+	// blend (largest ρ, then κ) is picked, not the first in grid order.
+	c := smallSparse()
+	c.Users, c.Items = 12, 300
+	_, val := sparseSplits(t, c)
+	p := model.DefaultParams()
+	p.Factors, p.Threads = 8, 2
+	mod, _, err := TrainALS(context.Background(), val, p, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := BlendGrid{Priors: []float64{0, 0.5, 0.9}, Kappas: []float64{0, 16}}
+	best, trials, err := FitBlend(context.Background(), val, mod, g, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !best.PopularityFallback || best.Blend.Prior != 0.9 || best.Blend.Kappa != 16 || len(best.Ranks) != best.Users {
+		t.Fatalf("picked %+v over %d users (trials %+v); want the fallback ρ 0.9, κ 16", best, best.Users, trials)
+	}
+	// On the larger planted log the model's part is measurably useful and
+	// the pick beats the popularity-heavy blend by the paired t.
+	_, val = sparseSplits(t, smallSparse())
+	if mod, _, err = TrainALS(context.Background(), val, p, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	best, trials, err = FitBlend(context.Background(), val, mod, g, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop := trials[len(trials)-1]
+	if best.PopularityFallback || best.NDCG10 <= pop.NDCG10 {
+		t.Fatalf("on %d users picked %+v; the popularity-heavy blend scores %.4f", best.Users, best, pop.NDCG10)
+	}
+}

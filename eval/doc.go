@@ -57,20 +57,33 @@
 // # Search within a budget
 //
 // Search is Hyperband (Li et al. 2018) over successive halving (Jamieson
-// & Talwalkar 2016) with ALS sweeps as the resource: rungs of 2, 6 and 18
-// sweeps, the survivors trained further with model.Continue rather than
-// again. Each trained model is scored by the validation NDCG@10 of its
-// best prior (a coarse grid, at most 3,000 users), so the search picks the
-// configuration of the ranking actually served. k, λ, α and the half-life
-// are drawn half from the whole space (log-uniform λ and α) and half near
-// the best so far; the first bracket tries the warm starts (the previous
-// pick, kept in a TuneState file or the retrain log, and the defaults).
-// A training step that the measured speed says would overrun the budget
-// is not started. At the end the best three configurations are trained
-// again with two other seeds and the best mean is the pick (the spread of
-// one configuration over seeds is about as large as the validation
-// differences between good configurations), when the measured speed says
-// it fits in the budget. Validation and test still disagree within the
+// & Talwalkar 2016) with ALS sweeps as the resource: rungs of 6 and 18
+// sweeps (after 2 sweeps every configuration scores about the same), the
+// survivors trained further with model.Continue rather than again. Each
+// trained model is scored by the validation NDCG@10 of its best prior (a
+// coarse grid, at most 3,000 users), so the search picks the
+// configuration of the ranking actually served. Before the brackets the
+// warm starts (the previous pick, kept in a TuneState file or the retrain
+// log, then the reference: the defaults) are trained at full fidelity, at
+// their own sweeps and at 18. k, λ, α and the half-life are then drawn
+// half near the best so far, a quarter near the defaults and a quarter
+// from the whole space (log-uniform λ and α). A training step that the
+// measured speed says would overrun the budget is not started. Only
+// full-fidelity scores compete for the pick. At the end the best three
+// configurations and the defaults are trained again with two other
+// seeds and the best mean is the pick (the spread of one configuration
+// over seeds is about as large as the validation differences between
+// good configurations), when the measured speed says it fits in the
+// budget; the pick replaces the defaults only if its per-user validation
+// NDCG@10, averaged over the seeds, beats theirs (paired t > MinT, 0 by
+// default): a search never hands back a configuration that loses to the
+// defaults on validation. Validation and test still disagree within the
 // split's noise: see README, "Evaluation", for what 120 s reach against
 // the 540-point grid.
+//
+// FitBlend falls back to the most popularity-heavy blend of its grid
+// (popularity, the model breaking its ties) when the best blend does not
+// beat it by a paired t of 1 over the validation users: with a dozen
+// users every blend scores the same few hits and the first in grid order
+// (plain ALS) would win the tie.
 package eval

@@ -24,6 +24,9 @@ type Result struct {
 	Blend *model.Blend `json:"blend,omitempty"`
 	// Validation holds the validation metrics of the pick, when fitted.
 	Validation *Metrics `json:"validation,omitempty"`
+	// PopularityFallback says the fitted prior is the popularity-heavy
+	// blend, the best one not beating it on validation (FitBlendUsers).
+	PopularityFallback bool `json:"popularity_fallback,omitempty"`
 	// FitS is the wall time of choosing on the validation split (training
 	// there and fitting the blend), outside TrainS.
 	FitS float64 `json:"fit_s,omitempty"`
@@ -147,7 +150,9 @@ func OfflineBlended(ctx context.Context, test, val Split, p model.Params, g Blen
 		return Result{}, err
 	}
 	fitS := time.Since(start)
-	return OfflineWithBlend(ctx, test, p, fit.Blend, &fit.Metrics, fitS, unit, threads)
+	r, err := OfflineWithBlend(ctx, test, p, fit.Blend, &fit.Metrics, fitS, unit, threads)
+	r.PopularityFallback = fit.PopularityFallback
+	return r, err
 }
 
 // OfflineWithBlend trains ALS with p on test's training part and ranks

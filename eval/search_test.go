@@ -28,27 +28,67 @@ func TestSearchRunsHyperbandBrackets(t *testing.T) {
 	start.Factors, start.Lambda, start.Alpha, start.Threads = 8, 5, 10, 2
 	base := start
 	var seen []SearchTrial
-	res, err := Search(context.Background(), val, SearchConfig{Space: smallSpace(), Base: base, Starts: []model.Params{start}, Seed: 3,
+	res, err := Search(context.Background(), val, SearchConfig{Space: smallSpace(), Base: base, Starts: []model.Params{start}, Seed: 3, MinIterations: 2,
 		OnTrial: func(tr SearchTrial) { seen = append(seen, tr) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One cycle with rungs 2, 6, 18 and η = 3: brackets of 9, 5 and 3
-	// configurations; 9+3+1 + 5+1 + 3 evaluations, then the best 3
-	// trained again with 2 other seeds.
-	if res.Stopped != "complete" || res.Brackets != 3 || res.Configs != 17 || len(res.Trials) != 28 || len(seen) != 28 || res.Confirmed != 3 {
-		t.Fatalf("stopped %q after %d brackets, %d configurations, %d trials (%d seen), confirmed %d; want complete, 3, 17, 28, 3",
-			res.Stopped, res.Brackets, res.Configs, len(res.Trials), len(seen), res.Confirmed)
+	// The warm start at its own 10 sweeps and continued to 18; then one
+	// cycle with rungs 2, 6, 18 and η = 3: brackets of 9, 5 and 3
+	// configurations, 9+3+1 + 5+1 + 3 evaluations; then the best 3
+	// full-fidelity configurations and the reference (the warm start,
+	// unless among them) trained again with 2 other seeds.
+	confirmations := 0
+	for _, tr := range res.Trials {
+		if tr.Confirm {
+			confirmations++
+		}
+	}
+	if res.Stopped != "complete" || res.Brackets != 3 || res.Configs != 18 || (confirmations != 6 && confirmations != 8) ||
+		len(res.Trials) != 24+confirmations || len(seen) != len(res.Trials) || res.Confirmed != 3 {
+		t.Fatalf("stopped %q after %d brackets, %d configurations, %d trials (%d seen, %d confirmations), confirmed %d; want complete, 3, 18, 24 + 6 or 8, 3",
+			res.Stopped, res.Brackets, res.Configs, len(res.Trials), len(seen), confirmations, res.Confirmed)
+	}
+	first, second := res.Trials[0], res.Trials[1]
+	if first.Params.Lambda != start.Lambda || first.Params.Alpha != start.Alpha || first.Params.Iterations != 10 || !first.Full ||
+		second.Params.Lambda != start.Lambda || second.Params.Iterations != 18 || !second.Full {
+		t.Fatalf("first trials %+v, %+v; want the warm start at 10 and 18 sweeps, full fidelity", first.Params, second.Params)
+	}
+	if res.Reference == nil || res.Reference.Params != first.Params {
+		t.Fatalf("reference %+v, want the warm start equal to the base at its sweeps", res.Reference)
+	}
+	// The synthetic data has distinct times per user: half-lives vary.
+	for _, tr := range res.Trials {
+		if !slices.Contains([]int{2, 6, 10, 18}, tr.Params.Iterations) || !slices.Contains([]int{4, 8}, tr.Params.Factors) {
+			t.Fatalf("trial outside the rungs or the space: %+v", tr.Params)
+		}
+		if tr.Full != (tr.Params.Iterations >= 10) {
+			t.Fatalf("trial %+v marked full %v", tr.Params, tr.Full)
+		}
+		if tr.Users == 0 {
+			t.Fatalf("trial scored on no user: %+v", tr)
+		}
+	}
+	if !res.Best.Full || res.Best.Confirm {
+		t.Fatalf("pick %+v is not a full-fidelity trial", res.Best)
+	}
+	if res.KeptReference {
+		if res.VsReference == nil || res.VsReference.NDCGDiff > 0 || res.Best.Params != first.Params {
+			t.Fatalf("reference kept with %+v, pick %+v", res.VsReference, res.Best.Params)
+		}
+		return
+	}
+	if res.VsReference != nil && res.VsReference.NDCGDiff <= 0 {
+		t.Fatalf("pick does not beat the reference on validation (%+v) and replaced it", res.VsReference)
 	}
 	// The pick is the configuration with the best mean over its 3 seeds.
 	means := map[model.Params][]float64{}
 	for _, tr := range res.Trials {
-		p := tr.Params
-		p.Seed, p.Threads = 0, 0
-		means[p] = append(means[p], tr.NDCG10)
+		if tr.Full {
+			means[configKey(tr.Params)] = append(means[configKey(tr.Params)], tr.NDCG10)
+		}
 	}
-	best := res.Best.Params
-	best.Seed, best.Threads = 0, 0
+	best := configKey(res.Best.Params)
 	mean := func(v []float64) float64 {
 		var s float64
 		for _, x := range v {
@@ -56,7 +96,7 @@ func TestSearchRunsHyperbandBrackets(t *testing.T) {
 		}
 		return s / float64(len(v))
 	}
-	if res.Best.Confirm || len(means[best]) != 3 || math.Abs(mean(means[best])-res.MeanNDCG10) > 1e-12 {
+	if len(means[best]) != 3 || math.Abs(mean(means[best])-res.MeanNDCG10) > 1e-12 {
 		t.Fatalf("pick %+v (%d runs, mean %.4f), reported mean %.4f", res.Best.Params, len(means[best]), mean(means[best]), res.MeanNDCG10)
 	}
 	for p, v := range means {
@@ -64,18 +104,43 @@ func TestSearchRunsHyperbandBrackets(t *testing.T) {
 			t.Fatalf("configuration %+v has a better mean %.4f than the pick's %.4f", p, mean(v), res.MeanNDCG10)
 		}
 	}
-	first := res.Trials[0].Params
-	if first.Factors != start.Factors || first.Lambda != start.Lambda || first.Alpha != start.Alpha || first.Iterations != 2 {
-		t.Fatalf("first trial %+v, want the warm start at 2 sweeps", first)
+}
+
+func TestSearchKeepsTheReferenceUnlessClearlyBeaten(t *testing.T) {
+	// Strong tastes: the model's part matters and configurations differ.
+	c := smallSparse()
+	c.Users, c.Items, c.Clusters, c.Taste, c.PerUser = 300, 400, 6, 0.9, 20
+	_, val := sparseSplits(t, c)
+	base := model.DefaultParams()
+	base.Factors, base.Lambda, base.Alpha, base.Iterations, base.Threads = 4, 50, 1, 4, 2 // a weak reference
+	prev := base
+	prev.Factors, prev.Lambda, prev.Alpha = 8, 5, 10
+	run := func(minT float64) SearchResult {
+		res, err := Search(context.Background(), val, SearchConfig{Space: smallSpace(), Base: base, Starts: []model.Params{prev},
+			MinIterations: 2, MaxIterations: 6, Confirm: 1, MinT: minT, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
-	// The synthetic data has distinct times per user: half-lives vary.
-	for _, tr := range res.Trials {
-		if !slices.Contains([]int{2, 6, 18}, tr.Params.Iterations) || !slices.Contains([]int{4, 8}, tr.Params.Factors) {
-			t.Fatalf("trial outside the rungs or the space: %+v", tr.Params)
-		}
-		if tr.Users == 0 {
-			t.Fatalf("trial scored on no user: %+v", tr)
-		}
+	// The previous pick first, then the base (the reference), each at its
+	// own sweeps and at 6.
+	res := run(-1)
+	var order []model.Params
+	for _, tr := range res.Trials[:4] {
+		order = append(order, tr.Params)
+	}
+	if order[0].Lambda != prev.Lambda || order[0].Iterations != 4 || order[1].Iterations != 6 || order[2] != res.Reference.Params ||
+		order[2].Lambda != base.Lambda || order[2].Iterations != 4 || order[3].Iterations != 6 {
+		t.Fatalf("first trials %+v; want the previous pick then the base, at 4 and 6 sweeps", order)
+	}
+	if res.KeptReference || configKey(res.Best.Params) == configKey(res.Reference.Params) {
+		t.Fatalf("with MinT < 0 the best (%+v, %.4f) is the pick, not the reference (%.4f)", res.Best.Params, res.Best.NDCG10, res.Reference.NDCG10)
+	}
+	// A paired t no pick can reach keeps the reference.
+	res = run(1e9)
+	if !res.KeptReference || res.Best.Params != res.Reference.Params || res.VsReference == nil || res.VsReference.T >= 1e9 {
+		t.Fatalf("with MinT 1e9 the pick is %+v (kept %v, %+v); want the reference %+v", res.Best.Params, res.KeptReference, res.VsReference, res.Reference.Params)
 	}
 }
 

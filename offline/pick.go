@@ -82,7 +82,13 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		default:
 			params = res.Best.Params
 			r.Search = &SearchSummary{Trials: len(res.Trials), Configs: res.Configs, Brackets: res.Brackets, Stopped: res.Stopped,
-				BudgetS: t.Budget.Seconds(), SearchS: res.Elapsed.Seconds(), WarmStarts: len(t.Starts), Confirmed: res.Confirmed}
+				BudgetS: t.Budget.Seconds(), SearchS: res.Elapsed.Seconds(), WarmStarts: len(t.Starts), Confirmed: res.Confirmed, KeptBase: res.KeptReference}
+			if res.VsReference != nil {
+				r.Search.VsBaseT = res.VsReference.T
+			}
+			if res.KeptReference {
+				p.line("the search's best did not beat the configured parameters on validation: they are kept")
+			}
 		}
 	}
 	m, err := matrix(params.HalfLife)

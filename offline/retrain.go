@@ -166,6 +166,11 @@ type SearchSummary struct {
 	WarmStarts int `json:"warm_starts"`
 	// Confirmed is the number of seeds the pick was scored with.
 	Confirmed int `json:"confirmed"`
+	// KeptBase says the configured parameters stayed the pick: the
+	// search's best did not beat them on validation (eval.SearchConfig's
+	// MinT); VsBaseT is that paired t, when compared.
+	KeptBase bool    `json:"kept_base,omitempty"`
+	VsBaseT  float64 `json:"vs_base_t,omitempty"`
 }
 
 // Reference says how the live model was put as of the tail's start.

@@ -171,6 +171,9 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if tf.budget < 0 {
 		return fmt.Errorf("--tune-budget %s must be >= 0", tf.budget)
 	}
+	if tf.clock != "wall" && tf.clock != "cpu" {
+		return fmt.Errorf("--tune-clock %q: want wall or cpu", tf.clock)
+	}
 	h, err := eval.NewHoldout(eval.HoldoutRule(*holdout))
 	if err != nil {
 		return fmt.Errorf("--holdout: %w", err)
@@ -264,6 +267,7 @@ type tuneFlags struct {
 	method string
 	state  string
 	seed   uint64
+	clock  string
 }
 
 func (t *tuneFlags) register(fs *flag.FlagSet) {
@@ -272,6 +276,7 @@ func (t *tuneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.method, "tune-method", "hyperband", "search method of --tune: hyperband (within --tune-budget, warm-started from the previous pick) or grid (the full 540-point grid, for reference)")
 	fs.StringVar(&t.state, "tune-state", "", "file keeping the pick between runs (default: in the user cache dir, one per dataset; off: none)")
 	fs.Uint64Var(&t.seed, "tune-seed", 0, "seed of the search's sampling")
+	fs.StringVar(&t.clock, "tune-clock", "wall", "what --tune-budget counts: wall (wall-clock time) or cpu (the process's CPU time divided by the cores it may use: the search an idle machine would run, on a shared one)")
 }
 
 // statePath returns the tune state file for a dataset key ("" when off).
@@ -337,7 +342,15 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 			eval.SearchTrial
 		}{"als", "validation", t})
 	}
-	res, err := eval.Search(ctx, val, eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial})
+	cfg := eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial}
+	if tf.clock == "cpu" {
+		clock, err := cpuClock()
+		if err != nil {
+			return base, nil, err
+		}
+		cfg.Now = clock
+	}
+	res, err := eval.Search(ctx, val, cfg)
 	bar.Done()
 	if errors.Is(err, eval.ErrTooFewUsers) {
 		fmt.Fprintf(stderr, "not tuned: %v; the defaults\n", err)
@@ -368,11 +381,21 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 		BudgetS    float64      `json:"budget_s"`
 		SearchS    float64      `json:"search_s"`
 		WarmFrom   string       `json:"warm_from,omitempty"`
-	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, res.Confirmed, res.MeanNDCG10, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm}); err != nil {
+		// Reference is the defaults' validation NDCG@10, VsReference the
+		// pick's paired comparison with them, KeptReference whether the
+		// defaults stayed the pick.
+		Reference     float64      `json:"reference_ndcg10"`
+		VsReference   *eval.Paired `json:"vs_reference,omitempty"`
+		KeptReference bool         `json:"kept_reference,omitempty"`
+	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, res.Confirmed, res.MeanNDCG10, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm,
+		refNDCG(res), res.VsReference, res.KeptReference}); err != nil {
 		return base, nil, err
 	}
-	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f after %d trials of %d configurations in %s: %+v\n",
-		best.NDCG10, len(res.Trials), res.Configs, res.Elapsed.Round(time.Second), best.Params)
+	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f (mean over %d seeds %.4f; the defaults %.4f) after %d trials of %d configurations in %s: %+v\n",
+		best.NDCG10, res.Confirmed, res.MeanNDCG10, refNDCG(res), len(res.Trials), res.Configs, res.Elapsed.Round(time.Second), best.Params)
+	if res.KeptReference {
+		fmt.Fprintf(stderr, "the search's best did not beat the defaults on validation by paired t >= 1 (t = %.2f): the defaults kept\n", res.VsReference.T)
+	}
 	bt := eval.BlendTrial{Blend: best.Blend, Metrics: best.Metrics}
 	return best.Params, &bt, nil
 }
@@ -398,4 +421,13 @@ func runGridTune(ctx context.Context, val eval.Split, base model.Params, unit ti
 	}
 	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f: %+v\n", best.NDCG10, best.Params)
 	return best.Params, nil
+}
+
+// refNDCG is the validation NDCG@10 of the search's reference (0 when
+// it was not evaluated).
+func refNDCG(res eval.SearchResult) float64 {
+	if res.Reference == nil {
+		return 0
+	}
+	return res.Reference.NDCG10
 }

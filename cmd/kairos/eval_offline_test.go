@@ -55,6 +55,9 @@ func TestEvalOfflineTunePrintsThePickBeforeTheTestFigures(t *testing.T) {
 	if pp["lambda"] != ap["lambda"] || pp["factors"] != ap["factors"] || als["blend"] == nil || als["validation"] == nil {
 		t.Fatalf("pick %v, test line %v: the test figures are the pick's, with its prior", pick, als)
 	}
+	if ref, _ := pick["reference_ndcg10"].(float64); ref <= 0 {
+		t.Fatalf("pick %v without the defaults' validation figure", pick)
+	}
 	if !strings.Contains(stderr, "\rtune ") || !strings.Contains(stderr, "best val NDCG@10") {
 		t.Errorf("no progress bar on stderr: %q", stderr)
 	}
@@ -75,12 +78,30 @@ func TestEvalOfflineRandomHoldoutAndBadFlags(t *testing.T) {
 		t.Fatalf("lines %v, stderr %q", lines, stderr)
 	}
 	for _, bad := range [][]string{
-		{"--holdout", "oldest"}, {"--blend", "1.5,2"}, {"--tune-method", "bayes"}, {"--tune-budget", "-1s"}, {"--synthetic", "dense"},
+		{"--holdout", "oldest"}, {"--blend", "1.5,2"}, {"--tune-method", "bayes"}, {"--tune-budget", "-1s"}, {"--synthetic", "dense"}, {"--tune-clock", "sun"},
 	} {
 		var out, errb bytes.Buffer
 		args := append([]string{"eval", "offline", "--synthetic", "sparse,users=50,items=100"}, bad...)
 		if code := run(context.Background(), args, &out, &errb); code == 0 || !strings.Contains(errb.String(), strings.TrimPrefix(bad[0], "--")) {
 			t.Errorf("%v: exit %d, %q", bad, code, errb.String())
 		}
+	}
+}
+
+func TestEvalOfflineTuneOnTheCPUClock(t *testing.T) {
+	// The budget counts CPU time per core; the search prints its pick.
+	lines, _ := evalLines(t, "eval", "offline", "--synthetic", "sparse,users=300,items=400,clusters=6", "--factors", "8", "--threads", "2",
+		"--tune", "--tune-budget", "2s", "--tune-clock", "cpu", "--tune-state", "off")
+	var pick map[string]any
+	for _, l := range lines {
+		if l["pick"] != nil {
+			pick = l
+		}
+	}
+	if pick == nil {
+		t.Fatalf("no pick line in %v", lines)
+	}
+	if s, _ := pick["search_s"].(float64); s <= 0 || pick["budget_s"] != 2.0 || pick["stopped"] == nil {
+		t.Fatalf("pick %v: want a search of 2 s on the CPU clock", pick)
 	}
 }
