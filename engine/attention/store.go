@@ -131,7 +131,7 @@ func indexOf(s []string, v string) int {
 // txn reads the pages' state (one Fields call per page, concurrently:
 // one round trip's latency) and builds the write's transaction.
 func (s *MapStore) txn(ctx context.Context, pages []*pageWrite, w *Write) (storage.Txn, error) {
-	var t storage.Txn
+	t := storage.Txn{Lazy: true} // derived counters: no disk sync of their own
 	cur := make([]map[string]string, len(pages))
 	if len(pages) == 1 {
 		h, err := s.m.Fields(ctx, pages[0].key, pages[0].field)

@@ -28,7 +28,11 @@ func ctxErr(ctx context.Context, op string) error {
 // calling apply, under the lock; check (under the lock, before anything
 // is written) may refuse the write, and skip may say there is nothing to
 // write. It waits for the fsync of SyncAlways.
-func (s *Store) writePrim(op string, check func() (skip bool, err error), enc func([]byte) []byte, apply func()) error {
+// writePrim writes one primitive's record and applies it; unless lazy,
+// it returns once the record is as durable as the sync policy makes it
+// (a lazy record is made durable by the next synced write or interval
+// sync).
+func (s *Store) writePrim(op string, lazy bool, check func() (skip bool, err error), enc func([]byte) []byte, apply func()) error {
 	b := s.getBuf()
 	defer func() { s.putBuf(b) }()
 	s.mu.Lock()
@@ -54,6 +58,9 @@ func (s *Store) writePrim(op string, check func() (skip bool, err error), enc fu
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("embedded: %s: %w", op, err)
+	}
+	if lazy {
+		return nil
 	}
 	return s.syncTo(seq)
 }
@@ -85,7 +92,7 @@ func (s *Store) PutDoc(ctx context.Context, coll, id string, doc []byte, mode st
 		return fmt.Errorf("embedded: put doc: %w: unknown mode %d", errs.Invalid, mode)
 	}
 	doc = copyBytes(doc)
-	return s.writePrim("put doc", func() (bool, error) {
+	return s.writePrim("put doc", false, func() (bool, error) {
 		_, exists := s.st.doc(coll, id)
 		switch {
 		case mode == storage.Create && exists:
@@ -122,7 +129,7 @@ func (s *Store) DeleteDoc(ctx context.Context, coll, id string) error {
 	if err := ctxErr(ctx, "delete doc"); err != nil {
 		return err
 	}
-	return s.writePrim("delete doc", func() (bool, error) {
+	return s.writePrim("delete doc", false, func() (bool, error) {
 		if _, ok := s.st.doc(coll, id); !ok {
 			return false, fmt.Errorf("%s %q: %w", coll, id, errs.NotFound)
 		}
@@ -217,7 +224,7 @@ func (s *Store) Apply(ctx context.Context, t storage.Txn) error {
 		return err
 	}
 	now := s.now()
-	return s.writePrim("apply", func() (bool, error) {
+	return s.writePrim("apply", t.Lazy, func() (bool, error) {
 		for _, c := range t.If {
 			var v string
 			var ok bool
@@ -246,7 +253,7 @@ func (s *Store) Delete(ctx context.Context, keys []string) error {
 		return err
 	}
 	var present []string
-	return s.writePrim("delete", func() (bool, error) {
+	return s.writePrim("delete", false, func() (bool, error) {
 		present = present[:0]
 		for _, k := range keys {
 			_, isMap := s.st.kv[k]
@@ -280,7 +287,7 @@ func (s *Store) Append(ctx context.Context, key string, minSeq uint64, data []by
 	}
 	var seq uint64
 	var reset bool
-	err := s.writePrim("append", func() (bool, error) {
+	err := s.writePrim("append", false, func() (bool, error) {
 		l, ok := s.st.liveLog(key, now)
 		_, exists := s.st.logs[key]
 		reset = exists && !ok

@@ -556,3 +556,32 @@ func TestPrimsRecordsCutShort(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyTxn: a lazy transaction is visible at once and durable after
+// the next synced write (a reopen sees it).
+func TestLazyTxn(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.Sync = SyncAlways
+	s := mustOpen(t, dir, cfg)
+	ctx := context.Background()
+	var lazy storage.Txn
+	lazy.Lazy = true
+	lazy.Incr("counters", "n", 3)
+	if err := s.Apply(ctx, lazy); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := s.Fields(ctx, "counters", []string{"n"}); err != nil || f["n"] != "3" {
+		t.Fatalf("lazy txn not visible: %v, %v", f, err)
+	}
+	if err := s.PutDoc(ctx, "c", "d", []byte(`{}`), storage.Upsert); err != nil { // a synced write
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, cfg)
+	if f, err := s.Fields(ctx, "counters", []string{"n"}); err != nil || f["n"] != "3" {
+		t.Fatalf("lazy txn after reopen: %v, %v", f, err)
+	}
+}

@@ -84,7 +84,7 @@ func (s *MapStore) AddCounts(ctx context.Context, deltas []Delta) error {
 			ops = append(ops, storage.Op{Kind: storage.OpExpire, Key: key, At: time.Unix(d.ExpireAt, 0)})
 		}
 	}
-	if err := s.m.Apply(ctx, storage.Txn{Ops: ops}); err != nil {
+	if err := s.m.Apply(ctx, storage.Txn{Ops: ops, Lazy: true}); err != nil {
 		return fmt.Errorf("stats store: add counts: %w", err)
 	}
 	return nil

@@ -120,6 +120,13 @@ type Cond struct {
 type Txn struct {
 	If  []Cond
 	Ops []Op
+	// Lazy lets Apply return before the change is durable: it becomes
+	// durable with the backend's next synced write (on the embedded store
+	// with SyncAlways, the next visitor commit). For derived counters a
+	// crash may lose the last moments of (event counters, attention), so
+	// that they do not add a disk sync to every consumed batch. Atomicity
+	// and visibility are unchanged; a backend without syncs ignores it.
+	Lazy bool
 }
 
 // Set appends an OpSet.
