@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -222,24 +223,12 @@ type Config struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	if c.MaxElements == 0 {
-		c.MaxElements = DefaultMaxElements
-	}
-	if c.TTL == 0 {
-		c.TTL = DefaultTTL
-	}
-	if c.MaxResults == 0 {
-		c.MaxResults = DefaultMaxResults
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.MaxElements, DefaultMaxElements)
+	defaults.Set(&c.TTL, DefaultTTL)
+	defaults.Set(&c.MaxResults, DefaultMaxResults)
+	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -166,18 +167,10 @@ type Config struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	if c.MaxPoints == 0 {
-		c.MaxPoints = DefaultMaxPoints
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.MaxPoints, DefaultMaxPoints)
+	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 
