@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,15 +43,11 @@ func abtestOpen(path string) (io.ReadCloser, error) {
 }
 
 func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval abtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval abtest", stderr)
 	inPath := fs.String("in", "-", "experiment JSON file (- = stdin): "+
 		`{"metric":"conversion"|"revenue","alpha":0.05,"tuning":5000,"variants":[{"name":"A","weight":0.5,"users":1000,"conversions":100,"sum":0,"sum_squares":0},…]}`)
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	f, err := abtestOpen(*inPath)
 	if err != nil {
@@ -67,18 +62,14 @@ func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(stdout).Encode(r)
+	return writeJSON(stdout, r)
 }
 
 func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval offpolicy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval offpolicy", stderr)
 	inPath := fs.String("in", "-", `decision log, one JSON object per line (- = stdin): {"propensity":p,"reward":r,"target":q}`)
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	f, err := abtestOpen(*inPath)
 	if err != nil {
@@ -109,7 +100,7 @@ func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read decision log: %w", err)
 	}
-	return json.NewEncoder(stdout).Encode(o.Estimate())
+	return writeJSON(stdout, o.Estimate())
 }
 
 // abtestRates parses a comma-separated list of rates.
@@ -126,8 +117,7 @@ func abtestRates(s string) ([]float64, error) {
 }
 
 func runBenchABTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench abtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench abtest", stderr)
 	experiments := fs.Int("experiments", 2000, "simulated experiments per peeking scenario")
 	horizon := fs.Int("horizon", 10000, "visitors per A/A experiment")
 	abHorizon := fs.Int("ab-horizon", 100000, "visitors per A/B experiment")
@@ -142,11 +132,8 @@ func runBenchABTest(ctx context.Context, args []string, stdout, stderr io.Writer
 	every := fs.Int("bandit-every", 100, "visitors between Thompson re-weightings")
 	floor := fs.Float64("floor", abtest.DefaultFloor, "Thompson weight floor")
 	seed := fs.Uint64("seed", 1, "random seed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	br, err := abtestRates(*rates)
 	if err != nil {

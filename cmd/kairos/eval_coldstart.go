@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,8 +25,7 @@ func init() {
 }
 
 func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval coldstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval coldstart", stderr)
 	var df datasetFlags
 	df.register(fs)
 	p := model.DefaultParams()
@@ -46,11 +44,7 @@ func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if p.Solver, err = model.ParseSolver(*solver); err != nil {
-		return err
-	}
-	if err := p.Validate(); err != nil {
+	if err := checkParams(&p, *solver); err != nil {
 		return err
 	}
 	runUsers, runItems := false, false

@@ -123,22 +123,8 @@ func parseSynthetic(s string) (eval.SparseConfig, error) {
 	return c, c.Validate()
 }
 
-// paramFlags binds the ALS hyperparameter flags to p (defaults from p).
-func paramFlags(fs *flag.FlagSet, p *model.Params) *string {
-	fs.IntVar(&p.Factors, "factors", p.Factors, "number of latent factors k")
-	fs.Float64Var(&p.Lambda, "lambda", p.Lambda, "L2 regularisation λ")
-	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "confidence scale α (c = 1 + α·w)")
-	fs.IntVar(&p.Iterations, "iterations", p.Iterations, "ALS sweeps")
-	fs.DurationVar(&p.HalfLife, "half-life", p.HalfLife, "half-life of interaction weights, back from each user's latest (0 = no decay)")
-	fs.IntVar(&p.CGSteps, "cg-steps", p.CGSteps, "conjugate-gradient steps per row and sweep")
-	fs.Uint64Var(&p.Seed, "seed", p.Seed, "seed of the initial factors")
-	fs.IntVar(&p.Threads, "threads", 0, "training and evaluation goroutines (0 = all cores)")
-	return fs.String("solver", p.Solver.String(), "row solver: cg or cholesky")
-}
-
 func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval offline", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval offline", stderr)
 	var df datasetFlags
 	df.register(fs)
 	p := model.DefaultParams()
@@ -151,11 +137,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if p.Solver, err = model.ParseSolver(*solver); err != nil {
-		return err
-	}
-	if err := p.Validate(); err != nil {
+	if err := checkParams(&p, *solver); err != nil {
 		return err
 	}
 	if *which != "pop" && *which != "als" && *which != "all" {

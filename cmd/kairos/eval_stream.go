@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -21,8 +19,7 @@ func init() {
 }
 
 func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval stream", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval stream", stderr)
 	var df datasetFlags
 	df.register(fs)
 	p := model.DefaultParams()
@@ -32,11 +29,7 @@ func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if p.Solver, err = model.ParseSolver(*solver); err != nil {
-		return err
-	}
-	if err := p.Validate(); err != nil {
+	if err := checkParams(&p, *solver); err != nil {
 		return err
 	}
 	ds, unit, err := df.load()
@@ -48,11 +41,5 @@ func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
-	for _, r := range res {
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeJSONLines(stdout, res)
 }
