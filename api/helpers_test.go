@@ -248,6 +248,27 @@ func newHarness(tb testing.TB, mod func(*Config)) *harness {
 	return h
 }
 
+// server returns a server of h's config changed by cfgMod, with a fresh
+// registry, and of h's fakes as dependencies changed by depsMod (each
+// mod may be nil).
+func (h *harness) server(cfgMod func(*Config), depsMod func(*Deps)) *Server {
+	h.tb.Helper()
+	cfg := h.cfg
+	cfg.Registry = nil // a fresh registry for the second server
+	if cfgMod != nil {
+		cfgMod(&cfg)
+	}
+	d := Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk}
+	if depsMod != nil {
+		depsMod(&d)
+	}
+	s, err := New(cfg, d)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return s
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer

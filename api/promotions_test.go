@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/promo/promotest"
@@ -65,13 +63,7 @@ func newPromoHarnessWith(t *testing.T, broadcast bool, heartbeat time.Duration, 
 		t.Fatal(err)
 	}
 	h.eng = eng
-	cfg := h.cfg
-	cfg.Registry = prometheus.NewRegistry()
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk,
-		Offers: eng, Definitions: eng, Promotions: eng, Subscriber: h.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.server(nil, func(d *Deps) { d.Offers, d.Definitions, d.Promotions, d.Subscriber = eng, eng, eng, h.bus })
 	s.streams.heartbeat = heartbeat
 	h.s = s
 	h.srv = httptest.NewServer(openAPIValidator(t).Handler(t, s.Handler()))
@@ -415,14 +407,9 @@ func TestPromotionStreamShutdown(t *testing.T) {
 // still delivers.
 func TestPromotionStreamOutlivesTimeouts(t *testing.T) {
 	h := newPromoHarness(t, true, 0)
-	cfg := h.cfg
-	cfg.Registry = prometheus.NewRegistry()
-	cfg.ReadTimeout, cfg.WriteTimeout, cfg.RequestTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk,
-		Offers: h.eng, Definitions: h.eng, Promotions: h.eng, Subscriber: h.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.server(func(c *Config) {
+		c.ReadTimeout, c.WriteTimeout, c.RequestTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+	}, func(d *Deps) { d.Offers, d.Definitions, d.Promotions, d.Subscriber = h.eng, h.eng, h.eng, h.bus })
 	s.streams.heartbeat = 50 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
