@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,14 +43,20 @@ func abtestOpen(path string) (io.ReadCloser, error) {
 	return os.Open(path)
 }
 
+// parseInput parses args (no positional ones) and opens the file of
+// --in (inPath).
+func parseInput(fs *flag.FlagSet, args []string, inPath *string) (io.ReadCloser, error) {
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, err
+	}
+	return abtestOpen(*inPath)
+}
+
 func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval abtest", stderr)
 	inPath := fs.String("in", "-", "experiment JSON file (- = stdin): "+
 		`{"metric":"conversion"|"revenue","alpha":0.05,"tuning":5000,"variants":[{"name":"A","weight":0.5,"users":1000,"conversions":100,"sum":0,"sum_squares":0},…]}`)
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	f, err := abtestOpen(*inPath)
+	f, err := parseInput(fs, args, inPath)
 	if err != nil {
 		return err
 	}
@@ -68,10 +75,7 @@ func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval offpolicy", stderr)
 	inPath := fs.String("in", "-", `decision log, one JSON object per line (- = stdin): {"propensity":p,"reward":r,"target":q}`)
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	f, err := abtestOpen(*inPath)
+	f, err := parseInput(fs, args, inPath)
 	if err != nil {
 		return err
 	}

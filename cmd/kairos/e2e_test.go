@@ -153,12 +153,18 @@ func TestEndToEndEmbedded(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
+	waitEvery(t, d, 5*time.Millisecond, what, ok)
+}
+
+// waitEvery calls ok every poll until it holds, failing t after d.
+func waitEvery(t *testing.T, d, poll time.Duration, what string, ok func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 

@@ -26,10 +26,8 @@ func init() {
 
 func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval coldstart", stderr)
-	var df datasetFlags
-	df.register(fs)
-	p := model.DefaultParams()
-	solver := paramFlags(fs, &p) // --seed also seeds the user and item splits
+	var ef evalFlags
+	ef.register(fs) // --seed also seeds the user and item splits
 	curves := fs.String("curves", "users,items", "curves to run: users, items or both (comma-separated)")
 	share := fs.Float64("holdout", 0.1, "share of users (users curve) and of items (items curve) held out entirely")
 	steps := fs.String("steps", "0,1,2,3,5,10", "users curve: numbers m of a held-out user's events before the ranked one")
@@ -44,9 +42,10 @@ func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := checkParams(&p, *solver); err != nil {
+	if err := ef.check(); err != nil {
 		return err
 	}
+	df, p := ef.datasetFlags, ef.params
 	runUsers, runItems := false, false
 	for _, c := range strings.Split(*curves, ",") {
 		switch strings.TrimSpace(c) {

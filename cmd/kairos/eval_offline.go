@@ -40,6 +40,24 @@ func (d *datasetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.timeUnit, "time-unit", "", "unit of the dataset's integer times: s or ms (default: the format's, ms for diginetica and otto, else s)")
 }
 
+// evalFlags are the flags of the eval commands that train on a dataset:
+// the dataset's and the ALS hyperparameters.
+type evalFlags struct {
+	datasetFlags
+	params model.Params
+	solver *string
+}
+
+func (e *evalFlags) register(fs *flag.FlagSet) {
+	e.datasetFlags.register(fs)
+	e.params = model.DefaultParams()
+	e.solver = paramFlags(fs, &e.params)
+}
+
+// check sets the solver from --solver and validates the parameters
+// (after fs.Parse).
+func (e *evalFlags) check() error { return checkParams(&e.params, *e.solver) }
+
 func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
 	if d.synthetic != "" {
 		cfg, err := parseSynthetic(d.synthetic)
@@ -125,10 +143,8 @@ func parseSynthetic(s string) (eval.SparseConfig, error) {
 
 func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval offline", stderr)
-	var df datasetFlags
-	df.register(fs)
-	p := model.DefaultParams()
-	solver := paramFlags(fs, &p)
+	var ef evalFlags
+	ef.register(fs)
 	which := fs.String("model", "all", "models to evaluate: pop, als or all")
 	holdout := fs.String("holdout", "latest", "held-out interaction per user: latest (PROTOCOL.md) or random (data without timestamps)")
 	blendFlag := fs.String("blend", "fit", "popularity prior of the ALS ranking: fit (ρ and κ on the validation split), off (plain ALS), or fixed as ρ,κ (e.g. 0.2,8)")
@@ -137,9 +153,10 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := checkParams(&p, *solver); err != nil {
+	if err := ef.check(); err != nil {
 		return err
 	}
+	df, p := ef.datasetFlags, ef.params
 	if *which != "pop" && *which != "als" && *which != "all" {
 		return fmt.Errorf("--model %q: want pop, als or all", *which)
 	}

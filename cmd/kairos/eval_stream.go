@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/kairoshq/kairos/eval"
-	"github.com/kairoshq/kairos/model"
 )
 
 func init() {
@@ -20,18 +19,17 @@ func init() {
 
 func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval stream", stderr)
-	var df datasetFlags
-	df.register(fs)
-	p := model.DefaultParams()
-	solver := paramFlags(fs, &p)
+	var ef evalFlags
+	ef.register(fs)
 	warmup := fs.Float64("warmup", 0.5, "share of interactions (by time) to train on before streaming")
 	modes := fs.String("modes", "static,foldin,pop", "comma-separated modes: static, foldin, pop")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := checkParams(&p, *solver); err != nil {
+	if err := ef.check(); err != nil {
 		return err
 	}
+	df, p := ef.datasetFlags, ef.params
 	ds, unit, err := df.load()
 	if err != nil {
 		return err
