@@ -1,6 +1,9 @@
 package testutil
 
 import (
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,5 +21,23 @@ func TestClock(t *testing.T) {
 	c.Set(t0)
 	if !c.Now().Equal(t0) {
 		t.Fatalf("after Set: %v, want %v", c.Now(), t0)
+	}
+}
+
+func TestWins(t *testing.T) {
+	lost := errors.New("lost")
+	var mu sync.Mutex
+	taken := false
+	won := Wins(t, 8, lost, func(int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if taken {
+			return fmt.Errorf("create: %w", lost)
+		}
+		taken = true
+		return nil
+	})
+	if won != 1 {
+		t.Fatalf("won = %d, want 1", won)
 	}
 }
