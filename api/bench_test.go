@@ -162,19 +162,8 @@ func BenchmarkPromotionStreamsOpen(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.ServeListener(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			b.Error(err)
-		}
-	}()
+	addr, stop := serveLoopback(b, s)
+	defer stop()
 	usage := func() (mem uint64, fds, goroutines int) {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -187,7 +176,7 @@ func BenchmarkPromotionStreamsOpen(b *testing.B) {
 		mem0, fd0, g0 := usage()
 		conns := make([]net.Conn, 0, n)
 		for i := range n {
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}

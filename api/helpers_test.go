@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -267,6 +268,26 @@ func (h *harness) server(cfgMod func(*Config), depsMod func(*Deps)) *Server {
 		h.tb.Fatal(err)
 	}
 	return s
+}
+
+// serveLoopback serves s (ServeListener) on a free loopback port and
+// returns its address and stop, which ends the serving and waits for it
+// (an error of ServeListener fails tb).
+func serveLoopback(tb testing.TB, s *Server) (addr string, stop func()) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.ServeListener(ctx, ln) }()
+	return ln.Addr().String(), func() {
+		cancel()
+		if err := <-served; err != nil {
+			tb.Errorf("ServeListener: %v", err)
+		}
+	}
 }
 
 type lockedWriter struct {
