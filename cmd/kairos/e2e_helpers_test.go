@@ -110,6 +110,15 @@ func startServer(t *testing.T, flags ...string) *testServer {
 	return startServe(t, args, ln)
 }
 
+// startServices starts kairos serve with flags on RabbitMQ and Redis
+// (requireServices) under a namespace of its own.
+func startServices(t *testing.T, flags ...string) *testServer {
+	t.Helper()
+	requireServices(t)
+	ns := testNamespace(t)
+	return startServer(t, append([]string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}, flags...)...)
+}
+
 // startServe starts `kairos serve args` in process, listening on ln (nil:
 // the listener the app opens on --addr), and stops it on cleanup.
 func startServe(tb testing.TB, args []string, ln net.Listener) *testServer {

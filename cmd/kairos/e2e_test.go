@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/signals/rabbitmq/rabbitmqtest"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -28,20 +29,8 @@ type amqpPublisher struct {
 
 func newAMQPPublisher(t *testing.T, ns string) *amqpPublisher {
 	t.Helper()
-	conn, err := amqp.Dial(amqpURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	p := &amqpPublisher{conn: conn, ch: ch, conf: ch.NotifyPublish(make(chan amqp.Confirmation, 1024)), ex: ns + ".events"}
-	t.Cleanup(func() { conn.Close() })
-	return p
+	conn, ch := rabbitmqtest.ConfirmChannel(t, amqpURL())
+	return &amqpPublisher{conn: conn, ch: ch, conf: ch.NotifyPublish(make(chan amqp.Confirmation, 1024)), ex: ns + ".events"}
 }
 
 // publish sends one event and waits for the broker's confirmation.
