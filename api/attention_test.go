@@ -29,17 +29,11 @@ func attentionHarness(t *testing.T) *harness {
 		{Type: signals.TypeDwell, Visitor: "v", Page: page, Element: "offer:spring", Value: 1000},
 		{Type: signals.TypeDwell, Visitor: "v", Page: page, Element: "reviews", Value: 1000},
 	}}})
-	cfg := h.cfg
-	cfg.Registry = nil
 	site := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("site " + r.URL.Path))
 	})
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk, Attention: a, Site: site})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.s = s
+	h.s = h.server(nil, func(d *Deps) { d.Attention, d.Site = a, site })
 	return h
 }
 

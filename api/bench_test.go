@@ -59,6 +59,21 @@ func benchServer(b *testing.B, pub signals.Publisher, rec Recommender) *Server {
 	return s
 }
 
+// serveLoop serves r to h in every iteration of b, failing on a status
+// other than 200.
+func serveLoop(b *testing.B, h http.Handler, r *http.Request) {
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+		if w.code != 200 {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
 // BenchmarkRecommendationsHandler measures the HTTP layer of
 // GET /v1/recommendations (auth, parsing, JSON of 10 items, metrics)
 // around a recommender that costs nothing.
@@ -71,16 +86,7 @@ func BenchmarkRecommendationsHandler(b *testing.B) {
 	h := s.Handler()
 	r := httptest.NewRequest("GET", "/v1/recommendations?visitor=v-17&n=10&exclude_seen=true", nil)
 	r.Header.Set("Authorization", "Bearer "+testSK)
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, r)
-		if w.code != 200 {
-			b.Fatalf("status %d", w.code)
-		}
-	}
+	serveLoop(b, h, r)
 }
 
 // BenchmarkEventsHandler measures POST /v1/events with a batch of 20
@@ -133,16 +139,7 @@ func BenchmarkPixelHandler(b *testing.B) {
 	h := s.Handler()
 	r := httptest.NewRequest("GET", "/v1/pixel.gif?key="+testPK+"&visitor=v-17&item=sku-42&page=https%3A%2F%2Fshop.example%2Fp%2F42", nil)
 	r.Header.Set("Referer", allowed+"/p/42")
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, r)
-		if w.code != 200 {
-			b.Fatalf("status %d", w.code)
-		}
-	}
+	serveLoop(b, h, r)
 }
 
 // BenchmarkPromotionStreamsOpen measures what an open promotion stream
@@ -165,19 +162,8 @@ func BenchmarkPromotionStreamsOpen(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.ServeListener(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			b.Error(err)
-		}
-	}()
+	addr, stop := serveLoopback(b, s)
+	defer stop()
 	usage := func() (mem uint64, fds, goroutines int) {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -190,7 +176,7 @@ func BenchmarkPromotionStreamsOpen(b *testing.B) {
 		mem0, fd0, g0 := usage()
 		conns := make([]net.Conn, 0, n)
 		for i := range n {
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}

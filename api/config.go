@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -224,57 +225,33 @@ func ParseIdentityVerification(s string) (IdentityVerification, error) {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	setStr := func(v *string, d string) {
-		if *v == "" {
-			*v = d
-		}
-	}
-	setInt := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	setI64 := func(v *int64, d int64) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	setDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
 	setRate := func(v *RateLimit, d RateLimit) {
-		if v.Rate == 0 {
-			v.Rate = d.Rate
-		}
-		if v.Burst == 0 {
-			v.Burst = d.Burst
-		}
+		defaults.Set(&v.Rate, d.Rate)
+		defaults.Set(&v.Burst, d.Burst)
 	}
-	setStr(&c.Addr, DefaultAddr)
-	setI64(&c.MaxBodyBytes, DefaultMaxBodyBytes)
-	setInt(&c.MaxBatch, DefaultMaxBatch)
-	setI64(&c.MaxItemBytes, DefaultMaxItemBytes)
-	setInt(&c.DefaultResults, DefaultResults)
-	setInt(&c.MaxResults, DefaultMaxResults)
-	setInt(&c.DefaultPageSize, DefaultPageSize)
-	setInt(&c.MaxPageSize, DefaultMaxPageSize)
+	defaults.Set(&c.Addr, DefaultAddr)
+	defaults.Set(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	defaults.Set(&c.MaxBatch, DefaultMaxBatch)
+	defaults.Set(&c.MaxItemBytes, DefaultMaxItemBytes)
+	defaults.Set(&c.DefaultResults, DefaultResults)
+	defaults.Set(&c.MaxResults, DefaultMaxResults)
+	defaults.Set(&c.DefaultPageSize, DefaultPageSize)
+	defaults.Set(&c.MaxPageSize, DefaultMaxPageSize)
 	setRate(&c.SecretRate, DefaultSecretRate)
 	setRate(&c.PublishableRate, DefaultPublishableRate)
-	setInt(&c.MaxRateClients, DefaultMaxRateClients)
-	setInt(&c.MaxStreams, DefaultMaxStreams)
-	setInt(&c.MaxVisitorStreams, DefaultMaxVisitorStreams)
-	setInt(&c.MaxEventRequests, DefaultMaxEventRequests)
-	setDur(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	setDur(&c.ReadTimeout, DefaultReadTimeout)
-	setDur(&c.WriteTimeout, DefaultWriteTimeout)
-	setDur(&c.IdleTimeout, DefaultIdleTimeout)
-	setDur(&c.RequestTimeout, DefaultRequestTimeout)
-	setDur(&c.PublishTimeout, DefaultPublishTimeout)
-	setDur(&c.ReadyTimeout, DefaultReadyTimeout)
-	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
-	setDur(&c.RetryAfter, DefaultRetryAfter)
+	defaults.Set(&c.MaxRateClients, DefaultMaxRateClients)
+	defaults.Set(&c.MaxStreams, DefaultMaxStreams)
+	defaults.Set(&c.MaxVisitorStreams, DefaultMaxVisitorStreams)
+	defaults.Set(&c.MaxEventRequests, DefaultMaxEventRequests)
+	defaults.Set(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	defaults.Set(&c.ReadTimeout, DefaultReadTimeout)
+	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
+	defaults.Set(&c.IdleTimeout, DefaultIdleTimeout)
+	defaults.Set(&c.RequestTimeout, DefaultRequestTimeout)
+	defaults.Set(&c.PublishTimeout, DefaultPublishTimeout)
+	defaults.Set(&c.ReadyTimeout, DefaultReadyTimeout)
+	defaults.Set(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	defaults.Set(&c.RetryAfter, DefaultRetryAfter)
 	if c.IdentityVerification == "" {
 		c.IdentityVerification = IdentityOff
 		if len(c.IdentitySecrets) > 0 {
@@ -284,9 +261,7 @@ func (c Config) Defaults() Config {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 

@@ -128,11 +128,7 @@ func (s *Server) putExperiment(c echo.Context) error {
 	if s.deps.Experiments == nil {
 		return errExperimentsOff
 	}
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	body, err := s.readDef(c)
+	id, body, err := s.readIDAndDef(c)
 	if err != nil {
 		return err
 	}
@@ -140,11 +136,7 @@ func (s *Server) putExperiment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, s.view(x))
+	return c.JSON(putStatus(created), s.view(x))
 }
 
 // deleteExperiment is DELETE /v1/experiments/{id}: 204 or 404.

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/promo"
@@ -43,14 +41,7 @@ func newXPHarness(t *testing.T) *xpHarness {
 		t.Fatal(err)
 	}
 	h.x = x
-	cfg := h.cfg
-	cfg.Registry = prometheus.NewRegistry()
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk,
-		Offers: p, Definitions: p, Experiments: x})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.s = s
+	h.s = h.server(nil, func(d *Deps) { d.Offers, d.Definitions, d.Experiments = p, p, x })
 	for _, b := range []string{`{"id":"o1","slot":"hero"}`, `{"id":"o2","slot":"hero"}`, `{"id":"o3","slot":"hero"}`} {
 		if w := h.secret("POST", "/v1/offers", b); w.Code != http.StatusCreated {
 			t.Fatalf("POST offer: %d %s", w.Code, w.Body)

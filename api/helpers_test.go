@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -246,6 +247,47 @@ func newHarness(tb testing.TB, mod func(*Config)) *harness {
 	}
 	h.s, h.cfg = s, s.cfg
 	return h
+}
+
+// server returns a server of h's config changed by cfgMod, with a fresh
+// registry, and of h's fakes as dependencies changed by depsMod (each
+// mod may be nil).
+func (h *harness) server(cfgMod func(*Config), depsMod func(*Deps)) *Server {
+	h.tb.Helper()
+	cfg := h.cfg
+	cfg.Registry = nil // a fresh registry for the second server
+	if cfgMod != nil {
+		cfgMod(&cfg)
+	}
+	d := Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk}
+	if depsMod != nil {
+		depsMod(&d)
+	}
+	s, err := New(cfg, d)
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return s
+}
+
+// serveLoopback serves s (ServeListener) on a free loopback port and
+// returns its address and stop, which ends the serving and waits for it
+// (an error of ServeListener fails tb).
+func serveLoopback(tb testing.TB, s *Server) (addr string, stop func()) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.ServeListener(ctx, ln) }()
+	return ln.Addr().String(), func() {
+		cancel()
+		if err := <-served; err != nil {
+			tb.Errorf("ServeListener: %v", err)
+		}
+	}
 }
 
 type lockedWriter struct {

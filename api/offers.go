@@ -177,11 +177,7 @@ func (s *Server) putDef(c echo.Context, kind promo.Kind) error {
 	if s.deps.Definitions == nil {
 		return errPromoOff
 	}
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	body, err := s.readDef(c)
+	id, body, err := s.readIDAndDef(c)
 	if err != nil {
 		return err
 	}
@@ -189,11 +185,7 @@ func (s *Server) putDef(c echo.Context, kind promo.Kind) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.JSON(status, def)
+	return c.JSON(putStatus(created), def)
 }
 
 // deleteDef answers DELETE /v1/{kind}/{id}: 204, 404, or 409 when a
@@ -224,6 +216,29 @@ func (s *Server) readDef(c echo.Context) ([]byte, error) {
 		return nil, invalidf("empty body: want a JSON object")
 	}
 	return b, nil
+}
+
+// readIDAndDef returns the path's id and the definition in the body of a
+// PUT.
+func (s *Server) readIDAndDef(c echo.Context) (string, []byte, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return "", nil, err
+	}
+	body, err := s.readDef(c)
+	if err != nil {
+		return "", nil, err
+	}
+	return id, body, nil
+}
+
+// putStatus is the status of a PUT that stored a definition: 201 when
+// it created it, else 200.
+func putStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }
 
 // bodyID returns the id member of a JSON object ("" when absent or not

@@ -8,15 +8,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
@@ -65,13 +62,7 @@ func newPromoHarnessWith(t *testing.T, broadcast bool, heartbeat time.Duration, 
 		t.Fatal(err)
 	}
 	h.eng = eng
-	cfg := h.cfg
-	cfg.Registry = prometheus.NewRegistry()
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk,
-		Offers: eng, Definitions: eng, Promotions: eng, Subscriber: h.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.server(nil, func(d *Deps) { d.Offers, d.Definitions, d.Promotions, d.Subscriber = eng, eng, eng, h.bus })
 	s.streams.heartbeat = heartbeat
 	h.s = s
 	h.srv = httptest.NewServer(openAPIValidator(t).Handler(t, s.Handler()))
@@ -379,16 +370,10 @@ func TestPromotionStreamErrors(t *testing.T) {
 // graceful shutdown does not wait for them.
 func TestPromotionStreamShutdown(t *testing.T) {
 	h := newPromoHarness(t, true, 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- h.s.ServeListener(ctx, ln) }()
+	addr, stop := serveLoopback(t, h.s)
 	var wg sync.WaitGroup
 	for i := range 3 {
-		r, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/v1/promotions/stream?visitor=v%d&key=%s", ln.Addr(), i, testPK), nil)
+		r, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/v1/promotions/stream?visitor=v%d&key=%s", addr, i, testPK), nil)
 		resp, err := http.DefaultClient.Do(r)
 		if err != nil {
 			t.Fatal(err)
@@ -399,10 +384,7 @@ func TestPromotionStreamShutdown(t *testing.T) {
 		})
 	}
 	start := time.Now()
-	cancel()
-	if err := <-served; err != nil {
-		t.Errorf("ServeListener: %v", err)
-	}
+	stop()
 	wg.Wait()
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("shutdown with open streams took %v", d)
@@ -415,31 +397,15 @@ func TestPromotionStreamShutdown(t *testing.T) {
 // still delivers.
 func TestPromotionStreamOutlivesTimeouts(t *testing.T) {
 	h := newPromoHarness(t, true, 0)
-	cfg := h.cfg
-	cfg.Registry = prometheus.NewRegistry()
-	cfg.ReadTimeout, cfg.WriteTimeout, cfg.RequestTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk,
-		Offers: h.eng, Definitions: h.eng, Promotions: h.eng, Subscriber: h.bus})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := h.server(func(c *Config) {
+		c.ReadTimeout, c.WriteTimeout, c.RequestTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+	}, func(d *Deps) { d.Offers, d.Definitions, d.Promotions, d.Subscriber = h.eng, h.eng, h.eng, h.bus })
 	s.streams.heartbeat = 50 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.ServeListener(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("ServeListener: %v", err)
-		}
-	}()
+	addr, stop := serveLoopback(t, s)
+	defer stop()
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	st := openAt(t, "http://"+ln.Addr().String(), client, "v")
+	st := openAt(t, "http://"+addr, client, "v")
 	time.Sleep(700 * time.Millisecond) // past every timeout
 	h.fire("v")
 	decodePromotion(t, st.next(t))

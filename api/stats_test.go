@@ -52,13 +52,7 @@ func statsHarness(t *testing.T) (*harness, *fakeStats) {
 	t.Helper()
 	h := newHarness(t, nil)
 	f := &fakeStats{}
-	cfg := h.cfg
-	cfg.Registry = nil // a fresh registry for the second server
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk, Stats: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.s = s
+	h.s = h.server(nil, func(d *Deps) { d.Stats = f })
 	return h, f
 }
 

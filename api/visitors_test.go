@@ -25,13 +25,7 @@ func TestEraseVisitor(t *testing.T) {
 		t.Fatalf("without an eraser: status %d, want 404", w.Code)
 	}
 	er := &fakeEraser{}
-	cfg := h.cfg
-	cfg.Registry = nil // a fresh registry for the second server
-	s, err := New(cfg, Deps{Publisher: h.pub, Recommender: h.rec, Catalog: h.cat, Checker: h.chk, Eraser: er})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.s = s
+	h.s = h.server(nil, func(d *Deps) { d.Eraser = er })
 	if w := h.secret("DELETE", "/v1/visitors/v%2F1", ""); w.Code != 204 || len(er.erased) != 1 || er.erased[0] != "v/1" {
 		t.Fatalf("status %d, erased %v; want 204 and [v/1]", w.Code, er.erased)
 	}

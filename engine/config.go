@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,51 +77,21 @@ func (c Config) Defaults() Config {
 	if c.Params.Factors == 0 {
 		c.Params = model.DefaultParams()
 	}
-	if c.Weights == (signals.Weights{}) {
-		c.Weights = signals.DefaultWeights()
-	}
-	if c.SessionGap == 0 {
-		c.SessionGap = 30 * time.Minute
-	}
-	if c.TrendingHalfLife == 0 {
-		c.TrendingHalfLife = 24 * time.Hour
-	}
-	if c.Blend == (model.Blend{}) {
-		c.Blend = model.DefaultBlend()
-	}
-	if c.BlendBelow == 0 {
-		c.BlendBelow = 20
-	}
-	if c.MaxSegments == 0 {
-		c.MaxSegments = 100
-	}
-	if c.MaxResults == 0 {
-		c.MaxResults = 100
-	}
-	if c.Replica == "" {
-		c.Replica = "0"
-	}
-	if c.StateEvery == 0 {
-		c.StateEvery = 10 * time.Second
-	}
-	if c.Index.MinItems == 0 {
-		c.Index.MinItems = 20_000
-	}
-	if c.Index.ProbeShare == 0 {
-		c.Index.ProbeShare = 0.08
-	}
-	if c.Index.MinProbe == 0 {
-		c.Index.MinProbe = 8
-	}
-	if c.Index.RebuildEvery == 0 {
-		c.Index.RebuildEvery = 10 * time.Minute
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.Weights, signals.DefaultWeights())
+	defaults.Set(&c.SessionGap, 30*time.Minute)
+	defaults.Set(&c.TrendingHalfLife, 24*time.Hour)
+	defaults.Set(&c.Blend, model.DefaultBlend())
+	defaults.Set(&c.BlendBelow, 20)
+	defaults.Set(&c.MaxSegments, 100)
+	defaults.Set(&c.MaxResults, 100)
+	defaults.Set(&c.Replica, "0")
+	defaults.Set(&c.StateEvery, 10*time.Second)
+	defaults.Set(&c.Index.MinItems, 20_000)
+	defaults.Set(&c.Index.ProbeShare, 0.08)
+	defaults.Set(&c.Index.MinProbe, 8)
+	defaults.Set(&c.Index.RebuildEvery, 10*time.Minute)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
 	"github.com/kairoshq/kairos/engine/storetest"
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/internal/testutil"
 )
 
 // TestItemStoreContract: the catalog checks of the store contract suite
@@ -38,23 +38,9 @@ func TestItemStoreCreate(t *testing.T) {
 		t.Errorf("create without id: %v, want ErrInvalid", err)
 	}
 	// Of concurrent creators of one id exactly one succeeds.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won := 0
-	for i := range 8 {
-		wg.Go(func() {
-			err := s.CreateItem(ctx, engine.Item{ID: "sku-2", Title: fmt.Sprint(i)})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, errs.Conflict):
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	won := testutil.Wins(t, 8, errs.Conflict, func(i int) error {
+		return s.CreateItem(ctx, engine.Item{ID: "sku-2", Title: fmt.Sprint(i)})
+	})
 	if won != 1 {
 		t.Errorf("%d concurrent creates succeeded, want 1", won)
 	}

@@ -25,13 +25,7 @@ func TestHotSwapWhileEventsFlow(t *testing.T) {
 	dir := t.TempDir()
 	store := openStore(t, dir)
 	e := newEngine(t, store, nil)
-	arc, err := archive.Open(ctx, archive.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer arc.Close()
-	e.SetArchive(arc, arc)
-	e.SetTail(offline.Tail{Archive: arc})
+	arc := attachArchive(t, e)
 	mustHandle(t, e, clusterEvents(3, 20, 10, 10, 11))
 	cfg := testConfig()
 	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: cfg.Params})
@@ -154,13 +148,7 @@ func TestVisitorFactorsAfterSwap(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t, t.TempDir())
 	e := newEngine(t, store, nil)
-	arc, err := archive.Open(ctx, archive.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer arc.Close()
-	e.SetArchive(arc, arc)
-	e.SetTail(offline.Tail{Archive: arc})
+	arc := attachArchive(t, e)
 	mustHandle(t, e, clusterEvents(2, 10, 8, 8, 3))
 	k := testConfig().Params.Factors
 	check := func(when, visitor, user string) []float32 {
@@ -208,13 +196,7 @@ func TestSnapshotPriorRanksKnownVisitorsWithTrending(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t, t.TempDir())
 	e := newEngine(t, store, nil)
-	arc, err := archive.Open(ctx, archive.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer arc.Close()
-	e.SetArchive(arc, arc)
-	e.SetTail(offline.Tail{Archive: arc})
+	arc := attachArchive(t, e)
 	evs := clusterEvents(3, 20, 10, 10, 11)
 	// A hit of clusters 0 and 2, which cluster 1 never saw.
 	for _, c := range []int{0, 2} {
@@ -248,4 +230,18 @@ func TestSnapshotPriorRanksKnownVisitorsWithTrending(t *testing.T) {
 	if b := e2.Blend(); b.Prior != 0.9 || e2.ModelGeneration() != 1 {
 		t.Fatalf("after a restart: blend %+v, generation %d", b, e2.ModelGeneration())
 	}
+}
+
+// attachArchive opens an archive in a temporary directory, closed on
+// cleanup, as e's archive and retrain tail.
+func attachArchive(t *testing.T, e *engine.Engine) *archive.Archive {
+	t.Helper()
+	arc, err := archive.Open(context.Background(), archive.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { arc.Close() })
+	e.SetArchive(arc, arc)
+	e.SetTail(offline.Tail{Archive: arc})
+	return arc
 }

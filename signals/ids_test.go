@@ -95,11 +95,7 @@ func TestReservedVisitorPrefix(t *testing.T) {
 }
 
 func TestValidateIdentityFields(t *testing.T) {
-	tests := []struct {
-		name          string
-		mutate        func(e *Event)
-		field, reason string
-	}{
+	tests := []mutation{
 		{"reserved visitor", func(e *Event) { e.Visitor = "user:alice" }, "visitor", `prefix "user:" is reserved`},
 		{"bidi in visitor", func(e *Event) { e.Visitor = "v\u202e1" }, "visitor", "bidirectional control character U+202E"},
 		{"C1 in user", func(e *Event) { e.User = "u\u00851" }, "user", "control character U+0085"},
@@ -112,23 +108,7 @@ func TestValidateIdentityFields(t *testing.T) {
 		{"user_hash with user", func(e *Event) { e.User, e.UserHash = "u", strings.Repeat("a", 64) }, "", ""},
 		{"bidi in page is text, allowed", func(e *Event) { e.Page = "https://x/\u202e" }, "", ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := validEvent()
-			tt.mutate(&e)
-			err := e.Validate(testNow, Limits{})
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("Validate = %v", err)
-				}
-				return
-			}
-			var fe *FieldError
-			if !errors.As(err, &fe) || fe.Field != tt.field || !strings.Contains(fe.Reason, tt.reason) {
-				t.Fatalf("Validate = %v, want field %s with %q", err, tt.field, tt.reason)
-			}
-		})
-	}
+	checkMutations(t, tests)
 }
 
 // TestDecodeRejectsReplacedText checks that text encoding/json would

@@ -21,12 +21,7 @@ func validEvent() Event {
 
 func TestValidate(t *testing.T) {
 	long := strings.Repeat("x", 201)
-	tests := []struct {
-		name   string
-		mutate func(e *Event)
-		field  string // "" = valid
-		reason string // substring of the reason
-	}{
+	tests := []mutation{
 		{"valid view", func(e *Event) {}, "", ""},
 		{"missing id", func(e *Event) { e.ID = "" }, "id", "missing"},
 		{"id too long", func(e *Event) { e.ID = long }, "id", "201 bytes long, more than the maximum 200"},
@@ -79,6 +74,22 @@ func TestValidate(t *testing.T) {
 		{"token too long", func(e *Event) { e.Token = strings.Repeat("t", 2049) }, "token", "more than the maximum 2048"},
 		{"element too long", func(e *Event) { e.Element = strings.Repeat("t", 2049) }, "element", "more than the maximum 2048"},
 	}
+	checkMutations(t, tests)
+}
+
+// mutation is a case of Validate: a change to a valid event and the
+// field and reason of the error it must cause.
+type mutation struct {
+	name   string
+	mutate func(e *Event)
+	field  string // "" = valid
+	reason string // substring of the reason
+}
+
+// checkMutations validates validEvent changed by each mutation: a
+// *FieldError wrapping ErrInvalid on the field named, or no error.
+func checkMutations(t *testing.T, tests []mutation) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := validEvent()

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/kairoshq/kairos/internal/httpx"
 )
 
 //go:embed static
@@ -127,12 +129,10 @@ func Handler() http.Handler { return handler{} }
 type handler struct{}
 
 func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
+	if !httpx.GetOrHead(w, r) {
 		return
 	}
+	h := w.Header()
 	a, ok := assets()[name(r.URL.Path)]
 	if !ok {
 		http.NotFound(w, r)

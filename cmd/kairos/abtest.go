@@ -43,18 +43,20 @@ func abtestOpen(path string) (io.ReadCloser, error) {
 	return os.Open(path)
 }
 
+// parseInput parses args (no positional ones) and opens the file of
+// --in (inPath).
+func parseInput(fs *flag.FlagSet, args []string, inPath *string) (io.ReadCloser, error) {
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, err
+	}
+	return abtestOpen(*inPath)
+}
+
 func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval abtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval abtest", stderr)
 	inPath := fs.String("in", "-", "experiment JSON file (- = stdin): "+
 		`{"metric":"conversion"|"revenue","alpha":0.05,"tuning":5000,"variants":[{"name":"A","weight":0.5,"users":1000,"conversions":100,"sum":0,"sum_squares":0},…]}`)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	f, err := abtestOpen(*inPath)
+	f, err := parseInput(fs, args, inPath)
 	if err != nil {
 		return err
 	}
@@ -67,20 +69,13 @@ func runEvalABTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(stdout).Encode(r)
+	return writeJSON(stdout, r)
 }
 
 func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval offpolicy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval offpolicy", stderr)
 	inPath := fs.String("in", "-", `decision log, one JSON object per line (- = stdin): {"propensity":p,"reward":r,"target":q}`)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	f, err := abtestOpen(*inPath)
+	f, err := parseInput(fs, args, inPath)
 	if err != nil {
 		return err
 	}
@@ -109,7 +104,7 @@ func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read decision log: %w", err)
 	}
-	return json.NewEncoder(stdout).Encode(o.Estimate())
+	return writeJSON(stdout, o.Estimate())
 }
 
 // abtestRates parses a comma-separated list of rates.
@@ -126,8 +121,7 @@ func abtestRates(s string) ([]float64, error) {
 }
 
 func runBenchABTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench abtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench abtest", stderr)
 	experiments := fs.Int("experiments", 2000, "simulated experiments per peeking scenario")
 	horizon := fs.Int("horizon", 10000, "visitors per A/A experiment")
 	abHorizon := fs.Int("ab-horizon", 100000, "visitors per A/B experiment")
@@ -142,11 +136,8 @@ func runBenchABTest(ctx context.Context, args []string, stdout, stderr io.Writer
 	every := fs.Int("bandit-every", 100, "visitors between Thompson re-weightings")
 	floor := fs.Float64("floor", abtest.DefaultFloor, "Thompson weight floor")
 	seed := fs.Uint64("seed", 1, "random seed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	br, err := abtestRates(*rates)
 	if err != nil {

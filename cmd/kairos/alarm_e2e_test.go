@@ -85,9 +85,7 @@ func alarmBatch(prefix string, n int) []map[string]any {
 // waits for the alarm to end); afterwards events are accepted again, and
 // every accepted event, before, during and after, is applied.
 func TestMemoryAlarmServe(t *testing.T) {
-	requireServices(t)
-	ns := testNamespace(t)
-	srv := startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns)
+	srv := startServices(t)
 	if a := srv.postBatch(alarmBatch("before", 5)); a.status != http.StatusOK {
 		t.Fatalf("before the alarm: %d %s %v", a.status, a.message, a.err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +37,19 @@ func archiveDirFlags(fs *flag.FlagSet) func() string {
 	}
 }
 
+// parseExistingArchive binds --data-dir and --archive-dir, parses args
+// and returns the archive directory, which must exist.
+func parseExistingArchive(fs *flag.FlagSet, args []string) (string, error) {
+	dir := archiveDirFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if err := existingArchive(dir()); err != nil {
+		return "", err
+	}
+	return dir(), nil
+}
+
 // existingArchive returns an error when dir holds no archive: the
 // read-only commands and compact would otherwise list nothing or create
 // an empty archive at a mistyped path.
@@ -56,43 +68,29 @@ func existingArchive(dir string) error {
 }
 
 func runArchiveLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("archive ls", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := archiveDirFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := existingArchive(dir()); err != nil {
-		return err
-	}
-	segs, err := archive.NewReader(dir(), nil).Segments(ctx)
+	fs := newFlagSet("archive ls", stderr)
+	dir, err := parseExistingArchive(fs, args)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
-	for _, s := range segs {
-		if err := enc.Encode(s); err != nil {
-			return err
-		}
+	segs, err := archive.NewReader(dir, nil).Segments(ctx)
+	if err != nil {
+		return err
 	}
-	return nil
+	return writeJSONLines(stdout, segs)
 }
 
 func runArchiveVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("archive verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := archiveDirFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := existingArchive(dir()); err != nil {
+	fs := newFlagSet("archive verify", stderr)
+	dir, err := parseExistingArchive(fs, args)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := archive.NewReader(dir(), nil).Verify(ctx); err != nil {
+	if err := archive.NewReader(dir, nil).Verify(ctx); err != nil {
 		return err
 	}
-	return json.NewEncoder(stdout).Encode(map[string]any{"verified": dir(), "took_s": time.Since(start).Seconds()})
+	return writeJSON(stdout, map[string]any{"verified": dir, "took_s": time.Since(start).Seconds()})
 }
 
 // compactLine is the JSON line of `kairos archive compact`.
@@ -107,20 +105,16 @@ type compactLine struct {
 // kairos serve has the archive open: the server keeps appending to the
 // current hour's segment, and readers skip erased events meanwhile anyway.
 func runArchiveCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("archive compact", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := archiveDirFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := existingArchive(dir()); err != nil {
+	fs := newFlagSet("archive compact", stderr)
+	dir, err := parseExistingArchive(fs, args)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
-	a, err := archive.Open(ctx, archive.Options{Dir: dir(), Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	a, err := archive.Open(ctx, archive.Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if errors.Is(err, archive.ErrLocked) {
 		return fmt.Errorf("%s is in use (kairos serve holds its lock %s): stop kairos serve, then run kairos archive compact again; "+
-			"until then every reader already skips the erased visitors' events", dir(), filepath.Join(dir(), "LOCK"))
+			"until then every reader already skips the erased visitors' events", dir, filepath.Join(dir, "LOCK"))
 	}
 	if err != nil {
 		return err
@@ -137,7 +131,7 @@ func runArchiveCompact(ctx context.Context, args []string, stdout, stderr io.Wri
 	if res.Skipped > 0 {
 		fmt.Fprintf(stderr, "archive compact: %d segments changed while being compacted: run it again\n", res.Skipped)
 	}
-	return json.NewEncoder(stdout).Encode(compactLine{Archive: dir(), CompactResult: res, TookS: time.Since(start).Seconds()})
+	return writeJSON(stdout, compactLine{Archive: dir, CompactResult: res, TookS: time.Since(start).Seconds()})
 }
 
 // sealedNote says whether compact sealed the current hour's segment.
@@ -149,8 +143,7 @@ func sealedNote(name string) string {
 }
 
 func runArchiveImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("archive import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("archive import", stderr)
 	var df datasetFlags
 	df.register(fs)
 	dir := archiveDirFlags(fs)
@@ -194,5 +187,5 @@ func runArchiveImport(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	n += len(batch)
-	return json.NewEncoder(stdout).Encode(map[string]any{"imported": n, "archive": dir(), "took_s": time.Since(start).Seconds()})
+	return writeJSON(stdout, map[string]any{"imported": n, "archive": dir(), "took_s": time.Since(start).Seconds()})
 }

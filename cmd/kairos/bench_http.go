@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -44,8 +42,7 @@ type httpBenchResult struct {
 }
 
 func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench http", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench http", stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "Kairos base URL")
 	key := fs.String("key", envOr("KAIROS_SECRET_KEY", ""), "secret key (default $KAIROS_SECRET_KEY)")
 	rate := fs.Float64("rate", 600, "requests per second (open loop: sent on schedule whatever the latency)")
@@ -99,7 +96,7 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
 		res.P50ms, res.P90ms, res.P99ms, res.Maxms = q(0.50), q(0.90), q(0.99), float64(lat[len(lat)-1])/1e6
 	}
-	return json.NewEncoder(stdout).Encode(res)
+	return writeJSON(stdout, res)
 }
 
 // getOK sends req and reads the answer; an answer other than 2xx is an

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -77,8 +75,7 @@ func (s *lagStore) Commit(ctx context.Context, c engine.Commit) error {
 }
 
 func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench ingest", stderr)
 	amqpURL := fs.String("amqp-url", envOr("KAIROS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ URL")
 	redisURL := fs.String("redis-url", envOr("KAIROS_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (\"embedded\": the embedded store in a temp dir)")
 	events := fs.Int("events", 200_000, "events to ingest")
@@ -163,7 +160,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 		res.LagP50ms, res.LagP99ms, res.LagMaxms = q(0.5), q(0.99), float64(ls.lags[n-1])/1e6
 	}
 	res.Duplicates = int64(len(ls.lags)) - int64(*events)
-	return json.NewEncoder(stdout).Encode(res)
+	return writeJSON(stdout, res)
 }
 
 // benchStore opens a Redis store under a fresh prefix (deleted afterwards)

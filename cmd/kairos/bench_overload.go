@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -112,8 +111,7 @@ type overloadOpts struct {
 }
 
 func runBenchOverload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench overload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench overload", stderr)
 	var o overloadOpts
 	stores := fs.String("stores", "embedded,redis", "stores to run on, comma-separated: embedded (in-process bus) and/or redis (RabbitMQ and Redis)")
 	fs.StringVar(&o.amqpURL, "amqp-url", envOr("KAIROS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ URL (store redis)")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -24,8 +22,7 @@ func init() {
 }
 
 func runBenchSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench seed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("bench seed", stderr)
 	redisURL := fs.String("redis-url", "", "Redis URL (empty: the embedded store of --data-dir)")
 	namespace := fs.String("namespace", "kairos", "Redis key prefix")
 	dataDir := fs.String("data-dir", "./kairos-data", "data dir of the embedded store")
@@ -100,7 +97,7 @@ func runBenchSeed(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 	}
-	return json.NewEncoder(stdout).Encode(map[string]any{"bench": "seed", "items": *items, "visitors": *visitors, "k": *k, "took_s": time.Since(start).Seconds()})
+	return writeJSON(stdout, map[string]any{"bench": "seed", "items": *items, "visitors": *visitors, "k": *k, "took_s": time.Since(start).Seconds()})
 }
 
 func gaussian(rng *rand.Rand, k int, sd float64) []float32 {

@@ -10,7 +10,6 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -312,32 +311,7 @@ func signIn(t *testing.T, ctx context.Context, b *browsertest.Browser, key strin
 // waits until the shop has seeded.
 func startDemoEmbedded(t *testing.T) *testServer {
 	t.Helper()
-	args := []string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn",
-		"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", "", "--namespace", "kairos", "--addr", "127.0.0.1:0", "--demo",
-		"--publishable-rate", "100000"}
-	cfg, err := parseServeConfig(args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, io.Discard, io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := &testServer{app: a, base: "http://" + a.listener.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { srv.done <- a.Run(ctx) }()
-	t.Cleanup(func() { srv.stop(t) })
-	dashWait(t, 30*time.Second, "the shop to seed", func() bool {
-		resp, err := httpClient.Get(srv.base + "/shop/api/status")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return strings.Contains(string(b), `"seeded":true`)
-	})
-	return srv
+	return startDemoWith(t, true, "--log-level", "warn", "--publishable-rate", "100000")
 }
 
 // dashProducts are demo shop products the live traffic views.
@@ -346,13 +320,7 @@ var dashProducts = []string{"aud-01", "snk-02", "wat-03", "lmp-04", "bag-05", "k
 // dashWait calls ok every 50 ms until it holds, or fails after d.
 func dashWait(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitEvery(t, d, 50*time.Millisecond, what, ok)
 }
 
 // post sends events as the shop's pages do (publishable key, the shop's

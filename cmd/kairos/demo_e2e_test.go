@@ -102,25 +102,7 @@ func startDemo(tb testing.TB) *demoRig {
 	args := []string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn",
 		"--data-dir", tb.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns,
 		"--addr", "127.0.0.1:0", "--demo", "--publishable-rate", "1000"}
-	cfg, err := parseServeConfig(args, io.Discard)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, io.Discard, io.Discard)
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	srv := &testServer{app: a, base: "http://" + a.listener.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { srv.done <- a.Run(ctx) }()
-	tb.Cleanup(func() {
-		srv.cancel()
-		if err := <-srv.done; err != nil {
-			tb.Errorf("server stopped with %v", err)
-		}
-		a.Close()
-	})
+	srv := startServe(tb, args, nil)
 	r := &demoRig{tb: tb, srv: srv, b: b, origin: srv.base}
 	r.waitSeeded()
 	if _, err := b.CDP(context.Background(), "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": pageProbe}); err != nil {

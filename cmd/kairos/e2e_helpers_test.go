@@ -103,29 +103,47 @@ func startServer(t *testing.T, flags ...string) *testServer {
 	// KAIROS_AMQP_URL and KAIROS_REDIS_URL, which would otherwise apply.
 	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--publishable-rate", "100000",
 		"--data-dir", t.TempDir(), "--blend-below", "1", "--amqp-url", "", "--redis-url", "", "--namespace", "kairos"}, flags...)
-	cfg, err := parseServeConfig(args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return startServe(t, args, ln)
+}
+
+// startServices starts kairos serve with flags on RabbitMQ and Redis
+// (requireServices) under a namespace of its own.
+func startServices(t *testing.T, flags ...string) *testServer {
+	t.Helper()
+	requireServices(t)
+	ns := testNamespace(t)
+	return startServer(t, append([]string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}, flags...)...)
+}
+
+// startServe starts `kairos serve args` in process, listening on ln (nil:
+// the listener the app opens on --addr), and stops it on cleanup.
+func startServe(tb testing.TB, args []string, ln net.Listener) *testServer {
+	tb.Helper()
+	cfg, err := parseServeConfig(args, io.Discard)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, io.Discard, io.Discard)
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	a.listener = ln
-	s := &testServer{app: a, base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	if ln != nil {
+		a.listener = ln
+	}
+	s := &testServer{app: a, base: "http://" + a.listener.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- a.Run(ctx) }()
-	t.Cleanup(func() { s.stop(t) })
+	tb.Cleanup(func() { s.stop(tb) })
 	return s
 }
 
 // stop shuts the server down gracefully (idempotent).
-func (s *testServer) stop(t *testing.T) {
+func (s *testServer) stop(t testing.TB) {
 	if s.cancel == nil {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/signals/rabbitmq/rabbitmqtest"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -28,20 +29,8 @@ type amqpPublisher struct {
 
 func newAMQPPublisher(t *testing.T, ns string) *amqpPublisher {
 	t.Helper()
-	conn, err := amqp.Dial(amqpURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	p := &amqpPublisher{conn: conn, ch: ch, conf: ch.NotifyPublish(make(chan amqp.Confirmation, 1024)), ex: ns + ".events"}
-	t.Cleanup(func() { conn.Close() })
-	return p
+	conn, ch := rabbitmqtest.ConfirmChannel(t, amqpURL())
+	return &amqpPublisher{conn: conn, ch: ch, conf: ch.NotifyPublish(make(chan amqp.Confirmation, 1024)), ex: ns + ".events"}
 }
 
 // publish sends one event and waits for the broker's confirmation.
@@ -153,12 +142,18 @@ func TestEndToEndEmbedded(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
+	waitEvery(t, d, 5*time.Millisecond, what, ok)
+}
+
+// waitEvery calls ok every poll until it holds, failing t after d.
+func waitEvery(t *testing.T, d, poll time.Duration, what string, ok func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 

@@ -25,9 +25,7 @@ func TestEraseDeviceEmbedded(t *testing.T) {
 }
 
 func TestEraseDeviceRabbitRedis(t *testing.T) {
-	requireServices(t)
-	ns := testNamespace(t)
-	testEraseDevice(t, startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns))
+	testEraseDevice(t, startServices(t))
 }
 
 func testEraseDevice(t *testing.T, srv *testServer) {

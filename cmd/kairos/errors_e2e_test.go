@@ -12,9 +12,7 @@ import (
 func TestErrorTextsNameTheResource(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) { testErrorTexts(t, startServer(t)) })
 	t.Run("rabbitmq+redis", func(t *testing.T) {
-		requireServices(t)
-		ns := testNamespace(t)
-		testErrorTexts(t, startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns))
+		testErrorTexts(t, startServices(t))
 	})
 }
 

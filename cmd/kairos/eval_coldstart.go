@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,12 +25,9 @@ func init() {
 }
 
 func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval coldstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var df datasetFlags
-	df.register(fs)
-	p := model.DefaultParams()
-	solver := paramFlags(fs, &p) // --seed also seeds the user and item splits
+	fs := newFlagSet("eval coldstart", stderr)
+	var ef evalFlags
+	ef.register(fs) // --seed also seeds the user and item splits
 	curves := fs.String("curves", "users,items", "curves to run: users, items or both (comma-separated)")
 	share := fs.Float64("holdout", 0.1, "share of users (users curve) and of items (items curve) held out entirely")
 	steps := fs.String("steps", "0,1,2,3,5,10", "users curve: numbers m of a held-out user's events before the ranked one")
@@ -46,13 +42,10 @@ func runEvalColdstart(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if p.Solver, err = model.ParseSolver(*solver); err != nil {
+	if err := ef.check(); err != nil {
 		return err
 	}
-	if err := p.Validate(); err != nil {
-		return err
-	}
+	df, p := ef.datasetFlags, ef.params
 	runUsers, runItems := false, false
 	for _, c := range strings.Split(*curves, ",") {
 		switch strings.TrimSpace(c) {

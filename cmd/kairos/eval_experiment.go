@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -48,8 +47,7 @@ type rebuildLine struct {
 }
 
 func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval experiment", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eval experiment", stderr)
 	id := fs.String("id", "", "experiment id (required)")
 	fromArchive := fs.Bool("from-archive", false, "rebuild the counts from the archived events and compare them with the live ones")
 	decisions := fs.Bool("decisions", false, `print the decision log, one {"propensity","reward","target","variant","exposed"} line per unit, for kairos eval offpolicy`)
@@ -59,11 +57,8 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 	archiveDirs := fs.String("archive-dir", "", "archive directories, comma-separated (default <data-dir>/archive; with several replicas, all of theirs)")
 	redisURL := fs.String("redis-url", envOr("KAIROS_REDIS_URL", ""), "Redis URL (the store, instead of the embedded one)")
 	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of the Redis keys")
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if !experiments.ValidID(*id) {
 		return errors.New("--id: an experiment id is required")

@@ -40,6 +40,24 @@ func (d *datasetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.timeUnit, "time-unit", "", "unit of the dataset's integer times: s or ms (default: the format's, ms for diginetica and otto, else s)")
 }
 
+// evalFlags are the flags of the eval commands that train on a dataset:
+// the dataset's and the ALS hyperparameters.
+type evalFlags struct {
+	datasetFlags
+	params model.Params
+	solver *string
+}
+
+func (e *evalFlags) register(fs *flag.FlagSet) {
+	e.datasetFlags.register(fs)
+	e.params = model.DefaultParams()
+	e.solver = paramFlags(fs, &e.params)
+}
+
+// check sets the solver from --solver and validates the parameters
+// (after fs.Parse).
+func (e *evalFlags) check() error { return checkParams(&e.params, *e.solver) }
+
 func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
 	if d.synthetic != "" {
 		cfg, err := parseSynthetic(d.synthetic)
@@ -123,26 +141,10 @@ func parseSynthetic(s string) (eval.SparseConfig, error) {
 	return c, c.Validate()
 }
 
-// paramFlags binds the ALS hyperparameter flags to p (defaults from p).
-func paramFlags(fs *flag.FlagSet, p *model.Params) *string {
-	fs.IntVar(&p.Factors, "factors", p.Factors, "number of latent factors k")
-	fs.Float64Var(&p.Lambda, "lambda", p.Lambda, "L2 regularisation λ")
-	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "confidence scale α (c = 1 + α·w)")
-	fs.IntVar(&p.Iterations, "iterations", p.Iterations, "ALS sweeps")
-	fs.DurationVar(&p.HalfLife, "half-life", p.HalfLife, "half-life of interaction weights, back from each user's latest (0 = no decay)")
-	fs.IntVar(&p.CGSteps, "cg-steps", p.CGSteps, "conjugate-gradient steps per row and sweep")
-	fs.Uint64Var(&p.Seed, "seed", p.Seed, "seed of the initial factors")
-	fs.IntVar(&p.Threads, "threads", 0, "training and evaluation goroutines (0 = all cores)")
-	return fs.String("solver", p.Solver.String(), "row solver: cg or cholesky")
-}
-
 func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval offline", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var df datasetFlags
-	df.register(fs)
-	p := model.DefaultParams()
-	solver := paramFlags(fs, &p)
+	fs := newFlagSet("eval offline", stderr)
+	var ef evalFlags
+	ef.register(fs)
 	which := fs.String("model", "all", "models to evaluate: pop, als or all")
 	holdout := fs.String("holdout", "latest", "held-out interaction per user: latest (PROTOCOL.md) or random (data without timestamps)")
 	blendFlag := fs.String("blend", "fit", "popularity prior of the ALS ranking: fit (ρ and κ on the validation split), off (plain ALS), or fixed as ρ,κ (e.g. 0.2,8)")
@@ -151,13 +153,10 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if p.Solver, err = model.ParseSolver(*solver); err != nil {
+	if err := ef.check(); err != nil {
 		return err
 	}
-	if err := p.Validate(); err != nil {
-		return err
-	}
+	df, p := ef.datasetFlags, ef.params
 	if *which != "pop" && *which != "als" && *which != "all" {
 		return fmt.Errorf("--model %q: want pop, als or all", *which)
 	}

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/kairoshq/kairos/eval"
-	"github.com/kairoshq/kairos/model"
 )
 
 func init() {
@@ -21,24 +18,18 @@ func init() {
 }
 
 func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval stream", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var df datasetFlags
-	df.register(fs)
-	p := model.DefaultParams()
-	solver := paramFlags(fs, &p)
+	fs := newFlagSet("eval stream", stderr)
+	var ef evalFlags
+	ef.register(fs)
 	warmup := fs.Float64("warmup", 0.5, "share of interactions (by time) to train on before streaming")
 	modes := fs.String("modes", "static,foldin,pop", "comma-separated modes: static, foldin, pop")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if p.Solver, err = model.ParseSolver(*solver); err != nil {
+	if err := ef.check(); err != nil {
 		return err
 	}
-	if err := p.Validate(); err != nil {
-		return err
-	}
+	df, p := ef.datasetFlags, ef.params
 	ds, unit, err := df.load()
 	if err != nil {
 		return err
@@ -48,11 +39,5 @@ func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
-	for _, r := range res {
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeJSONLines(stdout, res)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -46,8 +45,7 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 // like `kairos serve`, so a container probes the address it serves on.
 func parseHealthcheckConfig(args []string, stderr io.Writer) (healthcheckConfig, error) {
 	var c healthcheckConfig
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("healthcheck", stderr)
 	addr := fs.String("addr", envOr("KAIROS_ADDR", "127.0.0.1:8080"), "address of the server, as given to kairos serve --addr; a wildcard host (0.0.0.0, ::, empty) probes loopback ($KAIROS_ADDR)")
 	rawURL := fs.String("url", "", "probe this URL instead (overrides --addr and --live)")
 	live := fs.Bool("live", false, "probe /healthz (the process is up) instead of /readyz (the broker and the store can serve)")

@@ -58,10 +58,7 @@ func TestIdentitySpoofingEmbedded(t *testing.T) {
 // TestIdentitySpoofingRabbitRedis runs the scenario on RabbitMQ and Redis
 // with the default (required) verification.
 func TestIdentitySpoofingRabbitRedis(t *testing.T) {
-	requireServices(t)
-	ns := testNamespace(t)
-	srv := startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns,
-		"--identity-secret", e2eIdentitySecret)
+	srv := startServices(t, "--identity-secret", e2eIdentitySecret)
 	spoofScenario(t, srv, "required")
 }
 

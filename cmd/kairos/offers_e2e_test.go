@@ -21,9 +21,7 @@ func TestOffersRankedByAffinityEmbedded(t *testing.T) {
 }
 
 func TestOffersRankedByAffinityRabbitRedis(t *testing.T) {
-	requireServices(t)
-	ns := testNamespace(t)
-	testOffersRankedByAffinity(t, startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns))
+	testOffersRankedByAffinity(t, startServices(t))
 }
 
 func testOffersRankedByAffinity(t *testing.T, srv *testServer) {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -33,8 +31,7 @@ type replayResult struct {
 }
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("replay", stderr)
 	dir := archiveDirFlags(fs)
 	from := fs.String("from", "", "first event time (RFC 3339 or a duration back from now)")
 	to := fs.String("to", "", "end of the range, exclusive (RFC 3339 or a duration back from now)")
@@ -117,7 +114,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	el := time.Since(start)
-	return json.NewEncoder(stdout).Encode(replayResult{Target: target, Events: n, TookS: el.Seconds(), EventsPerS: float64(n) / el.Seconds()})
+	return writeJSON(stdout, replayResult{Target: target, Events: n, TookS: el.Seconds(), EventsPerS: float64(n) / el.Seconds()})
 }
 
 // upgradeVisitor rewrites an event of an older archive whose visitor is a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,8 +30,7 @@ func init() {
 }
 
 func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("retrain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("retrain", stderr)
 	dataDir := fs.String("data-dir", envOr("KAIROS_DATA_DIR", "./kairos-data"), "data dir (archive in <data-dir>/archive; embedded store in <data-dir>/state)")
 	archiveDir := fs.String("archive-dir", "", "archive directory (default <data-dir>/archive)")
 	redisURL := fs.String("redis-url", envOr("KAIROS_REDIS_URL", ""), "Redis URL of the running deployment (empty: the embedded store of --data-dir, which must not be in use)")
@@ -53,10 +51,10 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var err error
-	if p.Solver, err = model.ParseSolver(*solver); err != nil {
+	if err := setSolver(&p, *solver); err != nil {
 		return err
 	}
+	var err error
 	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr}
 	now := time.Now()
 	if cfg.From, err = parseWhen(*from, now); err != nil {

@@ -156,8 +156,7 @@ func (e *envFlags) bool(p *bool, name string, def bool, usage string) {
 // reporting every problem at once.
 func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", stderr)
 	e := &envFlags{fs: fs}
 	p := model.DefaultParams()
 	e.str(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")

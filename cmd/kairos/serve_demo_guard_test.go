@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -15,19 +14,7 @@ func startDemoWith(t *testing.T, seeded bool, flags ...string) *testServer {
 	t.Helper()
 	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "error",
 		"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", "", "--namespace", "kairos", "--addr", "127.0.0.1:0", "--demo"}, flags...)
-	cfg, err := parseServeConfig(args, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, io.Discard, io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := &testServer{app: a, base: "http://" + a.listener.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { srv.done <- a.Run(ctx) }()
-	t.Cleanup(func() { srv.stop(t) })
+	srv := startServe(t, args, nil)
 	waitFor(t, 30*time.Second, "the shop to serve", func() bool {
 		resp, err := httpClient.Get(srv.base + "/shop/api/status")
 		if err != nil {

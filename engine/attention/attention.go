@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/internal/batchwrite"
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -222,24 +224,12 @@ type Config struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	if c.MaxElements == 0 {
-		c.MaxElements = DefaultMaxElements
-	}
-	if c.TTL == 0 {
-		c.TTL = DefaultTTL
-	}
-	if c.MaxResults == 0 {
-		c.MaxResults = DefaultMaxResults
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.MaxElements, DefaultMaxElements)
+	defaults.Set(&c.TTL, DefaultTTL)
+	defaults.Set(&c.MaxResults, DefaultMaxResults)
+	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 
@@ -267,8 +257,7 @@ func (c Config) Validate() error {
 type Attention struct {
 	cfg   Config
 	store Store
-	log   *slog.Logger
-	met   *metrics
+	out   *batchwrite.Writer
 
 	mu     sync.Mutex // guards agg and deltas (React calls are serialised by the engine, but need not be)
 	agg    map[pageElement]int64
@@ -290,8 +279,7 @@ func New(store Store, cfg Config) (*Attention, error) {
 	if store == nil {
 		return nil, errors.New("attention: store is nil")
 	}
-	return &Attention{cfg: cfg, store: store, log: cfg.Logger.With("component", "attention"),
-		met: newMetrics(cfg.Registerer), agg: map[pageElement]int64{}}, nil
+	return &Attention{cfg: cfg, store: store, out: newWriter(cfg), agg: map[pageElement]int64{}}, nil
 }
 
 // React adds the dwell events of a committed batch: per (PageKey of the
@@ -326,9 +314,7 @@ func (a *Attention) React(ctx context.Context, changes []engine.VisitorChange) {
 			a.agg[pageElement{page, el}] += ms
 		}
 	}
-	if skipped > 0 {
-		a.met.skipped.Add(float64(skipped))
-	}
+	a.out.Skip(skipped)
 	if len(a.agg) == 0 {
 		return
 	}
@@ -344,17 +330,7 @@ func (a *Attention) React(ctx context.Context, changes []engine.VisitorChange) {
 	if a.cfg.TTL > 0 {
 		w.ExpireAt = a.cfg.Now().Add(a.cfg.TTL)
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.WriteTimeout)
-	defer cancel()
-	start := time.Now()
-	err := a.store.AddDwell(wctx, w)
-	a.met.write.Observe(time.Since(start).Seconds())
-	if err != nil {
-		a.met.errors.Inc()
-		a.log.LogAttrs(ctx, slog.LevelError, "dwell not written", slog.Int("deltas", len(w.Deltas)), slog.Any("err", err))
-		return
-	}
-	a.met.deltas.Add(float64(len(w.Deltas)))
+	a.out.Write(ctx, len(w.Deltas), func(ctx context.Context) error { return a.store.AddDwell(ctx, w) })
 }
 
 // Heat returns the attention heat of the page of pageURL (normalised by
@@ -419,22 +395,16 @@ func shorten(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// metrics are the Prometheus instruments of Attention.
-type metrics struct {
-	deltas, errors, skipped prometheus.Counter
-	write                   prometheus.Histogram
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		deltas:  prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_attention_deltas_total", Help: "Dwell increments written (one per page and element of a batch)."}),
-		errors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_attention_write_errors_total", Help: "Batches whose dwell could not be written (their dwell is lost)."}),
-		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_attention_skipped_total", Help: "Dwell events not counted: no page URL, no element or no dwell."}),
-		write: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_attention_write_seconds", Help: "Time to write one batch's dwell to the store.",
-			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.deltas, m.errors, m.skipped, m.write)
-	}
-	return m
+// newWriter returns the batch writer of Attention and its instruments.
+func newWriter(cfg Config) *batchwrite.Writer {
+	return batchwrite.New(batchwrite.Config{
+		Timeout:    cfg.WriteTimeout,
+		Logger:     cfg.Logger.With("component", "attention"),
+		Failed:     "dwell not written",
+		Deltas:     prometheus.CounterOpts{Name: "kairos_attention_deltas_total", Help: "Dwell increments written (one per page and element of a batch)."},
+		Errors:     prometheus.CounterOpts{Name: "kairos_attention_write_errors_total", Help: "Batches whose dwell could not be written (their dwell is lost)."},
+		Skipped:    prometheus.CounterOpts{Name: "kairos_attention_skipped_total", Help: "Dwell events not counted: no page URL, no element or no dwell."},
+		Write:      prometheus.HistogramOpts{Name: "kairos_attention_write_seconds", Help: "Time to write one batch's dwell to the store.", Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)},
+		Registerer: cfg.Registerer,
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/defaults"
 )
 
 // SyncPolicy says when the write-ahead log is flushed to stable storage
@@ -76,27 +78,13 @@ type Config struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	if c.HistoryLimit == 0 {
-		c.HistoryLimit = DefaultHistoryLimit
-	}
-	if c.DedupWindow == 0 {
-		c.DedupWindow = DefaultDedupWindow
-	}
-	if c.Sync == 0 {
-		c.Sync = SyncAlways
-	}
-	if c.SyncEvery == 0 {
-		c.SyncEvery = DefaultSyncEvery
-	}
-	if c.CompactBytes == 0 {
-		c.CompactBytes = DefaultCompactBytes
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.HistoryLimit, DefaultHistoryLimit)
+	defaults.Set(&c.DedupWindow, DefaultDedupWindow)
+	defaults.Set(&c.Sync, SyncAlways)
+	defaults.Set(&c.SyncEvery, DefaultSyncEvery)
+	defaults.Set(&c.CompactBytes, DefaultCompactBytes)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 

@@ -43,14 +43,8 @@ func OpenReadOnly(dir string, cfg Config) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("embedded: open read-only: %s is not a directory", dir)
 	}
-	s := &Store{
-		dir:      dir,
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "embedded-store"),
-		readOnly: true,
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-	}
+	s := newStore(dir, cfg)
+	s.readOnly = true
 	if err := checkFormat(dir, false); err != nil {
 		return nil, err
 	}

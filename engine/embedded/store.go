@@ -69,6 +69,17 @@ type Store struct {
 	txn txnStage // the staging area of Apply, under mu
 }
 
+// newStore returns the Store of dir and cfg, neither open nor loaded.
+func newStore(dir string, cfg Config) *Store {
+	return &Store{
+		dir:  dir,
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "embedded-store"),
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+	}
+}
+
 // Open opens (creating it if needed) the store persisted in dir: it loads
 // the snapshot, replays the write-ahead log after it (truncating a torn
 // last record, the trace of a crash in the middle of a write), and takes
@@ -90,14 +101,8 @@ func Open(dir string, cfg Config) (*Store, error) {
 		lock.Unlock()
 		return nil, err
 	}
-	s := &Store{
-		dir:  dir,
-		cfg:  cfg,
-		log:  cfg.Logger.With("component", "embedded-store"),
-		lock: lock,
-		kick: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-	}
+	s := newStore(dir, cfg)
+	s.lock = lock
 	start := time.Now()
 	if err := s.makePrivate(); err != nil {
 		lock.Unlock()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -36,24 +37,12 @@ type Config struct {
 
 // Defaults returns c with zero fields set to their defaults.
 func (c Config) Defaults() Config {
-	if c.ReloadEvery == 0 {
-		c.ReloadEvery = 5 * time.Second
-	}
-	if c.LookEvery == 0 {
-		c.LookEvery = 15 * time.Minute
-	}
-	if c.MaxLinked == 0 {
-		c.MaxLinked = 20
-	}
-	if c.QueueLength == 0 {
-		c.QueueLength = 4096
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.ReloadEvery, 5*time.Second)
+	defaults.Set(&c.LookEvery, 15*time.Minute)
+	defaults.Set(&c.MaxLinked, 20)
+	defaults.Set(&c.QueueLength, 4096)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 

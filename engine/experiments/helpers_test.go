@@ -17,6 +17,7 @@ import (
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -25,24 +26,6 @@ var ctx = context.Background()
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
-
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // links is an in-memory engine.LinkStore.
 type links struct {
@@ -99,7 +82,7 @@ var _ experiments.Identities = (*links)(nil)
 // given to React.
 type harness struct {
 	t      testing.TB
-	clock  *clock
+	clock  *testutil.Clock
 	store  *experiments.BackendStore
 	back   *staleBackend
 	links  *links
@@ -115,7 +98,7 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &clock{now: t0}, back: &staleBackend{Mem: storagetest.NewMem(nil)}, links: &links{m: map[string]string{}}, seen: map[string]bool{}}
+	h := &harness{t: t, clock: testutil.NewClock(t0), back: &staleBackend{Mem: storagetest.NewMem(nil)}, links: &links{m: map[string]string{}}, seen: map[string]bool{}}
 	h.store = experiments.NewStore(h.back)
 	e, err := experiments.New(ctx, experiments.Config{Now: h.clock.Now, ReloadEvery: 10 * time.Millisecond, LookEvery: 15 * time.Minute},
 		experiments.Deps{Backend: h.back, Publisher: h, Links: h.links, Secret: testSecret})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -69,40 +70,21 @@ type Config struct {
 
 // Defaults returns c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	def := func(p *float64, v float64) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&c.AffinityWeight, 0.5)
-	def(&c.PriorStrength, 10)
-	def(&c.OwnShrink, 10)
-	def(&c.LearnRate, 0.05)
-	def(&c.Reg, 0.01)
-	defD := func(p *time.Duration, v time.Duration) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	defD(&c.PromotionTTL, 10*time.Minute)
-	defD(&c.TokenTTL, 30*24*time.Hour)
-	defD(&c.ReloadEvery, 2*time.Second)
-	defD(&c.RefreshEvery, 30*time.Second)
-	defI := func(p *int, v int) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	defI(&c.LogKeep, 50)
-	defI(&c.MaxCategoryItems, 1000)
-	defI(&c.MaxResults, 100)
-	defI(&c.CooldownCache, 100_000)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.AffinityWeight, 0.5)
+	defaults.Set(&c.PriorStrength, 10)
+	defaults.Set(&c.OwnShrink, 10)
+	defaults.Set(&c.LearnRate, 0.05)
+	defaults.Set(&c.Reg, 0.01)
+	defaults.Set(&c.PromotionTTL, 10*time.Minute)
+	defaults.Set(&c.TokenTTL, 30*24*time.Hour)
+	defaults.Set(&c.ReloadEvery, 2*time.Second)
+	defaults.Set(&c.RefreshEvery, 30*time.Second)
+	defaults.Set(&c.LogKeep, 50)
+	defaults.Set(&c.MaxCategoryItems, 1000)
+	defaults.Set(&c.MaxResults, 100)
+	defaults.Set(&c.CooldownCache, 100_000)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/promo/promotest"
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -42,7 +43,7 @@ func (f *fakeExperiments) PromotionOffer(_ context.Context, visitor, user, rule,
 // pushes the offer the experiment returns, or nothing for a holdout.
 func TestExperimentDecidesThePromotion(t *testing.T) {
 	v := &env{
-		store: promotest.NewMem(), clock: &clock{t: t0},
+		store: promotest.NewMem(), clock: testutil.NewClock(t0),
 		model: &fakeModel{factors: map[string][]float32{}, items: map[string]engine.Item{}},
 		vis:   &fakeVisitors{m: map[string][]float32{}}, bus: &recorder{},
 		hist: map[string][]engine.HistoryEvent{}, sess: map[string]engine.Session{},

@@ -12,6 +12,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/promo/promotest"
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -19,30 +20,6 @@ import (
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 const k = 4 // factors in tests
-
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fakeModel has item factors and a catalog.
 type fakeModel struct {
@@ -143,7 +120,7 @@ func (r *recorder) promotions(tb testing.TB) []promo.Promotion {
 type env struct {
 	e     *promo.Engine
 	store *promo.BackendStore
-	clock *clock
+	clock *testutil.Clock
 	model *fakeModel
 	vis   *fakeVisitors
 	bus   *recorder
@@ -161,7 +138,7 @@ func newEnv(tb testing.TB, mod func(*promo.Config)) *env {
 func newEnvWith(tb testing.TB, store *promo.BackendStore, mod func(*promo.Config)) *env {
 	tb.Helper()
 	v := &env{
-		store: store, clock: &clock{t: t0},
+		store: store, clock: testutil.NewClock(t0),
 		model: &fakeModel{factors: map[string][]float32{}, items: map[string]engine.Item{}},
 		vis:   &fakeVisitors{m: map[string][]float32{}}, bus: &recorder{},
 		hist: map[string][]engine.HistoryEvent{}, sess: map[string]engine.Session{},

@@ -18,10 +18,8 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/promo"
-	"github.com/kairoshq/kairos/engine/redisstore"
-	"github.com/kairoshq/kairos/engine/redisstore/redistest"
+	"github.com/kairoshq/kairos/internal/testutil/backends"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
@@ -40,28 +38,7 @@ const (
 // the offer, and re-sent events fire nothing. With the embedded store and
 // with Redis.
 func TestIntegration(t *testing.T) {
-	stores := map[string]func(t *testing.T) engine.Store{
-		"embedded": func(t *testing.T) engine.Store {
-			s, err := embedded.Open(t.TempDir(), embedded.Config{Sync: embedded.SyncNever})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-		"redis": func(t *testing.T) engine.Store {
-			url := redistest.URL(t)
-			s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: redistest.Prefix(t, url)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
-	for _, name := range []string{"embedded", "redis"} {
-		t.Run(name, func(t *testing.T) { testIntegration(t, stores[name](t)) })
-	}
+	backends.Each(t, testIntegration)
 }
 
 func testIntegration(t *testing.T, store engine.Store) {

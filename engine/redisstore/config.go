@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -51,30 +52,14 @@ type Config struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	if c.URL == "" {
-		c.URL = DefaultURL
-	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
-	if c.HistoryLimit == 0 {
-		c.HistoryLimit = DefaultHistoryLimit
-	}
-	if c.DedupWindow == 0 {
-		c.DedupWindow = DefaultDedupWindow
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Set(&c.URL, DefaultURL)
+	defaults.Set(&c.Prefix, DefaultPrefix)
+	defaults.Set(&c.HistoryLimit, DefaultHistoryLimit)
+	defaults.Set(&c.DedupWindow, DefaultDedupWindow)
+	defaults.Set(&c.DialTimeout, DefaultDialTimeout)
+	defaults.Set(&c.ReadTimeout, DefaultReadTimeout)
+	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
+	c.Logger = defaults.Logger(c.Logger)
 	return c
 }
 

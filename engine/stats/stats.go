@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/internal/batchwrite"
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -166,18 +168,10 @@ type Config struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	if c.MaxPoints == 0 {
-		c.MaxPoints = DefaultMaxPoints
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	defaults.Set(&c.MaxPoints, DefaultMaxPoints)
+	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
+	c.Logger = defaults.Logger(c.Logger)
+	c.Now = defaults.Clock(c.Now)
 	return c
 }
 
@@ -198,8 +192,7 @@ func (c Config) Validate() error {
 type Stats struct {
 	cfg   Config
 	store Store
-	log   *slog.Logger
-	met   *metrics
+	out   *batchwrite.Writer
 
 	mu  sync.Mutex // guards agg (React calls are serialised by the engine, but need not be)
 	agg aggregator
@@ -218,7 +211,7 @@ func New(store Store, cfg Config) (*Stats, error) {
 	if store == nil {
 		return nil, errors.New("stats: store is nil")
 	}
-	s := &Stats{cfg: cfg, store: store, log: cfg.Logger.With("component", "stats"), met: newMetrics(cfg.Registerer)}
+	s := &Stats{cfg: cfg, store: store, out: newWriter(cfg)}
 	s.agg.init()
 	return s, nil
 }
@@ -265,24 +258,12 @@ func (s *Stats) React(ctx context.Context, changes []engine.VisitorChange) {
 			}
 		}
 	}
-	if late > 0 {
-		s.met.late.Add(float64(late))
-	}
+	s.out.Skip(late)
 	deltas := a.deltas()
 	if len(deltas) == 0 {
 		return
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
-	defer cancel()
-	start := time.Now()
-	err := s.store.AddCounts(wctx, deltas)
-	s.met.write.Observe(time.Since(start).Seconds())
-	if err != nil {
-		s.met.errors.Inc()
-		s.log.LogAttrs(ctx, slog.LevelError, "counters not written", slog.Int("deltas", len(deltas)), slog.Any("err", err))
-		return
-	}
-	s.met.deltas.Add(float64(len(deltas)))
+	s.out.Write(ctx, len(deltas), func(ctx context.Context) error { return s.store.AddCounts(ctx, deltas) })
 }
 
 // Series returns the buckets of subject at res that overlap [from, to),
@@ -385,22 +366,16 @@ func Starts(res Resolution, from, to time.Time) (first int64, n int, err error) 
 // MaxPoints returns the largest number of buckets of one Series.
 func (s *Stats) MaxPoints() int { return s.cfg.MaxPoints }
 
-// metrics are the Prometheus instruments of Stats.
-type metrics struct {
-	deltas, errors, late prometheus.Counter
-	write                prometheus.Histogram
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		deltas: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_stats_deltas_total", Help: "Counter increments written (one per resolution, subject, bucket and event type of a batch)."}),
-		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_stats_write_errors_total", Help: "Batches whose counters could not be written (their counts are lost)."}),
-		late:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_stats_late_total", Help: "Event counts skipped because their bucket had already expired (per resolution)."}),
-		write: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_stats_write_seconds", Help: "Time to write one batch's counters to the store.",
-			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.deltas, m.errors, m.late, m.write)
-	}
-	return m
+// newWriter returns the batch writer of Stats and its instruments.
+func newWriter(cfg Config) *batchwrite.Writer {
+	return batchwrite.New(batchwrite.Config{
+		Timeout:    cfg.WriteTimeout,
+		Logger:     cfg.Logger.With("component", "stats"),
+		Failed:     "counters not written",
+		Deltas:     prometheus.CounterOpts{Name: "kairos_stats_deltas_total", Help: "Counter increments written (one per resolution, subject, bucket and event type of a batch)."},
+		Errors:     prometheus.CounterOpts{Name: "kairos_stats_write_errors_total", Help: "Batches whose counters could not be written (their counts are lost)."},
+		Skipped:    prometheus.CounterOpts{Name: "kairos_stats_late_total", Help: "Event counts skipped because their bucket had already expired (per resolution)."},
+		Write:      prometheus.HistogramOpts{Name: "kairos_stats_write_seconds", Help: "Time to write one batch's counters to the store.", Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)},
+		Registerer: cfg.Registerer,
+	})
 }

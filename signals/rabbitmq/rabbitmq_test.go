@@ -21,6 +21,7 @@ import (
 
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/bustest"
+	"github.com/kairoshq/kairos/signals/rabbitmq/rabbitmqtest"
 )
 
 // amqpURL returns the broker of the integration tests, skipping the test
@@ -90,18 +91,7 @@ type admin struct {
 
 func newAdmin(t testing.TB, url string) *admin {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn, ch := rabbitmqtest.ConfirmChannel(t, url)
 	return &admin{t: t, conn: conn, ch: ch}
 }
 

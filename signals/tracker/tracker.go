@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/httpx"
 )
 
 //go:embed tracker.min.js
@@ -41,12 +43,10 @@ func TypesHandler() http.Handler { return typesHandler{} }
 type typesHandler struct{}
 
 func (typesHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
+	if !httpx.GetOrHead(w, r) {
 		return
 	}
+	h := w.Header()
 	h.Set("Content-Type", TypesContentType)
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(CacheMaxAge/time.Second)))
 	h.Set("ETag", typesETag)
@@ -120,12 +120,10 @@ func Handler() http.Handler { return handler{} }
 type handler struct{}
 
 func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
+	if !httpx.GetOrHead(w, r) {
 		return
 	}
+	h := w.Header()
 	a := compressed()
 	body, tag := script, a.etag
 	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))

@@ -7,37 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/experiments/experimentstest"
-	"github.com/kairoshq/kairos/engine/redisstore"
-	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 	"github.com/kairoshq/kairos/engine/storage"
-	"github.com/kairoshq/kairos/engine/storage/storagetest"
+	"github.com/kairoshq/kairos/engine/storage/backendtest"
 )
 
 // The suite on experiments.BackendStore over the real backends: the
 // embedded store and Redis (the storage primitives of each).
-
-func openEmbedded(t *testing.T, dir string) *embedded.Store {
-	t.Helper()
-	s, err := embedded.Open(dir, embedded.Config{Sync: embedded.SyncNever})
-	if err != nil {
-		t.Fatalf("open embedded: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func openRedis(t *testing.T, url, prefix string) *redisstore.Store {
-	t.Helper()
-	s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: prefix})
-	if err != nil {
-		t.Fatalf("open redis: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // closer is the experiments store over a backend that closes.
 type closer struct {
@@ -45,55 +22,40 @@ type closer struct {
 	io.Closer
 }
 
-func TestEmbeddedBackend(t *testing.T) {
-	experimentstest.RunBackend(t, func(t *testing.T) storage.Backend { return openEmbedded(t, t.TempDir()) })
+func TestEmbeddedBackend(t *testing.T) { testBackend(t, kind(t, "embedded")) }
+
+func TestRedisBackend(t *testing.T) { testBackend(t, kind(t, "redis")) }
+
+func testBackend(t *testing.T, k backendtest.Kind) {
+	experimentstest.RunBackend(t, func(t *testing.T) storage.Backend { return k.Open(t) })
 	experimentstest.RunPersistence(t, func(t *testing.T) func(t *testing.T) experimentstest.Closer {
-		dir := t.TempDir()
+		open := k.New(t)
 		return func(t *testing.T) experimentstest.Closer {
-			s := openEmbedded(t, dir)
+			s := open(t)
 			return closer{experiments.NewStore(s), s}
 		}
 	})
 }
 
-func TestRedisBackend(t *testing.T) {
-	url := redistest.URL(t)
-	experimentstest.RunBackend(t, func(t *testing.T) storage.Backend { return openRedis(t, url, redistest.Prefix(t, url)) })
-	experimentstest.RunPersistence(t, func(t *testing.T) func(t *testing.T) experimentstest.Closer {
-		prefix := redistest.Prefix(t, url)
-		return func(t *testing.T) experimentstest.Closer {
-			s := openRedis(t, url, prefix)
-			return closer{experiments.NewStore(s), s}
+// kind returns the backend name of backendtest.Kinds.
+func kind(tb testing.TB, name string) backendtest.Kind {
+	tb.Helper()
+	for _, k := range backendtest.Kinds() {
+		if k.Name == name {
+			return k
 		}
-	})
+	}
+	tb.Fatalf("no backend %q", name)
+	return backendtest.Kind{}
 }
 
 // The exposure and attribution paths of the store, on each backend's
 // primitives.
 
 func benchStores(b *testing.B, run func(b *testing.B, s experiments.Store)) {
-	b.Run("backend=mem", func(b *testing.B) { run(b, experiments.NewStore(storagetest.NewMem(nil))) })
-	b.Run("backend=embedded", func(b *testing.B) { run(b, experiments.NewStore(benchEmbedded(b))) })
-	url := redistest.URL(b)
-	b.Run("backend=redis", func(b *testing.B) { run(b, experiments.NewStore(benchRedis(b, url))) })
-}
-
-func benchEmbedded(b *testing.B) *embedded.Store {
-	s, err := embedded.Open(b.TempDir(), embedded.Config{Sync: embedded.SyncNever})
-	if err != nil {
-		b.Fatal(err)
+	for _, k := range backendtest.Kinds() {
+		b.Run("backend="+k.Name, func(b *testing.B) { run(b, experiments.NewStore(k.Open(b))) })
 	}
-	b.Cleanup(func() { s.Close() })
-	return s
-}
-
-func benchRedis(b *testing.B, url string) *redisstore.Store {
-	s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: redistest.Prefix(b, url)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	return s
 }
 
 // BenchmarkExposure is a first exposure: the sticky assignment, the read

@@ -46,6 +46,7 @@ import (
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/internal/testutil"
 )
 
 // Run runs the contract suite as subtests of t. open returns a new, empty
@@ -499,23 +500,9 @@ func testCreate(t *testing.T, s *experiments.BackendStore, _ storage.Backend) {
 
 func testCreateConcurrent(t *testing.T, s *experiments.BackendStore, _ storage.Backend) {
 	const n = 8
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	won := 0
-	for i := range n {
-		wg.Go(func() {
-			err := s.CreateExperimentDoc(ctx, "x", fmt.Appendf(nil, `{"id":"x","n":%d}`, i))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, errs.Conflict):
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	won := testutil.Wins(t, n, errs.Conflict, func(i int) error {
+		return s.CreateExperimentDoc(ctx, "x", fmt.Appendf(nil, `{"id":"x","n":%d}`, i))
+	})
 	if won != 1 {
 		t.Errorf("%d of %d concurrent creates succeeded, want 1", won, n)
 	}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/kairoshq/kairos/model"
+)
+
+// newFlagSet returns the flag set of the command name: parse errors are
+// returned, and usage and errors are written to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseNoArgs parses args into fs and refuses positional arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return nil
+}
+
+// paramFlags binds the ALS hyperparameter flags to p (defaults from p).
+func paramFlags(fs *flag.FlagSet, p *model.Params) *string {
+	fs.IntVar(&p.Factors, "factors", p.Factors, "number of latent factors k")
+	fs.Float64Var(&p.Lambda, "lambda", p.Lambda, "L2 regularisation λ")
+	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "confidence scale α (c = 1 + α·w)")
+	fs.IntVar(&p.Iterations, "iterations", p.Iterations, "ALS sweeps")
+	fs.DurationVar(&p.HalfLife, "half-life", p.HalfLife, "half-life of interaction weights, back from each user's latest (0 = no decay)")
+	fs.IntVar(&p.CGSteps, "cg-steps", p.CGSteps, "conjugate-gradient steps per row and sweep")
+	fs.Uint64Var(&p.Seed, "seed", p.Seed, "seed of the initial factors")
+	fs.IntVar(&p.Threads, "threads", 0, "training and evaluation goroutines (0 = all cores)")
+	return fs.String("solver", p.Solver.String(), "row solver: cg or cholesky")
+}
+
+// setSolver sets p.Solver from the value of --solver.
+func setSolver(p *model.Params, solver string) error {
+	s, err := model.ParseSolver(solver)
+	if err != nil {
+		return err
+	}
+	p.Solver = s
+	return nil
+}
+
+// checkParams sets p.Solver from the value of --solver and validates p.
+func checkParams(p *model.Params, solver string) error {
+	if err := setSolver(p, solver); err != nil {
+		return err
+	}
+	return p.Validate()
+}
+
+// writeJSON writes v to w as one JSON line.
+func writeJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONLines writes every element of vs to w, one JSON line each.
+func writeJSONLines[T any](w io.Writer, vs []T) error {
+	enc := json.NewEncoder(w)
+	for _, v := range vs {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+// Package batchwrite is the write path shared by the engine's counting
+// reactors (stats, attention): a Reactor aggregates a committed batch in
+// memory, then writes the aggregate once, under a timeout that survives
+// the batch's cancellation (a shutdown finishing its last batch), timed,
+// and logged and counted when it fails, since a Reactor cannot fail the
+// batch.
+package batchwrite
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config names the instruments and the log line of a Writer.
+type Config struct {
+	// Timeout bounds one write.
+	Timeout time.Duration
+	// Logger receives failed writes with the message Failed.
+	Logger *slog.Logger
+	Failed string
+	// Deltas counts the deltas written, Errors the failed writes,
+	// Skipped what the reactor passed over, Write the time of a write.
+	Deltas, Errors, Skipped prometheus.CounterOpts
+	Write                   prometheus.HistogramOpts
+	// Registerer receives the instruments (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Writer writes the aggregates of batches; see the package comment.
+type Writer struct {
+	timeout                 time.Duration
+	log                     *slog.Logger
+	failed                  string
+	deltas, errors, skipped prometheus.Counter
+	write                   prometheus.Histogram
+}
+
+// New returns the Writer of cfg, its instruments registered.
+func New(cfg Config) *Writer {
+	w := &Writer{
+		timeout: cfg.Timeout,
+		log:     cfg.Logger,
+		failed:  cfg.Failed,
+		deltas:  prometheus.NewCounter(cfg.Deltas),
+		errors:  prometheus.NewCounter(cfg.Errors),
+		skipped: prometheus.NewCounter(cfg.Skipped),
+		write:   prometheus.NewHistogram(cfg.Write),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(w.deltas, w.errors, w.skipped, w.write)
+	}
+	return w
+}
+
+// Skip counts n passed-over inputs (nothing when n is 0).
+func (w *Writer) Skip(n int) {
+	if n > 0 {
+		w.skipped.Add(float64(n))
+	}
+}
+
+// Write runs write for n deltas under the timeout, detached from the
+// cancellation of ctx, and observes its time; a failure is logged and
+// counted, a success adds n to the deltas written.
+func (w *Writer) Write(ctx context.Context, n int, write func(context.Context) error) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.timeout)
+	defer cancel()
+	start := time.Now()
+	err := write(wctx)
+	w.write.Observe(time.Since(start).Seconds())
+	if err != nil {
+		w.errors.Inc()
+		w.log.LogAttrs(ctx, slog.LevelError, w.failed, slog.Int("deltas", n), slog.Any("err", err))
+		return
+	}
+	w.deltas.Add(float64(n))
+}
