@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -378,6 +379,69 @@ for _, k in ipairs(eorder) do redis.call('PEXPIREAT', k, exp[k]) end
 return 'ok'
 `)
 
+// lazyIncrements reports whether t is a Lazy Txn of increments and
+// expiries only (no condition, set or delete): the shape of the derived
+// counters' batches, which applyLazyIncrements writes without a script.
+func lazyIncrements(t storage.Txn) bool {
+	if !t.Lazy || len(t.If) > 0 {
+		return false
+	}
+	for _, op := range t.Ops {
+		switch op.Kind {
+		case storage.OpIncr, storage.OpIncrFloat, storage.OpExpire:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// applyLazyIncrements writes a Lazy Txn of increments as one MULTI/EXEC
+// of HINCRBY, HINCRBYFLOAT and PEXPIREAT (atomic: no other client's
+// command in between), without applyScript's reading and checking of
+// every field first — a third of its Redis CPU for a counters' batch.
+// As storage.Txn.Lazy allows, an increment of a field that does not hold
+// a number is reported Invalid while the other ops are applied.
+func (s *Store) applyLazyIncrements(ctx context.Context, t storage.Txn) error {
+	expiry := map[string]time.Time{}
+	var order []string
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, op := range t.Ops {
+			k := s.mapKey(op.Key)
+			switch op.Kind {
+			case storage.OpIncr:
+				p.HIncrBy(ctx, k, op.Field, op.Int)
+			case storage.OpIncrFloat:
+				if math.IsNaN(op.Float) || math.IsInf(op.Float, 0) {
+					return fmt.Errorf("op %d: %w: increment %v of field %q of %q is not finite", i, errs.Invalid, op.Float, op.Field, op.Key)
+				}
+				p.HIncrByFloat(ctx, k, op.Field, op.Float)
+			case storage.OpExpire:
+				if _, ok := expiry[k]; !ok {
+					order = append(order, k)
+				}
+				expiry[k] = op.At
+			}
+		}
+		for _, k := range order {
+			p.PExpireAt(ctx, k, expiry[k])
+		}
+		return nil
+	})
+	var rerr redis.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errs.Invalid):
+		return fmt.Errorf("redisstore: apply: %w", err)
+	case errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE"):
+		return fmt.Errorf("redisstore: apply: %w: %v", errs.Internal, err)
+	case errors.As(err, &rerr):
+		return fmt.Errorf("redisstore: apply: %w: %v", errs.Invalid, err)
+	}
+	return swrap("apply", err)
+}
+
 // Apply implements storage.Maps with applyScript: one EVALSHA whatever
 // the size of t, atomic (Redis runs a script whole, with no other
 // client's command in between).
@@ -387,6 +451,9 @@ func (s *Store) Apply(ctx context.Context, t storage.Txn) error {
 	}
 	if len(t.Ops) == 0 && len(t.If) == 0 {
 		return nil
+	}
+	if lazyIncrements(t) {
+		return s.applyLazyIncrements(ctx, t)
 	}
 	var keys []string
 	index := map[string]string{}

@@ -126,6 +126,10 @@ type Txn struct {
 	// crash may lose the last moments of (event counters, attention), so
 	// that they do not add a disk sync to every consumed batch. Atomicity
 	// and visibility are unchanged; a backend without syncs ignores it.
+	// A Lazy Txn of increments and expiries only may also skip checking
+	// first that the incremented fields hold numbers: an increment of one
+	// that does not is still Invalid, but the other ops may be applied
+	// (derived counters are written by increments only).
 	Lazy bool
 }
 

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Backend) {
 		{"maps/delete", testDelete},
 		{"maps/concurrent-incr", testConcurrentIncr},
 		{"maps/compare-and-set", testCompareAndSet},
+		{"maps/lazy-increments", testLazyIncrements},
 		{"logs/append", testLogAppend},
 		{"logs/keep-and-min-seq", testLogKeep},
 		{"logs/expiry", testLogExpiry},
@@ -482,4 +483,34 @@ func testCancelled(t *testing.T, b storage.Backend) {
 	if got, _ := b.Maps(context.Background(), []string{k}); got[0] != nil {
 		t.Fatalf("a cancelled Apply was applied: %v", got[0])
 	}
+}
+
+// testLazyIncrements: a Lazy Txn of increments and expiries is applied
+// and visible at once, like any other, and an increment of a text field
+// in one is still Invalid.
+func testLazyIncrements(t *testing.T, b storage.Backend) {
+	ctx, k1, k2 := ctxT(t), Name("map"), Name("map")
+	for range 3 {
+		tx := storage.Txn{Lazy: true}
+		tx.Incr(k1, "n", 2)
+		tx.IncrFloat(k1, "v", 0.5)
+		tx.Incr(k2, "n", 1)
+		tx.Expire(k1, time.Now().Add(time.Hour))
+		tx.Expire(k2, time.Now().Add(-time.Second))
+		must(t, b.Apply(ctx, tx))
+	}
+	got, err := b.Maps(ctx, []string{k1, k2})
+	must(t, err)
+	if got[0]["n"] != "6" || got[0]["v"] != "1.5" {
+		t.Fatalf("after 3 lazy txns: %v, want n 6, v 1.5", got[0])
+	}
+	if got[1] != nil {
+		t.Fatalf("a map a lazy txn made expire reads %v", got[1])
+	}
+	var text storage.Txn
+	text.Set(k1, "s", "text")
+	must(t, b.Apply(ctx, text))
+	bad := storage.Txn{Lazy: true}
+	bad.Incr(k1, "s", 1)
+	wantKind(t, "lazy increment of a text field", b.Apply(ctx, bad), errs.Invalid)
 }
