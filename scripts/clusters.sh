@@ -21,6 +21,7 @@
 #   scripts/clusters.sh pid rabbit|redis N     # PID of node N (1-3 / 1-6)
 #   scripts/clusters.sh start rabbit|redis N   # (re)start node N with its data
 #   scripts/clusters.sh wait [seconds]         # wait until both are healthy
+#   scripts/clusters.sh ctl N args...          # rabbitmqctl against RabbitMQ node N
 #
 # `eval "$(scripts/clusters.sh env)"` exports the URLs into a shell.
 set -euo pipefail
@@ -342,8 +343,14 @@ start)
   *) epmd_up && rmq_start "$3" && rmq_wait_node "$3" 120 ;;
   esac
   ;;
+ctl)
+  check_node rabbit "${2:-}"
+  n=$2
+  shift 2
+  ctl "$n" "$@"
+  ;;
 *)
-  echo "usage: $0 up|down|status|env|wait [s]|pid rabbit|redis N|start rabbit|redis N" >&2
+  echo "usage: $0 up|down|status|env|wait [s]|ctl N args|pid rabbit|redis N|start rabbit|redis N" >&2
   exit 2
   ;;
 esac
