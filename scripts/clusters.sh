@@ -152,12 +152,13 @@ rmq_healthy() {
 }
 
 rmq_up() {
-  local n fresh=""
+  local n fresh="" t0=$SECONDS
   [ -d "$DIR/rabbitmq/c1/mnesia" ] || fresh=1
   rmq_setup
   epmd_up
   for n in "${RABBIT_NODES[@]}"; do rmq_start "$n"; done
   for n in "${RABBIT_NODES[@]}"; do rmq_wait_node "$n" 120; done
+  log "RabbitMQ nodes booted: $((SECONDS - t0)) s"
   for n in 2 3; do
     if ctl "$n" eval "lists:member('$(node_name 1)', rabbit_nodes:all())." 2>/dev/null |
       grep -q true; then
@@ -252,7 +253,9 @@ cmd_up() {
     return 0
   fi
   redis_up
+  log "Redis nodes started, cluster created: $((SECONDS - t0)) s"
   rmq_up
+  log "RabbitMQ nodes booted and joined: $((SECONDS - t0)) s"
   wait_healthy "${KAIROS_CLUSTERS_WAIT:-60}" || die "clusters did not become healthy"
   log "up in $((SECONDS - t0)) s (RabbitMQ 127.0.0.1:5681-5683, Redis Cluster 127.0.0.1:7001-7006)"
 }
