@@ -17,7 +17,7 @@
 #   scripts/clusters.sh up             # start both (a no-op when healthy)
 #   scripts/clusters.sh down           # kill every node by its PID file, remove the data
 #   scripts/clusters.sh status         # health of both; exit 1 if not healthy
-#   scripts/clusters.sh env            # KAIROS_CLUSTER_AMQP_URLS=... KAIROS_CLUSTER_REDIS_URL=...
+#   scripts/clusters.sh env            # export KAIROS_CLUSTER_AMQP_URLS='...' KAIROS_CLUSTER_REDIS_URL='...'
 #   scripts/clusters.sh pid rabbit|redis N     # PID of node N (1-3 / 1-6)
 #   scripts/clusters.sh start rabbit|redis N   # (re)start node N with its data
 #   scripts/clusters.sh wait [seconds]         # wait until both are healthy
@@ -307,8 +307,8 @@ cmd_env() {
   for n in "${REDIS_NODES[@]:1}"; do
     redis="$redis$([ "$n" = 2 ] && echo '?' || echo '&')addr=127.0.0.1:$(redis_port "$n")"
   done
-  echo "KAIROS_CLUSTER_AMQP_URLS=$urls"
-  echo "KAIROS_CLUSTER_REDIS_URL=$redis"
+  echo "export KAIROS_CLUSTER_AMQP_URLS='$urls'"
+  echo "export KAIROS_CLUSTER_REDIS_URL='$redis'"
 }
 
 node_pidfile() { # kind N

@@ -59,7 +59,8 @@ func Get(tb testing.TB) *Clusters {
 	return shared
 }
 
-// start runs `clusters.sh up` and reads `clusters.sh env`.
+// start runs `clusters.sh up` and reads `clusters.sh env`
+// (lines `export NAME='value'`).
 func start() (*Clusters, error) {
 	script, err := findScript()
 	if err != nil {
@@ -76,10 +77,12 @@ func start() (*Clusters, error) {
 		return nil, err
 	}
 	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		// export NAME='value'
+		k, v, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "export "), "=")
 		if !ok {
 			continue
 		}
+		v = strings.Trim(v, "'")
 		switch k {
 		case "KAIROS_CLUSTER_AMQP_URLS":
 			c.AMQPURLs = strings.Split(v, ",")
