@@ -12,6 +12,9 @@
 #
 #   scripts/test.sh              # every package
 #   scripts/test.sh ./api/...    # only these packages (vet, tests, fuzz)
+#   KAIROS_CLUSTER_TESTS=1 scripts/test.sh ./internal/clustertest/...
+#                                # also start the local clusters (scripts/clusters.sh)
+#                                # and run the distributed tests against them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=("$@")
@@ -46,6 +49,14 @@ trap summary EXIT
 
 phase "services: RabbitMQ, Redis, Chromium (scripts/services.sh)"
 scripts/services.sh
+
+# The local clusters of the distributed tests (internal/clustertest) only
+# when asked for: they take ~½ GB and up to a minute to start.
+if [ "${KAIROS_CLUSTER_TESTS:-}" = "1" ]; then
+  phase "clusters: 3-node RabbitMQ, 6-node Redis Cluster (scripts/clusters.sh, KAIROS_CLUSTER_TESTS=1)"
+  scripts/clusters.sh up
+  eval "$(scripts/clusters.sh env)"
+fi
 
 export KAIROS_AMQP_URL="${KAIROS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 export KAIROS_REDIS_URL="${KAIROS_REDIS_URL:-redis://127.0.0.1:6379/0}"
