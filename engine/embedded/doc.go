@@ -29,79 +29,18 @@
 //	length uint32 LE | CRC-32C of the payload uint32 LE | payload (type byte, then fields)
 //
 // Log records are a Commit (time, hashes of the event ids, and per visitor
-// update: id, factors if any, session, appended history events), a put item
-// (its JSON), a delete item, a delete visitor, a row assignment (first row,
-// ids), a set of item states and counter deltas of engine/stats (record
-// type 7: groups of resolution, bucket start and expiry, each with cells of
-// kind, id, event type, count and sum; see encodeCounts). Visitor values
-// use the binary encodings of package engine (engine.HistoryEvent.AppendBinary,
-// …): factors are little-endian float32s. A snapshot is a header (magic,
-// format version, log sequence), the visitors, the de-duplication buckets,
-// the items, the row assignments, the item states and the counters (as
-// counts records, one bucket each), then an end record counting the
-// records. The counts record was added to format version 1 without
-// changing the version: this build reads older directories; an older build
-// refuses a directory with counters ("unknown record type 7").
-//
-// # Counters
-//
-// The Store is also the stats.Store of engine/stats: counters per
-// (resolution, bucket start) group, each a map from (kind, id, event type)
-// to count and sum, in memory (about 100 bytes per cell). AddCounts is one
-// log record applied under the state lock, without waiting for an fsync
-// (counters are derived data; the next Commit's fsync covers it). A group
-// expires at the ExpireAt of its deltas: Counts hides expired groups by
-// Config.Now, and the background goroutine drops them every minute (and
-// Open after replaying the log).
-//
-// # Promotions
-//
-// The Store is also the promo.Store of engine/promo (promo.go): offer,
-// campaign and rule definitions (JSON), offer counters and learnt factors,
-// and per visitor the frequency-cap windows, rule cooldowns and the log of
-// recent promotions, in memory. Every change is one log record of type 8
-// (recPromo) holding an operation: put or delete a definition, add counts
-// (counters, factor deltas, cap increments), start a cooldown, append a
-// promotion (with the Seq assigned under the state lock), forget a
-// visitor, set the token secret. AddOfferCounts does not wait for an fsync
-// (like AddCounts); the others follow Config.Sync. A snapshot holds the
-// definitions, the version, the secret, the counters (one add-counts
-// record from zero) and each visitor's state that has not expired by
-// Config.Now. Like the counts record, type 8 was added to format version
-// 1: an older build refuses a directory that has it.
-//
-// # Attention
-//
-// The Store is also the attention.Store of engine/attention
-// (attention.go): per page, a map from element to dwell ms, in memory.
-// AddDwell is one log record of type 14 (recAttention: the write's time,
-// the bound on elements, and per page its expiry and element deltas),
-// applied under the state lock without waiting for an fsync (like
-// AddCounts). The bound is applied when a record is applied, and expiry
-// is decided by the record's own time, so a replay rebuilds exactly what
-// the writes made. Expired pages are hidden from PageDwell by Config.Now,
-// dropped by a write at most once a minute, and left out of snapshots
-// (one record per page). Type 14 was added to format version 1 like
-// types 7 to 9: an older build refuses a directory that has it.
-//
-// # Experiments
-//
-// The Store is also the experiments.Store of engine/experiments
-// (experiments.go): definitions, and per experiment the sticky
-// assignments, the units, the counts per variant, the bandit weights and
-// the looks, in memory. Every change is one log record of type 15
-// (recExperiments) holding an operation: put or delete a definition (a
-// delete drops all its data), assign, unassign, update units and counts,
-// set weights, add a look, forget subjects. A conditional write —
-// AssignSubject that creates, UpdateExperimentUnits whose old records
-// match, the next weights version, a new look — decides under the write
-// lock and logs only when it applies, so replay just applies.
-// UpdateExperimentUnits and AddExperimentLook do not wait for an fsync
-// (like AddCounts); the others follow Config.Sync. A snapshot copies the
-// inner maps under the lock (about 50 ms per million assignments and
-// units) and writes them in chunks of 4,096. Type 15 was added to format
-// version 1 like types 7 to 9 and 14: an older build refuses a directory
-// that has it.
+// update: id, factors if any, session, appended history events), a delete
+// visitor, a row assignment (first row, ids), a set of item states,
+// identity links, and the records of the storage primitives below. Visitor
+// values use the binary encodings of package engine
+// (engine.HistoryEvent.AppendBinary, …): factors are little-endian
+// float32s. A snapshot is a header (magic, format version, log sequence),
+// the visitors, the de-duplication buckets, the row assignments, the item
+// states, the links and the primitives' collections, maps and logs, then
+// an end record counting the records. Record types 2, 3, 7, 8, 14 and 15
+// (catalog items, counters, promo, attention and experiments of storage
+// format 1) are never reused: those features keep their state on the
+// primitives since format 2.
 //
 // # Storage primitives
 //
@@ -109,7 +48,9 @@
 // by atomic transactions, and bounded logs, on which the domain stores are
 // written once. Each write is one log record (types 16 to 20, see
 // prims_records.go), applied under the state lock and, with SyncAlways,
-// fsynced before the call returns (group commit, as a Commit):
+// fsynced before the call returns (group commit, as a Commit) — except a
+// Lazy transaction (storage.Txn.Lazy: the counters written per consumed
+// batch), which the next synced write makes durable:
 //
 //   - PutDoc and DeleteDoc log the collection, the id (and the JSON); the
 //     collection's version counts its changes and is kept in snapshots.

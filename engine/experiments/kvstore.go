@@ -320,7 +320,7 @@ func (s *BackendStore) UpdateExperimentUnits(ctx context.Context, u Update) erro
 	if err := checkUnitsUpdate(u); err != nil {
 		return err
 	}
-	var t storage.Txn
+	t := storage.Txn{Lazy: true} // per consumed batch: no disk sync of its own
 	for _, w := range u.Units {
 		key := xpKey(w.Exp, partUnits)
 		old, err := w.Old.MarshalText()
@@ -438,7 +438,7 @@ func (s *BackendStore) AddExperimentLook(ctx context.Context, exp string, l Look
 		return fmt.Errorf("look of %s: encode: %w", exp, err)
 	}
 	key, field := xpKey(exp, partLooks), strconv.FormatInt(l.At.UnixMilli(), 10)
-	var t storage.Txn
+	t := storage.Txn{Lazy: true}
 	t.IfAbsent(key, field)
 	t.Set(key, field, string(b))
 	if err := s.b.Apply(ctx, t); err != nil && !errors.Is(err, errs.Conflict) {

@@ -103,7 +103,9 @@ func wrapErr(op string, err error) error {
 	return fmt.Errorf("promo store: %s: %w", op, err)
 }
 
-// AddOfferCounts adds c in one storage.Txn: the offer counters and
+// AddOfferCounts adds c in one lazy storage.Txn (counters of consumed
+// batches: no disk sync of their own, as before the storage port): the
+// offer counters and
 // factor deltas (additions), and, when there are cap increments, the new
 // state of each touched cap window, guarded by the windows' ends as read
 // beforehand (one Maps call); it reads again and retries when another
@@ -117,7 +119,7 @@ func (s *BackendStore) AddOfferCounts(ctx context.Context, c Counts) error {
 	}
 	base := s.counterOps(&c)
 	if len(c.Caps) == 0 {
-		return wrapErr("add offer counts", s.b.Apply(ctx, storage.Txn{Ops: base}))
+		return wrapErr("add offer counts", s.b.Apply(ctx, storage.Txn{Ops: base, Lazy: true}))
 	}
 	vis := groupCaps(c.Caps)
 	keys := make([]string, len(vis))
@@ -129,7 +131,7 @@ func (s *BackendStore) AddOfferCounts(ctx context.Context, c Counts) error {
 		if err != nil {
 			return wrapErr("add offer counts", err)
 		}
-		t := storage.Txn{Ops: base[:len(base):len(base)]}
+		t := storage.Txn{Ops: base[:len(base):len(base)], Lazy: true}
 		for i, v := range vis {
 			if err := v.capTxn(&t, ms[i], c.Now.UnixMilli(), time.Now()); err != nil {
 				return wrapErr("add offer counts", err)

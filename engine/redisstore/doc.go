@@ -101,36 +101,19 @@
 // 0.30000000000000004): readers parse the value with strconv.ParseFloat,
 // never compare its text.
 //
-// The promo.Store part (engine/promo: offers, campaigns, rules, their
-// counters and the promotions of visitors; engine/redisstore/promo.go):
+// A Lazy Txn of increments and expiries only (storage.Txn.Lazy: the
+// counters of engine/stats, engine/attention and engine/promo written per
+// consumed batch) skips the script: it is one MULTI/EXEC of HINCRBY,
+// HINCRBYFLOAT and PEXPIREAT, without reading the fields first (a third
+// of the script's Redis CPU for a counters' batch); an increment of a
+// field that is not a number is then reported Invalid while the others
+// are applied, as Lazy allows.
 //
-//	<prefix>:promo:<kind>         HASH    definition id → JSON; kind is offers, campaigns or rules
-//	<prefix>:promo:version        STRING  INCR on every definition write (replicas poll it)
-//	<prefix>:promo:stats          HASH    <offer>:i, <offer>:c, <offer>:v → impressions, clicks, conversions
-//	<prefix>:promo:factors        HASH    <f>:<offer> → component f of the offer's learnt factor (HINCRBYFLOAT)
-//	<prefix>:promo:v:<visitor>    HASH    c:<offer> → "<count> <window end ms>" (frequency cap),
-//	                                      r:<rule> → cooldown end ms; expires a day after the longest
-//	<prefix>:promo:log:<visitor>  ZSET    promotions: score Seq, member "<seq> <promotion JSON>";
-//	                                      the newest keep, expiring ttl after the last append
-//	<prefix>:promo:secret         STRING  32 random bytes: the token-signing secret (SET NX)
-//
-// The experiments.Store part (engine/experiments: definitions, sticky
-// assignments, units, counts per variant, bandit weights and looks;
-// engine/redisstore/experiments.go):
-//
-//	<prefix>:xp:defs          HASH    experiment id → definition JSON
-//	<prefix>:xp:version       STRING  INCR on every definition write
-//	<prefix>:xp:<id>:as       HASH    subject key (a:<visitor>, u:<user>) → "<variant> <Unix ms> <propensity>"
-//	<prefix>:xp:<id>:un       HASH    subject key → unit record, or "= <subject key>" (an alias)
-//	<prefix>:xp:<id>:ct       HASH    "<variant>:<field>" → integer: n, e, clk, cart, conv, rev, rq0…rq3
-//	<prefix>:xp:<id>:w        STRING  bandit weights "<version> <JSON>"
-//	<prefix>:xp:<id>:lk       HASH    look time (Unix ms) → look JSON
-//
-// AddOfferCounts is one MULTI/EXEC (HINCRBY, HINCRBYFLOAT and a Lua
-// script per cap increment, sent as EVAL); TryRuleCooldown,
-// AppendPromotion and DeletePromoDoc are Lua scripts (atomic: Seqs are
-// strictly increasing per visitor even with several replicas). Seqs are
-// Unix µs, exact in Redis' float64 scores until the year 2255.
+// Promo, experiments, stats, attention and the catalog keep their state
+// on these primitives (their key names are in their packages:
+// engine/promo/backend.go, engine/experiments/kvstore.go,
+// engine/stats/store.go, engine/attention/store.go,
+// engine/items_store.go); this package knows nothing of them.
 //
 // # Storage format
 //
@@ -151,12 +134,8 @@
 // an HMGET and a GET per visitor; Seen is one MGET; Commit is one
 // MULTI/EXEC transaction holding every write of the batch (a SET per event
 // id; APPEND, HINCRBY and HSET per visitor); ItemRows is one Lua script;
-// PutItem, DeleteItem and SaveItemStates are transactions. Items takes two
-// (ZRANGE … BYLEX, then HMGET); ItemStates pages through the states with
-// HSCAN. AddCounts is one MULTI/EXEC (HINCRBY per delta, HINCRBYFLOAT per
-// non-zero sum, EXPIREAT per counter hash: about 900 commands for a batch
-// of 256 events over 100 items, 1.2 ms and 0.7 ms of Redis CPU measured
-// on the 2-core machine); Counts one pipeline of HGETALLs, one per bucket.
+// SaveItemStates is a transaction; ItemStates pages through the states
+// with HSCAN.
 //
 // A history is one string rather than a list of events because loading it
 // is the hot read (every batch loads the visitors it touches): one bulk

@@ -37,9 +37,8 @@
 // Retention sets, per resolution, how long a bucket is kept after it
 // ends (ParseRetention reads "15m:30d,1h:120d,1d:0", the default; 0 keeps
 // a resolution forever). A bucket expires at its end plus the retention
-// (Delta.ExpireAt, absolute): Redis drops the key itself (EXPIREAT), the
-// embedded store prunes expired buckets every minute and never returns
-// them. An event so late that its bucket has already expired is not
+// (Delta.ExpireAt, absolute), set as the bucket map's expiry (OpExpire):
+// an expired bucket reads as absent on every backend. An event so late that its bucket has already expired is not
 // counted at that resolution (kairos_stats_late_total). The retention of
 // raw events is the archive's business (offline/archive), not this
 // package's.
@@ -48,18 +47,17 @@
 //
 // React aggregates the batch in memory first, one Delta per (resolution,
 // subject, bucket, type), reusing its memory from batch to batch, then
-// writes the deltas with one AddCounts call: one Redis round trip (one
-// MULTI/EXEC of HINCRBY/HINCRBYFLOAT and EXPIREAT per touched bucket) or
-// one write-ahead-log record of the embedded store (appended, not waited
-// for with fsync: counters are derived data, see engine/embedded). The
-// write runs on the engine's consuming goroutine after the batch's commit,
-// so its latency adds to the batch's. Measured on the 2-core machine with
-// batches of 256 events over ~100 items (555 deltas; BenchmarkReact of
-// this package, engine/embedded and engine/redisstore):
-//
-//	aggregation alone          67 µs per batch   0.26 µs per event   5 allocations per batch
-//	with the embedded store   160 µs per batch   0.63 µs per event   6 allocations per batch
-//	with Redis (same machine) 1.3 ms per batch   5.1 µs per event    (0.7 ms of it Redis CPU)
+// writes the deltas with one AddCounts call: one lazy storage.Txn
+// (storage.Txn.Lazy: no disk sync of its own on the embedded store, one
+// MULTI/EXEC of HINCRBY/HINCRBYFLOAT and PEXPIREAT on Redis). The write
+// runs on the engine's consuming goroutine after the batch's commit, so
+// its latency adds to the batch's. Measured on the shared 2-core machine
+// with batches of 256 events over ~100 items (555 deltas;
+// BenchmarkStoreAddCounts, BenchmarkStoreReact): with Redis 7–11 ms per
+// batch of wall time under load, in the range of the store of the
+// previous storage format; on the embedded store the generic transaction
+// path costs more CPU than the former dedicated counters (see the README's
+// overload capacity before and after the store port).
 //
 // For comparison, the engine's own Redis Commit of a batch of that size
 // takes 1.55 ms. Batches are not merged with each other: hot items'
