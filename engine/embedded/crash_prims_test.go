@@ -1,14 +1,12 @@
 package embedded
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,29 +96,15 @@ func TestPrimsCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		killAfter := 100 + r.IntN(200)
-		sc := bufio.NewScanner(stdout)
-		got := 0
-		for sc.Scan() {
-			line := sc.Text()
-			var w, n int
-			var seq uint64
-			if _, err := fmt.Sscanf(line, "ok %d %d %d", &w, &n, &seq); err != nil {
-				if strings.HasPrefix(line, "open-error") || strings.HasPrefix(line, "error") {
-					cmd.Process.Kill()
-					cmd.Wait()
-					t.Fatalf("round %d: child: %s", round, line)
-				}
-				continue
+		got, err := readAcksUntilKill(t, round, cmd, stdout, killAfter, func(w, n int, v string) error {
+			seq, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return err
 			}
 			acked[[2]int{w, n}] = seq
 			next = max(next, n+1)
-			if got++; got == killAfter {
-				if err := cmd.Process.Kill(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		err = cmd.Wait()
+			return nil
+		})
 		if got < killAfter {
 			t.Fatalf("round %d: child ended after %d writes (%v), before it was killed", round, got, err)
 		}

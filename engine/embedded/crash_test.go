@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -113,29 +114,15 @@ func TestCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		killAfter := 100 + r.IntN(200) // acknowledged batches before the kill
-		sc := bufio.NewScanner(stdout)
-		got := 0
-		for sc.Scan() {
-			line := sc.Text()
-			var w, n int
-			var row int32
-			if _, err := fmt.Sscanf(line, "ok %d %d %d", &w, &n, &row); err != nil {
-				if strings.HasPrefix(line, "open-error") || strings.HasPrefix(line, "error") {
-					cmd.Process.Kill()
-					cmd.Wait()
-					t.Fatalf("round %d: child: %s", round, line)
-				}
-				continue
+		got, err := readAcksUntilKill(t, round, cmd, stdout, killAfter, func(w, n int, v string) error {
+			row, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				return err
 			}
-			acked[[2]int{w, n}] = row
+			acked[[2]int{w, n}] = int32(row)
 			next = max(next, n+1)
-			if got++; got == killAfter {
-				if err := cmd.Process.Kill(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		err = cmd.Wait()
+			return nil
+		})
 		if got < killAfter {
 			t.Fatalf("round %d: child ended after %d batches (%v), before it was killed", round, got, err)
 		}
@@ -205,4 +192,38 @@ func checkCrashDir(t *testing.T, dir string, acked map[[2]int]int32) {
 			}
 		}
 	}
+}
+
+// readAcksUntilKill reads the crash child's "ok <w> <n> <value>" lines,
+// hands each to ack, kills the child after killAfter of them, and returns
+// how many it read and the child's exit error. A child reporting an error
+// fails the test.
+func readAcksUntilKill(t *testing.T, round int, cmd *exec.Cmd, stdout io.Reader, killAfter int, ack func(w, n int, v string) error) (int, error) {
+	t.Helper()
+	sc := bufio.NewScanner(stdout)
+	got := 0
+	for sc.Scan() {
+		line := sc.Text()
+		var w, n int
+		var v string
+		if _, err := fmt.Sscanf(line, "ok %d %d %s", &w, &n, &v); err != nil {
+			if strings.HasPrefix(line, "open-error") || strings.HasPrefix(line, "error") {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("round %d: child: %s", round, line)
+			}
+			continue
+		}
+		if err := ack(w, n, v); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("round %d: child line %q: %v", round, line, err)
+		}
+		if got++; got == killAfter {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return got, cmd.Wait()
 }

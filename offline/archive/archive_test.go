@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -22,7 +23,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, policy := range []SyncPolicy{SyncAlways, SyncInterval, SyncNone} {
 		t.Run(string(policy), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
-			clock := newFakeClock(t0)
+			clock := testutil.NewClock(t0)
 			o := testOptions(t, clock)
 			o.Sync = policy
 			a := mustOpen(t, o)
@@ -78,7 +79,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestScanOrderAndSeq(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	a := mustOpen(t, testOptions(t, clock))
 	defer mustClose(t, a)
 	var want []string
@@ -88,7 +89,7 @@ func TestScanOrderAndSeq(t *testing.T) {
 		for _, e := range b {
 			want = append(want, e.ID)
 		}
-		clock.Advance(7 * time.Minute) // crosses hours
+		clock.Add(7 * time.Minute) // crosses hours
 	}
 	recs := mustScan(t, a, Query{})
 	var got []string
@@ -110,7 +111,7 @@ func TestScanOrderAndSeq(t *testing.T) {
 
 func TestQueryFilters(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	a := mustOpen(t, testOptions(t, clock))
 	defer mustClose(t, a)
 
@@ -118,9 +119,9 @@ func TestQueryFilters(t *testing.T) {
 	late := mkEvent(rng, "late", "v1", t0.Add(-24*time.Hour))
 	mustAppend(t, a, []signals.Event{mkEvent(rng, "a1", "v1", t0), late})
 	cut := a.LastSeq()
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	mustAppend(t, a, []signals.Event{mkEvent(rng, "b1", "v1", t0.Add(time.Hour)), mkEvent(rng, "b2", "v2", t0.Add(time.Hour+time.Second))})
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	mustAppend(t, a, []signals.Event{mkEvent(rng, "c1", "v1", t0.Add(2*time.Hour))})
 
 	tests := []struct {
@@ -172,13 +173,13 @@ func TestQueryFilters(t *testing.T) {
 
 func TestHourRollOver(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	clock := newFakeClock(time.Date(2026, 11, 23, 14, 59, 59, 0, time.UTC))
+	clock := testutil.NewClock(time.Date(2026, 11, 23, 14, 59, 59, 0, time.UTC))
 	o := testOptions(t, clock)
 	a := mustOpen(t, o)
 	defer mustClose(t, a)
 
 	mustAppend(t, a, mkBatch(rng, "a", 30, clock.Now()))
-	clock.Advance(2 * time.Second) // 15:00:01
+	clock.Add(2 * time.Second) // 15:00:01
 	mustAppend(t, a, mkBatch(rng, "b", 20, clock.Now()))
 
 	segs := a.Segments()
@@ -200,7 +201,7 @@ func TestHourRollOver(t *testing.T) {
 	}
 
 	// An idle writer seals on its own once the hour has passed.
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	deadline := time.Now().Add(10 * time.Second)
 	for !a.Segments()[1].Sealed {
 		if time.Now().After(deadline) {
@@ -217,7 +218,7 @@ func TestHourRollOver(t *testing.T) {
 
 func TestReopenSameHourAndClockBack(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	var want []signals.Event
 
@@ -228,7 +229,7 @@ func TestReopenSameHourAndClockBack(t *testing.T) {
 	seq := a.LastSeq()
 	mustClose(t, a) // seals 14
 
-	clock.Advance(10 * time.Minute) // still 14: the sealed segment is reopened
+	clock.Add(10 * time.Minute) // still 14: the sealed segment is reopened
 	a = mustOpen(t, o)
 	if a.LastSeq() != seq {
 		t.Fatalf("LastSeq after reopen %d, want %d", a.LastSeq(), seq)
@@ -242,7 +243,7 @@ func TestReopenSameHourAndClockBack(t *testing.T) {
 	if s := a.Segments(); len(s) != 1 || s[0].Sealed || s[0].Events != 20 {
 		t.Fatalf("segments %+v, want one active segment of 20 events", s)
 	}
-	clock.Advance(time.Hour) // 15
+	clock.Add(time.Hour) // 15
 	b = mkBatch(rng, "c", 5, t0)
 	want = append(want, b...)
 	mustAppend(t, a, b)
@@ -291,7 +292,7 @@ func copyDir(t *testing.T, src string) string {
 
 func TestTornTail(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	a := mustOpen(t, o)
 	defer mustClose(t, a)
@@ -380,7 +381,7 @@ func TestTornTail(t *testing.T) {
 
 func TestCorruptSealedSegment(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	a := mustOpen(t, o)
 	for i := range 3 {
@@ -408,12 +409,12 @@ func TestCorruptSealedSegment(t *testing.T) {
 
 func TestIndexRebuild(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	a := mustOpen(t, o)
 	for i := range 4 {
 		mustAppend(t, a, mkBatch(rng, fmt.Sprintf("b%d", i), 25, t0.Add(time.Duration(i)*time.Hour)))
-		clock.Advance(time.Hour)
+		clock.Add(time.Hour)
 	}
 	mustClose(t, a)
 	orig, err := readIndex(o.Dir)
@@ -484,15 +485,15 @@ func TestIndexRebuild(t *testing.T) {
 
 func TestEraseAndCompact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	a := mustOpen(t, o)
 
 	ev := func(id, visitor string) signals.Event { return mkEvent(rng, id, visitor, clock.Now()) }
 	mustAppend(t, a, []signals.Event{ev("1", "alice"), ev("2", "bob"), ev("3", "carol"), ev("4", "bob")})
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	mustAppend(t, a, []signals.Event{ev("5", "bob"), ev("6", "alice")})
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	mustAppend(t, a, []signals.Event{ev("7", "bob")}) // the active segment
 
 	if err := a.Erase(context.Background(), "bob"); err != nil {
@@ -577,7 +578,7 @@ func TestEraseAndCompact(t *testing.T) {
 	mustClose(t, a)
 
 	// Tombstones survive a restart.
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	a = mustOpen(t, o)
 	defer mustClose(t, a)
 	want = []string{"3", "8", "9"}
@@ -597,7 +598,7 @@ func TestEraseAndCompact(t *testing.T) {
 }
 
 func TestTombstoneTornTail(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	a := mustOpen(t, o)
 	mustAppend(t, a, []signals.Event{{ID: "1", Type: "view", Visitor: "x", Time: signals.Timestamp{Time: t0}}})
@@ -627,14 +628,14 @@ func TestTombstoneTornTail(t *testing.T) {
 
 func TestRetention(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 20))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	o.Retention = 3 * time.Hour
 	a := mustOpen(t, o)
 	defer mustClose(t, a)
 	for i := range 3 { // hours 14, 15, 16
 		mustAppend(t, a, mkBatch(rng, fmt.Sprintf("h%d", i), 5, clock.Now()))
-		clock.Advance(time.Hour)
+		clock.Add(time.Hour)
 	}
 	// At 17:10 with 3 h retention the cut-off is 14:10: hour 14 ends after it.
 	if n, err := a.ApplyRetention(context.Background(), clock.Now()); err != nil || n != 0 {
@@ -723,7 +724,7 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestLifecycleErrors(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	o := testOptions(t, newFakeClock(t0))
+	o := testOptions(t, testutil.NewClock(t0))
 	a := mustOpen(t, o)
 	if _, err := Open(context.Background(), o); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open = %v, want ErrLocked", err)
@@ -828,7 +829,7 @@ func TestBackPressure(t *testing.T) {
 
 func TestRecordSplitting(t *testing.T) {
 	rng := rand.New(rand.NewPCG(25, 26))
-	o := testOptions(t, newFakeClock(t0))
+	o := testOptions(t, testutil.NewClock(t0))
 	o.MaxRecordBytes = 4 << 10
 	a := mustOpen(t, o)
 	defer mustClose(t, a)

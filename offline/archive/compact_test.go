@@ -14,6 +14,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -23,7 +24,7 @@ import (
 // segment active again, and Compact must seal and rewrite it all the same.
 func TestCompactAfterReopenInSameHour(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	erased := []string{"u-42", "dev-a", "dev-b"}
 	kept := []string{"alice", "bob"}
@@ -44,8 +45,8 @@ func TestCompactAfterReopenInSameHour(t *testing.T) {
 	}
 	mustClose(t, a) // the server stops: the segment is sealed
 
-	clock.Advance(10 * time.Minute) // still the same hour
-	a = mustOpen(t, o)              // kairos archive compact
+	clock.Add(10 * time.Minute) // still the same hour
+	a = mustOpen(t, o)          // kairos archive compact
 	if s := a.Segments(); len(s) != 1 || s[0].Sealed || s[0].Events != int64(len(batch)) {
 		t.Fatalf("segments on open %+v: want the segment active again", s)
 	}
@@ -89,7 +90,7 @@ func TestCompactAfterReopenInSameHour(t *testing.T) {
 // while Compact rewrites it is left alone and counted in Skipped.
 func TestCompactSkipsSegmentReopenedMeanwhile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	a := mustOpen(t, testOptions(t, clock))
 	defer mustClose(t, a)
 	b := mkBatch(rng, "a", 200, t0)
@@ -136,11 +137,11 @@ func compactorFor(t *testing.T, a *Archive) *compactor {
 // record.
 func TestReaderSegmentsCountActive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(35, 36))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	a := mustOpen(t, o)
 	mustAppend(t, a, mkBatch(rng, "a", 30, t0))
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	mustAppend(t, a, mkBatch(rng, "b", 20, clock.Now()))
 	mustAppend(t, a, mkBatch(rng, "c", 5, clock.Now()))
 	check := func() {
@@ -186,7 +187,7 @@ func TestFileModes(t *testing.T) {
 		t.Skip("no Unix permission bits")
 	}
 	rng := rand.New(rand.NewPCG(37, 38))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	o := testOptions(t, clock)
 	o.Dir = filepath.Join(o.Dir, "data", "archive")
 	a := mustOpen(t, o)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/testutil"
 )
 
 // FuzzRecoverSegment damages an active segment arbitrarily (truncation, a
@@ -17,7 +19,7 @@ import (
 // damaged tail is cut off, never mixed in.
 func FuzzRecoverSegment(f *testing.F) {
 	rng := rand.New(rand.NewPCG(77, 78))
-	clock := newFakeClock(t0)
+	clock := testutil.NewClock(t0)
 	base := Options{Dir: f.TempDir(), Now: clock.Now, MaxRecordBytes: 4 << 10}
 	a := mustOpen(f, base)
 	var ids []string
@@ -58,7 +60,7 @@ func FuzzRecoverSegment(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, segmentDir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		o := Options{Dir: dir, Now: newFakeClock(t0.Add(10 * time.Minute)).Now}
+		o := Options{Dir: dir, Now: testutil.NewClock(t0.Add(10 * time.Minute)).Now}
 		a, err := Open(context.Background(), o)
 		if err != nil {
 			t.Fatalf("Open: %v", err)

@@ -8,12 +8,12 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -22,32 +22,6 @@ func TestMain(m *testing.M) {
 		crashChild() // the writer process of TestCrashKill9; never returns
 	}
 	goleak.VerifyTestMain(m)
-}
-
-// fakeClock is a settable clock for Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 // t0 is a fixed test epoch: 2026-11-23 14:10 UTC.
@@ -85,7 +59,7 @@ func mkBatch(rng *rand.Rand, prefix string, n int, ts time.Time) []signals.Event
 	return out
 }
 
-func testOptions(t testing.TB, clock *fakeClock) Options {
+func testOptions(t testing.TB, clock *testutil.Clock) Options {
 	t.Helper()
 	o := Options{Dir: t.TempDir(), SyncInterval: 5 * time.Millisecond}
 	if clock != nil {

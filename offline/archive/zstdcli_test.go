@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -41,7 +42,7 @@ func TestZstdCLICompat(t *testing.T) {
 		t.Skip("zstd CLI not installed")
 	}
 	rng := rand.New(rand.NewPCG(31, 32))
-	o := testOptions(t, newFakeClock(t0))
+	o := testOptions(t, testutil.NewClock(t0))
 	a := mustOpen(t, o)
 	events := mkBatch(rng, "cli", 500, t0)
 	for i := 0; i < len(events); i += 50 {
