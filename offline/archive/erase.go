@@ -3,15 +3,18 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kairoshq/kairos/internal/durable"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kairoshq/kairos/internal/durable"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -29,6 +32,21 @@ func (a *Archive) Erase(ctx context.Context, visitor string) error {
 	if visitor == "" {
 		return fmt.Errorf("archive: erase: empty visitor id")
 	}
+	return a.erase(ctx, visitorKey(visitor))
+}
+
+// EraseHash is Erase for the visitor whose id has the hex SHA-256
+// visitorSHA256 (the form tombstones.ndjson stores): an erasure requested
+// elsewhere without keeping the id (package offline/history).
+func (a *Archive) EraseHash(ctx context.Context, visitorSHA256 string) error {
+	key, err := hex.DecodeString(visitorSHA256)
+	if err != nil || len(key) != sha256.Size {
+		return fmt.Errorf("archive: erase: %q is not a hex SHA-256", visitorSHA256)
+	}
+	return a.erase(ctx, [sha256.Size]byte(key))
+}
+
+func (a *Archive) erase(ctx context.Context, key [sha256.Size]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -37,7 +55,7 @@ func (a *Archive) Erase(ctx context.Context, visitor string) error {
 	if a.closed {
 		return ErrClosed
 	}
-	if err := a.tombs.record(visitor, a.lastSeq.Load, a.opts.Now()); err != nil {
+	if err := a.tombs.record(key, a.lastSeq.Load, a.opts.Now()); err != nil {
 		return fmt.Errorf("archive: erase: %w", err)
 	}
 	a.log.Info("visitor erased from the archive")

@@ -36,6 +36,7 @@ type tombstones struct {
 	mu    sync.RWMutex
 	f     *os.File // append handle; nil when read-only
 	seqOf map[[sha256.Size]byte]uint64
+	atOf  map[[sha256.Size]byte]time.Time // the latest erasure of each visitor
 	lines int    // number of tombstones in the file
 	max   uint64 // largest Seq
 }
@@ -52,7 +53,7 @@ func visitorKey(visitor string) [sha256.Size]byte {
 // silently dropped.
 func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, error) {
 	path := filepath.Join(dir, tombstoneName)
-	t := &tombstones{seqOf: map[[sha256.Size]byte]uint64{}}
+	t := &tombstones{seqOf: map[[sha256.Size]byte]uint64{}, atOf: map[[sha256.Size]byte]time.Time{}}
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("archive: read tombstones: %w", err)
@@ -72,7 +73,7 @@ func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, err
 		if kerr != nil || len(key) != sha256.Size {
 			return nil, fmt.Errorf("%w: %s at byte %d: bad visitor_sha256", ErrCorrupt, tombstoneName, valid)
 		}
-		t.add([sha256.Size]byte(key), tl.Seq)
+		t.add([sha256.Size]byte(key), tl.Seq, tl.At)
 		valid += nl + 1
 	}
 	if !repair {
@@ -96,9 +97,12 @@ func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, err
 	return t, nil
 }
 
-func (t *tombstones) add(key [sha256.Size]byte, seq uint64) {
+func (t *tombstones) add(key [sha256.Size]byte, seq uint64, at time.Time) {
 	if s, ok := t.seqOf[key]; !ok || seq > s {
 		t.seqOf[key] = seq
+	}
+	if a, ok := t.atOf[key]; !ok || at.After(a) {
+		t.atOf[key] = at
 	}
 	t.lines++
 	t.max = max(t.max, seq)
@@ -106,8 +110,7 @@ func (t *tombstones) add(key [sha256.Size]byte, seq uint64) {
 
 // record appends a tombstone durably (write and fsync). lastSeq is read
 // under the lock so that the file's sequence numbers never decrease.
-func (t *tombstones) record(visitor string, lastSeq func() uint64, at time.Time) error {
-	key := visitorKey(visitor)
+func (t *tombstones) record(key [sha256.Size]byte, lastSeq func() uint64, at time.Time) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	seq := lastSeq()
@@ -121,7 +124,7 @@ func (t *tombstones) record(visitor string, lastSeq func() uint64, at time.Time)
 	if err := t.f.Sync(); err != nil {
 		return err
 	}
-	t.add(key, seq)
+	t.add(key, seq, at.UTC())
 	return nil
 }
 

@@ -94,6 +94,8 @@ type Config struct {
 	Limits signals.Limits
 	// Logger receives connection and dead-letter events; nil discards.
 	Logger *slog.Logger
+	// Stream configures the history stream (off by default).
+	Stream StreamConfig
 
 	// hashType overrides the exchange type of the partitioned exchange,
 	// so that tests can exercise the fallback with the plugin enabled.
@@ -142,6 +144,7 @@ func (c Config) Defaults() Config {
 		c.CallTimeout = DefaultCallTimeout
 	}
 	c.Limits = c.Limits.Defaults()
+	c.Stream = c.Stream.Defaults()
 	if c.MaxBatchEvents == 0 {
 		c.MaxBatchEvents = max(DefaultMaxBatchEvents, c.Limits.MaxBatch)
 	}
@@ -196,6 +199,9 @@ func (c Config) Validate() error {
 		bad("CallTimeout %v: want > 0", c.CallTimeout)
 	}
 	if err := c.Limits.Validate(); err != nil {
+		bad("%v", err)
+	}
+	if err := c.Stream.Validate(); err != nil {
 		bad("%v", err)
 	}
 	return errors.Join(errs...)

@@ -544,6 +544,9 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 			return fmt.Errorf("%s: %w", s.what, err)
 		}
 	}
+	if err := b.declareStream(ch); err != nil {
+		return err
+	}
 	hash := b.partitioned.Load()
 	if probe {
 		if hash, err = b.probeHashExchange(); err != nil {

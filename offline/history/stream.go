@@ -1,0 +1,72 @@
+package history
+
+import (
+	"context"
+	"time"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// Stream is the hot tier: a replicated log of every message the broker
+// accepted on the events exchange, read by offset
+// (signals/rabbitmq.StreamReader implements it).
+type Stream interface {
+	// Read calls fn with the messages from offset from (or the first one
+	// the stream's retention kept) up to the end of the stream at the
+	// time of the call, in offset order. An error of fn stops it and is
+	// returned as is.
+	Read(ctx context.Context, from uint64, fn func([]signals.StreamMessage) error) error
+	// Follow is Read without an end: it calls fn with new messages as
+	// they arrive until ctx ends (then it returns nil) or an error.
+	Follow(ctx context.Context, from uint64, fn func([]signals.StreamMessage) error) error
+}
+
+// historyLimits are the limits events of the history are decoded with:
+// the consumer's, but with no bound on age (a replay reads old events).
+func historyLimits(l signals.Limits) signals.Limits {
+	l = l.Defaults()
+	l.MaxPastAge = 200 * 365 * 24 * time.Hour
+	return l
+}
+
+// decode returns the valid events of a stream message (those the
+// consumers accepted; invalid ones were dead-lettered, never learnt).
+// Events without ts get the publish time, as a consumer would have given
+// them its receive time.
+func decode(m signals.StreamMessage, l signals.Limits, dst []signals.Event) ([]signals.Event, int) {
+	now := m.Published
+	if now.IsZero() {
+		now = time.Now()
+	}
+	res, err := signals.DecodeMessage(m.Body, now, l)
+	if err != nil {
+		return dst, 1
+	}
+	return append(dst, res.Events...), len(res.Rejected)
+}
+
+// recentIDs remembers the last n event ids (a ring): duplicates across an
+// archiver takeover, or a producer's retry, are within it.
+type recentIDs struct {
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecentIDs(n int) *recentIDs {
+	return &recentIDs{set: make(map[string]struct{}, min(n, 1<<16)), ring: make([]string, n)}
+}
+
+// seen reports whether id is in the window, adding it if not.
+func (r *recentIDs) seen(id string) bool {
+	if _, ok := r.set[id]; ok {
+		return true
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % len(r.ring)
+	r.set[id] = struct{}{}
+	return false
+}

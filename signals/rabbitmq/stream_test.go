@@ -1,0 +1,158 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/signals"
+)
+
+// newStreamBus dials a Bus with the history stream enabled; the stream
+// is deleted at cleanup with the rest of the topology.
+func newStreamBus(t *testing.T) (*Bus, *StreamReader) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Stream = StreamConfig{Enabled: true, MaxAge: time.Hour, MaxBytes: 64 << 20, SegmentBytes: 8 << 20}
+	a := newAdmin(t, cfg.URL)
+	t.Cleanup(func() {
+		if _, err := a.ch.QueueDelete(StreamName(cfg.Prefix), false, false, false); err != nil {
+			t.Errorf("cleanup: delete stream: %v", err)
+		}
+	})
+	b := newTestBus(t, cfg, a)
+	r, err := NewStreamReader(StreamReaderConfig{URL: cfg.URL, Prefix: cfg.Prefix, Prefetch: 50, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, r
+}
+
+// streamEvents makes n events of visitors v0..v(n/3).
+func streamEvents(prefix string, n int) []signals.Event {
+	evs := make([]signals.Event, n)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond).UTC()
+	for i := range evs {
+		evs[i] = signals.Event{ID: fmt.Sprintf("%s-e%d", prefix, i), Type: signals.TypeView, Visitor: fmt.Sprintf("v%d", i%(n/3+1)),
+			Item: fmt.Sprintf("i%d", i%7), Time: signals.Timestamp{Time: t0.Add(time.Duration(i) * time.Millisecond)}}
+	}
+	return evs
+}
+
+// readAll reads the stream from offset from to its end.
+func readAll(t *testing.T, r *StreamReader, from uint64) (offsets []uint64, events []signals.Event) {
+	t.Helper()
+	err := r.Read(context.Background(), from, func(batch []signals.StreamMessage) error {
+		for _, m := range batch {
+			offsets = append(offsets, m.Offset)
+			res, err := signals.DecodeMessage(m.Body, m.Published, signals.Limits{})
+			if err != nil {
+				return err
+			}
+			events = append(events, res.Events...)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offsets, events
+}
+
+func TestStreamKeepsEveryPublishedEvent(t *testing.T) {
+	b, r := newStreamBus(t)
+	ctx := context.Background()
+	evs := streamEvents(b.cfg.Prefix, 600)
+	for i := 0; i < len(evs); i += 100 {
+		if err := b.Publish(ctx, evs[i:i+100]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offsets, got := readAll(t, r, 0)
+	if len(got) != len(evs) {
+		t.Fatalf("stream holds %d events, %d were published", len(got), len(evs))
+	}
+	seen := map[string]bool{}
+	for _, e := range got {
+		if seen[e.ID] || !strings.HasPrefix(e.ID, b.cfg.Prefix) {
+			t.Fatalf("event %s twice or foreign", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	for i := 1; i < len(offsets); i++ {
+		if offsets[i] <= offsets[i-1] {
+			t.Fatalf("offsets not increasing: %v", offsets)
+		}
+	}
+	// A second read appends a second fence and skips the first; reading
+	// from an offset starts there.
+	mid := offsets[len(offsets)/2]
+	offs2, got2 := readAll(t, r, mid)
+	if offs2[0] != mid || len(offs2) != len(offsets)-len(offsets)/2 {
+		t.Fatalf("read from %d: %d messages from %d, want %d", mid, len(offs2), offs2[0], len(offsets)-len(offsets)/2)
+	}
+	if got2[len(got2)-1].ID != got[len(got)-1].ID {
+		t.Fatalf("last event %s, want %s", got2[len(got2)-1].ID, got[len(got)-1].ID)
+	}
+}
+
+func TestStreamFollowDeliversNewMessages(t *testing.T) {
+	b, r := newStreamBus(t)
+	evs := streamEvents(b.cfg.Prefix, 90)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := make(chan signals.Event, len(evs))
+	done := make(chan error, 1)
+	fctx, stop := context.WithCancel(ctx)
+	go func() {
+		done <- r.Follow(fctx, 0, func(batch []signals.StreamMessage) error {
+			for _, m := range batch {
+				res, _ := signals.DecodeMessage(m.Body, m.Published, signals.Limits{})
+				for _, e := range res.Events {
+					got <- e
+				}
+			}
+			return nil
+		})
+	}()
+	for i := 0; i < len(evs); i += 30 {
+		if err := b.Publish(ctx, evs[i:i+30]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[string]bool{}
+	for len(ids) < len(evs) {
+		select {
+		case e := <-got:
+			ids[e.ID] = true
+		case <-ctx.Done():
+			t.Fatalf("followed %d of %d events", len(ids), len(evs))
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Follow after cancel: %v", err)
+	}
+}
+
+func TestStreamConfigValidate(t *testing.T) {
+	c := StreamConfig{}.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	bad := StreamConfig{MaxAge: time.Millisecond, MaxBytes: 10, SegmentBytes: 20, InitialClusterSize: -1}
+	err := bad.Validate()
+	for _, want := range []string{"MaxAge", "SegmentBytes", "InitialClusterSize"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate(%+v) = %v, want a problem naming %s", bad, err, want)
+		}
+	}
+	if got := c.args()["x-max-age"]; got != "604800s" {
+		t.Errorf("x-max-age = %v", got)
+	}
+	if _, err := NewStreamReader(StreamReaderConfig{URL: "http://x", Prefix: "a b"}); err == nil || !strings.Contains(err.Error(), "Prefix") || !strings.Contains(err.Error(), "URL") {
+		t.Errorf("NewStreamReader with a bad URL and prefix: %v", err)
+	}
+}
