@@ -37,8 +37,8 @@ type tombstones struct {
 	f     *os.File // append handle; nil when read-only
 	seqOf map[[sha256.Size]byte]uint64
 	atOf  map[[sha256.Size]byte]time.Time // the latest erasure of each visitor
-	lines int    // number of tombstones in the file
-	max   uint64 // largest Seq
+	lines int                             // number of tombstones in the file
+	max   uint64                          // largest Seq
 }
 
 // visitorKey hashes a visitor id.

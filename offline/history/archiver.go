@@ -171,7 +171,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 type term struct {
 	a   *Archiver
 	arc atomic.Pointer[archive.Archive] // nil until opened
-	mu  sync.Mutex // guards cp and the checkpoint file
+	mu  sync.Mutex                      // guards cp and the checkpoint file
 	cp  Checkpoint
 	// validUntil is when the lease expires if it is not renewed again
 	// (unix ns); a commit after it is refused.
