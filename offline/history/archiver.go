@@ -33,10 +33,7 @@ type ArchiverConfig struct {
 	// Stream is the hot tier the archiver copies from.
 	Stream Stream
 	// Store holds the lease and the erasure log (the engine's store).
-	Store interface {
-		storage.Maps
-		storage.Logs
-	}
+	Store Store
 	// Holder names this replica in the lease (unique per replica).
 	Holder string
 	// LeaseKey (default "history:archiver") and ErasureLog (default
@@ -57,6 +54,14 @@ type ArchiverConfig struct {
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+}
+
+// Store is what the archiver keeps in the engine's store (engine.Store
+// implements it on every backend): the lease, a map, and the erasure
+// requests, a log.
+type Store interface {
+	storage.Maps
+	storage.Logs
 }
 
 // ArchiverStats are the archiver's counters since it was made.

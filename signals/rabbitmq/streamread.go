@@ -185,10 +185,14 @@ func (r *StreamReader) consume(ctx context.Context, conn *amqp.Connection, from 
 	if err := ch.Qos(r.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("history stream: qos: %w", err)
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, r.name, "", false, false, false, false, amqp.Table{"x-stream-offset": int64(from)})
+	deliveries, err := ch.Consume(r.name, "", false, false, false, false, amqp.Table{"x-stream-offset": int64(from)})
 	if err != nil {
 		return fmt.Errorf("%w: history stream: consume %s from offset %d: %w", signals.ErrUnavailable, r.name, from, err)
 	}
+	// The client blocks its connection's reader while a delivery waits
+	// for us: drain them until the channel's close (deferred above)
+	// completes, or the close would wait forever for its answer.
+	defer func() { go drain(deliveries) }()
 	batch := make([]signals.StreamMessage, 0, r.cfg.Prefetch)
 	for {
 		var d amqp.Delivery
@@ -276,4 +280,10 @@ func streamOffset(d amqp.Delivery) uint64 {
 		return uint64(v)
 	}
 	return 0
+}
+
+// drain discards deliveries until the channel closes.
+func drain(deliveries <-chan amqp.Delivery) {
+	for range deliveries {
+	}
 }
