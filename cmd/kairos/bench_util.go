@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/pprof"
 
+	"github.com/kairoshq/kairos/signals/rabbitmq"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -20,7 +21,7 @@ func deleteNamespaceQueues(url, ns string) {
 		return
 	}
 	defer conn.Close()
-	for _, q := range []string{ns + ".engine.0", ns + ".events.dead"} {
+	for _, q := range []string{ns + ".engine.0", ns + ".engine.1", ns + ".events.dead", rabbitmq.StreamName(ns)} {
 		if ch, err := conn.Channel(); err == nil {
 			ch.QueueDelete(q, false, false, false)
 			ch.Close()

@@ -40,6 +40,7 @@ type wiring struct {
 var features = []feature{
 	{name: "identity"},
 	{name: "archive", on: func(c serveConfig) bool { return c.ArchiveDir != "off" }, add: (*app).addArchive},
+	{name: "history", on: func(c serveConfig) bool { return c.History.Stream }, add: (*app).addHistory},
 	{name: "retrain", add: (*app).addRetrain},
 	{name: "stats", add: (*app).addStats},
 	{name: "experiments", add: (*app).addExperiments},

@@ -42,6 +42,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of RabbitMQ and Redis names")
 	dataDir := fs.String("store-data-dir", envOr("KAIROS_DATA_DIR", "./kairos-data"), "data dir of the embedded store for --to-store without Redis")
 	batchSize := fs.Int("batch", 500, "events per publish or engine batch")
+	hist := bindHistoryFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,7 +100,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	err = archive.NewReader(dir(), nil).Scan(ctx, f, t, func(ev signals.Event) error {
+	hr, err := hist.reader(*dataDir, *amqpURL, *namespace, stderr)
+	if err != nil {
+		return err
+	}
+	var src interface {
+		Scan(context.Context, time.Time, time.Time, func(signals.Event) error) error
+	} = archive.NewReader(dir(), nil)
+	if hr != nil {
+		src = hr
+	}
+	err = src.Scan(ctx, f, t, func(ev signals.Event) error {
 		batch = append(batch, upgradeVisitor(ev))
 		if len(batch) == cap(batch) {
 			return flush()
@@ -112,6 +123,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stderr)
 	if err != nil {
 		return err
+	}
+	if hr != nil {
+		historyNote(stderr, hr)
 	}
 	el := time.Since(start)
 	return writeJSON(stdout, replayResult{Target: target, Events: n, TookS: el.Seconds(), EventsPerS: float64(n) / el.Seconds()})

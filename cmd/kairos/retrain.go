@@ -46,6 +46,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dryRun := fs.Bool("dry-run", false, "train and evaluate, do not publish")
 	force := fs.Bool("force", false, "publish even if the guard refuses (worse than the live model, not better than popularity, too few users)")
 	out := fs.String("out", "", "also write the snapshot to this file")
+	hist := bindHistoryFlags(fs)
 	p := model.DefaultParams()
 	solver := paramFlags(fs, &p)
 	if err := fs.Parse(args); err != nil {
@@ -63,16 +64,24 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.To, err = parseWhen(*to, now); err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
-	if *archiveDir == "" {
-		*archiveDir = filepath.Join(*dataDir, "archive")
-	}
-	if _, err := os.Stat(*archiveDir); err != nil {
-		return fmt.Errorf("archive: %w", err)
-	}
 	if *minUsers < 1 || *tuneBudget < 0 {
 		return fmt.Errorf("--min-users %d must be >= 1 and --tune-budget %s >= 0", *minUsers, *tuneBudget)
 	}
-	runner := &offline.Runner{Source: archive.NewReader(*archiveDir, nil), Config: cfg, Tolerance: *tolerance, MinUsers: *minUsers}
+	hr, err := hist.reader(*dataDir, *amqpURL, *namespace, stderr)
+	if err != nil {
+		return err
+	}
+	var src offline.RecordSource = hr
+	if hr == nil {
+		if *archiveDir == "" {
+			*archiveDir = filepath.Join(*dataDir, "archive")
+		}
+		if _, err := os.Stat(*archiveDir); err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		src = archive.NewReader(*archiveDir, nil)
+	}
+	runner := &offline.Runner{Source: src, Config: cfg, Tolerance: *tolerance, MinUsers: *minUsers}
 	if *tune {
 		runner.TuneBudget = *tuneBudget
 		if runner.TuneBudget == 0 {
@@ -107,6 +116,9 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	res, err := runner.Run(ctx, *dryRun, *force)
 	if err != nil {
 		return err
+	}
+	if hr != nil {
+		historyNote(stderr, hr)
 	}
 	enc := json.NewEncoder(stdout)
 	if res.Search != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
+	"github.com/kairoshq/kairos/offline/history"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
@@ -49,18 +50,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // app is a running Kairos server: the wiring of `kairos serve`, also used
 // by the end-to-end tests.
 type app struct {
-	cfg     serveConfig
-	log     *slog.Logger
-	store   engine.Store
-	bus     signals.Bus
-	engine  *engine.Engine
-	archive *archive.Archive    // nil when archiving is off
-	promo   *promo.Engine       // offers, campaigns, rules, promotions (serve_promo.go)
-	exps    *experiments.Engine // A/B experiments and bandits (serve_experiments.go)
-	demo    *demo.Shop          // the demo shop of --demo (serve_demo.go)
-	retrain *retrainer          // scheduled retrains, model panel (serve_retrain.go)
-	api     *api.Server
-	keys    appKeys
+	cfg      serveConfig
+	log      *slog.Logger
+	store    engine.Store
+	bus      signals.Bus
+	engine   *engine.Engine
+	archive  *archive.Archive    // nil when archiving is off
+	promo    *promo.Engine       // offers, campaigns, rules, promotions (serve_promo.go)
+	exps     *experiments.Engine // A/B experiments and bandits (serve_experiments.go)
+	demo     *demo.Shop          // the demo shop of --demo (serve_demo.go)
+	retrain  *retrainer          // scheduled retrains, model panel (serve_retrain.go)
+	archiver *history.Archiver   // the cluster history's archiver candidate (serve_history.go)
+	api      *api.Server
+	keys     appKeys
 	// listener, when set (tests), is served instead of listening on
 	// cfg.Addr.
 	listener net.Listener
@@ -190,7 +192,8 @@ func openBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (signals.Bu
 		log.LogAttrs(ctx, slog.LevelInfo, "bus: in-process (set KAIROS_AMQP_URL for RabbitMQ)")
 		return membus.New(membus.Options{Logger: log}), nil
 	}
-	b, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, Prefetch: cfg.Prefetch, Logger: log})
+	b, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, Prefetch: cfg.Prefetch, Logger: log,
+		Stream: cfg.History.streamConfig()})
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
@@ -248,14 +251,17 @@ func (a *app) lifecycle(ln net.Listener) *lifecycle {
 		a.seedDemo(ctx) // --demo: before serving, with the engine consuming
 		return a.api.ServeListener(ctx, ln)
 	}})
-	var retrain, pprof component
+	var retrain, pprof, archiver component
 	if a.cfg.RetrainEvery > 0 {
 		retrain = component{"retrain", func(ctx context.Context) error { a.retrain.loop(ctx); return nil }}
 	}
 	if a.cfg.PprofAddr != "" {
 		pprof = component{"pprof", func(ctx context.Context) error { return servePprof(ctx, a.cfg.PprofAddr, a.log) }}
 	}
-	l.stage(component{"engine", a.engine.Run}, retrain, pprof)
+	if a.archiver != nil {
+		archiver = component{"archiver", a.archiver.Run}
+	}
+	l.stage(component{"engine", a.engine.Run}, retrain, pprof, archiver)
 	var pr, xs component
 	if a.promo != nil {
 		pr = component{"promo", func(ctx context.Context) error { a.promo.Run(ctx); return nil }}

@@ -69,6 +69,10 @@ type serveConfig struct {
 	ArchiveDir       string
 	ArchiveSync      string
 	ArchiveRetention time.Duration
+	// History* configure the cluster's history (docs/history.md): the
+	// RabbitMQ stream (hot tier) and the cold tier the elected archiver
+	// writes.
+	History historyConfig
 	// RetrainEvery runs a retrain from the archive in the background (0:
 	// never); RetrainWindow limits it to the last events (0: all).
 	RetrainEvery, RetrainWindow time.Duration
@@ -199,6 +203,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.ArchiveDir, "archive-dir", "", "event archive directory (default <data-dir>/archive; \"off\" disables archiving)")
 	e.str(&c.ArchiveSync, "archive-sync", "interval", "archive fsync policy: always, interval (every 100 ms) or none")
 	e.dur(&c.ArchiveRetention, "archive-retention", 0, "how long raw archived events are kept (0 = forever)")
+	c.History.register(e)
 	e.dur(&c.RetrainEvery, "retrain-every", 0, "retrain from the archive in the background this often, and hot-swap the result when it beats popularity and is not worse than the live model on a held-out tail (0 = never)")
 	e.dur(&c.RetrainWindow, "retrain-window", 0, "retrain on the events of this last period only (0 = the whole archive)")
 	e.dur(&c.RetrainTuneBudget, "retrain-tune-budget", 0, "let each scheduled retrain search hyperparameters within this wall-clock budget (0 = keep the parameters, fit the popularity prior only)")
@@ -288,6 +293,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	if c.StatsRetention, err = stats.ParseRetention(statsRetention); err != nil {
 		errs = append(errs, fmt.Errorf("--stats-retention: %w", err))
 	}
+	errs = append(errs, c.History.validate(c.DataDir, c.AMQPURL)...)
 	if c.ArchiveRetention < 0 {
 		errs = append(errs, fmt.Errorf("--archive-retention %v is negative", c.ArchiveRetention))
 	}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+
+	"github.com/kairoshq/kairos/offline/history"
+	"github.com/kairoshq/kairos/signals/rabbitmq"
+)
+
+// historyFlags point an offline tool (replay, retrain) at the cluster's
+// history: the cold tier the archiver writes and the RabbitMQ stream
+// after its checkpoint. Their environment variables are kairos serve's,
+// so a deployment's environment makes the tools read the cluster's
+// history by default.
+type historyFlags struct {
+	stream *bool
+	dir    *string
+}
+
+func bindHistoryFlags(fs *flag.FlagSet) historyFlags {
+	on, _ := strconv.ParseBool(envOr("KAIROS_HISTORY_STREAM", "false"))
+	return historyFlags{
+		stream: fs.Bool("history-stream", on, "read the cluster's history: the cold tier (--history-dir) and the RabbitMQ stream <namespace>.history after it (needs --amqp-url; $KAIROS_HISTORY_STREAM)"),
+		dir:    fs.String("history-dir", envOr("KAIROS_HISTORY_DIR", ""), "cold tier of the cluster's history (default <data-dir>/history; $KAIROS_HISTORY_DIR)"),
+	}
+}
+
+// reader returns the cluster history's reader, or nil when
+// --history-stream is off (the tool reads its local archive).
+func (h historyFlags) reader(dataDir, amqpURL, namespace string, stderr io.Writer) (*history.Reader, error) {
+	if !*h.stream {
+		return nil, nil
+	}
+	if amqpURL == "" {
+		return nil, errors.New("--history-stream needs --amqp-url (or $KAIROS_AMQP_URL)")
+	}
+	dir := *h.dir
+	if dir == "" {
+		dir = filepath.Join(dataDir, "history")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := rabbitmq.NewStreamReader(rabbitmq.StreamReaderConfig{URL: amqpURL, Prefix: namespace, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	r, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: s, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cp, _ := r.Checkpoint()
+	fmt.Fprintf(stderr, "history: cold tier %s up to record %d, then stream %s from offset %d\n", dir, cp.Seq, s.Name(), cp.Next)
+	return r, nil
+}
+
+// historyNote reports what a read of the cluster's history found.
+func historyNote(w io.Writer, r *history.Reader) {
+	st := r.Stats()
+	fmt.Fprintf(w, "history: %d events from the cold tier, %d from the stream; %d duplicates and %d erased events dropped\n", st.Cold, st.Tail, st.Duplicates, st.Erased)
+	if st.Gap > 0 {
+		fmt.Fprintf(w, "history: WARNING %d stream messages expired before the archiver read them (lost)\n", st.Gap)
+	}
+}
