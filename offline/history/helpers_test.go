@@ -47,7 +47,7 @@ func newCluster(t testing.TB) *cluster {
 	c := &cluster{url: amqpURL(t), prefix: fmt.Sprintf("kh%08x", rand.Uint32())}
 	t.Cleanup(func() { deleteTopology(t, c.url, c.prefix) })
 	var err error
-	if c.stream, err = rabbitmq.NewStreamReader(rabbitmq.StreamReaderConfig{URL: c.url, Prefix: c.prefix, Prefetch: 100}); err != nil {
+	if c.stream, err = rabbitmq.NewStreamReader(rabbitmq.StreamReaderConfig{URL: c.url, Prefix: c.prefix}); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/bustest"
 )
 
 // newStreamBus dials a Bus with the history stream enabled; the stream
@@ -155,4 +156,61 @@ func TestStreamConfigValidate(t *testing.T) {
 	if _, err := NewStreamReader(StreamReaderConfig{URL: "http://x", Prefix: "a b"}); err == nil || !strings.Contains(err.Error(), "Prefix") || !strings.Contains(err.Error(), "URL") {
 		t.Errorf("NewStreamReader with a bad URL and prefix: %v", err)
 	}
+}
+
+// BenchmarkPublishStream measures Publish with confirms with and without
+// the history stream bound to the events exchange: the stream's cost on
+// the hot path (the broker writes each message to one more queue before
+// it confirms).
+func BenchmarkPublishStream(b *testing.B) {
+	for _, s := range ingestShapes {
+		for _, on := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/stream=%v", s.name, on), func(b *testing.B) {
+				cfg := testConfig(b)
+				cfg.Logger = nil
+				cfg.Stream = StreamConfig{Enabled: on, MaxAge: time.Hour, MaxBytes: 1 << 30, SegmentBytes: 64 << 20}
+				a := newAdmin(b, cfg.URL)
+				b.Cleanup(func() { _, _ = a.ch.QueueDelete(StreamName(cfg.Prefix), false, false, false) })
+				bus := newTestBus(b, cfg, a)
+				b.ReportAllocs()
+				b.ResetTimer()
+				start := time.Now()
+				n := runShape(b, s, bus.Publish)
+				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+			})
+		}
+	}
+}
+
+// BenchmarkStreamRead measures reading 20,000 events (1,000 messages of
+// 20, the tracker's shape) from the stream's first offset with Read.
+func BenchmarkStreamRead(b *testing.B) {
+	cfg := testConfig(b)
+	cfg.Logger = nil
+	cfg.Stream = StreamConfig{Enabled: true, MaxAge: time.Hour, MaxBytes: 1 << 30, SegmentBytes: 64 << 20}
+	a := newAdmin(b, cfg.URL)
+	b.Cleanup(func() { _, _ = a.ch.QueueDelete(StreamName(cfg.Prefix), false, false, false) })
+	bus := newTestBus(b, cfg, a)
+	const messages = 1000
+	for i := range messages {
+		if err := bus.Publish(context.Background(), bustest.Events(fmt.Sprintf("r%d", i), 1, 20, time.Now())); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, err := NewStreamReader(StreamReaderConfig{URL: cfg.URL, Prefix: cfg.Prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		n := 0
+		if err := r.Read(context.Background(), 0, func(batch []signals.StreamMessage) error { n += len(batch); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n != messages {
+			b.Fatalf("read %d messages, want %d", n, messages)
+		}
+	}
+	b.ReportMetric(float64(b.N*messages*20)/time.Since(start).Seconds(), "events/s")
 }
