@@ -22,6 +22,13 @@
 //	kairos.engine.<replica>       durable queue per engine replica
 //	                              (x-single-active-consumer: true)
 //
+//	kairos.history                with Config.Stream.Enabled: a stream queue
+//	                              (x-queue-type stream, retention x-max-age and
+//	                              x-max-length-bytes) bound to kairos.events
+//	                              with "#": the broker writes every accepted
+//	                              message to it, under the same confirm; read
+//	                              by offset with StreamReader (docs/history.md)
+//
 //	kairos.events.dead            durable fanout exchange and durable queue of
 //	                              poison messages (x-max-length 100,000, drop-head)
 //	kairos.updates, kairos.models, kairos.promotions
