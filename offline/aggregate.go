@@ -205,33 +205,6 @@ func (v view) userItems() map[int32]map[int32]struct{} {
 	return out
 }
 
-// recentIDs de-duplicates event ids over a sliding window of the last n
-// distinct ids: enough for the archive's duplicates, which come from a
-// batch redelivered right after a failure.
-type recentIDs struct {
-	set  map[string]struct{}
-	ring []string
-	next int
-}
-
-func newRecentIDs(n int) *recentIDs {
-	return &recentIDs{set: make(map[string]struct{}, n), ring: make([]string, n)}
-}
-
-// seen reports whether id is in the window, adding it if not.
-func (r *recentIDs) seen(id string) bool {
-	if _, ok := r.set[id]; ok {
-		return true
-	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.set, old)
-	}
-	r.ring[r.next] = id
-	r.next = (r.next + 1) % len(r.ring)
-	r.set[id] = struct{}{}
-	return false
-}
-
 // learningWeight is the event's weight for the model (0: not learnt).
 func learningWeight(w signals.Weights, e *signals.Event) float64 {
 	if e.Item == "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/offline/archive"
+	"github.com/kairoshq/kairos/signals"
 )
 
 // maxTargets bounds the tail items ranked per user (the first ones).
@@ -28,7 +29,7 @@ func readArchive(ctx context.Context, src RecordSource, live *LiveModel, cfg Ret
 	var first, last time.Time
 	var spans []userSpan
 	times := newReservoir(10_000, 7)
-	dedup := newRecentIDs(cfg.DedupWindow)
+	dedup := signals.NewIDWindow(cfg.DedupWindow)
 	if err := src.ScanRecords(ctx, archive.Query{From: cfg.From, To: cfg.To}, func(rec archive.Record) error {
 		ev := &rec.Event
 		t := ev.Time.Time
@@ -39,7 +40,7 @@ func readArchive(ctx context.Context, src RecordSource, live *LiveModel, cfg Ret
 			last = t
 		}
 		r.ArchiveSeq = max(r.ArchiveSeq, rec.Seq)
-		if dedup.seen(ev.ID) || learningWeight(cfg.Weights, ev) <= 0 {
+		if dedup.Seen(ev.ID) || learningWeight(cfg.Weights, ev) <= 0 {
 			return nil
 		}
 		u := d.users.add(ev.Visitor)
@@ -59,10 +60,10 @@ func readArchive(ctx context.Context, src RecordSource, live *LiveModel, cfg Ret
 	inTail := d.placeTail(r, live, cfg, spans, times.sorted())
 	d.all = newPairSet(cfg.halfLives(live))
 	d.pre = newPairSet(cfg.halfLives(live))
-	dedup = newRecentIDs(cfg.DedupWindow)
+	dedup = signals.NewIDWindow(cfg.DedupWindow)
 	err := src.ScanRecords(ctx, archive.Query{From: cfg.From, To: cfg.To, UntilSeq: r.ArchiveSeq}, func(rec archive.Record) error {
 		ev := &rec.Event
-		if dedup.seen(ev.ID) {
+		if dedup.Seen(ev.ID) {
 			r.Duplicates++
 			return nil
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,16 +66,7 @@ func TestClusterHistoryReplay(t *testing.T) {
 	})
 
 	// v0 erased: its events leave both tiers.
-	req, _ := http.NewRequest(http.MethodDelete, other.base+"/v1/visitors/v0", nil)
-	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("DELETE /v1/visitors/v0: %d", resp.StatusCode)
-	}
+	other.erase(t, "v0")
 	waitFor(t, 30*time.Second, "the erasure recorded in the cold tier", func() bool { return checkpoint().Erasures >= 1 })
 	// A tail the archiver may not have read yet, a second later (publish
 	// times have whole seconds: events of v0 in the erasure's second

@@ -118,7 +118,7 @@ var errStop = errors.New("history: until reached")
 // fn stops the scan and is returned as is.
 func (r *Reader) ScanRecords(ctx context.Context, q archive.Query, fn func(archive.Record) error) error {
 	r.stats = ReadStats{}
-	dedup := newRecentIDs(r.cfg.DedupWindow)
+	dedup := signals.NewIDWindow(r.cfg.DedupWindow)
 	if err := r.scanCold(ctx, q, dedup, fn); err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (r *Reader) ScanRecords(ctx context.Context, q archive.Query, fn func(archi
 
 // scanCold reads the archive up to the checkpoint (the whole archive
 // without a stream).
-func (r *Reader) scanCold(ctx context.Context, q archive.Query, dedup *recentIDs, fn func(archive.Record) error) error {
+func (r *Reader) scanCold(ctx context.Context, q archive.Query, dedup *signals.IDWindow, fn func(archive.Record) error) error {
 	if r.cold == nil {
 		return nil
 	}
@@ -143,7 +143,7 @@ func (r *Reader) scanCold(ctx context.Context, q archive.Query, dedup *recentIDs
 		}
 	}
 	return r.cold.ScanRecords(ctx, q, func(rec archive.Record) error {
-		if dedup.seen(rec.Event.ID) {
+		if dedup.Seen(rec.Event.ID) {
 			r.stats.Duplicates++
 			return nil
 		}
@@ -153,7 +153,7 @@ func (r *Reader) scanCold(ctx context.Context, q archive.Query, dedup *recentIDs
 }
 
 // scanTail reads the stream from the checkpoint's offset to its end.
-func (r *Reader) scanTail(ctx context.Context, q archive.Query, dedup *recentIDs, fn func(archive.Record) error) error {
+func (r *Reader) scanTail(ctx context.Context, q archive.Query, dedup *signals.IDWindow, fn func(archive.Record) error) error {
 	var erasures archive.Erasures
 	if r.cold != nil {
 		var err error
@@ -192,7 +192,7 @@ func (r *Reader) scanTail(ctx context.Context, q archive.Query, dedup *recentIDs
 				case erased && erasures.ErasedAt(ev.Visitor, m.Published):
 					r.stats.Erased++
 					continue
-				case dedup.seen(ev.ID):
+				case dedup.Seen(ev.ID):
 					r.stats.Duplicates++
 					continue
 				}

@@ -44,29 +44,3 @@ func decode(m signals.StreamMessage, l signals.Limits, dst []signals.Event) ([]s
 	}
 	return append(dst, res.Events...), len(res.Rejected)
 }
-
-// recentIDs remembers the last n event ids (a ring): duplicates across an
-// archiver takeover, or a producer's retry, are within it.
-type recentIDs struct {
-	set  map[string]struct{}
-	ring []string
-	next int
-}
-
-func newRecentIDs(n int) *recentIDs {
-	return &recentIDs{set: make(map[string]struct{}, min(n, 1<<16)), ring: make([]string, n)}
-}
-
-// seen reports whether id is in the window, adding it if not.
-func (r *recentIDs) seen(id string) bool {
-	if _, ok := r.set[id]; ok {
-		return true
-	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.set, old)
-	}
-	r.ring[r.next] = id
-	r.next = (r.next + 1) % len(r.ring)
-	r.set[id] = struct{}{}
-	return false
-}
