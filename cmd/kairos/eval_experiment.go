@@ -56,7 +56,9 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 	dataDir := fs.String("data-dir", envOr("KAIROS_DATA_DIR", "./kairos-data"), "data dir: the embedded store (<data-dir>/state, read without its lock: kairos serve may run) and the default archive")
 	archiveDirs := fs.String("archive-dir", "", "archive directories, comma-separated (default <data-dir>/archive; with several replicas, all of theirs)")
 	redisURL := fs.String("redis-url", envOr("KAIROS_REDIS_URL", ""), "Redis URL (the store, instead of the embedded one)")
-	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of the Redis keys")
+	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of the Redis keys (and of the history stream)")
+	amqpURL := fs.String("amqp-url", envOr("KAIROS_AMQP_URL", ""), "RabbitMQ URL (the history stream of --history-stream)")
+	hist := bindHistoryFlags(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -106,24 +108,11 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	dirs := strings.Split(*archiveDirs, ",")
-	if *archiveDirs == "" {
-		dirs = []string{filepath.Join(*dataDir, "archive")}
-	}
-	for _, d := range dirs {
-		if _, err := os.Stat(d); err != nil {
-			return fmt.Errorf("archive: %w", err)
-		}
+	scan, source, err := experimentSource(ctx, hist, *archiveDirs, *dataDir, *amqpURL, *namespace, stderr)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
-	scan := func(fn func(signals.Event) error) error {
-		for _, d := range dirs {
-			if err := archive.NewReader(d, nil).Scan(ctx, time.Time{}, time.Time{}, fn); err != nil {
-				return fmt.Errorf("archive %s: %w", d, err)
-			}
-		}
-		return nil
-	}
 	rb, err := experiments.Rebuild(ctx, &x, signer, scan)
 	if err != nil {
 		return err
@@ -159,7 +148,7 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	return enc.Encode(rebuildLine{Experiment: *id, Source: strings.Join(dirs, ","), Events: rb.Events, Duplicates: rb.Duplicates,
+	return enc.Encode(rebuildLine{Experiment: *id, Source: source, Events: rb.Events, Duplicates: rb.Duplicates,
 		Units: len(rb.Units), Rebuilt: rb.Counts, Live: live, Equal: reflect.DeepEqual(nonZero(rb.Counts), nonZero(live)), Results: res})
 }
 
@@ -228,4 +217,35 @@ func nonZero(m map[string]experiments.Counts) map[string]experiments.Counts {
 		}
 	}
 	return out
+}
+
+// experimentSource returns the scan of the events an experiment is
+// rebuilt from, and its description: the cluster's history with
+// --history-stream, else the archive directories (every replica's,
+// comma-separated).
+func experimentSource(ctx context.Context, hist historyFlags, archiveDirs, dataDir, amqpURL, namespace string, stderr io.Writer) (func(func(signals.Event) error) error, string, error) {
+	hr, err := hist.reader(dataDir, amqpURL, namespace, stderr)
+	if err != nil {
+		return nil, "", err
+	}
+	if hr != nil {
+		return func(fn func(signals.Event) error) error { return hr.Scan(ctx, time.Time{}, time.Time{}, fn) }, "history", nil
+	}
+	dirs := strings.Split(archiveDirs, ",")
+	if archiveDirs == "" {
+		dirs = []string{filepath.Join(dataDir, "archive")}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			return nil, "", fmt.Errorf("archive: %w", err)
+		}
+	}
+	return func(fn func(signals.Event) error) error {
+		for _, d := range dirs {
+			if err := archive.NewReader(d, nil).Scan(ctx, time.Time{}, time.Time{}, fn); err != nil {
+				return fmt.Errorf("archive %s: %w", d, err)
+			}
+		}
+		return nil
+	}, strings.Join(dirs, ","), nil
 }
