@@ -51,6 +51,13 @@ func TestClusterHistoryReplay(t *testing.T) {
 	post(s1, "b", 60)
 	waitFor(t, 30*time.Second, "120 events archived", func() bool { return checkpoint().Events == 120 })
 	first := checkpoint().Holder
+	for _, s := range []*testServer{s0, s1} {
+		m := s.metrics(t)
+		lead := metricValue(m, "kairos_history_archiver_leading ")
+		if want := s.app.cfg.Replica == first; (lead == 1) != want {
+			t.Errorf("replica %s: kairos_history_archiver_leading %v, holder %s", s.app.cfg.Replica, lead, first)
+		}
+	}
 
 	// The archiving replica stops (it releases the lease); the other
 	// takes over from the committed offset.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kairoshq/kairos/offline/history"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 )
@@ -87,5 +89,29 @@ func (a *app) addHistory(_ context.Context, w *wiring) error {
 	}
 	a.archiver, err = history.NewArchiver(history.ArchiverConfig{Dir: h.Dir, Stream: stream, Store: a.store, Holder: a.cfg.Replica,
 		LeaseTTL: h.LeaseTTL, Retention: h.Retention, Logger: a.log})
-	return err
+	if err != nil {
+		return err
+	}
+	registerArchiverMetrics(w.reg, a.archiver)
+	return nil
+}
+
+// registerArchiverMetrics exports the archiver's state on /metrics.
+func registerArchiverMetrics(reg prometheus.Registerer, ar *history.Archiver) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kairos_history_archiver_leading",
+			Help: "Whether this replica holds the archiver lease of the cluster's history (1) or not (0)."},
+			func() float64 {
+				if ar.Stats().Leading {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kairos_history_archived_events_total",
+			Help: "Events this replica archived from the history stream to the cold tier since it started."},
+			func() float64 { return float64(ar.Stats().Events) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kairos_history_committed_offset",
+			Help: "The first history stream offset not yet archived, as this replica last committed or read it."},
+			func() float64 { return float64(ar.Stats().Next) }),
+	)
 }
