@@ -14,8 +14,9 @@ import (
 	"github.com/kairoshq/kairos/signals"
 )
 
-// RecordSource streams archived records; archive.Archive and
-// archive.Reader implement it.
+// RecordSource streams archived records; archive.Archive, archive.Reader
+// and history.Reader (the cluster's history: cold tier and stream)
+// implement it.
 type RecordSource interface {
 	ScanRecords(ctx context.Context, q archive.Query, fn func(archive.Record) error) error
 }

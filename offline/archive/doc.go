@@ -158,6 +158,13 @@
 // are kept. The file stores the hash, not the id. Tombstone seq values
 // never decrease along the file. A torn last line (no "\n") is a crash
 // during Erase and is truncated on open; any other bad line is ErrCorrupt.
+// [Archive.EraseHash] records a tombstone from the hex SHA-256 of the id
+// (an erasure requested elsewhere, package offline/history), and
+// [Reader.Erasures] gives the tombstones, with their at times, to filter
+// events read from elsewhere than the segments by time instead of by
+// sequence number (the history stream's tail: an event of the visitor
+// published at or before at is erased).
+//
 // Compact rewrites each sealed segment that can contain erased events into
 // segments/<name>.tmp (unchanged records copied byte for byte, the others
 // re-compressed with their seq and arrival kept), fsyncs it, records the
