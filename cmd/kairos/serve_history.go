@@ -55,8 +55,14 @@ func (h *historyConfig) validate(dataDir, amqpURL string) []error {
 	if amqpURL == "" {
 		errs = append(errs, errors.New("--history-stream needs --amqp-url (the stream is a RabbitMQ stream queue)"))
 	}
-	if h.MaxAge < time.Second || h.MaxGiB < 1 || h.Retention < 0 {
-		errs = append(errs, fmt.Errorf("--history-max-age %v must be >= 1s, --history-max-gb %d >= 1 and --history-retention %v >= 0", h.MaxAge, h.MaxGiB, h.Retention))
+	if h.MaxAge < time.Second {
+		errs = append(errs, fmt.Errorf("--history-max-age %v must be >= 1s", h.MaxAge))
+	}
+	if h.MaxGiB < 1 {
+		errs = append(errs, fmt.Errorf("--history-max-gb %d must be >= 1", h.MaxGiB))
+	}
+	if h.Retention < 0 {
+		errs = append(errs, fmt.Errorf("--history-retention %v is negative", h.Retention))
 	}
 	if h.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--history-lease-ttl %v must be >= 1s", h.LeaseTTL))

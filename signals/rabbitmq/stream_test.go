@@ -2,11 +2,13 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/errs"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/bustest"
 )
@@ -213,4 +215,16 @@ func BenchmarkStreamRead(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*messages*20)/time.Since(start).Seconds(), "events/s")
+}
+
+func TestStreamReadWithoutStreamIsNotFound(t *testing.T) {
+	cfg := testConfig(t)
+	r, err := NewStreamReader(StreamReaderConfig{URL: cfg.URL, Prefix: cfg.Prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Read(context.Background(), 0, func([]signals.StreamMessage) error { return nil })
+	if !errors.Is(err, errs.NotFound) || !strings.Contains(err.Error(), StreamName(cfg.Prefix)) {
+		t.Fatalf("Read of a missing stream: %v, want NotFound naming %s", err, StreamName(cfg.Prefix))
+	}
 }

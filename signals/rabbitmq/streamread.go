@@ -12,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kairoshq/kairos/internal/errs"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -156,6 +157,7 @@ func (r *StreamReader) appendFence(ctx context.Context, conn *amqp.Connection) (
 	if err := ch.Confirm(false); err != nil {
 		return "", fmt.Errorf("history stream: confirm mode: %w", err)
 	}
+	returned := ch.NotifyReturn(make(chan amqp.Return, 1))
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	fence := hex.EncodeToString(b[:])
@@ -168,7 +170,12 @@ func (r *StreamReader) appendFence(ctx context.Context, conn *amqp.Connection) (
 	}
 	ok, err := dc.WaitContext(ctx)
 	if err != nil || !ok {
-		return "", fmt.Errorf("%w: history stream: fence on %s not confirmed (does the stream exist? kairos serve --history-stream declares it): %v", signals.ErrUnavailable, r.name, err)
+		return "", fmt.Errorf("%w: history stream: fence on %s not confirmed: %v", signals.ErrUnavailable, r.name, err)
+	}
+	select {
+	case <-returned: // the broker returns a mandatory message before its confirm
+		return "", fmt.Errorf("%w: there is no history stream %s (kairos serve --history-stream declares it; check --namespace)", errs.NotFound, r.name)
+	default:
 	}
 	return fence, nil
 }
