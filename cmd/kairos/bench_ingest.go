@@ -44,6 +44,7 @@ type ingestResult struct {
 	LagMaxms     float64 `json:"lag_max_ms"`
 	Duplicates   int64   `json:"duplicates"`
 	Archive      bool    `json:"archive"`
+	Stream       bool    `json:"history_stream"`
 	FactorsK     int     `json:"k"`
 	RateLimitEPS float64 `json:"offered_events_per_s,omitempty"`
 }
@@ -86,6 +87,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	rate := fs.Float64("rate", 0, "offered events/s (0: as fast as the broker confirms)")
 	prefetch := fs.Int("prefetch", 256, "consumer prefetch")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	withStream := fs.Bool("history-stream", false, "bind the history stream to the events exchange (the broker writes every event to it too, as kairos serve --history-stream)")
 	withArchive := fs.Bool("archive", false, "archive every event (as kairos serve does; in a temporary directory, fsync policy interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -104,7 +106,8 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer cleanup()
 	ls := &lagStore{Store: store, sent: make(map[string]time.Time, *events)}
-	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch})
+	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch,
+		Stream: rabbitmq.StreamConfig{Enabled: *withStream, MaxAge: time.Hour, MaxBytes: 8 << 30}})
 	if err != nil {
 		return err
 	}
@@ -153,7 +156,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	res := ingestResult{Bench: "ingest", Store: storeName, Events: *events, Visitors: *visitors, PerMessage: *per,
 		PublishS: pubTook.Seconds(), PublishRate: float64(*events) / pubTook.Seconds(),
 		ApplyS: applyTook.Seconds(), EventsPerS: float64(*events) / applyTook.Seconds(),
-		FactorsK: engine.Config{}.Defaults().Params.Factors, RateLimitEPS: *rate, Archive: *withArchive}
+		FactorsK: engine.Config{}.Defaults().Params.Factors, RateLimitEPS: *rate, Archive: *withArchive, Stream: *withStream}
 	slices.Sort(ls.lags)
 	if n := len(ls.lags); n > 0 {
 		q := func(p float64) float64 { return float64(ls.lags[min(n-1, int(p*float64(n)))]) / 1e6 }
