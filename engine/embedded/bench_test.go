@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/stats"
+	"github.com/kairoshq/kairos/engine/stats/statstest"
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storetest"
 )
@@ -158,4 +160,51 @@ func BenchmarkApplySmallMaps(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// txnRecorder is a storage.Maps that keeps the Txns it is given.
+type txnRecorder struct {
+	storage.Backend // nil: only Apply is called
+	txns            []storage.Txn
+}
+
+func (r *txnRecorder) Apply(_ context.Context, t storage.Txn) error {
+	r.txns = append(r.txns, t)
+	return nil
+}
+
+// BenchmarkApplyCounters: the Lazy transaction engine/stats writes for
+// one consumed batch of 256 events (statstest.BenchDeltas: ~550 deltas
+// as Incr, IncrFloat and Expire ops of ~300 bucket maps), on a store
+// holding the counters of 64 earlier batches, with SyncAlways as kairos
+// serve runs it (a Lazy Txn does not wait for an fsync).
+func BenchmarkApplyCounters(b *testing.B) {
+	const prepared = 64
+	rec := &txnRecorder{}
+	cs := stats.NewStore(rec)
+	ctx := context.Background()
+	for i := range prepared {
+		if err := cs.AddCounts(ctx, statstest.BenchDeltas(b, i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := benchStore(b, Config{Sync: SyncAlways})
+	for _, t := range rec.txns {
+		if !t.Lazy {
+			b.Fatal("the counters' Txn is not Lazy")
+		}
+		if err := s.Apply(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if err := s.Apply(ctx, rec.txns[i%prepared]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(i*statstest.BatchEvents)/b.Elapsed().Seconds(), "events/s")
 }
