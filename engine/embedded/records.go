@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -272,13 +273,23 @@ func (r *reader) optFloats() []float32 {
 	return nil
 }
 
+// unmarshalBlob decodes the next blob into v, or records the failure
+// and returns false.
+func (r *reader) unmarshalBlob(v encoding.BinaryUnmarshaler) bool {
+	b := r.blob()
+	if r.err != nil {
+		return false
+	}
+	if err := v.UnmarshalBinary(b); err != nil {
+		r.fail("%v", err)
+		return false
+	}
+	return true
+}
+
 func (r *reader) session() engine.Session {
 	var s engine.Session
-	if b := r.blob(); r.err == nil {
-		if err := s.UnmarshalBinary(b); err != nil {
-			r.fail("%v", err)
-		}
-	}
+	r.unmarshalBlob(&s)
 	return s
 }
 
@@ -289,12 +300,7 @@ func (r *reader) events() []engine.HistoryEvent {
 	}
 	es := make([]engine.HistoryEvent, n)
 	for i := range es {
-		b := r.blob()
-		if r.err != nil {
-			return nil
-		}
-		if err := es[i].UnmarshalBinary(b); err != nil {
-			r.fail("%v", err)
+		if !r.unmarshalBlob(&es[i]) {
 			return nil
 		}
 	}
@@ -302,15 +308,9 @@ func (r *reader) events() []engine.HistoryEvent {
 }
 
 func (r *reader) states() []engine.ItemState {
-	n := r.count(4)
-	out := make([]engine.ItemState, n)
+	out := make([]engine.ItemState, r.count(4))
 	for i := range out {
-		b := r.blob()
-		if r.err != nil {
-			return nil
-		}
-		if err := out[i].UnmarshalBinary(b); err != nil {
-			r.fail("%v", err)
+		if !r.unmarshalBlob(&out[i]) {
 			return nil
 		}
 	}
