@@ -374,7 +374,11 @@ func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 		}
 	}
 	for i := range tx.keys {
-		tx.keys[i].drop = tx.keys[i].size == 0
+		k := &tx.keys[i]
+		k.drop = k.size == 0
+		if k.expire && k.base != nil && k.base.expires == k.at {
+			k.expire = false // unchanged: nothing to log (the counters' buckets)
+		}
 	}
 	return nil
 }
