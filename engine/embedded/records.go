@@ -185,20 +185,15 @@ func (r *reader) byte() byte {
 	return c
 }
 
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad uvarint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *reader) uvarint() uint64 { return readVarint(r, binary.Uvarint, "uvarint") }
 
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
+func (r *reader) varint() int64 { return readVarint(r, binary.Varint, "varint") }
+
+// readVarint reads a number with decode (binary.Uvarint or Varint).
+func readVarint[T int64 | uint64](r *reader, decode func([]byte) (T, int), what string) T {
+	v, n := decode(r.b)
 	if n <= 0 {
-		r.fail("bad varint")
+		r.fail("bad %s", what)
 		return 0
 	}
 	r.b = r.b[n:]
