@@ -218,7 +218,7 @@ func TestFileModes(t *testing.T) {
 	}
 	checkPrivate := func() {
 		t.Helper()
-		n := filepermtest.Check(t, filepath.Dir(dir))
+		n := len(filepermtest.Check(t, filepath.Dir(dir)))
 		if _, err := os.Stat(filepath.Join(dir, snapName)); err != nil {
 			t.Errorf("no snapshot: %v", err)
 		}
@@ -229,18 +229,7 @@ func TestFileModes(t *testing.T) {
 	checkPrivate()
 
 	// An older version's directory: 0755 and 0644 everywhere.
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.Chmod(p, 0o755)
-		}
-		return os.Chmod(p, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	filepermtest.Loosen(t, dir, nil)
 	s = mustOpen(t, dir, testConfig())
 	if !hasVisitor(t, s, "alice") {
 		t.Error("state lost")
