@@ -148,37 +148,34 @@ func errorOf(err error) *Error {
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 }
 
+// echoCodes is the code of each status an echo error may carry (echo's
+// own: bad request, unauthorized, not found, method not allowed, …).
+var echoCodes = map[int]Code{
+	http.StatusBadRequest:            CodeInvalid,
+	http.StatusUnauthorized:          CodeUnauthorized,
+	http.StatusForbidden:             CodeForbidden,
+	http.StatusNotFound:              CodeNotFound,
+	http.StatusMethodNotAllowed:      CodeMethodNotAllowed,
+	http.StatusRequestEntityTooLarge: CodeTooLarge,
+	http.StatusTooManyRequests:       CodeRateLimited,
+	http.StatusServiceUnavailable:    CodeUnavailable,
+	http.StatusGatewayTimeout:        CodeTimeout,
+}
+
 func fromEchoError(he *echo.HTTPError) *Error {
 	msg := http.StatusText(he.Code)
 	if s, ok := he.Message.(string); ok && s != "" {
 		msg = s
 	}
-	e := &Error{Status: he.Code, Message: strings.ToLower(msg), Err: he}
-	switch he.Code {
-	case http.StatusBadRequest:
-		e.Code = CodeInvalid
-	case http.StatusUnauthorized:
-		e.Code = CodeUnauthorized
-	case http.StatusForbidden:
-		e.Code = CodeForbidden
-	case http.StatusNotFound:
-		e.Code, e.Message = CodeNotFound, "no such route"
-	case http.StatusMethodNotAllowed:
-		e.Code = CodeMethodNotAllowed
-	case http.StatusRequestEntityTooLarge:
-		e.Code = CodeTooLarge
-	case http.StatusTooManyRequests:
-		e.Code = CodeRateLimited
-	case http.StatusServiceUnavailable:
-		e.Code = CodeUnavailable
-	case http.StatusGatewayTimeout:
-		e.Code = CodeTimeout
+	e := &Error{Status: he.Code, Code: echoCodes[he.Code], Message: strings.ToLower(msg), Err: he}
+	switch {
+	case he.Code == http.StatusNotFound:
+		e.Message = "no such route"
+	case e.Code != "":
+	case he.Code >= 500 || he.Code < 400:
+		e.Status, e.Code, e.Message = http.StatusInternalServerError, CodeInternal, "internal error"
 	default:
-		if he.Code >= 500 || he.Code < 400 {
-			e.Status, e.Code, e.Message = http.StatusInternalServerError, CodeInternal, "internal error"
-		} else {
-			e.Code = CodeInvalid
-		}
+		e.Code = CodeInvalid
 	}
 	return e
 }

@@ -51,39 +51,22 @@ func TestHotSwapWhileEventsFlow(t *testing.T) {
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			start := time.Now()
-			if _, err := e.Recommend(ctx, engine.RecRequest{Visitor: fmt.Sprintf("c%d-%d", i%3, i%20), N: 10}); err != nil {
-				errs.Add(1)
-			}
-			mu.Lock()
-			samples = append(samples, sample{start, time.Since(start)})
-			mu.Unlock()
+	loopUntil(&wg, stop, func(i int) {
+		start := time.Now()
+		if _, err := e.Recommend(ctx, engine.RecRequest{Visitor: fmt.Sprintf("c%d-%d", i%3, i%20), N: 10}); err != nil {
+			errs.Add(1)
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			ev := signals.Event{ID: fmt.Sprintf("flow-%d", i), Type: signals.TypeView, Visitor: fmt.Sprintf("c2-%d", i%20),
-				Item: fmt.Sprintf("c2-item%d", i%10), Time: signals.Timestamp{Time: t0.Add(4 * time.Hour)}}
-			if err := e.Handle(ctx, []signals.Event{ev}); err != nil {
-				errs.Add(1)
-			}
+		mu.Lock()
+		samples = append(samples, sample{start, time.Since(start)})
+		mu.Unlock()
+	})
+	loopUntil(&wg, stop, func(i int) {
+		ev := signals.Event{ID: fmt.Sprintf("flow-%d", i), Type: signals.TypeView, Visitor: fmt.Sprintf("c2-%d", i%20),
+			Item: fmt.Sprintf("c2-item%d", i%10), Time: signals.Timestamp{Time: t0.Add(4 * time.Hour)}}
+		if err := e.Handle(ctx, []signals.Event{ev}); err != nil {
+			errs.Add(1)
 		}
-	}()
+	})
 	time.Sleep(50 * time.Millisecond)
 	swapStart := time.Now()
 	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
@@ -244,4 +227,19 @@ func attachArchive(t *testing.T, e *engine.Engine) *archive.Archive {
 	e.SetArchive(arc, arc)
 	e.SetTail(offline.Tail{Archive: arc})
 	return arc
+}
+
+// loopUntil calls fn(0), fn(1), … in a goroutine of wg until stop is
+// closed.
+func loopUntil(wg *sync.WaitGroup, stop <-chan struct{}, fn func(i int)) {
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			fn(i)
+		}
+	})
 }

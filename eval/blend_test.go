@@ -9,19 +9,8 @@ import (
 )
 
 func BenchmarkFitBlend(b *testing.B) {
-	recs, err := Sparse(DefaultSparse())
-	if err != nil {
-		b.Fatal(err)
-	}
-	d := Build(recs, WeightOne)
-	h, _ := NewHoldout(HoldoutLatest)
-	test := h.Split(len(d.Users), len(d.Items), d.Interactions)
-	val := h.Validation(test)
-	p := model.DefaultParams()
-	mod, _, err := TrainALS(context.Background(), val, p, 1, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, val := sparseSplits(b, DefaultSparse())
+	mod := trainALS(b, val, model.DefaultParams())
 	for _, g := range []struct {
 		name string
 		g    BlendGrid
@@ -62,6 +51,16 @@ func smallSparse() SparseConfig {
 	return SparseConfig{Users: 2000, Items: 3000, Clusters: 20, PerUser: 12, Zipf: 0.7, Taste: 0.4, Seed: 1}
 }
 
+// trainALS trains a model with p on val (time unit 1).
+func trainALS(tb testing.TB, val Split, p model.Params) *model.Model {
+	tb.Helper()
+	mod, _, err := TrainALS(context.Background(), val, p, 1, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return mod
+}
+
 func TestFitBlendMatchesTheEnginesFormula(t *testing.T) {
 	// FitBlend's one-pass count of every blend's rank equals ranking with
 	// model.Blend.Scores, blend by blend.
@@ -70,10 +69,7 @@ func TestFitBlendMatchesTheEnginesFormula(t *testing.T) {
 	_, val := sparseSplits(t, c)
 	p := model.DefaultParams()
 	p.Factors, p.Threads = 16, 2
-	mod, _, err := TrainALS(context.Background(), val, p, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := trainALS(t, val, p)
 	g := BlendGrid{Priors: []float64{0, 0.1, 0.5, 0.9}, Kappas: []float64{0, 3, 50}}
 	_, trials, err := FitBlend(context.Background(), val, mod, g, 2)
 	if err != nil {
@@ -134,10 +130,7 @@ func TestFitBlendFallsBackToPopularityOnTooFewUsers(t *testing.T) {
 	_, val := sparseSplits(t, c)
 	p := model.DefaultParams()
 	p.Factors, p.Threads = 8, 2
-	mod, _, err := TrainALS(context.Background(), val, p, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := trainALS(t, val, p)
 	g := BlendGrid{Priors: []float64{0, 0.5, 0.9}, Kappas: []float64{0, 16}}
 	best, trials, err := FitBlend(context.Background(), val, mod, g, 2)
 	if err != nil {
@@ -149,9 +142,7 @@ func TestFitBlendFallsBackToPopularityOnTooFewUsers(t *testing.T) {
 	// On the larger planted log the model's part is measurably useful and
 	// the pick beats the popularity-heavy blend by the paired t.
 	_, val = sparseSplits(t, smallSparse())
-	if mod, _, err = TrainALS(context.Background(), val, p, 1, nil); err != nil {
-		t.Fatal(err)
-	}
+	mod = trainALS(t, val, p)
 	best, trials, err = FitBlend(context.Background(), val, mod, g, 2)
 	if err != nil {
 		t.Fatal(err)

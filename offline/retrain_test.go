@@ -135,7 +135,11 @@ func noise(rows, k int, seed uint64) *model.Factors {
 	return f
 }
 
-func TestGuardComparesWithTheLiveSnapshotOnUnseenEvents(t *testing.T) {
+// retrainedThenMore returns an archive of planted clusters and the
+// result of a retrain on its first 12 days, after which 8 more days were
+// written (unseen by that model).
+func retrainedThenMore(t *testing.T) (*archive.Archive, *RetrainResult) {
+	t.Helper()
 	pl := planted{3, 30, 15, 20}
 	a := openArchive(t)
 	pl.write(t, a, 0, 12)
@@ -144,6 +148,11 @@ func TestGuardComparesWithTheLiveSnapshotOnUnseenEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	pl.write(t, a, 12, 20)
+	return a, first
+}
+
+func TestGuardComparesWithTheLiveSnapshotOnUnseenEvents(t *testing.T) {
+	a, first := retrainedThenMore(t)
 	// The live model's current item factors are noise: the guard must
 	// not use them (they may have learnt from the tail), only the
 	// snapshot as of its cut-off.
@@ -167,14 +176,7 @@ func TestGuardComparesWithTheLiveSnapshotOnUnseenEvents(t *testing.T) {
 }
 
 func TestGuardRefusesABadModel(t *testing.T) {
-	pl := planted{3, 30, 15, 20}
-	a := openArchive(t)
-	pl.write(t, a, 0, 12)
-	first, err := Retrain(context.Background(), a, nil, testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl.write(t, a, 12, 20)
+	a, first := retrainedThenMore(t)
 	live := liveOf(first.Snapshot, first.Snapshot.Items)
 	var published []*model.Snapshot
 	store := &memBlobs{}
@@ -367,14 +369,7 @@ func TestScoreTargets(t *testing.T) {
 }
 
 func TestTunedRetrainKeepsTheEnginesK(t *testing.T) {
-	pl := planted{3, 30, 15, 20}
-	a := openArchive(t)
-	pl.write(t, a, 0, 12)
-	first, err := Retrain(context.Background(), a, nil, testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl.write(t, a, 12, 20)
+	a, first := retrainedThenMore(t)
 	live := liveOf(first.Snapshot, first.Snapshot.Items)
 	prev := testParams()
 	prev.Factors = 32 // an old pick of another k

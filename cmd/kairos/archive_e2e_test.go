@@ -112,16 +112,7 @@ func testArchiveCompactErasedUser(t *testing.T, flags ...string) {
 		t.Fatalf("archive compact beside the server: exit %d, stdout %q, stderr %q: want a refusal naming the lock", code, out, errs)
 	}
 
-	req, _ := http.NewRequest(http.MethodDelete, srv.base+"/v1/visitors/u-42", nil)
-	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("DELETE /v1/visitors/u-42: %d", resp.StatusCode)
-	}
+	srv.erase(t, "u-42")
 	hour := time.Now().UTC().Truncate(time.Hour)
 	srv.stop(t)
 

@@ -386,16 +386,10 @@ func (s *testServer) offersFor(t *testing.T, visitor, slot string) (variant stri
 // results reads an experiment's results.
 func (s *testServer) results(t *testing.T, id string) experiments.Results {
 	t.Helper()
-	req, _ := http.NewRequest("GET", s.base+"/v1/experiments/"+id+"/results", nil)
-	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	b := s.secretDo(t, http.MethodGet, "/v1/experiments/"+id+"/results", http.StatusOK)
 	var r experiments.Results
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("results of %s: %d %v", id, resp.StatusCode, err)
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("results of %s: %v in %s", id, err, b)
 	}
 	return r
 }

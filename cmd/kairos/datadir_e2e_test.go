@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,44 +11,15 @@ import (
 
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/internal/fileperm/filepermtest"
 	"github.com/kairoshq/kairos/signals"
 )
-
-// walkModes returns the permission bits of everything under dir.
-func walkModes(t *testing.T, dir string) map[string]fs.FileMode {
-	t.Helper()
-	out := map[string]fs.FileMode{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		out[p] = fi.Mode()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // checkPrivate fails for every entry under dir that the group or others
 // may access.
 func checkPrivate(t *testing.T, dir string) {
 	t.Helper()
-	modes := walkModes(t, dir)
-	for p, m := range modes {
-		want := fs.FileMode(0o600)
-		if m.IsDir() {
-			want = 0o700
-		}
-		if m.Perm() != want {
-			t.Errorf("%s: mode %v, want %v", p, m.Perm(), want)
-		}
-	}
+	modes := filepermtest.Check(t, dir)
 	for _, must := range []string{"keys.json", "state", "archive", "archive/segments", "archive/index.json", "archive/tombstones.ndjson"} {
 		if _, ok := modes[filepath.Join(dir, must)]; !ok {
 			t.Errorf("%s was not created", must)
@@ -100,18 +70,7 @@ func TestServeDataDirPrivate(t *testing.T) {
 	st.Close()
 
 	// What an older version left: everything 0755/0644.
-	for p, m := range walkModes(t, dir) {
-		mode := fs.FileMode(0o644)
-		if m.IsDir() {
-			mode = 0o755
-		}
-		if strings.HasSuffix(p, "keys.json") {
-			continue
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	filepermtest.Loosen(t, dir, func(p string) bool { return strings.HasSuffix(p, "keys.json") })
 	serve()
 	checkPrivate(t, dir)
 

@@ -196,6 +196,25 @@ var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: apiCheck.Tra
 // uncheckedClient is httpClient without the validation.
 var uncheckedClient = &http.Client{Timeout: 10 * time.Second}
 
+// secretDo sends method path (no body) with the secret key through
+// httpClient, fails t unless the answer has status want, and returns its
+// body.
+func (s *testServer) secretDo(t *testing.T, method, path string, want int) []byte {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, nil)
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s (want %d)", method, path, resp.StatusCode, b, want)
+	}
+	return b
+}
+
 func doJSON(t *testing.T, req *http.Request, want int) map[string]any {
 	t.Helper()
 	return doJSONWith(t, httpClient, req, want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -268,18 +267,7 @@ func TestIdentifyEndToEnd(t *testing.T) {
 // metrics returns the server's /metrics text.
 func (s *testServer) metrics(t *testing.T) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", resp.StatusCode, b)
-	}
-	return string(b)
+	return string(s.secretDo(t, http.MethodGet, "/metrics", http.StatusOK))
 }
 
 // metricValue returns the value of the sample line starting with prefix

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -96,15 +95,5 @@ func testEraseDevice(t *testing.T, srv *testServer) {
 // erase deletes a visitor through DELETE /v1/visitors/{id}, expecting 204.
 func (s *testServer) erase(t *testing.T, id string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodDelete, s.base+"/v1/visitors/"+url.PathEscape(id), nil)
-	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("DELETE /v1/visitors/%s: %d %s", id, resp.StatusCode, body)
-	}
+	s.secretDo(t, http.MethodDelete, "/v1/visitors/"+url.PathEscape(id), http.StatusNoContent)
 }

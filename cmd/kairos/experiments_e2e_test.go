@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -87,27 +86,6 @@ func (f *xpFlow) run(t *testing.T) {
 	f.send(t, []map[string]any{{"id": "stranger-buy", "type": "conversion", "visitor": "stranger", "value": 99, "ts": time.Now().UnixMilli()}})
 }
 
-// results reads the results endpoint.
-func (f *xpFlow) results(t *testing.T) experiments.Results {
-	t.Helper()
-	req, _ := http.NewRequest("GET", f.srv.base+"/v1/experiments/hero/results", nil)
-	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("results: %d %s", resp.StatusCode, b)
-	}
-	var r experiments.Results
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("results: %v in %s", err, b)
-	}
-	return r
-}
-
 // matches reports whether the results show exactly the expected counts.
 func (f *xpFlow) matches(r experiments.Results) bool {
 	if len(r.Counts) != 2 {
@@ -128,7 +106,7 @@ func (f *xpFlow) check(t *testing.T) experiments.Results {
 	t.Helper()
 	var r experiments.Results
 	waitFor(t, 15*time.Second, "the results to show the expected counts", func() bool {
-		r = f.results(t)
+		r = f.srv.results(t, "hero")
 		return f.matches(r)
 	})
 	if r.Verdict == "" || len(r.Guardrails) != 1 || len(r.History) == 0 || !r.Report.SRMPValue.Valid() {

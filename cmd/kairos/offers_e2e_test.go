@@ -124,7 +124,7 @@ func TestOffersExperimentByUser(t *testing.T) {
 		}
 	}
 	var units int64
-	for _, c := range (&xpFlow{srv: srv}).results(t).Counts {
+	for _, c := range srv.results(t, "hero").Counts {
 		units += c.Units
 	}
 	if units != 1 {

@@ -40,10 +40,5 @@ func BenchmarkStoreAddDwell(b *testing.B) {
 			}
 		}
 	}
-	for _, k := range backendtest.Kinds() {
-		if k.Name == "mem" {
-			continue
-		}
-		b.Run("backend="+k.Name, func(b *testing.B) { run(b, attention.NewStore(k.Open(b))) })
-	}
+	backendtest.Bench(b, func(b *testing.B, be storage.Backend) { run(b, attention.NewStore(be)) })
 }

@@ -3,9 +3,12 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/stats"
+	"github.com/kairoshq/kairos/engine/stats/statstest"
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storetest"
 )
@@ -158,4 +161,62 @@ func BenchmarkApplySmallMaps(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// txnRecorder is a storage.Maps that keeps the Txns it is given.
+type txnRecorder struct {
+	storage.Backend // nil: only Apply is called
+	txns            []storage.Txn
+}
+
+func (r *txnRecorder) Apply(_ context.Context, t storage.Txn) error {
+	t.If, t.Ops = slices.Clone(t.If), slices.Clone(t.Ops) // the caller reuses them
+	r.txns = append(r.txns, t)
+	return nil
+}
+
+// BenchmarkApplyCounters: the Lazy transaction engine/stats writes for
+// one consumed batch of 256 events (statstest.BenchDeltas: ~550 deltas
+// as Incr, IncrFloat and Expire ops of ~300 bucket maps), on a store
+// holding the counters of 64 earlier batches, with SyncAlways as kairos
+// serve runs it (a Lazy Txn does not wait for an fsync).
+func BenchmarkApplyCounters(b *testing.B) {
+	const prepared = 64
+	rec := &txnRecorder{}
+	cs := stats.NewStore(rec)
+	ctx := context.Background()
+	for i := range prepared {
+		if err := cs.AddCounts(ctx, statstest.BenchDeltas(b, i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := benchStore(b, Config{Sync: SyncAlways, CompactBytes: 1 << 40})
+	for _, t := range rec.txns {
+		if !t.Lazy {
+			b.Fatal("the counters' Txn is not Lazy")
+		}
+		if err := s.Apply(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	logged := s.walBytes()
+	for b.Loop() {
+		if err := s.Apply(ctx, rec.txns[i%prepared]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(i*statstest.BatchEvents)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(s.walBytes()-logged)/float64(i), "log-B/op")
+}
+
+// walBytes returns how many bytes the store has logged since it opened
+// or last compacted (for benchmarks; compactions reset it).
+func (s *Store) walBytes() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.walSize
 }

@@ -52,12 +52,43 @@ func crashCommit(w, n int) engine.Commit {
 // reports "ok <worker> <n> <row>" on stdout after each acknowledged
 // batch n (and the row its ItemRows call returned), until it is killed.
 func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(crashDirEnv)
+	runCrashChild(t, crashDirEnv, 64<<10, func(s *Store, w, n int) (string, error) {
+		rows, err := s.ItemRows(context.Background(), []string{fmt.Sprintf("w%d-item-%d", w, n)})
+		if err != nil {
+			return "", err
+		}
+		if err := s.Commit(context.Background(), crashCommit(w, n)); err != nil {
+			return "", err
+		}
+		return strconv.Itoa(int(rows[0])), nil
+	})
+}
+
+// TestCrash kills (SIGKILL) a child process in the middle of its commits,
+// three times over the same directory, and checks after each crash that
+// the store opens cleanly and holds every batch the child acknowledged.
+func TestCrash(t *testing.T) {
+	acked := map[[2]int]int32{} // (worker, n) -> row of its item
+	crashRounds(t, "TestCrashChild", crashDirEnv, rand.New(rand.NewPCG(2025, 1)), func(w, n int, v string) error {
+		row, err := strconv.ParseInt(v, 10, 32)
+		acked[[2]int{w, n}] = int32(row)
+		return err
+	}, func(s *Store) { checkCrashDir(t, s, acked) })
+}
+
+// runCrashChild is the body of a crash test's child process, run when
+// the environment variable env names a directory (the test is skipped
+// otherwise): it opens a Store there (compacting past compactBytes) and
+// has each of crashWorkers workers call step for n = 0, 1, … (from
+// env_START) until it is killed, printing "ok <worker> <n> <value>" once
+// step has returned value, or "error …" and exiting when it fails.
+func runCrashChild(t *testing.T, env string, compactBytes int64, step func(s *Store, w, n int) (string, error)) {
+	dir := os.Getenv(env)
 	if dir == "" {
-		t.Skip("child process of TestCrash only")
+		t.Skip("child process of a crash test only")
 	}
-	start, _ := strconv.Atoi(os.Getenv(crashDirEnv + "_START"))
-	s, err := Open(dir, Config{CompactBytes: 64 << 10})
+	start, _ := strconv.Atoi(os.Getenv(env + "_START"))
+	s, err := Open(dir, Config{CompactBytes: compactBytes})
 	if err != nil {
 		fmt.Printf("open-error %v\n", err)
 		os.Exit(3)
@@ -68,17 +99,13 @@ func TestCrashChild(t *testing.T) {
 	for w := range crashWorkers {
 		wg.Go(func() {
 			for n := start; time.Now().Before(deadline); n++ {
-				rows, err := s.ItemRows(context.Background(), []string{fmt.Sprintf("w%d-item-%d", w, n)})
+				v, err := step(s, w, n)
 				if err != nil {
 					fmt.Printf("error %v\n", err)
 					os.Exit(4)
 				}
-				if err := s.Commit(context.Background(), crashCommit(w, n)); err != nil {
-					fmt.Printf("error %v\n", err)
-					os.Exit(4)
-				}
 				out.Lock()
-				fmt.Printf("ok %d %d %d\n", w, n, rows[0])
+				fmt.Printf("ok %d %d %s\n", w, n, v)
 				out.Unlock()
 			}
 		})
@@ -87,10 +114,13 @@ func TestCrashChild(t *testing.T) {
 	os.Exit(0)
 }
 
-// TestCrash kills (SIGKILL) a child process in the middle of its commits,
-// three times over the same directory, and checks after each crash that
-// the store opens cleanly and holds every batch the child acknowledged.
-func TestCrash(t *testing.T) {
+// crashRounds runs the crash test child (a test name) three times over
+// one directory, passing it the directory in env, and kills it (SIGKILL)
+// after a random number of acknowledged steps, each handed to ack; after
+// each kill check inspects the store reopened on the directory. The n the child starts at goes
+// past every n acknowledged or in flight before.
+func crashRounds(t *testing.T, child, env string, r *rand.Rand, ack func(w, n int, v string) error, check func(s *Store)) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("short")
 	}
@@ -99,12 +129,10 @@ func TestCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	r := rand.New(rand.NewPCG(2025, 1))
-	acked := map[[2]int]int32{} // (worker, n) -> row of its item
 	next := 0
 	for round := range 3 {
-		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("%s_START=%d", crashDirEnv, next))
+		cmd := exec.Command(exe, "-test.run=^"+child+"$", "-test.count=1")
+		cmd.Env = append(os.Environ(), env+"="+dir, fmt.Sprintf("%s_START=%d", env, next))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -113,32 +141,29 @@ func TestCrash(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		killAfter := 100 + r.IntN(200) // acknowledged batches before the kill
+		killAfter := 100 + r.IntN(200) // acknowledged steps before the kill
 		got, err := readAcksUntilKill(t, round, cmd, stdout, killAfter, func(w, n int, v string) error {
-			row, err := strconv.ParseInt(v, 10, 32)
-			if err != nil {
-				return err
-			}
-			acked[[2]int{w, n}] = int32(row)
 			next = max(next, n+1)
-			return nil
+			return ack(w, n, v)
 		})
 		if got < killAfter {
-			t.Fatalf("round %d: child ended after %d batches (%v), before it was killed", round, got, err)
+			t.Fatalf("round %d: child ended after %d steps (%v), before it was killed", round, got, err)
 		}
-		t.Logf("round %d: killed after %d acknowledged batches (%d lines read in all)", round, killAfter, got)
-		next += 10 // batches in flight at the kill may be on disk: never reuse their numbers
-		checkCrashDir(t, dir, acked)
+		t.Logf("round %d: killed after %d acknowledged steps (%d lines read in all)", round, killAfter, got)
+		next += 10 // steps in flight at the kill may be on disk: never reuse their numbers
+		s, err := Open(dir, Config{})
+		if err != nil {
+			t.Fatalf("round %d: Open after the crash: %v", round, err)
+		}
+		func() {
+			defer s.Close()
+			check(s)
+		}()
 	}
 }
 
-func checkCrashDir(t *testing.T, dir string, acked map[[2]int]int32) {
+func checkCrashDir(t *testing.T, s *Store, acked map[[2]int]int32) {
 	t.Helper()
-	s, err := Open(dir, Config{})
-	if err != nil {
-		t.Fatalf("Open after the crash: %v", err)
-	}
-	defer s.Close()
 	ctx := t.Context()
 	var ids []string
 	for k := range acked {

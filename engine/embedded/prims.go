@@ -4,7 +4,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"fmt"
@@ -31,7 +30,7 @@ type docColl struct {
 
 // kvMap is one map of storage.Maps.
 type kvMap struct {
-	fields  map[string]string
+	fields  map[string]value
 	expires int64 // Unix ns; 0: never
 	gen     uint64
 }
@@ -177,34 +176,34 @@ func (st *state) dropExpired(kv, logs []string, now int64) {
 // field holding cur (ok: it exists), with the semantics of
 // storagetest.ApplyOp: it returns the field's new value and whether it
 // exists.
-func applyFieldOp(cur string, ok bool, op *storage.Op) (string, bool, error) {
+func applyFieldOp(cur value, ok bool, op *storage.Op) (value, bool, error) {
 	switch op.Kind {
 	case storage.OpSet:
-		return op.Value, true, nil
+		return textValue(op.Value), true, nil
 	case storage.OpIncr:
 		n := int64(0)
 		if ok {
-			v, err := strconv.ParseInt(cur, 10, 64)
-			if err != nil {
-				return "", false, fmt.Errorf("%w: field %q of %q is not an integer", errs.Invalid, op.Field, op.Key)
+			v, isInt := cur.int()
+			if !isInt {
+				return value{}, false, fmt.Errorf("%w: field %q of %q is not an integer", errs.Invalid, op.Field, op.Key)
 			}
 			n = v
 		}
-		return strconv.FormatInt(n+op.Int, 10), true, nil
+		return intValue(n + op.Int), true, nil
 	case storage.OpIncrFloat:
 		x := 0.0
 		if ok {
-			v, err := strconv.ParseFloat(cur, 64)
-			if err != nil {
-				return "", false, fmt.Errorf("%w: field %q of %q is not a number", errs.Invalid, op.Field, op.Key)
+			v, isNum := cur.float()
+			if !isNum {
+				return value{}, false, fmt.Errorf("%w: field %q of %q is not a number", errs.Invalid, op.Field, op.Key)
 			}
 			x = v
 		}
-		return strconv.FormatFloat(x+op.Float, 'g', -1, 64), true, nil
+		return floatValue(x + op.Float), true, nil
 	case storage.OpDel:
-		return "", false, nil
+		return value{}, false, nil
 	}
-	return "", false, fmt.Errorf("%w: unknown op kind %d", errs.Invalid, op.Kind)
+	return value{}, false, fmt.Errorf("%w: unknown op kind %d", errs.Invalid, op.Kind)
 }
 
 // txnKey is one map a transaction changes.
@@ -217,15 +216,23 @@ type txnKey struct {
 	at     int64
 	size   int    // fields after the transaction
 	m      *kvMap // apply: the map written
+
+	// The key's staged fields: a chain through txnField.prev from last
+	// (-1: none), searched linearly while short, then indexed in
+	// txnStage.fieldIdx.
+	last    int
+	staged  int
+	indexed bool
 }
 
 // txnField is the new value of one field a transaction changes.
 type txnField struct {
 	k     int // index in txnStage.keys
 	field string
-	value string
+	val   value
 	del   bool // the field is removed
 	had   bool // the field exists in the base map
+	prev  int  // the key's previous staged field; -1: none
 }
 
 type fieldRef struct {
@@ -235,20 +242,25 @@ type fieldRef struct {
 
 // txnStage is a transaction's changes, staged: only the fields it
 // touches, with their new values. The Store keeps one, reused under its
-// lock.
+// lock, so that the transactions of every consumed batch (hundreds of
+// counters) allocate nothing once it has grown.
 type txnStage struct {
 	keys     []txnKey
 	fields   []txnField
 	keyIdx   map[string]int
-	fieldIdx map[fieldRef]int
+	fieldIdx map[fieldRef]int // the fields of the keys with many
 }
 
 // maxReusedFields bounds the size of the transactions whose staging
-// maps are reused.
-const maxReusedFields = 512
+// memory is reused; maxChain is the number of staged fields of one key
+// searched linearly before they are indexed.
+const (
+	maxReusedFields = 1 << 14
+	maxChain        = 8
+)
 
 func (tx *txnStage) reset() {
-	if len(tx.fields) > maxReusedFields {
+	if len(tx.fields) > maxReusedFields || len(tx.keys) > maxReusedFields {
 		// clear costs the capacity of the maps: drop those a large
 		// transaction grew.
 		tx.keyIdx, tx.fieldIdx = nil, nil
@@ -272,7 +284,7 @@ func (tx *txnStage) key(st *state, key string, now int64) int {
 	if i, ok := tx.keyIdx[key]; ok {
 		return i
 	}
-	k := txnKey{key: key}
+	k := txnKey{key: key, last: -1}
 	if m := st.kv[key]; m != nil {
 		if live(m.expires, now) {
 			k.base, k.size = m, len(m.fields)
@@ -283,6 +295,42 @@ func (tx *txnStage) key(st *state, key string, now int64) int {
 	tx.keys = append(tx.keys, k)
 	tx.keyIdx[key] = len(tx.keys) - 1
 	return len(tx.keys) - 1
+}
+
+// field returns the index of the staged field of key ki, or -1.
+func (tx *txnStage) field(ki int, field string) int {
+	k := &tx.keys[ki]
+	if k.indexed {
+		if i, ok := tx.fieldIdx[fieldRef{ki, field}]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := k.last; i >= 0; i = tx.fields[i].prev {
+		if tx.fields[i].field == field {
+			return i
+		}
+	}
+	return -1
+}
+
+// addField stages a field of key ki and returns its index.
+func (tx *txnStage) addField(ki int, field string, had bool) int {
+	k := &tx.keys[ki]
+	fi := len(tx.fields)
+	tx.fields = append(tx.fields, txnField{k: ki, field: field, had: had, prev: k.last})
+	k.last = fi
+	k.staged++
+	switch {
+	case k.indexed:
+		tx.fieldIdx[fieldRef{ki, field}] = fi
+	case k.staged > maxChain:
+		for i := fi; i >= 0; i = tx.fields[i].prev {
+			tx.fieldIdx[fieldRef{ki, tx.fields[i].field}] = i
+		}
+		k.indexed = true
+	}
+	return fi
 }
 
 // stage computes the changes of ops on st at now, or returns the error
@@ -299,12 +347,11 @@ func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 			tx.keys[ki].expire, tx.keys[ki].at = true, expiryNanos(op.At)
 			continue
 		}
-		ref := fieldRef{ki, op.Field}
-		fi, staged := tx.fieldIdx[ref]
-		var cur string
+		fi := tx.field(ki, op.Field)
+		var cur value
 		var ok bool
-		if staged {
-			cur, ok = tx.fields[fi].value, !tx.fields[fi].del
+		if fi >= 0 {
+			cur, ok = tx.fields[fi].val, !tx.fields[fi].del
 		} else if base := tx.keys[ki].base; base != nil {
 			cur, ok = base.fields[op.Field]
 		}
@@ -312,12 +359,10 @@ func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 		if err != nil {
 			return fmt.Errorf("op %d: %w", i, err)
 		}
-		if !staged {
-			tx.fields = append(tx.fields, txnField{k: ki, field: op.Field, had: ok})
-			fi = len(tx.fields) - 1
-			tx.fieldIdx[ref] = fi
+		if fi < 0 {
+			fi = tx.addField(ki, op.Field, ok)
 		}
-		tx.fields[fi].value, tx.fields[fi].del = v, !exists
+		tx.fields[fi].val, tx.fields[fi].del = v, !exists
 	}
 	for i := range tx.fields {
 		f := &tx.fields[i]
@@ -329,7 +374,11 @@ func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 		}
 	}
 	for i := range tx.keys {
-		tx.keys[i].drop = tx.keys[i].size == 0
+		k := &tx.keys[i]
+		k.drop = k.size == 0
+		if k.expire && k.base != nil && k.base.expires == k.at {
+			k.expire = false // unchanged: nothing to log (the counters' buckets)
+		}
 	}
 	return nil
 }
@@ -338,21 +387,14 @@ func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 func (tx *txnStage) apply(st *state) {
 	for i := range tx.keys {
 		k := &tx.keys[i]
-		switch m := st.kv[k.key]; {
-		case k.drop:
+		if k.drop {
 			delete(st.kv, k.key)
 			k.m = nil
 			continue
-		case m == nil || k.reset:
-			m = &kvMap{fields: make(map[string]string), gen: st.gen}
-			st.kv[k.key] = m
-			k.m = m
-		case m.gen != st.gen:
-			m = &kvMap{fields: maps.Clone(m.fields), expires: m.expires, gen: st.gen}
-			st.kv[k.key] = m
-			k.m = m
-		default:
-			k.m = m
+		}
+		k.m = k.base
+		if k.m == nil || k.reset || k.m.gen != st.gen { // not staged on st's map of this generation
+			k.m = st.mapForWrite(k.key, k.reset)
 		}
 		if k.expire {
 			k.m.expires = k.at
@@ -366,9 +408,24 @@ func (tx *txnStage) apply(st *state) {
 		case f.del:
 			delete(m.fields, f.field)
 		default:
-			m.fields[f.field] = f.value
+			m.fields[f.field] = f.val
 		}
 	}
+}
+
+// mapForWrite returns key's map for a change: a new one when it is absent
+// or reset, a copy when it belongs to an older generation.
+func (st *state) mapForWrite(key string, reset bool) *kvMap {
+	m := st.kv[key]
+	switch {
+	case m == nil || reset:
+		m = &kvMap{fields: make(map[string]value), gen: st.gen}
+		st.kv[key] = m
+	case m.gen != st.gen:
+		m = &kvMap{fields: maps.Clone(m.fields), expires: m.expires, gen: st.gen}
+		st.kv[key] = m
+	}
+	return m
 }
 
 // doc returns the document (coll, id).

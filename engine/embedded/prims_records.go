@@ -79,9 +79,18 @@ func encodeTxn(b []byte, tx *txnStage) []byte {
 			continue
 		}
 		b = append(b, 0)
-		b = appendStr(b, f.value)
+		b = appendValue(b, f.val)
 	}
 	return b
+}
+
+// appendValue appends v's text, as appendStr would.
+func appendValue(b []byte, v value) []byte {
+	if v.kind == valText {
+		return appendStr(b, v.s)
+	}
+	var buf [maxNumberText]byte
+	return appendLenBytes(b, v.appendText(buf[:0]))
 }
 
 // encodeMapState appends a snapshot record of fields of key's map m
@@ -106,7 +115,7 @@ func encodeMapState(b []byte, key string, m *kvMap, reset bool, fields []string)
 		b = binary.AppendUvarint(b, 0)
 		b = appendStr(b, f)
 		b = append(b, 0)
-		b = appendStr(b, m.fields[f])
+		b = appendValue(b, m.fields[f])
 	}
 	return b
 }
@@ -206,7 +215,7 @@ func (st *state) applyPrim(typ byte, r *reader) error {
 			f.k, f.field = int(k), r.str()
 			switch r.byte() {
 			case 0:
-				f.value = r.str()
+				f.val = parseValue(r.str())
 			case 1:
 				f.del = true
 			default:

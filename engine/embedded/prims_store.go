@@ -3,7 +3,6 @@ package embedded
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -188,7 +187,7 @@ func (s *Store) Fields(ctx context.Context, key string, fields []string) (map[st
 		}
 		for _, f := range fields {
 			if v, ok := m.fields[f]; ok {
-				out[f] = v
+				out[f] = v.text()
 			}
 		}
 	})
@@ -205,7 +204,10 @@ func (s *Store) Maps(ctx context.Context, keys []string) ([]map[string]string, e
 		now := s.now()
 		for i, k := range keys {
 			if m := s.st.liveMap(k, now); m != nil && len(m.fields) > 0 {
-				out[i] = maps.Clone(m.fields)
+				out[i] = make(map[string]string, len(m.fields))
+				for f, v := range m.fields {
+					out[i][f] = v.text()
+				}
 			}
 		}
 	})
@@ -226,12 +228,12 @@ func (s *Store) Apply(ctx context.Context, t storage.Txn) error {
 	now := s.now()
 	return s.writePrim("apply", t.Lazy, func() (bool, error) {
 		for _, c := range t.If {
-			var v string
+			var v value
 			var ok bool
 			if m := s.st.liveMap(c.Key, now); m != nil {
 				v, ok = m.fields[c.Field]
 			}
-			if c.Absent == ok || (!c.Absent && v != c.Value) {
+			if c.Absent == ok || (!c.Absent && !v.is(c.Value)) {
 				return false, fmt.Errorf("condition on %s %s: %w", c.Key, c.Field, errs.Conflict)
 			}
 		}

@@ -108,6 +108,10 @@ func fillPrims(t *testing.T, s *Store, clk *clock) {
 	tx.Incr("counts", "views", 41)
 	tx.Incr("counts", "views", 1)
 	tx.IncrFloat("counts", "dwell", 2.5)
+	tx.IncrFloat("counts", "big", 1e21) // "1e+21": a number whose text is no integer
+	tx.Set("counts", "padded", "012")   // text that is no number's own text
+	tx.Set("counts", "seven", "7")
+	tx.Incr("counts", "seven", 1)
 	tx.Set("caps:v1", "o1", "3")
 	tx.Expire("caps:v1", clk.t.Add(time.Hour))
 	tx.Set("short", "x", "1")
@@ -156,7 +160,10 @@ func TestPrimsPersistence(t *testing.T) {
 			if l := want.Logs["promotions:v1"]; len(l) != 3 || l[0].Seq != 102 || l[2].Seq != 104 || string(l[2].Data) != "e" {
 				t.Fatalf("log = %v, want seqs 102..104", l)
 			}
-			if want.Maps["counts"]["views"] != "42" || want.Maps["gone"] != nil || want.Logs["log:deleted"] != nil {
+			if c := want.Maps["counts"]; c["views"] != "42" || c["dwell"] != "2.5" || c["big"] != "1e+21" || c["padded"] != "012" || c["seven"] != "8" {
+				t.Fatalf("counts = %v", c)
+			}
+			if want.Maps["gone"] != nil || want.Logs["log:deleted"] != nil {
 				t.Fatalf("maps %v logs %v", want.Maps, want.Logs)
 			}
 			reopen := func() {
@@ -315,7 +322,7 @@ func TestPrimsSnapshotIsolation(t *testing.T) {
 		_, err := s.Append(ctx, "l", 0, []byte("x"), 2, 0)
 		must(t, err)
 	}
-	if got := snap.kv["k"].fields; !reflect.DeepEqual(got, map[string]string{"n": "1", "s": "a"}) {
+	if got := texts(snap.kv["k"]); !reflect.DeepEqual(got, map[string]string{"n": "1", "s": "a"}) {
 		t.Fatalf("snapshot's map changed: %v", got)
 	}
 	if c := snap.colls["c"]; len(c.docs) != 1 || len(c.ids) != 1 || c.version != 1 {
@@ -330,41 +337,65 @@ func TestPrimsSnapshotIsolation(t *testing.T) {
 }
 
 // TestApplyFieldOpMatchesReference: the embedded store's ops have the
-// semantics of storagetest.ApplyOp.
+// semantics of storagetest.ApplyOp, whatever kind holds the current
+// value (text as set or read from disk, or the number an increment
+// left), over sequences of two ops.
 func TestApplyFieldOpMatchesReference(t *testing.T) {
 	ops := []storage.Op{
-		{Kind: storage.OpSet, Value: "v"}, {Kind: storage.OpSet, Value: ""},
+		{Kind: storage.OpSet, Value: "v"}, {Kind: storage.OpSet, Value: ""}, {Kind: storage.OpSet, Value: "12"},
 		{Kind: storage.OpIncr, Int: 3}, {Kind: storage.OpIncr, Int: -7}, {Kind: storage.OpIncr, Int: math.MaxInt64},
-		{Kind: storage.OpIncrFloat, Float: 0.1}, {Kind: storage.OpIncrFloat, Float: -2.5e300},
+		{Kind: storage.OpIncrFloat, Float: 0.1}, {Kind: storage.OpIncrFloat, Float: -2.5e300}, {Kind: storage.OpIncrFloat, Float: 1e6},
+		{Kind: storage.OpIncrFloat, Float: 2}, {Kind: storage.OpIncrFloat, Float: math.Inf(1)},
 		{Kind: storage.OpDel}, {Kind: storage.OpExpire + 1}, {Kind: 200},
 	}
-	values := []*string{nil, ptr("0"), ptr("12"), ptr("-3"), ptr("1.5"), ptr("text"), ptr(""), ptr("1e400"), ptr("NaN"), ptr("9223372036854775807")}
-	for _, op := range ops {
-		op.Key, op.Field = "k", "f"
-		for _, v := range values {
-			ref := map[string]string{}
-			if v != nil {
-				ref["f"] = *v
-			}
-			refErr := storagetest.ApplyOp(ref, op)
-			var cur string
-			if v != nil {
-				cur = *v
-			}
-			got, ok, err := applyFieldOp(cur, v != nil, &op)
-			name := fmt.Sprintf("op %+v on %v", op, v)
-			if (err == nil) != (refErr == nil) || err != nil && (errors.Is(err, errs.Invalid) != errors.Is(refErr, errs.Invalid)) {
-				t.Fatalf("%s: error %v, reference %v", name, err, refErr)
-			}
-			if err != nil {
-				continue
-			}
-			want, wantOK := ref["f"]
-			if got != want || ok != wantOK {
-				t.Fatalf("%s = %q %v, reference %q %v", name, got, ok, want, wantOK)
+	values := []*string{nil, ptr("0"), ptr("12"), ptr("-3"), ptr("012"), ptr("1.5"), ptr("3.0"), ptr("1e+06"), ptr("text"), ptr(""),
+		ptr("1e400"), ptr("NaN"), ptr("+Inf"), ptr("9223372036854775807"), ptr("9007199254740993"), ptr("-0")}
+	for _, v := range values {
+		for _, parsed := range []bool{false, true} {
+			for _, op1 := range ops {
+				for _, op2 := range ops {
+					name := fmt.Sprintf("%+v then %+v on %v (parsed %v)", op1, op2, v, parsed)
+					ref := map[string]string{}
+					var cur value
+					if v != nil {
+						ref["f"], cur = *v, textValue(*v)
+						if parsed {
+							cur = parseValue(*v)
+						}
+						if got := cur.text(); got != *v {
+							t.Fatalf("value of %q reads %q", *v, got)
+						}
+					}
+					ok := v != nil
+					for _, op := range []storage.Op{op1, op2} {
+						op.Key, op.Field = "k", "f"
+						refErr := storagetest.ApplyOp(ref, op)
+						got, exists, err := applyFieldOp(cur, ok, &op)
+						if (err == nil) != (refErr == nil) || err != nil && (errors.Is(err, errs.Invalid) != errors.Is(refErr, errs.Invalid)) {
+							t.Fatalf("%s: error %v, reference %v", name, err, refErr)
+						}
+						if err != nil {
+							break
+						}
+						cur, ok = got, exists
+						want, wantOK := ref["f"]
+						if ok != wantOK || ok && (cur.text() != want || !cur.is(want) || parseValue(want).text() != want) {
+							t.Fatalf("%s = %q %v, reference %q %v", name, cur.text(), ok, want, wantOK)
+						}
+					}
+				}
 			}
 		}
 	}
+}
+
+// texts returns the fields of m as text.
+func texts(m *kvMap) map[string]string {
+	out := make(map[string]string, len(m.fields))
+	for f, v := range m.fields {
+		out[f] = v.text()
+	}
+	return out
 }
 
 func ptr(s string) *string { return &s }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/fileperm/filepermtest"
 )
 
 // commitVisitor commits one event of visitor id.
@@ -217,25 +218,7 @@ func TestFileModes(t *testing.T) {
 	}
 	checkPrivate := func() {
 		t.Helper()
-		n := 0
-		err := filepath.WalkDir(filepath.Dir(dir), func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			fi, _ := d.Info()
-			want := fs.FileMode(0o600)
-			if d.IsDir() {
-				want = 0o700
-			}
-			if fi.Mode().Perm() != want {
-				t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
-			}
-			n++
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		n := len(filepermtest.Check(t, filepath.Dir(dir)))
 		if _, err := os.Stat(filepath.Join(dir, snapName)); err != nil {
 			t.Errorf("no snapshot: %v", err)
 		}
@@ -246,18 +229,7 @@ func TestFileModes(t *testing.T) {
 	checkPrivate()
 
 	// An older version's directory: 0755 and 0644 everywhere.
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.Chmod(p, 0o755)
-		}
-		return os.Chmod(p, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	filepermtest.Loosen(t, dir, nil)
 	s = mustOpen(t, dir, testConfig())
 	if !hasVisitor(t, s, "alice") {
 		t.Error("state lost")

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -184,20 +185,15 @@ func (r *reader) byte() byte {
 	return c
 }
 
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad uvarint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *reader) uvarint() uint64 { return readVarint(r, binary.Uvarint, "uvarint") }
 
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
+func (r *reader) varint() int64 { return readVarint(r, binary.Varint, "varint") }
+
+// readVarint reads a number with decode (binary.Uvarint or Varint).
+func readVarint[T int64 | uint64](r *reader, decode func([]byte) (T, int), what string) T {
+	v, n := decode(r.b)
 	if n <= 0 {
-		r.fail("bad varint")
+		r.fail("bad %s", what)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -272,13 +268,23 @@ func (r *reader) optFloats() []float32 {
 	return nil
 }
 
+// unmarshalBlob decodes the next blob into v, or records the failure
+// and returns false.
+func (r *reader) unmarshalBlob(v encoding.BinaryUnmarshaler) bool {
+	b := r.blob()
+	if r.err != nil {
+		return false
+	}
+	if err := v.UnmarshalBinary(b); err != nil {
+		r.fail("%v", err)
+		return false
+	}
+	return true
+}
+
 func (r *reader) session() engine.Session {
 	var s engine.Session
-	if b := r.blob(); r.err == nil {
-		if err := s.UnmarshalBinary(b); err != nil {
-			r.fail("%v", err)
-		}
-	}
+	r.unmarshalBlob(&s)
 	return s
 }
 
@@ -289,12 +295,7 @@ func (r *reader) events() []engine.HistoryEvent {
 	}
 	es := make([]engine.HistoryEvent, n)
 	for i := range es {
-		b := r.blob()
-		if r.err != nil {
-			return nil
-		}
-		if err := es[i].UnmarshalBinary(b); err != nil {
-			r.fail("%v", err)
+		if !r.unmarshalBlob(&es[i]) {
 			return nil
 		}
 	}
@@ -302,15 +303,9 @@ func (r *reader) events() []engine.HistoryEvent {
 }
 
 func (r *reader) states() []engine.ItemState {
-	n := r.count(4)
-	out := make([]engine.ItemState, n)
+	out := make([]engine.ItemState, r.count(4))
 	for i := range out {
-		b := r.blob()
-		if r.err != nil {
-			return nil
-		}
-		if err := out[i].UnmarshalBinary(b); err != nil {
-			r.fail("%v", err)
+		if !r.unmarshalBlob(&out[i]) {
 			return nil
 		}
 	}

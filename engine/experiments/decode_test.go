@@ -1,7 +1,6 @@
 package experiments_test
 
 import (
-	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/experiments"
+	"github.com/kairoshq/kairos/internal/testutil"
 )
 
 func TestDecodeDefaults(t *testing.T) {
@@ -27,10 +27,8 @@ func TestDecodeDefaults(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", x, want)
 	}
 	// The stored JSON decodes to the same experiment.
-	b, _ := json.Marshal(x)
-	y, err := experiments.Decode(b, "t1")
-	if err != nil || !reflect.DeepEqual(x, y) {
-		t.Errorf("round trip: %v\n%+v\n%+v", err, x, y)
+	if y := testutil.Redecode(t, x, experiments.Decode); !reflect.DeepEqual(x, y) {
+		t.Errorf("round trip:\n%+v\n%+v", x, y)
 	}
 }
 
@@ -120,15 +118,7 @@ func FuzzDecode(f *testing.F) {
 		if !experiments.ValidID(x.ID) || len(x.Variants) < 2 || x.Salt == "" || !x.Metric.Valid() {
 			t.Fatalf("accepted an invalid experiment: %+v", x)
 		}
-		js, err := json.Marshal(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y, err := experiments.Decode(js, "")
-		if err != nil {
-			t.Fatalf("re-decoding %s: %v", js, err)
-		}
-		if !reflect.DeepEqual(normalise(x), normalise(y)) {
+		if y := testutil.Redecode(t, x, experiments.Decode); !reflect.DeepEqual(normalise(x), normalise(y)) {
 			t.Fatalf("round trip changed it:\n%+v\n%+v", x, y)
 		}
 	})

@@ -208,23 +208,15 @@ func (c Counts) Successes(m Metric) int64 {
 }
 
 // reward returns the unit's x for metric m (revenue in the currency
-// unit).
+// unit): the Sum of m over the unit alone.
 func (u Unit) reward(m Metric) float64 {
-	b := func(v bool) float64 {
+	one := func(v bool) int64 {
 		if v {
 			return 1
 		}
 		return 0
 	}
-	switch m {
-	case MetricCTR:
-		return b(u.Clicked)
-	case MetricAddToCart:
-		return b(u.Carted)
-	case MetricConversion:
-		return b(u.Converted)
-	}
-	return float64(u.Revenue) / 100
+	return Counts{Clicks: one(u.Clicked), Carts: one(u.Carted), Conversions: one(u.Converted), Revenue: u.Revenue}.Sum(m)
 }
 
 // cents converts a conversion value to cents (half away from zero).

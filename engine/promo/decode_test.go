@@ -10,6 +10,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/internal/testutil"
 )
 
 func TestDecodeRuleErrors(t *testing.T) {
@@ -89,16 +90,8 @@ func TestDecodeRuleRoundTrip(t *testing.T) {
 	if r.Cooldown != promo.Duration(24*time.Hour) || !r.Active || r.Then.Slot != "exit" || len(r.When.All) != 6 {
 		t.Errorf("decoded %+v", r)
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := promo.DecodeRule(b, "")
-	if err != nil {
-		t.Fatalf("re-decoding %s: %v", b, err)
-	}
-	if !reflect.DeepEqual(r, again) {
-		t.Errorf("round trip changed the rule:\n%+v\n%+v\nJSON %s", r, again, b)
+	if again := testutil.Redecode(t, r, promo.DecodeRule); !reflect.DeepEqual(r, again) {
+		t.Errorf("round trip changed the rule:\n%+v\n%+v", r, again)
 	}
 	if _, err := promo.DecodeRule([]byte(body), "other"); err == nil || !strings.Contains(err.Error(), "differs from") {
 		t.Errorf("path id mismatch: %v", err)

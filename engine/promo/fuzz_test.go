@@ -1,12 +1,12 @@
 package promo
 
 import (
-	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/testutil"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -44,16 +44,8 @@ func FuzzRuleDecode(f *testing.F) {
 			}
 			return
 		}
-		js, err := json.Marshal(r)
-		if err != nil {
-			t.Fatalf("Marshal: %v", err)
-		}
-		again, err := DecodeRule(js, "")
-		if err != nil {
-			t.Fatalf("re-decoding %s: %v", js, err)
-		}
-		if !reflect.DeepEqual(r, again) {
-			t.Fatalf("round trip changed the rule: %s", js)
+		if again := testutil.Redecode(t, r, DecodeRule); !reflect.DeepEqual(r, again) {
+			t.Fatalf("round trip changed the rule:\n%+v\n%+v", r, again)
 		}
 		n := compileCond(&r.When)
 		var c evalCtx

@@ -20,9 +20,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/internal/testutil/backends"
-	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
-	"github.com/kairoshq/kairos/signals/membus"
 )
 
 const (
@@ -43,13 +41,7 @@ func TestIntegration(t *testing.T) {
 
 func testIntegration(t *testing.T, store engine.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
-	bus := membus.New(membus.Options{})
-	params := model.DefaultParams()
-	params.Factors = 8
-	eng, err := engine.New(ctx, engine.Config{Params: params}, store, bus)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, bus := backends.NewEngine(ctx, t, store)
 	p, err := promo.New(ctx, promo.Config{Factors: 8}, promo.Deps{Store: promo.NewStore(store), Profiles: eng, Model: eng, Broadcaster: bus})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +81,6 @@ func testIntegration(t *testing.T, store engine.Store) {
 		hs.Close()
 		cancel()
 		wg.Wait()
-		bus.Close()
 	})
 
 	call := func(method, path, key, body string) (int, string) {

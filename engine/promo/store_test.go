@@ -8,6 +8,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/promo/promotest"
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/backendtest"
 )
 
@@ -39,12 +40,7 @@ func (c closer) Close() error { return c.b.Close() }
 // benchStores runs fn on the store written on the primitives,
 // per backend.
 func benchStores(b *testing.B, fn func(b *testing.B, s promo.Store)) {
-	for _, k := range backendtest.Kinds() {
-		if k.Name == "mem" {
-			continue
-		}
-		b.Run("backend="+k.Name, func(b *testing.B) { fn(b, promo.NewStore(k.Open(b))) })
-	}
+	backendtest.Bench(b, func(b *testing.B, be storage.Backend) { fn(b, promo.NewStore(be)) })
 }
 
 // BenchmarkStoreAddOfferCounts measures AddOfferCounts of one batch's

@@ -55,9 +55,11 @@
 // with batches of 256 events over ~100 items (555 deltas;
 // BenchmarkStoreAddCounts, BenchmarkStoreReact): with Redis 7–11 ms per
 // batch of wall time under load, in the range of the store of the
-// previous storage format; on the embedded store the generic transaction
-// path costs more CPU than the former dedicated counters (see the README's
-// overload capacity before and after the store port).
+// previous storage format; on the embedded store, which keeps counters
+// as numbers and reuses its staging memory (engine/embedded), 0.23–0.24
+// ms at load average 7, against 0.14–0.18 ms for the dedicated counters
+// of the previous storage format and 1.1 ms before that change (at load
+// 15). AddCounts reuses its ops from call to call.
 //
 // For comparison, the engine's own Redis Commit of a batch of that size
 // takes 1.55 ms. Batches are not merged with each other: hot items'

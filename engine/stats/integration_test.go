@@ -16,9 +16,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/internal/testutil/backends"
-	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
-	"github.com/kairoshq/kairos/signals/membus"
 )
 
 const (
@@ -36,13 +34,7 @@ func TestEndToEnd(t *testing.T) {
 
 func testEndToEnd(t *testing.T, store engine.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
-	bus := membus.New(membus.Options{})
-	p := model.DefaultParams()
-	p.Factors = 8
-	eng, err := engine.New(ctx, engine.Config{Params: p}, store, bus)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, bus := backends.NewEngine(ctx, t, store)
 	st, err := stats.New(stats.NewStore(store), stats.Config{Retention: stats.DefaultRetention()})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +47,6 @@ func testEndToEnd(t *testing.T, store engine.Store) {
 		if err := <-done; err != nil {
 			t.Errorf("engine: %v", err)
 		}
-		bus.Close()
 	})
 	srv, err := api.New(api.Config{SecretKeys: []string{itSK}, PublishableKeys: []string{itPK}, Registry: prometheus.NewRegistry()},
 		api.Deps{Publisher: bus, Recommender: eng, Catalog: eng, Checker: eng, Stats: st})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kairoshq/kairos/engine/storage"
@@ -36,17 +37,13 @@ const sumSuffix = ":v"
 
 // CountKey returns the key of the map of one bucket.
 func CountKey(res Resolution, sub Subject, start int64) string {
-	var b strings.Builder
-	b.Grow(3 + 4 + 3 + len(sub.ID) + 1 + 11)
-	b.WriteString("st:")
-	b.WriteString(res.String())
-	b.WriteByte(':')
-	b.WriteByte(byte(sub.Kind))
-	b.WriteByte(':')
-	b.WriteString(sub.ID)
-	b.WriteByte(':')
-	b.WriteString(strconv.FormatInt(start, 10))
-	return b.String()
+	var buf [64]byte
+	b := append(buf[:0], "st:"...)
+	b = append(b, res.String()...)
+	b = append(b, ':', byte(sub.Kind), ':')
+	b = append(b, sub.ID...)
+	b = append(b, ':')
+	return string(strconv.AppendInt(b, start, 10))
 }
 
 // AddCounts applies every delta in one storage.Txn: per delta an OpIncr
@@ -67,7 +64,12 @@ func (s *MapStore) AddCounts(ctx context.Context, deltas []Delta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	ops := make([]storage.Op, 0, 2*len(deltas))
+	buf := opsPool.Get().(*[]storage.Op)
+	defer func() {
+		clear(*buf)
+		opsPool.Put(buf)
+	}()
+	ops := (*buf)[:0]
 	var key string
 	for i := range deltas {
 		d := &deltas[i]
@@ -84,11 +86,16 @@ func (s *MapStore) AddCounts(ctx context.Context, deltas []Delta) error {
 			ops = append(ops, storage.Op{Kind: storage.OpExpire, Key: key, At: time.Unix(d.ExpireAt, 0)})
 		}
 	}
+	*buf = ops
 	if err := s.m.Apply(ctx, storage.Txn{Ops: ops, Lazy: true}); err != nil {
 		return fmt.Errorf("stats store: add counts: %w", err)
 	}
 	return nil
 }
+
+// opsPool holds the ops of AddCounts between calls (a consumed batch
+// writes hundreds; Apply does not keep them).
+var opsPool = sync.Pool{New: func() any { return new([]storage.Op) }}
 
 // sumFields holds the sum field of each known event type: every batch
 // writes them.

@@ -20,12 +20,7 @@ func TestMapStoreContract(t *testing.T) {
 // benchStores runs fn on the store written on the primitives,
 // per backend.
 func benchStores(b *testing.B, fn func(b *testing.B, s stats.Store)) {
-	for _, k := range backendtest.Kinds() {
-		if k.Name == "mem" {
-			continue
-		}
-		b.Run("backend="+k.Name, func(b *testing.B) { fn(b, stats.NewStore(k.Open(b))) })
-	}
+	backendtest.Bench(b, func(b *testing.B, be storage.Backend) { fn(b, stats.NewStore(be)) })
 }
 
 // BenchmarkStoreAddCounts measures AddCounts of one batch's deltas.

@@ -183,7 +183,8 @@ type Maps interface {
 	Maps(ctx context.Context, keys []string) ([]map[string]string, error)
 	// Apply applies t atomically, or returns a Conflict when a condition
 	// does not hold. A malformed op (unknown kind, OpIncr of a field that
-	// is not an integer) is Invalid and nothing is applied.
+	// is not an integer) is Invalid and nothing is applied. Apply keeps
+	// nothing of t's slices once it returns (callers reuse them).
 	Apply(ctx context.Context, t Txn) error
 	// Delete removes the maps and logs under keys (absent ones are not
 	// an error).

@@ -45,24 +45,30 @@ func benchBatch(prefix string, n int, factors []float32) engine.Commit {
 	return c
 }
 
+// benchBatches returns the 64 batches a commit benchmark cycles through,
+// with ids under a fresh prefix.
+func benchBatches(prefix string) []engine.Commit {
+	factors := Factors(1, BenchK)
+	prefix = Unique(prefix)
+	batches := make([]engine.Commit, 64)
+	for i := range batches {
+		batches[i] = benchBatch(prefix, i, factors)
+	}
+	return batches
+}
+
 // BenchCommit measures Commit of one consumed batch (BatchEvents events
 // over BatchVisitors visitors: history appends, factors of k = BenchK, a
 // session and the de-duplication marks), one at a time, and reports
 // events/s. Batches are prepared outside the timer.
 func BenchCommit(b *testing.B, s engine.Store) {
-	factors := Factors(1, BenchK)
-	prefix := Unique("bc")
-	const prepared = 64
-	batches := make([]engine.Commit, prepared)
-	for i := range batches {
-		batches[i] = benchBatch(prefix, i, factors)
-	}
+	batches := benchBatches("bc")
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0
 	for b.Loop() {
-		if err := s.Commit(ctx, batches[n%prepared]); err != nil {
+		if err := s.Commit(ctx, batches[n%len(batches)]); err != nil {
 			b.Fatal(err)
 		}
 		n++
@@ -73,19 +79,13 @@ func BenchCommit(b *testing.B, s engine.Store) {
 // BenchCommitParallel is BenchCommit with concurrent committers
 // (b.RunParallel), as several consumers or replicas would commit.
 func BenchCommitParallel(b *testing.B, s engine.Store) {
-	factors := Factors(1, BenchK)
-	prefix := Unique("bp")
-	const prepared = 64
-	batches := make([]engine.Commit, prepared)
-	for i := range batches {
-		batches[i] = benchBatch(prefix, i, factors)
-	}
+	batches := benchBatches("bp")
 	var next, done atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := s.Commit(context.Background(), batches[next.Add(1)%prepared]); err != nil {
+			if err := s.Commit(context.Background(), batches[next.Add(1)%int64(len(batches))]); err != nil {
 				b.Error(err)
 				return
 			}

@@ -82,6 +82,18 @@ func Run(t *testing.T, fn func(t *testing.T, open func(tb testing.TB) storage.Ba
 	}
 }
 
+// Bench runs fn as a sub-benchmark "backend=<name>" per backend that
+// keeps its data outside the process's maps (embedded and Redis; the
+// in-memory reference is left out), on a new, empty backend.
+func Bench(b *testing.B, fn func(b *testing.B, be storage.Backend)) {
+	for _, k := range Kinds() {
+		if k.Name == "mem" {
+			continue
+		}
+		b.Run("backend="+k.Name, func(b *testing.B) { fn(b, k.Open(b)) })
+	}
+}
+
 type nopCloser struct{ *storagetest.Mem }
 
 func (nopCloser) Close() error { return nil }

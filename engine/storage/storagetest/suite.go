@@ -12,6 +12,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/internal/testutil"
 )
 
 var unique atomic.Int64
@@ -170,24 +171,11 @@ func testDocsVersion(t *testing.T, b storage.Backend) {
 func testConcurrentCreate(t *testing.T, b storage.Backend) {
 	ctx, coll := ctxT(t), Name("coll")
 	const n = 16
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := b.PutDoc(ctx, coll, "x", []byte(strconv.Itoa(i)), storage.Create)
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case !errors.Is(err, errs.Conflict):
-				t.Errorf("create %d: %v", i, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if wins.Load() != 1 {
-		t.Fatalf("%d of %d concurrent creates succeeded, want exactly 1", wins.Load(), n)
+	won := testutil.Wins(t, n, errs.Conflict, func(i int) error {
+		return b.PutDoc(ctx, coll, "x", []byte(strconv.Itoa(i)), storage.Create)
+	})
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent creates succeeded, want exactly 1", won, n)
 	}
 }
 
@@ -316,23 +304,12 @@ func testDelete(t *testing.T, b storage.Backend) {
 func testConcurrentIncr(t *testing.T, b storage.Backend) {
 	ctx, k := ctxT(t), Name("map")
 	const workers, each = 8, 50
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				var tx storage.Txn
-				tx.Incr(k, "n", 1)
-				tx.IncrFloat(k, "x", 0.5)
-				if err := b.Apply(ctx, tx); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(t, workers, each, func() error {
+		var tx storage.Txn
+		tx.Incr(k, "n", 1)
+		tx.IncrFloat(k, "x", 0.5)
+		return b.Apply(ctx, tx)
+	})
 	f, err := b.Fields(ctx, k, []string{"n", "x"})
 	must(t, err)
 	if f["n"] != strconv.Itoa(workers*each) || f["x"] != strconv.Itoa(workers*each/2) {
@@ -345,43 +322,46 @@ func testConcurrentIncr(t *testing.T, b storage.Backend) {
 func testCompareAndSet(t *testing.T, b storage.Backend) {
 	ctx, k := ctxT(t), Name("map")
 	const workers, each = 4, 20
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				for {
-					f, err := b.Fields(ctx, k, []string{"v"})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					var tx storage.Txn
-					n := 0
-					if s, ok := f["v"]; ok {
-						n, _ = strconv.Atoi(s)
-						tx.IfEquals(k, "v", s)
-					} else {
-						tx.IfAbsent(k, "v")
-					}
-					tx.Set(k, "v", strconv.Itoa(n+1))
-					err = b.Apply(ctx, tx)
-					if err == nil {
-						break
-					}
-					if !errors.Is(err, errs.Conflict) {
-						t.Error(err)
-						return
-					}
-				}
+	concurrently(t, workers, each, func() error {
+		for {
+			f, err := b.Fields(ctx, k, []string{"v"})
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
+			var tx storage.Txn
+			n := 0
+			if s, ok := f["v"]; ok {
+				n, _ = strconv.Atoi(s)
+				tx.IfEquals(k, "v", s)
+			} else {
+				tx.IfAbsent(k, "v")
+			}
+			tx.Set(k, "v", strconv.Itoa(n+1))
+			if err := b.Apply(ctx, tx); !errors.Is(err, errs.Conflict) {
+				return err // nil: applied
+			}
+		}
+	})
 	if f, _ := b.Fields(ctx, k, []string{"v"}); f["v"] != strconv.Itoa(workers*each) {
 		t.Fatalf("compare-and-set counter = %q, want %d", f["v"], workers*each)
 	}
+}
+
+// concurrently calls fn each times in each of workers goroutines and
+// waits for them; an error of fn is a test error and stops its worker.
+func concurrently(t *testing.T, workers, each int, fn func() error) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if err := fn(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func testLogAppend(t *testing.T, b storage.Backend) {
@@ -431,23 +411,16 @@ func testLogKeep(t *testing.T, b storage.Backend) {
 	if len(es) != 3 || string(es[0].Data) != "b" || es[2].Seq != 5001 {
 		t.Fatalf("after 4 appends keeping 3: %v, want b c d (5001 last)", es)
 	}
-	var wg sync.WaitGroup
 	seen := sync.Map{}
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := b.Append(ctx, k, 0, []byte("z"), 100, 0)
-			if err != nil {
-				t.Error(err)
-				return
-			}
+	concurrently(t, 8, 1, func() error {
+		s, err := b.Append(ctx, k, 0, []byte("z"), 100, 0)
+		if err == nil {
 			if _, dup := seen.LoadOrStore(s, true); dup {
 				t.Errorf("seq %d given twice", s)
 			}
-		}()
-	}
-	wg.Wait()
+		}
+		return err
+	})
 }
 
 func testLogExpiry(t *testing.T, b storage.Backend) {
