@@ -64,13 +64,13 @@ func (s *lagStore) Commit(ctx context.Context, c engine.Commit) error {
 	}
 	now := time.Now()
 	s.mu.Lock()
-	for _, id := range c.EventIDs {
-		if t, ok := s.sent[id]; ok {
+	for _, r := range c.Events {
+		if t, ok := s.sent[r.ID]; ok {
 			s.lags = append(s.lags, now.Sub(t))
 		}
 	}
 	s.mu.Unlock()
-	s.applied.Add(int64(len(c.EventIDs)))
+	s.applied.Add(int64(len(c.Events)))
 	return nil
 }
 

@@ -47,13 +47,13 @@ func BenchmarkSeen(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Seen(b.Context(), ids); err != nil {
+		if _, err := s.Seen(b.Context(), storetest.Marks(ids...)); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func engineCommit(ids []string) engine.Commit { return engine.Commit{EventIDs: ids} }
+func engineCommit(ids []string) engine.Commit { return engine.Commit{Events: storetest.Marks(ids...)} }
 
 // BenchmarkApply: one Txn of 200 ops (90 HINCRBY, 90 HINCRBYFLOAT, and an
 // HSET and a PEXPIREAT on each of 10 maps) under one condition: one
