@@ -1,10 +1,13 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -153,5 +156,206 @@ func TestClusterKeyPlacement(t *testing.T) {
 	}
 	if len(shards) != 3 {
 		t.Errorf("%d item-state shards on %d masters, want 3", StateShards, len(shards))
+	}
+}
+
+// TestClusterCommitSurvivesMasterFailover kills -9 (by PID) the master of
+// some visitors' slots under a bounded commit load (one writer, a commit
+// of 3 visitors every 5 ms, each acknowledged only once a replica has it:
+// WaitReplicas 1), and checks that commits stall during the failover and
+// then succeed, that no acknowledged commit is lost and none is applied
+// twice (every acknowledged event is in its visitor's history exactly
+// once, and Seen), and that the killed node rejoins as a replica. The
+// stall is logged.
+func TestClusterCommitSurvivesMasterFailover(t *testing.T) {
+	c := clustertest.Get(t)
+	c.WaitHealthy(t, time.Minute)
+	url := c.RedisURL
+	s := mustOpen(t, Config{URL: url, Prefix: redistest.Prefix(t, url), WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond,
+		FailoverTimeout: 30 * time.Second, DialTimeout: 500 * time.Millisecond})
+	ctx := t.Context()
+	cc := s.Client().(*redis.ClusterClient)
+	const nvis = 60
+	visitors := make([]string, nvis)
+	for i := range visitors {
+		visitors[i] = fmt.Sprintf("fo-visitor-%d", i)
+	}
+	m, err := cc.MasterForKey(ctx, s.visitorKey(visitors[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victimAddr := m.Options().Addr
+	victim, err := clustertest.RedisNode(victimAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onVictim := map[string]bool{}
+	for _, v := range visitors {
+		if m, err := cc.MasterForKey(ctx, s.visitorKey(v)); err == nil && m.Options().Addr == victimAddr {
+			onVictim[v] = true
+		}
+	}
+
+	var (
+		mu       sync.Mutex
+		acked    = map[string][]string{} // visitor → acknowledged event ids, in order
+		okAt     []time.Time
+		victimOK []time.Time // acknowledged commits touching the victim's slots
+		failures int
+		lastErr  error
+	)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			var cm engine.Commit
+			touchesVictim := false
+			for j := range 3 {
+				v := visitors[(3*n+j)%nvis]
+				ev := storetest.Event(v, n)
+				cm.Visitors = append(cm.Visitors, engine.VisitorUpdate{ID: v, Append: []engine.HistoryEvent{ev}})
+				cm.Events = append(cm.Events, engine.EventRef{Visitor: v, ID: ev.ID})
+				touchesVictim = touchesVictim || onVictim[v]
+			}
+			cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+			err := s.Commit(cctx, cm)
+			cancel()
+			mu.Lock()
+			if err == nil {
+				for _, r := range cm.Events {
+					acked[r.Visitor] = append(acked[r.Visitor], r.ID)
+				}
+				okAt = append(okAt, time.Now())
+				if touchesVictim {
+					victimOK = append(victimOK, time.Now())
+				}
+			} else {
+				failures++
+				if lastErr == nil || failures%20 == 0 {
+					t.Logf("commit %d failed at %s: %v", n, time.Now().Format("15:04:05.000"), err)
+				}
+				lastErr = err
+			}
+			mu.Unlock()
+		}
+	}()
+	stopWriter := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-done
+	}
+	defer stopWriter()
+	count := func(ts *[]time.Time, after time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, at := range *ts {
+			if at.After(after) {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil(t, 20*time.Second, "100 commits before the kill", func() bool { return count(&okAt, time.Time{}) >= 100 })
+
+	killedAt := time.Now()
+	c.KillRedis(t, victim)
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			c.StartRedis(t, victim)
+			c.WaitHealthy(t, 2*time.Minute)
+		}
+	})
+	t.Logf("killed master %s (%d of %d visitors) after %d commits", victimAddr, len(onVictim), nvis, count(&okAt, time.Time{}))
+	waitUntil(t, 60*time.Second, "commits to the killed master's visitors to resume", func() bool {
+		return count(&victimOK, killedAt.Add(time.Second)) >= 50
+	})
+	stopWriter()
+
+	mu.Lock()
+	stall := longestGap(victimOK)
+	t.Logf("commit stall on the failed-over slots: %v (longest gap between acknowledged commits touching them); %d commits acknowledged, %d failed (last: %v)",
+		stall.Round(time.Millisecond), len(okAt), failures, lastErr)
+	mu.Unlock()
+	if m, err := cc.MasterForKey(ctx, s.visitorKey(visitors[0])); err != nil || m.Options().Addr == victimAddr {
+		t.Fatalf("after the failover the visitors' slots are still on %s (%v)", victimAddr, err)
+	}
+
+	// Nothing acknowledged is lost or applied twice.
+	vs, err := s.Visitors(ctx, visitors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []engine.EventRef
+	for _, v := range vs {
+		have := map[string]int{}
+		for _, h := range v.History {
+			have[h.ID]++
+		}
+		for _, id := range acked[v.ID] {
+			if have[id] != 1 {
+				t.Errorf("acknowledged event %s of %s is %d times in its history, want once", id, v.ID, have[id])
+			}
+			refs = append(refs, engine.EventRef{Visitor: v.ID, ID: id})
+		}
+	}
+	seen, err := s.Seen(ctx, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, b := range seen {
+		if !b {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d acknowledged marks of %d lost", lost, len(refs))
+	}
+
+	// The killed node comes back as a replica.
+	c.StartRedis(t, victim)
+	restarted = true
+	node := redis.NewClient(&redis.Options{Addr: victimAddr})
+	defer node.Close()
+	waitUntil(t, 60*time.Second, "the killed master to rejoin as a replica", func() bool {
+		role, err := node.Do(ctx, "ROLE").Slice()
+		return err == nil && len(role) > 0 && role[0] == "slave"
+	})
+	c.WaitHealthy(t, 2*time.Minute)
+	if _, err := s.Visitors(ctx, visitors); err != nil {
+		t.Fatalf("Visitors after the rejoin: %v", err)
+	}
+}
+
+// longestGap returns the longest interval between consecutive times.
+func longestGap(ts []time.Time) time.Duration {
+	var g time.Duration
+	for i := 1; i < len(ts); i++ {
+		g = max(g, ts[i].Sub(ts[i-1]))
+	}
+	return g
+}
+
+// waitUntil polls cond every 20 ms and fails the test with what after
+// timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

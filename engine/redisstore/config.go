@@ -56,6 +56,17 @@ type Config struct {
 	// waiting for a failover (default 20 s); the call's context bounds it
 	// too. See the Failover notes of retry.go.
 	FailoverTimeout time.Duration
+	// WaitReplicas, on a Redis Cluster, makes Commit return only once that
+	// many replicas of each master it wrote to have the writes (WAIT, on
+	// the connection of the writes): a master killed after acknowledging
+	// a commit then loses nothing, since the replica promoted in its place
+	// has it. 0 (the default) does not wait: Redis replicates
+	// asynchronously, and the last writes acknowledged before a master
+	// dies may be lost in its failover. Ignored on one server.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT (default 1 s); fewer replicas within it
+	// fail the commit (engine.ErrUnavailable), which is then retried.
+	WaitTimeout time.Duration
 	// Logger receives connection events; nil discards.
 	Logger *slog.Logger
 }
@@ -70,6 +81,7 @@ func (c Config) Defaults() Config {
 	defaults.Set(&c.ReadTimeout, DefaultReadTimeout)
 	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
 	defaults.Set(&c.FailoverTimeout, DefaultFailoverTimeout)
+	defaults.Set(&c.WaitTimeout, time.Second)
 	c.Logger = defaults.Logger(c.Logger)
 	return c
 }
@@ -104,6 +116,12 @@ func (c Config) Validate() error {
 	}
 	if c.FailoverTimeout <= 0 {
 		bad("FailoverTimeout %v: want > 0", c.FailoverTimeout)
+	}
+	if c.WaitReplicas < 0 || c.WaitReplicas > 16 {
+		bad("WaitReplicas %d: want 0..16", c.WaitReplicas)
+	}
+	if c.WaitTimeout <= 0 {
+		bad("WaitTimeout %v: want > 0", c.WaitTimeout)
 	}
 	if c.PoolSize < 0 {
 		bad("PoolSize %d: want >= 0", c.PoolSize)

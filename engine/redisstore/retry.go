@@ -113,9 +113,8 @@ func firstErr(cmds []redis.Cmder) error {
 }
 
 // retry decides whether to try again after err (cmd nil: a pipeline
-// whose commands were checked already), and if so reloads a cluster's
-// slot map and sleeps the backoff of attempt. start is set at the first
-// call: retries stop FailoverTimeout after it, or when ctx ends.
+// whose commands were checked already), and if so waits (see wait).
+// start is set at the first call.
 func (h retryHook) retry(ctx context.Context, cmd redis.Cmder, err error, attempt int, start *time.Time) bool {
 	if cmd != nil && !h.retryable(ctx, cmd, err) {
 		return false
@@ -123,7 +122,15 @@ func (h retryHook) retry(ctx context.Context, cmd redis.Cmder, err error, attemp
 	if start.IsZero() {
 		*start = time.Now()
 	}
-	if time.Since(*start) > h.s.cfg.FailoverTimeout || ctx.Err() != nil {
+	return h.wait(ctx, err, attempt, *start)
+}
+
+// wait reloads a cluster's slot map and sleeps the backoff of attempt
+// (50 ms doubling to 1 s); it returns false, at once, when
+// FailoverTimeout has passed since start, or when ctx ends or would end
+// during the sleep.
+func (h retryHook) wait(ctx context.Context, err error, attempt int, start time.Time) bool {
+	if time.Since(start) > h.s.cfg.FailoverTimeout || ctx.Err() != nil {
 		return false
 	}
 	if cc, ok := h.s.rdb.(*redis.ClusterClient); ok {

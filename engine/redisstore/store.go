@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -457,22 +458,153 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 		sess, _ := vc.session.MarshalBinary()
 		args[i] = []any{ttl, upd, vc.n, vc.append, sess, f, hasF, limit, slack}
 	}
-	run := func(p redis.Pipeliner) error {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return wrap("commit", s.commitCluster(ctx, cc, keys, args))
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range vcs {
 			cmds[i] = commitScript.EvalSha(ctx, p, keys[i], args[i]...)
 		}
 		return nil
-	}
-	var err error
-	if s.cluster {
-		_, err = s.rdb.Pipelined(ctx, run)
-	} else {
-		_, err = s.rdb.TxPipelined(ctx, run)
-	}
+	})
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") || anyNoScript(cmds) {
-		err = s.evalMissing(ctx, cmds, keys, args)
+		err = s.evalMissing(ctx, s.rdb, cmds, keys, args)
 	}
 	return wrap("commit", err)
+}
+
+// commitCluster sends the commitScript calls (keys[i], args[i]) to the
+// masters of their slots: one pipeline per master, in parallel, ending
+// with WAIT when Config.WaitReplicas > 0 (on the same connection: the
+// master answers once that many replicas have every write before it).
+// The calls of a master that failed — it is down, its slots moved, its
+// replicas did not acknowledge — are sent again, to the master the
+// reloaded slot map names, after a backoff, until Config.FailoverTimeout
+// or the context ends: the script skips a visitor whose marks it finds
+// (one applied before the failure), so this applies each visitor once.
+func (s *Store) commitCluster(ctx context.Context, cc *redis.ClusterClient, keys [][]string, args [][]any) error {
+	pending := make([]int, len(keys))
+	for i := range pending {
+		pending[i] = i
+	}
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		failed, err := s.commitOnMasters(ctx, cc, pending, keys, args)
+		if err == nil {
+			return nil
+		}
+		if !notRun(err) && !connectionError(err) && !errors.Is(err, errNotReplicated) {
+			return err
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if !retryHook.wait(retryHook{s}, ctx, err, attempt, start) {
+			return err
+		}
+		pending = failed
+	}
+}
+
+// errNotReplicated: WAIT returned before Config.WaitReplicas replicas
+// acknowledged a commit's writes.
+var errNotReplicated = errors.New("commit not acknowledged by enough replicas")
+
+// commitOnMasters runs the calls of pending, grouped by the master of
+// their slot, and returns those of the masters that failed with the
+// first error.
+func (s *Store) commitOnMasters(ctx context.Context, cc *redis.ClusterClient, pending []int, keys [][]string, args [][]any) ([]int, error) {
+	byNode := map[*redis.Client][]int{}
+	for _, i := range pending {
+		node, err := cc.MasterForKey(ctx, keys[i][0])
+		if err != nil {
+			return pending, err
+		}
+		byNode[node] = append(byNode[node], i)
+	}
+	var (
+		mu       sync.Mutex
+		failed   []int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for node, idx := range byNode {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.commitOnNode(ctx, node, idx, keys, args); err != nil {
+				mu.Lock()
+				failed = append(failed, idx...)
+				if firstErr == nil {
+					firstErr = fmt.Errorf("master %s: %w", node.Options().Addr, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed, firstErr
+}
+
+// commitOnNode runs the calls idx on one master in one pipeline, on one
+// connection, with ROLE; then, when Config.WaitReplicas > 0, WAIT on the
+// same connection for min(WaitReplicas, the replicas ROLE lists): a
+// master whose replicas are all down (the one promoted by a failover,
+// until the old master rejoins) acknowledges without them rather than
+// refusing every write.
+func (s *Store) commitOnNode(ctx context.Context, node *redis.Client, idx []int, keys [][]string, args [][]any) error {
+	conn := node.Conn()
+	defer conn.Close()
+	cmds := make([]*redis.Cmd, len(idx))
+	var role *redis.Cmd
+	run := func() error {
+		_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range idx {
+				if cmds[j] == nil || redis.HasErrorPrefix(cmds[j].Err(), "NOSCRIPT") {
+					cmds[j] = commitScript.EvalSha(ctx, p, keys[i], args[i]...)
+				}
+			}
+			if s.cfg.WaitReplicas > 0 {
+				role = p.Do(ctx, "role")
+			}
+			return nil
+		})
+		return err
+	}
+	err := run()
+	if anyNoScript(cmds) {
+		// A promoted replica or a restarted master without the script:
+		// load it there, and send the missing calls again.
+		if err = commitScript.Load(ctx, conn).Err(); err == nil {
+			err = run()
+		}
+	}
+	if err != nil || s.cfg.WaitReplicas == 0 {
+		return err
+	}
+	want := min(s.cfg.WaitReplicas, replicasOf(role))
+	if want == 0 {
+		return nil
+	}
+	n, err := conn.Do(ctx, "wait", want, s.cfg.WaitTimeout.Milliseconds()).Int64()
+	if err != nil || n < int64(want) {
+		return fmt.Errorf("%w: %d of %d replicas within %v (%v)", errNotReplicated, n, want, s.cfg.WaitTimeout, err)
+	}
+	return nil
+}
+
+// replicasOf returns the number of replicas a master's ROLE reply lists
+// (["master", offset, [[ip, port, offset], …]]); 0 when it is not that.
+func replicasOf(role *redis.Cmd) int {
+	if role == nil {
+		return 0
+	}
+	v, err := role.Slice()
+	if err != nil || len(v) < 3 || v[0] != "master" {
+		return 0
+	}
+	rs, _ := v[2].([]any)
+	return len(rs)
 }
 
 func anyNoScript(cmds []*redis.Cmd) bool {
@@ -487,8 +619,8 @@ func anyNoScript(cmds []*redis.Cmd) bool {
 // evalMissing sends again, with EVAL (which caches the script), the
 // commitScript calls that failed with NOSCRIPT, and returns the first
 // error of any call.
-func (s *Store) evalMissing(ctx context.Context, cmds []*redis.Cmd, keys [][]string, args [][]any) error {
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+func (s *Store) evalMissing(ctx context.Context, c redis.Cmdable, cmds []*redis.Cmd, keys [][]string, args [][]any) error {
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range cmds {
 			if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 				cmds[i] = commitScript.Eval(ctx, p, keys[i], args[i]...)
