@@ -14,10 +14,10 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/internal/redisconn"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
-	"github.com/redis/go-redis/v9"
 )
 
 func init() {
@@ -252,25 +252,13 @@ func publishBursts(ctx context.Context, bus signals.Publisher, bursts [][]signal
 	return time.Since(start), nil
 }
 
+// deleteRedisPrefix deletes the keys under prefix on the server or the
+// cluster of url (best effort: a benchmark's clean-up).
 func deleteRedisPrefix(url, prefix string) {
-	opt, err := redis.ParseURL(url)
+	rc, err := redisconn.New(url, redisconn.Options{})
 	if err != nil {
 		return
 	}
-	rc := redis.NewClient(opt)
 	defer rc.Close()
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		keys, next, err := rc.Scan(ctx, cursor, prefix+":*", 5000).Result()
-		if err != nil {
-			return
-		}
-		if len(keys) > 0 {
-			rc.Unlink(ctx, keys...)
-		}
-		if cursor = next; cursor == 0 {
-			return
-		}
-	}
+	_ = redisconn.DeleteKeys(context.Background(), rc, prefix)
 }
