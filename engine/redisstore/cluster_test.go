@@ -265,7 +265,7 @@ func TestClusterCommitSurvivesMasterFailover(t *testing.T) {
 		}
 		return n
 	}
-	waitUntil(t, 20*time.Second, "100 commits before the kill", func() bool { return count(&okAt, time.Time{}) >= 100 })
+	clustertest.WaitFor(t, 20*time.Second, "100 commits before the kill", func() bool { return count(&okAt, time.Time{}) >= 100 })
 
 	killedAt := time.Now()
 	c.KillRedis(t, victim)
@@ -277,13 +277,13 @@ func TestClusterCommitSurvivesMasterFailover(t *testing.T) {
 		}
 	})
 	t.Logf("killed master %s (%d of %d visitors) after %d commits", victimAddr, len(onVictim), nvis, count(&okAt, time.Time{}))
-	waitUntil(t, 60*time.Second, "commits to the killed master's visitors to resume", func() bool {
+	clustertest.WaitFor(t, 60*time.Second, "commits to the killed master's visitors to resume", func() bool {
 		return count(&victimOK, killedAt.Add(time.Second)) >= 50
 	})
 	stopWriter()
 
 	mu.Lock()
-	stall := longestGap(victimOK)
+	stall := clustertest.LongestGap(victimOK)
 	t.Logf("commit stall on the failed-over slots: %v (longest gap between acknowledged commits touching them); %d commits acknowledged, %d failed (last: %v)",
 		stall.Round(time.Millisecond), len(okAt), failures, lastErr)
 	mu.Unlock()
@@ -328,34 +328,12 @@ func TestClusterCommitSurvivesMasterFailover(t *testing.T) {
 	restarted = true
 	node := redis.NewClient(&redis.Options{Addr: victimAddr})
 	defer node.Close()
-	waitUntil(t, 60*time.Second, "the killed master to rejoin as a replica", func() bool {
+	clustertest.WaitFor(t, 60*time.Second, "the killed master to rejoin as a replica", func() bool {
 		role, err := node.Do(ctx, "ROLE").Slice()
 		return err == nil && len(role) > 0 && role[0] == "slave"
 	})
 	c.WaitHealthy(t, 2*time.Minute)
 	if _, err := s.Visitors(ctx, visitors); err != nil {
 		t.Fatalf("Visitors after the rejoin: %v", err)
-	}
-}
-
-// longestGap returns the longest interval between consecutive times.
-func longestGap(ts []time.Time) time.Duration {
-	var g time.Duration
-	for i := 1; i < len(ts); i++ {
-		g = max(g, ts[i].Sub(ts[i-1]))
-	}
-	return g
-}
-
-// waitUntil polls cond every 20 ms and fails the test with what after
-// timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
