@@ -92,9 +92,26 @@ func (s *Store) Cluster() bool { return s.cluster }
 // Keys. See the package documentation for the layout: a visitor's keys
 // share the hash tag of its id (redisconn.Tag), so that they are in one
 // Redis Cluster slot.
-func (s *Store) visitorKey(id string) string { return s.p + "v:" + redisconn.Tag(id) }
-func (s *Store) historyKey(id string) string { return s.p + "h:" + redisconn.Tag(id) }
+// (Built in one concatenation when the id is a tag as is: they are made
+// per visitor and per event.)
+func (s *Store) visitorKey(id string) string {
+	if redisconn.PlainTag(id) {
+		return s.p + "v:{" + id + "}"
+	}
+	return s.p + "v:" + redisconn.Tag(id)
+}
+
+func (s *Store) historyKey(id string) string {
+	if redisconn.PlainTag(id) {
+		return s.p + "h:{" + id + "}"
+	}
+	return s.p + "h:" + redisconn.Tag(id)
+}
+
 func (s *Store) seenKey(r engine.EventRef) string {
+	if redisconn.PlainTag(r.Visitor) {
+		return s.p + "seen:{" + r.Visitor + "}:" + r.ID
+	}
 	return s.p + "seen:" + redisconn.Tag(r.Visitor) + ":" + r.ID
 }
 func (s *Store) blobKey(name string) string { return s.p + "blob:" + name }
@@ -375,17 +392,17 @@ type visitorCommit struct {
 
 // groupCommit merges c by visitor, in order of first appearance: each
 // visitor's updates and the marks under it.
-func (s *Store) groupCommit(c engine.Commit) []*visitorCommit {
-	by := make(map[string]*visitorCommit, len(c.Visitors))
-	var out []*visitorCommit
+func (s *Store) groupCommit(c engine.Commit) []visitorCommit {
+	by := make(map[string]int, len(c.Visitors))
+	out := make([]visitorCommit, 0, len(c.Visitors))
 	get := func(id string) *visitorCommit {
-		vc := by[id]
-		if vc == nil {
-			vc = &visitorCommit{id: id}
-			by[id] = vc
-			out = append(out, vc)
+		i, ok := by[id]
+		if !ok {
+			i = len(out)
+			by[id] = i
+			out = append(out, visitorCommit{id: id})
 		}
-		return vc
+		return &out[i]
 	}
 	for i := range c.Visitors {
 		u := &c.Visitors[i]
@@ -439,23 +456,34 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 		return nil
 	}
 	vcs := s.groupCommit(c)
-	limit := s.cfg.HistoryLimit
-	slack := max(limit/4, 1)
-	ttl := max(s.cfg.DedupWindow.Milliseconds(), 1)
+	// Boxed once: the arguments every call shares.
+	ttl, limit, slack := any(max(s.cfg.DedupWindow.Milliseconds(), 1)), any(s.cfg.HistoryLimit), any(max(s.cfg.HistoryLimit/4, 1))
 	cmds := make([]*redis.Cmd, len(vcs))
 	keys := make([][]string, len(vcs))
 	args := make([][]any, len(vcs))
-	for i, vc := range vcs {
-		keys[i] = append([]string{s.visitorKey(vc.id), s.historyKey(vc.id)}, vc.marks...)
+	// Sessions and factors are encoded into one buffer; the slices handed
+	// to go-redis stay valid when it grows (append copies, never rewrites).
+	k := 0
+	if len(vcs) > 0 && vcs[0].factors != nil {
+		k = len(vcs[0].factors)
+	}
+	buf := make([]byte, 0, len(vcs)*(48+4*k))
+	for i := range vcs {
+		vc := &vcs[i]
+		keys[i] = append(append(make([]string, 0, 2+len(vc.marks)), s.visitorKey(vc.id), s.historyKey(vc.id)), vc.marks...)
 		upd, hasF := "0", "0"
 		if vc.update {
 			upd = "1"
 		}
+		at := len(buf)
+		buf, _ = vc.session.AppendBinary(buf)
+		sess := buf[at:len(buf):len(buf)]
 		var f []byte
 		if vc.factors != nil {
-			hasF, f = "1", engine.AppendFactors(nil, vc.factors)
+			at = len(buf)
+			buf = engine.AppendFactors(buf, vc.factors)
+			hasF, f = "1", buf[at:len(buf):len(buf)]
 		}
-		sess, _ := vc.session.MarshalBinary()
 		args[i] = []any{ttl, upd, vc.n, vc.append, sess, f, hasF, limit, slack}
 	}
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {

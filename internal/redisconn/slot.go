@@ -33,13 +33,17 @@ func HashTagOf(key string) string {
 // by '#' and the hex FNV-1a 64 hash of id, and id follows the tag so that
 // the key stays unique: "{#9f…}id}".
 func Tag(id string) string {
-	if id != "" && !strings.Contains(id, "}") {
+	if PlainTag(id) {
 		return "{" + id + "}"
 	}
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	return "{#" + strconv.FormatUint(h.Sum64(), 16) + "}" + id
 }
+
+// PlainTag reports whether Tag(id) is "{" + id + "}": id is not empty and
+// holds no '}'.
+func PlainTag(id string) bool { return id != "" && !strings.Contains(id, "}") }
 
 // crc16 is CRC-16/XMODEM (polynomial 0x1021, initial value 0), the hash of
 // Redis Cluster's key slots.
