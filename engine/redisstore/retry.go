@@ -36,9 +36,15 @@ import (
 // again only after an error that proves it was not run (the connection
 // was refused, the pool could not dial, or the server refused it); else
 // its error is returned (errs.Unavailable) and the caller's redelivery
-// decides. On a single server the same hook retries the same way (a
-// restarting server, or a Sentinel failover behind one address).
+// decides. The hook is added on a cluster only: on one server an error is
+// returned at once, as before (ErrUnavailable: the caller retries).
+//
+// Ping is not retried: Open fails at once on an unreachable server, and a
+// health check reports the state of now.
 type retryHook struct{ s *Store }
+
+// noRetry marks a context whose commands the hook does not retry.
+type noRetry struct{}
 
 func (retryHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -130,7 +136,7 @@ func (h retryHook) retry(ctx context.Context, cmd redis.Cmder, err error, attemp
 // FailoverTimeout has passed since start, or when ctx ends or would end
 // during the sleep.
 func (h retryHook) wait(ctx context.Context, err error, attempt int, start time.Time) bool {
-	if time.Since(start) > h.s.cfg.FailoverTimeout || ctx.Err() != nil {
+	if time.Since(start) > h.s.cfg.FailoverTimeout || ctx.Err() != nil || ctx.Value(noRetry{}) != nil {
 		return false
 	}
 	if cc, ok := h.s.rdb.(*redis.ClusterClient); ok {
@@ -158,7 +164,7 @@ func (h retryHook) wait(ctx context.Context, err error, attempt int, start time.
 // broken after sending an idempotent command.
 func (h retryHook) retryable(ctx context.Context, cmd redis.Cmder, err error) bool {
 	switch {
-	case err == nil, ctx.Err() != nil, errors.Is(err, redis.ErrClosed),
+	case err == nil, ctx.Err() != nil, ctx.Value(noRetry{}) != nil, errors.Is(err, redis.ErrClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	case notRun(err):

@@ -52,7 +52,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{rdb: rdb, cfg: cfg, p: cfg.Prefix + ":"}
 	_, s.cluster = rdb.(*redis.ClusterClient)
 	s.log = cfg.Logger.With("component", "redisstore")
-	rdb.AddHook(retryHook{s})
+	if s.cluster {
+		rdb.AddHook(retryHook{s})
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
@@ -171,9 +173,10 @@ func transientRefusal(err error) bool {
 	return false
 }
 
-// Ping reports whether the server answers (on a cluster, a node).
+// Ping reports whether the server answers (on a cluster, a node), at
+// once: it is not retried.
 func (s *Store) Ping(ctx context.Context) error {
-	return wrap("ping", s.rdb.Ping(ctx).Err())
+	return wrap("ping", s.rdb.Ping(context.WithValue(ctx, noRetry{}, true)).Err())
 }
 
 // Close closes the connections. Later calls return the first call's
