@@ -162,8 +162,8 @@ func TestClusterKeyPlacement(t *testing.T) {
 // TestClusterCommitSurvivesMasterFailover kills -9 (by PID) the master of
 // some visitors' slots under a bounded commit load (one writer, a commit
 // of 3 visitors every 5 ms, each acknowledged only once a replica has it:
-// WaitReplicas 1), and checks that commits stall during the failover and
-// then succeed, that no acknowledged commit is lost and none is applied
+// WaitReplicas 1, and a read of them), and checks that commits and reads
+// stall during the failover and then succeed (none fails), that no acknowledged commit is lost and none is applied
 // twice (every acknowledged event is in its visitor's history exactly
 // once, and Seen), and that the killed node rejoins as a replica. The
 // stall is logged.
@@ -203,6 +203,9 @@ func TestClusterCommitSurvivesMasterFailover(t *testing.T) {
 		victimOK []time.Time // acknowledged commits touching the victim's slots
 		failures int
 		lastErr  error
+		// readFailures counts Visitors calls that failed: reads are
+		// retried by the hook through the failover, so none should.
+		readFailures int
 	)
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -225,8 +228,14 @@ func TestClusterCommitSurvivesMasterFailover(t *testing.T) {
 			}
 			cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 			err := s.Commit(cctx, cm)
+			// A read of the same visitors through the retry hook.
+			_, rerr := s.Visitors(cctx, []string{cm.Visitors[0].ID, cm.Visitors[1].ID, cm.Visitors[2].ID})
 			cancel()
 			mu.Lock()
+			if rerr != nil {
+				readFailures++
+				t.Logf("read %d failed: %v", n, rerr)
+			}
 			if err == nil {
 				for _, r := range cm.Events {
 					acked[r.Visitor] = append(acked[r.Visitor], r.ID)
@@ -287,6 +296,9 @@ func TestClusterCommitSurvivesMasterFailover(t *testing.T) {
 	t.Logf("commit stall on the failed-over slots: %v (longest gap between acknowledged commits touching them); %d commits acknowledged, %d failed (last: %v)",
 		stall.Round(time.Millisecond), len(okAt), failures, lastErr)
 	mu.Unlock()
+	if readFailures > 0 {
+		t.Errorf("%d reads failed during the failover, want none (retried)", readFailures)
+	}
 	if m, err := cc.MasterForKey(ctx, s.visitorKey(visitors[0])); err != nil || m.Options().Addr == victimAddr {
 		t.Fatalf("after the failover the visitors' slots are still on %s (%v)", victimAddr, err)
 	}

@@ -39,6 +39,10 @@ import (
 // decides. The hook is added on a cluster only: on one server an error is
 // returned at once, as before (ErrUnavailable: the caller retries).
 //
+// Commit on a cluster does not go through the hook: it sends each
+// master's part on the master's own connection (for WAIT) and retries
+// the failed masters' parts itself, the same way (Store.commitCluster).
+//
 // Ping is not retried: Open fails at once on an unreachable server, and a
 // health check reports the state of now.
 type retryHook struct{ s *Store }
@@ -46,8 +50,10 @@ type retryHook struct{ s *Store }
 // noRetry marks a context whose commands the hook does not retry.
 type noRetry struct{}
 
+// DialHook leaves dialing as it is.
 func (retryHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+// ProcessHook retries a failed command (see the Failover notes).
 func (h retryHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
@@ -66,6 +72,8 @@ func (h retryHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
+// ProcessPipelineHook retries the failed commands of a pipeline, or a
+// whole failed transaction (see the Failover notes).
 func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
