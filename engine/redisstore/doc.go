@@ -87,15 +87,16 @@
 // A master failover (the master dies, a replica is promoted after
 // cluster-node-timeout) is survived: see the Failover notes of retry.go.
 // Commits to the dead master's slots stall for the failover (measured on
-// the local cluster, cluster-node-timeout 2000 ms: 4.6 s) and then
+// the local cluster, cluster-node-timeout 2000 ms: 4.6-5.6 s) and then
 // succeed, sent to the promoted replica. Redis replicates asynchronously:
 // with Config.WaitReplicas 0 the last commits a master acknowledged before
 // it died may be missing on the promoted replica. With WaitReplicas 1
 // (kairos serve --redis-wait-replicas 1) Commit ends each master's
 // pipeline with WAIT: a commit is acknowledged once a replica has it, and
-// a failover loses no acknowledged commit (TestClusterCommitSurvives-
-// MasterFailover); a master with no live replica (the promoted one, until
-// the old master rejoins) acknowledges without waiting.
+// a failover loses no acknowledged commit (see
+// TestClusterCommitSurvivesMasterFailover); a master with no live replica
+// (the promoted one, until the old master rejoins) acknowledges without
+// waiting, as its ROLE lists none.
 //
 // The storage primitives (storage.Backend, engine/redisstore/storage.go;
 // the domain stores built on them choose the collections and keys):
