@@ -53,10 +53,16 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	defer e.handleMu.Unlock()
 	start := e.cfg.Now()
 	e.met.consumed.Add(float64(len(batch)))
-	fresh, err := e.freshEvents(ctx, batch)
+	uniq := uniqueEvents(batch)
+	keys, users, err := e.identities(ctx, uniq)
 	if err != nil {
 		return err
 	}
+	fresh, keys, users, err := e.freshEvents(ctx, uniq, keys, users)
+	if err != nil {
+		return err
+	}
+	e.met.duplicates.Add(float64(len(batch) - len(fresh)))
 	if len(fresh) == 0 {
 		return nil
 	}
@@ -66,10 +72,7 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	if err := e.ensureRows(ctx, fresh); err != nil {
 		return err
 	}
-	keys, merges, links, err := e.identities(ctx, fresh)
-	if err != nil {
-		return err
-	}
+	merges, links := identityChanges(fresh, keys, users)
 	anon, err := e.anonymousStates(ctx, merges)
 	if err != nil {
 		return err
@@ -79,9 +82,9 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	if err != nil {
 		return fmt.Errorf("engine: load visitors: %w", err)
 	}
-	commit := Commit{EventIDs: make([]string, 0, len(fresh)), Visitors: make([]VisitorUpdate, 0, len(order))}
-	for _, ev := range fresh {
-		commit.EventIDs = append(commit.EventIDs, ev.ID)
+	commit := Commit{Events: make([]EventRef, 0, len(fresh)), Visitors: make([]VisitorUpdate, 0, len(order))}
+	for i, ev := range fresh {
+		commit.Events = append(commit.Events, EventRef{Visitor: keys[i], ID: ev.ID})
 	}
 	touched := map[int32]struct{}{}
 	foldStart := time.Now()
@@ -129,32 +132,40 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	return nil
 }
 
-// freshEvents returns the events of batch not seen before, first
-// occurrences only, in batch order.
-func (e *Engine) freshEvents(ctx context.Context, batch []signals.Event) ([]signals.Event, error) {
+// uniqueEvents returns the first occurrence of each event id of batch, in
+// batch order.
+func uniqueEvents(batch []signals.Event) []signals.Event {
 	first := make(map[string]struct{}, len(batch))
 	uniq := make([]signals.Event, 0, len(batch))
-	ids := make([]string, 0, len(batch))
 	for _, ev := range batch {
 		if _, dup := first[ev.ID]; dup {
 			continue
 		}
 		first[ev.ID] = struct{}{}
 		uniq = append(uniq, ev)
-		ids = append(ids, ev.ID)
 	}
-	seen, err := e.store.Seen(ctx, ids)
+	return uniq
+}
+
+// freshEvents returns the events of uniq not committed before, with their
+// state keys and users: each event's mark is looked up under the state
+// key it would be committed to (EventRef).
+func (e *Engine) freshEvents(ctx context.Context, uniq []signals.Event, keys, users []string) ([]signals.Event, []string, []string, error) {
+	refs := make([]EventRef, len(uniq))
+	for i, ev := range uniq {
+		refs[i] = EventRef{Visitor: keys[i], ID: ev.ID}
+	}
+	seen, err := e.store.Seen(ctx, refs)
 	if err != nil {
-		return nil, fmt.Errorf("engine: de-duplicate: %w", err)
+		return nil, nil, nil, fmt.Errorf("engine: de-duplicate: %w", err)
 	}
-	fresh := uniq[:0]
+	fresh, fk, fu := uniq[:0], keys[:0], users[:0]
 	for i, ev := range uniq {
 		if !seen[i] {
-			fresh = append(fresh, ev)
+			fresh, fk, fu = append(fresh, ev), append(fk, keys[i]), append(fu, users[i])
 		}
 	}
-	e.met.duplicates.Add(float64(len(batch) - len(fresh)))
-	return fresh, nil
+	return fresh, fk, fu, nil
 }
 
 // ensureRows makes sure every item of a learning event has a row here.

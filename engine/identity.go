@@ -55,19 +55,17 @@ const userKeyPrefix = signals.UserKeyPrefix
 // UserKey is the key under which a known user's state is stored.
 func UserKey(user string) string { return userKeyPrefix + user }
 
-// identities returns the state key of every fresh event, the anonymous
-// ids to merge into each user key, and the links to record.
-func (e *Engine) identities(ctx context.Context, evs []signals.Event) (keys []string, merges map[string][]string, links [][2]string, err error) {
+// identities returns the state key of every event and the user it was
+// resolved to ("" when none: the key is then the visitor id).
+func (e *Engine) identities(ctx context.Context, evs []signals.Event) (keys, users []string, err error) {
 	keys = make([]string, len(evs))
+	users = make([]string, len(evs))
 	// Links made by this batch take precedence over stored ones, so that
 	// an anonymous event before the identify in the same batch goes to
 	// the user too.
 	local := map[string]string{}
 	for _, ev := range evs {
-		if ev.User != "" && !strings.HasPrefix(ev.Visitor, userKeyPrefix) && ev.Visitor != ev.User {
-			if local[ev.Visitor] == "" {
-				links = append(links, [2]string{ev.Visitor, ev.User})
-			}
+		if isLink(&ev) {
 			local[ev.Visitor] = ev.User
 		}
 	}
@@ -80,17 +78,16 @@ func (e *Engine) identities(ctx context.Context, evs []signals.Event) (keys []st
 	unknown = uniqueStrings(unknown)
 	stored := map[string]string{}
 	if len(unknown) > 0 {
-		users, err := e.store.Resolve(ctx, unknown)
+		resolved, err := e.store.Resolve(ctx, unknown)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("engine: resolve identities: %w", err)
+			return nil, nil, fmt.Errorf("engine: resolve identities: %w", err)
 		}
-		for i, u := range users {
+		for i, u := range resolved {
 			if u != "" {
 				stored[unknown[i]] = u
 			}
 		}
 	}
-	merges = map[string][]string{}
 	for i, ev := range evs {
 		user := ev.User
 		if user == "" {
@@ -103,12 +100,33 @@ func (e *Engine) identities(ctx context.Context, evs []signals.Event) (keys []st
 			keys[i] = ev.Visitor
 			continue
 		}
-		keys[i] = UserKey(user)
-		if ev.Visitor != user && !slices.Contains(merges[keys[i]], ev.Visitor) {
+		keys[i], users[i] = UserKey(user), user
+	}
+	return keys, users, nil
+}
+
+// isLink reports whether ev links its anonymous visitor id to a user.
+func isLink(ev *signals.Event) bool {
+	return ev.User != "" && !strings.HasPrefix(ev.Visitor, userKeyPrefix) && ev.Visitor != ev.User
+}
+
+// identityChanges returns, for the fresh events with their state keys and
+// users (from identities), the anonymous ids to merge into each user key
+// and the links to record (the first of each anonymous id).
+func identityChanges(evs []signals.Event, keys, users []string) (merges map[string][]string, links [][2]string) {
+	linked := map[string]bool{}
+	merges = map[string][]string{}
+	for i := range evs {
+		ev := &evs[i]
+		if isLink(ev) && !linked[ev.Visitor] {
+			linked[ev.Visitor] = true
+			links = append(links, [2]string{ev.Visitor, ev.User})
+		}
+		if users[i] != "" && ev.Visitor != users[i] && !slices.Contains(merges[keys[i]], ev.Visitor) {
 			merges[keys[i]] = append(merges[keys[i]], ev.Visitor)
 		}
 	}
-	return keys, merges, links, nil
+	return merges, links
 }
 
 // anonymousStates loads the states of the anonymous ids to merge, keyed

@@ -75,11 +75,23 @@ type VisitorUpdate struct {
 	Session Session
 }
 
+// EventRef names the de-duplication mark of one event: the event's id,
+// under the key of the visitor state the event was committed to (the
+// state key after identity resolution, VisitorUpdate.ID). A store keeps
+// the mark beside that visitor's state (redisstore: in its Redis Cluster
+// slot), so that a visitor's update and its events' marks are written
+// together atomically.
+type EventRef struct {
+	Visitor string
+	ID      string
+}
+
 // Commit is the durable outcome of one consumed batch.
 type Commit struct {
-	// EventIDs are marked as seen (de-duplication), for the store's
-	// de-duplication window.
-	EventIDs []string
+	// Events are marked as seen (de-duplication), for the store's
+	// de-duplication window. A mark's Visitor is normally the ID of one
+	// of Visitors (the state its event changed).
+	Events   []EventRef
 	Visitors []VisitorUpdate
 }
 
@@ -88,11 +100,21 @@ type VisitorStore interface {
 	// Visitors loads the visitors with the given ids, in order; an unknown
 	// id gives a Visitor with only ID set (not an error).
 	Visitors(ctx context.Context, ids []string) ([]Visitor, error)
-	// Seen reports, for each event id, whether a Commit recorded it within
-	// the de-duplication window.
-	Seen(ctx context.Context, ids []string) ([]bool, error)
-	// Commit records c atomically: when it returns nil all of it is durable
-	// (as durable as the store is configured to be); on error none of it is.
+	// Seen reports, for each mark, whether a Commit recorded it within
+	// the de-duplication window. Callers ask with the visitor the event
+	// is committed under; a store may key marks by event id alone (the
+	// embedded store does), so a mark may also be reported for another
+	// visitor than the one it was committed under.
+	Seen(ctx context.Context, refs []EventRef) ([]bool, error)
+	// Commit records c. Each visitor's update is atomic together with
+	// the marks under that visitor: on error, a visitor is either wholly
+	// recorded with its marks or not at all, so a redelivered batch
+	// re-applies exactly the visitors that are not (their events are not
+	// Seen). Stores that can (embedded, a single Redis server) record the
+	// whole commit atomically; a Redis Cluster records it per visitor
+	// (per hash slot), as the package docs of each store say. When Commit
+	// returns nil all of it is durable (as durable as the store is
+	// configured to be).
 	Commit(ctx context.Context, c Commit) error
 	// DeleteVisitor erases a visitor's state; ErrNotFound if there is none.
 	DeleteVisitor(ctx context.Context, id string) error

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/signals/rabbitmq/rabbitmqtest"
 )
 
@@ -74,6 +75,16 @@ func alarmBatch(prefix string, n int) []map[string]any {
 			"visitor": prefix + "-v", "item": fmt.Sprintf("item-%d", i%7)}
 	}
 	return evs
+}
+
+// alarmMarks returns the de-duplication marks of alarmBatch's event ids:
+// each under its batch's visitor ("<prefix>-v" for "<prefix>-<i>").
+func alarmMarks(ids []string) []engine.EventRef {
+	refs := make([]engine.EventRef, len(ids))
+	for i, id := range ids {
+		refs[i] = engine.EventRef{Visitor: id[:strings.LastIndexByte(id, '-')] + "-v", ID: id}
+	}
+	return refs
 }
 
 // TestMemoryAlarmServe runs kairos serve on RabbitMQ and Redis through a
@@ -166,7 +177,7 @@ func TestMemoryAlarmServe(t *testing.T) {
 	}
 	t.Logf("%d events accepted around the alarm, %d requests answered 503 during it", len(accepted), refusedWhileBlocked)
 	waitFor(t, 60*time.Second, "every accepted event to be applied", func() bool {
-		seen, err := srv.app.store.Seen(context.Background(), accepted)
+		seen, err := srv.app.store.Seen(context.Background(), alarmMarks(accepted))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,10 +14,10 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/internal/redisconn"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
-	"github.com/redis/go-redis/v9"
 )
 
 func init() {
@@ -65,13 +65,13 @@ func (s *lagStore) Commit(ctx context.Context, c engine.Commit) error {
 	}
 	now := time.Now()
 	s.mu.Lock()
-	for _, id := range c.EventIDs {
-		if t, ok := s.sent[id]; ok {
+	for _, r := range c.Events {
+		if t, ok := s.sent[r.ID]; ok {
 			s.lags = append(s.lags, now.Sub(t))
 		}
 	}
 	s.mu.Unlock()
-	s.applied.Add(int64(len(c.EventIDs)))
+	s.applied.Add(int64(len(c.Events)))
 	return nil
 }
 
@@ -255,25 +255,13 @@ func publishBursts(ctx context.Context, bus signals.Publisher, bursts [][]signal
 	return time.Since(start), nil
 }
 
+// deleteRedisPrefix deletes the keys under prefix on the server or the
+// cluster of url (best effort: a benchmark's clean-up).
 func deleteRedisPrefix(url, prefix string) {
-	opt, err := redis.ParseURL(url)
+	rc, err := redisconn.New(url, redisconn.Options{})
 	if err != nil {
 		return
 	}
-	rc := redis.NewClient(opt)
 	defer rc.Close()
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		keys, next, err := rc.Scan(ctx, cursor, prefix+":*", 5000).Result()
-		if err != nil {
-			return
-		}
-		if len(keys) > 0 {
-			rc.Unlink(ctx, keys...)
-		}
-		if cursor = next; cursor == 0 {
-			return
-		}
-	}
+	_ = redisconn.DeleteKeys(context.Background(), rc, prefix)
 }

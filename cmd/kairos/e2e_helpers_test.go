@@ -18,7 +18,7 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/openapitest"
-	"github.com/redis/go-redis/v9"
+	"github.com/kairoshq/kairos/internal/redisconn"
 )
 
 // TestMain lets the test binary act as the kairos binary: with
@@ -44,9 +44,8 @@ func requireServices(t testing.TB) {
 	} else {
 		c.Close()
 	}
-	opt, err := redis.ParseURL(redisURL())
+	rc, err := redisconn.New(redisURL(), redisconn.Options{})
 	if err == nil {
-		rc := redis.NewClient(opt)
 		err = rc.Ping(context.Background()).Err()
 		rc.Close()
 	}

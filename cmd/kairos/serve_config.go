@@ -15,6 +15,7 @@ import (
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/internal/fileperm"
+	"github.com/kairoshq/kairos/internal/redisconn"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
@@ -28,7 +29,11 @@ type serveConfig struct {
 	DataDir  string
 	AMQPURL  string
 	RedisURL string
-	Replica  string
+	// RedisWaitReplicas: on a Redis Cluster, a commit is acknowledged once
+	// that many replicas of each master it wrote to have it
+	// (redisstore.Config.WaitReplicas).
+	RedisWaitReplicas int
+	Replica           string
 	// Namespace prefixes every RabbitMQ exchange and queue and every Redis
 	// key, so that several Kairos installations can share the servers.
 	Namespace string
@@ -166,7 +171,8 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
 	e.str(&c.DataDir, "data-dir", "./kairos-data", "data directory: keys, and the embedded store when no Redis URL is set")
 	e.str(&c.AMQPURL, "amqp-url", "", "RabbitMQ URL (empty: in-process bus)")
-	e.str(&c.RedisURL, "redis-url", "", "Redis URL (empty: embedded store in --data-dir)")
+	e.str(&c.RedisURL, "redis-url", "", "Redis URL (empty: embedded store in --data-dir); a Redis Cluster in go-redis's form redis://host:port?addr=host:port&addr=…")
+	e.int(&c.RedisWaitReplicas, "redis-wait-replicas", 0, "on a Redis Cluster, replicas that must have each commit before the batch is acknowledged (0: none, asynchronous)")
 	e.str(&c.Replica, "replica", "0", "engine replica name (stable per replica: its RabbitMQ queue is kairos.engine.<replica>)")
 	e.str(&c.Namespace, "namespace", "kairos", "prefix of RabbitMQ exchanges/queues and Redis keys")
 	e.int(&p.Factors, "factors", p.Factors, "ALS factors k")
@@ -251,6 +257,14 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.RedisURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir is empty (needed without --redis-url)"))
+	}
+	if c.RedisURL != "" {
+		if err := redisconn.Validate(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("--redis-url: %w", err))
+		}
+	}
+	if c.RedisWaitReplicas < 0 || c.RedisWaitReplicas > 16 {
+		errs = append(errs, fmt.Errorf("--redis-wait-replicas %d: want 0..16", c.RedisWaitReplicas))
 	}
 	if c.SessionGap < time.Second {
 		errs = append(errs, fmt.Errorf("--session-gap %v is below 1s", c.SessionGap))

@@ -27,10 +27,10 @@ func openStore(ctx context.Context, cfg serveConfig, log *slog.Logger) (engine.S
 }
 
 func openRedis(ctx context.Context, cfg serveConfig, log *slog.Logger) (engine.Store, error) {
-	s, err := redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.Namespace, Logger: log})
+	s, err := redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.Namespace, WaitReplicas: cfg.RedisWaitReplicas, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "store: redis")
+	log.LogAttrs(ctx, slog.LevelInfo, "store: redis", slog.Bool("cluster", s.Cluster()))
 	return s, nil
 }

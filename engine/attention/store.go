@@ -60,11 +60,13 @@ type pageWrite struct {
 }
 
 // AddDwell reads the touched elements and the element count of each page
-// the write touches (one Fields call per page, concurrently), then applies the whole
-// write in one storage.Txn: OpIncr of every element (new elements past
-// MaxElements go to OtherElement), the new count of each page that gains
-// elements, and the pages' expiry. It retries when a page's count
-// changed meanwhile.
+// the write touches (one Fields call per page, concurrently), then applies
+// the write of each page in one storage.Txn on the page's map: OpIncr of
+// every element (new elements past MaxElements go to OtherElement), the
+// new count when the page gains elements, and the page's expiry. A page
+// whose count changed meanwhile is read again and retried. One Txn per
+// page keeps each on one map, as a sharded backend needs (storage.Txn);
+// on an error, the pages written before it stay written.
 func (s *MapStore) AddDwell(ctx context.Context, w Write) error {
 	if err := w.Check(); err != nil {
 		return fmt.Errorf("attention store: add dwell: %w", err)
@@ -77,16 +79,21 @@ func (s *MapStore) AddDwell(ctx context.Context, w Write) error {
 	}
 	pages := groupPages(w.Deltas)
 	for range maxAttempts {
-		t, err := s.txn(ctx, pages, &w)
+		ts, err := s.txns(ctx, pages, &w)
 		if err != nil {
 			return fmt.Errorf("attention store: add dwell: %w", err)
 		}
-		err = s.m.Apply(ctx, t)
-		if err == nil {
-			return nil
+		var retry []*pageWrite
+		for i, t := range ts {
+			switch err := s.m.Apply(ctx, t); {
+			case errors.Is(err, errs.Conflict):
+				retry = append(retry, pages[i])
+			case err != nil:
+				return fmt.Errorf("attention store: add dwell: %w", err)
+			}
 		}
-		if !errors.Is(err, errs.Conflict) {
-			return fmt.Errorf("attention store: add dwell: %w", err)
+		if pages = retry; len(pages) == 0 {
+			return nil
 		}
 	}
 	return errs.New(errs.Conflict, "attention store: add dwell: pages are being changed concurrently; retry")
@@ -128,15 +135,15 @@ func indexOf(s []string, v string) int {
 	return -1
 }
 
-// txn reads the pages' state (one Fields call per page, concurrently:
-// one round trip's latency) and builds the write's transaction.
-func (s *MapStore) txn(ctx context.Context, pages []*pageWrite, w *Write) (storage.Txn, error) {
-	t := storage.Txn{Lazy: true} // derived counters: no disk sync of their own
+// txns reads the pages' state (one Fields call per page, concurrently:
+// one round trip's latency) and builds the write's transaction of each
+// page.
+func (s *MapStore) txns(ctx context.Context, pages []*pageWrite, w *Write) ([]storage.Txn, error) {
 	cur := make([]map[string]string, len(pages))
 	if len(pages) == 1 {
 		h, err := s.m.Fields(ctx, pages[0].key, pages[0].field)
 		if err != nil {
-			return t, err
+			return nil, err
 		}
 		cur[0] = h
 	} else {
@@ -150,20 +157,18 @@ func (s *MapStore) txn(ctx context.Context, pages []*pageWrite, w *Write) (stora
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return t, err
+			return nil, err
 		}
 	}
-	n := 0
-	for _, p := range pages {
-		n += len(p.els) + 3
-	}
-	t.Ops = make([]storage.Op, 0, n)
+	ts := make([]storage.Txn, len(pages))
 	for i, p := range pages {
-		if err := p.ops(&t, cur[i], w); err != nil {
-			return t, err
+		// Derived counters: no disk sync of their own.
+		ts[i] = storage.Txn{Lazy: true, Ops: make([]storage.Op, 0, len(p.els)+3)}
+		if err := p.ops(&ts[i], cur[i], w); err != nil {
+			return nil, err
 		}
 	}
-	return t, nil
+	return ts, nil
 }
 
 // ops appends to t the page's changes given its fields h as read.

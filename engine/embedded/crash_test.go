@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/storetest"
 )
 
 // crashDirEnv, when set, makes TestCrashChild the child process of
@@ -42,7 +43,7 @@ func crashCommit(w, n int) engine.Commit {
 	for i, id := range ids {
 		evs[i] = engine.HistoryEvent{ID: id, Type: "view", Item: fmt.Sprintf("item-%d", n%50), Weight: 1, Time: time.Unix(int64(n), 0).UTC()}
 	}
-	return engine.Commit{EventIDs: ids, Visitors: []engine.VisitorUpdate{
+	return engine.Commit{Events: storetest.MarksOf(crashVisitor(w, n), ids...), Visitors: []engine.VisitorUpdate{
 		{ID: crashVisitor(w, n), Append: evs, Factors: []float32{float32(n), 1, 2, 3}},
 	}}
 }
@@ -169,7 +170,7 @@ func checkCrashDir(t *testing.T, s *Store, acked map[[2]int]int32) {
 	for k := range acked {
 		ids = append(ids, crashIDs(k[0], k[1])...)
 	}
-	seen, err := s.Seen(ctx, ids)
+	seen, err := s.Seen(ctx, storetest.Marks(ids...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,16 +133,16 @@ func TestDedupWindowExpires(t *testing.T) {
 	cfg := Config{Sync: SyncNever, DedupWindow: 8 * time.Hour, Now: clk.now}
 	s := mustOpen(t, dir, cfg)
 	ctx := t.Context()
-	if err := s.Commit(ctx, engine.Commit{EventIDs: []string{"old"}}); err != nil {
+	if err := s.Commit(ctx, engine.Commit{Events: storetest.Marks("old")}); err != nil {
 		t.Fatal(err)
 	}
 	clk.t = clk.t.Add(4 * time.Hour)
-	if err := s.Commit(ctx, engine.Commit{EventIDs: []string{"mid"}}); err != nil {
+	if err := s.Commit(ctx, engine.Commit{Events: storetest.Marks("mid")}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(s *Store, when string, want []bool) {
 		t.Helper()
-		got, err := s.Seen(ctx, []string{"old", "mid"})
+		got, err := s.Seen(ctx, storetest.Marks("old", "mid"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func TestDedupWindowExpires(t *testing.T) {
 	clk.t = clk.t.Add(time.Hour + time.Second) // old is 9h old: past 9/8 of the window
 	check(s, "old expired", []bool{false, true})
 	// Expired marks are dropped from memory when a new bucket starts.
-	if err := s.Commit(ctx, engine.Commit{EventIDs: []string{"new"}}); err != nil {
+	if err := s.Commit(ctx, engine.Commit{Events: storetest.Marks("new")}); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.st.seen.len(); n != 2 {
@@ -180,7 +180,7 @@ func TestDedupWindowExpires(t *testing.T) {
 func commitN(t *testing.T, s *Store, n int) {
 	t.Helper()
 	err := s.Commit(t.Context(), engine.Commit{
-		EventIDs: []string{storetest.Event("t", n).ID},
+		Events:   storetest.Marks(storetest.Event("t", n).ID),
 		Visitors: []engine.VisitorUpdate{{ID: "v", Append: []engine.HistoryEvent{storetest.Event("t", n)}}},
 	})
 	if err != nil {
@@ -357,7 +357,7 @@ func TestClosedStore(t *testing.T) {
 	s := mustOpen(t, t.TempDir(), testConfig())
 	s.Close()
 	ctx := t.Context()
-	if err := s.Commit(ctx, engine.Commit{EventIDs: []string{"x"}}); !errors.Is(err, engine.ErrUnavailable) {
+	if err := s.Commit(ctx, engine.Commit{Events: storetest.Marks("x")}); !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("Commit after Close: err %v, want ErrUnavailable", err)
 	}
 	if _, err := s.Visitors(ctx, []string{"x"}); !errors.Is(err, engine.ErrUnavailable) {
@@ -385,7 +385,7 @@ func TestCloseDuringCommits(t *testing.T) {
 			defer func() { done <- struct{}{} }()
 			for n := 0; ; n++ {
 				id := fmt.Sprintf("w%d-%d", w, n)
-				err := s.Commit(context.Background(), engine.Commit{EventIDs: []string{id}})
+				err := s.Commit(context.Background(), engine.Commit{Events: storetest.Marks(id)})
 				if errors.Is(err, engine.ErrUnavailable) {
 					return
 				}
@@ -407,7 +407,7 @@ func TestCloseDuringCommits(t *testing.T) {
 	s = mustOpen(t, dir, Config{})
 	total := 0
 	for _, ids := range acked {
-		seen, err := s.Seen(t.Context(), ids)
+		seen, err := s.Seen(t.Context(), storetest.Marks(ids...))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,7 +27,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	err = s.Commit(ctx, engine.Commit{
-		EventIDs: []string{"evt-1"},
+		Events: []engine.EventRef{{Visitor: "visitor-1", ID: "evt-1"}},
 		Visitors: []engine.VisitorUpdate{{
 			ID:      "visitor-1",
 			Append:  []engine.HistoryEvent{{ID: "evt-1", Type: signals.TypeView, Item: "sku-1", Weight: 1, Time: time.Unix(1750000000, 0)}},
@@ -46,7 +46,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	seen, _ := s.Seen(ctx, []string{"evt-1", "evt-2"})
+	seen, _ := s.Seen(ctx, []engine.EventRef{{Visitor: "visitor-1", ID: "evt-1"}, {Visitor: "visitor-1", ID: "evt-2"}})
 	vs, _ := s.Visitors(ctx, []string{"visitor-1"})
 	fmt.Println("seen:", seen)
 	fmt.Println("history:", vs[0].History[0].Item, vs[0].History[0].Time.Format(time.RFC3339))

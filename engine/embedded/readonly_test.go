@@ -23,7 +23,7 @@ import (
 func commitVisitor(t testing.TB, s *Store, id string) {
 	t.Helper()
 	err := s.Commit(context.Background(), engine.Commit{
-		EventIDs: []string{"e-" + id},
+		Events:   []engine.EventRef{{Visitor: id, ID: "e-" + id}},
 		Visitors: []engine.VisitorUpdate{{ID: id, Append: []engine.HistoryEvent{{ID: "e-" + id, Type: "view", Item: "i1", Time: time.Now()}}}},
 	})
 	if err != nil {

@@ -535,18 +535,19 @@ func (s *Store) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, e
 	return out, nil
 }
 
-// Seen reports, for each event id, whether a Commit recorded it within the
-// de-duplication window.
-func (s *Store) Seen(ctx context.Context, ids []string) ([]bool, error) {
+// Seen reports, for each mark, whether a Commit recorded its event id
+// within the de-duplication window. Marks are kept by event id alone (a
+// 128-bit hash): the mark's visitor is not compared.
+func (s *Store) Seen(ctx context.Context, refs []engine.EventRef) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("embedded: seen: %w", err)
 	}
-	hs := make([]idHash, len(ids))
-	for i, id := range ids {
-		hs[i] = hashID(id)
+	hs := make([]idHash, len(refs))
+	for i, r := range refs {
+		hs[i] = hashID(r.ID)
 	}
 	now := s.now()
-	out := make([]bool, len(ids))
+	out := make([]bool, len(refs))
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -570,12 +571,12 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 			return fmt.Errorf("embedded: commit: %w: visitors[%d].id is empty", engine.ErrInvalid, i)
 		}
 	}
-	if len(c.EventIDs) == 0 && len(c.Visitors) == 0 {
+	if len(c.Events) == 0 && len(c.Visitors) == 0 {
 		return nil
 	}
-	hs := make([]idHash, len(c.EventIDs))
-	for i, id := range c.EventIDs {
-		hs[i] = hashID(id)
+	hs := make([]idHash, len(c.Events))
+	for i, r := range c.Events {
+		hs[i] = hashID(r.ID)
 	}
 	now := s.now()
 	b := s.getBuf()

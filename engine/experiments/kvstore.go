@@ -23,15 +23,19 @@ const DefsCollection = "experiments"
 // storage primitives of any backend (storage.Backend), written once:
 //
 //	documents "experiments"   id → definition JSON (defstore; its version is what replicas poll)
-//	map xp/<id>/as            subject key (a:<visitor>, u:<user>) → "<variant> <Unix ms> <propensity>"
-//	map xp/<id>/un            subject key → Unit.MarshalText ("v <variant> <t0 ms> <flags> <revenue> <propensity>",
+//	map {xp}/<id>/as            subject key (a:<visitor>, u:<user>) → "<variant> <Unix ms> <propensity>"
+//	map {xp}/<id>/un            subject key → Unit.MarshalText ("v <variant> <t0 ms> <flags> <revenue> <propensity>",
 //	                          or "= <subject key>" for an alias)
-//	map xp/<id>/ct            "<name>/<variant>" → integer, name one of n, e (expected, millionths), clk,
+//	map {xp}/<id>/ct            "<name>/<variant>" → integer, name one of n, e (expected, millionths), clk,
 //	                          cart, conv, rev (cents), rq0…rq3 (Σx² of revenue in cents², limbs)
-//	map xp/<id>/w             "v" → version, "w" → Weights JSON
-//	map xp/<id>/lk            look time (Unix ms, decimal) → Look JSON
+//	map {xp}/<id>/w             "v" → version, "w" → Weights JSON
+//	map {xp}/<id>/lk            look time (Unix ms, decimal) → Look JSON
 //
-// Experiment ids are ValidID (no '/'). Every change is one storage.Txn:
+// Every map key has the hash tag {xp} (storage.Txn: the keys of one Txn
+// share a hash tag), so on a Redis Cluster every experiment's maps are in
+// one slot; the keys were xp/<id>/<part> before (Redis storage format 2,
+// embedded format 2: see docs/upgrade notes in the README). Experiment ids
+// are ValidID (no '/'). Every change is one storage.Txn:
 //
 //   - AssignSubject: IfAbsent(as, subject) + Set; on a Conflict it reads
 //     the stored assignment back (one of concurrent callers creates);
@@ -82,7 +86,11 @@ const (
 	partLooks   = "lk"
 )
 
-func xpKey(exp, part string) string { return "xp/" + exp + "/" + part }
+// xpKey is the key of an experiment's map of one part. Every key has the
+// hash tag {xp}: UpdateExperimentUnits and ForgetExperimentSubjects change
+// the maps of several experiments in one Txn, which a sharded backend (a
+// Redis Cluster) applies atomically only within one hash tag (storage.Txn).
+func xpKey(exp, part string) string { return "{xp}/" + exp + "/" + part }
 
 func xpKeys(exp string) []string {
 	return []string{xpKey(exp, partAssign), xpKey(exp, partUnits), xpKey(exp, partCounts), xpKey(exp, partWeights), xpKey(exp, partLooks)}

@@ -103,13 +103,15 @@ func wrapErr(op string, err error) error {
 	return fmt.Errorf("promo store: %s: %w", op, err)
 }
 
-// AddOfferCounts adds c in one lazy storage.Txn (counters of consumed
-// batches: no disk sync of their own, as before the storage port): the
-// offer counters and
-// factor deltas (additions), and, when there are cap increments, the new
-// state of each touched cap window, guarded by the windows' ends as read
-// beforehand (one Maps call); it reads again and retries when another
-// writer moved one of them.
+// AddOfferCounts adds c: per visitor with cap increments, the new state of each touched cap
+// window in one lazy Txn on the visitor's map alone, guarded by the
+// windows' ends as read beforehand (one Maps call for every visitor); a
+// visitor whose windows another writer moved is read again and retried;
+// then the offer counters and factor deltas (additions) in one lazy
+// storage.Txn of increments (counters of consumed batches: no disk sync
+// of their own, as before the storage port). Each Txn touches one map or increments only, as a sharded backend
+// (a Redis Cluster) needs (storage.Txn); on an error, the Txns before it
+// stay applied.
 func (s *BackendStore) AddOfferCounts(ctx context.Context, c Counts) error {
 	if err := ctx.Err(); err != nil {
 		return wrapErr("add offer counts", err)
@@ -117,32 +119,48 @@ func (s *BackendStore) AddOfferCounts(ctx context.Context, c Counts) error {
 	if c.Empty() {
 		return nil
 	}
-	base := s.counterOps(&c)
-	if len(c.Caps) == 0 {
+	if err := s.addCaps(ctx, &c); err != nil {
+		return wrapErr("add offer counts", err)
+	}
+	if base := s.counterOps(&c); len(base) > 0 {
 		return wrapErr("add offer counts", s.b.Apply(ctx, storage.Txn{Ops: base, Lazy: true}))
 	}
-	vis := groupCaps(c.Caps)
-	keys := make([]string, len(vis))
-	for i, v := range vis {
-		keys[i] = v.key
+	return nil
+}
+
+// addCaps applies c's cap increments, one Txn per visitor.
+func (s *BackendStore) addCaps(ctx context.Context, c *Counts) error {
+	if len(c.Caps) == 0 {
+		return nil
 	}
+	vis := groupCaps(c.Caps)
 	for range maxAttempts {
+		keys := make([]string, len(vis))
+		for i, v := range vis {
+			keys[i] = v.key
+		}
 		ms, err := s.b.Maps(ctx, keys)
 		if err != nil {
-			return wrapErr("add offer counts", err)
+			return err
 		}
-		t := storage.Txn{Ops: base[:len(base):len(base)], Lazy: true}
+		var retry []*visitorCaps
 		for i, v := range vis {
+			t := storage.Txn{Lazy: true}
 			if err := v.capTxn(&t, ms[i], c.Now.UnixMilli(), time.Now()); err != nil {
-				return wrapErr("add offer counts", err)
+				return err
+			}
+			switch err := s.b.Apply(ctx, t); {
+			case errors.Is(err, errs.Conflict):
+				retry = append(retry, v)
+			case err != nil:
+				return err
 			}
 		}
-		err = s.b.Apply(ctx, t)
-		if !errors.Is(err, errs.Conflict) {
-			return wrapErr("add offer counts", err)
+		if vis = retry; len(vis) == 0 {
+			return nil
 		}
 	}
-	return errs.New(errs.Conflict, "promo store: add offer counts: cap windows are being changed concurrently; retry")
+	return errs.New(errs.Conflict, "cap windows are being changed concurrently; retry")
 }
 
 // offerFields returns the field names of the offer's counters and of

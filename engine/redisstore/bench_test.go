@@ -47,24 +47,24 @@ func BenchmarkSeen(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Seen(b.Context(), ids); err != nil {
+		if _, err := s.Seen(b.Context(), storetest.Marks(ids...)); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func engineCommit(ids []string) engine.Commit { return engine.Commit{EventIDs: ids} }
+func engineCommit(ids []string) engine.Commit { return engine.Commit{Events: storetest.Marks(ids...)} }
 
 // BenchmarkApply: one Txn of 200 ops (90 HINCRBY, 90 HINCRBYFLOAT, and an
-// HSET and a PEXPIREAT on each of 10 maps) under one condition: one
-// EVALSHA.
+// HSET and a PEXPIREAT on each of 10 maps of one hash tag) under one
+// condition: one EVALSHA.
 func BenchmarkApply(b *testing.B) {
 	s := benchStore(b)
 	var tx storage.Txn
-	tx.IfAbsent("lock", "held")
+	tx.IfAbsent("{bench}:lock", "held")
 	at := time.Now().Add(time.Hour)
 	for i := range 10 {
-		k := fmt.Sprintf("counts:%d", i)
+		k := fmt.Sprintf("{bench}:counts:%d", i)
 		tx.Set(k, "updated", "1")
 		for j := range 9 {
 			tx.Incr(k, fmt.Sprintf("n%d", j), 1)
@@ -74,6 +74,30 @@ func BenchmarkApply(b *testing.B) {
 	}
 	if len(tx.Ops) != 200 {
 		b.Fatalf("%d ops", len(tx.Ops))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Apply(b.Context(), tx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyLazy: a Lazy Txn of 200 increments and expiries over 10
+// maps without a common hash tag (the shape of engine/stats' counters):
+// one MULTI/EXEC on one server, one script per slot on a cluster.
+func BenchmarkApplyLazy(b *testing.B) {
+	s := benchStore(b)
+	tx := storage.Txn{Lazy: true}
+	at := time.Now().Add(time.Hour)
+	for i := range 10 {
+		k := fmt.Sprintf("st:1h:i:sku-%d:1795442400", i)
+		for j := range 9 {
+			tx.Incr(k, fmt.Sprintf("n%d", j), 1)
+			tx.IncrFloat(k, fmt.Sprintf("v%d", j), 0.5)
+		}
+		tx.Expire(k, at)
+		tx.Expire(k, at)
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/internal/defaults"
-	"github.com/redis/go-redis/v9"
+	"github.com/kairoshq/kairos/internal/redisconn"
 )
 
 // Defaults of Config.
@@ -19,13 +19,18 @@ const (
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultReadTimeout  = 3 * time.Second
 	DefaultWriteTimeout = 3 * time.Second
+	// DefaultFailoverTimeout is longer than a Redis Cluster failover
+	// (cluster-node-timeout, 15 s by default, then an election).
+	DefaultFailoverTimeout = 20 * time.Second
 )
 
 // Config configures a Store. Zero fields take their Defaults; Open calls
 // Defaults and Validate.
 type Config struct {
 	// URL of the Redis server: redis://[user:password@]host:port/db, or
-	// rediss:// for TLS (default DefaultURL).
+	// rediss:// for TLS (default DefaultURL); or of a Redis Cluster, in
+	// go-redis's cluster form redis://host:port?addr=host:port&addr=…
+	// (the seed nodes; see internal/redisconn).
 	URL string
 	// Prefix of every key (default "kairos"): several deployments, or
 	// tests, can share one database with different prefixes. Letters,
@@ -43,9 +48,25 @@ type Config struct {
 	// command or pipeline (defaults 3 s); the context of the call bounds
 	// the whole call.
 	ReadTimeout, WriteTimeout time.Duration
-	// PoolSize is the maximum number of connections (0: go-redis's
-	// default, 10 per CPU).
+	// PoolSize is the maximum number of connections, per node on a
+	// cluster (0: go-redis's default, 10 per CPU).
 	PoolSize int
+	// FailoverTimeout bounds how long a command that failed because a
+	// node is down (a connection error, CLUSTERDOWN, …) is tried again,
+	// waiting for a failover (default 20 s); the call's context bounds it
+	// too. See the Failover notes of retry.go.
+	FailoverTimeout time.Duration
+	// WaitReplicas, on a Redis Cluster, makes Commit return only once that
+	// many replicas of each master it wrote to have the writes (WAIT, on
+	// the connection of the writes): a master killed after acknowledging
+	// a commit then loses nothing, since the replica promoted in its place
+	// has it. 0 (the default) does not wait: Redis replicates
+	// asynchronously, and the last writes acknowledged before a master
+	// dies may be lost in its failover. Ignored on one server.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT (default 1 s); fewer replicas within it
+	// fail the commit (engine.ErrUnavailable), which is then retried.
+	WaitTimeout time.Duration
 	// Logger receives connection events; nil discards.
 	Logger *slog.Logger
 }
@@ -59,6 +80,8 @@ func (c Config) Defaults() Config {
 	defaults.Set(&c.DialTimeout, DefaultDialTimeout)
 	defaults.Set(&c.ReadTimeout, DefaultReadTimeout)
 	defaults.Set(&c.WriteTimeout, DefaultWriteTimeout)
+	defaults.Set(&c.FailoverTimeout, DefaultFailoverTimeout)
+	defaults.Set(&c.WaitTimeout, time.Second)
 	c.Logger = defaults.Logger(c.Logger)
 	return c
 }
@@ -70,7 +93,7 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("redisstore config: "+format, args...))
 	}
-	if _, err := redis.ParseURL(c.URL); err != nil {
+	if err := redisconn.Validate(c.URL); err != nil {
 		bad("URL: %v", err)
 	}
 	if !validPrefix(c.Prefix) {
@@ -90,6 +113,15 @@ func (c Config) Validate() error {
 	}
 	if c.WriteTimeout <= 0 {
 		bad("WriteTimeout %v: want > 0", c.WriteTimeout)
+	}
+	if c.FailoverTimeout <= 0 {
+		bad("FailoverTimeout %v: want > 0", c.FailoverTimeout)
+	}
+	if c.WaitReplicas < 0 || c.WaitReplicas > 16 {
+		bad("WaitReplicas %d: want 0..16", c.WaitReplicas)
+	}
+	if c.WaitTimeout <= 0 {
+		bad("WaitTimeout %v: want > 0", c.WaitTimeout)
 	}
 	if c.PoolSize < 0 {
 		bad("PoolSize %d: want >= 0", c.PoolSize)

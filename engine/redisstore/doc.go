@@ -1,10 +1,16 @@
 // Package redisstore is the Redis engine.Store (go-redis v9): the state
 // that several engine replicas share when Kairos runs with
-// KAIROS_REDIS_URL.
+// KAIROS_REDIS_URL, on one Redis server or on a Redis Cluster.
 //
 //	s, err := redisstore.Open(ctx, redisstore.Config{URL: "redis://127.0.0.1:6379/0"})
+//	s, err := redisstore.Open(ctx, redisstore.Config{URL: "redis://10.0.0.1:6379?addr=10.0.0.2:6379&addr=10.0.0.3:6379"})
 //	if err != nil { … }
 //	defer s.Close()
+//
+// A URL with addr query parameters is go-redis's cluster form
+// (redis.ParseClusterURL: the seed nodes): the store then uses a
+// redis.ClusterClient, else a redis.Client, both as redis.UniversalClient
+// (internal/redisconn decides, for every command and test).
 //
 // # Key layout
 //
@@ -12,34 +18,90 @@
 // Values of visitors and item states use the binary encodings of package
 // engine (engine.HistoryEvent.AppendBinary, engine.Session.AppendBinary,
 // engine.ItemState.AppendBinary); factors are little-endian float32s.
+// {<visitor>} is the visitor id as a Redis Cluster hash tag
+// (redisconn.Tag: an id that is empty or holds a '}' is replaced inside
+// the braces by '#' and its FNV-1a hash, the id following the tag).
 //
-//	<prefix>:v:<visitor>      HASH    f → factors (k little-endian float32), s → session (binary),
-//	                                  n → number of events in the history string
-//	<prefix>:h:<visitor>      STRING  history: frames (uint32 LE length, event binary), oldest first (APPEND)
-//	<prefix>:seen:<event id>  STRING  "1", expiring after DedupWindow (SET … PX): the de-duplication mark
-//	<prefix>:rows             HASH    item id → row (decimal)
-//	<prefix>:rows:ids         LIST    item ids in row order (index = row)
-//	<prefix>:states           HASH    row (decimal) → item state (binary)
-//	<prefix>:blob:<name>      STRING  blob data (PutBlob)
-//	<prefix>:st:<res>:<kind>:<id>:<start>
-//	                          HASH    counters of engine/stats (AddCounts): <type> → count,
-//	                                  <type>:v → sum of the values (HINCRBYFLOAT; absent when 0)
-//
-//	<prefix>:att:<page>       HASH    attention heat of engine/attention (AddDwell): element → dwell ms
-//	                                  (HINCRBY in a Lua script that keeps at most MaxElements fields
-//	                                  besides "(other)"; PEXPIREAT at every write: the page's TTL)
+//	<prefix>:v:{<visitor>}      HASH    f → factors (k little-endian float32), s → session (binary),
+//	                                    n → number of events in the history string
+//	<prefix>:h:{<visitor>}      STRING  history: frames (uint32 LE length, event binary), oldest first (APPEND)
+//	<prefix>:seen:{<visitor>}:<event id>
+//	                            STRING  "1", expiring after DedupWindow (SET … PX): the de-duplication
+//	                                    mark of an event committed to the visitor's state (engine.EventRef)
+//	<prefix>:{rows}             HASH    item id → row (decimal)
+//	<prefix>:{rows}:ids         LIST    item ids in row order (index = row)
+//	<prefix>:states:{s<n>}      HASH    row (decimal) → item state (binary), for the rows ≡ n modulo
+//	                                    StateShards (32 shards)
+//	<prefix>:blob:<name>        STRING  blob data (PutBlob)
+//	<prefix>:link:{<anon>}      STRING  the user the anonymous id is linked to
+//	<prefix>:links:{<user>}     SET     the anonymous ids linked to the user
+//	<prefix>:m:st:<res>:<kind>:<id>:<start>
+//	                            HASH    counters of engine/stats (AddCounts): <type> → count,
+//	                                    <type>:v → sum of the values (HINCRBYFLOAT; absent when 0)
+//	<prefix>:m:att:<page>       HASH    attention heat of engine/attention (AddDwell): element → dwell ms
 //
 // In a counter key, res is 15m, 1h or 1d, kind is i (item) or o (offer),
 // id is the item or offer id as is (it may contain ':'; the bucket start,
 // in Unix seconds, is always the last segment), e.g.
-// kairos:st:1h:i:sku-42:1795442400. A counter hash expires at its
+// kairos:m:st:1h:i:sku-42:1795442400. A counter hash expires at its
 // bucket's end plus the resolution's retention (EXPIREAT, set again by
 // every write: it is absolute), or never (1d by default: no EXPIRE).
+//
+// # Redis Cluster
+//
+// Every script and every MULTI/EXEC touches one slot: a visitor's hash,
+// history and marks share the visitor's hash tag; the item rows' hash and
+// list share {rows} (the dense row allocation is one small script: it
+// runs when a replica meets an item it has not cached, a few times per
+// item); each item-state shard is a slot of its own, so a large catalog's
+// states (about 0.5 KB per item with k = 64) are spread over the masters;
+// a storage collection's keys share {<coll>}; the maps of one storage Txn
+// share the hash tag its domain store gives them (engine/storage.Txn).
+// Nothing is cluster-wide in one hot key but the row allocation and the
+// documents of one collection (definitions: small, rarely written). No
+// request path uses KEYS or SCAN; Open scans once, on every master, when
+// the namespace has no format key (see Storage format).
+//
+// What each call keeps atomic on a cluster:
+//
+//   - Commit: each visitor's update together with the marks under that
+//     visitor (one commitScript call, in its slot); the calls are grouped
+//     by master and sent as one pipeline per master, in parallel (one
+//     round trip each). The commit as a whole is not atomic: if a master
+//     fails, the visitors on the others are recorded, their marks with
+//     them, and Commit returns an error; the engine redelivers the batch,
+//     Seen reports the recorded visitors' events, and only the others are
+//     applied — each event once. (On one server the calls run inside one
+//     MULTI/EXEC: the whole commit is atomic, as before.)
+//   - ReplaceVisitor, DeleteVisitor, ItemRows, PutDoc, DeleteDoc, Apply,
+//     Append: atomic (one slot). Apply refuses, with errs.Invalid naming
+//     the keys, a Txn whose maps are in different slots, before writing
+//     anything; a Lazy Txn of increments and expiries only is applied per
+//     slot (one script per slot, pipelined), atomic in each.
+//   - SaveItemStates: each shard's HSET is atomic; the call is a pipeline
+//     (one MULTI/EXEC on one server).
+//   - Link, Unlink, UnlinkDevice: key by key (the link and the user's set
+//     are in different slots), in an order that a retry completes.
+//   - Seen and Resolve are a pipeline of GETs instead of one MGET.
+//
+// A master failover (the master dies, a replica is promoted after
+// cluster-node-timeout) is survived: see the Failover notes of retry.go.
+// Commits to the dead master's slots stall for the failover (measured on
+// the local cluster, cluster-node-timeout 2000 ms: 4.6-5.6 s) and then
+// succeed, sent to the promoted replica. Redis replicates asynchronously:
+// with Config.WaitReplicas 0 the last commits a master acknowledged before
+// it died may be missing on the promoted replica. With WaitReplicas 1
+// (kairos serve --redis-wait-replicas 1) Commit ends each master's
+// pipeline with WAIT: a commit is acknowledged once a replica has it, and
+// a failover loses no acknowledged commit (see
+// TestClusterCommitSurvivesMasterFailover); a master with no live replica
+// (the promoted one, until the old master rejoins) acknowledges without
+// waiting, as its ROLE lists none.
 //
 // The storage primitives (storage.Backend, engine/redisstore/storage.go;
 // the domain stores built on them choose the collections and keys):
 //
-//	<prefix>:format             STRING  the storage format, "2" (see Storage format)
+//	<prefix>:format             STRING  the storage format, "3" (see Storage format)
 //	<prefix>:d:{<coll>}         HASH    document id → JSON
 //	<prefix>:d:{<coll>}:ids     ZSET    document ids, score 0: ascending-id paging with ZRANGE … BYLEX
 //	<prefix>:d:{<coll>}:v       STRING  the collection's version: INCR on every PutDoc and DeleteDoc
@@ -107,66 +169,84 @@
 // HINCRBYFLOAT and PEXPIREAT, without reading the fields first (a third
 // of the script's Redis CPU for a counters' batch); an increment of a
 // field that is not a number is then reported Invalid while the others
-// are applied, as Lazy allows.
+// are applied, as Lazy allows. On a cluster it is one lazyScript call per
+// slot (HINCRBY, HINCRBYFLOAT, then PEXPIREAT of each key), pipelined.
+// A Txn of several maps that is not of that kind must name maps of one
+// slot (one hash tag) on a cluster: Apply refuses it otherwise.
 //
 // Promo, experiments, stats, attention and the catalog keep their state
 // on these primitives (their key names are in their packages:
 // engine/promo/backend.go, engine/experiments/kvstore.go,
 // engine/stats/store.go, engine/attention/store.go,
-// engine/items_store.go); this package knows nothing of them.
+// engine/items_store.go); this package knows nothing of them. Each Txn
+// they apply names one map or maps of one hash tag (promo: one Txn per
+// visitor's caps; attention: one per page; experiments: every map under
+// {xp}), or is a Lazy Txn of increments.
 //
 // # Storage format
 //
-// Open reads <prefix>:format. When it holds 2 the namespace is this
+// Open reads <prefix>:format. When it holds 3 the namespace is this
 // version's. When it is absent and no key is under the prefix (an
-// EXISTS of the old layout's well-known keys, then a SCAN MATCH
-// <prefix>:* that stops at the first key: once, at Open), Open writes 2
-// (SET NX). Otherwise — another format, or data of the layout before
-// formats (old promo, experiments, stats or attention keys, or any key
-// without a format key) — Open fails with errs.Invalid naming the prefix,
-// the found and expected formats and the upgrade path: use a new prefix
-// (or delete the old keys), re-create the definitions and replay the
-// event history with `kairos replay`.
+// EXISTS of the old layouts' well-known keys, then a SCAN MATCH
+// <prefix>:* that stops at the first key, on every master of a cluster:
+// once, at Open), Open writes 3 (SET NX). Otherwise — another format, or
+// data of the layout before formats (old promo, experiments, stats or
+// attention keys, or any key without a format key) — Open fails with
+// errs.Invalid naming the prefix, the found and expected formats and the
+// upgrade path: use a new prefix (or delete the old keys), re-create the
+// definitions and replay the event history with `kairos replay`.
+//
+// Format 3 (this version) moved the keys for Redis Cluster: the visitor,
+// history and mark keys gained the visitor's hash tag (a mark is now keyed
+// by the visitor too), rows and rows:ids became {rows} and {rows}:ids,
+// states was split into 32 tagged shards, the link keys gained hash tags,
+// and the experiments' maps are m:{xp}/<id>/<part> (were m:xp/<id>/<part>).
+// Format 2 namespaces are refused as above.
 //
 // # Round trips
 //
-// Each call is one round trip, whatever the batch size: Visitors pipelines
-// an HMGET and a GET per visitor; Seen is one MGET; Commit is one
-// MULTI/EXEC transaction holding every write of the batch (a SET per event
-// id; APPEND, HINCRBY and HSET per visitor); ItemRows is one Lua script;
-// SaveItemStates is a transaction; ItemStates pages through the states
-// with HSCAN.
+// Each call is one round trip (on a cluster, one per master involved, in
+// parallel), whatever the batch size: Visitors pipelines an HMGET and a
+// GET per visitor; Seen is one MGET; Commit is one pipeline of
+// commitScript calls, one per visitor (inside MULTI/EXEC on one server);
+// ItemRows is one Lua script; SaveItemStates is a pipeline of HSETs;
+// ItemStates pages through each shard with HSCAN.
+//
+// commitScript (KEYS: the visitor's hash, its history, its marks) skips a
+// visitor whose marks all exist already (a retried commit), then SETs the
+// marks, APPENDs the frames, HINCRBYs the count and HSETs the session and
+// factors; when the count passes HistoryLimit + HistoryLimit/4 it cuts the
+// oldest frames so that HistoryLimit remain (once per HistoryLimit/4
+// events of a visitor).
 //
 // A history is one string rather than a list of events because loading it
 // is the hot read (every batch loads the visitors it touches): one bulk
 // value per visitor costs Redis and the client far less than one list
 // element per event (measured: 2× less server time, 27× fewer client
-// allocations). Reads return at most HistoryLimit events, the newest. The
-// stored string may hold up to HistoryLimit/4 more: when a Commit pushes a
-// visitor past that, a Lua script cuts the oldest events (a second round
-// trip, once per HistoryLimit/4 events of that visitor).
+// allocations). Reads return at most HistoryLimit events, the newest.
 //
 // # Guarantees
 //
-// Commit is atomic: Redis runs a transaction whole, with no other client's
-// command in between, and persists it whole (with AOF, a transaction cut by
-// a crash is dropped on restart). Its durability is the server's: configure
-// appendonly yes and appendfsync everysec (at most a second of commits lost
-// on a machine crash) or always. Two caveats: a command of a transaction
-// that fails at run time (a key of the wrong type, written by someone else
-// under the prefix) does not undo the others; and if the connection breaks
-// after the transaction was sent, Commit returns an error although the
-// commit may have been applied — the engine then redelivers the batch and
-// the de-duplication marks make it a no-op.
+// On one server Commit is atomic: Redis runs a transaction whole, with no
+// other client's command in between, and persists it whole (with AOF, a
+// transaction cut by a crash is dropped on restart); on a cluster it is
+// atomic per visitor (see Redis Cluster). Its durability is the server's:
+// configure appendonly yes and appendfsync everysec (at most a second of
+// commits lost on a machine crash) or always, and on a cluster
+// WaitReplicas. Two caveats: a command of a script or transaction that
+// fails at run time (a key of the wrong type, written by someone else
+// under the prefix) does not undo the others; and if the connection
+// breaks after the commands were sent, Commit returns an error although
+// the commit may have been applied — the engine then redelivers the batch
+// and the de-duplication marks make it a no-op.
 //
 // ItemRows assigns rows with a Lua script (HGET, else RPUSH the id and HSET
 // its row = the list's new length − 1): scripts run atomically, so engine
 // replicas calling it at the same time get the same dense rows.
 //
-// It needs Redis 6.2 or later. The keys of one Commit are not in one hash
-// slot, so Redis Cluster is not supported yet: use one primary (with
-// replicas and Sentinel for failover). The storage primitives are ready
-// for it (see their key layout).
+// It needs Redis 6.2 or later (7 or later for a cluster: the scripts are
+// loaded on every node, and a promoted replica without them gets them
+// again on its first NOSCRIPT).
 //
 // # Errors
 //

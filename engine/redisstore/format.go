@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -12,9 +13,13 @@ import (
 )
 
 // Format is the storage format this package reads and writes, kept in
-// the key <prefix>:format. Format 2 is the layout of the storage
-// primitives (engine/storage); the layout before it had no format key.
-const Format = 2
+// the key <prefix>:format. Format 3 is the Redis Cluster layout: a
+// visitor's hash, history and de-duplication marks, an identity link,
+// the item rows and the item states' shards carry hash tags. Format 2
+// was the layout of the storage primitives (engine/storage) with
+// untagged visitor, mark, link, rows and states keys; the layout before
+// it had no format key.
+const Format = 3
 
 func (s *Store) formatKey() string { return s.p + "format" }
 
@@ -73,7 +78,7 @@ func (s *Store) checkFormat(ctx context.Context) error {
 
 // anyKey returns a key under the prefix, or "" when there is none: one of
 // oldLayoutKeys (one EXISTS per key, pipelined), else the first key a
-// SCAN MATCH <prefix>:* finds.
+// SCAN MATCH <prefix>:* finds (on every master of a cluster).
 func (s *Store) anyKey(ctx context.Context) (string, error) {
 	cmds := make([]*redis.IntCmd, len(oldLayoutKeys))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -90,9 +95,34 @@ func (s *Store) anyKey(ctx context.Context) (string, error) {
 			return s.p + oldLayoutKeys[i], nil
 		}
 	}
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return scanFirst(ctx, s.rdb, s.p+"*")
+	}
+	// On a cluster, each master holds part of the keys: scan them all
+	// (in parallel).
+	var (
+		mu    sync.Mutex
+		found string
+	)
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		k, err := scanFirst(ctx, m, s.p+"*")
+		mu.Lock()
+		defer mu.Unlock()
+		if found == "" {
+			found = k
+		}
+		return err
+	})
+	return found, err
+}
+
+// scanFirst returns the first key matching pattern that a SCAN of c
+// finds, or "" when none does.
+func scanFirst(ctx context.Context, c redis.Cmdable, pattern string) (string, error) {
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, s.p+"*", 10_000).Result()
+		keys, next, err := c.Scan(ctx, cursor, pattern, 10_000).Result()
 		if err != nil {
 			return "", err
 		}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/kairoshq/kairos/engine"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/redisconn"
 )
 
 // Interface guard.
@@ -14,14 +16,20 @@ var _ engine.LinkStore = (*Store)(nil)
 
 // Identity links (engine.LinkStore):
 //
-//	<p>:link:<anon>    STRING  the user the anonymous id is linked to
-//	<p>:links:<user>   SET     the anonymous ids linked to the user
+//	<p>:link:{<anon>}    STRING  the user the anonymous id is linked to
+//	<p>:links:{<user>}   SET     the anonymous ids linked to the user
+//
+// Each key has its id's hash tag (redisconn.Tag). On a Redis Cluster the
+// keys of one change are in different slots: Link, Unlink and
+// UnlinkDevice then write key by key, in an order that a failure half-way
+// leaves harmless and a retry completes (Link: the user's set, then the
+// link, then the previous user's set).
 
-func (s *Store) linkKey(anon string) string  { return s.p + "link:" + anon }
-func (s *Store) linksKey(user string) string { return s.p + "links:" + user }
+func (s *Store) linkKey(anon string) string  { return s.p + "link:" + redisconn.Tag(anon) }
+func (s *Store) linksKey(user string) string { return s.p + "links:" + redisconn.Tag(user) }
 
 // Link records that anon is user, moving anon from a previous user's set
-// when it was linked elsewhere; one transaction.
+// when it was linked elsewhere; one transaction on one server.
 func (s *Store) Link(ctx context.Context, anon, user string) error {
 	if anon == "" || user == "" {
 		return fmt.Errorf("redisstore: link: %w: empty id", engine.ErrInvalid)
@@ -31,6 +39,18 @@ func (s *Store) Link(ctx context.Context, anon, user string) error {
 		return wrap("link", err)
 	}
 	if old == user {
+		return nil
+	}
+	if s.cluster {
+		if err := s.rdb.SAdd(ctx, s.linksKey(user), anon).Err(); err != nil {
+			return wrap("link", err)
+		}
+		if err := s.rdb.Set(ctx, s.linkKey(anon), user, 0).Err(); err != nil {
+			return wrap("link", err)
+		}
+		if old != "" {
+			return wrap("link", s.rdb.SRem(ctx, s.linksKey(old), anon).Err())
+		}
 		return nil
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -44,7 +64,8 @@ func (s *Store) Link(ctx context.Context, anon, user string) error {
 	return wrap("link", err)
 }
 
-// Resolve returns the user of each id ("" when not linked), in one MGET.
+// Resolve returns the user of each id ("" when not linked), in one MGET
+// (a pipeline of GETs on a cluster).
 func (s *Store) Resolve(ctx context.Context, ids []string) ([]string, error) {
 	out := make([]string, len(ids))
 	if len(ids) == 0 {
@@ -54,7 +75,7 @@ func (s *Store) Resolve(ctx context.Context, ids []string) ([]string, error) {
 	for i, id := range ids {
 		keys[i] = s.linkKey(id)
 	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	vals, err := s.mget(ctx, keys)
 	if err != nil {
 		return nil, wrap("resolve", err)
 	}
@@ -81,13 +102,16 @@ func (s *Store) Unlink(ctx context.Context, user string) ([]string, error) {
 	if err != nil || len(ids) == 0 {
 		return ids, err
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	// The links first: a failure leaves the set, and a retry finds it.
+	err = s.pipeline(ctx, func(p redis.Pipeliner) error {
 		for _, id := range ids {
 			p.Del(ctx, s.linkKey(id))
 		}
-		p.Del(ctx, s.linksKey(user))
 		return nil
 	})
+	if err == nil {
+		err = s.rdb.Del(ctx, s.linksKey(user)).Err()
+	}
 	return ids, wrap("unlink", err)
 }
 
@@ -101,7 +125,7 @@ func (s *Store) UnlinkDevice(ctx context.Context, anon string) error {
 	if err != nil {
 		return wrap("unlink device", err)
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	err = s.pipeline(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.linkKey(anon))
 		p.SRem(ctx, s.linksKey(user), anon)
 		return nil

@@ -107,10 +107,10 @@ func TestDedupWindowIsTheTTL(t *testing.T) {
 	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix, DedupWindow: 1500 * time.Millisecond})
 	ctx := t.Context()
-	if err := s.Commit(ctx, engine.Commit{EventIDs: []string{"e1"}}); err != nil {
+	if err := s.Commit(ctx, engine.Commit{Events: storetest.MarksOf("v1", "e1")}); err != nil {
 		t.Fatal(err)
 	}
-	ttl, err := s.Client().PTTL(ctx, prefix+":seen:e1").Result()
+	ttl, err := s.Client().PTTL(ctx, prefix+":seen:{v1}:e1").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestDedupWindowIsTheTTL(t *testing.T) {
 	// The mark disappears once its TTL has passed.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		seen, err := s.Seen(ctx, []string{"e1"})
+		seen, err := s.Seen(ctx, storetest.MarksOf("v1", "e1"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestKeyLayout(t *testing.T) {
 	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix, HistoryLimit: 3})
 	ctx := t.Context()
-	err := s.Commit(ctx, engine.Commit{EventIDs: []string{"e1"}, Visitors: []engine.VisitorUpdate{
+	err := s.Commit(ctx, engine.Commit{Events: storetest.MarksOf("v1", "e1"), Visitors: []engine.VisitorUpdate{
 		{ID: "v1", Append: storetest.Events("x", 0, 5), Factors: []float32{1, 2}},
 	}})
 	if err != nil {
@@ -171,8 +171,8 @@ func TestKeyLayout(t *testing.T) {
 	}
 	c := s.Client()
 	want := map[string]string{
-		":v:v1": "hash", ":h:v1": "string", ":seen:e1": "string", ":d:{items}": "hash", ":d:{items}:ids": "zset", ":d:{items}:v": "string",
-		":rows": "hash", ":rows:ids": "list", ":states": "hash", ":blob:engine/xtx": "string",
+		":v:{v1}": "hash", ":h:{v1}": "string", ":seen:{v1}:e1": "string", ":d:{items}": "hash", ":d:{items}:ids": "zset", ":d:{items}:v": "string",
+		":{rows}": "hash", ":{rows}:ids": "list", ":states:{s0}": "hash", ":blob:engine/xtx": "string",
 		":format": "string", ":d:{offers}": "hash", ":d:{offers}:ids": "zset", ":d:{offers}:v": "string",
 		":m:caps:v1": "hash", ":l:promos:v1": "zset",
 	}
@@ -189,15 +189,15 @@ func TestKeyLayout(t *testing.T) {
 		}
 	}
 	// 5 events over a limit of 3 (slack 1): trimmed to 3.
-	if n := c.HGet(ctx, prefix+":v:v1", "n").Val(); n != "3" {
+	if n := c.HGet(ctx, prefix+":v:{v1}", "n").Val(); n != "3" {
 		t.Errorf("history count is %s, want the limit 3", n)
 	}
-	h := c.Get(ctx, prefix+":h:v1").Val()
+	h := c.Get(ctx, prefix+":h:{v1}").Val()
 	evs, err := decodeHistory(h, 100)
 	if err != nil || len(evs) != 3 || evs[0] != storetest.Event("x", 2) {
 		t.Errorf("history string holds %d events from %+v (%v), want events 2..4", len(evs), evs, err)
 	}
-	if f := c.HGet(ctx, prefix+":v:v1", "f").Val(); f != "\x00\x00\x80\x3f\x00\x00\x00\x40" {
+	if f := c.HGet(ctx, prefix+":v:{v1}", "f").Val(); f != "\x00\x00\x80\x3f\x00\x00\x00\x40" {
 		t.Errorf("factors field is %q, want little-endian float32 1, 2", f)
 	}
 }
@@ -224,7 +224,7 @@ func TestHistoryTrim(t *testing.T) {
 			t.Fatal(err)
 		}
 		next += n + 1
-		count, err := s.Client().HGet(ctx, prefix+":v:a", "n").Int()
+		count, err := s.Client().HGet(ctx, prefix+":v:{a}", "n").Int()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestWrongTypeIsAnError(t *testing.T) {
 	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix})
 	ctx := t.Context()
-	if err := s.Client().RPush(ctx, prefix+":h:v2", "x").Err(); err != nil {
+	if err := s.Client().RPush(ctx, prefix+":h:{v2}", "x").Err(); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Visitors(ctx, []string{"v1", "v2"})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/internal/redisconn"
 )
 
 // The storage primitives (storage.Backend): versioned documents, maps
@@ -51,7 +52,7 @@ func swrap(op string, err error) error {
 
 // storageScripts are the scripts of the primitives, loaded by Open (Run
 // sends EVALSHA, and EVAL when the server lost its script cache).
-var storageScripts = []*redis.Script{docPutScript, docDeleteScript, docsScript, applyScript, logAppendScript}
+var storageScripts = []*redis.Script{docPutScript, docDeleteScript, docsScript, applyScript, logAppendScript, lazyScript}
 
 // docPutScript stores document ARGV[2] as ARGV[1] in the hash KEYS[1],
 // adds the id to the index KEYS[2] and increments the version KEYS[3];
@@ -80,7 +81,9 @@ return 1
 // docsScript returns up to ARGV[2] documents of the hash KEYS[1] whose
 // ids follow ARGV[1] (a ZRANGE BYLEX bound) in the index KEYS[2], as
 // id, JSON, id, JSON, …: one consistent page in one round trip.
-var docsScript = redis.NewScript(`
+var docsScript = redis.NewScript(docsScriptSrc)
+
+const docsScriptSrc = `
 local ids = redis.call('ZRANGE', KEYS[2], ARGV[1], '+', 'BYLEX', 'LIMIT', 0, tonumber(ARGV[2]))
 if #ids == 0 then return {} end
 local docs = redis.call('HMGET', KEYS[1], unpack(ids))
@@ -92,7 +95,7 @@ for i = 1, #ids do
   end
 end
 return out
-`)
+`
 
 // docsPage is the most documents one docsScript call returns (Docs with
 // a larger or no limit pages): it bounds the time the server spends in
@@ -403,6 +406,9 @@ func lazyIncrements(t storage.Txn) bool {
 // As storage.Txn.Lazy allows, an increment of a field that does not hold
 // a number is reported Invalid while the other ops are applied.
 func (s *Store) applyLazyIncrements(ctx context.Context, t storage.Txn) error {
+	if s.cluster {
+		return s.applyLazyBySlot(ctx, t)
+	}
 	expiry := map[string]time.Time{}
 	var order []string
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -437,6 +443,129 @@ func (s *Store) applyLazyIncrements(ctx context.Context, t storage.Txn) error {
 	case errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE"):
 		return fmt.Errorf("redisstore: apply: %w: %v", errs.Internal, err)
 	case errors.As(err, &rerr):
+		return fmt.Errorf("redisstore: apply: %w: %v", errs.Invalid, err)
+	}
+	return swrap("apply", err)
+}
+
+// sameSlot returns an errs.Invalid error naming keys when they are not
+// all in one Redis Cluster slot (on a cluster only: one server takes any
+// keys). A Txn's keys must share a hash tag to be applied atomically
+// there ("{visitor-42}:caps" and "{visitor-42}:cool").
+func (s *Store) sameSlot(op string, keys []string) error {
+	if !s.cluster || len(keys) < 2 {
+		return nil
+	}
+	slot := redisconn.KeySlot(keys[0])
+	for _, k := range keys[1:] {
+		if redisconn.KeySlot(k) != slot {
+			return fmt.Errorf("redisstore: %s: %w: on a Redis Cluster the keys of one transaction must share a hash tag (one slot), and %q (slot %d) and %q (slot %d) do not (keys: %s)",
+				op, errs.Invalid, keys[0], slot, k, redisconn.KeySlot(k), strings.Join(keys, ", "))
+		}
+	}
+	return nil
+}
+
+// lazyScript applies, in one slot, the increments and expiries of a Lazy
+// Txn: ARGV holds 4 arguments per op (kind i, f or x; key index; field;
+// increment or expiry time in Unix ms). A failed increment (not a
+// number) stops it there, the ops before staying applied, as Lazy
+// allows.
+var lazyScript = redis.NewScript(`
+for a = 1, #ARGV, 4 do
+  local kind, k = ARGV[a], KEYS[tonumber(ARGV[a + 1])]
+  if kind == 'i' then
+    redis.call('HINCRBY', k, ARGV[a + 2], ARGV[a + 3])
+  elseif kind == 'f' then
+    redis.call('HINCRBYFLOAT', k, ARGV[a + 2], ARGV[a + 3])
+  else
+    redis.call('PEXPIREAT', k, ARGV[a + 3])
+  end
+end
+return 'ok'
+`)
+
+// applyLazyBySlot writes a Lazy Txn of increments on a cluster: its ops
+// grouped by slot, one lazyScript call per slot (atomic there), all in
+// one pipeline (one round trip per master, in parallel). Each slot's ops
+// are atomic; the Txn as a whole is not (its keys are the counters of
+// different items or pages, written by increments only).
+func (s *Store) applyLazyBySlot(ctx context.Context, t storage.Txn) error {
+	type group struct {
+		keys  []string
+		index map[string]int
+		args  []any
+		exp   map[int]int64 // key index → expiry (Unix ms), the last op's
+	}
+	bySlot := map[int]*group{}
+	var order []*group
+	for i, op := range t.Ops {
+		k := s.mapKey(op.Key)
+		sl := redisconn.KeySlot(k)
+		g := bySlot[sl]
+		if g == nil {
+			g = &group{index: map[string]int{}, exp: map[int]int64{}}
+			bySlot[sl] = g
+			order = append(order, g)
+		}
+		ki, ok := g.index[k]
+		if !ok {
+			g.keys = append(g.keys, k)
+			ki = len(g.keys)
+			g.index[k] = ki
+		}
+		switch op.Kind {
+		case storage.OpIncr:
+			g.args = append(g.args, "i", ki, op.Field, op.Int)
+		case storage.OpIncrFloat:
+			if math.IsNaN(op.Float) || math.IsInf(op.Float, 0) {
+				return fmt.Errorf("redisstore: apply: op %d: %w: increment %v of field %q of %q is not finite", i, errs.Invalid, op.Float, op.Field, op.Key)
+			}
+			g.args = append(g.args, "f", ki, op.Field, strconv.FormatFloat(op.Float, 'g', -1, 64))
+		case storage.OpExpire:
+			g.exp[ki] = op.At.UnixMilli()
+		}
+	}
+	// Expiries last, once per key, as on one server: an expiry set before
+	// the increment that creates its key would be lost.
+	for _, g := range order {
+		for ki := 1; ki <= len(g.keys); ki++ {
+			if at, ok := g.exp[ki]; ok {
+				g.args = append(g.args, "x", ki, "", at)
+			}
+		}
+	}
+	cmds := make([]*redis.Cmd, len(order))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, g := range order {
+			cmds[i] = lazyScript.EvalSha(ctx, p, g.keys, g.args...)
+		}
+		return nil
+	})
+	if err != nil && anyNoScript(cmds) {
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, g := range order {
+				if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+					cmds[i] = lazyScript.Eval(ctx, p, g.keys, g.args...)
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for _, c := range cmds {
+				if err = c.Err(); err != nil {
+					break
+				}
+			}
+		}
+	}
+	var rerr redis.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rerr) && strings.Contains(rerr.Error(), "WRONGTYPE"):
+		return fmt.Errorf("redisstore: apply: %w: %v", errs.Internal, err)
+	case errors.As(err, &rerr) && !transientRefusal(err):
 		return fmt.Errorf("redisstore: apply: %w: %v", errs.Invalid, err)
 	}
 	return swrap("apply", err)
@@ -495,6 +624,9 @@ func (s *Store) Apply(ctx context.Context, t storage.Txn) error {
 			return fmt.Errorf("redisstore: apply: op %d: %w: unknown op kind %d", i, errs.Invalid, op.Kind)
 		}
 		args = append(args, kind, keyIndex(op.Key), op.Field, arg)
+	}
+	if err := s.sameSlot("apply", keys); err != nil {
+		return err
 	}
 	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Result()
 	if err != nil {

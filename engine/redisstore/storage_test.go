@@ -375,8 +375,8 @@ func TestFormat(t *testing.T) {
 	ctx := t.Context()
 	prefix := redistest.Prefix(t, url)
 	s := mustOpen(t, Config{URL: url, Prefix: prefix})
-	if v, err := s.rdb.Get(ctx, prefix+":format").Result(); err != nil || v != "2" {
-		t.Fatalf("format key = %q %v, want 2", v, err)
+	if v, err := s.rdb.Get(ctx, prefix+":format").Result(); err != nil || v != strconv.Itoa(Format) {
+		t.Fatalf("format key = %q %v, want %d", v, err, Format)
 	}
 	var tx storage.Txn
 	tx.Incr("n", "n", 1)
@@ -404,27 +404,30 @@ func TestFormat(t *testing.T) {
 
 	for _, tc := range []struct {
 		name  string
-		setup func(c *redis.Client, p string) error
+		setup func(c redis.UniversalClient, p string) error
 		found string
 	}{
-		{"old promo definitions", func(c *redis.Client, p string) error {
+		{"old promo definitions", func(c redis.UniversalClient, p string) error {
 			return c.HSet(ctx, p+":promo:offers", "o1", `{"id":"o1"}`).Err()
 		}, ":promo:offers"},
-		{"old stats counters", func(c *redis.Client, p string) error {
+		{"old stats counters", func(c redis.UniversalClient, p string) error {
 			return c.HSet(ctx, p+":st:1h:i:sku-42:1795442400", "view", 3).Err()
 		}, ":st:1h:i:sku-42:1795442400"},
-		{"old attention", func(c *redis.Client, p string) error {
+		{"old attention", func(c redis.UniversalClient, p string) error {
 			return c.HSet(ctx, p+":att:/home", "hero", 1200).Err()
 		}, ":att:/home"},
-		{"old experiments", func(c *redis.Client, p string) error {
+		{"old experiments", func(c redis.UniversalClient, p string) error {
 			return c.Set(ctx, p+":xp:version", 3, 0).Err()
 		}, ":xp:version"},
-		{"visitors without a format key", func(c *redis.Client, p string) error {
+		{"visitors without a format key", func(c redis.UniversalClient, p string) error {
 			return c.HSet(ctx, p+":v:alice", "s", "x").Err()
 		}, ":v:alice"},
-		{"another format", func(c *redis.Client, p string) error {
-			return c.Set(ctx, p+":format", 3, 0).Err()
-		}, `format "3"`},
+		{"format 2 (before Redis Cluster)", func(c redis.UniversalClient, p string) error {
+			return c.Set(ctx, p+":format", 2, 0).Err()
+		}, `format "2"`},
+		{"another format", func(c redis.UniversalClient, p string) error {
+			return c.Set(ctx, p+":format", 9, 0).Err()
+		}, `format "9"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := redistest.Prefix(t, url)
@@ -435,12 +438,12 @@ func TestFormat(t *testing.T) {
 			if !errors.Is(err, errs.Invalid) {
 				t.Fatalf("Open: %v, want Invalid", err)
 			}
-			for _, want := range []string{strconv.Quote(p), "format 2", "kairos replay", "re-create the definitions", tc.found} {
+			for _, want := range []string{strconv.Quote(p), "format " + strconv.Itoa(Format), "kairos replay", "re-create the definitions", tc.found} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not name %q", err, want)
 				}
 			}
-			if n, _ := s.rdb.Exists(ctx, p+":format").Result(); n != 0 && tc.name != "another format" {
+			if n, _ := s.rdb.Exists(ctx, p+":format").Result(); n != 0 && !strings.Contains(tc.name, "format") {
 				t.Errorf("a refused open wrote the format key")
 			}
 		})

@@ -10,49 +10,51 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/internal/redisconn"
 )
 
 // Interface guard.
 var _ engine.Store = (*Store)(nil)
 
-// Store is the Redis engine.Store. It is safe for concurrent use, and
-// several engine replicas may share one (rows are assigned atomically by
-// a Lua script).
+// Store is the Redis engine.Store, on one Redis server or a Redis
+// Cluster. It is safe for concurrent use, and several engine replicas may
+// share one (rows are assigned atomically by a Lua script).
 type Store struct {
-	rdb *redis.Client
-	cfg Config
-	log *slog.Logger
-	p   string // cfg.Prefix + ":"
+	rdb     redis.UniversalClient
+	cluster bool
+	cfg     Config
+	log     *slog.Logger
+	p       string // cfg.Prefix + ":"
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Open connects to the Redis server of cfg.URL and checks it with a PING
-// (an unreachable server is engine.ErrUnavailable).
+// Open connects to the Redis server or Redis Cluster of cfg.URL
+// (redisconn.IsCluster decides) and checks it with a PING (an unreachable
+// server is engine.ErrUnavailable).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg = cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("redisstore: open: %w: %w", engine.ErrInvalid, err)
 	}
-	opt, err := redis.ParseURL(cfg.URL)
+	rdb, err := redisconn.New(cfg.URL, redisconn.Options{
+		DialTimeout: cfg.DialTimeout, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, PoolSize: cfg.PoolSize,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: open: %w: %w", engine.ErrInvalid, err)
 	}
-	opt.DialTimeout = cfg.DialTimeout
-	opt.ReadTimeout = cfg.ReadTimeout
-	opt.WriteTimeout = cfg.WriteTimeout
-	// A call's context deadline bounds its network reads and writes too.
-	opt.ContextTimeoutEnabled = true
-	if cfg.PoolSize > 0 {
-		opt.PoolSize = cfg.PoolSize
-	}
-	s := &Store{rdb: redis.NewClient(opt), cfg: cfg, p: cfg.Prefix + ":"}
+	s := &Store{rdb: rdb, cfg: cfg, p: cfg.Prefix + ":"}
+	_, s.cluster = rdb.(*redis.ClusterClient)
 	s.log = cfg.Logger.With("component", "redisstore")
+	if s.cluster {
+		rdb.AddHook(retryHook{s})
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
@@ -65,15 +67,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.rdb.Close()
 		return nil, err
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "connected", slog.String("addr", opt.Addr), slog.Int("db", opt.DB), slog.String("prefix", cfg.Prefix))
+	s.log.LogAttrs(ctx, slog.LevelInfo, "connected", slog.String("addr", redisconn.Addr(rdb)), slog.Bool("cluster", s.cluster), slog.String("prefix", cfg.Prefix))
 	return s, nil
 }
 
 // loadScripts loads the scripts into the server's cache (SCRIPT LOAD,
-// one round trip each: Script.Load in a pipeline would record an empty
-// hash), so that their first EVALSHA does not miss.
+// one round trip each, on every node of a cluster: Script.Load in a
+// pipeline would record an empty hash), so that their first EVALSHA does
+// not miss.
 func (s *Store) loadScripts(ctx context.Context) error {
-	for _, sc := range append([]*redis.Script{trimScript}, storageScripts...) {
+	for _, sc := range append([]*redis.Script{commitScript, itemRowsScript}, storageScripts...) {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return err
 		}
@@ -81,18 +84,50 @@ func (s *Store) loadScripts(ctx context.Context) error {
 	return nil
 }
 
-// Client returns the underlying go-redis client (for tests and tools;
-// the Store owns it).
-func (s *Store) Client() *redis.Client { return s.rdb }
+// Client returns the underlying go-redis client, a *redis.Client or a
+// *redis.ClusterClient (for tests and tools; the Store owns it).
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
-// Keys. See the package documentation for the layout.
-func (s *Store) visitorKey(id string) string { return s.p + "v:" + id }
-func (s *Store) historyKey(id string) string { return s.p + "h:" + id }
-func (s *Store) seenKey(id string) string    { return s.p + "seen:" + id }
-func (s *Store) blobKey(name string) string  { return s.p + "blob:" + name }
-func (s *Store) rowsKey() string             { return s.p + "rows" }
-func (s *Store) rowIDsKey() string           { return s.p + "rows:ids" }
-func (s *Store) statesKey() string           { return s.p + "states" }
+// Cluster reports whether the store is on a Redis Cluster.
+func (s *Store) Cluster() bool { return s.cluster }
+
+// Keys. See the package documentation for the layout: a visitor's keys
+// share the hash tag of its id (redisconn.Tag), so that they are in one
+// Redis Cluster slot.
+// (Built in one concatenation when the id is a tag as is: they are made
+// per visitor and per event.)
+func (s *Store) visitorKey(id string) string {
+	if redisconn.PlainTag(id) {
+		return s.p + "v:{" + id + "}"
+	}
+	return s.p + "v:" + redisconn.Tag(id)
+}
+
+func (s *Store) historyKey(id string) string {
+	if redisconn.PlainTag(id) {
+		return s.p + "h:{" + id + "}"
+	}
+	return s.p + "h:" + redisconn.Tag(id)
+}
+
+func (s *Store) seenKey(r engine.EventRef) string {
+	if redisconn.PlainTag(r.Visitor) {
+		return s.p + "seen:{" + r.Visitor + "}:" + r.ID
+	}
+	return s.p + "seen:" + redisconn.Tag(r.Visitor) + ":" + r.ID
+}
+func (s *Store) blobKey(name string) string { return s.p + "blob:" + name }
+func (s *Store) rowsKey() string            { return s.p + "{rows}" }
+func (s *Store) rowIDsKey() string          { return s.p + "{rows}:ids" }
+
+// StateShards is the number of hashes the item states are spread over
+// (by row modulo StateShards), each in its own slot, so that a large
+// catalog's states are shared by the masters of a Redis Cluster.
+const StateShards = 32
+
+func (s *Store) statesKey(shard int) string {
+	return s.p + "states:{s" + strconv.Itoa(shard) + "}"
+}
 
 // Fields of a visitor's hash.
 const (
@@ -118,19 +153,30 @@ func wrap(op string, err error) error {
 	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !errors.Is(err, redis.ErrClosed) {
-		for _, prefix := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "OOM"} {
-			if redis.HasErrorPrefix(err, prefix) {
-				return fmt.Errorf("redisstore: %s: %w: %w", op, engine.ErrUnavailable, err)
-			}
+		if transientRefusal(err) {
+			return fmt.Errorf("redisstore: %s: %w: %w", op, engine.ErrUnavailable, err)
 		}
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
 	return fmt.Errorf("redisstore: %s: %w: %w", op, engine.ErrUnavailable, err)
 }
 
-// Ping reports whether the server answers.
+// transientRefusal reports whether err is a server's refusal that a
+// later try may not meet: loading, a replica or a master without its
+// link, a cluster failing over or resharding, a busy script, no memory.
+func transientRefusal(err error) bool {
+	for _, prefix := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "OOM", "MOVED", "ASK"} {
+		if redis.HasErrorPrefix(err, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// Ping reports whether the server answers (on a cluster, a node), at
+// once: it is not retried.
 func (s *Store) Ping(ctx context.Context) error {
-	return wrap("ping", s.rdb.Ping(ctx).Err())
+	return wrap("ping", s.rdb.Ping(context.WithValue(ctx, noRetry{}, true)).Err())
 }
 
 // Close closes the connections. Later calls return the first call's
@@ -235,41 +281,166 @@ func decodeHistory(h string, limit int) ([]engine.HistoryEvent, error) {
 	return out, nil
 }
 
-// Seen reports, for each event id, whether its mark exists (one MGET).
-func (s *Store) Seen(ctx context.Context, ids []string) ([]bool, error) {
-	if len(ids) == 0 {
+// Seen reports, for each mark, whether it exists: one MGET on a server;
+// on a cluster a pipeline of GETs (the marks are in their visitors'
+// slots), one round trip per master, in parallel.
+func (s *Store) Seen(ctx context.Context, refs []engine.EventRef) ([]bool, error) {
+	if len(refs) == 0 {
 		return []bool{}, wrap("seen", ctx.Err())
 	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.seenKey(id)
+	keys := make([]string, len(refs))
+	for i, r := range refs {
+		keys[i] = s.seenKey(r)
 	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	vals, err := s.mget(ctx, keys)
 	if err != nil {
 		return nil, wrap("seen", err)
 	}
-	out := make([]bool, len(ids))
+	out := make([]bool, len(refs))
 	for i, v := range vals {
 		out[i] = v != nil
 	}
 	return out, nil
 }
 
-// Commit records c in one MULTI/EXEC transaction, sent in one round
-// trip: SET of each event id's mark with the window as TTL, and per
-// visitor update APPEND of the new events to its history string, HINCRBY
-// of its event count and HSET of its session and factors. Redis applies
-// a transaction whole or not at all, and its persistence (RDB, or AOF
-// with the fsync policy the server is configured with) records it whole
-// too. If the connection fails after the transaction was sent, Commit
-// returns an error although the commit may have been applied: the marks
-// then make the batch's redelivery a no-op.
+// mget returns the values of keys (nil when absent), as MGET does: one
+// MGET on a server, a pipeline of GETs on a cluster, where the keys are
+// in different slots.
+func (s *Store) mget(ctx context.Context, keys []string) ([]any, error) {
+	if !s.cluster {
+		return s.rdb.MGet(ctx, keys...).Result()
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]any, len(keys))
+	for i, c := range cmds {
+		switch v, err := c.Result(); {
+		case err == nil:
+			out[i] = v
+		case !errors.Is(err, redis.Nil):
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// commitScript records one visitor's update with its event marks,
+// atomically (the keys share the visitor's hash tag: one slot). KEYS[1]
+// is the visitor's hash, KEYS[2] its history string, KEYS[3…] the marks.
+// ARGV: 1 the marks' TTL in ms; 2 '1' when there is an update ('0': marks
+// only); 3 the number of appended events; 4 their frames; 5 the session;
+// 6 the factors, when 7 is '1'; 8 the history limit; 9 the slack past
+// which the history is trimmed to the limit.
 //
-// A history that has grown past HistoryLimit + HistoryLimit/4 events is
-// then trimmed to HistoryLimit by a script (a second round trip, once per
-// HistoryLimit/4 events of a visitor); a failed trim is logged and left
-// for the next Commit, since readers never see more than HistoryLimit
-// events anyway.
+// When the update has marks and every one of them exists already, the
+// update was recorded before (a retry of a commit whose reply was lost):
+// nothing is written, and it returns -1. Otherwise it sets the marks
+// (SET … PX), APPENDs the frames, HINCRBYs the count, HSETs the session
+// (and factors) and, when the count passed limit + slack, cuts the
+// oldest frames so that limit events remain; it returns the count.
+var commitScript = redis.NewScript(commitScriptSrc)
+
+const commitScriptSrc = `
+local nm = #KEYS - 2
+if nm > 0 and redis.call('EXISTS', unpack(KEYS, 3)) == nm then return -1 end
+for i = 3, #KEYS do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
+if ARGV[2] == '0' then return 0 end
+local n = tonumber(ARGV[3])
+local cnt = 0
+if n > 0 then
+  redis.call('APPEND', KEYS[2], ARGV[4])
+  cnt = redis.call('HINCRBY', KEYS[1], 'n', n)
+  local limit = tonumber(ARGV[8])
+  if cnt > limit + tonumber(ARGV[9]) then
+    local h = redis.call('GET', KEYS[2])
+    local drop = cnt - limit
+    local off = 1
+    for i = 1, drop do
+      local b1, b2, b3, b4 = string.byte(h, off, off + 3)
+      if not b4 then return redis.error_reply('ERR corrupt history ' .. KEYS[2]) end
+      off = off + 4 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
+    end
+    redis.call('SET', KEYS[2], string.sub(h, off))
+    cnt = redis.call('HINCRBY', KEYS[1], 'n', -drop)
+  end
+end
+if ARGV[7] == '1' then
+  redis.call('HSET', KEYS[1], 's', ARGV[5], 'f', ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 's', ARGV[5])
+end
+return cnt
+`
+
+// visitorCommit is one visitor's part of a Commit: its updates, merged
+// (appends concatenated, the last session, the last non-nil factors),
+// and its marks.
+type visitorCommit struct {
+	id      string
+	update  bool
+	append  []byte // frames
+	n       int
+	session engine.Session
+	factors []float32
+	marks   []string // keys
+}
+
+// groupCommit merges c by visitor, in order of first appearance: each
+// visitor's updates and the marks under it.
+func (s *Store) groupCommit(c engine.Commit) []visitorCommit {
+	by := make(map[string]int, len(c.Visitors))
+	out := make([]visitorCommit, 0, len(c.Visitors))
+	get := func(id string) *visitorCommit {
+		i, ok := by[id]
+		if !ok {
+			i = len(out)
+			by[id] = i
+			out = append(out, visitorCommit{id: id})
+		}
+		return &out[i]
+	}
+	for i := range c.Visitors {
+		u := &c.Visitors[i]
+		vc := get(u.ID)
+		vc.update = true
+		for j := range u.Append {
+			vc.append = appendHistoryFrame(vc.append, &u.Append[j])
+		}
+		vc.n += len(u.Append)
+		vc.session = u.Session
+		if u.Factors != nil {
+			vc.factors = u.Factors
+		}
+	}
+	for _, r := range c.Events {
+		vc := get(r.Visitor)
+		if k := s.seenKey(r); !slices.Contains(vc.marks, k) {
+			vc.marks = append(vc.marks, k)
+		}
+	}
+	return out
+}
+
+// Commit records c as one commitScript call per visitor (its update and
+// the marks under it, atomic: one slot), sent in one pipeline: on one
+// server inside MULTI/EXEC, so the whole commit is atomic; on a cluster
+// grouped by master by go-redis and sent to the masters in parallel, one
+// round trip each, so each visitor is atomic and the commit is not (see
+// the package documentation). Commands that fail with NOSCRIPT (a server
+// restarted, or a replica promoted, with an empty script cache) are sent
+// again with EVAL. If the connection fails after the commands were sent,
+// Commit returns an error although some visitors may have been recorded:
+// their marks then make the batch's redelivery skip them, and a retry of
+// the same commit (the retry hook) skips every visitor whose marks are all
+// recorded.
 func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("commit", err)
@@ -279,110 +450,224 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 			return fmt.Errorf("redisstore: commit: %w: visitors[%d].id is empty", engine.ErrInvalid, i)
 		}
 	}
-	if len(c.EventIDs) == 0 && len(c.Visitors) == 0 {
+	for i, r := range c.Events {
+		if r.Visitor == "" {
+			return fmt.Errorf("redisstore: commit: %w: events[%d].visitor is empty", engine.ErrInvalid, i)
+		}
+	}
+	if len(c.Events) == 0 && len(c.Visitors) == 0 {
 		return nil
 	}
-	// Encode every value into one buffer; the slices handed to go-redis
-	// stay valid when the buffer grows (append copies, never rewrites).
-	buf := make([]byte, 0, 72*countEvents(c.Visitors)+(4*64+48)*len(c.Visitors))
-	counts := make([]*redis.IntCmd, len(c.Visitors))
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range c.EventIDs {
-			p.Set(ctx, s.seenKey(id), "1", s.cfg.DedupWindow)
+	vcs := s.groupCommit(c)
+	// Boxed once: the arguments every call shares.
+	ttl, limit, slack := any(max(s.cfg.DedupWindow.Milliseconds(), 1)), any(s.cfg.HistoryLimit), any(max(s.cfg.HistoryLimit/4, 1))
+	cmds := make([]*redis.Cmd, len(vcs))
+	keys := make([][]string, len(vcs))
+	args := make([][]any, len(vcs))
+	// Sessions and factors are encoded into one buffer; the slices handed
+	// to go-redis stay valid when it grows (append copies, never rewrites).
+	k := 0
+	if len(vcs) > 0 && vcs[0].factors != nil {
+		k = len(vcs[0].factors)
+	}
+	buf := make([]byte, 0, len(vcs)*(48+4*k))
+	for i := range vcs {
+		vc := &vcs[i]
+		keys[i] = append(append(make([]string, 0, 2+len(vc.marks)), s.visitorKey(vc.id), s.historyKey(vc.id)), vc.marks...)
+		upd, hasF := "0", "0"
+		if vc.update {
+			upd = "1"
 		}
-		for i := range c.Visitors {
-			u := &c.Visitors[i]
-			vk := s.visitorKey(u.ID)
-			if n := len(u.Append); n > 0 {
-				at := len(buf)
-				for j := range u.Append {
-					buf = appendHistoryFrame(buf, &u.Append[j])
-				}
-				p.Append(ctx, s.historyKey(u.ID), string(buf[at:]))
-				counts[i] = p.HIncrBy(ctx, vk, fieldCount, int64(n))
-			}
-			at := len(buf)
-			buf, _ = u.Session.AppendBinary(buf)
-			sess := buf[at:len(buf):len(buf)]
-			if u.Factors != nil {
-				at = len(buf)
-				buf = engine.AppendFactors(buf, u.Factors)
-				p.HSet(ctx, vk, fieldSession, sess, fieldFactors, buf[at:len(buf):len(buf)])
-			} else {
-				p.HSet(ctx, vk, fieldSession, sess)
-			}
+		at := len(buf)
+		buf, _ = vc.session.AppendBinary(buf)
+		sess := buf[at:len(buf):len(buf)]
+		var f []byte
+		if vc.factors != nil {
+			at = len(buf)
+			buf = engine.AppendFactors(buf, vc.factors)
+			hasF, f = "1", buf[at:len(buf):len(buf)]
+		}
+		args[i] = []any{ttl, upd, vc.n, vc.append, sess, f, hasF, limit, slack}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return wrap("commit", s.commitCluster(ctx, cc, keys, args))
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range vcs {
+			cmds[i] = commitScript.EvalSha(ctx, p, keys[i], args[i]...)
 		}
 		return nil
 	})
-	if err != nil {
-		return wrap("commit", err)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") || anyNoScript(cmds) {
+		err = s.evalMissing(ctx, s.rdb, cmds, keys, args)
 	}
-	s.trim(ctx, c.Visitors, counts)
-	return nil
+	return wrap("commit", err)
 }
 
-func countEvents(vs []engine.VisitorUpdate) int {
-	n := 0
-	for i := range vs {
-		n += len(vs[i].Append)
+// commitCluster sends the commitScript calls (keys[i], args[i]) to the
+// masters of their slots: one pipeline per master, in parallel, ending
+// with WAIT when Config.WaitReplicas > 0 (on the same connection: the
+// master answers once that many replicas have every write before it).
+// The calls of a master that failed — it is down, its slots moved, its
+// replicas did not acknowledge — are sent again, to the master the
+// reloaded slot map names, after a backoff, until Config.FailoverTimeout
+// or the context ends: the script skips a visitor whose marks it finds
+// (one applied before the failure), so this applies each visitor once.
+func (s *Store) commitCluster(ctx context.Context, cc *redis.ClusterClient, keys [][]string, args [][]any) error {
+	pending := make([]int, len(keys))
+	for i := range pending {
+		pending[i] = i
 	}
-	return n
-}
-
-// trimScript cuts the oldest events of a history string (KEYS[1]) so that
-// at most ARGV[1] remain, and updates the count of the visitor's hash
-// (KEYS[2]). It walks the frames' lengths (uint32 little-endian).
-var trimScript = redis.NewScript(`
-local limit = tonumber(ARGV[1])
-local n = tonumber(redis.call('HGET', KEYS[2], 'n') or '0')
-if n <= limit then return 0 end
-local h = redis.call('GET', KEYS[1])
-if not h then return 0 end
-local drop = n - limit
-local off = 1
-for i = 1, drop do
-  local b1, b2, b3, b4 = string.byte(h, off, off + 3)
-  if not b4 then return redis.error_reply('corrupt history ' .. KEYS[1]) end
-  off = off + 4 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
-end
-redis.call('SET', KEYS[1], string.sub(h, off))
-redis.call('HINCRBY', KEYS[2], 'n', -drop)
-return drop
-`)
-
-// trim runs trimScript, in one pipeline, for the visitors whose count
-// passed the limit plus slack.
-func (s *Store) trim(ctx context.Context, vs []engine.VisitorUpdate, counts []*redis.IntCmd) {
-	limit := int64(s.cfg.HistoryLimit)
-	slack := max(limit/4, 1)
-	var ids []string
-	for i, c := range counts {
-		if c != nil && c.Val() > limit+slack && !slices.Contains(ids, vs[i].ID) {
-			ids = append(ids, vs[i].ID)
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		failed, err := s.commitOnMasters(ctx, cc, pending, keys, args)
+		if err == nil {
+			return nil
 		}
+		if !notRun(err) && !connectionError(err) && !errors.Is(err, errNotReplicated) {
+			return err
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		if !retryHook.wait(retryHook{s}, ctx, err, attempt, start) {
+			return err
+		}
+		pending = failed
 	}
-	if len(ids) == 0 {
-		return
+}
+
+// errNotReplicated: WAIT returned before Config.WaitReplicas replicas
+// acknowledged a commit's writes.
+var errNotReplicated = errors.New("commit not acknowledged by enough replicas")
+
+// commitOnMasters runs the calls of pending, grouped by the master of
+// their slot, and returns those of the masters that failed with the
+// first error.
+func (s *Store) commitOnMasters(ctx context.Context, cc *redis.ClusterClient, pending []int, keys [][]string, args [][]any) ([]int, error) {
+	byNode := map[*redis.Client][]int{}
+	for _, i := range pending {
+		node, err := cc.MasterForKey(ctx, keys[i][0])
+		if err != nil {
+			return pending, err
+		}
+		byNode[node] = append(byNode[node], i)
 	}
+	var (
+		mu       sync.Mutex
+		failed   []int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for node, idx := range byNode {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.commitOnNode(ctx, node, idx, keys, args); err != nil {
+				mu.Lock()
+				failed = append(failed, idx...)
+				if firstErr == nil {
+					firstErr = fmt.Errorf("master %s: %w", node.Options().Addr, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed, firstErr
+}
+
+// commitOnNode runs the calls idx on one master in one pipeline, on one
+// connection, with ROLE; then, when Config.WaitReplicas > 0, WAIT on the
+// same connection for min(WaitReplicas, the replicas ROLE lists): a
+// master whose replicas are all down (the one promoted by a failover,
+// until the old master rejoins) acknowledges without them rather than
+// refusing every write.
+func (s *Store) commitOnNode(ctx context.Context, node *redis.Client, idx []int, keys [][]string, args [][]any) error {
+	conn := node.Conn()
+	defer conn.Close()
+	cmds := make([]*redis.Cmd, len(idx))
+	var role *redis.Cmd
 	run := func() error {
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, id := range ids {
-				trimScript.EvalSha(ctx, p, []string{s.historyKey(id), s.visitorKey(id)}, limit)
+		_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range idx {
+				if cmds[j] == nil || redis.HasErrorPrefix(cmds[j].Err(), "NOSCRIPT") {
+					cmds[j] = commitScript.EvalSha(ctx, p, keys[i], args[i]...)
+				}
+			}
+			if s.cfg.WaitReplicas > 0 {
+				role = p.Do(ctx, "role")
 			}
 			return nil
 		})
 		return err
 	}
 	err := run()
-	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// The server's script cache was flushed (restart): load it again.
-		if err = trimScript.Load(ctx, s.rdb).Err(); err == nil {
+	if anyNoScript(cmds) {
+		// A promoted replica or a restarted master without the script:
+		// load it there, and send the missing calls again.
+		if err = commitScript.Load(ctx, conn).Err(); err == nil {
 			err = run()
 		}
 	}
-	if err != nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "history trim failed", slog.Int("visitors", len(ids)), slog.Any("err", err))
+	if err != nil || s.cfg.WaitReplicas == 0 {
+		return err
 	}
+	want := min(s.cfg.WaitReplicas, replicasOf(role))
+	if want == 0 {
+		return nil
+	}
+	n, err := conn.Do(ctx, "wait", want, s.cfg.WaitTimeout.Milliseconds()).Int64()
+	if err != nil || n < int64(want) {
+		return fmt.Errorf("%w: %d of %d replicas within %v (%v)", errNotReplicated, n, want, s.cfg.WaitTimeout, err)
+	}
+	return nil
+}
+
+// replicasOf returns the number of replicas a master's ROLE reply lists
+// (["master", offset, [[ip, port, offset], …]]); 0 when it is not that.
+func replicasOf(role *redis.Cmd) int {
+	if role == nil {
+		return 0
+	}
+	v, err := role.Slice()
+	if err != nil || len(v) < 3 || v[0] != "master" {
+		return 0
+	}
+	rs, _ := v[2].([]any)
+	return len(rs)
+}
+
+func anyNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+// evalMissing sends again, with EVAL (which caches the script), the
+// commitScript calls that failed with NOSCRIPT, and returns the first
+// error of any call.
+func (s *Store) evalMissing(ctx context.Context, c redis.Cmdable, cmds []*redis.Cmd, keys [][]string, args [][]any) error {
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range cmds {
+			if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+				cmds[i] = commitScript.Eval(ctx, p, keys[i], args[i]...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReplaceVisitor stores v whole in place of any state of v.ID, in one
@@ -430,8 +715,11 @@ func (s *Store) DeleteVisitor(ctx context.Context, id string) error {
 
 // itemRowsScript returns the row of each id of ARGV, assigning the next
 // free row (the length of the ids list) to unknown ids. Scripts run
-// atomically, so replicas calling it concurrently agree.
-var itemRowsScript = redis.NewScript(`
+// atomically, so replicas calling it concurrently agree. Its two keys
+// share the tag {rows}: one slot.
+var itemRowsScript = redis.NewScript(itemRowsScriptSrc)
+
+const itemRowsScriptSrc = `
 local out = {}
 for i, id in ipairs(ARGV) do
   local row = redis.call('HGET', KEYS[1], id)
@@ -442,7 +730,7 @@ for i, id in ipairs(ARGV) do
   out[i] = tonumber(row)
 end
 return out
-`)
+`
 
 // ItemRows returns each id's row, assigning the next free rows to ids that
 // have none, in one script call.
@@ -482,8 +770,10 @@ func (s *Store) RowIDs(ctx context.Context) ([]string, error) {
 // statesPerCommand bounds the fields of one HSET of SaveItemStates.
 const statesPerCommand = 512
 
-// SaveItemStates stores item states in the states hash (field: the row in
-// decimal), in one transaction; a negative row is ErrInvalid and saves
+// SaveItemStates stores item states in the states hashes (shard: the row
+// modulo StateShards; field: the row in decimal), in one pipeline: inside
+// MULTI/EXEC on one server (atomic), one round trip per master on a
+// cluster (each HSET atomic); a negative row is ErrInvalid and saves
 // nothing.
 func (s *Store) SaveItemStates(ctx context.Context, states []engine.ItemState) error {
 	for i := range states {
@@ -494,41 +784,56 @@ func (s *Store) SaveItemStates(ctx context.Context, states []engine.ItemState) e
 	if len(states) == 0 {
 		return wrap("save item states", ctx.Err())
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i := 0; i < len(states); i += statesPerCommand {
-			chunk := states[i:min(i+statesPerCommand, len(states))]
-			args := make([]any, 0, 2*len(chunk))
-			for j := range chunk {
-				b, _ := chunk[j].MarshalBinary()
-				args = append(args, strconv.Itoa(int(chunk[j].Row)), b)
+	var shards [StateShards][]any
+	for i := range states {
+		b, _ := states[i].MarshalBinary()
+		sh := int(states[i].Row) % StateShards
+		shards[sh] = append(shards[sh], strconv.Itoa(int(states[i].Row)), b)
+	}
+	return wrap("save item states", s.pipeline(ctx, func(p redis.Pipeliner) error {
+		for sh, args := range shards {
+			for i := 0; i < len(args); i += 2 * statesPerCommand {
+				p.HSet(ctx, s.statesKey(sh), args[i:min(i+2*statesPerCommand, len(args))]...)
 			}
-			p.HSet(ctx, s.statesKey(), args...)
 		}
 		return nil
-	})
-	return wrap("save item states", err)
+	}))
 }
 
-// ItemStates returns every stored item state, in row order. It reads the
-// hash with HSCAN in pages, so that a large catalog does not block the
+// pipeline runs fn's commands in one MULTI/EXEC on one server, and in a
+// plain pipeline on a cluster (whose keys are in several slots).
+func (s *Store) pipeline(ctx context.Context, fn func(redis.Pipeliner) error) error {
+	var err error
+	if s.cluster {
+		_, err = s.rdb.Pipelined(ctx, fn)
+	} else {
+		_, err = s.rdb.TxPipelined(ctx, fn)
+	}
+	return err
+}
+
+// ItemStates returns every stored item state, in row order. It reads each
+// shard with HSCAN in pages, so that a large catalog does not block the
 // server with one huge reply.
 func (s *Store) ItemStates(ctx context.Context) ([]engine.ItemState, error) {
 	byRow := map[int32]engine.ItemState{}
-	var cursor uint64
-	for {
-		kvs, next, err := s.rdb.HScan(ctx, s.statesKey(), cursor, "", 1000).Result()
-		if err != nil {
-			return nil, wrap("item states", err)
-		}
-		for i := 0; i+1 < len(kvs); i += 2 {
-			var st engine.ItemState
-			if err := st.UnmarshalBinaryString(kvs[i+1]); err != nil {
-				return nil, fmt.Errorf("redisstore: item states: row %s: %w", kvs[i], err)
+	for sh := range StateShards {
+		var cursor uint64
+		for {
+			kvs, next, err := s.rdb.HScan(ctx, s.statesKey(sh), cursor, "", 1000).Result()
+			if err != nil {
+				return nil, wrap("item states", err)
 			}
-			byRow[st.Row] = st
-		}
-		if cursor = next; cursor == 0 {
-			break
+			for i := 0; i+1 < len(kvs); i += 2 {
+				var st engine.ItemState
+				if err := st.UnmarshalBinaryString(kvs[i+1]); err != nil {
+					return nil, fmt.Errorf("redisstore: item states: row %s: %w", kvs[i], err)
+				}
+				byRow[st.Row] = st
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
 		}
 	}
 	out := make([]engine.ItemState, 0, len(byRow))

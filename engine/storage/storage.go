@@ -117,6 +117,15 @@ type Cond struct {
 // Txn is an atomic change of maps: when every condition holds, every op
 // is applied in order and a reader sees all of them or none; when one
 // does not, nothing is applied and Apply returns a Conflict.
+//
+// The keys of one Txn (its conditions' and ops') must share a hash tag —
+// the part between the first '{' and the next '}', as in Redis Cluster:
+// "{visitor-42}:caps" and "{visitor-42}:cool" — unless it holds one key
+// or is a Lazy Txn of increments and expiries only: a backend that shards
+// maps (engine/redisstore on a Redis Cluster) applies a Txn atomically
+// only within one shard, and refuses one whose keys span several with an
+// Invalid error naming them. A Lazy Txn of increments and expiries only
+// may span shards; it is then atomic per shard.
 type Txn struct {
 	If  []Cond
 	Ops []Op

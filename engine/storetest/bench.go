@@ -23,7 +23,7 @@ const (
 // realistic ids and pages over BatchVisitors visitors drawn from a pool
 // of 10,000, each with new factors.
 func benchBatch(prefix string, n int, factors []float32) engine.Commit {
-	c := engine.Commit{EventIDs: make([]string, 0, BatchEvents), Visitors: make([]engine.VisitorUpdate, BatchVisitors)}
+	c := engine.Commit{Events: make([]engine.EventRef, 0, BatchEvents), Visitors: make([]engine.VisitorUpdate, BatchVisitors)}
 	now := time.Unix(1_750_000_000, 0).UTC().Add(time.Duration(n) * time.Second)
 	for v := range c.Visitors {
 		c.Visitors[v] = engine.VisitorUpdate{
@@ -38,8 +38,8 @@ func benchBatch(prefix string, n int, factors []float32) engine.Commit {
 			ID: id, Type: signals.TypeView, Item: fmt.Sprintf("sku-%06d", (n*31+i*17)%100_000),
 			Page: fmt.Sprintf("https://shop.example/p/sku-%06d", i), Weight: 1, Time: now.Add(time.Duration(i) * time.Millisecond),
 		}
-		c.EventIDs = append(c.EventIDs, id)
 		u := &c.Visitors[i%BatchVisitors]
+		c.Events = append(c.Events, engine.EventRef{Visitor: u.ID, ID: id})
 		u.Append = append(u.Append, e)
 	}
 	return c

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store) {
 		{"FactorsReplacedOnlyWhenNonNil", testFactors},
 		{"SessionReplaced", testSession},
 		{"SeenExactlyCommittedIDs", testSeen},
+		{"SeenUnderTheirVisitors", testSeenUnderVisitors},
 		{"CancelledCommitRecordsNothing", testCancelledCommit},
 		{"InvalidCommit", testInvalidCommit},
 		{"DeleteVisitor", testDeleteVisitor},
@@ -145,6 +146,23 @@ func Events(prefix string, from, to int) []engine.HistoryEvent {
 	return out
 }
 
+// MarkVisitor is the visitor of the marks of Marks.
+const MarkVisitor = "marks"
+
+// Marks returns de-duplication marks of ids under MarkVisitor.
+func Marks(ids ...string) []engine.EventRef {
+	return MarksOf(MarkVisitor, ids...)
+}
+
+// MarksOf returns de-duplication marks of ids under visitor.
+func MarksOf(visitor string, ids ...string) []engine.EventRef {
+	out := make([]engine.EventRef, len(ids))
+	for i, id := range ids {
+		out[i] = engine.EventRef{Visitor: visitor, ID: id}
+	}
+	return out
+}
+
 // Factors returns k deterministic factors derived from seed.
 func Factors(seed uint64, k int) []float32 {
 	r := rand.New(rand.NewPCG(seed, 42))
@@ -192,7 +210,7 @@ func mustVisitor(t *testing.T, s engine.Store, id string) engine.Visitor {
 
 func mustSeen(t *testing.T, s engine.Store, ids ...string) []bool {
 	t.Helper()
-	seen, err := s.Seen(ctxT(t), ids)
+	seen, err := s.Seen(ctxT(t), Marks(ids...))
 	if err != nil {
 		t.Fatalf("Seen: %v", err)
 	}
@@ -342,12 +360,12 @@ func testSeen(t *testing.T, s engine.Store) {
 	equal(t, "Seen(no ids)", len(mustSeen(t, s)), 0)
 	equal(t, "Seen before any commit", mustSeen(t, s, "e1", "e2"), []bool{false, false})
 	// A commit with only event ids (events that taught nothing).
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"e1", "e3"}})
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"e4"}, Visitors: []engine.VisitorUpdate{
+	mustCommit(t, s, engine.Commit{Events: Marks("e1", "e3")})
+	mustCommit(t, s, engine.Commit{Events: Marks("e4"), Visitors: []engine.VisitorUpdate{
 		{ID: "v", Append: Events("x", 0, 1)},
 	}})
 	// Committing an id again is harmless.
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"e3", "e3"}})
+	mustCommit(t, s, engine.Commit{Events: Marks("e3", "e3")})
 	equal(t, "Seen", mustSeen(t, s, "e0", "e1", "e2", "e3", "e4", "e1", "E1", ""),
 		[]bool{false, true, false, true, true, true, false, false})
 	// Many ids in one commit.
@@ -355,7 +373,7 @@ func testSeen(t *testing.T, s engine.Store) {
 	for i := range 1000 {
 		ids = append(ids, fmt.Sprintf("bulk-%d", i))
 	}
-	mustCommit(t, s, engine.Commit{EventIDs: ids[:500]})
+	mustCommit(t, s, engine.Commit{Events: Marks(ids[:500]...)})
 	seen := mustSeen(t, s, ids...)
 	for i, b := range seen {
 		if b != (i < 500) {
@@ -364,14 +382,46 @@ func testSeen(t *testing.T, s engine.Store) {
 	}
 }
 
+// testSeenUnderVisitors commits marks under the visitors their events
+// changed (as the engine does), many visitors in one commit, with ids and
+// visitors that hold hash-tag characters, and finds exactly them.
+func testSeenUnderVisitors(t *testing.T, s engine.Store) {
+	var c engine.Commit
+	var refs []engine.EventRef
+	visitors := []string{"a", "u:bob", "{x}", "}y{", "a}b", "v-42"}
+	for i := range 60 {
+		v := visitors[i%len(visitors)] + fmt.Sprint(i/len(visitors))
+		evs := Events(v, 0, 2)
+		c.Visitors = append(c.Visitors, engine.VisitorUpdate{ID: v, Append: evs, Session: engine.Session{ID: "s", Events: 2}})
+		for _, e := range evs {
+			c.Events = append(c.Events, engine.EventRef{Visitor: v, ID: e.ID})
+		}
+		refs = append(refs, c.Events[len(c.Events)-2:]...)
+		refs = append(refs, engine.EventRef{Visitor: v, ID: "never-" + v})
+	}
+	mustCommit(t, s, c)
+	seen, err := s.Seen(ctxT(t), refs)
+	if err != nil {
+		t.Fatalf("Seen: %v", err)
+	}
+	for i, b := range seen {
+		if want := !strings.HasPrefix(refs[i].ID, "never-"); b != want {
+			t.Fatalf("Seen(%+v) = %v, want %v", refs[i], b, want)
+		}
+	}
+	for _, u := range c.Visitors {
+		wantHistory(t, mustVisitor(t, s, u.ID), u.Append)
+	}
+}
+
 func testCancelledCommit(t *testing.T, s engine.Store) {
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"before"}, Visitors: []engine.VisitorUpdate{
+	mustCommit(t, s, engine.Commit{Events: Marks("before"), Visitors: []engine.VisitorUpdate{
 		{ID: "cv", Append: Events("c", 0, 2), Factors: Factors(3, 4), Session: engine.Session{ID: "s"}},
 	}})
 	before := mustVisitor(t, s, "cv")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := s.Commit(ctx, engine.Commit{EventIDs: []string{"during-1", "during-2"}, Visitors: []engine.VisitorUpdate{
+	err := s.Commit(ctx, engine.Commit{Events: Marks("during-1", "during-2"), Visitors: []engine.VisitorUpdate{
 		{ID: "cv", Append: Events("c", 2, 4), Factors: Factors(4, 4), Session: engine.Session{ID: "s2"}},
 		{ID: "cw", Append: Events("w", 0, 1)},
 	}})
@@ -385,7 +435,7 @@ func testCancelledCommit(t *testing.T, s engine.Store) {
 
 func testInvalidCommit(t *testing.T, s engine.Store) {
 	for _, c := range []engine.Commit{
-		{EventIDs: []string{"ok-id"}, Visitors: []engine.VisitorUpdate{{ID: "", Append: Events("i", 0, 1)}}},
+		{Events: Marks("ok-id"), Visitors: []engine.VisitorUpdate{{ID: "", Append: Events("i", 0, 1)}}},
 	} {
 		if err := s.Commit(ctxT(t), c); !errors.Is(err, engine.ErrInvalid) {
 			t.Fatalf("Commit with an empty visitor id: err %v, want ErrInvalid", err)
@@ -400,7 +450,7 @@ func testDeleteVisitor(t *testing.T, s engine.Store) {
 	if err := s.DeleteVisitor(ctxT(t), "ghost"); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("DeleteVisitor(unknown): err %v, want ErrNotFound", err)
 	}
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"d1"}, Visitors: []engine.VisitorUpdate{
+	mustCommit(t, s, engine.Commit{Events: Marks("d1"), Visitors: []engine.VisitorUpdate{
 		{ID: "dv", Append: Events("d", 0, 3), Factors: Factors(5, 16), Session: engine.Session{ID: "s", Events: 3}},
 		{ID: "keep", Append: Events("k", 0, 1)},
 	}})
@@ -729,7 +779,7 @@ func testConcurrentCommits(t *testing.T, s engine.Store) {
 		g.Go(func() error {
 			for c := range commits {
 				err := s.Commit(context.Background(), engine.Commit{
-					EventIDs: []string{fmt.Sprintf("cc-%d-%d", w, c)},
+					Events: Marks(fmt.Sprintf("cc-%d-%d", w, c)),
 					Visitors: []engine.VisitorUpdate{
 						{ID: fmt.Sprintf("own-%d", w), Append: Events(fmt.Sprintf("o%d", w), 2*c, 2*c+2)},
 						{ID: "shared", Append: []engine.HistoryEvent{Event(fmt.Sprintf("s%d", w), c)}},
@@ -902,12 +952,12 @@ func testReopen(t *testing.T, open func(t *testing.T) engine.Store) {
 	ctx := ctxT(t)
 	f := fixture{visitors: map[string]engine.Visitor{}}
 	sess := engine.Session{ID: "sess", Start: base, Last: base.Add(time.Minute), Events: 4}
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"p1", "p2"}, Visitors: []engine.VisitorUpdate{
+	mustCommit(t, s, engine.Commit{Events: Marks("p1", "p2"), Visitors: []engine.VisitorUpdate{
 		{ID: "pa", Append: Events("pa", 0, 3), Factors: Factors(1, 32), Session: sess},
 		{ID: "pb", Append: Events("pb", 0, 1)},
 		{ID: "pgone", Append: Events("pg", 0, 1)},
 	}})
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"p3"}, Visitors: []engine.VisitorUpdate{
+	mustCommit(t, s, engine.Commit{Events: Marks("p3"), Visitors: []engine.VisitorUpdate{
 		{ID: "pa", Append: Events("pa", 3, 4), Session: sess},
 		{ID: "plong", Append: Events("pl", 0, HistoryLimit+10), Factors: Factors(2, 32)},
 	}})
@@ -958,7 +1008,7 @@ func testReopen(t *testing.T, open func(t *testing.T) engine.Store) {
 	s = open(t)
 	f.check(t, s, "after reopen")
 	// Writes after a reopen land on top of the reloaded state.
-	mustCommit(t, s, engine.Commit{EventIDs: []string{"p4"}, Visitors: []engine.VisitorUpdate{
+	mustCommit(t, s, engine.Commit{Events: Marks("p4"), Visitors: []engine.VisitorUpdate{
 		{ID: "pb", Append: Events("pb", 1, 2), Factors: Factors(9, 32)},
 	}})
 	f.visitors["pb"] = engine.Visitor{ID: "pb", History: Events("pb", 0, 2), Factors: Factors(9, 32)}

@@ -222,3 +222,26 @@ func RabbitNode(name string) (int, error) {
 	}
 	return n, nil
 }
+
+// LongestGap returns the longest interval between consecutive times: the
+// stall of a load whose acknowledgements happened at ts.
+func LongestGap(ts []time.Time) time.Duration {
+	var g time.Duration
+	for i := 1; i < len(ts); i++ {
+		g = max(g, ts[i].Sub(ts[i-1]))
+	}
+	return g
+}
+
+// WaitFor polls cond every 20 ms and fails the test with what after
+// timeout.
+func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -96,20 +96,20 @@ func TestRabbitQuorumQueueLeaderLoss(t *testing.T) {
 	}()
 	counts := func() (int, int) { mu.Lock(); defer mu.Unlock(); return len(confirmedAt), len(receivedAt) }
 
-	waitFor(t, 30*time.Second, "200 confirms before the kill", func() bool { n, _ := counts(); return n >= 200 })
+	clustertest.WaitFor(t, 30*time.Second, "200 confirms before the kill", func() bool { n, _ := counts(); return n >= 200 })
 	pubBefore, recBefore := counts()
 	c.KillRabbit(t, leader)
 	t.Logf("killed the leader kairos-c%d@localhost after %d confirms, %d deliveries", leader, pubBefore, recBefore)
-	waitFor(t, 90*time.Second, "publishing and consuming to go on after the leader loss", func() bool {
+	clustertest.WaitFor(t, 90*time.Second, "publishing and consuming to go on after the leader loss", func() bool {
 		p, r := counts()
 		return p >= pubBefore+200 && r >= recBefore+200
 	})
 	stopPub()
 	mu.Lock()
 	published := len(confirmedAt)
-	pubStall := longestGap(confirmedAt)
+	pubStall := clustertest.LongestGap(confirmedAt)
 	mu.Unlock()
-	waitFor(t, 60*time.Second, "every confirmed message to be delivered", func() bool {
+	clustertest.WaitFor(t, 60*time.Second, "every confirmed message to be delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for seq := range confirmed {
@@ -130,7 +130,7 @@ func TestRabbitQuorumQueueLeaderLoss(t *testing.T) {
 		}
 	}
 	t.Logf("rabbitmq leader-loss stall: publish %v, consume %v (longest gaps between confirms / deliveries); %d confirmed, all delivered, %d redelivered; failed attempts: publishes %d, consumer connections %d",
-		pubStall.Round(time.Millisecond), longestGap(receivedAt).Round(time.Millisecond), published, dup, failed[0], failed[1])
+		pubStall.Round(time.Millisecond), clustertest.LongestGap(receivedAt).Round(time.Millisecond), published, dup, failed[0], failed[1])
 	mu.Unlock()
 
 	survivor := leader%clustertest.RabbitNodes + 1

@@ -105,14 +105,14 @@ func TestRedisMasterFailover(t *testing.T) {
 		}
 	}()
 	acks := func() int { mu.Lock(); defer mu.Unlock(); return len(okAt) }
-	waitFor(t, 10*time.Second, "100 writes before the kill", func() bool { return acks() >= 100 })
+	clustertest.WaitFor(t, 10*time.Second, "100 writes before the kill", func() bool { return acks() >= 100 })
 
 	killedAt := time.Now()
 	c.KillRedis(t, victim)
 	before := acks()
 	t.Logf("killed master 127.0.0.1:%d (owner of %d of %d keys) after %d writes", 7000+victim, len(victimKeys), nkeys, before)
 	// Writes resume once a replica is promoted (cluster-node-timeout 2 s).
-	waitFor(t, 30*time.Second, "writes to resume after the failover", func() bool {
+	clustertest.WaitFor(t, 30*time.Second, "writes to resume after the failover", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(okAt) > 0 && okAt[len(okAt)-1].After(killedAt.Add(100*time.Millisecond)) && len(okAt) >= before+100
@@ -121,7 +121,7 @@ func TestRedisMasterFailover(t *testing.T) {
 	<-done
 
 	mu.Lock()
-	stall := longestGap(okAt)
+	stall := clustertest.LongestGap(okAt)
 	t.Logf("redis failover write stall: %v (longest gap between acknowledged writes to the killed master's slots); %d writes acknowledged, %d failed (last: %v)",
 		stall.Round(time.Millisecond), len(okAt), errs, lastEr)
 	mu.Unlock()
@@ -156,7 +156,7 @@ func TestRedisMasterFailover(t *testing.T) {
 	c.StartRedis(t, victim)
 	node := redis.NewClient(&redis.Options{Addr: victimAddr})
 	defer node.Close()
-	waitFor(t, 30*time.Second, "the killed master to rejoin as a replica", func() bool {
+	clustertest.WaitFor(t, 30*time.Second, "the killed master to rejoin as a replica", func() bool {
 		role, err := node.Do(ctx, "ROLE").Slice()
 		return err == nil && len(role) > 0 && role[0] == "slave"
 	})
@@ -167,15 +167,6 @@ func TestRedisMasterFailover(t *testing.T) {
 			t.Fatalf("GET %s after the rejoin: %v", k, err)
 		}
 	}
-}
-
-// longestGap returns the longest interval between consecutive times.
-func longestGap(ts []time.Time) time.Duration {
-	var g time.Duration
-	for i := 1; i < len(ts); i++ {
-		g = max(g, ts[i].Sub(ts[i-1]))
-	}
-	return g
 }
 
 func keysOf(m map[string][]string) []string {
@@ -208,17 +199,5 @@ func deleteKeys(t *testing.T, c *clustertest.Clusters, prefix string) {
 	})
 	if err != nil {
 		t.Errorf("cleanup of %s:*: %v", prefix, err)
-	}
-}
-
-// waitFor polls cond every 20 ms and fails the test with what after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -26,6 +26,8 @@ func TestEmbeddedBackend(t *testing.T) { testBackend(t, kind(t, "embedded")) }
 
 func TestRedisBackend(t *testing.T) { testBackend(t, kind(t, "redis")) }
 
+func TestRedisClusterBackend(t *testing.T) { testBackend(t, kind(t, "redis-cluster")) }
+
 func testBackend(t *testing.T, k backendtest.Kind) {
 	experimentstest.RunBackend(t, func(t *testing.T) storage.Backend { return k.Open(t) })
 	experimentstest.RunPersistence(t, func(t *testing.T) func(t *testing.T) experimentstest.Closer {

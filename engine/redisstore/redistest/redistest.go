@@ -1,7 +1,7 @@
 // Package redistest connects tests to the Redis server of the test
 // environment, as the project's rules ask:
 //
-//	url := redistest.URL(t)            // KAIROS_REDIS_URL, or DefaultURL
+//	url := redistest.URL(t)            // KAIROS_REDIS_URL, or DefaultURL (one server or a cluster)
 //	prefix := redistest.Prefix(t, url) // "kairos-test-<random>", its keys deleted on cleanup
 //	s, err := redisstore.Open(ctx, redisstore.Config{URL: url, Prefix: prefix})
 //
@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kairoshq/kairos/internal/redisconn"
 )
 
 // DefaultURL is the server used when KAIROS_REDIS_URL is not set: the
@@ -35,11 +37,10 @@ func URL(tb testing.TB) string {
 	if u == "" {
 		u = DefaultURL
 	}
-	opt, err := redis.ParseURL(u)
+	c, err := redisconn.New(u, redisconn.Options{})
 	if err != nil {
 		tb.Fatalf("KAIROS_REDIS_URL: %v", err)
 	}
-	c := redis.NewClient(opt)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -60,12 +61,11 @@ func Prefix(tb testing.TB, url string) string {
 	tb.Helper()
 	prefix := fmt.Sprintf("kairos-test-%016x", rand.Uint64())
 	tb.Cleanup(func() {
-		opt, err := redis.ParseURL(url)
+		c, err := redisconn.New(url, redisconn.Options{})
 		if err != nil {
 			tb.Errorf("cleanup of %s:*: %v", prefix, err)
 			return
 		}
-		c := redis.NewClient(opt)
 		defer c.Close()
 		if err := DeleteKeys(context.Background(), c, prefix); err != nil {
 			tb.Errorf("cleanup of %s:*: %v", prefix, err)
@@ -75,23 +75,8 @@ func Prefix(tb testing.TB, url string) string {
 }
 
 // DeleteKeys deletes every key under prefix ("<prefix>:*", found with
-// SCAN), 500 by UNLINK.
-func DeleteKeys(ctx context.Context, c *redis.Client, prefix string) error {
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 500 {
-			if err := c.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		return c.Unlink(ctx, batch...).Err()
-	}
-	return nil
+// SCAN), on the server or every master of a cluster
+// (redisconn.DeleteKeys).
+func DeleteKeys(ctx context.Context, c redis.UniversalClient, prefix string) error {
+	return redisconn.DeleteKeys(ctx, c, prefix)
 }

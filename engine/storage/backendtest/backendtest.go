@@ -6,7 +6,8 @@
 //
 // The embedded store runs in a fresh temporary directory; Redis under a
 // fresh key prefix of the test server (redistest: skipped when the
-// server does not answer, a failure under CI=true).
+// server does not answer, a failure under CI=true), and of the local
+// Redis Cluster with KAIROS_CLUSTER_TESTS=1.
 package backendtest
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/kairoshq/kairos/engine/redisstore/redistest"
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
+	"github.com/kairoshq/kairos/internal/clustertest"
 )
 
 // Closer is a backend that can be closed.
@@ -36,7 +38,9 @@ type Kind struct {
 	New func(tb testing.TB) (open func(tb testing.TB) Closer)
 }
 
-// Kinds returns the backends: "mem", "embedded" and "redis".
+// Kinds returns the backends: "mem", "embedded", "redis" and
+// "redis-cluster" (the local Redis Cluster of scripts/clusters.sh: skipped
+// unless KAIROS_CLUSTER_TESTS=1, see internal/clustertest).
 func Kinds() []Kind {
 	return []Kind{
 		{"mem", func(t testing.TB) func(t testing.TB) Closer {
@@ -56,18 +60,26 @@ func Kinds() []Kind {
 			}
 		}},
 		{"redis", func(t testing.TB) func(t testing.TB) Closer {
-			url := redistest.URL(t)
-			prefix := redistest.Prefix(t, url)
-			return func(t testing.TB) Closer {
-				t.Helper()
-				s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: prefix})
-				if err != nil {
-					t.Fatalf("redisstore.Open: %v", err)
-				}
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
+			return redisOpener(t, redistest.URL(t))
 		}},
+		{"redis-cluster", func(t testing.TB) func(t testing.TB) Closer {
+			return redisOpener(t, clustertest.Get(t).RedisURL)
+		}},
+	}
+}
+
+// redisOpener returns the opener of a Redis store at url under a fresh
+// prefix (its keys deleted on t's cleanup).
+func redisOpener(t testing.TB, url string) func(t testing.TB) Closer {
+	prefix := redistest.Prefix(t, url)
+	return func(t testing.TB) Closer {
+		t.Helper()
+		s, err := redisstore.Open(context.Background(), redisstore.Config{URL: url, Prefix: prefix})
+		if err != nil {
+			t.Fatalf("redisstore.Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
 }
 

@@ -23,6 +23,17 @@ func Name(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), unique.Add(1))
 }
 
+// Group returns n unique keys that share one hash tag ("{map-…}:0",
+// "{map-…}:1", …), as the maps of one Txn must (storage.Txn).
+func Group(prefix string, n int) []string {
+	tag := Name(prefix)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("{%s}:%d", tag, i)
+	}
+	return out
+}
+
 // Run runs the contract suite of the storage primitives against the
 // backends open returns (a fresh or shared one per subtest: the suite
 // uses unique keys and collections). Expiry follows the wall clock.
@@ -180,7 +191,8 @@ func testConcurrentCreate(t *testing.T, b storage.Backend) {
 }
 
 func testMapOps(t *testing.T, b storage.Backend) {
-	ctx, k1, k2 := ctxT(t), Name("map"), Name("map")
+	g := Group("map", 2)
+	ctx, k1, k2 := ctxT(t), g[0], g[1]
 	var tx storage.Txn
 	tx.Set(k1, "s", "hello")
 	tx.Incr(k1, "n", 3)
@@ -222,7 +234,8 @@ func testMapOps(t *testing.T, b storage.Backend) {
 }
 
 func testConditions(t *testing.T, b storage.Backend) {
-	ctx, k, other := ctxT(t), Name("map"), Name("map")
+	g := Group("map", 2)
+	ctx, k, other := ctxT(t), g[0], g[1]
 	var create storage.Txn
 	create.IfAbsent(k, "owner")
 	create.Set(k, "owner", "a")
@@ -265,7 +278,8 @@ func testInvalidOp(t *testing.T, b storage.Backend) {
 }
 
 func testMapExpiry(t *testing.T, b storage.Backend) {
-	ctx, past, future := ctxT(t), Name("map"), Name("map")
+	g := Group("map", 2)
+	ctx, past, future := ctxT(t), g[0], g[1]
 	var tx storage.Txn
 	tx.Incr(past, "n", 1)
 	tx.Expire(past, time.Now().Add(-time.Second))
