@@ -85,6 +85,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	publishers := fs.Int("publishers", 4, "concurrent publishers")
 	rate := fs.Float64("rate", 0, "offered events/s (0: as fast as the broker confirms)")
 	prefetch := fs.Int("prefetch", 256, "consumer prefetch")
+	queueType := fs.String("queue-type", envOr("KAIROS_QUEUE_TYPE", rabbitmq.QueueQuorum), "queue type: quorum or classic")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	withArchive := fs.Bool("archive", false, "archive every event (as kairos serve does; in a temporary directory, fsync policy interval)")
 	if err := fs.Parse(args); err != nil {
@@ -104,7 +105,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer cleanup()
 	ls := &lagStore{Store: store, sent: make(map[string]time.Time, *events)}
-	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch})
+	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch, QueueType: *queueType})
 	if err != nil {
 		return err
 	}

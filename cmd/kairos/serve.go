@@ -190,7 +190,7 @@ func openBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (signals.Bu
 		log.LogAttrs(ctx, slog.LevelInfo, "bus: in-process (set KAIROS_AMQP_URL for RabbitMQ)")
 		return membus.New(membus.Options{Logger: log}), nil
 	}
-	b, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, Prefetch: cfg.Prefetch, Logger: log})
+	b, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, QueueType: cfg.QueueType, Prefetch: cfg.Prefetch, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}

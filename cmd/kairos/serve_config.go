@@ -18,6 +18,7 @@ import (
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/rabbitmq"
 )
 
 // serveConfig is the whole configuration of `kairos serve`. Every field
@@ -32,6 +33,8 @@ type serveConfig struct {
 	// Namespace prefixes every RabbitMQ exchange and queue and every Redis
 	// key, so that several Kairos installations can share the servers.
 	Namespace string
+	// QueueType is the type of the RabbitMQ queues (rabbitmq.Config.QueueType).
+	QueueType string
 
 	Params     model.Params
 	Weights    signals.Weights
@@ -174,6 +177,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&weights, "weights", weights, "signal weights name=value,…")
 	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
 	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch (largest consumed batch)")
+	e.str(&c.QueueType, "queue-type", rabbitmq.QueueQuorum, "type of the RabbitMQ event and dead-letter queues: quorum (replicated) or classic (one node)")
 	b := model.DefaultBlend()
 	e.float(&b.Kappa, "blend-kappa", b.Kappa, "cold start: events at which the visitor's fold-in and the context weigh the same")
 	e.float(&b.Trending, "blend-trending", b.Trending, "cold start: trending's share of the context when the page item is known (0..1)")
@@ -252,6 +256,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		errs = append(errs, fmt.Errorf("--prefetch %d outside [1, 65535]", c.Prefetch))
+	}
+	if c.QueueType != rabbitmq.QueueQuorum && c.QueueType != rabbitmq.QueueClassic {
+		errs = append(errs, fmt.Errorf("--queue-type %q: want quorum or classic", c.QueueType))
 	}
 	if c.MaxEventRequests == 0 || c.MaxEventRequests < -1 {
 		errs = append(errs, fmt.Errorf("--max-event-requests %d: want >= 1, or -1 for no bound", c.MaxEventRequests))

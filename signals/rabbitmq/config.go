@@ -45,6 +45,13 @@ type Config struct {
 	// <prefix>.engine.<replica> (default "0"). Keep it stable across
 	// restarts (e.g. the StatefulSet ordinal): a new name is a new queue.
 	Replica string
+	// QueueType is the type of the queues Kairos declares, the event
+	// queues and the dead-letter queue: QueueQuorum (default; replicated
+	// over the cluster's nodes, falling back to classic with a warning on
+	// a broker older than 3.8) or QueueClassic (one node). RabbitMQ cannot
+	// change the type of an existing queue: see the package documentation,
+	// "Migrating to quorum queues".
+	QueueType string
 	// Prefetch bounds the unacknowledged deliveries (messages), and so the
 	// number of messages whose events make up one handler batch (default
 	// 256).
@@ -111,6 +118,9 @@ func (c Config) Defaults() Config {
 	if c.Replica == "" {
 		c.Replica = DefaultReplica
 	}
+	if c.QueueType == "" {
+		c.QueueType = QueueQuorum
+	}
 	if c.Prefetch == 0 {
 		c.Prefetch = DefaultPrefetch
 	}
@@ -164,6 +174,9 @@ func (c Config) Validate() error {
 	}
 	if !validName(c.Replica) {
 		bad("Replica %q: want 1-100 letters, digits, '.', '-' or '_'", c.Replica)
+	}
+	if c.QueueType != QueueQuorum && c.QueueType != QueueClassic {
+		bad("QueueType %q: want %q or %q", c.QueueType, QueueQuorum, QueueClassic)
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		bad("Prefetch %d: want 1..65535", c.Prefetch)

@@ -41,9 +41,10 @@ var errRequeued = errors.New("batch requeued")
 // When h returns nil the batch's messages are acknowledged (basic.ack,
 // multiple). When it fails, Consume waits a back-off (RetryMin, doubling
 // up to RetryMax while failures continue) and then returns the batch, and
-// every later delivery it holds, to the queue (basic.nack, requeue) by
-// closing the channel: the broker redelivers them in their original
-// order, marked as redelivered. h must tolerate redeliveries (the engine
+// every later delivery it holds, to the queue by closing the channel (not
+// with basic.nack, which a quorum queue answers by re-enqueueing at the
+// tail): the broker redelivers them in their original order, marked as
+// redelivered. h must tolerate redeliveries (the engine
 // de-duplicates by id); they also follow a connection loss.
 //
 // Consume returns nil when ctx is done, after finishing and acknowledging
@@ -210,14 +211,13 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 				b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be redelivered",
 					slog.Int("events", len(events)), slog.Int("messages", len(batch)), slog.Duration("after", wait), slog.Any("err", err))
 				sleep(ctx, wait) // cut short when ctx ends: requeue now
-				if err := ch.Nack(last, true, true); err != nil {
-					return fmt.Errorf("%w: nack: %w", errInterrupted, err)
-				}
+				// Closing the channel (deferred) returns the batch and every
+				// later delivery held to the queue, in order. A nack with
+				// requeue would not do: a quorum queue re-enqueues nacked
+				// messages at its tail, behind the later ones.
 				if ctx.Err() != nil {
 					return nil
 				}
-				// Later deliveries already held would overtake the requeued
-				// batch: close the channel (requeueing them too) and start over.
 				return errRequeued
 			}
 			s.retry = b.cfg.RetryMin

@@ -118,8 +118,9 @@
 // after the first message for more; basic.ack with multiple=true after the
 // handler returns nil. After a handler error the consumer waits a back-off
 // (Config.RetryMin doubling to RetryMax) and returns the batch and every
-// later delivery it holds to the queue (nack with requeue, then closing the
-// channel, so nothing overtakes the failed batch). Redelivered messages are
+// later delivery it holds to the queue by closing the channel (so nothing
+// overtakes the failed batch; a nack with requeue would put the batch at
+// the tail of a quorum queue). Redelivered messages are
 // passed on like any other.
 //
 // Dead letters: an invalid event never reaches the handler. It is

@@ -48,6 +48,7 @@ type Bus struct {
 
 	hashType     string    // exchange type of the partitioned exchange; tests override it
 	fallbackOnce sync.Once // warning about the missing consistent-hash plugin
+	classicOnce  sync.Once // warning about a broker without quorum queues
 	partitioned  atomic.Bool
 }
 
@@ -128,7 +129,11 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	b.pub = b.newLink("publish", func(conn *amqp.Connection) error { return b.declareTopology(conn, true) })
 	b.con = b.newLink("consume", nil)
 	for _, l := range []*link{b.pub, b.con} {
-		if _, err := l.wait(ctx); err != nil {
+		if err := l.waitDial(ctx); err != nil {
+			if errors.Is(err, ErrTopologyConflict) {
+				b.Close()
+				return nil, fmt.Errorf("rabbitmq: dial %s: %w", redactURL(cfg.URL), err)
+			}
 			err = fmt.Errorf("%w: rabbitmq: dial %s: %w (last error: %v)", signals.ErrUnavailable, redactURL(cfg.URL), err, l.lastErr())
 			b.Close()
 			return nil, err
@@ -204,6 +209,9 @@ type link struct {
 	// current one is closed).
 	trouble  chan struct{}
 	troubled bool
+
+	conflict     chan struct{} // closed when a set-up failed with ErrTopologyConflict
+	conflictOnce sync.Once
 }
 
 // session is a usable connection of a link: the connection, its
@@ -218,7 +226,7 @@ type session struct {
 
 func (b *Bus) newLink(name string, setup func(*amqp.Connection) error) *link {
 	l := &link{b: b, name: name, setup: setup, up: make(chan struct{}),
-		err: errors.New("not connected yet"), trouble: make(chan struct{})}
+		err: errors.New("not connected yet"), trouble: make(chan struct{}), conflict: make(chan struct{})}
 	l.setTroubleLocked()
 	b.wg.Add(1)
 	go func() {
@@ -324,6 +332,7 @@ func (l *link) run() {
 		if err == nil && l.setup != nil {
 			if err = b.bounded(nc, func() error { return l.setup(conn) }); err != nil {
 				b.closeConn(conn, nc, false)
+				l.noteSetupError(err)
 			}
 		}
 		if err != nil {
@@ -520,14 +529,12 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 			return ch.ExchangeDeclare(n.dead, amqp.ExchangeFanout, true, false, false, false, nil)
 		}},
 		{"declare queue " + n.dead, func() error {
-			_, err := ch.QueueDeclare(n.dead, true, false, false, false, amqp.Table{
+			return b.declareQueue(conn, ch, n.dead, amqp.Table{
 				"x-max-length": int64(b.cfg.DeadLetterMaxLength), "x-overflow": "drop-head"})
-			return err
 		}},
 		{"bind queue " + n.dead, func() error { return ch.QueueBind(n.dead, "", n.dead, false, nil) }},
 		{"declare queue " + n.queue, func() error {
-			_, err := ch.QueueDeclare(n.queue, true, false, false, false, amqp.Table{"x-single-active-consumer": true})
-			return err
+			return b.declareQueue(conn, ch, n.queue, amqp.Table{"x-single-active-consumer": true})
 		}},
 	}
 	for _, t := range knownTopics {
