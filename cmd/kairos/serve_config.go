@@ -164,7 +164,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	p := model.DefaultParams()
 	e.str(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
 	e.str(&c.DataDir, "data-dir", "./kairos-data", "data directory: keys, and the embedded store when no Redis URL is set")
-	e.str(&c.AMQPURL, "amqp-url", "", "RabbitMQ URL (empty: in-process bus)")
+	e.str(&c.AMQPURL, "amqp-url", "", "RabbitMQ URL, or the comma-separated URLs of a cluster's nodes to fail over between (empty: in-process bus)")
 	e.str(&c.RedisURL, "redis-url", "", "Redis URL (empty: embedded store in --data-dir)")
 	e.str(&c.Replica, "replica", "0", "engine replica name (stable per replica: its RabbitMQ queue is kairos.engine.<replica>)")
 	e.str(&c.Namespace, "namespace", "kairos", "prefix of RabbitMQ exchanges/queues and Redis keys")

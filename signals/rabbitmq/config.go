@@ -33,7 +33,11 @@ const (
 // Config configures a Bus. Defaults fills the zero fields; Validate
 // reports every problem at once. Dial does both.
 type Config struct {
-	// URL of the broker, amqp:// or amqps:// (default DefaultURL).
+	// URL of the broker, amqp:// or amqps:// (default DefaultURL), or a
+	// comma-separated list of the URLs of a cluster's nodes: each
+	// connection goes to the first that answers, and after a loss to the
+	// next one first (round robin), with jittered back-off once every one
+	// has failed.
 	URL string
 	// Prefix of every exchange and queue name (default "kairos"): the
 	// exchanges are <prefix>.events, <prefix>.events.partitioned,
@@ -166,8 +170,15 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("rabbitmq config: "+format, args...)) }
-	if _, err := amqp.ParseURI(c.URL); err != nil {
-		bad("URL: %v", err)
+	urls := splitURLs(c.URL)
+	for i, u := range urls {
+		if _, err := amqp.ParseURI(u); err != nil {
+			if len(urls) == 1 {
+				bad("URL: %v", err)
+			} else {
+				bad("URL %d of %d: %v", i+1, len(urls), err)
+			}
+		}
 	}
 	if !validName(c.Prefix) {
 		bad("Prefix %q: want 1-100 letters, digits, '.', '-' or '_'", c.Prefix)

@@ -27,6 +27,7 @@ var _ signals.Bus = (*Bus)(nil)
 // stalls consumers), and re-establishes each with back-off when it drops.
 type Bus struct {
 	cfg   Config
+	urls  []string // the brokers of cfg.URL, in order
 	log   *slog.Logger
 	names names
 
@@ -111,6 +112,7 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	life, cancel := context.WithCancel(context.Background())
 	b := &Bus{
 		cfg:      cfg,
+		urls:     splitURLs(cfg.URL),
 		log:      log.With(slog.String("component", "rabbitmq"), slog.String("replica", cfg.Replica)),
 		names:    newNames(cfg.Prefix, cfg.Replica),
 		ctx:      life,
@@ -212,6 +214,9 @@ type link struct {
 
 	conflict     chan struct{} // closed when a set-up failed with ErrTopologyConflict
 	conflictOnce sync.Once
+
+	urlAt    int  // index in Bus.urls of the broker of the current or last connection
+	failover bool // the last connection was lost: dial the next broker first
 }
 
 // session is a usable connection of a link: the connection, its
@@ -358,7 +363,8 @@ func (l *link) run() {
 		l.trouble, l.troubled = make(chan struct{}), false
 		close(l.up)
 		l.mu.Unlock()
-		b.log.LogAttrs(b.ctx, slog.LevelInfo, "connected", slog.String("link", l.name), slog.Int("attempt", attempt))
+		b.log.LogAttrs(b.ctx, slog.LevelInfo, "connected", slog.String("link", l.name), slog.Int("attempt", attempt),
+			slog.String("url", redactURL(b.urls[l.urlIndex()])))
 		attempt, backoff = 0, b.cfg.ReconnectMin
 
 		var cause error
@@ -374,6 +380,7 @@ func (l *link) run() {
 		l.mu.Lock()
 		wasBlocked := l.blocked != ""
 		l.conn, l.netConn, l.err, l.blocked = nil, nil, cause, ""
+		l.failover = true // try the next broker first
 		l.up = make(chan struct{})
 		l.setTroubleLocked()
 		l.mu.Unlock()
@@ -406,7 +413,6 @@ func (l *link) watchBlocked(conn *amqp.Connection, blocked <-chan amqp.Blocking)
 	}
 }
 
-func (l *link) dial() (*amqp.Connection, net.Conn, error) { return l.b.dialAs(l.name) }
 
 // closeConn closes conn within Config.CallTimeout. A blocked connection
 // is not asked (the broker reads nothing from it until it unblocks): its
@@ -483,12 +489,12 @@ func (g *callGroup) closeAndWait() {
 	g.wg.Wait()
 }
 
-// dialAs opens a connection named for its role.
-func (b *Bus) dialAs(role string) (*amqp.Connection, net.Conn, error) {
+// dialURL opens a connection to url named for its role.
+func (b *Bus) dialURL(role, url string) (*amqp.Connection, net.Conn, error) {
 	cfg := b.cfg
 	var nc net.Conn
 	dialer := amqp.DefaultDial(cfg.DialTimeout)
-	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
+	conn, err := amqp.DialConfig(url, amqp.Config{
 		Locale: "en_US",
 		Properties: amqp.Table{
 			"connection_name": fmt.Sprintf("kairos %s %s %s", cfg.Prefix, cfg.Replica, role),
@@ -501,7 +507,7 @@ func (b *Bus) dialAs(role string) (*amqp.Connection, net.Conn, error) {
 		},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", redactURL(url), err)
 	}
 	return conn, nc, nil
 }
@@ -600,7 +606,7 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 // exchange type is a connection error (503 COMMAND_INVALID) that would
 // otherwise close the working connection.
 func (b *Bus) probeHashExchange() (bool, error) {
-	conn, nc, err := b.dialAs("probe")
+	conn, nc, err := b.dialURL("probe", b.urls[b.pub.urlIndex()])
 	if err != nil {
 		return false, err
 	}
@@ -620,18 +626,6 @@ func (b *Bus) probeHashExchange() (bool, error) {
 		return false, fmt.Errorf("declare exchange %s: %w", b.names.partitioned, err)
 	}
 	return true, nil
-}
-
-// redactURL hides the password of an AMQP URL for messages.
-func redactURL(s string) string {
-	u, err := amqp.ParseURI(s)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	if u.Password != "" {
-		u.Password = "xxxxx"
-	}
-	return u.String()
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.
