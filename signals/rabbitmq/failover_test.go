@@ -92,4 +92,3 @@ func TestSplitURLs(t *testing.T) {
 		t.Errorf("redactURL of a list = %q", r)
 	}
 }
-

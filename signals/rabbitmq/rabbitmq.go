@@ -413,7 +413,6 @@ func (l *link) watchBlocked(conn *amqp.Connection, blocked <-chan amqp.Blocking)
 	}
 }
 
-
 // closeConn closes conn within Config.CallTimeout. A blocked connection
 // is not asked (the broker reads nothing from it until it unblocks): its
 // socket is closed at once.
