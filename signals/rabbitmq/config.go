@@ -49,6 +49,17 @@ type Config struct {
 	// <prefix>.engine.<replica> (default "0"). Keep it stable across
 	// restarts (e.g. the StatefulSet ordinal): a new name is a new queue.
 	Replica string
+	// Partitions is the number of partition queues <prefix>.p.0 …
+	// <prefix>.p.<Partitions-1>, fixed and independent of the number of
+	// replicas (kairos serve: 64). Each replica consumes the partitions
+	// Assigner gives it. 0 selects the mode of earlier releases: one queue
+	// per replica, <prefix>.engine.<Replica>. See the package
+	// documentation, "Partitions". Changing the number of an existing
+	// installation moves visitors between partitions (drain first).
+	Partitions int
+	// Assigner says which partitions this replica consumes (with
+	// Partitions > 0); nil means all of them (a single replica).
+	Assigner Assigner
 	// QueueType is the type of the queues Kairos declares, the event
 	// queues and the dead-letter queue: QueueQuorum (default; replicated
 	// over the cluster's nodes, falling back to classic with a warning on
@@ -188,6 +199,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueueType != QueueQuorum && c.QueueType != QueueClassic {
 		bad("QueueType %q: want %q or %q", c.QueueType, QueueQuorum, QueueClassic)
+	}
+	if c.Partitions < 0 || c.Partitions > MaxPartitions {
+		bad("Partitions %d: want 0..%d", c.Partitions, MaxPartitions)
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		bad("Prefetch %d: want 1..65535", c.Prefetch)

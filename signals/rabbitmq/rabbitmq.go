@@ -51,6 +51,7 @@ type Bus struct {
 	fallbackOnce sync.Once // warning about the missing consistent-hash plugin
 	classicOnce  sync.Once // warning about a broker without quorum queues
 	partitioned  atomic.Bool
+	legacy       atomic.Bool // with partitions: the replica queue of the per-replica mode is to be drained
 }
 
 // names are the exchanges and queues of one prefix and replica.
@@ -538,9 +539,14 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 				"x-max-length": int64(b.cfg.DeadLetterMaxLength), "x-overflow": "drop-head"})
 		}},
 		{"bind queue " + n.dead, func() error { return ch.QueueBind(n.dead, "", n.dead, false, nil) }},
-		{"declare queue " + n.queue, func() error {
+	}
+	if b.cfg.Partitions == 0 {
+		steps = append(steps, struct {
+			what string
+			do   func() error
+		}{"declare queue " + n.queue, func() error {
 			return b.declareQueue(conn, ch, n.queue, amqp.Table{"x-single-active-consumer": true})
-		}},
+		}})
 	}
 	for _, t := range knownTopics {
 		ex := n.topic(t)
@@ -561,6 +567,9 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 		if hash, err = b.probeHashExchange(); err != nil {
 			return err
 		}
+	}
+	if b.cfg.Partitions > 0 {
+		return b.declarePartitions(conn, ch, hash)
 	}
 	if !hash {
 		b.fallbackOnce.Do(func() {
