@@ -86,6 +86,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	rate := fs.Float64("rate", 0, "offered events/s (0: as fast as the broker confirms)")
 	prefetch := fs.Int("prefetch", 256, "consumer prefetch")
 	queueType := fs.String("queue-type", envOr("KAIROS_QUEUE_TYPE", rabbitmq.QueueQuorum), "queue type: quorum or classic")
+	partitions := fs.Int("partitions", defaultPartitions, "partition queues, all consumed by the benchmark's engine (0: one replica queue)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	withArchive := fs.Bool("archive", false, "archive every event (as kairos serve does; in a temporary directory, fsync policy interval)")
 	if err := fs.Parse(args); err != nil {
@@ -105,7 +106,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer cleanup()
 	ls := &lagStore{Store: store, sent: make(map[string]time.Time, *events)}
-	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch, QueueType: *queueType})
+	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch, QueueType: *queueType, Partitions: *partitions})
 	if err != nil {
 		return err
 	}

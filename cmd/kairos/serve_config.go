@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/engine/membership"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/model"
@@ -20,6 +21,9 @@ import (
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 )
+
+// defaultPartitions is the default of --partitions.
+const defaultPartitions = 64
 
 // serveConfig is the whole configuration of `kairos serve`. Every field
 // has a flag and a KAIROS_* environment variable (the flag wins); README.md
@@ -35,6 +39,12 @@ type serveConfig struct {
 	Namespace string
 	// QueueType is the type of the RabbitMQ queues (rabbitmq.Config.QueueType).
 	QueueType string
+	// Partitions is the number of RabbitMQ partition queues (0: one queue
+	// per replica, the mode of earlier releases); LeaseTTL is how long a
+	// replica's membership lease lasts without renewal (a dead replica's
+	// partitions move after it).
+	Partitions int
+	LeaseTTL   time.Duration
 
 	Params     model.Params
 	Weights    signals.Weights
@@ -177,6 +187,8 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&weights, "weights", weights, "signal weights name=value,…")
 	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
 	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch (largest consumed batch)")
+	e.int(&c.Partitions, "partitions", defaultPartitions, "RabbitMQ partition queues <namespace>.p.<i>, shared by the replicas by leases in the store (0: one queue per replica, <namespace>.engine.<replica>)")
+	e.dur(&c.LeaseTTL, "lease-ttl", membership.DefaultTTL, "how long a replica's lease lasts unrenewed: a dead replica's partitions move to the others after it")
 	e.str(&c.QueueType, "queue-type", rabbitmq.QueueQuorum, "type of the RabbitMQ event and dead-letter queues: quorum (replicated) or classic (one node)")
 	b := model.DefaultBlend()
 	e.float(&b.Kappa, "blend-kappa", b.Kappa, "cold start: events at which the visitor's fold-in and the context weigh the same")
@@ -256,6 +268,12 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		errs = append(errs, fmt.Errorf("--prefetch %d outside [1, 65535]", c.Prefetch))
+	}
+	if c.Partitions < 0 || c.Partitions > rabbitmq.MaxPartitions {
+		errs = append(errs, fmt.Errorf("--partitions %d outside [0, %d]", c.Partitions, rabbitmq.MaxPartitions))
+	}
+	if c.LeaseTTL < 200*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--lease-ttl %v is below 200ms", c.LeaseTTL))
 	}
 	if c.QueueType != rabbitmq.QueueQuorum && c.QueueType != rabbitmq.QueueClassic {
 		errs = append(errs, fmt.Errorf("--queue-type %q: want quorum or classic", c.QueueType))

@@ -67,7 +67,7 @@ func (b *Bus) Consume(ctx context.Context, h signals.BatchHandler) error {
 	}
 	s := &consumer{b: b, h: h, hctx: context.WithoutCancel(ctx), retry: b.cfg.RetryMin}
 	if b.cfg.Partitions > 0 {
-		s.startAssignment(ctx)
+		defer s.startAssignment(ctx)() // stops it before Consume returns
 	}
 	for {
 		if b.isClosed() {

@@ -32,17 +32,27 @@ type Assigner interface {
 func (n names) partition(i int) string { return n.prefix + ".p." + strconv.Itoa(i) }
 
 // startAssignment starts following the assignment of partitions: from
-// the Assigner, or all of them without one.
-func (s *consumer) startAssignment(ctx context.Context) {
+// the Assigner, or all of them without one. The returned function stops
+// the Assigner and waits until it has closed its channel (a membership
+// then has given up its lease).
+func (s *consumer) startAssignment(ctx context.Context) (stop func()) {
 	b := s.b
 	if b.cfg.Assigner == nil {
 		s.owned = make([]int, b.cfg.Partitions)
 		for i := range s.owned {
 			s.owned[i] = i
 		}
-		return
+		s.dirty = true
+		return func() {}
 	}
-	s.assign = b.cfg.Assigner.Assign(ctx, b.cfg.Partitions)
+	actx, cancel := context.WithCancel(ctx)
+	ch := b.cfg.Assigner.Assign(actx, b.cfg.Partitions)
+	s.assign = ch
+	return func() {
+		cancel()
+		for range ch {
+		}
+	}
 }
 
 // setAssignment records a set received from the assignment channel (ok
