@@ -17,7 +17,6 @@ import (
 	"github.com/kairoshq/kairos/engine/membership"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
-	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
@@ -186,15 +185,16 @@ func printKeys(w io.Writer, path string, k api.Keys) {
 	fmt.Fprintf(w, "For the README's examples, paste into your shell:\n  export PK=%s SK=%s\n", k.Publishable, k.Secret)
 }
 
-// openBus returns RabbitMQ when configured, else the in-process bus. With
-// partitions, the replicas share them by leases in store.
-func openBus(ctx context.Context, cfg serveConfig, store storage.Maps, log *slog.Logger) (signals.Bus, error) {
+// openBus returns RabbitMQ when configured, else the in-process bus. It
+// routes events by resolved identity (the links in store), and with
+// partitions the replicas share them by leases in store.
+func openBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog.Logger) (signals.Bus, error) {
 	if cfg.AMQPURL == "" {
 		log.LogAttrs(ctx, slog.LevelInfo, "bus: in-process (set KAIROS_AMQP_URL for RabbitMQ)")
 		return membus.New(membus.Options{Logger: log}), nil
 	}
 	rcfg := rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, QueueType: cfg.QueueType,
-		Partitions: cfg.Partitions, Prefetch: cfg.Prefetch, Logger: log}
+		Partitions: cfg.Partitions, Router: engine.NewRouter(store, log), Prefetch: cfg.Prefetch, Logger: log}
 	if cfg.Partitions > 0 {
 		m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log})
 		if err != nil {

@@ -60,6 +60,10 @@ type Config struct {
 	// Assigner says which partitions this replica consumes (with
 	// Partitions > 0); nil means all of them (a single replica).
 	Assigner Assigner
+	// Router gives the routing key of the events Publish sends; nil routes
+	// by visitor id. kairos serve routes by resolved identity
+	// (engine.Router), so that all devices of a user go to one partition.
+	Router Router
 	// QueueType is the type of the queues Kairos declares, the event
 	// queues and the dead-letter queue: QueueQuorum (default; replicated
 	// over the cluster's nodes, falling back to classic with a warning on

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kairoshq/kairos/signals"
 )
 
 // MaxPartitions bounds Config.Partitions.
@@ -26,6 +28,16 @@ type Assigner interface {
 	// replica owns: a first set once known, then a new set whenever it
 	// changes, until ctx is done (then the channel is closed).
 	Assign(ctx context.Context, n int) <-chan []int
+}
+
+// Router gives the routing key of each event of a Publish call
+// (Config.Router); engine.Router routes by resolved identity (the user
+// once the visitor is linked).
+type Router interface {
+	// RouteKeys returns one routing key per event. The events of one
+	// visitor in one call must get the same key (their order is kept only
+	// within a key).
+	RouteKeys(ctx context.Context, events []signals.Event) []string
 }
 
 // partition returns the name of partition queue i.

@@ -507,3 +507,59 @@ func queueExists(t *testing.T, a *admin, queue string) bool {
 	t.Fatal(err)
 	return false
 }
+
+// userRouter routes the visitors of links by their user.
+type userRouter map[string]string
+
+func (r userRouter) RouteKeys(_ context.Context, events []signals.Event) []string {
+	keys := make([]string, len(events))
+	for i, e := range events {
+		keys[i] = e.Visitor
+		if u := r[e.Visitor]; u != "" {
+			keys[i] = signals.UserKeyPrefix + u
+		}
+	}
+	return keys
+}
+
+// TestPublishRoutesByRouter: with a Router, the events of a user's two
+// devices travel in one message with the user's routing key, so they land
+// in one partition in order; other visitors keep their own keys.
+func TestPublishRoutesByRouter(t *testing.T) {
+	cfg := partitionConfig(t)
+	cfg.Router = userRouter{"phone": "zoe", "laptop": "zoe"}
+	a := newAdmin(t, cfg.URL)
+	deletePartitions(t, a, cfg.Prefix, cfg.Partitions)
+	b := newTestBus(t, cfg, a)
+	consistentHashAvailable(t, b)
+	var events []signals.Event
+	for i, v := range []string{"phone", "tablet", "laptop", "phone"} {
+		events = append(events, signals.Event{ID: fmt.Sprintf("rt-%d", i), Type: signals.TypeView, Visitor: v, Item: "i"})
+	}
+	if err := b.Publish(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string][]string{}
+	partOf := map[string]int{}
+	for p := range cfg.Partitions {
+		for _, d := range a.getAll(b.names.partition(p)) {
+			res, err := signals.DecodeMessage(d.Body, time.Now(), b.cfg.Limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range res.Events {
+				byKey[d.RoutingKey] = append(byKey[d.RoutingKey], e.ID)
+			}
+			partOf[d.RoutingKey] = p
+		}
+	}
+	if got, want := byKey["user:zoe"], []string{"rt-0", "rt-2", "rt-3"}; !slices.Equal(got, want) {
+		t.Errorf("events routed by user:zoe: %v, want %v", got, want)
+	}
+	if got := byKey["tablet"]; !slices.Equal(got, []string{"rt-1"}) {
+		t.Errorf("events routed by tablet: %v, want [rt-1]", got)
+	}
+	if len(byKey) != 2 {
+		t.Errorf("routing keys %v, want user:zoe and tablet", byKey)
+	}
+}
