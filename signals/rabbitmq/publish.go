@@ -179,8 +179,8 @@ func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time) (
 	// groups lists, per routing key in order of first appearance, the
 	// indexes of its events.
 	var (
-		groups [][]int
-		byKey  = make(map[string]int, 1)
+		groups   [][]int
+		byKey    = make(map[string]int, 1)
 		normal   []signals.Event // the normalized events, for the Router
 		visitors = make([]string, len(events))
 	)
