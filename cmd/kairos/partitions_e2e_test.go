@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/internal/clustertest"
 )
 
 // TestPartitionsEndToEnd runs two kairos serve replicas on one namespace
@@ -93,8 +95,26 @@ func TestPartitionsEndToEnd(t *testing.T) {
 // 2/2^8.)
 func TestIdentityRoutingEndToEnd(t *testing.T) {
 	requireServices(t)
-	ns := testNamespace(t)
-	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--partitions", "8", "--lease-ttl", "1s"}
+	testIdentityRouting(t, amqpURL(), testNamespace(t))
+}
+
+// TestIdentityRoutingCluster is TestIdentityRoutingEndToEnd on the local
+// 3-node RabbitMQ cluster (KAIROS_CLUSTER_TESTS=1), the replicas given
+// the list of the nodes' URLs (quorum partition queues).
+func TestIdentityRoutingCluster(t *testing.T) {
+	c := clustertest.Get(t)
+	requireServices(t)
+	c.WaitHealthy(t, 2*time.Minute)
+	ns := fmt.Sprintf("kt%d", rand.Uint32())
+	t.Cleanup(func() {
+		deleteRedisPrefix(redisURL(), ns)
+		deleteNamespaceQueues(c.AMQPURLs[0], ns)
+	})
+	testIdentityRouting(t, strings.Join(c.AMQPURLs, ","), ns)
+}
+
+func testIdentityRouting(t *testing.T, amqpURL, ns string) {
+	flags := []string{"--amqp-url", amqpURL, "--redis-url", redisURL(), "--namespace", ns, "--partitions", "8", "--lease-ttl", "1s"}
 	a := startServer(t, append(flags, "--replica", "a")...)
 	b := startServer(t, append(flags, "--replica", "b")...)
 	store, err := redisstore.Open(context.Background(), redisstore.Config{URL: redisURL(), Prefix: ns})

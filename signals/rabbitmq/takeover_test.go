@@ -115,6 +115,14 @@ func TestPartitionTakeover(t *testing.T) {
 		reps = append(reps, startReplica(t, cfg, a, store, fmt.Sprintf("r%d", i), app, ttl))
 	}
 	consistentHashAvailable(t, reps[0].bus)
+	runTakeover(t, reps, app, ttl, func(name string) *replica { return startReplica(t, cfg, a, store, name, app, ttl) })
+}
+
+// runTakeover streams events through three replicas, kills the third,
+// checks that its visitors are taken over within 10 s, starts a fourth
+// with start and waits for its share, then checks that every event was
+// applied once, in order per visitor.
+func runTakeover(t *testing.T, reps []*replica, app *applier, ttl time.Duration, start func(name string) *replica) {
 	pub := newPublisher(reps[0].bus, "tk", 60)
 	stop := make(chan struct{})
 	pubDone := make(chan struct{})
@@ -160,7 +168,7 @@ func TestPartitionTakeover(t *testing.T) {
 	if taken > 10*time.Second {
 		t.Errorf("takeover took %v, want within 10 s", taken)
 	}
-	startReplica(t, cfg, a, store, "r3", app, ttl)
+	start("r3")
 	app.waitReplicas(t, "r3")
 	close(stop)
 	<-pubDone
