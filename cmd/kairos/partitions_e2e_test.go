@@ -14,6 +14,27 @@ import (
 	"github.com/kairoshq/kairos/internal/clustertest"
 )
 
+// startReplicaPair starts two kairos serve replicas, "a" and "b", on
+// RabbitMQ amqpURL and the test Redis in namespace ns, with 8 partitions
+// and a lease TTL of 1 s, and opens the namespace's store for the test.
+func startReplicaPair(t *testing.T, amqpURL, ns string) (a, b *testServer, store *redisstore.Store) {
+	t.Helper()
+	flags := []string{"--amqp-url", amqpURL, "--redis-url", redisURL(), "--namespace", ns, "--partitions", "8", "--lease-ttl", "1s"}
+	a = startServer(t, append(flags, "--replica", "a")...)
+	b = startServer(t, append(flags, "--replica", "b")...)
+	store, err := redisstore.Open(context.Background(), redisstore.Config{URL: redisURL(), Prefix: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return a, b, store
+}
+
+// appliedEvents reads kairos_engine_events_applied_total of s.
+func appliedEvents(t *testing.T, s *testServer) float64 {
+	return metricValue(s.metrics(t), "kairos_engine_events_applied_total ")
+}
+
 // TestPartitionsEndToEnd runs two kairos serve replicas on one namespace
 // with --partitions 8: events posted to one replica's HTTP API are applied
 // by both (each consumes its share of the partitions), in order per
@@ -22,14 +43,7 @@ import (
 func TestPartitionsEndToEnd(t *testing.T) {
 	requireServices(t)
 	ns := testNamespace(t)
-	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--partitions", "8", "--lease-ttl", "1s"}
-	a := startServer(t, append(flags, "--replica", "a")...)
-	b := startServer(t, append(flags, "--replica", "b")...)
-	store, err := redisstore.Open(context.Background(), redisstore.Config{URL: redisURL(), Prefix: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	a, b, store := startReplicaPair(t, amqpURL(), ns)
 	const visitors = 40
 	var want [visitors][]string // per visitor, the posted event ids in order
 	round := 0
@@ -46,9 +60,7 @@ func TestPartitionsEndToEnd(t *testing.T) {
 		round++
 		a.postEvents(t, batch)
 	}
-	applied := func(s *testServer) float64 {
-		return metricValue(s.metrics(t), "kairos_engine_events_applied_total ")
-	}
+	applied := func(s *testServer) float64 { return appliedEvents(t, s) }
 	// Post until both replicas have applied events: the leases have met.
 	waitFor(t, 30*time.Second, "both replicas applying", func() bool {
 		post()
@@ -114,17 +126,8 @@ func TestIdentityRoutingCluster(t *testing.T) {
 }
 
 func testIdentityRouting(t *testing.T, amqpURL, ns string) {
-	flags := []string{"--amqp-url", amqpURL, "--redis-url", redisURL(), "--namespace", ns, "--partitions", "8", "--lease-ttl", "1s"}
-	a := startServer(t, append(flags, "--replica", "a")...)
-	b := startServer(t, append(flags, "--replica", "b")...)
-	store, err := redisstore.Open(context.Background(), redisstore.Config{URL: redisURL(), Prefix: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	applied := func(s *testServer) float64 {
-		return metricValue(s.metrics(t), "kairos_engine_events_applied_total ")
-	}
+	a, b, store := startReplicaPair(t, amqpURL, ns)
+	applied := func(s *testServer) float64 { return appliedEvents(t, s) }
 	round := 0
 	waitFor(t, 30*time.Second, "both replicas applying", func() bool {
 		var batch []map[string]any
