@@ -114,12 +114,11 @@ type consumer struct {
 // and a goroutine forwarding its deliveries to the session's merged
 // stream until stop is closed.
 type sub struct {
-	queue   string
-	ch      *amqp.Channel
-	stop    chan struct{}
-	done    chan struct{}
-	started time.Time
-	last    time.Time // when the last delivery was handed to a batch
+	queue string
+	ch    *amqp.Channel
+	stop  chan struct{}
+	done  chan struct{}
+	last  time.Time // when the last delivery was handed to a batch (or the sub started)
 }
 
 // item is a delivery of a sub on the merged stream, or (closed) the news
@@ -165,8 +164,7 @@ func (q *queueSession) subscribe(queue string) error {
 		}
 		return err
 	}
-	now := time.Now()
-	sb := &sub{queue: queue, ch: ch, stop: make(chan struct{}), done: make(chan struct{}), started: now, last: now}
+	sb := &sub{queue: queue, ch: ch, stop: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
 	q.subs[queue] = sb
 	go func() {
 		defer close(sb.done)
