@@ -19,8 +19,12 @@
 // # Scale-out
 //
 // Several engines (replicas) may run against the same store: the bus
-// partitions visitors across replicas (RabbitMQ consistent-hash exchange),
-// so each visitor is folded in by exactly one replica. Item rows are
+// partitions visitors across replicas (RabbitMQ consistent-hash exchange
+// onto fixed partitions, shared by leases: engine/membership), so each
+// visitor is folded in by exactly one replica. Router (route.go) keys the
+// events by resolved identity, so all devices of a linked user go to one
+// partition too (see "Routing by identity" in route.go for the window
+// around the moment of linking). Item rows are
 // assigned by the store atomically, so every replica numbers items alike.
 // Each replica broadcasts the deltas of the item rows it changed on
 // signals.TopicUpdates, and adds its peers' deltas to its own rows: additions
@@ -28,8 +32,9 @@
 // The engine keeps no process-global state.
 //
 // Known approximations of the scale-out: a user whose devices are consumed
-// by different replicas keeps a complete history (appends are atomic) but
-// the factors of the latest fold-in; after a hot swap (LoadSnapshot) a
+// by different replicas (without the Router, or during the window around
+// linking) keeps a complete history (appends are atomic) but the factors
+// of the latest fold-in; after a hot swap (LoadSnapshot) a
 // returning visitor's retrained factors are not subtracted from XᵀX, which
 // only serves as curvature for item updates and is replaced by the next
 // snapshot; peer item deltas made against another model generation are
@@ -88,6 +93,9 @@
 //  7. the live model's own locks (model.Online: its writer mutex, then
 //     its read/write mutex), taken inside its methods only.
 //  8. the store's and the bus's locks, inside their methods only.
+//
+// Router.mu guards the Router's cache only; it is taken by RouteKeys
+// (called by the bus's Publish) and held across no other call.
 //
 // So: swapMu → handleMu → priorMu → mu → momMu → candMu → model → store.
 // The atomics (online, gen, version, blend) need no lock: a reader loads

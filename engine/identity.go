@@ -25,9 +25,12 @@ import (
 // history (each event kept under a user records the device it came from,
 // HistoryEvent.Device), and folds the user in again.
 //
-// With several engine replicas, a user's devices may be consumed by
-// different replicas: histories stay complete (appends are atomic), the
-// user's factors are those of the latest fold-in.
+// With several engine replicas, the bus routes the events of a linked
+// user's devices by the user (Router, route.go), so one replica folds the
+// user in. Where they are still consumed by different replicas (around
+// the moment of linking, or without the Router), histories stay complete
+// (appends are atomic) and the user's factors are those of the latest
+// fold-in.
 
 // LinkStore keeps identity links; every Store keeps them.
 type LinkStore interface {

@@ -86,6 +86,8 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	publishers := fs.Int("publishers", 4, "concurrent publishers")
 	rate := fs.Float64("rate", 0, "offered events/s (0: as fast as the broker confirms)")
 	prefetch := fs.Int("prefetch", 256, "consumer prefetch")
+	queueType := fs.String("queue-type", envOr("KAIROS_QUEUE_TYPE", rabbitmq.QueueQuorum), "queue type: quorum or classic")
+	partitions := fs.Int("partitions", defaultPartitions, "partition queues, all consumed by the benchmark's engine (0: one replica queue)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	withStream := fs.Bool("history-stream", false, "bind the history stream to the events exchange (the broker writes every event to it too, as kairos serve --history-stream)")
 	withArchive := fs.Bool("archive", false, "archive every event (as kairos serve does; in a temporary directory, fsync policy interval)")
@@ -106,7 +108,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer cleanup()
 	ls := &lagStore{Store: store, sent: make(map[string]time.Time, *events)}
-	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch,
+	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: ns, Prefetch: *prefetch, QueueType: *queueType, Partitions: *partitions,
 		Stream: rabbitmq.StreamConfig{Enabled: *withStream, MaxAge: time.Hour, MaxBytes: 8 << 30}})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -21,7 +22,11 @@ func deleteNamespaceQueues(url, ns string) {
 		return
 	}
 	defer conn.Close()
-	for _, q := range []string{ns + ".engine.0", ns + ".engine.1", ns + ".events.dead", rabbitmq.StreamName(ns)} {
+	queues := []string{ns + ".engine.0", ns + ".engine.1", ns + ".events.dead", rabbitmq.StreamName(ns)}
+	for i := range defaultPartitions {
+		queues = append(queues, ns+".p."+strconv.Itoa(i))
+	}
+	for _, q := range queues {
 		if ch, err := conn.Channel(); err == nil {
 			ch.QueueDelete(q, false, false, false)
 			ch.Close()

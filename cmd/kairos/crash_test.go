@@ -43,7 +43,11 @@ func TestCrashMidStreamAppliesEveryEventOnce(t *testing.T) {
 	ns := testNamespace(t)
 	dataDir := t.TempDir()
 	ctx := context.Background()
-	bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: amqpURL(), Prefix: ns})
+	bcfg, err := toolBusConfig(amqpURL(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := rabbitmq.Dial(ctx, bcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *amqpURL == "" {
 			return errors.New("--to-exchange needs --amqp-url")
 		}
-		bus, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: *namespace})
+		bcfg, err := toolBusConfig(*amqpURL, *namespace)
+		if err != nil {
+			return err
+		}
+		bus, err := rabbitmq.Dial(ctx, bcfg)
 		if err != nil {
 			return err
 		}

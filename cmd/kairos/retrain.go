@@ -101,7 +101,11 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var bus *rabbitmq.Bus
 	if *amqpURL != "" {
-		if bus, err = rabbitmq.Dial(ctx, rabbitmq.Config{URL: *amqpURL, Prefix: *namespace}); err != nil {
+		bcfg, err := toolBusConfig(*amqpURL, *namespace)
+		if err != nil {
+			return err
+		}
+		if bus, err = rabbitmq.Dial(ctx, bcfg); err != nil {
 			return err
 		}
 		defer bus.Close()

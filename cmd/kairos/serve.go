@@ -14,6 +14,7 @@ import (
 	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
+	"github.com/kairoshq/kairos/engine/membership"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/offline"
@@ -83,7 +84,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.store, err = openStore(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
-	if a.bus, err = openBus(ctx, cfg, a.log); err != nil {
+	if a.bus, err = openBus(ctx, cfg, a.store, a.log); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -186,14 +187,25 @@ func printKeys(w io.Writer, path string, k api.Keys) {
 	fmt.Fprintf(w, "For the README's examples, paste into your shell:\n  export PK=%s SK=%s\n", k.Publishable, k.Secret)
 }
 
-// openBus returns RabbitMQ when configured, else the in-process bus.
-func openBus(ctx context.Context, cfg serveConfig, log *slog.Logger) (signals.Bus, error) {
+// openBus returns RabbitMQ when configured, else the in-process bus. It
+// routes events by resolved identity (the links in store), and with
+// partitions the replicas share them by leases in store.
+func openBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog.Logger) (signals.Bus, error) {
 	if cfg.AMQPURL == "" {
 		log.LogAttrs(ctx, slog.LevelInfo, "bus: in-process (set KAIROS_AMQP_URL for RabbitMQ)")
 		return membus.New(membus.Options{Logger: log}), nil
 	}
-	b, err := rabbitmq.Dial(ctx, rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, Prefetch: cfg.Prefetch, Logger: log,
-		Stream: cfg.History.streamConfig()})
+	rcfg := rabbitmq.Config{URL: cfg.AMQPURL, Prefix: cfg.Namespace, Replica: cfg.Replica, QueueType: cfg.QueueType,
+		Partitions: cfg.Partitions, Router: engine.NewRouter(store, log), Prefetch: cfg.Prefetch, Logger: log,
+		Stream: cfg.History.streamConfig()}
+	if cfg.Partitions > 0 {
+		m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		rcfg.Assigner = m
+	}
+	b, err := rabbitmq.Dial(ctx, rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}

@@ -13,13 +13,18 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/api"
+	"github.com/kairoshq/kairos/engine/membership"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/internal/redisconn"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
+	"github.com/kairoshq/kairos/signals/rabbitmq"
 )
+
+// defaultPartitions is the default of --partitions.
+const defaultPartitions = 64
 
 // serveConfig is the whole configuration of `kairos serve`. Every field
 // has a flag and a KAIROS_* environment variable (the flag wins); README.md
@@ -37,6 +42,14 @@ type serveConfig struct {
 	// Namespace prefixes every RabbitMQ exchange and queue and every Redis
 	// key, so that several Kairos installations can share the servers.
 	Namespace string
+	// QueueType is the type of the RabbitMQ queues (rabbitmq.Config.QueueType).
+	QueueType string
+	// Partitions is the number of RabbitMQ partition queues (0: one queue
+	// per replica, the mode of earlier releases); LeaseTTL is how long a
+	// replica's membership lease lasts without renewal (a dead replica's
+	// partitions move after it).
+	Partitions int
+	LeaseTTL   time.Duration
 
 	Params     model.Params
 	Weights    signals.Weights
@@ -170,7 +183,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	p := model.DefaultParams()
 	e.str(&c.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
 	e.str(&c.DataDir, "data-dir", "./kairos-data", "data directory: keys, and the embedded store when no Redis URL is set")
-	e.str(&c.AMQPURL, "amqp-url", "", "RabbitMQ URL (empty: in-process bus)")
+	e.str(&c.AMQPURL, "amqp-url", "", "RabbitMQ URL, or the comma-separated URLs of a cluster's nodes to fail over between (empty: in-process bus)")
 	e.str(&c.RedisURL, "redis-url", "", "Redis URL (empty: embedded store in --data-dir); a Redis Cluster in go-redis's form redis://host:port?addr=host:port&addr=…")
 	e.int(&c.RedisWaitReplicas, "redis-wait-replicas", 0, "on a Redis Cluster, replicas that must have each commit before the batch is acknowledged (0: none, asynchronous)")
 	e.str(&c.Replica, "replica", "0", "engine replica name (stable per replica: its RabbitMQ queue is kairos.engine.<replica>)")
@@ -184,6 +197,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&weights, "weights", weights, "signal weights name=value,…")
 	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
 	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch (largest consumed batch)")
+	e.int(&c.Partitions, "partitions", defaultPartitions, "RabbitMQ partition queues <namespace>.p.<i>, shared by the replicas by leases in the store (0: one queue per replica, <namespace>.engine.<replica>)")
+	e.dur(&c.LeaseTTL, "lease-ttl", membership.DefaultTTL, "how long a replica's lease lasts unrenewed: a dead replica's partitions move to the others after it")
+	e.str(&c.QueueType, "queue-type", rabbitmq.QueueQuorum, "type of the RabbitMQ event and dead-letter queues: quorum (replicated) or classic (one node)")
 	b := model.DefaultBlend()
 	e.float(&b.Kappa, "blend-kappa", b.Kappa, "cold start: events at which the visitor's fold-in and the context weigh the same")
 	e.float(&b.Trending, "blend-trending", b.Trending, "cold start: trending's share of the context when the page item is known (0..1)")
@@ -271,6 +287,15 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		errs = append(errs, fmt.Errorf("--prefetch %d outside [1, 65535]", c.Prefetch))
+	}
+	if c.Partitions < 0 || c.Partitions > rabbitmq.MaxPartitions {
+		errs = append(errs, fmt.Errorf("--partitions %d outside [0, %d]", c.Partitions, rabbitmq.MaxPartitions))
+	}
+	if c.LeaseTTL < 200*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--lease-ttl %v is below 200ms", c.LeaseTTL))
+	}
+	if c.QueueType != rabbitmq.QueueQuorum && c.QueueType != rabbitmq.QueueClassic {
+		errs = append(errs, fmt.Errorf("--queue-type %q: want quorum or classic", c.QueueType))
 	}
 	if c.MaxEventRequests == 0 || c.MaxEventRequests < -1 {
 		errs = append(errs, fmt.Errorf("--max-event-requests %d: want >= 1, or -1 for no bound", c.MaxEventRequests))

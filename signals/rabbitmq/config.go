@@ -33,7 +33,11 @@ const (
 // Config configures a Bus. Defaults fills the zero fields; Validate
 // reports every problem at once. Dial does both.
 type Config struct {
-	// URL of the broker, amqp:// or amqps:// (default DefaultURL).
+	// URL of the broker, amqp:// or amqps:// (default DefaultURL), or a
+	// comma-separated list of the URLs of a cluster's nodes: each
+	// connection goes to the first that answers, and after a loss to the
+	// next one first (round robin), with jittered back-off once every one
+	// has failed.
 	URL string
 	// Prefix of every exchange and queue name (default "kairos"): the
 	// exchanges are <prefix>.events, <prefix>.events.partitioned,
@@ -45,6 +49,28 @@ type Config struct {
 	// <prefix>.engine.<replica> (default "0"). Keep it stable across
 	// restarts (e.g. the StatefulSet ordinal): a new name is a new queue.
 	Replica string
+	// Partitions is the number of partition queues <prefix>.p.0 …
+	// <prefix>.p.<Partitions-1>, fixed and independent of the number of
+	// replicas (kairos serve: 64). Each replica consumes the partitions
+	// Assigner gives it. 0 selects the mode of earlier releases: one queue
+	// per replica, <prefix>.engine.<Replica>. See the package
+	// documentation, "Partitions". Changing the number of an existing
+	// installation moves visitors between partitions (drain first).
+	Partitions int
+	// Assigner says which partitions this replica consumes (with
+	// Partitions > 0); nil means all of them (a single replica).
+	Assigner Assigner
+	// Router gives the routing key of the events Publish sends; nil routes
+	// by visitor id. kairos serve routes by resolved identity
+	// (engine.Router), so that all devices of a user go to one partition.
+	Router Router
+	// QueueType is the type of the queues Kairos declares, the event
+	// queues and the dead-letter queue: QueueQuorum (default; replicated
+	// over the cluster's nodes, falling back to classic with a warning on
+	// a broker older than 3.8) or QueueClassic (one node). RabbitMQ cannot
+	// change the type of an existing queue: see the package documentation,
+	// "Migrating to quorum queues".
+	QueueType string
 	// Prefetch bounds the unacknowledged deliveries (messages), and so the
 	// number of messages whose events make up one handler batch (default
 	// 256).
@@ -113,6 +139,9 @@ func (c Config) Defaults() Config {
 	if c.Replica == "" {
 		c.Replica = DefaultReplica
 	}
+	if c.QueueType == "" {
+		c.QueueType = QueueQuorum
+	}
 	if c.Prefetch == 0 {
 		c.Prefetch = DefaultPrefetch
 	}
@@ -159,14 +188,27 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("rabbitmq config: "+format, args...)) }
-	if _, err := amqp.ParseURI(c.URL); err != nil {
-		bad("URL: %v", err)
+	urls := splitURLs(c.URL)
+	for i, u := range urls {
+		if _, err := amqp.ParseURI(u); err != nil {
+			if len(urls) == 1 {
+				bad("URL: %v", err)
+			} else {
+				bad("URL %d of %d: %v", i+1, len(urls), err)
+			}
+		}
 	}
 	if !validName(c.Prefix) {
 		bad("Prefix %q: want 1-100 letters, digits, '.', '-' or '_'", c.Prefix)
 	}
 	if !validName(c.Replica) {
 		bad("Replica %q: want 1-100 letters, digits, '.', '-' or '_'", c.Replica)
+	}
+	if c.QueueType != QueueQuorum && c.QueueType != QueueClassic {
+		bad("QueueType %q: want %q or %q", c.QueueType, QueueQuorum, QueueClassic)
+	}
+	if c.Partitions < 0 || c.Partitions > MaxPartitions {
+		bad("Partitions %d: want 0..%d", c.Partitions, MaxPartitions)
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		bad("Prefetch %d: want 1..65535", c.Prefetch)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -21,13 +22,22 @@ var errInterrupted = errors.New("session interrupted")
 // held deliveries to the queue.
 var errRequeued = errors.New("batch requeued")
 
-// Consume consumes this replica's queue (<prefix>.engine.<replica>) and
-// calls h with batches made of the events of up to Prefetch messages and
-// at most MaxBatchEvents events: after the first message it waits at most
-// Linger for more. A batch holds whole messages (a message that would
-// overflow MaxBatchEvents starts the next batch). Calls are sequential and
-// keep queue order, and the queue has a single active consumer, so the
+// Consume consumes this replica's share of the events and calls h with
+// batches made of the events of up to Prefetch messages and at most
+// MaxBatchEvents events: after the first message it waits at most Linger
+// for more. A batch holds whole messages (a message that would overflow
+// MaxBatchEvents starts the next batch). Calls are sequential and keep
+// queue order, and every queue has a single active consumer, so the
 // events of a visitor reach h in publish order.
+//
+// Its share: with Config.Partitions = 0, the replica's queue
+// <prefix>.engine.<replica>; otherwise the partition queues
+// <prefix>.p.<i> that Config.Assigner gives it (all without an Assigner),
+// changing with the assignment: between two batches, Consume cancels the
+// consumers of the partitions it no longer owns (closing their channels,
+// which returns what they prefetched to the queue, in order) and
+// subscribes to the new ones (see the package documentation,
+// "Partitions").
 //
 // A message body is one event object or an array of events
 // (signals.DecodeMessage); each event is validated on its own. Valid
@@ -39,12 +49,13 @@ var errRequeued = errors.New("batch requeued")
 // messages are acknowledged once the broker confirmed them.
 //
 // When h returns nil the batch's messages are acknowledged (basic.ack,
-// multiple). When it fails, Consume waits a back-off (RetryMin, doubling
-// up to RetryMax while failures continue) and then returns the batch, and
-// every later delivery it holds, to the queue (basic.nack, requeue) by
-// closing the channel: the broker redelivers them in their original
-// order, marked as redelivered. h must tolerate redeliveries (the engine
-// de-duplicates by id); they also follow a connection loss.
+// multiple, per queue). When it fails, Consume waits a back-off
+// (RetryMin, doubling up to RetryMax while failures continue) and then
+// returns the batch, and every later delivery it holds, to the queues by
+// closing the channels (not with basic.nack, which a quorum queue answers
+// by re-enqueueing at the tail): the broker redelivers them in their
+// original order, marked as redelivered. h must tolerate redeliveries
+// (the engine de-duplicates by id); they also follow a connection loss.
 //
 // Consume returns nil when ctx is done, after finishing and acknowledging
 // the batch in flight (h gets a context that is not cancelled with ctx);
@@ -55,6 +66,9 @@ func (b *Bus) Consume(ctx context.Context, h signals.BatchHandler) error {
 		return signals.ErrClosed
 	}
 	s := &consumer{b: b, h: h, hctx: context.WithoutCancel(ctx), retry: b.cfg.RetryMin}
+	if b.cfg.Partitions > 0 {
+		defer s.startAssignment(ctx)() // stops it before Consume returns
+	}
 	for {
 		if b.isClosed() {
 			return signals.ErrClosed
@@ -88,41 +102,150 @@ type consumer struct {
 	h     signals.BatchHandler
 	hctx  context.Context
 	retry time.Duration // back-off after the next handler failure
+
+	// With partitions (partition.go): the assignment (nil once closed)
+	// and the partitions owned now (nil until the first assignment).
+	assign <-chan []int
+	owned  []int
+	dirty  bool // owned changed since the session last synced its consumers
 }
 
-// session consumes on one channel of conn until ctx is done (nil), the
-// Bus closes (ErrClosed), the channel fails, or a handler error requires
-// returning the held deliveries to the queue (errInterrupted).
-func (s *consumer) session(ctx context.Context, ses session) error {
-	b := s.b
+// sub is the consumer of one queue within a session: its own channel,
+// and a goroutine forwarding its deliveries to the session's merged
+// stream until stop is closed.
+type sub struct {
+	queue string
+	ch    *amqp.Channel
+	stop  chan struct{}
+	done  chan struct{}
+	last  time.Time // when the last delivery was handed to a batch (or the sub started)
+}
+
+// item is a delivery of a sub on the merged stream, or (closed) the news
+// that the sub's delivery channel closed.
+type item struct {
+	s      *sub
+	d      amqp.Delivery
+	closed bool
+}
+
+// queueSession is one session's consumers, keyed by queue.
+type queueSession struct {
+	c      *consumer
+	ses    session
+	subs   map[string]*sub
+	merged chan item
+}
+
+// subscribe starts consuming queue on a channel of its own.
+func (q *queueSession) subscribe(queue string) error {
+	b := q.c.b
 	var (
 		ch         *amqp.Channel
 		deliveries <-chan amqp.Delivery
 	)
-	// The set-up calls are bounded (Config.CallTimeout), and so is the
-	// close: closing the channel returns every unacknowledged delivery to
-	// the queue, in order.
-	err := b.bounded(ses.nc, func() error {
-		if err := b.declareTopology(ses.conn, false); err != nil {
-			return err
-		}
+	err := b.bounded(q.ses.nc, func() error {
 		var err error
-		if ch, err = ses.conn.Channel(); err != nil {
+		if ch, err = q.ses.conn.Channel(); err != nil {
 			return fmt.Errorf("open channel: %w", err)
 		}
 		if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
 			return fmt.Errorf("qos: %w", err)
 		}
 		tag := fmt.Sprintf("kairos-%s-%08x", b.cfg.Replica, rand.Uint32())
-		if deliveries, err = ch.Consume(b.names.queue, tag, false, false, false, false, nil); err != nil {
-			return fmt.Errorf("consume %s: %w", b.names.queue, err)
+		if deliveries, err = ch.Consume(queue, tag, false, false, false, false, nil); err != nil {
+			return fmt.Errorf("consume %s: %w", queue, err)
 		}
 		return nil
 	})
-	if ch != nil {
-		defer b.closeWithin(ses.nc, ch)
-	}
 	if err != nil {
+		if ch != nil {
+			b.closeWithin(q.ses.nc, ch)
+		}
+		return err
+	}
+	sb := &sub{queue: queue, ch: ch, stop: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
+	q.subs[queue] = sb
+	go func() {
+		defer close(sb.done)
+		for {
+			select {
+			case d, ok := <-deliveries:
+				it := item{s: sb, d: d, closed: !ok}
+				select {
+				case q.merged <- it:
+				case <-sb.stop:
+					return
+				}
+				if !ok {
+					return
+				}
+			case <-sb.stop:
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// unsubscribe stops the consumer of queue: its forwarder stops and its
+// channel closes, which returns every delivery not acknowledged to the
+// queue, in order. Its items still on the merged stream are stale: the
+// session drops them.
+func (q *queueSession) unsubscribe(queue string) {
+	sb := q.subs[queue]
+	if sb == nil {
+		return
+	}
+	delete(q.subs, queue)
+	close(sb.stop)
+	<-sb.done
+	q.c.b.closeWithin(q.ses.nc, sb.ch)
+}
+
+// closeAll unsubscribes every queue.
+func (q *queueSession) closeAll() {
+	for queue := range q.subs {
+		q.unsubscribe(queue)
+	}
+}
+
+// current reports whether it comes from a live sub of the session.
+func (q *queueSession) current(it item) bool { return q.subs[it.s.queue] == it.s }
+
+// sync subscribes to the queues the consumer wants and unsubscribes from
+// the others.
+func (q *queueSession) sync() error {
+	want := q.c.queues()
+	for queue := range q.subs {
+		if !slices.Contains(want, queue) {
+			q.unsubscribe(queue)
+		}
+	}
+	for _, queue := range want {
+		if q.subs[queue] == nil {
+			if err := q.subscribe(queue); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// session consumes the wanted queues on conn until ctx is done (nil), the
+// Bus closes (ErrClosed), a channel fails (errInterrupted), or a handler
+// error requires returning the held deliveries to the queues
+// (errRequeued).
+func (s *consumer) session(ctx context.Context, ses session) error {
+	b := s.b
+	if err := b.bounded(ses.nc, func() error { return b.declareTopology(ses.conn, false) }); err != nil {
+		return fmt.Errorf("%w: %w", errInterrupted, err)
+	}
+	q := &queueSession{c: s, ses: ses, subs: map[string]*sub{}, merged: make(chan item, b.cfg.Prefetch)}
+	// Closing the channels (bounded) returns every unacknowledged
+	// delivery to its queue, in order.
+	defer q.closeAll()
+	if err := q.sync(); err != nil {
 		return fmt.Errorf("%w: %w", errInterrupted, err)
 	}
 	dl := &deadLetterer{b: b}
@@ -131,15 +254,24 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		carry  held // a delivery that did not fit into the last batch
 		events = make([]signals.Event, 0, b.cfg.MaxBatchEvents)
 		dead   []deadLetter
+		acks   = map[*sub]uint64{}
 	)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
+	idle := time.NewTicker(drainCheck)
+	defer idle.Stop()
 	for {
 		clear(batch) // drop the references to the last bodies
 		batch = batch[:0]
 		if ctx.Err() != nil {
 			return nil
+		}
+		// Between batches: take a new assignment, drain the legacy queue.
+		if changed, err := s.between(ctx, q); err != nil {
+			return fmt.Errorf("%w: %w", errInterrupted, err)
+		} else if changed && carry.decoded && !q.current(item{s: carry.s}) {
+			carry = held{}
 		}
 		if carry.decoded {
 			batch = append(batch, carry)
@@ -150,11 +282,19 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 				return nil
 			case <-b.closing:
 				return signals.ErrClosed
-			case d, ok := <-deliveries:
-				if !ok {
-					return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+			case set, ok := <-s.assign:
+				s.setAssignment(set, ok)
+				continue
+			case <-idle.C:
+				continue
+			case it := <-q.merged:
+				if !q.current(it) {
+					continue // a stale delivery of a cancelled consumer: requeued by its channel's close
 				}
-				batch = append(batch, b.decode(d))
+				if it.closed {
+					return fmt.Errorf("%w: delivery channel of %s closed", errInterrupted, it.s.queue)
+				}
+				batch = append(batch, b.decode(it))
 			}
 		}
 		n := len(batch[0].res.Events)
@@ -163,29 +303,31 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		}
 	fill:
 		for len(batch) < b.cfg.Prefetch && n < b.cfg.MaxBatchEvents {
-			var d amqp.Delivery
-			var ok bool
+			var it item
 			if b.cfg.Linger <= 0 {
 				select {
-				case d, ok = <-deliveries:
+				case it = <-q.merged:
 				default:
 					break fill
 				}
 			} else {
 				select {
-				case d, ok = <-deliveries:
+				case it = <-q.merged:
 				case <-linger.C:
 					break fill
 				case <-ctx.Done():
 					break fill // hand over what we hold: it is the in-flight batch
 				}
 			}
-			if !ok {
-				// The channel is gone: nothing can be acknowledged, the
-				// broker redelivers the batch.
-				return fmt.Errorf("%w: delivery channel closed", errInterrupted)
+			if !q.current(it) {
+				continue
 			}
-			h := b.decode(d)
+			if it.closed {
+				// The channel is gone: nothing of it can be acknowledged,
+				// the broker redelivers the batch.
+				return fmt.Errorf("%w: delivery channel of %s closed", errInterrupted, it.s.queue)
+			}
+			h := b.decode(it)
 			if n+len(h.res.Events) > b.cfg.MaxBatchEvents {
 				carry = h // the next batch starts with it
 				break fill
@@ -198,11 +340,14 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		events = events[:0]
 		clear(dead)
 		dead = dead[:0]
+		clear(acks)
+		now := time.Now()
 		for i := range batch {
 			events = append(events, batch[i].res.Events...)
 			dead = batch[i].appendDeadLetters(dead)
+			acks[batch[i].s] = batch[i].d.DeliveryTag // tags rise per channel
+			batch[i].s.last = now
 		}
-		last := batch[len(batch)-1].d.DeliveryTag
 		if len(events) > 0 {
 			if err := s.h(s.hctx, events); err != nil {
 				wait := s.retry
@@ -210,14 +355,13 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 				b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be redelivered",
 					slog.Int("events", len(events)), slog.Int("messages", len(batch)), slog.Duration("after", wait), slog.Any("err", err))
 				sleep(ctx, wait) // cut short when ctx ends: requeue now
-				if err := ch.Nack(last, true, true); err != nil {
-					return fmt.Errorf("%w: nack: %w", errInterrupted, err)
-				}
+				// Closing the channels (deferred) returns the batch and every
+				// later delivery held to the queues, in order. A nack with
+				// requeue would not do: a quorum queue re-enqueues nacked
+				// messages at its tail, behind the later ones.
 				if ctx.Err() != nil {
 					return nil
 				}
-				// Later deliveries already held would overtake the requeued
-				// batch: close the channel (requeueing them too) and start over.
 				return errRequeued
 			}
 			s.retry = b.cfg.RetryMin
@@ -228,8 +372,10 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		if err := dl.send(dead); err != nil {
 			return fmt.Errorf("%w: dead-letter: %w", errInterrupted, err)
 		}
-		if err := ch.Ack(last, true); err != nil {
-			return fmt.Errorf("%w: ack: %w", errInterrupted, err)
+		for sb, tag := range acks {
+			if err := sb.ch.Ack(tag, true); err != nil {
+				return fmt.Errorf("%w: ack %s: %w", errInterrupted, sb.queue, err)
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -239,16 +385,17 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 
 // held is a delivery decoded for a batch.
 type held struct {
+	s       *sub // the consumer it came from
 	d       amqp.Delivery
 	res     signals.MessageResult
 	err     error // why the body as a whole does not decode
 	decoded bool  // false for the zero held
 }
 
-// decode decodes the body of d (signals.DecodeMessage).
-func (b *Bus) decode(d amqp.Delivery) held {
-	res, err := signals.DecodeMessage(d.Body, time.Now(), b.cfg.Limits)
-	return held{d: d, res: res, err: err, decoded: true}
+// decode decodes the body of the delivery of it (signals.DecodeMessage).
+func (b *Bus) decode(it item) held {
+	res, err := signals.DecodeMessage(it.d.Body, time.Now(), b.cfg.Limits)
+	return held{s: it.s, d: it.d, res: res, err: err, decoded: true}
 }
 
 // deadLetter is a message for the dead-letter exchange.

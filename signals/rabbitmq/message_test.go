@@ -18,22 +18,40 @@ import (
 	"github.com/kairoshq/kairos/signals/bustest"
 )
 
-// getAll takes every message of queue (nothing may consume it).
+// getAll takes every message of queue (nothing may consume it). It
+// consumes rather than gets: quorum queues with a single active consumer
+// refuse basic.get.
 func (a *admin) getAll(queue string) []amqp.Delivery {
 	a.t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []amqp.Delivery
-	for {
-		d, ok, err := a.ch.Get(queue, true)
-		if err != nil {
-			a.t.Fatalf("get from %s: %v", queue, err)
-		}
-		if !ok {
-			return out
-		}
-		out = append(out, d)
+	ch, err := a.conn.Channel()
+	if err != nil {
+		a.t.Fatalf("get from %s: %v", queue, err)
 	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		a.t.Fatalf("get from %s: %v", queue, err)
+	}
+	if q.Messages == 0 {
+		return nil
+	}
+	deliveries, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		a.t.Fatalf("get from %s: %v", queue, err)
+	}
+	out := make([]amqp.Delivery, 0, q.Messages)
+	timeout := time.After(10 * time.Second)
+	for len(out) < q.Messages {
+		select {
+		case d := <-deliveries:
+			out = append(out, d)
+		case <-timeout:
+			a.t.Fatalf("get from %s: %d of %d messages in 10 s", queue, len(out), q.Messages)
+		}
+	}
+	return out
 }
 
 // TestPublishWireFormat reads the published messages off the queue: one

@@ -157,7 +157,7 @@ func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	keys, msgs, err := b.pack(events, time.Now())
+	keys, msgs, err := b.pack(ctx, events, time.Now())
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 
 // pack validates and encodes events and groups them into messages (see
 // Publish); it returns the routing keys and messages in sending order.
-func (b *Bus) pack(events []signals.Event, now time.Time) ([]string, []amqp.Publishing, error) {
+func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time) ([]string, []amqp.Publishing, error) {
 	lim := b.cfg.Limits
 	maxEvents, maxBytes := b.cfg.MaxMessageEvents, lim.MaxBatchBytes
 	// Encode every event into one buffer; ends[i] is the end of event i.
@@ -176,12 +176,17 @@ func (b *Bus) pack(events []signals.Event, now time.Time) ([]string, []amqp.Publ
 	ends := make([]int, len(events))
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	// groups lists, per visitor in order of first appearance, the indexes
-	// of its events.
+	// groups lists, per routing key in order of first appearance, the
+	// indexes of its events.
 	var (
-		groups  [][]int
-		byVisit = make(map[string]int, 1)
+		groups   [][]int
+		byKey    = make(map[string]int, 1)
+		normal   []signals.Event // the normalized events, for the Router
+		visitors = make([]string, len(events))
 	)
+	if b.cfg.Router != nil {
+		normal = make([]signals.Event, len(events))
+	}
 	for i := range events {
 		e := events[i]
 		e.Normalize(now)
@@ -198,10 +203,27 @@ func (b *Bus) pack(events []signals.Event, now time.Time) ([]string, []amqp.Publ
 				&signals.FieldError{Reason: fmt.Sprintf("event is %d bytes long as JSON, more than the maximum %d", n, lim.MaxEventBytes)})
 		}
 		ends[i] = buf.Len()
-		g, ok := byVisit[e.Visitor]
+		visitors[i] = e.Visitor
+		if normal != nil {
+			normal[i] = e
+		}
+	}
+	var routes []string // routing key of each event; nil: the visitor
+	if b.cfg.Router != nil {
+		routes = b.cfg.Router.RouteKeys(ctx, normal)
+	}
+	route := func(i int) string {
+		if routes != nil {
+			return routes[i]
+		}
+		return visitors[i]
+	}
+	for i := range events {
+		k := route(i)
+		g, ok := byKey[k]
 		if !ok {
 			g = len(groups)
-			byVisit[e.Visitor] = g
+			byKey[k] = g
 			groups = append(groups, nil)
 		}
 		groups[g] = append(groups[g], i)
@@ -220,6 +242,7 @@ func (b *Bus) pack(events []signals.Event, now time.Time) ([]string, []amqp.Publ
 	)
 	emit := func(chunk []int) {
 		first := &events[chunk[0]]
+		key := route(chunk[0])
 		m := amqp.Publishing{
 			ContentType:  "application/json",
 			DeliveryMode: amqp.Persistent,
@@ -246,7 +269,7 @@ func (b *Bus) pack(events []signals.Event, now time.Time) ([]string, []amqp.Publ
 			}
 			m.Body = append(out, ']')
 		}
-		keys = append(keys, first.Visitor)
+		keys = append(keys, key)
 		msgs = append(msgs, m)
 	}
 	for _, g := range groups {

@@ -27,6 +27,7 @@ var _ signals.Bus = (*Bus)(nil)
 // stalls consumers), and re-establishes each with back-off when it drops.
 type Bus struct {
 	cfg   Config
+	urls  []string // the brokers of cfg.URL, in order
 	log   *slog.Logger
 	names names
 
@@ -48,7 +49,9 @@ type Bus struct {
 
 	hashType     string    // exchange type of the partitioned exchange; tests override it
 	fallbackOnce sync.Once // warning about the missing consistent-hash plugin
+	classicOnce  sync.Once // warning about a broker without quorum queues
 	partitioned  atomic.Bool
+	legacy       atomic.Bool // with partitions: the replica queue of the per-replica mode is to be drained
 }
 
 // names are the exchanges and queues of one prefix and replica.
@@ -110,6 +113,7 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	life, cancel := context.WithCancel(context.Background())
 	b := &Bus{
 		cfg:      cfg,
+		urls:     splitURLs(cfg.URL),
 		log:      log.With(slog.String("component", "rabbitmq"), slog.String("replica", cfg.Replica)),
 		names:    newNames(cfg.Prefix, cfg.Replica),
 		ctx:      life,
@@ -128,7 +132,11 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	b.pub = b.newLink("publish", func(conn *amqp.Connection) error { return b.declareTopology(conn, true) })
 	b.con = b.newLink("consume", nil)
 	for _, l := range []*link{b.pub, b.con} {
-		if _, err := l.wait(ctx); err != nil {
+		if err := l.waitDial(ctx); err != nil {
+			if errors.Is(err, ErrTopologyConflict) {
+				b.Close()
+				return nil, fmt.Errorf("rabbitmq: dial %s: %w", redactURL(cfg.URL), err)
+			}
 			err = fmt.Errorf("%w: rabbitmq: dial %s: %w (last error: %v)", signals.ErrUnavailable, redactURL(cfg.URL), err, l.lastErr())
 			b.Close()
 			return nil, err
@@ -204,6 +212,12 @@ type link struct {
 	// current one is closed).
 	trouble  chan struct{}
 	troubled bool
+
+	conflict     chan struct{} // closed when a set-up failed with ErrTopologyConflict
+	conflictOnce sync.Once
+
+	urlAt    int  // index in Bus.urls of the broker of the current or last connection
+	failover bool // the last connection was lost: dial the next broker first
 }
 
 // session is a usable connection of a link: the connection, its
@@ -218,7 +232,7 @@ type session struct {
 
 func (b *Bus) newLink(name string, setup func(*amqp.Connection) error) *link {
 	l := &link{b: b, name: name, setup: setup, up: make(chan struct{}),
-		err: errors.New("not connected yet"), trouble: make(chan struct{})}
+		err: errors.New("not connected yet"), trouble: make(chan struct{}), conflict: make(chan struct{})}
 	l.setTroubleLocked()
 	b.wg.Add(1)
 	go func() {
@@ -324,6 +338,7 @@ func (l *link) run() {
 		if err == nil && l.setup != nil {
 			if err = b.bounded(nc, func() error { return l.setup(conn) }); err != nil {
 				b.closeConn(conn, nc, false)
+				l.noteSetupError(err)
 			}
 		}
 		if err != nil {
@@ -349,7 +364,8 @@ func (l *link) run() {
 		l.trouble, l.troubled = make(chan struct{}), false
 		close(l.up)
 		l.mu.Unlock()
-		b.log.LogAttrs(b.ctx, slog.LevelInfo, "connected", slog.String("link", l.name), slog.Int("attempt", attempt))
+		b.log.LogAttrs(b.ctx, slog.LevelInfo, "connected", slog.String("link", l.name), slog.Int("attempt", attempt),
+			slog.String("url", redactURL(b.urls[l.urlIndex()])))
 		attempt, backoff = 0, b.cfg.ReconnectMin
 
 		var cause error
@@ -365,6 +381,7 @@ func (l *link) run() {
 		l.mu.Lock()
 		wasBlocked := l.blocked != ""
 		l.conn, l.netConn, l.err, l.blocked = nil, nil, cause, ""
+		l.failover = true // try the next broker first
 		l.up = make(chan struct{})
 		l.setTroubleLocked()
 		l.mu.Unlock()
@@ -396,8 +413,6 @@ func (l *link) watchBlocked(conn *amqp.Connection, blocked <-chan amqp.Blocking)
 			slog.Bool("blocked", bl.Active), slog.String("reason", bl.Reason))
 	}
 }
-
-func (l *link) dial() (*amqp.Connection, net.Conn, error) { return l.b.dialAs(l.name) }
 
 // closeConn closes conn within Config.CallTimeout. A blocked connection
 // is not asked (the broker reads nothing from it until it unblocks): its
@@ -474,12 +489,12 @@ func (g *callGroup) closeAndWait() {
 	g.wg.Wait()
 }
 
-// dialAs opens a connection named for its role.
-func (b *Bus) dialAs(role string) (*amqp.Connection, net.Conn, error) {
+// dialURL opens a connection to url named for its role.
+func (b *Bus) dialURL(role, url string) (*amqp.Connection, net.Conn, error) {
 	cfg := b.cfg
 	var nc net.Conn
 	dialer := amqp.DefaultDial(cfg.DialTimeout)
-	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
+	conn, err := amqp.DialConfig(url, amqp.Config{
 		Locale: "en_US",
 		Properties: amqp.Table{
 			"connection_name": fmt.Sprintf("kairos %s %s %s", cfg.Prefix, cfg.Replica, role),
@@ -492,7 +507,7 @@ func (b *Bus) dialAs(role string) (*amqp.Connection, net.Conn, error) {
 		},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", redactURL(url), err)
 	}
 	return conn, nc, nil
 }
@@ -520,15 +535,18 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 			return ch.ExchangeDeclare(n.dead, amqp.ExchangeFanout, true, false, false, false, nil)
 		}},
 		{"declare queue " + n.dead, func() error {
-			_, err := ch.QueueDeclare(n.dead, true, false, false, false, amqp.Table{
+			return b.declareQueue(conn, ch, n.dead, amqp.Table{
 				"x-max-length": int64(b.cfg.DeadLetterMaxLength), "x-overflow": "drop-head"})
-			return err
 		}},
 		{"bind queue " + n.dead, func() error { return ch.QueueBind(n.dead, "", n.dead, false, nil) }},
-		{"declare queue " + n.queue, func() error {
-			_, err := ch.QueueDeclare(n.queue, true, false, false, false, amqp.Table{"x-single-active-consumer": true})
-			return err
-		}},
+	}
+	if b.cfg.Partitions == 0 {
+		steps = append(steps, struct {
+			what string
+			do   func() error
+		}{"declare queue " + n.queue, func() error {
+			return b.declareQueue(conn, ch, n.queue, amqp.Table{"x-single-active-consumer": true})
+		}})
 	}
 	for _, t := range knownTopics {
 		ex := n.topic(t)
@@ -552,6 +570,9 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 		if hash, err = b.probeHashExchange(); err != nil {
 			return err
 		}
+	}
+	if b.cfg.Partitions > 0 {
+		return b.declarePartitions(conn, ch, hash)
 	}
 	if !hash {
 		b.fallbackOnce.Do(func() {
@@ -596,7 +617,7 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 // exchange type is a connection error (503 COMMAND_INVALID) that would
 // otherwise close the working connection.
 func (b *Bus) probeHashExchange() (bool, error) {
-	conn, nc, err := b.dialAs("probe")
+	conn, nc, err := b.dialURL("probe", b.urls[b.pub.urlIndex()])
 	if err != nil {
 		return false, err
 	}
@@ -616,18 +637,6 @@ func (b *Bus) probeHashExchange() (bool, error) {
 		return false, fmt.Errorf("declare exchange %s: %w", b.names.partitioned, err)
 	}
 	return true, nil
-}
-
-// redactURL hides the password of an AMQP URL for messages.
-func redactURL(s string) string {
-	u, err := amqp.ParseURI(s)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	if u.Password != "" {
-		u.Password = "xxxxx"
-	}
-	return u.String()
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/internal/clustertest"
+)
+
+// startReplicaPair starts two kairos serve replicas, "a" and "b", on
+// RabbitMQ amqpURL and the test Redis in namespace ns, with 8 partitions
+// and a lease TTL of 1 s, and opens the namespace's store for the test.
+func startReplicaPair(t *testing.T, amqpURL, ns string) (a, b *testServer, store *redisstore.Store) {
+	t.Helper()
+	flags := []string{"--amqp-url", amqpURL, "--redis-url", redisURL(), "--namespace", ns, "--partitions", "8", "--lease-ttl", "1s"}
+	a = startServer(t, append(flags, "--replica", "a")...)
+	b = startServer(t, append(flags, "--replica", "b")...)
+	store, err := redisstore.Open(context.Background(), redisstore.Config{URL: redisURL(), Prefix: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return a, b, store
+}
+
+// appliedEvents reads kairos_engine_events_applied_total of s.
+func appliedEvents(t *testing.T, s *testServer) float64 {
+	return metricValue(s.metrics(t), "kairos_engine_events_applied_total ")
+}
+
+// TestPartitionsEndToEnd runs two kairos serve replicas on one namespace
+// with --partitions 8: events posted to one replica's HTTP API are applied
+// by both (each consumes its share of the partitions), in order per
+// visitor; when one replica stops, the other consumes every partition and
+// the later events are applied as well.
+func TestPartitionsEndToEnd(t *testing.T) {
+	requireServices(t)
+	ns := testNamespace(t)
+	a, b, store := startReplicaPair(t, amqpURL(), ns)
+	const visitors = 40
+	var want [visitors][]string // per visitor, the posted event ids in order
+	round := 0
+	post := func() {
+		t.Helper()
+		var batch []map[string]any
+		ts := time.Now().UTC()
+		for v := range visitors {
+			id := fmt.Sprintf("pe-%d-%d", v, round)
+			batch = append(batch, map[string]any{"id": id, "type": "view", "visitor": fmt.Sprintf("pv%d", v),
+				"item": fmt.Sprintf("item%d", (v+round)%9), "ts": ts.Format(time.RFC3339Nano)})
+			want[v] = append(want[v], id)
+		}
+		round++
+		a.postEvents(t, batch)
+	}
+	applied := func(s *testServer) float64 { return appliedEvents(t, s) }
+	// Post until both replicas have applied events: the leases have met.
+	waitFor(t, 30*time.Second, "both replicas applying", func() bool {
+		post()
+		return applied(a) > 0 && applied(b) > 0
+	})
+	allApplied := func() bool {
+		ids := make([]string, visitors)
+		for v := range ids {
+			ids[v] = fmt.Sprintf("pv%d", v)
+		}
+		vs, err := store.Visitors(context.Background(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v := range vs {
+			var got []string
+			for _, h := range vs[v].History {
+				got = append(got, h.ID)
+			}
+			if !slices.Equal(got, want[v]) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 30*time.Second, "every event in each visitor's history, in order", allApplied)
+	t.Logf("replica a applied %v events, b %v", applied(a), applied(b))
+	b.stop(t)
+	before := applied(a)
+	for range 3 {
+		post()
+	}
+	waitFor(t, 30*time.Second, "the events after the stop applied by replica a, in order", allApplied)
+	if got := applied(a) - before; got != 3*visitors {
+		t.Errorf("replica a applied %v events after b stopped, want %d", got, 3*visitors)
+	}
+}
+
+// TestIdentityRoutingEndToEnd links eight devices to a user through one
+// replica's /v1/identify; the later events of the devices, posted to the
+// other replica, are all applied by one replica (the owner of the user's
+// partition), in order, onto the user's state. (Routed by device instead,
+// the eight would all land on one replica's partitions with probability
+// 2/2^8.)
+func TestIdentityRoutingEndToEnd(t *testing.T) {
+	requireServices(t)
+	testIdentityRouting(t, amqpURL(), testNamespace(t))
+}
+
+// TestIdentityRoutingCluster is TestIdentityRoutingEndToEnd on the local
+// 3-node RabbitMQ cluster (KAIROS_CLUSTER_TESTS=1), the replicas given
+// the list of the nodes' URLs (quorum partition queues).
+func TestIdentityRoutingCluster(t *testing.T) {
+	c := clustertest.Get(t)
+	requireServices(t)
+	c.WaitHealthy(t, 2*time.Minute)
+	ns := fmt.Sprintf("kt%d", rand.Uint32())
+	t.Cleanup(func() {
+		deleteRedisPrefix(redisURL(), ns)
+		deleteNamespaceQueues(c.AMQPURLs[0], ns)
+	})
+	testIdentityRouting(t, strings.Join(c.AMQPURLs, ","), ns)
+}
+
+func testIdentityRouting(t *testing.T, amqpURL, ns string) {
+	a, b, store := startReplicaPair(t, amqpURL, ns)
+	applied := func(s *testServer) float64 { return appliedEvents(t, s) }
+	round := 0
+	waitFor(t, 30*time.Second, "both replicas applying", func() bool {
+		var batch []map[string]any
+		for v := range 20 {
+			batch = append(batch, map[string]any{"id": fmt.Sprintf("warm-%d-%d", v, round), "type": "view",
+				"visitor": fmt.Sprintf("w%d", v), "item": "item1"})
+		}
+		round++
+		a.postEvents(t, batch)
+		return applied(a) > 0 && applied(b) > 0
+	})
+	devices := []string{"phone", "laptop", "tablet", "tv", "watch", "car", "office", "kiosk"}
+	for _, dev := range devices {
+		req, _ := http.NewRequest(http.MethodPost, a.base+"/v1/identify", strings.NewReader(`{"anonymous_id":"`+dev+`","user_id":"zoe"}`))
+		req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+		doJSON(t, req, http.StatusOK)
+	}
+	waitFor(t, 10*time.Second, "the devices linked to zoe", func() bool {
+		users, err := store.Resolve(context.Background(), devices)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Equal(users, slices.Repeat([]string{"zoe"}, len(devices)))
+	})
+	// Let every replica finish applying the warm-up, so that the counters
+	// move only with the devices' events.
+	var last [2]float64
+	waitFor(t, 10*time.Second, "the warm-up applied", func() bool {
+		now := [2]float64{applied(a), applied(b)}
+		done := now == last
+		last = now
+		time.Sleep(200 * time.Millisecond)
+		return done
+	})
+	var want []string
+	for i := range 24 {
+		dev := devices[i%len(devices)]
+		id := fmt.Sprintf("dev-%d", i)
+		want = append(want, id)
+		b.postEvents(t, []map[string]any{{"id": id, "type": "view", "visitor": dev, "item": fmt.Sprintf("item%d", i%5),
+			"ts": time.Now().UTC().Format(time.RFC3339Nano)}})
+	}
+	waitFor(t, 30*time.Second, "the devices' events on zoe, in order", func() bool {
+		vs, err := store.Visitors(context.Background(), []string{"user:zoe"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range vs[0].History {
+			if strings.HasPrefix(h.ID, "dev-") {
+				got = append(got, h.ID)
+			}
+		}
+		return slices.Equal(got, want)
+	})
+	da, db := applied(a)-last[0], applied(b)-last[1]
+	t.Logf("the devices' 24 events applied by replica a: %v, b: %v", da, db)
+	if !(da == 24 && db == 0 || da == 0 && db == 24) {
+		t.Errorf("the devices' events were applied %v by a and %v by b, want all 24 by one replica", da, db)
+	}
+}

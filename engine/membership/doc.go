@@ -1,0 +1,43 @@
+// Package membership keeps the set of live engine replicas with leases on
+// the store port, and assigns a fixed number of partitions to them by
+// rendezvous hashing, so that every replica computes the same owner for
+// each partition from the same member list, and a change of membership
+// moves only the partitions of the replica that left or joined.
+//
+//	m := membership.New(membership.Config{Maps: store, Replica: "r1"})
+//	owned := m.Assign(ctx, 64) // a first set, then a new one on every change
+//
+// # Leases
+//
+// Every replica writes a lease into one map of the store (storage.Maps,
+// key Config.Key, default "replicas"): field = the replica name, value =
+// the lease's deadline in Unix milliseconds, renewed every
+// Config.Interval (default 1 s) to now + Config.TTL (default 4 s). A
+// replica is live while its deadline is in the future; a replica that
+// stops cleanly deletes its field (its partitions move at once); one that
+// dies is dropped by the others when its lease runs out, so its
+// partitions are taken over within TTL + Interval. Leases long expired
+// (10 × TTL) are deleted by whichever replica sees them (guarded by their
+// value, so a renewal in between wins). The map itself expires a day after
+// the last renewal. Deadlines are compared with each reader's wall clock:
+// the replicas' clocks must agree to well under TTL (NTP).
+//
+// The store is the one kairos serve uses (Redis for a cluster; with the
+// embedded store there is one replica, which owns every partition). While
+// the store cannot be reached the last assignment stays in force; the
+// first assignment waits for the first successful renewal.
+//
+// # Assignment
+//
+// Owner(members, p) is the member with the highest score
+// hash(member, p) (rendezvous or highest-random-weight hashing, FNV-1a
+// finished with the SplitMix64 mixer): stable across processes and
+// releases, uniform, and minimal in movement: when a member leaves, only
+// its partitions move, spread over the others; when one joins, it takes
+// about 1/(n+1) of the partitions from the others.
+//
+// Two replicas may briefly disagree (one has seen a change, the other not
+// yet): both may then subscribe to a partition. The broker keeps one
+// consumer active per partition queue (single-active-consumer), so the
+// disagreement only delays the handoff; see signals/rabbitmq.
+package membership

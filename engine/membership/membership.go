@@ -1,0 +1,214 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kairoshq/kairos/engine/storage"
+)
+
+// Defaults of Config.
+const (
+	DefaultKey      = "replicas"
+	DefaultTTL      = 4 * time.Second
+	DefaultInterval = time.Second
+	// mapLife is how long the lease map outlives its last renewal.
+	mapLife = 24 * time.Hour
+	// gcAfter (in TTLs) is how long an expired lease stays before a
+	// reader deletes it.
+	gcAfter = 10
+)
+
+// Config configures a Membership.
+type Config struct {
+	// Maps stores the leases (the store of kairos serve).
+	Maps storage.Maps
+	// Replica is this replica's name (stable, unique among the live
+	// replicas).
+	Replica string
+	// Key of the lease map (default "replicas"); the store prefixes its
+	// namespace.
+	Key string
+	// TTL is how long a lease lasts without renewal (default 4 s): a dead
+	// replica's partitions move after at most TTL + Interval.
+	TTL time.Duration
+	// Interval is how often the lease is renewed and the members read
+	// (default 1 s, and below TTL/2).
+	Interval time.Duration
+	// Logger receives membership changes and store errors; nil discards.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now), for tests.
+	Now func() time.Time
+}
+
+// Defaults returns c with every zero field set.
+func (c Config) Defaults() Config {
+	if c.Key == "" {
+		c.Key = DefaultKey
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.Interval == 0 {
+		c.Interval = min(DefaultInterval, c.TTL/4)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Maps == nil {
+		errs = append(errs, errors.New("membership config: Maps is nil"))
+	}
+	if c.Replica == "" {
+		errs = append(errs, errors.New("membership config: Replica is empty"))
+	}
+	if c.TTL <= 0 || c.Interval <= 0 || c.Interval*2 > c.TTL {
+		errs = append(errs, fmt.Errorf("membership config: TTL %v, Interval %v: want 0 < 2·Interval <= TTL", c.TTL, c.Interval))
+	}
+	return errors.Join(errs...)
+}
+
+// Membership is one replica's view of the live replicas.
+type Membership struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	members []string // sorted live replicas at the last successful read
+}
+
+// New returns the Membership of cfg.Replica; it fails on an invalid cfg
+// (after Defaults).
+func New(cfg Config) (*Membership, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Membership{cfg: cfg, log: cfg.Logger.With(slog.String("component", "membership"), slog.String("replica", cfg.Replica))}, nil
+}
+
+// Members returns the live replicas seen at the last renewal, sorted.
+func (m *Membership) Members() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.members)
+}
+
+// Assign renews this replica's lease every Interval until ctx is done,
+// then deletes it, and sends on the returned channel the sorted
+// partitions of 0..n-1 this replica owns: first after the first
+// successful renewal, then whenever the set changes. The channel holds
+// the latest set only (a reader that falls behind gets the newest) and is
+// closed once the lease is deleted.
+func (m *Membership) Assign(ctx context.Context, n int) <-chan []int {
+	out := make(chan []int, 1)
+	go m.run(ctx, n, out)
+	return out
+}
+
+func (m *Membership) run(ctx context.Context, n int, out chan []int) {
+	defer close(out)
+	defer m.leave()
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	var last []int
+	sent := false
+	for {
+		members, err := m.renew(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			m.log.LogAttrs(ctx, slog.LevelWarn, "lease renewal failed; keeping the last assignment", slog.Any("err", err))
+		case err == nil:
+			owned := Owned(members, m.cfg.Replica, n)
+			if !sent || !slices.Equal(owned, last) {
+				m.log.LogAttrs(ctx, slog.LevelInfo, "partition assignment", slog.Any("members", members),
+					slog.Int("owned", len(owned)), slog.Int("partitions", n))
+				last, sent = owned, true
+				select { // replace an unread older set
+				case <-out:
+				default:
+				}
+				out <- owned
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// renew writes this replica's lease, reads every lease, deletes the long
+// expired ones and returns the live members (always including this one).
+func (m *Membership) renew(ctx context.Context) ([]string, error) {
+	c := m.cfg
+	now := c.Now()
+	var txn storage.Txn
+	txn.Set(c.Key, c.Replica, strconv.FormatInt(now.Add(c.TTL).UnixMilli(), 10))
+	txn.Expire(c.Key, now.Add(mapLife))
+	if err := c.Maps.Apply(ctx, txn); err != nil {
+		return nil, fmt.Errorf("membership: renew lease: %w", err)
+	}
+	maps, err := c.Maps.Maps(ctx, []string{c.Key})
+	if err != nil {
+		return nil, fmt.Errorf("membership: read leases: %w", err)
+	}
+	members := []string{c.Replica}
+	var stale storage.Txn
+	for name, v := range maps[0] {
+		if name == c.Replica {
+			continue
+		}
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue // not a lease of this package
+		}
+		deadline := time.UnixMilli(ms)
+		switch {
+		case deadline.After(now):
+			members = append(members, name)
+		case now.Sub(deadline) > gcAfter*c.TTL:
+			stale.IfEquals(c.Key, name, v)
+			stale.Del(c.Key, name)
+		}
+	}
+	slices.Sort(members)
+	if !stale.Empty() {
+		// A conflict means a stale lease was renewed meanwhile: keep it.
+		if err := c.Maps.Apply(ctx, stale); err != nil && ctx.Err() == nil {
+			m.log.LogAttrs(ctx, slog.LevelDebug, "stale leases not deleted", slog.Any("err", err))
+		}
+	}
+	m.mu.Lock()
+	m.members = members
+	m.mu.Unlock()
+	return members, nil
+}
+
+// leave deletes this replica's lease, so that the others take its
+// partitions at their next read instead of after TTL.
+func (m *Membership) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.TTL)
+	defer cancel()
+	var txn storage.Txn
+	txn.Del(m.cfg.Key, m.cfg.Replica)
+	if err := m.cfg.Maps.Apply(ctx, txn); err != nil {
+		m.log.LogAttrs(ctx, slog.LevelWarn, "lease not deleted; it runs out by itself", slog.Any("err", err))
+	}
+}
