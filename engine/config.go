@@ -62,7 +62,7 @@ type IndexConfig struct {
 	// MinItems is the catalog size from which the index is used (default
 	// 20,000; below it exact scoring is already fast).
 	MinItems int
-	// Lists is the number of clusters (0: √n, model.AutoLists).
+	// Lists is the number of clusters (0: 2√n, model.AutoLists).
 	Lists int
 	// Probe is the number of lists scanned per request (0: from the
 	// number of lists, model.AutoProbe).

@@ -233,7 +233,7 @@ func TestIndexEncodeLoad(t *testing.T) {
 			t.Fatalf("loaded index answers %v, built %v", c, a)
 		}
 	}
-	cents := len(indexMagic) + 16 + 4*info.Lists*17
+	cents := len(indexMagic) + 16 + 4*4*4 + 4*info.Lists*17
 	if !bytes.Equal(o2.EncodeIndex()[len(indexMagic)+16:cents], b[len(indexMagic)+16:cents]) {
 		t.Fatal("the loaded index encodes other centroids")
 	}

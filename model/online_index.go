@@ -140,16 +140,17 @@ func (o *Online) RefreshIndex(limit int) (moved, assigned int) {
 	}
 	take := min(limit, len(x.dirtyRows))
 	rows := make([]int32, 0, take)
-	aug := make([]float32, take*(k+1))
-	for _, row := range x.dirtyRows[:take] {
+	ys := make([][]float32, 0, take)
+	buf := make([]float32, take*k)
+	for j, row := range x.dirtyRows[:take] {
 		x.dirty[row>>6] &^= 1 << (uint(row) & 63)
-		if augmentRow(aug[len(rows)*(k+1):(len(rows)+1)*(k+1)], o.items.Row(int(row)), x.maxNorm) {
-			rows = append(rows, row)
-		}
+		rows = append(rows, row)
+		ys = append(ys, buf[j*k:(j+1)*k])
+		copy(ys[j], o.items.Row(int(row)))
 	}
 	x.dirtyRows = append(x.dirtyRows[:0], x.dirtyRows[take:]...)
 	o.mu.Unlock()
-	assign := assignAll(aug[:len(rows)*(k+1)], k+1, x.centroids, x.nlist)
+	assign := x.assign(ys) // bands and centroids are immutable
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ivf != x {
@@ -157,7 +158,7 @@ func (o *Online) RefreshIndex(limit int) (moved, assigned int) {
 	}
 	for j, row := range rows {
 		l := x.listOf[row]
-		if l == assign[j] || o.norms[row] == 0 {
+		if l == assign[j] || assign[j] < 0 || o.norms[row] == 0 {
 			continue
 		}
 		x.remove(row)
@@ -173,12 +174,12 @@ func (o *Online) RefreshIndex(limit int) (moved, assigned int) {
 }
 
 // indexMagic starts an encoded index.
-const indexMagic = "KIVF1"
+const indexMagic = "KIVF2"
 
-// EncodeIndex returns the index's clustering — its centroids and each
-// item's list, not the codes, which are derived from the factors — for
-// persistence beside the item factors (nil when there is no index). At
-// 1M items it is about 4 MB.
+// EncodeIndex returns the index's clustering — its norm bands, centroids
+// and each item's list, not the codes, which are derived from the factors
+// — for persistence beside the item factors (nil when there is no index).
+// At 1M items it is about 4 MB.
 func (o *Online) EncodeIndex() []byte {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
@@ -186,17 +187,24 @@ func (o *Online) EncodeIndex() []byte {
 	if x == nil {
 		return nil
 	}
-	b := make([]byte, 0, len(indexMagic)+16+4*len(x.centroids)+4*len(x.listOf))
+	b := make([]byte, 0, len(indexMagic)+16+16*len(x.bands)+4*len(x.centroids)+4*len(x.listOf))
 	b = append(b, indexMagic...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(x.k))
-	b = binary.LittleEndian.AppendUint32(b, uint32(x.nlist))
-	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x.maxNorm))
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(x.listOf)))
+	u32 := func(v uint32) { b = binary.LittleEndian.AppendUint32(b, v) }
+	u32(uint32(x.k))
+	u32(uint32(x.nlist))
+	u32(uint32(len(x.bands)))
+	u32(uint32(len(x.listOf)))
+	for _, bd := range x.bands {
+		u32(math.Float32bits(bd.upper))
+		u32(math.Float32bits(bd.m))
+		u32(uint32(bd.lo))
+		u32(uint32(bd.hi))
+	}
 	for _, c := range x.centroids {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(c))
+		u32(math.Float32bits(c))
 	}
 	for _, l := range x.listOf {
-		b = binary.LittleEndian.AppendUint32(b, uint32(l))
+		u32(uint32(l))
 	}
 	return b
 }
@@ -237,15 +245,27 @@ func decodeIndex(b []byte, k int) (*IVF, []int32, error) {
 	}
 	b = b[len(indexMagic):]
 	u32 := func() uint32 { v := binary.LittleEndian.Uint32(b); b = b[4:]; return v }
-	ek, nlist, maxNorm, n := int(u32()), int(u32()), math.Float32frombits(u32()), int(u32())
+	ek, nlist, nb, n := int(u32()), int(u32()), int(u32()), int(u32())
 	if ek != k {
 		return nil, nil, fmt.Errorf("model: encoded index has k=%d, the model %d", ek, k)
 	}
-	if nlist < 1 || len(b) != 4*(nlist*(k+1)+n) || !(maxNorm > 0) {
+	if nlist < 1 || nb < 1 || nb > nlist || len(b) != 4*(4*nb+nlist*(k+1)+n) {
 		return nil, nil, bad("truncated or inconsistent")
 	}
-	x := newIVF(k, nlist, 0)
-	x.maxNorm = maxNorm
+	x := newIVF(k, 0, 0)
+	next := 0
+	for range nb {
+		bd := ivfBand{upper: math.Float32frombits(u32()), m: math.Float32frombits(u32()), lo: int(u32()), hi: int(u32())}
+		if bd.lo != next || bd.hi < bd.lo || bd.hi > nlist || !(bd.m > 0) {
+			return nil, nil, bad("inconsistent norm bands")
+		}
+		next = bd.hi
+		x.bands = append(x.bands, bd)
+	}
+	if next != nlist {
+		return nil, nil, bad("norm bands do not cover the lists")
+	}
+	x.setLists(nlist)
 	x.centroids = make([]float32, nlist*(k+1))
 	for i := range x.centroids {
 		x.centroids[i] = math.Float32frombits(u32())
