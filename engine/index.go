@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/model"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The approximate index (model.IVF) of large catalogs.
@@ -153,6 +154,7 @@ func (e *Engine) buildIndex(ctx context.Context, o *model.Online) error {
 	if err := o.BuildIndex(ctx, model.IVFParams{Lists: e.cfg.Index.Lists, Seed: uint64(start.UnixNano())}); err != nil {
 		return err
 	}
+	e.met.indexBuilds.Inc()
 	info, _ := o.IndexInfo()
 	e.log.LogAttrs(ctx, slog.LevelInfo, "approximate index built",
 		slog.Int("items", info.Items), slog.Int("lists", info.Lists), slog.Duration("took", time.Since(start)))
@@ -160,4 +162,20 @@ func (e *Engine) buildIndex(ctx context.Context, o *model.Online) error {
 		return nil // swapped meanwhile: the next round builds the new model's
 	}
 	return e.saveIndex(ctx)
+}
+
+// registerIndexGauges exports the live index's shape.
+func (e *Engine) registerIndexGauges(reg prometheus.Registerer) {
+	gauge := func(name, help string, f func(model.IndexInfo) int) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			info, _ := e.model().IndexInfo()
+			return float64(f(info))
+		}))
+	}
+	gauge("kairos_engine_index_lists", "Clusters of the approximate index (0: none; requests are scored exactly).",
+		func(i model.IndexInfo) int { return i.Lists })
+	gauge("kairos_engine_index_items", "Items in the approximate index's lists.", func(i model.IndexInfo) int { return i.Items })
+	gauge("kairos_engine_index_overflow", "Items waiting for an index list (new items; scanned exactly by every query).",
+		func(i model.IndexInfo) int { return i.Overflow })
+	gauge("kairos_engine_index_moved", "Items moved between index lists since the last build.", func(i model.IndexInfo) int { return i.Moved })
 }

@@ -87,6 +87,7 @@ func BenchmarkServeScale(b *testing.B) {
 				top, _ := o.TopKApprox(s, dst, q, IVFSearch{})
 				return top
 			})
+			b.StopTimer()
 			info, _ := o.IndexInfo()
 			b.ReportMetric(recallAt(b, o, m.queries[:200], 10, IVFSearch{}), "recall@10")
 			b.ReportMetric(float64(AutoProbe(info.Lists)), "probed")
@@ -117,6 +118,7 @@ func BenchmarkIndexRecall(b *testing.B) {
 				dst, _ = o.TopKApprox(&s, dst, Query{Vector: users[i%len(users)], N: 10}, p)
 				i++
 			}
+			b.StopTimer()
 			b.ReportMetric(recallAt(b, o, users, 10, p), "recall@10")
 		})
 	}

@@ -205,22 +205,38 @@ func buildIVF(ctx context.Context, src rowReader, p IVFParams) (*IVF, error) {
 		return nil, err
 	}
 	x.setLists(len(x.centroids) / (k + 1))
+	// Assign every row, then lay the lists out at their final sizes (no
+	// regrowth: at 1M items the codes are 64 MB).
+	assign := make([]int32, n)
 	ys := make([][]float32, 0, buildBlock)
-	var rows []int32
 	for lo := 0; lo < n; lo += buildBlock {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		hi := min(lo+buildBlock, n)
 		src.read(lo, hi, func(t *Factors) {
-			ys, rows = ys[:0], rows[:0]
+			ys = ys[:0]
 			for i := lo; i < hi; i++ {
 				ys = append(ys, t.Row(i))
-				rows = append(rows, int32(i))
 			}
-			for j, l := range x.assign(ys) {
-				if l >= 0 {
-					x.add(rows[j], int(l), ys[j])
+			copy(assign[lo:hi], x.assign(ys))
+		})
+	}
+	sizes := make([]int, x.nlist)
+	for _, l := range assign {
+		if l >= 0 {
+			sizes[l]++
+		}
+	}
+	for l, c := range sizes {
+		x.lists[l] = ivfList{rows: make([]int32, 0, c), codes: make([]int8, 0, c*x.kp), scales: make([]float32, 0, c)}
+	}
+	for lo := 0; lo < n; lo += buildBlock {
+		hi := min(lo+buildBlock, n)
+		src.read(lo, hi, func(t *Factors) {
+			for i := lo; i < hi; i++ {
+				if assign[i] >= 0 {
+					x.add(int32(i), int(assign[i]), t.Row(i))
 				}
 			}
 		})

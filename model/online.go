@@ -589,7 +589,25 @@ func (o *Online) AddItems(deltas []ItemRowState) error {
 	return o.setItems(deltas, true)
 }
 
+// LoadItems is SetItems for loading a whole table at start: YᵀY is
+// computed once from the loaded rows (O(n·k²) through BLAS) rather than
+// corrected row by row (two rank-one updates each), which at 1M items is
+// the difference between seconds and a fraction of one.
+func (o *Online) LoadItems(states []ItemRowState) error {
+	if err := o.setItemsGram(states, false, false); err != nil {
+		return err
+	}
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.refreshGram()
+	return nil
+}
+
 func (o *Online) setItems(states []ItemRowState, add bool) error {
+	return o.setItemsGram(states, add, true)
+}
+
+func (o *Online) setItemsGram(states []ItemRowState, add, gram bool) error {
 	k := o.p.Factors
 	maxRow := -1
 	for _, s := range states {
@@ -629,11 +647,15 @@ func (o *Online) setItems(states []ItemRowState, add bool) error {
 			}
 			o.counts[s.Row] = s.Count
 		}
-		ws.replaceOuter(o.gram, old, row)
+		if gram {
+			ws.replaceOuter(o.gram, old, row)
+		}
 		o.norms[s.Row] = norm32(row)
 		o.indexUpdate(s.Row, row)
 	}
-	symmetrize(o.gram, k)
+	if gram {
+		symmetrize(o.gram, k)
+	}
 	o.version.Add(1)
 	return nil
 }
