@@ -11,7 +11,7 @@ import (
 // An exact query streams the whole item table (1M × 64 float32 is 256 MB);
 // concurrent queries are answered together so that the table is streamed
 // once per batch, not once per query, and scored by a register-blocked
-// kernel (dotsBatch: up to batchWidth queries per pass). There is no
+// kernel (dotsBatch8 for up to 8 queries, dotsBatch for up to 16). There is no
 // background goroutine: a query joins the queue, and while fewer than
 // GOMAXPROCS batches are being scored it scores the queue itself (as
 // leader) — taking up to batchWidth queries, its own or others' — until the
@@ -85,7 +85,7 @@ func (o *Online) TopKBatched(s *Scorer, dst []Scored, q Query) []Scored {
 func (o *Online) scoreBatch(s *Scorer, reqs []*batchReq) {
 	o.mu.RLock()
 	k := o.items.K
-	if len(reqs) < minBatch || k%4 != 0 {
+	if len(reqs) < minBatch || k%8 != 0 {
 		for _, r := range reqs {
 			r.res = r.s.topK(r.dst, o.items, o.norms, r.q)
 		}
@@ -108,7 +108,12 @@ func (o *Online) scoreBatchLocked(s *Scorer, reqs []*batchReq) {
 		bs.qt = make([]float32, k*batchWidth)
 		bs.scores = make([]float32, scoreChunk*batchWidth)
 	}
-	clear(bs.qt)
+	w, kernel := batchWidth, dotsBatch
+	if len(reqs) <= 8 {
+		w, kernel = 8, dotsBatch8
+	}
+	qt := bs.qt[:k*w]
+	clear(qt)
 	for j, r := range reqs {
 		r.res = r.dst[:0]
 		r.s.heap = r.s.heap[:0]
@@ -125,16 +130,16 @@ func (o *Online) scoreBatchLocked(s *Scorer, reqs []*batchReq) {
 			}
 		}
 		for d, v := range r.q.Vector {
-			bs.qt[d*batchWidth+j] = v
+			qt[d*w+j] = v
 		}
 	}
 	for start := 0; start < rows; start += scoreChunk {
 		n := min(scoreChunk, rows-start)
-		sc := bs.scores[:n*batchWidth]
-		dotsBatch(sc, o.items.Data[start*k:(start+n)*k], k, bs.qt)
+		sc := bs.scores[:n*w]
+		kernel(sc, o.items.Data[start*k:(start+n)*k], k, qt)
 		for j, r := range reqs {
 			if r.q.N > 0 {
-				bs.thr[j] = r.s.selectColumn(sc, j, start, o.norms, &r.q, bs.qn[j], bs.thr[j])
+				bs.thr[j] = r.s.selectColumn(sc, w, j, start, o.norms, &r.q, bs.qn[j], bs.thr[j])
 			}
 		}
 	}
@@ -145,13 +150,13 @@ func (o *Online) scoreBatchLocked(s *Scorer, reqs []*batchReq) {
 	}
 }
 
-// selectColumn pushes column j of a chunk of batch scores (rows start…)
-// into s's heap, as topK does, and returns the new threshold.
-func (s *Scorer) selectColumn(sc []float32, j, start int, norms []float32, q *Query, qn, threshold float32) float32 {
+// selectColumn pushes column j of a chunk of batch scores (w columns,
+// rows start…) into s's heap, as topK does, and returns the new threshold.
+func (s *Scorer) selectColumn(sc []float32, w, j, start int, norms []float32, q *Query, qn, threshold float32) float32 {
 	h := s.heap
-	n := len(sc) / batchWidth
+	n := len(sc) / w
 	for r := range n {
-		v := sc[r*batchWidth+j]
+		v := sc[r*w+j]
 		if !(v > threshold) && len(h) == q.N {
 			continue
 		}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -51,11 +52,14 @@ func TestScoreBatchMatchesTopK(t *testing.T) {
 		qs[j] = q
 		reqs[j] = &batchReq{s: &scorers[j], q: q, done: make(chan struct{}, 1)}
 	}
-	var leader Scorer
-	o.scoreBatch(&leader, reqs)
 	var s Scorer
-	for j, r := range reqs {
-		sameTop(t, "query", r.res, o.TopK(&s, nil, qs[j]))
+	for _, size := range []int{batchWidth, 6} { // the 16- and the 8-column kernel
+		var leader Scorer
+		o.scoreBatch(&leader, reqs[:size])
+		for j, r := range reqs[:size] {
+			<-r.done
+			sameTop(t, fmt.Sprintf("batch of %d, query %d", size, j), r.res, o.TopK(&s, nil, qs[j]))
+		}
 	}
 }
 

@@ -28,7 +28,7 @@ import (
 // a 0; spherical k-means on the augmented items then groups items whose
 // inner products with any query are alike. One M for all items would
 // leave the many short items dominated by their augmented coordinate, so
-// items are split into norm bands (quartiles), each augmented with its
+// items are split into norm bands (octiles), each augmented with its
 // own M and clustered into its own lists (norm ranging, Yan et al. 2018);
 // a list's score for a query is M·(q·c) over the item part of its
 // centroid c, an estimate of its items' inner products comparable across

@@ -95,3 +95,63 @@ binner:
 	JNZ     brow
 	VZEROUPPER
 	RET
+
+// func dotsBatch8AVX2(dst *float32, rows *float32, n, k int, qt *float32)
+// 8 queries (one YMM of the transposed query block per factor), eight
+// factors per step into eight independent accumulators; k is a multiple
+// of 8.
+TEXT ·dotsBatch8AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ rows+8(FP), DX
+	MOVQ n+16(FP), CX
+	MOVQ k+24(FP), R8
+	MOVQ qt+32(FP), SI
+
+b8row:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R9, R9
+	MOVQ   SI, R10
+
+b8inner:
+	VBROADCASTSS (DX)(R9*4), Y8
+	VFMADD231PS  (R10), Y8, Y0
+	VBROADCASTSS 4(DX)(R9*4), Y9
+	VFMADD231PS  32(R10), Y9, Y1
+	VBROADCASTSS 8(DX)(R9*4), Y10
+	VFMADD231PS  64(R10), Y10, Y2
+	VBROADCASTSS 12(DX)(R9*4), Y11
+	VFMADD231PS  96(R10), Y11, Y3
+	VBROADCASTSS 16(DX)(R9*4), Y12
+	VFMADD231PS  128(R10), Y12, Y4
+	VBROADCASTSS 20(DX)(R9*4), Y13
+	VFMADD231PS  160(R10), Y13, Y5
+	VBROADCASTSS 24(DX)(R9*4), Y14
+	VFMADD231PS  192(R10), Y14, Y6
+	VBROADCASTSS 28(DX)(R9*4), Y15
+	VFMADD231PS  224(R10), Y15, Y7
+	ADDQ         $8, R9
+	ADDQ         $256, R10
+	CMPQ         R9, R8
+	JB           b8inner
+
+	VADDPS  Y1, Y0, Y0
+	VADDPS  Y3, Y2, Y2
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y7, Y6, Y6
+	VADDPS  Y2, Y0, Y0
+	VADDPS  Y6, Y4, Y4
+	VADDPS  Y4, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	LEAQ    (DX)(R8*4), DX
+	DECQ    CX
+	JNZ     b8row
+	VZEROUPPER
+	RET

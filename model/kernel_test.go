@@ -43,5 +43,13 @@ func TestKernelsAgree(t *testing.T) {
 				t.Fatalf("k=%d batch %d: %v, portable %v", k, i, fg[i], fw[i])
 			}
 		}
+		f8w, f8g := make([]float32, n*8), make([]float32, n*8)
+		dotsBatch8Go(f8w, rows, k, qt[:k*8])
+		dotsBatch8(f8g, rows, k, qt[:k*8])
+		for i := range f8w {
+			if math.Abs(float64(f8w[i]-f8g[i])) > 1e-4*math.Sqrt(float64(k)) {
+				t.Fatalf("k=%d batch8 %d: %v, portable %v", k, i, f8g[i], f8w[i])
+			}
+		}
 	}
 }
