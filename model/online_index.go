@@ -224,6 +224,15 @@ func (o *Online) LoadIndex(b []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	x.grow(o.items.Rows())
+	sizes := make([]int, x.nlist)
+	for row, l := range rows {
+		if l >= 0 && row < o.items.Rows() && o.norms[row] != 0 {
+			sizes[l]++
+		}
+	}
+	for l, c := range sizes {
+		x.lists[l] = ivfList{rows: make([]int32, 0, c), codes: make([]int8, 0, c*x.kp), scales: make([]float32, 0, c)}
+	}
 	for row := range o.items.Rows() {
 		if o.norms[row] == 0 {
 			continue
