@@ -486,11 +486,15 @@ func quantize(dst []int8, y []float32) float32 {
 	if m == 0 {
 		return 0
 	}
-	s := m / 127
+	inv := 127 / m
 	for f, v := range y {
-		dst[f] = int8(math.Round(float64(v / s)))
+		if r := v * inv; r >= 0 { // round half away from zero; |r| ≤ 127
+			dst[f] = int8(r + 0.5)
+		} else {
+			dst[f] = int8(r - 0.5)
+		}
 	}
-	return s
+	return m / 127
 }
 
 func abs32(v float32) float32 {

@@ -40,3 +40,21 @@ func TestLoadItemsMatchesSetItems(t *testing.T) {
 		t.Fatal("LoadItems accepted a row of the wrong length")
 	}
 }
+
+// quantize keeps every factor within half a step of its code.
+func TestQuantizeError(t *testing.T) {
+	m := clusteredModel(200, 64, 5, 22)
+	codes := make([]int8, padK(64))
+	for i := range 200 {
+		y := m.Items.Row(i)
+		s := quantize(codes, y)
+		for f, v := range y {
+			if d := math.Abs(float64(v) - float64(codes[f])*float64(s)); d > 0.5001*float64(s) {
+				t.Fatalf("row %d factor %d: %v coded %d×%v (error %v)", i, f, v, codes[f], s, d)
+			}
+		}
+	}
+	if s := quantize(codes, make([]float32, 64)); s != 0 {
+		t.Fatalf("a zero row has scale %v", s)
+	}
+}
