@@ -218,7 +218,7 @@ func (e *Engine) neighbours(o *model.Online, row int32, m int) []int32 {
 	}
 	e.candMu.Unlock()
 	var sc model.Scorer
-	top, err := o.Similar(&sc, nil, int(row), m, e.inactive, nil)
+	top, err := e.similar(o, &sc, nil, int(row), m, e.inactive)
 	if err != nil {
 		return nil
 	}

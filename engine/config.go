@@ -51,24 +51,35 @@ type Config struct {
 }
 
 // IndexConfig configures the approximate index (model.IVF) that serves
-// recommendations for large catalogs. Exact scoring streams every item's
-// factors per request; the index scores only the best clusters, with exact
-// scores and recall@10 of about 0.96 at the default probe share (README,
-// "Benchmarks").
+// recommendations and similar items for large catalogs (index.go). Exact
+// scoring streams every item's factors per request (batched across
+// concurrent requests); the index scans the int8 codes of the best lists
+// and re-ranks a shortlist exactly: recall@10 ≥ 0.95 with the automatic
+// parameters (README, "Benchmarks").
 type IndexConfig struct {
 	// Disabled turns the index off: every request is scored exactly.
 	Disabled bool
 	// MinItems is the catalog size from which the index is used (default
 	// 20,000; below it exact scoring is already fast).
 	MinItems int
-	// ProbeShare is the share of clusters scanned per request (default
-	// 0.08: recall@10 ≈ 0.96 on ALS factors of MovieLens latest-small).
-	ProbeShare float64
-	// MinProbe is the least number of clusters scanned (default 8).
-	MinProbe int
-	// RebuildEvery rebuilds the index in the background (default 10 min);
-	// it is also rebuilt when more than 10 % of the items joined since the
-	// last build (they are scanned exactly until then).
+	// Lists is the number of clusters (0: 2√n, model.AutoLists).
+	Lists int
+	// Probe is the number of lists scanned per request (0: from the
+	// number of lists, model.AutoProbe).
+	Probe int
+	// Shortlist is the number of candidates re-ranked exactly (0: from
+	// the number of results, model.AutoShortlist).
+	Shortlist int
+	// RefreshEvery is how often changed items are moved to their best
+	// list and new items assigned one (default 250 ms; until then they
+	// are scored with their current factors in their old list, or
+	// exactly in the overflow).
+	RefreshEvery time.Duration
+	// Drift is the share of the catalog moved between lists since the
+	// last build from which the index is reclustered (default 0.2).
+	Drift float64
+	// RebuildEvery reclusters the index in the background at least this
+	// often (default 1 h).
 	RebuildEvery time.Duration
 }
 
@@ -87,9 +98,9 @@ func (c Config) Defaults() Config {
 	defaults.Set(&c.Replica, "0")
 	defaults.Set(&c.StateEvery, 10*time.Second)
 	defaults.Set(&c.Index.MinItems, 20_000)
-	defaults.Set(&c.Index.ProbeShare, 0.08)
-	defaults.Set(&c.Index.MinProbe, 8)
-	defaults.Set(&c.Index.RebuildEvery, 10*time.Minute)
+	defaults.Set(&c.Index.RefreshEvery, 250*time.Millisecond)
+	defaults.Set(&c.Index.Drift, 0.2)
+	defaults.Set(&c.Index.RebuildEvery, time.Hour)
 	c.Logger = defaults.Logger(c.Logger)
 	c.Now = defaults.Clock(c.Now)
 	return c
@@ -116,11 +127,14 @@ func (c Config) Validate() error {
 	if c.StateEvery < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("state interval %v is below 100ms", c.StateEvery))
 	}
-	if !(c.Index.ProbeShare > 0 && c.Index.ProbeShare <= 1) {
-		errs = append(errs, fmt.Errorf("index probe share %v outside (0, 1]", c.Index.ProbeShare))
+	if c.Index.Lists < 0 || c.Index.Probe < 0 || c.Index.Shortlist < 0 {
+		errs = append(errs, fmt.Errorf("index: lists %d, probe %d and shortlist %d must be >= 0 (0: automatic)", c.Index.Lists, c.Index.Probe, c.Index.Shortlist))
 	}
-	if c.Index.MinProbe < 1 || c.Index.MinItems < 1 || c.Index.RebuildEvery < time.Second {
-		errs = append(errs, fmt.Errorf("index: min probe %d and min items %d must be >= 1, rebuild interval %v >= 1s", c.Index.MinProbe, c.Index.MinItems, c.Index.RebuildEvery))
+	if c.Index.MinItems < 1 || c.Index.RebuildEvery < time.Second || c.Index.RefreshEvery < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("index: min items %d must be >= 1, rebuild interval %v >= 1s, refresh interval %v >= 10ms", c.Index.MinItems, c.Index.RebuildEvery, c.Index.RefreshEvery))
+	}
+	if !(c.Index.Drift > 0 && c.Index.Drift <= 1) {
+		errs = append(errs, fmt.Errorf("index drift %v outside (0, 1]", c.Index.Drift))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("engine: invalid config: %w", errors.Join(errs...))

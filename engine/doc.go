@@ -66,7 +66,8 @@
 //     the consuming pipeline, reactors, the archive, erasure, state saves,
 //     peer deltas.
 //   - serving (serving.go; recommend.go, coldstart.go, trending.go,
-//     index.go): ranking and its caches. The ranking strategies are a
+//     index.go: the approximate index's use, upkeep and persistence):
+//     ranking and its caches. The ranking strategies are a
 //     table of rankers (strategy.go, one file each: strategy_trending.go,
 //     strategy_blend.go, strategy_als.go); Recommend asks them in order.
 //

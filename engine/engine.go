@@ -96,6 +96,7 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kairos_engine_model_generation",
 			Help: "Generation of the live model: 0 when learnt from events alone, one more with every loaded snapshot (persisted)."},
 			func() float64 { return float64(e.gen.Load()) }))
+		e.registerIndexGauges(cfg.Registerer)
 	}
 	e.learn = newLearnState(online, cfg.Params.Factors)
 	e.scorers.New = func() any { return &scratch{} }
@@ -112,6 +113,10 @@ func (e *Engine) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: load item rows: %w", err)
 	}
+	if len(e.rowOf) == 0 {
+		e.rowOf = make(map[string]int32, len(ids))
+		e.idOf = make([]string, 0, len(ids))
+	}
 	for row, id := range ids {
 		e.setRowLocked(id, int32(row))
 	}
@@ -127,13 +132,17 @@ func (e *Engine) load(ctx context.Context) error {
 		}
 		rows = append(rows, model.ItemRowState{Row: s.Row, Factors: s.Factors, Curv: s.Curv, Count: s.Count})
 	}
-	if err := e.model().SetItems(rows); err != nil {
+	states = nil // the store's copies: garbage once converted
+	if err := e.model().LoadItems(rows); err != nil {
 		return fmt.Errorf("engine: load item factors: %w", err)
 	}
 	if err := e.loadCatalog(ctx); err != nil {
 		return err
 	}
 	if err := e.loadState(ctx); err != nil {
+		return err
+	}
+	if err := e.loadIndex(ctx); err != nil {
 		return err
 	}
 	e.log.LogAttrs(ctx, slog.LevelInfo, "state loaded",

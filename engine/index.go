@@ -2,57 +2,180 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/kairoshq/kairos/model"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// nprobe returns the number of index clusters to scan, or 0 to score
+// The approximate index (model.IVF) of large catalogs.
+//
+// Run's index loop builds it in the background once the catalog has
+// IndexConfig.MinItems items (requests are scored exactly, in batches,
+// until then), keeps it fresh — every IndexConfig.RefreshEvery it checks
+// the lists of the items changed since the last check and assigns new
+// items (which every query scans exactly meanwhile) — and reclusters it
+// in the background, swapping the new one in atomically, when the items
+// moved between lists exceed IndexConfig.Drift of the catalog, the items
+// waiting for a list exceed 10 %, or IndexConfig.RebuildEvery has passed.
+// After a build the clustering (centroids and each item's list, ~4 MB at
+// 1M items) is saved as a blob; at start it is loaded with the item
+// factors, so a large catalog is served through the index from the first
+// request, without a rebuild.
+
+// blobIndex is the blob of the persisted index clustering: the model
+// generation (uvarint) then model.Online.EncodeIndex.
+const blobIndex = "engine/index"
+
+// indexSearch returns the index's search parameters, and false to score
 // exactly (index disabled, not built, or catalog too small).
-func (e *Engine) nprobe() int {
+func (e *Engine) indexSearch() (model.IVFSearch, bool) {
 	if e.cfg.Index.Disabled {
-		return 0
+		return model.IVFSearch{}, false
 	}
-	lists, _, ok := e.model().IndexStats()
-	if !ok {
-		return 0
+	info, ok := e.model().IndexInfo()
+	if !ok || info.Items+info.Overflow < e.cfg.Index.MinItems {
+		return model.IVFSearch{}, false
 	}
-	return max(e.cfg.Index.MinProbe, int(e.cfg.Index.ProbeShare*float64(lists)+0.5))
+	return model.IVFSearch{Probe: e.cfg.Index.Probe, Shortlist: e.cfg.Index.Shortlist}, true
 }
 
-// maintainIndex builds the approximate index once the catalog is large
-// enough, and rebuilds it periodically or when many items joined since.
+// topK ranks q through the index when it serves, else exactly, in a batch
+// with the concurrent exact queries.
+func (e *Engine) topK(s *scratch, dst []model.Scored, q model.Query, exact bool) []model.Scored {
+	o := e.model()
+	if p, ok := e.indexSearch(); ok && !exact {
+		top, _ := o.TopKApprox(&s.scorer, dst, q, p)
+		return top
+	}
+	return o.TopKBatched(&s.scorer, dst, q)
+}
+
+// similar returns the n items most similar to row through the index when
+// it serves, else exactly.
+func (e *Engine) similar(o *model.Online, s *model.Scorer, dst []model.Scored, row, n int, exclude model.Bitset) ([]model.Scored, error) {
+	if p, ok := e.indexSearch(); ok {
+		return o.SimilarApprox(s, dst, row, n, exclude, nil, p)
+	}
+	return o.Similar(s, dst, row, n, exclude, nil)
+}
+
+// loadIndex installs the persisted clustering when it belongs to the live
+// model's generation; otherwise the index loop builds one.
+func (e *Engine) loadIndex(ctx context.Context) error {
+	if e.cfg.Index.Disabled {
+		return nil
+	}
+	b, err := e.store.Blob(ctx, blobIndex)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("engine: load index: %w", err)
+	}
+	gen, n := binary.Uvarint(b)
+	if n <= 0 || uint32(gen) != e.gen.Load() {
+		e.log.LogAttrs(ctx, slog.LevelInfo, "stored index ignored (older model)", slog.Uint64("generation", gen))
+		return nil
+	}
+	start := time.Now()
+	if err := e.model().LoadIndex(b[n:]); err != nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "stored index ignored", slog.Any("err", err))
+		return nil
+	}
+	info, _ := e.model().IndexInfo()
+	e.log.LogAttrs(ctx, slog.LevelInfo, "approximate index loaded", slog.Int("items", info.Items),
+		slog.Int("lists", info.Lists), slog.Int("overflow", info.Overflow), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// saveIndex persists the live model's clustering.
+func (e *Engine) saveIndex(ctx context.Context) error {
+	gen := e.gen.Load()
+	enc := e.model().EncodeIndex()
+	if enc == nil {
+		return nil
+	}
+	b := append(binary.AppendUvarint(make([]byte, 0, len(enc)+5), uint64(gen)), enc...)
+	if err := e.store.PutBlob(ctx, blobIndex, b); err != nil {
+		return fmt.Errorf("engine: save index: %w", err)
+	}
+	return nil
+}
+
+// refreshBatch is the most changed items whose list one refresh checks.
+const refreshBatch = 50_000
+
+// maintainIndex builds, refreshes and reclusters the index (see above).
 func (e *Engine) maintainIndex(ctx context.Context) error {
 	if e.cfg.Index.Disabled {
 		return nil
 	}
-	check := time.NewTicker(5 * time.Second)
-	defer check.Stop()
-	var built time.Time
+	tick := time.NewTicker(e.cfg.Index.RefreshEvery)
+	defer tick.Stop()
+	built := time.Now()
 	for {
-		n := e.model().Len()
-		_, overflow, ok := e.model().IndexStats()
-		due := n >= e.cfg.Index.MinItems && (!ok || time.Since(built) >= e.cfg.Index.RebuildEvery ||
-			float64(overflow) > 0.1*float64(n))
-		if due {
-			start := time.Now()
-			if err := e.model().BuildIndex(ctx, model.IVFParams{Seed: uint64(start.UnixNano())}); err != nil {
+		o := e.model()
+		o.RefreshIndex(refreshBatch)
+		if e.indexDue(o, built) {
+			if err := e.buildIndex(ctx, o); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				e.log.LogAttrs(ctx, slog.LevelWarn, "index build failed", slog.Any("err", err))
-			} else {
-				built = time.Now()
-				lists, _, _ := e.model().IndexStats()
-				e.log.LogAttrs(ctx, slog.LevelInfo, "approximate index built",
-					slog.Int("items", n), slog.Int("lists", lists), slog.Duration("took", time.Since(start)))
 			}
+			built = time.Now()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-check.C:
+		case <-tick.C:
 		}
 	}
+}
+
+// indexDue reports whether o's index should be (re)built.
+func (e *Engine) indexDue(o *model.Online, built time.Time) bool {
+	n := o.Len()
+	if n < e.cfg.Index.MinItems {
+		return false
+	}
+	info, ok := o.IndexInfo()
+	return !ok || time.Since(built) >= e.cfg.Index.RebuildEvery ||
+		float64(info.Overflow) > 0.1*float64(n) || float64(info.Moved) > e.cfg.Index.Drift*float64(n)
+}
+
+func (e *Engine) buildIndex(ctx context.Context, o *model.Online) error {
+	start := time.Now()
+	if err := o.BuildIndex(ctx, model.IVFParams{Lists: e.cfg.Index.Lists, Seed: uint64(start.UnixNano())}); err != nil {
+		return err
+	}
+	e.met.indexBuilds.Inc()
+	info, _ := o.IndexInfo()
+	e.log.LogAttrs(ctx, slog.LevelInfo, "approximate index built",
+		slog.Int("items", info.Items), slog.Int("lists", info.Lists), slog.Duration("took", time.Since(start)))
+	if o != e.model() {
+		return nil // swapped meanwhile: the next round builds the new model's
+	}
+	return e.saveIndex(ctx)
+}
+
+// registerIndexGauges exports the live index's shape.
+func (e *Engine) registerIndexGauges(reg prometheus.Registerer) {
+	gauge := func(name, help string, f func(model.IndexInfo) int) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			info, _ := e.model().IndexInfo()
+			return float64(f(info))
+		}))
+	}
+	gauge("kairos_engine_index_lists", "Clusters of the approximate index (0: none; requests are scored exactly).",
+		func(i model.IndexInfo) int { return i.Lists })
+	gauge("kairos_engine_index_items", "Items in the approximate index's lists.", func(i model.IndexInfo) int { return i.Items })
+	gauge("kairos_engine_index_overflow", "Items waiting for an index list (new items; scanned exactly by every query).",
+		func(i model.IndexInfo) int { return i.Overflow })
+	gauge("kairos_engine_index_moved", "Items moved between index lists since the last build.", func(i model.IndexInfo) int { return i.Moved })
 }

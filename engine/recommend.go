@@ -174,7 +174,8 @@ func (e *Engine) explain(s *scratch, hist []HistoryEvent, recs []Rec) {
 }
 
 // Similar returns the n items most similar to item by cosine of their
-// factors (inactive items excluded), or ErrNotFound when the model has no
+// factors (inactive items excluded; through the approximate index for
+// large catalogs), or ErrNotFound when the model has no
 // factors for item.
 func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error) {
 	if item == "" {
@@ -192,7 +193,7 @@ func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error)
 		return nil, errs.New(ErrNotFound, "item %q has no interactions yet", item)
 	}
 	s.exclude = append(s.exclude[:0], e.inactive...)
-	top, err := e.model().Similar(&s.scorer, s.top, int(row), n, s.exclude, nil)
+	top, err := e.similar(e.model(), &s.scorer, s.top, int(row), n, s.exclude)
 	if err != nil {
 		return nil, errs.New(ErrNotFound, "item %q has no factors yet", item)
 	}

@@ -66,12 +66,7 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 	s.cand = s.cand[:0]
 	if x != nil {
 		q := model.Query{Vector: x, N: m, Exclude: s.exclude, Keep: keep}
-		var top []model.Scored
-		if np := e.nprobe(); np > 0 && !r.Exact {
-			top, _ = o.TopKApprox(&s.scorer, s.candTop, q, np)
-		} else {
-			top = o.TopK(&s.scorer, s.candTop, q)
-		}
+		top := e.topK(s, s.candTop, q, r.Exact)
 		s.candTop = top
 		for _, c := range top {
 			s.cand = append(s.cand, c.Item)

@@ -1,8 +1,10 @@
 // Package model is the mathematics of Kairos: implicit-feedback ALS (Hu,
 // Koren, Volinsky 2008) trained in batch (Train, Continue) and kept live
 // (Online: exact fold-in of a visitor, bounded item updates, Learner for
-// the engine's per-event path), factor tables, exact and approximate top-K
-// (TopK, IVF), popularity and recency-weighted trending (Trending), the
+// the engine's per-event path), factor tables, exact top-K (TopK, and
+// TopKBatched, which scores concurrent queries in one pass), the
+// approximate index (IVF: quantised scan, exact re-rank, kept fresh by
+// RefreshIndex, persisted by EncodeIndex/LoadIndex), popularity and recency-weighted trending (Trending), the
 // cold-start and popularity blend (Blend), provisional factors of new
 // items (TagPrior) and the snapshot format (Snapshot, Decode). It does no
 // I/O beyond io.Reader and io.Writer.

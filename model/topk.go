@@ -39,9 +39,11 @@ const scoreChunk = 1024
 // allocates nothing. It is not safe for concurrent use; keep one per
 // goroutine (or in a sync.Pool).
 type Scorer struct {
-	buf  [scoreChunk]float32
-	heap []Scored
-	ivf  ivfScratch
+	buf   [scoreChunk]float32
+	heap  []Scored
+	ivf   ivfScratch
+	req   batchReq      // this scorer's query in a batch (batch.go)
+	batch *batchScratch // its scratch when it leads a batch
 }
 
 // TopK returns the q.N best items for q (best first) appended to dst[:0]:

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/demo"
@@ -91,11 +92,15 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newDependencyCollector(a))
 	ecfg := engine.Config{
 		Params: cfg.Params, Weights: cfg.Weights, SessionGap: cfg.SessionGap, Replica: cfg.Replica,
-		Index: engine.IndexConfig{Disabled: !cfg.Approx}, Blend: cfg.Blend, BlendBelow: cfg.BlendBelow, Logger: a.log, Registerer: reg,
+		Index: engine.IndexConfig{Disabled: !cfg.Approx, Lists: cfg.IndexLists, Probe: cfg.IndexProbe, Shortlist: cfg.IndexShortlist}, Blend: cfg.Blend, BlendBelow: cfg.BlendBelow, Logger: a.log, Registerer: reg,
 	}
 	if a.engine, err = engine.New(ctx, ecfg, a.store, a.bus); err != nil {
 		return nil, err
 	}
+	// Loading a large catalog leaves the store's decoded copies of the
+	// item rows as garbage (hundreds of MB at 1M items): give it back now
+	// rather than holding it as resident memory until the heap regrows.
+	debug.FreeOSMemory()
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err
 	}

@@ -56,8 +56,11 @@ type serveConfig struct {
 	SessionGap time.Duration
 	Prefetch   int
 	Approx     bool
-	Blend      model.Blend
-	BlendBelow int
+	// IndexLists, IndexProbe and IndexShortlist override the approximate
+	// index's automatic parameters (0: automatic).
+	IndexLists, IndexProbe, IndexShortlist int
+	Blend                                  model.Blend
+	BlendBelow                             int
 
 	PublishableKeys []string
 	SecretKeys      []string
@@ -205,6 +208,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.float(&b.Trending, "blend-trending", b.Trending, "cold start: trending's share of the context when the page item is known (0..1)")
 	e.int(&c.BlendBelow, "blend-below", 20, "visitors with fewer learning events get the fold-in blended with the context; from this many on, the fold-in alone")
 	e.bool(&c.Approx, "approximate", true, "serve large catalogs (>= 20k items) through the approximate index")
+	e.int(&c.IndexLists, "index-lists", 0, "clusters of the approximate index (0: 2√items)")
+	e.int(&c.IndexProbe, "index-probe", 0, "index clusters scanned per request (0: 1.8·√clusters)")
+	e.int(&c.IndexShortlist, "index-shortlist", 0, "index candidates re-ranked exactly per request (0: max(50, 4·n))")
 	var pub, sec, origins string
 	e.str(&pub, "publishable-key", "", "publishable key(s), comma-separated (empty with no secret key: generated in --data-dir)")
 	e.str(&sec, "secret-key", "", "secret key(s), comma-separated")

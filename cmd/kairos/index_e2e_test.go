@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestServeLargeCatalogThroughIndex: `kairos bench seed` fills a data dir
+// with a 25k-item catalog; `kairos serve` builds the approximate index in
+// the background and then serves recommendations (agreeing with exact=true)
+// and similar items through it, takes a newly seen item into it, and after
+// a restart loads the saved index rather than clustering again.
+func TestServeLargeCatalogThroughIndex(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "seed", "--items", "25000", "--visitors", "40", "--data-dir", dir}, &out, io.Discard); code != 0 {
+		t.Fatalf("bench seed exited %d: %s", code, out.String())
+	}
+	srv := startServer(t, "--data-dir", dir, "--archive-dir", "off")
+	waitFor(t, 2*time.Minute, "the approximate index", func() bool {
+		return metricValue(srv.metrics(t), "kairos_engine_index_lists ") > 0
+	})
+	hits, total := 0, 0
+	for v := range 40 {
+		visitor := fmt.Sprintf("v%d", v)
+		approx := srv.secretJSON(t, http.MethodGet, "/v1/recommendations?visitor="+visitor+"&n=10", "", http.StatusOK)
+		exact := srv.secretJSON(t, http.MethodGet, "/v1/recommendations?visitor="+visitor+"&n=10&exact=true", "", http.StatusOK)
+		if approx["strategy"] != "als" {
+			t.Fatalf("%s: strategy %v, want als", visitor, approx["strategy"])
+		}
+		in := map[any]bool{}
+		for _, r := range exact["items"].([]any) {
+			in[r.(map[string]any)["item"]] = true
+		}
+		for _, r := range approx["items"].([]any) {
+			if in[r.(map[string]any)["item"]] {
+				hits++
+			}
+		}
+		total += len(in)
+	}
+	if recall := float64(hits) / float64(total); total == 0 || recall < 0.9 {
+		t.Fatalf("recall@10 of the index against exact=true: %d of %d", hits, total)
+	}
+	sim := srv.secretJSON(t, http.MethodGet, "/v1/items/sku-000007/similar?n=5", "", http.StatusOK)
+	items, _ := sim["items"].([]any)
+	if len(items) != 5 {
+		t.Fatalf("similar items: %v", sim)
+	}
+	for _, r := range items {
+		if r.(map[string]any)["item"] == "sku-000007" {
+			t.Fatalf("similar items include the item itself: %v", sim)
+		}
+	}
+	// A newly seen item gets factors and joins the index (the overflow at
+	// once, a list at the next refresh).
+	srv.postEvents(t, []map[string]any{{"id": "new-1", "type": "click", "visitor": "v1", "item": "sku-new"},
+		{"id": "new-2", "type": "click", "visitor": "v2", "item": "sku-new"}})
+	waitFor(t, time.Minute, "the new item in the index", func() bool {
+		m := srv.metrics(t)
+		return metricValue(m, "kairos_engine_index_items ")+metricValue(m, "kairos_engine_index_overflow ") == 25001
+	})
+	srv.stop(t)
+	again := startServer(t, "--data-dir", dir, "--archive-dir", "off")
+	m := again.metrics(t)
+	if lists, builds := metricValue(m, "kairos_engine_index_lists "), metricValue(m, "kairos_engine_index_builds_total "); lists == 0 || builds != 0 {
+		t.Fatalf("after a restart: %v index lists, %v builds; want the saved index loaded, none built", lists, builds)
+	}
+}
