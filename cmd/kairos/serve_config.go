@@ -87,6 +87,10 @@ type serveConfig struct {
 	LogLevel  string
 	LogFormat string
 	Demo      bool
+
+	// HoldoutShare is the share of visitors held out of personalization
+	// (engine/holdout; 0: off).
+	HoldoutShare float64
 }
 
 // envFlags registers flags whose defaults come from KAIROS_* variables and
@@ -209,6 +213,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "text", "text or json")
 	e.bool(&c.Demo, "demo", false, "serve the demo shop at /")
+	e.float(&c.HoldoutShare, "holdout-share", 0, "share of visitors held out of personalization (0..0.5; sticky per visitor or user): they get the non-personalized baseline on recommendations, similar items and offers, and GET /v1/holdout/results shows the lift (0: off)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -246,6 +251,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.RedisURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir is empty (needed without --redis-url)"))
+	}
+	if !(c.HoldoutShare >= 0 && c.HoldoutShare <= 0.5) {
+		errs = append(errs, fmt.Errorf("--holdout-share %v: want a share in [0, 0.5]", c.HoldoutShare))
 	}
 	if c.SessionGap < time.Second {
 		errs = append(errs, fmt.Errorf("--session-gap %v is below 1s", c.SessionGap))

@@ -17,6 +17,7 @@ import (
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine/attention"
+	"github.com/kairoshq/kairos/engine/holdout"
 )
 
 // demoBlendKappa is the cold-start κ of --demo when --blend-kappa is not
@@ -49,6 +50,21 @@ func (a *app) addAttention(_ context.Context, w *wiring) error {
 	}
 	a.engine.AddReactor(at)
 	w.deps.Attention = at
+	return nil
+}
+
+// addHoldout (kairos serve --holdout-share) creates the holdout of
+// personalization (engine/holdout) over the store, registers it with the
+// engine (it counts units and conversions per arm) and gives it to the
+// API, which serves the held-out visitors the baseline and GET
+// /v1/holdout/results.
+func (a *app) addHoldout(_ context.Context, w *wiring) error {
+	h, err := holdout.New(a.store, a.store, holdout.Config{Share: a.cfg.HoldoutShare, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("holdout: %w", err)
+	}
+	a.engine.AddReactor(h)
+	w.deps.Holdout = h
 	return nil
 }
 
