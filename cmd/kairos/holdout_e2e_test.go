@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"image"
+	"image/png"
+	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/holdout"
+	"github.com/kairoshq/kairos/signals/tracker/browsertest"
 )
 
 // TestHoldoutEmbedded and TestHoldoutRabbitRedis run kairos serve
@@ -116,4 +124,100 @@ func testHoldout(t *testing.T, srv *testServer) {
 	if res["on"] != true || res["share"].(float64) != share {
 		t.Errorf("results: on %v share %v", res["on"], res["share"])
 	}
+}
+
+// TestHoldoutDashboardInBrowser runs kairos serve --holdout-share 0.1
+// with 4,000 generated visitors — planted conversion rates of 3 % held
+// out and 6 % personalized — opens /dashboard in headless Chromium and
+// checks that the personalization panel shows the verdicts of GET
+// /v1/holdout/results. It saves a screenshot of the panel
+// (KAIROS_HOLDOUT_SCREENSHOT, default kairos-holdout-e2e.png in the
+// temporary directory; docs/holdout.png comes from here).
+func TestHoldoutDashboardInBrowser(t *testing.T) {
+	b := browsertest.Start(t, browsertest.Options{Width: 1280, Height: 1000})
+	const share = 0.1
+	srv := startServer(t, "--holdout-share", "0.1")
+	rng := rand.New(rand.NewPCG(16, 5))
+	var evs []map[string]any
+	ts := time.Now().Add(-time.Hour).UnixMilli()
+	for i := range 4000 {
+		v := fmt.Sprintf("dv-%d", i)
+		evs = append(evs, map[string]any{"id": v + "-view", "type": "view", "visitor": v, "item": fmt.Sprintf("item-%d", rng.IntN(50)), "ts": ts})
+		p := 0.06
+		if experiments.Bucket(holdout.DefaultSalt, experiments.AnonKey(v)) < share {
+			p = 0.03
+		}
+		if rng.Float64() < p {
+			evs = append(evs, map[string]any{"id": v + "-buy", "type": "conversion", "visitor": v, "value": 20 + rng.IntN(60), "ts": ts + 1000})
+		}
+	}
+	for start := 0; start < len(evs); start += 500 {
+		srv.postEvents(t, evs[start:min(start+500, len(evs))])
+	}
+	res := secretGet(t, srv.base+"/v1/holdout/results")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.Navigate(ctx, srv.base+"/dashboard"); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, b, "sk_test_0123456789abcdef")
+	want := res["conversion"].(map[string]any)["verdict"].(string)
+	if _, err := b.WaitFor(ctx, `var p = document.querySelector('#holdout .verdict'); return p && p.textContent === arguments[0]`, want); err != nil {
+		var got string
+		_ = b.ExecuteTo(ctx, &got, `return document.getElementById('p-holdout').textContent`)
+		t.Fatalf("holdout panel %q, want the verdict %q: %v", got, want, err)
+	}
+	var rows []string
+	if err := b.ExecuteTo(ctx, &rows, `return [].map.call(document.querySelectorAll('#holdout tr[data-variant]'), function (r) { return r.getAttribute('data-variant'); })`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || rows[0] != "holdout" || rows[1] != "personalized" {
+		t.Errorf("panel rows %v, want holdout then personalized, for conversion and revenue", rows)
+	}
+	t.Logf("panel verdict: %s", want)
+	logs, err := b.Logs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range logs {
+		if l.Level == "SEVERE" {
+			t.Errorf("console error: %s", l.Message)
+		}
+	}
+	shotElement(t, ctx, b, "#p-holdout", envOr("KAIROS_HOLDOUT_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-holdout-e2e.png")))
+}
+
+// shotElement saves a PNG of the element css (a crop of the viewport's
+// screenshot, quantized like the dashboard's) at path.
+func shotElement(t *testing.T, ctx context.Context, b *browsertest.Browser, css, path string) {
+	t.Helper()
+	if _, err := b.Execute(ctx, `document.querySelector(arguments[0]).scrollIntoView()`, css); err != nil {
+		t.Fatal(err)
+	}
+	var r struct{ X, Y, W, H, Scale float64 }
+	if err := b.ExecuteTo(ctx, &r, `var e = document.querySelector(arguments[0]).getBoundingClientRect();
+		return {x: e.left, y: e.top, w: e.width, h: e.height, scale: devicePixelRatio}`, css); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Scale
+	rect := image.Rect(int(r.X*s), int(r.Y*s), int((r.X+r.W)*s), int((r.Y+r.H)*s)).Intersect(img.Bounds())
+	sub := img.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(rect)
+	var out bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, quantize(sub)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of %s: %s (%d×%d, %d KB)", css, path, rect.Dx(), rect.Dy(), out.Len()/1024)
 }
