@@ -101,6 +101,10 @@ type Deps struct {
 	// /v1/offers and /v1/recommendations (engine/experiments; see
 	// experiments.go).
 	Experiments Experiments
+	// Rotation, when set, serves the rotation= and page= parameters of
+	// GET /v1/recommendations (engine/rotation): recently shown items
+	// demoted with a fade, and paging with a next token.
+	Rotation Rotator
 	// Holdout, when set, holds a share of visitors out of
 	// personalization on /v1/recommendations, /v1/items/{id}/similar and
 	// /v1/offers, and serves GET /v1/holdout/results (engine/holdout).

@@ -199,6 +199,19 @@
 //
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&explain=true"
 //
+// Rotation and paging (Deps.Rotation, engine/rotation): rotation= (a Go
+// duration, 0 for none, at most the layer's Max; default kairos serve
+// --rotation) demotes the items served to or seen by the visitor that
+// recently, with a linear fade back; page= is the "next" token of the
+// previous page: the next n items, never one of the earlier pages. An
+// answer of the layer (rotation= or page= given, or a default rotation)
+// carries "next" unless it is the last page. A bad, altered, expired or
+// another visitor's token is 400 naming page; so is rotation= without the
+// layer.
+//
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&rotation=30m"
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&page=$NEXT"
+//
 // GET /v1/items/{id}/similar (secret) — items similar to an item.
 //
 // Parameters: n (default 10); visitor and user (optional) place the

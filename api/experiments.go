@@ -240,13 +240,13 @@ func (s *Server) rankOffers(c echo.Context, r promo.OfferRequest) (any, error) {
 // running experiment
 // targets recommendations, the visitor's variant's parameters apply and
 // the exposure is logged.
-func (s *Server) recommend(c echo.Context, req engine.RecRequest) (any, error) {
+func (s *Server) recommend(c echo.Context, req engine.RecRequest, pg pageQuery) (any, error) {
 	ctx := c.Request().Context()
 	if out, err := s.heldOut(ctx, req.Visitor, req.User); err != nil || out {
 		if err != nil {
 			return nil, err
 		}
-		return s.recommendBaseline(ctx, req)
+		return s.recommendBaseline(ctx, req, pg)
 	}
 	var d experiments.Decision
 	ok := false
@@ -267,7 +267,7 @@ func (s *Server) recommend(c echo.Context, req engine.RecRequest) (any, error) {
 			req.ExcludeSeen = *d.Params.ExcludeSeen
 		}
 	}
-	resp, err := s.deps.Recommender.Recommend(ctx, req)
+	resp, err := s.rankRecs(ctx, req, pg)
 	if err != nil {
 		if ok {
 			_ = s.deps.Experiments.Abandon(ctx, d)

@@ -54,9 +54,9 @@ func (s *Server) heldOut(ctx context.Context, visitor, user string) (bool, error
 
 // recommendBaseline answers a held-out visitor's recommendations: the
 // trending ranking whatever the history, with no experiment.
-func (s *Server) recommendBaseline(ctx context.Context, req engine.RecRequest) (any, error) {
+func (s *Server) recommendBaseline(ctx context.Context, req engine.RecRequest, pg pageQuery) (any, error) {
 	req.Strategy, req.BlendBelow, req.Explain = engine.StrategyTrending, 0, false
-	resp, err := s.deps.Recommender.Recommend(ctx, req)
+	resp, err := s.rankRecs(ctx, req, pg)
 	if err != nil {
 		return nil, err
 	}

@@ -12,13 +12,18 @@ import (
 	"github.com/kairoshq/kairos/engine"
 )
 
-// recommendations is GET /v1/recommendations.
+// recommendations is GET /v1/recommendations (rotation= and page= go
+// through the rotation and paging layer, rotation.go).
 func (s *Server) recommendations(c echo.Context) error {
 	req, err := s.parseRecQuery(c.QueryParams())
 	if err != nil {
 		return err
 	}
-	resp, err := s.recommend(c, req) // with the visitor's variant when an experiment targets recommendations
+	pg, err := s.parsePageQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	resp, err := s.recommend(c, req, pg) // with the visitor's variant when an experiment targets recommendations
 	if err != nil {
 		return err
 	}

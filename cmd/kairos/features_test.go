@@ -21,7 +21,7 @@ func TestFeaturesEnabled(t *testing.T) {
 		}
 		return out
 	}
-	want := []string{"identity", "archive", "retrain", "stats", "experiments", "promotions", "attention"}
+	want := []string{"identity", "archive", "retrain", "stats", "experiments", "promotions", "attention", "rotation"}
 	if got := names(); !slices.Equal(got, want) {
 		t.Fatalf("features by default = %v, want %v", got, want)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine/attention"
 	"github.com/kairoshq/kairos/engine/holdout"
+	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/engine/rotation"
 )
 
 // demoBlendKappa is the cold-start κ of --demo when --blend-kappa is not
@@ -65,6 +67,27 @@ func (a *app) addHoldout(_ context.Context, w *wiring) error {
 	}
 	a.engine.AddReactor(h)
 	w.deps.Holdout = h
+	return nil
+}
+
+// addRotation creates the rotation and paging layer of
+// GET /v1/recommendations (engine/rotation) over the store, keyed by the
+// store's token secret (so every replica accepts every replica's page
+// tokens), registers it with the engine (impressions mark items seen)
+// and erases a visitor's record with the visitor.
+func (a *app) addRotation(ctx context.Context, w *wiring) error {
+	secret, err := promo.NewStore(a.store).PromoSecret(ctx)
+	if err != nil {
+		return fmt.Errorf("rotation: secret: %w", err)
+	}
+	r, err := rotation.New(a.store, rotation.Config{Default: a.cfg.Rotation, Max: a.cfg.RotationMax,
+		MaxCandidates: w.api.MaxResults, Secret: secret, Logger: a.log, Now: a.cfg.Now})
+	if err != nil {
+		return fmt.Errorf("rotation: %w", err)
+	}
+	a.engine.AddReactor(r)
+	w.deps.Rotation = r
+	w.deps.Eraser = alsoErase{name: "rotation", forget: r.ForgetVisitor, next: w.deps.Eraser}
 	return nil
 }
 

@@ -202,6 +202,7 @@
     $('experiments').replaceChildren();
     $('holdout').replaceChildren();
     holdoutSig = '';
+    holdoutOn = undefined;
     $('top-items').tBodies[0].replaceChildren();
     $('offers').tBodies[0].replaceChildren();
     $('retrains').tBodies[0].replaceChildren();
@@ -282,6 +283,7 @@
     renderTopItems(s.top_items || []);
     renderOffers(s.offers || [], s.offers_count || 0);
     renderModel(s.model);
+    holdoutOn = !!s.holdout;
     clearError('p-live');
     setStatus(true, 'live · updated ' + fmtTime(t));
   }
@@ -484,8 +486,16 @@
   // ---- the personalization holdout ----
 
   var holdoutSig = '';
+  var holdoutOn; // from the summary: undefined until the first one
 
   function pollHoldout() {
+    if (holdoutOn === undefined) return;
+    if (!holdoutOn) {
+      holdoutSig = '';
+      $('holdout').replaceChildren();
+      setHidden($('holdout-empty'), false);
+      return;
+    }
     return api('/v1/holdout/results').then(function (r) {
       clearError('p-holdout');
       setHidden($('holdout-empty'), true);
