@@ -19,8 +19,9 @@
 // its latest showing. A served page writes its items (one lazy Txn) when
 // a rotation applies to the request; an impression event with an item
 // (the tracker's, or a site's own) writes its item at the event's time.
-// The map expires Config.Max after its last write, and fields older than
-// Max are pruned when it has grown past 64 of them.
+// The map expires Config.Max after its last write, and a served page's
+// write drops the fields older than Max that its read found. A request
+// with a rotation costs one read and one write of that map.
 //
 // # The fade
 //

@@ -165,7 +165,7 @@ func (r *Rotation) Serve(ctx context.Context, req Request, rank Ranker) (engine.
 		}
 		prev, rot = t, t.rotation // a page keeps its first page's rotation
 	}
-	ages, err := r.ages(ctx, req.Visitor, rot, now)
+	ages, stale, err := r.ages(ctx, req.Visitor, rot, now)
 	if err != nil {
 		return engine.RecResponse{}, err
 	}
@@ -190,40 +190,46 @@ func (r *Rotation) Serve(ctx context.Context, req Request, rank Ranker) (engine.
 		resp.Next = r.encode(next)
 	}
 	if rot > 0 && len(page) > 0 {
-		r.record(ctx, req.Visitor, page, ages, now)
+		r.record(ctx, req.Visitor, page, stale, now)
 	}
 	return resp, nil
 }
 
 // ages reads the visitor's record: each item shown less than rot ago,
-// with the time since.
-func (r *Rotation) ages(ctx context.Context, visitor string, rot time.Duration, now time.Time) (map[string]time.Duration, error) {
+// with the time since, and the items shown Max ago or more (stale: the
+// next write drops them).
+func (r *Rotation) ages(ctx context.Context, visitor string, rot time.Duration, now time.Time) (map[string]time.Duration, []string, error) {
 	if rot <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ms, err := r.maps.Maps(ctx, []string{recordKey(visitor)})
 	if err != nil {
-		return nil, fmt.Errorf("rotation: read shown items: %w", err)
+		return nil, nil, fmt.Errorf("rotation: read shown items: %w", err)
 	}
 	out := map[string]time.Duration{}
+	var stale []string
 	for item, v := range ms[0] {
 		at, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			continue // not written by this package
-		}
-		if age := now.Sub(time.UnixMilli(at)); age < rot {
+		age := now.Sub(time.UnixMilli(at))
+		switch {
+		case err != nil || age >= r.cfg.Max:
+			stale = append(stale, item)
+		case age < rot:
 			out[item] = max(age, 0)
 		}
 	}
-	return out, nil
+	return out, stale, nil
 }
 
-// record writes the page's items as served now, and drops the items of
-// the record older than Max. A failure is logged: the page is served
-// anyway.
-func (r *Rotation) record(ctx context.Context, visitor string, page []engine.Rec, ages map[string]time.Duration, now time.Time) {
+// record writes the page's items as served now, and drops the stale
+// items of the record (shown Max ago or more), in one lazy Txn. A
+// failure is logged: the page is served anyway.
+func (r *Rotation) record(ctx context.Context, visitor string, page []engine.Rec, stale []string, now time.Time) {
 	var t storage.Txn
 	key := recordKey(visitor)
+	for _, item := range stale {
+		t.Del(key, item)
+	}
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
 	for _, rec := range page {
 		t.Set(key, rec.Item, ms)
@@ -234,26 +240,6 @@ func (r *Rotation) record(ctx context.Context, visitor string, page []engine.Rec
 	defer cancel()
 	if err := r.maps.Apply(wctx, t); err != nil {
 		r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "rotation: served items not recorded", slog.Any("err", err))
-	}
-	r.prune(wctx, key, now)
-}
-
-// prune removes the fields of key older than Max (the map as a whole
-// expires Max after its last write; this bounds it while it is written).
-func (r *Rotation) prune(ctx context.Context, key string, now time.Time) {
-	ms, err := r.maps.Maps(ctx, []string{key})
-	if err != nil || len(ms[0]) < 64 {
-		return
-	}
-	var t storage.Txn
-	for item, v := range ms[0] {
-		if at, err := strconv.ParseInt(v, 10, 64); err != nil || now.Sub(time.UnixMilli(at)) >= r.cfg.Max {
-			t.Del(key, item)
-		}
-	}
-	if !t.Empty() {
-		t.Lazy = true
-		_ = r.maps.Apply(ctx, t)
 	}
 }
 
