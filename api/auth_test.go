@@ -124,7 +124,7 @@ func TestRoutesAccess(t *testing.T) {
 		"GET /": "public", "GET /shop/*": "public",
 		"GET /v1/dashboard/summary": "secret", "GET /dashboard": "public", "GET /dashboard/*": "public",
 		"GET /v1/experiments": "secret", "POST /v1/experiments": "secret", "GET /v1/experiments/:id": "secret",
-		"PUT /v1/experiments/:id": "secret", "DELETE /v1/experiments/:id": "secret", "GET /v1/experiments/:id/results": "secret",
+		"PUT /v1/experiments/:id": "secret", "DELETE /v1/experiments/:id": "secret", "GET /v1/experiments/:id/results": "secret", "GET /v1/holdout/results": "secret",
 	}
 	got := map[string]string{}
 	for _, r := range h.s.Routes() {

@@ -47,6 +47,9 @@ type DashboardSummary struct {
 	// Model describes the live model and the last n retrains (null
 	// without Deps.Model).
 	Model *DashboardModel `json:"model"`
+	// Holdout tells whether the personalization holdout is on
+	// (Deps.Holdout: GET /v1/holdout/results answers).
+	Holdout bool `json:"holdout"`
 }
 
 // ModelReader describes the live model and its retrains for the
@@ -161,7 +164,7 @@ func (s *Server) dashboardSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := DashboardSummary{Time: s.cfg.Now().UTC(), TopItems: []engine.Rec{}, Offers: []DashboardOffer{}}
+	out := DashboardSummary{Time: s.cfg.Now().UTC(), TopItems: []engine.Rec{}, Offers: []DashboardOffer{}, Holdout: s.deps.Holdout != nil}
 	if out.Events, err = s.eventCounters(); err != nil {
 		return err
 	}

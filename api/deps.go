@@ -101,6 +101,14 @@ type Deps struct {
 	// /v1/offers and /v1/recommendations (engine/experiments; see
 	// experiments.go).
 	Experiments Experiments
+	// Rotation, when set, serves the rotation= and page= parameters of
+	// GET /v1/recommendations (engine/rotation): recently shown items
+	// demoted with a fade, and paging with a next token.
+	Rotation Rotator
+	// Holdout, when set, holds a share of visitors out of
+	// personalization on /v1/recommendations, /v1/items/{id}/similar and
+	// /v1/offers, and serves GET /v1/holdout/results (engine/holdout).
+	Holdout Holdout
 	// Attention serves GET /v1/pages/attention (engine/attention).
 	Attention AttentionReader
 	// Trending lists the top items of GET /v1/dashboard/summary (the

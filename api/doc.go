@@ -199,9 +199,24 @@
 //
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&explain=true"
 //
+// Rotation and paging (Deps.Rotation, engine/rotation): rotation= (a Go
+// duration, 0 for none, at most the layer's Max; default kairos serve
+// --rotation) demotes the items served to or seen by the visitor that
+// recently, with a linear fade back; page= is the "next" token of the
+// previous page: the next n items, never one of the earlier pages. An
+// answer of the layer (rotation= or page= given, or a default rotation)
+// carries "next" unless it is the last page. A bad, altered, expired or
+// another visitor's token is 400 naming page; so is rotation= without the
+// layer.
+//
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&rotation=30m"
+//	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&page=$NEXT"
+//
 // GET /v1/items/{id}/similar (secret) — items similar to an item.
 //
-// Parameter: n (default 10). 404 for an unknown item.
+// Parameters: n (default 10); visitor and user (optional) place the
+// request in the personalization holdout (below) or not. 404 for an
+// unknown item.
 //
 //	200 {"item": "sku-42", "items": [{"item": "sku-7", "score": 0.91}]}
 //
@@ -446,12 +461,28 @@
 // (the archive holds it; the counts are rebuilt from it); if it cannot be
 // published the request fails with 503 and is decided again next time.
 //
+// The personalization holdout (Deps.Holdout, engine/holdout; kairos serve
+// --holdout-share): a visitor in it gets the non-personalized baseline —
+// GET /v1/recommendations the trending ranking (strategy trending, else
+// catalog) whatever its history, GET /v1/items/{id}/similar?visitor=… the
+// trending items of the item's category (the item left out), GET
+// /v1/offers?visitor=… the offers ranked without its factors — and no
+// experiment; each answer adds "holdout": true.
+//
+//	GET /v1/holdout/results (secret) 200 holdout.Results: per arm (holdout first) units,
+//	                                 converters, conversions, revenue, revenue_sq, conversion
+//	                                 rate and revenue per visitor; the abtest reports of the
+//	                                 conversion rate and of the revenue per visitor (holdout as
+//	                                 the control), their verdict and inputs; 404 without a holdout
+//
+//	curl -H "Authorization: Bearer $SK" localhost:8080/v1/holdout/results | jq .verdict
+//
 // GET /dashboard (public page, secret data) — the dashboard (package
 // api/dashboard; its documentation is the manual): live events per
 // second, the top items, the offers with their CTR, each experiment's
 // verdict, SRM warning, per-variant rates with Wilson intervals and a
-// chart of the lift with its confidence sequence per look, and the
-// attention heat of a page drawn over a snapshot of it. A static page
+// chart of the lift with its confidence sequence per look, the
+// personalization lift over the holdout, and the attention heat of a page drawn over a snapshot of it. A static page
 // embedded in the binary (GET /dashboard and its files under
 // /dashboard/*: no key, no data, Content-Security-Policy, X-Frame-Options:
 // DENY). It asks for the secret key, keeps it in the tab's sessionStorage

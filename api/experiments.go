@@ -175,13 +175,26 @@ func (s *Server) experimentResults(c echo.Context) error {
 	return c.JSON(http.StatusOK, r)
 }
 
-// rankOffers ranks a visitor's offers; when a running experiment targets
+// rankOffers ranks a visitor's offers; a visitor in the personalization
+// holdout gets them ranked without its factors (and no experiment); when a
+// running experiment targets
 // the slot, the visitor's variant decides: its offer is ranked first (when
 // eligible), its campaign's offers only are ranked, a holdout gets none,
 // a variant without content gets the normal ranking. The exposure is
 // logged once the offers are ranked.
 func (s *Server) rankOffers(c echo.Context, r promo.OfferRequest) (any, error) {
 	ctx := c.Request().Context()
+	if out, err := s.heldOut(ctx, r.Visitor, r.User); err != nil || out {
+		if err != nil {
+			return nil, err
+		}
+		r.Baseline = true
+		list, err := s.deps.Offers.RankOffers(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return HeldOutOffers{OfferList: list, Holdout: true}, nil
+	}
 	if s.deps.Experiments == nil || r.Slot == "" {
 		return s.deps.Offers.RankOffers(ctx, r)
 	}
@@ -222,11 +235,19 @@ func (s *Server) rankOffers(c echo.Context, r promo.OfferRequest) (any, error) {
 	return ExperimentOffers{OfferList: list, Experiment: &d}, nil
 }
 
-// recommend answers a recommendation request; when a running experiment
+// recommend answers a recommendation request; a visitor in the
+// personalization holdout gets the baseline (recommendBaseline); when a
+// running experiment
 // targets recommendations, the visitor's variant's parameters apply and
 // the exposure is logged.
-func (s *Server) recommend(c echo.Context, req engine.RecRequest) (any, error) {
+func (s *Server) recommend(c echo.Context, req engine.RecRequest, pg pageQuery) (any, error) {
 	ctx := c.Request().Context()
+	if out, err := s.heldOut(ctx, req.Visitor, req.User); err != nil || out {
+		if err != nil {
+			return nil, err
+		}
+		return s.recommendBaseline(ctx, req, pg)
+	}
 	var d experiments.Decision
 	ok := false
 	if s.deps.Experiments != nil {
@@ -246,7 +267,7 @@ func (s *Server) recommend(c echo.Context, req engine.RecRequest) (any, error) {
 			req.ExcludeSeen = *d.Params.ExcludeSeen
 		}
 	}
-	resp, err := s.deps.Recommender.Recommend(ctx, req)
+	resp, err := s.rankRecs(ctx, req, pg)
 	if err != nil {
 		if ok {
 			_ = s.deps.Experiments.Abandon(ctx, d)

@@ -12,13 +12,18 @@ import (
 	"github.com/kairoshq/kairos/engine"
 )
 
-// recommendations is GET /v1/recommendations.
+// recommendations is GET /v1/recommendations (rotation= and page= go
+// through the rotation and paging layer, rotation.go).
 func (s *Server) recommendations(c echo.Context) error {
 	req, err := s.parseRecQuery(c.QueryParams())
 	if err != nil {
 		return err
 	}
-	resp, err := s.recommend(c, req) // with the visitor's variant when an experiment targets recommendations
+	pg, err := s.parsePageQuery(c.QueryParams())
+	if err != nil {
+		return err
+	}
+	resp, err := s.recommend(c, req, pg) // with the visitor's variant when an experiment targets recommendations
 	if err != nil {
 		return err
 	}
@@ -79,9 +84,13 @@ const maxReferrerBytes = 2048
 type SimilarResponse struct {
 	Item  string       `json:"item"`
 	Items []engine.Rec `json:"items"`
+	// Holdout is true when the visitor= of the request is in the
+	// personalization holdout: Items are then the trending items of the
+	// item's category, not its neighbours.
+	Holdout bool `json:"holdout,omitempty"`
 }
 
-// similar is GET /v1/items/{id}/similar.
+// similar is GET /v1/items/{id}/similar[?visitor=…&user=…&n=…].
 func (s *Server) similar(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -91,14 +100,34 @@ func (s *Server) similar(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	recs, err := s.deps.Recommender.Similar(c.Request().Context(), id, n)
+	// visitor and user are optional: they place the request in the
+	// personalization holdout or not.
+	visitor, err := s.idParam(c.QueryParams(), "visitor", false)
+	if err != nil {
+		return err
+	}
+	user, err := s.idParam(c.QueryParams(), "user", false)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	out, err := s.heldOut(ctx, visitor, user)
+	if err != nil {
+		return err
+	}
+	var recs []engine.Rec
+	if out {
+		recs, err = s.similarBaseline(ctx, id, visitor, user, n)
+	} else {
+		recs, err = s.deps.Recommender.Similar(ctx, id, n)
+	}
 	if err != nil {
 		return err
 	}
 	if recs == nil {
 		recs = []engine.Rec{}
 	}
-	return c.JSON(http.StatusOK, SimilarResponse{Item: id, Items: recs})
+	return c.JSON(http.StatusOK, SimilarResponse{Item: id, Items: recs, Holdout: out})
 }
 
 // idParam reads an id-like query parameter with the one id rule

@@ -112,6 +112,7 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodPut, path: "/v1/experiments/:id", access: accessSecret, handler: (*Server).putExperiment},
 		{method: http.MethodDelete, path: "/v1/experiments/:id", access: accessSecret, handler: (*Server).deleteExperiment},
 		{method: http.MethodGet, path: "/v1/experiments/:id/results", access: accessSecret, handler: (*Server).experimentResults},
+		{method: http.MethodGet, path: "/v1/holdout/results", access: accessSecret, handler: (*Server).holdoutResults},
 		{method: http.MethodGet, path: "/v1/pages/attention", access: accessSecret, handler: (*Server).pageAttention},
 		{method: http.MethodGet, path: "/v1/dashboard/summary", access: accessSecret, handler: (*Server).dashboardSummary},
 		{method: http.MethodGet, path: "/dashboard", access: accessPublic, handler: (*Server).dashboardFiles},

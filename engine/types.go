@@ -56,4 +56,7 @@ type RecResponse struct {
 	Visitor  string   `json:"visitor"`
 	Strategy Strategy `json:"strategy"`
 	Items    []Rec    `json:"items"`
+	// Next is the opaque token of the next page (set by the rotation and
+	// paging layer, engine/rotation; "" on the last page).
+	Next string `json:"next,omitempty"`
 }

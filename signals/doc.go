@@ -10,8 +10,9 @@
 //	{"id": "e-9f2c", "type": "dwell", "visitor": "v-17", "item": "sku-42",
 //	 "ts": "2026-11-23T10:15:00.250Z", "value": 1850, "page": "https://shop.example/p/42"}
 //
-// Types: view, click, like, dwell (cursor dwell in ms over a marked element,
-// the gaze proxy), scroll (depth in percent), add_to_cart, conversion (value
+// Types: view, click, like, dwell (attention in ms on a marked element, the
+// gaze proxy; its source says how it was measured: mouse pointer rest,
+// viewport visibility on a touch screen, or a resting finger), scroll (depth in percent), add_to_cart, conversion (value
 // is the revenue), impression, identify (the visitor becomes user) and exit
 // (exit intent). ts is RFC 3339 or epoch milliseconds.
 //

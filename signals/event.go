@@ -26,6 +26,13 @@ const (
 	TypeExit       Type = "exit"        // exit intent: cursor left the viewport through the top
 )
 
+// The dwell sources (Event.Source): how the tracker measured a dwell.
+const (
+	SourceMouse    = "mouse"    // the mouse pointer rested on the element (the default)
+	SourceViewport = "viewport" // the element was >= 50 % visible, page visible, scrolling stopped
+	SourceTouch    = "touch"    // a finger rested on the element
+)
+
 // Event is one visitor signal. The JSON form is the same on HTTP and on
 // RabbitMQ (see the README, "Event schema").
 type Event struct {
@@ -62,6 +69,12 @@ type Event struct {
 	// Element identifies the marked element of a dwell or click
 	// (for attention heat), e.g. "item:42" or a CSS id.
 	Element string `json:"element,omitempty"`
+	// Source is how the attention of a dwell was measured: "mouse" (the
+	// pointer rested on the element; the default when empty), "viewport"
+	// (the element was at least half visible in a visible page while
+	// scrolling had stopped) or "touch" (a finger rested on it). Only
+	// dwell events carry it; see the Source constants and Weights.
+	Source string `json:"source,omitempty"`
 	// Referrer is the document referrer of a page view.
 	Referrer string `json:"referrer,omitempty"`
 	// Props holds any further attributes (utm_*, device, …).

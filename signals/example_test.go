@@ -48,5 +48,5 @@ func ExampleWeights_Of() {
 	fmt.Println(w)
 	// Output:
 	// 2 3
-	// view=1,click=3,like=4,add_to_cart=6,conversion=10,dwell=0.5,dwell_max=5,dwell_min_ms=300
+	// view=1,click=3,like=4,add_to_cart=6,conversion=10,dwell=0.5,dwell_max=5,dwell_min_ms=300,dwell_mouse=1,dwell_touch=1,dwell_viewport=0.5
 }

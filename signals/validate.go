@@ -268,15 +268,16 @@ func (e *Event) Normalize(now time.Time) {
 // Validate checks e against the schema and the limits l (zero fields of l
 // mean their defaults) and returns nil or a *FieldError naming the first
 // offending field, in the order id, type, visitor, user, item, offer,
-// user_hash, token, session, element, page, referrer, ts, value, props. now
-// is the receive time that bounds ts.
+// user_hash, token, session, element, page, referrer, source, ts, value,
+// props. now is the receive time that bounds ts.
 //
 // Rules: id, type and visitor are required; like and add_to_cart require
 // item; click and dwell require item or offer (a click on an offer or a
 // promotion); a view without item is a page view (home, category and
 // landing pages: it feeds sessions and cold-start context but does not
 // train the model), and a conversion without item is a site-level goal
-// (an order total); identify requires user. Only events with an item
+// (an order total); identify requires user; source is allowed on dwell
+// only, as one of mouse, viewport, touch. Only events with an item
 // train the model (see Weights). Ids (id, visitor, user, item, offer,
 // session) pass CheckID: valid UTF-8 without control or bidirectional
 // control characters, at most MaxIDBytes; the visitor may not start with a
@@ -357,6 +358,9 @@ func (e *Event) validate(now time.Time, l Limits) *FieldError {
 			return err
 		}
 	}
+	if err := checkSource(e.Type, e.Source); err != nil {
+		return err
+	}
 	if err := checkTime(e.Time.Time, now, l); err != nil {
 		return err
 	}
@@ -364,6 +368,20 @@ func (e *Event) validate(now time.Time, l Limits) *FieldError {
 		return err
 	}
 	return checkProps(e.Props, l)
+}
+
+// checkSource allows a source on dwell events only, and only one of the
+// Source constants.
+func checkSource(t Type, src string) *FieldError {
+	switch {
+	case src == "":
+		return nil
+	case t != TypeDwell:
+		return fieldErr("source", "only dwell events have a source (this is a %s)", t)
+	case src == SourceMouse || src == SourceViewport || src == SourceTouch:
+		return nil
+	}
+	return fieldErr("source", "unknown source %s (valid sources: mouse, viewport, touch)", quoteShort(src))
 }
 
 func checkText(field, v string, max int) *FieldError {

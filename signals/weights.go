@@ -18,14 +18,22 @@ import (
 //	add_to_cart  6
 //	conversion  10
 //	dwell        1 per second of cursor dwell, capped at 5, and 0 below 300 ms
-//	             (a cursor passing over an item is not attention)
+//	             (a cursor passing over an item is not attention), times the
+//	             factor of the dwell's source (Event.Source):
+//	               mouse     1    the pointer rested on the element
+//	               touch     1    a finger rested on it
+//	               viewport  0.5  it was at least half visible while the page
+//	                              was visible and scrolling had stopped: a
+//	                              weaker sign of attention (everything on a
+//	                              screen is "seen"), so half the weight
 //	impression, scroll, exit, identify: 0 (not learning signals; they feed
 //	sessions, rules, offers and experiments)
 //
 // An event without Item always weighs 0. The text form, for flags and
 // environment variables, lists name=number pairs separated by commas, with
 // the names view, click, like, add_to_cart, conversion, dwell (weight per
-// second), dwell_max and dwell_min_ms; see ParseWeights. Weights implements
+// second), dwell_max, dwell_min_ms and the source factors dwell_mouse,
+// dwell_touch and dwell_viewport; see ParseWeights. Weights implements
 // flag.Value.
 type Weights struct {
 	View       float64 // weight of a view
@@ -39,6 +47,11 @@ type Weights struct {
 	DwellMax float64
 	// DwellMinMs is the shortest dwell, in ms, that counts at all.
 	DwellMinMs float64
+	// DwellMouse, DwellTouch and DwellViewport multiply the weight of a
+	// dwell measured with the mouse (or with no source), a finger or the
+	// element's visibility (Event.Source); the cap DwellMax applies
+	// before the factor.
+	DwellMouse, DwellTouch, DwellViewport float64
 }
 
 // Defaults returns the default weights listed in the Weights doc comment.
@@ -46,6 +59,7 @@ func (Weights) Defaults() Weights {
 	return Weights{
 		View: 1, Click: 2, Like: 4, AddToCart: 6, Conversion: 10,
 		DwellPerSecond: 1, DwellMax: 5, DwellMinMs: 300,
+		DwellMouse: 1, DwellTouch: 1, DwellViewport: 0.5,
 	}
 }
 
@@ -73,9 +87,21 @@ func (w Weights) Of(e *Event) float64 {
 		if !(e.Value >= w.DwellMinMs) { // also false for NaN
 			return 0
 		}
-		return math.Min(e.Value/1000*w.DwellPerSecond, w.DwellMax)
+		return math.Min(e.Value/1000*w.DwellPerSecond, w.DwellMax) * w.source(e.Source)
 	}
 	return 0
+}
+
+// source returns the factor of a dwell source (DwellMouse for an empty
+// or unknown one: Validate refuses unknown sources).
+func (w Weights) source(src string) float64 {
+	switch src {
+	case SourceTouch:
+		return w.DwellTouch
+	case SourceViewport:
+		return w.DwellViewport
+	}
+	return w.DwellMouse
 }
 
 // weightKeys lists the text-form names in order, with their fields.
@@ -91,6 +117,9 @@ var weightKeys = []struct {
 	{"dwell", func(w *Weights) *float64 { return &w.DwellPerSecond }},
 	{"dwell_max", func(w *Weights) *float64 { return &w.DwellMax }},
 	{"dwell_min_ms", func(w *Weights) *float64 { return &w.DwellMinMs }},
+	{"dwell_mouse", func(w *Weights) *float64 { return &w.DwellMouse }},
+	{"dwell_touch", func(w *Weights) *float64 { return &w.DwellTouch }},
+	{"dwell_viewport", func(w *Weights) *float64 { return &w.DwellViewport }},
 }
 
 var weightNames = func() string {
@@ -102,7 +131,7 @@ var weightNames = func() string {
 }()
 
 // String returns the text form of w with every name, e.g.
-// "view=1,click=2,like=4,add_to_cart=6,conversion=10,dwell=1,dwell_max=5,dwell_min_ms=300".
+// "view=1,click=2,like=4,add_to_cart=6,conversion=10,dwell=1,dwell_max=5,dwell_min_ms=300,dwell_mouse=1,dwell_touch=1,dwell_viewport=0.5".
 func (w Weights) String() string {
 	var b strings.Builder
 	for i, k := range weightKeys {

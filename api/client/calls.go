@@ -28,6 +28,7 @@ type Event struct {
 	Session  string            `json:"session,omitempty"`
 	Page     string            `json:"page,omitempty"`
 	Element  string            `json:"element,omitempty"`
+	Source   string            `json:"source,omitempty"` // dwell: "mouse", "viewport" or "touch"
 	Referrer string            `json:"referrer,omitempty"`
 	Props    map[string]string `json:"props,omitempty"`
 }

@@ -13,6 +13,11 @@
 //	                    verdict, SRM warning, per-variant rates with Wilson intervals,
 //	                    a chart of each variant's lift with its always-valid confidence
 //	                    sequence (a band) and fixed-horizon interval (dashed) per look
+//	personalization   GET /v1/holdout/results every 5 s while the summary's "holdout" is
+//	lift                true: the share held out, units and revenue per visitor per arm,
+//	                    and for conversion and revenue the verdict and the arms as an
+//	                    experiment's variants (the holdout is the control); an "off"
+//	                    note otherwise
 //	attention heat    GET /v1/pages/attention?page=… every 5 s for the page typed in:
 //	                    boxes labelled "6.7 % — #1" over a snapshot of the page, and the
 //	                    ranked list with bars

@@ -98,6 +98,13 @@ func (s *testServer) client() *http.Client {
 // on a free loopback port, with fixed keys.
 func startServer(t *testing.T, flags ...string) *testServer {
 	t.Helper()
+	return startServerWith(t, nil, flags...)
+}
+
+// startServerWith is startServer with the parsed configuration changed by
+// mod (nil: unchanged), e.g. to set its clock.
+func startServerWith(t *testing.T, mod func(*serveConfig), flags ...string) *testServer {
+	t.Helper()
 	// Embedded unless flags say otherwise: the test script exports
 	// KAIROS_AMQP_URL and KAIROS_REDIS_URL, which would otherwise apply.
 	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--publishable-rate", "100000",
@@ -106,7 +113,7 @@ func startServer(t *testing.T, flags ...string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startServe(t, args, ln)
+	return startServeWith(t, args, ln, mod)
 }
 
 // startServices starts kairos serve with flags on RabbitMQ and Redis
@@ -122,9 +129,19 @@ func startServices(t *testing.T, flags ...string) *testServer {
 // the listener the app opens on --addr), and stops it on cleanup.
 func startServe(tb testing.TB, args []string, ln net.Listener) *testServer {
 	tb.Helper()
+	return startServeWith(tb, args, ln, nil)
+}
+
+// startServeWith is startServe with the parsed configuration changed by
+// mod (nil: unchanged).
+func startServeWith(tb testing.TB, args []string, ln net.Listener, mod func(*serveConfig)) *testServer {
+	tb.Helper()
 	cfg, err := parseServeConfig(args, io.Discard)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, io.Discard, io.Discard)

@@ -112,6 +112,18 @@ type serveConfig struct {
 	LogLevel  string
 	LogFormat string
 	Demo      bool
+
+	// HoldoutShare is the share of visitors held out of personalization
+	// (engine/holdout; 0: off).
+	HoldoutShare float64
+
+	// Rotation is the default rotation of GET /v1/recommendations (0:
+	// none unless a request asks), RotationMax the longest one a request
+	// may ask for (engine/rotation).
+	Rotation, RotationMax time.Duration
+
+	// Now is the clock of the rotation layer (nil: time.Now); tests set it.
+	Now func() time.Time
 }
 
 // envFlags registers flags whose defaults come from KAIROS_* variables and
@@ -242,6 +254,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "text", "text or json")
 	e.bool(&c.Demo, "demo", false, "serve the demo shop at /")
+	e.dur(&c.Rotation, "rotation", 0, "default rotation of GET /v1/recommendations: items served to or seen by the visitor this recently are demoted, fading back (0: none unless the request asks with rotation=)")
+	e.dur(&c.RotationMax, "rotation-max", 24*time.Hour, "longest rotation a request may ask for; how long the items shown to a visitor are remembered")
+	e.float(&c.HoldoutShare, "holdout-share", 0, "share of visitors held out of personalization (0..0.5; sticky per visitor or user): they get the non-personalized baseline on recommendations, similar items and offers, and GET /v1/holdout/results shows the lift (0: off)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -287,6 +302,12 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.RedisWaitReplicas < 0 || c.RedisWaitReplicas > 16 {
 		errs = append(errs, fmt.Errorf("--redis-wait-replicas %d: want 0..16", c.RedisWaitReplicas))
+	}
+	if c.RotationMax < time.Second || c.Rotation < 0 || c.Rotation > c.RotationMax {
+		errs = append(errs, fmt.Errorf("--rotation %v must be in [0, --rotation-max %v], --rotation-max >= 1s", c.Rotation, c.RotationMax))
+	}
+	if !(c.HoldoutShare >= 0 && c.HoldoutShare <= 0.5) {
+		errs = append(errs, fmt.Errorf("--holdout-share %v: want a share in [0, 0.5]", c.HoldoutShare))
 	}
 	if c.SessionGap < time.Second {
 		errs = append(errs, fmt.Errorf("--session-gap %v is below 1s", c.SessionGap))

@@ -17,6 +17,9 @@ import (
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine/attention"
+	"github.com/kairoshq/kairos/engine/holdout"
+	"github.com/kairoshq/kairos/engine/promo"
+	"github.com/kairoshq/kairos/engine/rotation"
 )
 
 // demoBlendKappa is the cold-start κ of --demo when --blend-kappa is not
@@ -49,6 +52,42 @@ func (a *app) addAttention(_ context.Context, w *wiring) error {
 	}
 	a.engine.AddReactor(at)
 	w.deps.Attention = at
+	return nil
+}
+
+// addHoldout (kairos serve --holdout-share) creates the holdout of
+// personalization (engine/holdout) over the store, registers it with the
+// engine (it counts units and conversions per arm) and gives it to the
+// API, which serves the held-out visitors the baseline and GET
+// /v1/holdout/results.
+func (a *app) addHoldout(_ context.Context, w *wiring) error {
+	h, err := holdout.New(a.store, a.store, holdout.Config{Share: a.cfg.HoldoutShare, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("holdout: %w", err)
+	}
+	a.engine.AddReactor(h)
+	w.deps.Holdout = h
+	return nil
+}
+
+// addRotation creates the rotation and paging layer of
+// GET /v1/recommendations (engine/rotation) over the store, keyed by the
+// store's token secret (so every replica accepts every replica's page
+// tokens), registers it with the engine (impressions mark items seen)
+// and erases a visitor's record with the visitor.
+func (a *app) addRotation(ctx context.Context, w *wiring) error {
+	secret, err := promo.NewStore(a.store).PromoSecret(ctx)
+	if err != nil {
+		return fmt.Errorf("rotation: secret: %w", err)
+	}
+	r, err := rotation.New(a.store, rotation.Config{Default: a.cfg.Rotation, Max: a.cfg.RotationMax,
+		MaxCandidates: w.api.MaxResults, Secret: secret, Logger: a.log, Now: a.cfg.Now})
+	if err != nil {
+		return fmt.Errorf("rotation: %w", err)
+	}
+	a.engine.AddReactor(r)
+	w.deps.Rotation = r
+	w.deps.Eraser = alsoErase{name: "rotation", forget: r.ForgetVisitor, next: w.deps.Eraser}
 	return nil
 }
 

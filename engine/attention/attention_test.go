@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,28 @@ func BenchmarkReact(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		a.React(context.Background(), changes)
+	}
+}
+
+func TestEverySourceCounts(t *testing.T) {
+	a, err := attention.New(&attentiontest.Mem{}, attention.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const p = "https://shop.example/m"
+	ctx := context.Background()
+	var fresh []signals.Event
+	for i, src := range []string{"", signals.SourceMouse, signals.SourceTouch, signals.SourceViewport} {
+		ev := dwell(p, "item:"+strconv.Itoa(i), float64(100*(i+1)))
+		ev.Source = src
+		fresh = append(fresh, ev)
+	}
+	a.React(ctx, []engine.VisitorChange{{Fresh: fresh}})
+	h, err := a.Heat(ctx, p, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.TotalMs != 1000 || h.Count != 4 || h.Elements[0].Element != "item:3" {
+		t.Fatalf("heat of dwell from every source: %+v, want 1000 ms over 4 elements, the viewport one first", h)
 	}
 }

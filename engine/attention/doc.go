@@ -33,6 +33,11 @@
 //     for producers that send none, "offer:<offer>" or "item:<item>"
 //     (ElementOf).
 //
+// Every dwell source counts alike (signals.Event.Source: mouse pointer
+// rest, viewport visibility and finger rest on touch screens), so a page
+// visited mostly from phones has heat too; the learning weights, not the
+// heat, tell the sources apart.
+//
 // Dwell events without a page URL, without an element or with no dwell
 // are not counted (kairos_attention_skipped_total). Heat parses
 // "item:"/"offer:" elements back into their item or offer id, so a

@@ -689,9 +689,12 @@ func (e *Engine) RankOffers(ctx context.Context, r OfferRequest) (OfferList, err
 	if len(cs) == 0 {
 		return list, nil
 	}
-	x, err := e.prof.VisitorFactors(ctx, r.Visitor, r.User)
-	if err != nil {
-		return OfferList{}, fmt.Errorf("promo: visitor factors: %w", err)
+	var x []float32
+	var err error
+	if !r.Baseline {
+		if x, err = e.prof.VisitorFactors(ctx, r.Visitor, r.User); err != nil {
+			return OfferList{}, fmt.Errorf("promo: visitor factors: %w", err)
+		}
 	}
 	if cs, err = e.applyCaps(ctx, r.Visitor, cs, now); err != nil {
 		return OfferList{}, err

@@ -305,3 +305,27 @@ func TestOwnFactorLearnt(t *testing.T) {
 		t.Errorf("own factor not stored: %v", oc.Factors)
 	}
 }
+
+// TestBaselineRankingIgnoresFactors: with Baseline (a visitor in the
+// personalization holdout) the visitor's factors do not rank: the shoe
+// fan's matching offer is first no more often than the others.
+func TestBaselineRankingIgnoresFactors(t *testing.T) {
+	v := newEnv(t, nil)
+	v.model.factors["sku-1"] = []float32{1, 0, 0, 0}
+	v.model.factors["sku-2"] = []float32{0, 1, 0, 0}
+	v.put(t, promo.KindOffer, `{"id":"shoes","slot":"s","items":["sku-1"]}`)
+	v.put(t, promo.KindOffer, `{"id":"bags","slot":"s","items":["sku-2"]}`)
+	v.vis.set("shoefan", []float32{0.9, 0, 0, 0})
+	first := map[string]int{}
+	for range 300 {
+		l, err := v.e.RankOffers(context.Background(), promo.OfferRequest{Visitor: "shoefan", Slot: "s", N: 2, Baseline: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[l.Offers[0].ID]++
+	}
+	// Without click data θ is uniform and no affinity counts: about half each.
+	if first["shoes"] < 100 || first["shoes"] > 200 {
+		t.Errorf("baseline: shoes first %d/300 for the shoe fan, want about half (personalized: > 220)", first["shoes"])
+	}
+}

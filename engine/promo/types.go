@@ -202,6 +202,11 @@ type OfferRequest struct {
 	// Campaign, when set, keeps only the offers of that live campaign
 	// (an experiment's variant, engine/experiments).
 	Campaign string
+	// Baseline ranks without the visitor's factors: every offer's
+	// affinity is neutral, so the ranking is the offers' click-through
+	// (Thompson samples) alone — the non-personalized baseline of a
+	// visitor in the personalization holdout (engine/holdout).
+	Baseline bool
 }
 
 // OfferList is the answer to an OfferRequest, best first.

@@ -33,6 +33,7 @@ var eventShape = []struct{ name, typ, tag string }{
 	{"Session", "string", "session,omitempty"},
 	{"Page", "string", "page,omitempty"},
 	{"Element", "string", "element,omitempty"},
+	{"Source", "string", "source,omitempty"},
 	{"Referrer", "string", "referrer,omitempty"},
 	{"Props", "map[string]string", "props,omitempty"},
 }
@@ -89,6 +90,7 @@ func appendEvent(b []byte, e *signals.Event, keys []string) ([]byte, []string, e
 	b = appendOpt(b, `,"session":`, e.Session)
 	b = appendOpt(b, `,"page":`, e.Page)
 	b = appendOpt(b, `,"element":`, e.Element)
+	b = appendOpt(b, `,"source":`, e.Source)
 	b = appendOpt(b, `,"referrer":`, e.Referrer)
 	if len(e.Props) > 0 {
 		keys = keys[:0]

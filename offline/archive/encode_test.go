@@ -47,7 +47,7 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 		{"minimal", signals.Event{ID: "1", Type: "view", Visitor: "v", Time: ts}},
 		{"zero time", signals.Event{ID: "1", Type: "view", Visitor: "v"}},
 		{"all fields", signals.Event{ID: "id", Type: "dwell", Visitor: "v", User: "u", UserHash: "0a1b", Item: "i", Offer: "o", Token: "t",
-			Time: ts, Value: 1234.5, Session: "s", Page: "https://x.example/?a=1&b=<2>", Element: "item:1", Referrer: "r",
+			Time: ts, Value: 1234.5, Session: "s", Page: "https://x.example/?a=1&b=<2>", Element: "item:1", Source: "touch", Referrer: "r",
 			Props: map[string]string{"z": "1", "a": "2", "m": ""}}},
 		{"escapes", signals.Event{ID: "q\"b\\s/\b\f\n\r\t\x00\x1f\x7f", Type: "view", Visitor: "é中\u2028\u2029😀", Item: "bad\xff\xfeutf8", Time: ts}},
 		{"tiny value", signals.Event{ID: "1", Type: "view", Visitor: "v", Time: ts, Value: 1e-7}},

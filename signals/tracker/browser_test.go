@@ -230,6 +230,9 @@ func testDwell(t *testing.T, e *env) {
 	if d7.Element != "offer:7" || d7.Offer != "7" || d7.Item != "44" || d7.Token != "tok-7" || d7.Value < 550 || d7.Value > 1100 {
 		t.Errorf("dwell on offer 7: %+v, want offer:7 ≈600 ms", d7)
 	}
+	if d42.Source != "mouse" || d7.Source != "mouse" {
+		t.Errorf("dwell sources %q and %q, want mouse (a desktop: no viewport dwell)", d42.Source, d7.Source)
+	}
 	if !strings.HasPrefix(d42.Page, e.site.srv.URL+"/page") {
 		t.Errorf("dwell page %q", d42.Page)
 	}

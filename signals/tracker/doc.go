@@ -17,10 +17,13 @@
 //	data-consent        "required": send nothing until kairos.consent(true) (opt-in sites)
 //	data-promotions     "off": do not subscribe to instant promotions
 //	data-cookie-domain  domain of the visitor cookie, e.g. ".example.com" to share it
+//	                    across subdomains (default: the page's host only)
 //	data-flush-ms       how long a queued event waits for others to share its request,
 //	                    in ms (default 700, at most 600000; a full batch of 20 and
 //	                    leaving the page send at once)
-//	                    across subdomains (default: the page's host only)
+//	data-attention      "viewport": measure viewport dwell on every device; "mouse":
+//	                    never (default: on devices with a touch screen,
+//	                    navigator.maxTouchPoints > 0)
 //
 // Marking the page: elements with data-kairos-item="<item id>" and/or
 // data-kairos-offer="<offer id>" (plus data-kairos-token="<token>" for an
@@ -108,8 +111,12 @@
 //
 //	view        page view: referrer, item (the page's item; none on pages without one)
 //	click       on a marked element: item, offer, token, element ("offer:7", "item:42")
-//	dwell       value = ms the mouse pointer rested on a marked element, reported
-//	            when it leaves (>= 300 ms): item, offer, token, element, page
+//	dwell       value = ms of attention on a marked element (>= 300 ms): item, offer,
+//	            token, element, page, and source: "mouse" (the pointer rested on it,
+//	            reported when it leaves), "viewport" (it was at least half visible
+//	            while the page was visible and scrolling had stopped, reported when
+//	            it leaves the viewport or the page is hidden) or "touch" (a finger
+//	            rested on it, reported when the finger lifts or moves)
 //	scroll      value = 25, 50, 75, 100 (each once per page view)
 //	exit        the pointer left the viewport through the top (at most every 10 s)
 //	like        from kairos.track('like', {item})
@@ -122,7 +129,30 @@
 // last move counts); the time from entering a marked element to leaving it
 // (another element, the window, the page hidden or unloaded) is its dwell,
 // a single rest counting at most 30 s. With element and page, the server can
-// compute each element's share of the page's cursor dwell (attention heat).
+// compute each element's share of the page's dwell (attention heat).
+//
+// On touch screens there is no pointer to rest, so the tracker measures
+// attention in two more ways, sent as the same dwell event with its
+// source:
+//
+//   - viewport: an IntersectionObserver (threshold 0.5) follows every
+//     marked element (also those added later); the time an element is at
+//     least half visible counts while the page is visible
+//     (document.visibilityState) and the viewport is at rest — from 150 ms
+//     after the last scroll event until the next one, so items flicked
+//     past are not attention — each rest counting at most 30 s. The dwell
+//     is reported when the element leaves the viewport, and, so far, when
+//     the page is hidden (by beacon; counting resumes when it is shown
+//     again: a background tab counts nothing). It is on where
+//     navigator.maxTouchPoints > 0 (or data-attention="viewport"); on a
+//     desktop without a touch screen the mouse dwell alone is measured.
+//   - touch: the time from touchstart on a marked element until the
+//     finger lifts (touchend, touchcancel), moves more than 10 px (a
+//     scroll) or the page is hidden, at most 30 s; a tap is far below the
+//     300 ms threshold.
+//
+// The server weighs each source with its factor (signals.Weights:
+// dwell_mouse, dwell_touch, dwell_viewport; kairos serve --weights).
 //
 // Sessions end after 30 minutes without events (in any tab of the site:
 // the state lives in localStorage). The visitor id lives in a first-party
@@ -165,7 +195,7 @@
 // # Go API and build
 //
 // Script returns the embedded minified file, ScriptGzip its gzip form
-// (about 5.5 KB; the test fails above 8 KB), ETag its entity tag, and
+// (6,232 bytes; the test fails above 8 KB), ETag its entity tag, and
 // Handler serves it with ETag/If-None-Match, Cache-Control: public,
 // max-age=300 and gzip when accepted.
 //
@@ -182,5 +212,8 @@
 //
 // The browser tests run the tracker in a real headless Chromium through
 // the WebDriver client of package browsertest (see there); they skip when
-// Chromium is missing, except under CI=true.
+// Chromium is missing, except under CI=true. TestTouch runs it on an
+// emulated phone (a 390x700 mobile viewport with touch emulation,
+// Browser.EmulateMobile) and checks the viewport and touch dwell events,
+// their durations, and that a background tab counts none.
 package tracker

@@ -40,6 +40,7 @@ type wireEvent struct {
 	Page     string            `json:"page"`
 	Element  string            `json:"element"`
 	Referrer string            `json:"referrer"`
+	Source   string            `json:"source"`
 	Props    map[string]string `json:"props"`
 
 	req *eventsRequest
@@ -368,6 +369,25 @@ body { margin: 0; font: 16px sans-serif; }
 <a id="away" href="/blank">away</a>
 </body></html>`))
 
+// mobileTmpl is a phone page: a vertical list of marked cards 300 px tall
+// (m1 at 0-300, m2 at 300-600, m3 at 2100-2400) in a long page.
+var mobileTmpl = template.Must(template.New("mobile").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Mobile shop</title>
+<script>
+window.__errors = [];
+addEventListener('error', function (e) { __errors.push(String(e.message)); });
+</script>
+<script src="{{.Kairos}}/tracker.js" data-key="{{.Key}}" data-promotions="off" async></script>
+<style>body { margin: 0; font: 16px sans-serif; } .card { height: 300px; box-sizing: border-box; }</style>
+</head><body>
+<div class="card" id="m1" data-kairos-item="m1" style="background:#fdd">m1</div>
+<div class="card" id="m2" data-kairos-item="m2" style="background:#dfd">m2</div>
+<div style="height:1500px">gap</div>
+<div class="card" id="m3" data-kairos-item="m3" style="background:#ddf">m3</div>
+<div style="height:3000px">end</div>
+</body></html>`))
+
 func newSite(t *testing.T, k *kairos) *site {
 	t.Helper()
 	s := &site{}
@@ -385,6 +405,12 @@ func newSite(t *testing.T, k *kairos) *site {
 			"FlushMs": q.Get("flushms"),
 		})
 		if err != nil {
+			panic(err)
+		}
+	})
+	mux.HandleFunc("GET /mobile", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := mobileTmpl.Execute(w, map[string]any{"Kairos": k.srv.URL, "Key": testKey}); err != nil {
 			panic(err)
 		}
 	})

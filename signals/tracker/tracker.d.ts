@@ -46,6 +46,8 @@ declare namespace Kairos {
     token?: string;
     /** Dwell ms, scroll %, revenue (never negative). */
     value?: number;
+    /** Dwell only: how it was measured (the tracker's own dwell events set it). */
+    source?: 'mouse' | 'viewport' | 'touch';
     /** The element, e.g. "item:sku-42". */
     element?: string;
     /** The signed-in user (default: the one identify named). */

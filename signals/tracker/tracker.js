@@ -4,8 +4,9 @@
  *
  *   <script src="https://kairos.example/tracker.js" data-key="pk_..." async></script>
  *
- * Collects page views, clicks, cursor dwell (the gaze proxy), scroll depth,
- * exit intent, likes, impressions and identify events; sends them in batches
+ * Collects page views, clicks, dwell (the gaze proxy: the mouse pointer's
+ * rest, a finger's rest, or an element's visible time on touch screens),
+ * scroll depth, exit intent, likes, impressions and identify events; sends them in batches
  * to ${endpoint}/v1/events; renders instant promotions pushed over
  * ${endpoint}/v1/promotions/stream. Honours Do-Not-Track, Global Privacy
  * Control and kairos.consent(false). Never throws into the page.
@@ -25,6 +26,8 @@
   var MIN_DWELL = 300; // shorter dwells are not reported
   var MAX_REST = 30000; // longest pointer rest counted as attention
   var MAX_DWELL = 3600000; // the schema's maximum dwell value
+  var SCROLL_STOP = 150; // no scroll event for this long: the viewport is at rest
+  var TOUCH_SLOP = 10; // a finger moving further (px) is scrolling, not resting
   var EXIT_EVERY = 10000; // at most one exit event per 10 s
   var REQUEST_TIMEOUT = 10000;
   var MAX_QUEUE = 500;
@@ -229,7 +232,7 @@
 
   // Event fields settable through data, with their length limits (ids
   // 200, texts 2000: the schema's limits are 200 and 2048 bytes).
-  var FIELDS = { item: 200, offer: 200, user: 200, token: 2000, element: 2000, referrer: 2000, value: 1 };
+  var FIELDS = { item: 200, offer: 200, user: 200, token: 2000, element: 2000, referrer: 2000, source: 20, value: 1 };
   var MAX_PROPS = 32;
   var queue = [];
   var flushTimer = 0;
@@ -369,7 +372,10 @@
   // away); what the browser refuses is kept in localStorage for the next
   // page of this site.
   function flushAll() {
-    endDwell(perf());
+    var t = perf();
+    endDwell(t);
+    endView(t);
+    endTouch(t);
     clearTimeout(flushTimer);
     flushTimer = 0;
     clearTimeout(retryTimer);
@@ -430,6 +436,22 @@
     return w.performance && performance.now ? performance.now() : now();
   }
 
+  // stamp returns an event's own time (same clock as performance.now()),
+  // so that a busy main thread does not stretch a measured dwell.
+  function stamp(e) {
+    return e.timeStamp > 0 && e.timeStamp < 1e11 ? e.timeStamp : perf();
+  }
+
+  // attend records ms of dwell on el, measured by source, when it is long
+  // enough to be attention.
+  function attend(el, ms, source) {
+    if (ms < MIN_DWELL) return;
+    var f = describe(el);
+    f.value = Math.min(Math.round(ms), MAX_DWELL);
+    f.source = source;
+    emit('dwell', f);
+  }
+
   // Dwell: the element under the mouse pointer is sampled at most every
   // SAMPLE_MS (with a trailing sample, so the last move always counts);
   // the time between entering and leaving a marked element is its dwell,
@@ -444,9 +466,7 @@
   var pendingAt = 0;
   function onMove(e) {
     if (e.pointerType && e.pointerType !== 'mouse') return;
-    // The event's own time (same clock as performance.now()), so that a
-    // busy main thread does not stretch the measured dwell.
-    var t = e.timeStamp > 0 && e.timeStamp < 1e11 ? e.timeStamp : perf();
+    var t = stamp(e);
     if (t - lastSample < SAMPLE_MS) {
       pending = e.target;
       pendingAt = t;
@@ -483,18 +503,94 @@
     var el = cur;
     cur = null;
     acc += Math.min(Math.max(0, t - curLast), MAX_REST);
-    if (acc >= MIN_DWELL) {
-      var f = describe(el);
-      f.value = Math.min(Math.round(acc), MAX_DWELL);
-      emit('dwell', f);
-    }
+    attend(el, acc, 'mouse');
     acc = 0;
+  }
+
+  // ---- attention on touch screens ----
+  // Viewport dwell (on devices with a touch screen, or data-attention=
+  // "viewport"): the time a marked element is at least half visible while
+  // the page is visible and the viewport at rest (SCROLL_STOP after the
+  // last scroll event), each rest counting at most MAX_REST; reported when
+  // the element leaves the viewport or the page is hidden or left. Touch
+  // dwell: the time a finger rests on a marked element, until it lifts or
+  // moves more than TOUCH_SLOP px.
+  var mode = attr('attention');
+  var viewOn = mode === 'viewport' || (mode !== 'mouse' && nav.maxTouchPoints > 0);
+  var vio = null;
+  var inView = []; // {el, acc, since}; since < 0 while not counting
+  var still = true;
+  var stillTimer = 0;
+
+  function counting() {
+    return still && d.visibilityState !== 'hidden';
+  }
+  function rest(v, t) {
+    if (v.since >= 0) v.acc += Math.min(Math.max(0, t - v.since), MAX_REST);
+    v.since = -1;
+  }
+  function pauseView(t) {
+    inView.forEach(function (v) { rest(v, t); });
+  }
+  function resumeView(t) {
+    if (counting()) inView.forEach(function (v) { if (v.since < 0) v.since = t; });
+  }
+  function endView(t) {
+    inView.forEach(function (v) {
+      rest(v, t);
+      attend(v.el, v.acc, 'viewport');
+      v.acc = 0;
+    });
+  }
+  function onView(entries) {
+    entries.forEach(function (en) {
+      var i = -1;
+      for (var j = 0; j < inView.length; j++) if (inView[j].el === en.target) i = j;
+      if (en.isIntersecting && en.intersectionRatio >= 0.5) {
+        if (i < 0) inView.push({ el: en.target, acc: 0, since: counting() ? en.time : -1 });
+      } else if (i >= 0) {
+        var v = inView.splice(i, 1)[0];
+        rest(v, en.time);
+        attend(v.el, v.acc, 'viewport');
+      }
+    });
+  }
+  function moving(e) {
+    if (still) pauseView(stamp(e));
+    still = false;
+    clearTimeout(stillTimer);
+    stillTimer = setTimeout(safe(function () {
+      still = true;
+      resumeView(perf());
+    }), SCROLL_STOP);
+  }
+
+  var touch = null; // {el, t, x, y}: the finger resting on a marked element
+  function onTouchStart(e) {
+    var t = stamp(e);
+    endTouch(t);
+    var el = marked(e.target);
+    var p = e.touches[0];
+    if (el && p && e.touches.length === 1) touch = { el: el, t: t, x: p.clientX, y: p.clientY };
+  }
+  function onTouchMove(e) {
+    var p = e.touches[0];
+    if (touch && p && Math.abs(p.clientX - touch.x) + Math.abs(p.clientY - touch.y) > TOUCH_SLOP) endTouch(stamp(e));
+  }
+  function onTouchEnd(e) {
+    endTouch(stamp(e));
+  }
+  function endTouch(t) {
+    if (!touch) return;
+    var x = touch;
+    touch = null;
+    attend(x.el, Math.min(Math.max(0, t - x.t), MAX_REST), 'touch');
   }
 
   var lastExit = -1e9;
   function onOut(e) {
     if (e.relatedTarget) return;
-    var t = e.timeStamp > 0 && e.timeStamp < 1e11 ? e.timeStamp : perf();
+    var t = stamp(e);
     endDwell(t);
     pending = null;
     if (e.clientY <= 5 && t - lastExit > EXIT_EVERY) {
@@ -509,7 +605,8 @@
   }
 
   var scrollWaiting = false;
-  function onScroll() {
+  function onScroll(e) {
+    if (viewOn) moving(e);
     if (scrollWaiting) return;
     scrollWaiting = true;
     setTimeout(function () {
@@ -537,14 +634,22 @@
 
   var shown = {};
   var io = null;
-  function watch(root) {
-    if (!io || !root.querySelectorAll) return;
-    if (root.matches && root.matches('[data-kairos-offer][data-kairos-token]')) io.observe(root);
-    var els = root.querySelectorAll('[data-kairos-offer][data-kairos-token]');
-    for (var i = 0; i < els.length; i++) io.observe(els[i]);
+  function observe(o, root, css) {
+    if (!o) return;
+    if (root.matches && root.matches(css)) o.observe(root);
+    var els = root.querySelectorAll(css);
+    for (var i = 0; i < els.length; i++) o.observe(els[i]);
   }
+  function watch(root) {
+    if (!root.querySelectorAll) return;
+    observe(io, root, '[data-kairos-offer][data-kairos-token]');
+    observe(vio, root, MARKED);
+  }
+  // watchOffers observes the offers (impressions) and, with viewport
+  // dwell on, every marked element, also those added later.
   function watchOffers() {
     if (io || !w.IntersectionObserver) return;
+    if (viewOn) vio = new IntersectionObserver(safe(onView), { threshold: 0.5 });
     io = new IntersectionObserver(safe(function (entries) {
       entries.forEach(function (en) {
         if (!en.isIntersecting) return;
@@ -828,6 +933,10 @@
     listen(d, w.PointerEvent ? 'pointermove' : 'mousemove', onMove);
     listen(d, 'mouseout', onOut);
     listen(w, 'scroll', onScroll);
+    listen(d, 'touchstart', onTouchStart, true);
+    listen(d, 'touchmove', onTouchMove, true);
+    listen(d, 'touchend', onTouchEnd, true);
+    listen(d, 'touchcancel', onTouchEnd, true);
     // The promotion stream is open only while the page is visible: over
     // HTTP/1.1 a browser allows 6 connections per host, shared by all tabs
     // and by the pages kept in the back/forward cache.
@@ -836,6 +945,7 @@
         flushAll();
         closeStream();
       } else {
+        resumeView(perf());
         connect();
       }
     });

@@ -7,6 +7,7 @@
  *
  * Polls: GET /v1/dashboard/summary every 2 s (counters, top items,
  * offers, the model and its retrains); GET /v1/experiments and each experiment's results every 5 s;
+ * GET /v1/holdout/results every 5 s (the personalization lift);
  * GET /v1/pages/attention for the chosen page every 5 s. Panels are
  * rebuilt only when their data changed, in one synchronous step, so
  * refreshes do not flicker.
@@ -199,6 +200,9 @@
     sigs = {};
     cards = {};
     $('experiments').replaceChildren();
+    $('holdout').replaceChildren();
+    holdoutSig = '';
+    holdoutOn = undefined;
     $('top-items').tBodies[0].replaceChildren();
     $('offers').tBodies[0].replaceChildren();
     $('retrains').tBodies[0].replaceChildren();
@@ -221,6 +225,7 @@
     if (first) onSummary(first);
     loop('summary', 2000, pollSummary, !!first);
     loop('experiments', 5000, pollExperiments, false);
+    loop('holdout', 5000, pollHoldout, false);
     initHeat();
     loop('heat', 5000, pollHeat, true);
   }
@@ -247,7 +252,7 @@
     }
     var msg = e && e.message ? e.message : String(e);
     if (name === 'summary') setStatus(false, 'offline: ' + msg + ' · retrying');
-    var box = $({ experiments: 'p-experiments', heat: 'p-heat', summary: 'p-live' }[name]);
+    var box = $({ experiments: 'p-experiments', holdout: 'p-holdout', heat: 'p-heat', summary: 'p-live' }[name]);
     var p = box.querySelector('.panel-error');
     if (!p) {
       p = el('p', { className: 'panel-error', role: 'alert' });
@@ -278,6 +283,7 @@
     renderTopItems(s.top_items || []);
     renderOffers(s.offers || [], s.offers_count || 0);
     renderModel(s.model);
+    holdoutOn = !!s.holdout;
     clearError('p-live');
     setStatus(true, 'live · updated ' + fmtTime(t));
   }
@@ -477,6 +483,58 @@
     });
   }
 
+  // ---- the personalization holdout ----
+
+  var holdoutSig = '';
+  var holdoutOn; // from the summary: undefined until the first one
+
+  function pollHoldout() {
+    if (holdoutOn === undefined) return;
+    if (!holdoutOn) {
+      holdoutSig = '';
+      $('holdout').replaceChildren();
+      setHidden($('holdout-empty'), false);
+      return;
+    }
+    return api('/v1/holdout/results').then(function (r) {
+      clearError('p-holdout');
+      setHidden($('holdout-empty'), true);
+      var sig = JSON.stringify([r.share, r.arms, r.verdict]);
+      if (sig === holdoutSig) return;
+      holdoutSig = sig;
+      $('holdout').replaceChildren.apply($('holdout'), holdoutParts(r));
+    }, function (e) {
+      if (e.status === 404) {
+        holdoutSig = '';
+        $('holdout').replaceChildren();
+        setHidden($('holdout-empty'), false);
+        return;
+      }
+      throw e;
+    });
+  }
+
+  // holdoutParts shows the share held out, the verdicts and, per metric,
+  // the arms as an experiment's variants (the holdout is the control).
+  function holdoutParts(r) {
+    var arms = r.arms || [];
+    var units = arms.map(function (a) { return a.arm + ' ' + fmtInt.format(a.units); }).join(' · ');
+    var rpv = arms.map(function (a) { return a.arm + ' ' + (num(a.revenue_per_visitor) ? a.revenue_per_visitor.toFixed(2) : '–'); }).join(' · ');
+    var parts = [el('div', { className: 'xp-head' }, [
+      el('h3', { text: 'Held out: ' + pct(r.share, 0) + ' of visitors' }),
+      el('span', { className: 'pill ' + (r.on ? 'running' : 'stopped'), text: r.on ? 'on' : 'off' }),
+      el('span', { className: 'xp-meta', text: 'visitors: ' + units + ' · revenue per visitor: ' + rpv })
+    ])];
+    if ((r.conversion || {}).srm_flag) parts.push(srmWarning({ report: r.conversion, counts: arms.map(function (a) {
+      return { variant: a.arm, units: a.units, expected_share: a.arm === 'holdout' ? r.share : 1 - r.share };
+    }) }));
+    [['conversion', r.conversion], ['revenue', r.revenue]].forEach(function (m) {
+      parts.push(el('p', { className: 'verdict', text: (m[1] || {}).verdict || '' }));
+      parts.push(el('div', { className: 'xp-table', 'data-metric': m[0] }, [variantsTable({ report: m[1], metric: m[0] })]));
+    });
+    return parts;
+  }
+
   function renderExperiments(entries) {
     var box = $('experiments');
     var seen = {};
@@ -546,7 +604,7 @@
     ]);
   }
 
-  var OUTCOME = { ctr: 'clicks', add_to_cart: 'carts', conversion: 'conv.', revenue: 'revenue' };
+  var OUTCOME = { ctr: 'clicks', add_to_cart: 'carts', conversion: 'conv.', revenue: 'conv.' }; // the units with the outcome (revenue: with a conversion)
 
   function variantsTable(r) {
     var rep = r.report || {}, vs = rep.variants || [];

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// InputSource is one W3C input source (a mouse, a wheel or a keyboard)
-// with its sequence of actions. Build it with Mouse, Wheel or Keyboard and
+// InputSource is one W3C input source (a mouse, a finger, a wheel or a
+// keyboard) with its sequence of actions. Build it with Mouse, Touch, Wheel
+// or Keyboard and
 // the chained methods; Browser.Perform runs several sources in parallel,
 // tick by tick.
 type InputSource struct {
@@ -20,6 +21,14 @@ type InputSource struct {
 // Mouse returns an empty mouse pointer source.
 func Mouse() *InputSource {
 	return &InputSource{Type: "pointer", ID: "mouse", Parameters: map[string]string{"pointerType": "mouse"}}
+}
+
+// Touch returns an empty touch pointer source: one finger. Down and Up
+// touch and lift it, MoveTo and MoveToElement move it; the page gets
+// touch and pointer events (pointerType "touch"). Use it with
+// Browser.EmulateMobile.
+func Touch() *InputSource {
+	return &InputSource{Type: "pointer", ID: "finger", Parameters: map[string]string{"pointerType": "touch"}}
 }
 
 // Wheel returns an empty wheel source.

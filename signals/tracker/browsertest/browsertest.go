@@ -280,6 +280,23 @@ func (b *Browser) SetViewport(ctx context.Context, w, h int) error {
 	return fmt.Errorf("set viewport: could not make it %dx%d", w, h)
 }
 
+// EmulateMobile makes the current tab a w x h touch screen through the
+// Chrome DevTools Protocol: Emulation.setDeviceMetricsOverride with mobile
+// on (a mobile viewport, device scale factor 2) and
+// Emulation.setTouchEmulationEnabled (navigator.maxTouchPoints 5, touch
+// events). It lasts across navigations of the tab.
+func (b *Browser) EmulateMobile(ctx context.Context, w, h int) error {
+	if _, err := b.CDP(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{
+		"width": w, "height": h, "deviceScaleFactor": 2, "mobile": true}); err != nil {
+		return fmt.Errorf("emulate mobile: %w", err)
+	}
+	if _, err := b.CDP(ctx, "Emulation.setTouchEmulationEnabled", map[string]any{
+		"enabled": true, "maxTouchPoints": 5}); err != nil {
+		return fmt.Errorf("emulate mobile: %w", err)
+	}
+	return nil
+}
+
 // Close ends the session (Chromium quits), stops chromedriver and removes
 // the profile directory. It is idempotent.
 func (b *Browser) Close() error {
