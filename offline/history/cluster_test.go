@@ -37,7 +37,7 @@ func TestStreamSurvivesNodeStop(t *testing.T) {
 
 	cl.KillRabbit(t, 2)
 	t.Cleanup(func() { cl.StartRabbit(t, 2); cl.WaitHealthy(t, 2*time.Minute) })
-	publishRetrying(t, b, evs[200:])
+	publish(t, b, evs[200:])
 
 	s, err := rabbitmq.NewStreamReader(rabbitmq.StreamReaderConfig{URL: cl.AMQPURLs[2], Prefix: prefix})
 	if err != nil {
@@ -58,24 +58,5 @@ func TestStreamSurvivesNodeStop(t *testing.T) {
 	}
 	if st := r.Stats(); st.Tail != len(evs) {
 		t.Fatalf("read %d events, want %d once each (%+v)", st.Tail, len(evs), st)
-	}
-}
-
-// publishRetrying publishes evs in batches, retrying a batch the broker
-// did not confirm (the cluster electing a new stream leader).
-func publishRetrying(t *testing.T, b *rabbitmq.Bus, evs []signals.Event) {
-	t.Helper()
-	for i := 0; i < len(evs); i += 50 {
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			err := b.Publish(context.Background(), evs[i:min(i+50, len(evs))])
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("publish with a node down: %v", err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
 	}
 }

@@ -2,6 +2,7 @@ package history_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -169,12 +170,23 @@ func genEvents(tag string, n, visitors int, base time.Time) []signals.Event {
 	return evs
 }
 
-// publish publishes evs in batches of 50.
+// publish publishes evs in batches of 50, retrying a batch the broker
+// refused for a while (signals.ErrUnavailable: a resource alarm raised by
+// another test on the shared broker, a cluster electing a new stream
+// leader); a batch refused for a minute fails the test.
 func publish(t testing.TB, b *rabbitmq.Bus, evs []signals.Event) {
 	t.Helper()
 	for i := 0; i < len(evs); i += 50 {
-		if err := b.Publish(context.Background(), evs[i:min(i+50, len(evs))]); err != nil {
-			t.Fatal(err)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := b.Publish(context.Background(), evs[i:min(i+50, len(evs))])
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, signals.ErrUnavailable) || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 }
