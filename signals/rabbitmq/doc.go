@@ -165,7 +165,7 @@
 // deliveries to the queues, in order), and its partitions wait until its
 // lease runs out (--lease-ttl, default 4 s) and the others next renew
 // (every TTL/4, at most 1 s): measured 2.0–2.2 s with a 2 s TTL on one
-// broker and 3.6 s with a 3 s TTL on the 3-node cluster, from the kill to
+// broker and 3.1–3.6 s with a 3 s TTL on the 3-node cluster, from the kill to
 // the first event of the dead replica's visitors applied by another
 // (TestPartitionTakeover, TestClusterReplicaTakeover). A batch the dead
 // replica had applied but not acknowledged is delivered again; the engine
