@@ -77,17 +77,52 @@ func (h *Holdout) React(ctx context.Context, changes []engine.VisitorChange) {
 		}
 		out[s] = o
 	}
-	wctx, cancel := h.ctxTimeout(ctx)
-	defer cancel()
+	todo := order[:0]
 	for _, s := range order {
-		o := out[s]
-		if o.conversions == 0 && h.remembered(s) {
-			continue
-		}
-		if err := h.count(wctx, s, o); err != nil {
-			h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "holdout counts not stored", slog.Any("err", err))
+		if out[s].conversions > 0 || !h.remembered(s) {
+			todo = append(todo, s)
 		}
 	}
+	if len(todo) == 0 {
+		return
+	}
+	wctx, cancel := h.ctxTimeout(ctx)
+	defer cancel()
+	if err := h.countAll(wctx, todo, out); err != nil {
+		h.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "holdout counts not stored", slog.Any("err", err))
+	}
+}
+
+// countAll counts the subjects of one batch: one read of their units, a
+// guarded write per unit that changes, then the counters of every shard
+// touched, one lazy Txn per shard.
+func (h *Holdout) countAll(ctx context.Context, subjects []string, out map[string]outcome) error {
+	keys := make([]string, len(subjects))
+	for i, s := range subjects {
+		keys[i] = unitKey(s)
+	}
+	units, err := h.maps.Maps(ctx, keys)
+	if err != nil {
+		return err
+	}
+	shards := map[string]*storage.Txn{}
+	var errs []error
+	for i, s := range subjects {
+		u := units[i]
+		if u == nil {
+			u = map[string]string{} // absent: a new unit
+		}
+		if err := h.count(ctx, s, out[s], u, shards); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range shards {
+		c.Lazy = true
+		if err := h.maps.Apply(ctx, *c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // subjectOfState returns the subject key of an engine state key.
@@ -121,16 +156,19 @@ func (h *Holdout) remember(s string) {
 	h.counted[s] = true
 }
 
-// count adds o to subject's unit and its arm's counters: the unit's
-// record is updated guarded by its revenue as read (so concurrent writers
-// of one unit retry), then the shard's counters are incremented.
-func (h *Holdout) count(ctx context.Context, subject string, o outcome) error {
+// count adds o to subject's unit, cur as read (nil: read it), and its
+// arm's counter increments to shards: the unit's record is updated
+// guarded by its values as read (so concurrent writers of one unit read
+// again and retry).
+func (h *Holdout) count(ctx context.Context, subject string, o outcome, cur map[string]string, shards map[string]*storage.Txn) error {
 	arm := h.ArmOf(subject)
 	key := unitKey(subject)
 	for range maxAttempts {
-		cur, err := h.maps.Fields(ctx, key, []string{"arm", "rev", "conv"})
-		if err != nil {
-			return err
+		if cur == nil {
+			var err error
+			if cur, err = h.maps.Fields(ctx, key, []string{"arm", "rev", "conv"}); err != nil {
+				return err
+			}
 		}
 		var t, c storage.Txn
 		_, exists := cur["arm"]
@@ -167,18 +205,21 @@ func (h *Holdout) count(ctx context.Context, subject string, o outcome) error {
 		}
 		if !exists || o.conversions > 0 {
 			t.Expire(key, h.cfg.Now().Add(h.cfg.UnitTTL))
-			err = h.maps.Apply(ctx, t)
+			err := h.maps.Apply(ctx, t)
 			if errors.Is(err, errs.Conflict) {
+				cur = nil
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			if !c.Empty() {
-				c.Lazy = true
-				if err := h.maps.Apply(ctx, c); err != nil {
-					return err
+			for _, op := range c.Ops {
+				sh := shards[op.Key]
+				if sh == nil {
+					sh = &storage.Txn{}
+					shards[op.Key] = sh
 				}
+				sh.Incr(op.Key, op.Field, op.Int)
 			}
 		}
 		h.remember(subject)

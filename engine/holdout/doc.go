@@ -39,12 +39,14 @@
 // key in a Redis Cluster) with per arm units, converters, conversions,
 // revenue (cents) and revenue_sq (Σ of each unit's squared revenue,
 // cents², updated as (x+r)² − x² when a unit's revenue x grows by r). A
-// unit's record is updated guarded by its values as read (another replica
-// writing the same unit makes one retry); the counters are lazy
-// increments: a crash between the two writes can lose a unit's last
-// increment, like the other derived counters. A replica remembers the
-// subjects it counted (Config.Remember) so that a returning visitor's
-// batch without a conversion costs no store read.
+// batch costs one read of its subjects' units, one write per unit that
+// is new or converted — guarded by its values as read, so another replica
+// writing the same unit makes one read again and retry — and one lazy
+// Txn of increments per counter shard it touches: a crash between the
+// unit writes and the counter writes can lose that batch's increments,
+// like the other derived counters. A replica remembers the subjects it
+// counted (Config.Remember) so that a returning visitor's batch without a
+// conversion costs nothing.
 //
 // # Results
 //

@@ -204,3 +204,26 @@ func TestOffCountsNothing(t *testing.T) {
 		t.Errorf("counted with the holdout off: %+v", arms)
 	}
 }
+
+// BenchmarkReact counts batches of 256 new visitors (one view each, 5 %
+// converting) on the in-memory backend: the holdout's cost per consumed
+// batch (one read, a unit write each, the shards' increments).
+func BenchmarkReact(b *testing.B) {
+	h := mustNew(b, storagetest.NewMem(nil), links{}, 0.05)
+	ctx := context.Background()
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		changes := make([]engine.VisitorChange, 256)
+		for i := range changes {
+			v := "bv-" + strconv.Itoa(n)
+			n++
+			fresh := []signals.Event{{Type: signals.TypeView, Visitor: v, Item: "i"}}
+			if n%20 == 0 {
+				fresh = append(fresh, signals.Event{Type: signals.TypeConversion, Visitor: v, Value: 30})
+			}
+			changes[i] = engine.VisitorChange{Visitor: engine.Visitor{ID: v}, Fresh: fresh}
+		}
+		h.React(ctx, changes)
+	}
+}
