@@ -67,6 +67,15 @@ func appendFloats(b []byte, f []float32) []byte {
 	return engine.AppendFactors(b, f)
 }
 
+// appendOptFloats appends f, or that there is none when it is nil
+// (reader.optFloats reads it).
+func appendOptFloats(b []byte, f []float32) []byte {
+	if f == nil {
+		return append(b, 0)
+	}
+	return appendFloats(append(b, 1), f)
+}
+
 func appendSession(b []byte, s engine.Session) []byte {
 	return appendBlob(b, func(b []byte) []byte { b, _ = s.AppendBinary(b); return b })
 }
@@ -91,12 +100,7 @@ func encodeCommit(b []byte, now int64, ids []idHash, vs []engine.VisitorUpdate) 
 	for i := range vs {
 		u := &vs[i]
 		b = appendStr(b, u.ID)
-		if u.Factors != nil {
-			b = append(b, 1)
-			b = appendFloats(b, u.Factors)
-		} else {
-			b = append(b, 0)
-		}
+		b = appendOptFloats(b, u.Factors)
 		b = appendSession(b, u.Session)
 		b = appendEvents(b, u.Append)
 	}
@@ -107,12 +111,7 @@ func encodeCommit(b []byte, now int64, ids []idHash, vs []engine.VisitorUpdate) 
 func encodeVisitor(b []byte, id string, v *visitor) []byte {
 	b = append(b, recVisitor)
 	b = appendStr(b, id)
-	if v.factors != nil {
-		b = append(b, 1)
-		b = appendFloats(b, v.factors)
-	} else {
-		b = append(b, 0)
-	}
+	b = appendOptFloats(b, v.factors)
 	b = appendSession(b, v.session)
 	return appendEvents(b, v.history)
 }
