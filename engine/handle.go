@@ -149,15 +149,26 @@ func uniqueEvents(batch []signals.Event) []signals.Event {
 
 // freshEvents returns the events of uniq not committed before, with their
 // state keys and users: each event's mark is looked up under the state
-// key it would be committed to (EventRef).
+// key it would be committed to (EventRef) and, when that is a user's key,
+// under the event's own visitor id too — where it was committed if it was
+// first consumed before its visitor was linked to the user (a redelivery
+// that outlived the link).
 func (e *Engine) freshEvents(ctx context.Context, uniq []signals.Event, keys, users []string) ([]signals.Event, []string, []string, error) {
-	refs := make([]EventRef, len(uniq))
+	refs := make([]EventRef, len(uniq), len(uniq)+len(uniq)/4)
+	var alt []int // index in uniq of each ref after len(uniq)
 	for i, ev := range uniq {
 		refs[i] = EventRef{Visitor: keys[i], ID: ev.ID}
+		if keys[i] != ev.Visitor {
+			refs = append(refs, EventRef{Visitor: ev.Visitor, ID: ev.ID})
+			alt = append(alt, i)
+		}
 	}
 	seen, err := e.store.Seen(ctx, refs)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("engine: de-duplicate: %w", err)
+	}
+	for j, i := range alt {
+		seen[i] = seen[i] || seen[len(uniq)+j]
 	}
 	fresh, fk, fu := uniq[:0], keys[:0], users[:0]
 	for i, ev := range uniq {

@@ -70,6 +70,36 @@ func (m *memLinks) UnlinkDevice(_ context.Context, anon string) error {
 
 var _ engine.LinkStore = (*memLinks)(nil)
 
+// pairMarks keeps the de-duplication marks by visitor and event id, as
+// engine/redisstore does (the embedded store keys them by id alone).
+type pairMarks struct {
+	engine.Store
+	mu    sync.Mutex
+	marks map[engine.EventRef]bool
+}
+
+func (p *pairMarks) Seen(_ context.Context, refs []engine.EventRef) ([]bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]bool, len(refs))
+	for i, r := range refs {
+		out[i] = p.marks[r]
+	}
+	return out, nil
+}
+
+func (p *pairMarks) Commit(ctx context.Context, c engine.Commit) error {
+	if err := p.Store.Commit(ctx, engine.Commit{Visitors: c.Visitors}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range c.Events {
+		p.marks[r] = true
+	}
+	return nil
+}
+
 func ev(id string, typ signals.Type, visitor, user, item string, at time.Duration) signals.Event {
 	return signals.Event{ID: id, Type: typ, Visitor: visitor, User: user, Item: item, Time: signals.Timestamp{Time: t0.Add(at)}}
 }
@@ -106,30 +136,41 @@ func TestIdentifyMergesHistories(t *testing.T) {
 			{ev("a1", "view", "phone", "", "c0-item1", 0), ev("a2", "click", "phone", "bob", "c0-item2", time.Minute)}, // redelivered
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			store := withLinks(openStore(t, t.TempDir()))
-			e := newEngine(t, store, nil)
-			mustHandle(t, e, clusterEvents(2, 10, 5, 6, 13))
-			for _, b := range tc.batches {
-				mustHandle(t, e, b)
-			}
-			if got, want := historyIDs(t, store, engine.UserKey("bob")), []string{"a1", "a2", "id1"}; !slices.Equal(got, want) {
-				t.Fatalf("bob's history %v, want %v", got, want)
-			}
-			if v := visitor(t, store, "phone"); len(v.History) != 0 {
-				t.Fatalf("the anonymous state remains: %v", v.History)
-			}
-			// Either id is served from the user's state, with factors.
-			for _, r := range []engine.RecRequest{{Visitor: "phone", N: 3}, {Visitor: "laptop", User: "bob", N: 3}} {
-				resp, err := e.Recommend(context.Background(), r)
-				if err != nil {
-					t.Fatal(err)
+		for _, marks := range []string{"marks by id", "marks by visitor and id"} {
+			t.Run(tc.name+"/"+marks, func(t *testing.T) {
+				var store engine.Store = withLinks(openStore(t, t.TempDir()))
+				if marks != "marks by id" {
+					store = &pairMarks{Store: store, marks: map[engine.EventRef]bool{}}
 				}
-				if resp.Strategy != engine.StrategyALS || resp.Items[0].Item[:2] != "c0" {
-					t.Fatalf("%+v gets %+v", r, resp)
-				}
-			}
-		})
+				testIdentifyMerges(t, store, tc.batches)
+			})
+		}
+	}
+}
+
+// testIdentifyMerges handles batches after a base and checks that bob's
+// state has the anonymous history once, and serves both ids.
+func testIdentifyMerges(t *testing.T, store engine.Store, batches [][]signals.Event) {
+	e := newEngine(t, store, nil)
+	mustHandle(t, e, clusterEvents(2, 10, 5, 6, 13))
+	for _, b := range batches {
+		mustHandle(t, e, b)
+	}
+	if got, want := historyIDs(t, store, engine.UserKey("bob")), []string{"a1", "a2", "id1"}; !slices.Equal(got, want) {
+		t.Fatalf("bob's history %v, want %v", got, want)
+	}
+	if v := visitor(t, store, "phone"); len(v.History) != 0 {
+		t.Fatalf("the anonymous state remains: %v", v.History)
+	}
+	// Either id is served from the user's state, with factors.
+	for _, r := range []engine.RecRequest{{Visitor: "phone", N: 3}, {Visitor: "laptop", User: "bob", N: 3}} {
+		resp, err := e.Recommend(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Strategy != engine.StrategyALS || resp.Items[0].Item[:2] != "c0" {
+			t.Fatalf("%+v gets %+v", r, resp)
+		}
 	}
 }
 
