@@ -19,10 +19,10 @@ import (
 // light load a query is thus scored at once, alone; under heavy load the
 // queue fills while the leaders scan, and batches grow.
 
-// minBatch is the smallest batch scored by the batch kernel; smaller ones
-// are scored one query at a time (the kernel always computes batchWidth
-// columns).
-const minBatch = 4
+// minBatch is the smallest batch scored by the batch kernels (which
+// compute 8 or 16 columns whatever the batch); a lone query is scored by
+// BLAS. Two queries already stream the table once instead of twice.
+const minBatch = 2
 
 // batcher is the queue of exact queries of an Online.
 type batcher struct {

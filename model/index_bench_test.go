@@ -125,9 +125,10 @@ func BenchmarkIndexRecall(b *testing.B) {
 }
 
 // BenchmarkIndexUpdates applies a million fold-in item updates (Apply:
-// one user event each, users of one topic drifting to another) to a
-// 100k-item indexed model, refreshing the index as the engine does, and
-// reports the cost per update and the recall@10 afterwards (no rebuild).
+// one user event each) to a 100k-item indexed model, refreshing the index
+// and reclustering it when a fifth of the items moved, as the engine does
+// (engine/index.go), and reports the cost per update and the recall@10
+// before, after, and as it would be without reclustering.
 func BenchmarkIndexUpdates(b *testing.B) {
 	const n, updates = 100_000, 1_000_000
 	o := mustOnline(b, clusteredModel(n, 64, 200, 13), nil)
@@ -139,6 +140,8 @@ func BenchmarkIndexUpdates(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	ws := NewWorkspace(64)
 	var refresh time.Duration
+	var stale float64 = -1
+	rebuilds := 0
 	b.ResetTimer()
 	for range b.N {
 		for u := 0; u < updates; u += 100 {
@@ -154,6 +157,17 @@ func BenchmarkIndexUpdates(b *testing.B) {
 				start := time.Now()
 				o.RefreshIndex(50_000)
 				refresh += time.Since(start)
+				if info, _ := o.IndexInfo(); float64(info.Moved) > 0.2*n {
+					if stale < 0 {
+						b.StopTimer()
+						stale = recallAt(b, o, userQueries(o, n, 200, 3), 10, IVFSearch{})
+						b.StartTimer()
+					}
+					if err := o.BuildIndex(context.Background(), IVFParams{Seed: uint64(u)}); err != nil {
+						b.Fatal(err)
+					}
+					rebuilds++
+				}
 			}
 		}
 	}
@@ -164,7 +178,9 @@ func BenchmarkIndexUpdates(b *testing.B) {
 	b.ReportMetric(float64(refresh.Nanoseconds())/float64(b.N*updates), "refresh-ns/update")
 	b.ReportMetric(before, "recall-before")
 	b.ReportMetric(recallAt(b, o, userQueries(o, n, 200, 3), 10, IVFSearch{}), "recall-after")
-	b.ReportMetric(float64(info.Moved), "moved")
+	b.ReportMetric(float64(info.Moved), "moved-since-rebuild")
+	b.ReportMetric(float64(rebuilds), "rebuilds")
+	b.ReportMetric(stale, "recall-at-drift")
 }
 
 // mlSmallModel trains the project's ALS (default parameters) on MovieLens

@@ -9,7 +9,7 @@ import (
 
 // BenchmarkKernels compares, per item row of k=64, the int8 scan of the
 // index, the single-query float32 scan (BLAS) and the batched float32
-// scan (per query-row).
+// scans (per query-row).
 func BenchmarkKernels(b *testing.B) {
 	const n, k = 1024, 64
 	codes := make([]int8, n*k)
@@ -35,6 +35,13 @@ func BenchmarkKernels(b *testing.B) {
 			blas32.Gemv(blas.NoTrans, 1, Y, blas32.Vector{N: k, Inc: 1, Data: q}, 0, blas32.Vector{N: n, Inc: 1, Data: dst})
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+	})
+	b.Run("float32-batch8", func(b *testing.B) {
+		dst := make([]float32, n*8)
+		for b.Loop() {
+			dotsBatch8(dst, rows, k, qt[:k*8])
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n*8), "ns/row")
 	})
 	b.Run("float32-batch16", func(b *testing.B) {
 		dst := make([]float32, n*batchWidth)
