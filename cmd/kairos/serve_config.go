@@ -24,7 +24,7 @@ import (
 )
 
 // defaultPartitions is the default of --partitions.
-const defaultPartitions = 64
+const defaultPartitions = 16
 
 // serveConfig is the whole configuration of `kairos serve`. Every field
 // has a flag and a KAIROS_* environment variable (the flag wins); README.md

@@ -51,7 +51,7 @@ type Config struct {
 	Replica string
 	// Partitions is the number of partition queues <prefix>.p.0 …
 	// <prefix>.p.<Partitions-1>, fixed and independent of the number of
-	// replicas (kairos serve: 64). Each replica consumes the partitions
+	// replicas (kairos serve: 16). Each replica consumes the partitions
 	// Assigner gives it. 0 selects the mode of earlier releases: one queue
 	// per replica, <prefix>.engine.<Replica>. See the package
 	// documentation, "Partitions". Changing the number of an existing

@@ -20,7 +20,7 @@
 //	  │ weight "100" each
 //	  ▼
 //	kairos.p.0 … kairos.p.<N-1>   durable partition queues, N = Config.Partitions
-//	                              (kairos serve: --partitions, default 64);
+//	                              (kairos serve: --partitions, default 16);
 //	                              x-single-active-consumer: true
 //	   or, with Config.Partitions = 0 (the per-replica mode of earlier releases):
 //	kairos.engine.<replica>       durable queue per engine replica
@@ -197,7 +197,7 @@
 // to drain it, or delete it (rabbitmqctl delete_queue
 // kairos.engine.<replica>) after moving its messages (shovel). Every other
 // process that dials with the same Prefix (kairos replay, retrain, bench)
-// must use the same mode: KAIROS_PARTITIONS (default 64) and
+// must use the same mode: KAIROS_PARTITIONS (default 16) and
 // KAIROS_QUEUE_TYPE apply to them too; an older release, or one in the
 // per-replica mode, would declare and bind kairos.engine.0 again, and that
 // queue would take a share of the events.
