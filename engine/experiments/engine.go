@@ -110,8 +110,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	cfg = cfg.Defaults()
 	errs := []error{cfg.Validate()}
 	var store port
+	var backend *BackendStore
 	if deps.Backend != nil {
-		store = NewStore(deps.Backend)
+		backend = NewStore(deps.Backend)
+		store = backend
 	} else {
 		errs = append(errs, errors.New("experiments: deps: Backend is nil"))
 	}
@@ -129,6 +131,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	}
 	e.snap.Store(newSnapshot(0, map[string]*Experiment{}))
 	e.weights.Store(&map[string]Weights{})
+	moved, err := backend.MigrateLegacyKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if moved > 0 {
+		e.log.LogAttrs(ctx, slog.LevelInfo, "experiments: moved the data of experiments to the keys of this release", slog.Int("experiments", moved))
+	}
 	if err := e.reload(ctx); err != nil {
 		return nil, err
 	}

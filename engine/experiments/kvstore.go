@@ -34,7 +34,7 @@ const DefsCollection = "experiments"
 // Every map key has the hash tag {xp} (storage.Txn: the keys of one Txn
 // share a hash tag), so on a Redis Cluster every experiment's maps are in
 // one slot; the keys were xp/<id>/<part> before (Redis storage format 2,
-// embedded format 2: see docs/upgrade notes in the README). Experiment ids
+// embedded format 2): New moves them (MigrateLegacyKeys). Experiment ids
 // are ValidID (no '/'). Every change is one storage.Txn:
 //
 //   - AssignSubject: IfAbsent(as, subject) + Set; on a Conflict it reads
