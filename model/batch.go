@@ -150,8 +150,11 @@ func (o *Online) scoreBatchLocked(s *Scorer, reqs []*batchReq) {
 	}
 }
 
-// selectColumn pushes column j of a chunk of batch scores (w columns,
-// rows start…) into s's heap, as topK does, and returns the new threshold.
+// selectColumn pushes column j of a chunk of scores (w columns, rows
+// start…; topK's are one column) into s's heap of the q.N best — skipping
+// zero rows, excluded rows, NaN scores and rows q.Keep rejects, dividing
+// by the norms for a cosine query (qn: the query's norm) — and returns the
+// new threshold (the heap's minimum once full).
 func (s *Scorer) selectColumn(sc []float32, w, j, start int, norms []float32, q *Query, qn, threshold float32) float32 {
 	h := s.heap
 	n := len(sc) / w
