@@ -12,12 +12,14 @@ import (
 // concurrent queries are answered together so that the table is streamed
 // once per batch, not once per query, and scored by a register-blocked
 // kernel (dotsBatch8 for up to 8 queries, dotsBatch for up to 16). There is no
-// background goroutine: a query joins the queue, and while fewer than
-// GOMAXPROCS batches are being scored it scores the queue itself (as
-// leader) — taking up to batchWidth queries, its own or others' — until the
-// queue is empty; otherwise it waits for a leader to answer it. Under
-// light load a query is thus scored at once, alone; under heavy load the
-// queue fills while the leaders scan, and batches grow.
+// background goroutine: a query joins the queue and, when no batch is
+// being scored — or fewer than GOMAXPROCS are and half a batch waits — it
+// scores the queue itself (as leader), taking up to batchWidth queries,
+// its own or others', until the queue is empty; otherwise it waits for a
+// leader to answer it. Under light load a query is thus scored at once,
+// alone; under heavy load the queue fills while a leader scans, and
+// batches grow (a second leader starting at every free moment would
+// take the arrivals one by one).
 
 // minBatch is the smallest batch scored by the batch kernels (which
 // compute 8 or 16 columns whatever the batch); a lone query is scored by
@@ -61,7 +63,7 @@ func (o *Online) TopKBatched(s *Scorer, dst []Scored, q Query) []Scored {
 	b := &o.batch
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
-	if b.leaders < runtime.GOMAXPROCS(0) {
+	if b.leaders == 0 || (b.leaders < runtime.GOMAXPROCS(0) && len(b.pending) >= batchWidth/2) {
 		b.leaders++
 		var batch [batchWidth]*batchReq
 		for len(b.pending) > 0 {
