@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/periodic"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/prometheus/client_golang/prometheus"
@@ -172,18 +173,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return e.maintainIndex(gctx) })
 	g.Go(func() error {
-		t := time.NewTicker(e.cfg.StateEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-				if err := e.saveState(gctx); err != nil {
-					e.log.LogAttrs(gctx, slog.LevelWarn, "state not saved", slog.Any("err", err))
-				}
+		return periodic.Run(gctx, e.cfg.StateEvery, func(ctx context.Context) {
+			if err := e.saveState(ctx); err != nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "state not saved", slog.Any("err", err))
 			}
-		}
+		})
 	})
 	err := g.Wait()
 	swaps.Wait() // a model being swapped in is part of the state saved below

@@ -12,12 +12,14 @@ import (
 // concurrent queries are answered together so that the table is streamed
 // once per batch, not once per query, and scored by a register-blocked
 // kernel (dotsBatch8 for up to 8 queries, dotsBatch for up to 16). There is no
-// background goroutine: a query joins the queue, and while fewer than
-// GOMAXPROCS batches are being scored it scores the queue itself (as
-// leader) — taking up to batchWidth queries, its own or others' — until the
-// queue is empty; otherwise it waits for a leader to answer it. Under
-// light load a query is thus scored at once, alone; under heavy load the
-// queue fills while the leaders scan, and batches grow.
+// background goroutine: a query joins the queue and, when no batch is
+// being scored — or fewer than GOMAXPROCS are and half a batch waits — it
+// scores the queue itself (as leader), taking up to batchWidth queries,
+// its own or others', until the queue is empty; otherwise it waits for a
+// leader to answer it. Under light load a query is thus scored at once,
+// alone; under heavy load the queue fills while a leader scans, and
+// batches grow (a second leader starting at every free moment would
+// take the arrivals one by one).
 
 // minBatch is the smallest batch scored by the batch kernels (which
 // compute 8 or 16 columns whatever the batch); a lone query is scored by
@@ -61,7 +63,7 @@ func (o *Online) TopKBatched(s *Scorer, dst []Scored, q Query) []Scored {
 	b := &o.batch
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
-	if b.leaders < runtime.GOMAXPROCS(0) {
+	if b.leaders == 0 || (b.leaders < runtime.GOMAXPROCS(0) && len(b.pending) >= batchWidth/2) {
 		b.leaders++
 		var batch [batchWidth]*batchReq
 		for len(b.pending) > 0 {
@@ -150,8 +152,11 @@ func (o *Online) scoreBatchLocked(s *Scorer, reqs []*batchReq) {
 	}
 }
 
-// selectColumn pushes column j of a chunk of batch scores (w columns,
-// rows start…) into s's heap, as topK does, and returns the new threshold.
+// selectColumn pushes column j of a chunk of scores (w columns, rows
+// start…; topK's are one column) into s's heap of the q.N best — skipping
+// zero rows, excluded rows, NaN scores and rows q.Keep rejects, dividing
+// by the norms for a cosine query (qn: the query's norm) — and returns the
+// new threshold (the heap's minimum once full).
 func (s *Scorer) selectColumn(sc []float32, w, j, start int, norms []float32, q *Query, qn, threshold float32) float32 {
 	h := s.heap
 	n := len(sc) / w

@@ -138,11 +138,7 @@ type BlendInput struct {
 // standardisation). Once Confidence(n) is close to 1 (n ≫ κ) and ρ = 0 the
 // blend is the fold-in ranking and plain top-K is cheaper.
 func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
-	n := max(len(in.Personal), len(in.Item), len(in.Trending))
-	if cap(dst) < n {
-		dst = make([]float32, n)
-	}
-	dst = dst[:n]
+	dst = in.fit(dst)
 	wp, wi, wt := b.weights(in)
 	if wt > 0 {
 		// Trending first: its log is computed once, in dst.
@@ -161,6 +157,16 @@ func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
 	}
 	excludeRows(dst, in.Exclude)
 	return dst
+}
+
+// fit returns dst resized to the rows of in (its longest part),
+// reallocated only when too small.
+func (in BlendInput) fit(dst []float32) []float32 {
+	n := max(len(in.Personal), len(in.Item), len(in.Trending))
+	if cap(dst) < n {
+		dst = make([]float32, n)
+	}
+	return dst[:n]
 }
 
 // weights returns the coefficients of the personal, page-item and
@@ -211,11 +217,7 @@ func (b Blend) PopularityWeight(n int) float64 {
 // an engine standardise trending once per update and a page item's
 // neighbours once per page instead of once per request.
 func (b Blend) Mix(dst []float32, z BlendInput) []float32 {
-	n := max(len(z.Personal), len(z.Item), len(z.Trending))
-	if cap(dst) < n {
-		dst = make([]float32, n)
-	}
-	dst = dst[:n]
+	dst = z.fit(dst)
 	wp, wi, wt := b.weights(z)
 	clear(dst)
 	for _, part := range []struct {

@@ -64,7 +64,7 @@ func (s *Scorer) topK(dst []Scored, items *Factors, norms []float32, q Query) []
 	}
 	k := items.K
 	rows := items.Rows()
-	h := s.heap[:0]
+	s.heap = s.heap[:0]
 	threshold := float32(math.Inf(-1))
 	qn := float32(1)
 	if q.Cosine {
@@ -77,31 +77,9 @@ func (s *Scorer) topK(dst []Scored, items *Factors, norms []float32, q Query) []
 		n := min(scoreChunk, rows-start)
 		Y := blas32.General{Rows: n, Cols: k, Stride: k, Data: items.Data[start*k : (start+n)*k]}
 		blas32.Gemv(blas.NoTrans, 1, Y, x, 0, blas32.Vector{N: n, Inc: 1, Data: s.buf[:n]})
-		for j, v := range s.buf[:n] {
-			if !(v > threshold) && len(h) == q.N {
-				continue
-			}
-			i := start + j
-			if norms[i] == 0 || q.Exclude.Has(i) {
-				continue
-			}
-			if q.Cosine {
-				v /= norms[i] * qn
-				if !(v > threshold) && len(h) == q.N {
-					continue
-				}
-			}
-			if v != v || (q.Keep != nil && !q.Keep(i)) {
-				continue
-			}
-			h = pushBounded(h, Scored{Item: int32(i), Score: v}, q.N)
-			if len(h) == q.N {
-				threshold = h[0].Score
-			}
-		}
+		threshold = s.selectColumn(s.buf[:n], 1, 0, start, norms, &q, qn, threshold)
 	}
-	s.heap = h
-	return appendSorted(dst, h)
+	return appendSorted(dst, s.heap)
 }
 
 // pushBounded inserts e into the min-heap h of capacity n (by score),

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/internal/periodic"
 )
 
 // Collection is one collection of definitions.
@@ -165,18 +166,11 @@ func (v *Versions) Mark(cur []int64) { v.seen = cur }
 // change; a failed poll or reload is logged and tried again at the next
 // tick. It returns nil when ctx ends.
 func Watch(ctx context.Context, v *Versions, every time.Duration, reload func(context.Context) error, log *slog.Logger) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return periodic.Run(ctx, every, func(ctx context.Context) {
 		if err := v.Reload(ctx, reload); err != nil && ctx.Err() == nil && log != nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "definitions not reloaded", slog.Any("err", err))
 		}
-	}
+	})
 }
 
 // Reload polls v once and, when the versions changed, calls reload and

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/internal/errs"
+	"github.com/kairoshq/kairos/internal/periodic"
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/storage"
@@ -218,16 +219,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.publishQueued(ctx) })
 	defer wg.Wait()
-	t := time.NewTicker(e.cfg.ReloadEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			e.tick(ctx)
-		}
-	}
+	return periodic.Run(ctx, e.cfg.ReloadEvery, e.tick)
 }
 
 // tick is one round of Run's periodic work.
