@@ -80,8 +80,12 @@ func testHoldout(t *testing.T, srv *testServer) {
 	rec := func(v string) map[string]any {
 		return secretGet(t, fmt.Sprintf("%s/v1/recommendations?visitor=%s&n=5", srv.base, v))
 	}
-	waitFor(t, 15*time.Second, "the personalized shopper's own recommendations", func() bool {
-		return rec(pers)["strategy"] == "als"
+	// Events are consumed per partition, so the base events that make the
+	// trending list may be applied after the shoppers' clicks: wait for both.
+	waitFor(t, 15*time.Second, "the personalized shopper's own recommendations and the held-out one's trending list", func() bool {
+		r := rec(held)
+		items, _ := r["items"].([]any)
+		return rec(pers)["strategy"] == "als" && r["strategy"] == "trending" && len(items) == 5
 	})
 	r := rec(pers)
 	if _, ok := r["holdout"]; ok {

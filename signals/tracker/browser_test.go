@@ -445,7 +445,11 @@ func testBatching(t *testing.T, e *env) {
 
 func testBeacon(t *testing.T, e *env) {
 	e.fresh(t)
-	v := e.load(t, "")
+	// The page holds its queue for 10 minutes (data-flush-ms), so that the
+	// like can only leave when the page is hidden, however slowly the
+	// navigation starts on a loaded machine; its view is sent by hand.
+	v := e.load(t, "flushms=600000")
+	e.exec(t, nil, `kairos.flush()`)
 	e.k.waitEvents(t, v, 1, ofType("view"))
 	// Rest on item 42 (the dwell is open), queue a like, and leave the page
 	// at once: both go out with sendBeacon.
