@@ -91,8 +91,9 @@
 //     moments of a model.
 //  6. candMu (serving): the blend's caches (moments, trending tops,
 //     neighbours, momBusy).
-//  7. the live model's own locks (model.Online: its writer mutex, then
-//     its read/write mutex), taken inside its methods only.
+//  7. the live model's own locks (model.Online: its index-build mutex,
+//     its writer mutex, then its read/write mutex; its exact-batch queue
+//     mutex, never held while scoring), taken inside its methods only.
 //  8. the store's and the bus's locks, inside their methods only.
 //
 // Router.mu guards the Router's cache only; it is taken by RouteKeys

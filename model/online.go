@@ -53,7 +53,11 @@ import (
 // serialised by Apply's own mutex; they compute outside the read/write lock
 // and hold the write lock only to copy the changed rows, so a write never
 // waits for a scoring pass to compute, only to finish. Batch writes: one
-// Apply per consumed batch of events amortises the lock.
+// Apply per consumed batch of events amortises the lock. Index builds are
+// serialised by bmu (taken before wmu) and read the table block by block
+// under the read lock; RefreshIndex computes outside the locks and takes
+// the write lock to move rows. The exact-batch queue (batch.go) has its
+// own mutex, released before a batch is scored under the read lock.
 type Online struct {
 	p Params
 
