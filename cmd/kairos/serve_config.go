@@ -14,6 +14,7 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine/membership"
+	"github.com/kairoshq/kairos/engine/redisstore"
 	"github.com/kairoshq/kairos/engine/stats"
 	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/internal/redisconn"
@@ -38,7 +39,10 @@ type serveConfig struct {
 	// that many replicas of each master it wrote to have it
 	// (redisstore.Config.WaitReplicas).
 	RedisWaitReplicas int
-	Replica           string
+	// DedupWindow is how long the store remembers an applied event id
+	// (a redelivered or replayed event within it is a no-op).
+	DedupWindow time.Duration
+	Replica     string
 	// Namespace prefixes every RabbitMQ exchange and queue and every Redis
 	// key, so that several Kairos installations can share the servers.
 	Namespace string
@@ -200,6 +204,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.DataDir, "data-dir", "./kairos-data", "data directory: keys, and the embedded store when no Redis URL is set")
 	e.str(&c.AMQPURL, "amqp-url", "", "RabbitMQ URL, or the comma-separated URLs of a cluster's nodes to fail over between (empty: in-process bus)")
 	e.str(&c.RedisURL, "redis-url", "", "Redis URL (empty: embedded store in --data-dir); a Redis Cluster in go-redis's form redis://host:port?addr=host:port&addr=…")
+	e.dur(&c.DedupWindow, "dedup-window", redisstore.DefaultDedupWindow, "how long an applied event id is remembered: a redelivery or replay of it within the window is a no-op (each id costs ~90 B in Redis for the window)")
 	e.int(&c.RedisWaitReplicas, "redis-wait-replicas", 0, "on a Redis Cluster, replicas that must have each commit before the batch is acknowledged (0: none, asynchronous)")
 	e.str(&c.Replica, "replica", "0", "engine replica name (stable per replica: its RabbitMQ queue is kairos.engine.<replica>)")
 	e.str(&c.Namespace, "namespace", "kairos", "prefix of RabbitMQ exchanges/queues and Redis keys")
@@ -308,6 +313,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if !(c.HoldoutShare >= 0 && c.HoldoutShare <= 0.5) {
 		errs = append(errs, fmt.Errorf("--holdout-share %v: want a share in [0, 0.5]", c.HoldoutShare))
+	}
+	if c.DedupWindow < time.Minute {
+		errs = append(errs, fmt.Errorf("--dedup-window %v is below 1m", c.DedupWindow))
 	}
 	if c.SessionGap < time.Second {
 		errs = append(errs, fmt.Errorf("--session-gap %v is below 1s", c.SessionGap))

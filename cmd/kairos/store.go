@@ -19,7 +19,7 @@ func openStore(ctx context.Context, cfg serveConfig, log *slog.Logger) (engine.S
 	}
 	dir := filepath.Join(cfg.DataDir, "state")
 	log.LogAttrs(ctx, slog.LevelInfo, "store: embedded (set KAIROS_REDIS_URL for Redis)", slog.String("dir", dir))
-	s, err := embedded.Open(dir, embedded.Config{Logger: log})
+	s, err := embedded.Open(dir, embedded.Config{DedupWindow: cfg.DedupWindow, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("embedded store: %w", err)
 	}
@@ -27,7 +27,7 @@ func openStore(ctx context.Context, cfg serveConfig, log *slog.Logger) (engine.S
 }
 
 func openRedis(ctx context.Context, cfg serveConfig, log *slog.Logger) (engine.Store, error) {
-	s, err := redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.Namespace, WaitReplicas: cfg.RedisWaitReplicas, Logger: log})
+	s, err := redisstore.Open(ctx, redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.Namespace, WaitReplicas: cfg.RedisWaitReplicas, DedupWindow: cfg.DedupWindow, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
