@@ -10,11 +10,12 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/kairos ./cmd/kairos
-# The data directory (keys, embedded store, archive), prepared here with
+# The data directory (keys, embedded store, archive) and the cold tier of
+# the cluster history (/var/lib/kairos-history, deploy/compose.cluster.yaml), prepared here with
 # mode 0700 and copied below as an entry of /var/lib, owned by the image's
 # non-root user (nonroot = 65532:65532 in distroless): both builders keep
 # the mode of a copied entry and apply --chown to it.
-RUN mkdir -p /out/varlib/kairos && chmod 0700 /out/varlib/kairos
+RUN mkdir -p /out/varlib/kairos /out/varlib/kairos-history && chmod 0700 /out/varlib/kairos /out/varlib/kairos-history
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/kairos /usr/local/bin/kairos
