@@ -750,6 +750,8 @@ func acceptVerify(t *testing.T, c *clustertest.Clusters, ns string, owners []*ac
 	}
 	t.Logf("verify (%v after the load): %d accepted events, %d in their owners' histories; lost %d, applied twice %d, out of order per device %d (across a user's devices: %d)",
 		time.Since(t0).Round(time.Second), len(accepted), r.present, r.lost, r.dups, r.disorder, r.crossDevice)
+	t.Logf("verify: of which on users' devices: lost %d, applied twice %d, out of order %d; on anonymous visitors: lost %d, twice %d, out of order %d",
+		r.userLost, r.userDups, r.userDisorder, r.lost-r.userLost, r.dups-r.userDups, r.disorder-r.userDisorder)
 	if r.lost != 0 {
 		t.Errorf("%d accepted events are not in their owner's history, e.g. %v", r.lost, r.lostEx)
 		acceptStranded(t, store, r.lostDevices)
@@ -765,7 +767,10 @@ func acceptVerify(t *testing.T, c *clustertest.Clusters, ns string, owners []*ac
 // acceptResult is what acceptCheck found.
 type acceptResult struct {
 	lost, dups, disorder, crossDevice, present int
-	lostEx, dupEx, orderEx                     []string
+	// userLost, userDups and userDisorder count those of users' devices
+	// (the rest are anonymous visitors').
+	userLost, userDups, userDisorder int
+	lostEx, dupEx, orderEx           []string
 	lostDevices                                map[string][]string // device → its lost event ids
 }
 
@@ -788,6 +793,10 @@ func acceptCheck(t *testing.T, store *redisstore.Store, keys []string, owners []
 		for j, v := range vs {
 			oi := start + j
 			o := owners[oi]
+			isUser := 0
+			if strings.HasPrefix(o.key, "user:") {
+				isUser = 1
+			}
 			devOf := map[int]string{}
 			for _, a := range o.actions {
 				if a.identify == "" {
@@ -805,12 +814,14 @@ func acceptCheck(t *testing.T, store *redisstore.Store, keys []string, owners []
 				r.present++
 				if seen[seq] {
 					r.dups++
+					r.userDups += isUser
 					addExample(&r.dupEx, "%s (device %s) at %d of %s's %d events", h.ID, devOf[seq], k, o.key, len(v.History))
 				}
 				seen[seq] = true
 				dev := devOf[seq]
 				if l, ok := lastDev[dev]; ok && seq < l {
 					r.disorder++
+					r.userDisorder += isUser
 					addExample(&r.orderEx, "%s after %s in %s", h.ID, acceptEventID(oi, l), o.key)
 				}
 				lastDev[dev] = max(lastDev[dev], seq)
@@ -822,6 +833,7 @@ func acceptCheck(t *testing.T, store *redisstore.Store, keys []string, owners []
 			for _, a := range o.actions {
 				if id := acceptEventID(oi, a.seq); a.identify == "" && accepted[id] && !seen[a.seq] {
 					r.lost++
+					r.userLost += isUser
 					r.lostDevices[a.device] = append(r.lostDevices[a.device], id)
 					addExample(&r.lostEx, "%s (device %s) not in %s", id, a.device, o.key)
 				}
