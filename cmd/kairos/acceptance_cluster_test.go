@@ -771,7 +771,7 @@ type acceptResult struct {
 	// (the rest are anonymous visitors').
 	userLost, userDups, userDisorder int
 	lostEx, dupEx, orderEx           []string
-	lostDevices                                map[string][]string // device → its lost event ids
+	lostDevices                      map[string][]string // device → its lost event ids
 }
 
 func addExample(ex *[]string, format string, args ...any) {
