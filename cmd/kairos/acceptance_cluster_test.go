@@ -224,14 +224,14 @@ func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns s
 // acceptDo sends a request with the secret key to r and returns the
 // status and body (err: no answer).
 func acceptDo(ctx context.Context, r *acceptReplica, method, path string, body any) (int, []byte, error) {
-	var rd *bytes.Reader
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return 0, nil, err
+		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, bytes.NewReader(b))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -361,8 +361,8 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 	}
 }
 
-// recommendations returns the items of GET /v1/recommendations for
-// visitor from a live replica.
+// acceptRecs returns the items of GET /v1/recommendations for visitor
+// from a live replica.
 func acceptRecs(ctx context.Context, c *acceptCluster, visitor string) ([]string, error) {
 	code, b, err := acceptDo(ctx, c.pick(), http.MethodGet, "/v1/recommendations?n=10&visitor="+visitor, nil)
 	if err != nil {
