@@ -591,7 +591,11 @@ func TestAcceptanceFaults(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 2026))
 	owners := acceptPlan(p, rng)
 	cl := &acceptCluster{}
-	for _, name := range []string{"r1", "r2", "r3"} {
+	names := []string{"r1", "r2", "r3"}
+	if !p.faults && os.Getenv("KAIROS_ACCEPT_REPLICAS") == "1" {
+		names = names[:1] // a control run on one replica: is the merge wrong without a second one?
+	}
+	for _, name := range names {
 		cl.replicas = append(cl.replicas, startAcceptReplica(t, name, c, ns))
 	}
 	live := slices.Clone(cl.replicas)
