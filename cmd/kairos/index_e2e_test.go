@@ -21,7 +21,11 @@ func TestServeLargeCatalogThroughIndex(t *testing.T) {
 	if code := run(context.Background(), []string{"bench", "seed", "--items", "25000", "--visitors", "40", "--data-dir", dir}, &out, io.Discard); code != 0 {
 		t.Fatalf("bench seed exited %d: %s", code, out.String())
 	}
-	srv := startServer(t, "--data-dir", dir, "--archive-dir", "off")
+	// 64 of the 316 lists probed: the automatic 32 give a recall that
+	// varies from run to run at this small size (0.71–0.9, README "Catalog
+	// scale"); this test is about the path through the index, and the
+	// automatic parameters are measured by the model's benchmarks.
+	srv := startServer(t, "--data-dir", dir, "--archive-dir", "off", "--index-probe", "64")
 	waitFor(t, 2*time.Minute, "the approximate index", func() bool {
 		return metricValue(srv.metrics(t), "kairos_engine_index_lists ") > 0
 	})
@@ -44,8 +48,9 @@ func TestServeLargeCatalogThroughIndex(t *testing.T) {
 		}
 		total += len(in)
 	}
-	// bench seed's factors at 25k items: recall@10 ≈ 0.89 with the
-	// automatic parameters (README, "Catalog scale").
+	// bench seed's factors at 25k items: recall@10 ≈ 0.94 with 64 lists
+	// probed (README, "Catalog scale").
+	t.Logf("recall@10 of the index against exact=true: %d of %d", hits, total)
 	if recall := float64(hits) / float64(total); total == 0 || recall < 0.8 {
 		t.Fatalf("recall@10 of the index against exact=true: %d of %d", hits, total)
 	}
