@@ -122,6 +122,12 @@ type RecQuery struct {
 	Category    string
 	Explain     bool   // add Because items
 	Item        string // context: the current page's item (cold start)
+	// Rotation demotes items recently shown to the visitor, fading back
+	// over this time (e.g. "30m"; "": the server's default, "0": none).
+	Rotation string
+	// Page is the Next token of the previous page: the next page repeats
+	// none of the earlier pages' items.
+	Page string
 }
 
 // Recommendations is the answer of GET /v1/recommendations.
@@ -130,6 +136,12 @@ type Recommendations struct {
 	Strategy   string   `json:"strategy"` // als, blend, context, trending or catalog
 	Items      []Rec    `json:"items"`
 	Experiment *Variant `json:"experiment,omitempty"`
+	// Holdout: the visitor is in the personalization holdout and got the
+	// non-personalized baseline.
+	Holdout bool `json:"holdout,omitempty"`
+	// Next asks for the following page (RecQuery.Page); set when rotation
+	// or paging was asked for.
+	Next string `json:"next,omitempty"`
 }
 
 // Recommendations returns items for a visitor (secret key).
@@ -139,6 +151,8 @@ func (c *Client) Recommendations(ctx context.Context, q RecQuery) (Recommendatio
 	setInt(v, "n", q.N)
 	set(v, "category", q.Category)
 	set(v, "item", q.Item)
+	set(v, "rotation", q.Rotation)
+	set(v, "page", q.Page)
 	if q.IncludeSeen {
 		v.Set("exclude_seen", "false")
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,23 @@ func TestClientEndToEnd(t *testing.T) {
 	}
 	if len(recs.Items) == 0 || recs.Visitor != "c-v1" {
 		t.Fatalf("Recommendations: %+v", recs)
+	}
+	// Pages through rotation: the second page repeats nothing of the first.
+	first, err := c.Recommendations(ctx, client.RecQuery{Visitor: "c-v2", N: 2, Rotation: "30m"})
+	if err != nil || len(first.Items) != 2 || first.Next == "" {
+		t.Fatalf("first page: %+v, %v", first, err)
+	}
+	second, err := c.Recommendations(ctx, client.RecQuery{Visitor: "c-v2", N: 2, Rotation: "30m", Page: first.Next})
+	if err != nil || len(second.Items) == 0 {
+		t.Fatalf("second page: %+v, %v", second, err)
+	}
+	for _, r := range second.Items {
+		if slices.ContainsFunc(first.Items, func(f client.Rec) bool { return f.Item == r.Item }) {
+			t.Fatalf("second page %+v repeats an item of the first %+v", second.Items, first.Items)
+		}
+	}
+	if _, err := c.Recommendations(ctx, client.RecQuery{Visitor: "c-v2", N: 2, Page: "forged"}); !client.IsInvalid(err) {
+		t.Fatalf("a forged page token: %v, want invalid", err)
 	}
 	if sim, err := c.Similar(ctx, "c-sku/0", 2); err != nil || len(sim) == 0 {
 		t.Fatalf("Similar: %v %v", sim, err)
