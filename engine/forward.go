@@ -111,11 +111,14 @@ func forwardedIDs(routes map[string]signals.Route, fresh []signals.Event) map[st
 	return out
 }
 
-// placeForwarded puts the forwarded events of add into history time
+// placeForwarded puts each forwarded event of add into its device's
 // order: it returns the whole new history (history, then add, each
-// forwarded event of add moved to just after the last event not later
-// than it) and true, or nil and false when add can simply be appended
-// (no forwarded event is older than what precedes it).
+// forwarded event of add moved to just before the first earlier-placed
+// event of the same device (HistoryEvent.Device) that happened after
+// it) and true, or nil and false when add can simply be appended. A
+// user's history is not in time order as a whole (a merged anonymous
+// history is appended after the user's own events), but each device's
+// events are, and stay so.
 func placeForwarded(history, add []HistoryEvent, forwarded map[string]bool) ([]HistoryEvent, bool) {
 	if len(forwarded) == 0 {
 		return nil, false
@@ -123,19 +126,17 @@ func placeForwarded(history, add []HistoryEvent, forwarded map[string]bool) ([]H
 	all := append(slices.Clone(history), add...)
 	moved := false
 	for i := len(history); i < len(all); i++ {
-		if !forwarded[all[i].ID] {
+		f := all[i]
+		if !forwarded[f.ID] {
 			continue
 		}
-		j := i
-		for j > 0 && all[j-1].Time.After(all[i].Time) {
-			j--
+		j := slices.IndexFunc(all[:i], func(h HistoryEvent) bool { return h.Device == f.Device && h.Time.After(f.Time) })
+		if j < 0 {
+			continue
 		}
-		if j < i {
-			ev := all[i]
-			copy(all[j+1:i+1], all[j:i])
-			all[j] = ev
-			moved = true
-		}
+		copy(all[j+1:i+1], all[j:i])
+		all[j] = f
+		moved = true
 	}
 	if !moved {
 		return nil, false

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -48,9 +49,24 @@ func newLearnState(o *model.Online, k int) *learnState {
 // Returning nil acknowledges the batch. An error before the commit leaves
 // the store untouched, so the redelivered batch is applied exactly once;
 // after the commit, redelivered events are recognised as seen.
+//
+// When the store refuses the commit to an anonymous visitor that another
+// replica linked meanwhile (ErrConflict; see "One writer per state",
+// forward.go), the batch is handled again at once: what was committed is
+// seen, and the linked visitor's events are forwarded.
 func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	e.handleMu.Lock()
 	defer e.handleMu.Unlock()
+	err := e.handle(ctx, batch)
+	if errors.Is(err, ErrConflict) {
+		e.log.LogAttrs(ctx, slog.LevelDebug, "batch handled again: a visitor was linked meanwhile", slog.Any("err", err))
+		err = e.handle(ctx, batch)
+	}
+	return err
+}
+
+// handle is Handle with handleMu held.
+func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 	start := e.cfg.Now()
 	e.met.consumed.Add(float64(len(batch)))
 	uniq := uniqueEvents(batch)
