@@ -63,7 +63,7 @@ func (s *Server) rankRecs(ctx context.Context, req engine.RecRequest, p pageQuer
 	if !p.on(s.deps.Rotation) {
 		return s.deps.Recommender.Recommend(ctx, req)
 	}
-	return s.deps.Rotation.Serve(ctx, rotation.Request{Visitor: req.Visitor, N: req.N, Rotation: p.rotation, Page: p.page},
+	return s.deps.Rotation.Serve(ctx, rotation.Request{Visitor: req.Visitor, User: req.User, N: req.N, Rotation: p.rotation, Page: p.page},
 		func(ctx context.Context, n int) (engine.RecResponse, error) {
 			r := req
 			r.N = n

@@ -207,6 +207,15 @@ func (e *Engine) dropMerged(ctx context.Context, anon map[string]Visitor) {
 	}
 }
 
+// StateKey returns the key of the state that serves a visitor: UserKey of
+// user when given, else of the user the visitor is linked to, else the
+// visitor id. Features that keep something per visitor beside the
+// engine's state (rotation's record of shown items) key it so, to share
+// it across a user's devices.
+func (e *Engine) StateKey(ctx context.Context, visitor, user string) (string, error) {
+	return e.stateKey(ctx, visitor, user)
+}
+
 // stateKey returns the key of the state that serves a visitor (its user's
 // when linked).
 func (e *Engine) stateKey(ctx context.Context, visitor, user string) (string, error) {

@@ -81,7 +81,7 @@ func (a *app) addRotation(ctx context.Context, w *wiring) error {
 		return fmt.Errorf("rotation: secret: %w", err)
 	}
 	r, err := rotation.New(a.store, rotation.Config{Default: a.cfg.Rotation, Max: a.cfg.RotationMax,
-		MaxCandidates: w.api.MaxResults, Secret: secret, Logger: a.log, Now: a.cfg.Now})
+		MaxCandidates: w.api.MaxResults, Secret: secret, Logger: a.log, Now: a.cfg.Now, StateKey: a.engine.StateKey})
 	if err != nil {
 		return fmt.Errorf("rotation: %w", err)
 	}

@@ -48,6 +48,12 @@ type Config struct {
 	// Now is the clock of the fades, the records and the tokens (nil:
 	// time.Now).
 	Now func() time.Time
+	// StateKey resolves a request's visitor (and user, when it names
+	// one) to the key of the state that serves it — the user's once the
+	// visitor is linked (engine.Engine.StateKey) — so that a user's
+	// devices share one record of shown items, as impressions are
+	// recorded under it (nil: the visitor id).
+	StateKey func(ctx context.Context, visitor, user string) (string, error)
 }
 
 // Defaults returns a copy of c with every zero field set to its default.
@@ -124,8 +130,11 @@ type Ranker func(ctx context.Context, n int) (engine.RecResponse, error)
 
 // Request is a recommendation request as the layer sees it.
 type Request struct {
-	// Visitor is whose record of shown items applies (required).
+	// Visitor is whose record of shown items applies (required); with
+	// Config.StateKey, the record of its state (its user's once linked).
 	Visitor string
+	// User is the request's user id, when it names one.
+	User string
 	// N is the page size (>= 1).
 	N int
 	// Rotation is the demotion time; negative: Config.Default.
@@ -147,6 +156,13 @@ func recordKey(visitor string) string { return "rot:" + visitor }
 // others are the ranker's or the store's.
 func (r *Rotation) Serve(ctx context.Context, req Request, rank Ranker) (engine.RecResponse, error) {
 	now := r.cfg.Now()
+	if r.cfg.StateKey != nil {
+		key, err := r.cfg.StateKey(ctx, req.Visitor, req.User)
+		if err != nil {
+			return engine.RecResponse{}, fmt.Errorf("rotation: %w", err)
+		}
+		req.Visitor = key
+	}
 	rot := req.Rotation
 	if rot < 0 {
 		rot = r.cfg.Default
@@ -244,8 +260,9 @@ func (r *Rotation) record(ctx context.Context, visitor string, page []engine.Rec
 }
 
 // React records the impressions of a committed batch: an impression
-// event with an item marks the item seen by its visitor at the event's
-// time (the record keeps the latest showing).
+// event with an item marks the item seen at the event's time (the record
+// keeps the latest showing) in the record of the state it was committed
+// to (the user's for a linked device).
 func (r *Rotation) React(ctx context.Context, changes []engine.VisitorChange) {
 	var t storage.Txn
 	now := r.cfg.Now()
@@ -262,7 +279,7 @@ func (r *Rotation) React(ctx context.Context, changes []engine.VisitorChange) {
 			if now.Sub(at) >= r.cfg.Max {
 				continue
 			}
-			key := recordKey(ev.Visitor)
+			key := recordKey(changes[i].Visitor.ID)
 			t.Set(key, ev.Item, strconv.FormatInt(at.UnixMilli(), 10))
 			t.Expire(key, now.Add(r.cfg.Max))
 		}
@@ -278,9 +295,10 @@ func (r *Rotation) React(ctx context.Context, changes []engine.VisitorChange) {
 	}
 }
 
-// ForgetVisitor deletes the visitor's record (erasure).
+// ForgetVisitor deletes the visitor's record (erasure), and the record
+// of the user of that id (its state key, engine.UserKey) when it is one.
 func (r *Rotation) ForgetVisitor(ctx context.Context, visitor string) error {
-	if err := r.maps.Delete(ctx, []string{recordKey(visitor)}); err != nil {
+	if err := r.maps.Delete(ctx, []string{recordKey(visitor), recordKey(engine.UserKey(visitor))}); err != nil {
 		return fmt.Errorf("rotation: forget visitor: %w", err)
 	}
 	return nil

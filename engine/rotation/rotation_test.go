@@ -286,3 +286,56 @@ func BenchmarkServe(b *testing.B) {
 		}
 	}
 }
+
+// With Config.StateKey a user's devices share one record: what one device
+// was served or saw is demoted on the other, and erasing the user forgets
+// it.
+func TestUserDevicesShareTheRecord(t *testing.T) {
+	ctx := context.Background()
+	clock := testutil.NewClock(t0)
+	users := map[string]string{"phone": "bob", "laptop": "bob"}
+	stateKey := func(_ context.Context, visitor, user string) (string, error) {
+		if user == "" {
+			user = users[visitor]
+		}
+		if user == "" {
+			return visitor, nil
+		}
+		return engine.UserKey(user), nil
+	}
+	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
+	f := &ranker{total: 50}
+	page := func(req rotation.Request) []string {
+		t.Helper()
+		resp, err := r.Serve(ctx, req, f.rank)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return items(resp.Items)
+	}
+	if got := page(rotation.Request{Visitor: "phone", N: 3, Rotation: -1}); !slices.Equal(got, []string{"i0", "i1", "i2"}) {
+		t.Fatalf("phone: %v", got)
+	}
+	clock.Add(time.Minute)
+	if got := page(rotation.Request{Visitor: "laptop", N: 3, Rotation: -1}); !slices.Equal(got, []string{"i3", "i4", "i5"}) {
+		t.Fatalf("laptop a minute after the phone was served i0-i2: %v, want i3 i4 i5", got)
+	}
+	// Another visitor's record is its own.
+	if got := page(rotation.Request{Visitor: "tablet", N: 3, Rotation: -1}); !slices.Equal(got, []string{"i0", "i1", "i2"}) {
+		t.Fatalf("an unlinked visitor: %v", got)
+	}
+	// An impression committed to the user's state (from the phone) counts
+	// on the laptop.
+	clock.Add(time.Hour)
+	r.React(ctx, []engine.VisitorChange{{Visitor: engine.Visitor{ID: engine.UserKey("bob")}, Fresh: []signals.Event{
+		{Type: signals.TypeImpression, Visitor: "phone", Item: "i0", Time: signals.Timestamp{Time: clock.Now()}}}}})
+	if got := page(rotation.Request{Visitor: "laptop", N: 3, Rotation: 10 * time.Minute}); !slices.Equal(got, []string{"i1", "i2", "i3"}) {
+		t.Fatalf("after the phone saw i0: laptop gets %v, want i1 i2 i3", got)
+	}
+	if err := r.ForgetVisitor(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if got := page(rotation.Request{Visitor: "phone", N: 3, Rotation: 10 * time.Minute}); !slices.Equal(got, []string{"i0", "i1", "i2"}) {
+		t.Fatalf("after erasing bob: %v", got)
+	}
+}
