@@ -34,8 +34,8 @@ type wiring struct {
 }
 
 // features lists the features of `kairos serve` in the order they are
-// built (a feature may use those before it: experiments before
-// promotions, which hands them to the promo engine; attention after
+// built (a feature may use those before it: experiments and the holdout
+// before promotions, which hands them to the promo engine; attention after
 // promotions, so that its writes do not delay promotions).
 var features = []feature{
 	{name: "identity"},
@@ -44,10 +44,10 @@ var features = []feature{
 	{name: "retrain", add: (*app).addRetrain},
 	{name: "stats", add: (*app).addStats},
 	{name: "experiments", add: (*app).addExperiments},
+	{name: "holdout", on: func(c serveConfig) bool { return c.HoldoutShare > 0 }, add: (*app).addHoldout},
 	{name: "promotions", add: (*app).addPromo},
 	{name: "attention", add: (*app).addAttention},
 	{name: "rotation", add: (*app).addRotation},
-	{name: "holdout", on: func(c serveConfig) bool { return c.HoldoutShare > 0 }, add: (*app).addHoldout},
 	{name: "demo", on: func(c serveConfig) bool { return c.Demo }, add: (*app).addDemo},
 }
 

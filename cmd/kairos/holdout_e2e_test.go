@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/holdout"
+	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/signals/tracker/browsertest"
 )
 
@@ -128,6 +131,30 @@ func testHoldout(t *testing.T, srv *testServer) {
 	if res["on"] != true || res["share"].(float64) != share {
 		t.Errorf("results: on %v share %v", res["on"], res["share"])
 	}
+
+	// A rule reacts to the visitor's own behaviour: it pushes its
+	// promotion to the personalized shopper, nothing to the held-out one.
+	srv.secretJSON(t, "POST", "/v1/offers", `{"id":"stay","title":"Stay","slot":"exit"}`, http.StatusCreated)
+	srv.secretJSON(t, "POST", "/v1/rules", `{"id":"leaving","cooldown":"1h","when":{"exit":{}},"then":{"offer":"stay"}}`, http.StatusCreated)
+	srv.postEvents(t, []map[string]any{
+		{"id": held + "-exit", "type": "exit", "visitor": held},
+		{"id": pers + "-exit", "type": "exit", "visitor": pers},
+	})
+	ps := promo.NewStore(srv.app.store)
+	promotions := func(v string) int {
+		got, err := ps.Promotions(t.Context(), v, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	waitFor(t, 15*time.Second, "the personalized shopper's promotion", func() bool { return promotions(pers) == 1 })
+	waitFor(t, 15*time.Second, "the rule's match for the held-out shopper, skipped for the holdout", func() bool {
+		return strings.Contains(scrapeMetrics(t, srv), `kairos_promo_rule_skips_total{reason="holdout"} 1`)
+	})
+	if n := promotions(held); n != 0 {
+		t.Errorf("the held-out shopper got %d rule promotions, want none", n)
+	}
 }
 
 // TestHoldoutDashboardInBrowser runs kairos serve --holdout-share 0.1
@@ -224,4 +251,18 @@ func shotElement(t *testing.T, ctx context.Context, b *browsertest.Browser, css,
 		t.Fatal(err)
 	}
 	t.Logf("screenshot of %s: %s (%d×%d, %d KB)", css, path, rect.Dx(), rect.Dy(), out.Len()/1024)
+}
+
+// scrapeMetrics returns srv's /metrics as text.
+func scrapeMetrics(t *testing.T, srv *testServer) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testSecretKey)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/experiments"
+	"github.com/kairoshq/kairos/engine/holdout"
 	"github.com/kairoshq/kairos/engine/membership"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
@@ -60,6 +61,7 @@ type app struct {
 	archive  *archive.Archive    // nil when archiving is off
 	promo    *promo.Engine       // offers, campaigns, rules, promotions (serve_promo.go)
 	exps     *experiments.Engine // A/B experiments and bandits (serve_experiments.go)
+	holdout  *holdout.Holdout    // the personalization holdout, when on (serve_demo.go)
 	demo     *demo.Shop          // the demo shop of --demo (serve_demo.go)
 	retrain  *retrainer          // scheduled retrains, model panel (serve_retrain.go)
 	archiver *history.Archiver   // the cluster history's archiver candidate (serve_history.go)

@@ -66,6 +66,7 @@ func (a *app) addHoldout(_ context.Context, w *wiring) error {
 		return fmt.Errorf("holdout: %w", err)
 	}
 	a.engine.AddReactor(h)
+	a.holdout = h
 	w.deps.Holdout = h
 	return nil
 }

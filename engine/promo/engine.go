@@ -56,6 +56,11 @@ type Deps struct {
 	// Experiments decides what a rule pushes when an experiment targets
 	// it (engine/experiments.Engine); nil: the rule's own offer.
 	Experiments Experiments
+	// HeldOut reports whether a visitor (user: its known user, "" if
+	// anonymous) is in the personalization holdout (engine/holdout):
+	// rules, which react to the visitor's own behaviour, push it
+	// nothing. nil: nobody is held out.
+	HeldOut func(ctx context.Context, visitor, user string) bool
 }
 
 // Experiments lets an experiment decide what a rule pushes.
@@ -90,6 +95,7 @@ type Engine struct {
 	model  Model
 	bcast  signals.Broadcaster
 	exps   Experiments
+	held   func(ctx context.Context, visitor, user string) bool
 	signer *Signer
 	met    *metrics
 
@@ -162,7 +168,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "promo"), store: deps.Store, prof: deps.Profiles,
-		model: deps.Model, bcast: deps.Broadcaster, exps: deps.Experiments, met: newMetrics(cfg.Registerer),
+		model: deps.Model, bcast: deps.Broadcaster, exps: deps.Experiments, held: deps.HeldOut, met: newMetrics(cfg.Registerer),
 		stats: map[string]OfferStats{}, own: map[string][]float32{}, cd: map[cdKey]time.Time{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), kick: make(chan struct{}, 1),
 	}
@@ -940,6 +946,10 @@ func (e *Engine) remember(visitor, rule string, until time.Time) {
 // the triggering event (see device).
 func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *engine.VisitorChange, now time.Time) (bool, *RuleSkip, error) {
 	visitor := device(ch)
+	user := userOf(ch)
+	if e.held != nil && e.held(ctx, visitor, user) {
+		return false, &RuleSkip{At: now, Reason: SkipHoldout, Detail: "the visitor is in the personalization holdout"}, nil
+	}
 	var cs []candidate
 	slot := r.Then.Slot
 	if r.Then.Offer != "" {
@@ -983,10 +993,6 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 		return false, &RuleSkip{At: now, Reason: SkipCooldown, Detail: "until " + until.UTC().Format(time.RFC3339)}, nil
 	}
 	if e.exps != nil {
-		user, _ := strings.CutPrefix(ch.Visitor.ID, engine.UserKey(""))
-		if user == ch.Visitor.ID {
-			user = ""
-		}
 		switch off := e.exps.PromotionOffer(ctx, visitor, user, r.ID, o.ID); {
 		case off == "":
 			return false, &RuleSkip{At: now, Reason: SkipHoldout, Detail: "the visitor is in an experiment's holdout"}, nil
@@ -1063,4 +1069,14 @@ func (e *Engine) ForgetVisitor(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// userOf returns the known user of a change's state ("" for an
+// anonymous visitor).
+func userOf(ch *engine.VisitorChange) string {
+	user, ok := strings.CutPrefix(ch.Visitor.ID, engine.UserKey(""))
+	if !ok {
+		return ""
+	}
+	return user
 }

@@ -3,6 +3,7 @@ package promo_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,5 +144,55 @@ func TestDeleteRefusedWhileAnExperimentNamesIt(t *testing.T) {
 	}
 	if !e.HasOffer("o2") || !e.HasCampaign("bf") || e.HasOffer("nope") {
 		t.Fatal("HasOffer/HasCampaign disagree with the definitions")
+	}
+}
+
+// TestPersonalizationHoldoutGetsNoRulePromotion: with Deps.HeldOut, a
+// rule pushes nothing to a held-out visitor (skip reason holdout, no
+// experiment asked, no cooldown started) and to the others as before.
+func TestPersonalizationHoldoutGetsNoRulePromotion(t *testing.T) {
+	v := &env{
+		store: promotest.NewMem(), clock: testutil.NewClock(t0),
+		model: &fakeModel{factors: map[string][]float32{}, items: map[string]engine.Item{}},
+		vis:   &fakeVisitors{m: map[string][]float32{}}, bus: &recorder{},
+		hist: map[string][]engine.HistoryEvent{}, sess: map[string]engine.Session{},
+	}
+	x := &fakeExperiments{offers: map[string]string{}}
+	var asked []string
+	held := func(_ context.Context, visitor, user string) bool {
+		asked = append(asked, visitor+"/"+user)
+		return visitor == "b" || user == "u-held"
+	}
+	e, err := promo.New(context.Background(), promo.Config{Factors: k, Seed: 42, Now: v.clock.Now},
+		promo.Deps{Store: v.store, Profiles: v.vis, Model: v.model, Broadcaster: v.bus, Experiments: x, HeldOut: held})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.e = e
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"exit","title":"one"}`)
+	v.put(t, promo.KindRule, `{"id":"r1","cooldown":"1h","when":{"exit":{}},"then":{"offer":"o1"}}`)
+	for _, who := range []string{"a", "b"} {
+		v.react(t, who, v.ev(who, signals.TypeExit, 0))
+	}
+	if ps := v.fired(t, "a"); len(ps) != 1 || ps[0].Offer.ID != "o1" {
+		t.Errorf("a (personalized): promotions %+v, want o1", ps)
+	}
+	if ps := v.fired(t, "b"); len(ps) != 0 {
+		t.Errorf("b (held out) got %d promotions", len(ps))
+	}
+	// A known user held out, through its device.
+	exit := v.ev("phone", signals.TypeExit, 0)
+	ch := engine.VisitorChange{Fresh: []signals.Event{exit}, Visitor: engine.Visitor{ID: engine.UserKey("u-held"),
+		History: []engine.HistoryEvent{{ID: exit.ID, Type: exit.Type, Time: exit.Time.Time}},
+		Session: engine.Session{ID: "s", Start: exit.Time.Time, Last: exit.Time.Time, Events: 1}}}
+	v.e.React(context.Background(), []engine.VisitorChange{ch})
+	if ps := v.fired(t, "phone"); len(ps) != 0 {
+		t.Errorf("the held-out user's device got %d promotions", len(ps))
+	}
+	if len(x.calls) != 1 || x.calls[0] != "a  r1 o1" {
+		t.Errorf("experiments asked %q, want only for a", x.calls)
+	}
+	if !slices.Contains(asked, "phone/u-held") {
+		t.Errorf("holdout asked %q, want the device with its user", asked)
 	}
 }

@@ -15,7 +15,7 @@ const (
 	SkipCooldown = "cooldown" // the visitor's cooldown of the rule runs
 	SkipNoOffer  = "no_offer" // no offer of the action is eligible now
 	SkipCapped   = "capped"   // every eligible offer reached the visitor's cap
-	SkipHoldout  = "holdout"  // an experiment's holdout: nothing is pushed
+	SkipHoldout  = "holdout"  // an experiment's holdout or the personalization holdout: nothing is pushed
 )
 
 // RuleDetail is a rule as GET /v1/rules answers it: the definition and
