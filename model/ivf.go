@@ -593,6 +593,9 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	if q.N <= 0 || len(q.Vector) != x.k {
 		return dst
 	}
+	if q.Rows != nil {
+		return s.topK(dst, items, norms, q) // a selective filter: its rows exactly
+	}
 	qn := float32(1)
 	if q.Cosine {
 		if qn = norm32(q.Vector); qn == 0 {
@@ -621,10 +624,11 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	}
 	xv := blas32.Vector{N: x.k, Inc: 1, Data: q.Vector}
 	for _, row := range x.overflow {
-		c.consider(row, blas32.Dot(xv, blas32.Vector{N: x.k, Inc: 1, Data: items.Row(int(row))}))
+		c.consider(row, c.boost(row, blas32.Dot(xv, blas32.Vector{N: x.k, Inc: 1, Data: items.Row(int(row))})))
 	}
 	short := c.h
 	sc.short = short
+	cands := &c
 	// Exact re-rank of the shortlist.
 	h := s.heap[:0]
 	for _, c := range short {
@@ -632,7 +636,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 		if q.Cosine {
 			v /= norms[c.Item] * qn
 		}
-		if v != v {
+		if v = cands.boost(c.Item, v); v != v {
 			continue
 		}
 		h = pushBounded(h, Scored{Item: c.Item, Score: v}, q.N)
@@ -657,7 +661,7 @@ type candidates struct {
 func (c *candidates) scan(dots []int32, scales []float32, rows []int32, qs float32) {
 	scales, rows = scales[:len(dots)], rows[:len(dots)]
 	for j, d := range dots {
-		v := float32(d) * scales[j] * qs
+		v := c.boost(rows[j], float32(d)*scales[j]*qs)
 		if !c.q.Cosine && len(c.h) == c.size && !(v > c.threshold) {
 			continue // the common case, decided without touching the row
 		}
@@ -665,7 +669,18 @@ func (c *candidates) scan(dots []int32, scales []float32, rows []int32, qs float
 	}
 }
 
-// consider adds row with its (inner-product) score v when it ranks.
+// boost applies the query's boost of row to its score v (the sign of a
+// cosine score is the inner product's, so boosting before the division
+// by the norm is the same).
+func (c *candidates) boost(row int32, v float32) float32 {
+	if b := c.q.Boost; b != nil && int(row) < len(b) {
+		return BoostScore(v, b[row])
+	}
+	return v
+}
+
+// consider adds row with its (inner-product, boosted) score v when it
+// ranks.
 func (c *candidates) consider(row int32, v float32) {
 	q := c.q
 	if q.Cosine {
