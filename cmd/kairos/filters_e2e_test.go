@@ -41,7 +41,9 @@ func filteredRecs(t *testing.T, srv *testServer, q url.Values) []recItem {
 	return items
 }
 
-func onSale(item string) bool { return strings.HasPrefix(item, "c2-") || strings.HasSuffix(item, "-item0") }
+func onSale(item string) bool {
+	return strings.HasPrefix(item, "c2-") || strings.HasSuffix(item, "-item0")
+}
 
 func testFilters(t *testing.T, srv *testServer) {
 	base := clusterBatch("fb", 3, 20, 12, 12, 5)
