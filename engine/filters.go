@@ -13,7 +13,7 @@ import (
 // — the set of qualifying rows and each row's boost — and brings it up to
 // date with the catalog by re-evaluating only the rows changed since
 // (the change log below). The ranking then reads the view: Query.Keep is
-// a bit test, Query.Boost the boost array, and when at most one row in
+// a bit test, Query.LogBoost and Boost the boost arrays, and when at most one row in
 // filter.SparseShare qualifies, Query.Rows lists them so that the scan
 // scores those rows only — a selective filter makes a request cheaper,
 // never starved: n results come back whenever n qualifying items are

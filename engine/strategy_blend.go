@@ -43,7 +43,8 @@ func (priorBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
 // (model.Moments for the factor scores, cached for trending), so the
 // blended score of a candidate is what model.Blend.Scores gives it. e.mu
 // must be held for reading; s.exclude is the candidates' complement.
-// The view's boosts multiply the blended scores (model.BoostScore).
+// The view's log-boosts are added to the blended scores (a boost
+// multiplies the utility e^score, model.Query.LogBoost).
 func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, keep func(int) bool, view *filter.View) ([]model.Scored, Strategy) {
 	o := e.model()
 	m := max(blendCandidates, 4*r.N)
@@ -115,8 +116,8 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 			score += wt * (math.Log1p(max(float64(trend[c]), 0)) - tt.mean) / tt.sd
 		}
 		sc := float32(score)
-		if view != nil && int(c) < len(view.Boost) {
-			sc = model.BoostScore(sc, view.Boost[c])
+		if view != nil && int(c) < len(view.LogBoost) {
+			sc += view.LogBoost[c]
 		}
 		s.mixed = append(s.mixed, sc)
 		s.mixedRows = append(s.mixedRows[:len(s.mixed)-1], c)

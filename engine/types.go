@@ -31,8 +31,9 @@ type RecRequest struct {
 	Strategy Strategy
 	// Filter (a filter.Bool expression) keeps only the items for which
 	// it holds; Boost (a filter.Number expression) multiplies each item's
-	// score before the selection (filter.go in package model:
-	// model.BoostScore; a boost ≤ 0 drops the item). nil: none.
+	// utility before the selection (e^score for the model's and the
+	// blend's scores: ln(boost) is added, model.Query.LogBoost; trending
+	// popularity itself); a boost ≤ 0 drops the item. nil: none.
 	Filter, Boost *filter.Expr
 	// Promote, when set with a positive share, fills round(Share·N) of
 	// the N slots with the best-ranked items its filter keeps (boosted by

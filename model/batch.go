@@ -159,12 +159,12 @@ func (o *Online) scoreBatchLocked(s *Scorer, reqs []*batchReq) {
 // start…; topK's are one column) into s's heap of the q.N best — skipping
 // zero rows, excluded rows, NaN scores and rows q.Keep rejects, dividing
 // by the norms for a cosine query (qn: the query's norm) and applying
-// q.Boost — and returns the
+// q.LogBoost — and returns the
 // new threshold (the heap's minimum once full).
 func (s *Scorer) selectColumn(sc []float32, w, j, start int, norms []float32, q *Query, qn, threshold float32) float32 {
 	h := s.heap
 	n := len(sc) / w
-	boost := q.Boost
+	boost := q.LogBoost
 	for r := range n {
 		v := sc[r*w+j]
 		if boost == nil && !(v > threshold) && len(h) == q.N {
@@ -177,8 +177,8 @@ func (s *Scorer) selectColumn(sc []float32, w, j, start int, norms []float32, q 
 		if q.Cosine {
 			v /= norms[i] * qn
 		}
-		if boost != nil && i < len(boost) {
-			v = BoostScore(v, boost[i])
+		if i < len(boost) {
+			v += boost[i]
 		}
 		if !(v > threshold) && len(h) == q.N {
 			continue

@@ -18,8 +18,8 @@ func bruteTop(o *Online, q Query) []Scored {
 			continue
 		}
 		v := float32(dot32f(q.Vector, y))
-		if q.Boost != nil {
-			v = BoostScore(v, q.Boost[i])
+		if q.LogBoost != nil {
+			v += q.LogBoost[i]
 		}
 		all = append(all, Scored{Item: int32(i), Score: v})
 	}
@@ -56,22 +56,6 @@ func sameItems(a, b []Scored) bool {
 	return true
 }
 
-func TestBoostScoreSign(t *testing.T) {
-	for _, c := range []struct{ v, b, want float32 }{
-		{2, 3, 6}, {-2, 2, -1}, {0, 5, 0}, {-3, 0.5, -6}, {4, 0.5, 2},
-	} {
-		if got := BoostScore(c.v, c.b); got != c.want {
-			t.Errorf("BoostScore(%v, %v) = %v, want %v", c.v, c.b, got, c.want)
-		}
-	}
-	// A boost above 1 never demotes, whatever the sign.
-	for _, v := range []float32{-5, -0.1, 0, 0.1, 5} {
-		if BoostScore(v, 1.5) < v {
-			t.Errorf("boost 1.5 lowered %v", v)
-		}
-	}
-}
-
 // TestRowsAndBoostExact checks the exact paths (topK, batched, SelectTopQ)
 // against brute force with a selective row list and a boost.
 func TestRowsAndBoostExact(t *testing.T) {
@@ -82,12 +66,11 @@ func TestRowsAndBoostExact(t *testing.T) {
 	var rows []int32
 	boost := make([]float32, n)
 	for i := range n {
-		boost[i] = 1
 		if i%37 == 0 {
 			rows = append(rows, int32(i))
 		}
 		if i%5 == 0 {
-			boost[i] = 4
+			boost[i] = float32(math.Log(4))
 		}
 	}
 	keep := func(i int) bool { return i%37 == 0 }
@@ -98,8 +81,8 @@ func TestRowsAndBoostExact(t *testing.T) {
 	}{
 		{"keep", Query{Vector: q, N: 10, Keep: keep}},
 		{"rows", Query{Vector: q, N: 10, Rows: rows, Keep: keep}},
-		{"boost", Query{Vector: q, N: 10, Boost: boost}},
-		{"rows+boost", Query{Vector: q, N: 10, Rows: rows, Keep: keep, Boost: boost}},
+		{"boost", Query{Vector: q, N: 10, LogBoost: boost}},
+		{"rows+boost", Query{Vector: q, N: 10, Rows: rows, Keep: keep, LogBoost: boost}},
 		{"more than qualify", Query{Vector: q, N: 200, Rows: rows, Keep: keep}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -119,21 +102,26 @@ func TestRowsAndBoostExact(t *testing.T) {
 	// The boost changes the order: without it the boosted rows are not
 	// all on top.
 	plain := o.TopK(&s, nil, Query{Vector: q, N: 10})
-	boosted := o.TopK(&s, nil, Query{Vector: q, N: 10, Boost: boost})
+	boosted := o.TopK(&s, nil, Query{Vector: q, N: 10, LogBoost: boost})
+
 	if sameItems(plain, boosted) {
-		t.Fatal("a boost of 4 on a fifth of the items left the top 10 as it was")
+		t.Fatal("a boost of ×4 on a fifth of the items left the top 10 as it was")
 	}
 	// SelectTopQ over precomputed scores.
 	scores := make([]float32, n)
 	for i := range scores {
 		scores[i] = float32(i%101) - 50
 	}
-	got := s.SelectTopQ(nil, scores, Query{N: 5, Rows: rows, Boost: boost})
+	mult := make([]float32, n)
+	for i := range mult {
+		mult[i] = 1 + float32(i%3)
+	}
+	got := s.SelectTopQ(nil, scores, Query{N: 5, Rows: rows, Boost: mult})
 	for _, g := range got {
 		if g.Item%37 != 0 {
 			t.Fatalf("SelectTopQ returned row %d outside Rows", g.Item)
 		}
-		if want := BoostScore(scores[g.Item], boost[g.Item]); g.Score != want {
+		if want := scores[g.Item] * mult[g.Item]; g.Score != want {
 			t.Fatalf("row %d scored %v, want boosted %v", g.Item, g.Score, want)
 		}
 	}
@@ -150,26 +138,25 @@ func TestIVFBoostAndRows(t *testing.T) {
 	boost := make([]float32, n)
 	var rows []int32
 	for i := range n {
-		boost[i] = 1
 		if i%3 == 0 {
-			boost[i] = 10
+			boost[i] = float32(math.Log(10))
 		}
 		if i%97 == 0 {
 			rows = append(rows, int32(i))
 		}
 	}
 	var s Scorer
-	top, _ := o.TopKApprox(&s, nil, Query{Vector: q, N: 10, Boost: boost}, IVFSearch{})
+	top, _ := o.TopKApprox(&s, nil, Query{Vector: q, N: 10, LogBoost: boost}, IVFSearch{})
 	if len(top) != 10 {
 		t.Fatalf("%d results", len(top))
 	}
 	for _, c := range top {
-		want := BoostScore(float32(dot32f(q, m.Items.Row(int(c.Item)))), boost[c.Item])
+		want := float32(dot32f(q, m.Items.Row(int(c.Item)))) + boost[c.Item]
 		if d := float64(c.Score - want); math.Abs(d) > 1e-5*math.Abs(float64(want)) {
 			t.Fatalf("item %d scored %v, want %v", c.Item, c.Score, want)
 		}
 	}
-	exact := bruteTop(o, Query{Vector: q, N: 10, Boost: boost})
+	exact := bruteTop(o, Query{Vector: q, N: 10, LogBoost: boost})
 	if ov := overlap(exact, top); ov < 8 {
 		t.Fatalf("boosted approximate top 10 shares %d items with the exact one", ov)
 	}

@@ -612,7 +612,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	sc := &s.ivf
 	x.probeLists(s, q.Vector, min(p.Probe, x.nlist), q.Cosine)
 	qs := x.quantizeQuery(sc, q.Vector)
-	c := candidates{q: &q, norms: norms, size: p.Shortlist, h: sc.short[:0], threshold: float32(math.Inf(-1))}
+	c := candidates{q: &q, norms: norms, qn: qn, size: p.Shortlist, h: sc.short[:0], threshold: float32(math.Inf(-1))}
 	for _, pl := range sc.probe {
 		ls := &x.lists[pl.Item]
 		for lo := 0; lo < len(ls.rows); lo += scoreChunk {
@@ -624,7 +624,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	}
 	xv := blas32.Vector{N: x.k, Inc: 1, Data: q.Vector}
 	for _, row := range x.overflow {
-		c.consider(row, c.boost(row, blas32.Dot(xv, blas32.Vector{N: x.k, Inc: 1, Data: items.Row(int(row))})))
+		c.consider(row, blas32.Dot(xv, blas32.Vector{N: x.k, Inc: 1, Data: items.Row(int(row))}))
 	}
 	short := c.h
 	sc.short = short
@@ -651,6 +651,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 type candidates struct {
 	q         *Query
 	norms     []float32
+	qn        float32 // the query's norm (cosine), else 1
 	size      int
 	h         []Scored
 	threshold float32
@@ -661,31 +662,30 @@ type candidates struct {
 func (c *candidates) scan(dots []int32, scales []float32, rows []int32, qs float32) {
 	scales, rows = scales[:len(dots)], rows[:len(dots)]
 	for j, d := range dots {
-		v := c.boost(rows[j], float32(d)*scales[j]*qs)
-		if !c.q.Cosine && len(c.h) == c.size && !(v > c.threshold) {
+		v := float32(d) * scales[j] * qs
+		if !c.q.Cosine && len(c.h) == c.size && !(c.boost(rows[j], v) > c.threshold) {
 			continue // the common case, decided without touching the row
 		}
 		c.consider(rows[j], v)
 	}
 }
 
-// boost applies the query's boost of row to its score v (the sign of a
-// cosine score is the inner product's, so boosting before the division
-// by the norm is the same).
+// boost adds the query's log-boost of row to its score v.
 func (c *candidates) boost(row int32, v float32) float32 {
-	if b := c.q.Boost; b != nil && int(row) < len(b) {
-		return BoostScore(v, b[row])
+	if b := c.q.LogBoost; int(row) < len(b) {
+		return v + b[row]
 	}
 	return v
 }
 
-// consider adds row with its (inner-product, boosted) score v when it
-// ranks.
+// consider adds row with its (inner-product) score v when it ranks,
+// divided by its norm for a cosine query, then boosted.
 func (c *candidates) consider(row int32, v float32) {
 	q := c.q
 	if q.Cosine {
-		v /= c.norms[row]
+		v /= c.norms[row] * c.qn
 	}
+	v = c.boost(row, v)
 	if (!(v > c.threshold) && len(c.h) == c.size) || q.Exclude.Has(int(row)) ||
 		c.norms[row] == 0 || v != v || (q.Keep != nil && !q.Keep(int(row))) {
 		return

@@ -116,7 +116,7 @@ func (o *Online) SimilarApprox(s *Scorer, dst []Scored, i, n int, exclude Bitset
 }
 
 // SimilarApproxQ is SimilarApprox with the selection of q (N, Exclude,
-// Keep, Boost, Rows).
+// Keep, LogBoost, Rows).
 func (o *Online) SimilarApproxQ(s *Scorer, dst []Scored, i int, q Query, p IVFSearch) ([]Scored, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()

@@ -26,12 +26,15 @@ type Query struct {
 	// Keep, when not nil, is asked about each candidate that would enter the
 	// result; returning false skips it (business filters).
 	Keep func(item int) bool
-	// Boost, when not nil, is a multiplier per item row applied to the
-	// score before selection (rows past its end: 1). A positive score is
-	// multiplied by the boost and a negative one divided by it, so that a
-	// boost above 1 always moves an item up and one below 1 always moves
-	// it down (BoostScore); boosts must be positive (callers exclude the
-	// rows whose boost is not, through Exclude or Keep).
+	// LogBoost, when not nil, is added per item row to the scores of TopK,
+	// the batch and the index before selection (rows past its end: 0): the
+	// natural log of a positive boost b. Factor scores (inner products,
+	// cosines) are treated as log-utilities — a boost multiplies the
+	// utility e^score — so that a boost above 1 lifts an item whatever
+	// the sign of its score, and ×b means the same lift at every score.
+	LogBoost []float32
+	// Boost, when not nil, multiplies per row the (positive, popularity)
+	// scores of SelectTopQ; scored queries use LogBoost.
 	Boost []float32
 	// Rows, when not nil, are the only rows scored (exactly, row by row):
 	// the rows that pass a selective filter, so that a query that keeps 1 %
@@ -119,8 +122,8 @@ func (s *Scorer) topKRows(dst []Scored, items *Factors, norms []float32, q Query
 		if q.Cosine {
 			v /= norms[i] * qn
 		}
-		if q.Boost != nil && i < len(q.Boost) {
-			v = BoostScore(v, q.Boost[i])
+		if i < len(q.LogBoost) {
+			v += q.LogBoost[i]
 		}
 		if v != v || (!(v > threshold) && len(h) == q.N) || (q.Keep != nil && !q.Keep(i)) {
 			continue
@@ -132,18 +135,6 @@ func (s *Scorer) topKRows(dst []Scored, items *Factors, norms []float32, q Query
 	}
 	s.heap = h
 	return appendSorted(dst, h)
-}
-
-// BoostScore applies a positive boost b to a score v: v·b when v ≥ 0,
-// v/b when v < 0, so that b > 1 ranks an item higher and b < 1 lower
-// whatever the sign of its score (scores of inner products and of the
-// standardised blend are negative for items a visitor is unlikely to
-// like; multiplying those by b > 1 would demote them).
-func BoostScore(v, b float32) float32 {
-	if v >= 0 {
-		return v * b
-	}
-	return v / b
 }
 
 // pushBounded inserts e into the min-heap h of capacity n (by score),
@@ -212,8 +203,9 @@ func (s *Scorer) SelectTop(dst []Scored, scores []float32, n int, exclude Bitset
 }
 
 // SelectTopQ is SelectTop with the selection of a query: q.N results,
-// q.Exclude, q.Keep, q.Boost applied to the scores, and only q.Rows when
-// it is set (q.Vector and q.Cosine are not used).
+// q.Exclude, q.Keep, the scores multiplied by q.Boost (precomputed scores
+// are positive popularity: the boost multiplies them), and only q.Rows
+// when it is set (q.Vector, q.Cosine and q.LogBoost are not used).
 func (s *Scorer) SelectTopQ(dst []Scored, scores []float32, q Query) []Scored {
 	dst = dst[:0]
 	n := q.N
@@ -223,8 +215,8 @@ func (s *Scorer) SelectTopQ(dst []Scored, scores []float32, q Query) []Scored {
 	h := s.heap[:0]
 	threshold := float32(math.Inf(-1))
 	consider := func(i int, v float32) {
-		if q.Boost != nil && i < len(q.Boost) {
-			v = BoostScore(v, q.Boost[i])
+		if i < len(q.Boost) {
+			v *= q.Boost[i]
 		}
 		if !(v > threshold) && len(h) == n {
 			return
@@ -258,8 +250,8 @@ func (o *Online) Similar(s *Scorer, dst []Scored, i, n int, exclude Bitset, keep
 	return o.SimilarQ(s, dst, i, Query{N: n, Exclude: exclude, Keep: keep})
 }
 
-// SimilarQ is Similar with the selection of q (N, Exclude, Keep, Boost,
-// Rows); q.Vector and q.Cosine are set from item i.
+// SimilarQ is Similar with the selection of q (N, Exclude, Keep,
+// LogBoost, Rows); q.Vector and q.Cosine are set from item i.
 func (o *Online) SimilarQ(s *Scorer, dst []Scored, i int, q Query) ([]Scored, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()

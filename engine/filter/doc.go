@@ -38,16 +38,23 @@
 // evaluates a filter and a boost over every item row once per item
 // version and distinct context value read (View: a bitset of qualifying
 // rows, their list when few, a boost per row), re-evaluating only the rows
-// changed since; the top-K scan reads the view (model.Query.Keep, Boost,
-// Rows), so a filter never starves a list and a selective one makes it
-// cheaper.
+// changed since; the top-K scan reads the view (model.Query.Keep,
+// LogBoost, Boost, Rows), so a filter never starves a list and a
+// selective one makes it cheaper.
 //
 // # Boost semantics
 //
-// A boost multiplies a positive score and divides a negative one
-// (model.BoostScore), so a boost above 1 always ranks an item higher and
-// one below 1 lower; a boost of 0 or less (or an evaluation error) drops
-// the item, as a failing filter does. A filter whose evaluation fails
+// A boost multiplies an item's utility. The model's scores (inner
+// products, cosines, the blend's standardised scores) can be negative, so
+// they are taken as log-utilities: the boost b multiplies e^score, i.e.
+// ln b is added to the score (model.Query.LogBoost) — a boost above 1
+// always ranks an item higher and one below 1 lower, whatever the sign of
+// its score, by the same amount at every score (×2: +0.69, ×100: +4.6;
+// the ALS scores of implicit feedback are preferences around 0…1, the
+// blend's are standard scores). Trending popularity and offers' scores
+// are positive: they are multiplied. The returned score is the boosted
+// one. A boost of 0 or less (or an evaluation error) drops the item, as a
+// failing filter does. A filter whose evaluation fails
 // (e.g. a missing attribute compared with <) is false for that item.
 //
 // # Named filters and promotions

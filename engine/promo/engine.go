@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/filter"
-	"github.com/kairoshq/kairos/model"
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/defstore"
@@ -706,7 +705,7 @@ func (e *Engine) RankOffers(ctx context.Context, r OfferRequest) (OfferList, err
 	e.score(cs, x)
 	if boosts != nil {
 		for i := range cs {
-			cs[i].score = float64(model.BoostScore(float32(cs[i].score), float32(boosts[cs[i].o.ID])))
+			cs[i].score *= boosts[cs[i].o.ID] // offer scores are in [0, 1]
 		}
 		sortCandidates(cs)
 	}
