@@ -85,14 +85,14 @@ type Views struct {
 	budget int // bytes
 	used   int
 	ll     *list.List // of *slot, most recent first
-	m      map[string]*list.Element
+	m      map[viewKey]*list.Element
 	vms    sync.Pool
 	// evals counts row evaluations (tests, metrics).
 	evals int64
 }
 
 type slot struct {
-	key  string
+	key  viewKey
 	mu   sync.Mutex // serialises the computation of the slot's view
 	view *View
 	size int
@@ -101,7 +101,7 @@ type slot struct {
 // NewViews returns a cache of views using at most budget bytes (a view
 // of 100k rows with a boost is about 810 KB, without one 13 KB).
 func NewViews(budget int) *Views {
-	v := &Views{budget: budget, ll: list.New(), m: map[string]*list.Element{}}
+	v := &Views{budget: budget, ll: list.New(), m: map[viewKey]*list.Element{}}
 	v.vms.New = func() any { return &vm.VM{} }
 	return v
 }
@@ -118,7 +118,7 @@ func (vs *Views) Evals() int64 {
 // bringing a cached one up to date. The catalog must not change during
 // the call (its lock held for reading).
 func (vs *Views) Get(cat Catalog, filter, boost *Expr, ctx *Context) *View {
-	key := viewKey(filter, boost, ctx)
+	key := keyOf(filter, boost, ctx)
 	vs.mu.Lock()
 	el, ok := vs.m[key]
 	if !ok {
@@ -164,15 +164,21 @@ func (vs *Views) Get(cat Catalog, filter, boost *Expr, ctx *Context) *View {
 	return v
 }
 
-func viewKey(filter, boost *Expr, ctx *Context) string {
-	var fs, bs, fk, bk string
+// viewKey identifies a view: the expressions' texts and the values of
+// the context they read (a comparable struct: no allocation per lookup).
+type viewKey struct {
+	filter, filterCtx, boost, boostCtx string
+}
+
+func keyOf(filter, boost *Expr, ctx *Context) viewKey {
+	var k viewKey
 	if filter != nil {
-		fs, fk = filter.src, filter.ContextKey(ctx)
+		k.filter, k.filterCtx = filter.src, filter.ContextKey(ctx)
 	}
 	if boost != nil {
-		bs, bk = boost.src, boost.ContextKey(ctx)
+		k.boost, k.boostCtx = boost.src, boost.ContextKey(ctx)
 	}
-	return fs + "\x00" + fk + "\x00" + bs + "\x00" + bk
+	return k
 }
 
 // compute evaluates the view anew, or from old re-evaluating only the
