@@ -21,7 +21,33 @@ func TestFiltersEmbedded(t *testing.T) {
 
 func TestFiltersRabbitRedis(t *testing.T) {
 	requireServices(t)
-	testFilters(t, startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", testNamespace(t)))
+	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", testNamespace(t)}
+	a := startServer(t, append(flags, "--replica", "a")...)
+	b := startServer(t, append(flags, "--replica", "b")...)
+	testFilters(t, a)
+	// Replica b sees a's named filters: stored on Redis, reloaded when the
+	// collection's version changes.
+	a.secretJSON(t, http.MethodPut, "/v1/filters/shared", `{"filter": "category == \"cat0\""}`, http.StatusCreated)
+	waitFor(t, 10*time.Second, "replica b to serve a's new filter", func() bool {
+		return statusOf(t, b, "/v1/recommendations?visitor=filter-fan&n=3&filter_name=shared") == http.StatusOK
+	})
+	a.secretDo(t, http.MethodDelete, "/v1/filters/shared", http.StatusNoContent)
+	waitFor(t, 10*time.Second, "replica b to drop a's deleted filter", func() bool {
+		return statusOf(t, b, "/v1/recommendations?visitor=filter-fan&n=3&filter_name=shared") == http.StatusNotFound
+	})
+}
+
+// statusOf returns the status of a GET of path with the secret key.
+func statusOf(t *testing.T, srv *testServer, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.base+path, nil)
+	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 type recItem struct {
