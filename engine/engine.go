@@ -86,6 +86,9 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 			trending: model.NewTrending(cfg.TrendingHalfLife)},
 		serving: serving{trendTops: map[string]*trendTop{}, neigh: map[int32]*cachedRows{}, views: filter.NewViews(cfg.FilterMemory)},
 	}
+	// A keyed bus (one that tells the routes of consumed events) forwards
+	// events to the partition of their state (forward.go).
+	e.forwarder, _ = bus.(signals.Forwarder)
 	e.online.Store(online)
 	e.setBlend(nil)
 	if ms != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -48,9 +49,24 @@ func newLearnState(o *model.Online, k int) *learnState {
 // Returning nil acknowledges the batch. An error before the commit leaves
 // the store untouched, so the redelivered batch is applied exactly once;
 // after the commit, redelivered events are recognised as seen.
+//
+// When the store refuses the commit to an anonymous visitor that another
+// replica linked meanwhile (ErrConflict; see "One writer per state",
+// forward.go), the batch is handled again at once: what was committed is
+// seen, and the linked visitor's events are forwarded.
 func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	e.handleMu.Lock()
 	defer e.handleMu.Unlock()
+	err := e.handle(ctx, batch)
+	if errors.Is(err, ErrConflict) {
+		e.log.LogAttrs(ctx, slog.LevelDebug, "batch handled again: a visitor was linked meanwhile", slog.Any("err", err))
+		err = e.handle(ctx, batch)
+	}
+	return err
+}
+
+// handle is Handle with handleMu held.
+func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 	start := e.cfg.Now()
 	e.met.consumed.Add(float64(len(batch)))
 	uniq := uniqueEvents(batch)
@@ -63,6 +79,10 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 		return err
 	}
 	e.met.duplicates.Add(float64(len(batch) - len(fresh)))
+	routes := routeOf(ctx, batch)
+	if fresh, keys, users, err = e.forwardForeign(ctx, routes, fresh, keys, users); err != nil {
+		return err
+	}
 	if len(fresh) == 0 {
 		return nil
 	}
@@ -73,10 +93,16 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 		return err
 	}
 	merges, links := identityChanges(fresh, keys, users)
+	// The links first: from then on no consumer commits to the anonymous
+	// states read below (see "One writer per state", forward.go).
+	if err := e.recordLinks(ctx, links); err != nil {
+		return err
+	}
 	anon, err := e.anonymousStates(ctx, merges)
 	if err != nil {
 		return err
 	}
+	forwarded := forwardedIDs(routes, fresh)
 	groups, order := groupByKey(fresh, keys)
 	visitors, err := e.store.Visitors(ctx, order)
 	if err != nil {
@@ -106,13 +132,12 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 			return err
 		}
 		vu.Append = append(extra, vu.Append...)
+		if all, ok := placeForwarded(v.History[:len(v.History)-len(extra)], vu.Append, forwarded); ok {
+			vu.Append, vu.Replace = all, true
+		}
 		commit.Visitors = append(commit.Visitors, vu)
 	}
 	e.met.foldIn.Observe(time.Since(foldStart).Seconds() / float64(max(1, len(visitors))))
-	if err := e.recordLinks(ctx, links); err != nil {
-		e.learn.learner.Reset()
-		return err
-	}
 	if err := e.store.Commit(ctx, commit); err != nil {
 		e.learn.learner.Reset()
 		return fmt.Errorf("engine: commit batch: %w", err)

@@ -26,11 +26,10 @@ import (
 // HistoryEvent.Device), and folds the user in again.
 //
 // With several engine replicas, the bus routes the events of a linked
-// user's devices by the user (Router, route.go), so one replica folds the
-// user in. Where they are still consumed by different replicas (around
-// the moment of linking, or without the Router), histories stay complete
-// (appends are atomic) and the user's factors are those of the latest
-// fold-in.
+// user's devices by the user (Router, route.go), and a replica applies an
+// event only on the partition of the state it changes, forwarding the
+// others (forward.go): one replica writes a user's state and merges its
+// devices' anonymous states.
 
 // LinkStore keeps identity links; every Store keeps them.
 type LinkStore interface {

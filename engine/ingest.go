@@ -1,6 +1,10 @@
 package engine
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/kairoshq/kairos/signals"
+)
 
 // ingest is the engine's consuming part: Handle's pipeline (consume →
 // de-duplicate → archive → identities → fold-in → commit → item updates →
@@ -18,4 +22,8 @@ type ingest struct {
 	archive  Archiver  // guarded by handleMu
 	eraser   Eraser    // guarded by handleMu
 	tail     Tail      // guarded by handleMu
+	// forwarder sends events on to the partition of their state (the
+	// bus, when it forwards; forward.go); nil: every event is applied
+	// where it arrives.
+	forwarder signals.Forwarder
 }

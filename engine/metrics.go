@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the engine's Prometheus instruments.
 type metrics struct {
 	consumed, applied, duplicates prometheus.Counter
+	forwarded                     prometheus.Counter
 	newItems, swaps               prometheus.Counter
 	indexBuilds                   prometheus.Counter
 	filterExact                   prometheus.Counter
@@ -17,8 +18,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		consumed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_consumed_total", Help: "Events delivered to the engine, duplicates included."}),
 		applied:    prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_applied_total", Help: "Events committed to the store and learnt."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_duplicate_total", Help: "Events dropped because their id was seen before."}),
-		newItems:   prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_items_started_total", Help: "Items that got their first factors from an event."}),
-		swaps:      prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_model_swaps_total", Help: "Retrained models loaded (hot swaps) by this process."}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_forwarded_total",
+			Help: "Events that arrived on another partition than their state's and were forwarded there (published before their visitor's link was known)."}),
+		newItems: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_items_started_total", Help: "Items that got their first factors from an event."}),
+		swaps:    prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_model_swaps_total", Help: "Retrained models loaded (hot swaps) by this process."}),
 		indexBuilds: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_index_builds_total",
 			Help: "Approximate index builds (clusterings) by this process; an index loaded with the state is not one."}),
 		filterExact: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_filter_exact_total",
@@ -33,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)}, []string{"strategy"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.newItems, m.swaps, m.indexBuilds, m.filterExact, m.foldIn, m.batch, m.lag, m.recommend)
+		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.forwarded, m.newItems, m.swaps, m.indexBuilds, m.filterExact, m.foldIn, m.batch, m.lag, m.recommend)
 	}
 	return m
 }

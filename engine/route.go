@@ -28,18 +28,16 @@ import (
 // visitor to (LinkStore.Resolve, shared by every replica, through a small
 // cache); else the visitor id.
 //
-// Ordering across the moment of linking: a visitor's events published
-// before the link is visible to the publishing replica (the identify
-// event is applied by the user's partition, and caches on other replicas
-// keep "not linked" for up to Router.NegativeTTL) are routed by the
-// visitor id; later ones by the user. The two streams are each in order,
-// but not with each other: an anonymous event published just before the
-// link may be applied after the user's first events. Every event is still
-// applied once and lands on the user's state (the engine resolves the
-// link again when it applies an event), and the user's history is kept
-// in event-time order by the merge; during that window (at most the
-// negative TTL plus the consume lag) the anonymous partition's replica may
-// fold the user in too.
+// Across the moment of linking: a visitor's events published before the
+// link is visible to the publishing replica (the identify event is
+// applied by the user's partition, and caches on other replicas keep
+// "not linked" for up to Router.NegativeTTL) are routed by the visitor
+// id. The consumer of that partition resolves them to the user and
+// forwards them to the user's partition instead of applying them, and
+// the user's consumer puts them into the user's history in time order
+// (see "One writer per state", forward.go): each state has one writer,
+// every event is applied once, and each device's events keep their
+// order.
 
 // Defaults of Router.
 const (

@@ -17,6 +17,9 @@ var (
 	ErrNotFound = errs.NotFound
 	// ErrUnavailable: the store cannot be reached right now; retry later.
 	ErrUnavailable = errs.Unavailable
+	// ErrConflict: the change conflicts with the stored state (a commit
+	// to an anonymous visitor linked meanwhile).
+	ErrConflict = errs.Conflict
 	// ErrInvalid: the request is malformed; the wrapping message names the
 	// field, e.g. fmt.Errorf("%w: n: 0 is not in [1, 100]", ErrInvalid).
 	ErrInvalid = errs.Invalid
@@ -69,6 +72,10 @@ type VisitorUpdate struct {
 	ID string
 	// Append is added to the end of the history (then trimmed to the limit).
 	Append []HistoryEvent
+	// Replace makes Append the whole history, in place of the stored
+	// one (then trimmed to the limit): the engine puts an event forwarded
+	// from another partition into time order this way (forward.go).
+	Replace bool
 	// Factors replaces the stored factors when not nil.
 	Factors []float32
 	// Session replaces the stored session.
@@ -115,6 +122,13 @@ type VisitorStore interface {
 	// (per hash slot), as the package docs of each store say. When Commit
 	// returns nil all of it is durable (as durable as the store is
 	// configured to be).
+	//
+	// The update of an anonymous visitor that is linked to a user
+	// (LinkStore; an id without the user-key prefix) is refused with an
+	// error matching ErrConflict, checked atomically with the write: the
+	// visitor's events belong to the user since the link, and its state
+	// may have been merged into the user's (see "One writer per state"
+	// in forward.go). Marks-only parts (no update) are not refused.
 	Commit(ctx context.Context, c Commit) error
 	// DeleteVisitor erases a visitor's state; ErrNotFound if there is none.
 	DeleteVisitor(ctx context.Context, id string) error

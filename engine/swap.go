@@ -20,8 +20,8 @@ type Tail interface {
 	// LastSeq is the last record appended so far.
 	LastSeq() uint64
 	// ScanAfter calls fn for the events of records after..until (until 0:
-	// no bound), in order.
-	ScanAfter(ctx context.Context, after, until uint64, fn func(signals.Event) error) error
+	// no bound) whose time is not before since (zero: any), in order.
+	ScanAfter(ctx context.Context, after, until uint64, since time.Time, fn func(signals.Event) error) error
 }
 
 // SetTail gives the engine the archive tail to replay after loading a
@@ -141,10 +141,16 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 	e.handleMu.Lock()
 	tail := e.tail
 	e.handleMu.Unlock()
+	// The cut: the records after the snapshot's ArchiveSeq, or, for a
+	// model of the cluster's history, the events after its Cutoff.
+	after, since := snap.Meta.ArchiveSeq, time.Time{}
+	if snap.Meta.HistoryCut {
+		after, since = 0, snap.Meta.Cutoff.Add(time.Nanosecond)
+	}
 	var seq uint64
 	if tail != nil {
 		seq = tail.LastSeq()
-		if err := e.replay(ctx, next, tail, snap.Meta.ArchiveSeq, seq); err != nil {
+		if err := e.replay(ctx, next, tail, after, seq, since); err != nil {
 			return err
 		}
 	}
@@ -152,7 +158,7 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 	defer e.handleMu.Unlock()
 	if tail != nil {
 		last := tail.LastSeq()
-		if err := e.replay(ctx, next, tail, seq, last); err != nil {
+		if err := e.replay(ctx, next, tail, max(seq, after), last, since); err != nil {
 			return err
 		}
 	}
@@ -197,10 +203,10 @@ func (e *Engine) buildOnline(ctx context.Context, snap *model.Snapshot) (*model.
 	return model.NewOnline(&model.Model{Params: snap.Meta.Params, Items: items, Users: snap.Users}, stats)
 }
 
-// replay folds the archive records after..until into o: per chunk of
-// events, each visitor is folded in from its whole stored history and its
-// chunk events nudge their items.
-func (e *Engine) replay(ctx context.Context, o *model.Online, tail Tail, after, until uint64) error {
+// replay folds the archive records after..until (their events not before
+// since) into o: per chunk of events, each visitor is folded in from its
+// whole stored history and its chunk events nudge their items.
+func (e *Engine) replay(ctx context.Context, o *model.Online, tail Tail, after, until uint64, since time.Time) error {
 	if until <= after {
 		return nil
 	}
@@ -239,7 +245,7 @@ func (e *Engine) replay(ctx context.Context, o *model.Online, tail Tail, after, 
 		}
 		return l.Flush()
 	}
-	err := tail.ScanAfter(ctx, after, until, func(ev signals.Event) error {
+	err := tail.ScanAfter(ctx, after, until, since, func(ev signals.Event) error {
 		chunk = append(chunk, ev)
 		if len(chunk) >= 1000 {
 			return flush()

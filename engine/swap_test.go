@@ -243,3 +243,51 @@ func loopUntil(wg *sync.WaitGroup, stop <-chan struct{}, fn func(i int)) {
 		}
 	})
 }
+
+// A model retrained from the cluster's history numbers its cut in the
+// history's records, not in this engine's archive: the engine replays its
+// archive's events after the snapshot's Cutoff by time instead.
+func TestHistoryCutReplaysByTime(t *testing.T) {
+	for _, historyCut := range []bool{true, false} {
+		t.Run(fmt.Sprintf("history_cut=%v", historyCut), func(t *testing.T) {
+			ctx := context.Background()
+			store := openStore(t, t.TempDir())
+			e := newEngine(t, store, nil)
+			arc := attachArchive(t, e)
+			mustHandle(t, e, clusterEvents(3, 20, 10, 10, 11))
+			res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params, HistoryCut: historyCut})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Snapshot.Meta.HistoryCut != historyCut {
+				t.Fatalf("snapshot HistoryCut %v, want %v", res.Snapshot.Meta.HistoryCut, historyCut)
+			}
+			// The history's record numbers run far past this archive's.
+			res.Snapshot.Meta.ArchiveSeq = 1 << 40
+			var late []signals.Event
+			for v := range 8 {
+				late = append(late, signals.Event{ID: fmt.Sprintf("late-%d", v), Type: signals.TypeClick, Visitor: fmt.Sprintf("c1-%d", v),
+					Item: "c1-late", Time: signals.Timestamp{Time: res.Snapshot.Meta.Cutoff.Add(time.Minute)}})
+			}
+			mustHandle(t, e, late)
+			if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
+				t.Fatal(err)
+			}
+			sim, err := e.Similar(ctx, "c1-late", 5)
+			if !historyCut {
+				if err == nil && len(sim) > 0 {
+					t.Fatalf("a cut by record number past the archive replayed the late events: similar %v", sim)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the events after the cut-off were not replayed: %v", err)
+			}
+			for _, r := range sim {
+				if !strings.HasPrefix(r.Item, "c1-") {
+					t.Fatalf("similar to c1-late: %v", sim)
+				}
+			}
+		})
+	}
+}

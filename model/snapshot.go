@@ -72,6 +72,11 @@ type Meta struct {
 	// ArchiveSeq is the last archive record the model learnt from: an
 	// engine that loads the model replays the records after it.
 	ArchiveSeq uint64 `json:"archive_seq,omitempty"`
+	// HistoryCut says the model learnt from the cluster's history
+	// (offline/history), whose record numbers are not an engine's own
+	// archive's: an engine that loads it replays its own archive's events
+	// after Cutoff, by time, instead of the records after ArchiveSeq.
+	HistoryCut bool `json:"history_cut,omitempty"`
 	// Note is free text (e.g. the command that produced it).
 	Note string `json:"note,omitempty"`
 	// Blend, when set, is the popularity prior (ρ, κ) fitted with the

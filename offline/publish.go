@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline/archive"
@@ -51,7 +52,8 @@ type Tail struct{ Archive *archive.Archive }
 // LastSeq returns the last record appended.
 func (t Tail) LastSeq() uint64 { return t.Archive.LastSeq() }
 
-// ScanAfter calls fn for the events of the records after..until.
-func (t Tail) ScanAfter(ctx context.Context, after, until uint64, fn func(signals.Event) error) error {
-	return t.Archive.ScanRecords(ctx, archive.Query{AfterSeq: after, UntilSeq: until}, func(r archive.Record) error { return fn(r.Event) })
+// ScanAfter calls fn for the events of the records after..until whose
+// time is not before since.
+func (t Tail) ScanAfter(ctx context.Context, after, until uint64, since time.Time, fn func(signals.Event) error) error {
+	return t.Archive.ScanRecords(ctx, archive.Query{AfterSeq: after, UntilSeq: until, From: since}, func(r archive.Record) error { return fn(r.Event) })
 }

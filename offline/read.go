@@ -107,7 +107,9 @@ func (d *retrainData) placeTail(r *RetrainResult, live *LiveModel, cfg RetrainCo
 		d.reference = ReferenceRecipe
 		return func(rec archive.Record) bool { return !rec.Event.Time.Before(b) }
 	}
-	if live != nil && live.Snapshot != nil {
+	// A snapshot's record number places the tail only when it numbers
+	// the records read here: both from one archive, not the history.
+	if live != nil && live.Snapshot != nil && !cfg.HistoryCut && !live.Snapshot.Meta.HistoryCut {
 		if seq := live.Snapshot.Meta.ArchiveSeq; seq > 0 && seq < r.ArchiveSeq {
 			n := 0
 			for _, s := range spans {

@@ -52,6 +52,13 @@ type RetrainConfig struct {
 	Progress io.Writer
 	// Now is the clock of the snapshot's creation time (nil: time.Now).
 	Now func() time.Time
+	// HistoryCut says the source is the cluster's history
+	// (offline/history), whose record numbers are provisional and not
+	// an engine's archive's: the snapshot is marked (Meta.HistoryCut) so
+	// that engines replay their archive's events after its Cutoff by
+	// time, and a live snapshot's ArchiveSeq is not used to place the
+	// tail.
+	HistoryCut bool
 }
 
 // TuneConfig configures the hyperparameter search of a retrain
@@ -287,7 +294,7 @@ func Retrain(ctx context.Context, src RecordSource, live *LiveModel, cfg Retrain
 	now := cfg.Now().UTC()
 	blend := r.Blend
 	r.Snapshot = &model.Snapshot{
-		Meta: model.Meta{Params: r.Params, Created: now, Cutoff: r.Cutoff, Version: uint64(now.UnixNano()), ArchiveSeq: r.ArchiveSeq, Blend: &blend,
+		Meta: model.Meta{Params: r.Params, Created: now, Cutoff: r.Cutoff, Version: uint64(now.UnixNano()), ArchiveSeq: r.ArchiveSeq, HistoryCut: cfg.HistoryCut, Blend: &blend,
 			Note: fmt.Sprintf("kairos retrain: %d events, %d users, %d items", r.Events, r.Users, r.Items)},
 		UserIDs: d.users.ids, ItemIDs: d.items.ids, Users: mod.Users, Items: mod.Items,
 		Stats: model.ItemStatsFromMatrix(mod, mat),

@@ -2,9 +2,11 @@ package offline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -385,5 +387,33 @@ func TestTunedRetrainKeepsTheEnginesK(t *testing.T) {
 	}
 	if res.Search == nil || res.Search.Trials == 0 || res.Params.Factors != 8 || res.Snapshot.Meta.Params.Factors != 8 {
 		t.Fatalf("search %+v, pick k=%d: want trials and the engines' k = 8", res.Search, res.Params.Factors)
+	}
+}
+
+// With OpenSource (the cluster's history) every run reads a source
+// opened for it, and a snapshot of a history cut is marked so.
+func TestRunnerOpensTheSourceOfEachRun(t *testing.T) {
+	a := plantedArchive(t, 3, 30, 15, 20)
+	opened := 0
+	cfg := testConfig()
+	cfg.HistoryCut = true
+	var published []*model.Snapshot
+	r := &Runner{Config: cfg, MinUsers: 20,
+		OpenSource: func(context.Context) (RecordSource, error) { opened++; return a, nil },
+		Publish:    func(_ context.Context, s *model.Snapshot) error { published = append(published, s); return nil }}
+	for range 2 {
+		if _, err := r.Run(context.Background(), false, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opened != 2 || len(published) != 2 {
+		t.Fatalf("opened %d sources and published %d snapshots in 2 runs, want 2 and 2", opened, len(published))
+	}
+	if !published[1].Meta.HistoryCut || published[1].Meta.Cutoff.IsZero() {
+		t.Fatalf("snapshot of the history: HistoryCut %v, cutoff %v", published[1].Meta.HistoryCut, published[1].Meta.Cutoff)
+	}
+	r.OpenSource = func(context.Context) (RecordSource, error) { return nil, errors.New("stream unreachable") }
+	if _, err := r.Run(context.Background(), false, true); err == nil || !strings.Contains(err.Error(), "stream unreachable") {
+		t.Fatalf("a source that does not open: %v", err)
 	}
 }

@@ -44,6 +44,10 @@ const BeatT = 1.0
 type Runner struct {
 	// Source is the archive.
 	Source RecordSource
+	// OpenSource, when set, opens the source of each run instead (the
+	// cluster's history: a new reader per run sees the archiver's
+	// progress, and its two passes share one cut).
+	OpenSource func(ctx context.Context) (RecordSource, error)
 	// Live returns the live model (nil: compare with popularity only).
 	Live func(ctx context.Context) (*LiveModel, error)
 	// Publish makes the snapshot current (store it and announce it).
@@ -117,7 +121,14 @@ func (r *Runner) run(ctx context.Context, dryRun, force bool) (*RunResult, error
 			cfg.Tune.Space.Factors = []int{k}
 		}
 	}
-	res, err := Retrain(ctx, r.Source, live, cfg)
+	src := r.Source
+	if r.OpenSource != nil {
+		var err error
+		if src, err = r.OpenSource(ctx); err != nil {
+			return nil, fmt.Errorf("offline: open the history: %w", err)
+		}
+	}
+	res, err := Retrain(ctx, src, live, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ summary() {
   echo "fuzz: $fuzz_result"
   if [ -s "$work/tests.txt" ]; then sed -n '1p' "$work/tests.txt"; else echo "packages: not run"; fi
   if [ -s "$work/tests-alarm.txt" ]; then sed -n '$p' "$work/tests-alarm.txt" | sed 's/^tests:/alarm tests:/'; fi
+  if [ -s "$work/tests-faults.txt" ]; then sed -n '$p' "$work/tests-faults.txt" | sed 's/^tests:/cluster fault tests:/'; fi
   if [ "$code" -eq 0 ]; then echo "result: PASS in $(clock)"; else echo "result: FAIL (exit $code) in $(clock)"; fi
   if [ -s "$work/tests.txt" ]; then sed -n '$p' "$work/tests.txt"; fi
   rm -rf "$work"
@@ -73,9 +74,17 @@ go build -o "$work/testfmt" ./scripts/testfmt
 # broker while it lasts (other packages' tests run in parallel), so they
 # run after the others, one package at a time.
 alarm_tests='^(TestMemoryAlarm|TestMemoryAlarmServe)$'
-go test -json -count=1 -timeout 30m -skip "$alarm_tests" "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests.txt"
+# Tests that kill cluster nodes (KAIROS_CLUSTER_TESTS=1) disturb every
+# other user of the clusters while they run, and the acceptance test
+# wants the machine's cores: they run last, one at a time.
+fault_tests='^(TestAcceptanceFaults|TestClusterCommitSurvivesMasterFailover|TestClusterNodeLoss|TestClusterReplicaTakeover|TestStreamSurvivesNodeStop|TestRedisMasterFailover|TestRabbitQuorumQueueLeaderLoss)$'
+go test -json -count=1 -timeout 30m -skip "$alarm_tests|$fault_tests" "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests.txt"
 phase "tests that raise a RabbitMQ memory alarm, alone: go test -p 1 -run '$alarm_tests'"
 go test -json -count=1 -p 1 -timeout 10m -run "$alarm_tests" "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests-alarm.txt"
+if [ "${KAIROS_CLUSTER_TESTS:-}" = "1" ]; then
+  phase "tests that kill cluster nodes, one at a time: go test -p 1 -run '$fault_tests' (KAIROS_ACCEPTANCE=${KAIROS_ACCEPTANCE:-})"
+  go test -json -count=1 -p 1 -timeout 30m -run "$fault_tests" "${pkgs[@]}" | "$work/testfmt" -since "$start_unix" -summary "$work/tests-faults.txt"
+fi
 
 # Fuzz the decoders of untrusted input for a short budget each. The budget
 # is a number of executions, not a duration: Go 1.26's fuzz coordinator can

@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/redisstore"
 	"github.com/kairoshq/kairos/internal/clustertest"
 )
@@ -834,7 +835,7 @@ func acceptCheck(t *testing.T, store *redisstore.Store, keys []string, owners []
 				if l, ok := lastDev[dev]; ok && seq < l {
 					r.disorder++
 					r.userDisorder += isUser
-					addExample(&r.orderEx, "%s after %s in %s", h.ID, acceptEventID(oi, l), o.key)
+					addExample(&r.orderEx, "%s after %s in %s (%s)", h.ID, acceptEventID(oi, l), o.key, historyLine(v.History))
 				}
 				lastDev[dev] = max(lastDev[dev], seq)
 				if seq < lastAll {
@@ -853,6 +854,16 @@ func acceptCheck(t *testing.T, store *redisstore.Store, keys []string, owners []
 		}
 	}
 	return r
+}
+
+// historyLine prints a history as id/device@time (ms within the minute),
+// to show how an order went wrong.
+func historyLine(hs []engine.HistoryEvent) string {
+	var b strings.Builder
+	for _, h := range hs {
+		fmt.Fprintf(&b, "%s/%s@%d ", h.ID, h.Device, h.Time.Second()*1000+h.Time.Nanosecond()/1e6)
+	}
+	return b.String()
 }
 
 // acceptStranded says where the lost events of devices are, if anywhere:

@@ -45,17 +45,27 @@ func (h historyFlags) reader(dataDir, amqpURL, namespace string, stderr io.Write
 		dir = filepath.Join(dataDir, "history")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := rabbitmq.NewStreamReader(rabbitmq.StreamReaderConfig{URL: amqpURL, Prefix: namespace, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	r, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: s, Logger: log})
+	r, name, err := openHistory(dir, amqpURL, namespace, log)
 	if err != nil {
 		return nil, err
 	}
 	cp, _ := r.Checkpoint()
-	fmt.Fprintf(stderr, "history: cold tier %s up to record %d, then stream %s from offset %d\n", dir, cp.Seq, s.Name(), cp.Next)
+	fmt.Fprintf(stderr, "history: cold tier %s up to record %d, then stream %s from offset %d\n", dir, cp.Seq, name, cp.Next)
 	return r, nil
+}
+
+// openHistory returns a reader of the cluster's history — the cold tier
+// dir, then the stream of namespace — and the stream's name.
+func openHistory(dir, amqpURL, namespace string, log *slog.Logger) (*history.Reader, string, error) {
+	s, err := rabbitmq.NewStreamReader(rabbitmq.StreamReaderConfig{URL: amqpURL, Prefix: namespace, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: s, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	return r, s.Name(), nil
 }
 
 // historyNote reports what a read of the cluster's history found.

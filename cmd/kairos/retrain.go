@@ -56,7 +56,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	var err error
-	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr}
+	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr, HistoryCut: *hist.stream}
 	now := time.Now()
 	if cfg.From, err = parseWhen(*from, now); err != nil {
 		return fmt.Errorf("--from: %w", err)
@@ -123,10 +123,6 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if hr != nil {
 		historyNote(stderr, hr)
-		if res.Decision == offline.DecisionPublished {
-			fmt.Fprintln(stderr, "history: note: engines replay their own archive after the snapshot's cut-off by record number, which the cluster's history does not share: "+
-				"the events since this retrain's cut may be folded in again or not at all until the next retrain (docs/history.md, \"Limits\")")
-		}
 	}
 	enc := json.NewEncoder(stdout)
 	if res.Search != nil {

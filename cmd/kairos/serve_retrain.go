@@ -115,6 +115,14 @@ func newRetrainer(a *app, reg prometheus.Registerer) *retrainer {
 			return offline.Publish(ctx, a.store, a.bus, snap)
 		},
 	}
+	if h := a.cfg.History; h.Stream {
+		// The cluster's history, not this replica's share of it.
+		r.runner.Config.HistoryCut = true
+		r.runner.OpenSource = func(context.Context) (offline.RecordSource, error) {
+			hr, _, err := openHistory(h.Dir, a.cfg.AMQPURL, a.cfg.Namespace, a.log)
+			return hr, err
+		}
+	}
 	return r
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/signals"
 )
 
 // Interface guard.
@@ -141,4 +143,20 @@ func (s *Store) UnlinkDevice(ctx context.Context, anon string) error {
 		return ctx.Err()
 	}
 	return s.linkRecord(ctx, "unlink device", sealFrame(encodeLink(newFrame(nil), linkRemove, anon, "")))
+}
+
+// linkedUpdate returns an error matching engine.ErrConflict when one of
+// vs updates an anonymous visitor that is linked to a user (see
+// engine.VisitorStore.Commit).
+func (st *state) linkedUpdate(vs []engine.VisitorUpdate) error {
+	for i := range vs {
+		id := vs[i].ID
+		if strings.HasPrefix(id, signals.UserKeyPrefix) {
+			continue
+		}
+		if u := st.links[id]; u != "" {
+			return fmt.Errorf("%w: visitor %q is linked to user %q: its events belong to the user's state", engine.ErrConflict, id, u)
+		}
+	}
+	return nil
 }

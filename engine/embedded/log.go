@@ -104,7 +104,9 @@ func (st *state) apply(p []byte, limit int) error {
 		n := r.count(6)
 		vs := make([]engine.VisitorUpdate, n)
 		for i := range vs {
-			vs[i] = engine.VisitorUpdate{ID: r.str(), Factors: r.optFloats(), Session: r.session(), Append: r.events()}
+			vs[i].ID = r.str()
+			vs[i].Factors, vs[i].Replace = r.updateFactors()
+			vs[i].Session, vs[i].Append = r.session(), r.events()
 		}
 		if err := r.done(); err != nil {
 			return fmt.Errorf("commit: %w", err)

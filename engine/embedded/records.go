@@ -76,6 +76,32 @@ func appendOptFloats(b []byte, f []float32) []byte {
 	return appendFloats(append(b, 1), f)
 }
 
+// Flags of a commit record's visitor update, in the byte that says
+// whether factors follow (as appendOptFloats writes it): flagFactors,
+// and flagReplace for engine.VisitorUpdate.Replace (records written
+// before it existed have only 0 or 1).
+const (
+	flagFactors = 1
+	flagReplace = 2
+)
+
+// appendUpdateFactors appends u's flags and factors (reader.updateFactors
+// reads them).
+func appendUpdateFactors(b []byte, u *engine.VisitorUpdate) []byte {
+	var flags byte
+	if u.Factors != nil {
+		flags |= flagFactors
+	}
+	if u.Replace {
+		flags |= flagReplace
+	}
+	b = append(b, flags)
+	if u.Factors != nil {
+		b = appendFloats(b, u.Factors)
+	}
+	return b
+}
+
 func appendSession(b []byte, s engine.Session) []byte {
 	return appendBlob(b, func(b []byte) []byte { b, _ = s.AppendBinary(b); return b })
 }
@@ -100,7 +126,7 @@ func encodeCommit(b []byte, now int64, ids []idHash, vs []engine.VisitorUpdate) 
 	for i := range vs {
 		u := &vs[i]
 		b = appendStr(b, u.ID)
-		b = appendOptFloats(b, u.Factors)
+		b = appendUpdateFactors(b, u)
 		b = appendSession(b, u.Session)
 		b = appendEvents(b, u.Append)
 	}
@@ -251,6 +277,22 @@ func (r *reader) floats() []float32 {
 		r.fail("%v", err)
 	}
 	return f
+}
+
+// updateFactors reads what appendUpdateFactors appends: the factors (nil
+// when none) and the replace flag.
+func (r *reader) updateFactors() (f []float32, replace bool) {
+	flags := r.byte()
+	if flags&^(flagFactors|flagReplace) != 0 {
+		r.fail("bad update flags %#x", flags)
+		return nil, false
+	}
+	if flags&flagFactors != 0 {
+		if f = r.floats(); f == nil {
+			f = []float32{}
+		}
+	}
+	return f, flags&flagReplace != 0
 }
 
 func (r *reader) optFloats() []float32 {

@@ -81,7 +81,9 @@ func (st *state) applyCommit(now int64, ids []idHash, vs []engine.VisitorUpdate,
 		v := &visitor{session: u.Session}
 		if old != nil {
 			v.factors = old.factors
-			v.history = old.history
+			if !u.Replace {
+				v.history = old.history
+			}
 		}
 		if u.Factors != nil {
 			v.factors = slices.Clone(u.Factors)

@@ -583,7 +583,11 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	b = sealFrame(encodeCommit(b, now, hs, c.Visitors))
 	defer s.putBuf(b)
 	s.mu.Lock()
-	seq, err := s.appendLocked(b)
+	err := s.st.linkedUpdate(c.Visitors)
+	var seq uint64
+	if err == nil {
+		seq, err = s.appendLocked(b)
+	}
 	if err == nil {
 		s.st.applyCommit(now, hs, c.Visitors, s.cfg.HistoryLimit)
 	}

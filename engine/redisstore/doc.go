@@ -212,10 +212,13 @@
 // ItemRows is one Lua script; SaveItemStates is a pipeline of HSETs;
 // ItemStates pages through each shard with HSCAN.
 //
-// commitScript (KEYS: the visitor's hash, its history, its marks) skips a
-// visitor whose marks all exist already (a retried commit), then SETs the
-// marks, APPENDs the frames, HINCRBYs the count and HSETs the session and
-// factors; when the count passes HistoryLimit + HistoryLimit/4 it cuts the
+// commitScript (KEYS: the visitor's hash, its history, its link, its
+// marks) skips a visitor whose marks all exist already (a retried
+// commit), refuses an update of an anonymous visitor that is linked to a
+// user (engine.ErrConflict: its state may have been merged into the
+// user's), then SETs the marks, APPENDs the frames (SETs them when the
+// update replaces the history), HINCRBYs the count and HSETs the session
+// and factors; when the count passes HistoryLimit + HistoryLimit/4 it cuts the
 // oldest frames so that HistoryLimit remain (once per HistoryLimit/4
 // events of a visitor).
 //

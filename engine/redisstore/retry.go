@@ -100,7 +100,13 @@ func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 			if tx {
 				again = cmds
 			}
-			if !retry || len(again) == 0 || !h.retry(ctx, nil, err, attempt, &start) {
+			// The error logged and waited on: a failed command's, not the
+			// pipeline's first (maybe a key miss, redis.Nil).
+			cause := err
+			if len(again) > 0 && again[0].Err() != nil {
+				cause = again[0].Err()
+			}
+			if !retry || len(again) == 0 || !h.retry(ctx, nil, cause, attempt, &start) {
 				return err
 			}
 			for _, c := range again {

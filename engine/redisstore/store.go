@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -334,43 +335,57 @@ func (s *Store) mget(ctx context.Context, keys []string) ([]any, error) {
 
 // commitScript records one visitor's update with its event marks,
 // atomically (the keys share the visitor's hash tag: one slot). KEYS[1]
-// is the visitor's hash, KEYS[2] its history string, KEYS[3…] the marks.
-// ARGV: 1 the marks' TTL in ms; 2 '1' when there is an update ('0': marks
-// only); 3 the number of appended events; 4 their frames; 5 the session;
-// 6 the factors, when 7 is '1'; 8 the history limit; 9 the slack past
-// which the history is trimmed to the limit.
+// is the visitor's hash, KEYS[2] its history string, KEYS[3] its link
+// (the user an anonymous id is linked to; never set for a user's key),
+// KEYS[4…] the marks. ARGV: 1 the marks' TTL in ms; 2 '1' when there is
+// an update, '2' when the update replaces the history ('0': marks only);
+// 3 the number of events; 4 their frames; 5 the session; 6 the factors,
+// when 7 is '1'; 8 the history limit; 9 the slack past which the history
+// is trimmed to the limit.
 //
 // When the update has marks and every one of them exists already, the
 // update was recorded before (a retry of a commit whose reply was lost):
-// nothing is written, and it returns -1. Otherwise it sets the marks
-// (SET … PX), APPENDs the frames, HINCRBYs the count, HSETs the session
+// nothing is written, and it returns -1. An update of a linked visitor
+// is refused with an error starting KAIROSLINKED (engine.ErrConflict).
+// Otherwise it sets the marks (SET … PX), APPENDs the frames (or SETs
+// them, replacing), HINCRBYs (or HSETs) the count, HSETs the session
 // (and factors) and, when the count passed limit + slack, cuts the
 // oldest frames so that limit events remain; it returns the count.
 var commitScript = redis.NewScript(commitScriptSrc)
 
+// errLinkedPrefix starts commitScript's refusal of a linked visitor.
+const errLinkedPrefix = "KAIROSLINKED"
+
 const commitScriptSrc = `
-local nm = #KEYS - 2
-if nm > 0 and redis.call('EXISTS', unpack(KEYS, 3)) == nm then return -1 end
-for i = 3, #KEYS do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
+local nm = #KEYS - 3
+if nm > 0 and redis.call('EXISTS', unpack(KEYS, 4)) == nm then return -1 end
+if ARGV[2] ~= '0' and redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('KAIROSLINKED the visitor is linked to a user: its events belong to the user\'s state')
+end
+for i = 4, #KEYS do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
 if ARGV[2] == '0' then return 0 end
 local n = tonumber(ARGV[3])
 local cnt = 0
-if n > 0 then
+if ARGV[2] == '2' then
+  redis.call('SET', KEYS[2], ARGV[4])
+  redis.call('HSET', KEYS[1], 'n', n)
+  cnt = n
+elseif n > 0 then
   redis.call('APPEND', KEYS[2], ARGV[4])
   cnt = redis.call('HINCRBY', KEYS[1], 'n', n)
-  local limit = tonumber(ARGV[8])
-  if cnt > limit + tonumber(ARGV[9]) then
-    local h = redis.call('GET', KEYS[2])
-    local drop = cnt - limit
-    local off = 1
-    for i = 1, drop do
-      local b1, b2, b3, b4 = string.byte(h, off, off + 3)
-      if not b4 then return redis.error_reply('ERR corrupt history ' .. KEYS[2]) end
-      off = off + 4 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
-    end
-    redis.call('SET', KEYS[2], string.sub(h, off))
-    cnt = redis.call('HINCRBY', KEYS[1], 'n', -drop)
+end
+local limit = tonumber(ARGV[8])
+if cnt > limit + tonumber(ARGV[9]) then
+  local h = redis.call('GET', KEYS[2])
+  local drop = cnt - limit
+  local off = 1
+  for i = 1, drop do
+    local b1, b2, b3, b4 = string.byte(h, off, off + 3)
+    if not b4 then return redis.error_reply('ERR corrupt history ' .. KEYS[2]) end
+    off = off + 4 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
   end
+  redis.call('SET', KEYS[2], string.sub(h, off))
+  cnt = redis.call('HINCRBY', KEYS[1], 'n', -drop)
 end
 if ARGV[7] == '1' then
   redis.call('HSET', KEYS[1], 's', ARGV[5], 'f', ARGV[6])
@@ -386,6 +401,7 @@ return cnt
 type visitorCommit struct {
 	id      string
 	update  bool
+	replace bool   // the update replaces the history
 	append  []byte // frames
 	n       int
 	session engine.Session
@@ -411,6 +427,11 @@ func (s *Store) groupCommit(c engine.Commit) []visitorCommit {
 		u := &c.Visitors[i]
 		vc := get(u.ID)
 		vc.update = true
+		if u.Replace {
+			// The whole history: what earlier updates of the commit
+			// appended is in it or was meant to be replaced.
+			vc.replace, vc.append, vc.n = true, vc.append[:0], 0
+		}
 		for j := range u.Append {
 			vc.append = appendHistoryFrame(vc.append, &u.Append[j])
 		}
@@ -473,9 +494,12 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	buf := make([]byte, 0, len(vcs)*(48+4*k))
 	for i := range vcs {
 		vc := &vcs[i]
-		keys[i] = append(append(make([]string, 0, 2+len(vc.marks)), s.visitorKey(vc.id), s.historyKey(vc.id)), vc.marks...)
+		keys[i] = append(append(make([]string, 0, 3+len(vc.marks)), s.visitorKey(vc.id), s.historyKey(vc.id), s.linkKey(vc.id)), vc.marks...)
 		upd, hasF := "0", "0"
-		if vc.update {
+		switch {
+		case vc.replace:
+			upd = "2"
+		case vc.update:
 			upd = "1"
 		}
 		at := len(buf)
@@ -490,7 +514,7 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 		args[i] = []any{ttl, upd, vc.n, vc.append, sess, f, hasF, limit, slack}
 	}
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return wrap("commit", s.commitCluster(ctx, cc, keys, args))
+		return commitErr(s.commitCluster(ctx, cc, keys, args))
 	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range vcs {
@@ -500,6 +524,30 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	})
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") || anyNoScript(cmds) {
 		err = s.evalMissing(ctx, s.rdb, cmds, keys, args)
+	}
+	if err == nil || !redis.HasErrorPrefix(err, errLinkedPrefix) {
+		err = firstLinked(cmds, err)
+	}
+	return commitErr(err)
+}
+
+// firstLinked returns the refusal of a linked visitor among cmds, if
+// any (MULTI/EXEC reports the first failed command, maybe another), else
+// err.
+func firstLinked(cmds []*redis.Cmd, err error) error {
+	for _, c := range cmds {
+		if c != nil && c.Err() != nil && redis.HasErrorPrefix(c.Err(), errLinkedPrefix) {
+			return c.Err()
+		}
+	}
+	return err
+}
+
+// commitErr wraps an error of Commit: commitScript's refusal of a linked
+// visitor as engine.ErrConflict, others as wrap does.
+func commitErr(err error) error {
+	if err != nil && redis.HasErrorPrefix(err, errLinkedPrefix) {
+		return fmt.Errorf("redisstore: commit: %w: %s", engine.ErrConflict, strings.TrimPrefix(err.Error(), errLinkedPrefix+" "))
 	}
 	return wrap("commit", err)
 }

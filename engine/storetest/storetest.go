@@ -73,6 +73,8 @@ func Run(t *testing.T, open func(t *testing.T) engine.Store) {
 		{"InvalidCommit", testInvalidCommit},
 		{"DeleteVisitor", testDeleteVisitor},
 		{"ReplaceVisitor", testReplaceVisitor},
+		{"CommitReplacesHistory", testCommitReplace},
+		{"CommitRefusesLinkedVisitor", testCommitLinked},
 		{"CatalogCRUD", func(t *testing.T, s engine.Store) { testCatalogCRUD(t, engine.ItemsOn(s)) }},
 		{"CatalogPaging", func(t *testing.T, s engine.Store) { testCatalogPaging(t, engine.ItemsOn(s)) }},
 		{"ItemRowsDenseAndStable", testItemRows},
@@ -220,6 +222,16 @@ func mustSeen(t *testing.T, s engine.Store, ids ...string) []bool {
 	return seen
 }
 
+// seenOf reports whether the event id is seen under visitor.
+func seenOf(t *testing.T, s engine.Store, visitor, id string) bool {
+	t.Helper()
+	seen, err := s.Seen(ctxT(t), MarksOf(visitor, id))
+	if err != nil || len(seen) != 1 {
+		t.Fatalf("Seen(%s/%s): %v, %d answers", visitor, id, err, len(seen))
+	}
+	return seen[0]
+}
+
 // equal compares got and want with reflect.DeepEqual and fails with both
 // when they differ.
 func equal(t *testing.T, what string, got, want any) {
@@ -313,6 +325,62 @@ func testHistoryLimit(t *testing.T, s engine.Store) {
 		{ID: "twice", Append: Events("t", 300, 600)},
 	}})
 	wantHistory(t, mustVisitor(t, s, "twice"), Events("t", 100, 600))
+}
+
+func testCommitReplace(t *testing.T, s engine.Store) {
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "rep", Append: Events("a", 0, 5), Factors: Factors(1, 8)}}})
+	// Replace makes Append the whole history; nil factors keep the stored.
+	mustCommit(t, s, engine.Commit{Events: MarksOf("rep", "rep-m1"), Visitors: []engine.VisitorUpdate{
+		{ID: "rep", Append: append(Events("a", 0, 2), Events("b", 0, 1)...), Replace: true},
+	}})
+	v := mustVisitor(t, s, "rep")
+	wantHistory(t, v, append(Events("a", 0, 2), Events("b", 0, 1)...))
+	equalSlices(t, "factors after a replace without factors", v.Factors, Factors(1, 8))
+	equal(t, "seen after a replace", seenOf(t, s, "rep", "rep-m1"), true)
+	// Appends after a replace in the same commit follow it; a replace
+	// after an append in the same commit discards the append.
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{
+		{ID: "rep", Append: Events("c", 0, 3)},
+		{ID: "rep", Append: Events("d", 0, 2), Replace: true},
+		{ID: "rep", Append: Events("e", 0, 1)},
+	}})
+	wantHistory(t, mustVisitor(t, s, "rep"), append(Events("d", 0, 2), Events("e", 0, 1)...))
+	// A replace longer than the limit keeps its newest events, and later
+	// appends count from there.
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "rep", Append: Events("f", 0, HistoryLimit+9), Replace: true}}})
+	wantHistory(t, mustVisitor(t, s, "rep"), Events("f", 9, HistoryLimit+9))
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "rep", Append: Events("g", 0, HistoryLimit/2)}}})
+	wantHistory(t, mustVisitor(t, s, "rep"), append(Events("f", 9+HistoryLimit/2, HistoryLimit+9), Events("g", 0, HistoryLimit/2)...))
+	// An empty replace empties the history.
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "rep", Replace: true}}})
+	wantHistory(t, mustVisitor(t, s, "rep"), nil)
+}
+
+func testCommitLinked(t *testing.T, s engine.Store) {
+	ctx := ctxT(t)
+	anon, user := Unique("anon"), Unique("u")
+	mustCommit(t, s, engine.Commit{Events: MarksOf(anon, "lk-1"), Visitors: []engine.VisitorUpdate{{ID: anon, Append: Events("lk", 0, 1)}}})
+	if err := s.Link(ctx, anon, user); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Commit(ctx, engine.Commit{Events: MarksOf(anon, "lk-2"), Visitors: []engine.VisitorUpdate{{ID: anon, Append: Events("lk", 1, 2)}}})
+	if !errors.Is(err, engine.ErrConflict) {
+		t.Fatalf("commit to a linked anonymous visitor: err %v, want ErrConflict", err)
+	}
+	wantHistory(t, mustVisitor(t, s, anon), Events("lk", 0, 1))
+	equal(t, "seen of the refused commit's event", seenOf(t, s, anon, "lk-2"), false)
+	// The user's state and marks-only commits are not refused.
+	mustCommit(t, s, engine.Commit{Events: MarksOf(engine.UserKey(user), "lk-3"),
+		Visitors: []engine.VisitorUpdate{{ID: engine.UserKey(user), Append: Events("lk", 2, 3)}}})
+	mustCommit(t, s, engine.Commit{Events: MarksOf(anon, "lk-4")})
+	equal(t, "seen of a marks-only commit", seenOf(t, s, anon, "lk-4"), true)
+	wantHistory(t, mustVisitor(t, s, engine.UserKey(user)), Events("lk", 2, 3))
+	// After the link is gone, the visitor's state takes commits again.
+	if err := s.UnlinkDevice(ctx, anon); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: anon, Append: Events("lk", 4, 5)}}})
+	wantHistory(t, mustVisitor(t, s, anon), append(Events("lk", 0, 1), Events("lk", 4, 5)...))
 }
 
 func testFactors(t *testing.T, s engine.Store) {
@@ -969,6 +1037,9 @@ func testReopen(t *testing.T, open func(t *testing.T) engine.Store) {
 		t.Fatal(err)
 	}
 	f.visitors["prep"] = engine.Visitor{ID: "prep", History: Events("pr", 2, 4), Session: sess}
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "prepl", Append: Events("rp", 0, 4), Factors: Factors(4, 32)}}})
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "prepl", Append: Events("rq", 0, 2), Replace: true, Session: sess}}})
+	f.visitors["prepl"] = engine.Visitor{ID: "prepl", History: Events("rq", 0, 2), Factors: Factors(4, 32), Session: sess}
 	f.visitors["pa"] = engine.Visitor{ID: "pa", History: Events("pa", 0, 4), Factors: Factors(1, 32), Session: sess}
 	f.visitors["pb"] = engine.Visitor{ID: "pb", History: Events("pb", 0, 1)}
 	f.visitors["plong"] = engine.Visitor{ID: "plong", History: Events("pl", 10, HistoryLimit+10), Factors: Factors(2, 32)}

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1012 the kinds read errs.Invalid, errs.NotFound at the call site (the package name says "error"); packages that export them use ErrFoo names
+
 // Package errs is the error vocabulary of Kairos: five kinds that every
 // package's errors are wrapped in, and public messages that the HTTP
 // edge may show to a client.
@@ -29,7 +31,9 @@ import (
 	"fmt"
 )
 
-// The kinds.
+// The kinds. They are named for how they read at the call site,
+// errs.Invalid rather than errs.ErrInvalid; the packages that export them
+// use the Err prefix (engine.ErrInvalid = errs.Invalid).
 var (
 	Invalid     = errors.New("invalid")
 	NotFound    = errors.New("not found")

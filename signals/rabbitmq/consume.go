@@ -253,6 +253,7 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		batch  = make([]held, 0, b.cfg.Prefetch)
 		carry  held // a delivery that did not fit into the last batch
 		events = make([]signals.Event, 0, b.cfg.MaxBatchEvents)
+		routes = make([]signals.Route, 0, b.cfg.MaxBatchEvents)
 		dead   []deadLetter
 		acks   = map[*sub]uint64{}
 	)
@@ -342,14 +343,16 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		dead = dead[:0]
 		clear(acks)
 		now := time.Now()
+		routes = routes[:0]
 		for i := range batch {
 			events = append(events, batch[i].res.Events...)
+			routes = batch[i].appendRoutes(routes)
 			dead = batch[i].appendDeadLetters(dead)
 			acks[batch[i].s] = batch[i].d.DeliveryTag // tags rise per channel
 			batch[i].s.last = now
 		}
 		if len(events) > 0 {
-			if err := s.h(s.hctx, events); err != nil {
+			if err := s.h(signals.WithRoutes(s.hctx, routes), events); err != nil {
 				wait := s.retry
 				s.retry = min(2*s.retry, b.cfg.RetryMax)
 				b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be redelivered",
@@ -396,6 +399,19 @@ type held struct {
 func (b *Bus) decode(it item) held {
 	res, err := signals.DecodeMessage(it.d.Body, time.Now(), b.cfg.Limits)
 	return held{s: it.s, d: it.d, res: res, err: err, decoded: true}
+}
+
+// appendRoutes appends the route of each of h's events (the message's
+// routing key, and whether it was forwarded) to dst.
+func (h *held) appendRoutes(dst []signals.Route) []signals.Route {
+	r := signals.Route{Key: h.d.RoutingKey}
+	if f, ok := h.d.Headers[headerForwarded].(bool); ok && f {
+		r.Forwarded = true
+	}
+	for range h.res.Events {
+		dst = append(dst, r)
+	}
+	return dst
 }
 
 // deadLetter is a message for the dead-letter exchange.

@@ -29,7 +29,7 @@ func FuzzPack(f *testing.F) {
 		}
 		cfg := Config{MaxMessageEvents: 1 + int(maxEvents)%8, Limits: signals.Limits{MaxBatchBytes: 1 + int(maxBytes)}}.Defaults()
 		b := &Bus{cfg: cfg}
-		keys, msgs, err := b.pack(context.Background(), res.Events, now)
+		keys, msgs, err := b.pack(context.Background(), res.Events, now, "")
 		if err != nil {
 			var fe *signals.FieldError
 			if !errors.As(err, &fe) {

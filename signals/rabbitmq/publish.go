@@ -16,6 +16,9 @@ import (
 const (
 	headerCount = "kairos-count" // number of events in the body (int32)
 	headerType  = "kairos-type"  // the event type, on single-event messages
+	// headerForwarded marks messages a consumer forwarded to the
+	// partition of their state (Forward); its value is true.
+	headerForwarded = "kairos-forwarded"
 )
 
 // maxInFlight bounds the messages one Publish call has unconfirmed at a
@@ -157,7 +160,7 @@ func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	keys, msgs, err := b.pack(ctx, events, time.Now())
+	keys, msgs, err := b.pack(ctx, events, time.Now(), "")
 	if err != nil {
 		return err
 	}
@@ -166,9 +169,37 @@ func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	})
 }
 
+// Forward publishes events, already validated by an earlier Publish,
+// under the routing key key, marked as forwarded (signals.Forwarder):
+// the engine sends an event on to the partition of the state it changes
+// when it arrived on another one. Packing, confirms and errors are those
+// of Publish; the events are not validated again (a forwarded event
+// that no longer passes, e.g. as its time has grown old, must not block
+// its partition).
+func (b *Bus) Forward(ctx context.Context, key string, events []signals.Event) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if key == "" {
+		return fmt.Errorf("rabbitmq: forward: %w: empty routing key", signals.ErrInvalid)
+	}
+	keys, msgs, err := b.pack(ctx, events, time.Now(), key)
+	if err != nil {
+		return err
+	}
+	return b.call(ctx, "forward", func(ctx context.Context, trouble <-chan struct{}) error {
+		return b.publish(ctx, trouble, b.names.events, keys, msgs, true)
+	})
+}
+
 // pack validates and encodes events and groups them into messages (see
 // Publish); it returns the routing keys and messages in sending order.
-func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time) ([]string, []amqp.Publishing, error) {
+// With a forward key, every event goes under that key, unvalidated, in
+// messages marked forwarded (see Forward).
+func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time, forward string) ([]string, []amqp.Publishing, error) {
 	lim := b.cfg.Limits
 	maxEvents, maxBytes := b.cfg.MaxMessageEvents, lim.MaxBatchBytes
 	// Encode every event into one buffer; ends[i] is the end of event i.
@@ -184,14 +215,16 @@ func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time) (
 		normal   []signals.Event // the normalized events, for the Router
 		visitors = make([]string, len(events))
 	)
-	if b.cfg.Router != nil {
+	if b.cfg.Router != nil && forward == "" {
 		normal = make([]signals.Event, len(events))
 	}
 	for i := range events {
 		e := events[i]
 		e.Normalize(now)
-		if err := e.Validate(now, lim); err != nil {
-			return nil, nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i, err)
+		if forward == "" {
+			if err := e.Validate(now, lim); err != nil {
+				return nil, nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i, err)
+			}
 		}
 		start := buf.Len()
 		if err := enc.Encode(&e); err != nil {
@@ -209,10 +242,13 @@ func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time) (
 		}
 	}
 	var routes []string // routing key of each event; nil: the visitor
-	if b.cfg.Router != nil {
+	if normal != nil {
 		routes = b.cfg.Router.RouteKeys(ctx, normal)
 	}
 	route := func(i int) string {
+		if forward != "" {
+			return forward
+		}
 		if routes != nil {
 			return routes[i]
 		}
@@ -250,6 +286,9 @@ func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time) (
 			Timestamp:    now,
 			AppId:        "kairos",
 			Headers:      amqp.Table{headerCount: int32(len(chunk))},
+		}
+		if forward != "" {
+			m.Headers[headerForwarded] = true
 		}
 		if len(chunk) == 1 {
 			m.Headers[headerType] = string(first.Type)

@@ -1,0 +1,47 @@
+package signals
+
+import "context"
+
+// Routes of consumed events
+//
+// A keyed bus (signals/rabbitmq with partitions) delivers each event on
+// the partition of its routing key: the visitor id, or the user's state
+// key once the publisher knew the visitor to be linked (engine.Router).
+// The engine applies an event only on the partition of the state it
+// changes, so that one consumer writes each state; an event that arrived
+// on another partition (published just before its visitor was linked) is
+// forwarded there with Forwarder. The consumer tells the handler how each
+// event of a batch arrived with WithRoutes; RoutesOf reads it.
+
+// Route says how one consumed event arrived.
+type Route struct {
+	// Key is the routing key it was published with.
+	Key string
+	// Forwarded reports that a consumer forwarded it (Forwarder), after it
+	// first arrived on another partition.
+	Forwarded bool
+}
+
+type routesKey struct{}
+
+// WithRoutes returns ctx carrying the routes of a batch, one per event
+// and in the batch's order; consumers of keyed buses call it before the
+// BatchHandler.
+func WithRoutes(ctx context.Context, routes []Route) context.Context {
+	return context.WithValue(ctx, routesKey{}, routes)
+}
+
+// RoutesOf returns the routes WithRoutes put into ctx, or nil when the
+// bus did not say (an unkeyed bus: every event is the handler's).
+func RoutesOf(ctx context.Context) []Route {
+	r, _ := ctx.Value(routesKey{}).([]Route)
+	return r
+}
+
+// Forwarder re-publishes consumed events under an explicit routing key,
+// marked as forwarded (Route.Forwarded). Like Publish, nil means the
+// broker stored them all; events keep their order. They were validated
+// when first published and are not validated again.
+type Forwarder interface {
+	Forward(ctx context.Context, key string, events []Event) error
+}
