@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,4 +228,48 @@ func TestNamedStore(t *testing.T) {
 	if err := a.Delete(ctx, "sale"); !errors.Is(err, errs.NotFound) {
 		t.Fatalf("delete twice: %v", err)
 	}
+}
+
+// TestViewsConcurrent reads views from several goroutines while the
+// catalog changes between reads (under a lock, as the engine's catalog
+// mutex does): run with -race.
+func TestViewsConcurrent(t *testing.T) {
+	cat := &fakeCatalog{}
+	for i := range 2000 {
+		cat.set(i, "x")
+	}
+	var mu sync.RWMutex
+	vs := NewViews(1 << 20)
+	f := mustCompile(t, `category == "sale"`, Bool)
+	b := mustCompile(t, `category == "sale" ? 2 : 1`, Number)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				if g == 0 && i%10 == 0 {
+					mu.Lock()
+					cat.set(i, "sale")
+					mu.Unlock()
+					continue
+				}
+				mu.RLock()
+				v := vs.Get(cat, f, b, &Context{})
+				want := 0
+				for _, c := range cat.cats {
+					if c == "sale" {
+						want++
+					}
+				}
+				mu.RUnlock()
+				if v.Count != want {
+					t.Errorf("view counts %d, catalog has %d", v.Count, want)
+					return
+				}
+				for _, r := range v.Qualifying() {
+					_ = v.Boost[r] + v.LogBoost[r]
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
