@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -89,19 +90,29 @@ type Page struct {
 	Attributes map[string]string `expr:"attributes"`
 }
 
-// The context variables, as bits of Expr.uses.
+// The context variables, as bits of Expr.uses: the page item's fields
+// are told apart, so that an expression reading page.category is
+// evaluated once per category, not once per page item.
 const (
 	useSegment = 1 << iota
 	useCampaign
 	useReferrer
 	useDevice
-	usePage
 	useNow
+	usePageID
+	usePageCategory
+	usePageTags
+	usePageAttrs
+	usePage = usePageID | usePageCategory | usePageTags | usePageAttrs
 )
 
-var contextVars = map[string]uint8{
+var contextVars = map[string]uint16{
 	"segment": useSegment, "campaign": useCampaign, "referrer": useReferrer,
-	"device": useDevice, "page": usePage, "now": useNow,
+	"device": useDevice, "now": useNow,
+}
+
+var pageFields = map[string]uint16{
+	"id": usePageID, "category": usePageCategory, "tags": usePageTags, "attributes": usePageAttrs,
 }
 
 // Expr is a compiled expression; safe for concurrent use.
@@ -109,7 +120,7 @@ type Expr struct {
 	src  string
 	kind Kind
 	prog *vm.Program
-	uses uint8 // context variables read
+	uses uint16 // context variables read
 }
 
 // Source returns the expression's text.
@@ -128,7 +139,7 @@ func (x *Expr) ContextKey(c *Context) string {
 		return ""
 	}
 	var b strings.Builder
-	add := func(bit uint8, v string) {
+	add := func(bit uint16, v string) {
 		if x.uses&bit != 0 {
 			b.WriteString(v)
 		}
@@ -138,8 +149,29 @@ func (x *Expr) ContextKey(c *Context) string {
 	add(useCampaign, c.Campaign)
 	add(useReferrer, c.Referrer)
 	add(useDevice, c.Device)
-	add(usePage, c.Page.ID)
 	add(useNow, c.Now.UTC().Format(time.RFC3339))
+	add(usePageID, c.Page.ID)
+	add(usePageCategory, c.Page.Category)
+	if x.uses&usePageTags != 0 {
+		for _, t := range c.Page.Tags {
+			b.WriteString(t)
+			b.WriteByte(1)
+		}
+	}
+	b.WriteByte(0)
+	if x.uses&usePageAttrs != 0 {
+		keys := make([]string, 0, len(c.Page.Attributes))
+		for k := range c.Page.Attributes {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b.WriteString(k)
+			b.WriteByte(2)
+			b.WriteString(c.Page.Attributes[k])
+			b.WriteByte(1)
+		}
+	}
 	return b.String()
 }
 
@@ -235,6 +267,9 @@ func compile(param, src string, kind Kind, maxNodes uint) (*Expr, error) {
 	if c.err != nil {
 		return nil, errs.New(errs.Invalid, "%s: %s", param, c.err.Error())
 	}
+	if c.pageIdents > c.pageMembers {
+		x.uses |= usePage // page used whole (e.g. passed to a builtin)
+	}
 	return x, nil
 }
 
@@ -263,6 +298,9 @@ func firstLine(s string) string {
 type checker struct {
 	x   *Expr
 	err error
+	// pageIdents counts the uses of page, pageMembers those that read
+	// one of its fields (page.category).
+	pageIdents, pageMembers int
 }
 
 func (c *checker) Visit(node *ast.Node) {
@@ -272,6 +310,16 @@ func (c *checker) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
 		c.x.uses |= contextVars[n.Value]
+		if n.Value == "page" {
+			c.pageIdents++
+		}
+	case *ast.MemberNode:
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "page" {
+			if p, ok := n.Property.(*ast.StringNode); ok && pageFields[p.Value] != 0 {
+				c.x.uses |= pageFields[p.Value]
+				c.pageMembers++
+			}
+		}
 	case *ast.BinaryNode:
 		if n.Operator == ".." {
 			c.err = positioned(c.x.src, n.Location(), "the range operator .. is not allowed (cost bound)")

@@ -119,8 +119,19 @@ func TestContextKey(t *testing.T) {
 	y := mustCompile(t, `category == "a"`, Bool)
 	c1 := &Context{Page: Page{ID: "p1"}, Device: "mobile"}
 	c2 := &Context{Page: Page{ID: "p2"}, Device: "mobile"}
-	if x.ContextKey(c1) == x.ContextKey(c2) {
-		t.Fatal("page-dependent filter: same key for two pages")
+	if x.ContextKey(c1) != x.ContextKey(c2) {
+		t.Fatal("a filter reading page.category: two keys for two pages of one category")
+	}
+	c3 := &Context{Page: Page{ID: "p1", Category: "shoes"}}
+	if x.ContextKey(c1) == x.ContextKey(c3) {
+		t.Fatal("a filter reading page.category: one key for two categories")
+	}
+	whole := mustCompile(t, `page.id != id && len(page.tags) > 0`, Bool)
+	if whole.ContextKey(c1) == whole.ContextKey(c2) {
+		t.Fatal("a filter reading page.id: same key for two pages")
+	}
+	if k1, k2 := whole.ContextKey(&Context{Page: Page{ID: "p", Tags: []string{"a"}}}), whole.ContextKey(&Context{Page: Page{ID: "p", Tags: []string{"b"}}}); k1 == k2 {
+		t.Fatal("a filter reading page.tags: same key for two tag lists (a changed page item)")
 	}
 	if y.UsesContext() || y.ContextKey(c1) != "" {
 		t.Fatal("context-free filter has a context key")
