@@ -36,7 +36,10 @@
 //
 // Compiler compiles each distinct text once (a bounded LRU). Views
 // evaluates a filter and a boost over every item row once per item
-// version and distinct context value read (View: a bitset of qualifying
+// version and distinct value of the context it reads (page.category: once
+// per category; page.id: once per page item — the first request of each
+// pays an evaluation of the whole catalog, with the catalog's read lock
+// held) (View: a bitset of qualifying
 // rows, their list when few, a boost per row), re-evaluating only the rows
 // changed since; the top-K scan reads the view (model.Query.Keep,
 // LogBoost, Boost, Rows), so a filter never starves a list and a
