@@ -125,6 +125,7 @@ func TestRoutesAccess(t *testing.T) {
 		"GET /v1/dashboard/summary": "secret", "GET /dashboard": "public", "GET /dashboard/*": "public",
 		"GET /v1/experiments": "secret", "POST /v1/experiments": "secret", "GET /v1/experiments/:id": "secret",
 		"PUT /v1/experiments/:id": "secret", "DELETE /v1/experiments/:id": "secret", "GET /v1/experiments/:id/results": "secret", "GET /v1/holdout/results": "secret",
+		"GET /v1/filters": "secret", "GET /v1/filters/:id": "secret", "PUT /v1/filters/:id": "secret", "DELETE /v1/filters/:id": "secret",
 	}
 	got := map[string]string{}
 	for _, r := range h.s.Routes() {

@@ -39,7 +39,7 @@ func (c *cannedRecommender) Recommend(ctx context.Context, r engine.RecRequest) 
 	return c.resp, nil
 }
 
-func (c *cannedRecommender) Similar(ctx context.Context, item string, n int) ([]engine.Rec, error) {
+func (c *cannedRecommender) SimilarTo(ctx context.Context, r engine.SimilarRequest) ([]engine.Rec, error) {
 	return c.resp.Items, nil
 }
 

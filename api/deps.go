@@ -22,7 +22,7 @@ type Recommender interface {
 	Recommend(ctx context.Context, r engine.RecRequest) (engine.RecResponse, error)
 	// Similar returns up to n items similar to item, best first;
 	// engine.ErrNotFound when the item is unknown.
-	Similar(ctx context.Context, item string, n int) ([]engine.Rec, error)
+	SimilarTo(ctx context.Context, r engine.SimilarRequest) ([]engine.Rec, error)
 }
 
 // Catalog keeps the item catalog (the engine, over engine.CatalogStore).
@@ -105,6 +105,10 @@ type Deps struct {
 	// GET /v1/recommendations (engine/rotation): recently shown items
 	// demoted with a fade, and paging with a next token.
 	Rotation Rotator
+	// Filters, when set, keeps the named filters of /v1/filters and the
+	// filter_name= parameter (engine/filter.Store); filter= and boost=
+	// work without it.
+	Filters FilterStore
 	// Holdout, when set, holds a share of visitors out of
 	// personalization on /v1/recommendations, /v1/items/{id}/similar and
 	// /v1/offers, and serves GET /v1/holdout/results (engine/holdout).

@@ -212,6 +212,28 @@
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&rotation=30m"
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/recommendations?visitor=v-17&n=5&page=$NEXT"
 //
+// Filter and boost expressions (filters.go, engine/filter): filter= (a
+// boolean expression in Expr syntax over the item — id, category, tags,
+// attributes, created, active — and the request — segment, campaign,
+// referrer, device, page, now) keeps the items for which it holds, n of
+// them whenever n qualify; boost= (a numeric expression) multiplies each
+// item's utility (ln(boost) added to the model's scores; 0 or less drops
+// the item); filter_name= applies a stored filter (Deps.Filters): without
+// a share its filter and boost combine with filter= and boost=, with a
+// share it is a promotion — round(share·n) slots for its best-ranked items,
+// marked "promoted": true. The same parameters apply to similar items and
+// offers (where a share is ignored). A compile error is 400 naming the
+// parameter and the position:
+//
+//	400 {"error": {"code": "invalid", "message": "filter: unexpected token EOF at line 1, column 12"}}
+//
+// Named filters (secret) — /v1/filters:
+//
+//	GET    /v1/filters         200 {"filters": [filter.Named…]} in name order
+//	GET    /v1/filters/{name}  200 filter.Named, 404
+//	PUT    /v1/filters/{name}  {"filter": "…", "boost": "…", "share": 0.2}: 201 created, 200 replaced, 400 (bad expression, name or share)
+//	DELETE /v1/filters/{name}  204, 404
+//
 // GET /v1/items/{id}/similar (secret) — items similar to an item.
 //
 // Parameters: n (default 10); visitor and user (optional) place the

@@ -20,7 +20,7 @@ func (stub) Recommend(_ context.Context, r engine.RecRequest) (engine.RecRespons
 	return engine.RecResponse{Visitor: r.Visitor, Strategy: engine.StrategyTrending,
 		Items: []engine.Rec{{Item: "sku-42", Score: 1}}}, nil
 }
-func (stub) Similar(context.Context, string, int) ([]engine.Rec, error) {
+func (stub) SimilarTo(context.Context, engine.SimilarRequest) ([]engine.Rec, error) {
 	return nil, engine.ErrNotFound
 }
 func (stub) PutItem(_ context.Context, it engine.Item) (engine.Item, error) {

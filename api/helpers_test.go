@@ -117,7 +117,8 @@ func (f *fakeRecommender) Recommend(ctx context.Context, r engine.RecRequest) (e
 	return resp, nil
 }
 
-func (f *fakeRecommender) Similar(ctx context.Context, item string, n int) ([]engine.Rec, error) {
+func (f *fakeRecommender) SimilarTo(ctx context.Context, r engine.SimilarRequest) ([]engine.Rec, error) {
+	item, n := r.Item, r.N
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {

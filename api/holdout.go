@@ -69,11 +69,12 @@ func (s *Server) recommendBaseline(ctx context.Context, req engine.RecRequest, p
 // similarBaseline answers a held-out visitor's similar items: the
 // trending items of the item's category (of all items when it has none
 // or is not in the catalog), the item itself left out.
-func (s *Server) similarBaseline(ctx context.Context, id, visitor, user string, n int) ([]engine.Rec, error) {
+func (s *Server) similarBaseline(ctx context.Context, id, visitor, user string, n int, fq filterQuery) ([]engine.Rec, error) {
 	if visitor == "" {
 		visitor = user
 	}
-	req := engine.RecRequest{Visitor: visitor, User: user, N: min(n+1, s.cfg.MaxResults), Strategy: engine.StrategyTrending}
+	req := engine.RecRequest{Visitor: visitor, User: user, N: min(n+1, s.cfg.MaxResults), Strategy: engine.StrategyTrending,
+		Filter: fq.filter, Boost: fq.boost}
 	if it, err := s.deps.Catalog.Item(ctx, id); err == nil {
 		req.Category = it.Category
 	}

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
+
+	"github.com/kairoshq/kairos/engine/filter"
 
 	"github.com/kairoshq/kairos/internal/errs"
 
@@ -52,6 +55,11 @@ func (s *Server) offers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	fq, err := s.parseFilterQuery(c.Request().Context(), q, false)
+	if err != nil {
+		return err
+	}
+	r.Filter, r.Boost, r.Context = fq.filter, fq.boost, filter.Context{Now: s.cfg.Now().UTC().Truncate(time.Minute)}
 	if st := state(c); r.User != "" && st != nil && st.principal.kind == kindPublishable {
 		// A browser naming a user proves it like its events do.
 		if fe := s.ident.verify(r.User, q.Get("user_hash")); fe != nil {

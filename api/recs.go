@@ -19,6 +19,11 @@ func (s *Server) recommendations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	fq, err := s.parseFilterQuery(c.Request().Context(), c.QueryParams(), true)
+	if err != nil {
+		return err
+	}
+	req.Filter, req.Boost, req.Promote = fq.filter, fq.boost, fq.promote
 	pg, err := s.parsePageQuery(c.QueryParams())
 	if err != nil {
 		return err
@@ -111,15 +116,19 @@ func (s *Server) similar(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	fq, err := s.parseFilterQuery(ctx, c.QueryParams(), false)
+	if err != nil {
+		return err
+	}
 	out, err := s.heldOut(ctx, visitor, user)
 	if err != nil {
 		return err
 	}
 	var recs []engine.Rec
 	if out {
-		recs, err = s.similarBaseline(ctx, id, visitor, user, n)
+		recs, err = s.similarBaseline(ctx, id, visitor, user, n, fq)
 	} else {
-		recs, err = s.deps.Recommender.Similar(ctx, id, n)
+		recs, err = s.deps.Recommender.SimilarTo(ctx, engine.SimilarRequest{Item: id, N: n, Filter: fq.filter, Boost: fq.boost})
 	}
 	if err != nil {
 		return err

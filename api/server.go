@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/filter"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/kairoshq/kairos/signals"
@@ -42,8 +44,9 @@ type Server struct {
 	mu   sync.Mutex
 	addr net.Addr // bound address while serving
 
-	streams streamHub // promotion streams (promotions.go)
-	events  gate      // admission control of the event routes (events.go)
+	streams streamHub        // promotion streams (promotions.go)
+	events  gate             // admission control of the event routes (events.go)
+	exprs   *filter.Compiler // filter= and boost= expressions, compiled once per text (filters.go)
 }
 
 // routeSpec is one row of the route table.
@@ -112,6 +115,10 @@ func routeTable(metricsPublic bool) []routeSpec {
 		{method: http.MethodPut, path: "/v1/experiments/:id", access: accessSecret, handler: (*Server).putExperiment},
 		{method: http.MethodDelete, path: "/v1/experiments/:id", access: accessSecret, handler: (*Server).deleteExperiment},
 		{method: http.MethodGet, path: "/v1/experiments/:id/results", access: accessSecret, handler: (*Server).experimentResults},
+		{method: http.MethodGet, path: "/v1/filters", access: accessSecret, handler: (*Server).listFilters},
+		{method: http.MethodGet, path: "/v1/filters/:id", access: accessSecret, handler: (*Server).getFilter},
+		{method: http.MethodPut, path: "/v1/filters/:id", access: accessSecret, handler: (*Server).putFilter},
+		{method: http.MethodDelete, path: "/v1/filters/:id", access: accessSecret, handler: (*Server).deleteFilter},
 		{method: http.MethodGet, path: "/v1/holdout/results", access: accessSecret, handler: (*Server).holdoutResults},
 		{method: http.MethodGet, path: "/v1/pages/attention", access: accessSecret, handler: (*Server).pageAttention},
 		{method: http.MethodGet, path: "/v1/dashboard/summary", access: accessSecret, handler: (*Server).dashboardSummary},
@@ -156,6 +163,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		routes:  routeTable(cfg.MetricsPublic),
 		ident:   newIdentityVerifier(cfg),
 		events:  gate{max: int64(cfg.MaxEventRequests)},
+		exprs:   filter.NewCompiler(1024),
 	}
 	s.evLim = cfg.EventLimits
 	s.evLim.MaxBatch = cfg.MaxBatch

@@ -41,6 +41,13 @@ type itemCatalog struct {
 	trending *model.Trending
 	segments map[string]*segment
 
+	// The change log of item rows, for the views of filter expressions
+	// (filters.go): fver changes with every change of a row's entry; flog
+	// holds the rows changed after version flogBase, in order.
+	fver     uint64
+	flog     []int32
+	flogBase uint64
+
 	priorMu sync.Mutex // guards prior, priorAt (provisional item factors)
 	prior   *model.TagPrior
 	priorAt time.Time
@@ -57,6 +64,7 @@ func (e *itemCatalog) setRowLocked(id string, row int32) {
 	if it, ok := e.catalog[id]; ok && !it.Active {
 		e.inactive.Set(int(row))
 	}
+	e.rowChangedLocked(row)
 }
 
 // itemRow returns the row of an item id.
@@ -94,6 +102,7 @@ func (e *itemCatalog) cacheItemLocked(it Item) {
 	if !ok {
 		return
 	}
+	e.rowChangedLocked(row)
 	if it.Active {
 		if e.inactive.Has(int(row)) {
 			e.inactive[row>>6] &^= 1 << (uint(row) & 63)
@@ -179,6 +188,7 @@ func (e *itemCatalog) uncacheItemLocked(id string) {
 	delete(e.catalog, id)
 	if row, ok := e.rowOf[id]; ok {
 		e.inactive.Set(int(row))
+		e.rowChangedLocked(row)
 	}
 }
 

@@ -218,7 +218,7 @@ func (e *Engine) neighbours(o *model.Online, row int32, m int) []int32 {
 	}
 	e.candMu.Unlock()
 	var sc model.Scorer
-	top, err := e.similar(o, &sc, nil, int(row), m, e.inactive)
+	top, err := e.similar(o, &sc, nil, int(row), model.Query{N: m, Exclude: e.inactive})
 	if err != nil {
 		return nil
 	}
@@ -243,10 +243,10 @@ type cachedRows struct {
 
 // catalogFallback returns active catalog items, most recently updated
 // first: the answer when nothing has been learnt yet. e.mu must be held.
-func (e *itemCatalog) catalogFallback(n int, exclude model.Bitset, category string) []Rec {
+func (e *itemCatalog) catalogFallback(n int, exclude model.Bitset, category string, keep func(Item) bool) []Rec {
 	items := make([]Item, 0, len(e.catalog))
 	for _, it := range e.catalog {
-		if !it.Active || (category != "" && it.Category != category) {
+		if !it.Active || (category != "" && it.Category != category) || (keep != nil && !keep(it)) {
 			continue
 		}
 		if row, ok := e.rowOf[it.ID]; ok && exclude.Has(int(row)) {

@@ -42,6 +42,10 @@ type Config struct {
 	StateEvery time.Duration
 	// Index configures the approximate top-K index.
 	Index IndexConfig
+	// FilterMemory bounds the memory of the per-item views of filter and
+	// boost expressions (filters.go; default 64 MB: about 150 views with a
+	// boost, 5,000 without, at 100k items).
+	FilterMemory int
 	// Logger receives the engine's logs (nil: discard).
 	Logger *slog.Logger
 	// Registerer receives the engine's metrics (nil: not registered).
@@ -101,6 +105,7 @@ func (c Config) Defaults() Config {
 	defaults.Set(&c.Index.RefreshEvery, 250*time.Millisecond)
 	defaults.Set(&c.Index.Drift, 0.2)
 	defaults.Set(&c.Index.RebuildEvery, time.Hour)
+	defaults.Set(&c.FilterMemory, 64<<20)
 	c.Logger = defaults.Logger(c.Logger)
 	c.Now = defaults.Clock(c.Now)
 	return c

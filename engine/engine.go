@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kairoshq/kairos/engine/filter"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -83,7 +84,7 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 		cfg: cfg, log: cfg.Logger.With("component", "engine"), store: store, bus: bus,
 		itemCatalog: itemCatalog{rowOf: map[string]int32{}, catalog: map[string]Item{}, segments: map[string]*segment{},
 			trending: model.NewTrending(cfg.TrendingHalfLife)},
-		serving: serving{trendTops: map[string]*trendTop{}, neigh: map[int32]*cachedRows{}},
+		serving: serving{trendTops: map[string]*trendTop{}, neigh: map[int32]*cachedRows{}, views: filter.NewViews(cfg.FilterMemory)},
 	}
 	// A keyed bus (one that tells the routes of consumed events) forwards
 	// events to the partition of their state (forward.go).

@@ -45,23 +45,36 @@ func (e *Engine) indexSearch() (model.IVFSearch, bool) {
 }
 
 // topK ranks q through the index when it serves, else exactly, in a batch
-// with the concurrent exact queries.
+// with the concurrent exact queries. A filtered query (q.Keep) that the
+// index answers with fewer than q.N results — the lists it probed held
+// too few qualifying items — is answered exactly (model.Query.Rows
+// already bypasses the index for selective filters).
 func (e *Engine) topK(s *scratch, dst []model.Scored, q model.Query, exact bool) []model.Scored {
 	o := e.model()
 	if p, ok := e.indexSearch(); ok && !exact {
 		top, _ := o.TopKApprox(&s.scorer, dst, q, p)
-		return top
+		if len(top) >= q.N || q.Keep == nil {
+			return top
+		}
+		e.met.filterExact.Inc()
+		dst = top
 	}
 	return o.TopKBatched(&s.scorer, dst, q)
 }
 
-// similar returns the n items most similar to row through the index when
-// it serves, else exactly.
-func (e *Engine) similar(o *model.Online, s *model.Scorer, dst []model.Scored, row, n int, exclude model.Bitset) ([]model.Scored, error) {
+// similar returns the q.N items most similar to row through the index
+// when it serves, else exactly (also when a filtered search through the
+// index comes back short, as topK).
+func (e *Engine) similar(o *model.Online, s *model.Scorer, dst []model.Scored, row int, q model.Query) ([]model.Scored, error) {
 	if p, ok := e.indexSearch(); ok {
-		return o.SimilarApprox(s, dst, row, n, exclude, nil, p)
+		top, err := o.SimilarApproxQ(s, dst, row, q, p)
+		if err != nil || len(top) >= q.N || q.Keep == nil {
+			return top, err
+		}
+		e.met.filterExact.Inc()
+		dst = top
 	}
-	return o.Similar(s, dst, row, n, exclude, nil)
+	return o.SimilarQ(s, dst, row, q)
 }
 
 // loadIndex installs the persisted clustering when it belongs to the live

@@ -8,6 +8,7 @@ type metrics struct {
 	forwarded                     prometheus.Counter
 	newItems, swaps               prometheus.Counter
 	indexBuilds                   prometheus.Counter
+	filterExact                   prometheus.Counter
 	foldIn, batch, lag            prometheus.Histogram
 	recommend                     *prometheus.HistogramVec
 }
@@ -23,6 +24,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		swaps:    prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_model_swaps_total", Help: "Retrained models loaded (hot swaps) by this process."}),
 		indexBuilds: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_index_builds_total",
 			Help: "Approximate index builds (clusterings) by this process; an index loaded with the state is not one."}),
+		filterExact: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_filter_exact_total",
+			Help: "Filtered requests that the approximate index answered short and were scored exactly."}),
 		foldIn: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_engine_foldin_seconds", Help: "Time to fold one visitor in (mean per visitor of a batch).",
 			Buckets: prometheus.ExponentialBuckets(5e-6, 2, 14)}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_engine_batch_seconds", Help: "Time to process one consumed batch end to end.",
@@ -33,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)}, []string{"strategy"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.forwarded, m.newItems, m.swaps, m.indexBuilds, m.foldIn, m.batch, m.lag, m.recommend)
+		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.forwarded, m.newItems, m.swaps, m.indexBuilds, m.filterExact, m.foldIn, m.batch, m.lag, m.recommend)
 	}
 	return m
 }

@@ -3,9 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/filter"
 	"github.com/kairoshq/kairos/internal/errs"
 
 	"github.com/kairoshq/kairos/model"
@@ -71,21 +73,120 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	events := learningEvents(v.History)
 	e.mu.RLock()
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
-	keep := e.keepFunc(r.Category)
-	s.query = rankQuery{e: e, s: s, req: r, x: x, events: events, blendBelow: blendBelow, keep: keep}
-	s.top, resp.Strategy = rank(&s.query)
-	s.query = rankQuery{} // the pool keeps no request
-	resp.Items = e.recsLocked(s.top)
-	if len(resp.Items) == 0 {
-		resp.Strategy = StrategyCatalog
-		resp.Items = e.catalogFallback(r.N, s.exclude, r.Category)
+	var promoted []Rec
+	if p := r.Promote; p != nil && p.Share > 0 {
+		// The promoted slots first: the best items of the base filter and
+		// the promotion's, boosted by both; then the rest of the list
+		// without them (no duplicates).
+		k := int(math.Round(p.Share * float64(r.N)))
+		if k > 0 {
+			pr := r
+			pr.N = k
+			pr.Filter, pr.Boost = and(r.Filter, p.FilterExpr), times(r.Boost, p.BoostExpr)
+			var top []model.Scored
+			top, _ = e.rankFiltered(s, pr, x, events, blendBelow)
+			promoted = e.recsLocked(top)
+			for _, t := range top {
+				s.exclude.Set(int(t.Item))
+			}
+			for i := range promoted {
+				promoted[i].Promoted = true
+			}
+		}
 	}
+	rest := r
+	rest.N = r.N - len(promoted)
+	if rest.N > 0 {
+		s.top, resp.Strategy = e.rankFiltered(s, rest, x, events, blendBelow)
+		resp.Items = e.recsLocked(s.top)
+		if len(resp.Items) == 0 && len(promoted) == 0 {
+			resp.Strategy = StrategyCatalog
+			resp.Items = e.catalogFallback(rest.N, s.exclude, r.Category, e.itemFilter(r))
+		}
+	}
+	resp.Items = interleave(resp.Items, promoted, r.N)
 	e.mu.RUnlock()
 	e.met.recommend.WithLabelValues(string(resp.Strategy)).Observe(time.Since(start).Seconds())
 	if r.Explain && (resp.Strategy == StrategyALS || resp.Strategy == StrategyBlend) {
 		e.explain(s, v.History, resp.Items)
 	}
 	return resp, nil
+}
+
+// rankFiltered ranks r with the first ranker that serves it, through the
+// view of r's filter and boost, topped up from trending when a filter
+// left the ranking short (the blend's candidates may hold fewer than N
+// qualifying items). e.mu is held for reading.
+func (e *Engine) rankFiltered(s *scratch, r RecRequest, x []float32, events, blendBelow int) ([]model.Scored, Strategy) {
+	view := e.filterView(r, r.Filter, r.Boost)
+	keep := e.keepFunc(r.Category, view)
+	s.query = rankQuery{e: e, s: s, req: r, x: x, events: events, blendBelow: blendBelow, keep: keep, view: view}
+	top, strategy := rank(&s.query)
+	s.query = rankQuery{} // the pool keeps no request
+	if view != nil && len(top) < r.N && len(top) < view.Count {
+		top = e.topUp(s, top, r.N, keep, view)
+	}
+	return top, strategy
+}
+
+// topUp appends to top the best trending rows that qualify and are not
+// in top or excluded, up to n.
+func (e *Engine) topUp(s *scratch, top []model.Scored, n int, keep func(int) bool, view *filter.View) []model.Scored {
+	s.seen.Reset()
+	for _, t := range top {
+		s.seen.Set(int(t.Item))
+	}
+	notTop := func(i int) bool { return !s.seen.Has(i) && (keep == nil || keep(i)) }
+	q := model.Query{N: n - len(top), Exclude: s.exclude, Keep: notTop}
+	view.Narrow(&q)
+	more := s.scorer.SelectTopQ(s.candTop, e.trending.Scores(), q)
+	s.candTop = more
+	return append(top, more...)
+}
+
+// interleave places the promoted recommendations among the others,
+// evenly spread over the n slots (promoted j at slot round((j+½)·n/k − ½)),
+// filling from either list when the other runs short.
+func interleave(organic, promoted []Rec, n int) []Rec {
+	if len(promoted) == 0 {
+		return organic
+	}
+	k := len(promoted)
+	out := make([]Rec, 0, min(n, len(organic)+k))
+	oi, pi := 0, 0
+	for slot := 0; len(out) < n && (oi < len(organic) || pi < k); slot++ {
+		due := pi < k && int(math.Round((float64(pi)+0.5)*float64(n)/float64(k)-0.5)) <= slot
+		if pi < k && (due || oi >= len(organic)) {
+			out = append(out, promoted[pi])
+			pi++
+			continue
+		}
+		out = append(out, organic[oi])
+		oi++
+	}
+	return out
+}
+
+// and is the conjunction of two filters (either may be nil).
+func and(a, b *filter.Expr) *filter.Expr {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return filter.And(a, b)
+}
+
+// times is the product of two boosts (either may be nil).
+func times(a, b *filter.Expr) *filter.Expr {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return filter.Times(a, b)
 }
 
 func (e *Engine) checkRequest(visitor string, n int) error {
@@ -115,15 +216,18 @@ func (e *itemCatalog) excludeSet(dst model.Bitset, hist []HistoryEvent, seen boo
 	return dst
 }
 
-// keepFunc returns the category filter (nil when none). e.mu must be held
-// while it is called.
-func (e *itemCatalog) keepFunc(category string) func(int) bool {
-	if category == "" {
+// keepFunc returns the category filter and the view's (nil when
+// none). e.mu must be held while it is called.
+func (e *itemCatalog) keepFunc(category string, view *filter.View) func(int) bool {
+	switch {
+	case category == "" && view == nil:
 		return nil
+	case category == "":
+		return view.Has
 	}
 	return func(row int) bool {
 		it, ok := e.catalog[e.idOf[row]]
-		return ok && it.Category == category
+		return ok && it.Category == category && (view == nil || view.Has(row))
 	}
 }
 
@@ -178,6 +282,22 @@ func (e *Engine) explain(s *scratch, hist []HistoryEvent, recs []Rec) {
 // large catalogs), or ErrNotFound when the model has no
 // factors for item.
 func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error) {
+	return e.SimilarTo(ctx, SimilarRequest{Item: item, N: n})
+}
+
+// SimilarRequest asks for the items most similar to one.
+type SimilarRequest struct {
+	Item string
+	N    int
+	// Filter and Boost as in RecRequest; the context they read is the
+	// item itself as the page item.
+	Filter, Boost *filter.Expr
+}
+
+// SimilarTo is Similar with the request's filter and boost: n results
+// whenever n qualifying items have factors.
+func (e *Engine) SimilarTo(ctx context.Context, r SimilarRequest) ([]Rec, error) {
+	item, n := r.Item, r.N
 	if item == "" {
 		return nil, fmt.Errorf("%w: item: missing", ErrInvalid)
 	}
@@ -193,7 +313,10 @@ func (e *Engine) Similar(ctx context.Context, item string, n int) ([]Rec, error)
 		return nil, errs.New(ErrNotFound, "item %q has no interactions yet", item)
 	}
 	s.exclude = append(s.exclude[:0], e.inactive...)
-	top, err := e.similar(e.model(), &s.scorer, s.top, int(row), n, s.exclude)
+	view := e.filterView(RecRequest{Item: item}, r.Filter, r.Boost)
+	q := model.Query{N: n, Exclude: s.exclude, Keep: e.keepFunc("", view)}
+	view.Narrow(&q)
+	top, err := e.similar(e.model(), &s.scorer, s.top, int(row), q)
 	if err != nil {
 		return nil, errs.New(ErrNotFound, "item %q has no factors yet", item)
 	}

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/filter"
 	"github.com/kairoshq/kairos/model"
 )
 
@@ -23,4 +24,6 @@ type serving struct {
 	neigh     map[int32]*cachedRows
 
 	scorers sync.Pool // *scratch
+
+	views *filter.Views // filter and boost expressions evaluated per item (filters.go)
 }

@@ -1,6 +1,9 @@
 package engine
 
-import "github.com/kairoshq/kairos/model"
+import (
+	"github.com/kairoshq/kairos/engine/filter"
+	"github.com/kairoshq/kairos/model"
+)
 
 // A ranker is one recommendation strategy. Recommend asks the rankers of
 // the table in order and the first that serves a request ranks it; when
@@ -15,7 +18,7 @@ type ranker interface {
 	// serves reports whether the strategy ranks q.
 	serves(q *rankQuery) bool
 	// rank returns the best q.req.N rows (excluding q.s.exclude, kept by
-	// q.keep) and the strategy to report.
+	// q.keep, scores boosted by q.view) and the strategy to report.
 	rank(q *rankQuery) ([]model.Scored, Strategy)
 }
 
@@ -33,10 +36,11 @@ type rankQuery struct {
 	e          *Engine
 	s          *scratch
 	req        RecRequest
-	x          []float32 // the visitor's factors, nil when unknown
-	events     int       // the visitor's learning events
-	blendBelow int       // events from which the fold-in alone ranks
-	keep       func(int) bool
+	x          []float32      // the visitor's factors, nil when unknown
+	events     int            // the visitor's learning events
+	blendBelow int            // events from which the fold-in alone ranks
+	keep       func(int) bool // the category, filter and boost (q.view.Has)
+	view       *filter.View   // the filter and boost evaluated per row (nil: none)
 }
 
 // rank ranks q with the first ranker of the table that serves it.

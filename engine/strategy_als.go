@@ -13,5 +13,6 @@ func (alsRanker) serves(*rankQuery) bool { return true }
 func (alsRanker) rank(q *rankQuery) ([]model.Scored, Strategy) {
 	e, s := q.e, q.s
 	mq := model.Query{Vector: q.x, N: q.req.N, Exclude: s.exclude, Keep: q.keep}
+	q.view.Narrow(&mq)
 	return e.topK(s, s.top, mq, q.req.Exact), StrategyALS
 }

@@ -3,6 +3,8 @@ package engine
 import (
 	"math"
 
+	"github.com/kairoshq/kairos/engine/filter"
+
 	"github.com/kairoshq/kairos/model"
 )
 
@@ -15,7 +17,7 @@ type coldBlend struct{}
 func (coldBlend) serves(q *rankQuery) bool { return q.x == nil || q.events < q.blendBelow }
 
 func (coldBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
-	return blendRank(q.e, q.s, q.x, q.events, q.req, q.keep)
+	return blendRank(q.e, q.s, q.x, q.events, q.req, q.keep, q.view)
 }
 
 // priorBlend ranks a visitor with enough events when the loaded snapshot
@@ -28,7 +30,7 @@ func (priorBlend) serves(q *rankQuery) bool { return q.e.Blend().Prior > 0 }
 func (priorBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
 	warm := q.req
 	warm.Item = ""
-	top, _ := blendRank(q.e, q.s, q.x, q.events, warm, q.keep)
+	top, _ := blendRank(q.e, q.s, q.x, q.events, warm, q.keep, q.view)
 	return top, StrategyALS
 }
 
@@ -41,7 +43,9 @@ func (priorBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
 // (model.Moments for the factor scores, cached for trending), so the
 // blended score of a candidate is what model.Blend.Scores gives it. e.mu
 // must be held for reading; s.exclude is the candidates' complement.
-func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, keep func(int) bool) ([]model.Scored, Strategy) {
+// The view's log-boosts are added to the blended scores (a boost
+// multiplies the utility e^score, model.Query.LogBoost).
+func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, keep func(int) bool, view *filter.View) ([]model.Scored, Strategy) {
 	o := e.model()
 	m := max(blendCandidates, 4*r.N)
 	trend, trendKey := e.trendingFor(r)
@@ -58,7 +62,9 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 		if !hasTrend {
 			return nil, StrategyTrending
 		}
-		return s.scorer.SelectTop(s.top, trend, r.N, s.exclude, keep), StrategyTrending
+		mq := model.Query{N: r.N, Exclude: s.exclude, Keep: keep}
+		view.Narrow(&mq)
+		return s.scorer.SelectTopQ(s.top, trend, mq), StrategyTrending
 	}
 	wp, wi, wt := e.Blend().Weights(x != nil, page != nil, hasTrend, events)
 	mom := e.moments(o)
@@ -66,6 +72,7 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 	s.cand = s.cand[:0]
 	if x != nil {
 		q := model.Query{Vector: x, N: m, Exclude: s.exclude, Keep: keep}
+		view.Narrow(&q)
 		top := e.topK(s, s.candTop, q, r.Exact)
 		s.candTop = top
 		for _, c := range top {
@@ -108,7 +115,11 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 		if hasTrend && int(c) < len(trend) {
 			score += wt * (math.Log1p(max(float64(trend[c]), 0)) - tt.mean) / tt.sd
 		}
-		s.mixed = append(s.mixed, float32(score))
+		sc := float32(score)
+		if view != nil && int(c) < len(view.LogBoost) {
+			sc += view.LogBoost[c]
+		}
+		s.mixed = append(s.mixed, sc)
 		s.mixedRows = append(s.mixedRows[:len(s.mixed)-1], c)
 	}
 	top := s.scorer.SelectTop(s.top, s.mixed, r.N, nil, nil)

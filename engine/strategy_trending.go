@@ -14,5 +14,7 @@ func (trendingRanker) serves(q *rankQuery) bool {
 
 func (trendingRanker) rank(q *rankQuery) ([]model.Scored, Strategy) {
 	s := q.s
-	return s.scorer.SelectTop(s.top, q.e.trending.Scores(), q.req.N, s.exclude, q.keep), StrategyTrending
+	mq := model.Query{N: q.req.N, Exclude: s.exclude, Keep: q.keep}
+	q.view.Narrow(&mq)
+	return s.scorer.SelectTopQ(s.top, q.e.trending.Scores(), mq), StrategyTrending
 }

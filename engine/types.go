@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/kairoshq/kairos/engine/filter"
+
 // RecRequest asks for recommendations for one visitor.
 type RecRequest struct {
 	Visitor string
@@ -27,6 +29,16 @@ type RecRequest struct {
 	// whatever the visitor's history (an experiment's variant); ""
 	// lets the engine choose.
 	Strategy Strategy
+	// Filter (a filter.Bool expression) keeps only the items for which
+	// it holds; Boost (a filter.Number expression) multiplies each item's
+	// utility before the selection (e^score for the model's and the
+	// blend's scores: ln(boost) is added, model.Query.LogBoost; trending
+	// popularity itself); a boost ≤ 0 drops the item. nil: none.
+	Filter, Boost *filter.Expr
+	// Promote, when set with a positive share, fills round(Share·N) of
+	// the N slots with the best-ranked items its filter keeps (boosted by
+	// its boost), interleaved with the others and marked Promoted.
+	Promote *filter.Compiled
 }
 
 // Rec is one recommended item.
@@ -37,6 +49,9 @@ type Rec struct {
 	Category string  `json:"category,omitempty"`
 	// Because lists the visitor's items that contribute most to the score.
 	Because []string `json:"because,omitempty"`
+	// Promoted marks an item placed by a promotion's share (a stored
+	// filter with a share, RecRequest.Promote).
+	Promoted bool `json:"promoted,omitempty"`
 }
 
 // Strategy names how a recommendation list was made.

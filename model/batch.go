@@ -55,6 +55,9 @@ type batchScratch struct {
 // exact queries made concurrently (see "Batched exact scoring"). s must
 // not be used by another goroutine meanwhile.
 func (o *Online) TopKBatched(s *Scorer, dst []Scored, q Query) []Scored {
+	if q.Rows != nil {
+		return o.TopK(s, dst, q) // a few rows: nothing to share
+	}
 	r := &s.req
 	if r.done == nil {
 		r.done = make(chan struct{}, 1)
@@ -155,14 +158,16 @@ func (o *Online) scoreBatchLocked(s *Scorer, reqs []*batchReq) {
 // selectColumn pushes column j of a chunk of scores (w columns, rows
 // start…; topK's are one column) into s's heap of the q.N best — skipping
 // zero rows, excluded rows, NaN scores and rows q.Keep rejects, dividing
-// by the norms for a cosine query (qn: the query's norm) — and returns the
+// by the norms for a cosine query (qn: the query's norm) and applying
+// q.LogBoost — and returns the
 // new threshold (the heap's minimum once full).
 func (s *Scorer) selectColumn(sc []float32, w, j, start int, norms []float32, q *Query, qn, threshold float32) float32 {
 	h := s.heap
 	n := len(sc) / w
+	boost := q.LogBoost
 	for r := range n {
 		v := sc[r*w+j]
-		if !(v > threshold) && len(h) == q.N {
+		if boost == nil && !(v > threshold) && len(h) == q.N {
 			continue
 		}
 		i := start + r
@@ -171,9 +176,12 @@ func (s *Scorer) selectColumn(sc []float32, w, j, start int, norms []float32, q 
 		}
 		if q.Cosine {
 			v /= norms[i] * qn
-			if !(v > threshold) && len(h) == q.N {
-				continue
-			}
+		}
+		if i < len(boost) {
+			v += boost[i]
+		}
+		if !(v > threshold) && len(h) == q.N {
+			continue
 		}
 		if v != v || (q.Keep != nil && !q.Keep(i)) {
 			continue

@@ -593,6 +593,9 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	if q.N <= 0 || len(q.Vector) != x.k {
 		return dst
 	}
+	if q.Rows != nil {
+		return s.topK(dst, items, norms, q) // a selective filter: its rows exactly
+	}
 	qn := float32(1)
 	if q.Cosine {
 		if qn = norm32(q.Vector); qn == 0 {
@@ -609,7 +612,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	sc := &s.ivf
 	x.probeLists(s, q.Vector, min(p.Probe, x.nlist), q.Cosine)
 	qs := x.quantizeQuery(sc, q.Vector)
-	c := candidates{q: &q, norms: norms, size: p.Shortlist, h: sc.short[:0], threshold: float32(math.Inf(-1))}
+	c := candidates{q: &q, norms: norms, qn: qn, size: p.Shortlist, h: sc.short[:0], threshold: float32(math.Inf(-1))}
 	for _, pl := range sc.probe {
 		ls := &x.lists[pl.Item]
 		for lo := 0; lo < len(ls.rows); lo += scoreChunk {
@@ -625,6 +628,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	}
 	short := c.h
 	sc.short = short
+	cands := &c
 	// Exact re-rank of the shortlist.
 	h := s.heap[:0]
 	for _, c := range short {
@@ -632,7 +636,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 		if q.Cosine {
 			v /= norms[c.Item] * qn
 		}
-		if v != v {
+		if v = cands.boost(c.Item, v); v != v {
 			continue
 		}
 		h = pushBounded(h, Scored{Item: c.Item, Score: v}, q.N)
@@ -647,6 +651,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 type candidates struct {
 	q         *Query
 	norms     []float32
+	qn        float32 // the query's norm (cosine), else 1
 	size      int
 	h         []Scored
 	threshold float32
@@ -658,19 +663,29 @@ func (c *candidates) scan(dots []int32, scales []float32, rows []int32, qs float
 	scales, rows = scales[:len(dots)], rows[:len(dots)]
 	for j, d := range dots {
 		v := float32(d) * scales[j] * qs
-		if !c.q.Cosine && len(c.h) == c.size && !(v > c.threshold) {
+		if !c.q.Cosine && len(c.h) == c.size && !(c.boost(rows[j], v) > c.threshold) {
 			continue // the common case, decided without touching the row
 		}
 		c.consider(rows[j], v)
 	}
 }
 
-// consider adds row with its (inner-product) score v when it ranks.
+// boost adds the query's log-boost of row to its score v.
+func (c *candidates) boost(row int32, v float32) float32 {
+	if b := c.q.LogBoost; int(row) < len(b) {
+		return v + b[row]
+	}
+	return v
+}
+
+// consider adds row with its (inner-product) score v when it ranks,
+// divided by its norm for a cosine query, then boosted.
 func (c *candidates) consider(row int32, v float32) {
 	q := c.q
 	if q.Cosine {
-		v /= c.norms[row]
+		v /= c.norms[row] * c.qn
 	}
+	v = c.boost(row, v)
 	if (!(v > c.threshold) && len(c.h) == c.size) || q.Exclude.Has(int(row)) ||
 		c.norms[row] == 0 || v != v || (q.Keep != nil && !q.Keep(int(row))) {
 		return

@@ -112,13 +112,18 @@ func (o *Online) TopKApprox(s *Scorer, dst []Scored, q Query, p IVFSearch) (res 
 // SimilarApprox is Similar through the approximate index (cosine scores of
 // a shortlist found by the index; exact without one).
 func (o *Online) SimilarApprox(s *Scorer, dst []Scored, i, n int, exclude Bitset, keep func(int) bool, p IVFSearch) ([]Scored, error) {
+	return o.SimilarApproxQ(s, dst, i, Query{N: n, Exclude: exclude, Keep: keep}, p)
+}
+
+// SimilarApproxQ is SimilarApprox with the selection of q (N, Exclude,
+// Keep, LogBoost, Rows).
+func (o *Online) SimilarApproxQ(s *Scorer, dst []Scored, i int, q Query, p IVFSearch) ([]Scored, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if i < 0 || i >= o.items.Rows() {
 		return dst[:0], ErrUnknownItem
 	}
-	self := func(j int) bool { return j != i && (keep == nil || keep(j)) }
-	q := Query{Vector: o.items.Row(i), N: n, Exclude: exclude, Keep: self, Cosine: true}
+	q = similarQuery(o.items.Row(i), i, q)
 	if o.ivf == nil {
 		return s.topK(dst, o.items, o.norms, q), nil
 	}

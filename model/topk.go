@@ -26,6 +26,21 @@ type Query struct {
 	// Keep, when not nil, is asked about each candidate that would enter the
 	// result; returning false skips it (business filters).
 	Keep func(item int) bool
+	// LogBoost, when not nil, is added per item row to the scores of TopK,
+	// the batch and the index before selection (rows past its end: 0): the
+	// natural log of a positive boost b. Factor scores (inner products,
+	// cosines) are treated as log-utilities — a boost multiplies the
+	// utility e^score — so that a boost above 1 lifts an item whatever
+	// the sign of its score, and ×b means the same lift at every score.
+	LogBoost []float32
+	// Boost, when not nil, multiplies per row the (positive, popularity)
+	// scores of SelectTopQ; scored queries use LogBoost.
+	Boost []float32
+	// Rows, when not nil, are the only rows scored (exactly, row by row):
+	// the rows that pass a selective filter, so that a query that keeps 1 %
+	// of the items reads 1 % of the table and returns N results whenever
+	// N of them qualify (the approximate index is not used then).
+	Rows []int32
 	// Cosine divides every score by the item's norm (and the query's), for
 	// item-to-item similarity.
 	Cosine bool
@@ -62,6 +77,9 @@ func (s *Scorer) topK(dst []Scored, items *Factors, norms []float32, q Query) []
 	if q.N <= 0 || len(q.Vector) != items.K {
 		return dst
 	}
+	if q.Rows != nil {
+		return s.topKRows(dst, items, norms, q)
+	}
 	k := items.K
 	rows := items.Rows()
 	s.heap = s.heap[:0]
@@ -80,6 +98,43 @@ func (s *Scorer) topK(dst []Scored, items *Factors, norms []float32, q Query) []
 		threshold = s.selectColumn(s.buf[:n], 1, 0, start, norms, &q, qn, threshold)
 	}
 	return appendSorted(dst, s.heap)
+}
+
+// topKRows is topK over q.Rows only: a dot product per listed row.
+func (s *Scorer) topKRows(dst []Scored, items *Factors, norms []float32, q Query) []Scored {
+	k := items.K
+	rows := items.Rows()
+	qn := float32(1)
+	if q.Cosine {
+		if qn = norm32(q.Vector); qn == 0 {
+			return dst
+		}
+	}
+	h := s.heap[:0]
+	threshold := float32(math.Inf(-1))
+	x := blas32.Vector{N: k, Inc: 1, Data: q.Vector}
+	for _, r32 := range q.Rows {
+		i := int(r32)
+		if i < 0 || i >= rows || norms[i] == 0 || q.Exclude.Has(i) {
+			continue
+		}
+		v := blas32.Dot(x, blas32.Vector{N: k, Inc: 1, Data: items.Data[i*k : (i+1)*k]})
+		if q.Cosine {
+			v /= norms[i] * qn
+		}
+		if i < len(q.LogBoost) {
+			v += q.LogBoost[i]
+		}
+		if v != v || (!(v > threshold) && len(h) == q.N) || (q.Keep != nil && !q.Keep(i)) {
+			continue
+		}
+		h = pushBounded(h, Scored{Item: r32, Score: v}, q.N)
+		if len(h) == q.N {
+			threshold = h[0].Score
+		}
+	}
+	s.heap = h
+	return appendSorted(dst, h)
 }
 
 // pushBounded inserts e into the min-heap h of capacity n (by score),
@@ -144,22 +199,45 @@ func appendSorted(dst []Scored, h []Scored) []Scored {
 // dst[:0], skipping excluded rows, NaN scores and rows keep rejects. It is
 // the selection of TopK for precomputed scores (popularity, trending).
 func (s *Scorer) SelectTop(dst []Scored, scores []float32, n int, exclude Bitset, keep func(int) bool) []Scored {
+	return s.SelectTopQ(dst, scores, Query{N: n, Exclude: exclude, Keep: keep})
+}
+
+// SelectTopQ is SelectTop with the selection of a query: q.N results,
+// q.Exclude, q.Keep, the scores multiplied by q.Boost (precomputed scores
+// are positive popularity: the boost multiplies them), and only q.Rows
+// when it is set (q.Vector, q.Cosine and q.LogBoost are not used).
+func (s *Scorer) SelectTopQ(dst []Scored, scores []float32, q Query) []Scored {
 	dst = dst[:0]
+	n := q.N
 	if n <= 0 {
 		return dst
 	}
 	h := s.heap[:0]
 	threshold := float32(math.Inf(-1))
-	for i, v := range scores {
-		if !(v > threshold) && len(h) == n {
-			continue
+	consider := func(i int, v float32) {
+		if i < len(q.Boost) {
+			v *= q.Boost[i]
 		}
-		if v != v || exclude.Has(i) || (keep != nil && !keep(i)) {
-			continue
+		if !(v > threshold) && len(h) == n {
+			return
+		}
+		if v != v || q.Exclude.Has(i) || (q.Keep != nil && !q.Keep(i)) {
+			return
 		}
 		h = pushBounded(h, Scored{Item: int32(i), Score: v}, n)
 		if len(h) == n {
 			threshold = h[0].Score
+		}
+	}
+	if q.Rows != nil {
+		for _, r := range q.Rows {
+			if int(r) >= 0 && int(r) < len(scores) {
+				consider(int(r), scores[r])
+			}
+		}
+	} else {
+		for i, v := range scores {
+			consider(i, v)
 		}
 	}
 	s.heap = h
@@ -169,13 +247,27 @@ func (s *Scorer) SelectTop(dst []Scored, scores []float32, n int, exclude Bitset
 // Similar returns the n items most similar to item i by cosine similarity
 // of their factors, excluding i itself and exclude's rows.
 func (o *Online) Similar(s *Scorer, dst []Scored, i, n int, exclude Bitset, keep func(int) bool) ([]Scored, error) {
+	return o.SimilarQ(s, dst, i, Query{N: n, Exclude: exclude, Keep: keep})
+}
+
+// SimilarQ is Similar with the selection of q (N, Exclude, Keep,
+// LogBoost, Rows); q.Vector and q.Cosine are set from item i.
+func (o *Online) SimilarQ(s *Scorer, dst []Scored, i int, q Query) ([]Scored, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if i < 0 || i >= o.items.Rows() {
 		return dst[:0], ErrUnknownItem
 	}
-	self := func(j int) bool { return j != i && (keep == nil || keep(j)) }
-	return s.topK(dst, o.items, o.norms, Query{Vector: o.items.Row(i), N: n, Exclude: exclude, Keep: self, Cosine: true}), nil
+	return s.topK(dst, o.items, o.norms, similarQuery(o.items.Row(i), i, q)), nil
+}
+
+// similarQuery is q for the neighbours of item i (vector y_i): cosine,
+// i itself left out.
+func similarQuery(y []float32, i int, q Query) Query {
+	keep := q.Keep
+	q.Keep = func(j int) bool { return j != i && (keep == nil || keep(j)) }
+	q.Vector, q.Cosine = y, true
+	return q
 }
 
 // Contribution is one known item's share of a recommended item's score.

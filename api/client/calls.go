@@ -103,6 +103,9 @@ type Rec struct {
 	Title    string   `json:"title,omitempty"`
 	Category string   `json:"category,omitempty"`
 	Because  []string `json:"because,omitempty"`
+	// Promoted marks an item placed by a promotion's share (a named
+	// filter with a share, RecQuery.FilterName).
+	Promoted bool `json:"promoted,omitempty"`
 }
 
 // Variant is the experiment variant an answer served.
@@ -128,6 +131,23 @@ type RecQuery struct {
 	// Page is the Next token of the previous page: the next page repeats
 	// none of the earlier pages' items.
 	Page string
+	// Filter, Boost and FilterName: see Expressions.
+	Expressions
+}
+
+// Expressions are the filter and boost expressions of a request (Expr
+// syntax; see PUT /v1/filters/{name} in the README): Filter keeps the
+// items for which it holds, Boost multiplies their scores, FilterName
+// names a stored filter (PutFilter). An invalid expression is an
+// IsInvalid error naming its position.
+type Expressions struct {
+	Filter, Boost, FilterName string
+}
+
+func (x Expressions) set(v url.Values) {
+	set(v, "filter", x.Filter)
+	set(v, "boost", x.Boost)
+	set(v, "filter_name", x.FilterName)
 }
 
 // Recommendations is the answer of GET /v1/recommendations.
@@ -153,6 +173,7 @@ func (c *Client) Recommendations(ctx context.Context, q RecQuery) (Recommendatio
 	set(v, "item", q.Item)
 	set(v, "rotation", q.Rotation)
 	set(v, "page", q.Page)
+	q.Expressions.set(v)
 	if q.IncludeSeen {
 		v.Set("exclude_seen", "false")
 	}
@@ -166,8 +187,14 @@ func (c *Client) Recommendations(ctx context.Context, q RecQuery) (Recommendatio
 
 // Similar returns up to n items similar to item (n 0: the default).
 func (c *Client) Similar(ctx context.Context, item string, n int) ([]Rec, error) {
+	return c.SimilarWith(ctx, item, n, Expressions{})
+}
+
+// SimilarWith is Similar with filter and boost expressions.
+func (c *Client) SimilarWith(ctx context.Context, item string, n int, x Expressions) ([]Rec, error) {
 	v := url.Values{}
 	setInt(v, "n", n)
+	x.set(v)
 	var out struct {
 		Items []Rec `json:"items"`
 	}
@@ -277,6 +304,7 @@ type OfferQuery struct {
 	N        int
 	User     string
 	UserHash string // with the publishable key under identity verification
+	Expressions
 }
 
 // Offers is the answer of Offers.
@@ -295,6 +323,7 @@ func (c *Client) Offers(ctx context.Context, q OfferQuery) (Offers, error) {
 	setInt(v, "n", q.N)
 	set(v, "user", q.User)
 	set(v, "user_hash", q.UserHash)
+	q.Expressions.set(v)
 	var out Offers
 	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/offers", query: v, retry: true}, &out)
 	return out, err

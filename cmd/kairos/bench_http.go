@@ -39,6 +39,9 @@ type httpBenchResult struct {
 	DurationS  float64 `json:"duration_s"`
 	Visitors   int     `json:"visitors"`
 	Concurrent int     `json:"max_in_flight"`
+	Filter     string  `json:"filter,omitempty"`
+	Boost      string  `json:"boost,omitempty"`
+	FilterName string  `json:"filter_name,omitempty"`
 }
 
 func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,6 +56,10 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := fs.Int("n", 10, "items per request")
 	path := fs.String("path", "/v1/recommendations", "endpoint (visitor and n are added as query parameters)")
 	inflight := fs.Int("max-in-flight", 512, "requests in flight at most; a send due beyond it is counted as dropped")
+	var x client.Expressions
+	fs.StringVar(&x.Filter, "filter", "", "filter= expression of every request (e.g. 'id endsWith \"00\"': 1 % of kairos bench seed's items)")
+	fs.StringVar(&x.Boost, "boost", "", "boost= expression of every request")
+	fs.StringVar(&x.FilterName, "filter-name", "", "filter_name= of every request")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,12 +78,17 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var makeCall func() func() error
 	if c, err := client.New(*base, *key, client.Options{HTTPClient: hc, Retries: -1}); err == nil && *path == "/v1/recommendations" {
 		makeCall = func() func() error {
-			q := client.RecQuery{Visitor: visitor(), N: *n}
+			q := client.RecQuery{Visitor: visitor(), N: *n, Expressions: x}
 			return func() error { _, err := c.Recommendations(ctx, q); return err }
 		}
 	} else {
 		makeCall = func() func() error {
 			q := url.Values{"visitor": {visitor()}, "n": {fmt.Sprint(*n)}}
+			for k, v := range map[string]string{"filter": x.Filter, "boost": x.Boost, "filter_name": x.FilterName} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *base+*path+"?"+q.Encode(), nil)
 			if *key != "" {
 				req.Header.Set("Authorization", "Bearer "+*key)
@@ -89,7 +101,7 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stderr, "measuring %s at %.0f req/s\n", *dur, *rate)
 	lat, errs, dropped, maxIn, took := runOpenLoop(ctx, makeCall, *rate, *dur, *inflight)
 	res := httpBenchResult{Bench: "http", Path: *path, Rate: *rate, Requests: len(lat) + errs, Errors: errs, Dropped: dropped,
-		DurationS: took.Seconds(), Visitors: *visitors, Concurrent: maxIn}
+		DurationS: took.Seconds(), Visitors: *visitors, Concurrent: maxIn, Filter: x.Filter, Boost: x.Boost, FilterName: x.FilterName}
 	res.Achieved = float64(len(lat)) / took.Seconds()
 	if len(lat) > 0 {
 		slices.Sort(lat)

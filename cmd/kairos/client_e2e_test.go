@@ -117,6 +117,36 @@ func TestClientEndToEnd(t *testing.T) {
 	if _, err := c.Similar(ctx, "c-none", 2); !client.IsNotFound(err) {
 		t.Fatalf("Similar of an unknown item: %v", err)
 	}
+	// Filter and boost expressions, named filters.
+	bags, err := c.Recommendations(ctx, client.RecQuery{Visitor: "c-v2", N: 2, Expressions: client.Expressions{Filter: `category == "bags"`, Boost: "2"}})
+	if err != nil || len(bags.Items) != 2 || bags.Items[0].Category != "bags" || bags.Items[1].Category != "bags" {
+		t.Fatalf("filtered recommendations: %+v, %v", bags, err)
+	}
+	if _, err := c.Recommendations(ctx, client.RecQuery{Visitor: "c-v2", Expressions: client.Expressions{Filter: "category =="}}); !client.IsInvalid(err) {
+		t.Fatalf("a bad filter: %v, want invalid", err)
+	}
+	if f, created, err := c.PutFilter(ctx, client.Filter{Name: "c-shoes", Filter: `category == "shoes"`, Share: 0.5}); err != nil || !created || f.Created.IsZero() {
+		t.Fatalf("PutFilter: %+v %v %v", f, created, err)
+	}
+	if fs, err := c.Filters(ctx); err != nil || len(fs) != 1 || fs[0].Share != 0.5 {
+		t.Fatalf("Filters: %+v %v", fs, err)
+	}
+	if f, err := c.GetFilter(ctx, "c-shoes"); err != nil || f.Filter != `category == "shoes"` {
+		t.Fatalf("GetFilter: %+v %v", f, err)
+	}
+	promo, err := c.Recommendations(ctx, client.RecQuery{Visitor: "c-v2", N: 2, Expressions: client.Expressions{FilterName: "c-shoes"}})
+	if err != nil || len(promo.Items) != 2 || !slices.ContainsFunc(promo.Items, func(r client.Rec) bool { return r.Promoted && r.Category == "shoes" }) {
+		t.Fatalf("promotion: %+v, %v", promo, err)
+	}
+	if sim, err := c.SimilarWith(ctx, "c-sku/0", 2, client.Expressions{FilterName: "c-shoes"}); err != nil || len(sim) == 0 || sim[0].Category != "shoes" {
+		t.Fatalf("SimilarWith: %+v %v", sim, err)
+	}
+	if err := c.DeleteFilter(ctx, "c-shoes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetFilter(ctx, "c-shoes"); !client.IsNotFound(err) {
+		t.Fatalf("GetFilter after DeleteFilter: %v", err)
+	}
 
 	// Offers, a rule and the promotion stream.
 	if _, err := c.PutDefinition(ctx, "offers", "c-o1", map[string]any{"title": "Stay!", "slot": "exit", "items": []string{"c-sku/0"}}, nil); err != nil {

@@ -47,6 +47,7 @@ var features = []feature{
 	{name: "holdout", on: func(c serveConfig) bool { return c.HoldoutShare > 0 }, add: (*app).addHoldout},
 	{name: "promotions", add: (*app).addPromo},
 	{name: "attention", add: (*app).addAttention},
+	{name: "filters", add: (*app).addFilters},
 	{name: "rotation", add: (*app).addRotation},
 	{name: "demo", on: func(c serveConfig) bool { return c.Demo }, add: (*app).addDemo},
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,6 +64,28 @@ func TestServeLargeCatalogThroughIndex(t *testing.T) {
 	for _, r := range items {
 		if r.(map[string]any)["item"] == "sku-000007" {
 			t.Fatalf("similar items include the item itself: %v", sim)
+		}
+	}
+	// Filters through the index: a selective one (1 %: its rows scored
+	// exactly) answers what exact=true answers; a broader one (10 %)
+	// still returns n qualifying items.
+	for _, f := range []struct{ expr, suffix string }{{`id endsWith "00"`, "00"}, {`id endsWith "0"`, "0"}} {
+		q := url.Values{"visitor": {"v3"}, "n": {"10"}, "filter": {f.expr}}
+		approx := srv.secretJSON(t, http.MethodGet, "/v1/recommendations?"+q.Encode(), "", http.StatusOK)
+		q.Set("exact", "true")
+		exact := srv.secretJSON(t, http.MethodGet, "/v1/recommendations?"+q.Encode(), "", http.StatusOK)
+		ai, ei := approx["items"].([]any), exact["items"].([]any)
+		if len(ai) != 10 || len(ei) != 10 {
+			t.Fatalf("filter %s: %d items through the index, %d exact; want 10", f.expr, len(ai), len(ei))
+		}
+		for j, r := range ai {
+			id := r.(map[string]any)["item"].(string)
+			if !strings.HasSuffix(id, f.suffix) {
+				t.Fatalf("filter %s let %s through", f.expr, id)
+			}
+			if f.suffix == "00" && id != ei[j].(map[string]any)["item"] {
+				t.Fatalf("selective filter through the index: %v, exact %v", ai, ei)
+			}
 		}
 	}
 	// A newly seen item gets factors and joins the index (the overflow at

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/filter"
+
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/api/demo"
 	"github.com/kairoshq/kairos/engine/attention"
@@ -68,6 +70,13 @@ func (a *app) addHoldout(_ context.Context, w *wiring) error {
 	a.engine.AddReactor(h)
 	a.holdout = h
 	w.deps.Holdout = h
+	return nil
+}
+
+// addFilters keeps the named filters of /v1/filters (engine/filter) as
+// versioned documents on the store, so every replica serves them.
+func (a *app) addFilters(_ context.Context, w *wiring) error {
+	w.deps.Filters = filter.NewStore(a.store, filter.NewCompiler(256), filter.StoreConfig{Now: a.cfg.Now})
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/filter"
+
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/defstore"
 	"github.com/kairoshq/kairos/signals"
@@ -705,7 +707,14 @@ func (e *Engine) RankOffers(ctx context.Context, r OfferRequest) (OfferList, err
 	if cs, err = e.applyCaps(ctx, r.Visitor, cs, now); err != nil {
 		return OfferList{}, err
 	}
+	boosts := filterOffers(&cs, r)
 	e.score(cs, x)
+	if boosts != nil {
+		for i := range cs {
+			cs[i].score *= boosts[cs[i].o.ID] // offer scores are in [0, 1]
+		}
+		sortCandidates(cs)
+	}
 	cs = cs[:min(len(cs), r.N)]
 	list.Offers = make([]RankedOffer, len(cs))
 	for i, c := range cs {
@@ -716,6 +725,41 @@ func (e *Engine) RankOffers(ctx context.Context, r OfferRequest) (OfferList, err
 	}
 	e.met.ranked.Add(float64(len(cs)))
 	return list, nil
+}
+
+// filterOffers drops the candidates r.Filter rejects (or whose boost is
+// not positive) and returns the boosts by offer id (nil without Boost).
+// Offers are few: the expressions are evaluated per request.
+func filterOffers(cs *[]candidate, r OfferRequest) map[string]float64 {
+	if r.Filter == nil && r.Boost == nil {
+		return nil
+	}
+	var boosts map[string]float64
+	if r.Boost != nil {
+		boosts = make(map[string]float64, len(*cs))
+	}
+	env := &filter.Env{}
+	kept := (*cs)[:0]
+	for _, c := range *cs {
+		o := &c.o.Offer
+		*env = filter.Env{ID: o.ID, Slot: o.Slot, Items: o.Items, Categories: o.Categories, Created: o.Created, Active: o.Active, Context: r.Context}
+		if len(o.Categories) > 0 {
+			env.Category = o.Categories[0]
+		}
+		if r.Filter != nil && !r.Filter.Eval(nil, env) {
+			continue
+		}
+		if r.Boost != nil {
+			b := r.Boost.Value(nil, env)
+			if b <= 0 {
+				continue
+			}
+			boosts[o.ID] = b
+		}
+		kept = append(kept, c)
+	}
+	*cs = kept
+	return boosts
 }
 
 func (e *Engine) checkRequest(r OfferRequest) error {

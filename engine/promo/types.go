@@ -3,6 +3,8 @@ package promo
 import (
 	"errors"
 	"time"
+
+	"github.com/kairoshq/kairos/engine/filter"
 )
 
 // ErrForged is returned by Signer.Verify for a token that was not made by
@@ -207,6 +209,13 @@ type OfferRequest struct {
 	// (Thompson samples) alone — the non-personalized baseline of a
 	// visitor in the personalization holdout (engine/holdout).
 	Baseline bool
+	// Filter keeps only the offers for which it holds and Boost
+	// multiplies their scores (engine/filter; nil: none). They read the
+	// offer as id, slot, items, categories (category: the first), created
+	// and active, and Context.
+	Filter, Boost *filter.Expr
+	// Context is what the expressions read of the request.
+	Context filter.Context
 }
 
 // OfferList is the answer to an OfferRequest, best first.
