@@ -616,3 +616,49 @@ func TestLazyTxn(t *testing.T) {
 		t.Fatalf("lazy txn after reopen: %v, %v", f, err)
 	}
 }
+
+// TestMapTxnValueKinds: a recMapTxn logs an increment's result as the
+// number it is, and replays it as a value of the same text; a record that
+// holds numbers as text (as logged before numbers were logged as such)
+// replays to the same values.
+func TestMapTxnValueKinds(t *testing.T) {
+	vals := []value{intValue(42), intValue(-7), floatValue(2.5), floatValue(1e21), floatValue(math.Copysign(0, -1)),
+		floatValue(math.Inf(1)), floatValue(math.NaN()), floatValue(5), textValue("012"), textValue("x")}
+	tx := txnStage{keys: []txnKey{{key: "k"}}}
+	for i, v := range vals {
+		tx.fields = append(tx.fields, txnField{k: 0, field: strconv.Itoa(i), val: v})
+	}
+	asText := func(b []byte) []byte { // the record with every value as its text
+		b = append(b, recMapTxn, 1)
+		b = appendStr(b, "k")
+		b = append(b, 0, byte(len(vals)))
+		for i, v := range vals {
+			b = appendStr(append(b, 0), strconv.Itoa(i))
+			b = appendStr(append(b, fieldText), v.text())
+		}
+		return b
+	}
+	for name, rec := range map[string][]byte{"numbers": encodeTxn(nil, &tx), "text": asText(nil)} {
+		t.Run(name, func(t *testing.T) {
+			st := newState(Config{}.Defaults())
+			if err := st.applyPrim(rec[0], &reader{b: rec[1:]}); err != nil {
+				t.Fatal(err)
+			}
+			m := st.kv["k"]
+			if m == nil || len(m.fields) != len(vals) {
+				t.Fatalf("map = %+v, want %d fields", m, len(vals))
+			}
+			for i, v := range vals {
+				got := m.fields[strconv.Itoa(i)]
+				if got.text() != v.text() || !got.is(v.text()) {
+					t.Errorf("field %d = %q, want %q", i, got.text(), v.text())
+				}
+				gi, gok := got.int()
+				wi, wok := v.int()
+				if gi != wi || gok != wok {
+					t.Errorf("field %d int() = %d, %v; want %d, %v", i, gi, gok, wi, wok)
+				}
+			}
+		})
+	}
+}
