@@ -19,6 +19,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -142,10 +143,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log := defaults.Logger(cfg.Logger)
 	s := &Server{
 		cfg:     cfg,
 		deps:    deps,
