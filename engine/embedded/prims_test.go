@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -661,4 +662,53 @@ func TestMapTxnValueKinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestApplyRevisitedKeys: transactions that come back to a key after
+// others (maps that exist and maps they create, staged by two different
+// indexes, txnStage.key) leave the maps the reference backend leaves, and
+// fail where it fails; so do they after a reopen.
+func TestApplyRevisitedKeys(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Config{Sync: SyncNever, Now: clk.now})
+	ref := storagetest.NewMem(clk.now)
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for n := range 300 {
+		var tx storage.Txn
+		for range 1 + rng.IntN(20) {
+			k, f := keys[rng.IntN(len(keys))], fmt.Sprintf("f%d", rng.IntN(3))
+			switch rng.IntN(5) {
+			case 0:
+				tx.Set(k, f, fmt.Sprint(rng.IntN(5)))
+			case 1:
+				tx.Del(k, f)
+			case 2:
+				tx.IncrFloat(k, f, 0.5)
+			default:
+				tx.Incr(k, f, int64(rng.IntN(7))-3)
+			}
+		}
+		if rng.IntN(10) == 0 {
+			tx.Set(keys[rng.IntN(len(keys))], "t", "text") // later increments of "t" fail
+		}
+		errGot, errWant := s.Apply(ctx, tx), ref.Apply(ctx, tx)
+		if (errGot == nil) != (errWant == nil) {
+			t.Fatalf("txn %d %+v: error %v, reference %v", n, tx.Ops, errGot, errWant)
+		}
+		if n%50 == 49 {
+			must(t, s.Close())
+			s = mustOpen(t, dir, Config{Sync: SyncNever, Now: clk.now})
+		}
+		got, err := s.Maps(ctx, keys)
+		must(t, err)
+		want, err := ref.Maps(ctx, keys)
+		must(t, err)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("after txn %d %+v:\n got %v\nwant %v", n, tx.Ops, got, want)
+		}
+	}
+	must(t, s.Close())
 }
