@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
-	"strings"
 
+	"github.com/kairoshq/kairos/internal/httpx"
 	"github.com/labstack/echo/v4"
 )
 
@@ -36,12 +36,8 @@ func (s *Server) openAPIHandler(c echo.Context) error {
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("ETag", openAPIETag)
 	h.Set("Access-Control-Allow-Origin", "*") // tools (Swagger UI, editors) fetch it cross-origin
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" {
-		for _, t := range strings.Split(inm, ",") {
-			if t = strings.TrimPrefix(strings.TrimSpace(t), "W/"); t == openAPIETag || t == "*" {
-				return c.NoContent(http.StatusNotModified)
-			}
-		}
+	if httpx.NotModified(c.Response(), c.Request(), openAPIETag) {
+		return nil
 	}
 	h.Set("Content-Length", strconv.Itoa(len(openAPI)))
 	return c.Blob(http.StatusOK, "application/json", openAPI)

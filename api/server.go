@@ -21,6 +21,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -149,10 +150,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log := defaults.Logger(cfg.Logger)
 	s := &Server{
 		cfg:     cfg,
 		deps:    deps,

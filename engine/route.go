@@ -2,12 +2,12 @@ package engine
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -75,9 +75,7 @@ type routeEntry struct {
 // NewRouter returns a Router resolving links in links; log (nil:
 // discard) receives store errors.
 func NewRouter(links LinkStore, log *slog.Logger) *Router {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log = defaults.Logger(log)
 	return &Router{links: links, log: log.With(slog.String("component", "router")),
 		NegativeTTL: DefaultRouteNegativeTTL, PositiveTTL: DefaultRoutePositiveTTL, Size: DefaultRouteCacheSize,
 		Now: time.Now, cache: map[string]routeEntry{}}

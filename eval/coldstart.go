@@ -67,7 +67,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -80,6 +79,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/model"
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -243,12 +243,8 @@ func (c *ColdUserConfig) fill() error {
 	if c.Params.Factors == 0 {
 		c.Params = d.Params
 	}
-	if c.Unit == 0 {
-		c.Unit = d.Unit
-	}
-	if c.Share == 0 {
-		c.Share = d.Share
-	}
+	defaults.Set(&c.Unit, d.Unit)
+	defaults.Set(&c.Share, d.Share)
 	if c.Steps == nil {
 		c.Steps = d.Steps
 	}
@@ -261,12 +257,8 @@ func (c *ColdUserConfig) fill() error {
 	if c.HalfLives == nil {
 		c.HalfLives = d.HalfLives
 	}
-	if c.Folds == 0 {
-		c.Folds = d.Folds
-	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Set(&c.Folds, d.Folds)
+	c.Log = defaults.Logger(c.Log)
 	var errs []error
 	if err := c.Params.Validate(); err != nil {
 		errs = append(errs, err)
@@ -805,18 +797,12 @@ func ColdItems(ctx context.Context, d *Dataset, cfg ColdItemConfig) ([]ColdItemR
 	if cfg.Params.Factors == 0 {
 		cfg.Params = def.Params
 	}
-	if cfg.Unit == 0 {
-		cfg.Unit = def.Unit
-	}
-	if cfg.Share == 0 {
-		cfg.Share = def.Share
-	}
+	defaults.Set(&cfg.Unit, def.Unit)
+	defaults.Set(&cfg.Share, def.Share)
 	if cfg.Steps == nil {
 		cfg.Steps = def.Steps
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg.Log = defaults.Logger(cfg.Log)
 	if err := checkSteps(cfg.Steps); err != nil {
 		return nil, fmt.Errorf("eval: cold items: %w", err)
 	}

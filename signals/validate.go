@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/internal/errs"
 )
 
@@ -102,34 +103,19 @@ const (
 // Defaults returns a copy of l with every zero field set to its default
 // (see the Limits fields); Limits{}.Defaults() is the full default set.
 func (l Limits) Defaults() Limits {
-	setInt := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setDur := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setF := func(v *float64, def float64) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setInt(&l.MaxIDBytes, DefaultMaxIDBytes)
-	setInt(&l.MaxTextBytes, DefaultMaxTextBytes)
-	setInt(&l.MaxProps, DefaultMaxProps)
-	setInt(&l.MaxPropKeyBytes, DefaultMaxPropKeyBytes)
-	setInt(&l.MaxPropValueBytes, DefaultMaxPropValueBytes)
-	setDur(&l.MaxFutureSkew, DefaultMaxFutureSkew)
-	setDur(&l.MaxPastAge, DefaultMaxPastAge)
-	setF(&l.MaxDwellMs, DefaultMaxDwellMs)
-	setF(&l.MaxRevenue, DefaultMaxRevenue)
-	setF(&l.MaxValue, DefaultMaxValue)
-	setInt(&l.MaxBatch, DefaultMaxBatch)
-	setInt(&l.MaxBatchBytes, DefaultMaxBatchBytes)
-	setInt(&l.MaxEventBytes, DefaultMaxEventBytes)
+	defaults.Set(&l.MaxIDBytes, DefaultMaxIDBytes)
+	defaults.Set(&l.MaxTextBytes, DefaultMaxTextBytes)
+	defaults.Set(&l.MaxProps, DefaultMaxProps)
+	defaults.Set(&l.MaxPropKeyBytes, DefaultMaxPropKeyBytes)
+	defaults.Set(&l.MaxPropValueBytes, DefaultMaxPropValueBytes)
+	defaults.Set(&l.MaxFutureSkew, DefaultMaxFutureSkew)
+	defaults.Set(&l.MaxPastAge, DefaultMaxPastAge)
+	defaults.Set(&l.MaxDwellMs, DefaultMaxDwellMs)
+	defaults.Set(&l.MaxRevenue, DefaultMaxRevenue)
+	defaults.Set(&l.MaxValue, DefaultMaxValue)
+	defaults.Set(&l.MaxBatch, DefaultMaxBatch)
+	defaults.Set(&l.MaxBatchBytes, DefaultMaxBatchBytes)
+	defaults.Set(&l.MaxEventBytes, DefaultMaxEventBytes)
 	return l
 }
 

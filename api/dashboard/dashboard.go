@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -146,25 +145,8 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	if inm := r.Header.Get("If-None-Match"); inm != "" && matchesETag(inm, a.etag) {
-		w.WriteHeader(http.StatusNotModified)
+	if httpx.NotModified(w, r, a.etag) {
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(a.body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(a.body)
-	}
-}
-
-// matchesETag reports whether the If-None-Match list inm names etag
-// (weak comparison, RFC 9110 section 13.1.2).
-func matchesETag(inm, etag string) bool {
-	for _, t := range strings.Split(inm, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-			return true
-		}
-	}
-	return false
+	httpx.WriteBody(w, r, a.body)
 }

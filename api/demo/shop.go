@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/api/client"
+	"github.com/kairoshq/kairos/internal/defaults"
 )
 
 //go:embed templates/*.html static/*
@@ -83,29 +84,17 @@ type Shop struct {
 
 // New checks cfg and builds the shop and its catalog.
 func New(cfg Config) (*Shop, error) {
-	if cfg.Seed == 0 {
-		cfg.Seed = DefaultSeed
-	}
-	if cfg.Visitors == 0 {
-		cfg.Visitors = DefaultVisitors
-	}
+	defaults.Set(&cfg.Seed, DefaultSeed)
+	defaults.Set(&cfg.Visitors, DefaultVisitors)
 	cfg.Visitors = max(cfg.Visitors, 0)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Logger = defaults.Logger(cfg.Logger)
+	cfg.Now = defaults.Clock(cfg.Now)
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = remoteIP
 	}
 	setRate := func(r *Rate, d Rate) {
-		if r.PerSecond == 0 {
-			r.PerSecond = d.PerSecond
-		}
-		if r.Burst == 0 {
-			r.Burst = d.Burst
-		}
+		defaults.Set(&r.PerSecond, d.PerSecond)
+		defaults.Set(&r.Burst, d.Burst)
 	}
 	setRate(&cfg.ClientRate, DefaultClientRate)
 	setRate(&cfg.TotalRate, DefaultTotalRate)

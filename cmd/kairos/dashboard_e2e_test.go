@@ -2,21 +2,14 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/draw"
-	"image/png"
-	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,15 +179,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// No error in the console, and the screenshot.
-	logs, err := b.Logs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range logs {
-		if l.Level == "SEVERE" {
-			t.Errorf("browser console: %s", l.Message)
-		}
-	}
+	checkConsole(t, ctx, b, nil)
 	srv.screenshot(t, ctx, b)
 }
 
@@ -277,15 +262,9 @@ func TestDashboardEmptyInBrowser(t *testing.T) {
 	if _, err := b.WaitFor(ctx, `return !document.getElementById('login').hidden && document.getElementById('app').hidden && sessionStorage.getItem('kairos.dashboard.key') === null`); err != nil {
 		t.Errorf("sign out: %v", err)
 	}
-	logs, err := b.Logs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range logs {
-		if l.Level == "SEVERE" && !(strings.Contains(l.Message, "/v1/dashboard/summary") && strings.Contains(l.Message, "401")) {
-			t.Errorf("browser console: %s", l.Message)
-		}
-	}
+	checkConsole(t, ctx, b, func(msg string) bool {
+		return strings.Contains(msg, "/v1/dashboard/summary") && strings.Contains(msg, "401")
+	})
 }
 
 // signIn types key into the dashboard's sign-in form and clicks the
@@ -561,8 +540,8 @@ func (s *testServer) dwellOn(t *testing.T, page string) {
 }
 
 // screenshot saves the whole dashboard as a PNG at
-// $KAIROS_DASHBOARD_SCREENSHOT: 256 colours (quantize) and the best
-// compression keep it around a third of Chromium's size.
+// $KAIROS_DASHBOARD_SCREENSHOT (default kairos-dashboard-e2e.png in the
+// temporary directory).
 func (s *testServer) screenshot(t *testing.T, ctx context.Context, b *browsertest.Browser) {
 	t.Helper()
 	var h int
@@ -574,59 +553,5 @@ func (s *testServer) screenshot(t *testing.T, ctx context.Context, b *browsertes
 	}
 	// The heat map re-fits to the new size; let it and a poll pass.
 	time.Sleep(2500 * time.Millisecond)
-	raw, err := b.Screenshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, quantize(img)); err != nil {
-		t.Fatal(err)
-	}
-	path := os.Getenv("KAIROS_DASHBOARD_SCREENSHOT")
-	if path == "" {
-		path = filepath.Join(os.TempDir(), "kairos-dashboard-e2e.png")
-	}
-	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d×%d, %d KB)", path, img.Bounds().Dx(), img.Bounds().Dy(), out.Len()/1024)
-}
-
-// quantize maps img to a palette of its 256 most used colours (counted at
-// 5 bits per channel, each the mean of the pixels it stands for), with
-// Floyd–Steinberg dithering: a UI screenshot has few colours, so text and
-// panels stay exact and only pictures dither.
-func quantize(img image.Image) *image.Paletted {
-	type acc struct{ n, r, g, b uint64 }
-	buckets := map[uint32]*acc{}
-	bnd := img.Bounds()
-	for y := bnd.Min.Y; y < bnd.Max.Y; y++ {
-		for x := bnd.Min.X; x < bnd.Max.X; x++ {
-			r, g, b, _ := img.At(x, y).RGBA()
-			k := (r>>11)<<10 | (g>>11)<<5 | b>>11
-			a := buckets[k]
-			if a == nil {
-				a = &acc{}
-				buckets[k] = a
-			}
-			a.n++
-			a.r += uint64(r >> 8)
-			a.g += uint64(g >> 8)
-			a.b += uint64(b >> 8)
-		}
-	}
-	keys := slices.Collect(maps.Keys(buckets))
-	slices.SortFunc(keys, func(a, b uint32) int { return cmp.Or(cmp.Compare(buckets[b].n, buckets[a].n), cmp.Compare(a, b)) })
-	pal := make(color.Palette, 0, 256)
-	for _, k := range keys[:min(256, len(keys))] {
-		a := buckets[k]
-		pal = append(pal, color.RGBA{uint8(a.r / a.n), uint8(a.g / a.n), uint8(a.b / a.n), 255})
-	}
-	out := image.NewPaletted(bnd, pal)
-	draw.FloydSteinberg.Draw(out, bnd, img, bnd.Min)
-	return out
+	saveShot(t, screenshot(t, ctx, b), envOr("KAIROS_DASHBOARD_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-dashboard-e2e.png")))
 }

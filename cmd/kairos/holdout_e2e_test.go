@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image"
-	"image/png"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -206,51 +203,8 @@ func TestHoldoutDashboardInBrowser(t *testing.T) {
 		t.Errorf("panel rows %v, want holdout then personalized, for conversion and revenue", rows)
 	}
 	t.Logf("panel verdict: %s", want)
-	logs, err := b.Logs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range logs {
-		if l.Level == "SEVERE" {
-			t.Errorf("console error: %s", l.Message)
-		}
-	}
-	shotElement(t, ctx, b, "#p-holdout", envOr("KAIROS_HOLDOUT_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-holdout-e2e.png")))
-}
-
-// shotElement saves a PNG of the element css (a crop of the viewport's
-// screenshot, quantized like the dashboard's) at path.
-func shotElement(t *testing.T, ctx context.Context, b *browsertest.Browser, css, path string) {
-	t.Helper()
-	if _, err := b.Execute(ctx, `document.querySelector(arguments[0]).scrollIntoView()`, css); err != nil {
-		t.Fatal(err)
-	}
-	var r struct{ X, Y, W, H, Scale float64 }
-	if err := b.ExecuteTo(ctx, &r, `var e = document.querySelector(arguments[0]).getBoundingClientRect();
-		return {x: e.left, y: e.top, w: e.width, h: e.height, scale: devicePixelRatio}`, css); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := b.Screenshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := r.Scale
-	rect := image.Rect(int(r.X*s), int(r.Y*s), int((r.X+r.W)*s), int((r.Y+r.H)*s)).Intersect(img.Bounds())
-	sub := img.(interface {
-		SubImage(image.Rectangle) image.Image
-	}).SubImage(rect)
-	var out bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, quantize(sub)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of %s: %s (%d×%d, %d KB)", css, path, rect.Dx(), rect.Dy(), out.Len()/1024)
+	checkConsole(t, ctx, b, nil)
+	shotElement(t, ctx, b, "#p-holdout", 0, envOr("KAIROS_HOLDOUT_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-holdout-e2e.png")))
 }
 
 // scrapeMetrics returns srv's /metrics as text.

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,56 +118,11 @@ func TestRetrainPanelInBrowser(t *testing.T) {
 	if !strings.HasPrefix(rows[0].Decision, "refused") || !strings.Contains(rows[1].Pick, "tuned: ") || rows[2].Decision != "published" {
 		t.Errorf("rows %+v: want the refused bad model, the tuned retrain, the published first", rows)
 	}
-	logs, err := b.Logs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range logs {
-		if l.Level == "SEVERE" {
-			t.Errorf("browser console: %s", l.Message)
-		}
-	}
-	panelScreenshot(t, ctx, b, "p-model", "KAIROS_RETRAIN_SCREENSHOT", "kairos-retrain-e2e.png")
+	checkConsole(t, ctx, b, nil)
+	shotElement(t, ctx, b, "#p-model", 8, envOr("KAIROS_RETRAIN_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-retrain-e2e.png")))
 }
 
 func formatFloat(x float64) string {
 	b, _ := json.Marshal(x)
 	return string(b)
-}
-
-// panelScreenshot saves the element id, cropped from a screenshot, as a
-// quantised PNG at $env (default name in the temporary directory).
-func panelScreenshot(t *testing.T, ctx context.Context, b *browsertest.Browser, id, env, name string) {
-	t.Helper()
-	var r struct{ X, Y, W, H, Ratio float64 }
-	if err := b.ExecuteTo(ctx, &r, `var e = document.getElementById(arguments[0]); e.scrollIntoView(); var b = e.getBoundingClientRect();
-		return {x: b.left, y: b.top, w: b.width, h: b.height, ratio: window.devicePixelRatio || 1}`, id); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	raw, err := b.Screenshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pad := 8.0
-	crop := image.Rect(int((r.X-pad)*r.Ratio), int((r.Y-pad)*r.Ratio), int((r.X+r.W+pad)*r.Ratio), int((r.Y+r.H+pad)*r.Ratio)).Intersect(img.Bounds())
-	sub := img.(interface {
-		SubImage(image.Rectangle) image.Image
-	}).SubImage(crop)
-	var out bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, quantize(sub)); err != nil {
-		t.Fatal(err)
-	}
-	path := os.Getenv(env)
-	if path == "" {
-		path = filepath.Join(os.TempDir(), name)
-	}
-	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d×%d, %d KB)", path, crop.Dx(), crop.Dy(), out.Len()/1024)
 }

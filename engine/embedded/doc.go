@@ -62,9 +62,10 @@
 //     or removal. A failed condition (errs.Conflict) or an invalid op
 //     (errs.Invalid) writes nothing. Replaying the result does not depend
 //     on the clock at the replay. In memory the result of an increment
-//     stays a number (prims_value.go), written as its text only when it
-//     is read, logged or snapshot, and the staging memory is reused, so a
-//     transaction of counters parses nothing and allocates nothing.
+//     stays a number (prims_value.go), logged and snapshot as that number
+//     (a varint, or a float64's bits) and formatted as text only when it
+//     is read, and the staging memory is reused, so a transaction of
+//     counters parses, formats and allocates nothing.
 //   - Append logs the sequence number it gave, keep, the expiry (the
 //     store's clock, Config.Now, plus ttl) and the data; Delete logs the
 //     keys that exist.

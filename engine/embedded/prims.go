@@ -33,6 +33,12 @@ type kvMap struct {
 	fields  map[string]value
 	expires int64 // Unix ns; 0: never
 	gen     uint64
+
+	// The staging transaction's index of this map's key (txnStage.key),
+	// valid while staged equals that transaction's seq: scratch written
+	// and read under the store's lock by the staging only.
+	staged uint64
+	ki     int
 }
 
 // kvLog is one log of storage.Logs. It is a value: a write stores a new
@@ -247,8 +253,9 @@ type fieldRef struct {
 type txnStage struct {
 	keys     []txnKey
 	fields   []txnField
-	keyIdx   map[string]int
+	keyIdx   map[string]int   // the keys without a map in the state
 	fieldIdx map[fieldRef]int // the fields of the keys with many
+	seq      uint64           // state.staged when this staging began
 }
 
 // maxReusedFields bounds the size of the transactions whose staging
@@ -279,22 +286,32 @@ func (tx *txnStage) reset() {
 }
 
 // key returns the index of key's entry, adding it with the live map of st
-// at now.
+// at now. The index of a key that has a map in st is kept in the map
+// (kvMap.staged, ki), so that a transaction of existing maps (the
+// counters') looks each key up once; the others are indexed in keyIdx.
 func (tx *txnStage) key(st *state, key string, now int64) int {
-	if i, ok := tx.keyIdx[key]; ok {
+	m := st.kv[key]
+	if m != nil {
+		if m.staged == tx.seq {
+			return m.ki
+		}
+	} else if i, ok := tx.keyIdx[key]; ok {
 		return i
 	}
 	k := txnKey{key: key, last: -1}
-	if m := st.kv[key]; m != nil {
+	ki := len(tx.keys)
+	if m != nil {
 		if live(m.expires, now) {
 			k.base, k.size = m, len(m.fields)
 		} else {
 			k.reset = true
 		}
+		m.staged, m.ki = tx.seq, ki
+	} else {
+		tx.keyIdx[key] = ki
 	}
 	tx.keys = append(tx.keys, k)
-	tx.keyIdx[key] = len(tx.keys) - 1
-	return len(tx.keys) - 1
+	return ki
 }
 
 // field returns the index of the staged field of key ki, or -1.
@@ -337,6 +354,8 @@ func (tx *txnStage) addField(ki int, field string, had bool) int {
 // of the first invalid op (st is not changed either way).
 func (tx *txnStage) stage(st *state, ops []storage.Op, now int64) error {
 	tx.reset()
+	st.staged++
+	tx.seq = st.staged
 	ki := -1
 	for i := range ops {
 		op := &ops[i]

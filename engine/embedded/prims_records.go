@@ -16,8 +16,10 @@ import (
 //	recPutDoc     coll, id, doc                       version++
 //	recDeleteDoc  coll, id                            version++
 //	recMapTxn     keys: key, flags (reset, drop, expire), [at];
-//	              fields: key index, field, del, value
-//	              (the result of the transaction's ops, not the ops)
+//	              fields: key index, field, kind, value
+//	              (the result of the transaction's ops, not the ops;
+//	              kind: fieldText then the text, fieldDel, fieldInt then
+//	              a varint, fieldFloat then 8 bytes little-endian)
 //	recLogAppend  key, reset, seq, keep, expires, data
 //	recDeleteKeys keys
 //	recDocs       coll, version, docs: id, doc (snapshot)
@@ -28,6 +30,16 @@ const (
 	txnReset  = 1 << iota // the map expired: start from no field
 	txnDrop               // the map has no field left: remove it
 	txnExpire             // set the expiry
+)
+
+// Kinds of a field of recMapTxn: its value as text, removed, or a number
+// held as one (an increment's result, logged without formatting it:
+// replayed, it reads as the same text, prims_value.go).
+const (
+	fieldText  = 0
+	fieldDel   = 1
+	fieldInt   = 2
+	fieldFloat = 3
 )
 
 // Chunk sizes of the snapshot's records of the primitives.
@@ -75,22 +87,38 @@ func encodeTxn(b []byte, tx *txnStage) []byte {
 		b = binary.AppendUvarint(b, uint64(f.k))
 		b = appendStr(b, f.field)
 		if f.del {
-			b = append(b, 1)
+			b = append(b, fieldDel)
 			continue
 		}
-		b = append(b, 0)
 		b = appendValue(b, f.val)
 	}
 	return b
 }
 
-// appendValue appends v's text, as appendStr would.
+// appendValue appends v's kind and value.
 func appendValue(b []byte, v value) []byte {
-	if v.kind == valText {
-		return appendStr(b, v.s)
+	switch v.kind {
+	case valInt:
+		return binary.AppendVarint(append(b, fieldInt), int64(v.bits))
+	case valFloat:
+		return binary.LittleEndian.AppendUint64(append(b, fieldFloat), v.bits)
 	}
-	var buf [maxNumberText]byte
-	return appendLenBytes(b, v.appendText(buf[:0]))
+	return appendStr(append(b, fieldText), v.s)
+}
+
+// readValue reads a value appendValue appended after its kind k.
+func readValue(r *reader, k byte) value {
+	switch k {
+	case fieldInt:
+		return intValue(r.varint())
+	case fieldFloat:
+		b := r.bytes(8)
+		if len(b) < 8 {
+			return value{}
+		}
+		return value{bits: binary.LittleEndian.Uint64(b), kind: valFloat}
+	}
+	return parseValue(r.str())
 }
 
 // encodeMapState appends a snapshot record of fields of key's map m
@@ -114,7 +142,6 @@ func encodeMapState(b []byte, key string, m *kvMap, reset bool, fields []string)
 	for _, f := range fields {
 		b = binary.AppendUvarint(b, 0)
 		b = appendStr(b, f)
-		b = append(b, 0)
 		b = appendValue(b, m.fields[f])
 	}
 	return b
@@ -213,10 +240,10 @@ func (st *state) applyPrim(typ byte, r *reader) error {
 				r.fail("field of key %d of %d", k, len(tx.keys))
 			}
 			f.k, f.field = int(k), r.str()
-			switch r.byte() {
-			case 0:
-				f.val = parseValue(r.str())
-			case 1:
+			switch k := r.byte(); k {
+			case fieldText, fieldInt, fieldFloat:
+				f.val = readValue(r, k)
+			case fieldDel:
 				f.del = true
 			default:
 				r.fail("bad field flag")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -615,4 +616,99 @@ func TestLazyTxn(t *testing.T) {
 	if f, err := s.Fields(ctx, "counters", []string{"n"}); err != nil || f["n"] != "3" {
 		t.Fatalf("lazy txn after reopen: %v, %v", f, err)
 	}
+}
+
+// TestMapTxnValueKinds: a recMapTxn logs an increment's result as the
+// number it is, and replays it as a value of the same text; a record that
+// holds numbers as text (as logged before numbers were logged as such)
+// replays to the same values.
+func TestMapTxnValueKinds(t *testing.T) {
+	vals := []value{intValue(42), intValue(-7), floatValue(2.5), floatValue(1e21), floatValue(math.Copysign(0, -1)),
+		floatValue(math.Inf(1)), floatValue(math.NaN()), floatValue(5), textValue("012"), textValue("x")}
+	tx := txnStage{keys: []txnKey{{key: "k"}}}
+	for i, v := range vals {
+		tx.fields = append(tx.fields, txnField{k: 0, field: strconv.Itoa(i), val: v})
+	}
+	asText := func(b []byte) []byte { // the record with every value as its text
+		b = append(b, recMapTxn, 1)
+		b = appendStr(b, "k")
+		b = append(b, 0, byte(len(vals)))
+		for i, v := range vals {
+			b = appendStr(append(b, 0), strconv.Itoa(i))
+			b = appendStr(append(b, fieldText), v.text())
+		}
+		return b
+	}
+	for name, rec := range map[string][]byte{"numbers": encodeTxn(nil, &tx), "text": asText(nil)} {
+		t.Run(name, func(t *testing.T) {
+			st := newState(Config{}.Defaults())
+			if err := st.applyPrim(rec[0], &reader{b: rec[1:]}); err != nil {
+				t.Fatal(err)
+			}
+			m := st.kv["k"]
+			if m == nil || len(m.fields) != len(vals) {
+				t.Fatalf("map = %+v, want %d fields", m, len(vals))
+			}
+			for i, v := range vals {
+				got := m.fields[strconv.Itoa(i)]
+				if got.text() != v.text() || !got.is(v.text()) {
+					t.Errorf("field %d = %q, want %q", i, got.text(), v.text())
+				}
+				gi, gok := got.int()
+				wi, wok := v.int()
+				if gi != wi || gok != wok {
+					t.Errorf("field %d int() = %d, %v; want %d, %v", i, gi, gok, wi, wok)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyRevisitedKeys: transactions that come back to a key after
+// others (maps that exist and maps they create, staged by two different
+// indexes, txnStage.key) leave the maps the reference backend leaves, and
+// fail where it fails; so do they after a reopen.
+func TestApplyRevisitedKeys(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Config{Sync: SyncNever, Now: clk.now})
+	ref := storagetest.NewMem(clk.now)
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for n := range 300 {
+		var tx storage.Txn
+		for range 1 + rng.IntN(20) {
+			k, f := keys[rng.IntN(len(keys))], fmt.Sprintf("f%d", rng.IntN(3))
+			switch rng.IntN(5) {
+			case 0:
+				tx.Set(k, f, fmt.Sprint(rng.IntN(5)))
+			case 1:
+				tx.Del(k, f)
+			case 2:
+				tx.IncrFloat(k, f, 0.5)
+			default:
+				tx.Incr(k, f, int64(rng.IntN(7))-3)
+			}
+		}
+		if rng.IntN(10) == 0 {
+			tx.Set(keys[rng.IntN(len(keys))], "t", "text") // later increments of "t" fail
+		}
+		errGot, errWant := s.Apply(ctx, tx), ref.Apply(ctx, tx)
+		if (errGot == nil) != (errWant == nil) {
+			t.Fatalf("txn %d %+v: error %v, reference %v", n, tx.Ops, errGot, errWant)
+		}
+		if n%50 == 49 {
+			must(t, s.Close())
+			s = mustOpen(t, dir, Config{Sync: SyncNever, Now: clk.now})
+		}
+		got, err := s.Maps(ctx, keys)
+		must(t, err)
+		want, err := ref.Maps(ctx, keys)
+		must(t, err)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("after txn %d %+v:\n got %v\nwant %v", n, tx.Ops, got, want)
+		}
+	}
+	must(t, s.Close())
 }

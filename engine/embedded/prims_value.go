@@ -18,9 +18,9 @@ const (
 // as text, and increments on their decimal text; the result of an
 // increment is kept here as the number it is, and its text (what
 // storagetest.ApplyOp would store: strconv.FormatInt, or FormatFloat 'g',
-// -1) is written only when the value is read, logged or snapshot. So a
-// counter incremented once per consumed batch is neither parsed nor
-// formatted into a new string in memory. The kind is invisible: every
+// -1) is formatted only when the value is read (the log and snapshots
+// hold the number, prims_records.go). So a counter incremented once per
+// consumed batch is neither parsed nor formatted. The kind is invisible: every
 // kind reads as its text, and an op parses it as it would parse that
 // text.
 type value struct {

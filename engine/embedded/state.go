@@ -27,6 +27,9 @@ type state struct {
 	kv    map[string]*kvMap
 	logs  map[string]kvLog
 	gen   uint64
+	// staged counts the transactions staged on the state (from 1: a
+	// kvMap's zero stage is none; txnStage.key).
+	staged uint64
 }
 
 type visitor struct {

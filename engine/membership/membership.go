@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/defaults"
 )
 
 // Defaults of Config.
@@ -50,21 +50,11 @@ type Config struct {
 
 // Defaults returns c with every zero field set.
 func (c Config) Defaults() Config {
-	if c.Key == "" {
-		c.Key = DefaultKey
-	}
-	if c.TTL == 0 {
-		c.TTL = DefaultTTL
-	}
-	if c.Interval == 0 {
-		c.Interval = min(DefaultInterval, c.TTL/4)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Set(&c.Key, DefaultKey)
+	defaults.Set(&c.TTL, DefaultTTL)
+	defaults.Set(&c.Interval, min(DefaultInterval, c.TTL/4))
+	c.Now = defaults.Clock(c.Now)
+	c.Logger = defaults.Logger(c.Logger)
 	return c
 }
 

@@ -331,29 +331,20 @@ for i = 1, no do
     staged[ki .. ' ' .. f] = arg
   elseif kind == 'd' then
     staged[ki .. ' ' .. f] = false
-  elseif kind == 'i' then
+  elseif kind == 'i' or kind == 'f' then
     local v, id = get(ki, f)
-    local n = 0
-    if type(v) == 'table' then
-      if math.floor(v.n) ~= v.n then return {'invalid', i, 'not an integer'} end
-      n = v.n
-    elseif v then
-      if not isint(v) then return {'invalid', i, 'not an integer'} end
-      n = tonumber(v)
-    end
-    n = n + tonumber(arg)
-    if n >= LIM or n <= -LIM then return {'invalid', i, 'integer overflow'} end
-    staged[id] = {n = n}
-  elseif kind == 'f' then
-    local v, id = get(ki, f)
+    local int = kind == 'i'
     local x = 0
     if type(v) == 'table' then
       x = v.n
     elseif v then
-      if not isfloat(v) then return {'invalid', i, 'not a number'} end
+      if int and not isint(v) then return {'invalid', i, 'not an integer'} end
+      if not int and not isfloat(v) then return {'invalid', i, 'not a number'} end
       x = tonumber(v)
     end
+    if int and math.floor(x) ~= x then return {'invalid', i, 'not an integer'} end
     x = x + tonumber(arg)
+    if int and (x >= LIM or x <= -LIM) then return {'invalid', i, 'integer overflow'} end
     if x ~= x or x == math.huge or x == -math.huge then return {'invalid', i, 'not a finite number'} end
     staged[id] = {n = x}
   elseif kind ~= 'x' then

@@ -21,3 +21,53 @@ func TestGetOrHead(t *testing.T) {
 		t.Errorf("POST: %d Allow %q body %q", w.Code, w.Header().Get("Allow"), w.Body)
 	}
 }
+
+func TestMatchesETag(t *testing.T) {
+	for _, tc := range []struct {
+		inm  string
+		want bool
+	}{
+		{`"a"`, true},
+		{`W/"b"`, true},
+		{` "x" , "b" `, true},
+		{`*`, true},
+		{`"x", *`, true},
+		{`"x"`, false},
+		{`a`, false},
+		{`W/ "a"`, false},
+		{``, false},
+	} {
+		if got := MatchesETag(tc.inm, `"a"`, `"b"`); got != tc.want {
+			t.Errorf("MatchesETag(%q) = %v, want %v", tc.inm, got, tc.want)
+		}
+	}
+}
+
+func TestNotModifiedAndWriteBody(t *testing.T) {
+	for _, tc := range []struct {
+		method, inm string
+		code        int
+		body        string
+	}{
+		{http.MethodGet, `"a"`, http.StatusNotModified, ""},
+		{http.MethodHead, `"a"`, http.StatusNotModified, ""},
+		{http.MethodGet, `"old"`, http.StatusOK, "hello"},
+		{http.MethodGet, "", http.StatusOK, "hello"},
+		{http.MethodHead, "", http.StatusOK, ""},
+	} {
+		r := httptest.NewRequest(tc.method, "/", nil)
+		if tc.inm != "" {
+			r.Header.Set("If-None-Match", tc.inm)
+		}
+		w := httptest.NewRecorder()
+		if !NotModified(w, r, `"a"`) {
+			WriteBody(w, r, []byte("hello"))
+			if got := w.Header().Get("Content-Length"); got != "5" {
+				t.Errorf("%s %q: Content-Length %q, want 5", tc.method, tc.inm, got)
+			}
+		}
+		if w.Code != tc.code || w.Body.String() != tc.body {
+			t.Errorf("%s %q: %d %q, want %d %q", tc.method, tc.inm, w.Code, w.Body, tc.code, tc.body)
+		}
+	}
+}

@@ -281,13 +281,9 @@ func (c *compactor) segment(ctx context.Context, seg SegmentInfo, lines int) (go
 			}
 		}
 		off := rr.off
-		h, err := rr.next()
+		h, data, err := rr.read()
 		if err == io.EOF {
 			break
-		}
-		var data []byte
-		if err == nil {
-			data, err = rr.readData(h)
 		}
 		if err != nil {
 			return 0, 0, fmt.Errorf("%w: compact: segment %s at byte %d: %w", ErrCorrupt, seg.Name, off, err)

@@ -403,13 +403,9 @@ func verifySegment(ctx context.Context, segDir string, seg segRef, dec *zstd.Dec
 			return err
 		}
 		off := rr.off
-		h, err := rr.next()
+		h, data, err := rr.read()
 		if err == io.EOF {
 			break
-		}
-		var data []byte
-		if err == nil {
-			data, err = rr.readData(h)
 		}
 		if err == nil {
 			err = s.record(h, data, math.MinInt64, math.MaxInt64, func(Record) error { return nil })

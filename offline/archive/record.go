@@ -141,6 +141,18 @@ func (rr *recordReader) readData(h header) ([]byte, error) {
 	return d, nil
 }
 
+// read reads the next record: its header and checked data frame (reused
+// by the next call). It returns io.EOF at a clean end of input, and the
+// errors of next and readData.
+func (rr *recordReader) read() (header, []byte, error) {
+	h, err := rr.next()
+	if err != nil {
+		return h, nil, err
+	}
+	data, err := rr.readData(h)
+	return h, data, err
+}
+
 // skip discards the data frame of h without checking it.
 func (rr *recordReader) skip(h header) error {
 	n, err := rr.r.Discard(int(h.dataLen))

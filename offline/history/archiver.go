@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -97,24 +98,12 @@ type Archiver struct {
 
 // NewArchiver checks cfg and returns an Archiver; Run runs it.
 func NewArchiver(cfg ArchiverConfig) (*Archiver, error) {
-	if cfg.LeaseKey == "" {
-		cfg.LeaseKey = DefaultLeaseKey
-	}
-	if cfg.ErasureLog == "" {
-		cfg.ErasureLog = DefaultErasureLog
-	}
-	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = DefaultLeaseTTL
-	}
-	if cfg.CompactEvery == 0 {
-		cfg.CompactEvery = DefaultCompactEvery
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	defaults.Set(&cfg.LeaseKey, DefaultLeaseKey)
+	defaults.Set(&cfg.ErasureLog, DefaultErasureLog)
+	defaults.Set(&cfg.LeaseTTL, DefaultLeaseTTL)
+	defaults.Set(&cfg.CompactEvery, DefaultCompactEvery)
+	cfg.Now = defaults.Clock(cfg.Now)
+	cfg.Logger = defaults.Logger(cfg.Logger)
 	cfg.Limits = historyLimits(cfg.Limits)
 	var problems []error
 	if cfg.Dir == "" {
@@ -363,9 +352,7 @@ const (
 // the visitor's events once the tombstone is recorded (within a lease
 // renewal period).
 func RequestErasure(ctx context.Context, logs storage.Logs, key, visitor string) error {
-	if key == "" {
-		key = DefaultErasureLog
-	}
+	defaults.Set(&key, DefaultErasureLog)
 	h := sha256.Sum256([]byte(visitor))
 	if _, err := logs.Append(ctx, key, 0, []byte(hex.EncodeToString(h[:])), erasureKeep, erasureTTL); err != nil {
 		return fmt.Errorf("history: log erasure request: %w", err)

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -77,13 +77,9 @@ func New(opts Options) *Bus {
 	if b.maxDead <= 0 {
 		b.maxDead = DefaultMaxDeadLetters
 	}
-	if b.log == nil {
-		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	b.log = defaults.Logger(b.log)
 	b.log = b.log.With(slog.String("component", "membus"))
-	if b.now == nil {
-		b.now = time.Now
-	}
+	b.now = defaults.Clock(b.now)
 	return b
 }
 

@@ -8,6 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -130,56 +131,24 @@ type Config struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c Config) Defaults() Config {
-	if c.URL == "" {
-		c.URL = DefaultURL
-	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
-	if c.Replica == "" {
-		c.Replica = DefaultReplica
-	}
-	if c.QueueType == "" {
-		c.QueueType = QueueQuorum
-	}
-	if c.Prefetch == 0 {
-		c.Prefetch = DefaultPrefetch
-	}
-	if c.Linger == 0 {
-		c.Linger = DefaultLinger
-	}
-	if c.PublishChannels == 0 {
-		c.PublishChannels = DefaultPublishChannels
-	}
-	if c.RetryMin == 0 {
-		c.RetryMin = DefaultRetryMin
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
-	}
-	if c.ReconnectMin == 0 {
-		c.ReconnectMin = DefaultReconnectMin
-	}
-	if c.ReconnectMax == 0 {
-		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
-	}
-	if c.DeadLetterMaxLength == 0 {
-		c.DeadLetterMaxLength = DefaultDeadLetterMaxLength
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.CallTimeout == 0 {
-		c.CallTimeout = DefaultCallTimeout
-	}
+	defaults.Set(&c.URL, DefaultURL)
+	defaults.Set(&c.Prefix, DefaultPrefix)
+	defaults.Set(&c.Replica, DefaultReplica)
+	defaults.Set(&c.QueueType, QueueQuorum)
+	defaults.Set(&c.Prefetch, DefaultPrefetch)
+	defaults.Set(&c.Linger, DefaultLinger)
+	defaults.Set(&c.PublishChannels, DefaultPublishChannels)
+	defaults.Set(&c.RetryMin, DefaultRetryMin)
+	defaults.Set(&c.RetryMax, max(DefaultRetryMax, c.RetryMin))
+	defaults.Set(&c.ReconnectMin, DefaultReconnectMin)
+	defaults.Set(&c.ReconnectMax, max(DefaultReconnectMax, c.ReconnectMin))
+	defaults.Set(&c.DeadLetterMaxLength, DefaultDeadLetterMaxLength)
+	defaults.Set(&c.DialTimeout, DefaultDialTimeout)
+	defaults.Set(&c.CallTimeout, DefaultCallTimeout)
 	c.Limits = c.Limits.Defaults()
 	c.Stream = c.Stream.Defaults()
-	if c.MaxBatchEvents == 0 {
-		c.MaxBatchEvents = max(DefaultMaxBatchEvents, c.Limits.MaxBatch)
-	}
-	if c.MaxMessageEvents == 0 {
-		c.MaxMessageEvents = min(DefaultMaxMessageEvents, c.Limits.MaxBatch)
-	}
+	defaults.Set(&c.MaxBatchEvents, max(DefaultMaxBatchEvents, c.Limits.MaxBatch))
+	defaults.Set(&c.MaxMessageEvents, min(DefaultMaxMessageEvents, c.Limits.MaxBatch))
 	return c
 }
 

@@ -1,13 +1,10 @@
 package rabbitmq
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/bustest"
 )
 
@@ -19,12 +16,11 @@ var queueBenchCases = []struct {
 }{{QueueClassic, 0}, {QueueQuorum, 0}, {QueueClassic, 64}, {QueueQuorum, 64}}
 
 func queueBenchBus(b *testing.B, queueType string, partitions int) *Bus {
-	cfg := testConfig(b)
-	cfg.Logger = nil
-	cfg.QueueType, cfg.Partitions = queueType, partitions
-	a := newAdmin(b, cfg.URL)
-	deletePartitions(b, a, cfg.Prefix, partitions)
-	return newTestBus(b, cfg, a)
+	bus, _ := benchBus(b, func(cfg *Config, a *admin) {
+		cfg.QueueType, cfg.Partitions = queueType, partitions
+		deletePartitions(b, a, cfg.Prefix, partitions)
+	})
+	return bus
 }
 
 // BenchmarkQueueTypePublish publishes confirmed batches of 100 events
@@ -35,17 +31,9 @@ func BenchmarkQueueTypePublish(b *testing.B) {
 		b.Run(fmt.Sprintf("type=%s/partitions=%d", c.queueType, c.partitions), func(b *testing.B) {
 			bus := queueBenchBus(b, c.queueType, c.partitions)
 			events := bustest.Events("bench", 50, 2, time.Now())
-			b.SetParallelism(4) // 2 cores x 4 = 8 publishers
-			b.ResetTimer()      // the declaration of the queues is set-up
+			b.ResetTimer() // the declaration of the queues is set-up
 			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := bus.Publish(context.Background(), events); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			publishParallel(b, bus, events)
 			b.ReportMetric(float64(len(events))*float64(b.N)/time.Since(start).Seconds(), "events/s")
 		})
 	}
@@ -59,39 +47,12 @@ func BenchmarkQueueTypePublishConsume(b *testing.B) {
 		b.Run(fmt.Sprintf("type=%s/partitions=%d", c.queueType, c.partitions), func(b *testing.B) {
 			bus := queueBenchBus(b, c.queueType, c.partitions)
 			events := bustest.Events("bench", 50, 2, time.Now())
-			var mu sync.Mutex
-			consumed := 0
-			cond := sync.NewCond(&mu)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				_ = bus.Consume(ctx, func(_ context.Context, batch []signals.Event) error {
-					mu.Lock()
-					consumed += len(batch)
-					cond.Broadcast()
-					mu.Unlock()
-					return nil
-				})
-			}()
-			defer func() { cancel(); <-done }()
-			b.SetParallelism(4)
+			got := consumeCounting(b, bus)
 			b.ResetTimer()
 			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := bus.Publish(ctx, events); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			publishParallel(b, bus, events)
 			want := len(events) * b.N
-			mu.Lock()
-			for consumed < want {
-				cond.Wait()
-			}
-			mu.Unlock()
+			got.wait(want)
 			b.ReportMetric(float64(want)/time.Since(start).Seconds(), "events/s")
 		})
 	}

@@ -815,10 +815,7 @@ func testHandlerFailureKeepsOrder(t *testing.T, cfg Config) {
 func BenchmarkPublish(b *testing.B) {
 	for _, n := range []int{1, 100, 500} {
 		b.Run(fmt.Sprint("batch=", n), func(b *testing.B) {
-			cfg := testConfig(b)
-			cfg.Logger = nil
-			a := newAdmin(b, cfg.URL)
-			bus := newTestBus(b, cfg, a)
+			bus, _ := benchBus(b, nil)
 			events := bustest.Events("bench", 50, (n+49)/50, time.Now())[:n]
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -835,45 +832,21 @@ func BenchmarkPublish(b *testing.B) {
 // BenchmarkPublishConcurrent publishes batches of 100 from 8 goroutines
 // (concurrent HTTP requests sharing the channel pool).
 func BenchmarkPublishConcurrent(b *testing.B) {
-	cfg := testConfig(b)
-	cfg.Logger = nil
-	a := newAdmin(b, cfg.URL)
-	bus := newTestBus(b, cfg, a)
+	bus, _ := benchBus(b, nil)
 	events := bustest.Events("bench", 50, 2, time.Now())
 	b.ReportAllocs()
-	b.SetParallelism(4) // 2 cores x 4 = 8 publishers
 	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := bus.Publish(context.Background(), events); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	publishParallel(b, bus, events)
 	b.ReportMetric(float64(len(events))*float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
 
 // BenchmarkPublishConsume measures the end-to-end ingest rate: batches of
 // 100 published and consumed (handler does nothing) through the broker.
 func BenchmarkPublishConsume(b *testing.B) {
-	cfg := testConfig(b)
-	cfg.Logger = nil
-	a := newAdmin(b, cfg.URL)
-	bus := newTestBus(b, cfg, a)
+	bus, _ := benchBus(b, nil)
 	events := bustest.Events("bench", 50, 2, time.Now())
-	var mu sync.Mutex
-	consumed := 0
-	cond := sync.NewCond(&mu)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go bus.Consume(ctx, func(_ context.Context, batch []signals.Event) error {
-		mu.Lock()
-		consumed += len(batch)
-		cond.Broadcast()
-		mu.Unlock()
-		return nil
-	})
+	c := consumeCounting(b, bus)
+	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := bus.Publish(ctx, events); err != nil {
@@ -881,11 +854,7 @@ func BenchmarkPublishConsume(b *testing.B) {
 		}
 	}
 	want := len(events) * b.N
-	mu.Lock()
-	for consumed < want {
-		cond.Wait()
-	}
-	mu.Unlock()
+	c.wait(want)
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "events/s")
 }
 

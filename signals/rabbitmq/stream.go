@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -42,15 +43,9 @@ type StreamConfig struct {
 
 // Defaults returns a copy of c with every zero field set to its default.
 func (c StreamConfig) Defaults() StreamConfig {
-	if c.MaxAge == 0 {
-		c.MaxAge = DefaultStreamMaxAge
-	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = DefaultStreamMaxBytes
-	}
-	if c.SegmentBytes == 0 {
-		c.SegmentBytes = DefaultStreamSegmentBytes
-	}
+	defaults.Set(&c.MaxAge, DefaultStreamMaxAge)
+	defaults.Set(&c.MaxBytes, DefaultStreamMaxBytes)
+	defaults.Set(&c.SegmentBytes, DefaultStreamSegmentBytes)
 	return c
 }
 

@@ -168,17 +168,8 @@ func BenchmarkPublishStream(b *testing.B) {
 	for _, s := range ingestShapes {
 		for _, on := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/stream=%v", s.name, on), func(b *testing.B) {
-				cfg := testConfig(b)
-				cfg.Logger = nil
-				cfg.Stream = StreamConfig{Enabled: on, MaxAge: time.Hour, MaxBytes: 1 << 30, SegmentBytes: 64 << 20}
-				a := newAdmin(b, cfg.URL)
-				b.Cleanup(func() { _, _ = a.ch.QueueDelete(StreamName(cfg.Prefix), false, false, false) })
-				bus := newTestBus(b, cfg, a)
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := time.Now()
-				n := runShape(b, s, bus.Publish)
-				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+				bus, _ := benchBus(b, withStream(b, StreamConfig{Enabled: on, MaxAge: time.Hour, MaxBytes: 1 << 30, SegmentBytes: 64 << 20}))
+				benchPublishShape(b, s, bus)
 			})
 		}
 	}
@@ -187,12 +178,7 @@ func BenchmarkPublishStream(b *testing.B) {
 // BenchmarkStreamRead measures reading 20,000 events (1,000 messages of
 // 20, the tracker's shape) from the stream's first offset with Read.
 func BenchmarkStreamRead(b *testing.B) {
-	cfg := testConfig(b)
-	cfg.Logger = nil
-	cfg.Stream = StreamConfig{Enabled: true, MaxAge: time.Hour, MaxBytes: 1 << 30, SegmentBytes: 64 << 20}
-	a := newAdmin(b, cfg.URL)
-	b.Cleanup(func() { _, _ = a.ch.QueueDelete(StreamName(cfg.Prefix), false, false, false) })
-	bus := newTestBus(b, cfg, a)
+	bus, cfg := benchBus(b, withStream(b, StreamConfig{Enabled: true, MaxAge: time.Hour, MaxBytes: 1 << 30, SegmentBytes: 64 << 20}))
 	const messages = 1000
 	for i := range messages {
 		if err := bus.Publish(context.Background(), bustest.Events(fmt.Sprintf("r%d", i), 1, 20, time.Now())); err != nil {

@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/internal/errs"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -60,21 +60,11 @@ type StreamReader struct {
 
 // NewStreamReader checks cfg and returns a reader; it does not connect.
 func NewStreamReader(cfg StreamReaderConfig) (*StreamReader, error) {
-	if cfg.URL == "" {
-		cfg.URL = DefaultURL
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if cfg.Prefetch == 0 {
-		cfg.Prefetch = DefaultStreamPrefetch
-	}
-	if cfg.Linger == 0 {
-		cfg.Linger = DefaultStreamLinger
-	}
-	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = DefaultDialTimeout
-	}
+	defaults.Set(&cfg.URL, DefaultURL)
+	defaults.Set(&cfg.Prefix, DefaultPrefix)
+	defaults.Set(&cfg.Prefetch, DefaultStreamPrefetch)
+	defaults.Set(&cfg.Linger, DefaultStreamLinger)
+	defaults.Set(&cfg.DialTimeout, DefaultDialTimeout)
 	var errs []error
 	if _, err := amqp.ParseURI(cfg.URL); err != nil {
 		errs = append(errs, fmt.Errorf("stream reader: URL: %w", err))
@@ -88,10 +78,7 @@ func NewStreamReader(cfg StreamReaderConfig) (*StreamReader, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log := defaults.Logger(cfg.Logger)
 	return &StreamReader{cfg: cfg, name: StreamName(cfg.Prefix), log: log.With(slog.String("component", "history-stream"))}, nil
 }
 

@@ -751,28 +751,13 @@ func testStreamVisibility(t *testing.T, e *env) {
 	// and its stream closes; back in front, the stream reopens.
 	ctx := ctxT(t)
 	e.exec(t, nil, `kairos.track('like', {item: 'hidden-1'})`)
-	h0, err := e.b.WindowHandle(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h1, err := e.b.NewTab(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.b.SwitchTo(ctx, h1); err != nil {
-		t.Fatal(err)
-	}
+	front := e.toBack(t, ctx)
 	like := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Item == "hidden-1" })[0]
 	if like.req.mode != "no-cors" {
 		t.Errorf("on hide the queue left with Sec-Fetch-Mode %q, want no-cors (sendBeacon)", like.req.mode)
 	}
 	e.k.waitOpenStreams(t, 0)
-	if err := e.b.CloseWindow(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.b.SwitchTo(ctx, h0); err != nil {
-		t.Fatal(err)
-	}
+	front()
 	e.k.waitOpenStreams(t, 1)
 	sub := e.k.waitSub(t, v, 8)
 	sub.frames <- promotionFrame("9", map[string]any{"id": "promo-V", "slot": "hero",

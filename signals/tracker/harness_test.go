@@ -504,6 +504,32 @@ func (e *env) waitJS(t *testing.T, script string, args ...any) json.RawMessage {
 	return v
 }
 
+// toBack opens another tab in front of the page, so that the page is
+// hidden; front closes that tab and brings the page to the front again.
+func (e *env) toBack(t *testing.T, ctx context.Context) (front func()) {
+	t.Helper()
+	h0, err := e.b.WindowHandle(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, err := e.b.NewTab(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.SwitchTo(ctx, h1); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := e.b.CloseWindow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.b.SwitchTo(ctx, h0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (e *env) perform(t *testing.T, s *browsertest.InputSource) {
 	t.Helper()
 	if err := e.b.Perform(ctxT(t), s); err != nil {

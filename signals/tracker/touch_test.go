@@ -91,28 +91,13 @@ func testViewportDwell(t *testing.T, e *env) {
 	// (its dwell so far leaves by beacon), then 0.8 s in front again.
 	time.Sleep(1000 * time.Millisecond)
 	ctx := ctxT(t)
-	h0, err := e.b.WindowHandle(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h1, err := e.b.NewTab(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.b.SwitchTo(ctx, h1); err != nil {
-		t.Fatal(err)
-	}
+	front := e.toBack(t, ctx)
 	first := e.k.waitEvents(t, v, 1, func(w wireEvent) bool { return w.Element == "item:m3" })[0]
 	time.Sleep(2500 * time.Millisecond) // hidden: nothing is counted, nothing sent
 	if n := len(dwellsOf(e.k, v, "item:m3", "")); n != 1 {
 		t.Errorf("%d dwells on m3 after 2.5 s in the back, want 1 (sent when hidden)", n)
 	}
-	if err := e.b.CloseWindow(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.b.SwitchTo(ctx, h0); err != nil {
-		t.Fatal(err)
-	}
+	front()
 	time.Sleep(800 * time.Millisecond)
 	e.exec(t, nil, `window.scrollTo(0, 0)`)
 	wall := sinceMs(t3)

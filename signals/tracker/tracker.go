@@ -52,17 +52,10 @@ func (typesHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", typesETag)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Access-Control-Allow-Origin", "*")
-	for _, t := range strings.Split(r.Header.Get("If-None-Match"), ",") {
-		if t = strings.TrimPrefix(strings.TrimSpace(t), "W/"); t == typesETag || t == "*" {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
+	if httpx.NotModified(w, r, typesETag) {
+		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(types)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(types)
-	}
+	httpx.WriteBody(w, r, types)
 }
 
 // CacheMaxAge is how long browsers and CDNs may reuse /tracker.js without
@@ -137,34 +130,13 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("Access-Control-Allow-Origin", "*")
-	if inm := r.Header.Get("If-None-Match"); inm != "" && matchesETag(inm, a) {
-		w.WriteHeader(http.StatusNotModified)
+	if httpx.NotModified(w, r, a.etag, a.etagGz) {
 		return
 	}
 	if gz {
 		h.Set("Content-Encoding", "gzip")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		_, _ = w.Write(body)
-	}
-}
-
-// matchesETag reports whether the If-None-Match list inm names the current
-// script (weak comparison, RFC 9110 section 13.1.2).
-func matchesETag(inm string, a assets) bool {
-	for _, t := range strings.Split(inm, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" {
-			return true
-		}
-		t = strings.TrimPrefix(t, "W/")
-		if t == a.etag || t == a.etagGz {
-			return true
-		}
-	}
-	return false
+	httpx.WriteBody(w, r, body)
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip
