@@ -112,6 +112,17 @@ func testFilters(t *testing.T, srv *testServer) {
 			t.Fatalf("the filter let %s through", r.item)
 		}
 	}
+	// With rotation: the next list holds other qualifying items.
+	rq := url.Values{"visitor": {v}, "n": {"4"}, "filter": {`"sale" in tags`}, "rotation": {"30m"}}
+	r1, r2 := filteredRecs(t, srv, rq), filteredRecs(t, srv, rq)
+	for _, r := range append(r1, r2...) {
+		if !onSale(r.item) {
+			t.Fatalf("filter with rotation let %s through", r.item)
+		}
+	}
+	if len(r2) != 4 || r1[0].item == r2[0].item {
+		t.Fatalf("filter with rotation: %v then %v", r1, r2)
+	}
 	// Fewer qualify than asked: all of them, nothing else.
 	if got := filteredRecs(t, srv, url.Values{"visitor": {v}, "n": {"10"}, "filter": {`category == "cat0" && "sale" in tags`}}); len(got) != 1 || got[0].item != "c0-item0" {
 		t.Fatalf("one qualifying item: %v", got)
