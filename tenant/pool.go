@@ -56,6 +56,10 @@ type Pool struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	lru     *list.List // of *entry, loaded ones only
+	// closing holds, per tenant being evicted, a channel closed once its
+	// instance is closed: a reload waits for it (the store's files and
+	// locks are released only then).
+	closing map[string]chan struct{}
 	closed  bool
 	wg      sync.WaitGroup // evictions in flight
 }
@@ -69,7 +73,7 @@ func NewPool(loader Loader, maxLoaded int, log *slog.Logger, m *metrics) *Pool {
 	if m == nil {
 		m = newMetrics(nil, 0)
 	}
-	return &Pool{loader: loader, max: maxLoaded, log: log, m: m, entries: map[string]*entry{}, lru: list.New()}
+	return &Pool{loader: loader, max: maxLoaded, log: log, m: m, entries: map[string]*entry{}, lru: list.New(), closing: map[string]chan struct{}{}}
 }
 
 // errClosed is returned by Acquire after Close.
@@ -88,7 +92,11 @@ func (p *Pool) Acquire(ctx context.Context, t Tenant) (Instance, func(), error) 
 		e = &entry{id: t.ID, ready: make(chan struct{})}
 		p.entries[t.ID] = e
 		e.refs++
+		prev := p.closing[t.ID]
 		p.mu.Unlock()
+		if prev != nil {
+			<-prev
+		}
 		p.load(ctx, e, t)
 	} else {
 		e.refs++
@@ -164,6 +172,7 @@ func (p *Pool) victimsLocked() []*entry {
 			p.lru.Remove(el)
 			e.elem = nil
 			delete(p.entries, e.id)
+			p.closing[e.id] = make(chan struct{})
 			out = append(out, e)
 		}
 		el = prev
@@ -172,14 +181,21 @@ func (p *Pool) victimsLocked() []*entry {
 	return out
 }
 
-// closeAll closes evicted entries in the background: the request that
-// caused the eviction is not delayed by another tenant's shutdown.
+// closeAll closes evicted entries (victimsLocked registered them in
+// closing) in the background: the request that caused the eviction is not
+// delayed by another tenant's shutdown.
 func (p *Pool) closeAll(es []*entry, why string) {
 	for _, e := range es {
 		p.wg.Add(1)
 		p.m.evictions.Inc()
 		go func() {
 			defer p.wg.Done()
+			defer func() {
+				p.mu.Lock()
+				close(p.closing[e.id])
+				delete(p.closing, e.id)
+				p.mu.Unlock()
+			}()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := e.inst.Close(ctx); err != nil {

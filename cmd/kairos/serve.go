@@ -41,6 +41,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg.Tenants.AdminKey != "" {
+		return runTenantServe(ctx, cfg, stderr) // serve_tenants.go
+	}
 	a, err := newApp(ctx, cfg, stdout, stderr)
 	if err != nil {
 		return err
@@ -74,6 +77,9 @@ type app struct {
 // server. Nothing listens or consumes until Run.
 func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *app, err error) {
 	a := &app{cfg: cfg, log: newLogger(cfg, stderr)}
+	if cfg.Tenants.ID != "" {
+		a.log = a.log.With(slog.String("tenant", cfg.Tenants.ID))
+	}
 	defer func() {
 		if err != nil {
 			a.Close()
