@@ -309,3 +309,63 @@ func assertTenantGone(t *testing.T, cfg serveConfig, id string) {
 		}
 	}
 }
+
+// TestTenantCommand drives a multi-tenant kairos serve with the `kairos
+// tenant` commands, and checks a quota set by them.
+func TestTenantCommand(t *testing.T) {
+	s := startTenants(t)
+	kairos := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		args = append(args[:2:2], append([]string{"--url", s.base, "--admin-key", testAdminKey}, args[2:]...)...)
+		if code := run(context.Background(), args, &out, &errb); code != want {
+			t.Fatalf("kairos %s: exit %d (want %d)\n%s%s", strings.Join(args, " "), code, want, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
+	}
+	out := kairos(0, "tenant", "create", "--id", "shop-a", "--name", "Shop A", "--events-per-day", "50", "--requests-per-second", "1000")
+	var created struct {
+		Keys struct {
+			Publishable string `json:"publishable_key"`
+			Secret      string `json:"secret_key"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Keys.Secret == "" {
+		t.Fatalf("tenant create printed %s (%v)", out, err)
+	}
+	if out := kairos(1, "tenant", "create", "--id", "shop-a"); !strings.Contains(out, `tenant "shop-a" exists`) {
+		t.Fatalf("duplicate create: %s", out)
+	}
+	if out := kairos(0, "tenant", "list"); !strings.Contains(out, `"id": "shop-a"`) || strings.Contains(out, created.Keys.Secret) {
+		t.Fatalf("tenant list: %s", out)
+	}
+
+	// The events quota: the batch that crosses it passes, the next is 429.
+	evs := tenantEvents("q", []string{"i1", "i2"})
+	s.do(t, "POST", "/v1/events", created.Keys.Publishable, evs[:60], http.StatusOK)
+	v := s.do(t, "POST", "/v1/events", created.Keys.Publishable, evs[60:61], http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "quota of 50 events per day") {
+		t.Fatalf("429 message: %q", msg)
+	}
+	s.do(t, "GET", "/v1/recommendations?visitor=u1", created.Keys.Secret, nil, http.StatusOK)
+	if out := kairos(0, "tenant", "get", "shop-a"); !strings.Contains(out, `"events_today": 60`) {
+		t.Fatalf("tenant get: %s", out)
+	}
+
+	kairos(0, "tenant", "suspend", "shop-a")
+	s.do(t, "GET", "/v1/recommendations?visitor=u1", created.Keys.Secret, nil, http.StatusForbidden)
+	kairos(0, "tenant", "resume", "shop-a")
+	out = kairos(0, "tenant", "rotate", "shop-a")
+	if strings.Contains(out, created.Keys.Secret) || !strings.Contains(out, `"secret_key": "sk_`) {
+		t.Fatalf("tenant rotate: %s", out)
+	}
+	s.do(t, "GET", "/v1/recommendations?visitor=u1", created.Keys.Secret, nil, http.StatusUnauthorized)
+	kairos(0, "tenant", "delete", "shop-a")
+	if out := kairos(1, "tenant", "get", "shop-a"); !strings.Contains(out, "not found") {
+		t.Fatalf("tenant get after delete: %s", out)
+	}
+	assertTenantGone(t, s.cfg, "shop-a")
+	if out := kairos(1, "tenant", "list", "--admin-key", "wrong_key_0123456789"); !strings.Contains(out, "unknown key") {
+		t.Fatalf("wrong admin key: %s", out)
+	}
+}
