@@ -330,5 +330,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError writes the API's error body {"error": {"code", "message"}}.
 func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
 	w.Header().Set("X-Kairos-Error", code)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": fmt.Sprintf(format, args...)}})
 }
