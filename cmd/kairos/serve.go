@@ -106,7 +106,11 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	// Loading a large catalog leaves the store's decoded copies of the
 	// item rows as garbage (hundreds of MB at 1M items): give it back now
 	// rather than holding it as resident memory until the heap regrows.
-	debug.FreeOSMemory()
+	// Not for a tenant's app (multi-tenant mode): a small catalog, and a
+	// whole-process collection on every tenant load.
+	if cfg.Tenants.ID == "" {
+		debug.FreeOSMemory()
+	}
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err
 	}
