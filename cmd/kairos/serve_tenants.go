@@ -17,10 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/internal/redisconn"
+	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
-	"github.com/kairoshq/kairos/signals/tracker"
 	"github.com/kairoshq/kairos/tenant"
 )
 
@@ -101,14 +102,10 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.loader = &tenantLoader{base: cfg, stderr: stderr}
-	public := http.NewServeMux()
-	public.Handle("GET /tracker.js", tracker.Handler())
-	public.Handle("GET /tracker.d.ts", tracker.TypesHandler())
-	public.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"error":{"code":"unauthorized","message":"missing key: send the header Authorization: Bearer <key>"}}`+"\n")
-	})
+	public, err := publicServer(cfg, s.log)
+	if err != nil {
+		return nil, err
+	}
 	s.router, err = tenant.NewRouter(tenant.Config{
 		AdminKey: cfg.Tenants.AdminKey, Registry: tenant.NewRegistry(s.store, nil), Loader: s.loader,
 		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, Ready: s.store.Ping, Public: public,
@@ -122,6 +119,37 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "multi-tenant mode", slog.Int("max_loaded", cfg.Tenants.MaxLoaded))
 	return s, nil
+}
+
+// noDeps stands for the engine in publicServer: its methods are never
+// called, since the public server only gets requests without a key, which
+// it answers before any handler that needs a dependency (401 for every
+// route but the public ones).
+type noDeps struct {
+	signals.Publisher
+	api.Recommender
+	api.Catalog
+}
+
+func (noDeps) Ready(context.Context) error { return nil }
+
+// publicServer answers the requests without a key in multi-tenant mode:
+// the tracker, the OpenAPI description, the dashboard's pages (which ask
+// for a tenant's secret key), and 401 for the rest. Its own keys are
+// random and never shown.
+func publicServer(cfg serveConfig, log *slog.Logger) (http.Handler, error) {
+	k, err := tenant.NewKeys()
+	if err != nil {
+		return nil, err
+	}
+	d := noDeps{}
+	srv, err := api.New(api.Config{Addr: cfg.Addr, SecretKeys: []string{k.Secret}, PublishableKeys: []string{k.Publishable},
+		TrustedProxies: cfg.TrustedProxies, Logger: log, Registry: prometheus.NewRegistry()},
+		api.Deps{Publisher: d, Recommender: d, Catalog: d, Checker: d})
+	if err != nil {
+		return nil, fmt.Errorf("public server: %w", err)
+	}
+	return srv.Handler(), nil
 }
 
 // Run serves HTTP and the tenants until ctx is done: stage 0 the HTTP

@@ -400,3 +400,28 @@ func TestTenantAdminAPIDescribed(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantsPublicRoutes: without a key, a multi-tenant server serves
+// the tracker, the OpenAPI description and the dashboard's pages, and
+// 401 for everything else.
+func TestTenantsPublicRoutes(t *testing.T) {
+	s := startTenants(t)
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/tracker.js", http.StatusOK}, {"/openapi.json", http.StatusOK}, {"/dashboard", http.StatusOK},
+		{"/healthz", http.StatusOK}, {"/readyz", http.StatusOK},
+		{"/v1/items", http.StatusUnauthorized}, {"/v1/recommendations?visitor=v", http.StatusUnauthorized}, {"/metrics", http.StatusUnauthorized},
+	} {
+		resp, err := httpClient.Get(s.base + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET %s: %d, want %d", c.path, resp.StatusCode, c.want)
+		}
+	}
+}
