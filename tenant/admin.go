@@ -146,6 +146,7 @@ func (r *Router) createTenant(ctx context.Context, w http.ResponseWriter, req *h
 	if err != nil {
 		return err
 	}
+	r.pool.Unblock(t.ID) // a tenant of the same id deleted before
 	if err := r.Load(ctx); err != nil {
 		return err
 	}
@@ -282,6 +283,7 @@ func (r *Router) Delete(ctx context.Context, id string) error {
 // purge unloads the deleting tenant id, erases its data and removes it
 // from the registry.
 func (r *Router) purge(ctx context.Context, id string) error {
+	r.pool.Block(id)
 	if err := r.pool.Unload(ctx, id); err != nil {
 		return err
 	}

@@ -60,6 +60,10 @@ type Pool struct {
 	// instance is closed: a reload waits for it (the store's files and
 	// locks are released only then).
 	closing map[string]chan struct{}
+	// blocked tenants are not loaded (being deleted): a request that
+	// resolved its key just before the deletion must not load the tenant
+	// again while its data is erased.
+	blocked map[string]bool
 	closed  bool
 	wg      sync.WaitGroup // evictions in flight
 }
@@ -73,19 +77,40 @@ func NewPool(loader Loader, maxLoaded int, log *slog.Logger, m *metrics) *Pool {
 	if m == nil {
 		m = newMetrics(nil, 0)
 	}
-	return &Pool{loader: loader, max: maxLoaded, log: log, m: m, entries: map[string]*entry{}, lru: list.New(), closing: map[string]chan struct{}{}}
+	return &Pool{loader: loader, max: maxLoaded, log: log, m: m, entries: map[string]*entry{}, lru: list.New(), closing: map[string]chan struct{}{}, blocked: map[string]bool{}}
 }
 
-// errClosed is returned by Acquire after Close.
-var errClosed = errors.New("tenant: pool closed")
+// errClosed is returned by Acquire after Close; errBlocked for a tenant
+// being deleted.
+var (
+	errClosed  = errors.New("tenant: pool closed")
+	errBlocked = errors.New("tenant: being deleted")
+)
+
+// Block makes Acquire refuse the tenant id (until Unblock).
+func (p *Pool) Block(id string) {
+	p.mu.Lock()
+	p.blocked[id] = true
+	p.mu.Unlock()
+}
+
+// Unblock lets the tenant id load again (a new tenant with the id).
+func (p *Pool) Unblock(id string) {
+	p.mu.Lock()
+	delete(p.blocked, id)
+	p.mu.Unlock()
+}
 
 // Acquire returns t's loaded server, loading it first if needed, and a
 // release func to call once the request is done.
 func (p *Pool) Acquire(ctx context.Context, t Tenant) (Instance, func(), error) {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || p.blocked[t.ID] {
 		p.mu.Unlock()
-		return nil, nil, errClosed
+		if p.closed {
+			return nil, nil, errClosed
+		}
+		return nil, nil, errBlocked
 	}
 	e, ok := p.entries[t.ID]
 	if !ok {

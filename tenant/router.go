@@ -295,6 +295,10 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		}
 	}
 	inst, release, err := r.pool.Acquire(req.Context(), t)
+	if errors.Is(err, errBlocked) { // deleted since its key resolved
+		writeError(w, http.StatusUnauthorized, "unauthorized", "unknown key")
+		return
+	}
 	if err != nil {
 		r.m.request(t.ID, http.StatusServiceUnavailable)
 		r.log.LogAttrs(req.Context(), slog.LevelError, "tenant unavailable", slog.String("tenant", t.ID), slog.Any("err", err))

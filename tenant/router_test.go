@@ -203,6 +203,14 @@ func TestAdminAPI(t *testing.T) {
 	}
 	f.do(t, "GET", "/v1/tenants/shop-a", testAdmin, "", http.StatusNotFound)
 	f.do(t, "DELETE", "/v1/tenants/shop-a", testAdmin, "", http.StatusNotFound)
+
+	// A request that resolved the key before the deletion does not load
+	// the tenant again; a new tenant of the same id loads.
+	if _, _, err := f.r.pool.Acquire(context.Background(), Tenant{ID: "shop-a"}); err != errBlocked {
+		t.Fatalf("acquire of a deleted tenant: %v", err)
+	}
+	_, _, sk2 := f.create(t, `{"id":"shop-a"}`)
+	f.do(t, "GET", "/v1/recommendations", sk2, "", http.StatusOK)
 }
 
 func TestKeysResolveToTheirTenant(t *testing.T) {
