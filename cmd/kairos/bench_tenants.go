@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -84,6 +85,7 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	noisyQuota := fs.Float64("noisy-quota", 100, "the noisy tenant's requests_per_second quota")
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cold-request phase to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end (max-loaded tenants loaded) to this file")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -232,6 +234,17 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	runtime.ReadMemStats(&ms)
 	res.HeapMB = float64(ms.HeapInuse) / (1 << 20)
 	res.RSSLoadedMB = rssMB(os.Getpid())
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.LoadAvg = string(bytes.TrimSpace(b))
 	}

@@ -73,6 +73,16 @@ func (t tenantConfig) validate(c *serveConfig) []error {
 	return errs
 }
 
+// queueLength is the experiments engine's exposure queue of a tenant's
+// app: 256 (a preallocated buffer of 4096 events by default was the
+// largest item of a small tenant's memory), 0 (the default) otherwise.
+func (t tenantConfig) queueLength() int {
+	if t.ID != "" {
+		return 256
+	}
+	return 0
+}
+
 // tenantServer is `kairos serve` in multi-tenant mode: the tenant router
 // on the deployment's store (the registry), and one app per loaded tenant.
 type tenantServer struct {
