@@ -20,6 +20,10 @@ type Instance interface {
 	// Close stops the tenant's server, saving its state, and releases its
 	// connections and files.
 	Close(ctx context.Context) error
+	// Stopped reports whether the server stopped on its own (a component
+	// failed): the pool then replaces it by a fresh load. It must not
+	// block (the pool calls it under its lock).
+	Stopped() bool
 }
 
 // Loader builds a tenant's server over its own store namespace.
@@ -113,12 +117,26 @@ func (p *Pool) Acquire(ctx context.Context, t Tenant) (Instance, func(), error) 
 		return nil, nil, errBlocked
 	}
 	e, ok := p.entries[t.ID]
+	var dead *entry
+	if ok && e.elem != nil && e.inst.Stopped() {
+		// Its components failed: close it and load the tenant again.
+		p.lru.Remove(e.elem)
+		e.elem = nil
+		delete(p.entries, t.ID)
+		p.closing[t.ID] = make(chan struct{})
+		p.m.loaded.Set(float64(p.lru.Len()))
+		dead, ok = e, false
+	}
 	if !ok {
 		e = &entry{id: t.ID, ready: make(chan struct{})}
 		p.entries[t.ID] = e
 		e.refs++
 		prev := p.closing[t.ID]
 		p.mu.Unlock()
+		if dead != nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "tenant server stopped on its own: reloading", slog.String("tenant", t.ID))
+			p.closeAll([]*entry{dead}, "failed")
+		}
 		if prev != nil {
 			<-prev
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,9 +21,10 @@ const testAdmin = "admin_0123456789abcdef"
 // fakeInstance answers every request with its tenant id and the key it
 // saw; it counts its items.
 type fakeInstance struct {
-	id     string
-	items  int
-	closed bool
+	id      string
+	items   int
+	closed  bool
+	stopped atomic.Bool
 }
 
 func (f *fakeInstance) Handler() http.Handler {
@@ -39,6 +41,7 @@ func (f *fakeInstance) Handler() http.Handler {
 }
 func (f *fakeInstance) Items(context.Context) (int, error) { return f.items, nil }
 func (f *fakeInstance) Close(context.Context) error        { f.closed = true; return nil }
+func (f *fakeInstance) Stopped() bool                      { return f.stopped.Load() }
 
 type fakeLoader struct {
 	mu     sync.Mutex
@@ -331,5 +334,26 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 	got := []string{m.label("a"), m.label("b"), m.label("c"), m.label("a")}
 	if fmt.Sprint(got) != "[a b other a]" {
 		t.Fatalf("labels %v", got)
+	}
+}
+
+// TestFailedInstanceIsReloaded: a tenant whose server stopped on its own
+// is loaded again on its next request.
+func TestFailedInstanceIsReloaded(t *testing.T) {
+	f := newFixture(t, 0)
+	_, _, sk := f.create(t, `{"id":"a"}`)
+	f.do(t, "GET", "/v1/items", sk, "", http.StatusOK)
+	f.loader.mu.Lock()
+	first := f.loader.insts[0]
+	f.loader.mu.Unlock()
+	first.stopped.Store(true)
+	f.do(t, "GET", "/v1/items", sk, "", http.StatusOK)
+	f.r.pool.wg.Wait()
+	if n := f.loader.loadCount("a"); n != 2 || !first.closed {
+		t.Fatalf("loads %d (want 2), failed instance closed %v", n, first.closed)
+	}
+	f.do(t, "GET", "/v1/items", sk, "", http.StatusOK)
+	if n := f.loader.loadCount("a"); n != 2 {
+		t.Fatalf("loads %d after a healthy request, want 2", n)
 	}
 }

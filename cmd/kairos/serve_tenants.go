@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -259,7 +260,13 @@ func (l *tenantLoader) Load(ctx context.Context, t tenant.Tenant) (tenant.Instan
 	lc.stages[0] = nil // the HTTP stage: the router serves a.api's handler
 	rctx, cancel := context.WithCancel(context.Background())
 	in := &tenantInstance{a: a, cancel: cancel, done: make(chan error, 1)}
-	go func() { in.done <- lc.Run(rctx) }()
+	go func() {
+		err := lc.Run(rctx)
+		if rctx.Err() == nil {
+			in.stopped.Store(true) // a component failed (logged by lifecycle)
+		}
+		in.done <- err
+	}()
 	return in, nil
 }
 
@@ -335,10 +342,14 @@ func purgeBus(cfg serveConfig, ns string) error {
 // tenantInstance is a loaded tenant: its app and the run of its
 // components.
 type tenantInstance struct {
-	a      *app
-	cancel context.CancelFunc
-	done   chan error
+	a       *app
+	cancel  context.CancelFunc
+	done    chan error
+	stopped atomic.Bool
 }
+
+// Stopped reports whether the tenant's components stopped on their own.
+func (in *tenantInstance) Stopped() bool { return in.stopped.Load() }
 
 func (in *tenantInstance) Handler() http.Handler { return in.a.api.Handler() }
 
