@@ -425,3 +425,49 @@ func TestTenantsPublicRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantsSurviveRestart: the registry and every tenant's state are
+// durable on both stores — after a restart on the same data directory or
+// namespace, the tenants' keys work and their recommendations are the same.
+func TestTenantsSurviveRestart(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		flags func(t *testing.T) []string
+	}{
+		{"embedded", func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} }},
+		{"rabbitmq+redis", func(t *testing.T) []string {
+			requireServices(t)
+			ns := testNamespace(t)
+			t.Cleanup(func() {
+				for _, id := range []string{"a", "b"} {
+					cleanNamespace(t, tenantNamespace(ns, id))
+				}
+			})
+			return []string{"--data-dir", t.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--partitions", "2"}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			flags := c.flags(t)
+			s := startTenants(t, flags...)
+			a, b := s.createTenant(t, "a"), s.createTenant(t, "b")
+			s.do(t, "POST", "/v1/tenants/b/suspend", testAdminKey, nil, http.StatusOK)
+			s.do(t, "POST", "/v1/events", a.pk, tenantEvents("a", []string{"i1", "i2", "i3"}), http.StatusOK)
+			var before []string
+			waitFor(t, 30*time.Second, "recommendations", func() bool {
+				before = s.recs(t, a, "p")
+				return len(before) == 3
+			})
+			s.stop(t)
+
+			s2 := startTenants(t, flags...)
+			if r := s2.recs(t, a, "p"); !slices.Equal(r, before) {
+				t.Fatalf("after a restart: %v, before %v", r, before)
+			}
+			s2.do(t, "GET", "/v1/recommendations?visitor=p", b.sk, nil, http.StatusForbidden) // still suspended
+			v := s2.do(t, "GET", "/v1/tenants", testAdminKey, nil, http.StatusOK)
+			if n := len(v["tenants"].([]any)); n != 2 {
+				t.Fatalf("%d tenants after a restart, want 2", n)
+			}
+		})
+	}
+}
