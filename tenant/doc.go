@@ -43,7 +43,8 @@
 // # Quotas
 //
 // Per tenant (Quotas): requests per second (a token bucket over all its
-// keys and clients), events per UTC day, catalog items. A refusal is 429
+// keys and clients), events per UTC day, items in its model, distinct
+// visitors (their ids kept in the tenant's own store). A refusal is 429
 // with a message naming the quota and, for the rate, Retry-After. The
 // events-per-day counter is per server process (with several replicas a
 // tenant may get up to replicas × the quota).

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/kairoshq/kairos/engine/storage"
 )
 
 // Instance is one tenant's loaded server.
@@ -17,6 +19,9 @@ type Instance interface {
 	Handler() http.Handler
 	// Items returns the size of the tenant's catalog (for the items quota).
 	Items(ctx context.Context) (int, error)
+	// Maps is the tenant's own store (the visitors quota keeps its ids
+	// there).
+	Maps() storage.Maps
 	// Close stops the tenant's server, saving its state, and releases its
 	// connections and files.
 	Close(ctx context.Context) error

@@ -45,13 +45,18 @@ type Quotas struct {
 	RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
 	// EventsPerDay bounds the events accepted per UTC day.
 	EventsPerDay int64 `json:"events_per_day,omitempty"`
-	// Items bounds the catalog (items created through the API).
+	// Items bounds the items of the tenant's model (POST /v1/items is
+	// refused at the bound).
 	Items int `json:"items,omitempty"`
+	// Visitors bounds the distinct visitors the tenant's events name
+	// (kept in its store); a batch naming new visitors beyond it is
+	// refused, known visitors' events are accepted.
+	Visitors int64 `json:"visitors,omitempty"`
 }
 
 func (q Quotas) validate() error {
-	if q.RequestsPerSecond < 0 || q.EventsPerDay < 0 || q.Items < 0 {
-		return errs.New(errs.Invalid, "quotas: requests_per_second, events_per_day and items must be >= 0")
+	if q.RequestsPerSecond < 0 || q.EventsPerDay < 0 || q.Items < 0 || q.Visitors < 0 {
+		return errs.New(errs.Invalid, "quotas: requests_per_second, events_per_day, items and visitors must be >= 0")
 	}
 	return nil
 }

@@ -316,11 +316,27 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 			return
 		}
 	}
+	var fresh []string
+	if t.Quotas.Visitors > 0 && event && req.URL.Path != "/v1/identify" {
+		var count int64
+		var err error
+		if fresh, count, err = newVisitors(req.Context(), inst.Maps(), visitorIDs(req)); err != nil {
+			r.log.LogAttrs(req.Context(), slog.LevelWarn, "visitors quota not checked", slog.String("tenant", t.ID), slog.Any("err", err))
+		} else if len(fresh) > 0 && count+int64(len(fresh)) > t.Quotas.Visitors {
+			r.m.refused(t.ID, "visitors")
+			r.m.request(t.ID, http.StatusTooManyRequests)
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "tenant quota of %d visitors reached (%d known): events of %d new visitors refused; known visitors' events are accepted", t.Quotas.Visitors, count, len(fresh))
+			return
+		}
+	}
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK, capture: event && req.URL.Path == "/v1/events"}
 	inst.Handler().ServeHTTP(rec, req)
 	r.m.request(t.ID, rec.status)
 	if event && rec.status < 300 {
 		q.addEvents(acceptedEvents(req, rec))
+		if err := addVisitors(req.Context(), inst.Maps(), fresh); err != nil {
+			r.log.LogAttrs(req.Context(), slog.LevelWarn, "visitors not counted", slog.String("tenant", t.ID), slog.Any("err", err))
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
 )
 
@@ -21,6 +22,7 @@ const testAdmin = "admin_0123456789abcdef"
 // fakeInstance answers every request with its tenant id and the key it
 // saw; it counts its items.
 type fakeInstance struct {
+	maps    storage.Maps
 	id      string
 	items   int
 	closed  bool
@@ -40,11 +42,13 @@ func (f *fakeInstance) Handler() http.Handler {
 	})
 }
 func (f *fakeInstance) Items(context.Context) (int, error) { return f.items, nil }
+func (f *fakeInstance) Maps() storage.Maps                 { return f.maps }
 func (f *fakeInstance) Close(context.Context) error        { f.closed = true; return nil }
 func (f *fakeInstance) Stopped() bool                      { return f.stopped.Load() }
 
 type fakeLoader struct {
 	mu     sync.Mutex
+	stores map[string]*storagetest.Mem
 	loads  map[string]int
 	purged []string
 	items  int
@@ -58,7 +62,13 @@ func (l *fakeLoader) Load(_ context.Context, t Tenant) (Instance, error) {
 		l.loads = map[string]int{}
 	}
 	l.loads[t.ID]++
-	f := &fakeInstance{id: t.ID, items: l.items}
+	if l.stores == nil {
+		l.stores = map[string]*storagetest.Mem{}
+	}
+	if l.stores[t.ID] == nil {
+		l.stores[t.ID] = storagetest.NewMem(nil)
+	}
+	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID]}
 	l.insts = append(l.insts, f)
 	return f, nil
 }
@@ -356,4 +366,21 @@ func TestFailedInstanceIsReloaded(t *testing.T) {
 	if n := f.loader.loadCount("a"); n != 2 {
 		t.Fatalf("loads %d after a healthy request, want 2", n)
 	}
+}
+
+func TestVisitorsQuota(t *testing.T) {
+	f := newFixture(t, 0)
+	_, pk, sk := f.create(t, `{"id":"a","quotas":{"visitors":3}}`)
+	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v1"},{"visitor":"v2"},{"visitor":"v1"}]`, http.StatusAccepted)
+	f.do(t, "POST", "/v1/events", sk, `{"events":[{"visitor":"v3"}]}`, http.StatusAccepted)
+	v := f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v1"},{"visitor":"v4"}]`, http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "quota of 3 visitors reached (3 known)") {
+		t.Fatalf("message %q", msg)
+	}
+	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v1"},{"visitor":"v3"}]`, http.StatusAccepted) // known ones pass
+	f.do(t, "GET", "/v1/pixel.gif?key="+pk+"&visitor=v2", "", "", http.StatusOK)
+	f.do(t, "GET", "/v1/pixel.gif?key="+pk+"&visitor=v9", "", "", http.StatusTooManyRequests)
+	// The count is in the tenant's store: it survives a reload.
+	f.r.pool.Unload(context.Background(), "a")
+	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v5"}]`, http.StatusTooManyRequests)
 }

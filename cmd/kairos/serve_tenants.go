@@ -20,6 +20,7 @@ import (
 
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/redisconn"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
@@ -352,6 +353,9 @@ type tenantInstance struct {
 func (in *tenantInstance) Stopped() bool { return in.stopped.Load() }
 
 func (in *tenantInstance) Handler() http.Handler { return in.a.api.Handler() }
+
+// Maps is the tenant's store.
+func (in *tenantInstance) Maps() storage.Maps { return in.a.store }
 
 // Items is the number of items in the tenant's model.
 func (in *tenantInstance) Items(context.Context) (int, error) { return in.a.engine.Online().Len(), nil }

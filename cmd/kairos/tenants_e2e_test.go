@@ -352,6 +352,26 @@ func TestTenantCommand(t *testing.T) {
 		t.Fatalf("tenant get: %s", out)
 	}
 
+	// The visitors quota: known visitors pass, a new one beyond it is 429.
+	out = kairos(0, "tenant", "create", "--id", "shop-v", "--visitors", "2")
+	var v2 struct {
+		Keys struct {
+			Publishable string `json:"publishable_key"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &v2); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(id, visitor string) []map[string]any {
+		return []map[string]any{{"id": id, "type": "view", "visitor": visitor, "item": "i1"}}
+	}
+	s.do(t, "POST", "/v1/events", v2.Keys.Publishable, append(ev("e1", "x1"), ev("e2", "x2")...), http.StatusOK)
+	v = s.do(t, "POST", "/v1/events", v2.Keys.Publishable, ev("e3", "x3"), http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "quota of 2 visitors reached") {
+		t.Fatalf("429 message: %q", msg)
+	}
+	s.do(t, "POST", "/v1/events", v2.Keys.Publishable, ev("e4", "x1"), http.StatusOK)
+
 	kairos(0, "tenant", "suspend", "shop-a")
 	s.do(t, "GET", "/v1/recommendations?visitor=u1", created.Keys.Secret, nil, http.StatusForbidden)
 	kairos(0, "tenant", "resume", "shop-a")
