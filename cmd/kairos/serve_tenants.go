@@ -37,6 +37,9 @@ type tenantConfig struct {
 	MaxLoaded int
 	// MetricsTop is the number of tenants with their own metrics label.
 	MetricsTop int
+	// Partitions is each tenant's number of RabbitMQ partition queues
+	// (its --partitions).
+	Partitions int
 	// ID is set on a tenant's own configuration (the app of one tenant):
 	// its id, added to its logs.
 	ID string
@@ -46,6 +49,7 @@ func (t *tenantConfig) register(e *envFlags) {
 	e.str(&t.AdminKey, "admin-key", "", "multi-tenant mode: the admin key of the tenant API (/v1/tenants, at least 16 characters); every other key then belongs to one tenant (empty: one site)")
 	e.int(&t.MaxLoaded, "tenant-max-loaded", 64, "multi-tenant mode: tenants loaded at once; beyond, the least recently used idle tenant is unloaded (its state saved) and reloaded on its next request (0: no bound)")
 	e.int(&t.MetricsTop, "tenant-metrics-top", 100, "multi-tenant mode: tenants with their own label in the per-tenant metrics (the others share \"other\")")
+	e.int(&t.Partitions, "tenant-partitions", 1, "multi-tenant mode with RabbitMQ: partition queues of each tenant, <namespace>.t.<id>.p.<i>, taken by one replica at a time by leases (0: one queue per replica)")
 }
 
 // validate reports the problems of a multi-tenant configuration.
@@ -68,6 +72,9 @@ func (t tenantConfig) validate(c *serveConfig) []error {
 	}
 	if t.MaxLoaded < 0 || t.MetricsTop < 0 {
 		errs = append(errs, errors.New("--tenant-max-loaded and --tenant-metrics-top must be >= 0"))
+	}
+	if t.Partitions < 0 || t.Partitions > rabbitmq.MaxPartitions {
+		errs = append(errs, fmt.Errorf("--tenant-partitions %d outside [0, %d]", t.Partitions, rabbitmq.MaxPartitions))
 	}
 	if len(c.Namespace) > 64-len(".t.")-40 {
 		errs = append(errs, fmt.Errorf("--namespace %q: at most 21 characters with tenants (tenant namespaces are <namespace>.t.<id>)", c.Namespace))
@@ -226,6 +233,7 @@ func tenantNamespace(base, id string) string { return base + ".t." + id }
 func (l *tenantLoader) config(t tenant.Tenant) serveConfig {
 	c := l.base
 	c.Tenants = tenantConfig{ID: t.ID}
+	c.Partitions = l.base.Tenants.Partitions
 	c.Namespace = tenantNamespace(l.base.Namespace, t.ID)
 	c.DataDir = filepath.Join(l.base.DataDir, "tenants", t.ID)
 	c.ArchiveDir = l.archiveDir(t.ID)
@@ -312,7 +320,8 @@ func purgeBus(cfg serveConfig, ns string) error {
 	}
 	defer conn.Close()
 	queues := []string{ns + ".engine." + cfg.Replica, ns + ".events.dead", rabbitmq.StreamName(ns)}
-	for i := range cfg.Partitions {
+	// The partitions of any setting the tenant may have run with.
+	for i := range max(cfg.Tenants.Partitions, cfg.Partitions, defaultPartitions) {
 		queues = append(queues, ns+".p."+strconv.Itoa(i))
 	}
 	do := func(f func(ch *amqp.Channel) error) error {

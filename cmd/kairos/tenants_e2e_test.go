@@ -169,7 +169,7 @@ func TestTenantsIsolation(t *testing.T) {
 				cleanNamespace(t, tenantNamespace(ns, id))
 			}
 		})
-		s := startTenants(t, "--tenant-max-loaded", "2", "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--partitions", "2")
+		s := startTenants(t, "--tenant-max-loaded", "2", "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--tenant-partitions", "2")
 		testTenantsIsolation(t, s, ns)
 	})
 }
@@ -280,7 +280,7 @@ func assertTenantGone(t *testing.T, cfg serveConfig, id string) {
 		}
 		defer conn.Close()
 		names := []string{ns + ".events.dead", ns + ".engine." + cfg.Replica}
-		for i := range cfg.Partitions {
+		for i := range max(cfg.Partitions, cfg.Tenants.Partitions) {
 			names = append(names, fmt.Sprintf("%s.p.%d", ns, i))
 		}
 		for _, q := range names {
@@ -463,7 +463,7 @@ func TestTenantsSurviveRestart(t *testing.T) {
 					cleanNamespace(t, tenantNamespace(ns, id))
 				}
 			})
-			return []string{"--data-dir", t.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--partitions", "2"}
+			return []string{"--data-dir", t.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
