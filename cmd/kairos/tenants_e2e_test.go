@@ -444,6 +444,31 @@ func TestTenantsPublicRoutes(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", c.path, resp.StatusCode, c.want)
 		}
 	}
+
+	// /metrics: the deployment's with the admin key (per-tenant labels),
+	// the tenant's own server's with its secret key.
+	a := s.createTenant(t, "a")
+	s.do(t, "GET", "/v1/items/x", a.sk, nil, http.StatusNotFound)
+	metrics := func(key string) string {
+		req, _ := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if m := metrics(testAdminKey); !strings.Contains(m, `kairos_tenant_requests_total{code="404",tenant="a"} 1`) {
+		t.Errorf("the deployment's metrics lack tenant a's request:\n%s", m)
+	}
+	if m := metrics(a.sk); strings.Contains(m, "kairos_tenant_requests_total") || !strings.Contains(m, "kairos_http_requests_total") {
+		t.Errorf("tenant a's metrics are not its own server's")
+	}
 }
 
 // TestTenantsSurviveRestart: the registry and every tenant's state are
