@@ -150,23 +150,43 @@ func (r *Router) Load(ctx context.Context) error {
 	counts := map[Status]int{}
 	for _, t := range ts {
 		counts[t.Status]++
-		if t.Status != Active {
+		if t.Status == Active {
+			r.pool.Unblock(t.ID) // deleted once, then created again
+		} else {
 			if ot, ok := old.byID[t.ID]; ok && ot.Status == Active {
-				if err := r.pool.Unload(ctx, t.ID); err != nil {
-					r.log.LogAttrs(ctx, slog.LevelWarn, "tenant not unloaded", slog.String("tenant", t.ID), slog.Any("err", err))
-				}
+				r.unload(ctx, t.ID, t.Status == Deleting)
 			}
 		}
 	}
 	for id := range old.byID {
 		if _, ok := r.snap.Load().byID[id]; !ok {
-			_ = r.pool.Unload(ctx, id) // deleted by another replica
+			r.unload(ctx, id, true) // deleted by another replica
 		}
 	}
 	for _, s := range []Status{Active, Suspended, Deleting} {
 		r.m.tenants.WithLabelValues(string(s)).Set(float64(counts[s]))
 	}
 	return nil
+}
+
+// unload unloads the tenant id after a change of the registry. A tenant
+// being deleted that was loaded here is purged again once unloaded: its
+// server saved its state on the way out, perhaps after the deleting
+// replica's purge, and this second purge removes what it wrote.
+func (r *Router) unload(ctx context.Context, id string, deleted bool) {
+	loaded := r.pool.IsLoaded(id)
+	if deleted {
+		r.pool.Block(id)
+	}
+	if err := r.pool.Unload(ctx, id); err != nil {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "tenant not unloaded", slog.String("tenant", id), slog.Any("err", err))
+		return
+	}
+	if deleted && loaded {
+		if err := r.cfg.Loader.Purge(ctx, id); err != nil {
+			r.log.LogAttrs(ctx, slog.LevelWarn, "deleted tenant not purged", slog.String("tenant", id), slog.Any("err", err))
+		}
+	}
 }
 
 // Run re-reads the registry every RefreshEvery (changes by other

@@ -251,11 +251,21 @@ func testTenantsIsolation(t *testing.T, s *tenantTestServer, ns string) {
 // exchange of the tenant id remains.
 func assertTenantGone(t *testing.T, cfg serveConfig, id string) {
 	t.Helper()
+	for _, l := range tenantLeftovers(t, cfg, id) {
+		t.Errorf("left of the deleted tenant: %s", l)
+	}
+}
+
+// tenantLeftovers lists the files, Redis keys, RabbitMQ queues and
+// exchanges of the tenant id.
+func tenantLeftovers(t *testing.T, cfg serveConfig, id string) []string {
+	t.Helper()
+	var out []string
 	ns := tenantNamespace(cfg.Namespace, id)
 	filepath.Walk(cfg.DataDir, func(path string, _ os.FileInfo, err error) error {
 		rel, _ := filepath.Rel(cfg.DataDir, path)
 		if err == nil && slices.Contains(strings.Split(rel, string(filepath.Separator)), id) {
-			t.Errorf("file of the deleted tenant remains: %s", path)
+			out = append(out, "file "+path)
 		}
 		return nil
 	})
@@ -269,8 +279,8 @@ func assertTenantGone(t *testing.T, cfg serveConfig, id string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(keys) > 0 {
-			t.Errorf("%d Redis keys of the deleted tenant remain, e.g. %s", len(keys), keys[0])
+		for _, k := range keys {
+			out = append(out, "Redis key "+k)
 		}
 	}
 	if cfg.AMQPURL != "" {
@@ -291,7 +301,7 @@ func assertTenantGone(t *testing.T, cfg serveConfig, id string) {
 			_, err = ch.QueueDeclarePassive(q, true, false, false, false, nil)
 			var ae *amqp.Error
 			if !errors.As(err, &ae) || ae.Code != amqp.NotFound {
-				t.Errorf("queue %s of the deleted tenant: %v (want not found)", q, err)
+				out = append(out, fmt.Sprintf("queue %s (%v)", q, err))
 				ch.Close()
 			}
 		}
@@ -303,11 +313,12 @@ func assertTenantGone(t *testing.T, cfg serveConfig, id string) {
 			err = ch.ExchangeDeclarePassive(x, "fanout", true, false, false, false, nil)
 			var ae *amqp.Error
 			if !errors.As(err, &ae) || ae.Code != amqp.NotFound {
-				t.Errorf("exchange %s of the deleted tenant: %v (want not found)", x, err)
+				out = append(out, fmt.Sprintf("exchange %s (%v)", x, err))
 				ch.Close()
 			}
 		}
 	}
+	return out
 }
 
 // TestTenantCommand drives a multi-tenant kairos serve with the `kairos
@@ -515,4 +526,52 @@ func TestTenantsSurviveRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTenantsTwoReplicas: two multi-tenant replicas on one Redis and
+// RabbitMQ share the registry — a tenant created on one serves on the
+// other, and its deletion on one leaves no key, queue or file on either,
+// though both had it loaded.
+func TestTenantsTwoReplicas(t *testing.T) {
+	requireServices(t)
+	ns := testNamespace(t)
+	t.Cleanup(func() { cleanNamespace(t, tenantNamespace(ns, "a")) })
+	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
+	s1 := startTenants(t, append(flags, "--replica", "r1")...)
+	s2 := startTenants(t, append(flags, "--replica", "r2")...)
+	a := s1.createTenant(t, "a")
+	waitFor(t, 10*time.Second, "the tenant on the second replica", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, s2.base+"/v1/items/x", nil)
+		req.Header.Set("Authorization", "Bearer "+a.sk)
+		resp, err := uncheckedClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNotFound
+	})
+	set := []string{"i1", "i2", "i3"}
+	s1.do(t, "POST", "/v1/events", a.pk, tenantEvents("a", set), http.StatusOK)
+	for _, s := range []*tenantTestServer{s1, s2} {
+		waitFor(t, 30*time.Second, "recommendations on "+s.base, func() bool {
+			r := s.recs(t, a, "p")
+			return len(r) == 3 && slices.Equal(r, set)
+		})
+	}
+	if !s1.srv.router.Pool().IsLoaded("a") || !s2.srv.router.Pool().IsLoaded("a") {
+		t.Fatal("the tenant is not loaded on both replicas")
+	}
+	s1.do(t, "DELETE", "/v1/tenants/a", testAdminKey, nil, http.StatusNoContent)
+	waitFor(t, 10*time.Second, "the second replica to unload the deleted tenant", func() bool {
+		return !s2.srv.router.Pool().IsLoaded("a")
+	})
+	s2.do(t, "GET", "/v1/recommendations?visitor=p", a.sk, nil, http.StatusUnauthorized)
+	// The second replica purges again once its server (which saved its
+	// state on the way out) is closed.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tenantLeftovers(t, s2.cfg, "a")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	assertTenantGone(t, s1.cfg, "a")
+	assertTenantGone(t, s2.cfg, "a")
 }
