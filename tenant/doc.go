@@ -30,8 +30,10 @@
 // are looked up by their SHA-256 in a map, then compared in constant time
 // (crypto/subtle): the time of a lookup does not depend on how much of
 // another tenant's key a guess shares. An unknown key, a key of a deleted
-// tenant and a key of another tenant on a tenant's data all get the same
-// 401 "unknown key": no answer tells whether a tenant exists.
+// tenant and a rotated-out key all get the same 401 "unknown key"; a key
+// only ever reaches its own tenant's server, where another tenant's object
+// is the 404 of an object that does not exist: no answer tells whether a
+// tenant, or another tenant's object, exists.
 //
 // # Sleeping tenants
 //
