@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, top int) *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kairos_tenant_requests_total",
 			Help: "Requests per tenant and status code (tenant: the id for the first --tenant-metrics-top tenants seen, else \"other\")."}, []string{"tenant", "code"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kairos_tenant_quota_refusals_total",
-			Help: "Requests refused with 429 by a tenant quota (requests_per_second, events_per_day, items)."}, []string{"tenant", "quota"}),
+			Help: "Requests refused with 429 by a tenant quota (requests_per_second, events_per_day, items, visitors) or its in-flight bound (in_flight)."}, []string{"tenant", "quota"}),
 		tenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kairos_tenants", Help: "Tenants in the registry by status."}, []string{"status"}),
 		top:     top,
 		labeled: map[string]struct{}{},

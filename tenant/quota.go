@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -17,7 +18,8 @@ type quotaSet struct {
 
 // quotaState is one tenant's counters.
 type quotaState struct {
-	now func() time.Time
+	now      func() time.Time
+	inFlight atomic.Int64 // requests being served (Config.MaxInFlight)
 
 	mu     sync.Mutex
 	limit  float64 // the rate lim was made for

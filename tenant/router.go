@@ -35,6 +35,11 @@ type Config struct {
 	// MetricsTop is the number of tenants with their own metrics label
 	// (default 100; the others share "other").
 	MetricsTop int
+	// MaxInFlight bounds the requests of one tenant served at once
+	// (promotion streams excepted): beyond it, 429 at once, so that a
+	// flooding tenant without a rate quota cannot take every worker
+	// (<= 0: no bound).
+	MaxInFlight int
 	// RefreshEvery is how often the registry is re-read for changes made
 	// by other replicas (default 2 s).
 	RefreshEvery time.Duration
@@ -303,6 +308,17 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		w.Header().Set("Retry-After", retryAfter(wait))
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "tenant rate limit of %g requests/s exceeded: retry after %s s", t.Quotas.RequestsPerSecond, retryAfter(wait))
 		return
+	}
+	if r.cfg.MaxInFlight > 0 && req.URL.Path != "/v1/promotions/stream" {
+		if n := q.inFlight.Add(1); n > int64(r.cfg.MaxInFlight) {
+			q.inFlight.Add(-1)
+			r.m.refused(t.ID, "in_flight")
+			r.m.request(t.ID, http.StatusTooManyRequests)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "tenant has %d requests in flight, the most served at once: retry after 1 s", r.cfg.MaxInFlight)
+			return
+		}
+		defer q.inFlight.Add(-1)
 	}
 	event := isEventRoute(req)
 	if event && t.Quotas.EventsPerDay > 0 {

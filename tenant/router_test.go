@@ -23,6 +23,7 @@ const testAdmin = "admin_0123456789abcdef"
 // fakeInstance answers every request with its tenant id and the key it
 // saw; it counts its items.
 type fakeInstance struct {
+	release chan struct{} // closed to end the /slow requests
 	maps    storage.Maps
 	id      string
 	items   int
@@ -32,6 +33,11 @@ type fakeInstance struct {
 
 func (f *fakeInstance) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-f.release
+			writeJSON(w, http.StatusOK, map[string]string{"tenant": f.id})
+			return
+		}
 		if r.URL.Path == "/v1/events" {
 			b, _ := io.ReadAll(r.Body)
 			var evs []any
@@ -48,12 +54,13 @@ func (f *fakeInstance) Close(context.Context) error        { f.closed = true; re
 func (f *fakeInstance) Stopped() bool                      { return f.stopped.Load() }
 
 type fakeLoader struct {
-	mu     sync.Mutex
-	stores map[string]*storagetest.Mem
-	loads  map[string]int
-	purged []string
-	items  int
-	insts  []*fakeInstance
+	release chan struct{}
+	mu      sync.Mutex
+	stores  map[string]*storagetest.Mem
+	loads   map[string]int
+	purged  []string
+	items   int
+	insts   []*fakeInstance
 }
 
 func (l *fakeLoader) Load(_ context.Context, t Tenant) (Instance, error) {
@@ -69,7 +76,7 @@ func (l *fakeLoader) Load(_ context.Context, t Tenant) (Instance, error) {
 	if l.stores[t.ID] == nil {
 		l.stores[t.ID] = storagetest.NewMem(nil)
 	}
-	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID]}
+	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID], release: l.release}
 	l.insts = append(l.insts, f)
 	return f, nil
 }
@@ -96,11 +103,19 @@ type fixture struct {
 
 func newFixture(t *testing.T, maxLoaded int) *fixture {
 	t.Helper()
+	return newFixtureWith(t, Config{MaxLoaded: maxLoaded})
+}
+
+// newFixtureWith builds the router with cfg (its registry, loader, admin
+// key and clock set here).
+func newFixtureWith(t *testing.T, cfg Config) *fixture {
+	t.Helper()
 	f := &fixture{loader: &fakeLoader{}, now: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return f.now }
 	reg := NewRegistry(storagetest.NewMem(nil), clock)
-	r, err := NewRouter(Config{AdminKey: testAdmin, Registry: reg, Loader: f.loader, MaxLoaded: maxLoaded, Now: clock})
+	cfg.AdminKey, cfg.Registry, cfg.Loader, cfg.Now = testAdmin, reg, f.loader, clock
+	r, err := NewRouter(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,4 +399,42 @@ func TestVisitorsQuota(t *testing.T) {
 	// The count is in the tenant's store: it survives a reload.
 	f.r.pool.Unload(context.Background(), "a")
 	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v5"}]`, http.StatusTooManyRequests)
+}
+
+// TestMaxInFlight: a tenant flooding with slow requests gets 429 beyond
+// the bound at once; another tenant is served meanwhile.
+func TestMaxInFlight(t *testing.T) {
+	f := newFixtureWith(t, Config{MaxInFlight: 2})
+	f.loader.release = make(chan struct{})
+	_, _, skA := f.create(t, `{"id":"a"}`)
+	_, _, skB := f.create(t, `{"id":"b"}`)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/slow", nil)
+			req.Header.Set("Authorization", "Bearer "+skA)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("slow request: %d", resp.StatusCode)
+			}
+		}()
+	}
+	for f.r.quotas.get("a", Quotas{}).inFlight.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	v := f.do(t, "GET", "/v1/items", skA, "", http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "2 requests in flight") {
+		t.Fatalf("message %q", msg)
+	}
+	f.do(t, "GET", "/v1/items", skB, "", http.StatusOK)
+	close(f.loader.release)
+	wg.Wait()
+	f.do(t, "GET", "/v1/items", skA, "", http.StatusOK)
 }

@@ -40,6 +40,8 @@ type tenantConfig struct {
 	// Partitions is each tenant's number of RabbitMQ partition queues
 	// (its --partitions).
 	Partitions int
+	// MaxInFlight bounds one tenant's requests served at once.
+	MaxInFlight int
 	// ID is set on a tenant's own configuration (the app of one tenant):
 	// its id, added to its logs.
 	ID string
@@ -49,6 +51,7 @@ func (t *tenantConfig) register(e *envFlags) {
 	e.str(&t.AdminKey, "admin-key", "", "multi-tenant mode: the admin key of the tenant API (/v1/tenants, at least 16 characters); every other key then belongs to one tenant (empty: one site)")
 	e.int(&t.MaxLoaded, "tenant-max-loaded", 64, "multi-tenant mode: tenants loaded at once; beyond, the least recently used idle tenant is unloaded (its state saved) and reloaded on its next request (0: no bound)")
 	e.int(&t.MetricsTop, "tenant-metrics-top", 100, "multi-tenant mode: tenants with their own label in the per-tenant metrics (the others share \"other\")")
+	e.int(&t.MaxInFlight, "tenant-max-in-flight", 64, "multi-tenant mode: requests of one tenant served at once (promotion streams excepted); beyond, 429 at once, so that one tenant's flood cannot take every worker (0: no bound)")
 	e.int(&t.Partitions, "tenant-partitions", 1, "multi-tenant mode with RabbitMQ: partition queues of each tenant, <namespace>.t.<id>.p.<i>, taken by one replica at a time by leases (0: one queue per replica)")
 }
 
@@ -70,8 +73,8 @@ func (t tenantConfig) validate(c *serveConfig) []error {
 	if c.History.Stream {
 		errs = append(errs, errors.New("--admin-key: --history-stream is not available with tenants yet (each tenant keeps its own archive)"))
 	}
-	if t.MaxLoaded < 0 || t.MetricsTop < 0 {
-		errs = append(errs, errors.New("--tenant-max-loaded and --tenant-metrics-top must be >= 0"))
+	if t.MaxLoaded < 0 || t.MetricsTop < 0 || t.MaxInFlight < 0 {
+		errs = append(errs, errors.New("--tenant-max-loaded, --tenant-metrics-top and --tenant-max-in-flight must be >= 0"))
 	}
 	if t.Partitions < 0 || t.Partitions > rabbitmq.MaxPartitions {
 		errs = append(errs, fmt.Errorf("--tenant-partitions %d outside [0, %d]", t.Partitions, rabbitmq.MaxPartitions))
@@ -127,7 +130,7 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	}
 	s.router, err = tenant.NewRouter(tenant.Config{
 		AdminKey: cfg.Tenants.AdminKey, Registry: tenant.NewRegistry(s.store, nil), Loader: s.loader,
-		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, Ready: s.store.Ping, Public: public,
+		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, MaxInFlight: cfg.Tenants.MaxInFlight, Ready: s.store.Ping, Public: public,
 		Registerer: reg, Gatherer: reg, Logger: s.log,
 	})
 	if err != nil {
