@@ -55,7 +55,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	ops := v.Operations()
 	for _, op := range ops {
-		if !registered[op] {
+		if !registered[op] && !tenantOperation(v, op) {
 			t.Errorf("operation %s is described in api/openapi.json but no such route is registered", op)
 		}
 	}
@@ -162,4 +162,17 @@ func TestOpenAPIDefinitionsUpsert(t *testing.T) {
 	if w.Code != 204 || w.Header().Get("Access-Control-Allow-Origin") != allowed {
 		t.Errorf("preflight: %d %v", w.Code, w.Header())
 	}
+}
+
+// tenantOperation reports whether op ("METHOD /path") is one of the
+// multi-tenant admin API's (x-kairos-access "admin"): package tenant's
+// router serves those, and cmd/kairos's tenant tests validate them.
+func tenantOperation(v *openapitest.Validator, op string) bool {
+	method, path, _ := strings.Cut(op, " ")
+	item := v.Doc().Paths.Value(path)
+	if item == nil || item.GetOperation(method) == nil {
+		return false
+	}
+	access, _ := item.GetOperation(method).Extensions["x-kairos-access"].(string)
+	return access == "admin"
 }

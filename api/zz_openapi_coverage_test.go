@@ -18,7 +18,7 @@ func TestOpenAPICoverage(t *testing.T) {
 		names = append(names, k)
 	}
 	for _, op := range v.Operations() {
-		if checked[op] == 0 {
+		if checked[op] == 0 && !tenantOperation(v, op) {
 			missing = append(missing, op)
 		}
 	}

@@ -42,6 +42,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg.Tenants.AdminKey != "" {
+		return runTenantServe(ctx, cfg, stderr) // serve_tenants.go
+	}
 	a, err := newApp(ctx, cfg, stdout, stderr)
 	if err != nil {
 		return err
@@ -76,6 +79,9 @@ type app struct {
 // server. Nothing listens or consumes until Run.
 func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *app, err error) {
 	a := &app{cfg: cfg, log: newLogger(cfg, stderr)}
+	if cfg.Tenants.ID != "" {
+		a.log = a.log.With(slog.String("tenant", cfg.Tenants.ID))
+	}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -102,7 +108,11 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	// Loading a large catalog leaves the store's decoded copies of the
 	// item rows as garbage (hundreds of MB at 1M items): give it back now
 	// rather than holding it as resident memory until the heap regrows.
-	debug.FreeOSMemory()
+	// Not for a tenant's app (multi-tenant mode): a small catalog, and a
+	// whole-process collection on every tenant load.
+	if cfg.Tenants.ID == "" {
+		debug.FreeOSMemory()
+	}
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err
 	}

@@ -128,6 +128,9 @@ type serveConfig struct {
 
 	// Now is the clock of the rotation layer (nil: time.Now); tests set it.
 	Now func() time.Time
+
+	// Tenants configures multi-tenant mode (serve_tenants.go).
+	Tenants tenantConfig
 }
 
 // envFlags registers flags whose defaults come from KAIROS_* variables and
@@ -262,6 +265,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.dur(&c.Rotation, "rotation", 0, "default rotation of GET /v1/recommendations: items served to or seen by the visitor this recently are demoted, fading back (0: none unless the request asks with rotation=)")
 	e.dur(&c.RotationMax, "rotation-max", 24*time.Hour, "longest rotation a request may ask for; how long the items shown to a visitor are remembered")
 	e.float(&c.HoldoutShare, "holdout-share", 0, "share of visitors held out of personalization (0..0.5; sticky per visitor or user): they get the non-personalized baseline on recommendations, similar items and offers, and GET /v1/holdout/results shows the lift (0: off)")
+	c.Tenants.register(e)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -377,6 +381,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
+	errs = append(errs, c.Tenants.validate(&c)...)
 	if len(errs) > 0 {
 		return c, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
 	}

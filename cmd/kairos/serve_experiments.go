@@ -20,7 +20,7 @@ func (a *app) addExperiments(ctx context.Context, w *wiring) error {
 	if err != nil {
 		return fmt.Errorf("experiments: secret: %w", err)
 	}
-	x, err := experiments.New(ctx, experiments.Config{Logger: a.log, Registerer: w.reg},
+	x, err := experiments.New(ctx, experiments.Config{Logger: a.log, Registerer: w.reg, QueueLength: a.cfg.Tenants.queueLength()},
 		experiments.Deps{Backend: a.store, Publisher: a.bus, Links: a.store, Secret: secret})
 	if err != nil {
 		return fmt.Errorf("experiments: %w", err)

@@ -1,0 +1,440 @@
+package tenant
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/engine/storage/storagetest"
+)
+
+const testAdmin = "admin_0123456789abcdef"
+
+// fakeInstance answers every request with its tenant id and the key it
+// saw; it counts its items.
+type fakeInstance struct {
+	release chan struct{} // closed to end the /slow requests
+	maps    storage.Maps
+	id      string
+	items   int
+	closed  bool
+	stopped atomic.Bool
+}
+
+func (f *fakeInstance) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-f.release
+			writeJSON(w, http.StatusOK, map[string]string{"tenant": f.id})
+			return
+		}
+		if r.URL.Path == "/v1/events" {
+			b, _ := io.ReadAll(r.Body)
+			var evs []any
+			_ = json.Unmarshal(b, &evs)
+			writeJSON(w, http.StatusAccepted, map[string]any{"accepted": len(evs)})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"tenant": f.id})
+	})
+}
+func (f *fakeInstance) Items(context.Context) (int, error) { return f.items, nil }
+func (f *fakeInstance) Maps() storage.Maps                 { return f.maps }
+func (f *fakeInstance) Close(context.Context) error        { f.closed = true; return nil }
+func (f *fakeInstance) Stopped() bool                      { return f.stopped.Load() }
+
+type fakeLoader struct {
+	release chan struct{}
+	mu      sync.Mutex
+	stores  map[string]*storagetest.Mem
+	loads   map[string]int
+	purged  []string
+	items   int
+	insts   []*fakeInstance
+}
+
+func (l *fakeLoader) Load(_ context.Context, t Tenant) (Instance, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.loads == nil {
+		l.loads = map[string]int{}
+	}
+	l.loads[t.ID]++
+	if l.stores == nil {
+		l.stores = map[string]*storagetest.Mem{}
+	}
+	if l.stores[t.ID] == nil {
+		l.stores[t.ID] = storagetest.NewMem(nil)
+	}
+	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID], release: l.release}
+	l.insts = append(l.insts, f)
+	return f, nil
+}
+
+func (l *fakeLoader) Purge(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.purged = append(l.purged, id)
+	return nil
+}
+
+func (l *fakeLoader) loadCount(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.loads[id]
+}
+
+type fixture struct {
+	r      *Router
+	loader *fakeLoader
+	srv    *httptest.Server
+	now    time.Time
+}
+
+func newFixture(t *testing.T, maxLoaded int) *fixture {
+	t.Helper()
+	return newFixtureWith(t, Config{MaxLoaded: maxLoaded})
+}
+
+// newFixtureWith builds the router with cfg (its registry, loader, admin
+// key and clock set here).
+func newFixtureWith(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	f := &fixture{loader: &fakeLoader{}, now: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return f.now }
+	reg := NewRegistry(storagetest.NewMem(nil), clock)
+	cfg.AdminKey, cfg.Registry, cfg.Loader, cfg.Now = testAdmin, reg, f.loader, clock
+	r, err := NewRouter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.r = r
+	f.srv = httptest.NewServer(r)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) do(t *testing.T, method, path, key, body string, want int) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
+	}
+	var v map[string]any
+	_ = json.Unmarshal(b, &v)
+	return v
+}
+
+func (f *fixture) create(t *testing.T, spec string) (id, pk, sk string) {
+	t.Helper()
+	v := f.do(t, "POST", "/v1/tenants", testAdmin, spec, http.StatusCreated)
+	keys := v["keys"].(map[string]any)
+	return v["id"].(string), keys["publishable_key"].(string), keys["secret_key"].(string)
+}
+
+func TestAdminAPI(t *testing.T) {
+	f := newFixture(t, 0)
+	// The admin API needs the admin key, in the header.
+	f.do(t, "GET", "/v1/tenants", "", "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/tenants", "wrong_key_0123456789", "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/tenants?key="+testAdmin, "", "", http.StatusUnauthorized)
+
+	id, pk, sk := f.create(t, `{"id":"shop-a","name":"Shop A","quotas":{"items":10}}`)
+	if id != "shop-a" || !strings.HasPrefix(pk, "pk_") || !strings.HasPrefix(sk, "sk_") {
+		t.Fatalf("created %q %q %q", id, pk, sk)
+	}
+	f.do(t, "POST", "/v1/tenants", testAdmin, `{"id":"shop-a"}`, http.StatusConflict)
+	f.do(t, "POST", "/v1/tenants", testAdmin, `{"id":"Bad Id"}`, http.StatusBadRequest)
+	f.do(t, "POST", "/v1/tenants", testAdmin, `{"bogus":1}`, http.StatusBadRequest)
+	gen, _, _ := f.create(t, ``)
+	if !ValidID(gen) {
+		t.Fatalf("generated id %q is not valid", gen)
+	}
+
+	// Listings never show the secret key.
+	list := f.do(t, "GET", "/v1/tenants", testAdmin, "", http.StatusOK)
+	b, _ := json.Marshal(list)
+	if strings.Contains(string(b), sk) {
+		t.Fatalf("listing shows a secret key: %s", b)
+	}
+	if n := len(list["tenants"].([]any)); n != 2 {
+		t.Fatalf("%d tenants listed, want 2", n)
+	}
+	one := f.do(t, "GET", "/v1/tenants/shop-a", testAdmin, "", http.StatusOK)
+	if one["name"] != "Shop A" || one["status"] != "active" || one["secret_key_hint"] != sk[:7]+"…" {
+		t.Fatalf("tenant: %v", one)
+	}
+	f.do(t, "GET", "/v1/tenants/nope", testAdmin, "", http.StatusNotFound)
+
+	// A tenant's key is not the admin key.
+	f.do(t, "GET", "/v1/tenants", sk, "", http.StatusUnauthorized)
+
+	// Suspend, resume.
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusOK)
+	f.do(t, "POST", "/v1/tenants/shop-a/suspend", testAdmin, "", http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusForbidden)
+	if f.r.pool.IsLoaded("shop-a") {
+		t.Fatal("suspended tenant still loaded")
+	}
+	f.do(t, "POST", "/v1/tenants/shop-a/resume", testAdmin, "", http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusOK)
+
+	// Rotation: the old keys stop working, the new ones work.
+	rot := f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, "", http.StatusOK)
+	nsk := rot["keys"].(map[string]any)["secret_key"].(string)
+	if nsk == sk {
+		t.Fatal("rotation kept the secret key")
+	}
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
+
+	// Patch quotas.
+	p := f.do(t, "PATCH", "/v1/tenants/shop-a", testAdmin, `{"quotas":{"items":3}}`, http.StatusOK)
+	if p["quotas"].(map[string]any)["items"] != 3.0 {
+		t.Fatalf("patched: %v", p)
+	}
+
+	// Delete: purged, keys refused like any unknown key, gone from the list.
+	f.do(t, "DELETE", "/v1/tenants/shop-a", testAdmin, "", http.StatusNoContent)
+	if len(f.loader.purged) == 0 || slices.ContainsFunc(f.loader.purged, func(id string) bool { return id != "shop-a" }) {
+		t.Fatalf("purged %v", f.loader.purged)
+	}
+	unknown := f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusUnauthorized)
+	other := f.do(t, "GET", "/v1/recommendations", "sk_neverissued000000000000000000000", "", http.StatusUnauthorized)
+	if fmt.Sprint(unknown) != fmt.Sprint(other) {
+		t.Fatalf("a deleted tenant's key answers %v, an unknown key %v", unknown, other)
+	}
+	f.do(t, "GET", "/v1/tenants/shop-a", testAdmin, "", http.StatusNotFound)
+	f.do(t, "DELETE", "/v1/tenants/shop-a", testAdmin, "", http.StatusNotFound)
+
+	// A request that resolved the key before the deletion does not load
+	// the tenant again; a new tenant of the same id loads.
+	if _, _, err := f.r.pool.Acquire(context.Background(), Tenant{ID: "shop-a"}); err != errBlocked {
+		t.Fatalf("acquire of a deleted tenant: %v", err)
+	}
+	_, _, sk2 := f.create(t, `{"id":"shop-a"}`)
+	f.do(t, "GET", "/v1/recommendations", sk2, "", http.StatusOK)
+}
+
+func TestKeysResolveToTheirTenant(t *testing.T) {
+	f := newFixture(t, 0)
+	_, pkA, skA := f.create(t, `{"id":"a"}`)
+	_, pkB, skB := f.create(t, `{"id":"b"}`)
+	for _, c := range []struct{ key, want string }{{skA, "a"}, {skB, "b"}} {
+		if got := f.do(t, "GET", "/v1/items", c.key, "", http.StatusOK)["tenant"]; got != c.want {
+			t.Errorf("key of %s reached %v", c.want, got)
+		}
+	}
+	// Publishable keys in the query and in the body of an events batch.
+	for _, c := range []struct {
+		path, body, want string
+	}{
+		{"/v1/pixel.gif?key=" + pkA, "", "a"},
+		{"/v1/pixel.gif?key=" + pkB, "", "b"},
+	} {
+		if got := f.do(t, "GET", c.path, "", c.body, http.StatusOK)["tenant"]; got != c.want {
+			t.Errorf("%s reached %v, want %s", c.path, got, c.want)
+		}
+	}
+	v := f.do(t, "POST", "/v1/events", "", `{"key":"`+pkB+`","events":[]}`, http.StatusAccepted)
+	if v["accepted"] == nil {
+		t.Fatalf("body key not resolved: %v", v)
+	}
+	f.do(t, "GET", "/v1/items", "", "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/items", "sk_"+strings.Repeat("x", 32), "", http.StatusUnauthorized)
+	f.do(t, "GET", "/healthz", "", "", http.StatusOK)
+	f.do(t, "GET", "/readyz", "", "", http.StatusOK)
+}
+
+func TestLazyLoadingAndLRU(t *testing.T) {
+	f := newFixture(t, 2)
+	keys := map[string]string{}
+	for _, id := range []string{"a", "b", "c"} {
+		_, _, sk := f.create(t, `{"id":"`+id+`"}`)
+		keys[id] = sk
+	}
+	if f.r.pool.Loaded() != 0 {
+		t.Fatal("tenants loaded before any request")
+	}
+	f.do(t, "GET", "/v1/items", keys["a"], "", http.StatusOK)
+	f.do(t, "GET", "/v1/items", keys["b"], "", http.StatusOK)
+	f.do(t, "GET", "/v1/items", keys["a"], "", http.StatusOK) // a is now the most recent
+	f.do(t, "GET", "/v1/items", keys["c"], "", http.StatusOK) // evicts b
+	f.r.pool.wg.Wait()
+	if f.r.pool.Loaded() != 2 || !f.r.pool.IsLoaded("a") || f.r.pool.IsLoaded("b") || !f.r.pool.IsLoaded("c") {
+		t.Fatalf("loaded a=%v b=%v c=%v (%d)", f.r.pool.IsLoaded("a"), f.r.pool.IsLoaded("b"), f.r.pool.IsLoaded("c"), f.r.pool.Loaded())
+	}
+	f.do(t, "GET", "/v1/items", keys["b"], "", http.StatusOK) // reloaded
+	if n := f.loader.loadCount("b"); n != 2 {
+		t.Fatalf("b loaded %d times, want 2", n)
+	}
+	if n := f.loader.loadCount("a"); n != 1 {
+		t.Fatalf("a loaded %d times, want 1", n)
+	}
+	f.r.pool.wg.Wait()
+	closed := 0
+	for _, in := range f.loader.insts {
+		if in.closed {
+			closed++
+		}
+	}
+	if closed != 2 { // b, then a or c
+		t.Fatalf("%d instances closed, want 2", closed)
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	f := newFixture(t, 0)
+	_, _, skA := f.create(t, `{"id":"a","quotas":{"requests_per_second":2,"events_per_day":5,"items":1}}`)
+	_, _, skB := f.create(t, `{"id":"b"}`)
+
+	// Rate: a burst of 2×2 tokens, then 429 with Retry-After; b unaffected.
+	for range 4 {
+		f.do(t, "GET", "/v1/recommendations", skA, "", http.StatusOK)
+	}
+	v := f.do(t, "GET", "/v1/recommendations", skA, "", http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "2 requests/s") {
+		t.Fatalf("message %q", msg)
+	}
+	for range 10 {
+		f.do(t, "GET", "/v1/recommendations", skB, "", http.StatusOK)
+	}
+	f.now = f.now.Add(10 * time.Second)
+
+	// Events per day: 3 + 3 accepted (the batch crossing the quota
+	// passes), then refused until the next UTC day.
+	f.do(t, "POST", "/v1/events", skA, `[{},{},{}]`, http.StatusAccepted)
+	f.do(t, "POST", "/v1/events", skA, `[{},{},{}]`, http.StatusAccepted)
+	v = f.do(t, "POST", "/v1/events", skA, `[{}]`, http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "5 events per day") {
+		t.Fatalf("message %q", msg)
+	}
+	if got := f.do(t, "GET", "/v1/tenants/a", testAdmin, "", http.StatusOK)["events_today"]; got != 6.0 {
+		t.Fatalf("events_today %v, want 6", got)
+	}
+	f.now = f.now.Add(24 * time.Hour)
+	f.do(t, "POST", "/v1/events", skA, `[{}]`, http.StatusAccepted)
+
+	// Items: the fake catalog holds 0, then 1 (the quota).
+	f.do(t, "POST", "/v1/items", skA, `{}`, http.StatusOK)
+	f.loader.mu.Lock()
+	for _, in := range f.loader.insts {
+		in.items = 1
+	}
+	f.loader.mu.Unlock()
+	v = f.do(t, "POST", "/v1/items", skA, `{}`, http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "1 catalog items") {
+		t.Fatalf("message %q", msg)
+	}
+	f.do(t, "POST", "/v1/items", skB, `{}`, http.StatusOK)
+}
+
+func TestMetricsLabelsAreBounded(t *testing.T) {
+	m := newMetrics(nil, 2)
+	got := []string{m.label("a"), m.label("b"), m.label("c"), m.label("a")}
+	if fmt.Sprint(got) != "[a b other a]" {
+		t.Fatalf("labels %v", got)
+	}
+}
+
+// TestFailedInstanceIsReloaded: a tenant whose server stopped on its own
+// is loaded again on its next request.
+func TestFailedInstanceIsReloaded(t *testing.T) {
+	f := newFixture(t, 0)
+	_, _, sk := f.create(t, `{"id":"a"}`)
+	f.do(t, "GET", "/v1/items", sk, "", http.StatusOK)
+	f.loader.mu.Lock()
+	first := f.loader.insts[0]
+	f.loader.mu.Unlock()
+	first.stopped.Store(true)
+	f.do(t, "GET", "/v1/items", sk, "", http.StatusOK)
+	f.r.pool.wg.Wait()
+	if n := f.loader.loadCount("a"); n != 2 || !first.closed {
+		t.Fatalf("loads %d (want 2), failed instance closed %v", n, first.closed)
+	}
+	f.do(t, "GET", "/v1/items", sk, "", http.StatusOK)
+	if n := f.loader.loadCount("a"); n != 2 {
+		t.Fatalf("loads %d after a healthy request, want 2", n)
+	}
+}
+
+func TestVisitorsQuota(t *testing.T) {
+	f := newFixture(t, 0)
+	_, pk, sk := f.create(t, `{"id":"a","quotas":{"visitors":3}}`)
+	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v1"},{"visitor":"v2"},{"visitor":"v1"}]`, http.StatusAccepted)
+	f.do(t, "POST", "/v1/events", sk, `{"events":[{"visitor":"v3"}]}`, http.StatusAccepted)
+	v := f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v1"},{"visitor":"v4"}]`, http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "quota of 3 visitors reached (3 known)") {
+		t.Fatalf("message %q", msg)
+	}
+	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v1"},{"visitor":"v3"}]`, http.StatusAccepted) // known ones pass
+	f.do(t, "GET", "/v1/pixel.gif?key="+pk+"&visitor=v2", "", "", http.StatusOK)
+	f.do(t, "GET", "/v1/pixel.gif?key="+pk+"&visitor=v9", "", "", http.StatusTooManyRequests)
+	// The count is in the tenant's store: it survives a reload.
+	f.r.pool.Unload(context.Background(), "a")
+	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v5"}]`, http.StatusTooManyRequests)
+}
+
+// TestMaxInFlight: a tenant flooding with slow requests gets 429 beyond
+// the bound at once; another tenant is served meanwhile.
+func TestMaxInFlight(t *testing.T) {
+	f := newFixtureWith(t, Config{MaxInFlight: 2})
+	f.loader.release = make(chan struct{})
+	_, _, skA := f.create(t, `{"id":"a"}`)
+	_, _, skB := f.create(t, `{"id":"b"}`)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/slow", nil)
+			req.Header.Set("Authorization", "Bearer "+skA)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("slow request: %d", resp.StatusCode)
+			}
+		}()
+	}
+	for f.r.quotas.get("a", Quotas{}).inFlight.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	v := f.do(t, "GET", "/v1/items", skA, "", http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "2 requests in flight") {
+		t.Fatalf("message %q", msg)
+	}
+	f.do(t, "GET", "/v1/items", skB, "", http.StatusOK)
+	close(f.loader.release)
+	wg.Wait()
+	f.do(t, "GET", "/v1/items", skA, "", http.StatusOK)
+}
