@@ -68,6 +68,7 @@ type IVF struct {
 	dirtyRows []int32 // the same rows, in order
 	moved     int     // items moved between lists since the build
 	size      int     // items in lists
+	probe     int     // lists scanned by default (0: AutoProbe; set by Online.CalibrateIndex)
 }
 
 const (
@@ -130,6 +131,15 @@ func AutoProbe(nlist int) int {
 // a query of n results: the int8 scan's error is small against the gaps
 // of the head of a ranking (recall is the same with 5,000 candidates).
 func AutoShortlist(n int) int { return max(50, 4*n) }
+
+// defaultProbe is the number of lists a search scans when it names none:
+// the calibrated count, else AutoProbe.
+func (x *IVF) defaultProbe() int {
+	if x.probe > 0 {
+		return x.probe
+	}
+	return AutoProbe(x.nlist)
+}
 
 // padK rounds k up to the int8 kernel's multiple of 16.
 func padK(k int) int { return (k + 15) &^ 15 }
@@ -603,7 +613,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 		}
 	}
 	if p.Probe <= 0 {
-		p.Probe = AutoProbe(x.nlist)
+		p.Probe = x.defaultProbe()
 	}
 	if p.Shortlist <= 0 {
 		p.Shortlist = AutoShortlist(q.N)

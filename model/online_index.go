@@ -85,6 +85,10 @@ type IndexInfo struct {
 	Moved int
 	// Dirty is the number of changed items whose list is not checked yet.
 	Dirty int
+	// Probe is the number of lists a search scans by default, and
+	// Calibrated says whether CalibrateIndex chose it (else AutoProbe).
+	Probe      int
+	Calibrated bool
 }
 
 // IndexInfo describes the approximate index; ok is false when there is none.
@@ -95,7 +99,8 @@ func (o *Online) IndexInfo() (info IndexInfo, ok bool) {
 	if x == nil {
 		return IndexInfo{}, false
 	}
-	return IndexInfo{Lists: x.nlist, Items: x.size, Overflow: len(x.overflow), Moved: x.moved, Dirty: len(x.dirtyRows)}, true
+	return IndexInfo{Lists: x.nlist, Items: x.size, Overflow: len(x.overflow), Moved: x.moved, Dirty: len(x.dirtyRows),
+		Probe: x.defaultProbe(), Calibrated: x.probe > 0}, true
 }
 
 // TopKApprox is TopK through the approximate index (IVF.search). Without
