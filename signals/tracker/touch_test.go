@@ -105,8 +105,11 @@ func testViewportDwell(t *testing.T, e *env) {
 	second := m3[1]
 	t.Logf("viewport dwell item:m3 = %.0f ms before hiding (in view ≈1000), %.0f ms after (≈800); %.0f ms wall time of which 2500 hidden",
 		first.Value, second.Value, wall)
-	if first.Source != "viewport" || first.Value < 900 || second.Source != "viewport" || second.Value < 750 {
-		t.Errorf("m3 dwells %+v and %+v, want viewport ≥ 900 and ≥ 750 ms", first, second)
+	// The second count starts when the browser has made the tab visible
+	// again, some time after front() returns on a loaded machine (740 ms
+	// of 800 seen under load): ≥ 600 ms shows that counting resumed.
+	if first.Source != "viewport" || first.Value < 900 || second.Source != "viewport" || second.Value < 600 {
+		t.Errorf("m3 dwells %+v and %+v, want viewport ≥ 900 and ≥ 600 ms", first, second)
 	}
 	if sum := first.Value + second.Value; sum > wall-2500 {
 		t.Errorf("m3 dwell %.0f ms in all, more than the %.0f ms it was in a visible tab: the hidden time counted", sum, wall-2500)
