@@ -40,12 +40,19 @@ import (
 // Only full-fidelity scores (MaxIterations, or a warm start's own sweeps)
 // compete for the pick: a ranking after few sweeps decides what is
 // trained further, not what is served. The best of many noisy validation
-// scores is mostly the luckiest, so the best configurations are trained
-// again with other seeds and the pick is the best mean; finally the pick
-// must beat the reference on validation by a paired per-user t of at
-// least MinT, else the reference is kept: a search never hands back a
-// configuration that is not clearly better on validation than the one it
-// started from.
+// scores is mostly the luckiest: on a few hundred users one held-out item
+// each, the spread of one configuration over seeds is as large as the
+// gaps between good configurations. So the search ends with a race
+// (successive halving on the noise rather than on sweeps): the best
+// configurations and the reference are trained again, round after round,
+// with another seed and on the next validation split (SearchConfig.Folds:
+// each user's next held-out interaction), the worse half leaving after
+// each round, and the pick is the best mean per user over its runs — two
+// held-out interactions per user and several seeds instead of one of
+// each. Finally the pick must beat the reference on validation by a
+// paired per-user t of at least MinT, else the reference is kept: a
+// search never hands back a configuration that is not clearly better on
+// validation than the one it started from.
 
 // Space is the hyperparameter space Search draws from.
 type Space struct {
