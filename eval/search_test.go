@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,5 +290,17 @@ func TestMeanUserAveragesTheRunsThatScoreAUser(t *testing.T) {
 	s.user[0] = []float32{nan, nan, nan}
 	if got := s.meanUser(0); !math.IsNaN(got[0]) || s.meanOf(0) != 0 {
 		t.Fatalf("no run scores anyone: %v, mean %v; want NaN and 0", got, s.meanOf(0))
+	}
+}
+
+func TestSearchBarIgnoresOtherFolds(t *testing.T) {
+	var out strings.Builder
+	b := NewSearchBar(&out, time.Minute)
+	b.Trial(SearchTrial{Metrics: Metrics{Users: 10, NDCG10: 0.05}, Full: true})
+	b.Trial(SearchTrial{Metrics: Metrics{Users: 9, NDCG10: 0.09}, Full: true, Confirm: true, Fold: 1})
+	b.Trial(SearchTrial{Metrics: Metrics{Users: 10, NDCG10: 0.04}, Full: true})
+	b.Done()
+	if got := out.String(); !strings.Contains(got, "best val NDCG@10 0.0500") || strings.Contains(got, "0.0900") {
+		t.Fatalf("bar %q: want the best of the main split, 0.0500", got)
 	}
 }
