@@ -180,7 +180,7 @@ func TestFitBlendKeepsPlainALSUnlessThePriorClearlyHelps(t *testing.T) {
 	if top.NDCG10 <= plain.NDCG10 {
 		t.Fatalf("no blend above plain ALS (%.4f): the data does not test the guard", plain.NDCG10)
 	}
-	if best.Blend.Prior != 0 || best.Blend.Kappa != 0 || best.PopularityFallback || math.Abs(best.NDCG10-plain.NDCG10) > 1e-12 {
+	if best.Blend.Prior != 0 || best.Blend.Kappa != 0 || best.PopularityFallback || best.NDCG10 != plain.NDCG10 {
 		t.Fatalf("pick %+v; want plain ALS (%.4f), the top blend (%.4f) not beating it by t >= %g", best.Blend, plain.NDCG10, top.NDCG10, FallbackMinT)
 	}
 }
