@@ -152,35 +152,3 @@ func TestFitBlendFallsBackToPopularityOnTooFewUsers(t *testing.T) {
 		t.Fatalf("on %d users picked %+v; the popularity-heavy blend scores %.4f", best.Users, best, pop.NDCG10)
 	}
 }
-
-func TestFitBlendKeepsPlainALSUnlessThePriorClearlyHelps(t *testing.T) {
-	// Strong tastes, flat popularity: the prior carries nothing, yet some
-	// blend of the grid scores a little above plain ALS by chance.
-	c := smallSparse()
-	c.Users, c.Items, c.Clusters, c.PerUser, c.Zipf, c.Taste = 600, 800, 12, 16, 0.1, 0.9
-	_, val := sparseSplits(t, c)
-	p := model.DefaultParams()
-	p.Factors, p.Threads = 16, 2
-	mod := trainALS(t, val, p)
-	best, trials, err := FitBlend(context.Background(), val, mod, DefaultBlendGrid(), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, _, err := FitBlend(context.Background(), val, mod, BlendGrid{Priors: []float64{0}, Kappas: []float64{0}}, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top := trials[0]
-	for _, tr := range trials {
-		if tr.NDCG10 > top.NDCG10 {
-			top = tr
-		}
-	}
-	t.Logf("plain %.4f, top %.4f (ρ %g, κ %g), pick ρ %g κ %g", plain.NDCG10, top.NDCG10, top.Blend.Prior, top.Blend.Kappa, best.Blend.Prior, best.Blend.Kappa)
-	if top.NDCG10 <= plain.NDCG10 {
-		t.Fatalf("no blend above plain ALS (%.4f): the data does not test the guard", plain.NDCG10)
-	}
-	if best.Blend.Prior != 0 || best.Blend.Kappa != 0 || best.PopularityFallback || best.NDCG10 != plain.NDCG10 {
-		t.Fatalf("pick %+v; want plain ALS (%.4f), the top blend (%.4f) not beating it by t >= %g", best.Blend, plain.NDCG10, top.NDCG10, FallbackMinT)
-	}
-}
