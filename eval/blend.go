@@ -174,10 +174,7 @@ func FitBlend(ctx context.Context, val Split, mod *model.Model, g BlendGrid, thr
 // The best blend is the one with the highest NDCG@10, unless its paired
 // t against the most popularity-heavy blend of the grid (largest ρ, then
 // largest κ) is below FallbackMinT: then that blend is returned, marked
-// PopularityFallback. Likewise plain ALS (ρ = 0, κ = 0, when in the grid)
-// is returned when the best blend does not beat it by FallbackMinT while
-// it beats the popularity-heavy blend by that much: a prior is used only
-// where validation shows it helps.
+// PopularityFallback.
 func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads, maxUsers int) (BlendTrial, []BlendTrial, error) {
 	return fitBlendUsers(ctx, val, mod, g, threads, heldUsers(val, maxUsers))
 }
@@ -252,16 +249,9 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 			pop = j
 		}
 	}
-	plain := slices.IndexFunc(blends, func(b model.Blend) bool { return b.Prior == 0 && b.Kappa == 0 })
-	switch {
-	case best != pop && ComparePaired(ranks[best], ranks[pop]).T < FallbackMinT:
+	if best != pop && ComparePaired(ranks[best], ranks[pop]).T < FallbackMinT {
 		best = pop
 		trials[best].PopularityFallback = true
-	case plain >= 0 && best != plain && plain != pop &&
-		ComparePaired(ranks[best], ranks[plain]).T < FallbackMinT && ComparePaired(ranks[plain], ranks[pop]).T >= FallbackMinT:
-		// The prior's two parameters must earn their place as well: the
-		// best of many blends on a few hundred users is partly luck.
-		best = plain
 	}
 	pick := trials[best]
 	pick.Ranks = ranks[best]
