@@ -176,6 +176,12 @@ func FitBlend(ctx context.Context, val Split, mod *model.Model, g BlendGrid, thr
 // largest κ) is below FallbackMinT: then that blend is returned, marked
 // PopularityFallback.
 func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads, maxUsers int) (BlendTrial, []BlendTrial, error) {
+	return fitBlendUsers(ctx, val, mod, g, threads, heldUsers(val, maxUsers))
+}
+
+// fitBlendUsers is FitBlend on the given users (each with a held-out
+// item); the returned Ranks are in their order.
+func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads int, users []int) (BlendTrial, []BlendTrial, error) {
 	if err := g.Validate(); err != nil {
 		return BlendTrial{}, nil, err
 	}
@@ -188,7 +194,6 @@ func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 			blends = append(blends, model.Blend{Kappa: k, Trending: model.DefaultBlend().Trending, Prior: r})
 		}
 	}
-	users := heldUsers(val, maxUsers)
 	lz := make([]float32, val.Items)
 	standardize(lz, popularity(val), true)
 	counts := trainCounts(val)

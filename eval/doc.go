@@ -69,15 +69,18 @@
 // half near the best so far, a quarter near the defaults and a quarter
 // from the whole space (log-uniform λ and α). A training step that the
 // measured speed says would overrun the budget is not started. Only
-// full-fidelity scores compete for the pick. At the end the best three
-// configurations and the defaults are trained again with two other
-// seeds and the best mean is the pick (the spread of one configuration
+// full-fidelity scores compete for the pick. At the end the best five
+// configurations and the defaults race (the spread of one configuration
 // over seeds is about as large as the validation differences between
-// good configurations), when the measured speed says it fits in the
-// budget; the pick replaces the defaults only if its per-user validation
-// NDCG@10, averaged over the seeds, beats theirs (paired t > MinT, 0 by
-// default): a search never hands back a configuration that loses to the
-// defaults on validation. Validation and test still disagree within the
+// good configurations): in each of three rounds they are trained again
+// with another seed, on a second validation split in turn with the first
+// (Holdout.Fold: each user's next held-out interaction, the first
+// split's fitted), and the worse half leaves; the best mean per user over
+// its runs is the pick, when the measured speed says the race fits in
+// the budget. The pick replaces the defaults only if its per-user
+// validation NDCG@10, averaged over the runs, beats theirs (paired t >
+// MinT, 0 by default): a search never hands back a configuration that
+// loses to the defaults on validation. Validation and test still disagree within the
 // split's noise: see README, "Evaluation", for what 120 s reach against
 // the 540-point grid.
 //

@@ -146,6 +146,27 @@ func (h *Holdout) Validation(test Split) Split {
 	return h.Split(test.Users, test.Items, test.Train)
 }
 
+// Fold returns a further validation split of test, val being
+// Validation(test): the rule applied to val's training part picks each
+// user's next held-out interaction (the second latest; with
+// HoldoutRandom a further draw of the same generator), and the fold fits
+// the rest of test's training part, val's held-out interaction included:
+// as many interactions as test fits, none of test's held-out ones. A
+// search scores its best configurations on it as well (SearchConfig.Folds)
+// to tell them apart with two held-out interactions per user. Users with
+// fewer than 2 interactions in val's training part hold out none.
+func (h *Holdout) Fold(test, val Split) Split {
+	next := h.Split(val.Users, val.Items, val.Train)
+	f := Split{Users: test.Users, Items: test.Items, Held: next.Held, Skipped: next.Skipped}
+	f.Train = make([]Interaction, 0, len(test.Train))
+	for _, in := range test.Train {
+		if next.Held[in.User] != in.Item {
+			f.Train = append(f.Train, in)
+		}
+	}
+	return f
+}
+
 // ScoreFunc fills dst (one score per item) for user u. It is called
 // concurrently from several goroutines, each with its own dst.
 type ScoreFunc func(u int, dst []float32)

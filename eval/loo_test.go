@@ -106,3 +106,61 @@ func TestReadOtto(t *testing.T) {
 		t.Fatal("time units: otto ms, movielens s")
 	}
 }
+
+func TestHoldoutFoldHoldsOutTheNextInteraction(t *testing.T) {
+	ins := []Interaction{
+		{User: 0, Item: 0, Time: 1}, {User: 0, Item: 1, Time: 2}, {User: 0, Item: 2, Time: 3}, {User: 0, Item: 3, Time: 4},
+		{User: 1, Item: 0, Time: 1}, {User: 1, Item: 1, Time: 2}, // 2 interactions: a test item, nothing more
+		{User: 2, Item: 4, Time: 1}, {User: 2, Item: 2, Time: 1}, {User: 2, Item: 0, Time: 1}, {User: 2, Item: 3, Time: 1}, // ties: larger item first
+	}
+	h, err := NewHoldout(HoldoutLatest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := h.Split(3, 5, ins)
+	val := h.Validation(test)
+	f := h.Fold(test, val)
+	// Test holds out the latest, validation the second latest, the fold
+	// the third latest (user 2: items 4, 3, 2 by the tie rule).
+	if !slices.Equal(test.Held, []int32{3, 1, 4}) || !slices.Equal(val.Held, []int32{2, -1, 3}) || !slices.Equal(f.Held, []int32{1, -1, 2}) {
+		t.Fatalf("held: test %v, validation %v, fold %v; want [3 1 4], [2 -1 3], [1 -1 2]", test.Held, val.Held, f.Held)
+	}
+	// The fold fits test's training part less its own held-out items:
+	// validation's held-out items are fitted, test's are not.
+	if len(f.Train) != len(test.Train)-2 {
+		t.Fatalf("fold fits %d interactions, want %d", len(f.Train), len(test.Train)-2)
+	}
+	for _, in := range f.Train {
+		if in.Item == test.Held[in.User] || in.Item == f.Held[in.User] {
+			t.Fatalf("fold fits held-out interaction %+v", in)
+		}
+	}
+	for u, it := range val.Held {
+		if it >= 0 && !slices.ContainsFunc(f.Train, func(in Interaction) bool { return int(in.User) == u && in.Item == it }) {
+			t.Fatalf("fold does not fit user %d's validation item %d", u, it)
+		}
+	}
+
+	// Random holdout: a third draw of the same generator, never a test or
+	// validation item.
+	var many []Interaction
+	for u := range int32(50) {
+		for i := range int32(6) {
+			many = append(many, Interaction{User: u, Item: (u + i) % 20})
+		}
+	}
+	hr, _ := NewHoldout(HoldoutRandom)
+	test = hr.Split(50, 20, many)
+	val = hr.Validation(test)
+	f = hr.Fold(test, val)
+	differs := false
+	for u := range f.Held {
+		if f.Held[u] < 0 || f.Held[u] == test.Held[u] || f.Held[u] == val.Held[u] {
+			t.Fatalf("user %d: fold item %d, test %d, validation %d", u, f.Held[u], test.Held[u], val.Held[u])
+		}
+		differs = differs || f.Held[u] != (int32(u)+5)%20
+	}
+	if !differs || len(f.Train) != len(many)-100 {
+		t.Fatalf("random fold: varied %v, %d fitted; want draws and %d", differs, len(f.Train), len(many)-100)
+	}
+}

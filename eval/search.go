@@ -40,12 +40,19 @@ import (
 // Only full-fidelity scores (MaxIterations, or a warm start's own sweeps)
 // compete for the pick: a ranking after few sweeps decides what is
 // trained further, not what is served. The best of many noisy validation
-// scores is mostly the luckiest, so the best configurations are trained
-// again with other seeds and the pick is the best mean; finally the pick
-// must beat the reference on validation by a paired per-user t of at
-// least MinT, else the reference is kept: a search never hands back a
-// configuration that is not clearly better on validation than the one it
-// started from.
+// scores is mostly the luckiest: on a few hundred users one held-out item
+// each, the spread of one configuration over seeds is as large as the
+// gaps between good configurations. So the search ends with a race
+// (successive halving on the noise rather than on sweeps): the best
+// configurations and the reference are trained again, round after round,
+// with another seed and on the next validation split (SearchConfig.Folds:
+// each user's next held-out interaction), the worse half leaving after
+// each round, and the pick is the best mean per user over its runs — two
+// held-out interactions per user and several seeds instead of one of
+// each. Finally the pick must beat the reference on validation by a
+// paired per-user t of at least MinT, else the reference is kept: a
+// search never hands back a configuration that is not clearly better on
+// validation than the one it started from.
 
 // Space is the hyperparameter space Search draws from.
 type Space struct {
@@ -115,18 +122,31 @@ type SearchConfig struct {
 	// half-life instead of val.Matrix (a retrain aggregates its events
 	// for every half-life of the space in one pass).
 	Matrix func(halfLife time.Duration) (*model.Matrix, error)
-	// Confirm is the number of best configurations trained again with
-	// ConfirmSeeds other seeds of the initial factors at the end, the pick
-	// being the best mean (defaults 3 and 2; Confirm < 2 turns it off):
-	// the validation differences between good configurations are often
-	// smaller than the spread of one configuration over seeds, and the
-	// best of many noisy scores is mostly the luckiest. The search keeps
-	// the estimated time of it for the end when that is at most
-	// ConfirmShare of the budget (default 0.4), else it searches the
-	// whole budget and confirms only if time is left. The reference is
-	// confirmed too, so that MinT compares means over the same seeds.
+	// Confirm is the number of best configurations raced at the end
+	// (default 5; Confirm < 2 turns the race off): the validation
+	// differences between good configurations are often smaller than
+	// the spread of one configuration over seeds, and the best of many
+	// noisy scores is mostly the luckiest. In each of ConfirmSeeds rounds
+	// (default 3) every configuration still in the race is trained again
+	// with another seed of the initial factors, on the next validation
+	// split (the splits of Folds in turn with the main one), and the
+	// worse half by mean over their runs leaves the race (successive
+	// halving on the noise: the budget goes to the candidates still
+	// close). The pick is the best mean. The reference runs every
+	// round, so that MinT compares means over the same seeds and splits.
+	// The search keeps the estimated time of the race for the end when
+	// that is at most ConfirmShare of the budget (default 0.4), else it
+	// searches the whole budget and races only if time is left.
 	Confirm, ConfirmSeeds int
 	ConfirmShare          float64
+	// Folds are further validation splits of the same users and items
+	// (e.g. Holdout.Fold: each user's next held-out interaction, the
+	// main split's held-out one fitted), scored in the race's rounds:
+	// more held-out interactions per user than one split has. They are
+	// never searched on, only used to tell the best configurations
+	// apart. Users without a held-out item in a fold are left out of its
+	// runs.
+	Folds []Split
 	// MinT is the paired t over validation users by which the pick must
 	// beat the reference (Base's searched fields at Base's sweeps) to
 	// replace it (default 0: the pick's mean over seeds must beat the
@@ -168,10 +188,10 @@ func (c SearchConfig) withDefaults() SearchConfig {
 		c.MinUsers = 100
 	}
 	if c.Confirm == 0 {
-		c.Confirm = 3
+		c.Confirm = 5
 	}
 	if c.ConfirmSeeds == 0 {
-		c.ConfirmSeeds = 2
+		c.ConfirmSeeds = 3
 	}
 	if c.ConfirmShare == 0 {
 		c.ConfirmShare = 0.4
@@ -197,8 +217,10 @@ type SearchTrial struct {
 	Rung     int     `json:"rung"`
 	ElapsedS float64 `json:"elapsed_s"`
 	// Confirm marks a confirmation run (another seed of a best
-	// configuration).
+	// configuration), Fold the validation split it was scored on (0: the
+	// main one, j: SearchConfig.Folds[j-1]).
 	Confirm bool `json:"confirm,omitempty"`
+	Fold    int  `json:"fold,omitempty"`
 	// Full marks a full-fidelity score (MaxIterations or a warm start's
 	// own sweeps), the only ones that compete for the pick.
 	Full bool `json:"full,omitempty"`
@@ -218,9 +240,9 @@ type SearchResult struct {
 	Elapsed time.Duration `json:"-"`
 	// Stopped says why the search ended: "budget" or "complete".
 	Stopped string `json:"stopped"`
-	// Confirmed is the number of seeds each of the best configurations
-	// was scored with (1: no confirmation), MeanNDCG10 the pick's mean
-	// validation NDCG@10 over them.
+	// Confirmed is the number of runs (seeds and validation splits) the
+	// pick was scored with (1: no confirmation), MeanNDCG10 its mean
+	// validation NDCG@10 over them (per user, then over users).
 	Confirmed  int     `json:"confirmed"`
 	MeanNDCG10 float64 `json:"mean_ndcg10"`
 	// Reference is the reference configuration's trial (Base at its own
@@ -251,6 +273,11 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 	if cfg.MaxIterations < cfg.MinIterations {
 		return SearchResult{}, fmt.Errorf("eval: search: max iterations %d < min %d", cfg.MaxIterations, cfg.MinIterations)
 	}
+	for j, f := range cfg.Folds {
+		if f.Users != val.Users || f.Items != val.Items || len(f.Held) != val.Users {
+			return SearchResult{}, fmt.Errorf("eval: search: fold %d has %d users and %d items, the validation split %d and %d", j+1, f.Users, f.Items, val.Users, val.Items)
+		}
+	}
 	if n := len(heldUsers(val, 0)); n < cfg.MinUsers {
 		return SearchResult{Stopped: "too few users"}, fmt.Errorf("%w: %d validation users, %d needed", ErrTooFewUsers, n, cfg.MinUsers)
 	}
@@ -258,7 +285,8 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 		cfg.Space.HalfLife = []time.Duration{0}
 	}
 	s := &searcher{cfg: cfg, val: val, start: cfg.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0x5345_4152)), // "SEAR"
-		mats: map[time.Duration]*model.Matrix{}, speed: map[int]float64{}, best: -1, ref: -1, runs: map[int][]int{}}
+		mats: map[matKey]*model.Matrix{}, speed: map[int]float64{}, best: -1, ref: -1, runs: map[int][]int{}}
+	s.users = heldUsers(val, cfg.MaxUsers)
 	s.starts = s.warmStarts()
 	smax := 0
 	for r := cfg.MaxIterations; r/cfg.Eta >= cfg.MinIterations; r /= cfg.Eta {
@@ -398,114 +426,143 @@ func (s *searcher) runsOf(j int) []int {
 }
 
 // meanUser returns the per-user validation NDCG@10 of trial j, averaged
-// over its runs.
+// over its runs that score the user (NaN: none does).
 func (s *searcher) meanUser(j int) []float64 {
-	runs := s.runsOf(j)
 	out := make([]float64, len(s.user[j]))
-	for _, r := range runs {
+	n := make([]int, len(out))
+	for _, r := range s.runsOf(j) {
 		for u, v := range s.user[r] {
-			out[u] += float64(v) / float64(len(runs))
+			if !math.IsNaN(float64(v)) {
+				out[u] += float64(v)
+				n[u]++
+			}
 		}
+	}
+	for u := range out {
+		if n[u] == 0 {
+			out[u] = math.NaN()
+			continue
+		}
+		out[u] /= float64(n[u])
 	}
 	return out
 }
 
+// mean32 is the mean of v's numbers (NaN skipped).
 func mean32(v []float64) float64 {
-	if len(v) == 0 {
+	var sum float64
+	n := 0
+	for _, x := range v {
+		if !math.IsNaN(x) {
+			sum += x
+			n++
+		}
+	}
+	if n == 0 {
 		return 0
 	}
-	var sum float64
-	for _, x := range v {
-		sum += x
-	}
-	return sum / float64(len(v))
+	return sum / float64(n)
 }
 
-// confirm trains the best configurations again with other seeds and
-// makes the best mean the pick (see SearchConfig.Confirm).
+// confirm races the best configurations and the reference (see
+// SearchConfig.Confirm) and makes the best mean the pick.
 func (s *searcher) confirm(ctx context.Context, res *SearchResult) error {
-	type cand struct {
-		trial  int
-		scores []float64
-		runs   []int
-	}
-	var cands []*cand
-	for _, j := range s.confirmSet() {
-		cands = append(cands, &cand{trial: j, scores: []float64{s.trials[j].NDCG10}, runs: []int{j}})
-	}
-	if len(cands) < 2 || s.cfg.Confirm < 2 {
+	racers, ref := s.raceEntrants()
+	if len(racers)+len(ref) < 2 || s.cfg.Confirm < 2 {
 		return nil
 	}
-	trials, scores := make([]int, len(cands)), make([][]float64, len(cands))
+	runs := map[int][]int{}
+	for _, j := range append(slices.Clone(racers), ref...) {
+		runs[j] = []int{j}
+	}
 	defer func() {
-		runs := math.MaxInt
-		for j, c := range cands {
-			trials[j], scores[j] = c.trial, c.scores
-			runs = min(runs, len(c.runs))
+		// Compare over the runs every remaining entrant has (a round cut
+		// short by the budget counts for none).
+		n := math.MaxInt
+		for _, j := range append(slices.Clone(racers), ref...) {
+			n = min(n, len(runs[j]))
 		}
-		for _, c := range cands {
-			s.runs[c.trial] = c.runs[:runs]
+		for _, j := range append(slices.Clone(racers), ref...) {
+			s.runs[j] = runs[j][:n]
 		}
-		s.pickMean(res, trials, scores)
+		if len(racers) == 0 {
+			return
+		}
+		best := slices.MaxFunc(racers, func(a, b int) int { return cmp.Compare(s.meanOf(a), s.meanOf(b)) })
+		s.best, res.Confirmed, res.MeanNDCG10 = best, n, s.meanOf(best)
 	}()
-	for seed := 1; seed <= s.cfg.ConfirmSeeds; seed++ {
-		for _, c := range cands {
-			p := s.trials[c.trial].Params
-			p.Seed = s.cfg.Base.Seed + uint64(seed)
+	folds := 1 + len(s.cfg.Folds)
+	for round := 1; round <= s.cfg.ConfirmSeeds; round++ {
+		for _, j := range append(slices.Clone(racers), ref...) {
+			p := s.trials[j].Params
+			p.Seed = s.cfg.Base.Seed + uint64(round)
 			if s.overBudget(p.Factors, p.Iterations) {
 				return nil
 			}
-			r := &running{p: p}
+			r := &running{p: p, fold: round % folds}
 			if err := s.train(ctx, r, p.Iterations); err != nil {
 				return err
 			}
-			t, err := s.evaluateFull(ctx, r, 0, -1, true, true)
-			if err != nil {
+			if _, err := s.evaluateFull(ctx, r, 0, -1, true, true); err != nil {
 				return err
 			}
-			c.scores = append(c.scores, t.NDCG10)
-			c.runs = append(c.runs, len(s.trials)-1)
+			runs[j] = append(runs[j], len(s.trials)-1)
 		}
+		for _, j := range racers {
+			s.runs[j] = runs[j]
+		}
+		racers = raceCut(racers, s.meanOf)
 	}
 	return nil
 }
 
-// pickMean makes the candidate with the best mean over the runs every
-// candidate has the pick (unchanged when some have a single run).
-func (s *searcher) pickMean(res *SearchResult, trials []int, scores [][]float64) {
-	runs := math.MaxInt
-	for _, sc := range scores {
-		runs = min(runs, len(sc))
-	}
-	if runs < 2 {
-		return
-	}
-	best, bestMean := 0, math.Inf(-1)
-	for j, sc := range scores {
-		var sum float64
-		for _, v := range sc[:runs] {
-			sum += v
-		}
-		if m := sum / float64(runs); m > bestMean {
-			best, bestMean = j, m
+// raceEntrants returns the entrants of the race: the Confirm best
+// distinct configurations other than the reference, best first, and the
+// reference (none when not evaluated).
+func (s *searcher) raceEntrants() (racers, ref []int) {
+	for _, j := range s.topDistinct(s.cfg.Confirm + 1) {
+		if s.ref < 0 || configKey(s.trials[j].Params) != configKey(s.trials[s.ref].Params) {
+			racers = append(racers, j)
 		}
 	}
-	s.best, res.Confirmed, res.MeanNDCG10 = trials[best], runs, bestMean
+	if len(racers) > s.cfg.Confirm {
+		racers = racers[:s.cfg.Confirm]
+	}
+	if s.ref >= 0 {
+		ref = []int{s.ref}
+	}
+	return racers, ref
 }
+
+// raceCut keeps the better half (rounded up) of the racers by score,
+// best first.
+func raceCut(racers []int, score func(int) float64) []int {
+	out := slices.Clone(racers)
+	slices.SortStableFunc(out, func(a, b int) int { return cmp.Compare(score(b), score(a)) })
+	return out[:(len(out)+1)/2]
+}
+
+// meanOf is trial j's validation NDCG@10 over its runs: per user, then
+// over users.
+func (s *searcher) meanOf(j int) float64 { return mean32(s.meanUser(j)) }
 
 // searcher is the state of one Search.
 type searcher struct {
-	cfg    SearchConfig
-	val    Split
-	start  time.Time
-	rng    *rand.Rand
-	mats   map[time.Duration]*model.Matrix
+	cfg   SearchConfig
+	val   Split
+	start time.Time
+	rng   *rand.Rand
+	mats  map[matKey]*model.Matrix
+	// users are the validation users scored (heldUsers of the main
+	// split); the per-user values of every trial are in their order.
+	users  []int
 	speed  map[int]float64 // seconds per sweep by k
 	evalS  float64         // seconds per evaluation (last)
 	starts []model.Params
 	trials []SearchTrial
 	// user holds each full-fidelity trial's per-user NDCG@10 (nil for
-	// the others); runs maps a confirmed trial to its runs.
+	// the others; NaN for a user without a held-out item in the trial's
+	// split); runs maps a confirmed trial to its runs.
 	user  [][]float32
 	runs  map[int][]int
 	best  int // the best full-fidelity trial (-1: none yet)
@@ -535,6 +592,9 @@ type running struct {
 	p     model.Params
 	mod   *model.Model
 	score float64
+	// fold is the validation split trained and scored on (0: the main
+	// one, j: SearchConfig.Folds[j-1]).
+	fold int
 }
 
 // bracket runs one successive-halving bracket; stop reports the budget
@@ -614,30 +674,32 @@ func (s *searcher) limit() time.Duration {
 	return s.cfg.Budget - time.Duration(cost*float64(time.Second))
 }
 
-// confirmCost estimates the seconds of confirming the best distinct
-// configurations so far.
+// confirmCost estimates the seconds of racing the best distinct
+// configurations so far: each round trains every one still in the race
+// and the reference, half the racers leaving after each.
 func (s *searcher) confirmCost() float64 {
-	top := s.confirmSet()
-	if len(top) < 2 {
+	racers, ref := s.raceEntrants()
+	if len(racers)+len(ref) < 2 {
 		return 0
 	}
-	var cost float64
-	for _, j := range top {
+	run := func(j int) float64 {
 		p := s.trials[j].Params
-		cost += float64(s.cfg.ConfirmSeeds) * (float64(p.Iterations)*s.sweepSeconds(p.Factors) + s.evalS)
+		return float64(p.Iterations)*s.sweepSeconds(p.Factors) + s.evalS
+	}
+	var perRacer, refCost float64
+	for _, j := range racers {
+		perRacer += run(j) / float64(len(racers))
+	}
+	for _, j := range ref {
+		refCost += run(j)
+	}
+	var cost float64
+	n := len(racers)
+	for range s.cfg.ConfirmSeeds {
+		cost += float64(n)*perRacer + refCost
+		n = (n + 1) / 2
 	}
 	return cost
-}
-
-// confirmSet returns the trials to confirm: the Confirm best distinct
-// configurations and the reference (so that the pick's mean over seeds
-// is compared with the reference's over the same seeds).
-func (s *searcher) confirmSet() []int {
-	top := s.topDistinct(s.cfg.Confirm)
-	if s.ref < 0 || slices.ContainsFunc(top, func(j int) bool { return configKey(s.trials[j].Params) == configKey(s.trials[s.ref].Params) }) {
-		return top
-	}
-	return append(top, s.ref)
 }
 
 // topDistinct returns the n best trials (not confirmations) of distinct
@@ -764,26 +826,43 @@ func neighbour[T cmp.Ordered](rng *rand.Rand, choices []T, v T) T {
 	return sorted[i+1]
 }
 
-// matrix returns the validation matrix with a half-life's decay (cached).
-func (s *searcher) matrix(hl time.Duration) (*model.Matrix, error) {
-	if m, ok := s.mats[hl]; ok {
+// matKey identifies a training matrix: a validation split and a
+// half-life.
+type matKey struct {
+	fold int
+	hl   time.Duration
+}
+
+// split returns validation split fold (0: the main one).
+func (s *searcher) split(fold int) Split {
+	if fold == 0 {
+		return s.val
+	}
+	return s.cfg.Folds[fold-1]
+}
+
+// matrix returns a validation split's training matrix with a half-life's
+// decay (cached).
+func (s *searcher) matrix(fold int, hl time.Duration) (*model.Matrix, error) {
+	key := matKey{fold, hl}
+	if m, ok := s.mats[key]; ok {
 		return m, nil
 	}
-	build := func(hl time.Duration) (*model.Matrix, error) { return s.val.Matrix(hl, s.cfg.Unit) }
-	if s.cfg.Matrix != nil {
+	build := func(hl time.Duration) (*model.Matrix, error) { return s.split(fold).Matrix(hl, s.cfg.Unit) }
+	if s.cfg.Matrix != nil && fold == 0 {
 		build = s.cfg.Matrix
 	}
 	m, err := build(hl)
 	if err != nil {
 		return nil, err
 	}
-	s.mats[hl] = m
+	s.mats[key] = m
 	return m, nil
 }
 
 // train brings c to r sweeps (from scratch or continued).
 func (s *searcher) train(ctx context.Context, c *running, r int) error {
-	m, err := s.matrix(c.p.HalfLife)
+	m, err := s.matrix(c.fold, c.p.HalfLife)
 	if err != nil {
 		return err
 	}
@@ -808,7 +887,11 @@ func (s *searcher) train(ctx context.Context, c *running, r int) error {
 // full-fidelity score that is not a confirmation run competes for best.
 func (s *searcher) evaluateFull(ctx context.Context, c *running, bracket, rung int, confirm, full bool) (SearchTrial, error) {
 	start := s.cfg.Now()
-	best, _, err := FitBlendUsers(ctx, s.val, c.mod, s.cfg.Blends, c.p.Threads, s.cfg.MaxUsers)
+	users, pos := s.users, []int(nil)
+	if c.fold > 0 {
+		users, pos = foldUsers(s.users, s.split(c.fold))
+	}
+	best, _, err := fitBlendUsers(ctx, s.split(c.fold), c.mod, s.cfg.Blends, c.p.Threads, users)
 	if err != nil {
 		return SearchTrial{}, err
 	}
@@ -816,13 +899,21 @@ func (s *searcher) evaluateFull(ctx context.Context, c *running, bracket, rung i
 	s.evalS = now.Sub(start).Seconds()
 	p := c.p
 	p.Iterations = itersOf(c.mod)
-	t := SearchTrial{Params: p, Blend: best.Blend, Metrics: best.Metrics, Bracket: bracket, Rung: rung, ElapsedS: now.Sub(s.start).Seconds(), Confirm: confirm, Full: full}
+	t := SearchTrial{Params: p, Blend: best.Blend, Metrics: best.Metrics, Bracket: bracket, Rung: rung, ElapsedS: now.Sub(s.start).Seconds(),
+		Confirm: confirm, Fold: c.fold, Full: full}
 	s.trials = append(s.trials, t)
 	var user []float32
 	if full {
-		user = make([]float32, len(best.Ranks))
+		user = make([]float32, len(s.users))
+		for j := range user {
+			user[j] = float32(math.NaN())
+		}
 		for j, r := range best.Ranks {
-			user[j] = float32(NDCGAt(r, 10))
+			at := j
+			if pos != nil {
+				at = pos[j]
+			}
+			user[at] = float32(NDCGAt(r, 10))
 		}
 	}
 	s.user = append(s.user, user)
@@ -833,6 +924,17 @@ func (s *searcher) evaluateFull(ctx context.Context, c *running, bracket, rung i
 		s.cfg.OnTrial(t)
 	}
 	return t, nil
+}
+
+// foldUsers returns the users of main that have a held-out item in fold,
+// and the position of each in main.
+func foldUsers(main []int, fold Split) (users, pos []int) {
+	for j, u := range main {
+		if fold.Held[u] >= 0 {
+			users, pos = append(users, u), append(pos, j)
+		}
+	}
+	return users, pos
 }
 
 // distinctTimes reports whether the training part has two different

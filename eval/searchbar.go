@@ -9,7 +9,8 @@ import (
 
 // SearchBar draws a search's progress on one terminal line (carriage
 // returns): the share of the budget spent, the trials so far and the best
-// validation NDCG@10 with its configuration. A nil writer draws nothing.
+// validation NDCG@10 on the main validation split with its configuration.
+// A nil writer draws nothing.
 type SearchBar struct {
 	w      io.Writer
 	budget time.Duration
@@ -28,7 +29,9 @@ func NewSearchBar(w io.Writer, budget time.Duration) *SearchBar {
 // SearchConfig.OnTrial (or call it from there).
 func (b *SearchBar) Trial(t SearchTrial) {
 	b.trials++
-	if b.trials == 1 || t.NDCG10 > b.best.NDCG10 {
+	// Only the main validation split's full-fidelity scores compare (a
+	// race's runs on another fold score other held-out items).
+	if t.Fold == 0 && (b.best.Users == 0 || t.NDCG10 > b.best.NDCG10) {
 		b.best = t
 	}
 	if b.w == nil {

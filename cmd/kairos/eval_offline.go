@@ -203,7 +203,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		if tf.method == "grid" {
 			p, err = runGridTune(ctx, val, p, unit, enc, stderr)
 		} else {
-			p, picked, err = runSearch(ctx, val, p, unit, tf, df.stateKey(*holdout), enc, stderr)
+			p, picked, err = runSearch(ctx, val, []eval.Split{h.Fold(split, val)}, p, unit, tf, df.stateKey(*holdout), enc, stderr)
 		}
 		if err != nil {
 			return err
@@ -316,9 +316,10 @@ func (d *datasetFlags) stateKey(holdout string) string {
 	return fmt.Sprintf("%s|%s|%s|%s|%s", src, d.format, d.weights, d.timeUnit, holdout)
 }
 
-// runSearch runs the budgeted search, warm-started from the kept pick and
-// the defaults, and prints the pick as one JSON line.
-func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time.Duration, tf tuneFlags, key string, enc *json.Encoder, stderr io.Writer) (model.Params, *eval.BlendTrial, error) {
+// runSearch runs the budgeted search on val, warm-started from the kept
+// pick and the defaults, its best configurations raced on val and folds,
+// and prints the pick as one JSON line.
+func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base model.Params, unit time.Duration, tf tuneFlags, key string, enc *json.Encoder, stderr io.Writer) (model.Params, *eval.BlendTrial, error) {
 	starts := []model.Params{}
 	warm := ""
 	if path := tf.statePath(key); path != "" {
@@ -341,7 +342,7 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 			eval.SearchTrial
 		}{"als", "validation", t})
 	}
-	cfg := eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial}
+	cfg := eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial, Folds: folds}
 	if tf.clock == "cpu" {
 		clock, err := cpuClock()
 		if err != nil {
@@ -390,10 +391,10 @@ func runSearch(ctx context.Context, val eval.Split, base model.Params, unit time
 		refNDCG(res), res.VsReference, res.KeptReference}); err != nil {
 		return base, nil, err
 	}
-	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f (mean over %d seeds %.4f; the defaults %.4f) after %d trials of %d configurations in %s: %+v\n",
+	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f (mean over %d runs, seeds and validation splits, %.4f; the defaults %.4f) after %d trials of %d configurations in %s: %+v\n",
 		best.NDCG10, res.Confirmed, res.MeanNDCG10, refNDCG(res), len(res.Trials), res.Configs, res.Elapsed.Round(time.Second), best.Params)
 	if res.KeptReference {
-		fmt.Fprintf(stderr, "the search's best did not beat the defaults on validation by paired t >= 1 (t = %.2f): the defaults kept\n", res.VsReference.T)
+		fmt.Fprintf(stderr, "the search's best did not beat the defaults on validation (paired t = %.2f): the defaults kept\n", res.VsReference.T)
 	}
 	bt := eval.BlendTrial{Blend: best.Blend, Metrics: best.Metrics}
 	return best.Params, &bt, nil

@@ -58,6 +58,17 @@ func TestEvalOfflineTunePrintsThePickBeforeTheTestFigures(t *testing.T) {
 	if ref, _ := pick["reference_ndcg10"].(float64); ref <= 0 {
 		t.Fatalf("pick %v without the defaults' validation figure", pick)
 	}
+	// The best configurations raced on the second validation fold too.
+	folds := map[float64]int{}
+	for _, l := range lines {
+		if l["split"] == "validation" && l["confirm"] == true {
+			f, _ := l["fold"].(float64)
+			folds[f]++
+		}
+	}
+	if folds[1] == 0 || folds[0] == 0 || pick["confirmed"].(float64) < 2 {
+		t.Fatalf("race runs by fold %v, pick confirmed %v times; want runs on both folds and a pick scored more than once", folds, pick["confirmed"])
+	}
 	if !strings.Contains(stderr, "\rtune ") || !strings.Contains(stderr, "best val NDCG@10") {
 		t.Errorf("no progress bar on stderr: %q", stderr)
 	}
