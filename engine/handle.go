@@ -57,6 +57,7 @@ func newLearnState(o *model.Online, k int) *learnState {
 func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	e.handleMu.Lock()
 	defer e.handleMu.Unlock()
+	e.met.consumed.Add(float64(len(batch)))
 	err := e.handle(ctx, batch)
 	if errors.Is(err, ErrConflict) {
 		e.log.LogAttrs(ctx, slog.LevelDebug, "batch handled again: a visitor was linked meanwhile", slog.Any("err", err))
@@ -68,7 +69,6 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 // handle is Handle with handleMu held.
 func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 	start := e.cfg.Now()
-	e.met.consumed.Add(float64(len(batch)))
 	uniq := uniqueEvents(batch)
 	keys, users, err := e.identities(ctx, uniq)
 	if err != nil {

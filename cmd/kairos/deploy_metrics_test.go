@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -131,19 +129,8 @@ func TestDeployMetricsExist(t *testing.T) {
 // histograms, the family name).
 func scrapeMetricNames(t *testing.T, srv *testServer) map[string]bool {
 	t.Helper()
-	req, _ := http.NewRequest("GET", srv.base+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testSecretKey)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %d %s", resp.StatusCode, body)
-	}
 	out := map[string]bool{}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(scrapeMetrics(t, srv), "\n") {
 		if strings.HasPrefix(line, "# TYPE ") {
 			if f := strings.Fields(line); len(f) >= 3 {
 				out[f[2]] = true

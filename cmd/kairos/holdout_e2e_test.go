@@ -207,7 +207,8 @@ func TestHoldoutDashboardInBrowser(t *testing.T) {
 	shotElement(t, ctx, b, "#p-holdout", 0, envOr("KAIROS_HOLDOUT_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-holdout-e2e.png")))
 }
 
-// scrapeMetrics returns srv's /metrics as text.
+// scrapeMetrics returns srv's /metrics as text (a status other than 200
+// fails the test).
 func scrapeMetrics(t *testing.T, srv *testServer) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", srv.base+"/metrics", nil)
@@ -218,5 +219,8 @@ func scrapeMetrics(t *testing.T, srv *testServer) string {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, body)
+	}
 	return string(body)
 }

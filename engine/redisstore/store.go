@@ -525,7 +525,7 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") || anyNoScript(cmds) {
 		err = s.evalMissing(ctx, s.rdb, cmds, keys, args)
 	}
-	if err == nil || !redis.HasErrorPrefix(err, errLinkedPrefix) {
+	if err != nil {
 		err = firstLinked(cmds, err)
 	}
 	return commitErr(err)
