@@ -27,11 +27,7 @@ func TestServeOnRedisCluster(t *testing.T) {
 		t.Fatalf("the store of kairos serve with a cluster URL is a %T, not on the cluster", srv.app.store)
 	}
 	base := clusterBatch("cl", 3, 30, 12, 12, 1)
-	for start := 0; start < len(base); start += 500 {
-		if out := srv.postEvents(t, base[start:min(start+500, len(base))]); out["accepted"].(float64) == 0 {
-			t.Fatalf("nothing accepted: %v", out)
-		}
-	}
+	srv.postAll(t, base)
 	waitFor(t, 20*time.Second, "the base events to be learnt", func() bool {
 		s, _ := srv.recommend(t, "cl-c0-0", 5)
 		return s == "als"

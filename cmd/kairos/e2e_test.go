@@ -56,11 +56,7 @@ func TestEndToEndRabbitRedis(t *testing.T) {
 	ns := testNamespace(t)
 	srv := startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns)
 	base := clusterBatch("base", 3, 30, 12, 12, 1)
-	for start := 0; start < len(base); start += 500 {
-		if out := srv.postEvents(t, base[start:min(start+500, len(base))]); out["accepted"].(float64) == 0 {
-			t.Fatalf("nothing accepted: %v", out)
-		}
-	}
+	srv.postAll(t, base)
 	waitFor(t, 10*time.Second, "the base events to be learnt", func() bool {
 		s, _ := srv.recommend(t, "base-c0-0", 5)
 		return s == "als"

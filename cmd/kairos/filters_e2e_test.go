@@ -73,9 +73,7 @@ func onSale(item string) bool {
 
 func testFilters(t *testing.T, srv *testServer) {
 	base := clusterBatch("fb", 3, 20, 12, 12, 5)
-	for start := 0; start < len(base); start += 500 {
-		srv.postEvents(t, base[start:min(start+500, len(base))])
-	}
+	srv.postAll(t, base)
 	// The catalog: cluster c's items in category cat<c>; cluster 2's
 	// items and every item0 on sale (14 of 36).
 	for c := range 3 {

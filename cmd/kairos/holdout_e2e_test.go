@@ -55,9 +55,7 @@ func testHoldout(t *testing.T, srv *testServer) {
 			units[armOf(v)]++
 		}
 	}
-	for start := 0; start < len(base); start += 500 {
-		srv.postEvents(t, base[start:min(start+500, len(base))])
-	}
+	srv.postAll(t, base)
 	// One visitor of each arm clicks the items of cluster 1, then buys.
 	var held, pers string
 	for i := 0; held == "" || pers == ""; i++ {
@@ -179,9 +177,7 @@ func TestHoldoutDashboardInBrowser(t *testing.T) {
 			evs = append(evs, map[string]any{"id": v + "-buy", "type": "conversion", "visitor": v, "value": 20 + rng.IntN(60), "ts": ts + 1000})
 		}
 	}
-	for start := 0; start < len(evs); start += 500 {
-		srv.postEvents(t, evs[start:min(start+500, len(evs))])
-	}
+	srv.postAll(t, evs)
 	res := secretGet(t, srv.base+"/v1/holdout/results")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -40,9 +40,7 @@ func recsOf(t *testing.T, srv *testServer, query string) (items []string, next s
 
 func testRotation(t *testing.T, clock *testutil.Clock, srv *testServer) {
 	base := clusterBatch("rb", 3, 20, 12, 12, 11)
-	for start := 0; start < len(base); start += 500 {
-		srv.postEvents(t, base[start:min(start+500, len(base))])
-	}
+	srv.postAll(t, base)
 	const v = "rotating-visitor"
 	var evs []map[string]any
 	for j := range 3 {

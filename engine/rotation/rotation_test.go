@@ -63,6 +63,19 @@ func items(rs []engine.Rec) []string {
 	return out
 }
 
+// pager returns a function that serves one request through r with f's
+// ranking and returns the items, failing the test on an error.
+func pager(t *testing.T, r *rotation.Rotation, f *ranker) func(rotation.Request) []string {
+	return func(req rotation.Request) []string {
+		t.Helper()
+		resp, err := r.Serve(context.Background(), req, f.rank)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return items(resp.Items)
+	}
+}
+
 func TestRerank(t *testing.T) {
 	const r = 30 * time.Minute
 	list := recs(10)
@@ -122,14 +135,7 @@ func TestServeRotates(t *testing.T) {
 		clock := testutil.NewClock(t0)
 		r := mustNew(t, open(t), clock, rotation.Config{Default: 30 * time.Minute})
 		f := &ranker{total: 50}
-		page := func(req rotation.Request) []string {
-			t.Helper()
-			resp, err := r.Serve(ctx, req, f.rank)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return items(resp.Items)
-		}
+		page := pager(t, r, f)
 		first := page(rotation.Request{Visitor: "v", N: 3, Rotation: -1})
 		if !slices.Equal(first, []string{"i0", "i1", "i2"}) {
 			t.Fatalf("first request %v", first)
@@ -305,14 +311,7 @@ func TestUserDevicesShareTheRecord(t *testing.T) {
 	}
 	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
 	f := &ranker{total: 50}
-	page := func(req rotation.Request) []string {
-		t.Helper()
-		resp, err := r.Serve(ctx, req, f.rank)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return items(resp.Items)
-	}
+	page := pager(t, r, f)
 	if got := page(rotation.Request{Visitor: "phone", N: 3, Rotation: -1}); !slices.Equal(got, []string{"i0", "i1", "i2"}) {
 		t.Fatalf("phone: %v", got)
 	}

@@ -422,8 +422,7 @@ func ChanceToBeat(control, variant Posterior) float64 {
 		return math.NaN()
 	}
 	if control.Family == NormalFamily {
-		d := variant.A - control.A
-		s := math.Hypot(control.B, variant.B)
+		d, s := normalGap(control, variant)
 		if s == 0 {
 			switch {
 			case d > 0:
@@ -438,6 +437,12 @@ func ChanceToBeat(control, variant Posterior) float64 {
 	var dst [2]float64
 	ProbabilityBest(dst[:], arms)
 	return dst[1]
+}
+
+// normalGap returns, for normal posteriors, the difference of the means
+// d = μ_B − μ_A and its standard deviation s = √(σ_A² + σ_B²).
+func normalGap(control, variant Posterior) (d, s float64) {
+	return variant.A - control.A, math.Hypot(control.B, variant.B)
 }
 
 // ExpectedLoss is the expected loss of shipping the variant instead of the
@@ -455,8 +460,7 @@ func ExpectedLoss(control, variant Posterior) float64 {
 		return math.NaN()
 	}
 	if control.Family == NormalFamily {
-		d := variant.A - control.A
-		s := math.Hypot(control.B, variant.B)
+		d, s := normalGap(control, variant)
 		if s == 0 {
 			return max(-d, 0)
 		}

@@ -82,21 +82,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}()
 	pub := newPublisher(b, "nl", 20)
 	var confirmed gaps
-	stop := make(chan struct{})
-	pubDone := make(chan struct{})
-	go func() {
-		defer close(pubDone)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			pub.publish(t, 1) // retries until confirmed
-			confirmed.mark()
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	stopPublishing := pub.publishEvery(t, 5*time.Millisecond, confirmed.mark)
 	app.waitAll(t, pub.sent())
 	restarted := false
 	defer func() {
@@ -122,8 +108,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	c.StartRabbit(t, 1)
 	c.WaitHealthy(t, 2*time.Minute)
 	restarted = true
-	close(stop)
-	<-pubDone
+	stopPublishing()
 	sent := pub.sent()
 	app.waitAll(t, sent)
 	app.checkOrder(t, sent)

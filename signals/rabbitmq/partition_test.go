@@ -352,6 +352,35 @@ func newPublisher(b *Bus, prefix string, visitors int) *publisher {
 	return &publisher{b: b, prefix: prefix, visitors: visitors}
 }
 
+// publishEvery publishes a round every interval in the background (each
+// confirmed, with retries), calling confirmed after each, until the
+// returned stop is called; stop waits for the last round and may be
+// called more than once.
+func (p *publisher) publishEvery(t *testing.T, interval time.Duration, confirmed func()) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			p.publish(t, 1)
+			if confirmed != nil {
+				confirmed()
+			}
+			time.Sleep(interval)
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
+}
+
 // publish publishes rounds rounds.
 func (p *publisher) publish(t *testing.T, rounds int) {
 	t.Helper()

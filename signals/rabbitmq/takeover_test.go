@@ -124,28 +124,8 @@ func TestPartitionTakeover(t *testing.T) {
 // applied once, in order per visitor.
 func runTakeover(t *testing.T, reps []*replica, app *applier, ttl time.Duration, start func(name string) *replica) {
 	pub := newPublisher(reps[0].bus, "tk", 60)
-	stop := make(chan struct{})
-	pubDone := make(chan struct{})
-	go func() {
-		defer close(pubDone)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			pub.publish(t, 1)
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-pubDone
-	}()
+	stopPublishing := pub.publishEvery(t, 10*time.Millisecond, nil)
+	defer stopPublishing()
 	// Wait until every replica applies events (each owns partitions), and
 	// sees the three, and what was published by then is applied: the
 	// replicas have taken their shares.
@@ -170,8 +150,7 @@ func runTakeover(t *testing.T, reps []*replica, app *applier, ttl time.Duration,
 	}
 	start("r3")
 	app.waitReplicas(t, "r3")
-	close(stop)
-	<-pubDone
+	stopPublishing()
 	sent := pub.sent()
 	app.waitAll(t, sent)
 	app.checkOrder(t, sent)
