@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"testing"
@@ -75,6 +76,8 @@ func testRotation(t *testing.T, clock *testutil.Clock, srv *testServer) {
 		t.Errorf("%v, served 20 minutes ago, in %v: want them demoted below the top but in the list", first, fading)
 	}
 
+	testRotationDeviceErasure(t, srv)
+
 	// Paging: pages of 4 until the end, without a repeat, hold the long list.
 	all, _ := recsOf(t, srv, "visitor="+v+"&n=100&rotation=0")
 	seen := map[string]bool{}
@@ -98,4 +101,40 @@ func testRotation(t *testing.T, clock *testutil.Clock, srv *testServer) {
 	if len(seen) != len(all) || slices.ContainsFunc(all, func(it string) bool { return !seen[it] }) {
 		t.Errorf("pages hold %d items, the long list %d: %v", len(seen), len(all), all)
 	}
+}
+
+// testRotationDeviceErasure: a user's phone and laptop share one record
+// of shown items; erasing the phone forgets what it was shown, while
+// what the laptop was shown stays demoted.
+func testRotationDeviceErasure(t *testing.T, srv *testServer) {
+	const user = "rot-user"
+	var evs []map[string]any
+	for _, d := range []string{"rot-phone", "rot-laptop"} {
+		evs = append(evs, map[string]any{"id": d + "-id", "type": "identify", "visitor": d, "user": user})
+		for j := range 3 {
+			evs = append(evs, map[string]any{"id": fmt.Sprintf("%s-%d", d, j), "type": "click", "visitor": d, "item": fmt.Sprintf("c2-item%d", j)})
+		}
+	}
+	srv.postEvents(t, evs)
+	waitFor(t, 15*time.Second, "the user's own recommendations", func() bool {
+		s, _ := srv.recommend(t, "rot-laptop", 3)
+		return s == "als"
+	})
+	phone, _ := recsOf(t, srv, "visitor=rot-phone&n=3&rotation=30m")
+	laptop, _ := recsOf(t, srv, "visitor=rot-laptop&n=3&rotation=30m")
+	if slices.ContainsFunc(laptop, func(it string) bool { return slices.Contains(phone, it) }) {
+		t.Fatalf("the laptop got %v, holding items the phone was just served (%v): the user's devices do not share the record", laptop, phone)
+	}
+	srv.secretDo(t, http.MethodDelete, "/v1/visitors/rot-phone", http.StatusNoContent)
+	// The erasure is done when DELETE answers. The ranking without
+	// rotation, less the laptop's items, is what the laptop gets now: the
+	// phone's showings no longer demote. (A request with a rotation
+	// records its page, so it is asked once.)
+	all, _ := recsOf(t, srv, "visitor=rot-laptop&n=100&rotation=0")
+	got, _ := recsOf(t, srv, "visitor=rot-laptop&n=3&rotation=30m")
+	want := slices.DeleteFunc(slices.Clone(all), func(it string) bool { return slices.Contains(laptop, it) })[:3]
+	if !slices.Equal(got, want) {
+		t.Errorf("after erasing the phone the laptop gets %v, want %v: the unrotated list %v less its own recent items %v (the phone's %v no longer demoted)", got, want, all, laptop, phone)
+	}
+	t.Logf("phone served %v, laptop %v; after erasing the phone the laptop gets %v (unrotated %v)", phone, laptop, got, all[:min(6, len(all))])
 }

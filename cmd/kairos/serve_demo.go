@@ -97,7 +97,7 @@ func (a *app) addRotation(ctx context.Context, w *wiring) error {
 	}
 	a.engine.AddReactor(r)
 	w.deps.Rotation = r
-	w.deps.Eraser = alsoErase{name: "rotation", forget: r.ForgetVisitor, next: w.deps.Eraser}
+	w.deps.Eraser = alsoErase{name: "rotation", forget: r.ForgetVisitor, ids: a.engine.ErasureIDs, next: w.deps.Eraser}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
@@ -144,8 +145,31 @@ type Request struct {
 }
 
 // recordKey is the key of a visitor's map of shown items: field = item
-// id, value = Unix ms of its latest showing (served or seen).
+// id, value = Unix ms of its latest showing (served or seen), followed,
+// in a user's record, by "@" and the device it was shown on (so that
+// erasing one device forgets its showings: ForgetVisitor).
 func recordKey(visitor string) string { return "rot:" + visitor }
+
+// showing returns the value of a record field: the time of a showing, and
+// the device when it differs from the record's key.
+func showing(at time.Time, device, key string) string {
+	ms := strconv.FormatInt(at.UnixMilli(), 10)
+	if device == "" || device == key {
+		return ms
+	}
+	return ms + "@" + device
+}
+
+// parseShowing splits a record value written by showing (or by earlier
+// builds: the time alone).
+func parseShowing(v string) (at time.Time, device string, err error) {
+	ms, device, _ := strings.Cut(v, "@")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("rotation: record value %q: %w", v, err)
+	}
+	return time.UnixMilli(n), device, nil
+}
 
 // Serve answers one page: it reads the visitor's recently shown items,
 // asks rank for N + the items of the earlier pages + the demoted ones
@@ -156,6 +180,7 @@ func recordKey(visitor string) string { return "rot:" + visitor }
 // others are the ranker's or the store's.
 func (r *Rotation) Serve(ctx context.Context, req Request, rank Ranker) (engine.RecResponse, error) {
 	now := r.cfg.Now()
+	device := req.Visitor
 	if r.cfg.StateKey != nil {
 		key, err := r.cfg.StateKey(ctx, req.Visitor, req.User)
 		if err != nil {
@@ -206,7 +231,7 @@ func (r *Rotation) Serve(ctx context.Context, req Request, rank Ranker) (engine.
 		resp.Next = r.encode(next)
 	}
 	if rot > 0 && len(page) > 0 {
-		r.record(ctx, req.Visitor, page, stale, now)
+		r.record(ctx, req.Visitor, device, page, stale, now)
 	}
 	return resp, nil
 }
@@ -225,8 +250,8 @@ func (r *Rotation) ages(ctx context.Context, visitor string, rot time.Duration, 
 	out := map[string]time.Duration{}
 	var stale []string
 	for item, v := range ms[0] {
-		at, err := strconv.ParseInt(v, 10, 64)
-		age := now.Sub(time.UnixMilli(at))
+		at, _, err := parseShowing(v)
+		age := now.Sub(at)
 		switch {
 		case err != nil || age >= r.cfg.Max:
 			stale = append(stale, item)
@@ -237,18 +262,18 @@ func (r *Rotation) ages(ctx context.Context, visitor string, rot time.Duration, 
 	return out, stale, nil
 }
 
-// record writes the page's items as served now, and drops the stale
-// items of the record (shown Max ago or more), in one lazy Txn. A
+// record writes the page's items as served now on device, and drops the
+// stale items of the record (shown Max ago or more), in one lazy Txn. A
 // failure is logged: the page is served anyway.
-func (r *Rotation) record(ctx context.Context, visitor string, page []engine.Rec, stale []string, now time.Time) {
+func (r *Rotation) record(ctx context.Context, visitor, device string, page []engine.Rec, stale []string, now time.Time) {
 	var t storage.Txn
 	key := recordKey(visitor)
 	for _, item := range stale {
 		t.Del(key, item)
 	}
-	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	v := showing(now, device, visitor)
 	for _, rec := range page {
-		t.Set(key, rec.Item, ms)
+		t.Set(key, rec.Item, v)
 	}
 	t.Expire(key, now.Add(r.cfg.Max))
 	t.Lazy = true
@@ -280,7 +305,7 @@ func (r *Rotation) React(ctx context.Context, changes []engine.VisitorChange) {
 				continue
 			}
 			key := recordKey(changes[i].Visitor.ID)
-			t.Set(key, ev.Item, strconv.FormatInt(at.UnixMilli(), 10))
+			t.Set(key, ev.Item, showing(at, ev.Visitor, changes[i].Visitor.ID))
 			t.Expire(key, now.Add(r.cfg.Max))
 		}
 	}
@@ -297,9 +322,45 @@ func (r *Rotation) React(ctx context.Context, changes []engine.VisitorChange) {
 
 // ForgetVisitor deletes the visitor's record (erasure), and the record
 // of the user of that id (its state key, engine.UserKey) when it is one.
+// For a device linked to a user (Config.StateKey), it also removes from
+// the user's record the items last shown on that device. It must run
+// before the link itself is erased.
 func (r *Rotation) ForgetVisitor(ctx context.Context, visitor string) error {
 	if err := r.maps.Delete(ctx, []string{recordKey(visitor), recordKey(engine.UserKey(visitor))}); err != nil {
 		return fmt.Errorf("rotation: forget visitor: %w", err)
+	}
+	if r.cfg.StateKey == nil {
+		return nil
+	}
+	key, err := r.cfg.StateKey(ctx, visitor, "")
+	if err != nil {
+		return fmt.Errorf("rotation: forget visitor: %w", err)
+	}
+	if key == visitor {
+		return nil
+	}
+	return r.forgetDevice(ctx, key, visitor)
+}
+
+// forgetDevice deletes from the record of key the items last shown on
+// device.
+func (r *Rotation) forgetDevice(ctx context.Context, key, device string) error {
+	rk := recordKey(key)
+	ms, err := r.maps.Maps(ctx, []string{rk})
+	if err != nil {
+		return fmt.Errorf("rotation: forget device: read %s: %w", key, err)
+	}
+	var t storage.Txn
+	for item, v := range ms[0] {
+		if _, d, err := parseShowing(v); err == nil && d == device {
+			t.Del(rk, item)
+		}
+	}
+	if t.Empty() {
+		return nil
+	}
+	if err := r.maps.Apply(ctx, t); err != nil {
+		return fmt.Errorf("rotation: forget device: %w", err)
 	}
 	return nil
 }

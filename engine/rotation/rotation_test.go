@@ -338,3 +338,36 @@ func TestUserDevicesShareTheRecord(t *testing.T) {
 		t.Fatalf("after erasing bob: %v", got)
 	}
 }
+
+// Erasing a device linked to a user removes what was shown on it from the
+// user's record; what other devices were shown stays demoted.
+func TestForgetDeviceKeepsOtherDevicesShowings(t *testing.T) {
+	ctx := context.Background()
+	clock := testutil.NewClock(t0)
+	users := map[string]string{"phone": "bob", "laptop": "bob"}
+	stateKey := func(_ context.Context, visitor, user string) (string, error) {
+		if user == "" {
+			user = users[visitor]
+		}
+		if user == "" {
+			return visitor, nil
+		}
+		return engine.UserKey(user), nil
+	}
+	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
+	f := &ranker{total: 50}
+	page := pager(t, r, f)
+	page(rotation.Request{Visitor: "phone", N: 3, Rotation: -1})  // i0 i1 i2 on the phone
+	page(rotation.Request{Visitor: "laptop", N: 3, Rotation: -1}) // i3 i4 i5 on the laptop
+	// The phone saw i6 (an impression committed to bob's state).
+	r.React(ctx, []engine.VisitorChange{{Visitor: engine.Visitor{ID: engine.UserKey("bob")}, Fresh: []signals.Event{
+		{Type: signals.TypeImpression, Visitor: "phone", Item: "i6", Time: signals.Timestamp{Time: clock.Now()}}}}})
+	clock.Add(time.Minute)
+	if err := r.ForgetVisitor(ctx, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	// The laptop's showings stay demoted; the phone's are forgotten.
+	if got := page(rotation.Request{Visitor: "laptop", N: 5, Rotation: 10 * time.Minute}); !slices.Equal(got, []string{"i0", "i1", "i2", "i6", "i7"}) {
+		t.Fatalf("after erasing the phone, the laptop gets %v, want i0 i1 i2 i6 i7 (i3-i5 still demoted)", got)
+	}
+}
