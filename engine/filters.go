@@ -110,3 +110,33 @@ func (e *Engine) filterView(r RecRequest, fx, bx *filter.Expr) *filter.View {
 	ctx := e.filterContext(r, e.cfg.Now())
 	return e.views.Get(filterCatalog{&e.itemCatalog}, fx, bx, &ctx)
 }
+
+// prepareViews computes, without holding the catalog's lock for long,
+// the views r's ranking will read that are not cached yet (its filter and
+// boost, and its promotion's), so that the first request with a new
+// expression holds up catalog writers for one chunk of rows at most
+// (filter.Views.Prepare), not a whole catalog's evaluation. e.mu is not
+// held.
+func (e *Engine) prepareViews(r RecRequest) {
+	e.prepareView(r, r.Filter, r.Boost)
+	if p := r.Promote; p != nil && p.Share > 0 {
+		e.prepareView(r, and(r.Filter, p.FilterExpr), times(r.Boost, p.BoostExpr))
+	}
+}
+
+func (e *Engine) prepareView(r RecRequest, fx, bx *filter.Expr) {
+	if fx == nil && bx == nil {
+		return
+	}
+	e.mu.RLock()
+	ctx := e.filterContext(r, e.cfg.Now())
+	e.mu.RUnlock()
+	e.views.Prepare(filterCatalog{&e.itemCatalog}, e.readLockCatalog, fx, bx, &ctx)
+}
+
+// readLockCatalog takes the catalog's lock for reading and returns its
+// release.
+func (e *Engine) readLockCatalog() (unlock func()) {
+	e.mu.RLock()
+	return e.mu.RUnlock
+}

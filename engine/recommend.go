@@ -71,6 +71,7 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	resp := RecResponse{Visitor: r.Visitor, Strategy: StrategyALS}
 	x := e.visitorFactors(s, v)
 	events := learningEvents(v.History)
+	e.prepareViews(r)
 	e.mu.RLock()
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
 	var promoted []Rec
@@ -306,6 +307,7 @@ func (e *Engine) SimilarTo(ctx context.Context, r SimilarRequest) ([]Rec, error)
 	}
 	s := e.getScratch()
 	defer e.scorers.Put(s)
+	e.prepareView(RecRequest{Item: item}, r.Filter, r.Boost)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	row, ok := e.rowOf[item]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +140,55 @@ func mustBench(b *testing.B, src string, kind Kind) *Expr {
 		b.Fatal(err)
 	}
 	return x
+}
+
+// BenchmarkFirstViewWriterWait measures how long a catalog writer waits
+// for the catalog's lock while the first view of a new expression is
+// computed over 100k rows: whole under one read hold (Get, as a request
+// did before Prepare) or in chunks (Prepare). It reports the longest
+// wait of a writer that tries every 100 µs.
+func BenchmarkFirstViewWriterWait(b *testing.B) {
+	cat := benchCatalog{n: 100_000, every: 10}
+	f, err := Compile("filter", `"sale" in tags && id != "x"`, Bool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"whole", "chunked"} {
+		b.Run(mode, func(b *testing.B) {
+			var mu sync.RWMutex
+			lock := func() func() { mu.RLock(); return mu.RUnlock }
+			var longest time.Duration
+			for b.Loop() {
+				stop, done := make(chan struct{}), make(chan time.Duration)
+				go func() {
+					var most time.Duration
+					for {
+						select {
+						case <-stop:
+							done <- most
+							return
+						default:
+						}
+						t0 := time.Now()
+						mu.Lock()
+						most = max(most, time.Since(t0))
+						mu.Unlock()
+						time.Sleep(100 * time.Microsecond)
+					}
+				}()
+				vs := NewViews(1 << 24)
+				ctx := &Context{}
+				if mode == "whole" {
+					unlock := lock()
+					vs.Get(cat, f, nil, ctx)
+					unlock()
+				} else {
+					vs.Prepare(cat, lock, f, nil, ctx)
+				}
+				close(stop)
+				longest = max(longest, <-done)
+			}
+			b.ReportMetric(float64(longest.Microseconds()), "max-writer-wait-µs")
+		})
+	}
 }

@@ -3,8 +3,11 @@ package filter
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,4 +286,79 @@ func TestViewsConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// lockedCatalog is a fakeCatalog behind a RWMutex that counts the rows
+// Fill evaluates per hold of the read lock.
+type lockedCatalog struct {
+	fakeCatalog
+	mu      sync.RWMutex
+	held    atomic.Int64 // rows filled during the current read hold
+	maxHeld atomic.Int64
+	readers atomic.Int64
+}
+
+func (c *lockedCatalog) rlock() func() {
+	c.mu.RLock()
+	c.readers.Add(1)
+	return func() {
+		if c.readers.Add(-1) == 0 {
+			c.held.Store(0)
+		}
+		c.mu.RUnlock()
+	}
+}
+
+func (c *lockedCatalog) Fill(row int, env *Env) {
+	if n := c.held.Add(1); n > c.maxHeld.Load() {
+		c.maxHeld.Store(n)
+	}
+	c.fakeCatalog.Fill(row, env)
+}
+
+// Prepare computes a new view in chunks of PrepareChunk rows per hold of
+// the catalog's lock, while writers change rows; the next Get brings it
+// up to date: the same rows as a view computed whole at the end.
+func TestViewsPrepareChunksUnderConcurrentWrites(t *testing.T) {
+	cat := &lockedCatalog{}
+	const rows = 10 * PrepareChunk
+	for i := range rows {
+		cat.set(i, map[bool]string{true: "sale", false: "x"}[i%7 == 0])
+	}
+	vs := NewViews(1 << 24)
+	f := mustCompile(t, `category == "sale"`, Bool)
+	ctx := &Context{}
+	stop := make(chan struct{})
+	var writes sync.WaitGroup
+	writes.Add(1)
+	go func() {
+		defer writes.Done()
+		rng := rand.New(rand.NewPCG(3, 4))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cat.mu.Lock()
+			cat.set(rng.IntN(rows+100), map[bool]string{true: "sale", false: "x"}[rng.IntN(2) == 0])
+			cat.held.Store(0)
+			cat.mu.Unlock()
+		}
+	}()
+	vs.Prepare(cat, cat.rlock, f, nil, ctx)
+	close(stop)
+	writes.Wait()
+	held := cat.maxHeld.Load()
+	if held > PrepareChunk {
+		t.Errorf("Prepare evaluated %d rows in one hold of the lock, want at most %d", held, PrepareChunk)
+	}
+	unlock := cat.rlock()
+	got := vs.Get(cat, f, nil, ctx).Qualifying()
+	unlock()
+	want, _ := NewViews(1<<24).compute(cat, f, nil, ctx, nil, cat.Version(), cat.Rows())
+	if !slices.Equal(got, want.Qualifying()) {
+		t.Fatalf("after Prepare and Get: %d qualifying rows, a whole evaluation %d", len(got), len(want.Qualifying()))
+	}
+	t.Logf("%d rows, %d writes during Prepare, most rows per lock hold %d", cat.Rows(), cat.Version()-rows, held)
 }

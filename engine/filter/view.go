@@ -96,6 +96,9 @@ type slot struct {
 	mu   sync.Mutex // serialises the computation of the slot's view
 	view *View
 	size int
+	// building, when not nil, is closed once Prepare has computed the
+	// slot's first view.
+	building chan struct{}
 }
 
 // NewViews returns a cache of views using at most budget bytes (a view
@@ -190,27 +193,9 @@ func (vs *Views) compute(cat Catalog, filter, boost *Expr, ctx *Context, old *Vi
 		changed, incremental = cat.ChangedSince(old.version)
 	}
 	v := &View{version: ver, rows: rows}
-	m := vs.vms.Get().(*vm.VM)
-	defer vs.vms.Put(m)
-	env := &Env{Context: *ctx}
-	eval := func(row int) {
-		env.Context = *ctx
-		cat.Fill(row, env)
-		keep := filter == nil || filter.Eval(m, env)
-		if boost != nil {
-			b := boost.Value(m, env)
-			v.Boost[row], v.LogBoost[row] = float32(b), 0
-			if b > 0 {
-				v.LogBoost[row] = float32(math.Log(b))
-			}
-			keep = keep && b > 0
-		}
-		if keep {
-			v.Keep.Set(row)
-		} else if v.Keep.Has(row) {
-			v.Keep[row>>6] &^= 1 << (uint(row) & 63)
-		}
-	}
+	ev := vs.evaluator(filter, boost, ctx)
+	defer vs.vms.Put(ev.m)
+	eval := func(row int) { ev.eval(cat, v, row) }
 	n := 0
 	if incremental {
 		v.Keep = model.NewBitset(rows)
@@ -231,15 +216,27 @@ func (vs *Views) compute(cat Catalog, filter, boost *Expr, ctx *Context, old *Vi
 			n++
 		}
 	} else {
-		v.Keep = model.NewBitset(rows)
-		if boost != nil {
-			v.Boost, v.LogBoost = make([]float32, rows), make([]float32, rows)
-		}
+		v.alloc(boost != nil)
 		for r := range rows {
 			eval(r)
 		}
 		n = rows
 	}
+	v.finish()
+	return v, n
+}
+
+// alloc makes v's row arrays (Boost and LogBoost when withBoost).
+func (v *View) alloc(withBoost bool) {
+	v.Keep = model.NewBitset(v.rows)
+	if withBoost {
+		v.Boost, v.LogBoost = make([]float32, v.rows), make([]float32, v.rows)
+	}
+}
+
+// finish sets v's Count and, when few rows qualify, Rows.
+func (v *View) finish() {
+	rows := v.rows
 	for _, w := range v.Keep {
 		v.Count += bits.OnesCount64(w)
 	}
@@ -253,7 +250,111 @@ func (vs *Views) compute(cat Catalog, filter, boost *Expr, ctx *Context, old *Vi
 			}
 		}
 	}
-	return v, n
+}
+
+// evaluator evaluates one (filter, boost, context) on catalog rows into a
+// view; its VM comes from vs.vms (put it back when done).
+type evaluator struct {
+	m             *vm.VM
+	env           Env
+	ctx           *Context
+	filter, boost *Expr
+}
+
+func (vs *Views) evaluator(filter, boost *Expr, ctx *Context) *evaluator {
+	return &evaluator{m: vs.vms.Get().(*vm.VM), env: Env{Context: *ctx}, ctx: ctx, filter: filter, boost: boost}
+}
+
+// eval evaluates row's entry of cat (whose lock is held) into v.
+func (ev *evaluator) eval(cat Catalog, v *View, row int) {
+	env := &ev.env
+	env.Context = *ev.ctx
+	cat.Fill(row, env)
+	keep := ev.filter == nil || ev.filter.Eval(ev.m, env)
+	if ev.boost != nil {
+		b := ev.boost.Value(ev.m, env)
+		v.Boost[row], v.LogBoost[row] = float32(b), 0
+		if b > 0 {
+			v.LogBoost[row] = float32(math.Log(b))
+		}
+		keep = keep && b > 0
+	}
+	if keep {
+		v.Keep.Set(row)
+	} else if v.Keep.Has(row) {
+		v.Keep[row>>6] &^= 1 << (uint(row) & 63)
+	}
+}
+
+// PrepareChunk is the number of rows Prepare evaluates per hold of the
+// catalog's lock.
+const PrepareChunk = 4096
+
+// Prepare makes sure a view of (filter, boost, ctx) is cached, computing
+// a missing one in chunks of PrepareChunk rows, each under the catalog's
+// lock for reading (lock acquires it and returns its release), so that
+// writers of the catalog wait for one chunk at most instead of a whole
+// catalog's evaluation. Rows that change while it runs are in the
+// catalog's change log after the version it started at: the next Get
+// re-evaluates them (and any new rows) under the lock as for any cached
+// view. Call it without the lock held. A cached view, or one being
+// prepared by another caller, is left alone (the caller waits for the
+// latter).
+func (vs *Views) Prepare(cat Catalog, lock func() (unlock func()), filter, boost *Expr, ctx *Context) {
+	if filter == nil && boost == nil {
+		return
+	}
+	key := keyOf(filter, boost, ctx)
+	vs.mu.Lock()
+	if el, ok := vs.m[key]; ok {
+		s := el.Value.(*slot)
+		vs.mu.Unlock()
+		if s.building != nil {
+			<-s.building
+		}
+		return
+	}
+	s := &slot{key: key, building: make(chan struct{})}
+	el := vs.ll.PushFront(s)
+	vs.m[key] = el
+	vs.mu.Unlock()
+
+	v, evals := vs.build(cat, lock, filter, boost, ctx)
+	unlock := lock()
+	s.mu.Lock()
+	if s.view == nil {
+		s.view = v
+	}
+	s.mu.Unlock()
+	unlock()
+	vs.mu.Lock()
+	vs.evals += int64(evals)
+	if _, live := vs.m[key]; live {
+		vs.used += v.bytes() - s.size
+		s.size = v.bytes()
+	}
+	close(s.building)
+	vs.mu.Unlock()
+}
+
+// build evaluates every row of cat as of the version it starts at, a
+// chunk per hold of the lock.
+func (vs *Views) build(cat Catalog, lock func() (unlock func()), filter, boost *Expr, ctx *Context) (*View, int) {
+	unlock := lock()
+	v := &View{version: cat.Version(), rows: cat.Rows()}
+	unlock()
+	v.alloc(boost != nil)
+	ev := vs.evaluator(filter, boost, ctx)
+	defer vs.vms.Put(ev.m)
+	for start := 0; start < v.rows; start += PrepareChunk {
+		unlock := lock()
+		for r := start; r < min(start+PrepareChunk, v.rows); r++ {
+			ev.eval(cat, v, r)
+		}
+		unlock()
+	}
+	v.finish()
+	return v, v.rows
 }
 
 // Qualifying returns the rows of v in ascending order (tests).
