@@ -16,6 +16,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
+	"github.com/kairoshq/kairos/signals"
 )
 
 const testAdmin = "admin_0123456789abcdef"
@@ -29,6 +30,8 @@ type fakeInstance struct {
 	items   int
 	closed  bool
 	stopped atomic.Bool
+	// consume, when set, is called by Consume.
+	consume func(id string, ctx context.Context, batch []signals.Event) error
 }
 
 func (f *fakeInstance) Handler() http.Handler {
@@ -52,9 +55,16 @@ func (f *fakeInstance) Items(context.Context) (int, error) { return f.items, nil
 func (f *fakeInstance) Maps() storage.Maps                 { return f.maps }
 func (f *fakeInstance) Close(context.Context) error        { f.closed = true; return nil }
 func (f *fakeInstance) Stopped() bool                      { return f.stopped.Load() }
+func (f *fakeInstance) Consume(ctx context.Context, batch []signals.Event) error {
+	if f.consume == nil {
+		return nil
+	}
+	return f.consume(f.id, ctx, batch)
+}
 
 type fakeLoader struct {
 	release chan struct{}
+	consume func(id string, ctx context.Context, batch []signals.Event) error
 	mu      sync.Mutex
 	stores  map[string]*storagetest.Mem
 	loads   map[string]int
@@ -76,7 +86,7 @@ func (l *fakeLoader) Load(_ context.Context, t Tenant) (Instance, error) {
 	if l.stores[t.ID] == nil {
 		l.stores[t.ID] = storagetest.NewMem(nil)
 	}
-	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID], release: l.release}
+	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID], release: l.release, consume: l.consume}
 	l.insts = append(l.insts, f)
 	return f, nil
 }
