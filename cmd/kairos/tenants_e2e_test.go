@@ -168,6 +168,7 @@ func TestTenantsIsolation(t *testing.T) {
 			for _, id := range []string{"a", "b", "c"} {
 				cleanNamespace(t, tenantNamespace(ns, id))
 			}
+			cleanNamespace(t, sharedBusPrefix(ns))
 		})
 		s := startTenants(t, "--tenant-max-loaded", "2", "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--tenant-partitions", "2")
 		testTenantsIsolation(t, s, ns)
@@ -290,7 +291,7 @@ func tenantLeftovers(t *testing.T, cfg serveConfig, id string) []string {
 		}
 		defer conn.Close()
 		names := []string{ns + ".events.dead", ns + ".engine." + cfg.Replica}
-		for i := range max(cfg.Partitions, cfg.Tenants.Partitions) {
+		for i := range max(cfg.Partitions, defaultPartitions) {
 			names = append(names, fmt.Sprintf("%s.p.%d", ns, i))
 		}
 		for _, q := range names {
@@ -535,7 +536,7 @@ func TestTenantsSurviveRestart(t *testing.T) {
 func TestTenantsTwoReplicas(t *testing.T) {
 	requireServices(t)
 	ns := testNamespace(t)
-	t.Cleanup(func() { cleanNamespace(t, tenantNamespace(ns, "a")) })
+	t.Cleanup(func() { cleanNamespace(t, tenantNamespace(ns, "a")); cleanNamespace(t, sharedBusPrefix(ns)) })
 	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
 	s1 := startTenants(t, append(flags, "--replica", "r1")...)
 	s2 := startTenants(t, append(flags, "--replica", "r2")...)
