@@ -85,10 +85,10 @@ func (s *sharedBus) deliver(t signals.Topic, msg []byte) {
 	if i <= 0 {
 		return // not framed: not from a tenant's server
 	}
-	id, body := string(msg[:i]), msg[i+1:]
+	body := msg[i+1:]
 	s.mu.Lock()
 	var hs []func([]byte)
-	for sub := range s.subs[t][id] {
+	for sub := range s.subs[t][string(msg[:i])] {
 		hs = append(hs, sub.h)
 	}
 	s.mu.Unlock()
