@@ -26,6 +26,11 @@ type quotaState struct {
 	lim    *rate.Limiter
 	day    int64 // UTC day number of events
 	events int64
+	// The events-per-second bucket: tokens (negative: overdrawn) as of
+	// evAt, for the rate evRate.
+	evRate   float64
+	evTokens float64
+	evAt     time.Time
 }
 
 // get returns id's state, with its rate limiter matching q.
@@ -45,6 +50,39 @@ func (s *quotaSet) get(id string, q Quotas) *quotaState {
 	}
 	st.mu.Unlock()
 	return st
+}
+
+// eventsAllowed reports whether an event request may pass the
+// events-per-second quota rate (> 0): the bucket is not overdrawn; when
+// it is, it returns how long until it is not.
+func (q *quotaState) eventsAllowed(rate float64) (time.Duration, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.refillLocked(rate)
+	if q.evTokens >= 0 {
+		return 0, true
+	}
+	return time.Duration(-q.evTokens / rate * float64(time.Second)), false
+}
+
+// chargeEvents takes n accepted events from the events-per-second
+// bucket of rate (> 0), which may overdraw it.
+func (q *quotaState) chargeEvents(n int64, rate float64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.refillLocked(rate)
+	q.evTokens -= float64(n)
+}
+
+// refillLocked adds the tokens earned since evAt, up to one second's.
+func (q *quotaState) refillLocked(rate float64) {
+	now := q.now()
+	if q.evRate != rate || q.evAt.IsZero() {
+		q.evRate, q.evTokens, q.evAt = rate, rate, now
+		return
+	}
+	q.evTokens = math.Min(rate, q.evTokens+now.Sub(q.evAt).Seconds()*rate)
+	q.evAt = now
 }
 
 // drop forgets id (deleted).

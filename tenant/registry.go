@@ -43,6 +43,13 @@ type Quotas struct {
 	// RequestsPerSecond bounds the tenant's requests, all keys and
 	// clients together (a token bucket with a burst of twice the rate).
 	RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
+	// EventsPerSecond bounds the events of the tenant's event requests
+	// per second (a bucket holding one second's events, charged with the
+	// events each request accepted): while it is overdrawn, event
+	// requests are refused before any work, so that a tenant sending
+	// large batches within its request rate cannot take the engine's
+	// time from the others.
+	EventsPerSecond float64 `json:"events_per_second,omitempty"`
 	// EventsPerDay bounds the events accepted per UTC day.
 	EventsPerDay int64 `json:"events_per_day,omitempty"`
 	// Items bounds the items of the tenant's model (POST /v1/items is
@@ -55,8 +62,8 @@ type Quotas struct {
 }
 
 func (q Quotas) validate() error {
-	if q.RequestsPerSecond < 0 || q.EventsPerDay < 0 || q.Items < 0 || q.Visitors < 0 {
-		return errs.New(errs.Invalid, "quotas: requests_per_second, events_per_day, items and visitors must be >= 0")
+	if q.RequestsPerSecond < 0 || q.EventsPerSecond < 0 || q.EventsPerDay < 0 || q.Items < 0 || q.Visitors < 0 {
+		return errs.New(errs.Invalid, "quotas: requests_per_second, events_per_second, events_per_day, items and visitors must be >= 0")
 	}
 	return nil
 }

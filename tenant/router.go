@@ -321,6 +321,15 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		defer q.inFlight.Add(-1)
 	}
 	event := isEventRoute(req)
+	if event && t.Quotas.EventsPerSecond > 0 {
+		if wait, ok := q.eventsAllowed(t.Quotas.EventsPerSecond); !ok {
+			r.m.refused(t.ID, "events_per_second")
+			r.m.request(t.ID, http.StatusTooManyRequests)
+			w.Header().Set("Retry-After", retryAfter(wait))
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "tenant rate limit of %g events/s exceeded: retry after %s s", t.Quotas.EventsPerSecond, retryAfter(wait))
+			return
+		}
+	}
 	if event && t.Quotas.EventsPerDay > 0 {
 		if n := q.eventsToday(); n >= t.Quotas.EventsPerDay {
 			r.m.refused(t.ID, "events_per_day")
@@ -369,7 +378,11 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 	inst.Handler().ServeHTTP(rec, req)
 	r.m.request(t.ID, rec.status)
 	if event && rec.status < 300 {
-		q.addEvents(acceptedEvents(req, rec))
+		n := acceptedEvents(req, rec)
+		q.addEvents(n)
+		if t.Quotas.EventsPerSecond > 0 {
+			q.chargeEvents(n, t.Quotas.EventsPerSecond)
+		}
 		if err := addVisitors(req.Context(), inst.Maps(), fresh); err != nil {
 			r.log.LogAttrs(req.Context(), slog.LevelWarn, "visitors not counted", slog.String("tenant", t.ID), slog.Any("err", err))
 		}

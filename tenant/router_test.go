@@ -448,3 +448,30 @@ func TestMaxInFlight(t *testing.T) {
 	wg.Wait()
 	f.do(t, "GET", "/v1/items", skA, "", http.StatusOK)
 }
+
+// TestEventsPerSecond: the events-per-second quota is charged with the
+// events each request accepted; once overdrawn, event requests get 429
+// with Retry-After before reaching the tenant's server, until the debt is
+// earned back; other requests and other tenants pass.
+func TestEventsPerSecond(t *testing.T) {
+	f := newFixture(t, 0)
+	_, _, skA := f.create(t, `{"id":"a","quotas":{"events_per_second":10}}`)
+	_, _, skB := f.create(t, `{"id":"b"}`)
+	batch := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("{},", n), ",") + "]" }
+
+	f.do(t, "POST", "/v1/events", skA, batch(8), http.StatusAccepted)  // 10 → 2
+	f.do(t, "POST", "/v1/events", skA, batch(22), http.StatusAccepted) // 2 → -20: passes, overdraws
+	v := f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "10 events/s") {
+		t.Fatalf("message %q", msg)
+	}
+	f.do(t, "GET", "/v1/recommendations", skA, "", http.StatusOK) // not an event request
+	f.do(t, "POST", "/v1/events", skB, batch(100), http.StatusAccepted)
+	f.now = f.now.Add(time.Second) // -20 → -10
+	f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusTooManyRequests)
+	f.now = f.now.Add(time.Second) // → 0
+	f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusAccepted)
+	f.now = f.now.Add(time.Hour) // refills to one second's worth, no more
+	f.do(t, "POST", "/v1/events", skA, batch(11), http.StatusAccepted)
+	f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusTooManyRequests)
+}

@@ -124,6 +124,7 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		AllowedOrigins []string `json:"allowed_origins,omitempty"`
 		Quotas         struct {
 			RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
+			EventsPerSecond   float64 `json:"events_per_second,omitempty"`
 			EventsPerDay      int64   `json:"events_per_day,omitempty"`
 			Items             int     `json:"items,omitempty"`
 			Visitors          int64   `json:"visitors,omitempty"`
@@ -134,6 +135,7 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&spec.Name, "name", "", "display name")
 	fs.StringVar(&origins, "allowed-origins", "", "origins allowed to use the publishable key, comma-separated")
 	fs.Float64Var(&spec.Quotas.RequestsPerSecond, "requests-per-second", 0, "quota: requests per second, all keys together (0: none)")
+	fs.Float64Var(&spec.Quotas.EventsPerSecond, "events-per-second", 0, "quota: events per second, all event requests together (0: none)")
 	fs.Int64Var(&spec.Quotas.EventsPerDay, "events-per-day", 0, "quota: events accepted per UTC day (0: none)")
 	fs.IntVar(&spec.Quotas.Items, "items", 0, "quota: items in the tenant's model (0: none)")
 	fs.Int64Var(&spec.Quotas.Visitors, "visitors", 0, "quota: distinct visitors (0: none)")
