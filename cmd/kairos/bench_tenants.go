@@ -57,13 +57,27 @@ type tenantsBenchResult struct {
 	ActiveErrs  int     `json:"active_errors"`
 	ActiveP50ms float64 `json:"active_p50_ms"`
 	ActiveP99ms float64 `json:"active_p99_ms"`
-	// One active tenant's p99 alone, then while a noisy tenant (quota
-	// NoisyQuota req/s) is offered NoisyRate req/s.
-	VictimP99ms      []float64 `json:"victim_p99_ms"`
-	VictimNoisyP99ms []float64 `json:"victim_p99_with_noisy_ms"`
-	NoisyRate        float64   `json:"noisy_offered_rps"`
-	NoisyQuota       float64   `json:"noisy_quota_rps"`
-	NoisyRefused     int       `json:"noisy_refused_429"`
+	// One active tenant's p99 (recommendations at VictimRate req/s)
+	// alone, then while a noisy tenant (quotas NoisyQuota req/s and
+	// NoisyEventsQuota events/s) is offered NoisyRate req/s: of
+	// recommendations (VictimNoisyP99ms), and of event batches of
+	// NoisyBatch events (VictimEventsNoisyP99ms); one value per round,
+	// the phases alternated (the machine's own noise shows in the
+	// spread). The ratios are the medians' (with / alone): the
+	// acceptance is <= 2.
+	VictimRate             float64   `json:"victim_rps"`
+	VictimP99ms            []float64 `json:"victim_p99_ms"`
+	VictimNoisyP99ms       []float64 `json:"victim_p99_with_noisy_ms,omitempty"`
+	VictimEventsNoisyP99ms []float64 `json:"victim_p99_with_noisy_events_ms,omitempty"`
+	NoisyRatio             float64   `json:"noisy_p99_ratio,omitempty"`
+	NoisyEventsRatio       float64   `json:"noisy_events_p99_ratio,omitempty"`
+	NoisyRate              float64   `json:"noisy_offered_rps"`
+	NoisyQuota             float64   `json:"noisy_quota_rps"`
+	NoisyEventsQuota       float64   `json:"noisy_quota_events_per_s"`
+	NoisyBatch             int       `json:"noisy_batch_events"`
+	NoisyRefused           int       `json:"noisy_refused_429"`
+	NoisyEventsOK          int       `json:"noisy_event_requests_accepted"`
+	NoisyEventsRefused     int       `json:"noisy_event_requests_refused_429"`
 	// IdleCPUPct is the process's CPU use (% of one core) with
 	// MaxLoaded tenants loaded and no request.
 	IdleCPUPct float64 `json:"idle_cpu_pct"`
@@ -83,6 +97,11 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	cold := fs.Int("cold", 100, "first requests of sleeping tenants to time")
 	noisyRate := fs.Float64("noisy-rate", 500, "requests per second offered by the noisy tenant (default 5× its quota)")
 	noisyQuota := fs.Float64("noisy-quota", 100, "the noisy tenant's requests_per_second quota")
+	noisyEventsQuota := fs.Float64("noisy-events-quota", 1000, "the noisy tenant's events_per_second quota")
+	noisyBatch := fs.Int("noisy-batch", 100, "events per request of the noisy tenant's event flood")
+	noisyKind := fs.String("noisy", "both", "the noisy tenant's flood: recs, events or both")
+	rounds := fs.Int("rounds", 3, "alternations of the noisy-neighbour phases")
+	noisyOnly := fs.Bool("noisy-only", false, "measure the noisy neighbour only (skip the cold, active and idle phases)")
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cold-request phase to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end (max-loaded tenants loaded) to this file")
@@ -91,6 +110,12 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if *active > *maxLoaded || *active < 2 || *n < *active+*cold {
 		return fmt.Errorf("want 2 <= --active <= --max-loaded and --tenants >= --active + --cold")
+	}
+	if *noisyKind != "recs" && *noisyKind != "events" && *noisyKind != "both" {
+		return fmt.Errorf("--noisy %q: want recs, events or both", *noisyKind)
+	}
+	if *noisyBatch < 1 || *noisyBatch > 500 || *rounds < 1 {
+		return fmt.Errorf("want 1 <= --noisy-batch <= 500 and --rounds >= 1")
 	}
 	dir := *dataDir
 	if dir == "" {
@@ -102,7 +127,7 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 		dir = d
 	}
 	res := tenantsBenchResult{Bench: "tenants", Tenants: *n, Items: *items, Visitors: *visitors, Factors: *k, MaxLoaded: *maxLoaded,
-		Active: *active, Rate: *rate, NoisyRate: *noisyRate, NoisyQuota: *noisyQuota}
+		Active: *active, Rate: *rate, NoisyRate: *noisyRate, NoisyQuota: *noisyQuota, NoisyEventsQuota: *noisyEventsQuota, NoisyBatch: *noisyBatch}
 	start := time.Now()
 	cfg, err := parseServeConfig([]string{"--admin-key", "adm_bench_0123456789abcdef", "--data-dir", dir, "--log-level", envOr("KAIROS_BENCH_LOG", "error"),
 		"--amqp-url", "", "--redis-url", "", "--tenant-max-loaded", fmt.Sprint(*maxLoaded), "--factors", fmt.Sprint(*k),
@@ -137,11 +162,11 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	keys := make([]string, *n)
 	for i := range *n {
 		id := fmt.Sprintf("t%04d", i)
-		quota := 0.0
-		if i == 1 {
-			quota = *noisyQuota // tenant 1 is the noisy one
+		quotas := map[string]any{}
+		if i == 1 { // tenant 1 is the noisy one
+			quotas = map[string]any{"requests_per_second": *noisyQuota, "events_per_second": *noisyEventsQuota}
 		}
-		sk, err := b.create(id, quota)
+		sk, err := b.create(id, quotas)
 		if err != nil {
 			return err
 		}
@@ -157,33 +182,6 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	runtime.GC()
 	res.RSSIdleMB = rssMB(os.Getpid())
 
-	// The first request of sleeping tenants, one at a time (the pool is
-	// full from the second max-loaded on: each load evicts one).
-	var coldLat []time.Duration
-	stopProfile := func() {}
-	if *cpuProfile != "" {
-		if stopProfile, err = startCPUProfile(*cpuProfile); err != nil {
-			return err
-		}
-	}
-	for i := *active; i < *active+*cold; i++ {
-		t0 := time.Now()
-		if err := b.recs(keys[i], *visitors); err != nil {
-			return fmt.Errorf("cold request of t%04d: %w", i, err)
-		}
-		coldLat = append(coldLat, time.Since(t0))
-	}
-	stopProfile()
-	slices.Sort(coldLat)
-	res.ColdN, res.ColdP50ms, res.ColdP99ms, res.ColdMaxms = len(coldLat), quantileMs(coldLat, 0.5), quantileMs(coldLat, 0.99), quantileMs(coldLat, 1)
-	fmt.Fprintf(stderr, "bench tenants: cold first requests p50 %.1f ms p99 %.1f ms\n", res.ColdP50ms, res.ColdP99ms)
-
-	// Active tenants: load them, then an open loop over them.
-	for i := range *active {
-		if err := b.recs(keys[i], *visitors); err != nil {
-			return err
-		}
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	call := func(key string) func() func() error {
 		return func() func() error {
@@ -191,42 +189,106 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 			return func() error { return b.recsVisitor(key, v) }
 		}
 	}
-	lat, errs, _, _, _ := runOpenLoop(ctx, func() func() error { return call(keys[rng.IntN(*active)])() }, *rate, *dur, 512)
-	slices.Sort(lat)
-	res.ActiveN, res.ActiveErrs, res.ActiveP50ms, res.ActiveP99ms = len(lat), errs, quantileMs(lat, 0.5), quantileMs(lat, 0.99)
-	fmt.Fprintf(stderr, "bench tenants: active p50 %.2f ms p99 %.2f ms\n", res.ActiveP50ms, res.ActiveP99ms)
+	if !*noisyOnly {
+		// The first request of sleeping tenants, one at a time (the pool is
+		// full from the second max-loaded on: each load evicts one).
+		var coldLat []time.Duration
+		stopProfile := func() {}
+		if *cpuProfile != "" {
+			if stopProfile, err = startCPUProfile(*cpuProfile); err != nil {
+				return err
+			}
+		}
+		for i := *active; i < *active+*cold; i++ {
+			t0 := time.Now()
+			if err := b.recs(keys[i], *visitors); err != nil {
+				return fmt.Errorf("cold request of t%04d: %w", i, err)
+			}
+			coldLat = append(coldLat, time.Since(t0))
+		}
+		stopProfile()
+		slices.Sort(coldLat)
+		res.ColdN, res.ColdP50ms, res.ColdP99ms, res.ColdMaxms = len(coldLat), quantileMs(coldLat, 0.5), quantileMs(coldLat, 0.99), quantileMs(coldLat, 1)
+		fmt.Fprintf(stderr, "bench tenants: cold first requests p50 %.1f ms p99 %.1f ms\n", res.ColdP50ms, res.ColdP99ms)
 
-	// Idle cost of the loaded tenants' background loops.
-	cpu0, t0 := cpuSeconds(0), time.Now()
-	time.Sleep(5 * time.Second)
-	res.IdleCPUPct = 100 * (cpuSeconds(0) - cpu0) / time.Since(t0).Seconds()
+		// Active tenants: load them, then an open loop over them.
+		for i := range *active {
+			if err := b.recs(keys[i], *visitors); err != nil {
+				return err
+			}
+		}
+		lat, errs, _, _, _ := runOpenLoop(ctx, func() func() error { return call(keys[rng.IntN(*active)])() }, *rate, *dur, 512)
+		slices.Sort(lat)
+		res.ActiveN, res.ActiveErrs, res.ActiveP50ms, res.ActiveP99ms = len(lat), errs, quantileMs(lat, 0.5), quantileMs(lat, 0.99)
+		fmt.Fprintf(stderr, "bench tenants: active p50 %.2f ms p99 %.2f ms\n", res.ActiveP50ms, res.ActiveP99ms)
+
+		// Idle cost of the loaded tenants' background loops.
+		cpu0, t0 := cpuSeconds(0), time.Now()
+		time.Sleep(5 * time.Second)
+		res.IdleCPUPct = 100 * (cpuSeconds(0) - cpu0) / time.Since(t0).Seconds()
+	}
 
 	// A noisy neighbour: tenant 0's p99 alone, then while tenant 1 is
-	// offered noisy-rate req/s over its quota; alternated three times
-	// (the machine's own noise shows in the spread).
-	victimRate := min(*rate, 100)
+	// offered noisy-rate req/s, over its quotas, of recommendations and
+	// of event batches; alternated --rounds times (the machine's own
+	// noise shows in the spread).
+	res.VictimRate = min(*rate, 100)
 	phase := max(*dur/3, time.Second)
-	for range 3 {
-		lat, _, _, _, _ = runOpenLoop(ctx, call(keys[0]), victimRate, phase, 512)
+	for _, k := range keys[:2] { // loaded before the first phase
+		if err := b.recs(k, *visitors); err != nil {
+			return err
+		}
+	}
+	victim := func() float64 {
+		lat, _, _, _, _ := runOpenLoop(ctx, call(keys[0]), res.VictimRate, phase, 512)
 		slices.Sort(lat)
-		res.VictimP99ms = append(res.VictimP99ms, quantileMs(lat, 0.99))
+		return quantileMs(lat, 0.99)
+	}
+	// withNoisy measures the victim while flood runs at noisy-rate; it
+	// returns the victim's p99 and the flood's successes and failures.
+	withNoisy := func(flood func() func() error) (p99 float64, ok, refused int) {
 		var wg sync.WaitGroup
-		var refused int
 		nctx, nstop := context.WithCancel(ctx)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, refused, _, _, _ = runOpenLoop(nctx, func() func() error {
-				return func() error { return b.recsVisitor(keys[1], 1) }
-			}, *noisyRate, phase+2*time.Second, 512)
-		}()
+		wg.Go(func() {
+			var lat []time.Duration
+			lat, refused, _, _, _ = runOpenLoop(nctx, flood, *noisyRate, phase+2*time.Second, 512)
+			ok = len(lat)
+		})
 		time.Sleep(500 * time.Millisecond)
-		lat, _, _, _, _ = runOpenLoop(ctx, call(keys[0]), victimRate, phase, 512)
+		p99 = victim()
 		nstop()
 		wg.Wait()
-		slices.Sort(lat)
-		res.VictimNoisyP99ms = append(res.VictimNoisyP99ms, quantileMs(lat, 0.99))
-		res.NoisyRefused += refused
+		return p99, ok, refused
+	}
+	var seq int
+	events := func() func() error {
+		seq++
+		body := b.noisyBatch(seq, *noisyBatch, *items)
+		return func() error { return b.postEvents(keys[1], body) }
+	}
+	for r := range *rounds {
+		res.VictimP99ms = append(res.VictimP99ms, victim())
+		if *noisyKind != "events" {
+			p99, _, refused := withNoisy(func() func() error { return func() error { return b.recsVisitor(keys[1], 1) } })
+			res.VictimNoisyP99ms = append(res.VictimNoisyP99ms, p99)
+			res.NoisyRefused += refused
+		}
+		if *noisyKind != "recs" {
+			p99, ok, refused := withNoisy(events)
+			res.VictimEventsNoisyP99ms = append(res.VictimEventsNoisyP99ms, p99)
+			res.NoisyEventsOK += ok
+			res.NoisyEventsRefused += refused
+		}
+		fmt.Fprintf(stderr, "bench tenants: noisy round %d: victim p99 alone %.2f ms, with noisy recs %v ms, with noisy events %v ms\n",
+			r+1, res.VictimP99ms[r], res.VictimNoisyP99ms, res.VictimEventsNoisyP99ms)
+	}
+	if m := median(res.VictimP99ms); m > 0 {
+		if len(res.VictimNoisyP99ms) > 0 {
+			res.NoisyRatio = median(res.VictimNoisyP99ms) / m
+		}
+		if len(res.VictimEventsNoisyP99ms) > 0 {
+			res.NoisyEventsRatio = median(res.VictimEventsNoisyP99ms) / m
+		}
 	}
 
 	runtime.GC()
@@ -257,8 +319,8 @@ type tenantBench struct {
 	c           *http.Client
 }
 
-func (b *tenantBench) create(id string, quota float64) (string, error) {
-	body, _ := json.Marshal(map[string]any{"id": id, "quotas": map[string]any{"requests_per_second": quota}})
+func (b *tenantBench) create(id string, quotas map[string]any) (string, error) {
+	body, _ := json.Marshal(map[string]any{"id": id, "quotas": quotas})
 	req, _ := http.NewRequest(http.MethodPost, b.base+"/v1/tenants", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+b.admin)
 	resp, err := b.c.Do(req)
@@ -283,6 +345,41 @@ func (b *tenantBench) recsVisitor(key string, v int) error {
 	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/recommendations?visitor=v%d&n=10", b.base, v), nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	return getOK(b.c, req)
+}
+
+// noisyBatch is the body of the noisy tenant's event request seq: n views
+// of catalog items by n visitors of its own.
+func (b *tenantBench) noisyBatch(seq, n, items int) []byte {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		fmt.Fprintf(&buf, `{"id":"noisy-%d-%d","type":"view","visitor":"nv%d","item":"sku-%06d"}`, seq, i, (seq*n+i)%5000, (seq*31+i*7)%items)
+	}
+	buf.WriteByte(']')
+	return buf.Bytes()
+}
+
+// postEvents posts an events body with key; a refusal (429) is an error.
+func (b *tenantBench) postEvents(key string, body []byte) error {
+	req, _ := http.NewRequest(http.MethodPost, b.base+"/v1/events", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	return getOK(b.c, req)
+}
+
+// median returns the median of xs (0 when empty).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // seedTenant fills the embedded store dir with items sku-000000… (factors
