@@ -55,7 +55,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
-	// Now is the clock of the daily quotas (nil: time.Now).
+	// KeyGrace is how long a tenant's old keys stay valid after a
+	// rotation that does not say (POST /v1/tenants/{id}/keys without
+	// grace_seconds); 0: they stop at once.
+	KeyGrace time.Duration
+	// Now is the clock of the quotas and key graces (nil: time.Now).
 	Now func() time.Time
 }
 
@@ -64,6 +68,7 @@ type keyRef struct {
 	id     string
 	key    string
 	secret bool
+	until  time.Time // a rotated-out key's end of grace; zero: none
 }
 
 // snapshot is an immutable view of the registry.
@@ -81,6 +86,10 @@ func newSnapshot(ts []Tenant) *snapshot {
 		}
 		s.byKey[sha256.Sum256([]byte(t.Keys.Publishable))] = keyRef{id: t.ID, key: t.Keys.Publishable}
 		s.byKey[sha256.Sum256([]byte(t.Keys.Secret))] = keyRef{id: t.ID, key: t.Keys.Secret, secret: true}
+		if p := t.Previous; p != nil {
+			s.byKey[sha256.Sum256([]byte(p.Publishable))] = keyRef{id: t.ID, key: p.Publishable, until: p.Until}
+			s.byKey[sha256.Sum256([]byte(p.Secret))] = keyRef{id: t.ID, key: p.Secret, secret: true, until: p.Until}
+		}
 	}
 	return s
 }
@@ -235,6 +244,9 @@ func (r *Router) resolve(key string) (Tenant, keyRef, bool) {
 	ref, ok := s.byKey[sha256.Sum256([]byte(key))]
 	if !ok || subtle.ConstantTimeCompare([]byte(key), []byte(ref.key)) != 1 {
 		return Tenant{}, keyRef{}, false
+	}
+	if !ref.until.IsZero() && !r.cfg.Now().Before(ref.until) {
+		return Tenant{}, keyRef{}, false // rotated out, grace over
 	}
 	t, ok := s.byID[ref.id]
 	return t, ref, ok

@@ -475,3 +475,39 @@ func TestEventsPerSecond(t *testing.T) {
 	f.do(t, "POST", "/v1/events", skA, batch(11), http.StatusAccepted)
 	f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusTooManyRequests)
 }
+
+// TestKeyRotationGrace: a rotation with a grace keeps the old keys valid
+// until it ends (then they are unknown keys); the deployment's default
+// grace applies when the rotation does not say; a second rotation ends
+// the first one's grace at once.
+func TestKeyRotationGrace(t *testing.T) {
+	f := newFixtureWith(t, Config{KeyGrace: time.Minute})
+	_, pk, sk := f.create(t, `{"id":"shop-a"}`)
+
+	rot := f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, `{"grace_seconds":3600}`, http.StatusOK)
+	nsk := rot["keys"].(map[string]any)["secret_key"].(string)
+	if rot["previous_keys_until"] == nil {
+		t.Fatalf("no previous_keys_until in %v", rot)
+	}
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations?key="+pk, "", "", http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
+	f.now = f.now.Add(59 * time.Minute)
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusOK)
+	f.now = f.now.Add(time.Minute)
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
+	if g := f.do(t, "GET", "/v1/tenants/shop-a", testAdmin, "", http.StatusOK); g["previous_keys_until"] != nil {
+		t.Errorf("previous_keys_until shown after the grace: %v", g)
+	}
+
+	// The default grace (a minute), then a rotation without grace ends it.
+	rot = f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, "", http.StatusOK)
+	nsk2 := rot["keys"].(map[string]any)["secret_key"].(string)
+	f.now = f.now.Add(30 * time.Second)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
+	f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, `{"grace_seconds":0}`, http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/recommendations", nsk2, "", http.StatusUnauthorized)
+	f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, `{"grace_seconds":-1}`, http.StatusBadRequest)
+}

@@ -44,6 +44,9 @@ type tenantConfig struct {
 	RetryDelay time.Duration
 	// MaxInFlight bounds one tenant's requests served at once.
 	MaxInFlight int
+	// KeyGrace is how long a tenant's old keys stay valid after a
+	// rotation that does not say.
+	KeyGrace time.Duration
 	// ID is set on a tenant's own configuration (the app of one tenant):
 	// its id, added to its logs.
 	ID string
@@ -57,6 +60,7 @@ func (t *tenantConfig) register(e *envFlags) {
 	e.int(&t.MaxLoaded, "tenant-max-loaded", 64, "multi-tenant mode: tenants loaded at once; beyond, the least recently used idle tenant is unloaded (its state saved) and reloaded on its next request (0: no bound)")
 	e.int(&t.MetricsTop, "tenant-metrics-top", 100, "multi-tenant mode: tenants with their own label in the per-tenant metrics (the others share \"other\")")
 	e.int(&t.MaxInFlight, "tenant-max-in-flight", 64, "multi-tenant mode: requests of one tenant served at once (promotion streams excepted); beyond, 429 at once, so that one tenant's flood cannot take every worker (0: no bound)")
+	e.dur(&t.KeyGrace, "tenant-key-grace", 0, "multi-tenant mode: how long a tenant's old keys stay valid after a rotation that does not give grace_seconds (0: they stop at once)")
 	e.int(&t.Partitions, "tenant-partitions", defaultPartitions, "multi-tenant mode with RabbitMQ: partition queues shared by all tenants, <namespace>.tenants.p.<i> (routing key <tenant>/<visitor>), leased among the replicas")
 	e.dur(&t.RetryDelay, "tenant-retry-delay", 2*time.Second, "multi-tenant mode with RabbitMQ: a tenant whose events fail (its server does not load, its engine fails) gets them back after this delay, through <namespace>.tenants.events.retry, so that it holds up no other tenant")
 }
@@ -78,6 +82,9 @@ func (t tenantConfig) validate(c *serveConfig) []error {
 	}
 	if c.History.Stream {
 		errs = append(errs, errors.New("--admin-key: --history-stream is not available with tenants yet (each tenant keeps its own archive)"))
+	}
+	if t.KeyGrace < 0 || t.KeyGrace > 90*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--tenant-key-grace %v outside [0, 90 days]", t.KeyGrace))
 	}
 	if t.MaxLoaded < 0 || t.MetricsTop < 0 || t.MaxInFlight < 0 {
 		errs = append(errs, errors.New("--tenant-max-loaded, --tenant-metrics-top and --tenant-max-in-flight must be >= 0"))
@@ -149,7 +156,7 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	}
 	s.router, err = tenant.NewRouter(tenant.Config{
 		AdminKey: cfg.Tenants.AdminKey, Registry: tenant.NewRegistry(s.store, nil), Loader: s.loader,
-		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, MaxInFlight: cfg.Tenants.MaxInFlight, Ready: s.ready, Public: public,
+		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, MaxInFlight: cfg.Tenants.MaxInFlight, KeyGrace: cfg.Tenants.KeyGrace, Ready: s.ready, Public: public,
 		Registerer: reg, Gatherer: reg, Logger: s.log,
 	})
 	if err != nil {
@@ -287,7 +294,10 @@ func (l *tenantLoader) config(t tenant.Tenant) serveConfig {
 	c.Namespace = tenantNamespace(l.base.Namespace, t.ID)
 	c.DataDir = filepath.Join(l.base.DataDir, "tenants", t.ID)
 	c.ArchiveDir = l.archiveDir(t.ID)
-	c.SecretKeys, c.PublishableKeys = []string{t.Keys.Secret}, []string{t.Keys.Publishable}
+	c.SecretKeys, c.PublishableKeys = nil, nil
+	for _, k := range t.ActiveKeys(time.Now()) { // the old keys during a rotation's grace too
+		c.SecretKeys, c.PublishableKeys = append(c.SecretKeys, k.Secret), append(c.PublishableKeys, k.Publishable)
+	}
 	c.AllowedOrigins = t.AllowedOrigins
 	c.PprofAddr = ""
 	c.Demo = false

@@ -392,6 +392,31 @@ func TestTenantCommand(t *testing.T) {
 		t.Fatalf("tenant rotate: %s", out)
 	}
 	s.do(t, "GET", "/v1/recommendations?visitor=u1", created.Keys.Secret, nil, http.StatusUnauthorized)
+	// With a grace, the old keys keep working (through the tenant's own
+	// server, rebuilt with both pairs), the new ones too.
+	var rotated struct {
+		Keys struct {
+			Secret string `json:"secret_key"`
+		}
+		Until string `json:"previous_keys_until"`
+	}
+	if err := json.Unmarshal([]byte(out), &rotated); err != nil {
+		t.Fatal(err)
+	}
+	out = kairos(0, "tenant", "rotate", "--grace", "1h", "shop-a")
+	if !strings.Contains(out, `"previous_keys_until"`) {
+		t.Fatalf("tenant rotate --grace: %s", out)
+	}
+	s.do(t, "GET", "/v1/recommendations?visitor=u1", rotated.Keys.Secret, nil, http.StatusOK)
+	var newest struct {
+		Keys struct {
+			Secret string `json:"secret_key"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &newest); err != nil {
+		t.Fatal(err)
+	}
+	s.do(t, "GET", "/v1/recommendations?visitor=u1", newest.Keys.Secret, nil, http.StatusOK)
 	kairos(0, "tenant", "delete", "shop-a")
 	if out := kairos(1, "tenant", "get", "shop-a"); !strings.Contains(out, "not found") {
 		t.Fatalf("tenant get after delete: %s", out)
