@@ -31,7 +31,9 @@ type View struct {
 	// working, while they still do.
 	PreviousKeysUntil *time.Time `json:"previous_keys_until,omitempty"`
 	// Loaded tells whether the tenant's server is loaded on this replica;
-	// EventsToday counts the events it accepted today (UTC) here.
+	// EventsToday counts the events it accepted today (UTC): with shared
+	// counters (kairos serve) on every replica, as last shared (every
+	// second), else on this one.
 	Loaded      bool  `json:"loaded"`
 	EventsToday int64 `json:"events_today"`
 }
@@ -322,6 +324,11 @@ func (r *Router) purge(ctx context.Context, id string) error {
 		return err
 	}
 	r.quotas.drop(id)
+	if r.cfg.Counters != nil {
+		if err := r.cfg.Counters.Delete(ctx, []string{eventsKey(id)}); err != nil {
+			return fmt.Errorf("tenant %s: purge its event counts: %w", id, err)
+		}
+	}
 	return r.Load(ctx)
 }
 

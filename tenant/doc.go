@@ -45,9 +45,26 @@
 // # Quotas
 //
 // Per tenant (Quotas): requests per second (a token bucket over all its
-// keys and clients), events per UTC day, items in its model, distinct
-// visitors (their ids kept in the tenant's own store). A refusal is 429
-// with a message naming the quota and, for the rate, Retry-After. The
-// events-per-day counter is per server process (with several replicas a
-// tenant may get up to replicas × the quota).
+// keys and clients), events per second (a bucket of one second's events
+// charged with what each event request accepted: overdrawn, event
+// requests are refused before any work), events per UTC day, items in
+// its model, distinct visitors (their ids kept in the tenant's own
+// store). A refusal is 429 with a message naming the quota and, for the
+// rates, Retry-After. The rates are per server process; the events per
+// day are shared by the replicas through the deployment's store
+// (Config.Counters: each replica adds its count and reads the total every
+// second, so together they may pass the quota by about one second's
+// events).
+//
+// # Keys rotation
+//
+// A rotation gives the tenant a new pair; with a grace (grace_seconds,
+// or the deployment's default Config.KeyGrace) the old pair stays valid
+// until then, in the router and in the tenant's own server.
+//
+// # Shared partitions
+//
+// With RabbitMQ the tenants share one set of partition queues; the
+// Dispatcher hands each tenant its events (see dispatch.go, "Shared
+// partitions").
 package tenant

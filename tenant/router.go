@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
 )
 
@@ -55,6 +56,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
+	// Counters, when set, is the deployment's store where the replicas
+	// share the events-per-day counts (each adds its own and reads the
+	// total every QuotaSyncEvery); nil: each process counts its own.
+	Counters storage.Maps
+	// QuotaSyncEvery is how often the counts are shared (default 1 s).
+	QuotaSyncEvery time.Duration
 	// KeyGrace is how long a tenant's old keys stay valid after a
 	// rotation that does not say (POST /v1/tenants/{id}/keys without
 	// grace_seconds); 0: they stop at once.
@@ -131,6 +138,9 @@ func NewRouter(cfg Config) (*Router, error) {
 	if cfg.RefreshEvery <= 0 {
 		cfg.RefreshEvery = 2 * time.Second
 	}
+	if cfg.QuotaSyncEvery <= 0 {
+		cfg.QuotaSyncEvery = time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -141,7 +151,7 @@ func NewRouter(cfg Config) (*Router, error) {
 	log = log.With(slog.String("component", "tenants"))
 	m := newMetrics(cfg.Registerer, cfg.MetricsTop)
 	r := &Router{cfg: cfg, log: log, m: m, admin: []byte(cfg.AdminKey), pool: NewPool(cfg.Loader, cfg.MaxLoaded, log, m)}
-	r.quotas.now = cfg.Now
+	r.quotas.now, r.quotas.counters = cfg.Now, cfg.Counters
 	r.snap.Store(newSnapshot(nil))
 	return r, nil
 }
@@ -175,6 +185,7 @@ func (r *Router) Load(ctx context.Context) error {
 	for id := range old.byID {
 		if _, ok := r.snap.Load().byID[id]; !ok {
 			r.unload(ctx, id, true) // deleted by another replica
+			r.quotas.drop(id)
 		}
 	}
 	for _, s := range []Status{Active, Suspended, Deleting} {
@@ -217,12 +228,22 @@ func (r *Router) Run(ctx context.Context) error {
 	var seen int64 = -1
 	tick := time.NewTicker(r.cfg.RefreshEvery)
 	defer tick.Stop()
+	sync := time.NewTicker(r.cfg.QuotaSyncEvery)
+	defer sync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			return r.pool.Close(sctx)
+			err := r.pool.Close(sctx)
+			if serr := r.quotas.sync(sctx); serr != nil {
+				r.log.LogAttrs(sctx, slog.LevelWarn, "events-per-day counts not shared at shutdown", slog.Any("err", serr))
+			}
+			return err
+		case <-sync.C:
+			if err := r.quotas.sync(ctx); err != nil {
+				r.log.LogAttrs(ctx, slog.LevelWarn, "events-per-day counts not shared", slog.Any("err", err))
+			}
 		case <-tick.C:
 			v, err := r.cfg.Registry.Version(ctx)
 			if err != nil || v == seen {
@@ -343,6 +364,9 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		}
 	}
 	if event && t.Quotas.EventsPerDay > 0 {
+		if err := r.quotas.readShared(req.Context(), t.ID, q); err != nil {
+			r.log.LogAttrs(req.Context(), slog.LevelWarn, "events-per-day count not read: this replica's count applies", slog.String("tenant", t.ID), slog.Any("err", err))
+		}
 		if n := q.eventsToday(); n >= t.Quotas.EventsPerDay {
 			r.m.refused(t.ID, "events_per_day")
 			r.m.request(t.ID, http.StatusTooManyRequests)

@@ -511,3 +511,71 @@ func TestKeyRotationGrace(t *testing.T) {
 	f.do(t, "GET", "/v1/recommendations", nsk2, "", http.StatusUnauthorized)
 	f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, `{"grace_seconds":-1}`, http.StatusBadRequest)
 }
+
+// TestEventsPerDayShared: two replicas sharing the deployment's store
+// count a tenant's events per day together: what one accepted counts
+// against the other's quota once shared (every QuotaSyncEvery), and the
+// counts go with the tenant.
+func TestEventsPerDayShared(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	docs, counters := storagetest.NewMem(nil), storagetest.NewMem(nil)
+	reg := NewRegistry(docs, clock)
+	var routers []*Router
+	var srvs []*httptest.Server
+	for range 2 {
+		r, err := NewRouter(Config{AdminKey: testAdmin, Registry: reg, Loader: &fakeLoader{}, Counters: counters, Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		routers = append(routers, r)
+		srv := httptest.NewServer(r)
+		t.Cleanup(srv.Close)
+		srvs = append(srvs, srv)
+	}
+	f := &fixture{r: routers[0], srv: srvs[0]}
+	_, _, sk := f.create(t, `{"id":"a","quotas":{"events_per_day":10}}`)
+	f2 := &fixture{r: routers[1], srv: srvs[1]}
+	if err := routers[1].Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sync := func() { // two rounds: each replica adds its own, then reads everyone's
+		t.Helper()
+		for range 2 {
+			for _, r := range routers {
+				if err := r.quotas.sync(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	f.do(t, "POST", "/v1/events", sk, `[{},{},{},{},{},{}]`, http.StatusAccepted)
+	sync()
+	f2.do(t, "POST", "/v1/events", sk, `[{},{},{},{},{},{}]`, http.StatusAccepted) // 6 < 10: crosses
+	f2.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
+	sync()
+	f.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
+	if got := f.do(t, "GET", "/v1/tenants/a", testAdmin, "", http.StatusOK)["events_today"]; got != 12.0 {
+		t.Fatalf("events_today %v, want 12 (both replicas)", got)
+	}
+	// A replica that never saw the tenant reads the shared count first.
+	r3, err := NewRouter(Config{AdminKey: testAdmin, Registry: reg, Loader: &fakeLoader{}, Counters: counters, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r3.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv3 := httptest.NewServer(r3)
+	t.Cleanup(srv3.Close)
+	(&fixture{r: r3, srv: srv3}).do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
+	// The next UTC day starts from 0.
+	now = now.Add(24 * time.Hour)
+	f.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusAccepted)
+	// Deleting the tenant deletes its counts.
+	f.do(t, "DELETE", "/v1/tenants/a", testAdmin, "", http.StatusNoContent)
+	m, err := counters.Maps(context.Background(), []string{eventsKey("a")})
+	if err != nil || m[0] != nil {
+		t.Fatalf("counts of the deleted tenant: %v %v", m, err)
+	}
+}

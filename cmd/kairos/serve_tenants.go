@@ -156,7 +156,7 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	}
 	s.router, err = tenant.NewRouter(tenant.Config{
 		AdminKey: cfg.Tenants.AdminKey, Registry: tenant.NewRegistry(s.store, nil), Loader: s.loader,
-		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, MaxInFlight: cfg.Tenants.MaxInFlight, KeyGrace: cfg.Tenants.KeyGrace, Ready: s.ready, Public: public,
+		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, MaxInFlight: cfg.Tenants.MaxInFlight, KeyGrace: cfg.Tenants.KeyGrace, Counters: s.store, Ready: s.ready, Public: public,
 		Registerer: reg, Gatherer: reg, Logger: s.log,
 	})
 	if err != nil {

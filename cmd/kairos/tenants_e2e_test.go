@@ -280,7 +280,11 @@ func tenantLeftovers(t *testing.T, cfg serveConfig, id string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range keys {
+		counts, _, err := rc.Scan(context.Background(), 0, cfg.Namespace+"*tenants:events:{"+id+"}*", 10000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range append(keys, counts...) {
 			out = append(out, "Redis key "+k)
 		}
 	}
