@@ -78,6 +78,12 @@ type tenantsBenchResult struct {
 	NoisyRefused           int       `json:"noisy_refused_429"`
 	NoisyEventsOK          int       `json:"noisy_event_requests_accepted"`
 	NoisyEventsRefused     int       `json:"noisy_event_requests_refused_429"`
+	// CPU of this process (server and load generators, % of one core)
+	// during the phases: alone, with the noisy recommendations, with the
+	// noisy events (medians over the rounds).
+	CPUAlonePct       float64 `json:"cpu_alone_pct"`
+	CPUNoisyPct       float64 `json:"cpu_with_noisy_pct,omitempty"`
+	CPUNoisyEventsPct float64 `json:"cpu_with_noisy_events_pct,omitempty"`
 	// IdleCPUPct is the process's CPU use (% of one core) with
 	// MaxLoaded tenants loaded and no request.
 	IdleCPUPct float64 `json:"idle_cpu_pct"`
@@ -103,7 +109,7 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	rounds := fs.Int("rounds", 3, "alternations of the noisy-neighbour phases")
 	noisyOnly := fs.Bool("noisy-only", false, "measure the noisy neighbour only (skip the cold, active and idle phases)")
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cold-request phase to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cold-request phase (with --noisy-only: of the noisy-neighbour phases) to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end (max-loaded tenants loaded) to this file")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -239,8 +245,12 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 	}
+	var cpuAlone, cpuNoisy, cpuEvents []float64
+	lastCPU := 0.0 // the process's CPU (% of a core) during the last victim phase
 	victim := func() float64 {
+		cpu0, t0 := cpuSeconds(0), time.Now()
 		lat, _, _, _, _ := runOpenLoop(ctx, call(keys[0]), res.VictimRate, phase, 512)
+		lastCPU = 100 * (cpuSeconds(0) - cpu0) / time.Since(t0).Seconds()
 		slices.Sort(lat)
 		return quantileMs(lat, 0.99)
 	}
@@ -266,22 +276,33 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 		body := b.noisyBatch(seq, *noisyBatch, *items)
 		return func() error { return b.postEvents(keys[1], body) }
 	}
+	if *noisyOnly && *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	for r := range *rounds {
 		res.VictimP99ms = append(res.VictimP99ms, victim())
+		cpuAlone = append(cpuAlone, lastCPU)
 		if *noisyKind != "events" {
 			p99, _, refused := withNoisy(func() func() error { return func() error { return b.recsVisitor(keys[1], 1) } })
 			res.VictimNoisyP99ms = append(res.VictimNoisyP99ms, p99)
+			cpuNoisy = append(cpuNoisy, lastCPU)
 			res.NoisyRefused += refused
 		}
 		if *noisyKind != "recs" {
 			p99, ok, refused := withNoisy(events)
 			res.VictimEventsNoisyP99ms = append(res.VictimEventsNoisyP99ms, p99)
+			cpuEvents = append(cpuEvents, lastCPU)
 			res.NoisyEventsOK += ok
 			res.NoisyEventsRefused += refused
 		}
 		fmt.Fprintf(stderr, "bench tenants: noisy round %d: victim p99 alone %.2f ms, with noisy recs %v ms, with noisy events %v ms\n",
 			r+1, res.VictimP99ms[r], res.VictimNoisyP99ms, res.VictimEventsNoisyP99ms)
 	}
+	res.CPUAlonePct, res.CPUNoisyPct, res.CPUNoisyEventsPct = median(cpuAlone), median(cpuNoisy), median(cpuEvents)
 	if m := median(res.VictimP99ms); m > 0 {
 		if len(res.VictimNoisyP99ms) > 0 {
 			res.NoisyRatio = median(res.VictimNoisyP99ms) / m
