@@ -15,9 +15,10 @@
 //
 // A tenant is not a filter over shared data: the Loader given to the
 // Router builds, per tenant, a complete server over its own store
-// namespace (Redis key prefix <namespace>.t.<id>, RabbitMQ exchanges and
-// queues <namespace>.t.<id>.*, embedded store and archive under
-// <data-dir>/tenants/<id>). A request reaches a tenant's server only once
+// namespace (Redis key prefix <namespace>.t.<id>, embedded store and
+// archive under <data-dir>/tenants/<id>); with RabbitMQ the tenants
+// share one set of partitions, each event routed by its tenant (see
+// "Shared partitions" below). A request reaches a tenant's server only once
 // its key resolved to that tenant, and the tenant's server checks the key
 // again against its own keys. No code path takes a tenant id from the
 // request.
