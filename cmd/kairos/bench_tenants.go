@@ -15,6 +15,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
@@ -58,13 +59,13 @@ type tenantsBenchResult struct {
 	ActiveP50ms float64 `json:"active_p50_ms"`
 	ActiveP99ms float64 `json:"active_p99_ms"`
 	// One active tenant's p99 (recommendations at VictimRate req/s)
-	// alone, then while a noisy tenant (quotas NoisyQuota req/s and
-	// NoisyEventsQuota events/s) is offered NoisyRate req/s: of
-	// recommendations (VictimNoisyP99ms), and of event batches of
-	// NoisyBatch events (VictimEventsNoisyP99ms); one value per round,
-	// the phases alternated (the machine's own noise shows in the
-	// spread). The ratios are the medians' (with / alone): the
-	// acceptance is <= 2.
+	// without, then with a noisy tenant (quotas NoisyQuota req/s and
+	// NoisyEventsQuota events/s) offered NoisyRate req/s: of
+	// recommendations (VictimNoisyP99ms), then of event batches of
+	// NoisyBatch events (VictimEventsNoisyP99ms); the flood alternates
+	// on and off in windows, and the victim's requests are pooled by
+	// window (VictimP99ms: one value per kind of flood, its off windows).
+	// The ratios are with / without: the acceptance is <= 2.
 	VictimRate             float64   `json:"victim_rps"`
 	VictimP99ms            []float64 `json:"victim_p99_ms"`
 	VictimNoisyP99ms       []float64 `json:"victim_p99_with_noisy_ms,omitempty"`
@@ -79,8 +80,8 @@ type tenantsBenchResult struct {
 	NoisyEventsOK          int       `json:"noisy_event_requests_accepted"`
 	NoisyEventsRefused     int       `json:"noisy_event_requests_refused_429"`
 	// CPU of this process (server and load generators, % of one core)
-	// during the phases: alone, with the noisy recommendations, with the
-	// noisy events (medians over the rounds).
+	// in the windows without the flood, with the noisy recommendations,
+	// with the noisy events.
 	CPUAlonePct       float64 `json:"cpu_alone_pct"`
 	CPUNoisyPct       float64 `json:"cpu_with_noisy_pct,omitempty"`
 	CPUNoisyEventsPct float64 `json:"cpu_with_noisy_events_pct,omitempty"`
@@ -106,7 +107,8 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	noisyEventsQuota := fs.Float64("noisy-events-quota", 1000, "the noisy tenant's events_per_second quota")
 	noisyBatch := fs.Int("noisy-batch", 100, "events per request of the noisy tenant's event flood")
 	noisyKind := fs.String("noisy", "both", "the noisy tenant's flood: recs, events or both")
-	rounds := fs.Int("rounds", 3, "alternations of the noisy-neighbour phases")
+	rounds := fs.Int("rounds", 8, "noisy-neighbour windows on (and as many off) per kind of flood")
+	noisyWindow := fs.Duration("noisy-window", 2*time.Second, "length of each window with and without the noisy flood")
 	noisyOnly := fs.Bool("noisy-only", false, "measure the noisy neighbour only (skip the cold, active and idle phases)")
 	dataDir := fs.String("data-dir", "", "data directory (default: a temporary one, removed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cold-request phase (with --noisy-only: of the noisy-neighbour phases) to this file")
@@ -234,41 +236,18 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 		res.IdleCPUPct = 100 * (cpuSeconds(0) - cpu0) / time.Since(t0).Seconds()
 	}
 
-	// A noisy neighbour: tenant 0's p99 alone, then while tenant 1 is
-	// offered noisy-rate req/s, over its quotas, of recommendations and
-	// of event batches; alternated --rounds times (the machine's own
-	// noise shows in the spread).
+	// A noisy neighbour: tenant 0's recommendations at victim-rate req/s
+	// all along, while tenant 1 is offered noisy-rate req/s, over its
+	// quotas, in windows of --noisy-window on and off (of recommendations,
+	// then of event batches). The victim's requests are pooled by whether
+	// the flood was on when they were due (those due within 300 ms of a
+	// switch are left out): both sides see the same machine, whatever
+	// else runs on it.
 	res.VictimRate = min(*rate, 100)
-	phase := max(*dur/3, time.Second)
-	for _, k := range keys[:2] { // loaded before the first phase
+	for _, k := range keys[:2] { // loaded before the first window
 		if err := b.recs(k, *visitors); err != nil {
 			return err
 		}
-	}
-	var cpuAlone, cpuNoisy, cpuEvents []float64
-	lastCPU := 0.0 // the process's CPU (% of a core) during the last victim phase
-	victim := func() float64 {
-		cpu0, t0 := cpuSeconds(0), time.Now()
-		lat, _, _, _, _ := runOpenLoop(ctx, call(keys[0]), res.VictimRate, phase, 512)
-		lastCPU = 100 * (cpuSeconds(0) - cpu0) / time.Since(t0).Seconds()
-		slices.Sort(lat)
-		return quantileMs(lat, 0.99)
-	}
-	// withNoisy measures the victim while flood runs at noisy-rate; it
-	// returns the victim's p99 and the flood's successes and failures.
-	withNoisy := func(flood func() func() error) (p99 float64, ok, refused int) {
-		var wg sync.WaitGroup
-		nctx, nstop := context.WithCancel(ctx)
-		wg.Go(func() {
-			var lat []time.Duration
-			lat, refused, _, _, _ = runOpenLoop(nctx, flood, *noisyRate, phase+2*time.Second, 512)
-			ok = len(lat)
-		})
-		time.Sleep(500 * time.Millisecond)
-		p99 = victim()
-		nstop()
-		wg.Wait()
-		return p99, ok, refused
 	}
 	var seq int
 	events := func() func() error {
@@ -276,6 +255,7 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 		body := b.noisyBatch(seq, *noisyBatch, *items)
 		return func() error { return b.postEvents(keys[1], body) }
 	}
+	recsFlood := func() func() error { return func() error { return b.recsVisitor(keys[1], 1) } }
 	if *noisyOnly && *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
@@ -283,32 +263,25 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		defer stop()
 	}
-	for r := range *rounds {
-		res.VictimP99ms = append(res.VictimP99ms, victim())
-		cpuAlone = append(cpuAlone, lastCPU)
-		if *noisyKind != "events" {
-			p99, _, refused := withNoisy(func() func() error { return func() error { return b.recsVisitor(keys[1], 1) } })
-			res.VictimNoisyP99ms = append(res.VictimNoisyP99ms, p99)
-			cpuNoisy = append(cpuNoisy, lastCPU)
-			res.NoisyRefused += refused
-		}
-		if *noisyKind != "recs" {
-			p99, ok, refused := withNoisy(events)
-			res.VictimEventsNoisyP99ms = append(res.VictimEventsNoisyP99ms, p99)
-			cpuEvents = append(cpuEvents, lastCPU)
-			res.NoisyEventsOK += ok
-			res.NoisyEventsRefused += refused
-		}
-		fmt.Fprintf(stderr, "bench tenants: noisy round %d: victim p99 alone %.2f ms, with noisy recs %v ms, with noisy events %v ms\n",
-			r+1, res.VictimP99ms[r], res.VictimNoisyP99ms, res.VictimEventsNoisyP99ms)
+	measure := func(name string, flood func() func() error) noisyResult {
+		nr := runNoisy(ctx, call(keys[0]), res.VictimRate, flood, *noisyRate, *noisyWindow, *rounds)
+		fmt.Fprintf(stderr, "bench tenants: noisy %s: victim p99 %.2f ms alone, %.2f ms with the flood (%d and %d requests); CPU %.1f%% and %.1f%% of a core; flood %d passed, %d refused\n",
+			name, nr.aloneP99, nr.withP99, nr.aloneN, nr.withN, nr.cpuOff, nr.cpuOn, nr.ok, nr.refused)
+		return nr
 	}
-	res.CPUAlonePct, res.CPUNoisyPct, res.CPUNoisyEventsPct = median(cpuAlone), median(cpuNoisy), median(cpuEvents)
-	if m := median(res.VictimP99ms); m > 0 {
-		if len(res.VictimNoisyP99ms) > 0 {
-			res.NoisyRatio = median(res.VictimNoisyP99ms) / m
-		}
-		if len(res.VictimEventsNoisyP99ms) > 0 {
-			res.NoisyEventsRatio = median(res.VictimEventsNoisyP99ms) / m
+	if *noisyKind != "events" {
+		nr := measure("recommendations", recsFlood)
+		res.VictimP99ms, res.VictimNoisyP99ms = append(res.VictimP99ms, nr.aloneP99), []float64{nr.withP99}
+		res.NoisyRatio, res.NoisyRefused = nr.withP99/nr.aloneP99, nr.refused
+		res.CPUAlonePct, res.CPUNoisyPct = nr.cpuOff, nr.cpuOn
+	}
+	if *noisyKind != "recs" {
+		nr := measure("events", events)
+		res.VictimP99ms, res.VictimEventsNoisyP99ms = append(res.VictimP99ms, nr.aloneP99), []float64{nr.withP99}
+		res.NoisyEventsRatio, res.NoisyEventsOK, res.NoisyEventsRefused = nr.withP99/nr.aloneP99, nr.ok, nr.refused
+		res.CPUNoisyEventsPct = nr.cpuOn
+		if res.CPUAlonePct == 0 {
+			res.CPUAlonePct = nr.cpuOff
 		}
 	}
 
@@ -391,16 +364,84 @@ func (b *tenantBench) postEvents(key string, body []byte) error {
 	return getOK(b.c, req)
 }
 
-// median returns the median of xs (0 when empty).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
+// noisyResult is one noisy-neighbour measurement (runNoisy).
+type noisyResult struct {
+	aloneP99, withP99 float64 // ms
+	aloneN, withN     int
+	cpuOff, cpuOn     float64 // % of one core
+	ok, refused       int     // the flood's requests
+}
+
+// runNoisy runs the victim's calls at rate for 2×rounds windows of
+// window, the flood's at floodRate in every other one, and pools the
+// victim's latencies (from their due time) by window.
+func runNoisy(ctx context.Context, victim func() func() error, rate float64, flood func() func() error, floodRate float64, window time.Duration, rounds int) noisyResult {
+	const guard = 300 * time.Millisecond
+	var (
+		mu                       sync.Mutex
+		alone, with              []time.Duration
+		on                       atomic.Bool
+		switched                 atomic.Int64 // UnixNano of the last switch
+		wg                       sync.WaitGroup
+		nr                       noisyResult
+		cpuOn, cpuOff, tOn, tOff float64
+	)
+	switched.Store(time.Now().UnixNano())
+	total := time.Duration(2*rounds) * window
+	wg.Go(func() {
+		lat, _, _, _, _ := runOpenLoop(ctx, func() func() error {
+			due := time.Now()
+			c := victim()
+			tag := 0 // 0: left out, 1: alone, 2: with the flood
+			if due.Sub(time.Unix(0, switched.Load())) > guard {
+				tag = 1
+				if on.Load() {
+					tag = 2
+				}
+			}
+			return func() error {
+				err := c()
+				if err == nil && tag > 0 {
+					l := time.Since(due)
+					mu.Lock()
+					if tag == 1 {
+						alone = append(alone, l)
+					} else {
+						with = append(with, l)
+					}
+					mu.Unlock()
+				}
+				return err
+			}
+		}, rate, total, 512)
+		_ = lat
+	})
+	for r := range 2 * rounds {
+		noisy := r%2 == 1
+		on.Store(noisy)
+		switched.Store(time.Now().UnixNano())
+		cpu0, t0 := cpuSeconds(0), time.Now()
+		if noisy {
+			lat, refused, _, _, _ := runOpenLoop(ctx, flood, floodRate, window, 512)
+			nr.ok += len(lat)
+			nr.refused += refused
+		} else {
+			time.Sleep(window)
+		}
+		cpu, d := cpuSeconds(0)-cpu0, time.Since(t0).Seconds()
+		if noisy {
+			cpuOn, tOn = cpuOn+cpu, tOn+d
+		} else {
+			cpuOff, tOff = cpuOff+cpu, tOff+d
+		}
 	}
-	s := slices.Sorted(slices.Values(xs))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	wg.Wait()
+	slices.Sort(alone)
+	slices.Sort(with)
+	nr.aloneP99, nr.withP99 = quantileMs(alone, 0.99), quantileMs(with, 0.99)
+	nr.aloneN, nr.withN = len(alone), len(with)
+	nr.cpuOff, nr.cpuOn = 100*cpuOff/tOff, 100*cpuOn/tOn
+	return nr
 }
 
 // seedTenant fills the embedded store dir with items sku-000000… (factors
