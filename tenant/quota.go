@@ -42,10 +42,12 @@ type quotaState struct {
 	pending int64
 	read    bool
 	// The events-per-second bucket: tokens (negative: overdrawn) as of
-	// evAt, for the rate evRate.
+	// evAt, for the rate evRate; evAvg is the moving average of the
+	// events an event request accepted (what admission reserves).
 	evRate   float64
 	evTokens float64
 	evAt     time.Time
+	evAvg    float64
 }
 
 // get returns id's state, with its rate limiter matching q.
@@ -68,25 +70,36 @@ func (s *quotaSet) get(id string, q Quotas) *quotaState {
 }
 
 // eventsAllowed reports whether an event request may pass the
-// events-per-second quota rate (> 0): the bucket is not overdrawn; when
-// it is, it returns how long until it is not.
-func (q *quotaState) eventsAllowed(rate float64) (time.Duration, bool) {
+// events-per-second quota rate (> 0): the bucket is not overdrawn. It
+// then reserves the events such a request accepted on average (at least
+// 1), so that concurrent requests cannot all pass before the first is
+// charged; settleEvents charges the difference once the request is
+// done. When the bucket is overdrawn it returns how long until it is not.
+func (q *quotaState) eventsAllowed(rate float64) (reserved float64, wait time.Duration, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.refillLocked(rate)
-	if q.evTokens >= 0 {
-		return 0, true
+	if q.evTokens < 0 {
+		return 0, time.Duration(-q.evTokens / rate * float64(time.Second)), false
 	}
-	return time.Duration(-q.evTokens / rate * float64(time.Second)), false
+	reserved = math.Max(1, q.evAvg)
+	q.evTokens -= reserved
+	return reserved, 0, true
 }
 
-// chargeEvents takes n accepted events from the events-per-second
-// bucket of rate (> 0), which may overdraw it.
-func (q *quotaState) chargeEvents(n int64, rate float64) {
+// settleEvents charges n accepted events to the events-per-second bucket
+// of rate (> 0), of which reserved were taken at admission; it may
+// overdraw the bucket.
+func (q *quotaState) settleEvents(n int64, reserved, rate float64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.refillLocked(rate)
-	q.evTokens -= float64(n)
+	q.evTokens -= float64(n) - reserved
+	if q.evAvg == 0 {
+		q.evAvg = float64(n)
+	} else {
+		q.evAvg += 0.2 * (float64(n) - q.evAvg)
+	}
 }
 
 // refillLocked adds the tokens earned since evAt, up to one second's.

@@ -354,14 +354,17 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		defer q.inFlight.Add(-1)
 	}
 	event := isEventRoute(req)
-	if event && t.Quotas.EventsPerSecond > 0 {
-		if wait, ok := q.eventsAllowed(t.Quotas.EventsPerSecond); !ok {
+	var accepted int64 // events the request accepted (charged when done)
+	if rate := t.Quotas.EventsPerSecond; event && rate > 0 {
+		reserved, wait, ok := q.eventsAllowed(rate)
+		if !ok {
 			r.m.refused(t.ID, "events_per_second")
 			r.m.request(t.ID, http.StatusTooManyRequests)
 			w.Header().Set("Retry-After", retryAfter(wait))
-			writeError(w, http.StatusTooManyRequests, "rate_limited", "tenant rate limit of %g events/s exceeded: retry after %s s", t.Quotas.EventsPerSecond, retryAfter(wait))
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "tenant rate limit of %g events/s exceeded: retry after %s s", rate, retryAfter(wait))
 			return
 		}
+		defer func() { q.settleEvents(accepted, reserved, rate) }()
 	}
 	if event && t.Quotas.EventsPerDay > 0 {
 		if err := r.quotas.readShared(req.Context(), t.ID, q); err != nil {
@@ -414,11 +417,8 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 	inst.Handler().ServeHTTP(rec, req)
 	r.m.request(t.ID, rec.status)
 	if event && rec.status < 300 {
-		n := acceptedEvents(req, rec)
-		q.addEvents(n)
-		if t.Quotas.EventsPerSecond > 0 {
-			q.chargeEvents(n, t.Quotas.EventsPerSecond)
-		}
+		accepted = acceptedEvents(req, rec)
+		q.addEvents(accepted)
 		if err := addVisitors(req.Context(), inst.Maps(), fresh); err != nil {
 			r.log.LogAttrs(req.Context(), slog.LevelWarn, "visitors not counted", slog.String("tenant", t.ID), slog.Any("err", err))
 		}

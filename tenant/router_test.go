@@ -579,3 +579,26 @@ func TestEventsPerDayShared(t *testing.T) {
 		t.Fatalf("counts of the deleted tenant: %v %v", m, err)
 	}
 }
+
+// TestEventsPerSecondReserves: admission reserves a request's average
+// events, so requests in flight together cannot all pass before the
+// first is charged.
+func TestEventsPerSecondReserves(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	q := &quotaState{now: func() time.Time { return now }}
+	r, _, ok := q.eventsAllowed(1000)
+	if !ok {
+		t.Fatal("first request refused")
+	}
+	q.settleEvents(100, r, 1000) // the average is 100 from now on
+	now = now.Add(time.Second)   // full again: 1000
+	passed := 0
+	for range 50 { // in flight together: none settled yet
+		if _, _, ok := q.eventsAllowed(1000); ok {
+			passed++
+		}
+	}
+	if passed != 11 { // 1000, 900, …, 0 pass; -100 does not
+		t.Fatalf("%d concurrent requests of 100 events passed a quota of 1000 events/s, want 11", passed)
+	}
+}

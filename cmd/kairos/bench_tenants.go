@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -344,16 +345,23 @@ func (b *tenantBench) recsVisitor(key string, v int) error {
 // noisyBatch is the body of the noisy tenant's event request seq: n views
 // of catalog items by n visitors of its own.
 func (b *tenantBench) noisyBatch(seq, n, items int) []byte {
-	var buf bytes.Buffer
-	buf.WriteByte('[')
+	buf := make([]byte, 0, n*90)
+	buf = append(buf, '[')
 	for i := range n {
 		if i > 0 {
-			buf.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		fmt.Fprintf(&buf, `{"id":"noisy-%d-%d","type":"view","visitor":"nv%d","item":"sku-%06d"}`, seq, i, (seq*n+i)%5000, (seq*31+i*7)%items)
+		buf = append(buf, `{"id":"noisy-`...)
+		buf = strconv.AppendInt(buf, int64(seq), 10)
+		buf = append(buf, '-')
+		buf = strconv.AppendInt(buf, int64(i), 10)
+		buf = append(buf, `","type":"view","visitor":"nv`...)
+		buf = strconv.AppendInt(buf, int64((seq*n+i)%5000), 10)
+		buf = append(buf, `","item":"`...)
+		buf = append(buf, fmt.Sprintf("sku-%06d", (seq*31+i*7)%items)...)
+		buf = append(buf, `"}`...)
 	}
-	buf.WriteByte(']')
-	return buf.Bytes()
+	return append(buf, ']')
 }
 
 // postEvents posts an events body with key; a refusal (429) is an error.
