@@ -18,8 +18,12 @@ type Route struct {
 	// Key is the routing key it was published with.
 	Key string
 	// Forwarded reports that a consumer forwarded it (Forwarder), after it
-	// first arrived on another partition.
+	// first arrived on another partition, or sent it back for a later try
+	// (Retrier).
 	Forwarded bool
+	// Attempt is the number of times a consumer sent it back for a later
+	// try (Retrier); 0 for an event on its first delivery.
+	Attempt int
 }
 
 type routesKey struct{}
@@ -44,4 +48,14 @@ func RoutesOf(ctx context.Context) []Route {
 // when first published and are not validated again.
 type Forwarder interface {
 	Forward(ctx context.Context, key string, events []Event) error
+}
+
+// Retrier sends consumed events back to be delivered again after a delay
+// (the bus's retry delay), under an explicit routing key, marked as
+// forwarded and with Route.Attempt = attempt. A consumer uses it for
+// events it cannot apply now but must not hold up the events behind them
+// (a multi-tenant consumer: one tenant's failing engine). Like Publish,
+// nil means the broker stored them all.
+type Retrier interface {
+	Retry(ctx context.Context, key string, events []Event, attempt int) error
 }

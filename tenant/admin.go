@@ -27,8 +27,13 @@ type View struct {
 	SecretKeyHint  string    `json:"secret_key_hint"`
 	// Keys is the full key pair, on creation and rotation only.
 	Keys *Keys `json:"keys,omitempty"`
+	// PreviousKeysUntil is when the keys before the last rotation stop
+	// working, while they still do.
+	PreviousKeysUntil *time.Time `json:"previous_keys_until,omitempty"`
 	// Loaded tells whether the tenant's server is loaded on this replica;
-	// EventsToday counts the events it accepted today (UTC) here.
+	// EventsToday counts the events it accepted today (UTC): with shared
+	// counters (kairos serve) on every replica, as last shared (every
+	// second), else on this one.
 	Loaded      bool  `json:"loaded"`
 	EventsToday int64 `json:"events_today"`
 }
@@ -39,6 +44,10 @@ func (r *Router) view(t Tenant, withKeys bool) View {
 		SecretKeyHint: hint(t.Keys.Secret), Loaded: r.pool.IsLoaded(t.ID), EventsToday: r.quotas.eventsOf(t.ID)}
 	if v.AllowedOrigins == nil {
 		v.AllowedOrigins = []string{}
+	}
+	if p := t.Previous; p != nil && r.cfg.Now().Before(p.Until) {
+		u := p.Until
+		v.PreviousKeysUntil = &u
 	}
 	if withKeys {
 		k := t.Keys
@@ -100,7 +109,7 @@ func (r *Router) adminAPI(w http.ResponseWriter, req *http.Request) {
 	case len(parts) == 2 && req.Method == http.MethodPost && (parts[1] == "suspend" || parts[1] == "resume"):
 		err = r.setStatus(ctx, w, parts[0], parts[1] == "suspend")
 	case len(parts) == 2 && req.Method == http.MethodPost && parts[1] == "keys":
-		err = r.rotateKeys(ctx, w, parts[0])
+		err = r.rotateKeys(ctx, w, req, parts[0])
 	case len(parts) <= 2:
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s", req.Method, req.URL.Path)
 		return
@@ -232,9 +241,27 @@ func (r *Router) setStatus(ctx context.Context, w http.ResponseWriter, id string
 	return nil
 }
 
-func (r *Router) rotateKeys(ctx context.Context, w http.ResponseWriter, id string) error {
+// Rotation is the optional body of POST /v1/tenants/{id}/keys.
+type Rotation struct {
+	// GraceSeconds is how long the old keys stay valid (absent: the
+	// deployment's --tenant-key-grace; 0: they stop at once).
+	GraceSeconds *int64 `json:"grace_seconds"`
+}
+
+func (r *Router) rotateKeys(ctx context.Context, w http.ResponseWriter, req *http.Request, id string) error {
+	var rot Rotation
+	if err := decodeBody(req, &rot); err != nil {
+		return err
+	}
+	grace := r.cfg.KeyGrace
+	if rot.GraceSeconds != nil {
+		if *rot.GraceSeconds < 0 || *rot.GraceSeconds > 90*86400 {
+			return errs.New(errs.Invalid, "grace_seconds: want 0..7776000 (90 days)")
+		}
+		grace = time.Duration(*rot.GraceSeconds) * time.Second
+	}
 	r.mu.Lock()
-	t, err := r.cfg.Registry.Rotate(ctx, id)
+	t, err := r.cfg.Registry.Rotate(ctx, id, grace)
 	r.mu.Unlock()
 	if err != nil {
 		return err
@@ -246,7 +273,7 @@ func (r *Router) rotateKeys(ctx context.Context, w http.ResponseWriter, id strin
 	if err := r.pool.Unload(ctx, id); err != nil {
 		return err
 	}
-	r.log.LogAttrs(ctx, slog.LevelInfo, "tenant keys rotated", slog.String("tenant", id))
+	r.log.LogAttrs(ctx, slog.LevelInfo, "tenant keys rotated", slog.String("tenant", id), slog.Duration("grace", grace))
 	writeJSON(w, http.StatusOK, r.view(t, true))
 	return nil
 }
@@ -297,6 +324,11 @@ func (r *Router) purge(ctx context.Context, id string) error {
 		return err
 	}
 	r.quotas.drop(id)
+	if r.cfg.Counters != nil {
+		if err := r.cfg.Counters.Delete(ctx, []string{eventsKey(id)}); err != nil {
+			return fmt.Errorf("tenant %s: purge its event counts: %w", id, err)
+		}
+	}
 	return r.Load(ctx)
 }
 

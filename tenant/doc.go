@@ -15,9 +15,10 @@
 //
 // A tenant is not a filter over shared data: the Loader given to the
 // Router builds, per tenant, a complete server over its own store
-// namespace (Redis key prefix <namespace>.t.<id>, RabbitMQ exchanges and
-// queues <namespace>.t.<id>.*, embedded store and archive under
-// <data-dir>/tenants/<id>). A request reaches a tenant's server only once
+// namespace (Redis key prefix <namespace>.t.<id>, embedded store and
+// archive under <data-dir>/tenants/<id>); with RabbitMQ the tenants
+// share one set of partitions, each event routed by its tenant (see
+// "Shared partitions" below). A request reaches a tenant's server only once
 // its key resolved to that tenant, and the tenant's server checks the key
 // again against its own keys. No code path takes a tenant id from the
 // request.
@@ -45,9 +46,26 @@
 // # Quotas
 //
 // Per tenant (Quotas): requests per second (a token bucket over all its
-// keys and clients), events per UTC day, items in its model, distinct
-// visitors (their ids kept in the tenant's own store). A refusal is 429
-// with a message naming the quota and, for the rate, Retry-After. The
-// events-per-day counter is per server process (with several replicas a
-// tenant may get up to replicas × the quota).
+// keys and clients), events per second (a bucket of one second's events
+// charged with what each event request accepted: overdrawn, event
+// requests are refused before any work), events per UTC day, items in
+// its model, distinct visitors (their ids kept in the tenant's own
+// store). A refusal is 429 with a message naming the quota and, for the
+// rates, Retry-After. The rates are per server process; the events per
+// day are shared by the replicas through the deployment's store
+// (Config.Counters: each replica adds its count and reads the total every
+// second, so together they may pass the quota by about one second's
+// events).
+//
+// # Keys rotation
+//
+// A rotation gives the tenant a new pair; with a grace (grace_seconds,
+// or the deployment's default Config.KeyGrace) the old pair stays valid
+// until then, in the router and in the tenant's own server.
+//
+// # Shared partitions
+//
+// With RabbitMQ the tenants share one set of partition queues; the
+// Dispatcher hands each tenant its events (see dispatch.go, "Shared
+// partitions").
 package tenant

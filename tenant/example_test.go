@@ -27,7 +27,7 @@ func ExampleRegistry() {
 	fmt.Println(t.Status)
 
 	old := t.Keys.Secret
-	t, _ = reg.Rotate(ctx, "shop-a")
+	t, _ = reg.Rotate(ctx, "shop-a", 0) // old keys stop at once (no grace)
 	fmt.Println(t.Keys.Secret != old)
 	// Output:
 	// shop-a active true true

@@ -11,12 +11,18 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/signals"
 )
 
 // Instance is one tenant's loaded server.
 type Instance interface {
 	// Handler serves the tenant's API (its own keys are checked again).
 	Handler() http.Handler
+	// Consume applies a batch of the tenant's events consumed from the
+	// shared partitions (Dispatcher), with their routes (the tenant's own
+	// keys) in ctx (signals.WithRoutes); nil means they took effect.
+	// Calls for one tenant are never concurrent.
+	Consume(ctx context.Context, batch []signals.Event) error
 	// Items returns the size of the tenant's catalog (for the items quota).
 	Items(ctx context.Context) (int, error)
 	// Maps is the tenant's own store (the visitors quota keeps its ids

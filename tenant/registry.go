@@ -43,6 +43,13 @@ type Quotas struct {
 	// RequestsPerSecond bounds the tenant's requests, all keys and
 	// clients together (a token bucket with a burst of twice the rate).
 	RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
+	// EventsPerSecond bounds the events of the tenant's event requests
+	// per second (a bucket holding one second's events, charged with the
+	// events each request accepted): while it is overdrawn, event
+	// requests are refused before any work, so that a tenant sending
+	// large batches within its request rate cannot take the engine's
+	// time from the others.
+	EventsPerSecond float64 `json:"events_per_second,omitempty"`
 	// EventsPerDay bounds the events accepted per UTC day.
 	EventsPerDay int64 `json:"events_per_day,omitempty"`
 	// Items bounds the items of the tenant's model (POST /v1/items is
@@ -55,8 +62,8 @@ type Quotas struct {
 }
 
 func (q Quotas) validate() error {
-	if q.RequestsPerSecond < 0 || q.EventsPerDay < 0 || q.Items < 0 || q.Visitors < 0 {
-		return errs.New(errs.Invalid, "quotas: requests_per_second, events_per_day, items and visitors must be >= 0")
+	if q.RequestsPerSecond < 0 || q.EventsPerSecond < 0 || q.EventsPerDay < 0 || q.Items < 0 || q.Visitors < 0 {
+		return errs.New(errs.Invalid, "quotas: requests_per_second, events_per_second, events_per_day, items and visitors must be >= 0")
 	}
 	return nil
 }
@@ -73,6 +80,25 @@ type Tenant struct {
 	// (as kairos serve --allowed-origins).
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 	Quotas         Quotas   `json:"quotas"`
+	// Previous are the keys before the last rotation, still accepted
+	// until Previous.Until (a rotation with a grace period); nil: none.
+	Previous *PreviousKeys `json:"previous_keys,omitempty"`
+}
+
+// PreviousKeys are rotated-out keys accepted until Until.
+type PreviousKeys struct {
+	Keys
+	Until time.Time `json:"until"`
+}
+
+// ActiveKeys returns the tenant's keys accepted at now: its keys, and
+// the previous ones while their grace lasts.
+func (t Tenant) ActiveKeys(now time.Time) []Keys {
+	out := []Keys{t.Keys}
+	if t.Previous != nil && now.Before(t.Previous.Until) {
+		out = append(out, t.Previous.Keys)
+	}
+	return out
 }
 
 // idRE is the form of a tenant id: it becomes part of Redis key prefixes,
@@ -208,9 +234,13 @@ func (r *Registry) SetStatus(ctx context.Context, id string, s Status) (Tenant, 
 	})
 }
 
-// Rotate gives the tenant a new key pair; the old keys stop working at
-// once.
-func (r *Registry) Rotate(ctx context.Context, id string) (Tenant, error) {
+// Rotate gives the tenant a new key pair. The old keys stop working at
+// once when grace is 0, else they are accepted for grace more (the keys
+// of an earlier rotation's grace stop at once: two pairs at most).
+func (r *Registry) Rotate(ctx context.Context, id string, grace time.Duration) (Tenant, error) {
+	if grace < 0 {
+		return Tenant{}, errs.New(errs.Invalid, "grace: must be >= 0")
+	}
 	keys, err := NewKeys()
 	if err != nil {
 		return Tenant{}, err
@@ -218,6 +248,10 @@ func (r *Registry) Rotate(ctx context.Context, id string) (Tenant, error) {
 	return r.Update(ctx, id, func(t *Tenant) error {
 		if t.Status == Deleting {
 			return errs.New(errs.Conflict, "tenant %q is being deleted", id)
+		}
+		t.Previous = nil
+		if grace > 0 {
+			t.Previous = &PreviousKeys{Keys: t.Keys, Until: r.now().UTC().Add(grace)}
 		}
 		t.Keys = keys
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/errs"
 )
 
@@ -55,7 +56,17 @@ type Config struct {
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
-	// Now is the clock of the daily quotas (nil: time.Now).
+	// Counters, when set, is the deployment's store where the replicas
+	// share the events-per-day counts (each adds its own and reads the
+	// total every QuotaSyncEvery); nil: each process counts its own.
+	Counters storage.Maps
+	// QuotaSyncEvery is how often the counts are shared (default 1 s).
+	QuotaSyncEvery time.Duration
+	// KeyGrace is how long a tenant's old keys stay valid after a
+	// rotation that does not say (POST /v1/tenants/{id}/keys without
+	// grace_seconds); 0: they stop at once.
+	KeyGrace time.Duration
+	// Now is the clock of the quotas and key graces (nil: time.Now).
 	Now func() time.Time
 }
 
@@ -64,6 +75,7 @@ type keyRef struct {
 	id     string
 	key    string
 	secret bool
+	until  time.Time // a rotated-out key's end of grace; zero: none
 }
 
 // snapshot is an immutable view of the registry.
@@ -81,6 +93,10 @@ func newSnapshot(ts []Tenant) *snapshot {
 		}
 		s.byKey[sha256.Sum256([]byte(t.Keys.Publishable))] = keyRef{id: t.ID, key: t.Keys.Publishable}
 		s.byKey[sha256.Sum256([]byte(t.Keys.Secret))] = keyRef{id: t.ID, key: t.Keys.Secret, secret: true}
+		if p := t.Previous; p != nil {
+			s.byKey[sha256.Sum256([]byte(p.Publishable))] = keyRef{id: t.ID, key: p.Publishable, until: p.Until}
+			s.byKey[sha256.Sum256([]byte(p.Secret))] = keyRef{id: t.ID, key: p.Secret, secret: true, until: p.Until}
+		}
 	}
 	return s
 }
@@ -122,6 +138,9 @@ func NewRouter(cfg Config) (*Router, error) {
 	if cfg.RefreshEvery <= 0 {
 		cfg.RefreshEvery = 2 * time.Second
 	}
+	if cfg.QuotaSyncEvery <= 0 {
+		cfg.QuotaSyncEvery = time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -132,7 +151,7 @@ func NewRouter(cfg Config) (*Router, error) {
 	log = log.With(slog.String("component", "tenants"))
 	m := newMetrics(cfg.Registerer, cfg.MetricsTop)
 	r := &Router{cfg: cfg, log: log, m: m, admin: []byte(cfg.AdminKey), pool: NewPool(cfg.Loader, cfg.MaxLoaded, log, m)}
-	r.quotas.now = cfg.Now
+	r.quotas.now, r.quotas.counters = cfg.Now, cfg.Counters
 	r.snap.Store(newSnapshot(nil))
 	return r, nil
 }
@@ -166,6 +185,7 @@ func (r *Router) Load(ctx context.Context) error {
 	for id := range old.byID {
 		if _, ok := r.snap.Load().byID[id]; !ok {
 			r.unload(ctx, id, true) // deleted by another replica
+			r.quotas.drop(id)
 		}
 	}
 	for _, s := range []Status{Active, Suspended, Deleting} {
@@ -208,12 +228,22 @@ func (r *Router) Run(ctx context.Context) error {
 	var seen int64 = -1
 	tick := time.NewTicker(r.cfg.RefreshEvery)
 	defer tick.Stop()
+	sync := time.NewTicker(r.cfg.QuotaSyncEvery)
+	defer sync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			return r.pool.Close(sctx)
+			err := r.pool.Close(sctx)
+			if serr := r.quotas.sync(sctx); serr != nil {
+				r.log.LogAttrs(sctx, slog.LevelWarn, "events-per-day counts not shared at shutdown", slog.Any("err", serr))
+			}
+			return err
+		case <-sync.C:
+			if err := r.quotas.sync(ctx); err != nil {
+				r.log.LogAttrs(ctx, slog.LevelWarn, "events-per-day counts not shared", slog.Any("err", err))
+			}
 		case <-tick.C:
 			v, err := r.cfg.Registry.Version(ctx)
 			if err != nil || v == seen {
@@ -235,6 +265,9 @@ func (r *Router) resolve(key string) (Tenant, keyRef, bool) {
 	ref, ok := s.byKey[sha256.Sum256([]byte(key))]
 	if !ok || subtle.ConstantTimeCompare([]byte(key), []byte(ref.key)) != 1 {
 		return Tenant{}, keyRef{}, false
+	}
+	if !ref.until.IsZero() && !r.cfg.Now().Before(ref.until) {
+		return Tenant{}, keyRef{}, false // rotated out, grace over
 	}
 	t, ok := s.byID[ref.id]
 	return t, ref, ok
@@ -321,7 +354,22 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		defer q.inFlight.Add(-1)
 	}
 	event := isEventRoute(req)
+	var accepted int64 // events the request accepted (charged when done)
+	if rate := t.Quotas.EventsPerSecond; event && rate > 0 {
+		reserved, wait, ok := q.eventsAllowed(rate)
+		if !ok {
+			r.m.refused(t.ID, "events_per_second")
+			r.m.request(t.ID, http.StatusTooManyRequests)
+			w.Header().Set("Retry-After", retryAfter(wait))
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "tenant rate limit of %g events/s exceeded: retry after %s s", rate, retryAfter(wait))
+			return
+		}
+		defer func() { q.settleEvents(accepted, reserved, rate) }()
+	}
 	if event && t.Quotas.EventsPerDay > 0 {
+		if err := r.quotas.readShared(req.Context(), t.ID, q); err != nil {
+			r.log.LogAttrs(req.Context(), slog.LevelWarn, "events-per-day count not read: this replica's count applies", slog.String("tenant", t.ID), slog.Any("err", err))
+		}
 		if n := q.eventsToday(); n >= t.Quotas.EventsPerDay {
 			r.m.refused(t.ID, "events_per_day")
 			r.m.request(t.ID, http.StatusTooManyRequests)
@@ -369,7 +417,8 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 	inst.Handler().ServeHTTP(rec, req)
 	r.m.request(t.ID, rec.status)
 	if event && rec.status < 300 {
-		q.addEvents(acceptedEvents(req, rec))
+		accepted = acceptedEvents(req, rec)
+		q.addEvents(accepted)
 		if err := addVisitors(req.Context(), inst.Maps(), fresh); err != nil {
 			r.log.LogAttrs(req.Context(), slog.LevelWarn, "visitors not counted", slog.String("tenant", t.ID), slog.Any("err", err))
 		}

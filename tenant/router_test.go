@@ -16,6 +16,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
+	"github.com/kairoshq/kairos/signals"
 )
 
 const testAdmin = "admin_0123456789abcdef"
@@ -29,6 +30,8 @@ type fakeInstance struct {
 	items   int
 	closed  bool
 	stopped atomic.Bool
+	// consume, when set, is called by Consume.
+	consume func(id string, ctx context.Context, batch []signals.Event) error
 }
 
 func (f *fakeInstance) Handler() http.Handler {
@@ -52,9 +55,16 @@ func (f *fakeInstance) Items(context.Context) (int, error) { return f.items, nil
 func (f *fakeInstance) Maps() storage.Maps                 { return f.maps }
 func (f *fakeInstance) Close(context.Context) error        { f.closed = true; return nil }
 func (f *fakeInstance) Stopped() bool                      { return f.stopped.Load() }
+func (f *fakeInstance) Consume(ctx context.Context, batch []signals.Event) error {
+	if f.consume == nil {
+		return nil
+	}
+	return f.consume(f.id, ctx, batch)
+}
 
 type fakeLoader struct {
 	release chan struct{}
+	consume func(id string, ctx context.Context, batch []signals.Event) error
 	mu      sync.Mutex
 	stores  map[string]*storagetest.Mem
 	loads   map[string]int
@@ -76,7 +86,7 @@ func (l *fakeLoader) Load(_ context.Context, t Tenant) (Instance, error) {
 	if l.stores[t.ID] == nil {
 		l.stores[t.ID] = storagetest.NewMem(nil)
 	}
-	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID], release: l.release}
+	f := &fakeInstance{id: t.ID, items: l.items, maps: l.stores[t.ID], release: l.release, consume: l.consume}
 	l.insts = append(l.insts, f)
 	return f, nil
 }
@@ -437,4 +447,158 @@ func TestMaxInFlight(t *testing.T) {
 	close(f.loader.release)
 	wg.Wait()
 	f.do(t, "GET", "/v1/items", skA, "", http.StatusOK)
+}
+
+// TestEventsPerSecond: the events-per-second quota is charged with the
+// events each request accepted; once overdrawn, event requests get 429
+// with Retry-After before reaching the tenant's server, until the debt is
+// earned back; other requests and other tenants pass.
+func TestEventsPerSecond(t *testing.T) {
+	f := newFixture(t, 0)
+	_, _, skA := f.create(t, `{"id":"a","quotas":{"events_per_second":10}}`)
+	_, _, skB := f.create(t, `{"id":"b"}`)
+	batch := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("{},", n), ",") + "]" }
+
+	f.do(t, "POST", "/v1/events", skA, batch(8), http.StatusAccepted)  // 10 → 2
+	f.do(t, "POST", "/v1/events", skA, batch(22), http.StatusAccepted) // 2 → -20: passes, overdraws
+	v := f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "10 events/s") {
+		t.Fatalf("message %q", msg)
+	}
+	f.do(t, "GET", "/v1/recommendations", skA, "", http.StatusOK) // not an event request
+	f.do(t, "POST", "/v1/events", skB, batch(100), http.StatusAccepted)
+	f.now = f.now.Add(time.Second) // -20 → -10
+	f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusTooManyRequests)
+	f.now = f.now.Add(time.Second) // → 0
+	f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusAccepted)
+	f.now = f.now.Add(time.Hour) // refills to one second's worth, no more
+	f.do(t, "POST", "/v1/events", skA, batch(11), http.StatusAccepted)
+	f.do(t, "POST", "/v1/events", skA, batch(1), http.StatusTooManyRequests)
+}
+
+// TestKeyRotationGrace: a rotation with a grace keeps the old keys valid
+// until it ends (then they are unknown keys); the deployment's default
+// grace applies when the rotation does not say; a second rotation ends
+// the first one's grace at once.
+func TestKeyRotationGrace(t *testing.T) {
+	f := newFixtureWith(t, Config{KeyGrace: time.Minute})
+	_, pk, sk := f.create(t, `{"id":"shop-a"}`)
+
+	rot := f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, `{"grace_seconds":3600}`, http.StatusOK)
+	nsk := rot["keys"].(map[string]any)["secret_key"].(string)
+	if rot["previous_keys_until"] == nil {
+		t.Fatalf("no previous_keys_until in %v", rot)
+	}
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations?key="+pk, "", "", http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
+	f.now = f.now.Add(59 * time.Minute)
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusOK)
+	f.now = f.now.Add(time.Minute)
+	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
+	if g := f.do(t, "GET", "/v1/tenants/shop-a", testAdmin, "", http.StatusOK); g["previous_keys_until"] != nil {
+		t.Errorf("previous_keys_until shown after the grace: %v", g)
+	}
+
+	// The default grace (a minute), then a rotation without grace ends it.
+	rot = f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, "", http.StatusOK)
+	nsk2 := rot["keys"].(map[string]any)["secret_key"].(string)
+	f.now = f.now.Add(30 * time.Second)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
+	f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, `{"grace_seconds":0}`, http.StatusOK)
+	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusUnauthorized)
+	f.do(t, "GET", "/v1/recommendations", nsk2, "", http.StatusUnauthorized)
+	f.do(t, "POST", "/v1/tenants/shop-a/keys", testAdmin, `{"grace_seconds":-1}`, http.StatusBadRequest)
+}
+
+// TestEventsPerDayShared: two replicas sharing the deployment's store
+// count a tenant's events per day together: what one accepted counts
+// against the other's quota once shared (every QuotaSyncEvery), and the
+// counts go with the tenant.
+func TestEventsPerDayShared(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	docs, counters := storagetest.NewMem(nil), storagetest.NewMem(nil)
+	reg := NewRegistry(docs, clock)
+	var routers []*Router
+	var srvs []*httptest.Server
+	for range 2 {
+		r, err := NewRouter(Config{AdminKey: testAdmin, Registry: reg, Loader: &fakeLoader{}, Counters: counters, Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		routers = append(routers, r)
+		srv := httptest.NewServer(r)
+		t.Cleanup(srv.Close)
+		srvs = append(srvs, srv)
+	}
+	f := &fixture{r: routers[0], srv: srvs[0]}
+	_, _, sk := f.create(t, `{"id":"a","quotas":{"events_per_day":10}}`)
+	f2 := &fixture{r: routers[1], srv: srvs[1]}
+	if err := routers[1].Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sync := func() { // two rounds: each replica adds its own, then reads everyone's
+		t.Helper()
+		for range 2 {
+			for _, r := range routers {
+				if err := r.quotas.sync(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	f.do(t, "POST", "/v1/events", sk, `[{},{},{},{},{},{}]`, http.StatusAccepted)
+	sync()
+	f2.do(t, "POST", "/v1/events", sk, `[{},{},{},{},{},{}]`, http.StatusAccepted) // 6 < 10: crosses
+	f2.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
+	sync()
+	f.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
+	if got := f.do(t, "GET", "/v1/tenants/a", testAdmin, "", http.StatusOK)["events_today"]; got != 12.0 {
+		t.Fatalf("events_today %v, want 12 (both replicas)", got)
+	}
+	// A replica that never saw the tenant reads the shared count first.
+	r3, err := NewRouter(Config{AdminKey: testAdmin, Registry: reg, Loader: &fakeLoader{}, Counters: counters, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r3.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv3 := httptest.NewServer(r3)
+	t.Cleanup(srv3.Close)
+	(&fixture{r: r3, srv: srv3}).do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
+	// The next UTC day starts from 0.
+	now = now.Add(24 * time.Hour)
+	f.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusAccepted)
+	// Deleting the tenant deletes its counts.
+	f.do(t, "DELETE", "/v1/tenants/a", testAdmin, "", http.StatusNoContent)
+	m, err := counters.Maps(context.Background(), []string{eventsKey("a")})
+	if err != nil || m[0] != nil {
+		t.Fatalf("counts of the deleted tenant: %v %v", m, err)
+	}
+}
+
+// TestEventsPerSecondReserves: admission reserves a request's average
+// events, so requests in flight together cannot all pass before the
+// first is charged.
+func TestEventsPerSecondReserves(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	q := &quotaState{now: func() time.Time { return now }}
+	r, _, ok := q.eventsAllowed(1000)
+	if !ok {
+		t.Fatal("first request refused")
+	}
+	q.settleEvents(100, r, 1000) // the average is 100 from now on
+	now = now.Add(time.Second)   // full again: 1000
+	passed := 0
+	for range 50 { // in flight together: none settled yet
+		if _, _, ok := q.eventsAllowed(1000); ok {
+			passed++
+		}
+	}
+	if passed != 11 { // 1000, 900, …, 0 pass; -100 does not
+		t.Fatalf("%d concurrent requests of 100 events passed a quota of 1000 events/s, want 11", passed)
+	}
 }

@@ -22,7 +22,7 @@ func deleteNamespaceQueues(url, ns string) {
 		return
 	}
 	defer conn.Close()
-	queues := []string{ns + ".engine.0", ns + ".engine.1", ns + ".events.dead", rabbitmq.StreamName(ns)}
+	queues := []string{ns + ".engine.0", ns + ".engine.1", ns + ".events.dead", ns + ".events.retry", rabbitmq.StreamName(ns)}
 	for i := range defaultPartitions {
 		queues = append(queues, ns+".p."+strconv.Itoa(i))
 	}
@@ -32,7 +32,7 @@ func deleteNamespaceQueues(url, ns string) {
 			ch.Close()
 		}
 	}
-	for _, x := range []string{ns + ".events", ns + ".events.partitioned", ns + ".events.dead", ns + ".updates", ns + ".models", ns + ".promotions"} {
+	for _, x := range []string{ns + ".events", ns + ".events.partitioned", ns + ".events.dead", ns + ".events.retry", ns + ".updates", ns + ".models", ns + ".promotions"} {
 		if ch, err := conn.Channel(); err == nil {
 			ch.ExchangeDelete(x, false, false)
 			ch.Close()

@@ -208,6 +208,9 @@ func printKeys(w io.Writer, path string, k api.Keys) {
 // routes events by resolved identity (the links in store), and with
 // partitions the replicas share them by leases in store.
 func openBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog.Logger) (signals.Bus, error) {
+	if cfg.Tenants.shared != nil { // a tenant's app: the bus all tenants share
+		return cfg.Tenants.shared.view(cfg.Tenants.ID, engine.NewRouter(store, log)), nil
+	}
 	if cfg.AMQPURL == "" {
 		log.LogAttrs(ctx, slog.LevelInfo, "bus: in-process (set KAIROS_AMQP_URL for RabbitMQ)")
 		return membus.New(membus.Options{Logger: log}), nil

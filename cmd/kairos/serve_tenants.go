@@ -37,14 +37,22 @@ type tenantConfig struct {
 	MaxLoaded int
 	// MetricsTop is the number of tenants with their own metrics label.
 	MetricsTop int
-	// Partitions is each tenant's number of RabbitMQ partition queues
-	// (its --partitions).
+	// Partitions is the number of RabbitMQ partition queues all tenants
+	// share (<namespace>.tenants.p.<i>); RetryDelay is how long a failing
+	// tenant's events wait in the retry queue before they are tried again.
 	Partitions int
+	RetryDelay time.Duration
 	// MaxInFlight bounds one tenant's requests served at once.
 	MaxInFlight int
+	// KeyGrace is how long a tenant's old keys stay valid after a
+	// rotation that does not say.
+	KeyGrace time.Duration
 	// ID is set on a tenant's own configuration (the app of one tenant):
 	// its id, added to its logs.
 	ID string
+	// shared, on a tenant's own configuration with RabbitMQ, is the bus
+	// every tenant shares (its app's bus is a view of it).
+	shared *sharedBus
 }
 
 func (t *tenantConfig) register(e *envFlags) {
@@ -52,7 +60,9 @@ func (t *tenantConfig) register(e *envFlags) {
 	e.int(&t.MaxLoaded, "tenant-max-loaded", 64, "multi-tenant mode: tenants loaded at once; beyond, the least recently used idle tenant is unloaded (its state saved) and reloaded on its next request (0: no bound)")
 	e.int(&t.MetricsTop, "tenant-metrics-top", 100, "multi-tenant mode: tenants with their own label in the per-tenant metrics (the others share \"other\")")
 	e.int(&t.MaxInFlight, "tenant-max-in-flight", 64, "multi-tenant mode: requests of one tenant served at once (promotion streams excepted); beyond, 429 at once, so that one tenant's flood cannot take every worker (0: no bound)")
-	e.int(&t.Partitions, "tenant-partitions", 1, "multi-tenant mode with RabbitMQ: partition queues of each tenant, <namespace>.t.<id>.p.<i>, taken by one replica at a time by leases (0: one queue per replica)")
+	e.dur(&t.KeyGrace, "tenant-key-grace", 0, "multi-tenant mode: how long a tenant's old keys stay valid after a rotation that does not give grace_seconds (0: they stop at once)")
+	e.int(&t.Partitions, "tenant-partitions", defaultPartitions, "multi-tenant mode with RabbitMQ: partition queues shared by all tenants, <namespace>.tenants.p.<i> (routing key <tenant>/<visitor>), leased among the replicas")
+	e.dur(&t.RetryDelay, "tenant-retry-delay", 2*time.Second, "multi-tenant mode with RabbitMQ: a tenant whose events fail (its server does not load, its engine fails) gets them back after this delay, through <namespace>.tenants.events.retry, so that it holds up no other tenant")
 }
 
 // validate reports the problems of a multi-tenant configuration.
@@ -73,11 +83,17 @@ func (t tenantConfig) validate(c *serveConfig) []error {
 	if c.History.Stream {
 		errs = append(errs, errors.New("--admin-key: --history-stream is not available with tenants yet (each tenant keeps its own archive)"))
 	}
+	if t.KeyGrace < 0 || t.KeyGrace > 90*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--tenant-key-grace %v outside [0, 90 days]", t.KeyGrace))
+	}
 	if t.MaxLoaded < 0 || t.MetricsTop < 0 || t.MaxInFlight < 0 {
 		errs = append(errs, errors.New("--tenant-max-loaded, --tenant-metrics-top and --tenant-max-in-flight must be >= 0"))
 	}
-	if t.Partitions < 0 || t.Partitions > rabbitmq.MaxPartitions {
-		errs = append(errs, fmt.Errorf("--tenant-partitions %d outside [0, %d]", t.Partitions, rabbitmq.MaxPartitions))
+	if t.Partitions < 1 || t.Partitions > rabbitmq.MaxPartitions {
+		errs = append(errs, fmt.Errorf("--tenant-partitions %d outside [1, %d]", t.Partitions, rabbitmq.MaxPartitions))
+	}
+	if t.RetryDelay <= 0 || t.RetryDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("--tenant-retry-delay %v outside (0, 1h]", t.RetryDelay))
 	}
 	if len(c.Namespace) > 64-len(".t.")-40 {
 		errs = append(errs, fmt.Errorf("--namespace %q: at most 21 characters with tenants (tenant namespaces are <namespace>.t.<id>)", c.Namespace))
@@ -103,6 +119,11 @@ type tenantServer struct {
 	store  engine.Store
 	router *tenant.Router
 	loader *tenantLoader
+	// shared is the bus all tenants share (RabbitMQ), dispatch its
+	// consumer's handler; nil in embedded mode (each tenant has its
+	// in-process bus).
+	shared   *sharedBus
+	dispatch *tenant.Dispatcher
 	// listener, when set (tests), is served instead of listening on
 	// cfg.Addr.
 	listener net.Listener
@@ -123,24 +144,48 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.loader = &tenantLoader{base: cfg, stderr: stderr}
+	if cfg.AMQPURL != "" {
+		if s.shared, err = dialSharedBus(ctx, cfg, s.store, s.log); err != nil {
+			return nil, err
+		}
+	}
+	s.loader = &tenantLoader{base: cfg, stderr: stderr, shared: s.shared}
 	public, err := publicServer(cfg, s.log)
 	if err != nil {
 		return nil, err
 	}
 	s.router, err = tenant.NewRouter(tenant.Config{
 		AdminKey: cfg.Tenants.AdminKey, Registry: tenant.NewRegistry(s.store, nil), Loader: s.loader,
-		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, MaxInFlight: cfg.Tenants.MaxInFlight, Ready: s.store.Ping, Public: public,
+		MaxLoaded: cfg.Tenants.MaxLoaded, MetricsTop: cfg.Tenants.MetricsTop, MaxInFlight: cfg.Tenants.MaxInFlight, KeyGrace: cfg.Tenants.KeyGrace, Counters: s.store, Ready: s.ready, Public: public,
 		Registerer: reg, Gatherer: reg, Logger: s.log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if s.shared != nil {
+		if s.dispatch, err = s.router.Dispatcher(tenant.DispatcherConfig{Retrier: s.shared.bus, Healthy: s.ready}, reg); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.router.Load(ctx); err != nil {
 		return nil, fmt.Errorf("tenants: %w", err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "multi-tenant mode", slog.Int("max_loaded", cfg.Tenants.MaxLoaded))
 	return s, nil
+}
+
+// ready reports whether the parts every tenant shares work: the
+// deployment's store and, with RabbitMQ, the shared bus.
+func (s *tenantServer) ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if s.shared != nil {
+		if err := s.shared.Ready(ctx); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+	}
+	return nil
 }
 
 // noDeps stands for the engine in publicServer: its methods are never
@@ -175,8 +220,10 @@ func publicServer(cfg serveConfig, log *slog.Logger) (http.Handler, error) {
 }
 
 // Run serves HTTP and the tenants until ctx is done: stage 0 the HTTP
-// server (drains its requests), stage 1 the router's registry refresh,
-// which unloads every tenant (each saving its state) when stopped.
+// server (drains its requests), stage 1 the consumer of the shared
+// partitions (with RabbitMQ: finishes its batch in flight), stage 2 the
+// router's registry refresh, which unloads every tenant (each saving its
+// state) when stopped.
 func (s *tenantServer) Run(ctx context.Context) error {
 	ln := s.listener
 	if ln == nil {
@@ -204,21 +251,28 @@ func (s *tenantServer) Run(ctx context.Context) error {
 			return err
 		}
 	}})
+	if s.shared != nil {
+		l.stage(component{"consumer", func(ctx context.Context) error { return s.shared.run(ctx, s.dispatch.Handle) }})
+	}
 	l.stage(component{"tenants", s.router.Run})
 	err := l.Run(ctx)
 	s.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "stopped")
 	return err
 }
 
-// Close releases the deployment's store.
+// Close releases the shared bus and the deployment's store.
 func (s *tenantServer) Close() error {
 	if s.listener != nil {
 		s.listener.Close()
 	}
-	if s.store != nil {
-		return s.store.Close()
+	var errs []error
+	if s.shared != nil {
+		errs = append(errs, s.shared.Close())
 	}
-	return nil
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // tenantLoader builds a tenant's app: kairos serve's own wiring on the
@@ -226,6 +280,7 @@ func (s *tenantServer) Close() error {
 type tenantLoader struct {
 	base   serveConfig
 	stderr io.Writer
+	shared *sharedBus // nil: each tenant's own in-process bus
 }
 
 // tenantNamespace is the Redis key prefix and RabbitMQ name prefix of the
@@ -235,12 +290,14 @@ func tenantNamespace(base, id string) string { return base + ".t." + id }
 // config returns the configuration of t's app.
 func (l *tenantLoader) config(t tenant.Tenant) serveConfig {
 	c := l.base
-	c.Tenants = tenantConfig{ID: t.ID}
-	c.Partitions = l.base.Tenants.Partitions
+	c.Tenants = tenantConfig{ID: t.ID, shared: l.shared}
 	c.Namespace = tenantNamespace(l.base.Namespace, t.ID)
 	c.DataDir = filepath.Join(l.base.DataDir, "tenants", t.ID)
 	c.ArchiveDir = l.archiveDir(t.ID)
-	c.SecretKeys, c.PublishableKeys = []string{t.Keys.Secret}, []string{t.Keys.Publishable}
+	c.SecretKeys, c.PublishableKeys = nil, nil
+	for _, k := range t.ActiveKeys(time.Now()) { // the old keys during a rotation's grace too
+		c.SecretKeys, c.PublishableKeys = append(c.SecretKeys, k.Secret), append(c.PublishableKeys, k.Publishable)
+	}
 	c.AllowedOrigins = t.AllowedOrigins
 	c.PprofAddr = ""
 	c.Demo = false
@@ -322,9 +379,10 @@ func purgeBus(cfg serveConfig, ns string) error {
 		return err
 	}
 	defer conn.Close()
+	// Queues and exchanges of the tenant's own, left by releases before
+	// the shared partitions (each tenant had its own).
 	queues := []string{ns + ".engine." + cfg.Replica, ns + ".events.dead", rabbitmq.StreamName(ns)}
-	// The partitions of any setting the tenant may have run with.
-	for i := range max(cfg.Tenants.Partitions, cfg.Partitions, defaultPartitions) {
+	for i := range max(cfg.Partitions, defaultPartitions) {
 		queues = append(queues, ns+".p."+strconv.Itoa(i))
 	}
 	do := func(f func(ch *amqp.Channel) error) error {
@@ -365,6 +423,11 @@ type tenantInstance struct {
 func (in *tenantInstance) Stopped() bool { return in.stopped.Load() }
 
 func (in *tenantInstance) Handler() http.Handler { return in.a.api.Handler() }
+
+// Consume applies events of the shared partitions in the tenant's engine.
+func (in *tenantInstance) Consume(ctx context.Context, batch []signals.Event) error {
+	return in.a.engine.Handle(ctx, batch)
+}
 
 // Maps is the tenant's store.
 func (in *tenantInstance) Maps() storage.Maps { return in.a.store }

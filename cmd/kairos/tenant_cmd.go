@@ -23,7 +23,7 @@ func init() {
 	register(command{name: "tenant get", summary: "show one tenant: kairos tenant get <id>", run: tenantSimple("GET", "{id}")})
 	register(command{name: "tenant suspend", summary: "suspend a tenant (its keys get 403, its data stays): kairos tenant suspend <id>", run: tenantSimple("POST", "{id}/suspend")})
 	register(command{name: "tenant resume", summary: "resume a suspended tenant: kairos tenant resume <id>", run: tenantSimple("POST", "{id}/resume")})
-	register(command{name: "tenant rotate", summary: "give a tenant new keys (the old ones stop working at once): kairos tenant rotate <id>", run: tenantSimple("POST", "{id}/keys")})
+	register(command{name: "tenant rotate", summary: "give a tenant new keys (the old ones stay valid for --grace, default the server's --tenant-key-grace): kairos tenant rotate [--grace 1h] <id>", run: runTenantRotate})
 	register(command{name: "tenant delete", summary: "delete a tenant and all its data: kairos tenant delete <id>", run: tenantSimple("DELETE", "{id}")})
 }
 
@@ -124,6 +124,7 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		AllowedOrigins []string `json:"allowed_origins,omitempty"`
 		Quotas         struct {
 			RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
+			EventsPerSecond   float64 `json:"events_per_second,omitempty"`
 			EventsPerDay      int64   `json:"events_per_day,omitempty"`
 			Items             int     `json:"items,omitempty"`
 			Visitors          int64   `json:"visitors,omitempty"`
@@ -134,6 +135,7 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&spec.Name, "name", "", "display name")
 	fs.StringVar(&origins, "allowed-origins", "", "origins allowed to use the publishable key, comma-separated")
 	fs.Float64Var(&spec.Quotas.RequestsPerSecond, "requests-per-second", 0, "quota: requests per second, all keys together (0: none)")
+	fs.Float64Var(&spec.Quotas.EventsPerSecond, "events-per-second", 0, "quota: events per second, all event requests together (0: none)")
 	fs.Int64Var(&spec.Quotas.EventsPerDay, "events-per-day", 0, "quota: events accepted per UTC day (0: none)")
 	fs.IntVar(&spec.Quotas.Items, "items", 0, "quota: items in the tenant's model (0: none)")
 	fs.Int64Var(&spec.Quotas.Visitors, "visitors", 0, "quota: distinct visitors (0: none)")
@@ -142,4 +144,22 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	spec.AllowedOrigins = splitList(origins)
 	return c.do(ctx, http.MethodPost, "", spec, stdout)
+}
+
+func runTenantRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant rotate", stderr)
+	var c tenantClient
+	c.bind(fs)
+	grace := fs.Duration("grace", -1, "how long the old keys stay valid (0: they stop at once; unset: the server's --tenant-key-grace)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("want one tenant id")
+	}
+	var body any
+	if *grace >= 0 {
+		body = map[string]int64{"grace_seconds": int64(grace.Seconds())}
+	}
+	return c.do(ctx, http.MethodPost, "/"+url.PathEscape(fs.Arg(0))+"/keys", body, stdout)
 }

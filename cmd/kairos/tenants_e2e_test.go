@@ -168,6 +168,7 @@ func TestTenantsIsolation(t *testing.T) {
 			for _, id := range []string{"a", "b", "c"} {
 				cleanNamespace(t, tenantNamespace(ns, id))
 			}
+			cleanNamespace(t, sharedBusPrefix(ns))
 		})
 		s := startTenants(t, "--tenant-max-loaded", "2", "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--tenant-partitions", "2")
 		testTenantsIsolation(t, s, ns)
@@ -279,7 +280,11 @@ func tenantLeftovers(t *testing.T, cfg serveConfig, id string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range keys {
+		counts, _, err := rc.Scan(context.Background(), 0, cfg.Namespace+"*tenants:events:{"+id+"}*", 10000).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range append(keys, counts...) {
 			out = append(out, "Redis key "+k)
 		}
 	}
@@ -290,7 +295,7 @@ func tenantLeftovers(t *testing.T, cfg serveConfig, id string) []string {
 		}
 		defer conn.Close()
 		names := []string{ns + ".events.dead", ns + ".engine." + cfg.Replica}
-		for i := range max(cfg.Partitions, cfg.Tenants.Partitions) {
+		for i := range max(cfg.Partitions, defaultPartitions) {
 			names = append(names, fmt.Sprintf("%s.p.%d", ns, i))
 		}
 		for _, q := range names {
@@ -391,6 +396,31 @@ func TestTenantCommand(t *testing.T) {
 		t.Fatalf("tenant rotate: %s", out)
 	}
 	s.do(t, "GET", "/v1/recommendations?visitor=u1", created.Keys.Secret, nil, http.StatusUnauthorized)
+	// With a grace, the old keys keep working (through the tenant's own
+	// server, rebuilt with both pairs), the new ones too.
+	var rotated struct {
+		Keys struct {
+			Secret string `json:"secret_key"`
+		}
+		Until string `json:"previous_keys_until"`
+	}
+	if err := json.Unmarshal([]byte(out), &rotated); err != nil {
+		t.Fatal(err)
+	}
+	out = kairos(0, "tenant", "rotate", "--grace", "1h", "shop-a")
+	if !strings.Contains(out, `"previous_keys_until"`) {
+		t.Fatalf("tenant rotate --grace: %s", out)
+	}
+	s.do(t, "GET", "/v1/recommendations?visitor=u1", rotated.Keys.Secret, nil, http.StatusOK)
+	var newest struct {
+		Keys struct {
+			Secret string `json:"secret_key"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &newest); err != nil {
+		t.Fatal(err)
+	}
+	s.do(t, "GET", "/v1/recommendations?visitor=u1", newest.Keys.Secret, nil, http.StatusOK)
 	kairos(0, "tenant", "delete", "shop-a")
 	if out := kairos(1, "tenant", "get", "shop-a"); !strings.Contains(out, "not found") {
 		t.Fatalf("tenant get after delete: %s", out)
@@ -535,7 +565,7 @@ func TestTenantsSurviveRestart(t *testing.T) {
 func TestTenantsTwoReplicas(t *testing.T) {
 	requireServices(t)
 	ns := testNamespace(t)
-	t.Cleanup(func() { cleanNamespace(t, tenantNamespace(ns, "a")) })
+	t.Cleanup(func() { cleanNamespace(t, tenantNamespace(ns, "a")); cleanNamespace(t, sharedBusPrefix(ns)) })
 	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
 	s1 := startTenants(t, append(flags, "--replica", "r1")...)
 	s2 := startTenants(t, append(flags, "--replica", "r2")...)

@@ -119,6 +119,12 @@ type Config struct {
 	// every event. Publishers and consumers should use the same limits: a
 	// message over the consumer's limits is dead-lettered whole.
 	Limits signals.Limits
+	// RetryDelay, when > 0, declares the retry queue <prefix>.events.retry
+	// (message TTL RetryDelay, dead-lettered to <prefix>.events): Retry
+	// sends events back through it, to return to their partition's tail
+	// after the delay. 0: no retry queue. Changing it for an existing
+	// queue makes the declaration fail: delete the queue first.
+	RetryDelay time.Duration
 	// Logger receives connection and dead-letter events; nil discards.
 	Logger *slog.Logger
 	// Stream configures the history stream (off by default).
@@ -205,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.DialTimeout <= 0 {
 		bad("DialTimeout %v: want > 0", c.DialTimeout)
+	}
+	if c.RetryDelay < 0 || c.RetryDelay > 24*time.Hour {
+		bad("RetryDelay %v: want 0..24h", c.RetryDelay)
 	}
 	if c.CallTimeout <= 0 {
 		bad("CallTimeout %v: want > 0", c.CallTimeout)

@@ -408,6 +408,7 @@ func (h *held) appendRoutes(dst []signals.Route) []signals.Route {
 	if f, ok := h.d.Headers[headerForwarded].(bool); ok && f {
 		r.Forwarded = true
 	}
+	r.Attempt = headerInt(h.d.Headers[headerAttempt])
 	for range h.res.Events {
 		dst = append(dst, r)
 	}
@@ -613,4 +614,24 @@ func (b *Bus) subscribeOn(ctx context.Context, ses session, t signals.Topic, h f
 			}
 		}
 	}
+}
+
+// headerInt reads an integer header value (0 when absent or not an
+// integer).
+func headerInt(v any) int {
+	switch n := v.(type) {
+	case int32:
+		return int(n)
+	case int64:
+		return int(n)
+	case int16:
+		return int(n)
+	case int8:
+		return int(n)
+	case uint8:
+		return int(n)
+	case int:
+		return n
+	}
+	return 0
 }

@@ -19,6 +19,9 @@ const (
 	// headerForwarded marks messages a consumer forwarded to the
 	// partition of their state (Forward); its value is true.
 	headerForwarded = "kairos-forwarded"
+	// headerAttempt counts the times a consumer sent the message's events
+	// back for a later try (Retry; int32).
+	headerAttempt = "kairos-attempt"
 )
 
 // maxInFlight bounds the messages one Publish call has unconfirmed at a
@@ -195,11 +198,78 @@ func (b *Bus) Forward(ctx context.Context, key string, events []signals.Event) e
 	})
 }
 
+// PublishKeys is Publish with the routing key of each event given
+// (keys[i] for events[i]) instead of computed by Config.Router: a
+// multi-tenant server routes each tenant's events by tenant and resolved
+// identity ("<tenant>/<key>") on one shared set of partitions. Events of
+// one key keep their order.
+func (b *Bus) PublishKeys(ctx context.Context, events []signals.Event, keys []string) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if len(keys) != len(events) {
+		return fmt.Errorf("rabbitmq: publish: %w: %d routing keys for %d events", signals.ErrInvalid, len(keys), len(events))
+	}
+	for i, k := range keys {
+		if k == "" {
+			return fmt.Errorf("rabbitmq: publish: %w: event %d: empty routing key", signals.ErrInvalid, i)
+		}
+	}
+	mkeys, msgs, err := b.packKeys(ctx, events, time.Now(), "", keys)
+	if err != nil {
+		return err
+	}
+	return b.call(ctx, "publish", func(ctx context.Context, trouble <-chan struct{}) error {
+		return b.publish(ctx, trouble, b.names.events, mkeys, msgs, true)
+	})
+}
+
+// Retry sends events back to be delivered again after Config.RetryDelay
+// (signals.Retrier): they wait in the retry queue <prefix>.events.retry,
+// whose message TTL dead-letters them to the events exchange under the
+// routing key key, so they return to the tail of the key's partition,
+// marked forwarded and with the header kairos-attempt = attempt. Packing,
+// confirms and errors are those of Forward. Without a retry queue
+// (RetryDelay 0) it fails with signals.ErrInvalid.
+func (b *Bus) Retry(ctx context.Context, key string, events []signals.Event, attempt int) error {
+	if b.isClosed() {
+		return signals.ErrClosed
+	}
+	if b.cfg.RetryDelay <= 0 {
+		return fmt.Errorf("rabbitmq: retry: %w: no retry queue (Config.RetryDelay is 0)", signals.ErrInvalid)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if key == "" {
+		return fmt.Errorf("rabbitmq: retry: %w: empty routing key", signals.ErrInvalid)
+	}
+	keys, msgs, err := b.pack(ctx, events, time.Now(), key)
+	if err != nil {
+		return err
+	}
+	for i := range msgs {
+		msgs[i].Headers[headerAttempt] = int32(attempt)
+	}
+	return b.call(ctx, "retry", func(ctx context.Context, trouble <-chan struct{}) error {
+		return b.publish(ctx, trouble, b.names.retry, keys, msgs, true)
+	})
+}
+
 // pack validates and encodes events and groups them into messages (see
 // Publish); it returns the routing keys and messages in sending order.
 // With a forward key, every event goes under that key, unvalidated, in
 // messages marked forwarded (see Forward).
 func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time, forward string) ([]string, []amqp.Publishing, error) {
+	return b.packKeys(ctx, events, now, forward, nil)
+}
+
+// packKeys is pack; given, when not nil, is the routing key of each event
+// (PublishKeys).
+func (b *Bus) packKeys(ctx context.Context, events []signals.Event, now time.Time, forward string, given []string) ([]string, []amqp.Publishing, error) {
 	lim := b.cfg.Limits
 	maxEvents, maxBytes := b.cfg.MaxMessageEvents, lim.MaxBatchBytes
 	// Encode every event into one buffer; ends[i] is the end of event i.
@@ -215,7 +285,7 @@ func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time, f
 		normal   []signals.Event // the normalized events, for the Router
 		visitors = make([]string, len(events))
 	)
-	if b.cfg.Router != nil && forward == "" {
+	if b.cfg.Router != nil && forward == "" && given == nil {
 		normal = make([]signals.Event, len(events))
 	}
 	for i := range events {
@@ -248,6 +318,9 @@ func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time, f
 	route := func(i int) string {
 		if forward != "" {
 			return forward
+		}
+		if given != nil {
+			return given[i]
 		}
 		if routes != nil {
 			return routes[i]

@@ -59,6 +59,7 @@ type names struct {
 	events      string // topic exchange producers publish to
 	partitioned string // x-consistent-hash exchange bound to events
 	dead        string // fanout exchange and queue of poison messages
+	retry       string // topic exchange and queue of events sent back for a later try (Retry)
 	queue       string // this replica's queue
 	prefix      string
 }
@@ -68,6 +69,7 @@ func newNames(prefix, replica string) names {
 		events:      prefix + ".events",
 		partitioned: prefix + ".events.partitioned",
 		dead:        prefix + ".events.dead",
+		retry:       prefix + ".events.retry",
 		queue:       prefix + ".engine." + replica,
 		prefix:      prefix,
 	}
@@ -544,6 +546,21 @@ func (b *Bus) declareTopology(conn *amqp.Connection, probe bool) error {
 		}{"declare queue " + n.queue, func() error {
 			return b.declareQueue(conn, ch, n.queue, amqp.Table{"x-single-active-consumer": true})
 		}})
+	}
+	if b.cfg.RetryDelay > 0 {
+		steps = append(steps, []struct {
+			what string
+			do   func() error
+		}{
+			{"declare exchange " + n.retry, func() error {
+				return ch.ExchangeDeclare(n.retry, amqp.ExchangeTopic, true, false, false, false, nil)
+			}},
+			{"declare queue " + n.retry, func() error {
+				return b.declareQueue(conn, ch, n.retry, amqp.Table{
+					"x-message-ttl": b.cfg.RetryDelay.Milliseconds(), "x-dead-letter-exchange": n.events})
+			}},
+			{"bind queue " + n.retry, func() error { return ch.QueueBind(n.retry, "#", n.retry, false, nil) }},
+		}...)
 	}
 	for _, t := range knownTopics {
 		ex := n.topic(t)

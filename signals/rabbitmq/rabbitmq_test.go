@@ -104,7 +104,7 @@ func (a *admin) deleteTopology(prefix string, replicas ...string) {
 	}
 	defer ch.Close()
 	n := newNames(prefix, "x")
-	queues := []string{n.dead}
+	queues := []string{n.dead, n.retry}
 	for _, r := range replicas {
 		queues = append(queues, newNames(prefix, r).queue)
 	}
@@ -114,7 +114,7 @@ func (a *admin) deleteTopology(prefix string, replicas ...string) {
 			return
 		}
 	}
-	exchanges := []string{n.events, n.partitioned, n.dead}
+	exchanges := []string{n.events, n.partitioned, n.dead, n.retry}
 	for _, tp := range knownTopics {
 		exchanges = append(exchanges, n.topic(tp))
 	}
