@@ -607,6 +607,19 @@ func (o *Online) LoadItems(states []ItemRowState) error {
 	return nil
 }
 
+// LoadItemsFrom is LoadItems for a table that arrives in batches: scan
+// calls load with each batch (whose memory it may reuse once load
+// returns), and YᵀY is computed once at the end, so that a large table
+// is loaded without first being gathered whole. On an error of scan or
+// load the rows loaded so far stay, and YᵀY is refreshed all the same.
+func (o *Online) LoadItemsFrom(scan func(load func([]ItemRowState) error) error) error {
+	err := scan(func(states []ItemRowState) error { return o.setItemsGram(states, false, false) })
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.refreshGram()
+	return err
+}
+
 func (o *Online) setItems(states []ItemRowState, add bool) error {
 	return o.setItemsGram(states, add, true)
 }

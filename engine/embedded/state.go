@@ -18,8 +18,11 @@ type state struct {
 	seen     seenSet
 	rows     map[string]int32
 	rowIDs   []string // by row
-	states   map[int32]engine.ItemState
-	links    map[string]string // anonymous id → user (links.go)
+	// states holds the item states saved since the snapshot, which
+	// override those of base, the snapshot's (statebase.go).
+	states map[int32]engine.ItemState
+	base   *stateBase
+	links  map[string]string // anonymous id → user (links.go)
 
 	// The storage primitives (prims.go), copied on write: gen is the
 	// current generation.
@@ -63,6 +66,7 @@ func (st *state) clone() *state {
 		rows:     nil, // rebuilt from rowIDs when needed
 		rowIDs:   slices.Clone(st.rowIDs),
 		states:   maps.Clone(st.states),
+		base:     st.base,
 		links:    maps.Clone(st.links),
 		colls:    maps.Clone(st.colls),
 		kv:       maps.Clone(st.kv),
