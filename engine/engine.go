@@ -151,9 +151,6 @@ func (e *Engine) load(ctx context.Context) error {
 	if err := e.loadState(ctx); err != nil {
 		return err
 	}
-	if err := e.loadIndex(ctx); err != nil {
-		return err
-	}
 	e.log.LogAttrs(ctx, slog.LevelInfo, "state loaded",
 		slog.Int("items", len(ids)), slog.Int("catalog", len(e.catalog)), slog.Duration("took", time.Since(start)))
 	return nil
