@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -520,9 +521,13 @@ func (ws *Workspace) itemCG(xtx []float64, lambda float64, curv []float32, G bla
 }
 
 // refreshGram recomputes YᵀY exactly. Called with wmu held.
-func (o *Online) refreshGram() {
+func (o *Online) refreshGram() { o.refreshGramThreads(1) }
+
+// refreshGramThreads is refreshGram on up to threads goroutines (loading
+// a whole table at start, when nothing else runs yet).
+func (o *Online) refreshGramThreads(threads int) {
 	fresh := make([]float64, len(o.gram))
-	gramInto(fresh, o.items, nil) // safe: no writer but us
+	gramParallel(fresh, o.items, threads, nil) // safe: no writer but us
 	o.mu.Lock()
 	o.gram = fresh
 	o.mu.Unlock()
@@ -603,7 +608,7 @@ func (o *Online) LoadItems(states []ItemRowState) error {
 	}
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
-	o.refreshGram()
+	o.refreshGramThreads(runtime.GOMAXPROCS(0))
 	return nil
 }
 
@@ -616,7 +621,7 @@ func (o *Online) LoadItemsFrom(scan func(load func([]ItemRowState) error) error)
 	err := scan(func(states []ItemRowState) error { return o.setItemsGram(states, false, false) })
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
-	o.refreshGram()
+	o.refreshGramThreads(runtime.GOMAXPROCS(0))
 	return err
 }
 

@@ -304,6 +304,7 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 	var records uint64
 	var off int64
 	ended := false
+	st.noRowIndex = true
 	_, torn, err := scanRecords(f, func(p []byte) error {
 		records++
 		at := off
@@ -352,6 +353,9 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 	}
 	if !ended {
 		return 0, fmt.Errorf("%w: no end record", errCorruptSnapshot)
+	}
+	if err := st.indexRows(); err != nil {
+		return 0, fmt.Errorf("%w: rows: %w: %v", errCorruptSnapshot, errCorruptRecord, err)
 	}
 	return seq, nil
 }
