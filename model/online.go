@@ -54,9 +54,9 @@ import (
 // serialised by Apply's own mutex; they compute outside the read/write lock
 // and hold the write lock only to copy the changed rows, so a write never
 // waits for a scoring pass to compute, only to finish. Batch writes: one
-// Apply per consumed batch of events amortises the lock. Index builds are
-// serialised by bmu (taken before wmu) and read the table block by block
-// under the read lock; RefreshIndex computes outside the locks and takes
+// Apply per consumed batch of events amortises the lock. Index builds and
+// loads are serialised by bmu (taken before wmu) and read the table block
+// by block under the read lock; RefreshIndex computes outside the locks and takes
 // the write lock to move rows. The exact-batch queue (batch.go) has its
 // own mutex, released before a batch is scored under the read lock.
 type Online struct {
@@ -74,7 +74,7 @@ type Online struct {
 
 	ivf     *IVF       // approximate index, nil until BuildIndex
 	journal []int32    // rows changed during an index build (nil: no build)
-	bmu     sync.Mutex // single-flights index builds; lock order: bmu before wmu
+	bmu     sync.Mutex // single-flights index builds and loads; lock order: bmu before wmu
 	batch   batcher    // queue of exact queries scored together (batch.go)
 
 	itemUpdates atomic.Int64 // since the last exact Gram refresh
