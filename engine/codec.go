@@ -149,6 +149,20 @@ func (st *ItemState) UnmarshalBinary(data []byte) error { return decodeItemState
 // UnmarshalBinaryString is UnmarshalBinary from a string.
 func (st *ItemState) UnmarshalBinaryString(s string) error { return decodeItemState(st, s) }
 
+// UnmarshalBinaryInto is UnmarshalBinary reusing the memory of
+// st.Factors and st.Curv when it is large enough, so that a scan decoding
+// many states into one batch allocates once (an empty vector still
+// decodes as nil).
+func (st *ItemState) UnmarshalBinaryInto(data []byte) error {
+	d := decoder[[]byte]{src: data}
+	d.version()
+	st.Row = d.int32()
+	st.Count = d.int32()
+	st.Factors = d.floatsInto(st.Factors)
+	st.Curv = d.floatsInto(st.Curv)
+	return d.finish("item state")
+}
+
 func decodeItemState[T string | []byte](st *ItemState, src T) error {
 	d := decoder[T]{src: src}
 	d.version()
@@ -371,13 +385,17 @@ func (d *decoder[T]) time() time.Time {
 	return time.Unix(sec, int64(nsec)).UTC()
 }
 
-func (d *decoder[T]) floats() []float32 {
+func (d *decoder[T]) floats() []float32 { return d.floatsInto(nil) }
+
+// floatsInto decodes a length-prefixed float32 vector into dst's memory
+// when it is large enough (nil when the vector is empty).
+func (d *decoder[T]) floatsInto(dst []float32) []float32 {
 	n := d.uvarint()
 	if n > uint64(len(d.src)-d.off)/4 {
 		d.fail("%d floats exceed the %d remaining bytes", n, len(d.src)-d.off)
 		return nil
 	}
 	i, j, _ := d.span(4 * n)
-	f, _ := DecodeFactors(nil, d.src[i:j])
+	f, _ := DecodeFactors(dst, d.src[i:j])
 	return f
 }

@@ -126,28 +126,29 @@ func (e *Engine) load(ctx context.Context) error {
 		e.setRowLocked(id, int32(row))
 	}
 	e.model().Grow(len(ids))
-	states, err := e.store.ItemStates(ctx)
+	// The rows go from the store's scan straight into the model's table,
+	// batch by batch: no copy of the whole table is held on the way.
+	k := e.cfg.Params.Factors
+	var rows []model.ItemRowState
+	err = e.model().LoadItemsFrom(func(load func([]model.ItemRowState) error) error {
+		return e.store.ScanItemStates(ctx, func(states []ItemState) error {
+			rows = rows[:0]
+			for _, s := range states {
+				if len(s.Factors) != k {
+					return fmt.Errorf("stored item row %d has %d factors, the model %d (stored state from another configuration?)", s.Row, len(s.Factors), k)
+				}
+				rows = append(rows, model.ItemRowState{Row: s.Row, Factors: s.Factors, Curv: s.Curv, Count: s.Count})
+			}
+			return load(rows)
+		})
+	})
 	if err != nil {
-		return fmt.Errorf("engine: load item factors: %w", err)
-	}
-	rows := make([]model.ItemRowState, 0, len(states))
-	for _, s := range states {
-		if len(s.Factors) != e.cfg.Params.Factors {
-			return fmt.Errorf("engine: stored item row %d has %d factors, the model %d (stored state from another configuration?)", s.Row, len(s.Factors), e.cfg.Params.Factors)
-		}
-		rows = append(rows, model.ItemRowState{Row: s.Row, Factors: s.Factors, Curv: s.Curv, Count: s.Count})
-	}
-	states = nil // the store's copies: garbage once converted
-	if err := e.model().LoadItems(rows); err != nil {
 		return fmt.Errorf("engine: load item factors: %w", err)
 	}
 	if err := e.loadCatalog(ctx); err != nil {
 		return err
 	}
 	if err := e.loadState(ctx); err != nil {
-		return err
-	}
-	if err := e.loadIndex(ctx); err != nil {
 		return err
 	}
 	e.log.LogAttrs(ctx, slog.LevelInfo, "state loaded",

@@ -23,9 +23,10 @@ import (
 // moved between lists exceed IndexConfig.Drift of the catalog, the items
 // waiting for a list exceed 10 %, or IndexConfig.RebuildEvery has passed.
 // After a build the clustering (centroids and each item's list, ~4 MB at
-// 1M items) is saved as a blob; at start it is loaded with the item
-// factors, so a large catalog is served through the index from the first
-// request, without a rebuild.
+// 1M items) is saved as a blob; the index loop loads it first thing, in
+// the background (about a second at 1M items), so that start-up does not
+// wait for it: requests are scored exactly (in batches) until it is in,
+// then through it, without a rebuild.
 
 // blobIndex is the blob of the persisted index clustering: the model
 // generation (uvarint) then model.Online.EncodeIndex.
@@ -83,6 +84,7 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 	if e.cfg.Index.Disabled {
 		return nil
 	}
+	o := e.model()
 	b, err := e.store.Blob(ctx, blobIndex)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -96,11 +98,11 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	if err := e.model().LoadIndex(b[n:]); err != nil {
+	if err := o.LoadIndex(b[n:]); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "stored index ignored", slog.Any("err", err))
 		return nil
 	}
-	info, _ := e.model().IndexInfo()
+	info, _ := o.IndexInfo()
 	e.log.LogAttrs(ctx, slog.LevelInfo, "approximate index loaded", slog.Int("items", info.Items),
 		slog.Int("lists", info.Lists), slog.Int("overflow", info.Overflow), slog.Duration("took", time.Since(start)))
 	return nil
@@ -127,6 +129,9 @@ const refreshBatch = 50_000
 func (e *Engine) maintainIndex(ctx context.Context) error {
 	if e.cfg.Index.Disabled {
 		return nil
+	}
+	if err := e.loadIndex(ctx); err != nil && ctx.Err() == nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "stored index not loaded", slog.Any("err", err))
 	}
 	tick := time.NewTicker(e.cfg.Index.RefreshEvery)
 	defer tick.Stop()

@@ -59,7 +59,7 @@ func (e *Engine) saveState(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("save XᵀX: %w", err))
 	}
 	e.mu.RLock()
-	tr, err := json.Marshal(trendingState{HalfLife: e.trending.HalfLife(), Epoch: e.trending.Epoch(), Scores: e.trending.Scores(), IDs: e.idOf})
+	tr, err := json.Marshal(e.trendingStateLocked())
 	e.mu.RUnlock()
 	if err == nil {
 		err = e.store.PutBlob(ctx, blobTrending, tr)
@@ -77,6 +77,20 @@ type trendingState struct {
 	Epoch    time.Time     `json:"epoch"`
 	Scores   []float32     `json:"scores"`
 	IDs      []string      `json:"ids"`
+}
+
+// trendingStateLocked returns the trending counters to persist: the
+// items with a score only (a large catalog's quiet items would make the
+// blob, and loading it at start, as large as the catalog). e.mu is held.
+func (e *Engine) trendingStateLocked() trendingState {
+	ts := trendingState{HalfLife: e.trending.HalfLife(), Epoch: e.trending.Epoch()}
+	for row, v := range e.trending.Scores() {
+		if v != 0 && row < len(e.idOf) {
+			ts.Scores = append(ts.Scores, v)
+			ts.IDs = append(ts.IDs, e.idOf[row])
+		}
+	}
+	return ts
 }
 
 // loadState restores XᵀX and the trending counters, when saved.

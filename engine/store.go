@@ -172,6 +172,13 @@ type FactorStore interface {
 	SaveItemStates(ctx context.Context, states []ItemState) error
 	// ItemStates returns every stored item state.
 	ItemStates(ctx context.Context) ([]ItemState, error)
+	// ScanItemStates calls fn with every stored item state, in batches,
+	// each row once, in no particular order, and returns fn's first
+	// error. The states given to fn, and their slices, are valid only
+	// during the call (the store may reuse their memory): unlike
+	// ItemStates, a scan need not hold every state in memory at once,
+	// which is how the engine loads a large catalog's table.
+	ScanItemStates(ctx context.Context, fn func([]ItemState) error) error
 }
 
 // BlobStore keeps named binary objects: the engine's periodic state (XᵀX,

@@ -15,7 +15,10 @@ import (
 // factors), ranks them exactly once, and raises the number of lists
 // scanned from AutoProbe by half each step until the index's top 10 holds
 // the target share of the exact top 10 on average, or every list is
-// scanned. The count is kept with the index (searches that name none use
+// scanned. When AutoProbe's recall has a margin (0.98 for the target
+// 0.95; often at 1M items, where lists are many and topics few), it
+// lowers the count instead, down to AutoProbe/2, while the margin holds:
+// each list skipped is CPU saved on every request. The count is kept with the index (searches that name none use
 // it) until the next build or load.
 
 // Defaults of CalibrateIndex.
@@ -38,7 +41,10 @@ type Calibration struct {
 
 // CalibrateIndex sets the index's default probe count to the least (in
 // steps of half from AutoProbe) that reaches target mean recall@10 on
-// queries sample queries (zero values: the defaults). It reads the model
+// queries sample queries (zero values: the defaults); when AutoProbe
+// already exceeds the target with a margin (recall within 2/5 of the
+// target's distance to 1: 0.98 for 0.95), to the least down to
+// AutoProbe/2 (in steps of a sixth of it) that keeps the margin. It reads the model
 // under its read lock one search at a time, so serving goes on; it
 // returns an error when there is no index, or ctx ends.
 func (o *Online) CalibrateIndex(ctx context.Context, target float64, queries int, seed uint64) (Calibration, error) {
@@ -102,6 +108,23 @@ func (o *Online) CalibrateIndex(ctx context.Context, target float64, queries int
 		return Calibration{}, err
 	}
 	c.Recall = c.AutoRecall
+	// With a margin above the target at AutoProbe, fewer lists may do:
+	// down by a sixth of it at a time, while the recall stays within
+	// 2/5 of the target's distance to 1 (0.98 for 0.95: the sample has
+	// 48 queries, and other queries' recall falls faster than the
+	// sample's as lists are dropped), and never below half of AutoProbe.
+	strict := 1 - (1-target)*2/5
+	for floor, step := max(1, c.Probe/2), max(1, c.Probe/6); c.Recall >= strict && c.Probe > floor; {
+		p := max(floor, c.Probe-step)
+		r, err := recall(p)
+		if err != nil {
+			return Calibration{}, err
+		}
+		if r < strict {
+			break
+		}
+		c.Probe, c.Recall = p, r
+	}
 	for c.Recall < target && c.Probe < x.nlist {
 		c.Probe = min(x.nlist, c.Probe+max(1, c.Probe/2))
 		if c.Recall, err = recall(c.Probe); err != nil {

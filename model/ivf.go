@@ -588,8 +588,23 @@ func (x *IVF) update(row int32, y []float32) {
 	}
 }
 
+// touchRows reads one value of every cache line of the rows of short
+// and returns their sum (kept by the caller, so that the loads stay).
+func touchRows(items *Factors, short []Scored) float32 {
+	var t float32
+	k := items.K
+	for _, c := range short {
+		row := items.Data[int(c.Item)*k : int(c.Item+1)*k]
+		for j := 0; j < len(row); j += 16 { // 16 float32s: a 64-byte line
+			t += row[j]
+		}
+	}
+	return t
+}
+
 // ivfScratch is the per-query scratch of an IVF search.
 type ivfScratch struct {
+	touched float32 // touchRows's sum (unused)
 	cscores []float32
 	probe   []Scored
 	short   []Scored
@@ -639,7 +654,12 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	short := c.h
 	sc.short = short
 	cands := &c
-	// Exact re-rank of the shortlist.
+	// Exact re-rank of the shortlist. Its rows are scattered over the
+	// table (256 MB at 1M items): touching each row's cache lines first,
+	// in one pass of independent loads, lets the memory system fetch
+	// them in parallel instead of one miss per dot product (50 rows of a
+	// 1M-item table: 12–33 µs instead of 33–54 µs, BenchmarkRerankTouch).
+	sc.touched = touchRows(items, short)
 	h := s.heap[:0]
 	for _, c := range short {
 		v := blas32.Dot(xv, blas32.Vector{N: x.k, Inc: 1, Data: items.Row(int(c.Item))})

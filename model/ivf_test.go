@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -284,3 +285,51 @@ func TestSimilarApprox(t *testing.T) {
 }
 
 var _ = rand.New
+
+// TestIndexLoadWhileUpdating: LoadIndex runs beside writers (the engine
+// loads the saved index in the background while it learns); the rows
+// changed during the load, and a row added meanwhile, are in the index
+// as they are at the end, exactly as if it had been loaded afterwards.
+func TestIndexLoadWhileUpdating(t *testing.T) {
+	m := clusteredModel(40_000, 16, 20, 3)
+	o := mustOnline(t, m, nil)
+	mustBuild(t, o, IVFParams{Seed: 1})
+	b := o.EncodeIndex()
+	o2 := mustOnline(t, m, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 400 {
+			row := int32((i * 97) % 40_000)
+			if err := o2.SetItems([]ItemRowState{{Row: row, Factors: m.Items.Row(int(row+1) % 40_000)}}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		if err := o2.SetItems([]ItemRowState{{Row: 40_000, Factors: m.Items.Row(5)}}); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := o2.LoadIndex(b); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	info, _ := o2.IndexInfo()
+	if info.Items+info.Overflow != 40_001 {
+		t.Fatalf("loaded index %+v: %d rows, want 40,001", info, info.Items+info.Overflow)
+	}
+	x := o2.ivf
+	codes := make([]int8, x.kp)
+	for row := range 40_001 {
+		l := x.listOf[row]
+		if l < 0 {
+			continue
+		}
+		j := int(x.slotOf[row])
+		ls := x.lists[l]
+		scale := quantize(codes, o2.items.Row(row))
+		if ls.rows[j] != int32(row) || ls.scales[j] != scale || !slices.Equal(ls.codes[j*x.kp:(j+1)*x.kp], codes) {
+			t.Fatalf("row %d: its index code is not that of its current factors", row)
+		}
+	}
+}

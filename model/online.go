@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -53,9 +54,9 @@ import (
 // serialised by Apply's own mutex; they compute outside the read/write lock
 // and hold the write lock only to copy the changed rows, so a write never
 // waits for a scoring pass to compute, only to finish. Batch writes: one
-// Apply per consumed batch of events amortises the lock. Index builds are
-// serialised by bmu (taken before wmu) and read the table block by block
-// under the read lock; RefreshIndex computes outside the locks and takes
+// Apply per consumed batch of events amortises the lock. Index builds and
+// loads are serialised by bmu (taken before wmu) and read the table block
+// by block under the read lock; RefreshIndex computes outside the locks and takes
 // the write lock to move rows. The exact-batch queue (batch.go) has its
 // own mutex, released before a batch is scored under the read lock.
 type Online struct {
@@ -73,7 +74,7 @@ type Online struct {
 
 	ivf     *IVF       // approximate index, nil until BuildIndex
 	journal []int32    // rows changed during an index build (nil: no build)
-	bmu     sync.Mutex // single-flights index builds; lock order: bmu before wmu
+	bmu     sync.Mutex // single-flights index builds and loads; lock order: bmu before wmu
 	batch   batcher    // queue of exact queries scored together (batch.go)
 
 	itemUpdates atomic.Int64 // since the last exact Gram refresh
@@ -520,9 +521,13 @@ func (ws *Workspace) itemCG(xtx []float64, lambda float64, curv []float32, G bla
 }
 
 // refreshGram recomputes YᵀY exactly. Called with wmu held.
-func (o *Online) refreshGram() {
+func (o *Online) refreshGram() { o.refreshGramThreads(1) }
+
+// refreshGramThreads is refreshGram on up to threads goroutines (loading
+// a whole table at start, when nothing else runs yet).
+func (o *Online) refreshGramThreads(threads int) {
 	fresh := make([]float64, len(o.gram))
-	gramInto(fresh, o.items, nil) // safe: no writer but us
+	gramParallel(fresh, o.items, threads, nil) // safe: no writer but us
 	o.mu.Lock()
 	o.gram = fresh
 	o.mu.Unlock()
@@ -603,8 +608,21 @@ func (o *Online) LoadItems(states []ItemRowState) error {
 	}
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
-	o.refreshGram()
+	o.refreshGramThreads(runtime.GOMAXPROCS(0))
 	return nil
+}
+
+// LoadItemsFrom is LoadItems for a table that arrives in batches: scan
+// calls load with each batch (whose memory it may reuse once load
+// returns), and YᵀY is computed once at the end, so that a large table
+// is loaded without first being gathered whole. On an error of scan or
+// load the rows loaded so far stay, and YᵀY is refreshed all the same.
+func (o *Online) LoadItemsFrom(scan func(load func([]ItemRowState) error) error) error {
+	err := scan(func(states []ItemRowState) error { return o.setItemsGram(states, false, false) })
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.refreshGramThreads(runtime.GOMAXPROCS(0))
+	return err
 }
 
 func (o *Online) setItems(states []ItemRowState, add bool) error {

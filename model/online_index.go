@@ -224,36 +224,54 @@ func (o *Online) EncodeIndex() []byte {
 // stored list (added since it was encoded) go to the overflow, to be
 // assigned by RefreshIndex. It fails, leaving the model unchanged, when
 // the encoding is malformed or made for another k.
+//
+// Like BuildIndex it reads the table block by block under the read lock
+// and swaps the index in at the end, replaying the rows changed meanwhile,
+// so it may run in the background while the model serves and learns
+// (at 1M items it takes about a second of CPU).
 func (o *Online) LoadIndex(b []byte) error {
 	x, rows, err := decodeIndex(b, o.p.Factors)
 	if err != nil {
 		return err
 	}
+	o.bmu.Lock()
+	defer o.bmu.Unlock()
+	o.mu.Lock()
+	o.journal = make([]int32, 0, 1024)
+	n := o.items.Rows()
+	sizes := make([]int, x.nlist)
+	for row, l := range rows {
+		if l >= 0 && row < n && o.norms[row] != 0 {
+			sizes[l]++
+		}
+	}
+	o.mu.Unlock()
+	x.grow(n)
+	for l, c := range sizes {
+		x.lists[l] = ivfList{rows: make([]int32, 0, c), codes: make([]int8, 0, c*x.kp), scales: make([]float32, 0, c)}
+	}
+	const block = 1 << 14
+	for lo := 0; lo < n; lo += block {
+		o.mu.RLock()
+		for row := lo; row < min(lo+block, n); row++ {
+			if o.norms[row] == 0 {
+				continue
+			}
+			if row < len(rows) && rows[row] >= 0 {
+				x.add(int32(row), int(rows[row]), o.items.Row(row))
+			} else {
+				x.update(int32(row), o.items.Row(row))
+			}
+		}
+		o.mu.RUnlock()
+	}
 	o.wmu.Lock()
 	defer o.wmu.Unlock()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	x.grow(o.items.Rows())
-	sizes := make([]int, x.nlist)
-	for row, l := range rows {
-		if l >= 0 && row < o.items.Rows() && o.norms[row] != 0 {
-			sizes[l]++
-		}
-	}
-	for l, c := range sizes {
-		x.lists[l] = ivfList{rows: make([]int32, 0, c), codes: make([]int8, 0, c*x.kp), scales: make([]float32, 0, c)}
-	}
-	for row := range o.items.Rows() {
-		if o.norms[row] == 0 {
-			continue
-		}
-		if row < len(rows) && rows[row] >= 0 {
-			x.add(int32(row), int(rows[row]), o.items.Row(row))
-		} else {
-			x.update(int32(row), o.items.Row(row))
-		}
-	}
-	o.ivf = x
+	journal := o.journal
+	o.journal = nil
+	o.install(x, journal)
 	return nil
 }
 

@@ -1,7 +1,10 @@
 // Package embedded is the engine.Store of the embedded mode (kairos serve
 // without Redis): the whole state lives in memory and is persisted to a
 // data directory, so that nothing is lost on a clean restart and nothing
-// acknowledged is lost on a crash of the process.
+// acknowledged is lost on a crash of the process. The one exception is
+// the item states of the snapshot (most of a large catalog's bytes,
+// which the engine holds in its model anyway): they stay in the snapshot
+// file and are read from it when asked for (statebase.go).
 //
 //	s, err := embedded.Open("./kairos-data", embedded.Config{})
 //	if err != nil { … }
@@ -127,7 +130,10 @@
 // it), and writes the snapshot from the copy in the background: to
 // snapshot.kdb.tmp, fsync, rename, fsync of the directory; then the logs it
 // covers are removed. A crash at any step leaves a snapshot and the logs
-// after it.
+// after it. The snapshot's item states are copied from the previous
+// snapshot's file (those not saved again since) and from memory; the
+// new file is then their source, and memory keeps only the states saved
+// after the copy.
 //
 // # De-duplication
 //

@@ -179,11 +179,11 @@ const (
 // to a temporary file, fsynced, then renamed over the previous snapshot
 // and the directory fsynced, so that a crash leaves the old snapshot or
 // the new one, never a partial file.
-func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, err error) {
+func writeSnapshot(dir string, seq uint64, st *state, now int64) (size, secOff, secEnd int64, err error) {
 	tmp := filepath.Join(dir, snapTmpName)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fileperm.FileMode)
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	defer func() {
 		if err != nil {
@@ -202,11 +202,11 @@ func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, er
 		return err
 	}
 	if err := emit(func(b []byte) []byte { return encodeSnapHeader(b, seq) }); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	for id, v := range st.visitors {
 		if err := emit(func(b []byte) []byte { return encodeVisitor(b, id, v) }); err != nil {
-			return 0, err
+			return 0, 0, 0, err
 		}
 	}
 	for _, bk := range st.seen.buckets {
@@ -219,19 +219,28 @@ func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, er
 		for h := range bk.ids {
 			if hs = append(hs, h); len(hs) == snapSeenChunk {
 				if err := flush(); err != nil {
-					return 0, err
+					return 0, 0, 0, err
 				}
 			}
 		}
 		if err := flush(); err != nil {
-			return 0, err
+			return 0, 0, 0, err
 		}
 	}
 	for i := 0; i < len(st.rowIDs); i += snapRowsChunk {
 		chunk := st.rowIDs[i:min(i+snapRowsChunk, len(st.rowIDs))]
 		if err := emit(func(b []byte) []byte { return encodeRows(b, int32(i), chunk) }); err != nil {
-			return 0, err
+			return 0, 0, 0, err
 		}
+	}
+	// The item states: the base's (read from the previous snapshot's
+	// file) that have no newer state, then the newer ones by row. They
+	// are one contiguous section, the new base.
+	secOff = size
+	if err := st.base.scan(st.states, func(batch []engine.ItemState) error {
+		return emit(func(b []byte) []byte { return encodeStates(b, batch) })
+	}); err != nil {
+		return 0, 0, 0, err
 	}
 	rows := make([]int32, 0, len(st.states))
 	for row := range st.states {
@@ -243,33 +252,34 @@ func writeSnapshot(dir string, seq uint64, st *state, now int64) (size int64, er
 		chunk = append(chunk, st.states[row])
 		if len(chunk) == snapStateChunk || i == len(rows)-1 {
 			if err := emit(func(b []byte) []byte { return encodeStates(b, chunk) }); err != nil {
-				return 0, err
+				return 0, 0, 0, err
 			}
 			chunk = chunk[:0]
 		}
 	}
+	secEnd = size
 	if err := writeLinks(st, emit); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	if err := writePrims(st, now, emit); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	if err := emit(func(b []byte) []byte { return encodeSnapEnd(b, records+1) }); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	if err := w.Flush(); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	if err := f.Sync(); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	if err := f.Close(); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, snapName)); err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
-	return size, durable.SyncDir(dir)
+	return size, secOff, secEnd, durable.SyncDir(dir)
 }
 
 var errCorruptSnapshot = errors.New("corrupt snapshot")
@@ -281,11 +291,24 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	// The item states are not decoded: the file stays open as the
+	// store's state base, their section of it (statebase.go).
+	secOff, secEnd := int64(-1), int64(-1)
+	defer func() {
+		if err == nil && secOff >= 0 {
+			st.base = &stateBase{f: f, off: secOff, end: secEnd}
+			return
+		}
+		f.Close()
+	}()
 	var records uint64
+	var off int64
 	ended := false
+	st.noRowIndex = true
 	_, torn, err := scanRecords(f, func(p []byte) error {
 		records++
+		at := off
+		off += frameHeader + int64(len(p))
 		if ended {
 			return fmt.Errorf("%w: records after the end record", errCorruptSnapshot)
 		}
@@ -307,6 +330,11 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 				return fmt.Errorf("%w: end record counts %d records, read %d", errCorruptSnapshot, n, records)
 			}
 			ended = true
+		case p[0] == recStates && (secOff < 0 || at == secEnd):
+			if secOff < 0 {
+				secOff = at
+			}
+			secEnd = off
 		case p[0] == recVisitor || p[0] == recSeenBucket || p[0] == recRows || p[0] == recStates || p[0] == recLinks ||
 			p[0] == recDocs || p[0] == recMapTxn || p[0] == recLogState:
 			if err := st.apply(p, limit); err != nil {
@@ -325,6 +353,9 @@ func readSnapshot(path string, st *state, limit int) (seq uint64, err error) {
 	}
 	if !ended {
 		return 0, fmt.Errorf("%w: no end record", errCorruptSnapshot)
+	}
+	if err := st.indexRows(); err != nil {
+		return 0, fmt.Errorf("%w: rows: %w: %v", errCorruptSnapshot, errCorruptRecord, err)
 	}
 	return seq, nil
 }

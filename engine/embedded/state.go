@@ -18,8 +18,14 @@ type state struct {
 	seen     seenSet
 	rows     map[string]int32
 	rowIDs   []string // by row
-	states   map[int32]engine.ItemState
-	links    map[string]string // anonymous id → user (links.go)
+	// states holds the item states saved since the snapshot, which
+	// override those of base, the snapshot's (statebase.go).
+	states map[int32]engine.ItemState
+	base   *stateBase
+	// noRowIndex: rows records only append to rowIDs (reading a
+	// snapshot; indexRows).
+	noRowIndex bool
+	links      map[string]string // anonymous id → user (links.go)
 
 	// The storage primitives (prims.go), copied on write: gen is the
 	// current generation.
@@ -63,6 +69,7 @@ func (st *state) clone() *state {
 		rows:     nil, // rebuilt from rowIDs when needed
 		rowIDs:   slices.Clone(st.rowIDs),
 		states:   maps.Clone(st.states),
+		base:     st.base,
 		links:    maps.Clone(st.links),
 		colls:    maps.Clone(st.colls),
 		kv:       maps.Clone(st.kv),
@@ -117,10 +124,16 @@ func appendHistory(h, add []engine.HistoryEvent, limit int) []engine.HistoryEven
 	return append(out, add...)
 }
 
-// applyRows assigns rows first, first+1, … to ids.
+// applyRows assigns rows first, first+1, … to ids. While a snapshot is
+// read (noRowIndex) it only appends them: indexRows then builds the id
+// index once, at its final size.
 func (st *state) applyRows(first int32, ids []string) error {
 	if int(first) != len(st.rowIDs) {
 		return fmt.Errorf("rows record starts at row %d, %d rows are assigned", first, len(st.rowIDs))
+	}
+	if st.noRowIndex {
+		st.rowIDs = append(st.rowIDs, ids...)
+		return nil
 	}
 	for i, id := range ids {
 		if _, ok := st.rows[id]; ok {
@@ -129,6 +142,22 @@ func (st *state) applyRows(first int32, ids []string) error {
 		st.rows[id] = first + int32(i)
 	}
 	st.rowIDs = append(st.rowIDs, ids...)
+	return nil
+}
+
+// indexRows builds the index of the rows applied with noRowIndex set,
+// and clears it.
+func (st *state) indexRows() error {
+	st.noRowIndex = false
+	if len(st.rows) == 0 {
+		st.rows = make(map[string]int32, len(st.rowIDs))
+	}
+	for row, id := range st.rowIDs {
+		if _, ok := st.rows[id]; ok {
+			return fmt.Errorf("rows record assigns a second row to an id")
+		}
+		st.rows[id] = int32(row)
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -203,8 +204,14 @@ type loaded struct {
 // nothing on disk. A torn record at the end of the last log (a crash, or
 // a writer in the middle of a write) is reported in torn; anywhere else
 // it is corruption.
-func load(dir string, cfg Config) (loaded, error) {
-	l := loaded{st: newState(cfg)}
+func load(dir string, cfg Config) (l loaded, err error) {
+	l = loaded{st: newState(cfg)}
+	defer func() {
+		if err != nil {
+			l.st.base.retire()
+			l.st.base = nil
+		}
+	}()
 	snapPath := filepath.Join(dir, snapName)
 	if _, err := os.Stat(snapPath); err == nil {
 		if l.snapSeq, err = readSnapshot(snapPath, l.st, cfg.HistoryLimit); err != nil {
@@ -317,6 +324,7 @@ func (s *Store) compact() error {
 	old := s.wal
 	s.wal, s.walSeq, s.walSize = f, seq, 0
 	snap := s.st.clone()
+	snap.base.acquire() // read by writeSnapshot
 	s.mu.Unlock()
 	s.syncMu.Unlock()
 	if err := old.Close(); err != nil {
@@ -324,9 +332,13 @@ func (s *Store) compact() error {
 	}
 
 	now := s.now()
-	size, err := writeSnapshot(s.dir, seq, snap, now)
+	size, secOff, secEnd, err := writeSnapshot(s.dir, seq, snap, now)
+	snap.base.release()
 	if err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := s.rebase(snap, secOff, secEnd); err != nil {
+		return fmt.Errorf("reopen snapshot: %w", err)
 	}
 	// The snapshot left out the maps and logs expired at now: drop them
 	// from memory too.
@@ -352,6 +364,32 @@ func (s *Store) compact() error {
 	return nil
 }
 
+// rebase makes the item states of the snapshot just written, [secOff,
+// secEnd) of it, the state base, and drops from memory the states it
+// holds: those of snap that no SaveItemStates replaced since.
+func (s *Store) rebase(snap *state, secOff, secEnd int64) error {
+	var base *stateBase
+	if secEnd > secOff {
+		f, err := os.Open(filepath.Join(s.dir, snapName))
+		if err != nil {
+			return err
+		}
+		base = &stateBase{f: f, off: secOff, end: secEnd}
+	}
+	s.mu.Lock()
+	old := s.st.base
+	s.st.base = base
+	for row, st := range snap.states {
+		if cur, ok := s.st.states[row]; ok && cur.Count == st.Count &&
+			slices.Equal(cur.Factors, st.Factors) && slices.Equal(cur.Curv, st.Curv) {
+			delete(s.st.states, row)
+		}
+	}
+	s.mu.Unlock()
+	old.retire()
+	return nil
+}
+
 // Close compacts the log into a snapshot (so that the next Open is fast),
 // flushes and closes the files and releases the directory (a read-only
 // Store is only marked closed). Later calls return the first call's
@@ -361,6 +399,7 @@ func (s *Store) Close() error {
 		if s.readOnly {
 			s.mu.Lock()
 			s.closed = true
+			s.st.base.retire()
 			s.mu.Unlock()
 			return
 		}
@@ -390,6 +429,7 @@ func (s *Store) Close() error {
 		if err := s.wal.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close log: %w", err))
 		}
+		s.st.base.retire()
 		s.mu.Unlock()
 		s.syncMu.Unlock()
 		s.lock.Unlock()
@@ -759,21 +799,60 @@ func (s *Store) SaveItemStates(ctx context.Context, states []engine.ItemState) e
 
 // ItemStates returns every stored item state, in row order (copies).
 func (s *Store) ItemStates(ctx context.Context) ([]engine.ItemState, error) {
+	var out []engine.ItemState
+	err := s.ScanItemStates(ctx, func(batch []engine.ItemState) error {
+		for _, st := range batch {
+			st.Factors = slices.Clone(st.Factors)
+			st.Curv = slices.Clone(st.Curv)
+			out = append(out, st)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b engine.ItemState) int { return int(a.Row) - int(b.Row) })
+	return out, nil
+}
+
+// ScanItemStates calls fn with every stored item state in batches
+// (engine.FactorStore): first the snapshot's, read from its file and
+// decoded into memory reused between batches, then those saved since.
+// Writers are not held meanwhile; a scan sees the states as of its start.
+func (s *Store) ScanItemStates(ctx context.Context, fn func([]engine.ItemState) error) error {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("embedded: item states: %w", err)
+		return fmt.Errorf("embedded: item states: %w", err)
 	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return nil, errClosed
+		return errClosed
 	}
-	out := make([]engine.ItemState, 0, len(s.st.states))
-	for _, st := range s.st.states {
-		st.Factors = slices.Clone(st.Factors)
-		st.Curv = slices.Clone(st.Curv)
-		out = append(out, st)
-	}
+	base := s.st.base
+	base.acquire()
+	newer := maps.Clone(s.st.states)
 	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b engine.ItemState) int { return int(a.Row) - int(b.Row) })
-	return out, nil
+	defer base.release()
+	call := func(batch []engine.ItemState) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("embedded: item states: %w", err)
+		}
+		return fn(batch)
+	}
+	if err := base.scan(newer, call); err != nil {
+		return err
+	}
+	batch := make([]engine.ItemState, 0, min(len(newer), scanBatch))
+	for _, st := range newer {
+		if batch = append(batch, st); len(batch) == scanBatch {
+			if err := call(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		return call(batch)
+	}
+	return nil
 }

@@ -892,6 +892,25 @@ func (s *Store) ItemStates(ctx context.Context) ([]engine.ItemState, error) {
 	return out, nil
 }
 
+// ScanItemStates calls fn with every stored item state, in batches of
+// at most 4,096 rows (engine.FactorStore). HSCAN may return a row twice,
+// so it reads every state (as ItemStates) before the first call.
+func (s *Store) ScanItemStates(ctx context.Context, fn func([]engine.ItemState) error) error {
+	states, err := s.ItemStates(ctx)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(states); i += scanBatch {
+		if err := fn(states[i:min(i+scanBatch, len(states))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanBatch is the most item states one call of a scan's fn gets.
+const scanBatch = 4096
+
 func validBlobName(name string) error {
 	if name == "" || len(name) > 200 {
 		return fmt.Errorf("%w: blob name %q: want 1..200 bytes", engine.ErrInvalid, url.PathEscape(name))

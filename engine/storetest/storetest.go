@@ -806,13 +806,32 @@ func sortStates(st []engine.ItemState) []engine.ItemState {
 	return st
 }
 
+// mustItemStates returns ItemStates in row order, after checking that
+// ScanItemStates gives the same states (each row once).
 func mustItemStates(t *testing.T, s engine.Store) []engine.ItemState {
 	t.Helper()
 	st, err := s.ItemStates(ctxT(t))
 	if err != nil {
 		t.Fatalf("ItemStates: %v", err)
 	}
-	return sortStates(st)
+	st = sortStates(st)
+	var scanned []engine.ItemState
+	err = s.ScanItemStates(ctxT(t), func(batch []engine.ItemState) error {
+		for _, x := range batch {
+			x.Factors, x.Curv = slices.Clone(x.Factors), slices.Clone(x.Curv)
+			scanned = append(scanned, x)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ScanItemStates: %v", err)
+	}
+	equalSlices(t, "ScanItemStates (as ItemStates)", sortStates(scanned), st)
+	stop := errors.New("stop")
+	if err := s.ScanItemStates(ctxT(t), func([]engine.ItemState) error { return stop }); len(st) > 0 && !errors.Is(err, stop) {
+		t.Fatalf("ScanItemStates whose fn fails: err %v, want fn's error", err)
+	}
+	return st
 }
 
 func testItemStates(t *testing.T, s engine.Store) {
