@@ -55,19 +55,21 @@ func newLearnState(o *model.Online, k int) *learnState {
 // forward.go), the batch is handled again at once: what was committed is
 // seen, and the linked visitor's events are forwarded.
 func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
+	clock := newStageClock(e.met.stage)
 	e.handleMu.Lock()
 	defer e.handleMu.Unlock()
+	clock.lap("wait")
 	e.met.consumed.Add(float64(len(batch)))
-	err := e.handle(ctx, batch)
+	err := e.handle(ctx, batch, &clock)
 	if errors.Is(err, ErrConflict) {
 		e.log.LogAttrs(ctx, slog.LevelDebug, "batch handled again: a visitor was linked meanwhile", slog.Any("err", err))
-		err = e.handle(ctx, batch)
+		err = e.handle(ctx, batch, &clock)
 	}
 	return err
 }
 
 // handle is Handle with handleMu held.
-func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
+func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stageClock) error {
 	start := e.cfg.Now()
 	uniq := uniqueEvents(batch)
 	keys, users, err := e.identities(ctx, uniq)
@@ -79,16 +81,19 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 		return err
 	}
 	e.met.duplicates.Add(float64(len(batch) - len(fresh)))
+	clock.lap("dedup")
 	routes := routeOf(ctx, batch)
 	if fresh, keys, users, err = e.forwardForeign(ctx, routes, fresh, keys, users); err != nil {
 		return err
 	}
+	clock.lap("forward")
 	if len(fresh) == 0 {
 		return nil
 	}
 	if err := e.archiveFresh(ctx, fresh); err != nil {
 		return err
 	}
+	clock.lap("archive")
 	if err := e.ensureRows(ctx, fresh); err != nil {
 		return err
 	}
@@ -108,6 +113,7 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 	if err != nil {
 		return fmt.Errorf("engine: load visitors: %w", err)
 	}
+	clock.lap("prepare")
 	commit := Commit{Events: make([]EventRef, 0, len(fresh)), Visitors: make([]VisitorUpdate, 0, len(order))}
 	for i, ev := range fresh {
 		commit.Events = append(commit.Events, EventRef{Visitor: keys[i], ID: ev.ID})
@@ -138,10 +144,12 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 		commit.Visitors = append(commit.Visitors, vu)
 	}
 	e.met.foldIn.Observe(time.Since(foldStart).Seconds() / float64(max(1, len(visitors))))
+	clock.lap("foldin")
 	if err := e.store.Commit(ctx, commit); err != nil {
 		e.learn.learner.Reset()
 		return fmt.Errorf("engine: commit batch: %w", err)
 	}
+	clock.lap("commit")
 	e.dropMerged(ctx, anon)
 	if err := e.applyItems(touched); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "item updates not applied", slog.Any("err", err))
@@ -154,6 +162,7 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 	}
 	e.met.applied.Add(float64(len(fresh)))
 	e.met.batch.Observe(now.Sub(start).Seconds())
+	clock.lap("apply")
 	return nil
 }
 

@@ -254,6 +254,11 @@ type acceptSample struct {
 	phase string
 	d     time.Duration
 	err   string
+	// Of a freshness probe: how long POST /v1/events took (until the
+	// broker confirmed), when the recommendation request that first saw
+	// the event applied began, and how long that request took; d is
+	// about their sum.
+	post, seenAt, lastGet time.Duration
 }
 
 // acceptStats collects what the load saw.
@@ -450,11 +455,14 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 		if code, _, err := acceptDo(ctx, c.pick(), http.MethodPost, "/v1/events", ev); err != nil || code != http.StatusOK {
 			continue
 		}
+		post := time.Since(t0)
 		ok := false
+		var seenAt, lastGet time.Duration
 		for time.Since(t0) < 10*time.Second && ctx.Err() == nil {
+			g0 := time.Now()
 			got, err := acceptRecs(ctx, c, probe)
 			if err == nil && !slices.Contains(got, items[0]) {
-				ok = true
+				ok, seenAt, lastGet = true, g0.Sub(t0), time.Since(g0)
 				break
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -463,7 +471,7 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 		if ctx.Err() != nil || faultPhase(c.getPhase()) || c.getPhase() != phase {
 			continue // the window closed or a fault began meanwhile
 		}
-		smp := acceptSample{phase: phase, d: d}
+		smp := acceptSample{phase: phase, d: d, post: post, seenAt: seenAt, lastGet: lastGet}
 		if !ok {
 			smp.err = "the viewed item still recommended after 10s"
 		}
@@ -471,6 +479,83 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 		s.fresh = append(s.fresh, smp)
 		s.mu.Unlock()
 	}
+}
+
+// freshBreakdown logs where the slowest freshness probes spent their
+// time: publishing the event, waiting until a recommendation request
+// that saw it applied began, and that request.
+func freshBreakdown(t *testing.T, fresh []acceptSample) {
+	var post, seen, get []time.Duration
+	slow := slices.Clone(fresh)
+	slices.SortFunc(slow, func(a, b acceptSample) int { return int(b.d - a.d) })
+	for _, s := range fresh {
+		post, seen, get = append(post, s.post), append(seen, s.seenAt), append(get, s.lastGet)
+	}
+	t.Logf("freshness parts (p50/p99): POST %v/%v, seen-request start %v/%v, seeing request %v/%v",
+		acceptQuantile(post, 0.5).Round(100*time.Microsecond), acceptQuantile(post, 0.99).Round(100*time.Microsecond),
+		acceptQuantile(seen, 0.5).Round(100*time.Microsecond), acceptQuantile(seen, 0.99).Round(100*time.Microsecond),
+		acceptQuantile(get, 0.5).Round(100*time.Microsecond), acceptQuantile(get, 0.99).Round(100*time.Microsecond))
+	for _, s := range slow[:min(5, len(slow))] {
+		t.Logf("  slow probe: %v = POST %v, seen-request start %v, seeing request %v", s.d.Round(100*time.Microsecond),
+			s.post.Round(100*time.Microsecond), s.seenAt.Round(100*time.Microsecond), s.lastGet.Round(100*time.Microsecond))
+	}
+}
+
+// metricsSummary logs the p50 and p99 (bucket upper bounds) of the
+// latency histograms of replica r that freshness is made of.
+func metricsSummary(t *testing.T, r *acceptReplica) {
+	_, b, err := acceptDo(context.Background(), r, http.MethodGet, "/metrics", nil)
+	if err != nil {
+		t.Logf("%s /metrics: %v", r.name, err)
+		return
+	}
+	var parts []string
+	for _, h := range []struct{ label, prefix string }{
+		{"publish", `kairos_events_publish_duration_seconds_bucket{result="ok",`},
+		{"POST events", `kairos_http_request_duration_seconds_bucket{route="/v1/events",`},
+		{"GET recs", `kairos_http_request_duration_seconds_bucket{route="/v1/recommendations",`},
+		{"batch", `kairos_engine_batch_seconds_bucket{`},
+		{"lag", `kairos_engine_consume_lag_seconds_bucket{`},
+		{"stage wait", `kairos_engine_batch_stage_seconds_bucket{stage="wait",`},
+		{"dedup", `kairos_engine_batch_stage_seconds_bucket{stage="dedup",`},
+		{"forward", `kairos_engine_batch_stage_seconds_bucket{stage="forward",`},
+		{"prepare", `kairos_engine_batch_stage_seconds_bucket{stage="prepare",`},
+		{"foldin", `kairos_engine_batch_stage_seconds_bucket{stage="foldin",`},
+		{"commit", `kairos_engine_batch_stage_seconds_bucket{stage="commit",`},
+		{"apply", `kairos_engine_batch_stage_seconds_bucket{stage="apply",`},
+	} {
+		type bucket struct{ le, n float64 }
+		var bs []bucket
+		for _, line := range strings.Split(string(b), "\n") {
+			rest, ok := strings.CutPrefix(line, h.prefix)
+			if !ok {
+				continue
+			}
+			le, v, ok := strings.Cut(strings.TrimPrefix(rest, `le="`), `"} `)
+			if !ok {
+				continue
+			}
+			l, err1 := strconv.ParseFloat(le, 64)
+			n, err2 := strconv.ParseFloat(v, 64)
+			if err1 == nil && err2 == nil {
+				bs = append(bs, bucket{l, n})
+			}
+		}
+		if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+			continue
+		}
+		total := bs[len(bs)-1].n
+		q := func(p float64) string {
+			for _, x := range bs {
+				if x.n >= p*total {
+					return fmt.Sprintf("≤%gms", x.le*1000)
+				}
+			}
+			return "?"
+		}
+		parts = append(parts, fmt.Sprintf("%s n=%.0f p50 %s p99 %s", h.label, total, q(0.5), q(0.99)))
+	}
+	t.Logf("%s metrics: %s", r.name, strings.Join(parts, "; "))
 }
 
 // acceptQuantile returns the p-quantile of ds (sorted in place).
@@ -651,6 +736,10 @@ func TestAcceptanceFaults(t *testing.T) {
 		fresh = append(fresh, s.d)
 	}
 	t.Logf("freshness overall: %d probes, p50 %v, p99 %v", len(fresh), acceptQuantile(fresh, 0.5), acceptQuantile(fresh, 0.99))
+	freshBreakdown(t, st.fresh)
+	for _, r := range *cl.live.Load() {
+		metricsSummary(t, r)
+	}
 	for _, s := range st.recs {
 		if s.err != "" && !faultPhase(s.phase) {
 			t.Errorf("a recommendation failed outside the fault windows (%s): %s", s.phase, s.err)
