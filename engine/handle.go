@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,14 +69,22 @@ func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
 	return err
 }
 
-// handle is Handle with handleMu held.
-func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stageClock) error {
+// handle is Handle with handleMu held. The states of the batch's keys
+// are read while the seen marks are looked up (two reads in parallel,
+// not one after the other), and the events to forward are published
+// while the others are applied: handle returns once both are done, so
+// the batch is acknowledged only when its forwarded events are confirmed
+// too (a failed forward redelivers the batch, whose applied events are
+// then seen).
+func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stageClock) (err error) {
 	start := e.cfg.Now()
 	uniq := uniqueEvents(batch)
 	keys, users, err := e.identities(ctx, uniq)
 	if err != nil {
 		return err
 	}
+	states := e.readStates(ctx, keys)
+	defer states.wait()
 	fresh, keys, users, err := e.freshEvents(ctx, uniq, keys, users)
 	if err != nil {
 		return err
@@ -83,10 +92,12 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 	e.met.duplicates.Add(float64(len(batch) - len(fresh)))
 	clock.lap("dedup")
 	routes := routeOf(ctx, batch)
-	if fresh, keys, users, err = e.forwardForeign(ctx, routes, fresh, keys, users); err != nil {
-		return err
-	}
-	clock.lap("forward")
+	fresh, keys, users, forwarded := e.forwardForeign(ctx, routes, fresh, keys, users)
+	defer func() {
+		if ferr := forwarded(); ferr != nil && err == nil {
+			err = ferr
+		}
+	}()
 	if len(fresh) == 0 {
 		return nil
 	}
@@ -107,9 +118,9 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 	if err != nil {
 		return err
 	}
-	forwarded := forwardedIDs(routes, fresh)
+	forwardedHere := forwardedIDs(routes, fresh)
 	groups, order := groupByKey(fresh, keys)
-	visitors, err := e.store.Visitors(ctx, order)
+	visitors, err := states.get(order)
 	if err != nil {
 		return fmt.Errorf("engine: load visitors: %w", err)
 	}
@@ -138,7 +149,7 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 			return err
 		}
 		vu.Append = append(extra, vu.Append...)
-		if all, ok := placeForwarded(v.History[:len(v.History)-len(extra)], vu.Append, forwarded); ok {
+		if all, ok := placeForwarded(v.History[:len(v.History)-len(extra)], vu.Append, forwardedHere); ok {
 			vu.Append, vu.Replace = all, true
 		}
 		commit.Visitors = append(commit.Visitors, vu)
@@ -164,6 +175,52 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 	e.met.batch.Observe(now.Sub(start).Seconds())
 	clock.lap("apply")
 	return nil
+}
+
+// stateRead is a read of visitor states in flight (readStates).
+type stateRead struct {
+	done chan struct{}
+	by   map[string]Visitor
+	err  error
+}
+
+// readStates starts reading the states of keys (each once).
+func (e *Engine) readStates(ctx context.Context, keys []string) *stateRead {
+	r := &stateRead{done: make(chan struct{})}
+	ids := uniqueStrings(slices.Clone(keys))
+	go func() {
+		defer close(r.done)
+		vs, err := e.store.Visitors(ctx, ids)
+		if err != nil {
+			r.err = err
+			return
+		}
+		r.by = make(map[string]Visitor, len(vs))
+		for i, v := range vs {
+			r.by[ids[i]] = v
+		}
+	}()
+	return r
+}
+
+// wait waits until the read is over.
+func (r *stateRead) wait() { <-r.done }
+
+// get returns the states of ids (a subset of the keys read), in order.
+func (r *stateRead) get(ids []string) ([]Visitor, error) {
+	r.wait()
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := make([]Visitor, len(ids))
+	for i, id := range ids {
+		v, ok := r.by[id]
+		if !ok {
+			return nil, fmt.Errorf("state %q was not read", id)
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // uniqueEvents returns the first occurrence of each event id of batch, in
