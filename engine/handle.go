@@ -120,11 +120,12 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 	}
 	forwardedHere := forwardedIDs(routes, fresh)
 	groups, order := groupByKey(fresh, keys)
+	clock.lap("prepare")
 	visitors, err := states.get(order)
 	if err != nil {
 		return fmt.Errorf("engine: load visitors: %w", err)
 	}
-	clock.lap("prepare")
+	clock.lap("read")
 	commit := Commit{Events: make([]EventRef, 0, len(fresh)), Visitors: make([]VisitorUpdate, 0, len(order))}
 	for i, ev := range fresh {
 		commit.Events = append(commit.Events, EventRef{Visitor: keys[i], ID: ev.ID})

@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recommend: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kairos_engine_recommend_seconds", Help: "Time to rank items for one request, by strategy.",
 			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)}, []string{"strategy"}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kairos_engine_batch_stage_seconds",
-			Help:    "Time of one step of a consumed batch, by stage: wait (for the batch before it), dedup (identities and seen marks), forward, archive, prepare (item rows, links, merges, visitor states), foldin, commit, apply (item updates, reactions, trending).",
+			Help:    "Time of one step of a consumed batch, by stage: wait (for the batch before it), dedup (identities and seen marks), forward, archive, prepare (item rows, links, merges), read (the rest of the wait for the visitor states, read since dedup began), foldin, commit, apply (item updates, reactions, trending).",
 			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 16)}, []string{"stage"}),
 	}
 	for _, s := range batchStages {
@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // batchStages are the stage labels of kairos_engine_batch_stage_seconds.
-var batchStages = []string{"wait", "dedup", "forward", "archive", "prepare", "foldin", "commit", "apply"}
+var batchStages = []string{"wait", "dedup", "forward", "archive", "prepare", "read", "foldin", "commit", "apply"}
 
 // stageClock times the consecutive stages of one batch.
 type stageClock struct {

@@ -520,6 +520,7 @@ func metricsSummary(t *testing.T, r *acceptReplica) {
 		{"dedup", `kairos_engine_batch_stage_seconds_bucket{stage="dedup",`},
 		{"forward", `kairos_engine_batch_stage_seconds_bucket{stage="forward",`},
 		{"prepare", `kairos_engine_batch_stage_seconds_bucket{stage="prepare",`},
+		{"read", `kairos_engine_batch_stage_seconds_bucket{stage="read",`},
 		{"foldin", `kairos_engine_batch_stage_seconds_bucket{stage="foldin",`},
 		{"commit", `kairos_engine_batch_stage_seconds_bucket{stage="commit",`},
 		{"apply", `kairos_engine_batch_stage_seconds_bucket{stage="apply",`},
