@@ -200,6 +200,13 @@ func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns s
 		"--data-dir", t.TempDir(), "--addr", addr, "--secret-key", "sk_test_0123456789abcdef",
 		"--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--partitions", "16",
 		"--lease-ttl", "4s", "--replica", name, "--redis-wait-replicas", "1"}
+	if os.Getenv("KAIROS_ACCEPT_PPROF") == "1" {
+		// For profiling the replicas during a run: go tool pprof
+		// http://<addr>/debug/pprof/profile?seconds=30
+		pp := freeAddr(t)
+		args = append(args, "--pprof-addr", pp)
+		t.Logf("replica %s: profiler on %s", name, pp)
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KAIROS_E2E_CHILD=1", "KAIROS_E2E_ARGS="+strings.Join(args, "\t"))
 	cmd.Stderr = os.Stderr
@@ -481,6 +488,9 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 	}
 }
 
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 // freshBreakdown logs where the slowest freshness probes spent their
 // time: publishing the event, waiting until a recommendation request
 // that saw it applied began, and that request.
@@ -738,6 +748,17 @@ func TestAcceptanceFaults(t *testing.T) {
 	}
 	t.Logf("freshness overall: %d probes, p50 %v, p99 %v", len(fresh), acceptQuantile(fresh, 0.5), acceptQuantile(fresh, 0.99))
 	freshBreakdown(t, st.fresh)
+	if out := os.Getenv("KAIROS_ACCEPT_FRESH_OUT"); out != "" {
+		// The probes, one a line (ms: total, POST, seen-request start,
+		// seeing request), to pool several runs.
+		var b strings.Builder
+		for _, s := range st.fresh {
+			fmt.Fprintf(&b, "%.3f %.3f %.3f %.3f\n", ms(s.d), ms(s.post), ms(s.seenAt), ms(s.lastGet))
+		}
+		if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+			t.Errorf("KAIROS_ACCEPT_FRESH_OUT: %v", err)
+		}
+	}
 	for _, r := range *cl.live.Load() {
 		metricsSummary(t, r)
 	}
