@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/kairoshq/kairos/signals"
 )
@@ -52,13 +54,16 @@ func routeOf(ctx context.Context, batch []signals.Event) map[string]signals.Rout
 	return out
 }
 
-// forwardForeign forwards the fresh events whose state key is not the key
-// they were routed by (see "One writer per state") to the partition of
-// their state, and returns the others with their keys and users. Without
-// routes, or without a bus that forwards, every event stays here.
-func (e *Engine) forwardForeign(ctx context.Context, routes map[string]signals.Route, fresh []signals.Event, keys, users []string) ([]signals.Event, []string, []string, error) {
+// forwardForeign starts forwarding the fresh events whose state key is
+// not the key they were routed by (see "One writer per state") to the
+// partition of their state, and returns the others with their keys and
+// users, and a function that waits until the forwards are confirmed (and
+// returns their error). Without routes, or without a bus that forwards,
+// every event stays here.
+func (e *Engine) forwardForeign(ctx context.Context, routes map[string]signals.Route, fresh []signals.Event, keys, users []string) ([]signals.Event, []string, []string, func() error) {
+	none := func() error { return nil }
 	if routes == nil || e.forwarder == nil {
-		return fresh, keys, users, nil
+		return fresh, keys, users, none
 	}
 	var (
 		out    map[string][]signals.Event // state key → events to forward, in order
@@ -82,18 +87,46 @@ func (e *Engine) forwardForeign(ctx context.Context, routes map[string]signals.R
 		out[keys[i]] = append(out[keys[i]], ev)
 	}
 	if out == nil {
-		return fresh, keys, users, nil
+		return fresh, keys, users, none
 	}
-	n := 0
-	for _, k := range order {
-		if err := e.forwarder.Forward(ctx, k, out[k]); err != nil {
-			return nil, nil, nil, fmt.Errorf("engine: forward %d events to the partition of their state: %w", len(out[k]), err)
+	done := make(chan error, 1)
+	go func() {
+		// One publish per state, all at once: each waits for its
+		// confirms, and a state's events keep their order in it.
+		start := time.Now()
+		errs := make([]error, len(order))
+		var wg sync.WaitGroup
+		for j, k := range order {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := e.forwarder.Forward(ctx, k, out[k]); err != nil {
+					errs[j] = fmt.Errorf("engine: forward %d events to the partition of their state: %w", len(out[k]), err)
+				}
+			}()
 		}
-		n += len(out[k])
+		wg.Wait()
+		n := 0
+		for j, k := range order {
+			if errs[j] != nil {
+				done <- errs[j]
+				return
+			}
+			n += len(out[k])
+		}
+		e.met.stage.WithLabelValues("forward").Observe(time.Since(start).Seconds())
+		e.met.forwarded.Add(float64(n))
+		e.log.LogAttrs(ctx, slog.LevelDebug, "events forwarded to their state's partition", slog.Int("events", n), slog.Int("states", len(order)))
+		done <- nil
+	}()
+	var (
+		once sync.Once
+		err  error
+	)
+	return keepEv, keepK, keepU, func() error {
+		once.Do(func() { err = <-done })
+		return err
 	}
-	e.met.forwarded.Add(float64(n))
-	e.log.LogAttrs(ctx, slog.LevelDebug, "events forwarded to their state's partition", slog.Int("events", n), slog.Int("states", len(order)))
-	return keepEv, keepK, keepU, nil
 }
 
 // forwardedIDs returns the ids of the fresh events that were forwarded

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,40 +56,75 @@ func newLearnState(o *model.Online, k int) *learnState {
 // forward.go), the batch is handled again at once: what was committed is
 // seen, and the linked visitor's events are forwarded.
 func (e *Engine) Handle(ctx context.Context, batch []signals.Event) error {
+	clock := newStageClock(e.met.stage)
 	e.handleMu.Lock()
 	defer e.handleMu.Unlock()
+	clock.lap("wait")
 	e.met.consumed.Add(float64(len(batch)))
-	err := e.handle(ctx, batch)
+	err := e.handle(ctx, batch, &clock)
 	if errors.Is(err, ErrConflict) {
 		e.log.LogAttrs(ctx, slog.LevelDebug, "batch handled again: a visitor was linked meanwhile", slog.Any("err", err))
-		err = e.handle(ctx, batch)
+		err = e.handle(ctx, batch, &clock)
 	}
 	return err
 }
 
-// handle is Handle with handleMu held.
-func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
+// handle is Handle with handleMu held. The states of the batch's keys
+// are read while the seen marks are looked up (two reads in parallel,
+// not one after the other), and the events to forward are published
+// while the others are applied: handle returns once both are done, so
+// the batch is acknowledged only when its forwarded events are confirmed
+// too (a failed forward redelivers the batch, whose applied events are
+// then seen).
+//
+// On a keyed bus the state key of an event is nearly always the key it
+// was routed by (the publisher resolved it; see "One writer per state",
+// forward.go): the seen marks and states of those keys are read while
+// the identities are resolved, and used when the resolution agrees for
+// every event — one round trip to the store before the commit instead
+// of two. Otherwise they are read again for the resolved keys.
+func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stageClock) (err error) {
 	start := e.cfg.Now()
 	uniq := uniqueEvents(batch)
+	routes := routeOf(ctx, batch)
+	var spec *speculation
+	if guess := routedKeys(uniq, routes); guess != nil {
+		spec = e.speculate(ctx, uniq, guess)
+		defer spec.wait()
+	}
 	keys, users, err := e.identities(ctx, uniq)
 	if err != nil {
 		return err
 	}
-	fresh, keys, users, err := e.freshEvents(ctx, uniq, keys, users)
+	var (
+		states *stateRead
+		seen   *seenRead
+	)
+	if spec != nil && slices.Equal(spec.keys, keys) {
+		states, seen = spec.states, spec.seen
+	} else {
+		states, seen = e.readStates(ctx, keys), e.readSeen(ctx, uniq, keys)
+		defer states.wait()
+	}
+	fresh, keys, users, err := seen.fresh(uniq, keys, users)
 	if err != nil {
 		return err
 	}
 	e.met.duplicates.Add(float64(len(batch) - len(fresh)))
-	routes := routeOf(ctx, batch)
-	if fresh, keys, users, err = e.forwardForeign(ctx, routes, fresh, keys, users); err != nil {
-		return err
-	}
+	clock.lap("dedup")
+	fresh, keys, users, forwarded := e.forwardForeign(ctx, routes, fresh, keys, users)
+	defer func() {
+		if ferr := forwarded(); ferr != nil && err == nil {
+			err = ferr
+		}
+	}()
 	if len(fresh) == 0 {
 		return nil
 	}
 	if err := e.archiveFresh(ctx, fresh); err != nil {
 		return err
 	}
+	clock.lap("archive")
 	if err := e.ensureRows(ctx, fresh); err != nil {
 		return err
 	}
@@ -102,12 +138,14 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 	if err != nil {
 		return err
 	}
-	forwarded := forwardedIDs(routes, fresh)
+	forwardedHere := forwardedIDs(routes, fresh)
 	groups, order := groupByKey(fresh, keys)
-	visitors, err := e.store.Visitors(ctx, order)
+	clock.lap("prepare")
+	visitors, err := states.get(order)
 	if err != nil {
 		return fmt.Errorf("engine: load visitors: %w", err)
 	}
+	clock.lap("read")
 	commit := Commit{Events: make([]EventRef, 0, len(fresh)), Visitors: make([]VisitorUpdate, 0, len(order))}
 	for i, ev := range fresh {
 		commit.Events = append(commit.Events, EventRef{Visitor: keys[i], ID: ev.ID})
@@ -132,16 +170,18 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 			return err
 		}
 		vu.Append = append(extra, vu.Append...)
-		if all, ok := placeForwarded(v.History[:len(v.History)-len(extra)], vu.Append, forwarded); ok {
+		if all, ok := placeForwarded(v.History[:len(v.History)-len(extra)], vu.Append, forwardedHere); ok {
 			vu.Append, vu.Replace = all, true
 		}
 		commit.Visitors = append(commit.Visitors, vu)
 	}
 	e.met.foldIn.Observe(time.Since(foldStart).Seconds() / float64(max(1, len(visitors))))
+	clock.lap("foldin")
 	if err := e.store.Commit(ctx, commit); err != nil {
 		e.learn.learner.Reset()
 		return fmt.Errorf("engine: commit batch: %w", err)
 	}
+	clock.lap("commit")
 	e.dropMerged(ctx, anon)
 	if err := e.applyItems(touched); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "item updates not applied", slog.Any("err", err))
@@ -154,7 +194,54 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event) error {
 	}
 	e.met.applied.Add(float64(len(fresh)))
 	e.met.batch.Observe(now.Sub(start).Seconds())
+	clock.lap("apply")
 	return nil
+}
+
+// stateRead is a read of visitor states in flight (readStates).
+type stateRead struct {
+	done chan struct{}
+	by   map[string]Visitor
+	err  error
+}
+
+// readStates starts reading the states of keys (each once).
+func (e *Engine) readStates(ctx context.Context, keys []string) *stateRead {
+	r := &stateRead{done: make(chan struct{})}
+	ids := uniqueStrings(slices.Clone(keys))
+	go func() {
+		defer close(r.done)
+		vs, err := e.store.Visitors(ctx, ids)
+		if err != nil {
+			r.err = err
+			return
+		}
+		r.by = make(map[string]Visitor, len(vs))
+		for i, v := range vs {
+			r.by[ids[i]] = v
+		}
+	}()
+	return r
+}
+
+// wait waits until the read is over.
+func (r *stateRead) wait() { <-r.done }
+
+// get returns the states of ids (a subset of the keys read), in order.
+func (r *stateRead) get(ids []string) ([]Visitor, error) {
+	r.wait()
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := make([]Visitor, len(ids))
+	for i, id := range ids {
+		v, ok := r.by[id]
+		if !ok {
+			return nil, fmt.Errorf("state %q was not read", id)
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // uniqueEvents returns the first occurrence of each event id of batch, in
@@ -172,13 +259,20 @@ func uniqueEvents(batch []signals.Event) []signals.Event {
 	return uniq
 }
 
-// freshEvents returns the events of uniq not committed before, with their
-// state keys and users: each event's mark is looked up under the state
-// key it would be committed to (EventRef) and, when that is a user's key,
-// under the event's own visitor id too — where it was committed if it was
-// first consumed before its visitor was linked to the user (a redelivery
-// that outlived the link).
-func (e *Engine) freshEvents(ctx context.Context, uniq []signals.Event, keys, users []string) ([]signals.Event, []string, []string, error) {
+// seenRead is a look-up of the seen marks of a batch's events in flight
+// (readSeen): each event's mark is looked up under the state key it
+// would be committed to (EventRef) and, when that is a user's key, under
+// the event's own visitor id too — where it was committed if it was
+// first consumed before its visitor was linked to the user (a
+// redelivery that outlived the link).
+type seenRead struct {
+	done chan struct{}
+	seen []bool // per event of uniq
+	err  error
+}
+
+// readSeen starts looking up the marks of uniq under keys.
+func (e *Engine) readSeen(ctx context.Context, uniq []signals.Event, keys []string) *seenRead {
 	refs := make([]EventRef, len(uniq), len(uniq)+len(uniq)/4)
 	var alt []int // index in uniq of each ref after len(uniq)
 	for i, ev := range uniq {
@@ -188,20 +282,78 @@ func (e *Engine) freshEvents(ctx context.Context, uniq []signals.Event, keys, us
 			alt = append(alt, i)
 		}
 	}
-	seen, err := e.store.Seen(ctx, refs)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("engine: de-duplicate: %w", err)
+	r := &seenRead{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		seen, err := e.store.Seen(ctx, refs)
+		if err != nil {
+			r.err = fmt.Errorf("engine: de-duplicate: %w", err)
+			return
+		}
+		for j, i := range alt {
+			seen[i] = seen[i] || seen[len(uniq)+j]
+		}
+		r.seen = seen[:len(uniq)]
+	}()
+	return r
+}
+
+// fresh returns the events of uniq not committed before, with their
+// state keys and users.
+func (r *seenRead) fresh(uniq []signals.Event, keys, users []string) ([]signals.Event, []string, []string, error) {
+	<-r.done
+	if r.err != nil {
+		return nil, nil, nil, r.err
 	}
-	for j, i := range alt {
-		seen[i] = seen[i] || seen[len(uniq)+j]
-	}
-	fresh, fk, fu := uniq[:0], keys[:0], users[:0]
+	fresh, fk, fu := uniq[:0:0], keys[:0:0], users[:0:0]
 	for i, ev := range uniq {
-		if !seen[i] {
+		if !r.seen[i] {
 			fresh, fk, fu = append(fresh, ev), append(fk, keys[i]), append(fu, users[i])
 		}
 	}
 	return fresh, fk, fu, nil
+}
+
+// speculation is the reads of a batch's seen marks and states under the
+// keys its events were routed by, started before the identities are
+// resolved.
+type speculation struct {
+	keys   []string
+	states *stateRead
+	seen   *seenRead
+}
+
+func (e *Engine) speculate(ctx context.Context, uniq []signals.Event, keys []string) *speculation {
+	return &speculation{keys: keys, states: e.readStates(ctx, keys), seen: e.readSeen(ctx, uniq, keys)}
+}
+
+// wait waits until both reads are over.
+func (s *speculation) wait() {
+	s.states.wait()
+	<-s.seen.done
+}
+
+// routedKeys returns the key each event of uniq was routed by, which is
+// its state key unless a link was made since it was published (nil
+// without routes). An event that names its user is keyed by the user.
+func routedKeys(uniq []signals.Event, routes map[string]signals.Route) []string {
+	if routes == nil {
+		return nil
+	}
+	keys := make([]string, len(uniq))
+	for i := range uniq {
+		ev := &uniq[i]
+		r, ok := routes[ev.ID]
+		switch {
+		case ev.User != "":
+			keys[i] = UserKey(ev.User)
+		case ok && r.Key != "":
+			keys[i] = r.Key
+		default:
+			keys[i] = ev.Visitor
+		}
+	}
+	return keys
 }
 
 // ensureRows makes sure every item of a learning event has a row here.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kairoshq/kairos/signals"
 )
@@ -187,9 +188,21 @@ func mergeAnonymous(v Visitor, anon []Visitor) (Visitor, []HistoryEvent) {
 // recordLinks stores the batch's new links (before the commit: a failed
 // batch is merged again when redelivered, as the anonymous state is only
 // deleted after the commit).
+// The links (of distinct anonymous ids) are independent and recorded
+// concurrently.
 func (e *Engine) recordLinks(ctx context.Context, links [][2]string) error {
-	for _, l := range links {
-		if err := e.store.Link(ctx, l[0], l[1]); err != nil {
+	errs := make([]error, len(links))
+	var wg sync.WaitGroup
+	for i, l := range links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.store.Link(ctx, l[0], l[1])
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return fmt.Errorf("engine: link identities: %w", err)
 		}
 	}
@@ -200,11 +213,17 @@ func (e *Engine) recordLinks(ctx context.Context, links [][2]string) error {
 // commit; a failure leaves a state that the next merge of the same user
 // adds again without double counting).
 func (e *Engine) dropMerged(ctx context.Context, anon map[string]Visitor) {
+	var wg sync.WaitGroup
 	for id := range anon {
-		if err := e.store.DeleteVisitor(ctx, id); err != nil && !isNotFound(err) {
-			e.log.LogAttrs(ctx, slog.LevelWarn, "merged anonymous state not deleted", slog.Any("err", err))
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.store.DeleteVisitor(ctx, id); err != nil && !isNotFound(err) {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "merged anonymous state not deleted", slog.Any("err", err))
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // StateKey returns the key of the state that serves a visitor: UserKey of

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the engine's Prometheus instruments.
 type metrics struct {
@@ -11,6 +15,8 @@ type metrics struct {
 	filterExact                   prometheus.Counter
 	foldIn, batch, lag            prometheus.Histogram
 	recommend                     *prometheus.HistogramVec
+	// stage times the steps of a consumed batch (handle.go, stages).
+	stage *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,9 +40,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 18)}),
 		recommend: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kairos_engine_recommend_seconds", Help: "Time to rank items for one request, by strategy.",
 			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)}, []string{"strategy"}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kairos_engine_batch_stage_seconds",
+			Help:    "Time of one step of a consumed batch, by stage: wait (for the batch before it), dedup (identities and seen marks), forward, archive, prepare (item rows, links, merges), read (the rest of the wait for the visitor states, read since dedup began), foldin, commit, apply (item updates, reactions, trending).",
+			Buckets: prometheus.ExponentialBuckets(5e-5, 2, 16)}, []string{"stage"}),
+	}
+	for _, s := range batchStages {
+		m.stage.WithLabelValues(s)
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.forwarded, m.newItems, m.swaps, m.indexBuilds, m.filterExact, m.foldIn, m.batch, m.lag, m.recommend)
+		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.forwarded, m.newItems, m.swaps, m.indexBuilds, m.filterExact, m.foldIn, m.batch, m.lag, m.recommend, m.stage)
 	}
 	return m
+}
+
+// batchStages are the stage labels of kairos_engine_batch_stage_seconds.
+var batchStages = []string{"wait", "dedup", "forward", "archive", "prepare", "read", "foldin", "commit", "apply"}
+
+// stageClock times the consecutive stages of one batch.
+type stageClock struct {
+	m    *prometheus.HistogramVec
+	last time.Time
+}
+
+func newStageClock(m *prometheus.HistogramVec) stageClock { return stageClock{m: m, last: time.Now()} }
+
+// lap records the time since the last lap (or the start) as stage.
+func (c *stageClock) lap(stage string) {
+	now := time.Now()
+	c.m.WithLabelValues(stage).Observe(now.Sub(c.last).Seconds())
+	c.last = now
 }

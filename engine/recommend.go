@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/engine/filter"
@@ -41,6 +42,44 @@ func (e *Engine) getScratch() *scratch {
 	return s
 }
 
+// visitorState returns the state of a visitor (the user's once it is
+// linked; see stateKey). An anonymous id's own state is read while its
+// link is looked up, so that the common case (no link) takes one round
+// trip to the store, not two; a linked id's user state is read after.
+func (e *Engine) visitorState(ctx context.Context, visitor, user string) (Visitor, error) {
+	key := visitor
+	if user == "" && !strings.HasPrefix(visitor, userKeyPrefix) {
+		type result struct {
+			vs  []Visitor
+			err error
+		}
+		own := make(chan result, 1)
+		go func() {
+			vs, err := e.store.Visitors(ctx, []string{visitor})
+			own <- result{vs, err}
+		}()
+		users, err := e.store.Resolve(ctx, []string{visitor})
+		r := <-own
+		if err != nil {
+			return Visitor{}, fmt.Errorf("engine: resolve identity: %w", err)
+		}
+		if users[0] == "" {
+			if r.err != nil {
+				return Visitor{}, fmt.Errorf("engine: load visitor: %w", r.err)
+			}
+			return r.vs[0], nil
+		}
+		key = UserKey(users[0])
+	} else if user != "" {
+		key = UserKey(user)
+	}
+	vs, err := e.store.Visitors(ctx, []string{key})
+	if err != nil {
+		return Visitor{}, fmt.Errorf("engine: load visitor: %w", err)
+	}
+	return vs[0], nil
+}
+
 // Recommend ranks items for a visitor: by the visitor's factors when the
 // model knows them (x_u·Y over all items, exact top-K), else by trending
 // popularity. Inactive items are never returned; with ExcludeSeen, neither
@@ -56,15 +95,10 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	if r.BlendBelow > 0 {
 		blendBelow = r.BlendBelow
 	}
-	key, err := e.stateKey(ctx, r.Visitor, r.User)
+	v, err := e.visitorState(ctx, r.Visitor, r.User)
 	if err != nil {
 		return RecResponse{}, err
 	}
-	vs, err := e.store.Visitors(ctx, []string{key})
-	if err != nil {
-		return RecResponse{}, fmt.Errorf("engine: load visitor: %w", err)
-	}
-	v := vs[0]
 	start := time.Now()
 	s := e.getScratch()
 	defer e.scorers.Put(s)

@@ -200,6 +200,13 @@ func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns s
 		"--data-dir", t.TempDir(), "--addr", addr, "--secret-key", "sk_test_0123456789abcdef",
 		"--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--partitions", "16",
 		"--lease-ttl", "4s", "--replica", name, "--redis-wait-replicas", "1"}
+	if os.Getenv("KAIROS_ACCEPT_PPROF") == "1" {
+		// For profiling the replicas during a run: go tool pprof
+		// http://<addr>/debug/pprof/profile?seconds=30
+		pp := freeAddr(t)
+		args = append(args, "--pprof-addr", pp)
+		t.Logf("replica %s: profiler on %s", name, pp)
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KAIROS_E2E_CHILD=1", "KAIROS_E2E_ARGS="+strings.Join(args, "\t"))
 	cmd.Stderr = os.Stderr
@@ -254,6 +261,11 @@ type acceptSample struct {
 	phase string
 	d     time.Duration
 	err   string
+	// Of a freshness probe: how long POST /v1/events took (until the
+	// broker confirmed), when the recommendation request that first saw
+	// the event applied began, and how long that request took; d is
+	// about their sum.
+	post, seenAt, lastGet time.Duration
 }
 
 // acceptStats collects what the load saw.
@@ -365,7 +377,13 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 // acceptRecs returns the items of GET /v1/recommendations for visitor
 // from a live replica.
 func acceptRecs(ctx context.Context, c *acceptCluster, visitor string) ([]string, error) {
-	code, b, err := acceptDo(ctx, c.pick(), http.MethodGet, "/v1/recommendations?n=10&visitor="+visitor, nil)
+	return acceptRecsOn(ctx, c.pick(), "n=10&visitor="+visitor)
+}
+
+// acceptRecsOn returns the items of GET /v1/recommendations?query from
+// replica r.
+func acceptRecsOn(ctx context.Context, r *acceptReplica, query string) ([]string, error) {
+	code, b, err := acceptDo(ctx, r, http.MethodGet, "/v1/recommendations?"+query, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +450,8 @@ func faultPhase(p string) bool { return strings.HasPrefix(p, "fault:") }
 // runFreshness measures, outside the fault windows, event → updated
 // recommendation: a new probe visitor views its first recommended item,
 // and the time from sending the event until the item has left its
-// recommendations (exclude_seen) on a live replica is recorded.
+// recommendations (exclude_seen) on a live replica is recorded (the
+// seeing request is a pair: with and without exclude_seen).
 func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 	for n := 0; ctx.Err() == nil; n++ {
 		time.Sleep(300 * time.Millisecond)
@@ -450,11 +469,22 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 		if code, _, err := acceptDo(ctx, c.pick(), http.MethodPost, "/v1/events", ev); err != nil || code != http.StatusOK {
 			continue
 		}
+		post := time.Since(t0)
 		ok := false
+		var seenAt, lastGet time.Duration
 		for time.Since(t0) < 10*time.Second && ctx.Err() == nil {
-			got, err := acceptRecs(ctx, c, probe)
-			if err == nil && !slices.Contains(got, items[0]) {
-				ok = true
+			// The viewed item has left the recommendations because the
+			// view was applied, not because the replica asked ranks
+			// trending items otherwise (a new visitor's recommendations
+			// are the replica's own trending items): it is among the
+			// replica's 100 best with exclude_seen=false and not among
+			// them without.
+			g0 := time.Now()
+			r := c.pick()
+			all, err1 := acceptRecsOn(ctx, r, "n=100&exclude_seen=false&visitor="+probe)
+			unseen, err2 := acceptRecsOn(ctx, r, "n=100&visitor="+probe)
+			if err1 == nil && err2 == nil && slices.Contains(all, items[0]) && !slices.Contains(unseen, items[0]) {
+				ok, seenAt, lastGet = true, g0.Sub(t0), time.Since(g0)
 				break
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -463,7 +493,7 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 		if ctx.Err() != nil || faultPhase(c.getPhase()) || c.getPhase() != phase {
 			continue // the window closed or a fault began meanwhile
 		}
-		smp := acceptSample{phase: phase, d: d}
+		smp := acceptSample{phase: phase, d: d, post: post, seenAt: seenAt, lastGet: lastGet}
 		if !ok {
 			smp.err = "the viewed item still recommended after 10s"
 		}
@@ -471,6 +501,87 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 		s.fresh = append(s.fresh, smp)
 		s.mu.Unlock()
 	}
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// freshBreakdown logs where the slowest freshness probes spent their
+// time: publishing the event, waiting until a recommendation request
+// that saw it applied began, and that request.
+func freshBreakdown(t *testing.T, fresh []acceptSample) {
+	var post, seen, get []time.Duration
+	slow := slices.Clone(fresh)
+	slices.SortFunc(slow, func(a, b acceptSample) int { return int(b.d - a.d) })
+	for _, s := range fresh {
+		post, seen, get = append(post, s.post), append(seen, s.seenAt), append(get, s.lastGet)
+	}
+	t.Logf("freshness parts (p50/p99): POST %v/%v, seen-request start %v/%v, seeing request %v/%v",
+		acceptQuantile(post, 0.5).Round(100*time.Microsecond), acceptQuantile(post, 0.99).Round(100*time.Microsecond),
+		acceptQuantile(seen, 0.5).Round(100*time.Microsecond), acceptQuantile(seen, 0.99).Round(100*time.Microsecond),
+		acceptQuantile(get, 0.5).Round(100*time.Microsecond), acceptQuantile(get, 0.99).Round(100*time.Microsecond))
+	for _, s := range slow[:min(5, len(slow))] {
+		t.Logf("  slow probe: %v = POST %v, seen-request start %v, seeing request %v", s.d.Round(100*time.Microsecond),
+			s.post.Round(100*time.Microsecond), s.seenAt.Round(100*time.Microsecond), s.lastGet.Round(100*time.Microsecond))
+	}
+}
+
+// metricsSummary logs the p50 and p99 (bucket upper bounds) of the
+// latency histograms of replica r that freshness is made of.
+func metricsSummary(t *testing.T, r *acceptReplica) {
+	_, b, err := acceptDo(context.Background(), r, http.MethodGet, "/metrics", nil)
+	if err != nil {
+		t.Logf("%s /metrics: %v", r.name, err)
+		return
+	}
+	var parts []string
+	for _, h := range []struct{ label, prefix string }{
+		{"publish", `kairos_events_publish_duration_seconds_bucket{result="ok",`},
+		{"POST events", `kairos_http_request_duration_seconds_bucket{route="/v1/events",`},
+		{"GET recs", `kairos_http_request_duration_seconds_bucket{route="/v1/recommendations",`},
+		{"batch", `kairos_engine_batch_seconds_bucket{`},
+		{"lag", `kairos_engine_consume_lag_seconds_bucket{`},
+		{"stage wait", `kairos_engine_batch_stage_seconds_bucket{stage="wait",`},
+		{"dedup", `kairos_engine_batch_stage_seconds_bucket{stage="dedup",`},
+		{"forward", `kairos_engine_batch_stage_seconds_bucket{stage="forward",`},
+		{"prepare", `kairos_engine_batch_stage_seconds_bucket{stage="prepare",`},
+		{"read", `kairos_engine_batch_stage_seconds_bucket{stage="read",`},
+		{"foldin", `kairos_engine_batch_stage_seconds_bucket{stage="foldin",`},
+		{"commit", `kairos_engine_batch_stage_seconds_bucket{stage="commit",`},
+		{"apply", `kairos_engine_batch_stage_seconds_bucket{stage="apply",`},
+	} {
+		type bucket struct{ le, n float64 }
+		var bs []bucket
+		for _, line := range strings.Split(string(b), "\n") {
+			rest, ok := strings.CutPrefix(line, h.prefix)
+			if !ok {
+				continue
+			}
+			le, v, ok := strings.Cut(strings.TrimPrefix(rest, `le="`), `"} `)
+			if !ok {
+				continue
+			}
+			l, err1 := strconv.ParseFloat(le, 64)
+			n, err2 := strconv.ParseFloat(v, 64)
+			if err1 == nil && err2 == nil {
+				bs = append(bs, bucket{l, n})
+			}
+		}
+		if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+			continue
+		}
+		total := bs[len(bs)-1].n
+		q := func(p float64) string {
+			for _, x := range bs {
+				if x.n >= p*total {
+					return fmt.Sprintf("≤%gms", x.le*1000)
+				}
+			}
+			return "?"
+		}
+		parts = append(parts, fmt.Sprintf("%s n=%.0f p50 %s p99 %s", h.label, total, q(0.5), q(0.99)))
+	}
+	t.Logf("%s metrics: %s", r.name, strings.Join(parts, "; "))
 }
 
 // acceptQuantile returns the p-quantile of ds (sorted in place).
@@ -651,6 +762,21 @@ func TestAcceptanceFaults(t *testing.T) {
 		fresh = append(fresh, s.d)
 	}
 	t.Logf("freshness overall: %d probes, p50 %v, p99 %v", len(fresh), acceptQuantile(fresh, 0.5), acceptQuantile(fresh, 0.99))
+	freshBreakdown(t, st.fresh)
+	if out := os.Getenv("KAIROS_ACCEPT_FRESH_OUT"); out != "" {
+		// The probes, one a line (ms: total, POST, seen-request start,
+		// seeing request), to pool several runs.
+		var b strings.Builder
+		for _, s := range st.fresh {
+			fmt.Fprintf(&b, "%.3f %.3f %.3f %.3f\n", ms(s.d), ms(s.post), ms(s.seenAt), ms(s.lastGet))
+		}
+		if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+			t.Errorf("KAIROS_ACCEPT_FRESH_OUT: %v", err)
+		}
+	}
+	for _, r := range *cl.live.Load() {
+		metricsSummary(t, r)
+	}
 	for _, s := range st.recs {
 		if s.err != "" && !faultPhase(s.phase) {
 			t.Errorf("a recommendation failed outside the fault windows (%s): %s", s.phase, s.err)
@@ -733,7 +859,7 @@ func acceptFaults(t *testing.T, c *clustertest.Clusters, cl *acceptCluster, p ac
 }
 
 // acceptVerify waits until every accepted event is in its owner's history
-// (or nothing has changed for 30 s, at most 3 minutes), then checks: none
+// (or nothing has changed for 30 s, at most verifyWait), then checks: none
 // lost, none twice, each device's events in the order they were sent. The
 // order across a user's devices is only printed: a device's events from
 // before its identify are merged into the user's history when it links,
@@ -755,7 +881,7 @@ func acceptVerify(t *testing.T, c *clustertest.Clusters, ns string, owners []*ac
 		if r.present != last {
 			changed, last = time.Now(), r.present
 		}
-		if r.lost == 0 || time.Since(t0) > 3*time.Minute || time.Since(changed) > 30*time.Second {
+		if r.lost == 0 || time.Since(t0) > verifyWait(t) || time.Since(changed) > 30*time.Second {
 			break
 		}
 		t.Logf("verify: %d accepted events not yet in their owner's history, e.g. %v", r.lost, r.lostEx)
@@ -775,6 +901,21 @@ func acceptVerify(t *testing.T, c *clustertest.Clusters, ns string, owners []*ac
 	if r.disorder != 0 {
 		t.Errorf("%d events are out of order in their device's events, e.g. %v", r.disorder, r.orderEx)
 	}
+}
+
+// verifyWait is how long acceptVerify waits at most for the accepted
+// events to be applied: KAIROS_ACCEPT_VERIFY_WAIT (default 3m; a
+// full-size run on a busy machine may need longer to drain its backlog).
+func verifyWait(t *testing.T) time.Duration {
+	v := os.Getenv("KAIROS_ACCEPT_VERIFY_WAIT")
+	if v == "" {
+		return 3 * time.Minute
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("KAIROS_ACCEPT_VERIFY_WAIT=%q: want a positive duration", v)
+	}
+	return d
 }
 
 // acceptResult is what acceptCheck found.

@@ -90,6 +90,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	partitions := fs.Int("partitions", defaultPartitions, "partition queues, all consumed by the benchmark's engine (0: one replica queue)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	withStream := fs.Bool("history-stream", false, "bind the history stream to the events exchange (the broker writes every event to it too, as kairos serve --history-stream)")
+	waitReplicas := fs.Int("redis-wait-replicas", 0, "on a Redis Cluster, commits wait for this many replicas (as kairos serve --redis-wait-replicas)")
 	withArchive := fs.Bool("archive", false, "archive every event (as kairos serve does; in a temporary directory, fsync policy interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -102,7 +103,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 		defer stopProfile()
 	}
 	ns := fmt.Sprintf("kbench%d", rand.Uint32())
-	store, storeName, cleanup, err := benchStore(ctx, *redisURL, ns)
+	store, storeName, cleanup, err := benchStore(ctx, *redisURL, ns, *waitReplicas)
 	if err != nil {
 		return err
 	}
@@ -168,9 +169,10 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	return writeJSON(stdout, res)
 }
 
-// benchStore opens a Redis store under a fresh prefix (deleted afterwards)
-// or an embedded store in a temp dir.
-func benchStore(ctx context.Context, url, ns string) (engine.Store, string, func(), error) {
+// benchStore opens a Redis store under a fresh prefix (deleted afterwards;
+// commits wait for waitReplicas replicas on a cluster) or an embedded
+// store in a temp dir.
+func benchStore(ctx context.Context, url, ns string, waitReplicas int) (engine.Store, string, func(), error) {
 	if url == "embedded" {
 		dir, err := mkTemp()
 		if err != nil {
@@ -182,7 +184,7 @@ func benchStore(ctx context.Context, url, ns string) (engine.Store, string, func
 		}
 		return s, "embedded", func() { s.Close(); removeAll(dir) }, nil
 	}
-	s, err := redisstore.Open(ctx, redisstore.Config{URL: url, Prefix: ns})
+	s, err := redisstore.Open(ctx, redisstore.Config{URL: url, Prefix: ns, WaitReplicas: waitReplicas})
 	if err != nil {
 		return nil, "", nil, err
 	}

@@ -34,16 +34,25 @@ func (s *Store) Link(ctx context.Context, anon, user string) error {
 	if anon == "" || user == "" {
 		return fmt.Errorf("redisstore: link: %w: empty id", engine.ErrInvalid)
 	}
-	old, err := s.rdb.Get(ctx, s.linkKey(anon)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return wrap("link", err)
-	}
-	if old == user {
-		return nil
-	}
 	if s.cluster {
-		if err := s.rdb.SAdd(ctx, s.linksKey(user), anon).Err(); err != nil {
+		// The user's set first (with the read of the link, in one round
+		// trip: adding a member twice is no change), then the link.
+		var get *redis.StringCmd
+		var add *redis.IntCmd
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			get = p.Get(ctx, s.linkKey(anon))
+			add = p.SAdd(ctx, s.linksKey(user), anon)
+			return nil
+		})
+		old, err := get.Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return wrap("link", err)
+		}
+		if err := add.Err(); err != nil {
+			return wrap("link", err)
+		}
+		if old == user {
+			return nil
 		}
 		if err := s.rdb.Set(ctx, s.linkKey(anon), user, 0).Err(); err != nil {
 			return wrap("link", err)
@@ -51,6 +60,13 @@ func (s *Store) Link(ctx context.Context, anon, user string) error {
 		if old != "" {
 			return wrap("link", s.rdb.SRem(ctx, s.linksKey(old), anon).Err())
 		}
+		return nil
+	}
+	old, err := s.rdb.Get(ctx, s.linkKey(anon)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return wrap("link", err)
+	}
+	if old == user {
 		return nil
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {

@@ -32,6 +32,11 @@ type Store struct {
 	log     *slog.Logger
 	p       string // cfg.Prefix + ":"
 
+	// replicas holds, per master address, how many replicas its last
+	// ROLE listed (commitOnNode): the WAIT of a commit is sent in the
+	// commit's pipeline for that many.
+	replicas sync.Map // string → int
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -626,16 +631,24 @@ func (s *Store) commitOnMasters(ctx context.Context, cc *redis.ClusterClient, pe
 }
 
 // commitOnNode runs the calls idx on one master in one pipeline, on one
-// connection, with ROLE; then, when Config.WaitReplicas > 0, WAIT on the
-// same connection for min(WaitReplicas, the replicas ROLE lists): a
-// master whose replicas are all down (the one promoted by a failover,
-// until the old master rejoins) acknowledges without them rather than
-// refusing every write.
+// connection, with ROLE; when Config.WaitReplicas > 0 it waits for
+// min(WaitReplicas, the replicas ROLE lists): a master whose replicas are
+// all down (the one promoted by a failover, until the old master rejoins)
+// acknowledges without them rather than refusing every write. The WAIT
+// ends the same pipeline (one round trip) for the replicas the master's
+// previous ROLE listed; only when ROLE now lists more is another WAIT
+// sent after it (and when a replica died since, that WAIT waits out
+// WaitTimeout once, then the master's ROLE lists one fewer).
 func (s *Store) commitOnNode(ctx context.Context, node *redis.Client, idx []int, keys [][]string, args [][]any) error {
 	conn := node.Conn()
 	defer conn.Close()
+	addr := node.Options().Addr
 	cmds := make([]*redis.Cmd, len(idx))
-	var role *redis.Cmd
+	var role, wait *redis.Cmd
+	inline := 0
+	if n, ok := s.replicas.Load(addr); ok && s.cfg.WaitReplicas > 0 {
+		inline = min(s.cfg.WaitReplicas, n.(int))
+	}
 	run := func() error {
 		_, err := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range idx {
@@ -645,6 +658,9 @@ func (s *Store) commitOnNode(ctx context.Context, node *redis.Client, idx []int,
 			}
 			if s.cfg.WaitReplicas > 0 {
 				role = p.Do(ctx, "role")
+				if inline > 0 {
+					wait = p.Do(ctx, "wait", inline, s.cfg.WaitTimeout.Milliseconds())
+				}
 			}
 			return nil
 		})
@@ -661,11 +677,18 @@ func (s *Store) commitOnNode(ctx context.Context, node *redis.Client, idx []int,
 	if err != nil || s.cfg.WaitReplicas == 0 {
 		return err
 	}
-	want := min(s.cfg.WaitReplicas, replicasOf(role))
+	replicas := replicasOf(role)
+	s.replicas.Store(addr, replicas)
+	want := min(s.cfg.WaitReplicas, replicas)
 	if want == 0 {
 		return nil
 	}
-	n, err := conn.Do(ctx, "wait", want, s.cfg.WaitTimeout.Milliseconds()).Int64()
+	var n int64
+	if inline >= want {
+		n, err = wait.Int64()
+	} else {
+		n, err = conn.Do(ctx, "wait", want, s.cfg.WaitTimeout.Milliseconds()).Int64()
+	}
 	if err != nil || n < int64(want) {
 		return fmt.Errorf("%w: %d of %d replicas within %v (%v)", errNotReplicated, n, want, s.cfg.WaitTimeout, err)
 	}
