@@ -48,22 +48,25 @@ func (o *Online) BuildIndex(ctx context.Context, p IVFParams) error {
 	o.journal = make([]int32, 0, 1024)
 	o.mu.Unlock()
 	x, err := buildIVF(ctx, onlineReader{o}, p)
-	o.wmu.Lock()
-	defer o.wmu.Unlock()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	journal := o.journal
-	o.journal = nil
 	if err != nil {
+		o.mu.Lock()
+		o.journal = nil
+		o.mu.Unlock()
 		return err
 	}
-	o.install(x, journal)
+	o.install(x)
 	return nil
 }
 
 // install swaps x in after replaying the rows changed since it read
-// them; o.mu is held for writing.
-func (o *Online) install(x *IVF, changed []int32) {
+// them (the journal, which it ends), under the write locks.
+func (o *Online) install(x *IVF) {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	changed := o.journal
+	o.journal = nil
 	x.grow(o.items.Rows())
 	for _, row := range changed {
 		if o.norms[row] != 0 {
@@ -265,13 +268,7 @@ func (o *Online) LoadIndex(b []byte) error {
 		}
 		o.mu.RUnlock()
 	}
-	o.wmu.Lock()
-	defer o.wmu.Unlock()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	journal := o.journal
-	o.journal = nil
-	o.install(x, journal)
+	o.install(x)
 	return nil
 }
 

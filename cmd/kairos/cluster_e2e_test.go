@@ -33,12 +33,7 @@ func TestServeOnRedisCluster(t *testing.T) {
 		return s == "als"
 	})
 	visitor := "fresh-cluster"
-	// Trending's top list is refreshed apart from the commits: a visitor
-	// without events gets it once it holds the base events.
-	waitFor(t, 10*time.Second, "a visitor without events to get trending", func() bool {
-		s, _ := srv.recommend(t, visitor, 5)
-		return s == "trending"
-	})
+	srv.waitTrending(t, visitor)
 	evs := []map[string]any{
 		{"id": visitor + "-1", "type": "click", "visitor": visitor, "item": "c2-item1"},
 		{"id": visitor + "-2", "type": "like", "visitor": visitor, "item": "c2-item4"},

@@ -230,6 +230,14 @@ func (s *testServer) secretDo(t *testing.T, method, path string, want int) []byt
 	t.Helper()
 	req, _ := http.NewRequest(method, s.base+path, nil)
 	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
+	return sendExpect(t, req, want)
+}
+
+// sendExpect sends req with httpClient (validated against
+// api/openapi.json), fails t unless the answer has status want, and
+// returns its body.
+func sendExpect(t testing.TB, req *http.Request, want int) []byte {
+	t.Helper()
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -237,9 +245,20 @@ func (s *testServer) secretDo(t *testing.T, method, path string, want int) []byt
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s (want %d)", method, path, resp.StatusCode, b, want)
+		t.Fatalf("%s %s: %d %s (want %d)", req.Method, req.URL.Path, resp.StatusCode, b, want)
 	}
 	return b
+}
+
+// waitTrending waits until a visitor without events gets the trending
+// list: trending's top list is refreshed apart from the commits, so it
+// holds events posted before only a moment later.
+func (s *testServer) waitTrending(t *testing.T, visitor string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "a visitor without events to get trending", func() bool {
+		st, _ := s.recommend(t, visitor, 5)
+		return st == "trending"
+	})
 }
 
 func doJSON(t *testing.T, req *http.Request, want int) map[string]any {

@@ -65,11 +65,7 @@ func TestEndToEndRabbitRedis(t *testing.T) {
 	for _, path := range []string{"http", "amqp"} {
 		t.Run(path, func(t *testing.T) {
 			visitor := "fresh-" + path
-			// Trending's top list is refreshed apart from the commits.
-			waitFor(t, 10*time.Second, "a visitor without events to get trending", func() bool {
-				s, _ := srv.recommend(t, visitor, 5)
-				return s == "trending"
-			})
+			srv.waitTrending(t, visitor)
 			evs := []map[string]any{
 				{"id": visitor + "-1", "type": "click", "visitor": visitor, "item": "c2-item1"},
 				{"id": visitor + "-2", "type": "like", "visitor": visitor, "item": "c2-item4"},

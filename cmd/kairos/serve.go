@@ -234,11 +234,9 @@ func openBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog
 		Partitions: cfg.Partitions, Router: engine.NewRouter(store, log), Prefetch: cfg.Prefetch, Logger: log,
 		Stream: cfg.History.streamConfig()}
 	if cfg.Partitions > 0 {
-		m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log})
-		if err != nil {
+		if err := leasePartitions(&rcfg, cfg, store, log); err != nil {
 			return nil, err
 		}
-		rcfg.Assigner = m
 	}
 	b, err := rabbitmq.Dial(ctx, rcfg)
 	if err != nil {
@@ -336,4 +334,15 @@ func (a *app) Close() error {
 		errs = append(errs, a.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// leasePartitions makes the replicas share rcfg's partitions through
+// leases in store (one active consumer per partition).
+func leasePartitions(rcfg *rabbitmq.Config, cfg serveConfig, store engine.Store, log *slog.Logger) error {
+	m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log})
+	if err != nil {
+		return fmt.Errorf("partition leases: %w", err)
+	}
+	rcfg.Assigner = m
+	return nil
 }

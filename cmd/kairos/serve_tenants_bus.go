@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kairoshq/kairos/engine"
-	"github.com/kairoshq/kairos/engine/membership"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 	"github.com/kairoshq/kairos/tenant"
@@ -41,11 +40,9 @@ func sharedBusPrefix(ns string) string { return ns + ".tenants" }
 func dialSharedBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog.Logger) (*sharedBus, error) {
 	rcfg := rabbitmq.Config{URL: cfg.AMQPURL, Prefix: sharedBusPrefix(cfg.Namespace), Replica: cfg.Replica, QueueType: cfg.QueueType,
 		Partitions: cfg.Tenants.Partitions, Prefetch: cfg.Prefetch, RetryDelay: cfg.Tenants.RetryDelay, Logger: log}
-	m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log})
-	if err != nil {
+	if err := leasePartitions(&rcfg, cfg, store, log); err != nil {
 		return nil, err
 	}
-	rcfg.Assigner = m
 	b, err := rabbitmq.Dial(ctx, rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq (shared by the tenants): %w", err)

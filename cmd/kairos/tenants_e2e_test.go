@@ -89,15 +89,7 @@ func (s *tenantTestServer) do(t testing.TB, method, path, key string, body any, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := httpClient.Do(req) // validated against api/openapi.json
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s (want %d)", method, path, resp.StatusCode, b, want)
-	}
+	b := sendExpect(t, req, want)
 	var out map[string]any
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &out); err != nil {

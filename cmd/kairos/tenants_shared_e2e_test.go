@@ -14,6 +14,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine/redisstore"
 	"github.com/kairoshq/kairos/internal/redisconn"
+	"github.com/kairoshq/kairos/signals/rabbitmq/rabbitmqtest"
 	"github.com/kairoshq/kairos/tenant"
 )
 
@@ -69,18 +70,7 @@ func TestTenantsSharedPartitions(t *testing.T) {
 
 	// A server-side producer publishes both tenants' events, interleaved,
 	// to the shared exchange.
-	conn, err := amqp.Dial(amqpURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
+	conn, ch := rabbitmqtest.ConfirmChannel(t, amqpURL())
 	sets := map[string][]string{"a": {"i1", "i2", "i3"}, "b": {"i4", "i5", "i6"}}
 	evs := map[string][]map[string]any{"a": tenantEvents("a", sets["a"]), "b": tenantEvents("b", sets["b"])}
 	for i := range evs["a"] {

@@ -293,14 +293,10 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
-// With Config.StateKey a user's devices share one record: what one device
-// was served or saw is demoted on the other, and erasing the user forgets
-// it.
-func TestUserDevicesShareTheRecord(t *testing.T) {
-	ctx := context.Background()
-	clock := testutil.NewClock(t0)
-	users := map[string]string{"phone": "bob", "laptop": "bob"}
-	stateKey := func(_ context.Context, visitor, user string) (string, error) {
+// linkedStateKey is a Config.StateKey for devices linked to users
+// (device → user).
+func linkedStateKey(users map[string]string) func(ctx context.Context, visitor, user string) (string, error) {
+	return func(_ context.Context, visitor, user string) (string, error) {
 		if user == "" {
 			user = users[visitor]
 		}
@@ -309,6 +305,15 @@ func TestUserDevicesShareTheRecord(t *testing.T) {
 		}
 		return engine.UserKey(user), nil
 	}
+}
+
+// With Config.StateKey a user's devices share one record: what one device
+// was served or saw is demoted on the other, and erasing the user forgets
+// it.
+func TestUserDevicesShareTheRecord(t *testing.T) {
+	ctx := context.Background()
+	clock := testutil.NewClock(t0)
+	stateKey := linkedStateKey(map[string]string{"phone": "bob", "laptop": "bob"})
 	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
 	f := &ranker{total: 50}
 	page := pager(t, r, f)
@@ -344,16 +349,7 @@ func TestUserDevicesShareTheRecord(t *testing.T) {
 func TestForgetDeviceKeepsOtherDevicesShowings(t *testing.T) {
 	ctx := context.Background()
 	clock := testutil.NewClock(t0)
-	users := map[string]string{"phone": "bob", "laptop": "bob"}
-	stateKey := func(_ context.Context, visitor, user string) (string, error) {
-		if user == "" {
-			user = users[visitor]
-		}
-		if user == "" {
-			return visitor, nil
-		}
-		return engine.UserKey(user), nil
-	}
+	stateKey := linkedStateKey(map[string]string{"phone": "bob", "laptop": "bob"})
 	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
 	f := &ranker{total: 50}
 	page := pager(t, r, f)

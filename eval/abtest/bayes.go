@@ -290,12 +290,7 @@ func fillNaN(dst []float64) []float64 {
 // ProbabilityBestMC for many arms. All results are NaN if an arm is invalid
 // or the families differ.
 func ProbabilityBest(dst []float64, arms []Posterior) []float64 {
-	if dst == nil {
-		dst = make([]float64, len(arms))
-	}
-	if len(dst) != len(arms) {
-		panic("abtest: ProbabilityBest: len(dst) != len(arms)")
-	}
+	dst = armsDst(dst, arms, "ProbabilityBest")
 	if len(arms) == 0 {
 		return dst
 	}
@@ -360,16 +355,23 @@ func (g *grid) pointMassBest(arms []Posterior, i int) float64 {
 	return prod / ties
 }
 
-// ProbabilityBestMC estimates ProbabilityBest by drawing every arm's
-// posterior draws times from src and counting how often each is largest
-// (ties shared). Its standard error is at most 0.5/√draws.
-func ProbabilityBestMC(dst []float64, arms []Posterior, draws int, src rand.Source) []float64 {
+// armsDst returns dst, made when nil, one entry per arm; a dst of another
+// length is a programming error of the caller fn.
+func armsDst(dst []float64, arms []Posterior, fn string) []float64 {
 	if dst == nil {
 		dst = make([]float64, len(arms))
 	}
 	if len(dst) != len(arms) {
-		panic("abtest: ProbabilityBestMC: len(dst) != len(arms)")
+		panic("abtest: " + fn + ": len(dst) != len(arms)")
 	}
+	return dst
+}
+
+// ProbabilityBestMC estimates ProbabilityBest by drawing every arm's
+// posterior draws times from src and counting how often each is largest
+// (ties shared). Its standard error is at most 0.5/√draws.
+func ProbabilityBestMC(dst []float64, arms []Posterior, draws int, src rand.Source) []float64 {
+	dst = armsDst(dst, arms, "ProbabilityBestMC")
 	if len(arms) == 0 {
 		return dst
 	}
