@@ -267,3 +267,24 @@ func BenchmarkRerankTouch(b *testing.B) {
 	}
 	_ = sink
 }
+
+// BenchmarkIndexSearch is one approximate query at a time over 100k
+// items (ns/op: one query's CPU), for the n of a page (10) and of the
+// blend's candidates (50, a shortlist of 200), with its recall@n.
+func BenchmarkIndexSearch(b *testing.B) {
+	m := indexedModel(b, 100_000)
+	for _, n := range []int{10, 50} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			var s Scorer
+			dst := make([]Scored, 0, n)
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				dst, _ = m.o.TopKApprox(&s, dst, Query{Vector: m.queries[i%len(m.queries)], N: n}, IVFSearch{})
+				i++
+			}
+			b.StopTimer()
+			b.ReportMetric(recallAt(b, m.o, m.queries[:200], n, IVFSearch{}), "recall")
+		})
+	}
+}

@@ -651,7 +651,7 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	for _, row := range x.overflow {
 		c.consider(row, blas32.Dot(xv, blas32.Vector{N: x.k, Inc: 1, Data: items.Row(int(row))}))
 	}
-	short := c.h
+	short := c.best()
 	sc.short = short
 	cands := &c
 	// Exact re-rank of the shortlist. Its rows are scattered over the
@@ -675,9 +675,12 @@ func (x *IVF) search(s *Scorer, dst []Scored, items *Factors, norms []float32, q
 	return appendSorted(dst, h)
 }
 
-// candidates is the shortlist of a search: a bounded min-heap of the best
-// approximate scores of the rows that pass the query's exclusions and
-// predicate.
+// candidates is the shortlist of a search: the best approximate scores
+// of the rows that pass the query's exclusions and predicate. Rows above
+// the threshold are appended to a buffer of up to twice the shortlist;
+// a full buffer is cut to the shortlist's best (selectBest, linear time)
+// and the threshold raised to the worst of them, so a row costs an
+// append, not a heap push.
 type candidates struct {
 	q         *Query
 	norms     []float32
@@ -685,6 +688,7 @@ type candidates struct {
 	size      int
 	h         []Scored
 	threshold float32
+	full      bool // the threshold is the worst of size kept rows
 }
 
 // scan considers a chunk of rows with their int8 dot products dots,
@@ -693,7 +697,7 @@ func (c *candidates) scan(dots []int32, scales []float32, rows []int32, qs float
 	scales, rows = scales[:len(dots)], rows[:len(dots)]
 	for j, d := range dots {
 		v := float32(d) * scales[j] * qs
-		if !c.q.Cosine && len(c.h) == c.size && !(c.boost(rows[j], v) > c.threshold) {
+		if !c.q.Cosine && c.full && !(c.boost(rows[j], v) > c.threshold) {
 			continue // the common case, decided without touching the row
 		}
 		c.consider(rows[j], v)
@@ -716,14 +720,35 @@ func (c *candidates) consider(row int32, v float32) {
 		v /= c.norms[row] * c.qn
 	}
 	v = c.boost(row, v)
-	if (!(v > c.threshold) && len(c.h) == c.size) || q.Exclude.Has(int(row)) ||
+	if (c.full && !(v > c.threshold)) || q.Exclude.Has(int(row)) ||
 		c.norms[row] == 0 || v != v || (q.Keep != nil && !q.Keep(int(row))) {
 		return
 	}
-	c.h = pushBounded(c.h, Scored{Item: row, Score: v}, c.size)
-	if len(c.h) == c.size {
-		c.threshold = c.h[0].Score
+	c.h = append(c.h, Scored{Item: row, Score: v})
+	if len(c.h) >= 2*c.size {
+		c.cut()
 	}
+}
+
+// cut keeps the size best rows of the buffer and raises the threshold to
+// the worst of them.
+func (c *candidates) cut() {
+	selectBest(c.h, c.size)
+	c.h = c.h[:c.size]
+	t := c.h[0].Score
+	for _, e := range c.h[1:] {
+		t = min(t, e.Score)
+	}
+	c.threshold, c.full = t, true
+}
+
+// best returns the shortlist: the size best rows considered (fewer when
+// fewer passed), in no particular order.
+func (c *candidates) best() []Scored {
+	if len(c.h) > c.size {
+		c.cut()
+	}
+	return c.h
 }
 
 // probeLists selects the lists to scan: the best inner products of the
@@ -747,7 +772,31 @@ func (x *IVF) probeLists(s *Scorer, v []float32, nprobe int, cosine bool) {
 			cs[l] /= float32(math.Sqrt(float64(1 - c*c)))
 		}
 	}
-	sc.probe = s.SelectTop(sc.probe, cs, nprobe, nil, nil)
+	sc.probe = bestLists(sc.probe[:0], cs, nprobe)
+}
+
+// bestLists returns the nprobe best of the centroid scores cs (NaN left
+// out), best first: the order the lists are scanned in, so that the
+// shortlist's threshold rises early.
+func bestLists(dst []Scored, cs []float32, nprobe int) []Scored {
+	for l, v := range cs {
+		if v == v {
+			dst = append(dst, Scored{Item: int32(l), Score: v})
+		}
+	}
+	k := min(nprobe, len(dst))
+	selectBest(dst, k)
+	dst = dst[:k]
+	slices.SortFunc(dst, func(a, b Scored) int {
+		switch {
+		case less(b, a):
+			return -1
+		case less(a, b):
+			return 1
+		}
+		return 0
+	})
+	return dst
 }
 
 // quantizeQuery writes the query's int16 codes into sc.q16 and returns
