@@ -787,15 +787,7 @@ func bestLists(dst []Scored, cs []float32, nprobe int) []Scored {
 	k := min(nprobe, len(dst))
 	selectBest(dst, k)
 	dst = dst[:k]
-	slices.SortFunc(dst, func(a, b Scored) int {
-		switch {
-		case less(b, a):
-			return -1
-		case less(a, b):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(dst, compareBest)
 	return dst
 }
 

@@ -46,3 +46,14 @@ func partitionBest(h []Scored, lo, hi int) int {
 	h[i], h[hi] = h[hi], h[i]
 	return i
 }
+
+// compareBest orders the better of two Scored first (slices.SortFunc).
+func compareBest(a, b Scored) int {
+	switch {
+	case less(b, a):
+		return -1
+	case less(a, b):
+		return 1
+	}
+	return 0
+}

@@ -20,28 +20,12 @@ func TestSelectBest(t *testing.T) {
 			k = rng.IntN(n + 1)
 		}
 		want := slices.Clone(h)
-		slices.SortFunc(want, func(a, b Scored) int {
-			switch {
-			case less(b, a):
-				return -1
-			case less(a, b):
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(want, compareBest)
 		got := slices.Clone(h)
 		rng.Shuffle(len(got), func(i, j int) { got[i], got[j] = got[j], got[i] })
 		selectBest(got, k)
 		best := slices.Clone(got[:k])
-		slices.SortFunc(best, func(a, b Scored) int {
-			switch {
-			case less(b, a):
-				return -1
-			case less(a, b):
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(best, compareBest)
 		if !slices.Equal(best, want[:k]) {
 			t.Fatalf("trial %d: n %d k %d: best %v, want %v", trial, n, k, best, want[:k])
 		}
