@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -207,16 +206,14 @@ func TestHoldoutDashboardInBrowser(t *testing.T) {
 // fails the test).
 func scrapeMetrics(t *testing.T, srv *testServer) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", srv.base+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+testSecretKey)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", resp.StatusCode, body)
-	}
-	return string(body)
+	return scrapeMetricsAs(t, srv.base, testSecretKey)
+}
+
+// scrapeMetricsAs returns the /metrics of the server at base read with
+// key as text (a status other than 200 fails the test).
+func scrapeMetricsAs(t *testing.T, base, key string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	return string(sendExpect(t, req, http.StatusOK))
 }

@@ -387,15 +387,7 @@ func TestIdentifyFromBrowser(t *testing.T) {
 // labels) on /metrics, 0 when absent.
 func metric(t *testing.T, srv *testServer, name string) float64 {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, srv.base+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+e2eSecretKey)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(scrapeMetricsAs(t, srv.base, e2eSecretKey), "\n") {
 		if rest, ok := strings.CutPrefix(line, name+" "); ok {
 			var v float64
 			if _, err := fmt.Sscan(rest, &v); err != nil {

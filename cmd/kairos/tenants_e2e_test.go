@@ -482,20 +482,7 @@ func TestTenantsPublicRoutes(t *testing.T) {
 	// the tenant's own server's with its secret key.
 	a := s.createTenant(t, "a")
 	s.do(t, "GET", "/v1/items/x", a.sk, nil, http.StatusNotFound)
-	metrics := func(key string) string {
-		req, _ := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
-		}
-		return string(b)
-	}
+	metrics := func(key string) string { return scrapeMetricsAs(t, s.base, key) }
 	if m := metrics(testAdminKey); !strings.Contains(m, `kairos_tenant_requests_total{code="404",tenant="a"} 1`) {
 		t.Errorf("the deployment's metrics lack tenant a's request:\n%s", m)
 	}

@@ -293,6 +293,16 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
+// bobsDevices returns a clock, a Rotation on an in-memory store whose
+// state keys link the devices "phone" and "laptop" to the user bob, and a
+// pager over a ranker of 50 items.
+func bobsDevices(t *testing.T) (*testutil.Clock, *rotation.Rotation, func(rotation.Request) []string) {
+	clock := testutil.NewClock(t0)
+	stateKey := linkedStateKey(map[string]string{"phone": "bob", "laptop": "bob"})
+	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
+	return clock, r, pager(t, r, &ranker{total: 50})
+}
+
 // linkedStateKey is a Config.StateKey for devices linked to users
 // (device → user).
 func linkedStateKey(users map[string]string) func(ctx context.Context, visitor, user string) (string, error) {
@@ -312,11 +322,7 @@ func linkedStateKey(users map[string]string) func(ctx context.Context, visitor, 
 // it.
 func TestUserDevicesShareTheRecord(t *testing.T) {
 	ctx := context.Background()
-	clock := testutil.NewClock(t0)
-	stateKey := linkedStateKey(map[string]string{"phone": "bob", "laptop": "bob"})
-	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
-	f := &ranker{total: 50}
-	page := pager(t, r, f)
+	clock, r, page := bobsDevices(t)
 	if got := page(rotation.Request{Visitor: "phone", N: 3, Rotation: -1}); !slices.Equal(got, []string{"i0", "i1", "i2"}) {
 		t.Fatalf("phone: %v", got)
 	}
@@ -348,11 +354,7 @@ func TestUserDevicesShareTheRecord(t *testing.T) {
 // user's record; what other devices were shown stays demoted.
 func TestForgetDeviceKeepsOtherDevicesShowings(t *testing.T) {
 	ctx := context.Background()
-	clock := testutil.NewClock(t0)
-	stateKey := linkedStateKey(map[string]string{"phone": "bob", "laptop": "bob"})
-	r := mustNew(t, storagetest.NewMem(clock.Now), clock, rotation.Config{Default: 30 * time.Minute, StateKey: stateKey})
-	f := &ranker{total: 50}
-	page := pager(t, r, f)
+	clock, r, page := bobsDevices(t)
 	page(rotation.Request{Visitor: "phone", N: 3, Rotation: -1})  // i0 i1 i2 on the phone
 	page(rotation.Request{Visitor: "laptop", N: 3, Rotation: -1}) // i3 i4 i5 on the laptop
 	// The phone saw i6 (an impression committed to bob's state).
