@@ -41,6 +41,7 @@ summary() {
   if [ -s "$work/tests.txt" ]; then sed -n '1p' "$work/tests.txt"; else echo "packages: not run"; fi
   if [ -s "$work/tests-alarm.txt" ]; then sed -n '$p' "$work/tests-alarm.txt" | sed 's/^tests:/alarm tests:/'; fi
   if [ -s "$work/tests-faults.txt" ]; then sed -n '$p' "$work/tests-faults.txt" | sed 's/^tests:/cluster fault tests:/'; fi
+  if [ "$code" -ne 0 ]; then scripts/services.sh report || true; fi
   if [ "$code" -eq 0 ]; then echo "result: PASS in $(clock)"; else echo "result: FAIL (exit $code) in $(clock)"; fi
   if [ -s "$work/tests.txt" ]; then sed -n '$p' "$work/tests.txt"; fi
   rm -rf "$work"
