@@ -20,6 +20,7 @@ import (
 	"github.com/kairoshq/kairos/engine/membership"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/engine/stats"
+	"github.com/kairoshq/kairos/internal/gcfloor"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/offline/history"
@@ -127,6 +128,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if cfg.Tenants.ID == "" {
 		restoreGC()
 		debug.FreeOSMemory()
+		gcfloor.Set(int64(cfg.GCMinHeapMB) << 20)
 	}
 	if a.keys, err = a.loadKeys(stdout); err != nil {
 		return nil, err

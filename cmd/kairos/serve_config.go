@@ -27,6 +27,11 @@ import (
 // defaultPartitions is the default of --partitions.
 const defaultPartitions = 16
 
+// defaultGCMinHeapMB is the default of --gc-min-heap-mb: a floor well
+// above a small server's live heap (tens of MiB), well below what a
+// large catalog holds anyway (0.7 GB at 1M items).
+const defaultGCMinHeapMB = 256
+
 // serveConfig is the whole configuration of `kairos serve`. Every field
 // has a flag and a KAIROS_* environment variable (the flag wins); README.md
 // lists them.
@@ -79,6 +84,9 @@ type serveConfig struct {
 	MetricsPublic        bool
 	MaxStreams           int
 	MaxStreamsPerVisitor int
+	// GCMinHeapMB is the heap floor of the garbage collector, in MiB
+	// (internal/gcfloor; 0: GOGC alone).
+	GCMinHeapMB int
 	// IdentitySecrets sign user ids for identity verification (from
 	// --identity-secret or the file of --identity-secret-file);
 	// IdentityVerification is off, optional, required or "" (required
@@ -247,6 +255,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.bool(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a key")
 	e.int(&c.MaxStreams, "max-streams", api.DefaultMaxStreams, "promotion streams open at once on this server (beyond: 503)")
 	e.int(&c.MaxStreamsPerVisitor, "max-streams-per-visitor", api.DefaultMaxVisitorStreams, "promotion streams open at once per visitor (beyond: 503)")
+	e.int(&c.GCMinHeapMB, "gc-min-heap-mb", defaultGCMinHeapMB, "heap size in MiB below which the garbage collector does not run (a small heap allocating fast collects less often; 0: GOGC alone)")
 	e.int(&c.MaxEventRequests, "max-event-requests", api.DefaultMaxEventRequests, "event requests (events, pixel, identify) served at once; beyond it 503 + Retry-After at once (-1: no bound)")
 	e.str(&c.ArchiveDir, "archive-dir", "", "event archive directory (default <data-dir>/archive; \"off\" disables archiving)")
 	e.str(&c.ArchiveSync, "archive-sync", "interval", "archive fsync policy: always, interval (every 100 ms) or none")
@@ -347,6 +356,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 		if _, err := api.ParseTrustedProxy(p); err != nil {
 			errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 		}
+	}
+	if c.GCMinHeapMB < 0 {
+		errs = append(errs, fmt.Errorf("--gc-min-heap-mb %d must be >= 0", c.GCMinHeapMB))
 	}
 	if c.MaxStreams < 1 || c.MaxStreamsPerVisitor < 1 {
 		errs = append(errs, fmt.Errorf("--max-streams %d and --max-streams-per-visitor %d must be >= 1", c.MaxStreams, c.MaxStreamsPerVisitor))

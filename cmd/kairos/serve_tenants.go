@@ -21,6 +21,7 @@ import (
 	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/gcfloor"
 	"github.com/kairoshq/kairos/internal/redisconn"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
@@ -139,6 +140,7 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	if err := privateDataDir(cfg, s.log); err != nil {
 		return nil, err
 	}
+	gcfloor.Set(int64(cfg.GCMinHeapMB) << 20)
 	if s.store, err = openStore(ctx, cfg, s.log); err != nil {
 		return nil, err
 	}
