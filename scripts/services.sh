@@ -70,7 +70,7 @@ amqp_answers() {
 rabbitmq_report() {
   log "disk: $(df -h / 2>/dev/null | awk 'NR==2 {print $4 " free of " $2}')"
   command -v rabbitmq-diagnostics >/dev/null 2>&1 || return 0
-  $SUDO timeout 30 rabbitmq-diagnostics -q alarms 2>&1 | sed 's/^/services: rabbitmq alarms: /' >&2 || true
+  $SUDO timeout 30 rabbitmq-diagnostics -q alarms 2>&1 | head -3 | sed 's/^/services: rabbitmq alarms: /' >&2 || true
   $SUDO timeout 30 rabbitmq-diagnostics -q status 2>/dev/null |
     grep -A3 'File Descriptors' | sed 's/\x1b\[[0-9;]*m//g' | tr -s '\n' ' ' | sed 's/^/services: rabbitmq /' >&2 || true
   echo >&2
@@ -80,7 +80,7 @@ rabbitmq_report() {
 restart_rabbitmq() {
   log "rabbitmq on 5672 does not answer the AMQP handshake: restarting it"
   rabbitmq_report
-  if ! $SUDO timeout 60 rabbitmqctl stop >/dev/null 2>&1; then
+  if ! $SUDO timeout 30 rabbitmqctl stop >/dev/null 2>&1; then
     # Only the node that listens on 5672, not the local clusters' nodes.
     local pid
     pid=$(ss -Hltnp 'sport = :5672' 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
