@@ -94,7 +94,7 @@ type tenantsBenchResult struct {
 
 func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench tenants", stderr)
-	n := fs.Int("tenants", 1000, "tenants")
+	n := fs.Int("tenants", 1000, "tenants (with --noisy-only: default 4)")
 	items := fs.Int("items", 1000, "items per tenant")
 	visitors := fs.Int("visitors", 1000, "visitors per tenant")
 	k := fs.Int("factors", model.DefaultParams().Factors, "factors k")
@@ -117,8 +117,11 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *active > *maxLoaded || *active < 2 || *n < *active+*cold {
-		return fmt.Errorf("want 2 <= --active <= --max-loaded and --tenants >= --active + --cold")
+	if *noisyOnly && !flagSet(fs, "tenants") {
+		*n = 4 // the victim, the noisy tenant and two sleeping ones
+	}
+	if *active > *maxLoaded || *active < 2 || (!*noisyOnly && *n < *active+*cold) || *n < 2 {
+		return fmt.Errorf("want 2 <= --active <= --max-loaded and --tenants >= --active + --cold (with --noisy-only: --tenants >= 2)")
 	}
 	if *noisyKind != "recs" && *noisyKind != "events" && *noisyKind != "both" {
 		return fmt.Errorf("--noisy %q: want recs, events or both", *noisyKind)

@@ -28,6 +28,13 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// flagSet reports whether the flag name was given on fs's command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // paramFlags binds the ALS hyperparameter flags to p (defaults from p).
 func paramFlags(fs *flag.FlagSet, p *model.Params) *string {
 	fs.IntVar(&p.Factors, "factors", p.Factors, "number of latent factors k")
