@@ -507,6 +507,7 @@ func TestTenantsSurviveRestart(t *testing.T) {
 				for _, id := range []string{"a", "b"} {
 					cleanNamespace(t, tenantNamespace(ns, id))
 				}
+				cleanNamespace(t, sharedBusPrefix(ns))
 			})
 			return []string{"--data-dir", t.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
 		}},
