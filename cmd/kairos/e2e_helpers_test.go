@@ -70,6 +70,21 @@ func testNamespace(t *testing.T) string {
 	return ns
 }
 
+// tenantsTestNamespace returns a fresh namespace for a multi-tenant
+// server whose Redis keys and RabbitMQ queues and exchanges — the tenants
+// ids' own and the shared partitions' — are deleted when the test ends.
+func tenantsTestNamespace(t *testing.T, ids ...string) string {
+	t.Helper()
+	ns := testNamespace(t)
+	t.Cleanup(func() {
+		for _, id := range ids {
+			cleanNamespace(t, tenantNamespace(ns, id))
+		}
+		cleanNamespace(t, sharedBusPrefix(ns))
+	})
+	return ns
+}
+
 func cleanNamespace(t *testing.T, ns string) {
 	deleteRedisPrefix(redisURL(), ns)
 	deleteNamespaceQueues(amqpURL(), ns)

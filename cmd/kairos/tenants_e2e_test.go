@@ -155,13 +155,7 @@ func TestTenantsIsolation(t *testing.T) {
 	})
 	t.Run("rabbitmq+redis", func(t *testing.T) {
 		requireServices(t)
-		ns := testNamespace(t)
-		t.Cleanup(func() {
-			for _, id := range []string{"a", "b", "c"} {
-				cleanNamespace(t, tenantNamespace(ns, id))
-			}
-			cleanNamespace(t, sharedBusPrefix(ns))
-		})
+		ns := tenantsTestNamespace(t, "a", "b", "c")
 		s := startTenants(t, "--tenant-max-loaded", "2", "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--tenant-partitions", "2")
 		testTenantsIsolation(t, s, ns)
 	})
@@ -502,13 +496,7 @@ func TestTenantsSurviveRestart(t *testing.T) {
 		{"embedded", func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} }},
 		{"rabbitmq+redis", func(t *testing.T) []string {
 			requireServices(t)
-			ns := testNamespace(t)
-			t.Cleanup(func() {
-				for _, id := range []string{"a", "b"} {
-					cleanNamespace(t, tenantNamespace(ns, id))
-				}
-				cleanNamespace(t, sharedBusPrefix(ns))
-			})
+			ns := tenantsTestNamespace(t, "a", "b")
 			return []string{"--data-dir", t.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
 		}},
 	} {
@@ -544,8 +532,7 @@ func TestTenantsSurviveRestart(t *testing.T) {
 // though both had it loaded.
 func TestTenantsTwoReplicas(t *testing.T) {
 	requireServices(t)
-	ns := testNamespace(t)
-	t.Cleanup(func() { cleanNamespace(t, tenantNamespace(ns, "a")); cleanNamespace(t, sharedBusPrefix(ns)) })
+	ns := tenantsTestNamespace(t, "a")
 	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns}
 	s1 := startTenants(t, append(flags, "--replica", "r1")...)
 	s2 := startTenants(t, append(flags, "--replica", "r2")...)

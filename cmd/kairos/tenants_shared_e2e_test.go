@@ -44,13 +44,7 @@ func (s *tenantTestServer) adminMetrics(t *testing.T) string {
 // events take effect, once each.
 func TestTenantsSharedPartitions(t *testing.T) {
 	requireServices(t)
-	ns := testNamespace(t)
-	t.Cleanup(func() {
-		for _, id := range []string{"a", "b"} {
-			cleanNamespace(t, tenantNamespace(ns, id))
-		}
-		cleanNamespace(t, sharedBusPrefix(ns))
-	})
+	ns := tenantsTestNamespace(t, "a", "b")
 	// One partition: a's and b's events queue behind each other.
 	s := startTenants(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns,
 		"--tenant-partitions", "1", "--tenant-retry-delay", "300ms")
