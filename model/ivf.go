@@ -129,8 +129,11 @@ func AutoProbe(nlist int) int {
 
 // AutoShortlist is the default number of candidates re-ranked exactly for
 // a query of n results: the int8 scan's error is small against the gaps
-// of the head of a ranking (recall is the same with 5,000 candidates).
-func AutoShortlist(n int) int { return max(50, 4*n) }
+// of the head of a ranking, so twice n recalls as much as 8n or 5,000
+// candidates (100k items with topic structure: recall@50 0.935 with
+// 75 candidates and with 400), and every extra candidate costs its share
+// of the buffer's cuts and an exact dot product.
+func AutoShortlist(n int) int { return max(50, 2*n) }
 
 // defaultProbe is the number of lists a search scans when it names none:
 // the calibrated count, else AutoProbe.
@@ -695,12 +698,35 @@ type candidates struct {
 // codes scales and the query's scale qs.
 func (c *candidates) scan(dots []int32, scales []float32, rows []int32, qs float32) {
 	scales, rows = scales[:len(dots)], rows[:len(dots)]
+	if !c.q.Cosine && c.q.LogBoost == nil {
+		c.scanPlain(dots, scales, rows, qs)
+		return
+	}
 	for j, d := range dots {
 		v := float32(d) * scales[j] * qs
 		if !c.q.Cosine && c.full && !(c.boost(rows[j], v) > c.threshold) {
 			continue // the common case, decided without touching the row
 		}
 		c.consider(rows[j], v)
+	}
+}
+
+// scanPlain is scan for an unboosted inner-product query, the serving
+// path's common case: the threshold is held in a register and a row
+// reaches consider only when it beats it. An empty row (zero factors) has
+// a zero scale, so it is recognised from its list's scales without
+// reading the norms, whose entries are scattered over the catalog (one
+// cache miss per row considered, a quarter of a 100k-item search).
+func (c *candidates) scanPlain(dots []int32, scales []float32, rows []int32, qs float32) {
+	scales, rows = scales[:len(dots)], rows[:len(dots)]
+	t := c.threshold // −Inf until the shortlist is full: every row is considered
+	for j, d := range dots {
+		v := float32(d) * scales[j] * qs
+		if !(v > t) || scales[j] == 0 {
+			continue
+		}
+		c.add(rows[j], v)
+		t = c.threshold
 	}
 }
 
@@ -720,8 +746,17 @@ func (c *candidates) consider(row int32, v float32) {
 		v /= c.norms[row] * c.qn
 	}
 	v = c.boost(row, v)
-	if (c.full && !(v > c.threshold)) || q.Exclude.Has(int(row)) ||
-		c.norms[row] == 0 || v != v || (q.Keep != nil && !q.Keep(int(row))) {
+	if (c.full && !(v > c.threshold)) || c.norms[row] == 0 {
+		return
+	}
+	c.add(row, v)
+}
+
+// add appends row with its final score v when the query does not exclude
+// it, cutting a full buffer.
+func (c *candidates) add(row int32, v float32) {
+	q := c.q
+	if q.Exclude.Has(int(row)) || v != v || (q.Keep != nil && !q.Keep(int(row))) {
 		return
 	}
 	c.h = append(c.h, Scored{Item: row, Score: v})
