@@ -145,6 +145,17 @@ func (o *Online) SimilarApproxQ(s *Scorer, dst []Scored, i int, q Query, p IVFSe
 // moved and of overflow items assigned.
 func (o *Online) RefreshIndex(limit int) (moved, assigned int) {
 	k := o.p.Factors
+	// Nothing changed is the common case of an idle catalog: it is seen
+	// under the read lock, because a write lock, even an empty one, holds
+	// up every search that arrives while it waits for the searches in
+	// flight (a burst of requests waiting ms every refresh, 4 times a
+	// second, under load).
+	o.mu.RLock()
+	idle := o.ivf == nil || len(o.ivf.dirtyRows) == 0
+	o.mu.RUnlock()
+	if idle {
+		return 0, 0
+	}
 	o.mu.Lock()
 	x := o.ivf
 	if x == nil || len(x.dirtyRows) == 0 {

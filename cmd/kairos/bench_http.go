@@ -56,6 +56,7 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := fs.Int("n", 10, "items per request")
 	path := fs.String("path", "/v1/recommendations", "endpoint (visitor and n are added as query parameters)")
 	inflight := fs.Int("max-in-flight", 512, "requests in flight at most; a send due beyond it is counted as dropped")
+	clientKind := fs.String("client", "raw", "raw: GETs on keep-alive connections read with net/http's parser (the least CPU beside the server); go: the Go client (api/client, recommendations) or net/http's client (other paths)")
 	var x client.Expressions
 	fs.StringVar(&x.Filter, "filter", "", "filter= expression of every request (e.g. 'id endsWith \"00\"': 1 % of kairos bench seed's items)")
 	fs.StringVar(&x.Boost, "boost", "", "boost= expression of every request")
@@ -66,30 +67,53 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *rate <= 0 || *dur <= 0 || *visitors < 1 {
 		return fmt.Errorf("--rate, --duration and --visitors must be positive")
 	}
+	if *clientKind != "raw" && *clientKind != "go" {
+		return fmt.Errorf("--client %q: want raw or go", *clientKind)
+	}
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		MaxIdleConnsPerHost: *inflight, MaxConnsPerHost: *inflight,
 		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 	}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	visitor := func() string { return fmt.Sprintf("%s%d", *prefix, rng.IntN(*visitors)) }
-	// The recommendations go through the Go client (api/client), as an
+	// --client raw (the default) sends every request as a plain GET on
+	// keep-alive connections (rawHTTP); --client go sends the
+	// recommendations through the Go client (api/client), as an
 	// application's back end would call them, without its retries (a
-	// failure counts as an error); any other path is a plain GET.
+	// failure counts as an error), and any other path through net/http's
+	// client.
+	target := func() string {
+		q := url.Values{"visitor": {visitor()}, "n": {fmt.Sprint(*n)}}
+		for k, v := range map[string]string{"filter": x.Filter, "boost": x.Boost, "filter_name": x.FilterName} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		return *path + "?" + q.Encode()
+	}
 	var makeCall func() func() error
-	if c, err := client.New(*base, *key, client.Options{HTTPClient: hc, Retries: -1}); err == nil && *path == "/v1/recommendations" {
+	if *clientKind == "raw" {
+		hdr := http.Header{}
+		if *key != "" {
+			hdr.Set("Authorization", "Bearer "+*key)
+		}
+		rc, err := newRawHTTP(*base, hdr, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer rc.close()
+		makeCall = func() func() error {
+			req := rc.request(target())
+			return func() error { return rc.do(ctx, req) }
+		}
+	} else if c, err := client.New(*base, *key, client.Options{HTTPClient: hc, Retries: -1}); err == nil && *path == "/v1/recommendations" {
 		makeCall = func() func() error {
 			q := client.RecQuery{Visitor: visitor(), N: *n, Expressions: x}
 			return func() error { _, err := c.Recommendations(ctx, q); return err }
 		}
 	} else {
 		makeCall = func() func() error {
-			q := url.Values{"visitor": {visitor()}, "n": {fmt.Sprint(*n)}}
-			for k, v := range map[string]string{"filter": x.Filter, "boost": x.Boost, "filter_name": x.FilterName} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *base+*path+"?"+q.Encode(), nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *base+target(), nil)
 			if *key != "" {
 				req.Header.Set("Authorization", "Bearer "+*key)
 			}
