@@ -140,6 +140,33 @@ func TestIVFKeepAndExclude(t *testing.T) {
 	}
 }
 
+// A row whose factors become zero after the build stays in its list with
+// a zero scale; the scan never returns it, whatever the query asks for
+// (every list probed, every item asked for).
+func TestIVFSkipsEmptiedRows(t *testing.T) {
+	m := clusteredModel(3000, 16, 10, 5)
+	o := mustOnline(t, m, nil)
+	info := mustBuild(t, o, IVFParams{Seed: 1})
+	empty := map[int32]bool{3: true, 1500: true, 2999: true}
+	for row := range empty {
+		if err := o.SetItems([]ItemRowState{{Row: row, Factors: make([]float32, 16)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var s Scorer
+	for _, q := range userQueries(o, 3000, 5, 6) {
+		top, _ := o.TopKApprox(&s, nil, Query{Vector: q, N: 3000}, IVFSearch{Probe: info.Lists, Shortlist: 3000})
+		if len(top) != 3000-len(empty) {
+			t.Fatalf("%d results of every list, want %d (all but the emptied rows)", len(top), 3000-len(empty))
+		}
+		for _, c := range top {
+			if empty[c.Item] {
+				t.Fatalf("emptied row %d returned with score %v", c.Item, c.Score)
+			}
+		}
+	}
+}
+
 func TestIVFFollowsUpdates(t *testing.T) {
 	m := clusteredModel(2000, 16, 10, 4)
 	o := mustOnline(t, m, nil)
