@@ -16,6 +16,11 @@
 #
 #   scripts/clusters.sh up             # start both (a no-op when healthy)
 #   scripts/clusters.sh down           # kill every node by its PID file, remove the data
+#
+# A node whose PID file is gone (KAIROS_CLUSTERS_DIR removed under it) but
+# which still holds its port is recognised by its command line, stopped by
+# `up`, `start` and `down`, and started afresh; anything else on a port is
+# an error.
 #   scripts/clusters.sh status         # health of both; exit 1 if not healthy
 #   scripts/clusters.sh env            # export KAIROS_CLUSTER_AMQP_URLS='...' KAIROS_CLUSTER_REDIS_URL='...'
 #   scripts/clusters.sh pid rabbit|redis N     # PID of node N (1-3 / 1-6)
@@ -43,12 +48,53 @@ node_name() { echo "kairos-c$1@localhost"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# alive PIDFILE: the process of the PID file runs.
+# alive PIDFILE: the process of the PID file runs (a zombie, killed but not
+# yet reaped by its parent, does not).
 alive() {
   local pid
   [ -s "$1" ] || return 1
   pid=$(cat "$1")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! grep -q ') Z ' "/proc/$pid/stat" 2>/dev/null
+}
+
+# port_pid PORT: the PID listening on 127.0.0.1:PORT (empty when none, or
+# when ss cannot tell).
+port_pid() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+
+# ours PID: the process is a node of these clusters, known by its command
+# line (a RabbitMQ node started by this script names this cluster's epmd
+# port, a Redis node its port in its title, epmd its port), whichever
+# KAIROS_CLUSTERS_DIR started it.
+ours() {
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  case "$cmd" in
+  *beam*"-epmd_port $EPMD_PORT "*) return 0 ;;
+  *"epmd -port $EPMD_PORT "*) return 0 ;;
+  "redis-server 127.0.0.1:700"[1-6]" "*) return 0 ;;
+  esac
+  return 1
+}
+
+# claim_port PORT WHAT: make PORT free for node WHAT, whose PID file names no
+# running process. A node of ours still listening there was orphaned (its
+# KAIROS_CLUSTERS_DIR removed, its PID file with it): it is killed, since its
+# data is gone and it cannot rejoin. Anything else on the port is an error.
+claim_port() {
+  local pid i
+  port_open "$1" || return 0
+  pid=$(port_pid "$1")
+  if [ -z "$pid" ] || ! ours "$pid"; then
+    die "port $1 is taken by another process${pid:+ (pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80))}"
+  fi
+  log "port $1: stopping an orphaned $2 (pid $pid) that no PID file under $DIR names"
+  kill "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do port_open "$1" || return 0; sleep 0.1; done
+  die "port $1 still taken after stopping pid $pid"
 }
 
 # ---------------------------------------------------------------- RabbitMQ
@@ -110,7 +156,7 @@ rmq_setup() {
 epmd_up() {
   local pidf="$DIR/rabbitmq/epmd.pid"
   alive "$pidf" && return 0
-  port_open $EPMD_PORT && die "port $EPMD_PORT is taken by another process"
+  claim_port $EPMD_PORT "epmd"
   nohup epmd -port $EPMD_PORT -address 127.0.0.1 >"$DIR/rabbitmq/epmd.log" 2>&1 &
   echo $! >"$pidf"
   for _ in $(seq 1 40); do port_open $EPMD_PORT && return 0; sleep 0.1; done
@@ -120,7 +166,8 @@ epmd_up() {
 rmq_start() { # N: start node N in the background (its data kept)
   local n=$1 base="$DIR/rabbitmq/c$1"
   alive "$base/rabbitmq.pid" && return 0
-  port_open "$(amqp_port "$n")" && die "port $(amqp_port "$n") is taken by another process"
+  claim_port "$(amqp_port "$n")" "RabbitMQ node $n"
+  claim_port "$(dist_port "$n")" "RabbitMQ node $n"
   rm -f "$base/rabbitmq.pid"
   (rmq_env "$n" && exec nohup "$RMQ_BIN/rabbitmq-server" >"$base/log/stdout.log" 2>&1) &
   # The script execs erl, so $! is the node's PID; the node also writes it.
@@ -179,7 +226,7 @@ redis_start() { # N: start node N (its nodes.conf and AOF kept)
   d="$DIR/redis/$port"
   mkdir -p "$d"
   alive "$d/redis.pid" && return 0
-  port_open "$port" && die "port $port is taken by another process"
+  claim_port "$port" "Redis node $n"
   rm -f "$d/redis.pid"
   redis-server --bind 127.0.0.1 --port "$port" --dir "$d" \
     --daemonize yes --pidfile "$d/redis.pid" --logfile "$d/redis.log" \
@@ -269,6 +316,15 @@ cmd_down() {
   for n in "${REDIS_NODES[@]}"; do
     stop_pidfile "$DIR/redis/$(redis_port "$n")/redis.pid" "Redis :$(redis_port "$n")"
   done
+  # Nodes whose PID files went with their directory still hold the ports.
+  # (A RabbitMQ node that paused itself in a minority has closed its AMQP
+  # port but still holds its distribution port.)
+  for n in "${RABBIT_NODES[@]}"; do
+    claim_port "$(amqp_port "$n")" "RabbitMQ node $n"
+    claim_port "$(dist_port "$n")" "RabbitMQ node $n"
+  done
+  claim_port $EPMD_PORT "epmd"
+  for n in "${REDIS_NODES[@]}"; do claim_port "$(redis_port "$n")" "Redis node $n"; done
   case "$DIR" in /tmp/*|*kairos-clusters*) rm -rf "$DIR" ;; *) log "not removing $DIR" ;; esac
 }
 
