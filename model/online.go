@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -194,10 +195,18 @@ func (o *Online) growLocked(n int) {
 	o.curv = append(o.curv, make([]float32, (n-have)*o.p.Factors)...)
 }
 
-// ItemFactors copies item i's factors into dst (len K) and returns it.
+// ItemFactors copies item i's factors into dst (len K) and returns it. A
+// row beyond the table is zero: an item the catalog knows but this model
+// has not grown to yet (a replica before its peer's update arrives) has
+// not been learnt.
 func (o *Online) ItemFactors(dst []float32, i int) []float32 {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
+	if i < 0 || i >= o.items.Rows() {
+		dst = slices.Grow(dst[:0], o.p.Factors)[:o.p.Factors]
+		clear(dst)
+		return dst
+	}
 	return append(dst[:0], o.items.Row(i)...)
 }
 

@@ -346,3 +346,30 @@ func FuzzSnapshotDecode(f *testing.F) {
 		}
 	})
 }
+
+// A row beyond the item table (the catalog knows the item, this model has
+// not grown to it) reads as zero factors, not a panic.
+func TestItemFactorsBeyondTable(t *testing.T) {
+	o := mustOnline(t, clusteredModel(10, 8, 2, 1), nil)
+	got := o.ItemFactors(make([]float32, 3), 25)
+	if len(got) != 8 {
+		t.Fatalf("len %d, want K = 8", len(got))
+	}
+	for f, v := range got {
+		if v != 0 {
+			t.Fatalf("factor %d of an unknown row is %v, want 0", f, v)
+		}
+	}
+	if in := o.ItemFactors(nil, 4); len(in) != 8 || isZeroRow(in) {
+		t.Fatalf("row 4 of the table: %v", in)
+	}
+}
+
+func isZeroRow(v []float32) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
