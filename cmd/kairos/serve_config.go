@@ -238,7 +238,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.bool(&c.Approx, "approximate", true, "serve large catalogs (>= 20k items) through the approximate index")
 	e.int(&c.IndexLists, "index-lists", 0, "clusters of the approximate index (0: 2√items)")
 	e.int(&c.IndexProbe, "index-probe", 0, "index clusters scanned per request (0: 1.8·√clusters)")
-	e.int(&c.IndexShortlist, "index-shortlist", 0, "index candidates re-ranked exactly per request (0: max(50, 4·n))")
+	e.int(&c.IndexShortlist, "index-shortlist", 0, "index candidates re-ranked exactly per request (0: max(50, 2·n))")
 	var pub, sec, origins string
 	e.str(&pub, "publishable-key", "", "publishable key(s), comma-separated (empty with no secret key: generated in --data-dir)")
 	e.str(&sec, "secret-key", "", "secret key(s), comma-separated")
