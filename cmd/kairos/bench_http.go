@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -42,6 +43,8 @@ type httpBenchResult struct {
 	Filter     string  `json:"filter,omitempty"`
 	Boost      string  `json:"boost,omitempty"`
 	FilterName string  `json:"filter_name,omitempty"`
+	// Timeline is the run in slices of --timeline's width.
+	Timeline []timelineBucket `json:"timeline,omitempty"`
 }
 
 func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -56,6 +59,7 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := fs.Int("n", 10, "items per request")
 	path := fs.String("path", "/v1/recommendations", "endpoint (visitor and n are added as query parameters)")
 	inflight := fs.Int("max-in-flight", 512, "requests in flight at most; a send due beyond it is counted as dropped")
+	timelineWidth := fs.Duration("timeline", 0, "also report p99 and max per slice of this width of the run, by scheduled start (e.g. 100ms; 0: off)")
 	clientKind := fs.String("client", "raw", "raw: GETs on keep-alive connections read with net/http's parser (the least CPU beside the server); go: the Go client (api/client, recommendations) or net/http's client (other paths)")
 	var x client.Expressions
 	fs.StringVar(&x.Filter, "filter", "", "filter= expression of every request (e.g. 'id endsWith \"00\"': 1 % of kairos bench seed's items)")
@@ -123,12 +127,12 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stderr, "warming up %s at %.0f req/s\n", *warm, *rate)
 	runOpenLoop(ctx, makeCall, *rate, *warm, *inflight)
 	fmt.Fprintf(stderr, "measuring %s at %.0f req/s\n", *dur, *rate)
-	lat, errs, dropped, maxIn, took := runOpenLoop(ctx, makeCall, *rate, *dur, *inflight)
-	res := httpBenchResult{Bench: "http", Path: *path, Rate: *rate, Requests: len(lat) + errs, Errors: errs, Dropped: dropped,
-		DurationS: took.Seconds(), Visitors: *visitors, Concurrent: maxIn, Filter: x.Filter, Boost: x.Boost, FilterName: x.FilterName}
-	res.Achieved = float64(len(lat)) / took.Seconds()
-	if len(lat) > 0 {
-		slices.Sort(lat)
+	run := runOpenLoop(ctx, makeCall, *rate, *dur, *inflight)
+	res := httpBenchResult{Bench: "http", Path: *path, Rate: *rate, Requests: len(run.Lat) + run.Errs, Errors: run.Errs, Dropped: run.Dropped,
+		DurationS: run.Took.Seconds(), Visitors: *visitors, Concurrent: run.MaxIn, Filter: x.Filter, Boost: x.Boost, FilterName: x.FilterName,
+		Timeline: timeline(run, *timelineWidth)}
+	res.Achieved = float64(len(run.Lat)) / run.Took.Seconds()
+	if lat := slices.Sorted(slices.Values(run.Lat)); len(lat) > 0 {
 		q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
 		res.P50ms, res.P90ms, res.P99ms, res.Maxms = q(0.50), q(0.90), q(0.99), float64(lat[len(lat)-1])/1e6
 	}
@@ -150,22 +154,34 @@ func getOK(c *http.Client, req *http.Request) error {
 	return nil
 }
 
+// openLoopRun is what runOpenLoop measured: the latency of each successful
+// call with the offset of its scheduled start from the loop's start.
+type openLoopRun struct {
+	Lat, At              []time.Duration
+	Errs, Dropped, MaxIn int
+	Took                 time.Duration
+}
+
 // runOpenLoop makes and starts calls on a fixed schedule for d and
 // returns the latencies of the successful ones, measured from the
 // scheduled start (so a slow server cannot hide queueing: no coordinated
 // omission). makeCall runs on the scheduling goroutine, the call it
 // returns on its own.
-func runOpenLoop(ctx context.Context, makeCall func() func() error, rate float64, d time.Duration, maxInFlight int) (lat []time.Duration, errs, dropped, maxIn int, took time.Duration) {
+func runOpenLoop(ctx context.Context, makeCall func() func() error, rate float64, d time.Duration, maxInFlight int) openLoopRun {
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		res openLoopRun
+	)
 	sem := make(chan struct{}, maxInFlight)
 	for i := 0; ; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		if due.Sub(start) >= d || ctx.Err() != nil {
+		at := time.Duration(i) * interval
+		if at >= d || ctx.Err() != nil {
 			break
 		}
+		due := start.Add(at)
 		if w := time.Until(due); w > 0 {
 			time.Sleep(w)
 		}
@@ -173,27 +189,57 @@ func runOpenLoop(ctx context.Context, makeCall func() func() error, rate float64
 		case sem <- struct{}{}:
 		default:
 			mu.Lock()
-			dropped++
+			res.Dropped++
 			mu.Unlock()
 			continue
 		}
-		maxIn = max(maxIn, len(sem))
+		res.MaxIn = max(res.MaxIn, len(sem))
 		call := makeCall()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
 			ok := call() == nil
 			l := time.Since(due)
 			mu.Lock()
 			if ok {
-				lat = append(lat, l)
+				res.Lat, res.At = append(res.Lat, l), append(res.At, at)
 			} else {
-				errs++
+				res.Errs++
 			}
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
-	return lat, errs, dropped, maxIn, time.Since(start)
+	res.Took = time.Since(start)
+	return res
+}
+
+// timelineBucket is one slice of a run by scheduled start (--timeline):
+// stalls of the server or the machine show as buckets whose p99 and max
+// stand out from their neighbours'.
+type timelineBucket struct {
+	AtS      float64 `json:"at_s"`
+	Requests int     `json:"requests"`
+	P99ms    float64 `json:"p99_ms"`
+	Maxms    float64 `json:"max_ms"`
+}
+
+// timeline groups the latencies of r into buckets of width w by their
+// scheduled start (empty buckets left out).
+func timeline(r openLoopRun, w time.Duration) []timelineBucket {
+	if w <= 0 {
+		return nil
+	}
+	by := map[int][]time.Duration{}
+	for i, at := range r.At {
+		by[int(at/w)] = append(by[int(at/w)], r.Lat[i])
+	}
+	keys := slices.Sorted(maps.Keys(by))
+	out := make([]timelineBucket, 0, len(keys))
+	for _, k := range keys {
+		lat := by[k]
+		slices.Sort(lat)
+		out = append(out, timelineBucket{AtS: (time.Duration(k) * w).Seconds(), Requests: len(lat),
+			P99ms: quantileMs(lat, 0.99), Maxms: float64(lat[len(lat)-1]) / 1e6})
+	}
+	return out
 }

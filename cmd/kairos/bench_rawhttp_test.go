@@ -133,3 +133,46 @@ func TestBenchHTTPRaw(t *testing.T) {
 		t.Fatal("--client curl accepted")
 	}
 }
+
+// TestBenchHTTPTimeline: --timeline slices the run by scheduled start;
+// the slices hold every measured request, and a stall of the server shows
+// in the slice it happened in.
+func TestBenchHTTPTimeline(t *testing.T) {
+	var stalled atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stalled.Load() {
+			time.Sleep(60 * time.Millisecond)
+		}
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	go func() { // 100 ms of warm-up, then a stall 400–550 ms into the measurement
+		time.Sleep(500 * time.Millisecond)
+		stalled.Store(true)
+		time.Sleep(150 * time.Millisecond)
+		stalled.Store(false)
+	}()
+	var out, errb bytes.Buffer
+	args := []string{"--url", srv.URL, "--rate", "300", "--duration", "1s", "--warmup", "100ms", "--timeline", "100ms"}
+	if err := runBenchHTTP(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("bench http: %v (%s)", err, errb.String())
+	}
+	var res httpBenchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("result %q: %v", out.String(), err)
+	}
+	n, worst := 0, 0.0
+	for i, b := range res.Timeline {
+		n += b.Requests
+		worst = max(worst, b.Maxms)
+		if i > 0 && b.AtS <= res.Timeline[i-1].AtS || b.Requests == 0 || b.P99ms > b.Maxms {
+			t.Fatalf("slice %d %+v after %+v: want increasing starts, requests, p99 ≤ max", i, b, res.Timeline[max(0, i-1)])
+		}
+	}
+	if len(res.Timeline) < 8 || n != res.Requests-res.Errors || worst != res.Maxms {
+		t.Fatalf("%d slices with %d requests and max %v ms; the run: %d requests, max %v ms", len(res.Timeline), n, worst, res.Requests, res.Maxms)
+	}
+	if worst < 50 {
+		t.Fatalf("no slice shows the 60 ms stall: %+v", res.Timeline)
+	}
+}

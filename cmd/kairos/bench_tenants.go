@@ -229,8 +229,8 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 				return err
 			}
 		}
-		lat, errs, _, _, _ := runOpenLoop(ctx, func() func() error { return call(keys[rng.IntN(*active)])() }, *rate, *dur, 512)
-		slices.Sort(lat)
+		run := runOpenLoop(ctx, func() func() error { return call(keys[rng.IntN(*active)])() }, *rate, *dur, 512)
+		lat, errs := slices.Sorted(slices.Values(run.Lat)), run.Errs
 		res.ActiveN, res.ActiveErrs, res.ActiveP50ms, res.ActiveP99ms = len(lat), errs, quantileMs(lat, 0.5), quantileMs(lat, 0.99)
 		fmt.Fprintf(stderr, "bench tenants: active p50 %.2f ms p99 %.2f ms\n", res.ActiveP50ms, res.ActiveP99ms)
 
@@ -400,7 +400,7 @@ func runNoisy(ctx context.Context, victim func() func() error, rate float64, flo
 	switched.Store(time.Now().UnixNano())
 	total := time.Duration(2*rounds) * window
 	wg.Go(func() {
-		lat, _, _, _, _ := runOpenLoop(ctx, func() func() error {
+		runOpenLoop(ctx, func() func() error {
 			due := time.Now()
 			c := victim()
 			tag := 0 // 0: left out, 1: alone, 2: with the flood
@@ -425,7 +425,6 @@ func runNoisy(ctx context.Context, victim func() func() error, rate float64, flo
 				return err
 			}
 		}, rate, total, 512)
-		_ = lat
 	})
 	for r := range 2 * rounds {
 		noisy := r%2 == 1
@@ -433,9 +432,9 @@ func runNoisy(ctx context.Context, victim func() func() error, rate float64, flo
 		switched.Store(time.Now().UnixNano())
 		cpu0, t0 := cpuSeconds(0), time.Now()
 		if noisy {
-			lat, refused, _, _, _ := runOpenLoop(ctx, flood, floodRate, window, 512)
-			nr.ok += len(lat)
-			nr.refused += refused
+			run := runOpenLoop(ctx, flood, floodRate, window, 512)
+			nr.ok += len(run.Lat)
+			nr.refused += run.Errs
 		} else {
 			time.Sleep(window)
 		}
