@@ -108,6 +108,18 @@ func (e *Engine) loadIndex(ctx context.Context) error {
 	return nil
 }
 
+// BuildIndex builds the approximate index of the live model now, with
+// the configured number of lists, and saves it with the model's
+// generation, so that an engine started later on the same store loads it
+// instead of serving exactly until its own build ends (`kairos bench
+// seed` uses it).
+func (e *Engine) BuildIndex(ctx context.Context) error {
+	if e.cfg.Index.Disabled {
+		return fmt.Errorf("engine: build index: the index is disabled")
+	}
+	return e.buildIndex(ctx, e.model())
+}
+
 // saveIndex persists the live model's clustering.
 func (e *Engine) saveIndex(ctx context.Context) error {
 	gen := e.gen.Load()

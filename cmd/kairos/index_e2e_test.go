@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// TestServeLargeCatalogThroughIndex: `kairos bench seed` fills a data dir
-// with a 25k-item catalog; `kairos serve` builds the approximate index in
+// TestServeLargeCatalogThroughIndex: `kairos bench seed --index=false`
+// fills a data dir with a 25k-item catalog; `kairos serve` builds the
+// approximate index in
 // the background and then serves recommendations (agreeing with exact=true)
 // and similar items through it, takes a newly seen item into it, and after
 // a restart loads the saved index (in the background) rather than
@@ -21,7 +22,7 @@ import (
 func TestServeLargeCatalogThroughIndex(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"bench", "seed", "--items", "25000", "--visitors", "40", "--data-dir", dir}, &out, io.Discard); code != 0 {
+	if code := run(context.Background(), []string{"bench", "seed", "--items", "25000", "--visitors", "40", "--data-dir", dir, "--index=false"}, &out, io.Discard); code != 0 {
 		t.Fatalf("bench seed exited %d: %s", code, out.String())
 	}
 	// 64 of the 316 lists probed: the automatic 32 give a recall that
@@ -105,5 +106,30 @@ func TestServeLargeCatalogThroughIndex(t *testing.T) {
 	})
 	if builds := metricValue(again.metrics(t), "kairos_engine_index_builds_total "); builds != 0 {
 		t.Fatalf("after a restart: %v index builds; want the saved index loaded, none built", builds)
+	}
+}
+
+// TestSeedSavesIndex: `kairos bench seed` saves the index of a catalog
+// large enough for one, and the first `kairos serve` on it loads that
+// index instead of building its own.
+func TestSeedSavesIndex(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "seed", "--items", "25000", "--visitors", "10", "--data-dir", dir}, &out, io.Discard); code != 0 {
+		t.Fatalf("bench seed exited %d: %s", code, out.String())
+	}
+	if !strings.Contains(out.String(), `"index_s"`) {
+		t.Fatalf("bench seed did not report an index build: %s", out.String())
+	}
+	srv := startServer(t, "--data-dir", dir, "--archive-dir", "off")
+	waitFor(t, time.Minute, "the seeded index", func() bool {
+		return metricValue(srv.metrics(t), "kairos_engine_index_lists ") > 0
+	})
+	if builds := metricValue(srv.metrics(t), "kairos_engine_index_builds_total "); builds != 0 {
+		t.Fatalf("first start after bench seed: %v index builds; want the seeded index loaded", builds)
+	}
+	got := srv.secretJSON(t, http.MethodGet, "/v1/recommendations?visitor=v3&n=5", "", http.StatusOK)
+	if items, _ := got["items"].([]any); len(items) != 5 {
+		t.Fatalf("recommendations through the seeded index: %v", got)
 	}
 }
