@@ -15,7 +15,8 @@ import (
 // factors), ranks them exactly once, and raises the number of lists
 // scanned from AutoProbe by half each step until the index's top 10 holds
 // the target share of the exact top 10 on average, or every list is
-// scanned, then bisects back to the least count that still holds it. When AutoProbe's recall has a margin (0.98 for the target
+// scanned, then bisects back to the least count that still holds it with
+// a margin. When AutoProbe's recall has a margin (0.98 for the target
 // 0.95; often at 1M items, where lists are many and topics few), it
 // lowers the count instead, down to AutoProbe/2, while the margin holds:
 // each list skipped is CPU saved on every request. The count is kept with the index (searches that name none use

@@ -360,16 +360,7 @@ func TestItemFactorsBeyondTable(t *testing.T) {
 			t.Fatalf("factor %d of an unknown row is %v, want 0", f, v)
 		}
 	}
-	if in := o.ItemFactors(nil, 4); len(in) != 8 || isZeroRow(in) {
+	if in := o.ItemFactors(nil, 4); len(in) != 8 || isZero32(in) {
 		t.Fatalf("row 4 of the table: %v", in)
 	}
-}
-
-func isZeroRow(v []float32) bool {
-	for _, x := range v {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -16,11 +16,6 @@
 #
 #   scripts/clusters.sh up             # start both (a no-op when healthy)
 #   scripts/clusters.sh down           # kill every node by its PID file, remove the data
-#
-# A node whose PID file is gone (KAIROS_CLUSTERS_DIR removed under it) but
-# which still holds its port is recognised by its command line, stopped by
-# `up`, `start` and `down`, and started afresh; anything else on a port is
-# an error.
 #   scripts/clusters.sh status         # health of both; exit 1 if not healthy
 #   scripts/clusters.sh env            # export KAIROS_CLUSTER_AMQP_URLS='...' KAIROS_CLUSTER_REDIS_URL='...'
 #   scripts/clusters.sh pid rabbit|redis N     # PID of node N (1-3 / 1-6)
@@ -29,6 +24,11 @@
 #   scripts/clusters.sh ctl N args...          # rabbitmqctl against RabbitMQ node N
 #
 # `eval "$(scripts/clusters.sh env)"` exports the URLs into a shell.
+#
+# A node whose PID file is gone (KAIROS_CLUSTERS_DIR removed under it) but
+# which still holds its port is recognised by its command line, stopped by
+# `up`, `start` and `down`, and started afresh; anything else on a port is
+# an error.
 set -euo pipefail
 
 DIR="${KAIROS_CLUSTERS_DIR:-/tmp/kairos-clusters}"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -86,15 +85,14 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// application's back end would call them, without its retries (a
 	// failure counts as an error), and any other path through net/http's
 	// client.
-	target := func() string {
-		q := url.Values{"visitor": {visitor()}, "n": {fmt.Sprint(*n)}}
-		for k, v := range map[string]string{"filter": x.Filter, "boost": x.Boost, "filter_name": x.FilterName} {
-			if v != "" {
-				q.Set(k, v)
-			}
+	fixed := url.Values{"n": {fmt.Sprint(*n)}}
+	for k, v := range map[string]string{"filter": x.Filter, "boost": x.Boost, "filter_name": x.FilterName} {
+		if v != "" {
+			fixed.Set(k, v)
 		}
-		return *path + "?" + q.Encode()
 	}
+	query := fixed.Encode() // the same for every request: encoded once
+	target := func() string { return *path + "?visitor=" + url.QueryEscape(visitor()) + "&" + query }
 	var makeCall func() func() error
 	if *clientKind == "raw" {
 		hdr := http.Header{}
@@ -133,8 +131,7 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Timeline: timeline(run, *timelineWidth)}
 	res.Achieved = float64(len(run.Lat)) / run.Took.Seconds()
 	if lat := slices.Sorted(slices.Values(run.Lat)); len(lat) > 0 {
-		q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
-		res.P50ms, res.P90ms, res.P99ms, res.Maxms = q(0.50), q(0.90), q(0.99), float64(lat[len(lat)-1])/1e6
+		res.P50ms, res.P90ms, res.P99ms, res.Maxms = quantileMs(lat, 0.50), quantileMs(lat, 0.90), quantileMs(lat, 0.99), float64(lat[len(lat)-1])/1e6
 	}
 	return writeJSON(stdout, res)
 }
@@ -226,17 +223,18 @@ type timelineBucket struct {
 // timeline groups the latencies of r into buckets of width w by their
 // scheduled start (empty buckets left out).
 func timeline(r openLoopRun, w time.Duration) []timelineBucket {
-	if w <= 0 {
+	if w <= 0 || len(r.At) == 0 {
 		return nil
 	}
-	by := map[int][]time.Duration{}
+	by := make([][]time.Duration, int(slices.Max(r.At)/w)+1)
 	for i, at := range r.At {
-		by[int(at/w)] = append(by[int(at/w)], r.Lat[i])
+		by[at/w] = append(by[at/w], r.Lat[i])
 	}
-	keys := slices.Sorted(maps.Keys(by))
-	out := make([]timelineBucket, 0, len(keys))
-	for _, k := range keys {
-		lat := by[k]
+	var out []timelineBucket
+	for k, lat := range by {
+		if len(lat) == 0 {
+			continue
+		}
 		slices.Sort(lat)
 		out = append(out, timelineBucket{AtS: (time.Duration(k) * w).Seconds(), Requests: len(lat),
 			P99ms: quantileMs(lat, 0.99), Maxms: float64(lat[len(lat)-1]) / 1e6})

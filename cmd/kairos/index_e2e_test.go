@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -131,5 +132,26 @@ func TestSeedSavesIndex(t *testing.T) {
 	got := srv.secretJSON(t, http.MethodGet, "/v1/recommendations?visitor=v3&n=5", "", http.StatusOK)
 	if items, _ := got["items"].([]any); len(items) != 5 {
 		t.Fatalf("recommendations through the seeded index: %v", got)
+	}
+	// `kairos bench http`'s raw client against the server: every request
+	// answered 200 (a wrong key or a misread answer would count as errors).
+	out.Reset()
+	args := []string{"--url", srv.base, "--key", "sk_test_0123456789abcdef", "--rate", "200", "--duration", "500ms",
+		"--warmup", "100ms", "--visitors", "10", "--timeline", "100ms"}
+	if err := runBenchHTTP(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatalf("bench http: %v", err)
+	}
+	var res httpBenchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench http result %q: %v", out.String(), err)
+	}
+	if res.Requests < 50 || res.Errors != 0 || res.Dropped != 0 || len(res.Timeline) < 4 {
+		t.Fatalf("bench http against kairos serve: %+v", res)
+	}
+	out.Reset()
+	args[3] = "sk_wrong_0123456789abcdef"
+	if err := runBenchHTTP(context.Background(), args, &out, io.Discard); err != nil || !strings.Contains(out.String(), `"errors":`) ||
+		json.Unmarshal(out.Bytes(), &res) != nil || res.Errors != res.Requests || res.Requests == 0 {
+		t.Fatalf("bench http with a wrong key: err %v, result %s; want every request an error", err, out.String())
 	}
 }
