@@ -270,21 +270,46 @@ func (b *Bus) pack(ctx context.Context, events []signals.Event, now time.Time, f
 // packKeys is pack; given, when not nil, is the routing key of each event
 // (PublishKeys).
 func (b *Bus) packKeys(ctx context.Context, events []signals.Event, now time.Time, forward string, given []string) ([]string, []amqp.Publishing, error) {
+	enc, err := b.encode(ctx, events, now, forward, given)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.messagesByKey(enc, now, forward != "")
+}
+
+// encodedEvents are the events of one call, encoded (see encode).
+type encodedEvents struct {
+	all   []byte         // the events' JSON, one after the other
+	ends  []int          // ends[i] is the end of event i in all
+	keys  []string       // the routing key of each event
+	ids   []string       // the id of each event
+	types []signals.Type // the type of each event
+}
+
+// body returns the JSON of event i.
+func (x *encodedEvents) body(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = x.ends[i-1]
+	}
+	return x.all[start:x.ends[i]]
+}
+
+// encode normalizes, validates (unless forward is set) and encodes each
+// event and gives it its routing key: forward, else given[i], else the
+// Router's, else the visitor id.
+func (b *Bus) encode(ctx context.Context, events []signals.Event, now time.Time, forward string, given []string) (*encodedEvents, error) {
 	lim := b.cfg.Limits
-	maxEvents, maxBytes := b.cfg.MaxMessageEvents, lim.MaxBatchBytes
-	// Encode every event into one buffer; ends[i] is the end of event i.
 	var buf bytes.Buffer
-	ends := make([]int, len(events))
+	x := &encodedEvents{
+		ends:  make([]int, len(events)),
+		keys:  make([]string, len(events)),
+		ids:   make([]string, len(events)),
+		types: make([]signals.Type, len(events)),
+	}
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	// groups lists, per routing key in order of first appearance, the
-	// indexes of its events.
-	var (
-		groups   [][]int
-		byKey    = make(map[string]int, 1)
-		normal   []signals.Event // the normalized events, for the Router
-		visitors = make([]string, len(events))
-	)
+	var normal []signals.Event // the normalized events, for the Router
 	if b.cfg.Router != nil && forward == "" && given == nil {
 		normal = make([]signals.Event, len(events))
 	}
@@ -293,42 +318,47 @@ func (b *Bus) packKeys(ctx context.Context, events []signals.Event, now time.Tim
 		e.Normalize(now)
 		if forward == "" {
 			if err := e.Validate(now, lim); err != nil {
-				return nil, nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i, err)
+				return nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i, err)
 			}
 		}
 		start := buf.Len()
 		if err := enc.Encode(&e); err != nil {
-			return nil, nil, fmt.Errorf("rabbitmq: publish: encode event %d: %w", i, err)
+			return nil, fmt.Errorf("rabbitmq: publish: encode event %d: %w", i, err)
 		}
 		buf.Truncate(buf.Len() - 1) // the newline Encode appends
 		if n := buf.Len() - start; n > lim.MaxEventBytes {
-			return nil, nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i,
+			return nil, fmt.Errorf("rabbitmq: publish: event %d: %w", i,
 				&signals.FieldError{Reason: fmt.Sprintf("event is %d bytes long as JSON, more than the maximum %d", n, lim.MaxEventBytes)})
 		}
-		ends[i] = buf.Len()
-		visitors[i] = e.Visitor
+		x.ends[i] = buf.Len()
+		x.keys[i], x.ids[i], x.types[i] = e.Visitor, e.ID, e.Type
 		if normal != nil {
 			normal[i] = e
 		}
 	}
-	var routes []string // routing key of each event; nil: the visitor
-	if normal != nil {
-		routes = b.cfg.Router.RouteKeys(ctx, normal)
+	x.all = buf.Bytes()
+	switch {
+	case forward != "":
+		for i := range x.keys {
+			x.keys[i] = forward
+		}
+	case given != nil:
+		copy(x.keys, given)
+	case normal != nil:
+		copy(x.keys, b.cfg.Router.RouteKeys(ctx, normal))
 	}
-	route := func(i int) string {
-		if forward != "" {
-			return forward
-		}
-		if given != nil {
-			return given[i]
-		}
-		if routes != nil {
-			return routes[i]
-		}
-		return visitors[i]
-	}
-	for i := range events {
-		k := route(i)
+	return x, nil
+}
+
+// messagesByKey groups encoded events into messages routed by their
+// keys (see Publish): per key in order of first appearance, in chunks
+// of at most MaxMessageEvents events and Limits.MaxBatchBytes bytes.
+func (b *Bus) messagesByKey(x *encodedEvents, now time.Time, forwarded bool) ([]string, []amqp.Publishing, error) {
+	var (
+		groups [][]int
+		byKey  = make(map[string]int, 1)
+	)
+	for i, k := range x.keys {
 		g, ok := byKey[k]
 		if !ok {
 			g = len(groups)
@@ -337,66 +367,81 @@ func (b *Bus) packKeys(ctx context.Context, events []signals.Event, now time.Tim
 		}
 		groups[g] = append(groups[g], i)
 	}
-	all := buf.Bytes()
-	body := func(i int) []byte {
-		start := 0
-		if i > 0 {
-			start = ends[i-1]
-		}
-		return all[start:ends[i]]
-	}
 	var (
 		keys []string
 		msgs []amqp.Publishing
 	)
-	emit := func(chunk []int) {
-		first := &events[chunk[0]]
-		key := route(chunk[0])
-		m := amqp.Publishing{
-			ContentType:  "application/json",
-			DeliveryMode: amqp.Persistent,
-			MessageId:    first.ID,
-			Timestamp:    now,
-			AppId:        "kairos",
-			Headers:      amqp.Table{headerCount: int32(len(chunk))},
-		}
-		if forward != "" {
-			m.Headers[headerForwarded] = true
-		}
-		if len(chunk) == 1 {
-			m.Headers[headerType] = string(first.Type)
-			m.Body = body(chunk[0])
-		} else {
-			size := 1 + len(chunk)
-			for _, i := range chunk {
-				size += len(body(i))
-			}
-			out := make([]byte, 0, size)
-			out = append(out, '[')
-			for k, i := range chunk {
-				if k > 0 {
-					out = append(out, ',')
-				}
-				out = append(out, body(i)...)
-			}
-			m.Body = append(out, ']')
-		}
-		keys = append(keys, key)
-		msgs = append(msgs, m)
-	}
 	for _, g := range groups {
-		start, size := 0, 1 // size of the array body so far: '[' and commas
-		for k, i := range g {
-			n := len(body(i)) + 1 // the event and its ',' or ']'
-			if k > start && (k-start == maxEvents || size+n > maxBytes) {
-				emit(g[start:k])
-				start, size = k, 1
+		for _, chunk := range b.chunks(len(g), func(k int) int { return len(x.body(g[k])) }) {
+			idx := g[chunk[0]:chunk[1]]
+			m := newMessage(now, x.ids[idx[0]], len(idx), forwarded)
+			m.Body = arrayBody(len(idx), func(k int) []byte { return x.body(idx[k]) })
+			if len(idx) == 1 {
+				m.Headers[headerType] = string(x.types[idx[0]])
 			}
-			size += n
+			keys = append(keys, x.keys[idx[0]])
+			msgs = append(msgs, m)
 		}
-		emit(g[start:])
 	}
 	return keys, msgs, nil
+}
+
+// chunks splits n events (size(k) is the length of event k's JSON) into
+// runs [start, end) of at most MaxMessageEvents events and
+// Limits.MaxBatchBytes bytes as a JSON array; an event alone may exceed
+// the bytes.
+func (b *Bus) chunks(n int, size func(k int) int) [][2]int {
+	maxEvents, maxBytes := b.cfg.MaxMessageEvents, b.cfg.Limits.MaxBatchBytes
+	var out [][2]int
+	start, total := 0, 1 // size of the array body so far: '[' and commas
+	for k := range n {
+		s := size(k) + 1 // the event and its ',' or ']'
+		if k > start && (k-start == maxEvents || total+s > maxBytes) {
+			out = append(out, [2]int{start, k})
+			start, total = k, 1
+		}
+		total += s
+	}
+	return append(out, [2]int{start, n})
+}
+
+// newMessage returns a persistent message of count events, the first
+// with id first, marked forwarded when forwarded is set; the caller sets
+// its body.
+func newMessage(now time.Time, first string, count int, forwarded bool) amqp.Publishing {
+	m := amqp.Publishing{
+		ContentType:  "application/json",
+		DeliveryMode: amqp.Persistent,
+		MessageId:    first,
+		Timestamp:    now,
+		AppId:        "kairos",
+		Headers:      amqp.Table{headerCount: int32(count)},
+	}
+	if forwarded {
+		m.Headers[headerForwarded] = true
+	}
+	return m
+}
+
+// arrayBody returns the body of a message of n events (body(k) is the
+// JSON of event k): the event itself when n is 1, else a JSON array.
+func arrayBody(n int, body func(k int) []byte) []byte {
+	if n == 1 {
+		return body(0)
+	}
+	size := 1 + n
+	for k := range n {
+		size += len(body(k))
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '[')
+	for k := range n {
+		if k > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, body(k)...)
+	}
+	return append(out, ']')
 }
 
 // publish sends msgs (routing keys keys) to exchange on a pooled channel
