@@ -55,7 +55,8 @@ func routeOf(ctx context.Context, batch []signals.Event) map[string]signals.Rout
 }
 
 // forwardForeign starts forwarding the fresh events whose state key is
-// not the key they were routed by (see "One writer per state") to the
+// not the key they were routed by, or that arrived on a partition other
+// than their key's (Route.Foreign; see "One writer per state"), to the
 // partition of their state, and returns the others with their keys and
 // users, and a function that waits until the forwards are confirmed (and
 // returns their error). Without routes, or without a bus that forwards,
@@ -74,7 +75,7 @@ func (e *Engine) forwardForeign(ctx context.Context, routes map[string]signals.R
 	)
 	for i, ev := range fresh {
 		r, ok := routes[ev.ID]
-		if !ok || r.Key == keys[i] {
+		if !ok || (r.Key == keys[i] && !r.Foreign) {
 			keepEv, keepK, keepU = append(keepEv, ev), append(keepK, keys[i]), append(keepU, users[i])
 			continue
 		}

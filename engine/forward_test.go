@@ -171,3 +171,27 @@ func TestCommitToAMergedDeviceFailsTheBatch(t *testing.T) {
 		t.Fatalf("the merged device's state was written: %v", v.History)
 	}
 }
+
+// An event that arrived on a partition other than its key's (a producer
+// published it through the consistent-hash exchange) is forwarded to its
+// key's partition, not applied here; arriving there it is applied.
+func TestForeignEventIsForwardedToItsKey(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	bus := &forwardingBus{}
+	e := newEngine(t, store, bus)
+	if err := handleRouted(t, e, signals.Route{Key: "tablet", Foreign: true}, ev("f1", "view", "tablet", "", "c0-item1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := bus.forwarded["tablet"]; !slices.Equal(got, []string{"f1"}) {
+		t.Fatalf("forwarded: %v, want [f1] under tablet", bus.forwarded)
+	}
+	if v := visitor(t, store, "tablet"); len(v.History) != 0 {
+		t.Fatalf("a foreign event was applied where it arrived: %v", v.History)
+	}
+	if err := handleRouted(t, e, signals.Route{Key: "tablet", Forwarded: true}, ev("f1", "view", "tablet", "", "c0-item1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := historyInOrder(t, store, "tablet"); !slices.Equal(got, []string{"f1"}) {
+		t.Fatalf("history after the forward arrived: %v, want [f1]", got)
+	}
+}

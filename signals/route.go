@@ -24,6 +24,11 @@ type Route struct {
 	// Attempt is the number of times a consumer sent it back for a later
 	// try (Retrier); 0 for an event on its first delivery.
 	Attempt int
+	// Foreign reports that it arrived on a partition that is not its
+	// key's (a producer published it with the visitor as the routing key
+	// through the consistent-hash exchange, which places keys otherwise):
+	// the key's partition owns its state, so the engine forwards it there.
+	Foreign bool
 }
 
 type routesKey struct{}

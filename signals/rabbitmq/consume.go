@@ -115,6 +115,7 @@ type consumer struct {
 // stream until stop is closed.
 type sub struct {
 	queue string
+	part  int // the partition of queue, or -1 (the per-replica queue)
 	ch    *amqp.Channel
 	stop  chan struct{}
 	done  chan struct{}
@@ -164,7 +165,7 @@ func (q *queueSession) subscribe(queue string) error {
 		}
 		return err
 	}
-	sb := &sub{queue: queue, ch: ch, stop: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
+	sb := &sub{queue: queue, part: b.names.partitionOf(queue), ch: ch, stop: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
 	q.subs[queue] = sb
 	go func() {
 		defer close(sb.done)
@@ -346,7 +347,7 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		routes = routes[:0]
 		for i := range batch {
 			events = append(events, batch[i].res.Events...)
-			routes = batch[i].appendRoutes(routes)
+			routes = batch[i].appendRoutes(routes, b.cfg.Partitions)
 			dead = batch[i].appendDeadLetters(dead)
 			acks[batch[i].s] = batch[i].d.DeliveryTag // tags rise per channel
 			batch[i].s.last = now
@@ -401,15 +402,34 @@ func (b *Bus) decode(it item) held {
 	return held{s: it.s, d: it.d, res: res, err: err, decoded: true}
 }
 
-// appendRoutes appends the route of each of h's events (the message's
-// routing key, and whether it was forwarded) to dst.
-func (h *held) appendRoutes(dst []signals.Route) []signals.Route {
+// appendRoutes appends the route of each of h's events to dst: its
+// routing key (from the header kairos-keys of a partition-addressed
+// message, else the message's routing key), whether it was forwarded or
+// sent back, and whether it arrived on a partition other than its key's
+// (Route.Foreign: a message routed by the consistent-hash exchange).
+func (h *held) appendRoutes(dst []signals.Route, partitions int) []signals.Route {
 	r := signals.Route{Key: h.d.RoutingKey}
 	if f, ok := h.d.Headers[headerForwarded].(bool); ok && f {
 		r.Forwarded = true
 	}
 	r.Attempt = headerInt(h.d.Headers[headerAttempt])
-	for range h.res.Events {
+	keys := keysOf(&h.d, len(h.res.Events)+len(h.res.Rejected))
+	if keys == nil {
+		r.Foreign = h.s.part >= 0 && PartitionOf(r.Key, partitions) != h.s.part
+		for range h.res.Events {
+			dst = append(dst, r)
+		}
+		return dst
+	}
+	// The accepted events are the body's events but the rejected ones,
+	// in order.
+	rej := h.res.Rejected
+	for i, k := range keys {
+		if len(rej) > 0 && rej[0].Index == i {
+			rej = rej[1:]
+			continue
+		}
+		r.Key = k
 		dst = append(dst, r)
 	}
 	return dst
@@ -447,17 +467,23 @@ func (h *held) appendDeadLetters(dst []deadLetter) []deadLetter {
 		}
 		return dst
 	}
+	keys := keysOf(d, len(h.res.Events)+len(h.res.Rejected))
 	for _, r := range h.res.Rejected {
 		reason := r.Err.Error()
+		key := d.RoutingKey
+		if keys != nil {
+			key = keys[r.Index]
+		}
 		headers := deadHeaders(d, reason)
 		delete(headers, headerCount) // it counted the original message
+		delete(headers, headerKeys)  // it keyed the original message's events
 		headers["kairos-original-message-id"] = d.MessageId
 		headers["kairos-event-index"] = int32(r.Index)
 		id := r.ID
 		if id == "" {
 			id = d.MessageId
 		}
-		dst = append(dst, deadLetter{key: d.RoutingKey, reason: reason, msg: amqp.Publishing{
+		dst = append(dst, deadLetter{key: key, reason: reason, msg: amqp.Publishing{
 			Headers:      headers,
 			ContentType:  "application/json",
 			MessageId:    id,

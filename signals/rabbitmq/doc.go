@@ -13,15 +13,22 @@
 // again after every reconnection, so a publish can never go to an exchange
 // without a queue. Names start with Config.Prefix (default "kairos").
 //
-//	kairos.events                 durable topic exchange; producers publish here
-//	  │ "#"
+//	kairos.events                 durable topic exchange; server-side producers
+//	  │ "#"                         publish here, routing key = the visitor id
 //	  ▼
 //	kairos.events.partitioned     durable x-consistent-hash exchange (plugin)
 //	  │ weight "100" each
 //	  ▼
 //	kairos.p.0 … kairos.p.<N-1>   durable partition queues, N = Config.Partitions
-//	                              (kairos serve: --partitions, default 16);
-//	                              x-single-active-consumer: true
+//	  ▲                           (kairos serve: --partitions, default 16);
+//	  │ "<i>" for kairos.p.<i>    x-single-active-consumer: true
+//	kairos.events.p               durable topic exchange of partition-addressed
+//	                              messages (the Bus's own Publish, Forward,
+//	                              Retry with partitions; routing key = the
+//	                              partition number, see "Partitioning")
+//	kairos.events.retry.p         with a retry delay: exchange and queue of
+//	                              partition-addressed retries (TTL, then
+//	                              dead-lettered to kairos.events.p)
 //	   or, with Config.Partitions = 0 (the per-replica mode of earlier releases):
 //	kairos.engine.<replica>       durable queue per engine replica
 //	                              (x-single-active-consumer: true)
@@ -29,7 +36,8 @@
 //	kairos.history                with Config.Stream.Enabled: a stream queue
 //	                              (x-queue-type stream, retention x-max-age and
 //	                              x-max-length-bytes) bound to kairos.events
-//	                              with "#": the broker writes every accepted
+//	                              and kairos.events.p with "#": the broker
+//	                              writes every accepted
 //	                              message to it, under the same confirm; read
 //	                              by offset with StreamReader (docs/history.md)
 //
@@ -115,28 +123,57 @@
 //
 // Packing matters for throughput: the broker's cost is per message, so
 // the 20 events of a tracker request cost it one message instead of 20.
+// With partitions the Bus goes further (next section): one message per
+// partition holds the events of many visitors.
 //
 // # Partitioning
 //
-// The consistent-hash exchange hashes the routing key, so all events of a
-// key go to one queue, and the single active consumer of that queue sees
-// them in publish order. The routing key is the visitor id, or with
-// Config.Router the key it gives: kairos serve routes by resolved identity
+// Each event has a routing key: the visitor id, or with Config.Router the
+// key it gives. All events of a key go to one partition queue, and the
+// single active consumer of that queue sees them in publish order.
+//
+// With partitions, the Bus computes a key's partition itself:
+// PartitionOf(key, N), the jump consistent hash of the key's FNV-1a hash
+// (fixed: every build and replica must agree). Publish packs the events
+// of a call by partition and sends them to kairos.events.p under the
+// partition's number, with the header kairos-keys = the routing key of
+// each event of the body (an array of strings, in order); a message's
+// keys hold at most 32 KiB. Concurrent Publish calls share flights (a
+// group commit): while Config.PublishChannels-1 flights wait for the
+// broker's confirms, new calls wait and the next flight packs them all,
+// one message per partition. A quorum-queue message costs the broker
+// about the same with one event or hundreds, so batches of many visitors
+// (a collector's, the acceptance load's) cost it a message per partition
+// per flight instead of one per visitor: 200 concurrent single-event
+// calls became 15 messages (TestConcurrentPublishesShareMessages).
+//
+// Messages published to kairos.events (server-side producers, or builds
+// before partition addressing) are placed by the consistent-hash
+// exchange, which hashes otherwise. The consumer knows the partition of
+// each delivery: an event whose key's partition is not that one is
+// handed to the engine with Route.Foreign set, and the engine forwards it
+// to its key's partition, so each state still has one writer. Upgrading
+// from a build before partition addressing: stop every replica, then
+// start the new ones (an old replica would re-route the new messages by
+// their partition number).
+//
+// The routing key of kairos serve is the resolved identity
 // (engine.Router: the user once the visitor is linked to one, so that all
 // of a user's devices go to one partition and one replica folds the user
 // in; see "Routing by identity" in package engine for what ordering holds
-// across the moment of linking). Every queue is bound with weight "100"
-// (its number of buckets), so queues get equal shares. It needs the
-// plugin:
+// across the moment of linking). On the consistent-hash exchange every
+// queue is bound with weight "100" (its number of buckets), so queues get
+// equal shares. That exchange needs the plugin:
 //
 //	rabbitmq-plugins enable rabbitmq_consistent_hash_exchange
 //
 // Without it (declaring the exchange fails with 503 COMMAND_INVALID,
 // probed on a separate connection because that error closes the
 // connection), a warning is logged once and: with partitions, partition 0
-// alone is bound directly to kairos.events with "#" (every event goes to
-// it; one replica at a time consumes it, so any number of replicas stay
-// correct but only one works); in the per-replica mode, the replica queue
+// alone is bound directly to kairos.events with "#" (every event
+// published there goes to it and is forwarded to its key's partition;
+// the Bus's own messages are partition-addressed and need no plugin); in
+// the per-replica mode, the replica queue
 // is bound directly, and every further replica would receive every event,
 // so scaling out needs the plugin. When a replica later starts with the
 // plugin available, it removes that direct binding.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -38,6 +39,19 @@ type Router interface {
 	// visitor in one call must get the same key (their order is kept only
 	// within a key).
 	RouteKeys(ctx context.Context, events []signals.Event) []string
+}
+
+// partitionOf returns the partition whose queue is named queue, or -1.
+func (n names) partitionOf(queue string) int {
+	rest, ok := strings.CutPrefix(queue, n.prefix+".p.")
+	if !ok {
+		return -1
+	}
+	i, err := strconv.Atoi(rest)
+	if err != nil || i < 0 || strconv.Itoa(i) != rest {
+		return -1
+	}
+	return i
 }
 
 // partition returns the name of partition queue i.
@@ -159,10 +173,11 @@ func (s *consumer) retireLegacy(ctx context.Context, q *queueSession) {
 	}
 }
 
-// declarePartitions declares the partition queues and binds them to the
-// consistent-hash exchange with equal weights (hash true), or, without
-// the plugin, binds partition 0 alone directly to the events exchange
-// (every event goes to it: one replica consumes at a time). It then
+// declarePartitions declares the partition queues, binds each to the
+// exchange of partition-addressed messages under its number, and binds
+// them to the consistent-hash exchange with equal weights (hash true), or,
+// without the plugin, partition 0 alone directly to the events exchange
+// (every event published there goes to it, and is forwarded). It then
 // unbinds this replica's queue of the per-replica mode, if there is one,
 // so that it receives nothing more and can be drained.
 func (b *Bus) declarePartitions(conn *amqp.Connection, ch *amqp.Channel, hash bool) error {
@@ -172,6 +187,9 @@ func (b *Bus) declarePartitions(conn *amqp.Connection, ch *amqp.Channel, hash bo
 		if err := b.declareQueue(conn, ch, q, amqp.Table{"x-single-active-consumer": true}); err != nil {
 			return fmt.Errorf("declare queue %s: %w", q, err)
 		}
+	}
+	if err := b.declareByPartition(conn, ch); err != nil {
+		return err
 	}
 	first := n.partition(0)
 	if hash {
@@ -193,7 +211,7 @@ func (b *Bus) declarePartitions(conn *amqp.Connection, ch *amqp.Channel, hash bo
 		}
 	} else {
 		b.fallbackOnce.Do(func() {
-			b.log.LogAttrs(b.ctx, slog.LevelWarn, "consistent-hash exchange unavailable: binding partition 0 alone to the events exchange (one replica consumes at a time); enable the rabbitmq_consistent_hash_exchange plugin to spread the partitions",
+			b.log.LogAttrs(b.ctx, slog.LevelWarn, "consistent-hash exchange unavailable: binding partition 0 alone to the events exchange (events published there by other producers go to it and are forwarded to their partitions); enable the rabbitmq_consistent_hash_exchange plugin to spread them",
 				slog.String("exchange_type", b.hashType), slog.String("queue", first))
 		})
 		if err := ch.QueueBind(first, "#", n.events, false, nil); err != nil {
@@ -202,6 +220,43 @@ func (b *Bus) declarePartitions(conn *amqp.Connection, ch *amqp.Channel, hash bo
 	}
 	b.partitioned.Store(hash)
 	return b.unbindLegacy(conn, ch, hash)
+}
+
+// declareByPartition declares the exchange of partition-addressed
+// messages (see "Partition-addressed publishing"), binds each partition
+// queue to it under its number and the history stream (when enabled)
+// under "#", and, with a retry delay, the partition-addressed retry
+// exchange and queue, which dead-letters to it.
+func (b *Bus) declareByPartition(conn *amqp.Connection, ch *amqp.Channel) error {
+	n := b.names
+	if err := ch.ExchangeDeclare(n.byPartition, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", n.byPartition, err)
+	}
+	for i := range b.cfg.Partitions {
+		if err := ch.QueueBind(n.partition(i), strconv.Itoa(i), n.byPartition, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s: %w", n.partition(i), n.byPartition, err)
+		}
+	}
+	if b.cfg.Stream.Enabled {
+		name := StreamName(b.cfg.Prefix)
+		if err := ch.QueueBind(name, "#", n.byPartition, false, nil); err != nil {
+			return fmt.Errorf("bind stream %s to %s: %w", name, n.byPartition, err)
+		}
+	}
+	if b.cfg.RetryDelay <= 0 {
+		return nil
+	}
+	if err := ch.ExchangeDeclare(n.retryByPart, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", n.retryByPart, err)
+	}
+	if err := b.declareQueue(conn, ch, n.retryByPart, amqp.Table{
+		"x-message-ttl": b.cfg.RetryDelay.Milliseconds(), "x-dead-letter-exchange": n.byPartition}); err != nil {
+		return fmt.Errorf("declare queue %s: %w", n.retryByPart, err)
+	}
+	if err := ch.QueueBind(n.retryByPart, "#", n.retryByPart, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", n.retryByPart, err)
+	}
+	return nil
 }
 
 // unbindLegacy removes the bindings of this replica's queue of the

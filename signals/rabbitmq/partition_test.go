@@ -79,26 +79,45 @@ func TestPartitionsSpreadVisitors(t *testing.T) {
 		t.Fatal(err)
 	}
 	where := map[string]int{}
+	messages := 0
 	for i := range cfg.Partitions {
 		msgs := a.getAll(b.names.partition(i))
-		if len(msgs) < visitors/cfg.Partitions/3 {
-			t.Errorf("partition %d got %d of %d visitors, want about %d", i, len(msgs), visitors, visitors/cfg.Partitions)
-		}
+		messages += len(msgs)
+		here := map[string]bool{}
 		for _, m := range msgs {
 			res, err := signals.DecodeMessage(m.Body, time.Now(), b.cfg.Limits)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, e := range res.Events {
+			keys := keysOf(&m, len(res.Events))
+			if keys == nil {
+				t.Fatalf("partition %d: a message without a routing key per event (header %s: %v)", i, headerKeys, m.Headers[headerKeys])
+			}
+			for k, e := range res.Events {
+				if keys[k] != e.Visitor {
+					t.Errorf("event %s of visitor %s keyed %q", e.ID, e.Visitor, keys[k])
+				}
 				if p, ok := where[e.Visitor]; ok && p != i {
 					t.Errorf("visitor %s in partitions %d and %d", e.Visitor, p, i)
 				}
+				if p := PartitionOf(e.Visitor, cfg.Partitions); p != i {
+					t.Errorf("visitor %s in partition %d, PartitionOf says %d", e.Visitor, i, p)
+				}
 				where[e.Visitor] = i
+				here[e.Visitor] = true
 			}
+		}
+		if len(here) < visitors/cfg.Partitions/3 {
+			t.Errorf("partition %d got %d of %d visitors, want about %d", i, len(here), visitors, visitors/cfg.Partitions)
 		}
 	}
 	if len(where) != visitors {
 		t.Errorf("%d visitors found in the partitions, want %d", len(where), visitors)
+	}
+	// The events of many visitors share a message: one per partition
+	// here (each holds fewer than MaxMessageEvents).
+	if messages != cfg.Partitions {
+		t.Errorf("%d events of %d visitors in %d messages, want one per partition (%d)", len(events), visitors, messages, cfg.Partitions)
 	}
 }
 
@@ -146,7 +165,7 @@ func TestPartitionReassignment(t *testing.T) {
 	for v := range names {
 		names[v] = fmt.Sprintf("ra-v%d", v)
 	}
-	where := partitionsOf(t, a, buses[0], names)
+	where := partitionsOf(buses[0], names)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, b := range buses {
@@ -201,25 +220,11 @@ func TestPartitionReassignment(t *testing.T) {
 	}
 }
 
-// partitionsOf publishes a probe message for each visitor (no consumer
-// may run yet) and returns the partition queue each lands in: the
-// consistent-hash exchange does not tell.
-func partitionsOf(t *testing.T, a *admin, b *Bus, visitors []string) map[string]int {
-	t.Helper()
-	inject := a.injectRaw(b.cfg.Prefix)
-	for _, v := range visitors {
-		if err := inject(context.Background(), v, []byte(`"probe"`)); err != nil {
-			t.Fatal(err)
-		}
-	}
+// partitionsOf returns the partition of each visitor (PartitionOf).
+func partitionsOf(b *Bus, visitors []string) map[string]int {
 	where := map[string]int{}
-	for i := range b.cfg.Partitions {
-		for _, d := range a.getAll(b.names.partition(i)) {
-			where[d.RoutingKey] = i
-		}
-	}
-	if len(where) != len(visitors) {
-		t.Fatalf("probes found for %d of %d visitors", len(where), len(visitors))
+	for _, v := range visitors {
+		where[v] = PartitionOf(v, b.cfg.Partitions)
 	}
 	return where
 }
@@ -576,10 +581,11 @@ func TestPublishRoutesByRouter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, e := range res.Events {
-				byKey[d.RoutingKey] = append(byKey[d.RoutingKey], e.ID)
+			keys := keysOf(&d, len(res.Events))
+			for k, e := range res.Events {
+				byKey[keys[k]] = append(byKey[keys[k]], e.ID)
+				partOf[keys[k]] = p
 			}
-			partOf[d.RoutingKey] = p
 		}
 	}
 	if got, want := byKey["user:zoe"], []string{"rt-0", "rt-2", "rt-3"}; !slices.Equal(got, want) {
@@ -590,5 +596,10 @@ func TestPublishRoutesByRouter(t *testing.T) {
 	}
 	if len(byKey) != 2 {
 		t.Errorf("routing keys %v, want user:zoe and tablet", byKey)
+	}
+	for k, p := range partOf {
+		if want := PartitionOf(k, cfg.Partitions); p != want {
+			t.Errorf("events keyed %s in partition %d, want %d", k, p, want)
+		}
 	}
 }

@@ -163,7 +163,22 @@ func (b *Bus) Publish(ctx context.Context, events []signals.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	keys, msgs, err := b.pack(ctx, events, time.Now(), "")
+	return b.publishEncoded(ctx, events, nil)
+}
+
+// publishEncoded encodes events (with the given routing keys, or the
+// Router's) and publishes them: partition-addressed in a shared flight
+// with partitions, else packed per key onto the events exchange.
+func (b *Bus) publishEncoded(ctx context.Context, events []signals.Event, given []string) error {
+	now := time.Now()
+	x, err := b.encode(ctx, events, now, "", given)
+	if err != nil {
+		return err
+	}
+	if b.cfg.Partitions > 0 {
+		return b.coal.publish(ctx, x)
+	}
+	keys, msgs, err := b.messagesByKey(x, now, false)
 	if err != nil {
 		return err
 	}
@@ -188,6 +203,13 @@ func (b *Bus) Forward(ctx context.Context, key string, events []signals.Event) e
 	}
 	if key == "" {
 		return fmt.Errorf("rabbitmq: forward: %w: empty routing key", signals.ErrInvalid)
+	}
+	if b.cfg.Partitions > 0 {
+		x, err := b.encode(ctx, events, time.Now(), key, nil)
+		if err != nil {
+			return err
+		}
+		return b.sendToPartition(ctx, "forward", b.names.byPartition, x, nil)
 	}
 	keys, msgs, err := b.pack(ctx, events, time.Now(), key)
 	if err != nil {
@@ -218,13 +240,7 @@ func (b *Bus) PublishKeys(ctx context.Context, events []signals.Event, keys []st
 			return fmt.Errorf("rabbitmq: publish: %w: event %d: empty routing key", signals.ErrInvalid, i)
 		}
 	}
-	mkeys, msgs, err := b.packKeys(ctx, events, time.Now(), "", keys)
-	if err != nil {
-		return err
-	}
-	return b.call(ctx, "publish", func(ctx context.Context, trouble <-chan struct{}) error {
-		return b.publish(ctx, trouble, b.names.events, mkeys, msgs, true)
-	})
+	return b.publishEncoded(ctx, events, keys)
 }
 
 // Retry sends events back to be delivered again after Config.RetryDelay
@@ -246,6 +262,13 @@ func (b *Bus) Retry(ctx context.Context, key string, events []signals.Event, att
 	}
 	if key == "" {
 		return fmt.Errorf("rabbitmq: retry: %w: empty routing key", signals.ErrInvalid)
+	}
+	if b.cfg.Partitions > 0 {
+		x, err := b.encode(ctx, events, time.Now(), key, nil)
+		if err != nil {
+			return err
+		}
+		return b.sendToPartition(ctx, "retry", b.names.retryByPart, x, amqp.Table{headerAttempt: int32(attempt)})
 	}
 	keys, msgs, err := b.pack(ctx, events, time.Now(), key)
 	if err != nil {

@@ -40,6 +40,7 @@ type Bus struct {
 	pub, con *link
 
 	pool  chan *pubChan // confirm-mode channels on pub
+	coal  *coalescer    // flights of partition-addressed Publish calls (with partitions)
 	calls callGroup     // goroutines of publish calls and background channel closes
 
 	declMu   sync.Mutex
@@ -58,6 +59,8 @@ type Bus struct {
 type names struct {
 	events      string // topic exchange producers publish to
 	partitioned string // x-consistent-hash exchange bound to events
+	byPartition string // topic exchange of partition-addressed messages (routing key: the partition number)
+	retryByPart string // topic exchange and queue of partition-addressed retries (dead-lettered to byPartition)
 	dead        string // fanout exchange and queue of poison messages
 	retry       string // topic exchange and queue of events sent back for a later try (Retry)
 	queue       string // this replica's queue
@@ -68,6 +71,8 @@ func newNames(prefix, replica string) names {
 	return names{
 		events:      prefix + ".events",
 		partitioned: prefix + ".events.partitioned",
+		byPartition: prefix + ".events.p",
+		retryByPart: prefix + ".events.retry.p",
 		dead:        prefix + ".events.dead",
 		retry:       prefix + ".events.retry",
 		queue:       prefix + ".engine." + replica,
@@ -128,6 +133,7 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	for range cfg.PublishChannels {
 		b.pool <- &pubChan{}
 	}
+	b.coal = newCoalescer(b)
 	b.pub = b.newLink("publish", func(conn *amqp.Connection) error { return b.declareTopology(conn, true) })
 	b.con = b.newLink("consume", nil)
 	for _, l := range []*link{b.pub, b.con} {
