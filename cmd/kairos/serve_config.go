@@ -227,7 +227,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	weights := signals.DefaultWeights().String()
 	e.str(&weights, "weights", weights, "signal weights name=value,…")
 	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
-	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch (largest consumed batch)")
+	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch: unacknowledged messages per consumed queue")
 	e.int(&c.Partitions, "partitions", defaultPartitions, "RabbitMQ partition queues <namespace>.p.<i>, shared by the replicas by leases in the store (0: one queue per replica, <namespace>.engine.<replica>)")
 	e.dur(&c.LeaseTTL, "lease-ttl", membership.DefaultTTL, "how long a replica's lease lasts unrenewed: a dead replica's partitions move to the others after it")
 	e.str(&c.QueueType, "queue-type", rabbitmq.QueueQuorum, "type of the RabbitMQ event and dead-letter queues: quorum (replicated) or classic (one node)")

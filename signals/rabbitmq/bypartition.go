@@ -33,9 +33,9 @@ import (
 // waiting when it starts, publishes one message per partition for all of
 // them (more when a partition's events exceed the message bounds), and
 // answers each call when the broker has confirmed the flight. Up to
-// maxFlights flights run at once, so a lone call is sent at once and
-// calls wait only while every flight is busy — the busier the broker,
-// the fuller the messages.
+// Config.PublishFlights flights (default 1) run at once, so a lone call
+// is sent at once and calls wait only while every flight is busy — the
+// busier the broker, the fuller the messages.
 //
 // Events published to <prefix>.events with a visitor as the routing key
 // (server-side producers, or a build before this one) still reach a
@@ -92,11 +92,10 @@ type coalescer struct {
 	flights int
 }
 
-// newCoalescer returns the coalescer of b: one flight fewer than publish
-// channels (one stays free for forwards, retries and dead letters), at
-// least one.
+// newCoalescer returns the coalescer of b: Config.PublishFlights flights
+// at most.
 func newCoalescer(b *Bus) *coalescer {
-	c := &coalescer{b: b, maxFlights: max(1, b.cfg.PublishChannels-1)}
+	c := &coalescer{b: b, maxFlights: b.cfg.PublishFlights}
 	c.send = c.sendToBroker
 	return c
 }

@@ -76,8 +76,8 @@ func encodedFor(t *testing.T, b *Bus, prefix string, visitors ...string) *encode
 
 // offlineBus is a Bus that is never dialled: enough to pack messages and
 // drive a coalescer with a fake send.
-func offlineBus(partitions, channels int) *Bus {
-	cfg := Config{URL: "amqp://unused", Partitions: partitions, PublishChannels: channels}.Defaults()
+func offlineBus(partitions, flights int) *Bus {
+	cfg := Config{URL: "amqp://unused", Partitions: partitions, PublishChannels: flights + 1, PublishFlights: flights}.Defaults()
 	b := &Bus{cfg: cfg, names: newNames(cfg.Prefix, "0"), closing: make(chan struct{})}
 	b.coal = newCoalescer(b)
 	return b
@@ -87,7 +87,7 @@ func offlineBus(partitions, channels int) *Bus {
 // at most maxFlights fly at once, and each call gets its own flight's
 // result.
 func TestCoalescerSharesFlights(t *testing.T) {
-	b := offlineBus(4, 3) // two flights
+	b := offlineBus(4, 2)
 	c := b.coal
 	release := make(chan error)
 	var (
@@ -167,7 +167,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // A flight packs each partition's events into one message, keyed per
 // event, within the bounds of a message's events and header.
 func TestMessagesByPartition(t *testing.T) {
-	b := offlineBus(4, 4)
+	b := offlineBus(4, 1)
 	b.cfg.MaxMessageEvents = 3
 	var visitors []string
 	for i := range 40 {

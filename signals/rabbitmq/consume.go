@@ -23,8 +23,9 @@ var errInterrupted = errors.New("session interrupted")
 var errRequeued = errors.New("batch requeued")
 
 // Consume consumes this replica's share of the events and calls h with
-// batches made of the events of up to Prefetch messages and at most
-// MaxBatchEvents events: after the first message it waits at most Linger
+// batches of whole messages of at most MaxBatchEvents events (each queue
+// has up to Prefetch messages unacknowledged; a batch may take messages
+// of several queues): after the first message it waits at most Linger
 // for more. A batch holds whole messages (a message that would overflow
 // MaxBatchEvents starts the next batch). Calls are sequential and keep
 // queue order, and every queue has a single active consumer, so the
@@ -304,7 +305,7 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 			linger.Reset(b.cfg.Linger)
 		}
 	fill:
-		for len(batch) < b.cfg.Prefetch && n < b.cfg.MaxBatchEvents {
+		for n < b.cfg.MaxBatchEvents {
 			var it item
 			if b.cfg.Linger <= 0 {
 				select {
