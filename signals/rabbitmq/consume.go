@@ -304,10 +304,15 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 		if b.cfg.Linger > 0 {
 			linger.Reset(b.cfg.Linger)
 		}
+		// The linger bounds the wait for deliveries still to come; those
+		// already here join the batch even after it (decoding them takes
+		// time, and a consumer behind its queues would otherwise cut its
+		// batches by its own decoding speed).
+		lingering := b.cfg.Linger > 0
 	fill:
 		for n < b.cfg.MaxBatchEvents {
 			var it item
-			if b.cfg.Linger <= 0 {
+			if !lingering {
 				select {
 				case it = <-q.merged:
 				default:
@@ -317,7 +322,8 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 				select {
 				case it = <-q.merged:
 				case <-linger.C:
-					break fill
+					lingering = false
+					continue
 				case <-ctx.Done():
 					break fill // hand over what we hold: it is the in-flight batch
 				}
