@@ -274,6 +274,7 @@ type acceptStats struct {
 	recs      []acceptSample
 	fresh     []acceptSample
 	accepted  map[string]bool // event ids answered 200
+	perPhase  map[string]int  // events answered 200, by the phase they were answered in
 	retries   int             // event requests sent again (no answer, 503)
 	offered   int             // events offered (first attempts)
 	identifys int
@@ -330,11 +331,13 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 			return
 		}
 		ids, _ := s.sendUntilAccepted(ctx, t, c, "/v1/events", batch)
+		phase := c.getPhase()
 		s.mu.Lock()
 		s.offered += len(batch)
 		for _, id := range ids {
 			s.accepted[id] = true
 		}
+		s.perPhase[phase] += len(ids)
 		s.mu.Unlock()
 		batch = batch[:0]
 	}
@@ -593,6 +596,22 @@ func acceptQuantile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(int(p*float64(len(ds))), len(ds)-1)]
 }
 
+// acceptRates logs the events accepted per second in each phase (began:
+// when each phase began; the last ends with the load, at end).
+func acceptRates(t *testing.T, perPhase map[string]int, order []string, began map[string]time.Time, end time.Time) {
+	var parts []string
+	for i, ph := range order {
+		until := end
+		if i+1 < len(order) {
+			until = began[order[i+1]]
+		}
+		if d := until.Sub(began[ph]); d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f/s (%v)", ph, float64(perPhase[ph])/d.Seconds(), d.Round(100*time.Millisecond)))
+		}
+	}
+	t.Logf("events accepted per second, by phase: %s", strings.Join(parts, ", "))
+}
+
 // phaseTable prints count, error rate, p50 and p99 per phase, in the
 // order the phases came.
 func phaseTable(t *testing.T, title string, samples []acceptSample, order []string) {
@@ -716,7 +735,7 @@ func TestAcceptanceFaults(t *testing.T) {
 	cl.setPhase(t, "before")
 	t.Logf("load: %d visitors (%d owners), %d ev/s offered for %v, %d senders", p.visitors, len(owners), p.rate, p.duration, p.workers)
 
-	st := &acceptStats{accepted: map[string]bool{}}
+	st := &acceptStats{accepted: map[string]bool{}, perPhase: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var load, probes sync.WaitGroup
@@ -729,7 +748,8 @@ func TestAcceptanceFaults(t *testing.T) {
 	go func() { defer probes.Done(); st.runFreshness(ctx, cl) }()
 
 	order := []string{"before"}
-	phase := func(name string) { cl.setPhase(t, name); order = append(order, name) }
+	began := map[string]time.Time{"before": cl.start}
+	phase := func(name string) { cl.setPhase(t, name); order = append(order, name); began[name] = time.Now() }
 	if p.faults {
 		acceptFaults(t, c, cl, p, ns, phase)
 	} else {
@@ -746,6 +766,7 @@ func TestAcceptanceFaults(t *testing.T) {
 		cancel()
 		<-done
 	}
+	loadEnd := time.Now()
 	time.Sleep(time.Until(quietUntil))
 	elapsed := time.Since(cl.start)
 	cancel()
@@ -755,6 +776,7 @@ func TestAcceptanceFaults(t *testing.T) {
 	defer st.mu.Unlock()
 	t.Logf("load: %d events offered, %d accepted, %d identify calls in %v (%.0f ev/s offered on average); %d requests sent again",
 		st.offered, len(st.accepted), st.identifys, elapsed.Round(time.Second), float64(st.offered)/elapsed.Seconds(), st.retries)
+	acceptRates(t, st.perPhase, order, began, loadEnd)
 	phaseTable(t, "recommendations (GET /v1/recommendations, 40/s, random visitors)", st.recs, order)
 	phaseTable(t, "freshness (event → recommendation without the viewed item), outside fault windows", st.fresh, order)
 	var fresh []time.Duration

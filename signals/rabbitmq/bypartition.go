@@ -85,6 +85,7 @@ type partitionCall struct {
 type coalescer struct {
 	b          *Bus
 	maxFlights int
+	forwarded  bool                               // the messages are marked forwarded (Forward)
 	send       func(calls []*partitionCall) error // publishes a flight (sendToBroker; tests replace it)
 
 	mu      sync.Mutex
@@ -92,10 +93,12 @@ type coalescer struct {
 	flights int
 }
 
-// newCoalescer returns the coalescer of b: Config.PublishFlights flights
-// at most.
-func newCoalescer(b *Bus) *coalescer {
-	c := &coalescer{b: b, maxFlights: b.cfg.PublishFlights}
+// newCoalescer returns a coalescer of b: Config.PublishFlights flights
+// at most, of messages marked forwarded when forwarded is set (Forward:
+// the engine forwards the events of each state of a batch at once, so
+// they share flights too).
+func newCoalescer(b *Bus, forwarded bool) *coalescer {
+	c := &coalescer{b: b, maxFlights: b.cfg.PublishFlights, forwarded: forwarded}
 	c.send = c.sendToBroker
 	return c
 }
@@ -168,8 +171,12 @@ func (c *coalescer) take() []*partitionCall {
 // waits for the broker's confirms.
 func (c *coalescer) sendToBroker(calls []*partitionCall) error {
 	b := c.b
-	keys, msgs := b.messagesByPartition(calls, time.Now(), false)
-	return b.call(b.ctx, "publish", func(ctx context.Context, trouble <-chan struct{}) error {
+	keys, msgs := b.messagesByPartition(calls, time.Now(), c.forwarded)
+	op := "publish"
+	if c.forwarded {
+		op = "forward"
+	}
+	return b.call(b.ctx, op, func(ctx context.Context, trouble <-chan struct{}) error {
 		return b.publish(ctx, trouble, b.names.byPartition, keys, msgs, true)
 	})
 }
@@ -245,8 +252,8 @@ func (b *Bus) chunksWithKeys(n int, size, keySize func(k int) int) [][2]int {
 }
 
 // sendToPartition publishes events already encoded under one key (a
-// Forward or a Retry) to the key's partition through exchange (the
-// partition-addressed events or retry exchange), with extra headers.
+// Retry) to the key's partition through exchange (the partition-addressed
+// retry exchange), marked forwarded and with extra headers.
 func (b *Bus) sendToPartition(ctx context.Context, op, exchange string, x *encodedEvents, headers amqp.Table) error {
 	call := &partitionCall{x: x, parts: make([]int, len(x.keys))}
 	for i, k := range x.keys {

@@ -79,7 +79,7 @@ func encodedFor(t *testing.T, b *Bus, prefix string, visitors ...string) *encode
 func offlineBus(partitions, flights int) *Bus {
 	cfg := Config{URL: "amqp://unused", Partitions: partitions, PublishChannels: flights + 1, PublishFlights: flights}.Defaults()
 	b := &Bus{cfg: cfg, names: newNames(cfg.Prefix, "0"), closing: make(chan struct{})}
-	b.coal = newCoalescer(b)
+	b.coal = newCoalescer(b, false)
 	return b
 }
 
@@ -242,9 +242,18 @@ func TestRoutesOfDeliveries(t *testing.T) {
 	}
 }
 
-// Concurrent publishes of single events of different visitors share
-// messages on the broker, and each event lands in its key's partition.
+// Concurrent publishes (and forwards) of single events of different
+// visitors share messages on the broker, and each event lands in its
+// key's partition.
 func TestConcurrentPublishesShareMessages(t *testing.T) {
+	for _, forward := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Publish", true: "Forward"}[forward], func(t *testing.T) {
+			testConcurrentCallsShareMessages(t, forward)
+		})
+	}
+}
+
+func testConcurrentCallsShareMessages(t *testing.T, forward bool) {
 	cfg := partitionConfig(t)
 	a := newAdmin(t, cfg.URL)
 	deletePartitions(t, a, cfg.Prefix, cfg.Partitions)
@@ -256,6 +265,10 @@ func TestConcurrentPublishesShareMessages(t *testing.T) {
 		go func() {
 			<-start
 			ev := signals.Event{ID: fmt.Sprintf("cc-%d", i), Type: signals.TypeView, Visitor: fmt.Sprintf("cc-v%d", i), Item: "i"}
+			if forward {
+				errs <- b.Forward(context.Background(), ev.Visitor, []signals.Event{ev})
+				return
+			}
 			errs <- b.Publish(context.Background(), []signals.Event{ev})
 		}()
 	}
@@ -269,6 +282,9 @@ func TestConcurrentPublishesShareMessages(t *testing.T) {
 	for p := range cfg.Partitions {
 		for _, d := range a.getAll(b.names.partition(p)) {
 			messages++
+			if f, _ := d.Headers[headerForwarded].(bool); f != forward {
+				t.Errorf("a message in partition %d marked forwarded %v, want %v", p, f, forward)
+			}
 			res, err := signals.DecodeMessage(d.Body, time.Now(), b.cfg.Limits)
 			if err != nil {
 				t.Fatal(err)

@@ -209,7 +209,7 @@ func (b *Bus) Forward(ctx context.Context, key string, events []signals.Event) e
 		if err != nil {
 			return err
 		}
-		return b.sendToPartition(ctx, "forward", b.names.byPartition, x, nil)
+		return b.fwd.publish(ctx, x)
 	}
 	keys, msgs, err := b.pack(ctx, events, time.Now(), key)
 	if err != nil {

@@ -41,6 +41,7 @@ type Bus struct {
 
 	pool  chan *pubChan // confirm-mode channels on pub
 	coal  *coalescer    // flights of partition-addressed Publish calls (with partitions)
+	fwd   *coalescer    // flights of partition-addressed Forward calls
 	calls callGroup     // goroutines of publish calls and background channel closes
 
 	declMu   sync.Mutex
@@ -133,7 +134,7 @@ func Dial(ctx context.Context, cfg Config) (*Bus, error) {
 	for range cfg.PublishChannels {
 		b.pool <- &pubChan{}
 	}
-	b.coal = newCoalescer(b)
+	b.coal, b.fwd = newCoalescer(b, false), newCoalescer(b, true)
 	b.pub = b.newLink("publish", func(conn *amqp.Connection) error { return b.declareTopology(conn, true) })
 	b.con = b.newLink("consume", nil)
 	for _, l := range []*link{b.pub, b.con} {
