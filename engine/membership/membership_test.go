@@ -33,55 +33,70 @@ func mustNew(t *testing.T, cfg Config) *Membership {
 	return m
 }
 
-func TestOwnerSpreadsAndMovesLittle(t *testing.T) {
-	const n = 1024
-	members := []string{"r0", "r1", "r2"}
-	count := map[string]int{}
-	for p := range n {
-		count[Owner(members, p)]++
-	}
-	for _, m := range members {
-		// n/3 = 341; a uniform hash stays well within ±20 %.
-		if c := count[m]; c < n/3*8/10 || c > n/3*12/10 {
-			t.Errorf("member %s owns %d of %d partitions, want about %d", m, c, n, n/3)
-		}
-	}
-	// A member leaves: only its partitions move.
-	left := []string{"r0", "r2"}
-	for p := range n {
-		before, after := Owner(members, p), Owner(left, p)
-		if before != "r1" && before != after {
-			t.Fatalf("partition %d moved from %s to %s when r1 left", p, before, after)
-		}
-	}
-	// A member joins: partitions move only to it.
-	joined := []string{"r0", "r1", "r2", "r3"}
-	moved := 0
-	for p := range n {
-		before, after := Owner(members, p), Owner(joined, p)
-		if before != after {
-			if after != "r3" {
-				t.Fatalf("partition %d moved from %s to %s when r3 joined", p, before, after)
+func TestAssignmentBalancesAndMovesLittle(t *testing.T) {
+	for _, n := range []int{16, 64, 1024} {
+		for size := 1; size <= 6; size++ {
+			var members []string
+			for i := range size {
+				members = append(members, fmt.Sprintf("r%d", i))
 			}
-			moved++
+			owner := Assignment(members, n)
+			count := map[string]int{}
+			for p, m := range owner {
+				if m == "" {
+					t.Fatalf("n %d, %d members: partition %d has no owner", n, size, p)
+				}
+				count[m]++
+			}
+			for _, m := range members {
+				if c := count[m]; c != n/size && c != (n+size-1)/size {
+					t.Errorf("n %d, %d members: %s owns %d partitions, want %d or %d", n, size, m, c, n/size, (n+size-1)/size)
+				}
+			}
+			if size < 2 {
+				continue
+			}
+			// A member leaves: its partitions move, and few others.
+			left := slices.Delete(slices.Clone(members), 1, 2)
+			after := Assignment(left, n)
+			others := 0
+			for p := range n {
+				if owner[p] != members[1] && owner[p] != after[p] {
+					others++
+				}
+			}
+			// A member joins: it takes its share, and few others move.
+			joined := append(slices.Clone(members), "new")
+			grown := Assignment(joined, n)
+			besides := 0
+			for p := range n {
+				if owner[p] != grown[p] && grown[p] != "new" {
+					besides++
+				}
+			}
+			if others > n/8+1 || besides > n/8+1 {
+				t.Errorf("n %d, %d members: %d partitions of staying members moved when one left, %d moved between old members when one joined; want at most %d",
+					n, size, others, besides, n/8+1)
+			}
 		}
 	}
-	if moved < n/4*8/10 || moved > n/4*12/10 {
-		t.Errorf("%d partitions moved to the new member, want about %d", moved, n/4)
+	if got := Assignment(nil, 4); !slices.Equal(got, []string{"", "", "", ""}) {
+		t.Errorf("no members: %q", got)
+	}
+	if a, b := Assignment([]string{"r1", "r0", "r1"}, 16), Assignment([]string{"r0", "r1"}, 16); !slices.Equal(a, b) {
+		t.Errorf("order or duplicates of the members changed the assignment: %v vs %v", a, b)
 	}
 	// The owned sets partition 0..n-1.
+	members := []string{"r0", "r1", "r2"}
 	var all []int
 	for _, m := range members {
-		all = append(all, Owned(members, m, n)...)
+		all = append(all, Owned(members, m, 1024)...)
 	}
 	slices.Sort(all)
 	for i, p := range all {
 		if p != i {
-			t.Fatalf("owned sets do not partition 0..%d: %v", n-1, all)
+			t.Fatalf("owned sets do not partition 0..1023: %v", all)
 		}
-	}
-	if Owner(nil, 0) != "" {
-		t.Error("Owner of no members is not empty")
 	}
 }
 

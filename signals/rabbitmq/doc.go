@@ -185,8 +185,9 @@
 // them without one); kairos serve assigns them with engine/membership:
 // every replica renews a lease in the store every second (Redis for a
 // cluster), and the partitions go to the live replicas by rendezvous
-// hashing, so a change moves only the partitions of the replica that left
-// or joined. Consume follows the assignment between two batches: it
+// hashing with bounded loads (an equal share each, ±1), so a change moves
+// little more than the partitions of the replica that left or joined.
+// Consume follows the assignment between two batches: it
 // finishes and acknowledges the batch in flight, closes the channels of
 // the partitions it no longer owns (which returns what they prefetched to
 // the queues, in order, and drops those deliveries that it had not yet
