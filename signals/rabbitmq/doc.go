@@ -96,8 +96,9 @@
 // # Messages
 //
 // A message body on kairos.events is one event object or an array of
-// events of the same visitor, in order; both are JSON with the schema of
-// signals.Event:
+// events of the same visitor, in order (on kairos.events.p: of the keys
+// its header kairos-keys names, see "Partitioning"); both are JSON with
+// the schema of signals.Event:
 //
 //	{"id":"e1","type":"view","visitor":"v-17","item":"sku-42","ts":"2026-11-23T10:15:00.250Z"}
 //	[{"id":"e1","type":"view","visitor":"v-17",...},{"id":"e2","type":"dwell","visitor":"v-17",...}]

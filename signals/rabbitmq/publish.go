@@ -140,11 +140,14 @@ func (b *Bus) call(ctx context.Context, op string, f func(ctx context.Context, t
 // sent.
 //
 // Packing (see the package documentation for the wire format): the events
-// of a visitor, in slice order, go into messages of at most
-// MaxMessageEvents events and Limits.MaxBatchBytes bytes, routed by the
-// visitor id; a message holding a single event carries it as a bare JSON
-// object, as in the one-event-per-message format. Messages of different
-// visitors are sent in the order of each visitor's first event.
+// of a routing key (the visitor id, or the Router's key), in slice order,
+// go into messages of at most MaxMessageEvents events and
+// Limits.MaxBatchBytes bytes; a message holding a single event carries it
+// as a bare JSON object, as in the one-event-per-message format. With
+// partitions, one message holds the events of every key of a partition,
+// and of concurrent calls (see "Partitioning"); without, one message
+// holds one key's events, routed by the key, and messages of different
+// keys are sent in the order of each key's first event.
 //
 // Errors matching signals.ErrUnavailable: the publish connection is down
 // or blocked by a broker resource alarm (Publish fails fast then instead
