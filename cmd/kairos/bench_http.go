@@ -93,7 +93,7 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	query := fixed.Encode() // the same for every request: encoded once
 	target := func() string { return *path + "?visitor=" + url.QueryEscape(visitor()) + "&" + query }
-	var makeCall func() func() error
+	var makeCall func(time.Time) func() error
 	if *clientKind == "raw" {
 		hdr := http.Header{}
 		if *key != "" {
@@ -104,17 +104,17 @@ func runBenchHTTP(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 		defer rc.close()
-		makeCall = func() func() error {
+		makeCall = func(time.Time) func() error {
 			req := rc.request(target())
 			return func() error { return rc.do(ctx, req) }
 		}
 	} else if c, err := client.New(*base, *key, client.Options{HTTPClient: hc, Retries: -1}); err == nil && *path == "/v1/recommendations" {
-		makeCall = func() func() error {
+		makeCall = func(time.Time) func() error {
 			q := client.RecQuery{Visitor: visitor(), N: *n, Expressions: x}
 			return func() error { _, err := c.Recommendations(ctx, q); return err }
 		}
 	} else {
-		makeCall = func() func() error {
+		makeCall = func(time.Time) func() error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *base+target(), nil)
 			if *key != "" {
 				req.Header.Set("Authorization", "Bearer "+*key)
@@ -162,9 +162,9 @@ type openLoopRun struct {
 // runOpenLoop makes and starts calls on a fixed schedule for d and
 // returns the latencies of the successful ones, measured from the
 // scheduled start (so a slow server cannot hide queueing: no coordinated
-// omission). makeCall runs on the scheduling goroutine, the call it
-// returns on its own.
-func runOpenLoop(ctx context.Context, makeCall func() func() error, rate float64, d time.Duration, maxInFlight int) openLoopRun {
+// omission). makeCall gets the call's scheduled start and runs on the
+// scheduling goroutine, the call it returns on its own.
+func runOpenLoop(ctx context.Context, makeCall func(due time.Time) func() error, rate float64, d time.Duration, maxInFlight int) openLoopRun {
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	var (
@@ -191,7 +191,7 @@ func runOpenLoop(ctx context.Context, makeCall func() func() error, rate float64
 			continue
 		}
 		res.MaxIn = max(res.MaxIn, len(sem))
-		call := makeCall()
+		call := makeCall(due)
 		wg.Go(func() {
 			defer func() { <-sem }()
 			ok := call() == nil

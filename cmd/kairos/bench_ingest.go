@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,13 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	withArchive := fs.Bool("archive", false, "archive every event (as kairos serve does; in a temporary directory, fsync policy interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// An empty URL (an unset shell variable) would reach the defaults
+	// while the clean-up of the run's queues and keys silently failed.
+	for _, f := range []struct{ flag, v string }{{"--amqp-url", *amqpURL}, {"--redis-url", *redisURL}} {
+		if strings.TrimSpace(f.v) == "" {
+			return fmt.Errorf("%s is empty: give a URL, or leave the flag out for the default", f.flag)
+		}
 	}
 	if *cpuprofile != "" {
 		stopProfile, err := startCPUProfile(*cpuprofile)

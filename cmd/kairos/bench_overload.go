@@ -541,40 +541,20 @@ func closedLoop(ctx context.Context, c *http.Client, s *benchServer, g *eventBod
 // were outstanding.
 func openLoop(ctx context.Context, c *http.Client, s *benchServer, g *eventBodies, rate float64, d time.Duration, maxInFlight int) (out []answer, dropped, maxIn int) {
 	var mu sync.Mutex
-	interval := time.Duration(float64(time.Second) / rate)
-	sem := make(chan struct{}, maxInFlight)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i := 0; ctx.Err() == nil; i++ {
-		due := time.Duration(i) * interval
-		if due >= d {
-			break
-		}
-		if w := due - time.Since(start); w > 0 {
-			time.Sleep(w)
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			dropped++
-			continue
-		}
-		maxIn = max(maxIn, len(sem))
+	run := runOpenLoop(ctx, func(due time.Time) func() error {
 		body := g.next()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		return func() error {
 			a := post(ctx, c, s, body)
 			a.at = time.Since(start)
-			a.lat = a.at - due
+			a.lat = time.Since(due)
 			mu.Lock()
 			out = append(out, a)
 			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return out, dropped, maxIn
+			return a.err
+		}
+	}, rate, d, maxInFlight)
+	return out, run.Dropped, run.MaxIn
 }
 
 // quantile of sorted durations, in ms.

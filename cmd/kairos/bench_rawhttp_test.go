@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -174,5 +175,18 @@ func TestBenchHTTPTimeline(t *testing.T) {
 	}
 	if worst < 50 {
 		t.Fatalf("no slice shows the 60 ms stall: %+v", res.Timeline)
+	}
+}
+
+// An empty URL flag (an unset shell variable) is an error naming the
+// flag, not a silent run against the defaults that leaves its queues and
+// keys behind.
+func TestBenchIngestRefusesEmptyURLs(t *testing.T) {
+	for _, flag := range []string{"--amqp-url", "--redis-url"} {
+		var stderr strings.Builder
+		code := run(context.Background(), []string{"bench", "ingest", flag, ""}, io.Discard, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), flag+" is empty") {
+			t.Errorf("bench ingest %s \"\": exit %d, stderr %q; want an error naming the flag", flag, code, stderr.String())
+		}
 	}
 }

@@ -229,7 +229,7 @@ func runBenchTenants(ctx context.Context, args []string, stdout, stderr io.Write
 				return err
 			}
 		}
-		run := runOpenLoop(ctx, func() func() error { return call(keys[rng.IntN(*active)])() }, *rate, *dur, 512)
+		run := runOpenLoop(ctx, func(time.Time) func() error { return call(keys[rng.IntN(*active)])() }, *rate, *dur, 512)
 		lat, errs := slices.Sorted(slices.Values(run.Lat)), run.Errs
 		res.ActiveN, res.ActiveErrs, res.ActiveP50ms, res.ActiveP99ms = len(lat), errs, quantileMs(lat, 0.5), quantileMs(lat, 0.99)
 		fmt.Fprintf(stderr, "bench tenants: active p50 %.2f ms p99 %.2f ms\n", res.ActiveP50ms, res.ActiveP99ms)
@@ -400,8 +400,7 @@ func runNoisy(ctx context.Context, victim func() func() error, rate float64, flo
 	switched.Store(time.Now().UnixNano())
 	total := time.Duration(2*rounds) * window
 	wg.Go(func() {
-		runOpenLoop(ctx, func() func() error {
-			due := time.Now()
+		runOpenLoop(ctx, func(due time.Time) func() error {
 			c := victim()
 			tag := 0 // 0: left out, 1: alone, 2: with the flood
 			if due.Sub(time.Unix(0, switched.Load())) > guard {
@@ -432,7 +431,7 @@ func runNoisy(ctx context.Context, victim func() func() error, rate float64, flo
 		switched.Store(time.Now().UnixNano())
 		cpu0, t0 := cpuSeconds(0), time.Now()
 		if noisy {
-			run := runOpenLoop(ctx, flood, floodRate, window, 512)
+			run := runOpenLoop(ctx, func(time.Time) func() error { return flood() }, floodRate, window, 512)
 			nr.ok += len(run.Lat)
 			nr.refused += run.Errs
 		} else {

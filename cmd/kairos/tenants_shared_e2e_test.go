@@ -101,9 +101,21 @@ func TestTenantsSharedPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	keys, _, err := rc.Scan(ctx, 0, tenantNamespace(ns, "a")+"*blob:engine/model", 1000).Result()
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("the corrupt blob: %v %v", keys, err)
+	// The whole keyspace, page by page: the database may hold other
+	// tests' keys.
+	var keys []string
+	for cursor := uint64(0); ; {
+		page, next, err := rc.Scan(ctx, cursor, tenantNamespace(ns, "a")+"*blob:engine/model", 1000).Result()
+		if err != nil {
+			t.Fatalf("scan for the corrupt blob: %v", err)
+		}
+		keys, cursor = append(keys, page...), next
+		if cursor == 0 {
+			break
+		}
+	}
+	if len(keys) != 1 {
+		t.Fatalf("the corrupt blob: %v", keys)
 	}
 	if err := rc.Del(ctx, keys...).Err(); err != nil {
 		t.Fatal(err)
