@@ -101,10 +101,11 @@ type Config struct {
 	// Publish calls wait for a flight and share it: one flight packs the
 	// fullest messages, which costs the broker least; more flights lower
 	// the wait of a call under load and raise the messages per event.
-	// Measured on the local 3-node cluster, 64 publishers of one event
-	// each: 1 flight 6,700–7,200 events/s, publish-to-applied lag p50
-	// 39–45 ms; 3 flights 8,200–8,500 events/s published, but more than
-	// the engine applied (lag p50 210–350 ms).
+	// Measured with kairos bench ingest, 64 publishers of one event each,
+	// on one broker and one Redis: 1 flight 6,700–7,200 events/s,
+	// publish-to-applied lag p50 39–45 ms; 2–3 flights 8,200–8,700
+	// events/s published, more than the engine applied (lag p50
+	// 178–345 ms).
 	PublishFlights int
 	// RetryMin and RetryMax bound the back-off before a batch whose
 	// handler failed is returned to the queue; it doubles per consecutive
