@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strconv"
 
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -22,17 +21,14 @@ func deleteNamespaceQueues(url, ns string) {
 		return
 	}
 	defer conn.Close()
-	queues := []string{ns + ".engine.0", ns + ".engine.1", ns + ".events.dead", ns + ".events.retry", rabbitmq.StreamName(ns)}
-	for i := range defaultPartitions {
-		queues = append(queues, ns+".p."+strconv.Itoa(i))
-	}
+	queues, exchanges := rabbitmq.Topology(ns, defaultPartitions, "0", "1")
 	for _, q := range queues {
 		if ch, err := conn.Channel(); err == nil {
 			ch.QueueDelete(q, false, false, false)
 			ch.Close()
 		}
 	}
-	for _, x := range []string{ns + ".events", ns + ".events.partitioned", ns + ".events.dead", ns + ".events.retry", ns + ".updates", ns + ".models", ns + ".promotions"} {
+	for _, x := range exchanges {
 		if ch, err := conn.Channel(); err == nil {
 			ch.ExchangeDelete(x, false, false)
 			ch.Close()

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -383,10 +382,7 @@ func purgeBus(cfg serveConfig, ns string) error {
 	defer conn.Close()
 	// Queues and exchanges of the tenant's own, left by releases before
 	// the shared partitions (each tenant had its own).
-	queues := []string{ns + ".engine." + cfg.Replica, ns + ".events.dead", rabbitmq.StreamName(ns)}
-	for i := range max(cfg.Partitions, defaultPartitions) {
-		queues = append(queues, ns+".p."+strconv.Itoa(i))
-	}
+	queues, exchanges := rabbitmq.Topology(ns, max(cfg.Partitions, defaultPartitions), cfg.Replica)
 	do := func(f func(ch *amqp.Channel) error) error {
 		ch, err := conn.Channel()
 		if err != nil {
@@ -404,7 +400,7 @@ func purgeBus(cfg serveConfig, ns string) error {
 			return fmt.Errorf("queue %s: %w", q, err)
 		}
 	}
-	for _, x := range []string{ns + ".events", ns + ".events.partitioned", ns + ".events.dead", ns + ".updates", ns + ".models", ns + ".promotions"} {
+	for _, x := range exchanges {
 		if err := do(func(ch *amqp.Channel) error { return ch.ExchangeDelete(x, false, false) }); err != nil {
 			return fmt.Errorf("exchange %s: %w", x, err)
 		}

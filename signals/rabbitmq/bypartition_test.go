@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -304,4 +307,61 @@ func testConcurrentCallsShareMessages(t *testing.T, forward bool) {
 	if messages > calls*3/4 {
 		t.Errorf("%d concurrent calls sent %d messages: the flights did not share them", calls, messages)
 	}
+}
+
+// Deleting Topology's queues and exchanges leaves nothing of a prefix on
+// the broker, whatever the Bus declared (partitions, retries of both
+// kinds, the history stream), so a tenant's erasure or a benchmark's
+// clean-up is complete.
+func TestTopologyNamesEverythingDeclared(t *testing.T) {
+	ctl, err := exec.LookPath("rabbitmqctl")
+	if err != nil || !brokerIsLocal(t) {
+		t.Skip("needs rabbitmqctl for the broker under test")
+	}
+	cfg := partitionConfig(t)
+	cfg.RetryDelay = time.Second
+	cfg.Stream = StreamConfig{Enabled: true, MaxAge: time.Hour, MaxBytes: 64 << 20, SegmentBytes: 8 << 20}
+	a := newAdmin(t, cfg.URL)
+	b := newTestBus(t, cfg, a)
+	if err := b.Publish(context.Background(), []signals.Event{{ID: "tp-1", Type: signals.TypeView, Visitor: "v", Item: "i"}}); err != nil {
+		t.Fatal(err)
+	}
+	queues, exchanges := Topology(cfg.Prefix, cfg.Partitions, cfg.Defaults().Replica)
+	ch, err := a.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			t.Fatalf("delete queue %s: %v", q, err)
+		}
+	}
+	for _, x := range exchanges {
+		if err := ch.ExchangeDelete(x, false, false); err != nil {
+			t.Fatalf("delete exchange %s: %v", x, err)
+		}
+	}
+	for _, what := range []string{"list_queues", "list_exchanges"} {
+		out, err := exec.Command(ctl, what, "-q", "name").Output()
+		if err != nil {
+			t.Skipf("rabbitmqctl %s: %v", what, err)
+		}
+		for _, name := range strings.Fields(string(out)) {
+			if strings.HasPrefix(name, cfg.Prefix+".") {
+				t.Errorf("%s of the prefix left after deleting Topology's names: %s", strings.TrimPrefix(what, "list_"), name)
+			}
+		}
+	}
+}
+
+// brokerIsLocal reports whether the broker under test is the local node
+// on the default port, the one rabbitmqctl talks to.
+func brokerIsLocal(t *testing.T) bool {
+	u, err := url.Parse(amqpURL(t))
+	if err != nil {
+		return false
+	}
+	host, port := u.Hostname(), u.Port()
+	return (host == "127.0.0.1" || host == "localhost") && (port == "" || port == "5672")
 }

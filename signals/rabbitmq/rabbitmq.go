@@ -81,6 +81,29 @@ func newNames(prefix, replica string) names {
 	}
 }
 
+// Topology returns every queue and exchange a Bus with this prefix may
+// declare: the per-replica queue of each of replicas, partitions
+// partition queues, the dead-letter and retry queues (both kinds), the
+// history stream, and the exchanges (events, partitioned,
+// partition-addressed, dead letters, retries, topics). Deleting them
+// all (a tenant's erasure, a benchmark's clean-up) leaves nothing of the
+// prefix on the broker.
+func Topology(prefix string, partitions int, replicas ...string) (queues, exchanges []string) {
+	n := newNames(prefix, "")
+	queues = []string{n.dead, n.retry, n.retryByPart, StreamName(prefix)}
+	for _, r := range replicas {
+		queues = append(queues, newNames(prefix, r).queue)
+	}
+	for i := range partitions {
+		queues = append(queues, n.partition(i))
+	}
+	exchanges = []string{n.events, n.partitioned, n.byPartition, n.dead, n.retry, n.retryByPart}
+	for _, t := range knownTopics {
+		exchanges = append(exchanges, n.topic(t))
+	}
+	return queues, exchanges
+}
+
 // topic returns the fanout exchange of t: the prefix replaces the leading
 // "kairos" of the topic name (kairos.updates -> <prefix>.updates).
 func (n names) topic(t signals.Topic) string {

@@ -103,20 +103,12 @@ func (a *admin) deleteTopology(prefix string, replicas ...string) {
 		return
 	}
 	defer ch.Close()
-	n := newNames(prefix, "x")
-	queues := []string{n.dead, n.retry}
-	for _, r := range replicas {
-		queues = append(queues, newNames(prefix, r).queue)
-	}
+	queues, exchanges := Topology(prefix, 0, replicas...)
 	for _, q := range queues {
 		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 			a.t.Errorf("cleanup: delete queue %s: %v", q, err)
 			return
 		}
-	}
-	exchanges := []string{n.events, n.partitioned, n.dead, n.retry}
-	for _, tp := range knownTopics {
-		exchanges = append(exchanges, n.topic(tp))
 	}
 	for _, ex := range exchanges {
 		if err := ch.ExchangeDelete(ex, false, false); err != nil {
