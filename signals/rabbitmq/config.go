@@ -101,6 +101,8 @@ type Config struct {
 	// Publish calls wait for a flight and share it: one flight packs the
 	// fullest messages, which costs the broker least; more flights lower
 	// the wait of a call under load and raise the messages per event.
+	// Forward calls have as many flights of their own; a flight waits for
+	// a free publish channel when all are taken.
 	// Measured with kairos bench ingest, 64 publishers of one event each,
 	// on one broker and one Redis: 1 flight 6,700–7,200 events/s,
 	// publish-to-applied lag p50 39–45 ms; 2–3 flights 8,200–8,700

@@ -191,7 +191,7 @@ func TestContract(t *testing.T) { bustest.Run(t, newFixture) }
 func TestConfig(t *testing.T) {
 	c := Config{}.Defaults()
 	if c.URL != DefaultURL || c.Prefix != "kairos" || c.Replica != "0" || c.Prefetch != 256 ||
-		c.Linger != 2*time.Millisecond || c.PublishChannels != 4 || c.Limits.MaxBatch != 500 ||
+		c.Linger != 2*time.Millisecond || c.PublishChannels != 4 || c.PublishFlights != 1 || c.Limits.MaxBatch != 500 ||
 		c.MaxBatchEvents != 2048 || c.MaxMessageEvents != 500 || c.CallTimeout != 10*time.Second {
 		t.Errorf("Defaults() = %+v", c)
 	}
@@ -203,6 +203,9 @@ func TestConfig(t *testing.T) {
 	}
 	if c := (Config{Limits: signals.Limits{MaxBatch: 20}}).Defaults(); c.MaxBatchEvents != 2048 || c.MaxMessageEvents != 20 {
 		t.Errorf("Defaults with MaxBatch 20: MaxBatchEvents %d, MaxMessageEvents %d; want 2048, 20", c.MaxBatchEvents, c.MaxMessageEvents)
+	}
+	if err := (Config{PublishChannels: 2, PublishFlights: 2}).Defaults().Validate(); err == nil || !strings.Contains(err.Error(), "PublishFlights 2: want 1..PublishChannels-1 (1)") {
+		t.Errorf("Validate with 2 flights on 2 channels = %v", err)
 	}
 	bad := Config{URL: "http://x", Prefix: "a b", Replica: "r/1", Prefetch: -1, PublishChannels: 1000,
 		RetryMin: time.Second, RetryMax: time.Millisecond, MaxBatchEvents: 100, MaxMessageEvents: 501, CallTimeout: -time.Second}.Defaults()
