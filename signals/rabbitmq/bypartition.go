@@ -103,14 +103,20 @@ func newCoalescer(b *Bus, forwarded bool) *coalescer {
 	return c
 }
 
-// publish sends the encoded events x in a flight and waits until the
-// broker has confirmed it, ctx is done or the Bus closes.
-func (c *coalescer) publish(ctx context.Context, x *encodedEvents) error {
-	n := c.b.cfg.Partitions
+// newPartitionCall returns the call of the encoded events x, each given
+// the partition of its routing key among n.
+func newPartitionCall(x *encodedEvents, n int) *partitionCall {
 	call := &partitionCall{x: x, parts: make([]int, len(x.keys)), done: make(chan error, 1)}
 	for i, k := range x.keys {
 		call.parts[i] = PartitionOf(k, n)
 	}
+	return call
+}
+
+// publish sends the encoded events x in a flight and waits until the
+// broker has confirmed it, ctx is done or the Bus closes.
+func (c *coalescer) publish(ctx context.Context, x *encodedEvents) error {
+	call := newPartitionCall(x, c.b.cfg.Partitions)
 	c.mu.Lock()
 	c.waiting = append(c.waiting, call)
 	start := c.flights < c.maxFlights
@@ -255,10 +261,7 @@ func (b *Bus) chunksWithKeys(n int, size, keySize func(k int) int) [][2]int {
 // Retry) to the key's partition through exchange (the partition-addressed
 // retry exchange), marked forwarded and with extra headers.
 func (b *Bus) sendToPartition(ctx context.Context, op, exchange string, x *encodedEvents, headers amqp.Table) error {
-	call := &partitionCall{x: x, parts: make([]int, len(x.keys))}
-	for i, k := range x.keys {
-		call.parts[i] = PartitionOf(k, b.cfg.Partitions)
-	}
+	call := newPartitionCall(x, b.cfg.Partitions)
 	keys, msgs := b.messagesByPartition([]*partitionCall{call}, time.Now(), true)
 	for i := range msgs {
 		for k, v := range headers {

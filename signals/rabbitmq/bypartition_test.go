@@ -226,7 +226,8 @@ func TestRoutesOfDeliveries(t *testing.T) {
 	if err != nil || len(res.Events) != 2 || len(res.Rejected) != 1 {
 		t.Fatalf("decode: %v %+v", err, res)
 	}
-	h := held{s: &sub{part: 2}, d: amqp.Delivery{RoutingKey: "2", Headers: amqp.Table{headerKeys: []any{"k1", "k2", "k3"}}}, res: res}
+	d := amqp.Delivery{RoutingKey: "2", Headers: amqp.Table{headerKeys: []any{"k1", "k2", "k3"}}}
+	h := held{s: &sub{part: 2}, d: d, res: res, keys: keysOf(&d, 3)}
 	got := h.appendRoutes(nil, 16)
 	want := []signals.Route{{Key: "k1"}, {Key: "k3"}}
 	if !slices.Equal(got, want) {

@@ -399,14 +399,16 @@ type held struct {
 	s       *sub // the consumer it came from
 	d       amqp.Delivery
 	res     signals.MessageResult
-	err     error // why the body as a whole does not decode
-	decoded bool  // false for the zero held
+	err     error    // why the body as a whole does not decode
+	keys    []string // the routing key of each event of the body (header kairos-keys), or nil
+	decoded bool     // false for the zero held
 }
 
 // decode decodes the body of the delivery of it (signals.DecodeMessage).
 func (b *Bus) decode(it item) held {
 	res, err := signals.DecodeMessage(it.d.Body, time.Now(), b.cfg.Limits)
-	return held{s: it.s, d: it.d, res: res, err: err, decoded: true}
+	return held{s: it.s, d: it.d, res: res, err: err, decoded: true,
+		keys: keysOf(&it.d, len(res.Events)+len(res.Rejected))}
 }
 
 // appendRoutes appends the route of each of h's events to dst: its
@@ -420,8 +422,7 @@ func (h *held) appendRoutes(dst []signals.Route, partitions int) []signals.Route
 		r.Forwarded = true
 	}
 	r.Attempt = headerInt(h.d.Headers[headerAttempt])
-	keys := keysOf(&h.d, len(h.res.Events)+len(h.res.Rejected))
-	if keys == nil {
+	if h.keys == nil {
 		r.Foreign = h.s.part >= 0 && PartitionOf(r.Key, partitions) != h.s.part
 		for range h.res.Events {
 			dst = append(dst, r)
@@ -431,7 +432,7 @@ func (h *held) appendRoutes(dst []signals.Route, partitions int) []signals.Route
 	// The accepted events are the body's events but the rejected ones,
 	// in order.
 	rej := h.res.Rejected
-	for i, k := range keys {
+	for i, k := range h.keys {
 		if len(rej) > 0 && rej[0].Index == i {
 			rej = rej[1:]
 			continue
@@ -474,12 +475,11 @@ func (h *held) appendDeadLetters(dst []deadLetter) []deadLetter {
 		}
 		return dst
 	}
-	keys := keysOf(d, len(h.res.Events)+len(h.res.Rejected))
 	for _, r := range h.res.Rejected {
 		reason := r.Err.Error()
 		key := d.RoutingKey
-		if keys != nil {
-			key = keys[r.Index]
+		if h.keys != nil {
+			key = h.keys[r.Index]
 		}
 		headers := deadHeaders(d, reason)
 		delete(headers, headerCount) // it counted the original message
