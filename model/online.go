@@ -65,13 +65,16 @@ type Online struct {
 
 	wmu sync.Mutex // serialises writers; lock order: wmu before mu
 
-	mu     sync.RWMutex
-	items  *Factors  // Y
-	norms  []float32 // |y_i|
-	gram   []float64 // YᵀY, k×k, full symmetric (no λ); updated on the upper triangle, then mirrored
-	xtx    []float64 // XᵀX, k×k, full symmetric (no λ); likewise
-	curv   []float32 // per item, diagonal of Σ_u α w_ui x_u x_uᵀ (n×k)
-	counts []int32   // per item, number of distinct users
+	mu    sync.RWMutex
+	items *Factors  // Y
+	norms []float32 // |y_i|
+	gram  []float64 // YᵀY, k×k, full symmetric (no λ); updated on the upper triangle, then mirrored
+	// gramVersion counts changes of gram (written under mu): fold-ins
+	// cache the factor of YᵀY + λI per version (lowrank.go).
+	gramVersion uint64
+	xtx         []float64 // XᵀX, k×k, full symmetric (no λ); likewise
+	curv        []float32 // per item, diagonal of Σ_u α w_ui x_u x_uᵀ (n×k)
+	counts      []int32   // per item, number of distinct users
 
 	ivf     *IVF       // approximate index, nil until BuildIndex
 	journal []int32    // rows changed during an index build (nil: no build)
@@ -247,6 +250,9 @@ func (o *Online) foldUserLocked(ws *Workspace, dst []float32, hist []ItemWeight)
 		clear(dst)
 		return nil
 	}
+	if len(cols) <= lowRankMaxItems(o.p.Factors) {
+		return ws.solveLowRank(dst, o, cols, w)
+	}
 	return ws.solveExact(dst, o.gram, o.p.Lambda, o.items, cols, w, o.p.Alpha)
 }
 
@@ -326,6 +332,7 @@ func (o *Online) Apply(ws *Workspace, ups []Update) error {
 		o.indexUpdate(i, row)
 	}
 	symmetrize(o.gram, k)
+	o.gramVersion++
 	o.mu.Unlock()
 	o.version.Add(1)
 	if o.GramRefresh > 0 && o.itemUpdates.Add(int64(len(ws.pendingRows))) >= o.GramRefresh {
@@ -539,6 +546,7 @@ func (o *Online) refreshGramThreads(threads int) {
 	gramParallel(fresh, o.items, threads, nil) // safe: no writer but us
 	o.mu.Lock()
 	o.gram = fresh
+	o.gramVersion++
 	o.mu.Unlock()
 	o.itemUpdates.Store(0)
 }
@@ -686,6 +694,7 @@ func (o *Online) setItemsGram(states []ItemRowState, add, gram bool) error {
 	}
 	if gram {
 		symmetrize(o.gram, k)
+		o.gramVersion++
 	}
 	o.version.Add(1)
 	return nil
@@ -711,6 +720,7 @@ func (o *Online) InitItem(row int, seed uint64) bool {
 	}
 	NewWorkspace(o.p.Factors).replaceOuter(o.gram, nil, r)
 	symmetrize(o.gram, o.p.Factors)
+	o.gramVersion++
 	o.norms[row] = norm32(r)
 	o.indexUpdate(int32(row), r)
 	o.version.Add(1)

@@ -36,6 +36,8 @@ type Workspace struct {
 	groupOf map[int32]int
 	counts  []int
 	entries []itemEntry
+
+	base baseFactor // cached factor of a live model's YᵀY + λI (lowrank.go)
 }
 
 // NewWorkspace returns a workspace for k factors.
