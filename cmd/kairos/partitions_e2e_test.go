@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -190,5 +191,40 @@ func testIdentityRouting(t *testing.T, amqpURL, ns string) {
 	t.Logf("the devices' 24 events applied by replica a: %v, b: %v", da, db)
 	if !(da == 24 && db == 0 || da == 0 && db == 24) {
 		t.Errorf("the devices' events were applied %v by a and %v by b, want all 24 by one replica", da, db)
+	}
+}
+
+// TestPartitionCountMismatchRefused: a replica started with another
+// --partitions than the live replicas of its namespace does not start,
+// and says why.
+func TestPartitionCountMismatchRefused(t *testing.T) {
+	requireServices(t)
+	ns := testNamespace(t)
+	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--lease-ttl", "1s"}
+	startServer(t, append(flags, "--replica", "a", "--partitions", "8")...)
+	store, err := redisstore.Open(context.Background(), redisstore.Config{URL: redisURL(), Prefix: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	waitFor(t, 10*time.Second, "replica a's lease", func() bool {
+		got, err := store.Fields(context.Background(), "replicas", []string{"a"})
+		return err == nil && got["a"] != ""
+	})
+	args := append([]string{"--secret-key", "sk_test_0123456789abcdef", "--publishable-key", "pk_test_0123456789abcdef",
+		"--log-level", "warn", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, flags...)
+	cfg, err := parseServeConfig(append(args, "--replica", "b", "--partitions", "16"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := newApp(context.Background(), cfg, io.Discard, io.Discard)
+	if err == nil {
+		app.Close()
+		t.Fatal("a replica with 16 partitions started beside one with 8")
+	}
+	for _, want := range []string{`replica "a" consumes 8 partitions`, "started with 16", "same number of partitions"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }

@@ -236,7 +236,7 @@ func openBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog
 		Partitions: cfg.Partitions, Router: engine.NewRouter(store, log), Prefetch: cfg.Prefetch, Logger: log,
 		Stream: cfg.History.streamConfig()}
 	if cfg.Partitions > 0 {
-		if err := leasePartitions(&rcfg, cfg, store, log); err != nil {
+		if err := leasePartitions(ctx, &rcfg, cfg, store, log); err != nil {
 			return nil, err
 		}
 	}
@@ -339,10 +339,14 @@ func (a *app) Close() error {
 }
 
 // leasePartitions makes the replicas share rcfg's partitions through
-// leases in store (one active consumer per partition).
-func leasePartitions(rcfg *rabbitmq.Config, cfg serveConfig, store engine.Store, log *slog.Logger) error {
+// leases in store (one active consumer per partition); it refuses to
+// start beside live replicas that consume another number of partitions.
+func leasePartitions(ctx context.Context, rcfg *rabbitmq.Config, cfg serveConfig, store engine.Store, log *slog.Logger) error {
 	m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log})
 	if err != nil {
+		return fmt.Errorf("partition leases: %w", err)
+	}
+	if err := m.Check(ctx, rcfg.Partitions); err != nil {
 		return fmt.Errorf("partition leases: %w", err)
 	}
 	rcfg.Assigner = m

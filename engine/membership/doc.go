@@ -12,7 +12,8 @@
 //
 // Every replica writes a lease into one map of the store (storage.Maps,
 // key Config.Key, default "replicas"): field = the replica name, value =
-// the lease's deadline in Unix milliseconds, renewed every
+// the lease's deadline in Unix milliseconds and the number of partitions
+// the replica consumes ("1796536800000/16"), renewed every
 // Config.Interval (default 1 s) to now + Config.TTL (default 4 s). A
 // replica is live while its deadline is in the future; a replica that
 // stops cleanly deletes its field (its partitions move at once); one that
@@ -27,6 +28,13 @@
 // embedded store there is one replica, which owns every partition). While
 // the store cannot be reached the last assignment stays in force; the
 // first assignment waits for the first successful renewal.
+//
+// The replicas must agree on the number of partitions (a key's partition
+// depends on it). Check, called before a replica joins, refuses a number
+// other than the live replicas'; replicas started at the same moment with
+// different numbers both pass it, and each then logs an error at every
+// change of the disagreeing set. To change the number, stop every
+// replica first.
 //
 // # Assignment
 //

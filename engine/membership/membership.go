@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,8 +79,9 @@ type Membership struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	members []string // sorted live replicas at the last successful read
+	mu       sync.Mutex
+	members  []string // sorted live replicas at the last successful read
+	reported []string // disagreeing replicas last logged (reportDisagreement)
 }
 
 // New returns the Membership of cfg.Replica; it fails on an invalid cfg
@@ -119,7 +121,7 @@ func (m *Membership) run(ctx context.Context, n int, out chan []int) {
 	var last []int
 	sent := false
 	for {
-		members, err := m.renew(ctx)
+		members, err := m.renew(ctx, n)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			m.log.LogAttrs(ctx, slog.LevelWarn, "lease renewal failed; keeping the last assignment", slog.Any("err", err))
@@ -144,13 +146,72 @@ func (m *Membership) run(ctx context.Context, n int, out chan []int) {
 	}
 }
 
-// renew writes this replica's lease, reads every lease, deletes the long
-// expired ones and returns the live members (always including this one).
-func (m *Membership) renew(ctx context.Context) ([]string, error) {
+// lease is one parsed lease value: "<deadline ms>/<partitions>" (a lease
+// of an earlier release has no partition count: 0).
+type lease struct {
+	deadline   time.Time
+	partitions int
+}
+
+func formatLease(deadline time.Time, partitions int) string {
+	return strconv.FormatInt(deadline.UnixMilli(), 10) + "/" + strconv.Itoa(partitions)
+}
+
+func parseLease(v string) (lease, bool) {
+	msText, nText, counted := strings.Cut(v, "/")
+	ms, err := strconv.ParseInt(msText, 10, 64)
+	if err != nil {
+		return lease{}, false
+	}
+	l := lease{deadline: time.UnixMilli(ms)}
+	if counted {
+		if l.partitions, err = strconv.Atoi(nText); err != nil || l.partitions <= 0 {
+			return lease{}, false
+		}
+	}
+	return l, true
+}
+
+// Check returns an error naming the live replicas that consume a number
+// of partitions other than n: the replicas of one deployment must agree
+// on it, or a key's events would be applied on two partitions. A
+// replica calls it before it joins; to change the number, every replica
+// is stopped first (their leases are deleted, or run out within TTL).
+func (m *Membership) Check(ctx context.Context, n int) error {
+	maps, err := m.cfg.Maps.Maps(ctx, []string{m.cfg.Key})
+	if err != nil {
+		return fmt.Errorf("membership: read leases: %w", err)
+	}
+	if others := m.disagreeing(maps[0], n, m.cfg.Now()); len(others) > 0 {
+		return fmt.Errorf("membership: %s; this replica was started with %d: every replica must use the same number of partitions (to change it, stop them all, then start them with the new number)",
+			strings.Join(others, ", "), n)
+	}
+	return nil
+}
+
+// disagreeing describes the live leases of leases (but this replica's)
+// that carry a partition count other than n, sorted.
+func (m *Membership) disagreeing(leases map[string]string, n int, now time.Time) []string {
+	var out []string
+	for name, v := range leases {
+		l, ok := parseLease(v)
+		if name == m.cfg.Replica || !ok || !l.deadline.After(now) || l.partitions == 0 || l.partitions == n {
+			continue
+		}
+		out = append(out, fmt.Sprintf("replica %q consumes %d partitions", name, l.partitions))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// renew writes this replica's lease (consuming n partitions), reads every
+// lease, deletes the long expired ones and returns the live members
+// (always including this one).
+func (m *Membership) renew(ctx context.Context, n int) ([]string, error) {
 	c := m.cfg
 	now := c.Now()
 	var txn storage.Txn
-	txn.Set(c.Key, c.Replica, strconv.FormatInt(now.Add(c.TTL).UnixMilli(), 10))
+	txn.Set(c.Key, c.Replica, formatLease(now.Add(c.TTL), n))
 	txn.Expire(c.Key, now.Add(mapLife))
 	if err := c.Maps.Apply(ctx, txn); err != nil {
 		return nil, fmt.Errorf("membership: renew lease: %w", err)
@@ -165,20 +226,20 @@ func (m *Membership) renew(ctx context.Context) ([]string, error) {
 		if name == c.Replica {
 			continue
 		}
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
+		l, ok := parseLease(v)
+		if !ok {
 			continue // not a lease of this package
 		}
-		deadline := time.UnixMilli(ms)
 		switch {
-		case deadline.After(now):
+		case l.deadline.After(now):
 			members = append(members, name)
-		case now.Sub(deadline) > gcAfter*c.TTL:
+		case now.Sub(l.deadline) > gcAfter*c.TTL:
 			stale.IfEquals(c.Key, name, v)
 			stale.Del(c.Key, name)
 		}
 	}
 	slices.Sort(members)
+	m.reportDisagreement(ctx, maps[0], n, now)
 	if !stale.Empty() {
 		// A conflict means a stale lease was renewed meanwhile: keep it.
 		if err := c.Maps.Apply(ctx, stale); err != nil && ctx.Err() == nil {
@@ -189,6 +250,21 @@ func (m *Membership) renew(ctx context.Context) ([]string, error) {
 	m.members = members
 	m.mu.Unlock()
 	return members, nil
+}
+
+// reportDisagreement logs, once per change, the live replicas whose
+// partition count differs from n (replicas started at the same moment
+// with different counts both pass Check).
+func (m *Membership) reportDisagreement(ctx context.Context, leases map[string]string, n int, now time.Time) {
+	others := m.disagreeing(leases, n, now)
+	m.mu.Lock()
+	changed := !slices.Equal(others, m.reported)
+	m.reported = others
+	m.mu.Unlock()
+	if changed && len(others) > 0 {
+		m.log.LogAttrs(ctx, slog.LevelError, "replicas disagree on the number of partitions: a key's events may be applied on two partitions; stop the replicas started with the wrong --partitions",
+			slog.Int("partitions", n), slog.String("others", strings.Join(others, ", ")))
+	}
 }
 
 // leave deletes this replica's lease, so that the others take its

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
 )
 
@@ -110,7 +113,7 @@ func TestLeases(t *testing.T) {
 	ctx := context.Background()
 	renew := func(m *Membership) []string {
 		t.Helper()
-		got, err := m.renew(ctx)
+		got, err := m.renew(ctx, 16)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +150,60 @@ func TestLeases(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Errorf("lease of c still stored %v after %d TTLs", got, gcAfter)
+	}
+}
+
+// TestCheckRefusesAnotherPartitionCount: a replica that would consume a
+// number of partitions other than the live replicas' is refused, naming
+// them; once they are gone (stopped, or their leases ran out) it may
+// start with its own number, and leases of an earlier release (no count)
+// are not held against it.
+func TestCheckRefusesAnotherPartitionCount(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
+	store := storagetest.NewMem(clk.now)
+	cfg := Config{Maps: store, TTL: 4 * time.Second, Interval: time.Second, Now: clk.now}
+	ctx := context.Background()
+	replica := func(name string) *Membership {
+		c := cfg
+		c.Replica = name
+		return mustNew(t, c)
+	}
+	a, b, c := replica("a"), replica("b"), replica("c")
+	if err := a.Check(ctx, 16); err != nil {
+		t.Fatalf("first replica refused: %v", err)
+	}
+	for _, m := range []*Membership{a, b} {
+		if _, err := m.renew(ctx, 16); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Check(ctx, 16); err != nil {
+		t.Fatalf("a replica with the same count refused: %v", err)
+	}
+	err := c.Check(ctx, 32)
+	if err == nil {
+		t.Fatal("a replica with 32 partitions accepted beside two with 16")
+	}
+	for _, want := range []string{`replica "a" consumes 16 partitions`, `replica "b" consumes 16 partitions`, "started with 32"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	a.leave()
+	clk.add(5 * time.Second) // b's lease runs out
+	if err := c.Check(ctx, 32); err != nil {
+		t.Fatalf("refused after the others stopped: %v", err)
+	}
+	var old storage.Txn // a lease as an earlier release wrote it
+	old.Set(cfg.Defaults().Key, "old", strconv.FormatInt(clk.now().Add(time.Minute).UnixMilli(), 10))
+	if err := store.Apply(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(ctx, 32); err != nil {
+		t.Fatalf("refused because of a lease without a count: %v", err)
+	}
+	if got, err := c.renew(ctx, 32); err != nil || !slices.Equal(got, []string{"c", "old"}) {
+		t.Fatalf("members %v (%v), want [c old]: a lease of an earlier release is a member", got, err)
 	}
 }
 
