@@ -705,6 +705,29 @@ func redisFailedOver(n, dead int) bool {
 	return false
 }
 
+// waitAssignmentSettled waits, before the load, until every replica sees
+// them all and their shares of the 16 partitions add up (their gauges
+// kairos_replicas_live and kairos_partitions_owned), and every partition
+// queue has a consumer: the replicas started one after the other, and
+// the partitions that move as each joins are a membership change, not
+// the steady state the quiet phases measure.
+func waitAssignmentSettled(t *testing.T, c *clustertest.Clusters, ns string, rs []*acceptReplica) {
+	t.Helper()
+	t0 := time.Now()
+	waitFor(t, time.Minute, "the replicas' partition assignment settled", func() bool {
+		owned := 0.0
+		for _, r := range rs {
+			_, b, err := acceptDo(context.Background(), r, http.MethodGet, "/metrics", nil)
+			if err != nil || metricValue(string(b), "kairos_replicas_live ") != float64(len(rs)) {
+				return false
+			}
+			owned += metricValue(string(b), "kairos_partitions_owned ")
+		}
+		return owned == 16 && partitionConsumers(t, c, 1, ns) == 16
+	})
+	t.Logf("partition assignment settled %v after the last replica was ready", time.Since(t0).Round(10*time.Millisecond))
+}
+
 // TestAcceptanceFaults is issue 12's acceptance fault test: see the README
 // ("Local clusters") for how to run it at full size.
 func TestAcceptanceFaults(t *testing.T) {
@@ -729,6 +752,7 @@ func TestAcceptanceFaults(t *testing.T) {
 	for _, name := range names {
 		cl.replicas = append(cl.replicas, startAcceptReplica(t, name, c, ns))
 	}
+	waitAssignmentSettled(t, c, ns, cl.replicas)
 	live := slices.Clone(cl.replicas)
 	cl.live.Store(&live)
 	cl.start = time.Now()

@@ -108,10 +108,10 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if a.store, err = openStore(ctx, cfg, a.log); err != nil {
 		return nil, err
 	}
-	if a.bus, err = openBus(ctx, cfg, a.store, a.log); err != nil {
+	reg := prometheus.NewRegistry()
+	if a.bus, err = openBus(ctx, cfg, a.store, reg, a.log); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newDependencyCollector(a))
 	ecfg := engine.Config{
 		Params: cfg.Params, Weights: cfg.Weights, SessionGap: cfg.SessionGap, Replica: cfg.Replica,
@@ -223,8 +223,9 @@ func printKeys(w io.Writer, path string, k api.Keys) {
 
 // openBus returns RabbitMQ when configured, else the in-process bus. It
 // routes events by resolved identity (the links in store), and with
-// partitions the replicas share them by leases in store.
-func openBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog.Logger) (signals.Bus, error) {
+// partitions the replicas share them by leases in store (their gauges
+// registered with reg).
+func openBus(ctx context.Context, cfg serveConfig, store engine.Store, reg prometheus.Registerer, log *slog.Logger) (signals.Bus, error) {
 	if cfg.Tenants.shared != nil { // a tenant's app: the bus all tenants share
 		return cfg.Tenants.shared.view(cfg.Tenants.ID, engine.NewRouter(store, log)), nil
 	}
@@ -236,7 +237,7 @@ func openBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog
 		Partitions: cfg.Partitions, Router: engine.NewRouter(store, log), Prefetch: cfg.Prefetch, Logger: log,
 		Stream: cfg.History.streamConfig()}
 	if cfg.Partitions > 0 {
-		if err := leasePartitions(ctx, &rcfg, cfg, store, log); err != nil {
+		if err := leasePartitions(ctx, &rcfg, cfg, store, reg, log); err != nil {
 			return nil, err
 		}
 	}
@@ -341,8 +342,9 @@ func (a *app) Close() error {
 // leasePartitions makes the replicas share rcfg's partitions through
 // leases in store (one active consumer per partition); it refuses to
 // start beside live replicas that consume another number of partitions.
-func leasePartitions(ctx context.Context, rcfg *rabbitmq.Config, cfg serveConfig, store engine.Store, log *slog.Logger) error {
-	m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log})
+// reg (may be nil) receives the membership's gauges.
+func leasePartitions(ctx context.Context, rcfg *rabbitmq.Config, cfg serveConfig, store engine.Store, reg prometheus.Registerer, log *slog.Logger) error {
+	m, err := membership.New(membership.Config{Maps: store, Replica: cfg.Replica, TTL: cfg.LeaseTTL, Logger: log, Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("partition leases: %w", err)
 	}

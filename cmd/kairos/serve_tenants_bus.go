@@ -40,7 +40,7 @@ func sharedBusPrefix(ns string) string { return ns + ".tenants" }
 func dialSharedBus(ctx context.Context, cfg serveConfig, store engine.Store, log *slog.Logger) (*sharedBus, error) {
 	rcfg := rabbitmq.Config{URL: cfg.AMQPURL, Prefix: sharedBusPrefix(cfg.Namespace), Replica: cfg.Replica, QueueType: cfg.QueueType,
 		Partitions: cfg.Tenants.Partitions, Prefetch: cfg.Prefetch, RetryDelay: cfg.Tenants.RetryDelay, Logger: log}
-	if err := leasePartitions(ctx, &rcfg, cfg, store, log); err != nil {
+	if err := leasePartitions(ctx, &rcfg, cfg, store, nil, log); err != nil {
 		return nil, err
 	}
 	b, err := rabbitmq.Dial(ctx, rcfg)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/internal/defaults"
 )
@@ -47,6 +49,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now), for tests.
 	Now func() time.Time
+	// Registerer receives the gauges kairos_replicas_live and
+	// kairos_partitions_owned (nil: not registered).
+	Registerer prometheus.Registerer
 }
 
 // Defaults returns c with every zero field set.
@@ -82,6 +87,7 @@ type Membership struct {
 	mu       sync.Mutex
 	members  []string // sorted live replicas at the last successful read
 	reported []string // disagreeing replicas last logged (reportDisagreement)
+	owned    int      // partitions of the last assignment sent
 }
 
 // New returns the Membership of cfg.Replica; it fails on an invalid cfg
@@ -91,7 +97,31 @@ func New(cfg Config) (*Membership, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Membership{cfg: cfg, log: cfg.Logger.With(slog.String("component", "membership"), slog.String("replica", cfg.Replica))}, nil
+	m := &Membership{cfg: cfg, log: cfg.Logger.With(slog.String("component", "membership"), slog.String("replica", cfg.Replica))}
+	if cfg.Registerer != nil {
+		gauges := []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kairos_replicas_live",
+				Help: "Live engine replicas (leases in the store) at this replica's last read."},
+				func() float64 { return float64(len(m.Members())) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kairos_partitions_owned",
+				Help: "Partitions this replica consumes by its last assignment."},
+				func() float64 { return float64(m.ownedCount()) }),
+		}
+		for _, g := range gauges {
+			if err := cfg.Registerer.Register(g); err != nil {
+				return nil, fmt.Errorf("membership: register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// ownedCount returns how many partitions the last assignment gave this
+// replica.
+func (m *Membership) ownedCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.owned
 }
 
 // Members returns the live replicas seen at the last renewal, sorted.
@@ -131,6 +161,9 @@ func (m *Membership) run(ctx context.Context, n int, out chan []int) {
 				m.log.LogAttrs(ctx, slog.LevelInfo, "partition assignment", slog.Any("members", members),
 					slog.Int("owned", len(owned)), slog.Int("partitions", n))
 				last, sent = owned, true
+				m.mu.Lock()
+				m.owned = len(owned)
+				m.mu.Unlock()
 				select { // replace an unread older set
 				case <-out:
 				default:

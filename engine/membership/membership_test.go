@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/engine/storage/storagetest"
 )
@@ -215,6 +217,8 @@ func TestAssign(t *testing.T) {
 	cfg := Config{Maps: store, TTL: 400 * time.Millisecond, Interval: 50 * time.Millisecond}
 	ca, cb := cfg, cfg
 	ca.Replica, cb.Replica = "a", "b"
+	reg := prometheus.NewRegistry()
+	ca.Registerer = reg
 	a, b := mustNew(t, ca), mustNew(t, cb)
 	const n = 16
 	ctx, cancel := context.WithCancel(context.Background())
@@ -247,8 +251,27 @@ func TestAssign(t *testing.T) {
 	if fmt.Sprint(all) != fmt.Sprint(Owned([]string{"x"}, "x", n)) {
 		t.Fatalf("a owns %v and b %v: not a partition of 0..%d", ga, gb, n-1)
 	}
+	if live, owned := gauge(t, reg, "kairos_replicas_live"), gauge(t, reg, "kairos_partitions_owned"); live != 2 || owned != float64(len(ga)) {
+		t.Errorf("a's gauges: %v live replicas, %v partitions owned; want 2 and %d", live, owned, len(ga))
+	}
 	bcancel()
 	for range sb { // closed once b's lease is deleted
 	}
 	wait("a", sa, func(s []int) bool { return len(s) == n })
+}
+
+// gauge returns the value of the gauge name gathered from reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("gauge %s not gathered", name)
+	return 0
 }
