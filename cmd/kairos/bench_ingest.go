@@ -48,6 +48,9 @@ type ingestResult struct {
 	Stream       bool    `json:"history_stream"`
 	FactorsK     int     `json:"k"`
 	RateLimitEPS float64 `json:"offered_events_per_s,omitempty"`
+	// EventsPerMsg is the events per partition-addressed message the
+	// publishers' flights packed (0 without partitions).
+	EventsPerMsg float64 `json:"events_per_message,omitempty"`
 }
 
 // lagStore wraps a store and records, at each successful commit, the delay
@@ -174,6 +177,9 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 		res.LagP50ms, res.LagP99ms, res.LagMaxms = q(0.5), q(0.99), float64(ls.lags[n-1])/1e6
 	}
 	res.Duplicates = int64(len(ls.lags)) - int64(*events)
+	if messages, packed := bus.Packing(); messages > 0 {
+		res.EventsPerMsg = float64(packed) / float64(messages)
+	}
 	return writeJSON(stdout, res)
 }
 

@@ -101,6 +101,14 @@ func TestPartitionsEndToEnd(t *testing.T) {
 	if got := applied(a) - before; got != 3*visitors {
 		t.Errorf("replica a applied %v events after b stopped, want %d", got, 3*visitors)
 	}
+	// Every event was posted to a: its packing counters count them all,
+	// in fewer messages than events (a POST of 40 visitors' events is
+	// packed per partition).
+	m := a.metrics(t)
+	messages, events := metricValue(m, "kairos_bus_packed_messages_total "), metricValue(m, "kairos_bus_packed_events_total ")
+	if events != float64(round*visitors) || !(messages > 0 && messages < events) {
+		t.Errorf("replica a packed %v events in %v messages; it published %d events", events, messages, round*visitors)
+	}
 }
 
 // TestIdentityRoutingEndToEnd links eight devices to a user through one

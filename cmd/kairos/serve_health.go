@@ -17,8 +17,9 @@ const dependencyProbeTimeout = 2 * time.Second
 // (kairos_events_dead_lettered_total). The Prometheus alert rules of
 // deploy/prometheus read them.
 type dependencyCollector struct {
-	a            *app
-	up, deadDesc *prometheus.Desc
+	a                                    *app
+	up, deadDesc                         *prometheus.Desc
+	packedMessagesDesc, packedEventsDesc *prometheus.Desc
 }
 
 func newDependencyCollector(a *app) *dependencyCollector {
@@ -29,11 +30,20 @@ func newDependencyCollector(a *app) *dependencyCollector {
 			[]string{"dependency"}, nil),
 		deadDesc: prometheus.NewDesc("kairos_events_dead_lettered_total",
 			"Poison messages (events a consumer could not accept) dead-lettered by this process since it started.", nil, nil),
+		packedMessagesDesc: prometheus.NewDesc("kairos_bus_packed_messages_total",
+			"Partition-addressed messages this process published to RabbitMQ (confirmed) since it started.", nil, nil),
+		packedEventsDesc: prometheus.NewDesc("kairos_bus_packed_events_total",
+			"Events those messages carried: events per message shows how well concurrent requests share messages.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
-func (c *dependencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.up; ch <- c.deadDesc }
+func (c *dependencyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.deadDesc
+	ch <- c.packedMessagesDesc
+	ch <- c.packedEventsDesc
+}
 
 // Collect implements prometheus.Collector: it pings the store and the bus.
 func (c *dependencyCollector) Collect(ch chan<- prometheus.Metric) {
@@ -53,6 +63,11 @@ func (c *dependencyCollector) Collect(ch chan<- prometheus.Metric) {
 		dead = d.DeadLettered()
 	}
 	ch <- prometheus.MustNewConstMetric(c.deadDesc, prometheus.CounterValue, float64(dead))
+	if p, ok := c.a.bus.(interface{ Packing() (uint64, uint64) }); ok {
+		messages, events := p.Packing()
+		ch <- prometheus.MustNewConstMetric(c.packedMessagesDesc, prometheus.CounterValue, float64(messages))
+		ch <- prometheus.MustNewConstMetric(c.packedEventsDesc, prometheus.CounterValue, float64(events))
+	}
 }
 
 func upValue(err error) float64 {

@@ -182,9 +182,26 @@ func (c *coalescer) sendToBroker(calls []*partitionCall) error {
 	if c.forwarded {
 		op = "forward"
 	}
-	return b.call(b.ctx, op, func(ctx context.Context, trouble <-chan struct{}) error {
+	err := b.call(b.ctx, op, func(ctx context.Context, trouble <-chan struct{}) error {
 		return b.publish(ctx, trouble, b.names.byPartition, keys, msgs, true)
 	})
+	if err == nil {
+		events := 0
+		for _, call := range calls {
+			events += len(call.parts)
+		}
+		b.packedMessages.Add(uint64(len(msgs)))
+		b.packedEvents.Add(uint64(events))
+	}
+	return err
+}
+
+// Packing returns how many partition-addressed messages this Bus has
+// published (confirmed by the broker) since Dial and how many events
+// they carried: their ratio is how well concurrent calls share messages
+// (kairos serve exports both; kairos bench ingest prints the ratio).
+func (b *Bus) Packing() (messages, events uint64) {
+	return b.packedMessages.Load(), b.packedEvents.Load()
 }
 
 // eventRef is event i of a call.

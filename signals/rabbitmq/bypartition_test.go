@@ -308,6 +308,9 @@ func testConcurrentCallsShareMessages(t *testing.T, forward bool) {
 	if messages > calls*3/4 {
 		t.Errorf("%d concurrent calls sent %d messages: the flights did not share them", calls, messages)
 	}
+	if pm, pe := b.Packing(); pm != uint64(messages) || pe != calls {
+		t.Errorf("Packing says %d messages of %d events, the partitions hold %d of %d", pm, pe, messages, calls)
+	}
 }
 
 // Deleting Topology's queues and exchanges leaves nothing of a prefix on

@@ -48,6 +48,9 @@ type Bus struct {
 	declared map[string]uint64 // topic exchange -> pub generation it was declared on
 
 	deadTotal atomic.Uint64 // messages dead-lettered since Dial (DeadLettered)
+	// Partition-addressed publishing since Dial (Packing): messages the
+	// broker confirmed and the events they carried.
+	packedMessages, packedEvents atomic.Uint64
 
 	hashType     string    // exchange type of the partitioned exchange; tests override it
 	fallbackOnce sync.Once // warning about the missing consistent-hash plugin
