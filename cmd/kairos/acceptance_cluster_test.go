@@ -38,16 +38,19 @@ type acceptParams struct {
 	rate     int           // KAIROS_ACCEPT_RATE, events offered per second (default 1000)
 	duration time.Duration // KAIROS_ACCEPT_DURATION (default 60s)
 	workers  int           // KAIROS_ACCEPT_WORKERS, concurrent event senders (default 16)
-	faults   bool          // KAIROS_ACCEPT_FAULTS=0: no faults (a control run)
+	// partitions is the replicas' --partitions (KAIROS_ACCEPT_PARTITIONS,
+	// default 16).
+	partitions int
+	faults     bool // KAIROS_ACCEPT_FAULTS=0: no faults (a control run)
 }
 
 func acceptParamsFromEnv(t *testing.T) acceptParams {
 	t.Helper()
-	p := acceptParams{visitors: 10000, rate: 1000, duration: 60 * time.Second, workers: 16, faults: os.Getenv("KAIROS_ACCEPT_FAULTS") != "0"}
+	p := acceptParams{visitors: 10000, rate: 1000, duration: 60 * time.Second, workers: 16, partitions: 16, faults: os.Getenv("KAIROS_ACCEPT_FAULTS") != "0"}
 	for _, f := range []struct {
 		name string
 		dst  *int
-	}{{"KAIROS_ACCEPT_VISITORS", &p.visitors}, {"KAIROS_ACCEPT_RATE", &p.rate}, {"KAIROS_ACCEPT_WORKERS", &p.workers}} {
+	}{{"KAIROS_ACCEPT_VISITORS", &p.visitors}, {"KAIROS_ACCEPT_RATE", &p.rate}, {"KAIROS_ACCEPT_WORKERS", &p.workers}, {"KAIROS_ACCEPT_PARTITIONS", &p.partitions}} {
 		if v := os.Getenv(f.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -193,12 +196,12 @@ func freeAddr(t *testing.T) string {
 
 // startAcceptReplica starts kairos serve (this test binary, see TestMain)
 // as replica name on the clusters, and waits until it answers /readyz.
-func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns string) *acceptReplica {
+func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns string, partitions int) *acceptReplica {
 	t.Helper()
 	addr := freeAddr(t)
 	args := []string{"serve", "--amqp-url", strings.Join(c.AMQPURLs, ","), "--redis-url", c.RedisURL, "--namespace", ns,
 		"--data-dir", t.TempDir(), "--addr", addr, "--secret-key", "sk_test_0123456789abcdef",
-		"--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--partitions", "16",
+		"--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--partitions", strconv.Itoa(partitions),
 		"--lease-ttl", "4s", "--replica", name, "--redis-wait-replicas", "1"}
 	if os.Getenv("KAIROS_ACCEPT_PPROF") == "1" {
 		// For profiling the replicas during a run: go tool pprof
@@ -640,7 +643,7 @@ func phaseTable(t *testing.T, title string, samples []acceptSample, order []stri
 	}
 }
 
-// partitionConsumers returns how many of the namespace's 16 partition
+// partitionConsumers returns how many of the namespace's partition
 // queues have a consumer, as RabbitMQ node n sees them.
 func partitionConsumers(t *testing.T, c *clustertest.Clusters, n int, ns string) int {
 	out := c.Rabbitmqctl(t, n, "list_queues", "-q", "--no-table-headers", "name", "consumers")
@@ -706,12 +709,12 @@ func redisFailedOver(n, dead int) bool {
 }
 
 // waitAssignmentSettled waits, before the load, until every replica sees
-// them all and their shares of the 16 partitions add up (their gauges
+// them all and their shares of the partitions add up (their gauges
 // kairos_replicas_live and kairos_partitions_owned), and every partition
 // queue has a consumer: the replicas started one after the other, and
 // the partitions that move as each joins are a membership change, not
 // the steady state the quiet phases measure.
-func waitAssignmentSettled(t *testing.T, c *clustertest.Clusters, ns string, rs []*acceptReplica) {
+func waitAssignmentSettled(t *testing.T, c *clustertest.Clusters, ns string, rs []*acceptReplica, partitions int) {
 	t.Helper()
 	t0 := time.Now()
 	waitFor(t, time.Minute, "the replicas' partition assignment settled", func() bool {
@@ -723,7 +726,7 @@ func waitAssignmentSettled(t *testing.T, c *clustertest.Clusters, ns string, rs 
 			}
 			owned += metricValue(string(b), "kairos_partitions_owned ")
 		}
-		return owned == 16 && partitionConsumers(t, c, 1, ns) == 16
+		return owned == float64(partitions) && partitionConsumers(t, c, 1, ns) == partitions
 	})
 	t.Logf("partition assignment settled %v after the last replica was ready", time.Since(t0).Round(10*time.Millisecond))
 }
@@ -750,9 +753,9 @@ func TestAcceptanceFaults(t *testing.T) {
 		names = names[:1] // a control run on one replica: is the merge wrong without a second one?
 	}
 	for _, name := range names {
-		cl.replicas = append(cl.replicas, startAcceptReplica(t, name, c, ns))
+		cl.replicas = append(cl.replicas, startAcceptReplica(t, name, c, ns, p.partitions))
 	}
-	waitAssignmentSettled(t, c, ns, cl.replicas)
+	waitAssignmentSettled(t, c, ns, cl.replicas, p.partitions)
 	live := slices.Clone(cl.replicas)
 	cl.live.Store(&live)
 	cl.start = time.Now()
@@ -841,7 +844,8 @@ func acceptFaults(t *testing.T, c *clustertest.Clusters, cl *acceptCluster, p ac
 	at(0.15)
 	victim := cl.replicas[2]
 	phase("fault:replica-kill")
-	t.Logf("partition queues consumed before the kill: %d of 16", partitionConsumers(t, c, 1, ns))
+	all := p.partitions
+	t.Logf("partition queues consumed before the kill: %d of %d", partitionConsumers(t, c, 1, ns), all)
 	cl.drop(victim)
 	k0 := time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -853,21 +857,21 @@ func acceptFaults(t *testing.T, c *clustertest.Clusters, cl *acceptCluster, p ac
 	// before the first that saw all served ended (hi).
 	n := 0
 	var lo, hi time.Duration
-	// (A first call that sees all 16 served means the takeover was over
+	// (A first call that sees all partitions served means the takeover was over
 	// before it ended: kill -9 closes the replica's connections at once.)
-	for n != 16 && time.Since(k0) < time.Minute {
+	for n != all && time.Since(k0) < time.Minute {
 		callStart := time.Since(k0)
 		n = partitionConsumers(t, c, 1, ns)
-		if n < 16 {
+		if n < all {
 			lo = callStart
 		}
 		hi = time.Since(k0)
 	}
-	if n != 16 {
-		t.Errorf("%d of 16 partition queues consumed a minute after the kill", n)
+	if n != all {
+		t.Errorf("%d of %d partition queues consumed a minute after the kill", n, all)
 	}
-	t.Logf("[%6.1fs] replica %s killed (pid %d); all 16 partitions consumed by the other two between %v and %v after the kill (rabbitmqctl polled)",
-		k0.Sub(cl.start).Seconds(), victim.name, victim.cmd.Process.Pid, lo.Round(10*time.Millisecond), hi.Round(10*time.Millisecond))
+	t.Logf("[%6.1fs] replica %s killed (pid %d); all %d partitions consumed by the other two between %v and %v after the kill (rabbitmqctl polled)",
+		k0.Sub(cl.start).Seconds(), victim.name, victim.cmd.Process.Pid, all, lo.Round(10*time.Millisecond), hi.Round(10*time.Millisecond))
 	if lo > 10*time.Second {
 		t.Errorf("the killed replica's partitions were still not all consumed %v after the kill, want within 10s", lo)
 	}
