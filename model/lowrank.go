@@ -52,13 +52,19 @@ func (ws *Workspace) solveLowRank(dst []float32, o *Online, cols []int32, w []fl
 		}
 		cholAddRankOne(ws.a, yj, k)
 	}
-	t := blas64.Triangular{N: k, Stride: k, Uplo: blas.Upper, Diag: blas.NonUnit, Data: ws.a}
-	return ws.triangularSolve(dst, t)
+	u := blas64.Triangular{N: k, Stride: k, Uplo: blas.Upper, Diag: blas.NonUnit, Data: ws.a}
+	if err := solveFactored(u, ws.b); err != nil {
+		return err
+	}
+	for f, v := range ws.b {
+		dst[f] = float32(v)
+	}
+	return nil
 }
 
 // ensureBase makes ws.base the factor of o's current YᵀY + λI.
 func (ws *Workspace) ensureBase(o *Online) error {
-	if ws.base.owner == o && ws.base.version == o.gramVersion && ws.base.upper != nil {
+	if ws.base.owner == o && ws.base.version == o.gramVersion {
 		return nil
 	}
 	k := ws.k
@@ -95,19 +101,4 @@ func cholAddRankOne(u, x []float64, k int) {
 			xs[j] = c*xs[j] - s*v
 		}
 	}
-}
-
-// triangularSolve solves uᵀu x = ws.b for the upper factor u and writes x
-// to dst, refusing non-finite results.
-func (ws *Workspace) triangularSolve(dst []float32, u blas64.Triangular) error {
-	x := blas64.Vector{N: ws.k, Inc: 1, Data: ws.b}
-	blas64.Trsv(blas.Trans, u, x)
-	blas64.Trsv(blas.NoTrans, u, x)
-	for f, v := range ws.b {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return ErrNotPositiveDefinite
-		}
-		dst[f] = float32(v)
-	}
-	return nil
 }

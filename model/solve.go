@@ -149,12 +149,18 @@ func (ws *Workspace) choleskySolve(rhs []float64) error {
 	if !ok {
 		return ErrNotPositiveDefinite
 	}
-	// A = UᵀU: solve Uᵀy = rhs, then Ux = y. Two triangular solves of a
-	// vector (Trsv), not Potrs: its Trsm with one right-hand column runs
-	// an axpy of length 1 per matrix element, half the fold-in's time.
-	x := blas64.Vector{N: ws.k, Inc: 1, Data: rhs}
-	blas64.Trsv(blas.Trans, t, x)
-	blas64.Trsv(blas.NoTrans, t, x)
+	return solveFactored(t, rhs)
+}
+
+// solveFactored overwrites rhs with the solution of uᵀu x = rhs for the
+// upper Cholesky factor u, refusing a non-finite result. It solves
+// uᵀy = rhs, then ux = y, by two triangular solves of a vector (Trsv),
+// not Potrs: its Trsm with one right-hand column runs an axpy of length 1
+// per matrix element, which was half the fold-in's time.
+func solveFactored(u blas64.Triangular, rhs []float64) error {
+	x := blas64.Vector{N: len(rhs), Inc: 1, Data: rhs}
+	blas64.Trsv(blas.Trans, u, x)
+	blas64.Trsv(blas.NoTrans, u, x)
 	for _, v := range rhs {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return ErrNotPositiveDefinite
