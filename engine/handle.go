@@ -23,6 +23,18 @@ type learnState struct {
 	dirty map[int32]*model.ItemRowState
 	// before holds touched rows' state before a Flush, to compute deltas.
 	before map[int32]model.ItemRowState
+	// started holds the rows that got their random start in this batch,
+	// refold the visitors folded in against one of those starts.
+	started map[int32]struct{}
+	refold  []refold
+}
+
+// refold is a visitor of the batch to fold in again once the batch's item
+// updates are applied: its fold-in met an item that had only its random
+// start (see refoldStarted).
+type refold struct {
+	index  int // in the commit's Visitors
+	events []model.Event
 }
 
 func newLearnState(o *model.Online, k int) *learnState {
@@ -30,6 +42,7 @@ func newLearnState(o *model.Online, k int) *learnState {
 		learner: o.NewLearner(),
 		dirty:   map[int32]*model.ItemRowState{},
 		before:  map[int32]model.ItemRowState{},
+		started: map[int32]struct{}{},
 	}
 }
 
@@ -151,6 +164,7 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 		commit.Events = append(commit.Events, EventRef{Visitor: keys[i], ID: ev.ID})
 	}
 	touched := map[int32]struct{}{}
+	e.learn.startBatch()
 	foldStart := time.Now()
 	for i, v := range visitors {
 		var extra []HistoryEvent
@@ -164,7 +178,7 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 			v, extra = mergeAnonymous(v, states)
 			visitors[i] = v
 		}
-		vu, err := e.updateVisitor(v, groups[order[i]], touched)
+		vu, err := e.updateVisitor(i, v, groups[order[i]], touched)
 		if err != nil {
 			e.learn.learner.Reset()
 			return err
@@ -185,6 +199,8 @@ func (e *Engine) handle(ctx context.Context, batch []signals.Event, clock *stage
 	e.dropMerged(ctx, anon)
 	if err := e.applyItems(touched); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "item updates not applied", slog.Any("err", err))
+	} else {
+		e.refoldStarted(ctx, commit.Visitors)
 	}
 	e.react(ctx, visitors, commit.Visitors, groups)
 	e.countTrending(fresh)
@@ -427,8 +443,9 @@ func groupByKey(evs []signals.Event, keys []string) (map[string][]signals.Event,
 }
 
 // updateVisitor computes one visitor's new state from its fresh events and
-// queues the item updates of its learning events.
-func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32]struct{}) (VisitorUpdate, error) {
+// queues the item updates of its learning events. index is the visitor's
+// place in the batch's commit.
+func (e *Engine) updateVisitor(index int, v Visitor, evs []signals.Event, touched map[int32]struct{}) (VisitorUpdate, error) {
 	vu := VisitorUpdate{ID: v.ID, Session: v.Session}
 	user, known := strings.CutPrefix(v.ID, userKeyPrefix)
 	learning := false
@@ -451,13 +468,21 @@ func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32
 	ls := e.learn
 	ls.hist = e.modelEvents(ls.hist[:0], v.History)
 	ls.fresh = e.modelEvents(ls.fresh[:0], vu.Append)
+	metStart := false
 	for _, me := range ls.fresh {
 		touched[me.Item] = struct{}{}
 		if e.model().InitItem(int(me.Item), itemSeed(e.itemID(me.Item))) {
 			e.met.newItems.Inc()
 			f, _, _ := e.model().ItemRow(int(me.Item), nil, nil)
 			e.addDelta(me.Item, f, nil, 0) // peers need the start too
+			ls.started[me.Item] = struct{}{}
 		}
+		_, started := ls.started[me.Item]
+		metStart = metStart || started
+	}
+	if metStart {
+		evs := append(slices.Clone(ls.hist), ls.fresh...)
+		ls.refold = append(ls.refold, refold{index: index, events: evs})
 	}
 	o := e.model()
 	x := make([]float32, o.K())
@@ -470,6 +495,57 @@ func (e *Engine) updateVisitor(v Visitor, evs []signals.Event, touched map[int32
 	}
 	vu.Factors = packFactors(x, e.gen.Load())
 	return vu, nil
+}
+
+// startBatch forgets the previous batch's item starts and refolds.
+func (ls *learnState) startBatch() {
+	clear(ls.started)
+	ls.refold = ls.refold[:0]
+}
+
+// refoldStarted folds in again, against the items as the batch's updates
+// left them, the visitors whose fold-in met an item that had only its
+// random start, and stores their new factors with a second, factors-only
+// commit. A visitor whose first events come with its items' first events
+// (every visitor at a site's launch or of a new catalog) would otherwise
+// keep factors that say nothing but those random starts until its next
+// event. The batch's first commit holds its events; this one only refines
+// factors, so a failure is logged, never returned, and the visitor keeps
+// its first fold-in.
+func (e *Engine) refoldStarted(ctx context.Context, updates []VisitorUpdate) {
+	ls := e.learn
+	if len(ls.refold) == 0 {
+		return
+	}
+	gen := e.gen.Load()
+	k := e.model().K()
+	c := Commit{Visitors: make([]VisitorUpdate, 0, len(ls.refold))}
+	at := make([]int, 0, len(ls.refold))
+	for _, r := range ls.refold {
+		x := make([]float32, k)
+		if err := ls.learner.Refold(x, r.events); err != nil {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "visitor not folded in again", slog.String("visitor", updates[r.index].ID), slog.Any("err", err))
+			continue
+		}
+		u := updates[r.index]
+		c.Visitors = append(c.Visitors, VisitorUpdate{ID: u.ID, Factors: packFactors(x, gen), Session: u.Session})
+		at = append(at, r.index)
+	}
+	if len(c.Visitors) == 0 {
+		return
+	}
+	if err := e.store.Commit(ctx, c); err != nil {
+		level := slog.LevelWarn
+		if errors.Is(err, ErrConflict) {
+			level = slog.LevelDebug // linked meanwhile: the user's state has its events
+		}
+		e.log.LogAttrs(ctx, level, "refolded factors not stored", slog.Int("visitors", len(c.Visitors)), slog.Any("err", err))
+		return
+	}
+	e.met.refolded.Add(float64(len(c.Visitors)))
+	for j, i := range at {
+		updates[i].Factors = c.Visitors[j].Factors
+	}
 }
 
 // modelEvents converts the learning events of a history to model events

@@ -11,6 +11,7 @@ type metrics struct {
 	consumed, applied, duplicates prometheus.Counter
 	forwarded                     prometheus.Counter
 	newItems, swaps               prometheus.Counter
+	refolded                      prometheus.Counter
 	indexBuilds                   prometheus.Counter
 	filterExact                   prometheus.Counter
 	foldIn, batch, lag            prometheus.Histogram
@@ -27,7 +28,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_events_forwarded_total",
 			Help: "Events that arrived on another partition than their state's and were forwarded there (published before their visitor's link was known)."}),
 		newItems: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_items_started_total", Help: "Items that got their first factors from an event."}),
-		swaps:    prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_model_swaps_total", Help: "Retrained models loaded (hot swaps) by this process."}),
+		refolded: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_visitors_refolded_total",
+			Help: "Visitors folded in again after their batch's item updates because their first fold-in met an item's random start (factors-only commit)."}),
+		swaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_model_swaps_total", Help: "Retrained models loaded (hot swaps) by this process."}),
 		indexBuilds: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_index_builds_total",
 			Help: "Approximate index builds (clusterings) by this process; an index loaded with the state is not one."}),
 		filterExact: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_engine_filter_exact_total",
@@ -48,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.stage.WithLabelValues(s)
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.forwarded, m.newItems, m.swaps, m.indexBuilds, m.filterExact, m.foldIn, m.batch, m.lag, m.recommend, m.stage)
+		reg.MustRegister(m.consumed, m.applied, m.duplicates, m.forwarded, m.newItems, m.refolded, m.swaps, m.indexBuilds, m.filterExact, m.foldIn, m.batch, m.lag, m.recommend, m.stage)
 	}
 	return m
 }

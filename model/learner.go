@@ -70,6 +70,18 @@ func (l *Learner) Observe(dst, old []float32, history, fresh []Event) error {
 	return nil
 }
 
+// Refold folds a user in again from all its events (history and fresh
+// together, any order) against the items as they are now, without queuing
+// item updates: after Flush, for a user whose fold-in met items that had
+// only their random start. The new factors are written to dst (length K).
+func (l *Learner) Refold(dst []float32, events []Event) error {
+	if len(dst) != l.o.p.Factors {
+		return fmt.Errorf("model: Refold: dst has length %d, want %d", len(dst), l.o.p.Factors)
+	}
+	l.hist = l.agg.Aggregate(l.hist, events, l.o.p.HalfLife)
+	return l.o.FoldUser(l.ws, dst, l.hist)
+}
+
 func (l *Learner) keep(v []float32) []float32 {
 	c := append([]float32(nil), v...)
 	l.users = append(l.users, c)

@@ -401,6 +401,11 @@ func testFactors(t *testing.T, s engine.Store) {
 		}})
 		equal(t, st.name, mustVisitor(t, s, "fv").Factors, st.want)
 	}
+	// A factors-only update (the engine's refold) keeps the history.
+	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{{ID: "fv", Factors: f1}}})
+	v := mustVisitor(t, s, "fv")
+	equal(t, "factors of a factors-only update", v.Factors, f1)
+	wantHistory(t, v, Events("f", 0, len(steps)))
 	// Within one commit the last non-nil factors win.
 	mustCommit(t, s, engine.Commit{Visitors: []engine.VisitorUpdate{
 		{ID: "fw", Factors: f2},
