@@ -194,7 +194,11 @@ func readMovieLens(r io.Reader) ([]Record, error) {
 		}
 		f := strings.Fields(s)
 		if len(f) < 4 {
-			return nil, fmt.Errorf("line %d: want user, item, rating, timestamp; got %d fields", line, len(f))
+			hint := ""
+			if strings.ContainsAny(s, ",;") {
+				hint = " (a comma- or semicolon-separated file: see the csv, diginetica and otto formats)"
+			}
+			return nil, fmt.Errorf("line %d: movielens format wants user, item, rating, timestamp separated by white space; got %d fields%s", line, len(f), hint)
 		}
 		ts, err := strconv.ParseInt(f[3], 10, 64)
 		if err != nil {

@@ -164,3 +164,16 @@ func TestHoldoutFoldHoldsOutTheNextInteraction(t *testing.T) {
 		t.Fatalf("random fold: varied %v, %d fitted; want draws and %d", differs, len(f.Train), len(many)-100)
 	}
 }
+
+// A CSV file read as MovieLens's u.data is refused with a hint at the
+// format that reads it.
+func TestReadMovieLensNamesOtherFormats(t *testing.T) {
+	_, err := Read(strings.NewReader("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n"), FormatMovieLens)
+	if err == nil || !strings.Contains(err.Error(), "line 1") || !strings.Contains(err.Error(), "csv") {
+		t.Fatalf("error %v: want one naming line 1 and the csv format", err)
+	}
+	recs, err := Read(strings.NewReader("1\t10\t4\t964982703\n"), FormatMovieLens)
+	if err != nil || len(recs) != 1 || recs[0].Item != "10" {
+		t.Fatalf("u.data line: %v, %v", recs, err)
+	}
+}
