@@ -2,15 +2,18 @@ package eval
 
 import (
 	"bufio"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Record is one interaction of a dataset: user and item by their external
@@ -30,12 +33,18 @@ const (
 	// FormatMovieLens is u.data: user TAB item TAB rating TAB timestamp, no
 	// header. Ratings are ignored: every rating is an implicit positive.
 	FormatMovieLens Format = "movielens"
-	// FormatCSV has a header naming the columns; comma or tab separated.
-	// Recognised names (case-insensitive): user (user, userid, user_id,
-	// visitor), item (item, itemid, item_id, movieid, artistid), time
-	// (timestamp, ts, time) and weight (weight, count, plays, value).
-	// Other columns (e.g. a rating) are ignored. Without a time column every
-	// time is 0; without a weight column every weight is 1.
+	// FormatCSV has a header naming the columns, separated by commas,
+	// tabs, semicolons or vertical bars (the most frequent on the header
+	// line), fields optionally quoted. Names are compared lower-case
+	// without punctuation ("User-ID" is userid); csvColumns lists the
+	// recognised ones: user (user, userid, visitor, session, customer, …),
+	// item (item, itemid, movieid, artistid, productid, aid, isbn, …),
+	// time (timestamp, ts, time, datetime, date, …) and weight (weight,
+	// count, plays, value, …). Other columns (e.g. a rating) are ignored.
+	// A time is an integer (any clock, seconds for the half-life), a
+	// decimal number (floored) or a date-time (Unix seconds). Without a
+	// time column every time is 0; without a weight column every weight
+	// is 1.
 	FormatCSV Format = "csv"
 	// FormatDiginetica is DIGINETICA's train-item-views.csv (CIKM Cup
 	// 2016): a header, then session_id;user_id;item_id;timeframe;eventdate
@@ -209,52 +218,98 @@ func readMovieLens(r io.Reader) ([]Record, error) {
 	return out, sc.Err()
 }
 
+// csvColumns are the recognised column names of FormatCSV, compared
+// lower-case with everything but letters and digits removed ("User-ID" is
+// userid).
+var csvColumns = map[string][]string{
+	"user":   {"user", "userid", "visitor", "visitorid", "session", "sessionid", "customer", "customerid", "member", "memberid", "uid"},
+	"item":   {"item", "itemid", "movieid", "artistid", "product", "productid", "aid", "articleid", "isbn", "trackid", "songid", "bookid", "sku", "asin", "iid"},
+	"time":   {"timestamp", "ts", "time", "datetime", "date", "eventtime", "unixtime", "unixtimestamp", "createdat"},
+	"weight": {"weight", "count", "plays", "playcount", "value", "quantity"},
+}
+
+// csvTimeLayouts are the date-time forms of a FormatCSV time column
+// besides integers (and decimal numbers, floored), read as UTC when they
+// name no zone.
+var csvTimeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999 MST", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"}
+
 func readCSV(r io.Reader) ([]Record, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	if !sc.Scan() {
-		return nil, fmt.Errorf("empty file: want a header line")
-	}
-	header := sc.Text()
-	sep := ","
-	if strings.Count(header, "\t") > strings.Count(header, ",") {
-		sep = "\t"
-	}
-	cols := map[string]int{}
-	for i, name := range strings.Split(header, sep) {
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "user", "userid", "user_id", "visitor":
-			cols["user"] = i
-		case "item", "itemid", "item_id", "movieid", "artistid":
-			cols["item"] = i
-		case "timestamp", "ts", "time":
-			cols["time"] = i
-		case "weight", "count", "plays", "value":
-			cols["weight"] = i
+	br := bufio.NewReader(r)
+	head, err := br.Peek(4096)
+	if len(head) == 0 {
+		if err == nil || err == io.EOF {
+			return nil, fmt.Errorf("empty file: want a header line")
 		}
+		return nil, err
 	}
-	if _, ok := cols["user"]; !ok {
-		return nil, fmt.Errorf("header %q has no user column", header)
+	cr := csv.NewReader(br)
+	cr.Comma = csvSeparator(head)
+	cr.FieldsPerRecord = -1
+	cr.LazyQuotes = true
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("header: %w", err)
 	}
-	if _, ok := cols["item"]; !ok {
-		return nil, fmt.Errorf("header %q has no item column", header)
+	cols := csvHeader(header)
+	for _, name := range []string{"user", "item"} {
+		if _, ok := cols[name]; !ok {
+			return nil, fmt.Errorf("header %q has no %s column (recognised names: %s)", strings.Join(header, string(cr.Comma)), name, strings.Join(csvColumns[name], ", "))
+		}
 	}
 	var out []Record
-	line := 1
-	for sc.Scan() {
-		line++
-		s := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(s) == "" {
+	for {
+		f, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err // csv.ParseError names the line
+		}
+		if len(f) == 1 && strings.TrimSpace(f[0]) == "" {
 			continue
 		}
-		f := strings.Split(s, sep)
 		rec, err := csvRecord(f, cols)
 		if err != nil {
+			line, _ := cr.FieldPos(0)
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
 		out = append(out, rec)
 	}
-	return out, sc.Err()
+}
+
+// csvSeparator picks the separator of a header: the most frequent of
+// comma, tab, semicolon and vertical bar on the first line (comma on a
+// tie).
+func csvSeparator(head []byte) rune {
+	first, _, _ := strings.Cut(string(head), "\n")
+	sep, most := ',', strings.Count(first, ",")
+	for _, c := range []rune{'\t', ';', '|'} {
+		if n := strings.Count(first, string(c)); n > most {
+			sep, most = c, n
+		}
+	}
+	return sep
+}
+
+// csvHeader maps the recognised columns of a header to their index (the
+// first column of each name).
+func csvHeader(header []string) map[string]int {
+	cols := map[string]int{}
+	for i, name := range header {
+		key := strings.Map(func(r rune) rune {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				return unicode.ToLower(r)
+			}
+			return -1
+		}, name)
+		for col, names := range csvColumns {
+			if _, done := cols[col]; !done && slices.Contains(names, key) {
+				cols[col] = i
+			}
+		}
+	}
+	return cols
 }
 
 func csvRecord(f []string, cols map[string]int) (Record, error) {
@@ -275,9 +330,9 @@ func csvRecord(f []string, cols map[string]int) (Record, error) {
 		return rec, fmt.Errorf("missing user or item")
 	}
 	if s, ok := get("time"); ok {
-		t, err := strconv.ParseInt(s, 10, 64)
+		t, err := csvTime(s)
 		if err != nil {
-			return rec, fmt.Errorf("timestamp %q: %w", s, err)
+			return rec, err
 		}
 		rec.Time = t
 	}
@@ -289,6 +344,23 @@ func csvRecord(f []string, cols map[string]int) (Record, error) {
 		rec.Weight = w
 	}
 	return rec, nil
+}
+
+// csvTime reads a time column's value: an integer as it is, a decimal
+// number floored, a date-time (csvTimeLayouts) as Unix seconds.
+func csvTime(s string) (int64, error) {
+	if t, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return t, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && math.Abs(f) < 9e18 {
+		return int64(math.Floor(f)), nil
+	}
+	for _, layout := range csvTimeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Unix(), nil
+		}
+	}
+	return 0, fmt.Errorf("time %q: want an integer, a decimal number or a date-time like 2006-01-02 15:04:05", s)
 }
 
 // Dataset is a loaded interaction log with dense user and item numbering:

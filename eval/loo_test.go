@@ -177,3 +177,41 @@ func TestReadMovieLensNamesOtherFormats(t *testing.T) {
 		t.Fatalf("u.data line: %v, %v", recs, err)
 	}
 }
+
+// The csv format reads the headers, separators, quoting and time forms of
+// common public logs.
+func TestReadCSVVariants(t *testing.T) {
+	for _, c := range []struct {
+		name, in string
+		want     []Record
+	}{
+		{"movielens latest", "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n", []Record{{User: "1", Item: "31", Time: 1260759144, Weight: 1}}},
+		{"lastfm, tabs", "userID\tartistID\tweight\n2\t51\t13883\n", []Record{{User: "2", Item: "51", Weight: 13883}}},
+		{"book-crossing, quoted and semicolons", "\"User-ID\";\"ISBN\";\"Book-Rating\"\n\"276725\";\"034545104X\";\"0\"\n", []Record{{User: "276725", Item: "034545104X", Weight: 1}}},
+		{"sessions, date-times, CRLF", "session_id,product_id,event_time\r\ns1,p9,2019-10-01 00:00:05 UTC\r\n\r\ns1,p8,2019-10-01T00:00:07Z\r\n",
+			[]Record{{User: "s1", Item: "p9", Time: 1569888005, Weight: 1}, {User: "s1", Item: "p8", Time: 1569888007, Weight: 1}}},
+		{"decimal times, bars", "user|item|ts|count\nu|i|1700000000.75|2\n", []Record{{User: "u", Item: "i", Time: 1700000000, Weight: 2}}},
+		{"a date", "customer_id,article_id,t_dat\nc,a,2020-09-20\n", []Record{{User: "c", Item: "a", Weight: 1}}},
+	} {
+		recs, err := Read(strings.NewReader(c.in), FormatCSV)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if !slices.Equal(recs, c.want) {
+			t.Errorf("%s: records %+v, want %+v", c.name, recs, c.want)
+		}
+	}
+	for _, c := range []struct{ name, in, wantErr string }{
+		{"no item column", "user,rating\n1,5\n", "no item column"},
+		{"bad time", "user,item,timestamp\n1,2,yesterday\n", "line 2: time \"yesterday\""},
+		{"NaN weight", "user,item,weight\n1,2,NaN\n", "line 2: weight"},
+		{"missing item", "user,item\n1,\n", "line 2: missing user or item"},
+		{"empty", "", "empty file"},
+	} {
+		_, err := Read(strings.NewReader(c.in), FormatCSV)
+		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.wantErr)
+		}
+	}
+}
