@@ -292,10 +292,12 @@ func csvSeparator(head []byte) rune {
 	return sep
 }
 
-// csvHeader maps the recognised columns of a header to their index (the
-// first column of each name).
+// csvHeader maps the recognised columns of a header to their index: for
+// each, the header column whose name comes first in csvColumns (a user id
+// before a session id), then the leftmost.
 func csvHeader(header []string) map[string]int {
 	cols := map[string]int{}
+	rank := map[string]int{}
 	for i, name := range header {
 		key := strings.Map(func(r rune) rune {
 			if unicode.IsLetter(r) || unicode.IsDigit(r) {
@@ -304,8 +306,9 @@ func csvHeader(header []string) map[string]int {
 			return -1
 		}, name)
 		for col, names := range csvColumns {
-			if _, done := cols[col]; !done && slices.Contains(names, key) {
-				cols[col] = i
+			j := slices.Index(names, key)
+			if r, seen := rank[col]; j >= 0 && (!seen || j < r) {
+				cols[col], rank[col] = i, j
 			}
 		}
 	}

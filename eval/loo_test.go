@@ -192,6 +192,7 @@ func TestReadCSVVariants(t *testing.T) {
 			[]Record{{User: "s1", Item: "p9", Time: 1569888005, Weight: 1}, {User: "s1", Item: "p8", Time: 1569888007, Weight: 1}}},
 		{"decimal times, bars", "user|item|ts|count\nu|i|1700000000.75|2\n", []Record{{User: "u", Item: "i", Time: 1700000000, Weight: 2}}},
 		{"a date", "customer_id,article_id,t_dat\nc,a,2020-09-20\n", []Record{{User: "c", Item: "a", Weight: 1}}},
+		{"a user id before a session id", "session_id,user_id,item_id\ns1,u7,i3\n", []Record{{User: "u7", Item: "i3", Weight: 1}}},
 	} {
 		recs, err := Read(strings.NewReader(c.in), FormatCSV)
 		if err != nil {
