@@ -66,15 +66,75 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 }
 
-// walkthroughBlocks returns the marked shell blocks, in order.
-func walkthroughBlocks(readme string) []string {
+// tenantsMark precedes every README block of the tenants' walk-through.
+const tenantsMark = "<!-- walkthrough: tenants -->\n```sh\n"
+
+// TestReadmeTenantsWalkthrough runs the README's tenant examples (the
+// blocks marked <!-- walkthrough: tenants -->) in order in one bash, so
+// that the keys a block keeps reach the next, against a fresh
+// multi-tenant `kairos serve` with the README's KAIROS_ADMIN_KEY set to
+// the test server's; every "# …" line must match a line of its block's
+// output, as in TestReadmeWalkthrough.
+func TestReadmeTenantsWalkthrough(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is needed to run the README's walk-through: %v", tool, err)
+			}
+			t.Skipf("%s not installed: %v", tool, err)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := markedBlocks(string(readme), tenantsMark)
+	if len(blocks) < 5 {
+		t.Fatalf("the README has %d tenant walk-through blocks: the markers are gone", len(blocks))
+	}
+	srv := startTenants(t, "--blend-below", "20")
+	dir := t.TempDir()
+	bin := kairosWrapper(t, dir)
+	host := strings.TrimPrefix(srv.base, "http://")
+	const split = "@@ end of block @@"
+	var script strings.Builder
+	script.WriteString("set -e -o pipefail\n")
+	for _, b := range blocks {
+		b = strings.ReplaceAll(b, "localhost:8080", host)
+		fmt.Fprintf(&script, "%s\necho %q\n", strings.ReplaceAll(b, "go run ./cmd/kairos", bin), split)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "KAIROS_ADMIN_KEY="+testAdminKey, "KAIROS_ADDR="+host)
+	out, err := cmd.CombinedOutput()
+	outs := bytes.Split(out, []byte(split+"\n"))
+	if err != nil || len(outs) != len(blocks)+1 {
+		t.Fatalf("the tenant walk-through stopped in block %d (%v):\n%s", len(outs)-1, err, out)
+	}
+	for i, b := range blocks {
+		for _, want := range expectedLines(b) {
+			if !matchesSomeLine(want, outs[i]) {
+				t.Errorf("tenant block %d: no output line matches the README's\n  # %s\noutput:\n%s", i, want, outs[i])
+			}
+		}
+	}
+}
+
+// walkthroughBlocks returns the blocks of the single-site walk-through,
+// in order.
+func walkthroughBlocks(readme string) []string { return markedBlocks(readme, walkthroughMark) }
+
+// markedBlocks returns the shell blocks that follow mark, in order.
+func markedBlocks(readme, mark string) []string {
 	var out []string
 	for {
-		i := strings.Index(readme, walkthroughMark)
+		i := strings.Index(readme, mark)
 		if i < 0 {
 			return out
 		}
-		readme = readme[i+len(walkthroughMark):]
+		readme = readme[i+len(mark):]
 		j := strings.Index(readme, "```")
 		if j < 0 {
 			return out
@@ -106,7 +166,7 @@ func matchesSomeLine(want string, out []byte) bool {
 	}
 	re := regexp.MustCompile("^" + strings.Join(parts, ".*") + "$")
 	for _, line := range bytes.Split(out, []byte("\n")) {
-		if re.Match(bytes.TrimRight(line, "\r")) {
+		if re.Match(bytes.TrimRight(line, "\r\t ")) { // trailing blanks are invisible in the README
 			return true
 		}
 	}
