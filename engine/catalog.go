@@ -38,6 +38,10 @@ type itemCatalog struct {
 	idOf     []string // row → id ("" for rows this replica has not heard of)
 	catalog  map[string]Item
 	inactive model.Bitset
+	// deleted holds the ids deleted from the catalog and not added back
+	// (their tombstones, DeletedItemsCollection): their rows stay
+	// inactive, though events name them.
+	deleted  map[string]struct{}
 	trending *model.Trending
 	segments map[string]*segment
 
@@ -61,7 +65,8 @@ func (e *itemCatalog) setRowLocked(id string, row int32) {
 		e.idOf = append(e.idOf, "")
 	}
 	e.idOf[row] = id
-	if it, ok := e.catalog[id]; ok && !it.Active {
+	_, gone := e.deleted[id]
+	if it, ok := e.catalog[id]; ok && !it.Active || gone {
 		e.inactive.Set(int(row))
 	}
 	e.rowChangedLocked(row)
@@ -75,7 +80,8 @@ func (e *itemCatalog) itemRow(id string) (int32, bool) {
 	return r, ok
 }
 
-// loadCatalog reads the whole catalog into the cache.
+// loadCatalog reads the whole catalog into the cache, then the
+// tombstones of the items deleted from it.
 func (e *Engine) loadCatalog(ctx context.Context) error {
 	after := ""
 	for {
@@ -89,15 +95,29 @@ func (e *Engine) loadCatalog(ctx context.Context) error {
 		}
 		e.mu.Unlock()
 		if len(page) < 1000 {
-			return nil
+			break
 		}
 		after = page[len(page)-1].ID
 	}
+	err := e.items().DeletedIDs(ctx, func(ids []string) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, id := range ids {
+			if _, back := e.catalog[id]; !back { // added back after a deletion that left its tombstone
+				e.uncacheItemLocked(id)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("engine: load deleted items: %w", err)
+	}
+	return nil
 }
 
 // cacheItemLocked updates the catalog cache and the inactive set.
 func (e *itemCatalog) cacheItemLocked(it Item) {
 	e.catalog[it.ID] = it
+	delete(e.deleted, it.ID)
 	row, ok := e.rowOf[it.ID]
 	if !ok {
 		return
@@ -167,9 +187,17 @@ func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
 }
 
 // DeleteItem removes a catalog entry (ErrNotFound if absent); the item is
-// never recommended again unless it is added back.
+// never recommended again unless it is added back: its tombstone, written
+// before the entry is removed, keeps it inactive on every replica and
+// after restarts, though events still name it.
 func (e *Engine) DeleteItem(ctx context.Context, id string) error {
+	if err := e.items().MarkDeleted(ctx, id, e.cfg.Now().UTC()); err != nil {
+		return fmt.Errorf("engine: delete item %q: %w", id, err)
+	}
 	if err := e.items().DeleteItem(ctx, id); err != nil {
+		if cerr := e.items().ClearDeleted(ctx, id); cerr != nil {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "tombstone of an item not deleted left behind", slog.String("item", id), slog.Any("err", cerr))
+		}
 		if errors.Is(err, ErrNotFound) {
 			return errs.Wrap(ErrNotFound, err, "item %q not found", id)
 		}
@@ -182,10 +210,11 @@ func (e *Engine) DeleteItem(ctx context.Context, id string) error {
 	return nil
 }
 
-// uncacheItemLocked removes id from the catalog cache (its row becomes
-// inactive).
+// uncacheItemLocked removes id from the catalog cache and records its
+// deletion (its row becomes inactive, and stays so if events name it).
 func (e *itemCatalog) uncacheItemLocked(id string) {
 	delete(e.catalog, id)
+	e.deleted[id] = struct{}{}
 	if row, ok := e.rowOf[id]; ok {
 		e.inactive.Set(int(row))
 		e.rowChangedLocked(row)

@@ -82,7 +82,7 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "engine"), store: store, bus: bus,
-		itemCatalog: itemCatalog{rowOf: map[string]int32{}, catalog: map[string]Item{}, segments: map[string]*segment{},
+		itemCatalog: itemCatalog{rowOf: map[string]int32{}, catalog: map[string]Item{}, deleted: map[string]struct{}{}, segments: map[string]*segment{},
 			trending: model.NewTrending(cfg.TrendingHalfLife)},
 		serving: serving{trendTops: map[string]*trendTop{}, neigh: map[int32]*cachedRows{}, views: filter.NewViews(cfg.FilterMemory)},
 	}

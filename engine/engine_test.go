@@ -496,3 +496,79 @@ func TestLaunchBatchPersonalises(t *testing.T) {
 		t.Fatalf("%d of %d recommendations (%.0f %%) from the visitor's own cluster after a launch batch, want at least 42 %%", own, total, 100*share)
 	}
 }
+
+// A deleted item is never recommended again, though events still name
+// it — after a restart too (its tombstone) — until it is added back; a
+// DELETE of an item the catalog does not hold leaves no tombstone.
+func TestDeletedItemStaysDeletedAcrossRestarts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	e := newEngine(t, store, membus.New(membus.Options{}))
+	if _, err := e.PutItem(ctx, engine.Item{ID: "c0-item1", Title: "One", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	mustHandle(t, e, clusterEvents(2, 10, 8, 8, 5))
+	trending := func(e *engine.Engine) []string {
+		var ids []string
+		for _, r := range e.Trending(100) {
+			ids = append(ids, r.Item)
+		}
+		return ids
+	}
+	for _, id := range []string{"c0-item1", "c1-item3"} {
+		if !slices.Contains(trending(e), id) {
+			t.Fatalf("%s not trending before the deletion: %v", id, trending(e))
+		}
+	}
+	if err := e.DeleteItem(ctx, "c0-item1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DeleteItem(ctx, "c1-item3"); !errors.Is(err, engine.ErrNotFound) { // only in events
+		t.Fatalf("deleting an item the catalog does not hold: %v, want ErrNotFound", err)
+	}
+	more := func(e *engine.Engine, from int) {
+		var evs []signals.Event
+		for i := range 20 {
+			evs = append(evs, signals.Event{ID: fmt.Sprintf("after-%d-%d", from, i), Type: signals.TypeClick, Visitor: fmt.Sprintf("late-%d", i),
+				Item: "c0-item1", Time: signals.Timestamp{Time: t0.Add(time.Duration(from+i) * time.Second)}})
+		}
+		mustHandle(t, e, evs)
+	}
+	check := func(e *engine.Engine, when string, wantDeleted bool) {
+		t.Helper()
+		got := trending(e)
+		if in := slices.Contains(got, "c0-item1"); in == wantDeleted {
+			t.Fatalf("%s: c0-item1 trending: %v, want %v: %v", when, in, !wantDeleted, got)
+		}
+		if !slices.Contains(got, "c1-item3") {
+			t.Fatalf("%s: the event-only item c1-item3 is not trending: %v", when, got)
+		}
+		for _, r := range recommend(t, e, "stranger", 20).Items {
+			if r.Item == "c0-item1" && wantDeleted {
+				t.Fatalf("%s: the deleted item recommended", when)
+			}
+		}
+	}
+	more(e, 1000)
+	check(e, "after the deletion", true)
+	restart := func(e *engine.Engine, s *embedded.Store) (*engine.Engine, *embedded.Store) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_ = e.Run(cctx)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openStore(t, dir)
+		return newEngine(t, s, membus.New(membus.Options{})), s
+	}
+	e, store = restart(e, store)
+	more(e, 2000)
+	check(e, "after a restart", true)
+	if _, err := e.PutItem(ctx, engine.Item{ID: "c0-item1", Title: "One again", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	check(e, "added back", false)
+	e, _ = restart(e, store)
+	check(e, "added back, after a restart", false)
+}

@@ -16,13 +16,24 @@ import (
 // ItemsCollection is the documents collection of the catalog items.
 const ItemsCollection = "items"
 
+// DeletedItemsCollection is the documents collection of the tombstones of
+// deleted items: an item deleted from the catalog is never recommended
+// again, though events still name it, until it is added back — on every
+// replica, and after a restart.
+const DeletedItemsCollection = "items_deleted"
+
 // ItemStore keeps the catalog items as JSON documents (engine.Item) of
 // the collection "items" on any backend's storage.Documents, written
 // once for every backend: creates are atomic (storage.Create), replaces
 // keep the stored Created (defstore's upsert), and Items pages in id
 // order. It implements CatalogStore.
 type ItemStore struct {
-	c defstore.Collection
+	c, deleted defstore.Collection
+}
+
+// tombstone is the document of a deleted item.
+type tombstone struct {
+	Deleted time.Time `json:"deleted"`
 }
 
 // Interface guard.
@@ -30,7 +41,7 @@ var _ CatalogStore = (*ItemStore)(nil)
 
 // ItemsOn returns the catalog kept on docs.
 func ItemsOn(docs storage.Documents) *ItemStore {
-	return &ItemStore{c: defstore.New(docs, ItemsCollection)}
+	return &ItemStore{c: defstore.New(docs, ItemsCollection), deleted: defstore.New(docs, DeletedItemsCollection)}
 }
 
 // PutItem creates or replaces it as given.
@@ -89,6 +100,44 @@ func (s *ItemStore) DeleteItem(ctx context.Context, id string) error {
 	return s.c.Delete(ctx, id)
 }
 
+// MarkDeleted records that id was deleted from the catalog at.
+func (s *ItemStore) MarkDeleted(ctx context.Context, id string, at time.Time) error {
+	if err := checkItemID(id); err != nil {
+		return err
+	}
+	return s.deleted.Put(ctx, id, tombstone{Deleted: at}, storage.Upsert)
+}
+
+// ClearDeleted forgets the deletion of id (it was added back, or its
+// deletion did not happen); no tombstone is not an error.
+func (s *ItemStore) ClearDeleted(ctx context.Context, id string) error {
+	if err := s.deleted.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// DeletedIDs calls fn with the ids of the tombstones, in pages, in
+// ascending order.
+func (s *ItemStore) DeletedIDs(ctx context.Context, fn func(ids []string)) error {
+	after := ""
+	for {
+		ds, err := s.deleted.Page(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
+		}
+		fn(ids)
+		if len(ds) < 1000 {
+			return nil
+		}
+		after = ds[len(ds)-1].ID
+	}
+}
+
 // Items lists up to limit (at least 1) items with ids greater than
 // after, in ascending id order.
 func (s *ItemStore) Items(ctx context.Context, after string, limit int) ([]Item, error) {
@@ -142,8 +191,14 @@ func (e *Engine) CreateItem(ctx context.Context, it Item) (Item, error) {
 // provisional factors, after a write of it.
 func (e *Engine) itemWritten(ctx context.Context, it Item) {
 	e.mu.Lock()
+	_, wasDeleted := e.deleted[it.ID]
 	e.cacheItemLocked(it)
 	e.mu.Unlock()
+	if wasDeleted { // added back: its tombstone goes (a stale one is ignored while the item exists)
+		if err := e.items().ClearDeleted(ctx, it.ID); err != nil {
+			e.log.LogAttrs(ctx, slog.LevelWarn, "tombstone of an item added back left behind", slog.String("item", it.ID), slog.Any("err", err))
+		}
+	}
 	e.announceCatalog(ctx, catalogChange{Item: &it})
 	if err := e.provisionalFactors(ctx, it); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "no provisional factors", slog.String("item", it.ID), slog.Any("err", err))
