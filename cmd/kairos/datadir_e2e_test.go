@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/engine/embedded"
 	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/internal/fileperm/filepermtest"
@@ -81,5 +82,30 @@ func TestServeDataDirPrivate(t *testing.T) {
 	code, _, errs := runCmd(t, "serve", "--data-dir", dir, "--amqp-url", "", "--redis-url", "", "--addr", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(errs, keys) || !strings.Contains(errs, "chmod 600 "+keys) {
 		t.Fatalf("serve with a world-readable keys.json: exit %d: %s; want a refusal naming the file and the fix", code, errs)
+	}
+}
+
+// A single site and a multi-tenant server never share a data directory:
+// each would read the other's store as its own.
+func TestSiteAndTenantsKeepTheirDataDirsApart(t *testing.T) {
+	site := t.TempDir()
+	if _, _, err := api.LoadOrCreateKeys(site); err != nil { // what a first start without --secret-key does
+		t.Fatal(err)
+	}
+	cfg, err := parseServeConfig([]string{"--admin-key", testAdminKey, "--data-dir", site, "--amqp-url", "", "--redis-url", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newTenantServer(context.Background(), cfg, io.Discard); err == nil || !strings.Contains(err.Error(), "single site's data") {
+		t.Fatalf("multi-tenant server on a site's data directory: %v, want a refusal naming the site's data", err)
+	}
+	tenants := startTenants(t) // marks its directory
+	tenants.stop(t)
+	cfg, err = parseServeConfig([]string{"--data-dir", tenants.cfg.DataDir, "--amqp-url", "", "--redis-url", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newApp(context.Background(), cfg, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "multi-tenant server's data") {
+		t.Fatalf("single site on a tenants' data directory: %v, want a refusal naming the tenants' data", err)
 	}
 }

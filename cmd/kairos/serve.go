@@ -92,6 +92,11 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	if err := privateDataDir(cfg, a.log); err != nil {
 		return nil, err
 	}
+	if cfg.Tenants.ID == "" { // a tenant's own server runs under <data-dir>/tenants
+		if err := separateDeployments(cfg, false); err != nil {
+			return nil, err
+		}
+	}
 	// Loading a large catalog allocates its tables in a few big steps
 	// (0.7 GB at 1M items × 64) and makes almost no garbage: a collection
 	// at every doubling of the heap would only re-scan the row maps (a

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/kairoshq/kairos/api"
 	"github.com/kairoshq/kairos/internal/fileperm"
 )
 
@@ -42,4 +44,38 @@ func privateDataDir(cfg serveConfig, log *slog.Logger) error {
 		log.Warn("made the data directory private (0700): it was readable by other users of this machine", slog.String("dir", cfg.DataDir))
 	}
 	return nil
+}
+
+// tenantsDir is the directory of the tenants' data under a multi-tenant
+// server's data directory; it also marks the directory as a tenants' one.
+const tenantsDir = "tenants"
+
+// separateDeployments refuses to start a multi-tenant server on a single
+// site's data directory (its keys.json) and a single site on a tenants'
+// one: each would read the other's store as its own (the tenant registry
+// and the site share <data-dir>/state), and the keys of the first would
+// stop working. A multi-tenant server marks its directory by creating
+// <data-dir>/tenants.
+func separateDeployments(cfg serveConfig, tenants bool) error {
+	if cfg.DataDir == "" || !usesDataDir(cfg) {
+		return nil
+	}
+	keys := filepath.Join(cfg.DataDir, api.KeysFile)
+	marker := filepath.Join(cfg.DataDir, tenantsDir)
+	switch {
+	case tenants && exists(keys):
+		return fmt.Errorf("--data-dir %s holds a single site's data (%s): start the multi-tenant server (--admin-key) on a data directory of its own", cfg.DataDir, keys)
+	case tenants:
+		if err := os.MkdirAll(marker, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	case exists(marker):
+		return fmt.Errorf("--data-dir %s holds a multi-tenant server's data (%s): start this single site on a data directory of its own, or the multi-tenant server with --admin-key", cfg.DataDir, marker)
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -139,6 +139,9 @@ func newTenantServer(ctx context.Context, cfg serveConfig, stderr io.Writer) (_ 
 	if err := privateDataDir(cfg, s.log); err != nil {
 		return nil, err
 	}
+	if err := separateDeployments(cfg, true); err != nil {
+		return nil, err
+	}
 	gcfloor.Set(int64(cfg.GCMinHeapMB) << 20)
 	if s.store, err = openStore(ctx, cfg, s.log); err != nil {
 		return nil, err
@@ -293,7 +296,7 @@ func (l *tenantLoader) config(t tenant.Tenant) serveConfig {
 	c := l.base
 	c.Tenants = tenantConfig{ID: t.ID, shared: l.shared}
 	c.Namespace = tenantNamespace(l.base.Namespace, t.ID)
-	c.DataDir = filepath.Join(l.base.DataDir, "tenants", t.ID)
+	c.DataDir = filepath.Join(l.base.DataDir, tenantsDir, t.ID)
 	c.ArchiveDir = l.archiveDir(t.ID)
 	c.SecretKeys, c.PublishableKeys = nil, nil
 	for _, k := range t.ActiveKeys(time.Now()) { // the old keys during a rotation's grace too
@@ -313,7 +316,7 @@ func (l *tenantLoader) archiveDir(id string) string {
 	case "off":
 		return "off"
 	case filepath.Join(l.base.DataDir, "archive"):
-		return filepath.Join(l.base.DataDir, "tenants", id, "archive")
+		return filepath.Join(l.base.DataDir, tenantsDir, id, "archive")
 	default:
 		return filepath.Join(l.base.ArchiveDir, "tenants", id)
 	}
