@@ -188,6 +188,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	swaps.Wait() // a model being swapped in is part of the state saved below
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	e.flushReactors(saveCtx)
 	if serr := e.saveState(saveCtx); serr != nil {
 		e.log.LogAttrs(saveCtx, slog.LevelWarn, "state not saved at shutdown", slog.Any("err", serr))
 	}

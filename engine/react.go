@@ -17,6 +17,23 @@ type Reactor interface {
 	React(ctx context.Context, changes []VisitorChange)
 }
 
+// Flusher is a Reactor that holds work back between batches (the
+// coalesced counter writes of engine/stats): the engine calls Flush when
+// it stops, after its last batch, and Flush returns once the work is
+// done (or has failed: logged and counted, as in React).
+type Flusher interface {
+	Flush(ctx context.Context)
+}
+
+// flushReactors flushes the reactors that are Flushers.
+func (e *Engine) flushReactors(ctx context.Context) {
+	for _, r := range e.reactors {
+		if f, ok := r.(Flusher); ok {
+			f.Flush(ctx)
+		}
+	}
+}
+
 // VisitorChange is one visitor's part of a committed batch.
 type VisitorChange struct {
 	// Visitor is the visitor's state after the batch: History ends with the

@@ -190,7 +190,7 @@ func (a *app) addRetrain(_ context.Context, w *wiring) error {
 // addStats creates the event counters (engine/stats), a reactor of the
 // engine, and gives them to the API.
 func (a *app) addStats(_ context.Context, w *wiring) error {
-	counters, err := stats.New(stats.NewStore(a.store), stats.Config{Retention: a.cfg.StatsRetention, Logger: a.log, Registerer: w.reg})
+	counters, err := stats.New(stats.NewStore(a.store), stats.Config{Retention: a.cfg.StatsRetention, FlushEvery: a.cfg.StatsFlush, Logger: a.log, Registerer: w.reg})
 	if err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}

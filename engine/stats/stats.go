@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -157,6 +158,14 @@ type Config struct {
 	// (default 5 s). It runs even when the batch's context is cancelled
 	// (a shutdown finishing its last batch).
 	WriteTimeout time.Duration
+	// FlushEvery, when positive, coalesces the counters of the batches
+	// of this period into one write, made off the consuming goroutine
+	// (and before every Series, and at Flush): on a Redis Cluster a
+	// batch's counters are one script call per counter hash, most of the
+	// store's calls at a high event rate. Zero writes each batch's
+	// counters in React. Counts held back are lost if the process dies
+	// before the write (at most this period's).
+	FlushEvery time.Duration
 	// Logger receives write failures (nil: discard).
 	Logger *slog.Logger
 	// Registerer receives the metrics (nil: not registered).
@@ -184,6 +193,9 @@ func (c Config) Validate() error {
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("stats config: WriteTimeout %v: want > 0", c.WriteTimeout))
 	}
+	if c.FlushEvery < 0 {
+		errs = append(errs, fmt.Errorf("stats config: FlushEvery %v: want >= 0", c.FlushEvery))
+	}
 	return errors.Join(errs...)
 }
 
@@ -194,12 +206,19 @@ type Stats struct {
 	store Store
 	out   *batchwrite.Writer
 
-	mu  sync.Mutex // guards agg (React calls are serialised by the engine, but need not be)
-	agg aggregator
+	mu    sync.Mutex // guards agg and timer (React calls are serialised by the engine, but need not be)
+	agg   aggregator
+	timer *time.Timer // the pending coalesced write (FlushEvery), nil when none
+	// flushMu serialises the coalesced writes, so that a Flush returns
+	// once every count held back before it is written.
+	flushMu sync.Mutex
 }
 
-// Interface guard.
-var _ engine.Reactor = (*Stats)(nil)
+// Interface guards.
+var (
+	_ engine.Reactor = (*Stats)(nil)
+	_ engine.Flusher = (*Stats)(nil)
+)
 
 // New returns Stats over store, configured by cfg (after Defaults and
 // Validate).
@@ -223,17 +242,36 @@ func (s *Stats) Retention() Retention { return s.cfg.Retention }
 // subject (the event's item, and its offer) and per bucket of the event
 // time, the number of events of each type and the sum of their values.
 // The counters of the batch are aggregated in memory first and written
-// in one AddCounts call. Events with neither item nor offer are not
-// counted; buckets that have already expired (late events) are skipped.
-// A failed write is logged and counted
-// (kairos_stats_write_errors_total), and the batch's counts are lost: a
-// Reactor cannot fail the batch.
+// in one AddCounts call — or, with Config.FlushEvery, together with the
+// other batches of the period, later. Events with neither item nor offer
+// are not counted; buckets that have already expired (late events) are
+// skipped. A failed write is logged and counted
+// (kairos_stats_write_errors_total), and its counts are lost: a Reactor
+// cannot fail the batch.
 func (s *Stats) React(ctx context.Context, changes []engine.VisitorChange) {
 	s.mu.Lock()
+	if s.cfg.FlushEvery > 0 {
+		s.count(changes)
+		if s.timer == nil && len(s.agg.keys) > 0 {
+			s.timer = time.AfterFunc(s.cfg.FlushEvery, func() { s.Flush(context.Background()) })
+		}
+		s.mu.Unlock()
+		return
+	}
 	defer s.mu.Unlock()
+	s.agg.reset()
+	s.count(changes)
+	deltas := s.agg.deltas()
+	if len(deltas) == 0 {
+		return
+	}
+	s.out.Write(ctx, len(deltas), func(ctx context.Context) error { return s.store.AddCounts(ctx, deltas) })
+}
+
+// count adds the fresh events of changes to the aggregator (s.mu held).
+func (s *Stats) count(changes []engine.VisitorChange) {
 	now := s.cfg.Now().Unix()
 	a := &s.agg
-	a.reset()
 	late := 0
 	for _, res := range resolutions {
 		for ci := range changes {
@@ -259,7 +297,26 @@ func (s *Stats) React(ctx context.Context, changes []engine.VisitorChange) {
 		}
 	}
 	s.out.Skip(late)
-	deltas := a.deltas()
+}
+
+// Flush writes the counts held back by Config.FlushEvery now, and returns
+// once they are written (or their write failed: logged and counted); it
+// does nothing without FlushEvery. Series flushes first, so that a read
+// after an applied event sees it; the engine flushes when it stops.
+func (s *Stats) Flush(ctx context.Context) {
+	if s.cfg.FlushEvery <= 0 {
+		return
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	deltas := slices.Clone(s.agg.deltas())
+	s.agg.reset()
+	s.mu.Unlock()
 	if len(deltas) == 0 {
 		return
 	}
@@ -280,6 +337,7 @@ func (s *Stats) Series(ctx context.Context, subject Subject, res Resolution, fro
 	if !subject.Kind.Valid() || subject.ID == "" {
 		return nil, fmt.Errorf("stats: series: %w: subject: %v is not an item or offer id", engine.ErrInvalid, subject)
 	}
+	s.Flush(ctx)
 	w := res.seconds()
 	got, err := s.store.Counts(ctx, res, subject, time.Unix(first, 0), time.Unix(first+int64(n)*w, 0))
 	if err != nil {

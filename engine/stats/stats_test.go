@@ -344,3 +344,58 @@ func (discard) Counts(context.Context, stats.Resolution, stats.Subject, time.Tim
 // BenchmarkReact: the aggregation of one batch (256 events over ~100
 // items, ~555 deltas) without a store write.
 func BenchmarkReact(b *testing.B) { statstest.BenchReact(b, discard{}) }
+
+// calls returns a copy of the recorded AddCounts calls.
+func (f *fakeStore) recorded() [][]stats.Delta {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// With FlushEvery the counters of many batches are one write, made when a
+// reader asks (Series) or at Flush — not in React.
+func TestCoalescedWrites(t *testing.T) {
+	f := &fakeStore{}
+	st := newStats(t, f, func(c *stats.Config) { c.FlushEvery = time.Hour })
+	for i := range 3 {
+		st.React(context.Background(), []engine.VisitorChange{{Fresh: []signals.Event{ev(fmt.Sprint(i), signals.TypeView, "sku-1", "", t0, 0)}}})
+	}
+	if calls := f.recorded(); len(calls) != 0 {
+		t.Fatalf("%d writes in React, want none before the period ends", len(calls))
+	}
+	if _, err := st.Series(context.Background(), stats.Item("sku-1"), stats.Res1h, t0.Add(-time.Hour), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.recorded()
+	if len(calls) != 1 || len(calls[0]) != 3 {
+		t.Fatalf("writes %v, want one of 3 deltas (one per resolution) before the read", calls)
+	}
+	for _, d := range calls[0] {
+		if d.Subject != stats.Item("sku-1") || d.Type != signals.TypeView || d.Count != 3 {
+			t.Fatalf("delta %+v, want the 3 views summed", d)
+		}
+	}
+	st.Flush(context.Background()) // nothing held back: no write
+	st.React(context.Background(), []engine.VisitorChange{{Fresh: []signals.Event{ev("4", signals.TypeClick, "sku-2", "", t0, 0)}}})
+	st.Flush(context.Background())
+	if calls := f.recorded(); len(calls) != 2 || len(calls[1]) != 3 || calls[1][0].Subject != stats.Item("sku-2") {
+		t.Fatalf("after Flush: %v, want a second write of sku-2's click only", calls)
+	}
+}
+
+// The coalesced write happens by itself once the period has passed.
+func TestCoalescedWriteAfterThePeriod(t *testing.T) {
+	f := &fakeStore{}
+	st := newStats(t, f, func(c *stats.Config) { c.FlushEvery = 20 * time.Millisecond })
+	st.React(context.Background(), []engine.VisitorChange{{Fresh: []signals.Event{ev("1", signals.TypeView, "sku-1", "", t0, 0)}}})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.recorded()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the counters were not written within 5 s of a 20 ms period")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if calls := f.recorded(); len(calls) != 1 || calls[0][0].Count != 1 {
+		t.Fatalf("writes %v, want one with the view", calls)
+	}
+}
