@@ -115,8 +115,9 @@ type serveConfig struct {
 	RetrainTuneBudget time.Duration
 	RetrainMinUsers   int
 	// StatsRetention is the retention of the event counters per
-	// resolution (engine/stats); StatsFlush coalesces their writes over
-	// this period (stats.Config.FlushEvery; 0: every batch).
+	// resolution (engine/stats); StatsFlush coalesces their writes, and
+	// the attention heat's, over this period (stats.Config.FlushEvery,
+	// attention.Config.FlushEvery; 0: every batch).
 	StatsRetention stats.Retention
 	StatsFlush     time.Duration
 
@@ -269,7 +270,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.int(&c.RetrainMinUsers, "retrain-min-users", 50, "a retrain publishes only when at least this many users are compared on the held-out tail")
 	statsRetention := stats.DefaultRetention().String()
 	e.str(&statsRetention, "stats-retention", statsRetention, "retention of the event counters per resolution, resolution:retention,… (0 = forever)")
-	e.dur(&c.StatsFlush, "stats-flush", time.Second, "write the event counters of this period's batches together, off the consumer (reads on this server see them at once; 0 = with every batch)")
+	e.dur(&c.StatsFlush, "stats-flush", time.Second, "write the event counters and the attention heat of this period's batches together, off the consumer (reads on this server see them at once; 0 = with every batch)")
 	e.str(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (empty: off)")
 	e.str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "text", "text or json")

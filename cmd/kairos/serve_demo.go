@@ -48,7 +48,7 @@ func demoDefaults(fs *flag.FlagSet, c *serveConfig) {
 // that its write does not delay promotions) and gives it to the API
 // (GET /v1/pages/attention).
 func (a *app) addAttention(_ context.Context, w *wiring) error {
-	at, err := attention.New(attention.NewStore(a.store), attention.Config{Logger: a.log, Registerer: w.reg})
+	at, err := attention.New(attention.NewStore(a.store), attention.Config{FlushEvery: a.cfg.StatsFlush, Logger: a.log, Registerer: w.reg})
 	if err != nil {
 		return fmt.Errorf("attention: %w", err)
 	}

@@ -214,6 +214,11 @@ type Config struct {
 	// runs even when the batch's context is cancelled (a shutdown
 	// finishing its last batch).
 	WriteTimeout time.Duration
+	// FlushEvery, when positive, adds the dwell of this period's batches
+	// together and writes it in one call per page, off the consuming
+	// goroutine (and before every Heat, and at Flush), as stats.Config's
+	// does for the counters; zero writes each batch's dwell in React.
+	FlushEvery time.Duration
 	// Logger receives write failures (nil: discard).
 	Logger *slog.Logger
 	// Registerer receives the metrics (nil: not registered).
@@ -248,6 +253,9 @@ func (c Config) Validate() error {
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("attention config: WriteTimeout %v: want > 0", c.WriteTimeout))
 	}
+	if c.FlushEvery < 0 {
+		errs = append(errs, fmt.Errorf("attention config: FlushEvery %v: want >= 0", c.FlushEvery))
+	}
 	return errors.Join(errs...)
 }
 
@@ -259,15 +267,22 @@ type Attention struct {
 	store Store
 	out   *batchwrite.Writer
 
-	mu     sync.Mutex // guards agg and deltas (React calls are serialised by the engine, but need not be)
+	mu     sync.Mutex // guards agg, deltas and timer (React calls are serialised by the engine, but need not be)
 	agg    map[pageElement]int64
 	deltas []Delta
+	timer  *time.Timer // the pending coalesced write (FlushEvery), nil when none
+	// flushMu serialises the coalesced writes, so that a Flush returns
+	// once the dwell held back before it is written.
+	flushMu sync.Mutex
 }
 
 type pageElement struct{ page, element string }
 
-// Interface guard.
-var _ engine.Reactor = (*Attention)(nil)
+// Interface guards.
+var (
+	_ engine.Reactor = (*Attention)(nil)
+	_ engine.Flusher = (*Attention)(nil)
+)
 
 // New returns Attention over store, configured by cfg (after Defaults and
 // Validate).
@@ -284,15 +299,32 @@ func New(store Store, cfg Config) (*Attention, error) {
 
 // React adds the dwell events of a committed batch: per (PageKey of the
 // event's page, ElementOf the event), the sum of the dwell values in ms
-// (rounded), written with one AddDwell call. Dwell events without a page
+// (rounded), written with one AddDwell call — or, with Config.FlushEvery,
+// together with the other batches of the period, later. Dwell events without a page
 // URL, without an element or with no dwell are skipped
 // (kairos_attention_skipped_total). A failed write is logged and counted
 // (kairos_attention_write_errors_total) and the batch's dwell is lost: a
 // Reactor cannot fail the batch.
 func (a *Attention) React(ctx context.Context, changes []engine.VisitorChange) {
 	a.mu.Lock()
+	if a.cfg.FlushEvery > 0 {
+		a.add(changes)
+		if a.timer == nil && len(a.agg) > 0 {
+			a.timer = time.AfterFunc(a.cfg.FlushEvery, func() { a.Flush(context.Background()) })
+		}
+		a.mu.Unlock()
+		return
+	}
 	defer a.mu.Unlock()
 	clear(a.agg)
+	a.add(changes)
+	if w, ok := a.takeWrite(); ok {
+		a.out.Write(ctx, len(w.Deltas), func(ctx context.Context) error { return a.store.AddDwell(ctx, w) })
+	}
+}
+
+// add sums the dwell events of changes into agg (a.mu held).
+func (a *Attention) add(changes []engine.VisitorChange) {
 	skipped := 0
 	var lastRaw, lastPage string // a visitor's dwells are mostly on one page
 	for ci := range changes {
@@ -315,8 +347,14 @@ func (a *Attention) React(ctx context.Context, changes []engine.VisitorChange) {
 		}
 	}
 	a.out.Skip(skipped)
+}
+
+// takeWrite turns agg into the store write (a.mu held; the write's
+// deltas are a.deltas, valid until the next takeWrite); false when there
+// is nothing to write.
+func (a *Attention) takeWrite() (Write, bool) {
 	if len(a.agg) == 0 {
-		return
+		return Write{}, false
 	}
 	a.deltas = a.deltas[:0]
 	for k, ms := range a.agg {
@@ -330,7 +368,33 @@ func (a *Attention) React(ctx context.Context, changes []engine.VisitorChange) {
 	if a.cfg.TTL > 0 {
 		w.ExpireAt = a.cfg.Now().Add(a.cfg.TTL)
 	}
-	a.out.Write(ctx, len(w.Deltas), func(ctx context.Context) error { return a.store.AddDwell(ctx, w) })
+	return w, true
+}
+
+// Flush writes the dwell held back by Config.FlushEvery now, and returns
+// once it is written (or its write failed: logged and counted); it does
+// nothing without FlushEvery. Heat flushes first; the engine flushes
+// when it stops.
+func (a *Attention) Flush(ctx context.Context) {
+	if a.cfg.FlushEvery <= 0 {
+		return
+	}
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	a.mu.Lock()
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	w, ok := a.takeWrite()
+	if ok {
+		w.Deltas = slices.Clone(w.Deltas)
+	}
+	clear(a.agg)
+	a.mu.Unlock()
+	if ok {
+		a.out.Write(ctx, len(w.Deltas), func(ctx context.Context) error { return a.store.AddDwell(ctx, w) })
+	}
 }
 
 // Heat returns the attention heat of the page of pageURL (normalised by
@@ -346,6 +410,7 @@ func (a *Attention) Heat(ctx context.Context, pageURL string, n int) (Heat, erro
 	if n < 1 || n > a.cfg.MaxResults {
 		return Heat{}, fmt.Errorf("attention: heat: %w: n: %d is not in [1, %d]", engine.ErrInvalid, n, a.cfg.MaxResults)
 	}
+	a.Flush(ctx)
 	els, err := a.store.PageDwell(ctx, page)
 	if err != nil {
 		return Heat{}, fmt.Errorf("attention: heat: %w", err)

@@ -249,3 +249,48 @@ func TestEverySourceCounts(t *testing.T) {
 		t.Fatalf("heat of dwell from every source: %+v, want 1000 ms over 4 elements, the viewport one first", h)
 	}
 }
+
+// With FlushEvery the dwell of many batches is written together: not in
+// React, but when Heat asks, or once the period has passed.
+func TestCoalescedDwell(t *testing.T) {
+	store := &attentiontest.Mem{}
+	a, err := attention.New(store, attention.Config{FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const p = "https://shop.example/p/42"
+	ctx := context.Background()
+	for range 3 {
+		a.React(ctx, []engine.VisitorChange{{Fresh: []signals.Event{dwell(p, "item:42", 200)}}})
+	}
+	if els, err := store.PageDwell(ctx, p); err != nil || len(els) != 0 {
+		t.Fatalf("written in React: %v, %v", els, err)
+	}
+	h, err := a.Heat(ctx, p, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.TotalMs != 600 || len(h.Elements) != 1 || h.Elements[0].DwellMs != 600 {
+		t.Fatalf("heat after three batches: %+v, want item:42 at 600 ms", h)
+	}
+
+	timed, err := attention.New(store, attention.Config{FlushEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed.React(ctx, []engine.VisitorChange{{Fresh: []signals.Event{dwell(p, "item:7", 100)}}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		els, err := store.PageDwell(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(els) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dwell was not written within 5 s of a 20 ms period: %v", els)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
