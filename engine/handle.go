@@ -23,8 +23,8 @@ type learnState struct {
 	dirty map[int32]*model.ItemRowState
 	// before holds touched rows' state before a Flush, to compute deltas.
 	before map[int32]model.ItemRowState
-	// started holds the rows that got their random start in this batch,
-	// refold the visitors folded in against one of those starts.
+	// started holds the rows that got their random start in this batch;
+	// refold, the visitors folded in against one of those starts.
 	started map[int32]struct{}
 	refold  []refold
 }

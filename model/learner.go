@@ -51,8 +51,7 @@ func (l *Learner) Observe(dst, old []float32, history, fresh []Event) error {
 	}
 	all := make([]Event, 0, len(history)+len(fresh))
 	all = append(append(all, history...), fresh...)
-	l.hist = l.agg.Aggregate(l.hist, all, l.o.p.HalfLife)
-	if err := l.o.FoldUser(l.ws, dst, l.hist); err != nil {
+	if err := l.fold(dst, all); err != nil {
 		return err
 	}
 	up := Update{User: l.keep(dst)}
@@ -78,6 +77,11 @@ func (l *Learner) Refold(dst []float32, events []Event) error {
 	if len(dst) != l.o.p.Factors {
 		return fmt.Errorf("model: Refold: dst has length %d, want %d", len(dst), l.o.p.Factors)
 	}
+	return l.fold(dst, events)
+}
+
+// fold aggregates a user's events with decay and folds the user in.
+func (l *Learner) fold(dst []float32, events []Event) error {
 	l.hist = l.agg.Aggregate(l.hist, events, l.o.p.HalfLife)
 	return l.o.FoldUser(l.ws, dst, l.hist)
 }

@@ -25,22 +25,7 @@ const walkthroughMark = "<!-- walkthrough -->\n```sh\n"
 // every "# …" line after a command must match a line of the block's
 // output ("…" stands for anything): the README shows what users get.
 func TestReadmeWalkthrough(t *testing.T) {
-	for _, tool := range []string{"bash", "curl", "jq"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is needed to run the README's walk-through: %v", tool, err)
-			}
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := walkthroughBlocks(string(readme))
-	if len(blocks) < 10 {
-		t.Fatalf("the README has %d walk-through blocks: the markers are gone", len(blocks))
-	}
+	blocks := readmeBlocks(t, walkthroughMark, 10)
 	dir := t.TempDir()
 	// The defaults a user gets (startServer tunes --blend-below for tests).
 	srv := startServer(t, "--data-dir", filepath.Join(dir, "kairos-data"), "--blend-below", "20")
@@ -76,22 +61,7 @@ const tenantsMark = "<!-- walkthrough: tenants -->\n```sh\n"
 // the test server's; every "# …" line must match a line of its block's
 // output, as in TestReadmeWalkthrough.
 func TestReadmeTenantsWalkthrough(t *testing.T) {
-	for _, tool := range []string{"bash", "curl", "jq"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is needed to run the README's walk-through: %v", tool, err)
-			}
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := markedBlocks(string(readme), tenantsMark)
-	if len(blocks) < 5 {
-		t.Fatalf("the README has %d tenant walk-through blocks: the markers are gone", len(blocks))
-	}
+	blocks := readmeBlocks(t, tenantsMark, 5)
 	srv := startTenants(t, "--blend-below", "20")
 	dir := t.TempDir()
 	bin := kairosWrapper(t, dir)
@@ -122,9 +92,30 @@ func TestReadmeTenantsWalkthrough(t *testing.T) {
 	}
 }
 
-// walkthroughBlocks returns the blocks of the single-site walk-through,
-// in order.
-func walkthroughBlocks(readme string) []string { return markedBlocks(readme, walkthroughMark) }
+// readmeBlocks returns the README's shell blocks that follow mark, in
+// order, failing t when there are fewer than least (the markers are
+// gone); it skips t when bash, curl or jq is missing, except under
+// CI=true, where it fails.
+func readmeBlocks(t *testing.T, mark string, least int) []string {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is needed to run the README's walk-through: %v", tool, err)
+			}
+			t.Skipf("%s not installed: %v", tool, err)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := markedBlocks(string(readme), mark)
+	if len(blocks) < least {
+		t.Fatalf("the README has %d blocks marked %q: the markers are gone", len(blocks), strings.TrimSuffix(mark, "\n```sh\n"))
+	}
+	return blocks
+}
 
 // markedBlocks returns the shell blocks that follow mark, in order.
 func markedBlocks(readme, mark string) []string {

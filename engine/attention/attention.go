@@ -267,13 +267,9 @@ type Attention struct {
 	store Store
 	out   *batchwrite.Writer
 
-	mu     sync.Mutex // guards agg, deltas and timer (React calls are serialised by the engine, but need not be)
+	mu     sync.Mutex // guards agg and deltas (React calls are serialised by the engine, but need not be)
 	agg    map[pageElement]int64
 	deltas []Delta
-	timer  *time.Timer // the pending coalesced write (FlushEvery), nil when none
-	// flushMu serialises the coalesced writes, so that a Flush returns
-	// once the dwell held back before it is written.
-	flushMu sync.Mutex
 }
 
 type pageElement struct{ page, element string }
@@ -307,10 +303,10 @@ func New(store Store, cfg Config) (*Attention, error) {
 // Reactor cannot fail the batch.
 func (a *Attention) React(ctx context.Context, changes []engine.VisitorChange) {
 	a.mu.Lock()
-	if a.cfg.FlushEvery > 0 {
+	if a.out.Coalescing() {
 		a.add(changes)
-		if a.timer == nil && len(a.agg) > 0 {
-			a.timer = time.AfterFunc(a.cfg.FlushEvery, func() { a.Flush(context.Background()) })
+		if len(a.agg) > 0 {
+			a.out.Hold(func() { a.Flush(context.Background()) })
 		}
 		a.mu.Unlock()
 		return
@@ -376,25 +372,12 @@ func (a *Attention) takeWrite() (Write, bool) {
 // nothing without FlushEvery. Heat flushes first; the engine flushes
 // when it stops.
 func (a *Attention) Flush(ctx context.Context) {
-	if a.cfg.FlushEvery <= 0 {
-		return
-	}
-	a.flushMu.Lock()
-	defer a.flushMu.Unlock()
-	a.mu.Lock()
-	if a.timer != nil {
-		a.timer.Stop()
-		a.timer = nil
-	}
-	w, ok := a.takeWrite()
-	if ok {
+	a.out.Flush(ctx, &a.mu, func() (int, func(context.Context) error) {
+		w, _ := a.takeWrite()
 		w.Deltas = slices.Clone(w.Deltas)
-	}
-	clear(a.agg)
-	a.mu.Unlock()
-	if ok {
-		a.out.Write(ctx, len(w.Deltas), func(ctx context.Context) error { return a.store.AddDwell(ctx, w) })
-	}
+		clear(a.agg)
+		return len(w.Deltas), func(ctx context.Context) error { return a.store.AddDwell(ctx, w) }
+	})
 }
 
 // Heat returns the attention heat of the page of pageURL (normalised by
@@ -471,5 +454,6 @@ func newWriter(cfg Config) *batchwrite.Writer {
 		Skipped:    prometheus.CounterOpts{Name: "kairos_attention_skipped_total", Help: "Dwell events not counted: no page URL, no element or no dwell."},
 		Write:      prometheus.HistogramOpts{Name: "kairos_attention_write_seconds", Help: "Time to write one batch's dwell to the store.", Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)},
 		Registerer: cfg.Registerer,
+		FlushEvery: cfg.FlushEvery,
 	})
 }

@@ -206,12 +206,8 @@ type Stats struct {
 	store Store
 	out   *batchwrite.Writer
 
-	mu    sync.Mutex // guards agg and timer (React calls are serialised by the engine, but need not be)
-	agg   aggregator
-	timer *time.Timer // the pending coalesced write (FlushEvery), nil when none
-	// flushMu serialises the coalesced writes, so that a Flush returns
-	// once every count held back before it is written.
-	flushMu sync.Mutex
+	mu  sync.Mutex // guards agg (React calls are serialised by the engine, but need not be)
+	agg aggregator
 }
 
 // Interface guards.
@@ -250,10 +246,10 @@ func (s *Stats) Retention() Retention { return s.cfg.Retention }
 // cannot fail the batch.
 func (s *Stats) React(ctx context.Context, changes []engine.VisitorChange) {
 	s.mu.Lock()
-	if s.cfg.FlushEvery > 0 {
+	if s.out.Coalescing() {
 		s.count(changes)
-		if s.timer == nil && len(s.agg.keys) > 0 {
-			s.timer = time.AfterFunc(s.cfg.FlushEvery, func() { s.Flush(context.Background()) })
+		if len(s.agg.keys) > 0 {
+			s.out.Hold(func() { s.Flush(context.Background()) })
 		}
 		s.mu.Unlock()
 		return
@@ -304,23 +300,11 @@ func (s *Stats) count(changes []engine.VisitorChange) {
 // does nothing without FlushEvery. Series flushes first, so that a read
 // after an applied event sees it; the engine flushes when it stops.
 func (s *Stats) Flush(ctx context.Context) {
-	if s.cfg.FlushEvery <= 0 {
-		return
-	}
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
-	deltas := slices.Clone(s.agg.deltas())
-	s.agg.reset()
-	s.mu.Unlock()
-	if len(deltas) == 0 {
-		return
-	}
-	s.out.Write(ctx, len(deltas), func(ctx context.Context) error { return s.store.AddCounts(ctx, deltas) })
+	s.out.Flush(ctx, &s.mu, func() (int, func(context.Context) error) {
+		deltas := slices.Clone(s.agg.deltas())
+		s.agg.reset()
+		return len(deltas), func(ctx context.Context) error { return s.store.AddCounts(ctx, deltas) }
+	})
 }
 
 // Series returns the buckets of subject at res that overlap [from, to),
@@ -435,5 +419,6 @@ func newWriter(cfg Config) *batchwrite.Writer {
 		Skipped:    prometheus.CounterOpts{Name: "kairos_stats_late_total", Help: "Event counts skipped because their bucket had already expired (per resolution)."},
 		Write:      prometheus.HistogramOpts{Name: "kairos_stats_write_seconds", Help: "Time to write one batch's counters to the store.", Buckets: prometheus.ExponentialBuckets(5e-5, 2, 14)},
 		Registerer: cfg.Registerer,
+		FlushEvery: cfg.FlushEvery,
 	})
 }
