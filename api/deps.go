@@ -121,6 +121,10 @@ type Deps struct {
 	// Model describes the live model and its retrains in GET
 	// /v1/dashboard/summary; without it the summary's model is null.
 	Model ModelReader
+	// Applier, when set, serves the wait= parameter of POST /v1/events
+	// and POST /v1/identify (the engine): the answer waits until the
+	// accepted events are applied.
+	Applier Applier
 	// Site, when set, serves GET / and GET /shop/* (kairos serve --demo
 	// mounts the demo shop of package api/demo): a plain http.Handler,
 	// public (no key), called with the request as received; its context

@@ -167,6 +167,16 @@
 // after Retry-After: the engine de-duplicates by id, so a retry never
 // counts an event twice.
 //
+// Read your writes: the 200 says the events are durable, not yet applied
+// (with RabbitMQ the engine applies them after the broker's confirmation,
+// usually within milliseconds). With wait=2s (secret key only, a Go
+// duration up to MaxWait) the answer comes once the engine has applied
+// every accepted event (Deps.Applier: their de-duplication marks are
+// stored), or when the wait runs out, and "applied" says how many were
+// applied by then; the rest are still applied later. POST /v1/identify
+// takes the same parameter ("applied": true once the link is made). A
+// waiting request keeps its place among Config.MaxEventRequests.
+//
 //	curl -X POST localhost:8080/v1/events -H "Authorization: Bearer $PK" \
 //	  -H 'Origin: https://shop.example' -H 'Content-Type: application/json' \
 //	  -d '[{"id":"e1","type":"view","visitor":"v-17","item":"sku-42"}]'

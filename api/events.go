@@ -30,7 +30,11 @@ type EventsResponse struct {
 	Accepted int                 `json:"accepted"`
 	IDs      []string            `json:"ids"`
 	Rejected []signals.Rejection `json:"rejected"`
-	Error    *ErrorBody          `json:"error,omitempty"`
+	// Applied is set with wait=: how many of the accepted events the
+	// engine had applied when the answer was sent (all of them unless
+	// the wait ran out; the others are still applied later).
+	Applied *int       `json:"applied,omitempty"`
+	Error   *ErrorBody `json:"error,omitempty"`
 }
 
 // postEvents is POST /v1/events.
@@ -56,6 +60,10 @@ func (s *Server) postEvents(c echo.Context) error {
 	if err := s.authBody(c, st, res.Key); err != nil {
 		return err
 	}
+	wait, err := s.waitParam(c)
+	if err != nil {
+		return err
+	}
 	res.Check(s.ident.check(st.principal)) // identity verification; removes user_hash
 
 	n := len(res.Accepted) + len(res.Rejected)
@@ -72,6 +80,10 @@ func (s *Server) postEvents(c echo.Context) error {
 	}
 	if out.Rejected == nil {
 		out.Rejected = []signals.Rejection{}
+	}
+	if wait > 0 {
+		n := s.waitApplied(r.Context(), res.Accepted, wait)
+		out.Applied = &n
 	}
 	status := http.StatusOK
 	if len(res.Accepted) == 0 && len(res.Rejected) > 0 {

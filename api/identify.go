@@ -25,6 +25,9 @@ type IdentifyResponse struct {
 	UserID      string `json:"user_id"`
 	// Event is the id of the identify event published for the link.
 	Event string `json:"event"`
+	// Applied is set with wait=: whether the engine had made the link
+	// (and folded the user in) when the answer was sent.
+	Applied *bool `json:"applied,omitempty"`
 }
 
 // maxIdentifyBytes bounds the body of POST /v1/identify.
@@ -33,8 +36,15 @@ const maxIdentifyBytes = 4 << 10
 // identify serves POST /v1/identify: it publishes an identify event
 // (visitor = anonymous_id, user = user_id) through the stream, so the link
 // is made by the engine in order with the visitor's other events. The event
-// id is derived from the pair, so retrying is harmless.
+// id is derived from the pair, so retrying is harmless. With wait= the
+// answer comes once the engine has applied the event (or the wait ran
+// out: "applied": false), so that the user's recommendations asked next
+// come from the union.
 func (s *Server) identify(c echo.Context) error {
+	wait, err := s.waitParam(c)
+	if err != nil {
+		return err
+	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxIdentifyBytes+1))
 	if err != nil {
 		return err
@@ -78,7 +88,12 @@ func (s *Server) identify(c echo.Context) error {
 	if err := s.publishEvents(c.Request().Context(), []signals.Event{ev}); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, IdentifyResponse{AnonymousID: req.AnonymousID, UserID: req.UserID, Event: ev.ID})
+	out := IdentifyResponse{AnonymousID: req.AnonymousID, UserID: req.UserID, Event: ev.ID}
+	if wait > 0 {
+		applied := s.waitApplied(c.Request().Context(), []signals.Event{ev}, wait) == 1
+		out.Applied = &applied
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // fieldOf returns the field a validation error names ("" when none).

@@ -24,9 +24,11 @@
 // ts is kept in UTC at millisecond precision) and Event.Validate, which
 // enforces Limits:
 //
-//   - id, type and visitor are required; learning types (view, click,
-//     like, dwell, add_to_cart, conversion) require item; identify requires
-//     user; an unknown type is rejected with the list of valid types;
+//   - id, type and visitor are required; like and add_to_cart require
+//     item, click and dwell an item or an offer; a view or conversion
+//     without item is kept (a page view, an order's revenue) but teaches
+//     the model nothing; identify requires user; an unknown type is
+//     rejected with the list of valid types;
 //   - ids (id, visitor, user, item, offer, session) follow the one id rule,
 //     CheckID: at most 200 bytes of valid UTF-8 without control characters
 //     (C0, DEL, C1) or bidirectional embedding, override and isolate

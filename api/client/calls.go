@@ -60,6 +60,9 @@ type EventsResult struct {
 	Accepted int         `json:"accepted"`
 	IDs      []string    `json:"ids"`
 	Rejected []Rejection `json:"rejected"`
+	// Applied is, with SendEventsWait, how many accepted events the
+	// engine had applied when each batch was answered.
+	Applied int `json:"applied,omitempty"`
 }
 
 // SendEvents sends events in batches of at most Options.MaxBatch, in
@@ -69,7 +72,19 @@ type EventsResult struct {
 // rejections are in the result. It returns what was accepted before an
 // error, and the error.
 func (c *Client) SendEvents(ctx context.Context, events []Event) (EventsResult, error) {
+	return c.SendEventsWait(ctx, events, 0)
+}
+
+// SendEventsWait is SendEvents whose batches are each answered once the
+// engine has applied their events, or after wait (secret key; at most
+// 10 s): a read that follows then sees them. Result.Applied says how
+// many were applied in time.
+func (c *Client) SendEventsWait(ctx context.Context, events []Event, wait time.Duration) (EventsResult, error) {
 	var res EventsResult
+	var q url.Values
+	if wait > 0 {
+		q = url.Values{"wait": {wait.String()}}
+	}
 	for i := range events {
 		if events[i].ID == "" {
 			events[i].ID = newID()
@@ -78,7 +93,7 @@ func (c *Client) SendEvents(ctx context.Context, events []Event) (EventsResult, 
 	for off := 0; off < len(events); off += c.opt.MaxBatch {
 		batch := events[off:min(off+c.opt.MaxBatch, len(events))]
 		var out EventsResult
-		_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/events", body: batch, retry: true}, &out)
+		_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/events", query: q, body: batch, retry: true}, &out)
 		var e *Error
 		if errors.As(err, &e) && e.Status == http.StatusBadRequest && json.Unmarshal(e.Body, &out) == nil && out.Rejected != nil {
 			err = nil // every event rejected: the rejections say why
@@ -87,6 +102,7 @@ func (c *Client) SendEvents(ctx context.Context, events []Event) (EventsResult, 
 			return res, err
 		}
 		res.Accepted += out.Accepted
+		res.Applied += out.Applied
 		res.IDs = append(res.IDs, out.IDs...)
 		for _, r := range out.Rejected {
 			r.Index += off
@@ -262,14 +278,28 @@ type Identified struct {
 	AnonymousID string `json:"anonymous_id"`
 	UserID      string `json:"user_id"`
 	Event       string `json:"event"` // the identify event's id
+	// Applied is, with IdentifyWait, whether the link was made (and the
+	// user folded in) when the server answered; nil without a wait.
+	Applied *bool `json:"applied,omitempty"`
 }
 
 // Identify links an anonymous visitor id to a user (secret key): the
 // histories merge and the user is seeded from the tracking history.
 // Retrying is harmless (the event id is derived from the pair).
 func (c *Client) Identify(ctx context.Context, anonymousID, userID string) (Identified, error) {
+	return c.IdentifyWait(ctx, anonymousID, userID, 0)
+}
+
+// IdentifyWait is Identify answered once the engine has made the link,
+// or after wait (at most 10 s): the user's recommendations asked next
+// come from the union of the histories.
+func (c *Client) IdentifyWait(ctx context.Context, anonymousID, userID string, wait time.Duration) (Identified, error) {
 	var out Identified
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/identify", retry: true,
+	var q url.Values
+	if wait > 0 {
+		q = url.Values{"wait": {wait.String()}}
+	}
+	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/identify", query: q, retry: true,
 		body: map[string]string{"anonymous_id": anonymousID, "user_id": userID}}, &out)
 	return out, err
 }

@@ -72,11 +72,14 @@ func TestClientEndToEnd(t *testing.T) {
 		}
 	}
 	evs = append(evs, client.Event{Type: "view", Visitor: "c-v1", Item: "c-sku/0"}, client.Event{ID: "bad", Type: "hover", Visitor: "c-v1"})
-	res, err := c.SendEvents(ctx, evs)
-	if err != nil || res.Accepted != len(evs)-1 || len(res.Rejected) != 1 || res.Rejected[0].Index != len(evs)-1 || res.Rejected[0].Field != "type" {
-		t.Fatalf("SendEvents: %+v, %v", res, err)
+	res, err := c.SendEventsWait(ctx, evs, 5*time.Second)
+	if err != nil || res.Accepted != len(evs)-1 || res.Applied != res.Accepted || len(res.Rejected) != 1 || res.Rejected[0].Index != len(evs)-1 || res.Rejected[0].Field != "type" {
+		t.Fatalf("SendEventsWait: %+v, %v", res, err)
 	}
-	if id, err := c.Identify(ctx, "c-v1", "c-u1"); err != nil || id.Event == "" {
+	if id, err := c.IdentifyWait(ctx, "c-v1", "c-u1", 5*time.Second); err != nil || id.Event == "" || id.Applied == nil || !*id.Applied {
+		t.Fatalf("IdentifyWait: %+v %v", id, err)
+	}
+	if id, err := c.Identify(ctx, "c-v1", "c-u1"); err != nil || id.Event == "" || id.Applied != nil {
 		t.Fatalf("Identify: %+v %v", id, err)
 	}
 	var recs client.Recommendations

@@ -28,6 +28,27 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseInterspersed parses args into fs as fs.Parse does, but lets flags
+// follow the positional arguments (`tenant rotate shop-c --grace 1h`),
+// which it returns in order; after "--" everything is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
 // flagSet reports whether the flag name was given on fs's command line.
 func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false

@@ -148,7 +148,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 		Logger: a.log, Registry: reg,
 	}
 	acfg.MaxEventRequests = cfg.MaxEventRequests
-	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine}
+	deps := api.Deps{Publisher: a.bus, Recommender: a.engine, Catalog: a.engine, Checker: a.engine, Eraser: a.engine, Trending: a.engine, Applier: a.engine}
 	w := &wiring{reg: reg, api: &acfg, deps: &deps}
 	for _, f := range enabled(cfg) {
 		if f.add == nil {

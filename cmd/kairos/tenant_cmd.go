@@ -92,23 +92,24 @@ func tenantSimple(method, path string) func(ctx context.Context, args []string, 
 		fs := newFlagSet("tenant", stderr)
 		var c tenantClient
 		c.bind(fs)
-		if err := fs.Parse(args); err != nil {
+		ids, err := parseInterspersed(fs, args)
+		if err != nil {
 			return err
 		}
 		p := ""
 		if strings.Contains(path, "{id}") {
-			if fs.NArg() != 1 {
-				return errors.New("want one tenant id")
+			if len(ids) != 1 {
+				return fmt.Errorf("want one tenant id, got %q", ids)
 			}
-			p = "/" + strings.Replace(path, "{id}", url.PathEscape(fs.Arg(0)), 1)
-		} else if fs.NArg() > 0 {
-			return fmt.Errorf("unexpected arguments %q", fs.Args())
+			p = "/" + strings.Replace(path, "{id}", url.PathEscape(ids[0]), 1)
+		} else if len(ids) > 0 {
+			return fmt.Errorf("unexpected arguments %q", ids)
 		}
 		if err := c.do(ctx, method, p, nil, stdout); err != nil {
 			return err
 		}
 		if method == http.MethodDelete {
-			fmt.Fprintf(stderr, "tenant %s deleted with all its data\n", fs.Arg(0))
+			fmt.Fprintf(stderr, "tenant %s deleted with all its data\n", ids[0])
 		}
 		return nil
 	}
@@ -151,15 +152,16 @@ func runTenantRotate(ctx context.Context, args []string, stdout, stderr io.Write
 	var c tenantClient
 	c.bind(fs)
 	grace := fs.Duration("grace", -1, "how long the old keys stay valid (0: they stop at once; unset: the server's --tenant-key-grace)")
-	if err := fs.Parse(args); err != nil {
+	ids, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return errors.New("want one tenant id")
+	if len(ids) != 1 {
+		return fmt.Errorf("want one tenant id, got %q", ids)
 	}
 	var body any
 	if *grace >= 0 {
 		body = map[string]int64{"grace_seconds": int64(grace.Seconds())}
 	}
-	return c.do(ctx, http.MethodPost, "/"+url.PathEscape(fs.Arg(0))+"/keys", body, stdout)
+	return c.do(ctx, http.MethodPost, "/"+url.PathEscape(ids[0])+"/keys", body, stdout)
 }

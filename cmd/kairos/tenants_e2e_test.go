@@ -393,7 +393,7 @@ func TestTenantCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rotated); err != nil {
 		t.Fatal(err)
 	}
-	out = kairos(0, "tenant", "rotate", "--grace", "1h", "shop-a")
+	out = kairos(0, "tenant", "rotate", "shop-a", "--grace", "1h") // flags may follow the id
 	if !strings.Contains(out, `"previous_keys_until"`) {
 		t.Fatalf("tenant rotate --grace: %s", out)
 	}

@@ -45,8 +45,9 @@ func main() {
 	}
 	fmt.Printf("accepted %d; rejected #%d: %s: %s\n", res.Accepted, res.Rejected[0].Index, res.Rejected[0].Field, res.Rejected[0].Reason)
 
-	// The visitor signs up: its history seeds the user.
-	if _, err := c.Identify(ctx, "go-v1", "go-u1"); err != nil {
+	// The visitor signs up: its history seeds the user. The answer waits
+	// (up to 2s) until the link is applied, so the next call reads it.
+	if _, err := c.IdentifyWait(ctx, "go-v1", "go-u1", 2*time.Second); err != nil {
 		log.Fatal(err)
 	}
 	recs, err := c.Recommendations(ctx, client.RecQuery{Visitor: "go-v1", User: "go-u1", N: 3})
