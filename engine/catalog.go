@@ -189,14 +189,23 @@ func (e *Engine) Item(ctx context.Context, id string) (Item, error) {
 // DeleteItem removes a catalog entry (ErrNotFound if absent); the item is
 // never recommended again unless it is added back: its tombstone, written
 // before the entry is removed, keeps it inactive on every replica and
-// after restarts, though events still name it.
+// after restarts, though events still name it. A delete that finds no
+// entry removes only a tombstone it wrote itself: deleting twice (a
+// client's retry) keeps the first delete's tombstone. Deletes are
+// serialised on this replica, so that concurrent retries cannot remove
+// the tombstone of the one that removed the entry.
 func (e *Engine) DeleteItem(ctx context.Context, id string) error {
-	if err := e.items().MarkDeleted(ctx, id, e.cfg.Now().UTC()); err != nil {
+	e.deleteMu.Lock()
+	defer e.deleteMu.Unlock()
+	wrote, err := e.items().MarkDeleted(ctx, id, e.cfg.Now().UTC())
+	if err != nil {
 		return fmt.Errorf("engine: delete item %q: %w", id, err)
 	}
 	if err := e.items().DeleteItem(ctx, id); err != nil {
-		if cerr := e.items().ClearDeleted(ctx, id); cerr != nil {
-			e.log.LogAttrs(ctx, slog.LevelWarn, "tombstone of an item not deleted left behind", slog.String("item", id), slog.Any("err", cerr))
+		if wrote { // else the tombstone is an earlier delete's, and stays
+			if cerr := e.items().ClearDeleted(ctx, id); cerr != nil {
+				e.log.LogAttrs(ctx, slog.LevelWarn, "tombstone of an item not deleted left behind", slog.String("item", id), slog.Any("err", cerr))
+			}
 		}
 		if errors.Is(err, ErrNotFound) {
 			return errs.Wrap(ErrNotFound, err, "item %q not found", id)

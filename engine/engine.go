@@ -49,8 +49,9 @@ type Engine struct {
 	ingest      // the consuming side (ingest.go)
 	serving     // the serving side's caches (serving.go)
 
-	swapMu  sync.Mutex    // serialises LoadSnapshot
-	version atomic.Uint64 // version of the loaded snapshot (0: none)
+	swapMu   sync.Mutex    // serialises LoadSnapshot
+	deleteMu sync.Mutex    // serialises DeleteItem (its tombstone and entry)
+	version  atomic.Uint64 // version of the loaded snapshot (0: none)
 	// blend is Config.Blend with the popularity prior (ρ, κ) of the loaded
 	// snapshot, when it carries one.
 	blend atomic.Pointer[model.Blend]

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -524,6 +525,17 @@ func TestDeletedItemStaysDeletedAcrossRestarts(t *testing.T) {
 	if err := e.DeleteItem(ctx, "c0-item1"); err != nil {
 		t.Fatal(err)
 	}
+	// Retries (concurrent ones too) answer not found and keep the first
+	// delete's tombstone: the restarts below check it.
+	var retries sync.WaitGroup
+	for range 8 {
+		retries.Go(func() {
+			if err := e.DeleteItem(ctx, "c0-item1"); !errors.Is(err, engine.ErrNotFound) {
+				t.Errorf("deleting again: %v, want ErrNotFound", err)
+			}
+		})
+	}
+	retries.Wait()
 	if err := e.DeleteItem(ctx, "c1-item3"); !errors.Is(err, engine.ErrNotFound) { // only in events
 		t.Fatalf("deleting an item the catalog does not hold: %v, want ErrNotFound", err)
 	}

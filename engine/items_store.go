@@ -100,12 +100,18 @@ func (s *ItemStore) DeleteItem(ctx context.Context, id string) error {
 	return s.c.Delete(ctx, id)
 }
 
-// MarkDeleted records that id was deleted from the catalog at.
-func (s *ItemStore) MarkDeleted(ctx context.Context, id string, at time.Time) error {
+// MarkDeleted records that id was deleted from the catalog at, and
+// reports whether it wrote the tombstone (false: id was deleted before,
+// and its first tombstone is kept).
+func (s *ItemStore) MarkDeleted(ctx context.Context, id string, at time.Time) (bool, error) {
 	if err := checkItemID(id); err != nil {
-		return err
+		return false, err
 	}
-	return s.deleted.Put(ctx, id, tombstone{Deleted: at}, storage.Upsert)
+	err := s.deleted.Put(ctx, id, tombstone{Deleted: at}, storage.Create)
+	if errors.Is(err, ErrConflict) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // ClearDeleted forgets the deletion of id (it was added back, or its
