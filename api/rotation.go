@@ -26,6 +26,7 @@ type Rotator interface {
 type pageQuery struct {
 	rotation time.Duration // negative: not given
 	page     string
+	peek     bool // a HEAD request: the page is not recorded as shown
 }
 
 // on reports whether the layer applies: the request names a rotation or
@@ -63,7 +64,7 @@ func (s *Server) rankRecs(ctx context.Context, req engine.RecRequest, p pageQuer
 	if !p.on(s.deps.Rotation) {
 		return s.deps.Recommender.Recommend(ctx, req)
 	}
-	return s.deps.Rotation.Serve(ctx, rotation.Request{Visitor: req.Visitor, User: req.User, N: req.N, Rotation: p.rotation, Page: p.page},
+	return s.deps.Rotation.Serve(ctx, rotation.Request{Visitor: req.Visitor, User: req.User, N: req.N, Rotation: p.rotation, Page: p.page, Peek: p.peek},
 		func(ctx context.Context, n int) (engine.RecResponse, error) {
 			r := req
 			r.N = n

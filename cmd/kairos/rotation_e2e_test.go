@@ -53,7 +53,13 @@ func testRotation(t *testing.T, clock *testutil.Clock, srv *testServer) {
 		return s == "als"
 	})
 
+	// A HEAD shows nothing: the list it would serve is not demoted.
+	plain, _ := recsOf(t, srv, "visitor="+v+"&n=3&rotation=0")
+	srv.secretDo(t, http.MethodHead, "/v1/recommendations?visitor="+v+"&n=3&rotation=30m", http.StatusOK)
 	first, _ := recsOf(t, srv, "visitor="+v+"&n=3&rotation=30m")
+	if !slices.Equal(first, plain) {
+		t.Errorf("after a HEAD: %v, want the ranker's %v (nothing was shown)", first, plain)
+	}
 	clock.Add(time.Minute)
 	second, _ := recsOf(t, srv, "visitor="+v+"&n=3&rotation=30m")
 	t.Logf("first %v; a minute later %v", first, second)

@@ -142,6 +142,9 @@ type Request struct {
 	Rotation time.Duration
 	// Page is the "next" token of the previous page ("": the first page).
 	Page string
+	// Peek serves the page without recording its items as shown (HEAD
+	// requests, previews): the next request ranks as if it had not come.
+	Peek bool
 }
 
 // recordKey is the key of a visitor's map of shown items: field = item
@@ -214,14 +217,16 @@ func (r *Rotation) Serve(ctx context.Context, req Request, rank Ranker) (engine.
 	for _, h := range prev.shown {
 		shown[h] = true
 	}
-	want := min(req.N+len(prev.shown)+len(ages), r.cfg.MaxCandidates)
+	// One candidate more than a page needs tells whether another page
+	// follows (a last page that happens to be full has no next).
+	want := min(req.N+len(prev.shown)+len(ages)+1, r.cfg.MaxCandidates)
 	resp, err := rank(ctx, want)
 	if err != nil {
 		return engine.RecResponse{}, err
 	}
 	ranked := Rerank(resp.Items, ages, rot, func(item string) bool { return shown[itemHash(item)] })
 	page := ranked[:min(req.N, len(ranked))]
-	more := len(ranked) > len(page) || (len(resp.Items) >= want && want < r.cfg.MaxCandidates)
+	more := len(ranked) > len(page)
 	resp.Items = page
 	if more && len(page) > 0 {
 		next := token{expires: now.Add(r.cfg.TokenTTL), rotation: rot, visitor: req.Visitor, shown: prev.shown}
@@ -230,7 +235,7 @@ func (r *Rotation) Serve(ctx context.Context, req Request, rank Ranker) (engine.
 		}
 		resp.Next = r.encode(next)
 	}
-	if rot > 0 && len(page) > 0 {
+	if rot > 0 && len(page) > 0 && !req.Peek {
 		r.record(ctx, req.Visitor, device, page, stale, now)
 	}
 	return resp, nil

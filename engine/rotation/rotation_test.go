@@ -141,11 +141,11 @@ func TestServeRotates(t *testing.T) {
 			t.Fatalf("first request %v", first)
 		}
 		// Served a minute ago: demoted below the next items; the ranker was
-		// asked for 3 + the 3 demoted.
+		// asked for 3 + the 3 demoted + 1 (whether a page follows).
 		clock.Add(time.Minute)
 		second := page(rotation.Request{Visitor: "v", N: 3, Rotation: -1})
-		if !slices.Equal(second, []string{"i3", "i4", "i5"}) || f.asked[len(f.asked)-1] != 6 {
-			t.Fatalf("a minute later: %v (asked %v), want i3 i4 i5 from 6 candidates", second, f.asked)
+		if !slices.Equal(second, []string{"i3", "i4", "i5"}) || f.asked[len(f.asked)-1] != 7 {
+			t.Fatalf("a minute later: %v (asked %v), want i3 i4 i5 from 7 candidates", second, f.asked)
 		}
 		// Both pages served 31 and 30 minutes ago: the rotation is over for both.
 		clock.Add(30 * time.Minute)
@@ -208,6 +208,15 @@ func TestPaging(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a last full page has no next", func(t *testing.T) {
+		r := mustNew(t, storagetest.NewMem(nil), clock, rotation.Config{MaxCandidates: 100})
+		f := &ranker{total: 10}
+		resp, _ := r.Serve(ctx, rotation.Request{Visitor: "full", N: 5, Rotation: 0}, f.rank)
+		resp, err := r.Serve(ctx, rotation.Request{Visitor: "full", N: 5, Rotation: 0, Page: resp.Next}, f.rank)
+		if err != nil || len(resp.Items) != 5 || resp.Next != "" {
+			t.Errorf("second page of 10 candidates: %v, %v next %q; want 5 items, no next", items(resp.Items), err, resp.Next)
+		}
+	})
 	t.Run("ends at MaxCandidates", func(t *testing.T) {
 		r := mustNew(t, storagetest.NewMem(nil), clock, rotation.Config{MaxCandidates: 8})
 		f := &ranker{total: 50}
@@ -367,5 +376,22 @@ func TestForgetDeviceKeepsOtherDevicesShowings(t *testing.T) {
 	// The laptop's showings stay demoted; the phone's are forgotten.
 	if got := page(rotation.Request{Visitor: "laptop", N: 5, Rotation: 10 * time.Minute}); !slices.Equal(got, []string{"i0", "i1", "i2", "i6", "i7"}) {
 		t.Fatalf("after erasing the phone, the laptop gets %v, want i0 i1 i2 i6 i7 (i3-i5 still demoted)", got)
+	}
+}
+
+// TestPeekRecordsNothing: a page served with Peek (a HEAD request) is not
+// recorded as shown, so the next request gets the same page.
+func TestPeekRecordsNothing(t *testing.T) {
+	clock := testutil.NewClock(t0)
+	r := mustNew(t, storagetest.NewMem(nil), clock, rotation.Config{Default: 30 * time.Minute})
+	page := pager(t, r, &ranker{total: 50})
+	peeked := page(rotation.Request{Visitor: "v", N: 3, Rotation: -1, Peek: true})
+	clock.Add(time.Minute)
+	if got := page(rotation.Request{Visitor: "v", N: 3, Rotation: -1}); !slices.Equal(got, peeked) {
+		t.Fatalf("after a peek: %v, want %v again", got, peeked)
+	}
+	clock.Add(time.Minute)
+	if got := page(rotation.Request{Visitor: "v", N: 3, Rotation: -1}); slices.Equal(got, peeked) {
+		t.Fatalf("after a served page: %v again", got)
 	}
 }
