@@ -124,8 +124,9 @@
 // Every GET route also answers HEAD, with the status and headers GET
 // would get and no body (echo adds no HEAD routes: New registers them).
 // HEAD /v1/pixel.gif checks the event but records nothing (link checkers
-// and prefetchers are not visitors); HEAD /v1/recommendations records no
-// item as shown (rotation); HEAD /v1/promotions/stream opens no stream.
+// and prefetchers are not visitors); HEAD /v1/recommendations and
+// /v1/offers record no item as shown (rotation) and no experiment
+// exposure; HEAD /v1/promotions/stream opens no stream.
 //
 // POST /v1/events (publishable) — collect a batch of events.
 //

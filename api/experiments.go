@@ -229,7 +229,7 @@ func (s *Server) rankOffers(c echo.Context, r promo.OfferRequest) (any, error) {
 		_ = s.deps.Experiments.Abandon(ctx, d)
 		return nil, err
 	}
-	if err := s.deps.Experiments.Expose(ctx, d); err != nil {
+	if err := s.expose(c, d); err != nil {
 		return nil, err
 	}
 	return ExperimentOffers{OfferList: list, Experiment: &d}, nil
@@ -280,8 +280,19 @@ func (s *Server) recommend(c echo.Context, req engine.RecRequest, pg pageQuery) 
 	if !ok {
 		return resp, nil
 	}
-	if err := s.deps.Experiments.Expose(ctx, d); err != nil {
+	if err := s.expose(c, d); err != nil {
 		return nil, err
 	}
 	return ExperimentRecs{RecResponse: resp, Experiment: &d}, nil
+}
+
+// expose logs the exposure of a served decision; a HEAD request serves
+// nothing (no body), so its decision is abandoned instead: it is no unit
+// of the experiment until a GET shows it the variant.
+func (s *Server) expose(c echo.Context, d experiments.Decision) error {
+	ctx := c.Request().Context()
+	if c.Request().Method == http.MethodHead {
+		return s.deps.Experiments.Abandon(ctx, d)
+	}
+	return s.deps.Experiments.Expose(ctx, d)
 }

@@ -223,6 +223,27 @@ func TestRecommendationsInExperiment(t *testing.T) {
 	if got := len(h.pub.events()); got != before+1 {
 		t.Errorf("%d exposures published for the failed then served visitor, want 1", got-before)
 	}
+	// A HEAD shows nothing: no exposure until a GET, on both surfaces.
+	for _, path := range []string{"/v1/recommendations?visitor=peeks&n=2", "/v1/offers?visitor=peeks&slot=hero"} {
+		if path == "/v1/offers?visitor=peeks&slot=hero" {
+			if w := h.secret("POST", "/v1/experiments", heroExperiment); w.Code != http.StatusCreated {
+				t.Fatal(w.Body)
+			}
+		}
+		before = len(h.pub.events())
+		if w := h.secret("HEAD", path, ""); w.Code != 200 {
+			t.Fatalf("HEAD %s: %d", path, w.Code)
+		}
+		if got := len(h.pub.events()); got != before {
+			t.Errorf("HEAD %s published %d exposures, want none", path, got-before)
+		}
+		if w := h.secret("GET", path, ""); w.Code != 200 {
+			t.Fatal(w.Body)
+		}
+		if got := len(h.pub.events()); got != before+1 {
+			t.Errorf("GET %s after a HEAD published %d exposures, want 1", path, got-before)
+		}
+	}
 }
 
 // TestResultsEndpointIsAnalyze: the endpoint's report is abtest.Analyze of
