@@ -131,6 +131,11 @@ func testFilters(t *testing.T, srv *testServer) {
 	if strings.HasPrefix(plain[0], "c0-") || !strings.HasPrefix(boosted[0].item, "c0-") {
 		t.Fatalf("boost: unboosted top %s, boosted top %s", plain[0], boosted[0].item)
 	}
+	// An infinite boost lifts the most: the item comes first.
+	last := plain[len(plain)-1]
+	if inf := filteredRecs(t, srv, url.Values{"visitor": {v}, "n": {"5"}, "boost": {`id == "` + last + `" ? 1/0 : 1`}}); len(inf) != 5 || inf[0].item != last {
+		t.Fatalf("boost 1/0 of %s: %v", last, inf)
+	}
 	// A bad expression: 400 naming the parameter and the position.
 	req, _ := http.NewRequest(http.MethodGet, srv.base+"/v1/recommendations?"+url.Values{"visitor": {v}, "filter": {`category == `}}.Encode(), nil)
 	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")

@@ -184,8 +184,9 @@ func (x *Expr) Eval(m *vm.VM, env *Env) bool {
 	return err == nil && ok && b
 }
 
-// Value evaluates a Number expression on env; an error or a result that
-// is not a finite number counts as 0.
+// Value evaluates a Number expression on env; an error, NaN or -Inf
+// counts as 0 (for a boost: the item is dropped), +Inf as the largest
+// float32 (the strongest lift).
 func (x *Expr) Value(m *vm.VM, env *Env) float64 {
 	out, err := run(m, x.prog, env)
 	if err != nil {
@@ -202,7 +203,10 @@ func (x *Expr) Value(m *vm.VM, env *Env) float64 {
 	default:
 		return 0
 	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
+	switch {
+	case math.IsInf(v, 1):
+		return math.MaxFloat32 // the views keep boosts as float32
+	case math.IsNaN(v) || math.IsInf(v, -1):
 		return 0
 	}
 	return v

@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -53,6 +54,10 @@ func TestEval(t *testing.T) {
 		{`"sale" in tags ? 2 : 1`, 2},
 		{`1.5`, 1.5},
 		{`category == "hats" ? 3 : 0.5`, 0.5},
+		{`1/0`, math.MaxFloat32}, // an infinite boost lifts the most
+		{`-1/0`, 0},
+		{`0/0`, 0},
+		{`int("x")`, 0}, // an evaluation error drops the item
 	} {
 		if got := mustCompile(t, c.src, Number).Value(nil, env); got != c.want {
 			t.Errorf("%s = %v, want %v", c.src, got, c.want)
