@@ -147,12 +147,38 @@ func (s *Server) authenticate(c echo.Context, st *reqState) error {
 			return nil
 		}
 	}
+	if key := c.QueryParam("key"); key != "" {
+		return s.keyInQuery(key)
+	}
 	return errMissingKey
+}
+
+// leakedSecret is the answer to a secret key sent elsewhere than in the
+// Authorization header.
+func leakedSecret(src keySource) *Error {
+	return newError(http.StatusUnauthorized, CodeUnauthorized,
+		"a secret key is accepted only in the Authorization header, not in %s (it would leak into logs and pages: rotate it)", src)
+}
+
+// keyInQuery answers a request to a route that takes its key from the
+// header only, which sent one in the query: a secret key there has
+// leaked into URLs (logs, history).
+func (s *Server) keyInQuery(key string) error {
+	if p, ok := s.keys.lookup(key); ok && p.kind == kindSecret {
+		return leakedSecret(fromQuery)
+	}
+	return newError(http.StatusUnauthorized, CodeUnauthorized,
+		"key: this route takes the key only in the header Authorization: Bearer <key> (key= is for the events and the pixel)")
 }
 
 // authBody authenticates a request whose key came in the body.
 func (s *Server) authBody(c echo.Context, st *reqState, key string) error {
 	if !st.authPending {
+		if p, ok := s.keys.lookup(key); key != "" && ok && p.kind == kindSecret {
+			// Authenticated by the header, but the page also carries the
+			// secret key: refused as when it comes alone.
+			return leakedSecret(fromBody)
+		}
 		return nil
 	}
 	if key == "" {
@@ -173,8 +199,7 @@ func (s *Server) admit(c echo.Context, st *reqState, key string, src keySource) 
 		return errUnknownKey
 	}
 	if p.kind == kindSecret && src != fromHeader {
-		return newError(http.StatusUnauthorized, CodeUnauthorized,
-			"a secret key is accepted only in the Authorization header, not in %s (it would leak into logs and pages: rotate it)", src)
+		return leakedSecret(src)
 	}
 	if p.kind == kindPublishable {
 		if st.route.access != accessPublishable {

@@ -46,8 +46,9 @@ func TestAuth(t *testing.T) {
 		{"secret route: lower-case scheme", "GET", recs, "", []string{"Authorization", "bearer " + testSK}, 200, "", ""},
 		{"secret route: rotated second key", "GET", recs, "", []string{"Authorization", "Bearer " + testSK2}, 200, "", ""},
 		{"secret route: publishable key", "GET", recs, "", []string{"Authorization", pk}, 403, CodeForbidden, "needs the secret key"},
-		{"secret route: publishable key in query", "GET", recs + "&key=" + testPK, "", nil, 401, CodeUnauthorized, "missing key"},
-		{"secret route: secret key in query is not read", "GET", recs + "&key=" + testSK, "", nil, 401, CodeUnauthorized, "missing key"},
+		{"secret route: publishable key in query", "GET", recs + "&key=" + testPK, "", nil, 401, CodeUnauthorized, "takes the key only in the header"},
+		{"secret route: secret key in query is refused as leaked", "GET", recs + "&key=" + testSK, "", nil, 401, CodeUnauthorized, "not in the key query parameter (it would leak"},
+		{"items: unknown key in query", "GET", "/v1/items?key=sk_nope_nope_nope", "", nil, 401, CodeUnauthorized, "takes the key only in the header"},
 		{"items: publishable key", "GET", "/v1/items", "", []string{"Authorization", pk, "Origin", allowed}, 403, CodeForbidden, "needs the secret key"},
 
 		{"events: no key", "POST", events, body, nil, 401, CodeUnauthorized, "missing key"},
@@ -68,6 +69,7 @@ func TestAuth(t *testing.T) {
 		{"events: secret key in query", "POST", events + "?key=" + testSK, body, nil, 401, CodeUnauthorized, "only in the Authorization header"},
 		{"events: secret key, any origin", "POST", events, body, []string{"Authorization", sk, "Origin", "https://evil.example"}, 200, "", ""},
 		{"events: header wins over body key", "POST", events, bodyKey("pk_nope_nope_nope"), []string{"Authorization", pk}, 200, "", ""},
+		{"events: secret key in body beside the header's", "POST", events, bodyKey(testSK), []string{"Authorization", pk, "Origin", allowed}, 401, CodeUnauthorized, "not in the key member of the body (it would leak"},
 
 		{"pixel: key in query", "GET", pixelOK + "&key=" + testPK, "", []string{"Referer", allowed + "/"}, 200, "", ""},
 		{"pixel: no key", "GET", pixelOK, "", nil, 401, "", ""},

@@ -103,7 +103,7 @@ func TestDashboardSummaryAuth(t *testing.T) {
 	h := dashHarness(t, nil, nil)
 	wantError(t, h.do("GET", "/v1/dashboard/summary", ""), 401, CodeUnauthorized, "missing key")
 	wantError(t, h.do("GET", "/v1/dashboard/summary", "", "Authorization", "Bearer "+testPK, "Origin", allowed), 403, CodeForbidden, "secret key")
-	wantError(t, h.do("GET", "/v1/dashboard/summary?key="+testSK, ""), 401, CodeUnauthorized, "missing key")
+	wantError(t, h.do("GET", "/v1/dashboard/summary?key="+testSK, ""), 401, CodeUnauthorized, "rotate it")
 	wantError(t, h.do("GET", "/v1/dashboard/summary", "", "Authorization", "Bearer sk_unknown_key_00000001"), 401, CodeUnauthorized, "unknown key")
 	w := h.do("GET", "/v1/dashboard/summary", "", "Authorization", "Bearer "+testSK2, "Origin", allowed) // a rotated key works
 	if w.Code != http.StatusOK {

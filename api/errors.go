@@ -84,6 +84,12 @@ func invalidf(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, CodeInvalid, format, args...)
 }
 
+// withoutKind is err's text without a leading "<kind>: " (the error
+// code already says it): "id: missing", not "invalid: id: missing".
+func withoutKind(err, kind error) string {
+	return strings.TrimPrefix(err.Error(), kind.Error()+": ")
+}
+
 // errorOf maps any error returned by a handler or a dependency to an
 // *Error. This is the one place where error kinds (package internal/errs)
 // become HTTP statuses:
@@ -132,11 +138,11 @@ func errorOf(err error) *Error {
 	case errors.Is(err, signals.ErrBatchTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: err.Error(), Err: err}
 	case errors.Is(err, errs.Invalid):
-		return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: msg(err.Error()), Err: err}
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalid, Message: msg(withoutKind(err, errs.Invalid)), Err: err}
 	case errors.Is(err, errs.NotFound):
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: msg("not found"), Err: err}
 	case errors.Is(err, errs.Conflict):
-		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: msg(err.Error()), Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: msg(withoutKind(err, errs.Conflict)), Err: err}
 	case errors.Is(err, errs.Unavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
 			Message: msg("the broker or the store is unavailable; retry later"), Err: err}

@@ -28,7 +28,8 @@ func (s *Server) recommendations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	pg.peek = c.Request().Method == http.MethodHead // no body: nothing is shown
+	// A HEAD has no body: nothing is shown.
+	pg.peek = c.Request().Method == http.MethodHead
 	resp, err := s.recommend(c, req, pg) // with the visitor's variant when an experiment targets recommendations
 	if err != nil {
 		return err

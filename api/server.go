@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -397,6 +398,14 @@ func (s *Server) guard(rt *routeSpec) echo.MiddlewareFunc {
 			st.route = rt
 			if rt.access == accessPublishable {
 				s.corsHeaders(c)
+			}
+			// The handlers read the query leniently (a bad escape or too
+			// many parameters would read as a missing parameter): say so.
+			if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+				return invalidf("query: %v", err)
+			}
+			if enc := c.Request().Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+				return invalidf("Content-Encoding %s is not supported: send the body uncompressed", strconv.Quote(shorten(enc, 40)))
 			}
 			if err := s.authenticate(c, st); err != nil {
 				return err

@@ -141,6 +141,15 @@ func TestErrorOf(t *testing.T) {
 			t.Errorf("errorOf(%v) = %d %s %q, want %d %s", tt.err, got.Status, got.Code, got.Message, tt.status, tt.code)
 		}
 	}
+	// The code says the kind: the message does not repeat it.
+	for err, want := range map[error]string{
+		fmt.Errorf("%w: id: missing", engine.ErrInvalid):        "id: missing",
+		fmt.Errorf("%w: item \"a\" exists", engine.ErrConflict): `item "a" exists`,
+	} {
+		if got := errorOf(err).Message; got != want {
+			t.Errorf("errorOf(%v).Message = %q, want %q", err, got, want)
+		}
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -344,5 +353,28 @@ func TestServeListenError(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Addr = ln.Addr().String() })
 	if err := h.s.Serve(context.Background()); err == nil || !strings.Contains(err.Error(), "api: listen") {
 		t.Errorf("Serve on a used port: %v", err)
+	}
+}
+
+// TestBadQueryNamed: a query that does not parse (a bad escape, too many
+// parameters) is a 400 that says so, not a "missing" parameter.
+func TestBadQueryNamed(t *testing.T) {
+	h := newHarness(t, nil)
+	wantError(t, h.secret("GET", "/v1/recommendations?visitor=%ZZ", ""), 400, CodeInvalid, "query: ", "%ZZ")
+	many := "visitor=v" + strings.Repeat("&x=1", 10001)
+	wantError(t, h.secret("GET", "/v1/recommendations?"+many, ""), 400, CodeInvalid, "query: ")
+}
+
+// TestCompressedBodyNamed: a compressed body is refused with a message
+// that names the encoding, not as a malformed batch.
+func TestCompressedBodyNamed(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.do("POST", "/v1/events", batchJSON(1), "Authorization", "Bearer "+testSK, "Content-Encoding", "gzip")
+	wantError(t, w, 400, CodeInvalid, `Content-Encoding "gzip" is not supported`)
+	if len(h.pub.events()) != 0 {
+		t.Fatal("events published")
+	}
+	if w := h.do("POST", "/v1/events", batchJSON(1), "Authorization", "Bearer "+testSK, "Content-Encoding", "identity"); w.Code != 200 {
+		t.Fatalf("identity: %d %s", w.Code, w.Body)
 	}
 }

@@ -22,6 +22,9 @@ func (s *Server) eraseVisitor(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkIDValue("id", id, s.maxIDBytes()); err != nil {
+		return err
+	}
 	if err := s.deps.Eraser.EraseVisitor(c.Request().Context(), id); err != nil {
 		return err
 	}

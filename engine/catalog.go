@@ -140,24 +140,33 @@ func validateItem(it Item) error {
 	if err := signals.CheckID("id", it.ID, maxItemIDBytes); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	// The category, tags and attribute names are matched by filters and
+	// shown in segments: the one id rule, as for ids.
+	if err := signals.CheckID("category", it.Category, maxItemIDBytes); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	switch {
 	case len(it.Title) > maxTextBytes || !utf8.ValidString(it.Title):
 		return fmt.Errorf("%w: title: must be valid UTF-8, at most %d bytes", ErrInvalid, maxTextBytes)
-	case len(it.Category) > maxItemIDBytes || !utf8.ValidString(it.Category):
-		return fmt.Errorf("%w: category: must be valid UTF-8, at most %d bytes", ErrInvalid, maxItemIDBytes)
 	case len(it.Tags) > maxTags:
 		return fmt.Errorf("%w: tags: %d tags, at most %d", ErrInvalid, len(it.Tags), maxTags)
 	case len(it.Attrs) > maxAttrs:
 		return fmt.Errorf("%w: attributes: %d attributes, at most %d", ErrInvalid, len(it.Attrs), maxAttrs)
 	}
 	for i, t := range it.Tags {
-		if t == "" || len(t) > maxItemIDBytes || !utf8.ValidString(t) {
-			return fmt.Errorf("%w: tags[%d]: must be non-empty valid UTF-8, at most %d bytes", ErrInvalid, i, maxItemIDBytes)
+		if t == "" {
+			return fmt.Errorf("%w: tags[%d]: empty", ErrInvalid, i)
+		}
+		if err := signals.CheckID(fmt.Sprintf("tags[%d]", i), t, maxItemIDBytes); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	for k, v := range it.Attrs {
-		if k == "" || len(k) > maxItemIDBytes || len(v) > maxTextBytes || !utf8.ValidString(k) || !utf8.ValidString(v) {
+		if k == "" || len(v) > maxTextBytes || !utf8.ValidString(v) {
 			return fmt.Errorf("%w: attributes[%q]: keys up to %d bytes, values up to %d, valid UTF-8", ErrInvalid, k, maxItemIDBytes, maxTextBytes)
+		}
+		if err := signals.CheckID(fmt.Sprintf("attributes[%q]", k), k, maxItemIDBytes); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	return nil

@@ -8,8 +8,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,6 +235,17 @@ func TestInactiveAndCategoryFilters(t *testing.T) {
 	} {
 		if _, err := e.PutItem(ctx, engine.Item{ID: id, Active: true}); !errors.Is(err, engine.ErrInvalid) || !strings.Contains(err.Error(), want) {
 			t.Errorf("item id %q: %v, want %q", id, err, want)
+		}
+	}
+	// So do the category, tags and attribute names, which filters match.
+	for want, it := range map[string]engine.Item{
+		"category: contains control character U+0000 at byte 0":    {ID: "ok", Category: "\x00"},
+		"tags[1]: contains bidirectional control character U+202E": {ID: "ok", Tags: []string{"red", "a\u202eb"}},
+		"tags[0]: empty": {ID: "ok", Tags: []string{""}},
+		`attributes["si\tze"]: contains control character U+0009 at byte 2`: {ID: "ok", Attrs: map[string]string{"si\tze": "42"}},
+	} {
+		if _, err := e.PutItem(ctx, it); !errors.Is(err, engine.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("item %+v: %v, want %q", it, err, want)
 		}
 	}
 	if _, err := e.Recommend(ctx, engine.RecRequest{Visitor: "x", N: 0}); !errors.Is(err, engine.ErrInvalid) {
