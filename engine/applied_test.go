@@ -12,13 +12,13 @@ import (
 
 // TestAppliedAfterCommit: an event is reported applied once its batch is
 // committed, under the state it went to (the user's for an identify or a
-// linked device's event) whether the store keys its marks by id alone or
-// by visitor and id; before that, and for unknown ids, it is not.
+// linked device's event), with the store's marks or marks kept
+// in a map; before that, and for unknown ids, it is not.
 func TestAppliedAfterCommit(t *testing.T) {
-	for _, marks := range []string{"marks by id", "marks by visitor and id"} {
+	for _, marks := range []string{"the store's marks", "marks in a map"} {
 		t.Run(marks, func(t *testing.T) {
 			var store engine.Store = withLinks(openStore(t, t.TempDir()))
-			if marks != "marks by id" {
+			if marks != "the store's marks" {
 				store = &pairMarks{Store: store, marks: map[engine.EventRef]bool{}}
 			}
 			e := newEngine(t, store, nil)

@@ -70,8 +70,8 @@ func (m *memLinks) UnlinkDevice(_ context.Context, anon string) error {
 
 var _ engine.LinkStore = (*memLinks)(nil)
 
-// pairMarks keeps the de-duplication marks by visitor and event id, as
-// engine/redisstore does (the embedded store keys them by id alone).
+// pairMarks keeps the de-duplication marks by visitor and event id in a
+// map (exactly, where the stores keep hashes or keys with a TTL).
 type pairMarks struct {
 	engine.Store
 	mu    sync.Mutex
@@ -136,10 +136,10 @@ func TestIdentifyMergesHistories(t *testing.T) {
 			{ev("a1", "view", "phone", "", "c0-item1", 0), ev("a2", "click", "phone", "bob", "c0-item2", time.Minute)}, // redelivered
 		}},
 	} {
-		for _, marks := range []string{"marks by id", "marks by visitor and id"} {
+		for _, marks := range []string{"the store's marks", "marks in a map"} {
 			t.Run(tc.name+"/"+marks, func(t *testing.T) {
 				var store engine.Store = withLinks(openStore(t, t.TempDir()))
-				if marks != "marks by id" {
+				if marks != "the store's marks" {
 					store = &pairMarks{Store: store, marks: map[engine.EventRef]bool{}}
 				}
 				testIdentifyMerges(t, store, tc.batches)

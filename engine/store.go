@@ -109,9 +109,8 @@ type VisitorStore interface {
 	Visitors(ctx context.Context, ids []string) ([]Visitor, error)
 	// Seen reports, for each mark, whether a Commit recorded it within
 	// the de-duplication window. Callers ask with the visitor the event
-	// is committed under; a store may key marks by event id alone (the
-	// embedded store does), so a mark may also be reported for another
-	// visitor than the one it was committed under.
+	// is committed under; marks are per visitor (another visitor's event
+	// with the same id is not seen).
 	Seen(ctx context.Context, refs []EventRef) ([]bool, error)
 	// Commit records c. Each visitor's update is atomic together with
 	// the marks under that visitor: on error, a visitor is either wholly

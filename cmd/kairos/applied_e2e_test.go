@@ -66,3 +66,41 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestIDsArePerVisitorEmbedded and TestIDsArePerVisitorRabbitRedis: an
+// event id is de-duplicated per visitor on both stores: three visitors'
+// views that share the id "1" are all counted, and each one posted again
+// is not counted twice.
+func TestIDsArePerVisitorEmbedded(t *testing.T) { idsPerVisitor(t, startServer(t)) }
+
+// TestIDsArePerVisitorRabbitRedis: see TestIDsArePerVisitorEmbedded.
+func TestIDsArePerVisitorRabbitRedis(t *testing.T) { idsPerVisitor(t, startServices(t)) }
+
+func idsPerVisitor(t *testing.T, srv *testServer) {
+	var evs []map[string]any
+	for _, v := range []string{"v-alice", "v-bob", "v-carol"} {
+		evs = append(evs, map[string]any{"id": "1", "type": "view", "visitor": v, "item": "shared-id-item"})
+	}
+	for range 2 { // the second time, every event is a duplicate
+		for _, ev := range evs {
+			if out := srv.secretJSON(t, http.MethodPost, "/v1/events?wait=10s", mustJSON(t, []map[string]any{ev}), http.StatusOK); out["applied"] != 1.0 {
+				t.Fatalf("%v: %v", ev, out)
+			}
+		}
+	}
+	var out struct {
+		Points []struct {
+			Counts map[string]int64 `json:"counts"`
+		} `json:"points"`
+	}
+	if err := json.Unmarshal(srv.secretDo(t, http.MethodGet, "/v1/stats/items/shared-id-item?resolution=1d", http.StatusOK), &out); err != nil {
+		t.Fatal(err)
+	}
+	var views int64
+	for _, p := range out.Points {
+		views += p.Counts["view"]
+	}
+	if views != 3 {
+		t.Fatalf("%d views counted, want 3 (one per visitor)", views)
+	}
+}

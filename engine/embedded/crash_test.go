@@ -166,17 +166,17 @@ func crashRounds(t *testing.T, child, env string, r *rand.Rand, ack func(w, n in
 func checkCrashDir(t *testing.T, s *Store, acked map[[2]int]int32) {
 	t.Helper()
 	ctx := t.Context()
-	var ids []string
+	var marks []engine.EventRef
 	for k := range acked {
-		ids = append(ids, crashIDs(k[0], k[1])...)
+		marks = append(marks, storetest.MarksOf(crashVisitor(k[0], k[1]), crashIDs(k[0], k[1])...)...)
 	}
-	seen, err := s.Seen(ctx, storetest.Marks(ids...))
+	seen, err := s.Seen(ctx, marks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, b := range seen {
 		if !b {
-			t.Fatalf("acknowledged event %s is not seen after the crash", ids[i])
+			t.Fatalf("acknowledged event %s of %s is not seen after the crash", marks[i].ID, marks[i].Visitor)
 		}
 	}
 	rowIDs, err := s.RowIDs(ctx)

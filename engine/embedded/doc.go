@@ -137,8 +137,10 @@
 //
 // # De-duplication
 //
-// Seen marks are kept as 128-bit FNV-1a hashes of the event ids (about 20
-// bytes of memory each) in 8 time buckets per Config.DedupWindow (default 7
+// Seen marks are kept as 128-bit FNV-1a hashes of the visitor and the
+// event id (about 20 bytes of memory each; an id is de-duplicated per
+// visitor, as on Redis; the id-only marks of earlier versions are looked
+// up too until they expire) in 8 time buckets per Config.DedupWindow (default 7
 // days); a bucket is dropped once all its marks are older than the window,
 // so an id is reported for at least the window and at most 9/8 of it, and
 // memory holds only the marks of the last window.

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -420,5 +421,26 @@ func TestCloseDuringCommits(t *testing.T) {
 	}
 	if total == 0 {
 		t.Fatal("no commit succeeded before Close")
+	}
+}
+
+// TestSeenKeepsEarlierIDOnlyMarks: marks are per visitor, and a mark of
+// an event id alone, as earlier versions wrote them, is still seen (for
+// any visitor) until it expires, so an upgrade applies no event twice.
+func TestSeenKeepsEarlierIDOnlyMarks(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Config{})
+	defer s.Close()
+	s.mu.Lock()
+	s.st.seen.add(hashID("old-1"), s.now())
+	s.mu.Unlock()
+	if err := s.Commit(t.Context(), engine.Commit{Events: []engine.EventRef{{Visitor: "a", ID: "new-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Seen(t.Context(), []engine.EventRef{{Visitor: "b", ID: "old-1"}, {Visitor: "a", ID: "new-1"}, {Visitor: "b", ID: "new-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("seen %v, want %v", got, want)
 	}
 }

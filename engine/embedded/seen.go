@@ -7,24 +7,55 @@ import (
 	"time"
 )
 
-// idHash is the 128-bit FNV-1a hash of an event id: the de-duplication
-// marks keep hashes, not ids, so that a mark costs about 20 bytes of
-// memory whatever the id's length. Two different ids collide with
+// idHash is the 128-bit FNV-1a hash of a de-duplication mark (markHash):
+// the marks keep hashes, not ids, so that a mark costs about 20 bytes of
+// memory whatever the id's length. Two different marks collide with
 // probability 2⁻¹²⁸.
 type idHash [16]byte
 
-func hashID(id string) idHash {
+// fnv128 is the state of a 128-bit FNV-1a hash.
+type fnv128 struct{ hi, lo uint64 }
+
+func newFNV128() fnv128 { return fnv128{0x6c62272e07bb0142, 0x62b821756295c58d} }
+
+func (f *fnv128) write(s string) {
 	const (
 		prime128Lower = 0x13b
 		prime128Shift = 24
 	)
-	hi, lo := uint64(0x6c62272e07bb0142), uint64(0x62b821756295c58d)
-	for i := 0; i < len(id); i++ {
-		lo ^= uint64(id[i])
+	hi, lo := f.hi, f.lo
+	for i := 0; i < len(s); i++ {
+		lo ^= uint64(s[i])
 		h, l := bits.Mul64(prime128Lower, lo)
 		h += lo<<prime128Shift + prime128Lower*hi
 		hi, lo = h, l
 	}
+	f.hi, f.lo = hi, lo
+}
+
+// hashID is the hash of an event id alone: the marks of stores written
+// before marks were kept per visitor (Seen still looks them up, until
+// they expire with the window).
+func hashID(id string) idHash {
+	f := newFNV128()
+	f.write(id)
+	return f.sum()
+}
+
+// markHash is the hash of the mark of event id under visitor (the state
+// it was committed to, engine.EventRef): an id is de-duplicated per
+// visitor, as on Redis, so that two visitors' events that share an id
+// are both applied.
+func markHash(visitor, id string) idHash {
+	f := newFNV128()
+	f.write(visitor)
+	f.write("\x00")
+	f.write(id)
+	return f.sum()
+}
+
+func (f *fnv128) sum() idHash {
+	hi, lo := f.hi, f.lo
 	var out idHash
 	for i := range 8 {
 		out[i] = byte(hi >> (56 - 8*i))

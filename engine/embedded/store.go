@@ -575,16 +575,16 @@ func (s *Store) Visitors(ctx context.Context, ids []string) ([]engine.Visitor, e
 	return out, nil
 }
 
-// Seen reports, for each mark, whether a Commit recorded its event id
-// within the de-duplication window. Marks are kept by event id alone (a
-// 128-bit hash): the mark's visitor is not compared.
+// Seen reports, for each mark, whether a Commit recorded it (its event id
+// under its visitor) within the de-duplication window. A mark of the
+// event id alone, as stores wrote them before, counts too.
 func (s *Store) Seen(ctx context.Context, refs []engine.EventRef) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("embedded: seen: %w", err)
 	}
-	hs := make([]idHash, len(refs))
+	hs := make([]idHash, 2*len(refs))
 	for i, r := range refs {
-		hs[i] = hashID(r.ID)
+		hs[2*i], hs[2*i+1] = markHash(r.Visitor, r.ID), hashID(r.ID)
 	}
 	now := s.now()
 	out := make([]bool, len(refs))
@@ -593,8 +593,8 @@ func (s *Store) Seen(ctx context.Context, refs []engine.EventRef) ([]bool, error
 	if s.closed {
 		return nil, errClosed
 	}
-	for i, h := range hs {
-		out[i] = s.st.seen.has(h, now)
+	for i := range out {
+		out[i] = s.st.seen.has(hs[2*i], now) || s.st.seen.has(hs[2*i+1], now)
 	}
 	return out, nil
 }
@@ -616,7 +616,7 @@ func (s *Store) Commit(ctx context.Context, c engine.Commit) error {
 	}
 	hs := make([]idHash, len(c.Events))
 	for i, r := range c.Events {
-		hs[i] = hashID(r.ID)
+		hs[i] = markHash(r.Visitor, r.ID)
 	}
 	now := s.now()
 	b := s.getBuf()

@@ -485,6 +485,12 @@ func testSeenUnderVisitors(t *testing.T, s engine.Store) {
 	for _, u := range c.Visitors {
 		wantHistory(t, mustVisitor(t, s, u.ID), u.Append)
 	}
+	// An id is de-duplicated per visitor: another visitor's event with
+	// the same id is not seen (both are applied).
+	other, err := s.Seen(ctxT(t), []engine.EventRef{{Visitor: "someone-else", ID: c.Events[0].ID}})
+	if err != nil || other[0] {
+		t.Fatalf("Seen of %q under another visitor = %v, %v; want false", c.Events[0].ID, other, err)
+	}
 }
 
 func testCancelledCommit(t *testing.T, s engine.Store) {
