@@ -277,6 +277,7 @@ func TestTimestampJSON(t *testing.T) {
 		{`""`, time.Time{}, ""},
 		{`-1`, time.Time{}, "ts: -1 is out of range for epoch milliseconds"},
 		{`"soon"`, time.Time{}, `ts: "soon" is neither RFC 3339 nor epoch milliseconds`},
+		{`"0001-01-01T00:00:00Z"`, time.Time{}, `ts: "0001-01-01T00:00:00Z" is the zero time`},
 		{`true`, time.Time{}, `ts: "true" is neither`},
 	}
 	for _, tt := range tests {

@@ -118,6 +118,9 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		if err != nil {
 			return fieldErr("ts", "%s is neither RFC 3339 nor epoch milliseconds", quoteShort(s))
 		}
+		if v.IsZero() { // would read as absent, i.e. the receive time
+			return fieldErr("ts", "%s is the zero time (leave ts out for the receive time)", quoteShort(s))
+		}
 		t.Time = v
 		return nil
 	}

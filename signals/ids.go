@@ -35,9 +35,10 @@ func ReservedPrefix(id string) (prefix string, ok bool) {
 // bytes of valid UTF-8 without control characters (C0 U+0000–U+001F,
 // DEL U+007F, C1 U+0080–U+009F) and without the bidirectional embedding,
 // override and isolate characters U+202A–U+202E and U+2066–U+2069, which
-// make an id display as another (and text around it too). The empty string
-// passes: whether an id is required is the caller's rule. The error names
-// field and the offending character with its byte offset.
+// make an id display as another (and text around it too), and not blank
+// (only spaces). The empty string passes: whether an id is required is
+// the caller's rule. The error names field and the offending character
+// with its byte offset.
 func CheckID(field, v string, max int) *FieldError {
 	if len(v) > max {
 		return fieldErr(field, "%d bytes long, more than the maximum %d", len(v), max)
@@ -62,6 +63,9 @@ func CheckID(field, v string, max int) *FieldError {
 			return fieldErr(field, "contains bidirectional control character %s at byte %d", runeName(r), i)
 		}
 		i += n
+	}
+	if v != "" && strings.TrimSpace(v) == "" {
+		return fieldErr(field, "blank (only white space)")
 	}
 	return nil
 }
