@@ -3,11 +3,11 @@ package api
 import (
 	"errors"
 	"fmt"
+	"github.com/kairoshq/kairos/internal/httpx"
 	"log/slog"
 	"math"
 	"net"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -321,7 +321,7 @@ func (c Config) Validate() error {
 		add("IdentityVerification %s needs IdentitySecrets", c.IdentityVerification)
 	}
 	for i, o := range c.AllowedOrigins {
-		if err := checkOriginPattern(o); err != nil {
+		if err := httpx.CheckOrigin(o); err != nil {
 			add("AllowedOrigins[%d] %q: %v", i, o, err)
 		}
 	}
@@ -448,26 +448,4 @@ func ParseTrustedProxy(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address (want e.g. 10.0.0.0/8 or 192.0.2.10)", s)
 	}
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-}
-
-// checkOriginPattern validates an AllowedOrigins entry.
-func checkOriginPattern(p string) error {
-	if p == "*" {
-		return nil
-	}
-	u, err := url.Parse(p)
-	if err != nil {
-		return err
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return errors.New(`want "*" or scheme://host[:port] with scheme http or https`)
-	case u.Host == "":
-		return errors.New("missing host")
-	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		return errors.New("an origin has no path, query, fragment or user (no trailing slash either)")
-	case strings.Contains(strings.TrimPrefix(u.Host, "*."), "*"):
-		return errors.New(`"*" is only allowed as the first label of the host ("https://*.shop.example")`)
-	}
-	return nil
 }

@@ -239,6 +239,23 @@ func (e *itemCatalog) uncacheItemLocked(id string) {
 	}
 }
 
+// CatalogSize returns the number of entries of the catalog (as this
+// replica knows them: its own writes and its peers' announced ones).
+func (e *Engine) CatalogSize() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.catalog)
+}
+
+// InCatalog reports whether id is an entry of the catalog (see
+// CatalogSize).
+func (e *Engine) InCatalog(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	_, ok := e.catalog[id]
+	return ok
+}
+
 // Items lists catalog entries by ascending id after the given one.
 func (e *Engine) Items(ctx context.Context, after string, limit int) ([]Item, error) {
 	if limit < 1 || limit > 1000 {

@@ -186,6 +186,11 @@ func (r *Router) patchTenant(ctx context.Context, w http.ResponseWriter, req *ht
 	if p.Name != nil && len(*p.Name) > 200 {
 		return errs.New(errs.Invalid, "name: longer than 200 characters")
 	}
+	if p.AllowedOrigins != nil {
+		if err := checkOrigins(*p.AllowedOrigins); err != nil {
+			return err
+		}
+	}
 	t, err := r.update(ctx, id, func(t *Tenant) error {
 		if p.Name != nil {
 			t.Name = *p.Name

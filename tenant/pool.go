@@ -25,6 +25,9 @@ type Instance interface {
 	Consume(ctx context.Context, batch []signals.Event) error
 	// Items returns the size of the tenant's catalog (for the items quota).
 	Items(ctx context.Context) (int, error)
+	// HasItem reports whether id is in the tenant's catalog (a PUT of it
+	// replaces an entry, and is not held to the items quota).
+	HasItem(ctx context.Context, id string) (bool, error)
 	// Maps is the tenant's own store (the visitors quota keeps its ids
 	// there).
 	Maps() storage.Maps

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kairoshq/kairos/internal/httpx"
 	"regexp"
 	"time"
 
@@ -149,6 +150,9 @@ func (r *Registry) Create(ctx context.Context, s Spec) (Tenant, error) {
 		return Tenant{}, errs.New(errs.Invalid, "name: longer than 200 characters")
 	}
 	if err := s.Quotas.validate(); err != nil {
+		return Tenant{}, err
+	}
+	if err := checkOrigins(s.AllowedOrigins); err != nil {
 		return Tenant{}, err
 	}
 	keys, err := NewKeys()
@@ -301,4 +305,16 @@ func toLowerID(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// checkOrigins validates a tenant's allowed_origins as kairos serve
+// --allowed-origins does: a tenant whose server cannot be built would
+// answer 503 to every request.
+func checkOrigins(origins []string) error {
+	for i, o := range origins {
+		if err := httpx.CheckOrigin(o); err != nil {
+			return errs.New(errs.Invalid, "allowed_origins[%d] %q: %v", i, o, err)
+		}
+	}
+	return nil
 }

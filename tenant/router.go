@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,7 +392,7 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		return
 	}
 	defer release()
-	if t.Quotas.Items > 0 && isItemCreate(req) {
+	if t.Quotas.Items > 0 && createsItem(req, inst) {
 		n, err := inst.Items(req.Context())
 		if err == nil && n >= t.Quotas.Items {
 			r.m.refused(t.ID, "items")
@@ -472,8 +473,23 @@ func isEventRoute(req *http.Request) bool {
 		(req.Method == http.MethodGet || req.Method == http.MethodHead) && p == "/v1/pixel.gif"
 }
 
-func isItemCreate(req *http.Request) bool {
-	return req.Method == http.MethodPost && req.URL.Path == "/v1/items"
+// createsItem reports whether req may add an entry to the tenant's
+// catalog: POST /v1/items, or PUT /v1/items/{id} of an id it does not
+// hold (a PUT of a held one replaces it).
+func createsItem(req *http.Request, inst Instance) bool {
+	if req.Method == http.MethodPost && req.URL.Path == "/v1/items" {
+		return true
+	}
+	raw, ok := strings.CutPrefix(req.URL.EscapedPath(), "/v1/items/")
+	if req.Method != http.MethodPut || !ok || raw == "" || strings.Contains(raw, "/") {
+		return false
+	}
+	id, err := url.PathUnescape(raw)
+	if err != nil {
+		return false // the API answers 400
+	}
+	held, err := inst.HasItem(req.Context(), id)
+	return err != nil || !held
 }
 
 // acceptedEvents is the number of events an answered event request

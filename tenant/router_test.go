@@ -52,9 +52,12 @@ func (f *fakeInstance) Handler() http.Handler {
 	})
 }
 func (f *fakeInstance) Items(context.Context) (int, error) { return f.items, nil }
-func (f *fakeInstance) Maps() storage.Maps                 { return f.maps }
-func (f *fakeInstance) Close(context.Context) error        { f.closed = true; return nil }
-func (f *fakeInstance) Stopped() bool                      { return f.stopped.Load() }
+func (f *fakeInstance) HasItem(_ context.Context, id string) (bool, error) {
+	return id == "held", nil
+}
+func (f *fakeInstance) Maps() storage.Maps          { return f.maps }
+func (f *fakeInstance) Close(context.Context) error { f.closed = true; return nil }
+func (f *fakeInstance) Stopped() bool               { return f.stopped.Load() }
 func (f *fakeInstance) Consume(ctx context.Context, batch []signals.Event) error {
 	if f.consume == nil {
 		return nil
@@ -182,6 +185,14 @@ func TestAdminAPI(t *testing.T) {
 	f.do(t, "POST", "/v1/tenants", testAdmin, `{"id":"shop-a"}`, http.StatusConflict)
 	f.do(t, "POST", "/v1/tenants", testAdmin, `{"id":"Bad Id"}`, http.StatusBadRequest)
 	f.do(t, "POST", "/v1/tenants", testAdmin, `{"bogus":1}`, http.StatusBadRequest)
+	// Origins are checked as kairos serve checks them: a tenant whose
+	// server cannot be built is refused, not created to answer 503.
+	for _, o := range []string{`"https://shop.example/"`, `"javascript:alert(1)"`, `""`, `"not a url"`} {
+		e := f.do(t, "POST", "/v1/tenants", testAdmin, `{"id":"bad-origin","allowed_origins":[`+o+`]}`, http.StatusBadRequest)
+		if msg := fmt.Sprint(e["error"]); !strings.Contains(msg, "allowed_origins[0]") {
+			t.Errorf("origin %s: %s", o, msg)
+		}
+	}
 	gen, _, _ := f.create(t, ``)
 	if !ValidID(gen) {
 		t.Fatalf("generated id %q is not valid", gen)
@@ -224,7 +235,8 @@ func TestAdminAPI(t *testing.T) {
 	f.do(t, "GET", "/v1/recommendations", sk, "", http.StatusUnauthorized)
 	f.do(t, "GET", "/v1/recommendations", nsk, "", http.StatusOK)
 
-	// Patch quotas.
+	// Patch quotas; a bad origin is refused.
+	f.do(t, "PATCH", "/v1/tenants/shop-a", testAdmin, `{"allowed_origins":["https://shop.example/"]}`, http.StatusBadRequest)
 	p := f.do(t, "PATCH", "/v1/tenants/shop-a", testAdmin, `{"quotas":{"items":3}}`, http.StatusOK)
 	if p["quotas"].(map[string]any)["items"] != 3.0 {
 		t.Fatalf("patched: %v", p)
@@ -362,6 +374,14 @@ func TestQuotas(t *testing.T) {
 	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "1 catalog items") {
 		t.Fatalf("message %q", msg)
 	}
+	// A PUT creating an entry is held to it too; one replacing an entry
+	// is not.
+	f.now = f.now.Add(10 * time.Second) // past the rate quota
+	v = f.do(t, "PUT", "/v1/items/new-one", skA, `{}`, http.StatusTooManyRequests)
+	if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "1 catalog items") {
+		t.Fatalf("PUT of a new item: %q", msg)
+	}
+	f.do(t, "PUT", "/v1/items/held", skA, `{}`, http.StatusOK)
 	f.do(t, "POST", "/v1/items", skB, `{}`, http.StatusOK)
 }
 

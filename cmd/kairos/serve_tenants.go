@@ -433,8 +433,13 @@ func (in *tenantInstance) Consume(ctx context.Context, batch []signals.Event) er
 // Maps is the tenant's store.
 func (in *tenantInstance) Maps() storage.Maps { return in.a.store }
 
-// Items is the number of items in the tenant's model.
-func (in *tenantInstance) Items(context.Context) (int, error) { return in.a.engine.Online().Len(), nil }
+// Items is the number of entries of the tenant's catalog.
+func (in *tenantInstance) Items(context.Context) (int, error) { return in.a.engine.CatalogSize(), nil }
+
+// HasItem reports whether id is an entry of the tenant's catalog.
+func (in *tenantInstance) HasItem(_ context.Context, id string) (bool, error) {
+	return in.a.engine.InCatalog(id), nil
+}
 
 // Close stops the tenant's components (the engine saves its state) and
 // closes its bus, archive and store.

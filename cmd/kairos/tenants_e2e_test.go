@@ -572,3 +572,23 @@ func TestTenantsTwoReplicas(t *testing.T) {
 	assertTenantGone(t, s1.cfg, "a")
 	assertTenantGone(t, s2.cfg, "a")
 }
+
+// TestTenantItemsQuota: a tenant's items quota bounds its catalog through
+// kairos serve: POST and a PUT that creates are refused at the bound, a
+// PUT that replaces an entry is not; events naming other items are not
+// catalog entries. A tenant with an origin kairos serve would refuse is
+// not created.
+func TestTenantItemsQuota(t *testing.T) {
+	s := startTenants(t)
+	s.do(t, "POST", "/v1/tenants", testAdminKey, map[string]any{"id": "bad", "allowed_origins": []string{"https://shop.example/"}}, http.StatusBadRequest)
+	v := s.do(t, "POST", "/v1/tenants", testAdminKey, map[string]any{"id": "q", "quotas": map[string]any{"items": 2}}, http.StatusCreated)
+	sk := v["keys"].(map[string]any)["secret_key"].(string)
+	s.do(t, "POST", "/v1/events", sk, tenantEvents("q", []string{"e1", "e2", "e3"}), http.StatusOK)
+	s.do(t, "POST", "/v1/items", sk, map[string]any{"id": "one", "title": "One"}, http.StatusCreated)
+	s.do(t, "PUT", "/v1/items/two", sk, map[string]any{"title": "Two"}, http.StatusCreated)
+	s.do(t, "POST", "/v1/items", sk, map[string]any{"id": "three"}, http.StatusTooManyRequests)
+	s.do(t, "PUT", "/v1/items/three", sk, map[string]any{"title": "Three"}, http.StatusTooManyRequests)
+	s.do(t, "PUT", "/v1/items/two", sk, map[string]any{"title": "Two, renamed"}, http.StatusOK)
+	s.do(t, "DELETE", "/v1/items/one", sk, nil, http.StatusNoContent)
+	s.do(t, "PUT", "/v1/items/three", sk, map[string]any{"title": "Three"}, http.StatusCreated)
+}

@@ -4,7 +4,9 @@
 package httpx
 
 import (
+	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,4 +57,29 @@ func WriteBody(w http.ResponseWriter, r *http.Request, body []byte) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// CheckOrigin validates an entry of a list of allowed browser origins
+// (api.Config.AllowedOrigins, a tenant's allowed_origins): "*", or
+// scheme://host[:port] with scheme http or https, whose host may start
+// with the wildcard label "*.".
+func CheckOrigin(p string) error {
+	if p == "*" {
+		return nil
+	}
+	u, err := url.Parse(p)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New(`want "*" or scheme://host[:port] with scheme http or https`)
+	case u.Host == "":
+		return errors.New("missing host")
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return errors.New("an origin has no path, query, fragment or user (no trailing slash either)")
+	case strings.Contains(strings.TrimPrefix(u.Host, "*."), "*"):
+		return errors.New(`"*" is only allowed as the first label of the host ("https://*.shop.example")`)
+	}
+	return nil
 }
