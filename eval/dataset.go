@@ -105,8 +105,14 @@ func Load(path string, f Format) ([]Record, error) {
 	return recs, nil
 }
 
-// Read parses a dataset in format f.
+// Read parses a dataset in format f. A UTF-8 byte order mark at the start
+// is skipped (spreadsheets write one).
 func Read(r io.Reader, f Format) ([]Record, error) {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
+		_, _ = br.Discard(3)
+	}
+	r = br
 	switch f {
 	case FormatMovieLens:
 		return readMovieLens(r)

@@ -176,6 +176,11 @@ func TestReadMovieLensNamesOtherFormats(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Item != "10" {
 		t.Fatalf("u.data line: %v, %v", recs, err)
 	}
+	// A byte order mark is not part of the first user id.
+	recs, err = Read(strings.NewReader("\ufeff1\t10\t4\t964982703\n"), FormatMovieLens)
+	if err != nil || len(recs) != 1 || recs[0].User != "1" {
+		t.Fatalf("u.data line after a BOM: %+v, %v", recs, err)
+	}
 }
 
 // The csv format reads the headers, separators, quoting and time forms of

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kairoshq/kairos/eval"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -151,16 +150,13 @@ func runArchiveImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if df.path == "" {
-		return errors.New("--data is required")
+	probe := signals.Event{ID: "probe", Type: signals.Type(*typ), Visitor: "v", Item: "i"}
+	if err := probe.Validate(time.Now(), signals.Limits{}); err != nil {
+		return fmt.Errorf("--type: %w", err)
 	}
-	recs, err := eval.Load(df.path, eval.Format(df.format))
+	recs, unit, _, err := df.records()
 	if err != nil {
 		return err
-	}
-	unit := time.Second
-	if df.timeUnit == "ms" {
-		unit = time.Millisecond
 	}
 	a, err := archive.Open(ctx, archive.Options{Dir: dir()})
 	if err != nil {

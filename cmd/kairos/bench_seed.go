@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -32,6 +33,10 @@ func runBenchSeed(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	topics := fs.Int("topics", 200, "latent topics of the synthetic factors")
 	index := fs.Bool("index", true, "also build and save the approximate index when the catalog is large enough for it (20k items), so that the first kairos serve loads it instead of serving exactly until it has built one")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := errors.Join(atLeast("items", *items, 1), atLeast("visitors", *visitors, 0),
+		atLeast("factors", *k, 1), atLeast("topics", *topics, 1)); err != nil {
 		return err
 	}
 	var store engine.Store

@@ -58,20 +58,20 @@ func (e *evalFlags) register(fs *flag.FlagSet) {
 // (after fs.Parse).
 func (e *evalFlags) check() error { return checkParams(&e.params, *e.solver) }
 
-func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
+// records reads the dataset of the flags (--data or --synthetic) and
+// returns its records, the unit of their times, and whether they are
+// synthetic (unit weights).
+func (d *datasetFlags) records() ([]eval.Record, time.Duration, bool, error) {
 	if d.synthetic != "" {
 		cfg, err := parseSynthetic(d.synthetic)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		recs, err := eval.Sparse(cfg)
-		if err != nil {
-			return nil, 0, err
-		}
-		return eval.Build(recs, eval.WeightOne), time.Second, nil
+		return recs, time.Second, true, err
 	}
 	if d.path == "" {
-		return nil, 0, errors.New("--data (or --synthetic) is required")
+		return nil, 0, false, errors.New("--data (or --synthetic) is required")
 	}
 	unit := eval.Format(d.format).TimeUnit()
 	switch d.timeUnit {
@@ -81,11 +81,19 @@ func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
 	case "ms":
 		unit = time.Millisecond
 	default:
-		return nil, 0, fmt.Errorf("--time-unit %q: want s or ms", d.timeUnit)
+		return nil, 0, false, fmt.Errorf("--time-unit %q: want s or ms", d.timeUnit)
 	}
 	recs, err := eval.Load(d.path, eval.Format(d.format))
+	return recs, unit, false, err
+}
+
+func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
+	recs, unit, synthetic, err := d.records()
 	if err != nil {
 		return nil, 0, err
+	}
+	if synthetic {
+		return eval.Build(recs, eval.WeightOne), unit, nil
 	}
 	scale := eval.WeightScale(d.weights)
 	switch scale {
@@ -181,7 +189,13 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	if err := checkHoldoutData(ds, h.Rule()); err != nil {
+		return err
+	}
 	split := h.Split(len(ds.Users), len(ds.Items), ds.Interactions)
+	if evaluable(split) == 0 {
+		return fmt.Errorf("no user to evaluate: %d users loaded, %d with fewer than 2 interactions (PROTOCOL.md needs 2: one held out)", len(ds.Users), split.Skipped)
+	}
 	val := h.Validation(split)
 	fmt.Fprintf(stderr, "loaded %d users, %d items, %d training interactions (holdout %s; %d users with fewer than 2 interactions not evaluated)\n",
 		split.Users, split.Items, len(split.Train), h.Rule(), split.Skipped)
@@ -430,4 +444,31 @@ func refNDCG(res eval.SearchResult) float64 {
 		return 0
 	}
 	return res.Reference.NDCG10
+}
+
+// checkHoldoutData refuses data on which the holdout rule means nothing:
+// the latest interaction of data whose interactions all have one time (no
+// time column, or it was not read) would be the largest item id.
+func checkHoldoutData(ds *eval.Dataset, rule eval.HoldoutRule) error {
+	if rule != eval.HoldoutLatest || len(ds.Interactions) < 2 {
+		return nil
+	}
+	t := ds.Interactions[0].Time
+	for _, in := range ds.Interactions[1:] {
+		if in.Time != t {
+			return nil
+		}
+	}
+	return fmt.Errorf("every interaction has the same time (%d): the data has no timestamps (or its time column was not read), so --holdout latest would hold out each user's largest item id; use --holdout random (PROTOCOL.md, data without timestamps)", t)
+}
+
+// evaluable is the number of users of split with a held-out item.
+func evaluable(split eval.Split) int {
+	n := 0
+	for _, h := range split.Held {
+		if h >= 0 {
+			n++
+		}
+	}
+	return n
 }

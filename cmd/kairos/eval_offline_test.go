@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,5 +115,32 @@ func TestEvalOfflineTuneOnTheCPUClock(t *testing.T) {
 	}
 	if s, _ := pick["search_s"].(float64); s <= 0 || pick["budget_s"] != 2.0 || pick["stopped"] == nil {
 		t.Fatalf("pick %v: want a search of 2 s on the CPU clock", pick)
+	}
+}
+
+// TestEvalOfflineRefusesMeaninglessSplits: data without timestamps under
+// --holdout latest, and data with no user to evaluate, are errors that
+// say why (not figures of zeros or of the largest item ids).
+func TestEvalOfflineRefusesMeaninglessSplits(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ data, args, want string }{
+		"no time column":       {"user,item\nu1,a\nu1,b\nu2,a\nu2,c\n", "", "--holdout random"},
+		"one interaction each": {"user,item,time\nu1,a,1\nu2,b,2\n", "--holdout random", "no user to evaluate"},
+		"header only":          {"user,item,time\n", "", "no user to evaluate"},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".csv")
+		if err := os.WriteFile(path, []byte(tc.data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args := append([]string{"eval", "offline", "--data", path, "--format", "csv", "--model", "pop"}, strings.Fields(tc.args)...)
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%s: exit %d, stderr %q, want an error naming %q", name, code, errb.String(), tc.want)
+		}
+	}
+	// With --holdout random the timeless data is evaluated.
+	path := filepath.Join(dir, "no-time-column.csv")
+	if lines, _ := evalLines(t, "eval", "offline", "--data", path, "--format", "csv", "--model", "pop", "--holdout", "random"); len(lines) != 1 {
+		t.Fatalf("random holdout: %v", lines)
 	}
 }

@@ -29,10 +29,16 @@ func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := ef.check(); err != nil {
 		return err
 	}
+	if !(*warmup > 0 && *warmup < 1) {
+		return fmt.Errorf("--warmup %v: want a share in (0, 1)", *warmup)
+	}
 	df, p := ef.datasetFlags, ef.params
 	ds, unit, err := df.load()
 	if err != nil {
 		return err
+	}
+	if len(ds.Interactions) < 2 {
+		return fmt.Errorf("%d interactions: nothing to stream after a warm-up", len(ds.Interactions))
 	}
 	fmt.Fprintf(stderr, "loaded %d users, %d items, %d interactions; warm-up %.0f%%\n", len(ds.Users), len(ds.Items), len(ds.Interactions), *warmup*100)
 	res, err := eval.Prequential(ctx, ds, *warmup, p, unit, strings.Split(*modes, ","))

@@ -49,6 +49,14 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// atLeast returns an error naming flag when v < least, else nil.
+func atLeast(flag string, v, least int) error {
+	if v < least {
+		return fmt.Errorf("--%s: %d is less than %d", flag, v, least)
+	}
+	return nil
+}
+
 // flagSet reports whether the flag name was given on fs's command line.
 func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false

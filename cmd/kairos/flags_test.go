@@ -2,7 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -28,5 +30,42 @@ func TestParseInterspersed(t *testing.T) {
 	fs := newFlagSet("test", io.Discard)
 	if _, err := parseInterspersed(fs, []string{"a", "--nope"}); err == nil {
 		t.Error("an unknown flag after a positional argument is accepted")
+	}
+}
+
+// TestHelpExitsZero: --help on a command prints its usage and exits 0
+// (not "flag: help requested" and 1).
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"eval", "offline", "--help"}, {"retrain", "-h"}, {"tenant", "rotate", "--help"}, {"replay", "--help"}} {
+		var out, errOut strings.Builder
+		if code := run(t.Context(), args, &out, &errOut); code != 0 || strings.Contains(errOut.String(), "help requested") || !strings.Contains(errOut.String(), "-") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errOut.String())
+		}
+	}
+}
+
+// TestCommandsRefuseBadValues: flags and values that crashed a command or
+// were taken silently are errors naming the flag, and nothing is written.
+func TestCommandsRefuseBadValues(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replay", "--to-store", "--store-data-dir", dir, "--batch", "-5"}, "--batch: -5 is less than 1"},
+		{[]string{"replay", "--to-store", "--store-data-dir", dir, "--batch", "0"}, "--batch: 0 is less than 1"},
+		{[]string{"bench", "seed", "--data-dir", dir, "--items", "-1"}, "--items: -1"},
+		{[]string{"bench", "seed", "--data-dir", dir, "--topics", "0"}, "--topics: 0"},
+		{[]string{"bench", "seed", "--data-dir", dir, "--factors", "0"}, "--factors: 0"},
+		{[]string{"archive", "import", "--archive-dir", dir + "/archive", "--synthetic", "sparse", "--type", "bogus"}, `--type: type: unknown type "bogus"`},
+		{[]string{"eval", "stream", "--synthetic", "sparse,users=20,items=30", "--warmup", "2"}, "--warmup 2: want a share in (0, 1)"},
+	} {
+		var out, errOut strings.Builder
+		if code := run(t.Context(), tc.args, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%q: exit %d, stderr %q, want %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("refused commands wrote %v", entries)
 	}
 }

@@ -49,6 +49,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *toExchange == *toStore {
 		return errors.New("choose exactly one of --to-exchange and --to-store")
 	}
+	if err := atLeast("batch", *batchSize, 1); err != nil {
+		return err
+	}
 	now := time.Now()
 	f, err := parseWhen(*from, now)
 	if err != nil {
