@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -81,6 +82,7 @@ func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	defer f.Close()
 	var o abtest.OffPolicy
+	n := 0
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -90,21 +92,52 @@ func runEvalOffPolicy(ctx context.Context, args []string, stdout, stderr io.Writ
 			}
 		}
 		b := bytes.TrimSpace(sc.Bytes())
+		if line == 1 {
+			b = bytes.TrimPrefix(b, []byte("\ufeff"))
+		}
 		if len(b) == 0 {
 			continue
 		}
-		var d abtest.Decision
-		if err := json.Unmarshal(b, &d); err != nil {
+		d, err := decodeDecision(b)
+		if err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
 		if err := o.Add(d); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
+		n++
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read decision log: %w", err)
 	}
-	return writeJSON(stdout, o.Estimate())
+	if n == 0 {
+		return errors.New("the decision log holds no decision")
+	}
+	e := o.Estimate()
+	if math.IsInf(float64(e.IPS), 0) || math.IsNaN(float64(e.IPS)) {
+		return errors.New("the estimate overflows: rewards or weights too large for float64")
+	}
+	return writeJSON(stdout, e)
+}
+
+// decodeDecision reads one line of a decision log: every field present
+// (a missing one is not taken as 0).
+func decodeDecision(b []byte) (abtest.Decision, error) {
+	var v struct {
+		Propensity, Reward, Target *float64
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return abtest.Decision{}, err
+	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{{"propensity", v.Propensity}, {"reward", v.Reward}, {"target", v.Target}} {
+		if f.v == nil {
+			return abtest.Decision{}, fmt.Errorf("%s: missing", f.name)
+		}
+	}
+	return abtest.Decision{Propensity: *v.Propensity, Reward: *v.Reward, Target: *v.Target}, nil
 }
 
 // abtestRates parses a comma-separated list of rates.

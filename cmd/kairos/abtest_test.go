@@ -109,6 +109,20 @@ func TestEvalOffPolicyCommand(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "line 2: propensity: 0 not in (0, 1]") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
+	// A missing field is not 0, an empty log no estimate, an overflow no
+	// null; a byte order mark is skipped.
+	for name, tc := range map[string]struct{ log, want string }{
+		"missing":  {`{"propensity":0.5,"reward":1}`, "line 1: target: missing"},
+		"empty":    {"\n", "holds no decision"},
+		"overflow": {`{"propensity":0.5,"reward":1e308,"target":1}` + "\n" + `{"propensity":0.5,"reward":1e308,"target":1}`, "overflows"},
+	} {
+		if _, stderr, code := runKairos(t, "eval", "offpolicy", "-in", writeTemp(t, name+".jsonl", tc.log)); code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q", name, code, stderr)
+		}
+	}
+	if _, stderr, code := runKairos(t, "eval", "offpolicy", "-in", writeTemp(t, "bom.jsonl", "\ufeff"+`{"propensity":0.5,"reward":1,"target":1}`)); code != 0 {
+		t.Errorf("BOM: exit %d, stderr %q", code, stderr)
+	}
 }
 
 func TestBenchABTestSmall(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/kairoshq/kairos/model"
 )
@@ -53,6 +54,14 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func atLeast(flag string, v, least int) error {
 	if v < least {
 		return fmt.Errorf("--%s: %d is less than %d", flag, v, least)
+	}
+	return nil
+}
+
+// nonNegative returns an error naming flag when d < 0, else nil.
+func nonNegative(flag string, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("--%s: %v is negative", flag, d)
 	}
 	return nil
 }

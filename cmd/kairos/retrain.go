@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -64,8 +65,14 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.To, err = parseWhen(*to, now); err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
-	if *minUsers < 1 || *tuneBudget < 0 {
-		return fmt.Errorf("--min-users %d must be >= 1 and --tune-budget %s >= 0", *minUsers, *tuneBudget)
+	if err := errors.Join(atLeast("min-users", *minUsers, 1), nonNegative("tune-budget", *tuneBudget), nonNegative("holdout", *holdout)); err != nil {
+		return err
+	}
+	if !(*tolerance >= 0) || math.IsInf(*tolerance, 0) { // NaN too
+		return fmt.Errorf("--tolerance: %v is not a number >= 0", *tolerance)
+	}
+	if !cfg.From.IsZero() && !cfg.To.IsZero() && !cfg.From.Before(cfg.To) {
+		return fmt.Errorf("--from %s is not before --to %s", cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
 	}
 	hr, err := hist.reader(*dataDir, *amqpURL, *namespace, stderr)
 	if err != nil {

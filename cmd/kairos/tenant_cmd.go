@@ -159,6 +159,9 @@ func runTenantRotate(ctx context.Context, args []string, stdout, stderr io.Write
 	if len(ids) != 1 {
 		return fmt.Errorf("want one tenant id, got %q", ids)
 	}
+	if flagSet(fs, "grace") && (*grace < 0 || *grace%time.Second != 0) {
+		return fmt.Errorf("--grace %v: want a whole number of seconds >= 0", *grace)
+	}
 	var body any
 	if *grace >= 0 {
 		body = map[string]int64{"grace_seconds": int64(grace.Seconds())}
