@@ -402,7 +402,7 @@ func (r *Router) serveTenant(w http.ResponseWriter, req *http.Request, t Tenant)
 		}
 	}
 	var fresh []string
-	if t.Quotas.Visitors > 0 && event && req.URL.Path != "/v1/identify" {
+	if t.Quotas.Visitors > 0 && event {
 		var count int64
 		var err error
 		if fresh, count, err = newVisitors(req.Context(), inst.Maps(), visitorIDs(req)); err != nil {

@@ -426,6 +426,9 @@ func TestVisitorsQuota(t *testing.T) {
 	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v1"},{"visitor":"v3"}]`, http.StatusAccepted) // known ones pass
 	f.do(t, "GET", "/v1/pixel.gif?key="+pk+"&visitor=v2", "", "", http.StatusOK)
 	f.do(t, "GET", "/v1/pixel.gif?key="+pk+"&visitor=v9", "", "", http.StatusTooManyRequests)
+	// An identify names a device: a new one is held to the quota too.
+	f.do(t, "POST", "/v1/identify", sk, `{"anonymous_id":"v1","user_id":"u1"}`, http.StatusOK)
+	f.do(t, "POST", "/v1/identify", sk, `{"anonymous_id":"v7","user_id":"u1"}`, http.StatusTooManyRequests)
 	// The count is in the tenant's store: it survives a reload.
 	f.r.pool.Unload(context.Background(), "a")
 	f.do(t, "POST", "/v1/events", sk, `[{"visitor":"v5"}]`, http.StatusTooManyRequests)

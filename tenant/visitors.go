@@ -21,8 +21,9 @@ const (
 )
 
 // visitorIDs returns the distinct visitor ids of an event request: the
-// "visitor" members of a batch (an array, or an object's "events"), or
-// the visitor parameter of the pixel. The body stays readable.
+// "visitor" members of a batch (an array, or an object's "events"), the
+// anonymous_id of POST /v1/identify, or the visitor parameter of the
+// pixel. The body stays readable.
 func visitorIDs(req *http.Request) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -36,13 +37,22 @@ func visitorIDs(req *http.Request) []string {
 		add(req.URL.Query().Get("visitor"))
 		return out
 	}
-	if req.URL.Path != "/v1/events" || req.Body == nil {
+	if (req.URL.Path != "/v1/events" && req.URL.Path != "/v1/identify") || req.Body == nil {
 		return nil
 	}
 	b, err := io.ReadAll(io.LimitReader(req.Body, maxPeek+1))
 	req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), req.Body))
 	if err != nil || len(b) > maxPeek {
 		return nil
+	}
+	if req.URL.Path == "/v1/identify" { // its device is a visitor too
+		var v struct {
+			AnonymousID string `json:"anonymous_id"`
+		}
+		if json.Unmarshal(b, &v) == nil {
+			add(v.AnonymousID)
+		}
+		return out
 	}
 	type ev struct {
 		Visitor string `json:"visitor"`
