@@ -88,18 +88,7 @@ func idsPerVisitor(t *testing.T, srv *testServer) {
 			}
 		}
 	}
-	var out struct {
-		Points []struct {
-			Counts map[string]int64 `json:"counts"`
-		} `json:"points"`
-	}
-	if err := json.Unmarshal(srv.secretDo(t, http.MethodGet, "/v1/stats/items/shared-id-item?resolution=1d", http.StatusOK), &out); err != nil {
-		t.Fatal(err)
-	}
-	var views int64
-	for _, p := range out.Points {
-		views += p.Counts["view"]
-	}
+	views := viewsCounted(t, srv, "shared-id-item")
 	if views != 3 {
 		t.Fatalf("%d views counted, want 3 (one per visitor)", views)
 	}

@@ -44,22 +44,7 @@ func testStatsCoalesced(t *testing.T, start func() *testServer) {
 			return metricValue(srv.metrics(t), "kairos_engine_events_applied_total ") >= float64(n) // one server: every view so far
 		})
 	}
-	counted := func(srv *testServer) int64 {
-		t.Helper()
-		var out struct {
-			Points []struct {
-				Counts map[string]int64 `json:"counts"`
-			} `json:"points"`
-		}
-		if err := json.Unmarshal(srv.secretDo(t, http.MethodGet, "/v1/stats/items/sku-1?resolution=1d", http.StatusOK), &out); err != nil {
-			t.Fatal(err)
-		}
-		var views int64
-		for _, p := range out.Points {
-			views += p.Counts["view"]
-		}
-		return views
-	}
+	counted := func(srv *testServer) int64 { t.Helper(); return viewsCounted(t, srv, "sku-1") }
 	views(srv, 5)
 	if got := counted(srv); got != 5 {
 		t.Fatalf("read after 5 applied views: %d", got)
@@ -91,4 +76,22 @@ func testStatsCoalesced(t *testing.T, start func() *testServer) {
 	if got := heat(srv); got != 2000 {
 		t.Fatalf("attention after a restart: %v ms, want 2000 (the 500 held back at the stop written then)", got)
 	}
+}
+
+// viewsCounted is the number of views of item in its daily stats.
+func viewsCounted(t *testing.T, srv *testServer, item string) int64 {
+	t.Helper()
+	var out struct {
+		Points []struct {
+			Counts map[string]int64 `json:"counts"`
+		} `json:"points"`
+	}
+	if err := json.Unmarshal(srv.secretDo(t, http.MethodGet, "/v1/stats/items/"+item+"?resolution=1d", http.StatusOK), &out); err != nil {
+		t.Fatal(err)
+	}
+	var views int64
+	for _, p := range out.Points {
+		views += p.Counts["view"]
+	}
+	return views
 }
