@@ -149,6 +149,48 @@ func testHoldout(t *testing.T, srv *testServer) {
 	if n := promotions(held); n != 0 {
 		t.Errorf("the held-out shopper got %d rule promotions, want none", n)
 	}
+	signingInKeepsTheArm(t, srv, share)
+}
+
+// signingInKeepsTheArm: a held-out visitor signs in as a user whose own
+// hash is personalized; it stays held out, and its conversion counts in
+// its unit of the holdout (one person, one unit).
+func signingInKeepsTheArm(t *testing.T, srv *testServer, share float64) {
+	var dev, user string
+	for i := 0; dev == "" || user == ""; i++ {
+		if dev == "" && experiments.Bucket(holdout.DefaultSalt, experiments.AnonKey(fmt.Sprint("signin-dev-", i))) < share {
+			dev = fmt.Sprint("signin-dev-", i)
+		}
+		if user == "" && experiments.Bucket(holdout.DefaultSalt, experiments.UserKey(fmt.Sprint("signin-user-", i))) >= share {
+			user = fmt.Sprint("signin-user-", i)
+		}
+	}
+	arms := func() map[string][2]float64 { // arm → units, revenue
+		out := map[string][2]float64{}
+		for _, a := range secretGet(t, srv.base+"/v1/holdout/results")["arms"].([]any) {
+			m := a.(map[string]any)
+			out[m["arm"].(string)] = [2]float64{m["units"].(float64), m["revenue"].(float64)}
+		}
+		return out
+	}
+	srv.secretJSON(t, "POST", "/v1/events?wait=10s", `[{"id":"signin-view","type":"view","visitor":"`+dev+`","item":"c1-item1"}]`, http.StatusOK)
+	before := arms()
+	if out := srv.secretJSON(t, "POST", "/v1/identify?wait=10s", `{"anonymous_id":"`+dev+`","user_id":"`+user+`"}`, http.StatusOK); out["applied"] != true {
+		t.Fatalf("identify: %v", out)
+	}
+	for _, q := range []string{"visitor=" + dev, "visitor=another-device&user=" + user} {
+		if r := secretGet(t, srv.base+"/v1/recommendations?n=2&"+q); r["holdout"] != true {
+			t.Errorf("%s after signing in: %v, want the holdout it was in", q, r)
+		}
+	}
+	srv.secretJSON(t, "POST", "/v1/events?wait=10s", `[{"id":"signin-buy","type":"conversion","visitor":"`+dev+`","value":30}]`, http.StatusOK)
+	waitFor(t, 10*time.Second, "the conversion counted in the holdout", func() bool {
+		return arms()["holdout"][1] == before["holdout"][1]+30
+	})
+	after := arms()
+	if after["holdout"][0] != before["holdout"][0] || after["personalized"] != before["personalized"] {
+		t.Errorf("arms (units, revenue) before the sign-in %v, after %v: the person moved or was counted twice", before, after)
+	}
 }
 
 // TestHoldoutDashboardInBrowser runs kairos serve --holdout-share 0.1

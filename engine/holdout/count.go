@@ -161,6 +161,16 @@ func (h *Holdout) remember(s string) {
 // guarded by its values as read (so concurrent writers of one unit read
 // again and retry).
 func (h *Holdout) count(ctx context.Context, subject string, o outcome, cur map[string]string, shards map[string]*storage.Txn) error {
+	if isUserSubject(subject) { // counted in its device's unit once it is an alias (person.go)
+		to, _, err := h.resolveUser(ctx, subject, cur)
+		if err != nil {
+			return err
+		}
+		if to != subject {
+			defer h.remember(subject)
+			subject, cur = to, nil
+		}
+	}
 	arm := h.ArmOf(subject)
 	key := unitKey(subject)
 	for range maxAttempts {

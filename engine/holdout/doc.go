@@ -17,9 +17,12 @@
 // experiments.Bucket(Config.Salt, subject) < Config.Share — the
 // experiments' hash with a salt of its own ("kairos-holdout"), so the arm
 // is sticky, the same on every replica and after restarts, needs no
-// store write to assign, and is independent of every experiment's. An
-// anonymous visitor who signs up takes the user's arm from then on (on
-// every device of the user); with a small share most keep their arm.
+// store write to assign, and is independent of every experiment's. A
+// visitor counted before it signs up keeps its arm: the user becomes an
+// alias of its first counted device's unit (person.go), so its requests
+// on every device get that arm and its outcomes count in that unit (one
+// person, one unit); a user with no counted device has its own hash's
+// arm.
 //
 // What the baseline is, per surface, is the API's business (package api:
 // trending recommendations, trending items of the item's category instead

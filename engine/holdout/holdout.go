@@ -169,6 +169,10 @@ func (h *Holdout) Assign(ctx context.Context, visitor, user string) (Arm, error)
 	if err != nil {
 		return "", err
 	}
+	if isUserSubject(s) { // the arm it had before signing in (person.go)
+		_, arm, err := h.resolveUser(ctx, s, nil)
+		return arm, err
+	}
 	return h.ArmOf(s), nil
 }
 

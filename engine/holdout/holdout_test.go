@@ -227,3 +227,48 @@ func BenchmarkReact(b *testing.B) {
 		h.React(ctx, changes)
 	}
 }
+
+// TestSigningInKeepsTheArm: a held-out visitor that signs in as a user
+// whose own hash is personalized stays held out — on its requests and on
+// any other device of the user — and its later conversions count in its
+// first unit: one person, one unit, one arm.
+func TestSigningInKeepsTheArm(t *testing.T) {
+	ctx := context.Background()
+	const share = 0.5
+	var dev, user string
+	for i := 0; dev == "" || user == ""; i++ {
+		if dev == "" && experiments.Bucket(holdout.DefaultSalt, experiments.AnonKey(fmt.Sprint("dev-", i))) < share {
+			dev = fmt.Sprint("dev-", i)
+		}
+		if user == "" && experiments.Bucket(holdout.DefaultSalt, experiments.UserKey(fmt.Sprint("user-", i))) >= share {
+			user = fmt.Sprint("user-", i)
+		}
+	}
+	l := links{}
+	h := mustNew(t, storagetest.NewMem(nil), l, share)
+	view := signals.Event{Type: signals.TypeView, Visitor: dev, Item: "i1"}
+	h.React(ctx, []engine.VisitorChange{{Visitor: engine.Visitor{ID: dev}, Fresh: []signals.Event{view}}})
+	if err := l.Link(ctx, dev, user); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range [][2]string{{dev, ""}, {"laptop", user}, {engine.UserKey(user), ""}} {
+		if arm, err := h.Assign(ctx, req[0], req[1]); err != nil || arm != holdout.ArmHoldout {
+			t.Fatalf("Assign(%q, %q) = %s, %v after signing in; want the holdout it was in", req[0], req[1], arm, err)
+		}
+	}
+	buy := signals.Event{Type: signals.TypeConversion, Visitor: dev, Value: 30}
+	h.React(ctx, []engine.VisitorChange{{Visitor: engine.Visitor{ID: engine.UserKey(user)}, Fresh: []signals.Event{buy}}})
+	arms, err := h.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range arms {
+		want := [5]float64{}
+		if a.Arm == holdout.ArmHoldout {
+			want = [5]float64{1, 1, 1, 30, 900}
+		}
+		if got := [5]float64{float64(a.Units), float64(a.Converters), float64(a.Conversions), a.Revenue, a.RevenueSq}; got != want {
+			t.Errorf("%s: units, converters, conversions, revenue, revenue² %v, want %v", a.Arm, got, want)
+		}
+	}
+}
