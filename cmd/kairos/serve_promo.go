@@ -14,7 +14,7 @@ import (
 func (a *app) addPromo(ctx context.Context, w *wiring) error {
 	p, err := promo.New(ctx, promo.Config{Factors: a.engine.Online().K(), Logger: a.log, Registerer: w.reg},
 		promo.Deps{Store: promo.NewStore(a.store), Profiles: a.engine, Model: a.engine, Broadcaster: a.bus, Experiments: a.promoExperiments(),
-			HeldOut: a.heldOut()})
+			HeldOut: a.heldOut(), Linked: a.store.Linked})
 	if err != nil {
 		return fmt.Errorf("promo: %w", err)
 	}

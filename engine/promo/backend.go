@@ -381,6 +381,24 @@ func (s *BackendStore) OfferCaps(ctx context.Context, visitor string, offers []s
 	return out, nil
 }
 
+// RuleCooldown reads the cooldown of rule for visitor (one Fields call).
+func (s *BackendStore) RuleCooldown(ctx context.Context, visitor, rule string, now time.Time) (time.Time, bool, error) {
+	key, f := VisitorKey(visitor), cooldownPfx+rule
+	h, err := s.b.Fields(ctx, key, []string{f})
+	if err != nil {
+		return time.Time{}, false, wrapErr("rule cooldown", err)
+	}
+	cur, ok := h[f]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	end, err := strconv.ParseInt(cur, 10, 64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("promo store: rule cooldown: %w: %s %s = %q is malformed", errs.Internal, key, f, cur)
+	}
+	return time.UnixMilli(end).UTC(), end > now.UnixMilli(), nil
+}
+
 // TryRuleCooldown reads the cooldown (one Fields call) and, when none is
 // running, starts it with a Txn guarded by the value read; a concurrent
 // start makes it read again.

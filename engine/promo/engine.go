@@ -63,6 +63,10 @@ type Deps struct {
 	// rules, which react to the visitor's own behaviour, push it
 	// nothing. nil: nobody is held out.
 	HeldOut func(ctx context.Context, visitor, user string) bool
+	// Linked returns the anonymous ids linked to a user (the engine's
+	// store): a rule's cooldown started on a device before it signed in
+	// holds for the user. nil: only the state's own cooldown counts.
+	Linked func(ctx context.Context, user string) ([]string, error)
 }
 
 // Experiments lets an experiment decide what a rule pushes.
@@ -98,6 +102,7 @@ type Engine struct {
 	bcast  signals.Broadcaster
 	exps   Experiments
 	held   func(ctx context.Context, visitor, user string) bool
+	linked func(ctx context.Context, user string) ([]string, error)
 	signer *Signer
 	met    *metrics
 
@@ -170,7 +175,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger.With("component", "promo"), store: deps.Store, prof: deps.Profiles,
-		model: deps.Model, bcast: deps.Broadcaster, exps: deps.Experiments, held: deps.HeldOut, met: newMetrics(cfg.Registerer),
+		model: deps.Model, bcast: deps.Broadcaster, exps: deps.Experiments, held: deps.HeldOut, linked: deps.Linked, met: newMetrics(cfg.Registerer),
 		stats: map[string]OfferStats{}, own: map[string][]float32{}, cd: map[cdKey]time.Time{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), kick: make(chan struct{}, 1),
 	}
@@ -960,6 +965,33 @@ func (e *Engine) evaluate(ctx context.Context, snap *snapshot, c *evalCtx, ch *e
 	}
 }
 
+// maxLinkedCooling bounds the linked devices whose cooldowns a user's
+// rule checks.
+const maxLinkedCooling = 16
+
+// devicesCooling reports whether the cooldown of rule runs at now on a
+// device linked to user (started before it signed in), and until when.
+func (e *Engine) devicesCooling(ctx context.Context, user string, r *compiledRule, now time.Time) (time.Time, bool, error) {
+	if user == "" || e.linked == nil || r.Cooldown <= 0 {
+		return time.Time{}, false, nil
+	}
+	devs, err := e.linked(ctx, user)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("promo: linked devices: %w", err)
+	}
+	slices.Sort(devs)
+	for _, d := range devs[:min(len(devs), maxLinkedCooling)] {
+		until, running, err := e.store.RuleCooldown(ctx, d, r.ID, now)
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("promo: cooldown: %w", err)
+		}
+		if running {
+			return until, true, nil
+		}
+	}
+	return time.Time{}, false, nil
+}
+
 // cooling reports whether the cooldown of rule for visitor runs at now,
 // as this replica remembers it, and until when.
 func (e *Engine) cooling(visitor, rule string, now time.Time) (time.Time, bool) {
@@ -1026,6 +1058,12 @@ func (e *Engine) fire(ctx context.Context, snap *snapshot, r *compiledRule, ch *
 		e.score(cs, ch.Visitor.Factors)
 	}
 	o := cs[0].o
+	if until, cooling, err := e.devicesCooling(ctx, user, r, now); err != nil || cooling {
+		if err != nil {
+			return false, nil, err
+		}
+		return false, &RuleSkip{At: now, Reason: SkipCooldown, Detail: "until " + until.UTC().Format(time.RFC3339) + " (started on a device of the user)"}, nil
+	}
 	ok, until, err := e.store.TryRuleCooldown(ctx, ch.Visitor.ID, r.ID, now, time.Duration(r.Cooldown))
 	if err != nil {
 		return false, nil, fmt.Errorf("promo: cooldown: %w", err)

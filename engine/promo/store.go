@@ -53,6 +53,9 @@ type VisitorStateStore interface {
 	// the end of the running (or new) cooldown. Atomic: of concurrent
 	// callers, one wins.
 	TryRuleCooldown(ctx context.Context, visitor, rule string, now time.Time, d time.Duration) (ok bool, until time.Time, err error)
+	// RuleCooldown reports whether a cooldown of rule for visitor runs at
+	// now, and until when. It changes nothing.
+	RuleCooldown(ctx context.Context, visitor, rule string, now time.Time) (until time.Time, running bool, err error)
 	// ForgetPromoVisitor erases the visitor's caps, cooldowns and promotion
 	// log (not an error when there are none).
 	ForgetPromoVisitor(ctx context.Context, visitor string) error

@@ -467,6 +467,17 @@ func testCooldown(t *testing.T, s promo.Store) {
 	if ok, _ := try(0, "v3", "r1", 0); !ok {
 		t.Errorf("a zero cooldown is running")
 	}
+	// RuleCooldown reads without starting one.
+	for _, c := range []struct {
+		at            time.Duration
+		visitor, rule string
+		running       bool
+	}{{2 * time.Hour, "v1", "r1", true}, {3 * time.Hour, "v1", "r1", false}, {0, "v9", "r1", false}, {0, "v9", "r1", false}} {
+		until, running, err := s.RuleCooldown(ctx, c.visitor, c.rule, base.Add(c.at))
+		if err != nil || running != c.running || (running && !until.Equal(base.Add(3*time.Hour))) {
+			t.Errorf("RuleCooldown(%s, %s) at +%v = %v, %v, %v; want running %v", c.visitor, c.rule, c.at, until, running, err, c.running)
+		}
+	}
 }
 
 func testCooldownConcurrent(t *testing.T, s promo.Store) {
