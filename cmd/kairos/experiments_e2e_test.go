@@ -248,3 +248,22 @@ func TestPromotionExperimentEmbedded(t *testing.T) {
 	}
 	t.Logf("counts %v", out["counts"])
 }
+
+// TestPromotionsExperimentNamesItsRule: a promotions experiment must
+// target an existing rule, and the rule cannot be deleted while the
+// experiment targets it (as for offers and campaigns).
+func TestPromotionsExperimentNamesItsRule(t *testing.T) {
+	srv := startServer(t)
+	xp := `{"id":"px","target":{"surface":"promotions","rule":"rq"},"variants":[{"name":"A"},{"name":"H","holdout":true}]}`
+	bad := srv.secretJSON(t, "POST", "/v1/experiments", xp, http.StatusBadRequest)
+	if msg := bad["error"].(map[string]any)["message"].(string); !strings.Contains(msg, `target.rule: rule "rq" does not exist`) {
+		t.Fatalf("unknown rule: %q", msg)
+	}
+	srv.secretJSON(t, "POST", "/v1/offers", `{"id":"o1","slot":"exit"}`, http.StatusCreated)
+	srv.secretJSON(t, "POST", "/v1/rules", `{"id":"rq","when":{"exit":{}},"then":{"offer":"o1"}}`, http.StatusCreated)
+	srv.secretJSON(t, "POST", "/v1/experiments", xp, http.StatusCreated)
+	used := srv.secretJSON(t, "DELETE", "/v1/rules/rq", "", http.StatusConflict)
+	if msg := used["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "experiments[px].target.rule") {
+		t.Fatalf("delete of a targeted rule: %q", msg)
+	}
+}

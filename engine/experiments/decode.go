@@ -378,6 +378,10 @@ func checkUpdate(old, x *Experiment, now time.Time) error {
 		return fail("target", "target")
 	case old.AttributionWindow != x.AttributionWindow:
 		return fail("attribution_window", "attribution window")
+	case !sameInstant(old.Start, x.Start):
+		return fail("start", "start")
+	case old.Stop != nil && !now.Before(*old.Stop) && !sameInstant(old.Stop, x.Stop):
+		return errs.New(ErrConflict, "stop: the experiment has stopped: its stop cannot change (create a new experiment)")
 	case len(old.Variants) != len(x.Variants):
 		return fail("variants", "variants (other than their weights)")
 	}
@@ -389,6 +393,14 @@ func checkUpdate(old, x *Experiment, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// sameInstant reports whether a and b are both unset or the same time.
+func sameInstant(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }
 
 func sameParams(a, b *RecParams) bool {

@@ -100,7 +100,7 @@ func (e *Engine) encode(x *Experiment) ([]byte, error) {
 }
 
 // SetDefinitions makes PutJSON check that the offers and campaigns the
-// variants name exist (the promo engine is created after this engine,
+// variants name, and the rule a promotions experiment targets, exist (the promo engine is created after this engine,
 // which it uses, so it is handed over here). Call it before serving.
 func (e *Engine) SetDefinitions(d Definitions) { e.defs.Store(&d) }
 
@@ -110,6 +110,9 @@ func (e *Engine) checkReferents(x *Experiment) error {
 	dp := e.defs.Load()
 	if dp == nil {
 		return nil
+	}
+	if x.Target.Surface == SurfacePromotions && !(*dp).HasRule(x.Target.Rule) {
+		return jsondef.Errorf("target.rule", "rule %s does not exist", jsondef.Quote(x.Target.Rule))
 	}
 	for i, v := range x.Variants {
 		path := jsondef.Index("variants", i)
@@ -123,13 +126,16 @@ func (e *Engine) checkReferents(x *Experiment) error {
 	return nil
 }
 
-// Naming returns where the experiments name the offer (kind "offers") or
-// campaign (kind "campaigns") id, as JSON paths such as
+// Naming returns where the experiments name the offer (kind "offers"),
+// campaign (kind "campaigns") or rule (kind "rules") id, as JSON paths such as
 // experiments[hero].variants[1].offer, in id order; deleting what an
 // experiment names is refused.
 func (e *Engine) Naming(kind, id string) []string {
 	var out []string
 	for _, x := range e.snap.Load().all {
+		if kind == "rules" && x.Target.Surface == SurfacePromotions && x.Target.Rule == id {
+			out = append(out, "experiments["+x.ID+"].target.rule")
+		}
 		for i, v := range x.Variants {
 			path := "experiments[" + x.ID + "]." + jsondef.Index("variants", i)
 			switch {

@@ -63,9 +63,11 @@
 // may target a surface (and slot, or rule) at a time: a definition whose
 // [start, stop) overlaps another's on the same target is refused
 // (ErrConflict: 409). Once an experiment has started its salt, target,
-// attribution window and variants (except their weights) cannot change:
-// create a new experiment instead. Stop one by setting stop (PUT);
-// DELETE removes it with all its data.
+// attribution window, start and variants (except their weights) cannot
+// change, nor, once it has stopped, its stop: create a new experiment
+// instead. A promotions experiment's rule must exist, and cannot be
+// deleted while the experiment targets it. Stop one by setting stop
+// (PUT); DELETE removes it with all its data.
 //
 // # Assignment and identity
 //

@@ -37,6 +37,7 @@ type Identities interface {
 type Definitions interface {
 	HasOffer(id string) bool
 	HasCampaign(id string) bool
+	HasRule(id string) bool
 }
 
 // Deps are an Engine's collaborators.

@@ -353,6 +353,8 @@ func TestConflicts(t *testing.T) {
 		"variant name":  strings.Replace(heroJSON, `"name":"B"`, `"name":"C"`, 1),
 		"window":        strings.Replace(heroJSON, `"1h"`, `"2h"`, 1),
 		"salt":          strings.Replace(heroJSON, `"id":"hero"`, `"id":"hero","salt":"other"`, 1),
+		"start moved":   strings.Replace(stopped, `"id":"hero"`, `"id":"hero","start":"2026-01-01T00:00:00Z"`, 1),
+		"reopened":      heroJSON, // without the stop that has passed
 	} {
 		if _, _, err := h.e.PutJSON(ctx, "hero", []byte(body)); !errors.Is(err, experiments.ErrConflict) {
 			t.Errorf("%s: %v, want ErrConflict", name, err)

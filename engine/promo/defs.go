@@ -191,6 +191,9 @@ func (e *Engine) HasOffer(id string) bool { return e.snap.Load().offers[id] != n
 // HasCampaign reports whether the campaign id is defined.
 func (e *Engine) HasCampaign(id string) bool { return e.snap.Load().campaigns[id] != nil }
 
+// HasRule reports whether the rule id is defined.
+func (e *Engine) HasRule(id string) bool { return e.snap.Load().rules[id] != nil }
+
 // experimentUsers returns where experiments name the definition.
 func (e *Engine) experimentUsers(kind Kind, id string) []string {
 	if e.exps == nil {
@@ -200,8 +203,8 @@ func (e *Engine) experimentUsers(kind Kind, id string) []string {
 }
 
 // Delete removes a definition. Deleting an offer that a campaign, rule or
-// experiment names, or a campaign that a rule or experiment names, is
-// ErrInUse; an unknown id is engine.ErrNotFound.
+// experiment names, a campaign that a rule or experiment names, or a rule
+// that an experiment targets, is ErrInUse; an unknown id is engine.ErrNotFound.
 func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 	if !kind.Valid() {
 		return fmt.Errorf("%w: kind %q", engine.ErrInvalid, kind)
@@ -236,6 +239,9 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 	case KindRule:
 		if snap.rules[id] == nil {
 			return errs.New(engine.ErrNotFound, "rule %s not found", quote(id))
+		}
+		if users := e.experimentUsers(KindRule, id); len(users) > 0 {
+			return errs.New(ErrInUse, "rule %s is named by %s; change or delete them first", quote(id), strings.Join(users, ", "))
 		}
 		delete(n.rules, id)
 	}

@@ -122,6 +122,7 @@ func TestDeleteRefusedWhileAnExperimentNamesIt(t *testing.T) {
 	x := &fakeExperiments{naming: map[string][]string{
 		"offers o2":    {"experiments[hero].variants[1].offer"},
 		"campaigns bf": {"experiments[hero].variants[2].campaign"},
+		"rules r1":     {"experiments[px].target.rule"},
 	}}
 	e, err := promo.New(context.Background(), promo.Config{Factors: k, Seed: 42, Now: v.clock.Now},
 		promo.Deps{Store: v.store, Profiles: v.vis, Model: v.model, Experiments: x})
@@ -132,18 +133,20 @@ func TestDeleteRefusedWhileAnExperimentNamesIt(t *testing.T) {
 	v.put(t, promo.KindOffer, `{"id":"o1","slot":"hero"}`)
 	v.put(t, promo.KindOffer, `{"id":"o2","slot":"hero"}`)
 	v.put(t, promo.KindCampaign, `{"id":"bf","offers":["o1"]}`)
+	v.put(t, promo.KindRule, `{"id":"r1","when":{"exit":{}},"then":{"offer":"o1"}}`)
 	for _, c := range []struct {
 		kind promo.Kind
 		id   string
 		want string
-	}{{promo.KindOffer, "o2", "experiments[hero].variants[1].offer"}, {promo.KindCampaign, "bf", "experiments[hero].variants[2].campaign"}} {
+	}{{promo.KindOffer, "o2", "experiments[hero].variants[1].offer"}, {promo.KindCampaign, "bf", "experiments[hero].variants[2].campaign"},
+		{promo.KindRule, "r1", "experiments[px].target.rule"}} {
 		err := e.Delete(context.Background(), c.kind, c.id)
 		if !errors.Is(err, promo.ErrInUse) || !strings.Contains(err.Error(), c.want) {
 			t.Fatalf("delete %s %s: %v, want ErrInUse naming %s", c.kind, c.id, err, c.want)
 		}
 	}
-	if !e.HasOffer("o2") || !e.HasCampaign("bf") || e.HasOffer("nope") {
-		t.Fatal("HasOffer/HasCampaign disagree with the definitions")
+	if !e.HasOffer("o2") || !e.HasCampaign("bf") || e.HasOffer("nope") || !e.HasRule("r1") || e.HasRule("nope") {
+		t.Fatal("HasOffer/HasCampaign/HasRule disagree with the definitions")
 	}
 }
 
