@@ -841,6 +841,7 @@ func (e *Engine) attribute(ev *signals.Event, x []float32, snap *snapshot, now t
 		return
 	}
 	var offer string
+	var issued time.Time // of the event's token
 	switch {
 	case ev.Token != "":
 		t, err := e.signer.Verify(ev.Token)
@@ -855,7 +856,7 @@ func (e *Engine) attribute(ev *signals.Event, x []float32, snap *snapshot, now t
 			e.met.tokens.WithLabelValues("expired").Inc()
 			return
 		}
-		offer = t.Offer
+		offer, issued = t.Offer, t.Time
 	case ev.Offer != "" && !e.cfg.RequireToken:
 		offer = ev.Offer
 	default:
@@ -863,6 +864,10 @@ func (e *Engine) attribute(ev *signals.Event, x []float32, snap *snapshot, now t
 	}
 	o := snap.offers[offer]
 	if o == nil {
+		return
+	}
+	if !issued.IsZero() && issued.Before(o.Created.Truncate(time.Millisecond)) {
+		e.met.tokens.WithLabelValues("stale").Inc() // served for an offer deleted since, whose id was reused
 		return
 	}
 	if counts.Stats == nil {
@@ -1116,16 +1121,18 @@ func device(ch *engine.VisitorChange) string {
 }
 
 // Promotions returns up to limit of the visitor's logged promotions after
-// Seq after that have not expired at the engine's clock, oldest first.
+// Seq after that have not expired at the engine's clock and whose offer
+// still exists, oldest first.
 func (e *Engine) Promotions(ctx context.Context, visitor string, after uint64, limit int) ([]Promotion, error) {
 	ps, err := e.store.Promotions(ctx, visitor, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	now := e.cfg.Now()
+	offers := e.snap.Load().offers
 	out := ps[:0]
 	for _, p := range ps {
-		if now.Before(p.Expires) {
+		if now.Before(p.Expires) && offers[p.Offer.ID] != nil { // a deleted offer is not shown again
 			out = append(out, p)
 		}
 	}

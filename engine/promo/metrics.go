@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ranked: prometheus.NewCounter(prometheus.CounterOpts{Name: "kairos_promo_offers_ranked_total",
 			Help: "Offers returned by offer requests (exposures with a token)."}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kairos_promo_tokens_rejected_total",
-			Help: "Event tokens that did not attribute: forged, other_visitor or expired."}, []string{"reason"}),
+			Help: "Event tokens that did not attribute: forged, other_visitor, expired or stale (issued before the offer was created again)."}, []string{"reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kairos_promo_errors_total",
 			Help: "Store or bus errors of the promo engine, by operation (counts, fire, broadcast)."}, []string{"op"}),
 		react: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kairos_promo_react_seconds",

@@ -350,3 +350,30 @@ func TestRuleStatusSaysWhyItDoesNotFire(t *testing.T) {
 		t.Fatalf("after firing and a match in the cooldown: %+v", st)
 	}
 }
+
+// TestDeletedOfferIsNotReplayed: the promotions of an offer deleted since
+// are not handed to streams again (a new page would render an offer that
+// no longer exists).
+func TestDeletedOfferIsNotReplayed(t *testing.T) {
+	v := newEnv(t, nil)
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"exit"}`)
+	v.put(t, promo.KindOffer, `{"id":"o2","slot":"exit"}`)
+	v.put(t, promo.KindRule, `{"id":"r1","when":{"count":{"type":"view"}},"then":{"offer":"o1"}}`)
+	v.put(t, promo.KindRule, `{"id":"r2","when":{"count":{"type":"click"}},"then":{"offer":"o2"}}`)
+	v.react(t, "a", v.ev("a", "view", 0))
+	v.react(t, "a", v.ev("a", "click", 0))
+	ctx := context.Background()
+	if ps, err := v.e.Promotions(ctx, "a", 0, 10); err != nil || len(ps) != 2 {
+		t.Fatalf("before the deletion: %d promotions, %v", len(ps), err)
+	}
+	if err := v.e.Delete(ctx, promo.KindRule, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.e.Delete(ctx, promo.KindOffer, "o1"); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := v.e.Promotions(ctx, "a", 0, 10)
+	if err != nil || len(ps) != 1 || ps[0].Offer.ID != "o2" {
+		t.Fatalf("after deleting o1: %+v, %v; want o2's promotion alone", ps, err)
+	}
+}

@@ -79,8 +79,9 @@ func TestTokenForgery(t *testing.T) {
 }
 
 // TestTokenAttribution: impressions and clicks with a valid token count
-// for the token's offer; forged tokens, tokens of another visitor and
-// expired tokens count nothing; an offer id without a token counts
+// for the token's offer; forged tokens, tokens of another visitor,
+// expired tokens and tokens issued before the offer was created count
+// nothing; an offer id without a token counts
 // unless RequireToken.
 func TestTokenAttribution(t *testing.T) {
 	for _, require := range []bool{false, true} {
@@ -101,6 +102,7 @@ func TestTokenAttribution(t *testing.T) {
 			v.ev("a", signals.TypeImpression, 6, offer("o2")),                                      // no token
 			v.ev("a", signals.TypeView, 7, token(sign("o1", "a", t0))),                             // not an exposure event
 			v.ev("a", signals.TypeImpression, 8, token(sign("gone", "a", t0))),                     // unknown offer
+			v.ev("a", signals.TypeImpression, 9, token(sign("o1", "a", t0.Add(-time.Hour)))),       // issued before o1 was created (a deleted o1's)
 		)
 		want1 := promo.OfferStats{Impressions: 1, Clicks: 1, Conversions: 1}
 		if got := v.e.Stats("o1"); got != want1 {
