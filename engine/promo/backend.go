@@ -179,6 +179,30 @@ func (s *BackendStore) offerFields(id string, k int) *offerFields {
 	return f
 }
 
+// ForgetOfferCounts deletes the offer's fields of the counters' map and
+// of the factors' map (two writes: on a Redis Cluster they are in
+// different slots).
+func (s *BackendStore) ForgetOfferCounts(ctx context.Context, id string, k int) error {
+	f := s.offerFields(id, k)
+	var stats, factors storage.Txn
+	for _, field := range f.stats {
+		stats.Del(statsKey, field)
+	}
+	for _, field := range f.factors[:k] {
+		factors.Del(factorsKey, field)
+	}
+	for _, t := range []storage.Txn{stats, factors} {
+		if t.Empty() {
+			continue
+		}
+		if err := s.b.Apply(ctx, t); err != nil {
+			return wrapErr("forget offer counts", err)
+		}
+	}
+	s.fields.Delete(id)
+	return nil
+}
+
 // counterOps returns the additions of c's counters and factors.
 func (s *BackendStore) counterOps(c *Counts) []storage.Op {
 	n := 3 * len(c.Stats)

@@ -250,6 +250,7 @@ func (e *Engine) Delete(ctx context.Context, kind Kind, id string) error {
 	}
 	e.install(n)
 	if kind == KindOffer {
+		e.forgetCounts(ctx, id)
 		e.updateCentroid(&snap.offers[id].Offer, true)
 	}
 	return nil
@@ -361,4 +362,19 @@ func (e *Engine) List(kind Kind) ([]any, error) {
 		out = []any{}
 	}
 	return out, nil
+}
+
+// forgetCounts drops a deleted offer's counters and own factors, here and
+// in the store (other replicas drop them at their next reload), so that
+// an offer created again with its id starts anew. A store failure is
+// logged: the deletion stands.
+func (e *Engine) forgetCounts(ctx context.Context, id string) {
+	e.statsMu.Lock()
+	delete(e.stats, id)
+	delete(e.own, id)
+	e.statsMu.Unlock()
+	if err := e.store.ForgetOfferCounts(ctx, id, e.cfg.Factors); err != nil {
+		e.met.errors.WithLabelValues("counts").Inc()
+		e.warn(ctx, "a deleted offer's counters not removed", err)
+	}
 }

@@ -353,7 +353,8 @@ func TestRuleStatusSaysWhyItDoesNotFire(t *testing.T) {
 
 // TestDeletedOfferIsNotReplayed: the promotions of an offer deleted since
 // are not handed to streams again (a new page would render an offer that
-// no longer exists).
+// no longer exists), and an offer created again with a deleted one's id
+// does not inherit its counters.
 func TestDeletedOfferIsNotReplayed(t *testing.T) {
 	v := newEnv(t, nil)
 	v.put(t, promo.KindOffer, `{"id":"o1","slot":"exit"}`)
@@ -375,5 +376,18 @@ func TestDeletedOfferIsNotReplayed(t *testing.T) {
 	ps, err := v.e.Promotions(ctx, "a", 0, 10)
 	if err != nil || len(ps) != 1 || ps[0].Offer.ID != "o2" {
 		t.Fatalf("after deleting o1: %+v, %v; want o2's promotion alone", ps, err)
+	}
+	// Created again, o1 starts anew: no counters of the deleted one.
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"exit"}`)
+	v.react(t, "a", v.ev("a", signals.TypeImpression, 1, offer("o1")))
+	if v.e.Stats("o1") == (promo.OfferStats{}) {
+		t.Fatal("o1's impression was not counted before the deletion")
+	}
+	if err := v.e.Delete(ctx, promo.KindOffer, "o1"); err != nil {
+		t.Fatal(err)
+	}
+	v.put(t, promo.KindOffer, `{"id":"o1","slot":"exit"}`)
+	if got := v.e.Stats("o1"); got != (promo.OfferStats{}) {
+		t.Errorf("o1 created again has the deleted one's counters %+v", got)
 	}
 }

@@ -36,6 +36,9 @@ type OfferCounts struct {
 type CounterStore interface {
 	// AddOfferCounts adds c atomically (one round trip).
 	AddOfferCounts(ctx context.Context, c Counts) error
+	// ForgetOfferCounts removes the counters and the k own factors of the
+	// offer id (deleted: an offer created again with its id starts anew).
+	ForgetOfferCounts(ctx context.Context, id string, k int) error
 	// OfferCounts returns every offer's counters and factors.
 	OfferCounts(ctx context.Context) (OfferCounts, error)
 }

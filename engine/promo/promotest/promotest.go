@@ -361,6 +361,12 @@ func testCounts(t *testing.T, s promo.Store) {
 			t.Fatalf("o:2 factor %d = %v, want %v", i, got, d2[i])
 		}
 	}
+	// A deleted offer's counters and factors go; the others' stay.
+	mustDo(t, s.ForgetOfferCounts(ctx, "o1", k))
+	oc = must(s.OfferCounts(ctx))(t)
+	if _, ok := oc.Stats["o1"]; ok || oc.Factors["o1"] != nil || oc.Stats["o:2"] != want["o:2"] || len(oc.Factors["o:2"]) != k {
+		t.Errorf("after ForgetOfferCounts(o1): stats %+v, factors of o1 %v, of o:2 %d", oc.Stats, oc.Factors["o1"], len(oc.Factors["o:2"]))
+	}
 }
 
 func testCountsConcurrent(t *testing.T, s promo.Store) {
