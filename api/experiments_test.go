@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,5 +303,34 @@ func TestResultsEndpointIsAnalyze(t *testing.T) {
 	t.Logf("verdict: %s", got.Verdict)
 	if w := h.secret("GET", "/v1/experiments/ab/results?history=false", ""); strings.Contains(w.Body.String(), `"history"`) {
 		t.Errorf("history=false still has a history")
+	}
+}
+
+// TestExperimentRacingAnOfferDelete: an experiment naming an offer and
+// the offer's deletion, sent at once, never both succeed (the
+// experiment would name an offer that does not exist).
+func TestExperimentRacingAnOfferDelete(t *testing.T) {
+	h := newXPHarness(t)
+	// Wired as kairos serve wires them: each engine checks the other.
+	p, err := promo.New(context.Background(), promo.Config{Seed: 1}, promo.Deps{Store: promotest.NewMem(), Profiles: fakeVisitors{}, Experiments: h.x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.x.SetDefinitions(p)
+	h.s = h.server(nil, func(d *Deps) { d.Offers, d.Definitions, d.Experiments = p, p, h.x })
+	for i := range 40 {
+		id := fmt.Sprintf("race%d", i)
+		if w := h.secret("POST", "/v1/offers", `{"id":"`+id+`","slot":"`+id+`"}`); w.Code != http.StatusCreated {
+			t.Fatal(w.Body)
+		}
+		xp := `{"id":"x` + id + `","target":{"surface":"offers","slot":"` + id + `"},"variants":[{"name":"A"},{"name":"B","offer":"` + id + `"}]}`
+		var created, deleted int
+		var wg sync.WaitGroup
+		wg.Go(func() { created = h.secret("POST", "/v1/experiments", xp).Code })
+		wg.Go(func() { deleted = h.secret("DELETE", "/v1/offers/"+id, "").Code })
+		wg.Wait()
+		if created == http.StatusCreated && deleted == http.StatusNoContent {
+			t.Fatalf("round %d: the experiment was created and its offer deleted", i)
+		}
 	}
 }

@@ -28,9 +28,30 @@ func (e *Engine) PutJSON(ctx context.Context, pathID string, body []byte) (Exper
 	if err != nil {
 		return Experiment{}, false, err
 	}
-	if err := e.checkReferents(&x); err != nil {
-		return Experiment{}, false, err
+	var created bool
+	err = e.whileDefinitionsUnchanged(func() error {
+		if err := e.checkReferents(&x); err != nil {
+			return err
+		}
+		var err error
+		x, created, err = e.put(ctx, pathID, x)
+		return err
+	})
+	return x, created, err
+}
+
+// whileDefinitionsUnchanged runs fn under Definitions.WhileUnchanged (fn
+// alone before SetDefinitions).
+func (e *Engine) whileDefinitionsUnchanged(fn func() error) error {
+	if dp := e.defs.Load(); dp != nil {
+		return (*dp).WhileUnchanged(fn)
 	}
+	return fn()
+}
+
+// put stores the decoded and checked experiment x (see PutJSON).
+func (e *Engine) put(ctx context.Context, pathID string, x Experiment) (Experiment, bool, error) {
+	var err error
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	now := e.cfg.Now().UTC()

@@ -38,6 +38,9 @@ type Definitions interface {
 	HasOffer(id string) bool
 	HasCampaign(id string) bool
 	HasRule(id string) bool
+	// WhileUnchanged runs fn while no definition changes (PutJSON checks
+	// and stores an experiment inside it).
+	WhileUnchanged(fn func() error) error
 }
 
 // Deps are an Engine's collaborators.

@@ -191,6 +191,16 @@ func (e *Engine) HasOffer(id string) bool { return e.snap.Load().offers[id] != n
 // HasCampaign reports whether the campaign id is defined.
 func (e *Engine) HasCampaign(id string) bool { return e.snap.Load().campaigns[id] != nil }
 
+// WhileUnchanged runs fn while no offer, campaign or rule is written or
+// deleted on this replica: an experiment checks that what it names
+// exists and is stored inside it, so that a concurrent delete either
+// comes first (the check fails) or sees the experiment (409).
+func (e *Engine) WhileUnchanged(fn func() error) error {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	return fn()
+}
+
 // HasRule reports whether the rule id is defined.
 func (e *Engine) HasRule(id string) bool { return e.snap.Load().rules[id] != nil }
 
