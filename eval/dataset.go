@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -105,10 +106,19 @@ func Load(path string, f Format) ([]Record, error) {
 	return recs, nil
 }
 
-// Read parses a dataset in format f. A UTF-8 byte order mark at the start
-// is skipped (spreadsheets write one).
+// Read parses a dataset in format f. A gzip-compressed input is
+// decompressed (public datasets often come as .gz), and a UTF-8 byte
+// order mark at the start is skipped (spreadsheets write one).
 func Read(r io.Reader, f Format) ([]Record, error) {
 	br := bufio.NewReader(r)
+	if b, err := br.Peek(2); err == nil && b[0] == 0x1f && b[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		defer zr.Close()
+		br = bufio.NewReader(zr)
+	}
 	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
 		_, _ = br.Discard(3)
 	}

@@ -1,6 +1,8 @@
 package eval
 
 import (
+	"bytes"
+	"compress/gzip"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -175,6 +177,15 @@ func TestReadMovieLensNamesOtherFormats(t *testing.T) {
 	recs, err := Read(strings.NewReader("1\t10\t4\t964982703\n"), FormatMovieLens)
 	if err != nil || len(recs) != 1 || recs[0].Item != "10" {
 		t.Fatalf("u.data line: %v, %v", recs, err)
+	}
+	// A gzip-compressed file is read as its content.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("1\t10\t4\t964982703\n2\t11\t3\t964982704\n"))
+	_ = zw.Close()
+	recs, err = Read(&gz, FormatMovieLens)
+	if err != nil || len(recs) != 2 || recs[1].Item != "11" {
+		t.Fatalf("gzip-compressed u.data: %+v, %v", recs, err)
 	}
 	// A byte order mark is not part of the first user id.
 	recs, err = Read(strings.NewReader("\ufeff1\t10\t4\t964982703\n"), FormatMovieLens)
