@@ -33,7 +33,7 @@ type datasetFlags struct {
 }
 
 func (d *datasetFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.path, "data", "", "dataset file (e.g. ../shared/data/ml-100k/u.data)")
+	fs.StringVar(&d.path, "data", "", "dataset file, plain or gzip-compressed (e.g. ../shared/data/ml-100k/u.data)")
 	fs.StringVar(&d.format, "format", "movielens", "dataset format: movielens, csv (a header naming user and item columns, optionally time and weight: comma, tab, semicolon or bar separated, quoted or not; see go doc ./eval FormatCSV), diginetica (sessions as users) or otto (sessions as users)")
 	fs.StringVar(&d.weights, "weights", "auto", "weight scaling: one, raw, log (log(1+w), for play counts) or auto (log when the file has a weight column)")
 	fs.StringVar(&d.synthetic, "synthetic", "", "instead of --data, generate a planted dataset: sparse (eval.DefaultSparse: 8,000 users, 12,000 items, 12 interactions each, popularity-heavy)")
