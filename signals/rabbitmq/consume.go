@@ -1,10 +1,12 @@
 package rabbitmq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -503,17 +505,60 @@ func (h *held) appendDeadLetters(dst []deadLetter) []deadLetter {
 	return dst
 }
 
+// maxDeadHeaderBytes bounds the original headers a dead letter keeps
+// (about: names and values): the broker refuses a publish whose header
+// frame exceeds its frame_max (128 KiB) by closing the connection, so a
+// message that came with headers near that size would never leave its
+// queue, its batch redelivered forever.
+const maxDeadHeaderBytes = 16 << 10
+
 // deadHeaders returns a copy of the headers of m with the reason and the
-// original routing key and exchange.
+// original routing key and exchange. Original headers beyond
+// maxDeadHeaderBytes are left out, the smallest kept first, and
+// kairos-headers-dropped counts them.
 func deadHeaders(m *amqp.Delivery, reason string) amqp.Table {
-	headers := make(amqp.Table, len(m.Headers)+5)
-	for k, v := range m.Headers {
-		headers[k] = v
+	headers := make(amqp.Table, len(m.Headers)+6)
+	names := slices.Collect(maps.Keys(m.Headers))
+	size := func(k string) int { return len(k) + headerSize(m.Headers[k]) }
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(size(a), size(b)), cmp.Compare(a, b)) })
+	used, dropped := 0, 0
+	for _, k := range names {
+		if used += size(k); used > maxDeadHeaderBytes {
+			dropped++
+			continue
+		}
+		headers[k] = m.Headers[k]
+	}
+	if dropped > 0 {
+		headers["kairos-headers-dropped"] = int32(dropped)
 	}
 	headers["kairos-reason"] = reason
 	headers["kairos-original-routing-key"] = m.RoutingKey
 	headers["kairos-original-exchange"] = m.Exchange
 	return headers
+}
+
+// headerSize estimates the encoded size of a header value.
+func headerSize(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x)
+	case []byte:
+		return len(x)
+	case amqp.Table:
+		n := 0
+		for k, e := range x {
+			n += len(k) + headerSize(e)
+		}
+		return n
+	case []any:
+		n := 0
+		for _, e := range x {
+			n += headerSize(e)
+		}
+		return n
+	}
+	return 9 // a number, a bool, a time, a decimal: a type byte and up to 8 bytes
 }
 
 // deadLetterer publishes dead letters to the dead-letter exchange through

@@ -299,7 +299,10 @@
 // bad framing, an empty array, over the limits), or a single-object body
 // that is invalid, is dead-lettered whole: the original body and
 // properties plus kairos-reason, kairos-original-routing-key and
-// kairos-original-exchange. Dead letters are published (on the publish
+// kairos-original-exchange. Original headers beyond 16 KiB are left out
+// (the smallest kept first; kairos-headers-dropped counts the others):
+// the broker would refuse a copy near its frame size by closing the
+// connection, and the batch would come back forever. Dead letters are published (on the publish
 // connection) after the handler accepted the batch, confirmed, and only
 // then are the messages acknowledged, so poison neither blocks the stream
 // nor gets lost; while they cannot be published (an outage, an alarm) the

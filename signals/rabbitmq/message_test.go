@@ -317,3 +317,62 @@ func TestBatchesBoundedByMaxBatchEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetterOfHugeHeaders: an invalid message whose headers are near
+// the broker's frame size is dead-lettered without them (a copy would be
+// refused by the broker, which closes the connection: the batch came back
+// forever), and the valid message after it is handled.
+func TestDeadLetterOfHugeHeaders(t *testing.T) {
+	cfg := testConfig(t)
+	a := newAdmin(t, cfg.URL)
+	b := newTestBus(t, cfg, a)
+	publish := func(body string, headers amqp.Table) {
+		t.Helper()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		dc, err := a.ch.PublishWithDeferredConfirmWithContext(context.Background(), b.names.events, "v-hpc", true, false, amqp.Publishing{
+			ContentType: "application/json", MessageId: "m-" + body[8:12], Headers: headers, Body: []byte(body)})
+		if err == nil {
+			_, err = dc.WaitContext(context.Background())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(`{"id":"hpc1","type":"view","visitor":"user:hpc","item":"i"}`, amqp.Table{"x-pad": strings.Repeat("p", 130850), "x-shop": "s1"})
+	publish(`{"id":"hpc2","type":"view","visitor":"v-hpc","item":"i"}`, nil)
+	got := make(chan []signals.Event, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Consume(ctx, func(_ context.Context, batch []signals.Event) error {
+			got <- slices.Clone(batch)
+			return nil
+		})
+	}()
+	select {
+	case batch := <-got:
+		if len(batch) != 1 || batch[0].ID != "hpc2" {
+			t.Errorf("handled %+v, want hpc2 only", batch)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the valid message after the huge one was not handled")
+	}
+	var dead []amqp.Delivery
+	for deadline := time.Now().Add(20 * time.Second); len(dead) == 0 && time.Now().Before(deadline); {
+		dead = a.getAll(b.names.dead)
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Consume = %v", err)
+	}
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	h := dead[0].Headers
+	if h["kairos-headers-dropped"] != int32(1) || h["x-pad"] != nil || h["x-shop"] != "s1" || !strings.Contains(fmt.Sprint(h["kairos-reason"]), "reserved") {
+		t.Errorf("dead letter headers: dropped %v, x-shop %v, reason %v, x-pad kept %v", h["kairos-headers-dropped"], h["x-shop"], h["kairos-reason"], h["x-pad"] != nil)
+	}
+}
