@@ -566,7 +566,9 @@ func headerSize(v any) int {
 // so a broker resource alarm (which blocks publishing connections) never
 // stalls consumption and acknowledgements.
 type deadLetterer struct {
-	b *Bus
+	b      *Bus
+	logged time.Time // when a dead letter was last logged
+	quiet  int       // dead letters not logged since
 }
 
 // send publishes letters and waits for their confirms (at most
@@ -588,12 +590,23 @@ func (d *deadLetterer) send(letters []deadLetter) error {
 		return err
 	}
 	b.deadTotal.Add(uint64(len(letters)))
-	for i := range letters {
-		l := &letters[i]
-		b.log.LogAttrs(b.ctx, slog.LevelWarn, "dead-lettered a message",
-			slog.String("reason", l.reason), slog.String("message_id", shorten(l.msg.MessageId)), slog.Int("bytes", len(l.msg.Body)))
-	}
+	d.log(letters, time.Now())
 	return nil
+}
+
+// log logs the first of letters, with the number of dead letters not
+// logged since the last line: at most one line a second, so that a
+// producer sending junk cannot flood the log (the metric counts them all).
+func (d *deadLetterer) log(letters []deadLetter, now time.Time) {
+	if !d.logged.IsZero() && now.Sub(d.logged) < time.Second {
+		d.quiet += len(letters)
+		return
+	}
+	l := &letters[0]
+	d.b.log.LogAttrs(d.b.ctx, slog.LevelWarn, "dead-lettered a message",
+		slog.String("reason", l.reason), slog.String("message_id", shorten(l.msg.MessageId)), slog.Int("bytes", len(l.msg.Body)),
+		slog.Int("more_not_logged", d.quiet+len(letters)-1))
+	d.logged, d.quiet = now, 0
 }
 
 // DeadLettered returns how many messages this Bus dead-lettered (and the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -374,5 +375,22 @@ func TestDeadLetterOfHugeHeaders(t *testing.T) {
 	h := dead[0].Headers
 	if h["kairos-headers-dropped"] != int32(1) || h["x-pad"] != nil || h["x-shop"] != "s1" || !strings.Contains(fmt.Sprint(h["kairos-reason"]), "reserved") {
 		t.Errorf("dead letter headers: dropped %v, x-shop %v, reason %v, x-pad kept %v", h["kairos-headers-dropped"], h["x-shop"], h["kairos-reason"], h["x-pad"] != nil)
+	}
+}
+
+// TestDeadLettersLoggedAtMostOnceASecond: a flood of dead letters is one
+// log line a second, the next line counting those not logged.
+func TestDeadLettersLoggedAtMostOnceASecond(t *testing.T) {
+	var buf bytes.Buffer
+	d := &deadLetterer{b: &Bus{log: slog.New(slog.NewJSONHandler(&buf, nil)), ctx: context.Background()}}
+	letter := []deadLetter{{reason: "id: missing", msg: amqp.Publishing{MessageId: "m", Body: []byte("{}")}}}
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := range 1000 {
+		d.log(letter, t0.Add(time.Duration(i)*time.Millisecond)) // 1,000 in one second
+	}
+	d.log(letter, t0.Add(1500*time.Millisecond))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"more_not_logged":0`) || !strings.Contains(lines[1], `"more_not_logged":999`) {
+		t.Fatalf("%d lines: %q", len(lines), lines)
 	}
 }
