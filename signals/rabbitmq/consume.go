@@ -647,7 +647,7 @@ func (b *Bus) Subscribe(ctx context.Context, t signals.Topic, h func(msg []byte)
 			return err
 		}
 		b.log.LogAttrs(ctx, slog.LevelWarn, "subscription interrupted, resuming",
-			slog.String("topic", string(t)), slog.Any("err", err))
+			slog.String("topic", string(t)), slog.String("exchange", b.names.topic(t)), slog.Any("err", err))
 		if !sleep(ctx, jitter(b.cfg.ReconnectMin)) {
 			return nil
 		}
