@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -70,6 +71,9 @@ func DecodeMessage(body []byte, now time.Time, l Limits) (MessageResult, error) 
 		return MessageResult{}, fieldErr("", "a message body must be a JSON object (one event) or an array of events, got %s", got)
 	}
 	if body[i] == '{' {
+		if isWrapper(body[i:]) {
+			return MessageResult{}, fieldErr("events", `a {"key", "events": […]} body is the HTTP form: publish the array of events itself (or one event object)`)
+		}
 		e, ferr := decodeOne(trimSpace(body[i:]), now, l)
 		if ferr != nil {
 			return MessageResult{Rejected: []RejectedEvent{{ID: idOf(trimSpace(body[i:]), &e, l), Raw: body, Err: ferr}}}, nil
@@ -103,4 +107,20 @@ func DecodeMessage(body []byte, now time.Time, l Limits) (MessageResult, error) 
 		res.Events = append(res.Events, e)
 	}
 	return res, nil
+}
+
+// isWrapper reports whether an object body is the HTTP batch form
+// {"key": …, "events": […]} (its "events" member an array).
+func isWrapper(obj []byte) bool {
+	if !bytes.Contains(obj, []byte(`"events"`)) {
+		return false
+	}
+	var v struct {
+		Events json.RawMessage `json:"events"`
+	}
+	if json.Unmarshal(obj, &v) != nil {
+		return false
+	}
+	ev := bytes.TrimSpace(v.Events)
+	return len(ev) > 0 && ev[0] == '['
 }

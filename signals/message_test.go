@@ -130,6 +130,7 @@ func TestDecodeMessageWholeBodyErrors(t *testing.T) {
 		{"trailing data", "[" + ev("a") + "] x", Limits{}, ErrMalformedBatch, "unexpected data after the array"},
 		{"too many events", many(4), Limits{MaxBatch: 3}, ErrBatchTooLarge, "more than 3 events"},
 		{"too many bytes", many(4), Limits{MaxBatchBytes: 200}, ErrBatchTooLarge, "more than 200"},
+		{"the HTTP wrapper", `{"key":"pk_x","events":[` + ev("a") + `]}`, Limits{}, nil, "is the HTTP form: publish the array of events itself"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
