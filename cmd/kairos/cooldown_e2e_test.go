@@ -21,14 +21,7 @@ func TestRuleCooldownAcrossSignInRabbitRedis(t *testing.T) { cooldownAcrossSignI
 func cooldownAcrossSignIn(t *testing.T, srv *testServer) {
 	srv.secretJSON(t, "POST", "/v1/offers", `{"id":"stay","title":"Stay","slot":"exit"}`, http.StatusCreated)
 	srv.secretJSON(t, "POST", "/v1/rules", `{"id":"leaving","cooldown":"1h","when":{"exit":{}},"then":{"offer":"stay"}}`, http.StatusCreated)
-	ps := promo.NewStore(srv.app.store)
-	promotions := func(v string) int {
-		got, err := ps.Promotions(t.Context(), v, 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(got)
-	}
+	promotions := func(v string) int { return promotionsLogged(t, srv, v) }
 	exit := func(id, visitor string) {
 		t.Helper()
 		srv.secretJSON(t, "POST", "/v1/events?wait=10s", `[{"id":"`+id+`","type":"exit","visitor":"`+visitor+`"}]`, http.StatusOK)
@@ -45,4 +38,15 @@ func cooldownAcrossSignIn(t *testing.T, srv *testServer) {
 	if p, l := promotions("phone"), promotions("laptop"); p != 1 || l != 0 {
 		t.Errorf("promotions within the cooldown: phone %d, laptop %d; want 1 and 0", p, l)
 	}
+}
+
+// promotionsLogged is the number of promotions in visitor's log (up to
+// 10), read from the server's store.
+func promotionsLogged(t *testing.T, srv *testServer, visitor string) int {
+	t.Helper()
+	got, err := promo.NewStore(srv.app.store).Promotions(t.Context(), visitor, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(got)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/kairoshq/kairos/engine/experiments"
 	"github.com/kairoshq/kairos/engine/holdout"
-	"github.com/kairoshq/kairos/engine/promo"
 	"github.com/kairoshq/kairos/signals/tracker/browsertest"
 )
 
@@ -134,14 +133,7 @@ func testHoldout(t *testing.T, srv *testServer) {
 		{"id": held + "-exit", "type": "exit", "visitor": held},
 		{"id": pers + "-exit", "type": "exit", "visitor": pers},
 	})
-	ps := promo.NewStore(srv.app.store)
-	promotions := func(v string) int {
-		got, err := ps.Promotions(t.Context(), v, 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(got)
-	}
+	promotions := func(v string) int { return promotionsLogged(t, srv, v) }
 	waitFor(t, 15*time.Second, "the personalized shopper's promotion", func() bool { return promotions(pers) == 1 })
 	waitFor(t, 15*time.Second, "the rule's match for the held-out shopper, skipped for the holdout", func() bool {
 		return strings.Contains(scrapeMetrics(t, srv), `kairos_promo_rule_skips_total{reason="holdout"} 1`)

@@ -51,7 +51,6 @@ func (e *Engine) whileDefinitionsUnchanged(fn func() error) error {
 
 // put stores the decoded and checked experiment x (see PutJSON).
 func (e *Engine) put(ctx context.Context, pathID string, x Experiment) (Experiment, bool, error) {
-	var err error
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	now := e.cfg.Now().UTC()
@@ -64,6 +63,7 @@ func (e *Engine) put(ctx context.Context, pathID string, x Experiment) (Experime
 		}
 	}
 	created := true
+	var err error
 	if pathID == "" {
 		err = e.create(ctx, &x)
 	} else {
@@ -121,7 +121,8 @@ func (e *Engine) encode(x *Experiment) ([]byte, error) {
 }
 
 // SetDefinitions makes PutJSON check that the offers and campaigns the
-// variants name, and the rule a promotions experiment targets, exist (the promo engine is created after this engine,
+// variants name, and the rule a promotions experiment targets, exist
+// (the promo engine is created after this engine,
 // which it uses, so it is handed over here). Call it before serving.
 func (e *Engine) SetDefinitions(d Definitions) { e.defs.Store(&d) }
 

@@ -97,8 +97,9 @@ type Holdout struct {
 	maps  storage.Maps
 	links engine.LinkStore
 
-	mu      sync.Mutex // guards counted
+	mu      sync.Mutex // guards counted and users
 	counted map[string]bool
+	users   map[string]userUnit // user subjects whose unit is recorded (person.go)
 }
 
 // Interface guard.
@@ -115,7 +116,7 @@ func New(m storage.Maps, links engine.LinkStore, cfg Config) (*Holdout, error) {
 	if m == nil || links == nil {
 		return nil, errors.New("holdout: store is nil")
 	}
-	return &Holdout{cfg: cfg, maps: m, links: links, counted: map[string]bool{}}, nil
+	return &Holdout{cfg: cfg, maps: m, links: links, counted: map[string]bool{}, users: map[string]userUnit{}}, nil
 }
 
 // Share returns the configured share of subjects held out.

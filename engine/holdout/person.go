@@ -25,11 +25,22 @@ import (
 // look reads.
 const maxLinkedLooked = 16
 
+// userUnit is what a user subject's recorded unit resolves to.
+type userUnit struct {
+	subject string // the user's own, or the device's it is an alias of
+	arm     Arm
+}
+
 // resolveUser returns the subject that user subject s counts under (s,
 // or the device subject it is an alias of) and its arm. cur is s's unit
 // as read (nil: read it). It records the alias when s has no unit and a
-// linked device has one.
+// linked device has one. A recorded unit never changes its arm or alias,
+// so this replica remembers it (up to Config.Remember users): a user's
+// requests then cost no store read.
 func (h *Holdout) resolveUser(ctx context.Context, s string, cur map[string]string) (string, Arm, error) {
+	if u, ok := h.knownUser(s); ok {
+		return u.subject, u.arm, nil
+	}
 	key := unitKey(s)
 	for range maxAttempts {
 		if cur == nil {
@@ -38,11 +49,13 @@ func (h *Holdout) resolveUser(ctx context.Context, s string, cur map[string]stri
 				return "", "", fmt.Errorf("holdout: read unit: %w", err)
 			}
 		}
-		if a := cur["alias"]; a != "" && cur["arm"] != "" {
-			return a, Arm(cur["arm"]), nil
-		}
 		if arm := cur["arm"]; arm != "" {
-			return s, Arm(arm), nil
+			u := userUnit{subject: s, arm: Arm(arm)}
+			if a := cur["alias"]; a != "" {
+				u.subject = a
+			}
+			h.rememberUser(s, u)
+			return u.subject, u.arm, nil
 		}
 		dev, arm, err := h.countedDevice(ctx, strings.TrimPrefix(s, experiments.UserKey("")))
 		if err != nil || dev == "" {
@@ -55,6 +68,7 @@ func (h *Holdout) resolveUser(ctx context.Context, s string, cur map[string]stri
 		t.Expire(key, h.cfg.Now().Add(h.cfg.UnitTTL))
 		switch err := h.maps.Apply(ctx, t); {
 		case err == nil:
+			h.rememberUser(s, userUnit{subject: dev, arm: arm})
 			return dev, arm, nil
 		case errors.Is(err, errs.Conflict): // another writer made the unit: read it again
 			cur = nil
@@ -63,6 +77,22 @@ func (h *Holdout) resolveUser(ctx context.Context, s string, cur map[string]stri
 		}
 	}
 	return "", "", errors.New("holdout: user unit kept conflicting")
+}
+
+func (h *Holdout) knownUser(s string) (userUnit, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	u, ok := h.users[s]
+	return u, ok
+}
+
+func (h *Holdout) rememberUser(s string, u userUnit) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.users) >= h.cfg.Remember {
+		clear(h.users)
+	}
+	h.users[s] = u
 }
 
 // countedDevice returns the first (by id) of user's linked devices that is

@@ -206,46 +206,12 @@ func TestArrayDeadLetterProperties(t *testing.T) {
 	b := newTestBus(t, cfg, a)
 	bad := `{"id":"dl-2","type":"like","visitor":"v"}`
 	body := `[{"id":"dl-1","type":"like","visitor":"v","item":"i"},` + bad + `]`
-	a.mu.Lock()
-	dc, err := a.ch.PublishWithDeferredConfirmWithContext(context.Background(), b.names.events, "v", true, false, amqp.Publishing{
+	publishConfirmed(t, a, b.names.events, "v", amqp.Publishing{
 		ContentType: "application/json", MessageId: "msg-1", AppId: "shop",
 		Headers: amqp.Table{headerCount: int32(2), "x-shop": "s1"}, Body: []byte(body)})
-	if err == nil {
-		_, err = dc.WaitContext(context.Background())
-	}
-	a.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan []signals.Event, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Consume(ctx, func(_ context.Context, batch []signals.Event) error {
-			got <- slices.Clone(batch)
-			return nil
-		})
-	}()
-	select {
-	case batch := <-got:
-		if len(batch) != 1 || batch[0].ID != "dl-1" {
-			t.Errorf("handled %+v, want dl-1 only", batch)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("nothing handled")
-	}
-	var dead []amqp.Delivery
-	for deadline := time.Now().Add(20 * time.Second); len(dead) == 0 && time.Now().Before(deadline); {
-		dead = a.getAll(b.names.dead)
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Consume = %v", err)
-	}
-	if len(dead) != 1 {
-		t.Fatalf("%d dead letters, want 1", len(dead))
+	batch, dead := consumeUntilDeadLetter(t, a, b)
+	if len(batch) != 1 || batch[0].ID != "dl-1" {
+		t.Errorf("handled %+v, want dl-1 only", batch)
 	}
 	d := dead[0]
 	h := d.Headers
@@ -327,50 +293,15 @@ func TestDeadLetterOfHugeHeaders(t *testing.T) {
 	cfg := testConfig(t)
 	a := newAdmin(t, cfg.URL)
 	b := newTestBus(t, cfg, a)
-	publish := func(body string, headers amqp.Table) {
+	publish := func(body, id string, headers amqp.Table) {
 		t.Helper()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		dc, err := a.ch.PublishWithDeferredConfirmWithContext(context.Background(), b.names.events, "v-hpc", true, false, amqp.Publishing{
-			ContentType: "application/json", MessageId: "m-" + body[8:12], Headers: headers, Body: []byte(body)})
-		if err == nil {
-			_, err = dc.WaitContext(context.Background())
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		publishConfirmed(t, a, b.names.events, "v-hpc", amqp.Publishing{ContentType: "application/json", MessageId: id, Headers: headers, Body: []byte(body)})
 	}
-	publish(`{"id":"hpc1","type":"view","visitor":"user:hpc","item":"i"}`, amqp.Table{"x-pad": strings.Repeat("p", 130850), "x-shop": "s1"})
-	publish(`{"id":"hpc2","type":"view","visitor":"v-hpc","item":"i"}`, nil)
-	got := make(chan []signals.Event, 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Consume(ctx, func(_ context.Context, batch []signals.Event) error {
-			got <- slices.Clone(batch)
-			return nil
-		})
-	}()
-	select {
-	case batch := <-got:
-		if len(batch) != 1 || batch[0].ID != "hpc2" {
-			t.Errorf("handled %+v, want hpc2 only", batch)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the valid message after the huge one was not handled")
-	}
-	var dead []amqp.Delivery
-	for deadline := time.Now().Add(20 * time.Second); len(dead) == 0 && time.Now().Before(deadline); {
-		dead = a.getAll(b.names.dead)
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Consume = %v", err)
-	}
-	if len(dead) != 1 {
-		t.Fatalf("%d dead letters, want 1", len(dead))
+	publish(`{"id":"hpc1","type":"view","visitor":"user:hpc","item":"i"}`, "m-hpc1", amqp.Table{"x-pad": strings.Repeat("p", 130850), "x-shop": "s1"})
+	publish(`{"id":"hpc2","type":"view","visitor":"v-hpc","item":"i"}`, "m-hpc2", nil)
+	batch, dead := consumeUntilDeadLetter(t, a, b)
+	if len(batch) != 1 || batch[0].ID != "hpc2" {
+		t.Errorf("handled %+v, want hpc2 only (the valid message after the huge one)", batch)
 	}
 	h := dead[0].Headers
 	if h["kairos-headers-dropped"] != int32(1) || h["x-pad"] != nil || h["x-shop"] != "s1" || !strings.Contains(fmt.Sprint(h["kairos-reason"]), "reserved") {
@@ -393,4 +324,56 @@ func TestDeadLettersLoggedAtMostOnceASecond(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], `"more_not_logged":0`) || !strings.Contains(lines[1], `"more_not_logged":999`) {
 		t.Fatalf("%d lines: %q", len(lines), lines)
 	}
+}
+
+// publishConfirmed publishes msg to exchange with key through the admin
+// channel and waits for the broker's confirm.
+func publishConfirmed(t *testing.T, a *admin, exchange, key string, msg amqp.Publishing) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	dc, err := a.ch.PublishWithDeferredConfirmWithContext(context.Background(), exchange, key, true, false, msg)
+	if err == nil {
+		_, err = dc.WaitContext(context.Background())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// consumeUntilDeadLetter consumes with b until a batch is handled and its
+// queue of dead letters holds one, and returns the first batch and the
+// dead letters (it fails t after 20 s each, or when there is not exactly
+// one dead letter).
+func consumeUntilDeadLetter(t *testing.T, a *admin, b *Bus) ([]signals.Event, []amqp.Delivery) {
+	t.Helper()
+	got := make(chan []signals.Event, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Consume(ctx, func(_ context.Context, batch []signals.Event) error {
+			got <- slices.Clone(batch)
+			return nil
+		})
+	}()
+	var batch []signals.Event
+	select {
+	case batch = <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing handled")
+	}
+	var dead []amqp.Delivery
+	for deadline := time.Now().Add(20 * time.Second); len(dead) == 0 && time.Now().Before(deadline); {
+		dead = a.getAll(b.names.dead)
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Consume = %v", err)
+	}
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	return batch, dead
 }
