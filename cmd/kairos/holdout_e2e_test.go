@@ -165,7 +165,13 @@ func signingInKeepsTheArm(t *testing.T, srv *testServer, share float64) {
 		}
 		return out
 	}
+	first := arms()
 	srv.secretJSON(t, "POST", "/v1/events?wait=10s", `[{"id":"signin-view","type":"view","visitor":"`+dev+`","item":"c1-item1"}]`, http.StatusOK)
+	// The wait covers the commit; the holdout counts the unit just after
+	// it (a reactor), so the unit is awaited before the baseline is read.
+	waitFor(t, 10*time.Second, "the device counted as a unit of the holdout", func() bool {
+		return arms()["holdout"][0] == first["holdout"][0]+1
+	})
 	before := arms()
 	if out := srv.secretJSON(t, "POST", "/v1/identify?wait=10s", `{"anonymous_id":"`+dev+`","user_id":"`+user+`"}`, http.StatusOK); out["applied"] != true {
 		t.Fatalf("identify: %v", out)
