@@ -20,10 +20,6 @@ import (
 // connection failed; the caller starts a new one.
 var errInterrupted = errors.New("session interrupted")
 
-// errRequeued ends a consume session after a handler failure returned the
-// held deliveries to the queue.
-var errRequeued = errors.New("batch requeued")
-
 // Consume consumes this replica's share of the events and calls h with
 // batches of whole messages of at most MaxBatchEvents events (each queue
 // has up to Prefetch messages unacknowledged; a batch may take messages
@@ -53,12 +49,12 @@ var errRequeued = errors.New("batch requeued")
 //
 // When h returns nil the batch's messages are acknowledged (basic.ack,
 // multiple, per queue). When it fails, Consume waits a back-off
-// (RetryMin, doubling up to RetryMax while failures continue) and then
-// returns the batch, and every later delivery it holds, to the queues by
-// closing the channels (not with basic.nack, which a quorum queue answers
-// by re-enqueueing at the tail): the broker redelivers them in their
-// original order, marked as redelivered. h must tolerate redeliveries
-// (the engine de-duplicates by id); they also follow a connection loss.
+// (RetryMin, doubling up to RetryMax while failures continue) and calls h
+// again with the same batch, its deliveries still held: nothing overtakes
+// it, and the broker counts no redelivery (RabbitMQ 4.0–4.2 drop a
+// quorum-queue message returned 20 times). Deliveries come again after a
+// connection or channel loss, marked as redelivered: h must tolerate
+// redeliveries (the engine de-duplicates by id).
 //
 // Consume returns nil when ctx is done, after finishing and acknowledging
 // the batch in flight (h gets a context that is not cancelled with ctx);
@@ -89,8 +85,6 @@ func (b *Bus) Consume(ctx context.Context, h signals.BatchHandler) error {
 			return nil
 		case errors.Is(err, signals.ErrClosed):
 			return err
-		case errors.Is(err, errRequeued):
-			continue // the back-off has been waited already
 		}
 		b.log.LogAttrs(ctx, slog.LevelWarn, "consumer interrupted, resuming", slog.Any("err", err))
 		if !sleep(ctx, jitter(b.cfg.ReconnectMin)) {
@@ -237,9 +231,7 @@ func (q *queueSession) sync() error {
 }
 
 // session consumes the wanted queues on conn until ctx is done (nil), the
-// Bus closes (ErrClosed), a channel fails (errInterrupted), or a handler
-// error requires returning the held deliveries to the queues
-// (errRequeued).
+// Bus closes (ErrClosed) or a channel fails (errInterrupted).
 func (s *consumer) session(ctx context.Context, ses session) error {
 	b := s.b
 	if err := b.bounded(ses.nc, func() error { return b.declareTopology(ses.conn, false) }); err != nil {
@@ -362,22 +354,12 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 			batch[i].s.last = now
 		}
 		if len(events) > 0 {
-			if err := s.h(signals.WithRoutes(s.hctx, routes), events); err != nil {
-				wait := s.retry
-				s.retry = min(2*s.retry, b.cfg.RetryMax)
-				b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be redelivered",
-					slog.Int("events", len(events)), slog.Int("messages", len(batch)), slog.Duration("after", wait), slog.Any("err", err))
-				sleep(ctx, wait) // cut short when ctx ends: requeue now
-				// Closing the channels (deferred) returns the batch and every
-				// later delivery held to the queues, in order. A nack with
-				// requeue would not do: a quorum queue re-enqueues nacked
-				// messages at its tail, behind the later ones.
-				if ctx.Err() != nil {
-					return nil
+			if !s.handle(ctx, batch, events, routes) {
+				if b.isClosed() {
+					return signals.ErrClosed
 				}
-				return errRequeued
+				return nil // ctx done: the channels' close returns the batch
 			}
-			s.retry = b.cfg.RetryMin
 		}
 		// Dead letters go out once the batch is through, so that a
 		// handler failure (which returns the batch to the queue) does not
@@ -394,6 +376,52 @@ func (s *consumer) session(ctx context.Context, ses session) error {
 			return nil
 		}
 	}
+}
+
+// handle passes the batch's events to the handler until it succeeds
+// (true) or ctx ends (false). After a failure it waits a back-off
+// (RetryMin doubling to RetryMax) and tries again with the same
+// deliveries held, unacknowledged: nothing overtakes the batch, and the
+// broker does not count a redelivery. Returning the batch to its queue
+// instead (closing the channel) counts one on every retry, and RabbitMQ
+// 4.0–4.2 drops a quorum-queue message after 20 such returns (the default
+// delivery-limit): a store outage of two minutes would lose events.
+func (s *consumer) handle(ctx context.Context, batch []held, events []signals.Event, routes []signals.Route) bool {
+	b := s.b
+	for {
+		err := s.h(signals.WithRoutes(s.hctx, routes), events)
+		if err == nil {
+			s.retry = b.cfg.RetryMin
+			return true
+		}
+		wait := s.retry
+		s.retry = min(2*s.retry, b.cfg.RetryMax)
+		b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be handled again",
+			slog.Int("events", len(events)), slog.Int("messages", len(batch)), slog.Duration("after", wait), slog.Any("err", err))
+		if !b.sleepUnlessClosed(ctx, wait) {
+			return false
+		}
+		// The handler may have changed the events it was given: the
+		// retry gets them again as decoded.
+		events = events[:0]
+		for i := range batch {
+			events = append(events, batch[i].res.Events...)
+		}
+	}
+}
+
+// sleepUnlessClosed waits d and reports true, or false as soon as ctx
+// ends or the Bus closes.
+func (b *Bus) sleepUnlessClosed(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+	case <-b.closing:
+	}
+	return false
 }
 
 // held is a delivery decoded for a batch.

@@ -282,11 +282,16 @@
 // Config.MaxBatchEvents (2048) events, waiting at most Config.Linger (2 ms)
 // after the first message for more; basic.ack with multiple=true after the
 // handler returns nil. After a handler error the consumer waits a back-off
-// (Config.RetryMin doubling to RetryMax) and returns the batch and every
-// later delivery it holds to the queue by closing the channel (so nothing
-// overtakes the failed batch; a nack with requeue would put the batch at
-// the tail of a quorum queue). Redelivered messages are
-// passed on like any other.
+// (Config.RetryMin doubling to RetryMax) and hands the same batch to the
+// handler again, holding its deliveries and every later one
+// unacknowledged, until it succeeds or the consumer stops. Nothing
+// overtakes the failed batch, and no redelivery is counted: returning it
+// to the queue instead (a channel close, or a nack with requeue, which
+// would also put it at the tail of a quorum queue) counts one per retry,
+// and RabbitMQ 4.0–4.2 drop a quorum-queue message after 20 (the default
+// delivery-limit), so a store outage of two minutes would lose events.
+// Messages redelivered after a connection loss are passed on like any
+// other.
 //
 // Dead letters: an invalid event never reaches the handler. It is
 // published on its own to kairos.events.dead, with the event's JSON as the

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -804,6 +805,50 @@ func testHandlerFailureKeepsOrder(t *testing.T, cfg Config) {
 	}
 	if !slices.Equal(ok, want) {
 		t.Errorf("successfully handled sequence differs from publish order (%d calls):\n got %v\nwant %v", calls, ok, want)
+	}
+}
+
+// TestHandlerFailuresCountNoRedelivery fails the handler several times
+// under a delivery-limit policy of 1 on the bus's quorum queues (RabbitMQ
+// 4.0–4.2 drop a message returned to its queue more than 20 times, by
+// default): the failed batch is handed to the handler again while its
+// deliveries stay held, so the broker counts no redelivery and the event
+// is handled in the end. Returning the batch to the queue on each failure
+// (closing the channel) lost it after the second failure. The handler
+// also changes the events it was given: the retry gets them as decoded.
+func TestHandlerFailuresCountNoRedelivery(t *testing.T) {
+	cfg := testConfig(t)
+	a := newAdmin(t, cfg.URL)
+	b := newTestBus(t, cfg, a)
+	rabbitmqtest.DeliveryLimit(t, cfg.Prefix, 1)
+	events := bustest.Events("limit", 1, 3, time.Now())
+	if err := b.Publish(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	handled := make(chan []string, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go b.Consume(ctx, func(_ context.Context, batch []signals.Event) error {
+		ids := make([]string, len(batch))
+		for i := range batch {
+			ids[i] = batch[i].ID
+			batch[i].ID = "changed by the handler"
+		}
+		if calls.Add(1) <= 4 {
+			return fmt.Errorf("store down (call %d)", calls.Load())
+		}
+		handled <- ids
+		return nil
+	})
+	select {
+	case ids := <-handled:
+		want := []string{events[0].ID, events[1].ID, events[2].ID}
+		if !slices.Equal(ids, want) {
+			t.Errorf("handled %v after %d failures, want %v", ids, calls.Load()-1, want)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the events were not handled after %d handler failures: dropped by the delivery limit", calls.Load())
 	}
 }
 

@@ -140,3 +140,40 @@ func loopback(raw string) bool {
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
 }
+
+// DeliveryLimit sets a policy on the local RabbitMQ node that limits the
+// deliveries of every quorum queue whose name starts with prefix to limit
+// (the quorum queues' delivery-limit: a message returned to its queue
+// more often is dropped, as with RabbitMQ 4.0–4.2's default of 20), and
+// clears it at the test's cleanup. The policy is named after prefix, so a
+// policy a killed test left behind matches only its own queues.
+//
+// The test is skipped when rabbitmqctl is not installed or KAIROS_AMQP_URL
+// names a broker on another host; under CI=true that is a failure.
+func DeliveryLimit(tb testing.TB, prefix string, limit int) {
+	tb.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		skipOrFail(tb, "rabbitmqctl is not installed: cannot set a delivery-limit policy")
+	}
+	if u := os.Getenv("KAIROS_AMQP_URL"); u != "" && !loopback(u) {
+		skipOrFail(tb, "KAIROS_AMQP_URL is not a local broker: rabbitmqctl cannot set its policies")
+	}
+	name := prefix + "-delivery-limit"
+	def := `{"delivery-limit":` + strconv.Itoa(limit) + `}`
+	if out, err := ctl("set_policy", "--apply-to", "queues", name, "^"+regexp.QuoteMeta(prefix)+`\.`, def); err != nil {
+		tb.Fatalf("rabbitmqctl set_policy %s: %v: %s", name, err, out)
+	}
+	tb.Cleanup(func() {
+		if out, err := ctl("clear_policy", name); err != nil {
+			tb.Errorf("rabbitmqctl clear_policy %s: %v: %s", name, err, out)
+		}
+	})
+}
+
+// ctl runs rabbitmqctl quietly with args.
+func ctl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-q"}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
