@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -32,7 +33,9 @@ type Format string
 // Supported dataset formats.
 const (
 	// FormatMovieLens is u.data: user TAB item TAB rating TAB timestamp, no
-	// header. Ratings are ignored: every rating is an implicit positive.
+	// header, or ratings.dat of MovieLens 1M and 10M (the same fields
+	// separated by "::"). Ratings are ignored: every rating is an implicit
+	// positive.
 	FormatMovieLens Format = "movielens"
 	// FormatCSV has a header naming the columns, separated by commas,
 	// tabs, semicolons or vertical bars (the most frequent on the header
@@ -45,7 +48,8 @@ const (
 	// A time is an integer (any clock, seconds for the half-life), a
 	// decimal number (floored) or a date-time (Unix seconds). Without a
 	// time column every time is 0; without a weight column every weight
-	// is 1.
+	// is 1. A file without a header line is read with its columns named
+	// (ReadOptions.Columns).
 	FormatCSV Format = "csv"
 	// FormatDiginetica is DIGINETICA's train-item-views.csv (CIKM Cup
 	// 2016): a header, then session_id;user_id;item_id;timeframe;eventdate
@@ -92,14 +96,26 @@ func (s WeightScale) Apply(w float64) float64 {
 	return 1
 }
 
+// ReadOptions adjust how a dataset is read.
+type ReadOptions struct {
+	// Columns, for FormatCSV only, names the columns of a file without a
+	// header line, in order: user, item, time, weight or any name
+	// FormatCSV recognises for them; other names (rating, "-") mark
+	// columns to ignore. Empty: the first line is the header.
+	Columns []string
+}
+
 // Load reads a dataset file.
-func Load(path string, f Format) ([]Record, error) {
+func Load(path string, f Format) ([]Record, error) { return LoadWith(path, f, ReadOptions{}) }
+
+// LoadWith reads a dataset file with options.
+func LoadWith(path string, f Format, opt ReadOptions) ([]Record, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("eval: open dataset: %w", err)
 	}
 	defer fh.Close()
-	recs, err := Read(fh, f)
+	recs, err := ReadWith(fh, f, opt)
 	if err != nil {
 		return nil, fmt.Errorf("eval: %s: %w", path, err)
 	}
@@ -109,7 +125,13 @@ func Load(path string, f Format) ([]Record, error) {
 // Read parses a dataset in format f. A gzip-compressed input is
 // decompressed (public datasets often come as .gz), and a UTF-8 byte
 // order mark at the start is skipped (spreadsheets write one).
-func Read(r io.Reader, f Format) ([]Record, error) {
+func Read(r io.Reader, f Format) ([]Record, error) { return ReadWith(r, f, ReadOptions{}) }
+
+// ReadWith parses a dataset in format f with options (see Read).
+func ReadWith(r io.Reader, f Format, opt ReadOptions) ([]Record, error) {
+	if len(opt.Columns) > 0 && f != FormatCSV {
+		return nil, fmt.Errorf("column names are for the csv format, not %s", f)
+	}
 	br := bufio.NewReader(r)
 	if b, err := br.Peek(2); err == nil && b[0] == 0x1f && b[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -127,7 +149,7 @@ func Read(r io.Reader, f Format) ([]Record, error) {
 	case FormatMovieLens:
 		return readMovieLens(r)
 	case FormatCSV:
-		return readCSV(r)
+		return readCSV(r, opt.Columns)
 	case FormatDiginetica:
 		return readDiginetica(r)
 	case FormatOtto:
@@ -217,13 +239,18 @@ func readMovieLens(r io.Reader) ([]Record, error) {
 		if s == "" {
 			continue
 		}
-		f := strings.Fields(s)
+		var f []string
+		if strings.Contains(s, "::") {
+			f = strings.Split(s, "::") // ratings.dat of MovieLens 1M and 10M
+		} else {
+			f = strings.Fields(s)
+		}
 		if len(f) < 4 {
 			hint := ""
 			if strings.ContainsAny(s, ",;") {
 				hint = " (a comma- or semicolon-separated file: see the csv, diginetica and otto formats)"
 			}
-			return nil, fmt.Errorf("line %d: movielens format wants user, item, rating, timestamp separated by white space; got %d fields%s", line, len(f), hint)
+			return nil, fmt.Errorf("line %d: movielens format wants user, item, rating, timestamp separated by white space or \"::\"; got %d fields%s", line, len(f), hint)
 		}
 		ts, err := strconv.ParseInt(f[3], 10, 64)
 		if err != nil {
@@ -238,9 +265,9 @@ func readMovieLens(r io.Reader) ([]Record, error) {
 // lower-case with everything but letters and digits removed ("User-ID" is
 // userid).
 var csvColumns = map[string][]string{
-	"user":   {"user", "userid", "visitor", "visitorid", "session", "sessionid", "customer", "customerid", "member", "memberid", "uid"},
-	"item":   {"item", "itemid", "movieid", "artistid", "product", "productid", "aid", "articleid", "isbn", "trackid", "songid", "bookid", "sku", "asin", "iid"},
-	"time":   {"timestamp", "ts", "time", "datetime", "date", "eventtime", "unixtime", "unixtimestamp", "createdat"},
+	"user":   {"user", "userid", "visitor", "visitorid", "session", "sessionid", "customer", "customerid", "member", "memberid", "uid", "reviewerid", "buyerid", "accountid", "clientid", "personid", "profileid", "readerid", "listenerid", "playerid"},
+	"item":   {"item", "itemid", "movieid", "artistid", "product", "productid", "aid", "articleid", "isbn", "trackid", "songid", "bookid", "sku", "asin", "iid", "businessid", "gameid", "recipeid", "animeid", "beerid", "courseid", "videoid", "newsid", "venueid", "placeid", "hotelid", "appid", "contentid", "docid"},
+	"time":   {"timestamp", "ts", "time", "datetime", "date", "eventtime", "unixtime", "unixtimestamp", "createdat", "unixreviewtime", "tstamp", "eventtimestamp"},
 	"weight": {"weight", "count", "plays", "playcount", "value", "quantity"},
 }
 
@@ -249,7 +276,7 @@ var csvColumns = map[string][]string{
 // name no zone.
 var csvTimeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999 MST", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"}
 
-func readCSV(r io.Reader) ([]Record, error) {
+func readCSV(r io.Reader, columns []string) ([]Record, error) {
 	br := bufio.NewReader(r)
 	head, err := br.Peek(4096)
 	if len(head) == 0 {
@@ -263,15 +290,9 @@ func readCSV(r io.Reader) ([]Record, error) {
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = true
 	cr.ReuseRecord = true
-	header, err := cr.Read()
+	cols, err := csvLayout(cr, columns)
 	if err != nil {
-		return nil, fmt.Errorf("header: %w", err)
-	}
-	cols := csvHeader(header)
-	for _, name := range []string{"user", "item"} {
-		if _, ok := cols[name]; !ok {
-			return nil, fmt.Errorf("header %q has no %s column (recognised names: %s)", strings.Join(header, string(cr.Comma)), name, strings.Join(csvColumns[name], ", "))
-		}
+		return nil, err
 	}
 	var out []Record
 	for {
@@ -292,6 +313,37 @@ func readCSV(r io.Reader) ([]Record, error) {
 		}
 		out = append(out, rec)
 	}
+}
+
+// ErrHeader reports a FormatCSV header without a user or an item column:
+// perhaps a file without a header line, whose columns must be named
+// (ReadOptions.Columns).
+var ErrHeader = errors.New("no user and item columns in the header")
+
+// csvLayout returns the column indexes of a FormatCSV file: from the
+// given column names when there are some (a file without a header),
+// else from the header line, read from cr.
+func csvLayout(cr *csv.Reader, columns []string) (map[string]int, error) {
+	if len(columns) > 0 {
+		cols := csvHeader(columns)
+		for _, name := range []string{"user", "item"} {
+			if _, ok := cols[name]; !ok {
+				return nil, fmt.Errorf("columns %q name no %s column (recognised names: %s)", strings.Join(columns, ","), name, strings.Join(csvColumns[name], ", "))
+			}
+		}
+		return cols, nil
+	}
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	cols := csvHeader(header)
+	for _, name := range []string{"user", "item"} {
+		if _, ok := cols[name]; !ok {
+			return nil, fmt.Errorf("%w: header %q has no %s column (recognised names: %s)", ErrHeader, strings.Join(header, string(cr.Comma)), name, strings.Join(csvColumns[name], ", "))
+		}
+	}
+	return cols, nil
 }
 
 // csvSeparator picks the separator of a header: the most frequent of

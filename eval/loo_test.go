@@ -3,6 +3,7 @@ package eval
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -229,6 +230,43 @@ func TestReadCSVVariants(t *testing.T) {
 		_, err := Read(strings.NewReader(c.in), FormatCSV)
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.wantErr)
+		}
+	}
+}
+
+// TestReadWithoutHeader reads files without a header line: MovieLens 1M's
+// ratings.dat ("::") as movielens, and a headerless CSV (Amazon's ratings
+// files: user,item,rating,time) with its columns named; a headerless CSV
+// read without names is refused with ErrHeader.
+func TestReadWithoutHeader(t *testing.T) {
+	recs, err := Read(strings.NewReader("1::1193::5::978300760\n1::661::3::978302109\n"), FormatMovieLens)
+	want := []Record{{User: "1", Item: "1193", Time: 978300760, Weight: 1}, {User: "1", Item: "661", Time: 978302109, Weight: 1}}
+	if err != nil || !slices.Equal(recs, want) {
+		t.Errorf("ratings.dat: %+v, %v; want %+v", recs, err, want)
+	}
+	amazon := "A2CX7LUOHB2NDG,0321732944,5.0,1341100800\nA2NWSAGRHCP8N5,0439886341,1.0,1367193600\n"
+	recs, err = ReadWith(strings.NewReader(amazon), FormatCSV, ReadOptions{Columns: []string{"user", "item", "rating", "time"}})
+	want = []Record{{User: "A2CX7LUOHB2NDG", Item: "0321732944", Time: 1341100800, Weight: 1}, {User: "A2NWSAGRHCP8N5", Item: "0439886341", Time: 1367193600, Weight: 1}}
+	if err != nil || !slices.Equal(recs, want) {
+		t.Errorf("named columns: %+v, %v; want %+v", recs, err, want)
+	}
+	recs, err = ReadWith(strings.NewReader("u1;i1;3\n"), FormatCSV, ReadOptions{Columns: []string{"UserID", "-", "ItemID"}})
+	if want := []Record{{User: "u1", Item: "3", Weight: 1}}; err != nil || !slices.Equal(recs, want) {
+		t.Errorf("synonyms and a skipped column: %+v, %v; want %+v", recs, err, want)
+	}
+	if _, err := Read(strings.NewReader(amazon), FormatCSV); !errors.Is(err, ErrHeader) {
+		t.Errorf("headerless without names: %v, want ErrHeader", err)
+	}
+	for _, c := range []struct {
+		f       Format
+		cols    []string
+		wantErr string
+	}{
+		{FormatCSV, []string{"rating", "item"}, "name no user column"},
+		{FormatMovieLens, []string{"user", "item"}, "for the csv format"},
+	} {
+		if _, err := ReadWith(strings.NewReader(amazon), c.f, ReadOptions{Columns: c.cols}); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("%s %v: %v, want an error containing %q", c.f, c.cols, err, c.wantErr)
 		}
 	}
 }

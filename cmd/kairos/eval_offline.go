@@ -29,7 +29,7 @@ func init() {
 
 // datasetFlags are the flags shared by the eval commands that read a dataset.
 type datasetFlags struct {
-	path, format, weights, timeUnit, synthetic string
+	path, format, weights, timeUnit, synthetic, columns string
 }
 
 func (d *datasetFlags) register(fs *flag.FlagSet) {
@@ -37,6 +37,7 @@ func (d *datasetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.format, "format", "movielens", "dataset format: movielens, csv (a header naming user and item columns, optionally time and weight: comma, tab, semicolon or bar separated, quoted or not; see go doc ./eval FormatCSV), diginetica (sessions as users) or otto (sessions as users)")
 	fs.StringVar(&d.weights, "weights", "auto", "weight scaling: one, raw, log (log(1+w), for play counts) or auto (log when the file has a weight column)")
 	fs.StringVar(&d.synthetic, "synthetic", "", "instead of --data, generate a planted dataset: sparse (eval.DefaultSparse: 8,000 users, 12,000 items, 12 interactions each, popularity-heavy)")
+	fs.StringVar(&d.columns, "columns", "", "for --format csv without a header line: the columns in order, comma-separated, e.g. user,item,rating,time (user, item, time and weight are read; rating or - is ignored)")
 	fs.StringVar(&d.timeUnit, "time-unit", "", "unit of the dataset's integer times: s or ms (default: the format's, ms for diginetica and otto, else s)")
 }
 
@@ -83,7 +84,14 @@ func (d *datasetFlags) records() ([]eval.Record, time.Duration, bool, error) {
 	default:
 		return nil, 0, false, fmt.Errorf("--time-unit %q: want s or ms", d.timeUnit)
 	}
-	recs, err := eval.Load(d.path, eval.Format(d.format))
+	var opt eval.ReadOptions
+	if d.columns != "" {
+		opt.Columns = strings.Split(d.columns, ",")
+	}
+	recs, err := eval.LoadWith(d.path, eval.Format(d.format), opt)
+	if errors.Is(err, eval.ErrHeader) {
+		err = fmt.Errorf("%w; a file without a header line needs its columns named, e.g. --columns user,item,rating,time", err)
+	}
 	return recs, unit, false, err
 }
 

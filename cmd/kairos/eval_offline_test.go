@@ -144,3 +144,21 @@ func TestEvalOfflineRefusesMeaninglessSplits(t *testing.T) {
 		t.Fatalf("random holdout: %v", lines)
 	}
 }
+
+// TestEvalOfflineHeaderlessCSV: a CSV file without a header line is
+// refused with a pointer to --columns, and read with it.
+func TestEvalOfflineHeaderlessCSV(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ratings.csv")
+	data := "A1,i1,5.0,100\nA1,i2,4.0,200\nA2,i1,3.0,100\nA2,i3,5.0,300\nA3,i1,1.0,50\nA3,i2,2.0,60\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"eval", "offline", "--data", path, "--format", "csv", "--model", "pop"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "--columns user,item,rating,time") {
+		t.Errorf("without --columns: exit %d, stderr %q, want a pointer to --columns", code, errb.String())
+	}
+	lines, _ := evalLines(t, "eval", "offline", "--data", path, "--format", "csv", "--columns", "user,item,rating,time", "--model", "pop")
+	if len(lines) != 1 || lines[0]["users"] != 3.0 {
+		t.Fatalf("with --columns: %v, want popularity over 3 users", lines)
+	}
+}
