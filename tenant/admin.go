@@ -38,10 +38,10 @@ type View struct {
 	EventsToday int64 `json:"events_today"`
 }
 
-func (r *Router) view(t Tenant, withKeys bool) View {
+func (r *Router) view(ctx context.Context, t Tenant, withKeys bool) View {
 	v := View{ID: t.ID, Name: t.Name, Status: t.Status, Created: t.Created, Updated: t.Updated,
 		AllowedOrigins: t.AllowedOrigins, Quotas: t.Quotas, PublishableKey: t.Keys.Publishable,
-		SecretKeyHint: hint(t.Keys.Secret), Loaded: r.pool.IsLoaded(t.ID), EventsToday: r.quotas.eventsOf(t.ID)}
+		SecretKeyHint: hint(t.Keys.Secret), Loaded: r.pool.IsLoaded(t.ID), EventsToday: r.quotas.eventsOf(ctx, t.ID)}
 	if v.AllowedOrigins == nil {
 		v.AllowedOrigins = []string{}
 	}
@@ -138,7 +138,7 @@ func (r *Router) listTenants(ctx context.Context, w http.ResponseWriter) error {
 	}
 	out := make([]View, len(ts))
 	for i, t := range ts {
-		out[i] = r.view(t, false)
+		out[i] = r.view(ctx, t, false)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
 	return nil
@@ -160,7 +160,7 @@ func (r *Router) createTenant(ctx context.Context, w http.ResponseWriter, req *h
 		return err
 	}
 	r.log.LogAttrs(ctx, slog.LevelInfo, "tenant created", slog.String("tenant", t.ID))
-	writeJSON(w, http.StatusCreated, r.view(t, true))
+	writeJSON(w, http.StatusCreated, r.view(ctx, t, true))
 	return nil
 }
 
@@ -169,7 +169,7 @@ func (r *Router) getTenant(ctx context.Context, w http.ResponseWriter, id string
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, r.view(t, false))
+	writeJSON(w, http.StatusOK, r.view(ctx, t, false))
 	return nil
 }
 
@@ -212,7 +212,7 @@ func (r *Router) patchTenant(ctx context.Context, w http.ResponseWriter, req *ht
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, r.view(t, false))
+	writeJSON(w, http.StatusOK, r.view(ctx, t, false))
 	return nil
 }
 
@@ -242,7 +242,7 @@ func (r *Router) setStatus(ctx context.Context, w http.ResponseWriter, id string
 		return err
 	}
 	r.log.LogAttrs(ctx, slog.LevelInfo, "tenant status changed", slog.String("tenant", id), slog.String("status", string(s)))
-	writeJSON(w, http.StatusOK, r.view(t, false))
+	writeJSON(w, http.StatusOK, r.view(ctx, t, false))
 	return nil
 }
 
@@ -279,7 +279,7 @@ func (r *Router) rotateKeys(ctx context.Context, w http.ResponseWriter, req *htt
 		return err
 	}
 	r.log.LogAttrs(ctx, slog.LevelInfo, "tenant keys rotated", slog.String("tenant", id), slog.Duration("grace", grace))
-	writeJSON(w, http.StatusOK, r.view(t, true))
+	writeJSON(w, http.StatusOK, r.view(ctx, t, true))
 	return nil
 }
 

@@ -116,13 +116,21 @@ func (q *quotaState) refillLocked(rate float64) {
 // drop forgets id (deleted).
 func (s *quotaSet) drop(id string) { s.m.Delete(id) }
 
-// eventsOf returns id's events today (0 when unknown).
-func (s *quotaSet) eventsOf(id string) int64 {
+// eventsOf returns id's events today. With shared counters a tenant
+// this replica has not served yet today is read from the store first
+// (after a restart it would show 0 until its first request); a failed
+// read shows what is known here.
+func (s *quotaSet) eventsOf(ctx context.Context, id string) int64 {
 	v, ok := s.m.Load(id)
 	if !ok {
-		return 0
+		if s.counters == nil {
+			return 0
+		}
+		v, _ = s.m.LoadOrStore(id, &quotaState{now: s.now})
 	}
-	return v.(*quotaState).eventsToday()
+	st := v.(*quotaState)
+	_ = s.readShared(ctx, id, st) // a store failure: the local count
+	return st.eventsToday()
 }
 
 // allow takes a token of the rate limit; when none is left it returns

@@ -591,7 +591,13 @@ func TestEventsPerDayShared(t *testing.T) {
 	}
 	srv3 := httptest.NewServer(r3)
 	t.Cleanup(srv3.Close)
-	(&fixture{r: r3, srv: srv3}).do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
+	f3 := &fixture{r: r3, srv: srv3}
+	// Its admin view shows the shared count before any request (a
+	// restarted replica showed 0).
+	if got := f3.do(t, "GET", "/v1/tenants/a", testAdmin, "", http.StatusOK)["events_today"]; got != 12.0 {
+		t.Fatalf("events_today on a replica that served no request %v, want 12", got)
+	}
+	f3.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusTooManyRequests)
 	// The next UTC day starts from 0.
 	now = now.Add(24 * time.Hour)
 	f.do(t, "POST", "/v1/events", sk, `[{}]`, http.StatusAccepted)
