@@ -398,7 +398,7 @@ func (s *consumer) handle(ctx context.Context, batch []held, events []signals.Ev
 		s.retry = min(2*s.retry, b.cfg.RetryMax)
 		b.log.LogAttrs(ctx, slog.LevelWarn, "handler failed, the batch will be handled again",
 			slog.Int("events", len(events)), slog.Int("messages", len(batch)), slog.Duration("after", wait), slog.Any("err", err))
-		if !b.sleepUnlessClosed(ctx, wait) {
+		if !sleepOr(ctx, wait, b.closing) {
 			return false
 		}
 		// The handler may have changed the events it was given: the
@@ -408,20 +408,6 @@ func (s *consumer) handle(ctx context.Context, batch []held, events []signals.Ev
 			events = append(events, batch[i].res.Events...)
 		}
 	}
-}
-
-// sleepUnlessClosed waits d and reports true, or false as soon as ctx
-// ends or the Bus closes.
-func (b *Bus) sleepUnlessClosed(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-	case <-b.closing:
-	}
-	return false
 }
 
 // held is a delivery decoded for a batch.

@@ -687,7 +687,11 @@ func (b *Bus) probeHashExchange() (bool, error) {
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
+func sleep(ctx context.Context, d time.Duration) bool { return sleepOr(ctx, d, nil) }
+
+// sleepOr waits d or until ctx is done or stop is closed (nil: never);
+// it reports whether d elapsed.
+func sleepOr(ctx context.Context, d time.Duration, stop <-chan struct{}) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -697,8 +701,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
-		return false
+	case <-stop:
 	}
+	return false
 }
 
 // jitter spreads d over [0.75d, 1.25d).
