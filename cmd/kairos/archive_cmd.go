@@ -141,6 +141,20 @@ func sealedNote(name string) string {
 	return "the current hour's segment " + name + " sealed first"
 }
 
+// checkImportType refuses an event type that an imported interaction
+// (a visitor and an item at a time) cannot have.
+func checkImportType(t signals.Type) error {
+	if t == signals.TypeIdentify {
+		return fmt.Errorf("--type identify: an imported interaction has no user to link the visitor to")
+	}
+	now := time.Now()
+	probe := signals.Event{ID: "probe", Type: t, Visitor: "v", Item: "i", Time: signals.Timestamp{Time: now}}
+	if err := probe.Validate(now, signals.Limits{}); err != nil {
+		return fmt.Errorf("--type: %w", err)
+	}
+	return nil
+}
+
 func runArchiveImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("archive import", stderr)
 	var df datasetFlags
@@ -150,9 +164,8 @@ func runArchiveImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	probe := signals.Event{ID: "probe", Type: signals.Type(*typ), Visitor: "v", Item: "i"}
-	if err := probe.Validate(time.Now(), signals.Limits{}); err != nil {
-		return fmt.Errorf("--type: %w", err)
+	if err := checkImportType(signals.Type(*typ)); err != nil {
+		return err
 	}
 	recs, unit, _, err := df.records()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/offline/archive"
+	"github.com/kairoshq/kairos/signals"
 )
 
 // rawSegments decompresses every segment file of an archive directory,
@@ -157,5 +158,39 @@ func testArchiveCompactErasedUser(t *testing.T, flags ...string) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "typo")); !os.IsNotExist(err) {
 		t.Error("compact created an archive at a mistyped path")
+	}
+}
+
+// TestArchiveImport imports a CSV log as the README does (it failed for
+// every input: the --type check validated an event without a time) and
+// reads the archive back: one event per row, of the given type, at the
+// row's time, for visitor "u"+user and item "i"+item; identify is refused.
+func TestArchiveImport(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "log.csv")
+	if err := os.WriteFile(data, []byte("user,item,time\n1,10,1700000000\n1,11,1700000060\n2,10,1700000120\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	arch := filepath.Join(dir, "archive")
+	code, out, errOut := runCmd(t, "archive", "import", "--data", data, "--format", "csv", "--type", "like", "--archive-dir", arch)
+	if code != 0 || !strings.Contains(out, `"imported":3`) {
+		t.Fatalf("archive import: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	a, err := archive.Open(t.Context(), archive.Options{Dir: arch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var got []string
+	err = a.Scan(t.Context(), time.Unix(0, 0), time.Now(), func(ev signals.Event) error {
+		got = append(got, fmt.Sprintf("%s %s %s %d", ev.Type, ev.Visitor, ev.Item, ev.Time.Unix()))
+		return nil
+	})
+	want := []string{"like u1 i10 1700000000", "like u1 i11 1700000060", "like u2 i10 1700000120"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("archived %q (%v), want %q", got, err, want)
+	}
+	if code, _, errOut := runCmd(t, "archive", "import", "--data", data, "--format", "csv", "--type", "identify", "--archive-dir", filepath.Join(dir, "x")); code == 0 || !strings.Contains(errOut, "--type identify") {
+		t.Errorf("--type identify: exit %d, stderr %q", code, errOut)
 	}
 }
