@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 
+	"github.com/kairoshq/kairos/engine/membership"
+	"github.com/kairoshq/kairos/engine/redisstore"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 )
 
@@ -24,4 +27,29 @@ func toolBusConfig(url, namespace string) (rabbitmq.Config, error) {
 		cfg.Partitions = n
 	}
 	return cfg, nil
+}
+
+// checkToolPartitions refuses the partition count of a tool's bus
+// configuration when live replicas consume another one (as their leases
+// in the Redis store of redisURL say; without one, e.g. beside an
+// embedded store, nothing is checked): the tool would declare partition
+// queues that no replica consumes and publish events into them, where
+// they would wait unapplied.
+func checkToolPartitions(ctx context.Context, cfg rabbitmq.Config, redisURL string) error {
+	if redisURL == "" {
+		return nil
+	}
+	store, err := redisstore.Open(ctx, redisstore.Config{URL: redisURL, Prefix: cfg.Prefix})
+	if err != nil {
+		return fmt.Errorf("read the replicas' partition count: %w", err)
+	}
+	defer store.Close()
+	m, err := membership.New(membership.Config{Maps: store, Replica: "kairos-tool"})
+	if err != nil {
+		return err
+	}
+	if err := m.Check(ctx, cfg.Partitions); err != nil {
+		return fmt.Errorf("KAIROS_PARTITIONS (%d here): %w", cfg.Partitions, err)
+	}
+	return nil
 }

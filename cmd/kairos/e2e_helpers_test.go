@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -322,4 +323,29 @@ func clusterBatch(prefix string, clusters, visitors, items, per int, seed uint64
 		}
 	}
 	return evs
+}
+
+// queueExists reports whether the queue q is declared on the broker of
+// amqpURL (a passive declare on a channel of its own).
+func queueExists(t *testing.T, q string) bool {
+	t.Helper()
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	_, err = ch.QueueDeclarePassive(q, true, false, false, false, nil)
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("declare %s passively: %v", q, err)
+	}
+	return true
 }

@@ -54,6 +54,7 @@ func TestCommandsRefuseBadValues(t *testing.T) {
 	}{
 		{[]string{"replay", "--to-store", "--store-data-dir", dir, "--batch", "-5"}, "--batch: -5 is less than 1"},
 		{[]string{"replay", "--to-store", "--store-data-dir", dir, "--batch", "0"}, "--batch: 0 is less than 1"},
+		{[]string{"replay", "--to-store", "--store-data-dir", dir, "--from", "2h", "--to", "3h"}, "is not before --to"},
 		{[]string{"bench", "seed", "--data-dir", dir, "--items", "-1"}, "--items: -1"},
 		{[]string{"bench", "seed", "--data-dir", dir, "--topics", "0"}, "--topics: 0"},
 		{[]string{"bench", "seed", "--data-dir", dir, "--factors", "0"}, "--factors: 0"},

@@ -235,4 +235,15 @@ func TestPartitionCountMismatchRefused(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+	// The tools that publish check it too: a replay with another
+	// KAIROS_PARTITIONS would declare partition queues no replica
+	// consumes and leave its events there, unapplied.
+	t.Setenv("KAIROS_PARTITIONS", "16")
+	code, _, errOut := runCmd(t, "replay", "--to-exchange", "--archive-dir", t.TempDir(), "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns)
+	if code == 0 || !strings.Contains(errOut, `replica "a" consumes 8 partitions`) {
+		t.Errorf("replay with KAIROS_PARTITIONS=16 beside a replica of 8: exit %d, stderr %q", code, errOut)
+	}
+	if q := ns + ".p.15"; queueExists(t, q) {
+		t.Errorf("the refused replay declared %s", q)
+	}
 }

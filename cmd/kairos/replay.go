@@ -61,6 +61,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
+	if !f.IsZero() && !t.IsZero() && !f.Before(t) {
+		return fmt.Errorf("--from %s is not before --to %s: nothing to replay", f.Format(time.RFC3339), t.Format(time.RFC3339))
+	}
 	var sink func(context.Context, []signals.Event) error
 	target := "store"
 	if *toExchange {
@@ -69,6 +72,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		bcfg, err := toolBusConfig(*amqpURL, *namespace)
 		if err != nil {
+			return err
+		}
+		if err := checkToolPartitions(ctx, bcfg, *redisURL); err != nil {
 			return err
 		}
 		bus, err := rabbitmq.Dial(ctx, bcfg)

@@ -112,6 +112,9 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		if err := checkToolPartitions(ctx, bcfg, *redisURL); err != nil {
+			return err
+		}
 		if bus, err = rabbitmq.Dial(ctx, bcfg); err != nil {
 			return err
 		}
