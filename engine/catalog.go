@@ -43,6 +43,7 @@ type itemCatalog struct {
 	// inactive, though events name them.
 	deleted  map[string]struct{}
 	trending *model.Trending
+	peers    peerTrending // the peers' part of trending (trending_share.go)
 	segments map[string]*segment
 
 	// The change log of item rows, for the views of filter expressions

@@ -41,7 +41,10 @@
 // dropped while replicas swap; erasing a device rewrites its user's
 // history under the erasing replica's consumer lock only, so an event of
 // the user committed by another replica at that moment can be lost from
-// the history (never from the archive).
+// the history (never from the archive); trending counts the whole
+// traffic, but the other replicas' share as of their last state save
+// (Config.StateEvery, trending_share.go), and the segments' trending
+// (campaign, referrer, device) only this replica's share.
 //
 // # Serving
 //

@@ -15,7 +15,8 @@ import (
 	"github.com/kairoshq/kairos/signals"
 )
 
-// Blob names of the engine's persisted state.
+// Blob names of the engine's persisted state (blobTrending: the trending
+// counters of earlier releases, read once; see trending_share.go).
 const (
 	blobXtX      = "engine/xtx"
 	blobTrending = "engine/trending"
@@ -28,7 +29,7 @@ func (e *Engine) SaveState(ctx context.Context) error { return e.saveState(ctx) 
 
 // saveState persists the item rows this replica changed (full state, to
 // the store) and broadcasts their deltas to the peers, then saves XᵀX and
-// the trending counters. Item factors are derived state: a crash loses at
+// shares the trending counters. Item factors are derived state: a crash loses at
 // most the item nudges since the last save (never histories, never user
 // factors, which each commit makes durable); a retrain restores them.
 func (e *Engine) saveState(ctx context.Context) error {
@@ -58,14 +59,8 @@ func (e *Engine) saveState(ctx context.Context) error {
 	if err := e.store.PutBlob(ctx, blobXtX, encodeFloat64s(e.model().XtX())); err != nil {
 		errs = append(errs, fmt.Errorf("save XᵀX: %w", err))
 	}
-	e.mu.RLock()
-	tr, err := json.Marshal(e.trendingStateLocked())
-	e.mu.RUnlock()
-	if err == nil {
-		err = e.store.PutBlob(ctx, blobTrending, tr)
-	}
-	if err != nil {
-		errs = append(errs, fmt.Errorf("save trending: %w", err))
+	if err := e.shareTrending(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("share trending: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -77,20 +72,6 @@ type trendingState struct {
 	Epoch    time.Time     `json:"epoch"`
 	Scores   []float32     `json:"scores"`
 	IDs      []string      `json:"ids"`
-}
-
-// trendingStateLocked returns the trending counters to persist: the
-// items with a score only (a large catalog's quiet items would make the
-// blob, and loading it at start, as large as the catalog). e.mu is held.
-func (e *Engine) trendingStateLocked() trendingState {
-	ts := trendingState{HalfLife: e.trending.HalfLife(), Epoch: e.trending.Epoch()}
-	for row, v := range e.trending.Scores() {
-		if v != 0 && row < len(e.idOf) {
-			ts.Scores = append(ts.Scores, v)
-			ts.IDs = append(ts.IDs, e.idOf[row])
-		}
-	}
-	return ts
 }
 
 // loadState restores XᵀX and the trending counters, when saved.
@@ -105,24 +86,50 @@ func (e *Engine) loadState(ctx context.Context) error {
 			e.log.LogAttrs(ctx, slog.LevelWarn, "stored XᵀX ignored (other k?)", slog.Int("bytes", len(b)))
 		}
 	}
-	b, err = e.store.Blob(ctx, blobTrending)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil
-	case err != nil:
+	return e.loadTrending(ctx)
+}
+
+// loadTrending restores this replica's own trending counters and merges
+// its peers' (trending_share.go). Before any replica shared its own, the
+// counters of earlier releases (one blob, the last saver's) are this
+// replica's own.
+func (e *Engine) loadTrending(ctx context.Context) error {
+	all, err := e.store.Maps(ctx, []string{trendingKey})
+	if err != nil {
 		return fmt.Errorf("engine: load trending: %w", err)
 	}
-	var ts trendingState
-	if err := json.Unmarshal(b, &ts); err != nil || ts.HalfLife != e.cfg.TrendingHalfLife {
-		e.log.LogAttrs(ctx, slog.LevelWarn, "stored trending counters ignored", slog.Any("err", err))
-		return nil
+	own, shared := all[0][e.cfg.Replica]
+	if len(all[0]) == 0 {
+		b, err := e.store.Blob(ctx, blobTrending)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("engine: load trending: %w", err)
+		default:
+			own, shared = string(b), true
+		}
 	}
+	if shared {
+		e.restoreTrending(ctx, own)
+	}
+	e.mergePeers(ctx, all[0])
+	return nil
+}
+
+// restoreTrending sets the trending counters to the saved state s.
+func (e *Engine) restoreTrending(ctx context.Context, s string) {
+	var ts trendingState
+	if err := json.Unmarshal([]byte(s), &ts); err != nil || ts.HalfLife != e.cfg.TrendingHalfLife {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "stored trending counters ignored", slog.Any("err", err))
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for i, id := range ts.IDs {
 		if row, ok := e.rowOf[id]; ok && i < len(ts.Scores) {
 			e.trending.Set(int(row), ts.Scores[i], ts.Epoch)
 		}
 	}
-	return nil
 }
 
 // Update message kinds on signals.TopicUpdates.

@@ -83,17 +83,39 @@ func (t *Trending) Len() int { return len(t.scores) }
 // Epoch returns the reference time of the relative scores.
 func (t *Trending) Epoch() time.Time { return t.epoch }
 
+// AddRelative adds the relative score s, given at epoch, to item's (a
+// peer's counters merged in, or taken out with a negative s); it rescales
+// s when t has another epoch.
+func (t *Trending) AddRelative(item int, s float32, epoch time.Time) {
+	if item >= len(t.scores) {
+		t.scores = append(t.scores, make([]float32, item+1-len(t.scores))...)
+	}
+	t.scores[item] += t.rescale(s, epoch)
+}
+
+// rescale converts the relative score s at epoch to t's epoch (taking
+// epoch as t's when t has none yet).
+func (t *Trending) rescale(s float32, epoch time.Time) float32 {
+	if t.halfLife > 0 && !epoch.IsZero() && t.epoch.IsZero() {
+		t.epoch = epoch
+	}
+	return RescaleTrending(s, epoch, t.epoch, t.halfLife)
+}
+
+// RescaleTrending converts a relative trending score s at epoch from to
+// epoch to, for the half-life halfLife (0, or a zero epoch: unchanged).
+func RescaleTrending(s float32, from, to time.Time, halfLife time.Duration) float32 {
+	if halfLife <= 0 || from.IsZero() || to.IsZero() {
+		return s
+	}
+	return s * float32(math.Exp2(float64(from.Sub(to))/float64(halfLife)))
+}
+
 // Set restores item's relative score s at the given epoch (persistence);
 // it rescales s when t already has another epoch.
 func (t *Trending) Set(item int, s float32, epoch time.Time) {
 	if item >= len(t.scores) {
 		t.scores = append(t.scores, make([]float32, item+1-len(t.scores))...)
 	}
-	if t.halfLife > 0 && !epoch.IsZero() {
-		if t.epoch.IsZero() {
-			t.epoch = epoch
-		}
-		s *= float32(math.Exp2(float64(epoch.Sub(t.epoch)) / float64(t.halfLife)))
-	}
-	t.scores[item] = s
+	t.scores[item] = t.rescale(s, epoch)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -246,4 +247,67 @@ func TestPartitionCountMismatchRefused(t *testing.T) {
 	if q := ns + ".p.15"; queueExists(t, q) {
 		t.Errorf("the refused replay declared %s", q)
 	}
+}
+
+// TestTrendingSharedByReplicas: two replicas each consume a share of the
+// partitions, so each counts a share of the traffic; both must rank
+// trending (what a new visitor gets) by the whole traffic. Each item's
+// views are posted by visitors spread over the partitions, in planted
+// numbers (item t<j>: 4·j views); within two state periods both replicas
+// answer a new visitor with the six items in that order and their total
+// counts as scores. Before, each served its own share (QA: sku-4 11 on
+// one replica, 15 on the other, 26 in all).
+func TestTrendingSharedByReplicas(t *testing.T) {
+	requireServices(t)
+	ns := testNamespace(t)
+	a, b, _ := startReplicaPair(t, amqpURL(), ns)
+	var batch []map[string]any
+	want := map[string]float64{}
+	n := 0
+	for j := 1; j <= 6; j++ {
+		item := fmt.Sprintf("t%d", j)
+		for k := range 4 * j {
+			batch = append(batch, map[string]any{"id": fmt.Sprintf("tv-%d", n), "type": "view", "visitor": fmt.Sprintf("tv%d-%d", j, k), "item": item})
+			want[item]++
+			n++
+		}
+	}
+	waitFor(t, 30*time.Second, "both replicas consuming", func() bool {
+		if appliedEvents(t, a) > 0 && appliedEvents(t, b) > 0 {
+			return true
+		}
+		postWarmup(t, a)
+		return false
+	})
+	a.postEvents(t, batch)
+	trending := func(s *testServer) map[string]float64 {
+		got := map[string]float64{}
+		r := secretGet(t, s.base+"/v1/recommendations?visitor=newcomer&n=10")
+		for _, it := range r["items"].([]any) {
+			m := it.(map[string]any)
+			got[m["item"].(string)] = m["score"].(float64)
+		}
+		return got
+	}
+	same := func(s *testServer) bool {
+		got := trending(s)
+		for item, w := range want {
+			if math.Abs(got[item]-w) > 0.01*w {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 40*time.Second, "both replicas ranking trending by the whole traffic", func() bool { return same(a) && same(b) })
+	t.Logf("replica a applied %v events, b %v; trending %v", appliedEvents(t, a), appliedEvents(t, b), trending(b))
+	if appliedEvents(t, a) == 0 || appliedEvents(t, b) == 0 {
+		t.Fatalf("one replica consumed nothing: a %v, b %v", appliedEvents(t, a), appliedEvents(t, b))
+	}
+}
+
+// postWarmup posts one view of the item "warmup" by a new visitor to s
+// (a replica pair's leases meet after a few posts).
+func postWarmup(t *testing.T, s *testServer) {
+	id := fmt.Sprintf("warm-%d", rand.Uint32())
+	s.postEvents(t, []map[string]any{{"id": id, "type": "view", "visitor": id, "item": "warmup"}})
 }
