@@ -118,4 +118,3 @@ func (e *Engine) mergePeers(ctx context.Context, fields map[string]string) {
 	}
 	e.peers = next
 }
-
