@@ -89,7 +89,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer store.Close()
-		eng, err := engine.New(ctx, engine.Config{}, store, nil)
+		// Its own name: the trending counts of the events it applies
+		// are shared beside the replicas' (a replica's name would have
+		// its counts overwritten by the replica's next save).
+		eng, err := engine.New(ctx, engine.Config{Replica: "replay"}, store, nil)
 		if err != nil {
 			return err
 		}
