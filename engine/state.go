@@ -72,6 +72,8 @@ type trendingState struct {
 	Epoch    time.Time     `json:"epoch"`
 	Scores   []float32     `json:"scores"`
 	IDs      []string      `json:"ids"`
+	// Saved is when a replica last shared them (zero in earlier releases).
+	Saved time.Time `json:"saved,omitzero"`
 }
 
 // loadState restores XᵀX and the trending counters, when saved.

@@ -21,8 +21,9 @@ import (
 // the cold-start blend and the dashboard by the whole traffic, as of at
 // most StateEvery ago for the others' share. A replica that stops leaves
 // its field: its counts were real traffic, and they decay like the rest
-// (a replica that starts again under its name goes on from them). The
-// segments' counters (campaign, referrer, device) stay per replica.
+// (a replica that starts again under its name goes on from them); a
+// field left unsaved for long is adopted by another replica (mergePeers).
+// The segments' counters (campaign, referrer, device) stay per replica.
 
 // trendingKey is the store map of every replica's trending counters.
 const trendingKey = "engine:trending"
@@ -63,8 +64,10 @@ func (e *Engine) trendingAt(s float32, epoch time.Time) float32 {
 // and merges the peers' into e.trending.
 func (e *Engine) shareTrending(ctx context.Context) error {
 	e.mu.RLock()
-	own, err := json.Marshal(e.ownTrendingLocked())
+	ts := e.ownTrendingLocked()
 	e.mu.RUnlock()
+	ts.Saved = e.cfg.Now()
+	own, err := json.Marshal(ts)
 	if err != nil {
 		return err
 	}
@@ -82,9 +85,14 @@ func (e *Engine) shareTrending(ctx context.Context) error {
 }
 
 // mergePeers replaces the peers' part of e.trending with the counters of
-// the fields of the trending map other than this replica's.
+// the fields of the trending map other than this replica's. A field not
+// saved for abandonAfter belongs to a replica that is gone (a renamed
+// pod, say): this replica adopts its counts as its own and deletes it
+// (if no other replica did first), so that the map does not grow with
+// every name a replica ever had.
 func (e *Engine) mergePeers(ctx context.Context, fields map[string]string) {
 	next := peerTrending{scores: map[string]float32{}}
+	var adopted []trendingState
 	for name, v := range fields {
 		if name == e.cfg.Replica {
 			continue
@@ -92,6 +100,10 @@ func (e *Engine) mergePeers(ctx context.Context, fields map[string]string) {
 		var ts trendingState
 		if err := json.Unmarshal([]byte(v), &ts); err != nil || ts.HalfLife != e.cfg.TrendingHalfLife || len(ts.IDs) != len(ts.Scores) {
 			e.log.LogAttrs(ctx, slog.LevelWarn, "a peer's trending counters ignored", slog.String("peer", name), slog.Any("err", err))
+			continue
+		}
+		if e.cfg.Now().Sub(ts.Saved) > e.abandonAfter() && e.adopt(ctx, name, v) {
+			adopted = append(adopted, ts)
 			continue
 		}
 		if next.epoch.IsZero() {
@@ -117,4 +129,29 @@ func (e *Engine) mergePeers(ctx context.Context, fields map[string]string) {
 		e.trending.AddRelative(int(row), s, next.epoch)
 	}
 	e.peers = next
+	for _, ts := range adopted {
+		for i, id := range ts.IDs {
+			if row, ok := e.rowOf[id]; ok {
+				e.trending.AddRelative(int(row), ts.Scores[i], ts.Epoch)
+			}
+		}
+	}
+}
+
+// abandonAfter is how long a replica's trending field may go unsaved
+// before another adopts it: many state periods, and at least 10 minutes.
+func (e *Engine) abandonAfter() time.Duration { return max(10*time.Minute, 60*e.cfg.StateEvery) }
+
+// adopt deletes the peer's field if it still holds v, and reports whether
+// it did (false when it changed, or the store failed: the field is then
+// counted as a peer's this time).
+func (e *Engine) adopt(ctx context.Context, name, v string) bool {
+	var txn storage.Txn
+	txn.IfEquals(trendingKey, name, v)
+	txn.Del(trendingKey, name)
+	if err := e.store.Apply(ctx, txn); err != nil {
+		return false
+	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "adopted the trending counters of a replica gone", slog.String("peer", name))
+	return true
 }

@@ -2,11 +2,16 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -53,5 +58,56 @@ func TestTrending(t *testing.T) {
 	}
 	if got := e.Trending(10); len(got) != 2 || got[0].Item != "c" || got[1].Item != "a" {
 		t.Errorf("after deactivating b: %+v, want c, a", got)
+	}
+}
+
+// TestTrendingSharedThroughTheStore: a replica serves its own trending
+// counts plus its peers' (fields of the store map engine:trending), and
+// adopts the counts of a peer that has not saved for long (a replica
+// gone), deleting its field, so that they stay counted once.
+func TestTrendingSharedThroughTheStore(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	now := t0.Add(time.Hour) // testConfig's clock
+	first := newEngine(t, store, nil)
+	mustHandle(t, first, []signals.Event{
+		{ID: "1", Type: signals.TypeView, Visitor: "v1", Item: "x", Time: signals.Timestamp{Time: now}},
+		{ID: "2", Type: signals.TypeView, Visitor: "v2", Item: "y", Time: signals.Timestamp{Time: now}},
+	})
+	if err := first.SaveState(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	field := func(saved time.Time, x, y float32) string {
+		return fmt.Sprintf(`{"half_life":%d,"epoch":%q,"scores":[%v,%v],"ids":["x","y"],"saved":%q}`,
+			int64(24*time.Hour), now.Format(time.RFC3339Nano), x, y, saved.Format(time.RFC3339Nano))
+	}
+	var txn storage.Txn
+	txn.Set("engine:trending", "gone", field(now.Add(-2*time.Hour), 10, 0))
+	txn.Set("engine:trending", "alive", field(now, 0, 20))
+	if err := store.Apply(context.Background(), txn); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, store, nil) // the replica "0" again
+	scores := func() map[string]float32 {
+		out := map[string]float32{}
+		for _, r := range e.Trending(5) {
+			out[r.Item] = r.Score
+		}
+		return out
+	}
+	if got := scores(); math.Abs(float64(got["x"]-11)) > 1e-3 || math.Abs(float64(got["y"]-21)) > 1e-3 {
+		t.Errorf("trending %v, want x 11 (1 own + 10 adopted), y 21 (1 own + 20 of a peer)", got)
+	}
+	if err := e.SaveState(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := store.Maps(context.Background(), []string{"engine:trending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m[0]["gone"]; ok || m[0]["alive"] == "" {
+		t.Errorf("fields %v: want gone adopted (deleted), alive kept", slices.Sorted(maps.Keys(m[0])))
+	}
+	if own := m[0]["0"]; !strings.Contains(own, `"scores":[11,1]`) {
+		t.Errorf("replica 0 shares %s, want its own and the adopted counts (x 11, y 1)", own)
 	}
 }
