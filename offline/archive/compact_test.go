@@ -2,12 +2,15 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +245,61 @@ func TestFileModes(t *testing.T) {
 	a = mustOpen(t, o)
 	defer mustClose(t, a)
 	check()
+}
+
+// TestEraseHashAtCoversEventsInFlight records an erasure requested
+// elsewhere at a given time: the visitor's events archived before are
+// erased, so are those archived later with a ts at or before the request
+// (they were on their way), not those after it (the visitor came back);
+// recording it again, or an older request, writes nothing; Compact
+// removes exactly the erased events, in a segment written after the
+// tombstone too.
+func TestEraseHashAtCoversEventsInFlight(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	clock := testutil.NewClock(t0)
+	o := testOptions(t, clock)
+	a := mustOpen(t, o)
+	defer mustClose(t, a)
+	ctx := context.Background()
+	at := clock.Now().Add(-time.Second) // requested on another replica a second ago
+	mustAppend(t, a, []signals.Event{mkEvent(rng, "1", "bob", at.Add(-time.Minute)), mkEvent(rng, "2", "ann", at)})
+	h := sha256.Sum256([]byte("bob"))
+	key := hex.EncodeToString(h[:])
+	if done, err := a.EraseHashAt(ctx, key, at); err != nil || !done {
+		t.Fatalf("EraseHashAt = %v, %v", done, err)
+	}
+	for _, again := range []time.Time{at, at.Add(-time.Hour)} {
+		if done, err := a.EraseHashAt(ctx, key, again); err != nil || done {
+			t.Fatalf("EraseHashAt(%v) again = %v, %v: want nothing recorded", again, done, err)
+		}
+	}
+	clock.Add(time.Hour) // the next events go to a new segment
+	mustAppend(t, a, []signals.Event{
+		mkEvent(rng, "3", "bob", at.Add(-time.Millisecond)), // published before the erasure, archived after
+		mkEvent(rng, "4", "bob", at),
+		mkEvent(rng, "5", "bob", at.Add(time.Millisecond)), // bob comes back
+	})
+	var got []string
+	for _, r := range mustScan(t, a, Query{}) {
+		got = append(got, r.Event.ID)
+	}
+	if want := []string{"2", "5"}; !slices.Equal(got, want) {
+		t.Fatalf("scan after EraseHashAt: %v, want %v", got, want)
+	}
+	if _, err := a.EraseHashAt(ctx, "zz", at); err == nil {
+		t.Fatal("EraseHashAt of a bad hash succeeded")
+	}
+	res, err := a.Compact(ctx)
+	if err != nil || res.Tombstones != 1 || res.EventsGone != 3 {
+		t.Fatalf("Compact = %+v, %v: want bob's 3 erased events removed against 1 tombstone", res, err)
+	}
+	var all strings.Builder
+	for _, s := range a.Segments() {
+		all.WriteString(decompressFile(t, filepath.Join(o.Dir, segmentDir, s.Name)))
+	}
+	for id, want := range map[string]bool{"1": false, "2": true, "3": false, "4": false, "5": true} {
+		if got := strings.Contains(all.String(), `"id":"`+id+`"`); got != want {
+			t.Errorf("event %s in the files after Compact: %v, want %v", id, got, want)
+		}
+	}
 }

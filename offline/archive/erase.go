@@ -24,8 +24,9 @@ import (
 
 // Erase records a tombstone for visitor: from the moment Erase returns,
 // Scan and ScanRecords (of this Archive and of every Reader) skip the
-// visitor's events archived before the call; events archived afterwards
-// (a returning visitor) are kept. The tombstone is fsynced before Erase
+// visitor's events archived before the call, and those archived
+// afterwards whose ts is not after the call (events that were on their
+// way); later events (a returning visitor) are kept. The tombstone is fsynced before Erase
 // returns. The events stay in the segment files until Compact rewrites
 // them. The tombstone file stores a SHA-256 of the visitor id, not the id.
 func (a *Archive) Erase(ctx context.Context, visitor string) error {
@@ -39,11 +40,50 @@ func (a *Archive) Erase(ctx context.Context, visitor string) error {
 // visitorSHA256 (the form tombstones.ndjson stores): an erasure requested
 // elsewhere without keeping the id (package offline/history).
 func (a *Archive) EraseHash(ctx context.Context, visitorSHA256 string) error {
+	key, err := hashKey(visitorSHA256)
+	if err != nil {
+		return err
+	}
+	return a.erase(ctx, key)
+}
+
+// EraseHashAt records the erasure of the visitor whose id has the hex
+// SHA-256 visitorSHA256, requested at at (on this replica or another):
+// its events archived so far are erased, and so are those archived later
+// whose ts is at or before at (events published before the erasure that
+// reach this archive after it). It is idempotent: when the visitor
+// already has a tombstone at or after at, which erases all that one would,
+// it records nothing and reports false.
+func (a *Archive) EraseHashAt(ctx context.Context, visitorSHA256 string, at time.Time) (bool, error) {
+	key, err := hashKey(visitorSHA256)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	a.closeMu.RLock()
+	defer a.closeMu.RUnlock()
+	if a.closed {
+		return false, ErrClosed
+	}
+	done, err := a.tombs.recordIf(key, a.lastSeq.Load, at, true)
+	if err != nil {
+		return false, fmt.Errorf("archive: erase: %w", err)
+	}
+	if done {
+		a.log.Info("visitor erased from the archive", slog.Time("requested_at", at))
+	}
+	return done, nil
+}
+
+// hashKey decodes a hex SHA-256.
+func hashKey(visitorSHA256 string) ([sha256.Size]byte, error) {
 	key, err := hex.DecodeString(visitorSHA256)
 	if err != nil || len(key) != sha256.Size {
-		return fmt.Errorf("archive: erase: %q is not a hex SHA-256", visitorSHA256)
+		return [sha256.Size]byte{}, fmt.Errorf("archive: erase: %q is not a hex SHA-256", visitorSHA256)
 	}
-	return a.erase(ctx, [sha256.Size]byte(key))
+	return [sha256.Size]byte(key), nil
 }
 
 func (a *Archive) erase(ctx context.Context, key [sha256.Size]byte) error {
@@ -128,15 +168,13 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 	defer cancel()
 
 	lines := a.tombs.count()
-	a.tombs.mu.RLock()
-	maxSeq := a.tombs.max
-	a.tombs.mu.RUnlock()
+	maxSeq, maxAt := a.tombs.bounds()
 	res.Tombstones = lines
 
 	a.stateMu.Lock()
 	active := a.active
 	a.stateMu.Unlock()
-	if lines > active.erasures && active.name != "" && active.st.records > 0 && maxSeq >= active.st.firstSeq {
+	if lines > active.erasures && active.name != "" && active.st.records > 0 && (maxSeq >= active.st.firstSeq || maxAt >= active.st.minTS) {
 		if err := a.requestSeal(ctx); err != nil {
 			return res, fmt.Errorf("archive: compact: seal the active segment %s: %w", active.name, err)
 		}
@@ -169,7 +207,7 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 		if seg.Erasures >= lines {
 			continue
 		}
-		if lines == 0 || maxSeq < seg.FirstSeq {
+		if lines == 0 || (maxSeq < seg.FirstSeq && maxAt < seg.MinTime.UnixMilli()) {
 			// No tombstone can touch this segment's records.
 			seg.Erasures = lines
 			if err := a.updateEntry(seg); err != nil {
@@ -378,7 +416,7 @@ func (c *compactor) filter(h header, data []byte) (rec []byte, nh header, remove
 		if err := json.Unmarshal(raw[pos:end], &p); err != nil {
 			return nil, nh, 0, err
 		}
-		if c.a.tombs.erased(p.Visitor, h.seq) {
+		if c.a.tombs.erased(p.Visitor, h.seq, p.Time.UnixMilli()) {
 			removed++
 		} else {
 			c.spans = append(c.spans, [2]int{pos, end})

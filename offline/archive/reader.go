@@ -341,7 +341,7 @@ func (s *scanner) record(h header, data []byte, lo, hi int64, fn func(Record) er
 		if ts := rec.Event.Time.UnixMilli(); ts < lo || ts >= hi {
 			continue
 		}
-		if s.erasures && s.tombs.erased(rec.Event.Visitor, h.seq) {
+		if s.erasures && s.tombs.erased(rec.Event.Visitor, h.seq, rec.Event.Time.UnixMilli()) {
 			continue
 		}
 		if err := fn(rec); err != nil {

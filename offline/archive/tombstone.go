@@ -25,9 +25,11 @@ type tombstoneLine struct {
 	// whose events to skip without storing the erased id itself.
 	VisitorSHA256 string `json:"visitor_sha256"`
 	// Seq: events of the visitor in records with sequence number <= Seq are
-	// erased; later records (new events after the erasure) are not.
+	// erased, whatever their ts.
 	Seq uint64 `json:"seq"`
-	// At is when the erasure was recorded.
+	// At is when the erasure was requested: events of the visitor whose
+	// ts is at or before At are erased too, in whichever record they were
+	// archived (an event still on its way when the erasure was made).
 	At time.Time `json:"at"`
 }
 
@@ -39,6 +41,7 @@ type tombstones struct {
 	atOf  map[[sha256.Size]byte]time.Time // the latest erasure of each visitor
 	lines int                             // number of tombstones in the file
 	max   uint64                          // largest Seq
+	maxAt int64                           // largest At, Unix ms
 }
 
 // visitorKey hashes a visitor id.
@@ -106,26 +109,38 @@ func (t *tombstones) add(key [sha256.Size]byte, seq uint64, at time.Time) {
 	}
 	t.lines++
 	t.max = max(t.max, seq)
+	t.maxAt = max(t.maxAt, at.UnixMilli())
 }
 
 // record appends a tombstone durably (write and fsync). lastSeq is read
 // under the lock so that the file's sequence numbers never decrease.
 func (t *tombstones) record(key [sha256.Size]byte, lastSeq func() uint64, at time.Time) error {
+	_, err := t.recordIf(key, lastSeq, at, false)
+	return err
+}
+
+// recordIf is record; with unlessCovered, it records nothing when the
+// visitor already has a tombstone at or after at (which erases every
+// event the new one would) and reports whether it recorded.
+func (t *tombstones) recordIf(key [sha256.Size]byte, lastSeq func() uint64, at time.Time, unlessCovered bool) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if prev, ok := t.atOf[key]; unlessCovered && ok && !prev.Before(at.UTC()) {
+		return false, nil
+	}
 	seq := lastSeq()
 	line, err := json.Marshal(tombstoneLine{VisitorSHA256: hex.EncodeToString(key[:]), Seq: seq, At: at.UTC()})
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := t.f.Write(append(line, '\n')); err != nil {
-		return err
+		return false, err
 	}
 	if err := t.f.Sync(); err != nil {
-		return err
+		return false, err
 	}
 	t.add(key, seq, at.UTC())
-	return nil
+	return true, nil
 }
 
 // count returns the number of tombstones.
@@ -138,14 +153,24 @@ func (t *tombstones) count() int {
 // any reports whether there is at least one tombstone.
 func (t *tombstones) any() bool { return t.count() > 0 }
 
-// erased reports whether an event of visitor stored in the record with
-// sequence number seq is erased.
-func (t *tombstones) erased(visitor string, seq uint64) bool {
+// erased reports whether an event of visitor with time ts (Unix ms)
+// stored in the record with sequence number seq is erased.
+func (t *tombstones) erased(visitor string, seq uint64, ts int64) bool {
 	key := visitorKey(visitor)
 	t.mu.RLock()
 	s, ok := t.seqOf[key]
+	at := t.atOf[key]
 	t.mu.RUnlock()
-	return ok && seq <= s
+	return ok && (seq <= s || ts <= at.UnixMilli())
+}
+
+// bounds returns the largest Seq and the largest At (Unix ms): a record
+// whose seq is above the first and whose events' ts are all above the
+// second holds no erased event.
+func (t *tombstones) bounds() (maxSeq uint64, maxAt int64) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.max, t.maxAt
 }
 
 func (t *tombstones) close() error {
