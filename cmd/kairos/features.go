@@ -41,6 +41,7 @@ var features = []feature{
 	{name: "identity"},
 	{name: "archive", on: func(c serveConfig) bool { return c.ArchiveDir != "off" }, add: (*app).addArchive},
 	{name: "history", on: func(c serveConfig) bool { return c.History.Stream }, add: (*app).addHistory},
+	{name: "erasure log", on: func(c serveConfig) bool { return c.RedisURL != "" || c.History.Stream }, add: (*app).addErasureLog},
 	{name: "retrain", add: (*app).addRetrain},
 	{name: "stats", add: (*app).addStats},
 	{name: "experiments", add: (*app).addExperiments},

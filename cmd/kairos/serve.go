@@ -23,6 +23,7 @@ import (
 	"github.com/kairoshq/kairos/internal/gcfloor"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
+	"github.com/kairoshq/kairos/offline/erasurelog"
 	"github.com/kairoshq/kairos/offline/history"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/membus"
@@ -63,13 +64,14 @@ type app struct {
 	store    engine.Store
 	bus      signals.Bus
 	engine   *engine.Engine
-	archive  *archive.Archive    // nil when archiving is off
-	promo    *promo.Engine       // offers, campaigns, rules, promotions (serve_promo.go)
-	exps     *experiments.Engine // A/B experiments and bandits (serve_experiments.go)
-	holdout  *holdout.Holdout    // the personalization holdout, when on (serve_demo.go)
-	demo     *demo.Shop          // the demo shop of --demo (serve_demo.go)
-	retrain  *retrainer          // scheduled retrains, model panel (serve_retrain.go)
-	archiver *history.Archiver   // the cluster history's archiver candidate (serve_history.go)
+	archive  *archive.Archive     // nil when archiving is off
+	promo    *promo.Engine        // offers, campaigns, rules, promotions (serve_promo.go)
+	exps     *experiments.Engine  // A/B experiments and bandits (serve_experiments.go)
+	holdout  *holdout.Holdout     // the personalization holdout, when on (serve_demo.go)
+	demo     *demo.Shop           // the demo shop of --demo (serve_demo.go)
+	retrain  *retrainer           // scheduled retrains, model panel (serve_retrain.go)
+	archiver *history.Archiver    // the cluster history's archiver candidate (serve_history.go)
+	erasures *erasurelog.Follower // records the cluster's erasures in the local archive (serve_erasures.go)
 	api      *api.Server
 	keys     appKeys
 	// listener, when set (tests), is served instead of listening on
@@ -304,7 +306,7 @@ func (a *app) lifecycle(ln net.Listener) *lifecycle {
 		a.seedDemo(ctx) // --demo: before serving, with the engine consuming
 		return a.api.ServeListener(ctx, ln)
 	}})
-	var retrain, pprof, archiver component
+	var retrain, pprof, archiver, erasures component
 	if a.cfg.RetrainEvery > 0 {
 		retrain = component{"retrain", func(ctx context.Context) error { a.retrain.loop(ctx); return nil }}
 	}
@@ -314,7 +316,10 @@ func (a *app) lifecycle(ln net.Listener) *lifecycle {
 	if a.archiver != nil {
 		archiver = component{"archiver", a.archiver.Run}
 	}
-	l.stage(component{"engine", a.engine.Run}, retrain, pprof, archiver)
+	if a.erasures != nil {
+		erasures = component{"erasure log", a.erasures.Run}
+	}
+	l.stage(component{"engine", a.engine.Run}, retrain, pprof, archiver, erasures)
 	var pr, xs component
 	if a.promo != nil {
 		pr = component{"promo", func(ctx context.Context) error { a.promo.Run(ctx); return nil }}

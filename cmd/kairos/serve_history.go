@@ -80,12 +80,11 @@ func (h historyConfig) streamConfig() rabbitmq.StreamConfig {
 	return c
 }
 
-// addHistory builds the archiver (when this replica is a candidate) and
-// sends erasures to the cold tier through the store's erasure log.
+// addHistory builds the archiver (when this replica is a candidate).
 func (a *app) addHistory(_ context.Context, w *wiring) error {
 	h := a.cfg.History
-	w.deps.Eraser = alsoErase{name: "history", ids: a.engine.ErasureIDs, next: w.deps.Eraser,
-		forget: func(ctx context.Context, id string) error { return history.RequestErasure(ctx, a.store, "", id) }}
+	// Erasures reach the cold tier through the store's erasure log, which
+	// the engine's eraser appends to (addErasureLog).
 	if !h.Archiver {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,3 +360,41 @@ func RequestErasure(ctx context.Context, logs storage.Logs, key, visitor string)
 	}
 	return nil
 }
+
+// LogErasure is RequestErasure requested at now, for the archiver and for
+// every replica following the log into its local archive (package
+// offline/erasurelog); it returns the entry's sequence number. The
+// sequence number is at least now in Unix milliseconds, so that it tells
+// every follower when the erasure was requested (ErasureTime) and never
+// goes back, even after the log expired.
+func LogErasure(ctx context.Context, logs storage.Logs, key, visitor string, now time.Time) (uint64, error) {
+	defaults.Set(&key, DefaultErasureLog)
+	h := sha256.Sum256([]byte(visitor))
+	seq, err := logs.Append(ctx, key, uint64(max(now.UnixMilli(), 1)), []byte(hex.EncodeToString(h[:])), erasureKeep, erasureTTL)
+	if err != nil {
+		return 0, fmt.Errorf("history: log erasure request: %w", err)
+	}
+	return seq, nil
+}
+
+// ErasureTime is when the erasure logged with sequence number seq was
+// requested, at the latest (LogErasure); ok is false for an entry logged
+// before the sequence numbers were times.
+func ErasureTime(seq uint64) (at time.Time, ok bool) {
+	if seq < minTimeSeq || seq > math.MaxInt64 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(seq)).UTC(), true
+}
+
+// minTimeSeq (2020-01-01 in Unix ms) separates time sequence numbers from
+// the counters of older logs.
+const minTimeSeq = 1_577_836_800_000
+
+// ErasureRetention is how long the erasure log keeps its entries after the
+// last erasure, and ErasureKeep how many it keeps at most: a follower
+// down for longer may miss erasures.
+const (
+	ErasureRetention = erasureTTL
+	ErasureKeep      = erasureKeep
+)
