@@ -151,23 +151,24 @@
 // tombstones.ndjson has one line per erasure:
 //
 //	{"visitor_sha256": "<hex SHA-256 of the visitor id>", "seq": 1234, "at": "2026-11-23T14:10:00Z"}
+//	{"visitor_sha256": "…", "seq": 1240, "at": "2026-11-23T14:11:00Z", "ts_upto": "2026-11-23T14:11:00Z"}
 //
-// An event is erased when the SHA-256 of its visitor matches and either
-// the sequence number of the record holding it is <= seq (seq is the
-// archive's last sequence number when the tombstone was recorded) or its
-// ts is at or before at (the time the erasure was requested; compared in
-// milliseconds): events archived after the erasure are kept unless they
-// happened before it (events that were still on their way, e.g. in the
-// broker or consumed by a slower replica). The file stores the hash, not
-// the id. Tombstone seq values
+// An event is erased when the SHA-256 of its visitor matches and the
+// sequence number of the record holding it is <= seq (seq is the
+// archive's last sequence number when the tombstone was recorded), or,
+// when the line has ts_upto, its ts is at or before ts_upto (compared in
+// milliseconds). So events archived after the erasure are kept, except,
+// with ts_upto, those that happened before it (events still on their way
+// when another replica made the erasure: in the broker, or consumed late
+// by this one). The file stores the hash, not the id. Tombstone seq values
 // never decrease along the file. A torn last line (no "\n") is a crash
 // during Erase and is truncated on open; any other bad line is ErrCorrupt.
 // [Archive.EraseHash] records a tombstone from the hex SHA-256 of the id
 // (an erasure requested elsewhere, package offline/history);
-// [Archive.EraseHashAt] also takes the time it was requested (at), and
-// records nothing when the visitor already has a tombstone at or after
-// it (package offline/erasurelog, which brings every replica's erasures
-// into each replica's archive); and
+// [Archive.EraseHashAt] also takes the time it was requested (at and
+// ts_upto), and records nothing when the visitor already has a ts_upto at
+// or after it (package offline/erasurelog, which brings every replica's
+// erasures into each replica's archive); and
 // [Reader.Erasures] gives the tombstones, with their at times, to filter
 // events read from elsewhere than the segments by time instead of by
 // sequence number (the history stream's tail: an event of the visitor

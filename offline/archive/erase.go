@@ -24,9 +24,8 @@ import (
 
 // Erase records a tombstone for visitor: from the moment Erase returns,
 // Scan and ScanRecords (of this Archive and of every Reader) skip the
-// visitor's events archived before the call, and those archived
-// afterwards whose ts is not after the call (events that were on their
-// way); later events (a returning visitor) are kept. The tombstone is fsynced before Erase
+// visitor's events archived before the call; events archived afterwards
+// (a returning visitor) are kept. The tombstone is fsynced before Erase
 // returns. The events stay in the segment files until Compact rewrites
 // them. The tombstone file stores a SHA-256 of the visitor id, not the id.
 func (a *Archive) Erase(ctx context.Context, visitor string) error {
@@ -168,13 +167,13 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 	defer cancel()
 
 	lines := a.tombs.count()
-	maxSeq, maxAt := a.tombs.bounds()
+	maxSeq, maxUpTo := a.tombs.bounds()
 	res.Tombstones = lines
 
 	a.stateMu.Lock()
 	active := a.active
 	a.stateMu.Unlock()
-	if lines > active.erasures && active.name != "" && active.st.records > 0 && (maxSeq >= active.st.firstSeq || maxAt >= active.st.minTS) {
+	if lines > active.erasures && active.name != "" && active.st.records > 0 && (maxSeq >= active.st.firstSeq || maxUpTo >= active.st.minTS) {
 		if err := a.requestSeal(ctx); err != nil {
 			return res, fmt.Errorf("archive: compact: seal the active segment %s: %w", active.name, err)
 		}
@@ -207,7 +206,7 @@ func (a *Archive) Compact(ctx context.Context) (CompactResult, error) {
 		if seg.Erasures >= lines {
 			continue
 		}
-		if lines == 0 || (maxSeq < seg.FirstSeq && maxAt < seg.MinTime.UnixMilli()) {
+		if lines == 0 || (maxSeq < seg.FirstSeq && maxUpTo < seg.MinTime.UnixMilli()) {
 			// No tombstone can touch this segment's records.
 			seg.Erasures = lines
 			if err := a.updateEntry(seg); err != nil {

@@ -25,12 +25,15 @@ type tombstoneLine struct {
 	// whose events to skip without storing the erased id itself.
 	VisitorSHA256 string `json:"visitor_sha256"`
 	// Seq: events of the visitor in records with sequence number <= Seq are
-	// erased, whatever their ts.
+	// erased; later records (new events after the erasure) are not, except
+	// as UpTo says.
 	Seq uint64 `json:"seq"`
-	// At is when the erasure was requested: events of the visitor whose
-	// ts is at or before At are erased too, in whichever record they were
-	// archived (an event still on its way when the erasure was made).
+	// At is when the erasure was recorded, or requested (EraseHashAt).
 	At time.Time `json:"at"`
+	// UpTo, when set (EraseHashAt), erases the visitor's events whose ts
+	// is at or before it too, in whichever record they were archived
+	// (events still on their way when the erasure was made).
+	UpTo time.Time `json:"ts_upto,omitzero"`
 }
 
 // tombstones is the in-memory form of tombstones.ndjson.
@@ -39,9 +42,10 @@ type tombstones struct {
 	f     *os.File // append handle; nil when read-only
 	seqOf map[[sha256.Size]byte]uint64
 	atOf  map[[sha256.Size]byte]time.Time // the latest erasure of each visitor
+	upTo  map[[sha256.Size]byte]int64     // the largest UpTo of each visitor, Unix ms
 	lines int                             // number of tombstones in the file
 	max   uint64                          // largest Seq
-	maxAt int64                           // largest At, Unix ms
+	maxUp int64                           // largest UpTo, Unix ms
 }
 
 // visitorKey hashes a visitor id.
@@ -56,7 +60,7 @@ func visitorKey(visitor string) [sha256.Size]byte {
 // silently dropped.
 func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, error) {
 	path := filepath.Join(dir, tombstoneName)
-	t := &tombstones{seqOf: map[[sha256.Size]byte]uint64{}, atOf: map[[sha256.Size]byte]time.Time{}}
+	t := &tombstones{seqOf: map[[sha256.Size]byte]uint64{}, atOf: map[[sha256.Size]byte]time.Time{}, upTo: map[[sha256.Size]byte]int64{}}
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("archive: read tombstones: %w", err)
@@ -76,7 +80,7 @@ func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, err
 		if kerr != nil || len(key) != sha256.Size {
 			return nil, fmt.Errorf("%w: %s at byte %d: bad visitor_sha256", ErrCorrupt, tombstoneName, valid)
 		}
-		t.add([sha256.Size]byte(key), tl.Seq, tl.At)
+		t.add([sha256.Size]byte(key), tl.Seq, tl.At, tl.UpTo)
 		valid += nl + 1
 	}
 	if !repair {
@@ -100,16 +104,22 @@ func loadTombstones(dir string, repair bool, log *slog.Logger) (*tombstones, err
 	return t, nil
 }
 
-func (t *tombstones) add(key [sha256.Size]byte, seq uint64, at time.Time) {
+func (t *tombstones) add(key [sha256.Size]byte, seq uint64, at, upTo time.Time) {
 	if s, ok := t.seqOf[key]; !ok || seq > s {
 		t.seqOf[key] = seq
 	}
 	if a, ok := t.atOf[key]; !ok || at.After(a) {
 		t.atOf[key] = at
 	}
+	if !upTo.IsZero() {
+		ms := upTo.UnixMilli()
+		if u, ok := t.upTo[key]; !ok || ms > u {
+			t.upTo[key] = ms
+		}
+		t.maxUp = max(t.maxUp, ms)
+	}
 	t.lines++
 	t.max = max(t.max, seq)
-	t.maxAt = max(t.maxAt, at.UnixMilli())
 }
 
 // record appends a tombstone durably (write and fsync). lastSeq is read
@@ -119,17 +129,23 @@ func (t *tombstones) record(key [sha256.Size]byte, lastSeq func() uint64, at tim
 	return err
 }
 
-// recordIf is record; with unlessCovered, it records nothing when the
-// visitor already has a tombstone at or after at (which erases every
-// event the new one would) and reports whether it recorded.
-func (t *tombstones) recordIf(key [sha256.Size]byte, lastSeq func() uint64, at time.Time, unlessCovered bool) (bool, error) {
+// recordIf is record; with upTo, the tombstone also erases the visitor's
+// events whose ts is at or before at (UpTo), and nothing is recorded when
+// the visitor already has a tombstone with an UpTo at or after at (which
+// erases every event the new one would). It reports whether it recorded.
+func (t *tombstones) recordIf(key [sha256.Size]byte, lastSeq func() uint64, at time.Time, upTo bool) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if prev, ok := t.atOf[key]; unlessCovered && ok && !prev.Before(at.UTC()) {
-		return false, nil
+	tl := tombstoneLine{VisitorSHA256: hex.EncodeToString(key[:]), At: at.UTC()}
+	if upTo {
+		if prev, ok := t.upTo[key]; ok && prev >= at.UnixMilli() {
+			return false, nil
+		}
+		tl.UpTo = tl.At
 	}
 	seq := lastSeq()
-	line, err := json.Marshal(tombstoneLine{VisitorSHA256: hex.EncodeToString(key[:]), Seq: seq, At: at.UTC()})
+	tl.Seq = seq
+	line, err := json.Marshal(tl)
 	if err != nil {
 		return false, err
 	}
@@ -139,7 +155,7 @@ func (t *tombstones) recordIf(key [sha256.Size]byte, lastSeq func() uint64, at t
 	if err := t.f.Sync(); err != nil {
 		return false, err
 	}
-	t.add(key, seq, at.UTC())
+	t.add(key, seq, tl.At, tl.UpTo)
 	return true, nil
 }
 
@@ -159,18 +175,18 @@ func (t *tombstones) erased(visitor string, seq uint64, ts int64) bool {
 	key := visitorKey(visitor)
 	t.mu.RLock()
 	s, ok := t.seqOf[key]
-	at := t.atOf[key]
+	up, hasUp := t.upTo[key]
 	t.mu.RUnlock()
-	return ok && (seq <= s || ts <= at.UnixMilli())
+	return ok && (seq <= s || hasUp && ts <= up)
 }
 
-// bounds returns the largest Seq and the largest At (Unix ms): a record
-// whose seq is above the first and whose events' ts are all above the
-// second holds no erased event.
-func (t *tombstones) bounds() (maxSeq uint64, maxAt int64) {
+// bounds returns the largest Seq and the largest UpTo (Unix ms; 0 when
+// none): a record whose seq is above the first and whose events' ts are
+// all above the second holds no erased event.
+func (t *tombstones) bounds() (maxSeq uint64, maxUpTo int64) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.max, t.maxAt
+	return t.max, t.maxUp
 }
 
 func (t *tombstones) close() error {

@@ -19,7 +19,8 @@
 // replica that was down); the visitor's later events are kept, except
 // those archived between the erasure and the moment the follower records
 // it (normally within Config.Poll; a replica that starts catches up
-// before it consumes).
+// before it consumes) and those sent after it with a ts before it (the
+// archive does not keep publish times: ts stands for them).
 //
 // Idempotency: a tombstone already recorded at or after an entry's time
 // covers it, and EraseHashAt then records nothing: the replica that made
