@@ -17,4 +17,10 @@ type StreamMessage struct {
 	// Body is the message body; it is valid only during the callback
 	// that receives it.
 	Body []byte
+	// Fence marks a control message a reader appended to find the
+	// stream's end (signals/rabbitmq: the kairos-fence header): it holds
+	// no events (Body is empty) and is delivered only so that its offset
+	// counts as read — a consumer that commits offsets moves past it, and
+	// a jump in offsets still means messages removed by retention.
+	Fence bool
 }

@@ -44,11 +44,19 @@ func streamEvents(prefix string, n int) []signals.Event {
 	return evs
 }
 
-// readAll reads the stream from offset from to its end.
-func readAll(t *testing.T, r *StreamReader, from uint64) (offsets []uint64, events []signals.Event) {
+// readAll reads the stream from offset from to its end; offsets are the
+// event messages', fences those of other readers' fences.
+func readAll(t *testing.T, r *StreamReader, from uint64) (offsets []uint64, events []signals.Event, fences []uint64) {
 	t.Helper()
 	err := r.Read(context.Background(), from, func(batch []signals.StreamMessage) error {
 		for _, m := range batch {
+			if m.Fence {
+				if len(m.Body) != 0 {
+					return fmt.Errorf("fence at %d has a body", m.Offset)
+				}
+				fences = append(fences, m.Offset)
+				continue
+			}
 			offsets = append(offsets, m.Offset)
 			res, err := signals.DecodeMessage(m.Body, m.Published, signals.Limits{})
 			if err != nil {
@@ -61,7 +69,7 @@ func readAll(t *testing.T, r *StreamReader, from uint64) (offsets []uint64, even
 	if err != nil {
 		t.Fatal(err)
 	}
-	return offsets, events
+	return offsets, events, fences
 }
 
 func TestStreamKeepsEveryPublishedEvent(t *testing.T) {
@@ -73,7 +81,10 @@ func TestStreamKeepsEveryPublishedEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	offsets, got := readAll(t, r, 0)
+	offsets, got, fences := readAll(t, r, 0)
+	if len(fences) != 0 {
+		t.Fatalf("first read met fences at %v", fences)
+	}
 	if len(got) != len(evs) {
 		t.Fatalf("stream holds %d events, %d were published", len(got), len(evs))
 	}
@@ -89,10 +100,14 @@ func TestStreamKeepsEveryPublishedEvent(t *testing.T) {
 			t.Fatalf("offsets not increasing: %v", offsets)
 		}
 	}
-	// A second read appends a second fence and skips the first; reading
-	// from an offset starts there.
+	// A second read appends a second fence and is given the first,
+	// marked (its offset follows the last event's); reading from an
+	// offset starts there.
 	mid := offsets[len(offsets)/2]
-	offs2, got2 := readAll(t, r, mid)
+	offs2, got2, fences2 := readAll(t, r, mid)
+	if len(fences2) != 1 || fences2[0] != offsets[len(offsets)-1]+1 {
+		t.Fatalf("second read: fences at %v, want the first read's at %d", fences2, offsets[len(offsets)-1]+1)
+	}
 	if offs2[0] != mid || len(offs2) != len(offsets)-len(offsets)/2 {
 		t.Fatalf("read from %d: %d messages from %d, want %d", mid, len(offs2), offs2[0], len(offsets)-len(offsets)/2)
 	}
@@ -193,7 +208,14 @@ func BenchmarkStreamRead(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		n := 0
-		if err := r.Read(context.Background(), 0, func(batch []signals.StreamMessage) error { n += len(batch); return nil }); err != nil {
+		if err := r.Read(context.Background(), 0, func(batch []signals.StreamMessage) error {
+			for _, m := range batch {
+				if !m.Fence {
+					n++
+				}
+			}
+			return nil
+		}); err != nil {
 			b.Fatal(err)
 		}
 		if n != messages {

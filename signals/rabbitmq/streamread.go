@@ -24,8 +24,10 @@ const (
 
 // fenceHeader marks a fence: an empty message a reader appends to the
 // stream to know where the stream ended when it started reading (AMQP
-// 0.9.1 has no "end of stream" for a stream queue consumer). Readers and
-// the archiver skip fences.
+// 0.9.1 has no "end of stream" for a stream queue consumer). Other
+// readers' fences are delivered with StreamMessage.Fence set, so that
+// their offsets count as read (the archiver commits past them); consumers
+// skip their bodies.
 const fenceHeader = "kairos-fence"
 
 // StreamReaderConfig configures a StreamReader.
@@ -89,7 +91,8 @@ func (r *StreamReader) Name() string { return r.name }
 // retention kept, when from is older) up to the end of the stream at the
 // time of the call, in offset order and in batches of at most Prefetch
 // messages. It appends a fence to find that end (see fenceHeader), so it
-// needs permission to publish to the stream. An error of fn stops the
+// needs permission to publish to the stream; other readers' fences are
+// delivered with Fence set, this read's own is not. An error of fn stops the
 // read and is returned as is.
 func (r *StreamReader) Read(ctx context.Context, from uint64, fn func([]signals.StreamMessage) error) error {
 	conn, err := r.dial()
@@ -218,8 +221,9 @@ func (r *StreamReader) consume(ctx context.Context, conn *amqp.Connection, from 
 
 // fill adds d and the deliveries that follow (those already there; with
 // no fence, also those arriving within Linger) to batch, up to Prefetch
-// messages, skipping fences. It returns the delivery tag of the last one
-// taken and whether the reader's own fence was reached.
+// messages; other readers' fences are taken with Fence set (no body). It
+// returns the delivery tag of the last one taken and whether the reader's
+// own fence was reached.
 func (r *StreamReader) fill(ctx context.Context, batch []signals.StreamMessage, d amqp.Delivery, deliveries <-chan amqp.Delivery, fence string) ([]signals.StreamMessage, uint64, bool) {
 	var linger <-chan time.Time
 	if fence == "" {
@@ -229,11 +233,13 @@ func (r *StreamReader) fill(ctx context.Context, batch []signals.StreamMessage, 
 	}
 	for {
 		last := d.DeliveryTag
-		if f, isFence := d.Headers[fenceHeader].(string); isFence {
-			if f == fence {
-				return batch, last, true
-			}
-		} else {
+		f, isFence := d.Headers[fenceHeader].(string)
+		switch {
+		case isFence && f == fence:
+			return batch, last, true
+		case isFence:
+			batch = append(batch, signals.StreamMessage{Offset: streamOffset(d), Published: d.Timestamp, Fence: true})
+		default:
 			batch = append(batch, signals.StreamMessage{Offset: streamOffset(d), Published: d.Timestamp, Body: d.Body})
 		}
 		if len(batch) == cap(batch) {
