@@ -32,7 +32,7 @@ func (a *Archive) Erase(ctx context.Context, visitor string) error {
 	if visitor == "" {
 		return fmt.Errorf("archive: erase: empty visitor id")
 	}
-	return a.erase(ctx, visitorKey(visitor))
+	return a.erase(ctx, visitorKey(visitor), time.Time{})
 }
 
 // EraseHash is Erase for the visitor whose id has the hex SHA-256
@@ -43,7 +43,22 @@ func (a *Archive) EraseHash(ctx context.Context, visitorSHA256 string) error {
 	if err != nil {
 		return err
 	}
-	return a.erase(ctx, key)
+	return a.erase(ctx, key, time.Time{})
+}
+
+// EraseHashRequested is EraseHash for an erasure requested at at,
+// earlier than now: the tombstone keeps at as its time (zero: now),
+// which is what history.Erasures.ErasedAt compares publish times with.
+// Its sequence number is still the archive's last, so the caller records
+// it once every event published up to at is appended and none published
+// after it (the cluster archiver of offline/history records it at that
+// point of the stream). Unlike EraseHashAt it has no ts cut.
+func (a *Archive) EraseHashRequested(ctx context.Context, visitorSHA256 string, at time.Time) error {
+	key, err := hashKey(visitorSHA256)
+	if err != nil {
+		return err
+	}
+	return a.erase(ctx, key, at)
 }
 
 // EraseHashAt records the erasure of the visitor whose id has the hex
@@ -85,7 +100,7 @@ func hashKey(visitorSHA256 string) ([sha256.Size]byte, error) {
 	return [sha256.Size]byte(key), nil
 }
 
-func (a *Archive) erase(ctx context.Context, key [sha256.Size]byte) error {
+func (a *Archive) erase(ctx context.Context, key [sha256.Size]byte, at time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -94,7 +109,10 @@ func (a *Archive) erase(ctx context.Context, key [sha256.Size]byte) error {
 	if a.closed {
 		return ErrClosed
 	}
-	if err := a.tombs.record(key, a.lastSeq.Load, a.opts.Now()); err != nil {
+	if at.IsZero() {
+		at = a.opts.Now()
+	}
+	if err := a.tombs.record(key, a.lastSeq.Load, at); err != nil {
 		return fmt.Errorf("archive: erase: %w", err)
 	}
 	a.log.Info("visitor erased from the archive")

@@ -28,7 +28,8 @@ type tombstoneLine struct {
 	// erased; later records (new events after the erasure) are not, except
 	// as UpTo says.
 	Seq uint64 `json:"seq"`
-	// At is when the erasure was recorded, or requested (EraseHashAt).
+	// At is when the erasure was requested (Erase: when it was recorded;
+	// EraseHashAt, EraseHashRequested: the request's time).
 	At time.Time `json:"at"`
 	// UpTo, when set (EraseHashAt), erases the visitor's events whose ts
 	// is at or before it too, in whichever record they were archived

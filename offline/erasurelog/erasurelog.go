@@ -6,13 +6,14 @@
 // spread over several local archives. An erasure (DELETE
 // /v1/visitors/{id}) is therefore logged in the shared store, in the
 // erasure log of package offline/history (key "history:erasures", one
-// entry per erased id: the hex SHA-256 of the id; history.LogErasure),
+// entry per erased id: the hex SHA-256 of the id and the request's
+// time; history.LogErasure),
 // and every replica follows that log from the position it remembers and
 // records each entry as a tombstone in its own archive
 // (archive.Archive.EraseHashAt).
 //
-// Order: an entry's sequence number is the time the erasure was
-// requested (Unix ms, history.ErasureTime). A replica records the
+// Order: an entry holds the time the erasure was requested
+// (history.ParseErasure). A replica records the
 // tombstone with that time, so it erases the visitor's events it has
 // archived so far and those it archives later whose ts is not after the
 // erasure (events still on their way, e.g. in a partition queue of a
@@ -86,19 +87,14 @@ type Eraser struct {
 // Erase logs the erasure of visitor and records its tombstone locally.
 func (e Eraser) Erase(ctx context.Context, visitor string) error {
 	now := defaults.Clock(e.Now)()
-	seq, err := history.LogErasure(ctx, e.Logs, e.Key, visitor, now)
-	if err != nil {
+	if _, err := history.LogErasure(ctx, e.Logs, e.Key, visitor, now); err != nil {
 		return fmt.Errorf("erasurelog: %w", err)
 	}
 	if e.Archive == nil {
 		return nil
 	}
-	at, ok := history.ErasureTime(seq)
-	if !ok {
-		at = now
-	}
 	h := sha256.Sum256([]byte(visitor))
-	if _, err := e.Archive.EraseHashAt(ctx, hex.EncodeToString(h[:]), at); err != nil {
+	if _, err := e.Archive.EraseHashAt(ctx, hex.EncodeToString(h[:]), now); err != nil {
 		return fmt.Errorf("erasurelog: %w", err)
 	}
 	return nil
@@ -202,11 +198,14 @@ func (f *Follower) CatchUp(ctx context.Context) (int, error) {
 			return n, nil
 		}
 		for _, e := range entries {
-			at, ok := history.ErasureTime(e.Seq)
-			if !ok {
+			hash, at, err := history.ParseErasure(e)
+			if err != nil {
+				return n, fmt.Errorf("erasurelog: %w", err)
+			}
+			if at.IsZero() {
 				at = f.cfg.Now() // an entry of an older log: at the latest now
 			}
-			done, err := f.cfg.Archive.EraseHashAt(ctx, string(e.Data), at)
+			done, err := f.cfg.Archive.EraseHashAt(ctx, hash, at)
 			if err != nil {
 				return n, fmt.Errorf("erasurelog: entry %d: %w", e.Seq, err)
 			}

@@ -2,12 +2,9 @@ package history
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,6 +169,14 @@ type term struct {
 	// (unix ns); a commit after it is refused.
 	validUntil  atomic.Int64
 	lastCompact time.Time
+	// pending are the erasure requests read from the log and not yet
+	// recorded, in log order; loaded is the log position read up to.
+	// Both belong to batch (the stream's goroutine).
+	pending []erasure
+	loaded  uint64
+	// erased is set when a tombstone was recorded since the last
+	// compaction.
+	erased atomic.Bool
 }
 
 // lead archives until the lease is lost or ctx ends.
@@ -198,6 +203,7 @@ func (a *Archiver) lead(ctx context.Context) error {
 		return fmt.Errorf("history: checkpoint says records up to %d are archived, the archive ends at %d: the cold tier is not the one the checkpoint was written for", cp.Seq, arc.LastSeq())
 	}
 	t.cp = cp
+	t.loaded = cp.Erasures
 	a.next.Store(cp.Next)
 	a.log.LogAttrs(ctx, slog.LevelInfo, "archiving the stream", slog.Uint64("from_offset", cp.Next), slog.Uint64("archive_seq", arc.LastSeq()))
 	err = a.cfg.Stream.Follow(ctx, cp.Next, t.batch)
@@ -223,9 +229,11 @@ func (a *Archiver) openArchive(ctx context.Context) (*archive.Archive, error) {
 	}
 }
 
-// keep renews the lease every third of its TTL and applies erasure
-// requests; it cancels the term when the lease is lost or could not be
-// renewed before it expired.
+// keep renews the lease every third of its TTL, compacts the cold tier
+// when tombstones were recorded (at most every CompactEvery), and appends
+// a fence to an idle stream while erasure requests wait (see fenceIdle);
+// it cancels the term when the lease is lost or could not be renewed
+// before it expired.
 func (t *term) keep(ctx context.Context, cancel context.CancelCauseFunc) {
 	a := t.a
 	tick := time.NewTicker(a.cfg.LeaseTTL / 3)
@@ -249,46 +257,135 @@ func (t *term) keep(ctx context.Context, cancel context.CancelCauseFunc) {
 			continue
 		}
 		t.validUntil.Store(now.Add(a.cfg.LeaseTTL).UnixNano())
-		if arc := t.arc.Load(); arc != nil {
-			if err := t.applyErasures(ctx, arc); err != nil && ctx.Err() == nil {
-				a.log.LogAttrs(ctx, slog.LevelWarn, "erasure requests not applied yet", slog.String("error", err.Error()))
+		arc := t.arc.Load()
+		if arc == nil {
+			continue
+		}
+		if err := t.fenceIdle(ctx); err != nil && ctx.Err() == nil {
+			a.log.LogAttrs(ctx, slog.LevelWarn, "erasure requests not recorded yet", slog.String("error", err.Error()))
+		}
+		if t.erased.Load() && now.Sub(t.lastCompact) >= a.cfg.CompactEvery {
+			t.lastCompact = now
+			t.erased.Store(false)
+			if _, err := arc.Compact(ctx); err != nil && ctx.Err() == nil {
+				t.erased.Store(true)
+				a.log.LogAttrs(ctx, slog.LevelWarn, "compaction of the cold tier failed", slog.String("error", err.Error()))
 			}
 		}
 	}
 }
 
+// Fencer is a Stream that can append a fence: a message without events,
+// with a publish time (signals/rabbitmq.StreamReader implements it).
+type Fencer interface {
+	Fence(ctx context.Context) error
+}
+
+// fenceIdle appends a fence to the stream when erasure requests are
+// logged that no batch has recorded yet: a request is recorded at the
+// first message published after it, and on an idle stream the fence is
+// that message.
+func (t *term) fenceIdle(ctx context.Context) error {
+	f, ok := t.a.cfg.Stream.(Fencer)
+	if !ok {
+		return nil
+	}
+	t.mu.Lock()
+	after := t.cp.Erasures
+	t.mu.Unlock()
+	entries, err := t.a.cfg.Store.Entries(ctx, t.a.cfg.ErasureLog, after, 1)
+	if err != nil || len(entries) == 0 {
+		return err
+	}
+	return f.Fence(ctx)
+}
+
 // batch archives a batch of stream messages, then commits its offset.
+// Erasure requests are recorded in stream order: each as a tombstone
+// after the events of the messages published up to its time and before
+// those published after it (see loadErasures).
 func (t *term) batch(batch []signals.StreamMessage) error {
 	a := t.a
 	t.mu.Lock()
-	next := t.cp.Next
+	next, done := t.cp.Next, t.cp.Erasures
 	t.mu.Unlock()
 	if first := batch[0].Offset; first > next {
 		a.log.Warn("stream retention removed messages before the archiver read them: they are lost",
 			slog.Uint64("from_offset", next), slog.Uint64("first_kept", first))
 	}
-	var events []signals.Event
-	for _, m := range batch {
-		events, _ = decode(m, a.cfg.Limits, events)
-	}
 	ctx := context.Background() // an append in progress completes; the commit checks the lease
-	if len(events) > 0 {
-		if err := t.arc.Load().Append(ctx, events); err != nil {
+	if err := t.loadErasures(ctx); err != nil {
+		return err
+	}
+	arc := t.arc.Load()
+	var events []signals.Event
+	var appended uint64
+	flush := func() error {
+		if len(events) == 0 {
+			return nil
+		}
+		if err := arc.Append(ctx, events); err != nil {
 			return fmt.Errorf("history: append to the cold tier: %w", err)
 		}
+		appended += uint64(len(events))
+		events = events[:0]
+		return nil
+	}
+	for _, m := range batch {
+		for len(t.pending) > 0 && m.Published.After(t.pending[0].at) {
+			if err := flush(); err != nil {
+				return err
+			}
+			e := t.pending[0]
+			if err := arc.EraseHashRequested(ctx, e.hash, e.at); err != nil {
+				return fmt.Errorf("history: record erasure request %d as a tombstone: %w", e.seq, err)
+			}
+			t.pending, done = t.pending[1:], e.seq
+			t.erased.Store(true)
+			a.log.LogAttrs(ctx, slog.LevelInfo, "erasure recorded in the cold tier", slog.Uint64("request", e.seq),
+				slog.Time("requested_at", e.at), slog.Uint64("before_offset", m.Offset))
+		}
+		events, _ = decode(m, a.cfg.Limits, events)
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cp := t.cp
 	cp.Next = batch[len(batch)-1].Offset + 1
-	cp.Seq = t.arc.Load().LastSeq()
-	cp.Events += uint64(len(events))
+	cp.Seq = arc.LastSeq()
+	cp.Events += appended
+	cp.Erasures = done
 	if err := t.commit(cp); err != nil {
 		return err
 	}
-	a.events.Add(uint64(len(events)))
+	a.events.Add(appended)
 	a.messages.Add(uint64(len(batch)))
 	a.next.Store(cp.Next)
+	return nil
+}
+
+// loadErasures reads the erasure requests logged since the last read
+// into t.pending. It runs before each batch is archived: a message
+// received before a request was logged was published before it, so no
+// message published after a request is archived before the request is
+// known. A request of an older version, without time, gets now.
+func (t *term) loadErasures(ctx context.Context) error {
+	a := t.a
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.LeaseTTL)
+	defer cancel()
+	more, err := readErasures(ctx, a.cfg.Store, a.cfg.ErasureLog, t.loaded)
+	if err != nil {
+		return err
+	}
+	for _, e := range more {
+		if e.at.IsZero() {
+			e.at = a.cfg.Now()
+		}
+		t.pending = append(t.pending, e)
+		t.loaded = e.seq
+	}
 	return nil
 }
 
@@ -305,96 +402,3 @@ func (t *term) commit(cp Checkpoint) error {
 	t.cp = cp
 	return nil
 }
-
-// applyErasures records the erasure requests logged since the checkpoint
-// as tombstones, commits, and compacts at most every CompactEvery.
-func (t *term) applyErasures(ctx context.Context, arc *archive.Archive) error {
-	a := t.a
-	t.mu.Lock()
-	after := t.cp.Erasures
-	t.mu.Unlock()
-	entries, err := a.cfg.Store.Entries(ctx, a.cfg.ErasureLog, after, 1000)
-	if err != nil || len(entries) == 0 {
-		return err
-	}
-	for _, e := range entries {
-		if err := arc.EraseHash(ctx, string(e.Data)); err != nil {
-			return err
-		}
-	}
-	t.mu.Lock()
-	cp := t.cp
-	cp.Erasures = entries[len(entries)-1].Seq
-	err = t.commit(cp)
-	t.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	a.log.LogAttrs(ctx, slog.LevelInfo, "erasures applied to the cold tier", slog.Int("visitors", len(entries)))
-	if now := a.cfg.Now(); now.Sub(t.lastCompact) >= a.cfg.CompactEvery {
-		t.lastCompact = now
-		if _, err := arc.Compact(ctx); err != nil {
-			return fmt.Errorf("history: compact the cold tier: %w", err)
-		}
-	}
-	return nil
-}
-
-// erasureKeep and erasureTTL bound the erasure log: an archiver applies
-// requests within seconds; a week covers a long outage of every replica.
-const (
-	erasureKeep = 1_000_000
-	erasureTTL  = 7 * 24 * time.Hour
-)
-
-// RequestErasure logs an erasure of visitor for the archiver (whichever
-// replica holds the lease) to record in the cold tier as a tombstone. The
-// log keeps the SHA-256 of the id, as the tombstones do. Readers filter
-// the visitor's events once the tombstone is recorded (within a lease
-// renewal period).
-func RequestErasure(ctx context.Context, logs storage.Logs, key, visitor string) error {
-	defaults.Set(&key, DefaultErasureLog)
-	h := sha256.Sum256([]byte(visitor))
-	if _, err := logs.Append(ctx, key, 0, []byte(hex.EncodeToString(h[:])), erasureKeep, erasureTTL); err != nil {
-		return fmt.Errorf("history: log erasure request: %w", err)
-	}
-	return nil
-}
-
-// LogErasure is RequestErasure requested at now, for the archiver and for
-// every replica following the log into its local archive (package
-// offline/erasurelog); it returns the entry's sequence number. The
-// sequence number is at least now in Unix milliseconds, so that it tells
-// every follower when the erasure was requested (ErasureTime) and never
-// goes back, even after the log expired.
-func LogErasure(ctx context.Context, logs storage.Logs, key, visitor string, now time.Time) (uint64, error) {
-	defaults.Set(&key, DefaultErasureLog)
-	h := sha256.Sum256([]byte(visitor))
-	seq, err := logs.Append(ctx, key, uint64(max(now.UnixMilli(), 1)), []byte(hex.EncodeToString(h[:])), erasureKeep, erasureTTL)
-	if err != nil {
-		return 0, fmt.Errorf("history: log erasure request: %w", err)
-	}
-	return seq, nil
-}
-
-// ErasureTime is when the erasure logged with sequence number seq was
-// requested, at the latest (LogErasure); ok is false for an entry logged
-// before the sequence numbers were times.
-func ErasureTime(seq uint64) (at time.Time, ok bool) {
-	if seq < minTimeSeq || seq > math.MaxInt64 {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(int64(seq)).UTC(), true
-}
-
-// minTimeSeq (2020-01-01 in Unix ms) separates time sequence numbers from
-// the counters of older logs.
-const minTimeSeq = 1_577_836_800_000
-
-// ErasureRetention is how long the erasure log keeps its entries after the
-// last erasure, and ErasureKeep how many it keeps at most: a follower
-// down for longer may miss erasures.
-const (
-	ErasureRetention = erasureTTL
-	ErasureKeep      = erasureKeep
-)

@@ -32,8 +32,9 @@ type Checkpoint struct {
 	Seq uint64 `json:"seq"`
 	// Events counts the events archived from the stream, all holders.
 	Events uint64 `json:"events"`
-	// Erasures is the sequence number of the last erasure request
-	// applied from the store's erasure log (see RequestErasure).
+	// Erasures is the position in the store's erasure log of the last
+	// request recorded as a tombstone of the archive (see
+	// RequestErasure); later requests are pending.
 	Erasures uint64 `json:"erasures"`
 	// Holder is the archiver that wrote it, At when.
 	Holder string    `json:"holder"`

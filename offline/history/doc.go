@@ -27,11 +27,17 @@
 // dead holder is appended again, and readers drop the duplicates by event
 // id (ReadStats.Duplicates).
 //
-// Erasure: RequestErasure appends the SHA-256 of the visitor id to a log
-// in the store; the holder records each as a tombstone of the cold tier
-// (archive.Archive.EraseHash) at its next renewal, commits the log
-// position in the checkpoint, and compacts the segments at most every
-// CompactEvery.
+// Erasure: RequestErasure appends the SHA-256 of the visitor id and the
+// time of the request to a log in the store. The holder reads the log
+// before it archives each batch and records each request as a tombstone
+// of the cold tier (archive.Archive.EraseHashRequested) at its place in the
+// stream: after the events of the messages published up to the request's
+// time, before those published after it — so the tombstone's seq covers
+// exactly the events published before the erasure, even those the holder
+// copies after the request, and its at is the request's time. On an idle
+// stream it appends a fence (Fencer) at its lease renewals to reach that
+// place. It commits the log position in the checkpoint with the batch,
+// and compacts the segments at most every CompactEvery.
 //
 // # Reader
 //

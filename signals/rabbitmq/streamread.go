@@ -125,6 +125,20 @@ func (r *StreamReader) Follow(ctx context.Context, from uint64, fn func([]signal
 	return err
 }
 
+// Fence appends a fence to the stream (see fenceHeader) and returns once
+// it is confirmed: a message without events, with a publish time, that
+// followers see (the history archiver records pending erasures at the
+// first message published after them, so it fences an idle stream).
+func (r *StreamReader) Fence(ctx context.Context) error {
+	conn, err := r.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = r.appendFence(ctx, conn)
+	return err
+}
+
 func (r *StreamReader) dial() (*amqp.Connection, error) {
 	conn, err := amqp.DialConfig(r.cfg.URL, amqp.Config{
 		Locale:     "en_US",

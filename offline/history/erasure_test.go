@@ -1,0 +1,123 @@
+package history_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/offline/history"
+	"github.com/kairoshq/kairos/signals"
+)
+
+// visitorEvents makes n events of visitor, ids tag-0…, ts from base.
+func visitorEvents(tag, visitor string, n int, at time.Time) []signals.Event {
+	evs := make([]signals.Event, n)
+	for i := range evs {
+		evs[i] = signals.Event{ID: tag + "-" + string(rune('a'+i)), Type: signals.TypeView, Visitor: visitor, Item: "i1",
+			Time: signals.Timestamp{Time: at.Add(time.Duration(i) * time.Second)}}
+	}
+	return evs
+}
+
+// readIDs reads r's history into a set.
+func readIDs(t *testing.T, r *history.Reader) map[string]bool {
+	t.Helper()
+	got := map[string]bool{}
+	if err := r.Scan(context.Background(), time.Time{}, time.Time{}, func(e signals.Event) error {
+		got[e.ID] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// checkErased fails unless every id of kept is in got and none of gone.
+func checkErased(t *testing.T, what string, got map[string]bool, gone, kept []signals.Event) {
+	t.Helper()
+	for _, e := range gone {
+		if got[e.ID] {
+			t.Errorf("%s: %s, published before its visitor's erasure, was read", what, e.ID)
+		}
+	}
+	for _, e := range kept {
+		if !got[e.ID] {
+			t.Errorf("%s: %s, published after its visitor's erasure, is missing", what, e.ID)
+		}
+	}
+}
+
+// TestErasureKeepsEventsPublishedAfterIt: an erasure covers the visitor's
+// events published up to the request (to the second of the stream's
+// publish times), not up to the moment the archiver gets to record it (a
+// lease tick, seconds later): events the visitor sends once DELETE has
+// answered are kept, in the cold tier and in the stream's tail; events
+// published before it are erased even when the archiver copies them
+// after the request.
+func TestErasureKeepsEventsPublishedAfterIt(t *testing.T) {
+	c := newCluster(t)
+	b := c.bus(t, "0")
+	dir := filepath.Join(t.TempDir(), "history")
+	store := openStore(t)
+	ctx := context.Background()
+	const ttl = 9 * time.Second // a lease tick every 3 s
+	erasures := func(n uint64) func() bool {
+		return func() bool { cp, _, _ := history.ReadCheckpoint(dir); return cp.Erasures == n }
+	}
+
+	// A running archiver: v0's events archived, v0 erased, v0 back a
+	// second later (before the archiver's next tick).
+	_, stop := startArchiver(t, history.ArchiverConfig{Dir: dir, Stream: c.stream, Store: store, Holder: "r0", LeaseTTL: ttl})
+	before0 := visitorEvents("b0", "v0", 3, base)
+	publish(t, b, before0)
+	waitFor(t, "v0's events archived", func() bool { return committed(t, dir) == 3 })
+	requested := time.Now()
+	if err := history.RequestErasure(ctx, store, "", "v0"); err != nil {
+		t.Fatal(err)
+	}
+	nextSecond(requested)
+	after0 := visitorEvents("a0", "v0", 2, base.Add(time.Hour))
+	publish(t, b, after0)
+	waitFor(t, "v0's new events archived", func() bool { return committed(t, dir) == 5 })
+	waitFor(t, "v0's erasure recorded", erasures(1))
+	stop()
+
+	// No archiver: v1's events in the stream, v1 erased, v1 back; a
+	// reader made now reads them from the tail while the next archiver
+	// copies them and records the erasure.
+	before1 := visitorEvents("b1", "v1", 3, base)
+	publish(t, b, before1)
+	requested = time.Now()
+	if err := history.RequestErasure(ctx, store, "", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	nextSecond(requested)
+	after1 := visitorEvents("a1", "v1", 2, base.Add(time.Hour))
+	publish(t, b, after1)
+	tailReader, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: c.stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop = startArchiver(t, history.ArchiverConfig{Dir: dir, Stream: c.stream, Store: store, Holder: "r1", LeaseTTL: ttl})
+	waitFor(t, "v1's events archived", func() bool { return committed(t, dir) == 10 })
+	waitFor(t, "v1's erasure recorded", erasures(2))
+	stop()
+
+	gone := append(append([]signals.Event{}, before0...), before1...)
+	kept := append(append([]signals.Event{}, after0...), after1...)
+	cold, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: c.stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkErased(t, "cold tier", readIDs(t, cold), gone, kept)
+	if st := cold.Stats(); st.Tail != 0 {
+		t.Fatalf("the history was read from the tail (%+v), want the cold tier", st)
+	}
+	got := readIDs(t, tailReader)
+	checkErased(t, "stream's tail", got, before1, after1)
+	checkErased(t, "cold part of the tail reader", got, before0, after0)
+	if st := tailReader.Stats(); st.Tail != 2 || st.Cold != 2 || st.Erased != 3 {
+		t.Fatalf("tail reader: %+v, want v1's 2 new events from the tail (its 3 old ones erased) and v0's 2 from the cold tier", st)
+	}
+}
