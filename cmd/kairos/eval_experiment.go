@@ -108,10 +108,11 @@ func runEvalExperiment(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	scan, source, err := experimentSource(ctx, hist, *archiveDirs, *dataDir, *amqpURL, *namespace, stderr)
+	scan, source, closeSource, err := experimentSource(ctx, hist, *archiveDirs, *dataDir, *amqpURL, *namespace, stderr)
 	if err != nil {
 		return err
 	}
+	defer closeSource()
 	start := time.Now()
 	rb, err := experiments.Rebuild(ctx, &x, signer, scan)
 	if err != nil {
@@ -222,14 +223,14 @@ func nonZero(m map[string]experiments.Counts) map[string]experiments.Counts {
 // experimentSource returns the scan of the events an experiment is
 // rebuilt from, and its description: the cluster's history with
 // --history-stream, else the archive directories (every replica's,
-// comma-separated).
-func experimentSource(ctx context.Context, hist historyFlags, archiveDirs, dataDir, amqpURL, namespace string, stderr io.Writer) (func(func(signals.Event) error) error, string, error) {
-	hr, err := hist.reader(dataDir, amqpURL, namespace, stderr)
+// comma-separated); release releases what it opened.
+func experimentSource(ctx context.Context, hist historyFlags, archiveDirs, dataDir, amqpURL, namespace string, stderr io.Writer) (scan func(func(signals.Event) error) error, source string, release func(), err error) {
+	hr, closeHist, err := hist.reader(ctx, dataDir, amqpURL, namespace, stderr)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if hr != nil {
-		return func(fn func(signals.Event) error) error { return hr.Scan(ctx, time.Time{}, time.Time{}, fn) }, "history", nil
+		return func(fn func(signals.Event) error) error { return hr.Scan(ctx, time.Time{}, time.Time{}, fn) }, "history", closeHist, nil
 	}
 	dirs := strings.Split(archiveDirs, ",")
 	if archiveDirs == "" {
@@ -237,7 +238,7 @@ func experimentSource(ctx context.Context, hist historyFlags, archiveDirs, dataD
 	}
 	for _, d := range dirs {
 		if _, err := os.Stat(d); err != nil {
-			return nil, "", fmt.Errorf("archive: %w", err)
+			return nil, "", nil, fmt.Errorf("archive: %w", err)
 		}
 	}
 	return func(fn func(signals.Event) error) error {
@@ -247,5 +248,5 @@ func experimentSource(ctx context.Context, hist historyFlags, archiveDirs, dataD
 			}
 		}
 		return nil
-	}, strings.Join(dirs, ","), nil
+	}, strings.Join(dirs, ","), closeHist, nil
 }

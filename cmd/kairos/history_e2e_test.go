@@ -106,3 +106,49 @@ func TestClusterHistoryReplay(t *testing.T) {
 	}
 	t.Logf("replay: %s%s", errs, out)
 }
+
+// TestHistoryErasureWithoutArchiver: with no archiver running (every
+// replica --history-archiver=false, or the archiver killed before another
+// takes the lease) an erasure stays in the store's log; `kairos replay
+// --history-stream` applies it from there (--history-redis-url): the
+// visitor's events published before the DELETE are not re-fed, those sent
+// after it are.
+func TestHistoryErasureWithoutArchiver(t *testing.T) {
+	requireServices(t)
+	ns := testNamespace(t)
+	shared := filepath.Join(t.TempDir(), "history")
+	s := startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--replica", "0",
+		"--history-stream", "--history-dir", shared, "--history-archiver=false")
+	now := time.Now().Add(-time.Hour).UnixMilli()
+	ev := func(id, visitor string) map[string]any {
+		return map[string]any{"id": id, "type": "view", "visitor": visitor, "item": "sku-1", "ts": now}
+	}
+	s.postEvents(t, []map[string]any{ev("gap-1", "gap-v"), ev("gap-2", "gap-v"), ev("keep-1", "other")})
+	s.erase(t, "gap-v")
+	for erased := time.Now(); !time.Now().Truncate(time.Second).After(erased); { // publish times have whole seconds
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.postEvents(t, []map[string]any{ev("gap-3", "gap-v")})
+
+	replay := func(store string) (replayResult, string) {
+		code, out, errs := runCmd(t, "replay", "--history-stream", "--history-dir", shared, "--amqp-url", amqpURL(), "--namespace", ns,
+			"--history-redis-url", store, "--redis-url", "", "--to-store", "--store-data-dir", t.TempDir())
+		if code != 0 {
+			t.Fatalf("kairos replay: exit %d: %s", code, errs)
+		}
+		var res replayResult
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
+		return res, errs
+	}
+	res, errs := replay(redisURL())
+	if res.Events != 2 || !strings.Contains(errs, "2 erased events dropped") {
+		t.Fatalf("replay with the erasure log re-fed %d events, want keep-1 and gap-3 (stderr: %s)", res.Events, errs)
+	}
+	// Without the store the tool says what it cannot apply.
+	res, errs = replay("")
+	if res.Events != 4 || !strings.Contains(errs, "WARNING no --history-redis-url") {
+		t.Fatalf("replay without the erasure log: %d events, stderr %s", res.Events, errs)
+	}
+}

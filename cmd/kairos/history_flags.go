@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/offline/history"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
 )
@@ -21,6 +24,7 @@ import (
 type historyFlags struct {
 	stream *bool
 	dir    *string
+	store  *string
 }
 
 func bindHistoryFlags(fs *flag.FlagSet) historyFlags {
@@ -28,40 +32,57 @@ func bindHistoryFlags(fs *flag.FlagSet) historyFlags {
 	return historyFlags{
 		stream: fs.Bool("history-stream", on, "read the cluster's history: the cold tier (--history-dir) and the RabbitMQ stream <namespace>.history after it (needs --amqp-url; $KAIROS_HISTORY_STREAM)"),
 		dir:    fs.String("history-dir", envOr("KAIROS_HISTORY_DIR", ""), "cold tier of the cluster's history (default <data-dir>/history; $KAIROS_HISTORY_DIR)"),
+		store:  fs.String("history-redis-url", envOr("KAIROS_REDIS_URL", ""), "Redis of the deployment, whose erasure log (history:erasures) is applied to the events the archiver has not yet erased (default $KAIROS_REDIS_URL; empty: only the cold tier's tombstones, with a warning)"),
 	}
 }
 
 // reader returns the cluster history's reader, or nil when
-// --history-stream is off (the tool reads its local archive).
-func (h historyFlags) reader(dataDir, amqpURL, namespace string, stderr io.Writer) (*history.Reader, error) {
+// --history-stream is off (the tool reads its local archive). With
+// --history-redis-url it applies the store's erasure log too; close
+// releases that store.
+func (h historyFlags) reader(ctx context.Context, dataDir, amqpURL, namespace string, stderr io.Writer) (r *history.Reader, release func(), err error) {
+	release = func() {}
 	if !*h.stream {
-		return nil, nil
+		return nil, release, nil
 	}
 	if amqpURL == "" {
-		return nil, errors.New("--history-stream needs --amqp-url (or $KAIROS_AMQP_URL)")
+		return nil, release, errors.New("--history-stream needs --amqp-url (or $KAIROS_AMQP_URL)")
 	}
 	dir := *h.dir
 	if dir == "" {
 		dir = filepath.Join(dataDir, "history")
 	}
+	var logs storage.Logs
+	if *h.store != "" {
+		s, err := redisstore.Open(ctx, redisstore.Config{URL: *h.store, Prefix: namespace})
+		if err != nil {
+			return nil, release, fmt.Errorf("--history-redis-url (the erasure log): %w", err)
+		}
+		logs, release = s, func() { _ = s.Close() }
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, name, err := openHistory(dir, amqpURL, namespace, log)
+	r, name, err := openHistory(dir, amqpURL, namespace, logs, log)
 	if err != nil {
-		return nil, err
+		release()
+		return nil, func() {}, err
 	}
 	cp, _ := r.Checkpoint()
 	fmt.Fprintf(stderr, "history: cold tier %s up to record %d, then stream %s from offset %d\n", dir, cp.Seq, name, cp.Next)
-	return r, nil
+	if logs == nil {
+		fmt.Fprintln(stderr, "history: WARNING no --history-redis-url: erasures the archiver has not recorded yet (the last seconds, or all those made while no archiver ran) are not applied")
+	}
+	return r, release, nil
 }
 
 // openHistory returns a reader of the cluster's history — the cold tier
-// dir, then the stream of namespace — and the stream's name.
-func openHistory(dir, amqpURL, namespace string, log *slog.Logger) (*history.Reader, string, error) {
+// dir, then the stream of namespace, with the erasure log of logs when
+// not nil — and the stream's name.
+func openHistory(dir, amqpURL, namespace string, logs storage.Logs, log *slog.Logger) (*history.Reader, string, error) {
 	s, err := rabbitmq.NewStreamReader(rabbitmq.StreamReaderConfig{URL: amqpURL, Prefix: namespace, Logger: log})
 	if err != nil {
 		return nil, "", err
 	}
-	r, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: s, Logger: log})
+	r, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: s, Erasures: logs, Logger: log})
 	if err != nil {
 		return nil, "", err
 	}

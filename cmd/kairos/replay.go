@@ -116,10 +116,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	hr, err := hist.reader(*dataDir, *amqpURL, *namespace, stderr)
+	hr, closeHist, err := hist.reader(ctx, *dataDir, *amqpURL, *namespace, stderr)
 	if err != nil {
 		return err
 	}
+	defer closeHist()
 	var src interface {
 		Scan(context.Context, time.Time, time.Time, func(signals.Event) error) error
 	} = archive.NewReader(dir(), nil)

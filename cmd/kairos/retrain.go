@@ -74,10 +74,11 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !cfg.From.IsZero() && !cfg.To.IsZero() && !cfg.From.Before(cfg.To) {
 		return fmt.Errorf("--from %s is not before --to %s", cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
 	}
-	hr, err := hist.reader(*dataDir, *amqpURL, *namespace, stderr)
+	hr, closeHist, err := hist.reader(ctx, *dataDir, *amqpURL, *namespace, stderr)
 	if err != nil {
 		return err
 	}
+	defer closeHist()
 	var src offline.RecordSource = hr
 	if hr == nil {
 		if *archiveDir == "" {

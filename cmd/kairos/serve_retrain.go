@@ -119,7 +119,7 @@ func newRetrainer(a *app, reg prometheus.Registerer) *retrainer {
 		// The cluster's history, not this replica's share of it.
 		r.runner.Config.HistoryCut = true
 		r.runner.OpenSource = func(context.Context) (offline.RecordSource, error) {
-			hr, _, err := openHistory(h.Dir, a.cfg.AMQPURL, a.cfg.Namespace, a.log)
+			hr, _, err := openHistory(h.Dir, a.cfg.AMQPURL, a.cfg.Namespace, a.store, a.log)
 			return hr, err
 		}
 	}

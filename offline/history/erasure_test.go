@@ -121,3 +121,47 @@ func TestErasureKeepsEventsPublishedAfterIt(t *testing.T) {
 		t.Fatalf("tail reader: %+v, want v1's 2 new events from the tail (its 3 old ones erased) and v0's 2 from the cold tier", st)
 	}
 }
+
+// TestReaderAppliesPendingErasures: while no archiver runs (killed, or
+// every replica with --history-archiver=false), erasure requests stay in
+// the store's log; a Reader given the store applies them to both tiers.
+func TestReaderAppliesPendingErasures(t *testing.T) {
+	c := newCluster(t)
+	b := c.bus(t, "0")
+	dir := filepath.Join(t.TempDir(), "history")
+	store := openStore(t)
+	ctx := context.Background()
+
+	// gap-v's first events archived; then the archiver is gone.
+	cold := visitorEvents("gap-cold", "gap-v", 2, base)
+	other := visitorEvents("other", "w", 2, base)
+	_, stop := startArchiver(t, history.ArchiverConfig{Dir: dir, Stream: c.stream, Store: store, Holder: "r0", LeaseTTL: time.Second})
+	publish(t, b, append(append([]signals.Event{}, cold...), other...))
+	waitFor(t, "archived", func() bool { return committed(t, dir) == 4 })
+	stop()
+
+	tail := visitorEvents("gap-tail", "gap-v", 2, base.Add(time.Minute))
+	publish(t, b, tail)
+	requested := time.Now()
+	if err := history.RequestErasure(ctx, store, "", "gap-v"); err != nil {
+		t.Fatal(err)
+	}
+	nextSecond(requested)
+	back := visitorEvents("gap-back", "gap-v", 1, base.Add(time.Hour))
+	publish(t, b, back)
+
+	r, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: c.stream, Erasures: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readIDs(t, r)
+	checkErased(t, "with the store", got, append(append([]signals.Event{}, cold...), tail...), back)
+	for _, e := range other {
+		if !got[e.ID] {
+			t.Errorf("%s of another visitor missing", e.ID)
+		}
+	}
+	if st := r.Stats(); st.Erased != 4 || st.Pending != 1 || st.Cold != 2 || st.Tail != 1 {
+		t.Errorf("stats %+v, want 4 erased (2 cold, 2 tail) by 1 pending request; 2 cold and 1 tail event read", st)
+	}
+}

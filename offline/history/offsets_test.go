@@ -86,11 +86,10 @@ func TestFencesAreNoGap(t *testing.T) {
 	}
 }
 
-// memStream is a Stream in memory whose first offsets retention removed:
-// offsets start at first.
+// memStream is a Stream in memory (its messages' offsets may start
+// after 0: retention removed the first ones).
 type memStream struct {
-	first uint64
-	msgs  []signals.StreamMessage
+	msgs []signals.StreamMessage
 }
 
 func (s *memStream) Read(ctx context.Context, from uint64, fn func([]signals.StreamMessage) error) error {

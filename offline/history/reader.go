@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/kairoshq/kairos/engine/storage"
+	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -23,6 +26,18 @@ type ReaderConfig struct {
 	Dir string
 	// Stream is the hot tier; nil reads Dir alone, as a plain archive.
 	Stream Stream
+	// Erasures is the store holding the erasure log (the engine's store;
+	// see RequestErasure), ErasureLog its key (default
+	// "history:erasures"). With it, a scan also applies the requests the
+	// archiver has not recorded as tombstones yet (those after the
+	// checkpoint's Erasures: none is while no archiver runs): the
+	// visitor's events in the cold tier up to the checkpoint, and those
+	// of the tail published up to the request's time. Without it
+	// (nil), only the cold tier's tombstones are applied, so the
+	// erasures of the last lease renewal period — or of a whole archiver
+	// outage — are not: give the store whenever it is reachable.
+	Erasures   storage.Logs
+	ErasureLog string
 	// DedupWindow is how many recent event ids are remembered to drop
 	// duplicates (default 1,000,000).
 	DedupWindow int
@@ -37,10 +52,14 @@ type ReaderConfig struct {
 type ReadStats struct {
 	// Cold and Tail are the events delivered from each tier.
 	Cold, Tail int
-	// Duplicates were dropped by id; Erased filtered by a tombstone
-	// (tail only: the archive filters its own); Rejected are invalid
+	// Duplicates were dropped by id; Erased filtered by a tombstone or a
+	// pending erasure request, in either tier; Rejected are invalid
 	// events of stream messages (the consumers dead-lettered them).
 	Duplicates, Erased, Rejected int
+	// Pending is the number of erasure requests of the store's log that
+	// the archiver had not recorded and the scan applied itself
+	// (ReaderConfig.Erasures).
+	Pending int
 	// Gap is the number of stream offsets after the checkpoint that
 	// retention removed before the archiver read them (lost).
 	Gap uint64
@@ -76,6 +95,7 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 	if cfg.DedupWindow <= 0 {
 		cfg.DedupWindow = DefaultDedupWindow
 	}
+	defaults.Set(&cfg.ErasureLog, DefaultErasureLog)
 	cfg.Limits = historyLimits(cfg.Limits)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -118,19 +138,51 @@ var errStop = errors.New("history: until reached")
 // fn stops the scan and is returned as is.
 func (r *Reader) ScanRecords(ctx context.Context, q archive.Query, fn func(archive.Record) error) error {
 	r.stats = ReadStats{}
+	pending, err := r.pendingErasures(ctx)
+	if err != nil {
+		return err
+	}
 	dedup := signals.NewIDWindow(r.cfg.DedupWindow)
-	if err := r.scanCold(ctx, q, dedup, fn); err != nil {
+	if err := r.scanCold(ctx, q, pending, dedup, fn); err != nil {
 		return err
 	}
 	if r.cfg.Stream == nil || (q.UntilSeq != 0 && q.UntilSeq <= r.cp.Seq) {
 		return nil
 	}
-	return r.scanTail(ctx, q, dedup, fn)
+	return r.scanTail(ctx, q, pending, dedup, fn)
+}
+
+// pendingErasures reads the erasure requests the pinned checkpoint has
+// not recorded: the time of each visitor's latest (a request without
+// time, of an older version, counts as made now).
+func (r *Reader) pendingErasures(ctx context.Context) (map[[sha256.Size]byte]time.Time, error) {
+	if r.cfg.Erasures == nil || r.cfg.Stream == nil {
+		return nil, nil // a plain archive: its tombstones are all there is
+	}
+	es, err := readErasures(ctx, r.cfg.Erasures, r.cfg.ErasureLog, r.cp.Erasures)
+	if err != nil || len(es) == 0 {
+		return nil, err
+	}
+	now := time.Now()
+	pending := make(map[[sha256.Size]byte]time.Time, len(es))
+	for _, e := range es {
+		if e.at.IsZero() {
+			e.at = now
+		}
+		if at, ok := pending[e.key]; !ok || e.at.After(at) {
+			pending[e.key] = e.at
+		}
+	}
+	r.stats.Pending = len(es)
+	return pending, nil
 }
 
 // scanCold reads the archive up to the checkpoint (the whole archive
 // without a stream).
-func (r *Reader) scanCold(ctx context.Context, q archive.Query, dedup *signals.IDWindow, fn func(archive.Record) error) error {
+//
+// A pending erasure request (pending) erases every event of its visitor
+// there: the archiver records it at a later place of the stream.
+func (r *Reader) scanCold(ctx context.Context, q archive.Query, pending map[[sha256.Size]byte]time.Time, dedup *signals.IDWindow, fn func(archive.Record) error) error {
 	if r.cold == nil {
 		return nil
 	}
@@ -143,6 +195,12 @@ func (r *Reader) scanCold(ctx context.Context, q archive.Query, dedup *signals.I
 		}
 	}
 	return r.cold.ScanRecords(ctx, q, func(rec archive.Record) error {
+		if len(pending) > 0 {
+			if _, ok := pending[sha256.Sum256([]byte(rec.Event.Visitor))]; ok {
+				r.stats.Erased++
+				return nil
+			}
+		}
 		if dedup.Seen(rec.Event.ID) {
 			r.stats.Duplicates++
 			return nil
@@ -152,8 +210,10 @@ func (r *Reader) scanCold(ctx context.Context, q archive.Query, dedup *signals.I
 	})
 }
 
-// scanTail reads the stream from the checkpoint's offset to its end.
-func (r *Reader) scanTail(ctx context.Context, q archive.Query, dedup *signals.IDWindow, fn func(archive.Record) error) error {
+// scanTail reads the stream from the checkpoint's offset to its end. An
+// event is erased when its visitor has a tombstone or a pending request
+// at or after its publish time.
+func (r *Reader) scanTail(ctx context.Context, q archive.Query, pending map[[sha256.Size]byte]time.Time, dedup *signals.IDWindow, fn func(archive.Record) error) error {
 	var erasures archive.Erasures
 	if r.cold != nil {
 		var err error
@@ -161,7 +221,16 @@ func (r *Reader) scanTail(ctx context.Context, q archive.Query, dedup *signals.I
 			return err
 		}
 	}
-	erased := erasures.Any()
+	erasedAt := func(visitor string, published time.Time) bool {
+		if erasures.Any() && erasures.ErasedAt(visitor, published) {
+			return true
+		}
+		if len(pending) == 0 {
+			return false
+		}
+		at, ok := pending[sha256.Sum256([]byte(visitor))]
+		return ok && !at.Before(published)
+	}
 	lo, hi := q.From, q.To
 	first := true
 	var events []signals.Event
@@ -189,7 +258,7 @@ func (r *Reader) scanTail(ctx context.Context, q archive.Query, dedup *signals.I
 				switch {
 				case !lo.IsZero() && ev.Time.Before(lo), !hi.IsZero() && !ev.Time.Before(hi):
 					continue
-				case erased && erasures.ErasedAt(ev.Visitor, m.Published):
+				case erasedAt(ev.Visitor, m.Published):
 					r.stats.Erased++
 					continue
 				case dedup.Seen(ev.ID):
