@@ -181,11 +181,27 @@ func (r *Reader) Scan(ctx context.Context, from, to time.Time, fn func(signals.E
 // ScanRecords calls fn for every event selected by q that is not erased,
 // in archive order, with its record's sequence number and arrival time.
 func (r *Reader) ScanRecords(ctx context.Context, q Query, fn func(Record) error) error {
+	_, err := r.ScanRecordsStats(ctx, q, fn)
+	return err
+}
+
+// ScanStats counts what a scan left out.
+type ScanStats struct {
+	// Erased is the number of events in q's selection that a tombstone
+	// filtered out.
+	Erased int
+}
+
+// ScanRecordsStats is ScanRecords that also counts the events it left
+// out (up to where it stopped).
+func (r *Reader) ScanRecordsStats(ctx context.Context, q Query, fn func(Record) error) (ScanStats, error) {
 	v, _, err := r.view()
 	if err != nil {
-		return err
+		return ScanStats{}, err
 	}
-	return scanView(ctx, v, q, fn)
+	var st ScanStats
+	err = scanView(ctx, v, q, &st, fn)
+	return st, err
 }
 
 // Scan is Reader.Scan on the archive's current content: everything
@@ -196,7 +212,7 @@ func (a *Archive) Scan(ctx context.Context, from, to time.Time, fn func(signals.
 
 // ScanRecords is Reader.ScanRecords on the archive's current content.
 func (a *Archive) ScanRecords(ctx context.Context, q Query, fn func(Record) error) error {
-	return scanView(ctx, a.view(), q, fn)
+	return scanView(ctx, a.view(), q, nil, fn)
 }
 
 // msBounds converts a Query's time window to unix ms [lo, hi).
@@ -217,15 +233,19 @@ func (q Query) msBounds() (lo, hi int64) {
 	return lo, hi
 }
 
-// scanView streams the events of v selected by q to fn.
-func scanView(ctx context.Context, v view, q Query, fn func(Record) error) error {
+// scanView streams the events of v selected by q to fn, counting in st
+// (when not nil).
+func scanView(ctx context.Context, v view, q Query, st *ScanStats, fn func(Record) error) error {
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxRecordLimit))
 	if err != nil {
 		return fmt.Errorf("archive: zstd decoder: %w", err)
 	}
 	defer dec.Close()
 	lo, hi := q.msBounds()
-	s := scanner{dec: dec, tombs: v.tombs, erasures: v.tombs.any()}
+	if st == nil {
+		st = &ScanStats{}
+	}
+	s := scanner{dec: dec, tombs: v.tombs, erasures: v.tombs.any(), stats: st}
 	for _, seg := range v.segs {
 		if in := seg.info; in != nil {
 			if in.Events == 0 || in.LastSeq <= q.AfterSeq ||
@@ -250,6 +270,7 @@ type scanner struct {
 	tombs    *tombstones
 	erasures bool
 	raw      []byte
+	stats    *ScanStats
 }
 
 // segment scans one segment; done reports that UntilSeq was passed.
@@ -342,6 +363,7 @@ func (s *scanner) record(h header, data []byte, lo, hi int64, fn func(Record) er
 			continue
 		}
 		if s.erasures && s.tombs.erased(rec.Event.Visitor, h.seq, rec.Event.Time.UnixMilli()) {
+			s.stats.Erased++
 			continue
 		}
 		if err := fn(rec); err != nil {

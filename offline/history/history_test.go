@@ -262,8 +262,8 @@ func TestErasureFiltersBothTiers(t *testing.T) {
 			t.Errorf("event %s missing", id)
 		}
 	}
-	if st.Erased != 2 { // y-1 and y-6
-		t.Errorf("%d events erased in the tail, want v1's 2", st.Erased)
+	if st.Erased != 42 { // v0's and v1's 20 each in the cold tier, y-1 and y-6 in the tail
+		t.Errorf("%d events erased, want v0's and v1's 40 in the cold tier and v1's 2 in the tail", st.Erased)
 	}
 }
 

@@ -84,7 +84,11 @@ type Reader struct {
 	cp    Checkpoint
 	hasCP bool
 	log   *slog.Logger
-	stats ReadStats
+	stats ReadStats // of the scan in progress or the last one
+	// whole are the counts of the last scan without AfterSeq or
+	// UntilSeq (hasWhole): see Stats.
+	whole    ReadStats
+	hasWhole bool
 }
 
 // NewReader loads the checkpoint of cfg.Dir and returns a Reader.
@@ -120,8 +124,18 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 // Checkpoint returns the pinned checkpoint (ok false: none).
 func (r *Reader) Checkpoint() (Checkpoint, bool) { return r.cp, r.hasCP }
 
-// Stats returns the counts of the last scan.
-func (r *Reader) Stats() ReadStats { return r.stats }
+// Stats returns the counts of the last scan of the whole history
+// selected by a time window (no AfterSeq or UntilSeq bound), or of the
+// last scan when there was none such: a scan cut at a sequence number
+// (the second pass of a retrain, up to the last event the first
+// delivered) does not count the duplicates and erased events after the
+// cut, so it would under-report what the history dropped.
+func (r *Reader) Stats() ReadStats {
+	if r.hasWhole {
+		return r.whole
+	}
+	return r.stats
+}
 
 // Scan calls fn for every event with from <= ts < to (zero bounds are
 // open), as ScanRecords.
@@ -138,6 +152,14 @@ var errStop = errors.New("history: until reached")
 // fn stops the scan and is returned as is.
 func (r *Reader) ScanRecords(ctx context.Context, q archive.Query, fn func(archive.Record) error) error {
 	r.stats = ReadStats{}
+	err := r.scan(ctx, q, fn)
+	if q.AfterSeq == 0 && q.UntilSeq == 0 {
+		r.whole, r.hasWhole = r.stats, true
+	}
+	return err
+}
+
+func (r *Reader) scan(ctx context.Context, q archive.Query, fn func(archive.Record) error) error {
 	pending, err := r.pendingErasures(ctx)
 	if err != nil {
 		return err
@@ -194,7 +216,7 @@ func (r *Reader) scanCold(ctx context.Context, q archive.Query, pending map[[sha
 			q.UntilSeq = r.cp.Seq
 		}
 	}
-	return r.cold.ScanRecords(ctx, q, func(rec archive.Record) error {
+	st, err := r.cold.ScanRecordsStats(ctx, q, func(rec archive.Record) error {
 		if len(pending) > 0 {
 			if _, ok := pending[sha256.Sum256([]byte(rec.Event.Visitor))]; ok {
 				r.stats.Erased++
@@ -208,6 +230,8 @@ func (r *Reader) scanCold(ctx context.Context, q archive.Query, pending map[[sha
 		r.stats.Cold++
 		return fn(rec)
 	})
+	r.stats.Erased += st.Erased
+	return err
 }
 
 // scanTail reads the stream from the checkpoint's offset to its end. An
