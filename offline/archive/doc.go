@@ -164,7 +164,8 @@
 // never decrease along the file. A torn last line (no "\n") is a crash
 // during Erase and is truncated on open; any other bad line is ErrCorrupt.
 // [Archive.EraseHash] records a tombstone from the hex SHA-256 of the id
-// (an erasure requested elsewhere, package offline/history);
+// (an erasure requested elsewhere, package offline/history, with
+// [Archive.EraseHashRequested] taking the request's time as at);
 // [Archive.EraseHashAt] also takes the time it was requested (at and
 // ts_upto), and records nothing when the visitor already has a ts_upto at
 // or after it (package offline/erasurelog, which brings every replica's

@@ -45,7 +45,9 @@
 // to Checkpoint.Seq, then the stream from Checkpoint.Next to the end of
 // the stream at the time of the scan (a fence), de-duplicated by event id
 // over a window (DedupWindow), with the tombstones of the cold tier
-// applied to the stream's tail by publish time (archive.Erasures). Its
+// applied to the stream's tail by publish time (archive.Erasures), and —
+// given the store (ReaderConfig.Erasures) — the erasure requests the
+// archiver has not recorded yet applied to both tiers. Its
 // ScanRecords makes it an offline.RecordSource: `kairos retrain` and
 // `kairos replay` read it with --history-stream. Without a stream it reads
 // the directory as a plain archive.
