@@ -47,11 +47,6 @@ func RequestErasure(ctx context.Context, logs storage.Logs, key, visitor string)
 	return err
 }
 
-func requestErasure(ctx context.Context, logs storage.Logs, key, visitor string, at time.Time) error {
-	_, err := LogErasure(ctx, logs, key, visitor, at)
-	return err
-}
-
 // LogErasure is RequestErasure requested at now, for the archiver and for
 // every replica following the log into its local archive (package
 // offline/erasurelog); it returns the entry's sequence number. The

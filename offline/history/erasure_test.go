@@ -63,9 +63,7 @@ func TestErasureKeepsEventsPublishedAfterIt(t *testing.T) {
 	store := openStore(t)
 	ctx := context.Background()
 	const ttl = 9 * time.Second // a lease tick every 3 s
-	erasures := func(n uint64) func() bool {
-		return func() bool { cp, _, _ := history.ReadCheckpoint(dir); return cp.Erasures == n }
-	}
+	erasures := func(n int) func() bool { return erasuresApplied(t, dir, store, n) }
 
 	// A running archiver: v0's events archived, v0 erased, v0 back a
 	// second later (before the archiver's next tick).

@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/kairoshq/kairos/engine/embedded"
+	"github.com/kairoshq/kairos/engine/storage"
 	"github.com/kairoshq/kairos/offline/history"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
@@ -188,5 +189,22 @@ func publish(t testing.TB, b *rabbitmq.Bus, evs []signals.Event) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	}
+}
+
+// erasuresApplied returns a condition: the cold tier's checkpoint has
+// applied the first n entries of the store's erasure log (sequence
+// numbers are request times, so the n-th entry's is read from the log).
+func erasuresApplied(t testing.TB, dir string, store storage.Logs, n int) func() bool {
+	return func() bool {
+		entries, err := store.Entries(context.Background(), history.DefaultErasureLog, 0, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) < n {
+			return false
+		}
+		cp, _, _ := history.ReadCheckpoint(dir)
+		return cp.Erasures == entries[n-1].Seq
 	}
 }

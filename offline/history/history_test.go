@@ -214,10 +214,7 @@ func TestErasureFiltersBothTiers(t *testing.T) {
 	if err := history.RequestErasure(context.Background(), store, "", "v0"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the erasure applied", func() bool {
-		cp, _, _ := history.ReadCheckpoint(dir)
-		return cp.Erasures == 1
-	})
+	waitFor(t, "the erasure applied", erasuresApplied(t, dir, store, 1))
 	stop()
 	nextSecond(time.Now())
 
