@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestWaitForAppliedEmbedded runs waitScenario through kairos serve on
@@ -88,6 +89,14 @@ func idsPerVisitor(t *testing.T, srv *testServer) {
 			}
 		}
 	}
+	// ?wait= covers the commit; the stats counters are a reactor that runs
+	// just after it, and the engine counts an event applied once its
+	// reactors ran. Wait for the three views and the three re-posted
+	// events to be consumed (and dropped), then read the counters.
+	waitFor(t, 10*time.Second, "3 events applied and 3 duplicates dropped", func() bool {
+		m := srv.metrics(t)
+		return metricValue(m, "kairos_engine_events_applied_total ") >= 3 && metricValue(m, "kairos_engine_events_duplicate_total ") >= 3
+	})
 	views := viewsCounted(t, srv, "shared-id-item")
 	if views != 3 {
 		t.Fatalf("%d views counted, want 3 (one per visitor)", views)

@@ -163,6 +163,12 @@ func TestScheduledRetrainHotSwaps(t *testing.T) {
 	waitFor(t, 30*time.Second, "a retrained model to be loaded", func() bool {
 		return srv.app.engine.ModelVersion() != 0
 	})
+	// The engines load the published model while the retrainer still
+	// logs its report and counts the run (after Publish returns): wait
+	// for the count, which follows the report.
+	waitFor(t, 10*time.Second, "the published retrain counted", func() bool {
+		return metricValue(srv.metrics(t), `kairos_retrain_runs_total{decision="published"} `) >= 1
+	})
 	if s, items := srv.recommend(t, "r-c1-3", 5); s != "als" || !strings.HasPrefix(items[0], "c1-") {
 		t.Fatalf("after the swap: %s %v", s, items)
 	}

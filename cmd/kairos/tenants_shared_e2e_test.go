@@ -87,7 +87,15 @@ func TestTenantsSharedPartitions(t *testing.T) {
 		return slices.Equal(s.recs(t, b, "p"), sets["b"])
 	})
 	s.do(t, "GET", "/v1/recommendations?visitor=p", a.sk, nil, http.StatusServiceUnavailable)
-	m := s.adminMetrics(t)
+	// b's recommendations follow its last commit; the dispatcher counts a
+	// batch's events (applied, retried) only once every tenant of the
+	// batch is done and a's are sent back: wait for the counters.
+	var m string
+	waitFor(t, 10*time.Second, "a's events retried and b's counted applied", func() bool {
+		m = s.adminMetrics(t)
+		return metricValue(m, `kairos_tenant_consumed_events_total{outcome="retried",tenant="a"}`) > 0 &&
+			metricValue(m, `kairos_tenant_consumed_events_total{outcome="applied",tenant="b"}`) >= float64(len(evs["b"]))
+	})
 	if v := metricValue(m, `kairos_tenant_consumed_events_total{outcome="retried",tenant="a"}`); !(v > 0) {
 		t.Errorf("a's events retried: %v, want > 0", v)
 	}

@@ -204,21 +204,43 @@ func testSession(t *testing.T, e *env) {
 }
 
 func testDwell(t *testing.T, e *env) {
-	e.fresh(t)
-	v := e.load(t, "")
-	item42, item43, offer7 := e.element(t, "#item42"), e.element(t, "#item43"), e.element(t, "#offer7")
-	// A short pass over item 43 (20 ms, far below the 300 ms threshold so
-	// that a loaded machine delaying the next move stays below it), a 2 s
-	// rest on item 42, 600 ms on the offer, then away to an unmarked spot.
-	e.perform(t, browsertest.Mouse().
-		MoveTo(5, 5, 0).
-		MoveToElement(item43, 0, 0, 0).Pause(20*time.Millisecond).
-		MoveToElement(item42, 0, 0, 0).Pause(2000*time.Millisecond).
-		MoveToElement(offer7, 0, 0, 0).Pause(600*time.Millisecond).
-		MoveTo(1100, 650, 0))
-	e.k.waitEvents(t, v, 2, ofType("dwell"))
-	time.Sleep(quiet) // anything else would have been flushed by now
-	dwells := e.k.waitEvents(t, v, 0, ofType("dwell"))
+	var v string
+	var dwells []wireEvent
+	for attempt := 1; ; attempt++ {
+		e.fresh(t)
+		v = e.load(t, "")
+		item42, item43, offer7 := e.element(t, "#item42"), e.element(t, "#item43"), e.element(t, "#offer7")
+		// The time the page saw the pointer on item 43 (its pointer
+		// events' times), whatever the pass was asked to last.
+		e.exec(t, nil, `window.__on43 = []; document.addEventListener('pointermove', function (ev) {
+			window.__on43.push([ev.timeStamp, !!(ev.target.closest && ev.target.closest('#item43'))]); }, true)`)
+		// A short pass over item 43 (20 ms, far below the 300 ms
+		// threshold), a 2 s rest on item 42, 600 ms on the offer, then
+		// away to an unmarked spot.
+		e.perform(t, browsertest.Mouse().
+			MoveTo(5, 5, 0).
+			MoveToElement(item43, 0, 0, 0).Pause(20*time.Millisecond).
+			MoveToElement(item42, 0, 0, 0).Pause(2000*time.Millisecond).
+			MoveToElement(offer7, 0, 0, 0).Pause(600*time.Millisecond).
+			MoveTo(1100, 650, 0))
+		e.k.waitEvents(t, v, 2, ofType("dwell"))
+		time.Sleep(quiet) // anything else would have been flushed by now
+		dwells = e.k.waitEvents(t, v, 0, ofType("dwell"))
+		var on43 float64
+		e.exec(t, &on43, `var m = window.__on43, from = -1;
+			for (var i = 0; i < m.length; i++) {
+				if (m[i][1] && from < 0) from = m[i][0];
+				if (!m[i][1] && from >= 0) return m[i][0] - from;
+			}
+			return -1`)
+		// A machine so loaded that the browser held the pointer on item
+		// 43 for 200 ms or more did not make the short pass: do it again
+		// (at most 3 times), the assertions below unchanged.
+		if on43 < 200 || attempt == 3 {
+			break
+		}
+		t.Logf("attempt %d: the page saw the pointer %.0f ms on item 43 (a 20 ms pass asked): again", attempt, on43)
+	}
 	if len(dwells) != 2 {
 		t.Fatalf("%d dwell events, want 2 (item 42 and offer 7, not the 20 ms on item 43): %s", len(dwells), summary(dwells))
 	}
