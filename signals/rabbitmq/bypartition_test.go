@@ -119,17 +119,23 @@ func TestCoalescerSharesFlights(t *testing.T) {
 	publish := func(name string) {
 		go func() { results <- c.publish(context.Background(), encodedFor(t, b, name, name+"-v")) }()
 	}
-	// Two calls take the two flights; ten more wait for them.
+	// Two calls take the two flights (one after the other: two calls that
+	// arrive together may share the first flight, the second finding
+	// nothing left to take); ten more wait for them.
+	nFlights := func(n int) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return len(flights) == n }
+	}
 	publish("a")
+	waitFor(t, nFlights(1))
 	publish("b")
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(flights) == 2 })
+	waitFor(t, nFlights(2))
 	for i := range 10 {
 		publish(fmt.Sprintf("w%d", i))
 	}
 	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.waiting) == 10 })
 	broken := errors.New("broker said no")
 	release <- broken // the first flight fails; its flight then takes all ten waiting calls
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(flights) == 3 })
+	waitFor(t, nFlights(3))
 	release <- nil
 	release <- nil
 	var failed, ok int
