@@ -61,7 +61,6 @@ func TestErasureKeepsEventsPublishedAfterIt(t *testing.T) {
 	b := c.bus(t, "0")
 	dir := filepath.Join(t.TempDir(), "history")
 	store := openStore(t)
-	ctx := context.Background()
 	const ttl = 9 * time.Second // a lease tick every 3 s
 	erasures := func(n int) func() bool { return erasuresApplied(t, dir, store, n) }
 
@@ -71,11 +70,7 @@ func TestErasureKeepsEventsPublishedAfterIt(t *testing.T) {
 	before0 := visitorEvents("b0", "v0", 3, base)
 	publish(t, b, before0)
 	waitFor(t, "v0's events archived", func() bool { return committed(t, dir) == 3 })
-	requested := time.Now()
-	if err := history.RequestErasure(ctx, store, "", "v0"); err != nil {
-		t.Fatal(err)
-	}
-	nextSecond(requested)
+	eraseThenNextSecond(t, store, "v0")
 	after0 := visitorEvents("a0", "v0", 2, base.Add(time.Hour))
 	publish(t, b, after0)
 	waitFor(t, "v0's new events archived", func() bool { return committed(t, dir) == 5 })
@@ -87,11 +82,7 @@ func TestErasureKeepsEventsPublishedAfterIt(t *testing.T) {
 	// copies them and records the erasure.
 	before1 := visitorEvents("b1", "v1", 3, base)
 	publish(t, b, before1)
-	requested = time.Now()
-	if err := history.RequestErasure(ctx, store, "", "v1"); err != nil {
-		t.Fatal(err)
-	}
-	nextSecond(requested)
+	eraseThenNextSecond(t, store, "v1")
 	after1 := visitorEvents("a1", "v1", 2, base.Add(time.Hour))
 	publish(t, b, after1)
 	tailReader, err := history.NewReader(history.ReaderConfig{Dir: dir, Stream: c.stream})
@@ -129,7 +120,6 @@ func TestReaderAppliesPendingErasures(t *testing.T) {
 	b := c.bus(t, "0")
 	dir := filepath.Join(t.TempDir(), "history")
 	store := openStore(t)
-	ctx := context.Background()
 
 	// gap-v's first events archived; then the archiver is gone.
 	cold := visitorEvents("gap-cold", "gap-v", 2, base)
@@ -141,11 +131,7 @@ func TestReaderAppliesPendingErasures(t *testing.T) {
 
 	tail := visitorEvents("gap-tail", "gap-v", 2, base.Add(time.Minute))
 	publish(t, b, tail)
-	requested := time.Now()
-	if err := history.RequestErasure(ctx, store, "", "gap-v"); err != nil {
-		t.Fatal(err)
-	}
-	nextSecond(requested)
+	eraseThenNextSecond(t, store, "gap-v")
 	back := visitorEvents("gap-back", "gap-v", 1, base.Add(time.Hour))
 	publish(t, b, back)
 

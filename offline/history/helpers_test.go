@@ -208,3 +208,15 @@ func erasuresApplied(t testing.TB, dir string, store storage.Logs, n int) func()
 		return cp.Erasures == entries[n-1].Seq
 	}
 }
+
+// eraseThenNextSecond requests the erasure of visitor in the store's log
+// and waits until the clock is in the next second (publish times have
+// whole seconds: an event sent then is after the erasure).
+func eraseThenNextSecond(t testing.TB, store storage.Logs, visitor string) {
+	t.Helper()
+	requested := time.Now()
+	if err := history.RequestErasure(context.Background(), store, "", visitor); err != nil {
+		t.Fatal(err)
+	}
+	nextSecond(requested)
+}
