@@ -27,6 +27,9 @@ type Result struct {
 	// PopularityFallback says the fitted prior is the popularity-heavy
 	// blend, the best one not beating it on validation (FitBlendUsers).
 	PopularityFallback bool `json:"popularity_fallback,omitempty"`
+	// ItemLambdaFit is how ν was chosen on validation, when it was
+	// fitted (OfflineFitted).
+	ItemLambdaFit *ExponentFit `json:"item_lambda_fit,omitempty"`
 	// FitS is the wall time of choosing on the validation split (training
 	// there and fitting the blend), outside TrainS.
 	FitS float64 `json:"fit_s,omitempty"`

@@ -62,6 +62,9 @@ type Space struct {
 	Lambda, Alpha [2]float64
 	// HalfLife are the choices of the decay half-life (0: no decay).
 	HalfLife []time.Duration
+	// ItemLambdaExponent are the choices of ν, the popularity scaling of
+	// the items' λ (model.Params.ItemLambdaExponent); none means 0 only.
+	ItemLambdaExponent []float64
 }
 
 // DefaultSpace is the space `kairos eval offline --tune` and `kairos
@@ -72,6 +75,9 @@ func DefaultSpace() Space {
 		Lambda:   [2]float64{1, 300},
 		Alpha:    [2]float64{1, 100},
 		HalfLife: []time.Duration{0, time.Minute, 10 * time.Minute, time.Hour, 24 * time.Hour, 7 * 24 * time.Hour},
+		// ν: 1 gains 18 % NDCG@10 on a sparse log and 32 % on lastfm-2k,
+		// and loses 40 % on ml-latest-small: the data decides.
+		ItemLambdaExponent: []float64{0, 0.25, 0.5, 0.75, 1, 1.25},
 	}
 }
 
@@ -84,6 +90,14 @@ func (s Space) Validate() error {
 		if !(r[0] > 0 && r[1] >= r[0]) || math.IsInf(r[1], 0) {
 			return fmt.Errorf("eval: search range %v must be finite with 0 < low <= high", r)
 		}
+	}
+	for _, nu := range s.ItemLambdaExponent {
+		if !(nu >= 0 && nu <= model.MaxItemLambdaExponent) {
+			return fmt.Errorf("eval: search: item λ exponent %v outside [0, %v]", nu, model.MaxItemLambdaExponent)
+		}
+	}
+	if !slices.IsSorted(s.ItemLambdaExponent) {
+		return fmt.Errorf("eval: search: item λ exponents %v must be ascending", s.ItemLambdaExponent)
 	}
 	return nil
 }
@@ -353,6 +367,9 @@ func (s *searcher) fitSpace(p model.Params) model.Params {
 	}
 	if !slices.Contains(s.cfg.Space.Factors, p.Factors) {
 		p.Factors = s.cfg.Space.Factors[0]
+	}
+	if nus := s.cfg.Space.itemLambdaExponents(); !slices.Contains(nus, p.ItemLambdaExponent) {
+		p.ItemLambdaExponent = nus[0]
 	}
 	if p.Iterations <= 0 {
 		p.Iterations = s.cfg.MaxIterations
@@ -772,7 +789,16 @@ func (s *searcher) next() model.Params {
 	p.Lambda = logUniform(s.rng, sp.Lambda)
 	p.Alpha = logUniform(s.rng, sp.Alpha)
 	p.HalfLife = sp.HalfLife[s.rng.IntN(len(sp.HalfLife))]
+	p.ItemLambdaExponent = sp.itemLambdaExponents()[s.rng.IntN(len(sp.itemLambdaExponents()))]
 	return p
+}
+
+// itemLambdaExponents returns the choices of ν, {0} when none are given.
+func (s Space) itemLambdaExponents() []float64 {
+	if len(s.ItemLambdaExponent) == 0 {
+		return []float64{0}
+	}
+	return s.ItemLambdaExponent
 }
 
 // withBase returns p's searched fields and the given sweeps over the
@@ -780,11 +806,12 @@ func (s *searcher) next() model.Params {
 func (s *searcher) withBase(p model.Params, iterations int) model.Params {
 	b := s.cfg.Base
 	b.Factors, b.Lambda, b.Alpha, b.HalfLife, b.Iterations = p.Factors, p.Lambda, p.Alpha, p.HalfLife, iterations
+	b.ItemLambdaExponent = p.ItemLambdaExponent
 	return b
 }
 
-// near perturbs p: λ and α by a log-normal factor (σ = sigma), k and the
-// half-life to a neighbouring choice with probability 0.3 each.
+// near perturbs p: λ and α by a log-normal factor (σ = sigma), k, the
+// half-life and ν to a neighbouring choice with probability 0.3 each.
 func (s *searcher) near(p model.Params, sigma float64) model.Params {
 	sp := s.cfg.Space
 	q := s.withBase(p, s.cfg.Base.Iterations)
@@ -795,6 +822,9 @@ func (s *searcher) near(p model.Params, sigma float64) model.Params {
 	}
 	if s.rng.Float64() < 0.3 {
 		q.HalfLife = neighbour(s.rng, sp.HalfLife, p.HalfLife)
+	}
+	if s.rng.Float64() < 0.3 {
+		q.ItemLambdaExponent = neighbour(s.rng, sp.itemLambdaExponents(), p.ItemLambdaExponent)
 	}
 	return q
 }

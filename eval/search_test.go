@@ -185,6 +185,37 @@ func TestSearchIgnoresHalfLifeWithoutTimes(t *testing.T) {
 	}
 }
 
+func TestSearchDrawsItemLambdaExponentFromItsChoices(t *testing.T) {
+	val := searchSplits(t)
+	base := model.DefaultParams()
+	base.Factors, base.Threads = 4, 1
+	space := smallSpace()
+	space.ItemLambdaExponent = []float64{0, 0.5, 1}
+	start := base
+	start.ItemLambdaExponent = 0.7 // not a choice: moved into the space
+	res, err := Search(context.Background(), val, SearchConfig{Space: space, Base: base, Starts: []model.Params{start}, MaxIterations: 6, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[float64]int{}
+	for _, tr := range res.Trials {
+		if !slices.Contains(space.ItemLambdaExponent, tr.Params.ItemLambdaExponent) {
+			t.Fatalf("trial with ν %v outside the choices %v", tr.Params.ItemLambdaExponent, space.ItemLambdaExponent)
+		}
+		seen[tr.Params.ItemLambdaExponent]++
+	}
+	if len(seen) < 2 {
+		t.Fatalf("ν drawn from %v only", seen)
+	}
+	for _, bad := range [][]float64{{0, 3}, {1, 0.5}, {-1}} {
+		sp := smallSpace()
+		sp.ItemLambdaExponent = bad
+		if err := sp.Validate(); err == nil {
+			t.Errorf("space with ν choices %v accepted", bad)
+		}
+	}
+}
+
 func TestTuneStateRoundTrip(t *testing.T) {
 	path := t.TempDir() + "/sub/pick.json"
 	if st, err := LoadTuneState(path); st != nil || err != nil {

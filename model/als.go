@@ -22,9 +22,10 @@ type Progress func(iteration int, m *Model)
 
 // Train fits implicit ALS (Hu, Koren, Volinsky 2008) to m: it minimises
 //
-//	Σ_u Σ_i c_ui (p_ui − x_u·y_i)² + λ (Σ_u |x_u|² + Σ_i |y_i|²)
+//	Σ_u Σ_i c_ui (p_ui − x_u·y_i)² + λ Σ_u |x_u|² + Σ_i λ_i |y_i|²
 //
-// with c_ui = 1 + α·w_ui and p_ui = 1 where w_ui > 0 (0 elsewhere), by
+// with c_ui = 1 + α·w_ui, p_ui = 1 where w_ui > 0 (0 elsewhere), and
+// λ_i = λ unless p.ItemLambdaExponent scales it by the item's popularity, by
 // alternating row-wise least squares over users and items, each half-sweep
 // parallel over p.Threads goroutines. Every row solve uses the cached Gram
 // YᵀY so that its cost is O(|row|·k² + k³) (Cholesky) or O(steps·(|row|·k + k²))
@@ -41,10 +42,10 @@ func Train(ctx context.Context, m *Matrix, p Params, progress Progress) (*Model,
 	items := randomFactors(m.Items(), k, p.InitScale, rng)
 	t := newTrainer(p)
 	for it := 1; it <= p.Iterations; it++ {
-		if err := t.sweep(ctx, users, items, m.UserRow); err != nil {
+		if err := t.sweep(ctx, users, items, m.UserRow, t.userLambda); err != nil {
 			return nil, err
 		}
-		if err := t.sweep(ctx, items, users, m.ItemColumn); err != nil {
+		if err := t.sweep(ctx, items, users, m.ItemColumn, t.itemLambdas(m)); err != nil {
 			return nil, err
 		}
 		if progress != nil {
@@ -69,10 +70,10 @@ func Continue(ctx context.Context, m *Matrix, mod *Model, iterations int, progre
 	t := newTrainer(mod.Params)
 	done := mod.Params.Iterations
 	for it := 1; it <= iterations; it++ {
-		if err := t.sweep(ctx, mod.Users, mod.Items, m.UserRow); err != nil {
+		if err := t.sweep(ctx, mod.Users, mod.Items, m.UserRow, t.userLambda); err != nil {
 			return err
 		}
-		if err := t.sweep(ctx, mod.Items, mod.Users, m.ItemColumn); err != nil {
+		if err := t.sweep(ctx, mod.Items, mod.Users, m.ItemColumn, t.itemLambdas(m)); err != nil {
 			return err
 		}
 		mod.Params.Iterations = done + it
@@ -107,9 +108,23 @@ func newTrainer(p Params) *trainer {
 	return t
 }
 
+// userLambda is the λ of every user row.
+func (t *trainer) userLambda(int) float64 { return t.p.Lambda }
+
+// itemLambdas returns the λ of an item row by its number of users in m
+// (Params.ItemLambdaExponent).
+func (t *trainer) itemLambdas(m *Matrix) func(n int) float64 {
+	mean := 0.0
+	if m.Items() > 0 {
+		mean = float64(m.NNZ()) / float64(m.Items())
+	}
+	return func(n int) float64 { return t.p.itemLambda(n, mean) }
+}
+
 // sweep re-solves every row of solve with fixed held constant; row(i)
-// returns the fixed-side rows and weights of row i.
-func (t *trainer) sweep(ctx context.Context, solve, fixed *Factors, row func(int) ([]int32, []float32)) error {
+// returns the fixed-side rows and weights of row i, lambda(n) the
+// regularisation of a row with n of them.
+func (t *trainer) sweep(ctx context.Context, solve, fixed *Factors, row func(int) ([]int32, []float32), lambda func(n int) float64) error {
 	t.buf = gramParallel(t.gram, fixed, len(t.ws), t.buf)
 	const chunk = 32
 	var next atomic.Int64
@@ -131,7 +146,7 @@ func (t *trainer) sweep(ctx context.Context, solve, fixed *Factors, row func(int
 				}
 				for i := start; i < min(start+chunk, n); i++ {
 					cols, w := row(i)
-					if err := t.solveRow(ws, solve.Row(i), fixed, cols, w); err != nil {
+					if err := t.solveRow(ws, solve.Row(i), fixed, cols, w, lambda(len(cols))); err != nil {
 						errs[wi] = fmt.Errorf("model: row %d: %w", i, err)
 						return
 					}
@@ -148,15 +163,15 @@ func (t *trainer) sweep(ctx context.Context, solve, fixed *Factors, row func(int
 	return nil
 }
 
-func (t *trainer) solveRow(ws *Workspace, dst []float32, fixed *Factors, cols []int32, w []float32) error {
+func (t *trainer) solveRow(ws *Workspace, dst []float32, fixed *Factors, cols []int32, w []float32, lambda float64) error {
 	if len(cols) == 0 {
 		clear(dst) // the exact solution without observations
 		return nil
 	}
 	if t.p.Solver == SolverCholesky {
-		return ws.solveExact(dst, t.gram, t.p.Lambda, fixed, cols, w, t.p.Alpha)
+		return ws.solveExact(dst, t.gram, lambda, fixed, cols, w, t.p.Alpha)
 	}
-	ws.solveCG(dst, t.gram, t.p.Lambda, fixed, cols, w, t.p.Alpha, t.p.CGSteps)
+	ws.solveCG(dst, t.gram, lambda, fixed, cols, w, t.p.Alpha, t.p.CGSteps)
 	return nil
 }
 
@@ -224,10 +239,17 @@ func Objective(m *Matrix, mod *Model) float64 {
 	for _, v := range mod.Users.Data {
 		reg += float64(v) * float64(v)
 	}
-	for _, v := range mod.Items.Data {
-		reg += float64(v) * float64(v)
+	reg *= mod.Params.Lambda
+	lambda := (&trainer{p: mod.Params}).itemLambdas(m)
+	for i := range mod.Items.Rows() {
+		users, _ := m.ItemColumn(i)
+		var sq float64
+		for _, v := range mod.Items.Row(i) {
+			sq += float64(v) * float64(v)
+		}
+		reg += lambda(len(users)) * sq
 	}
-	return loss + mod.Params.Lambda*reg
+	return loss + reg
 }
 
 func dot32f(a, b []float32) float64 {

@@ -112,6 +112,9 @@ func (m *Matrix) Users() int { return m.nUsers }
 // Items returns the number of items (columns).
 func (m *Matrix) Items() int { return m.nItems }
 
+// NNZ returns the number of stored (user, item) interactions.
+func (m *Matrix) NNZ() int { return len(m.userCol) }
+
 // UserRow returns user u's items (ascending) and weights; the slices alias
 // the matrix and must not be modified.
 func (m *Matrix) UserRow(u int) ([]int32, []float32) {

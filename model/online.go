@@ -75,6 +75,7 @@ type Online struct {
 	xtx         []float64 // XᵀX, k×k, full symmetric (no λ); likewise
 	curv        []float32 // per item, diagonal of Σ_u α w_ui x_u x_uᵀ (n×k)
 	counts      []int32   // per item, number of distinct users
+	countTotal  int64     // Σ counts (written under wmu)
 
 	ivf     *IVF       // approximate index, nil until BuildIndex
 	journal []int32    // rows changed during an index build (nil: no build)
@@ -129,6 +130,9 @@ func NewOnline(m *Model, stats *ItemStats) (*Online, error) {
 	} else {
 		o.counts = make([]int32, n)
 		o.curv = make([]float32, n*k)
+	}
+	for _, c := range o.counts {
+		o.countTotal += int64(c)
 	}
 	o.norms = make([]float32, n)
 	for i := range n {
@@ -430,7 +434,7 @@ func (o *Online) stepItem(ws *Workspace, g itemGroup) {
 		aw[j] = e.aw
 	}
 	curv := o.curv[int(g.item)*k : int(g.item)*k+k]
-	delta := ws.itemCG(o.xtx, o.p.Lambda, curv, blas64.General{Rows: m, Cols: k, Stride: k, Data: G}, aw, r)
+	delta := ws.itemCG(o.xtx, o.itemLambda(g.item), curv, blas64.General{Rows: m, Cols: k, Stride: k, Data: G}, aw, r)
 	for f := range y {
 		y[f] += float32(delta[f])
 	}
@@ -441,8 +445,18 @@ func (o *Online) stepItem(ws *Workspace, g itemGroup) {
 		}
 		if e.new {
 			o.counts[g.item]++
+			o.countTotal++
 		}
 	}
+}
+
+// itemLambda returns item i's regularisation (Params.ItemLambdaExponent),
+// the mean count taken over the items known now. Called under wmu.
+func (o *Online) itemLambda(i int32) float64 {
+	if o.p.ItemLambdaExponent == 0 || len(o.counts) == 0 {
+		return o.p.Lambda
+	}
+	return o.p.itemLambda(int(o.counts[i]), float64(o.countTotal)/float64(len(o.counts)))
 }
 
 // gatherVectors copies the entries' user factors into ws.g as float64.

@@ -91,18 +91,30 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 			}
 		}
 	}
-	m, err := matrix(params.HalfLife)
-	if err != nil {
-		return err
+	train := func(q model.Params) (*model.Model, error) {
+		m, err := matrix(q.HalfLife)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		return model.Train(ctx, m, q, func(it int, _ *model.Model) { p.iteration("validation model", it, q.Iterations, start) })
 	}
-	start := time.Now()
-	mod, err := model.Train(ctx, m, params, func(it int, _ *model.Model) { p.iteration("validation model", it, params.Iterations, start) })
-	if err != nil {
-		return err
-	}
-	best, _, err := eval.FitBlend(ctx, val, mod, eval.DefaultBlendGrid(), params.Threads)
-	if err != nil {
-		return err
+	var best eval.BlendTrial
+	if cfg.FitItemLambda && cfg.Tune == nil {
+		fit, err := eval.FitItemLambdaExponent(ctx, val, params, eval.DefaultBlendGrid(), params.Threads, train)
+		if err != nil {
+			return err
+		}
+		p.line(fit.String())
+		params, best = fit.Params, fit.Pick
+	} else {
+		mod, err := train(params)
+		if err != nil {
+			return err
+		}
+		if best, _, err = eval.FitBlend(ctx, val, mod, eval.DefaultBlendGrid(), params.Threads); err != nil {
+			return err
+		}
 	}
 	r.Params, r.Blend, r.Validation = params, best.Blend, &best.Metrics
 	p.line(fmt.Sprintf("validation NDCG@10 %.4f over %d users with prior ρ = %g, κ = %g", best.NDCG10, best.Users, best.Blend.Prior, best.Blend.Kappa))

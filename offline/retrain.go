@@ -45,6 +45,11 @@ type RetrainConfig struct {
 	MinUsers int
 	// Tune, when set, searches the hyperparameters within its budget.
 	Tune *TuneConfig
+	// FitItemLambda, without Tune, chooses ν (the popularity scaling of
+	// the items' λ, model.Params.ItemLambdaExponent) between 0 and
+	// eval.FittedItemLambdaExponent on the validation split
+	// (eval.FitItemLambdaExponent) instead of keeping Params'.
+	FitItemLambda bool
 	// DedupWindow is how many recent event ids are remembered to drop the
 	// archive's duplicates (default 1,000,000).
 	DedupWindow int

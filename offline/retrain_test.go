@@ -417,3 +417,30 @@ func TestRunnerOpensTheSourceOfEachRun(t *testing.T) {
 		t.Fatalf("a source that does not open: %v", err)
 	}
 }
+
+// TestRetrainFitsItemLambdaExponent: with FitItemLambda the retrain
+// chooses ν on its validation split, says so, and the snapshot carries
+// it; without, the configured ν is kept.
+func TestRetrainFitsItemLambdaExponent(t *testing.T) {
+	a := plantedArchive(t, 3, 30, 40, 20)
+	var log strings.Builder
+	cfg := testConfig()
+	cfg.Params.ItemLambdaExponent = 0.5
+	cfg.FitItemLambda, cfg.Progress = true, &log
+	res, err := Retrain(context.Background(), a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nu := res.Params.ItemLambdaExponent
+	if (nu != 0 && nu != 1) || res.Snapshot.Meta.Params.ItemLambdaExponent != nu || !strings.Contains(log.String(), fmt.Sprintf("item λ exponent ν = %g:", nu)) {
+		t.Fatalf("fitted ν %v, snapshot's %v; log:\n%s", nu, res.Snapshot.Meta.Params.ItemLambdaExponent, log.String())
+	}
+	cfg.FitItemLambda, cfg.Progress = false, nil
+	res, err = Retrain(context.Background(), a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Params.ItemLambdaExponent != 0.5 || res.Snapshot.Meta.Params.ItemLambdaExponent != 0.5 {
+		t.Fatalf("configured ν 0.5 became %v (snapshot %v)", res.Params.ItemLambdaExponent, res.Snapshot.Meta.Params.ItemLambdaExponent)
+	}
+}

@@ -237,6 +237,12 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		als, err = eval.OfflineALS(ctx, split, p, unit, p.Threads)
 	case bm.fixed != nil:
 		als, err = eval.OfflineWithBlend(ctx, split, p, *bm.fixed, nil, 0, unit, p.Threads)
+	case !tf.tune && !flagSet(fs, "item-lambda-exponent"):
+		var fit eval.ExponentFit
+		als, fit, err = eval.OfflineFitted(ctx, split, val, p, eval.DefaultBlendGrid(), unit, p.Threads)
+		if err == nil {
+			fmt.Fprintln(stderr, fit)
+		}
 	default:
 		als, err = eval.OfflineBlended(ctx, split, val, p, eval.DefaultBlendGrid(), unit, p.Threads)
 	}

@@ -57,7 +57,8 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	var err error
-	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr, HistoryCut: *hist.stream}
+	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr, HistoryCut: *hist.stream,
+		FitItemLambda: !*tune && !flagSet(fs, "item-lambda-exponent")}
 	now := time.Now()
 	if cfg.From, err = parseWhen(*from, now); err != nil {
 		return fmt.Errorf("--from: %w", err)

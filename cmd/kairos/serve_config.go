@@ -65,6 +65,9 @@ type serveConfig struct {
 	SessionGap time.Duration
 	Prefetch   int
 	Approx     bool
+	// FitItemLambda says each retrain fits ν (Params.ItemLambdaExponent)
+	// on its validation split: neither the flag nor its variable is set.
+	FitItemLambda bool
 	// IndexLists, IndexProbe and IndexShortlist override the approximate
 	// index's automatic parameters (0: automatic).
 	IndexLists, IndexProbe, IndexShortlist int
@@ -225,6 +228,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.int(&p.Factors, "factors", p.Factors, "ALS factors k")
 	e.float(&p.Lambda, "lambda", p.Lambda, "ALS regularisation λ")
 	e.float(&p.Alpha, "alpha", p.Alpha, "ALS confidence scale α (c = 1 + α·w)")
+	e.float(&p.ItemLambdaExponent, "item-lambda-exponent", p.ItemLambdaExponent, "ALS ν, 0..2: item i's λ is λ·(n_i/n̄)^ν, n_i its users (unset: each retrain fits 0 or 1 on its validation split; 0 = plain λ)")
 	e.dur(&p.HalfLife, "half-life", p.HalfLife, "half-life of interaction weights, back from the visitor's latest event")
 	e.int(&p.Iterations, "iterations", p.Iterations, "ALS sweeps of a retrain")
 	weights := signals.DefaultWeights().String()
@@ -284,6 +288,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	errs := e.errs
 	c.Params = p
+	c.FitItemLambda = !flagSet(fs, "item-lambda-exponent") && os.Getenv(envName("item-lambda-exponent")) == ""
 	c.Blend = b
 	demoDefaults(fs, &c)
 	if b.Kappa < 0 || b.Trending < 0 || b.Trending > 1 || c.BlendBelow < 1 {

@@ -107,7 +107,7 @@ type retrainer struct {
 func newRetrainer(a *app, reg prometheus.Registerer) *retrainer {
 	r := &retrainer{a: a, met: newRetrainMetrics(reg)}
 	r.runner = &offline.Runner{
-		Source: a.archive, Config: offline.RetrainConfig{Params: a.engine.Online().Params()},
+		Source: a.archive, Config: offline.RetrainConfig{Params: a.engine.Online().Params(), FitItemLambda: a.cfg.FitItemLambda},
 		Window: a.cfg.RetrainWindow, TuneBudget: a.cfg.RetrainTuneBudget, MinUsers: a.cfg.RetrainMinUsers,
 		Log:  &offline.Log{Store: storeBlobs{a.store}},
 		Live: r.live,
