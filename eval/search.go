@@ -344,11 +344,18 @@ search:
 }
 
 // warmStarts returns the starts (their searched fields over Base's
-// others), the reference last: Base itself, unless a start equals it.
+// others), then Base with ν = FittedItemLambdaExponent when the space has
+// it (the other choice of the defaults' fit), the reference last: Base
+// itself, unless a start equals it.
 func (s *searcher) warmStarts() []model.Params {
 	var out []model.Params
 	seen := map[model.Params]bool{}
-	for _, p := range append(slices.Clone(s.cfg.Starts), s.cfg.Base) {
+	starts := slices.Clone(s.cfg.Starts)
+	if scaled := s.cfg.Base; slices.Contains(s.cfg.Space.ItemLambdaExponent, FittedItemLambdaExponent) {
+		scaled.ItemLambdaExponent = FittedItemLambdaExponent
+		starts = append(starts, scaled)
+	}
+	for _, p := range append(starts, s.cfg.Base) {
 		p = s.fitSpace(s.withBase(p, p.Iterations))
 		if key := configKey(p); !seen[key] {
 			seen[key] = true

@@ -197,6 +197,14 @@ func TestSearchDrawsItemLambdaExponentFromItsChoices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The start (moved to ν = 0: the base) is tried, and so is the base
+	// with the defaults' other ν.
+	if !slices.ContainsFunc(res.Trials, func(tr SearchTrial) bool {
+		p := tr.Params
+		return p.ItemLambdaExponent == FittedItemLambdaExponent && p.Lambda == base.Lambda && p.Alpha == base.Alpha && p.Factors == base.Factors
+	}) {
+		t.Fatalf("the base with ν = %v was not tried", FittedItemLambdaExponent)
+	}
 	seen := map[float64]int{}
 	for _, tr := range res.Trials {
 		if !slices.Contains(space.ItemLambdaExponent, tr.Params.ItemLambdaExponent) {
