@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +39,30 @@ func TestFeaturesEnabled(t *testing.T) {
 	}
 	if got := names("--archive-dir", "off"); slices.Contains(got, "archive") {
 		t.Fatalf("--archive-dir off: features %v still hold the archive", got)
+	}
+}
+
+// TestServeFitsItemLambdaUnlessSet: the retrains of kairos serve fit ν
+// unless --item-lambda-exponent or its variable fixes it; a value outside
+// [0, 2] is refused.
+func TestServeFitsItemLambdaUnlessSet(t *testing.T) {
+	parse := func(args ...string) (serveConfig, error) {
+		return parseServeConfig(append([]string{"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", ""}, args...), io.Discard)
+	}
+	cfg, err := parse()
+	if err != nil || !cfg.FitItemLambda || cfg.Params.ItemLambdaExponent != 0 {
+		t.Fatalf("by default: fit %v, ν %v, err %v; want a fit from ν 0", cfg.FitItemLambda, cfg.Params.ItemLambdaExponent, err)
+	}
+	cfg, err = parse("--item-lambda-exponent", "0")
+	if err != nil || cfg.FitItemLambda {
+		t.Fatalf("--item-lambda-exponent 0: fit %v, err %v; want ν fixed", cfg.FitItemLambda, err)
+	}
+	t.Setenv("KAIROS_ITEM_LAMBDA_EXPONENT", "0.5")
+	cfg, err = parse()
+	if err != nil || cfg.FitItemLambda || cfg.Params.ItemLambdaExponent != 0.5 {
+		t.Fatalf("$KAIROS_ITEM_LAMBDA_EXPONENT=0.5: fit %v, ν %v, err %v", cfg.FitItemLambda, cfg.Params.ItemLambdaExponent, err)
+	}
+	if _, err := parse("--item-lambda-exponent", "3"); err == nil || !strings.Contains(err.Error(), "item_lambda_exponent") {
+		t.Fatalf("ν = 3: err %v, want the exponent named", err)
 	}
 }
