@@ -205,6 +205,26 @@ func TestScheduledRetrainHotSwaps(t *testing.T) {
 	}
 }
 
+// TestRetrainCarriesItemLambdaExponent: a fixed ν reaches the published
+// model and the engine's live item updates after the swap.
+func TestRetrainCarriesItemLambdaExponent(t *testing.T) {
+	srv := startServer(t, "--retrain-every", "300ms", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75")
+	evs := roundsBatch("r", 3, 15, 30, 14, 3)
+	for lo := 0; lo < len(evs); lo += 500 {
+		srv.postEvents(t, evs[lo:min(lo+500, len(evs))])
+	}
+	waitFor(t, 30*time.Second, "a retrained model to be loaded", func() bool {
+		return srv.app.engine.ModelVersion() != 0
+	})
+	if nu := srv.app.engine.Online().Params().ItemLambdaExponent; nu != 0.75 {
+		t.Fatalf("live model ν %v after the swap, want 0.75", nu)
+	}
+	srv.postEvents(t, []map[string]any{{"id": "after-1", "type": "click", "visitor": "late", "item": "c2-item3"}})
+	if s, items := srv.recommend(t, "late", 5); s != "als" || !strings.HasPrefix(items[0], "c2-") {
+		t.Fatalf("a new visitor after the swap: %s %v", s, items)
+	}
+}
+
 // roundsBatch returns events of visitors base-c<cluster>-<i> viewing items
 // of their own cluster in rounds (every visitor once per round, rounds 5
 // minutes apart), so that visitors are active before and after any time.
