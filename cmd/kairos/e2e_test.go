@@ -208,7 +208,16 @@ func TestScheduledRetrainHotSwaps(t *testing.T) {
 // TestRetrainCarriesItemLambdaExponent: a fixed ν reaches the published
 // model and the engine's live item updates after the swap.
 func TestRetrainCarriesItemLambdaExponent(t *testing.T) {
-	srv := startServer(t, "--retrain-every", "300ms", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75")
+	testRetrainCarriesItemLambdaExponent(t, startServer(t, "--retrain-every", "300ms", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75"))
+}
+
+// TestRetrainCarriesItemLambdaExponentRabbitRedis is the same on RabbitMQ
+// and Redis.
+func TestRetrainCarriesItemLambdaExponentRabbitRedis(t *testing.T) {
+	testRetrainCarriesItemLambdaExponent(t, startServices(t, "--retrain-every", "300ms", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75"))
+}
+
+func testRetrainCarriesItemLambdaExponent(t *testing.T, srv *testServer) {
 	evs := roundsBatch("r", 3, 15, 30, 14, 3)
 	for lo := 0; lo < len(evs); lo += 500 {
 		srv.postEvents(t, evs[lo:min(lo+500, len(evs))])
