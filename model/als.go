@@ -112,11 +112,18 @@ func newTrainer(p Params) *trainer {
 func (t *trainer) userLambda(int) float64 { return t.p.Lambda }
 
 // itemLambdas returns the λ of an item row by its number of users in m
-// (Params.ItemLambdaExponent).
+// (Params.ItemLambdaExponent), the mean taken over the items with users
+// (rows without any, such as catalog items never seen, do not move it).
 func (t *trainer) itemLambdas(m *Matrix) func(n int) float64 {
+	seen := 0
+	for i := range m.Items() {
+		if users, _ := m.ItemColumn(i); len(users) > 0 {
+			seen++
+		}
+	}
 	mean := 0.0
-	if m.Items() > 0 {
-		mean = float64(m.NNZ()) / float64(m.Items())
+	if seen > 0 {
+		mean = float64(m.NNZ()) / float64(seen)
 	}
 	return func(n int) float64 { return t.p.itemLambda(n, mean) }
 }

@@ -67,10 +67,11 @@ func TestItemUpdateRegularisedByPopularity(t *testing.T) {
 			rare = i
 		}
 	}
-	step := func(nu float64, item int) float64 {
+	step := func(nu float64, item int, grow int) float64 {
 		q := mod.Params
 		q.ItemLambdaExponent = nu
 		o := mustOnline(t, &Model{Params: q, Users: mod.Users, Items: mod.Items}, st)
+		o.Grow(o.Len() + grow) // catalog rows without users
 		before := o.ItemFactors(nil, item)
 		up := Update{OldUser: mod.Users.Row(0), User: mod.Users.Row(0), Items: []ItemDelta{{Item: int32(item), DeltaWeight: 3}}}
 		if err := o.Apply(NewWorkspace(p.Factors), []Update{up}); err != nil {
@@ -83,11 +84,15 @@ func TestItemUpdateRegularisedByPopularity(t *testing.T) {
 		return math.Sqrt(d)
 	}
 	t.Logf("popular item %d (%d users), rare item %d (%d users)", popular, st.Counts[popular], rare, st.Counts[rare])
-	if plain, scaled := step(0, popular), step(1, popular); !(scaled < plain) {
+	if plain, scaled := step(0, popular, 0), step(1, popular, 0); !(scaled < plain) {
 		t.Errorf("popular item moved %.4g with ν = 1, %.4g with plain λ: want less", scaled, plain)
 	}
-	if plain, scaled := step(0, rare), step(1, rare); !(scaled > plain) {
+	if plain, scaled := step(0, rare, 0), step(1, rare, 0); !(scaled > plain) {
 		t.Errorf("rare item moved %.4g with ν = 1, %.4g with plain λ: want more", scaled, plain)
+	}
+	// Rows nobody used (a large catalog) do not change the mean.
+	if alone, padded := step(1, popular, 10_000), step(1, popular, 0); alone != padded {
+		t.Errorf("popular item moved %.6g with 10,000 unused rows, %.6g without", alone, padded)
 	}
 }
 

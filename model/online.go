@@ -76,6 +76,7 @@ type Online struct {
 	curv        []float32 // per item, diagonal of Σ_u α w_ui x_u x_uᵀ (n×k)
 	counts      []int32   // per item, number of distinct users
 	countTotal  int64     // Σ counts (written under wmu)
+	countItems  int64     // items with a count > 0 (written under wmu)
 
 	ivf     *IVF       // approximate index, nil until BuildIndex
 	journal []int32    // rows changed during an index build (nil: no build)
@@ -133,6 +134,9 @@ func NewOnline(m *Model, stats *ItemStats) (*Online, error) {
 	}
 	for _, c := range o.counts {
 		o.countTotal += int64(c)
+		if c > 0 {
+			o.countItems++
+		}
 	}
 	o.norms = make([]float32, n)
 	for i := range n {
@@ -444,6 +448,9 @@ func (o *Online) stepItem(ws *Workspace, g itemGroup) {
 			curv[f] += float32(e.aw * v * v)
 		}
 		if e.new {
+			if o.counts[g.item] == 0 {
+				o.countItems++
+			}
 			o.counts[g.item]++
 			o.countTotal++
 		}
@@ -451,12 +458,13 @@ func (o *Online) stepItem(ws *Workspace, g itemGroup) {
 }
 
 // itemLambda returns item i's regularisation (Params.ItemLambdaExponent),
-// the mean count taken over the items known now. Called under wmu.
+// the mean count taken over the items with users now, as batch training
+// takes it. Called under wmu.
 func (o *Online) itemLambda(i int32) float64 {
-	if o.p.ItemLambdaExponent == 0 || len(o.counts) == 0 {
+	if o.p.ItemLambdaExponent == 0 || o.countItems == 0 {
 		return o.p.Lambda
 	}
-	return o.p.itemLambda(int(o.counts[i]), float64(o.countTotal)/float64(len(o.counts)))
+	return o.p.itemLambda(int(o.counts[i]), float64(o.countTotal)/float64(o.countItems))
 }
 
 // gatherVectors copies the entries' user factors into ws.g as float64.
