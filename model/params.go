@@ -63,7 +63,7 @@ type Params struct {
 	Alpha float64 `json:"alpha"`
 	// ItemLambdaExponent ν scales each item's regularisation with its
 	// popularity: item i is solved with λ·(n_i/n̄)^ν, n_i its distinct
-	// users and n̄ their mean over the items (the frequency-scaled
+	// users and n̄ their mean over the items that have users (the frequency-scaled
 	// regularisation of Rendle et al., "Revisiting the Performance of iALS
 	// on Item Recommendation Benchmarks", 2022, on the item side only, so
 	// that the fold-in of a visitor keeps its one λ). 0, the default, is
