@@ -36,10 +36,13 @@ func TestRetrainPanelInBrowser(t *testing.T) {
 	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 && srv.app.engine.Online().Len() >= 90 })
 
 	rt := srv.app.retrain
-	run := func(tune time.Duration, bad bool) *offline.RunResult {
+	run := func(tune time.Duration, bad bool, nu float64) *offline.RunResult {
 		t.Helper()
 		r := *rt.runner
 		r.Config.Params = srv.app.engine.Online().Params()
+		if nu > 0 { // fixed, not fitted
+			r.Config.Params.ItemLambdaExponent, r.Config.FitItemLambda = nu, false
+		}
 		r.TuneBudget = tune
 		if bad {
 			r.Config.Params.Iterations = 0 // random factors
@@ -52,13 +55,13 @@ func TestRetrainPanelInBrowser(t *testing.T) {
 		t.Logf("%s: %s", res.Decision, res.Reason)
 		return res
 	}
-	first := run(0, false)
+	first := run(0, false, 0.5)
 	if first.Decision != offline.DecisionPublished {
 		t.Fatalf("the shipped parameters on planted clusters: %s (%s)", first.Decision, first.Reason)
 	}
 	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelGeneration() >= 1 })
-	run(3*time.Second, false)
-	bad := run(0, true)
+	run(3*time.Second, false, 0)
+	bad := run(0, true, 0)
 	if bad.Decision == offline.DecisionPublished {
 		t.Fatalf("a model of random factors was published: %s", bad.Reason)
 	}
@@ -117,6 +120,9 @@ func TestRetrainPanelInBrowser(t *testing.T) {
 	}
 	if !strings.HasPrefix(rows[0].Decision, "refused") || !strings.Contains(rows[1].Pick, "tuned: ") || rows[2].Decision != "published" {
 		t.Errorf("rows %+v: want the refused bad model, the tuned retrain, the published first", rows)
+	}
+	if !strings.Contains(rows[2].Pick, "ν=0.5") {
+		t.Errorf("the first retrain's pick %q does not show its ν 0.5", rows[2].Pick)
 	}
 	checkConsole(t, ctx, b, nil)
 	shotElement(t, ctx, b, "#p-model", 8, envOr("KAIROS_RETRAIN_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-retrain-e2e.png")))

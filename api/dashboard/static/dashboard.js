@@ -388,6 +388,7 @@
     if (!p) return '–';
     var s = 'k=' + p.factors + ' λ=' + (+p.lambda).toPrecision(3) + ' α=' + (+p.alpha).toPrecision(3) +
       ' half-life=' + (p.half_life === '0s' ? 'none' : p.half_life) + ' it=' + p.iterations;
+    if (p.item_lambda_exponent) s += ' ν=' + p.item_lambda_exponent;
     if (b) s += ' · ρ=' + b.prior + ' κ=' + b.kappa;
     return s;
   }
