@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine/redisstore"
+	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/signals/rabbitmq/rabbitmqtest"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -205,16 +206,17 @@ func TestScheduledRetrainHotSwaps(t *testing.T) {
 	}
 }
 
-// TestRetrainCarriesItemLambdaExponent: a fixed ν reaches the published
-// model and the engine's live item updates after the swap.
+// TestRetrainCarriesItemLambdaExponent: a ν fixed by the flag reaches
+// the retrain of kairos serve (not fitted), its published model and the
+// engine's live item updates after the swap.
 func TestRetrainCarriesItemLambdaExponent(t *testing.T) {
-	testRetrainCarriesItemLambdaExponent(t, startServer(t, "--retrain-every", "300ms", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75"))
+	testRetrainCarriesItemLambdaExponent(t, startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75"))
 }
 
 // TestRetrainCarriesItemLambdaExponentRabbitRedis is the same on RabbitMQ
 // and Redis.
 func TestRetrainCarriesItemLambdaExponentRabbitRedis(t *testing.T) {
-	testRetrainCarriesItemLambdaExponent(t, startServices(t, "--retrain-every", "300ms", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75"))
+	testRetrainCarriesItemLambdaExponent(t, startServices(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--item-lambda-exponent", "0.75"))
 }
 
 func testRetrainCarriesItemLambdaExponent(t *testing.T, srv *testServer) {
@@ -222,15 +224,30 @@ func testRetrainCarriesItemLambdaExponent(t *testing.T, srv *testServer) {
 	for lo := 0; lo < len(evs); lo += 500 {
 		srv.postEvents(t, evs[lo:min(lo+500, len(evs))])
 	}
-	waitFor(t, 30*time.Second, "a retrained model to be loaded", func() bool {
-		return srv.app.engine.ModelVersion() != 0
-	})
+	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 && srv.app.engine.Online().Len() >= 90 })
+	// The scheduled retrain's own runner, run now rather than in a day.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := srv.app.retrain.runner.Run(ctx, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decision != offline.DecisionPublished || res.Params.ItemLambdaExponent != 0.75 || res.Snapshot.Meta.Params.ItemLambdaExponent != 0.75 {
+		t.Fatalf("retrain %s (%s) with ν %v, snapshot's %v; want published with 0.75", res.Decision, res.Reason, res.Params.ItemLambdaExponent, res.Snapshot.Meta.Params.ItemLambdaExponent)
+	}
+	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelVersion() == res.Snapshot.Meta.Version })
 	if nu := srv.app.engine.Online().Params().ItemLambdaExponent; nu != 0.75 {
 		t.Fatalf("live model ν %v after the swap, want 0.75", nu)
 	}
 	srv.postEvents(t, []map[string]any{{"id": "after-1", "type": "click", "visitor": "late", "item": "c2-item3"}})
-	if s, items := srv.recommend(t, "late", 5); s != "als" || !strings.HasPrefix(items[0], "c2-") {
-		t.Fatalf("a new visitor after the swap: %s %v", s, items)
+	var strategy string
+	var items []string
+	waitEvery(t, 10*time.Second, 20*time.Millisecond, "the new visitor's click to be learnt (applied asynchronously on RabbitMQ)", func() bool {
+		strategy, items = srv.recommend(t, "late", 5)
+		return strategy != "trending"
+	})
+	if strategy != "als" || !strings.HasPrefix(items[0], "c2-") {
+		t.Fatalf("a new visitor after the swap: %s %v", strategy, items)
 	}
 }
 
