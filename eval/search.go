@@ -392,10 +392,29 @@ func configKey(p model.Params) model.Params {
 	return p
 }
 
+// preferScaledReference makes trial j (the base with ν =
+// FittedItemLambdaExponent, -1: not trained) the reference when it beats
+// the base on validation by a paired t of FallbackMinT: the rule by which
+// the defaults fit ν (FitItemLambdaExponent), so that the search compares
+// its pick with the defaults as they would be served untuned.
+func (s *searcher) preferScaledReference(j int) {
+	if j < 0 || s.ref < 0 {
+		return
+	}
+	if cmp := ComparePairedValues(s.meanUser(j), s.meanUser(s.ref)); cmp.T >= FallbackMinT {
+		s.ref = j
+	}
+}
+
 // warm trains every start at full fidelity: at its own sweeps, then
-// continued to MaxIterations. The reference's first trial is s.ref.
+// continued to MaxIterations. The reference's first trial is s.ref: the
+// base's, or the base with ν = 1's when that is clearly better
+// (preferScaledReference).
 func (s *searcher) warm(ctx context.Context) (stop bool, err error) {
 	refKey := configKey(s.fitSpace(s.withBase(s.cfg.Base, s.cfg.Base.Iterations)))
+	scaledKey, scaled := refKey, -1
+	scaledKey.ItemLambdaExponent = FittedItemLambdaExponent
+	defer func() { s.preferScaledReference(scaled) }()
 	for _, p := range s.starts {
 		c := &running{p: p}
 		for _, r := range []int{p.Iterations, s.cfg.MaxIterations} {
@@ -413,6 +432,9 @@ func (s *searcher) warm(ctx context.Context) (stop bool, err error) {
 			}
 			if r == p.Iterations && configKey(p) == refKey {
 				s.ref = len(s.trials) - 1
+			}
+			if r == p.Iterations && configKey(p) == scaledKey && scaledKey != refKey {
+				scaled = len(s.trials) - 1
 			}
 		}
 		s.nconf++

@@ -343,3 +343,30 @@ func TestSearchBarIgnoresOtherFolds(t *testing.T) {
 		t.Fatalf("bar %q: want the best of the main split, 0.0500", got)
 	}
 }
+
+// TestSearchReferenceIsTheFittedDefaults: on a planted sparse log, where
+// ν = 1 beats plain λ on validation, the search's reference is the base
+// with ν = 1, as the defaults would fit it; without ν = 1 in the space it
+// is the base.
+func TestSearchReferenceIsTheFittedDefaults(t *testing.T) {
+	_, val := sparseSplits(t, SparseConfig{Users: 2000, Items: 3000, Clusters: 20, PerUser: 12, Zipf: 0.8, Taste: 0.4, Seed: 2})
+	base := model.DefaultParams()
+	base.Threads = 2
+	for _, tc := range []struct {
+		nus  []float64
+		want float64
+	}{{[]float64{0, 1}, 1}, {[]float64{0, 0.5}, 0}} {
+		space := smallSpace()
+		space.Factors, space.ItemLambdaExponent = []int{base.Factors}, tc.nus
+		now := time.Unix(0, 0)
+		clock := func() time.Time { now = now.Add(time.Second); return now }
+		res, err := Search(context.Background(), val, SearchConfig{Space: space, Base: base, Budget: 30 * time.Second, Now: clock, MaxIterations: base.Iterations})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Reference == nil || res.Reference.Params.ItemLambdaExponent != tc.want {
+			t.Fatalf("ν choices %v: reference %+v, want ν %v", tc.nus, res.Reference, tc.want)
+		}
+		t.Logf("ν choices %v: reference ν %v, validation NDCG@10 %.4f; %d trials, %s", tc.nus, res.Reference.Params.ItemLambdaExponent, res.Reference.NDCG10, len(res.Trials), res.Stopped)
+	}
+}
