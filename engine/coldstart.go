@@ -77,13 +77,9 @@ const minSegmentEvents = 20
 // be held for writing.
 func (e *Engine) countSegmentsLocked(ev *signals.Event, row int32, w float64) {
 	for _, k := range eventSegments(ev) {
-		s, ok := e.segments[k]
-		if !ok {
-			if len(e.segments) >= e.cfg.MaxSegments {
-				continue
-			}
-			s = &segment{trend: model.NewTrending(e.cfg.TrendingHalfLife)}
-			e.segments[k] = s
+		s := e.segmentLocked(k)
+		if s == nil {
+			continue
 		}
 		s.trend.Add(int(row), w, ev.Time.Time)
 		s.events++

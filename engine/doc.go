@@ -43,8 +43,9 @@
 // the user committed by another replica at that moment can be lost from
 // the history (never from the archive); trending counts the whole
 // traffic, but the other replicas' share as of their last state save
-// (Config.StateEvery, trending_share.go), and the segments' trending
-// (campaign, referrer, device) only this replica's share.
+// (Config.StateEvery, trending_share.go), the segments' trending
+// (campaign, referrer, device) likewise with each peer's top 1,000 items
+// per segment.
 //
 // # Serving
 //

@@ -74,6 +74,9 @@ type trendingState struct {
 	IDs      []string      `json:"ids"`
 	// Saved is when a replica last shared them (zero in earlier releases).
 	Saved time.Time `json:"saved,omitzero"`
+	// Segments are the replica's own counters of each trending segment
+	// (campaign, referrer, device; none in earlier releases).
+	Segments map[string]segmentState `json:"segments,omitempty"`
 }
 
 // loadState restores XᵀX and the trending counters, when saved.
@@ -132,6 +135,7 @@ func (e *Engine) restoreTrending(ctx context.Context, s string) {
 			e.trending.Set(int(row), ts.Scores[i], ts.Epoch)
 		}
 	}
+	e.addOwnSegmentsLocked(ts.Segments)
 }
 
 // Update message kinds on signals.TopicUpdates.

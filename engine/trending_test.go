@@ -111,3 +111,82 @@ func TestTrendingSharedThroughTheStore(t *testing.T) {
 		t.Errorf("replica 0 shares %s, want its own and the adopted counts (x 11, y 1)", own)
 	}
 }
+
+// TestSegmentTrendingSharedThroughTheStore: a campaign's trending counted
+// on one replica serves the campaign's visitors on another, and a replica
+// that starts again gets its own segments back from its field.
+func TestSegmentTrendingSharedThroughTheStore(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, t.TempDir())
+	now := t0.Add(time.Hour) // testConfig's clock
+	replica := func(name string) *engine.Engine {
+		cfg := testConfig()
+		cfg.Replica = name
+		e, err := engine.New(ctx, cfg, store, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	ev := func(id, item, campaign string) signals.Event {
+		e := signals.Event{ID: id, Type: signals.TypeClick, Visitor: "v-" + id, Item: item, Time: signals.Timestamp{Time: now}}
+		if campaign != "" {
+			e.Props = map[string]string{"utm_campaign": campaign}
+		}
+		return e
+	}
+	a, b := replica("a"), replica("b")
+	var onA, onB []signals.Event
+	for i := range 30 { // spring's visitors, all consumed by a
+		onA = append(onA, ev(fmt.Sprintf("a%d", i), fmt.Sprintf("spring-%d", min(i%5, 3)), "spring"))
+	}
+	for i := range 100 { // everyone else's, on b: b's own trending is theirs
+		onB = append(onB, ev(fmt.Sprintf("b%d", i), fmt.Sprintf("other-%d", i%3), ""))
+	}
+	for i := range 4 { // b knows the spring items (the catalog's rows)
+		onB = append(onB, ev(fmt.Sprintf("k%d", i), fmt.Sprintf("spring-%d", i), ""))
+	}
+	mustHandle(t, a, onA)
+	mustHandle(t, b, onB)
+	// spring's visitors get spring's items: spring-3 (12 events), then
+	// two of spring-0..2 (6 each).
+	springTop := func(e *engine.Engine) []string {
+		var out []string
+		for _, r := range recommend(t, e, "new", 3, func(r *engine.RecRequest) { r.Campaign = "spring" }).Items {
+			out = append(out, r.Item)
+		}
+		return out
+	}
+	springOnly := func(items []string) bool {
+		return len(items) == 3 && items[0] == "spring-3" && !slices.ContainsFunc(items, func(id string) bool { return !strings.HasPrefix(id, "spring-") })
+	}
+	if got := springTop(a); !springOnly(got) {
+		t.Fatalf("a, which consumed spring's events, gives spring's visitors %v", got)
+	}
+	if got := springTop(b); springOnly(got) {
+		t.Fatalf("b ranks spring's items %v before any sharing", got)
+	}
+	for _, e := range []*engine.Engine{a, b, a} {
+		if err := e.SaveState(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := springTop(b); !springOnly(got) {
+		t.Errorf("b's spring visitors get %v, want spring-3 and two other spring items (a's campaign counts)", got)
+	}
+	// A saves again: its share is its own 30 events, not b's echo of them.
+	m, err := store.Maps(ctx, []string{"engine:trending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own := m[0]["a"]; !strings.Contains(own, `"campaign:spring":{"events":30,`) {
+		t.Errorf("a shares %s, want its own 30 spring events", own)
+	}
+	if own := m[0]["b"]; strings.Contains(own, "campaign:spring") {
+		t.Errorf("b shares %s, want no spring events of its own", own)
+	}
+	// a again, after a restart: its own spring counts come back.
+	if got := springTop(replica("a")); !springOnly(got) {
+		t.Errorf("a restarted: spring visitors get %v, want spring's items", got)
+	}
+}

@@ -272,6 +272,19 @@ func TestTrendingSharedByReplicas(t *testing.T) {
 			n++
 		}
 	}
+	// Campaign spring's visitors (spread over both replicas' partitions)
+	// view s1..s4; its trending must count all of them on both.
+	wantSpring := map[string]float64{}
+	for j := 1; j <= 4; j++ {
+		item := fmt.Sprintf("s%d", j)
+		for k := range 6 * j {
+			batch = append(batch, map[string]any{"id": fmt.Sprintf("sv-%d", n), "type": "view", "visitor": fmt.Sprintf("sv%d-%d", j, k), "item": item,
+				"props": map[string]any{"utm_campaign": "spring"}})
+			wantSpring[item]++
+			want[item]++ // everyone's trending counts them too
+			n++
+		}
+	}
 	waitFor(t, 30*time.Second, "both replicas consuming", func() bool {
 		if appliedEvents(t, a) > 0 && appliedEvents(t, b) > 0 {
 			return true
@@ -280,17 +293,18 @@ func TestTrendingSharedByReplicas(t *testing.T) {
 		return false
 	})
 	a.postEvents(t, batch)
-	trending := func(s *testServer) map[string]float64 {
+	trendingOf := func(s *testServer, campaign string) map[string]float64 {
 		got := map[string]float64{}
-		r := secretGet(t, s.base+"/v1/recommendations?visitor=newcomer&n=10")
+		r := secretGet(t, s.base+"/v1/recommendations?visitor=newcomer&n=20&utm_campaign="+campaign)
 		for _, it := range r["items"].([]any) {
 			m := it.(map[string]any)
 			got[m["item"].(string)] = m["score"].(float64)
 		}
 		return got
 	}
-	same := func(s *testServer) bool {
-		got := trending(s)
+	trending := func(s *testServer) map[string]float64 { return trendingOf(s, "") }
+	sameAs := func(s *testServer, campaign string, want map[string]float64) bool {
+		got := trendingOf(s, campaign)
 		for item, w := range want {
 			if math.Abs(got[item]-w) > 0.01*w {
 				return false
@@ -298,7 +312,9 @@ func TestTrendingSharedByReplicas(t *testing.T) {
 		}
 		return true
 	}
-	waitFor(t, 40*time.Second, "both replicas ranking trending by the whole traffic", func() bool { return same(a) && same(b) })
+	same := func(s *testServer) bool { return sameAs(s, "", want) && sameAs(s, "spring", wantSpring) }
+	waitFor(t, 40*time.Second, "both replicas ranking trending and spring's trending by the whole traffic", func() bool { return same(a) && same(b) })
+	t.Logf("spring's trending on b: %v", trendingOf(b, "spring"))
 	t.Logf("replica a applied %v events, b %v; trending %v", appliedEvents(t, a), appliedEvents(t, b), trending(b))
 	if appliedEvents(t, a) == 0 || appliedEvents(t, b) == 0 {
 		t.Fatalf("one replica consumed nothing: a %v, b %v", appliedEvents(t, a), appliedEvents(t, b))
