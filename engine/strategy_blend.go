@@ -59,7 +59,9 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 		}
 	}
 	if x == nil && page == nil {
-		if !hasTrend {
+		// Trending alone ranks by its scores: it needs one that counts, not
+		// a spread (a young segment's few items may all tie).
+		if tt == nil || len(tt.rows) == 0 || !(trend[tt.rows[0]] > 0) {
 			return nil, StrategyTrending
 		}
 		mq := model.Query{N: r.N, Exclude: s.exclude, Keep: keep}

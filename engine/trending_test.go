@@ -190,3 +190,26 @@ func TestSegmentTrendingSharedThroughTheStore(t *testing.T) {
 		t.Errorf("a restarted: spring visitors get %v, want spring's items", got)
 	}
 }
+
+// TestTiedSegmentTrendingIsServed: a young campaign whose few items all
+// have the same count still gives its visitors those items (its spread is
+// 0, which only matters when trending is blended with something).
+func TestTiedSegmentTrendingIsServed(t *testing.T) {
+	e := newEngine(t, openStore(t, t.TempDir()), nil)
+	now := t0.Add(time.Hour) // testConfig's clock
+	var evs []signals.Event
+	for i := range 30 {
+		evs = append(evs, signals.Event{ID: fmt.Sprintf("s%d", i), Type: signals.TypeClick, Visitor: fmt.Sprintf("v%d", i),
+			Item: fmt.Sprintf("spring-%d", i%3), Props: map[string]string{"utm_campaign": "spring"}, Time: signals.Timestamp{Time: now}})
+	}
+	mustHandle(t, e, evs)
+	r := recommend(t, e, "new", 3, func(r *engine.RecRequest) { r.Campaign = "spring" })
+	var got []string
+	for _, it := range r.Items {
+		got = append(got, it.Item)
+	}
+	slices.Sort(got)
+	if r.Strategy != engine.StrategyTrending || !slices.Equal(got, []string{"spring-0", "spring-1", "spring-2"}) {
+		t.Fatalf("spring's visitor gets %s %v, want trending: spring-0..2", r.Strategy, got)
+	}
+}
