@@ -41,13 +41,17 @@ func recsOf(t *testing.T, srv *testServer, query string) (items []string, next s
 
 func testRotation(t *testing.T, clock *testutil.Clock, srv *testServer) {
 	base := clusterBatch("rb", 3, 20, 12, 12, 11)
-	srv.postAll(t, base)
 	const v = "rotating-visitor"
-	var evs []map[string]any
 	for j := range 3 {
-		evs = append(evs, map[string]any{"id": fmt.Sprintf("%s-%d", v, j), "type": "click", "visitor": v, "item": fmt.Sprintf("c1-item%d", j)})
+		base = append(base, map[string]any{"id": fmt.Sprintf("%s-%d", v, j), "type": "click", "visitor": v, "item": fmt.Sprintf("c1-item%d", j)})
 	}
-	srv.postEvents(t, evs)
+	accepted := 0.0
+	for lo := 0; lo < len(base); lo += 500 {
+		accepted += srv.postEvents(t, base[lo:min(lo+500, len(base))])["accepted"].(float64)
+	}
+	// Every event applied (on RabbitMQ they are consumed after the POST):
+	// the ranking compared below must not move under the test.
+	waitFor(t, 15*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= accepted })
 	waitFor(t, 15*time.Second, "the visitor's own recommendations", func() bool {
 		s, _ := srv.recommend(t, v, 3)
 		return s == "als"
