@@ -38,18 +38,32 @@ const sharedSegmentItems = 1000
 // trendingKey is the store map of every replica's trending counters.
 const trendingKey = "engine:trending"
 
-// peerTrending is the peers' part of e.trending: relative scores by
-// item id at epoch, and the peers' part of each segment.
+// peerScores is the peers' part of one trending counter: relative
+// scores by item id at epoch.
+type peerScores struct {
+	epoch  time.Time
+	scores map[string]float32
+}
+
+// add adds counters (relative scores at epoch, half-life hl) to p.
+func (p *peerScores) add(ids []string, scores []float32, epoch time.Time, hl time.Duration) {
+	if p.scores == nil {
+		p.epoch, p.scores = epoch, map[string]float32{}
+	}
+	for i, id := range ids {
+		p.scores[id] += model.RescaleTrending(scores[i], epoch, p.epoch, hl)
+	}
+}
+
+// peerTrending is the peers' part of e.trending, and of each segment.
 type peerTrending struct {
-	epoch    time.Time
-	scores   map[string]float32
+	peerScores
 	segments map[string]*peerSegment
 }
 
 // peerSegment is the peers' part of one segment's counters.
 type peerSegment struct {
-	epoch  time.Time
-	scores map[string]float32
+	peerScores
 	events int
 }
 
@@ -65,21 +79,16 @@ type segmentState struct {
 // of e.trending less the peers'), items with a score only. e.mu is held.
 func (e *Engine) ownTrendingLocked() trendingState {
 	ts := trendingState{HalfLife: e.trending.HalfLife(), Epoch: e.trending.Epoch()}
-	for row, v := range e.trending.Scores() {
-		if row >= len(e.idOf) {
-			break
-		}
-		id := e.idOf[row]
-		if p, ok := e.peers.scores[id]; ok {
-			v -= e.trendingAt(p, e.peers.epoch)
-		}
-		if v > 0 {
-			ts.Scores = append(ts.Scores, v)
-			ts.IDs = append(ts.IDs, id)
-		}
-	}
+	ts.IDs, ts.Scores = e.ownScoresLocked(e.trending, &e.peers.peerScores, 0)
 	for k, seg := range e.segments {
-		if own := e.ownSegmentLocked(k, seg); own.Events > 0 || len(own.IDs) > 0 {
+		own := segmentState{Events: seg.events, Epoch: seg.trend.Epoch()}
+		peer := e.peers.segments[k]
+		if peer == nil {
+			peer = &peerSegment{}
+		}
+		own.Events = max(own.Events-peer.events, 0)
+		own.IDs, own.Scores = e.ownScoresLocked(seg.trend, &peer.peerScores, sharedSegmentItems)
+		if own.Events > 0 || len(own.IDs) > 0 {
 			if ts.Segments == nil {
 				ts.Segments = map[string]segmentState{}
 			}
@@ -89,49 +98,35 @@ func (e *Engine) ownTrendingLocked() trendingState {
 	return ts
 }
 
-// ownSegmentLocked returns this replica's own counters of segment k (seg
-// less the peers' part), its top sharedSegmentItems items only. e.mu is
-// held.
-func (e *Engine) ownSegmentLocked(k string, seg *segment) segmentState {
-	own := segmentState{Events: seg.events, Epoch: seg.trend.Epoch()}
-	peer := e.peers.segments[k]
-	if peer != nil {
-		own.Events -= peer.events
-	}
-	type scored struct {
-		id string
-		v  float32
-	}
-	var items []scored
-	for row, v := range seg.trend.Scores() {
+// ownScoresLocked returns the items with a score of t less the peers'
+// part peer, at most limit of them, the highest (0: all, in row order).
+// e.mu is held.
+func (e *Engine) ownScoresLocked(t *model.Trending, peer *peerScores, limit int) (ids []string, scores []float32) {
+	for row, v := range t.Scores() {
 		if row >= len(e.idOf) {
 			break
 		}
 		id := e.idOf[row]
-		if peer != nil {
-			if p, ok := peer.scores[id]; ok {
-				v -= model.RescaleTrending(p, peer.epoch, seg.trend.Epoch(), seg.trend.HalfLife())
-			}
+		if p, ok := peer.scores[id]; ok {
+			v -= model.RescaleTrending(p, peer.epoch, t.Epoch(), t.HalfLife())
 		}
 		if v > 0 {
-			items = append(items, scored{id, v})
+			ids, scores = append(ids, id), append(scores, v)
 		}
 	}
-	if len(items) > sharedSegmentItems {
-		slices.SortFunc(items, func(a, b scored) int { return cmp.Or(cmp.Compare(b.v, a.v), cmp.Compare(a.id, b.id)) })
-		items = items[:sharedSegmentItems]
+	if limit > 0 && len(ids) > limit {
+		order := make([]int, len(ids))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return cmp.Or(cmp.Compare(scores[b], scores[a]), cmp.Compare(ids[a], ids[b])) })
+		topIDs, topScores := make([]string, limit), make([]float32, limit)
+		for i, j := range order[:limit] {
+			topIDs[i], topScores[i] = ids[j], scores[j]
+		}
+		ids, scores = topIDs, topScores
 	}
-	for _, it := range items {
-		own.IDs = append(own.IDs, it.id)
-		own.Scores = append(own.Scores, it.v)
-	}
-	own.Events = max(own.Events, 0)
-	return own
-}
-
-// trendingAt converts the relative score s at epoch to e.trending's.
-func (e *Engine) trendingAt(s float32, epoch time.Time) float32 {
-	return model.RescaleTrending(s, epoch, e.trending.Epoch(), e.trending.HalfLife())
+	return ids, scores
 }
 
 // shareTrending writes this replica's own trending counters to the store
@@ -165,7 +160,7 @@ func (e *Engine) shareTrending(ctx context.Context) error {
 // (if no other replica did first), so that the map does not grow with
 // every name a replica ever had.
 func (e *Engine) mergePeers(ctx context.Context, fields map[string]string) {
-	next := peerTrending{scores: map[string]float32{}, segments: map[string]*peerSegment{}}
+	next := peerTrending{segments: map[string]*peerSegment{}}
 	var adopted []trendingState
 	for name, v := range fields {
 		if name == e.cfg.Replica {
@@ -180,38 +175,56 @@ func (e *Engine) mergePeers(ctx context.Context, fields map[string]string) {
 			adopted = append(adopted, ts)
 			continue
 		}
-		if next.epoch.IsZero() {
-			next.epoch = ts.Epoch
-		}
-		for i, id := range ts.IDs {
-			next.scores[id] += model.RescaleTrending(ts.Scores[i], ts.Epoch, next.epoch, ts.HalfLife)
-		}
+		next.add(ts.IDs, ts.Scores, ts.Epoch, ts.HalfLife)
 		for k, ss := range ts.Segments {
-			next.addSegment(k, ss, ts.HalfLife)
+			if len(ss.IDs) != len(ss.Scores) {
+				continue
+			}
+			ps := next.segments[k]
+			if ps == nil {
+				ps = &peerSegment{}
+				next.segments[k] = ps
+			}
+			ps.add(ss.IDs, ss.Scores, ss.Epoch, ts.HalfLife)
+			ps.events += max(ss.Events, 0)
 		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.mergePeerSegmentsLocked(&next, adopted)
-	for id, s := range e.peers.scores {
-		if row, ok := e.rowOf[id]; ok {
-			e.trending.AddRelative(int(row), -s, e.peers.epoch)
-		}
-	}
-	for id, s := range next.scores {
-		row, ok := e.rowOf[id]
-		if !ok {
-			delete(next.scores, id) // an item unknown here: not counted
-			continue
-		}
-		e.trending.AddRelative(int(row), s, next.epoch)
-	}
+	e.mergePeerSegmentsLocked(&next)
+	e.replacePeerScoresLocked(e.trending, &e.peers.peerScores, &next.peerScores)
 	e.peers = next
 	for _, ts := range adopted {
-		for i, id := range ts.IDs {
-			if row, ok := e.rowOf[id]; ok {
-				e.trending.AddRelative(int(row), ts.Scores[i], ts.Epoch)
-			}
+		e.addScoresLocked(e.trending, ts.IDs, ts.Scores, ts.Epoch)
+		e.addOwnSegmentsLocked(ts.Segments)
+	}
+}
+
+// replacePeerScoresLocked replaces the peers' part old of t with next:
+// old's scores out, next's in. Items unknown here are dropped from next
+// (not counted, so not taken out later). e.mu is held for writing.
+func (e *Engine) replacePeerScoresLocked(t *model.Trending, old, next *peerScores) {
+	for id, v := range old.scores {
+		if row, ok := e.rowOf[id]; ok {
+			t.AddRelative(int(row), -v, old.epoch)
+		}
+	}
+	for id, v := range next.scores {
+		row, ok := e.rowOf[id]
+		if !ok {
+			delete(next.scores, id)
+			continue
+		}
+		t.AddRelative(int(row), v, next.epoch)
+	}
+}
+
+// addScoresLocked adds counters (relative scores at epoch) to t, items
+// unknown here left out. e.mu is held for writing.
+func (e *Engine) addScoresLocked(t *model.Trending, ids []string, scores []float32, epoch time.Time) {
+	for i, id := range ids {
+		if row, ok := e.rowOf[id]; ok && i < len(scores) {
+			t.AddRelative(int(row), scores[i], epoch)
 		}
 	}
 }
@@ -234,39 +247,15 @@ func (e *Engine) adopt(ctx context.Context, name, v string) bool {
 	return true
 }
 
-// addSegment adds a peer's counters of segment k (with half-life hl) to
-// the peers' part.
-func (p *peerTrending) addSegment(k string, ss segmentState, hl time.Duration) {
-	if len(ss.IDs) != len(ss.Scores) {
-		return
-	}
-	ps := p.segments[k]
-	if ps == nil {
-		ps = &peerSegment{epoch: ss.Epoch, scores: map[string]float32{}}
-		p.segments[k] = ps
-	}
-	ps.events += max(ss.Events, 0)
-	for i, id := range ss.IDs {
-		ps.scores[id] += model.RescaleTrending(ss.Scores[i], ss.Epoch, ps.epoch, hl)
-	}
-}
-
 // mergePeerSegmentsLocked replaces the peers' part of every segment with
-// next's, and adds the adopted replicas' segments as this replica's own.
-// A peer's segment that this replica has no room for (Config.MaxSegments)
-// is left out of next. e.mu is held for writing.
-func (e *Engine) mergePeerSegmentsLocked(next *peerTrending, adopted []trendingState) {
+// next's. A peer's segment that this replica has no room for
+// (Config.MaxSegments) is left out of next. e.mu is held for writing.
+func (e *Engine) mergePeerSegmentsLocked(next *peerTrending) {
 	for k, ps := range e.peers.segments {
-		seg, ok := e.segments[k]
-		if !ok {
-			continue
+		if seg, ok := e.segments[k]; ok {
+			e.replacePeerScoresLocked(seg.trend, &ps.peerScores, &peerScores{})
+			seg.events = max(seg.events-ps.events, 0)
 		}
-		for id, v := range ps.scores {
-			if row, ok := e.rowOf[id]; ok {
-				seg.trend.AddRelative(int(row), -v, ps.epoch)
-			}
-		}
-		seg.events = max(seg.events-ps.events, 0)
 	}
 	for k, ps := range next.segments {
 		seg := e.segmentLocked(k)
@@ -274,18 +263,8 @@ func (e *Engine) mergePeerSegmentsLocked(next *peerTrending, adopted []trendingS
 			delete(next.segments, k)
 			continue
 		}
-		for id, v := range ps.scores {
-			row, ok := e.rowOf[id]
-			if !ok {
-				delete(ps.scores, id) // an item unknown here: not counted
-				continue
-			}
-			seg.trend.AddRelative(int(row), v, ps.epoch)
-		}
+		e.replacePeerScoresLocked(seg.trend, &peerScores{}, &ps.peerScores)
 		seg.events += ps.events
-	}
-	for _, ts := range adopted {
-		e.addOwnSegmentsLocked(ts.Segments)
 	}
 }
 
@@ -294,16 +273,10 @@ func (e *Engine) mergePeerSegmentsLocked(next *peerTrending, adopted []trendingS
 // writing.
 func (e *Engine) addOwnSegmentsLocked(segments map[string]segmentState) {
 	for k, ss := range segments {
-		seg := e.segmentLocked(k)
-		if seg == nil || len(ss.IDs) != len(ss.Scores) {
-			continue
+		if seg := e.segmentLocked(k); seg != nil {
+			e.addScoresLocked(seg.trend, ss.IDs, ss.Scores, ss.Epoch)
+			seg.events += max(ss.Events, 0)
 		}
-		for i, id := range ss.IDs {
-			if row, ok := e.rowOf[id]; ok {
-				seg.trend.AddRelative(int(row), ss.Scores[i], ss.Epoch)
-			}
-		}
-		seg.events += max(ss.Events, 0)
 	}
 }
 

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -211,5 +212,44 @@ func TestTiedSegmentTrendingIsServed(t *testing.T) {
 	slices.Sort(got)
 	if r.Strategy != engine.StrategyTrending || !slices.Equal(got, []string{"spring-0", "spring-1", "spring-2"}) {
 		t.Fatalf("spring's visitor gets %s %v, want trending: spring-0..2", r.Strategy, got)
+	}
+}
+
+// TestSegmentShareKeepsTheTop: a replica shares at most 1,000 items per
+// segment, its highest.
+func TestSegmentShareKeepsTheTop(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, t.TempDir())
+	e := newEngine(t, store, nil)
+	now := t0.Add(time.Hour) // testConfig's clock
+	var evs []signals.Event
+	for i := range 1100 {
+		evs = append(evs, signals.Event{ID: fmt.Sprintf("e%d", i), Type: signals.TypeView, Visitor: fmt.Sprintf("v%d", i),
+			Item: fmt.Sprintf("i%d", i), Props: map[string]string{"utm_campaign": "wide"}, Time: signals.Timestamp{Time: now}})
+	}
+	for i := range 5 { // i7 is the campaign's top
+		evs = append(evs, signals.Event{ID: fmt.Sprintf("top%d", i), Type: signals.TypeClick, Visitor: fmt.Sprintf("t%d", i),
+			Item: "i7", Props: map[string]string{"utm_campaign": "wide"}, Time: signals.Timestamp{Time: now}})
+	}
+	mustHandle(t, e, evs)
+	if err := e.SaveState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := store.Maps(ctx, []string{"engine:trending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own struct {
+		Segments map[string]struct {
+			Events int
+			IDs    []string
+		}
+	}
+	if err := json.Unmarshal([]byte(m[0]["0"]), &own); err != nil {
+		t.Fatal(err)
+	}
+	wide := own.Segments["campaign:wide"]
+	if wide.Events != 1105 || len(wide.IDs) != 1000 || wide.IDs[0] != "i7" {
+		t.Fatalf("campaign wide shared with %d events and %d items, first %v; want 1105, 1000, i7", wide.Events, len(wide.IDs), wide.IDs[:min(1, len(wide.IDs))])
 	}
 }
