@@ -41,11 +41,12 @@ func Train(ctx context.Context, m *Matrix, p Params, progress Progress) (*Model,
 	users := randomFactors(m.Users(), k, p.InitScale, rng)
 	items := randomFactors(m.Items(), k, p.InitScale, rng)
 	t := newTrainer(p)
+	itemLambda := itemLambdas(p, m)
 	for it := 1; it <= p.Iterations; it++ {
 		if err := t.sweep(ctx, users, items, m.UserRow, t.userLambda); err != nil {
 			return nil, err
 		}
-		if err := t.sweep(ctx, items, users, m.ItemColumn, t.itemLambdas(m)); err != nil {
+		if err := t.sweep(ctx, items, users, m.ItemColumn, itemLambda); err != nil {
 			return nil, err
 		}
 		if progress != nil {
@@ -68,12 +69,13 @@ func Continue(ctx context.Context, m *Matrix, mod *Model, iterations int, progre
 		return fmt.Errorf("model: Continue: a %d×%d model (k=%d) for a %d×%d matrix", mod.Users.Rows(), mod.Items.Rows(), mod.Users.K, m.Users(), m.Items())
 	}
 	t := newTrainer(mod.Params)
+	itemLambda := itemLambdas(mod.Params, m)
 	done := mod.Params.Iterations
 	for it := 1; it <= iterations; it++ {
 		if err := t.sweep(ctx, mod.Users, mod.Items, m.UserRow, t.userLambda); err != nil {
 			return err
 		}
-		if err := t.sweep(ctx, mod.Items, mod.Users, m.ItemColumn, t.itemLambdas(m)); err != nil {
+		if err := t.sweep(ctx, mod.Items, mod.Users, m.ItemColumn, itemLambda); err != nil {
 			return err
 		}
 		mod.Params.Iterations = done + it
@@ -114,7 +116,7 @@ func (t *trainer) userLambda(int) float64 { return t.p.Lambda }
 // itemLambdas returns the λ of an item row by its number of users in m
 // (Params.ItemLambdaExponent), the mean taken over the items with users
 // (rows without any, such as catalog items never seen, do not move it).
-func (t *trainer) itemLambdas(m *Matrix) func(n int) float64 {
+func itemLambdas(p Params, m *Matrix) func(n int) float64 {
 	seen := 0
 	for i := range m.Items() {
 		if users, _ := m.ItemColumn(i); len(users) > 0 {
@@ -125,7 +127,7 @@ func (t *trainer) itemLambdas(m *Matrix) func(n int) float64 {
 	if seen > 0 {
 		mean = float64(m.NNZ()) / float64(seen)
 	}
-	return func(n int) float64 { return t.p.itemLambda(n, mean) }
+	return func(n int) float64 { return p.itemLambda(n, mean) }
 }
 
 // sweep re-solves every row of solve with fixed held constant; row(i)
@@ -247,7 +249,7 @@ func Objective(m *Matrix, mod *Model) float64 {
 		reg += float64(v) * float64(v)
 	}
 	reg *= mod.Params.Lambda
-	lambda := (&trainer{p: mod.Params}).itemLambdas(m)
+	lambda := itemLambdas(mod.Params, m)
 	for i := range mod.Items.Rows() {
 		users, _ := m.ItemColumn(i)
 		var sq float64
