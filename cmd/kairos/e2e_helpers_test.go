@@ -196,15 +196,19 @@ func (s *testServer) postEvents(t *testing.T, events any) map[string]any {
 	return doJSONWith(t, s.client(), req, http.StatusOK)
 }
 
-// postAll posts events in batches of 500 (the API's batch limit) and
-// fails the test when a batch has nothing accepted.
-func (s *testServer) postAll(t *testing.T, events []map[string]any) {
+// postAll posts events in batches of 500 (the API's batch limit), fails
+// the test when a batch has nothing accepted, and returns the number of
+// events accepted.
+func (s *testServer) postAll(t *testing.T, events []map[string]any) (accepted float64) {
 	t.Helper()
 	for start := 0; start < len(events); start += 500 {
-		if out := s.postEvents(t, events[start:min(start+500, len(events))]); out["accepted"].(float64) == 0 {
+		out := s.postEvents(t, events[start:min(start+500, len(events))])
+		if out["accepted"].(float64) == 0 {
 			t.Fatalf("nothing accepted: %v", out)
 		}
+		accepted += out["accepted"].(float64)
 	}
+	return accepted
 }
 
 func (s *testServer) recommend(t *testing.T, visitor string, n int) (strategy string, items []string) {

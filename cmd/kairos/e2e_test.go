@@ -221,9 +221,11 @@ func TestRetrainCarriesItemLambdaExponentRabbitRedis(t *testing.T) {
 
 func testRetrainCarriesItemLambdaExponent(t *testing.T, srv *testServer) {
 	evs := roundsBatch("r", 3, 15, 30, 14, 3)
-	for lo := 0; lo < len(evs); lo += 500 {
-		srv.postEvents(t, evs[lo:min(lo+500, len(evs))])
-	}
+	accepted := srv.postAll(t, evs)
+	// Every event applied, hence archived (the engine archives a batch
+	// before its commit; on RabbitMQ the events are consumed after the
+	// POST): the retrain below reads the whole log, not a part of it.
+	waitFor(t, 20*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= accepted })
 	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 && srv.app.engine.Online().Len() >= 90 })
 	// The scheduled retrain's own runner, run now rather than in a day.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -16,7 +16,8 @@ import (
 // filter works after PUT and is gone after DELETE, and a promotion
 // claims its share of the slots.
 func TestFiltersEmbedded(t *testing.T) {
-	testFilters(t, startServer(t))
+	srv := startServer(t)
+	testFilters(t, srv, srv)
 }
 
 func TestFiltersRabbitRedis(t *testing.T) {
@@ -24,7 +25,7 @@ func TestFiltersRabbitRedis(t *testing.T) {
 	flags := []string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", testNamespace(t)}
 	a := startServer(t, append(flags, "--replica", "a")...)
 	b := startServer(t, append(flags, "--replica", "b")...)
-	testFilters(t, a)
+	testFilters(t, a, a, b)
 	// Replica b sees a's named filters: stored on Redis, reloaded when the
 	// collection's version changes.
 	a.secretJSON(t, http.MethodPut, "/v1/filters/shared", `{"filter": "category == \"cat0\""}`, http.StatusCreated)
@@ -71,9 +72,11 @@ func onSale(item string) bool {
 	return strings.HasPrefix(item, "c2-") || strings.HasSuffix(item, "-item0")
 }
 
-func testFilters(t *testing.T, srv *testServer) {
+// testFilters runs the checks on srv; consumers are the servers that
+// apply its events (srv, or on RabbitMQ every replica of the namespace).
+func testFilters(t *testing.T, srv *testServer, consumers ...*testServer) {
 	base := clusterBatch("fb", 3, 20, 12, 12, 5)
-	srv.postAll(t, base)
+	accepted := srv.postAll(t, base)
 	// The catalog: cluster c's items in category cat<c>; cluster 2's
 	// items and every item0 on sale (14 of 36).
 	for c := range 3 {
@@ -87,10 +90,14 @@ func testFilters(t *testing.T, srv *testServer) {
 		}
 	}
 	const v = "filter-fan"
-	srv.postEvents(t, []map[string]any{
+	accepted += srv.postEvents(t, []map[string]any{
 		{"id": v + "-1", "type": "click", "visitor": v, "item": "c1-item3"},
 		{"id": v + "-2", "type": "click", "visitor": v, "item": "c1-item5"},
-	})
+	})["accepted"].(float64)
+	// Every event applied (on RabbitMQ they are consumed after the POST,
+	// by either replica): the rankings compared below must not move under
+	// the test.
+	waitFor(t, 30*time.Second, "every event applied", func() bool { return appliedByAll(t, consumers...) >= accepted })
 	waitFor(t, 15*time.Second, "the visitor's own recommendations", func() bool {
 		s, _ := srv.recommend(t, v, 3)
 		return s == "als"

@@ -53,7 +53,7 @@ func testHoldout(t *testing.T, srv *testServer) {
 			units[armOf(v)]++
 		}
 	}
-	srv.postAll(t, base)
+	accepted := srv.postAll(t, base)
 	// One visitor of each arm clicks the items of cluster 1, then buys.
 	var held, pers string
 	for i := 0; held == "" || pers == ""; i++ {
@@ -71,7 +71,7 @@ func testHoldout(t *testing.T, srv *testServer) {
 		for j := range 4 {
 			evs = append(evs, map[string]any{"id": fmt.Sprintf("%s-c%d", v, j), "type": "click", "visitor": v, "item": fmt.Sprintf("c1-item%d", j)})
 		}
-		srv.postEvents(t, evs)
+		accepted += srv.postEvents(t, evs)["accepted"].(float64)
 	}
 	rec := func(v string) map[string]any {
 		return secretGet(t, fmt.Sprintf("%s/v1/recommendations?visitor=%s&n=5", srv.base, v))
@@ -100,10 +100,10 @@ func testHoldout(t *testing.T, srv *testServer) {
 		t.Errorf("similar items for the personalized shopper: %v, want the neighbours", sim)
 	}
 
-	srv.postEvents(t, []map[string]any{
+	accepted += srv.postEvents(t, []map[string]any{
 		{"id": held + "-buy", "type": "conversion", "visitor": held, "item": "c1-item0", "value": 10},
 		{"id": pers + "-buy", "type": "conversion", "visitor": pers, "item": "c1-item1", "value": 30},
-	})
+	})["accepted"].(float64)
 	var res map[string]any
 	waitFor(t, 15*time.Second, "the conversions to be counted", func() bool {
 		res = secretGet(t, srv.base+"/v1/holdout/results")
@@ -113,6 +113,11 @@ func testHoldout(t *testing.T, srv *testServer) {
 		}
 		return n == 2
 	})
+	// Every event applied (on RabbitMQ the base events are consumed per
+	// partition, some maybe after the conversions): every visitor is a
+	// unit before the units are compared, and none is added later.
+	waitFor(t, 15*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= accepted })
+	res = secretGet(t, srv.base+"/v1/holdout/results")
 	t.Logf("results: arms %v; verdict %s", res["arms"], res["verdict"])
 	for _, a := range res["arms"].([]any) {
 		a := a.(map[string]any)

@@ -71,20 +71,21 @@ func TestIdentitySpoofingRabbitRedis(t *testing.T) {
 // Finally alice's laptop links with a correctly signed identify.
 func spoofScenario(t *testing.T, srv *testServer, mode string) {
 	ctx := context.Background()
-	srv.postEvents(t, clusterBatch("m", 2, 20, 8, 10, 5))
+	accepted := srv.postEvents(t, clusterBatch("m", 2, 20, 8, 10, 5))["accepted"].(float64)
 	// Alice: four clicks on cluster 0 from her phone, then the trusted link.
 	var phone []map[string]any
 	for i := range 4 {
 		phone = append(phone, click(fmt.Sprintf("alice-phone-%d", i), "alice-phone", fmt.Sprintf("c0-item%d", i)))
 	}
-	srv.postEvents(t, phone)
+	accepted += srv.postEvents(t, phone)["accepted"].(float64)
 	identifyTrusted(t, srv, "alice-phone", "alice")
+	accepted++ // the identify event
 	// Mallory: six clicks on cluster 1, anonymously.
 	var mal []map[string]any
 	for i := range 6 {
 		mal = append(mal, click(fmt.Sprintf("mallory-%d", i), "mallory-dev", fmt.Sprintf("c1-item%d", i)))
 	}
-	srv.postEvents(t, mal)
+	accepted += srv.postEvents(t, mal)["accepted"].(float64)
 	// Every event so far applied (on RabbitMQ they arrive asynchronously,
 	// and any of them moves the item factors): the cluster visitors' 10
 	// each, alice's 4 and the identify, mallory's 6.
@@ -95,6 +96,9 @@ func spoofScenario(t *testing.T, srv *testServer, mode string) {
 		}
 	}
 	waitFor(t, 15*time.Second, "every event applied", func() bool { return historyLens(t, srv, want) })
+	// The histories are committed before the batch's item updates are
+	// applied: wait for the counter, which follows them, too.
+	waitFor(t, 15*time.Second, "every event counted applied", func() bool { return appliedEvents(t, srv) >= accepted })
 	before := historyIDs(t, srv, engine.UserKey("alice"))
 	strategy, recsBefore := srv.recommendUser(t, "probe", "alice", 8)
 	if strategy != "als" || len(recsBefore) == 0 {

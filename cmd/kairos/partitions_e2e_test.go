@@ -37,6 +37,16 @@ func appliedEvents(t *testing.T, s *testServer) float64 {
 	return metricValue(s.metrics(t), "kairos_engine_events_applied_total ")
 }
 
+// appliedByAll is the sum of appliedEvents over replicas: each counts
+// only the events of the partitions it consumed.
+func appliedByAll(t *testing.T, replicas ...*testServer) float64 {
+	n := 0.0
+	for _, s := range replicas {
+		n += appliedEvents(t, s)
+	}
+	return n
+}
+
 // TestPartitionsEndToEnd runs two kairos serve replicas on one namespace
 // with --partitions 8: events posted to one replica's HTTP API are applied
 // by both (each consumes its share of the partitions), in order per
@@ -49,6 +59,7 @@ func TestPartitionsEndToEnd(t *testing.T) {
 	const visitors = 40
 	var want [visitors][]string // per visitor, the posted event ids in order
 	round := 0
+	accepted := 0.0
 	post := func() {
 		t.Helper()
 		var batch []map[string]any
@@ -60,7 +71,7 @@ func TestPartitionsEndToEnd(t *testing.T) {
 			want[v] = append(want[v], id)
 		}
 		round++
-		a.postEvents(t, batch)
+		accepted += a.postEvents(t, batch)["accepted"].(float64)
 	}
 	applied := func(s *testServer) float64 { return appliedEvents(t, s) }
 	// Post until both replicas have applied events: the leases have met.
@@ -89,6 +100,9 @@ func TestPartitionsEndToEnd(t *testing.T) {
 		return true
 	}
 	waitFor(t, 30*time.Second, "every event in each visitor's history, in order", allApplied)
+	// The counters move after the commit: wait until both together count
+	// every event posted, so that a's does not move after before is read.
+	waitFor(t, 10*time.Second, "both replicas' counters of applied events", func() bool { return appliedByAll(t, a, b) >= accepted })
 	t.Logf("replica a applied %v events, b %v", applied(a), applied(b))
 	b.stop(t)
 	before := applied(a)
@@ -142,6 +156,7 @@ func testIdentityRouting(t *testing.T, amqpURL, ns string) {
 	a, b, store := startReplicaPair(t, amqpURL, ns)
 	applied := func(s *testServer) float64 { return appliedEvents(t, s) }
 	round := 0
+	accepted := 0.0
 	waitFor(t, 30*time.Second, "both replicas applying", func() bool {
 		var batch []map[string]any
 		for v := range 20 {
@@ -149,7 +164,7 @@ func testIdentityRouting(t *testing.T, amqpURL, ns string) {
 				"visitor": fmt.Sprintf("w%d", v), "item": "item1"})
 		}
 		round++
-		a.postEvents(t, batch)
+		accepted += a.postEvents(t, batch)["accepted"].(float64)
 		return applied(a) > 0 && applied(b) > 0
 	})
 	devices := []string{"phone", "laptop", "tablet", "tv", "watch", "car", "office", "kiosk"}
@@ -157,6 +172,7 @@ func testIdentityRouting(t *testing.T, amqpURL, ns string) {
 		req, _ := http.NewRequest(http.MethodPost, a.base+"/v1/identify", strings.NewReader(`{"anonymous_id":"`+dev+`","user_id":"zoe"}`))
 		req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
 		doJSON(t, req, http.StatusOK)
+		accepted++ // an identify is one event
 	}
 	waitFor(t, 10*time.Second, "the devices linked to zoe", func() bool {
 		users, err := store.Resolve(context.Background(), devices)
@@ -165,16 +181,11 @@ func testIdentityRouting(t *testing.T, amqpURL, ns string) {
 		}
 		return slices.Equal(users, slices.Repeat([]string{"zoe"}, len(devices)))
 	})
-	// Let every replica finish applying the warm-up, so that the counters
+	// Let every replica finish applying the warm-up and the links (both
+	// counters together count every accepted event), so that the counters
 	// move only with the devices' events.
-	var last [2]float64
-	waitFor(t, 10*time.Second, "the warm-up applied", func() bool {
-		now := [2]float64{applied(a), applied(b)}
-		done := now == last
-		last = now
-		time.Sleep(200 * time.Millisecond)
-		return done
-	})
+	waitFor(t, 10*time.Second, "the warm-up applied", func() bool { return appliedByAll(t, a, b) >= accepted })
+	last := [2]float64{applied(a), applied(b)}
 	var want []string
 	for i := range 24 {
 		dev := devices[i%len(devices)]

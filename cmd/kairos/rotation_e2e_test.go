@@ -125,7 +125,14 @@ func testRotationDeviceErasure(t *testing.T, srv *testServer) {
 			evs = append(evs, map[string]any{"id": fmt.Sprintf("%s-%d", d, j), "type": "click", "visitor": d, "item": fmt.Sprintf("c2-item%d", j)})
 		}
 	}
-	srv.postEvents(t, evs)
+	// Nothing is in flight (testRotation waited for its events): the
+	// counter moves only with these.
+	applied := appliedEvents(t, srv)
+	applied += srv.postEvents(t, evs)["accepted"].(float64)
+	// Every event applied (on RabbitMQ they are consumed after the POST):
+	// the phone's showings must be recorded on the user, and the ranking
+	// compared after the erasure must not move under the test.
+	waitFor(t, 15*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= applied })
 	waitFor(t, 15*time.Second, "the user's own recommendations", func() bool {
 		s, _ := srv.recommend(t, "rot-laptop", 3)
 		return s == "als"

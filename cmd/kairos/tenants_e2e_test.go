@@ -99,6 +99,20 @@ func (s *tenantTestServer) do(t testing.TB, method, path, key string, body any, 
 	return out
 }
 
+// waitApplied waits until n events of tenant id are applied. With
+// RabbitMQ they are consumed after the POST, and the shared partitions'
+// dispatcher counts them once the tenant's engine applied them; embedded,
+// the POST answers once they are applied.
+func (s *tenantTestServer) waitApplied(t *testing.T, id string, n float64) {
+	t.Helper()
+	if s.cfg.AMQPURL == "" {
+		return
+	}
+	waitFor(t, 30*time.Second, "every event of tenant "+id+" applied", func() bool {
+		return metricValue(s.adminMetrics(t), `kairos_tenant_consumed_events_total{outcome="applied",tenant="`+id+`"}`) >= n
+	})
+}
+
 // testTenant is a created tenant's keys.
 type testTenant struct{ id, pk, sk string }
 
@@ -172,6 +186,9 @@ func testTenantsIsolation(t *testing.T, s *tenantTestServer, ns string) {
 		if v["accepted"] != 121.0 {
 			t.Fatalf("tenant %s: %v", id, v)
 		}
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		s.waitApplied(t, id, 121)
 	}
 	got := map[string][]string{}
 	for _, id := range []string{"a", "b", "c"} {
@@ -505,7 +522,8 @@ func TestTenantsSurviveRestart(t *testing.T) {
 			s := startTenants(t, flags...)
 			a, b := s.createTenant(t, "a"), s.createTenant(t, "b")
 			s.do(t, "POST", "/v1/tenants/b/suspend", testAdminKey, nil, http.StatusOK)
-			s.do(t, "POST", "/v1/events", a.pk, tenantEvents("a", []string{"i1", "i2", "i3"}), http.StatusOK)
+			posted := s.do(t, "POST", "/v1/events", a.pk, tenantEvents("a", []string{"i1", "i2", "i3"}), http.StatusOK)
+			s.waitApplied(t, "a", posted["accepted"].(float64))
 			var before []string
 			waitFor(t, 30*time.Second, "recommendations", func() bool {
 				before = s.recs(t, a, "p")
