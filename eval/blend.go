@@ -33,6 +33,12 @@ type BlendGrid struct {
 	Priors []float64
 	// Kappas are the values of κ, each >= 0.
 	Kappas []float64
+	// Neighbours are the values of η, the weight of the item-neighbour
+	// part (model.Neighbours built from the split's training part with
+	// model.DefaultNeighbourConfig), each >= 0; none or only 0 leaves it
+	// out. A blend with η > 0 is picked only when it beats the best
+	// without by a paired t of FallbackMinT.
+	Neighbours []float64
 }
 
 // DefaultBlendGrid is the grid `kairos eval offline` and `kairos retrain`
@@ -40,8 +46,9 @@ type BlendGrid struct {
 // model), κ from 0 to 128 events.
 func DefaultBlendGrid() BlendGrid {
 	return BlendGrid{
-		Priors: []float64{0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99},
-		Kappas: []float64{0, 1, 2, 4, 8, 16, 32, 64, 128},
+		Priors:     []float64{0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99},
+		Kappas:     []float64{0, 1, 2, 4, 8, 16, 32, 64, 128},
+		Neighbours: []float64{0, 0.25, 0.5, 1, 2, 4},
 	}
 }
 
@@ -66,7 +73,38 @@ func (g BlendGrid) Validate() error {
 			return fmt.Errorf("eval: blend kappa %v must be finite and >= 0", k)
 		}
 	}
+	for _, n := range g.Neighbours {
+		if !(n >= 0) || math.IsInf(n, 0) {
+			return fmt.Errorf("eval: blend neighbours weight %v must be finite and >= 0", n)
+		}
+	}
 	return nil
+}
+
+// etas returns the η values of g: 0 first, then its positive ones.
+func (g BlendGrid) etas() []float64 {
+	out := []float64{0}
+	for _, n := range g.Neighbours {
+		if n > 0 && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// SplitNeighbours builds the item neighbours of s's training part
+// (model.DefaultNeighbourConfig), as a retrain builds them from its
+// events.
+func SplitNeighbours(s Split) (*model.Neighbours, error) {
+	ins := make([]model.Interaction, len(s.Train))
+	for j, in := range s.Train {
+		ins[j] = model.Interaction{User: in.User, Item: in.Item, Weight: 1}
+	}
+	m, err := model.NewMatrix(s.Users, s.Items, ins)
+	if err != nil {
+		return nil, fmt.Errorf("eval: neighbours: %w", err)
+	}
+	return model.BuildNeighbours(m, model.DefaultNeighbourConfig())
 }
 
 // BlendTrial is one blend's validation outcome.
@@ -188,12 +226,23 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	var blends []model.Blend
-	for _, r := range g.Priors {
-		for _, k := range g.Kappas {
-			blends = append(blends, model.Blend{Kappa: k, Trending: model.DefaultBlend().Trending, Prior: r})
+	etas := g.etas()
+	var nb *model.Neighbours
+	if len(etas) > 1 {
+		var err error
+		if nb, err = SplitNeighbours(val); err != nil {
+			return BlendTrial{}, nil, err
 		}
 	}
+	var blends []model.Blend
+	for _, eta := range etas {
+		for _, r := range g.Priors {
+			for _, k := range g.Kappas {
+				blends = append(blends, model.Blend{Kappa: k, Trending: model.DefaultBlend().Trending, Prior: r, Neighbours: eta})
+			}
+		}
+	}
+	per := len(g.Priors) * len(g.Kappas)
 	lz := make([]float32, val.Items)
 	standardize(lz, popularity(val), true)
 	counts := trainCounts(val)
@@ -206,7 +255,7 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for t := range threads {
-		acc[t] = newBlendAcc(len(blends), val.Items, mod.Items.K)
+		acc[t] = newBlendAcc(len(blends), val.Items, mod.Items.K, nb != nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -219,7 +268,21 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 				block := users[lo:min(lo+blockUsers, len(users))]
 				a.scoreBlock(mod, block)
 				for b, u := range block {
-					a.user(a.block[b*val.Items:(b+1)*val.Items], int(val.Held[u]), ui.of(u), lz, blends, counts[u])
+					scores := a.block[b*val.Items : (b+1)*val.Items]
+					standardize(scores, scores, false)
+					if nb != nil {
+						a.neighbourZ(nb, ui.of(u))
+					}
+					for e, eta := range etas {
+						v := scores
+						if eta > 0 {
+							v = a.mixed
+							for j, p := range scores {
+								v[j] = p + float32(eta)*a.nz[j]
+							}
+						}
+						a.user(v, int(val.Held[u]), ui.of(u), lz, blends[e*per:(e+1)*per], counts[u], e*per)
+					}
 					for j, r := range a.ranks {
 						ranks[j][lo+b] = r
 					}
@@ -232,13 +295,36 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 		return BlendTrial{}, nil, err
 	}
 	trials := make([]BlendTrial, len(blends))
-	best := 0
 	for j, b := range blends {
 		var sum blendSums
 		for _, a := range acc {
 			sum.add(a.sums[j])
 		}
 		trials[j] = BlendTrial{Blend: b, Metrics: sum.metrics()}
+	}
+	best := pickWithoutNeighbours(trials[:per], blends[:per], ranks[:per])
+	// The neighbours' part must earn its place against that pick.
+	withNb := -1
+	for j := per; j < len(trials); j++ {
+		if withNb < 0 || trials[j].NDCG10 > trials[withNb].NDCG10 {
+			withNb = j
+		}
+	}
+	if withNb >= 0 && ComparePaired(ranks[withNb], ranks[best]).T >= FallbackMinT {
+		best = withNb
+	}
+	pick := trials[best]
+	pick.Ranks = ranks[best]
+	return pick, trials, nil
+}
+
+// pickWithoutNeighbours returns the index of the best of trials (ties:
+// the first in grid order), or of the most popularity-heavy blend when
+// the best does not beat it by a paired t of FallbackMinT (marked
+// PopularityFallback).
+func pickWithoutNeighbours(trials []BlendTrial, blends []model.Blend, ranks [][]int) int {
+	best := 0
+	for j := range trials {
 		if trials[j].NDCG10 > trials[best].NDCG10 {
 			best = j
 		}
@@ -253,9 +339,7 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 		best = pop
 		trials[best].PopularityFallback = true
 	}
-	pick := trials[best]
-	pick.Ranks = ranks[best]
-	return pick, trials, nil
+	return best
 }
 
 // blockUsers is the number of users scored by one matrix product.
@@ -335,11 +419,39 @@ type blendAcc struct {
 	plus, minus []int
 	// ranks are the last user's rank under each blend.
 	ranks []int
+	// With neighbours: the user's neighbour scores, their standardised
+	// log (nz) and the personal scores with η·nz added (mixed).
+	nb, nz, mixed []float32
+	touched       []int32
 }
 
-func newBlendAcc(blends, items, k int) *blendAcc {
-	return &blendAcc{sums: make([]blendSums, blends), block: make([]float32, blockUsers*items),
+func newBlendAcc(blends, items, k int, neighbours bool) *blendAcc {
+	a := &blendAcc{sums: make([]blendSums, blends), block: make([]float32, blockUsers*items),
 		xs: make([]float32, blockUsers*k), train: make([]bool, items), pos: make([]int, blends), ranks: make([]int, blends)}
+	if neighbours {
+		a.nb, a.nz, a.mixed = make([]float32, items), make([]float32, items), make([]float32, items)
+	}
+	return a
+}
+
+// neighbourZ writes z(log(1 + nb)) of a user with training items train
+// to a.nz, standardised over all items as model.Blend.Scores does.
+func (a *blendAcc) neighbourZ(nb *model.Neighbours, train []int32) {
+	a.touched = nb.Scores(a.nb, train, a.touched[:0])
+	mean, sd := model.LogMoments(a.nb, a.touched, len(a.nb))
+	base := float32(0)
+	if sd > 0 {
+		base = float32(-mean / sd)
+	}
+	for j := range a.nz {
+		a.nz[j] = base
+	}
+	for _, j := range a.touched {
+		if sd > 0 {
+			a.nz[j] = float32((math.Log1p(float64(a.nb[j])) - mean) / sd)
+		}
+		a.nb[j] = 0
+	}
 }
 
 // scoreBlock writes x_u·Y for the users of block into a.block (one row of
@@ -358,9 +470,10 @@ func (a *blendAcc) scoreBlock(m *model.Model, block []int) {
 // user ranks one user's held-out item under every blend: rank(c) =
 // 1 + #{j : z_j + c·l_j ≥ z_held + c·l_held} for the c of each blend,
 // counted for all of them in one pass over the items (each item is above
-// the held one for c on one side of a break-even point).
-func (a *blendAcc) user(scores []float32, held int, train []int32, lz []float32, blends []model.Blend, n int) {
-	standardize(scores, scores, false)
+// the held one for c on one side of a break-even point). scores are the
+// standardised personal part (with the neighbours' part of the blends'
+// η added); the blends' sums and ranks are at off and after.
+func (a *blendAcc) user(scores []float32, held int, train []int32, lz []float32, blends []model.Blend, n, off int) {
 	for _, i := range train {
 		a.train[i] = true
 	}
@@ -371,9 +484,9 @@ func (a *blendAcc) user(scores []float32, held int, train []int32, lz []float32,
 	}()
 	ph, lh := float64(scores[held]), float64(lz[held])
 	if math.IsNaN(ph) {
-		for j := range a.sums {
-			a.sums[j].observe(math.MaxInt)
-			a.ranks[j] = math.MaxInt
+		for j := range blends {
+			a.sums[off+j].observe(math.MaxInt)
+			a.ranks[off+j] = math.MaxInt
 		}
 		return
 	}
@@ -423,8 +536,8 @@ func (a *blendAcc) user(scores []float32, held int, train []int32, lz []float32,
 	}
 	for j := range blends {
 		k := a.pos[j]
-		a.ranks[j] = 1 + always + a.plus[k] + a.minus[k]
-		a.sums[j].observe(a.ranks[j])
+		a.ranks[off+j] = 1 + always + a.plus[k] + a.minus[k]
+		a.sums[off+j].observe(a.ranks[off+j])
 	}
 }
 
@@ -439,16 +552,31 @@ func scoreUser(dst []float32, m *model.Model, u int) {
 // BlendScorer scores with model.Blend.Scores, the engine's formula: the
 // user's x_u·Y as the personal part, the training interactions of each
 // item of s as the popularity, the user's number of training
-// interactions as the events.
+// interactions as the events and, when b.Neighbours > 0, the user's
+// neighbour scores from the item neighbours of s's training part
+// (SplitNeighbours; built here, nil when they cannot be).
 func BlendScorer(m *model.Model, s Split, b model.Blend) ScoreFunc {
 	pop := popularity(s)
 	counts := trainCounts(s)
+	var nb *model.Neighbours
+	var ui userItems
+	if b.Neighbours > 0 {
+		nb, _ = SplitNeighbours(s)
+		ui = newUserItems(s)
+	}
+	type buffers struct{ personal, nb []float32 }
 	var pool sync.Pool
-	pool.New = func() any { p := make([]float32, s.Items); return &p }
+	pool.New = func() any { return &buffers{personal: make([]float32, s.Items), nb: make([]float32, s.Items)} }
 	return func(u int, dst []float32) {
-		p := pool.Get().(*[]float32)
+		p := pool.Get().(*buffers)
 		defer pool.Put(p)
-		scoreUser(*p, m, u)
-		b.Scores(dst, model.BlendInput{Personal: *p, Trending: pop, Events: counts[u]})
+		scoreUser(p.personal, m, u)
+		in := model.BlendInput{Personal: p.personal, Trending: pop, Events: counts[u]}
+		if nb != nil {
+			clear(p.nb)
+			nb.Scores(p.nb, ui.of(u), nil)
+			in.Neighbours = p.nb
+		}
+		b.Scores(dst, in)
 	}
 }

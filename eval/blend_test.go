@@ -70,13 +70,13 @@ func TestFitBlendMatchesTheEnginesFormula(t *testing.T) {
 	p := model.DefaultParams()
 	p.Factors, p.Threads = 16, 2
 	mod := trainALS(t, val, p)
-	g := BlendGrid{Priors: []float64{0, 0.1, 0.5, 0.9}, Kappas: []float64{0, 3, 50}}
+	g := BlendGrid{Priors: []float64{0, 0.1, 0.5, 0.9}, Kappas: []float64{0, 3, 50}, Neighbours: []float64{0, 0.5, 2}}
 	_, trials, err := FitBlend(context.Background(), val, mod, g, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(trials) != 12 {
-		t.Fatalf("%d trials, want 12", len(trials))
+	if len(trials) != 36 {
+		t.Fatalf("%d trials, want 36 (3 η × 4 ρ × 3 κ)", len(trials))
 	}
 	for _, tr := range trials {
 		want, _, _, err := Evaluate(context.Background(), val, BlendScorer(mod, val, tr.Blend), 2)

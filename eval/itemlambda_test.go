@@ -63,16 +63,19 @@ func TestFitItemLambdaExponentNeedsClearEvidence(t *testing.T) {
 
 // TestFittedExponentLiftsSparseRanking trains for real on a planted sparse
 // log: the fit picks ν = 1 on validation, and on the test split the
-// fitted ranking beats the same defaults with plain λ.
+// fitted ranking beats the same defaults with plain λ (both without item
+// neighbours, which this small log's fit also takes).
 func TestFittedExponentLiftsSparseRanking(t *testing.T) {
 	test, val := sparseSplits(t, SparseConfig{Users: 2000, Items: 3000, Clusters: 20, PerUser: 12, Zipf: 0.8, Taste: 0.4, Seed: 2})
 	p := model.DefaultParams()
 	p.Threads = 2
-	fitted, fit, err := OfflineFitted(context.Background(), test, val, p, DefaultBlendGrid(), 1, 2)
+	grid := DefaultBlendGrid()
+	grid.Neighbours = nil
+	fitted, fit, err := OfflineFitted(context.Background(), test, val, p, grid, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := OfflineBlended(context.Background(), test, val, p, DefaultBlendGrid(), 1, 2)
+	plain, err := OfflineBlended(context.Background(), test, val, p, grid, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

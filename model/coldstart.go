@@ -82,6 +82,11 @@ type Blend struct {
 	// popularity prior of a visitor the model knows well (see "Known
 	// visitors: a popularity prior"). 0 turns it off.
 	Prior float64 `json:"prior"`
+	// Neighbours (η) is the weight of the item-neighbour part
+	// z(log(1 + nb_i)) relative to z(personal_i) inside the personal
+	// part (see "Item neighbours" in neighbours.go), >= 0. 0 turns it
+	// off.
+	Neighbours float64 `json:"neighbours,omitempty"`
 }
 
 // DefaultBlend returns the blend chosen by validation NDCG@10 on
@@ -118,6 +123,10 @@ type BlendInput struct {
 	// Trending holds recency-weighted popularity scores (≥ 0, e.g.
 	// Trending.Score at request time), nil when none.
 	Trending []float32
+	// Neighbours holds the visitor's item-neighbour scores nb_i
+	// (Neighbours.Scores over the visitor's items), nil when none; it
+	// counts only with Personal.
+	Neighbours []float32
 	// Events is the visitor's number of learning events.
 	Events int
 	// Exclude lists rows that are not candidates (seen, inactive): they are
@@ -155,14 +164,26 @@ func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
 	if wi > 0 {
 		addStandardized(dst, in.Item, wi, in.Exclude)
 	}
+	if wn := b.neighbourWeight(in, wp); wn > 0 {
+		addStandardizedLog(dst, in.Neighbours, wn, in.Exclude)
+	}
 	excludeRows(dst, in.Exclude)
 	return dst
+}
+
+// neighbourWeight returns the coefficient of the item-neighbour part:
+// η times the personal part's (0 without neighbour scores).
+func (b Blend) neighbourWeight(in BlendInput, wp float64) float64 {
+	if in.Neighbours == nil || in.Personal == nil || !(b.Neighbours > 0) {
+		return 0
+	}
+	return wp * b.Neighbours
 }
 
 // fit returns dst resized to the rows of in (its longest part),
 // reallocated only when too small.
 func (in BlendInput) fit(dst []float32) []float32 {
-	n := max(len(in.Personal), len(in.Item), len(in.Trending))
+	n := max(len(in.Personal), len(in.Item), len(in.Trending), len(in.Neighbours))
 	if cap(dst) < n {
 		dst = make([]float32, n)
 	}
@@ -212,8 +233,8 @@ func (b Blend) PopularityWeight(n int) float64 {
 }
 
 // Mix is Scores for parts that are already standardised (Standardize,
-// with log for trending): dst_i = w·((1−ρ)·p_i + ρ·t_i) + (1−w)·((1−τ)·s_i + τ·t_i), one
-// pass, missing parts left out as in Scores, excluded rows −Inf. It lets
+// with log for trending and neighbours): dst_i = w·((1−ρ)·(p_i + η·b_i) +
+// ρ·t_i) + (1−w)·((1−τ)·s_i + τ·t_i), one pass, missing parts left out as in Scores, excluded rows −Inf. It lets
 // an engine standardise trending once per update and a page item's
 // neighbours once per page instead of once per request.
 func (b Blend) Mix(dst []float32, z BlendInput) []float32 {
@@ -223,7 +244,7 @@ func (b Blend) Mix(dst []float32, z BlendInput) []float32 {
 	for _, part := range []struct {
 		v []float32
 		w float64
-	}{{z.Trending, wt}, {z.Personal, wp}, {z.Item, wi}} {
+	}{{z.Trending, wt}, {z.Personal, wp}, {z.Item, wi}, {z.Neighbours, b.neighbourWeight(z, wp)}} {
 		if part.w == 0 {
 			continue
 		}
@@ -303,6 +324,15 @@ func moments(n, sum, sq float64) (mean, inv float64) {
 }
 
 // addStandardized adds scale·z(v) to dst (no log; see Standardize).
+// addStandardizedLog adds scale·z(log(1 + max(v_i, 0))) to dst.
+func addStandardizedLog(dst, v []float32, scale float64, exclude Bitset) {
+	logged := make([]float32, len(v))
+	for i, x := range v {
+		logged[i] = float32(math.Log1p(max(float64(x), 0)))
+	}
+	addStandardized(dst, logged, scale, exclude)
+}
+
 func addStandardized(dst, v []float32, scale float64, exclude Bitset) {
 	var n, sum, sq float64
 	for i, x := range v {

@@ -286,6 +286,14 @@ func sampleSnapshot(t testing.TB) *Snapshot {
 	for i := range 40 {
 		s.ItemIDs = append(s.ItemIDs, "item-"+string(rune('A'+i%26))+string(rune('0'+i/26)))
 	}
+	s.Neighbours = &Neighbours{Ptr: make([]int64, 41)}
+	for i := range 40 {
+		for d := range i % 4 { // rows with 0 to 3 neighbours
+			s.Neighbours.Idx = append(s.Neighbours.Idx, int32((i+d+1)%40))
+			s.Neighbours.Sim = append(s.Neighbours.Sim, 1/float32(d+1))
+		}
+		s.Neighbours.Ptr[i+1] = int64(len(s.Neighbours.Idx))
+	}
 	return s
 }
 
@@ -301,7 +309,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if !slices.Equal(got.UserIDs, s.UserIDs) || !slices.Equal(got.ItemIDs, s.ItemIDs) ||
 		!slices.Equal(got.Users.Data, s.Users.Data) || !slices.Equal(got.Items.Data, s.Items.Data) ||
-		!slices.Equal(got.Stats.Counts, s.Stats.Counts) || got.Meta.Params != s.Meta.Params || !got.Meta.Created.Equal(s.Meta.Created) {
+		!slices.Equal(got.Stats.Counts, s.Stats.Counts) || got.Meta.Params != s.Meta.Params || !got.Meta.Created.Equal(s.Meta.Created) ||
+		!slices.Equal(got.Neighbours.Ptr, s.Neighbours.Ptr) || !slices.Equal(got.Neighbours.Idx, s.Neighbours.Idx) || !slices.Equal(got.Neighbours.Sim, s.Neighbours.Sim) {
 		t.Fatal("decoded snapshot differs from the encoded one")
 	}
 }

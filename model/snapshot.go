@@ -19,7 +19,7 @@ import (
 //
 //	magic      8 bytes  "KAIROSM\x00"
 //	version    uint32   1
-//	flags      uint32   bit 0: item statistics present
+//	flags      uint32   bit 0: item statistics present; bit 1: item neighbours
 //	k          uint32   factors per row
 //	users      uint64   number of user rows
 //	items      uint64   number of item rows
@@ -30,6 +30,8 @@ import (
 //	X          users·k float32
 //	Y          items·k float32
 //	[counts    items int32; curvature items·k float32]   if flag bit 0
+//	[per item its neighbour count uint32; then, for all of them, rows
+//	 int32 and similarities float32]                      if flag bit 1
 //	crc        uint32   CRC-32C (Castagnoli) of every byte before it
 //
 // Decoding checks the magic, the version, the sizes against sane limits
@@ -46,7 +48,8 @@ var snapshotMagic = [8]byte{'K', 'A', 'I', 'R', 'O', 'S', 'M', 0}
 const SnapshotVersion = 1
 
 const (
-	flagItemStats = 1 << 0
+	flagItemStats  = 1 << 0
+	flagNeighbours = 1 << 1
 
 	maxRows   = 1 << 31 // per table
 	maxK      = 1024
@@ -94,6 +97,9 @@ type Snapshot struct {
 	Items   *Factors
 	// Stats is optional (nil when absent).
 	Stats *ItemStats
+	// Neighbours, optional, are the items' neighbours by item row
+	// (BuildNeighbours; the blend's η weighs them).
+	Neighbours *Neighbours
 }
 
 // Validate checks the shapes of s.
@@ -115,6 +121,14 @@ func (s *Snapshot) Validate() error {
 	if st := s.Stats; st != nil && (len(st.Counts) != len(s.ItemIDs) || st.Curv == nil || st.Curv.K != k || st.Curv.Rows() != len(s.ItemIDs)) {
 		return errors.New("model: snapshot item statistics do not match the item table")
 	}
+	if nb := s.Neighbours; nb != nil {
+		if nb.Rows() != len(s.ItemIDs) {
+			return fmt.Errorf("model: snapshot has neighbours of %d item rows, %d items", nb.Rows(), len(s.ItemIDs))
+		}
+		if err := nb.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -133,6 +147,9 @@ func (s *Snapshot) Encode(w io.Writer) error {
 	if s.Stats != nil {
 		flags |= flagItemStats
 	}
+	if s.Neighbours != nil {
+		flags |= flagNeighbours
+	}
 	hdr := make([]byte, 0, 40)
 	hdr = append(hdr, snapshotMagic[:]...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, SnapshotVersion)
@@ -150,6 +167,15 @@ func (s *Snapshot) Encode(w io.Writer) error {
 	if s.Stats != nil {
 		writeInt32s(bw, s.Stats.Counts)
 		writeFloats(bw, s.Stats.Curv.Data)
+	}
+	if nb := s.Neighbours; nb != nil {
+		counts := make([]int32, nb.Rows())
+		for i := range counts {
+			counts[i] = int32(nb.Ptr[i+1] - nb.Ptr[i])
+		}
+		writeInt32s(bw, counts)
+		writeInt32s(bw, nb.Idx)
+		writeFloats(bw, nb.Sim)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("model: write snapshot: %w", err)
@@ -256,7 +282,7 @@ func Decode(r io.Reader) (*Snapshot, error) {
 	k := int(le.Uint32(hdr[16:]))
 	nu, ni := le.Uint64(hdr[20:]), le.Uint64(hdr[28:])
 	metaLen := int(le.Uint32(hdr[36:]))
-	if flags&^flagItemStats != 0 || k < 1 || k > maxK || nu > maxRows || ni > maxRows || metaLen > maxMeta {
+	if flags&^(flagItemStats|flagNeighbours) != 0 || k < 1 || k > maxK || nu > maxRows || ni > maxRows || metaLen > maxMeta {
 		return nil, corrupt("implausible header (flags %#x, k %d, users %d, items %d, meta %d bytes)", flags, k, nu, ni, metaLen)
 	}
 	s := &Snapshot{}
@@ -288,6 +314,11 @@ func Decode(r io.Reader) (*Snapshot, error) {
 			return nil, fmt.Errorf("item statistics: %w", err)
 		}
 	}
+	if flags&flagNeighbours != 0 {
+		if s.Neighbours, err = d.neighbours(int(ni)); err != nil {
+			return nil, fmt.Errorf("item neighbours: %w", err)
+		}
+	}
 	want := d.crc.Sum32()
 	var tail [4]byte
 	if _, err := io.ReadFull(d.r, tail[:]); err != nil {
@@ -298,6 +329,11 @@ func Decode(r io.Reader) (*Snapshot, error) {
 	}
 	if err := s.Meta.Params.Validate(); err != nil {
 		return nil, corrupt("params: %v", err)
+	}
+	if s.Neighbours != nil {
+		if err := s.Neighbours.Validate(); err != nil {
+			return nil, corrupt("%v", err)
+		}
 	}
 	return s, nil
 }
@@ -429,4 +465,41 @@ func (d *decoder) stats(n, k int) (*ItemStats, error) {
 		return nil, err
 	}
 	return &ItemStats{Counts: counts, Curv: curv}, nil
+}
+
+// maxNeighbours is the most neighbours an item may have in a snapshot.
+const maxNeighbours = 1000
+
+func (d *decoder) int32s(n int) ([]int32, error) {
+	raw, err := d.bytes(4 * n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return out, nil
+}
+
+func (d *decoder) neighbours(n int) (*Neighbours, error) {
+	counts, err := d.int32s(n)
+	if err != nil {
+		return nil, err
+	}
+	nb := &Neighbours{Ptr: make([]int64, n+1)}
+	for i, c := range counts {
+		if c < 0 || c > maxNeighbours {
+			return nil, corrupt("item row %d has %d neighbours", i, c)
+		}
+		nb.Ptr[i+1] = nb.Ptr[i] + int64(c)
+	}
+	total := int(nb.Ptr[n])
+	if nb.Idx, err = d.int32s(total); err != nil {
+		return nil, err
+	}
+	if nb.Sim, err = d.floats(total); err != nil {
+		return nil, err
+	}
+	return nb, nil
 }

@@ -24,19 +24,24 @@ type ranker struct {
 	hists map[int32][]model.ItemWeight
 	// pop: popularity alone (no factors).
 	pop bool
+	// nb are the item neighbours the blend's η weighs (nil: none).
+	nb *model.Neighbours
 }
 
 // guard ranks the tail with the retrained model, the live one (as of the
 // tail's start) and popularity, and compares them user by user.
 func (d *retrainData) guard(ctx context.Context, r *RetrainResult, live *LiveModel, p *progress) error {
 	pre := d.pre.all()
-	cand, _, err := d.train(ctx, pre, r.Params, p, "pre-tail model")
+	cand, mat, err := d.train(ctx, pre, r.Params, p, "pre-tail model")
 	if err != nil {
 		return err
 	}
 	rankers := []ranker{}
 	rk, err := d.modelRanker("retrained", pre, cand.Params, cand.Items, r.Blend)
 	if err != nil {
+		return err
+	}
+	if rk.nb, err = blendNeighbours(mat, r.Blend); err != nil {
 		return err
 	}
 	rankers = append(rankers, rk)
@@ -94,17 +99,46 @@ func (d *retrainData) liveRanker(ctx context.Context, pre view, live *LiveModel,
 		}
 		b := live.Blend
 		if s.Meta.Blend != nil {
-			b.Prior, b.Kappa = s.Meta.Blend.Prior, s.Meta.Blend.Kappa
+			b.Prior, b.Kappa, b.Neighbours = s.Meta.Blend.Prior, s.Meta.Blend.Kappa, s.Meta.Blend.Neighbours
 		}
-		return d.modelRanker("live", pre, s.Meta.Params, items, b)
+		rk, err := d.modelRanker("live", pre, s.Meta.Params, items, b)
+		if err == nil && s.Neighbours != nil && b.Neighbours > 0 {
+			rows := make([]int32, len(s.ItemIDs))
+			for row, id := range s.ItemIDs {
+				rows[row] = -1
+				if i, ok := d.items.pos[id]; ok {
+					rows[row] = i
+				}
+			}
+			rk.nb = s.Neighbours.Remap(rows, len(d.items.ids))
+		}
+		return rk, err
 	}
 	params := live.Params
 	params.Threads = d.threads
-	mod, _, err := d.train(ctx, pre, params, p, "live model as of the tail")
+	mod, mat, err := d.train(ctx, pre, params, p, "live model as of the tail")
 	if err != nil {
 		return ranker{}, err
 	}
-	return d.modelRanker("live", pre, params, mod.Items, live.Blend)
+	rk, err := d.modelRanker("live", pre, params, mod.Items, live.Blend)
+	if err != nil {
+		return rk, err
+	}
+	rk.nb, err = blendNeighbours(mat, live.Blend)
+	return rk, err
+}
+
+// blendNeighbours builds the item neighbours of mat when blend b weighs
+// them (η > 0), else returns nil.
+func blendNeighbours(mat *model.Matrix, b model.Blend) (*model.Neighbours, error) {
+	if !(b.Neighbours > 0) {
+		return nil, nil
+	}
+	nb, err := model.BuildNeighbours(mat, model.DefaultNeighbourConfig())
+	if err != nil {
+		return nil, fmt.Errorf("offline: item neighbours: %w", err)
+	}
+	return nb, nil
 }
 
 // preStats returns the popularity (pairs per item), each user's items and
@@ -159,7 +193,11 @@ func (d *retrainData) rankAll(ctx context.Context, rk ranker, users []int32, cou
 		go func() {
 			defer wg.Done()
 			var ws *model.Workspace
-			var x, personal []float32
+			var x, personal, nbScores []float32
+			if rk.nb != nil {
+				nbScores = make([]float32, len(d.items.ids))
+			}
+			var rows []int32
 			if rk.online != nil {
 				ws, x = model.NewWorkspace(rk.params.Factors), make([]float32, rk.params.Factors)
 			}
@@ -180,7 +218,17 @@ func (d *retrainData) rankAll(ctx context.Context, rk ranker, users []int32, cou
 						return
 					}
 					personal = rk.online.ScoreAll(personal, x, false)
-					dst = rk.blend.Scores(dst, model.BlendInput{Personal: personal, Trending: counts, Events: events[u]})
+					in := model.BlendInput{Personal: personal, Trending: counts, Events: events[u]}
+					if nbScores != nil {
+						clear(nbScores)
+						rows = rows[:0]
+						for _, h := range rk.hists[u] {
+							rows = append(rows, h.Item)
+						}
+						rk.nb.Scores(nbScores, rows, nil)
+						in.Neighbours = nbScores
+					}
+					dst = rk.blend.Scores(dst, in)
 				}
 				top = sc.SelectTop(top, dst, 51, excludeSet(seen[u], len(dst)), nil)
 				m.ndcg[j], m.hit[j], m.recall[j] = scoreTargets(dst, top, d.targets[u])

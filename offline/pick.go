@@ -117,6 +117,6 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		}
 	}
 	r.Params, r.Blend, r.Validation = params, best.Blend, &best.Metrics
-	p.line(fmt.Sprintf("validation NDCG@10 %.4f over %d users with prior ρ = %g, κ = %g", best.NDCG10, best.Users, best.Blend.Prior, best.Blend.Kappa))
+	p.line(fmt.Sprintf("validation NDCG@10 %.4f over %d users with prior ρ = %g, κ = %g, item neighbours η = %g", best.NDCG10, best.Users, best.Blend.Prior, best.Blend.Kappa, best.Blend.Neighbours))
 	return nil
 }

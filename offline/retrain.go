@@ -296,13 +296,17 @@ func Retrain(ctx context.Context, src RecordSource, live *LiveModel, cfg Retrain
 		return nil, err
 	}
 	r.TrainS = time.Since(start).Seconds()
+	nb, err := blendNeighbours(mat, r.Blend)
+	if err != nil {
+		return nil, err
+	}
 	now := cfg.Now().UTC()
 	blend := r.Blend
 	r.Snapshot = &model.Snapshot{
 		Meta: model.Meta{Params: r.Params, Created: now, Cutoff: r.Cutoff, Version: uint64(now.UnixNano()), ArchiveSeq: r.ArchiveSeq, HistoryCut: cfg.HistoryCut, Blend: &blend,
 			Note: fmt.Sprintf("kairos retrain: %d events, %d users, %d items", r.Events, r.Users, r.Items)},
 		UserIDs: d.users.ids, ItemIDs: d.items.ids, Users: mod.Users, Items: mod.Items,
-		Stats: model.ItemStatsFromMatrix(mod, mat),
+		Stats: model.ItemStatsFromMatrix(mod, mat), Neighbours: nb,
 	}
 	p.done()
 	return r, nil
