@@ -55,6 +55,9 @@ type Engine struct {
 	// blend is Config.Blend with the popularity prior (ρ, κ) of the loaded
 	// snapshot, when it carries one.
 	blend atomic.Pointer[model.Blend]
+	// nbrs are the loaded snapshot's item neighbours at the engine's rows
+	// (neighbours.go; nil: none).
+	nbrs atomic.Pointer[model.Neighbours]
 }
 
 // New loads the engine's state from store: item rows and factors, the
@@ -96,6 +99,9 @@ func New(ctx context.Context, cfg Config, store Store, bus Bus) (*Engine, error)
 		e.gen.Store(ms.Generation)
 		e.version.Store(ms.Version)
 		e.setBlend(ms.Blend)
+		if err := e.loadNeighbours(ctx); err != nil {
+			return nil, err
+		}
 	}
 	e.met = newMetrics(cfg.Registerer)
 	if cfg.Registerer != nil {

@@ -32,6 +32,10 @@ type scratch struct {
 	mixedRows []int32
 	seen      model.Bitset
 	query     rankQuery // the request being ranked (strategy.go)
+	// item neighbours: the visitor's distinct learnt item rows and their
+	// neighbour part (neighbours.go)
+	histRows []int32
+	nbPart   neighbourPart
 }
 
 func (e *Engine) getScratch() *scratch {
@@ -108,6 +112,7 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	e.prepareViews(r)
 	e.mu.RLock()
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
+	s.histRows = e.learntRows(s.histRows, v.History)
 	var promoted []Rec
 	if p := r.Promote; p != nil && p.Share > 0 {
 		// The promoted slots first: the best items of the base filter and
@@ -246,6 +251,19 @@ func (e *itemCatalog) excludeSet(dst model.Bitset, hist []HistoryEvent, seen boo
 			if row, ok := e.rowOf[h.Item]; ok && h.Item != "" {
 				dst.Set(int(row))
 			}
+		}
+	}
+	return dst
+}
+
+// learntRows returns the distinct rows of the items of hist's learning
+// events (appended to dst[:0]), the items a visitor's neighbour scores
+// come from. e.mu must be held for reading.
+func (e *itemCatalog) learntRows(dst []int32, hist []HistoryEvent) []int32 {
+	dst = dst[:0]
+	for _, h := range hist {
+		if row, ok := e.rowOf[h.Item]; ok && h.Item != "" && h.Weight > 0 && !slices.Contains(dst, row) {
+			dst = append(dst, row)
 		}
 	}
 	return dst

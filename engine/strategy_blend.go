@@ -21,11 +21,15 @@ func (coldBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
 }
 
 // priorBlend ranks a visitor with enough events when the loaded snapshot
-// carries a popularity prior ρ > 0: the blend of the fold-in and trending,
-// without the page's context (reported as strategy als).
+// carries a popularity prior ρ > 0 or item neighbours weighed by η > 0:
+// the blend of the fold-in, the neighbours and trending, without the
+// page's context (reported as strategy als).
 type priorBlend struct{}
 
-func (priorBlend) serves(q *rankQuery) bool { return q.e.Blend().Prior > 0 }
+func (priorBlend) serves(q *rankQuery) bool {
+	b := q.e.Blend()
+	return b.Prior > 0 || (b.Neighbours > 0 && q.e.itemNeighbours() != nil)
+}
 
 func (priorBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
 	warm := q.req
@@ -69,6 +73,10 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 		return s.scorer.SelectTopQ(s.top, trend, mq), StrategyTrending
 	}
 	wp, wi, wt := e.Blend().Weights(x != nil, page != nil, hasTrend, events)
+	var nbp *neighbourPart
+	if x != nil {
+		nbp = e.neighbourScores(s, s.histRows, o.Len())
+	}
 	mom := e.moments(o)
 	// Candidates.
 	s.cand = s.cand[:0]
@@ -86,6 +94,9 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 	}
 	if hasTrend {
 		s.cand = append(s.cand, tt.rows...)
+	}
+	if nbp != nil {
+		s.cand = append(s.cand, nbp.touched...)
 	}
 	// Standardisation of each part over all items.
 	var mp, sp, mi, si float64
@@ -116,6 +127,9 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 		}
 		if hasTrend && int(c) < len(trend) {
 			score += wt * (math.Log1p(max(float64(trend[c]), 0)) - tt.mean) / tt.sd
+		}
+		if nbp != nil && sp > 0 {
+			score += wp * e.Blend().Neighbours * nbp.z(c)
 		}
 		sc := float32(score)
 		if view != nil && int(c) < len(view.LogBoost) {

@@ -60,6 +60,9 @@ func (e *Engine) setBlend(fitted *model.Blend) {
 	b := e.cfg.Blend
 	if fitted != nil {
 		b.Prior, b.Kappa = fitted.Prior, fitted.Kappa
+		if n := fitted.Neighbours; n > 0 && !math.IsInf(n, 0) {
+			b.Neighbours = n
+		}
 	}
 	e.blend.Store(&b)
 }
@@ -134,10 +137,11 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 		return fmt.Errorf("%w: snapshot has k=%d, the engines run k=%d (restart them with --factors %d to change it)", ErrInvalid, snap.Meta.Params.Factors, k, snap.Meta.Params.Factors)
 	}
 	start := time.Now()
-	next, err := e.buildOnline(ctx, snap)
+	next, rows, err := e.buildOnline(ctx, snap)
 	if err != nil {
 		return err
 	}
+	nb := snapshotNeighbours(snap, rows, next.Len())
 	e.handleMu.Lock()
 	tail := e.tail
 	e.handleMu.Unlock()
@@ -165,10 +169,14 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 	e.online.Store(next)
 	e.version.Store(snap.Meta.Version)
 	gen := e.gen.Add(1)
+	e.nbrs.Store(nb)
 	e.setBlend(snap.Meta.Blend)
 	e.met.swaps.Inc()
 	e.learn = newLearnState(next, next.K())
 	if err := e.persistModel(ctx, next, modelState{Generation: gen, Version: snap.Meta.Version, Params: snap.Meta.Params, Blend: snap.Meta.Blend}); err != nil {
+		return err
+	}
+	if err := e.persistNeighbours(ctx, nb); err != nil {
 		return err
 	}
 	e.log.LogAttrs(ctx, slog.LevelInfo, "model loaded", slog.Uint64("version", snap.Meta.Version), slog.Int("generation", int(gen)),
@@ -177,11 +185,11 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 }
 
 // buildOnline makes the live model of a snapshot with items at the
-// engine's rows.
-func (e *Engine) buildOnline(ctx context.Context, snap *model.Snapshot) (*model.Online, error) {
+// engine's rows, and returns each snapshot item's row.
+func (e *Engine) buildOnline(ctx context.Context, snap *model.Snapshot) (*model.Online, []int32, error) {
 	rows, err := e.store.ItemRows(ctx, snap.ItemIDs)
 	if err != nil {
-		return nil, fmt.Errorf("engine: assign rows of the snapshot's items: %w", err)
+		return nil, nil, fmt.Errorf("engine: assign rows of the snapshot's items: %w", err)
 	}
 	e.mu.Lock()
 	n := len(e.idOf)
@@ -200,7 +208,8 @@ func (e *Engine) buildOnline(ctx context.Context, snap *model.Snapshot) (*model.
 			copy(stats.Curv.Row(int(r)), snap.Stats.Curv.Row(i))
 		}
 	}
-	return model.NewOnline(&model.Model{Params: snap.Meta.Params, Items: items, Users: snap.Users}, stats)
+	o, err := model.NewOnline(&model.Model{Params: snap.Meta.Params, Items: items, Users: snap.Users}, stats)
+	return o, rows, err
 }
 
 // replay folds the archive records after..until (their events not before

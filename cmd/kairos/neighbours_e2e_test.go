@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/offline"
+)
+
+// TestRetrainLearnsItemNeighbours: on a log of items seen in groups of
+// five (more groups than the model has factors), the retrain of kairos
+// serve fits the item neighbours' weight η > 0 on validation, publishes
+// the neighbours with the model, and after the swap a new visitor who
+// clicks one item of a group gets the four others first.
+func TestRetrainLearnsItemNeighbours(t *testing.T) {
+	testRetrainLearnsItemNeighbours(t, startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10"))
+}
+
+// TestRetrainLearnsItemNeighboursRabbitRedis is the same on RabbitMQ and
+// Redis.
+func TestRetrainLearnsItemNeighboursRabbitRedis(t *testing.T) {
+	testRetrainLearnsItemNeighbours(t, startServices(t, "--retrain-every", "24h", "--retrain-min-users", "10"))
+}
+
+func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
+	const groups = 240
+	evs := groupsBatch("nb", groups, 8, 7)
+	accepted := srv.postAll(t, evs)
+	waitFor(t, 30*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= accepted })
+	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := srv.app.retrain.runner.Run(ctx, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decision != offline.DecisionPublished || !(res.Blend.Neighbours > 0) || res.Snapshot.Neighbours == nil {
+		t.Fatalf("retrain %s (%s), blend %+v, validation %+v, neighbours %v: want published with η > 0 and the neighbours", res.Decision, res.Reason, res.Blend, res.Validation, res.Snapshot != nil && res.Snapshot.Neighbours != nil)
+	}
+	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelVersion() == res.Snapshot.Meta.Version })
+	if eta := srv.app.engine.Blend().Neighbours; eta != res.Blend.Neighbours {
+		t.Fatalf("live η %v, want the snapshot's %v", eta, res.Blend.Neighbours)
+	}
+	// New visitors, each clicking an item of a group.
+	hits := 0
+	const probes = 10
+	for p := range probes {
+		k := p * groups / probes
+		visitor := fmt.Sprintf("late-%d", p)
+		srv.postEvents(t, []map[string]any{{"id": "late-click-" + visitor, "type": "click", "visitor": visitor, "item": fmt.Sprintf("g%d-0", k)}})
+		var items []string
+		waitEvery(t, 10*time.Second, 20*time.Millisecond, "the new visitor's click to be learnt (applied asynchronously on RabbitMQ)", func() bool {
+			var strategy string
+			strategy, items = srv.recommend(t, visitor, 4)
+			return strategy != "trending"
+		})
+		inGroup := 0
+		for _, it := range items {
+			if strings.HasPrefix(it, fmt.Sprintf("g%d-", k)) {
+				inGroup++
+			}
+		}
+		if inGroup == 4 {
+			hits++
+		} else {
+			t.Logf("new visitor %s clicked g%d-0 and got %v", visitor, k, items)
+		}
+	}
+	if hits < probes-1 {
+		t.Fatalf("the four other items of the clicked group led for %d of %d new visitors, want at least %d", hits, probes, probes-1)
+	}
+}
+
+// groupsBatch returns events of visitors who each view two of 20
+// popular items, then four of the five items g<k>-0..4 of one group in a
+// random order (perGroup visitors for each of groups), ten minutes apart,
+// two hours ago.
+func groupsBatch(prefix string, groups, perGroup int, seed uint64) []map[string]any {
+	rng := rand.New(rand.NewPCG(seed, 13))
+	start := time.Now().Add(-2 * time.Hour)
+	var evs []map[string]any
+	n := 0
+	for k := range groups {
+		for v := range perGroup {
+			visitor := fmt.Sprintf("%s-%d-%d", prefix, k, v)
+			items := []string{fmt.Sprintf("pop-%d", rng.IntN(20)), fmt.Sprintf("pop-%d", rng.IntN(20))}
+			for _, i := range rng.Perm(5)[:4] {
+				items = append(items, fmt.Sprintf("g%d-%d", k, i))
+			}
+			for j, it := range items {
+				evs = append(evs, map[string]any{"id": fmt.Sprintf("%s-%d", prefix, n), "type": "view", "visitor": visitor, "item": it,
+					"ts": start.Add(time.Duration(j)*10*time.Minute + time.Duration(n)*time.Millisecond).UnixMilli()})
+				n++
+			}
+		}
+	}
+	return evs
+}
