@@ -62,4 +62,3 @@ func TestFitBlendPicksNeighboursWhereItemsGoTogether(t *testing.T) {
 		t.Fatalf("blend %+v, t %.2f: want η > 0 and a clear gain on test", *with.Blend, cmp.T)
 	}
 }
-
