@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,10 +30,10 @@ func TestRetrainPanelInBrowser(t *testing.T) {
 	srv := startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	evs := roundsBatch("r", 3, 15, 30, 14, 3)
-	for lo := 0; lo < len(evs); lo += 500 {
-		srv.postEvents(t, evs[lo:min(lo+500, len(evs))])
-	}
+	// Planted clusters, and items seen in groups (for the item
+	// neighbours' η).
+	evs := append(roundsBatch("r", 3, 15, 30, 14, 3), groupsBatch("nb", 240, 8, 7)...)
+	srv.postAll(t, evs)
 	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 && srv.app.engine.Online().Len() >= 90 })
 
 	rt := srv.app.retrain
@@ -123,6 +124,9 @@ func TestRetrainPanelInBrowser(t *testing.T) {
 	}
 	if !strings.Contains(rows[2].Pick, "ν=0.5") {
 		t.Errorf("the first retrain's pick %q does not show its ν 0.5", rows[2].Pick)
+	}
+	if eta := first.Blend.Neighbours; !(eta > 0) || !strings.Contains(rows[2].Pick, fmt.Sprintf("η=%v", eta)) {
+		t.Errorf("the first retrain's pick %q does not show its item neighbours' η %v (want > 0 on the groups)", rows[2].Pick, eta)
 	}
 	checkConsole(t, ctx, b, nil)
 	shotElement(t, ctx, b, "#p-model", 8, envOr("KAIROS_RETRAIN_SCREENSHOT", filepath.Join(os.TempDir(), "kairos-retrain-e2e.png")))

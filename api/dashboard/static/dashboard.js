@@ -390,6 +390,7 @@
       ' half-life=' + (p.half_life === '0s' ? 'none' : p.half_life) + ' it=' + p.iterations;
     if (p.item_lambda_exponent) s += ' ν=' + p.item_lambda_exponent;
     if (b) s += ' · ρ=' + b.prior + ' κ=' + b.kappa;
+    if (b && b.neighbours) s += ' η=' + b.neighbours;
     return s;
   }
 
