@@ -32,7 +32,7 @@ func testConfig() engine.Config {
 	return engine.Config{Params: p, BlendBelow: 1, Now: func() time.Time { return t0.Add(time.Hour) }}
 }
 
-func openStore(t *testing.T, dir string) *embedded.Store {
+func openStore(t testing.TB, dir string) *embedded.Store {
 	t.Helper()
 	s, err := embedded.Open(dir, embedded.Config{})
 	if err != nil {
@@ -41,7 +41,7 @@ func openStore(t *testing.T, dir string) *embedded.Store {
 	return s
 }
 
-func newEngine(t *testing.T, store engine.Store, bus engine.Bus) *engine.Engine {
+func newEngine(t testing.TB, store engine.Store, bus engine.Bus) *engine.Engine {
 	t.Helper()
 	e, err := engine.New(context.Background(), testConfig(), store, bus)
 	if err != nil {
@@ -75,7 +75,7 @@ func clusterEvents(clusters, visitors, items, perVisitor int, seed uint64) []sig
 	return evs
 }
 
-func mustHandle(t *testing.T, e *engine.Engine, evs []signals.Event) {
+func mustHandle(t testing.TB, e *engine.Engine, evs []signals.Event) {
 	t.Helper()
 	for start := 0; start < len(evs); start += 100 {
 		if err := e.Handle(context.Background(), evs[start:min(start+100, len(evs))]); err != nil {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -98,5 +99,56 @@ func TestSnapshotNeighboursRankTheVisitorsCoItems(t *testing.T) {
 	}
 	if e3 := newEngine(t, store, nil); top(e3).Items[0].Item == "pair-b" {
 		t.Fatal("after a restart the removed neighbours are back")
+	}
+}
+
+// BenchmarkRecommendNeighbours: one visitor with 20 items, 100,000 items
+// of k = 64 with 50 neighbours each, ranked with the blend (ρ = 0.1)
+// without and with the item neighbours (η = 1), exact scoring.
+func BenchmarkRecommendNeighbours(b *testing.B) {
+	const items, k, nbrs = 100_000, 64, 50
+	rng := rand.New(rand.NewPCG(1, 2))
+	snap := &model.Snapshot{Meta: model.Meta{Params: testConfig().Params, Version: 1}, Users: model.NewFactors(0, k), Items: model.NewFactors(items, k)}
+	snap.Meta.Params.Factors = k
+	for i := range snap.Items.Data {
+		snap.Items.Data[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	nb := &model.Neighbours{Ptr: make([]int64, items+1)}
+	for i := range items {
+		snap.ItemIDs = append(snap.ItemIDs, fmt.Sprintf("item%d", i))
+		for range nbrs {
+			nb.Idx, nb.Sim = append(nb.Idx, int32(rng.IntN(items))), append(nb.Sim, rng.Float32()+0.01)
+		}
+		nb.Ptr[i+1] = int64(len(nb.Idx))
+	}
+	for _, eta := range []float64{0, 1} {
+		b.Run(fmt.Sprintf("eta=%v", eta), func(b *testing.B) {
+			cfg := testConfig()
+			cfg.Params.Factors = k
+			e, err := engine.New(context.Background(), cfg, openStore(b, b.TempDir()), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := *snap
+			s.Meta.Blend = &model.Blend{Prior: 0.1, Neighbours: eta}
+			if eta > 0 {
+				s.Neighbours = nb
+			}
+			if err := e.LoadSnapshot(context.Background(), &s); err != nil {
+				b.Fatal(err)
+			}
+			var evs []signals.Event
+			for j := range 20 {
+				evs = append(evs, signals.Event{ID: fmt.Sprintf("b%d", j), Type: signals.TypeClick, Visitor: "v", Item: fmt.Sprintf("item%d", rng.IntN(items)), Time: signals.Timestamp{Time: t0.Add(time.Duration(j) * time.Second)}})
+			}
+			mustHandle(b, e, evs)
+			r := engine.RecRequest{Visitor: "v", N: 10, ExcludeSeen: true, Exact: true}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := e.Recommend(context.Background(), r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
