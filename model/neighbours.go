@@ -221,31 +221,43 @@ func LogMoments(nb []float32, touched []int32, items int) (mean, sd float64) {
 // rows[i] of a table of size rows (entries of a negative row dropped).
 // An engine uses it to place a snapshot's neighbours at its own rows.
 func (n *Neighbours) Remap(rows []int32, size int) *Neighbours {
-	type entry struct {
-		j int32
-		s float32
+	at := func(i int32) int32 { // the new row of old row i, or -1
+		if i < 0 || int(i) >= len(rows) || rows[i] < 0 || int(rows[i]) >= size {
+			return -1
+		}
+		return rows[i]
 	}
-	byRow := make([][]entry, size)
+	// Two passes: count each new row's entries, then place them.
+	out := &Neighbours{Ptr: make([]int64, size+1)}
 	for i := range min(n.Rows(), len(rows)) {
-		r := rows[i]
-		if r < 0 || int(r) >= size {
+		r := at(int32(i))
+		if r < 0 {
+			continue
+		}
+		idx, _ := n.Of(i)
+		for _, j := range idx {
+			if at(j) >= 0 {
+				out.Ptr[r+1]++
+			}
+		}
+	}
+	for r := range size {
+		out.Ptr[r+1] += out.Ptr[r]
+	}
+	out.Idx, out.Sim = make([]int32, out.Ptr[size]), make([]float32, out.Ptr[size])
+	next := slices.Clone(out.Ptr[:size])
+	for i := range min(n.Rows(), len(rows)) {
+		r := at(int32(i))
+		if r < 0 {
 			continue
 		}
 		idx, sim := n.Of(i)
 		for e, j := range idx {
-			if int(j) >= len(rows) || rows[j] < 0 || int(rows[j]) >= size {
-				continue
+			if nj := at(j); nj >= 0 {
+				out.Idx[next[r]], out.Sim[next[r]] = nj, sim[e]
+				next[r]++
 			}
-			byRow[r] = append(byRow[r], entry{rows[j], sim[e]})
 		}
-	}
-	out := &Neighbours{Ptr: make([]int64, size+1)}
-	for r, es := range byRow {
-		for _, x := range es {
-			out.Idx = append(out.Idx, x.j)
-			out.Sim = append(out.Sim, x.s)
-		}
-		out.Ptr[r+1] = int64(len(out.Idx))
 	}
 	return out
 }
