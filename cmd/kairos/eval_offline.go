@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -163,7 +164,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	ef.register(fs)
 	which := fs.String("model", "all", "models to evaluate: pop, als or all")
 	holdout := fs.String("holdout", "latest", "held-out interaction per user: latest (PROTOCOL.md) or random (data without timestamps)")
-	blendFlag := fs.String("blend", "fit", "popularity prior of the ALS ranking: fit (ρ and κ on the validation split), off (plain ALS), or fixed as ρ,κ (e.g. 0.2,8)")
+	blendFlag := fs.String("blend", "fit", "popularity prior and item neighbours of the ALS ranking: fit (ρ, κ and η on the validation split), off (plain ALS), or fixed as ρ,κ or ρ,κ,η (e.g. 0.2,8 or 0.2,8,1)")
 	var tf tuneFlags
 	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -278,12 +279,17 @@ func parseBlendFlag(s string) (blendMode, error) {
 	case "off":
 		return blendMode{off: true}, nil
 	}
-	var rho, kappa float64
-	if _, err := fmt.Sscanf(s, "%g,%g", &rho, &kappa); err != nil || !(rho >= 0 && rho < 1) || !(kappa >= 0) {
-		return blendMode{}, fmt.Errorf("--blend %q: want fit, off or ρ,κ with ρ in [0, 1) and κ >= 0", s)
+	var rho, kappa, eta float64
+	parts := strings.Split(s, ",")
+	_, err := fmt.Sscanf(s, "%g,%g", &rho, &kappa)
+	if len(parts) == 3 && err == nil {
+		_, err = fmt.Sscanf(parts[2], "%g", &eta)
+	}
+	if err != nil || len(parts) > 3 || !(rho >= 0 && rho < 1) || !(kappa >= 0) || math.IsInf(kappa, 0) || !(eta >= 0) || math.IsInf(eta, 0) {
+		return blendMode{}, fmt.Errorf("--blend %q: want fit, off, ρ,κ or ρ,κ,η with ρ in [0, 1), κ >= 0 and η >= 0", s)
 	}
 	b := model.DefaultBlend()
-	b.Prior, b.Kappa = rho, kappa
+	b.Prior, b.Kappa, b.Neighbours = rho, kappa, eta
 	return blendMode{fixed: &b}, nil
 }
 

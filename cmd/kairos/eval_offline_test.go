@@ -89,8 +89,12 @@ func TestEvalOfflineRandomHoldoutAndBadFlags(t *testing.T) {
 	if len(lines) != 3 || lines[1]["blend"].(map[string]any)["prior"] != 0.3 || !strings.Contains(stderr, "holdout random") {
 		t.Fatalf("lines %v, stderr %q", lines, stderr)
 	}
+	lines, _ = evalLines(t, "eval", "offline", "--synthetic", "sparse,users=200,items=300,clusters=4", "--factors", "8", "--blend", "0.3,4,1.5")
+	if b := lines[1]["blend"].(map[string]any); b["prior"] != 0.3 || b["neighbours"] != 1.5 {
+		t.Fatalf("--blend 0.3,4,1.5: blend %v", b)
+	}
 	for _, bad := range [][]string{
-		{"--holdout", "oldest"}, {"--blend", "1.5,2"}, {"--tune-method", "bayes"}, {"--tune-budget", "-1s"}, {"--synthetic", "dense"}, {"--tune-clock", "sun"},
+		{"--holdout", "oldest"}, {"--blend", "1.5,2"}, {"--blend", "0.2,2,-1"}, {"--blend", "0.2,2,1,4"}, {"--blend", "0.2,2,x"}, {"--tune-method", "bayes"}, {"--tune-budget", "-1s"}, {"--synthetic", "dense"}, {"--tune-clock", "sun"},
 	} {
 		var out, errb bytes.Buffer
 		args := append([]string{"eval", "offline", "--synthetic", "sparse,users=50,items=100"}, bad...)
