@@ -45,39 +45,121 @@ func (f ExponentFit) String() string {
 // of at least FallbackMinT: without clear evidence the shipped plain λ
 // stays.
 func FitItemLambdaExponent(ctx context.Context, val Split, p model.Params, g BlendGrid, threads int, train func(model.Params) (*model.Model, error)) (ExponentFit, error) {
-	fit := func(nu float64) (model.Params, BlendTrial, error) {
-		q := p
-		q.ItemLambdaExponent = nu
+	f, err := FitDefaults(ctx, val, p, DefaultsChoice{ItemLambdaExponent: true}, g, threads, train)
+	if err != nil {
+		return ExponentFit{}, err
+	}
+	return *f.Exponent, nil
+}
+
+// DefaultsChoice says which hyperparameters of the defaults FitDefaults
+// chooses on validation.
+type DefaultsChoice struct {
+	// HalfLife tries no decay against p's half-life (when it has one).
+	HalfLife bool
+	// ItemLambdaExponent tries ν = FittedItemLambdaExponent against 0.
+	ItemLambdaExponent bool
+}
+
+// DefaultsFit is the outcome of FitDefaults.
+type DefaultsFit struct {
+	// Params are the given parameters with the chosen values.
+	Params model.Params
+	// Pick is their fitted blend and validation figures.
+	Pick BlendTrial
+	// HalfLife and Exponent describe each choice (nil when not made).
+	HalfLife *HalfLifeFit
+	Exponent *ExponentFit
+}
+
+// HalfLifeFit is how FitDefaults chose the half-life.
+type HalfLifeFit struct {
+	// Tried is the given half-life, tried against no decay.
+	Tried string `json:"tried"`
+	// Decayed and Undecayed are the validation NDCG@10 of the two, each
+	// with its own fitted blend.
+	Decayed   float64 `json:"decayed_ndcg10"`
+	Undecayed float64 `json:"undecayed_ndcg10"`
+	// T is the paired per-user t of Undecayed against Decayed.
+	T float64 `json:"t"`
+	// Users is the number of validation users compared.
+	Users int `json:"users"`
+	// HalfLife is the chosen half-life ("0s": no decay).
+	HalfLife string `json:"half_life"`
+}
+
+// String is the fit in one line for a progress log.
+func (f HalfLifeFit) String() string {
+	return fmt.Sprintf("half-life %s: validation NDCG@10 %.4f with %s, %.4f without decay (paired t = %+.2f, %d users)",
+		f.HalfLife, f.Decayed, f.Tried, f.Undecayed, f.T, f.Users)
+}
+
+// FitDefaults chooses, on val, the hyperparameters of choice that the
+// shipped defaults leave to the data, one after the other, each with its
+// own fitted blend over g: first no decay against p's half-life, then ν =
+// FittedItemLambdaExponent against 0 with the half-life kept. An
+// alternative replaces the current choice only when its validation ranks
+// beat it by a paired t of at least FallbackMinT (train trains one
+// configuration; each is trained once).
+func FitDefaults(ctx context.Context, val Split, p model.Params, choice DefaultsChoice, g BlendGrid, threads int, train func(model.Params) (*model.Model, error)) (DefaultsFit, error) {
+	trials := map[model.Params]BlendTrial{}
+	trial := func(q model.Params) (BlendTrial, error) {
+		if t, ok := trials[q]; ok {
+			return t, nil
+		}
 		mod, err := train(q)
 		if err != nil {
-			return q, BlendTrial{}, err
+			return BlendTrial{}, err
 		}
 		best, _, err := FitBlend(ctx, val, mod, g, threads)
-		return q, best, err
+		trials[q] = best
+		return best, err
 	}
-	plainP, plain, err := fit(0)
-	if err != nil {
-		return ExponentFit{}, err
+	f := DefaultsFit{Params: p}
+	if choice.ItemLambdaExponent {
+		f.Params.ItemLambdaExponent = 0
 	}
-	scaledP, scaled, err := fit(FittedItemLambdaExponent)
-	if err != nil {
-		return ExponentFit{}, err
+	var err error
+	if f.Pick, err = trial(f.Params); err != nil {
+		return f, err
 	}
-	cmp := ComparePaired(scaled.Ranks, plain.Ranks)
-	f := ExponentFit{Params: plainP, Pick: plain, Plain: plain.NDCG10, Scaled: scaled.NDCG10, T: cmp.T, Users: cmp.Users}
-	if cmp.T >= FallbackMinT {
-		f.Params, f.Pick = scaledP, scaled
+	if choice.HalfLife && p.HalfLife != 0 {
+		alt := f.Params
+		alt.HalfLife = 0
+		undecayed, err := trial(alt)
+		if err != nil {
+			return f, err
+		}
+		cmp := ComparePaired(undecayed.Ranks, f.Pick.Ranks)
+		f.HalfLife = &HalfLifeFit{Tried: p.HalfLife.String(), Decayed: f.Pick.NDCG10, Undecayed: undecayed.NDCG10, T: cmp.T, Users: cmp.Users}
+		if cmp.T >= FallbackMinT {
+			f.Params, f.Pick = alt, undecayed
+		}
+		f.HalfLife.HalfLife = f.Params.HalfLife.String()
 	}
-	f.Exponent = f.Params.ItemLambdaExponent
+	if choice.ItemLambdaExponent {
+		alt := f.Params
+		alt.ItemLambdaExponent = FittedItemLambdaExponent
+		scaled, err := trial(alt)
+		if err != nil {
+			return f, err
+		}
+		cmp := ComparePaired(scaled.Ranks, f.Pick.Ranks)
+		f.Exponent = &ExponentFit{Params: f.Params, Pick: f.Pick, Plain: f.Pick.NDCG10, Scaled: scaled.NDCG10, T: cmp.T, Users: cmp.Users}
+		if cmp.T >= FallbackMinT {
+			f.Params, f.Pick = alt, scaled
+		}
+		f.Exponent.Params, f.Exponent.Pick, f.Exponent.Exponent = f.Params, f.Pick, f.Params.ItemLambdaExponent
+	}
 	return f, nil
 }
 
-// OfflineFitted is OfflineBlended with ν fitted too
-// (FitItemLambdaExponent on val): the ranking of `kairos eval offline`
-// with the shipped defaults.
-func OfflineFitted(ctx context.Context, test, val Split, p model.Params, g BlendGrid, unit TimeUnit, threads int) (Result, ExponentFit, error) {
+// OfflineFitted is OfflineBlended with the defaults' choices fitted
+// too (FitDefaults on val): the ranking of `kairos eval offline` with the
+// shipped defaults.
+func OfflineFitted(ctx context.Context, test, val Split, p model.Params, choice DefaultsChoice, g BlendGrid, unit TimeUnit, threads int) (Result, DefaultsFit, error) {
 	start := time.Now()
-	fit, err := FitItemLambdaExponent(ctx, val, p, g, threads, func(q model.Params) (*model.Model, error) {
+	fit, err := FitDefaults(ctx, val, p, choice, g, threads, func(q model.Params) (*model.Model, error) {
 		mod, _, err := TrainALS(ctx, val, q, unit, nil)
 		return mod, err
 	})
@@ -86,6 +168,6 @@ func OfflineFitted(ctx context.Context, test, val Split, p model.Params, g Blend
 	}
 	r, err := OfflineWithBlend(ctx, test, fit.Params, fit.Pick.Blend, &fit.Pick.Metrics, time.Since(start), unit, threads)
 	r.PopularityFallback = fit.Pick.PopularityFallback
-	r.ItemLambdaFit = &fit
+	r.ItemLambdaFit, r.HalfLifeFit = fit.Exponent, fit.HalfLife
 	return r, fit, err
 }

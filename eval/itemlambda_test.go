@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/kairoshq/kairos/model"
 )
@@ -71,7 +72,7 @@ func TestFittedExponentLiftsSparseRanking(t *testing.T) {
 	p.Threads = 2
 	grid := DefaultBlendGrid()
 	grid.Neighbours = nil
-	fitted, fit, err := OfflineFitted(context.Background(), test, val, p, grid, 1, 2)
+	fitted, defaults, err := OfflineFitted(context.Background(), test, val, p, DefaultsChoice{ItemLambdaExponent: true}, grid, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +80,71 @@ func TestFittedExponentLiftsSparseRanking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fit := *defaults.Exponent
 	t.Logf("%s; test NDCG@10 %.4f fitted, %.4f plain", fit, fitted.NDCG10, plain.NDCG10)
 	if fit.Exponent != FittedItemLambdaExponent || fitted.ItemLambdaFit == nil || fitted.Params.(model.Params).ItemLambdaExponent != FittedItemLambdaExponent {
 		t.Fatalf("fit %s, result params %+v", fit, fitted.Params)
 	}
 	if cmp := ComparePaired(fitted.Ranks, plain.Ranks); !(cmp.NDCGDiff > 0) {
 		t.Fatalf("fitted ν ranks test no better than plain λ: %+v", cmp)
+	}
+}
+
+// TestFitDefaultsDropsAHidingDecay: on items seen in groups, ten minutes
+// apart, a one-minute half-life leaves the model little of a user's
+// earlier items; the fit measures no decay as better on validation and
+// takes it, and test ranks better for it.
+func TestFitDefaultsDropsAHidingDecay(t *testing.T) {
+	test, val := groupsSplits(t, 300, 5)
+	p := model.DefaultParams()
+	p.Threads = 2
+	grid := DefaultBlendGrid()
+	grid.Neighbours = nil // the neighbours ignore the decay
+	const unit = 10 * time.Minute
+	fitted, fit, err := OfflineFitted(context.Background(), test, val, p, DefaultsChoice{HalfLife: true}, grid, unit, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decayed, err := OfflineBlended(context.Background(), test, val, p, grid, unit, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s; test NDCG@10 %.4f fitted, %.4f with the decay", fit.HalfLife, fitted.NDCG10, decayed.NDCG10)
+	if fit.HalfLife == nil || fit.Params.HalfLife != 0 || fitted.HalfLifeFit == nil || fitted.HalfLifeFit.HalfLife != "0s" || fit.Exponent != nil {
+		t.Fatalf("fit %+v: want no decay chosen (and ν not tried)", fit)
+	}
+	if cmp := ComparePaired(fitted.Ranks, decayed.Ranks); !(cmp.T > 2) {
+		t.Fatalf("no decay ranks test no better: %+v", cmp)
+	}
+}
+
+// TestFitDefaultsKeepsTheDecayWithoutEvidence: when every time is the
+// same the decay changes nothing, the two models tie, and the shipped
+// half-life stays; each configuration is trained once.
+func TestFitDefaultsKeepsTheDecayWithoutEvidence(t *testing.T) {
+	_, val := sparseSplits(t, SparseConfig{Users: 300, Items: 400, Clusters: 5, PerUser: 8, Zipf: 0.8, Taste: 0.5, Seed: 4})
+	for j := range val.Train {
+		val.Train[j].Time = 0
+	}
+	p := model.DefaultParams()
+	p.Factors, p.Threads = 8, 2
+	trained := map[model.Params]int{}
+	fit, err := FitDefaults(context.Background(), val, p, DefaultsChoice{HalfLife: true, ItemLambdaExponent: true}, CoarseBlendGrid(), 2, func(q model.Params) (*model.Model, error) {
+		trained[q]++
+		return trainALS(t, val, q), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fit.HalfLife == nil || fit.HalfLife.T != 0 || fit.Params.HalfLife != p.HalfLife || fit.HalfLife.HalfLife != p.HalfLife.String() {
+		t.Fatalf("half-life fit %+v, params %+v: want a tie and the shipped half-life kept", fit.HalfLife, fit.Params)
+	}
+	if len(trained) != 3 {
+		t.Fatalf("trained %v: want three configurations (decayed, undecayed, scaled ν), each once", trained)
+	}
+	for q, n := range trained {
+		if n != 1 {
+			t.Fatalf("%+v trained %d times", q, n)
+		}
 	}
 }

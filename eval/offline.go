@@ -30,6 +30,9 @@ type Result struct {
 	// ItemLambdaFit is how ν was chosen on validation, when it was
 	// fitted (OfflineFitted).
 	ItemLambdaFit *ExponentFit `json:"item_lambda_fit,omitempty"`
+	// HalfLifeFit is how the half-life was chosen on validation, when it
+	// was fitted (OfflineFitted).
+	HalfLifeFit *HalfLifeFit `json:"half_life_fit,omitempty"`
 	// FitS is the wall time of choosing on the validation split (training
 	// there and fitting the blend), outside TrainS.
 	FitS float64 `json:"fit_s,omitempty"`

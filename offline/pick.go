@@ -100,19 +100,29 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		return model.Train(ctx, m, q, func(it int, _ *model.Model) { p.iteration("validation model", it, q.Iterations, start) })
 	}
 	var best eval.BlendTrial
-	if cfg.FitItemLambda && cfg.Tune == nil {
-		fit, err := eval.FitItemLambdaExponent(ctx, val, params, eval.DefaultBlendGrid(), params.Threads, train)
+	grid := eval.DefaultBlendGrid()
+	if cfg.NoItemNeighbours {
+		grid.Neighbours = nil
+	}
+	if (cfg.FitItemLambda || cfg.FitHalfLife) && cfg.Tune == nil {
+		choice := eval.DefaultsChoice{HalfLife: cfg.FitHalfLife, ItemLambdaExponent: cfg.FitItemLambda}
+		fit, err := eval.FitDefaults(ctx, val, params, choice, grid, params.Threads, train)
 		if err != nil {
 			return err
 		}
-		p.line(fit.String())
+		if fit.HalfLife != nil {
+			p.line(fit.HalfLife.String())
+		}
+		if fit.Exponent != nil {
+			p.line(fit.Exponent.String())
+		}
 		params, best = fit.Params, fit.Pick
 	} else {
 		mod, err := train(params)
 		if err != nil {
 			return err
 		}
-		if best, _, err = eval.FitBlend(ctx, val, mod, eval.DefaultBlendGrid(), params.Threads); err != nil {
+		if best, _, err = eval.FitBlend(ctx, val, mod, grid, params.Threads); err != nil {
 			return err
 		}
 	}

@@ -50,6 +50,14 @@ type RetrainConfig struct {
 	// eval.FittedItemLambdaExponent on the validation split
 	// (eval.FitItemLambdaExponent) instead of keeping Params'.
 	FitItemLambda bool
+	// FitHalfLife, without Tune, tries no decay against Params' half-life
+	// on the validation split and keeps it when clearly better
+	// (eval.FitDefaults).
+	FitHalfLife bool
+	// NoItemNeighbours leaves the item neighbours out: η stays 0 and the
+	// snapshot carries none (for a catalog whose 50 neighbours per item
+	// would not fit, or to compare).
+	NoItemNeighbours bool
 	// DedupWindow is how many recent event ids are remembered to drop the
 	// archive's duplicates (default 1,000,000).
 	DedupWindow int
@@ -108,6 +116,9 @@ func (c RetrainConfig) withDefaults() RetrainConfig {
 // halfLives returns every half-life the retrain may train with.
 func (c RetrainConfig) halfLives(live *LiveModel) []time.Duration {
 	hls := []time.Duration{c.Params.HalfLife}
+	if c.FitHalfLife {
+		hls = append(hls, 0)
+	}
 	if live != nil {
 		hls = append(hls, live.Params.HalfLife)
 	}

@@ -444,3 +444,28 @@ func TestRetrainFitsItemLambdaExponent(t *testing.T) {
 		t.Fatalf("configured ν 0.5 became %v (snapshot %v)", res.Params.ItemLambdaExponent, res.Snapshot.Meta.Params.ItemLambdaExponent)
 	}
 }
+
+func TestRetrainFitsHalfLife(t *testing.T) {
+	a := plantedArchive(t, 3, 30, 40, 20)
+	var log strings.Builder
+	cfg := testConfig()
+	cfg.Params.HalfLife = time.Minute
+	cfg.FitHalfLife, cfg.Progress = true, &log
+	res, err := Retrain(context.Background(), a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := res.Params.HalfLife
+	if (hl != 0 && hl != time.Minute) || res.Snapshot.Meta.Params.HalfLife != hl || !strings.Contains(log.String(), fmt.Sprintf("half-life %s: validation NDCG@10", hl)) {
+		t.Fatalf("fitted half-life %v, snapshot's %v; log:\n%s", hl, res.Snapshot.Meta.Params.HalfLife, log.String())
+	}
+	cfg.FitHalfLife, cfg.Progress = false, nil
+	cfg.Params.HalfLife = time.Hour
+	res, err = Retrain(context.Background(), a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Params.HalfLife != time.Hour || res.Snapshot.Meta.Params.HalfLife != time.Hour {
+		t.Fatalf("configured half-life 1h became %v (snapshot %v)", res.Params.HalfLife, res.Snapshot.Meta.Params.HalfLife)
+	}
+}

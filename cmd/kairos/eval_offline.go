@@ -238,11 +238,15 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		als, err = eval.OfflineALS(ctx, split, p, unit, p.Threads)
 	case bm.fixed != nil:
 		als, err = eval.OfflineWithBlend(ctx, split, p, *bm.fixed, nil, 0, unit, p.Threads)
-	case !tf.tune && !flagSet(fs, "item-lambda-exponent"):
-		var fit eval.ExponentFit
-		als, fit, err = eval.OfflineFitted(ctx, split, val, p, eval.DefaultBlendGrid(), unit, p.Threads)
-		if err == nil {
-			fmt.Fprintln(stderr, fit)
+	case !tf.tune && (!flagSet(fs, "item-lambda-exponent") || !flagSet(fs, "half-life")):
+		choice := eval.DefaultsChoice{HalfLife: !flagSet(fs, "half-life"), ItemLambdaExponent: !flagSet(fs, "item-lambda-exponent")}
+		var fit eval.DefaultsFit
+		als, fit, err = eval.OfflineFitted(ctx, split, val, p, choice, eval.DefaultBlendGrid(), unit, p.Threads)
+		if err == nil && fit.HalfLife != nil {
+			fmt.Fprintln(stderr, fit.HalfLife)
+		}
+		if err == nil && fit.Exponent != nil {
+			fmt.Fprintln(stderr, fit.Exponent)
 		}
 	default:
 		als, err = eval.OfflineBlended(ctx, split, val, p, eval.DefaultBlendGrid(), unit, p.Threads)

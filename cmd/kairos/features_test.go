@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kairoshq/kairos/model"
 )
 
 // TestFeaturesEnabled checks the features table: every feature is on by
@@ -64,5 +67,43 @@ func TestServeFitsItemLambdaUnlessSet(t *testing.T) {
 	}
 	if _, err := parse("--item-lambda-exponent", "3"); err == nil || !strings.Contains(err.Error(), "item_lambda_exponent") {
 		t.Fatalf("ν = 3: err %v, want the exponent named", err)
+	}
+}
+
+// TestServeFitsHalfLifeUnlessSet: each retrain of kairos serve tries no
+// decay against the half-life unless --half-life or KAIROS_HALF_LIFE
+// fixes it.
+func TestServeFitsHalfLifeUnlessSet(t *testing.T) {
+	parse := func(args ...string) (serveConfig, error) {
+		return parseServeConfig(append([]string{"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", ""}, args...), io.Discard)
+	}
+	cfg, err := parse()
+	if err != nil || !cfg.FitHalfLife || cfg.Params.HalfLife != model.DefaultParams().HalfLife {
+		t.Fatalf("by default: fit %v, half-life %v, err %v; want a fit from the shipped half-life", cfg.FitHalfLife, cfg.Params.HalfLife, err)
+	}
+	if cfg, err = parse("--half-life", "1h"); err != nil || cfg.FitHalfLife || cfg.Params.HalfLife != time.Hour {
+		t.Fatalf("--half-life 1h: fit %v, half-life %v, err %v; want it fixed", cfg.FitHalfLife, cfg.Params.HalfLife, err)
+	}
+	t.Setenv("KAIROS_HALF_LIFE", "0s")
+	if cfg, err = parse(); err != nil || cfg.FitHalfLife || cfg.Params.HalfLife != 0 {
+		t.Fatalf("$KAIROS_HALF_LIFE=0s: fit %v, half-life %v, err %v", cfg.FitHalfLife, cfg.Params.HalfLife, err)
+	}
+}
+
+// TestServeItemNeighboursSwitch: retrains may weigh item neighbours
+// unless --item-neighbours=false or KAIROS_ITEM_NEIGHBOURS=false.
+func TestServeItemNeighboursSwitch(t *testing.T) {
+	parse := func(args ...string) (serveConfig, error) {
+		return parseServeConfig(append([]string{"--data-dir", t.TempDir(), "--amqp-url", "", "--redis-url", ""}, args...), io.Discard)
+	}
+	if cfg, err := parse(); err != nil || !cfg.ItemNeighbours {
+		t.Fatalf("by default: %v, %v; want on", cfg.ItemNeighbours, err)
+	}
+	if cfg, err := parse("--item-neighbours=false"); err != nil || cfg.ItemNeighbours {
+		t.Fatalf("--item-neighbours=false: %v, %v", cfg.ItemNeighbours, err)
+	}
+	t.Setenv("KAIROS_ITEM_NEIGHBOURS", "false")
+	if cfg, err := parse(); err != nil || cfg.ItemNeighbours {
+		t.Fatalf("$KAIROS_ITEM_NEIGHBOURS=false: %v, %v", cfg.ItemNeighbours, err)
 	}
 }

@@ -16,14 +16,18 @@ import (
 // serve fits the item neighbours' weight η > 0 on validation, publishes
 // the neighbours with the model, and after the swap a new visitor who
 // clicks one item of a group gets the four others first.
+//
+// The half-life is fixed at the shipped minute (its fit would take no
+// decay on these ten-minute steps, and plain ALS would then learn the
+// groups as well).
 func TestRetrainLearnsItemNeighbours(t *testing.T) {
-	testRetrainLearnsItemNeighbours(t, startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10"))
+	testRetrainLearnsItemNeighbours(t, startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--half-life", "1m"))
 }
 
 // TestRetrainLearnsItemNeighboursRabbitRedis is the same on RabbitMQ and
 // Redis.
 func TestRetrainLearnsItemNeighboursRabbitRedis(t *testing.T) {
-	testRetrainLearnsItemNeighbours(t, startServices(t, "--retrain-every", "24h", "--retrain-min-users", "10"))
+	testRetrainLearnsItemNeighbours(t, startServices(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--half-life", "1m"))
 }
 
 func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
@@ -40,6 +44,13 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	}
 	if res.Decision != offline.DecisionPublished || !(res.Blend.Neighbours > 0) || res.Snapshot.Neighbours == nil {
 		t.Fatalf("retrain %s (%s), blend %+v, validation %+v, neighbours %v: want published with η > 0 and the neighbours", res.Decision, res.Reason, res.Blend, res.Validation, res.Snapshot != nil && res.Snapshot.Neighbours != nil)
+	}
+	// Without them (--item-neighbours=false) the same log gives η = 0 and
+	// a snapshot without neighbours.
+	off := *srv.app.retrain.runner
+	off.Config.NoItemNeighbours = true
+	if r, err := off.Run(ctx, true, false); err != nil || r.Blend.Neighbours != 0 || r.Snapshot == nil || r.Snapshot.Neighbours != nil {
+		t.Fatalf("retrain without item neighbours: %v, blend %+v", err, r.Blend)
 	}
 	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelVersion() == res.Snapshot.Meta.Version })
 	if eta := srv.app.engine.Blend().Neighbours; eta != res.Blend.Neighbours {

@@ -47,6 +47,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dryRun := fs.Bool("dry-run", false, "train and evaluate, do not publish")
 	force := fs.Bool("force", false, "publish even if the guard refuses (worse than the live model, not better than popularity, too few users)")
 	out := fs.String("out", "", "also write the snapshot to this file")
+	neighbours := fs.Bool("item-neighbours", true, "weigh item neighbours (item-kNN, 50 per item) into the ranking when validation says they help")
 	hist := bindHistoryFlags(fs)
 	p := model.DefaultParams()
 	solver := paramFlags(fs, &p)
@@ -58,7 +59,8 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var err error
 	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr, HistoryCut: *hist.stream,
-		FitItemLambda: !*tune && !flagSet(fs, "item-lambda-exponent")}
+		FitItemLambda: !*tune && !flagSet(fs, "item-lambda-exponent"), FitHalfLife: !*tune && !flagSet(fs, "half-life"),
+		NoItemNeighbours: !*neighbours}
 	now := time.Now()
 	if cfg.From, err = parseWhen(*from, now); err != nil {
 		return fmt.Errorf("--from: %w", err)

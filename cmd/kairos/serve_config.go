@@ -68,6 +68,13 @@ type serveConfig struct {
 	// FitItemLambda says each retrain fits ν (Params.ItemLambdaExponent)
 	// on its validation split: neither the flag nor its variable is set.
 	FitItemLambda bool
+	// FitHalfLife says each retrain tries no decay against
+	// Params.HalfLife on its validation split: neither the flag nor its
+	// variable is set.
+	FitHalfLife bool
+	// ItemNeighbours lets retrains fit the item neighbours' weight η
+	// (off: η = 0, no neighbours in the snapshots).
+	ItemNeighbours bool
 	// IndexLists, IndexProbe and IndexShortlist override the approximate
 	// index's automatic parameters (0: automatic).
 	IndexLists, IndexProbe, IndexShortlist int
@@ -243,6 +250,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.float(&b.Trending, "blend-trending", b.Trending, "cold start: trending's share of the context when the page item is known (0..1)")
 	e.int(&c.BlendBelow, "blend-below", 20, "visitors with fewer learning events get the fold-in blended with the context; from this many on, the fold-in alone")
 	e.bool(&c.Approx, "approximate", true, "serve large catalogs (>= 20k items) through the approximate index")
+	e.bool(&c.ItemNeighbours, "item-neighbours", true, "let retrains weigh item neighbours (item-kNN, 50 per item) into the ranking when validation says they help")
 	e.int(&c.IndexLists, "index-lists", 0, "clusters of the approximate index (0: 2√items)")
 	e.int(&c.IndexProbe, "index-probe", 0, "index clusters scanned per request (0: 1.8·√clusters)")
 	e.int(&c.IndexShortlist, "index-shortlist", 0, "index candidates re-ranked exactly per request (0: max(50, 2·n))")
@@ -289,6 +297,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	errs := e.errs
 	c.Params = p
 	c.FitItemLambda = !flagSet(fs, "item-lambda-exponent") && os.Getenv(envName("item-lambda-exponent")) == ""
+	c.FitHalfLife = !flagSet(fs, "half-life") && os.Getenv(envName("half-life")) == ""
 	c.Blend = b
 	demoDefaults(fs, &c)
 	if b.Kappa < 0 || b.Trending < 0 || b.Trending > 1 || c.BlendBelow < 1 {

@@ -106,8 +106,15 @@ type retrainer struct {
 
 func newRetrainer(a *app, reg prometheus.Registerer) *retrainer {
 	r := &retrainer{a: a, met: newRetrainMetrics(reg)}
+	params := a.engine.Online().Params()
+	if a.cfg.FitHalfLife {
+		// The configured decay is tried against none at every retrain,
+		// whatever the live model (an earlier pick) has.
+		params.HalfLife = a.cfg.Params.HalfLife
+	}
 	r.runner = &offline.Runner{
-		Source: a.archive, Config: offline.RetrainConfig{Params: a.engine.Online().Params(), FitItemLambda: a.cfg.FitItemLambda},
+		Source: a.archive, Config: offline.RetrainConfig{Params: params, FitItemLambda: a.cfg.FitItemLambda, FitHalfLife: a.cfg.FitHalfLife,
+			NoItemNeighbours: !a.cfg.ItemNeighbours},
 		Window: a.cfg.RetrainWindow, TuneBudget: a.cfg.RetrainTuneBudget, MinUsers: a.cfg.RetrainMinUsers,
 		Log:  &offline.Log{Store: storeBlobs{a.store}},
 		Live: r.live,
