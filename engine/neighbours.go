@@ -77,14 +77,16 @@ type neighbourPart struct {
 	mean, sd float64
 }
 
-// neighbourScores fills s's neighbour part for a visitor with item rows
-// hist (nil when the blend weighs no neighbours or none are loaded, or the
-// visitor has none).
-func (e *Engine) neighbourScores(s *scratch, hist []int32, items int) *neighbourPart {
+// neighbourScores fills s's neighbour part from the visitor's history
+// (s.history) for a blend weighing neighbours by eta: nil when eta is 0,
+// none are loaded or the visitor's items have none. e.mu must be held
+// for reading.
+func (e *Engine) neighbourScores(s *scratch, eta float64, items int) *neighbourPart {
 	nb := e.itemNeighbours()
-	if nb == nil || len(hist) == 0 || !(e.Blend().Neighbours > 0) {
+	if nb == nil || !(eta > 0) {
 		return nil
 	}
+	s.histRows = e.learntRows(s.histRows, s.history)
 	p := &s.nbPart
 	if cap(p.nb) < items {
 		p.nb = make([]float32, items)
@@ -95,7 +97,7 @@ func (e *Engine) neighbourScores(s *scratch, hist []int32, items int) *neighbour
 			p.nb[j] = 0
 		}
 	}
-	p.touched = nb.Scores(p.nb, hist, p.touched[:0])
+	p.touched = nb.Scores(p.nb, s.histRows, p.touched[:0])
 	if len(p.touched) == 0 {
 		return nil
 	}

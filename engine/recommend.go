@@ -32,8 +32,9 @@ type scratch struct {
 	mixedRows []int32
 	seen      model.Bitset
 	query     rankQuery // the request being ranked (strategy.go)
-	// item neighbours: the visitor's distinct learnt item rows and their
-	// neighbour part (neighbours.go)
+	// item neighbours: the visitor's history, its distinct learnt item
+	// rows and their neighbour part (neighbours.go)
+	history  []HistoryEvent
 	histRows []int32
 	nbPart   neighbourPart
 }
@@ -105,14 +106,17 @@ func (e *Engine) Recommend(ctx context.Context, r RecRequest) (RecResponse, erro
 	}
 	start := time.Now()
 	s := e.getScratch()
-	defer e.scorers.Put(s)
+	defer func() {
+		s.history = nil // the pool keeps no visitor
+		e.scorers.Put(s)
+	}()
 	resp := RecResponse{Visitor: r.Visitor, Strategy: StrategyALS}
 	x := e.visitorFactors(s, v)
 	events := learningEvents(v.History)
 	e.prepareViews(r)
 	e.mu.RLock()
 	s.exclude = e.excludeSet(s.exclude, v.History, r.ExcludeSeen)
-	s.histRows = e.learntRows(s.histRows, v.History)
+	s.history = v.History
 	var promoted []Rec
 	if p := r.Promote; p != nil && p.Share > 0 {
 		// The promoted slots first: the best items of the base filter and
@@ -262,11 +266,12 @@ func (e *itemCatalog) excludeSet(dst model.Bitset, hist []HistoryEvent, seen boo
 func (e *itemCatalog) learntRows(dst []int32, hist []HistoryEvent) []int32 {
 	dst = dst[:0]
 	for _, h := range hist {
-		if row, ok := e.rowOf[h.Item]; ok && h.Item != "" && h.Weight > 0 && !slices.Contains(dst, row) {
+		if row, ok := e.rowOf[h.Item]; ok && h.Item != "" && h.Weight > 0 {
 			dst = append(dst, row)
 		}
 	}
-	return dst
+	slices.Sort(dst)
+	return slices.Compact(dst)
 }
 
 // keepFunc returns the category filter and the view's (nil when

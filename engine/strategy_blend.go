@@ -72,10 +72,11 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 		view.Narrow(&mq)
 		return s.scorer.SelectTopQ(s.top, trend, mq), StrategyTrending
 	}
-	wp, wi, wt := e.Blend().Weights(x != nil, page != nil, hasTrend, events)
+	blend := e.Blend()
+	wp, wi, wt := blend.Weights(x != nil, page != nil, hasTrend, events)
 	var nbp *neighbourPart
 	if x != nil {
-		nbp = e.neighbourScores(s, s.histRows, o.Len())
+		nbp = e.neighbourScores(s, blend.Neighbours, o.Len())
 	}
 	mom := e.moments(o)
 	// Candidates.
@@ -129,7 +130,7 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 			score += wt * (math.Log1p(max(float64(trend[c]), 0)) - tt.mean) / tt.sd
 		}
 		if nbp != nil && sp > 0 {
-			score += wp * e.Blend().Neighbours * nbp.z(c)
+			score += wp * blend.Neighbours * nbp.z(c)
 		}
 		sc := float32(score)
 		if view != nil && int(c) < len(view.LogBoost) {

@@ -214,12 +214,23 @@ func FitBlend(ctx context.Context, val Split, mod *model.Model, g BlendGrid, thr
 // largest κ) is below FallbackMinT: then that blend is returned, marked
 // PopularityFallback.
 func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads, maxUsers int) (BlendTrial, []BlendTrial, error) {
-	return fitBlendUsers(ctx, val, mod, g, threads, heldUsers(val, maxUsers))
+	return fitBlendUsers(ctx, val, mod, g, threads, heldUsers(val, maxUsers), nil)
+}
+
+// gridNeighbours returns the item neighbours of val's training part when
+// g weighs them (an η > 0), else nil.
+func gridNeighbours(val Split, g BlendGrid) (*model.Neighbours, error) {
+	if len(g.etas()) < 2 {
+		return nil, nil
+	}
+	return SplitNeighbours(val)
 }
 
 // fitBlendUsers is FitBlend on the given users (each with a held-out
-// item); the returned Ranks are in their order.
-func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads int, users []int) (BlendTrial, []BlendTrial, error) {
+// item); the returned Ranks are in their order. nb are val's item
+// neighbours when the caller has them (gridNeighbours), nil to build them
+// here when g needs them.
+func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads int, users []int, nb *model.Neighbours) (BlendTrial, []BlendTrial, error) {
 	if err := g.Validate(); err != nil {
 		return BlendTrial{}, nil, err
 	}
@@ -227,10 +238,9 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 		threads = runtime.GOMAXPROCS(0)
 	}
 	etas := g.etas()
-	var nb *model.Neighbours
-	if len(etas) > 1 {
+	if nb == nil {
 		var err error
-		if nb, err = SplitNeighbours(val); err != nil {
+		if nb, err = gridNeighbours(val, g); err != nil {
 			return BlendTrial{}, nil, err
 		}
 	}

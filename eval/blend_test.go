@@ -36,6 +36,13 @@ func sparseSplits(t testing.TB, c SparseConfig) (test, val Split) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return latestSplits(t, recs)
+}
+
+// latestSplits returns the test and validation splits of recs under the
+// latest-interaction holdout (PROTOCOL.md).
+func latestSplits(t testing.TB, recs []Record) (test, val Split) {
+	t.Helper()
 	d := Build(recs, WeightOne)
 	h, err := NewHoldout(HoldoutLatest)
 	if err != nil {

@@ -100,56 +100,62 @@ func (f HalfLifeFit) String() string {
 // FittedItemLambdaExponent against 0 with the half-life kept. An
 // alternative replaces the current choice only when its validation ranks
 // beat it by a paired t of at least FallbackMinT (train trains one
-// configuration; each is trained once).
+// configuration; each is trained once, and the item neighbours are built
+// once).
 func FitDefaults(ctx context.Context, val Split, p model.Params, choice DefaultsChoice, g BlendGrid, threads int, train func(model.Params) (*model.Model, error)) (DefaultsFit, error) {
-	trials := map[model.Params]BlendTrial{}
+	nb, err := gridNeighbours(val, g) // one build for every configuration
+	if err != nil {
+		return DefaultsFit{}, err
+	}
+	users := heldUsers(val, 0)
 	trial := func(q model.Params) (BlendTrial, error) {
-		if t, ok := trials[q]; ok {
-			return t, nil
-		}
 		mod, err := train(q)
 		if err != nil {
 			return BlendTrial{}, err
 		}
-		best, _, err := FitBlend(ctx, val, mod, g, threads)
-		trials[q] = best
+		best, _, err := fitBlendUsers(ctx, val, mod, g, threads, users, nb)
 		return best, err
 	}
 	f := DefaultsFit{Params: p}
 	if choice.ItemLambdaExponent {
 		f.Params.ItemLambdaExponent = 0
 	}
-	var err error
 	if f.Pick, err = trial(f.Params); err != nil {
 		return f, err
 	}
+	// challenge trains alt and makes it the pick when it beats the
+	// current one by FallbackMinT; it returns alt's trial and the
+	// comparison.
+	challenge := func(alt model.Params) (BlendTrial, Paired, error) {
+		t, err := trial(alt)
+		if err != nil {
+			return t, Paired{}, err
+		}
+		cmp := ComparePaired(t.Ranks, f.Pick.Ranks)
+		if cmp.T >= FallbackMinT {
+			f.Params, f.Pick = alt, t
+		}
+		return t, cmp, nil
+	}
 	if choice.HalfLife && p.HalfLife != 0 {
-		alt := f.Params
+		alt, decayed := f.Params, f.Pick
 		alt.HalfLife = 0
-		undecayed, err := trial(alt)
+		undecayed, cmp, err := challenge(alt)
 		if err != nil {
 			return f, err
 		}
-		cmp := ComparePaired(undecayed.Ranks, f.Pick.Ranks)
-		f.HalfLife = &HalfLifeFit{Tried: p.HalfLife.String(), Decayed: f.Pick.NDCG10, Undecayed: undecayed.NDCG10, T: cmp.T, Users: cmp.Users}
-		if cmp.T >= FallbackMinT {
-			f.Params, f.Pick = alt, undecayed
-		}
-		f.HalfLife.HalfLife = f.Params.HalfLife.String()
+		f.HalfLife = &HalfLifeFit{Tried: p.HalfLife.String(), Decayed: decayed.NDCG10, Undecayed: undecayed.NDCG10, T: cmp.T, Users: cmp.Users,
+			HalfLife: f.Params.HalfLife.String()}
 	}
 	if choice.ItemLambdaExponent {
-		alt := f.Params
+		alt, plain := f.Params, f.Pick
 		alt.ItemLambdaExponent = FittedItemLambdaExponent
-		scaled, err := trial(alt)
+		scaled, cmp, err := challenge(alt)
 		if err != nil {
 			return f, err
 		}
-		cmp := ComparePaired(scaled.Ranks, f.Pick.Ranks)
-		f.Exponent = &ExponentFit{Params: f.Params, Pick: f.Pick, Plain: f.Pick.NDCG10, Scaled: scaled.NDCG10, T: cmp.T, Users: cmp.Users}
-		if cmp.T >= FallbackMinT {
-			f.Params, f.Pick = alt, scaled
-		}
-		f.Exponent.Params, f.Exponent.Pick, f.Exponent.Exponent = f.Params, f.Pick, f.Params.ItemLambdaExponent
+		f.Exponent = &ExponentFit{Params: f.Params, Pick: f.Pick, Plain: plain.NDCG10, Scaled: scaled.NDCG10, T: cmp.T, Users: cmp.Users,
+			Exponent: f.Params.ItemLambdaExponent}
 	}
 	return f, nil
 }

@@ -29,13 +29,7 @@ func groupsSplits(t *testing.T, groups, perGroup int) (test, val Split) {
 			}
 		}
 	}
-	d := Build(recs, WeightOne)
-	h, err := NewHoldout(HoldoutLatest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	test = h.Split(len(d.Users), len(d.Items), d.Interactions)
-	return test, h.Validation(test)
+	return latestSplits(t, recs)
 }
 
 // TestFitBlendPicksNeighboursWhereItemsGoTogether: on a log of items that

@@ -950,7 +950,7 @@ func (s *searcher) evaluateFull(ctx context.Context, c *running, bracket, rung i
 	if c.fold > 0 {
 		users, pos = foldUsers(s.users, s.split(c.fold))
 	}
-	best, _, err := fitBlendUsers(ctx, s.split(c.fold), c.mod, s.cfg.Blends, c.p.Threads, users)
+	best, _, err := fitBlendUsers(ctx, s.split(c.fold), c.mod, s.cfg.Blends, c.p.Threads, users, nil)
 	if err != nil {
 		return SearchTrial{}, err
 	}

@@ -159,13 +159,13 @@ func (b Blend) Scores(dst []float32, in BlendInput) []float32 {
 		clear(dst)
 	}
 	if wp > 0 {
-		addStandardized(dst, in.Personal, wp, in.Exclude)
+		addStandardized(dst, in.Personal, wp, in.Exclude, false)
 	}
 	if wi > 0 {
-		addStandardized(dst, in.Item, wi, in.Exclude)
+		addStandardized(dst, in.Item, wi, in.Exclude, false)
 	}
 	if wn := b.neighbourWeight(in, wp); wn > 0 {
-		addStandardizedLog(dst, in.Neighbours, wn, in.Exclude)
+		addStandardized(dst, in.Neighbours, wn, in.Exclude, true)
 	}
 	excludeRows(dst, in.Exclude)
 	return dst
@@ -234,7 +234,8 @@ func (b Blend) PopularityWeight(n int) float64 {
 
 // Mix is Scores for parts that are already standardised (Standardize,
 // with log for trending and neighbours): dst_i = w·((1−ρ)·(p_i + η·b_i) +
-// ρ·t_i) + (1−w)·((1−τ)·s_i + τ·t_i), one pass, missing parts left out as in Scores, excluded rows −Inf. It lets
+// ρ·t_i) + (1−w)·((1−τ)·s_i + τ·t_i), one pass, missing parts left out as
+// in Scores, excluded rows −Inf. It lets
 // an engine standardise trending once per update and a page item's
 // neighbours once per page instead of once per request.
 func (b Blend) Mix(dst []float32, z BlendInput) []float32 {
@@ -323,26 +324,24 @@ func moments(n, sum, sq float64) (mean, inv float64) {
 	return mean, 1 / math.Sqrt(v)
 }
 
-// addStandardized adds scale·z(v) to dst (no log; see Standardize).
-// addStandardizedLog adds scale·z(log(1 + max(v_i, 0))) to dst.
-func addStandardizedLog(dst, v []float32, scale float64, exclude Bitset) {
-	logged := make([]float32, len(v))
-	for i, x := range v {
-		logged[i] = float32(math.Log1p(max(float64(x), 0)))
+// addStandardized adds scale·z(f(v)) to dst, f as in Standardize (the
+// log of 1 + v when logged), without allocating.
+func addStandardized(dst, v []float32, scale float64, exclude Bitset, logged bool) {
+	f := func(x float32) float64 {
+		if logged {
+			return math.Log1p(max(float64(x), 0))
+		}
+		return float64(x)
 	}
-	addStandardized(dst, logged, scale, exclude)
-}
-
-func addStandardized(dst, v []float32, scale float64, exclude Bitset) {
 	var n, sum, sq float64
 	for i, x := range v {
-		f := float64(x)
-		if f-f != 0 || exclude.Has(i) {
+		y := f(x)
+		if y-y != 0 || exclude.Has(i) {
 			continue
 		}
 		n++
-		sum += f
-		sq += f * f
+		sum += y
+		sq += y * y
 	}
 	mean, inv := moments(n, sum, sq)
 	if inv == 0 {
@@ -350,8 +349,8 @@ func addStandardized(dst, v []float32, scale float64, exclude Bitset) {
 	}
 	inv *= scale
 	for i, x := range v {
-		if f := float64(x); f-f == 0 {
-			dst[i] += float32((f - mean) * inv)
+		if y := f(x); y-y == 0 {
+			dst[i] += float32((y - mean) * inv)
 		}
 	}
 }

@@ -227,39 +227,47 @@ func (n *Neighbours) Remap(rows []int32, size int) *Neighbours {
 		}
 		return rows[i]
 	}
-	// Two passes: count each new row's entries, then place them.
-	out := &Neighbours{Ptr: make([]int64, size+1)}
-	for i := range min(n.Rows(), len(rows)) {
-		r := at(int32(i))
-		if r < 0 {
-			continue
-		}
-		idx, _ := n.Of(i)
-		for _, j := range idx {
-			if at(j) >= 0 {
-				out.Ptr[r+1]++
+	// each calls fn with every entry kept, at its new rows.
+	each := func(fn func(r, j int32, sim float32)) {
+		for i := range min(n.Rows(), len(rows)) {
+			r := at(int32(i))
+			if r < 0 {
+				continue
+			}
+			idx, sim := n.Of(i)
+			for e, j := range idx {
+				if nj := at(j); nj >= 0 {
+					fn(r, nj, sim[e])
+				}
 			}
 		}
 	}
+	// Two passes: count each new row's entries, then place them.
+	out := &Neighbours{Ptr: make([]int64, size+1)}
+	each(func(r, _ int32, _ float32) { out.Ptr[r+1]++ })
 	for r := range size {
 		out.Ptr[r+1] += out.Ptr[r]
 	}
 	out.Idx, out.Sim = make([]int32, out.Ptr[size]), make([]float32, out.Ptr[size])
 	next := slices.Clone(out.Ptr[:size])
-	for i := range min(n.Rows(), len(rows)) {
-		r := at(int32(i))
-		if r < 0 {
-			continue
-		}
-		idx, sim := n.Of(i)
-		for e, j := range idx {
-			if nj := at(j); nj >= 0 {
-				out.Idx[next[r]], out.Sim[next[r]] = nj, sim[e]
-				next[r]++
-			}
-		}
-	}
+	each(func(r, j int32, sim float32) {
+		out.Idx[next[r]], out.Sim[next[r]] = j, sim
+		next[r]++
+	})
 	return out
+}
+
+// neighbourPtr returns the row pointers of rows with counts neighbours
+// each (a count outside [0, maxNeighbours] is corrupt).
+func neighbourPtr(counts []int32) ([]int64, error) {
+	ptr := make([]int64, len(counts)+1)
+	for i, c := range counts {
+		if c < 0 || c > maxNeighbours {
+			return nil, corrupt("item row %d has %d neighbours", i, c)
+		}
+		ptr[i+1] = ptr[i] + int64(c)
+	}
+	return ptr, nil
 }
 
 // neighboursMagic starts Neighbours.MarshalBinary's encoding.
@@ -297,14 +305,15 @@ func (n *Neighbours) UnmarshalBinary(b []byte) error {
 		return corrupt("item neighbours: %d rows in %d bytes", rows, len(b))
 	}
 	b = b[12:]
-	out := Neighbours{Ptr: make([]int64, rows+1)}
-	for i := range int(rows) {
-		c := le.Uint32(b[4*i:])
-		if c > maxNeighbours {
-			return corrupt("item neighbours: row %d has %d", i, c)
-		}
-		out.Ptr[i+1] = out.Ptr[i] + int64(c)
+	counts := make([]int32, rows)
+	for i := range counts {
+		counts[i] = int32(le.Uint32(b[4*i:]))
 	}
+	ptr, err := neighbourPtr(counts)
+	if err != nil {
+		return fmt.Errorf("item neighbours: %w", err)
+	}
+	out := Neighbours{Ptr: ptr}
 	b = b[4*rows:]
 	total := out.Ptr[rows]
 	if int64(len(b)) != 8*total {

@@ -487,13 +487,11 @@ func (d *decoder) neighbours(n int) (*Neighbours, error) {
 	if err != nil {
 		return nil, err
 	}
-	nb := &Neighbours{Ptr: make([]int64, n+1)}
-	for i, c := range counts {
-		if c < 0 || c > maxNeighbours {
-			return nil, corrupt("item row %d has %d neighbours", i, c)
-		}
-		nb.Ptr[i+1] = nb.Ptr[i] + int64(c)
+	ptr, err := neighbourPtr(counts)
+	if err != nil {
+		return nil, err
 	}
+	nb := &Neighbours{Ptr: ptr}
 	total := int(nb.Ptr[n])
 	if nb.Idx, err = d.int32s(total); err != nil {
 		return nil, err

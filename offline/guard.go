@@ -36,17 +36,23 @@ func (d *retrainData) guard(ctx context.Context, r *RetrainResult, live *LiveMod
 	if err != nil {
 		return err
 	}
+	// The events before the tail have one set of item neighbours, built
+	// once for every model that weighs them (the weights, which differ
+	// with the half-life, do not count).
+	preNeighbours := sync.OnceValues(func() (*model.Neighbours, error) { return buildNeighbours(mat) })
 	rankers := []ranker{}
 	rk, err := d.modelRanker("retrained", pre, cand.Params, cand.Items, r.Blend)
 	if err != nil {
 		return err
 	}
-	if rk.nb, err = blendNeighbours(mat, r.Blend); err != nil {
-		return err
+	if r.Blend.Neighbours > 0 {
+		if rk.nb, err = preNeighbours(); err != nil {
+			return err
+		}
 	}
 	rankers = append(rankers, rk)
 	if live != nil {
-		lr, err := d.liveRanker(ctx, pre, live, p)
+		lr, err := d.liveRanker(ctx, pre, live, p, preNeighbours)
 		if err != nil {
 			return err
 		}
@@ -87,13 +93,17 @@ func (d *retrainData) modelRanker(name string, pre view, params model.Params, it
 
 // liveRanker returns the live model as of the tail's start: its snapshot
 // (reference "snapshot") or its parameters trained on the events before
-// the tail ("recipe").
-func (d *retrainData) liveRanker(ctx context.Context, pre view, live *LiveModel, p *progress) (ranker, error) {
+// the tail ("recipe"). preNeighbours returns the item neighbours of the
+// events before the tail, which a recipe's blend weighs when it has an η.
+func (d *retrainData) liveRanker(ctx context.Context, pre view, live *LiveModel, p *progress, preNeighbours func() (*model.Neighbours, error)) (ranker, error) {
 	if d.reference == ReferenceSnapshot {
 		s := live.Snapshot
 		items := model.NewFactors(len(d.items.ids), s.Meta.Params.Factors)
+		rows := make([]int32, len(s.ItemIDs)) // this retrain's row of each snapshot item, -1: none
 		for row, id := range s.ItemIDs {
+			rows[row] = -1
 			if i, ok := d.items.pos[id]; ok {
+				rows[row] = i
 				copy(items.Row(int(i)), s.Items.Row(row))
 			}
 		}
@@ -103,28 +113,20 @@ func (d *retrainData) liveRanker(ctx context.Context, pre view, live *LiveModel,
 		}
 		rk, err := d.modelRanker("live", pre, s.Meta.Params, items, b)
 		if err == nil && s.Neighbours != nil && b.Neighbours > 0 {
-			rows := make([]int32, len(s.ItemIDs))
-			for row, id := range s.ItemIDs {
-				rows[row] = -1
-				if i, ok := d.items.pos[id]; ok {
-					rows[row] = i
-				}
-			}
 			rk.nb = s.Neighbours.Remap(rows, len(d.items.ids))
 		}
 		return rk, err
 	}
 	params := live.Params
 	params.Threads = d.threads
-	mod, mat, err := d.train(ctx, pre, params, p, "live model as of the tail")
+	mod, _, err := d.train(ctx, pre, params, p, "live model as of the tail")
 	if err != nil {
 		return ranker{}, err
 	}
 	rk, err := d.modelRanker("live", pre, params, mod.Items, live.Blend)
-	if err != nil {
-		return rk, err
+	if err == nil && live.Blend.Neighbours > 0 {
+		rk.nb, err = preNeighbours()
 	}
-	rk.nb, err = blendNeighbours(mat, live.Blend)
 	return rk, err
 }
 
@@ -134,6 +136,12 @@ func blendNeighbours(mat *model.Matrix, b model.Blend) (*model.Neighbours, error
 	if !(b.Neighbours > 0) {
 		return nil, nil
 	}
+	return buildNeighbours(mat)
+}
+
+// buildNeighbours builds the item neighbours of mat the way every
+// retrain does (model.DefaultNeighbourConfig).
+func buildNeighbours(mat *model.Matrix) (*model.Neighbours, error) {
 	nb, err := model.BuildNeighbours(mat, model.DefaultNeighbourConfig())
 	if err != nil {
 		return nil, fmt.Errorf("offline: item neighbours: %w", err)

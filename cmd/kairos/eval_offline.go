@@ -283,13 +283,16 @@ func parseBlendFlag(s string) (blendMode, error) {
 	case "off":
 		return blendMode{off: true}, nil
 	}
-	var rho, kappa, eta float64
 	parts := strings.Split(s, ",")
-	_, err := fmt.Sscanf(s, "%g,%g", &rho, &kappa)
-	if len(parts) == 3 && err == nil {
-		_, err = fmt.Sscanf(parts[2], "%g", &eta)
+	v := make([]float64, 3) // ρ, κ, η
+	bad := len(parts) < 2 || len(parts) > 3
+	for i, part := range parts[:min(len(parts), 3)] {
+		x, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		bad = bad || err != nil || !(x >= 0) || math.IsInf(x, 0)
+		v[i] = x
 	}
-	if err != nil || len(parts) > 3 || !(rho >= 0 && rho < 1) || !(kappa >= 0) || math.IsInf(kappa, 0) || !(eta >= 0) || math.IsInf(eta, 0) {
+	rho, kappa, eta := v[0], v[1], v[2]
+	if bad || !(rho < 1) {
 		return blendMode{}, fmt.Errorf("--blend %q: want fit, off, ρ,κ or ρ,κ,η with ρ in [0, 1), κ >= 0 and η >= 0", s)
 	}
 	b := model.DefaultBlend()
