@@ -42,6 +42,9 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if res.Params.HalfLife != time.Minute {
+		t.Fatalf("retrain half-life %v: --half-life 1m fixes it", res.Params.HalfLife)
+	}
 	if res.Decision != offline.DecisionPublished || !(res.Blend.Neighbours > 0) || res.Snapshot.Neighbours == nil {
 		t.Fatalf("retrain %s (%s), blend %+v, validation %+v, neighbours %v: want published with η > 0 and the neighbours", res.Decision, res.Reason, res.Blend, res.Validation, res.Snapshot != nil && res.Snapshot.Neighbours != nil)
 	}
@@ -83,6 +86,41 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	}
 	if hits < probes-1 {
 		t.Fatalf("the four other items of the clicked group led for %d of %d new visitors, want at least %d", hits, probes, probes-1)
+	}
+}
+
+// TestRetrainFitsHalfLife: without --half-life, the retrain of kairos
+// serve tries no decay against the shipped minute on its validation
+// split; on visits ten minutes apart no decay wins, and the published
+// model and the live engine after the swap run without decay.
+func TestRetrainFitsHalfLife(t *testing.T) {
+	testRetrainFitsHalfLife(t, startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10"))
+}
+
+// TestRetrainFitsHalfLifeRabbitRedis is the same on RabbitMQ and Redis.
+func TestRetrainFitsHalfLifeRabbitRedis(t *testing.T) {
+	testRetrainFitsHalfLife(t, startServices(t, "--retrain-every", "24h", "--retrain-min-users", "10"))
+}
+
+func testRetrainFitsHalfLife(t *testing.T, srv *testServer) {
+	accepted := srv.postAll(t, groupsBatch("hl", 240, 8, 7))
+	waitFor(t, 30*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= accepted })
+	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 })
+	if hl := srv.app.engine.Online().Params().HalfLife; hl != time.Minute {
+		t.Fatalf("live half-life %v before the retrain, want the shipped 1m", hl)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := srv.app.retrain.runner.Run(ctx, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decision != offline.DecisionPublished || res.Params.HalfLife != 0 || res.Snapshot.Meta.Params.HalfLife != 0 {
+		t.Fatalf("retrain %s (%s), half-life %v (snapshot %v): want published without decay", res.Decision, res.Reason, res.Params.HalfLife, res.Snapshot.Meta.Params.HalfLife)
+	}
+	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelVersion() == res.Snapshot.Meta.Version })
+	if hl := srv.app.engine.Online().Params().HalfLife; hl != 0 {
+		t.Fatalf("live half-life %v after the swap, want 0 (no decay)", hl)
 	}
 }
 
