@@ -115,6 +115,10 @@ type BlendTrial struct {
 	// the best blend did not beat it clearly on validation (see
 	// FitBlendUsers).
 	PopularityFallback bool `json:"popularity_fallback,omitempty"`
+	// RecallGuard marks a pick other than the one NDCG@10 alone would
+	// have made, whose Recall@50 fell below RecallFloor times the most
+	// popularity-heavy blend's (see FitBlendUsers).
+	RecallGuard bool `json:"recall_guard,omitempty"`
 	// Ranks are the validation users' ranks of their held-out items, in
 	// the order of heldUsers (set for the returned best only).
 	Ranks []int `json:"-"`
@@ -128,6 +132,14 @@ type BlendTrial struct {
 // says that the personal part helps: the ranking that never loses to
 // popularity is then popularity with the model breaking its ties.
 const FallbackMinT = 1.0
+
+// RecallFloor is the share of the most popularity-heavy blend's
+// validation Recall@50 that a blend must keep to be picked. Picking by
+// NDCG@10 alone can trade the long list for the top: on a sparse,
+// popularity-heavy log the best NDCG@10 can come with a Recall@50 far
+// below popularity's, and a site's candidates for its own re-ranking or
+// its "more like this" rows would then be worse than "most popular".
+const RecallFloor = 0.95
 
 // popularity returns the training interactions of each item.
 func popularity(s Split) []float32 {
@@ -197,8 +209,8 @@ func standardize(dst, v []float32, logged bool) {
 	}
 }
 
-// FitBlend picks the popularity prior ρ and κ of model.Blend by NDCG@10
-// on val's held-out items, mod being ALS trained on val's training part,
+// FitBlend picks the popularity prior ρ, κ and the neighbours' weight η of
+// model.Blend by NDCG@10 on val's held-out items (see FitBlendUsers), mod being ALS trained on val's training part,
 // and returns the best trial (ties: the first in grid order, ρ then κ)
 // and every trial. The returned blend's τ is model.DefaultBlend's (there
 // is no page context offline). With maxUsers > 0 only that many users
@@ -212,7 +224,10 @@ func FitBlend(ctx context.Context, val Split, mod *model.Model, g BlendGrid, thr
 // The best blend is the one with the highest NDCG@10, unless its paired
 // t against the most popularity-heavy blend of the grid (largest ρ, then
 // largest κ) is below FallbackMinT: then that blend is returned, marked
-// PopularityFallback.
+// PopularityFallback. Only blends whose Recall@50 reaches RecallFloor
+// times that blend's are candidates (a pick this rule changed is marked
+// RecallGuard), so that the fitted ranking keeps popularity's long list
+// as well as beating its top.
 func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads, maxUsers int) (BlendTrial, []BlendTrial, error) {
 	return fitBlendUsers(ctx, val, mod, g, threads, heldUsers(val, maxUsers), nil)
 }
@@ -312,44 +327,59 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 		}
 		trials[j] = BlendTrial{Blend: b, Metrics: sum.metrics()}
 	}
-	best := pickWithoutNeighbours(trials[:per], blends[:per], ranks[:per])
-	// The neighbours' part must earn its place against that pick.
-	withNb := -1
-	for j := per; j < len(trials); j++ {
-		if withNb < 0 || trials[j].NDCG10 > trials[withNb].NDCG10 {
-			withNb = j
-		}
-	}
-	if withNb >= 0 && ComparePaired(ranks[withNb], ranks[best]).T >= FallbackMinT {
-		best = withNb
-	}
+	pop := popularityHeavy(blends[:per])
+	best, fallback := pickBlend(trials, ranks, per, pop, RecallFloor*trials[pop].Recall50)
+	unguarded, _ := pickBlend(trials, ranks, per, pop, 0)
+	trials[best].PopularityFallback = fallback
+	trials[best].RecallGuard = best != unguarded
 	pick := trials[best]
 	pick.Ranks = ranks[best]
 	return pick, trials, nil
 }
 
-// pickWithoutNeighbours returns the index of the best of trials (ties:
-// the first in grid order), or of the most popularity-heavy blend when
-// the best does not beat it by a paired t of FallbackMinT (marked
-// PopularityFallback).
-func pickWithoutNeighbours(trials []BlendTrial, blends []model.Blend, ranks [][]int) int {
-	best := 0
-	for j := range trials {
-		if trials[j].NDCG10 > trials[best].NDCG10 {
+// pickBlend returns the index of the picked trial, the first per of which
+// are without the neighbours' part, and whether it is the popularity
+// fallback (pop picked over a better NDCG@10). Only trials whose Recall@50 reaches floor are candidates.
+// Without neighbours the best by NDCG@10 (ties: the first in grid order)
+// is picked, or pop, the most popularity-heavy blend, when that best does
+// not beat it by a paired t of FallbackMinT; the best with neighbours then
+// replaces the pick only if it beats it by that t too.
+func pickBlend(trials []BlendTrial, ranks [][]int, per, pop int, floor float64) (int, bool) {
+	best := pop
+	for j := range per {
+		if trials[j].Recall50 >= floor && (trials[j].NDCG10 > trials[best].NDCG10 || (trials[j].NDCG10 == trials[best].NDCG10 && j < best)) {
 			best = j
 		}
 	}
+	if best != pop && ComparePaired(ranks[best], ranks[pop]).T < FallbackMinT {
+		best = pop
+	}
+	fallback := false
+	for j := range per {
+		fallback = fallback || (best == pop && trials[j].NDCG10 > trials[pop].NDCG10)
+	}
+	withNb := -1
+	for j := per; j < len(trials); j++ {
+		if trials[j].Recall50 >= floor && (withNb < 0 || trials[j].NDCG10 > trials[withNb].NDCG10) {
+			withNb = j
+		}
+	}
+	if withNb >= 0 && ComparePaired(ranks[withNb], ranks[best]).T >= FallbackMinT {
+		best, fallback = withNb, false
+	}
+	return best, fallback
+}
+
+// popularityHeavy returns the index of the most popularity-heavy of
+// blends: the highest ρ, then the highest κ.
+func popularityHeavy(blends []model.Blend) int {
 	pop := 0
 	for j, b := range blends {
 		if b.Prior > blends[pop].Prior || (b.Prior == blends[pop].Prior && b.Kappa >= blends[pop].Kappa) {
 			pop = j
 		}
 	}
-	if best != pop && ComparePaired(ranks[best], ranks[pop]).T < FallbackMinT {
-		best = pop
-		trials[best].PopularityFallback = true
-	}
-	return best
+	return pop
 }
 
 // blockUsers is the number of users scored by one matrix product.

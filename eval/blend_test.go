@@ -159,3 +159,50 @@ func TestFitBlendFallsBackToPopularityOnTooFewUsers(t *testing.T) {
 		t.Fatalf("on %d users picked %+v; the popularity-heavy blend scores %.4f", best.Users, best, pop.NDCG10)
 	}
 }
+
+func TestPickBlendKeepsPopularitysRecall(t *testing.T) {
+	// Half the users are the model's (their item first) and half are
+	// popularity's (their item 20th by popularity, missed by the model).
+	// Plain ALS has the best NDCG@10 but half popularity's Recall@50; the
+	// mid blend keeps the model's users near the top and popularity's
+	// within 50. The recall floor picks the mid blend, with or without a
+	// neighbours' blend that repeats plain ALS's trade.
+	const users = 200
+	ranksOf := func(model, popular int) []int {
+		r := make([]int, users)
+		for u := range r {
+			r[u] = model
+			if u >= users/2 {
+				r[u] = popular
+			}
+		}
+		return r
+	}
+	ranks := [][]int{
+		ranksOf(1, 1000), // ρ 0: NDCG@10 0.5, Recall@50 0.5
+		ranksOf(2, 30),   // ρ 0.5: NDCG@10 0.32, Recall@50 1
+		ranksOf(40, 20),  // ρ 0.99: NDCG@10 0, Recall@50 1
+		ranksOf(1, 900),  // ρ 0, η 1: as plain ALS
+	}
+	trials := make([]BlendTrial, len(ranks))
+	for j, r := range ranks {
+		var s blendSums
+		for _, rank := range r {
+			s.observe(rank)
+		}
+		trials[j].Metrics = s.metrics()
+	}
+	const per, pop = 3, 2
+	if got, fallback := pickBlend(trials, ranks, per, pop, 0); got != 0 || fallback {
+		t.Fatalf("without the floor picked %d (fallback %v); want plain ALS, 0", got, fallback)
+	}
+	floor := RecallFloor * trials[pop].Recall50
+	if got, fallback := pickBlend(trials, ranks, per, pop, floor); got != 1 || fallback {
+		t.Fatalf("with the floor %.3f picked %d (fallback %v, trials %+v); want the mid blend, 1", floor, got, fallback, trials)
+	}
+	// When no personal blend keeps the recall, popularity is the pick.
+	onlyPlain := []BlendTrial{trials[0], trials[pop]}
+	if got, fallback := pickBlend(onlyPlain, [][]int{ranks[0], ranks[pop]}, 2, 1, floor); got != 1 || !fallback {
+		t.Fatalf("with only popularity keeping the recall picked %d (fallback %v); want it, 1, as the fallback", got, fallback)
+	}
+}

@@ -173,7 +173,7 @@ func OfflineFitted(ctx context.Context, test, val Split, p model.Params, choice 
 		return Result{}, fit, err
 	}
 	r, err := OfflineWithBlend(ctx, test, fit.Params, fit.Pick.Blend, &fit.Pick.Metrics, time.Since(start), unit, threads)
-	r.PopularityFallback = fit.Pick.PopularityFallback
+	r.PopularityFallback, r.RecallGuard = fit.Pick.PopularityFallback, fit.Pick.RecallGuard
 	r.ItemLambdaFit, r.HalfLifeFit = fit.Exponent, fit.HalfLife
 	return r, fit, err
 }

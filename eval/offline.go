@@ -27,6 +27,10 @@ type Result struct {
 	// PopularityFallback says the fitted prior is the popularity-heavy
 	// blend, the best one not beating it on validation (FitBlendUsers).
 	PopularityFallback bool `json:"popularity_fallback,omitempty"`
+	// RecallGuard says the fitted blend is not the best by validation
+	// NDCG@10: that one's Recall@50 fell below RecallFloor times the
+	// popularity-heavy blend's (FitBlendUsers).
+	RecallGuard bool `json:"recall_guard,omitempty"`
 	// ItemLambdaFit is how ν was chosen on validation, when it was
 	// fitted (OfflineFitted).
 	ItemLambdaFit *ExponentFit `json:"item_lambda_fit,omitempty"`
@@ -157,7 +161,7 @@ func OfflineBlended(ctx context.Context, test, val Split, p model.Params, g Blen
 	}
 	fitS := time.Since(start)
 	r, err := OfflineWithBlend(ctx, test, p, fit.Blend, &fit.Metrics, fitS, unit, threads)
-	r.PopularityFallback = fit.PopularityFallback
+	r.PopularityFallback, r.RecallGuard = fit.PopularityFallback, fit.RecallGuard
 	return r, err
 }
 
