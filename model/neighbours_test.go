@@ -3,7 +3,9 @@ package model
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
+	"sort"
 	"testing"
 )
 
@@ -174,5 +176,106 @@ func TestNeighboursBinaryRoundTrip(t *testing.T) {
 	bad[12+4*5] = 99 // the first index: row 99 of 5
 	if err := new(Neighbours).UnmarshalBinary(bad); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("row out of range: %v, want ErrCorrupt", err)
+	}
+}
+
+// zipfMatrix plants a catalogue-scale log: users each draw perUser
+// distinct items by Zipf popularity (s = 0.8).
+func zipfMatrix(tb testing.TB, users, items, perUser int) *Matrix {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	cum := make([]float64, items)
+	total := 0.0
+	for i := range items {
+		total += math.Pow(float64(i+1), -0.8)
+		cum[i] = total
+	}
+	ins := make([]Interaction, 0, users*perUser)
+	seen := map[int32]bool{}
+	for u := range users {
+		clear(seen)
+		for len(seen) < perUser {
+			i := int32(min(sort.SearchFloat64s(cum, rng.Float64()*total), items-1))
+			if !seen[i] {
+				seen[i] = true
+				ins = append(ins, Interaction{User: int32(u), Item: i, Weight: 1})
+			}
+		}
+	}
+	m, err := NewMatrix(users, items, ins)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkBuildNeighbours builds the neighbours of a planted log of
+// 200,000 users × 25 items over 1M items (the catalogue scale of the
+// README), with the default cap on the table and without, and reports
+// the table's size.
+func BenchmarkBuildNeighbours(b *testing.B) {
+	m := zipfMatrix(b, 200_000, 1_000_000, 25)
+	for _, capped := range []bool{true, false} {
+		c := DefaultNeighbourConfig()
+		name := "capped"
+		if !capped {
+			c.MaxEntries, name = 0, "uncapped"
+		}
+		b.Run(name, func(b *testing.B) {
+			var nb *Neighbours
+			for b.Loop() {
+				var err error
+				if nb, err = BuildNeighbours(m, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(nb.Idx)), "neighbours")
+			b.ReportMetric(float64(len(nb.Idx)*8+len(nb.Ptr)*8)/1e6, "MB")
+		})
+	}
+}
+
+func TestBuildNeighboursCapsTheTableAcrossChunks(t *testing.T) {
+	// 10,000 items span three chunks of the parallel build; a cap of
+	// 40,000 entries keeps 4 per item, each item's best 4 of the uncapped
+	// table, and every row is the one a single worker computes.
+	m := zipfMatrix(t, 3000, 10_000, 12)
+	c := DefaultNeighbourConfig()
+	c.MaxEntries = 0
+	full, err := BuildNeighbours(m, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MaxEntries = 40_000
+	capped, err := BuildNeighbours(m, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nb := range []*Neighbours{full, capped} {
+		if err := nb.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(capped.Idx) > 40_000 || len(full.Idx) <= 40_000 {
+		t.Fatalf("capped %d, uncapped %d entries; want the cap to bind", len(capped.Idx), len(full.Idx))
+	}
+	w := newNeighbourBuild(m, c).worker()
+	for i := range m.Items() {
+		fi, fs := full.Of(i)
+		ci, cs := capped.Of(i)
+		if len(ci) != min(len(fi), 4) || !slices.Equal(ci, fi[:len(ci)]) || !slices.Equal(cs, fs[:len(cs)]) {
+			t.Fatalf("item %d: capped %v %v, uncapped %v %v", i, ci, cs, fi, fs)
+		}
+		if i%997 == 0 {
+			one := w.item(i)
+			for e, x := range one {
+				if x.Item != ci[e] || x.Score != cs[e] {
+					t.Fatalf("item %d: one worker gives %v, the table %v %v", i, one, ci, cs)
+				}
+			}
+		}
+	}
+	if err := (NeighbourConfig{K: 5, Alpha: 0.5, MaxHistory: 2, MaxEntries: -1}).Validate(); err == nil {
+		t.Fatal("a negative MaxEntries validated")
 	}
 }
