@@ -159,6 +159,32 @@ func TestClusterKeyPlacement(t *testing.T) {
 	}
 }
 
+func TestClusterBlobChunksSpreadOverMasters(t *testing.T) {
+	// A chunked blob's chunks hash to slots of their own: 30 chunks land
+	// on all three masters, and the blob reads back whole.
+	s := clusterStore(t)
+	s.blobChunk = 1000
+	ctx := t.Context()
+	data := randomBytes(30_000, 5)
+	if err := s.PutBlob(ctx, "model/current", data); err != nil {
+		t.Fatal(err)
+	}
+	_, m := chunkTTLs(t, s, "model/current")
+	cc := s.Client().(*redis.ClusterClient)
+	masters := map[string]bool{}
+	for i := range m.Chunks {
+		node, err := cc.MasterForKey(ctx, s.chunkKey("model/current", m.Gen, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[node.Options().Addr] = true
+	}
+	if m.Chunks != 30 || len(masters) != 3 {
+		t.Errorf("%d chunks on %d masters, want 30 on 3", m.Chunks, len(masters))
+	}
+	readBack(t, s, "model/current", data)
+}
+
 // TestClusterCommitSurvivesMasterFailover kills -9 (by PID) the master of
 // some visitors' slots under a bounded commit load (one writer, a commit
 // of 3 visitors every 5 ms, each acknowledged only once a replica has it:

@@ -32,7 +32,11 @@
 //	<prefix>:{rows}:ids         LIST    item ids in row order (index = row)
 //	<prefix>:states:{s<n>}      HASH    row (decimal) → item state (binary), for the rows ≡ n modulo
 //	                                    StateShards (32 shards)
-//	<prefix>:blob:<name>        STRING  blob data (PutBlob)
+//	<prefix>:blob:<name>        STRING  blob data (PutBlob), or for a blob over 4 MiB the manifest of its
+//	                                    chunks (see "Large blobs" in blob.go)
+//	<prefix>:blob:<name>:chunk:<generation>:<i>
+//	                            STRING  chunk i (at most 4 MiB) of a large blob; a replaced
+//	                                    generation's chunks expire a minute later
 //	<prefix>:link:{<anon>}      STRING  the user the anonymous id is linked to
 //	<prefix>:links:{<user>}     SET     the anonymous ids linked to the user
 //	<prefix>:m:st:<res>:<kind>:<id>:<start>

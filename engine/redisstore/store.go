@@ -31,6 +31,9 @@ type Store struct {
 	cfg     Config
 	log     *slog.Logger
 	p       string // cfg.Prefix + ":"
+	// blobChunk is the largest blob stored as one value and the chunk
+	// size of larger ones (blobChunk; tests lower it).
+	blobChunk int
 
 	// replicas holds, per master address, how many replicas its last
 	// ROLE listed (commitOnNode): the WAIT of a commit is sent in the
@@ -55,7 +58,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: open: %w: %w", engine.ErrInvalid, err)
 	}
-	s := &Store{rdb: rdb, cfg: cfg, p: cfg.Prefix + ":"}
+	s := &Store{rdb: rdb, cfg: cfg, p: cfg.Prefix + ":", blobChunk: blobChunk}
 	_, s.cluster = rdb.(*redis.ClusterClient)
 	s.log = cfg.Logger.With("component", "redisstore")
 	if s.cluster {
@@ -939,25 +942,4 @@ func validBlobName(name string) error {
 		return fmt.Errorf("%w: blob name %q: want 1..200 bytes", engine.ErrInvalid, url.PathEscape(name))
 	}
 	return nil
-}
-
-// PutBlob stores data under name (a string key), replacing any previous
-// value.
-func (s *Store) PutBlob(ctx context.Context, name string, data []byte) error {
-	if err := validBlobName(name); err != nil {
-		return fmt.Errorf("redisstore: put blob: %w", err)
-	}
-	return wrap("put blob", s.rdb.Set(ctx, s.blobKey(name), data, 0).Err())
-}
-
-// Blob returns the data stored under name, or ErrNotFound.
-func (s *Store) Blob(ctx context.Context, name string) ([]byte, error) {
-	if err := validBlobName(name); err != nil {
-		return nil, fmt.Errorf("redisstore: blob: %w", err)
-	}
-	b, err := s.rdb.Get(ctx, s.blobKey(name)).Bytes()
-	if err != nil {
-		return nil, wrap("blob", err)
-	}
-	return b, nil
 }

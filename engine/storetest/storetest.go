@@ -976,6 +976,18 @@ func testBlobs(t *testing.T, s engine.Store) {
 		t.Fatal(err)
 	}
 	values["engine/xtx"] = []byte("second")
+	// A large blob replaced by a larger one, and another by a small one
+	// (a store may keep large blobs in parts).
+	bigger := append(slices.Clone(big[:5<<20]), big...)
+	for _, put := range []struct {
+		name string
+		v    []byte
+	}{{"model/huge", bigger}, {"model/was-huge", big}, {"model/was-huge", []byte("now small")}} {
+		if err := s.PutBlob(ctx, put.name, put.v); err != nil {
+			t.Fatalf("PutBlob(%q): %v", put.name, err)
+		}
+	}
+	values["model/huge"], values["model/was-huge"] = bigger, []byte("now small")
 	for name, want := range values {
 		got, err := s.Blob(ctx, name)
 		if err != nil {
