@@ -177,6 +177,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	g.Go(func() error { e.moments(e.model()); return nil }) // warm the cold-start blend's statistics
 	g.Go(func() error { return e.bus.Consume(gctx, e.Handle) })
 	g.Go(func() error { return e.bus.Subscribe(gctx, signals.TopicUpdates, e.onPeerUpdate) })
+	swaps.Go(func() { e.loadPublished(gctx) }) // published while no engine listened
 	g.Go(func() error {
 		return e.bus.Subscribe(gctx, signals.TopicModels, func(msg []byte) {
 			m := append([]byte(nil), msg...)

@@ -35,8 +35,12 @@ func (e *Engine) SetTail(t Tail) {
 // Blob names of the model.
 const (
 	// BlobModel holds the current model snapshot (offline.Publish writes it).
-	BlobModel    = "model/current"
-	blobModelGen = "engine/model"
+	BlobModel = "model/current"
+	// BlobAnnouncement holds the announcement (ModelAnnouncement) of the
+	// model last published to BlobModel; Run loads that model at start
+	// when it is newer than the live one (offline.Publish writes it).
+	BlobAnnouncement = "model/announcement"
+	blobModelGen     = "engine/model"
 )
 
 // ModelAnnouncement is the message on signals.TopicModels.
@@ -326,6 +330,21 @@ func loadGenerationFrom(ctx context.Context, store Store) (*modelState, error) {
 		return nil, fmt.Errorf("engine: stored model generation: %w", err)
 	}
 	return &ms, nil
+}
+
+// loadPublished loads the model of the stored announcement when it is
+// newer than the live one: published while no engine listened (a missing
+// announcement is nothing to load; a failure is logged, as onModel's).
+func (e *Engine) loadPublished(ctx context.Context) {
+	msg, err := e.store.Blob(ctx, BlobAnnouncement)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return
+	case err != nil:
+		e.log.LogAttrs(ctx, slog.LevelError, "published model not checked", slog.Any("err", err))
+		return
+	}
+	e.onModel(ctx, msg)
 }
 
 // onModel loads an announced snapshot (newer than the live one).

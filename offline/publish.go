@@ -21,9 +21,17 @@ type BlobPutter interface {
 // engine's engine.BlobModel).
 const ModelBlob = "model/current"
 
-// Publish encodes snap, stores it as the current model and announces it on
-// signals.TopicModels (when b is not nil) so that running engines load it.
-// The announcement is {"version": …, "blob": "model/current"}.
+// AnnouncementBlob holds the announcement of the last published model
+// (the engine's engine.BlobAnnouncement): an engine that starts loads the
+// model it names when it is newer than its own, so that a model published
+// while no engine ran (kairos retrain on a stopped deployment, or without
+// a broker) is not left unused.
+const AnnouncementBlob = "model/announcement"
+
+// Publish encodes snap, stores it as the current model with its
+// announcement (AnnouncementBlob) and announces it on signals.TopicModels
+// (when b is not nil) so that running engines load it. The announcement
+// is {"version": …, "blob": "model/current"}.
 func Publish(ctx context.Context, store BlobPutter, b signals.Broadcaster, snap *model.Snapshot) error {
 	var buf bytes.Buffer
 	if err := snap.Encode(&buf); err != nil {
@@ -32,13 +40,16 @@ func Publish(ctx context.Context, store BlobPutter, b signals.Broadcaster, snap 
 	if err := store.PutBlob(ctx, ModelBlob, buf.Bytes()); err != nil {
 		return fmt.Errorf("offline: store snapshot: %w", err)
 	}
-	if b == nil {
-		return nil
-	}
 	msg, _ := json.Marshal(struct {
 		Version uint64 `json:"version"`
 		Blob    string `json:"blob"`
 	}{snap.Meta.Version, ModelBlob})
+	if err := store.PutBlob(ctx, AnnouncementBlob, msg); err != nil {
+		return fmt.Errorf("offline: store the snapshot's announcement: %w", err)
+	}
+	if b == nil {
+		return nil
+	}
 	if err := b.Broadcast(ctx, signals.TopicModels, msg); err != nil {
 		return fmt.Errorf("offline: announce snapshot: %w", err)
 	}
