@@ -20,7 +20,7 @@ import (
 func TestRetrainWhileStoppedIsLoadedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	arch := importVisitors(t, filepath.Join(dir, "archive"), 2_000)
-	retrainPublished(t, "--data-dir", dir, "--archive-dir", arch)
+	retrainPublished(t, "--data-dir", dir, "--archive-dir", arch, "--redis-url", "")
 	srv := startServer(t, "--data-dir", dir)
 	waitForPublishedModel(t, srv)
 }
@@ -72,11 +72,12 @@ func importVisitors(t *testing.T, dir string, visitors int) string {
 	return dir
 }
 
-// retrainPublished runs `kairos retrain --force` with flags and checks
-// that it published.
+// retrainPublished runs `kairos retrain --force` without a broker (the
+// test script exports KAIROS_AMQP_URL) with flags and checks that it
+// published.
 func retrainPublished(t *testing.T, flags ...string) {
 	t.Helper()
-	code, out, errOut := runCmd(t, append([]string{"retrain", "--force"}, flags...)...)
+	code, out, errOut := runCmd(t, append([]string{"retrain", "--force", "--amqp-url", ""}, flags...)...)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var res struct {
 		Decision string `json:"decision"`
