@@ -270,3 +270,31 @@ func TestReadWithoutHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildMergesRepeatedPairs(t *testing.T) {
+	// Users and items are numbered by id (numerically); a repeated pair
+	// is one interaction at its latest time with the weights summed, in
+	// the place of the pair's first record, whoever's records come
+	// between.
+	recs := []Record{
+		{User: "10", Item: "b", Time: 5, Weight: 1},
+		{User: "2", Item: "a", Time: 1, Weight: 2},
+		{User: "10", Item: "a", Time: 3, Weight: 1},
+		{User: "2", Item: "a", Time: 9, Weight: 3},
+		{User: "10", Item: "b", Time: 4, Weight: 4},
+		{User: "2", Item: "c", Time: 2, Weight: 1},
+	}
+	d := Build(recs, WeightRaw)
+	if !slices.Equal(d.Users, []string{"2", "10"}) || !slices.Equal(d.Items, []string{"a", "b", "c"}) {
+		t.Fatalf("users %v, items %v", d.Users, d.Items)
+	}
+	want := []Interaction{
+		{User: 1, Item: 1, Time: 5, Weight: 5}, // 10,b: times 5 and 4
+		{User: 0, Item: 0, Time: 9, Weight: 5}, // 2,a: times 1 and 9
+		{User: 1, Item: 0, Time: 3, Weight: 1},
+		{User: 0, Item: 2, Time: 2, Weight: 1},
+	}
+	if !slices.Equal(d.Interactions, want) {
+		t.Fatalf("interactions %+v, want %+v", d.Interactions, want)
+	}
+}
