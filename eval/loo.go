@@ -187,7 +187,7 @@ func Rank(ctx context.Context, s Split, score ScoreFunc, threads int) (Ranking, 
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	seen := userItemSets(s)
+	train := newUserItems(s)
 	ranks := make([]int, s.Users)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -196,6 +196,7 @@ func Rank(ctx context.Context, s Split, score ScoreFunc, threads int) (Ranking, 
 		go func() {
 			defer wg.Done()
 			dst := make([]float32, s.Items)
+			mark := make([]bool, s.Items)
 			for ctx.Err() == nil {
 				u := int(next.Add(1) - 1)
 				if u >= s.Users {
@@ -205,7 +206,7 @@ func Rank(ctx context.Context, s Split, score ScoreFunc, threads int) (Ranking, 
 					continue
 				}
 				score(u, dst)
-				ranks[u] = rankOf(dst, int(s.Held[u]), seen[u])
+				ranks[u] = rankOf(dst, int(s.Held[u]), train.of(u), mark)
 			}
 		}()
 	}
@@ -213,33 +214,33 @@ func Rank(ctx context.Context, s Split, score ScoreFunc, threads int) (Ranking, 
 	return Ranking{Ranks: ranks}, ctx.Err()
 }
 
-func rankOf(scores []float32, held int, train map[int32]struct{}) int {
+// rankOf ranks the held item among the items not in train; mark is all
+// false, as long as scores, and is left so.
+func rankOf(scores []float32, held int, train []int32, mark []bool) int {
+	distinct := 0
+	for _, i := range train {
+		if !mark[i] {
+			mark[i] = true
+			distinct++
+		}
+	}
+	defer func() {
+		for _, i := range train {
+			mark[i] = false
+		}
+	}()
 	t := scores[held]
 	if math.IsNaN(float64(t)) {
-		return len(scores) - len(train)
+		return len(scores) - distinct
 	}
 	r := 1
 	for j, v := range scores {
-		if j == held || v < t || !(v >= t) {
-			continue
-		}
-		if _, in := train[int32(j)]; in {
+		if j == held || v < t || !(v >= t) || mark[j] {
 			continue
 		}
 		r++
 	}
 	return r
-}
-
-func userItemSets(s Split) []map[int32]struct{} {
-	sets := make([]map[int32]struct{}, s.Users)
-	for u := range sets {
-		sets[u] = map[int32]struct{}{}
-	}
-	for _, in := range s.Train {
-		sets[in.User][in.Item] = struct{}{}
-	}
-	return sets
 }
 
 // Metrics are the LOO-full ranking metrics over users with a held-out item.
