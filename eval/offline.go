@@ -18,6 +18,10 @@ type Result struct {
 	Metrics
 	TrainS float64 `json:"train_s"`
 	EvalS  float64 `json:"eval_s"`
+	// PeakRSSMB is the process's peak resident set size when the result
+	// was printed, in MB (PROTOCOL.md, step 5; set by kairos eval, absent
+	// where the system does not tell).
+	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
 	Items  int     `json:"items"`
 	// Blend is the popularity prior the ranking used (ALS with a prior
 	// fitted on validation; absent for plain ALS and popularity).

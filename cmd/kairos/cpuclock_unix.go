@@ -26,3 +26,16 @@ func cpuClock() (func() time.Time, error) {
 		return time.Unix(0, 0).Add(cpu / cores)
 	}, nil
 }
+
+// peakRSSMB returns the process's peak resident set size in MB
+// (getrusage's ru_maxrss: KiB on Linux, bytes on macOS).
+func peakRSSMB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	if runtime.GOOS == "darwin" {
+		return float64(ru.Maxrss) / 1e6
+	}
+	return float64(ru.Maxrss) * 1024 / 1e6
+}

@@ -214,6 +214,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		if pop, err = eval.OfflinePopularity(ctx, split, p.Threads); err != nil {
 			return err
 		}
+		pop.PeakRSSMB = peakRSSMB()
 		if err := enc.Encode(pop); err != nil {
 			return err
 		}
@@ -257,6 +258,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if picked != nil && als.Blend != nil {
 		tf.save(stderr, df.stateKey(*holdout), eval.TuneState{Params: p, Blend: *als.Blend, Validation: picked.Metrics})
 	}
+	als.PeakRSSMB = peakRSSMB()
 	if err := enc.Encode(als); err != nil {
 		return err
 	}

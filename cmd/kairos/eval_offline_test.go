@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -88,6 +89,12 @@ func TestEvalOfflineRandomHoldoutAndBadFlags(t *testing.T) {
 	lines, stderr := evalLines(t, "eval", "offline", "--synthetic", "sparse,users=200,items=300,clusters=4", "--factors", "8", "--holdout", "random", "--blend", "0.3,4")
 	if len(lines) != 3 || lines[1]["blend"].(map[string]any)["prior"] != 0.3 || !strings.Contains(stderr, "holdout random") {
 		t.Fatalf("lines %v, stderr %q", lines, stderr)
+	}
+	// PROTOCOL.md's peak RSS is on both result lines, never decreasing.
+	popRSS, _ := lines[0]["peak_rss_mb"].(float64)
+	alsRSS, _ := lines[1]["peak_rss_mb"].(float64)
+	if runtime.GOOS == "linux" && !(popRSS > 1 && alsRSS >= popRSS) {
+		t.Errorf("peak_rss_mb: popularity %v, ALS %v; want > 1 MB and not decreasing", lines[0]["peak_rss_mb"], lines[1]["peak_rss_mb"])
 	}
 	lines, _ = evalLines(t, "eval", "offline", "--synthetic", "sparse,users=200,items=300,clusters=4", "--factors", "8", "--blend", "0.3,4,1.5")
 	if b := lines[1]["blend"].(map[string]any); b["prior"] != 0.3 || b["neighbours"] != 1.5 {
