@@ -110,16 +110,42 @@ func Load(path string, f Format) ([]Record, error) { return LoadWith(path, f, Re
 
 // LoadWith reads a dataset file with options.
 func LoadWith(path string, f Format, opt ReadOptions) ([]Record, error) {
+	var recs []Record
+	return recs, LoadEach(path, f, opt, collect(&recs))
+}
+
+// LoadEach reads a dataset file with options and calls emit with each
+// record, in file order (a record's strings may be reused after the
+// call: Builder.Add copies what it keeps), stopping at its first error.
+// A large log is best built this way (LoadDataset) rather than held as
+// records.
+func LoadEach(path string, f Format, opt ReadOptions, emit func(Record) error) error {
 	fh, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("eval: open dataset: %w", err)
+		return fmt.Errorf("eval: open dataset: %w", err)
 	}
 	defer fh.Close()
-	recs, err := ReadWith(fh, f, opt)
-	if err != nil {
-		return nil, fmt.Errorf("eval: %s: %w", path, err)
+	if err := ReadEach(fh, f, opt, emit); err != nil {
+		return fmt.Errorf("eval: %s: %w", path, err)
 	}
-	return recs, nil
+	return nil
+}
+
+// LoadDataset reads a dataset file straight into a Dataset, with the
+// weights scaled by s, or WeightLog when s is "auto" and some record's
+// weight is not 1 (else WeightOne).
+func LoadDataset(path string, f Format, opt ReadOptions, s WeightScale) (*Dataset, error) {
+	b := NewBuilder()
+	if err := LoadEach(path, f, opt, b.Add); err != nil {
+		return nil, err
+	}
+	if s == "auto" {
+		s = WeightOne
+		if b.Weighted() {
+			s = WeightLog
+		}
+	}
+	return b.Dataset(s), nil
 }
 
 // Read parses a dataset in format f. A gzip-compressed input is
@@ -129,14 +155,45 @@ func Read(r io.Reader, f Format) ([]Record, error) { return ReadWith(r, f, ReadO
 
 // ReadWith parses a dataset in format f with options (see Read).
 func ReadWith(r io.Reader, f Format, opt ReadOptions) ([]Record, error) {
+	var recs []Record
+	if err := ReadEach(r, f, opt, collect(&recs)); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// collect returns an emit function that appends to recs, each id
+// interned: the records of a large log then share their ids' memory
+// instead of each keeping a copy (or, a field being a substring of its
+// line, the whole line) alive.
+func collect(recs *[]Record) func(Record) error {
+	ids := map[string]string{}
+	intern := func(s string) string {
+		if v, ok := ids[s]; ok {
+			return v
+		}
+		v := strings.Clone(s)
+		ids[v] = v
+		return v
+	}
+	return func(r Record) error {
+		r.User, r.Item = intern(r.User), intern(r.Item)
+		*recs = append(*recs, r)
+		return nil
+	}
+}
+
+// ReadEach parses a dataset in format f with options (see Read) and
+// calls emit with each record, stopping at its first error.
+func ReadEach(r io.Reader, f Format, opt ReadOptions, emit func(Record) error) error {
 	if len(opt.Columns) > 0 && f != FormatCSV {
-		return nil, fmt.Errorf("column names are for the csv format, not %s", f)
+		return fmt.Errorf("column names are for the csv format, not %s", f)
 	}
 	br := bufio.NewReader(r)
 	if b, err := br.Peek(2); err == nil && b[0] == 0x1f && b[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
+			return fmt.Errorf("gzip: %w", err)
 		}
 		defer zr.Close()
 		br = bufio.NewReader(zr)
@@ -147,28 +204,26 @@ func ReadWith(r io.Reader, f Format, opt ReadOptions) ([]Record, error) {
 	r = br
 	switch f {
 	case FormatMovieLens:
-		return readMovieLens(r)
+		return readMovieLens(r, emit)
 	case FormatCSV:
-		return readCSV(r, opt.Columns)
+		return readCSV(r, opt.Columns, emit)
 	case FormatDiginetica:
-		return readDiginetica(r)
+		return readDiginetica(r, emit)
 	case FormatOtto:
-		return readOtto(r)
+		return readOtto(r, emit)
 	}
-	return nil, fmt.Errorf("unknown format %q (want movielens, csv, diginetica or otto)", f)
+	return fmt.Errorf("unknown format %q (want movielens, csv, diginetica or otto)", f)
 }
 
-func readDiginetica(r io.Reader) ([]Record, error) {
+func readDiginetica(r io.Reader, emit func(Record) error) error {
 	sc := bufio.NewScanner(r)
 	if !sc.Scan() {
-		return nil, fmt.Errorf("empty file: want the header session_id;user_id;item_id;timeframe;eventdate")
+		return fmt.Errorf("empty file: want the header session_id;user_id;item_id;timeframe;eventdate")
 	}
 	want := []string{"session_id", "user_id", "item_id", "timeframe", "eventdate"}
 	if h := strings.Split(strings.TrimSpace(sc.Text()), ";"); strings.Join(h, ";") != strings.Join(want, ";") {
-		return nil, fmt.Errorf("header %q: want %s", sc.Text(), strings.Join(want, ";"))
+		return fmt.Errorf("header %q: want %s", sc.Text(), strings.Join(want, ";"))
 	}
-	var out []Record
-	ids := interner{}
 	line := 1
 	for sc.Scan() {
 		line++
@@ -178,29 +233,29 @@ func readDiginetica(r io.Reader) ([]Record, error) {
 		}
 		f := strings.Split(s, ";")
 		if len(f) != len(want) {
-			return nil, fmt.Errorf("line %d: want %d ';'-separated fields, got %d", line, len(want), len(f))
+			return fmt.Errorf("line %d: want %d ';'-separated fields, got %d", line, len(want), len(f))
 		}
 		if f[0] == "" || f[2] == "" {
-			return nil, fmt.Errorf("line %d: missing session_id or item_id", line)
+			return fmt.Errorf("line %d: missing session_id or item_id", line)
 		}
 		frame, err := strconv.ParseInt(f[3], 10, 64)
 		if err != nil || frame < 0 {
-			return nil, fmt.Errorf("line %d: timeframe %q is not a number of milliseconds >= 0", line, f[3])
+			return fmt.Errorf("line %d: timeframe %q is not a number of milliseconds >= 0", line, f[3])
 		}
 		day, err := time.Parse(time.DateOnly, f[4])
 		if err != nil {
-			return nil, fmt.Errorf("line %d: eventdate %q: want YYYY-MM-DD", line, f[4])
+			return fmt.Errorf("line %d: eventdate %q: want YYYY-MM-DD", line, f[4])
 		}
-		out = append(out, Record{User: ids.of(f[0]), Item: ids.of(f[2]), Time: day.UnixMilli() + frame, Weight: 1})
+		if err := emit(Record{User: f[0], Item: f[2], Time: day.UnixMilli() + frame, Weight: 1}); err != nil {
+			return err
+		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
-func readOtto(r io.Reader) ([]Record, error) {
+func readOtto(r io.Reader, emit func(Record) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 64<<20)
-	var out []Record
-	ids := interner{}
 	line := 0
 	for sc.Scan() {
 		line++
@@ -216,24 +271,24 @@ func readOtto(r io.Reader) ([]Record, error) {
 			} `json:"events"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return fmt.Errorf("line %d: %w", line, err)
 		}
 		if s.Session == nil {
-			return nil, fmt.Errorf("line %d: missing session", line)
+			return fmt.Errorf("line %d: missing session", line)
 		}
 		for j, e := range s.Events {
 			if e.Aid == nil || e.Ts == nil {
-				return nil, fmt.Errorf("line %d: events[%d]: missing aid or ts", line, j)
+				return fmt.Errorf("line %d: events[%d]: missing aid or ts", line, j)
 			}
-			out = append(out, Record{User: ids.of(strconv.FormatInt(*s.Session, 10)), Item: ids.of(strconv.FormatInt(*e.Aid, 10)), Time: *e.Ts, Weight: 1})
+			if err := emit(Record{User: strconv.FormatInt(*s.Session, 10), Item: strconv.FormatInt(*e.Aid, 10), Time: *e.Ts, Weight: 1}); err != nil {
+				return err
+			}
 		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
-func readMovieLens(r io.Reader) ([]Record, error) {
-	var out []Record
-	ids := interner{}
+func readMovieLens(r io.Reader, emit func(Record) error) error {
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
@@ -253,15 +308,17 @@ func readMovieLens(r io.Reader) ([]Record, error) {
 			if strings.ContainsAny(s, ",;") {
 				hint = " (a comma- or semicolon-separated file: see the csv, diginetica and otto formats)"
 			}
-			return nil, fmt.Errorf("line %d: movielens format wants user, item, rating, timestamp separated by white space or \"::\"; got %d fields%s", line, len(f), hint)
+			return fmt.Errorf("line %d: movielens format wants user, item, rating, timestamp separated by white space or \"::\"; got %d fields%s", line, len(f), hint)
 		}
 		ts, err := strconv.ParseInt(f[3], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: timestamp %q: %w", line, f[3], err)
+			return fmt.Errorf("line %d: timestamp %q: %w", line, f[3], err)
 		}
-		out = append(out, Record{User: ids.of(f[0]), Item: ids.of(f[1]), Time: ts, Weight: 1})
+		if err := emit(Record{User: f[0], Item: f[1], Time: ts, Weight: 1}); err != nil {
+			return err
+		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // csvColumns are the recognised column names of FormatCSV, compared
@@ -279,14 +336,14 @@ var csvColumns = map[string][]string{
 // name no zone.
 var csvTimeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999 MST", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"}
 
-func readCSV(r io.Reader, columns []string) ([]Record, error) {
+func readCSV(r io.Reader, columns []string, emit func(Record) error) error {
 	br := bufio.NewReader(r)
 	head, err := br.Peek(4096)
 	if len(head) == 0 {
 		if err == nil || err == io.EOF {
-			return nil, fmt.Errorf("empty file: want a header line")
+			return fmt.Errorf("empty file: want a header line")
 		}
-		return nil, err
+		return err
 	}
 	cr := csv.NewReader(br)
 	cr.Comma = csvSeparator(head)
@@ -295,17 +352,15 @@ func readCSV(r io.Reader, columns []string) ([]Record, error) {
 	cr.ReuseRecord = true
 	cols, err := csvLayout(cr, columns)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []Record
-	ids := interner{}
 	for {
 		f, err := cr.Read()
 		if err == io.EOF {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, err // csv.ParseError names the line
+			return err // csv.ParseError names the line
 		}
 		if len(f) == 1 && strings.TrimSpace(f[0]) == "" {
 			continue
@@ -313,27 +368,12 @@ func readCSV(r io.Reader, columns []string) ([]Record, error) {
 		rec, err := csvRecord(f, cols)
 		if err != nil {
 			line, _ := cr.FieldPos(0)
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return fmt.Errorf("line %d: %w", line, err)
 		}
-		rec.User, rec.Item = ids.of(rec.User), ids.of(rec.Item)
-		out = append(out, rec)
+		if err := emit(rec); err != nil {
+			return err
+		}
 	}
-}
-
-// interner hands out one copy of each distinct id: the records of a large
-// log then share their ids' memory instead of each keeping a copy (or, a
-// field being a substring of its line, the whole line) alive. 10M lines
-// of 1M users and 200k items took 825 MB as records, 400 MB interned.
-type interner map[string]string
-
-// of returns the interned copy of s.
-func (in interner) of(s string) string {
-	if v, ok := in[s]; ok {
-		return v
-	}
-	v := strings.Clone(s)
-	in[v] = v
-	return v
 }
 
 // ErrHeader reports a FormatCSV header without a user or an item column:
@@ -474,30 +514,116 @@ type Interaction struct {
 
 // Build numbers users and items and merges repeated pairs (kept at the
 // latest time, weights summed, then scaled by s), in the order of each
-// pair's first record. The pairs are found per user (a record's user and
-// item numbers, and for each record the first of its pair: a few int32s
-// per record rather than a map of every pair).
+// pair's first record (see Builder).
 func Build(recs []Record, s WeightScale) *Dataset {
-	users, uid := numberIDs(recs, func(r Record) string { return r.User })
-	items, iid := numberIDs(recs, func(r Record) string { return r.Item })
+	b := NewBuilder()
+	for _, r := range recs {
+		_ = b.Add(r)
+	}
+	return b.Dataset(s)
+}
+
+// Builder makes a Dataset from records added one at a time, keeping per
+// record only its user and item numbers, time and weight (24 bytes) and
+// one copy of each id: a log need not be held as records first
+// (LoadDataset). 10M lines of 1M users and 200k items peak at about half
+// the memory of records then Build.
+type Builder struct {
+	users, items idNumbers
+	uid, iid     []int32
+	times        []int64
+	weights      []float64
+	weighted     bool
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder {
+	return &Builder{users: idNumbers{num: map[string]int32{}}, items: idNumbers{num: map[string]int32{}}}
+}
+
+// Add adds one record (its strings are copied when kept). It never fails;
+// the error is for LoadEach.
+func (b *Builder) Add(r Record) error {
+	b.uid = append(b.uid, b.users.of(r.User))
+	b.iid = append(b.iid, b.items.of(r.Item))
+	b.times = append(b.times, r.Time)
+	b.weights = append(b.weights, r.Weight)
+	b.weighted = b.weighted || r.Weight != 1
+	return nil
+}
+
+// Weighted reports whether some record's weight is not 1.
+func (b *Builder) Weighted() bool { return b.weighted }
+
+// Dataset numbers users and items in ascending order of their ids
+// (numerically when every one is an integer) and merges repeated pairs
+// (kept at the latest time, weights summed, then scaled by s), in the
+// order of each pair's first record. The pairs are found per user (for
+// each record the first of its pair: a few int32s per record rather than
+// a map of every pair). The Builder is spent.
+func (b *Builder) Dataset(s WeightScale) *Dataset {
+	users, urank := b.users.sorted()
+	items, irank := b.items.sorted()
+	for j := range b.uid {
+		b.uid[j], b.iid[j] = urank[b.uid[j]], irank[b.iid[j]]
+	}
 	d := &Dataset{Users: users, Items: items}
-	first := firstOfPair(uid, iid, len(users), len(items))
-	// In file order: a pair's first record makes its interaction (first
+	first := firstOfPair(b.uid, b.iid, len(users), len(items))
+	// In record order: a pair's first record makes its interaction (first
 	// then holds the interaction's index), the others add to it.
-	for j, r := range recs {
+	for j := range b.uid {
 		if f := first[j]; int(f) != j {
 			in := &d.Interactions[first[f]]
-			in.Weight += r.Weight
-			in.Time = max(in.Time, r.Time)
+			in.Weight += b.weights[j]
+			in.Time = max(in.Time, b.times[j])
 			continue
 		}
 		first[j] = int32(len(d.Interactions))
-		d.Interactions = append(d.Interactions, Interaction{User: uid[j], Item: iid[j], Time: r.Time, Weight: r.Weight})
+		d.Interactions = append(d.Interactions, Interaction{User: b.uid[j], Item: b.iid[j], Time: b.times[j], Weight: b.weights[j]})
 	}
 	for j := range d.Interactions {
 		d.Interactions[j].Weight = s.Apply(d.Interactions[j].Weight)
 	}
+	*b = Builder{}
 	return d
+}
+
+// idNumbers numbers ids in order of appearance.
+type idNumbers struct {
+	num map[string]int32
+	ids []string
+}
+
+// of returns id's number, numbering it (a copy) when new.
+func (n *idNumbers) of(id string) int32 {
+	if k, ok := n.num[id]; ok {
+		return k
+	}
+	k := int32(len(n.ids))
+	id = strings.Clone(id)
+	n.num[id] = k
+	n.ids = append(n.ids, id)
+	return k
+}
+
+// sorted returns the ids in ascending order (numerically when every one
+// is an integer, each parsed once) and each appearance number's rank.
+func (n *idNumbers) sorted() ([]string, []int32) {
+	order := make([]int32, len(n.ids))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	if values, numeric := parseIDs(n.ids); numeric {
+		slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(values[a], values[b]) })
+	} else {
+		slices.SortFunc(order, func(a, b int32) int { return strings.Compare(n.ids[a], n.ids[b]) })
+	}
+	sorted := make([]string, len(n.ids))
+	rank := make([]int32, len(n.ids))
+	for r, i := range order {
+		sorted[r], rank[i] = n.ids[i], int32(r)
+	}
+	return sorted, rank
 }
 
 // firstOfPair returns, for each record j of the (user, item) pairs
@@ -536,43 +662,6 @@ func firstOfPair(uid, iid []int32, users, items int) []int32 {
 		}
 	}
 	return first
-}
-
-// numberIDs numbers the distinct ids of recs' field in ascending order
-// (numerically when every one is an integer) and returns them with each
-// record's number: one map lookup per record, each id parsed once.
-func numberIDs(recs []Record, id func(Record) string) ([]string, []int32) {
-	seen := map[string]int32{}
-	var ids []string
-	num := make([]int32, len(recs))
-	for j, r := range recs {
-		s := id(r)
-		n, ok := seen[s]
-		if !ok {
-			n = int32(len(ids))
-			seen[s] = n
-			ids = append(ids, s)
-		}
-		num[j] = n
-	}
-	order := make([]int32, len(ids))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	if values, numeric := parseIDs(ids); numeric {
-		slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(values[a], values[b]) })
-	} else {
-		slices.SortFunc(order, func(a, b int32) int { return strings.Compare(ids[a], ids[b]) })
-	}
-	sorted := make([]string, len(ids))
-	rank := make([]int32, len(ids))
-	for r, i := range order {
-		sorted[r], rank[i] = ids[i], int32(r)
-	}
-	for j, n := range num {
-		num[j] = rank[n]
-	}
-	return sorted, num
 }
 
 // parseIDs returns ids as integers, and whether every one is one.

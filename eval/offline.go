@@ -22,7 +22,7 @@ type Result struct {
 	// was printed, in MB (PROTOCOL.md, step 5; set by kairos eval, absent
 	// where the system does not tell).
 	PeakRSSMB float64 `json:"peak_rss_mb,omitempty"`
-	Items  int     `json:"items"`
+	Items     int     `json:"items"`
 	// Blend is the popularity prior the ranking used (ALS with a prior
 	// fitted on validation; absent for plain ALS and popularity).
 	Blend *model.Blend `json:"blend,omitempty"`

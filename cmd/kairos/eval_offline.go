@@ -72,8 +72,20 @@ func (d *datasetFlags) records() ([]eval.Record, time.Duration, bool, error) {
 		recs, err := eval.Sparse(cfg)
 		return recs, time.Second, true, err
 	}
+	unit, opt, err := d.fileOptions()
+	if err != nil {
+		return nil, 0, false, err
+	}
+	recs, err := eval.LoadWith(d.path, eval.Format(d.format), opt)
+	return recs, unit, false, d.explain(err)
+}
+
+// fileOptions returns the unit of the times and the read options of
+// --data's file.
+func (d *datasetFlags) fileOptions() (time.Duration, eval.ReadOptions, error) {
+	var opt eval.ReadOptions
 	if d.path == "" {
-		return nil, 0, false, errors.New("--data (or --synthetic) is required")
+		return 0, opt, errors.New("--data (or --synthetic) is required")
 	}
 	unit := eval.Format(d.format).TimeUnit()
 	switch d.timeUnit {
@@ -83,42 +95,45 @@ func (d *datasetFlags) records() ([]eval.Record, time.Duration, bool, error) {
 	case "ms":
 		unit = time.Millisecond
 	default:
-		return nil, 0, false, fmt.Errorf("--time-unit %q: want s or ms", d.timeUnit)
+		return 0, opt, fmt.Errorf("--time-unit %q: want s or ms", d.timeUnit)
 	}
-	var opt eval.ReadOptions
 	if d.columns != "" {
 		opt.Columns = strings.Split(d.columns, ",")
 	}
-	recs, err := eval.LoadWith(d.path, eval.Format(d.format), opt)
-	if errors.Is(err, eval.ErrHeader) {
-		err = fmt.Errorf("%w; a file without a header line needs its columns named, e.g. --columns user,item,rating,time", err)
-	}
-	return recs, unit, false, err
+	return unit, opt, nil
 }
 
-func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
-	recs, unit, synthetic, err := d.records()
-	if err != nil {
-		return nil, 0, err
+// explain adds what to do to a missing-header error.
+func (d *datasetFlags) explain(err error) error {
+	if errors.Is(err, eval.ErrHeader) {
+		return fmt.Errorf("%w; a file without a header line needs its columns named, e.g. --columns user,item,rating,time", err)
 	}
-	if synthetic {
+	return err
+}
+
+// load reads the dataset of the flags: --synthetic's records, or --data's
+// file straight into the dataset (eval.LoadDataset: a large log is not
+// held as records), weights scaled by --weights.
+func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
+	if d.synthetic != "" {
+		recs, unit, _, err := d.records()
+		if err != nil {
+			return nil, 0, err
+		}
 		return eval.Build(recs, eval.WeightOne), unit, nil
 	}
 	scale := eval.WeightScale(d.weights)
 	switch scale {
-	case eval.WeightOne, eval.WeightRaw, eval.WeightLog:
-	case "auto":
-		scale = eval.WeightOne
-		for _, r := range recs {
-			if r.Weight != 1 {
-				scale = eval.WeightLog
-				break
-			}
-		}
+	case eval.WeightOne, eval.WeightRaw, eval.WeightLog, "auto":
 	default:
 		return nil, 0, fmt.Errorf("--weights %q: want one, raw, log or auto", d.weights)
 	}
-	return eval.Build(recs, scale), unit, nil
+	unit, opt, err := d.fileOptions()
+	if err != nil {
+		return nil, 0, err
+	}
+	ds, err := eval.LoadDataset(d.path, eval.Format(d.format), opt, scale)
+	return ds, unit, d.explain(err)
 }
 
 // parseSynthetic reads --synthetic: "sparse" then optional
