@@ -46,6 +46,10 @@ const blobChunk = 4 << 20
 // blobGrace is how long a replaced blob's chunks stay readable.
 const blobGrace = time.Minute
 
+// maxBlobChunks bounds a manifest's chunk count (4 TiB in 4 MiB chunks),
+// so that a damaged one cannot make a reader or writer loop for ever.
+const maxBlobChunks = 1 << 20
+
 // blobChunksPerPipeline bounds the chunks sent in one pipeline.
 const blobChunksPerPipeline = 8
 
@@ -213,7 +217,7 @@ func decodeManifest(v []byte) (blobManifest, bool, error) {
 	if err := json.Unmarshal(rest, &m); err != nil {
 		return m, true, fmt.Errorf("chunked blob manifest: %w", err)
 	}
-	if m.Gen == "" || m.Size < 0 || m.Chunks < 0 || m.Chunks > m.Size || (m.Size > 0 && m.Chunks == 0) {
+	if m.Gen == "" || m.Size < 0 || m.Chunks < 0 || m.Chunks > m.Size || m.Chunks > maxBlobChunks || (m.Size > 0 && m.Chunks == 0) {
 		return m, true, fmt.Errorf("chunked blob manifest: generation %q, %d chunks of %d bytes out of range", m.Gen, m.Chunks, m.Size)
 	}
 	return m, true, nil

@@ -147,6 +147,9 @@ func TestBlobChunksDamaged(t *testing.T) {
 		{"manifest", "chunked blob manifest", func(blobManifest) {
 			s.rdb.Set(ctx, s.blobKey("manifest"), blobMagic+`{"gen":"","chunks":-1}`, 0)
 		}},
+		{"huge", "chunked blob manifest", func(blobManifest) {
+			s.rdb.Set(ctx, s.blobKey("huge"), blobMagic+`{"gen":"g","chunks":1000000000,"size":4000000000000000}`, 0)
+		}},
 	} {
 		if err := s.PutBlob(ctx, c.name, data); err != nil {
 			t.Fatal(err)
