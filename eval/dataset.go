@@ -541,9 +541,12 @@ func NewBuilder() *Builder {
 	return &Builder{users: idNumbers{num: map[string]int32{}}, items: idNumbers{num: map[string]int32{}}}
 }
 
-// Add adds one record (its strings are copied when kept). It never fails;
-// the error is for LoadEach.
+// Add adds one record (its strings are copied when kept). It fails only
+// past math.MaxInt32 records (records are numbered with int32s).
 func (b *Builder) Add(r Record) error {
+	if len(b.uid) == math.MaxInt32 {
+		return fmt.Errorf("more than %d records: too many for one dataset", math.MaxInt32)
+	}
 	b.uid = append(b.uid, b.users.of(r.User))
 	b.iid = append(b.iid, b.items.of(r.Item))
 	b.times = append(b.times, r.Time)
