@@ -116,7 +116,10 @@ rmq_env() {
   export RABBITMQ_MNESIA_BASE="$base/c$n/mnesia"
   export RABBITMQ_LOG_BASE="$base/c$n/log"
   export RABBITMQ_PID_FILE="$base/c$n/rabbitmq.pid"
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  # Three nodes share the machine's cores with Redis and the engines: the
+  # Erlang schedulers must not spin while idle (busy waiting), or they
+  # take CPU the others need.
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
   export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
@@ -143,6 +146,10 @@ rmq_setup() {
       echo "listeners.tcp.1 = 127.0.0.1:$(amqp_port "$n")"
       echo "loopback_users = none"
       echo "cluster_partition_handling = pause_minority"
+      # Quorum queue leaders spread over the nodes, whichever node declares
+      # them (the default, client-local, puts all of them on the node the
+      # first replica dials).
+      echo "queue_leader_locator = balanced"
       if [ "${KAIROS_CLUSTERS_MANAGEMENT:-}" = "1" ]; then
         echo "management.tcp.ip = 127.0.0.1"
         echo "management.tcp.port = $(mgmt_port "$n")"
