@@ -42,6 +42,9 @@ func TestComposeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(string(conf), "\nqueue_leader_locator = balanced\n") {
+		t.Errorf("cluster/rabbitmq.conf: no queue_leader_locator = balanced (every partition leader would be on the node declaring it)")
+	}
 	var rabbits, redises, kairoses []string
 	for name, s := range c.Services {
 		switch {

@@ -278,3 +278,33 @@ func deleteQueue(t *testing.T, urls []string, name string) {
 	}
 	t.Errorf("cleanup: delete queue %s: %v", name, errors.Join(errs...))
 }
+
+// TestRabbitLeadersBalanced declares quorum queues through node 1 only
+// (as a replica that dials the first URL of its list does) and checks
+// that their leaders are not all on node 1: clusters.sh configures
+// queue_leader_locator = balanced, without which node 1 would lead every
+// partition queue and do the work of the whole cluster.
+func TestRabbitLeadersBalanced(t *testing.T) {
+	c := clustertest.Get(t)
+	c.WaitHealthy(t, time.Minute)
+	prefix := fmt.Sprintf("clustertest.%016x", rand.Uint64())
+	conn, ch := dial(t, c.AMQPURLs[0])
+	defer conn.Close()
+	var names []string
+	for i := range 9 {
+		name := prefix + "." + strconv.Itoa(i)
+		if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+			t.Fatalf("declare quorum queue %s: %v", name, err)
+		}
+		names = append(names, name)
+		t.Cleanup(func() { deleteQueue(t, c.AMQPURLs, name) })
+	}
+	leaders := map[int]int{}
+	for _, name := range names {
+		leaders[queueLeader(t, c, 1, name)]++
+	}
+	t.Logf("leaders of %d queues declared through node 1, by node: %v", len(names), leaders)
+	if len(leaders) < 2 {
+		t.Errorf("every leader is on node %v: want them spread over the nodes (queue_leader_locator = balanced)", leaders)
+	}
+}
