@@ -184,7 +184,7 @@ func (e *Engine) LoadSnapshot(ctx context.Context, snap *model.Snapshot) error {
 		return err
 	}
 	e.log.LogAttrs(ctx, slog.LevelInfo, "model loaded", slog.Uint64("version", snap.Meta.Version), slog.Int("generation", int(gen)),
-		slog.Int("items", len(snap.ItemIDs)), slog.Int("users", len(snap.UserIDs)), slog.Duration("took", time.Since(start)))
+		slog.Int("items", len(snap.ItemIDs)), slog.Int("users", max(len(snap.UserIDs), snap.UserCount)), slog.Duration("took", time.Since(start)))
 	return nil
 }
 
@@ -213,6 +213,9 @@ func (e *Engine) buildOnline(ctx context.Context, snap *model.Snapshot) (*model.
 		}
 	}
 	o, err := model.NewOnline(&model.Model{Params: snap.Meta.Params, Items: items, Users: snap.Users}, stats)
+	if err == nil && snap.Users == nil && snap.UserGram != nil {
+		err = o.SetXtX(snap.UserGram) // a slim snapshot: the users' Gram only
+	}
 	return o, rows, err
 }
 

@@ -291,3 +291,41 @@ func TestHistoryCutReplaysByTime(t *testing.T) {
 		})
 	}
 }
+
+// TestSlimSnapshotLearnsLikeTheFullOne loads a retrain's snapshot into
+// one engine and its slim form (the users' Gram instead of their rows:
+// what offline.Publish publishes) into another fed the same events: both
+// have the same XᵀX, and the item updates of the next batch are the same.
+func TestSlimSnapshotLearnsLikeTheFullOne(t *testing.T) {
+	ctx := context.Background()
+	events := clusterEvents(2, 10, 8, 8, 3)
+	full := newEngine(t, openStore(t, t.TempDir()), nil)
+	slim := newEngine(t, openStore(t, t.TempDir()), nil)
+	arc := attachArchive(t, full)
+	mustHandle(t, full, events)
+	mustHandle(t, slim, events)
+	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := full.LoadSnapshot(ctx, res.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if err := slim.LoadSnapshot(ctx, res.Snapshot.Slim()); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := full.Online().XtX(), slim.Online().XtX(); !slices.Equal(a, b) || slices.Max(a) == 0 {
+		t.Fatalf("XᵀX after loading the slim snapshot differs from the full one's (or is zero): %v vs %v", b[:3], a[:3])
+	}
+	late := []signals.Event{
+		{ID: "late-1", Type: signals.TypeClick, Visitor: "c0-1", Item: "c1-item2", Time: signals.Timestamp{Time: t0.Add(2 * time.Hour)}},
+		{ID: "late-2", Type: signals.TypeLike, Visitor: "c1-3", Item: "c0-item4", Time: signals.Timestamp{Time: t0.Add(2 * time.Hour)}},
+	}
+	mustHandle(t, full, late)
+	mustHandle(t, slim, late)
+	_, idsA, a := full.LiveItems()
+	_, idsB, b := slim.LiveItems()
+	if !slices.Equal(idsA, idsB) || !slices.Equal(a.Data, b.Data) {
+		t.Fatal("item factors after the same batch differ between the full and the slim snapshot")
+	}
+}

@@ -152,7 +152,9 @@ func BenchmarkTrain(b *testing.B) {
 	}
 }
 
-// BenchmarkSnapshotDecode loads a 100k-item, 1M-user, k=64 snapshot.
+// BenchmarkSnapshotDecode loads a 100k-item, 1M-user, k=64 snapshot:
+// full (every user's id and row: a file of kairos retrain --out) and
+// slim (their Gram: what a retrain publishes).
 func BenchmarkSnapshotDecode(b *testing.B) {
 	const users, items, k = 1_000_000, 100_000, 64
 	p := DefaultParams()
@@ -166,15 +168,22 @@ func BenchmarkSnapshotDecode(b *testing.B) {
 	for i := range items {
 		s.ItemIDs = append(s.ItemIDs, fmt.Sprintf("sku-%06d", i))
 	}
-	var buf bytes.Buffer
-	if err := s.Encode(&buf); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(buf.Len()))
-	for b.Loop() {
-		if _, err := Decode(bytes.NewReader(buf.Bytes())); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name string
+		snap *Snapshot
+	}{{"full", s}, {"slim", s.Slim()}} {
+		b.Run(c.name, func(b *testing.B) {
+			var buf bytes.Buffer
+			if err := c.snap.Encode(&buf); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(buf.Len()))
+			for b.Loop() {
+				if _, err := Decode(bytes.NewReader(buf.Bytes())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

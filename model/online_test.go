@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -315,9 +316,67 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
+// A slim snapshot carries the users' Gram, exactly the XᵀX a live model
+// computes from their rows, and everything else of the full one.
+func TestSlimSnapshot(t *testing.T) {
+	s := sampleSnapshot(t)
+	slim := s.Slim()
+	if s.Users == nil || s.UserIDs == nil || slim.Users != nil || slim.UserIDs != nil || slim.UserCount != s.Users.Rows() || slim.Slim() != slim {
+		t.Fatalf("Slim: full users %v ids %d; slim users %v ids %d count %d", s.Users != nil, len(s.UserIDs), slim.Users != nil, len(slim.UserIDs), slim.UserCount)
+	}
+	var full, small bytes.Buffer
+	if err := s.Encode(&full); err != nil {
+		t.Fatal(err)
+	}
+	if err := slim.Encode(&small); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(bytes.NewReader(small.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := mustOnline(t, &Model{Params: s.Meta.Params, Items: s.Items, Users: s.Users}, s.Stats)
+	if got.Users != nil || got.UserIDs != nil || got.UserCount != s.Users.Rows() || !slices.Equal(got.UserGram, live.XtX()) {
+		t.Fatalf("decoded slim snapshot: users %v, ids %d, count %d, Gram equal to the live XᵀX: %v",
+			got.Users != nil, len(got.UserIDs), got.UserCount, slices.Equal(got.UserGram, live.XtX()))
+	}
+	if !slices.Equal(got.ItemIDs, s.ItemIDs) || !slices.Equal(got.Items.Data, s.Items.Data) || !slices.Equal(got.Stats.Counts, s.Stats.Counts) ||
+		!slices.Equal(got.Stats.Curv.Data, s.Stats.Curv.Data) || !slices.Equal(got.Neighbours.Idx, s.Neighbours.Idx) || got.Meta.Params != s.Meta.Params {
+		t.Fatal("the slim snapshot's items differ from the full one's")
+	}
+	k := s.Meta.Params.Factors
+	if want := full.Len() - s.Users.Rows()*4*k - (len(s.UserIDs)*4 + 8) + 8*k*k; small.Len() > want {
+		t.Fatalf("slim snapshot of %d bytes, full %d: want at most %d", small.Len(), full.Len(), want)
+	}
+	// A table of users beside a Gram, or a Gram of the wrong size, is
+	// refused.
+	bad := *slim
+	bad.UserGram = bad.UserGram[:k]
+	if err := bad.Validate(); err == nil {
+		t.Fatal("a Gram of k entries validated")
+	}
+	bad = *slim
+	bad.Users, bad.UserIDs = s.Users, s.UserIDs
+	if err := bad.Validate(); err == nil {
+		t.Fatal("users and a Gram validated")
+	}
+	bad = *slim
+	bad.UserGram = slices.Clone(slim.UserGram)
+	bad.UserGram[3] = math.NaN()
+	if err := bad.Encode(io.Discard); err == nil {
+		t.Fatal("a NaN in the Gram encoded")
+	}
+}
+
 func TestSnapshotCorruption(t *testing.T) {
+	for _, s := range []*Snapshot{sampleSnapshot(t), sampleSnapshot(t).Slim()} {
+		testSnapshotCorruption(t, s)
+	}
+}
+
+func testSnapshotCorruption(t *testing.T, s *Snapshot) {
 	var buf bytes.Buffer
-	if err := sampleSnapshot(t).Encode(&buf); err != nil {
+	if err := s.Encode(&buf); err != nil {
 		t.Fatal(err)
 	}
 	b := buf.Bytes()
@@ -344,6 +403,11 @@ func FuzzSnapshotDecode(f *testing.F) {
 	}
 	f.Add(buf.Bytes())
 	f.Add(buf.Bytes()[:60])
+	var slim bytes.Buffer
+	if err := sampleSnapshot(f).Slim().Encode(&slim); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(slim.Bytes())
 	f.Add([]byte("KAIROSM\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Decode(bytes.NewReader(b))

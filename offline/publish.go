@@ -28,13 +28,14 @@ const ModelBlob = "model/current"
 // a broker) is not left unused.
 const AnnouncementBlob = "model/announcement"
 
-// Publish encodes snap, stores it as the current model with its
-// announcement (AnnouncementBlob) and announces it on signals.TopicModels
-// (when b is not nil) so that running engines load it. The announcement
-// is {"version": …, "blob": "model/current"}.
+// Publish encodes snap slim (model.Snapshot.Slim: the users' Gram, not
+// their rows, which engines do not use), stores it as the current model
+// with its announcement (AnnouncementBlob) and announces it on
+// signals.TopicModels (when b is not nil) so that running engines load
+// it. The announcement is {"version": …, "blob": "model/current"}.
 func Publish(ctx context.Context, store BlobPutter, b signals.Broadcaster, snap *model.Snapshot) error {
 	var buf bytes.Buffer
-	if err := snap.Encode(&buf); err != nil {
+	if err := snap.Slim().Encode(&buf); err != nil {
 		return fmt.Errorf("offline: encode snapshot: %w", err)
 	}
 	if err := store.PutBlob(ctx, ModelBlob, buf.Bytes()); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
+	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/redis/go-redis/v9"
 )
@@ -19,22 +21,23 @@ import (
 // loads it (it did not: only announced models were loaded).
 func TestRetrainWhileStoppedIsLoadedAtStart(t *testing.T) {
 	dir := t.TempDir()
-	arch := importVisitors(t, filepath.Join(dir, "archive"), 2_000)
+	arch := importVisitors(t, filepath.Join(dir, "archive"), 2_000, 400)
 	retrainPublished(t, "--data-dir", dir, "--archive-dir", arch, "--redis-url", "")
 	srv := startServer(t, "--data-dir", dir)
-	waitForPublishedModel(t, srv)
+	waitForPublishedModel(t, srv, 400)
 }
 
 // TestRetrainPublishesALargeModelToRedis: `kairos retrain --redis-url`
-// without a broker publishes a model of 24,000 visitors (6 MB, over the
-// 4 MiB up to which the store keeps a blob in one Redis value), and a
+// without a broker publishes a model of 10,000 items (about 6 MB, over
+// the 4 MiB up to which the store keeps a blob in one Redis value), and a
 // `kairos serve` started on that namespace loads it. Before blobs were
 // chunked, a model of some 2M visitors exceeded what one Redis value may
-// hold.
+// hold. The model is published slim: its 24,000 visitors only as their
+// Gram (a full snapshot held every visitor's row).
 func TestRetrainPublishesALargeModelToRedis(t *testing.T) {
 	requireServices(t)
 	ns := testNamespace(t)
-	arch := importVisitors(t, filepath.Join(t.TempDir(), "archive"), 24_000)
+	arch := importVisitors(t, filepath.Join(t.TempDir(), "archive"), 24_000, 10_000)
 	retrainPublished(t, "--redis-url", redisURL(), "--namespace", ns, "--archive-dir", arch)
 	opt, err := redis.ParseURL(redisURL())
 	if err != nil {
@@ -47,19 +50,33 @@ func TestRetrainPublishesALargeModelToRedis(t *testing.T) {
 		t.Fatalf("the published model's key holds %.60q (%v), want a chunk manifest", manifest, err)
 	}
 	srv := startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns)
-	waitForPublishedModel(t, srv)
+	waitForPublishedModel(t, srv, 10_000)
+	b, err := srv.app.store.Blob(t.Context(), offline.ModelBlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := model.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Users != nil || snap.UserCount != 24_000 || len(snap.UserGram) != snap.Meta.Params.Factors*snap.Meta.Params.Factors {
+		t.Fatalf("published snapshot of %d bytes: user rows %v, %d users in a Gram of %d entries; want slim, 24000 users",
+			len(b), snap.Users != nil, snap.UserCount, len(snap.UserGram))
+	}
+	t.Logf("published model: %d bytes for %d items and %d visitors (k = %d)", len(b), len(snap.ItemIDs), snap.UserCount, snap.Meta.Params.Factors)
 }
 
-// importVisitors imports a log of visitors who each view 4 of 400 items
-// (10 per group of 40), yesterday, into the archive at dir.
-func importVisitors(t *testing.T, dir string, visitors int) string {
+// importVisitors imports a log of visitors who each view 4 of items
+// (a multiple of 10) in groups of 10, yesterday, into the archive at dir.
+func importVisitors(t *testing.T, dir string, visitors, items int) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("user,item,time\n")
+	groups := items / 10
 	start := time.Now().Add(-24 * time.Hour).Unix()
 	for u := range visitors {
 		for j := range 4 {
-			fmt.Fprintf(&b, "%d,%d,%d\n", u, (u%40)*10+(u/40+j)%10, start+int64(u)+int64(j)*60)
+			fmt.Fprintf(&b, "%d,%d,%d\n", u, (u%groups)*10+(u/groups+j)%10, start+int64(u)+int64(j)*60)
 		}
 	}
 	data := filepath.Join(t.TempDir(), "log.csv")
@@ -88,14 +105,14 @@ func retrainPublished(t *testing.T, flags ...string) {
 }
 
 // waitForPublishedModel waits until srv's engine runs the published model
-// (400 items).
-func waitForPublishedModel(t *testing.T, srv *testServer) {
+// (of items items).
+func waitForPublishedModel(t *testing.T, srv *testServer, items int) {
 	t.Helper()
 	if offline.ModelBlob != engine.BlobModel || offline.AnnouncementBlob != engine.BlobAnnouncement {
 		t.Fatalf("offline publishes %q and %q, the engine reads %q and %q", offline.ModelBlob, offline.AnnouncementBlob, engine.BlobModel, engine.BlobAnnouncement)
 	}
 	waitFor(t, 30*time.Second, "the model published while stopped to be loaded", func() bool { return srv.app.engine.ModelVersion() != 0 })
-	if n := srv.app.engine.Online().Len(); n < 400 {
-		t.Fatalf("the loaded model has %d items, want the 400 published", n)
+	if n := srv.app.engine.Online().Len(); n < items {
+		t.Fatalf("the loaded model has %d items, want the %d published", n, items)
 	}
 }

@@ -19,11 +19,13 @@ import (
 
 // Large blobs
 //
-// A published snapshot holds every visitor's and item's factors: 256 MB
-// per million at k = 64, so a site of a few million visitors outgrows what
-// one Redis value may hold (proto-max-bulk-len, 512 MB by default), and
-// one such value would sit on one master of a cluster and hold its
-// connection for seconds. A blob larger than blobChunk is therefore stored
+// A published snapshot holds every item's factors, statistics and
+// neighbours: about 0.5–0.9 KB an item at k = 64, so a catalogue of a few
+// hundred thousand items makes a blob of hundreds of MB (before slim
+// snapshots it also held every visitor's row, 256 MB per million), which
+// would sit on one master of a cluster and hold its connection for
+// seconds, and past proto-max-bulk-len (512 MB by default) could not be
+// stored at all. A blob larger than blobChunk is therefore stored
 // as chunks of at most blobChunk bytes under keys of their own (spread
 // over the cluster's slots by their names) and its key holds a manifest:
 // blobMagic, then JSON naming the write's generation, the number of
