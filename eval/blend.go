@@ -95,7 +95,7 @@ func (g BlendGrid) etas() []float64 {
 // SplitNeighbours builds the item neighbours of s's training part
 // (model.DefaultNeighbourConfig), as a retrain builds them from its
 // events.
-func SplitNeighbours(s Split) (*model.Neighbours, error) {
+func SplitNeighbours(ctx context.Context, s Split) (*model.Neighbours, error) {
 	ins := make([]model.Interaction, len(s.Train))
 	for j, in := range s.Train {
 		ins[j] = model.Interaction{User: in.User, Item: in.Item, Weight: 1}
@@ -104,7 +104,7 @@ func SplitNeighbours(s Split) (*model.Neighbours, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval: neighbours: %w", err)
 	}
-	return model.BuildNeighbours(m, model.DefaultNeighbourConfig())
+	return model.BuildNeighbours(ctx, m, model.DefaultNeighbourConfig())
 }
 
 // BlendTrial is one blend's validation outcome.
@@ -234,11 +234,11 @@ func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 
 // gridNeighbours returns the item neighbours of val's training part when
 // g weighs them (an η > 0), else nil.
-func gridNeighbours(val Split, g BlendGrid) (*model.Neighbours, error) {
+func gridNeighbours(ctx context.Context, val Split, g BlendGrid) (*model.Neighbours, error) {
 	if len(g.etas()) < 2 {
 		return nil, nil
 	}
-	return SplitNeighbours(val)
+	return SplitNeighbours(ctx, val)
 }
 
 // fitBlendUsers is FitBlend on the given users (each with a held-out
@@ -255,7 +255,7 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 	etas := g.etas()
 	if nb == nil {
 		var err error
-		if nb, err = gridNeighbours(val, g); err != nil {
+		if nb, err = gridNeighbours(ctx, val, g); err != nil {
 			return BlendTrial{}, nil, err
 		}
 	}
@@ -595,13 +595,13 @@ func scoreUser(dst []float32, m *model.Model, u int) {
 // interactions as the events and, when b.Neighbours > 0, the user's
 // neighbour scores from the item neighbours of s's training part
 // (SplitNeighbours; built here, nil when they cannot be).
-func BlendScorer(m *model.Model, s Split, b model.Blend) ScoreFunc {
+func BlendScorer(ctx context.Context, m *model.Model, s Split, b model.Blend) ScoreFunc {
 	pop := popularity(s)
 	counts := trainCounts(s)
 	var nb *model.Neighbours
 	var ui userItems
 	if b.Neighbours > 0 {
-		nb, _ = SplitNeighbours(s)
+		nb, _ = SplitNeighbours(ctx, s)
 		ui = newUserItems(s)
 	}
 	type buffers struct{ personal, nb []float32 }

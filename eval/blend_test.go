@@ -86,7 +86,7 @@ func TestFitBlendMatchesTheEnginesFormula(t *testing.T) {
 		t.Fatalf("%d trials, want 36 (3 η × 4 ρ × 3 κ)", len(trials))
 	}
 	for _, tr := range trials {
-		want, _, _, err := Evaluate(context.Background(), val, BlendScorer(mod, val, tr.Blend), 2)
+		want, _, _, err := Evaluate(context.Background(), val, BlendScorer(context.Background(), mod, val, tr.Blend), 2)
 		if err != nil {
 			t.Fatal(err)
 		}

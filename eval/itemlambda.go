@@ -103,7 +103,7 @@ func (f HalfLifeFit) String() string {
 // configuration; each is trained once, and the item neighbours are built
 // once).
 func FitDefaults(ctx context.Context, val Split, p model.Params, choice DefaultsChoice, g BlendGrid, threads int, train func(model.Params) (*model.Model, error)) (DefaultsFit, error) {
-	nb, err := gridNeighbours(val, g) // one build for every configuration
+	nb, err := gridNeighbours(ctx, val, g) // one build for every configuration
 	if err != nil {
 		return DefaultsFit{}, err
 	}

@@ -176,7 +176,7 @@ func OfflineWithBlend(ctx context.Context, test Split, p model.Params, b model.B
 	if err != nil {
 		return Result{}, err
 	}
-	m, ranks, el, err := Evaluate(ctx, test, BlendScorer(mod, test, b), threads)
+	m, ranks, el, err := Evaluate(ctx, test, BlendScorer(ctx, mod, test, b), threads)
 	if err != nil {
 		return Result{}, err
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -138,8 +139,9 @@ func (n *Neighbours) Validate() error {
 // co-occurrence, see the formula above) on every core, in chunks of
 // items. Its cost is the sum over users of their (capped) items squared,
 // plus a selection per item: 200,000 users of 25 items over 1M items take
-// about 6 s on 2 cores (BenchmarkBuildNeighbours).
-func BuildNeighbours(m *Matrix, c NeighbourConfig) (*Neighbours, error) {
+// about 6 s on 2 cores (BenchmarkBuildNeighbours). The workers stop
+// between chunks when ctx is done, and BuildNeighbours returns its error.
+func BuildNeighbours(ctx context.Context, m *Matrix, c NeighbourConfig) (*Neighbours, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -154,7 +156,7 @@ func BuildNeighbours(m *Matrix, c NeighbourConfig) (*Neighbours, error) {
 			w := b.worker()
 			for {
 				n := int(next.Add(1)) - 1
-				if n >= len(chunks) {
+				if n >= len(chunks) || ctx.Err() != nil {
 					return
 				}
 				lo := n * neighbourChunkItems
@@ -163,6 +165,9 @@ func BuildNeighbours(m *Matrix, c NeighbourConfig) (*Neighbours, error) {
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model: item neighbours: %w", err)
+	}
 	return joinChunks(chunks, m.Items()), nil
 }
 

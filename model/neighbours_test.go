@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -26,7 +27,7 @@ func neighbourMatrix(t *testing.T) *Matrix {
 
 func TestBuildNeighboursAsymmetricCosine(t *testing.T) {
 	c := NeighbourConfig{K: 2, Alpha: 0.5, Shrink: 1, MaxHistory: 10}
-	nb, err := BuildNeighbours(neighbourMatrix(t), c)
+	nb, err := BuildNeighbours(context.Background(), neighbourMatrix(t), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestBuildNeighboursAsymmetricCosine(t *testing.T) {
 	// A user with more items than MaxHistory is left out: with 2, user 0
 	// (3 items) no longer makes 1 and 2 neighbours.
 	c.MaxHistory = 2
-	nb, _ = BuildNeighbours(neighbourMatrix(t), c)
+	nb, _ = BuildNeighbours(context.Background(), neighbourMatrix(t), c)
 	if idx, _ := nb.Of(2); len(idx) != 0 {
 		t.Fatalf("item 2 with user 0 left out: %v", idx)
 	}
@@ -67,7 +68,7 @@ func TestNeighbourConfigValidated(t *testing.T) {
 		{K: 0, Alpha: 0.5, MaxHistory: 10}, {K: 5, Alpha: 1.5, MaxHistory: 10},
 		{K: 5, Alpha: 0.5, Shrink: math.NaN(), MaxHistory: 10}, {K: 5, Alpha: 0.5, MaxHistory: 1},
 	} {
-		if _, err := BuildNeighbours(neighbourMatrix(t), c); err == nil {
+		if _, err := BuildNeighbours(context.Background(), neighbourMatrix(t), c); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
 	}
@@ -88,7 +89,7 @@ func TestNeighbourConfigValidated(t *testing.T) {
 // from the touched rows alone, and the blend's use of them agree with the
 // dense computation.
 func TestNeighbourScoresAndMoments(t *testing.T) {
-	nb, err := BuildNeighbours(neighbourMatrix(t), NeighbourConfig{K: 5, Alpha: 0.5, Shrink: 0, MaxHistory: 10})
+	nb, err := BuildNeighbours(context.Background(), neighbourMatrix(t), NeighbourConfig{K: 5, Alpha: 0.5, Shrink: 0, MaxHistory: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestNeighbourScoresAndMoments(t *testing.T) {
 }
 
 func TestNeighboursRemap(t *testing.T) {
-	nb, _ := BuildNeighbours(neighbourMatrix(t), NeighbourConfig{K: 5, Alpha: 0.5, Shrink: 0, MaxHistory: 10})
+	nb, _ := BuildNeighbours(context.Background(), neighbourMatrix(t), NeighbourConfig{K: 5, Alpha: 0.5, Shrink: 0, MaxHistory: 10})
 	// Snapshot rows 0..4 become engine rows 7, 3, 0, -1 (dropped), 5.
 	got := nb.Remap([]int32{7, 3, 0, -1, 5}, 8)
 	if err := got.Validate(); err != nil {
@@ -151,7 +152,7 @@ func TestNeighboursRemap(t *testing.T) {
 }
 
 func TestNeighboursBinaryRoundTrip(t *testing.T) {
-	nb, _ := BuildNeighbours(neighbourMatrix(t), NeighbourConfig{K: 5, Alpha: 0.5, Shrink: 1, MaxHistory: 10})
+	nb, _ := BuildNeighbours(context.Background(), neighbourMatrix(t), NeighbourConfig{K: 5, Alpha: 0.5, Shrink: 1, MaxHistory: 10})
 	b, err := nb.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +226,7 @@ func BenchmarkBuildNeighbours(b *testing.B) {
 			var nb *Neighbours
 			for b.Loop() {
 				var err error
-				if nb, err = BuildNeighbours(m, c); err != nil {
+				if nb, err = BuildNeighbours(context.Background(), m, c); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -242,12 +243,12 @@ func TestBuildNeighboursCapsTheTableAcrossChunks(t *testing.T) {
 	m := zipfMatrix(t, 3000, 10_000, 12)
 	c := DefaultNeighbourConfig()
 	c.MaxEntries = 0
-	full, err := BuildNeighbours(m, c)
+	full, err := BuildNeighbours(context.Background(), m, c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.MaxEntries = 40_000
-	capped, err := BuildNeighbours(m, c)
+	capped, err := BuildNeighbours(context.Background(), m, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,5 +278,16 @@ func TestBuildNeighboursCapsTheTableAcrossChunks(t *testing.T) {
 	}
 	if err := (NeighbourConfig{K: 5, Alpha: 0.5, MaxHistory: 2, MaxEntries: -1}).Validate(); err == nil {
 		t.Fatal("a negative MaxEntries validated")
+	}
+}
+
+// A cancelled context stops the build between chunks with its error.
+func TestBuildNeighboursStopsWhenCancelled(t *testing.T) {
+	m := zipfMatrix(t, 3000, 10_000, 12)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	nb, err := BuildNeighbours(ctx, m, DefaultNeighbourConfig())
+	if !errors.Is(err, context.Canceled) || nb != nil {
+		t.Fatalf("BuildNeighbours with a cancelled context: %v, %v; want context.Canceled and no table", nb != nil, err)
 	}
 }

@@ -39,7 +39,7 @@ func (d *retrainData) guard(ctx context.Context, r *RetrainResult, live *LiveMod
 	// The events before the tail have one set of item neighbours, built
 	// once for every model that weighs them (the weights, which differ
 	// with the half-life, do not count).
-	preNeighbours := sync.OnceValues(func() (*model.Neighbours, error) { return buildNeighbours(mat) })
+	preNeighbours := sync.OnceValues(func() (*model.Neighbours, error) { return buildNeighbours(ctx, mat) })
 	rankers := []ranker{}
 	rk, err := d.modelRanker("retrained", pre, cand.Params, cand.Items, r.Blend)
 	if err != nil {
@@ -132,17 +132,17 @@ func (d *retrainData) liveRanker(ctx context.Context, pre view, live *LiveModel,
 
 // blendNeighbours builds the item neighbours of mat when blend b weighs
 // them (η > 0), else returns nil.
-func blendNeighbours(mat *model.Matrix, b model.Blend) (*model.Neighbours, error) {
+func blendNeighbours(ctx context.Context, mat *model.Matrix, b model.Blend) (*model.Neighbours, error) {
 	if !(b.Neighbours > 0) {
 		return nil, nil
 	}
-	return buildNeighbours(mat)
+	return buildNeighbours(ctx, mat)
 }
 
 // buildNeighbours builds the item neighbours of mat the way every
 // retrain does (model.DefaultNeighbourConfig).
-func buildNeighbours(mat *model.Matrix) (*model.Neighbours, error) {
-	nb, err := model.BuildNeighbours(mat, model.DefaultNeighbourConfig())
+func buildNeighbours(ctx context.Context, mat *model.Matrix) (*model.Neighbours, error) {
+	nb, err := model.BuildNeighbours(ctx, mat, model.DefaultNeighbourConfig())
 	if err != nil {
 		return nil, fmt.Errorf("offline: item neighbours: %w", err)
 	}

@@ -307,7 +307,7 @@ func Retrain(ctx context.Context, src RecordSource, live *LiveModel, cfg Retrain
 		return nil, err
 	}
 	r.TrainS = time.Since(start).Seconds()
-	nb, err := blendNeighbours(mat, r.Blend)
+	nb, err := blendNeighbours(ctx, mat, r.Blend)
 	if err != nil {
 		return nil, err
 	}
