@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/engine"
@@ -35,8 +36,16 @@ import (
 // chunks expire blobGrace later (readers that read the old manifest just
 // before finish meanwhile; one that finds a chunk gone reads the manifest
 // again). Blobs of at most blobChunk bytes are stored as they are, as
-// before, unless they begin with blobMagic. A writer that dies between its
-// chunks and its manifest leaves its chunks behind (they are never read).
+// before, unless they begin with blobMagic.
+//
+// A writer that dies (or fails) between its chunks and its manifest would
+// leave its chunks behind, never read: a published model's worth of
+// memory each time. So a writer first records its generation, the time
+// and the chunk count in the hash <blob key>:pending, and removes it once
+// its manifest is set. Each chunked put first sweeps that hash: a
+// generation recorded more than blobOrphanAge ago that is not the live
+// manifest's was abandoned, and its chunks expire blobGrace later. (A
+// generation younger than that may be a concurrent writer still at work.)
 
 // blobMagic begins a chunked blob's manifest.
 const blobMagic = "\x00kairos-chunked-blob\x00"
@@ -47,6 +56,11 @@ const blobChunk = 4 << 20
 
 // blobGrace is how long a replaced blob's chunks stay readable.
 const blobGrace = time.Minute
+
+// blobOrphanAge is how long after its start a chunked put that has not
+// set its manifest counts as abandoned (a 600 MB put takes about half a
+// second).
+const blobOrphanAge = time.Hour
 
 // maxBlobChunks bounds a manifest's chunk count (4 TiB in 4 MiB chunks),
 // so that a damaged one cannot make a reader or writer loop for ever.
@@ -90,11 +104,20 @@ func (s *Store) PutBlob(ctx context.Context, name string, data []byte) error {
 		return wrap("put blob", err)
 	}
 	s.expireChunks(ctx, name, old, gen)
+	if gen != "" {
+		if err := s.rdb.HDel(ctx, s.pendingKey(name), gen).Err(); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "blob's pending record left behind", slog.String("blob", name), slog.Any("err", err))
+		}
+	}
 	return nil
 }
 
-// putChunks writes data's chunks under a new generation and returns
-// their manifest.
+// pendingKey is the hash of the chunked puts of blob name under way: a
+// generation → "<start, Unix ms>:<chunks>".
+func (s *Store) pendingKey(name string) string { return s.blobKey(name) + ":pending" }
+
+// putChunks sweeps abandoned generations of name, records a new one as
+// pending, writes data's chunks under it and returns its manifest.
 func (s *Store) putChunks(ctx context.Context, name string, data []byte) (blobManifest, error) {
 	var g [8]byte
 	if _, err := rand.Read(g[:]); err != nil {
@@ -102,6 +125,11 @@ func (s *Store) putChunks(ctx context.Context, name string, data []byte) (blobMa
 	}
 	m := blobManifest{Gen: hex.EncodeToString(g[:]), Chunks: (len(data) + s.blobChunk - 1) / s.blobChunk,
 		Size: len(data), CRC32C: crc32.Checksum(data, castagnoli)}
+	s.sweepPending(ctx, name)
+	record := strconv.FormatInt(time.Now().UnixMilli(), 10) + ":" + strconv.Itoa(m.Chunks)
+	if err := s.rdb.HSet(ctx, s.pendingKey(name), m.Gen, record).Err(); err != nil {
+		return blobManifest{}, wrap(fmt.Sprintf("put blob %q: record the put", name), err)
+	}
 	for lo := 0; lo < m.Chunks; lo += blobChunksPerPipeline {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := lo; i < min(lo+blobChunksPerPipeline, m.Chunks); i++ {
@@ -116,6 +144,49 @@ func (s *Store) putChunks(ctx context.Context, name string, data []byte) (blobMa
 	return m, nil
 }
 
+// sweepPending lets the chunks of name's abandoned puts expire (see
+// "Large blobs") and removes their records. Failures are logged: the
+// next put sweeps again.
+func (s *Store) sweepPending(ctx context.Context, name string) {
+	pending, err := s.rdb.HGetAll(ctx, s.pendingKey(name)).Result()
+	if err != nil || len(pending) == 0 {
+		if err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "blob's pending puts not swept", slog.String("blob", name), slog.Any("err", err))
+		}
+		return
+	}
+	live := ""
+	if v, err := s.rdb.Get(ctx, s.blobKey(name)).Bytes(); err == nil {
+		if m, ok, err := decodeManifest(v); ok && err == nil {
+			live = m.Gen
+		}
+	}
+	now := time.Now()
+	for gen, record := range pending {
+		start, chunks, ok := parsePending(record)
+		if gen == live || ok && now.Sub(start) < s.blobOrphanAge {
+			continue
+		}
+		s.expireGeneration(ctx, name, blobManifest{Gen: gen, Chunks: chunks})
+		if err := s.rdb.HDel(ctx, s.pendingKey(name), gen).Err(); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "blob's pending record left behind", slog.String("blob", name), slog.Any("err", err))
+		}
+		s.log.LogAttrs(ctx, slog.LevelWarn, "abandoned chunks of a blob expire", slog.String("blob", name),
+			slog.String("generation", gen), slog.Int("chunks", chunks))
+	}
+}
+
+// parsePending reads a pending record, "<start, Unix ms>:<chunks>".
+func parsePending(record string) (start time.Time, chunks int, ok bool) {
+	ms, n, found := strings.Cut(record, ":")
+	t, err1 := strconv.ParseInt(ms, 10, 64)
+	c, err2 := strconv.Atoi(n)
+	if !found || err1 != nil || err2 != nil || c < 0 || c > maxBlobChunks {
+		return time.Time{}, 0, false
+	}
+	return time.UnixMilli(t), c, true
+}
+
 // expireChunks lets the chunks of old, the value a put replaced, expire
 // after blobGrace, unless old is the put's own manifest (gen: a retried
 // SET returns what its first attempt wrote). Failures are logged: the
@@ -125,17 +196,26 @@ func (s *Store) expireChunks(ctx context.Context, name string, old []byte, gen s
 	if !ok || m.Gen == gen {
 		return
 	}
-	if err == nil {
-		at := time.Now().Add(blobGrace)
-		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range m.Chunks {
-				p.PExpireAt(ctx, s.chunkKey(name, m.Gen, i), at)
-			}
-			return nil
-		})
-	}
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "replaced blob's chunks left behind", slog.String("blob", name), slog.Any("err", err))
+		return
+	}
+	s.expireGeneration(ctx, name, m)
+}
+
+// expireGeneration lets the chunks of m (of blob name) expire after
+// blobGrace; failures are logged (the chunks are then left behind).
+func (s *Store) expireGeneration(ctx context.Context, name string, m blobManifest) {
+	at := time.Now().Add(blobGrace)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range m.Chunks {
+			p.PExpireAt(ctx, s.chunkKey(name, m.Gen, i), at)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "blob's chunks left behind", slog.String("blob", name),
+			slog.String("generation", m.Gen), slog.Any("err", err))
 	}
 }
 

@@ -165,3 +165,51 @@ func TestBlobChunksDamaged(t *testing.T) {
 		t.Errorf("Blob(never written): %v, want ErrNotFound", err)
 	}
 }
+
+// TestBlobChunksOfADeadWriter: a writer that recorded its put and wrote
+// its chunks but died before its manifest leaves chunks no reader
+// reaches; the next put of the blob lets them expire once the put is
+// older than blobOrphanAge, and leaves a younger one (a writer that may
+// still be at work) alone.
+func TestBlobChunksOfADeadWriter(t *testing.T) {
+	s := mustOpen(t, Config{URL: redistest.URL(t), Prefix: redistest.Prefix(t, redistest.URL(t))})
+	s.blobChunk = 1000
+	ctx := t.Context()
+	live := randomBytes(3_500, 1)
+	if err := s.PutBlob(ctx, "model/current", live); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := s.putChunks(ctx, "model/current", randomBytes(5_500, 2)) // then the writer dies
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttls := manifestTTLs(t, s, "model/current", dead); len(ttls) != 6 || ttls[0] != -1 {
+		t.Fatalf("the dead writer's chunks: TTLs %v, want 6 without one", ttls)
+	}
+	s.blobOrphanAge = time.Hour // the dead put is younger: kept
+	if err := s.PutBlob(ctx, "model/current", randomBytes(2_500, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if ttls := manifestTTLs(t, s, "model/current", dead); ttls[0] != -1 {
+		t.Fatalf("a put younger than blobOrphanAge was swept: TTLs %v", ttls)
+	}
+	s.blobOrphanAge = 0
+	third := randomBytes(4_500, 4)
+	if err := s.PutBlob(ctx, "model/current", third); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range manifestTTLs(t, s, "model/current", dead) {
+		if d <= 0 || d > blobGrace {
+			t.Fatalf("the dead writer's chunk %d has TTL %v, want at most %v", i, d, blobGrace)
+		}
+	}
+	ttls, m := chunkTTLs(t, s, "model/current")
+	if m.Chunks != 5 || ttls[0] != -1 {
+		t.Fatalf("the live blob's manifest %+v, TTLs %v", m, ttls)
+	}
+	pending, err := s.rdb.HGetAll(ctx, s.pendingKey("model/current")).Result()
+	if err != nil || len(pending) != 0 {
+		t.Fatalf("pending puts after the sweep: %v (%v), want none", pending, err)
+	}
+	readBack(t, s, "model/current", third)
+}

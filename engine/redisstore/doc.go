@@ -37,6 +37,9 @@
 //	<prefix>:blob:<name>:chunk:<generation>:<i>
 //	                            STRING  chunk i (at most 4 MiB) of a large blob; a replaced
 //	                                    generation's chunks expire a minute later
+//	<prefix>:blob:<name>:pending
+//	                            HASH    generation → "<start, Unix ms>:<chunks>" of each chunked put
+//	                                    under way; one not finished within an hour is swept by the next
 //	<prefix>:link:{<anon>}      STRING  the user the anonymous id is linked to
 //	<prefix>:links:{<user>}     SET     the anonymous ids linked to the user
 //	<prefix>:m:st:<res>:<kind>:<id>:<start>

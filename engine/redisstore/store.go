@@ -34,6 +34,9 @@ type Store struct {
 	// blobChunk is the largest blob stored as one value and the chunk
 	// size of larger ones (blobChunk; tests lower it).
 	blobChunk int
+	// blobOrphanAge is how old an unfinished chunked put must be to be
+	// swept (blobOrphanAge; tests lower it).
+	blobOrphanAge time.Duration
 
 	// replicas holds, per master address, how many replicas its last
 	// ROLE listed (commitOnNode): the WAIT of a commit is sent in the
@@ -58,7 +61,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: open: %w: %w", engine.ErrInvalid, err)
 	}
-	s := &Store{rdb: rdb, cfg: cfg, p: cfg.Prefix + ":", blobChunk: blobChunk}
+	s := &Store{rdb: rdb, cfg: cfg, p: cfg.Prefix + ":", blobChunk: blobChunk, blobOrphanAge: blobOrphanAge}
 	_, s.cluster = rdb.(*redis.ClusterClient)
 	s.log = cfg.Logger.With("component", "redisstore")
 	if s.cluster {
