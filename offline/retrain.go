@@ -50,9 +50,9 @@ type RetrainConfig struct {
 	// eval.FittedItemLambdaExponent on the validation split
 	// (eval.FitItemLambdaExponent) instead of keeping Params'.
 	FitItemLambda bool
-	// FitHalfLife, without Tune, tries no decay against Params' half-life
-	// on the validation split and keeps it when clearly better
-	// (eval.FitDefaults).
+	// FitHalfLife, without Tune, tries eval.FittedHalfLives (no decay, a
+	// day, a week) against Params' half-life on the validation split and
+	// keeps the best of them when clearly better (eval.FitDefaults).
 	FitHalfLife bool
 	// NoItemNeighbours leaves the item neighbours out: η stays 0 and the
 	// snapshot carries none (for a catalog whose 50 neighbours per item
@@ -117,7 +117,7 @@ func (c RetrainConfig) withDefaults() RetrainConfig {
 func (c RetrainConfig) halfLives(live *LiveModel) []time.Duration {
 	hls := []time.Duration{c.Params.HalfLife}
 	if c.FitHalfLife {
-		hls = append(hls, 0)
+		hls = append(hls, eval.FittedHalfLives...)
 	}
 	if live != nil {
 		hls = append(hls, live.Params.HalfLife)

@@ -68,9 +68,9 @@ type serveConfig struct {
 	// FitItemLambda says each retrain fits ν (Params.ItemLambdaExponent)
 	// on its validation split: neither the flag nor its variable is set.
 	FitItemLambda bool
-	// FitHalfLife says each retrain tries no decay against
-	// Params.HalfLife on its validation split: neither the flag nor its
-	// variable is set.
+	// FitHalfLife says each retrain tries eval.FittedHalfLives (no decay,
+	// a day, a week) against Params.HalfLife on its validation split:
+	// neither the flag nor its variable is set.
 	FitHalfLife bool
 	// ItemNeighbours lets retrains fit the item neighbours' weight η
 	// (off: η = 0, no neighbours in the snapshots).
