@@ -92,9 +92,8 @@ func TestFittedExponentLiftsSparseRanking(t *testing.T) {
 
 // TestFitDefaultsDropsAHidingDecay: on items seen in groups, ten minutes
 // apart, a one-minute half-life leaves the model little of a user's
-// earlier items; the fit measures a long half-life (a day, a week) or no
-// decay as better on validation and takes it, and test ranks better for
-// it.
+// earlier items; the fit measures a long half-life (a week) or no decay
+// as better on validation and takes it, and test ranks better for it.
 func TestFitDefaultsDropsAHidingDecay(t *testing.T) {
 	test, val := groupsSplits(t, 300, 5)
 	p := model.DefaultParams()

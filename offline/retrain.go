@@ -51,7 +51,7 @@ type RetrainConfig struct {
 	// (eval.FitItemLambdaExponent) instead of keeping Params'.
 	FitItemLambda bool
 	// FitHalfLife, without Tune, tries eval.FittedHalfLives (no decay, a
-	// day, a week) against Params' half-life on the validation split and
+	// week) against Params' half-life on the validation split and
 	// keeps the best of them when clearly better (eval.FitDefaults).
 	FitHalfLife bool
 	// NoItemNeighbours leaves the item neighbours out: η stays 0 and the

@@ -90,7 +90,7 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 }
 
 // TestRetrainFitsHalfLife: without --half-life, the retrain of kairos
-// serve tries a day, a week and no decay against the shipped minute on
+// serve tries a week and no decay against the shipped minute on
 // its validation split; on visits ten minutes apart, where a minute hides
 // a visitor's earlier items, one of them wins, and the published model
 // and the live engine after the swap run with it.

@@ -69,7 +69,7 @@ type serveConfig struct {
 	// on its validation split: neither the flag nor its variable is set.
 	FitItemLambda bool
 	// FitHalfLife says each retrain tries eval.FittedHalfLives (no decay,
-	// a day, a week) against Params.HalfLife on its validation split:
+	// a week) against Params.HalfLife on its validation split:
 	// neither the flag nor its variable is set.
 	FitHalfLife bool
 	// ItemNeighbours lets retrains fit the item neighbours' weight η
