@@ -150,3 +150,23 @@ func TestFitDefaultsKeepsTheDecayWithoutEvidence(t *testing.T) {
 		}
 	}
 }
+
+// TestFitDefaultsBoundsItsUsers: FitDefaults ranks at most MaxUsers
+// validation users, spread over them, for every configuration it tries.
+func TestFitDefaultsBoundsItsUsers(t *testing.T) {
+	_, val := sparseSplits(t, SparseConfig{Users: 300, Items: 400, Clusters: 5, PerUser: 8, Zipf: 0.8, Taste: 0.5, Seed: 4})
+	p := model.DefaultParams()
+	p.Factors, p.Threads = 8, 2
+	train := func(q model.Params) (*model.Model, error) { return trainALS(t, val, q), nil }
+	all, err := FitDefaults(context.Background(), val, p, DefaultsChoice{HalfLife: true, MaxUsers: -1}, CoarseBlendGrid(), 2, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	some, err := FitDefaults(context.Background(), val, p, DefaultsChoice{HalfLife: true, MaxUsers: 100}, CoarseBlendGrid(), 2, train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Pick.Users <= 100 || some.Pick.Users != 100 || some.HalfLife.Users != 100 || len(some.Pick.Ranks) != 100 {
+		t.Fatalf("users ranked: %d with no bound, %d (half-life fit %d, ranks %d) with 100", all.Pick.Users, some.Pick.Users, some.HalfLife.Users, len(some.Pick.Ranks))
+	}
+}

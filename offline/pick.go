@@ -122,7 +122,7 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		if err != nil {
 			return err
 		}
-		if best, _, err = eval.FitBlend(ctx, val, mod, grid, params.Threads); err != nil {
+		if best, _, err = eval.FitBlendUsers(ctx, val, mod, grid, params.Threads, eval.DefaultFitUsers); err != nil {
 			return err
 		}
 	}
