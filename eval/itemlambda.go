@@ -144,12 +144,12 @@ func (f HalfLifeFit) String() string {
 // FitDefaults chooses, on val, the hyperparameters of choice that the
 // shipped defaults leave to the data, one after the other, each with its
 // own fitted blend over g: first FittedHalfLives against p's half-life
-// (fitHalfLife), then ν =
-// FittedItemLambdaExponent against 0 with the half-life kept. An
-// alternative replaces the current choice only when its validation ranks
-// beat it by a paired t of at least FallbackMinT (train trains one
-// configuration; each is trained once, and the item neighbours are built
-// once).
+// (fitHalfLife), then ν = FittedItemLambdaExponent against 0 with the
+// half-life kept. An alternative replaces the current choice only when
+// its validation ranks beat it by a paired t of at least FallbackMinT.
+// Every configuration is ranked on the same validation users, at most
+// choice's MaxUsers of them (train trains one configuration; each is
+// trained once, and the item neighbours are built once).
 func FitDefaults(ctx context.Context, val Split, p model.Params, choice DefaultsChoice, g BlendGrid, threads int, train func(model.Params) (*model.Model, error)) (DefaultsFit, error) {
 	nb, err := gridNeighbours(ctx, val, g) // one build for every configuration
 	if err != nil {

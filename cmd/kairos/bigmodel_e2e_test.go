@@ -18,13 +18,15 @@ import (
 
 // TestRetrainWhileStoppedIsLoadedAtStart: `kairos retrain --data-dir`
 // on a stopped deployment publishes a model, and the next `kairos serve`
-// loads it (it did not: only announced models were loaded).
+// loads it (it did not: only announced models were loaded). The model
+// is published slim on the embedded store too.
 func TestRetrainWhileStoppedIsLoadedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	arch := importVisitors(t, filepath.Join(dir, "archive"), 2_000, 400)
 	retrainPublished(t, "--data-dir", dir, "--archive-dir", arch, "--redis-url", "")
 	srv := startServer(t, "--data-dir", dir)
 	waitForPublishedModel(t, srv, 400)
+	checkSlimModel(t, srv, 2_000)
 }
 
 // TestRetrainPublishesALargeModelToRedis: `kairos retrain --redis-url`
@@ -51,6 +53,13 @@ func TestRetrainPublishesALargeModelToRedis(t *testing.T) {
 	}
 	srv := startServer(t, "--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns)
 	waitForPublishedModel(t, srv, 10_000)
+	checkSlimModel(t, srv, 24_000)
+}
+
+// checkSlimModel checks that the model srv's store holds is slim: no
+// visitor rows, the Gram of users visitors.
+func checkSlimModel(t *testing.T, srv *testServer, users int) {
+	t.Helper()
 	b, err := srv.app.store.Blob(t.Context(), offline.ModelBlob)
 	if err != nil {
 		t.Fatal(err)
@@ -59,9 +68,9 @@ func TestRetrainPublishesALargeModelToRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Users != nil || snap.UserCount != 24_000 || len(snap.UserGram) != snap.Meta.Params.Factors*snap.Meta.Params.Factors {
-		t.Fatalf("published snapshot of %d bytes: user rows %v, %d users in a Gram of %d entries; want slim, 24000 users",
-			len(b), snap.Users != nil, snap.UserCount, len(snap.UserGram))
+	if k := snap.Meta.Params.Factors; snap.Users != nil || snap.UserIDs != nil || snap.UserCount != users || len(snap.UserGram) != k*k {
+		t.Fatalf("published snapshot of %d bytes: user rows %v, %d users in a Gram of %d entries; want slim, %d users",
+			len(b), snap.Users != nil, snap.UserCount, len(snap.UserGram), users)
 	}
 	t.Logf("published model: %d bytes for %d items and %d visitors (k = %d)", len(b), len(snap.ItemIDs), snap.UserCount, snap.Meta.Params.Factors)
 }
