@@ -58,6 +58,9 @@ type RetrainConfig struct {
 	// snapshot carries none (for a catalog whose 50 neighbours per item
 	// would not fit, or to compare).
 	NoItemNeighbours bool
+	// GuardUsers bounds the tail users the guard ranks, an even spread of
+	// them (default DefaultGuardUsers; negative: all).
+	GuardUsers int
 	// DedupWindow is how many recent event ids are remembered to drop the
 	// archive's duplicates (default 1,000,000).
 	DedupWindow int
@@ -72,6 +75,24 @@ type RetrainConfig struct {
 	// time, and a live snapshot's ArchiveSeq is not used to place the
 	// tail.
 	HistoryCut bool
+}
+
+// DefaultGuardUsers is the default RetrainConfig.GuardUsers: as many
+// users as a retrain's blend fit ranks on validation
+// (eval.DefaultFitUsers). Each of the guard's three models scores every
+// item for each user, and a paired t over 20,000 users already tells a
+// difference of a few per cent.
+const DefaultGuardUsers = eval.DefaultFitUsers
+
+// guardUsers returns the bound of the guard's users (0: all).
+func (c RetrainConfig) guardUsers() int {
+	switch {
+	case c.GuardUsers < 0:
+		return 0
+	case c.GuardUsers == 0:
+		return DefaultGuardUsers
+	}
+	return c.GuardUsers
 }
 
 // TuneConfig configures the hyperparameter search of a retrain
@@ -233,6 +254,9 @@ type RetrainResult struct {
 	Validation *eval.Metrics `json:"validation,omitempty"`
 	// Search describes the hyperparameter search (nil: none).
 	Search *SearchSummary `json:"search,omitempty"`
+	// TailUsers are the users with a new item in the tail; the guard
+	// ranks at most RetrainConfig.GuardUsers of them (Evaluation.Users).
+	TailUsers int `json:"tail_users,omitempty"`
 	// Evaluations are the tail figures of "retrained", "live" (when
 	// compared) and "popularity".
 	Evaluations []Evaluation `json:"evaluations"`
@@ -297,7 +321,7 @@ func Retrain(ctx context.Context, src RecordSource, live *LiveModel, cfg Retrain
 		return nil, err
 	}
 	if d.pre.len() > 0 && len(d.targets) > 0 {
-		if err := d.guard(ctx, r, live, p); err != nil {
+		if err := d.guard(ctx, r, live, cfg.guardUsers(), p); err != nil {
 			return nil, err
 		}
 	}

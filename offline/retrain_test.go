@@ -471,3 +471,52 @@ func TestRetrainFitsHalfLife(t *testing.T) {
 		t.Fatalf("configured half-life 1h became %v (snapshot %v)", res.Params.HalfLife, res.Snapshot.Meta.Params.HalfLife)
 	}
 }
+
+func TestGuardRanksAnEvenSpreadOfABigTail(t *testing.T) {
+	a := plantedArchive(t, 3, 30, 40, 20)
+	all, err := Retrain(context.Background(), a, nil, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := all.Evaluation("retrained")
+	if all.TailUsers < 60 || ev.Users != all.TailUsers {
+		t.Fatalf("default bound: %d tail users, %d ranked; want every one of at least 60", all.TailUsers, ev.Users)
+	}
+	cfg := testConfig()
+	cfg.GuardUsers = 25
+	res, err := Retrain(context.Background(), a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TailUsers != all.TailUsers {
+		t.Fatalf("tail users %d with the bound, %d without", res.TailUsers, all.TailUsers)
+	}
+	for _, e := range res.Evaluations {
+		if e.Users != 25 {
+			t.Errorf("%s ranked %d users; want the bound, 25", e.Model, e.Users)
+		}
+	}
+	for _, c := range res.Comparisons {
+		if c.Users != 25 {
+			t.Errorf("comparison with %s over %d users; want 25", c.B, c.Users)
+		}
+	}
+}
+
+func TestSpreadUsers(t *testing.T) {
+	us := make([]int32, 1000)
+	for j := range us {
+		us[j] = int32(3 * j)
+	}
+	got := spreadUsers(us, 10)
+	want := []int32{0, 300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700}
+	if !slices.Equal(got, want) {
+		t.Fatalf("spread of 10: %v; want %v", got, want)
+	}
+	if got := spreadUsers(us[:5], 10); len(got) != 5 {
+		t.Fatalf("spread of 10 over 5 users: %v; want all 5", got)
+	}
+	if got := spreadUsers(us, 0); len(got) != len(us) {
+		t.Fatalf("no bound: %d users; want %d", len(got), len(us))
+	}
+}
