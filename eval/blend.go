@@ -39,6 +39,11 @@ type BlendGrid struct {
 	// out. A blend with η > 0 is picked only when it beats the best
 	// without by a paired t of FallbackMinT.
 	Neighbours []float64
+	// RecallFloor is the share of the most popularity-heavy blend's
+	// validation Recall@50 a blend must keep to be picked, in (0, 1]
+	// (0: the package's RecallFloor). A tuned model uses
+	// TunedRecallFloor.
+	RecallFloor float64
 }
 
 // DefaultBlendGrid is the grid `kairos eval offline` and `kairos retrain`
@@ -50,6 +55,14 @@ func DefaultBlendGrid() BlendGrid {
 		Kappas:     []float64{0, 1, 2, 4, 8, 16, 32, 64, 128},
 		Neighbours: []float64{0, 0.25, 0.5, 1, 2, 4},
 	}
+}
+
+// TunedBlendGrid is DefaultBlendGrid with TunedRecallFloor: the final
+// fit of a tuned model's blend.
+func TunedBlendGrid() BlendGrid {
+	g := DefaultBlendGrid()
+	g.RecallFloor = TunedRecallFloor
+	return g
 }
 
 // CoarseBlendGrid is a smaller grid for the rungs of a hyperparameter
@@ -78,7 +91,18 @@ func (g BlendGrid) Validate() error {
 			return fmt.Errorf("eval: blend neighbours weight %v must be finite and >= 0", n)
 		}
 	}
+	if !(g.RecallFloor >= 0 && g.RecallFloor <= 1) {
+		return fmt.Errorf("eval: blend recall floor %v outside [0, 1]", g.RecallFloor)
+	}
 	return nil
+}
+
+// recallFloor returns g's RecallFloor, or the package's when unset.
+func (g BlendGrid) recallFloor() float64 {
+	if g.RecallFloor > 0 {
+		return g.RecallFloor
+	}
+	return RecallFloor
 }
 
 // etas returns the η values of g: 0 first, then its positive ones.
@@ -140,6 +164,13 @@ const FallbackMinT = 1.0
 // below popularity's, and a site's candidates for its own re-ranking or
 // its "more like this" rows would then be worse than "most popular".
 const RecallFloor = 0.95
+
+// TunedRecallFloor is the recall floor of a tuned model's blends
+// (BlendGrid.RecallFloor in `--tune`'s search and its final fit): a
+// search that may try hundreds of configurations for the top of the
+// ranking must hand back one whose long list is at least popularity's,
+// not a little below it as the shipped defaults may.
+const TunedRecallFloor = 1.0
 
 // popularity returns the training interactions of each item.
 func popularity(s Split) []float32 {
@@ -224,8 +255,8 @@ func FitBlend(ctx context.Context, val Split, mod *model.Model, g BlendGrid, thr
 // The best blend is the one with the highest NDCG@10, unless its paired
 // t against the most popularity-heavy blend of the grid (largest ρ, then
 // largest κ) is below FallbackMinT: then that blend is returned, marked
-// PopularityFallback. Only blends whose Recall@50 reaches RecallFloor
-// times that blend's are candidates (a pick this rule changed is marked
+// PopularityFallback. Only blends whose Recall@50 reaches the grid's
+// recall floor (BlendGrid.RecallFloor, default RecallFloor) times that blend's are candidates (a pick this rule changed is marked
 // RecallGuard), so that the fitted ranking keeps popularity's long list
 // as well as beating its top.
 func FitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid, threads, maxUsers int) (BlendTrial, []BlendTrial, error) {
@@ -328,7 +359,7 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 		trials[j] = BlendTrial{Blend: b, Metrics: sum.metrics()}
 	}
 	pop := popularityHeavy(blends[:per])
-	best, fallback := pickBlend(trials, ranks, per, pop, RecallFloor*trials[pop].Recall50)
+	best, fallback := pickBlend(trials, ranks, per, pop, g.recallFloor()*trials[pop].Recall50)
 	unguarded, _ := pickBlend(trials, ranks, per, pop, 0)
 	trials[best].PopularityFallback = fallback
 	trials[best].RecallGuard = best != unguarded

@@ -206,3 +206,50 @@ func TestPickBlendKeepsPopularitysRecall(t *testing.T) {
 		t.Fatalf("with only popularity keeping the recall picked %d (fallback %v); want it, 1, as the fallback", got, fallback)
 	}
 }
+
+func TestTunedRecallFloorKeepsAllOfPopularitysRecall(t *testing.T) {
+	// Blend 0 has the best NDCG@10 and 97 % of popularity's Recall@50:
+	// the shipped floor (95 %) lets it through, a tuned model's (100 %)
+	// picks blend 1, which keeps all of it.
+	const users = 200
+	ranksOf := func(most, rest int) []int {
+		r := make([]int, users)
+		for u := range r {
+			r[u] = most
+			if u >= users-6 {
+				r[u] = rest
+			}
+		}
+		return r
+	}
+	mid := ranksOf(2, 2)
+	for u := 0; u < users; u += 2 {
+		mid[u] = 4
+	}
+	ranks := [][]int{ranksOf(1, 1000), mid, ranksOf(20, 20)}
+	trials := make([]BlendTrial, len(ranks))
+	for j, r := range ranks {
+		var s blendSums
+		for _, rank := range r {
+			s.observe(rank)
+		}
+		trials[j].Metrics = s.metrics()
+	}
+	const per, pop = 3, 2
+	for _, c := range []struct {
+		grid BlendGrid
+		want int
+	}{{DefaultBlendGrid(), 0}, {TunedBlendGrid(), 1}} {
+		floor := c.grid.recallFloor() * trials[pop].Recall50
+		if got, _ := pickBlend(trials, ranks, per, pop, floor); got != c.want {
+			t.Errorf("floor %.2f picked blend %d (recalls %.3f, %.3f, %.3f); want %d", floor, got, trials[0].Recall50, trials[1].Recall50, trials[2].Recall50, c.want)
+		}
+	}
+	for _, bad := range []float64{-0.1, 1.5, math.NaN()} {
+		g := DefaultBlendGrid()
+		g.RecallFloor = bad
+		if err := g.Validate(); err == nil {
+			t.Errorf("recall floor %v accepted", bad)
+		}
+	}
+}

@@ -32,7 +32,8 @@ type Result struct {
 	// blend, the best one not beating it on validation (FitBlendUsers).
 	PopularityFallback bool `json:"popularity_fallback,omitempty"`
 	// RecallGuard says the fitted blend is not the best by validation
-	// NDCG@10: that one's Recall@50 fell below RecallFloor times the
+	// NDCG@10: that one's Recall@50 fell below the grid's recall floor
+	// (RecallFloor, TunedRecallFloor for a tuned model) times the
 	// popularity-heavy blend's (FitBlendUsers).
 	RecallGuard bool `json:"recall_guard,omitempty"`
 	// ItemLambdaFit is how ν was chosen on validation, when it was

@@ -119,7 +119,8 @@ type SearchConfig struct {
 	// 6, 18, 3: rungs of 6 and 18 sweeps; after 2 sweeps every
 	// configuration scores about the same and the ranking says little).
 	MinIterations, MaxIterations, Eta int
-	// Blends is the prior's grid per evaluation (default CoarseBlendGrid).
+	// Blends is the prior's grid per evaluation (default CoarseBlendGrid
+	// with TunedRecallFloor).
 	Blends BlendGrid
 	// MaxUsers bounds the validation users per evaluation (default 3000;
 	// every configuration is scored on the same users).
@@ -194,6 +195,7 @@ func (c SearchConfig) withDefaults() SearchConfig {
 	}
 	if c.Blends.Priors == nil {
 		c.Blends = CoarseBlendGrid()
+		c.Blends.RecallFloor = TunedRecallFloor
 	}
 	if c.MaxUsers == 0 {
 		c.MaxUsers = 3000

@@ -101,6 +101,9 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 	}
 	var best eval.BlendTrial
 	grid := eval.DefaultBlendGrid()
+	if cfg.Tune != nil {
+		grid = eval.TunedBlendGrid()
+	}
 	if cfg.NoItemNeighbours {
 		grid.Neighbours = nil
 	}

@@ -265,7 +265,11 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintln(stderr, fit.Exponent)
 		}
 	default:
-		als, err = eval.OfflineBlended(ctx, split, val, p, eval.DefaultBlendGrid(), unit, p.Threads)
+		grid := eval.DefaultBlendGrid()
+		if tf.tune {
+			grid = eval.TunedBlendGrid()
+		}
+		als, err = eval.OfflineBlended(ctx, split, val, p, grid, unit, p.Threads)
 	}
 	if err != nil {
 		return err
