@@ -90,6 +90,8 @@ type DefaultsChoice struct {
 	HalfLife bool
 	// ItemLambdaExponent tries ν = FittedItemLambdaExponent against 0.
 	ItemLambdaExponent bool
+	// Alpha tries p's α times FittedAlphaFactors against it.
+	Alpha bool
 }
 
 // DefaultsFit is the outcome of FitDefaults.
@@ -98,9 +100,11 @@ type DefaultsFit struct {
 	Params model.Params
 	// Pick is their fitted blend and validation figures.
 	Pick BlendTrial
-	// HalfLife and Exponent describe each choice (nil when not made).
+	// HalfLife, Exponent and Alpha describe each choice (nil when not
+	// made).
 	HalfLife *HalfLifeFit
 	Exponent *ExponentFit
+	Alpha    *AlphaFit
 }
 
 // HalfLifeFit is how FitDefaults chose the half-life.
@@ -141,11 +145,53 @@ func (f HalfLifeFit) String() string {
 		f.HalfLife, f.Decayed, f.Tried, strings.Join(alts, ", "), f.Users, FallbackMinT)
 }
 
+// FittedAlphaFactors are the multiples of the configured confidence
+// scale α that FitDefaults tries against it: half and double. Dense
+// rating logs (MovieLens) rank better with a higher α, play counts and
+// sparse logs with a lower one, by a few per cent each way.
+var FittedAlphaFactors = []float64{0.5, 2}
+
+// AlphaFit is how FitDefaults chose the confidence scale α.
+type AlphaFit struct {
+	// Tried is the given α, tried against it times FittedAlphaFactors;
+	// NDCG10 its validation NDCG@10 with its own fitted blend.
+	Tried  float64 `json:"tried"`
+	NDCG10 float64 `json:"ndcg10"`
+	// Alternatives are the other values tried, each with its validation
+	// NDCG@10 and paired t against the given one.
+	Alternatives []AlphaTrial `json:"alternatives"`
+	// T is the paired per-user t of the best alternative against the
+	// given α: it is chosen when T is at least FallbackMinT.
+	T float64 `json:"t"`
+	// Users is the number of validation users compared.
+	Users int `json:"users"`
+	// Alpha is the chosen α.
+	Alpha float64 `json:"alpha"`
+}
+
+// AlphaTrial is one alternative α of an AlphaFit.
+type AlphaTrial struct {
+	Alpha  float64 `json:"alpha"`
+	NDCG10 float64 `json:"ndcg10"`
+	T      float64 `json:"t"`
+}
+
+// String is the fit in one line for a progress log.
+func (f AlphaFit) String() string {
+	alts := make([]string, len(f.Alternatives))
+	for i, a := range f.Alternatives {
+		alts[i] = fmt.Sprintf("%.4f with %g (t = %+.2f)", a.NDCG10, a.Alpha, a.T)
+	}
+	return fmt.Sprintf("confidence α = %g: validation NDCG@10 %.4f with %g; %s (%d users; the best is kept when t ≥ %g)",
+		f.Alpha, f.NDCG10, f.Tried, strings.Join(alts, ", "), f.Users, FallbackMinT)
+}
+
 // FitDefaults chooses, on val, the hyperparameters of choice that the
 // shipped defaults leave to the data, one after the other, each with its
 // own fitted blend over g: first FittedHalfLives against p's half-life
 // (fitHalfLife), then ν = FittedItemLambdaExponent against 0 with the
-// half-life kept. An alternative replaces the current choice only when
+// half-life kept, then α times FittedAlphaFactors against p's (fitAlpha)
+// with both kept. An alternative replaces the current choice only when
 // its validation ranks beat it by a paired t of at least FallbackMinT.
 // Every configuration is ranked on the same validation users, at most
 // choice's MaxUsers of them (train trains one configuration; each is
@@ -200,44 +246,91 @@ func FitDefaults(ctx context.Context, val Split, p model.Params, choice Defaults
 		f.Exponent = &ExponentFit{Params: f.Params, Pick: f.Pick, Plain: plain.NDCG10, Scaled: scaled.NDCG10, T: cmp.T, Users: cmp.Users,
 			Exponent: f.Params.ItemLambdaExponent}
 	}
+	if choice.Alpha {
+		if f.Alpha, err = fitAlpha(&f, trial); err != nil {
+			return f, err
+		}
+	}
 	return f, nil
 }
 
-// fitHalfLife trains each of FittedHalfLives other than f's half-life
-// and makes the one with the best validation NDCG@10 f's pick when its
-// ranks beat f's by a paired t of at least FallbackMinT (one decision,
-// whatever the number of alternatives).
+// fitHalfLife tries each of FittedHalfLives other than f's half-life
+// (challengeAll).
 func fitHalfLife(f *DefaultsFit, trial func(model.Params) (BlendTrial, error)) (*HalfLifeFit, error) {
-	given := f.Pick
-	fit := &HalfLifeFit{Tried: f.Params.HalfLife.String(), Decayed: given.NDCG10}
-	var best BlendTrial
-	bestParams, bestT := f.Params, 0.0
+	fit := &HalfLifeFit{Tried: f.Params.HalfLife.String(), Decayed: f.Pick.NDCG10}
+	var alts []model.Params
 	for _, hl := range FittedHalfLives {
-		if hl == f.Params.HalfLife {
-			continue
-		}
-		alt := f.Params
-		alt.HalfLife = hl
-		t, err := trial(alt)
-		if err != nil {
-			return nil, err
-		}
-		cmp := ComparePaired(t.Ranks, given.Ranks)
-		fit.Alternatives = append(fit.Alternatives, HalfLifeTrial{HalfLife: hl.String(), NDCG10: t.NDCG10, T: cmp.T})
-		fit.Users = cmp.Users
-		if hl == 0 {
-			fit.Undecayed = t.NDCG10
-		}
-		if best.Ranks == nil || t.NDCG10 > best.NDCG10 {
-			best, bestParams, bestT = t, alt, cmp.T
+		if hl != f.Params.HalfLife {
+			alt := f.Params
+			alt.HalfLife = hl
+			alts = append(alts, alt)
 		}
 	}
-	fit.T = bestT
-	if bestT >= FallbackMinT {
-		f.Params, f.Pick = bestParams, best
+	trials, cmps, best, err := challengeAll(f, alts, trial)
+	if err != nil {
+		return nil, err
+	}
+	for j, alt := range alts {
+		fit.Alternatives = append(fit.Alternatives, HalfLifeTrial{HalfLife: alt.HalfLife.String(), NDCG10: trials[j].NDCG10, T: cmps[j].T})
+		fit.Users = cmps[j].Users
+		if alt.HalfLife == 0 {
+			fit.Undecayed = trials[j].NDCG10
+		}
+	}
+	if best >= 0 {
+		fit.T = cmps[best].T
 	}
 	fit.HalfLife = f.Params.HalfLife.String()
 	return fit, nil
+}
+
+// fitAlpha tries f's α times each of FittedAlphaFactors (challengeAll).
+func fitAlpha(f *DefaultsFit, trial func(model.Params) (BlendTrial, error)) (*AlphaFit, error) {
+	fit := &AlphaFit{Tried: f.Params.Alpha, NDCG10: f.Pick.NDCG10}
+	alts := make([]model.Params, len(FittedAlphaFactors))
+	for j, x := range FittedAlphaFactors {
+		alts[j] = f.Params
+		alts[j].Alpha = f.Params.Alpha * x
+	}
+	trials, cmps, best, err := challengeAll(f, alts, trial)
+	if err != nil {
+		return nil, err
+	}
+	for j, alt := range alts {
+		fit.Alternatives = append(fit.Alternatives, AlphaTrial{Alpha: alt.Alpha, NDCG10: trials[j].NDCG10, T: cmps[j].T})
+		fit.Users = cmps[j].Users
+	}
+	if best >= 0 {
+		fit.T = cmps[best].T
+	}
+	fit.Alpha = f.Params.Alpha
+	return fit, nil
+}
+
+// challengeAll trains each of alts and makes the one with the best
+// validation NDCG@10 f's pick when its ranks beat f's by a paired t of at
+// least FallbackMinT: one decision, whatever the number of alternatives.
+// It returns each alternative's trial and comparison with f's pick as
+// given, and the index of the best (-1: none).
+func challengeAll(f *DefaultsFit, alts []model.Params, trial func(model.Params) (BlendTrial, error)) ([]BlendTrial, []Paired, int, error) {
+	given := f.Pick
+	trials := make([]BlendTrial, len(alts))
+	cmps := make([]Paired, len(alts))
+	best := -1
+	for j, alt := range alts {
+		t, err := trial(alt)
+		if err != nil {
+			return nil, nil, -1, err
+		}
+		trials[j], cmps[j] = t, ComparePaired(t.Ranks, given.Ranks)
+		if best < 0 || t.NDCG10 > trials[best].NDCG10 {
+			best = j
+		}
+	}
+	if best >= 0 && cmps[best].T >= FallbackMinT {
+		f.Params, f.Pick = alts[best], trials[best]
+	}
+	return trials, cmps, best, nil
 }
 
 // OfflineFitted is OfflineBlended with the defaults' choices fitted
@@ -254,6 +347,6 @@ func OfflineFitted(ctx context.Context, test, val Split, p model.Params, choice 
 	}
 	r, err := OfflineWithBlend(ctx, test, fit.Params, fit.Pick.Blend, &fit.Pick.Metrics, time.Since(start), unit, threads)
 	r.PopularityFallback, r.RecallGuard = fit.Pick.PopularityFallback, fit.Pick.RecallGuard
-	r.ItemLambdaFit, r.HalfLifeFit = fit.Exponent, fit.HalfLife
+	r.ItemLambdaFit, r.HalfLifeFit, r.AlphaFit = fit.Exponent, fit.HalfLife, fit.Alpha
 	return r, fit, err
 }

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -168,5 +169,52 @@ func TestFitDefaultsBoundsItsUsers(t *testing.T) {
 	}
 	if all.Pick.Users <= 100 || some.Pick.Users != 100 || some.HalfLife.Users != 100 || len(some.Pick.Ranks) != 100 {
 		t.Fatalf("users ranked: %d with no bound, %d (half-life fit %d, ranks %d) with 100", all.Pick.Users, some.Pick.Users, some.HalfLife.Users, len(some.Pick.Ranks))
+	}
+}
+
+// TestFitDefaultsChoosesAlpha: when the configured α's model is spoilt
+// (its visitors' factors replaced by noise) and every other α's is
+// trained honestly, the fit moves α to the better of half and double;
+// when α changes nothing (every α gives the same model) the configured
+// one stays, each α trained once.
+func TestFitDefaultsChoosesAlpha(t *testing.T) {
+	_, val := sparseSplits(t, SparseConfig{Users: 600, Items: 400, Clusters: 5, PerUser: 8, Zipf: 0.8, Taste: 0.8, Seed: 4})
+	p := model.DefaultParams()
+	p.Factors, p.Threads = 8, 2
+	spoilt := func(q model.Params) (*model.Model, error) {
+		mod := trainALS(t, val, q)
+		if q.Alpha == p.Alpha {
+			rng := rand.New(rand.NewPCG(1, 2))
+			for j := range mod.Users.Data {
+				mod.Users.Data[j] = float32(rng.NormFloat64())
+			}
+		}
+		return mod, nil
+	}
+	fit, err := FitDefaults(context.Background(), val, p, DefaultsChoice{Alpha: true}, CoarseBlendGrid(), 2, spoilt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(fit.Alpha)
+	if fit.Alpha == nil || len(fit.Alpha.Alternatives) != len(FittedAlphaFactors) || fit.Params.Alpha == p.Alpha ||
+		fit.Alpha.Alpha != fit.Params.Alpha || fit.Alpha.T < FallbackMinT || fit.HalfLife != nil || fit.Exponent != nil {
+		t.Fatalf("fit %+v, α %v: want half or double the spoilt %v, by t ≥ %v (and nothing else fitted)", fit.Alpha, fit.Params.Alpha, p.Alpha, FallbackMinT)
+	}
+	trained := map[float64]int{}
+	same := func(q model.Params) (*model.Model, error) {
+		trained[q.Alpha]++
+		q.Alpha = p.Alpha
+		return trainALS(t, val, q), nil
+	}
+	if fit, err = FitDefaults(context.Background(), val, p, DefaultsChoice{Alpha: true}, CoarseBlendGrid(), 2, same); err != nil {
+		t.Fatal(err)
+	}
+	if fit.Params.Alpha != p.Alpha || fit.Alpha.T != 0 || len(trained) != 1+len(FittedAlphaFactors) {
+		t.Fatalf("fit %+v, α %v, trained %v: want a tie, the configured α kept, each α trained once", fit.Alpha, fit.Params.Alpha, trained)
+	}
+	for a, n := range trained {
+		if n != 1 {
+			t.Fatalf("α %v trained %d times", a, n)
+		}
 	}
 }

@@ -42,6 +42,9 @@ type Result struct {
 	// HalfLifeFit is how the half-life was chosen on validation, when it
 	// was fitted (OfflineFitted).
 	HalfLifeFit *HalfLifeFit `json:"half_life_fit,omitempty"`
+	// AlphaFit is how α was chosen on validation, when it was fitted
+	// (OfflineFitted).
+	AlphaFit *AlphaFit `json:"alpha_fit,omitempty"`
 	// FitS is the wall time of choosing on the validation split (training
 	// there and fitting the blend), outside TrainS.
 	FitS float64 `json:"fit_s,omitempty"`

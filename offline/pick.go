@@ -107,8 +107,8 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 	if cfg.NoItemNeighbours {
 		grid.Neighbours = nil
 	}
-	if (cfg.FitItemLambda || cfg.FitHalfLife) && cfg.Tune == nil {
-		choice := eval.DefaultsChoice{HalfLife: cfg.FitHalfLife, ItemLambdaExponent: cfg.FitItemLambda}
+	if (cfg.FitItemLambda || cfg.FitHalfLife || cfg.FitAlpha) && cfg.Tune == nil {
+		choice := eval.DefaultsChoice{HalfLife: cfg.FitHalfLife, ItemLambdaExponent: cfg.FitItemLambda, Alpha: cfg.FitAlpha}
 		fit, err := eval.FitDefaults(ctx, val, params, choice, grid, params.Threads, train)
 		if err != nil {
 			return err
@@ -118,6 +118,9 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		}
 		if fit.Exponent != nil {
 			p.line(fit.Exponent.String())
+		}
+		if fit.Alpha != nil {
+			p.line(fit.Alpha.String())
 		}
 		params, best = fit.Params, fit.Pick
 	} else {

@@ -54,6 +54,10 @@ type RetrainConfig struct {
 	// week) against Params' half-life on the validation split and
 	// keeps the best of them when clearly better (eval.FitDefaults).
 	FitHalfLife bool
+	// FitAlpha, without Tune, tries half and double Params' confidence
+	// scale α (eval.FittedAlphaFactors) on the validation split and keeps
+	// the best of them when clearly better (eval.FitDefaults).
+	FitAlpha bool
 	// NoItemNeighbours leaves the item neighbours out: η stays 0 and the
 	// snapshot carries none (for a catalog whose 50 neighbours per item
 	// would not fit, or to compare).

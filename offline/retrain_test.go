@@ -520,3 +520,29 @@ func TestSpreadUsers(t *testing.T) {
 		t.Fatalf("no bound: %d users; want %d", len(got), len(us))
 	}
 }
+
+func TestRetrainFitsAlpha(t *testing.T) {
+	a := plantedArchive(t, 3, 30, 40, 20)
+	var log strings.Builder
+	cfg := testConfig()
+	cfg.FitAlpha, cfg.Progress = true, &log
+	res, err := Retrain(context.Background(), a, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tried := []float64{cfg.Params.Alpha}
+	for _, x := range eval.FittedAlphaFactors {
+		tried = append(tried, cfg.Params.Alpha*x)
+	}
+	alpha := res.Params.Alpha
+	if !slices.Contains(tried, alpha) || res.Snapshot.Meta.Params.Alpha != alpha || !strings.Contains(log.String(), fmt.Sprintf("confidence α = %g: validation NDCG@10", alpha)) {
+		t.Fatalf("fitted α %v (tried %v), snapshot's %v; log:\n%s", alpha, tried, res.Snapshot.Meta.Params.Alpha, log.String())
+	}
+	cfg.FitAlpha, cfg.Progress = false, nil
+	if res, err = Retrain(context.Background(), a, nil, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if res.Params.Alpha != cfg.Params.Alpha || res.Snapshot.Meta.Params.Alpha != cfg.Params.Alpha {
+		t.Fatalf("configured α %v became %v (snapshot %v)", cfg.Params.Alpha, res.Params.Alpha, res.Snapshot.Meta.Params.Alpha)
+	}
+}

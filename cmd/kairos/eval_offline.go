@@ -254,8 +254,8 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		als, err = eval.OfflineALS(ctx, split, p, unit, p.Threads)
 	case bm.fixed != nil:
 		als, err = eval.OfflineWithBlend(ctx, split, p, *bm.fixed, nil, 0, unit, p.Threads)
-	case !tf.tune && (!flagSet(fs, "item-lambda-exponent") || !flagSet(fs, "half-life")):
-		choice := eval.DefaultsChoice{HalfLife: !flagSet(fs, "half-life"), ItemLambdaExponent: !flagSet(fs, "item-lambda-exponent")}
+	case !tf.tune && (!flagSet(fs, "item-lambda-exponent") || !flagSet(fs, "half-life") || !flagSet(fs, "alpha")):
+		choice := eval.DefaultsChoice{HalfLife: !flagSet(fs, "half-life"), ItemLambdaExponent: !flagSet(fs, "item-lambda-exponent"), Alpha: !flagSet(fs, "alpha")}
 		var fit eval.DefaultsFit
 		als, fit, err = eval.OfflineFitted(ctx, split, val, p, choice, eval.DefaultBlendGrid(), unit, p.Threads)
 		if err == nil && fit.HalfLife != nil {
@@ -263,6 +263,9 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		if err == nil && fit.Exponent != nil {
 			fmt.Fprintln(stderr, fit.Exponent)
+		}
+		if err == nil && fit.Alpha != nil {
+			fmt.Fprintln(stderr, fit.Alpha)
 		}
 	default:
 		grid := eval.DefaultBlendGrid()

@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kairoshq/kairos/eval"
+	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline"
 )
 
@@ -123,6 +128,23 @@ func testRetrainFitsHalfLife(t *testing.T, srv *testServer) {
 	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelVersion() == res.Snapshot.Meta.Version })
 	if hl := srv.app.engine.Online().Params().HalfLife; hl != fitted {
 		t.Fatalf("live half-life %v after the swap, want the fitted %v", hl, fitted)
+	}
+	// Without --alpha the confidence scale is fitted too: the shipped 20,
+	// half or double it. A server started on the published model (its
+	// retrainer made now) tries them around the shipped value again, not
+	// around the model's: no drift to 5 or 80 over restarts.
+	shipped := model.DefaultParams().Alpha
+	tried := []float64{shipped}
+	for _, x := range eval.FittedAlphaFactors {
+		tried = append(tried, shipped*x)
+	}
+	if a := srv.app.engine.Online().Params().Alpha; !slices.Contains(tried, res.Params.Alpha) || a != res.Params.Alpha {
+		t.Fatalf("retrain α %v, live α %v after the swap: want one of %v, the same", res.Params.Alpha, a, tried)
+	}
+	restarted := newRetrainer(srv.app, prometheus.NewRegistry())
+	t.Logf("fitted α %v; the next server's retrains start from %v", res.Params.Alpha, restarted.runner.Config.Params.Alpha)
+	if base := restarted.runner.Config.Params.Alpha; base != shipped || !restarted.runner.Config.FitAlpha {
+		t.Fatalf("a restarted server's retrains fit α around %v (fit %v); want the shipped %v", base, restarted.runner.Config.FitAlpha, shipped)
 	}
 }
 

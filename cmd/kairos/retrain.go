@@ -60,6 +60,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var err error
 	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr, HistoryCut: *hist.stream,
 		FitItemLambda: !*tune && !flagSet(fs, "item-lambda-exponent"), FitHalfLife: !*tune && !flagSet(fs, "half-life"),
+		FitAlpha:         !*tune && !flagSet(fs, "alpha"),
 		NoItemNeighbours: !*neighbours}
 	now := time.Now()
 	if cfg.From, err = parseWhen(*from, now); err != nil {

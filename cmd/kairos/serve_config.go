@@ -72,6 +72,10 @@ type serveConfig struct {
 	// a week) against Params.HalfLife on its validation split:
 	// neither the flag nor its variable is set.
 	FitHalfLife bool
+	// FitAlpha says each retrain tries half and double Params.Alpha
+	// (eval.FittedAlphaFactors) on its validation split: neither the
+	// flag nor its variable is set.
+	FitAlpha bool
 	// ItemNeighbours lets retrains fit the item neighbours' weight η
 	// (off: η = 0, no neighbours in the snapshots).
 	ItemNeighbours bool
@@ -298,6 +302,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	c.Params = p
 	c.FitItemLambda = !flagSet(fs, "item-lambda-exponent") && os.Getenv(envName("item-lambda-exponent")) == ""
 	c.FitHalfLife = !flagSet(fs, "half-life") && os.Getenv(envName("half-life")) == ""
+	c.FitAlpha = !flagSet(fs, "alpha") && os.Getenv(envName("alpha")) == ""
 	c.Blend = b
 	demoDefaults(fs, &c)
 	if b.Kappa < 0 || b.Trending < 0 || b.Trending > 1 || c.BlendBelow < 1 {

@@ -112,8 +112,13 @@ func newRetrainer(a *app, reg prometheus.Registerer) *retrainer {
 		// whatever the live model (an earlier pick) has.
 		params.HalfLife = a.cfg.Params.HalfLife
 	}
+	if a.cfg.FitAlpha {
+		// Likewise α: the fit tries half and double the configured one,
+		// not the last pick's (which would drift).
+		params.Alpha = a.cfg.Params.Alpha
+	}
 	r.runner = &offline.Runner{
-		Source: a.archive, Config: offline.RetrainConfig{Params: params, FitItemLambda: a.cfg.FitItemLambda, FitHalfLife: a.cfg.FitHalfLife,
+		Source: a.archive, Config: offline.RetrainConfig{Params: params, FitItemLambda: a.cfg.FitItemLambda, FitHalfLife: a.cfg.FitHalfLife, FitAlpha: a.cfg.FitAlpha,
 			NoItemNeighbours: !a.cfg.ItemNeighbours},
 		Window: a.cfg.RetrainWindow, TuneBudget: a.cfg.RetrainTuneBudget, MinUsers: a.cfg.RetrainMinUsers,
 		Log:  &offline.Log{Store: storeBlobs{a.store}},
