@@ -542,7 +542,7 @@ func TestKeyRotationGrace(t *testing.T) {
 func TestEventsPerDayShared(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	docs, counters := storagetest.NewMem(nil), storagetest.NewMem(nil)
+	docs, counters := storagetest.NewMem(clock), storagetest.NewMem(clock)
 	reg := NewRegistry(docs, clock)
 	var routers []*Router
 	var srvs []*httptest.Server
