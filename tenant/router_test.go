@@ -126,7 +126,7 @@ func newFixtureWith(t *testing.T, cfg Config) *fixture {
 	f := &fixture{loader: &fakeLoader{}, now: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return f.now }
-	reg := NewRegistry(storagetest.NewMem(nil), clock)
+	reg := NewRegistry(storagetest.NewMem(clock), clock)
 	cfg.AdminKey, cfg.Registry, cfg.Loader, cfg.Now = testAdmin, reg, f.loader, clock
 	r, err := NewRouter(cfg)
 	if err != nil {
