@@ -139,10 +139,22 @@ type HalfLifeTrial struct {
 func (f HalfLifeFit) String() string {
 	alts := make([]string, len(f.Alternatives))
 	for i, a := range f.Alternatives {
-		alts[i] = fmt.Sprintf("%.4f with %s (t = %+.2f)", a.NDCG10, a.HalfLife, a.T)
+		alts[i] = alternativeLine(a.NDCG10, a.HalfLife, a.T)
 	}
-	return fmt.Sprintf("half-life %s: validation NDCG@10 %.4f with %s; %s (%d users; the best is kept when t ≥ %g)",
-		f.HalfLife, f.Decayed, f.Tried, strings.Join(alts, ", "), f.Users, FallbackMinT)
+	return fitLine("half-life "+f.HalfLife, f.Decayed, f.Tried, alts, f.Users)
+}
+
+// alternativeLine is one alternative of a fit: its validation NDCG@10,
+// value and paired t against the given one.
+func alternativeLine(ndcg float64, value string, t float64) string {
+	return fmt.Sprintf("%.4f with %s (t = %+.2f)", ndcg, value, t)
+}
+
+// fitLine is a fit of FitDefaults in one line: the choice, the given
+// value's validation NDCG@10, then the alternatives'.
+func fitLine(chosen string, ndcg float64, tried string, alts []string, users int) string {
+	return fmt.Sprintf("%s: validation NDCG@10 %.4f with %s; %s (%d users; the best is kept when t ≥ %g)",
+		chosen, ndcg, tried, strings.Join(alts, ", "), users, FallbackMinT)
 }
 
 // FittedAlphaFactors are the multiples of the configured confidence
@@ -180,10 +192,9 @@ type AlphaTrial struct {
 func (f AlphaFit) String() string {
 	alts := make([]string, len(f.Alternatives))
 	for i, a := range f.Alternatives {
-		alts[i] = fmt.Sprintf("%.4f with %g (t = %+.2f)", a.NDCG10, a.Alpha, a.T)
+		alts[i] = alternativeLine(a.NDCG10, fmt.Sprint(a.Alpha), a.T)
 	}
-	return fmt.Sprintf("confidence α = %g: validation NDCG@10 %.4f with %g; %s (%d users; the best is kept when t ≥ %g)",
-		f.Alpha, f.NDCG10, f.Tried, strings.Join(alts, ", "), f.Users, FallbackMinT)
+	return fitLine(fmt.Sprintf("confidence α = %g", f.Alpha), f.NDCG10, fmt.Sprint(f.Tried), alts, f.Users)
 }
 
 // FitDefaults chooses, on val, the hyperparameters of choice that the
