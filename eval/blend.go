@@ -425,14 +425,7 @@ func heldUsers(s Split, maxUsers int) []int {
 			us = append(us, u)
 		}
 	}
-	if maxUsers <= 0 || len(us) <= maxUsers {
-		return us
-	}
-	out := make([]int, 0, maxUsers)
-	for j := range maxUsers {
-		out = append(out, us[j*len(us)/maxUsers])
-	}
-	return out
+	return Spread(us, maxUsers)
 }
 
 // blendSums accumulates the metrics of one blend over users.

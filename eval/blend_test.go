@@ -160,30 +160,22 @@ func TestFitBlendFallsBackToPopularityOnTooFewUsers(t *testing.T) {
 	}
 }
 
-func TestPickBlendKeepsPopularitysRecall(t *testing.T) {
-	// Half the users are the model's (their item first) and half are
-	// popularity's (their item 20th by popularity, missed by the model).
-	// Plain ALS has the best NDCG@10 but half popularity's Recall@50; the
-	// mid blend keeps the model's users near the top and popularity's
-	// within 50. The recall floor picks the mid blend, with or without a
-	// neighbours' blend that repeats plain ALS's trade.
-	const users = 200
-	ranksOf := func(model, popular int) []int {
-		r := make([]int, users)
-		for u := range r {
-			r[u] = model
-			if u >= users/2 {
-				r[u] = popular
-			}
+// ranksSplitAt returns the ranks of users users: first for the users
+// before at, rest for the others.
+func ranksSplitAt(users, at, first, rest int) []int {
+	r := make([]int, users)
+	for u := range r {
+		r[u] = first
+		if u >= at {
+			r[u] = rest
 		}
-		return r
 	}
-	ranks := [][]int{
-		ranksOf(1, 1000), // ρ 0: NDCG@10 0.5, Recall@50 0.5
-		ranksOf(2, 30),   // ρ 0.5: NDCG@10 0.32, Recall@50 1
-		ranksOf(40, 20),  // ρ 0.99: NDCG@10 0, Recall@50 1
-		ranksOf(1, 900),  // ρ 0, η 1: as plain ALS
-	}
+	return r
+}
+
+// trialsOfRanks returns the blend trials whose users' held-out items have
+// these ranks (one slice per blend).
+func trialsOfRanks(ranks [][]int) []BlendTrial {
 	trials := make([]BlendTrial, len(ranks))
 	for j, r := range ranks {
 		var s blendSums
@@ -192,6 +184,25 @@ func TestPickBlendKeepsPopularitysRecall(t *testing.T) {
 		}
 		trials[j].Metrics = s.metrics()
 	}
+	return trials
+}
+
+func TestPickBlendKeepsPopularitysRecall(t *testing.T) {
+	// Half the users are the model's (their item first) and half are
+	// popularity's (their item 20th by popularity, missed by the model).
+	// Plain ALS has the best NDCG@10 but half popularity's Recall@50; the
+	// mid blend keeps the model's users near the top and popularity's
+	// within 50. The recall floor picks the mid blend, with or without a
+	// neighbours' blend that repeats plain ALS's trade.
+	const users = 200
+	ranksOf := func(model, popular int) []int { return ranksSplitAt(users, users/2, model, popular) }
+	ranks := [][]int{
+		ranksOf(1, 1000), // ρ 0: NDCG@10 0.5, Recall@50 0.5
+		ranksOf(2, 30),   // ρ 0.5: NDCG@10 0.32, Recall@50 1
+		ranksOf(40, 20),  // ρ 0.99: NDCG@10 0, Recall@50 1
+		ranksOf(1, 900),  // ρ 0, η 1: as plain ALS
+	}
+	trials := trialsOfRanks(ranks)
 	const per, pop = 3, 2
 	if got, fallback := pickBlend(trials, ranks, per, pop, 0); got != 0 || fallback {
 		t.Fatalf("without the floor picked %d (fallback %v); want plain ALS, 0", got, fallback)
@@ -212,29 +223,13 @@ func TestTunedRecallFloorKeepsAllOfPopularitysRecall(t *testing.T) {
 	// the shipped floor (95 %) lets it through, a tuned model's (100 %)
 	// picks blend 1, which keeps all of it.
 	const users = 200
-	ranksOf := func(most, rest int) []int {
-		r := make([]int, users)
-		for u := range r {
-			r[u] = most
-			if u >= users-6 {
-				r[u] = rest
-			}
-		}
-		return r
-	}
+	ranksOf := func(most, rest int) []int { return ranksSplitAt(users, users-6, most, rest) }
 	mid := ranksOf(2, 2)
 	for u := 0; u < users; u += 2 {
 		mid[u] = 4
 	}
 	ranks := [][]int{ranksOf(1, 1000), mid, ranksOf(20, 20)}
-	trials := make([]BlendTrial, len(ranks))
-	for j, r := range ranks {
-		var s blendSums
-		for _, rank := range r {
-			s.observe(rank)
-		}
-		trials[j].Metrics = s.metrics()
-	}
+	trials := trialsOfRanks(ranks)
 	const per, pop = 3, 2
 	for _, c := range []struct {
 		grid BlendGrid

@@ -54,15 +54,7 @@ func FitItemLambdaExponent(ctx context.Context, val Split, p model.Params, g Ble
 }
 
 // maxUsers is the bound of heldUsers for c.
-func (c DefaultsChoice) maxUsers() int {
-	switch {
-	case c.MaxUsers < 0:
-		return 0
-	case c.MaxUsers == 0:
-		return DefaultFitUsers
-	}
-	return c.MaxUsers
-}
+func (c DefaultsChoice) maxUsers() int { return UserBound(c.MaxUsers, DefaultFitUsers) }
 
 // FittedHalfLives are the half-lives FitDefaults tries against the
 // configured one: no decay and a week. The shipped minute suits logs

@@ -28,19 +28,6 @@ type ranker struct {
 	nb *model.Neighbours
 }
 
-// spreadUsers returns at most n of the sorted users us, evenly spread
-// over them (all when n <= 0 or there are no more than n).
-func spreadUsers(us []int32, n int) []int32 {
-	if n <= 0 || len(us) <= n {
-		return us
-	}
-	out := make([]int32, n)
-	for j := range out {
-		out[j] = us[j*len(us)/n]
-	}
-	return out
-}
-
 // guard ranks the tail with the retrained model, the live one (as of the
 // tail's start) and popularity, and compares them user by user.
 // At most maxUsers of the tail's users are ranked (0: all).
@@ -80,7 +67,7 @@ func (d *retrainData) guard(ctx context.Context, r *RetrainResult, live *LiveMod
 	}
 	slices.Sort(users)
 	r.TailUsers = len(users)
-	users = spreadUsers(users, maxUsers)
+	users = eval.Spread(users, maxUsers)
 	if len(users) < r.TailUsers {
 		p.line(fmt.Sprintf("guard: ranking %d of the tail's %d users (an even spread)", len(users), r.TailUsers))
 	}

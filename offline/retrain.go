@@ -89,15 +89,7 @@ type RetrainConfig struct {
 const DefaultGuardUsers = eval.DefaultFitUsers
 
 // guardUsers returns the bound of the guard's users (0: all).
-func (c RetrainConfig) guardUsers() int {
-	switch {
-	case c.GuardUsers < 0:
-		return 0
-	case c.GuardUsers == 0:
-		return DefaultGuardUsers
-	}
-	return c.GuardUsers
-}
+func (c RetrainConfig) guardUsers() int { return eval.UserBound(c.GuardUsers, DefaultGuardUsers) }
 
 // TuneConfig configures the hyperparameter search of a retrain
 // (eval.Search on the validation split of the events before the tail).

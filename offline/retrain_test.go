@@ -503,24 +503,6 @@ func TestGuardRanksAnEvenSpreadOfABigTail(t *testing.T) {
 	}
 }
 
-func TestSpreadUsers(t *testing.T) {
-	us := make([]int32, 1000)
-	for j := range us {
-		us[j] = int32(3 * j)
-	}
-	got := spreadUsers(us, 10)
-	want := []int32{0, 300, 600, 900, 1200, 1500, 1800, 2100, 2400, 2700}
-	if !slices.Equal(got, want) {
-		t.Fatalf("spread of 10: %v; want %v", got, want)
-	}
-	if got := spreadUsers(us[:5], 10); len(got) != 5 {
-		t.Fatalf("spread of 10 over 5 users: %v; want all 5", got)
-	}
-	if got := spreadUsers(us, 0); len(got) != len(us) {
-		t.Fatalf("no bound: %d users; want %d", len(got), len(us))
-	}
-}
-
 func TestRetrainFitsAlpha(t *testing.T) {
 	a := plantedArchive(t, 3, 30, 40, 20)
 	var log strings.Builder

@@ -60,6 +60,17 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	if r, err := off.Run(ctx, true, false); err != nil || r.Blend.Neighbours != 0 || r.Snapshot == nil || r.Snapshot.Neighbours != nil {
 		t.Fatalf("retrain without item neighbours: %v, blend %+v", err, r.Blend)
 	}
+	// With its guard bounded (RetrainConfig.GuardUsers) the same retrain
+	// ranks an even spread of that many of the tail's visitors.
+	bounded := *srv.app.retrain.runner
+	bounded.Config.GuardUsers = 12
+	r, err := bounded.Run(ctx, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok := r.Evaluation("retrained"); !ok || r.TailUsers <= 12 || ev.Users != 12 {
+		t.Fatalf("bounded guard: %d tail visitors, retrained evaluated on %+v; want 12 of more", r.TailUsers, ev)
+	}
 	waitFor(t, 20*time.Second, "the published model to be loaded", func() bool { return srv.app.engine.ModelVersion() == res.Snapshot.Meta.Version })
 	if eta := srv.app.engine.Blend().Neighbours; eta != res.Blend.Neighbours {
 		t.Fatalf("live η %v, want the snapshot's %v", eta, res.Blend.Neighbours)

@@ -149,10 +149,11 @@ func (s *Store) putChunks(ctx context.Context, name string, data []byte) (blobMa
 // next put sweeps again.
 func (s *Store) sweepPending(ctx context.Context, name string) {
 	pending, err := s.rdb.HGetAll(ctx, s.pendingKey(name)).Result()
-	if err != nil || len(pending) == 0 {
-		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "blob's pending puts not swept", slog.String("blob", name), slog.Any("err", err))
-		}
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "blob's pending puts not swept", slog.String("blob", name), slog.Any("err", err))
+		return
+	}
+	if len(pending) == 0 {
 		return
 	}
 	live := ""
