@@ -58,6 +58,15 @@ func atLeast(flag string, v, least int) error {
 	return nil
 }
 
+// guardUsersFlag returns an error naming flag when n is 0: a bound on the
+// users a retrain's guard ranks is positive, or negative for all of them.
+func guardUsersFlag(flag string, n int) error {
+	if n == 0 {
+		return fmt.Errorf("--%s: 0 would rank no user: give a positive bound, or a negative one for every user", flag)
+	}
+	return nil
+}
+
 // nonNegative returns an error naming flag when d < 0, else nil.
 func nonNegative(flag string, d time.Duration) error {
 	if d < 0 {

@@ -62,6 +62,8 @@ func TestCommandsRefuseBadValues(t *testing.T) {
 		{[]string{"eval", "stream", "--synthetic", "sparse,users=20,items=30", "--warmup", "2"}, "--warmup 2: want a share in (0, 1)"},
 		{[]string{"retrain", "--data-dir", dir, "--holdout", "-5h"}, "--holdout: -5h0m0s is negative"},
 		{[]string{"retrain", "--data-dir", dir, "--tolerance", "NaN"}, "--tolerance: NaN"},
+		{[]string{"retrain", "--data-dir", dir, "--guard-users", "0"}, "--guard-users: 0 would rank no user"},
+		{[]string{"serve", "--data-dir", dir, "--amqp-url", "", "--redis-url", "", "--retrain-guard-users", "0"}, "--retrain-guard-users: 0 would rank no user"},
 		{[]string{"retrain", "--data-dir", dir, "--from", "2026-12-01T00:00:00Z", "--to", "2026-11-01T00:00:00Z"}, "is not before --to"},
 		{[]string{"tenant", "rotate", "shop", "--grace", "-1h"}, "--grace -1h0m0s: want a whole number of seconds"},
 	} {

@@ -26,15 +26,17 @@ import (
 // decay on these ten-minute steps, and plain ALS would then learn the
 // groups as well).
 func TestRetrainLearnsItemNeighbours(t *testing.T) {
-	testRetrainLearnsItemNeighbours(t, startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--half-life", "1m"))
+	testRetrainLearnsItemNeighbours(t, startServer(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--retrain-guard-users", "12", "--half-life", "1m"))
 }
 
 // TestRetrainLearnsItemNeighboursRabbitRedis is the same on RabbitMQ and
 // Redis.
 func TestRetrainLearnsItemNeighboursRabbitRedis(t *testing.T) {
-	testRetrainLearnsItemNeighbours(t, startServices(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--half-life", "1m"))
+	testRetrainLearnsItemNeighbours(t, startServices(t, "--retrain-every", "24h", "--retrain-min-users", "10", "--retrain-guard-users", "12", "--half-life", "1m"))
 }
 
+// srv runs with --retrain-guard-users 12: its retrains rank 12 of the
+// tail's visitors; the test's own retrain ranks them all.
 func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	const groups = 240
 	evs := groupsBatch("nb", groups, 8, 7)
@@ -43,7 +45,9 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	waitFor(t, 20*time.Second, "the events to be archived", func() bool { return srv.app.archive.LastSeq() > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := srv.app.retrain.runner.Run(ctx, false, false)
+	unbounded := *srv.app.retrain.runner
+	unbounded.Config.GuardUsers = -1
+	res, err := unbounded.Run(ctx, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,16 +59,14 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	}
 	// Without them (--item-neighbours=false) the same log gives η = 0 and
 	// a snapshot without neighbours.
-	off := *srv.app.retrain.runner
+	off := unbounded
 	off.Config.NoItemNeighbours = true
 	if r, err := off.Run(ctx, true, false); err != nil || r.Blend.Neighbours != 0 || r.Snapshot == nil || r.Snapshot.Neighbours != nil {
 		t.Fatalf("retrain without item neighbours: %v, blend %+v", err, r.Blend)
 	}
-	// With its guard bounded (RetrainConfig.GuardUsers) the same retrain
-	// ranks an even spread of that many of the tail's visitors.
-	bounded := *srv.app.retrain.runner
-	bounded.Config.GuardUsers = 12
-	r, err := bounded.Run(ctx, true, false)
+	// The server's own retrain (--retrain-guard-users 12) ranks an even
+	// spread of 12 of the tail's visitors.
+	r, err := srv.app.retrain.runner.Run(ctx, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}

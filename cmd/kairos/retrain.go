@@ -42,6 +42,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	holdout := fs.Duration("holdout", 0, "tail held out for the evaluation (default: from the live snapshot's cut-off when enough users are active on both sides, else placed to compare as many users as possible)")
 	tolerance := fs.Float64("tolerance", 0.002, "refuse only if the tail NDCG@10 is more than this much below the live model's (and significantly so)")
 	minUsers := fs.Int("min-users", 50, "publish only when at least this many users are compared on the tail")
+	guardUsers := fs.Int("guard-users", offline.DefaultGuardUsers, "rank at most this many of the tail's users in the comparison, an even spread of them (negative: all)")
 	tune := fs.Bool("tune", false, "search k, λ, α, half-life and iterations on the validation split before the tail (Hyperband, warm-started from the last pick)")
 	tuneBudget := fs.Duration("tune-budget", 120*time.Second, "wall-clock budget of --tune")
 	dryRun := fs.Bool("dry-run", false, "train and evaluate, do not publish")
@@ -61,7 +62,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := offline.RetrainConfig{Params: p, Holdout: *holdout, Progress: stderr, HistoryCut: *hist.stream,
 		FitItemLambda: !*tune && !flagSet(fs, "item-lambda-exponent"), FitHalfLife: !*tune && !flagSet(fs, "half-life"),
 		FitAlpha:         !*tune && !flagSet(fs, "alpha"),
-		NoItemNeighbours: !*neighbours}
+		NoItemNeighbours: !*neighbours, GuardUsers: *guardUsers}
 	now := time.Now()
 	if cfg.From, err = parseWhen(*from, now); err != nil {
 		return fmt.Errorf("--from: %w", err)
@@ -69,7 +70,7 @@ func runRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.To, err = parseWhen(*to, now); err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
-	if err := errors.Join(atLeast("min-users", *minUsers, 1), nonNegative("tune-budget", *tuneBudget), nonNegative("holdout", *holdout)); err != nil {
+	if err := errors.Join(atLeast("min-users", *minUsers, 1), guardUsersFlag("guard-users", *guardUsers), nonNegative("tune-budget", *tuneBudget), nonNegative("holdout", *holdout)); err != nil {
 		return err
 	}
 	if !(*tolerance >= 0) || math.IsInf(*tolerance, 0) { // NaN too

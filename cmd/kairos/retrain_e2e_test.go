@@ -143,3 +143,52 @@ func formatFloat(x float64) string {
 	b, _ := json.Marshal(x)
 	return string(b)
 }
+
+// TestRetrainGuardUsersFlag: `kairos retrain --guard-users N` ranks an
+// even spread of N of the held-out tail's visitors, and says how many the
+// tail had.
+func TestRetrainGuardUsersFlag(t *testing.T) {
+	dir := t.TempDir()
+	importVisitors(t, filepath.Join(dir, "archive"), 400, 100)
+	run := func(flags ...string) retrainJSON {
+		t.Helper()
+		args := append([]string{"retrain", "--dry-run", "--data-dir", dir, "--redis-url", "", "--amqp-url", "", "--item-neighbours=false"}, flags...)
+		code, out, errOut := runCmd(t, args...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var res retrainJSON
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); code != 0 || err != nil {
+			t.Fatalf("%q: exit %d, result %q (%v), stderr %s", args, code, lines[len(lines)-1], err, errOut)
+		}
+		return res
+	}
+	all := run()
+	if all.TailUsers <= 12 || all.users("retrained") != all.TailUsers {
+		t.Fatalf("default bound: %d tail visitors, %d ranked; want more than 12, all ranked", all.TailUsers, all.users("retrained"))
+	}
+	bounded := run("--guard-users", "12")
+	if bounded.TailUsers != all.TailUsers || bounded.users("retrained") != 12 || bounded.users("popularity") != 12 {
+		t.Fatalf("--guard-users 12: %d tail visitors, retrained ranked on %d, popularity on %d; want 12 of %d",
+			bounded.TailUsers, bounded.users("retrained"), bounded.users("popularity"), all.TailUsers)
+	}
+}
+
+// retrainJSON is the part of `kairos retrain`'s result line the tests
+// read.
+type retrainJSON struct {
+	Decision    string `json:"decision"`
+	TailUsers   int    `json:"tail_users"`
+	Evaluations []struct {
+		Model string `json:"model"`
+		Users int    `json:"users"`
+	} `json:"evaluations"`
+}
+
+// users returns the users model was evaluated on (0: not evaluated).
+func (r retrainJSON) users(model string) int {
+	for _, e := range r.Evaluations {
+		if e.Model == model {
+			return e.Users
+		}
+	}
+	return 0
+}

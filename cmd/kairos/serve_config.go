@@ -19,6 +19,7 @@ import (
 	"github.com/kairoshq/kairos/internal/fileperm"
 	"github.com/kairoshq/kairos/internal/redisconn"
 	"github.com/kairoshq/kairos/model"
+	"github.com/kairoshq/kairos/offline"
 	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 	"github.com/kairoshq/kairos/signals/rabbitmq"
@@ -128,6 +129,9 @@ type serveConfig struct {
 	// number of users a retrain's comparison needs to publish.
 	RetrainTuneBudget time.Duration
 	RetrainMinUsers   int
+	// RetrainGuardUsers bounds the tail users a retrain's comparison
+	// ranks (offline.RetrainConfig.GuardUsers; negative: all).
+	RetrainGuardUsers int
 	// StatsRetention is the retention of the event counters per
 	// resolution (engine/stats); StatsFlush coalesces their writes, and
 	// the attention heat's, over this period (stats.Config.FlushEvery,
@@ -284,6 +288,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.dur(&c.RetrainWindow, "retrain-window", 0, "retrain on the events of this last period only (0 = the whole archive)")
 	e.dur(&c.RetrainTuneBudget, "retrain-tune-budget", 0, "let each scheduled retrain search hyperparameters within this wall-clock budget (0 = keep the parameters, fit the popularity prior only)")
 	e.int(&c.RetrainMinUsers, "retrain-min-users", 50, "a retrain publishes only when at least this many users are compared on the held-out tail")
+	e.int(&c.RetrainGuardUsers, "retrain-guard-users", offline.DefaultGuardUsers, "a retrain ranks at most this many of the held-out tail's users in its comparison, an even spread of them (negative: all)")
 	statsRetention := stats.DefaultRetention().String()
 	e.str(&statsRetention, "stats-retention", statsRetention, "retention of the event counters per resolution, resolution:retention,… (0 = forever)")
 	e.dur(&c.StatsFlush, "stats-flush", time.Second, "write the event counters and the attention heat of this period's batches together, off the consumer (reads on this server see them at once; 0 = with every batch)")
@@ -396,6 +401,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.RetrainEvery < 0 || c.RetrainWindow < 0 || c.RetrainTuneBudget < 0 {
 		errs = append(errs, errors.New("--retrain-every, --retrain-window and --retrain-tune-budget must be >= 0"))
+	}
+	if err := guardUsersFlag("retrain-guard-users", c.RetrainGuardUsers); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RetrainMinUsers < 1 {
 		errs = append(errs, fmt.Errorf("--retrain-min-users %d must be >= 1", c.RetrainMinUsers))

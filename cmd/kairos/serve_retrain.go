@@ -119,7 +119,7 @@ func newRetrainer(a *app, reg prometheus.Registerer) *retrainer {
 	}
 	r.runner = &offline.Runner{
 		Source: a.archive, Config: offline.RetrainConfig{Params: params, FitItemLambda: a.cfg.FitItemLambda, FitHalfLife: a.cfg.FitHalfLife, FitAlpha: a.cfg.FitAlpha,
-			NoItemNeighbours: !a.cfg.ItemNeighbours},
+			NoItemNeighbours: !a.cfg.ItemNeighbours, GuardUsers: a.cfg.RetrainGuardUsers},
 		Window: a.cfg.RetrainWindow, TuneBudget: a.cfg.RetrainTuneBudget, MinUsers: a.cfg.RetrainMinUsers,
 		Log:  &offline.Log{Store: storeBlobs{a.store}},
 		Live: r.live,
