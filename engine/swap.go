@@ -35,19 +35,13 @@ func (e *Engine) SetTail(t Tail) {
 // Blob names of the model.
 const (
 	// BlobModel holds the current model snapshot (offline.Publish writes it).
-	BlobModel = "model/current"
-	// BlobAnnouncement holds the announcement (ModelAnnouncement) of the
-	// model last published to BlobModel; Run loads that model at start
-	// when it is newer than the live one (offline.Publish writes it).
-	BlobAnnouncement = "model/announcement"
+	BlobModel = signals.BlobModel
+	// BlobAnnouncement holds the announcement (signals.ModelAnnouncement)
+	// of the model last published to BlobModel; Run loads that model at
+	// start when it is newer than the live one (offline.Publish writes it).
+	BlobAnnouncement = signals.BlobModelAnnouncement
 	blobModelGen     = "engine/model"
 )
-
-// ModelAnnouncement is the message on signals.TopicModels.
-type ModelAnnouncement struct {
-	Version uint64 `json:"version"`
-	Blob    string `json:"blob"`
-}
 
 // modelState is the persisted generation of the live model.
 type modelState struct {
@@ -352,7 +346,7 @@ func (e *Engine) loadPublished(ctx context.Context) {
 
 // onModel loads an announced snapshot (newer than the live one).
 func (e *Engine) onModel(ctx context.Context, msg []byte) {
-	var a ModelAnnouncement
+	var a signals.ModelAnnouncement
 	if err := json.Unmarshal(msg, &a); err != nil || a.Blob == "" {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "bad model announcement ignored", slog.Any("err", err))
 		return

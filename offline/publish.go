@@ -17,22 +17,23 @@ type BlobPutter interface {
 	PutBlob(ctx context.Context, name string, data []byte) error
 }
 
-// ModelBlob is the blob under which the current model is published (the
-// engine's engine.BlobModel).
-const ModelBlob = "model/current"
+// ModelBlob is the blob under which the current model is published
+// (signals.BlobModel, which the engine reads).
+const ModelBlob = signals.BlobModel
 
 // AnnouncementBlob holds the announcement of the last published model
-// (the engine's engine.BlobAnnouncement): an engine that starts loads the
-// model it names when it is newer than its own, so that a model published
-// while no engine ran (kairos retrain on a stopped deployment, or without
-// a broker) is not left unused.
-const AnnouncementBlob = "model/announcement"
+// (signals.BlobModelAnnouncement): an engine that starts loads the model
+// it names when it is newer than its own, so that a model published while
+// no engine ran (kairos retrain on a stopped deployment, or without a
+// broker) is not left unused.
+const AnnouncementBlob = signals.BlobModelAnnouncement
 
 // Publish encodes snap slim (model.Snapshot.Slim: the users' Gram, not
 // their rows, which engines do not use), stores it as the current model
 // with its announcement (AnnouncementBlob) and announces it on
 // signals.TopicModels (when b is not nil) so that running engines load
-// it. The announcement is {"version": …, "blob": "model/current"}.
+// it. The announcement is a signals.ModelAnnouncement:
+// {"version": …, "blob": "model/current"}.
 func Publish(ctx context.Context, store BlobPutter, b signals.Broadcaster, snap *model.Snapshot) error {
 	var buf bytes.Buffer
 	if err := snap.Slim().Encode(&buf); err != nil {
@@ -41,10 +42,7 @@ func Publish(ctx context.Context, store BlobPutter, b signals.Broadcaster, snap 
 	if err := store.PutBlob(ctx, ModelBlob, buf.Bytes()); err != nil {
 		return fmt.Errorf("offline: store snapshot: %w", err)
 	}
-	msg, _ := json.Marshal(struct {
-		Version uint64 `json:"version"`
-		Blob    string `json:"blob"`
-	}{snap.Meta.Version, ModelBlob})
+	msg, _ := json.Marshal(signals.ModelAnnouncement{Version: snap.Meta.Version, Blob: ModelBlob})
 	if err := store.PutBlob(ctx, AnnouncementBlob, msg); err != nil {
 		return fmt.Errorf("offline: store the snapshot's announcement: %w", err)
 	}

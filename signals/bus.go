@@ -62,6 +62,25 @@ const (
 	TopicPromotions Topic = "kairos.promotions"
 )
 
+// ModelAnnouncement is the message on TopicModels (JSON): a new model
+// snapshot, stored in the deployment's store as the blob named Blob.
+// The publisher also stores it as the blob BlobModelAnnouncement, so that
+// an engine that was not running when it was broadcast finds it at start.
+type ModelAnnouncement struct {
+	Version uint64 `json:"version"`
+	Blob    string `json:"blob"`
+}
+
+// The store's blobs of the published model (offline.Publish writes them,
+// the engine reads them).
+const (
+	// BlobModel holds the current model snapshot.
+	BlobModel = "model/current"
+	// BlobModelAnnouncement holds the ModelAnnouncement of the model last
+	// stored in BlobModel.
+	BlobModelAnnouncement = "model/announcement"
+)
+
 // Broadcaster publishes msg to every current subscriber of t. When it
 // returns nil the broker has the message; subscribers that are
 // disconnected at that moment miss it.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/model"
 	"github.com/kairoshq/kairos/offline"
 	"github.com/redis/go-redis/v9"
@@ -117,9 +116,6 @@ func retrainPublished(t *testing.T, flags ...string) {
 // (of items items).
 func waitForPublishedModel(t *testing.T, srv *testServer, items int) {
 	t.Helper()
-	if offline.ModelBlob != engine.BlobModel || offline.AnnouncementBlob != engine.BlobAnnouncement {
-		t.Fatalf("offline publishes %q and %q, the engine reads %q and %q", offline.ModelBlob, offline.AnnouncementBlob, engine.BlobModel, engine.BlobAnnouncement)
-	}
 	waitFor(t, 30*time.Second, "the model published while stopped to be loaded", func() bool { return srv.app.engine.ModelVersion() != 0 })
 	if n := srv.app.engine.Online().Len(); n < items {
 		t.Fatalf("the loaded model has %d items, want the %d published", n, items)
