@@ -111,7 +111,7 @@ func TestPriorKeepsALSAbovePopularityOnSparseData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blended, err := OfflineBlended(ctx, test, val, p, DefaultBlendGrid(), 1, 2)
+	blended, err := OfflineBlended(ctx, test, val, nil, p, DefaultBlendGrid(), 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

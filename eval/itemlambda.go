@@ -338,8 +338,9 @@ func challengeAll(f *DefaultsFit, alts []model.Params, trial func(model.Params) 
 
 // OfflineFitted is OfflineBlended with the defaults' choices fitted
 // too (FitDefaults on val): the ranking of `kairos eval offline` with the
-// shipped defaults.
-func OfflineFitted(ctx context.Context, test, val Split, p model.Params, choice DefaultsChoice, g BlendGrid, unit TimeUnit, threads int) (Result, DefaultsFit, error) {
+// shipped defaults. fold, when not nil, confirms the fitted blend as in
+// OfflineBlended.
+func OfflineFitted(ctx context.Context, test, val Split, fold *Split, p model.Params, choice DefaultsChoice, g BlendGrid, unit TimeUnit, threads int) (Result, DefaultsFit, error) {
 	start := time.Now()
 	fit, err := FitDefaults(ctx, val, p, choice, g, threads, func(q model.Params) (*model.Model, error) {
 		mod, _, err := TrainALS(ctx, val, q, unit, nil)
@@ -348,8 +349,12 @@ func OfflineFitted(ctx context.Context, test, val Split, p model.Params, choice 
 	if err != nil {
 		return Result{}, fit, err
 	}
-	r, err := OfflineWithBlend(ctx, test, fit.Params, fit.Pick.Blend, &fit.Pick.Metrics, time.Since(start), unit, threads)
-	r.PopularityFallback, r.RecallGuard = fit.Pick.PopularityFallback, fit.Pick.RecallGuard
+	b, confirm, err := confirmOn(ctx, fold, fit.Params, fit.Pick.Blend, g, unit, threads)
+	if err != nil {
+		return Result{}, fit, err
+	}
+	r, err := OfflineWithBlend(ctx, test, fit.Params, b, &fit.Pick.Metrics, time.Since(start), unit, threads)
+	r.PopularityFallback, r.RecallGuard, r.BlendConfirm = fit.Pick.PopularityFallback || !confirmKept(confirm), fit.Pick.RecallGuard, confirm
 	r.ItemLambdaFit, r.HalfLifeFit, r.AlphaFit = fit.Exponent, fit.HalfLife, fit.Alpha
 	return r, fit, err
 }

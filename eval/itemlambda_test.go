@@ -73,11 +73,11 @@ func TestFittedExponentLiftsSparseRanking(t *testing.T) {
 	p.Threads = 2
 	grid := DefaultBlendGrid()
 	grid.Neighbours = nil
-	fitted, defaults, err := OfflineFitted(context.Background(), test, val, p, DefaultsChoice{ItemLambdaExponent: true}, grid, 1, 2)
+	fitted, defaults, err := OfflineFitted(context.Background(), test, val, nil, p, DefaultsChoice{ItemLambdaExponent: true}, grid, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := OfflineBlended(context.Background(), test, val, p, grid, 1, 2)
+	plain, err := OfflineBlended(context.Background(), test, val, nil, p, grid, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +102,11 @@ func TestFitDefaultsDropsAHidingDecay(t *testing.T) {
 	grid := DefaultBlendGrid()
 	grid.Neighbours = nil // the neighbours ignore the decay
 	const unit = 10 * time.Minute
-	fitted, fit, err := OfflineFitted(context.Background(), test, val, p, DefaultsChoice{HalfLife: true}, grid, unit, 2)
+	fitted, fit, err := OfflineFitted(context.Background(), test, val, nil, p, DefaultsChoice{HalfLife: true}, grid, unit, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	decayed, err := OfflineBlended(context.Background(), test, val, p, grid, unit, 2)
+	decayed, err := OfflineBlended(context.Background(), test, val, nil, p, grid, unit, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,13 +40,13 @@ func TestFitBlendPicksNeighboursWhereItemsGoTogether(t *testing.T) {
 	p := model.DefaultParams()
 	p.Threads = 2
 	ctx := context.Background()
-	with, err := OfflineBlended(ctx, test, val, p, DefaultBlendGrid(), 1, 2)
+	with, err := OfflineBlended(ctx, test, val, nil, p, DefaultBlendGrid(), 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	grid := DefaultBlendGrid()
 	grid.Neighbours = nil
-	without, err := OfflineBlended(ctx, test, val, p, grid, 1, 2)
+	without, err := OfflineBlended(ctx, test, val, nil, p, grid, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

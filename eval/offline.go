@@ -45,6 +45,9 @@ type Result struct {
 	// AlphaFit is how α was chosen on validation, when it was fitted
 	// (OfflineFitted).
 	AlphaFit *AlphaFit `json:"alpha_fit,omitempty"`
+	// BlendConfirm is the check of the fitted blend on a further
+	// validation split (ConfirmBlend; nil: not checked).
+	BlendConfirm *BlendConfirmation `json:"blend_confirm,omitempty"`
 	// FitS is the wall time of choosing on the validation split (training
 	// there and fitting the blend), outside TrainS.
 	FitS float64 `json:"fit_s,omitempty"`
@@ -161,17 +164,37 @@ func FitBlendOn(ctx context.Context, val Split, p model.Params, g BlendGrid, uni
 // its held-out items (FitBlend over g), then ALS trained on the test
 // split's training part ranks with that blend (BlendScorer). Nothing of
 // test's held-out items is looked at before the ranking.
-func OfflineBlended(ctx context.Context, test, val Split, p model.Params, g BlendGrid, unit TimeUnit, threads int) (Result, error) {
+//
+// With fold (a further validation split, Holdout.Fold; nil: none) the
+// fitted blend must also not lose to the grid's most popularity-heavy one
+// there (ConfirmBlend), else that one ranks.
+func OfflineBlended(ctx context.Context, test, val Split, fold *Split, p model.Params, g BlendGrid, unit TimeUnit, threads int) (Result, error) {
 	start := time.Now()
 	fit, err := FitBlendOn(ctx, val, p, g, unit, threads)
 	if err != nil {
 		return Result{}, err
 	}
+	b, confirm, err := confirmOn(ctx, fold, p, fit.Blend, g, unit, threads)
+	if err != nil {
+		return Result{}, err
+	}
 	fitS := time.Since(start)
-	r, err := OfflineWithBlend(ctx, test, p, fit.Blend, &fit.Metrics, fitS, unit, threads)
-	r.PopularityFallback, r.RecallGuard = fit.PopularityFallback, fit.RecallGuard
+	r, err := OfflineWithBlend(ctx, test, p, b, &fit.Metrics, fitS, unit, threads)
+	r.PopularityFallback, r.RecallGuard, r.BlendConfirm = fit.PopularityFallback || !confirmKept(confirm), fit.RecallGuard, confirm
 	return r, err
 }
+
+// confirmOn is ConfirmBlend on fold (nil: b stands unchecked).
+func confirmOn(ctx context.Context, fold *Split, p model.Params, b model.Blend, g BlendGrid, unit TimeUnit, threads int) (model.Blend, *BlendConfirmation, error) {
+	if fold == nil {
+		return b, nil, nil
+	}
+	return ConfirmBlend(ctx, *fold, p, b, g.PopularityHeavy(), unit, threads)
+}
+
+// confirmKept reports whether a confirmation (nil: none) kept the fitted
+// blend.
+func confirmKept(c *BlendConfirmation) bool { return c == nil || c.Kept }
 
 // OfflineWithBlend trains ALS with p on test's training part and ranks
 // with blend b; val and fitS, when known, describe how b was chosen.

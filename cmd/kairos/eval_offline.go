@@ -221,6 +221,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("no user to evaluate: %d users loaded, %d with fewer than 2 interactions (PROTOCOL.md needs 2: one held out)", len(ds.Users), split.Skipped)
 	}
 	val := h.Validation(split)
+	fold := h.Fold(split, val)
 	fmt.Fprintf(stderr, "loaded %d users, %d items, %d training interactions (holdout %s; %d users with fewer than 2 interactions not evaluated)\n",
 		split.Users, split.Items, len(split.Train), h.Rule(), split.Skipped)
 	enc := json.NewEncoder(stdout)
@@ -242,7 +243,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		if tf.method == "grid" {
 			p, err = runGridTune(ctx, val, p, unit, enc, stderr)
 		} else {
-			p, picked, err = runSearch(ctx, val, []eval.Split{h.Fold(split, val)}, p, unit, tf, df.stateKey(*holdout), enc, stderr)
+			p, picked, err = runSearch(ctx, val, []eval.Split{fold}, p, unit, tf, df.stateKey(*holdout), enc, stderr)
 		}
 		if err != nil {
 			return err
@@ -257,7 +258,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	case !tf.tune && (!flagSet(fs, "item-lambda-exponent") || !flagSet(fs, "half-life") || !flagSet(fs, "alpha")):
 		choice := eval.DefaultsChoice{HalfLife: !flagSet(fs, "half-life"), ItemLambdaExponent: !flagSet(fs, "item-lambda-exponent"), Alpha: !flagSet(fs, "alpha")}
 		var fit eval.DefaultsFit
-		als, fit, err = eval.OfflineFitted(ctx, split, val, p, choice, eval.DefaultBlendGrid(), unit, p.Threads)
+		als, fit, err = eval.OfflineFitted(ctx, split, val, &fold, p, choice, eval.DefaultBlendGrid(), unit, p.Threads)
 		if err == nil && fit.HalfLife != nil {
 			fmt.Fprintln(stderr, fit.HalfLife)
 		}
@@ -272,7 +273,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		if tf.tune {
 			grid = eval.TunedBlendGrid()
 		}
-		als, err = eval.OfflineBlended(ctx, split, val, p, grid, unit, p.Threads)
+		als, err = eval.OfflineBlended(ctx, split, val, &fold, p, grid, unit, p.Threads)
 	}
 	if err != nil {
 		return err
