@@ -51,18 +51,12 @@ func (g BlendGrid) PopularityHeavy() model.Blend {
 	return model.Blend{Kappa: slices.Max(g.Kappas), Trending: model.DefaultBlend().Trending, Prior: slices.Max(g.Priors)}
 }
 
-// ConfirmBlend trains ALS with p on fold's training part and ranks fold's
-// held-out interactions with b and with the popularity-heavy blend ph; it
-// returns b when its paired t against ph is at least ConfirmMinT, else
-// ph. A b equal to ph is returned as is, untrained.
-func ConfirmBlend(ctx context.Context, fold Split, p model.Params, b, ph model.Blend, unit TimeUnit, threads int) (model.Blend, *BlendConfirmation, error) {
-	if b == ph {
-		return b, nil, nil
-	}
-	mod, _, err := TrainALS(ctx, fold, p, unit, nil)
-	if err != nil {
-		return b, nil, err
-	}
+// ConfirmBlend ranks fold's held-out interactions with b and with the
+// popularity-heavy blend ph, mod being trained on fold's training part
+// (at most maxUsers of fold's users, an even spread; 0: all); it returns
+// b when its paired t against ph is at least ConfirmMinT, else ph.
+func ConfirmBlend(ctx context.Context, fold Split, mod *model.Model, b, ph model.Blend, threads, maxUsers int) (model.Blend, *BlendConfirmation, error) {
+	fold = onlyUsers(fold, heldUsers(fold, maxUsers))
 	picked, pickedRanks, _, err := Evaluate(ctx, fold, BlendScorer(ctx, mod, fold, b), threads)
 	if err != nil {
 		return b, nil, err
@@ -78,4 +72,18 @@ func ConfirmBlend(ctx context.Context, fold Split, p model.Params, b, ph model.B
 		return ph, c, nil
 	}
 	return b, c, nil
+}
+
+// onlyUsers returns s with the held-out items of the users not in users
+// dropped (users ascending, as heldUsers gives them).
+func onlyUsers(s Split, users []int) Split {
+	held := make([]int32, len(s.Held))
+	for u := range held {
+		held[u] = -1
+	}
+	for _, u := range users {
+		held[u] = s.Held[u]
+	}
+	s.Held = held
+	return s
 }

@@ -38,7 +38,7 @@ func TestConfirmBlendRefusesABlendThatLosesToPopularity(t *testing.T) {
 	// blend.
 	fold := foldOf(t, smallSparse())
 	plain := model.Blend{Trending: model.DefaultBlend().Trending}
-	b, c, err := ConfirmBlend(ctx, fold, p, plain, heavy, 1, 2)
+	b, c, err := ConfirmBlend(ctx, fold, trainALS(t, fold, p), plain, heavy, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,15 +51,16 @@ func TestConfirmBlendRefusesABlendThatLosesToPopularity(t *testing.T) {
 	tasteful.Taste, tasteful.Zipf = 0.9, 0.3
 	fold = foldOf(t, tasteful)
 	personal := model.Blend{Kappa: 2, Trending: model.DefaultBlend().Trending, Prior: 0.1}
-	b, c, err = ConfirmBlend(ctx, fold, p, personal, heavy, 1, 2)
+	mod := trainALS(t, fold, p)
+	b, c, err = ConfirmBlend(ctx, fold, mod, personal, heavy, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c == nil || !c.Kept || b != personal || !(c.T > 2) {
 		t.Fatalf("on a taste-driven log: blend %+v, confirmation %+v; want it kept, t > 2", b, c)
 	}
-	// The popularity-heavy blend itself needs no confirmation.
-	if b, c, err := ConfirmBlend(ctx, fold, p, heavy, heavy, 1, 2); err != nil || c != nil || b != heavy {
-		t.Fatalf("confirming the popularity-heavy blend: %+v, %+v, %v", b, c, err)
+	// Bounded, it ranks an even spread of that many users.
+	if _, c, err := ConfirmBlend(ctx, fold, mod, personal, heavy, 2, 100); err != nil || c.Users != 100 {
+		t.Fatalf("confirmation on at most 100 users: %+v, %v", c, err)
 	}
 }

@@ -184,12 +184,19 @@ func OfflineBlended(ctx context.Context, test, val Split, fold *Split, p model.P
 	return r, err
 }
 
-// confirmOn is ConfirmBlend on fold (nil: b stands unchecked).
+// confirmOn trains p on fold and confirms b there (ConfirmBlend); b
+// stands unchecked without a fold or when it is g's popularity-heavy
+// blend.
 func confirmOn(ctx context.Context, fold *Split, p model.Params, b model.Blend, g BlendGrid, unit TimeUnit, threads int) (model.Blend, *BlendConfirmation, error) {
-	if fold == nil {
+	ph := g.PopularityHeavy()
+	if fold == nil || b == ph {
 		return b, nil, nil
 	}
-	return ConfirmBlend(ctx, *fold, p, b, g.PopularityHeavy(), unit, threads)
+	mod, _, err := TrainALS(ctx, *fold, p, unit, nil)
+	if err != nil {
+		return b, nil, err
+	}
+	return ConfirmBlend(ctx, *fold, mod, b, ph, threads, 0)
 }
 
 // confirmKept reports whether a confirmation (nil: none) kept the fitted

@@ -15,7 +15,18 @@ import (
 // tail, the latest of them (ties: the larger item row): the validation
 // split of PROTOCOL.md applied to the events before the tail. It returns
 // the held pairs and the split (times are the pairs' latest events).
-func (d *retrainData) validation() ([]bool, eval.Split) {
+func (d *retrainData) validation() ([]bool, eval.Split) { return d.holdLatest(nil) }
+
+// fold holds out each user's next pair, the latest of those not held
+// (the validation split's held pairs), for users with at least 2 of them;
+// the split trains on every other pair, the validation split's held ones
+// included (eval.Holdout.Fold's rule).
+func (d *retrainData) fold(held []bool) ([]bool, eval.Split) { return d.holdLatest(held) }
+
+// holdLatest holds out, for every user with at least 2 pairs before the
+// tail outside skip (nil: none), the latest of them; the split trains on
+// every pair not held out.
+func (d *retrainData) holdLatest(skip []bool) ([]bool, eval.Split) {
 	pre := d.pre
 	users, items := len(d.users.ids), len(d.items.ids)
 	last := make([]int, users)
@@ -24,6 +35,9 @@ func (d *retrainData) validation() ([]bool, eval.Split) {
 		last[u] = -1
 	}
 	for j := range pre.keys {
+		if skip != nil && skip[j] {
+			continue
+		}
 		u := pre.user(j)
 		count[u]++
 		q := last[u]
@@ -134,5 +148,39 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 	}
 	r.Params, r.Blend, r.Validation = params, best.Blend, &best.Metrics
 	p.line(fmt.Sprintf("validation NDCG@10 %.4f over %d users with prior ρ = %g, κ = %g, item neighbours η = %g", best.NDCG10, best.Users, best.Blend.Prior, best.Blend.Kappa, best.Blend.Neighbours))
+	return d.confirm(ctx, r, held, grid.PopularityHeavy(), p)
+}
+
+// confirm checks the fitted blend r.Blend on a further validation split
+// (eval.ConfirmBlend on each user's next pair) and replaces it with the
+// popularity-heavy blend ph when it is worse there. A blend that is ph
+// already, or data without such a split, is left as it is.
+func (d *retrainData) confirm(ctx context.Context, r *RetrainResult, held []bool, ph model.Blend, p *progress) error {
+	if r.Blend == ph {
+		return nil
+	}
+	foldHeld, fold := d.fold(held)
+	if !slices.ContainsFunc(fold.Held, func(i int32) bool { return i >= 0 }) {
+		return nil
+	}
+	m, err := d.pre.without(foldHeld).matrix(len(d.users.ids), len(d.items.ids), r.Params.HalfLife)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	mod, err := model.Train(ctx, m, r.Params, func(it int, _ *model.Model) { p.iteration("confirming model", it, r.Params.Iterations, start) })
+	if err != nil {
+		return err
+	}
+	b, c, err := eval.ConfirmBlend(ctx, fold, mod, r.Blend, ph, r.Params.Threads, eval.DefaultFitUsers)
+	if err != nil {
+		return fmt.Errorf("offline: confirm the blend: %w", err)
+	}
+	r.Blend, r.BlendConfirm = b, c
+	if c.Kept {
+		p.line(fmt.Sprintf("blend confirmed on each user's next event: NDCG@10 %.4f against the popularity-heavy blend's %.4f (paired t = %.2f, %d users)", c.NDCG10, c.PopularityNDCG10, c.T, c.Users))
+	} else {
+		p.line(fmt.Sprintf("blend refused on each user's next event: NDCG@10 %.4f against the popularity-heavy blend's %.4f (paired t = %.2f, %d users); the popularity-heavy blend ρ = %g, κ = %g ranks", c.NDCG10, c.PopularityNDCG10, c.T, c.Users, ph.Prior, ph.Kappa))
+	}
 	return nil
 }

@@ -248,6 +248,9 @@ type RetrainResult struct {
 	// Validation is the pick's quality on the validation split of the
 	// events before the tail (each user's latest held out).
 	Validation *eval.Metrics `json:"validation,omitempty"`
+	// BlendConfirm is the check of the fitted blend on each user's next
+	// event before the tail (eval.ConfirmBlend; nil: not checked).
+	BlendConfirm *eval.BlendConfirmation `json:"blend_confirm,omitempty"`
 	// Search describes the hyperparameter search (nil: none).
 	Search *SearchSummary `json:"search,omitempty"`
 	// TailUsers are the users with a new item in the tail; the guard
