@@ -98,6 +98,10 @@ type DashboardRetrain struct {
 	Blend   any     `json:"blend"`
 	Trials  int     `json:"trials"`
 	SearchS float64 `json:"search_s"`
+	// BlendConfirm is the check of the fitted blend on the visitors'
+	// next events before the tail ({"t", "kept", …}; absent when not
+	// checked).
+	BlendConfirm any `json:"blend_confirm,omitempty"`
 	// Reference is how the live model was measured: "snapshot" (as of
 	// its cut-off) or "recipe" (its parameters trained before the tail).
 	Reference string `json:"reference,omitempty"`

@@ -551,7 +551,8 @@
 //	               "retrain_every": "24h0m0s", "refusals": 1,
 //	               "retrains": [{"time": "…", "decision": "rejected: worse than the live model", "label": "refused_worse",
 //	                             "reason": "NDCG@10 0.0758 vs popularity 0.0093 (paired t = 1.65, 34 users); live (recipe) 0.2634 (t = -3.30)",
-//	                             "params": {…}, "blend": {…}, "trials": 0, "figures": [{"model": "retrained", "users": 34, "ndcg10": 0.0758, …}, …],
+//	                             "params": {…}, "blend": {…}, "trials": 0, "blend_confirm": {"users": 30, "t": 2.1, "kept": true, …},
+//	                             "figures": [{"model": "retrained", "users": 34, "ndcg10": 0.0758, …}, …],
 //	                             "t_live": -3.3, "t_popularity": 1.65, …}, …]}}
 //
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/dashboard/summary?n=5"

@@ -23,19 +23,22 @@ type Report struct {
 	// Error is the failure of a failed retrain.
 	Error string `json:"error,omitempty"`
 	// Version is the snapshot's version (its creation in nanoseconds).
-	Version     uint64         `json:"version,omitempty"`
-	Params      *model.Params  `json:"params,omitempty"`
-	Blend       *model.Blend   `json:"blend,omitempty"`
-	Validation  *eval.Metrics  `json:"validation,omitempty"`
-	Search      *SearchSummary `json:"search,omitempty"`
-	Reference   string         `json:"reference,omitempty"`
-	HoldoutFrom time.Time      `json:"holdout_from"`
-	Evaluations []Evaluation   `json:"evaluations,omitempty"`
-	Comparisons []Comparison   `json:"comparisons,omitempty"`
-	Events      int            `json:"events"`
-	Users       int            `json:"users"`
-	Items       int            `json:"items"`
-	WallS       float64        `json:"wall_s"`
+	Version    uint64        `json:"version,omitempty"`
+	Params     *model.Params `json:"params,omitempty"`
+	Blend      *model.Blend  `json:"blend,omitempty"`
+	Validation *eval.Metrics `json:"validation,omitempty"`
+	// BlendConfirm is the check of the fitted blend on the visitors'
+	// next events (nil: not checked).
+	BlendConfirm *eval.BlendConfirmation `json:"blend_confirm,omitempty"`
+	Search       *SearchSummary          `json:"search,omitempty"`
+	Reference    string                  `json:"reference,omitempty"`
+	HoldoutFrom  time.Time               `json:"holdout_from"`
+	Evaluations  []Evaluation            `json:"evaluations,omitempty"`
+	Comparisons  []Comparison            `json:"comparisons,omitempty"`
+	Events       int                     `json:"events"`
+	Users        int                     `json:"users"`
+	Items        int                     `json:"items"`
+	WallS        float64                 `json:"wall_s"`
 }
 
 // reportOf summarises a run (out may be nil when err is set).
@@ -49,6 +52,7 @@ func reportOf(out *RunResult, err error, now time.Time) Report {
 	params, blend := res.Params, res.Blend
 	rep.Decision, rep.Reason, rep.WallS = out.Decision, out.Reason, out.WallS
 	rep.Params, rep.Blend, rep.Validation, rep.Search = &params, &blend, res.Validation, res.Search
+	rep.BlendConfirm = res.BlendConfirm
 	rep.Reference, rep.HoldoutFrom, rep.Evaluations, rep.Comparisons = res.Reference, res.HoldoutFrom, res.Evaluations, res.Comparisons
 	rep.Events, rep.Users, rep.Items = res.Events, res.Users, res.Items
 	if res.Snapshot != nil {

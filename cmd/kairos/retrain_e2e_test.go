@@ -132,6 +132,9 @@ func TestRetrainPanelInBrowser(t *testing.T) {
 	if !strings.Contains(rows[2].Pick, "ν=0.5") {
 		t.Errorf("the first retrain's pick %q does not show its ν 0.5", rows[2].Pick)
 	}
+	if c := first.BlendConfirm; c == nil || !c.Kept || !strings.Contains(rows[2].Pick, fmt.Sprintf("prior confirmed (t +%.2f)", c.T)) {
+		t.Errorf("the first retrain's pick %q does not show its blend confirmed on the next events (%+v)", rows[2].Pick, c)
+	}
 	if eta := first.Blend.Neighbours; !(eta > 0) || !strings.Contains(rows[2].Pick, fmt.Sprintf("η=%v", eta)) {
 		t.Errorf("the first retrain's pick %q does not show its item neighbours' η %v (want > 0 on the groups)", rows[2].Pick, eta)
 	}

@@ -225,6 +225,9 @@ func dashboardRetrain(rep offline.Report) api.DashboardRetrain {
 	if rep.Search != nil {
 		d.Trials, d.SearchS = rep.Search.Trials, rep.Search.SearchS
 	}
+	if rep.BlendConfirm != nil {
+		d.BlendConfirm = rep.BlendConfirm
+	}
 	for _, ev := range rep.Evaluations {
 		d.Figures = append(d.Figures, api.DashboardFigures{Model: ev.Model, Users: ev.Users, HR10: ev.HR10, NDCG10: ev.NDCG10, Recall50: ev.Recall50})
 	}
