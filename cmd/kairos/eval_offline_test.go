@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -176,10 +177,12 @@ func TestEvalOfflineHeaderlessCSV(t *testing.T) {
 
 // TestEvalOfflineConfirmsTheFittedBlend: the fitted blend of `kairos eval
 // offline` is checked on a further validation split and reported as
-// "blend_confirm". Where tastes drive the draws it stands; on a planted
-// popularity-heavy log whose validation split happens to favour a blend
-// (ρ 0.9, κ 4; seeded, so the same on every run) the further split says
-// it loses to the popularity-heavy blend, which then ranks.
+// "blend_confirm". Where tastes drive the draws it stands. On planted
+// popularity-heavy logs the validation split sometimes favours a blend
+// that the further split says loses to the popularity-heavy one, which
+// then ranks: of seeds 3–7 below, all five were refused when this test
+// was written (fold t −0.14 to −0.36); the test wants at least one, and
+// every answer consistent.
 func TestEvalOfflineConfirmsTheFittedBlend(t *testing.T) {
 	lines, _ := evalLines(t, "eval", "offline", "--synthetic", "sparse,users=600,items=800,clusters=4,taste=0.9", "--factors", "8")
 	als := lines[1]
@@ -187,11 +190,25 @@ func TestEvalOfflineConfirmsTheFittedBlend(t *testing.T) {
 	if !ok || c["kept"] != true || !(c["t"].(float64) > 2) || c["users"].(float64) < 500 || als["popularity_fallback"] == true {
 		t.Fatalf("taste-driven log: blend %v, confirmation %v, fallback %v; want kept with t > 2", als["blend"], c, als["popularity_fallback"])
 	}
-	lines, _ = evalLines(t, "eval", "offline", "--synthetic", "sparse,users=1500,items=6000,taste=0.2,seed=3")
-	als = lines[1]
-	b := als["blend"].(map[string]any)
-	c, ok = als["blend_confirm"].(map[string]any)
-	if !ok || c["kept"] != false || !(c["t"].(float64) < 0) || b["prior"] != 0.99 || b["kappa"] != 128.0 || als["popularity_fallback"] != true {
-		t.Fatalf("popularity-heavy log: blend %v, confirmation %v, fallback %v; want refused (t < 0), ρ 0.99, κ 128, popularity_fallback", b, c, als["popularity_fallback"])
+	refused := 0
+	for seed := 3; seed <= 7; seed++ {
+		lines, _ = evalLines(t, "eval", "offline", "--model", "als", "--synthetic", fmt.Sprintf("sparse,users=1500,items=6000,taste=0.2,seed=%d", seed))
+		als = lines[0]
+		b := als["blend"].(map[string]any)
+		heavy := b["prior"] == 0.99 && b["kappa"] == 128.0 && b["neighbours"] == nil
+		c, ok := als["blend_confirm"].(map[string]any)
+		switch {
+		case !ok && !heavy:
+			t.Errorf("seed %d: the fitted blend %v was not checked", seed, b)
+		case ok && c["kept"] == false && (!heavy || !(c["t"].(float64) < 0) || als["popularity_fallback"] != true):
+			t.Errorf("seed %d: refused (t %v) but ranks with %v, popularity_fallback %v", seed, c["t"], b, als["popularity_fallback"])
+		case ok && c["kept"] == true && (heavy || c["t"].(float64) < 0):
+			t.Errorf("seed %d: kept %v at t %v", seed, b, c["t"])
+		case ok && c["kept"] == false:
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Error("no fitted blend of the five popularity-heavy logs was refused on the further split")
 	}
 }
