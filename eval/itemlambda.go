@@ -349,12 +349,7 @@ func OfflineFitted(ctx context.Context, test, val Split, fold *Split, p model.Pa
 	if err != nil {
 		return Result{}, fit, err
 	}
-	b, confirm, err := confirmOn(ctx, fold, fit.Params, fit.Pick.Blend, g, unit, threads)
-	if err != nil {
-		return Result{}, fit, err
-	}
-	r, err := OfflineWithBlend(ctx, test, fit.Params, b, &fit.Pick.Metrics, time.Since(start), unit, threads)
-	r.PopularityFallback, r.RecallGuard, r.BlendConfirm = fit.Pick.PopularityFallback || !confirmKept(confirm), fit.Pick.RecallGuard, confirm
+	r, err := rankWithPick(ctx, test, fold, fit.Params, fit.Pick, g, start, unit, threads)
 	r.ItemLambdaFit, r.HalfLifeFit, r.AlphaFit = fit.Exponent, fit.HalfLife, fit.Alpha
 	return r, fit, err
 }

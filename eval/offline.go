@@ -174,13 +174,20 @@ func OfflineBlended(ctx context.Context, test, val Split, fold *Split, p model.P
 	if err != nil {
 		return Result{}, err
 	}
-	b, confirm, err := confirmOn(ctx, fold, p, fit.Blend, g, unit, threads)
+	return rankWithPick(ctx, test, fold, p, fit, g, start, unit, threads)
+}
+
+// rankWithPick confirms pick's blend on fold (confirmOn) and ranks test
+// with the blend that stands, ALS trained with p; start is when the
+// choice on validation began.
+func rankWithPick(ctx context.Context, test Split, fold *Split, p model.Params, pick BlendTrial, g BlendGrid, start time.Time, unit TimeUnit, threads int) (Result, error) {
+	b, confirm, err := confirmOn(ctx, fold, p, pick.Blend, g, unit, threads)
 	if err != nil {
 		return Result{}, err
 	}
-	fitS := time.Since(start)
-	r, err := OfflineWithBlend(ctx, test, p, b, &fit.Metrics, fitS, unit, threads)
-	r.PopularityFallback, r.RecallGuard, r.BlendConfirm = fit.PopularityFallback || !confirmKept(confirm), fit.RecallGuard, confirm
+	r, err := OfflineWithBlend(ctx, test, p, b, &pick.Metrics, time.Since(start), unit, threads)
+	r.PopularityFallback = pick.PopularityFallback || (confirm != nil && !confirm.Kept)
+	r.RecallGuard, r.BlendConfirm = pick.RecallGuard, confirm
 	return r, err
 }
 
@@ -198,10 +205,6 @@ func confirmOn(ctx context.Context, fold *Split, p model.Params, b model.Blend, 
 	}
 	return ConfirmBlend(ctx, *fold, mod, b, ph, threads, 0)
 }
-
-// confirmKept reports whether a confirmation (nil: none) kept the fitted
-// blend.
-func confirmKept(c *BlendConfirmation) bool { return c == nil || c.Kept }
 
 // OfflineWithBlend trains ALS with p on test's training part and ranks
 // with blend b; val and fitS, when known, describe how b was chosen.

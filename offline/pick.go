@@ -163,12 +163,7 @@ func (d *retrainData) confirm(ctx context.Context, r *RetrainResult, held []bool
 	if !slices.ContainsFunc(fold.Held, func(i int32) bool { return i >= 0 }) {
 		return nil
 	}
-	m, err := d.pre.without(foldHeld).matrix(len(d.users.ids), len(d.items.ids), r.Params.HalfLife)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	mod, err := model.Train(ctx, m, r.Params, func(it int, _ *model.Model) { p.iteration("confirming model", it, r.Params.Iterations, start) })
+	mod, _, err := d.train(ctx, d.pre.without(foldHeld), r.Params, p, "confirming model")
 	if err != nil {
 		return err
 	}
