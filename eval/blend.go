@@ -146,6 +146,12 @@ type BlendTrial struct {
 	// Ranks are the validation users' ranks of their held-out items, in
 	// the order of heldUsers (set for the returned best only).
 	Ranks []int `json:"-"`
+	// PopularityHeavyNDCG10 is the grid's most popularity-heavy blend's
+	// validation NDCG@10 and VsPopularityHeavy this blend's paired
+	// comparison with it on the same users (set for the returned best
+	// only; SkipConfirmation reads them).
+	PopularityHeavyNDCG10 float64 `json:"-"`
+	VsPopularityHeavy     Paired  `json:"-"`
 }
 
 // FallbackMinT is the paired t over validation users by which the best
@@ -365,6 +371,7 @@ func fitBlendUsers(ctx context.Context, val Split, mod *model.Model, g BlendGrid
 	trials[best].RecallGuard = best != unguarded
 	pick := trials[best]
 	pick.Ranks = ranks[best]
+	pick.PopularityHeavyNDCG10, pick.VsPopularityHeavy = trials[pop].NDCG10, ComparePaired(ranks[best], ranks[pop])
 	return pick, trials, nil
 }
 

@@ -64,3 +64,48 @@ func TestConfirmBlendRefusesABlendThatLosesToPopularity(t *testing.T) {
 		t.Fatalf("confirmation on at most 100 users: %+v, %v", c, err)
 	}
 }
+
+// TestSkipConfirmationOnAClearValidationWin: FitBlend's pick carries its
+// paired comparison with the grid's popularity-heavy blend on the users it
+// was fitted on, and SkipConfirmation spares the confirming split only
+// when that t reaches ConfirmSkipT: on a taste-driven log (t far above
+// it), not on a popularity-heavy one.
+func TestSkipConfirmationOnAClearValidationWin(t *testing.T) {
+	ctx := context.Background()
+	p := model.DefaultParams()
+	p.Threads = 2
+	g := DefaultBlendGrid()
+	heavy := g.PopularityHeavy()
+	for _, tc := range []struct {
+		name string
+		c    SparseConfig
+		skip bool
+	}{
+		{"popularity-heavy", smallSparse(), false},
+		{"taste-driven", func() SparseConfig { c := smallSparse(); c.Taste, c.Zipf = 0.9, 0.3; return c }(), true},
+	} {
+		_, val := sparseSplits(t, tc.c)
+		best, trials, err := FitBlend(ctx, val, trainALS(t, val, p), g, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var heavyTrial BlendTrial
+		for _, tr := range trials {
+			if tr.Blend == heavy {
+				heavyTrial = tr
+			}
+		}
+		vs := best.VsPopularityHeavy
+		if best.PopularityHeavyNDCG10 != heavyTrial.NDCG10 || vs.Users != best.Users || (best.Blend == heavy) != (vs.T == 0 && vs.NDCGDiff == 0) {
+			t.Fatalf("%s: pick %+v (heavy NDCG@10 %v, vs %+v); the popularity-heavy trial %+v", tc.name, best.Blend, best.PopularityHeavyNDCG10, vs, heavyTrial)
+		}
+		c := SkipConfirmation(best)
+		if (c != nil) != tc.skip || (vs.T >= ConfirmSkipT) != tc.skip {
+			t.Fatalf("%s: pick %+v at validation t %.2f, skip %+v; want skipped %v", tc.name, best.Blend, vs.T, c, tc.skip)
+		}
+		if c != nil && (!c.Kept || !c.Skipped || c.T != vs.T || c.NDCG10 != best.NDCG10 || c.PopularityNDCG10 != heavyTrial.NDCG10 || c.Users != vs.Users) {
+			t.Fatalf("%s: skip report %+v does not carry the validation figures (pick %+v, vs %+v)", tc.name, c, best.Metrics, vs)
+		}
+		t.Logf("%s: pick %+v, validation t %.2f, skipped %v", tc.name, best.Blend, vs.T, c != nil)
+	}
+}

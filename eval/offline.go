@@ -181,7 +181,7 @@ func OfflineBlended(ctx context.Context, test, val Split, fold *Split, p model.P
 // with the blend that stands, ALS trained with p; start is when the
 // choice on validation began.
 func rankWithPick(ctx context.Context, test Split, fold *Split, p model.Params, pick BlendTrial, g BlendGrid, start time.Time, unit TimeUnit, threads int) (Result, error) {
-	b, confirm, err := confirmOn(ctx, fold, p, pick.Blend, g, unit, threads)
+	b, confirm, err := confirmOn(ctx, fold, p, pick, g, unit, threads)
 	if err != nil {
 		return Result{}, err
 	}
@@ -191,13 +191,17 @@ func rankWithPick(ctx context.Context, test Split, fold *Split, p model.Params, 
 	return r, err
 }
 
-// confirmOn trains p on fold and confirms b there (ConfirmBlend); b
-// stands unchecked without a fold or when it is g's popularity-heavy
-// blend.
-func confirmOn(ctx context.Context, fold *Split, p model.Params, b model.Blend, g BlendGrid, unit TimeUnit, threads int) (model.Blend, *BlendConfirmation, error) {
-	ph := g.PopularityHeavy()
+// confirmOn trains p on fold and confirms pick's blend b there
+// (ConfirmBlend); b stands unchecked without a fold or when it is g's
+// popularity-heavy blend, and without a training when validation already
+// confirms it (SkipConfirmation).
+func confirmOn(ctx context.Context, fold *Split, p model.Params, pick BlendTrial, g BlendGrid, unit TimeUnit, threads int) (model.Blend, *BlendConfirmation, error) {
+	b, ph := pick.Blend, g.PopularityHeavy()
 	if fold == nil || b == ph {
 		return b, nil, nil
+	}
+	if c := SkipConfirmation(pick); c != nil {
+		return b, c, nil
 	}
 	mod, _, err := TrainALS(ctx, *fold, p, unit, nil)
 	if err != nil {

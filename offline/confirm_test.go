@@ -35,7 +35,9 @@ func sparseArchive(t *testing.T, c eval.SparseConfig) RecordSource {
 // blend on each visitor's next event before the tail and ranks with the
 // popularity-heavy blend when the fitted one loses there — here plain ALS
 // on a popularity-only log — and keeps one that wins (a taste-driven
-// log).
+// log). A pick that beat the popularity-heavy blend on validation by
+// eval.ConfirmSkipT stands without the check, even where the check would
+// refuse it.
 func TestRetrainConfirmsItsBlendOnTheNextEvents(t *testing.T) {
 	ctx := context.Background()
 	heavy := eval.DefaultBlendGrid().PopularityHeavy()
@@ -44,9 +46,11 @@ func TestRetrainConfirmsItsBlendOnTheNextEvents(t *testing.T) {
 		taste float64
 		blend model.Blend
 		kept  bool
+		valT  float64 // the pick's validation t against the popularity-heavy blend
 	}{
-		{"popularity only, plain ALS", 0, model.Blend{Trending: model.DefaultBlend().Trending}, false},
-		{"taste-driven, a light prior", 0.9, model.Blend{Kappa: 2, Trending: model.DefaultBlend().Trending, Prior: 0.1}, true},
+		{"popularity only, plain ALS", 0, model.Blend{Trending: model.DefaultBlend().Trending}, false, 0},
+		{"taste-driven, a light prior", 0.9, model.Blend{Kappa: 2, Trending: model.DefaultBlend().Trending, Prior: 0.1}, true, 0},
+		{"popularity only, plain ALS far ahead on validation", 0, model.Blend{Trending: model.DefaultBlend().Trending}, true, eval.ConfirmSkipT},
 	} {
 		c := eval.SparseConfig{Users: 1500, Items: 1500, Clusters: 10, PerUser: 12, Zipf: 0.8, Taste: tc.taste, Seed: 4}
 		if tc.kept {
@@ -60,7 +64,9 @@ func TestRetrainConfirmsItsBlendOnTheNextEvents(t *testing.T) {
 		}
 		held, _ := d.validation()
 		r.Params, r.Blend = cfg.Params, tc.blend
-		if err := d.confirm(ctx, r, held, heavy, newProgress(nil)); err != nil {
+		pick := eval.BlendTrial{Blend: tc.blend, Metrics: eval.Metrics{NDCG10: 0.2}, PopularityHeavyNDCG10: 0.1,
+			VsPopularityHeavy: eval.Paired{Users: 1200, T: tc.valT}}
+		if err := d.confirm(ctx, r, held, pick, heavy, newProgress(nil)); err != nil {
 			t.Fatal(err)
 		}
 		c2 := r.BlendConfirm
@@ -70,6 +76,9 @@ func TestRetrainConfirmsItsBlendOnTheNextEvents(t *testing.T) {
 		}
 		if c2 == nil || c2.Kept != tc.kept || r.Blend != want || c2.Users < 1000 || (c2.T < 0) == tc.kept {
 			t.Fatalf("%s: blend %+v, confirmation %+v; want kept %v, blend %+v", tc.name, r.Blend, c2, tc.kept, want)
+		}
+		if skipped := tc.valT >= eval.ConfirmSkipT; c2.Skipped != skipped || (skipped && (c2.T != tc.valT || c2.Users != 1200 || c2.PopularityNDCG10 != 0.1)) {
+			t.Fatalf("%s: confirmation %+v; want skipped %v with the validation figures", tc.name, c2, skipped)
 		}
 		t.Logf("%s: %+v", tc.name, *c2)
 	}

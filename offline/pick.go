@@ -148,15 +148,22 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 	}
 	r.Params, r.Blend, r.Validation = params, best.Blend, &best.Metrics
 	p.line(fmt.Sprintf("validation NDCG@10 %.4f over %d users with prior ρ = %g, κ = %g, item neighbours η = %g", best.NDCG10, best.Users, best.Blend.Prior, best.Blend.Kappa, best.Blend.Neighbours))
-	return d.confirm(ctx, r, held, grid.PopularityHeavy(), p)
+	return d.confirm(ctx, r, held, best, grid.PopularityHeavy(), p)
 }
 
-// confirm checks the fitted blend r.Blend on a further validation split
-// (eval.ConfirmBlend on each user's next pair) and replaces it with the
-// popularity-heavy blend ph when it is worse there. A blend that is ph
-// already, or data without such a split, is left as it is.
-func (d *retrainData) confirm(ctx context.Context, r *RetrainResult, held []bool, ph model.Blend, p *progress) error {
+// confirm checks the fitted blend r.Blend (pick's) on a further
+// validation split (eval.ConfirmBlend on each user's next pair) and
+// replaces it with the popularity-heavy blend ph when it is worse there.
+// A blend that is ph already, or data without such a split, is left as it
+// is; one that beat ph on validation by eval.ConfirmSkipT stands without
+// the split's training (eval.SkipConfirmation).
+func (d *retrainData) confirm(ctx context.Context, r *RetrainResult, held []bool, pick eval.BlendTrial, ph model.Blend, p *progress) error {
 	if r.Blend == ph {
+		return nil
+	}
+	if c := eval.SkipConfirmation(pick); c != nil {
+		r.BlendConfirm = c
+		p.line(fmt.Sprintf("blend confirmed on validation: NDCG@10 %.4f against the popularity-heavy blend's %.4f (paired t = %.2f ≥ %g, %d users); no confirming model trained", c.NDCG10, c.PopularityNDCG10, c.T, eval.ConfirmSkipT, c.Users))
 		return nil
 	}
 	foldHeld, fold := d.fold(held)

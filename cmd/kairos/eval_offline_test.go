@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/kairoshq/kairos/eval"
 )
 
 // evalLines runs kairos with args and returns its stdout JSON lines.
@@ -177,7 +179,9 @@ func TestEvalOfflineHeaderlessCSV(t *testing.T) {
 
 // TestEvalOfflineConfirmsTheFittedBlend: the fitted blend of `kairos eval
 // offline` is checked on a further validation split and reported as
-// "blend_confirm". Where tastes drive the draws it stands. On planted
+// "blend_confirm". Where tastes drive the draws it stands without that
+// split: it beat the popularity-heavy blend on validation by more than
+// eval.ConfirmSkipT. On planted
 // popularity-heavy logs the validation split sometimes favours a blend
 // that the further split says loses to the popularity-heavy one, which
 // then ranks: of seeds 3–7 below, all five were refused when this test
@@ -187,8 +191,8 @@ func TestEvalOfflineConfirmsTheFittedBlend(t *testing.T) {
 	lines, _ := evalLines(t, "eval", "offline", "--synthetic", "sparse,users=600,items=800,clusters=4,taste=0.9", "--factors", "8")
 	als := lines[1]
 	c, ok := als["blend_confirm"].(map[string]any)
-	if !ok || c["kept"] != true || !(c["t"].(float64) > 2) || c["users"].(float64) < 500 || als["popularity_fallback"] == true {
-		t.Fatalf("taste-driven log: blend %v, confirmation %v, fallback %v; want kept with t > 2", als["blend"], c, als["popularity_fallback"])
+	if !ok || c["kept"] != true || c["skipped"] != true || !(c["t"].(float64) >= eval.ConfirmSkipT) || c["users"].(float64) < 500 || als["popularity_fallback"] == true {
+		t.Fatalf("taste-driven log: blend %v, confirmation %v, fallback %v; want kept without the further split, validation t ≥ %g", als["blend"], c, als["popularity_fallback"], eval.ConfirmSkipT)
 	}
 	refused := 0
 	for seed := 3; seed <= 7; seed++ {
@@ -204,6 +208,8 @@ func TestEvalOfflineConfirmsTheFittedBlend(t *testing.T) {
 			t.Errorf("seed %d: refused (t %v) but ranks with %v, popularity_fallback %v", seed, c["t"], b, als["popularity_fallback"])
 		case ok && c["kept"] == true && (heavy || c["t"].(float64) < 0):
 			t.Errorf("seed %d: kept %v at t %v", seed, b, c["t"])
+		case ok && c["skipped"] == true:
+			t.Errorf("seed %d: a popularity-heavy log's blend %v skipped the further split (validation t %v)", seed, b, c["t"])
 		case ok && c["kept"] == false:
 			refused++
 		}

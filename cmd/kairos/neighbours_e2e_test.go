@@ -57,8 +57,10 @@ func testRetrainLearnsItemNeighbours(t *testing.T, srv *testServer) {
 	if res.Decision != offline.DecisionPublished || !(res.Blend.Neighbours > 0) || res.Snapshot.Neighbours == nil {
 		t.Fatalf("retrain %s (%s), blend %+v, validation %+v, neighbours %v: want published with η > 0 and the neighbours", res.Decision, res.Reason, res.Blend, res.Validation, res.Snapshot != nil && res.Snapshot.Neighbours != nil)
 	}
-	// The fitted blend was confirmed on each visitor's next event before
-	// the tail (the groups are far ahead of popularity there).
+	// The fitted blend was confirmed: on each visitor's next event before
+	// the tail, or on validation already when it led the popularity-heavy
+	// blend there by eval.ConfirmSkipT (the groups are far ahead of
+	// popularity).
 	if c := res.BlendConfirm; c == nil || !c.Kept || !(c.T > 2) || c.Users < 100 {
 		t.Fatalf("blend confirmation %+v: want kept, t > 2, on the visitors' next events", c)
 	}

@@ -438,7 +438,8 @@
       var pick = fmtParams(r.params, r.blend);
       if (r.trials) pick += ' · tuned: ' + r.trials + ' trials in ' + Math.round(r.search_s) + ' s';
       var c = r.blend_confirm;
-      if (c) pick += c.kept ? ' · prior confirmed (t ' + fmtT(c.t) + ')' : ' · prior refused on the next events (t ' + fmtT(c.t) + '): popularity-heavy';
+      if (c && c.skipped) pick += ' · prior confirmed on validation (t ' + fmtT(c.t) + ')';
+      else if (c) pick += c.kept ? ' · prior confirmed (t ' + fmtT(c.t) + ')' : ' · prior refused on the next events (t ' + fmtT(c.t) + '): popularity-heavy';
       var why = r.error || r.reason || '';
       return el('tr', { 'data-decision': r.label }, [
         el('td', { className: 'when', text: fmtTime(r.time, true) }),
