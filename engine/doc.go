@@ -93,8 +93,8 @@
 //     hold it for reading while they rank.
 //  5. momMu (serving): single-flights the first computation of the item
 //     moments of a model.
-//  6. candMu (serving): the blend's caches (moments, trending tops,
-//     neighbours, momBusy).
+//  6. candMu (serving): the blend's caches (moments, trending and
+//     popularity tops, popularity, neighbours, momBusy, popBusy).
 //  7. the live model's own locks (model.Online: its index-build mutex,
 //     its writer mutex, then its read/write mutex; its exact-batch queue
 //     mutex, never held while scoring), taken inside its methods only.

@@ -22,6 +22,13 @@ type serving struct {
 	momMu     sync.Mutex // single-flights the first computation of mom
 	trendTops map[string]*trendTop
 	neigh     map[int32]*cachedRows
+	// pop is the item rows' all-time popularity (model.Online.Popularity)
+	// of popOf as of popAt, replaced whole on refresh (popularity);
+	// popBusy while one request refreshes it.
+	pop     []float32
+	popOf   *model.Online
+	popAt   time.Time
+	popBusy bool
 
 	scorers sync.Pool // *scratch
 

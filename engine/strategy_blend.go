@@ -22,8 +22,8 @@ func (coldBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
 
 // priorBlend ranks a visitor with enough events when the loaded snapshot
 // carries a popularity prior ρ > 0 or item neighbours weighed by η > 0:
-// the blend of the fold-in, the neighbours and trending, without the
-// page's context (reported as strategy als).
+// the blend of the fold-in, the neighbours and the items' all-time
+// popularity, without the page's context (reported as strategy als).
 type priorBlend struct{}
 
 func (priorBlend) serves(q *rankQuery) bool {
@@ -39,12 +39,14 @@ func (priorBlend) rank(q *rankQuery) ([]model.Scored, Strategy) {
 }
 
 // blendRank ranks by model.Blend of the visitor's fold-in scores (x may be
-// nil), the page item's neighbours and the segment's trending, without
-// scoring every item: the candidates are the union of each part's best
-// (the fold-in's top-M through the approximate index when it is built, the
-// page item's cached neighbours, the segment's cached trending top), and
-// each part is standardised with its mean and deviation over all items
-// (model.Moments for the factor scores, cached for trending), so the
+// nil), the page item's neighbours and popularity — the items' all-time
+// popularity when the visitor has factors (Engine.popularity, what the
+// prior was fitted on), else the segment's trending — without scoring
+// every item: the candidates are the union of each part's best (the
+// fold-in's top-M through the approximate index when it is built, the
+// page item's cached neighbours, popularity's cached top), and each part
+// is standardised with its mean and deviation over all items
+// (model.Moments for the factor scores, cached for popularity), so the
 // blended score of a candidate is what model.Blend.Scores gives it. e.mu
 // must be held for reading; s.exclude is the candidates' complement.
 // The view's log-boosts are added to the blended scores (a boost
@@ -53,6 +55,13 @@ func blendRank(e *Engine, s *scratch, x []float32, events int, r RecRequest, kee
 	o := e.model()
 	m := max(blendCandidates, 4*r.N)
 	trend, trendKey := e.trendingFor(r)
+	if x != nil {
+		// The prior of a visitor with factors: the popularity it was
+		// fitted on (popularity), not the segment's trending.
+		if pop := e.popularity(o); pop != nil {
+			trend, trendKey = pop, popularityKey
+		}
+	}
 	tt := e.trendingTop(trendKey, trend, m)
 	hasTrend := tt != nil && tt.sd > 0
 	var page []float32

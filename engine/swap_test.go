@@ -215,6 +215,53 @@ func TestSnapshotPriorRanksKnownVisitorsWithTrending(t *testing.T) {
 	}
 }
 
+// TestPriorRanksKnownVisitorsWithAllTimePopularity: the prior of a
+// visitor with factors is the items' all-time popularity (distinct
+// visitors, as the retrain fitted it), not the 24-hour trending that
+// ranks visitors without factors. A classic that forty visitors clicked a
+// month ago leads a known visitor's recommendations under a
+// popularity-heavy prior, while a new item that five visitors clicked
+// today leads trending.
+func TestPriorRanksKnownVisitorsWithAllTimePopularity(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, t.TempDir())
+	e := newEngine(t, store, nil)
+	arc := attachArchive(t, e)
+	evs := clusterEvents(3, 20, 10, 10, 11)
+	for c := range 2 {
+		for v := range 20 {
+			evs = append(evs, signals.Event{ID: fmt.Sprintf("classic-%d-%d", c, v), Type: signals.TypeClick, Visitor: fmt.Sprintf("c%d-%d", 2*c, v),
+				Item: "classic", Time: signals.Timestamp{Time: t0.Add(50 * time.Minute)}})
+		}
+	}
+	mustHandle(t, e, evs)
+	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Snapshot.Meta.Blend = &model.Blend{Prior: 0.9, Kappa: 2}
+	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	month := t0.Add(30 * 24 * time.Hour)
+	var fresh []signals.Event
+	for v := range 5 {
+		fresh = append(fresh, signals.Event{ID: fmt.Sprintf("new-%d", v), Type: signals.TypeClick, Visitor: fmt.Sprintf("c0-%d", v),
+			Item: "new", Time: signals.Timestamp{Time: month.Add(time.Duration(v) * time.Minute)}})
+	}
+	mustHandle(t, e, fresh)
+	exact := func(r *engine.RecRequest) { r.Exact = true }
+	if r := recommend(t, e, "stranger", 3, exact); r.Strategy != engine.StrategyTrending || len(r.Items) == 0 || r.Items[0].Item != "new" {
+		t.Fatalf("a visitor without factors: %+v; want trending led by today's new item", r)
+	}
+	for _, v := range []string{"c1-3", "c1-7"} {
+		r := recommend(t, e, v, 3, exact)
+		if len(r.Items) == 0 || r.Items[0].Item != "classic" || slices.ContainsFunc(r.Items, func(it engine.Rec) bool { return it.Item == "new" }) {
+			t.Fatalf("known visitor %s under ρ = 0.9: %+v; want the all-time classic first and not the item five visitors saw today", v, r)
+		}
+	}
+}
+
 // attachArchive opens an archive in a temporary directory, closed on
 // cleanup, as e's archive and retrain tail.
 func attachArchive(t *testing.T, e *engine.Engine) *archive.Archive {

@@ -615,6 +615,20 @@ func (o *Online) ItemRow(i int, factors, curv []float32) ([]float32, []float32, 
 	return factors, curv, o.counts[i]
 }
 
+// Popularity writes each item row's number of distinct users to dst
+// (grown or cut to the number of rows) and returns it: the popularity a
+// batch model's prior was fitted on (ItemStatsFromMatrix's counts), kept
+// up to date by every item update since.
+func (o *Online) Popularity(dst []float32) []float32 {
+	o.wmu.Lock() // counts are written under wmu
+	defer o.wmu.Unlock()
+	dst = slices.Grow(dst[:0], len(o.counts))[:len(o.counts)]
+	for i, c := range o.counts {
+		dst[i] = float32(c)
+	}
+	return dst
+}
+
 // ItemRowState is the full learnt state of one item row.
 type ItemRowState struct {
 	Row     int32
