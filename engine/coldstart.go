@@ -190,7 +190,8 @@ const popularityKey = "\x00popularity"
 // item), with every event learnt since. A visitor ranked with factors
 // gets it in the blend instead of the segment's 24-hour trending, which
 // predicts the next event far worse (prequential Recall@10 of the two as
-// rankers, second half of each log: ml-100k 0.0779 against 0.0618,
+// rankers, second half of each log, kairos eval stream --modes
+// pop,trending: ml-100k 0.0783 against 0.0619,
 // ml-latest-small 0.0349 against 0.0111, diginetica 0.0096 against
 // 0.0035) and is not what the prior was fitted with.
 //

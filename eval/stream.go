@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kairoshq/kairos/model"
@@ -29,7 +30,10 @@ type StreamResult struct {
 // Modes: "static" never learns after warm-up; "foldin" learns each event
 // through model.Learner, the code path of the engine (exact user fold-in,
 // bounded item update, applied before the next event); "pop" ranks by
-// running popularity. unit converts the dataset's times.
+// running popularity; "trending" by the engine's recency-weighted
+// trending (model.Trending with DefaultTrendingHalfLife, the engine's
+// default; "trending=720h" sets another half-life). unit converts the
+// dataset's times.
 func Prequential(ctx context.Context, d *Dataset, warmup float64, p model.Params, unit TimeUnit, modes []string) ([]StreamResult, error) {
 	if !(warmup > 0 && warmup < 1) {
 		return nil, fmt.Errorf("eval: warmup %v must be in (0, 1)", warmup)
@@ -73,6 +77,27 @@ func (s Split) Matrix(halfLife time.Duration, unit TimeUnit) (*model.Matrix, err
 	return model.NewMatrix(s.Users, s.Items, ModelInteractions(s, halfLife, unit))
 }
 
+// DefaultTrendingHalfLife is the half-life of the "trending" stream mode:
+// the engine's default (engine.Config.TrendingHalfLife).
+const DefaultTrendingHalfLife = 24 * time.Hour
+
+// trendingMode returns the half-life of a "trending" or
+// "trending=<duration>" mode, and whether mode is one.
+func trendingMode(mode string) (time.Duration, bool, error) {
+	name, arg, found := strings.Cut(mode, "=")
+	if name != "trending" {
+		return 0, false, nil
+	}
+	if !found {
+		return DefaultTrendingHalfLife, true, nil
+	}
+	hl, err := time.ParseDuration(arg)
+	if err != nil || hl <= 0 {
+		return 0, true, fmt.Errorf("eval: stream mode %q: want trending=<positive duration>, e.g. trending=720h", mode)
+	}
+	return hl, true, nil
+}
+
 // streamState is the per-user knowledge of a prequential run.
 type streamState struct {
 	seen    []model.Bitset
@@ -91,10 +116,22 @@ func runStream(ctx context.Context, mode string, mod *model.Model, stats *model.
 	toEvent := func(in Interaction) model.Event {
 		return model.Event{Item: in.Item, Weight: float32(in.Weight), Time: time.Unix(0, 0).Add(time.Duration(in.Time) * unit)}
 	}
+	halfLife, trending, err := trendingMode(mode)
+	if err != nil {
+		return StreamResult{}, err
+	}
+	trend := model.NewTrending(halfLife)
+	trend.Add(items-1, 0, time.Unix(0, 0)) // one score per item row
+	learnPop := func(in Interaction) {
+		pop[in.Item]++
+		if trending {
+			trend.Add(int(in.Item), in.Weight, toEvent(in).Time)
+		}
+	}
 	for _, in := range warm {
 		st.seen[in.User].Set(int(in.Item))
 		st.history[in.User] = append(st.history[in.User], toEvent(in))
-		pop[in.Item]++
+		learnPop(in)
 	}
 	for u := range users {
 		if st.history[u] != nil {
@@ -111,17 +148,19 @@ func runStream(ctx context.Context, mode string, mod *model.Model, stats *model.
 			return res, ctx.Err()
 		}
 		u := in.User
-		switch mode {
-		case "pop":
+		switch {
+		case trending:
+			top = s.SelectTop(top, trend.Scores(), 10, st.seen[u], nil)
+		case mode == "pop":
 			top = s.SelectTop(top, pop, 10, st.seen[u], nil)
-		case "static", "foldin":
+		case mode == "static", mode == "foldin":
 			if x := st.factors[u]; x != nil {
 				top = o.TopK(&s, top, model.Query{Vector: x, N: 10, Exclude: st.seen[u]})
 			} else {
 				top = top[:0]
 			}
 		default:
-			return res, fmt.Errorf("eval: unknown stream mode %q (want static, foldin or pop)", mode)
+			return res, fmt.Errorf("eval: unknown stream mode %q (want static, foldin, pop or trending[=half-life])", mode)
 		}
 		for _, e := range top {
 			if e.Item == in.Item {
@@ -131,9 +170,8 @@ func runStream(ctx context.Context, mode string, mod *model.Model, stats *model.
 		}
 		// Learn.
 		st.seen[u].Set(int(in.Item))
+		learnPop(in)
 		switch mode {
-		case "pop":
-			pop[in.Item]++
 		case "foldin":
 			ev := toEvent(in)
 			x := make([]float32, mod.Params.Factors)

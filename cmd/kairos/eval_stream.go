@@ -22,7 +22,7 @@ func runEvalStream(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var ef evalFlags
 	ef.register(fs)
 	warmup := fs.Float64("warmup", 0.5, "share of interactions (by time) to train on before streaming")
-	modes := fs.String("modes", "static,foldin,pop", "comma-separated modes: static, foldin, pop")
+	modes := fs.String("modes", "static,foldin,pop", "comma-separated modes: static, foldin, pop (all-time popularity), trending (the engine's 24-hour trending; trending=720h for another half-life)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
