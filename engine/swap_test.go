@@ -171,12 +171,11 @@ func TestVisitorFactorsAfterSwap(t *testing.T) {
 	}
 }
 
-// TestSnapshotPriorRanksKnownVisitorsWithTrending loads a snapshot that
+// TestSnapshotPriorRanksKnownVisitorsWithPopularity loads a snapshot that
 // carries a popularity prior: visitors past --blend-below are then ranked
-// by their fold-in and trending together (strategy still als), the
+// by their fold-in and popularity together (strategy still als), the
 // prior survives a restart, and without it the fold-in alone ranks.
-func TestSnapshotPriorRanksKnownVisitorsWithTrending(t *testing.T) {
-	ctx := context.Background()
+func TestSnapshotPriorRanksKnownVisitorsWithPopularity(t *testing.T) {
 	store := openStore(t, t.TempDir())
 	e := newEngine(t, store, nil)
 	arc := attachArchive(t, e)
@@ -195,14 +194,7 @@ func TestSnapshotPriorRanksKnownVisitorsWithTrending(t *testing.T) {
 	if r := top(e); r.Strategy != engine.StrategyALS || r.Items[0].Item == "hit" || !strings.HasPrefix(r.Items[0].Item, "c1-") {
 		t.Fatalf("without a prior: %+v", r)
 	}
-	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Snapshot.Meta.Blend = &model.Blend{Prior: 0.9, Kappa: 2}
-	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
-		t.Fatal(err)
-	}
+	loadRetrained(t, e, arc, model.Blend{Prior: 0.9, Kappa: 2})
 	if b := e.Blend(); b.Prior != 0.9 || b.Kappa != 2 || b.Trending != testConfig().Defaults().Blend.Trending || e.ModelGeneration() != 1 {
 		t.Fatalf("blend %+v, generation %d: want the snapshot's ρ and κ, the configured τ, generation 1", b, e.ModelGeneration())
 	}
@@ -223,7 +215,6 @@ func TestSnapshotPriorRanksKnownVisitorsWithTrending(t *testing.T) {
 // popularity-heavy prior, while a new item that five visitors clicked
 // today leads trending.
 func TestPriorRanksKnownVisitorsWithAllTimePopularity(t *testing.T) {
-	ctx := context.Background()
 	store := openStore(t, t.TempDir())
 	e := newEngine(t, store, nil)
 	arc := attachArchive(t, e)
@@ -235,14 +226,7 @@ func TestPriorRanksKnownVisitorsWithAllTimePopularity(t *testing.T) {
 		}
 	}
 	mustHandle(t, e, evs)
-	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Snapshot.Meta.Blend = &model.Blend{Prior: 0.9, Kappa: 2}
-	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
-		t.Fatal(err)
-	}
+	loadRetrained(t, e, arc, model.Blend{Prior: 0.9, Kappa: 2})
 	month := t0.Add(30 * 24 * time.Hour)
 	var fresh []signals.Event
 	for v := range 5 {
@@ -259,6 +243,21 @@ func TestPriorRanksKnownVisitorsWithAllTimePopularity(t *testing.T) {
 		if len(r.Items) == 0 || r.Items[0].Item != "classic" || slices.ContainsFunc(r.Items, func(it engine.Rec) bool { return it.Item == "new" }) {
 			t.Fatalf("known visitor %s under ρ = 0.9: %+v; want the all-time classic first and not the item five visitors saw today", v, r)
 		}
+	}
+}
+
+// loadRetrained retrains from arc and loads the snapshot into e with the
+// popularity prior b instead of the fitted one.
+func loadRetrained(t *testing.T, e *engine.Engine, arc *archive.Archive, b model.Blend) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := offline.Retrain(ctx, arc, nil, offline.RetrainConfig{Params: testConfig().Params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Snapshot.Meta.Blend = &b
+	if err := e.LoadSnapshot(ctx, res.Snapshot); err != nil {
+		t.Fatal(err)
 	}
 }
 
