@@ -66,6 +66,8 @@ func TestCommandsRefuseBadValues(t *testing.T) {
 		{[]string{"serve", "--data-dir", dir, "--amqp-url", "", "--redis-url", "", "--retrain-guard-users", "0"}, "--retrain-guard-users: 0 would rank no user"},
 		{[]string{"retrain", "--data-dir", dir, "--from", "2026-12-01T00:00:00Z", "--to", "2026-11-01T00:00:00Z"}, "is not before --to"},
 		{[]string{"tenant", "rotate", "shop", "--grace", "-1h"}, "--grace -1h0m0s: want a whole number of seconds"},
+		{[]string{"serve", "--data-dir", dir, "--amqp-url", "", "--redis-url", "", "--trending-half-life", "10s"}, "--trending-half-life 10s is below 1m"},
+		{[]string{"replay", "--to-store", "--store-data-dir", dir, "--trending-half-life", "soon"}, `--trending-half-life "soon": want a duration of at least 1m`},
 	} {
 		var out, errOut strings.Builder
 		if code := run(t.Context(), tc.args, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), tc.want) {

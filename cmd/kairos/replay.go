@@ -42,6 +42,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	namespace := fs.String("namespace", envOr("KAIROS_NAMESPACE", "kairos"), "prefix of RabbitMQ and Redis names")
 	dataDir := fs.String("store-data-dir", envOr("KAIROS_DATA_DIR", "./kairos-data"), "data dir of the embedded store for --to-store without Redis")
 	batchSize := fs.Int("batch", 500, "events per publish or engine batch")
+	trendingFlag := fs.String("trending-half-life", envOr("KAIROS_TRENDING_HALF_LIFE", "24h"), "with --to-store, the half-life of the trending counts it builds: kairos serve's --trending-half-life ($KAIROS_TRENDING_HALF_LIFE)")
 	hist := bindHistoryFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -51,6 +52,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if err := atLeast("batch", *batchSize, 1); err != nil {
 		return err
+	}
+	trendingHalfLife, err := time.ParseDuration(*trendingFlag)
+	if err != nil || trendingHalfLife < time.Minute {
+		return fmt.Errorf("--trending-half-life %q: want a duration of at least 1m", *trendingFlag)
 	}
 	now := time.Now()
 	f, err := parseWhen(*from, now)
@@ -92,7 +97,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// Its own name: the trending counts of the events it applies
 		// are shared beside the replicas' (a replica's name would have
 		// its counts overwritten by the replica's next save).
-		eng, err := engine.New(ctx, engine.Config{Replica: "replay"}, store, nil)
+		eng, err := engine.New(ctx, engine.Config{Replica: "replay", TrendingHalfLife: trendingHalfLife}, store, nil)
 		if err != nil {
 			return err
 		}

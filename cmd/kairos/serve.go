@@ -121,7 +121,7 @@ func newApp(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (_ *
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newDependencyCollector(a))
 	ecfg := engine.Config{
-		Params: cfg.Params, Weights: cfg.Weights, SessionGap: cfg.SessionGap, Replica: cfg.Replica,
+		Params: cfg.Params, Weights: cfg.Weights, SessionGap: cfg.SessionGap, TrendingHalfLife: cfg.TrendingHalfLife, Replica: cfg.Replica,
 		Index: engine.IndexConfig{Disabled: !cfg.Approx, Lists: cfg.IndexLists, Probe: cfg.IndexProbe, Shortlist: cfg.IndexShortlist}, Blend: cfg.Blend, BlendBelow: cfg.BlendBelow, Logger: a.log, Registerer: reg,
 	}
 	if a.engine, err = engine.New(ctx, ecfg, a.store, a.bus); err != nil {

@@ -64,7 +64,10 @@ type serveConfig struct {
 	Params     model.Params
 	Weights    signals.Weights
 	SessionGap time.Duration
-	Prefetch   int
+	// TrendingHalfLife decays the trending that ranks visitors without
+	// factors (engine.Config.TrendingHalfLife).
+	TrendingHalfLife time.Duration
+	Prefetch         int
 	Approx     bool
 	// FitItemLambda says each retrain fits ν (Params.ItemLambdaExponent)
 	// on its validation split: neither the flag nor its variable is set.
@@ -249,6 +252,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	weights := signals.DefaultWeights().String()
 	e.str(&weights, "weights", weights, "signal weights name=value,…")
 	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
+	e.dur(&c.TrendingHalfLife, "trending-half-life", 24*time.Hour, "half-life of the trending that ranks visitors without factors (every replica and kairos replay --to-store must use the same: trending counts kept with another half-life are ignored)")
 	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch: unacknowledged messages per consumed queue")
 	e.int(&c.Partitions, "partitions", defaultPartitions, "RabbitMQ partition queues <namespace>.p.<i>, shared by the replicas by leases in the store (0: one queue per replica, <namespace>.engine.<replica>)")
 	e.dur(&c.LeaseTTL, "lease-ttl", membership.DefaultTTL, "how long a replica's lease lasts unrenewed: a dead replica's partitions move to the others after it")
@@ -357,6 +361,9 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.DedupWindow < time.Minute {
 		errs = append(errs, fmt.Errorf("--dedup-window %v is below 1m", c.DedupWindow))
+	}
+	if c.TrendingHalfLife < time.Minute {
+		errs = append(errs, fmt.Errorf("--trending-half-life %v is below 1m", c.TrendingHalfLife))
 	}
 	if c.SessionGap < time.Second {
 		errs = append(errs, fmt.Errorf("--session-gap %v is below 1s", c.SessionGap))
