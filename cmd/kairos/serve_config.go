@@ -68,7 +68,7 @@ type serveConfig struct {
 	// factors (engine.Config.TrendingHalfLife).
 	TrendingHalfLife time.Duration
 	Prefetch         int
-	Approx     bool
+	Approx           bool
 	// FitItemLambda says each retrain fits ν (Params.ItemLambdaExponent)
 	// on its validation split: neither the flag nor its variable is set.
 	FitItemLambda bool
