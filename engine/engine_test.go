@@ -291,6 +291,35 @@ func TestRestartKeepsItemsAndTrending(t *testing.T) {
 	}
 }
 
+// TestRestartWithAnotherTrendingHalfLifeKeepsTrending: a restart with
+// another Config.TrendingHalfLife loads the stored trending counters as
+// they are (they decay with the new half-life from then on) instead of
+// starting from none, so a visitor without factors gets the same
+// trending at once.
+func TestRestartWithAnotherTrendingHalfLifeKeepsTrending(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir)
+	e := newEngine(t, store, nil)
+	mustHandle(t, e, clusterEvents(2, 10, 8, 8, 5))
+	wantTrend := recommend(t, e, "stranger", 5)
+	if err := e.SaveState(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.TrendingHalfLife = 7 * 24 * time.Hour
+	e2, err := engine.New(context.Background(), cfg, openStore(t, dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := recommend(t, e2, "stranger", 5)
+	if got.Strategy != engine.StrategyTrending || !slices.Equal(itemsOf(got), itemsOf(wantTrend)) {
+		t.Fatalf("trending after a restart with a week's half-life: %s %v, before %s %v", got.Strategy, itemsOf(got), wantTrend.Strategy, itemsOf(wantTrend))
+	}
+}
+
 func itemsOf(r engine.RecResponse) []string {
 	var out []string
 	for _, it := range r.Items {

@@ -121,12 +121,21 @@ func (e *Engine) loadTrending(ctx context.Context) error {
 	return nil
 }
 
-// restoreTrending sets the trending counters to the saved state s.
+// restoreTrending sets the trending counters to the saved state s. Counters
+// kept with another half-life (Config.TrendingHalfLife changed) are
+// loaded as they are and decay with the new one from then on: an
+// approximation of the counts the new half-life would have given, and a
+// far better start than none (visitors without factors would get the
+// catalog fallback until traffic rebuilt them).
 func (e *Engine) restoreTrending(ctx context.Context, s string) {
 	var ts trendingState
-	if err := json.Unmarshal([]byte(s), &ts); err != nil || ts.HalfLife != e.cfg.TrendingHalfLife {
+	if err := json.Unmarshal([]byte(s), &ts); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "stored trending counters ignored", slog.Any("err", err))
 		return
+	}
+	if ts.HalfLife != e.cfg.TrendingHalfLife {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "stored trending counters kept with another half-life: loaded as they are, decaying with the new one from now",
+			slog.Duration("stored_half_life", ts.HalfLife), slog.Duration("half_life", e.cfg.TrendingHalfLife))
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -168,7 +168,10 @@ func (e *Engine) mergePeers(ctx context.Context, fields map[string]string) {
 		}
 		var ts trendingState
 		if err := json.Unmarshal([]byte(v), &ts); err != nil || ts.HalfLife != e.cfg.TrendingHalfLife || len(ts.IDs) != len(ts.Scores) {
-			e.log.LogAttrs(ctx, slog.LevelWarn, "a peer's trending counters ignored", slog.String("peer", name), slog.Any("err", err))
+			// A peer with another half-life is misconfigured (every
+			// replica must use the same) or not yet restarted with it.
+			e.log.LogAttrs(ctx, slog.LevelWarn, "a peer's trending counters ignored", slog.String("peer", name), slog.Any("err", err),
+				slog.Duration("peer_half_life", ts.HalfLife), slog.Duration("half_life", e.cfg.TrendingHalfLife))
 			continue
 		}
 		if e.cfg.Now().Sub(ts.Saved) > e.abandonAfter() && e.adopt(ctx, name, v) {

@@ -252,7 +252,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	weights := signals.DefaultWeights().String()
 	e.str(&weights, "weights", weights, "signal weights name=value,…")
 	e.dur(&c.SessionGap, "session-gap", 30*time.Minute, "inactivity that ends a session")
-	e.dur(&c.TrendingHalfLife, "trending-half-life", 24*time.Hour, "half-life of the trending that ranks visitors without factors (every replica and kairos replay --to-store must use the same: trending counts kept with another half-life are ignored)")
+	e.dur(&c.TrendingHalfLife, "trending-half-life", 24*time.Hour, "half-life of the trending that ranks visitors without factors (a restart with another carries this replica's counts over; every replica and kairos replay --to-store must use the same: counts they keep with another are ignored)")
 	e.int(&c.Prefetch, "prefetch", 256, "RabbitMQ prefetch: unacknowledged messages per consumed queue")
 	e.int(&c.Partitions, "partitions", defaultPartitions, "RabbitMQ partition queues <namespace>.p.<i>, shared by the replicas by leases in the store (0: one queue per replica, <namespace>.engine.<replica>)")
 	e.dur(&c.LeaseTTL, "lease-ttl", membership.DefaultTTL, "how long a replica's lease lasts unrenewed: a dead replica's partitions move to the others after it")

@@ -65,3 +65,43 @@ func TestReplayBuildsTrendingWithTheServersHalfLife(t *testing.T) {
 		t.Fatalf("a stranger after the replay: strategy %s, items %v; want the replayed trending", strategy, items)
 	}
 }
+
+// TestRestartWithAnotherTrendingHalfLife: kairos serve restarted with
+// another --trending-half-life keeps serving the trending it had (its own
+// stored counters, decaying with the new half-life from then on), on
+// both stores.
+func TestRestartWithAnotherTrendingHalfLife(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) {
+		dir := t.TempDir()
+		testRestartTrendingHalfLife(t, func(flags ...string) *testServer {
+			return startServer(t, append([]string{"--data-dir", dir}, flags...)...)
+		})
+	})
+	t.Run("rabbitmq-redis", func(t *testing.T) {
+		requireServices(t)
+		ns, dir := testNamespace(t), t.TempDir()
+		testRestartTrendingHalfLife(t, func(flags ...string) *testServer {
+			return startServer(t, append([]string{"--amqp-url", amqpURL(), "--redis-url", redisURL(), "--namespace", ns, "--data-dir", dir}, flags...)...)
+		})
+	})
+}
+
+func testRestartTrendingHalfLife(t *testing.T, start func(flags ...string) *testServer) {
+	srv := start()
+	var evs []map[string]any
+	for v := range 6 {
+		for j := range v%3 + 1 {
+			evs = append(evs, map[string]any{"id": fmt.Sprintf("e%d-%d", v, j), "type": "click", "visitor": fmt.Sprintf("v%d", v), "item": fmt.Sprintf("item%d", j)})
+		}
+	}
+	accepted := srv.postAll(t, evs)
+	waitFor(t, 30*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= accepted })
+	srv.waitTrending(t, "stranger")
+	_, before := srv.recommend(t, "stranger", 3)
+	srv.stop(t)
+	srv = start("--trending-half-life", "168h")
+	strategy, after := srv.recommend(t, "stranger", 3)
+	if strategy != "trending" || len(after) != 3 || after[0] != before[0] {
+		t.Fatalf("after a restart with a week's half-life: strategy %s, items %v; before %v", strategy, after, before)
+	}
+}
