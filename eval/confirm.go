@@ -74,6 +74,27 @@ func SkipConfirmation(pick BlendTrial) *BlendConfirmation {
 		T: vs.T, Kept: true, Skipped: true}
 }
 
+// ConfirmPick checks pick's blend against the popularity-heavy blend ph
+// in the one order every caller follows: a pick that is ph stands
+// unchecked (nil report); one that beat ph on validation by ConfirmSkipT
+// stands with SkipConfirmation's report, and fold is not called;
+// otherwise fold returns the confirming split and a model trained on its
+// training part (ok false: the data has no such split, and the pick
+// stands unchecked), and ConfirmBlend decides on at most maxUsers users.
+func ConfirmPick(ctx context.Context, pick BlendTrial, ph model.Blend, fold func() (s Split, mod *model.Model, ok bool, err error), threads, maxUsers int) (model.Blend, *BlendConfirmation, error) {
+	if pick.Blend == ph {
+		return pick.Blend, nil, nil
+	}
+	if c := SkipConfirmation(pick); c != nil {
+		return pick.Blend, c, nil
+	}
+	s, mod, ok, err := fold()
+	if err != nil || !ok {
+		return pick.Blend, nil, err
+	}
+	return ConfirmBlend(ctx, s, mod, pick.Blend, ph, threads, maxUsers)
+}
+
 // PopularityHeavy returns the grid's most popularity-heavy blend: the
 // largest ρ and κ, no neighbours (FitBlend's fallback).
 func (g BlendGrid) PopularityHeavy() model.Blend {

@@ -191,23 +191,17 @@ func rankWithPick(ctx context.Context, test Split, fold *Split, p model.Params, 
 	return r, err
 }
 
-// confirmOn trains p on fold and confirms pick's blend b there
-// (ConfirmBlend); b stands unchecked without a fold or when it is g's
-// popularity-heavy blend, and without a training when validation already
-// confirms it (SkipConfirmation).
+// confirmOn confirms pick's blend on fold (ConfirmPick against g's
+// popularity-heavy blend), training p there only when needed; without a
+// fold it stands unchecked.
 func confirmOn(ctx context.Context, fold *Split, p model.Params, pick BlendTrial, g BlendGrid, unit TimeUnit, threads int) (model.Blend, *BlendConfirmation, error) {
-	b, ph := pick.Blend, g.PopularityHeavy()
-	if fold == nil || b == ph {
-		return b, nil, nil
-	}
-	if c := SkipConfirmation(pick); c != nil {
-		return b, c, nil
-	}
-	mod, _, err := TrainALS(ctx, *fold, p, unit, nil)
-	if err != nil {
-		return b, nil, err
-	}
-	return ConfirmBlend(ctx, *fold, mod, b, ph, threads, 0)
+	return ConfirmPick(ctx, pick, g.PopularityHeavy(), func() (Split, *model.Model, bool, error) {
+		if fold == nil {
+			return Split{}, nil, false, nil
+		}
+		mod, _, err := TrainALS(ctx, *fold, p, unit, nil)
+		return *fold, mod, err == nil, err
+	}, threads, 0)
 }
 
 // OfflineWithBlend trains ALS with p on test's training part and ranks

@@ -121,7 +121,9 @@ func runStream(ctx context.Context, mode string, mod *model.Model, stats *model.
 		return StreamResult{}, err
 	}
 	trend := model.NewTrending(halfLife)
-	trend.Add(items-1, 0, time.Unix(0, 0)) // one score per item row
+	if trending {
+		trend.Add(items-1, 0, time.Unix(0, 0)) // one score per item row
+	}
 	learnPop := func(in Interaction) {
 		pop[in.Item]++
 		if trending {

@@ -152,36 +152,31 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 }
 
 // confirm checks the fitted blend r.Blend (pick's) on a further
-// validation split (eval.ConfirmBlend on each user's next pair) and
-// replaces it with the popularity-heavy blend ph when it is worse there.
-// A blend that is ph already, or data without such a split, is left as it
-// is; one that beat ph on validation by eval.ConfirmSkipT stands without
-// the split's training (eval.SkipConfirmation).
+// validation split, each user's next pair (eval.ConfirmPick against the
+// popularity-heavy blend ph), and replaces it with ph when it is worse
+// there. A blend that is ph already, or data without such a split, is
+// left as it is; one that beat ph on validation by eval.ConfirmSkipT
+// stands without the split's training.
 func (d *retrainData) confirm(ctx context.Context, r *RetrainResult, held []bool, pick eval.BlendTrial, ph model.Blend, p *progress) error {
-	if r.Blend == ph {
-		return nil
-	}
-	if c := eval.SkipConfirmation(pick); c != nil {
-		r.BlendConfirm = c
-		p.line(fmt.Sprintf("blend confirmed on validation: NDCG@10 %.4f against the popularity-heavy blend's %.4f (paired t = %.2f ≥ %g, %d users); no confirming model trained", c.NDCG10, c.PopularityNDCG10, c.T, eval.ConfirmSkipT, c.Users))
-		return nil
-	}
-	foldHeld, fold := d.fold(held)
-	if !slices.ContainsFunc(fold.Held, func(i int32) bool { return i >= 0 }) {
-		return nil
-	}
-	mod, _, err := d.train(ctx, d.pre.without(foldHeld), r.Params, p, "confirming model")
-	if err != nil {
-		return err
-	}
-	b, c, err := eval.ConfirmBlend(ctx, fold, mod, r.Blend, ph, r.Params.Threads, eval.DefaultFitUsers)
+	b, c, err := eval.ConfirmPick(ctx, pick, ph, func() (eval.Split, *model.Model, bool, error) {
+		foldHeld, fold := d.fold(held)
+		if !slices.ContainsFunc(fold.Held, func(i int32) bool { return i >= 0 }) {
+			return fold, nil, false, nil
+		}
+		mod, _, err := d.train(ctx, d.pre.without(foldHeld), r.Params, p, "confirming model")
+		return fold, mod, err == nil, err
+	}, r.Params.Threads, eval.DefaultFitUsers)
 	if err != nil {
 		return fmt.Errorf("offline: confirm the blend: %w", err)
 	}
 	r.Blend, r.BlendConfirm = b, c
-	if c.Kept {
+	switch {
+	case c == nil:
+	case c.Skipped:
+		p.line(fmt.Sprintf("blend confirmed on validation: NDCG@10 %.4f against the popularity-heavy blend's %.4f (paired t = %.2f ≥ %g, %d users); no confirming model trained", c.NDCG10, c.PopularityNDCG10, c.T, eval.ConfirmSkipT, c.Users))
+	case c.Kept:
 		p.line(fmt.Sprintf("blend confirmed on each user's next event: NDCG@10 %.4f against the popularity-heavy blend's %.4f (paired t = %.2f, %d users)", c.NDCG10, c.PopularityNDCG10, c.T, c.Users))
-	} else {
+	default:
 		p.line(fmt.Sprintf("blend refused on each user's next event: NDCG@10 %.4f against the popularity-heavy blend's %.4f (paired t = %.2f, %d users); the popularity-heavy blend ρ = %g, κ = %g ranks", c.NDCG10, c.PopularityNDCG10, c.T, c.Users, ph.Prior, ph.Kappa))
 	}
 	return nil
