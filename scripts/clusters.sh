@@ -8,7 +8,8 @@
 #     queues work on it. With KAIROS_CLUSTERS_MANAGEMENT=1 the management
 #     plugin listens on 15681-15683.
 #   - a 6-node Redis Cluster on 127.0.0.1:7001-7006: 3 masters, 3 replicas,
-#     cluster-node-timeout 2000, appendonly yes.
+#     cluster-node-timeout 2000, appendonly yes, AOF rewrites deferred to 1 GB
+#     (they stall the engines that share the machine; README, Local clusters).
 #
 # Every node keeps its data, logs and PID file under KAIROS_CLUSTERS_DIR
 # (default /tmp/kairos-clusters). The RabbitMQ on 5672/25672 (epmd 4369) and
@@ -238,7 +239,7 @@ redis_start() { # N: start node N (its nodes.conf and AOF kept)
   redis-server --bind 127.0.0.1 --port "$port" --dir "$d" \
     --daemonize yes --pidfile "$d/redis.pid" --logfile "$d/redis.log" \
     --cluster-enabled yes --cluster-config-file nodes.conf \
-    --cluster-node-timeout 2000 --appendonly yes --save "" >/dev/null
+    --cluster-node-timeout 2000 --appendonly yes --save "" --auto-aof-rewrite-min-size 1gb >/dev/null
   for _ in $(seq 1 50); do
     [ -s "$d/redis.pid" ] && port_open "$port" && return 0
     sleep 0.1
