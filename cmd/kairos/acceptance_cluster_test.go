@@ -438,8 +438,12 @@ func (s *acceptStats) runRecs(ctx context.Context, c *acceptCluster, owners []*a
 				return
 			}
 			smp := acceptSample{phase: phase, d: time.Since(t0)}
-			if end := c.getPhase(); end != phase {
-				smp.phase = end // a fault began meanwhile (its replica may have been picked)
+			// A request that spans a phase change counts in the fault's
+			// window: one that began in a fault waited for it, and in one
+			// that began before a fault, the fault's replica may have been
+			// picked.
+			if end := c.getPhase(); end != phase && !faultPhase(phase) {
+				smp.phase = end
 			}
 			if err != nil {
 				smp.err = err.Error()
