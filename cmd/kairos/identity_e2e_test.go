@@ -188,8 +188,14 @@ func spoofScenario(t *testing.T, srv *testServer, mode string) {
 	}
 }
 
+// click is a click event of a minute ago.
 func click(id, visitor, item string) map[string]any {
-	return map[string]any{"id": id, "type": "click", "visitor": visitor, "item": item, "ts": time.Now().Add(-time.Minute).UnixMilli()}
+	return clickAt(id, visitor, item, time.Now().Add(-time.Minute))
+}
+
+// clickAt is a click event at the given time.
+func clickAt(id, visitor, item string, at time.Time) map[string]any {
+	return map[string]any{"id": id, "type": "click", "visitor": visitor, "item": item, "ts": at.UTC().Format(time.RFC3339Nano)}
 }
 
 // identifyTrusted links anon to user through POST /v1/identify with the

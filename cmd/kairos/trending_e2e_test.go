@@ -31,10 +31,9 @@ func testTrendingHalfLife(t *testing.T, start func(*testing.T, ...string) *testS
 		now := time.Now().UTC()
 		var evs []map[string]any
 		for v := range 3 {
-			evs = append(evs, map[string]any{"id": fmt.Sprintf("o%d", v), "type": "click", "visitor": fmt.Sprintf("a%d", v), "item": "older",
-				"ts": now.Add(-5 * time.Hour).Format(time.RFC3339Nano)})
+			evs = append(evs, clickAt(fmt.Sprintf("o%d", v), fmt.Sprintf("a%d", v), "older", now.Add(-5*time.Hour)))
 		}
-		evs = append(evs, map[string]any{"id": "n0", "type": "click", "visitor": "b0", "item": "newer", "ts": now.Format(time.RFC3339Nano)})
+		evs = append(evs, clickAt("n0", "b0", "newer", now))
 		accepted := srv.postAll(t, evs)
 		waitFor(t, 30*time.Second, "every event applied", func() bool { return appliedEvents(t, srv) >= accepted })
 		var items []string
