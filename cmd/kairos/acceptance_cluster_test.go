@@ -25,6 +25,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/redisstore"
 	"github.com/kairoshq/kairos/internal/clustertest"
+	"github.com/kairoshq/kairos/signals"
 )
 
 // The acceptance fault test of issue 12 (KAIROS_CLUSTER_TESTS=1 only):
@@ -315,17 +316,25 @@ func (s *acceptStats) sendUntilAccepted(ctx context.Context, t *testing.T, c *ac
 	return nil, false
 }
 
+// acceptMaxBatch is the most events runEvents sends in one request: the
+// API's limit.
+const acceptMaxBatch = signals.DefaultMaxBatch
+
 // runEvents sends the owners' actions of worker w (owners i with
-// i%workers == w) at rate/workers events a second, in batches every
-// 200 ms, in order per owner.
+// i%workers == w) at rate/workers events a second, in order per owner,
+// like a collector that flushes every 200 ms: at each tick it sends the
+// events due since the start that it has not sent yet (in requests of at
+// most acceptMaxBatch events). A slow answer makes the next batch larger
+// instead of lowering the offered rate (a ticker's dropped ticks would
+// otherwise lose their quota: the coordinated omission of a closed loop).
 func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptCluster, p acceptParams, owners []*acceptOwner, w int) {
 	var mine []int
 	for i := w; i < len(owners); i += p.workers {
 		mine = append(mine, i)
 	}
 	next := make([]int, len(owners))
-	perTick := float64(p.rate) / float64(p.workers) / 5
-	quota := 0.0
+	perSecond := float64(p.rate) / float64(p.workers)
+	start, queued := time.Now(), 0
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	cur := 0
@@ -351,8 +360,8 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 			return
 		case <-tick.C:
 		}
-		quota += perTick
-		for quota >= 1 && len(mine) > 0 {
+		due := int(perSecond * time.Since(start).Seconds())
+		for queued < due && len(mine) > 0 {
 			cur %= len(mine)
 			oi := mine[cur]
 			o := owners[oi]
@@ -369,7 +378,10 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 			} else {
 				batch = append(batch, map[string]any{"id": acceptEventID(oi, a.seq), "type": "view", "visitor": a.device,
 					"item": fmt.Sprintf("item%d", (oi*7+a.seq*13)%300), "ts": time.Now().UTC().Format(time.RFC3339Nano)})
-				quota--
+				queued++
+				if len(batch) == acceptMaxBatch {
+					flush()
+				}
 			}
 			if next[oi] == len(o.actions) {
 				mine = slices.Delete(mine, cur, cur+1)
