@@ -205,6 +205,11 @@ func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns s
 		"--data-dir", t.TempDir(), "--addr", addr, "--secret-key", "sk_test_0123456789abcdef",
 		"--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--partitions", strconv.Itoa(partitions),
 		"--lease-ttl", "4s", "--replica", name, "--redis-wait-replicas", "1"}
+	if os.Getenv("KAIROS_ACCEPT_HISTORY") == "1" {
+		// One history for the cluster: the broker also writes every
+		// message to the stream <namespace>.history.
+		args = append(args, "--history-stream")
+	}
 	if os.Getenv("KAIROS_ACCEPT_PPROF") == "1" {
 		// For profiling the replicas during a run: go tool pprof
 		// http://<addr>/debug/pprof/profile?seconds=30
