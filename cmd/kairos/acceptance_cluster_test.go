@@ -766,12 +766,15 @@ func waitAssignmentSettled(t *testing.T, c *clustertest.Clusters, ns string, rs 
 	t.Helper()
 	t0 := time.Now()
 	waitFor(t, time.Minute, "the replicas' partition assignment settled", func() bool {
+		owned := 0.0
 		for _, r := range rs {
-			if live, _, ok := partitionGauges(r); !ok || live != float64(len(rs)) {
+			live, o, ok := partitionGauges(r)
+			if !ok || live != float64(len(rs)) {
 				return false
 			}
+			owned += o
 		}
-		return ownedPartitions(rs) == partitions && partitionConsumers(t, c, 1, ns) == partitions
+		return owned == float64(partitions) && partitionConsumers(t, c, 1, ns) == partitions
 	})
 	t.Logf("partition assignment settled %v after the last replica was ready", time.Since(t0).Round(10*time.Millisecond))
 }
