@@ -99,6 +99,22 @@ type DefaultsFit struct {
 	Alpha    *AlphaFit
 }
 
+// Lines describes each choice made, one line each (String of the
+// half-life, ν and α fits), in the order they were made.
+func (f DefaultsFit) Lines() []string {
+	var lines []string
+	if f.HalfLife != nil {
+		lines = append(lines, f.HalfLife.String())
+	}
+	if f.Exponent != nil {
+		lines = append(lines, f.Exponent.String())
+	}
+	if f.Alpha != nil {
+		lines = append(lines, f.Alpha.String())
+	}
+	return lines
+}
+
 // HalfLifeFit is how FitDefaults chose the half-life.
 type HalfLifeFit struct {
 	// Tried is the given half-life, tried against FittedHalfLives.

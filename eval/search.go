@@ -52,7 +52,10 @@ import (
 // each. Finally the pick must beat the reference on validation by a
 // paired per-user t of at least MinT, else the reference is kept: a
 // search never hands back a configuration that is not clearly better on
-// validation than the one it started from.
+// validation than the one it started from. With SearchConfig.FitBase the
+// reference is the defaults fitted as an untuned run fits them (half-life,
+// ν and α on validation, FitDefaults), so that tuning never serves what
+// validation says is worse than not tuning.
 
 // Space is the hyperparameter space Search draws from.
 type Space struct {
@@ -171,6 +174,14 @@ type SearchConfig struct {
 	// defaults where a search measurably helps on test (MovieLens
 	// latest-small); a retrain can ask for more.
 	MinT float64
+	// FitBase, when set, makes the reference the defaults as an untuned
+	// run would serve them: before searching, FitDefaults chooses Base's
+	// fields of FitBase on val (over DefaultBlendGrid with Blends' recall
+	// floor), within the budget, and the fitted parameters replace Base.
+	// The pick must then beat what not tuning gives, not the shipped
+	// numbers unfitted, and a budget spent on the fit hands back the
+	// fitted defaults.
+	FitBase *DefaultsChoice
 	// OnTrial, when set, sees every evaluation.
 	OnTrial func(SearchTrial)
 	// Now is the clock (nil: time.Now).
@@ -269,6 +280,9 @@ type SearchResult struct {
 	Reference     *SearchTrial `json:"reference,omitempty"`
 	VsReference   *Paired      `json:"vs_reference,omitempty"`
 	KeptReference bool         `json:"kept_reference,omitempty"`
+	// BaseFit is the fit of the reference (SearchConfig.FitBase; nil
+	// when not asked or not finished).
+	BaseFit *DefaultsFit `json:"-"`
 }
 
 // ErrTooFewUsers is returned by Search when the validation split has too
@@ -303,12 +317,19 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 	s := &searcher{cfg: cfg, val: val, start: cfg.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0x5345_4152)), // "SEAR"
 		mats: map[matKey]*model.Matrix{}, speed: map[int]float64{}, best: -1, ref: -1, runs: map[int][]int{}}
 	s.users = heldUsers(val, cfg.MaxUsers)
+	res := SearchResult{Stopped: "complete"}
+	if cfg.FitBase != nil {
+		fit, err := s.fitBase(ctx)
+		if err != nil {
+			return s.result(res), err
+		}
+		s.unfitted, s.baseFit, s.cfg.Base = s.cfg.Base, &fit, fit.Params
+	}
 	s.starts = s.warmStarts()
 	smax := 0
 	for r := cfg.MaxIterations; r/cfg.Eta >= cfg.MinIterations; r /= cfg.Eta {
 		smax++
 	}
-	res := SearchResult{Stopped: "complete"}
 	stop, err := s.warm(ctx)
 	if err != nil {
 		return s.result(res), err
@@ -333,6 +354,10 @@ search:
 			break
 		}
 	}
+	if s.best < 0 && s.baseFit != nil {
+		s.keepFit = true // the fit spent the budget
+		return s.result(res), nil
+	}
 	if err := s.errIfEmpty(); err != nil {
 		return s.result(res), err
 	}
@@ -345,15 +370,50 @@ search:
 	return s.result(res), nil
 }
 
+// fitBase fits the defaults' choices of cfg.FitBase to Base on the
+// validation split (FitDefaults), training on the search's matrices and
+// timing the sweeps for its budget.
+func (s *searcher) fitBase(ctx context.Context) (DefaultsFit, error) {
+	grid := DefaultBlendGrid()
+	grid.RecallFloor = s.cfg.Blends.RecallFloor
+	train := func(q model.Params) (*model.Model, error) {
+		m, err := s.matrix(0, q.HalfLife)
+		if err != nil {
+			return nil, err
+		}
+		start := s.cfg.Now()
+		mod, err := model.Train(ctx, m, q, nil)
+		if err == nil && q.Iterations > 0 {
+			s.speed[q.Factors] = s.cfg.Now().Sub(start).Seconds() / float64(q.Iterations)
+		}
+		return mod, err
+	}
+	choice := *s.cfg.FitBase
+	// A choice the space would undo is not fitted: one half-life (no
+	// distinct times), or no ν = FittedItemLambdaExponent among its ν.
+	choice.HalfLife = choice.HalfLife && len(s.cfg.Space.HalfLife) > 1
+	choice.ItemLambdaExponent = choice.ItemLambdaExponent && slices.Contains(s.cfg.Space.itemLambdaExponents(), FittedItemLambdaExponent)
+	fit, err := FitDefaults(ctx, s.val, s.cfg.Base, choice, grid, s.cfg.Base.Threads, train)
+	if err != nil {
+		return fit, fmt.Errorf("eval: search: fitting the defaults: %w", err)
+	}
+	return fit, nil
+}
+
 // warmStarts returns the starts (their searched fields over Base's
-// others), then Base with ν = FittedItemLambdaExponent when the space has
-// it (the other choice of the defaults' fit), the reference last: Base
+// others; not Base as it was before its fit), then Base with ν =
+// FittedItemLambdaExponent when the space has it and Base was not fitted
+// (the other choice of the defaults' fit), the reference last: Base
 // itself, unless a start equals it.
 func (s *searcher) warmStarts() []model.Params {
 	var out []model.Params
 	seen := map[model.Params]bool{}
+	if s.baseFit != nil {
+		seen[configKey(s.fitSpace(s.withBase(s.unfitted, s.unfitted.Iterations)))] = true
+		delete(seen, configKey(s.fitSpace(s.withBase(s.cfg.Base, s.cfg.Base.Iterations))))
+	}
 	starts := slices.Clone(s.cfg.Starts)
-	if scaled := s.cfg.Base; slices.Contains(s.cfg.Space.ItemLambdaExponent, FittedItemLambdaExponent) {
+	if scaled := s.cfg.Base; s.cfg.FitBase == nil && slices.Contains(s.cfg.Space.ItemLambdaExponent, FittedItemLambdaExponent) {
 		scaled.ItemLambdaExponent = FittedItemLambdaExponent
 		starts = append(starts, scaled)
 	}
@@ -400,7 +460,7 @@ func configKey(p model.Params) model.Params {
 // the defaults fit ν (FitItemLambdaExponent), so that the search compares
 // its pick with the defaults as they would be served untuned.
 func (s *searcher) preferScaledReference(j int) {
-	if j < 0 || s.ref < 0 {
+	if j < 0 || s.ref < 0 || s.cfg.FitBase != nil {
 		return
 	}
 	if cmp := ComparePairedValues(s.meanUser(j), s.meanUser(s.ref)); cmp.T >= FallbackMinT {
@@ -449,6 +509,9 @@ func (s *searcher) warm(ctx context.Context) (stop bool, err error) {
 // it on validation by a paired t of at least MinT.
 func (s *searcher) checkReference(res *SearchResult) {
 	if s.ref < 0 {
+		// The budget ended before the reference was trained: nothing
+		// measured the pick against the fitted defaults, which stay.
+		s.keepFit = s.baseFit != nil
 		return
 	}
 	ref := s.trials[s.ref]
@@ -616,14 +679,28 @@ type searcher struct {
 	best  int // the best full-fidelity trial (-1: none yet)
 	ref   int // the reference's trial (-1: not evaluated)
 	nconf int
+	// baseFit is the reference's fit (SearchConfig.FitBase), keepFit
+	// set when the search ended without measuring a pick against it.
+	baseFit *DefaultsFit
+	keepFit bool
+	// unfitted is Base before the fit: a warm start equal to it is not
+	// trained (the fit has measured it).
+	unfitted model.Params
 	// confirming is set once the search proper has ended.
 	confirming bool
 }
 
 func (s *searcher) result(r SearchResult) SearchResult {
-	r.Trials, r.Configs, r.Elapsed = s.trials, s.nconf, s.cfg.Now().Sub(s.start)
+	r.Trials, r.Configs, r.Elapsed, r.BaseFit = s.trials, s.nconf, s.cfg.Now().Sub(s.start), s.baseFit
 	if s.best >= 0 {
 		r.Best = s.trials[s.best]
+	}
+	if s.keepFit {
+		// The fitted defaults with their fit's figures (validation users
+		// and blend grid of FitDefaults).
+		fit := s.baseFit
+		r.Best = SearchTrial{Params: fit.Params, Blend: fit.Pick.Blend, Metrics: fit.Pick.Metrics, Full: true}
+		r.Reference, r.KeptReference, r.Confirmed, r.MeanNDCG10 = &r.Best, true, 1, fit.Pick.NDCG10
 	}
 	return r
 }
@@ -781,8 +858,8 @@ func (s *searcher) topDistinct(n int) []int {
 // evaluation would end after the current limit (never before the first
 // trial).
 func (s *searcher) overBudget(k, sweeps int) bool {
-	if s.cfg.Budget <= 0 || len(s.trials) == 0 {
-		return false
+	if s.cfg.Budget <= 0 || len(s.trials) == 0 && s.baseFit == nil {
+		return false // at least one evaluation, unless the fitted defaults stand in
 	}
 	left := s.limit().Seconds() - s.cfg.Now().Sub(s.start).Seconds()
 	return left < float64(sweeps)*s.sweepSeconds(k)+s.evalS

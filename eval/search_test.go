@@ -370,3 +370,47 @@ func TestSearchReferenceIsTheFittedDefaults(t *testing.T) {
 		t.Logf("ν choices %v: reference ν %v, validation NDCG@10 %.4f; %d trials, %s", tc.nus, res.Reference.Params.ItemLambdaExponent, res.Reference.NDCG10, len(res.Trials), res.Stopped)
 	}
 }
+
+// TestSearchFitsItsReference: with FitBase the reference is the defaults
+// as an untuned run fits them. On a log whose one-minute decay hides a
+// user's earlier items the fit drops the decay (as
+// TestFitDefaultsDropsAHidingDecay shows for the untuned run); the search
+// races against that, and a budget the fit spends hands back the fitted
+// defaults, not the shipped ones.
+func TestSearchFitsItsReference(t *testing.T) {
+	_, val := groupsSplits(t, 300, 5)
+	base := model.DefaultParams()
+	base.Threads = 2
+	space := smallSpace()
+	space.Factors, space.HalfLife = []int{base.Factors}, []time.Duration{0, time.Minute, 7 * 24 * time.Hour}
+	search := func(budget time.Duration, clock func() time.Time) SearchResult {
+		t.Helper()
+		res, err := Search(context.Background(), val, SearchConfig{Space: space, Base: base, Budget: budget, Now: clock, Unit: 10 * time.Minute,
+			MaxIterations: base.Iterations, Confirm: 1, FitBase: &DefaultsChoice{HalfLife: true}, Starts: []model.Params{base}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.BaseFit == nil || res.BaseFit.HalfLife == nil || res.BaseFit.Params.HalfLife == base.HalfLife {
+			t.Fatalf("reference fit %+v: want the one-minute half-life fitted away", res.BaseFit)
+		}
+		return res
+	}
+	// Each reading of this clock takes a second: the fit's three
+	// trainings spend a 4 s budget.
+	now := time.Unix(0, 0)
+	res := search(4*time.Second, func() time.Time { now = now.Add(time.Second); return now })
+	fitted := res.BaseFit.Params
+	if !res.KeptReference || res.Best.Params != fitted || len(res.Trials) != 0 || res.Stopped != "budget" || res.Best.Users == 0 {
+		t.Fatalf("budget spent by the fit: pick %+v (kept %v, %d trials, %s, %d users); want the fitted defaults %+v, no trial",
+			res.Best.Params, res.KeptReference, len(res.Trials), res.Stopped, res.Best.Users, fitted)
+	}
+	// One cycle: the reference is the fitted base at its own sweeps,
+	// trained first (the unfitted base among the starts is not trained:
+	// the fit measured it).
+	res = search(0, nil)
+	if res.Reference == nil || res.Reference.Params.HalfLife != fitted.HalfLife || res.Reference.Params.Iterations != base.Iterations ||
+		res.Trials[0].Params != res.Reference.Params {
+		t.Fatalf("reference %+v, first trial %+v; want the fitted defaults (half-life %v) trained first", res.Reference, res.Trials[0].Params, fitted.HalfLife)
+	}
+	t.Logf("%s; pick %+v (kept %v), reference validation NDCG@10 %.4f", res.BaseFit.HalfLife, res.Best.Params, res.KeptReference, res.Reference.NDCG10)
+}

@@ -84,9 +84,19 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 			space.HalfLife = []time.Duration{cfg.Params.HalfLife}
 		}
 		bar := eval.NewSearchBar(p.w, t.Budget)
-		res, err := eval.Search(ctx, val, eval.SearchConfig{Space: space, Base: cfg.Params, Starts: t.Starts, Budget: t.Budget,
-			Seed: t.Seed, Unit: time.Nanosecond, Matrix: matrix, OnTrial: bar.Trial, MinUsers: t.MinUsers})
+		sc := eval.SearchConfig{Space: space, Base: cfg.Params, Starts: t.Starts, Budget: t.Budget,
+			Seed: t.Seed, Unit: time.Nanosecond, Matrix: matrix, OnTrial: bar.Trial, MinUsers: t.MinUsers}
+		if cfg.FitItemLambda || cfg.FitHalfLife || cfg.FitAlpha {
+			// The reference is the model an untuned retrain would train.
+			sc.FitBase = &eval.DefaultsChoice{HalfLife: cfg.FitHalfLife, ItemLambdaExponent: cfg.FitItemLambda, Alpha: cfg.FitAlpha}
+		}
+		res, err := eval.Search(ctx, val, sc)
 		bar.Done()
+		if f := res.BaseFit; f != nil {
+			for _, line := range f.Lines() {
+				p.line("reference: " + line)
+			}
+		}
 		switch {
 		case errors.Is(err, eval.ErrTooFewUsers):
 			p.line(fmt.Sprintf("not tuned: %v", err))
@@ -101,7 +111,7 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 				r.Search.VsBaseT = res.VsReference.T
 			}
 			if res.KeptReference {
-				p.line("the search's best did not beat the configured parameters on validation: they are kept")
+				p.line("the search's best did not beat the configured parameters (as an untuned retrain fits them) on validation: they are kept")
 			}
 		}
 	}
@@ -127,14 +137,8 @@ func (d *retrainData) pick(ctx context.Context, r *RetrainResult, cfg RetrainCon
 		if err != nil {
 			return err
 		}
-		if fit.HalfLife != nil {
-			p.line(fit.HalfLife.String())
-		}
-		if fit.Exponent != nil {
-			p.line(fit.Exponent.String())
-		}
-		if fit.Alpha != nil {
-			p.line(fit.Alpha.String())
+		for _, line := range fit.Lines() {
+			p.line(line)
 		}
 		params, best = fit.Params, fit.Pick
 	} else {

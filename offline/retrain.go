@@ -207,9 +207,10 @@ type SearchSummary struct {
 	WarmStarts int `json:"warm_starts"`
 	// Confirmed is the number of seeds the pick was scored with.
 	Confirmed int `json:"confirmed"`
-	// KeptBase says the configured parameters stayed the pick: the
+	// KeptBase says the configured parameters, with the choices an
+	// untuned retrain fits (half-life, ν, α) fitted, stayed the pick: the
 	// search's best did not beat them on validation (eval.SearchConfig's
-	// MinT); VsBaseT is that paired t, when compared.
+	// MinT and FitBase); VsBaseT is that paired t, when compared.
 	KeptBase bool    `json:"kept_base,omitempty"`
 	VsBaseT  float64 `json:"vs_base_t,omitempty"`
 }

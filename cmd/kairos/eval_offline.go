@@ -239,11 +239,14 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		return nil
 	}
 	var picked *eval.BlendTrial
+	// The defaults' choices that no flag fixes are fitted on validation,
+	// tuned or not: untuned they rank, tuned they are the reference.
+	choice := eval.DefaultsChoice{HalfLife: !flagSet(fs, "half-life"), ItemLambdaExponent: !flagSet(fs, "item-lambda-exponent"), Alpha: !flagSet(fs, "alpha")}
 	if tf.tune {
 		if tf.method == "grid" {
 			p, err = runGridTune(ctx, val, p, unit, enc, stderr)
 		} else {
-			p, picked, err = runSearch(ctx, val, []eval.Split{fold}, p, unit, tf, df.stateKey(*holdout), enc, stderr)
+			p, picked, err = runSearch(ctx, val, []eval.Split{fold}, p, choice, unit, tf, df.stateKey(*holdout), enc, stderr)
 		}
 		if err != nil {
 			return err
@@ -255,18 +258,11 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		als, err = eval.OfflineALS(ctx, split, p, unit, p.Threads)
 	case bm.fixed != nil:
 		als, err = eval.OfflineWithBlend(ctx, split, p, *bm.fixed, nil, 0, unit, p.Threads)
-	case !tf.tune && (!flagSet(fs, "item-lambda-exponent") || !flagSet(fs, "half-life") || !flagSet(fs, "alpha")):
-		choice := eval.DefaultsChoice{HalfLife: !flagSet(fs, "half-life"), ItemLambdaExponent: !flagSet(fs, "item-lambda-exponent"), Alpha: !flagSet(fs, "alpha")}
+	case !tf.tune && (choice.HalfLife || choice.ItemLambdaExponent || choice.Alpha):
 		var fit eval.DefaultsFit
 		als, fit, err = eval.OfflineFitted(ctx, split, val, &fold, p, choice, eval.DefaultBlendGrid(), unit, p.Threads)
-		if err == nil && fit.HalfLife != nil {
-			fmt.Fprintln(stderr, fit.HalfLife)
-		}
-		if err == nil && fit.Exponent != nil {
-			fmt.Fprintln(stderr, fit.Exponent)
-		}
-		if err == nil && fit.Alpha != nil {
-			fmt.Fprintln(stderr, fit.Alpha)
+		if err == nil {
+			printFits(stderr, "", &fit)
 		}
 	default:
 		grid := eval.DefaultBlendGrid()
@@ -383,9 +379,10 @@ func (d *datasetFlags) stateKey(holdout string) string {
 }
 
 // runSearch runs the budgeted search on val, warm-started from the kept
-// pick and the defaults, its best configurations raced on val and folds,
-// and prints the pick as one JSON line.
-func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base model.Params, unit time.Duration, tf tuneFlags, key string, enc *json.Encoder, stderr io.Writer) (model.Params, *eval.BlendTrial, error) {
+// pick and the defaults (their choices of choice fitted first: the
+// reference), its best configurations raced on val and folds, and prints
+// the pick as one JSON line.
+func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base model.Params, choice eval.DefaultsChoice, unit time.Duration, tf tuneFlags, key string, enc *json.Encoder, stderr io.Writer) (model.Params, *eval.BlendTrial, error) {
 	starts := []model.Params{}
 	warm := ""
 	if path := tf.statePath(key); path != "" {
@@ -409,6 +406,9 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 		}{"als", "validation", t})
 	}
 	cfg := eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial, Folds: folds}
+	if choice.HalfLife || choice.ItemLambdaExponent || choice.Alpha {
+		cfg.FitBase = &choice
+	}
 	if tf.clock == "cpu" {
 		clock, err := cpuClock()
 		if err != nil {
@@ -432,6 +432,11 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 		return base, nil, err
 	}
 	best := res.Best
+	var ref *referenceFit
+	if f := res.BaseFit; f != nil {
+		ref = &referenceFit{Params: f.Params, HalfLife: f.HalfLife, Exponent: f.Exponent, Alpha: f.Alpha}
+		printFits(stderr, "reference: ", f)
+	}
 	if err := enc.Encode(struct {
 		Pick       string       `json:"pick"`
 		Method     string       `json:"method"`
@@ -453,8 +458,11 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 		Reference     float64      `json:"reference_ndcg10"`
 		VsReference   *eval.Paired `json:"vs_reference,omitempty"`
 		KeptReference bool         `json:"kept_reference,omitempty"`
+		// ReferenceFit is how the defaults were fitted to be the
+		// reference.
+		ReferenceFit *referenceFit `json:"reference_fit,omitempty"`
 	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, res.Confirmed, res.MeanNDCG10, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm,
-		refNDCG(res), res.VsReference, res.KeptReference}); err != nil {
+		refNDCG(res), res.VsReference, res.KeptReference, ref}); err != nil {
 		return base, nil, err
 	}
 	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f (mean over %d runs, seeds and validation splits, %.4f; the defaults %.4f) after %d trials of %d configurations in %s: %+v\n",
@@ -464,6 +472,22 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 	}
 	bt := eval.BlendTrial{Blend: best.Blend, Metrics: best.Metrics}
 	return best.Params, &bt, nil
+}
+
+// printFits prints each choice of fit made, one line each after prefix.
+func printFits(w io.Writer, prefix string, fit *eval.DefaultsFit) {
+	for _, line := range fit.Lines() {
+		fmt.Fprintf(w, "%s%s\n", prefix, line)
+	}
+}
+
+// referenceFit is the pick line's account of the reference: the
+// defaults with their fitted choices (nil: not made).
+type referenceFit struct {
+	Params   model.Params      `json:"params"`
+	HalfLife *eval.HalfLifeFit `json:"half_life_fit,omitempty"`
+	Exponent *eval.ExponentFit `json:"item_lambda_fit,omitempty"`
+	Alpha    *eval.AlphaFit    `json:"alpha_fit,omitempty"`
 }
 
 // runGridTune searches the full grid (eval.Tune), printing every trial.

@@ -63,6 +63,22 @@ func TestEvalOfflineTunePrintsThePickBeforeTheTestFigures(t *testing.T) {
 	if ref, _ := pick["reference_ndcg10"].(float64); ref <= 0 {
 		t.Fatalf("pick %v without the defaults' validation figure", pick)
 	}
+	// The reference is the defaults as the untuned run fits them: the
+	// half-life, ν and α choices are made and reported.
+	fit, _ := pick["reference_fit"].(map[string]any)
+	if fit == nil || fit["half_life_fit"] == nil || fit["item_lambda_fit"] == nil || fit["alpha_fit"] == nil || fit["params"] == nil ||
+		!strings.Contains(stderr, "reference: half-life") || !strings.Contains(stderr, "reference: confidence α") {
+		t.Fatalf("pick %v: want the reference's fit (half-life, ν, α); stderr %q", pick, stderr)
+	}
+	fp := fit["params"].(map[string]any)
+	for _, l := range lines {
+		if l["split"] == "validation" && l["confirm"] != true {
+			if tp := l["params"].(map[string]any); tp["alpha"] != fp["alpha"] || tp["half_life"] != fp["half_life"] || tp["item_lambda_exponent"] != fp["item_lambda_exponent"] {
+				t.Fatalf("first trial %v; want the fitted reference %v", tp, fp)
+			}
+			break
+		}
+	}
 	// The best configurations raced on the second validation fold too.
 	folds := map[float64]int{}
 	for _, l := range lines {
