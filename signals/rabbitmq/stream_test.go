@@ -173,6 +173,45 @@ func TestStreamConfigValidate(t *testing.T) {
 	if _, err := NewStreamReader(StreamReaderConfig{URL: "http://x", Prefix: "a b"}); err == nil || !strings.Contains(err.Error(), "Prefix") || !strings.Contains(err.Error(), "URL") {
 		t.Errorf("NewStreamReader with a bad URL and prefix: %v", err)
 	}
+	// A cluster's list, as Config.URL: each URL is checked, the bad one
+	// named.
+	if _, err := NewStreamReader(StreamReaderConfig{URL: "amqp://a:5672/, http://b"}); err == nil || !strings.Contains(err.Error(), "URL 2 of 2") {
+		t.Errorf("NewStreamReader with a bad second URL: %v", err)
+	}
+}
+
+// TestStreamReaderFailsOverBetweenURLs: given a cluster's list of URLs
+// (as `kairos serve --amqp-url a,b,c` passes it), the reader connects to
+// the first that answers — here after a node that is down — and reads
+// the whole stream; it does not take the list for one URL with a strange
+// virtual host.
+func TestStreamReaderFailsOverBetweenURLs(t *testing.T) {
+	b, _ := newStreamBus(t)
+	ctx := context.Background()
+	evs := streamEvents(b.cfg.Prefix, 90)
+	if err := b.Publish(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	down := "amqp://guest:guest@127.0.0.1:1/" // nothing listens on port 1
+	r, err := NewStreamReader(StreamReaderConfig{URL: down + "," + b.cfg.URL, Prefix: b.cfg.Prefix, DialTimeout: 2 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, _ := readAll(t, r, 0); len(got) != len(evs) {
+		t.Fatalf("read %d events through the list, %d published", len(got), len(evs))
+	}
+	if at := r.at.Load(); at != 1 {
+		t.Fatalf("answered by URL %d, want the second (1)", at)
+	}
+	// No broker answers: ErrUnavailable naming each.
+	r, err = NewStreamReader(StreamReaderConfig{URL: down + "," + down, Prefix: b.cfg.Prefix, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Read(ctx, 0, func([]signals.StreamMessage) error { return nil })
+	if !errors.Is(err, signals.ErrUnavailable) || strings.Count(err.Error(), "connect to amqp://guest:xxxxx@127.0.0.1:1/") != 2 {
+		t.Fatalf("read with no broker: %v; want ErrUnavailable naming both URLs", err)
+	}
 }
 
 // BenchmarkPublishStream measures Publish with confirms with and without

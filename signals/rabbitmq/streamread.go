@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -32,7 +33,9 @@ const fenceHeader = "kairos-fence"
 
 // StreamReaderConfig configures a StreamReader.
 type StreamReaderConfig struct {
-	// URL of the broker (default DefaultURL).
+	// URL of the broker, or the comma-separated URLs of a cluster's
+	// nodes, as Config.URL (default DefaultURL): each connection tries
+	// them in turn, starting with the one that answered last.
 	URL string
 	// Prefix of the names (default "kairos"): the stream is
 	// <prefix>.history.
@@ -56,6 +59,8 @@ type StreamReaderConfig struct {
 // StreamReader is safe for concurrent use.
 type StreamReader struct {
 	cfg  StreamReaderConfig
+	urls []string // the brokers of cfg.URL, in order
+	at   atomic.Int64
 	name string
 	log  *slog.Logger
 }
@@ -68,8 +73,15 @@ func NewStreamReader(cfg StreamReaderConfig) (*StreamReader, error) {
 	defaults.Set(&cfg.Linger, DefaultStreamLinger)
 	defaults.Set(&cfg.DialTimeout, DefaultDialTimeout)
 	var errs []error
-	if _, err := amqp.ParseURI(cfg.URL); err != nil {
-		errs = append(errs, fmt.Errorf("stream reader: URL: %w", err))
+	urls := splitURLs(cfg.URL)
+	for i, u := range urls {
+		if _, err := amqp.ParseURI(u); err != nil {
+			if len(urls) == 1 {
+				errs = append(errs, fmt.Errorf("stream reader: URL: %w", err))
+			} else {
+				errs = append(errs, fmt.Errorf("stream reader: URL %d of %d: %w", i+1, len(urls), err))
+			}
+		}
 	}
 	if !validName(cfg.Prefix) {
 		errs = append(errs, fmt.Errorf("stream reader: Prefix %q: want 1-100 letters, digits, '.', '-' or '_'", cfg.Prefix))
@@ -81,7 +93,7 @@ func NewStreamReader(cfg StreamReaderConfig) (*StreamReader, error) {
 		return nil, err
 	}
 	log := defaults.Logger(cfg.Logger)
-	return &StreamReader{cfg: cfg, name: StreamName(cfg.Prefix), log: log.With(slog.String("component", "history-stream"))}, nil
+	return &StreamReader{cfg: cfg, urls: urls, name: StreamName(cfg.Prefix), log: log.With(slog.String("component", "history-stream"))}, nil
 }
 
 // Name returns the stream queue's name.
@@ -139,16 +151,26 @@ func (r *StreamReader) Fence(ctx context.Context) error {
 	return err
 }
 
+// dial connects to the first broker of the reader's URLs that answers,
+// starting with the one that answered last (a stream is replicated: any
+// node of the cluster serves it).
 func (r *StreamReader) dial() (*amqp.Connection, error) {
-	conn, err := amqp.DialConfig(r.cfg.URL, amqp.Config{
-		Locale:     "en_US",
-		Dial:       amqp.DefaultDial(r.cfg.DialTimeout),
-		Properties: amqp.Table{"connection_name": "kairos " + r.cfg.Prefix + " history reader", "product": "kairos"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: history stream: connect to %s: %w", signals.ErrUnavailable, redactURL(r.cfg.URL), err)
+	start := int(r.at.Load())
+	var errs []error
+	for k := range r.urls {
+		i := (start + k) % len(r.urls)
+		conn, err := amqp.DialConfig(r.urls[i], amqp.Config{
+			Locale:     "en_US",
+			Dial:       amqp.DefaultDial(r.cfg.DialTimeout),
+			Properties: amqp.Table{"connection_name": "kairos " + r.cfg.Prefix + " history reader", "product": "kairos"},
+		})
+		if err == nil {
+			r.at.Store(int64(i))
+			return conn, nil
+		}
+		errs = append(errs, fmt.Errorf("connect to %s: %w", redactOne(r.urls[i]), err))
 	}
-	return conn, nil
+	return nil, fmt.Errorf("%w: history stream: %w", signals.ErrUnavailable, errors.Join(errs...))
 }
 
 // appendFence publishes a fence to the stream and waits for its confirm.
