@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -25,6 +27,7 @@ import (
 	"github.com/kairoshq/kairos/engine"
 	"github.com/kairoshq/kairos/engine/redisstore"
 	"github.com/kairoshq/kairos/internal/clustertest"
+	"github.com/kairoshq/kairos/offline/archive"
 	"github.com/kairoshq/kairos/signals"
 )
 
@@ -44,11 +47,16 @@ type acceptParams struct {
 	// default 16).
 	partitions int
 	faults     bool // KAIROS_ACCEPT_FAULTS=0: no faults (a control run)
+	// history runs the replicas with one history for the cluster
+	// (--history-stream, a shared --history-dir) and checks it holds
+	// every accepted event (KAIROS_ACCEPT_HISTORY=0: off).
+	history bool
 }
 
 func acceptParamsFromEnv(t *testing.T) acceptParams {
 	t.Helper()
-	p := acceptParams{visitors: 10000, rate: 1000, duration: 60 * time.Second, workers: 16, partitions: 16, faults: os.Getenv("KAIROS_ACCEPT_FAULTS") != "0"}
+	p := acceptParams{visitors: 10000, rate: 1000, duration: 60 * time.Second, workers: 16, partitions: 16, faults: os.Getenv("KAIROS_ACCEPT_FAULTS") != "0",
+		history: os.Getenv("KAIROS_ACCEPT_HISTORY") != "0"}
 	for _, f := range []struct {
 		name string
 		dst  *int
@@ -197,18 +205,21 @@ func freeAddr(t *testing.T) string {
 }
 
 // startAcceptReplica starts kairos serve (this test binary, see TestMain)
-// as replica name on the clusters, and waits until it answers /readyz.
-func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns string, partitions int) *acceptReplica {
+// as replica name on the clusters, and waits until it answers /readyz;
+// with historyDir, with one history for the cluster, its cold tier there.
+func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns string, partitions int, historyDir string) *acceptReplica {
 	t.Helper()
 	addr := freeAddr(t)
 	args := []string{"serve", "--amqp-url", strings.Join(c.AMQPURLs, ","), "--redis-url", c.RedisURL, "--namespace", ns,
 		"--data-dir", t.TempDir(), "--addr", addr, "--secret-key", "sk_test_0123456789abcdef",
 		"--publishable-key", "pk_test_0123456789abcdef", "--log-level", "warn", "--partitions", strconv.Itoa(partitions),
 		"--lease-ttl", "4s", "--replica", name, "--redis-wait-replicas", "1"}
-	if os.Getenv("KAIROS_ACCEPT_HISTORY") == "1" {
+	if historyDir != "" {
 		// One history for the cluster: the broker also writes every
-		// message to the stream <namespace>.history.
-		args = append(args, "--history-stream")
+		// message to the stream <namespace>.history, and the elected
+		// replica archives it to the shared directory (a network file
+		// system in production).
+		args = append(args, "--history-stream", "--history-dir", historyDir)
 	}
 	if os.Getenv("KAIROS_ACCEPT_PPROF") == "1" {
 		// For profiling the replicas during a run: go tool pprof
@@ -800,8 +811,12 @@ func TestAcceptanceFaults(t *testing.T) {
 	if !p.faults && os.Getenv("KAIROS_ACCEPT_REPLICAS") == "1" {
 		names = names[:1] // a control run on one replica: is the merge wrong without a second one?
 	}
+	historyDir := ""
+	if p.history {
+		historyDir = t.TempDir()
+	}
 	for _, name := range names {
-		cl.replicas = append(cl.replicas, startAcceptReplica(t, name, c, ns, p.partitions))
+		cl.replicas = append(cl.replicas, startAcceptReplica(t, name, c, ns, p.partitions, historyDir))
 	}
 	waitAssignmentSettled(t, c, ns, cl.replicas, p.partitions)
 	live := slices.Clone(cl.replicas)
@@ -881,6 +896,49 @@ func TestAcceptanceFaults(t *testing.T) {
 		}
 	}
 	acceptVerify(t, c, ns, owners, st.accepted)
+	if p.history {
+		acceptVerifyHistory(t, c, ns, historyDir, st.accepted)
+	}
+}
+
+// acceptVerifyHistory reads the cluster's history as retrain and replay
+// do (the cold tier in dir, then the stream, over the cluster's list of
+// broker URLs) and checks that it holds every accepted event and that
+// the archiver, elected among the replicas through the faults, archived
+// events to the cold tier with no gap.
+func acceptVerifyHistory(t *testing.T, c *clustertest.Clusters, ns, dir string, accepted map[string]bool) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, name, err := openHistory(dir, strings.Join(c.AMQPURLs, ","), ns, nil, log)
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	seen := make(map[string]bool, len(accepted))
+	t0 := time.Now()
+	if err := r.ScanRecords(context.Background(), archive.Query{}, func(rec archive.Record) error {
+		seen[rec.Event.ID] = true
+		return nil
+	}); err != nil {
+		t.Fatalf("history: read %s and %s: %v", dir, name, err)
+	}
+	st := r.Stats()
+	var lost []string
+	for id := range accepted {
+		if !seen[id] {
+			lost = append(lost, id)
+		}
+	}
+	slices.Sort(lost)
+	t.Logf("history (read in %v): %d events from the cold tier, %d from the stream %s, %d duplicates dropped; %d of %d accepted events missing",
+		time.Since(t0).Round(time.Millisecond), st.Cold, st.Tail, name, st.Duplicates, len(lost), len(accepted))
+	if len(lost) > 0 {
+		t.Errorf("%d accepted events are not in the cluster's history, e.g. %v", len(lost), lost[:min(5, len(lost))])
+	}
+	if st.Gap > 0 {
+		t.Errorf("history: %d stream messages expired before the archiver read them", st.Gap)
+	}
+	if st.Cold == 0 {
+		t.Errorf("history: the cold tier is empty: no replica archived the stream")
+	}
 }
 
 // acceptFaults kills, in turn during the load, replica r3, a Redis master
