@@ -343,6 +343,9 @@ const acceptMaxBatch = signals.DefaultMaxBatch
 // most acceptMaxBatch events). A slow answer makes the next batch larger
 // instead of lowering the offered rate (a ticker's dropped ticks would
 // otherwise lose their quota: the coordinated omission of a closed loop).
+// An identify is sent once the request holding its device's earlier
+// events has been answered, concurrently with the rest: only its owner
+// waits for it (its later events are held back), not the other owners.
 func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptCluster, p acceptParams, owners []*acceptOwner, w int) {
 	var mine []int
 	for i := w; i < len(owners); i += p.workers {
@@ -353,22 +356,24 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 	start, queued := time.Now(), 0
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	ids := &acceptIdentifies{s: s, t: t, c: c, busy: map[int]bool{}, done: make(chan int, len(mine))}
+	defer ids.wg.Wait()
 	cur := 0
 	var batch []map[string]any
 	flush := func() {
-		if len(batch) == 0 {
-			return
+		if len(batch) > 0 {
+			accepted, _ := s.sendUntilAccepted(ctx, t, c, "/v1/events", batch)
+			phase := c.getPhase()
+			s.mu.Lock()
+			s.offered += len(batch)
+			for _, id := range accepted {
+				s.accepted[id] = true
+			}
+			s.perPhase[phase] += len(accepted)
+			s.mu.Unlock()
+			batch = batch[:0]
 		}
-		ids, _ := s.sendUntilAccepted(ctx, t, c, "/v1/events", batch)
-		phase := c.getPhase()
-		s.mu.Lock()
-		s.offered += len(batch)
-		for _, id := range ids {
-			s.accepted[id] = true
-		}
-		s.perPhase[phase] += len(ids)
-		s.mu.Unlock()
-		batch = batch[:0]
+		ids.launch(ctx)
 	}
 	for len(mine) > 0 {
 		select {
@@ -376,21 +381,21 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 			return
 		case <-tick.C:
 		}
+		ids.collect()
 		due := int(perSecond * time.Since(start).Seconds())
-		for queued < due && len(mine) > 0 {
+		for skipped := 0; queued < due && len(mine) > 0 && skipped < len(mine); {
 			cur %= len(mine)
 			oi := mine[cur]
+			if ids.busy[oi] {
+				cur, skipped = cur+1, skipped+1
+				continue
+			}
+			skipped = 0
 			o := owners[oi]
 			a := o.actions[next[oi]]
 			next[oi]++
 			if a.identify != "" {
-				flush()
-				if _, ok := s.sendUntilAccepted(ctx, t, c, "/v1/identify", map[string]string{"anonymous_id": a.device, "user_id": a.identify}); !ok {
-					t.Errorf("identify %s → %s never accepted", a.device, a.identify)
-				}
-				s.mu.Lock()
-				s.identifys++
-				s.mu.Unlock()
+				ids.add(oi, a.device, a.identify)
 			} else {
 				batch = append(batch, map[string]any{"id": acceptEventID(oi, a.seq), "type": "view", "visitor": a.device,
 					"item": fmt.Sprintf("item%d", (oi*7+a.seq*13)%300), "ts": time.Now().UTC().Format(time.RFC3339Nano)})
@@ -406,6 +411,62 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 			}
 		}
 		flush()
+	}
+}
+
+// acceptIdentifies are one sender's identify calls: added when their turn
+// comes, launched after the next events request (which holds the
+// device's earlier events) has been answered, each in its own goroutine;
+// their owners are busy until the call is answered.
+type acceptIdentifies struct {
+	s       *acceptStats
+	t       *testing.T
+	c       *acceptCluster
+	busy    map[int]bool // owners with an identify not answered yet
+	pending []acceptIdentify
+	done    chan int // owners whose identify was answered
+	wg      sync.WaitGroup
+}
+
+// acceptIdentify is an identify call of owner's device.
+type acceptIdentify struct {
+	owner        int
+	device, user string
+}
+
+// add holds owner's events back until its identify is answered.
+func (a *acceptIdentifies) add(owner int, device, user string) {
+	a.busy[owner] = true
+	a.pending = append(a.pending, acceptIdentify{owner, device, user})
+}
+
+// launch sends the pending identify calls.
+func (a *acceptIdentifies) launch(ctx context.Context) {
+	for _, id := range a.pending {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if _, ok := a.s.sendUntilAccepted(ctx, a.t, a.c, "/v1/identify", map[string]string{"anonymous_id": id.device, "user_id": id.user}); !ok && ctx.Err() == nil {
+				a.t.Errorf("identify %s → %s never accepted", id.device, id.user)
+			}
+			a.s.mu.Lock()
+			a.s.identifys++
+			a.s.mu.Unlock()
+			a.done <- id.owner
+		}()
+	}
+	a.pending = a.pending[:0]
+}
+
+// collect frees the owners whose identify has been answered.
+func (a *acceptIdentifies) collect() {
+	for {
+		select {
+		case o := <-a.done:
+			delete(a.busy, o)
+		default:
+			return
+		}
 	}
 }
 
