@@ -296,6 +296,7 @@ type acceptStats struct {
 	fresh     []acceptSample
 	accepted  map[string]bool // event ids answered 200
 	perPhase  map[string]int  // events answered 200, by the phase they were answered in
+	offeredIn map[string]int  // events offered (first attempts), by the phase they were sent in
 	retries   int             // event requests sent again (no answer, 503)
 	offered   int             // events offered (first attempts)
 	identifys int
@@ -340,12 +341,12 @@ const acceptMaxBatch = signals.DefaultMaxBatch
 // i%workers == w) at rate/workers events a second, in order per owner,
 // like a collector that flushes every 200 ms: at each tick it sends the
 // events due since the start that it has not sent yet (in requests of at
-// most acceptMaxBatch events). A slow answer makes the next batch larger
-// instead of lowering the offered rate (a ticker's dropped ticks would
-// otherwise lose their quota: the coordinated omission of a closed loop).
-// An identify is sent once the request holding its device's earlier
-// events has been answered, concurrently with the rest: only its owner
-// waits for it (its later events are held back), not the other owners.
+// most acceptMaxBatch events). The requests run concurrently (at most
+// acceptInflightMax of a sender at once) and an owner with a request not
+// yet answered is skipped until it is (its events wait; the others go
+// on): so a slow answer neither lowers the rate offered (the coordinated
+// omission of a closed loop) nor reorders an owner's events, and an
+// identify goes out once its device's earlier events have been answered.
 func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptCluster, p acceptParams, owners []*acceptOwner, w int) {
 	var mine []int
 	for i := w; i < len(owners); i += p.workers {
@@ -356,24 +357,32 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 	start, queued := time.Now(), 0
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	ids := &acceptIdentifies{s: s, t: t, c: c, busy: map[int]bool{}, done: make(chan int, len(mine))}
-	defer ids.wg.Wait()
+	fl := newAcceptInflight(len(mine))
+	defer fl.wg.Wait()
 	cur := 0
 	var batch []map[string]any
+	var batchOwners []int
 	flush := func() {
-		if len(batch) > 0 {
-			accepted, _ := s.sendUntilAccepted(ctx, t, c, "/v1/events", batch)
+		if len(batch) == 0 {
+			return
+		}
+		b := batch
+		phase := c.getPhase()
+		s.mu.Lock()
+		s.offered += len(b)
+		s.offeredIn[phase] += len(b)
+		s.mu.Unlock()
+		fl.run(batchOwners, func() {
+			accepted, _ := s.sendUntilAccepted(ctx, t, c, "/v1/events", b)
 			phase := c.getPhase()
 			s.mu.Lock()
-			s.offered += len(batch)
 			for _, id := range accepted {
 				s.accepted[id] = true
 			}
 			s.perPhase[phase] += len(accepted)
 			s.mu.Unlock()
-			batch = batch[:0]
-		}
-		ids.launch(ctx)
+		})
+		batch, batchOwners = nil, nil
 	}
 	for len(mine) > 0 {
 		select {
@@ -381,12 +390,12 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 			return
 		case <-tick.C:
 		}
-		ids.collect()
+		fl.collect()
 		due := int(perSecond * time.Since(start).Seconds())
 		for skipped := 0; queued < due && len(mine) > 0 && skipped < len(mine); {
 			cur %= len(mine)
 			oi := mine[cur]
-			if ids.busy[oi] {
+			if fl.busy[oi] {
 				cur, skipped = cur+1, skipped+1
 				continue
 			}
@@ -395,10 +404,19 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 			a := o.actions[next[oi]]
 			next[oi]++
 			if a.identify != "" {
-				ids.add(oi, a.device, a.identify)
+				fl.run([]int{oi}, func() {
+					if _, ok := s.sendUntilAccepted(ctx, t, c, "/v1/identify", map[string]string{"anonymous_id": a.device, "user_id": a.identify}); !ok && ctx.Err() == nil {
+						t.Errorf("identify %s → %s never accepted", a.device, a.identify)
+					}
+					s.mu.Lock()
+					s.identifys++
+					s.mu.Unlock()
+				})
 			} else {
 				batch = append(batch, map[string]any{"id": acceptEventID(oi, a.seq), "type": "view", "visitor": a.device,
 					"item": fmt.Sprintf("item%d", (oi*7+a.seq*13)%300), "ts": time.Now().UTC().Format(time.RFC3339Nano)})
+				batchOwners = append(batchOwners, oi)
+				fl.busy[oi] = true
 				queued++
 				if len(batch) == acceptMaxBatch {
 					flush()
@@ -414,56 +432,49 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 	}
 }
 
-// acceptIdentifies are one sender's identify calls: added when their turn
-// comes, launched after the next events request (which holds the
-// device's earlier events) has been answered, each in its own goroutine;
-// their owners are busy until the call is answered.
-type acceptIdentifies struct {
-	s       *acceptStats
-	t       *testing.T
-	c       *acceptCluster
-	busy    map[int]bool // owners with an identify not answered yet
-	pending []acceptIdentify
-	done    chan int // owners whose identify was answered
-	wg      sync.WaitGroup
+// acceptInflightMax bounds the requests of one sender in flight at once:
+// beyond it the sender waits for an answer (a bounded load).
+const acceptInflightMax = 32
+
+// acceptInflight is a sender's requests in flight and the owners they
+// hold back.
+type acceptInflight struct {
+	busy map[int]bool // owners with a request not answered yet
+	done chan []int   // the owners of each answered request
+	sem  chan struct{}
+	wg   sync.WaitGroup
 }
 
-// acceptIdentify is an identify call of owner's device.
-type acceptIdentify struct {
-	owner        int
-	device, user string
+func newAcceptInflight(owners int) *acceptInflight {
+	// Each owner is in at most one request in flight: done never fills.
+	return &acceptInflight{busy: map[int]bool{}, done: make(chan []int, owners+1), sem: make(chan struct{}, acceptInflightMax)}
 }
 
-// add holds owner's events back until its identify is answered.
-func (a *acceptIdentifies) add(owner int, device, user string) {
-	a.busy[owner] = true
-	a.pending = append(a.pending, acceptIdentify{owner, device, user})
-}
-
-// launch sends the pending identify calls.
-func (a *acceptIdentifies) launch(ctx context.Context) {
-	for _, id := range a.pending {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			if _, ok := a.s.sendUntilAccepted(ctx, a.t, a.c, "/v1/identify", map[string]string{"anonymous_id": id.device, "user_id": id.user}); !ok && ctx.Err() == nil {
-				a.t.Errorf("identify %s → %s never accepted", id.device, id.user)
-			}
-			a.s.mu.Lock()
-			a.s.identifys++
-			a.s.mu.Unlock()
-			a.done <- id.owner
-		}()
+// run marks owners busy and runs send in its own goroutine (waiting
+// first while acceptInflightMax requests are in flight); they are freed
+// by collect once it has returned.
+func (f *acceptInflight) run(owners []int, send func()) {
+	for _, o := range owners {
+		f.busy[o] = true
 	}
-	a.pending = a.pending[:0]
+	f.sem <- struct{}{}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		send()
+		<-f.sem
+		f.done <- owners
+	}()
 }
 
-// collect frees the owners whose identify has been answered.
-func (a *acceptIdentifies) collect() {
+// collect frees the owners of the answered requests.
+func (f *acceptInflight) collect() {
 	for {
 		select {
-		case o := <-a.done:
-			delete(a.busy, o)
+		case os := <-f.done:
+			for _, o := range os {
+				delete(f.busy, o)
+			}
 		default:
 			return
 		}
@@ -695,7 +706,7 @@ func acceptQuantile(ds []time.Duration, p float64) time.Duration {
 
 // acceptRates logs the events accepted per second in each phase (began:
 // when each phase began; the last ends with the load, at end).
-func acceptRates(t *testing.T, perPhase map[string]int, order []string, began map[string]time.Time, end time.Time) {
+func acceptRates(t *testing.T, what string, perPhase map[string]int, order []string, began map[string]time.Time, end time.Time) {
 	var parts []string
 	for i, ph := range order {
 		until := end
@@ -706,7 +717,7 @@ func acceptRates(t *testing.T, perPhase map[string]int, order []string, began ma
 			parts = append(parts, fmt.Sprintf("%s %.0f/s (%v)", ph, float64(perPhase[ph])/d.Seconds(), d.Round(100*time.Millisecond)))
 		}
 	}
-	t.Logf("events accepted per second, by phase: %s", strings.Join(parts, ", "))
+	t.Logf("events %s per second, by phase: %s", what, strings.Join(parts, ", "))
 }
 
 // phaseTable prints count, error rate, p50 and p99 per phase, in the
@@ -886,7 +897,7 @@ func TestAcceptanceFaults(t *testing.T) {
 	cl.setPhase(t, "before")
 	t.Logf("load: %d visitors (%d owners), %d ev/s offered for %v, %d senders", p.visitors, len(owners), p.rate, p.duration, p.workers)
 
-	st := &acceptStats{accepted: map[string]bool{}, perPhase: map[string]int{}}
+	st := &acceptStats{accepted: map[string]bool{}, perPhase: map[string]int{}, offeredIn: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var load, probes sync.WaitGroup
@@ -927,7 +938,8 @@ func TestAcceptanceFaults(t *testing.T) {
 	defer st.mu.Unlock()
 	t.Logf("load: %d events offered, %d accepted, %d identify calls in %v (%.0f ev/s offered on average); %d requests sent again",
 		st.offered, len(st.accepted), st.identifys, elapsed.Round(time.Second), float64(st.offered)/elapsed.Seconds(), st.retries)
-	acceptRates(t, st.perPhase, order, began, loadEnd)
+	acceptRates(t, "offered", st.offeredIn, order, began, loadEnd)
+	acceptRates(t, "accepted", st.perPhase, order, began, loadEnd)
 	phaseTable(t, "recommendations (GET /v1/recommendations, 40/s, random visitors)", st.recs, order)
 	phaseTable(t, "freshness (event → recommendation without the viewed item), outside fault windows", st.fresh, order)
 	var fresh []time.Duration
