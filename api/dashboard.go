@@ -93,11 +93,16 @@ type DashboardRetrain struct {
 	Reason   string `json:"reason,omitempty"`
 	Error    string `json:"error,omitempty"`
 	// Params and Blend are the pick (null for a failed retrain); Trials
-	// and SearchS describe the search (0 when not tuned).
-	Params  any     `json:"params"`
-	Blend   any     `json:"blend"`
-	Trials  int     `json:"trials"`
-	SearchS float64 `json:"search_s"`
+	// and SearchS describe the search (0 when not tuned), Tuned says a
+	// search ran (its budget may all have gone to fitting the defaults,
+	// with no trial) and KeptBase that its pick is the configured
+	// parameters as an untuned retrain fits them.
+	Params   any     `json:"params"`
+	Blend    any     `json:"blend"`
+	Trials   int     `json:"trials"`
+	SearchS  float64 `json:"search_s"`
+	Tuned    bool    `json:"tuned,omitempty"`
+	KeptBase bool    `json:"kept_base,omitempty"`
 	// BlendConfirm is the check of the fitted blend on the visitors'
 	// next events before the tail ({"t", "kept", …}; absent when not
 	// checked).

@@ -555,6 +555,11 @@
 //	                             "figures": [{"model": "retrained", "users": 34, "ndcg10": 0.0758, …}, …],
 //	                             "t_live": -3.3, "t_popularity": 1.65, …}, …]}}
 //
+// A tuned retrain's row also has "trials" and "search_s" of its search,
+// "tuned": true (its budget may have gone to fitting the defaults, with
+// no trial) and "kept_base": true when the search kept the configured
+// parameters (as an untuned retrain fits them).
+//
 //	curl -H "Authorization: Bearer $SK" "localhost:8080/v1/dashboard/summary?n=5"
 //
 // GET / and GET /shop/* (public) — the web site of Deps.Site, when set

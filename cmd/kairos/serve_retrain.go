@@ -223,7 +223,8 @@ func dashboardRetrain(rep offline.Report) api.DashboardRetrain {
 		d.Blend = rep.Blend
 	}
 	if rep.Search != nil {
-		d.Trials, d.SearchS = rep.Search.Trials, rep.Search.SearchS
+		d.Trials, d.SearchS, d.KeptBase = rep.Search.Trials, rep.Search.SearchS, rep.Search.KeptBase
+		d.Tuned = rep.Search.Stopped == "budget" || rep.Search.Stopped == "complete"
 	}
 	if rep.BlendConfirm != nil {
 		d.BlendConfirm = rep.BlendConfirm

@@ -436,7 +436,10 @@
       var by = {};
       (r.figures || []).forEach(function (f) { by[f.model] = f; });
       var pick = fmtParams(r.params, r.blend);
-      if (r.trials) pick += ' · tuned: ' + r.trials + ' trials in ' + Math.round(r.search_s) + ' s';
+      if (r.tuned || r.trials) {
+        pick += ' · tuned: ' + (r.trials || 0) + ' trials in ' + Math.round(r.search_s) + ' s';
+        if (r.kept_base) pick += ', configured parameters kept';
+      }
       var c = r.blend_confirm;
       if (c && c.skipped) pick += ' · prior confirmed on validation (t ' + fmtT(c.t) + ')';
       else if (c) pick += c.kept ? ' · prior confirmed (t ' + fmtT(c.t) + ')' : ' · prior refused on the next events (t ' + fmtT(c.t) + '): popularity-heavy';
