@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -980,8 +978,7 @@ func TestAcceptanceFaults(t *testing.T) {
 // the archiver, elected among the replicas through the faults, archived
 // events to the cold tier with no gap.
 func acceptVerifyHistory(t *testing.T, c *clustertest.Clusters, ns, dir string, accepted map[string]bool) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, name, err := openHistory(dir, strings.Join(c.AMQPURLs, ","), ns, nil, log)
+	r, name, err := openHistory(dir, strings.Join(c.AMQPURLs, ","), ns, nil, nil)
 	if err != nil {
 		t.Fatalf("history: %v", err)
 	}

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/kairoshq/kairos/internal/defaults"
 	"github.com/kairoshq/kairos/signals"
 )
@@ -179,16 +177,7 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("rabbitmq config: "+format, args...)) }
-	urls := splitURLs(c.URL)
-	for i, u := range urls {
-		if _, err := amqp.ParseURI(u); err != nil {
-			if len(urls) == 1 {
-				bad("URL: %v", err)
-			} else {
-				bad("URL %d of %d: %v", i+1, len(urls), err)
-			}
-		}
-	}
+	errs = append(errs, checkURLs("rabbitmq config", splitURLs(c.URL))...)
 	if !validName(c.Prefix) {
 		bad("Prefix %q: want 1-100 letters, digits, '.', '-' or '_'", c.Prefix)
 	}

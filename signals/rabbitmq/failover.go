@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 
@@ -16,6 +17,23 @@ func splitURLs(s string) []string {
 		parts[i] = strings.TrimSpace(parts[i])
 	}
 	return parts
+}
+
+// checkURLs parses each URL of a comma-separated list (Config.URL,
+// StreamReaderConfig.URL) and returns a problem per bad one, each
+// prefixed with prefix and naming its place in a list of several.
+func checkURLs(prefix string, urls []string) []error {
+	var errs []error
+	for i, u := range urls {
+		if _, err := amqp.ParseURI(u); err != nil {
+			if len(urls) == 1 {
+				errs = append(errs, fmt.Errorf("%s: URL: %w", prefix, err))
+			} else {
+				errs = append(errs, fmt.Errorf("%s: URL %d of %d: %w", prefix, i+1, len(urls), err))
+			}
+		}
+	}
+	return errs
 }
 
 // dial connects to the first broker of Bus.urls that answers, starting

@@ -74,15 +74,7 @@ func NewStreamReader(cfg StreamReaderConfig) (*StreamReader, error) {
 	defaults.Set(&cfg.DialTimeout, DefaultDialTimeout)
 	var errs []error
 	urls := splitURLs(cfg.URL)
-	for i, u := range urls {
-		if _, err := amqp.ParseURI(u); err != nil {
-			if len(urls) == 1 {
-				errs = append(errs, fmt.Errorf("stream reader: URL: %w", err))
-			} else {
-				errs = append(errs, fmt.Errorf("stream reader: URL %d of %d: %w", i+1, len(urls), err))
-			}
-		}
-	}
+	errs = append(errs, checkURLs("stream reader", urls)...)
 	if !validName(cfg.Prefix) {
 		errs = append(errs, fmt.Errorf("stream reader: Prefix %q: want 1-100 letters, digits, '.', '-' or '_'", cfg.Prefix))
 	}
