@@ -182,6 +182,9 @@ type SearchConfig struct {
 	// numbers unfitted, and a budget spent on the fit hands back the
 	// fitted defaults.
 	FitBase *DefaultsChoice
+	// OnBaseFit, when set, sees the reference's fit (FitBase) as soon as
+	// it ends, before the first trial.
+	OnBaseFit func(DefaultsFit)
 	// OnTrial, when set, sees every evaluation.
 	OnTrial func(SearchTrial)
 	// Now is the clock (nil: time.Now).
@@ -324,6 +327,9 @@ func Search(ctx context.Context, val Split, cfg SearchConfig) (SearchResult, err
 			return s.result(res), err
 		}
 		s.unfitted, s.baseFit, s.cfg.Base = s.cfg.Base, &fit, fit.Params
+		if cfg.OnBaseFit != nil {
+			cfg.OnBaseFit(fit)
+		}
 	}
 	s.starts = s.warmStarts()
 	smax := 0

@@ -405,7 +405,8 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 			eval.SearchTrial
 		}{"als", "validation", t})
 	}
-	cfg := eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial, Folds: folds}
+	onBaseFit := func(f eval.DefaultsFit) { printFits(stderr, "reference: ", &f) }
+	cfg := eval.SearchConfig{Base: base, Starts: starts, Budget: tf.budget, Seed: tf.seed, Unit: unit, OnTrial: onTrial, OnBaseFit: onBaseFit, Folds: folds}
 	if choice.HalfLife || choice.ItemLambdaExponent || choice.Alpha {
 		cfg.FitBase = &choice
 	}
@@ -435,7 +436,6 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 	var ref *referenceFit
 	if f := res.BaseFit; f != nil {
 		ref = &referenceFit{Params: f.Params, HalfLife: f.HalfLife, Exponent: f.Exponent, Alpha: f.Alpha}
-		printFits(stderr, "reference: ", f)
 	}
 	if err := enc.Encode(struct {
 		Pick       string       `json:"pick"`

@@ -70,6 +70,10 @@ func TestEvalOfflineTunePrintsThePickBeforeTheTestFigures(t *testing.T) {
 		!strings.Contains(stderr, "reference: half-life") || !strings.Contains(stderr, "reference: confidence α") {
 		t.Fatalf("pick %v: want the reference's fit (half-life, ν, α); stderr %q", pick, stderr)
 	}
+	// The fit is reported when it ends, before the search's first trial.
+	if ref, bar := strings.Index(stderr, "reference: half-life"), strings.Index(stderr, "\rtune "); bar >= 0 && ref > bar {
+		t.Fatalf("the reference's fit reported after the search's progress bar began: stderr %q", stderr)
+	}
 	fp := fit["params"].(map[string]any)
 	for _, l := range lines {
 		if l["split"] == "validation" && l["confirm"] != true {
