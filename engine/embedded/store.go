@@ -128,7 +128,7 @@ func (s *Store) makePrivate() error {
 	n, err := fileperm.PrivateTree(s.dir)
 	if n > 0 {
 		s.log.LogAttrs(context.Background(), slog.LevelWarn,
-			"made the store's files private: they were readable by other users of this machine (created by an older version, or copied)",
+			"made the store's files private: they were readable by other users of this machine (created by hand, by an older version, or copied)",
 			slog.String("dir", s.dir), slog.Int("entries", n))
 	}
 	return err

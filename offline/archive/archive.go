@@ -223,7 +223,7 @@ func Open(ctx context.Context, opts Options) (*Archive, error) {
 func (a *Archive) makePrivate() error {
 	n, err := fileperm.PrivateTree(a.dir)
 	if n > 0 {
-		a.log.Warn("made the archive's files private: they were readable by other users of this machine (created by an older version, or copied)",
+		a.log.Warn("made the archive's files private: they were readable by other users of this machine (created by hand, by an older version, or copied)",
 			slog.String("dir", a.dir), slog.Int("entries", n))
 	}
 	if err != nil {
