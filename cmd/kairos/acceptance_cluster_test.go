@@ -250,6 +250,17 @@ func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns s
 
 // acceptDo sends a request with the secret key to r and returns the
 // status and body (err: no answer).
+// acceptClient is the load generator's HTTP client: like a collector it
+// keeps its connections to the replicas open between requests (the
+// default transport keeps 2 idle per host and closes the rest, so most
+// of thousands of concurrent requests a second paid a TCP handshake and
+// left a connection in TIME_WAIT, on both sides of the shared 2 cores).
+var acceptClient = &http.Client{Timeout: 10 * time.Second, Transport: func() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 1<<14 // every connection opened is kept
+	return tr
+}()}
+
 func acceptDo(ctx context.Context, r *acceptReplica, method, path string, body any) (int, []byte, error) {
 	var b []byte
 	if body != nil {
@@ -264,7 +275,7 @@ func acceptDo(ctx context.Context, r *acceptReplica, method, path string, body a
 	}
 	req.Header.Set("Authorization", "Bearer sk_test_0123456789abcdef")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := uncheckedClient.Do(req)
+	resp, err := acceptClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -292,11 +303,12 @@ type acceptStats struct {
 	mu        sync.Mutex
 	recs      []acceptSample
 	fresh     []acceptSample
-	accepted  map[string]bool // event ids answered 200
-	perPhase  map[string]int  // events answered 200, by the phase they were answered in
-	offeredIn map[string]int  // events offered (first attempts), by the phase they were sent in
-	retries   int             // event requests sent again (no answer, 503)
-	offered   int             // events offered (first attempts)
+	accepted  map[string]bool          // event ids answered 200
+	perPhase  map[string]int           // events answered 200, by the phase they were answered in
+	offeredIn map[string]int           // events offered (first attempts), by the phase they were sent in
+	slotWait  map[string]time.Duration // senders' time waiting for a free request slot, by phase
+	retries   int                      // event requests sent again (no answer, 503)
+	offered   int                      // events offered (first attempts)
 	identifys int
 }
 
@@ -356,6 +368,12 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	fl := newAcceptInflight(len(mine))
+	fl.onWait = func(d time.Duration) {
+		phase := c.getPhase()
+		s.mu.Lock()
+		s.slotWait[phase] += d
+		s.mu.Unlock()
+	}
 	defer fl.wg.Wait()
 	cur := 0
 	var batch []map[string]any
@@ -432,7 +450,7 @@ func (s *acceptStats) runEvents(ctx context.Context, t *testing.T, c *acceptClus
 
 // acceptInflightMax bounds the requests of one sender in flight at once:
 // beyond it the sender waits for an answer (a bounded load).
-const acceptInflightMax = 32
+const acceptInflightMax = 128
 
 // acceptInflight is a sender's requests in flight and the owners they
 // hold back.
@@ -441,6 +459,9 @@ type acceptInflight struct {
 	done chan []int   // the owners of each answered request
 	sem  chan struct{}
 	wg   sync.WaitGroup
+	// onWait, when set, sees each wait for a free slot (a bounded load
+	// offering less than its rate).
+	onWait func(time.Duration)
 }
 
 func newAcceptInflight(owners int) *acceptInflight {
@@ -455,7 +476,15 @@ func (f *acceptInflight) run(owners []int, send func()) {
 	for _, o := range owners {
 		f.busy[o] = true
 	}
-	f.sem <- struct{}{}
+	select {
+	case f.sem <- struct{}{}:
+	default:
+		start := time.Now()
+		f.sem <- struct{}{}
+		if f.onWait != nil {
+			f.onWait(time.Since(start))
+		}
+	}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -895,7 +924,7 @@ func TestAcceptanceFaults(t *testing.T) {
 	cl.setPhase(t, "before")
 	t.Logf("load: %d visitors (%d owners), %d ev/s offered for %v, %d senders", p.visitors, len(owners), p.rate, p.duration, p.workers)
 
-	st := &acceptStats{accepted: map[string]bool{}, perPhase: map[string]int{}, offeredIn: map[string]int{}}
+	st := &acceptStats{accepted: map[string]bool{}, perPhase: map[string]int{}, offeredIn: map[string]int{}, slotWait: map[string]time.Duration{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var load, probes sync.WaitGroup
@@ -938,6 +967,15 @@ func TestAcceptanceFaults(t *testing.T) {
 		st.offered, len(st.accepted), st.identifys, elapsed.Round(time.Second), float64(st.offered)/elapsed.Seconds(), st.retries)
 	acceptRates(t, "offered", st.offeredIn, order, began, loadEnd)
 	acceptRates(t, "accepted", st.perPhase, order, began, loadEnd)
+	if len(st.slotWait) > 0 {
+		var parts []string
+		for _, ph := range order {
+			if d := st.slotWait[ph]; d > 0 {
+				parts = append(parts, fmt.Sprintf("%s %v", ph, d.Round(100*time.Millisecond)))
+			}
+		}
+		t.Logf("senders waited for a free request slot (%d each; the rate offered falls behind), by phase: %s", acceptInflightMax, strings.Join(parts, ", "))
+	}
 	phaseTable(t, "recommendations (GET /v1/recommendations, 40/s, random visitors)", st.recs, order)
 	phaseTable(t, "freshness (event → recommendation without the viewed item), outside fault windows", st.fresh, order)
 	var fresh []time.Duration
