@@ -29,7 +29,8 @@ type ExponentFit struct {
 	T float64 `json:"t"`
 	// Users is the number of validation users compared.
 	Users int `json:"users"`
-	// Exponent is the chosen ν.
+	// Exponent is the ν this comparison chose (in FitDefaults the α fit
+	// after it may change it: AlphaFit.ItemLambdaExponent).
 	Exponent float64 `json:"item_lambda_exponent"`
 }
 
@@ -187,22 +188,37 @@ type AlphaFit struct {
 	Users int `json:"users"`
 	// Alpha is the chosen α.
 	Alpha float64 `json:"alpha"`
+	// ItemLambdaExponent is the ν chosen with α when ν was fitted too:
+	// the alternatives then pair each α with either ν, since the two
+	// interact (MovieLens 100K: neither ν 1 nor α 40 beats ν 0 with α 20
+	// on validation, both together do).
+	ItemLambdaExponent *float64 `json:"item_lambda_exponent,omitempty"`
 }
 
 // AlphaTrial is one alternative α of an AlphaFit.
 type AlphaTrial struct {
-	Alpha  float64 `json:"alpha"`
-	NDCG10 float64 `json:"ndcg10"`
-	T      float64 `json:"t"`
+	Alpha float64 `json:"alpha"`
+	// ItemLambdaExponent is set on an alternative with the other ν.
+	ItemLambdaExponent *float64 `json:"item_lambda_exponent,omitempty"`
+	NDCG10             float64  `json:"ndcg10"`
+	T                  float64  `json:"t"`
 }
 
 // String is the fit in one line for a progress log.
 func (f AlphaFit) String() string {
 	alts := make([]string, len(f.Alternatives))
 	for i, a := range f.Alternatives {
-		alts[i] = alternativeLine(a.NDCG10, fmt.Sprint(a.Alpha), a.T)
+		v := fmt.Sprint(a.Alpha)
+		if a.ItemLambdaExponent != nil {
+			v += fmt.Sprintf(" and ν %g", *a.ItemLambdaExponent)
+		}
+		alts[i] = alternativeLine(a.NDCG10, v, a.T)
 	}
-	return fitLine(fmt.Sprintf("confidence α = %g", f.Alpha), f.NDCG10, fmt.Sprint(f.Tried), alts, f.Users)
+	chosen := fmt.Sprintf("confidence α = %g", f.Alpha)
+	if f.ItemLambdaExponent != nil {
+		chosen += fmt.Sprintf(" with ν %g", *f.ItemLambdaExponent)
+	}
+	return fitLine(chosen, f.NDCG10, fmt.Sprint(f.Tried), alts, f.Users)
 }
 
 // FitDefaults chooses, on val, the hyperparameters of choice that the
@@ -210,7 +226,8 @@ func (f AlphaFit) String() string {
 // own fitted blend over g: first FittedHalfLives against p's half-life
 // (fitHalfLife), then ν = FittedItemLambdaExponent against 0 with the
 // half-life kept, then α times FittedAlphaFactors against p's (fitAlpha)
-// with both kept. An alternative replaces the current choice only when
+// with the half-life kept, each with either ν when ν is fitted (the two
+// interact). An alternative replaces the current choice only when
 // its validation ranks beat it by a paired t of at least FallbackMinT.
 // Every configuration is ranked on the same validation users, at most
 // choice's MaxUsers of them (train trains one configuration; each is
@@ -266,7 +283,7 @@ func FitDefaults(ctx context.Context, val Split, p model.Params, choice Defaults
 			Exponent: f.Params.ItemLambdaExponent}
 	}
 	if choice.Alpha {
-		if f.Alpha, err = fitAlpha(&f, trial); err != nil {
+		if f.Alpha, err = fitAlpha(&f, trial, choice.ItemLambdaExponent); err != nil {
 			return f, err
 		}
 	}
@@ -303,26 +320,50 @@ func fitHalfLife(f *DefaultsFit, trial func(model.Params) (BlendTrial, error)) (
 	return fit, nil
 }
 
-// fitAlpha tries f's α times each of FittedAlphaFactors (challengeAll).
-func fitAlpha(f *DefaultsFit, trial func(model.Params) (BlendTrial, error)) (*AlphaFit, error) {
+// fitAlpha tries f's α times each of FittedAlphaFactors
+// (challengeAll); with withExponent (ν fitted too) each of them also
+// with the other ν (0 or FittedItemLambdaExponent), since ν and α
+// interact: each fitted alone against the other's default can miss the
+// pair.
+func fitAlpha(f *DefaultsFit, trial func(model.Params) (BlendTrial, error), withExponent bool) (*AlphaFit, error) {
 	fit := &AlphaFit{Tried: f.Params.Alpha, NDCG10: f.Pick.NDCG10}
-	alts := make([]model.Params, len(FittedAlphaFactors))
-	for j, x := range FittedAlphaFactors {
-		alts[j] = f.Params
-		alts[j].Alpha = f.Params.Alpha * x
+	exponents := []float64{f.Params.ItemLambdaExponent}
+	if withExponent {
+		other := FittedItemLambdaExponent
+		if f.Params.ItemLambdaExponent != 0 {
+			other = 0
+		}
+		exponents = append(exponents, other)
 	}
+	var alts []model.Params
+	for _, nu := range exponents {
+		for _, x := range FittedAlphaFactors {
+			alt := f.Params
+			alt.Alpha, alt.ItemLambdaExponent = f.Params.Alpha*x, nu
+			alts = append(alts, alt)
+		}
+	}
+	given := f.Params.ItemLambdaExponent
 	trials, cmps, best, err := challengeAll(f, alts, trial)
 	if err != nil {
 		return nil, err
 	}
 	for j, alt := range alts {
-		fit.Alternatives = append(fit.Alternatives, AlphaTrial{Alpha: alt.Alpha, NDCG10: trials[j].NDCG10, T: cmps[j].T})
+		a := AlphaTrial{Alpha: alt.Alpha, NDCG10: trials[j].NDCG10, T: cmps[j].T}
+		if alt.ItemLambdaExponent != given {
+			a.ItemLambdaExponent = &alts[j].ItemLambdaExponent
+		}
+		fit.Alternatives = append(fit.Alternatives, a)
 		fit.Users = cmps[j].Users
 	}
 	if best >= 0 {
 		fit.T = cmps[best].T
 	}
 	fit.Alpha = f.Params.Alpha
+	if withExponent {
+		nu := f.Params.ItemLambdaExponent
+		fit.ItemLambdaExponent = &nu
+	}
 	return fit, nil
 }
 

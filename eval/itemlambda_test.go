@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,6 +216,54 @@ func TestFitDefaultsChoosesAlpha(t *testing.T) {
 	for a, n := range trained {
 		if n != 1 {
 			t.Fatalf("α %v trained %d times", a, n)
+		}
+	}
+}
+
+// TestFitDefaultsFitsAlphaWithEitherExponent: when only ν =
+// FittedItemLambdaExponent together with double α trains an honest
+// model (every other configuration's visitors are noise), neither ν
+// against 0 at the configured α nor α at ν = 0 finds it; the α fit, which
+// pairs each α with either ν, does, and each configuration is trained
+// once.
+func TestFitDefaultsFitsAlphaWithEitherExponent(t *testing.T) {
+	_, val := sparseSplits(t, SparseConfig{Users: 600, Items: 400, Clusters: 5, PerUser: 8, Zipf: 0.8, Taste: 0.8, Seed: 4})
+	p := model.DefaultParams()
+	p.Factors, p.Threads = 8, 2
+	good := model.Params{Alpha: 2 * p.Alpha, ItemLambdaExponent: FittedItemLambdaExponent}
+	trained := map[[2]float64]int{}
+	onlyThePair := func(q model.Params) (*model.Model, error) {
+		trained[[2]float64{q.Alpha, q.ItemLambdaExponent}]++
+		mod := trainALS(t, val, q)
+		if q.Alpha != good.Alpha || q.ItemLambdaExponent != good.ItemLambdaExponent {
+			rng := rand.New(rand.NewPCG(1, 2))
+			for j := range mod.Users.Data {
+				mod.Users.Data[j] = float32(rng.NormFloat64())
+			}
+		}
+		return mod, nil
+	}
+	fit, err := FitDefaults(context.Background(), val, p, DefaultsChoice{ItemLambdaExponent: true, Alpha: true}, CoarseBlendGrid(), 2, onlyThePair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(fit.Exponent, fit.Alpha)
+	if fit.Params.Alpha != good.Alpha || fit.Params.ItemLambdaExponent != good.ItemLambdaExponent {
+		t.Fatalf("fitted α %v, ν %v; want the only honest pair α %v, ν %v", fit.Params.Alpha, fit.Params.ItemLambdaExponent, good.Alpha, good.ItemLambdaExponent)
+	}
+	if fit.Exponent == nil || fit.Exponent.Exponent != 0 {
+		t.Fatalf("ν fit %+v: at the configured α it should have kept ν = 0", fit.Exponent)
+	}
+	if a := fit.Alpha; a == nil || len(a.Alternatives) != 2*len(FittedAlphaFactors) || a.ItemLambdaExponent == nil ||
+		*a.ItemLambdaExponent != good.ItemLambdaExponent || a.T < FallbackMinT || !strings.Contains(a.String(), "with ν 1") {
+		t.Fatalf("α fit %+v (%v): want both ν with each α, the pair chosen by t ≥ %v and reported", a, a, FallbackMinT)
+	}
+	if len(trained) != 2+2*len(FittedAlphaFactors) {
+		t.Fatalf("trained %v: want the configured pair, ν alone, and each α with either ν", trained)
+	}
+	for c, n := range trained {
+		if n != 1 {
+			t.Fatalf("α %v, ν %v trained %d times", c[0], c[1], n)
 		}
 	}
 }
