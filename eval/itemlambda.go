@@ -179,10 +179,12 @@ type AlphaFit struct {
 	Tried  float64 `json:"tried"`
 	NDCG10 float64 `json:"ndcg10"`
 	// Alternatives are the other values tried, each with its validation
-	// NDCG@10 and paired t against the given one.
+	// NDCG@10 and paired t against the pick of its step (the given α at
+	// the first; see fitAlpha).
 	Alternatives []AlphaTrial `json:"alternatives"`
-	// T is the paired per-user t of the best alternative against the
-	// given α: it is chosen when T is at least FallbackMinT.
+	// T is the paired per-user t of the last step's winner against the
+	// pick before it (the first step's best alternative when none won):
+	// a step's best is chosen when its T is at least FallbackMinT.
 	T float64 `json:"t"`
 	// Users is the number of validation users compared.
 	Users int `json:"users"`
@@ -320,44 +322,44 @@ func fitHalfLife(f *DefaultsFit, trial func(model.Params) (BlendTrial, error)) (
 	return fit, nil
 }
 
-// fitAlpha tries f's α times each of FittedAlphaFactors
-// (challengeAll); with withExponent (ν fitted too) each of them also
-// with the other ν (0 or FittedItemLambdaExponent), since ν and α
-// interact: each fitted alone against the other's default can miss the
-// pair.
+// MaxAlphaSteps bounds the further steps of the α fit (FitDefaults) in
+// the direction its first step took: α moves at most 2^(1+MaxAlphaSteps) times either
+// way (the shipped 20: 1.25 to 320).
+const MaxAlphaSteps = 3
+
+// fitAlpha tries f's α times each of FittedAlphaFactors (challengeAll);
+// with withExponent (ν fitted too) each of them also with the other ν
+// (0 or FittedItemLambdaExponent), since ν and α interact: each fitted
+// alone against the other's default can miss the pair. When one wins it
+// goes on the same way (double again, or half again, with either ν)
+// while each step wins, at most MaxAlphaSteps more: a play-count log
+// that wants α a quarter of the shipped one gets there.
 func fitAlpha(f *DefaultsFit, trial func(model.Params) (BlendTrial, error), withExponent bool) (*AlphaFit, error) {
 	fit := &AlphaFit{Tried: f.Params.Alpha, NDCG10: f.Pick.NDCG10}
-	exponents := []float64{f.Params.ItemLambdaExponent}
-	if withExponent {
-		other := FittedItemLambdaExponent
-		if f.Params.ItemLambdaExponent != 0 {
-			other = 0
-		}
-		exponents = append(exponents, other)
-	}
-	var alts []model.Params
-	for _, nu := range exponents {
-		for _, x := range FittedAlphaFactors {
-			alt := f.Params
-			alt.Alpha, alt.ItemLambdaExponent = f.Params.Alpha*x, nu
-			alts = append(alts, alt)
-		}
-	}
 	given := f.Params.ItemLambdaExponent
-	trials, cmps, best, err := challengeAll(f, alts, trial)
-	if err != nil {
-		return nil, err
-	}
-	for j, alt := range alts {
-		a := AlphaTrial{Alpha: alt.Alpha, NDCG10: trials[j].NDCG10, T: cmps[j].T}
-		if alt.ItemLambdaExponent != given {
-			a.ItemLambdaExponent = &alts[j].ItemLambdaExponent
+	factors := FittedAlphaFactors
+	for step := 0; step <= MaxAlphaSteps; step++ {
+		from := f.Params
+		alts := alphaAlternatives(from, factors, withExponent)
+		trials, cmps, best, err := challengeAll(f, alts, trial)
+		if err != nil {
+			return nil, err
 		}
-		fit.Alternatives = append(fit.Alternatives, a)
-		fit.Users = cmps[j].Users
-	}
-	if best >= 0 {
-		fit.T = cmps[best].T
+		for j, alt := range alts {
+			a := AlphaTrial{Alpha: alt.Alpha, NDCG10: trials[j].NDCG10, T: cmps[j].T}
+			if alt.ItemLambdaExponent != given {
+				a.ItemLambdaExponent = &alts[j].ItemLambdaExponent
+			}
+			fit.Alternatives = append(fit.Alternatives, a)
+			fit.Users = cmps[j].Users
+		}
+		if best >= 0 && (step == 0 || f.Params != from) {
+			fit.T = cmps[best].T
+		}
+		if f.Params == from {
+			break
+		}
+		factors = []float64{f.Params.Alpha / from.Alpha}
 	}
 	fit.Alpha = f.Params.Alpha
 	if withExponent {
@@ -365,6 +367,28 @@ func fitAlpha(f *DefaultsFit, trial func(model.Params) (BlendTrial, error), with
 		fit.ItemLambdaExponent = &nu
 	}
 	return fit, nil
+}
+
+// alphaAlternatives returns p with α times each of factors, with p's ν
+// and, with withExponent, with the other ν too.
+func alphaAlternatives(p model.Params, factors []float64, withExponent bool) []model.Params {
+	exponents := []float64{p.ItemLambdaExponent}
+	if withExponent {
+		other := FittedItemLambdaExponent
+		if p.ItemLambdaExponent != 0 {
+			other = 0
+		}
+		exponents = append(exponents, other)
+	}
+	var alts []model.Params
+	for _, nu := range exponents {
+		for _, x := range factors {
+			alt := p
+			alt.Alpha, alt.ItemLambdaExponent = p.Alpha*x, nu
+			alts = append(alts, alt)
+		}
+	}
+	return alts
 }
 
 // challengeAll trains each of alts and makes the one with the best

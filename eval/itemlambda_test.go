@@ -175,7 +175,8 @@ func TestFitDefaultsBoundsItsUsers(t *testing.T) {
 
 // TestFitDefaultsChoosesAlpha: when the configured α's model is spoilt
 // (its visitors' factors replaced by noise) and every other α's is
-// trained honestly, the fit moves α to the better of half and double;
+// trained honestly, the fit moves α to the better of half and double,
+// then on the same way while each step wins;
 // when α changes nothing (every α gives the same model) the configured
 // one stays, each α trained once.
 func TestFitDefaultsChoosesAlpha(t *testing.T) {
@@ -197,9 +198,29 @@ func TestFitDefaultsChoosesAlpha(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(fit.Alpha)
-	if fit.Alpha == nil || len(fit.Alpha.Alternatives) != len(FittedAlphaFactors) || fit.Params.Alpha == p.Alpha ||
+	if fit.Alpha == nil || len(fit.Alpha.Alternatives) < len(FittedAlphaFactors) || fit.Params.Alpha == p.Alpha ||
 		fit.Alpha.Alpha != fit.Params.Alpha || fit.Alpha.T < FallbackMinT || fit.HalfLife != nil || fit.Exponent != nil {
-		t.Fatalf("fit %+v, α %v: want half or double the spoilt %v, by t ≥ %v (and nothing else fitted)", fit.Alpha, fit.Params.Alpha, p.Alpha, FallbackMinT)
+		t.Fatalf("fit %+v, α %v: want another α than the spoilt %v, by t ≥ %v (and nothing else fitted)", fit.Alpha, fit.Params.Alpha, p.Alpha, FallbackMinT)
+	}
+	// It went on the way it first moved while each step won, at most
+	// MaxAlphaSteps more, each α once: the last α tried lost (or the
+	// steps ran out), the α before it is the pick.
+	alts := fit.Alpha.Alternatives
+	if steps := len(alts) - len(FittedAlphaFactors); steps > MaxAlphaSteps {
+		t.Fatalf("%d further steps, at most %d", steps, MaxAlphaSteps)
+	}
+	seen := map[float64]bool{p.Alpha: true}
+	for _, a := range alts {
+		if seen[a.Alpha] {
+			t.Fatalf("α %v tried twice: %+v", a.Alpha, alts)
+		}
+		seen[a.Alpha] = true
+	}
+	if last := alts[len(alts)-1]; last.Alpha == fit.Params.Alpha && len(alts)-len(FittedAlphaFactors) != MaxAlphaSteps {
+		t.Fatalf("the last step (α %v) won, yet the fit stopped before its last step: %+v", last.Alpha, alts)
+	}
+	if len(alts) == len(FittedAlphaFactors) {
+		t.Fatalf("no further step after the first won: %+v", alts)
 	}
 	trained := map[float64]int{}
 	same := func(q model.Params) (*model.Model, error) {
@@ -254,12 +275,14 @@ func TestFitDefaultsFitsAlphaWithEitherExponent(t *testing.T) {
 	if fit.Exponent == nil || fit.Exponent.Exponent != 0 {
 		t.Fatalf("ν fit %+v: at the configured α it should have kept ν = 0", fit.Exponent)
 	}
-	if a := fit.Alpha; a == nil || len(a.Alternatives) != 2*len(FittedAlphaFactors) || a.ItemLambdaExponent == nil ||
+	// The pair's step is followed by one more (double again, either ν),
+	// which loses.
+	if a := fit.Alpha; a == nil || len(a.Alternatives) != 2*len(FittedAlphaFactors)+2 || a.ItemLambdaExponent == nil ||
 		*a.ItemLambdaExponent != good.ItemLambdaExponent || a.T < FallbackMinT || !strings.Contains(a.String(), "with ν 1") {
 		t.Fatalf("α fit %+v (%v): want both ν with each α, the pair chosen by t ≥ %v and reported", a, a, FallbackMinT)
 	}
-	if len(trained) != 2+2*len(FittedAlphaFactors) {
-		t.Fatalf("trained %v: want the configured pair, ν alone, and each α with either ν", trained)
+	if len(trained) != 2+2*len(FittedAlphaFactors)+2 {
+		t.Fatalf("trained %v: want the configured pair, ν alone, each α with either ν, then double the pair's α with either ν", trained)
 	}
 	for c, n := range trained {
 		if n != 1 {

@@ -86,7 +86,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 func paramFlags(fs *flag.FlagSet, p *model.Params) *string {
 	fs.IntVar(&p.Factors, "factors", p.Factors, "number of latent factors k")
 	fs.Float64Var(&p.Lambda, "lambda", p.Lambda, "L2 regularisation λ")
-	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "confidence scale α (c = 1 + α·w); unset: half and double it are also tried on the validation split (each with either ν while ν is fitted), the best kept when clearly better")
+	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "confidence scale α (c = 1 + α·w); unset: half and double it are also tried on the validation split (each with either ν while ν is fitted, and on the same way again while each step wins), the best kept when clearly better")
 	fs.Float64Var(&p.ItemLambdaExponent, "item-lambda-exponent", p.ItemLambdaExponent, "ν, 0..2: item i's λ is λ·(n_i/n̄)^ν, n_i its users (unset: 0 or 1, fitted on the validation split; 0 = plain λ)")
 	fs.IntVar(&p.Iterations, "iterations", p.Iterations, "ALS sweeps")
 	fs.DurationVar(&p.HalfLife, "half-life", p.HalfLife, "half-life of interaction weights, back from each user's latest (0 = no decay); unset: a week and no decay are also tried on the validation split, the better kept when clearly better")

@@ -150,13 +150,16 @@ func testRetrainFitsHalfLife(t *testing.T, srv *testServer) {
 		t.Fatalf("live half-life %v after the swap, want the fitted %v", hl, fitted)
 	}
 	// Without --alpha the confidence scale is fitted too: the shipped 20,
-	// half or double it. A server started on the published model (its
-	// retrainer made now) tries them around the shipped value again, not
-	// around the model's: no drift to 5 or 80 over restarts.
+	// half or double it, and on the same way while each step wins. A
+	// server started on the published model (its retrainer made now)
+	// tries them around the shipped value again, not around the model's:
+	// no drift over restarts.
 	shipped := model.DefaultParams().Alpha
 	tried := []float64{shipped}
 	for _, x := range eval.FittedAlphaFactors {
-		tried = append(tried, shipped*x)
+		for a, step := shipped*x, 0; step <= eval.MaxAlphaSteps; a, step = a*x, step+1 {
+			tried = append(tried, a)
+		}
 	}
 	if a := srv.app.engine.Online().Params().Alpha; !slices.Contains(tried, res.Params.Alpha) || a != res.Params.Alpha {
 		t.Fatalf("retrain α %v, live α %v after the swap: want one of %v, the same", res.Params.Alpha, a, tried)

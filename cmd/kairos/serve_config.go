@@ -245,7 +245,7 @@ func parseServeConfig(args []string, stderr io.Writer) (serveConfig, error) {
 	e.str(&c.Namespace, "namespace", "kairos", "prefix of RabbitMQ exchanges/queues and Redis keys")
 	e.int(&p.Factors, "factors", p.Factors, "ALS factors k")
 	e.float(&p.Lambda, "lambda", p.Lambda, "ALS regularisation λ")
-	e.float(&p.Alpha, "alpha", p.Alpha, "ALS confidence scale α (c = 1 + α·w); unset: each retrain also tries half and double it on its validation split (each with either ν while ν is fitted), the best kept when clearly better")
+	e.float(&p.Alpha, "alpha", p.Alpha, "ALS confidence scale α (c = 1 + α·w); unset: each retrain also tries half and double it on its validation split (each with either ν while ν is fitted, and on the same way again while each step wins), the best kept when clearly better")
 	e.float(&p.ItemLambdaExponent, "item-lambda-exponent", p.ItemLambdaExponent, "ALS ν, 0..2: item i's λ is λ·(n_i/n̄)^ν, n_i its users (unset: each retrain fits 0 or 1 on its validation split; 0 = plain λ)")
 	e.dur(&p.HalfLife, "half-life", p.HalfLife, "half-life of interaction weights, back from the visitor's latest event; unset: each retrain also tries a week and no decay on its validation split, the better kept when clearly better")
 	e.int(&p.Iterations, "iterations", p.Iterations, "ALS sweeps of a retrain")
