@@ -323,8 +323,8 @@ func fitHalfLife(f *DefaultsFit, trial func(model.Params) (BlendTrial, error)) (
 }
 
 // MaxAlphaSteps bounds the further steps of the α fit (FitDefaults) in
-// the direction its first step took: α moves at most 2^(1+MaxAlphaSteps) times either
-// way (the shipped 20: 1.25 to 320).
+// the direction its first step took: α moves at most 2^(1+MaxAlphaSteps)
+// times either way (the shipped 20: 1.25 to 320).
 const MaxAlphaSteps = 3
 
 // fitAlpha tries f's α times each of FittedAlphaFactors (challengeAll);

@@ -248,8 +248,6 @@ func startAcceptReplica(t *testing.T, name string, c *clustertest.Clusters, ns s
 	return r
 }
 
-// acceptDo sends a request with the secret key to r and returns the
-// status and body (err: no answer).
 // acceptClient is the load generator's HTTP client: like a collector it
 // keeps its connections to the replicas open between requests (the
 // default transport keeps 2 idle per host and closes the rest, so most
@@ -261,6 +259,8 @@ var acceptClient = &http.Client{Timeout: 10 * time.Second, Transport: func() *ht
 	return tr
 }()}
 
+// acceptDo sends a request with the secret key to r through acceptClient
+// and returns the status and body (err: no answer).
 func acceptDo(ctx context.Context, r *acceptReplica, method, path string, body any) (int, []byte, error) {
 	var b []byte
 	if body != nil {
