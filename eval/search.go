@@ -859,8 +859,6 @@ func (s *searcher) topDistinct(n int) []int {
 }
 
 // overBudget reports whether sweeps more sweeps with k factors and an
-
-// overBudget reports whether sweeps more sweeps with k factors and an
 // evaluation would end after the current limit (never before the first
 // trial).
 func (s *searcher) overBudget(k, sweeps int) bool {

@@ -296,6 +296,8 @@ type acceptSample struct {
 	// the event applied began, and how long that request took; d is
 	// about their sum.
 	post, seenAt, lastGet time.Duration
+	// at is when a freshness probe's event was sent, since the load began.
+	at time.Duration
 }
 
 // acceptStats collects what the load saw.
@@ -631,7 +633,7 @@ func (s *acceptStats) runFreshness(ctx context.Context, c *acceptCluster) {
 		if ctx.Err() != nil || faultPhase(c.getPhase()) || c.getPhase() != phase {
 			continue // the window closed or a fault began meanwhile
 		}
-		smp := acceptSample{phase: phase, d: d, post: post, seenAt: seenAt, lastGet: lastGet}
+		smp := acceptSample{phase: phase, d: d, post: post, seenAt: seenAt, lastGet: lastGet, at: t0.Sub(c.start)}
 		if !ok {
 			smp.err = "the viewed item still recommended after 10s"
 		}
@@ -659,7 +661,7 @@ func freshBreakdown(t *testing.T, fresh []acceptSample) {
 		acceptQuantile(seen, 0.5).Round(100*time.Microsecond), acceptQuantile(seen, 0.99).Round(100*time.Microsecond),
 		acceptQuantile(get, 0.5).Round(100*time.Microsecond), acceptQuantile(get, 0.99).Round(100*time.Microsecond))
 	for _, s := range slow[:min(5, len(slow))] {
-		t.Logf("  slow probe: %v = POST %v, seen-request start %v, seeing request %v", s.d.Round(100*time.Microsecond),
+		t.Logf("  slow probe at %.1fs (%s): %v = POST %v, seen-request start %v, seeing request %v", s.at.Seconds(), s.phase, s.d.Round(100*time.Microsecond),
 			s.post.Round(100*time.Microsecond), s.seenAt.Round(100*time.Microsecond), s.lastGet.Round(100*time.Microsecond))
 	}
 }
