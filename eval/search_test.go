@@ -167,6 +167,37 @@ func TestSearchStopsAtTheBudget(t *testing.T) {
 	}
 }
 
+// TestSearchScoresTheUsersTheFitDoes: by default a search scores as many
+// validation users as the defaults' fit (DefaultFitUsers), not a 3,000
+// sample of them, and MaxUsers still bounds them.
+func TestSearchScoresTheUsersTheFitDoes(t *testing.T) {
+	c := smallSparse()
+	c.Users, c.Items, c.Clusters = 3500, 300, 6
+	_, val := sparseSplits(t, c)
+	held := len(heldUsers(val, 0))
+	if held <= 3000 || held > DefaultFitUsers {
+		t.Fatalf("%d validation users: the test needs more than 3,000 and at most %d", held, DefaultFitUsers)
+	}
+	base := model.DefaultParams()
+	base.Factors, base.Iterations, base.Threads = 4, 6, 2
+	for _, tc := range []struct{ maxUsers, want int }{{0, held}, {1000, 1000}} {
+		now := time.Unix(0, 0)
+		clock := func() time.Time { now = now.Add(time.Second); return now }
+		res, err := Search(context.Background(), val, SearchConfig{Space: smallSpace(), Base: base, Budget: 20 * time.Second, Now: clock, MaxUsers: tc.maxUsers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Trials) == 0 {
+			t.Fatalf("MaxUsers %d: no trial", tc.maxUsers)
+		}
+		for _, tr := range res.Trials {
+			if tr.Users != tc.want {
+				t.Fatalf("MaxUsers %d: a trial scored %d users, want %d", tc.maxUsers, tr.Users, tc.want)
+			}
+		}
+	}
+}
+
 func TestSearchIgnoresHalfLifeWithoutTimes(t *testing.T) {
 	val := searchSplits(t)
 	for j := range val.Train {
