@@ -132,7 +132,7 @@ type SearchConfig struct {
 	// (7,284 validation users) a search over 3,000 of them handed back
 	// configurations that beat the fitted defaults on those users and lost
 	// to them on test (NDCG@10 0.0616 and 0.0623 against 0.0631, two
-	// seeds); over all of them it kept the defaults.
+	// seeds); over all of them it kept the defaults in three of four.
 	MaxUsers int
 	// MinUsers is the least number of validation users to search on
 	// (default 100): below it the best of many configurations is mostly
