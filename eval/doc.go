@@ -81,8 +81,8 @@
 // validation NDCG@10, averaged over the runs, beats theirs (paired t >
 // MinT, 0 by default): a search never hands back a configuration that
 // loses to the defaults on validation. Validation and test still disagree within the
-// split's noise: see README, "Evaluation", for what 120 s reach against
-// the 540-point grid.
+// split's noise: see docs/evaluation.md for what 120 s reach against the
+// 540-point grid.
 //
 // FitBlend falls back to the most popularity-heavy blend of its grid
 // (popularity, the model breaking its ties) when the best blend does not
