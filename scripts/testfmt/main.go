@@ -82,6 +82,7 @@ type pkg struct {
 	output  []string            // package-level output
 	tests   map[string][]string // output per test, framing lines removed
 	failed  []string            // failed tests, in the order they failed
+	running []string            // tests started and not ended, in start order
 	counts  counts              // top-level tests
 }
 
@@ -164,11 +165,14 @@ func (r *report) pkg(name string) *pkg {
 
 func (r *report) testEvent(p *pkg, ev event) {
 	switch ev.Action {
+	case "run":
+		p.running = append(p.running, ev.Test)
 	case "output":
 		if !framing(ev.Output) {
 			p.tests[ev.Test] = append(p.tests[ev.Test], ev.Output)
 		}
 	case "pass", "fail", "skip":
+		p.running = slices.DeleteFunc(p.running, func(name string) bool { return name == ev.Test })
 		if ev.Action == "fail" {
 			p.failed = append(p.failed, ev.Test)
 		}
@@ -212,7 +216,7 @@ func (r *report) finish(ev event, p *pkg) {
 		fmt.Fprintf(r.w, "%s ok    %-54s %7.1fs  %s\n", at, ev.Package, ev.Elapsed, p.counts.describe())
 	default:
 		r.packages.failed++
-		fmt.Fprintf(r.w, "%s FAIL  %-54s %7.1fs  %s\n", at, ev.Package, ev.Elapsed, p.counts.describe())
+		fmt.Fprintf(r.w, "%s FAIL  %-54s %7.1fs  %s\n", at, ev.Package, ev.Elapsed, p.describe())
 		r.printFailure(ev, p)
 	}
 }
@@ -222,7 +226,10 @@ func noTestFiles(out []string) bool {
 }
 
 // printFailure prints the build output of a failed build, the output of
-// each failed test and the package-level output (panics, timeouts).
+// each failed test, that of each test the binary died in (a fatal runtime
+// error such as a concurrent map write, a signal, os.Exit: test2json
+// gives such a test no end, and the reason is its last output line) and
+// the package-level output (timeouts).
 func (r *report) printFailure(ev event, p *pkg) {
 	var b strings.Builder
 	if ev.FailedBuild != "" {
@@ -231,6 +238,12 @@ func (r *report) printFailure(ev event, p *pkg) {
 		}
 	}
 	for _, t := range p.failed {
+		for _, l := range p.tests[t] {
+			b.WriteString(l)
+		}
+	}
+	for _, t := range p.running {
+		fmt.Fprintf(&b, "--- DID NOT FINISH: %s (the test binary ended while it ran)\n", t)
 		for _, l := range p.tests[t] {
 			b.WriteString(l)
 		}
@@ -246,6 +259,16 @@ func (r *report) printFailure(ev event, p *pkg) {
 	if !strings.HasSuffix(b.String(), "\n") && b.Len() > 0 {
 		fmt.Fprintln(r.w)
 	}
+}
+
+// describe is the package's counts, with the top-level tests the binary
+// ended in (see printFailure).
+func (p *pkg) describe() string {
+	s := p.counts.describe()
+	if n := len(slices.DeleteFunc(slices.Clone(p.running), func(name string) bool { return strings.Contains(name, "/") })); n > 0 {
+		s += fmt.Sprintf(", %d did not finish", n)
+	}
+	return s
 }
 
 func (c counts) describe() string {

@@ -62,6 +62,19 @@ import "testing"
 
 func TestPanic(t *testing.T) { var m map[string]int; m["a"] = 1 }
 `,
+	"exits/exits_test.go": `package exits
+
+import (
+	"os"
+	"testing"
+)
+
+func TestBefore(t *testing.T) {}
+func TestExits(t *testing.T) {
+	t.Log("about to leave")
+	os.Exit(3) // as a fatal runtime error or a signal ends the binary: no --- FAIL line
+}
+`,
 	"nobuild/nobuild_test.go": `package nobuild
 
 import "testing"
@@ -83,8 +96,9 @@ func TestFailuresAreShownWithTheirOutput(t *testing.T) {
 		"ok    tj/pass", "1 passed, 1 skipped",
 		"FAIL  tj/sub", "1 passed, 1 failed", "      |     sub_test.go:8: y broke", "--- FAIL: TestSub/y",
 		"FAIL  tj/panics", "panic: assignment to entry in nil map",
+		"FAIL  tj/exits", "1 passed, 1 did not finish", "--- DID NOT FINISH: TestExits", "about to leave",
 		"FAIL  tj/nobuild", "undefined: undefinedFunc",
-		"packages: 1 passed, 3 failed (1 without test files)",
+		"packages: 1 passed, 4 failed (1 without test files)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -95,7 +109,7 @@ func TestFailuresAreShownWithTheirOutput(t *testing.T) {
 			t.Errorf("output has %q:\n%s", unwanted, out)
 		}
 	}
-	const last = "tests: 2 passed, 2 failed, 1 skipped\n"
+	const last = "tests: 3 passed, 2 failed, 1 skipped\n"
 	if !strings.HasSuffix(out, last) {
 		t.Errorf("output does not end with %q:\n%s", last, out)
 	}
