@@ -264,9 +264,15 @@ func (r *report) printFailure(ev event, p *pkg) {
 // describe is the package's counts, with the top-level tests the binary
 // ended in (see printFailure).
 func (p *pkg) describe() string {
+	unfinished := 0
+	for _, name := range p.running {
+		if !strings.Contains(name, "/") { // subtests are not counted
+			unfinished++
+		}
+	}
 	s := p.counts.describe()
-	if n := len(slices.DeleteFunc(slices.Clone(p.running), func(name string) bool { return strings.Contains(name, "/") })); n > 0 {
-		s += fmt.Sprintf(", %d did not finish", n)
+	if unfinished > 0 {
+		s += fmt.Sprintf(", %d did not finish", unfinished)
 	}
 	return s
 }
