@@ -31,6 +31,10 @@ func init() {
 // datasetFlags are the flags shared by the eval commands that read a dataset.
 type datasetFlags struct {
 	path, format, weights, timeUnit, synthetic, columns string
+	// thin and thinSeed thin the loaded dataset (eval.Dataset.Thin; 0:
+	// not), registered by the commands that load one (evalFlags).
+	thin     int
+	thinSeed uint64
 }
 
 func (d *datasetFlags) register(fs *flag.FlagSet) {
@@ -52,6 +56,8 @@ type evalFlags struct {
 
 func (e *evalFlags) register(fs *flag.FlagSet) {
 	e.datasetFlags.register(fs)
+	fs.IntVar(&e.thin, "thin", 0, "before splitting, keep at most this many interactions per user, drawn at random (--thin-seed), and the items still seen: the data as a site of sparse visitors would have it (0: keep all; else at least 2)")
+	fs.Uint64Var(&e.thinSeed, "thin-seed", 0, "seed of --thin's draw")
 	e.params = model.DefaultParams()
 	e.solver = paramFlags(fs, &e.params)
 }
@@ -113,8 +119,21 @@ func (d *datasetFlags) explain(err error) error {
 
 // load reads the dataset of the flags: --synthetic's records, or --data's
 // file straight into the dataset (eval.LoadDataset: a large log is not
-// held as records), weights scaled by --weights.
+// held as records), weights scaled by --weights, then thinned by --thin.
 func (d *datasetFlags) load() (*eval.Dataset, time.Duration, error) {
+	ds, unit, err := d.loadAll()
+	if err != nil || d.thin == 0 {
+		return ds, unit, err
+	}
+	ds, err = ds.Thin(d.thin, d.thinSeed)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--thin: %w", err)
+	}
+	return ds, unit, nil
+}
+
+// loadAll is load without --thin.
+func (d *datasetFlags) loadAll() (*eval.Dataset, time.Duration, error) {
 	if d.synthetic != "" {
 		recs, unit, _, err := d.records()
 		if err != nil {

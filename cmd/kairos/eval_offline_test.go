@@ -238,3 +238,31 @@ func TestEvalOfflineConfirmsTheFittedBlend(t *testing.T) {
 		t.Error("no fitted blend of the five popularity-heavy logs was refused on the further split")
 	}
 }
+
+// TestEvalOfflineThin: --thin keeps at most N interactions per user
+// before the split (the loaded line counts what is left, the held-out
+// users all stay) and refuses fewer than 2.
+func TestEvalOfflineThin(t *testing.T) {
+	args := []string{"eval", "offline", "--synthetic", "sparse,users=300,items=400,clusters=6,per_user=20", "--model", "pop"}
+	_, full := evalLines(t, args...)
+	lines, thin := evalLines(t, append(args, "--thin", "4", "--thin-seed", "3")...)
+	var users, items, train, fullTrain int
+	if _, err := fmt.Sscanf(thin, "loaded %d users, %d items, %d training", &users, &items, &train); err != nil {
+		t.Fatalf("stderr %q: %v", thin, err)
+	}
+	if _, err := fmt.Sscanf(full, "loaded %d users, %d items, %d training", new(int), new(int), &fullTrain); err != nil {
+		t.Fatalf("stderr %q: %v", full, err)
+	}
+	// 300 users with at least 2 interactions each keep 4 at most, one
+	// held out: at most 3 each in training.
+	if users != 300 || train > 3*300 || train < 300 || fullTrain <= 3*300 {
+		t.Fatalf("--thin 4: %d users, %d training interactions (%d without --thin), want 300 users and 300–900", users, train, fullTrain)
+	}
+	if lines[0]["users"] != 300.0 {
+		t.Fatalf("--thin 4: %v, want 300 users evaluated", lines[0])
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append(args, "--thin", "1"), &out, &errb); code == 0 || !strings.Contains(errb.String(), "--thin") {
+		t.Errorf("--thin 1: exit %d, stderr %q, want an error naming --thin", code, errb.String())
+	}
+}
