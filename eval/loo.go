@@ -155,16 +155,31 @@ func (h *Holdout) Validation(test Split) Split {
 // search scores its best configurations on it as well (SearchConfig.Folds)
 // to tell them apart with two held-out interactions per user. Users with
 // fewer than 2 interactions in val's training part hold out none.
-func (h *Holdout) Fold(test, val Split) Split {
-	next := h.Split(val.Users, val.Items, val.Train)
-	f := Split{Users: test.Users, Items: test.Items, Held: next.Held, Skipped: next.Skipped}
-	f.Train = make([]Interaction, 0, len(test.Train))
-	for _, in := range test.Train {
-		if next.Held[in.User] != in.Item {
-			f.Train = append(f.Train, in)
+func (h *Holdout) Fold(test, val Split) Split { return h.Folds(test, val, 1)[0] }
+
+// Folds returns n further validation splits of test in turn, Fold's
+// first: fold j holds out each user's (j+2)-th latest interaction (with
+// HoldoutRandom the next draw) and fits the rest of test's training
+// part. A search that scored its configurations on the first fold leaves
+// the second as the one split nothing was chosen on, where its pick is
+// checked against popularity (the race would otherwise confirm itself).
+// A user holds out nothing in a fold once fewer than 2 of their
+// interactions are left.
+func (h *Holdout) Folds(test, val Split, n int) []Split {
+	folds := make([]Split, n)
+	prev := val
+	for j := range folds {
+		next := h.Split(prev.Users, prev.Items, prev.Train)
+		f := Split{Users: test.Users, Items: test.Items, Held: next.Held, Skipped: next.Skipped}
+		f.Train = make([]Interaction, 0, len(test.Train))
+		for _, in := range test.Train {
+			if next.Held[in.User] != in.Item {
+				f.Train = append(f.Train, in)
+			}
 		}
+		folds[j], prev = f, next
 	}
-	return f
+	return folds
 }
 
 // ScoreFunc fills dst (one score per item) for user u. It is called

@@ -112,7 +112,7 @@ func TestReadOtto(t *testing.T) {
 
 func TestHoldoutFoldHoldsOutTheNextInteraction(t *testing.T) {
 	ins := []Interaction{
-		{User: 0, Item: 0, Time: 1}, {User: 0, Item: 1, Time: 2}, {User: 0, Item: 2, Time: 3}, {User: 0, Item: 3, Time: 4},
+		{User: 0, Item: 4, Time: 0}, {User: 0, Item: 0, Time: 1}, {User: 0, Item: 1, Time: 2}, {User: 0, Item: 2, Time: 3}, {User: 0, Item: 3, Time: 4},
 		{User: 1, Item: 0, Time: 1}, {User: 1, Item: 1, Time: 2}, // 2 interactions: a test item, nothing more
 		{User: 2, Item: 4, Time: 1}, {User: 2, Item: 2, Time: 1}, {User: 2, Item: 0, Time: 1}, {User: 2, Item: 3, Time: 1}, // ties: larger item first
 	}
@@ -144,6 +144,17 @@ func TestHoldoutFoldHoldsOutTheNextInteraction(t *testing.T) {
 		}
 	}
 
+	// The second fold holds out the fourth latest (user 0: item 0; user 2
+	// has one interaction left, too few) and fits everything else of
+	// test's training part; the first of Folds is Fold.
+	fs := h.Folds(test, val, 2)
+	if !slices.Equal(fs[0].Held, f.Held) || !slices.Equal(fs[1].Held, []int32{0, -1, -1}) {
+		t.Fatalf("Folds held %v and %v, want %v and [0 -1 -1]", fs[0].Held, fs[1].Held, f.Held)
+	}
+	if len(fs[1].Train) != len(test.Train)-1 || slices.ContainsFunc(fs[1].Train, func(in Interaction) bool { return in.Item == fs[1].Held[in.User] }) {
+		t.Fatalf("second fold fits %v, want test's training part less its held-out items", fs[1].Train)
+	}
+
 	// Random holdout: a third draw of the same generator, never a test or
 	// validation item.
 	var many []Interaction
@@ -165,6 +176,18 @@ func TestHoldoutFoldHoldsOutTheNextInteraction(t *testing.T) {
 	}
 	if !differs || len(f.Train) != len(many)-100 {
 		t.Fatalf("random fold: varied %v, %d fitted; want draws and %d", differs, len(f.Train), len(many)-100)
+	}
+	// Folds draws the first fold as Fold does, then a fourth draw.
+	hr2, _ := NewHoldout(HoldoutRandom)
+	test2 := hr2.Split(50, 20, many)
+	fs = hr2.Folds(test2, hr2.Validation(test2), 2)
+	if !slices.Equal(fs[0].Held, f.Held) {
+		t.Fatalf("Folds' first random fold %v, Fold's %v", fs[0].Held, f.Held)
+	}
+	for u, it := range fs[1].Held {
+		if it < 0 || it == test.Held[u] || it == val.Held[u] || it == f.Held[u] {
+			t.Fatalf("user %d: second fold item %d, test %d, validation %d, first fold %d", u, it, test.Held[u], val.Held[u], f.Held[u])
+		}
 	}
 }
 

@@ -240,7 +240,18 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("no user to evaluate: %d users loaded, %d with fewer than 2 interactions (PROTOCOL.md needs 2: one held out)", len(ds.Users), split.Skipped)
 	}
 	val := h.Validation(split)
-	fold := h.Fold(split, val)
+	// The search races its best on the first further fold; its pick is
+	// then confirmed against popularity on the second, which nothing was
+	// chosen on (confirm; the first when the second holds no user).
+	searched, n := tf.tune && tf.method == "hyperband", 1
+	if searched {
+		n = 2
+	}
+	folds := h.Folds(split, val, n)
+	fold, confirm := folds[0], &folds[0]
+	if searched && evaluable(folds[1]) > 0 {
+		confirm = &folds[1]
+	}
 	fmt.Fprintf(stderr, "loaded %d users, %d items, %d training interactions (holdout %s; %d users with fewer than 2 interactions not evaluated)\n",
 		split.Users, split.Items, len(split.Train), h.Rule(), split.Skipped)
 	enc := json.NewEncoder(stdout)
@@ -288,7 +299,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		if tf.tune {
 			grid = eval.TunedBlendGrid()
 		}
-		als, err = eval.OfflineBlended(ctx, split, val, &fold, p, grid, unit, p.Threads)
+		als, err = eval.OfflineBlended(ctx, split, val, confirm, p, grid, unit, p.Threads)
 	}
 	if err != nil {
 		return err
