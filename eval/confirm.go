@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/kairoshq/kairos/model"
@@ -136,4 +137,55 @@ func onlyUsers(s Split, users []int) Split {
 	}
 	s.Held = held
 	return s
+}
+
+// TunedWorseT is the paired t, on a split nothing was chosen on, below
+// which a tuned pick counts as worse than the reference (the
+// configuration the untuned run serves) and gives way to it: one-sided,
+// about 5 %, the bar a retrain's model must clear against the live one
+// (offline.WorseT). A search picks the best of hundreds of
+// configurations on one validation split (and races the best on a
+// second); on a few hundred users of a dozen interactions each that best
+// is often best by luck.
+const TunedWorseT = -1.645
+
+// TunedCheck reports CompareTuned's comparison.
+type TunedCheck struct {
+	// Users are the split's users with a held-out item.
+	Users int `json:"users"`
+	// NDCG10 is the pick's on the split, ReferenceNDCG10 the
+	// reference's, each ranked with its own blend.
+	NDCG10          float64 `json:"ndcg10"`
+	ReferenceNDCG10 float64 `json:"reference_ndcg10"`
+	// T is the paired t of the pick against the reference.
+	T float64 `json:"t"`
+	// Kept says the pick stands (T ≥ TunedWorseT); otherwise the
+	// reference replaces it.
+	Kept bool `json:"kept"`
+}
+
+// CompareTuned trains the tuned pick (p, ranked with blend b) and the
+// reference (ref, ranked with refBlend) on fold's training part and ranks
+// fold's held-out interactions with each: the pick stands unless its
+// paired t against the reference is below TunedWorseT.
+func CompareTuned(ctx context.Context, fold Split, p model.Params, b model.Blend, ref model.Params, refBlend model.Blend, unit TimeUnit, threads int) (TunedCheck, error) {
+	rank := func(q model.Params, bl model.Blend) (Metrics, []int, error) {
+		mod, _, err := TrainALS(ctx, fold, q, unit, nil)
+		if err != nil {
+			return Metrics{}, nil, err
+		}
+		m, ranks, _, err := Evaluate(ctx, fold, BlendScorer(ctx, mod, fold, bl), threads)
+		return m, ranks, err
+	}
+	pm, pr, err := rank(p, b)
+	if err != nil {
+		return TunedCheck{}, fmt.Errorf("eval: the tuned pick on the checking split: %w", err)
+	}
+	rm, rr, err := rank(ref, refBlend)
+	if err != nil {
+		return TunedCheck{}, fmt.Errorf("eval: the reference on the checking split: %w", err)
+	}
+	c := TunedCheck{Users: pm.Users, NDCG10: pm.NDCG10, ReferenceNDCG10: rm.NDCG10, T: ComparePaired(pr, rr).T}
+	c.Kept = !(c.T < TunedWorseT) // identical rankings: t is NaN, the pick stands
+	return c, nil
 }

@@ -109,3 +109,40 @@ func TestSkipConfirmationOnAClearValidationWin(t *testing.T) {
 		t.Logf("%s: pick %+v, validation t %.2f, skipped %v", tc.name, best.Blend, vs.T, c != nil)
 	}
 }
+
+// TestCompareTunedKeepsOnlyAPickNotWorseThanTheReference: on a split
+// neither model chose on, a pick with crippled hyperparameters (1 factor,
+// λ 1000) loses to the shipped ones and gives way to them; the other way
+// round it stands, and so does a pick equal to the reference.
+func TestCompareTunedKeepsOnlyAPickNotWorseThanTheReference(t *testing.T) {
+	ctx := context.Background()
+	c := smallSparse()
+	c.Taste = 0.7 // tastes to learn: the shipped model is far ahead of a crippled one
+	fold := foldOf(t, c)
+	good := model.DefaultParams()
+	good.Threads = 2
+	bad := good
+	bad.Factors, bad.Lambda = 1, 1000
+	plain := model.Blend{Trending: model.DefaultBlend().Trending}
+	worse, err := CompareTuned(ctx, fold, bad, plain, good, plain, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if worse.Kept || !(worse.T < TunedWorseT) || !(worse.NDCG10 < worse.ReferenceNDCG10) || worse.Users == 0 {
+		t.Fatalf("crippled pick against the shipped parameters: %+v, want refused (t < %g)", worse, TunedWorseT)
+	}
+	better, err := CompareTuned(ctx, fold, good, plain, bad, plain, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !better.Kept || better.T < 2 {
+		t.Fatalf("shipped pick against crippled reference: %+v, want kept with t > 2", better)
+	}
+	same, err := CompareTuned(ctx, fold, good, plain, good, plain, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !same.Kept || same.NDCG10 != same.ReferenceNDCG10 {
+		t.Fatalf("pick equal to the reference: %+v, want kept, equal figures", same)
+	}
+}

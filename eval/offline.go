@@ -48,6 +48,10 @@ type Result struct {
 	// BlendConfirm is the check of the fitted blend on a further
 	// validation split (ConfirmBlend; nil: not checked).
 	BlendConfirm *BlendConfirmation `json:"blend_confirm,omitempty"`
+	// TunedCheck is a tuned pick's comparison with the reference on a
+	// split nothing was chosen on (CompareTuned; nil: not made). When the
+	// pick was worse, this result is the reference's.
+	TunedCheck *TunedCheck `json:"tuned_check,omitempty"`
 	// FitS is the wall time of choosing on the validation split (training
 	// there and fitting the blend), outside TrainS.
 	FitS float64 `json:"fit_s,omitempty"`

@@ -268,7 +268,7 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *which == "pop" {
 		return nil
 	}
-	var picked *eval.BlendTrial
+	var pick searchPick
 	// The defaults' choices that no flag fixes are fitted on validation,
 	// tuned or not: untuned they rank, tuned they are the reference.
 	choice := eval.DefaultsChoice{HalfLife: !flagSet(fs, "half-life"), ItemLambdaExponent: !flagSet(fs, "item-lambda-exponent"), Alpha: !flagSet(fs, "alpha")}
@@ -276,7 +276,8 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 		if tf.method == "grid" {
 			p, err = runGridTune(ctx, val, p, unit, enc, stderr)
 		} else {
-			p, picked, err = runSearch(ctx, val, []eval.Split{fold}, p, choice, unit, tf, df.stateKey(*holdout), enc, stderr)
+			pick, err = runSearch(ctx, val, []eval.Split{fold}, p, choice, unit, tf, df.stateKey(*holdout), enc, stderr)
+			p = pick.params
 		}
 		if err != nil {
 			return err
@@ -300,12 +301,15 @@ func runEvalOffline(ctx context.Context, args []string, stdout, stderr io.Writer
 			grid = eval.TunedBlendGrid()
 		}
 		als, err = eval.OfflineBlended(ctx, split, val, confirm, p, grid, unit, p.Threads)
+		if err == nil && pick.reference != nil && als.Blend != nil {
+			als, err = checkTuned(ctx, split, val, confirm, &pick, als, grid, unit, stderr)
+		}
 	}
 	if err != nil {
 		return err
 	}
-	if picked != nil && als.Blend != nil {
-		tf.save(stderr, df.stateKey(*holdout), eval.TuneState{Params: p, Blend: *als.Blend, Validation: picked.Metrics})
+	if pick.trial != nil && als.Blend != nil {
+		tf.save(stderr, df.stateKey(*holdout), eval.TuneState{Params: pick.params, Blend: *als.Blend, Validation: pick.trial.Metrics})
 	}
 	als.PeakRSSMB = peakRSSMB()
 	if err := enc.Encode(als); err != nil {
@@ -412,7 +416,7 @@ func (d *datasetFlags) stateKey(holdout string) string {
 // pick and the defaults (their choices of choice fitted first: the
 // reference), its best configurations raced on val and folds, and prints
 // the pick as one JSON line.
-func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base model.Params, choice eval.DefaultsChoice, unit time.Duration, tf tuneFlags, key string, enc *json.Encoder, stderr io.Writer) (model.Params, *eval.BlendTrial, error) {
+func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base model.Params, choice eval.DefaultsChoice, unit time.Duration, tf tuneFlags, key string, enc *json.Encoder, stderr io.Writer) (searchPick, error) {
 	starts := []model.Params{}
 	warm := ""
 	if path := tf.statePath(key); path != "" {
@@ -443,7 +447,7 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 	if tf.clock == "cpu" {
 		clock, err := cpuClock()
 		if err != nil {
-			return base, nil, err
+			return searchPick{params: base}, err
 		}
 		cfg.Now = clock
 	}
@@ -451,7 +455,7 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 	bar.Done()
 	if errors.Is(err, eval.ErrTooFewUsers) {
 		fmt.Fprintf(stderr, "not tuned: %v; the defaults\n", err)
-		return base, nil, enc.Encode(struct {
+		return searchPick{params: base}, enc.Encode(struct {
 			Pick    string       `json:"pick"`
 			Method  string       `json:"method"`
 			Params  model.Params `json:"params"`
@@ -460,7 +464,7 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 		}{"tune", "hyperband", base, res.Stopped, err.Error()})
 	}
 	if err != nil {
-		return base, nil, err
+		return searchPick{params: base}, err
 	}
 	best := res.Best
 	var ref *referenceFit
@@ -493,15 +497,61 @@ func runSearch(ctx context.Context, val eval.Split, folds []eval.Split, base mod
 		ReferenceFit *referenceFit `json:"reference_fit,omitempty"`
 	}{"tune", "hyperband", best.Params, best.Blend, best.Metrics, res.Configs, res.Brackets, res.Stopped, res.Confirmed, res.MeanNDCG10, len(res.Trials), tf.budget.Seconds(), res.Elapsed.Seconds(), warm,
 		refNDCG(res), res.VsReference, res.KeptReference, ref}); err != nil {
-		return base, nil, err
+		return searchPick{params: base}, err
 	}
 	fmt.Fprintf(stderr, "picked by validation NDCG@10 %.4f (mean over %d runs, seeds and validation splits, %.4f; the defaults %.4f) after %d trials of %d configurations in %s: %+v\n",
 		best.NDCG10, res.Confirmed, res.MeanNDCG10, refNDCG(res), len(res.Trials), res.Configs, res.Elapsed.Round(time.Second), best.Params)
 	if res.KeptReference {
 		fmt.Fprintf(stderr, "the search's best did not beat the defaults on validation (paired t = %.2f): the defaults kept\n", res.VsReference.T)
 	}
-	bt := eval.BlendTrial{Blend: best.Blend, Metrics: best.Metrics}
-	return best.Params, &bt, nil
+	out := searchPick{params: best.Params, trial: &eval.BlendTrial{Blend: best.Blend, Metrics: best.Metrics}}
+	if !res.KeptReference {
+		r := base
+		if res.BaseFit != nil {
+			r = res.BaseFit.Params
+		}
+		out.reference = &r
+	}
+	return out, nil
+}
+
+// searchPick is runSearch's outcome: the parameters to rank with, the
+// pick's validation trial (nil: not tuned) and, when the search picked
+// other parameters than the reference (the defaults as the untuned run
+// fits them), the reference, which checkTuned holds the pick against.
+type searchPick struct {
+	params    model.Params
+	trial     *eval.BlendTrial
+	reference *model.Params
+}
+
+// checkTuned holds als, the tuned pick's result, against the reference on
+// check, a split nothing was chosen on (eval.CompareTuned, each ranked
+// with its blend fitted on val over grid): a pick worse than the
+// reference gives way to it, and the result is then the reference's
+// (pick.params and pick.trial too, so that it is not kept as the
+// previous pick).
+func checkTuned(ctx context.Context, test, val eval.Split, check *eval.Split, pick *searchPick, als eval.Result, grid eval.BlendGrid, unit time.Duration, stderr io.Writer) (eval.Result, error) {
+	ref := *pick.reference
+	refFit, err := eval.FitBlendOn(ctx, val, ref, grid, unit, ref.Threads)
+	if err != nil {
+		return als, err
+	}
+	c, err := eval.CompareTuned(ctx, *check, pick.params, *als.Blend, ref, refFit.Blend, unit, ref.Threads)
+	if err != nil {
+		return als, err
+	}
+	fmt.Fprintf(stderr, "tuned pick against the defaults on a split nothing was chosen on: NDCG@10 %.4f against %.4f (paired t = %.2f, %d users)\n", c.NDCG10, c.ReferenceNDCG10, c.T, c.Users)
+	if !c.Kept {
+		fmt.Fprintf(stderr, "the tuned pick is worse than the defaults there (t < %g): the defaults rank\n", eval.TunedWorseT)
+		pick.params, pick.trial = ref, nil
+		fmt.Fprintf(stderr, "training ALS %+v\n", ref)
+		if als, err = eval.OfflineBlended(ctx, test, val, check, ref, grid, unit, ref.Threads); err != nil {
+			return als, err
+		}
+	}
+	als.TunedCheck = &c
+	return als, nil
 }
 
 // printFits prints each choice of fit made, one line each after prefix.

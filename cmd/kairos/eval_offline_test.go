@@ -10,8 +10,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kairoshq/kairos/eval"
+	"github.com/kairoshq/kairos/model"
 )
 
 // evalLines runs kairos with args and returns its stdout JSON lines.
@@ -302,6 +304,9 @@ func TestEvalOfflineTunedPickIsConfirmedOnAFoldTheSearchNeverSaw(t *testing.T) {
 		} {
 			lines, _ := evalLines(t, append([]string{"eval", "offline", "--synthetic", synth, "--factors", "8"}, tc.args...)...)
 			als := lines[len(lines)-2]
+			if tc, ok := als["tuned_check"].(map[string]any); ok && tc["users"] != float64(second) {
+				t.Errorf("taste %s: the pick held against the defaults on %v users, want the second fold's %d", taste, tc["users"], second)
+			}
 			c, _ := als["blend_confirm"].(map[string]any)
 			if c == nil || c["skipped"] == true {
 				continue // no confirming split ranked: the pick is popularity-heavy, or far ahead
@@ -314,5 +319,49 @@ func TestEvalOfflineTunedPickIsConfirmedOnAFoldTheSearchNeverSaw(t *testing.T) {
 	}
 	if ran < 2 {
 		t.Fatalf("%d of 4 runs confirmed their blend on a further split, want at least 2", ran)
+	}
+}
+
+// TestCheckTunedHandsBackTheDefaultsForAWorsePick: a tuned pick that is
+// worse than the defaults on the split nothing was chosen on (here a
+// crippled one: 1 factor, λ 1000) gives way to them, and the result is
+// the defaults' (their parameters, their better figures, the check
+// attached, nothing kept as the previous pick).
+func TestCheckTunedHandsBackTheDefaultsForAWorsePick(t *testing.T) {
+	ctx := context.Background()
+	cfg, _ := parseSynthetic("sparse,users=1500,items=1000,clusters=10,taste=0.7")
+	recs, err := eval.Sparse(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := eval.Build(recs, eval.WeightOne)
+	h, _ := eval.NewHoldout(eval.HoldoutLatest)
+	test := h.Split(len(ds.Users), len(ds.Items), ds.Interactions)
+	val := h.Validation(test)
+	check := h.Folds(test, val, 2)[1]
+	good := model.DefaultParams()
+	good.Threads = 2
+	bad := good
+	bad.Factors, bad.Lambda = 1, 1000
+	grid := eval.TunedBlendGrid()
+	als, err := eval.OfflineBlended(ctx, test, val, &check, bad, grid, time.Second, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := searchPick{params: bad, trial: &eval.BlendTrial{}, reference: &good}
+	var stderr bytes.Buffer
+	got, err := checkTuned(ctx, test, val, &check, &pick, als, grid, time.Second, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := got.TunedCheck
+	if c == nil || c.Kept || c.Users != evaluable(check) {
+		t.Fatalf("check %+v, want the pick refused on the %d users of the check split", c, evaluable(check))
+	}
+	if pick.params != good || pick.trial != nil || got.Params.(model.Params) != good || !(got.NDCG10 > als.NDCG10) {
+		t.Fatalf("after the check: pick %+v (trial %v), result %+v NDCG@10 %.4f (the pick's %.4f); want the defaults' result", pick.params, pick.trial, got.Params, got.NDCG10, als.NDCG10)
+	}
+	if !strings.Contains(stderr.String(), "the defaults rank") {
+		t.Errorf("stderr %q does not say the defaults rank", stderr.String())
 	}
 }
