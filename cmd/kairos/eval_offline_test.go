@@ -279,18 +279,7 @@ func TestEvalOfflineTunedPickIsConfirmedOnAFoldTheSearchNeverSaw(t *testing.T) {
 	ran := 0
 	for _, taste := range []string{"0.3", "0.5"} {
 		synth := "sparse,users=600,items=400,clusters=4,taste=" + taste
-		cfg, err := parseSynthetic(synth)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := eval.Sparse(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ds := eval.Build(recs, eval.WeightOne)
-		h, _ := eval.NewHoldout(eval.HoldoutLatest)
-		test := h.Split(len(ds.Users), len(ds.Items), ds.Interactions)
-		folds := h.Folds(test, h.Validation(test), 2)
+		_, _, folds := syntheticSplits(t, synth)
 		first, second := evaluable(folds[0]), evaluable(folds[1])
 		if first == second {
 			t.Fatalf("taste %s: both folds hold %d users; the test cannot tell them apart", taste, first)
@@ -329,16 +318,8 @@ func TestEvalOfflineTunedPickIsConfirmedOnAFoldTheSearchNeverSaw(t *testing.T) {
 // attached, nothing kept as the previous pick).
 func TestCheckTunedHandsBackTheDefaultsForAWorsePick(t *testing.T) {
 	ctx := context.Background()
-	cfg, _ := parseSynthetic("sparse,users=1500,items=1000,clusters=10,taste=0.7")
-	recs, err := eval.Sparse(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds := eval.Build(recs, eval.WeightOne)
-	h, _ := eval.NewHoldout(eval.HoldoutLatest)
-	test := h.Split(len(ds.Users), len(ds.Items), ds.Interactions)
-	val := h.Validation(test)
-	check := h.Folds(test, val, 2)[1]
+	test, val, folds := syntheticSplits(t, "sparse,users=1500,items=1000,clusters=10,taste=0.7")
+	check := folds[1]
 	good := model.DefaultParams()
 	good.Threads = 2
 	bad := good
@@ -364,4 +345,24 @@ func TestCheckTunedHandsBackTheDefaultsForAWorsePick(t *testing.T) {
 	if !strings.Contains(stderr.String(), "the defaults rank") {
 		t.Errorf("stderr %q does not say the defaults rank", stderr.String())
 	}
+}
+
+// syntheticSplits returns the test and validation splits of the planted
+// log of --synthetic synth, as `kairos eval offline` makes them, and its
+// two further folds (eval.Holdout.Folds).
+func syntheticSplits(t *testing.T, synth string) (test, val eval.Split, folds []eval.Split) {
+	t.Helper()
+	cfg, err := parseSynthetic(synth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := eval.Sparse(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := eval.Build(recs, eval.WeightOne)
+	h, _ := eval.NewHoldout(eval.HoldoutLatest)
+	test = h.Split(len(ds.Users), len(ds.Items), ds.Interactions)
+	val = h.Validation(test)
+	return test, val, h.Folds(test, val, 2)
 }
