@@ -63,9 +63,9 @@
 // trained model is scored by the validation NDCG@10 of its best prior (a
 // coarse grid, at most 20,000 users as in the defaults' fit), so the
 // search picks the configuration of the ranking actually served. Before
-// the brackets the warm starts (the previous pick, kept in a TuneState file or the retrain
-// log, then the reference: the defaults) are trained at full fidelity, at
-// their own sweeps and at 18. k, λ, α and the half-life are then drawn
+// the brackets the warm starts (the previous pick, kept in a TuneState
+// file or the retrain log, then the reference: the defaults) are trained
+// at full fidelity, at their own sweeps and at 18. k, λ, α and the half-life are then drawn
 // half near the best so far, a quarter near the defaults and a quarter
 // from the whole space (log-uniform λ and α). A training step that the
 // measured speed says would overrun the budget is not started. Only
